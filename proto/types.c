@@ -1,0 +1,133 @@
+/*
+ * types.c: names of the shared enums and the identifier rule. Names are the
+ * words operators type on the CLI and read in logs, so they are stable.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "fbx_types.h"
+
+static const char *const cmd_names[FBX_CMD_TYPE_COUNT] = { "none", "lock",
+	"unlock", "wipe", "os_update", "install_app", "remove_app",
+	"set_policy", "start_lost_mode", "stop_lost_mode", "restart", "query",
+	"clear_passcode" };
+static const char *const origin_names[FBX_ORIGIN_COUNT] = { "none",
+	"operator", "automatic", "rollback", "scheduled" };
+static const char *const dstate_names[FBX_D_COUNT] = { "none", "queued",
+	"sent", "accepted", "succeeded", "failed", "expired", "cancelled",
+	"pending" };
+static const char *const cstate_names[FBX_C_COUNT] = { "none", "expanding",
+	"active", "done" };
+static const char *const platform_names[FBX_PLATFORM_COUNT] = { "any",
+	"android", "ios", "macos", "windows", "linux", "chromeos" };
+static const char *const target_names[FBX_TARGET_KIND_COUNT] = { "none",
+	"devices", "group", "org" };
+static const char *const result_names[FBX_R_COUNT] = { "none", "accepted",
+	"succeeded", "failed", "offline" };
+
+static const char *
+name_of(const char *const *tab, int n, int v)
+{
+	if (v < 0 || v >= n)
+		return "unknown";
+	return tab[v];
+}
+
+static int
+parse_of(const char *const *tab, int n, const char *s)
+{
+	if (s == NULL)
+		return 0;
+	for (int i = 1; i < n; i++) {
+		if (strcmp(tab[i], s) == 0)
+			return i;
+	}
+	return 0;
+}
+
+int
+fbx_id_valid(const char *s)
+{
+	size_t n = 0;
+
+	if (s == NULL)
+		return 0;
+	for (; s[n] != '\0'; n++) {
+		unsigned char c = (unsigned char)s[n];
+		if (n >= FBX_ID_MAX)
+			return 0;
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		        (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+		        c == ':' || c == '@' || c == '-'))
+			return 0;
+	}
+	return n > 0;
+}
+
+const char *
+fbx_cmd_type_name(int t)
+{
+	return name_of(cmd_names, FBX_CMD_TYPE_COUNT, t);
+}
+const char *
+fbx_origin_name(int o)
+{
+	return name_of(origin_names, FBX_ORIGIN_COUNT, o);
+}
+const char *
+fbx_dstate_name(int s)
+{
+	return name_of(dstate_names, FBX_D_COUNT, s);
+}
+const char *
+fbx_cstate_name(int s)
+{
+	return name_of(cstate_names, FBX_C_COUNT, s);
+}
+const char *
+fbx_platform_name(int p)
+{
+	return name_of(platform_names, FBX_PLATFORM_COUNT, p);
+}
+const char *
+fbx_target_kind_name(int k)
+{
+	return name_of(target_names, FBX_TARGET_KIND_COUNT, k);
+}
+const char *
+fbx_result_name(int r)
+{
+	return name_of(result_names, FBX_R_COUNT, r);
+}
+int
+fbx_cmd_type_parse(const char *s)
+{
+	return parse_of(cmd_names, FBX_CMD_TYPE_COUNT, s);
+}
+int
+fbx_origin_parse(const char *s)
+{
+	return parse_of(origin_names, FBX_ORIGIN_COUNT, s);
+}
+int
+fbx_platform_parse(const char *s)
+{
+	if (s != NULL && strcmp(s, "any") == 0)
+		return FBX_PLATFORM_ANY;
+	return parse_of(platform_names, FBX_PLATFORM_COUNT, s);
+}
+int
+fbx_dstate_parse(const char *s)
+{
+	return parse_of(dstate_names, FBX_D_COUNT, s);
+}
+
+void
+fbx_command_clear(struct fbx_command *c)
+{
+	if (c == NULL)
+		return;
+	free(c->payload);
+	free(c->dev_ids);
+	memset(c, 0, sizeof(*c));
+}

@@ -1,0 +1,238 @@
+/*
+ * fbx_store.h: the durable state of fusebox in one LMDB environment: the
+ * command journal, deliveries with their state history, the device
+ * registry, idempotency keys and the indexes the engine needs. Only
+ * storage/ includes <lmdb.h>; callers see opaque handles and fbx_err codes.
+ * One writer at a time (the engine thread); readers may run concurrently.
+ */
+#ifndef FBX_STORE_H
+#define FBX_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fbx_err.h"
+#include "fbx_types.h"
+
+typedef struct fbx_store fbx_store;
+typedef struct fbx_txn fbx_txn;
+
+/* Durability of a committed write transaction. */
+enum fbx_durability {
+	/* fsync data and meta page on every commit: survives power loss. */
+	FBX_DURABLE_FULL = 0,
+	/* MDB_NOMETASYNC: after a power loss (not a process crash) the last
+	 * committed transaction may be rolled back. */
+	FBX_DURABLE_NOMETASYNC = 1,
+	/* MDB_NOSYNC: after a power loss any transaction since the last OS
+	 * flush may be lost, and the file may be inconsistent. Process
+	 * crashes lose nothing. For benchmarks and tests only. */
+	FBX_DURABLE_NOSYNC = 2,
+};
+
+struct fbx_store_opts {
+	const char *path;      /* directory, created if missing */
+	size_t map_size;       /* initial map bytes, 0 = 64 MiB */
+	size_t map_size_max;   /* growth ceiling, 0 = 1 TiB */
+	int durability;        /* enum fbx_durability */
+	unsigned max_readers;  /* 0 = 126 */
+};
+
+struct fbx_store_stat {
+	size_t map_size;   /* current map size in bytes */
+	size_t used_bytes; /* pages in use * page size */
+	size_t file_bytes; /* size of data.mdb on disk */
+	size_t page_size;
+	uint64_t commands;   /* entries in the command journal */
+	uint64_t deliveries; /* entries in the delivery table */
+	uint64_t devices;    /* entries in the device registry */
+	unsigned readers_cleared; /* stale reader slots cleared at open */
+};
+
+/**
+ * fbx_store_open - open or create the environment at opts->path, create
+ * the named databases, clear stale reader slots of dead processes.
+ * @param[out] out the store; written only on success.
+ * @return FBX_OK, FBX_EINVAL (bad options), FBX_EIO (cannot create or open
+ * the directory or file), FBX_ECORRUPT (not a fusebox store, or a newer
+ * schema), FBX_ENOMEM.
+ */
+int fbx_store_open(const struct fbx_store_opts *opts, fbx_store **out);
+
+/** fbx_store_close - close the environment. No transaction may be open. */
+void fbx_store_close(fbx_store *st);
+
+/**
+ * fbx_store_stat - sizes and counts. Opens its own read transaction.
+ * @return FBX_OK or FBX_ESTORAGE.
+ */
+int fbx_store_stat(fbx_store *st, struct fbx_store_stat *out);
+
+/**
+ * fbx_store_reserve - make sure at least `bytes` more can be written
+ * without hitting the map limit, growing the map (doubling) if needed.
+ * Must be called with no transaction open in this process.
+ * @return FBX_OK, FBX_EMAP_FULL (ceiling reached), FBX_ESTORAGE.
+ */
+int fbx_store_reserve(fbx_store *st, size_t bytes);
+
+/**
+ * fbx_store_grow - double the map size (up to the ceiling). No transaction
+ * may be open. Used after FBX_EMAP_FULL.
+ * @return FBX_OK, FBX_EMAP_FULL (already at the ceiling), FBX_ESTORAGE.
+ */
+int fbx_store_grow(fbx_store *st);
+
+/**
+ * fbx_txn_begin - start a transaction. One write transaction at a time.
+ * @return FBX_OK, FBX_EBUSY (no reader slot), FBX_ESTORAGE, FBX_ENOMEM.
+ */
+int fbx_txn_begin(fbx_store *st, int write, fbx_txn **out);
+
+/**
+ * fbx_txn_commit - commit and free the transaction (also on failure).
+ * @return FBX_OK, FBX_EMAP_FULL (abort happened; grow and redo),
+ * FBX_EDISK_FULL (ENOSPC/EDQUOT), FBX_EIO, FBX_ESTORAGE. On any failure
+ * nothing of the transaction is stored.
+ */
+int fbx_txn_commit(fbx_txn *txn);
+
+/** fbx_txn_abort - discard and free the transaction. NULL is accepted. */
+void fbx_txn_abort(fbx_txn *txn);
+
+/*
+ * Every write function below returns FBX_OK or: FBX_EMAP_FULL,
+ * FBX_EDISK_FULL, FBX_EIO, FBX_ESTORAGE, FBX_ENOMEM. After any of these
+ * the transaction is broken: every further call returns the same error;
+ * only fbx_txn_abort() (or commit, which then fails) is useful.
+ * Read functions return FBX_OK, FBX_ENOT_FOUND, FBX_ECORRUPT or
+ * FBX_ESTORAGE. Output structs are written only on success.
+ */
+
+/* ---- command journal ---------------------------------------------- */
+
+/**
+ * fbx_store_cmd_append - journal a new command: assigns cmd->id (last id
+ * + 1), stores the record, the (org, created, id) index entry, the
+ * idempotency key if cmd->idem_key is set, and marks it active.
+ */
+int fbx_store_cmd_append(fbx_txn *txn, struct fbx_command *cmd);
+
+/** fbx_store_cmd_put - rewrite an existing command (state, counts,
+ * cursor). Keeps the active mark in step with cmd->state. */
+int fbx_store_cmd_put(fbx_txn *txn, const struct fbx_command *cmd);
+
+/**
+ * fbx_store_cmd_get - read a command with its payload and device ids.
+ * @param[out] out filled on success; release with fbx_command_clear().
+ */
+int fbx_store_cmd_get(fbx_txn *txn, uint64_t id, struct fbx_command *out);
+
+/** Callback for listings: return 0 to go on, non-zero to stop. The record
+ * is valid only during the call. */
+typedef int (*fbx_cmd_fn)(void *arg, const struct fbx_command *cmd);
+
+/**
+ * fbx_store_cmd_list - commands of one organisation with created_ms in
+ * [since_ms, until_ms) (until 0 = no bound), oldest first, after command id
+ * `after` (0 = from the start), at most `limit`. Payload and device ids are
+ * not loaded.
+ */
+int fbx_store_cmd_list(fbx_txn *txn, const char *org, int64_t since_ms,
+    int64_t until_ms, uint64_t after, uint32_t limit, fbx_cmd_fn fn,
+    void *arg);
+
+/**
+ * fbx_store_cmd_active - every command not yet DONE, in id order, with
+ * payload and device ids loaded. For start-up recovery.
+ */
+int fbx_store_cmd_active(fbx_txn *txn, fbx_cmd_fn fn, void *arg);
+
+/**
+ * fbx_store_idem_get - command id recorded for (org, key).
+ * @return FBX_OK or FBX_ENOT_FOUND.
+ */
+int fbx_store_idem_get(
+    fbx_txn *txn, const char *org, const char *key, uint64_t *cmd_id);
+
+/* ---- deliveries ----------------------------------------------------- */
+
+/** fbx_store_dlv_put - insert or overwrite a delivery. */
+int fbx_store_dlv_put(fbx_txn *txn, const struct fbx_delivery *d);
+
+/** fbx_store_dlv_get - read one delivery. */
+int fbx_store_dlv_get(fbx_txn *txn, uint64_t id, struct fbx_delivery *out);
+
+typedef int (*fbx_dlv_fn)(void *arg, const struct fbx_delivery *d);
+
+/**
+ * fbx_store_dlv_scan - deliveries with ids in [from, to), ascending, at
+ * most limit (0 = no limit). The record is valid only during the call.
+ */
+int fbx_store_dlv_scan(fbx_txn *txn, uint64_t from, uint64_t to,
+    uint32_t limit, fbx_dlv_fn fn, void *arg);
+
+/**
+ * fbx_store_dlv_set_state - the hot path: move delivery `id` to `state`
+ * with `code` at `at_ms`, append to its history, and (if `attempt` is
+ * non-zero) count one more hand-off to a gateway.
+ * @param[out] old_state the state before (may be NULL).
+ * @param[out] out the updated record (may be NULL).
+ * @return FBX_OK, FBX_ENOT_FOUND, or a write error.
+ */
+int fbx_store_dlv_set_state(fbx_txn *txn, uint64_t id, int state,
+    uint16_t code, int64_t at_ms, int attempt, int *old_state,
+    struct fbx_delivery *out);
+
+/* ---- offline index: deliveries waiting for a device's check-in -------- */
+
+int fbx_store_pend_add(
+    fbx_txn *txn, const char *org, const char *device, uint64_t dlv_id);
+int fbx_store_pend_del(
+    fbx_txn *txn, const char *org, const char *device, uint64_t dlv_id);
+typedef int (*fbx_id_fn)(void *arg, uint64_t id);
+/** fbx_store_pend_list - delivery ids pending for (org, device). */
+int fbx_store_pend_list(fbx_txn *txn, const char *org, const char *device,
+    fbx_id_fn fn, void *arg);
+
+/* ---- device registry --------------------------------------------------- */
+
+/**
+ * fbx_store_dev_put - insert or replace a device (keeps the group index
+ * and the organisation's device count in step).
+ * @param[out] created 1 if the device was new (may be NULL).
+ */
+int fbx_store_dev_put(fbx_txn *txn, const struct fbx_device *dev, int *created);
+
+/** fbx_store_dev_get - read device (org, id). */
+int fbx_store_dev_get(
+    fbx_txn *txn, const char *org, const char *id, struct fbx_device *out);
+
+/** fbx_store_dev_del - remove a device and its group index entries.
+ * @return FBX_OK or FBX_ENOT_FOUND or a write error. */
+int fbx_store_dev_del(fbx_txn *txn, const char *org, const char *id);
+
+typedef int (*fbx_dev_fn)(void *arg, const struct fbx_device *dev);
+
+/**
+ * fbx_store_dev_scan - devices of `org` (of `group` if not NULL/empty)
+ * with id > after (after NULL/"" = from the start), ascending by id, at
+ * most limit (0 = no limit).
+ */
+int fbx_store_dev_scan(fbx_txn *txn, const char *org, const char *group,
+    const char *after, uint32_t limit, fbx_dev_fn fn, void *arg);
+
+typedef int (*fbx_group_fn)(void *arg, const char *group, uint32_t count);
+
+/** fbx_store_group_list - groups of an organisation with member counts. */
+int fbx_store_group_list(
+    fbx_txn *txn, const char *org, fbx_group_fn fn, void *arg);
+
+/**
+ * fbx_store_org_devices - number of devices enrolled in org.
+ * @return FBX_OK, or FBX_EUNKNOWN_ORG when the organisation has never
+ * had a device (or was never created).
+ */
+int fbx_store_org_devices(fbx_txn *txn, const char *org, uint32_t *count);
+
+#endif
