@@ -1,0 +1,11 @@
+# tools.cmake: the console client library, the operator CLI fuseboxctl and
+# the gateway simulator fusebox-devsim. Included from dispatcher/.
+add_library(fbx_client STATIC ${CMAKE_CURRENT_LIST_DIR}/client.c)
+target_include_directories(fbx_client PUBLIC ${CMAKE_CURRENT_LIST_DIR})
+target_link_libraries(fbx_client PUBLIC fbx_proto PkgConfig::ZMQ)
+
+add_executable(fuseboxctl ${CMAKE_CURRENT_LIST_DIR}/fuseboxctl.c)
+target_link_libraries(fuseboxctl PRIVATE fbx_client)
+
+add_executable(fusebox-devsim ${CMAKE_CURRENT_LIST_DIR}/devsim.c)
+target_link_libraries(fusebox-devsim PRIVATE fbx_client m)
