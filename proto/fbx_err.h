@@ -40,6 +40,7 @@ enum fbx_err {
 #undef FBX_ERR_ENUM_
 };
 #define FBX_OK FBX_EOK
+#define FBX_EINVAL FBX_EINVALID
 
 /**
  * fbx_strerror - human message for an error code.

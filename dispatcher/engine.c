@@ -1,0 +1,2540 @@
+/*
+ * engine.c: the dispatch loop. One thread owns both ROUTER sockets and the
+ * only LMDB write transaction. Each turn reads a bounded batch of messages,
+ * applies them, expands command targets into deliveries and hands queued
+ * deliveries to gateways within their credit, inside one write transaction;
+ * replies, acknowledgements and deliveries leave only after that commit, so
+ * nothing is acknowledged or acted on before it is durable. The in-memory
+ * state (command cache, per-organisation queues, in-flight sets) is a cache
+ * of the store, rebuilt from LMDB at start-up and after a failed commit.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <zmq.h>
+
+#include "fbx_engine.h"
+#include "fbx_proto.h"
+#include "fbx_store.h"
+#include "idmap.h"
+#include "log.h"
+
+#define ENV_MAX 4        /* envelope frames accepted on the console */
+#define RID_MAX 256      /* ZeroMQ routing ids are at most 255 bytes */
+#define IN_MSGS_MAX 512  /* messages read per socket per turn */
+#define IN_BYTES_MAX (64u * 1024 * 1024)
+#define DISPATCH_MAX 65536 /* deliveries handed out per turn */
+#define SWEEP_MAX 65536    /* expiries per turn */
+#define QUANTUM 256        /* deliveries per organisation per round */
+#define COMMIT_RETRIES 4
+
+/* ---------------------------------------------------------------- types */
+
+struct orgq {
+	char org[FBX_ID_MAX + 1];
+	uint64_t *ring;
+	size_t cap, head, len;
+	struct orgq *hnext;
+	int active; /* listed in eng->rr */
+};
+
+struct cmdc {
+	struct fbx_command c;
+	struct orgq *q;
+	struct cmdc *xnext; /* expansion list */
+	int dirty;          /* state or cursor changed: rewrite the record */
+	int expired;        /* TTL passed: sweeping deliveries to EXPIRED */
+	uint32_t sweep_idx; /* next index the sweep looks at */
+};
+
+struct gw {
+	struct gw *next;
+	uint8_t rid[RID_MAX];
+	size_t rid_len;
+	char id[FBX_ID_MAX + 1];
+	fbx_id *orgs;
+	size_t norgs;
+	int all_orgs;
+	uint32_t window;
+	uint32_t unanswered;        /* sent, no answer yet: uses credit */
+	int64_t last_seen;
+	struct fbxi_idmap inflight; /* delivery id -> 1 sent, 2 accepted */
+	int dead;
+	/* delivery batch under construction this turn */
+	struct fbx_dlv_out *ob;
+	fbx_id *obdev;
+	size_t obn;
+};
+
+struct inmsg {
+	int from_gw;
+	int nenv;
+	size_t envlen[ENV_MAX];
+	uint8_t env[ENV_MAX][RID_MAX];
+	zmq_msg_t body;
+};
+
+struct outmsg {
+	struct outmsg *next;
+	int to_gw;
+	struct gw *gw; /* to_gw: the session (NULL if it left) */
+	int nenv;
+	size_t envlen[ENV_MAX];
+	uint8_t env[ENV_MAX][RID_MAX];
+	uint8_t *buf;
+	size_t len;
+};
+
+struct fbx_engine {
+	struct fbx_engine_opts o;
+	fbx_store *st;
+	void *zctx, *console, *gateway;
+	volatile sig_atomic_t stop;
+	int draining;
+	int64_t drain_deadline;
+	int64_t started_ms;
+
+	struct fbxi_idmap cmds; /* command id -> struct cmdc * */
+	struct cmdc *xhead, *xtail;
+
+	struct orgq *qtab[1024];
+	struct orgq **rr; /* organisations with queued deliveries */
+	size_t rrlen, rrcap, rrpos;
+
+	struct gw *gws;
+	struct gw *gw_rr; /* next gateway to serve first */
+
+	struct inmsg *in;
+	size_t nin, incap;
+	struct outmsg *ohead, *otail;
+
+	fbx_txn *txn; /* the open write transaction of this turn */
+	int txn_err;  /* first store error in this turn */
+
+	uint64_t commits, dlv_sent, results_in, ignored_results;
+	int64_t now;
+	int64_t next_sweep;
+};
+
+/* ---------------------------------------------------------------- utils */
+
+static int64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void
+set_err(struct fbx_engine *e, int rc)
+{
+	if (rc != FBX_OK && e->txn_err == FBX_OK)
+		e->txn_err = rc;
+}
+
+static int
+is_store_write_err(int rc)
+{
+	return rc == FBX_EMAP_FULL || rc == FBX_EDISK_FULL || rc == FBX_EIO ||
+	    rc == FBX_ESTORAGE || rc == FBX_ENOMEM;
+}
+
+static uint32_t
+str_hash(const char *s)
+{
+	uint32_t h = 2166136261u;
+
+	for (; *s; s++)
+		h = (h ^ (uint8_t)*s) * 16777619u;
+	return h;
+}
+
+/* ----------------------------------------------------- org queues (FIFO) */
+
+static struct orgq *
+orgq_get(struct fbx_engine *e, const char *org)
+{
+	uint32_t b = str_hash(org) % 1024;
+	struct orgq *q;
+
+	for (q = e->qtab[b]; q != NULL; q = q->hnext) {
+		if (strcmp(q->org, org) == 0)
+			return q;
+	}
+	q = calloc(1, sizeof(*q));
+	if (q == NULL)
+		return NULL;
+	snprintf(q->org, sizeof(q->org), "%s", org);
+	q->hnext = e->qtab[b];
+	e->qtab[b] = q;
+	return q;
+}
+
+static int
+orgq_push(struct fbx_engine *e, struct orgq *q, uint64_t id)
+{
+	if (q->len == q->cap) {
+		size_t ncap = q->cap ? q->cap * 2 : 256;
+		uint64_t *nr = malloc(ncap * sizeof(*nr));
+		if (nr == NULL)
+			return FBX_ENOMEM;
+		for (size_t i = 0; i < q->len; i++)
+			nr[i] = q->ring[(q->head + i) % q->cap];
+		free(q->ring);
+		q->ring = nr;
+		q->cap = ncap;
+		q->head = 0;
+	}
+	q->ring[(q->head + q->len) % q->cap] = id;
+	q->len++;
+	if (!q->active) {
+		if (e->rrlen == e->rrcap) {
+			size_t ncap = e->rrcap ? e->rrcap * 2 : 64;
+			struct orgq **n = realloc(e->rr, ncap * sizeof(*n));
+			if (n == NULL)
+				return FBX_ENOMEM;
+			e->rr = n;
+			e->rrcap = ncap;
+		}
+		e->rr[e->rrlen++] = q;
+		q->active = 1;
+	}
+	return FBX_OK;
+}
+
+static uint64_t
+orgq_pop(struct orgq *q)
+{
+	uint64_t id = q->ring[q->head];
+
+	q->head = (q->head + 1) % q->cap;
+	q->len--;
+	if (q->len == 0 && q->cap > 4096) {
+		/* a finished big fan-out gives its memory back */
+		free(q->ring);
+		q->ring = NULL;
+		q->cap = q->head = 0;
+	}
+	return id;
+}
+
+/* ------------------------------------------------------- command cache */
+
+static struct cmdc *
+cmd_find(struct fbx_engine *e, uint64_t id)
+{
+	uint64_t v;
+
+	if (!fbxi_idmap_get(&e->cmds, id, &v))
+		return NULL;
+	return (struct cmdc *)(uintptr_t)v;
+}
+
+static int
+cmd_dup(struct fbx_command *dst, const struct fbx_command *src)
+{
+	*dst = *src;
+	dst->payload = NULL;
+	dst->dev_ids = NULL;
+	if (src->payload_len > 0) {
+		dst->payload = malloc(src->payload_len);
+		if (dst->payload == NULL)
+			goto fail;
+		memcpy(dst->payload, src->payload, src->payload_len);
+	}
+	if (src->ndev_ids > 0 && src->dev_ids != NULL) {
+		dst->dev_ids = malloc(src->ndev_ids * sizeof(*dst->dev_ids));
+		if (dst->dev_ids == NULL)
+			goto fail;
+		memcpy(dst->dev_ids, src->dev_ids,
+		    src->ndev_ids * sizeof(*dst->dev_ids));
+	}
+	return FBX_OK;
+fail:
+	free(dst->payload);
+	dst->payload = NULL;
+	return FBX_ENOMEM;
+}
+
+static void
+xlist_add(struct fbx_engine *e, struct cmdc *cc)
+{
+	cc->xnext = NULL;
+	if (e->xtail != NULL)
+		e->xtail->xnext = cc;
+	else
+		e->xhead = cc;
+	e->xtail = cc;
+}
+
+static void
+xlist_remove(struct fbx_engine *e, struct cmdc *cc)
+{
+	struct cmdc **pp = &e->xhead, *prev = NULL;
+
+	while (*pp != NULL && *pp != cc) {
+		prev = *pp;
+		pp = &(*pp)->xnext;
+	}
+	if (*pp == NULL)
+		return;
+	*pp = cc->xnext;
+	if (e->xtail == cc)
+		e->xtail = prev;
+	cc->xnext = NULL;
+}
+
+static struct cmdc *
+cmd_cache_add(struct fbx_engine *e, const struct fbx_command *c)
+{
+	struct cmdc *cc = calloc(1, sizeof(*cc));
+
+	if (cc == NULL)
+		return NULL;
+	if (cmd_dup(&cc->c, c) != FBX_OK)
+		goto fail;
+	cc->q = orgq_get(e, c->org);
+	if (cc->q == NULL)
+		goto fail;
+	if (fbxi_idmap_put(&e->cmds, c->id, (uint64_t)(uintptr_t)cc) != 0)
+		goto fail;
+	if (c->state == FBX_C_EXPANDING)
+		xlist_add(e, cc);
+	return cc;
+fail:
+	fbx_command_clear(&cc->c);
+	free(cc);
+	return NULL;
+}
+
+static void
+cmd_cache_free(struct fbx_engine *e, struct cmdc *cc)
+{
+	fbxi_idmap_del(&e->cmds, cc->c.id, NULL);
+	xlist_remove(e, cc);
+	fbx_command_clear(&cc->c);
+	free(cc);
+}
+
+static uint32_t
+cmd_open(const struct cmdc *cc)
+{
+	return cc->c.counts[FBX_D_QUEUED] + cc->c.counts[FBX_D_SENT] +
+	    cc->c.counts[FBX_D_ACCEPTED] + cc->c.counts[FBX_D_PENDING];
+}
+
+static void
+count_move(struct cmdc *cc, int from, int to)
+{
+	if (from > 0 && from < FBX_D_COUNT && cc->c.counts[from] > 0)
+		cc->c.counts[from]--;
+	if (to > 0 && to < FBX_D_COUNT)
+		cc->c.counts[to]++;
+}
+
+/* cmd_maybe_done - a command whose every delivery is terminal is DONE. */
+static void
+cmd_maybe_done(struct cmdc *cc)
+{
+	if (cc->c.state == FBX_C_ACTIVE && cmd_open(cc) == 0) {
+		cc->c.state = FBX_C_DONE;
+		cc->dirty = 1;
+	}
+}
+
+/* ------------------------------------------------------------- outputs */
+
+static struct outmsg *
+out_new(struct fbx_engine *e)
+{
+	struct outmsg *m = calloc(1, sizeof(*m));
+
+	if (m == NULL)
+		return NULL;
+	if (e->otail != NULL)
+		e->otail->next = m;
+	else
+		e->ohead = m;
+	e->otail = m;
+	return m;
+}
+
+static void
+out_discard(struct fbx_engine *e)
+{
+	struct outmsg *m = e->ohead, *n;
+
+	for (; m != NULL; m = n) {
+		n = m->next;
+		free(m->buf);
+		free(m);
+	}
+	e->ohead = e->otail = NULL;
+}
+
+static void gw_mark_dead(struct fbx_engine *e, struct gw *g, const char *why);
+
+static void
+out_flush(struct fbx_engine *e)
+{
+	struct outmsg *m = e->ohead, *n;
+
+	for (; m != NULL; m = n) {
+		void *sock = m->to_gw ? e->gateway : e->console;
+		int rc = 0;
+		n = m->next;
+		if (m->to_gw == 1 && (m->gw == NULL || m->gw->dead))
+			goto next;
+		for (int i = 0; i < m->nenv && rc >= 0; i++)
+			rc = zmq_send(sock, m->env[i], m->envlen[i],
+			    ZMQ_SNDMORE | ZMQ_DONTWAIT);
+		if (rc >= 0)
+			rc = zmq_send(sock, m->buf, m->len, ZMQ_DONTWAIT);
+		if (rc < 0) {
+			if (m->to_gw == 1)
+				gw_mark_dead(e, m->gw, zmq_strerror(errno));
+			else
+				FBX_LOGD("console reply dropped: %s",
+				    zmq_strerror(errno));
+		}
+	next:
+		free(m->buf);
+		free(m);
+	}
+	e->ohead = e->otail = NULL;
+}
+
+static void
+out_copy_env(struct outmsg *o, const struct inmsg *in)
+{
+	o->nenv = in->nenv;
+	for (int i = 0; i < in->nenv; i++) {
+		o->envlen[i] = in->envlen[i];
+		memcpy(o->env[i], in->env[i], in->envlen[i]);
+	}
+}
+
+static void
+console_reply(struct fbx_engine *e, const struct inmsg *in,
+    const struct fbx_console_rep *rep)
+{
+	struct outmsg *o = out_new(e);
+	int rc;
+
+	if (o == NULL)
+		return;
+	out_copy_env(o, in);
+	rc = fbx_console_rep_encode(rep, &o->buf, &o->len);
+	if (rc != FBX_OK) {
+		/* the result did not fit: answer with the error instead */
+		struct fbx_console_rep er;
+		memset(&er, 0, sizeof(er));
+		er.request_id = rep->request_id;
+		er.kind = rep->kind;
+		er.err = rc;
+		snprintf(er.errmsg, sizeof(er.errmsg),
+		    "reply could not be encoded: %s", fbx_strerror(rc));
+		if (fbx_console_rep_encode(&er, &o->buf, &o->len) != FBX_OK)
+			o->len = 0;
+	}
+}
+
+static void
+console_error(struct fbx_engine *e, const struct inmsg *in, uint64_t reqid,
+    int kind, int err, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
+
+static void
+console_error(struct fbx_engine *e, const struct inmsg *in, uint64_t reqid,
+    int kind, int err, const char *fmt, ...)
+{
+	struct fbx_console_rep rep;
+	va_list ap;
+
+	memset(&rep, 0, sizeof(rep));
+	rep.request_id = reqid;
+	rep.kind = kind;
+	rep.err = err;
+	va_start(ap, fmt);
+	vsnprintf(rep.errmsg, sizeof(rep.errmsg), fmt, ap);
+	va_end(ap);
+	console_reply(e, in, &rep);
+}
+
+static void
+gw_send(struct fbx_engine *e, struct gw *g, const struct fbx_eng_msg *m)
+{
+	struct outmsg *o = out_new(e);
+
+	if (o == NULL)
+		return;
+	o->to_gw = 1;
+	o->gw = g;
+	o->nenv = 1;
+	o->envlen[0] = g->rid_len;
+	memcpy(o->env[0], g->rid, g->rid_len);
+	if (fbx_eng_msg_encode(m, &o->buf, &o->len) != FBX_OK)
+		o->len = 0;
+}
+
+static void
+gw_send_raw_error(struct fbx_engine *e, const struct inmsg *in, int err,
+    const char *msg)
+{
+	struct fbx_eng_msg m;
+	struct outmsg *o = out_new(e);
+
+	if (o == NULL)
+		return;
+	memset(&m, 0, sizeof(m));
+	m.kind = FBX_ENG_ERROR;
+	m.u.error.err = err;
+	snprintf(m.u.error.msg, sizeof(m.u.error.msg), "%s", msg);
+	o->to_gw = 1;
+	o->gw = NULL; /* not a session: send even so */
+	out_copy_env(o, in);
+	if (fbx_eng_msg_encode(&m, &o->buf, &o->len) != FBX_OK)
+		o->len = 0;
+	/* out_flush skips to_gw messages without a live session; this one
+	 * goes to a peer that has none, so mark it as a console-style send
+	 * on the gateway socket. */
+	o->to_gw = 2;
+}
+
+/* ------------------------------------------------------------- gateways */
+
+static struct gw *
+gw_by_rid(struct fbx_engine *e, const uint8_t *rid, size_t len)
+{
+	for (struct gw *g = e->gws; g != NULL; g = g->next) {
+		if (!g->dead && g->rid_len == len &&
+		    memcmp(g->rid, rid, len) == 0)
+			return g;
+	}
+	return NULL;
+}
+
+static int
+gw_serves(const struct gw *g, const char *org)
+{
+	if (g->all_orgs)
+		return 1;
+	for (size_t i = 0; i < g->norgs; i++) {
+		if (strcmp(g->orgs[i], org) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+/* gw_requeue - put every delivery a gateway holds back in its queue,
+ * journaled as QUEUED, to be sent again with the same delivery id. */
+static void
+gw_requeue(struct fbx_engine *e, struct gw *g)
+{
+	uint64_t id, v;
+	size_t pos = 0;
+	size_t n = 0;
+
+	while (fbxi_idmap_next(&g->inflight, &pos, &id, &v)) {
+		struct cmdc *cc = cmd_find(e, FBX_DLV_CMD(id));
+		int old = 0, rc;
+		if (cc == NULL || cc->expired)
+			continue;
+		rc = fbx_store_dlv_set_state(
+		    e->txn, id, FBX_D_QUEUED, 0, e->now, 0, &old, NULL);
+		if (rc != FBX_OK) {
+			set_err(e, rc);
+			break;
+		}
+		count_move(cc, old, FBX_D_QUEUED);
+		if (orgq_push(e, cc->q, id) != FBX_OK) {
+			set_err(e, FBX_ENOMEM);
+			break;
+		}
+		n++;
+	}
+	fbxi_idmap_clear(&g->inflight);
+	g->unanswered = 0;
+	if (n > 0)
+		FBX_LOGI("gateway %s: %zu in-flight deliveries re-queued",
+		    g->id, n);
+}
+
+static void
+gw_mark_dead(struct fbx_engine *e, struct gw *g, const char *why)
+{
+	(void)e;
+	if (g == NULL || g->dead)
+		return;
+	FBX_LOGW("gateway %s lost: %s", g->id, why);
+	g->dead = 1; /* requeued and freed at the next turn, in its txn */
+}
+
+static void
+gw_free(struct gw *g)
+{
+	fbxi_idmap_fini(&g->inflight);
+	free(g->orgs);
+	free(g->ob);
+	free(g->obdev);
+	free(g);
+}
+
+/* gw_reap - requeue and drop dead sessions (inside the turn's txn). */
+static void
+gw_reap(struct fbx_engine *e)
+{
+	struct gw **pp = &e->gws;
+
+	while (*pp != NULL) {
+		struct gw *g = *pp;
+		if (!g->dead && e->now - g->last_seen >
+		        3 * (int64_t)e->o.heartbeat_ms) {
+			FBX_LOGW("gateway %s silent for %lld ms", g->id,
+			    (long long)(e->now - g->last_seen));
+			g->dead = 1;
+		}
+		if (!g->dead) {
+			pp = &g->next;
+			continue;
+		}
+		gw_requeue(e, g);
+		*pp = g->next;
+		if (e->gw_rr == g)
+			e->gw_rr = NULL;
+		/* outputs queued this turn may still point at g */
+		for (struct outmsg *o = e->ohead; o != NULL; o = o->next) {
+			if (o->gw == g)
+				o->gw = NULL;
+		}
+		gw_free(g);
+	}
+}
+
+/* ------------------------------------------------------------ expansion */
+
+struct expand_ctx {
+	struct fbx_engine *e;
+	struct cmdc *cc;
+	uint32_t made;
+	uint32_t budget;
+	uint32_t scanned;
+	int full; /* the command reached FBX_DEVICES_PER_CMD_MAX */
+};
+
+static int
+make_delivery(struct expand_ctx *x, const struct fbx_device *dev)
+{
+	struct fbx_engine *e = x->e;
+	struct cmdc *cc = x->cc;
+	struct fbx_delivery d;
+	int rc;
+
+	if (cc->c.platform != FBX_PLATFORM_ANY &&
+	    dev->platform != cc->c.platform)
+		return FBX_OK;
+	if (cc->c.ndeliveries >= FBX_DEVICES_PER_CMD_MAX) {
+		x->full = 1;
+		return FBX_OK;
+	}
+	memset(&d, 0, sizeof(d));
+	d.id = FBX_DLV_ID(cc->c.id, cc->c.ndeliveries);
+	d.state = dev->online ? FBX_D_QUEUED : FBX_D_PENDING;
+	d.updated_ms = e->now;
+	snprintf(d.device, sizeof(d.device), "%s", dev->id);
+	d.nhist = 1;
+	d.hist[0].state = d.state;
+	d.hist[0].at_ms = e->now;
+	rc = fbx_store_dlv_put(e->txn, &d);
+	if (rc == FBX_OK && d.state == FBX_D_PENDING)
+		rc = fbx_store_pend_add(e->txn, cc->c.org, dev->id, d.id);
+	if (rc == FBX_OK && d.state == FBX_D_QUEUED)
+		rc = orgq_push(e, cc->q, d.id);
+	if (rc != FBX_OK)
+		return rc;
+	cc->c.ndeliveries++;
+	cc->c.counts[d.state]++;
+	x->made++;
+	return FBX_OK;
+}
+
+static int
+expand_dev_cb(void *arg, const struct fbx_device *dev)
+{
+	struct expand_ctx *x = arg;
+	int rc = make_delivery(x, dev);
+
+	x->scanned++;
+	if (rc != FBX_OK) {
+		set_err(x->e, rc);
+		return 1;
+	}
+	snprintf(x->cc->c.cursor, sizeof(x->cc->c.cursor), "%s", dev->id);
+	x->cc->dirty = 1;
+	return x->full;
+}
+
+/* expand_cmd - create up to `budget` deliveries of an EXPANDING command;
+ * the cursor is journaled with them, so a restart resumes exactly here.
+ * @return devices examined. */
+static uint32_t
+expand_cmd(struct fbx_engine *e, struct cmdc *cc, uint32_t budget)
+{
+	struct expand_ctx x = { e, cc, 0, budget, 0, 0 };
+	uint32_t seen = 0;
+	int done = 0;
+
+	if (cc->c.target_kind == FBX_TARGET_DEVICES) {
+		while (cc->c.cursor_idx < cc->c.ndev_ids && seen < budget &&
+		    !x.full) {
+			struct fbx_device dev;
+			int rc = fbx_store_dev_get(e->txn, cc->c.org,
+			    cc->c.dev_ids[cc->c.cursor_idx], &dev);
+			seen++;
+			if (rc == FBX_OK)
+				rc = make_delivery(&x, &dev);
+			else if (rc == FBX_ENOT_FOUND)
+				rc = FBX_OK; /* removed since the submit */
+			if (rc != FBX_OK) {
+				set_err(e, rc);
+				return seen;
+			}
+			cc->c.cursor_idx++;
+		}
+		cc->dirty = 1;
+		done = cc->c.cursor_idx >= cc->c.ndev_ids;
+	} else {
+		int rc = fbx_store_dev_scan(e->txn, cc->c.org,
+		    cc->c.target_kind == FBX_TARGET_GROUP ? cc->c.group : NULL,
+		    cc->c.cursor, budget, expand_dev_cb, &x);
+		if (rc != FBX_OK && rc != FBX_ENOT_FOUND)
+			set_err(e, rc);
+		if (e->txn_err != FBX_OK)
+			return budget;
+		seen = x.scanned;
+		/* fewer rows than asked for: the target is exhausted */
+		done = x.scanned < budget;
+	}
+	if (x.full) {
+		FBX_LOGW("command %llu: target exceeds %u devices; rest "
+		         "not delivered",
+		    (unsigned long long)cc->c.id, FBX_DEVICES_PER_CMD_MAX);
+		done = 1;
+	}
+	if (done) {
+		xlist_remove(e, cc);
+		cc->c.state = FBX_C_ACTIVE;
+		cc->dirty = 1;
+		cmd_maybe_done(cc);
+		FBX_LOGI("command %llu (%s %s org %s): %u deliveries",
+		    (unsigned long long)cc->c.id,
+		    fbx_origin_name(cc->c.origin),
+		    fbx_cmd_type_name(cc->c.type), cc->c.org,
+		    cc->c.ndeliveries);
+	}
+	return seen;
+}
+
+static void
+expand_step(struct fbx_engine *e)
+{
+	uint32_t budget = e->o.expand_chunk;
+	size_t n = 0;
+
+	for (struct cmdc *cc = e->xhead; cc != NULL; cc = cc->xnext)
+		n++;
+	while (e->xhead != NULL && budget > 0 && e->txn_err == FBX_OK) {
+		/* share the budget so a small command is not stuck behind
+		 * a million-device one */
+		uint32_t share = budget / (uint32_t)(n ? n : 1);
+		struct cmdc *cc = e->xhead;
+		if (share < 1024)
+			share = budget < 1024 ? budget : 1024;
+		uint32_t used = expand_cmd(e, cc, share);
+		budget = used >= budget ? 0 : budget - used;
+		/* rotate: a command still expanding goes to the back */
+		if (e->xhead == cc && cc->c.state == FBX_C_EXPANDING &&
+		    cc->xnext != NULL) {
+			xlist_remove(e, cc);
+			xlist_add(e, cc);
+		}
+		if (n > 0)
+			n--;
+		if (n == 0)
+			break;
+	}
+}
+
+/* ------------------------------------------------------ console requests */
+
+static int
+cmp_id(const void *a, const void *b)
+{
+	return strcmp((const char *)a, (const char *)b);
+}
+
+struct any_ctx {
+	int platform;
+	int found;
+};
+
+static int
+any_dev_cb(void *arg, const struct fbx_device *dev)
+{
+	struct any_ctx *a = arg;
+
+	if (a->platform == FBX_PLATFORM_ANY || dev->platform == a->platform) {
+		a->found = 1;
+		return 1;
+	}
+	return 0;
+}
+
+static int
+same_command(const struct fbx_command *a, const struct fbx_command *b)
+{
+	if (a->type != b->type || a->origin != b->origin ||
+	    a->target_kind != b->target_kind || a->platform != b->platform ||
+	    strcmp(a->group, b->group) != 0 ||
+	    strcmp(a->reason, b->reason) != 0 ||
+	    a->payload_len != b->payload_len || a->ndev_ids != b->ndev_ids)
+		return 0;
+	if (a->payload_len > 0 &&
+	    memcmp(a->payload, b->payload, a->payload_len) != 0)
+		return 0;
+	for (uint32_t i = 0; i < a->ndev_ids; i++) {
+		if (strcmp(a->dev_ids[i], b->dev_ids[i]) != 0)
+			return 0;
+	}
+	return 1;
+}
+
+static void
+handle_submit(
+    struct fbx_engine *e, const struct inmsg *in, struct fbx_console_req *req)
+{
+	struct fbx_command *c = &req->u.submit.cmd;
+	struct fbx_console_rep rep;
+	struct cmdc *cc;
+	uint32_t ndev = 0;
+	uint64_t prior;
+	int rc;
+
+	snprintf(c->org, sizeof(c->org), "%s", req->org);
+	snprintf(c->actor, sizeof(c->actor), "%s", req->actor);
+	if (c->target_kind == FBX_TARGET_DEVICES && c->ndev_ids > 1) {
+		/* a device named twice gets one delivery */
+		uint32_t w = 1;
+		qsort(c->dev_ids, c->ndev_ids, sizeof(*c->dev_ids), cmp_id);
+		for (uint32_t r = 1; r < c->ndev_ids; r++) {
+			if (strcmp(c->dev_ids[r], c->dev_ids[w - 1]) != 0)
+				memmove(c->dev_ids[w++], c->dev_ids[r],
+				    sizeof(*c->dev_ids));
+		}
+		c->ndev_ids = w;
+	}
+
+	rc = fbx_store_org_devices(e->txn, req->org, &ndev);
+	if (rc == FBX_EUNKNOWN_ORG) {
+		console_error(e, in, req->request_id, req->kind,
+		    FBX_EUNKNOWN_ORG, "organisation '%s' has no enrolled device",
+		    req->org);
+		return;
+	}
+	if (rc != FBX_OK)
+		goto store_fail;
+
+	if (c->idem_key[0] != '\0') {
+		rc = fbx_store_idem_get(e->txn, req->org, c->idem_key, &prior);
+		if (rc == FBX_OK) {
+			struct fbx_command old;
+			rc = fbx_store_cmd_get(e->txn, prior, &old);
+			if (rc != FBX_OK)
+				goto store_fail;
+			if (!same_command(&old, c)) {
+				fbx_command_clear(&old);
+				console_error(e, in, req->request_id, req->kind,
+				    FBX_EIDEMPOTENCY_CONFLICT,
+				    "idempotency key '%s' already names "
+				    "command %llu with different content",
+				    c->idem_key, (unsigned long long)prior);
+				return;
+			}
+			memset(&rep, 0, sizeof(rep));
+			rep.request_id = req->request_id;
+			rep.kind = req->kind;
+			rep.u.submit.command_id = prior;
+			rep.u.submit.duplicate = 1;
+			cc = cmd_find(e, prior);
+			rep.u.submit.device_count =
+			    cc ? cc->c.ndeliveries : old.ndeliveries;
+			rep.u.submit.state = cc ? cc->c.state : old.state;
+			fbx_command_clear(&old);
+			console_reply(e, in, &rep);
+			return;
+		}
+		if (rc != FBX_ENOT_FOUND)
+			goto store_fail;
+	}
+
+	switch (c->target_kind) {
+	case FBX_TARGET_DEVICES:
+		if (c->ndev_ids == 0) {
+			console_error(e, in, req->request_id, req->kind,
+			    FBX_EEMPTY_TARGET, "target lists no device");
+			return;
+		}
+		for (uint32_t i = 0; i < c->ndev_ids; i++) {
+			struct fbx_device dev;
+			rc = fbx_store_dev_get(
+			    e->txn, req->org, c->dev_ids[i], &dev);
+			if (rc == FBX_ENOT_FOUND) {
+				console_error(e, in, req->request_id,
+				    req->kind, FBX_EUNKNOWN_DEVICE,
+				    "device '%s' is not enrolled in "
+				    "organisation '%s'",
+				    c->dev_ids[i], req->org);
+				return;
+			}
+			if (rc != FBX_OK)
+				goto store_fail;
+		}
+		break;
+	case FBX_TARGET_GROUP:
+	case FBX_TARGET_ORG: {
+		struct any_ctx a = { c->platform, 0 };
+		if (c->target_kind == FBX_TARGET_ORG &&
+		    ndev > FBX_DEVICES_PER_CMD_MAX &&
+		    c->platform == FBX_PLATFORM_ANY) {
+			console_error(e, in, req->request_id, req->kind,
+			    FBX_ETOO_MANY,
+			    "organisation has %u devices; one command "
+			    "reaches at most %u",
+			    ndev, FBX_DEVICES_PER_CMD_MAX);
+			return;
+		}
+		rc = fbx_store_dev_scan(e->txn, req->org,
+		    c->target_kind == FBX_TARGET_GROUP ? c->group : NULL, NULL,
+		    0, any_dev_cb, &a);
+		if (rc != FBX_OK && rc != FBX_ENOT_FOUND)
+			goto store_fail;
+		if (!a.found) {
+			console_error(e, in, req->request_id, req->kind,
+			    FBX_EEMPTY_TARGET,
+			    "target selects no device (%s%s%s, platform %s)",
+			    fbx_target_kind_name(c->target_kind),
+			    c->target_kind == FBX_TARGET_GROUP ? " " : "",
+			    c->group, fbx_platform_name(c->platform));
+			return;
+		}
+		break;
+	}
+	default:
+		console_error(e, in, req->request_id, req->kind,
+		    FBX_EINVAL, "unknown target kind");
+		return;
+	}
+
+	c->state = FBX_C_EXPANDING;
+	c->created_ms = e->now;
+	if (c->ttl_s == 0)
+		c->ttl_s = e->o.default_ttl_s;
+	if (c->ttl_s > 30u * 86400)
+		c->ttl_s = 30u * 86400;
+	c->expires_ms = e->now + (int64_t)c->ttl_s * 1000;
+	c->ndeliveries = 0;
+	memset(c->counts, 0, sizeof(c->counts));
+	c->cursor[0] = '\0';
+	c->cursor_idx = 0;
+	rc = fbx_store_cmd_append(e->txn, c);
+	if (rc != FBX_OK)
+		goto store_fail;
+	cc = cmd_cache_add(e, c);
+	if (cc == NULL) {
+		set_err(e, FBX_ENOMEM);
+		return;
+	}
+	/* small targets are expanded in this same transaction, so the reply
+	 * can say how many devices the command reaches */
+	(void)expand_cmd(e, cc, e->o.expand_chunk);
+	if (e->txn_err != FBX_OK)
+		return;
+
+	memset(&rep, 0, sizeof(rep));
+	rep.request_id = req->request_id;
+	rep.kind = req->kind;
+	rep.u.submit.command_id = cc->c.id;
+	rep.u.submit.device_count = cc->c.ndeliveries;
+	rep.u.submit.state = cc->c.state;
+	console_reply(e, in, &rep);
+	FBX_LOGD("accepted command %llu for %s by %s",
+	    (unsigned long long)cc->c.id, req->org, req->actor);
+	return;
+store_fail:
+	set_err(e, rc);
+}
+
+struct page_ctx {
+	struct fbx_delivery *d;
+	size_t n, cap;
+	int state;
+	uint64_t last;
+	uint32_t scanned;
+};
+
+static int
+page_cb(void *arg, const struct fbx_delivery *d)
+{
+	struct page_ctx *p = arg;
+
+	p->last = d->id;
+	p->scanned++;
+	if (p->state != FBX_D_NONE && d->state != p->state)
+		return p->scanned >= 100000; /* bound the work of one call */
+	p->d[p->n++] = *d;
+	return p->n >= p->cap;
+}
+
+static void
+handle_get(
+    struct fbx_engine *e, const struct inmsg *in, struct fbx_console_req *req)
+{
+	struct fbx_console_rep rep;
+	struct fbx_command loaded;
+	const struct fbx_command *c;
+	struct cmdc *cc;
+	struct page_ctx p;
+	uint64_t id = req->u.get.command_id, from, to;
+	int rc;
+
+	memset(&rep, 0, sizeof(rep));
+	memset(&loaded, 0, sizeof(loaded));
+	memset(&p, 0, sizeof(p));
+	cc = cmd_find(e, id);
+	if (cc != NULL) {
+		c = &cc->c;
+	} else {
+		rc = fbx_store_cmd_get(e->txn, id, &loaded);
+		if (rc != FBX_OK && rc != FBX_ENOT_FOUND) {
+			set_err(e, rc);
+			return;
+		}
+		c = rc == FBX_OK ? &loaded : NULL;
+	}
+	/* another organisation's command does not exist for this caller */
+	if (c == NULL || strcmp(c->org, req->org) != 0) {
+		console_error(e, in, req->request_id, req->kind,
+		    FBX_ENOT_FOUND, "no command %llu in organisation '%s'",
+		    (unsigned long long)id, req->org);
+		goto out;
+	}
+	rep.request_id = req->request_id;
+	rep.kind = req->kind;
+	rep.u.command.info = *c;
+	rep.u.command.info.payload = NULL;
+	rep.u.command.info.payload_len = 0;
+	rep.u.command.info.dev_ids = NULL;
+	rep.u.command.info.ndev_ids = 0;
+	if (req->u.get.limit > 0) {
+		p.cap = req->u.get.limit > FBX_PAGE_MAX ? FBX_PAGE_MAX
+		                                        : req->u.get.limit;
+		p.d = malloc(p.cap * sizeof(*p.d));
+		if (p.d == NULL) {
+			set_err(e, FBX_ENOMEM);
+			goto out;
+		}
+		p.state = req->u.get.state;
+		from = FBX_DLV_ID(id, 0);
+		if (req->u.get.after >= from)
+			from = req->u.get.after + 1;
+		to = FBX_DLV_ID(id, 0) + c->ndeliveries;
+		if (from < to) {
+			rc = fbx_store_dlv_scan(
+			    e->txn, from, to, 0, page_cb, &p);
+			if (rc != FBX_OK && rc != FBX_ENOT_FOUND) {
+				set_err(e, rc);
+				goto out;
+			}
+			if (p.last + 1 < to && p.last != 0)
+				rep.u.command.next_after = p.last;
+		}
+		rep.u.command.dlv = p.d;
+		rep.u.command.ndlv = p.n;
+	}
+	console_reply(e, in, &rep);
+out:
+	free(p.d);
+	fbx_command_clear(&loaded);
+}
+
+struct list_ctx {
+	struct fbx_engine *e;
+	struct fbx_command *v;
+	size_t n, cap;
+};
+
+static int
+list_cb(void *arg, const struct fbx_command *c)
+{
+	struct list_ctx *l = arg;
+	struct cmdc *cc = cmd_find(l->e, c->id);
+	struct fbx_command *o = &l->v[l->n++];
+
+	/* active commands: the cache has the live counts */
+	*o = cc ? cc->c : *c;
+	o->payload = NULL;
+	o->payload_len = 0;
+	o->dev_ids = NULL;
+	o->ndev_ids = 0;
+	return l->n >= l->cap;
+}
+
+static void
+handle_list(
+    struct fbx_engine *e, const struct inmsg *in, struct fbx_console_req *req)
+{
+	struct fbx_console_rep rep;
+	struct list_ctx l = { e, NULL, 0, 0 };
+	uint32_t limit = req->u.list.limit;
+	int rc;
+
+	if (limit == 0 || limit > 1000)
+		limit = limit == 0 ? 100 : 1000;
+	l.cap = limit;
+	l.v = malloc(l.cap * sizeof(*l.v));
+	if (l.v == NULL) {
+		set_err(e, FBX_ENOMEM);
+		return;
+	}
+	rc = fbx_store_cmd_list(e->txn, req->org, req->u.list.since_ms,
+	    req->u.list.until_ms, req->u.list.after, limit, list_cb, &l);
+	if (rc != FBX_OK && rc != FBX_ENOT_FOUND) {
+		set_err(e, rc);
+		free(l.v);
+		return;
+	}
+	memset(&rep, 0, sizeof(rep));
+	rep.request_id = req->request_id;
+	rep.kind = req->kind;
+	rep.u.commands.cmds = l.v;
+	rep.u.commands.n = l.n;
+	if (l.n == limit)
+		rep.u.commands.next_after = l.v[l.n - 1].id;
+	console_reply(e, in, &rep);
+	free(l.v);
+}
+
+static void
+handle_enroll(
+    struct fbx_engine *e, const struct inmsg *in, struct fbx_console_req *req)
+{
+	struct fbx_console_rep rep;
+	uint32_t created = 0, updated = 0;
+
+	for (size_t i = 0; i < req->u.enroll.n; i++) {
+		struct fbx_device *d = &req->u.enroll.devs[i], old;
+		int made = 0, rc;
+		snprintf(d->org, sizeof(d->org), "%s", req->org);
+		rc = fbx_store_dev_get(e->txn, req->org, d->id, &old);
+		if (rc == FBX_OK) {
+			/* an update keeps what the engine learnt itself */
+			d->enrolled_ms = old.enrolled_ms;
+			if (d->last_checkin_ms < old.last_checkin_ms)
+				d->last_checkin_ms = old.last_checkin_ms;
+			d->online = old.online;
+			if (d->attestation == FBX_ATTEST_UNKNOWN)
+				d->attestation = old.attestation;
+		} else if (rc == FBX_ENOT_FOUND) {
+			d->enrolled_ms = e->now;
+			d->online = 1;
+		} else {
+			set_err(e, rc);
+			return;
+		}
+		rc = fbx_store_dev_put(e->txn, d, &made);
+		if (rc != FBX_OK) {
+			set_err(e, rc);
+			return;
+		}
+		if (made)
+			created++;
+		else
+			updated++;
+	}
+	memset(&rep, 0, sizeof(rep));
+	rep.request_id = req->request_id;
+	rep.kind = req->kind;
+	rep.u.enroll.created = created;
+	rep.u.enroll.updated = updated;
+	console_reply(e, in, &rep);
+}
+
+static void
+handle_remove(
+    struct fbx_engine *e, const struct inmsg *in, struct fbx_console_req *req)
+{
+	struct fbx_console_rep rep;
+	uint32_t removed = 0, ndev;
+	int rc = fbx_store_org_devices(e->txn, req->org, &ndev);
+
+	if (rc == FBX_EUNKNOWN_ORG) {
+		console_error(e, in, req->request_id, req->kind, rc,
+		    "unknown organisation '%s'", req->org);
+		return;
+	}
+	for (size_t i = 0; i < req->u.remove.n && rc == FBX_OK; i++) {
+		rc = fbx_store_dev_del(e->txn, req->org, req->u.remove.ids[i]);
+		if (rc == FBX_OK)
+			removed++;
+		else if (rc == FBX_ENOT_FOUND)
+			rc = FBX_OK;
+	}
+	if (rc != FBX_OK) {
+		set_err(e, rc);
+		return;
+	}
+	memset(&rep, 0, sizeof(rep));
+	rep.request_id = req->request_id;
+	rep.kind = req->kind;
+	rep.u.remove.removed = removed;
+	console_reply(e, in, &rep);
+}
+
+struct devlist_ctx {
+	struct fbx_device *v;
+	size_t n, cap;
+};
+
+static int
+devlist_cb(void *arg, const struct fbx_device *d)
+{
+	struct devlist_ctx *l = arg;
+
+	l->v[l->n++] = *d;
+	return l->n >= l->cap;
+}
+
+static void
+handle_list_devices(
+    struct fbx_engine *e, const struct inmsg *in, struct fbx_console_req *req)
+{
+	struct fbx_console_rep rep;
+	struct devlist_ctx l = { NULL, 0, 0 };
+	uint32_t total = 0, limit = req->u.list_devices.limit;
+	int rc = fbx_store_org_devices(e->txn, req->org, &total);
+
+	if (rc == FBX_EUNKNOWN_ORG) {
+		console_error(e, in, req->request_id, req->kind, rc,
+		    "unknown organisation '%s'", req->org);
+		return;
+	}
+	if (rc != FBX_OK) {
+		set_err(e, rc);
+		return;
+	}
+	if (limit == 0 || limit > 1000)
+		limit = limit == 0 ? 100 : 1000;
+	l.cap = limit;
+	l.v = malloc(l.cap * sizeof(*l.v));
+	if (l.v == NULL) {
+		set_err(e, FBX_ENOMEM);
+		return;
+	}
+	rc = fbx_store_dev_scan(e->txn, req->org, req->u.list_devices.group,
+	    req->u.list_devices.after, limit, devlist_cb, &l);
+	if (rc != FBX_OK && rc != FBX_ENOT_FOUND) {
+		set_err(e, rc);
+		free(l.v);
+		return;
+	}
+	memset(&rep, 0, sizeof(rep));
+	rep.request_id = req->request_id;
+	rep.kind = req->kind;
+	rep.u.devices.devs = l.v;
+	rep.u.devices.n = l.n;
+	rep.u.devices.total = total;
+	if (l.n == limit)
+		snprintf(rep.u.devices.next_after,
+		    sizeof(rep.u.devices.next_after), "%s", l.v[l.n - 1].id);
+	console_reply(e, in, &rep);
+	free(l.v);
+}
+
+struct grp_ctx {
+	struct fbx_group_count *v;
+	size_t n, cap;
+};
+
+static int
+grp_cb(void *arg, const char *group, uint32_t count)
+{
+	struct grp_ctx *g = arg;
+
+	if (g->n == g->cap) {
+		size_t ncap = g->cap ? g->cap * 2 : 16;
+		struct fbx_group_count *nv;
+		if (ncap > FBX_PAGE_MAX)
+			return 1;
+		nv = realloc(g->v, ncap * sizeof(*nv));
+		if (nv == NULL)
+			return 1;
+		g->v = nv;
+		g->cap = ncap;
+	}
+	snprintf(g->v[g->n].name, sizeof(g->v[g->n].name), "%s", group);
+	g->v[g->n].count = count;
+	g->n++;
+	return 0;
+}
+
+static void
+handle_list_groups(
+    struct fbx_engine *e, const struct inmsg *in, struct fbx_console_req *req)
+{
+	struct fbx_console_rep rep;
+	struct grp_ctx g = { NULL, 0, 0 };
+	uint32_t total;
+	int rc = fbx_store_org_devices(e->txn, req->org, &total);
+
+	if (rc == FBX_EUNKNOWN_ORG) {
+		console_error(e, in, req->request_id, req->kind, rc,
+		    "unknown organisation '%s'", req->org);
+		return;
+	}
+	if (rc == FBX_OK)
+		rc = fbx_store_group_list(e->txn, req->org, grp_cb, &g);
+	if (rc != FBX_OK && rc != FBX_ENOT_FOUND) {
+		set_err(e, rc);
+		free(g.v);
+		return;
+	}
+	memset(&rep, 0, sizeof(rep));
+	rep.request_id = req->request_id;
+	rep.kind = req->kind;
+	rep.u.groups.groups = g.v;
+	rep.u.groups.n = g.n;
+	console_reply(e, in, &rep);
+	free(g.v);
+}
+
+static void
+handle_ping(
+    struct fbx_engine *e, const struct inmsg *in, struct fbx_console_req *req)
+{
+	struct fbx_console_rep rep;
+	struct fbx_engine_stats *s = &rep.u.pong;
+	struct fbx_store_stat ss;
+	size_t pos = 0;
+	uint64_t k, v;
+
+	memset(&rep, 0, sizeof(rep));
+	rep.request_id = req->request_id;
+	rep.kind = req->kind;
+	snprintf(s->version, sizeof(s->version), "%s", FBX_VERSION);
+	s->uptime_ms = (uint64_t)(mono_ms() - e->started_ms);
+	for (struct gw *g = e->gws; g != NULL; g = g->next) {
+		if (g->dead)
+			continue;
+		s->gateways++;
+		s->deliveries_inflight += g->inflight.len;
+	}
+	while (fbxi_idmap_next(&e->cmds, &pos, &k, &v)) {
+		struct cmdc *cc = (struct cmdc *)(uintptr_t)v;
+		s->commands_active++;
+		s->deliveries_queued += cc->c.counts[FBX_D_QUEUED];
+		s->deliveries_pending += cc->c.counts[FBX_D_PENDING];
+	}
+	s->commits = e->commits;
+	if (fbx_store_stat(e->st, &ss) == FBX_OK)
+		s->store_bytes = ss.file_bytes;
+	console_reply(e, in, &rep);
+}
+
+static void
+handle_console(struct fbx_engine *e, const struct inmsg *in)
+{
+	struct fbx_console_req req;
+	char why[256] = "";
+	int rc;
+
+	rc = fbx_console_req_decode(zmq_msg_data((zmq_msg_t *)&in->body),
+	    zmq_msg_size((zmq_msg_t *)&in->body), &req, why, sizeof(why));
+	if (rc != FBX_OK) {
+		FBX_LOGI("console: rejected request: %s: %s",
+		    fbx_errname(rc), why);
+		console_error(e, in, req.request_id, FBX_CREQ_NONE, rc, "%s",
+		    why[0] ? why : fbx_strerror(rc));
+		return;
+	}
+	if (e->draining) {
+		console_error(e, in, req.request_id, req.kind,
+		    FBX_ESHUTTING_DOWN, "engine is shutting down; retry");
+		goto out;
+	}
+	switch (req.kind) {
+	case FBX_CREQ_SUBMIT:
+		handle_submit(e, in, &req);
+		break;
+	case FBX_CREQ_GET_COMMAND:
+		handle_get(e, in, &req);
+		break;
+	case FBX_CREQ_LIST_COMMANDS:
+		handle_list(e, in, &req);
+		break;
+	case FBX_CREQ_ENROLL:
+		handle_enroll(e, in, &req);
+		break;
+	case FBX_CREQ_REMOVE:
+		handle_remove(e, in, &req);
+		break;
+	case FBX_CREQ_LIST_DEVICES:
+		handle_list_devices(e, in, &req);
+		break;
+	case FBX_CREQ_LIST_GROUPS:
+		handle_list_groups(e, in, &req);
+		break;
+	case FBX_CREQ_PING:
+		handle_ping(e, in, &req);
+		break;
+	default:
+		console_error(e, in, req.request_id, req.kind, FBX_EINVAL,
+		    "unknown request kind %d", req.kind);
+	}
+out:
+	fbx_console_req_free(&req);
+}
+
+/* ------------------------------------------------------ gateway messages */
+
+static void
+handle_hello(struct fbx_engine *e, const struct inmsg *in, struct gw *g,
+    struct fbx_gw_msg *m)
+{
+	struct fbx_eng_msg w;
+
+	if (g != NULL) {
+		/* the same peer says hello again: it restarted and lost what
+		 * it held */
+		gw_requeue(e, g);
+	} else {
+		/* a gateway that reconnected under a new routing id */
+		for (struct gw *o = e->gws; o != NULL; o = o->next) {
+			if (!o->dead &&
+			    strcmp(o->id, m->u.hello.gateway_id) == 0)
+				gw_mark_dead(e, o, "replaced by a new session");
+		}
+		g = calloc(1, sizeof(*g));
+		if (g == NULL) {
+			set_err(e, FBX_ENOMEM);
+			return;
+		}
+		fbxi_idmap_init(&g->inflight);
+		g->rid_len = in->envlen[0];
+		memcpy(g->rid, in->env[0], g->rid_len);
+		g->next = e->gws;
+		e->gws = g;
+	}
+	snprintf(g->id, sizeof(g->id), "%s", m->u.hello.gateway_id);
+	free(g->orgs);
+	g->orgs = NULL;
+	g->norgs = 0;
+	g->all_orgs = 0;
+	for (size_t i = 0; i < m->u.hello.norgs; i++) {
+		if (strcmp(m->u.hello.orgs[i], "*") == 0)
+			g->all_orgs = 1;
+	}
+	if (!g->all_orgs && m->u.hello.norgs > 0) {
+		g->orgs = malloc(m->u.hello.norgs * sizeof(*g->orgs));
+		if (g->orgs == NULL) {
+			set_err(e, FBX_ENOMEM);
+			return;
+		}
+		memcpy(g->orgs, m->u.hello.orgs,
+		    m->u.hello.norgs * sizeof(*g->orgs));
+		g->norgs = m->u.hello.norgs;
+	}
+	g->window = m->u.hello.window;
+	if (g->window > e->o.max_window)
+		g->window = e->o.max_window;
+	g->last_seen = e->now;
+	FBX_LOGI("gateway %s connected: %s, window %u", g->id,
+	    g->all_orgs ? "all organisations" : "listed organisations",
+	    g->window);
+	memset(&w, 0, sizeof(w));
+	w.kind = FBX_ENG_WELCOME;
+	snprintf(w.u.welcome.engine_id, sizeof(w.u.welcome.engine_id),
+	    "fuseboxd");
+	w.u.welcome.heartbeat_ms = e->o.heartbeat_ms;
+	w.u.welcome.max_batch = FBX_BATCH_MAX;
+	gw_send(e, g, &w);
+}
+
+static void
+mark_offline(struct fbx_engine *e, const char *org, const char *device)
+{
+	struct fbx_device dev;
+	int rc = fbx_store_dev_get(e->txn, org, device, &dev);
+
+	if (rc == FBX_OK && dev.online) {
+		dev.online = 0;
+		rc = fbx_store_dev_put(e->txn, &dev, NULL);
+	}
+	if (rc != FBX_OK && rc != FBX_ENOT_FOUND)
+		set_err(e, rc);
+}
+
+static void
+handle_results(struct fbx_engine *e, struct gw *g, struct fbx_gw_msg *m)
+{
+	struct fbx_eng_msg ack;
+
+	for (size_t i = 0; i < m->u.results.n && e->txn_err == FBX_OK; i++) {
+		const struct fbx_result_rec *r = &m->u.results.r[i];
+		struct fbx_delivery d;
+		struct cmdc *cc;
+		uint64_t v;
+		int to, old = 0, rc;
+
+		e->results_in++;
+		if (!fbxi_idmap_get(&g->inflight, r->delivery_id, &v)) {
+			/* a resend, or a delivery this session does not hold */
+			e->ignored_results++;
+			continue;
+		}
+		switch (r->status) {
+		case FBX_R_ACCEPTED:
+			to = FBX_D_ACCEPTED;
+			break;
+		case FBX_R_SUCCEEDED:
+			to = FBX_D_SUCCEEDED;
+			break;
+		case FBX_R_FAILED:
+			to = FBX_D_FAILED;
+			break;
+		case FBX_R_OFFLINE:
+			to = FBX_D_PENDING;
+			break;
+		default:
+			e->ignored_results++;
+			continue;
+		}
+		if (v == 1 && g->unanswered > 0)
+			g->unanswered--;
+		if (to == FBX_D_ACCEPTED) {
+			if (v == 2)
+				continue; /* already accepted */
+			(void)fbxi_idmap_put(&g->inflight, r->delivery_id, 2);
+		} else {
+			fbxi_idmap_del(&g->inflight, r->delivery_id, NULL);
+		}
+		cc = cmd_find(e, FBX_DLV_CMD(r->delivery_id));
+		if (cc == NULL)
+			continue; /* command finished (expired) meanwhile */
+		if (cc->expired) {
+			/* the TTL sweep may have got here first */
+			rc = fbx_store_dlv_get(e->txn, r->delivery_id, &d);
+			if (rc != FBX_OK || fbx_dstate_terminal(d.state))
+				continue;
+		}
+		rc = fbx_store_dlv_set_state(e->txn, r->delivery_id, to,
+		    r->code, e->now, 0, &old, &d);
+		if (rc != FBX_OK) {
+			set_err(e, rc);
+			break;
+		}
+		count_move(cc, old, to);
+		if (to == FBX_D_PENDING) {
+			rc = fbx_store_pend_add(
+			    e->txn, cc->c.org, d.device, r->delivery_id);
+			if (rc != FBX_OK) {
+				set_err(e, rc);
+				break;
+			}
+			mark_offline(e, cc->c.org, d.device);
+		}
+		if (fbx_dstate_terminal(to))
+			cmd_maybe_done(cc);
+	}
+	memset(&ack, 0, sizeof(ack));
+	ack.kind = FBX_ENG_ACK;
+	ack.u.ack.batch_id = m->u.results.batch_id;
+	ack.u.ack.count = (uint32_t)m->u.results.n;
+	gw_send(e, g, &ack);
+}
+
+struct pend_ctx {
+	uint64_t *ids;
+	size_t n, cap;
+};
+
+static int
+pend_cb(void *arg, uint64_t id)
+{
+	struct pend_ctx *p = arg;
+
+	if (p->n == p->cap) {
+		size_t ncap = p->cap ? p->cap * 2 : 16;
+		uint64_t *n = realloc(p->ids, ncap * sizeof(*n));
+		if (n == NULL)
+			return 1;
+		p->ids = n;
+		p->cap = ncap;
+	}
+	p->ids[p->n++] = id;
+	return 0;
+}
+
+static void
+handle_checkins(struct fbx_engine *e, struct gw *g, struct fbx_gw_msg *m)
+{
+	struct fbx_eng_msg ack;
+	struct pend_ctx p = { NULL, 0, 0 };
+
+	for (size_t i = 0; i < m->u.checkins.n && e->txn_err == FBX_OK; i++) {
+		const struct fbx_checkin *ci = &m->u.checkins.c[i];
+		struct fbx_device dev;
+		int rc;
+
+		if (!gw_serves(g, ci->org)) {
+			FBX_LOGW("gateway %s: check-in for organisation %s "
+			         "it does not serve, ignored",
+			    g->id, ci->org);
+			continue;
+		}
+		rc = fbx_store_dev_get(e->txn, ci->org, ci->device, &dev);
+		if (rc == FBX_ENOT_FOUND)
+			continue; /* not enrolled: nothing to resume */
+		if (rc != FBX_OK) {
+			set_err(e, rc);
+			break;
+		}
+		if (ci->at_ms > dev.last_checkin_ms)
+			dev.last_checkin_ms = ci->at_ms;
+		if (ci->os_version[0] != '\0')
+			snprintf(dev.os_version, sizeof(dev.os_version), "%s",
+			    ci->os_version);
+		if (ci->attestation != FBX_ATTEST_UNKNOWN)
+			dev.attestation = ci->attestation;
+		dev.online = 1;
+		rc = fbx_store_dev_put(e->txn, &dev, NULL);
+		if (rc != FBX_OK) {
+			set_err(e, rc);
+			break;
+		}
+		p.n = 0;
+		rc = fbx_store_pend_list(
+		    e->txn, ci->org, ci->device, pend_cb, &p);
+		if (rc != FBX_OK && rc != FBX_ENOT_FOUND) {
+			set_err(e, rc);
+			break;
+		}
+		for (size_t j = 0; j < p.n && e->txn_err == FBX_OK; j++) {
+			struct cmdc *cc = cmd_find(e, FBX_DLV_CMD(p.ids[j]));
+			int old = 0;
+			rc = fbx_store_pend_del(
+			    e->txn, ci->org, ci->device, p.ids[j]);
+			if (rc != FBX_OK) {
+				set_err(e, rc);
+				break;
+			}
+			if (cc == NULL || cc->expired)
+				continue; /* expiry sweep owns it */
+			rc = fbx_store_dlv_set_state(e->txn, p.ids[j],
+			    FBX_D_QUEUED, 0, e->now, 0, &old, NULL);
+			if (rc != FBX_OK) {
+				set_err(e, rc);
+				break;
+			}
+			count_move(cc, old, FBX_D_QUEUED);
+			if (orgq_push(e, cc->q, p.ids[j]) != FBX_OK)
+				set_err(e, FBX_ENOMEM);
+		}
+	}
+	free(p.ids);
+	memset(&ack, 0, sizeof(ack));
+	ack.kind = FBX_ENG_ACK;
+	ack.u.ack.batch_id = m->u.checkins.batch_id;
+	ack.u.ack.count = (uint32_t)m->u.checkins.n;
+	gw_send(e, g, &ack);
+}
+
+static void
+handle_gateway(struct fbx_engine *e, const struct inmsg *in)
+{
+	struct fbx_gw_msg m;
+	struct gw *g;
+	char why[256] = "";
+	int rc;
+
+	if (in->nenv != 1) {
+		FBX_LOGW("gateway: message with %d envelope frames dropped",
+		    in->nenv);
+		return;
+	}
+	g = gw_by_rid(e, in->env[0], in->envlen[0]);
+	rc = fbx_gw_msg_decode(zmq_msg_data((zmq_msg_t *)&in->body),
+	    zmq_msg_size((zmq_msg_t *)&in->body), &m, why, sizeof(why));
+	if (rc != FBX_OK) {
+		FBX_LOGW("gateway %s: bad message: %s: %s",
+		    g ? g->id : "(no session)", fbx_errname(rc), why);
+		gw_send_raw_error(e, in, rc, why[0] ? why : fbx_strerror(rc));
+		return;
+	}
+	if (g == NULL && m.kind != FBX_GW_HELLO) {
+		if (m.kind != FBX_GW_BYE)
+			gw_send_raw_error(e, in, FBX_EPROTOCOL,
+			    "no session: send HELLO first");
+		goto out;
+	}
+	if (g != NULL)
+		g->last_seen = e->now;
+	switch (m.kind) {
+	case FBX_GW_HELLO:
+		handle_hello(e, in, g, &m);
+		break;
+	case FBX_GW_CREDIT:
+		g->window = m.u.credit.window > e->o.max_window
+		    ? e->o.max_window
+		    : m.u.credit.window;
+		break;
+	case FBX_GW_RESULTS:
+		handle_results(e, g, &m);
+		break;
+	case FBX_GW_CHECKINS:
+		handle_checkins(e, g, &m);
+		break;
+	case FBX_GW_HEARTBEAT:
+		break;
+	case FBX_GW_BYE:
+		FBX_LOGI("gateway %s leaves: %s", g->id, m.u.bye.reason);
+		g->dead = 1;
+		break;
+	default:
+		gw_send_raw_error(e, in, FBX_EPROTOCOL, "unknown message");
+	}
+out:
+	fbx_gw_msg_free(&m);
+}
+
+/* ------------------------------------------------------------- dispatch */
+
+static void
+gw_flush_batch(struct fbx_engine *e, struct gw *g)
+{
+	struct fbx_eng_msg m;
+
+	if (g->obn == 0)
+		return;
+	memset(&m, 0, sizeof(m));
+	m.kind = FBX_ENG_DELIVERIES;
+	m.u.deliveries.d = g->ob;
+	m.u.deliveries.n = g->obn;
+	gw_send(e, g, &m);
+	g->obn = 0;
+}
+
+/* send_one - journal `id` as SENT and add it to g's outgoing batch.
+ * @return 1 if it was handed out, 0 if skipped. */
+static int
+send_one(struct fbx_engine *e, struct gw *g, uint64_t id)
+{
+	struct cmdc *cc = cmd_find(e, FBX_DLV_CMD(id));
+	struct fbx_delivery d;
+	struct fbx_dlv_out *o;
+	int old = 0, rc;
+
+	if (cc == NULL || cc->expired)
+		return 0;
+	if (g->ob == NULL) {
+		g->ob = malloc(e->o.send_batch * sizeof(*g->ob));
+		g->obdev = malloc(e->o.send_batch * sizeof(*g->obdev));
+		if (g->ob == NULL || g->obdev == NULL) {
+			set_err(e, FBX_ENOMEM);
+			return 0;
+		}
+	}
+	rc = fbx_store_dlv_set_state(
+	    e->txn, id, FBX_D_SENT, 0, e->now, 1, &old, &d);
+	if (rc != FBX_OK) {
+		set_err(e, rc);
+		return 0;
+	}
+	if (fbxi_idmap_put(&g->inflight, id, 1) != 0) {
+		set_err(e, FBX_ENOMEM);
+		return 0;
+	}
+	count_move(cc, old, FBX_D_SENT);
+	g->unanswered++;
+	e->dlv_sent++;
+	o = &g->ob[g->obn];
+	memcpy(g->obdev[g->obn], d.device, sizeof(g->obdev[g->obn]));
+	o->delivery_id = id;
+	o->command_id = cc->c.id;
+	o->org = cc->c.org;
+	o->device = g->obdev[g->obn];
+	o->type = cc->c.type;
+	o->payload = cc->c.payload;
+	o->payload_len = cc->c.payload_len;
+	o->expires_ms = cc->c.expires_ms;
+	o->attempt = d.attempts;
+	if (++g->obn == e->o.send_batch)
+		gw_flush_batch(e, g);
+	return 1;
+}
+
+/* dispatch_step - fill every gateway's credit from the organisation
+ * queues, round robin over organisations in quanta, so one organisation's
+ * million-device fan-out does not starve another's single command. */
+static void
+dispatch_step(struct fbx_engine *e)
+{
+	uint32_t total = 0;
+	int progress = 1;
+
+	while (progress && total < DISPATCH_MAX && e->txn_err == FBX_OK) {
+		progress = 0;
+		for (struct gw *g = e->gws; g != NULL; g = g->next) {
+			if (g->dead || g->unanswered >= g->window)
+				continue;
+			for (size_t k = 0; k < e->rrlen &&
+			    g->unanswered < g->window && total < DISPATCH_MAX;
+			    k++) {
+				struct orgq *q =
+				    e->rr[(e->rrpos + k) % e->rrlen];
+				uint32_t n = 0;
+				if (q->len == 0 || !gw_serves(g, q->org))
+					continue;
+				while (q->len > 0 && n < QUANTUM &&
+				    g->unanswered < g->window &&
+				    e->txn_err == FBX_OK) {
+					if (send_one(e, g, orgq_pop(q)))
+						n++;
+				}
+				total += n;
+				if (n > 0)
+					progress = 1;
+			}
+		}
+		if (e->rrlen > 0)
+			e->rrpos = (e->rrpos + 1) % e->rrlen;
+	}
+	for (struct gw *g = e->gws; g != NULL; g = g->next)
+		gw_flush_batch(e, g);
+	/* drop emptied organisations from the round robin */
+	for (size_t i = 0; i < e->rrlen;) {
+		if (e->rr[i]->len == 0) {
+			e->rr[i]->active = 0;
+			e->rr[i] = e->rr[--e->rrlen];
+		} else {
+			i++;
+		}
+	}
+	if (e->rrlen > 0)
+		e->rrpos %= e->rrlen;
+	else
+		e->rrpos = 0;
+}
+
+static int
+work_pending(struct fbx_engine *e)
+{
+	if (e->draining)
+		return 0;
+	if (e->xhead != NULL)
+		return 1;
+	if (e->rrlen == 0)
+		return 0;
+	for (struct gw *g = e->gws; g != NULL; g = g->next) {
+		if (!g->dead && g->unanswered < g->window)
+			return 1;
+	}
+	return 0;
+}
+
+/* ----------------------------------------------------------- expiry */
+
+struct sweep_ctx {
+	uint64_t *ids;
+	uint8_t *states;
+	fbx_id *devs;
+	size_t n, cap;
+	uint64_t last;
+};
+
+static int
+sweep_cb(void *arg, const struct fbx_delivery *d)
+{
+	struct sweep_ctx *s = arg;
+
+	s->last = d->id;
+	if (fbx_dstate_terminal(d->state))
+		return 0;
+	s->ids[s->n] = d->id;
+	s->states[s->n] = d->state;
+	memcpy(s->devs[s->n], d->device, sizeof(s->devs[s->n]));
+	s->n++;
+	return s->n >= s->cap;
+}
+
+/* sweep_step - move the open deliveries of commands past their TTL to
+ * EXPIRED, in bounded slices. */
+static void
+sweep_step(struct fbx_engine *e)
+{
+	struct sweep_ctx s;
+	size_t pos = 0, budget = SWEEP_MAX;
+	uint64_t k, v;
+
+	memset(&s, 0, sizeof(s));
+	while (budget > 0 && e->txn_err == FBX_OK &&
+	    fbxi_idmap_next(&e->cmds, &pos, &k, &v)) {
+		struct cmdc *cc = (struct cmdc *)(uintptr_t)v;
+		uint64_t base = FBX_DLV_ID(cc->c.id, 0);
+		int rc;
+
+		if (cc->c.expires_ms > e->now || cc->c.state == FBX_C_DONE)
+			continue;
+		if (!cc->expired) {
+			cc->expired = 1;
+			FBX_LOGI("command %llu expired with %u deliveries open",
+			    (unsigned long long)cc->c.id, cmd_open(cc));
+			if (cc->c.state == FBX_C_EXPANDING) {
+				xlist_remove(e, cc);
+				cc->c.state = FBX_C_ACTIVE;
+				cc->dirty = 1;
+			}
+		}
+		if (s.ids == NULL) {
+			s.cap = 8192;
+			s.ids = malloc(s.cap * sizeof(*s.ids));
+			s.states = malloc(s.cap);
+			s.devs = malloc(s.cap * sizeof(*s.devs));
+			if (!s.ids || !s.states || !s.devs) {
+				set_err(e, FBX_ENOMEM);
+				break;
+			}
+		}
+		while (budget > 0 && cc->sweep_idx < cc->c.ndeliveries &&
+		    e->txn_err == FBX_OK) {
+			s.n = 0;
+			s.last = 0;
+			rc = fbx_store_dlv_scan(e->txn, base + cc->sweep_idx,
+			    base + cc->c.ndeliveries, 0, sweep_cb, &s);
+			if (rc != FBX_OK && rc != FBX_ENOT_FOUND) {
+				set_err(e, rc);
+				break;
+			}
+			for (size_t i = 0; i < s.n; i++) {
+				int old = 0;
+				rc = fbx_store_dlv_set_state(e->txn, s.ids[i],
+				    FBX_D_EXPIRED, 0, e->now, 0, &old, NULL);
+				if (rc == FBX_OK && s.states[i] == FBX_D_PENDING)
+					rc = fbx_store_pend_del(e->txn,
+					    cc->c.org, s.devs[i], s.ids[i]);
+				if (rc != FBX_OK) {
+					set_err(e, rc);
+					break;
+				}
+				count_move(cc, old, FBX_D_EXPIRED);
+			}
+			budget = budget > s.n ? budget - s.n : 0;
+			if (s.n < s.cap || s.last == 0)
+				cc->sweep_idx = cc->c.ndeliveries;
+			else
+				cc->sweep_idx = FBX_DLV_IDX(s.last) + 1;
+		}
+		cmd_maybe_done(cc);
+	}
+	free(s.ids);
+	free(s.states);
+	free(s.devs);
+}
+
+/* flush_commands - journal every command whose state or cursor moved;
+ * drop finished ones from the cache. */
+static void
+flush_commands(struct fbx_engine *e)
+{
+	size_t pos = 0;
+	uint64_t k, v;
+
+	while (e->txn_err == FBX_OK &&
+	    fbxi_idmap_next(&e->cmds, &pos, &k, &v)) {
+		struct cmdc *cc = (struct cmdc *)(uintptr_t)v;
+		if (!cc->dirty)
+			continue;
+		int rc = fbx_store_cmd_put(e->txn, &cc->c);
+		if (rc != FBX_OK)
+			set_err(e, rc);
+		cc->dirty = 0;
+	}
+}
+
+static void
+reap_done(struct fbx_engine *e)
+{
+	size_t pos = 0, n = 0;
+	uint64_t k, v, *done = NULL;
+
+	while (fbxi_idmap_next(&e->cmds, &pos, &k, &v)) {
+		struct cmdc *cc = (struct cmdc *)(uintptr_t)v;
+		if (cc->c.state != FBX_C_DONE)
+			continue;
+		uint64_t *nd = realloc(done, (n + 1) * sizeof(*nd));
+		if (nd == NULL)
+			break;
+		done = nd;
+		done[n++] = k;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct cmdc *cc = cmd_find(e, done[i]);
+		if (cc != NULL) {
+			FBX_LOGI("command %llu done: %u succeeded, %u failed, "
+			         "%u expired",
+			    (unsigned long long)cc->c.id,
+			    cc->c.counts[FBX_D_SUCCEEDED],
+			    cc->c.counts[FBX_D_FAILED],
+			    cc->c.counts[FBX_D_EXPIRED]);
+			cmd_cache_free(e, cc);
+		}
+	}
+	free(done);
+}
+
+/* ------------------------------------------------------------ recovery */
+
+struct rebuild_ctx {
+	struct fbx_engine *e;
+	struct cmdc *cc;
+	uint64_t *requeue;
+	size_t nrequeue, cap;
+	int err;
+};
+
+static int
+rebuild_dlv_cb(void *arg, const struct fbx_delivery *d)
+{
+	struct rebuild_ctx *r = arg;
+	struct cmdc *cc = r->cc;
+
+	if (d->state > 0 && d->state < FBX_D_COUNT)
+		cc->c.counts[d->state]++;
+	if (FBX_DLV_IDX(d->id) >= cc->c.ndeliveries)
+		cc->c.ndeliveries = FBX_DLV_IDX(d->id) + 1;
+	switch (d->state) {
+	case FBX_D_SENT:
+	case FBX_D_ACCEPTED:
+		/* the gateway that held it is gone with the old process */
+		if (r->nrequeue == r->cap) {
+			size_t ncap = r->cap ? r->cap * 2 : 4096;
+			uint64_t *n = realloc(r->requeue, ncap * sizeof(*n));
+			if (n == NULL) {
+				r->err = FBX_ENOMEM;
+				return 1;
+			}
+			r->requeue = n;
+			r->cap = ncap;
+		}
+		r->requeue[r->nrequeue++] = d->id;
+		/* fall through */
+	case FBX_D_QUEUED:
+		if (orgq_push(r->e, cc->q, d->id) != FBX_OK) {
+			r->err = FBX_ENOMEM;
+			return 1;
+		}
+		break;
+	default:
+		break;
+	}
+	return 0;
+}
+
+static int
+rebuild_cmd_cb(void *arg, const struct fbx_command *c)
+{
+	struct rebuild_ctx *r = arg;
+	struct cmdc *cc = cmd_cache_add(r->e, c);
+	int rc;
+
+	if (cc == NULL) {
+		r->err = FBX_ENOMEM;
+		return 1;
+	}
+	memset(cc->c.counts, 0, sizeof(cc->c.counts));
+	r->cc = cc;
+	rc = fbx_store_dlv_scan(r->e->txn, FBX_DLV_ID(c->id, 0),
+	    FBX_DLV_ID(c->id + 1, 0), 0, rebuild_dlv_cb, r);
+	if (rc != FBX_OK && rc != FBX_ENOT_FOUND)
+		r->err = rc;
+	return r->err != FBX_OK;
+}
+
+static void
+clear_memory(struct fbx_engine *e)
+{
+	size_t pos = 0;
+	uint64_t k, v;
+
+	while (fbxi_idmap_next(&e->cmds, &pos, &k, &v)) {
+		struct cmdc *cc = (struct cmdc *)(uintptr_t)v;
+		fbx_command_clear(&cc->c);
+		free(cc);
+	}
+	fbxi_idmap_clear(&e->cmds);
+	e->xhead = e->xtail = NULL;
+	for (size_t b = 0; b < 1024; b++) {
+		for (struct orgq *q = e->qtab[b]; q != NULL; q = q->hnext) {
+			free(q->ring);
+			q->ring = NULL;
+			q->cap = q->head = q->len = 0;
+			q->active = 0;
+		}
+	}
+	e->rrlen = e->rrpos = 0;
+	for (struct gw *g = e->gws; g != NULL; g = g->next) {
+		fbxi_idmap_clear(&g->inflight);
+		g->unanswered = 0;
+		g->obn = 0;
+	}
+}
+
+/* rebuild - make memory match the store: load every command not DONE,
+ * recount its deliveries from their records, queue the open ones, and
+ * journal deliveries left SENT/ACCEPTED by a lost process as QUEUED again
+ * (they are re-sent with the same delivery id). Used at start-up and
+ * after a failed commit. */
+static int
+rebuild(struct fbx_engine *e)
+{
+	struct rebuild_ctx r;
+	size_t ncmd;
+	int rc;
+
+	memset(&r, 0, sizeof(r));
+	r.e = e;
+	clear_memory(e);
+	rc = fbx_txn_begin(e->st, 0, &e->txn);
+	if (rc != FBX_OK)
+		return rc;
+	rc = fbx_store_cmd_active(e->txn, rebuild_cmd_cb, &r);
+	fbx_txn_abort(e->txn);
+	e->txn = NULL;
+	if (rc == FBX_ENOT_FOUND)
+		rc = FBX_OK;
+	if (rc == FBX_OK)
+		rc = r.err;
+	if (rc != FBX_OK)
+		goto out;
+	ncmd = e->cmds.len;
+	e->now = now_ms();
+	/* journal the re-queue in bounded transactions */
+	for (size_t i = 0; i < r.nrequeue;) {
+		size_t end = i + 50000 < r.nrequeue ? i + 50000 : r.nrequeue;
+		rc = fbx_store_reserve(e->st, (end - i) * 512 + (16u << 20));
+		if (rc == FBX_OK)
+			rc = fbx_txn_begin(e->st, 1, &e->txn);
+		if (rc != FBX_OK)
+			goto out;
+		for (size_t j = i; j < end && rc == FBX_OK; j++) {
+			struct cmdc *cc = cmd_find(e, FBX_DLV_CMD(r.requeue[j]));
+			int old = 0;
+			rc = fbx_store_dlv_set_state(e->txn, r.requeue[j],
+			    FBX_D_QUEUED, 0, e->now, 0, &old, NULL);
+			if (rc == FBX_OK && cc != NULL)
+				count_move(cc, old, FBX_D_QUEUED);
+		}
+		if (rc != FBX_OK) {
+			fbx_txn_abort(e->txn);
+			e->txn = NULL;
+			goto out;
+		}
+		rc = fbx_txn_commit(e->txn);
+		e->txn = NULL;
+		if (rc != FBX_OK)
+			goto out;
+		i = end;
+	}
+	/* commands whose last results landed before their DONE did */
+	{
+		size_t pos = 0;
+		uint64_t k, v;
+		while (fbxi_idmap_next(&e->cmds, &pos, &k, &v))
+			cmd_maybe_done((struct cmdc *)(uintptr_t)v);
+	}
+	FBX_LOGI("recovered %zu open commands, %zu deliveries re-queued", ncmd,
+	    r.nrequeue);
+out:
+	free(r.requeue);
+	return rc;
+}
+
+/* -------------------------------------------------------------- the loop */
+
+static void
+close_inputs(struct fbx_engine *e)
+{
+	for (size_t i = 0; i < e->nin; i++)
+		zmq_msg_close(&e->in[i].body);
+	e->nin = 0;
+}
+
+static void
+read_inputs(struct fbx_engine *e, void *sock, int from_gw, size_t max)
+{
+	size_t n = 0, bytes = 0;
+
+	while (n < max && bytes < IN_BYTES_MAX) {
+		struct inmsg *m;
+		zmq_msg_t part;
+		int first = 1, bad = 0;
+
+		if (e->nin == e->incap) {
+			size_t ncap = e->incap ? e->incap * 2 : 256;
+			struct inmsg *ni = realloc(e->in, ncap * sizeof(*ni));
+			if (ni == NULL)
+				return;
+			e->in = ni;
+			e->incap = ncap;
+		}
+		m = &e->in[e->nin];
+		m->from_gw = from_gw;
+		m->nenv = 0;
+		for (;;) {
+			zmq_msg_init(&part);
+			if (zmq_msg_recv(&part, sock, first ? ZMQ_DONTWAIT : 0) <
+			    0) {
+				zmq_msg_close(&part);
+				if (first)
+					return;
+				bad = 1;
+				break;
+			}
+			first = 0;
+			if (!zmq_msg_more(&part)) {
+				zmq_msg_init(&m->body);
+				zmq_msg_move(&m->body, &part);
+				zmq_msg_close(&part);
+				break;
+			}
+			if (m->nenv < ENV_MAX && zmq_msg_size(&part) <= RID_MAX) {
+				m->envlen[m->nenv] = zmq_msg_size(&part);
+				memcpy(m->env[m->nenv], zmq_msg_data(&part),
+				    zmq_msg_size(&part));
+				m->nenv++;
+			} else {
+				bad = 1;
+			}
+			zmq_msg_close(&part);
+		}
+		if (bad) {
+			if (m->nenv > 0 || !first)
+				zmq_msg_close(&m->body);
+			FBX_LOGW("%s: malformed envelope dropped",
+			    from_gw ? "gateway" : "console");
+			continue;
+		}
+		bytes += zmq_msg_size(&m->body);
+		e->nin++;
+		n++;
+	}
+}
+
+static void
+fail_console_inputs(struct fbx_engine *e, int rc)
+{
+	for (size_t i = 0; i < e->nin; i++) {
+		struct fbx_console_req req;
+		const struct inmsg *in = &e->in[i];
+		if (in->from_gw)
+			continue;
+		if (fbx_console_req_decode(zmq_msg_data((zmq_msg_t *)&in->body),
+		        zmq_msg_size((zmq_msg_t *)&in->body), &req, NULL,
+		        0) != FBX_OK) {
+			console_error(e, in, req.request_id, FBX_CREQ_NONE,
+			    rc, "storage failure: %s", fbx_strerror(rc));
+			continue;
+		}
+		console_error(e, in, req.request_id, req.kind, rc,
+		    "not recorded: storage failure: %s; nothing accepted "
+		    "before was lost, retry later",
+		    fbx_strerror(rc));
+		fbx_console_req_free(&req);
+	}
+}
+
+static int
+turn(struct fbx_engine *e)
+{
+	int rc = FBX_OK;
+
+	read_inputs(e, e->gateway, 1, IN_MSGS_MAX);
+	read_inputs(e, e->console, 0, IN_MSGS_MAX);
+	for (int attempt = 0; attempt < COMMIT_RETRIES; attempt++) {
+		size_t need = (64u << 20);
+		e->now = now_ms();
+		e->txn_err = FBX_OK;
+		for (size_t i = 0; i < e->nin; i++)
+			need += zmq_msg_size(&e->in[i].body) * 4;
+		rc = fbx_store_reserve(e->st, need);
+		if (rc == FBX_OK)
+			rc = fbx_txn_begin(e->st, 1, &e->txn);
+		if (rc != FBX_OK)
+			goto failed;
+		for (size_t i = 0; i < e->nin && e->txn_err == FBX_OK; i++) {
+			if (e->in[i].from_gw)
+				handle_gateway(e, &e->in[i]);
+			else
+				handle_console(e, &e->in[i]);
+		}
+		if (e->txn_err == FBX_OK)
+			gw_reap(e);
+		if (!e->draining && e->txn_err == FBX_OK) {
+			expand_step(e);
+			dispatch_step(e);
+		}
+		if (e->txn_err == FBX_OK && e->now >= e->next_sweep) {
+			sweep_step(e);
+			e->next_sweep = e->now + 500;
+		}
+		flush_commands(e);
+		if (e->txn_err != FBX_OK) {
+			rc = e->txn_err;
+			fbx_txn_abort(e->txn);
+		} else {
+			rc = fbx_txn_commit(e->txn);
+		}
+		e->txn = NULL;
+		if (rc == FBX_OK) {
+			e->commits++;
+			out_flush(e);
+			reap_done(e);
+			break;
+		}
+	failed:
+		out_discard(e);
+		if (!is_store_write_err(rc) && rc != FBX_EBUSY) {
+			FBX_LOGE("turn failed: %s", fbx_strerror(rc));
+			break;
+		}
+		if (rc == FBX_EMAP_FULL) {
+			int grc = fbx_store_grow(e->st);
+			if (grc == FBX_OK) {
+				FBX_LOGI("store map grown; redoing the batch");
+				if (rebuild(e) == FBX_OK)
+					continue;
+			}
+			rc = FBX_EDISK_FULL;
+		}
+		/* disk full or I/O error: nothing of this batch happened;
+		 * tell the submitters, keep serving, try again later */
+		FBX_LOGE("commit failed: %s; %zu messages answered with an "
+		         "error",
+		    fbx_strerror(rc), e->nin);
+		(void)rebuild(e);
+		fail_console_inputs(e, rc);
+		out_flush(e);
+		struct timespec ts = { 0, 200 * 1000000L };
+		nanosleep(&ts, NULL);
+		rc = FBX_OK;
+		break;
+	}
+	close_inputs(e);
+	return rc;
+}
+
+static size_t
+inflight_total(struct fbx_engine *e)
+{
+	size_t n = 0;
+
+	for (struct gw *g = e->gws; g != NULL; g = g->next) {
+		if (!g->dead)
+			n += g->inflight.len;
+	}
+	return n;
+}
+
+int
+fbx_engine_run(struct fbx_engine *e)
+{
+	zmq_pollitem_t items[2];
+	int rc = FBX_OK;
+
+	for (;;) {
+		if (e->stop && !e->draining) {
+			e->draining = 1;
+			e->drain_deadline = mono_ms() + e->o.drain_ms;
+			FBX_LOGI("draining: %zu deliveries in flight",
+			    inflight_total(e));
+		}
+		if (e->draining &&
+		    (inflight_total(e) == 0 || mono_ms() >= e->drain_deadline))
+			break;
+		items[0] = (zmq_pollitem_t) { e->console, 0, ZMQ_POLLIN, 0 };
+		items[1] = (zmq_pollitem_t) { e->gateway, 0, ZMQ_POLLIN, 0 };
+		if (zmq_poll(items, 2, work_pending(e) ? 0 : 50) < 0 &&
+		    errno != EINTR) {
+			FBX_LOGE("poll: %s", zmq_strerror(errno));
+			rc = FBX_EIO;
+			break;
+		}
+		rc = turn(e);
+		if (rc != FBX_OK)
+			break;
+	}
+	FBX_LOGI("stopped: %zu deliveries still in flight will be re-sent "
+	         "after restart",
+	    inflight_total(e));
+	return rc;
+}
+
+void
+fbx_engine_stop(struct fbx_engine *e)
+{
+	e->stop = 1;
+}
+
+static int
+make_socket(struct fbx_engine *e, const char *ep, int gateway, void **out)
+{
+	void *s = zmq_socket(e->zctx, ZMQ_ROUTER);
+	int zero = 0, one = 1, hwm = gateway ? 0 : 100000;
+	int64_t maxmsg = (int64_t)(gateway ? FBX_GATEWAY_MSG_MAX
+	                                   : FBX_CONSOLE_MSG_MAX) *
+	    2;
+
+	if (s == NULL)
+		return FBX_ENOMEM;
+	if (zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof(zero)) != 0 ||
+	    zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &maxmsg, sizeof(maxmsg)) != 0 ||
+	    zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof(hwm)) != 0 ||
+	    (gateway &&
+	        zmq_setsockopt(
+	            s, ZMQ_ROUTER_MANDATORY, &one, sizeof(one)) != 0)) {
+		zmq_close(s);
+		return FBX_EINVAL;
+	}
+	if (zmq_bind(s, ep) != 0) {
+		FBX_LOGE("cannot bind %s: %s", ep, zmq_strerror(errno));
+		zmq_close(s);
+		return FBX_EUNREACHABLE;
+	}
+	*out = s;
+	return FBX_OK;
+}
+
+int
+fbx_engine_open(const struct fbx_engine_opts *opts, fbx_engine **out)
+{
+	struct fbx_engine *e;
+	struct fbx_store_opts so;
+	int rc;
+
+	if (opts == NULL || opts->data_dir == NULL ||
+	    opts->console_ep == NULL || opts->gateway_ep == NULL)
+		return FBX_EINVAL;
+	e = calloc(1, sizeof(*e));
+	if (e == NULL)
+		return FBX_ENOMEM;
+	e->o = *opts;
+	if (e->o.heartbeat_ms == 0)
+		e->o.heartbeat_ms = 1000;
+	if (e->o.expand_chunk == 0)
+		e->o.expand_chunk = 65536;
+	if (e->o.send_batch == 0)
+		e->o.send_batch = 8192;
+	if (e->o.send_batch > FBX_BATCH_MAX)
+		e->o.send_batch = FBX_BATCH_MAX;
+	if (e->o.max_window == 0)
+		e->o.max_window = 1u << 20;
+	if (e->o.drain_ms == 0)
+		e->o.drain_ms = 5000;
+	if (e->o.default_ttl_s == 0)
+		e->o.default_ttl_s = 86400;
+	e->started_ms = mono_ms();
+	fbxi_idmap_init(&e->cmds);
+
+	memset(&so, 0, sizeof(so));
+	so.path = e->o.data_dir;
+	so.map_size = e->o.map_size;
+	so.durability = e->o.durability;
+	rc = fbx_store_open(&so, &e->st);
+	if (rc != FBX_OK) {
+		FBX_LOGE("cannot open store %s: %s", e->o.data_dir,
+		    fbx_strerror(rc));
+		goto fail;
+	}
+	rc = rebuild(e);
+	if (rc != FBX_OK) {
+		FBX_LOGE("recovery failed: %s", fbx_strerror(rc));
+		goto fail;
+	}
+	e->zctx = zmq_ctx_new();
+	if (e->zctx == NULL) {
+		rc = FBX_ENOMEM;
+		goto fail;
+	}
+	rc = make_socket(e, e->o.console_ep, 0, &e->console);
+	if (rc == FBX_OK)
+		rc = make_socket(e, e->o.gateway_ep, 1, &e->gateway);
+	if (rc != FBX_OK)
+		goto fail;
+	FBX_LOGI("fuseboxd %s: console %s, gateways %s, store %s", FBX_VERSION,
+	    e->o.console_ep, e->o.gateway_ep, e->o.data_dir);
+	*out = e;
+	return FBX_OK;
+fail:
+	fbx_engine_close(e);
+	return rc;
+}
+
+void
+fbx_engine_close(struct fbx_engine *e)
+{
+	struct gw *g, *gn;
+
+	if (e == NULL)
+		return;
+	clear_memory(e);
+	fbxi_idmap_fini(&e->cmds);
+	for (size_t b = 0; b < 1024; b++) {
+		struct orgq *q = e->qtab[b], *n;
+		for (; q != NULL; q = n) {
+			n = q->hnext;
+			free(q->ring);
+			free(q);
+		}
+	}
+	free(e->rr);
+	for (g = e->gws; g != NULL; g = gn) {
+		gn = g->next;
+		gw_free(g);
+	}
+	out_discard(e);
+	close_inputs(e);
+	free(e->in);
+	if (e->console != NULL)
+		zmq_close(e->console);
+	if (e->gateway != NULL)
+		zmq_close(e->gateway);
+	if (e->zctx != NULL)
+		zmq_ctx_term(e->zctx);
+	fbx_store_close(e->st);
+	free(e);
+}
