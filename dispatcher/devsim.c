@@ -1,0 +1,1605 @@
+/*
+ * devsim.c: fusebox-devsim, a gateway that simulates a fleet of devices.
+ * It enrolls a deterministic fleet through the console API, then speaks
+ * the gateway protocol and answers every delivery the way a device would
+ * (success, failure, offline), while counting what an end-to-end or crash
+ * test must check: duplicates, foreign deliveries, and above all a
+ * delivery re-sent after its success was acknowledged as durable, which
+ * is an exactly-once violation. Per-device state lives in flat arrays and
+ * per-delivery state in one open-addressing table, so a million devices
+ * cost no per-device allocation.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <zmq.h>
+
+#include "fbx_client.h"
+
+#define SIM_DEFAULT_GATEWAY "ipc:///tmp/fusebox/gateway.sock"
+#define SIM_DEFAULT_CONSOLE "ipc:///tmp/fusebox/console.sock"
+#define SIM_ENROLL_BATCH 10000
+#define SIM_FLUSH_N 4096
+#define SIM_FLUSH_MS 2
+#define SIM_RESEND_MS 3000
+#define SIM_HELLO_RETRY_MS 2000
+#define SIM_DEVICES_MAX 50000000u
+#define SIM_ORGS_MAX 9999u
+#define SIM_UNACKED_MAX 100000 /* batches; beyond, the oldest is dropped */
+#define SIM_FOREIGN_CODE 404
+
+enum { DEV_OFFLINE = 1, DEV_CHECKIN_DUE = 2 };
+enum { DE_FINAL = 1, DE_DURABLE_OK = 2, DE_DURABLE_FAIL = 4 };
+enum { ST_HELLO = 0, ST_READY = 1 };
+
+struct opts {
+	const char *gw_ep;
+	const char *console_ep;
+	const char *gateway_id;
+	const char *report;
+	uint32_t ndev;
+	uint32_t norgs;
+	double org_skew; /* < 0 = even */
+	uint32_t window;
+	uint32_t ack_latency_ms;
+	double fail_ratio;
+	double offline_ratio;
+	uint32_t checkin_s;
+	int accept_first;
+	uint64_t seed;
+	int no_enroll, enroll_only, report_devices, quiet;
+	uint32_t stats_s;
+};
+
+/* Per-delivery state, one slot of the open-addressing table. */
+struct dent {
+	uint64_t id; /* 0 = empty (delivery ids are never 0) */
+	uint32_t dev; /* device index, UINT32_MAX = foreign */
+	uint16_t received;
+	uint8_t flags;
+	uint8_t pad_;
+};
+
+struct dtab {
+	struct dent *slots;
+	size_t cap, n; /* cap is a power of two */
+};
+
+/* A result waiting for its device's answer delay. */
+struct delayed {
+	int64_t due_ms;
+	struct fbx_result_rec r;
+};
+
+struct ring {
+	struct delayed *v;
+	size_t cap, head, n;
+};
+
+/* A RESULTS or CHECKINS batch sent and not yet ACKed. */
+struct ubatch {
+	uint64_t batch_id;
+	int kind; /* FBX_GW_RESULTS or FBX_GW_CHECKINS */
+	int64_t sent_ms;
+	size_t n;
+	void *recs; /* fbx_result_rec[] or fbx_checkin[] */
+};
+
+struct org_stats {
+	uint64_t received, distinct, succeeded, failed;
+};
+
+struct totals {
+	uint64_t received, distinct, duplicates, dup_after_ok, dup_after_fail;
+	uint64_t foreign, results_sent, results_acked, succeeded, failed;
+	uint64_t offline, accepted, checkins_sent, checkins_acked;
+	uint64_t send_drops, resends, errors, hellos, welcomes;
+};
+
+struct sim {
+	struct opts o;
+	/* fleet */
+	uint32_t *org_start, *org_count;
+	uint8_t *dflags;
+	uint32_t *dev_distinct, *dev_received;
+	struct org_stats *ostats;
+	/* offline devices by check-in time */
+	uint32_t *off_idx;
+	int64_t *off_due;
+	size_t noff, off_next;
+	uint32_t sweep_next;   /* periodic check-in cursor */
+	double sweep_carry;
+	int64_t sweep_last_ms;
+	/* deliveries */
+	struct dtab tab;
+	struct ring delay;
+	struct fbx_result_rec *out;
+	size_t nout, capout;
+	int64_t out_first_ms;
+	struct fbx_checkin *cin;
+	size_t ncin;
+	struct ubatch *ub;
+	size_t nub, capub;
+	uint64_t next_batch;
+	/* connection */
+	void *ctx, *sock;
+	int state, welcomed;
+	int64_t hello_ms, last_rx_ms, last_tx_ms;
+	uint32_t hb_ms, max_batch;
+	int64_t start_ms;
+	struct totals t;
+};
+
+static volatile sig_atomic_t stop_flag;
+
+static void
+on_signal(int sig)
+{
+	(void)sig;
+	stop_flag = 1;
+}
+
+static int64_t
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t
+wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void
+logm(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "fusebox-devsim: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+/* mix - splitmix64 finaliser: the one source of deterministic choices. */
+static uint64_t
+mix(uint64_t x)
+{
+	x += 0x9e3779b97f4a7c15ull;
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+	return x ^ (x >> 31);
+}
+
+static uint64_t
+h3(uint64_t seed, uint64_t a, uint64_t salt)
+{
+	return mix(mix(seed ^ (salt * 0x632be59bd9b4e019ull)) ^ a);
+}
+
+static double
+unit(uint64_t h)
+{
+	return (double)(h >> 11) * (1.0 / 9007199254740992.0);
+}
+
+/* ------------------------------------------------------------------ */
+/* fleet */
+
+static void
+org_name(uint32_t o, char *buf, size_t len)
+{
+	snprintf(buf, len, "org-%03" PRIu32, o + 1);
+}
+
+static void
+dev_name(const struct sim *s, uint32_t g, uint32_t o, char *buf, size_t len)
+{
+	snprintf(buf, len, "org-%03" PRIu32 "-d%06" PRIu32, o + 1,
+	    g - s->org_start[o]);
+}
+
+static uint32_t
+dev_org(const struct sim *s, uint32_t g)
+{
+	uint32_t lo = 0, hi = s->o.norgs;
+
+	while (hi - lo > 1) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		if (s->org_start[mid] <= g)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static int
+dev_platform(const struct sim *s, uint32_t g)
+{
+	uint64_t p = h3(s->o.seed, g, 1) % 100;
+
+	if (p < 60)
+		return FBX_PLATFORM_ANDROID;
+	if (p < 90)
+		return FBX_PLATFORM_IOS;
+	return FBX_PLATFORM_WINDOWS;
+}
+
+static const char *
+dev_group(const struct sim *s, uint32_t g)
+{
+	static const char *const names[] = { "sales", "field", "office" };
+	uint64_t h = h3(s->o.seed, g, 2);
+
+	if (h % 100 < 5)
+		return "verification";
+	return names[(h / 100) % 3];
+}
+
+static const char *
+dev_os(const struct sim *s, uint32_t g, int platform)
+{
+	static const char *const android[] = { "12", "13", "14", "14.1" };
+	static const char *const ios[] = { "16.7.8", "17.4.1", "17.5",
+		"17.6.1" };
+	static const char *const windows[] = { "10.0.19045",
+		"10.0.22631" };
+	uint64_t h = h3(s->o.seed, g, 4);
+
+	switch (platform) {
+	case FBX_PLATFORM_ANDROID:
+		return android[h % 4];
+	case FBX_PLATFORM_IOS:
+		return ios[h % 4];
+	default:
+		return windows[h % 2];
+	}
+}
+
+/* find_device - map (org, device) names from a delivery to a device
+ * index. Names are parsed and re-formatted, so only exact fleet names
+ * match. @return 0 and *g, or -1 for a device not in the fleet. */
+static int
+find_device(const struct sim *s, const char *org, const char *dev,
+    uint32_t *g)
+{
+	char buf[FBX_ID_MAX + 16];
+	unsigned long o, n;
+	char *end;
+	size_t ol;
+
+	if (org == NULL || dev == NULL || strncmp(org, "org-", 4) != 0)
+		return -1;
+	if (org[4] < '0' || org[4] > '9')
+		return -1;
+	o = strtoul(org + 4, &end, 10);
+	if (*end != '\0' || o == 0 || o > s->o.norgs)
+		return -1;
+	org_name((uint32_t)(o - 1), buf, sizeof(buf));
+	if (strcmp(buf, org) != 0)
+		return -1;
+	ol = strlen(org);
+	if (strncmp(dev, org, ol) != 0 || dev[ol] != '-' ||
+	    dev[ol + 1] != 'd' || dev[ol + 2] < '0' || dev[ol + 2] > '9')
+		return -1;
+	n = strtoul(dev + ol + 2, &end, 10);
+	if (*end != '\0' || n >= s->org_count[o - 1])
+		return -1;
+	dev_name(s, s->org_start[o - 1] + (uint32_t)n, (uint32_t)(o - 1), buf,
+	    sizeof(buf));
+	if (strcmp(buf, dev) != 0)
+		return -1;
+	*g = s->org_start[o - 1] + (uint32_t)n;
+	return 0;
+}
+
+static int
+cmp_due(const void *a, const void *b, void *arg)
+{
+	const int64_t *due = arg;
+	int64_t x = due[*(const uint32_t *)a], y = due[*(const uint32_t *)b];
+
+	return x < y ? -1 : x > y;
+}
+
+/* fleet_init - lay out orgs and devices, mark the offline ones and plan
+ * their single check-in. */
+static int
+fleet_init(struct sim *s)
+{
+	uint32_t n = s->o.ndev, m = s->o.norgs, first;
+	int64_t *due = NULL;
+	int rc = FBX_ENOMEM;
+
+	s->org_start = calloc(m, sizeof(uint32_t));
+	s->org_count = calloc(m, sizeof(uint32_t));
+	s->ostats = calloc(m, sizeof(*s->ostats));
+	s->dflags = calloc(n, 1);
+	s->dev_distinct = calloc(n, sizeof(uint32_t));
+	s->dev_received = calloc(n, sizeof(uint32_t));
+	if (!s->org_start || !s->org_count || !s->ostats || !s->dflags ||
+	    !s->dev_distinct || !s->dev_received)
+		goto out;
+	if (s->o.org_skew >= 0 && m > 1) {
+		first = (uint32_t)llround(s->o.org_skew * n);
+		if (first > n)
+			first = n;
+		s->org_count[0] = first;
+		for (uint32_t i = 1; i < m; i++)
+			s->org_count[i] = (n - first) / (m - 1) +
+			    (i - 1 < (n - first) % (m - 1) ? 1 : 0);
+	} else {
+		for (uint32_t i = 0; i < m; i++)
+			s->org_count[i] = n / m + (i < n % m ? 1 : 0);
+	}
+	for (uint32_t i = 1; i < m; i++)
+		s->org_start[i] = s->org_start[i - 1] + s->org_count[i - 1];
+	for (uint32_t g = 0; g < n; g++) {
+		if (unit(h3(s->o.seed, g, 3)) < s->o.offline_ratio) {
+			s->dflags[g] |= DEV_OFFLINE;
+			s->noff++;
+		}
+	}
+	if (s->noff > 0 && s->o.checkin_s > 0) {
+		size_t k = 0;
+		s->off_idx = malloc(s->noff * sizeof(uint32_t));
+		due = malloc((size_t)n * sizeof(int64_t));
+		s->off_due = malloc(s->noff * sizeof(int64_t));
+		if (!s->off_idx || !due || !s->off_due)
+			goto out;
+		/* ~C s after start: uniformly within [0.75 C, 1.25 C]. */
+		for (uint32_t g = 0; g < n; g++) {
+			if (!(s->dflags[g] & DEV_OFFLINE))
+				continue;
+			due[g] = (int64_t)((0.75 + 0.5 * unit(h3(s->o.seed, g,
+			                                      5))) *
+			    s->o.checkin_s * 1000.0);
+			s->off_idx[k++] = g;
+		}
+		qsort_r(s->off_idx, s->noff, sizeof(uint32_t), cmp_due, due);
+		for (size_t i = 0; i < s->noff; i++)
+			s->off_due[i] = due[s->off_idx[i]];
+	}
+	rc = FBX_OK;
+out:
+	free(due);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* delivery table */
+
+static int
+dtab_init(struct dtab *t, size_t want)
+{
+	size_t cap = 1u << 16;
+
+	while (cap < want * 2 && cap < ((size_t)1 << 40))
+		cap <<= 1;
+	t->slots = calloc(cap, sizeof(*t->slots));
+	if (t->slots == NULL)
+		return FBX_ENOMEM;
+	t->cap = cap;
+	t->n = 0;
+	return FBX_OK;
+}
+
+static struct dent *
+dtab_find(const struct dtab *t, uint64_t id)
+{
+	size_t mask = t->cap - 1, i = (size_t)mix(id) & mask;
+
+	for (;;) {
+		struct dent *e = &t->slots[i];
+		if (e->id == id)
+			return e;
+		if (e->id == 0)
+			return NULL;
+		i = (i + 1) & mask;
+	}
+}
+
+static int
+dtab_grow(struct dtab *t)
+{
+	struct dtab nt;
+
+	if (dtab_init(&nt, t->cap) != FBX_OK) /* doubles the capacity */
+		return FBX_ENOMEM;
+	for (size_t i = 0; i < t->cap; i++) {
+		struct dent *e = &t->slots[i];
+		size_t mask = nt.cap - 1, j;
+		if (e->id == 0)
+			continue;
+		j = (size_t)mix(e->id) & mask;
+		while (nt.slots[j].id != 0)
+			j = (j + 1) & mask;
+		nt.slots[j] = *e;
+		nt.n++;
+	}
+	free(t->slots);
+	*t = nt;
+	return FBX_OK;
+}
+
+/* dtab_get - find or insert id. *created tells which. NULL on ENOMEM. */
+static struct dent *
+dtab_get(struct dtab *t, uint64_t id, int *created)
+{
+	size_t mask, i;
+
+	*created = 0;
+	if ((t->n + 1) * 10 > t->cap * 7 && dtab_grow(t) != FBX_OK)
+		return NULL;
+	mask = t->cap - 1;
+	i = (size_t)mix(id) & mask;
+	for (;;) {
+		struct dent *e = &t->slots[i];
+		if (e->id == id)
+			return e;
+		if (e->id == 0) {
+			memset(e, 0, sizeof(*e));
+			e->id = id;
+			t->n++;
+			*created = 1;
+			return e;
+		}
+		i = (i + 1) & mask;
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* delayed answers: a FIFO, because the delay is the same for all */
+
+static int
+ring_push(struct ring *r, const struct delayed *d)
+{
+	if (r->n == r->cap) {
+		size_t ncap = r->cap ? r->cap * 2 : 4096;
+		struct delayed *v = malloc(ncap * sizeof(*v));
+		if (v == NULL)
+			return FBX_ENOMEM;
+		for (size_t i = 0; i < r->n; i++)
+			v[i] = r->v[(r->head + i) % r->cap];
+		free(r->v);
+		r->v = v;
+		r->cap = ncap;
+		r->head = 0;
+	}
+	r->v[(r->head + r->n) % r->cap] = *d;
+	r->n++;
+	return FBX_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* sending */
+
+static int
+send_msg(struct sim *s, const struct fbx_gw_msg *m)
+{
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	int rc = fbx_gw_msg_encode(m, &buf, &len);
+
+	if (rc != FBX_OK) {
+		logm("cannot encode message kind %d: %s", m->kind,
+		    fbx_strerror(rc));
+		return rc;
+	}
+	if (zmq_send(s->sock, buf, len, ZMQ_DONTWAIT) < 0) {
+		/* Queue full or no peer: results and check-ins stay in the
+		 * un-ACKed list and go again after the resend timeout. */
+		s->t.send_drops++;
+		rc = errno == EAGAIN ? FBX_EBUSY : FBX_EIO;
+	} else {
+		s->last_tx_ms = mono_ms();
+	}
+	free(buf);
+	return rc;
+}
+
+static void
+send_hello(struct sim *s)
+{
+	struct fbx_gw_msg m;
+	fbx_id all = "*";
+
+	memset(&m, 0, sizeof(m));
+	m.version = FBX_PROTOCOL_VERSION;
+	m.kind = FBX_GW_HELLO;
+	snprintf(m.u.hello.gateway_id, sizeof(m.u.hello.gateway_id), "%s",
+	    s->o.gateway_id);
+	m.u.hello.orgs = &all;
+	m.u.hello.norgs = 1;
+	m.u.hello.window = s->o.window;
+	send_msg(s, &m);
+	s->t.hellos++;
+	s->state = ST_HELLO;
+	s->hello_ms = mono_ms();
+}
+
+static void
+send_simple(struct sim *s, int kind, const char *reason)
+{
+	struct fbx_gw_msg m;
+
+	memset(&m, 0, sizeof(m));
+	m.version = FBX_PROTOCOL_VERSION;
+	m.kind = kind;
+	if (reason != NULL)
+		snprintf(m.u.bye.reason, sizeof(m.u.bye.reason), "%s", reason);
+	send_msg(s, &m);
+}
+
+static void
+send_batch(struct sim *s, const struct ubatch *b)
+{
+	struct fbx_gw_msg m;
+
+	memset(&m, 0, sizeof(m));
+	m.version = FBX_PROTOCOL_VERSION;
+	m.kind = b->kind;
+	if (b->kind == FBX_GW_RESULTS) {
+		m.u.results.batch_id = b->batch_id;
+		m.u.results.r = b->recs;
+		m.u.results.n = b->n;
+	} else {
+		m.u.checkins.batch_id = b->batch_id;
+		m.u.checkins.c = b->recs;
+		m.u.checkins.n = b->n;
+	}
+	send_msg(s, &m);
+}
+
+static void
+ubatch_drop(struct sim *s, size_t i)
+{
+	free(s->ub[i].recs);
+	memmove(&s->ub[i], &s->ub[i + 1], (s->nub - i - 1) * sizeof(*s->ub));
+	s->nub--;
+}
+
+/* push_batch - take ownership of recs, send them and track the batch
+ * until its ACK. */
+static int
+push_batch(struct sim *s, int kind, void *recs, size_t n)
+{
+	struct ubatch *b;
+
+	if (s->nub == s->capub) {
+		size_t ncap = s->capub ? s->capub * 2 : 256;
+		struct ubatch *v = realloc(s->ub, ncap * sizeof(*v));
+		if (v == NULL) {
+			free(recs);
+			return FBX_ENOMEM;
+		}
+		s->ub = v;
+		s->capub = ncap;
+	}
+	if (s->nub >= SIM_UNACKED_MAX) {
+		logm("%d batches un-ACKed: dropping the oldest",
+		    SIM_UNACKED_MAX);
+		ubatch_drop(s, 0);
+	}
+	b = &s->ub[s->nub++];
+	b->batch_id = s->next_batch++;
+	b->kind = kind;
+	b->sent_ms = mono_ms();
+	b->n = n;
+	b->recs = recs;
+	send_batch(s, b);
+	return FBX_OK;
+}
+
+static size_t
+batch_cap(const struct sim *s)
+{
+	size_t cap = SIM_FLUSH_N;
+
+	if (s->max_batch > 0 && s->max_batch < cap)
+		cap = s->max_batch;
+	return cap;
+}
+
+/* flush_results - send the queued results in batches. Before the first
+ * WELCOME they wait: the engine has no session to take them. */
+static void
+flush_results(struct sim *s)
+{
+	size_t off = 0;
+
+	if (s->nout == 0 || !s->welcomed)
+		return;
+	while (off < s->nout) {
+		size_t k = s->nout - off;
+		void *recs;
+		if (k > batch_cap(s))
+			k = batch_cap(s);
+		recs = malloc(k * sizeof(*s->out));
+		if (recs == NULL) {
+			logm("out of memory: results kept for the next flush");
+			break;
+		}
+		memcpy(recs, s->out + off, k * sizeof(*s->out));
+		if (push_batch(s, FBX_GW_RESULTS, recs, k) == FBX_OK)
+			s->t.results_sent += k;
+		off += k;
+	}
+	memmove(s->out, s->out + off, (s->nout - off) * sizeof(*s->out));
+	s->nout -= off;
+	s->out_first_ms = mono_ms();
+}
+
+static void
+flush_checkins(struct sim *s)
+{
+	void *recs;
+
+	if (s->ncin == 0 || !s->welcomed)
+		return;
+	recs = malloc(s->ncin * sizeof(*s->cin));
+	if (recs == NULL)
+		return;
+	memcpy(recs, s->cin, s->ncin * sizeof(*s->cin));
+	if (push_batch(s, FBX_GW_CHECKINS, recs, s->ncin) == FBX_OK)
+		s->t.checkins_sent += s->ncin;
+	s->ncin = 0;
+}
+
+/* add_result - queue one result for the next RESULTS batch. The queue
+ * grows while the session is down; it is bounded by the engine's window
+ * (each delivery is answered at most twice). */
+static void
+add_result(struct sim *s, uint64_t id, int status, uint16_t code)
+{
+	if (s->nout >= batch_cap(s))
+		flush_results(s);
+	if (s->nout == s->capout) {
+		size_t ncap = s->capout * 2;
+		struct fbx_result_rec *v = realloc(s->out, ncap * sizeof(*v));
+		if (v == NULL) {
+			logm("out of memory: result for %" PRIu64
+			     " dropped (the engine will resend)",
+			    id);
+			return;
+		}
+		s->out = v;
+		s->capout = ncap;
+	}
+	if (s->nout == 0)
+		s->out_first_ms = mono_ms();
+	s->out[s->nout].delivery_id = id;
+	s->out[s->nout].status = (uint8_t)status;
+	s->out[s->nout].code = code;
+	s->nout++;
+	switch (status) {
+	case FBX_R_OFFLINE:
+		s->t.offline++;
+		break;
+	case FBX_R_ACCEPTED:
+		s->t.accepted++;
+		break;
+	default:
+		break;
+	}
+}
+
+static void
+add_checkin(struct sim *s, uint32_t g)
+{
+	struct fbx_checkin *c;
+	uint32_t o = dev_org(s, g);
+
+	if (s->ncin >= batch_cap(s))
+		flush_checkins(s);
+	if (s->ncin >= SIM_FLUSH_N)
+		return; /* no session yet; the next sweep tries again */
+	c = &s->cin[s->ncin++];
+	memset(c, 0, sizeof(*c));
+	org_name(o, c->org, sizeof(c->org));
+	dev_name(s, g, o, c->device, sizeof(c->device));
+	c->at_ms = wall_ms();
+	snprintf(c->os_version, sizeof(c->os_version), "%s",
+	    dev_os(s, g, dev_platform(s, g)));
+	c->attestation = FBX_ATTEST_PASS;
+}
+
+/* ------------------------------------------------------------------ */
+/* receiving */
+
+/* final_result - the device's deterministic answer to a delivery. */
+static int
+final_result(const struct sim *s, uint64_t id, uint16_t *code)
+{
+	uint64_t h = h3(s->o.seed, id, 6);
+
+	if (unit(h) < s->o.fail_ratio) {
+		*code = (uint16_t)(500 + (h >> 3) % 32);
+		return FBX_R_FAILED;
+	}
+	*code = 0;
+	return FBX_R_SUCCEEDED;
+}
+
+static void
+count_final(struct sim *s, struct dent *e, int status)
+{
+	if (e->flags & DE_FINAL)
+		return;
+	e->flags |= DE_FINAL;
+	if (status == FBX_R_SUCCEEDED)
+		s->t.succeeded++;
+	else
+		s->t.failed++;
+	if (e->dev != UINT32_MAX) {
+		struct org_stats *os = &s->ostats[dev_org(s, e->dev)];
+		if (status == FBX_R_SUCCEEDED)
+			os->succeeded++;
+		else
+			os->failed++;
+	}
+}
+
+static void
+on_delivery(struct sim *s, const struct fbx_dlv_out *d, int64_t now)
+{
+	struct dent *e;
+	uint32_t g = UINT32_MAX;
+	int created, status;
+	uint16_t code = 0;
+
+	s->t.received++;
+	if (find_device(s, d->org, d->device, &g) != 0) {
+		g = UINT32_MAX;
+		s->t.foreign++;
+	}
+	e = dtab_get(&s->tab, d->delivery_id, &created);
+	if (e == NULL) {
+		logm("out of memory for delivery %" PRIu64, d->delivery_id);
+		return;
+	}
+	if (created) {
+		e->dev = g;
+		s->t.distinct++;
+		if (g != UINT32_MAX) {
+			s->dev_distinct[g]++;
+			s->ostats[dev_org(s, g)].distinct++;
+		}
+	} else {
+		s->t.duplicates++;
+		if (e->flags & DE_DURABLE_OK)
+			s->t.dup_after_ok++;
+		if (e->flags & DE_DURABLE_FAIL)
+			s->t.dup_after_fail++;
+	}
+	if (e->received < UINT16_MAX)
+		e->received++;
+	if (g != UINT32_MAX) {
+		s->dev_received[g]++;
+		s->ostats[dev_org(s, g)].received++;
+	}
+
+	if (g == UINT32_MAX) {
+		/* Answer anyway, so the engine's window slot is freed. */
+		add_result(s, d->delivery_id, FBX_R_FAILED, SIM_FOREIGN_CODE);
+		count_final(s, e, FBX_R_FAILED);
+		return;
+	}
+	if (s->dflags[g] & DEV_OFFLINE) {
+		add_result(s, d->delivery_id, FBX_R_OFFLINE, 0);
+		return;
+	}
+	status = final_result(s, d->delivery_id, &code);
+	if (s->o.accept_first)
+		add_result(s, d->delivery_id, FBX_R_ACCEPTED, 0);
+	if (s->o.ack_latency_ms == 0) {
+		add_result(s, d->delivery_id, status, code);
+		count_final(s, e, status);
+	} else {
+		struct delayed dl;
+		dl.due_ms = now + s->o.ack_latency_ms;
+		dl.r.delivery_id = d->delivery_id;
+		dl.r.status = (uint8_t)status;
+		dl.r.code = code;
+		if (ring_push(&s->delay, &dl) != FBX_OK)
+			logm("out of memory: delivery %" PRIu64
+			     " left unanswered",
+			    d->delivery_id);
+	}
+}
+
+static void
+on_ack(struct sim *s, uint64_t batch_id)
+{
+	for (size_t i = 0; i < s->nub; i++) {
+		struct ubatch *b = &s->ub[i];
+		if (b->batch_id != batch_id)
+			continue;
+		if (b->kind == FBX_GW_RESULTS) {
+			const struct fbx_result_rec *r = b->recs;
+			for (size_t k = 0; k < b->n; k++) {
+				struct dent *e;
+				if (r[k].status != FBX_R_SUCCEEDED &&
+				    r[k].status != FBX_R_FAILED)
+					continue;
+				e = dtab_find(&s->tab, r[k].delivery_id);
+				if (e == NULL)
+					continue;
+				e->flags |= r[k].status == FBX_R_SUCCEEDED
+				    ? DE_DURABLE_OK
+				    : DE_DURABLE_FAIL;
+			}
+			s->t.results_acked += b->n;
+		} else {
+			s->t.checkins_acked += b->n;
+		}
+		ubatch_drop(s, i);
+		return;
+	}
+	/* An ACK of a batch already ACKed (a resend): nothing to do. */
+}
+
+static void
+on_message(struct sim *s, const void *buf, size_t len, int64_t now)
+{
+	struct fbx_eng_msg m;
+	int rc;
+
+	memset(&m, 0, sizeof(m));
+	rc = fbx_eng_msg_decode(buf, len, &m);
+	if (rc != FBX_OK) {
+		s->t.errors++;
+		logm("undecodable engine message (%zu bytes): %s", len,
+		    fbx_errname(rc));
+		return;
+	}
+	s->last_rx_ms = now;
+	switch (m.kind) {
+	case FBX_ENG_WELCOME:
+		s->hb_ms = m.u.welcome.heartbeat_ms ? m.u.welcome.heartbeat_ms
+		                                     : 1000;
+		s->max_batch = m.u.welcome.max_batch;
+		if (s->state != ST_READY && !s->o.quiet)
+			logm("welcome from %s: heartbeat %" PRIu32
+			     " ms, max batch %" PRIu32,
+			    m.u.welcome.engine_id, s->hb_ms, s->max_batch);
+		s->state = ST_READY;
+		s->welcomed = 1;
+		s->t.welcomes++;
+		break;
+	case FBX_ENG_DELIVERIES:
+		for (size_t i = 0; i < m.u.deliveries.n; i++)
+			on_delivery(s, &m.u.deliveries.d[i], now);
+		break;
+	case FBX_ENG_ACK:
+		on_ack(s, m.u.ack.batch_id);
+		break;
+	case FBX_ENG_ERROR:
+		s->t.errors++;
+		logm("engine error %s (%d): %s", fbx_errname(m.u.error.err),
+		    m.u.error.err, m.u.error.msg);
+		/* The engine lost our session (restart): introduce again. */
+		if (m.u.error.err == FBX_EPROTOCOL && s->state == ST_READY)
+			send_hello(s);
+		break;
+	default:
+		s->t.errors++;
+		logm("unexpected engine message kind %d", m.kind);
+	}
+	fbx_eng_msg_free(&m);
+}
+
+/* ------------------------------------------------------------------ */
+/* timers */
+
+static void
+run_delayed(struct sim *s, int64_t now)
+{
+	struct ring *r = &s->delay;
+
+	if (!s->welcomed)
+		return; /* keep them until there is a session */
+	while (r->n > 0 && r->v[r->head].due_ms <= now) {
+		struct delayed *d = &r->v[r->head];
+		struct dent *e = dtab_find(&s->tab, d->r.delivery_id);
+		add_result(s, d->r.delivery_id, d->r.status, d->r.code);
+		if (e != NULL)
+			count_final(s, e, d->r.status);
+		r->head = (r->head + 1) % r->cap;
+		r->n--;
+	}
+}
+
+static void
+run_checkins(struct sim *s, int64_t now)
+{
+	int64_t since = now - s->start_ms;
+	uint32_t n;
+	double step;
+
+	if (s->o.checkin_s == 0 || !s->welcomed)
+		return;
+	/* Offline devices: one check-in each, after ~C s; they are online
+	 * from then on. */
+	while (s->off_next < s->noff && s->off_due[s->off_next] <= since) {
+		uint32_t g = s->off_idx[s->off_next++];
+		s->dflags[g] &= (uint8_t)~DEV_OFFLINE;
+		add_checkin(s, g);
+	}
+	/* Online devices: a sweep that visits every device once per C s. */
+	if (s->sweep_last_ms == 0)
+		s->sweep_last_ms = now;
+	step = (double)s->o.ndev * (double)(now - s->sweep_last_ms) /
+	        (s->o.checkin_s * 1000.0) +
+	    s->sweep_carry;
+	s->sweep_last_ms = now;
+	n = step > s->o.ndev ? s->o.ndev : (uint32_t)step;
+	s->sweep_carry = step - n;
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t g = s->sweep_next;
+		s->sweep_next = (s->sweep_next + 1) % s->o.ndev;
+		if (!(s->dflags[g] & DEV_OFFLINE))
+			add_checkin(s, g);
+	}
+	flush_checkins(s);
+}
+
+static void
+run_resends(struct sim *s, int64_t now)
+{
+	if (!s->welcomed)
+		return;
+	for (size_t i = 0; i < s->nub; i++) {
+		struct ubatch *b = &s->ub[i];
+		if (now - b->sent_ms < SIM_RESEND_MS)
+			continue;
+		b->sent_ms = now;
+		s->t.resends++;
+		send_batch(s, b);
+	}
+}
+
+static void
+print_stats(struct sim *s, int64_t now)
+{
+	logm("t=%.1fs %s rx=%" PRIu64 " distinct=%" PRIu64 " dup=%" PRIu64
+	     " dup_after_ok=%" PRIu64 " foreign=%" PRIu64 " sent=%" PRIu64
+	     " acked=%" PRIu64 " ok=%" PRIu64 " fail=%" PRIu64
+	     " offline=%" PRIu64 " checkins=%" PRIu64 "/%" PRIu64
+	     " unacked=%zu delayed=%zu resends=%" PRIu64 " drops=%" PRIu64,
+	    (now - s->start_ms) / 1000.0,
+	    s->state == ST_READY ? "ready" : "hello", s->t.received,
+	    s->t.distinct, s->t.duplicates, s->t.dup_after_ok, s->t.foreign,
+	    s->t.results_sent, s->t.results_acked, s->t.succeeded,
+	    s->t.failed, s->t.offline, s->t.checkins_acked,
+	    s->t.checkins_sent, s->nub, s->delay.n, s->t.resends,
+	    s->t.send_drops);
+}
+
+/* ------------------------------------------------------------------ */
+/* enrollment */
+
+static int
+enroll_fleet(struct sim *s)
+{
+	fbx_client *cli = NULL;
+	struct fbx_device *devs = NULL;
+	int rc;
+	uint64_t created = 0, updated = 0;
+
+	rc = fbx_client_open(s->o.console_ep, 60000, &cli);
+	if (rc != FBX_OK) {
+		logm("console %s: %s", s->o.console_ep, fbx_strerror(rc));
+		goto out;
+	}
+	devs = calloc(SIM_ENROLL_BATCH, sizeof(*devs));
+	if (devs == NULL) {
+		rc = FBX_ENOMEM;
+		goto out;
+	}
+	for (uint32_t o = 0; o < s->o.norgs && !stop_flag; o++) {
+		uint32_t done = 0;
+		while (done < s->org_count[o] && !stop_flag) {
+			struct fbx_console_req req;
+			struct fbx_console_rep rep;
+			uint32_t k = s->org_count[o] - done;
+			int tries = 0;
+
+			if (k > SIM_ENROLL_BATCH)
+				k = SIM_ENROLL_BATCH;
+			for (uint32_t i = 0; i < k; i++) {
+				uint32_t g = s->org_start[o] + done + i;
+				struct fbx_device *d = &devs[i];
+				memset(d, 0, sizeof(*d));
+				org_name(o, d->org, sizeof(d->org));
+				dev_name(s, g, o, d->id, sizeof(d->id));
+				d->platform = (uint8_t)dev_platform(s, g);
+				d->online = 1;
+				snprintf(d->os_version, sizeof(d->os_version),
+				    "%s", dev_os(s, g, d->platform));
+				d->ngroups = 1;
+				snprintf(d->groups[0], sizeof(d->groups[0]),
+				    "%s", dev_group(s, g));
+			}
+			for (;;) {
+				memset(&req, 0, sizeof(req));
+				org_name(o, req.org, sizeof(req.org));
+				strcpy(req.actor, "devsim");
+				req.kind = FBX_CREQ_ENROLL;
+				req.u.enroll.devs = devs;
+				req.u.enroll.n = k;
+				rc = fbx_client_call(cli, &req, &rep);
+				if (rc == FBX_OK && rep.err != FBX_OK) {
+					rc = rep.err;
+					logm("enroll %s: %s: %s", req.org,
+					    fbx_errname(rc), rep.errmsg);
+					fbx_console_rep_free(&rep);
+				} else if (rc == FBX_OK) {
+					created += rep.u.enroll.created;
+					updated += rep.u.enroll.updated;
+					fbx_console_rep_free(&rep);
+					break;
+				}
+				/* The engine may be starting or busy; an
+				 * enrolment is an upsert, so retry. */
+				if ((rc != FBX_ETIMEOUT &&
+				        rc != FBX_EUNREACHABLE &&
+				        rc != FBX_EBUSY) ||
+				    ++tries > 30 || stop_flag) {
+					logm("enroll %s failed: %s", req.org,
+					    fbx_strerror(rc));
+					goto out;
+				}
+				if (tries == 1 || tries % 10 == 0)
+					logm("enroll %s: %s, retrying",
+					    req.org, fbx_strerror(rc));
+				usleep(500 * 1000);
+			}
+			done += k;
+		}
+	}
+	if (!s->o.quiet)
+		logm("enrolled %" PRIu32 " devices in %" PRIu32
+		     " organisations (created %" PRIu64 ", updated %" PRIu64
+		     ")",
+		    s->o.ndev, s->o.norgs, created, updated);
+	rc = stop_flag ? FBX_ESHUTTING_DOWN : FBX_OK;
+out:
+	free(devs);
+	fbx_client_close(cli);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* report */
+
+static void
+write_report(struct sim *s, FILE *f, int devices)
+{
+	fprintf(f,
+	    "deliveries_received=%" PRIu64 " distinct_ids=%" PRIu64
+	    " duplicates=%" PRIu64 " dup_after_durable_success=%" PRIu64
+	    " foreign=%" PRIu64 " results_sent=%" PRIu64
+	    " results_acked=%" PRIu64 " succeeded=%" PRIu64 " failed=%" PRIu64
+	    " offline=%" PRIu64 "\n",
+	    s->t.received, s->t.distinct, s->t.duplicates, s->t.dup_after_ok,
+	    s->t.foreign, s->t.results_sent, s->t.results_acked,
+	    s->t.succeeded, s->t.failed, s->t.offline);
+	for (uint32_t o = 0; o < s->o.norgs; o++) {
+		char name[FBX_ID_MAX + 1];
+		const struct org_stats *os = &s->ostats[o];
+		org_name(o, name, sizeof(name));
+		fprintf(f,
+		    "org=%s devices=%" PRIu32 " received=%" PRIu64
+		    " distinct=%" PRIu64 " succeeded=%" PRIu64
+		    " failed=%" PRIu64 "\n",
+		    name, s->org_count[o], os->received, os->distinct,
+		    os->succeeded, os->failed);
+	}
+	if (!devices)
+		return;
+	for (uint32_t g = 0; g < s->o.ndev; g++) {
+		char on[FBX_ID_MAX + 1], dn[FBX_ID_MAX + 16];
+		uint32_t o;
+		if (s->dev_received[g] == 0)
+			continue;
+		o = dev_org(s, g);
+		org_name(o, on, sizeof(on));
+		dev_name(s, g, o, dn, sizeof(dn));
+		fprintf(f, "%s %s %" PRIu32 " %" PRIu32 "\n", on, dn,
+		    s->dev_distinct[g], s->dev_received[g]);
+	}
+}
+
+static int
+save_report(struct sim *s)
+{
+	char tmp[4096];
+	FILE *f;
+
+	if (s->o.report == NULL)
+		return FBX_OK;
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp", s->o.report) >=
+	    (int)sizeof(tmp))
+		return FBX_EINVALID;
+	f = fopen(tmp, "w");
+	if (f == NULL) {
+		logm("cannot write %s: %s", tmp, strerror(errno));
+		return FBX_EIO;
+	}
+	write_report(s, f, s->o.report_devices);
+	if (fflush(f) != 0 || ferror(f)) {
+		logm("cannot write %s: %s", tmp, strerror(errno));
+		fclose(f);
+		return FBX_EIO;
+	}
+	fclose(f);
+	/* Rename, so a test polling the file never reads half a report. */
+	if (rename(tmp, s->o.report) != 0) {
+		logm("cannot rename %s: %s", tmp, strerror(errno));
+		return FBX_EIO;
+	}
+	return FBX_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* the gateway loop */
+
+static int
+gw_open(struct sim *s)
+{
+	int linger = 1000, hwm = 0, sndhwm = 100000;
+	int64_t maxmsg = FBX_GATEWAY_MSG_MAX + 64 * 1024;
+
+	s->ctx = zmq_ctx_new();
+	if (s->ctx == NULL)
+		return FBX_EIO;
+	s->sock = zmq_socket(s->ctx, ZMQ_DEALER);
+	if (s->sock == NULL)
+		return FBX_EIO;
+	if (zmq_setsockopt(s->sock, ZMQ_LINGER, &linger, sizeof(linger)) ||
+	    zmq_setsockopt(s->sock, ZMQ_RCVHWM, &hwm, sizeof(hwm)) ||
+	    zmq_setsockopt(s->sock, ZMQ_SNDHWM, &sndhwm, sizeof(sndhwm)) ||
+	    zmq_setsockopt(s->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof(maxmsg)))
+		return FBX_EIO;
+	if (zmq_connect(s->sock, s->o.gw_ep) != 0) {
+		logm("cannot connect %s: %s", s->o.gw_ep, zmq_strerror(errno));
+		return FBX_EINVALID;
+	}
+	return FBX_OK;
+}
+
+static int
+gw_loop(struct sim *s)
+{
+	int64_t last_stats = mono_ms(), last_timers = 0;
+	zmq_msg_t msg;
+
+	send_hello(s);
+	while (!stop_flag) {
+		zmq_pollitem_t it = { s->sock, 0, ZMQ_POLLIN, 0 };
+		int64_t now = mono_ms();
+		long wait = 50;
+		int n;
+
+		if (s->nout > 0 || s->delay.n > 0)
+			wait = 1;
+		n = zmq_poll(&it, 1, wait);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			logm("poll: %s", zmq_strerror(errno));
+			return FBX_EIO;
+		}
+		now = mono_ms();
+		/* Drain a bounded number of messages, then run timers, so a
+		 * flood of deliveries cannot starve ACK handling. */
+		for (int k = 0; n > 0 && k < 256; k++) {
+			zmq_msg_init(&msg);
+			if (zmq_msg_recv(&msg, s->sock, ZMQ_DONTWAIT) < 0) {
+				zmq_msg_close(&msg);
+				if (errno != EAGAIN && errno != EINTR) {
+					logm("recv: %s", zmq_strerror(errno));
+					return FBX_EIO;
+				}
+				break;
+			}
+			if (zmq_msg_more(&msg)) {
+				s->t.errors++; /* we expect single frames */
+				while (zmq_msg_more(&msg)) {
+					zmq_msg_close(&msg);
+					zmq_msg_init(&msg);
+					if (zmq_msg_recv(&msg, s->sock, 0) < 0)
+						break;
+				}
+				zmq_msg_close(&msg);
+				continue;
+			}
+			on_message(s, zmq_msg_data(&msg), zmq_msg_size(&msg),
+			    now);
+			zmq_msg_close(&msg);
+		}
+		now = mono_ms();
+		run_delayed(s, now);
+		if (s->nout >= batch_cap(s) ||
+		    (s->nout > 0 && now - s->out_first_ms >= SIM_FLUSH_MS))
+			flush_results(s);
+		if (now - last_timers >= 10) {
+			last_timers = now;
+			if (s->state == ST_HELLO &&
+			    now - s->hello_ms >= SIM_HELLO_RETRY_MS) {
+				if (!s->o.quiet)
+					logm("no welcome from %s, saying "
+					     "hello again",
+					    s->o.gw_ep);
+				send_hello(s);
+			} else if (s->state == ST_READY &&
+			    now - s->last_rx_ms > 3 * (int64_t)s->hb_ms) {
+				/* Silent engine (maybe restarted): a new
+				 * HELLO either refreshes the session or
+				 * opens one. */
+				send_hello(s);
+			}
+			run_checkins(s, now);
+			run_resends(s, now);
+			if (s->welcomed &&
+			    now - s->last_tx_ms >= s->hb_ms / 3)
+				send_simple(s, FBX_GW_HEARTBEAT, NULL);
+		}
+		if (s->o.stats_s > 0 &&
+		    now - last_stats >= (int64_t)s->o.stats_s * 1000) {
+			last_stats = now;
+			print_stats(s, now);
+			save_report(s);
+		}
+	}
+	/* Clean exit: answer what we can, then say goodbye. */
+	run_delayed(s, INT64_MAX);
+	flush_results(s);
+	flush_checkins(s);
+	send_simple(s, FBX_GW_BYE, "devsim exit");
+	return FBX_OK;
+}
+
+/* ------------------------------------------------------------------ */
+
+static const char *const usage =
+    "usage: fusebox-devsim [OPTIONS]\n"
+    "\n"
+    "Simulate a fleet of devices behind one gateway of a fusebox engine.\n"
+    "\n"
+    "  --gateway-endpoint EP    engine gateway endpoint\n"
+    "                           (default " SIM_DEFAULT_GATEWAY ")\n"
+    "  --console-endpoint EP    engine console endpoint, for enrolment\n"
+    "                           (default " SIM_DEFAULT_CONSOLE ")\n"
+    "  --devices N              fleet size (default 30000)\n"
+    "  --orgs M                 organisations org-001.. (default 40)\n"
+    "  --org-skew F             share of devices in org-001 (e.g. 0.6)\n"
+    "  --gateway-id ID          gateway identity (default devsim-<pid>)\n"
+    "  --window W               deliveries held unanswered (default 65536)\n"
+    "  --ack-latency-ms L       device answer delay (default 0)\n"
+    "  --fail-ratio F           share of deliveries that fail (code 5xx)\n"
+    "  --offline-ratio O        share of devices that start offline\n"
+    "  --checkin-interval-s C   offline devices check in once after ~C s,\n"
+    "                           online ones every C s (0 = never)\n"
+    "  --accept-first           send ACCEPTED before the final result\n"
+    "  --seed S                 seed of every choice (default 1)\n"
+    "  --no-enroll              skip enrolment\n"
+    "  --enroll-only            enroll, then exit\n"
+    "  --report FILE            write the report here (also every stats\n"
+    "                           interval, and at exit)\n"
+    "  --report-devices         add one line per device to the report\n"
+    "  --stats-interval-s S     stats line on stderr every S s (default 10,\n"
+    "                           0 = none)\n"
+    "  --quiet                  only errors and the final summary\n"
+    "  --help, --version\n"
+    "\n"
+    "The report's first line holds the totals; dup_after_durable_success\n"
+    "counts deliveries received again after their success was ACKed by the\n"
+    "engine, i.e. exactly-once violations. SIGINT/SIGTERM: BYE, report,\n"
+    "exit 0.\n";
+
+enum {
+	O_GW = 1000,
+	O_CONSOLE,
+	O_DEVICES,
+	O_ORGS,
+	O_SKEW,
+	O_GWID,
+	O_WINDOW,
+	O_LAT,
+	O_FAIL,
+	O_OFFLINE,
+	O_CHECKIN,
+	O_ACCEPT,
+	O_SEED,
+	O_NOENROLL,
+	O_ENROLLONLY,
+	O_REPORT,
+	O_REPORTDEV,
+	O_STATS,
+	O_QUIET,
+	O_HELP,
+	O_VERSION,
+};
+
+static int
+bad_flag(const char *what, const char *v)
+{
+	fprintf(stderr, "fusebox-devsim: %s (%d): bad %s '%s'\n",
+	    fbx_errname(FBX_EINVALID), FBX_EINVALID, what, v ? v : "");
+	return EX_USAGE;
+}
+
+static int
+parse_u32(const char *s, uint32_t lo, uint32_t hi, uint32_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	if (s == NULL || *s == '\0' || *s == '-')
+		return -1;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || *end != '\0' || v < lo || v > hi)
+		return -1;
+	*out = (uint32_t)v;
+	return 0;
+}
+
+static int
+parse_ratio(const char *s, double *out)
+{
+	char *end;
+	double v;
+
+	if (s == NULL || *s == '\0')
+		return -1;
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || *end != '\0' || !(v >= 0.0 && v <= 1.0))
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static int
+parse_args(struct sim *s, int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "gateway-endpoint", required_argument, NULL, O_GW },
+		{ "console-endpoint", required_argument, NULL, O_CONSOLE },
+		{ "devices", required_argument, NULL, O_DEVICES },
+		{ "orgs", required_argument, NULL, O_ORGS },
+		{ "org-skew", required_argument, NULL, O_SKEW },
+		{ "gateway-id", required_argument, NULL, O_GWID },
+		{ "window", required_argument, NULL, O_WINDOW },
+		{ "ack-latency-ms", required_argument, NULL, O_LAT },
+		{ "fail-ratio", required_argument, NULL, O_FAIL },
+		{ "offline-ratio", required_argument, NULL, O_OFFLINE },
+		{ "checkin-interval-s", required_argument, NULL, O_CHECKIN },
+		{ "accept-first", no_argument, NULL, O_ACCEPT },
+		{ "seed", required_argument, NULL, O_SEED },
+		{ "no-enroll", no_argument, NULL, O_NOENROLL },
+		{ "enroll-only", no_argument, NULL, O_ENROLLONLY },
+		{ "report", required_argument, NULL, O_REPORT },
+		{ "report-devices", no_argument, NULL, O_REPORTDEV },
+		{ "stats-interval-s", required_argument, NULL, O_STATS },
+		{ "quiet", no_argument, NULL, O_QUIET },
+		{ "help", no_argument, NULL, O_HELP },
+		{ "version", no_argument, NULL, O_VERSION },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct opts *o = &s->o;
+	int c;
+
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+		switch (c) {
+		case O_GW:
+			o->gw_ep = optarg;
+			break;
+		case O_CONSOLE:
+			o->console_ep = optarg;
+			break;
+		case O_DEVICES:
+			if (parse_u32(optarg, 1, SIM_DEVICES_MAX, &o->ndev))
+				return bad_flag("--devices", optarg);
+			break;
+		case O_ORGS:
+			if (parse_u32(optarg, 1, SIM_ORGS_MAX, &o->norgs))
+				return bad_flag("--orgs", optarg);
+			break;
+		case O_SKEW:
+			if (parse_ratio(optarg, &o->org_skew))
+				return bad_flag("--org-skew", optarg);
+			break;
+		case O_GWID:
+			if (!fbx_id_valid(optarg))
+				return bad_flag("--gateway-id", optarg);
+			o->gateway_id = optarg;
+			break;
+		case O_WINDOW:
+			if (parse_u32(optarg, 1, 1u << 24, &o->window))
+				return bad_flag("--window", optarg);
+			break;
+		case O_LAT:
+			if (parse_u32(optarg, 0, 3600 * 1000,
+			        &o->ack_latency_ms))
+				return bad_flag("--ack-latency-ms", optarg);
+			break;
+		case O_FAIL:
+			if (parse_ratio(optarg, &o->fail_ratio))
+				return bad_flag("--fail-ratio", optarg);
+			break;
+		case O_OFFLINE:
+			if (parse_ratio(optarg, &o->offline_ratio))
+				return bad_flag("--offline-ratio", optarg);
+			break;
+		case O_CHECKIN:
+			if (parse_u32(optarg, 0, 86400 * 30, &o->checkin_s))
+				return bad_flag("--checkin-interval-s",
+				    optarg);
+			break;
+		case O_ACCEPT:
+			o->accept_first = 1;
+			break;
+		case O_SEED: {
+			char *end;
+			errno = 0;
+			o->seed = strtoull(optarg, &end, 0);
+			if (errno || *end != '\0' || *optarg == '-')
+				return bad_flag("--seed", optarg);
+			break;
+		}
+		case O_NOENROLL:
+			o->no_enroll = 1;
+			break;
+		case O_ENROLLONLY:
+			o->enroll_only = 1;
+			break;
+		case O_REPORT:
+			o->report = optarg;
+			break;
+		case O_REPORTDEV:
+			o->report_devices = 1;
+			break;
+		case O_STATS:
+			if (parse_u32(optarg, 0, 86400, &o->stats_s))
+				return bad_flag("--stats-interval-s", optarg);
+			break;
+		case O_QUIET:
+			o->quiet = 1;
+			break;
+		case 'h':
+		case O_HELP:
+			fputs(usage, stdout);
+			return -1;
+		case O_VERSION:
+			printf("fusebox-devsim %s (protocol %d)\n",
+			    FBX_VERSION, FBX_PROTOCOL_VERSION);
+			return -1;
+		default:
+			return bad_flag("option",
+			    optind > 0 ? argv[optind - 1] : "");
+		}
+	}
+	if (optind < argc)
+		return bad_flag("argument", argv[optind]);
+	if (o->no_enroll && o->enroll_only)
+		return bad_flag("combination", "--no-enroll --enroll-only");
+	if (o->norgs > o->ndev)
+		return bad_flag("--orgs (more organisations than devices)",
+		    argv[0]);
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	static struct sim sim; /* large; zeroed */
+	struct sim *s = &sim;
+	struct sigaction sa;
+	char gwid[FBX_ID_MAX + 1];
+	int rc, st = EX_OK;
+
+	s->o.gw_ep = SIM_DEFAULT_GATEWAY;
+	s->o.console_ep = SIM_DEFAULT_CONSOLE;
+	s->o.ndev = 30000;
+	s->o.norgs = 40;
+	s->o.org_skew = -1;
+	s->o.window = 65536;
+	s->o.seed = 1;
+	s->o.stats_s = 10;
+	rc = parse_args(s, argc, argv);
+	if (rc != 0)
+		return rc < 0 ? EX_OK : rc;
+	if (s->o.gateway_id == NULL) {
+		snprintf(gwid, sizeof(gwid), "devsim-%ld", (long)getpid());
+		s->o.gateway_id = gwid;
+	}
+	if (s->o.quiet && s->o.stats_s == 10)
+		s->o.stats_s = 0;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	s->start_ms = mono_ms();
+	s->next_batch = 1;
+	if (fleet_init(s) != FBX_OK ||
+	    dtab_init(&s->tab, s->o.ndev) != FBX_OK ||
+	    (s->out = malloc(SIM_FLUSH_N * sizeof(*s->out))) == NULL ||
+	    (s->capout = SIM_FLUSH_N) == 0 ||
+	    (s->cin = malloc(SIM_FLUSH_N * sizeof(*s->cin))) == NULL) {
+		logm("out of memory for %" PRIu32 " devices", s->o.ndev);
+		st = EX_OSERR;
+		goto out;
+	}
+	if (!s->o.no_enroll) {
+		rc = enroll_fleet(s);
+		if (rc != FBX_OK && !stop_flag) {
+			st = rc == FBX_EUNREACHABLE || rc == FBX_ETIMEOUT
+			    ? EX_UNAVAILABLE
+			    : EX_SOFTWARE;
+			goto out;
+		}
+	}
+	if (s->o.enroll_only || stop_flag)
+		goto out;
+	if (gw_open(s) != FBX_OK) {
+		logm("cannot open the gateway socket for %s", s->o.gw_ep);
+		st = EX_UNAVAILABLE;
+		goto out;
+	}
+	s->start_ms = mono_ms();
+	if (gw_loop(s) != FBX_OK)
+		st = EX_SOFTWARE;
+	if (save_report(s) != FBX_OK && st == EX_OK)
+		st = EX_CANTCREAT;
+	write_report(s, stdout, 0);
+out:
+	if (s->sock != NULL)
+		zmq_close(s->sock);
+	if (s->ctx != NULL)
+		zmq_ctx_term(s->ctx);
+	for (size_t i = 0; i < s->nub; i++)
+		free(s->ub[i].recs);
+	free(s->ub);
+	free(s->out);
+	free(s->cin);
+	free(s->delay.v);
+	free(s->tab.slots);
+	free(s->org_start);
+	free(s->org_count);
+	free(s->ostats);
+	free(s->dflags);
+	free(s->dev_distinct);
+	free(s->dev_received);
+	free(s->off_idx);
+	free(s->off_due);
+	fflush(stdout);
+	return st;
+}
