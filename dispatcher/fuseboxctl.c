@@ -534,6 +534,9 @@ call(struct ctl *ctl, struct fbx_console_req *req, struct fbx_console_rep *rep)
 		    ctl->endpoint, ctl->timeout_ms, ctl->retries + 1);
 	if (rc == FBX_EUNREACHABLE)
 		return fail(rc, "engine unreachable at %s", ctl->endpoint);
+	if (rc == FBX_EINVALID || rc == FBX_ETOOBIG)
+		return fail(rc, "request not sent: it cannot be encoded (%s)",
+		    fbx_strerror(rc));
 	if (rc != FBX_OK)
 		return fail(rc, NULL);
 	if (rep->err != FBX_OK) {
@@ -1067,6 +1070,7 @@ cmd_submit(struct ctl *ctl, int argc, char **argv)
 		random_key(cmd->idem_key, sizeof(cmd->idem_key));
 		generated = 1;
 	}
+	req.kind = FBX_CREQ_SUBMIT;
 	cmd->dev_ids = sa.ids.ids;
 	cmd->ndev_ids = (uint32_t)sa.ids.n;
 	if (generated && !ctl->json)
