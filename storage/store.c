@@ -1,0 +1,2201 @@
+/*
+ * store.c: the LMDB environment of fusebox: command journal, deliveries
+ * with their state history, device registry, idempotency keys and the
+ * indexes over them. Every record is a small hand-written little-endian
+ * binary encoding with a leading version byte, decoded with bounds checks
+ * so a damaged record gives FBX_ECORRUPT, never a crash. LMDB codes are
+ * translated to fbx_err here and nowhere else.
+ *
+ * Storage schema (schema version 1): this block is its reference.
+ * Integers in keys are big-endian so byte order is numeric order; a signed
+ * time in a key is stored as (u64)ms ^ 2^63 so negative times sort first.
+ * "\0" is a NUL byte separating identifiers, which never contain one; it
+ * makes prefix scans stop exactly at the organisation boundary ("a\0"
+ * never matches "ab\0...").
+ *
+ *   meta        "schema"                        -> u32 schema version (1)
+ *   cmd         id u64                          -> command header record
+ *   cmd_body    id u64                          -> payload + device ids
+ *               (written once by append, absent when both are empty;
+ *               kept apart so rewriting state/counts stays cheap)
+ *   cmd_org     org \0 created_ms u64 id u64    -> empty
+ *   cmd_active  id u64                          -> empty (state != DONE)
+ *   idem        org \0 idem_key                 -> u64 LE command id
+ *   dlv         delivery id u64                 -> delivery record
+ *   pend        org \0 device \0 dlv id u64     -> empty
+ *   dev         org \0 device_id                -> device record
+ *   grp         org \0 group \0 device_id       -> empty
+ *   org         org                             -> org record
+ *
+ * Records (all integers little-endian, str = u8 length + bytes):
+ *   command header v1: ver u8, type u8, origin u8, target_kind u8,
+ *     platform u8, state u8, ttl_s u32, created_ms i64, expires_ms i64,
+ *     ndeliveries u32, ncounts u8, counts u32[ncounts], org str, actor str,
+ *     reason str, idem_key str, group str, cursor str, cursor_idx u32,
+ *     payload_len u32, ndev_ids u32.
+ *   command body v1: ver u8, payload_len u32, payload, ndev_ids u32,
+ *     ndev_ids * str.
+ *   delivery v1 (uv = LEB128 varint, zz = zigzag varint of a difference):
+ *     ver u8, state u8, nhist u8, code uv, attempts uv, device str, then
+ *     nhist entries of (state u8 with bit 7 set when a code follows,
+ *     [code uv], at_ms as zz from the previous entry's time, the first
+ *     from 0), then updated_ms as zz from the last entry's time (or 0),
+ *     then zero padding. A new record carries DLV_PAD spare zero bytes and
+ *     a rewrite never shrinks, so the usual transitions keep the size and
+ *     LMDB overwrites the value in place (no page split). A typical new
+ *     delivery with a 36-byte device id is 58 bytes.
+ *   device v1: ver u8, platform u8, online u8, attestation u8,
+ *     enrolled_ms i64, last_checkin_ms i64, os_version str, ngroups u8,
+ *     ngroups * str.
+ *   org v1: ver u8, devices u32, created_ms i64.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <lmdb.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include "fbx_store.h"
+
+#define SCHEMA_VERSION 1
+#define MAP_DEFAULT ((size_t)64 << 20)
+#define MAP_MAX_DEFAULT ((size_t)1 << 40)
+#define MAX_DBS 16
+
+#define DLV_V1 1
+/* Spare bytes a new delivery record carries: room for about two history
+ * entries (state + a delta of up to 35 minutes), so the usual
+ * QUEUED -> SENT -> SUCCEEDED life rewrites it in place. */
+#define DLV_PAD 8
+#define REC_V1 1
+
+/* Largest key: org \0 group \0 device. */
+#define KEY_MAX (3 * (FBX_ID_MAX + 1) + 16)
+/* Largest delivery record (v2): fixed part, device, full history. */
+#define DLV_REC_MAX (3 + 3 + 5 + 1 + FBX_ID_MAX + \
+    FBX_HIST_MAX * (1 + 3 + 10) + 10 + DLV_PAD)
+#define CMD_HDR_MAX (6 + 4 + 8 + 8 + 4 + 1 + 4 * 255 + 6 * (1 + FBX_ID_MAX) + \
+    12)
+#define DEV_REC_MAX (4 + 16 + 1 + FBX_OSVER_MAX + 1 + \
+    FBX_GROUPS_MAX * (1 + FBX_ID_MAX))
+#define ORG_REC_LEN (1 + 4 + 8)
+
+struct fbx_store {
+	MDB_env *env;
+	MDB_dbi meta, cmd, cmd_body, cmd_org, cmd_active, idem, dlv, pend, dev,
+	    grp, org;
+	char *data_path; /* <dir>/data.mdb, for stat(2) */
+	size_t map_size;
+	size_t map_size_max;
+	unsigned readers_cleared;
+	atomic_int ntxn; /* open transactions of this process */
+};
+
+struct fbx_txn {
+	fbx_store *st;
+	MDB_txn *txn;
+	int write;
+	int err;            /* non-zero once broken: returned by every call */
+	MDB_cursor *dlv_cur; /* write txns: cached cursor on dlv */
+	int dlv_last_known;
+	uint64_t dlv_last; /* largest dlv key in this txn (if known) */
+};
+
+/* ---- error translation ---------------------------------------------- */
+
+static int
+map_err(int rc)
+{
+	switch (rc) {
+	case MDB_SUCCESS:
+		return FBX_OK;
+	case MDB_NOTFOUND:
+		return FBX_ENOT_FOUND;
+	case MDB_MAP_FULL:
+		return FBX_EMAP_FULL;
+	case ENOSPC:
+#ifdef EDQUOT
+	case EDQUOT:
+#endif
+		return FBX_EDISK_FULL;
+	case EIO:
+		return FBX_EIO;
+	case ENOMEM:
+		return FBX_ENOMEM;
+	case MDB_READERS_FULL:
+		return FBX_EBUSY;
+	case MDB_CORRUPTED:
+	case MDB_PAGE_NOTFOUND:
+	case MDB_INVALID:
+	case MDB_VERSION_MISMATCH:
+	case MDB_INCOMPATIBLE:
+		return FBX_ECORRUPT;
+	default:
+		return FBX_ESTORAGE;
+	}
+}
+
+/* txn_fail - mark txn broken by a write error, return the fbx code. */
+static int
+txn_fail(fbx_txn *t, int rc)
+{
+	int err = map_err(rc);
+
+	if (err == FBX_OK || err == FBX_ENOT_FOUND || err == FBX_ECORRUPT)
+		err = FBX_ESTORAGE;
+	t->err = err;
+	return err;
+}
+
+/* ---- byte encoding ---------------------------------------------------- */
+
+struct wr {
+	uint8_t *p;
+	uint8_t *end;
+	int bad;
+};
+
+struct rd {
+	const uint8_t *p;
+	const uint8_t *end;
+	int bad;
+};
+
+static void
+wr_u8(struct wr *w, unsigned v)
+{
+	if (w->bad || w->p >= w->end) {
+		w->bad = 1;
+		return;
+	}
+	*w->p++ = (uint8_t)v;
+}
+
+static void
+wr_le(struct wr *w, uint64_t v, int n)
+{
+	if (w->bad || w->end - w->p < n) {
+		w->bad = 1;
+		return;
+	}
+	for (int i = 0; i < n; i++)
+		*w->p++ = (uint8_t)(v >> (8 * i));
+}
+
+static void
+wr_bytes(struct wr *w, const void *b, size_t n)
+{
+	if (w->bad || (size_t)(w->end - w->p) < n) {
+		w->bad = 1;
+		return;
+	}
+	if (n > 0)
+		memcpy(w->p, b, n);
+	w->p += n;
+}
+
+/* wr_str - u8 length + bytes; s must be at most FBX_ID_MAX bytes. */
+static void
+wr_str(struct wr *w, const char *s, size_t cap)
+{
+	size_t n = strnlen(s, cap);
+
+	if (n >= cap || n > 255) {
+		w->bad = 1;
+		return;
+	}
+	wr_u8(w, (unsigned)n);
+	wr_bytes(w, s, n);
+}
+
+static uint64_t
+rd_le(struct rd *r, int n)
+{
+	uint64_t v = 0;
+
+	if (r->bad || r->end - r->p < n) {
+		r->bad = 1;
+		return 0;
+	}
+	for (int i = 0; i < n; i++)
+		v |= (uint64_t)r->p[i] << (8 * i);
+	r->p += n;
+	return v;
+}
+
+static unsigned
+rd_u8(struct rd *r)
+{
+	return (unsigned)rd_le(r, 1);
+}
+
+static int64_t
+rd_i64(struct rd *r)
+{
+	return (int64_t)rd_le(r, 8);
+}
+
+/* rd_str - read a str into dst of capacity cap (NUL included). */
+static void
+rd_str(struct rd *r, char *dst, size_t cap)
+{
+	size_t n = rd_u8(r);
+
+	if (r->bad || n >= cap || (size_t)(r->end - r->p) < n) {
+		r->bad = 1;
+		dst[0] = '\0';
+		return;
+	}
+	memcpy(dst, r->p, n);
+	dst[n] = '\0';
+	if (memchr(dst, '\0', n) != NULL)
+		r->bad = 1;
+	r->p += n;
+}
+
+static void
+put_be64(uint8_t *b, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		b[i] = (uint8_t)(v >> (56 - 8 * i));
+}
+
+static uint64_t
+get_be64(const uint8_t *b)
+{
+	uint64_t v = 0;
+
+	for (int i = 0; i < 8; i++)
+		v = (v << 8) | b[i];
+	return v;
+}
+
+static uint64_t
+time_key(int64_t ms)
+{
+	return (uint64_t)ms ^ ((uint64_t)1 << 63);
+}
+
+static int64_t
+time_unkey(uint64_t k)
+{
+	return (int64_t)(k ^ ((uint64_t)1 << 63));
+}
+
+/* id_len - length of an identifier used in a key: 1..FBX_ID_MAX bytes. */
+static int
+id_len(const char *s, size_t *n)
+{
+	size_t l;
+
+	if (s == NULL)
+		return FBX_EINVALID;
+	l = strnlen(s, FBX_ID_MAX + 1);
+	if (l == 0 || l > FBX_ID_MAX)
+		return FBX_EINVALID;
+	*n = l;
+	return FBX_OK;
+}
+
+/* opt_ok - an optional identifier field: 0..FBX_ID_MAX bytes. */
+static int
+opt_ok(const char *s)
+{
+	return strnlen(s, FBX_ID_MAX + 1) <= FBX_ID_MAX;
+}
+
+/* key_cat - append n bytes of s to k at off, then a NUL separator if sep;
+ * returns the new length. Callers keep the total within KEY_MAX. */
+static size_t
+key_cat(uint8_t *k, size_t off, const char *s, size_t n, int sep)
+{
+	memcpy(k + off, s, n);
+	off += n;
+	if (sep)
+		k[off++] = '\0';
+	return off;
+}
+
+static int
+has_prefix(const MDB_val *k, const uint8_t *pfx, size_t n)
+{
+	return k->mv_size >= n && memcmp(k->mv_data, pfx, n) == 0;
+}
+
+static int
+key_eq(const MDB_val *k, const uint8_t *b, size_t n)
+{
+	return k->mv_size == n && memcmp(k->mv_data, b, n) == 0;
+}
+
+/* ---- delivery record -------------------------------------------------- */
+
+static void
+wr_uv(struct wr *w, uint64_t v)
+{
+	while (v >= 0x80) {
+		wr_u8(w, (unsigned)(v & 0x7f) | 0x80);
+		v >>= 7;
+	}
+	wr_u8(w, (unsigned)v);
+}
+
+static uint64_t
+rd_uv(struct rd *r)
+{
+	uint64_t v = 0;
+
+	for (int shift = 0; shift < 64; shift += 7) {
+		unsigned b = rd_u8(r);
+		if (r->bad)
+			return 0;
+		if (shift == 63 && b > 1) {
+			r->bad = 1;
+			return 0;
+		}
+		v |= (uint64_t)(b & 0x7f) << shift;
+		if ((b & 0x80) == 0)
+			return v;
+	}
+	r->bad = 1;
+	return 0;
+}
+
+/* Signed differences are zigzag coded; arithmetic is done modulo 2^64 so
+ * any pair of times round-trips without overflow. */
+static uint64_t
+zz(uint64_t d)
+{
+	return (d << 1) ^ (0 - (d >> 63));
+}
+
+static uint64_t
+unzz(uint64_t z)
+{
+	return (z >> 1) ^ (0 - (z & 1));
+}
+
+static void
+wr_delta(struct wr *w, int64_t v, int64_t base)
+{
+	wr_uv(w, zz((uint64_t)v - (uint64_t)base));
+}
+
+static int64_t
+rd_delta(struct rd *r, int64_t base)
+{
+	return (int64_t)((uint64_t)base + unzz(rd_uv(r)));
+}
+
+/* dlv_encode - encode d, zero-padded to at least min_len bytes (and to
+ * at most cap). Padding lets later transitions rewrite the record at the
+ * same size, which LMDB does in place without splitting pages. */
+static int
+dlv_encode(const struct fbx_delivery *d, size_t min_len, uint8_t *buf,
+    size_t cap, size_t *len)
+{
+	struct wr w = { buf, buf + cap, 0 };
+	int64_t prev = 0;
+	size_t n;
+
+	if (d->nhist > FBX_HIST_MAX)
+		return FBX_EINVALID;
+	wr_u8(&w, DLV_V1);
+	wr_u8(&w, d->state);
+	wr_u8(&w, d->nhist);
+	wr_uv(&w, d->code);
+	wr_uv(&w, d->attempts);
+	wr_str(&w, d->device, FBX_ID_MAX + 1);
+	for (unsigned i = 0; i < d->nhist; i++) {
+		const struct fbx_dhist *h = &d->hist[i];
+		if (h->state >= 0x80)
+			return FBX_EINVALID;
+		wr_u8(&w, h->state | (h->code != 0 ? 0x80u : 0));
+		if (h->code != 0)
+			wr_uv(&w, h->code);
+		wr_delta(&w, h->at_ms, prev);
+		prev = h->at_ms;
+	}
+	wr_delta(&w, d->updated_ms, prev);
+	if (w.bad)
+		return FBX_EINVALID;
+	n = (size_t)(w.p - buf);
+	if (min_len > cap)
+		min_len = cap;
+	if (n < min_len) {
+		memset(buf + n, 0, min_len - n);
+		n = min_len;
+	}
+	*len = n;
+	return FBX_OK;
+}
+
+static int
+dlv_decode(uint64_t id, const MDB_val *v, struct fbx_delivery *d)
+{
+	struct rd r = { v->mv_data, (const uint8_t *)v->mv_data + v->mv_size,
+		0 };
+	uint64_t code, attempts;
+	int64_t prev = 0;
+
+	if (rd_u8(&r) != DLV_V1)
+		return FBX_ECORRUPT;
+	d->id = id;
+	d->state = (uint8_t)rd_u8(&r);
+	d->nhist = (uint8_t)rd_u8(&r);
+	code = rd_uv(&r);
+	attempts = rd_uv(&r);
+	if (r.bad || d->nhist > FBX_HIST_MAX || code > UINT16_MAX ||
+	    attempts > UINT32_MAX)
+		return FBX_ECORRUPT;
+	d->code = (uint16_t)code;
+	d->attempts = (uint32_t)attempts;
+	rd_str(&r, d->device, sizeof(d->device));
+	for (unsigned i = 0; i < d->nhist; i++) {
+		unsigned s = rd_u8(&r);
+		uint64_t hc = 0;
+		if (s & 0x80) {
+			hc = rd_uv(&r);
+			if (hc > UINT16_MAX)
+				r.bad = 1;
+		}
+		d->hist[i].state = (uint8_t)(s & 0x7f);
+		d->hist[i].code = (uint16_t)hc;
+		d->hist[i].at_ms = rd_delta(&r, prev);
+		prev = d->hist[i].at_ms;
+	}
+	d->updated_ms = rd_delta(&r, prev);
+	if (r.bad)
+		return FBX_ECORRUPT;
+	/* Whatever follows is padding and must be zero. */
+	for (; r.p < r.end; r.p++) {
+		if (*r.p != 0)
+			return FBX_ECORRUPT;
+	}
+	return FBX_OK;
+}
+
+/* ---- device record ---------------------------------------------------- */
+
+static int
+dev_encode(const struct fbx_device *dv, uint8_t *buf, size_t cap,
+    size_t *len)
+{
+	struct wr w = { buf, buf + cap, 0 };
+
+	if (dv->ngroups > FBX_GROUPS_MAX)
+		return FBX_EINVALID;
+	wr_u8(&w, REC_V1);
+	wr_u8(&w, dv->platform);
+	wr_u8(&w, dv->online);
+	wr_u8(&w, dv->attestation);
+	wr_le(&w, (uint64_t)dv->enrolled_ms, 8);
+	wr_le(&w, (uint64_t)dv->last_checkin_ms, 8);
+	wr_str(&w, dv->os_version, FBX_OSVER_MAX + 1);
+	wr_u8(&w, dv->ngroups);
+	for (unsigned i = 0; i < dv->ngroups; i++)
+		wr_str(&w, dv->groups[i], FBX_ID_MAX + 1);
+	if (w.bad)
+		return FBX_EINVALID;
+	*len = (size_t)(w.p - buf);
+	return FBX_OK;
+}
+
+/* dev_decode - the key (org \0 id) supplies org and id. */
+static int
+dev_decode(const MDB_val *k, const MDB_val *v, struct fbx_device *dv)
+{
+	struct rd r = { v->mv_data, (const uint8_t *)v->mv_data + v->mv_size,
+		0 };
+	const uint8_t *kb = k->mv_data;
+	const uint8_t *sep = memchr(kb, '\0', k->mv_size);
+	size_t on, in;
+
+	memset(dv, 0, sizeof(*dv));
+	if (sep == NULL)
+		return FBX_ECORRUPT;
+	on = (size_t)(sep - kb);
+	in = k->mv_size - on - 1;
+	if (on == 0 || on > FBX_ID_MAX || in == 0 || in > FBX_ID_MAX ||
+	    memchr(sep + 1, '\0', in) != NULL)
+		return FBX_ECORRUPT;
+	memcpy(dv->org, kb, on);
+	memcpy(dv->id, sep + 1, in);
+	if (rd_u8(&r) != REC_V1)
+		return FBX_ECORRUPT;
+	dv->platform = (uint8_t)rd_u8(&r);
+	dv->online = (uint8_t)rd_u8(&r);
+	dv->attestation = (uint8_t)rd_u8(&r);
+	dv->enrolled_ms = rd_i64(&r);
+	dv->last_checkin_ms = rd_i64(&r);
+	rd_str(&r, dv->os_version, sizeof(dv->os_version));
+	dv->ngroups = (uint8_t)rd_u8(&r);
+	if (r.bad || dv->ngroups > FBX_GROUPS_MAX)
+		return FBX_ECORRUPT;
+	for (unsigned i = 0; i < dv->ngroups; i++)
+		rd_str(&r, dv->groups[i], sizeof(dv->groups[i]));
+	if (r.bad || r.p != r.end)
+		return FBX_ECORRUPT;
+	return FBX_OK;
+}
+
+/* ---- org record --------------------------------------------------------- */
+
+static void
+org_encode(uint32_t count, int64_t created_ms, uint8_t *buf)
+{
+	struct wr w = { buf, buf + ORG_REC_LEN, 0 };
+
+	wr_u8(&w, REC_V1);
+	wr_le(&w, count, 4);
+	wr_le(&w, (uint64_t)created_ms, 8);
+}
+
+static int
+org_decode(const MDB_val *v, uint32_t *count, int64_t *created_ms)
+{
+	struct rd r = { v->mv_data, (const uint8_t *)v->mv_data + v->mv_size,
+		0 };
+
+	if (rd_u8(&r) != REC_V1)
+		return FBX_ECORRUPT;
+	*count = (uint32_t)rd_le(&r, 4);
+	*created_ms = rd_i64(&r);
+	if (r.bad || r.p != r.end)
+		return FBX_ECORRUPT;
+	return FBX_OK;
+}
+
+/* ---- command records -------------------------------------------------- */
+
+static int
+cmd_strings_ok(const struct fbx_command *c)
+{
+	size_t n;
+
+	return id_len(c->org, &n) == FBX_OK && opt_ok(c->actor) &&
+	    opt_ok(c->reason) && opt_ok(c->idem_key) && opt_ok(c->group) &&
+	    opt_ok(c->cursor);
+}
+
+/* cmd_hdr_encode - payload_len and ndev_ids are passed apart: they
+ * describe the body journaled at append, not the caller's struct. */
+static int
+cmd_hdr_encode(const struct fbx_command *c, uint32_t payload_len,
+    uint32_t ndev_ids, uint8_t *buf, size_t cap, size_t *len)
+{
+	struct wr w = { buf, buf + cap, 0 };
+
+	wr_u8(&w, REC_V1);
+	wr_u8(&w, c->type);
+	wr_u8(&w, c->origin);
+	wr_u8(&w, c->target_kind);
+	wr_u8(&w, c->platform);
+	wr_u8(&w, c->state);
+	wr_le(&w, c->ttl_s, 4);
+	wr_le(&w, (uint64_t)c->created_ms, 8);
+	wr_le(&w, (uint64_t)c->expires_ms, 8);
+	wr_le(&w, c->ndeliveries, 4);
+	wr_u8(&w, FBX_D_COUNT);
+	for (int i = 0; i < FBX_D_COUNT; i++)
+		wr_le(&w, c->counts[i], 4);
+	wr_str(&w, c->org, FBX_ID_MAX + 1);
+	wr_str(&w, c->actor, FBX_ID_MAX + 1);
+	wr_str(&w, c->reason, FBX_ID_MAX + 1);
+	wr_str(&w, c->idem_key, FBX_ID_MAX + 1);
+	wr_str(&w, c->group, FBX_ID_MAX + 1);
+	wr_str(&w, c->cursor, FBX_ID_MAX + 1);
+	wr_le(&w, c->cursor_idx, 4);
+	wr_le(&w, payload_len, 4);
+	wr_le(&w, ndev_ids, 4);
+	if (w.bad)
+		return FBX_EINVALID;
+	*len = (size_t)(w.p - buf);
+	return FBX_OK;
+}
+
+/* cmd_hdr_decode - fills everything but payload and dev_ids (left NULL);
+ * *plen and *ndev receive the body sizes the header records. */
+static int
+cmd_hdr_decode(uint64_t id, const MDB_val *v, struct fbx_command *c,
+    uint32_t *plen, uint32_t *ndev)
+{
+	struct rd r = { v->mv_data, (const uint8_t *)v->mv_data + v->mv_size,
+		0 };
+	unsigned ncounts;
+
+	memset(c, 0, sizeof(*c));
+	if (rd_u8(&r) != REC_V1)
+		return FBX_ECORRUPT;
+	c->id = id;
+	c->type = (uint8_t)rd_u8(&r);
+	c->origin = (uint8_t)rd_u8(&r);
+	c->target_kind = (uint8_t)rd_u8(&r);
+	c->platform = (uint8_t)rd_u8(&r);
+	c->state = (uint8_t)rd_u8(&r);
+	c->ttl_s = (uint32_t)rd_le(&r, 4);
+	c->created_ms = rd_i64(&r);
+	c->expires_ms = rd_i64(&r);
+	c->ndeliveries = (uint32_t)rd_le(&r, 4);
+	ncounts = rd_u8(&r);
+	for (unsigned i = 0; i < ncounts; i++) {
+		uint32_t n = (uint32_t)rd_le(&r, 4);
+		if (i < FBX_D_COUNT)
+			c->counts[i] = n;
+	}
+	rd_str(&r, c->org, sizeof(c->org));
+	rd_str(&r, c->actor, sizeof(c->actor));
+	rd_str(&r, c->reason, sizeof(c->reason));
+	rd_str(&r, c->idem_key, sizeof(c->idem_key));
+	rd_str(&r, c->group, sizeof(c->group));
+	rd_str(&r, c->cursor, sizeof(c->cursor));
+	c->cursor_idx = (uint32_t)rd_le(&r, 4);
+	*plen = (uint32_t)rd_le(&r, 4);
+	*ndev = (uint32_t)rd_le(&r, 4);
+	if (r.bad || r.p != r.end || *plen > FBX_PAYLOAD_MAX ||
+	    *ndev > FBX_DEVICES_PER_CMD_MAX)
+		return FBX_ECORRUPT;
+	return FBX_OK;
+}
+
+static size_t
+cmd_body_size(const struct fbx_command *c)
+{
+	size_t n = 1 + 4 + c->payload_len + 4;
+
+	for (uint32_t i = 0; i < c->ndev_ids; i++)
+		n += 1 + strnlen(c->dev_ids[i], FBX_ID_MAX + 1);
+	return n;
+}
+
+static int
+cmd_body_decode(const MDB_val *v, uint32_t plen, uint32_t ndev,
+    struct fbx_command *c)
+{
+	struct rd r = { v->mv_data, (const uint8_t *)v->mv_data + v->mv_size,
+		0 };
+	uint8_t *payload = NULL;
+	char(*ids)[FBX_ID_MAX + 1] = NULL;
+	int rc = FBX_ECORRUPT;
+
+	if (rd_u8(&r) != REC_V1 || rd_le(&r, 4) != plen || r.bad ||
+	    (size_t)(r.end - r.p) < plen)
+		goto out;
+	if (plen > 0) {
+		payload = malloc(plen);
+		if (payload == NULL) {
+			rc = FBX_ENOMEM;
+			goto out;
+		}
+		memcpy(payload, r.p, plen);
+		r.p += plen;
+	}
+	if (rd_le(&r, 4) != ndev || r.bad)
+		goto out;
+	/* Each id takes at least 2 bytes: refuse counts the value cannot
+	 * hold before allocating for them. */
+	if ((size_t)(r.end - r.p) / 2 < ndev)
+		goto out;
+	if (ndev > 0) {
+		ids = calloc(ndev, sizeof(*ids));
+		if (ids == NULL) {
+			rc = FBX_ENOMEM;
+			goto out;
+		}
+	}
+	for (uint32_t i = 0; i < ndev; i++)
+		rd_str(&r, ids[i], sizeof(ids[i]));
+	if (r.bad || r.p != r.end)
+		goto out;
+	c->payload = payload;
+	c->payload_len = plen;
+	c->dev_ids = ids;
+	c->ndev_ids = ndev;
+	payload = NULL;
+	ids = NULL;
+	rc = FBX_OK;
+out:
+	free(payload);
+	free(ids);
+	return rc;
+}
+
+/* ---- environment ------------------------------------------------------ */
+
+/* mkdir_p - create dir and its parents; existing directories are fine. */
+static int
+mkdir_p(const char *path)
+{
+	char buf[4096];
+	size_t n = strlen(path);
+	struct stat sb;
+
+	if (n == 0 || n >= sizeof(buf))
+		return FBX_EINVALID;
+	memcpy(buf, path, n + 1);
+	for (size_t i = 1; i <= n; i++) {
+		if (buf[i] != '/' && buf[i] != '\0')
+			continue;
+		buf[i] = '\0';
+		if (mkdir(buf, 0775) != 0 && errno != EEXIST)
+			return FBX_EIO;
+		buf[i] = path[i];
+	}
+	if (stat(path, &sb) != 0 || !S_ISDIR(sb.st_mode))
+		return FBX_EIO;
+	return FBX_OK;
+}
+
+static size_t
+cur_used(fbx_store *st, size_t *psize)
+{
+	MDB_envinfo info;
+	MDB_stat ms;
+
+	if (mdb_env_info(st->env, &info) != 0 ||
+	    mdb_env_stat(st->env, &ms) != 0)
+		return 0;
+	*psize = ms.ms_psize;
+	return ((size_t)info.me_last_pgno + 1) * ms.ms_psize;
+}
+
+/* schema_init - open every named database and check or write the schema
+ * version, all in one write transaction. */
+static int
+schema_init(fbx_store *st)
+{
+	static const struct {
+		const char *name;
+		size_t off;
+	} dbs[] = {
+		{ "cmd", offsetof(fbx_store, cmd) },
+		{ "cmd_body", offsetof(fbx_store, cmd_body) },
+		{ "cmd_org", offsetof(fbx_store, cmd_org) },
+		{ "cmd_active", offsetof(fbx_store, cmd_active) },
+		{ "idem", offsetof(fbx_store, idem) },
+		{ "dlv", offsetof(fbx_store, dlv) },
+		{ "pend", offsetof(fbx_store, pend) },
+		{ "dev", offsetof(fbx_store, dev) },
+		{ "grp", offsetof(fbx_store, grp) },
+		{ "org", offsetof(fbx_store, org) },
+	};
+	MDB_txn *txn = NULL;
+	MDB_dbi main_dbi;
+	MDB_stat ms;
+	MDB_val k = { 6, "schema" }, v;
+	uint8_t vb[4];
+	int fresh, rc, mrc;
+
+	mrc = mdb_txn_begin(st->env, NULL, 0, &txn);
+	if (mrc != 0) {
+		rc = map_err(mrc);
+		goto out;
+	}
+	mrc = mdb_dbi_open(txn, NULL, 0, &main_dbi);
+	if (mrc == 0)
+		mrc = mdb_stat(txn, main_dbi, &ms);
+	if (mrc != 0) {
+		rc = map_err(mrc);
+		goto out;
+	}
+	fresh = ms.ms_entries == 0;
+	mrc = mdb_dbi_open(txn, "meta", fresh ? MDB_CREATE : 0, &st->meta);
+	if (mrc != 0) {
+		/* A non-empty environment without our meta table, or with a
+		 * plain key named "meta": not a fusebox store. */
+		rc = (mrc == MDB_NOTFOUND || mrc == MDB_INCOMPATIBLE) ?
+		    FBX_ECORRUPT : map_err(mrc);
+		goto out;
+	}
+	mrc = mdb_get(txn, st->meta, &k, &v);
+	if (mrc == MDB_NOTFOUND && fresh) {
+		v.mv_size = 4;
+		vb[0] = SCHEMA_VERSION;
+		vb[1] = vb[2] = vb[3] = 0;
+		v.mv_data = vb;
+		mrc = mdb_put(txn, st->meta, &k, &v, 0);
+	} else if (mrc == 0) {
+		const uint8_t *p = v.mv_data;
+		uint32_t ver;
+		if (v.mv_size != 4) {
+			rc = FBX_ECORRUPT;
+			goto out;
+		}
+		ver = (uint32_t)p[0] | (uint32_t)p[1] << 8 |
+		    (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+		if (ver == 0 || ver > SCHEMA_VERSION) {
+			rc = FBX_ECORRUPT;
+			goto out;
+		}
+	} else if (mrc == MDB_NOTFOUND) {
+		rc = FBX_ECORRUPT;
+		goto out;
+	}
+	if (mrc != 0) {
+		rc = map_err(mrc);
+		goto out;
+	}
+	for (size_t i = 0; i < sizeof(dbs) / sizeof(dbs[0]); i++) {
+		MDB_dbi *d = (MDB_dbi *)((char *)st + dbs[i].off);
+		mrc = mdb_dbi_open(txn, dbs[i].name, MDB_CREATE, d);
+		if (mrc != 0) {
+			rc = mrc == MDB_INCOMPATIBLE ? FBX_ECORRUPT :
+			    map_err(mrc);
+			goto out;
+		}
+	}
+	mrc = mdb_txn_commit(txn);
+	txn = NULL;
+	rc = map_err(mrc);
+out:
+	if (txn != NULL)
+		mdb_txn_abort(txn);
+	return rc;
+}
+
+int
+fbx_store_open(const struct fbx_store_opts *opts, fbx_store **out)
+{
+	fbx_store *st = NULL;
+	unsigned flags = MDB_NOTLS | MDB_NORDAHEAD;
+	MDB_envinfo info;
+	size_t plen;
+	int dead = 0, rc, mrc;
+
+	if (opts == NULL || out == NULL || opts->path == NULL ||
+	    opts->path[0] == '\0')
+		return FBX_EINVALID;
+	switch (opts->durability) {
+	case FBX_DURABLE_FULL:
+		break;
+	case FBX_DURABLE_NOMETASYNC:
+		flags |= MDB_NOMETASYNC;
+		break;
+	case FBX_DURABLE_NOSYNC:
+		flags |= MDB_NOSYNC;
+		break;
+	default:
+		return FBX_EINVALID;
+	}
+	st = calloc(1, sizeof(*st));
+	if (st == NULL)
+		return FBX_ENOMEM;
+	atomic_init(&st->ntxn, 0);
+	st->map_size = opts->map_size ? opts->map_size : MAP_DEFAULT;
+	st->map_size_max = opts->map_size_max ? opts->map_size_max :
+						MAP_MAX_DEFAULT;
+	if (st->map_size > st->map_size_max) {
+		rc = FBX_EINVALID;
+		goto out;
+	}
+	plen = strlen(opts->path) + sizeof("/data.mdb");
+	st->data_path = malloc(plen);
+	if (st->data_path == NULL) {
+		rc = FBX_ENOMEM;
+		goto out;
+	}
+	snprintf(st->data_path, plen, "%s/data.mdb", opts->path);
+	rc = mkdir_p(opts->path);
+	if (rc != FBX_OK)
+		goto out;
+	mrc = mdb_env_create(&st->env);
+	if (mrc == 0)
+		mrc = mdb_env_set_maxdbs(st->env, MAX_DBS);
+	if (mrc == 0)
+		mrc = mdb_env_set_mapsize(st->env, st->map_size);
+	if (mrc == 0)
+		mrc = mdb_env_set_maxreaders(st->env,
+		    opts->max_readers ? opts->max_readers : 126);
+	if (mrc != 0) {
+		rc = map_err(mrc);
+		goto out;
+	}
+	mrc = mdb_env_open(st->env, opts->path, flags, 0664);
+	if (mrc != 0) {
+		if (mrc == MDB_INVALID || mrc == MDB_VERSION_MISMATCH)
+			rc = FBX_ECORRUPT;
+		else if (mrc == ENOMEM)
+			rc = FBX_ENOMEM;
+		else
+			rc = FBX_EIO;
+		goto out;
+	}
+	if (mdb_reader_check(st->env, &dead) == 0 && dead > 0)
+		st->readers_cleared = (unsigned)dead;
+	/* An existing file keeps its own (possibly larger) map size. */
+	if (mdb_env_info(st->env, &info) == 0)
+		st->map_size = info.me_mapsize;
+	if (st->map_size > st->map_size_max)
+		st->map_size_max = st->map_size;
+	rc = schema_init(st);
+	if (rc != FBX_OK)
+		goto out;
+	*out = st;
+	st = NULL;
+out:
+	if (st != NULL) {
+		if (st->env != NULL)
+			mdb_env_close(st->env);
+		free(st->data_path);
+		free(st);
+	}
+	return rc;
+}
+
+void
+fbx_store_close(fbx_store *st)
+{
+	if (st == NULL)
+		return;
+	mdb_env_close(st->env);
+	free(st->data_path);
+	free(st);
+}
+
+int
+fbx_store_stat(fbx_store *st, struct fbx_store_stat *out)
+{
+	struct fbx_store_stat s;
+	MDB_txn *txn = NULL;
+	MDB_stat ms;
+	struct stat sb;
+	size_t psize = 0;
+	int rc = FBX_ESTORAGE;
+
+	memset(&s, 0, sizeof(s));
+	s.used_bytes = cur_used(st, &psize);
+	s.page_size = psize;
+	s.map_size = st->map_size;
+	s.readers_cleared = st->readers_cleared;
+	if (stat(st->data_path, &sb) == 0)
+		s.file_bytes = (size_t)sb.st_size;
+	if (mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn) != 0) {
+		txn = NULL;
+		goto out;
+	}
+	if (mdb_stat(txn, st->cmd, &ms) != 0)
+		goto out;
+	s.commands = ms.ms_entries;
+	if (mdb_stat(txn, st->dlv, &ms) != 0)
+		goto out;
+	s.deliveries = ms.ms_entries;
+	if (mdb_stat(txn, st->dev, &ms) != 0)
+		goto out;
+	s.devices = ms.ms_entries;
+	*out = s;
+	rc = FBX_OK;
+out:
+	if (txn != NULL)
+		mdb_txn_abort(txn);
+	return rc;
+}
+
+static int
+set_map(fbx_store *st, size_t size)
+{
+	int mrc;
+
+	if (atomic_load(&st->ntxn) != 0)
+		return FBX_EBUSY;
+	mrc = mdb_env_set_mapsize(st->env, size);
+	if (mrc != 0)
+		return mrc == MDB_MAP_FULL ? FBX_EMAP_FULL : FBX_ESTORAGE;
+	st->map_size = size;
+	return FBX_OK;
+}
+
+int
+fbx_store_reserve(fbx_store *st, size_t bytes)
+{
+	size_t psize = 0, used, need, size = st->map_size;
+
+	used = cur_used(st, &psize);
+	if (psize == 0)
+		return FBX_ESTORAGE;
+	/* LMDB copies touched branch pages and keeps old pages until no
+	 * reader needs them: leave an eighth of the map as headroom. */
+	if (bytes > SIZE_MAX - used - size / 8)
+		return FBX_EMAP_FULL;
+	need = used + bytes;
+	while (need + size / 8 > size) {
+		if (size >= st->map_size_max)
+			return FBX_EMAP_FULL;
+		size = size > st->map_size_max / 2 ? st->map_size_max :
+						     size * 2;
+	}
+	if (size == st->map_size)
+		return FBX_OK;
+	return set_map(st, size);
+}
+
+int
+fbx_store_grow(fbx_store *st)
+{
+	size_t size = st->map_size;
+
+	if (size >= st->map_size_max)
+		return FBX_EMAP_FULL;
+	size = size > st->map_size_max / 2 ? st->map_size_max : size * 2;
+	return set_map(st, size);
+}
+
+/* ---- transactions ----------------------------------------------------- */
+
+int
+fbx_txn_begin(fbx_store *st, int write, fbx_txn **out)
+{
+	fbx_txn *t;
+	int mrc;
+
+	t = calloc(1, sizeof(*t));
+	if (t == NULL)
+		return FBX_ENOMEM;
+	t->st = st;
+	t->write = write != 0;
+	atomic_fetch_add(&st->ntxn, 1);
+	mrc = mdb_txn_begin(st->env, NULL, write ? 0 : MDB_RDONLY, &t->txn);
+	if (mrc == MDB_MAP_RESIZED) {
+		/* Another process grew the map: adopt its size. Only safe
+		 * when this process has nothing else open. */
+		if (atomic_load(&st->ntxn) == 1 &&
+		    mdb_env_set_mapsize(st->env, 0) == 0) {
+			MDB_envinfo info;
+			if (mdb_env_info(st->env, &info) == 0)
+				st->map_size = info.me_mapsize;
+			mrc = mdb_txn_begin(st->env, NULL,
+			    write ? 0 : MDB_RDONLY, &t->txn);
+		}
+	}
+	if (mrc != 0) {
+		atomic_fetch_sub(&st->ntxn, 1);
+		free(t);
+		if (mrc == MDB_READERS_FULL)
+			return FBX_EBUSY;
+		return mrc == ENOMEM ? FBX_ENOMEM : FBX_ESTORAGE;
+	}
+	*out = t;
+	return FBX_OK;
+}
+
+static void
+txn_free(fbx_txn *t)
+{
+	atomic_fetch_sub(&t->st->ntxn, 1);
+	free(t);
+}
+
+int
+fbx_txn_commit(fbx_txn *t)
+{
+	int rc, mrc;
+
+	if (t == NULL)
+		return FBX_EINVALID;
+	if (t->dlv_cur != NULL)
+		mdb_cursor_close(t->dlv_cur);
+	if (t->err != 0) {
+		rc = t->err;
+		mdb_txn_abort(t->txn);
+		goto out;
+	}
+	mrc = mdb_txn_commit(t->txn);
+	rc = map_err(mrc);
+	if (rc == FBX_ENOT_FOUND || rc == FBX_ECORRUPT)
+		rc = FBX_ESTORAGE;
+out:
+	txn_free(t);
+	return rc;
+}
+
+void
+fbx_txn_abort(fbx_txn *t)
+{
+	if (t == NULL)
+		return;
+	if (t->dlv_cur != NULL)
+		mdb_cursor_close(t->dlv_cur);
+	mdb_txn_abort(t->txn);
+	txn_free(t);
+}
+
+/* Checks at the top of every call: a broken transaction repeats its
+ * error; writing through a read transaction is a caller bug. */
+#define TXN_READ_CHECK(t)                                                    \
+	do {                                                                 \
+		if ((t) == NULL)                                             \
+			return FBX_EINVALID;                                   \
+		if ((t)->err != 0)                                           \
+			return (t)->err;                                     \
+	} while (0)
+#define TXN_WRITE_CHECK(t)                                                   \
+	do {                                                                 \
+		TXN_READ_CHECK(t);                                           \
+		if (!(t)->write)                                             \
+			return FBX_EINVALID;                                   \
+	} while (0)
+
+/* read_err - translate an LMDB error met while reading. */
+static int
+read_err(int mrc)
+{
+	int rc = map_err(mrc);
+
+	return rc == FBX_OK ? FBX_ESTORAGE : rc;
+}
+
+/* ---- command journal ---------------------------------------------- */
+
+static size_t
+cmd_org_key(uint8_t *k, const char *org, size_t on, int64_t created,
+    uint64_t id)
+{
+	size_t n = key_cat(k, 0, org, on, 1);
+
+	put_be64(k + n, time_key(created));
+	put_be64(k + n + 8, id);
+	return n + 16;
+}
+
+static int
+put_empty(fbx_txn *t, MDB_dbi dbi, const void *key, size_t klen)
+{
+	MDB_val k = { klen, (void *)key }, v = { 0, NULL };
+	int mrc = mdb_put(t->txn, dbi, &k, &v, 0);
+
+	return mrc == 0 ? FBX_OK : txn_fail(t, mrc);
+}
+
+/* del_key - delete key; absence is fine. */
+static int
+del_key(fbx_txn *t, MDB_dbi dbi, const void *key, size_t klen)
+{
+	MDB_val k = { klen, (void *)key };
+	int mrc = mdb_del(t->txn, dbi, &k, NULL);
+
+	if (mrc == 0 || mrc == MDB_NOTFOUND)
+		return FBX_OK;
+	return txn_fail(t, mrc);
+}
+
+int
+fbx_store_cmd_append(fbx_txn *t, struct fbx_command *cmd)
+{
+	fbx_store *st;
+	MDB_cursor *cur = NULL;
+	MDB_val k, v;
+	uint8_t idb[8], hdr[CMD_HDR_MAX], key[KEY_MAX];
+	size_t hlen, on, klen;
+	uint64_t id = 1;
+	int rc, mrc;
+
+	TXN_WRITE_CHECK(t);
+	st = t->st;
+	if (cmd == NULL || !cmd_strings_ok(cmd) ||
+	    cmd->payload_len > FBX_PAYLOAD_MAX ||
+	    (cmd->payload_len > 0 && cmd->payload == NULL) ||
+	    cmd->ndev_ids > FBX_TARGET_IDS_MAX ||
+	    (cmd->ndev_ids > 0 && cmd->dev_ids == NULL))
+		return FBX_EINVALID;
+	for (uint32_t i = 0; i < cmd->ndev_ids; i++) {
+		if (!opt_ok(cmd->dev_ids[i]))
+			return FBX_EINVALID;
+	}
+	on = strlen(cmd->org);
+	if (cmd->idem_key[0] != '\0') {
+		uint64_t old;
+		rc = fbx_store_idem_get(t, cmd->org, cmd->idem_key, &old);
+		if (rc == FBX_OK)
+			return FBX_EIDEMPOTENCY_CONFLICT;
+		if (rc != FBX_ENOT_FOUND)
+			return rc;
+	}
+	rc = cmd_hdr_encode(cmd, cmd->payload_len, cmd->ndev_ids, hdr,
+	    sizeof(hdr), &hlen);
+	if (rc != FBX_OK)
+		return rc;
+
+	mrc = mdb_cursor_open(t->txn, st->cmd, &cur);
+	if (mrc != 0)
+		return read_err(mrc);
+	mrc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+	if (mrc == 0) {
+		if (k.mv_size != 8) {
+			rc = FBX_ECORRUPT;
+			goto out;
+		}
+		id = get_be64(k.mv_data) + 1;
+	} else if (mrc != MDB_NOTFOUND) {
+		rc = read_err(mrc);
+		goto out;
+	}
+	mdb_cursor_close(cur);
+	cur = NULL;
+
+	put_be64(idb, id);
+	k.mv_size = 8;
+	k.mv_data = idb;
+	v.mv_size = hlen;
+	v.mv_data = hdr;
+	mrc = mdb_put(t->txn, st->cmd, &k, &v, MDB_APPEND);
+	if (mrc != 0) {
+		rc = txn_fail(t, mrc);
+		goto out;
+	}
+	if (cmd->payload_len > 0 || cmd->ndev_ids > 0) {
+		struct wr w;
+		v.mv_size = cmd_body_size(cmd);
+		v.mv_data = NULL;
+		mrc = mdb_put(t->txn, st->cmd_body, &k, &v,
+		    MDB_APPEND | MDB_RESERVE);
+		if (mrc != 0) {
+			rc = txn_fail(t, mrc);
+			goto out;
+		}
+		w.p = v.mv_data;
+		w.end = w.p + v.mv_size;
+		w.bad = 0;
+		wr_u8(&w, REC_V1);
+		wr_le(&w, cmd->payload_len, 4);
+		wr_bytes(&w, cmd->payload, cmd->payload_len);
+		wr_le(&w, cmd->ndev_ids, 4);
+		for (uint32_t i = 0; i < cmd->ndev_ids; i++)
+			wr_str(&w, cmd->dev_ids[i], FBX_ID_MAX + 1);
+		if (w.bad || w.p != w.end) {
+			/* Sizes were computed from the same struct: a
+			 * mismatch means memory changed under us. */
+			t->err = FBX_ESTORAGE;
+			rc = FBX_ESTORAGE;
+			goto out;
+		}
+	}
+	klen = cmd_org_key(key, cmd->org, on, cmd->created_ms, id);
+	rc = put_empty(t, st->cmd_org, key, klen);
+	if (rc != FBX_OK)
+		goto out;
+	if (cmd->state != FBX_C_DONE) {
+		rc = put_empty(t, st->cmd_active, idb, 8);
+		if (rc != FBX_OK)
+			goto out;
+	}
+	if (cmd->idem_key[0] != '\0') {
+		uint8_t idle[8];
+		klen = key_cat(key, 0, cmd->org, on, 1);
+		klen = key_cat(key, klen, cmd->idem_key,
+		    strlen(cmd->idem_key), 0);
+		for (int i = 0; i < 8; i++)
+			idle[i] = (uint8_t)(id >> (8 * i));
+		k.mv_size = klen;
+		k.mv_data = key;
+		v.mv_size = 8;
+		v.mv_data = idle;
+		mrc = mdb_put(t->txn, st->idem, &k, &v, 0);
+		if (mrc != 0) {
+			rc = txn_fail(t, mrc);
+			goto out;
+		}
+	}
+	cmd->id = id;
+	rc = FBX_OK;
+out:
+	if (cur != NULL)
+		mdb_cursor_close(cur);
+	return rc;
+}
+
+int
+fbx_store_cmd_put(fbx_txn *t, const struct fbx_command *cmd)
+{
+	fbx_store *st;
+	struct fbx_command old;
+	MDB_val k, v;
+	uint8_t idb[8], hdr[CMD_HDR_MAX], key[KEY_MAX];
+	uint32_t plen, ndev;
+	size_t hlen, klen;
+	int rc, mrc;
+
+	TXN_WRITE_CHECK(t);
+	st = t->st;
+	if (cmd == NULL || cmd->id == 0 || !cmd_strings_ok(cmd))
+		return FBX_EINVALID;
+	put_be64(idb, cmd->id);
+	k.mv_size = 8;
+	k.mv_data = idb;
+	mrc = mdb_get(t->txn, st->cmd, &k, &v);
+	if (mrc != 0)
+		return read_err(mrc);
+	rc = cmd_hdr_decode(cmd->id, &v, &old, &plen, &ndev);
+	if (rc != FBX_OK)
+		return rc;
+	/* Payload and device ids are journaled once by append: the stored
+	 * body stays, whatever the caller's struct holds. */
+	rc = cmd_hdr_encode(cmd, plen, ndev, hdr, sizeof(hdr), &hlen);
+	if (rc != FBX_OK)
+		return rc;
+	v.mv_size = hlen;
+	v.mv_data = hdr;
+	mrc = mdb_put(t->txn, st->cmd, &k, &v, 0);
+	if (mrc != 0)
+		return txn_fail(t, mrc);
+	if (cmd->state == FBX_C_DONE)
+		rc = del_key(t, st->cmd_active, idb, 8);
+	else
+		rc = put_empty(t, st->cmd_active, idb, 8);
+	if (rc != FBX_OK)
+		return rc;
+	if (strcmp(old.org, cmd->org) != 0 ||
+	    old.created_ms != cmd->created_ms) {
+		klen = cmd_org_key(key, old.org, strlen(old.org),
+		    old.created_ms, cmd->id);
+		rc = del_key(t, st->cmd_org, key, klen);
+		if (rc != FBX_OK)
+			return rc;
+		klen = cmd_org_key(key, cmd->org, strlen(cmd->org),
+		    cmd->created_ms, cmd->id);
+		rc = put_empty(t, st->cmd_org, key, klen);
+	}
+	return rc;
+}
+
+/* cmd_load - read command id; with body loads payload and device ids. */
+static int
+cmd_load(fbx_txn *t, uint64_t id, int body, struct fbx_command *out)
+{
+	struct fbx_command c;
+	MDB_val k, v;
+	uint8_t idb[8];
+	uint32_t plen, ndev;
+	int rc, mrc;
+
+	put_be64(idb, id);
+	k.mv_size = 8;
+	k.mv_data = idb;
+	mrc = mdb_get(t->txn, t->st->cmd, &k, &v);
+	if (mrc != 0)
+		return read_err(mrc);
+	rc = cmd_hdr_decode(id, &v, &c, &plen, &ndev);
+	if (rc != FBX_OK)
+		return rc;
+	if (body && (plen > 0 || ndev > 0)) {
+		mrc = mdb_get(t->txn, t->st->cmd_body, &k, &v);
+		if (mrc == MDB_NOTFOUND)
+			return FBX_ECORRUPT;
+		if (mrc != 0)
+			return read_err(mrc);
+		rc = cmd_body_decode(&v, plen, ndev, &c);
+		if (rc != FBX_OK)
+			return rc;
+	}
+	*out = c;
+	return FBX_OK;
+}
+
+int
+fbx_store_cmd_get(fbx_txn *t, uint64_t id, struct fbx_command *out)
+{
+	TXN_READ_CHECK(t);
+	if (out == NULL)
+		return FBX_EINVALID;
+	return cmd_load(t, id, 1, out);
+}
+
+int
+fbx_store_cmd_list(fbx_txn *t, const char *org, int64_t since_ms,
+    int64_t until_ms, uint64_t after, uint32_t limit, fbx_cmd_fn fn,
+    void *arg)
+{
+	MDB_cursor *cur = NULL;
+	MDB_val k, v;
+	uint8_t key[KEY_MAX];
+	size_t on, pl, klen;
+	uint32_t n = 0;
+	int filter_after = 0, rc, mrc;
+
+	TXN_READ_CHECK(t);
+	if (id_len(org, &on) != FBX_OK || fn == NULL)
+		return FBX_EINVALID;
+	pl = on + 1;
+	klen = cmd_org_key(key, org, on, since_ms, 0);
+	if (after != 0) {
+		struct fbx_command ac;
+		rc = cmd_load(t, after, 0, &ac);
+		if (rc == FBX_OK && strcmp(ac.org, org) == 0) {
+			/* Resume just past `after` in (created, id) order. */
+			if (ac.created_ms >= since_ms)
+				klen = cmd_org_key(key, org, on, ac.created_ms,
+				    after + 1);
+		} else if (rc == FBX_OK || rc == FBX_ENOT_FOUND) {
+			filter_after = 1;
+		} else {
+			return rc;
+		}
+	}
+	mrc = mdb_cursor_open(t->txn, t->st->cmd_org, &cur);
+	if (mrc != 0)
+		return read_err(mrc);
+	k.mv_size = klen;
+	k.mv_data = key;
+	mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	while (mrc == 0 && (limit == 0 || n < limit)) {
+		struct fbx_command c;
+		const uint8_t *kb = k.mv_data;
+		int64_t created;
+		uint64_t id;
+
+		if (!has_prefix(&k, key, pl))
+			break;
+		if (k.mv_size != pl + 16) {
+			rc = FBX_ECORRUPT;
+			goto out;
+		}
+		created = time_unkey(get_be64(kb + pl));
+		id = get_be64(kb + pl + 8);
+		if (until_ms != 0 && created >= until_ms)
+			break;
+		if (!filter_after || id > after) {
+			rc = cmd_load(t, id, 0, &c);
+			if (rc == FBX_ENOT_FOUND)
+				rc = FBX_ECORRUPT;
+			if (rc != FBX_OK)
+				goto out;
+			n++;
+			if (fn(arg, &c) != 0)
+				break;
+		}
+		mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+	}
+	if (mrc != 0 && mrc != MDB_NOTFOUND) {
+		rc = read_err(mrc);
+		goto out;
+	}
+	rc = FBX_OK;
+out:
+	mdb_cursor_close(cur);
+	return rc;
+}
+
+int
+fbx_store_cmd_active(fbx_txn *t, fbx_cmd_fn fn, void *arg)
+{
+	MDB_cursor *cur = NULL;
+	MDB_val k, v;
+	int rc, mrc;
+
+	TXN_READ_CHECK(t);
+	if (fn == NULL)
+		return FBX_EINVALID;
+	mrc = mdb_cursor_open(t->txn, t->st->cmd_active, &cur);
+	if (mrc != 0)
+		return read_err(mrc);
+	mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+	while (mrc == 0) {
+		struct fbx_command c;
+		int stop;
+
+		if (k.mv_size != 8) {
+			rc = FBX_ECORRUPT;
+			goto out;
+		}
+		rc = cmd_load(t, get_be64(k.mv_data), 1, &c);
+		if (rc == FBX_ENOT_FOUND)
+			rc = FBX_ECORRUPT;
+		if (rc != FBX_OK)
+			goto out;
+		stop = fn(arg, &c);
+		fbx_command_clear(&c);
+		if (stop)
+			break;
+		mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+	}
+	if (mrc != 0 && mrc != MDB_NOTFOUND) {
+		rc = read_err(mrc);
+		goto out;
+	}
+	rc = FBX_OK;
+out:
+	mdb_cursor_close(cur);
+	return rc;
+}
+
+int
+fbx_store_idem_get(
+    fbx_txn *t, const char *org, const char *key, uint64_t *cmd_id)
+{
+	uint8_t kb[KEY_MAX];
+	size_t on, kn, klen;
+	MDB_val k, v;
+	uint64_t id = 0;
+	int mrc;
+
+	TXN_READ_CHECK(t);
+	if (id_len(org, &on) != FBX_OK || id_len(key, &kn) != FBX_OK ||
+	    cmd_id == NULL)
+		return FBX_EINVALID;
+	klen = key_cat(kb, 0, org, on, 1);
+	klen = key_cat(kb, klen, key, kn, 0);
+	k.mv_size = klen;
+	k.mv_data = kb;
+	mrc = mdb_get(t->txn, t->st->idem, &k, &v);
+	if (mrc != 0)
+		return read_err(mrc);
+	if (v.mv_size != 8)
+		return FBX_ECORRUPT;
+	for (int i = 0; i < 8; i++)
+		id |= (uint64_t)((const uint8_t *)v.mv_data)[i] << (8 * i);
+	*cmd_id = id;
+	return FBX_OK;
+}
+
+/* ---- deliveries ----------------------------------------------------- */
+
+/* dlv_cursor - the cached write cursor on dlv, opened on first use. */
+static int
+dlv_cursor(fbx_txn *t, MDB_cursor **cur)
+{
+	int mrc;
+
+	if (t->dlv_cur == NULL) {
+		mrc = mdb_cursor_open(t->txn, t->st->dlv, &t->dlv_cur);
+		if (mrc != 0) {
+			t->dlv_cur = NULL;
+			return read_err(mrc);
+		}
+	}
+	*cur = t->dlv_cur;
+	return FBX_OK;
+}
+
+int
+fbx_store_dlv_put(fbx_txn *t, const struct fbx_delivery *d)
+{
+	MDB_cursor *cur;
+	MDB_val k, v;
+	uint8_t idb[8], rec[DLV_REC_MAX];
+	size_t len;
+	unsigned flags = 0;
+	int rc, mrc;
+
+	TXN_WRITE_CHECK(t);
+	if (d == NULL || d->id == 0)
+		return FBX_EINVALID;
+	rc = dlv_encode(d, 0, rec, sizeof(rec), &len);
+	if (rc != FBX_OK)
+		return rc;
+	if (len + DLV_PAD <= sizeof(rec)) {
+		memset(rec + len, 0, DLV_PAD);
+		len += DLV_PAD;
+	}
+	rc = dlv_cursor(t, &cur);
+	if (rc != FBX_OK)
+		return rc;
+	if (!t->dlv_last_known) {
+		mrc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+		if (mrc == 0 && k.mv_size == 8)
+			t->dlv_last = get_be64(k.mv_data);
+		else if (mrc == MDB_NOTFOUND)
+			t->dlv_last = 0;
+		else
+			return mrc == 0 ? FBX_ECORRUPT : read_err(mrc);
+		t->dlv_last_known = 1;
+	}
+	/* Deliveries are created in id order: appending skips the tree
+	 * search and fills pages completely. */
+	if (d->id > t->dlv_last)
+		flags = MDB_APPEND;
+	put_be64(idb, d->id);
+	k.mv_size = 8;
+	k.mv_data = idb;
+	v.mv_size = len;
+	v.mv_data = rec;
+	mrc = mdb_cursor_put(cur, &k, &v, flags);
+	if (mrc != 0)
+		return txn_fail(t, mrc);
+	if (d->id > t->dlv_last)
+		t->dlv_last = d->id;
+	return FBX_OK;
+}
+
+int
+fbx_store_dlv_get(fbx_txn *t, uint64_t id, struct fbx_delivery *out)
+{
+	struct fbx_delivery d;
+	MDB_val k, v;
+	uint8_t idb[8];
+	int rc, mrc;
+
+	TXN_READ_CHECK(t);
+	if (out == NULL)
+		return FBX_EINVALID;
+	put_be64(idb, id);
+	k.mv_size = 8;
+	k.mv_data = idb;
+	mrc = mdb_get(t->txn, t->st->dlv, &k, &v);
+	if (mrc != 0)
+		return read_err(mrc);
+	rc = dlv_decode(id, &v, &d);
+	if (rc != FBX_OK)
+		return rc;
+	*out = d;
+	return FBX_OK;
+}
+
+int
+fbx_store_dlv_scan(fbx_txn *t, uint64_t from, uint64_t to, uint32_t limit,
+    fbx_dlv_fn fn, void *arg)
+{
+	MDB_cursor *cur = NULL;
+	MDB_val k, v;
+	uint8_t idb[8];
+	uint32_t n = 0;
+	int rc, mrc;
+
+	TXN_READ_CHECK(t);
+	if (fn == NULL)
+		return FBX_EINVALID;
+	if (to <= from)
+		return FBX_OK;
+	mrc = mdb_cursor_open(t->txn, t->st->dlv, &cur);
+	if (mrc != 0)
+		return read_err(mrc);
+	put_be64(idb, from);
+	k.mv_size = 8;
+	k.mv_data = idb;
+	mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	while (mrc == 0 && (limit == 0 || n < limit)) {
+		struct fbx_delivery d;
+		uint64_t id;
+
+		if (k.mv_size != 8) {
+			rc = FBX_ECORRUPT;
+			goto out;
+		}
+		id = get_be64(k.mv_data);
+		if (id >= to)
+			break;
+		rc = dlv_decode(id, &v, &d);
+		if (rc != FBX_OK)
+			goto out;
+		n++;
+		if (fn(arg, &d) != 0)
+			break;
+		mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+	}
+	if (mrc != 0 && mrc != MDB_NOTFOUND) {
+		rc = read_err(mrc);
+		goto out;
+	}
+	rc = FBX_OK;
+out:
+	mdb_cursor_close(cur);
+	return rc;
+}
+
+int
+fbx_store_dlv_set_state(fbx_txn *t, uint64_t id, int state, uint16_t code,
+    int64_t at_ms, int attempt, int *old_state, struct fbx_delivery *out)
+{
+	struct fbx_delivery d;
+	MDB_cursor *cur;
+	MDB_val k, v;
+	uint8_t idb[8], rec[DLV_REC_MAX];
+	size_t len, old_len;
+	int prev, rc, mrc;
+
+	TXN_WRITE_CHECK(t);
+	if (state < 0 || state > UINT8_MAX)
+		return FBX_EINVALID;
+	rc = dlv_cursor(t, &cur);
+	if (rc != FBX_OK)
+		return rc;
+	put_be64(idb, id);
+	k.mv_size = 8;
+	k.mv_data = idb;
+	mrc = mdb_cursor_get(cur, &k, &v, MDB_SET);
+	if (mrc != 0)
+		return read_err(mrc);
+	rc = dlv_decode(id, &v, &d);
+	if (rc != FBX_OK)
+		return rc;
+	old_len = v.mv_size;
+	prev = d.state;
+	if (d.nhist == FBX_HIST_MAX) {
+		/* Keep the first entry (creation), drop the oldest after. */
+		memmove(&d.hist[1], &d.hist[2],
+		    (FBX_HIST_MAX - 2) * sizeof(d.hist[0]));
+		d.nhist--;
+	}
+	d.hist[d.nhist].state = (uint8_t)state;
+	d.hist[d.nhist].code = code;
+	d.hist[d.nhist].at_ms = at_ms;
+	d.nhist++;
+	d.state = (uint8_t)state;
+	d.code = code;
+	d.updated_ms = at_ms;
+	if (attempt)
+		d.attempts++;
+	/* Never shrink: same size means LMDB rewrites it in place. */
+	rc = dlv_encode(&d, old_len, rec, sizeof(rec), &len);
+	if (rc != FBX_OK)
+		return rc;
+	/* MDB_CURRENT on the positioned cursor: no second tree search, and
+	 * LMDB overwrites in place when the size is unchanged. */
+	v.mv_size = len;
+	v.mv_data = rec;
+	mrc = mdb_cursor_put(cur, &k, &v, MDB_CURRENT);
+	if (mrc != 0)
+		return txn_fail(t, mrc);
+	if (old_state != NULL)
+		*old_state = prev;
+	if (out != NULL)
+		*out = d;
+	return FBX_OK;
+}
+
+/* ---- offline index ---------------------------------------------------- */
+
+static int
+pend_key(uint8_t *k, const char *org, const char *device, size_t *len)
+{
+	size_t on, dn, n;
+
+	if (id_len(org, &on) != FBX_OK || id_len(device, &dn) != FBX_OK)
+		return FBX_EINVALID;
+	n = key_cat(k, 0, org, on, 1);
+	n = key_cat(k, n, device, dn, 1);
+	*len = n;
+	return FBX_OK;
+}
+
+int
+fbx_store_pend_add(
+    fbx_txn *t, const char *org, const char *device, uint64_t dlv_id)
+{
+	uint8_t key[KEY_MAX];
+	size_t n;
+
+	TXN_WRITE_CHECK(t);
+	if (pend_key(key, org, device, &n) != FBX_OK)
+		return FBX_EINVALID;
+	put_be64(key + n, dlv_id);
+	return put_empty(t, t->st->pend, key, n + 8);
+}
+
+int
+fbx_store_pend_del(
+    fbx_txn *t, const char *org, const char *device, uint64_t dlv_id)
+{
+	uint8_t key[KEY_MAX];
+	MDB_val k;
+	size_t n;
+	int mrc;
+
+	TXN_WRITE_CHECK(t);
+	if (pend_key(key, org, device, &n) != FBX_OK)
+		return FBX_EINVALID;
+	put_be64(key + n, dlv_id);
+	k.mv_size = n + 8;
+	k.mv_data = key;
+	mrc = mdb_del(t->txn, t->st->pend, &k, NULL);
+	if (mrc == MDB_NOTFOUND)
+		return FBX_ENOT_FOUND;
+	if (mrc != 0)
+		return txn_fail(t, mrc);
+	return FBX_OK;
+}
+
+int
+fbx_store_pend_list(fbx_txn *t, const char *org, const char *device,
+    fbx_id_fn fn, void *arg)
+{
+	uint8_t key[KEY_MAX];
+	MDB_cursor *cur = NULL;
+	MDB_val k, v;
+	size_t n;
+	int rc, mrc;
+
+	TXN_READ_CHECK(t);
+	if (fn == NULL || pend_key(key, org, device, &n) != FBX_OK)
+		return FBX_EINVALID;
+	mrc = mdb_cursor_open(t->txn, t->st->pend, &cur);
+	if (mrc != 0)
+		return read_err(mrc);
+	k.mv_size = n;
+	k.mv_data = key;
+	mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	while (mrc == 0) {
+		if (!has_prefix(&k, key, n))
+			break;
+		if (k.mv_size != n + 8) {
+			rc = FBX_ECORRUPT;
+			goto out;
+		}
+		if (fn(arg, get_be64((const uint8_t *)k.mv_data + n)) != 0)
+			break;
+		mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+	}
+	if (mrc != 0 && mrc != MDB_NOTFOUND) {
+		rc = read_err(mrc);
+		goto out;
+	}
+	rc = FBX_OK;
+out:
+	mdb_cursor_close(cur);
+	return rc;
+}
+
+/* ---- device registry --------------------------------------------------- */
+
+static size_t
+grp_key(uint8_t *k, const char *org, size_t on, const char *group,
+    const char *id, size_t in)
+{
+	size_t n = key_cat(k, 0, org, on, 1);
+
+	n = key_cat(k, n, group, strlen(group), 1);
+	return key_cat(k, n, id, in, 0);
+}
+
+static int
+has_group(const struct fbx_device *dv, const char *g)
+{
+	for (unsigned i = 0; i < dv->ngroups; i++) {
+		if (strcmp(dv->groups[i], g) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+/* org_adjust - add delta to org's device count, creating the record. */
+static int
+org_adjust(fbx_txn *t, const char *org, size_t on, int delta)
+{
+	MDB_val k = { on, (void *)org }, v;
+	uint8_t rec[ORG_REC_LEN];
+	uint32_t count = 0;
+	int64_t created;
+	int rc, mrc;
+
+	mrc = mdb_get(t->txn, t->st->org, &k, &v);
+	if (mrc == 0) {
+		rc = org_decode(&v, &count, &created);
+		if (rc != FBX_OK)
+			return rc;
+	} else if (mrc == MDB_NOTFOUND) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		created = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	} else {
+		return read_err(mrc);
+	}
+	if (delta < 0 && count > 0)
+		count--;
+	else if (delta > 0 && count < UINT32_MAX)
+		count++;
+	org_encode(count, created, rec);
+	v.mv_size = sizeof(rec);
+	v.mv_data = rec;
+	mrc = mdb_put(t->txn, t->st->org, &k, &v, 0);
+	return mrc == 0 ? FBX_OK : txn_fail(t, mrc);
+}
+
+int
+fbx_store_dev_put(fbx_txn *t, const struct fbx_device *dev, int *created)
+{
+	struct fbx_device old;
+	uint8_t key[KEY_MAX], gkey[KEY_MAX], rec[DEV_REC_MAX];
+	MDB_val k, v;
+	size_t on, in, klen, len;
+	int exists = 0, rc, mrc;
+
+	TXN_WRITE_CHECK(t);
+	if (dev == NULL || id_len(dev->org, &on) != FBX_OK ||
+	    id_len(dev->id, &in) != FBX_OK || dev->ngroups > FBX_GROUPS_MAX)
+		return FBX_EINVALID;
+	for (unsigned i = 0; i < dev->ngroups; i++) {
+		size_t gn;
+		if (id_len(dev->groups[i], &gn) != FBX_OK)
+			return FBX_EINVALID;
+	}
+	rc = dev_encode(dev, rec, sizeof(rec), &len);
+	if (rc != FBX_OK)
+		return rc;
+	klen = key_cat(key, 0, dev->org, on, 1);
+	klen = key_cat(key, klen, dev->id, in, 0);
+	k.mv_size = klen;
+	k.mv_data = key;
+	mrc = mdb_get(t->txn, t->st->dev, &k, &v);
+	if (mrc == 0) {
+		rc = dev_decode(&k, &v, &old);
+		if (rc != FBX_OK)
+			return rc;
+		exists = 1;
+	} else if (mrc != MDB_NOTFOUND) {
+		return read_err(mrc);
+	}
+	v.mv_size = len;
+	v.mv_data = rec;
+	mrc = mdb_put(t->txn, t->st->dev, &k, &v, 0);
+	if (mrc != 0)
+		return txn_fail(t, mrc);
+	for (unsigned i = 0; exists && i < old.ngroups; i++) {
+		if (has_group(dev, old.groups[i]))
+			continue;
+		klen = grp_key(gkey, dev->org, on, old.groups[i], dev->id, in);
+		rc = del_key(t, t->st->grp, gkey, klen);
+		if (rc != FBX_OK)
+			return rc;
+	}
+	for (unsigned i = 0; i < dev->ngroups; i++) {
+		if (exists && has_group(&old, dev->groups[i]))
+			continue;
+		klen = grp_key(gkey, dev->org, on, dev->groups[i], dev->id, in);
+		rc = put_empty(t, t->st->grp, gkey, klen);
+		if (rc != FBX_OK)
+			return rc;
+	}
+	if (!exists) {
+		rc = org_adjust(t, dev->org, on, 1);
+		if (rc != FBX_OK) {
+			/* Records above are written: a half-done update
+			 * must not be committed. */
+			if (t->err == 0)
+				t->err = rc;
+			return rc;
+		}
+	}
+	if (created != NULL)
+		*created = !exists;
+	return FBX_OK;
+}
+
+static int
+dev_read(fbx_txn *t, const uint8_t *key, size_t klen, struct fbx_device *out)
+{
+	MDB_val k = { klen, (void *)key }, v;
+	int mrc;
+
+	mrc = mdb_get(t->txn, t->st->dev, &k, &v);
+	if (mrc != 0)
+		return read_err(mrc);
+	return dev_decode(&k, &v, out);
+}
+
+int
+fbx_store_dev_get(
+    fbx_txn *t, const char *org, const char *id, struct fbx_device *out)
+{
+	struct fbx_device dv;
+	uint8_t key[KEY_MAX];
+	size_t on, in, klen;
+	int rc;
+
+	TXN_READ_CHECK(t);
+	if (out == NULL || id_len(org, &on) != FBX_OK ||
+	    id_len(id, &in) != FBX_OK)
+		return FBX_EINVALID;
+	klen = key_cat(key, 0, org, on, 1);
+	klen = key_cat(key, klen, id, in, 0);
+	rc = dev_read(t, key, klen, &dv);
+	if (rc != FBX_OK)
+		return rc;
+	*out = dv;
+	return FBX_OK;
+}
+
+int
+fbx_store_dev_del(fbx_txn *t, const char *org, const char *id)
+{
+	struct fbx_device old;
+	uint8_t key[KEY_MAX], gkey[KEY_MAX];
+	size_t on, in, klen;
+	MDB_val k;
+	int rc, mrc;
+
+	TXN_WRITE_CHECK(t);
+	if (id_len(org, &on) != FBX_OK || id_len(id, &in) != FBX_OK)
+		return FBX_EINVALID;
+	klen = key_cat(key, 0, org, on, 1);
+	klen = key_cat(key, klen, id, in, 0);
+	rc = dev_read(t, key, klen, &old);
+	if (rc != FBX_OK)
+		return rc;
+	k.mv_size = klen;
+	k.mv_data = key;
+	mrc = mdb_del(t->txn, t->st->dev, &k, NULL);
+	if (mrc != 0)
+		return txn_fail(t, mrc);
+	for (unsigned i = 0; i < old.ngroups; i++) {
+		klen = grp_key(gkey, org, on, old.groups[i], id, in);
+		rc = del_key(t, t->st->grp, gkey, klen);
+		if (rc != FBX_OK)
+			return rc;
+	}
+	rc = org_adjust(t, org, on, -1);
+	if (rc != FBX_OK && t->err == 0)
+		t->err = rc;
+	return rc;
+}
+
+int
+fbx_store_dev_scan(fbx_txn *t, const char *org, const char *group,
+    const char *after, uint32_t limit, fbx_dev_fn fn, void *arg)
+{
+	int by_group = group != NULL && group[0] != '\0';
+	uint8_t pfx[KEY_MAX], key[KEY_MAX];
+	MDB_cursor *cur = NULL;
+	MDB_val k, v;
+	size_t on, gn = 0, an = 0, pl, klen;
+	uint32_t n = 0;
+	int rc, mrc;
+
+	TXN_READ_CHECK(t);
+	if (fn == NULL || id_len(org, &on) != FBX_OK)
+		return FBX_EINVALID;
+	if (by_group && id_len(group, &gn) != FBX_OK)
+		return FBX_EINVALID;
+	if (after != NULL && after[0] != '\0' && id_len(after, &an) != FBX_OK)
+		return FBX_EINVALID;
+	pl = key_cat(pfx, 0, org, on, 1);
+	if (by_group)
+		pl = key_cat(pfx, pl, group, gn, 1);
+	memcpy(key, pfx, pl);
+	klen = key_cat(key, pl, after != NULL ? after : "", an, 0);
+	mrc = mdb_cursor_open(t->txn, by_group ? t->st->grp : t->st->dev, &cur);
+	if (mrc != 0)
+		return read_err(mrc);
+	k.mv_size = klen;
+	k.mv_data = key;
+	mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	/* SET_RANGE lands on `after` itself when it exists: skip it. */
+	if (mrc == 0 && an > 0 && key_eq(&k, key, klen))
+		mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+	while (mrc == 0 && (limit == 0 || n < limit)) {
+		struct fbx_device dv;
+
+		if (!has_prefix(&k, pfx, pl))
+			break;
+		if (by_group) {
+			/* grp key tail is the device id: rebuild the dev key
+			 * org \0 id and load the record. */
+			size_t in = k.mv_size - pl;
+			uint8_t dkey[KEY_MAX];
+			size_t dl;
+			if (in == 0 || in > FBX_ID_MAX) {
+				rc = FBX_ECORRUPT;
+				goto out;
+			}
+			dl = key_cat(dkey, 0, org, on, 1);
+			memcpy(dkey + dl, (const uint8_t *)k.mv_data + pl, in);
+			rc = dev_read(t, dkey, dl + in, &dv);
+			if (rc == FBX_ENOT_FOUND)
+				rc = FBX_ECORRUPT;
+		} else {
+			rc = dev_decode(&k, &v, &dv);
+		}
+		if (rc != FBX_OK)
+			goto out;
+		n++;
+		if (fn(arg, &dv) != 0)
+			break;
+		mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+	}
+	if (mrc != 0 && mrc != MDB_NOTFOUND) {
+		rc = read_err(mrc);
+		goto out;
+	}
+	rc = FBX_OK;
+out:
+	mdb_cursor_close(cur);
+	return rc;
+}
+
+int
+fbx_store_group_list(fbx_txn *t, const char *org, fbx_group_fn fn, void *arg)
+{
+	uint8_t pfx[KEY_MAX];
+	char cur_group[FBX_ID_MAX + 1] = "";
+	MDB_cursor *cur = NULL;
+	MDB_val k, v;
+	size_t on, pl;
+	uint32_t count = 0;
+	int rc, mrc;
+
+	TXN_READ_CHECK(t);
+	if (fn == NULL || id_len(org, &on) != FBX_OK)
+		return FBX_EINVALID;
+	pl = key_cat(pfx, 0, org, on, 1);
+	mrc = mdb_cursor_open(t->txn, t->st->grp, &cur);
+	if (mrc != 0)
+		return read_err(mrc);
+	k.mv_size = pl;
+	k.mv_data = pfx;
+	mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	while (mrc == 0) {
+		const uint8_t *g, *sep;
+		size_t gl;
+
+		if (!has_prefix(&k, pfx, pl))
+			break;
+		g = (const uint8_t *)k.mv_data + pl;
+		sep = memchr(g, '\0', k.mv_size - pl);
+		if (sep == NULL || sep == g || (size_t)(sep - g) > FBX_ID_MAX) {
+			rc = FBX_ECORRUPT;
+			goto out;
+		}
+		gl = (size_t)(sep - g);
+		if (count > 0 && (strlen(cur_group) != gl ||
+		    memcmp(cur_group, g, gl) != 0)) {
+			if (fn(arg, cur_group, count) != 0) {
+				count = 0;
+				break;
+			}
+			count = 0;
+		}
+		if (count == 0) {
+			memcpy(cur_group, g, gl);
+			cur_group[gl] = '\0';
+		}
+		count++;
+		mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+	}
+	if (mrc != 0 && mrc != MDB_NOTFOUND) {
+		rc = read_err(mrc);
+		goto out;
+	}
+	if (count > 0)
+		fn(arg, cur_group, count);
+	rc = FBX_OK;
+out:
+	mdb_cursor_close(cur);
+	return rc;
+}
+
+int
+fbx_store_org_devices(fbx_txn *t, const char *org, uint32_t *count)
+{
+	MDB_val k, v;
+	size_t on;
+	uint32_t c;
+	int64_t created;
+	int rc, mrc;
+
+	TXN_READ_CHECK(t);
+	if (count == NULL || id_len(org, &on) != FBX_OK)
+		return FBX_EINVALID;
+	k.mv_size = on;
+	k.mv_data = (void *)org;
+	mrc = mdb_get(t->txn, t->st->org, &k, &v);
+	if (mrc == MDB_NOTFOUND)
+		return FBX_EUNKNOWN_ORG;
+	if (mrc != 0)
+		return read_err(mrc);
+	rc = org_decode(&v, &c, &created);
+	if (rc != FBX_OK)
+		return rc;
+	*count = c;
+	return FBX_OK;
+}

@@ -1,0 +1,1262 @@
+/*
+ * store_test.c: unit tests of storage/ (fbx_store.h) against a real LMDB
+ * environment in a mkdtemp directory: command journal and its indexes,
+ * deliveries and their history, the offline index, the device registry,
+ * map growth, persistence, corrupt records and reader slots. With
+ * FBX_STORE_BIG=1 it also prints (never asserts) insert and transition
+ * rates for one million deliveries.
+ */
+#define _XOPEN_SOURCE 700
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fbx_store.h"
+
+static int passed, failed;
+
+#define CHECK(c)                                                             \
+	do {                                                                 \
+		if (c) {                                                     \
+			passed++;                                            \
+		} else {                                                     \
+			failed++;                                            \
+			fprintf(stderr, "%s:%d: FAIL: %s\n", __FILE__,       \
+			    __LINE__, #c);                                   \
+		}                                                            \
+	} while (0)
+
+#define CHECK_RC(expr, want)                                                 \
+	do {                                                                 \
+		int rc_ = (expr);                                            \
+		if (rc_ == (want)) {                                         \
+			passed++;                                            \
+		} else {                                                     \
+			failed++;                                            \
+			fprintf(stderr, "%s:%d: FAIL: %s = %s, want %s\n",   \
+			    __FILE__, __LINE__, #expr, fbx_errname(rc_),     \
+			    fbx_errname(want));                              \
+		}                                                            \
+	} while (0)
+
+static char root[64];
+
+static int
+rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	return remove(p);
+}
+
+static void
+subdir(char *buf, size_t cap, const char *name)
+{
+	snprintf(buf, cap, "%s/%s", root, name);
+}
+
+static fbx_store *
+open_store(const char *dir, size_t map, size_t max)
+{
+	struct fbx_store_opts o = { 0 };
+	fbx_store *st = NULL;
+	int rc;
+
+	o.path = dir;
+	o.map_size = map;
+	o.map_size_max = max;
+	o.durability = FBX_DURABLE_NOSYNC;
+	rc = fbx_store_open(&o, &st);
+	CHECK_RC(rc, FBX_OK);
+	return rc == FBX_OK ? st : NULL;
+}
+
+static fbx_txn *
+wtxn(fbx_store *st)
+{
+	fbx_txn *t = NULL;
+
+	CHECK_RC(fbx_txn_begin(st, 1, &t), FBX_OK);
+	return t;
+}
+
+static fbx_txn *
+rtxn(fbx_store *st)
+{
+	fbx_txn *t = NULL;
+
+	CHECK_RC(fbx_txn_begin(st, 0, &t), FBX_OK);
+	return t;
+}
+
+/* ---- commands --------------------------------------------------------- */
+
+static void
+mk_cmd(struct fbx_command *c, const char *org, int64_t created)
+{
+	memset(c, 0, sizeof(*c));
+	snprintf(c->org, sizeof(c->org), "%s", org);
+	snprintf(c->actor, sizeof(c->actor), "alice@example.com");
+	snprintf(c->reason, sizeof(c->reason), "INC-42");
+	c->type = FBX_CMD_LOCK;
+	c->origin = FBX_ORIGIN_OPERATOR;
+	c->target_kind = FBX_TARGET_DEVICES;
+	c->state = FBX_C_EXPANDING;
+	c->ttl_s = 3600;
+	c->created_ms = created;
+	c->expires_ms = created + 3600000;
+}
+
+struct cmd_col {
+	uint64_t ids[64];
+	int n;
+	int loaded_payload;
+};
+
+static int
+cmd_collect(void *arg, const struct fbx_command *c)
+{
+	struct cmd_col *col = arg;
+
+	if (col->n < 64)
+		col->ids[col->n++] = c->id;
+	if (c->payload != NULL && c->ndev_ids > 0 && c->dev_ids != NULL)
+		col->loaded_payload++;
+	return 0;
+}
+
+static void
+test_commands(fbx_store *st)
+{
+	struct fbx_command c, g, c2;
+	struct cmd_col col;
+	uint64_t id1, id;
+	fbx_txn *t;
+
+	mk_cmd(&c, "a", 1000);
+	c.payload_len = 1000;
+	c.payload = malloc(c.payload_len);
+	for (uint32_t i = 0; i < c.payload_len; i++)
+		c.payload[i] = (uint8_t)(i * 7);
+	c.ndev_ids = 1000;
+	c.dev_ids = calloc(c.ndev_ids, sizeof(*c.dev_ids));
+	for (uint32_t i = 0; i < c.ndev_ids; i++)
+		snprintf(c.dev_ids[i], sizeof(c.dev_ids[i]), "dev-%05u", i);
+	c.counts[FBX_D_QUEUED] = 7;
+
+	t = wtxn(st);
+	CHECK_RC(fbx_store_cmd_append(t, &c), FBX_OK);
+	id1 = c.id;
+	CHECK(id1 == 1);
+	CHECK_RC(fbx_txn_commit(t), FBX_OK);
+
+	t = rtxn(st);
+	CHECK_RC(fbx_store_cmd_get(t, id1, &g), FBX_OK);
+	CHECK(g.id == id1 && strcmp(g.org, "a") == 0);
+	CHECK(strcmp(g.actor, c.actor) == 0 && strcmp(g.reason, "INC-42") == 0);
+	CHECK(g.type == FBX_CMD_LOCK && g.origin == FBX_ORIGIN_OPERATOR);
+	CHECK(g.created_ms == 1000 && g.expires_ms == 3601000);
+	CHECK(g.ttl_s == 3600 && g.counts[FBX_D_QUEUED] == 7);
+	CHECK(g.payload_len == 1000 && g.payload != NULL &&
+	    memcmp(g.payload, c.payload, 1000) == 0);
+	CHECK(g.ndev_ids == 1000 && g.dev_ids != NULL &&
+	    strcmp(g.dev_ids[999], "dev-00999") == 0 &&
+	    strcmp(g.dev_ids[0], "dev-00000") == 0);
+	fbx_command_clear(&g);
+	CHECK_RC(fbx_store_cmd_get(t, 999, &g), FBX_ENOT_FOUND);
+	fbx_txn_abort(t);
+
+	/* cmd_put rewrites state, counts and cursor; the body stays. */
+	t = wtxn(st);
+	c.state = FBX_C_ACTIVE;
+	c.ndeliveries = 1000;
+	c.counts[FBX_D_QUEUED] = 990;
+	c.counts[FBX_D_SENT] = 10;
+	c.cursor_idx = 1000;
+	snprintf(c.cursor, sizeof(c.cursor), "dev-00999");
+	free(c.payload);
+	free(c.dev_ids);
+	c.payload = NULL;
+	c.payload_len = 0;
+	c.dev_ids = NULL;
+	c.ndev_ids = 0;
+	CHECK_RC(fbx_store_cmd_put(t, &c), FBX_OK);
+	CHECK_RC(fbx_store_cmd_get(t, id1, &g), FBX_OK);
+	CHECK(g.state == FBX_C_ACTIVE && g.ndeliveries == 1000 &&
+	    g.counts[FBX_D_SENT] == 10 && g.cursor_idx == 1000 &&
+	    strcmp(g.cursor, "dev-00999") == 0);
+	CHECK(g.payload_len == 1000 && g.ndev_ids == 1000);
+	fbx_command_clear(&g);
+	mk_cmd(&c2, "a", 5);
+	c2.id = 12345;
+	CHECK_RC(fbx_store_cmd_put(t, &c2), FBX_ENOT_FOUND);
+
+	/* Monotonic ids and org/time index, org "a" vs "ab". */
+	mk_cmd(&c2, "a", 2000);
+	CHECK_RC(fbx_store_cmd_append(t, &c2), FBX_OK);
+	CHECK(c2.id == 2);
+	mk_cmd(&c2, "ab", 1500);
+	CHECK_RC(fbx_store_cmd_append(t, &c2), FBX_OK);
+	CHECK(c2.id == 3);
+	mk_cmd(&c2, "a", 3000);
+	snprintf(c2.idem_key, sizeof(c2.idem_key), "req-1");
+	CHECK_RC(fbx_store_cmd_append(t, &c2), FBX_OK);
+	CHECK(c2.id == 4);
+	mk_cmd(&c2, "ab", 2500);
+	c2.state = FBX_C_DONE;
+	snprintf(c2.idem_key, sizeof(c2.idem_key), "req-1");
+	CHECK_RC(fbx_store_cmd_append(t, &c2), FBX_OK);
+	CHECK(c2.id == 5);
+	mk_cmd(&c2, "a", 4000);
+	snprintf(c2.idem_key, sizeof(c2.idem_key), "req-1");
+	c2.id = 77;
+	CHECK_RC(fbx_store_cmd_append(t, &c2), FBX_EIDEMPOTENCY_CONFLICT);
+	CHECK(c2.id == 77);
+	mk_cmd(&c2, "", 4000);
+	CHECK_RC(fbx_store_cmd_append(t, &c2), FBX_EINVALID);
+	CHECK_RC(fbx_txn_commit(t), FBX_OK);
+
+	t = rtxn(st);
+	memset(&col, 0, sizeof(col));
+	CHECK_RC(fbx_store_cmd_list(t, "a", 0, 0, 0, 0, cmd_collect, &col),
+	    FBX_OK);
+	CHECK(col.n == 3 && col.ids[0] == 1 && col.ids[1] == 2 &&
+	    col.ids[2] == 4);
+	CHECK(col.loaded_payload == 0);
+	memset(&col, 0, sizeof(col));
+	CHECK_RC(fbx_store_cmd_list(t, "ab", 0, 0, 0, 0, cmd_collect, &col),
+	    FBX_OK);
+	CHECK(col.n == 2 && col.ids[0] == 3 && col.ids[1] == 5);
+	memset(&col, 0, sizeof(col));
+	CHECK_RC(fbx_store_cmd_list(t, "a", 1500, 3000, 0, 0, cmd_collect,
+	    &col), FBX_OK);
+	CHECK(col.n == 1 && col.ids[0] == 2);
+	memset(&col, 0, sizeof(col));
+	CHECK_RC(fbx_store_cmd_list(t, "a", 1000, 3001, 0, 0, cmd_collect,
+	    &col), FBX_OK);
+	CHECK(col.n == 3);
+	/* Paging: two, then after the last one seen. */
+	memset(&col, 0, sizeof(col));
+	CHECK_RC(fbx_store_cmd_list(t, "a", 0, 0, 0, 2, cmd_collect, &col),
+	    FBX_OK);
+	CHECK(col.n == 2 && col.ids[1] == 2);
+	memset(&col, 0, sizeof(col));
+	CHECK_RC(fbx_store_cmd_list(t, "a", 0, 0, 2, 2, cmd_collect, &col),
+	    FBX_OK);
+	CHECK(col.n == 1 && col.ids[0] == 4);
+	memset(&col, 0, sizeof(col));
+	CHECK_RC(fbx_store_cmd_list(t, "b", 0, 0, 0, 0, cmd_collect, &col),
+	    FBX_OK);
+	CHECK(col.n == 0);
+	memset(&col, 0, sizeof(col));
+	CHECK_RC(fbx_store_cmd_list(t, "", 0, 0, 0, 0, cmd_collect, &col),
+	    FBX_EINVALID);
+
+	/* Idempotency keys are per organisation. */
+	id = 0;
+	CHECK_RC(fbx_store_idem_get(t, "a", "req-1", &id), FBX_OK);
+	CHECK(id == 4);
+	CHECK_RC(fbx_store_idem_get(t, "ab", "req-1", &id), FBX_OK);
+	CHECK(id == 5);
+	CHECK_RC(fbx_store_idem_get(t, "b", "req-1", &id), FBX_ENOT_FOUND);
+	CHECK_RC(fbx_store_idem_get(t, "a", "req-2", &id), FBX_ENOT_FOUND);
+
+	/* Active set: everything but the DONE one, payload loaded. */
+	memset(&col, 0, sizeof(col));
+	CHECK_RC(fbx_store_cmd_active(t, cmd_collect, &col), FBX_OK);
+	CHECK(col.n == 4 && col.ids[0] == 1 && col.ids[3] == 4);
+	CHECK(col.loaded_payload == 1);
+	fbx_txn_abort(t);
+
+	t = wtxn(st);
+	CHECK_RC(fbx_store_cmd_get(t, 2, &g), FBX_OK);
+	g.state = FBX_C_DONE;
+	CHECK_RC(fbx_store_cmd_put(t, &g), FBX_OK);
+	fbx_command_clear(&g);
+	CHECK_RC(fbx_store_cmd_get(t, 5, &g), FBX_OK);
+	g.state = FBX_C_ACTIVE;
+	CHECK_RC(fbx_store_cmd_put(t, &g), FBX_OK);
+	fbx_command_clear(&g);
+	memset(&col, 0, sizeof(col));
+	CHECK_RC(fbx_store_cmd_active(t, cmd_collect, &col), FBX_OK);
+	CHECK(col.n == 4 && col.ids[0] == 1 && col.ids[1] == 3 &&
+	    col.ids[2] == 4 && col.ids[3] == 5);
+	CHECK_RC(fbx_txn_commit(t), FBX_OK);
+
+	/* Writing through a read transaction is refused. */
+	t = rtxn(st);
+	mk_cmd(&c2, "a", 1);
+	CHECK_RC(fbx_store_cmd_append(t, &c2), FBX_EINVALID);
+	fbx_txn_abort(t);
+	fbx_command_clear(&c);
+}
+
+/* ---- deliveries ------------------------------------------------------- */
+
+static void
+mk_dlv(struct fbx_delivery *d, uint64_t id, const char *dev, int64_t at)
+{
+	memset(d, 0, sizeof(*d));
+	d->id = id;
+	d->state = FBX_D_QUEUED;
+	d->updated_ms = at;
+	snprintf(d->device, sizeof(d->device), "%s", dev);
+	d->nhist = 1;
+	d->hist[0].state = FBX_D_QUEUED;
+	d->hist[0].at_ms = at;
+}
+
+struct dlv_col {
+	uint64_t first, last;
+	int n;
+	int ordered;
+};
+
+static int
+dlv_collect(void *arg, const struct fbx_delivery *d)
+{
+	struct dlv_col *col = arg;
+
+	if (col->n > 0 && d->id <= col->last)
+		col->ordered = 0;
+	if (col->n == 0)
+		col->first = d->id;
+	col->last = d->id;
+	col->n++;
+	return 0;
+}
+
+static void
+test_deliveries(fbx_store *st)
+{
+	struct fbx_delivery d, g;
+	struct dlv_col col;
+	char dev[32];
+	fbx_txn *t;
+	int old;
+
+	t = wtxn(st);
+	/* 100 deliveries of command 1 (indexes 1..100), then one of
+	 * command 1 index 0 out of order, then overwrite one. */
+	for (uint32_t i = 1; i <= 100; i++) {
+		snprintf(dev, sizeof(dev), "dev-%05u", i);
+		mk_dlv(&d, FBX_DLV_ID(1, i), dev, 1000 + i);
+		CHECK_RC(fbx_store_dlv_put(t, &d), FBX_OK);
+	}
+	mk_dlv(&d, FBX_DLV_ID(1, 0), "dev-00000", 999);
+	CHECK_RC(fbx_store_dlv_put(t, &d), FBX_OK);
+	mk_dlv(&d, FBX_DLV_ID(1, 50), "dev-renamed", 5000);
+	d.attempts = 3;
+	CHECK_RC(fbx_store_dlv_put(t, &d), FBX_OK);
+	for (uint32_t i = 0; i < 10; i++) {
+		snprintf(dev, sizeof(dev), "dev-%05u", i);
+		mk_dlv(&d, FBX_DLV_ID(2, i), dev, 2000 + i);
+		CHECK_RC(fbx_store_dlv_put(t, &d), FBX_OK);
+	}
+	mk_dlv(&d, 0, "x", 1);
+	CHECK_RC(fbx_store_dlv_put(t, &d), FBX_EINVALID);
+	CHECK_RC(fbx_txn_commit(t), FBX_OK);
+
+	t = rtxn(st);
+	CHECK_RC(fbx_store_dlv_get(t, FBX_DLV_ID(1, 7), &g), FBX_OK);
+	CHECK(g.id == FBX_DLV_ID(1, 7) && g.state == FBX_D_QUEUED &&
+	    strcmp(g.device, "dev-00007") == 0 && g.nhist == 1 &&
+	    g.hist[0].at_ms == 1007 && g.updated_ms == 1007);
+	CHECK_RC(fbx_store_dlv_get(t, FBX_DLV_ID(1, 50), &g), FBX_OK);
+	CHECK(strcmp(g.device, "dev-renamed") == 0 && g.attempts == 3);
+	CHECK_RC(fbx_store_dlv_get(t, FBX_DLV_ID(1, 0), &g), FBX_OK);
+	CHECK(strcmp(g.device, "dev-00000") == 0);
+	CHECK_RC(fbx_store_dlv_get(t, FBX_DLV_ID(1, 101), &g), FBX_ENOT_FOUND);
+
+	memset(&col, 0, sizeof(col));
+	col.ordered = 1;
+	CHECK_RC(fbx_store_dlv_scan(t, FBX_DLV_ID(1, 0), FBX_DLV_ID(2, 0), 0,
+	    dlv_collect, &col), FBX_OK);
+	CHECK(col.n == 101 && col.ordered && col.first == FBX_DLV_ID(1, 0) &&
+	    col.last == FBX_DLV_ID(1, 100));
+	memset(&col, 0, sizeof(col));
+	col.ordered = 1;
+	CHECK_RC(fbx_store_dlv_scan(t, FBX_DLV_ID(1, 10), FBX_DLV_ID(1, 20),
+	    0, dlv_collect, &col), FBX_OK);
+	CHECK(col.n == 10 && col.first == FBX_DLV_ID(1, 10) &&
+	    col.last == FBX_DLV_ID(1, 19));
+	memset(&col, 0, sizeof(col));
+	CHECK_RC(fbx_store_dlv_scan(t, FBX_DLV_ID(1, 95), UINT64_MAX, 8,
+	    dlv_collect, &col), FBX_OK);
+	CHECK(col.n == 8 && col.last == FBX_DLV_ID(2, 1));
+	memset(&col, 0, sizeof(col));
+	CHECK_RC(fbx_store_dlv_scan(t, FBX_DLV_ID(3, 0), FBX_DLV_ID(4, 0), 0,
+	    dlv_collect, &col), FBX_OK);
+	CHECK(col.n == 0);
+	fbx_txn_abort(t);
+
+	/* History: QUEUED, SENT(attempt), ACCEPTED, FAILED, then overflow. */
+	t = wtxn(st);
+	uint64_t id = FBX_DLV_ID(1, 7);
+	old = -1;
+	CHECK_RC(fbx_store_dlv_set_state(t, id, FBX_D_SENT, 0, 2000, 1, &old,
+	    &g), FBX_OK);
+	CHECK(old == FBX_D_QUEUED && g.state == FBX_D_SENT &&
+	    g.attempts == 1 && g.nhist == 2 && g.updated_ms == 2000);
+	CHECK_RC(fbx_store_dlv_set_state(t, id, FBX_D_ACCEPTED, 0, 2100, 0,
+	    &old, NULL), FBX_OK);
+	CHECK(old == FBX_D_SENT);
+	CHECK_RC(fbx_store_dlv_set_state(t, id, FBX_D_FAILED, 503, 2200, 0,
+	    NULL, NULL), FBX_OK);
+	CHECK_RC(fbx_store_dlv_get(t, id, &g), FBX_OK);
+	CHECK(g.state == FBX_D_FAILED && g.code == 503 && g.nhist == 4 &&
+	    g.attempts == 1);
+	CHECK(g.hist[0].state == FBX_D_QUEUED && g.hist[0].at_ms == 1007 &&
+	    g.hist[1].state == FBX_D_SENT && g.hist[1].at_ms == 2000 &&
+	    g.hist[2].at_ms == 2100 && g.hist[3].code == 503 &&
+	    g.hist[3].at_ms == 2200);
+	for (int i = 0; i < 20; i++) {
+		CHECK_RC(fbx_store_dlv_set_state(t, id,
+		    i % 2 ? FBX_D_SENT : FBX_D_QUEUED, (uint16_t)i,
+		    3000 + i, i % 2, NULL, NULL), FBX_OK);
+	}
+	CHECK_RC(fbx_store_dlv_get(t, id, &g), FBX_OK);
+	CHECK(g.nhist == FBX_HIST_MAX);
+	CHECK(g.hist[0].state == FBX_D_QUEUED && g.hist[0].at_ms == 1007);
+	CHECK(g.hist[FBX_HIST_MAX - 1].at_ms == 3019 &&
+	    g.hist[FBX_HIST_MAX - 1].code == 19 &&
+	    g.hist[FBX_HIST_MAX - 1].state == FBX_D_SENT);
+	CHECK(g.hist[1].at_ms == 3019 - (FBX_HIST_MAX - 2));
+	CHECK(g.attempts == 11);
+	{
+		int ok = 1;
+		for (int i = 2; i < FBX_HIST_MAX; i++)
+			ok &= g.hist[i].at_ms == g.hist[i - 1].at_ms + 1;
+		CHECK(ok);
+	}
+	/* Times that do not fit a u32 offset, and going backwards. */
+	id = FBX_DLV_ID(1, 8);
+	CHECK_RC(fbx_store_dlv_set_state(t, id, FBX_D_SENT, 0,
+	    (int64_t)1 << 40, 1, NULL, NULL), FBX_OK);
+	CHECK_RC(fbx_store_dlv_set_state(t, id, FBX_D_SUCCEEDED, 0, -5, 0,
+	    NULL, NULL), FBX_OK);
+	CHECK_RC(fbx_store_dlv_get(t, id, &g), FBX_OK);
+	CHECK(g.nhist == 3 && g.hist[1].at_ms == (int64_t)1 << 40 &&
+	    g.hist[2].at_ms == -5 && g.updated_ms == -5 &&
+	    g.state == FBX_D_SUCCEEDED);
+	/* Missing delivery: not found, transaction still usable. */
+	CHECK_RC(fbx_store_dlv_set_state(t, FBX_DLV_ID(9, 9), FBX_D_SENT, 0,
+	    1, 0, NULL, NULL), FBX_ENOT_FOUND);
+	CHECK_RC(fbx_store_dlv_set_state(t, FBX_DLV_ID(1, 9), FBX_D_SENT, 0,
+	    2000, 1, NULL, NULL), FBX_OK);
+	CHECK_RC(fbx_txn_commit(t), FBX_OK);
+
+	t = rtxn(st);
+	CHECK_RC(fbx_store_dlv_get(t, FBX_DLV_ID(1, 7), &g), FBX_OK);
+	CHECK(g.nhist == FBX_HIST_MAX && g.attempts == 11);
+	CHECK_RC(fbx_store_dlv_get(t, FBX_DLV_ID(1, 9), &g), FBX_OK);
+	CHECK(g.state == FBX_D_SENT && g.nhist == 2);
+	fbx_txn_abort(t);
+}
+
+/* ---- offline index -------------------------------------------------- */
+
+struct id_col {
+	uint64_t ids[16];
+	int n;
+};
+
+static int
+id_collect(void *arg, uint64_t id)
+{
+	struct id_col *col = arg;
+
+	if (col->n < 16)
+		col->ids[col->n++] = id;
+	return 0;
+}
+
+static void
+test_pend(fbx_store *st)
+{
+	struct id_col col;
+	fbx_txn *t;
+
+	t = wtxn(st);
+	CHECK_RC(fbx_store_pend_add(t, "a", "d", 30), FBX_OK);
+	CHECK_RC(fbx_store_pend_add(t, "a", "d", 10), FBX_OK);
+	CHECK_RC(fbx_store_pend_add(t, "a", "d", 20), FBX_OK);
+	CHECK_RC(fbx_store_pend_add(t, "a", "d1", 40), FBX_OK);
+	CHECK_RC(fbx_store_pend_add(t, "ab", "d", 50), FBX_OK);
+	CHECK_RC(fbx_store_pend_add(t, "a", "", 50), FBX_EINVALID);
+	CHECK_RC(fbx_txn_commit(t), FBX_OK);
+
+	t = wtxn(st);
+	memset(&col, 0, sizeof(col));
+	CHECK_RC(fbx_store_pend_list(t, "a", "d", id_collect, &col), FBX_OK);
+	CHECK(col.n == 3 && col.ids[0] == 10 && col.ids[1] == 20 &&
+	    col.ids[2] == 30);
+	CHECK_RC(fbx_store_pend_del(t, "a", "d", 20), FBX_OK);
+	CHECK_RC(fbx_store_pend_del(t, "a", "d", 20), FBX_ENOT_FOUND);
+	memset(&col, 0, sizeof(col));
+	CHECK_RC(fbx_store_pend_list(t, "a", "d", id_collect, &col), FBX_OK);
+	CHECK(col.n == 2 && col.ids[0] == 10 && col.ids[1] == 30);
+	memset(&col, 0, sizeof(col));
+	CHECK_RC(fbx_store_pend_list(t, "ab", "d", id_collect, &col), FBX_OK);
+	CHECK(col.n == 1 && col.ids[0] == 50);
+	memset(&col, 0, sizeof(col));
+	CHECK_RC(fbx_store_pend_list(t, "a", "d1", id_collect, &col), FBX_OK);
+	CHECK(col.n == 1 && col.ids[0] == 40);
+	memset(&col, 0, sizeof(col));
+	CHECK_RC(fbx_store_pend_list(t, "a", "e", id_collect, &col), FBX_OK);
+	CHECK(col.n == 0);
+	CHECK_RC(fbx_txn_commit(t), FBX_OK);
+}
+
+/* ---- devices ---------------------------------------------------------- */
+
+static void
+mk_dev(struct fbx_device *dv, const char *org, const char *id)
+{
+	memset(dv, 0, sizeof(*dv));
+	snprintf(dv->org, sizeof(dv->org), "%s", org);
+	snprintf(dv->id, sizeof(dv->id), "%s", id);
+	dv->platform = FBX_PLATFORM_IOS;
+	dv->online = 1;
+	dv->attestation = FBX_ATTEST_PASS;
+	snprintf(dv->os_version, sizeof(dv->os_version), "17.4.1");
+	dv->enrolled_ms = 1700000000000;
+	dv->last_checkin_ms = 1700000001234;
+}
+
+static void
+set_groups(struct fbx_device *dv, const char *g0, const char *g1)
+{
+	dv->ngroups = 0;
+	if (g0 != NULL)
+		snprintf(dv->groups[dv->ngroups++], FBX_ID_MAX + 1, "%s", g0);
+	if (g1 != NULL)
+		snprintf(dv->groups[dv->ngroups++], FBX_ID_MAX + 1, "%s", g1);
+}
+
+struct dev_col {
+	char ids[16][FBX_ID_MAX + 1];
+	int n;
+	int bad_org;
+	const char *org;
+};
+
+static int
+dev_collect(void *arg, const struct fbx_device *dv)
+{
+	struct dev_col *col = arg;
+
+	if (strcmp(dv->org, col->org) != 0)
+		col->bad_org++;
+	if (col->n < 16)
+		snprintf(col->ids[col->n++], FBX_ID_MAX + 1, "%s", dv->id);
+	return 0;
+}
+
+struct grp_col {
+	char names[8][FBX_ID_MAX + 1];
+	uint32_t counts[8];
+	int n;
+};
+
+static int
+grp_collect(void *arg, const char *g, uint32_t count)
+{
+	struct grp_col *col = arg;
+
+	if (col->n < 8) {
+		snprintf(col->names[col->n], FBX_ID_MAX + 1, "%s", g);
+		col->counts[col->n++] = count;
+	}
+	return 0;
+}
+
+static void
+test_devices(fbx_store *st)
+{
+	struct fbx_device dv, g;
+	struct dev_col dc;
+	struct grp_col gc;
+	uint32_t n;
+	fbx_txn *t;
+	int created;
+
+	t = wtxn(st);
+	CHECK_RC(fbx_store_org_devices(t, "a", &n), FBX_EUNKNOWN_ORG);
+	mk_dev(&dv, "a", "d1");
+	set_groups(&dv, "g1", "g2");
+	created = -1;
+	CHECK_RC(fbx_store_dev_put(t, &dv, &created), FBX_OK);
+	CHECK(created == 1);
+	mk_dev(&dv, "a", "d2");
+	set_groups(&dv, "g1", NULL);
+	CHECK_RC(fbx_store_dev_put(t, &dv, &created), FBX_OK);
+	mk_dev(&dv, "a", "d3");
+	set_groups(&dv, "g2", "g3");
+	CHECK_RC(fbx_store_dev_put(t, &dv, &created), FBX_OK);
+	mk_dev(&dv, "a", "d4");
+	CHECK_RC(fbx_store_dev_put(t, &dv, NULL), FBX_OK);
+	mk_dev(&dv, "ab", "d0");
+	set_groups(&dv, "g1", NULL);
+	CHECK_RC(fbx_store_dev_put(t, &dv, &created), FBX_OK);
+	mk_dev(&dv, "a", "");
+	CHECK_RC(fbx_store_dev_put(t, &dv, &created), FBX_EINVALID);
+	CHECK_RC(fbx_txn_commit(t), FBX_OK);
+
+	t = rtxn(st);
+	CHECK_RC(fbx_store_dev_get(t, "a", "d1", &g), FBX_OK);
+	CHECK(strcmp(g.org, "a") == 0 && strcmp(g.id, "d1") == 0 &&
+	    g.platform == FBX_PLATFORM_IOS && g.online == 1 &&
+	    g.attestation == FBX_ATTEST_PASS && g.ngroups == 2 &&
+	    strcmp(g.groups[1], "g2") == 0 &&
+	    strcmp(g.os_version, "17.4.1") == 0 &&
+	    g.enrolled_ms == 1700000000000 &&
+	    g.last_checkin_ms == 1700000001234);
+	CHECK_RC(fbx_store_dev_get(t, "ab", "d1", &g), FBX_ENOT_FOUND);
+	CHECK_RC(fbx_store_org_devices(t, "a", &n), FBX_OK);
+	CHECK(n == 4);
+	CHECK_RC(fbx_store_org_devices(t, "ab", &n), FBX_OK);
+	CHECK(n == 1);
+	CHECK_RC(fbx_store_org_devices(t, "b", &n), FBX_EUNKNOWN_ORG);
+	memset(&gc, 0, sizeof(gc));
+	CHECK_RC(fbx_store_group_list(t, "a", grp_collect, &gc), FBX_OK);
+	CHECK(gc.n == 3 && strcmp(gc.names[0], "g1") == 0 &&
+	    gc.counts[0] == 2 && gc.counts[1] == 2 && gc.counts[2] == 1);
+	memset(&gc, 0, sizeof(gc));
+	CHECK_RC(fbx_store_group_list(t, "ab", grp_collect, &gc), FBX_OK);
+	CHECK(gc.n == 1 && gc.counts[0] == 1);
+	memset(&dc, 0, sizeof(dc));
+	dc.org = "a";
+	CHECK_RC(fbx_store_dev_scan(t, "a", NULL, NULL, 0, dev_collect, &dc),
+	    FBX_OK);
+	CHECK(dc.n == 4 && dc.bad_org == 0 && strcmp(dc.ids[0], "d1") == 0 &&
+	    strcmp(dc.ids[3], "d4") == 0);
+	memset(&dc, 0, sizeof(dc));
+	dc.org = "a";
+	CHECK_RC(fbx_store_dev_scan(t, "a", "", "d1", 2, dev_collect, &dc),
+	    FBX_OK);
+	CHECK(dc.n == 2 && strcmp(dc.ids[0], "d2") == 0 &&
+	    strcmp(dc.ids[1], "d3") == 0);
+	memset(&dc, 0, sizeof(dc));
+	dc.org = "a";
+	CHECK_RC(fbx_store_dev_scan(t, "a", NULL, "d3", 2, dev_collect, &dc),
+	    FBX_OK);
+	CHECK(dc.n == 1 && strcmp(dc.ids[0], "d4") == 0);
+	memset(&dc, 0, sizeof(dc));
+	dc.org = "a";
+	CHECK_RC(fbx_store_dev_scan(t, "a", NULL, "d0", 0, dev_collect, &dc),
+	    FBX_OK);
+	CHECK(dc.n == 4);
+	memset(&dc, 0, sizeof(dc));
+	dc.org = "a";
+	CHECK_RC(fbx_store_dev_scan(t, "a", "g2", NULL, 0, dev_collect, &dc),
+	    FBX_OK);
+	CHECK(dc.n == 2 && strcmp(dc.ids[0], "d1") == 0 &&
+	    strcmp(dc.ids[1], "d3") == 0 && dc.bad_org == 0);
+	memset(&dc, 0, sizeof(dc));
+	dc.org = "a";
+	CHECK_RC(fbx_store_dev_scan(t, "a", "g1", "d1", 0, dev_collect, &dc),
+	    FBX_OK);
+	CHECK(dc.n == 1 && strcmp(dc.ids[0], "d2") == 0);
+	memset(&dc, 0, sizeof(dc));
+	dc.org = "ab";
+	CHECK_RC(fbx_store_dev_scan(t, "ab", NULL, NULL, 0, dev_collect, &dc),
+	    FBX_OK);
+	CHECK(dc.n == 1 && dc.bad_org == 0);
+	fbx_txn_abort(t);
+
+	/* Regroup d1 (g1,g2 -> g2,g4), delete d2. */
+	t = wtxn(st);
+	mk_dev(&dv, "a", "d1");
+	set_groups(&dv, "g2", "g4");
+	dv.online = 0;
+	CHECK_RC(fbx_store_dev_put(t, &dv, &created), FBX_OK);
+	CHECK(created == 0);
+	CHECK_RC(fbx_store_dev_del(t, "a", "d2"), FBX_OK);
+	CHECK_RC(fbx_store_dev_del(t, "a", "d2"), FBX_ENOT_FOUND);
+	CHECK_RC(fbx_txn_commit(t), FBX_OK);
+
+	t = rtxn(st);
+	CHECK_RC(fbx_store_dev_get(t, "a", "d1", &g), FBX_OK);
+	CHECK(g.online == 0 && g.ngroups == 2 &&
+	    strcmp(g.groups[1], "g4") == 0);
+	CHECK_RC(fbx_store_org_devices(t, "a", &n), FBX_OK);
+	CHECK(n == 3);
+	memset(&gc, 0, sizeof(gc));
+	CHECK_RC(fbx_store_group_list(t, "a", grp_collect, &gc), FBX_OK);
+	/* g1 is gone (d1 left, d2 deleted). */
+	CHECK(gc.n == 3 && strcmp(gc.names[0], "g2") == 0 &&
+	    gc.counts[0] == 2 && strcmp(gc.names[1], "g3") == 0 &&
+	    gc.counts[1] == 1 && strcmp(gc.names[2], "g4") == 0 &&
+	    gc.counts[2] == 1);
+	memset(&dc, 0, sizeof(dc));
+	dc.org = "a";
+	CHECK_RC(fbx_store_dev_scan(t, "a", "g1", NULL, 0, dev_collect, &dc),
+	    FBX_OK);
+	CHECK(dc.n == 0);
+	fbx_txn_abort(t);
+
+	/* Deleting every device keeps the organisation known. */
+	t = wtxn(st);
+	CHECK_RC(fbx_store_dev_del(t, "ab", "d0"), FBX_OK);
+	CHECK_RC(fbx_store_org_devices(t, "ab", &n), FBX_OK);
+	CHECK(n == 0);
+	CHECK_RC(fbx_txn_commit(t), FBX_OK);
+}
+
+/* ---- map growth, persistence ------------------------------------------ */
+
+static int
+count_dlv(void *arg, const struct fbx_delivery *d)
+{
+	uint64_t *n = arg;
+
+	if (d->nhist == 1 && d->device[0] == 'u')
+		(*n)++;
+	return 0;
+}
+
+static void
+test_growth(const char *dir)
+{
+	struct fbx_store_stat ss;
+	struct fbx_delivery d;
+	fbx_store *st = open_store(dir, 1 << 20, 0);
+	int map_full = 0, grows = 0;
+	uint64_t n = 0;
+	fbx_txn *t;
+	char dev[40];
+
+	if (st == NULL)
+		return;
+	for (uint32_t b = 0; b < 20; b++) {
+		int rc;
+	retry:
+		t = wtxn(st);
+		if (t == NULL)
+			break;
+		rc = FBX_OK;
+		for (uint32_t i = 0; i < 10000 && rc == FBX_OK; i++) {
+			uint32_t idx = b * 10000 + i;
+			snprintf(dev, sizeof(dev),
+			    "u%08x-0000-4000-8000-00000000", idx);
+			mk_dlv(&d, FBX_DLV_ID(1000, idx), dev, 1000000 + idx);
+			rc = fbx_store_dlv_put(t, &d);
+		}
+		if (rc == FBX_EMAP_FULL) {
+			map_full++;
+			/* Broken: the same error again, LMDB untouched. */
+			CHECK_RC(fbx_store_dlv_put(t, &d), FBX_EMAP_FULL);
+			CHECK_RC(fbx_store_dlv_get(t, d.id, &d),
+			    FBX_EMAP_FULL);
+			CHECK_RC(fbx_txn_commit(t), FBX_EMAP_FULL);
+			rc = fbx_store_grow(st);
+			CHECK_RC(rc, FBX_OK);
+			if (rc != FBX_OK)
+				break;
+			grows++;
+			goto retry;
+		}
+		CHECK_RC(rc, FBX_OK);
+		rc = fbx_txn_commit(t);
+		if (rc == FBX_EMAP_FULL) {
+			map_full++;
+			CHECK_RC(fbx_store_grow(st), FBX_OK);
+			goto retry;
+		}
+		CHECK_RC(rc, FBX_OK);
+	}
+	CHECK(map_full > 0 && grows > 0);
+	t = rtxn(st);
+	CHECK_RC(fbx_store_dlv_scan(t, FBX_DLV_ID(1000, 0),
+	    FBX_DLV_ID(1001, 0), 0, count_dlv, &n), FBX_OK);
+	CHECK(n == 200000);
+	fbx_txn_abort(t);
+	CHECK_RC(fbx_store_stat(st, &ss), FBX_OK);
+	CHECK(ss.deliveries == 200000 && ss.map_size > (1u << 20) &&
+	    ss.used_bytes <= ss.map_size && ss.page_size >= 4096);
+	printf("growth: %u grows, map %zu KiB, used %zu KiB, %.1f bytes per "
+	       "delivery\n", grows, ss.map_size >> 10, ss.used_bytes >> 10,
+	    (double)ss.used_bytes / 200000.0);
+
+	/* reserve: enough room is a no-op, more grows, the ceiling stops. */
+	CHECK_RC(fbx_store_reserve(st, 1024), FBX_OK);
+	CHECK_RC(fbx_store_reserve(st, ss.map_size * 3), FBX_OK);
+	CHECK_RC(fbx_store_stat(st, &ss), FBX_OK);
+	CHECK(ss.map_size >= ss.used_bytes + ss.map_size / 8);
+	CHECK_RC(fbx_store_reserve(st, (size_t)1 << 41), FBX_EMAP_FULL);
+	t = rtxn(st);
+	CHECK_RC(fbx_store_grow(st), FBX_EBUSY);
+	fbx_txn_abort(t);
+	fbx_store_close(st);
+
+	/* Reopen: everything persisted, the larger map is kept. */
+	st = open_store(dir, 1 << 20, 0);
+	if (st == NULL)
+		return;
+	CHECK_RC(fbx_store_stat(st, &ss), FBX_OK);
+	CHECK(ss.deliveries == 200000 && ss.map_size > (1u << 20) &&
+	    ss.readers_cleared == 0);
+	n = 0;
+	t = rtxn(st);
+	CHECK_RC(fbx_store_dlv_scan(t, 0, UINT64_MAX, 0, count_dlv, &n),
+	    FBX_OK);
+	CHECK(n == 200000);
+	CHECK_RC(fbx_store_dlv_get(t, FBX_DLV_ID(1000, 199999), &d), FBX_OK);
+	CHECK(strcmp(d.device, "u00030d3f-0000-4000-8000-00000000") == 0);
+	fbx_txn_abort(t);
+	fbx_store_close(st);
+
+	/* Ceiling: a 1 MiB map that may not grow. */
+	{
+		char d2[160];
+		snprintf(d2, sizeof(d2), "%s-capped", dir);
+		st = open_store(d2, 1 << 20, 1 << 20);
+		if (st == NULL)
+			return;
+		CHECK_RC(fbx_store_grow(st), FBX_EMAP_FULL);
+		CHECK_RC(fbx_store_reserve(st, 4 << 20), FBX_EMAP_FULL);
+		fbx_store_close(st);
+	}
+}
+
+static void
+test_persistence(const char *dir)
+{
+	struct fbx_command c;
+	struct fbx_device dv;
+	struct fbx_delivery d;
+	fbx_store *st = open_store(dir, 0, 0);
+	uint64_t id;
+	uint32_t n;
+	fbx_txn *t;
+
+	if (st == NULL)
+		return;
+	t = rtxn(st);
+	CHECK_RC(fbx_store_cmd_get(t, 1, &c), FBX_OK);
+	CHECK(c.ndev_ids == 1000 && c.payload_len == 1000 &&
+	    c.state == FBX_C_ACTIVE);
+	fbx_command_clear(&c);
+	CHECK_RC(fbx_store_idem_get(t, "a", "req-1", &id), FBX_OK);
+	CHECK(id == 4);
+	CHECK_RC(fbx_store_dlv_get(t, FBX_DLV_ID(1, 7), &d), FBX_OK);
+	CHECK(d.nhist == FBX_HIST_MAX);
+	CHECK_RC(fbx_store_dev_get(t, "a", "d3", &dv), FBX_OK);
+	CHECK_RC(fbx_store_org_devices(t, "a", &n), FBX_OK);
+	CHECK(n == 3);
+	fbx_txn_abort(t);
+	/* Appending after reopen continues the id sequence. */
+	t = wtxn(st);
+	mk_cmd(&c, "a", 9000);
+	CHECK_RC(fbx_store_cmd_append(t, &c), FBX_OK);
+	CHECK(c.id == 6);
+	CHECK_RC(fbx_txn_commit(t), FBX_OK);
+	fbx_store_close(st);
+}
+
+/* ---- damaged files ---------------------------------------------------- */
+
+/* patch_file - replace every occurrence of `find` in dir/data.mdb by
+ * `repl` (same length). Returns the number of replacements. */
+static int
+patch_file(const char *dir, const void *find, const void *repl, size_t n)
+{
+	char path[256];
+	struct stat sb;
+	unsigned char *buf;
+	int fd, hits = 0;
+
+	snprintf(path, sizeof(path), "%s/data.mdb", dir);
+	fd = open(path, O_RDWR);
+	if (fd < 0)
+		return 0;
+	if (fstat(fd, &sb) != 0 || sb.st_size <= 0) {
+		close(fd);
+		return 0;
+	}
+	buf = malloc((size_t)sb.st_size);
+	if (buf != NULL && pread(fd, buf, (size_t)sb.st_size, 0) ==
+	    sb.st_size) {
+		for (size_t i = 0; i + n <= (size_t)sb.st_size; i++) {
+			if (memcmp(buf + i, find, n) == 0) {
+				if (pwrite(fd, repl, n, (off_t)i) ==
+				    (ssize_t)n)
+					hits++;
+			}
+		}
+	}
+	free(buf);
+	close(fd);
+	return hits;
+}
+
+static void
+test_corrupt(const char *dir)
+{
+	static const char marker[] = "CORRUPT-ME-0123456789";
+	struct fbx_delivery d, g;
+	struct fbx_device dv;
+	struct dlv_col col;
+	char find[32], repl[32];
+	fbx_store *st = open_store(dir, 0, 0);
+	fbx_txn *t;
+	size_t ml = strlen(marker);
+
+	if (st == NULL)
+		return;
+	t = wtxn(st);
+	mk_dlv(&d, FBX_DLV_ID(7, 1), marker, 100);
+	CHECK_RC(fbx_store_dlv_put(t, &d), FBX_OK);
+	mk_dlv(&d, FBX_DLV_ID(7, 2), "fine", 100);
+	CHECK_RC(fbx_store_dlv_put(t, &d), FBX_OK);
+	mk_dev(&dv, "a", "dz");
+	snprintf(dv.os_version, sizeof(dv.os_version), "%s", marker);
+	CHECK_RC(fbx_store_dev_put(t, &dv, NULL), FBX_OK);
+	CHECK_RC(fbx_txn_commit(t), FBX_OK);
+	fbx_store_close(st);
+
+	/* A string's length byte precedes it: claim 250 bytes. */
+	find[0] = (char)ml;
+	memcpy(find + 1, marker, ml);
+	repl[0] = (char)250;
+	memcpy(repl + 1, marker, ml);
+	CHECK(patch_file(dir, find, repl, ml + 1) >= 2);
+
+	st = open_store(dir, 0, 0);
+	if (st == NULL)
+		return;
+	t = wtxn(st);
+	CHECK_RC(fbx_store_dlv_get(t, FBX_DLV_ID(7, 1), &g), FBX_ECORRUPT);
+	CHECK_RC(fbx_store_dlv_get(t, FBX_DLV_ID(7, 2), &g), FBX_OK);
+	memset(&col, 0, sizeof(col));
+	CHECK_RC(fbx_store_dlv_scan(t, FBX_DLV_ID(7, 0), FBX_DLV_ID(8, 0), 0,
+	    dlv_collect, &col), FBX_ECORRUPT);
+	CHECK_RC(fbx_store_dlv_set_state(t, FBX_DLV_ID(7, 1), FBX_D_SENT, 0,
+	    1, 1, NULL, NULL), FBX_ECORRUPT);
+	CHECK_RC(fbx_store_dev_get(t, "a", "dz", &dv), FBX_ECORRUPT);
+	CHECK_RC(fbx_store_dev_get(t, "a", "d3", &dv), FBX_OK);
+	/* A corrupt record read does not break the write transaction. */
+	CHECK_RC(fbx_store_dlv_set_state(t, FBX_DLV_ID(7, 2), FBX_D_SENT, 0,
+	    1, 1, NULL, NULL), FBX_OK);
+	/* Overwriting a corrupt record repairs it. */
+	mk_dlv(&d, FBX_DLV_ID(7, 1), "repaired", 100);
+	CHECK_RC(fbx_store_dlv_put(t, &d), FBX_OK);
+	CHECK_RC(fbx_store_dlv_get(t, FBX_DLV_ID(7, 1), &g), FBX_OK);
+	CHECK_RC(fbx_txn_commit(t), FBX_OK);
+	fbx_store_close(st);
+
+	/* A schema newer than ours is refused. The value follows its key
+	 * in the leaf node. */
+	CHECK(patch_file(dir, "schema\x01\0\0\0", "schema\x02\0\0\0", 10) >= 1);
+	{
+		struct fbx_store_opts o = { 0 };
+		fbx_store *st2 = NULL;
+		o.path = dir;
+		o.durability = FBX_DURABLE_NOSYNC;
+		CHECK_RC(fbx_store_open(&o, &st2), FBX_ECORRUPT);
+		CHECK(st2 == NULL);
+		fbx_store_close(st2);
+	}
+	CHECK(patch_file(dir, "schema\x02\0\0\0", "schema\x01\0\0\0", 10) >= 1);
+	st = open_store(dir, 0, 0);
+	fbx_store_close(st);
+}
+
+static void
+test_not_a_store(void)
+{
+	struct fbx_store_opts o = { 0 };
+	fbx_store *st = NULL;
+	char dir[128], path[160];
+	unsigned char junk[8192];
+	FILE *f;
+
+	subdir(dir, sizeof(dir), "junk");
+	mkdir(dir, 0700);
+	snprintf(path, sizeof(path), "%s/data.mdb", dir);
+	for (size_t i = 0; i < sizeof(junk); i++)
+		junk[i] = (unsigned char)(i * 31 + 7);
+	f = fopen(path, "wb");
+	if (f != NULL) {
+		fwrite(junk, 1, sizeof(junk), f);
+		fclose(f);
+	}
+	o.path = dir;
+	CHECK_RC(fbx_store_open(&o, &st), FBX_ECORRUPT);
+	CHECK(st == NULL);
+
+	/* Bad options. */
+	o.path = NULL;
+	CHECK_RC(fbx_store_open(&o, &st), FBX_EINVALID);
+	o.path = dir;
+	o.durability = 9;
+	CHECK_RC(fbx_store_open(&o, &st), FBX_EINVALID);
+	o.durability = 0;
+	o.map_size = 8 << 20;
+	o.map_size_max = 4 << 20;
+	CHECK_RC(fbx_store_open(&o, &st), FBX_EINVALID);
+	/* A path under a regular file cannot be created. */
+	snprintf(path, sizeof(path), "%s/data.mdb/sub", dir);
+	o.path = path;
+	o.map_size = 0;
+	o.map_size_max = 0;
+	CHECK_RC(fbx_store_open(&o, &st), FBX_EIO);
+}
+
+static void
+test_readers(fbx_store *st)
+{
+	fbx_txn *ts[100];
+	struct fbx_delivery d;
+	int ok = 1;
+
+	for (int i = 0; i < 1000; i++) {
+		fbx_txn *t = NULL;
+		int rc = fbx_txn_begin(st, 0, &t);
+		if (rc != FBX_OK) {
+			ok = 0;
+			break;
+		}
+		rc = fbx_store_dlv_get(t, FBX_DLV_ID(1, 1), &d);
+		if (rc != FBX_OK)
+			ok = 0;
+		if (i % 2)
+			fbx_txn_abort(t);
+		else if (fbx_txn_commit(t) != FBX_OK)
+			ok = 0;
+	}
+	CHECK(ok);
+	/* 100 at once (fewer than the 126 slots), twice over. */
+	for (int round = 0; round < 2; round++) {
+		int n = 0;
+		for (; n < 100; n++) {
+			if (fbx_txn_begin(st, 0, &ts[n]) != FBX_OK)
+				break;
+		}
+		CHECK(n == 100);
+		while (n > 0)
+			fbx_txn_abort(ts[--n]);
+	}
+	fbx_txn_abort(NULL);
+}
+
+/* child_open - in a child process: open the store at dir, then either
+ * die inside a read transaction (hold == 0) or keep the environment open
+ * until `wait_fd` reaches end of file (hold == 1). Writes one byte to
+ * ready_fd once open. Never returns. */
+static void
+child_open(const char *dir, int hold, int ready_fd, int wait_fd)
+{
+	struct fbx_store_opts o = { 0 };
+	fbx_store *st = NULL;
+	fbx_txn *t = NULL;
+	char c = 1;
+
+	o.path = dir;
+	o.durability = FBX_DURABLE_NOSYNC;
+	if (fbx_store_open(&o, &st) != FBX_OK ||
+	    fbx_txn_begin(st, 0, &t) != FBX_OK)
+		_exit(1);
+	if (hold) {
+		fbx_txn_abort(t);
+		if (write(ready_fd, &c, 1) != 1)
+			_exit(1);
+		while (read(wait_fd, &c, 1) > 0)
+			;
+		fbx_store_close(st);
+	}
+	_exit(0); /* holder: done; dier: no abort, the slot stays taken */
+}
+
+/* test_stale_reader - a process that dies inside a read transaction
+ * leaves its reader slot behind while another process keeps the
+ * environment open (the first opener resets the table); the next open
+ * clears it. */
+static void
+test_stale_reader(void)
+{
+	struct fbx_store_stat ss;
+	char dir[128], c;
+	fbx_store *st;
+	pid_t holder, dier;
+	int ready[2], hold[2], status = -1;
+
+	subdir(dir, sizeof(dir), "stale");
+	st = open_store(dir, 0, 0);
+	fbx_store_close(st);
+	if (pipe(ready) != 0 || pipe(hold) != 0) {
+		failed++;
+		return;
+	}
+	holder = fork();
+	if (holder == 0) {
+		close(ready[0]);
+		close(hold[1]);
+		child_open(dir, 1, ready[1], hold[0]);
+	}
+	close(ready[1]);
+	close(hold[0]);
+	CHECK(holder > 0 && read(ready[0], &c, 1) == 1);
+	dier = fork();
+	if (dier == 0)
+		child_open(dir, 0, -1, -1);
+	CHECK(dier > 0);
+	if (dier > 0) {
+		waitpid(dier, &status, 0);
+		CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	}
+	st = open_store(dir, 0, 0);
+	if (st != NULL) {
+		CHECK_RC(fbx_store_stat(st, &ss), FBX_OK);
+		CHECK(ss.readers_cleared == 1);
+		fbx_store_close(st);
+	}
+	close(hold[1]); /* lets the holder close and exit */
+	close(ready[0]);
+	if (holder > 0) {
+		waitpid(holder, &status, 0);
+		CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	}
+}
+
+/* ---- optional figures --------------------------------------------------- */
+
+static double
+now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* run_batches - apply op to deliveries [0, total) in write transactions
+ * of `batch`, growing the map when needed. Returns seconds taken. */
+static double
+run_batches(fbx_store *st, uint32_t total, uint32_t batch, int op)
+{
+	struct fbx_delivery d;
+	char dev[40];
+	double t0 = now_s();
+
+	for (uint32_t b = 0; b < total; b += batch) {
+		fbx_txn *t = NULL;
+		int rc;
+
+		if (fbx_store_reserve(st, (size_t)batch * 256) != FBX_OK ||
+		    fbx_txn_begin(st, 1, &t) != FBX_OK) {
+			failed++;
+			return 0;
+		}
+		rc = FBX_OK;
+		for (uint32_t i = b; i < b + batch && i < total &&
+		     rc == FBX_OK; i++) {
+			uint64_t id = FBX_DLV_ID(1 + i / 100000, i % 100000);
+			if (op == 0) {
+				snprintf(dev, sizeof(dev),
+				    "%08x-1111-4222-8333-%012x", i, i * 7);
+				mk_dlv(&d, id, dev, 1700000000000 + i / 100);
+				rc = fbx_store_dlv_put(t, &d);
+			} else {
+				rc = fbx_store_dlv_set_state(t, id, op, 0,
+				    1700000060000 + i / 100 + op * 1000,
+				    op == FBX_D_SENT, NULL, NULL);
+			}
+		}
+		if (rc != FBX_OK) {
+			fprintf(stderr, "big: %s\n", fbx_errname(rc));
+			fbx_txn_abort(t);
+			failed++;
+			return 0;
+		}
+		if (fbx_txn_commit(t) != FBX_OK) {
+			failed++;
+			return 0;
+		}
+	}
+	return now_s() - t0;
+}
+
+static void
+big(void)
+{
+	struct fbx_store_stat ss;
+	const uint32_t total = 1000000, batch = 50000;
+	char dir[128];
+	fbx_store *st;
+	double s;
+
+	subdir(dir, sizeof(dir), "big");
+	st = open_store(dir, 0, 0);
+	if (st == NULL)
+		return;
+	s = run_batches(st, total, batch, 0);
+	fbx_store_stat(st, &ss);
+	printf("big: insert %u deliveries: %.2f s, %.0f/s; used %zu bytes, "
+	       "%.1f bytes per delivery (file %zu)\n", total, s,
+	    s > 0 ? total / s : 0.0, ss.used_bytes,
+	    (double)ss.used_bytes / total, ss.file_bytes);
+	s = run_batches(st, total, batch, FBX_D_SENT);
+	fbx_store_stat(st, &ss);
+	printf("big: set_state SENT: %.2f s, %.0f/s; %.1f bytes per "
+	       "delivery\n", s, s > 0 ? total / s : 0.0,
+	    (double)ss.used_bytes / total);
+	s = run_batches(st, total, batch, FBX_D_SUCCEEDED);
+	fbx_store_stat(st, &ss);
+	printf("big: set_state SUCCEEDED: %.2f s, %.0f/s; %.1f bytes per "
+	       "delivery, map %zu MiB, file %zu MiB\n", s,
+	    s > 0 ? total / s : 0.0, (double)ss.used_bytes / total,
+	    ss.map_size >> 20, ss.file_bytes >> 20);
+	fbx_store_close(st);
+}
+
+int
+main(void)
+{
+	char dir[128], gdir[128];
+	const char *b = getenv("FBX_STORE_BIG");
+	fbx_store *st;
+
+	snprintf(root, sizeof(root), "/tmp/fbx_store_test.XXXXXX");
+	if (mkdtemp(root) == NULL) {
+		perror("mkdtemp");
+		return 2;
+	}
+	subdir(dir, sizeof(dir), "main/nested");
+	st = open_store(dir, 0, 0);
+	if (st != NULL) {
+		struct fbx_store_stat ss;
+		CHECK_RC(fbx_store_stat(st, &ss), FBX_OK);
+		CHECK(ss.commands == 0 && ss.deliveries == 0 &&
+		    ss.devices == 0 && ss.map_size == 64u << 20 &&
+		    ss.readers_cleared == 0 && ss.file_bytes > 0);
+		test_commands(st);
+		test_deliveries(st);
+		test_pend(st);
+		test_devices(st);
+		test_readers(st);
+		CHECK_RC(fbx_store_stat(st, &ss), FBX_OK);
+		CHECK(ss.commands == 5 && ss.devices == 3);
+		fbx_store_close(st);
+		test_persistence(dir);
+		test_corrupt(dir);
+	}
+	test_not_a_store();
+	test_stale_reader();
+	subdir(gdir, sizeof(gdir), "grow");
+	test_growth(gdir);
+	if (b != NULL && strcmp(b, "1") == 0)
+		big();
+
+	nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	printf("%d passed, %d failed\n", passed, failed);
+	return failed == 0 ? 0 : 1;
+}
