@@ -1,0 +1,2061 @@
+/*
+ * wire.c: the codec between the plain structs of fbx_proto.h and the
+ * protobuf-c code generated from fusebox.proto. It is the trust boundary:
+ * every decoder bounds the byte length before protobuf-c sees it (protobuf-c
+ * has no size limit of its own) and validates every field, so the rest of
+ * the engine never checks message shape again. Encoders check lengths and
+ * counts only and build the hot arrays (deliveries, results) in one block.
+ */
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fbx_proto.h"
+#include "fusebox.pb-c.h"
+
+typedef Fusebox__V1__Error pb_error;
+typedef Fusebox__V1__ConsoleRequest pb_creq;
+typedef Fusebox__V1__Target pb_target;
+typedef Fusebox__V1__SubmitCommand pb_submit;
+typedef Fusebox__V1__GetCommand pb_get;
+typedef Fusebox__V1__ListCommands pb_list;
+typedef Fusebox__V1__EnrollDevices pb_enroll;
+typedef Fusebox__V1__RemoveDevices pb_remove;
+typedef Fusebox__V1__ListDevices pb_listdev;
+typedef Fusebox__V1__ListGroups pb_listgrp;
+typedef Fusebox__V1__Ping pb_ping;
+typedef Fusebox__V1__Device pb_device;
+typedef Fusebox__V1__ConsoleReply pb_crep;
+typedef Fusebox__V1__SubmitResult pb_submitres;
+typedef Fusebox__V1__StateCount pb_count;
+typedef Fusebox__V1__CommandInfo pb_cmdinfo;
+typedef Fusebox__V1__HistoryEntry pb_hist;
+typedef Fusebox__V1__DeliveryOutcome pb_outcome;
+typedef Fusebox__V1__CommandPage pb_cmdpage;
+typedef Fusebox__V1__CommandList pb_cmdlist;
+typedef Fusebox__V1__EnrollResult pb_enrollres;
+typedef Fusebox__V1__RemoveResult pb_removeres;
+typedef Fusebox__V1__DeviceList pb_devlist;
+typedef Fusebox__V1__GroupCount pb_grpcount;
+typedef Fusebox__V1__GroupList pb_grplist;
+typedef Fusebox__V1__EngineStats pb_stats;
+typedef Fusebox__V1__GatewayMessage pb_gwmsg;
+typedef Fusebox__V1__Hello pb_hello;
+typedef Fusebox__V1__Credit pb_credit;
+typedef Fusebox__V1__Result pb_result;
+typedef Fusebox__V1__Results pb_results;
+typedef Fusebox__V1__Checkin pb_checkin;
+typedef Fusebox__V1__Checkins pb_checkins;
+typedef Fusebox__V1__Heartbeat pb_heartbeat;
+typedef Fusebox__V1__Bye pb_bye;
+typedef Fusebox__V1__EngineMessage pb_engmsg;
+typedef Fusebox__V1__Welcome pb_welcome;
+typedef Fusebox__V1__Delivery pb_delivery;
+typedef Fusebox__V1__Deliveries pb_deliveries;
+typedef Fusebox__V1__Ack pb_ack;
+
+#define NO_IDX ((size_t)-1)
+
+/* Where a decoder writes its human reason. */
+struct wctx {
+	char *why;
+	size_t whylen;
+};
+
+static int fail(struct wctx *w, int err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* fail formats the reason (if wanted) and returns err. */
+static int
+fail(struct wctx *w, int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (w->why != NULL && w->whylen > 0) {
+		va_start(ap, fmt);
+		vsnprintf(w->why, w->whylen, fmt, ap);
+		va_end(ap);
+	}
+	return err;
+}
+
+/* fail_at reports "pfx[idx].field: what" (or "pfx.field: what"). */
+static int
+fail_at(struct wctx *w, int err, const char *pfx, size_t idx,
+    const char *field, const char *what)
+{
+	if (idx == NO_IDX)
+		return fail(w, err, "%s.%s: %s", pfx, field, what);
+	return fail(w, err, "%s[%zu].%s: %s", pfx, idx, field, what);
+}
+
+/* id_copy checks an identifier and copies it into an fbx_id-sized buffer.
+ * An empty identifier is accepted unless need is set. */
+static int
+id_copy(char *dst, const char *src, int need, const char **what)
+{
+	size_t n = src == NULL ? 0 : strnlen(src, FBX_ID_MAX + 1);
+
+	if (n > FBX_ID_MAX) {
+		*what = "longer than 64 bytes";
+		return FBX_ETOOBIG;
+	}
+	if (n == 0 && need) {
+		*what = "missing identifier";
+		return FBX_EINVALID;
+	}
+	if (n > 0 && !fbx_id_valid(src)) {
+		*what = "invalid identifier";
+		return FBX_EINVALID;
+	}
+	if (n > 0)
+		memcpy(dst, src, n);
+	dst[n] = '\0';
+	return FBX_OK;
+}
+
+/* text_copy copies free text into a buffer of cap bytes (NUL included). */
+static int
+text_copy(char *dst, size_t cap, const char *src, const char **what)
+{
+	size_t n = src == NULL ? 0 : strnlen(src, cap);
+
+	if (n >= cap) {
+		*what = "text too long";
+		return FBX_ETOOBIG;
+	}
+	if (n > 0)
+		memcpy(dst, src, n);
+	dst[n] = '\0';
+	return FBX_OK;
+}
+
+static int
+in_range(int v, int lo, int count)
+{
+	return v >= lo && v < count;
+}
+
+/* cstr_ok: whether a C buffer of cap bytes holds a terminated string. */
+static int
+cstr_ok(const char *s, size_t cap)
+{
+	return strnlen(s, cap) < cap;
+}
+
+static int
+check_version(struct wctx *w, uint32_t v)
+{
+	if (v == 0)
+		return fail(w, FBX_EVERSION, "version: missing");
+	if (v != FBX_PROTOCOL_VERSION)
+		return fail(w, FBX_EVERSION, "version: %u, expected %d",
+		    (unsigned)v, FBX_PROTOCOL_VERSION);
+	return FBX_OK;
+}
+
+/* check_len bounds the input before protobuf-c allocates for it. */
+static int
+check_len(struct wctx *w, const void *buf, size_t len, size_t cap)
+{
+	if (len > cap)
+		return fail(w, FBX_ETOOBIG, "message: %zu bytes, at most %zu",
+		    len, cap);
+	if (buf == NULL && len > 0)
+		return fail(w, FBX_EINVALID, "message: NULL buffer");
+	return FBX_OK;
+}
+
+static const uint8_t empty_buf[1];
+
+static const uint8_t *
+in_bytes(const void *buf)
+{
+	return buf != NULL ? buf : empty_buf;
+}
+
+/* ---- bump arena: one allocation for all the messages of an encode ---- */
+
+struct arena {
+	unsigned char *p;
+	size_t off, cap;
+};
+
+static size_t
+asz(size_t n)
+{
+	return (n + 15) & ~(size_t)15;
+}
+
+static int
+arena_init(struct arena *a, size_t cap)
+{
+	a->off = 0;
+	a->cap = cap;
+	a->p = malloc(cap > 0 ? cap : 1);
+	return a->p == NULL ? FBX_ENOMEM : FBX_OK;
+}
+
+/* arena_take never fails when the caller sized the arena with asz() of
+ * the same requests; NULL means that sizing is wrong. */
+static void *
+arena_take(struct arena *a, size_t n)
+{
+	void *r;
+
+	n = asz(n);
+	if (n > a->cap - a->off)
+		return NULL;
+	r = a->p + a->off;
+	a->off += n;
+	return r;
+}
+
+/* pack serialises m into a malloc'd buffer of exactly its packed size. */
+static int
+pack(const ProtobufCMessage *m, size_t cap, uint8_t **buf, size_t *len)
+{
+	size_t n = protobuf_c_message_get_packed_size(m);
+	uint8_t *b;
+
+	if (n > cap)
+		return FBX_ETOOBIG;
+	b = malloc(n > 0 ? n : 1);
+	if (b == NULL)
+		return FBX_ENOMEM;
+	if (protobuf_c_message_pack(m, b) != n) {
+		free(b);
+		return FBX_EINVALID;
+	}
+	*buf = b;
+	*len = n;
+	return FBX_OK;
+}
+
+/* ======================= console request: decode ======================= */
+
+static int
+submit_in(const pb_submit *s, struct fbx_command *c, struct wctx *w)
+{
+	const pb_target *t = s->target;
+	const char *what;
+	size_t i;
+	int rv;
+
+	if (!in_range((int)s->type, 1, FBX_CMD_TYPE_COUNT))
+		return fail(w, FBX_EINVALID, "submit.type: unknown value %d",
+		    (int)s->type);
+	if (!in_range((int)s->origin, 1, FBX_ORIGIN_COUNT))
+		return fail(w, FBX_EINVALID,
+		    "submit.origin: unknown value %d", (int)s->origin);
+	rv = id_copy(c->reason, s->reason, 0, &what);
+	if (rv != FBX_OK)
+		return fail(w, rv, "submit.reason: %s", what);
+	rv = id_copy(c->idem_key, s->idempotency_key, 0, &what);
+	if (rv != FBX_OK)
+		return fail(w, rv, "submit.idempotency_key: %s", what);
+	if (s->payload.len > FBX_PAYLOAD_MAX)
+		return fail(w, FBX_ETOOBIG,
+		    "submit.payload: %zu bytes, at most %d", s->payload.len,
+		    FBX_PAYLOAD_MAX);
+	if (t == NULL)
+		return fail(w, FBX_EINVALID, "submit.target: missing");
+	if (!in_range((int)t->kind, 1, FBX_TARGET_KIND_COUNT))
+		return fail(w, FBX_EINVALID,
+		    "submit.target.kind: unknown value %d", (int)t->kind);
+	if (!in_range((int)t->platform, 0, FBX_PLATFORM_COUNT))
+		return fail(w, FBX_EINVALID,
+		    "submit.target.platform: unknown value %d",
+		    (int)t->platform);
+	if (t->n_device_ids > FBX_TARGET_IDS_MAX)
+		return fail(w, FBX_ETOOBIG,
+		    "submit.target.device_ids: %zu ids, at most %d",
+		    t->n_device_ids, FBX_TARGET_IDS_MAX);
+	if ((int)t->kind != FBX_TARGET_DEVICES && t->n_device_ids > 0)
+		return fail(w, FBX_EINVALID,
+		    "submit.target.device_ids: only for TARGET_DEVICES");
+	rv = id_copy(c->group, t->group,
+	    (int)t->kind == FBX_TARGET_GROUP, &what);
+	if (rv != FBX_OK)
+		return fail(w, rv, "submit.target.group: %s", what);
+	if ((int)t->kind != FBX_TARGET_GROUP && c->group[0] != '\0')
+		return fail(w, FBX_EINVALID,
+		    "submit.target.group: only for TARGET_GROUP");
+
+	c->type = (uint8_t)s->type;
+	c->origin = (uint8_t)s->origin;
+	c->target_kind = (uint8_t)t->kind;
+	c->platform = (uint8_t)t->platform;
+	c->ttl_s = s->ttl_seconds;
+	if (t->n_device_ids > 0) {
+		c->dev_ids = malloc(t->n_device_ids * sizeof(*c->dev_ids));
+		if (c->dev_ids == NULL)
+			return FBX_ENOMEM;
+		for (i = 0; i < t->n_device_ids; i++) {
+			rv = id_copy(c->dev_ids[i], t->device_ids[i], 1,
+			    &what);
+			if (rv != FBX_OK)
+				return fail(w, rv,
+				    "submit.target.device_ids[%zu]: %s", i,
+				    what);
+		}
+		c->ndev_ids = (uint32_t)t->n_device_ids;
+	}
+	if (s->payload.len > 0) {
+		c->payload = malloc(s->payload.len);
+		if (c->payload == NULL)
+			return FBX_ENOMEM;
+		memcpy(c->payload, s->payload.data, s->payload.len);
+		c->payload_len = (uint32_t)s->payload.len;
+	}
+	return FBX_OK;
+}
+
+/* device_in validates and copies one Device; pfx/idx name it in errors.
+ * With need_org unset the org field is ignored (the caller sets it). */
+static int
+device_in(const pb_device *d, struct fbx_device *o, int need_org,
+    struct wctx *w, const char *pfx, size_t idx)
+{
+	const char *what;
+	size_t g;
+	int rv;
+
+	if (need_org) {
+		rv = id_copy(o->org, d->org, 1, &what);
+		if (rv != FBX_OK)
+			return fail_at(w, rv, pfx, idx, "org", what);
+	}
+	rv = id_copy(o->id, d->id, 1, &what);
+	if (rv != FBX_OK)
+		return fail_at(w, rv, pfx, idx, "id", what);
+	if (!in_range((int)d->platform, 0, FBX_PLATFORM_COUNT))
+		return fail_at(w, FBX_EINVALID, pfx, idx, "platform",
+		    "unknown value");
+	if (!in_range((int)d->attestation, 0, FBX_ATTEST_COUNT))
+		return fail_at(w, FBX_EINVALID, pfx, idx, "attestation",
+		    "unknown value");
+	rv = text_copy(o->os_version, sizeof(o->os_version), d->os_version,
+	    &what);
+	if (rv != FBX_OK)
+		return fail_at(w, rv, pfx, idx, "os_version",
+		    "longer than 32 bytes");
+	if (d->n_groups > FBX_GROUPS_MAX)
+		return fail_at(w, FBX_ETOOBIG, pfx, idx, "groups",
+		    "more than 8 groups");
+	for (g = 0; g < d->n_groups; g++) {
+		rv = id_copy(o->groups[g], d->groups[g], 1, &what);
+		if (rv != FBX_OK) {
+			if (idx == NO_IDX)
+				return fail(w, rv, "%s.groups[%zu]: %s", pfx,
+				    g, what);
+			return fail(w, rv, "%s[%zu].groups[%zu]: %s", pfx,
+			    idx, g, what);
+		}
+	}
+	o->ngroups = (uint8_t)d->n_groups;
+	o->platform = (uint8_t)d->platform;
+	o->online = d->online ? 1 : 0;
+	o->attestation = (uint8_t)d->attestation;
+	o->enrolled_ms = d->enrolled_ms;
+	o->last_checkin_ms = d->last_checkin_ms;
+	return FBX_OK;
+}
+
+static int
+body_in(const pb_creq *pb, struct fbx_console_req *r, struct wctx *w)
+{
+	const char *what;
+	size_t i, n;
+	int rv;
+
+	switch (pb->body_case) {
+	case FUSEBOX__V1__CONSOLE_REQUEST__BODY_SUBMIT:
+		memcpy(r->u.submit.cmd.org, r->org, sizeof(r->org));
+		memcpy(r->u.submit.cmd.actor, r->actor, sizeof(r->actor));
+		return submit_in(pb->submit, &r->u.submit.cmd, w);
+	case FUSEBOX__V1__CONSOLE_REQUEST__BODY_GET_COMMAND: {
+		const pb_get *g = pb->get_command;
+		if (g->command_id == 0)
+			return fail(w, FBX_EINVALID,
+			    "get_command.command_id: missing");
+		if (g->limit > FBX_PAGE_MAX)
+			return fail(w, FBX_ETOOBIG,
+			    "get_command.limit: %u, at most %d",
+			    (unsigned)g->limit, FBX_PAGE_MAX);
+		if (!in_range((int)g->state, 0, FBX_D_COUNT))
+			return fail(w, FBX_EINVALID,
+			    "get_command.state: unknown value %d",
+			    (int)g->state);
+		r->u.get.command_id = g->command_id;
+		r->u.get.after = g->after;
+		r->u.get.limit = g->limit;
+		r->u.get.state = (int)g->state;
+		return FBX_OK;
+	}
+	case FUSEBOX__V1__CONSOLE_REQUEST__BODY_LIST_COMMANDS: {
+		const pb_list *l = pb->list_commands;
+		if (l->until_ms != 0 && l->until_ms < l->since_ms)
+			return fail(w, FBX_EINVALID,
+			    "list_commands.until_ms: before since_ms");
+		if (l->limit > FBX_PAGE_MAX)
+			return fail(w, FBX_ETOOBIG,
+			    "list_commands.limit: %u, at most %d",
+			    (unsigned)l->limit, FBX_PAGE_MAX);
+		r->u.list.since_ms = l->since_ms;
+		r->u.list.until_ms = l->until_ms;
+		r->u.list.after = l->after;
+		r->u.list.limit = l->limit;
+		return FBX_OK;
+	}
+	case FUSEBOX__V1__CONSOLE_REQUEST__BODY_ENROLL:
+		n = pb->enroll->n_devices;
+		if (n > FBX_ENROLL_MAX)
+			return fail(w, FBX_ETOOBIG,
+			    "enroll.devices: %zu devices, at most %d", n,
+			    FBX_ENROLL_MAX);
+		if (n == 0)
+			return FBX_OK;
+		r->u.enroll.devs = calloc(n, sizeof(*r->u.enroll.devs));
+		if (r->u.enroll.devs == NULL)
+			return FBX_ENOMEM;
+		r->u.enroll.n = n;
+		for (i = 0; i < n; i++) {
+			struct fbx_device *d = &r->u.enroll.devs[i];
+			rv = device_in(pb->enroll->devices[i], d, 0, w,
+			    "enroll.devices", i);
+			if (rv != FBX_OK)
+				return rv;
+			memcpy(d->org, r->org, sizeof(d->org));
+		}
+		return FBX_OK;
+	case FUSEBOX__V1__CONSOLE_REQUEST__BODY_REMOVE:
+		n = pb->remove->n_device_ids;
+		if (n > FBX_ENROLL_MAX)
+			return fail(w, FBX_ETOOBIG,
+			    "remove.device_ids: %zu ids, at most %d", n,
+			    FBX_ENROLL_MAX);
+		if (n == 0)
+			return FBX_OK;
+		r->u.remove.ids = malloc(n * sizeof(*r->u.remove.ids));
+		if (r->u.remove.ids == NULL)
+			return FBX_ENOMEM;
+		r->u.remove.n = n;
+		for (i = 0; i < n; i++) {
+			rv = id_copy(r->u.remove.ids[i],
+			    pb->remove->device_ids[i], 1, &what);
+			if (rv != FBX_OK)
+				return fail(w, rv,
+				    "remove.device_ids[%zu]: %s", i, what);
+		}
+		return FBX_OK;
+	case FUSEBOX__V1__CONSOLE_REQUEST__BODY_LIST_DEVICES: {
+		const pb_listdev *l = pb->list_devices;
+		rv = id_copy(r->u.list_devices.group, l->group, 0, &what);
+		if (rv != FBX_OK)
+			return fail(w, rv, "list_devices.group: %s", what);
+		rv = id_copy(r->u.list_devices.after, l->after, 0, &what);
+		if (rv != FBX_OK)
+			return fail(w, rv, "list_devices.after: %s", what);
+		if (l->limit > FBX_PAGE_MAX)
+			return fail(w, FBX_ETOOBIG,
+			    "list_devices.limit: %u, at most %d",
+			    (unsigned)l->limit, FBX_PAGE_MAX);
+		r->u.list_devices.limit = l->limit;
+		return FBX_OK;
+	}
+	case FUSEBOX__V1__CONSOLE_REQUEST__BODY_LIST_GROUPS:
+	case FUSEBOX__V1__CONSOLE_REQUEST__BODY_PING:
+		return FBX_OK;
+	default:
+		break;
+	}
+	return fail(w, FBX_EINVALID, "body: missing or unknown request");
+}
+
+int
+fbx_console_req_decode(const void *buf, size_t len,
+    struct fbx_console_req *out, char *why, size_t whylen)
+{
+	struct wctx w = { why, whylen };
+	struct fbx_console_req r;
+	pb_creq *pb = NULL;
+	const char *what;
+	int rv;
+
+	memset(&r, 0, sizeof(r));
+	if (why != NULL && whylen > 0)
+		why[0] = '\0';
+	if (out == NULL)
+		return fail(&w, FBX_EINVALID, "out: NULL");
+	rv = check_len(&w, buf, len, FBX_CONSOLE_MSG_MAX);
+	if (rv != FBX_OK)
+		goto out;
+	pb = fusebox__v1__console_request__unpack(NULL, len, in_bytes(buf));
+	if (pb == NULL) {
+		rv = fail(&w, FBX_EMALFORMED, "message: not a ConsoleRequest");
+		goto out;
+	}
+	r.request_id = pb->request_id;
+	rv = check_version(&w, pb->version);
+	if (rv != FBX_OK)
+		goto out;
+	r.version = pb->version;
+	rv = id_copy(r.org, pb->org, 1, &what);
+	if (rv != FBX_OK) {
+		rv = fail(&w, rv, "org: %s", what);
+		goto out;
+	}
+	rv = id_copy(r.actor, pb->actor, 1, &what);
+	if (rv != FBX_OK) {
+		rv = fail(&w, rv, "actor: %s", what);
+		goto out;
+	}
+	r.kind = (int)pb->body_case;
+	rv = body_in(pb, &r, &w);
+
+out:
+	if (pb != NULL)
+		fusebox__v1__console_request__free_unpacked(pb, NULL);
+	if (rv != FBX_OK) {
+		uint64_t id = r.request_id;
+		fbx_console_req_free(&r);
+		memset(out, 0, sizeof(*out));
+		out->request_id = id;
+		if (rv == FBX_ENOMEM)
+			fail(&w, rv, "out of memory");
+		return rv;
+	}
+	*out = r;
+	return FBX_OK;
+}
+
+void
+fbx_console_req_free(struct fbx_console_req *req)
+{
+	if (req == NULL)
+		return;
+	switch (req->kind) {
+	case FBX_CREQ_SUBMIT:
+		fbx_command_clear(&req->u.submit.cmd);
+		break;
+	case FBX_CREQ_ENROLL:
+		free(req->u.enroll.devs);
+		break;
+	case FBX_CREQ_REMOVE:
+		free(req->u.remove.ids);
+		break;
+	default:
+		break;
+	}
+	memset(req, 0, sizeof(*req));
+}
+
+/* ======================= console request: encode ======================= */
+
+/* device_out fills o from d; gp receives d->ngroups string pointers. */
+static int
+device_out(const struct fbx_device *d, pb_device *o, char **gp)
+{
+	static const pb_device init = FUSEBOX__V1__DEVICE__INIT;
+	size_t g;
+
+	if (!cstr_ok(d->org, sizeof(d->org)) ||
+	    !cstr_ok(d->id, sizeof(d->id)) ||
+	    !cstr_ok(d->os_version, sizeof(d->os_version)))
+		return FBX_EINVALID;
+	if (d->ngroups > FBX_GROUPS_MAX)
+		return FBX_ETOOBIG;
+	*o = init;
+	o->org = (char *)d->org;
+	o->id = (char *)d->id;
+	o->platform = (Fusebox__V1__Platform)d->platform;
+	o->online = d->online != 0;
+	o->attestation = (Fusebox__V1__Attestation)d->attestation;
+	o->os_version = (char *)d->os_version;
+	for (g = 0; g < d->ngroups; g++) {
+		if (!cstr_ok(d->groups[g], sizeof(d->groups[g])))
+			return FBX_EINVALID;
+		gp[g] = (char *)d->groups[g];
+	}
+	o->n_groups = d->ngroups;
+	o->groups = d->ngroups > 0 ? gp : NULL;
+	o->enrolled_ms = d->enrolled_ms;
+	o->last_checkin_ms = d->last_checkin_ms;
+	return FBX_OK;
+}
+
+static int
+devices_size(const struct fbx_device *d, size_t n, size_t *sz)
+{
+	size_t i;
+
+	/* devices_out takes each device's group pointers separately. */
+	*sz = asz(n * sizeof(pb_device)) + asz(n * sizeof(pb_device *));
+	for (i = 0; i < n; i++) {
+		if (d[i].ngroups > FBX_GROUPS_MAX)
+			return FBX_ETOOBIG;
+		*sz += asz(d[i].ngroups * sizeof(char *));
+	}
+	return FBX_OK;
+}
+
+/* devices_out builds n Device messages from the arena. */
+static int
+devices_out(struct arena *a, const struct fbx_device *d, size_t n,
+    pb_device ***outp)
+{
+	pb_device *v = arena_take(a, n * sizeof(*v));
+	pb_device **p = arena_take(a, n * sizeof(*p));
+	size_t i;
+	int rv;
+
+	if (v == NULL || p == NULL)
+		return FBX_ENOMEM;
+	for (i = 0; i < n; i++) {
+		char **gp = arena_take(a, d[i].ngroups * sizeof(char *));
+		if (gp == NULL)
+			return FBX_ENOMEM;
+		rv = device_out(&d[i], &v[i], gp);
+		if (rv != FBX_OK)
+			return rv;
+		p[i] = &v[i];
+	}
+	*outp = p;
+	return FBX_OK;
+}
+
+static int
+submit_out(struct arena *a, const struct fbx_command *c, pb_submit *s,
+    pb_target *t)
+{
+	size_t i;
+
+	if (!cstr_ok(c->reason, sizeof(c->reason)) ||
+	    !cstr_ok(c->idem_key, sizeof(c->idem_key)) ||
+	    !cstr_ok(c->group, sizeof(c->group)))
+		return FBX_EINVALID;
+	if (c->ndev_ids > FBX_TARGET_IDS_MAX ||
+	    c->payload_len > FBX_PAYLOAD_MAX)
+		return FBX_ETOOBIG;
+	if ((c->ndev_ids > 0 && c->dev_ids == NULL) ||
+	    (c->payload_len > 0 && c->payload == NULL))
+		return FBX_EINVALID;
+	s->type = (Fusebox__V1__CommandType)c->type;
+	s->origin = (Fusebox__V1__Origin)c->origin;
+	s->reason = (char *)c->reason;
+	s->idempotency_key = (char *)c->idem_key;
+	s->ttl_seconds = c->ttl_s;
+	s->payload.len = c->payload_len;
+	s->payload.data = c->payload;
+	t->kind = (Fusebox__V1__TargetKind)c->target_kind;
+	t->platform = (Fusebox__V1__Platform)c->platform;
+	t->group = (char *)c->group;
+	if (c->ndev_ids > 0) {
+		t->device_ids = arena_take(a, c->ndev_ids * sizeof(char *));
+		if (t->device_ids == NULL)
+			return FBX_ENOMEM;
+		for (i = 0; i < c->ndev_ids; i++) {
+			if (!cstr_ok(c->dev_ids[i], sizeof(c->dev_ids[i])))
+				return FBX_EINVALID;
+			t->device_ids[i] = (char *)c->dev_ids[i];
+		}
+		t->n_device_ids = c->ndev_ids;
+	}
+	s->target = t;
+	return FBX_OK;
+}
+
+int
+fbx_console_req_encode(
+    const struct fbx_console_req *req, uint8_t **buf, size_t *len)
+{
+	pb_creq m = FUSEBOX__V1__CONSOLE_REQUEST__INIT;
+	pb_submit submit = FUSEBOX__V1__SUBMIT_COMMAND__INIT;
+	pb_target target = FUSEBOX__V1__TARGET__INIT;
+	pb_get get = FUSEBOX__V1__GET_COMMAND__INIT;
+	pb_list list = FUSEBOX__V1__LIST_COMMANDS__INIT;
+	pb_enroll enroll = FUSEBOX__V1__ENROLL_DEVICES__INIT;
+	pb_remove remove = FUSEBOX__V1__REMOVE_DEVICES__INIT;
+	pb_listdev listdev = FUSEBOX__V1__LIST_DEVICES__INIT;
+	pb_listgrp listgrp = FUSEBOX__V1__LIST_GROUPS__INIT;
+	pb_ping ping = FUSEBOX__V1__PING__INIT;
+	struct arena a = { NULL, 0, 0 };
+	size_t i, sz = 0;
+	int rv;
+
+	if (req == NULL || buf == NULL || len == NULL)
+		return FBX_EINVALID;
+	if (!cstr_ok(req->org, sizeof(req->org)) ||
+	    !cstr_ok(req->actor, sizeof(req->actor)))
+		return FBX_EINVALID;
+	m.version = req->version != 0 ? req->version : FBX_PROTOCOL_VERSION;
+	m.request_id = req->request_id;
+	m.org = (char *)req->org;
+	m.actor = (char *)req->actor;
+
+	switch (req->kind) {
+	case FBX_CREQ_SUBMIT:
+		sz = asz(req->u.submit.cmd.ndev_ids * sizeof(char *));
+		break;
+	case FBX_CREQ_ENROLL:
+		if (req->u.enroll.n > FBX_ENROLL_MAX)
+			return FBX_ETOOBIG;
+		if (req->u.enroll.n > 0 && req->u.enroll.devs == NULL)
+			return FBX_EINVALID;
+		rv = devices_size(req->u.enroll.devs, req->u.enroll.n, &sz);
+		if (rv != FBX_OK)
+			return rv;
+		break;
+	case FBX_CREQ_REMOVE:
+		if (req->u.remove.n > FBX_ENROLL_MAX)
+			return FBX_ETOOBIG;
+		if (req->u.remove.n > 0 && req->u.remove.ids == NULL)
+			return FBX_EINVALID;
+		sz = asz(req->u.remove.n * sizeof(char *));
+		break;
+	default:
+		break;
+	}
+	rv = arena_init(&a, sz);
+	if (rv != FBX_OK)
+		return rv;
+
+	switch (req->kind) {
+	case FBX_CREQ_SUBMIT:
+		rv = submit_out(&a, &req->u.submit.cmd, &submit, &target);
+		if (rv != FBX_OK)
+			goto out;
+		m.body_case = FUSEBOX__V1__CONSOLE_REQUEST__BODY_SUBMIT;
+		m.submit = &submit;
+		break;
+	case FBX_CREQ_GET_COMMAND:
+		get.command_id = req->u.get.command_id;
+		get.after = req->u.get.after;
+		get.limit = req->u.get.limit;
+		get.state = (Fusebox__V1__DeliveryState)req->u.get.state;
+		m.body_case = FUSEBOX__V1__CONSOLE_REQUEST__BODY_GET_COMMAND;
+		m.get_command = &get;
+		break;
+	case FBX_CREQ_LIST_COMMANDS:
+		list.since_ms = req->u.list.since_ms;
+		list.until_ms = req->u.list.until_ms;
+		list.after = req->u.list.after;
+		list.limit = req->u.list.limit;
+		m.body_case = FUSEBOX__V1__CONSOLE_REQUEST__BODY_LIST_COMMANDS;
+		m.list_commands = &list;
+		break;
+	case FBX_CREQ_ENROLL:
+		rv = devices_out(&a, req->u.enroll.devs, req->u.enroll.n,
+		    &enroll.devices);
+		if (rv != FBX_OK)
+			goto out;
+		enroll.n_devices = req->u.enroll.n;
+		m.body_case = FUSEBOX__V1__CONSOLE_REQUEST__BODY_ENROLL;
+		m.enroll = &enroll;
+		break;
+	case FBX_CREQ_REMOVE:
+		remove.device_ids = arena_take(&a, req->u.remove.n *
+		    sizeof(char *));
+		if (remove.device_ids == NULL) {
+			rv = FBX_ENOMEM;
+			goto out;
+		}
+		for (i = 0; i < req->u.remove.n; i++) {
+			const char *id = req->u.remove.ids[i];
+			if (!cstr_ok(id, sizeof(fbx_id))) {
+				rv = FBX_EINVALID;
+				goto out;
+			}
+			remove.device_ids[i] = (char *)id;
+		}
+		remove.n_device_ids = req->u.remove.n;
+		m.body_case = FUSEBOX__V1__CONSOLE_REQUEST__BODY_REMOVE;
+		m.remove = &remove;
+		break;
+	case FBX_CREQ_LIST_DEVICES:
+		if (!cstr_ok(req->u.list_devices.group, sizeof(fbx_id)) ||
+		    !cstr_ok(req->u.list_devices.after, sizeof(fbx_id))) {
+			rv = FBX_EINVALID;
+			goto out;
+		}
+		listdev.group = (char *)req->u.list_devices.group;
+		listdev.after = (char *)req->u.list_devices.after;
+		listdev.limit = req->u.list_devices.limit;
+		m.body_case = FUSEBOX__V1__CONSOLE_REQUEST__BODY_LIST_DEVICES;
+		m.list_devices = &listdev;
+		break;
+	case FBX_CREQ_LIST_GROUPS:
+		m.body_case = FUSEBOX__V1__CONSOLE_REQUEST__BODY_LIST_GROUPS;
+		m.list_groups = &listgrp;
+		break;
+	case FBX_CREQ_PING:
+		m.body_case = FUSEBOX__V1__CONSOLE_REQUEST__BODY_PING;
+		m.ping = &ping;
+		break;
+	default:
+		rv = FBX_EINVALID;
+		goto out;
+	}
+	rv = pack(&m.base, FBX_CONSOLE_MSG_MAX, buf, len);
+
+out:
+	free(a.p);
+	return rv;
+}
+
+/* ======================= console reply: decode ========================= */
+
+static int
+cmdinfo_in(const pb_cmdinfo *ci, struct fbx_command *c, struct wctx *w,
+    const char *pfx, size_t idx)
+{
+	const char *what;
+	size_t i;
+	int rv;
+
+	c->id = ci->id;
+	rv = id_copy(c->org, ci->org, 1, &what);
+	if (rv != FBX_OK)
+		return fail_at(w, rv, pfx, idx, "org", what);
+	rv = id_copy(c->actor, ci->actor, 1, &what);
+	if (rv != FBX_OK)
+		return fail_at(w, rv, pfx, idx, "actor", what);
+	rv = id_copy(c->reason, ci->reason, 0, &what);
+	if (rv != FBX_OK)
+		return fail_at(w, rv, pfx, idx, "reason", what);
+	rv = id_copy(c->idem_key, ci->idempotency_key, 0, &what);
+	if (rv != FBX_OK)
+		return fail_at(w, rv, pfx, idx, "idempotency_key", what);
+	rv = id_copy(c->group, ci->group, 0, &what);
+	if (rv != FBX_OK)
+		return fail_at(w, rv, pfx, idx, "group", what);
+	rv = id_copy(c->cursor, ci->expansion_cursor, 0, &what);
+	if (rv != FBX_OK)
+		return fail_at(w, rv, pfx, idx, "expansion_cursor", what);
+	if (!in_range((int)ci->type, 1, FBX_CMD_TYPE_COUNT))
+		return fail_at(w, FBX_EINVALID, pfx, idx, "type",
+		    "unknown value");
+	if (!in_range((int)ci->origin, 1, FBX_ORIGIN_COUNT))
+		return fail_at(w, FBX_EINVALID, pfx, idx, "origin",
+		    "unknown value");
+	if (!in_range((int)ci->target_kind, 1, FBX_TARGET_KIND_COUNT))
+		return fail_at(w, FBX_EINVALID, pfx, idx, "target_kind",
+		    "unknown value");
+	if (!in_range((int)ci->platform, 0, FBX_PLATFORM_COUNT))
+		return fail_at(w, FBX_EINVALID, pfx, idx, "platform",
+		    "unknown value");
+	if (!in_range((int)ci->state, 0, FBX_C_COUNT))
+		return fail_at(w, FBX_EINVALID, pfx, idx, "state",
+		    "unknown value");
+	if (ci->n_counts > FBX_D_COUNT)
+		return fail_at(w, FBX_ETOOBIG, pfx, idx, "counts",
+		    "more entries than states");
+	for (i = 0; i < ci->n_counts; i++) {
+		int s = (int)ci->counts[i]->state;
+		if (!in_range(s, 0, FBX_D_COUNT))
+			return fail_at(w, FBX_EINVALID, pfx, idx, "counts",
+			    "unknown state");
+		if (c->counts[s] != 0)
+			return fail_at(w, FBX_EINVALID, pfx, idx, "counts",
+			    "state given twice");
+		c->counts[s] = ci->counts[i]->count;
+	}
+	c->type = (uint8_t)ci->type;
+	c->origin = (uint8_t)ci->origin;
+	c->target_kind = (uint8_t)ci->target_kind;
+	c->platform = (uint8_t)ci->platform;
+	c->state = (uint8_t)ci->state;
+	c->ttl_s = ci->ttl_seconds;
+	c->created_ms = ci->created_ms;
+	c->expires_ms = ci->expires_ms;
+	c->ndeliveries = ci->deliveries;
+	c->payload_len = ci->payload_size;
+	c->ndev_ids = ci->device_id_count;
+	c->cursor_idx = ci->expansion_index;
+	return FBX_OK;
+}
+
+static int
+outcome_in(const pb_outcome *po, struct fbx_delivery *d, struct wctx *w,
+    size_t idx)
+{
+	static const char pfx[] = "command.deliveries";
+	const char *what;
+	size_t i;
+	int rv;
+
+	rv = id_copy(d->device, po->device, 1, &what);
+	if (rv != FBX_OK)
+		return fail_at(w, rv, pfx, idx, "device", what);
+	if (!in_range((int)po->state, 0, FBX_D_COUNT))
+		return fail_at(w, FBX_EINVALID, pfx, idx, "state",
+		    "unknown value");
+	if (po->code > UINT16_MAX)
+		return fail_at(w, FBX_EINVALID, pfx, idx, "code",
+		    "above 65535");
+	if (po->n_history > FBX_HIST_MAX)
+		return fail_at(w, FBX_ETOOBIG, pfx, idx, "history",
+		    "more than 12 entries");
+	for (i = 0; i < po->n_history; i++) {
+		const pb_hist *h = po->history[i];
+		if (!in_range((int)h->state, 0, FBX_D_COUNT) ||
+		    h->code > UINT16_MAX)
+			return fail(w, FBX_EINVALID,
+			    "%s[%zu].history[%zu]: state or code out of "
+			    "range",
+			    pfx, idx, i);
+		d->hist[i].state = (uint8_t)h->state;
+		d->hist[i].code = (uint16_t)h->code;
+		d->hist[i].at_ms = h->at_ms;
+	}
+	d->nhist = (uint8_t)po->n_history;
+	d->id = po->id;
+	d->state = (uint8_t)po->state;
+	d->code = (uint16_t)po->code;
+	d->attempts = po->attempts;
+	d->updated_ms = po->updated_ms;
+	return FBX_OK;
+}
+
+static int
+result_in(const pb_crep *pb, struct fbx_console_rep *r, struct wctx *w)
+{
+	const char *what;
+	size_t i, n;
+	int rv;
+
+	switch (pb->result_case) {
+	case FUSEBOX__V1__CONSOLE_REPLY__RESULT_SUBMIT:
+		if (!in_range((int)pb->submit->state, 0, FBX_C_COUNT))
+			return fail(w, FBX_EINVALID,
+			    "submit.state: unknown value");
+		r->u.submit.command_id = pb->submit->command_id;
+		r->u.submit.duplicate = pb->submit->duplicate ? 1 : 0;
+		r->u.submit.device_count = pb->submit->device_count;
+		r->u.submit.state = (int)pb->submit->state;
+		return FBX_OK;
+	case FUSEBOX__V1__CONSOLE_REPLY__RESULT_COMMAND: {
+		const pb_cmdpage *p = pb->command;
+		if (p->info == NULL)
+			return fail(w, FBX_EINVALID, "command.info: missing");
+		rv = cmdinfo_in(p->info, &r->u.command.info, w,
+		    "command.info", NO_IDX);
+		if (rv != FBX_OK)
+			return rv;
+		n = p->n_deliveries;
+		if (n > FBX_PAGE_MAX)
+			return fail(w, FBX_ETOOBIG,
+			    "command.deliveries: more than %d", FBX_PAGE_MAX);
+		r->u.command.next_after = p->next_after;
+		if (n == 0)
+			return FBX_OK;
+		r->u.command.dlv = calloc(n, sizeof(*r->u.command.dlv));
+		if (r->u.command.dlv == NULL)
+			return FBX_ENOMEM;
+		r->u.command.ndlv = n;
+		for (i = 0; i < n; i++) {
+			rv = outcome_in(p->deliveries[i],
+			    &r->u.command.dlv[i], w, i);
+			if (rv != FBX_OK)
+				return rv;
+		}
+		return FBX_OK;
+	}
+	case FUSEBOX__V1__CONSOLE_REPLY__RESULT_COMMANDS:
+		n = pb->commands->n_commands;
+		if (n > FBX_PAGE_MAX)
+			return fail(w, FBX_ETOOBIG,
+			    "commands.commands: more than %d", FBX_PAGE_MAX);
+		r->u.commands.next_after = pb->commands->next_after;
+		if (n == 0)
+			return FBX_OK;
+		r->u.commands.cmds = calloc(n, sizeof(*r->u.commands.cmds));
+		if (r->u.commands.cmds == NULL)
+			return FBX_ENOMEM;
+		r->u.commands.n = n;
+		for (i = 0; i < n; i++) {
+			rv = cmdinfo_in(pb->commands->commands[i],
+			    &r->u.commands.cmds[i], w, "commands.commands", i);
+			if (rv != FBX_OK)
+				return rv;
+		}
+		return FBX_OK;
+	case FUSEBOX__V1__CONSOLE_REPLY__RESULT_ENROLL:
+		r->u.enroll.created = pb->enroll->created;
+		r->u.enroll.updated = pb->enroll->updated;
+		return FBX_OK;
+	case FUSEBOX__V1__CONSOLE_REPLY__RESULT_REMOVE:
+		r->u.remove.removed = pb->remove->removed;
+		return FBX_OK;
+	case FUSEBOX__V1__CONSOLE_REPLY__RESULT_DEVICES:
+		n = pb->devices->n_devices;
+		if (n > FBX_PAGE_MAX)
+			return fail(w, FBX_ETOOBIG,
+			    "devices.devices: more than %d", FBX_PAGE_MAX);
+		rv = id_copy(r->u.devices.next_after,
+		    pb->devices->next_after, 0, &what);
+		if (rv != FBX_OK)
+			return fail(w, rv, "devices.next_after: %s", what);
+		r->u.devices.total = pb->devices->total;
+		if (n == 0)
+			return FBX_OK;
+		r->u.devices.devs = calloc(n, sizeof(*r->u.devices.devs));
+		if (r->u.devices.devs == NULL)
+			return FBX_ENOMEM;
+		r->u.devices.n = n;
+		for (i = 0; i < n; i++) {
+			rv = device_in(pb->devices->devices[i],
+			    &r->u.devices.devs[i], 1, w, "devices.devices", i);
+			if (rv != FBX_OK)
+				return rv;
+		}
+		return FBX_OK;
+	case FUSEBOX__V1__CONSOLE_REPLY__RESULT_GROUPS:
+		n = pb->groups->n_groups;
+		if (n > FBX_PAGE_MAX)
+			return fail(w, FBX_ETOOBIG,
+			    "groups.groups: more than %d", FBX_PAGE_MAX);
+		if (n == 0)
+			return FBX_OK;
+		r->u.groups.groups = calloc(n, sizeof(*r->u.groups.groups));
+		if (r->u.groups.groups == NULL)
+			return FBX_ENOMEM;
+		r->u.groups.n = n;
+		for (i = 0; i < n; i++) {
+			const pb_grpcount *g = pb->groups->groups[i];
+			rv = id_copy(r->u.groups.groups[i].name, g->name, 1,
+			    &what);
+			if (rv != FBX_OK)
+				return fail(w, rv,
+				    "groups.groups[%zu].name: %s", i, what);
+			r->u.groups.groups[i].count = g->count;
+		}
+		return FBX_OK;
+	case FUSEBOX__V1__CONSOLE_REPLY__RESULT_PONG: {
+		const pb_stats *s = pb->pong;
+		struct fbx_engine_stats *o = &r->u.pong;
+		rv = text_copy(o->version, sizeof(o->version), s->version,
+		    &what);
+		if (rv != FBX_OK)
+			return fail(w, rv, "pong.version: %s", what);
+		o->uptime_ms = s->uptime_ms;
+		o->gateways = s->gateways;
+		o->commands_active = s->commands_active;
+		o->deliveries_queued = s->deliveries_queued;
+		o->deliveries_inflight = s->deliveries_inflight;
+		o->deliveries_pending = s->deliveries_pending;
+		o->commits = s->commits;
+		o->store_bytes = s->store_bytes;
+		return FBX_OK;
+	}
+	default:
+		break;
+	}
+	return fail(w, FBX_EINVALID, "result: missing or unknown");
+}
+
+int
+fbx_console_rep_decode(
+    const void *buf, size_t len, struct fbx_console_rep *out)
+{
+	struct wctx w = { NULL, 0 };
+	struct fbx_console_rep r;
+	pb_crep *pb = NULL;
+	const char *what;
+	int rv;
+
+	memset(&r, 0, sizeof(r));
+	if (out == NULL)
+		return FBX_EINVALID;
+	rv = check_len(&w, buf, len, FBX_CONSOLE_MSG_MAX);
+	if (rv != FBX_OK)
+		goto out;
+	pb = fusebox__v1__console_reply__unpack(NULL, len, in_bytes(buf));
+	if (pb == NULL) {
+		rv = FBX_EMALFORMED;
+		goto out;
+	}
+	r.request_id = pb->request_id;
+	rv = check_version(&w, pb->version);
+	if (rv != FBX_OK)
+		goto out;
+	if (pb->error != NULL) {
+		/* An error reply carries no result; kind stays NONE. */
+		if (pb->error->code == 0 || pb->error->code > INT_MAX ||
+		    pb->result_case !=
+		        FUSEBOX__V1__CONSOLE_REPLY__RESULT__NOT_SET) {
+			rv = FBX_EINVALID;
+			goto out;
+		}
+		r.err = (int)pb->error->code;
+		rv = text_copy(r.errmsg, sizeof(r.errmsg),
+		    pb->error->message, &what);
+		goto out;
+	}
+	r.kind = (int)pb->result_case;
+	rv = result_in(pb, &r, &w);
+
+out:
+	if (pb != NULL)
+		fusebox__v1__console_reply__free_unpacked(pb, NULL);
+	if (rv != FBX_OK) {
+		uint64_t id = r.request_id;
+		fbx_console_rep_free(&r);
+		memset(out, 0, sizeof(*out));
+		out->request_id = id;
+		return rv;
+	}
+	*out = r;
+	return FBX_OK;
+}
+
+void
+fbx_console_rep_free(struct fbx_console_rep *rep)
+{
+	if (rep == NULL)
+		return;
+	switch (rep->kind) {
+	case FBX_CREQ_GET_COMMAND:
+		fbx_command_clear(&rep->u.command.info);
+		free(rep->u.command.dlv);
+		break;
+	case FBX_CREQ_LIST_COMMANDS:
+		free(rep->u.commands.cmds);
+		break;
+	case FBX_CREQ_LIST_DEVICES:
+		free(rep->u.devices.devs);
+		break;
+	case FBX_CREQ_LIST_GROUPS:
+		free(rep->u.groups.groups);
+		break;
+	default:
+		break;
+	}
+	memset(rep, 0, sizeof(*rep));
+}
+
+/* ======================= console reply: encode ========================= */
+
+static size_t
+cmdinfo_size(size_t n)
+{
+	return asz(n * sizeof(pb_cmdinfo)) + asz(n * sizeof(pb_cmdinfo *)) +
+	    asz(n * FBX_D_COUNT * sizeof(pb_count)) +
+	    asz(n * FBX_D_COUNT * sizeof(pb_count *));
+}
+
+/* cmdinfo_out fills o[i] (and p[i] = &o[i]) for n commands. */
+static int
+cmdinfo_out(struct arena *a, const struct fbx_command *c, size_t n,
+    pb_cmdinfo ***pp)
+{
+	static const pb_cmdinfo init = FUSEBOX__V1__COMMAND_INFO__INIT;
+	static const pb_count cinit = FUSEBOX__V1__STATE_COUNT__INIT;
+	pb_cmdinfo *o = arena_take(a, n * sizeof(*o));
+	pb_cmdinfo **p = arena_take(a, n * sizeof(*p));
+	pb_count *sc = arena_take(a, n * FBX_D_COUNT * sizeof(*sc));
+	pb_count **scp = arena_take(a, n * FBX_D_COUNT * sizeof(*scp));
+	size_t i, k, s;
+
+	if (n > 0 && (o == NULL || p == NULL || sc == NULL || scp == NULL))
+		return FBX_ENOMEM;
+	for (i = 0; i < n; i++) {
+		const struct fbx_command *ci = &c[i];
+		pb_cmdinfo *x = &o[i];
+		if (!cstr_ok(ci->org, sizeof(ci->org)) ||
+		    !cstr_ok(ci->actor, sizeof(ci->actor)) ||
+		    !cstr_ok(ci->reason, sizeof(ci->reason)) ||
+		    !cstr_ok(ci->idem_key, sizeof(ci->idem_key)) ||
+		    !cstr_ok(ci->group, sizeof(ci->group)) ||
+		    !cstr_ok(ci->cursor, sizeof(ci->cursor)))
+			return FBX_EINVALID;
+		*x = init;
+		x->id = ci->id;
+		x->org = (char *)ci->org;
+		x->actor = (char *)ci->actor;
+		x->reason = (char *)ci->reason;
+		x->idempotency_key = (char *)ci->idem_key;
+		x->group = (char *)ci->group;
+		x->type = (Fusebox__V1__CommandType)ci->type;
+		x->origin = (Fusebox__V1__Origin)ci->origin;
+		x->target_kind = (Fusebox__V1__TargetKind)ci->target_kind;
+		x->platform = (Fusebox__V1__Platform)ci->platform;
+		x->state = (Fusebox__V1__CommandState)ci->state;
+		x->ttl_seconds = ci->ttl_s;
+		x->created_ms = ci->created_ms;
+		x->expires_ms = ci->expires_ms;
+		x->deliveries = ci->ndeliveries;
+		x->payload_size = ci->payload_len;
+		x->device_id_count = ci->ndev_ids;
+		x->expansion_cursor = (char *)ci->cursor;
+		x->expansion_index = ci->cursor_idx;
+		k = i * FBX_D_COUNT;
+		x->counts = &scp[k];
+		for (s = 0; s < FBX_D_COUNT; s++) {
+			if (ci->counts[s] == 0)
+				continue;
+			sc[k] = cinit;
+			sc[k].state = (Fusebox__V1__DeliveryState)s;
+			sc[k].count = ci->counts[s];
+			scp[k] = &sc[k];
+			k++;
+			x->n_counts++;
+		}
+		if (x->n_counts == 0)
+			x->counts = NULL;
+		p[i] = x;
+	}
+	*pp = p;
+	return FBX_OK;
+}
+
+static int
+outcomes_size(const struct fbx_delivery *d, size_t n, size_t *sz)
+{
+	size_t i, nh = 0;
+
+	for (i = 0; i < n; i++) {
+		if (d[i].nhist > FBX_HIST_MAX)
+			return FBX_ETOOBIG;
+		nh += d[i].nhist;
+	}
+	*sz = asz(n * sizeof(pb_outcome)) + asz(n * sizeof(pb_outcome *)) +
+	    asz(nh * sizeof(pb_hist)) + asz(nh * sizeof(pb_hist *));
+	return FBX_OK;
+}
+
+static int
+outcomes_out(struct arena *a, const struct fbx_delivery *d, size_t n,
+    size_t nh, pb_outcome ***pp)
+{
+	static const pb_outcome init = FUSEBOX__V1__DELIVERY_OUTCOME__INIT;
+	static const pb_hist hinit = FUSEBOX__V1__HISTORY_ENTRY__INIT;
+	pb_outcome *o = arena_take(a, n * sizeof(*o));
+	pb_outcome **p = arena_take(a, n * sizeof(*p));
+	pb_hist *h = arena_take(a, nh * sizeof(*h));
+	pb_hist **hp = arena_take(a, nh * sizeof(*hp));
+	size_t i, j, k = 0;
+
+	if (o == NULL || p == NULL || h == NULL || hp == NULL)
+		return FBX_ENOMEM;
+	for (i = 0; i < n; i++) {
+		if (!cstr_ok(d[i].device, sizeof(d[i].device)))
+			return FBX_EINVALID;
+		o[i] = init;
+		o[i].id = d[i].id;
+		o[i].device = (char *)d[i].device;
+		o[i].state = (Fusebox__V1__DeliveryState)d[i].state;
+		o[i].code = d[i].code;
+		o[i].attempts = d[i].attempts;
+		o[i].updated_ms = d[i].updated_ms;
+		o[i].n_history = d[i].nhist;
+		o[i].history = d[i].nhist > 0 ? &hp[k] : NULL;
+		for (j = 0; j < d[i].nhist; j++, k++) {
+			h[k] = hinit;
+			h[k].state =
+			    (Fusebox__V1__DeliveryState)d[i].hist[j].state;
+			h[k].code = d[i].hist[j].code;
+			h[k].at_ms = d[i].hist[j].at_ms;
+			hp[k] = &h[k];
+		}
+		p[i] = &o[i];
+	}
+	*pp = p;
+	return FBX_OK;
+}
+
+/* rep_size checks a reply's counts and sizes the arena for its arrays. */
+static int
+rep_size(const struct fbx_console_rep *rep, size_t *sz, size_t *nh)
+{
+	size_t i;
+	int rv;
+
+	*sz = 0;
+	*nh = 0;
+	switch (rep->kind) {
+	case FBX_CREQ_GET_COMMAND:
+		if (rep->u.command.ndlv > FBX_PAGE_MAX)
+			return FBX_ETOOBIG;
+		if (rep->u.command.ndlv > 0 && rep->u.command.dlv == NULL)
+			return FBX_EINVALID;
+		rv = outcomes_size(rep->u.command.dlv, rep->u.command.ndlv,
+		    sz);
+		if (rv != FBX_OK)
+			return rv;
+		for (i = 0; i < rep->u.command.ndlv; i++)
+			*nh += rep->u.command.dlv[i].nhist;
+		*sz += cmdinfo_size(1);
+		return FBX_OK;
+	case FBX_CREQ_LIST_COMMANDS:
+		if (rep->u.commands.n > FBX_PAGE_MAX)
+			return FBX_ETOOBIG;
+		if (rep->u.commands.n > 0 && rep->u.commands.cmds == NULL)
+			return FBX_EINVALID;
+		*sz = cmdinfo_size(rep->u.commands.n);
+		return FBX_OK;
+	case FBX_CREQ_LIST_DEVICES:
+		if (rep->u.devices.n > FBX_PAGE_MAX)
+			return FBX_ETOOBIG;
+		if (rep->u.devices.n > 0 && rep->u.devices.devs == NULL)
+			return FBX_EINVALID;
+		return devices_size(rep->u.devices.devs, rep->u.devices.n, sz);
+	case FBX_CREQ_LIST_GROUPS:
+		if (rep->u.groups.n > FBX_PAGE_MAX)
+			return FBX_ETOOBIG;
+		if (rep->u.groups.n > 0 && rep->u.groups.groups == NULL)
+			return FBX_EINVALID;
+		*sz = asz(rep->u.groups.n * sizeof(pb_grpcount)) +
+		    asz(rep->u.groups.n * sizeof(pb_grpcount *));
+		return FBX_OK;
+	default:
+		return FBX_OK;
+	}
+}
+
+int
+fbx_console_rep_encode(
+    const struct fbx_console_rep *rep, uint8_t **buf, size_t *len)
+{
+	pb_crep m = FUSEBOX__V1__CONSOLE_REPLY__INIT;
+	pb_error err = FUSEBOX__V1__ERROR__INIT;
+	pb_submitres submit = FUSEBOX__V1__SUBMIT_RESULT__INIT;
+	pb_cmdpage page = FUSEBOX__V1__COMMAND_PAGE__INIT;
+	pb_cmdlist list = FUSEBOX__V1__COMMAND_LIST__INIT;
+	pb_enrollres enroll = FUSEBOX__V1__ENROLL_RESULT__INIT;
+	pb_removeres remove = FUSEBOX__V1__REMOVE_RESULT__INIT;
+	pb_devlist devs = FUSEBOX__V1__DEVICE_LIST__INIT;
+	pb_grplist groups = FUSEBOX__V1__GROUP_LIST__INIT;
+	pb_stats pong = FUSEBOX__V1__ENGINE_STATS__INIT;
+	static const pb_grpcount ginit = FUSEBOX__V1__GROUP_COUNT__INIT;
+	struct arena a = { NULL, 0, 0 };
+	pb_cmdinfo **info = NULL;
+	size_t i, sz, nh;
+	int rv;
+
+	if (rep == NULL || buf == NULL || len == NULL)
+		return FBX_EINVALID;
+	m.version = FBX_PROTOCOL_VERSION;
+	m.request_id = rep->request_id;
+	if (rep->err != FBX_OK) {
+		if (rep->err < 0 || !cstr_ok(rep->errmsg, sizeof(rep->errmsg)))
+			return FBX_EINVALID;
+		err.code = (uint32_t)rep->err;
+		err.name = (char *)fbx_errname(rep->err);
+		err.message = (char *)rep->errmsg;
+		m.error = &err;
+		return pack(&m.base, FBX_CONSOLE_MSG_MAX, buf, len);
+	}
+	rv = rep_size(rep, &sz, &nh);
+	if (rv != FBX_OK)
+		return rv;
+	rv = arena_init(&a, sz);
+	if (rv != FBX_OK)
+		return rv;
+
+	switch (rep->kind) {
+	case FBX_CREQ_SUBMIT:
+		submit.command_id = rep->u.submit.command_id;
+		submit.duplicate = rep->u.submit.duplicate != 0;
+		submit.device_count = rep->u.submit.device_count;
+		submit.state = (Fusebox__V1__CommandState)rep->u.submit.state;
+		m.result_case = FUSEBOX__V1__CONSOLE_REPLY__RESULT_SUBMIT;
+		m.submit = &submit;
+		break;
+	case FBX_CREQ_GET_COMMAND:
+		rv = cmdinfo_out(&a, &rep->u.command.info, 1, &info);
+		if (rv != FBX_OK)
+			goto out;
+		page.info = info[0];
+		rv = outcomes_out(&a, rep->u.command.dlv, rep->u.command.ndlv,
+		    nh, &page.deliveries);
+		if (rv != FBX_OK)
+			goto out;
+		page.n_deliveries = rep->u.command.ndlv;
+		page.next_after = rep->u.command.next_after;
+		m.result_case = FUSEBOX__V1__CONSOLE_REPLY__RESULT_COMMAND;
+		m.command = &page;
+		break;
+	case FBX_CREQ_LIST_COMMANDS:
+		rv = cmdinfo_out(&a, rep->u.commands.cmds, rep->u.commands.n,
+		    &list.commands);
+		if (rv != FBX_OK)
+			goto out;
+		list.n_commands = rep->u.commands.n;
+		list.next_after = rep->u.commands.next_after;
+		m.result_case = FUSEBOX__V1__CONSOLE_REPLY__RESULT_COMMANDS;
+		m.commands = &list;
+		break;
+	case FBX_CREQ_ENROLL:
+		enroll.created = rep->u.enroll.created;
+		enroll.updated = rep->u.enroll.updated;
+		m.result_case = FUSEBOX__V1__CONSOLE_REPLY__RESULT_ENROLL;
+		m.enroll = &enroll;
+		break;
+	case FBX_CREQ_REMOVE:
+		remove.removed = rep->u.remove.removed;
+		m.result_case = FUSEBOX__V1__CONSOLE_REPLY__RESULT_REMOVE;
+		m.remove = &remove;
+		break;
+	case FBX_CREQ_LIST_DEVICES:
+		if (!cstr_ok(rep->u.devices.next_after, sizeof(fbx_id))) {
+			rv = FBX_EINVALID;
+			goto out;
+		}
+		rv = devices_out(&a, rep->u.devices.devs, rep->u.devices.n,
+		    &devs.devices);
+		if (rv != FBX_OK)
+			goto out;
+		devs.n_devices = rep->u.devices.n;
+		devs.next_after = (char *)rep->u.devices.next_after;
+		devs.total = rep->u.devices.total;
+		m.result_case = FUSEBOX__V1__CONSOLE_REPLY__RESULT_DEVICES;
+		m.devices = &devs;
+		break;
+	case FBX_CREQ_LIST_GROUPS: {
+		size_t n = rep->u.groups.n;
+		pb_grpcount *g = arena_take(&a, n * sizeof(*g));
+		groups.groups = arena_take(&a, n * sizeof(*groups.groups));
+		if (g == NULL || groups.groups == NULL) {
+			rv = FBX_ENOMEM;
+			goto out;
+		}
+		for (i = 0; i < n; i++) {
+			const struct fbx_group_count *gc =
+			    &rep->u.groups.groups[i];
+			if (!cstr_ok(gc->name, sizeof(gc->name))) {
+				rv = FBX_EINVALID;
+				goto out;
+			}
+			g[i] = ginit;
+			g[i].name = (char *)gc->name;
+			g[i].count = gc->count;
+			groups.groups[i] = &g[i];
+		}
+		groups.n_groups = n;
+		m.result_case = FUSEBOX__V1__CONSOLE_REPLY__RESULT_GROUPS;
+		m.groups = &groups;
+		break;
+	}
+	case FBX_CREQ_PING: {
+		const struct fbx_engine_stats *s = &rep->u.pong;
+		if (!cstr_ok(s->version, sizeof(s->version))) {
+			rv = FBX_EINVALID;
+			goto out;
+		}
+		pong.version = (char *)s->version;
+		pong.uptime_ms = s->uptime_ms;
+		pong.gateways = s->gateways;
+		pong.commands_active = s->commands_active;
+		pong.deliveries_queued = s->deliveries_queued;
+		pong.deliveries_inflight = s->deliveries_inflight;
+		pong.deliveries_pending = s->deliveries_pending;
+		pong.commits = s->commits;
+		pong.store_bytes = s->store_bytes;
+		m.result_case = FUSEBOX__V1__CONSOLE_REPLY__RESULT_PONG;
+		m.pong = &pong;
+		break;
+	}
+	default:
+		rv = FBX_EINVALID;
+		goto out;
+	}
+	rv = pack(&m.base, FBX_CONSOLE_MSG_MAX, buf, len);
+
+out:
+	free(a.p);
+	return rv;
+}
+
+/* ======================= gateway -> engine ============================= */
+
+static int
+gw_body_in(const pb_gwmsg *pb, struct fbx_gw_msg *m, struct wctx *w)
+{
+	const char *what;
+	size_t i, n;
+	int rv;
+
+	switch (pb->body_case) {
+	case FUSEBOX__V1__GATEWAY_MESSAGE__BODY_HELLO: {
+		const pb_hello *h = pb->hello;
+		rv = id_copy(m->u.hello.gateway_id, h->gateway_id, 1, &what);
+		if (rv != FBX_OK)
+			return fail(w, rv, "hello.gateway_id: %s", what);
+		n = h->n_orgs;
+		if (n == 0)
+			return fail(w, FBX_EINVALID, "hello.orgs: empty");
+		if (n > FBX_PAGE_MAX)
+			return fail(w, FBX_ETOOBIG,
+			    "hello.orgs: %zu orgs, at most %d", n,
+			    FBX_PAGE_MAX);
+		m->u.hello.orgs = malloc(n * sizeof(*m->u.hello.orgs));
+		if (m->u.hello.orgs == NULL)
+			return FBX_ENOMEM;
+		m->u.hello.norgs = n;
+		for (i = 0; i < n; i++) {
+			if (strcmp(h->orgs[i], "*") == 0) {
+				strcpy(m->u.hello.orgs[i], "*");
+				continue;
+			}
+			rv = id_copy(m->u.hello.orgs[i], h->orgs[i], 1, &what);
+			if (rv != FBX_OK)
+				return fail(w, rv, "hello.orgs[%zu]: %s", i,
+				    what);
+		}
+		m->u.hello.window = h->window;
+		return FBX_OK;
+	}
+	case FUSEBOX__V1__GATEWAY_MESSAGE__BODY_CREDIT:
+		m->u.credit.window = pb->credit->window;
+		return FBX_OK;
+	case FUSEBOX__V1__GATEWAY_MESSAGE__BODY_RESULTS: {
+		const pb_results *rs = pb->results;
+		n = rs->n_results;
+		if (n > FBX_BATCH_MAX)
+			return fail(w, FBX_ETOOBIG,
+			    "results.results: %zu results, at most %d", n,
+			    FBX_BATCH_MAX);
+		m->u.results.batch_id = rs->batch_id;
+		if (n == 0)
+			return FBX_OK;
+		m->u.results.r = malloc(n * sizeof(*m->u.results.r));
+		if (m->u.results.r == NULL)
+			return FBX_ENOMEM;
+		m->u.results.n = n;
+		for (i = 0; i < n; i++) {
+			const pb_result *x = rs->results[i];
+			struct fbx_result_rec *o = &m->u.results.r[i];
+			if (x->delivery_id == 0)
+				return fail(w, FBX_EINVALID,
+				    "results.results[%zu].delivery_id: "
+				    "missing",
+				    i);
+			if (!in_range((int)x->status, 1, FBX_R_COUNT))
+				return fail(w, FBX_EINVALID,
+				    "results.results[%zu].status: unknown "
+				    "value %d",
+				    i, (int)x->status);
+			if (x->code > UINT16_MAX)
+				return fail(w, FBX_EINVALID,
+				    "results.results[%zu].code: above 65535",
+				    i);
+			o->delivery_id = x->delivery_id;
+			o->status = (uint8_t)x->status;
+			o->code = (uint16_t)x->code;
+		}
+		return FBX_OK;
+	}
+	case FUSEBOX__V1__GATEWAY_MESSAGE__BODY_CHECKINS: {
+		const pb_checkins *cs = pb->checkins;
+		n = cs->n_checkins;
+		if (n > FBX_BATCH_MAX)
+			return fail(w, FBX_ETOOBIG,
+			    "checkins.checkins: %zu check-ins, at most %d", n,
+			    FBX_BATCH_MAX);
+		m->u.checkins.batch_id = cs->batch_id;
+		if (n == 0)
+			return FBX_OK;
+		m->u.checkins.c = calloc(n, sizeof(*m->u.checkins.c));
+		if (m->u.checkins.c == NULL)
+			return FBX_ENOMEM;
+		m->u.checkins.n = n;
+		for (i = 0; i < n; i++) {
+			static const char pfx[] = "checkins.checkins";
+			const pb_checkin *x = cs->checkins[i];
+			struct fbx_checkin *o = &m->u.checkins.c[i];
+			rv = id_copy(o->org, x->org, 1, &what);
+			if (rv != FBX_OK)
+				return fail_at(w, rv, pfx, i, "org", what);
+			rv = id_copy(o->device, x->device, 1, &what);
+			if (rv != FBX_OK)
+				return fail_at(w, rv, pfx, i, "device", what);
+			rv = text_copy(o->os_version, sizeof(o->os_version),
+			    x->os_version, &what);
+			if (rv != FBX_OK)
+				return fail_at(w, rv, pfx, i, "os_version",
+				    "longer than 32 bytes");
+			if (!in_range((int)x->attestation, 0,
+			        FBX_ATTEST_COUNT))
+				return fail_at(w, FBX_EINVALID, pfx, i,
+				    "attestation", "unknown value");
+			o->at_ms = x->at_ms;
+			o->attestation = (uint8_t)x->attestation;
+		}
+		return FBX_OK;
+	}
+	case FUSEBOX__V1__GATEWAY_MESSAGE__BODY_HEARTBEAT:
+		return FBX_OK;
+	case FUSEBOX__V1__GATEWAY_MESSAGE__BODY_BYE:
+		rv = text_copy(m->u.bye.reason, sizeof(m->u.bye.reason),
+		    pb->bye->reason, &what);
+		if (rv != FBX_OK)
+			return fail(w, rv, "bye.reason: longer than %zu bytes",
+			    sizeof(m->u.bye.reason) - 1);
+		return FBX_OK;
+	default:
+		break;
+	}
+	return fail(w, FBX_EINVALID, "body: missing or unknown message");
+}
+
+int
+fbx_gw_msg_decode(const void *buf, size_t len, struct fbx_gw_msg *out,
+    char *why, size_t whylen)
+{
+	struct wctx w = { why, whylen };
+	struct fbx_gw_msg m;
+	pb_gwmsg *pb = NULL;
+	int rv;
+
+	memset(&m, 0, sizeof(m));
+	if (why != NULL && whylen > 0)
+		why[0] = '\0';
+	if (out == NULL)
+		return fail(&w, FBX_EINVALID, "out: NULL");
+	rv = check_len(&w, buf, len, FBX_GATEWAY_MSG_MAX);
+	if (rv != FBX_OK)
+		goto out;
+	pb = fusebox__v1__gateway_message__unpack(NULL, len, in_bytes(buf));
+	if (pb == NULL) {
+		rv = fail(&w, FBX_EMALFORMED, "message: not a GatewayMessage");
+		goto out;
+	}
+	rv = check_version(&w, pb->version);
+	if (rv != FBX_OK)
+		goto out;
+	m.version = pb->version;
+	m.kind = (int)pb->body_case;
+	rv = gw_body_in(pb, &m, &w);
+
+out:
+	if (pb != NULL)
+		fusebox__v1__gateway_message__free_unpacked(pb, NULL);
+	if (rv != FBX_OK) {
+		fbx_gw_msg_free(&m);
+		memset(out, 0, sizeof(*out));
+		if (rv == FBX_ENOMEM)
+			fail(&w, rv, "out of memory");
+		return rv;
+	}
+	*out = m;
+	return FBX_OK;
+}
+
+void
+fbx_gw_msg_free(struct fbx_gw_msg *m)
+{
+	if (m == NULL)
+		return;
+	switch (m->kind) {
+	case FBX_GW_HELLO:
+		free(m->u.hello.orgs);
+		break;
+	case FBX_GW_RESULTS:
+		free(m->u.results.r);
+		break;
+	case FBX_GW_CHECKINS:
+		free(m->u.checkins.c);
+		break;
+	default:
+		break;
+	}
+	memset(m, 0, sizeof(*m));
+}
+
+static int
+gw_size(const struct fbx_gw_msg *m, size_t *sz)
+{
+	size_t n;
+
+	*sz = 0;
+	switch (m->kind) {
+	case FBX_GW_HELLO:
+		n = m->u.hello.norgs;
+		if (n > FBX_PAGE_MAX)
+			return FBX_ETOOBIG;
+		if (n > 0 && m->u.hello.orgs == NULL)
+			return FBX_EINVALID;
+		*sz = asz(n * sizeof(char *));
+		return FBX_OK;
+	case FBX_GW_RESULTS:
+		n = m->u.results.n;
+		if (n > FBX_BATCH_MAX)
+			return FBX_ETOOBIG;
+		if (n > 0 && m->u.results.r == NULL)
+			return FBX_EINVALID;
+		*sz = asz(n * sizeof(pb_result)) +
+		    asz(n * sizeof(pb_result *));
+		return FBX_OK;
+	case FBX_GW_CHECKINS:
+		n = m->u.checkins.n;
+		if (n > FBX_BATCH_MAX)
+			return FBX_ETOOBIG;
+		if (n > 0 && m->u.checkins.c == NULL)
+			return FBX_EINVALID;
+		*sz = asz(n * sizeof(pb_checkin)) +
+		    asz(n * sizeof(pb_checkin *));
+		return FBX_OK;
+	default:
+		return FBX_OK;
+	}
+}
+
+int
+fbx_gw_msg_encode(const struct fbx_gw_msg *m, uint8_t **buf, size_t *len)
+{
+	static const pb_result rinit = FUSEBOX__V1__RESULT__INIT;
+	static const pb_checkin cinit = FUSEBOX__V1__CHECKIN__INIT;
+	pb_gwmsg g = FUSEBOX__V1__GATEWAY_MESSAGE__INIT;
+	pb_hello hello = FUSEBOX__V1__HELLO__INIT;
+	pb_credit credit = FUSEBOX__V1__CREDIT__INIT;
+	pb_results results = FUSEBOX__V1__RESULTS__INIT;
+	pb_checkins checkins = FUSEBOX__V1__CHECKINS__INIT;
+	pb_heartbeat hb = FUSEBOX__V1__HEARTBEAT__INIT;
+	pb_bye bye = FUSEBOX__V1__BYE__INIT;
+	struct arena a = { NULL, 0, 0 };
+	size_t i, n, sz;
+	int rv;
+
+	if (m == NULL || buf == NULL || len == NULL)
+		return FBX_EINVALID;
+	rv = gw_size(m, &sz);
+	if (rv != FBX_OK)
+		return rv;
+	rv = arena_init(&a, sz);
+	if (rv != FBX_OK)
+		return rv;
+	g.version = m->version != 0 ? m->version : FBX_PROTOCOL_VERSION;
+
+	switch (m->kind) {
+	case FBX_GW_HELLO:
+		n = m->u.hello.norgs;
+		if (!cstr_ok(m->u.hello.gateway_id, sizeof(fbx_id))) {
+			rv = FBX_EINVALID;
+			goto out;
+		}
+		hello.orgs = arena_take(&a, n * sizeof(char *));
+		if (hello.orgs == NULL) {
+			rv = FBX_ENOMEM;
+			goto out;
+		}
+		for (i = 0; i < n; i++) {
+			if (!cstr_ok(m->u.hello.orgs[i], sizeof(fbx_id))) {
+				rv = FBX_EINVALID;
+				goto out;
+			}
+			hello.orgs[i] = (char *)m->u.hello.orgs[i];
+		}
+		hello.n_orgs = n;
+		hello.gateway_id = (char *)m->u.hello.gateway_id;
+		hello.window = m->u.hello.window;
+		g.body_case = FUSEBOX__V1__GATEWAY_MESSAGE__BODY_HELLO;
+		g.hello = &hello;
+		break;
+	case FBX_GW_CREDIT:
+		credit.window = m->u.credit.window;
+		g.body_case = FUSEBOX__V1__GATEWAY_MESSAGE__BODY_CREDIT;
+		g.credit = &credit;
+		break;
+	case FBX_GW_RESULTS: {
+		pb_result *r;
+		n = m->u.results.n;
+		r = arena_take(&a, n * sizeof(*r));
+		results.results = arena_take(&a, n * sizeof(pb_result *));
+		if (r == NULL || results.results == NULL) {
+			rv = FBX_ENOMEM;
+			goto out;
+		}
+		for (i = 0; i < n; i++) {
+			const struct fbx_result_rec *x = &m->u.results.r[i];
+			r[i] = rinit;
+			r[i].delivery_id = x->delivery_id;
+			r[i].status = (Fusebox__V1__ResultStatus)x->status;
+			r[i].code = x->code;
+			results.results[i] = &r[i];
+		}
+		results.n_results = n;
+		results.batch_id = m->u.results.batch_id;
+		g.body_case = FUSEBOX__V1__GATEWAY_MESSAGE__BODY_RESULTS;
+		g.results = &results;
+		break;
+	}
+	case FBX_GW_CHECKINS: {
+		pb_checkin *c;
+		n = m->u.checkins.n;
+		c = arena_take(&a, n * sizeof(*c));
+		checkins.checkins = arena_take(&a, n * sizeof(pb_checkin *));
+		if (c == NULL || checkins.checkins == NULL) {
+			rv = FBX_ENOMEM;
+			goto out;
+		}
+		for (i = 0; i < n; i++) {
+			const struct fbx_checkin *x = &m->u.checkins.c[i];
+			if (!cstr_ok(x->org, sizeof(x->org)) ||
+			    !cstr_ok(x->device, sizeof(x->device)) ||
+			    !cstr_ok(x->os_version, sizeof(x->os_version))) {
+				rv = FBX_EINVALID;
+				goto out;
+			}
+			c[i] = cinit;
+			c[i].org = (char *)x->org;
+			c[i].device = (char *)x->device;
+			c[i].at_ms = x->at_ms;
+			c[i].os_version = (char *)x->os_version;
+			c[i].attestation =
+			    (Fusebox__V1__Attestation)x->attestation;
+			checkins.checkins[i] = &c[i];
+		}
+		checkins.n_checkins = n;
+		checkins.batch_id = m->u.checkins.batch_id;
+		g.body_case = FUSEBOX__V1__GATEWAY_MESSAGE__BODY_CHECKINS;
+		g.checkins = &checkins;
+		break;
+	}
+	case FBX_GW_HEARTBEAT:
+		g.body_case = FUSEBOX__V1__GATEWAY_MESSAGE__BODY_HEARTBEAT;
+		g.heartbeat = &hb;
+		break;
+	case FBX_GW_BYE:
+		if (!cstr_ok(m->u.bye.reason, sizeof(m->u.bye.reason))) {
+			rv = FBX_EINVALID;
+			goto out;
+		}
+		bye.reason = (char *)m->u.bye.reason;
+		g.body_case = FUSEBOX__V1__GATEWAY_MESSAGE__BODY_BYE;
+		g.bye = &bye;
+		break;
+	default:
+		rv = FBX_EINVALID;
+		goto out;
+	}
+	rv = pack(&g.base, FBX_GATEWAY_MSG_MAX, buf, len);
+
+out:
+	free(a.p);
+	return rv;
+}
+
+/* ======================= engine -> gateway ============================= */
+
+/* dlv_in points o at the strings and payload of d: zero copy, valid while
+ * the unpacked message lives (fbx_eng_msg_free). */
+static int
+dlv_in(const pb_delivery *d, struct fbx_dlv_out *o)
+{
+	if (strnlen(d->org, FBX_ID_MAX + 1) > FBX_ID_MAX ||
+	    strnlen(d->device, FBX_ID_MAX + 1) > FBX_ID_MAX ||
+	    d->payload.len > FBX_PAYLOAD_MAX)
+		return FBX_ETOOBIG;
+	if (!fbx_id_valid(d->org) || !fbx_id_valid(d->device) ||
+	    !in_range((int)d->type, 1, FBX_CMD_TYPE_COUNT) ||
+	    d->delivery_id == 0)
+		return FBX_EINVALID;
+	o->delivery_id = d->delivery_id;
+	o->command_id = d->command_id;
+	o->org = d->org;
+	o->device = d->device;
+	o->type = (uint8_t)d->type;
+	o->payload = d->payload.data;
+	o->payload_len = d->payload.len;
+	o->expires_ms = d->expires_ms;
+	o->attempt = d->attempt;
+	return FBX_OK;
+}
+
+int
+fbx_eng_msg_decode(const void *buf, size_t len, struct fbx_eng_msg *out)
+{
+	struct wctx w = { NULL, 0 };
+	struct fbx_eng_msg m;
+	pb_engmsg *pb = NULL;
+	const char *what;
+	size_t i, n;
+	int rv;
+
+	memset(&m, 0, sizeof(m));
+	if (out == NULL)
+		return FBX_EINVALID;
+	rv = check_len(&w, buf, len, FBX_GATEWAY_MSG_MAX);
+	if (rv != FBX_OK)
+		goto out;
+	pb = fusebox__v1__engine_message__unpack(NULL, len, in_bytes(buf));
+	if (pb == NULL) {
+		rv = FBX_EMALFORMED;
+		goto out;
+	}
+	rv = check_version(&w, pb->version);
+	if (rv != FBX_OK)
+		goto out;
+	m.kind = (int)pb->body_case;
+	switch (pb->body_case) {
+	case FUSEBOX__V1__ENGINE_MESSAGE__BODY_WELCOME:
+		rv = id_copy(m.u.welcome.engine_id, pb->welcome->engine_id, 1,
+		    &what);
+		m.u.welcome.heartbeat_ms = pb->welcome->heartbeat_ms;
+		m.u.welcome.max_batch = pb->welcome->max_batch;
+		break;
+	case FUSEBOX__V1__ENGINE_MESSAGE__BODY_DELIVERIES:
+		n = pb->deliveries->n_deliveries;
+		if (n > FBX_BATCH_MAX) {
+			rv = FBX_ETOOBIG;
+			break;
+		}
+		if (n == 0)
+			break;
+		m.u.deliveries.d = malloc(n * sizeof(*m.u.deliveries.d));
+		if (m.u.deliveries.d == NULL) {
+			rv = FBX_ENOMEM;
+			break;
+		}
+		m.u.deliveries.n = n;
+		for (i = 0; i < n && rv == FBX_OK; i++)
+			rv = dlv_in(pb->deliveries->deliveries[i],
+			    &m.u.deliveries.d[i]);
+		break;
+	case FUSEBOX__V1__ENGINE_MESSAGE__BODY_ACK:
+		m.u.ack.batch_id = pb->ack->batch_id;
+		m.u.ack.count = pb->ack->count;
+		break;
+	case FUSEBOX__V1__ENGINE_MESSAGE__BODY_ERROR:
+		if (pb->error->code == 0 || pb->error->code > INT_MAX) {
+			rv = FBX_EINVALID;
+			break;
+		}
+		m.u.error.err = (int)pb->error->code;
+		rv = text_copy(m.u.error.msg, sizeof(m.u.error.msg),
+		    pb->error->message, &what);
+		break;
+	default:
+		rv = FBX_EINVALID;
+		break;
+	}
+
+out:
+	if (rv != FBX_OK) {
+		if (m.kind == FBX_ENG_DELIVERIES)
+			free(m.u.deliveries.d);
+		if (pb != NULL)
+			fusebox__v1__engine_message__free_unpacked(pb, NULL);
+		memset(out, 0, sizeof(*out));
+		return rv;
+	}
+	m.priv_ = pb;
+	*out = m;
+	return FBX_OK;
+}
+
+void
+fbx_eng_msg_free(struct fbx_eng_msg *m)
+{
+	if (m == NULL)
+		return;
+	if (m->kind == FBX_ENG_DELIVERIES)
+		free(m->u.deliveries.d);
+	if (m->priv_ != NULL)
+		fusebox__v1__engine_message__free_unpacked(m->priv_, NULL);
+	memset(m, 0, sizeof(*m));
+}
+
+int
+fbx_eng_msg_encode(const struct fbx_eng_msg *m, uint8_t **buf, size_t *len)
+{
+	static const pb_delivery dinit = FUSEBOX__V1__DELIVERY__INIT;
+	pb_engmsg e = FUSEBOX__V1__ENGINE_MESSAGE__INIT;
+	pb_welcome welcome = FUSEBOX__V1__WELCOME__INIT;
+	pb_deliveries dlv = FUSEBOX__V1__DELIVERIES__INIT;
+	pb_ack ack = FUSEBOX__V1__ACK__INIT;
+	pb_error err = FUSEBOX__V1__ERROR__INIT;
+	struct arena a = { NULL, 0, 0 };
+	pb_delivery *d;
+	size_t i, n;
+	int rv;
+
+	if (m == NULL || buf == NULL || len == NULL)
+		return FBX_EINVALID;
+	e.version = FBX_PROTOCOL_VERSION;
+	switch (m->kind) {
+	case FBX_ENG_WELCOME:
+		if (!cstr_ok(m->u.welcome.engine_id, sizeof(fbx_id)))
+			return FBX_EINVALID;
+		welcome.engine_id = (char *)m->u.welcome.engine_id;
+		welcome.heartbeat_ms = m->u.welcome.heartbeat_ms;
+		welcome.max_batch = m->u.welcome.max_batch;
+		e.body_case = FUSEBOX__V1__ENGINE_MESSAGE__BODY_WELCOME;
+		e.welcome = &welcome;
+		break;
+	case FBX_ENG_DELIVERIES:
+		n = m->u.deliveries.n;
+		if (n > FBX_BATCH_MAX)
+			return FBX_ETOOBIG;
+		if (n > 0 && m->u.deliveries.d == NULL)
+			return FBX_EINVALID;
+		rv = arena_init(&a, asz(n * sizeof(pb_delivery)) +
+		        asz(n * sizeof(pb_delivery *)));
+		if (rv != FBX_OK)
+			return rv;
+		d = arena_take(&a, n * sizeof(*d));
+		dlv.deliveries = arena_take(&a, n * sizeof(pb_delivery *));
+		if (d == NULL || dlv.deliveries == NULL) {
+			rv = FBX_ENOMEM;
+			goto out;
+		}
+		/* Hot path: lengths only; the gateway's decoder checks the
+		 * identifier alphabet. */
+		for (i = 0; i < n; i++) {
+			const struct fbx_dlv_out *x = &m->u.deliveries.d[i];
+			if (x->org == NULL || x->device == NULL ||
+			    (x->payload == NULL && x->payload_len > 0)) {
+				rv = FBX_EINVALID;
+				goto out;
+			}
+			if (strnlen(x->org, FBX_ID_MAX + 1) > FBX_ID_MAX ||
+			    strnlen(x->device, FBX_ID_MAX + 1) > FBX_ID_MAX ||
+			    x->payload_len > FBX_PAYLOAD_MAX) {
+				rv = FBX_ETOOBIG;
+				goto out;
+			}
+			d[i] = dinit;
+			d[i].delivery_id = x->delivery_id;
+			d[i].command_id = x->command_id;
+			d[i].org = (char *)x->org;
+			d[i].device = (char *)x->device;
+			d[i].type = (Fusebox__V1__CommandType)x->type;
+			d[i].payload.len = x->payload_len;
+			d[i].payload.data = (uint8_t *)x->payload;
+			d[i].expires_ms = x->expires_ms;
+			d[i].attempt = x->attempt;
+			dlv.deliveries[i] = &d[i];
+		}
+		dlv.n_deliveries = n;
+		e.body_case = FUSEBOX__V1__ENGINE_MESSAGE__BODY_DELIVERIES;
+		e.deliveries = &dlv;
+		break;
+	case FBX_ENG_ACK:
+		ack.batch_id = m->u.ack.batch_id;
+		ack.count = m->u.ack.count;
+		e.body_case = FUSEBOX__V1__ENGINE_MESSAGE__BODY_ACK;
+		e.ack = &ack;
+		break;
+	case FBX_ENG_ERROR:
+		if (m->u.error.err <= 0 ||
+		    !cstr_ok(m->u.error.msg, sizeof(m->u.error.msg)))
+			return FBX_EINVALID;
+		err.code = (uint32_t)m->u.error.err;
+		err.name = (char *)fbx_errname(m->u.error.err);
+		err.message = (char *)m->u.error.msg;
+		e.body_case = FUSEBOX__V1__ENGINE_MESSAGE__BODY_ERROR;
+		e.error = &err;
+		break;
+	default:
+		return FBX_EINVALID;
+	}
+	rv = pack(&e.base, FBX_GATEWAY_MSG_MAX, buf, len);
+
+out:
+	free(a.p);
+	return rv;
+}

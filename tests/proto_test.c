@@ -1,0 +1,1322 @@
+/*
+ * proto_test.c: tests of the wire codec (proto/wire.c) through its public
+ * header only. Round trips every console, gateway and engine message kind,
+ * then feeds the decoders what a hostile or buggy peer would send:
+ * oversize lengths, random bytes, mutated messages, wrong versions, bad
+ * identifiers, unknown enum values and too many entries. Hand-built wire
+ * bytes come from a tiny protobuf writer so no generated code is needed.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fbx_proto.h"
+
+static int npass, nfail;
+
+#define CHECK(c)                                                             \
+	do {                                                                 \
+		if (c) {                                                     \
+			npass++;                                             \
+		} else {                                                     \
+			nfail++;                                             \
+			fprintf(stderr, "%s:%d: FAIL: %s\n", __FILE__,       \
+			    __LINE__, #c);                                   \
+		}                                                            \
+	} while (0)
+
+#define CHECK_RV(got, want)                                                  \
+	do {                                                                 \
+		int g_ = (got), w_ = (want);                                 \
+		if (g_ == w_) {                                              \
+			npass++;                                             \
+		} else {                                                     \
+			nfail++;                                             \
+			fprintf(stderr, "%s:%d: FAIL: %s = %s, want %s\n",   \
+			    __FILE__, __LINE__, #got, fbx_errname(g_),       \
+			    fbx_errname(w_));                                \
+		}                                                            \
+	} while (0)
+
+static void *
+xcalloc(size_t n, size_t sz)
+{
+	void *p = calloc(n > 0 ? n : 1, sz);
+
+	if (p == NULL) {
+		fprintf(stderr, "out of memory\n");
+		exit(2);
+	}
+	return p;
+}
+
+/* Deterministic PRNG (xorshift64*), independent of the libc. */
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+
+static uint64_t
+rng(void)
+{
+	rng_state ^= rng_state >> 12;
+	rng_state ^= rng_state << 25;
+	rng_state ^= rng_state >> 27;
+	return rng_state * 0x2545f4914f6cdd1dull;
+}
+
+/* ---- a tiny protobuf writer for hand-built (hostile) messages ---- */
+
+struct pbw {
+	uint8_t *p;
+	size_t n, cap;
+};
+
+static void
+pbw_byte(struct pbw *w, uint8_t b)
+{
+	if (w->n == w->cap) {
+		w->cap = w->cap ? w->cap * 2 : 64;
+		w->p = realloc(w->p, w->cap);
+		if (w->p == NULL) {
+			fprintf(stderr, "out of memory\n");
+			exit(2);
+		}
+	}
+	w->p[w->n++] = b;
+}
+
+static void
+pbw_varint(struct pbw *w, uint64_t v)
+{
+	while (v >= 0x80) {
+		pbw_byte(w, (uint8_t)(v | 0x80));
+		v >>= 7;
+	}
+	pbw_byte(w, (uint8_t)v);
+}
+
+static void
+pbw_uint(struct pbw *w, uint32_t field, uint64_t v)
+{
+	pbw_varint(w, (uint64_t)field << 3);
+	pbw_varint(w, v);
+}
+
+static void
+pbw_bytes(struct pbw *w, uint32_t field, const void *d, size_t n)
+{
+	size_t i;
+
+	pbw_varint(w, ((uint64_t)field << 3) | 2);
+	pbw_varint(w, n);
+	for (i = 0; i < n; i++)
+		pbw_byte(w, ((const uint8_t *)d)[i]);
+}
+
+static void
+pbw_str(struct pbw *w, uint32_t field, const char *s)
+{
+	pbw_bytes(w, field, s, strlen(s));
+}
+
+/* pbw_sub appends sub as field and frees it. */
+static void
+pbw_sub(struct pbw *w, uint32_t field, struct pbw *sub)
+{
+	pbw_bytes(w, field, sub->p, sub->n);
+	free(sub->p);
+	memset(sub, 0, sizeof(*sub));
+}
+
+/* ---- helpers ---- */
+
+static void
+base_req(struct fbx_console_req *r, int kind)
+{
+	memset(r, 0, sizeof(*r));
+	r->version = FBX_PROTOCOL_VERSION;
+	r->request_id = 4242;
+	strcpy(r->org, "acme");
+	strcpy(r->actor, "alice@acme");
+	r->kind = kind;
+}
+
+/* req_rt encodes in and decodes into out; returns the decode result. */
+static int
+req_rt(const struct fbx_console_req *in, struct fbx_console_req *out,
+    char *why, size_t whylen)
+{
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	int rv;
+
+	rv = fbx_console_req_encode(in, &buf, &len);
+	CHECK_RV(rv, FBX_OK);
+	if (rv != FBX_OK)
+		return rv;
+	CHECK(len <= FBX_CONSOLE_MSG_MAX);
+	rv = fbx_console_req_decode(buf, len, out, why, whylen);
+	free(buf);
+	return rv;
+}
+
+static int
+rep_rt(const struct fbx_console_rep *in, struct fbx_console_rep *out)
+{
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	int rv;
+
+	rv = fbx_console_rep_encode(in, &buf, &len);
+	CHECK_RV(rv, FBX_OK);
+	if (rv != FBX_OK)
+		return rv;
+	rv = fbx_console_rep_decode(buf, len, out);
+	free(buf);
+	return rv;
+}
+
+static int
+gw_rt(const struct fbx_gw_msg *in, struct fbx_gw_msg *out)
+{
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	char why[256];
+	int rv;
+
+	rv = fbx_gw_msg_encode(in, &buf, &len);
+	CHECK_RV(rv, FBX_OK);
+	if (rv != FBX_OK)
+		return rv;
+	rv = fbx_gw_msg_decode(buf, len, out, why, sizeof(why));
+	free(buf);
+	return rv;
+}
+
+/* eng_rt frees the encoded bytes before returning so that a decoded
+ * message borrowing from them (instead of from its own copy) shows up
+ * under AddressSanitizer. */
+static int
+eng_rt(const struct fbx_eng_msg *in, struct fbx_eng_msg *out)
+{
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	int rv;
+
+	rv = fbx_eng_msg_encode(in, &buf, &len);
+	CHECK_RV(rv, FBX_OK);
+	if (rv != FBX_OK)
+		return rv;
+	rv = fbx_eng_msg_decode(buf, len, out);
+	memset(buf, 0xa5, len);
+	free(buf);
+	return rv;
+}
+
+static void
+make_device(struct fbx_device *d, const char *id, int ngroups)
+{
+	int g;
+
+	memset(d, 0, sizeof(*d));
+	strcpy(d->org, "acme");
+	snprintf(d->id, sizeof(d->id), "%s", id);
+	d->platform = FBX_PLATFORM_ANDROID;
+	d->online = 1;
+	d->attestation = FBX_ATTEST_PASS;
+	strcpy(d->os_version, "14.2.1");
+	d->ngroups = (uint8_t)ngroups;
+	for (g = 0; g < ngroups; g++)
+		snprintf(d->groups[g], sizeof(d->groups[g]), "group-%d", g);
+	d->enrolled_ms = 1700000000000;
+	d->last_checkin_ms = 1700000005000;
+}
+
+static int
+device_eq(const struct fbx_device *a, const struct fbx_device *b)
+{
+	int g;
+
+	if (strcmp(a->org, b->org) || strcmp(a->id, b->id) ||
+	    a->platform != b->platform || a->online != b->online ||
+	    a->attestation != b->attestation ||
+	    strcmp(a->os_version, b->os_version) ||
+	    a->ngroups != b->ngroups || a->enrolled_ms != b->enrolled_ms ||
+	    a->last_checkin_ms != b->last_checkin_ms)
+		return 0;
+	for (g = 0; g < a->ngroups; g++)
+		if (strcmp(a->groups[g], b->groups[g]))
+			return 0;
+	return 1;
+}
+
+static void
+make_command(struct fbx_command *c, uint64_t id)
+{
+	memset(c, 0, sizeof(*c));
+	c->id = id;
+	strcpy(c->org, "acme");
+	strcpy(c->actor, "alice@acme");
+	strcpy(c->reason, "INC-42");
+	strcpy(c->idem_key, "key-1");
+	strcpy(c->group, "sales");
+	c->type = FBX_CMD_WIPE;
+	c->origin = FBX_ORIGIN_AUTOMATIC;
+	c->target_kind = FBX_TARGET_GROUP;
+	c->platform = FBX_PLATFORM_IOS;
+	c->state = FBX_C_ACTIVE;
+	c->ttl_s = 86400;
+	c->created_ms = 1700000000000;
+	c->expires_ms = 1700086400000;
+	c->ndeliveries = 120;
+	c->counts[FBX_D_QUEUED] = 100;
+	c->counts[FBX_D_SUCCEEDED] = 15;
+	c->counts[FBX_D_FAILED] = 5;
+	c->payload_len = 33;
+	c->ndev_ids = 0;
+	strcpy(c->cursor, "dev-119");
+	c->cursor_idx = 7;
+}
+
+static int
+command_info_eq(const struct fbx_command *a, const struct fbx_command *b)
+{
+	return a->id == b->id && !strcmp(a->org, b->org) &&
+	    !strcmp(a->actor, b->actor) && !strcmp(a->reason, b->reason) &&
+	    !strcmp(a->idem_key, b->idem_key) &&
+	    !strcmp(a->group, b->group) && a->type == b->type &&
+	    a->origin == b->origin && a->target_kind == b->target_kind &&
+	    a->platform == b->platform && a->state == b->state &&
+	    a->ttl_s == b->ttl_s && a->created_ms == b->created_ms &&
+	    a->expires_ms == b->expires_ms &&
+	    a->ndeliveries == b->ndeliveries &&
+	    !memcmp(a->counts, b->counts, sizeof(a->counts)) &&
+	    a->payload_len == b->payload_len && a->ndev_ids == b->ndev_ids &&
+	    !strcmp(a->cursor, b->cursor) && a->cursor_idx == b->cursor_idx &&
+	    b->payload == NULL && b->dev_ids == NULL;
+}
+
+/* ======================= console requests ============================== */
+
+static void
+test_req_submit(void)
+{
+	static const uint8_t payload[] = { 1, 2, 3, 0, 255 };
+	struct fbx_console_req in, out;
+	struct fbx_command *c = &in.u.submit.cmd;
+	char why[256];
+
+	base_req(&in, FBX_CREQ_SUBMIT);
+	c->type = FBX_CMD_LOCK;
+	c->origin = FBX_ORIGIN_OPERATOR;
+	strcpy(c->reason, "INC-42");
+	strcpy(c->idem_key, "idem:0001");
+	c->target_kind = FBX_TARGET_DEVICES;
+	c->platform = FBX_PLATFORM_IOS;
+	c->ttl_s = 3600;
+	c->payload = (uint8_t *)payload;
+	c->payload_len = sizeof(payload);
+	c->dev_ids = xcalloc(3, sizeof(*c->dev_ids));
+	strcpy(c->dev_ids[0], "dev-1");
+	strcpy(c->dev_ids[1], "dev-2");
+	strcpy(c->dev_ids[2], "dev.3@x");
+	c->ndev_ids = 3;
+
+	CHECK_RV(req_rt(&in, &out, why, sizeof(why)), FBX_OK);
+	CHECK(out.kind == FBX_CREQ_SUBMIT);
+	CHECK(out.version == FBX_PROTOCOL_VERSION);
+	CHECK(out.request_id == 4242);
+	CHECK(!strcmp(out.org, "acme") && !strcmp(out.actor, "alice@acme"));
+	CHECK(!strcmp(out.u.submit.cmd.org, "acme"));
+	CHECK(!strcmp(out.u.submit.cmd.actor, "alice@acme"));
+	CHECK(out.u.submit.cmd.type == FBX_CMD_LOCK);
+	CHECK(out.u.submit.cmd.origin == FBX_ORIGIN_OPERATOR);
+	CHECK(!strcmp(out.u.submit.cmd.reason, "INC-42"));
+	CHECK(!strcmp(out.u.submit.cmd.idem_key, "idem:0001"));
+	CHECK(out.u.submit.cmd.target_kind == FBX_TARGET_DEVICES);
+	CHECK(out.u.submit.cmd.platform == FBX_PLATFORM_IOS);
+	CHECK(out.u.submit.cmd.ttl_s == 3600);
+	CHECK(out.u.submit.cmd.payload_len == sizeof(payload));
+	CHECK(out.u.submit.cmd.payload != NULL &&
+	    !memcmp(out.u.submit.cmd.payload, payload, sizeof(payload)));
+	CHECK(out.u.submit.cmd.ndev_ids == 3);
+	CHECK(out.u.submit.cmd.dev_ids != NULL &&
+	    !strcmp(out.u.submit.cmd.dev_ids[2], "dev.3@x"));
+	fbx_console_req_free(&out);
+
+	/* DEVICES with no ids decodes: the engine answers EMPTY_TARGET. */
+	c->ndev_ids = 0;
+	CHECK_RV(req_rt(&in, &out, why, sizeof(why)), FBX_OK);
+	CHECK(out.u.submit.cmd.ndev_ids == 0);
+	fbx_console_req_free(&out);
+	free(c->dev_ids);
+	c->dev_ids = NULL;
+
+	/* Group target. */
+	c->target_kind = FBX_TARGET_GROUP;
+	strcpy(c->group, "sales:emea");
+	c->platform = FBX_PLATFORM_ANY;
+	c->reason[0] = '\0';
+	c->idem_key[0] = '\0';
+	c->payload_len = 0;
+	c->payload = NULL;
+	CHECK_RV(req_rt(&in, &out, why, sizeof(why)), FBX_OK);
+	CHECK(out.u.submit.cmd.target_kind == FBX_TARGET_GROUP);
+	CHECK(!strcmp(out.u.submit.cmd.group, "sales:emea"));
+	CHECK(out.u.submit.cmd.reason[0] == '\0');
+	CHECK(out.u.submit.cmd.payload == NULL);
+	fbx_console_req_free(&out);
+
+	/* Organisation target. */
+	c->target_kind = FBX_TARGET_ORG;
+	c->group[0] = '\0';
+	CHECK_RV(req_rt(&in, &out, why, sizeof(why)), FBX_OK);
+	CHECK(out.u.submit.cmd.target_kind == FBX_TARGET_ORG);
+	fbx_console_req_free(&out);
+}
+
+static void
+test_req_other_kinds(void)
+{
+	struct fbx_console_req in, out;
+	char why[256];
+	size_t i;
+
+	base_req(&in, FBX_CREQ_GET_COMMAND);
+	in.u.get.command_id = 77;
+	in.u.get.after = FBX_DLV_ID(77, 9);
+	in.u.get.limit = 100;
+	in.u.get.state = FBX_D_FAILED;
+	CHECK_RV(req_rt(&in, &out, why, sizeof(why)), FBX_OK);
+	CHECK(out.kind == FBX_CREQ_GET_COMMAND);
+	CHECK(out.u.get.command_id == 77);
+	CHECK(out.u.get.after == FBX_DLV_ID(77, 9));
+	CHECK(out.u.get.limit == 100 && out.u.get.state == FBX_D_FAILED);
+	fbx_console_req_free(&out);
+
+	base_req(&in, FBX_CREQ_LIST_COMMANDS);
+	in.u.list.since_ms = 1000;
+	in.u.list.until_ms = 2000;
+	in.u.list.after = 3;
+	in.u.list.limit = 50;
+	CHECK_RV(req_rt(&in, &out, why, sizeof(why)), FBX_OK);
+	CHECK(out.kind == FBX_CREQ_LIST_COMMANDS);
+	CHECK(out.u.list.since_ms == 1000 && out.u.list.until_ms == 2000);
+	CHECK(out.u.list.after == 3 && out.u.list.limit == 50);
+	fbx_console_req_free(&out);
+
+	base_req(&in, FBX_CREQ_ENROLL);
+	in.u.enroll.n = 3;
+	in.u.enroll.devs = xcalloc(3, sizeof(struct fbx_device));
+	make_device(&in.u.enroll.devs[0], "dev-0", 0);
+	make_device(&in.u.enroll.devs[1], "dev-1", 2);
+	make_device(&in.u.enroll.devs[2], "dev-2", FBX_GROUPS_MAX);
+	strcpy(in.u.enroll.devs[2].org, "other"); /* ignored */
+	CHECK_RV(req_rt(&in, &out, why, sizeof(why)), FBX_OK);
+	CHECK(out.kind == FBX_CREQ_ENROLL && out.u.enroll.n == 3);
+	if (out.u.enroll.n == 3) {
+		strcpy(in.u.enroll.devs[2].org, "acme");
+		for (i = 0; i < 3; i++)
+			CHECK(device_eq(&in.u.enroll.devs[i],
+			    &out.u.enroll.devs[i]));
+	}
+	fbx_console_req_free(&out);
+	free(in.u.enroll.devs);
+
+	base_req(&in, FBX_CREQ_REMOVE);
+	in.u.remove.n = 3;
+	in.u.remove.ids = xcalloc(3, sizeof(fbx_id));
+	strcpy(in.u.remove.ids[0], "a");
+	strcpy(in.u.remove.ids[1], "b-2");
+	strcpy(in.u.remove.ids[2], "c_3");
+	CHECK_RV(req_rt(&in, &out, why, sizeof(why)), FBX_OK);
+	CHECK(out.kind == FBX_CREQ_REMOVE && out.u.remove.n == 3);
+	CHECK(out.u.remove.n == 3 && !strcmp(out.u.remove.ids[1], "b-2"));
+	fbx_console_req_free(&out);
+	free(in.u.remove.ids);
+
+	base_req(&in, FBX_CREQ_LIST_DEVICES);
+	strcpy(in.u.list_devices.group, "g1");
+	strcpy(in.u.list_devices.after, "dev-5");
+	in.u.list_devices.limit = 10;
+	CHECK_RV(req_rt(&in, &out, why, sizeof(why)), FBX_OK);
+	CHECK(out.kind == FBX_CREQ_LIST_DEVICES);
+	CHECK(!strcmp(out.u.list_devices.group, "g1"));
+	CHECK(!strcmp(out.u.list_devices.after, "dev-5"));
+	CHECK(out.u.list_devices.limit == 10);
+	fbx_console_req_free(&out);
+
+	base_req(&in, FBX_CREQ_LIST_GROUPS);
+	CHECK_RV(req_rt(&in, &out, why, sizeof(why)), FBX_OK);
+	CHECK(out.kind == FBX_CREQ_LIST_GROUPS);
+	fbx_console_req_free(&out);
+
+	base_req(&in, FBX_CREQ_PING);
+	CHECK_RV(req_rt(&in, &out, why, sizeof(why)), FBX_OK);
+	CHECK(out.kind == FBX_CREQ_PING && out.request_id == 4242);
+	fbx_console_req_free(&out);
+
+	/* free accepts NULL and a zeroed struct. */
+	fbx_console_req_free(NULL);
+	memset(&out, 0, sizeof(out));
+	fbx_console_req_free(&out);
+}
+
+/* ======================= console replies =============================== */
+
+static void
+test_rep_kinds(void)
+{
+	struct fbx_console_rep in, out;
+	struct fbx_delivery dl[3];
+	struct fbx_command cmds[2];
+	struct fbx_device devs[2];
+	struct fbx_group_count groups[2];
+	size_t i;
+
+	memset(&in, 0, sizeof(in));
+	in.request_id = 9;
+	in.kind = FBX_CREQ_SUBMIT;
+	in.u.submit.command_id = 1234;
+	in.u.submit.duplicate = 1;
+	in.u.submit.device_count = 5000;
+	in.u.submit.state = FBX_C_EXPANDING;
+	CHECK_RV(rep_rt(&in, &out), FBX_OK);
+	CHECK(out.request_id == 9 && out.err == FBX_OK);
+	CHECK(out.kind == FBX_CREQ_SUBMIT);
+	CHECK(out.u.submit.command_id == 1234 && out.u.submit.duplicate == 1);
+	CHECK(out.u.submit.device_count == 5000);
+	CHECK(out.u.submit.state == FBX_C_EXPANDING);
+	fbx_console_rep_free(&out);
+
+	memset(&in, 0, sizeof(in));
+	in.kind = FBX_CREQ_GET_COMMAND;
+	make_command(&in.u.command.info, 1234);
+	memset(dl, 0, sizeof(dl));
+	for (i = 0; i < 3; i++) {
+		dl[i].id = FBX_DLV_ID(1234, i);
+		dl[i].state = FBX_D_FAILED;
+		dl[i].code = (uint16_t)(400 + i);
+		dl[i].attempts = 2;
+		dl[i].updated_ms = 1700000000123;
+		snprintf(dl[i].device, sizeof(dl[i].device), "dev-%zu", i);
+	}
+	dl[1].nhist = FBX_HIST_MAX;
+	for (i = 0; i < FBX_HIST_MAX; i++) {
+		dl[1].hist[i].state = (uint8_t)(1 + i % (FBX_D_COUNT - 1));
+		dl[1].hist[i].code = (uint16_t)i;
+		dl[1].hist[i].at_ms = 1700000000000 + (int64_t)i;
+	}
+	dl[2].nhist = 1;
+	dl[2].hist[0].state = FBX_D_QUEUED;
+	in.u.command.dlv = dl;
+	in.u.command.ndlv = 3;
+	in.u.command.next_after = FBX_DLV_ID(1234, 3);
+	CHECK_RV(rep_rt(&in, &out), FBX_OK);
+	CHECK(out.kind == FBX_CREQ_GET_COMMAND);
+	CHECK(command_info_eq(&in.u.command.info, &out.u.command.info));
+	CHECK(out.u.command.ndlv == 3);
+	CHECK(out.u.command.next_after == FBX_DLV_ID(1234, 3));
+	if (out.u.command.ndlv == 3) {
+		for (i = 0; i < 3; i++) {
+			const struct fbx_delivery *a = &dl[i];
+			const struct fbx_delivery *b = &out.u.command.dlv[i];
+			CHECK(a->id == b->id && a->state == b->state &&
+			    a->code == b->code && a->attempts == b->attempts &&
+			    a->updated_ms == b->updated_ms &&
+			    !strcmp(a->device, b->device) &&
+			    a->nhist == b->nhist &&
+			    !memcmp(a->hist, b->hist,
+			        a->nhist * sizeof(a->hist[0])));
+		}
+	}
+	fbx_console_rep_free(&out);
+
+	memset(&in, 0, sizeof(in));
+	in.kind = FBX_CREQ_LIST_COMMANDS;
+	make_command(&cmds[0], 1);
+	make_command(&cmds[1], 2);
+	memset(cmds[1].counts, 0, sizeof(cmds[1].counts));
+	cmds[1].reason[0] = '\0';
+	cmds[1].target_kind = FBX_TARGET_DEVICES;
+	cmds[1].group[0] = '\0';
+	cmds[1].ndev_ids = 4;
+	in.u.commands.cmds = cmds;
+	in.u.commands.n = 2;
+	in.u.commands.next_after = 2;
+	CHECK_RV(rep_rt(&in, &out), FBX_OK);
+	CHECK(out.kind == FBX_CREQ_LIST_COMMANDS && out.u.commands.n == 2);
+	CHECK(out.u.commands.next_after == 2);
+	if (out.u.commands.n == 2) {
+		CHECK(command_info_eq(&cmds[0], &out.u.commands.cmds[0]));
+		CHECK(command_info_eq(&cmds[1], &out.u.commands.cmds[1]));
+	}
+	fbx_console_rep_free(&out);
+
+	memset(&in, 0, sizeof(in));
+	in.kind = FBX_CREQ_ENROLL;
+	in.u.enroll.created = 10;
+	in.u.enroll.updated = 3;
+	CHECK_RV(rep_rt(&in, &out), FBX_OK);
+	CHECK(out.kind == FBX_CREQ_ENROLL && out.u.enroll.created == 10 &&
+	    out.u.enroll.updated == 3);
+	fbx_console_rep_free(&out);
+
+	memset(&in, 0, sizeof(in));
+	in.kind = FBX_CREQ_REMOVE;
+	in.u.remove.removed = 17;
+	CHECK_RV(rep_rt(&in, &out), FBX_OK);
+	CHECK(out.kind == FBX_CREQ_REMOVE && out.u.remove.removed == 17);
+	fbx_console_rep_free(&out);
+
+	memset(&in, 0, sizeof(in));
+	in.kind = FBX_CREQ_LIST_DEVICES;
+	make_device(&devs[0], "dev-0", 1);
+	make_device(&devs[1], "dev-1", 3);
+	in.u.devices.devs = devs;
+	in.u.devices.n = 2;
+	strcpy(in.u.devices.next_after, "dev-1");
+	in.u.devices.total = 99;
+	CHECK_RV(rep_rt(&in, &out), FBX_OK);
+	CHECK(out.kind == FBX_CREQ_LIST_DEVICES && out.u.devices.n == 2);
+	CHECK(!strcmp(out.u.devices.next_after, "dev-1"));
+	CHECK(out.u.devices.total == 99);
+	if (out.u.devices.n == 2) {
+		CHECK(device_eq(&devs[0], &out.u.devices.devs[0]));
+		CHECK(device_eq(&devs[1], &out.u.devices.devs[1]));
+	}
+	fbx_console_rep_free(&out);
+
+	memset(&in, 0, sizeof(in));
+	in.kind = FBX_CREQ_LIST_GROUPS;
+	memset(groups, 0, sizeof(groups));
+	strcpy(groups[0].name, "sales");
+	groups[0].count = 12;
+	strcpy(groups[1].name, "eng");
+	groups[1].count = 0;
+	in.u.groups.groups = groups;
+	in.u.groups.n = 2;
+	CHECK_RV(rep_rt(&in, &out), FBX_OK);
+	CHECK(out.kind == FBX_CREQ_LIST_GROUPS && out.u.groups.n == 2);
+	if (out.u.groups.n == 2) {
+		CHECK(!strcmp(out.u.groups.groups[0].name, "sales") &&
+		    out.u.groups.groups[0].count == 12);
+		CHECK(!strcmp(out.u.groups.groups[1].name, "eng") &&
+		    out.u.groups.groups[1].count == 0);
+	}
+	fbx_console_rep_free(&out);
+
+	memset(&in, 0, sizeof(in));
+	in.kind = FBX_CREQ_PING;
+	strcpy(in.u.pong.version, FBX_VERSION);
+	in.u.pong.uptime_ms = 1;
+	in.u.pong.gateways = 2;
+	in.u.pong.commands_active = 3;
+	in.u.pong.deliveries_queued = 4;
+	in.u.pong.deliveries_inflight = 5;
+	in.u.pong.deliveries_pending = 6;
+	in.u.pong.commits = 7;
+	in.u.pong.store_bytes = 8;
+	CHECK_RV(rep_rt(&in, &out), FBX_OK);
+	CHECK(out.kind == FBX_CREQ_PING);
+	CHECK(!memcmp(&in.u.pong, &out.u.pong, sizeof(in.u.pong)));
+	fbx_console_rep_free(&out);
+
+	/* An error reply carries code and message, no result. */
+	memset(&in, 0, sizeof(in));
+	in.request_id = 31;
+	in.kind = FBX_CREQ_SUBMIT;
+	in.err = FBX_EUNKNOWN_ORG;
+	strcpy(in.errmsg, "organisation 'acme' is not enrolled");
+	CHECK_RV(rep_rt(&in, &out), FBX_OK);
+	CHECK(out.request_id == 31 && out.err == FBX_EUNKNOWN_ORG);
+	CHECK(!strcmp(out.errmsg, in.errmsg));
+	CHECK(out.kind == FBX_CREQ_NONE);
+	fbx_console_rep_free(&out);
+}
+
+/* ======================= gateway messages ============================== */
+
+static void
+test_gw_kinds(void)
+{
+	struct fbx_gw_msg in, out;
+	size_t i, n = FBX_BATCH_MAX, bad = 0;
+
+	memset(&in, 0, sizeof(in));
+	in.kind = FBX_GW_HELLO;
+	strcpy(in.u.hello.gateway_id, "gw-eu-1");
+	in.u.hello.orgs = xcalloc(2, sizeof(fbx_id));
+	strcpy(in.u.hello.orgs[0], "acme");
+	strcpy(in.u.hello.orgs[1], "*");
+	in.u.hello.norgs = 2;
+	in.u.hello.window = 5000;
+	CHECK_RV(gw_rt(&in, &out), FBX_OK);
+	CHECK(out.kind == FBX_GW_HELLO &&
+	    out.version == FBX_PROTOCOL_VERSION);
+	CHECK(!strcmp(out.u.hello.gateway_id, "gw-eu-1"));
+	CHECK(out.u.hello.norgs == 2 && out.u.hello.window == 5000);
+	CHECK(out.u.hello.norgs == 2 && !strcmp(out.u.hello.orgs[1], "*"));
+	fbx_gw_msg_free(&out);
+	free(in.u.hello.orgs);
+
+	memset(&in, 0, sizeof(in));
+	in.kind = FBX_GW_CREDIT;
+	in.u.credit.window = 123;
+	CHECK_RV(gw_rt(&in, &out), FBX_OK);
+	CHECK(out.kind == FBX_GW_CREDIT && out.u.credit.window == 123);
+	fbx_gw_msg_free(&out);
+
+	memset(&in, 0, sizeof(in));
+	in.kind = FBX_GW_RESULTS;
+	in.u.results.batch_id = 555;
+	in.u.results.r = xcalloc(n, sizeof(struct fbx_result_rec));
+	in.u.results.n = n;
+	for (i = 0; i < n; i++) {
+		in.u.results.r[i].delivery_id = FBX_DLV_ID(7, i);
+		in.u.results.r[i].status = (uint8_t)(1 + i % 4);
+		in.u.results.r[i].code = (uint16_t)(i % 65536);
+	}
+	CHECK_RV(gw_rt(&in, &out), FBX_OK);
+	CHECK(out.kind == FBX_GW_RESULTS && out.u.results.batch_id == 555);
+	CHECK(out.u.results.n == n);
+	if (out.u.results.n == n) {
+		for (i = 0; i < n; i++)
+			if (in.u.results.r[i].delivery_id !=
+			        out.u.results.r[i].delivery_id ||
+			    in.u.results.r[i].status !=
+			        out.u.results.r[i].status ||
+			    in.u.results.r[i].code != out.u.results.r[i].code)
+				bad++;
+		CHECK(bad == 0);
+	}
+	fbx_gw_msg_free(&out);
+	free(in.u.results.r);
+
+	memset(&in, 0, sizeof(in));
+	in.kind = FBX_GW_CHECKINS;
+	in.u.checkins.batch_id = 556;
+	in.u.checkins.c = xcalloc(3, sizeof(struct fbx_checkin));
+	in.u.checkins.n = 3;
+	for (i = 0; i < 3; i++) {
+		struct fbx_checkin *c = &in.u.checkins.c[i];
+		strcpy(c->org, "acme");
+		snprintf(c->device, sizeof(c->device), "dev-%zu", i);
+		c->at_ms = 1700000000000 + (int64_t)i;
+		strcpy(c->os_version, "17.1");
+		c->attestation = (uint8_t)(i % FBX_ATTEST_COUNT);
+	}
+	CHECK_RV(gw_rt(&in, &out), FBX_OK);
+	CHECK(out.kind == FBX_GW_CHECKINS && out.u.checkins.n == 3);
+	CHECK(out.u.checkins.batch_id == 556);
+	if (out.u.checkins.n == 3)
+		CHECK(!memcmp(in.u.checkins.c, out.u.checkins.c,
+		    3 * sizeof(struct fbx_checkin)));
+	fbx_gw_msg_free(&out);
+	free(in.u.checkins.c);
+
+	memset(&in, 0, sizeof(in));
+	in.kind = FBX_GW_HEARTBEAT;
+	CHECK_RV(gw_rt(&in, &out), FBX_OK);
+	CHECK(out.kind == FBX_GW_HEARTBEAT);
+	fbx_gw_msg_free(&out);
+
+	memset(&in, 0, sizeof(in));
+	in.kind = FBX_GW_BYE;
+	strcpy(in.u.bye.reason, "shutting down for maintenance");
+	CHECK_RV(gw_rt(&in, &out), FBX_OK);
+	CHECK(out.kind == FBX_GW_BYE &&
+	    !strcmp(out.u.bye.reason, in.u.bye.reason));
+	fbx_gw_msg_free(&out);
+
+	/* More results than a batch may hold. */
+	memset(&in, 0, sizeof(in));
+	in.kind = FBX_GW_RESULTS;
+	in.u.results.r = xcalloc(n + 1, sizeof(struct fbx_result_rec));
+	in.u.results.n = n + 1;
+	{
+		uint8_t *buf = NULL;
+		size_t len = 0;
+		CHECK_RV(fbx_gw_msg_encode(&in, &buf, &len), FBX_ETOOBIG);
+		CHECK(buf == NULL);
+	}
+	free(in.u.results.r);
+}
+
+/* ======================= engine messages =============================== */
+
+static void
+test_eng_kinds(void)
+{
+	static uint8_t payload[600];
+	struct fbx_eng_msg in, out;
+	struct fbx_dlv_out *d;
+	char (*devnames)[16];
+	size_t i, n = FBX_BATCH_MAX, bad = 0;
+	uint8_t *buf = NULL;
+	size_t len = 0;
+
+	memset(&in, 0, sizeof(in));
+	in.kind = FBX_ENG_WELCOME;
+	strcpy(in.u.welcome.engine_id, "engine-1");
+	in.u.welcome.heartbeat_ms = 5000;
+	in.u.welcome.max_batch = FBX_BATCH_MAX;
+	CHECK_RV(eng_rt(&in, &out), FBX_OK);
+	CHECK(out.kind == FBX_ENG_WELCOME);
+	CHECK(!strcmp(out.u.welcome.engine_id, "engine-1"));
+	CHECK(out.u.welcome.heartbeat_ms == 5000);
+	CHECK(out.u.welcome.max_batch == FBX_BATCH_MAX);
+	fbx_eng_msg_free(&out);
+
+	for (i = 0; i < sizeof(payload); i++)
+		payload[i] = (uint8_t)i;
+	d = xcalloc(n, sizeof(*d));
+	devnames = xcalloc(n, sizeof(*devnames));
+	for (i = 0; i < n; i++) {
+		snprintf(devnames[i], sizeof(devnames[i]), "dev-%zu", i);
+		d[i].delivery_id = FBX_DLV_ID(42, i);
+		d[i].command_id = 42;
+		d[i].org = "acme";
+		d[i].device = devnames[i];
+		d[i].type = FBX_CMD_LOCK;
+		d[i].payload = i % 2 ? payload : NULL;
+		d[i].payload_len = i % 2 ? 1 + i % 100 : 0;
+		d[i].expires_ms = 1700000000000 + (int64_t)i;
+		d[i].attempt = 1 + (uint32_t)(i % 3);
+	}
+	memset(&in, 0, sizeof(in));
+	in.kind = FBX_ENG_DELIVERIES;
+	in.u.deliveries.d = d;
+	in.u.deliveries.n = n;
+	CHECK_RV(eng_rt(&in, &out), FBX_OK);
+	CHECK(out.kind == FBX_ENG_DELIVERIES && out.u.deliveries.n == n);
+	CHECK(out.priv_ != NULL);
+	if (out.u.deliveries.n == n) {
+		for (i = 0; i < n; i++) {
+			const struct fbx_dlv_out *a = &d[i];
+			const struct fbx_dlv_out *b = &out.u.deliveries.d[i];
+			if (a->delivery_id != b->delivery_id ||
+			    a->command_id != b->command_id ||
+			    strcmp(a->org, b->org) ||
+			    strcmp(a->device, b->device) ||
+			    a->type != b->type ||
+			    a->payload_len != b->payload_len ||
+			    (a->payload_len > 0 &&
+			        memcmp(a->payload, b->payload,
+			            a->payload_len)) ||
+			    a->expires_ms != b->expires_ms ||
+			    a->attempt != b->attempt)
+				bad++;
+		}
+		CHECK(bad == 0);
+	}
+	fbx_eng_msg_free(&out);
+	CHECK(out.priv_ == NULL);
+
+	/* 65,536 deliveries of 600 bytes exceed the 32 MiB message cap. */
+	for (i = 0; i < n; i++) {
+		d[i].payload = payload;
+		d[i].payload_len = sizeof(payload);
+	}
+	CHECK_RV(fbx_eng_msg_encode(&in, &buf, &len), FBX_ETOOBIG);
+	CHECK(buf == NULL);
+	/* An identifier over 64 bytes is refused by the encoder. */
+	d[0].payload_len = 0;
+	in.u.deliveries.n = 1;
+	d[0].device = "0123456789012345678901234567890123456789012345678901"
+		      "234567890123";
+	CHECK_RV(fbx_eng_msg_encode(&in, &buf, &len), FBX_OK);
+	free(buf);
+	d[0].device = "0123456789012345678901234567890123456789012345678901"
+		      "2345678901234";
+	CHECK_RV(fbx_eng_msg_encode(&in, &buf, &len), FBX_ETOOBIG);
+	free(d);
+	free(devnames);
+
+	memset(&in, 0, sizeof(in));
+	in.kind = FBX_ENG_ACK;
+	in.u.ack.batch_id = 555;
+	in.u.ack.count = 65536;
+	CHECK_RV(eng_rt(&in, &out), FBX_OK);
+	CHECK(out.kind == FBX_ENG_ACK && out.u.ack.batch_id == 555 &&
+	    out.u.ack.count == 65536);
+	fbx_eng_msg_free(&out);
+
+	memset(&in, 0, sizeof(in));
+	in.kind = FBX_ENG_ERROR;
+	in.u.error.err = FBX_EPROTOCOL;
+	strcpy(in.u.error.msg, "results before hello");
+	CHECK_RV(eng_rt(&in, &out), FBX_OK);
+	CHECK(out.kind == FBX_ENG_ERROR && out.u.error.err == FBX_EPROTOCOL);
+	CHECK(!strcmp(out.u.error.msg, "results before hello"));
+	fbx_eng_msg_free(&out);
+	fbx_eng_msg_free(NULL);
+}
+
+/* ======================= hostile input ================================= */
+
+/* test_oversize passes a 16-byte buffer with a length over the cap: any
+ * read of it past 16 bytes would be caught by AddressSanitizer, so
+ * FBX_ETOOBIG here proves the length is checked before unpacking. */
+static void
+test_oversize(void)
+{
+	uint8_t *small = xcalloc(16, 1);
+	struct fbx_console_req req;
+	struct fbx_console_rep rep;
+	struct fbx_gw_msg gw;
+	struct fbx_eng_msg eng;
+	char why[256];
+
+	CHECK_RV(fbx_console_req_decode(small, FBX_CONSOLE_MSG_MAX + 1, &req,
+	             why, sizeof(why)),
+	    FBX_ETOOBIG);
+	CHECK(strstr(why, "message") != NULL);
+	CHECK(req.request_id == 0);
+	CHECK_RV(fbx_console_rep_decode(small, FBX_CONSOLE_MSG_MAX + 1, &rep),
+	    FBX_ETOOBIG);
+	CHECK_RV(fbx_gw_msg_decode(small, FBX_GATEWAY_MSG_MAX + 1, &gw, why,
+	             sizeof(why)),
+	    FBX_ETOOBIG);
+	CHECK_RV(fbx_eng_msg_decode(small, FBX_GATEWAY_MSG_MAX + 1, &eng),
+	    FBX_ETOOBIG);
+	CHECK_RV(fbx_console_req_decode(small, (size_t)-1, &req, why,
+	             sizeof(why)),
+	    FBX_ETOOBIG);
+	free(small);
+}
+
+static int
+hostile_rv_ok(int rv)
+{
+	return rv == FBX_EMALFORMED || rv == FBX_EVERSION ||
+	    rv == FBX_EINVALID || rv == FBX_ETOOBIG;
+}
+
+/* test_garbage: random buffers must be refused cleanly. Almost all are
+ * not protobuf at all (FBX_EMALFORMED); the few that happen to parse are
+ * refused for their content (no version, no body). None may decode. */
+static void
+test_garbage(void)
+{
+	enum { N = 10000, MAXLEN = 512 };
+	uint8_t *buf = xcalloc(MAXLEN, 1);
+	size_t i, j, len, malformed[4] = { 0 }, accepted = 0, odd = 0;
+	char why[256];
+
+	rng_state = 0x5eed5eed12345678ull;
+	for (i = 0; i < N; i++) {
+		struct fbx_console_req req;
+		struct fbx_console_rep rep;
+		struct fbx_gw_msg gw;
+		struct fbx_eng_msg eng;
+		int rv[4];
+
+		len = 1 + rng() % MAXLEN;
+		for (j = 0; j < len; j++)
+			buf[j] = (uint8_t)rng();
+		rv[0] = fbx_console_req_decode(buf, len, &req, why,
+		    sizeof(why));
+		rv[1] = fbx_console_rep_decode(buf, len, &rep);
+		rv[2] = fbx_gw_msg_decode(buf, len, &gw, why, sizeof(why));
+		rv[3] = fbx_eng_msg_decode(buf, len, &eng);
+		for (j = 0; j < 4; j++) {
+			if (rv[j] == FBX_EMALFORMED)
+				malformed[j]++;
+			else if (rv[j] == FBX_OK)
+				accepted++;
+			else if (!hostile_rv_ok(rv[j]))
+				odd++;
+		}
+		if (rv[0] == FBX_OK)
+			fbx_console_req_free(&req);
+		if (rv[1] == FBX_OK)
+			fbx_console_rep_free(&rep);
+		if (rv[2] == FBX_OK)
+			fbx_gw_msg_free(&gw);
+		if (rv[3] == FBX_OK)
+			fbx_eng_msg_free(&eng);
+	}
+	printf("garbage: %d buffers, EMALFORMED req %zu rep %zu gw %zu "
+	       "eng %zu\n",
+	    N, malformed[0], malformed[1], malformed[2], malformed[3]);
+	CHECK(accepted == 0);
+	CHECK(odd == 0);
+	for (j = 0; j < 4; j++)
+		CHECK(malformed[j] >= N * 95 / 100);
+	free(buf);
+}
+
+/* test_mutations flips bytes of valid messages: whatever the decoders
+ * return, they must not crash or leak, and must free what they accept. */
+static void
+test_mutations(void)
+{
+	struct fbx_console_req req, out;
+	struct fbx_gw_msg gw, gout;
+	struct fbx_checkin ck[2];
+	uint8_t *enc[2], *buf;
+	size_t elen[2], i, j, odd = 0;
+	char why[256];
+	int rv;
+
+	base_req(&req, FBX_CREQ_SUBMIT);
+	req.u.submit.cmd.type = FBX_CMD_SET_POLICY;
+	req.u.submit.cmd.origin = FBX_ORIGIN_ROLLBACK;
+	req.u.submit.cmd.target_kind = FBX_TARGET_DEVICES;
+	req.u.submit.cmd.dev_ids = xcalloc(4, sizeof(fbx_id));
+	req.u.submit.cmd.ndev_ids = 4;
+	for (i = 0; i < 4; i++)
+		snprintf(req.u.submit.cmd.dev_ids[i], sizeof(fbx_id), "d%zu",
+		    i);
+	CHECK_RV(fbx_console_req_encode(&req, &enc[0], &elen[0]), FBX_OK);
+	free(req.u.submit.cmd.dev_ids);
+
+	memset(&gw, 0, sizeof(gw));
+	memset(ck, 0, sizeof(ck));
+	strcpy(ck[0].org, "o");
+	strcpy(ck[0].device, "d");
+	strcpy(ck[1].org, "o2");
+	strcpy(ck[1].device, "d2");
+	gw.kind = FBX_GW_CHECKINS;
+	gw.u.checkins.c = ck;
+	gw.u.checkins.n = 2;
+	CHECK_RV(fbx_gw_msg_encode(&gw, &enc[1], &elen[1]), FBX_OK);
+
+	rng_state = 0xfeedfacecafebeefull;
+	for (i = 0; i < 20000; i++) {
+		size_t k = i % 2, flips = 1 + rng() % 4;
+		buf = xcalloc(elen[k], 1);
+		memcpy(buf, enc[k], elen[k]);
+		for (j = 0; j < flips; j++)
+			buf[rng() % elen[k]] = (uint8_t)rng();
+		if (k == 0) {
+			rv = fbx_console_req_decode(buf, elen[k], &out, why,
+			    sizeof(why));
+			if (rv == FBX_OK)
+				fbx_console_req_free(&out);
+		} else {
+			rv = fbx_gw_msg_decode(buf, elen[k], &gout, why,
+			    sizeof(why));
+			if (rv == FBX_OK)
+				fbx_gw_msg_free(&gout);
+		}
+		if (rv != FBX_OK && !hostile_rv_ok(rv))
+			odd++;
+		free(buf);
+	}
+	CHECK(odd == 0);
+	free(enc[0]);
+	free(enc[1]);
+}
+
+/* hand_req starts a ConsoleRequest with the given version and ids. */
+static void
+hand_req(struct pbw *w, uint32_t version, const char *org)
+{
+	if (version != 0)
+		pbw_uint(w, 1, version);
+	pbw_uint(w, 2, 77);
+	pbw_str(w, 3, org);
+	pbw_str(w, 4, "bob");
+}
+
+static void
+test_version(void)
+{
+	struct fbx_console_req in, out;
+	struct fbx_console_rep rep;
+	struct fbx_gw_msg gin, gout;
+	struct fbx_eng_msg eng;
+	struct pbw w = { 0 }, sub = { 0 };
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	char why[256];
+
+	base_req(&in, FBX_CREQ_PING);
+	in.version = 2;
+	CHECK_RV(req_rt(&in, &out, why, sizeof(why)), FBX_EVERSION);
+	CHECK(out.request_id == 4242);
+	CHECK(strstr(why, "version") != NULL);
+
+	/* Version missing (0 on the wire). */
+	hand_req(&w, 0, "acme");
+	pbw_sub(&w, 17, &sub);
+	CHECK_RV(fbx_console_req_decode(w.p, w.n, &out, why, sizeof(why)),
+	    FBX_EVERSION);
+	CHECK(out.request_id == 77);
+	free(w.p);
+	memset(&w, 0, sizeof(w));
+
+	/* An empty buffer is a message with every field missing. */
+	CHECK_RV(fbx_console_req_decode(NULL, 0, &out, why, sizeof(why)),
+	    FBX_EVERSION);
+	CHECK_RV(fbx_console_rep_decode("", 0, &rep), FBX_EVERSION);
+
+	memset(&gin, 0, sizeof(gin));
+	gin.version = 7;
+	gin.kind = FBX_GW_HEARTBEAT;
+	CHECK_RV(fbx_gw_msg_encode(&gin, &buf, &len), FBX_OK);
+	CHECK_RV(fbx_gw_msg_decode(buf, len, &gout, why, sizeof(why)),
+	    FBX_EVERSION);
+	free(buf);
+
+	/* EngineMessage{ack} without a version. */
+	pbw_uint(&sub, 1, 5);
+	pbw_sub(&w, 12, &sub);
+	CHECK_RV(fbx_eng_msg_decode(w.p, w.n, &eng), FBX_EVERSION);
+	free(w.p);
+}
+
+static void
+test_bad_fields(void)
+{
+	struct fbx_console_req in, out;
+	struct fbx_gw_msg gin, gout;
+	struct fbx_eng_msg ein, eout;
+	struct fbx_dlv_out d;
+	struct pbw w = { 0 }, body = { 0 }, tgt = { 0 };
+	char why[256], long_id[FBX_ID_MAX + 2];
+	uint8_t *buf = NULL;
+	size_t len = 0, i;
+
+	/* Identifier with a space. */
+	base_req(&in, FBX_CREQ_PING);
+	strcpy(in.org, "bad org");
+	CHECK_RV(req_rt(&in, &out, why, sizeof(why)), FBX_EINVALID);
+	CHECK(strncmp(why, "org:", 4) == 0);
+	CHECK(out.request_id == 4242);
+
+	/* Missing actor. */
+	base_req(&in, FBX_CREQ_PING);
+	in.actor[0] = '\0';
+	CHECK_RV(req_rt(&in, &out, why, sizeof(why)), FBX_EINVALID);
+	CHECK(strncmp(why, "actor:", 6) == 0);
+
+	/* 65-byte organisation, built by hand since it cannot be encoded. */
+	memset(long_id, 'a', FBX_ID_MAX + 1);
+	long_id[FBX_ID_MAX + 1] = '\0';
+	hand_req(&w, 1, long_id);
+	pbw_sub(&w, 17, &body);
+	CHECK_RV(fbx_console_req_decode(w.p, w.n, &out, why, sizeof(why)),
+	    FBX_ETOOBIG);
+	CHECK(strncmp(why, "org:", 4) == 0);
+	CHECK(out.request_id == 77);
+	free(w.p);
+	memset(&w, 0, sizeof(w));
+
+	/* Bad device id inside the target list, named by index. */
+	base_req(&in, FBX_CREQ_SUBMIT);
+	in.u.submit.cmd.type = FBX_CMD_LOCK;
+	in.u.submit.cmd.origin = FBX_ORIGIN_OPERATOR;
+	in.u.submit.cmd.target_kind = FBX_TARGET_DEVICES;
+	in.u.submit.cmd.dev_ids = xcalloc(3, sizeof(fbx_id));
+	in.u.submit.cmd.ndev_ids = 3;
+	strcpy(in.u.submit.cmd.dev_ids[0], "ok-1");
+	strcpy(in.u.submit.cmd.dev_ids[1], "not ok");
+	strcpy(in.u.submit.cmd.dev_ids[2], "ok-3");
+	CHECK_RV(req_rt(&in, &out, why, sizeof(why)), FBX_EINVALID);
+	CHECK(strstr(why, "submit.target.device_ids[1]") != NULL);
+	strcpy(in.u.submit.cmd.dev_ids[1], "ok-2");
+
+	/* Enum values out of range. */
+	in.u.submit.cmd.type = 99;
+	CHECK_RV(req_rt(&in, &out, why, sizeof(why)), FBX_EINVALID);
+	CHECK(strstr(why, "submit.type") != NULL);
+	in.u.submit.cmd.type = FBX_CMD_NONE;
+	CHECK_RV(req_rt(&in, &out, why, sizeof(why)), FBX_EINVALID);
+	in.u.submit.cmd.type = FBX_CMD_LOCK;
+	in.u.submit.cmd.origin = FBX_ORIGIN_NONE;
+	CHECK_RV(req_rt(&in, &out, why, sizeof(why)), FBX_EINVALID);
+	CHECK(strstr(why, "submit.origin") != NULL);
+	in.u.submit.cmd.origin = FBX_ORIGIN_COUNT;
+	CHECK_RV(req_rt(&in, &out, why, sizeof(why)), FBX_EINVALID);
+	in.u.submit.cmd.origin = FBX_ORIGIN_OPERATOR;
+	in.u.submit.cmd.platform = 42;
+	CHECK_RV(req_rt(&in, &out, why, sizeof(why)), FBX_EINVALID);
+	CHECK(strstr(why, "submit.target.platform") != NULL);
+	in.u.submit.cmd.platform = FBX_PLATFORM_ANY;
+	in.u.submit.cmd.target_kind = FBX_TARGET_NONE;
+	CHECK_RV(req_rt(&in, &out, why, sizeof(why)), FBX_EINVALID);
+	CHECK(strstr(why, "submit.target.kind") != NULL);
+
+	/* Group target needs a group; ids only for a device target. */
+	in.u.submit.cmd.target_kind = FBX_TARGET_GROUP;
+	CHECK_RV(req_rt(&in, &out, why, sizeof(why)), FBX_EINVALID);
+	CHECK(strstr(why, "submit.target.device_ids") != NULL);
+	in.u.submit.cmd.ndev_ids = 0;
+	CHECK_RV(req_rt(&in, &out, why, sizeof(why)), FBX_EINVALID);
+	CHECK(strstr(why, "submit.target.group") != NULL);
+	strcpy(in.u.submit.cmd.group, "bad/group");
+	CHECK_RV(req_rt(&in, &out, why, sizeof(why)), FBX_EINVALID);
+	CHECK(strstr(why, "submit.target.group") != NULL);
+	strcpy(in.u.submit.cmd.group, "good");
+	strcpy(in.u.submit.cmd.reason, "two words");
+	CHECK_RV(req_rt(&in, &out, why, sizeof(why)), FBX_EINVALID);
+	CHECK(strstr(why, "submit.reason") != NULL);
+	in.u.submit.cmd.reason[0] = '\0';
+	strcpy(in.u.submit.cmd.idem_key, "k#1");
+	CHECK_RV(req_rt(&in, &out, why, sizeof(why)), FBX_EINVALID);
+	CHECK(strstr(why, "submit.idempotency_key") != NULL);
+	in.u.submit.cmd.idem_key[0] = '\0';
+	CHECK_RV(req_rt(&in, &out, why, sizeof(why)), FBX_OK);
+	fbx_console_req_free(&out);
+
+	/* Payload over the cap is refused by the encoder. */
+	in.u.submit.cmd.payload = xcalloc(FBX_PAYLOAD_MAX + 1, 1);
+	in.u.submit.cmd.payload_len = FBX_PAYLOAD_MAX + 1;
+	CHECK_RV(fbx_console_req_encode(&in, &buf, &len), FBX_ETOOBIG);
+	free(in.u.submit.cmd.payload);
+	in.u.submit.cmd.payload = NULL;
+	in.u.submit.cmd.payload_len = 0;
+
+	/* Too many target ids: encoder and decoder both refuse. */
+	free(in.u.submit.cmd.dev_ids);
+	in.u.submit.cmd.target_kind = FBX_TARGET_DEVICES;
+	in.u.submit.cmd.group[0] = '\0';
+	in.u.submit.cmd.ndev_ids = FBX_TARGET_IDS_MAX + 1;
+	in.u.submit.cmd.dev_ids = xcalloc(FBX_TARGET_IDS_MAX + 1,
+	    sizeof(fbx_id));
+	for (i = 0; i < FBX_TARGET_IDS_MAX + 1; i++)
+		strcpy(in.u.submit.cmd.dev_ids[i], "d");
+	CHECK_RV(fbx_console_req_encode(&in, &buf, &len), FBX_ETOOBIG);
+	in.u.submit.cmd.ndev_ids = FBX_TARGET_IDS_MAX;
+	CHECK_RV(req_rt(&in, &out, why, sizeof(why)), FBX_OK);
+	CHECK(out.u.submit.cmd.ndev_ids == FBX_TARGET_IDS_MAX);
+	fbx_console_req_free(&out);
+	free(in.u.submit.cmd.dev_ids);
+
+	hand_req(&w, 1, "acme");
+	pbw_uint(&tgt, 1, FBX_TARGET_DEVICES);
+	for (i = 0; i < FBX_TARGET_IDS_MAX + 1; i++)
+		pbw_str(&tgt, 2, "d");
+	pbw_uint(&body, 1, FBX_CMD_LOCK);
+	pbw_uint(&body, 2, FBX_ORIGIN_OPERATOR);
+	pbw_sub(&body, 4, &tgt);
+	pbw_sub(&w, 10, &body);
+	CHECK_RV(fbx_console_req_decode(w.p, w.n, &out, why, sizeof(why)),
+	    FBX_ETOOBIG);
+	CHECK(strstr(why, "submit.target.device_ids") != NULL);
+	CHECK(out.request_id == 77);
+	free(w.p);
+	memset(&w, 0, sizeof(w));
+
+	/* Missing body, and a body from a newer protocol (field 18). */
+	hand_req(&w, 1, "acme");
+	CHECK_RV(fbx_console_req_decode(w.p, w.n, &out, why, sizeof(why)),
+	    FBX_EINVALID);
+	CHECK(strstr(why, "body") != NULL);
+	pbw_sub(&w, 18, &body);
+	CHECK_RV(fbx_console_req_decode(w.p, w.n, &out, why, sizeof(why)),
+	    FBX_EINVALID);
+	free(w.p);
+	memset(&w, 0, sizeof(w));
+
+	/* Paging limits and filters. */
+	base_req(&in, FBX_CREQ_GET_COMMAND);
+	in.u.get.command_id = 1;
+	in.u.get.limit = FBX_PAGE_MAX + 1;
+	CHECK_RV(req_rt(&in, &out, why, sizeof(why)), FBX_ETOOBIG);
+	CHECK(strstr(why, "get_command.limit") != NULL);
+	in.u.get.limit = 10;
+	in.u.get.state = FBX_D_COUNT;
+	CHECK_RV(req_rt(&in, &out, why, sizeof(why)), FBX_EINVALID);
+	CHECK(strstr(why, "get_command.state") != NULL);
+
+	/* A bad group deep inside an enrolled device. */
+	base_req(&in, FBX_CREQ_ENROLL);
+	in.u.enroll.devs = xcalloc(2, sizeof(struct fbx_device));
+	in.u.enroll.n = 2;
+	make_device(&in.u.enroll.devs[0], "d0", 1);
+	make_device(&in.u.enroll.devs[1], "d1", 2);
+	strcpy(in.u.enroll.devs[1].groups[1], "x y");
+	CHECK_RV(req_rt(&in, &out, why, sizeof(why)), FBX_EINVALID);
+	CHECK(strstr(why, "enroll.devices[1].groups[1]") != NULL);
+	strcpy(in.u.enroll.devs[1].groups[1], "xy");
+	in.u.enroll.devs[0].platform = FBX_PLATFORM_COUNT;
+	CHECK_RV(req_rt(&in, &out, why, sizeof(why)), FBX_EINVALID);
+	CHECK(strstr(why, "enroll.devices[0].platform") != NULL);
+	free(in.u.enroll.devs);
+
+	/* Gateway: unknown result status, bad check-in identifier. */
+	memset(&gin, 0, sizeof(gin));
+	gin.kind = FBX_GW_RESULTS;
+	gin.u.results.r = xcalloc(2, sizeof(struct fbx_result_rec));
+	gin.u.results.n = 2;
+	gin.u.results.r[0].delivery_id = 1;
+	gin.u.results.r[0].status = FBX_R_SUCCEEDED;
+	gin.u.results.r[1].delivery_id = 2;
+	gin.u.results.r[1].status = 9;
+	CHECK_RV(gw_rt(&gin, &gout), FBX_EINVALID);
+	CHECK_RV(fbx_gw_msg_encode(&gin, &buf, &len), FBX_OK);
+	CHECK_RV(fbx_gw_msg_decode(buf, len, &gout, why, sizeof(why)),
+	    FBX_EINVALID);
+	CHECK(strstr(why, "results.results[1].status") != NULL);
+	free(buf);
+	free(gin.u.results.r);
+
+	memset(&gin, 0, sizeof(gin));
+	gin.kind = FBX_GW_CHECKINS;
+	gin.u.checkins.c = xcalloc(3, sizeof(struct fbx_checkin));
+	gin.u.checkins.n = 3;
+	for (i = 0; i < 3; i++) {
+		strcpy(gin.u.checkins.c[i].org, "acme");
+		strcpy(gin.u.checkins.c[i].device, "d");
+	}
+	strcpy(gin.u.checkins.c[2].org, "ac me");
+	CHECK_RV(fbx_gw_msg_encode(&gin, &buf, &len), FBX_OK);
+	CHECK_RV(fbx_gw_msg_decode(buf, len, &gout, why, sizeof(why)),
+	    FBX_EINVALID);
+	CHECK(strstr(why, "checkins.checkins[2].org") != NULL);
+	free(buf);
+	free(gin.u.checkins.c);
+
+	memset(&gin, 0, sizeof(gin));
+	gin.kind = FBX_GW_HELLO;
+	strcpy(gin.u.hello.gateway_id, "gw 1");
+	CHECK_RV(fbx_gw_msg_encode(&gin, &buf, &len), FBX_OK);
+	CHECK_RV(fbx_gw_msg_decode(buf, len, &gout, why, sizeof(why)),
+	    FBX_EINVALID);
+	CHECK(strstr(why, "hello.gateway_id") != NULL);
+	free(buf);
+
+	/* Engine: unknown command type in a delivery. */
+	memset(&d, 0, sizeof(d));
+	d.delivery_id = 1;
+	d.org = "acme";
+	d.device = "d";
+	d.type = 200;
+	memset(&ein, 0, sizeof(ein));
+	ein.kind = FBX_ENG_DELIVERIES;
+	ein.u.deliveries.d = &d;
+	ein.u.deliveries.n = 1;
+	CHECK_RV(eng_rt(&ein, &eout), FBX_EINVALID);
+	CHECK(eout.priv_ == NULL && eout.u.deliveries.d == NULL);
+	d.type = FBX_CMD_QUERY;
+	d.device = "no good";
+	CHECK_RV(eng_rt(&ein, &eout), FBX_EINVALID);
+
+	/* Bad kinds are refused by every encoder. */
+	base_req(&in, 99);
+	CHECK_RV(fbx_console_req_encode(&in, &buf, &len), FBX_EINVALID);
+	memset(&gin, 0, sizeof(gin));
+	CHECK_RV(fbx_gw_msg_encode(&gin, &buf, &len), FBX_EINVALID);
+	memset(&ein, 0, sizeof(ein));
+	CHECK_RV(fbx_eng_msg_encode(&ein, &buf, &len), FBX_EINVALID);
+}
+
+int
+main(void)
+{
+	test_req_submit();
+	test_req_other_kinds();
+	test_rep_kinds();
+	test_gw_kinds();
+	test_eng_kinds();
+	test_oversize();
+	test_garbage();
+	test_mutations();
+	test_version();
+	test_bad_fields();
+	printf("%d passed, %d failed\n", npass, nfail);
+	return nfail == 0 ? 0 : 1;
+}
