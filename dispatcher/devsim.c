@@ -133,7 +133,7 @@ struct sim {
 	uint64_t next_batch;
 	/* connection */
 	void *ctx, *sock;
-	int state, welcomed;
+	int state, welcomed, hello_failed;
 	int64_t hello_ms, last_rx_ms, last_tx_ms;
 	uint32_t hb_ms, max_batch;
 	int64_t start_ms;
@@ -506,8 +506,9 @@ send_msg(struct sim *s, const struct fbx_gw_msg *m)
 		return rc;
 	}
 	if (zmq_send(s->sock, buf, len, ZMQ_DONTWAIT) < 0) {
-		/* Queue full or no peer: results and check-ins stay in the
-		 * un-ACKed list and go again after the resend timeout. */
+		/* Queue full or no live connection (ZMQ_IMMEDIATE: nothing
+		 * piles up for a dead engine): results and check-ins stay in
+		 * the un-ACKed list and go again after the resend timeout. */
 		s->t.send_drops++;
 		rc = errno == EAGAIN ? FBX_EBUSY : FBX_EIO;
 	} else {
@@ -531,7 +532,7 @@ send_hello(struct sim *s)
 	m.u.hello.orgs = &all;
 	m.u.hello.norgs = 1;
 	m.u.hello.window = s->o.window;
-	send_msg(s, &m);
+	s->hello_failed = send_msg(s, &m) != FBX_OK;
 	s->t.hellos++;
 	s->state = ST_HELLO;
 	s->hello_ms = mono_ms();
@@ -936,7 +937,9 @@ run_checkins(struct sim *s, int64_t now)
 	uint32_t n;
 	double step;
 
-	if (s->o.checkin_s == 0 || !s->welcomed)
+	/* Only with a live session: check-ins made while the engine is away
+	 * would pile up as un-ACKed batches. */
+	if (s->o.checkin_s == 0 || s->state != ST_READY)
 		return;
 	/* Offline devices: one check-in each, after ~C s; they are online
 	 * from then on. */
@@ -1167,7 +1170,7 @@ save_report(struct sim *s)
 static int
 gw_open(struct sim *s)
 {
-	int linger = 1000, hwm = 0, sndhwm = 100000;
+	int linger = 1000, hwm = 0, sndhwm = 100000, immediate = 1;
 	int64_t maxmsg = FBX_GATEWAY_MSG_MAX + 64 * 1024;
 
 	s->ctx = zmq_ctx_new();
@@ -1179,7 +1182,9 @@ gw_open(struct sim *s)
 	if (zmq_setsockopt(s->sock, ZMQ_LINGER, &linger, sizeof(linger)) ||
 	    zmq_setsockopt(s->sock, ZMQ_RCVHWM, &hwm, sizeof(hwm)) ||
 	    zmq_setsockopt(s->sock, ZMQ_SNDHWM, &sndhwm, sizeof(sndhwm)) ||
-	    zmq_setsockopt(s->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof(maxmsg)))
+	    zmq_setsockopt(s->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof(maxmsg)) ||
+	    zmq_setsockopt(s->sock, ZMQ_IMMEDIATE, &immediate,
+	        sizeof(immediate)))
 		return FBX_EIO;
 	if (zmq_connect(s->sock, s->o.gw_ep) != 0) {
 		logm("cannot connect %s: %s", s->o.gw_ep, zmq_strerror(errno));
@@ -1245,7 +1250,10 @@ gw_loop(struct sim *s)
 			flush_results(s);
 		if (now - last_timers >= 10) {
 			last_timers = now;
-			if (s->state == ST_HELLO &&
+			if (s->state == ST_HELLO && s->hello_failed &&
+			    now - s->hello_ms >= 100) {
+				send_hello(s); /* not connected yet */
+			} else if (s->state == ST_HELLO &&
 			    now - s->hello_ms >= SIM_HELLO_RETRY_MS) {
 				if (!s->o.quiet)
 					logm("no welcome from %s, saying "
