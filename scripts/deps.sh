@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# deps.sh: install the Debian 12 packages fusebox builds and runs with.
+# Idempotent: does nothing when they are all present. Uses sudo when not
+# root.
+set -euo pipefail
+PKGS=(build-essential cmake pkg-config libzmq3-dev libprotobuf-c-dev
+      protobuf-c-compiler liblmdb-dev lmdb-utils libinih-dev libssl-dev)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \
+    || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  SUDO="sudo"
+fi
+echo "installing: ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -q
+$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"

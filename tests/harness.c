@@ -1,0 +1,379 @@
+/*
+ * harness.c: see harness.h. Processes are started with fork/exec from the
+ * build tree (FBX_BIN_DIR) with their output in the test's directory, so a
+ * failed run leaves the daemon log behind for a reader.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+int fbxt_passed, fbxt_failed;
+
+static const char *
+bin_dir(void)
+{
+	const char *d = getenv("FBX_BIN_DIR");
+
+	return d != NULL ? d : "../dispatcher";
+}
+
+static void
+sleep_ms(int ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+int
+fbxt_setup(struct fbxt_env *t, const char *name)
+{
+	memset(t, 0, sizeof(*t));
+	snprintf(t->dir, sizeof(t->dir), "/tmp/fbxt-%s-XXXXXX", name);
+	if (mkdtemp(t->dir) == NULL)
+		return -1;
+	snprintf(t->db, sizeof(t->db), "%s/db", t->dir);
+	snprintf(t->console, sizeof(t->console), "ipc://%s/console.sock",
+	    t->dir);
+	snprintf(t->gateway, sizeof(t->gateway), "ipc://%s/gateway.sock",
+	    t->dir);
+	if (fbx_client_open(t->console, 10000, &t->cli) != FBX_OK)
+		return -1;
+	signal(SIGPIPE, SIG_IGN);
+	return 0;
+}
+
+static pid_t
+spawn(struct fbxt_env *t, const char *prog, const char *log, char **args)
+{
+	char path[512], logpath[512];
+	char *argv[64];
+	int n = 0;
+	pid_t pid;
+
+	snprintf(path, sizeof(path), "%s/%s", bin_dir(), prog);
+	snprintf(logpath, sizeof(logpath), "%s/%s", t->dir, log);
+	argv[n++] = path;
+	for (int i = 0; args[i] != NULL && n < 62; i++)
+		argv[n++] = args[i];
+	argv[n] = NULL;
+	pid = fork();
+	if (pid == 0) {
+		int fd = open(logpath, O_WRONLY | O_CREAT | O_APPEND, 0644);
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+			close(fd);
+		}
+		execv(path, argv);
+		_exit(127);
+	}
+	return pid;
+}
+
+static int
+collect(char **args, int max, va_list ap)
+{
+	int n = 0;
+	char *a;
+
+	while ((a = va_arg(ap, char *)) != NULL && n < max - 1)
+		args[n++] = a;
+	args[n] = NULL;
+	return n;
+}
+
+int
+fbxt_daemon_start(struct fbxt_env *t, ...)
+{
+	char *args[48];
+	int n = 0;
+	va_list ap;
+
+	args[n++] = "--data";
+	args[n++] = t->db;
+	args[n++] = "--console";
+	args[n++] = t->console;
+	args[n++] = "--gateway";
+	args[n++] = t->gateway;
+	va_start(ap, t);
+	collect(args + n, 40, ap);
+	va_end(ap);
+	t->daemon = spawn(t, "fuseboxd", "fuseboxd.log", args);
+	if (t->daemon < 0)
+		return -1;
+	for (int i = 0; i < 300; i++) {
+		struct fbx_console_req req;
+		struct fbx_console_rep rep;
+		int st;
+		memset(&req, 0, sizeof(req));
+		req.kind = FBX_CREQ_PING;
+		fbx_client_set_timeout(t->cli, 200);
+		if (fbxt_call(t, "probe", &req, &rep) == FBX_OK) {
+			fbx_console_rep_free(&rep);
+			fbx_client_set_timeout(t->cli, 10000);
+			return 0;
+		}
+		if (waitpid(t->daemon, &st, WNOHANG) == t->daemon) {
+			t->daemon = 0;
+			return -1;
+		}
+		sleep_ms(50);
+	}
+	return -1;
+}
+
+int
+fbxt_daemon_kill(struct fbxt_env *t, int sig)
+{
+	int st = -1;
+
+	if (t->daemon <= 0)
+		return -1;
+	kill(t->daemon, sig);
+	while (waitpid(t->daemon, &st, 0) < 0 && errno == EINTR)
+		;
+	t->daemon = 0;
+	return st;
+}
+
+int
+fbxt_sim_run(struct fbxt_env *t, ...)
+{
+	char *args[48];
+	int n = 0, st;
+	pid_t pid;
+	va_list ap;
+
+	args[n++] = "--gateway-endpoint";
+	args[n++] = t->gateway;
+	args[n++] = "--console-endpoint";
+	args[n++] = t->console;
+	va_start(ap, t);
+	collect(args + n, 40, ap);
+	va_end(ap);
+	pid = spawn(t, "fusebox-devsim", "devsim-run.log", args);
+	if (pid < 0)
+		return -1;
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+int
+fbxt_sim_start(struct fbxt_env *t, ...)
+{
+	char *args[48];
+	int n = 0;
+	va_list ap;
+
+	args[n++] = "--gateway-endpoint";
+	args[n++] = t->gateway;
+	args[n++] = "--console-endpoint";
+	args[n++] = t->console;
+	va_start(ap, t);
+	collect(args + n, 40, ap);
+	va_end(ap);
+	t->sim = spawn(t, "fusebox-devsim", "devsim.log", args);
+	return t->sim > 0 ? 0 : -1;
+}
+
+int
+fbxt_sim_stop(struct fbxt_env *t)
+{
+	int st = -1;
+
+	if (t->sim <= 0)
+		return -1;
+	kill(t->sim, SIGTERM);
+	while (waitpid(t->sim, &st, 0) < 0 && errno == EINTR)
+		;
+	t->sim = 0;
+	return st;
+}
+
+void
+fbxt_teardown(struct fbxt_env *t)
+{
+	char cmd[400];
+
+	if (t->sim > 0)
+		fbxt_sim_stop(t);
+	if (t->daemon > 0)
+		fbxt_daemon_kill(t, SIGTERM);
+	fbx_client_close(t->cli);
+	t->cli = NULL;
+	if (fbxt_failed == 0 && getenv("FBXT_KEEP") == NULL) {
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", t->dir);
+		if (system(cmd) != 0)
+			fprintf(stderr, "could not remove %s\n", t->dir);
+	} else {
+		fprintf(stderr, "test directory kept: %s\n", t->dir);
+	}
+}
+
+int
+fbxt_call(struct fbxt_env *t, const char *org, struct fbx_console_req *req,
+    struct fbx_console_rep *rep)
+{
+	int rc;
+
+	snprintf(req->org, sizeof(req->org), "%s", org);
+	if (req->actor[0] == '\0')
+		snprintf(req->actor, sizeof(req->actor), "test");
+	memset(rep, 0, sizeof(*rep));
+	rc = fbx_client_call(t->cli, req, rep);
+	return rc != FBX_OK ? rc : rep->err;
+}
+
+int
+fbxt_submit(struct fbxt_env *t, const char *org, int type, int origin,
+    int target_kind, const char *group, const char **ids, size_t nids,
+    const char *idem, uint64_t *id, uint32_t *count)
+{
+	struct fbx_console_req req;
+	struct fbx_console_rep rep;
+	struct fbx_command *c = &req.u.submit.cmd;
+	int rc;
+
+	memset(&req, 0, sizeof(req));
+	req.kind = FBX_CREQ_SUBMIT;
+	c->type = (uint8_t)type;
+	c->origin = (uint8_t)origin;
+	c->target_kind = (uint8_t)target_kind;
+	if (origin == FBX_ORIGIN_AUTOMATIC)
+		snprintf(c->reason, sizeof(c->reason), "attestation_failed");
+	if (group != NULL)
+		snprintf(c->group, sizeof(c->group), "%s", group);
+	if (idem != NULL)
+		snprintf(c->idem_key, sizeof(c->idem_key), "%s", idem);
+	c->ttl_s = 3600;
+	if (nids > 0) {
+		c->dev_ids = calloc(nids, sizeof(*c->dev_ids));
+		if (c->dev_ids == NULL)
+			return FBX_ENOMEM;
+		for (size_t i = 0; i < nids; i++)
+			snprintf(c->dev_ids[i], sizeof(c->dev_ids[i]), "%s",
+			    ids[i]);
+		c->ndev_ids = (uint32_t)nids;
+	}
+	rc = fbxt_call(t, org, &req, &rep);
+	if (rc == FBX_OK) {
+		if (id != NULL)
+			*id = rep.u.submit.command_id;
+		if (count != NULL)
+			*count = rep.u.submit.device_count;
+	}
+	fbx_console_rep_free(&rep);
+	free(c->dev_ids);
+	return rc;
+}
+
+int
+fbxt_wait_settled(struct fbxt_env *t, const char *org, uint64_t id,
+    int timeout_ms, struct fbx_command *info)
+{
+	for (int waited = 0; waited <= timeout_ms; waited += 50) {
+		struct fbx_console_req req;
+		struct fbx_console_rep rep;
+		memset(&req, 0, sizeof(req));
+		req.kind = FBX_CREQ_GET_COMMAND;
+		req.u.get.command_id = id;
+		if (fbxt_call(t, org, &req, &rep) == FBX_OK) {
+			const struct fbx_command *c = &rep.u.command.info;
+			int settled = c->state == FBX_C_DONE;
+			if (info != NULL)
+				*info = *c;
+			fbx_console_rep_free(&rep);
+			if (settled)
+				return 0;
+		} else {
+			fbx_console_rep_free(&rep);
+		}
+		sleep_ms(50);
+	}
+	return -1;
+}
+
+int
+fbxt_report_read(const char *path, struct fbxt_report *r)
+{
+	char line[1024];
+	FILE *f = fopen(path, "r");
+
+	memset(r, 0, sizeof(*r));
+	if (f == NULL)
+		return -1;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		char *save = NULL;
+		if (strncmp(line, "org=", 4) == 0 && r->norgs < 256) {
+			for (char *tok = strtok_r(line, " \n", &save);
+			    tok != NULL; tok = strtok_r(NULL, " \n", &save)) {
+				char *eq = strchr(tok, '=');
+				if (eq == NULL)
+					continue;
+				*eq = '\0';
+				if (strcmp(tok, "org") == 0)
+					snprintf(r->orgs[r->norgs].org,
+					    sizeof(r->orgs[0].org), "%s",
+					    eq + 1);
+				else if (strcmp(tok, "devices") == 0)
+					r->orgs[r->norgs].devices =
+					    strtoull(eq + 1, NULL, 10);
+				else if (strcmp(tok, "received") == 0)
+					r->orgs[r->norgs].received =
+					    strtoull(eq + 1, NULL, 10);
+				else if (strcmp(tok, "distinct") == 0)
+					r->orgs[r->norgs].distinct =
+					    strtoull(eq + 1, NULL, 10);
+			}
+			r->norgs++;
+			continue;
+		}
+		if (strncmp(line, "deliveries_received=", 20) != 0)
+			continue;
+		for (char *tok = strtok_r(line, " \n", &save); tok != NULL;
+		    tok = strtok_r(NULL, " \n", &save)) {
+			char *eq = strchr(tok, '=');
+			uint64_t v;
+			if (eq == NULL)
+				continue;
+			*eq = '\0';
+			v = strtoull(eq + 1, NULL, 10);
+			if (strcmp(tok, "deliveries_received") == 0)
+				r->received = v;
+			else if (strcmp(tok, "distinct_ids") == 0)
+				r->distinct = v;
+			else if (strcmp(tok, "duplicates") == 0)
+				r->duplicates = v;
+			else if (strcmp(tok, "dup_after_durable_success") == 0)
+				r->dup_after_success = v;
+			else if (strcmp(tok, "foreign") == 0)
+				r->foreign = v;
+			else if (strcmp(tok, "succeeded") == 0)
+				r->succeeded = v;
+			else if (strcmp(tok, "failed") == 0)
+				r->failed = v;
+			else if (strcmp(tok, "offline") == 0)
+				r->offline = v;
+		}
+	}
+	fclose(f);
+	return 0;
+}
+
+int
+fbxt_done(void)
+{
+	printf("%d passed, %d failed\n", fbxt_passed, fbxt_failed);
+	return fbxt_failed == 0 && fbxt_passed > 0 ? 0 : 1;
+}

@@ -1,0 +1,93 @@
+/*
+ * harness.h: helpers for the end-to-end tests: a temporary directory,
+ * starting and stopping the real fuseboxd and fusebox-devsim binaries on
+ * ipc:// endpoints inside it, console calls, and reading the simulator's
+ * report. Tests assert with FBXT_CHECK and end with fbxt_done(), which
+ * prints "N passed, N failed".
+ */
+#ifndef FBXT_HARNESS_H
+#define FBXT_HARNESS_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "fbx_client.h"
+#include "fbx_proto.h"
+
+extern int fbxt_passed, fbxt_failed;
+
+#define FBXT_CHECK(cond, ...)                                                \
+	do {                                                                 \
+		if (cond) {                                                  \
+			fbxt_passed++;                                       \
+		} else {                                                     \
+			fbxt_failed++;                                       \
+			fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__,        \
+			    __LINE__, #cond);                                \
+			fprintf(stderr, __VA_ARGS__);                        \
+			fputc('\n', stderr);                                 \
+		}                                                            \
+	} while (0)
+
+struct fbxt_env {
+	char dir[256];
+	char db[300];
+	char console[320];
+	char gateway[320];
+	pid_t daemon;
+	pid_t sim;
+	fbx_client *cli;
+};
+
+/* fbxt_setup - make a temp dir and endpoints inside it. */
+int fbxt_setup(struct fbxt_env *t, const char *name);
+/* fbxt_teardown - stop what runs, remove the temp dir (kept on failure). */
+void fbxt_teardown(struct fbxt_env *t);
+
+/* fbxt_daemon_start - start fuseboxd (extra args NULL-terminated) and wait
+ * until it answers a ping. @return 0 or -1. */
+int fbxt_daemon_start(struct fbxt_env *t, ...);
+/* fbxt_daemon_kill - send sig and reap. @return the wait status. */
+int fbxt_daemon_kill(struct fbxt_env *t, int sig);
+
+/* fbxt_sim_run - run fusebox-devsim to completion (e.g. --enroll-only).
+ * @return its exit status or -1. */
+int fbxt_sim_run(struct fbxt_env *t, ...);
+/* fbxt_sim_start - start the simulator as a gateway in the background. */
+int fbxt_sim_start(struct fbxt_env *t, ...);
+/* fbxt_sim_stop - SIGTERM the simulator and reap it. @return status. */
+int fbxt_sim_stop(struct fbxt_env *t);
+
+/* fbxt_call - console call with org; @return rep.err or a transport
+ * error (< 0 is never returned; transport errors are fbx codes too). */
+int fbxt_call(struct fbxt_env *t, const char *org,
+    struct fbx_console_req *req, struct fbx_console_rep *rep);
+
+/* fbxt_submit - submit a command. @return engine error, *id on success. */
+int fbxt_submit(struct fbxt_env *t, const char *org, int type, int origin,
+    int target_kind, const char *group, const char **ids, size_t nids,
+    const char *idem, uint64_t *id, uint32_t *count);
+
+/* fbxt_wait_settled - poll until the command is DONE (every delivery
+ * terminal) or timeout_ms passes. Fills info (no payload/ids).
+ * @return 0 when settled, -1 on timeout. */
+int fbxt_wait_settled(struct fbxt_env *t, const char *org, uint64_t id,
+    int timeout_ms, struct fbx_command *info);
+
+/* A parsed devsim report. */
+struct fbxt_report {
+	uint64_t received, distinct, duplicates, dup_after_success, foreign;
+	uint64_t succeeded, failed, offline;
+	struct {
+		char org[FBX_ID_MAX + 1];
+		uint64_t devices, received, distinct;
+	} orgs[256];
+	size_t norgs;
+};
+
+int fbxt_report_read(const char *path, struct fbxt_report *r);
+
+/* fbxt_done - print the tally and return the exit status for main. */
+int fbxt_done(void);
+
+#endif
