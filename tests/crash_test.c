@@ -111,7 +111,9 @@ main(void)
 		    "idempotent retry gave %llu, want %llu",
 		    (unsigned long long)again, (unsigned long long)cid);
 	}
-	fbxt_sim_stop(&t);
+	rc = fbxt_sim_stop(&t);
+	FBXT_CHECK(WIFEXITED(rc) && WEXITSTATUS(rc) == 0, "simulator status %d",
+	    rc);
 	FBXT_CHECK(fbxt_report_read(report, &rep) == 0, "no report");
 	FBXT_CHECK(rep.distinct == DEVICES, "devices saw %llu distinct ids",
 	    (unsigned long long)rep.distinct);

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -317,6 +318,8 @@ main(void)
 
 	/* what the devices saw */
 	rc = fbxt_sim_stop(&t);
+	FBXT_CHECK(WIFEXITED(rc) && WEXITSTATUS(rc) == 0, "simulator status %d",
+	    rc);
 	FBXT_CHECK(fbxt_report_read(report, &rep) == 0, "no report");
 	{
 		uint64_t want = 0;

@@ -206,10 +206,20 @@ fbxt_teardown(struct fbxt_env *t)
 {
 	char cmd[400];
 
-	if (t->sim > 0)
-		fbxt_sim_stop(t);
-	if (t->daemon > 0)
-		fbxt_daemon_kill(t, SIGTERM);
+	int st;
+
+	/* a clean stop is part of the contract: SIGTERM drains and exits
+	 * 0, and under the sanitizers a leak makes the exit non-zero */
+	if (t->sim > 0) {
+		st = fbxt_sim_stop(t);
+		FBXT_CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+		    "simulator exit status %d", st);
+	}
+	if (t->daemon > 0) {
+		st = fbxt_daemon_kill(t, SIGTERM);
+		FBXT_CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+		    "fuseboxd exit status %d (see fuseboxd.log)", st);
+	}
 	fbx_client_close(t->cli);
 	t->cli = NULL;
 	if (fbxt_failed == 0 && getenv("FBXT_KEEP") == NULL) {
