@@ -32,7 +32,13 @@
 	X(19, TIMEOUT, "timed out")                                          \
 	X(20, UNREACHABLE, "engine unreachable")                             \
 	X(21, TOO_MANY, "target too large")                                  \
-	X(22, CONFIG, "configuration error")
+	X(22, CONFIG, "configuration error")                                 \
+	X(23, LIMIT_EXCEEDED, "blast-radius limit exceeded")                 \
+	X(24, RATE_LIMITED, "rate cap reached")                              \
+	X(25, BREAKER_OPEN, "circuit breaker open: command held")            \
+	X(26, APPROVAL_INVALID,                                              \
+	    "approval missing, expired, used or by the submitter")           \
+	X(27, STATE, "not allowed in the current state")
 
 enum fbx_err {
 #define FBX_ERR_ENUM_(v, n, m) FBX_E##n = v,

@@ -28,6 +28,103 @@ enum fbx_creq_kind {
 	FBX_CREQ_LIST_DEVICES = 15,
 	FBX_CREQ_LIST_GROUPS = 16,
 	FBX_CREQ_PING = 17,
+	FBX_CREQ_BREAKER = 18,
+	FBX_CREQ_LIMIT = 19,
+	FBX_CREQ_RATE = 20,
+	FBX_CREQ_APPROVE = 21,
+	FBX_CREQ_ROLLOUT = 22,
+	FBX_CREQ_LIST_HELD = 23,
+};
+
+/* ---- safety controls ---------------------------------------------------
+ * Scope: a control applies to one organisation (the request's org) or,
+ * with `global` set, to every organisation ("*"). */
+
+enum fbx_breaker_op {
+	FBX_BRK_STATUS = 1, /* list breakers (reason "" = all reasons) */
+	FBX_BRK_TRIP = 2,   /* open by hand: needs reason and note */
+	FBX_BRK_RESET = 3,  /* close: needs on_reset, note */
+	FBX_BRK_CONFIGURE = 4,
+};
+
+enum fbx_reset_action {
+	FBX_RESET_NONE = 0,
+	FBX_RESET_RELEASE = 1, /* held commands go on, through the limits */
+	FBX_RESET_DISCARD = 2, /* held commands are recorded as discarded */
+};
+
+/* Breaker settings; a field of 0 in CONFIGURE keeps the current value. */
+struct fbx_breaker_cfg {
+	uint32_t window_s;      /* sliding window, default 600 */
+	uint32_t min_count;     /* never trip below, default 20 */
+	uint32_t share_ppm;     /* of the org fleet, default 20000 (2%) */
+	uint32_t baseline_mult; /* x the recent baseline, default 10 */
+	uint32_t global_orgs;   /* global: orgs spiking together, default 3 */
+	uint8_t shadow;         /* 1 = evaluate and report, never hold;
+	                           2 = set enforcing (CONFIGURE only) */
+};
+
+enum fbx_breaker_state {
+	FBX_BS_CLOSED = 1,
+	FBX_BS_OPEN = 2,
+};
+
+struct fbx_breaker_info {
+	fbx_id org; /* "*" = global */
+	fbx_id reason;
+	uint8_t state;  /* enum fbx_breaker_state */
+	uint8_t manual; /* opened by an operator */
+	struct fbx_breaker_cfg cfg;
+	uint64_t window_count; /* automatic lock-type devices in window */
+	uint64_t baseline;     /* devices per window, recent average */
+	uint64_t held;         /* commands held now */
+	uint64_t would_hold;   /* shadow mode: commands it would have held */
+	uint64_t trips;
+	int64_t tripped_ms;
+	fbx_id tripped_by; /* operator, or "engine" */
+	char note[FBX_NOTE_MAX];
+	uint32_t fleet;    /* devices in the organisation */
+	uint32_t allowance; /* devices admitted in a window before a trip */
+};
+
+/* Blast-radius limit for one command type. */
+struct fbx_limit_info {
+	fbx_id org; /* "*" = default for every organisation */
+	uint8_t type;
+	uint32_t max_count;     /* devices per window, 0 = no count limit */
+	uint32_t max_share_ppm; /* of the fleet per window, 0 = none */
+	uint32_t window_s;      /* default 3600 */
+	uint64_t used;          /* devices affected in the current window */
+};
+
+/* Per-organisation dispatch caps; org "*" carries the global cap. */
+struct fbx_rate_info {
+	fbx_id org;
+	uint32_t rate_per_s;   /* deliveries per second, 0 = unlimited */
+	uint32_t burst;        /* bucket size */
+	uint32_t max_inflight; /* deliveries unanswered, 0 = unlimited */
+	uint32_t inflight;     /* now */
+};
+
+enum fbx_rollout_op {
+	FBX_ROP_STATUS = 1,
+	FBX_ROP_PAUSE = 2,
+	FBX_ROP_RESUME = 3,
+	FBX_ROP_CANCEL = 4,
+	FBX_ROP_APPROVE = 5, /* approve advancing to the next group */
+};
+
+/* What a dry run found: how many devices, where, the wave plan, and the
+ * first control that would stop the command (stop_err FBX_OK = none). */
+struct fbx_dryrun {
+	uint32_t devices;
+	uint32_t per_platform[FBX_PLATFORM_COUNT];
+	struct fbx_group_count *groups; /* devices per group */
+	size_t ngroups;
+	uint32_t *waves; /* planned wave sizes */
+	size_t nwaves;
+	int stop_err;            /* LIMIT_EXCEEDED, BREAKER_OPEN, ... */
+	char verdict[256];       /* human explanation */
 };
 
 struct fbx_console_req {
@@ -67,7 +164,42 @@ struct fbx_console_req {
 			fbx_id after; /* "" = from start */
 			uint32_t limit;
 		} list_devices;
+		struct {
+			int op; /* enum fbx_breaker_op */
+			int global;
+			fbx_id reason;
+			int on_reset; /* enum fbx_reset_action */
+			char note[FBX_NOTE_MAX];
+			struct fbx_breaker_cfg cfg;
+		} breaker;
+		struct {
+			int set; /* 0 = list the limits in force */
+			int global;
+			struct fbx_limit_info lim; /* set: type and values */
+		} limit;
+		struct {
+			int set;
+			int global;
+			struct fbx_rate_info rate;
+		} rate;
+		struct {
+			fbx_id token; /* from the LIMIT_EXCEEDED error */
+			char note[FBX_NOTE_MAX];
+		} approve;
+		struct {
+			int op; /* enum fbx_rollout_op */
+			uint64_t command_id;
+			char note[FBX_NOTE_MAX];
+		} rollout;
+		struct {
+			fbx_id reason; /* "" = every reason */
+			uint64_t after;
+			uint32_t limit;
+		} list_held;
 	} u;
+	/* submit only */
+	int dry_run;
+	fbx_id approval; /* approval token, "" = none */
 };
 
 struct fbx_group_count {
@@ -91,6 +223,10 @@ struct fbx_console_rep {
 	uint64_t request_id;
 	int err;           /* FBX_OK or an fbx_err code */
 	char errmsg[256];  /* detail when err != FBX_OK */
+	/* LIMIT_EXCEEDED: the token a second operator approves, and the
+	 * numbers behind the refusal */
+	fbx_id approval_token;
+	uint64_t limit_value, limit_count;
 	int kind;          /* enum fbx_creq_kind of the request answered */
 	union {
 		struct {
@@ -98,7 +234,35 @@ struct fbx_console_rep {
 			int duplicate; /* idempotent retry: existing command */
 			uint32_t device_count; /* known so far */
 			int state;             /* enum fbx_cstate */
+			char held_by[2 * FBX_ID_MAX + 2]; /* state HELD */
+			int dry_run;           /* dryrun below is filled */
+			struct fbx_dryrun dryrun;
 		} submit;
+		struct {
+			struct fbx_breaker_info *b;
+			size_t n;
+			uint32_t released;  /* RESET: commands released */
+			uint32_t discarded; /* RESET: commands discarded */
+		} breaker;
+		struct {
+			struct fbx_limit_info *l;
+			size_t n;
+		} limit;
+		struct {
+			struct fbx_rate_info *r;
+			size_t n;
+		} rate;
+		struct {
+			fbx_id token;
+			fbx_id approver;
+			fbx_id submitter;
+			int64_t expires_ms;
+		} approve;
+		struct {
+			uint64_t command_id;
+			struct fbx_rollout_plan plan;
+			struct fbx_rollout_status st;
+		} rollout;
 		struct {
 			struct fbx_command info; /* no payload / dev_ids */
 			struct fbx_delivery *dlv; /* page of outcomes */
@@ -271,5 +435,36 @@ int fbx_eng_msg_decode(const void *buf, size_t len, struct fbx_eng_msg *out);
 void fbx_eng_msg_free(struct fbx_eng_msg *m);
 int fbx_eng_msg_encode(
     const struct fbx_eng_msg *m, uint8_t **buf, size_t *len);
+
+/* ======================= events (PUB) =================================== */
+
+enum fbx_event_kind {
+	FBX_EV_NONE = 0,
+	FBX_EV_BREAKER_TRIPPED = 1,
+	FBX_EV_BREAKER_RESET = 2,
+	FBX_EV_BREAKER_WOULD_TRIP = 3, /* shadow mode */
+	FBX_EV_ROLLOUT_PAUSED = 4,
+	FBX_EV_ROLLOUT_RESUMED = 5,
+	FBX_EV_LIMIT_REJECTED = 6,
+	FBX_EV_FAILURE_SPIKE = 7,
+};
+
+/* An alert published on the engine's PUB endpoint. The first frame is the
+ * topic "fusebox.<kind name>", the second this message. */
+struct fbx_event {
+	int kind;
+	int64_t at_ms;
+	fbx_id org;    /* "*" for global */
+	fbx_id reason;
+	fbx_id actor;  /* operator or "engine" */
+	uint64_t command_id;
+	uint64_t count;  /* devices / commands concerned */
+	uint64_t limit;  /* the threshold crossed */
+	char detail[256];
+};
+
+const char *fbx_event_kind_name(int kind);
+int fbx_event_encode(const struct fbx_event *ev, uint8_t **buf, size_t *len);
+int fbx_event_decode(const void *buf, size_t len, struct fbx_event *out);
 
 #endif

@@ -108,7 +108,79 @@ enum fbx_cstate {
 	FBX_C_EXPANDING = 1, /* accepted, deliveries still being created */
 	FBX_C_ACTIVE = 2,    /* all deliveries created, some not terminal */
 	FBX_C_DONE = 3,      /* every delivery terminal */
+	FBX_C_HELD = 4,      /* held by an open breaker: not dispatched */
+	FBX_C_DISCARDED = 5, /* held, then discarded by an operator */
 	FBX_C_COUNT
+};
+
+static inline int
+fbx_cstate_terminal(int s)
+{
+	return s == FBX_C_DONE || s == FBX_C_DISCARDED;
+}
+
+/* Dispatch priority classes, highest first. */
+enum fbx_priority {
+	FBX_PRIO_RECOVERY = 0,  /* unlock, stop lost mode, rollback */
+	FBX_PRIO_OPERATOR = 1,  /* operator and scheduled commands */
+	FBX_PRIO_AUTOMATIC = 2, /* rules, detectors */
+	FBX_PRIO_BULK = 3,      /* staged rollouts */
+	FBX_PRIO_COUNT
+};
+
+/* Command types a breaker on automatic commands guards: the ones that
+ * take a device away from its user. */
+static inline int
+fbx_cmd_lock_type(int t)
+{
+	return t == FBX_CMD_LOCK || t == FBX_CMD_WIPE ||
+	    t == FBX_CMD_START_LOST_MODE || t == FBX_CMD_CLEAR_PASSCODE;
+}
+
+#define FBX_PPM 1000000u /* shares are in parts per million */
+#define FBX_ROLLOUT_GROUPS_MAX 8
+#define FBX_NOTE_MAX 160
+
+/* A staged rollout: waves of growing size, bake time between waves, a
+ * success share to advance and a failure share (after a minimum number
+ * of results) that pauses. With groups, the waves go through the groups
+ * in order (verification first). Zero values take defaults. */
+struct fbx_rollout_plan {
+	uint8_t enabled;
+	uint8_t approve_groups;  /* advancing past a group needs approval */
+	uint8_t ngroups;
+	uint32_t first_count;    /* first wave size, or */
+	uint32_t first_share_ppm; /* first wave as a share of the target */
+	uint32_t growth_x100;    /* next = previous * growth / 100 */
+	uint32_t max_wave;       /* cap on a wave's size */
+	uint32_t bake_s;         /* wait after a wave's results are in */
+	uint32_t success_ppm;    /* succeeded share of a wave to advance */
+	uint32_t failure_ppm;    /* failed share that pauses */
+	uint32_t min_results;    /* results before failures are judged */
+	char groups[FBX_ROLLOUT_GROUPS_MAX][FBX_ID_MAX + 1];
+};
+
+enum fbx_rollout_state {
+	FBX_RO_NONE = 0,
+	FBX_RO_RUNNING = 1,  /* a wave is out */
+	FBX_RO_BAKING = 2,   /* wave done, waiting for the bake time */
+	FBX_RO_PAUSED = 3,   /* by an operator or a failure threshold */
+	FBX_RO_AWAITING_APPROVAL = 4, /* next group needs an approval */
+	FBX_RO_DONE = 5,
+	FBX_RO_CANCELLED = 6,
+	FBX_RO_COUNT
+};
+
+struct fbx_rollout_status {
+	uint8_t state;       /* enum fbx_rollout_state */
+	uint8_t stage;       /* index in plan.groups */
+	uint32_t wave;       /* waves released so far */
+	uint32_t released;   /* deliveries released into dispatch */
+	uint32_t wave_start; /* index of the current wave's first delivery */
+	uint32_t wave_size;
+	int64_t wave_started_ms;
+	int64_t bake_until_ms;
+	char note[FBX_NOTE_MAX]; /* why paused / cancelled */
 };
 
 static inline int
@@ -166,6 +238,14 @@ struct fbx_command {
 	 * targets at index `cursor_idx`. */
 	char cursor[FBX_ID_MAX + 1];
 	uint32_t cursor_idx;
+	/* safety controls */
+	uint8_t priority;               /* enum fbx_priority */
+	char held_by[2 * FBX_ID_MAX + 2]; /* breaker: "org/reason" or "*" "/reason" */
+	char approved_by[FBX_ID_MAX + 1]; /* second operator, if any */
+	char resolved_by[FBX_ID_MAX + 1]; /* who released or discarded it */
+	char note[FBX_NOTE_MAX];          /* why held / discarded */
+	struct fbx_rollout_plan rollout;
+	struct fbx_rollout_status ro;
 };
 
 /**
@@ -207,6 +287,8 @@ const char *fbx_dstate_name(int s);
 const char *fbx_cstate_name(int s);
 const char *fbx_platform_name(int p);
 const char *fbx_target_kind_name(int k);
+const char *fbx_rollout_state_name(int s);
+const char *fbx_priority_name(int p);
 const char *fbx_result_name(int r);
 /* Reverse lookups: return the value, or 0 if the name is unknown. */
 int fbx_cmd_type_parse(const char *s);

@@ -17,7 +17,11 @@ static const char *const dstate_names[FBX_D_COUNT] = { "none", "queued",
 	"sent", "accepted", "succeeded", "failed", "expired", "cancelled",
 	"pending" };
 static const char *const cstate_names[FBX_C_COUNT] = { "none", "expanding",
-	"active", "done" };
+	"active", "done", "held", "discarded" };
+static const char *const ro_names[FBX_RO_COUNT] = { "none", "running",
+	"baking", "paused", "awaiting_approval", "done", "cancelled" };
+static const char *const prio_names[FBX_PRIO_COUNT] = { "recovery",
+	"operator", "automatic", "bulk" };
 static const char *const platform_names[FBX_PLATFORM_COUNT] = { "any",
 	"android", "ios", "macos", "windows", "linux", "chromeos" };
 static const char *const target_names[FBX_TARGET_KIND_COUNT] = { "none",
@@ -83,6 +87,16 @@ const char *
 fbx_cstate_name(int s)
 {
 	return name_of(cstate_names, FBX_C_COUNT, s);
+}
+const char *
+fbx_rollout_state_name(int s)
+{
+	return name_of(ro_names, FBX_RO_COUNT, s);
+}
+const char *
+fbx_priority_name(int p)
+{
+	return name_of(prio_names, FBX_PRIO_COUNT, p);
 }
 const char *
 fbx_platform_name(int p)
