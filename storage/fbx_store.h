@@ -235,4 +235,35 @@ int fbx_store_group_list(
  */
 int fbx_store_org_devices(fbx_txn *txn, const char *org, uint32_t *count);
 
+/* ---- engine-owned records ----------------------------------------------
+ * Small records the dispatcher owns (breakers, limits, rate caps,
+ * approvals), stored under string keys "namespace/org/name". The store
+ * does not interpret the bytes. */
+
+#define FBX_KV_KEY_MAX 200
+#define FBX_KV_VAL_MAX 4096
+
+/** fbx_store_kv_put - insert or replace key (1..FBX_KV_KEY_MAX bytes) with
+ * len (<= FBX_KV_VAL_MAX) bytes. @return FBX_OK, FBX_EINVALID, or a write
+ * error. */
+int fbx_store_kv_put(fbx_txn *txn, const char *key, const void *val,
+    size_t len);
+
+/** fbx_store_kv_get - copy the value into buf (cap bytes).
+ * @return FBX_OK, FBX_ENOT_FOUND, FBX_ECORRUPT (value larger than cap). */
+int fbx_store_kv_get(
+    fbx_txn *txn, const char *key, void *buf, size_t cap, size_t *len);
+
+/** fbx_store_kv_del - remove key; absence is fine. */
+int fbx_store_kv_del(fbx_txn *txn, const char *key);
+
+/** Callback: key is NUL-terminated, val valid only during the call.
+ * Return non-zero to stop. */
+typedef int (*fbx_kv_fn)(
+    void *arg, const char *key, const void *val, size_t len);
+
+/** fbx_store_kv_scan - every key starting with prefix, ascending. */
+int fbx_store_kv_scan(fbx_txn *txn, const char *prefix, fbx_kv_fn fn,
+    void *arg);
+
 #endif

@@ -26,6 +26,10 @@
  *   dev         org \0 device_id                -> device record
  *   grp         org \0 group \0 device_id       -> empty
  *   org         org                             -> org record
+ *   kv          namespace / org / name          -> engine-owned record
+ *               (breakers, limits, rate caps, approvals: fixed-layout
+ *               structs the dispatcher encodes; the org is part of the
+ *               key so prefix scans stay inside one organisation)
  *
  * Records (all integers little-endian, str = u8 length + bytes):
  *   command header v1: ver u8, type u8, origin u8, target_kind u8,
@@ -73,13 +77,16 @@
  * QUEUED -> SENT -> SUCCEEDED life rewrites it in place. */
 #define DLV_PAD 8
 #define REC_V1 1
+#define CMD_V2 2 /* command header with the safety-control tail */
 
 /* Largest key: org \0 group \0 device. */
 #define KEY_MAX (3 * (FBX_ID_MAX + 1) + 16)
 /* Largest delivery record (v2): fixed part, device, full history. */
 #define DLV_REC_MAX (3 + 3 + 5 + 1 + FBX_ID_MAX + \
     FBX_HIST_MAX * (1 + 3 + 10) + 10 + DLV_PAD)
-#define CMD_HDR_MAX (6 + 4 + 8 + 8 + 4 + 1 + 4 * 255 + 6 * (1 + FBX_ID_MAX) + \
+#define CMD_SAFETY_MAX (1 + 4 * 256 + 3 + 8 * 4 + \
+    FBX_ROLLOUT_GROUPS_MAX * (1 + FBX_ID_MAX) + 2 + 5 * 4 + 2 * 8 + 256)
+#define CMD_HDR_MAX (CMD_SAFETY_MAX + 6 + 4 + 8 + 8 + 4 + 1 + 4 * 255 + 6 * (1 + FBX_ID_MAX) + \
     12)
 #define DEV_REC_MAX (4 + 16 + 1 + FBX_OSVER_MAX + 1 + \
     FBX_GROUPS_MAX * (1 + FBX_ID_MAX))
@@ -88,7 +95,7 @@
 struct fbx_store {
 	MDB_env *env;
 	MDB_dbi meta, cmd, cmd_body, cmd_org, cmd_active, idem, dlv, pend, dev,
-	    grp, org;
+	    grp, org, kv;
 	char *data_path; /* <dir>/data.mdb, for stat(2) */
 	size_t map_size;
 	size_t map_size_max;
@@ -591,7 +598,7 @@ cmd_hdr_encode(const struct fbx_command *c, uint32_t payload_len,
 {
 	struct wr w = { buf, buf + cap, 0 };
 
-	wr_u8(&w, REC_V1);
+	wr_u8(&w, CMD_V2);
 	wr_u8(&w, c->type);
 	wr_u8(&w, c->origin);
 	wr_u8(&w, c->target_kind);
@@ -613,6 +620,35 @@ cmd_hdr_encode(const struct fbx_command *c, uint32_t payload_len,
 	wr_le(&w, c->cursor_idx, 4);
 	wr_le(&w, payload_len, 4);
 	wr_le(&w, ndev_ids, 4);
+	/* v2: safety controls */
+	wr_u8(&w, c->priority);
+	wr_str(&w, c->held_by, sizeof(c->held_by));
+	wr_str(&w, c->approved_by, sizeof(c->approved_by));
+	wr_str(&w, c->resolved_by, sizeof(c->resolved_by));
+	wr_str(&w, c->note, sizeof(c->note));
+	wr_u8(&w, c->rollout.enabled);
+	wr_u8(&w, c->rollout.approve_groups);
+	wr_u8(&w, c->rollout.ngroups);
+	wr_le(&w, c->rollout.first_count, 4);
+	wr_le(&w, c->rollout.first_share_ppm, 4);
+	wr_le(&w, c->rollout.growth_x100, 4);
+	wr_le(&w, c->rollout.max_wave, 4);
+	wr_le(&w, c->rollout.bake_s, 4);
+	wr_le(&w, c->rollout.success_ppm, 4);
+	wr_le(&w, c->rollout.failure_ppm, 4);
+	wr_le(&w, c->rollout.min_results, 4);
+	for (unsigned i = 0; i < c->rollout.ngroups &&
+	    i < FBX_ROLLOUT_GROUPS_MAX; i++)
+		wr_str(&w, c->rollout.groups[i], FBX_ID_MAX + 1);
+	wr_u8(&w, c->ro.state);
+	wr_u8(&w, c->ro.stage);
+	wr_le(&w, c->ro.wave, 4);
+	wr_le(&w, c->ro.released, 4);
+	wr_le(&w, c->ro.wave_start, 4);
+	wr_le(&w, c->ro.wave_size, 4);
+	wr_le(&w, (uint64_t)c->ro.wave_started_ms, 8);
+	wr_le(&w, (uint64_t)c->ro.bake_until_ms, 8);
+	wr_str(&w, c->ro.note, sizeof(c->ro.note));
 	if (w.bad)
 		return FBX_EINVALID;
 	*len = (size_t)(w.p - buf);
@@ -629,8 +665,11 @@ cmd_hdr_decode(uint64_t id, const MDB_val *v, struct fbx_command *c,
 		0 };
 	unsigned ncounts;
 
+	unsigned ver;
+
 	memset(c, 0, sizeof(*c));
-	if (rd_u8(&r) != REC_V1)
+	ver = rd_u8(&r);
+	if (ver != REC_V1 && ver != CMD_V2)
 		return FBX_ECORRUPT;
 	c->id = id;
 	c->type = (uint8_t)rd_u8(&r);
@@ -657,6 +696,38 @@ cmd_hdr_decode(uint64_t id, const MDB_val *v, struct fbx_command *c,
 	c->cursor_idx = (uint32_t)rd_le(&r, 4);
 	*plen = (uint32_t)rd_le(&r, 4);
 	*ndev = (uint32_t)rd_le(&r, 4);
+	if (ver == CMD_V2) {
+		c->priority = (uint8_t)rd_u8(&r);
+		rd_str(&r, c->held_by, sizeof(c->held_by));
+		rd_str(&r, c->approved_by, sizeof(c->approved_by));
+		rd_str(&r, c->resolved_by, sizeof(c->resolved_by));
+		rd_str(&r, c->note, sizeof(c->note));
+		c->rollout.enabled = (uint8_t)rd_u8(&r);
+		c->rollout.approve_groups = (uint8_t)rd_u8(&r);
+		c->rollout.ngroups = (uint8_t)rd_u8(&r);
+		c->rollout.first_count = (uint32_t)rd_le(&r, 4);
+		c->rollout.first_share_ppm = (uint32_t)rd_le(&r, 4);
+		c->rollout.growth_x100 = (uint32_t)rd_le(&r, 4);
+		c->rollout.max_wave = (uint32_t)rd_le(&r, 4);
+		c->rollout.bake_s = (uint32_t)rd_le(&r, 4);
+		c->rollout.success_ppm = (uint32_t)rd_le(&r, 4);
+		c->rollout.failure_ppm = (uint32_t)rd_le(&r, 4);
+		c->rollout.min_results = (uint32_t)rd_le(&r, 4);
+		if (c->rollout.ngroups > FBX_ROLLOUT_GROUPS_MAX)
+			return FBX_ECORRUPT;
+		for (unsigned i = 0; i < c->rollout.ngroups; i++)
+			rd_str(&r, c->rollout.groups[i],
+			    sizeof(c->rollout.groups[i]));
+		c->ro.state = (uint8_t)rd_u8(&r);
+		c->ro.stage = (uint8_t)rd_u8(&r);
+		c->ro.wave = (uint32_t)rd_le(&r, 4);
+		c->ro.released = (uint32_t)rd_le(&r, 4);
+		c->ro.wave_start = (uint32_t)rd_le(&r, 4);
+		c->ro.wave_size = (uint32_t)rd_le(&r, 4);
+		c->ro.wave_started_ms = rd_i64(&r);
+		c->ro.bake_until_ms = rd_i64(&r);
+		rd_str(&r, c->ro.note, sizeof(c->ro.note));
+	}
 	if (r.bad || r.p != r.end || *plen > FBX_PAYLOAD_MAX ||
 	    *ndev > FBX_DEVICES_PER_CMD_MAX)
 		return FBX_ECORRUPT;
@@ -783,6 +854,7 @@ schema_init(fbx_store *st)
 		{ "dev", offsetof(fbx_store, dev) },
 		{ "grp", offsetof(fbx_store, grp) },
 		{ "org", offsetof(fbx_store, org) },
+		{ "kv", offsetof(fbx_store, kv) },
 	};
 	MDB_txn *txn = NULL;
 	MDB_dbi main_dbi;
@@ -1277,7 +1349,7 @@ fbx_store_cmd_append(fbx_txn *t, struct fbx_command *cmd)
 	rc = put_empty(t, st->cmd_org, key, klen);
 	if (rc != FBX_OK)
 		goto out;
-	if (cmd->state != FBX_C_DONE) {
+	if (!fbx_cstate_terminal(cmd->state)) {
 		rc = put_empty(t, st->cmd_active, idb, 8);
 		if (rc != FBX_OK)
 			goto out;
@@ -1341,7 +1413,7 @@ fbx_store_cmd_put(fbx_txn *t, const struct fbx_command *cmd)
 	mrc = mdb_put(t->txn, st->cmd, &k, &v, 0);
 	if (mrc != 0)
 		return txn_fail(t, mrc);
-	if (cmd->state == FBX_C_DONE)
+	if (fbx_cstate_terminal(cmd->state))
 		rc = del_key(t, st->cmd_active, idb, 8);
 	else
 		rc = put_empty(t, st->cmd_active, idb, 8);
@@ -2198,4 +2270,107 @@ fbx_store_org_devices(fbx_txn *t, const char *org, uint32_t *count)
 		return rc;
 	*count = c;
 	return FBX_OK;
+}
+
+/* ---- engine-owned records ---------------------------------------------- */
+
+int
+fbx_store_kv_put(fbx_txn *t, const char *key, const void *val, size_t len)
+{
+	MDB_val k, v;
+	int mrc;
+
+	if (t == NULL || key == NULL || (val == NULL && len > 0))
+		return FBX_EINVALID;
+	if (t->err != 0)
+		return t->err;
+	if (!t->write)
+		return FBX_EINVALID;
+	k.mv_size = strlen(key);
+	k.mv_data = (void *)key;
+	if (k.mv_size == 0 || k.mv_size > FBX_KV_KEY_MAX ||
+	    len > FBX_KV_VAL_MAX)
+		return FBX_EINVALID;
+	v.mv_size = len;
+	v.mv_data = (void *)val;
+	mrc = mdb_put(t->txn, t->st->kv, &k, &v, 0);
+	return mrc == 0 ? FBX_OK : txn_fail(t, mrc);
+}
+
+int
+fbx_store_kv_get(
+    fbx_txn *t, const char *key, void *buf, size_t cap, size_t *len)
+{
+	MDB_val k, v;
+	int mrc;
+
+	if (t == NULL || key == NULL)
+		return FBX_EINVALID;
+	if (t->err != 0)
+		return t->err;
+	k.mv_size = strlen(key);
+	k.mv_data = (void *)key;
+	if (k.mv_size == 0 || k.mv_size > FBX_KV_KEY_MAX)
+		return FBX_EINVALID;
+	mrc = mdb_get(t->txn, t->st->kv, &k, &v);
+	if (mrc == MDB_NOTFOUND)
+		return FBX_ENOT_FOUND;
+	if (mrc != 0)
+		return FBX_ESTORAGE;
+	if (v.mv_size > cap)
+		return FBX_ECORRUPT;
+	memcpy(buf, v.mv_data, v.mv_size);
+	if (len != NULL)
+		*len = v.mv_size;
+	return FBX_OK;
+}
+
+int
+fbx_store_kv_del(fbx_txn *t, const char *key)
+{
+	if (t == NULL || key == NULL || strlen(key) == 0 ||
+	    strlen(key) > FBX_KV_KEY_MAX)
+		return FBX_EINVALID;
+	if (t->err != 0)
+		return t->err;
+	return del_key(t, t->st->kv, key, strlen(key));
+}
+
+int
+fbx_store_kv_scan(fbx_txn *t, const char *prefix, fbx_kv_fn fn, void *arg)
+{
+	MDB_cursor *cur = NULL;
+	MDB_val k, v;
+	size_t plen;
+	char key[FBX_KV_KEY_MAX + 1];
+	int mrc, rc = FBX_OK;
+
+	if (t == NULL || prefix == NULL || fn == NULL)
+		return FBX_EINVALID;
+	if (t->err != 0)
+		return t->err;
+	plen = strlen(prefix);
+	if (mdb_cursor_open(t->txn, t->st->kv, &cur) != 0)
+		return FBX_ESTORAGE;
+	k.mv_size = plen;
+	k.mv_data = (void *)prefix;
+	mrc = plen > 0 ? mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE)
+	               : mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+	while (mrc == 0) {
+		if (k.mv_size < plen || memcmp(k.mv_data, prefix, plen) != 0)
+			break;
+		if (k.mv_size > FBX_KV_KEY_MAX) {
+			rc = FBX_ECORRUPT;
+			break;
+		}
+		memcpy(key, k.mv_data, k.mv_size);
+		key[k.mv_size] = '\0';
+		if (fn(arg, key, v.mv_data, v.mv_size) != 0)
+			break;
+		mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+	}
+	if (rc == FBX_OK && mrc != 0 && mrc != MDB_NOTFOUND)
+		rc = FBX_ESTORAGE;
+	mdb_cursor_close(cur);
+	return rc;
 }
