@@ -1,0 +1,967 @@
+/*
+ * safety_test.c: the pure decision logic of the safety controls
+ * (dispatcher/safety.c) with exact numbers: sliding windows, organisation
+ * and global circuit breakers, blast-radius limits, token buckets and the
+ * wave plan of staged rollouts. The breaker cases replay the incident it
+ * was built for (incidents.md 1: an expired attestation certificate made
+ * an MDM auto-lock ~32,000 devices in ~40 organisations, ~20,000 of them
+ * in one). Time is always passed in as now_ms: nothing here reads a clock.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "safety.h"
+
+static int passed, failed;
+
+#define CHECK(c, ...)                                                        \
+	do {                                                                 \
+		if (c) {                                                     \
+			passed++;                                            \
+		} else {                                                     \
+			failed++;                                            \
+			fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
+			fprintf(stderr, __VA_ARGS__);                        \
+			fputc('\n', stderr);                                 \
+		}                                                            \
+	} while (0)
+
+/* 2021-10-17 13:00:00 UTC (22:00 JST), a multiple of the 20 s bucket of a
+ * 600 s window, so bucket boundaries below fall on round offsets. */
+#define T0 INT64_C(1634475600000)
+#define MIN_MS INT64_C(60000)
+#define WIN_MS INT64_C(600000) /* default breaker window */
+#define BKT_MS INT64_C(20000)  /* 600 s / FBXI_WIN_BUCKETS */
+
+#define ORG_FLEET 20000u /* the vaccination-record customer's tablets */
+#define ORG_ALLOW 400u   /* 2% of ORG_FLEET */
+
+#define STORM 20000
+
+/* ---- sliding window ---------------------------------------------------- */
+
+static void
+test_window(void)
+{
+	struct fbxi_window w;
+	uint64_t s;
+
+	fbxi_window_init(&w, 0);
+	CHECK(w.window_s == 600, "window_s 0 -> 600, got %u", w.window_s);
+
+	fbxi_window_init(&w, 600);
+	CHECK(fbxi_window_sum(&w, T0) == 0, "fresh window sums to 0");
+	fbxi_window_add(&w, T0, 3);
+	fbxi_window_add(&w, T0 + 1000, 4);           /* bucket 0 */
+	fbxi_window_add(&w, T0 + BKT_MS + 5000, 5);  /* bucket 1 */
+	fbxi_window_add(&w, T0 + 5 * MIN_MS, 6);     /* bucket 15 */
+	s = fbxi_window_sum(&w, T0 + 5 * MIN_MS);
+	CHECK(s == 18, "adds within the window sum: want 18, got %llu",
+	    (unsigned long long)s);
+	s = fbxi_window_sum(&w, T0 + WIN_MS - 1);
+	CHECK(s == 18, "all still in at window-1ms: want 18, got %llu",
+	    (unsigned long long)s);
+	/* bucket by bucket: bucket 0 (3+4) leaves at +600 s, bucket 1 (5)
+	 * at +620 s, bucket 15 (6) at +900 s */
+	s = fbxi_window_sum(&w, T0 + WIN_MS);
+	CHECK(s == 11, "bucket 0 out at +600s: want 11, got %llu",
+	    (unsigned long long)s);
+	s = fbxi_window_sum(&w, T0 + WIN_MS + BKT_MS - 1);
+	CHECK(s == 11, "bucket 1 still in at +620s-1ms: want 11, got %llu",
+	    (unsigned long long)s);
+	s = fbxi_window_sum(&w, T0 + WIN_MS + BKT_MS);
+	CHECK(s == 6, "bucket 1 out at +620s: want 6, got %llu",
+	    (unsigned long long)s);
+	s = fbxi_window_sum(&w, T0 + 15 * MIN_MS - 1);
+	CHECK(s == 6, "bucket 15 in at +900s-1ms: want 6, got %llu",
+	    (unsigned long long)s);
+	s = fbxi_window_sum(&w, T0 + 15 * MIN_MS);
+	CHECK(s == 0, "all out at +900s: want 0, got %llu",
+	    (unsigned long long)s);
+	fbxi_window_add(&w, T0 + 15 * MIN_MS, 2);
+	s = fbxi_window_sum(&w, T0 + 15 * MIN_MS);
+	CHECK(s == 2, "counts again after emptying: want 2, got %llu",
+	    (unsigned long long)s);
+
+	/* a jump longer than the window clears every bucket at once */
+	fbxi_window_init(&w, 600);
+	for (int i = 0; i < FBXI_WIN_BUCKETS; i++)
+		fbxi_window_add(&w, T0 + i * BKT_MS, 10);
+	s = fbxi_window_sum(&w, T0 + (FBXI_WIN_BUCKETS - 1) * BKT_MS);
+	CHECK(s == 300, "30 buckets x 10: want 300, got %llu",
+	    (unsigned long long)s);
+	s = fbxi_window_sum(&w, T0 + 5 * WIN_MS + 12345);
+	CHECK(s == 0, "jump of 5 windows clears: want 0, got %llu",
+	    (unsigned long long)s);
+	fbxi_window_add(&w, T0 + 5 * WIN_MS + 12345, 1);
+	s = fbxi_window_sum(&w, T0 + 5 * WIN_MS + 12345);
+	CHECK(s == 1, "after the jump: want 1, got %llu",
+	    (unsigned long long)s);
+
+	/* a short window: gone one window plus one bucket later whatever the
+	 * alignment */
+	fbxi_window_init(&w, 1); /* 33 ms buckets */
+	fbxi_window_add(&w, T0 + 7, 9);
+	CHECK(fbxi_window_sum(&w, T0 + 7 + 900) == 9, "1 s window keeps 0.9 s");
+	CHECK(fbxi_window_sum(&w, T0 + 7 + 1000 + 33) == 0,
+	    "1 s window drops after 1 s + a bucket");
+
+	/* sums never wrap: a bucket saturates, the sum is 64-bit */
+	fbxi_window_init(&w, 600);
+	fbxi_window_add(&w, T0, UINT32_MAX);
+	fbxi_window_add(&w, T0, 5);
+	s = fbxi_window_sum(&w, T0);
+	CHECK(s == UINT32_MAX, "saturated bucket: want %u, got %llu",
+	    UINT32_MAX, (unsigned long long)s);
+	for (int i = 1; i < FBXI_WIN_BUCKETS; i++)
+		fbxi_window_add(&w, T0 + i * BKT_MS, UINT32_MAX);
+	s = fbxi_window_sum(&w, T0 + (FBXI_WIN_BUCKETS - 1) * BKT_MS);
+	CHECK(s == (uint64_t)FBXI_WIN_BUCKETS * UINT32_MAX,
+	    "30 full buckets: want %llu, got %llu",
+	    (unsigned long long)FBXI_WIN_BUCKETS * UINT32_MAX,
+	    (unsigned long long)s);
+}
+
+/* ---- organisation breakers --------------------------------------------- */
+
+static void
+brk_new(struct fbxi_breaker *b, const struct fbx_breaker_cfg *set)
+{
+	struct fbx_breaker_cfg cfg;
+
+	fbxi_breaker_defaults(&cfg);
+	if (set)
+		fbxi_breaker_cfg_merge(&cfg, set);
+	fbxi_breaker_init(b, &cfg);
+}
+
+static void
+test_breaker_cfg(void)
+{
+	struct fbx_breaker_cfg c, set;
+	struct fbxi_breaker b;
+
+	fbxi_breaker_defaults(&c);
+	CHECK(c.window_s == 600 && c.min_count == 20 && c.share_ppm == 20000 &&
+	    c.baseline_mult == 10 && c.global_orgs == 3 && c.shadow == 0,
+	    "defaults: 600 s, 20, 2%%, x10, 3 orgs, enforcing");
+
+	memset(&set, 0, sizeof(set));
+	set.min_count = 7;
+	set.shadow = 1;
+	fbxi_breaker_cfg_merge(&c, &set);
+	CHECK(c.window_s == 600 && c.min_count == 7 && c.share_ppm == 20000 &&
+	    c.baseline_mult == 10 && c.global_orgs == 3 && c.shadow == 1,
+	    "merge applies only non-zero fields; shadow 1 = shadow");
+	memset(&set, 0, sizeof(set));
+	fbxi_breaker_cfg_merge(&c, &set);
+	CHECK(c.shadow == 1 && c.min_count == 7, "shadow 0 keeps shadow");
+	set.shadow = 2;
+	fbxi_breaker_cfg_merge(&c, &set);
+	CHECK(c.shadow == 0, "shadow 2 sets enforcing");
+
+	brk_new(&b, NULL);
+	CHECK(b.version == FBXI_BRK_VERSION && b.state == FBX_BS_CLOSED &&
+	    b.manual == 0 && b.trips == 0 && b.baseline_x1000 == 0 &&
+	    b.win.window_s == 600,
+	    "a new breaker is closed, empty, versioned");
+}
+
+static void
+test_allowance(void)
+{
+	struct fbxi_breaker b;
+	struct fbx_breaker_cfg set;
+	static const struct {
+		uint32_t fleet, want;
+	} tab[] = {
+		{ORG_FLEET, ORG_ALLOW}, /* 2% of 20,000 */
+		{32000, 640},           /* the whole incident as one fleet */
+		{500, 20},              /* 10 < min_count */
+		{1000, 20},             /* exactly 20 */
+		{1049, 20},             /* 20.98 rounds down */
+		{1050, 21},
+		{1, 20},
+		{0, 20},
+	};
+	uint32_t a;
+
+	for (size_t i = 0; i < sizeof(tab) / sizeof(tab[0]); i++) {
+		brk_new(&b, NULL);
+		a = fbxi_breaker_allowance(&b, T0, tab[i].fleet);
+		CHECK(a == tab[i].want, "allowance(fleet %u): want %u, got %u",
+		    tab[i].fleet, tab[i].want, a);
+	}
+
+	/* the product is 64-bit and clamps to 32 */
+	memset(&set, 0, sizeof(set));
+	set.share_ppm = FBX_PPM;
+	brk_new(&b, &set);
+	a = fbxi_breaker_allowance(&b, T0, UINT32_MAX);
+	CHECK(a == UINT32_MAX, "100%% of UINT32_MAX: got %u", a);
+	set.share_ppm = 2 * FBX_PPM;
+	brk_new(&b, &set);
+	a = fbxi_breaker_allowance(&b, T0, UINT32_MAX);
+	CHECK(a == UINT32_MAX, "200%% of UINT32_MAX clamps: got %u", a);
+}
+
+
+static void
+test_admit(void)
+{
+	struct fbxi_breaker b;
+	int tripped = -1, v;
+	uint64_t s;
+
+	/* admit counts devices, not commands */
+	brk_new(&b, NULL);
+	v = fbxi_breaker_admit(&b, T0, ORG_ALLOW, ORG_FLEET, &tripped);
+	CHECK(v == FBXI_ADMIT && tripped == 0,
+	    "a command of exactly the allowance is admitted (v %d)", v);
+	s = fbxi_window_sum(&b.win, T0);
+	CHECK(s == ORG_ALLOW, "window counts %u devices, got %llu", ORG_ALLOW,
+	    (unsigned long long)s);
+	v = fbxi_breaker_admit(&b, T0, 1, ORG_FLEET, &tripped);
+	CHECK(v == FBXI_HOLD && tripped == 1, "the next device trips it");
+
+	brk_new(&b, NULL);
+	v = fbxi_breaker_admit(&b, T0, ORG_ALLOW + 1, ORG_FLEET, &tripped);
+	CHECK(v == FBXI_HOLD && tripped == 1,
+	    "a single command of allowance+1 devices trips it (v %d)", v);
+	CHECK(fbxi_window_sum(&b.win, T0) == 0, "a held command is not counted");
+
+	/* the command that would pass the allowance is the one that trips */
+	brk_new(&b, NULL);
+	for (uint32_t i = 0; i < ORG_ALLOW - 1; i++) {
+		v = fbxi_breaker_admit(&b, T0 + i, 1, ORG_FLEET, &tripped);
+		if (v != FBXI_ADMIT || tripped != 0)
+			break;
+	}
+	CHECK(fbxi_window_sum(&b.win, T0 + 1000) == ORG_ALLOW - 1,
+	    "399 single locks admitted");
+	v = fbxi_breaker_admit(&b, T0 + 1000, 2, ORG_FLEET, &tripped);
+	CHECK(v == FBXI_HOLD && tripped == 1, "399 + 2 > 400 trips (v %d)", v);
+	CHECK(b.state == FBX_BS_CLOSED && b.trips == 0,
+	    "admit decides; the caller opens it with fbxi_breaker_trip");
+	v = fbxi_breaker_admit(&b, T0 + 1001, 1, ORG_FLEET, &tripped);
+	CHECK(v == FBXI_ADMIT && tripped == 0, "399 + 1 = 400 fits (v %d)", v);
+
+	/* once open, every command is held, and does not "trip" again */
+	fbxi_breaker_trip(&b, T0 + 1001, "engine", "auto lock spike", 0);
+	CHECK(b.state == FBX_BS_OPEN && b.manual == 0 && b.trips == 1 &&
+	    b.tripped_ms == T0 + 1001 && strcmp(b.tripped_by, "engine") == 0 &&
+	    strcmp(b.note, "auto lock spike") == 0, "automatic trip recorded");
+	v = fbxi_breaker_admit(&b, T0 + 1002, 1, ORG_FLEET, &tripped);
+	CHECK(v == FBXI_HOLD && tripped == 0, "open: held (v %d, tripped %d)",
+	    v, tripped);
+	v = fbxi_breaker_admit(&b, T0 + 10 * WIN_MS, 1, ORG_FLEET, &tripped);
+	CHECK(v == FBXI_HOLD && tripped == 0,
+	    "open: still held ten windows later (v %d)", v);
+	v = fbxi_breaker_admit(&b, T0 + 10 * WIN_MS, 1, 100000000, &tripped);
+	CHECK(v == FBXI_HOLD, "open: held whatever the fleet");
+}
+
+/* max_in_window - the most admissions (sorted times) in any half-open
+ * interval (t - win, t]: what an observer counting exactly would see. */
+static uint32_t
+max_in_window(const int64_t *t, size_t n, int64_t win)
+{
+	uint32_t best = 0;
+	size_t lo = 0;
+
+	for (size_t hi = 0; hi < n; hi++) {
+		while (t[lo] <= t[hi] - win)
+			lo++;
+		if (hi - lo + 1 > best)
+			best = (uint32_t)(hi - lo + 1);
+	}
+	return best;
+}
+
+/* storm - STORM single-device automatic locks `spacing` ms apart against
+ * one organisation breaker. With `engine` the caller opens the breaker on
+ * the first trip as the engine does; without, it ignores the trip, and the
+ * window alone must still bound what is admitted. */
+static void
+storm(int64_t spacing, int engine)
+{
+	static int64_t at[STORM];
+	struct fbxi_breaker b;
+	uint32_t admitted = 0, held = 0, trips = 0, peak;
+	int first_trip = -1, tripped, v, other = 0;
+
+	brk_new(&b, NULL);
+	for (int i = 0; i < STORM; i++) {
+		int64_t now = T0 + i * spacing;
+		v = fbxi_breaker_admit(&b, now, 1, ORG_FLEET, &tripped);
+		if (v == FBXI_ADMIT) {
+			at[admitted++] = now;
+		} else if (v == FBXI_HOLD) {
+			held++;
+		} else {
+			other++;
+		}
+		if (tripped) {
+			trips++;
+			if (first_trip < 0)
+				first_trip = i;
+			if (engine)
+				fbxi_breaker_trip(&b, now, "engine",
+				    "auto lock spike", 0);
+		}
+	}
+	peak = max_in_window(at, admitted, WIN_MS);
+	CHECK(other == 0, "storm %lld ms: no shadow verdicts when enforcing",
+	    (long long)spacing);
+	CHECK(peak <= ORG_ALLOW,
+	    "storm %lld ms engine %d: %u admitted in one window > %u",
+	    (long long)spacing, engine, peak, ORG_ALLOW);
+	CHECK(admitted + held == STORM, "every command decided");
+	CHECK(first_trip == (int)ORG_ALLOW,
+	    "storm %lld ms engine %d: command #%u trips, got #%d",
+	    (long long)spacing, engine, ORG_ALLOW, first_trip);
+	if (engine || spacing * STORM < WIN_MS) {
+		/* all inside one window, or open after the first trip */
+		CHECK(admitted == ORG_ALLOW,
+		    "storm %lld ms engine %d: want %u admitted, got %u",
+		    (long long)spacing, engine, ORG_ALLOW, admitted);
+		CHECK(held == STORM - ORG_ALLOW, "want %u held, got %u",
+		    STORM - ORG_ALLOW, held);
+	}
+	if (engine) {
+		CHECK(trips == 1 && b.trips == 1 && b.state == FBX_BS_OPEN,
+		    "storm %lld ms: one trip, then open (trips %u)",
+		    (long long)spacing, trips);
+	} else {
+		CHECK(trips == held, "ignored trips: each hold reports a trip");
+		CHECK(b.state == FBX_BS_CLOSED, "nobody opened it");
+	}
+	if (!engine && spacing * STORM >= 3 * WIN_MS) {
+		/* a closed breaker admits again as the window slides */
+		CHECK(admitted >= 3 * ORG_ALLOW && admitted < STORM,
+		    "storm %lld ms over %lld windows admitted %u",
+		    (long long)spacing, (long long)(spacing * STORM / WIN_MS),
+		    admitted);
+	}
+}
+
+static void
+test_storms(void)
+{
+	storm(1, 1);
+	storm(0, 1);
+	storm(1, 0);
+	storm(0, 0);
+	storm(100, 1);
+	storm(100, 0); /* 2,000 s: three windows and a third */
+}
+
+static void
+test_rooted_phone(void)
+{
+	struct fbxi_breaker b;
+	struct fbx_breaker_cfg set;
+	static const uint32_t fleets[] = {0, 1, 2, 5, 49, 50, ORG_FLEET};
+	int tripped, v;
+
+	for (size_t i = 0; i < sizeof(fleets) / sizeof(fleets[0]); i++) {
+		brk_new(&b, NULL);
+		v = fbxi_breaker_admit(&b, T0, 1, fleets[i], &tripped);
+		CHECK(v == FBXI_ADMIT && tripped == 0,
+		    "one lock in a fleet of %u is admitted (v %d)", fleets[i],
+		    v);
+	}
+
+	/* even against the smallest baseline: min_count is a floor */
+	brk_new(&b, NULL);
+	(void)fbxi_breaker_allowance(&b, T0, ORG_FLEET);
+	v = fbxi_breaker_admit(&b, T0 + MIN_MS, 1, ORG_FLEET, &tripped);
+	(void)fbxi_breaker_allowance(&b, T0 + WIN_MS, ORG_FLEET);
+	CHECK(b.baseline_x1000 == 250, "one lock a window: baseline 0.25, got "
+	    "%llu", (unsigned long long)b.baseline_x1000);
+	v = fbxi_breaker_admit(&b, T0 + WIN_MS + 1, 1, ORG_FLEET, &tripped);
+	CHECK(v == FBXI_ADMIT && tripped == 0,
+	    "one lock over a baseline of 0.25 is admitted (v %d)", v);
+
+	/* and min_count 1 still admits one */
+	memset(&set, 0, sizeof(set));
+	set.min_count = 1;
+	brk_new(&b, &set);
+	v = fbxi_breaker_admit(&b, T0, 1, 1, &tripped);
+	CHECK(v == FBXI_ADMIT && tripped == 0, "min_count 1, fleet 1: admit");
+}
+
+static void
+test_shadow(void)
+{
+	struct fbxi_breaker b;
+	struct fbx_breaker_cfg set;
+	uint32_t n[3] = {0, 0, 0};
+	int tripped, v, any_trip = 0;
+	uint64_t s;
+
+	memset(&set, 0, sizeof(set));
+	set.shadow = 1;
+	brk_new(&b, &set);
+	for (int i = 0; i < 1000; i++) {
+		v = fbxi_breaker_admit(&b, T0, 1, ORG_FLEET, &tripped);
+		if (v >= 0 && v <= 2)
+			n[v]++;
+		any_trip |= tripped;
+	}
+	CHECK(n[FBXI_ADMIT] == ORG_ALLOW && n[FBXI_HOLD] == 0 &&
+	    n[FBXI_ADMIT_SHADOW] == 1000 - ORG_ALLOW,
+	    "shadow: %u admit, 0 hold, %u shadow; got %u/%u/%u", ORG_ALLOW,
+	    1000 - ORG_ALLOW, n[0], n[1], n[2]);
+	CHECK(!any_trip && b.state == FBX_BS_CLOSED && b.trips == 0,
+	    "shadow never trips");
+	CHECK(b.would_hold == 1000 - ORG_ALLOW, "would_hold %u, got %llu",
+	    1000 - ORG_ALLOW, (unsigned long long)b.would_hold);
+	s = fbxi_window_sum(&b.win, T0);
+	CHECK(s == 1000, "shadow counts what it lets through: got %llu",
+	    (unsigned long long)s);
+	v = fbxi_breaker_admit(&b, T0, 50000, ORG_FLEET, &tripped);
+	CHECK(v == FBXI_ADMIT_SHADOW && tripped == 0 && b.would_hold == 601,
+	    "shadow: a huge command goes through (v %d)", v);
+
+	/* switched to enforcing, the same breaker holds */
+	set.shadow = 2;
+	fbxi_breaker_cfg_merge(&b.cfg, &set);
+	v = fbxi_breaker_admit(&b, T0, 1, ORG_FLEET, &tripped);
+	CHECK(v == FBXI_HOLD && tripped == 1, "enforcing again: trips");
+}
+
+static void
+test_trip_reset(void)
+{
+	struct fbxi_breaker b;
+	char longid[200], longnote[400];
+	int tripped, v;
+
+	/* manual trip on a quiet breaker */
+	brk_new(&b, NULL);
+	fbxi_breaker_trip(&b, T0, "alice", "attestation cert expired", 1);
+	CHECK(b.state == FBX_BS_OPEN && b.manual == 1 && b.trips == 1 &&
+	    b.tripped_ms == T0, "manual trip: open, manual, counted");
+	CHECK(strcmp(b.tripped_by, "alice") == 0 &&
+	    strcmp(b.note, "attestation cert expired") == 0,
+	    "manual trip: who and note kept");
+	v = fbxi_breaker_admit(&b, T0 + 1, 1, ORG_FLEET, &tripped);
+	CHECK(v == FBXI_HOLD && tripped == 0, "manual open holds one lock");
+
+	/* reset closes it and clears the window */
+	brk_new(&b, NULL);
+	v = fbxi_breaker_admit(&b, T0, ORG_ALLOW, ORG_FLEET, &tripped);
+	v = fbxi_breaker_admit(&b, T0 + 1000, 1, ORG_FLEET, &tripped);
+	CHECK(v == FBXI_HOLD && tripped == 1, "full window trips");
+	fbxi_breaker_trip(&b, T0 + 1000, "engine", "spike", 0);
+	b.held = 7;
+	fbxi_breaker_reset(&b, T0 + 2000, "bob", "cert renewed");
+	CHECK(b.state == FBX_BS_CLOSED && b.manual == 0 && b.held == 0 &&
+	    b.trips == 1, "reset: closed, held cleared, trips kept");
+	CHECK(strcmp(b.tripped_by, "bob") == 0 &&
+	    strcmp(b.note, "cert renewed") == 0, "reset: who and note kept");
+	CHECK(fbxi_window_sum(&b.win, T0 + 2000) == 0, "reset clears the window");
+	v = fbxi_breaker_admit(&b, T0 + 2000, ORG_ALLOW, ORG_FLEET, &tripped);
+	CHECK(v == FBXI_ADMIT && tripped == 0,
+	    "after reset a full allowance fits in the same window");
+	v = fbxi_breaker_admit(&b, T0 + 2001, 1, ORG_FLEET, &tripped);
+	CHECK(v == FBXI_HOLD && tripped == 1, "and the next one trips");
+
+	/* over-long who and note are cut, not overflowed */
+	memset(longid, 'a', sizeof(longid) - 1);
+	longid[sizeof(longid) - 1] = '\0';
+	memset(longnote, 'n', sizeof(longnote) - 1);
+	longnote[sizeof(longnote) - 1] = '\0';
+	fbxi_breaker_trip(&b, T0, longid, longnote, 1);
+	CHECK(strlen(b.tripped_by) == FBX_ID_MAX &&
+	    strlen(b.note) == FBX_NOTE_MAX - 1, "long who/note truncated");
+}
+
+static void
+test_baseline(void)
+{
+	struct fbxi_breaker b;
+	struct fbx_breaker_cfg set;
+	int tripped, v, n;
+	uint32_t a;
+
+	memset(&set, 0, sizeof(set));
+	set.min_count = 1; /* so the baseline rule shows */
+	brk_new(&b, &set);
+	a = fbxi_breaker_allowance(&b, T0, ORG_FLEET);
+	CHECK(a == ORG_ALLOW && b.baseline_x1000 == 0,
+	    "no baseline: share rule only, want %u got %u", ORG_ALLOW, a);
+	/* a quiet window: 5 locks, one a minute (outside the first bucket) */
+	for (int k = 1; k <= 5; k++) {
+		v = fbxi_breaker_admit(&b, T0 + k * MIN_MS, 1, ORG_FLEET,
+		    &tripped);
+		CHECK(v == FBXI_ADMIT, "quiet lock %d admitted", k);
+	}
+	CHECK(b.baseline_x1000 == 0, "no baseline before a window passed");
+	a = fbxi_breaker_allowance(&b, T0 + WIN_MS, ORG_FLEET);
+	CHECK(b.baseline_x1000 == 5 * 1000 / 4,
+	    "baseline after 5 locks: want 1250, got %llu",
+	    (unsigned long long)b.baseline_x1000);
+	/* max(1, min(400, 10 x 1.25 = 12)) */
+	CHECK(a == 12, "allowance with baseline 1.25: want 12, got %u", a);
+	CHECK(fbxi_breaker_allowance(&b, T0 + WIN_MS + 1, ORG_FLEET) == 12 &&
+	    b.baseline_x1000 == 1250, "no second fold within the window");
+
+	/* default min_count 20 is still a floor over 12 */
+	b.cfg.min_count = 20;
+	a = fbxi_breaker_allowance(&b, T0 + WIN_MS + 2, ORG_FLEET);
+	CHECK(a == 20, "min_count over baseline: want 20, got %u", a);
+	b.cfg.min_count = 1;
+	/* baseline_mult 0 switches the baseline rule off */
+	b.cfg.baseline_mult = 0;
+	a = fbxi_breaker_allowance(&b, T0 + WIN_MS + 3, ORG_FLEET);
+	CHECK(a == ORG_ALLOW, "baseline_mult 0: want %u, got %u", ORG_ALLOW, a);
+	b.cfg.baseline_mult = 10;
+
+	/* an empty window: 3/4 old + 1/4 of 0 */
+	a = fbxi_breaker_allowance(&b, T0 + 2 * WIN_MS, ORG_FLEET);
+	CHECK(b.baseline_x1000 == 937, "decay: want 937, got %llu",
+	    (unsigned long long)b.baseline_x1000);
+	CHECK(a == 9, "allowance with baseline 0.937: want 9, got %u", a);
+
+	/* a window that trips is not folded in */
+	for (n = 0; n < 100; n++) {
+		v = fbxi_breaker_admit(&b, T0 + 2 * WIN_MS + 1000 + n, 1,
+		    ORG_FLEET, &tripped);
+		if (tripped) {
+			fbxi_breaker_trip(&b, T0 + 2 * WIN_MS + 1000 + n,
+			    "engine", "spike", 0);
+			break;
+		}
+	}
+	CHECK(n == 9 && v == FBXI_HOLD, "the 10th lock trips, got %d", n + 1);
+	a = fbxi_breaker_allowance(&b, T0 + 3 * WIN_MS, ORG_FLEET);
+	CHECK(b.baseline_x1000 == 937 && a == 9,
+	    "tripped window not folded: baseline %llu allowance %u",
+	    (unsigned long long)b.baseline_x1000, a);
+	/* nor after the reset: its window belonged to the incident */
+	fbxi_breaker_reset(&b, T0 + 3 * WIN_MS + 1, "bob", "ok");
+	a = fbxi_breaker_allowance(&b, T0 + 3 * WIN_MS + 2, ORG_FLEET);
+	CHECK(b.baseline_x1000 == 937 && a == 9,
+	    "reset keeps the baseline: %llu, allowance %u",
+	    (unsigned long long)b.baseline_x1000, a);
+
+	/* a baseline above the share cap leaves the share cap */
+	brk_new(&b, &set);
+	(void)fbxi_breaker_allowance(&b, T0, ORG_FLEET);
+	v = fbxi_breaker_admit(&b, T0 + MIN_MS, 300, ORG_FLEET, &tripped);
+	CHECK(v == FBXI_ADMIT, "300 of 400 admitted");
+	a = fbxi_breaker_allowance(&b, T0 + WIN_MS, ORG_FLEET);
+	CHECK(b.baseline_x1000 == 75000 && a == ORG_ALLOW,
+	    "baseline 75 x 10 = 750 > 400: want 400, got %u (baseline %llu)",
+	    a, (unsigned long long)b.baseline_x1000);
+}
+
+/* ---- global breaker ---------------------------------------------------- */
+
+static void
+test_global(void)
+{
+	struct fbxi_breaker g;
+	struct fbx_breaker_cfg set;
+	int r;
+
+	brk_new(&g, NULL);
+	CHECK(fbxi_breaker_note_org_trip(&g, T0) == 0, "1st org: no");
+	CHECK(fbxi_breaker_note_org_trip(&g, T0 + MIN_MS) == 0, "2nd org: no");
+	CHECK(fbxi_breaker_note_org_trip(&g, T0 + 2 * MIN_MS) == 1,
+	    "3rd org within the window: trip");
+	fbxi_breaker_trip(&g, T0 + 2 * MIN_MS, "engine", "3 orgs", 0);
+	CHECK(fbxi_breaker_note_org_trip(&g, T0 + 3 * MIN_MS) == 0,
+	    "already open: no second trip");
+
+	/* trips spread wider than the window never add up */
+	brk_new(&g, NULL);
+	r = 0;
+	for (int i = 0; i < 10; i++)
+		r |= fbxi_breaker_note_org_trip(&g, T0 + i * (WIN_MS + 100000));
+	CHECK(r == 0, "one org trip per 700 s never trips the global one");
+
+	/* two in, the first slides out, then two more */
+	brk_new(&g, NULL);
+	CHECK(fbxi_breaker_note_org_trip(&g, T0) == 0, "t=0");
+	CHECK(fbxi_breaker_note_org_trip(&g, T0 + 5 * MIN_MS) == 0, "t=300s");
+	CHECK(fbxi_breaker_note_org_trip(&g, T0 + 700000) == 0,
+	    "t=700s: t=0 has left, 2 in window");
+	CHECK(fbxi_breaker_note_org_trip(&g, T0 + 800000) == 1,
+	    "t=800s: 300, 700, 800 are 3 in window");
+
+	/* global_orgs honoured; 0 means the default 3 */
+	memset(&set, 0, sizeof(set));
+	set.global_orgs = 5;
+	brk_new(&g, &set);
+	for (int i = 0; i < 4; i++)
+		CHECK(fbxi_breaker_note_org_trip(&g, T0 + i) == 0,
+		    "global_orgs 5: org %d no", i + 1);
+	CHECK(fbxi_breaker_note_org_trip(&g, T0 + 4) == 1, "5th org trips");
+	brk_new(&g, NULL);
+	g.cfg.global_orgs = 0;
+	CHECK(fbxi_breaker_note_org_trip(&g, T0) == 0 &&
+	    fbxi_breaker_note_org_trip(&g, T0) == 0 &&
+	    fbxi_breaker_note_org_trip(&g, T0) == 1, "global_orgs 0 -> 3");
+}
+
+/* ---- blast-radius limits ----------------------------------------------- */
+
+static void
+test_limits(void)
+{
+	struct fbxi_limit_cfg c;
+	uint32_t cap;
+	static const struct {
+		int type;
+		uint32_t count, ppm;
+	} def[] = {
+		{FBX_CMD_WIPE, 25, 10000},
+		{FBX_CMD_CLEAR_PASSCODE, 100, 20000},
+		{FBX_CMD_LOCK, 1000, 100000},
+		{FBX_CMD_START_LOST_MODE, 1000, 100000},
+		{FBX_CMD_REMOVE_APP, 0, 500000},
+		{FBX_CMD_UNLOCK, 0, 0},
+		{FBX_CMD_STOP_LOST_MODE, 0, 0},
+		{FBX_CMD_QUERY, 0, 0},
+		{FBX_CMD_RESTART, 0, 0},
+		{FBX_CMD_INSTALL_APP, 0, 0},
+		{FBX_CMD_SET_POLICY, 0, 0},
+		{FBX_CMD_OS_UPDATE, 0, 0},
+	};
+	static const struct {
+		uint32_t count, ppm, fleet, want;
+	} tab[] = {
+		{25, 10000, 1000, 10},      /* wipe: 1% of 1000 < 25 */
+		{25, 10000, 100000, 25},    /* wipe: 25 < 1% of 100,000 */
+		{25, 10000, 10, 1},         /* 0.1 -> at least 1 */
+		{25, 10000, 0, 1},          /* empty fleet: still 1 */
+		{1000, 100000, ORG_FLEET, 1000}, /* lock, the big customer */
+		{1000, 100000, 5000, 500},
+		{0, 0, 1000000, UINT32_MAX}, /* unlimited */
+		{7, 0, 1000000, 7},          /* count only */
+		{0, 1, 999999, 1},           /* share only, rounds to 0 -> 1 */
+		{0, 1, 3000000, 3},
+		{0, 500000, 11, 5},
+		{UINT32_MAX, 0, 5, UINT32_MAX},
+		{0, FBX_PPM, UINT32_MAX, UINT32_MAX},
+		{0, 2 * FBX_PPM, UINT32_MAX, UINT32_MAX}, /* stays clamped */
+	};
+
+	for (size_t i = 0; i < sizeof(def) / sizeof(def[0]); i++) {
+		memset(&c, 0xa5, sizeof(c));
+		fbxi_limit_defaults(def[i].type, &c);
+		CHECK(c.version == FBXI_LIM_VERSION && c.window_s == 3600 &&
+		    c.max_count == def[i].count && c.max_share_ppm == def[i].ppm,
+		    "defaults(type %d): want %u/%u, got %u/%u", def[i].type,
+		    def[i].count, def[i].ppm, c.max_count, c.max_share_ppm);
+	}
+	fbxi_limit_defaults(FBX_CMD_UNLOCK, &c);
+	CHECK(fbxi_limit_cap(&c, 32000) == UINT32_MAX, "unlock: unlimited");
+	fbxi_limit_defaults(FBX_CMD_QUERY, &c);
+	CHECK(fbxi_limit_cap(&c, 32000) == UINT32_MAX, "query: unlimited");
+	fbxi_limit_defaults(FBX_CMD_LOCK, &c);
+	cap = fbxi_limit_cap(&c, ORG_FLEET);
+	CHECK(cap == 1000, "lock of 20,000 tablets: want 1000, got %u", cap);
+	fbxi_limit_defaults(FBX_CMD_WIPE, &c);
+	cap = fbxi_limit_cap(&c, ORG_FLEET);
+	CHECK(cap == 25, "wipe of 20,000 tablets: want 25, got %u", cap);
+
+	for (size_t i = 0; i < sizeof(tab) / sizeof(tab[0]); i++) {
+		memset(&c, 0, sizeof(c));
+		c.version = FBXI_LIM_VERSION;
+		c.max_count = tab[i].count;
+		c.max_share_ppm = tab[i].ppm;
+		cap = fbxi_limit_cap(&c, tab[i].fleet);
+		CHECK(cap == tab[i].want, "cap(%u, %u ppm, fleet %u): want %u, "
+		    "got %u", tab[i].count, tab[i].ppm, tab[i].fleet,
+		    tab[i].want, cap);
+	}
+}
+
+/* ---- token bucket ------------------------------------------------------ */
+
+static void
+test_bucket(void)
+{
+	struct fbxi_bucket k;
+	uint32_t g, total;
+
+	memset(&k, 0, sizeof(k));
+	g = fbxi_bucket_take(&k, T0, 10, 50, 100);
+	CHECK(g == 50, "starts full: want 50, got %u", g);
+	g = fbxi_bucket_take(&k, T0, 10, 50, 1);
+	CHECK(g == 0, "empty at the same instant: got %u", g);
+	g = fbxi_bucket_take(&k, T0 + 50, 10, 50, 1);
+	CHECK(g == 0, "half a token is none: got %u", g);
+	g = fbxi_bucket_take(&k, T0 + 100, 10, 50, 5);
+	CHECK(g == 1, "10/s: one token after 100 ms, got %u", g);
+	g = fbxi_bucket_take(&k, T0 + 350, 10, 50, 5);
+	CHECK(g == 2, "2.5 tokens grant 2, got %u", g);
+	g = fbxi_bucket_take(&k, T0 + 400, 10, 50, 5);
+	CHECK(g == 1, "0.5 kept + 0.5 refilled = 1, got %u", g);
+	g = fbxi_bucket_take(&k, T0 + 1000000, 10, 50, 60);
+	CHECK(g == 50, "never above burst after 1000 s idle: got %u", g);
+	g = fbxi_bucket_take(&k, T0 + 1000000, 10, 50, 0);
+	CHECK(g == 0, "want 0 grants 0");
+
+	/* burst 0 means one second's worth */
+	memset(&k, 0, sizeof(k));
+	g = fbxi_bucket_take(&k, T0, 5, 0, 10);
+	CHECK(g == 5, "burst 0 -> rate: want 5, got %u", g);
+
+	/* rate 0 = unlimited */
+	memset(&k, 0, sizeof(k));
+	CHECK(fbxi_bucket_take(&k, T0, 0, 0, 123456) == 123456 &&
+	    fbxi_bucket_take(&k, T0, 0, 7, UINT32_MAX) == UINT32_MAX,
+	    "rate 0: everything granted");
+
+	/* a steady drain: burst + rate x elapsed, exactly */
+	memset(&k, 0, sizeof(k));
+	total = 0;
+	for (int i = 0; i < 1000; i++) {
+		g = fbxi_bucket_take(&k, T0 + i * 100, 10, 50, 100);
+		CHECK(g <= 50, "a grant above burst: %u", g);
+		total += g;
+	}
+	CHECK(total == 50 + 999, "100 s at 10/s from full: want 1049, got %u",
+	    total);
+
+	/* an inexact rate (0.3 per step) grants whole tokens, never more
+	 * than burst + rate x elapsed */
+	memset(&k, 0, sizeof(k));
+	total = 0;
+	for (int i = 0; i <= 100; i++)
+		total += fbxi_bucket_take(&k, T0 + i * 100, 3, 3, 1000);
+	CHECK(total <= 3 + 30 && total >= 3 + 29,
+	    "10 s at 3/s, burst 3: want 32..33, got %u", total);
+}
+
+/* ---- staged rollouts --------------------------------------------------- */
+
+static uint32_t waves[1000001];
+
+static uint64_t
+plan_sum(const struct fbx_rollout_plan *p, uint32_t total, size_t *n,
+    int *bad)
+{
+	uint64_t s = 0;
+
+	*n = fbxi_rollout_plan_waves(p, total, waves,
+	    sizeof(waves) / sizeof(waves[0]));
+	*bad = 0;
+	for (size_t i = 0; i < *n; i++) {
+		if (waves[i] == 0)
+			(*bad)++;
+		s += waves[i];
+	}
+	return s;
+}
+
+static void
+expect_waves(const char *what, const struct fbx_rollout_plan *p,
+    uint32_t total, const uint32_t *want, size_t nwant)
+{
+	size_t n;
+	int bad, same;
+	uint64_t s = plan_sum(p, total, &n, &bad);
+
+	same = n == nwant;
+	for (size_t i = 0; same && i < n; i++)
+		same = waves[i] == want[i];
+	CHECK(same, "%s, total %u: %zu waves, first %u, last %u", what, total,
+	    n, n ? waves[0] : 0, n ? waves[n - 1] : 0);
+	CHECK(s == total && !bad, "%s, total %u: sums to %llu", what, total,
+	    (unsigned long long)s);
+}
+
+static void
+test_rollout(void)
+{
+	struct fbx_rollout_plan p, q;
+	static const uint32_t totals[] = {1, 7, 1000, 1000000, 2, 99, 65537};
+	uint32_t w[32], w1;
+	size_t n;
+	int bad;
+	uint64_t s;
+
+	memset(&p, 0, sizeof(p));
+	fbxi_rollout_normalize(&p);
+	CHECK(p.first_count == 0 && p.first_share_ppm == 10000 &&
+	    p.growth_x100 == 200 && p.max_wave == 0 && p.bake_s == 0 &&
+	    p.success_ppm == 950000 && p.failure_ppm == 100000 &&
+	    p.min_results == 20, "normalize fills the defaults");
+	memset(&q, 0, sizeof(q));
+	q.first_count = 5;
+	q.growth_x100 = 99;
+	q.bake_s = 60;
+	q.success_ppm = 2 * FBX_PPM;
+	q.failure_ppm = 500000;
+	q.min_results = 3;
+	fbxi_rollout_normalize(&q);
+	CHECK(q.first_count == 5 && q.first_share_ppm == 0 &&
+	    q.growth_x100 == 200 && q.bake_s == 60 && q.success_ppm == 950000 &&
+	    q.failure_ppm == 500000 && q.min_results == 3,
+	    "normalize keeps valid values, fixes growth < 100 and ppm > 1e6");
+	memset(&q, 0, sizeof(q));
+	q.growth_x100 = 100;
+	q.first_share_ppm = 50000;
+	fbxi_rollout_normalize(&q);
+	CHECK(q.growth_x100 == 100 && q.first_share_ppm == 50000,
+	    "growth 100 (constant waves) is kept");
+
+	/* default plan: 1%, doubling, the last wave takes what remains */
+	{
+		static const uint32_t a[] = {1};
+		static const uint32_t b[] = {1, 2, 4};
+		static const uint32_t c[] = {10, 20, 40, 80, 160, 320, 370};
+		static const uint32_t d[] = {10000, 20000, 40000, 80000,
+		    160000, 320000, 370000};
+		expect_waves("default", &p, 1, a, 1);
+		expect_waves("default", &p, 7, b, 3);
+		expect_waves("default", &p, 1000, c, 7);
+		expect_waves("default", &p, 1000000, d, 7);
+	}
+	n = fbxi_rollout_plan_waves(&p, 0, w, 32);
+	CHECK(n == 0, "total 0: no waves, got %zu", n);
+
+	/* max_wave caps every wave */
+	q = p;
+	q.max_wave = 50000;
+	s = plan_sum(&q, 1000000, &n, &bad);
+	CHECK(n == 22 && waves[0] == 10000 && waves[1] == 20000 &&
+	    waves[2] == 40000 && waves[3] == 50000 && waves[20] == 50000 &&
+	    waves[21] == 30000 && s == 1000000 && !bad,
+	    "max_wave 50,000 of 1e6: 10k 20k 40k 18x50k 30k; got %zu waves",
+	    n);
+
+	/* first_count and growth 150 */
+	memset(&q, 0, sizeof(q));
+	q.first_count = 5;
+	q.growth_x100 = 150;
+	fbxi_rollout_normalize(&q);
+	{
+		static const uint32_t a[] = {5, 7, 10, 15, 22, 33, 8};
+		static const uint32_t b[] = {5, 2};
+		expect_waves("first 5, x1.5", &q, 100, a, 7);
+		expect_waves("first 5, x1.5", &q, 7, b, 2);
+	}
+	/* growth 100: constant waves */
+	memset(&q, 0, sizeof(q));
+	q.first_count = 3;
+	q.growth_x100 = 100;
+	{
+		static const uint32_t a[] = {3, 3, 3, 1};
+		expect_waves("first 3, x1", &q, 10, a, 4);
+	}
+	/* a first wave bigger than the stage is the whole stage */
+	memset(&q, 0, sizeof(q));
+	q.first_count = 2000;
+	fbxi_rollout_normalize(&q);
+	{
+		static const uint32_t a[] = {1000};
+		expect_waves("first 2000", &q, 1000, a, 1);
+	}
+	memset(&q, 0, sizeof(q));
+	q.first_share_ppm = FBX_PPM;
+	fbxi_rollout_normalize(&q);
+	{
+		static const uint32_t a[] = {7};
+		expect_waves("first 100%", &q, 7, a, 1);
+	}
+	/* the share rounds down but is at least 1 */
+	memset(&q, 0, sizeof(q));
+	q.first_share_ppm = 250000;
+	q.growth_x100 = 300;
+	fbxi_rollout_normalize(&q);
+	{
+		static const uint32_t a[] = {1, 2};
+		static const uint32_t b[] = {2, 6, 1};
+		expect_waves("first 25%, x3", &q, 3, a, 2);
+		expect_waves("first 25%, x3", &q, 9, b, 3);
+	}
+
+	/* fbxi_rollout_wave directly */
+	w1 = fbxi_rollout_wave(&p, 1000, 0, 0, 0);
+	CHECK(w1 == 10, "wave 0 of 1000: want 10, got %u", w1);
+	w1 = fbxi_rollout_wave(&p, 1000, 630, 6, 320);
+	CHECK(w1 == 370, "wave 6 takes the remainder: want 370, got %u", w1);
+	w1 = fbxi_rollout_wave(&p, 1000, 1000, 7, 370);
+	CHECK(w1 == 0, "nothing left: want 0, got %u", w1);
+	w1 = fbxi_rollout_wave(&p, 1000, 1500, 7, 370);
+	CHECK(w1 == 0, "over-released: want 0, got %u", w1);
+	w1 = fbxi_rollout_wave(&p, 1000, 10, 3, 0);
+	CHECK(w1 == 10, "prev 0 restarts from the first size: got %u", w1);
+	w1 = fbxi_rollout_wave(&p, UINT32_MAX, 0, 1, UINT32_MAX / 2 + 1);
+	CHECK(w1 == UINT32_MAX, "growth is 64-bit, capped by the rest: %u",
+	    w1);
+
+	/* max limits the plan */
+	n = fbxi_rollout_plan_waves(&p, 1000, w, 3);
+	CHECK(n == 3 && w[0] == 10 && w[1] == 20 && w[2] == 40,
+	    "max 3 waves: got %zu", n);
+
+	/* every plan sums exactly to every total */
+	{
+		struct fbx_rollout_plan plans[6];
+		memset(plans, 0, sizeof(plans));
+		plans[1].max_wave = 50000;
+		plans[2].first_count = 5;
+		plans[2].growth_x100 = 150;
+		plans[3].first_count = 3;
+		plans[3].growth_x100 = 100;
+		plans[3].max_wave = 2;
+		plans[4].first_share_ppm = 333333;
+		plans[4].growth_x100 = 1000;
+		plans[5].first_count = 1;
+		plans[5].growth_x100 = 250;
+		plans[5].max_wave = 777;
+		for (size_t i = 0; i < 6; i++) {
+			fbxi_rollout_normalize(&plans[i]);
+			for (size_t t = 0; t < sizeof(totals) / sizeof(totals[0]);
+			     t++) {
+				s = plan_sum(&plans[i], totals[t], &n, &bad);
+				CHECK(s == totals[t] && !bad && n > 0,
+				    "plan %zu total %u: sum %llu in %zu waves "
+				    "(%d empty)", i, totals[t],
+				    (unsigned long long)s, n, bad);
+			}
+		}
+	}
+
+	/* growth_x100 > 100 must grow a wave that no cap holds back: x1.5
+	 * of a wave of 1 truncates to 1, so the stage never speeds up (a
+	 * 1% first wave of a stage under 100 devices is 1) */
+	memset(&q, 0, sizeof(q));
+	q.growth_x100 = 150;
+	fbxi_rollout_normalize(&q);
+	w1 = fbxi_rollout_wave(&q, 50, 1, 1, 1);
+	CHECK(w1 > 1, "growth 150 after a wave of 1: want > 1, got %u", w1);
+	n = fbxi_rollout_plan_waves(&q, 50, waves, 1000);
+	CHECK(n < 50, "growth 150, 50 devices: want fewer than 50 waves, "
+	    "got %zu", n);
+}
+
+int
+main(void)
+{
+	test_window();
+	test_breaker_cfg();
+	test_allowance();
+	test_admit();
+	test_storms();
+	test_rooted_phone();
+	test_shadow();
+	test_trip_reset();
+	test_baseline();
+	test_global();
+	test_limits();
+	test_bucket();
+	test_rollout();
+	printf("%d passed, %d failed\n", passed, failed);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
