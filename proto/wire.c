@@ -5,6 +5,8 @@
  * has no size limit of its own) and validates every field, so the rest of
  * the engine never checks message shape again. Encoders check lengths and
  * counts only and build the hot arrays (deliveries, results) in one block.
+ * It also carries the safety-control vocabulary (breakers, limits, rate
+ * caps, approvals, rollouts, dry runs) and the PUB events.
  */
 #include <limits.h>
 #include <stdarg.h>
@@ -55,6 +57,31 @@ typedef Fusebox__V1__Welcome pb_welcome;
 typedef Fusebox__V1__Delivery pb_delivery;
 typedef Fusebox__V1__Deliveries pb_deliveries;
 typedef Fusebox__V1__Ack pb_ack;
+typedef Fusebox__V1__RolloutPlan pb_plan;
+typedef Fusebox__V1__RolloutStatus pb_rostatus;
+typedef Fusebox__V1__BreakerConfig pb_brkcfg;
+typedef Fusebox__V1__BreakerRequest pb_brkreq;
+typedef Fusebox__V1__BreakerInfo pb_brkinfo;
+typedef Fusebox__V1__BreakerReply pb_brkrep;
+typedef Fusebox__V1__LimitRequest pb_limreq;
+typedef Fusebox__V1__LimitInfo pb_liminfo;
+typedef Fusebox__V1__LimitReply pb_limrep;
+typedef Fusebox__V1__RateRequest pb_ratereq;
+typedef Fusebox__V1__RateInfo pb_rateinfo;
+typedef Fusebox__V1__RateReply pb_raterep;
+typedef Fusebox__V1__ApproveRequest pb_apprreq;
+typedef Fusebox__V1__ApproveReply pb_apprrep;
+typedef Fusebox__V1__RolloutRequest pb_roreq;
+typedef Fusebox__V1__RolloutReply pb_rorep;
+typedef Fusebox__V1__ListHeld pb_listheld;
+typedef Fusebox__V1__PlatformCount pb_platcount;
+typedef Fusebox__V1__DryRun pb_dryrun;
+typedef Fusebox__V1__Event pb_event;
+
+/* Events are a few identifiers and a short text: 4 KiB is generous. */
+#define EVENT_MSG_MAX 4096u
+/* "org/reason" of the breaker holding a command. */
+#define HELD_BY_MAX (2 * FBX_ID_MAX + 2)
 
 #define NO_IDX ((size_t)-1)
 
@@ -128,6 +155,125 @@ text_copy(char *dst, size_t cap, const char *src, const char **what)
 	}
 	if (n > 0)
 		memcpy(dst, src, n);
+	dst[n] = '\0';
+	return FBX_OK;
+}
+
+/* utf8_seq returns the length of the well-formed, printable UTF-8
+ * sequence at s (n bytes left), or 0. C0 and C1 controls and DEL are not
+ * printable; overlong forms and surrogates are not well formed. */
+static size_t
+utf8_seq(const unsigned char *s, size_t n)
+{
+	unsigned char c = s[0];
+	size_t len, i;
+	unsigned char lo = 0x80, hi = 0xbf;
+
+	if (c < 0x20 || c == 0x7f)
+		return 0;
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf)
+		len = 2;
+	else if (c >= 0xe0 && c <= 0xef)
+		len = 3;
+	else if (c >= 0xf0 && c <= 0xf4)
+		len = 4;
+	else
+		return 0;
+	if (c == 0xc2)
+		lo = 0xa0; /* U+0080..U+009F are C1 controls */
+	else if (c == 0xe0)
+		lo = 0xa0;
+	else if (c == 0xed)
+		hi = 0x9f;
+	else if (c == 0xf0)
+		lo = 0x90;
+	else if (c == 0xf4)
+		hi = 0x8f;
+	if (n < len || s[1] < lo || s[1] > hi)
+		return 0;
+	for (i = 2; i < len; i++)
+		if (s[i] < 0x80 || s[i] > 0xbf)
+			return 0;
+	return len;
+}
+
+/* note_copy checks an operator note (at most FBX_NOTE_MAX - 1 bytes of
+ * printable UTF-8: notes end up in logs, terminals and alerts) and copies
+ * it. An empty note is accepted unless need is set. */
+static int
+note_copy(char *dst, const char *src, int need, const char **what)
+{
+	size_t n = src == NULL ? 0 : strnlen(src, FBX_NOTE_MAX);
+	size_t i, k;
+
+	if (n >= FBX_NOTE_MAX) {
+		*what = "note longer than 159 bytes";
+		return FBX_ETOOBIG;
+	}
+	if (n == 0 && need) {
+		*what = "missing note";
+		return FBX_EINVALID;
+	}
+	for (i = 0; i < n; i += k) {
+		k = utf8_seq((const unsigned char *)src + i, n - i);
+		if (k == 0) {
+			*what = "control character or invalid UTF-8";
+			return FBX_EINVALID;
+		}
+	}
+	if (n > 0)
+		memcpy(dst, src, n);
+	dst[n] = '\0';
+	return FBX_OK;
+}
+
+/* scope_copy is id_copy that also takes "*", the global scope. Only
+ * replies and events carry "*": requests say global with a flag. */
+static int
+scope_copy(char *dst, const char *src, int need, const char **what)
+{
+	if (src != NULL && strcmp(src, "*") == 0) {
+		strcpy(dst, "*");
+		return FBX_OK;
+	}
+	return id_copy(dst, src, need, what);
+}
+
+/* held_copy checks "scope/reason" (reason may be empty: the breaker of
+ * commands without one) or the empty string, into HELD_BY_MAX bytes. */
+static int
+held_copy(char *dst, const char *src, const char **what)
+{
+	char scope[FBX_ID_MAX + 1], tmp[FBX_ID_MAX + 1];
+	size_t n = src == NULL ? 0 : strnlen(src, HELD_BY_MAX);
+	const char *slash;
+	int rv;
+
+	if (n >= HELD_BY_MAX) {
+		*what = "longer than 129 bytes";
+		return FBX_ETOOBIG;
+	}
+	if (n == 0) {
+		dst[0] = '\0';
+		return FBX_OK;
+	}
+	slash = memchr(src, '/', n);
+	if (slash == NULL || slash == src ||
+	    (size_t)(slash - src) > FBX_ID_MAX) {
+		*what = "not org/reason";
+		return FBX_EINVALID;
+	}
+	memcpy(scope, src, (size_t)(slash - src));
+	scope[slash - src] = '\0';
+	rv = scope_copy(tmp, scope, 1, what);
+	if (rv != FBX_OK)
+		return rv;
+	rv = id_copy(tmp, slash + 1, 0, what);
+	if (rv != FBX_OK)
+		return rv;
+	memcpy(dst, src, n);
 	dst[n] = '\0';
 	return FBX_OK;
 }
@@ -232,6 +378,170 @@ pack(const ProtobufCMessage *m, size_t cap, uint8_t **buf, size_t *len)
 	*buf = b;
 	*len = n;
 	return FBX_OK;
+}
+
+/* ---- safety-control pieces shared by requests and replies ---- */
+
+static int
+plan_empty(const struct fbx_rollout_plan *p)
+{
+	static const struct fbx_rollout_plan zero;
+
+	return memcmp(p, &zero, sizeof(zero)) == 0;
+}
+
+static int
+status_empty(const struct fbx_rollout_status *s)
+{
+	static const struct fbx_rollout_status zero;
+
+	return memcmp(s, &zero, sizeof(zero)) == 0;
+}
+
+/* plan_in validates a RolloutPlan; pfx names it in errors. */
+static int
+plan_in(const pb_plan *p, struct fbx_rollout_plan *o, struct wctx *w,
+    const char *pfx)
+{
+	const char *what;
+	size_t g;
+	int rv;
+
+	if (p->n_groups > FBX_ROLLOUT_GROUPS_MAX)
+		return fail(w, FBX_ETOOBIG, "%s.groups: %zu groups, at most %d",
+		    pfx, p->n_groups, FBX_ROLLOUT_GROUPS_MAX);
+	if (p->first_share_ppm > FBX_PPM || p->success_ppm > FBX_PPM ||
+	    p->failure_ppm > FBX_PPM)
+		return fail(w, FBX_EINVALID,
+		    "%s: share above 1,000,000 ppm", pfx);
+	for (g = 0; g < p->n_groups; g++) {
+		rv = id_copy(o->groups[g], p->groups[g], 1, &what);
+		if (rv != FBX_OK)
+			return fail(w, rv, "%s.groups[%zu]: %s", pfx, g,
+			    what);
+	}
+	o->ngroups = (uint8_t)p->n_groups;
+	o->enabled = p->enabled ? 1 : 0;
+	o->approve_groups = p->approve_groups ? 1 : 0;
+	o->first_count = p->first_count;
+	o->first_share_ppm = p->first_share_ppm;
+	o->growth_x100 = p->growth_x100;
+	o->max_wave = p->max_wave;
+	o->bake_s = p->bake_seconds;
+	o->success_ppm = p->success_ppm;
+	o->failure_ppm = p->failure_ppm;
+	o->min_results = p->min_results;
+	return FBX_OK;
+}
+
+/* plan_out fills o from p; gp holds FBX_ROLLOUT_GROUPS_MAX pointers. */
+static int
+plan_out(const struct fbx_rollout_plan *p, pb_plan *o, char **gp)
+{
+	static const pb_plan init = FUSEBOX__V1__ROLLOUT_PLAN__INIT;
+	size_t g;
+
+	if (p->ngroups > FBX_ROLLOUT_GROUPS_MAX)
+		return FBX_ETOOBIG;
+	*o = init;
+	for (g = 0; g < p->ngroups; g++) {
+		if (!cstr_ok(p->groups[g], sizeof(p->groups[g])))
+			return FBX_EINVALID;
+		gp[g] = (char *)p->groups[g];
+	}
+	o->n_groups = p->ngroups;
+	o->groups = p->ngroups > 0 ? gp : NULL;
+	o->enabled = p->enabled != 0;
+	o->approve_groups = p->approve_groups != 0;
+	o->first_count = p->first_count;
+	o->first_share_ppm = p->first_share_ppm;
+	o->growth_x100 = p->growth_x100;
+	o->max_wave = p->max_wave;
+	o->bake_seconds = p->bake_s;
+	o->success_ppm = p->success_ppm;
+	o->failure_ppm = p->failure_ppm;
+	o->min_results = p->min_results;
+	return FBX_OK;
+}
+
+static int
+status_in(const pb_rostatus *s, struct fbx_rollout_status *o,
+    struct wctx *w, const char *pfx)
+{
+	const char *what;
+	int rv;
+
+	if (!in_range((int)s->state, 0, FBX_RO_COUNT))
+		return fail(w, FBX_EINVALID, "%s.state: unknown value %d", pfx,
+		    (int)s->state);
+	if (s->stage > FBX_ROLLOUT_GROUPS_MAX)
+		return fail(w, FBX_EINVALID, "%s.stage: %u, at most %d", pfx,
+		    (unsigned)s->stage, FBX_ROLLOUT_GROUPS_MAX);
+	rv = note_copy(o->note, s->note, 0, &what);
+	if (rv != FBX_OK)
+		return fail(w, rv, "%s.note: %s", pfx, what);
+	o->state = (uint8_t)s->state;
+	o->stage = (uint8_t)s->stage;
+	o->wave = s->wave;
+	o->released = s->released;
+	o->wave_start = s->wave_start;
+	o->wave_size = s->wave_size;
+	o->wave_started_ms = s->wave_started_ms;
+	o->bake_until_ms = s->bake_until_ms;
+	return FBX_OK;
+}
+
+static int
+status_out(const struct fbx_rollout_status *s, pb_rostatus *o)
+{
+	static const pb_rostatus init = FUSEBOX__V1__ROLLOUT_STATUS__INIT;
+
+	if (!cstr_ok(s->note, sizeof(s->note)))
+		return FBX_EINVALID;
+	*o = init;
+	o->state = (Fusebox__V1__RolloutState)s->state;
+	o->stage = s->stage;
+	o->wave = s->wave;
+	o->released = s->released;
+	o->wave_start = s->wave_start;
+	o->wave_size = s->wave_size;
+	o->wave_started_ms = s->wave_started_ms;
+	o->bake_until_ms = s->bake_until_ms;
+	o->note = (char *)s->note;
+	return FBX_OK;
+}
+
+static int
+brkcfg_in(const pb_brkcfg *c, struct fbx_breaker_cfg *o, struct wctx *w,
+    const char *pfx)
+{
+	if (c->share_ppm > FBX_PPM)
+		return fail(w, FBX_EINVALID,
+		    "%s.share_ppm: above 1,000,000 ppm", pfx);
+	if (c->shadow > 2)
+		return fail(w, FBX_EINVALID, "%s.shadow: unknown value %u",
+		    pfx, (unsigned)c->shadow);
+	o->window_s = c->window_seconds;
+	o->min_count = c->min_count;
+	o->share_ppm = c->share_ppm;
+	o->baseline_mult = c->baseline_mult;
+	o->global_orgs = c->global_orgs;
+	o->shadow = (uint8_t)c->shadow;
+	return FBX_OK;
+}
+
+static void
+brkcfg_out(const struct fbx_breaker_cfg *c, pb_brkcfg *o)
+{
+	static const pb_brkcfg init = FUSEBOX__V1__BREAKER_CONFIG__INIT;
+
+	*o = init;
+	o->window_seconds = c->window_s;
+	o->min_count = c->min_count;
+	o->share_ppm = c->share_ppm;
+	o->baseline_mult = c->baseline_mult;
+	o->global_orgs = c->global_orgs;
+	o->shadow = c->shadow;
 }
 
 /* ======================= console request: decode ======================= */
@@ -364,6 +674,61 @@ device_in(const pb_device *d, struct fbx_device *o, int need_org,
 	return FBX_OK;
 }
 
+/* scope_of writes the scope a control request acts on: "*" when global,
+ * else the request's organisation, so the engine need not recompute it. */
+static void
+scope_of(const struct fbx_console_req *r, int global, char *dst)
+{
+	if (global)
+		strcpy(dst, "*");
+	else
+		memcpy(dst, r->org, sizeof(r->org));
+}
+
+/* breaker_req_in enforces what each operation needs: a manual trip or a
+ * reset is an incident action, so it must say why (reason, note) and a
+ * reset must say what becomes of the held commands. */
+static int
+breaker_req_in(const pb_brkreq *b, struct fbx_console_req *r, struct wctx *w)
+{
+	const char *what;
+	int op = (int)b->op, rv;
+
+	if (!in_range(op, FBX_BRK_STATUS, FBX_BRK_CONFIGURE + 1))
+		return fail(w, FBX_EINVALID,
+		    "breaker.op: missing or unknown value %d", op);
+	rv = id_copy(r->u.breaker.reason, b->reason,
+	    op == FBX_BRK_TRIP || op == FBX_BRK_RESET, &what);
+	if (rv != FBX_OK)
+		return fail(w, rv, "breaker.reason: %s", what);
+	rv = note_copy(r->u.breaker.note, b->note,
+	    op == FBX_BRK_TRIP || op == FBX_BRK_RESET, &what);
+	if (rv != FBX_OK)
+		return fail(w, rv, "breaker.note: %s", what);
+	if (op == FBX_BRK_RESET && (int)b->on_reset != FBX_RESET_RELEASE &&
+	    (int)b->on_reset != FBX_RESET_DISCARD)
+		return fail(w, FBX_EINVALID,
+		    "breaker.on_reset: RESET_RELEASE or RESET_DISCARD "
+		    "required, got %d",
+		    (int)b->on_reset);
+	if (op != FBX_BRK_RESET && (int)b->on_reset != FBX_RESET_NONE)
+		return fail(w, FBX_EINVALID,
+		    "breaker.on_reset: only for BRK_RESET");
+	if (b->config != NULL) {
+		if (op != FBX_BRK_CONFIGURE)
+			return fail(w, FBX_EINVALID,
+			    "breaker.config: only for BRK_CONFIGURE");
+		rv = brkcfg_in(b->config, &r->u.breaker.cfg, w,
+		    "breaker.config");
+		if (rv != FBX_OK)
+			return rv;
+	}
+	r->u.breaker.op = op;
+	r->u.breaker.global = b->global ? 1 : 0;
+	r->u.breaker.on_reset = (int)b->on_reset;
+	return FBX_OK;
+}
+
 static int
 body_in(const pb_creq *pb, struct fbx_console_req *r, struct wctx *w)
 {
@@ -375,6 +740,16 @@ body_in(const pb_creq *pb, struct fbx_console_req *r, struct wctx *w)
 	case FUSEBOX__V1__CONSOLE_REQUEST__BODY_SUBMIT:
 		memcpy(r->u.submit.cmd.org, r->org, sizeof(r->org));
 		memcpy(r->u.submit.cmd.actor, r->actor, sizeof(r->actor));
+		rv = id_copy(r->approval, pb->submit->approval, 0, &what);
+		if (rv != FBX_OK)
+			return fail(w, rv, "submit.approval: %s", what);
+		r->dry_run = pb->submit->dry_run ? 1 : 0;
+		if (pb->submit->rollout != NULL) {
+			rv = plan_in(pb->submit->rollout,
+			    &r->u.submit.cmd.rollout, w, "submit.rollout");
+			if (rv != FBX_OK)
+				return rv;
+		}
 		return submit_in(pb->submit, &r->u.submit.cmd, w);
 	case FUSEBOX__V1__CONSOLE_REQUEST__BODY_GET_COMMAND: {
 		const pb_get *g = pb->get_command;
@@ -469,6 +844,77 @@ body_in(const pb_creq *pb, struct fbx_console_req *r, struct wctx *w)
 	case FUSEBOX__V1__CONSOLE_REQUEST__BODY_LIST_GROUPS:
 	case FUSEBOX__V1__CONSOLE_REQUEST__BODY_PING:
 		return FBX_OK;
+	case FUSEBOX__V1__CONSOLE_REQUEST__BODY_BREAKER:
+		return breaker_req_in(pb->breaker, r, w);
+	case FUSEBOX__V1__CONSOLE_REQUEST__BODY_LIMIT: {
+		const pb_limreq *l = pb->limit;
+		struct fbx_limit_info *o = &r->u.limit.lim;
+		if (!in_range((int)l->type, l->set ? 1 : 0,
+		        FBX_CMD_TYPE_COUNT))
+			return fail(w, FBX_EINVALID,
+			    "limit.type: %s value %d",
+			    l->set ? "missing or unknown" : "unknown",
+			    (int)l->type);
+		if (l->max_share_ppm > FBX_PPM)
+			return fail(w, FBX_EINVALID,
+			    "limit.max_share_ppm: above 1,000,000 ppm");
+		r->u.limit.set = l->set ? 1 : 0;
+		r->u.limit.global = l->global ? 1 : 0;
+		scope_of(r, l->global, o->org);
+		o->type = (uint8_t)l->type;
+		o->max_count = l->max_count;
+		o->max_share_ppm = l->max_share_ppm;
+		o->window_s = l->window_seconds;
+		return FBX_OK;
+	}
+	case FUSEBOX__V1__CONSOLE_REQUEST__BODY_RATE: {
+		const pb_ratereq *q = pb->rate;
+		struct fbx_rate_info *o = &r->u.rate.rate;
+		r->u.rate.set = q->set ? 1 : 0;
+		r->u.rate.global = q->global ? 1 : 0;
+		scope_of(r, q->global, o->org);
+		o->rate_per_s = q->rate_per_second;
+		o->burst = q->burst;
+		o->max_inflight = q->max_inflight;
+		return FBX_OK;
+	}
+	case FUSEBOX__V1__CONSOLE_REQUEST__BODY_APPROVE:
+		rv = id_copy(r->u.approve.token, pb->approve->token, 1, &what);
+		if (rv != FBX_OK)
+			return fail(w, rv, "approve.token: %s", what);
+		rv = note_copy(r->u.approve.note, pb->approve->note, 0, &what);
+		if (rv != FBX_OK)
+			return fail(w, rv, "approve.note: %s", what);
+		return FBX_OK;
+	case FUSEBOX__V1__CONSOLE_REQUEST__BODY_ROLLOUT: {
+		const pb_roreq *q = pb->rollout;
+		if (!in_range((int)q->op, FBX_ROP_STATUS, FBX_ROP_APPROVE + 1))
+			return fail(w, FBX_EINVALID,
+			    "rollout.op: missing or unknown value %d",
+			    (int)q->op);
+		if (q->command_id == 0)
+			return fail(w, FBX_EINVALID,
+			    "rollout.command_id: missing");
+		rv = note_copy(r->u.rollout.note, q->note, 0, &what);
+		if (rv != FBX_OK)
+			return fail(w, rv, "rollout.note: %s", what);
+		r->u.rollout.op = (int)q->op;
+		r->u.rollout.command_id = q->command_id;
+		return FBX_OK;
+	}
+	case FUSEBOX__V1__CONSOLE_REQUEST__BODY_LIST_HELD: {
+		const pb_listheld *l = pb->list_held;
+		rv = id_copy(r->u.list_held.reason, l->reason, 0, &what);
+		if (rv != FBX_OK)
+			return fail(w, rv, "list_held.reason: %s", what);
+		if (l->limit > FBX_PAGE_MAX)
+			return fail(w, FBX_ETOOBIG,
+			    "list_held.limit: %u, at most %d",
+			    (unsigned)l->limit, FBX_PAGE_MAX);
+		r->u.list_held.after = l->after;
+		r->u.list_held.limit = l->limit;
+		return FBX_OK;
+	}
 	default:
 		break;
 	}
@@ -682,6 +1128,16 @@ fbx_console_req_encode(
 	pb_listdev listdev = FUSEBOX__V1__LIST_DEVICES__INIT;
 	pb_listgrp listgrp = FUSEBOX__V1__LIST_GROUPS__INIT;
 	pb_ping ping = FUSEBOX__V1__PING__INIT;
+	pb_plan plan;
+	char *plan_groups[FBX_ROLLOUT_GROUPS_MAX];
+	pb_brkreq brk = FUSEBOX__V1__BREAKER_REQUEST__INIT;
+	pb_brkcfg brkcfg;
+	pb_limreq lim = FUSEBOX__V1__LIMIT_REQUEST__INIT;
+	pb_ratereq rate = FUSEBOX__V1__RATE_REQUEST__INIT;
+	pb_apprreq appr = FUSEBOX__V1__APPROVE_REQUEST__INIT;
+	pb_roreq ro = FUSEBOX__V1__ROLLOUT_REQUEST__INIT;
+	pb_listheld held = FUSEBOX__V1__LIST_HELD__INIT;
+	static const struct fbx_breaker_cfg zero_cfg;
 	struct arena a = { NULL, 0, 0 };
 	size_t i, sz = 0;
 	int rv;
@@ -728,6 +1184,19 @@ fbx_console_req_encode(
 		rv = submit_out(&a, &req->u.submit.cmd, &submit, &target);
 		if (rv != FBX_OK)
 			goto out;
+		if (!cstr_ok(req->approval, sizeof(req->approval))) {
+			rv = FBX_EINVALID;
+			goto out;
+		}
+		submit.dry_run = req->dry_run != 0;
+		submit.approval = (char *)req->approval;
+		if (!plan_empty(&req->u.submit.cmd.rollout)) {
+			rv = plan_out(&req->u.submit.cmd.rollout, &plan,
+			    plan_groups);
+			if (rv != FBX_OK)
+				goto out;
+			submit.rollout = &plan;
+		}
 		m.body_case = FUSEBOX__V1__CONSOLE_REQUEST__BODY_SUBMIT;
 		m.submit = &submit;
 		break;
@@ -795,6 +1264,79 @@ fbx_console_req_encode(
 		m.body_case = FUSEBOX__V1__CONSOLE_REQUEST__BODY_PING;
 		m.ping = &ping;
 		break;
+	case FBX_CREQ_BREAKER:
+		if (!cstr_ok(req->u.breaker.reason, sizeof(fbx_id)) ||
+		    !cstr_ok(req->u.breaker.note, FBX_NOTE_MAX)) {
+			rv = FBX_EINVALID;
+			goto out;
+		}
+		brk.op = (Fusebox__V1__BreakerOp)req->u.breaker.op;
+		brk.global = req->u.breaker.global != 0;
+		brk.reason = (char *)req->u.breaker.reason;
+		brk.on_reset =
+		    (Fusebox__V1__ResetAction)req->u.breaker.on_reset;
+		brk.note = (char *)req->u.breaker.note;
+		if (memcmp(&req->u.breaker.cfg, &zero_cfg,
+		        sizeof(zero_cfg)) != 0) {
+			brkcfg_out(&req->u.breaker.cfg, &brkcfg);
+			brk.config = &brkcfg;
+		}
+		m.body_case = FUSEBOX__V1__CONSOLE_REQUEST__BODY_BREAKER;
+		m.breaker = &brk;
+		break;
+	case FBX_CREQ_LIMIT:
+		/* lim.org is not sent: the scope is org or global. */
+		lim.set = req->u.limit.set != 0;
+		lim.global = req->u.limit.global != 0;
+		lim.type = (Fusebox__V1__CommandType)req->u.limit.lim.type;
+		lim.max_count = req->u.limit.lim.max_count;
+		lim.max_share_ppm = req->u.limit.lim.max_share_ppm;
+		lim.window_seconds = req->u.limit.lim.window_s;
+		m.body_case = FUSEBOX__V1__CONSOLE_REQUEST__BODY_LIMIT;
+		m.limit = &lim;
+		break;
+	case FBX_CREQ_RATE:
+		rate.set = req->u.rate.set != 0;
+		rate.global = req->u.rate.global != 0;
+		rate.rate_per_second = req->u.rate.rate.rate_per_s;
+		rate.burst = req->u.rate.rate.burst;
+		rate.max_inflight = req->u.rate.rate.max_inflight;
+		m.body_case = FUSEBOX__V1__CONSOLE_REQUEST__BODY_RATE;
+		m.rate = &rate;
+		break;
+	case FBX_CREQ_APPROVE:
+		if (!cstr_ok(req->u.approve.token, sizeof(fbx_id)) ||
+		    !cstr_ok(req->u.approve.note, FBX_NOTE_MAX)) {
+			rv = FBX_EINVALID;
+			goto out;
+		}
+		appr.token = (char *)req->u.approve.token;
+		appr.note = (char *)req->u.approve.note;
+		m.body_case = FUSEBOX__V1__CONSOLE_REQUEST__BODY_APPROVE;
+		m.approve = &appr;
+		break;
+	case FBX_CREQ_ROLLOUT:
+		if (!cstr_ok(req->u.rollout.note, FBX_NOTE_MAX)) {
+			rv = FBX_EINVALID;
+			goto out;
+		}
+		ro.op = (Fusebox__V1__RolloutOp)req->u.rollout.op;
+		ro.command_id = req->u.rollout.command_id;
+		ro.note = (char *)req->u.rollout.note;
+		m.body_case = FUSEBOX__V1__CONSOLE_REQUEST__BODY_ROLLOUT;
+		m.rollout = &ro;
+		break;
+	case FBX_CREQ_LIST_HELD:
+		if (!cstr_ok(req->u.list_held.reason, sizeof(fbx_id))) {
+			rv = FBX_EINVALID;
+			goto out;
+		}
+		held.reason = (char *)req->u.list_held.reason;
+		held.after = req->u.list_held.after;
+		held.limit = req->u.list_held.limit;
+		m.body_case = FUSEBOX__V1__CONSOLE_REQUEST__BODY_LIST_HELD;
+		m.list_held = &held;
+		break;
 	default:
 		rv = FBX_EINVALID;
 		goto out;
@@ -807,6 +1349,52 @@ out:
 }
 
 /* ======================= console reply: decode ========================= */
+
+/* cmdinfo_safety_in decodes the safety-control fields of a CommandInfo. */
+static int
+cmdinfo_safety_in(const pb_cmdinfo *ci, struct fbx_command *c,
+    struct wctx *w, const char *pfx, size_t idx)
+{
+	char sub[96];
+	const char *what;
+	int rv;
+
+	if (!in_range((int)ci->priority, 0, FBX_PRIO_COUNT))
+		return fail_at(w, FBX_EINVALID, pfx, idx, "priority",
+		    "unknown value");
+	rv = held_copy(c->held_by, ci->held_by, &what);
+	if (rv != FBX_OK)
+		return fail_at(w, rv, pfx, idx, "held_by", what);
+	rv = id_copy(c->approved_by, ci->approved_by, 0, &what);
+	if (rv != FBX_OK)
+		return fail_at(w, rv, pfx, idx, "approved_by", what);
+	rv = id_copy(c->resolved_by, ci->resolved_by, 0, &what);
+	if (rv != FBX_OK)
+		return fail_at(w, rv, pfx, idx, "resolved_by", what);
+	rv = note_copy(c->note, ci->note, 0, &what);
+	if (rv != FBX_OK)
+		return fail_at(w, rv, pfx, idx, "note", what);
+	c->priority = (uint8_t)ci->priority;
+	if (idx == NO_IDX)
+		snprintf(sub, sizeof(sub), "%s", pfx);
+	else
+		snprintf(sub, sizeof(sub), "%s[%zu]", pfx, idx);
+	if (ci->rollout != NULL) {
+		char p[sizeof(sub) + 16];
+		snprintf(p, sizeof(p), "%s.rollout", sub);
+		rv = plan_in(ci->rollout, &c->rollout, w, p);
+		if (rv != FBX_OK)
+			return rv;
+	}
+	if (ci->rollout_status != NULL) {
+		char p[sizeof(sub) + 16];
+		snprintf(p, sizeof(p), "%s.rollout_status", sub);
+		rv = status_in(ci->rollout_status, &c->ro, w, p);
+		if (rv != FBX_OK)
+			return rv;
+	}
+	return FBX_OK;
+}
 
 static int
 cmdinfo_in(const pb_cmdinfo *ci, struct fbx_command *c, struct wctx *w,
@@ -875,7 +1463,7 @@ cmdinfo_in(const pb_cmdinfo *ci, struct fbx_command *c, struct wctx *w,
 	c->payload_len = ci->payload_size;
 	c->ndev_ids = ci->device_id_count;
 	c->cursor_idx = ci->expansion_index;
-	return FBX_OK;
+	return cmdinfo_safety_in(ci, c, w, pfx, idx);
 }
 
 static int
@@ -920,6 +1508,152 @@ outcome_in(const pb_outcome *po, struct fbx_delivery *d, struct wctx *w,
 	return FBX_OK;
 }
 
+/* cmdlist_in decodes a CommandList (list_commands and list_held). */
+static int
+cmdlist_in(const pb_cmdlist *l, struct fbx_console_rep *r, struct wctx *w,
+    const char *pfx)
+{
+	size_t i, n = l->n_commands;
+	int rv;
+
+	if (n > FBX_PAGE_MAX)
+		return fail(w, FBX_ETOOBIG, "%s: more than %d", pfx,
+		    FBX_PAGE_MAX);
+	r->u.commands.next_after = l->next_after;
+	if (n == 0)
+		return FBX_OK;
+	r->u.commands.cmds = calloc(n, sizeof(*r->u.commands.cmds));
+	if (r->u.commands.cmds == NULL)
+		return FBX_ENOMEM;
+	r->u.commands.n = n;
+	for (i = 0; i < n; i++) {
+		rv = cmdinfo_in(l->commands[i], &r->u.commands.cmds[i], w, pfx,
+		    i);
+		if (rv != FBX_OK)
+			return rv;
+	}
+	return FBX_OK;
+}
+
+static int
+dryrun_in(const pb_dryrun *d, struct fbx_dryrun *o, struct wctx *w)
+{
+	static const char pfx[] = "submit.dry_run_report";
+	const char *what;
+	size_t i, n;
+	int rv;
+
+	if (d->n_per_platform > FBX_PLATFORM_COUNT)
+		return fail(w, FBX_ETOOBIG, "%s.per_platform: more entries "
+		    "than platforms", pfx);
+	for (i = 0; i < d->n_per_platform; i++) {
+		int p = (int)d->per_platform[i]->platform;
+		if (!in_range(p, 0, FBX_PLATFORM_COUNT))
+			return fail(w, FBX_EINVALID,
+			    "%s.per_platform[%zu]: unknown platform %d", pfx,
+			    i, p);
+		if (o->per_platform[p] != 0)
+			return fail(w, FBX_EINVALID,
+			    "%s.per_platform[%zu]: platform given twice", pfx,
+			    i);
+		o->per_platform[p] = d->per_platform[i]->count;
+	}
+	if (d->n_groups > FBX_PAGE_MAX || d->n_waves > FBX_PAGE_MAX)
+		return fail(w, FBX_ETOOBIG, "%s: more than %d groups or waves",
+		    pfx, FBX_PAGE_MAX);
+	if (d->stop_code > INT_MAX)
+		return fail(w, FBX_EINVALID, "%s.stop_code: out of range",
+		    pfx);
+	rv = text_copy(o->verdict, sizeof(o->verdict), d->verdict, &what);
+	if (rv != FBX_OK)
+		return fail(w, rv, "%s.verdict: %s", pfx, what);
+	o->devices = d->devices;
+	o->stop_err = (int)d->stop_code;
+	n = d->n_groups;
+	if (n > 0) {
+		o->groups = calloc(n, sizeof(*o->groups));
+		if (o->groups == NULL)
+			return FBX_ENOMEM;
+		o->ngroups = n;
+		for (i = 0; i < n; i++) {
+			rv = id_copy(o->groups[i].name, d->groups[i]->name, 1,
+			    &what);
+			if (rv != FBX_OK)
+				return fail(w, rv, "%s.groups[%zu].name: %s",
+				    pfx, i, what);
+			o->groups[i].count = d->groups[i]->count;
+		}
+	}
+	n = d->n_waves;
+	if (n > 0) {
+		o->waves = malloc(n * sizeof(*o->waves));
+		if (o->waves == NULL)
+			return FBX_ENOMEM;
+		memcpy(o->waves, d->waves, n * sizeof(*o->waves));
+		o->nwaves = n;
+	}
+	return FBX_OK;
+}
+
+static int
+breakers_in(const pb_brkrep *b, struct fbx_console_rep *r, struct wctx *w)
+{
+	static const char pfx[] = "breaker.breakers";
+	const char *what;
+	char sub[64];
+	size_t i, n = b->n_breakers;
+	int rv;
+
+	if (n > FBX_PAGE_MAX)
+		return fail(w, FBX_ETOOBIG, "%s: more than %d", pfx,
+		    FBX_PAGE_MAX);
+	r->u.breaker.released = b->released;
+	r->u.breaker.discarded = b->discarded;
+	if (n == 0)
+		return FBX_OK;
+	r->u.breaker.b = calloc(n, sizeof(*r->u.breaker.b));
+	if (r->u.breaker.b == NULL)
+		return FBX_ENOMEM;
+	r->u.breaker.n = n;
+	for (i = 0; i < n; i++) {
+		const pb_brkinfo *x = b->breakers[i];
+		struct fbx_breaker_info *o = &r->u.breaker.b[i];
+		rv = scope_copy(o->org, x->org, 1, &what);
+		if (rv != FBX_OK)
+			return fail_at(w, rv, pfx, i, "org", what);
+		rv = id_copy(o->reason, x->reason, 0, &what);
+		if (rv != FBX_OK)
+			return fail_at(w, rv, pfx, i, "reason", what);
+		rv = id_copy(o->tripped_by, x->tripped_by, 0, &what);
+		if (rv != FBX_OK)
+			return fail_at(w, rv, pfx, i, "tripped_by", what);
+		rv = note_copy(o->note, x->note, 0, &what);
+		if (rv != FBX_OK)
+			return fail_at(w, rv, pfx, i, "note", what);
+		if ((int)x->state != FBX_BS_CLOSED &&
+		    (int)x->state != FBX_BS_OPEN)
+			return fail_at(w, FBX_EINVALID, pfx, i, "state",
+			    "missing or unknown value");
+		if (x->config != NULL) {
+			snprintf(sub, sizeof(sub), "%s[%zu].config", pfx, i);
+			rv = brkcfg_in(x->config, &o->cfg, w, sub);
+			if (rv != FBX_OK)
+				return rv;
+		}
+		o->state = (uint8_t)x->state;
+		o->manual = x->manual ? 1 : 0;
+		o->window_count = x->window_count;
+		o->baseline = x->baseline;
+		o->held = x->held;
+		o->would_hold = x->would_hold;
+		o->trips = x->trips;
+		o->tripped_ms = x->tripped_ms;
+		o->fleet = x->fleet;
+		o->allowance = x->allowance;
+	}
+	return FBX_OK;
+}
+
 static int
 result_in(const pb_crep *pb, struct fbx_console_rep *r, struct wctx *w)
 {
@@ -932,11 +1666,25 @@ result_in(const pb_crep *pb, struct fbx_console_rep *r, struct wctx *w)
 		if (!in_range((int)pb->submit->state, 0, FBX_C_COUNT))
 			return fail(w, FBX_EINVALID,
 			    "submit.state: unknown value");
+		rv = held_copy(r->u.submit.held_by, pb->submit->held_by,
+		    &what);
+		if (rv != FBX_OK)
+			return fail(w, rv, "submit.held_by: %s", what);
 		r->u.submit.command_id = pb->submit->command_id;
 		r->u.submit.duplicate = pb->submit->duplicate ? 1 : 0;
 		r->u.submit.device_count = pb->submit->device_count;
 		r->u.submit.state = (int)pb->submit->state;
-		return FBX_OK;
+		if (pb->submit->dry_run_report != NULL && !pb->submit->dry_run)
+			return fail(w, FBX_EINVALID,
+			    "submit.dry_run_report: without dry_run");
+		if (!pb->submit->dry_run)
+			return FBX_OK;
+		if (pb->submit->dry_run_report == NULL)
+			return fail(w, FBX_EINVALID,
+			    "submit.dry_run_report: missing");
+		r->u.submit.dry_run = 1;
+		return dryrun_in(pb->submit->dry_run_report,
+		    &r->u.submit.dryrun, w);
 	case FUSEBOX__V1__CONSOLE_REPLY__RESULT_COMMAND: {
 		const pb_cmdpage *p = pb->command;
 		if (p->info == NULL)
@@ -965,24 +1713,99 @@ result_in(const pb_crep *pb, struct fbx_console_rep *r, struct wctx *w)
 		return FBX_OK;
 	}
 	case FUSEBOX__V1__CONSOLE_REPLY__RESULT_COMMANDS:
-		n = pb->commands->n_commands;
+		return cmdlist_in(pb->commands, r, w, "commands.commands");
+	case FUSEBOX__V1__CONSOLE_REPLY__RESULT_LIST_HELD:
+		return cmdlist_in(pb->list_held, r, w, "list_held.commands");
+	case FUSEBOX__V1__CONSOLE_REPLY__RESULT_BREAKER:
+		return breakers_in(pb->breaker, r, w);
+	case FUSEBOX__V1__CONSOLE_REPLY__RESULT_LIMIT: {
+		static const char pfx[] = "limit.limits";
+		n = pb->limit->n_limits;
 		if (n > FBX_PAGE_MAX)
-			return fail(w, FBX_ETOOBIG,
-			    "commands.commands: more than %d", FBX_PAGE_MAX);
-		r->u.commands.next_after = pb->commands->next_after;
+			return fail(w, FBX_ETOOBIG, "%s: more than %d", pfx,
+			    FBX_PAGE_MAX);
 		if (n == 0)
 			return FBX_OK;
-		r->u.commands.cmds = calloc(n, sizeof(*r->u.commands.cmds));
-		if (r->u.commands.cmds == NULL)
+		r->u.limit.l = calloc(n, sizeof(*r->u.limit.l));
+		if (r->u.limit.l == NULL)
 			return FBX_ENOMEM;
-		r->u.commands.n = n;
+		r->u.limit.n = n;
 		for (i = 0; i < n; i++) {
-			rv = cmdinfo_in(pb->commands->commands[i],
-			    &r->u.commands.cmds[i], w, "commands.commands", i);
+			const pb_liminfo *x = pb->limit->limits[i];
+			struct fbx_limit_info *o = &r->u.limit.l[i];
+			rv = scope_copy(o->org, x->org, 1, &what);
+			if (rv != FBX_OK)
+				return fail_at(w, rv, pfx, i, "org", what);
+			if (!in_range((int)x->type, 1, FBX_CMD_TYPE_COUNT))
+				return fail_at(w, FBX_EINVALID, pfx, i, "type",
+				    "missing or unknown value");
+			if (x->max_share_ppm > FBX_PPM)
+				return fail_at(w, FBX_EINVALID, pfx, i,
+				    "max_share_ppm", "above 1,000,000 ppm");
+			o->type = (uint8_t)x->type;
+			o->max_count = x->max_count;
+			o->max_share_ppm = x->max_share_ppm;
+			o->window_s = x->window_seconds;
+			o->used = x->used;
+		}
+		return FBX_OK;
+	}
+	case FUSEBOX__V1__CONSOLE_REPLY__RESULT_RATE: {
+		static const char pfx[] = "rate.rates";
+		n = pb->rate->n_rates;
+		if (n > FBX_PAGE_MAX)
+			return fail(w, FBX_ETOOBIG, "%s: more than %d", pfx,
+			    FBX_PAGE_MAX);
+		if (n == 0)
+			return FBX_OK;
+		r->u.rate.r = calloc(n, sizeof(*r->u.rate.r));
+		if (r->u.rate.r == NULL)
+			return FBX_ENOMEM;
+		r->u.rate.n = n;
+		for (i = 0; i < n; i++) {
+			const pb_rateinfo *x = pb->rate->rates[i];
+			struct fbx_rate_info *o = &r->u.rate.r[i];
+			rv = scope_copy(o->org, x->org, 1, &what);
+			if (rv != FBX_OK)
+				return fail_at(w, rv, pfx, i, "org", what);
+			o->rate_per_s = x->rate_per_second;
+			o->burst = x->burst;
+			o->max_inflight = x->max_inflight;
+			o->inflight = x->inflight;
+		}
+		return FBX_OK;
+	}
+	case FUSEBOX__V1__CONSOLE_REPLY__RESULT_APPROVE: {
+		const pb_apprrep *x = pb->approve;
+		rv = id_copy(r->u.approve.token, x->token, 1, &what);
+		if (rv != FBX_OK)
+			return fail(w, rv, "approve.token: %s", what);
+		rv = id_copy(r->u.approve.approver, x->approver, 1, &what);
+		if (rv != FBX_OK)
+			return fail(w, rv, "approve.approver: %s", what);
+		rv = id_copy(r->u.approve.submitter, x->submitter, 1, &what);
+		if (rv != FBX_OK)
+			return fail(w, rv, "approve.submitter: %s", what);
+		r->u.approve.expires_ms = x->expires_ms;
+		return FBX_OK;
+	}
+	case FUSEBOX__V1__CONSOLE_REPLY__RESULT_ROLLOUT: {
+		const pb_rorep *x = pb->rollout;
+		if (x->plan != NULL) {
+			rv = plan_in(x->plan, &r->u.rollout.plan, w,
+			    "rollout.plan");
 			if (rv != FBX_OK)
 				return rv;
 		}
+		if (x->status != NULL) {
+			rv = status_in(x->status, &r->u.rollout.st, w,
+			    "rollout.status");
+			if (rv != FBX_OK)
+				return rv;
+		}
+		r->u.rollout.command_id = x->command_id;
 		return FBX_OK;
+	}
 	case FUSEBOX__V1__CONSOLE_REPLY__RESULT_ENROLL:
 		r->u.enroll.created = pb->enroll->created;
 		r->u.enroll.updated = pb->enroll->updated;
@@ -1093,6 +1916,12 @@ fbx_console_rep_decode(
 		r.err = (int)pb->error->code;
 		rv = text_copy(r.errmsg, sizeof(r.errmsg),
 		    pb->error->message, &what);
+		if (rv != FBX_OK)
+			goto out;
+		rv = id_copy(r.approval_token, pb->error->approval_token, 0,
+		    &what);
+		r.limit_value = pb->error->limit_value;
+		r.limit_count = pb->error->limit_count;
 		goto out;
 	}
 	r.kind = (int)pb->result_case;
@@ -1123,6 +1952,7 @@ fbx_console_rep_free(struct fbx_console_rep *rep)
 		free(rep->u.command.dlv);
 		break;
 	case FBX_CREQ_LIST_COMMANDS:
+	case FBX_CREQ_LIST_HELD:
 		free(rep->u.commands.cmds);
 		break;
 	case FBX_CREQ_LIST_DEVICES:
@@ -1130,6 +1960,19 @@ fbx_console_rep_free(struct fbx_console_rep *rep)
 		break;
 	case FBX_CREQ_LIST_GROUPS:
 		free(rep->u.groups.groups);
+		break;
+	case FBX_CREQ_SUBMIT:
+		free(rep->u.submit.dryrun.groups);
+		free(rep->u.submit.dryrun.waves);
+		break;
+	case FBX_CREQ_BREAKER:
+		free(rep->u.breaker.b);
+		break;
+	case FBX_CREQ_LIMIT:
+		free(rep->u.limit.l);
+		break;
+	case FBX_CREQ_RATE:
+		free(rep->u.rate.r);
 		break;
 	default:
 		break;
@@ -1139,12 +1982,94 @@ fbx_console_rep_free(struct fbx_console_rep *rep)
 
 /* ======================= console reply: encode ========================= */
 
+/* cmdinfo_size sizes cmdinfo_out: the fixed arrays, plus a plan (with
+ * its group pointers) and a status only for commands that have them. */
 static size_t
-cmdinfo_size(size_t n)
+cmdinfo_size(const struct fbx_command *c, size_t n)
 {
-	return asz(n * sizeof(pb_cmdinfo)) + asz(n * sizeof(pb_cmdinfo *)) +
+	size_t i, sz;
+
+	sz = asz(n * sizeof(pb_cmdinfo)) + asz(n * sizeof(pb_cmdinfo *)) +
 	    asz(n * FBX_D_COUNT * sizeof(pb_count)) +
 	    asz(n * FBX_D_COUNT * sizeof(pb_count *));
+	for (i = 0; i < n; i++) {
+		if (!plan_empty(&c[i].rollout))
+			sz += asz(sizeof(pb_plan)) +
+			    asz(FBX_ROLLOUT_GROUPS_MAX * sizeof(char *));
+		if (!status_empty(&c[i].ro))
+			sz += asz(sizeof(pb_rostatus));
+	}
+	return sz;
+}
+
+/* cmdinfo_safety_out adds the safety-control fields of c to x. */
+static int
+cmdinfo_safety_out(struct arena *a, const struct fbx_command *c,
+    pb_cmdinfo *x)
+{
+	int rv;
+
+	if (!cstr_ok(c->held_by, sizeof(c->held_by)) ||
+	    !cstr_ok(c->approved_by, sizeof(c->approved_by)) ||
+	    !cstr_ok(c->resolved_by, sizeof(c->resolved_by)) ||
+	    !cstr_ok(c->note, sizeof(c->note)))
+		return FBX_EINVALID;
+	x->priority = (Fusebox__V1__Priority)c->priority;
+	x->held_by = (char *)c->held_by;
+	x->approved_by = (char *)c->approved_by;
+	x->resolved_by = (char *)c->resolved_by;
+	x->note = (char *)c->note;
+	if (!plan_empty(&c->rollout)) {
+		pb_plan *p = arena_take(a, sizeof(*p));
+		char **gp = arena_take(a,
+		    FBX_ROLLOUT_GROUPS_MAX * sizeof(char *));
+		if (p == NULL || gp == NULL)
+			return FBX_ENOMEM;
+		rv = plan_out(&c->rollout, p, gp);
+		if (rv != FBX_OK)
+			return rv;
+		x->rollout = p;
+	}
+	if (!status_empty(&c->ro)) {
+		pb_rostatus *st = arena_take(a, sizeof(*st));
+		if (st == NULL)
+			return FBX_ENOMEM;
+		rv = status_out(&c->ro, st);
+		if (rv != FBX_OK)
+			return rv;
+		x->rollout_status = st;
+	}
+	return FBX_OK;
+}
+
+static size_t
+grpcounts_size(size_t n)
+{
+	return asz(n * sizeof(pb_grpcount)) + asz(n * sizeof(pb_grpcount *));
+}
+
+/* grpcounts_out builds n GroupCount messages from the arena. */
+static int
+grpcounts_out(struct arena *a, const struct fbx_group_count *gc, size_t n,
+    pb_grpcount ***pp)
+{
+	static const pb_grpcount ginit = FUSEBOX__V1__GROUP_COUNT__INIT;
+	pb_grpcount *g = arena_take(a, n * sizeof(*g));
+	pb_grpcount **p = arena_take(a, n * sizeof(*p));
+	size_t i;
+
+	if (g == NULL || p == NULL)
+		return FBX_ENOMEM;
+	for (i = 0; i < n; i++) {
+		if (!cstr_ok(gc[i].name, sizeof(gc[i].name)))
+			return FBX_EINVALID;
+		g[i] = ginit;
+		g[i].name = (char *)gc[i].name;
+		g[i].count = gc[i].count;
+		p[i] = &g[i];
+	}
+	*pp = n > 0 ? p : NULL;
+	return FBX_OK;
 }
 
 /* cmdinfo_out fills o[i] (and p[i] = &o[i]) for n commands. */
@@ -1159,6 +2084,7 @@ cmdinfo_out(struct arena *a, const struct fbx_command *c, size_t n,
 	pb_count *sc = arena_take(a, n * FBX_D_COUNT * sizeof(*sc));
 	pb_count **scp = arena_take(a, n * FBX_D_COUNT * sizeof(*scp));
 	size_t i, k, s;
+	int rv;
 
 	if (n > 0 && (o == NULL || p == NULL || sc == NULL || scp == NULL))
 		return FBX_ENOMEM;
@@ -1206,6 +2132,9 @@ cmdinfo_out(struct arena *a, const struct fbx_command *c, size_t n,
 		}
 		if (x->n_counts == 0)
 			x->counts = NULL;
+		rv = cmdinfo_safety_out(a, ci, x);
+		if (rv != FBX_OK)
+			return rv;
 		p[i] = x;
 	}
 	*pp = p;
@@ -1267,6 +2196,90 @@ outcomes_out(struct arena *a, const struct fbx_delivery *d, size_t n,
 	return FBX_OK;
 }
 
+/* dryrun_out fills o from d; plat/platp hold FBX_PLATFORM_COUNT entries
+ * and only non-zero platforms are sent. */
+static int
+dryrun_out(struct arena *a, const struct fbx_dryrun *d, pb_dryrun *o,
+    pb_platcount *plat, pb_platcount **platp)
+{
+	static const pb_platcount pinit = FUSEBOX__V1__PLATFORM_COUNT__INIT;
+	size_t p, k = 0;
+	int rv;
+
+	if (d->stop_err < 0 || !cstr_ok(d->verdict, sizeof(d->verdict)))
+		return FBX_EINVALID;
+	for (p = 0; p < FBX_PLATFORM_COUNT; p++) {
+		if (d->per_platform[p] == 0)
+			continue;
+		plat[k] = pinit;
+		plat[k].platform = (Fusebox__V1__Platform)p;
+		plat[k].count = d->per_platform[p];
+		platp[k] = &plat[k];
+		k++;
+	}
+	o->devices = d->devices;
+	o->n_per_platform = k;
+	o->per_platform = k > 0 ? platp : NULL;
+	rv = grpcounts_out(a, d->groups, d->ngroups, &o->groups);
+	if (rv != FBX_OK)
+		return rv;
+	o->n_groups = d->ngroups;
+	o->n_waves = d->nwaves;
+	o->waves = d->nwaves > 0 ? d->waves : NULL;
+	o->stop_code = (uint32_t)d->stop_err;
+	o->stop_name = d->stop_err != FBX_OK ?
+	    (char *)fbx_errname(d->stop_err) :
+	    (char *)"";
+	o->verdict = (char *)d->verdict;
+	return FBX_OK;
+}
+
+/* breakers_out fills o from the breaker reply of rep. */
+static int
+breakers_out(struct arena *a, const struct fbx_console_rep *rep,
+    pb_brkrep *o)
+{
+	static const pb_brkinfo binit = FUSEBOX__V1__BREAKER_INFO__INIT;
+	size_t i, n = rep->u.breaker.n;
+	pb_brkinfo *v = arena_take(a, n * sizeof(*v));
+	pb_brkcfg *c = arena_take(a, n * sizeof(*c));
+	pb_brkinfo **p = arena_take(a, n * sizeof(*p));
+
+	if (v == NULL || c == NULL || p == NULL)
+		return FBX_ENOMEM;
+	for (i = 0; i < n; i++) {
+		const struct fbx_breaker_info *x = &rep->u.breaker.b[i];
+		if (!cstr_ok(x->org, sizeof(x->org)) ||
+		    !cstr_ok(x->reason, sizeof(x->reason)) ||
+		    !cstr_ok(x->tripped_by, sizeof(x->tripped_by)) ||
+		    !cstr_ok(x->note, sizeof(x->note)))
+			return FBX_EINVALID;
+		v[i] = binit;
+		v[i].org = (char *)x->org;
+		v[i].reason = (char *)x->reason;
+		v[i].state = (Fusebox__V1__BreakerState)x->state;
+		v[i].manual = x->manual != 0;
+		brkcfg_out(&x->cfg, &c[i]);
+		v[i].config = &c[i];
+		v[i].window_count = x->window_count;
+		v[i].baseline = x->baseline;
+		v[i].held = x->held;
+		v[i].would_hold = x->would_hold;
+		v[i].trips = x->trips;
+		v[i].tripped_ms = x->tripped_ms;
+		v[i].tripped_by = (char *)x->tripped_by;
+		v[i].note = (char *)x->note;
+		v[i].fleet = x->fleet;
+		v[i].allowance = x->allowance;
+		p[i] = &v[i];
+	}
+	o->breakers = n > 0 ? p : NULL;
+	o->n_breakers = n;
+	o->released = rep->u.breaker.released;
+	o->discarded = rep->u.breaker.discarded;
+	return FBX_OK;
+}
+
 /* rep_size checks a reply's counts and sizes the arena for its arrays. */
 static int
 rep_size(const struct fbx_console_rep *rep, size_t *sz, size_t *nh)
@@ -1288,14 +2301,52 @@ rep_size(const struct fbx_console_rep *rep, size_t *sz, size_t *nh)
 			return rv;
 		for (i = 0; i < rep->u.command.ndlv; i++)
 			*nh += rep->u.command.dlv[i].nhist;
-		*sz += cmdinfo_size(1);
+		*sz += cmdinfo_size(&rep->u.command.info, 1);
 		return FBX_OK;
 	case FBX_CREQ_LIST_COMMANDS:
+	case FBX_CREQ_LIST_HELD:
 		if (rep->u.commands.n > FBX_PAGE_MAX)
 			return FBX_ETOOBIG;
 		if (rep->u.commands.n > 0 && rep->u.commands.cmds == NULL)
 			return FBX_EINVALID;
-		*sz = cmdinfo_size(rep->u.commands.n);
+		*sz = cmdinfo_size(rep->u.commands.cmds, rep->u.commands.n);
+		return FBX_OK;
+	case FBX_CREQ_SUBMIT: {
+		const struct fbx_dryrun *d = &rep->u.submit.dryrun;
+		if (!rep->u.submit.dry_run)
+			return FBX_OK;
+		if (d->ngroups > FBX_PAGE_MAX || d->nwaves > FBX_PAGE_MAX)
+			return FBX_ETOOBIG;
+		if ((d->ngroups > 0 && d->groups == NULL) ||
+		    (d->nwaves > 0 && d->waves == NULL))
+			return FBX_EINVALID;
+		*sz = grpcounts_size(d->ngroups);
+		return FBX_OK;
+	}
+	case FBX_CREQ_BREAKER:
+		if (rep->u.breaker.n > FBX_PAGE_MAX)
+			return FBX_ETOOBIG;
+		if (rep->u.breaker.n > 0 && rep->u.breaker.b == NULL)
+			return FBX_EINVALID;
+		*sz = asz(rep->u.breaker.n * sizeof(pb_brkinfo)) +
+		    asz(rep->u.breaker.n * sizeof(pb_brkcfg)) +
+		    asz(rep->u.breaker.n * sizeof(pb_brkinfo *));
+		return FBX_OK;
+	case FBX_CREQ_LIMIT:
+		if (rep->u.limit.n > FBX_PAGE_MAX)
+			return FBX_ETOOBIG;
+		if (rep->u.limit.n > 0 && rep->u.limit.l == NULL)
+			return FBX_EINVALID;
+		*sz = asz(rep->u.limit.n * sizeof(pb_liminfo)) +
+		    asz(rep->u.limit.n * sizeof(pb_liminfo *));
+		return FBX_OK;
+	case FBX_CREQ_RATE:
+		if (rep->u.rate.n > FBX_PAGE_MAX)
+			return FBX_ETOOBIG;
+		if (rep->u.rate.n > 0 && rep->u.rate.r == NULL)
+			return FBX_EINVALID;
+		*sz = asz(rep->u.rate.n * sizeof(pb_rateinfo)) +
+		    asz(rep->u.rate.n * sizeof(pb_rateinfo *));
 		return FBX_OK;
 	case FBX_CREQ_LIST_DEVICES:
 		if (rep->u.devices.n > FBX_PAGE_MAX)
@@ -1308,8 +2359,7 @@ rep_size(const struct fbx_console_rep *rep, size_t *sz, size_t *nh)
 			return FBX_ETOOBIG;
 		if (rep->u.groups.n > 0 && rep->u.groups.groups == NULL)
 			return FBX_EINVALID;
-		*sz = asz(rep->u.groups.n * sizeof(pb_grpcount)) +
-		    asz(rep->u.groups.n * sizeof(pb_grpcount *));
+		*sz = grpcounts_size(rep->u.groups.n);
 		return FBX_OK;
 	default:
 		return FBX_OK;
@@ -1330,7 +2380,17 @@ fbx_console_rep_encode(
 	pb_devlist devs = FUSEBOX__V1__DEVICE_LIST__INIT;
 	pb_grplist groups = FUSEBOX__V1__GROUP_LIST__INIT;
 	pb_stats pong = FUSEBOX__V1__ENGINE_STATS__INIT;
-	static const pb_grpcount ginit = FUSEBOX__V1__GROUP_COUNT__INIT;
+	pb_dryrun dry = FUSEBOX__V1__DRY_RUN__INIT;
+	pb_platcount plat[FBX_PLATFORM_COUNT];
+	pb_platcount *platp[FBX_PLATFORM_COUNT];
+	pb_brkrep brk = FUSEBOX__V1__BREAKER_REPLY__INIT;
+	pb_limrep lim = FUSEBOX__V1__LIMIT_REPLY__INIT;
+	pb_raterep rate = FUSEBOX__V1__RATE_REPLY__INIT;
+	pb_apprrep appr = FUSEBOX__V1__APPROVE_REPLY__INIT;
+	pb_rorep ro = FUSEBOX__V1__ROLLOUT_REPLY__INIT;
+	pb_plan plan;
+	char *plan_groups[FBX_ROLLOUT_GROUPS_MAX];
+	pb_rostatus rost;
 	struct arena a = { NULL, 0, 0 };
 	pb_cmdinfo **info = NULL;
 	size_t i, sz, nh;
@@ -1341,11 +2401,16 @@ fbx_console_rep_encode(
 	m.version = FBX_PROTOCOL_VERSION;
 	m.request_id = rep->request_id;
 	if (rep->err != FBX_OK) {
-		if (rep->err < 0 || !cstr_ok(rep->errmsg, sizeof(rep->errmsg)))
+		if (rep->err < 0 ||
+		    !cstr_ok(rep->errmsg, sizeof(rep->errmsg)) ||
+		    !cstr_ok(rep->approval_token, sizeof(rep->approval_token)))
 			return FBX_EINVALID;
 		err.code = (uint32_t)rep->err;
 		err.name = (char *)fbx_errname(rep->err);
 		err.message = (char *)rep->errmsg;
+		err.approval_token = (char *)rep->approval_token;
+		err.limit_value = rep->limit_value;
+		err.limit_count = rep->limit_count;
 		m.error = &err;
 		return pack(&m.base, FBX_CONSOLE_MSG_MAX, buf, len);
 	}
@@ -1362,6 +2427,20 @@ fbx_console_rep_encode(
 		submit.duplicate = rep->u.submit.duplicate != 0;
 		submit.device_count = rep->u.submit.device_count;
 		submit.state = (Fusebox__V1__CommandState)rep->u.submit.state;
+		if (!cstr_ok(rep->u.submit.held_by,
+		        sizeof(rep->u.submit.held_by))) {
+			rv = FBX_EINVALID;
+			goto out;
+		}
+		submit.held_by = (char *)rep->u.submit.held_by;
+		if (rep->u.submit.dry_run) {
+			rv = dryrun_out(&a, &rep->u.submit.dryrun, &dry, plat,
+			    platp);
+			if (rv != FBX_OK)
+				goto out;
+			submit.dry_run = 1;
+			submit.dry_run_report = &dry;
+		}
 		m.result_case = FUSEBOX__V1__CONSOLE_REPLY__RESULT_SUBMIT;
 		m.submit = &submit;
 		break;
@@ -1389,6 +2468,108 @@ fbx_console_rep_encode(
 		m.result_case = FUSEBOX__V1__CONSOLE_REPLY__RESULT_COMMANDS;
 		m.commands = &list;
 		break;
+	case FBX_CREQ_LIST_HELD:
+		rv = cmdinfo_out(&a, rep->u.commands.cmds, rep->u.commands.n,
+		    &list.commands);
+		if (rv != FBX_OK)
+			goto out;
+		list.n_commands = rep->u.commands.n;
+		list.next_after = rep->u.commands.next_after;
+		m.result_case = FUSEBOX__V1__CONSOLE_REPLY__RESULT_LIST_HELD;
+		m.list_held = &list;
+		break;
+	case FBX_CREQ_BREAKER:
+		rv = breakers_out(&a, rep, &brk);
+		if (rv != FBX_OK)
+			goto out;
+		m.result_case = FUSEBOX__V1__CONSOLE_REPLY__RESULT_BREAKER;
+		m.breaker = &brk;
+		break;
+	case FBX_CREQ_LIMIT: {
+		static const pb_liminfo linit = FUSEBOX__V1__LIMIT_INFO__INIT;
+		size_t n = rep->u.limit.n;
+		pb_liminfo *l = arena_take(&a, n * sizeof(*l));
+		lim.limits = arena_take(&a, n * sizeof(*lim.limits));
+		if (l == NULL || lim.limits == NULL) {
+			rv = FBX_ENOMEM;
+			goto out;
+		}
+		for (i = 0; i < n; i++) {
+			const struct fbx_limit_info *x = &rep->u.limit.l[i];
+			if (!cstr_ok(x->org, sizeof(x->org))) {
+				rv = FBX_EINVALID;
+				goto out;
+			}
+			l[i] = linit;
+			l[i].org = (char *)x->org;
+			l[i].type = (Fusebox__V1__CommandType)x->type;
+			l[i].max_count = x->max_count;
+			l[i].max_share_ppm = x->max_share_ppm;
+			l[i].window_seconds = x->window_s;
+			l[i].used = x->used;
+			lim.limits[i] = &l[i];
+		}
+		lim.n_limits = n;
+		m.result_case = FUSEBOX__V1__CONSOLE_REPLY__RESULT_LIMIT;
+		m.limit = &lim;
+		break;
+	}
+	case FBX_CREQ_RATE: {
+		static const pb_rateinfo rinit = FUSEBOX__V1__RATE_INFO__INIT;
+		size_t n = rep->u.rate.n;
+		pb_rateinfo *r = arena_take(&a, n * sizeof(*r));
+		rate.rates = arena_take(&a, n * sizeof(*rate.rates));
+		if (r == NULL || rate.rates == NULL) {
+			rv = FBX_ENOMEM;
+			goto out;
+		}
+		for (i = 0; i < n; i++) {
+			const struct fbx_rate_info *x = &rep->u.rate.r[i];
+			if (!cstr_ok(x->org, sizeof(x->org))) {
+				rv = FBX_EINVALID;
+				goto out;
+			}
+			r[i] = rinit;
+			r[i].org = (char *)x->org;
+			r[i].rate_per_second = x->rate_per_s;
+			r[i].burst = x->burst;
+			r[i].max_inflight = x->max_inflight;
+			r[i].inflight = x->inflight;
+			rate.rates[i] = &r[i];
+		}
+		rate.n_rates = n;
+		m.result_case = FUSEBOX__V1__CONSOLE_REPLY__RESULT_RATE;
+		m.rate = &rate;
+		break;
+	}
+	case FBX_CREQ_APPROVE:
+		if (!cstr_ok(rep->u.approve.token, sizeof(fbx_id)) ||
+		    !cstr_ok(rep->u.approve.approver, sizeof(fbx_id)) ||
+		    !cstr_ok(rep->u.approve.submitter, sizeof(fbx_id))) {
+			rv = FBX_EINVALID;
+			goto out;
+		}
+		appr.token = (char *)rep->u.approve.token;
+		appr.approver = (char *)rep->u.approve.approver;
+		appr.submitter = (char *)rep->u.approve.submitter;
+		appr.expires_ms = rep->u.approve.expires_ms;
+		m.result_case = FUSEBOX__V1__CONSOLE_REPLY__RESULT_APPROVE;
+		m.approve = &appr;
+		break;
+	case FBX_CREQ_ROLLOUT:
+		/* Plan and status always go out: a rollout reply is about
+		 * them, and an absent one decodes as zero anyway. */
+		rv = plan_out(&rep->u.rollout.plan, &plan, plan_groups);
+		if (rv == FBX_OK)
+			rv = status_out(&rep->u.rollout.st, &rost);
+		if (rv != FBX_OK)
+			goto out;
+		ro.command_id = rep->u.rollout.command_id;
+		ro.plan = &plan;
+		ro.status = &rost;
+		m.result_case = FUSEBOX__V1__CONSOLE_REPLY__RESULT_ROLLOUT;
+		m.rollout = &ro;
+		break;
 	case FBX_CREQ_ENROLL:
 		enroll.created = rep->u.enroll.created;
 		enroll.updated = rep->u.enroll.updated;
@@ -1415,31 +2596,15 @@ fbx_console_rep_encode(
 		m.result_case = FUSEBOX__V1__CONSOLE_REPLY__RESULT_DEVICES;
 		m.devices = &devs;
 		break;
-	case FBX_CREQ_LIST_GROUPS: {
-		size_t n = rep->u.groups.n;
-		pb_grpcount *g = arena_take(&a, n * sizeof(*g));
-		groups.groups = arena_take(&a, n * sizeof(*groups.groups));
-		if (g == NULL || groups.groups == NULL) {
-			rv = FBX_ENOMEM;
+	case FBX_CREQ_LIST_GROUPS:
+		rv = grpcounts_out(&a, rep->u.groups.groups, rep->u.groups.n,
+		    &groups.groups);
+		if (rv != FBX_OK)
 			goto out;
-		}
-		for (i = 0; i < n; i++) {
-			const struct fbx_group_count *gc =
-			    &rep->u.groups.groups[i];
-			if (!cstr_ok(gc->name, sizeof(gc->name))) {
-				rv = FBX_EINVALID;
-				goto out;
-			}
-			g[i] = ginit;
-			g[i].name = (char *)gc->name;
-			g[i].count = gc->count;
-			groups.groups[i] = &g[i];
-		}
-		groups.n_groups = n;
+		groups.n_groups = rep->u.groups.n;
 		m.result_case = FUSEBOX__V1__CONSOLE_REPLY__RESULT_GROUPS;
 		m.groups = &groups;
 		break;
-	}
 	case FBX_CREQ_PING: {
 		const struct fbx_engine_stats *s = &rep->u.pong;
 		if (!cstr_ok(s->version, sizeof(s->version))) {
@@ -2058,4 +3223,101 @@ fbx_eng_msg_encode(const struct fbx_eng_msg *m, uint8_t **buf, size_t *len)
 out:
 	free(a.p);
 	return rv;
+}
+
+/* ======================= events ======================================== */
+
+static const char *const event_names[] = { "none", "breaker_tripped",
+	"breaker_reset", "breaker_would_trip", "rollout_paused",
+	"rollout_resumed", "limit_rejected", "failure_spike" };
+#define EVENT_KIND_COUNT ((int)(sizeof(event_names) / sizeof(event_names[0])))
+_Static_assert(EVENT_KIND_COUNT == FBX_EV_FAILURE_SPIKE + 1,
+    "event_names must name every enum fbx_event_kind value");
+
+const char *
+fbx_event_kind_name(int kind)
+{
+	if (kind < 0 || kind >= EVENT_KIND_COUNT)
+		return "unknown";
+	return event_names[kind];
+}
+
+int
+fbx_event_encode(const struct fbx_event *ev, uint8_t **buf, size_t *len)
+{
+	pb_event e = FUSEBOX__V1__EVENT__INIT;
+
+	if (ev == NULL || buf == NULL || len == NULL)
+		return FBX_EINVALID;
+	if (!in_range(ev->kind, 1, EVENT_KIND_COUNT) ||
+	    !cstr_ok(ev->org, sizeof(ev->org)) ||
+	    !cstr_ok(ev->reason, sizeof(ev->reason)) ||
+	    !cstr_ok(ev->actor, sizeof(ev->actor)) ||
+	    !cstr_ok(ev->detail, sizeof(ev->detail)))
+		return FBX_EINVALID;
+	e.version = FBX_PROTOCOL_VERSION;
+	e.kind = (Fusebox__V1__EventKind)ev->kind;
+	e.at_ms = ev->at_ms;
+	e.org = (char *)ev->org;
+	e.reason = (char *)ev->reason;
+	e.actor = (char *)ev->actor;
+	e.command_id = ev->command_id;
+	e.count = ev->count;
+	e.limit = ev->limit;
+	e.detail = (char *)ev->detail;
+	return pack(&e.base, EVENT_MSG_MAX, buf, len);
+}
+
+int
+fbx_event_decode(const void *buf, size_t len, struct fbx_event *out)
+{
+	struct wctx w = { NULL, 0 };
+	struct fbx_event ev;
+	pb_event *pb = NULL;
+	const char *what;
+	int rv;
+
+	memset(&ev, 0, sizeof(ev));
+	if (out == NULL)
+		return FBX_EINVALID;
+	rv = check_len(&w, buf, len, EVENT_MSG_MAX);
+	if (rv != FBX_OK)
+		goto out;
+	pb = fusebox__v1__event__unpack(NULL, len, in_bytes(buf));
+	if (pb == NULL) {
+		rv = FBX_EMALFORMED;
+		goto out;
+	}
+	rv = check_version(&w, pb->version);
+	if (rv != FBX_OK)
+		goto out;
+	if (!in_range((int)pb->kind, 1, EVENT_KIND_COUNT)) {
+		rv = FBX_EINVALID;
+		goto out;
+	}
+	rv = scope_copy(ev.org, pb->org, 1, &what);
+	if (rv == FBX_OK)
+		rv = id_copy(ev.reason, pb->reason, 0, &what);
+	if (rv == FBX_OK)
+		rv = id_copy(ev.actor, pb->actor, 0, &what);
+	if (rv == FBX_OK)
+		rv = text_copy(ev.detail, sizeof(ev.detail), pb->detail,
+		    &what);
+	if (rv != FBX_OK)
+		goto out;
+	ev.kind = (int)pb->kind;
+	ev.at_ms = pb->at_ms;
+	ev.command_id = pb->command_id;
+	ev.count = pb->count;
+	ev.limit = pb->limit;
+
+out:
+	if (pb != NULL)
+		fusebox__v1__event__free_unpacked(pb, NULL);
+	if (rv != FBX_OK) {
+		memset(out, 0, sizeof(*out));
+		return rv;
+	}
+	*out = ev;
+	return FBX_OK;
 }
