@@ -939,8 +939,10 @@ run_checkins(struct sim *s, int64_t now)
 
 	/* Only with a live session: check-ins made while the engine is away
 	 * would pile up as un-ACKed batches. */
-	if (s->o.checkin_s == 0 || s->state != ST_READY)
+	if (s->o.checkin_s == 0 || s->state != ST_READY) {
+		s->sweep_last_ms = 0; /* no catch-up burst afterwards */
 		return;
+	}
 	/* Offline devices: one check-in each, after ~C s; they are online
 	 * from then on. */
 	while (s->off_next < s->noff && s->off_due[s->off_next] <= since) {

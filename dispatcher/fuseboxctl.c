@@ -516,6 +516,8 @@ call(struct ctl *ctl, struct fbx_console_req *req, struct fbx_console_rep *rep)
 	memset(rep, 0, sizeof(*rep));
 	if (ctl->cli == NULL) {
 		rc = fbx_client_open(ctl->endpoint, ctl->timeout_ms, &ctl->cli);
+		if (rc == FBX_EINVALID)
+			return usage_err("bad endpoint '%s'", ctl->endpoint);
 		if (rc != FBX_OK)
 			return fail(rc, "cannot open endpoint %s: %s",
 			    ctl->endpoint, fbx_strerror(rc));
