@@ -1218,7 +1218,11 @@ target_str(const struct fbx_command *c, char *buf, size_t len)
 		snprintf(buf, len, "group:%s", c->group);
 		break;
 	case FBX_TARGET_DEVICES:
-		snprintf(buf, len, "devices:%" PRIu32, c->ndev_ids);
+		/* Summaries (list, show) carry no id list. */
+		if (c->ndev_ids > 0)
+			snprintf(buf, len, "devices:%" PRIu32, c->ndev_ids);
+		else
+			snprintf(buf, len, "devices");
 		break;
 	case FBX_TARGET_ORG:
 		snprintf(buf, len, "org");
