@@ -9,6 +9,7 @@
  * of the store, rebuilt from LMDB at start-up and after a failed commit.
  */
 #include <errno.h>
+#include <spawn.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -16,6 +17,7 @@
 #include <string.h>
 #include <time.h>
 
+#include <openssl/evp.h>
 #include <zmq.h>
 
 #include "fbx_engine.h"
@@ -23,6 +25,7 @@
 #include "fbx_store.h"
 #include "idmap.h"
 #include "log.h"
+#include "safety.h"
 
 #define ENV_MAX 4        /* envelope frames accepted on the console */
 #define RID_MAX 256      /* ZeroMQ routing ids are at most 255 bytes */
@@ -35,12 +38,23 @@
 
 /* ---------------------------------------------------------------- types */
 
+struct ring {
+	uint64_t *v;
+	size_t cap, head, len;
+};
+
+/* Per-organisation dispatch state: one FIFO per priority class, the
+ * organisation's caps and what it has in flight. */
 struct orgq {
 	char org[FBX_ID_MAX + 1];
-	uint64_t *ring;
-	size_t cap, head, len;
+	struct ring r[FBX_PRIO_COUNT];
+	size_t len; /* over all classes */
 	struct orgq *hnext;
 	int active; /* listed in eng->rr */
+	struct fbx_rate_info rate;
+	int rate_loaded;
+	struct fbxi_bucket bucket;
+	uint32_t inflight;
 };
 
 struct cmdc {
@@ -50,6 +64,13 @@ struct cmdc {
 	int dirty;          /* state or cursor changed: rewrite the record */
 	int expired;        /* TTL passed: sweeping deliveries to EXPIRED */
 	uint32_t sweep_idx; /* next index the sweep looks at */
+	int cancelling;     /* rollout cancelled: queued ones to CANCELLED */
+	uint32_t cancel_idx;
+	/* the current rollout wave (memory; recounted at recovery) */
+	uint32_t w_ok, w_fail, w_settled;
+	uint16_t w_topcode;
+	uint32_t w_topcode_n;
+	int judge_off; /* an operator resumed this wave */
 };
 
 struct gw {
@@ -79,9 +100,12 @@ struct inmsg {
 	zmq_msg_t body;
 };
 
+enum { OUT_CONSOLE = 0, OUT_GW = 1, OUT_GW_RAW = 2, OUT_EVENT = 3 };
+
 struct outmsg {
 	struct outmsg *next;
-	int to_gw;
+	int to_gw; /* OUT_* */
+	struct fbx_event ev; /* OUT_EVENT */
 	struct gw *gw; /* to_gw: the session (NULL if it left) */
 	int nenv;
 	size_t envlen[ENV_MAX];
@@ -116,6 +140,11 @@ struct fbx_engine {
 	fbx_txn *txn; /* the open write transaction of this turn */
 	int txn_err;  /* first store error in this turn */
 
+	struct fbx_rate_info grate; /* org "*": global caps */
+	struct fbxi_bucket gbucket;
+	uint64_t inflight_all;
+	void *events; /* PUB socket for alerts, or NULL */
+
 	uint64_t commits, dlv_sent, results_in, ignored_results;
 	int64_t now;
 	int64_t next_sweep;
@@ -146,6 +175,21 @@ set_err(struct fbx_engine *e, int rc)
 {
 	if (rc != FBX_OK && e->txn_err == FBX_OK)
 		e->txn_err = rc;
+}
+
+/* note_printf - format into a fixed note field; long operator notes are
+ * cut, never overflow. */
+static void note_printf(char *dst, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+note_printf(char *dst, size_t cap, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(dst, cap, fmt, ap);
+	va_end(ap);
 }
 
 static int
@@ -187,21 +231,48 @@ orgq_get(struct fbx_engine *e, const char *org)
 }
 
 static int
-orgq_push(struct fbx_engine *e, struct orgq *q, uint64_t id)
+ring_push(struct ring *r, uint64_t id)
 {
-	if (q->len == q->cap) {
-		size_t ncap = q->cap ? q->cap * 2 : 256;
+	if (r->len == r->cap) {
+		size_t ncap = r->cap ? r->cap * 2 : 256;
 		uint64_t *nr = malloc(ncap * sizeof(*nr));
 		if (nr == NULL)
 			return FBX_ENOMEM;
-		for (size_t i = 0; i < q->len; i++)
-			nr[i] = q->ring[(q->head + i) % q->cap];
-		free(q->ring);
-		q->ring = nr;
-		q->cap = ncap;
-		q->head = 0;
+		for (size_t i = 0; i < r->len; i++)
+			nr[i] = r->v[(r->head + i) % r->cap];
+		free(r->v);
+		r->v = nr;
+		r->cap = ncap;
+		r->head = 0;
 	}
-	q->ring[(q->head + q->len) % q->cap] = id;
+	r->v[(r->head + r->len) % r->cap] = id;
+	r->len++;
+	return FBX_OK;
+}
+
+static uint64_t
+ring_pop(struct ring *r)
+{
+	uint64_t id = r->v[r->head];
+
+	r->head = (r->head + 1) % r->cap;
+	r->len--;
+	if (r->len == 0 && r->cap > 4096) {
+		/* a finished big fan-out gives its memory back */
+		free(r->v);
+		r->v = NULL;
+		r->cap = r->head = 0;
+	}
+	return id;
+}
+
+static int
+orgq_push(struct fbx_engine *e, struct orgq *q, int prio, uint64_t id)
+{
+	if (prio < 0 || prio >= FBX_PRIO_COUNT)
+		prio = FBX_PRIO_OPERATOR;
+	if (ring_push(&q->r[prio], id) != FBX_OK)
+		return FBX_ENOMEM;
 	q->len++;
 	if (!q->active) {
 		if (e->rrlen == e->rrcap) {
@@ -218,20 +289,89 @@ orgq_push(struct fbx_engine *e, struct orgq *q, uint64_t id)
 	return FBX_OK;
 }
 
-static uint64_t
-orgq_pop(struct orgq *q)
+static void
+orgq_clear(struct orgq *q)
 {
-	uint64_t id = q->ring[q->head];
-
-	q->head = (q->head + 1) % q->cap;
-	q->len--;
-	if (q->len == 0 && q->cap > 4096) {
-		/* a finished big fan-out gives its memory back */
-		free(q->ring);
-		q->ring = NULL;
-		q->cap = q->head = 0;
+	for (int p = 0; p < FBX_PRIO_COUNT; p++) {
+		free(q->r[p].v);
+		memset(&q->r[p], 0, sizeof(q->r[p]));
 	}
-	return id;
+	q->len = 0;
+	q->active = 0;
+	q->inflight = 0;
+	q->rate_loaded = 0;
+}
+
+/* Rate caps as persisted under "rate/<org>"; org "*" holds the global
+ * caps. */
+struct rate_rec {
+	uint32_t version;
+	uint32_t rate_per_s, burst, max_inflight;
+};
+
+static int
+rate_load(fbx_txn *txn, const char *org, struct fbx_rate_info *out)
+{
+	struct rate_rec r;
+	char key[FBX_KV_KEY_MAX];
+	size_t len = 0;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	snprintf(out->org, sizeof(out->org), "%s", org);
+	snprintf(key, sizeof(key), "rate/%s", org);
+	rc = fbx_store_kv_get(txn, key, &r, sizeof(r), &len);
+	if (rc == FBX_ENOT_FOUND)
+		return FBX_OK;
+	if (rc != FBX_OK)
+		return rc;
+	if (len != sizeof(r) || r.version != 1)
+		return FBX_ECORRUPT;
+	out->rate_per_s = r.rate_per_s;
+	out->burst = r.burst;
+	out->max_inflight = r.max_inflight;
+	return FBX_OK;
+}
+
+static int
+rate_save(fbx_txn *txn, const struct fbx_rate_info *ri)
+{
+	struct rate_rec r = { 1, ri->rate_per_s, ri->burst, ri->max_inflight };
+	char key[FBX_KV_KEY_MAX];
+
+	snprintf(key, sizeof(key), "rate/%s", ri->org);
+	return fbx_store_kv_put(txn, key, &r, sizeof(r));
+}
+
+/* orgq_load_rate - read an organisation's caps once (inside the turn's
+ * transaction); later changes come through the RATE request. */
+static void
+orgq_load_rate(struct fbx_engine *e, struct orgq *q)
+{
+	if (q->rate_loaded || e->txn == NULL)
+		return;
+	if (rate_load(e->txn, q->org, &q->rate) == FBX_OK)
+		q->rate_loaded = 1;
+}
+
+/* In-flight map values: the organisation's queue with the delivery's
+ * stage in the low bits (1 = sent, unanswered; 2 = accepted). */
+#define IF_SENT 1u
+#define IF_ACCEPTED 2u
+#define IF_VAL(q, st) ((uint64_t)(uintptr_t)(q) | (st))
+#define IF_STAGE(v) ((unsigned)((v)&3u))
+#define IF_ORGQ(v) ((struct orgq *)(uintptr_t)((v) & ~(uint64_t)3))
+
+/* inflight_release - a delivery left a gateway's hands. */
+static void
+inflight_release(struct fbx_engine *e, uint64_t v)
+{
+	struct orgq *q = IF_ORGQ(v);
+
+	if (q != NULL && q->inflight > 0)
+		q->inflight--;
+	if (e->inflight_all > 0)
+		e->inflight_all--;
 }
 
 /* ------------------------------------------------------- command cache */
@@ -352,6 +492,9 @@ count_move(struct cmdc *cc, int from, int to)
 static void
 cmd_maybe_done(struct cmdc *cc)
 {
+	if (cc->c.rollout.enabled && !cc->expired &&
+	    cc->c.ro.state != FBX_RO_DONE && cc->c.ro.state != FBX_RO_CANCELLED)
+		return; /* later waves or groups still to go */
 	if (cc->c.state == FBX_C_ACTIVE && cmd_open(cc) == 0) {
 		cc->c.state = FBX_C_DONE;
 		cc->dirty = 1;
@@ -389,6 +532,7 @@ out_discard(struct fbx_engine *e)
 }
 
 static void gw_mark_dead(struct fbx_engine *e, struct gw *g, const char *why);
+static void run_alert(struct fbx_engine *e, const struct fbx_event *ev);
 
 static void
 out_flush(struct fbx_engine *e)
@@ -399,6 +543,17 @@ out_flush(struct fbx_engine *e)
 		void *sock = m->to_gw ? e->gateway : e->console;
 		int rc = 0;
 		n = m->next;
+		if (m->to_gw == OUT_EVENT) {
+			if (e->events != NULL && m->len > 0 &&
+			    (zmq_send(e->events, m->env[0], m->envlen[0],
+			         ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
+			        zmq_send(e->events, m->buf, m->len,
+			            ZMQ_DONTWAIT) < 0))
+				FBX_LOGW("event not published: %s",
+				    zmq_strerror(errno));
+			run_alert(e, &m->ev);
+			goto next;
+		}
 		if (m->to_gw == 1 && (m->gw == NULL || m->gw->dead))
 			goto next;
 		for (int i = 0; i < m->nenv && rc >= 0; i++)
@@ -514,7 +669,7 @@ gw_send_raw_error(struct fbx_engine *e, const struct inmsg *in, int err,
 	/* out_flush skips to_gw messages without a live session; this one
 	 * goes to a peer that has none, so mark it as a console-style send
 	 * on the gateway socket. */
-	o->to_gw = 2;
+	o->to_gw = OUT_GW_RAW;
 }
 
 /* ------------------------------------------------------------- gateways */
@@ -554,6 +709,7 @@ gw_requeue(struct fbx_engine *e, struct gw *g)
 	while (fbxi_idmap_next(&g->inflight, &pos, &id, &v)) {
 		struct cmdc *cc = cmd_find(e, FBX_DLV_CMD(id));
 		int old = 0, rc;
+		inflight_release(e, v);
 		if (cc == NULL || cc->expired)
 			continue;
 		rc = fbx_store_dlv_set_state(
@@ -563,7 +719,7 @@ gw_requeue(struct fbx_engine *e, struct gw *g)
 			break;
 		}
 		count_move(cc, old, FBX_D_QUEUED);
-		if (orgq_push(e, cc->q, id) != FBX_OK) {
+		if (orgq_push(e, cc->q, cc->c.priority, id) != FBX_OK) {
 			set_err(e, FBX_ENOMEM);
 			break;
 		}
@@ -649,13 +805,29 @@ make_delivery(struct expand_ctx *x, const struct fbx_device *dev)
 	if (cc->c.platform != FBX_PLATFORM_ANY &&
 	    dev->platform != cc->c.platform)
 		return FBX_OK;
+	if (cc->c.rollout.enabled && cc->c.rollout.ngroups > 0) {
+		/* group stages: a device belongs to the first listed group
+		 * it is in; the last stage takes the devices of none */
+		uint32_t stage = cc->c.cursor_idx, upto = stage;
+		if (upto > cc->c.rollout.ngroups)
+			upto = cc->c.rollout.ngroups;
+		for (uint32_t j = 0; j < upto; j++) {
+			for (unsigned gi = 0; gi < dev->ngroups; gi++) {
+				if (strcmp(dev->groups[gi],
+				        cc->c.rollout.groups[j]) == 0)
+					return FBX_OK;
+			}
+		}
+	}
 	if (cc->c.ndeliveries >= FBX_DEVICES_PER_CMD_MAX) {
 		x->full = 1;
 		return FBX_OK;
 	}
 	memset(&d, 0, sizeof(d));
 	d.id = FBX_DLV_ID(cc->c.id, cc->c.ndeliveries);
-	d.state = dev->online ? FBX_D_QUEUED : FBX_D_PENDING;
+	/* rollouts release deliveries wave by wave: all start QUEUED */
+	d.state = dev->online || cc->c.rollout.enabled ? FBX_D_QUEUED
+	                                               : FBX_D_PENDING;
 	d.updated_ms = e->now;
 	snprintf(d.device, sizeof(d.device), "%s", dev->id);
 	d.nhist = 1;
@@ -664,8 +836,8 @@ make_delivery(struct expand_ctx *x, const struct fbx_device *dev)
 	rc = fbx_store_dlv_put(e->txn, &d);
 	if (rc == FBX_OK && d.state == FBX_D_PENDING)
 		rc = fbx_store_pend_add(e->txn, cc->c.org, dev->id, d.id);
-	if (rc == FBX_OK && d.state == FBX_D_QUEUED)
-		rc = orgq_push(e, cc->q, d.id);
+	if (rc == FBX_OK && d.state == FBX_D_QUEUED && !cc->c.rollout.enabled)
+		rc = orgq_push(e, cc->q, cc->c.priority, d.id);
 	if (rc != FBX_OK)
 		return rc;
 	cc->c.ndeliveries++;
@@ -720,9 +892,14 @@ expand_cmd(struct fbx_engine *e, struct cmdc *cc, uint32_t budget)
 		cc->dirty = 1;
 		done = cc->c.cursor_idx >= cc->c.ndev_ids;
 	} else {
-		int rc = fbx_store_dev_scan(e->txn, cc->c.org,
-		    cc->c.target_kind == FBX_TARGET_GROUP ? cc->c.group : NULL,
-		    cc->c.cursor, budget, expand_dev_cb, &x);
+		const char *grp =
+		    cc->c.target_kind == FBX_TARGET_GROUP ? cc->c.group : NULL;
+		int rc;
+		if (cc->c.rollout.enabled &&
+		    cc->c.cursor_idx < cc->c.rollout.ngroups)
+			grp = cc->c.rollout.groups[cc->c.cursor_idx];
+		rc = fbx_store_dev_scan(e->txn, cc->c.org, grp, cc->c.cursor,
+		    budget, expand_dev_cb, &x);
 		if (rc != FBX_OK && rc != FBX_ENOT_FOUND)
 			set_err(e, rc);
 		if (e->txn_err != FBX_OK)
@@ -741,6 +918,12 @@ expand_cmd(struct fbx_engine *e, struct cmdc *cc, uint32_t budget)
 		xlist_remove(e, cc);
 		cc->c.state = FBX_C_ACTIVE;
 		cc->dirty = 1;
+		if (cc->c.rollout.enabled) {
+			/* this group is expanded: its first wave goes now */
+			cc->c.ro.state = FBX_RO_BAKING;
+			cc->c.ro.bake_until_ms = e->now;
+			cc->c.ro.wave = 0;
+		}
 		cmd_maybe_done(cc);
 		FBX_LOGI("command %llu (%s %s org %s): %u deliveries",
 		    (unsigned long long)cc->c.id,
@@ -823,6 +1006,624 @@ same_command(const struct fbx_command *a, const struct fbx_command *b)
 			return 0;
 	}
 	return 1;
+}
+
+/* ------------------------------------------------------------- alerts */
+
+/* emit_event - log an alert now; publish it on the PUB endpoint and run
+ * the alert command after the turn commits (an alert about something
+ * that did not happen must not leave). */
+static void
+emit_event(struct fbx_engine *e, int kind, const char *org,
+    const char *reason, const char *actor, uint64_t cmd_id, uint64_t count,
+    uint64_t limit, const char *fmt, ...) __attribute__((format(printf, 9, 10)));
+
+static void
+emit_event(struct fbx_engine *e, int kind, const char *org,
+    const char *reason, const char *actor, uint64_t cmd_id, uint64_t count,
+    uint64_t limit, const char *fmt, ...)
+{
+	struct fbx_event ev;
+	struct outmsg *o;
+	va_list ap;
+
+	memset(&ev, 0, sizeof(ev));
+	ev.kind = kind;
+	ev.at_ms = e->now;
+	snprintf(ev.org, sizeof(ev.org), "%s", org ? org : "");
+	snprintf(ev.reason, sizeof(ev.reason), "%s", reason ? reason : "");
+	snprintf(ev.actor, sizeof(ev.actor), "%s", actor ? actor : "engine");
+	ev.command_id = cmd_id;
+	ev.count = count;
+	ev.limit = limit;
+	va_start(ap, fmt);
+	vsnprintf(ev.detail, sizeof(ev.detail), fmt, ap);
+	va_end(ap);
+	FBX_LOGW("ALERT %s org=%s reason=%s actor=%s count=%llu limit=%llu: "
+	         "%s",
+	    fbx_event_kind_name(kind), ev.org, ev.reason, ev.actor,
+	    (unsigned long long)count, (unsigned long long)limit, ev.detail);
+	o = out_new(e);
+	if (o == NULL)
+		return;
+	o->to_gw = OUT_EVENT;
+	o->nenv = 1;
+	o->envlen[0] = (size_t)snprintf((char *)o->env[0], RID_MAX,
+	    "fusebox.%s", fbx_event_kind_name(kind));
+	o->ev = ev;
+	if (fbx_event_encode(&ev, &o->buf, &o->len) != FBX_OK)
+		o->len = 0;
+}
+
+/* run_alert - start the operator's alert command for one event, with the
+ * event in its environment; never waits for it (SIGCHLD is ignored). */
+static void
+run_alert(struct fbx_engine *e, const struct fbx_event *ev)
+{
+	char v_kind[96], v_org[96], v_reason[96], v_count[64], v_limit[64],
+	    v_detail[300], v_cmd[64];
+	char *argv[] = { "/bin/sh", "-c", (char *)e->o.alert_cmd, NULL };
+	char *envp[] = { v_kind, v_org, v_reason, v_count, v_limit, v_detail,
+		v_cmd, "PATH=/usr/local/bin:/usr/bin:/bin", NULL };
+	pid_t pid;
+
+	if (e->o.alert_cmd == NULL || e->o.alert_cmd[0] == '\0')
+		return;
+	snprintf(v_kind, sizeof(v_kind), "FUSEBOX_EVENT=%s",
+	    fbx_event_kind_name(ev->kind));
+	snprintf(v_org, sizeof(v_org), "FUSEBOX_ORG=%s", ev->org);
+	snprintf(v_reason, sizeof(v_reason), "FUSEBOX_REASON=%s", ev->reason);
+	snprintf(v_count, sizeof(v_count), "FUSEBOX_COUNT=%llu",
+	    (unsigned long long)ev->count);
+	snprintf(v_limit, sizeof(v_limit), "FUSEBOX_LIMIT=%llu",
+	    (unsigned long long)ev->limit);
+	snprintf(v_detail, sizeof(v_detail), "FUSEBOX_DETAIL=%s", ev->detail);
+	snprintf(v_cmd, sizeof(v_cmd), "FUSEBOX_COMMAND=%llu",
+	    (unsigned long long)ev->command_id);
+	if (posix_spawn(&pid, "/bin/sh", NULL, NULL, argv, envp) != 0)
+		FBX_LOGE("alert command could not start: %s", strerror(errno));
+}
+
+/* ------------------------------------------------------- safety gates */
+
+#define REASON_NONE "unspecified"
+
+static const char *
+reason_of(const struct fbx_command *c)
+{
+	return c->reason[0] ? c->reason : REASON_NONE;
+}
+
+static int
+priority_of(const struct fbx_command *c)
+{
+	if (c->origin == FBX_ORIGIN_ROLLBACK || c->type == FBX_CMD_UNLOCK ||
+	    c->type == FBX_CMD_STOP_LOST_MODE)
+		return FBX_PRIO_RECOVERY;
+	if (c->rollout.enabled)
+		return FBX_PRIO_BULK;
+	if (c->origin == FBX_ORIGIN_AUTOMATIC)
+		return FBX_PRIO_AUTOMATIC;
+	return FBX_PRIO_OPERATOR;
+}
+
+static int
+brk_load(fbx_txn *txn, const char *org, const char *reason,
+    struct fbxi_breaker *b, int *exists)
+{
+	char key[FBX_KV_KEY_MAX];
+	struct fbx_breaker_cfg cfg;
+	size_t len = 0;
+	int rc;
+
+	snprintf(key, sizeof(key), "brk/%s/%s", org, reason);
+	rc = fbx_store_kv_get(txn, key, b, sizeof(*b), &len);
+	if (rc == FBX_OK) {
+		if (len != sizeof(*b) || b->version != FBXI_BRK_VERSION)
+			return FBX_ECORRUPT;
+		if (exists)
+			*exists = 1;
+		return FBX_OK;
+	}
+	if (rc != FBX_ENOT_FOUND)
+		return rc;
+	if (exists)
+		*exists = 0;
+	fbxi_breaker_defaults(&cfg);
+	if (strcmp(org, "*") != 0) {
+		/* a configured global breaker is the template for its
+		 * organisations */
+		struct fbxi_breaker g;
+		snprintf(key, sizeof(key), "brk/*/%s", reason);
+		if (fbx_store_kv_get(txn, key, &g, sizeof(g), &len) == FBX_OK &&
+		    len == sizeof(g) && g.version == FBXI_BRK_VERSION)
+			cfg = g.cfg;
+	}
+	fbxi_breaker_init(b, &cfg);
+	return FBX_OK;
+}
+
+static int
+brk_save(fbx_txn *txn, const char *org, const char *reason,
+    const struct fbxi_breaker *b)
+{
+	char key[FBX_KV_KEY_MAX];
+
+	snprintf(key, sizeof(key), "brk/%s/%s", org, reason);
+	return fbx_store_kv_put(txn, key, b, sizeof(*b));
+}
+
+/* breaker_gate - automatic lock-type commands pass the global breaker of
+ * their reason, then their organisation's. Decided here, inside the
+ * transaction that journals the command, one command after another: the
+ * devices admitted before a trip never exceed the allowance, however
+ * fast the storm. @return FBX_OK (see *held) or a store error. */
+static int
+breaker_gate(struct fbx_engine *e, struct fbx_command *c, uint32_t ndev,
+    uint32_t fleet, int *held)
+{
+	const char *reason = reason_of(c);
+	struct fbxi_breaker g, b;
+	int tripped = 0, v, rc;
+
+	*held = 0;
+	rc = brk_load(e->txn, "*", reason, &g, NULL);
+	if (rc == FBX_OK)
+		rc = brk_load(e->txn, c->org, reason, &b, NULL);
+	if (rc != FBX_OK)
+		return rc;
+	if (g.state == FBX_BS_OPEN && !g.cfg.shadow) {
+		snprintf(c->held_by, sizeof(c->held_by), "*/%s", reason);
+		snprintf(c->note, sizeof(c->note),
+		    "held: global breaker for '%s' is open", reason);
+		g.held++;
+		*held = 1;
+		return brk_save(e->txn, "*", reason, &g);
+	}
+	v = fbxi_breaker_admit(&b, e->now, ndev, fleet, &tripped);
+	if (tripped) {
+		uint32_t allow = fbxi_breaker_allowance(&b, e->now, fleet);
+		uint64_t inwin = fbxi_window_sum(&b.win, e->now);
+		char note[FBX_NOTE_MAX];
+		snprintf(note, sizeof(note),
+		    "%llu automatic %s devices in %us would pass the "
+		    "allowance of %u (fleet %u)",
+		    (unsigned long long)(inwin + ndev),
+		    fbx_cmd_type_name(c->type), b.cfg.window_s, allow, fleet);
+		fbxi_breaker_trip(&b, e->now, "engine", note, 0);
+		emit_event(e, FBX_EV_BREAKER_TRIPPED, c->org, reason,
+		    "engine", 0, inwin + ndev, allow, "%s", note);
+		if (fbxi_breaker_note_org_trip(&g, e->now)) {
+			uint64_t n = fbxi_window_sum(&g.win, e->now);
+			snprintf(note, sizeof(note),
+			    "%llu organisations tripped on '%s' within %us: "
+			    "an upstream failure, not attacks on devices",
+			    (unsigned long long)n, reason, g.cfg.window_s);
+			fbxi_breaker_trip(&g, e->now, "engine", note, 0);
+			emit_event(e, FBX_EV_BREAKER_TRIPPED, "*", reason,
+			    "engine", 0, n, g.cfg.global_orgs, "%s", note);
+		}
+		rc = brk_save(e->txn, "*", reason, &g);
+		if (rc != FBX_OK)
+			return rc;
+	}
+	if (v == FBXI_HOLD) {
+		snprintf(c->held_by, sizeof(c->held_by), "%s/%s", c->org,
+		    reason);
+		snprintf(c->note, sizeof(c->note),
+		    "held: breaker %s/%s is open", c->org, reason);
+		b.held++;
+		*held = 1;
+	} else if (v == FBXI_ADMIT_SHADOW &&
+	    e->now - b.shadow_alerted_ms >= (int64_t)b.cfg.window_s * 1000) {
+		b.shadow_alerted_ms = e->now;
+		emit_event(e, FBX_EV_BREAKER_WOULD_TRIP, c->org, reason,
+		    "engine", 0, fbxi_window_sum(&b.win, e->now),
+		    fbxi_breaker_allowance(&b, e->now, fleet),
+		    "shadow mode: would hold automatic %s commands",
+		    fbx_cmd_type_name(c->type));
+	}
+	return brk_save(e->txn, c->org, reason, &b);
+}
+
+static int
+limit_cfg_load(fbx_txn *txn, const char *org, int type,
+    struct fbxi_limit_cfg *out, int *own)
+{
+	char key[FBX_KV_KEY_MAX];
+	size_t len = 0;
+	int rc;
+
+	*own = 0;
+	snprintf(key, sizeof(key), "limcfg/%s/%s", org, fbx_cmd_type_name(type));
+	rc = fbx_store_kv_get(txn, key, out, sizeof(*out), &len);
+	if (rc == FBX_OK && len == sizeof(*out)) {
+		*own = 1;
+		return FBX_OK;
+	}
+	if (rc != FBX_OK && rc != FBX_ENOT_FOUND)
+		return rc;
+	snprintf(key, sizeof(key), "limcfg/*/%s", fbx_cmd_type_name(type));
+	rc = fbx_store_kv_get(txn, key, out, sizeof(*out), &len);
+	if (rc == FBX_OK && len == sizeof(*out))
+		return FBX_OK;
+	if (rc != FBX_OK && rc != FBX_ENOT_FOUND)
+		return rc;
+	fbxi_limit_defaults(type, out);
+	return FBX_OK;
+}
+
+static int
+limit_use_load(fbx_txn *txn, const char *org, int type, uint32_t window_s,
+    struct fbxi_window *w)
+{
+	char key[FBX_KV_KEY_MAX];
+	size_t len = 0;
+	int rc;
+
+	snprintf(key, sizeof(key), "limuse/%s/%s", org, fbx_cmd_type_name(type));
+	rc = fbx_store_kv_get(txn, key, w, sizeof(*w), &len);
+	if (rc == FBX_OK && len == sizeof(*w) && w->window_s == window_s)
+		return FBX_OK;
+	if (rc != FBX_OK && rc != FBX_ENOT_FOUND)
+		return rc;
+	fbxi_window_init(w, window_s);
+	return FBX_OK;
+}
+
+static int
+limit_use_save(
+    fbx_txn *txn, const char *org, int type, const struct fbxi_window *w)
+{
+	char key[FBX_KV_KEY_MAX];
+
+	snprintf(key, sizeof(key), "limuse/%s/%s", org, fbx_cmd_type_name(type));
+	return fbx_store_kv_put(txn, key, w, sizeof(*w));
+}
+
+/* fingerprint - the approval token of a refused command: SHA-256 of what
+ * it would do, so an approval covers exactly that command. */
+static void
+fingerprint(const struct fbx_command *c, char *out, size_t cap)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	uint8_t hdr[5] = { c->type, c->origin, c->target_kind, c->platform,
+		c->rollout.enabled };
+
+	out[0] = '\0';
+	if (ctx == NULL)
+		return;
+	if (EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1) {
+		EVP_DigestUpdate(ctx, c->org, strlen(c->org) + 1);
+		EVP_DigestUpdate(ctx, hdr, sizeof(hdr));
+		EVP_DigestUpdate(ctx, c->group, strlen(c->group) + 1);
+		EVP_DigestUpdate(ctx, c->reason, strlen(c->reason) + 1);
+		if (c->payload_len > 0)
+			EVP_DigestUpdate(ctx, c->payload, c->payload_len);
+		for (uint32_t i = 0; i < c->ndev_ids; i++)
+			EVP_DigestUpdate(
+			    ctx, c->dev_ids[i], strlen(c->dev_ids[i]) + 1);
+		EVP_DigestFinal_ex(ctx, md, &mdlen);
+	}
+	EVP_MD_CTX_free(ctx);
+	for (unsigned i = 0; i < 16 && i < mdlen && 2 * i + 2 < cap; i++)
+		snprintf(out + 2 * i, 3, "%02x", md[i]);
+}
+
+/* A refused submission ("rej/<org>/<token>") and its approval
+ * ("appr/<org>/<token>"). */
+struct approval_rec {
+	uint32_t version;
+	uint32_t used;
+	int64_t at_ms;
+	int64_t expires_ms;
+	uint64_t count, cap;
+	char submitter[FBX_ID_MAX + 1];
+	char approver[FBX_ID_MAX + 1];
+	char note[FBX_NOTE_MAX];
+};
+
+/* limit_gate - the blast-radius check, after admission: what the window
+ * already counts plus this command must stay within the limit, unless a
+ * second operator approved exactly this command. @return FBX_OK when
+ * admitted (and counted); FBX_ELIMIT_EXCEEDED or FBX_EAPPROVAL_INVALID
+ * after answering the submitter; or a store error. */
+static int
+limit_gate(struct fbx_engine *e, const struct inmsg *in,
+    const struct fbx_console_req *req, struct fbx_command *c, uint32_t ndev,
+    uint32_t fleet, int count_only)
+{
+	struct fbxi_limit_cfg cfg;
+	struct fbxi_window w;
+	char token[FBX_ID_MAX + 1], key[FBX_KV_KEY_MAX];
+	uint64_t used;
+	uint32_t cap;
+	int own, rc;
+
+	rc = limit_cfg_load(e->txn, c->org, c->type, &cfg, &own);
+	if (rc == FBX_OK)
+		rc = limit_use_load(e->txn, c->org, c->type, cfg.window_s, &w);
+	if (rc != FBX_OK)
+		return rc;
+	cap = fbxi_limit_cap(&cfg, fleet);
+	used = fbxi_window_sum(&w, e->now);
+	if (!count_only && used + ndev > cap) {
+		struct approval_rec a;
+		size_t len = 0;
+		fingerprint(c, token, sizeof(token));
+		if (req != NULL && req->approval[0] != '\0') {
+			const char *why = NULL;
+			snprintf(key, sizeof(key), "appr/%s/%s", c->org, token);
+			rc = fbx_store_kv_get(e->txn, key, &a, sizeof(a), &len);
+			if (rc != FBX_OK && rc != FBX_ENOT_FOUND)
+				return rc;
+			if (strcmp(req->approval, token) != 0)
+				why = "the approval was given for a different "
+				      "command";
+			else if (rc == FBX_ENOT_FOUND || len != sizeof(a))
+				why = "no approval with this token";
+			else if (a.used)
+				why = "the approval was already used";
+			else if (a.expires_ms <= e->now)
+				why = "the approval has expired";
+			else if (strcmp(a.approver, req->actor) == 0)
+				why = "the approver submitted it: a second, "
+				      "different operator must approve";
+			if (why != NULL) {
+				console_error(e, in, req->request_id, req->kind,
+				    FBX_EAPPROVAL_INVALID, "%s", why);
+				return FBX_EAPPROVAL_INVALID;
+			}
+			a.used = 1;
+			rc = fbx_store_kv_put(e->txn, key, &a, sizeof(a));
+			if (rc != FBX_OK)
+				return rc;
+			snprintf(c->approved_by, sizeof(c->approved_by), "%s",
+			    a.approver);
+			FBX_LOGI("org %s: %s of %u devices over its limit %u "
+			         "admitted: submitted by %s, approved by %s",
+			    c->org, fbx_cmd_type_name(c->type), ndev, cap,
+			    req->actor, a.approver);
+		} else if (req != NULL) {
+			struct fbx_console_rep rep;
+			memset(&a, 0, sizeof(a));
+			a.version = 1;
+			a.at_ms = e->now;
+			a.count = used + ndev;
+			a.cap = cap;
+			snprintf(a.submitter, sizeof(a.submitter), "%s",
+			    req->actor);
+			snprintf(key, sizeof(key), "rej/%s/%s", c->org, token);
+			rc = fbx_store_kv_put(e->txn, key, &a, sizeof(a));
+			if (rc != FBX_OK)
+				return rc;
+			memset(&rep, 0, sizeof(rep));
+			rep.request_id = req->request_id;
+			rep.kind = req->kind;
+			rep.err = FBX_ELIMIT_EXCEEDED;
+			snprintf(rep.approval_token, sizeof(rep.approval_token),
+			    "%s", token);
+			rep.limit_value = cap;
+			rep.limit_count = used + ndev;
+			snprintf(rep.errmsg, sizeof(rep.errmsg),
+			    "%s of %u devices: %llu already affected in the "
+			    "last %us + %u > limit %u; a second operator "
+			    "may approve: fuseboxctl approve %s",
+			    fbx_cmd_type_name(c->type), ndev,
+			    (unsigned long long)used, cfg.window_s, ndev, cap,
+			    token);
+			console_reply(e, in, &rep);
+			emit_event(e, FBX_EV_LIMIT_REJECTED, c->org,
+			    reason_of(c), req->actor, 0, used + ndev, cap,
+			    "%s refused: %u devices over the blast-radius "
+			    "limit",
+			    fbx_cmd_type_name(c->type), ndev);
+			return FBX_ELIMIT_EXCEEDED;
+		} else {
+			return FBX_ELIMIT_EXCEEDED;
+		}
+	}
+	fbxi_window_add(&w, e->now, ndev);
+	return limit_use_save(e->txn, c->org, c->type, &w);
+}
+
+/* Counting a target: devices, per platform and per group. */
+struct count_ctx {
+	int platform;
+	uint32_t n;
+	uint32_t per_platform[FBX_PLATFORM_COUNT];
+	struct fbx_group_count *groups;
+	size_t ngroups, cap;
+	int tally_groups;
+	int err;
+};
+
+static void
+tally(struct count_ctx *k, const struct fbx_device *d)
+{
+	if (k->platform != FBX_PLATFORM_ANY && d->platform != k->platform)
+		return;
+	k->n++;
+	if (d->platform < FBX_PLATFORM_COUNT)
+		k->per_platform[d->platform]++;
+	if (!k->tally_groups)
+		return;
+	for (unsigned i = 0; i < d->ngroups; i++) {
+		size_t j;
+		for (j = 0; j < k->ngroups; j++) {
+			if (strcmp(k->groups[j].name, d->groups[i]) == 0)
+				break;
+		}
+		if (j == k->ngroups) {
+			if (k->ngroups == k->cap) {
+				size_t ncap = k->cap ? k->cap * 2 : 16;
+				struct fbx_group_count *ng;
+				if (ncap > 1000)
+					continue;
+				ng = realloc(k->groups, ncap * sizeof(*ng));
+				if (ng == NULL) {
+					k->err = FBX_ENOMEM;
+					continue;
+				}
+				k->groups = ng;
+				k->cap = ncap;
+			}
+			memset(&k->groups[j], 0, sizeof(k->groups[j]));
+			snprintf(k->groups[j].name, sizeof(k->groups[j].name),
+			    "%s", d->groups[i]);
+			k->ngroups++;
+		}
+		k->groups[j].count++;
+	}
+}
+
+static int
+count_cb(void *arg, const struct fbx_device *d)
+{
+	tally(arg, d);
+	return 0;
+}
+
+/* target_count - how many devices a command reaches now. Cheap for an
+ * organisation-wide target without filter (the registry's count); a scan
+ * otherwise, or when a dry run wants the breakdown. */
+static int
+target_count(struct fbx_engine *e, const struct fbx_command *c,
+    uint32_t fleet, struct count_ctx *k)
+{
+	int rc = FBX_OK;
+
+	k->platform = c->platform;
+	if (c->target_kind == FBX_TARGET_ORG &&
+	    c->platform == FBX_PLATFORM_ANY && !k->tally_groups) {
+		k->n = fleet;
+		return FBX_OK;
+	}
+	if (c->target_kind == FBX_TARGET_DEVICES) {
+		for (uint32_t i = 0; i < c->ndev_ids && rc == FBX_OK; i++) {
+			struct fbx_device d;
+			rc = fbx_store_dev_get(e->txn, c->org, c->dev_ids[i], &d);
+			if (rc == FBX_OK)
+				tally(k, &d);
+			else if (rc == FBX_ENOT_FOUND)
+				rc = FBX_OK;
+		}
+		return rc;
+	}
+	rc = fbx_store_dev_scan(e->txn, c->org,
+	    c->target_kind == FBX_TARGET_GROUP ? c->group : NULL, NULL, 0,
+	    count_cb, k);
+	if (rc == FBX_ENOT_FOUND)
+		rc = FBX_OK;
+	return rc != FBX_OK ? rc : k->err;
+}
+
+/* dry_run - what the command would do and what would stop it; nothing is
+ * journaled or counted. */
+static void
+dry_run(struct fbx_engine *e, const struct inmsg *in,
+    struct fbx_console_req *req, struct fbx_command *c, uint32_t fleet)
+{
+	struct fbx_console_rep rep;
+	struct fbx_dryrun *d = &rep.u.submit.dryrun;
+	struct count_ctx k;
+	struct fbxi_limit_cfg cfg;
+	struct fbxi_window w;
+	uint32_t waves[64];
+	int own, rc;
+
+	memset(&rep, 0, sizeof(rep));
+	memset(&k, 0, sizeof(k));
+	k.tally_groups = 1;
+	rc = target_count(e, c, fleet, &k);
+	if (rc != FBX_OK) {
+		set_err(e, rc);
+		goto out;
+	}
+	rep.request_id = req->request_id;
+	rep.kind = req->kind;
+	rep.u.submit.dry_run = 1;
+	rep.u.submit.device_count = k.n;
+	d->devices = k.n;
+	memcpy(d->per_platform, k.per_platform, sizeof(d->per_platform));
+	d->groups = k.groups;
+	d->ngroups = k.ngroups;
+	if (c->rollout.enabled) {
+		fbxi_rollout_normalize(&c->rollout);
+		d->nwaves = fbxi_rollout_plan_waves(&c->rollout, k.n, waves, 64);
+		d->waves = waves;
+	}
+	snprintf(d->verdict, sizeof(d->verdict),
+	    "would be admitted: %u devices", k.n);
+	if (c->origin == FBX_ORIGIN_AUTOMATIC && fbx_cmd_lock_type(c->type)) {
+		struct fbxi_breaker g, b;
+		int tripped = 0;
+		rc = brk_load(e->txn, "*", reason_of(c), &g, NULL);
+		if (rc == FBX_OK)
+			rc = brk_load(e->txn, c->org, reason_of(c), &b, NULL);
+		if (rc != FBX_OK) {
+			set_err(e, rc);
+			goto out;
+		}
+		if (g.state == FBX_BS_OPEN && !g.cfg.shadow) {
+			d->stop_err = FBX_EBREAKER_OPEN;
+			snprintf(d->verdict, sizeof(d->verdict),
+			    "would be held: global breaker */%s is open",
+			    reason_of(c));
+			goto reply;
+		}
+		if (fbxi_breaker_admit(&b, e->now, k.n, fleet, &tripped) ==
+		    FBXI_HOLD) {
+			d->stop_err = FBX_EBREAKER_OPEN;
+			snprintf(d->verdict, sizeof(d->verdict),
+			    "would be held: breaker %s/%s %s (allowance %u "
+			    "devices per %us)",
+			    c->org, reason_of(c),
+			    tripped ? "would trip" : "is open",
+			    fbxi_breaker_allowance(&b, e->now, fleet),
+			    b.cfg.window_s);
+			goto reply;
+		}
+	}
+	rc = limit_cfg_load(e->txn, c->org, c->type, &cfg, &own);
+	if (rc == FBX_OK)
+		rc = limit_use_load(e->txn, c->org, c->type, cfg.window_s, &w);
+	if (rc != FBX_OK) {
+		set_err(e, rc);
+		goto out;
+	}
+	{
+		uint32_t cap = fbxi_limit_cap(&cfg, fleet);
+		uint64_t used = fbxi_window_sum(&w, e->now);
+		if (used + k.n > cap) {
+			d->stop_err = FBX_ELIMIT_EXCEEDED;
+			snprintf(d->verdict, sizeof(d->verdict),
+			    "would be refused: %llu already affected in the "
+			    "last %us + %u > %s limit %u; needs a second "
+			    "operator's approval",
+			    (unsigned long long)used, cfg.window_s, k.n,
+			    fbx_cmd_type_name(c->type), cap);
+			goto reply;
+		}
+	}
+	{
+		struct orgq *q = orgq_get(e, c->org);
+		if (q != NULL) {
+			orgq_load_rate(e, q);
+			if (q->rate.rate_per_s > 0)
+				snprintf(d->verdict, sizeof(d->verdict),
+				    "would be admitted: %u devices; rate cap "
+				    "%u/s paces dispatch over about %u s",
+				    k.n, q->rate.rate_per_s,
+				    k.n / q->rate.rate_per_s);
+		}
+	}
+reply:
+	console_reply(e, in, &rep);
+out:
+	free(k.groups);
 }
 
 static void
@@ -951,7 +1752,56 @@ handle_submit(
 		return;
 	}
 
-	c->state = FBX_C_EXPANDING;
+	/* safety controls: count what the command reaches, then the
+	 * breaker (automatic lock-type commands), then the blast-radius
+	 * limit */
+	c->priority = (uint8_t)priority_of(c);
+	if (c->rollout.enabled) {
+		if (c->rollout.ngroups > 0 &&
+		    c->target_kind != FBX_TARGET_ORG) {
+			console_error(e, in, req->request_id, req->kind,
+			    FBX_EINVAL,
+			    "a rollout through groups needs an "
+			    "organisation-wide target");
+			return;
+		}
+		fbxi_rollout_normalize(&c->rollout);
+		memset(&c->ro, 0, sizeof(c->ro));
+	}
+	if (req->dry_run) {
+		dry_run(e, in, req, c, ndev);
+		return;
+	}
+	{
+		struct count_ctx k;
+		int held = 0;
+		memset(&k, 0, sizeof(k));
+		rc = target_count(e, c, ndev, &k);
+		if (rc != FBX_OK)
+			goto store_fail;
+		if (k.n == 0) {
+			console_error(e, in, req->request_id, req->kind,
+			    FBX_EEMPTY_TARGET,
+			    "target selects no device (platform %s)",
+			    fbx_platform_name(c->platform));
+			return;
+		}
+		if (c->origin == FBX_ORIGIN_AUTOMATIC &&
+		    fbx_cmd_lock_type(c->type)) {
+			rc = breaker_gate(e, c, k.n, ndev, &held);
+			if (rc != FBX_OK)
+				goto store_fail;
+		}
+		if (!held) {
+			rc = limit_gate(e, in, req, c, k.n, ndev, 0);
+			if (rc == FBX_ELIMIT_EXCEEDED ||
+			    rc == FBX_EAPPROVAL_INVALID)
+				return;
+			if (rc != FBX_OK)
+				goto store_fail;
+		}
+		c->state = held ? FBX_C_HELD : FBX_C_EXPANDING;
+	}
 	c->created_ms = e->now;
 	if (c->ttl_s == 0)
 		c->ttl_s = e->o.default_ttl_s;
@@ -972,7 +1822,8 @@ handle_submit(
 	}
 	/* small targets are expanded in this same transaction, so the reply
 	 * can say how many devices the command reaches */
-	(void)expand_cmd(e, cc, e->o.expand_chunk);
+	if (cc->c.state == FBX_C_EXPANDING)
+		(void)expand_cmd(e, cc, e->o.expand_chunk);
 	if (e->txn_err != FBX_OK)
 		return;
 
@@ -982,6 +1833,8 @@ handle_submit(
 	rep.u.submit.command_id = cc->c.id;
 	rep.u.submit.device_count = cc->c.ndeliveries;
 	rep.u.submit.state = cc->c.state;
+	snprintf(rep.u.submit.held_by, sizeof(rep.u.submit.held_by), "%s",
+	    cc->c.held_by);
 	console_reply(e, in, &rep);
 	FBX_LOGD("accepted command %llu for %s by %s",
 	    (unsigned long long)cc->c.id, req->org, req->actor);
@@ -1366,6 +2219,843 @@ handle_ping(
 	console_reply(e, in, &rep);
 }
 
+/* ------------------------------------------------ safety-control requests */
+
+struct brk_list_ctx {
+	struct fbx_engine *e;
+	struct fbx_breaker_info *v;
+	size_t n, cap;
+	const char *reason; /* filter, "" = all */
+	uint32_t fleet;
+	int err;
+};
+
+/* held_count - commands now held by breaker key "org/reason". */
+static uint64_t
+held_count(struct fbx_engine *e, const char *key)
+{
+	size_t pos = 0;
+	uint64_t k, v, n = 0;
+
+	while (fbxi_idmap_next(&e->cmds, &pos, &k, &v)) {
+		struct cmdc *cc = (struct cmdc *)(uintptr_t)v;
+		if (cc->c.state == FBX_C_HELD &&
+		    strcmp(cc->c.held_by, key) == 0)
+			n++;
+	}
+	return n;
+}
+
+static int
+brk_list_cb(void *arg, const char *key, const void *val, size_t len)
+{
+	struct brk_list_ctx *l = arg;
+	struct fbxi_breaker b;
+	struct fbx_breaker_info *o;
+	const char *org = key + 4, *slash = strchr(org, '/');
+	char hk[2 * FBX_ID_MAX + 2];
+
+	if (slash == NULL || len != sizeof(b))
+		return 0;
+	memcpy(&b, val, sizeof(b));
+	if (b.version != FBXI_BRK_VERSION)
+		return 0;
+	if (l->reason[0] != '\0' && strcmp(slash + 1, l->reason) != 0)
+		return 0;
+	if (l->n == l->cap) {
+		size_t ncap = l->cap ? l->cap * 2 : 8;
+		struct fbx_breaker_info *nv;
+		if (ncap > FBX_PAGE_MAX)
+			return 1;
+		nv = realloc(l->v, ncap * sizeof(*nv));
+		if (nv == NULL) {
+			l->err = FBX_ENOMEM;
+			return 1;
+		}
+		l->v = nv;
+		l->cap = ncap;
+	}
+	o = &l->v[l->n++];
+	memset(o, 0, sizeof(*o));
+	snprintf(o->org, sizeof(o->org), "%.*s", (int)(slash - org), org);
+	snprintf(o->reason, sizeof(o->reason), "%s", slash + 1);
+	o->state = b.state;
+	o->manual = b.manual;
+	o->cfg = b.cfg;
+	o->window_count = fbxi_window_sum(&b.win, l->e->now);
+	o->baseline = b.baseline_x1000 / 1000;
+	snprintf(hk, sizeof(hk), "%s/%s", o->org, o->reason);
+	o->held = held_count(l->e, hk);
+	o->would_hold = b.would_hold;
+	o->trips = b.trips;
+	o->tripped_ms = b.tripped_ms;
+	snprintf(o->tripped_by, sizeof(o->tripped_by), "%s", b.tripped_by);
+	snprintf(o->note, sizeof(o->note), "%s", b.note);
+	if (strcmp(o->org, "*") != 0) {
+		o->fleet = l->fleet;
+		o->allowance = fbxi_breaker_allowance(&b, l->e->now, l->fleet);
+	}
+	return 0;
+}
+
+/* release_held - a held command goes on after a reset: through its
+ * organisation's breaker if that one is still open (a global reset does
+ * not open an organisation's), and through the blast-radius limit. */
+static int
+release_held(struct fbx_engine *e, struct cmdc *cc, const char *who,
+    const char *note, int *refused)
+{
+	struct fbx_command *c = &cc->c;
+	struct count_ctx k;
+	uint32_t fleet = 0;
+	int rc;
+
+	*refused = 0;
+	if (c->held_by[0] == '*') {
+		struct fbxi_breaker b;
+		rc = brk_load(e->txn, c->org, reason_of(c), &b, NULL);
+		if (rc != FBX_OK)
+			return rc;
+		if (b.state == FBX_BS_OPEN && !b.cfg.shadow) {
+			snprintf(c->held_by, sizeof(c->held_by), "%s/%s",
+			    c->org, reason_of(c));
+			cc->dirty = 1;
+			return FBX_OK;
+		}
+	}
+	rc = fbx_store_org_devices(e->txn, c->org, &fleet);
+	if (rc != FBX_OK && rc != FBX_EUNKNOWN_ORG)
+		return rc;
+	memset(&k, 0, sizeof(k));
+	rc = target_count(e, c, fleet, &k);
+	if (rc != FBX_OK)
+		return rc;
+	rc = limit_gate(e, NULL, NULL, c, k.n, fleet, 0);
+	snprintf(c->resolved_by, sizeof(c->resolved_by), "%s", who);
+	if (rc == FBX_ELIMIT_EXCEEDED) {
+		c->state = FBX_C_DISCARDED;
+		snprintf(c->note, sizeof(c->note),
+		    "release refused by the %s blast-radius limit",
+		    fbx_cmd_type_name(c->type));
+		*refused = 1;
+		cc->dirty = 1;
+		return FBX_OK;
+	}
+	if (rc != FBX_OK)
+		return rc;
+	c->state = FBX_C_EXPANDING;
+	note_printf(c->note, sizeof(c->note), "released: %s", note);
+	/* its time to live starts again at the release */
+	c->expires_ms = e->now + (int64_t)c->ttl_s * 1000;
+	xlist_add(e, cc);
+	cc->dirty = 1;
+	return FBX_OK;
+}
+
+static void
+handle_breaker(
+    struct fbx_engine *e, const struct inmsg *in, struct fbx_console_req *req)
+{
+	struct fbx_console_rep rep;
+	struct brk_list_ctx l;
+	struct fbxi_breaker b;
+	const char *scope = req->u.breaker.global ? "*" : req->org;
+	const char *reason = req->u.breaker.reason;
+	char key[FBX_KV_KEY_MAX], hk[2 * FBX_ID_MAX + 2];
+	uint32_t fleet = 0;
+	int exists = 0, rc;
+
+	memset(&rep, 0, sizeof(rep));
+	memset(&l, 0, sizeof(l));
+	rep.request_id = req->request_id;
+	rep.kind = req->kind;
+	rc = fbx_store_org_devices(e->txn, req->org, &fleet);
+	if (rc == FBX_EUNKNOWN_ORG) {
+		console_error(e, in, req->request_id, req->kind, rc,
+		    "unknown organisation '%s'", req->org);
+		return;
+	}
+	if (rc != FBX_OK)
+		goto fail;
+	switch (req->u.breaker.op) {
+	case FBX_BRK_STATUS:
+		break;
+	case FBX_BRK_TRIP:
+		rc = brk_load(e->txn, scope, reason, &b, &exists);
+		if (rc != FBX_OK)
+			goto fail;
+		fbxi_breaker_trip(&b, e->now, req->actor, req->u.breaker.note, 1);
+		rc = brk_save(e->txn, scope, reason, &b);
+		if (rc != FBX_OK)
+			goto fail;
+		emit_event(e, FBX_EV_BREAKER_TRIPPED, scope, reason, req->actor,
+		    0, 0, 0, "tripped by hand: %s", req->u.breaker.note);
+		break;
+	case FBX_BRK_RESET: {
+		size_t pos = 0;
+		uint64_t k, v;
+		uint32_t released = 0, discarded = 0, refused = 0;
+		rc = brk_load(e->txn, scope, reason, &b, &exists);
+		if (rc != FBX_OK)
+			goto fail;
+		snprintf(hk, sizeof(hk), "%s/%s", scope, reason);
+		if (b.state != FBX_BS_OPEN && held_count(e, hk) == 0) {
+			console_error(e, in, req->request_id, req->kind,
+			    FBX_ESTATE, "breaker %s is not open", hk);
+			return;
+		}
+		fbxi_breaker_reset(&b, e->now, req->actor, req->u.breaker.note);
+		rc = brk_save(e->txn, scope, reason, &b);
+		if (rc != FBX_OK)
+			goto fail;
+		while (fbxi_idmap_next(&e->cmds, &pos, &k, &v)) {
+			struct cmdc *cc = (struct cmdc *)(uintptr_t)v;
+			int ref = 0;
+			if (cc->c.state != FBX_C_HELD ||
+			    strcmp(cc->c.held_by, hk) != 0)
+				continue;
+			if (req->u.breaker.on_reset == FBX_RESET_DISCARD) {
+				cc->c.state = FBX_C_DISCARDED;
+				snprintf(cc->c.resolved_by,
+				    sizeof(cc->c.resolved_by), "%s",
+				    req->actor);
+				note_printf(cc->c.note, sizeof(cc->c.note),
+				    "discarded at breaker reset: %s",
+				    req->u.breaker.note);
+				cc->dirty = 1;
+				discarded++;
+				continue;
+			}
+			rc = release_held(e, cc, req->actor,
+			    req->u.breaker.note, &ref);
+			if (rc != FBX_OK)
+				goto fail;
+			if (ref)
+				refused++;
+			else if (cc->c.state == FBX_C_EXPANDING)
+				released++;
+		}
+		rep.u.breaker.released = released;
+		rep.u.breaker.discarded = discarded + refused;
+		emit_event(e, FBX_EV_BREAKER_RESET, scope, reason, req->actor,
+		    0, released + discarded + refused, 0,
+		    "reset by hand (%s): %u released, %u discarded, %u "
+		    "refused by limits: %s",
+		    req->u.breaker.on_reset == FBX_RESET_DISCARD ? "discard"
+		                                                : "release",
+		    released, discarded, refused, req->u.breaker.note);
+		FBX_LOGI("breaker %s reset by %s: %u released, %u discarded, "
+		         "%u refused by limits",
+		    hk, req->actor, released, discarded, refused);
+		break;
+	}
+	case FBX_BRK_CONFIGURE:
+		rc = brk_load(e->txn, scope, reason, &b, &exists);
+		if (rc != FBX_OK)
+			goto fail;
+		{
+			uint32_t old_win = b.cfg.window_s;
+			fbxi_breaker_cfg_merge(&b.cfg, &req->u.breaker.cfg);
+			if (b.cfg.window_s != old_win)
+				fbxi_window_init(&b.win, b.cfg.window_s);
+		}
+		rc = brk_save(e->txn, scope, reason, &b);
+		if (rc != FBX_OK)
+			goto fail;
+		FBX_LOGI("breaker %s/%s configured by %s: window %us, min %u, "
+		         "share %u ppm, baseline x%u, global %u orgs, %s",
+		    scope, reason, req->actor, b.cfg.window_s, b.cfg.min_count,
+		    b.cfg.share_ppm, b.cfg.baseline_mult, b.cfg.global_orgs,
+		    b.cfg.shadow ? "shadow" : "enforcing");
+		break;
+	default:
+		console_error(e, in, req->request_id, req->kind, FBX_EINVAL,
+		    "unknown breaker operation");
+		return;
+	}
+	/* answer with the breakers of this organisation and the global ones */
+	l.e = e;
+	l.reason = req->u.breaker.op == FBX_BRK_STATUS ? reason : reason;
+	l.fleet = fleet;
+	snprintf(key, sizeof(key), "brk/%s/", req->org);
+	rc = fbx_store_kv_scan(e->txn, key, brk_list_cb, &l);
+	if (rc == FBX_OK)
+		rc = fbx_store_kv_scan(e->txn, "brk/*/", brk_list_cb, &l);
+	if (rc == FBX_OK)
+		rc = l.err;
+	if (rc != FBX_OK)
+		goto fail;
+	rep.u.breaker.b = l.v;
+	rep.u.breaker.n = l.n;
+	console_reply(e, in, &rep);
+	free(l.v);
+	return;
+fail:
+	free(l.v);
+	set_err(e, rc);
+}
+
+static void
+handle_limit(
+    struct fbx_engine *e, const struct inmsg *in, struct fbx_console_req *req)
+{
+	struct fbx_console_rep rep;
+	struct fbx_limit_info rows[FBX_CMD_TYPE_COUNT];
+	size_t n = 0;
+	uint32_t fleet = 0;
+	int rc = fbx_store_org_devices(e->txn, req->org, &fleet);
+
+	if (rc != FBX_OK && rc != FBX_EUNKNOWN_ORG)
+		goto fail;
+	if (req->u.limit.set) {
+		struct fbxi_limit_cfg cfg;
+		const struct fbx_limit_info *li = &req->u.limit.lim;
+		char key[FBX_KV_KEY_MAX];
+		if (li->type <= FBX_CMD_NONE || li->type >= FBX_CMD_TYPE_COUNT) {
+			console_error(e, in, req->request_id, req->kind,
+			    FBX_EINVAL, "unknown command type");
+			return;
+		}
+		memset(&cfg, 0, sizeof(cfg));
+		cfg.version = FBXI_LIM_VERSION;
+		cfg.max_count = li->max_count;
+		cfg.max_share_ppm = li->max_share_ppm > FBX_PPM
+		    ? FBX_PPM
+		    : li->max_share_ppm;
+		cfg.window_s = li->window_s ? li->window_s : 3600;
+		snprintf(key, sizeof(key), "limcfg/%s/%s",
+		    req->u.limit.global ? "*" : req->org,
+		    fbx_cmd_type_name(li->type));
+		rc = fbx_store_kv_put(e->txn, key, &cfg, sizeof(cfg));
+		if (rc != FBX_OK)
+			goto fail;
+		FBX_LOGI("limit %s set by %s: %u devices, %u ppm, per %us", key,
+		    req->actor, cfg.max_count, cfg.max_share_ppm, cfg.window_s);
+	}
+	for (int t = 1; t < FBX_CMD_TYPE_COUNT; t++) {
+		struct fbxi_limit_cfg cfg;
+		struct fbxi_window w;
+		int own = 0;
+		const char *scope = req->u.limit.global ? "*" : req->org;
+		rc = limit_cfg_load(e->txn, scope, t, &cfg, &own);
+		if (rc == FBX_OK)
+			rc = limit_use_load(e->txn, req->org, t, cfg.window_s, &w);
+		if (rc != FBX_OK)
+			goto fail;
+		memset(&rows[n], 0, sizeof(rows[n]));
+		snprintf(rows[n].org, sizeof(rows[n].org), "%s",
+		    own ? req->org : "*");
+		rows[n].type = (uint8_t)t;
+		rows[n].max_count = cfg.max_count;
+		rows[n].max_share_ppm = cfg.max_share_ppm;
+		rows[n].window_s = cfg.window_s;
+		rows[n].used = req->u.limit.global ? 0 : fbxi_window_sum(&w, e->now);
+		n++;
+	}
+	memset(&rep, 0, sizeof(rep));
+	rep.request_id = req->request_id;
+	rep.kind = req->kind;
+	rep.u.limit.l = rows;
+	rep.u.limit.n = n;
+	console_reply(e, in, &rep);
+	return;
+fail:
+	set_err(e, rc);
+}
+
+static void
+handle_rate(
+    struct fbx_engine *e, const struct inmsg *in, struct fbx_console_req *req)
+{
+	struct fbx_console_rep rep;
+	struct fbx_rate_info rows[2];
+	struct orgq *q = orgq_get(e, req->org);
+	int rc;
+
+	if (q == NULL) {
+		set_err(e, FBX_ENOMEM);
+		return;
+	}
+	if (req->u.rate.set) {
+		struct fbx_rate_info ri = req->u.rate.rate;
+		snprintf(ri.org, sizeof(ri.org), "%s",
+		    req->u.rate.global ? "*" : req->org);
+		rc = rate_save(e->txn, &ri);
+		if (rc != FBX_OK) {
+			set_err(e, rc);
+			return;
+		}
+		if (req->u.rate.global) {
+			e->grate = ri;
+			memset(&e->gbucket, 0, sizeof(e->gbucket));
+		} else {
+			q->rate = ri;
+			q->rate_loaded = 1;
+			memset(&q->bucket, 0, sizeof(q->bucket));
+		}
+		FBX_LOGI("rate caps of %s set by %s: %u/s burst %u, %u in "
+		         "flight",
+		    ri.org, req->actor, ri.rate_per_s, ri.burst,
+		    ri.max_inflight);
+	}
+	orgq_load_rate(e, q);
+	rows[0] = q->rate;
+	snprintf(rows[0].org, sizeof(rows[0].org), "%s", req->org);
+	rows[0].inflight = q->inflight;
+	rows[1] = e->grate;
+	snprintf(rows[1].org, sizeof(rows[1].org), "*");
+	rows[1].inflight = (uint32_t)e->inflight_all;
+	memset(&rep, 0, sizeof(rep));
+	rep.request_id = req->request_id;
+	rep.kind = req->kind;
+	rep.u.rate.r = rows;
+	rep.u.rate.n = 2;
+	console_reply(e, in, &rep);
+}
+
+static void
+handle_approve(
+    struct fbx_engine *e, const struct inmsg *in, struct fbx_console_req *req)
+{
+	struct fbx_console_rep rep;
+	struct approval_rec a;
+	char key[FBX_KV_KEY_MAX];
+	size_t len = 0;
+	int rc;
+
+	snprintf(key, sizeof(key), "rej/%s/%s", req->org, req->u.approve.token);
+	rc = fbx_store_kv_get(e->txn, key, &a, sizeof(a), &len);
+	if (rc == FBX_ENOT_FOUND || (rc == FBX_OK && len != sizeof(a))) {
+		console_error(e, in, req->request_id, req->kind, FBX_ENOT_FOUND,
+		    "no refused command with token %s in organisation '%s'",
+		    req->u.approve.token, req->org);
+		return;
+	}
+	if (rc != FBX_OK) {
+		set_err(e, rc);
+		return;
+	}
+	if (strcmp(a.submitter, req->actor) == 0) {
+		console_error(e, in, req->request_id, req->kind,
+		    FBX_EAPPROVAL_INVALID,
+		    "%s submitted this command; a different operator must "
+		    "approve it",
+		    req->actor);
+		return;
+	}
+	snprintf(a.approver, sizeof(a.approver), "%s", req->actor);
+	snprintf(a.note, sizeof(a.note), "%s", req->u.approve.note);
+	a.used = 0;
+	a.expires_ms = e->now + (int64_t)e->o.approval_ttl_s * 1000;
+	snprintf(key, sizeof(key), "appr/%s/%s", req->org, req->u.approve.token);
+	rc = fbx_store_kv_put(e->txn, key, &a, sizeof(a));
+	if (rc != FBX_OK) {
+		set_err(e, rc);
+		return;
+	}
+	FBX_LOGI("org %s: %s approved %s's refused command %s (%llu devices "
+	         "against limit %llu): %s",
+	    req->org, req->actor, a.submitter, req->u.approve.token,
+	    (unsigned long long)a.count, (unsigned long long)a.cap, a.note);
+	memset(&rep, 0, sizeof(rep));
+	rep.request_id = req->request_id;
+	rep.kind = req->kind;
+	snprintf(rep.u.approve.token, sizeof(rep.u.approve.token), "%s",
+	    req->u.approve.token);
+	snprintf(rep.u.approve.approver, sizeof(rep.u.approve.approver), "%s",
+	    req->actor);
+	snprintf(rep.u.approve.submitter, sizeof(rep.u.approve.submitter),
+	    "%s", a.submitter);
+	rep.u.approve.expires_ms = a.expires_ms;
+	console_reply(e, in, &rep);
+}
+
+static int
+cmp_cmd_id(const void *a, const void *b)
+{
+	uint64_t x = (*(struct cmdc *const *)a)->c.id;
+	uint64_t y = (*(struct cmdc *const *)b)->c.id;
+
+	return x < y ? -1 : x > y;
+}
+
+static void
+handle_list_held(
+    struct fbx_engine *e, const struct inmsg *in, struct fbx_console_req *req)
+{
+	struct fbx_console_rep rep;
+	struct cmdc **v = NULL;
+	struct fbx_command *out = NULL;
+	size_t n = 0, pos = 0, m = 0;
+	uint32_t limit = req->u.list_held.limit ? req->u.list_held.limit : 100;
+	uint64_t k, val;
+
+	if (limit > 1000)
+		limit = 1000;
+	v = malloc((e->cmds.len + 1) * sizeof(*v));
+	out = malloc(limit * sizeof(*out));
+	if (v == NULL || out == NULL) {
+		set_err(e, FBX_ENOMEM);
+		goto out;
+	}
+	while (fbxi_idmap_next(&e->cmds, &pos, &k, &val)) {
+		struct cmdc *cc = (struct cmdc *)(uintptr_t)val;
+		if (cc->c.state != FBX_C_HELD ||
+		    strcmp(cc->c.org, req->org) != 0 ||
+		    cc->c.id <= req->u.list_held.after)
+			continue;
+		if (req->u.list_held.reason[0] != '\0' &&
+		    strcmp(reason_of(&cc->c), req->u.list_held.reason) != 0)
+			continue;
+		v[n++] = cc;
+	}
+	qsort(v, n, sizeof(*v), cmp_cmd_id);
+	for (size_t i = 0; i < n && m < limit; i++) {
+		out[m] = v[i]->c;
+		out[m].payload = NULL;
+		out[m].payload_len = 0;
+		out[m].dev_ids = NULL;
+		out[m].ndev_ids = 0;
+		m++;
+	}
+	memset(&rep, 0, sizeof(rep));
+	rep.request_id = req->request_id;
+	rep.kind = req->kind;
+	rep.u.commands.cmds = out;
+	rep.u.commands.n = m;
+	if (m < n && m > 0)
+		rep.u.commands.next_after = out[m - 1].id;
+	console_reply(e, in, &rep);
+out:
+	free(v);
+	free(out);
+}
+
+/* ------------------------------------------------------ staged rollouts */
+
+static uint32_t
+ro_stages(const struct fbx_command *c)
+{
+	return c->rollout.ngroups > 0 ? c->rollout.ngroups + 1u : 1u;
+}
+
+/* ro_tally - count a delivery's move in the current wave. */
+static void
+ro_tally(struct cmdc *cc, uint64_t id, int from, int to, uint16_t code)
+{
+	uint32_t idx = FBX_DLV_IDX(id);
+	int before, after;
+
+	if (!cc->c.rollout.enabled || idx < cc->c.ro.wave_start ||
+	    idx >= cc->c.ro.wave_start + cc->c.ro.wave_size)
+		return;
+	before = fbx_dstate_terminal(from) || from == FBX_D_PENDING;
+	after = fbx_dstate_terminal(to) || to == FBX_D_PENDING;
+	if (after && !before)
+		cc->w_settled++;
+	else if (before && !after && cc->w_settled > 0)
+		cc->w_settled--;
+	if (to == FBX_D_SUCCEEDED && from != FBX_D_SUCCEEDED)
+		cc->w_ok++;
+	if (to == FBX_D_FAILED && from != FBX_D_FAILED) {
+		cc->w_fail++;
+		if (code == cc->w_topcode || cc->w_topcode_n == 0) {
+			cc->w_topcode = code;
+			cc->w_topcode_n++;
+		} else if (--cc->w_topcode_n == 0) {
+			/* majority vote: the code most failures share */
+			cc->w_topcode = code;
+			cc->w_topcode_n = 1;
+		}
+	}
+}
+
+static void
+ro_release(struct fbx_engine *e, struct cmdc *cc, uint32_t size)
+{
+	struct fbx_rollout_status *ro = &cc->c.ro;
+	uint64_t base = FBX_DLV_ID(cc->c.id, 0);
+
+	for (uint32_t i = 0; i < size; i++) {
+		if (orgq_push(e, cc->q, FBX_PRIO_BULK, base + ro->released + i) !=
+		    FBX_OK) {
+			set_err(e, FBX_ENOMEM);
+			return;
+		}
+	}
+	ro->wave_start = ro->released;
+	ro->wave_size = size;
+	ro->released += size;
+	ro->wave++;
+	ro->wave_started_ms = e->now;
+	ro->state = FBX_RO_RUNNING;
+	cc->w_ok = cc->w_fail = cc->w_settled = 0;
+	cc->w_topcode = 0;
+	cc->w_topcode_n = 0;
+	cc->judge_off = 0;
+	cc->dirty = 1;
+	FBX_LOGI("rollout %llu: stage %u wave %u: %u devices (%u of %u out)",
+	    (unsigned long long)cc->c.id, ro->stage, ro->wave, size,
+	    ro->released, cc->c.ndeliveries);
+}
+
+static void
+ro_advance_stage(struct fbx_engine *e, struct cmdc *cc)
+{
+	cc->c.cursor_idx++;
+	cc->c.cursor[0] = '\0';
+	cc->c.ro.stage++;
+	cc->c.ro.wave = 0;
+	cc->c.ro.state = FBX_RO_NONE;
+	cc->c.state = FBX_C_EXPANDING;
+	xlist_add(e, cc);
+	cc->dirty = 1;
+}
+
+/* ro_next - after a wave has baked: the next wave, the next group, or
+ * the end of the rollout. */
+static void
+ro_next(struct fbx_engine *e, struct cmdc *cc)
+{
+	struct fbx_rollout_status *ro = &cc->c.ro;
+	uint32_t remaining = cc->c.ndeliveries - ro->released, size;
+
+	if (remaining > 0) {
+		if (ro->wave == 0)
+			size = fbxi_rollout_wave(
+			    &cc->c.rollout, remaining, 0, 0, 0);
+		else
+			size = fbxi_rollout_wave(&cc->c.rollout,
+			    cc->c.ndeliveries, ro->released, ro->wave,
+			    ro->wave_size);
+		ro_release(e, cc, size);
+		return;
+	}
+	if (cc->c.cursor_idx + 1 < ro_stages(&cc->c)) {
+		if (cc->c.rollout.approve_groups) {
+			if (ro->state != FBX_RO_AWAITING_APPROVAL) {
+				ro->state = FBX_RO_AWAITING_APPROVAL;
+				snprintf(ro->note, sizeof(ro->note),
+				    "group '%s' done; the next group needs "
+				    "an operator's approval",
+				    cc->c.rollout.groups[cc->c.cursor_idx]);
+				cc->dirty = 1;
+				FBX_LOGI("rollout %llu: %s",
+				    (unsigned long long)cc->c.id, ro->note);
+			}
+			return;
+		}
+		ro_advance_stage(e, cc);
+		return;
+	}
+	ro->state = FBX_RO_DONE;
+	cc->dirty = 1;
+	FBX_LOGI("rollout %llu done: %u waves in the last group, %u devices",
+	    (unsigned long long)cc->c.id, ro->wave, ro->released);
+	cmd_maybe_done(cc);
+}
+
+static void
+ro_pause(struct fbx_engine *e, struct cmdc *cc, const char *actor,
+    const char *why)
+{
+	cc->c.ro.state = FBX_RO_PAUSED;
+	snprintf(cc->c.ro.note, sizeof(cc->c.ro.note), "%s", why);
+	cc->dirty = 1;
+	emit_event(e, FBX_EV_ROLLOUT_PAUSED, cc->c.org, reason_of(&cc->c),
+	    actor, cc->c.id, cc->w_fail, cc->c.ro.wave_size, "%s", why);
+}
+
+/* ro_judge - a running wave: pause at the failure threshold (judged once
+ * min_results are in), bake when every device of the wave settled with
+ * enough successes. */
+static void
+ro_judge(struct fbx_engine *e, struct cmdc *cc)
+{
+	const struct fbx_rollout_plan *p = &cc->c.rollout;
+	struct fbx_rollout_status *ro = &cc->c.ro;
+	uint32_t results = cc->w_ok + cc->w_fail;
+	char why[FBX_NOTE_MAX];
+
+	if (!cc->judge_off && results >= p->min_results &&
+	    (uint64_t)cc->w_fail * FBX_PPM >= (uint64_t)p->failure_ppm * results) {
+		snprintf(why, sizeof(why),
+		    "failure threshold: %u of %u results in wave %u failed "
+		    "(most with code %u)",
+		    cc->w_fail, results, ro->wave, cc->w_topcode);
+		ro_pause(e, cc, "engine", why);
+		if (cc->w_topcode_n > 0 && cc->w_fail >= p->min_results)
+			emit_event(e, FBX_EV_FAILURE_SPIKE, cc->c.org,
+			    reason_of(&cc->c), "engine", cc->c.id, cc->w_fail,
+			    results,
+			    "delivery failures spike with code %u: rollout "
+			    "paused",
+			    cc->w_topcode);
+		return;
+	}
+	if (cc->w_settled < ro->wave_size)
+		return;
+	if (!cc->judge_off && (uint64_t)cc->w_ok * FBX_PPM <
+	        (uint64_t)p->success_ppm * ro->wave_size) {
+		snprintf(why, sizeof(why),
+		    "wave %u: %u of %u succeeded, below the %u ppm needed to "
+		    "advance",
+		    ro->wave, cc->w_ok, ro->wave_size, p->success_ppm);
+		ro_pause(e, cc, "engine", why);
+		return;
+	}
+	ro->state = FBX_RO_BAKING;
+	ro->bake_until_ms = e->now + (int64_t)p->bake_s * 1000;
+	cc->dirty = 1;
+}
+
+static void
+rollout_step(struct fbx_engine *e)
+{
+	size_t pos = 0;
+	uint64_t k, v;
+	struct cmdc *todo[256];
+	size_t n = 0;
+
+	/* collect first: releasing may grow queues but never the cache */
+	while (fbxi_idmap_next(&e->cmds, &pos, &k, &v) && n < 256) {
+		struct cmdc *cc = (struct cmdc *)(uintptr_t)v;
+		if (cc->c.rollout.enabled && cc->c.state == FBX_C_ACTIVE &&
+		    !cc->expired && !cc->cancelling)
+			todo[n++] = cc;
+	}
+	for (size_t i = 0; i < n && e->txn_err == FBX_OK; i++) {
+		struct cmdc *cc = todo[i];
+		switch (cc->c.ro.state) {
+		case FBX_RO_RUNNING:
+			ro_judge(e, cc);
+			break;
+		case FBX_RO_BAKING:
+			if (e->now >= cc->c.ro.bake_until_ms)
+				ro_next(e, cc);
+			break;
+		default:
+			break;
+		}
+	}
+}
+
+static void
+handle_rollout(
+    struct fbx_engine *e, const struct inmsg *in, struct fbx_console_req *req)
+{
+	struct fbx_console_rep rep;
+	struct fbx_command loaded;
+	struct cmdc *cc = cmd_find(e, req->u.rollout.command_id);
+	const struct fbx_command *c;
+	struct fbx_rollout_status *ro;
+	char why[FBX_NOTE_MAX];
+	int op = req->u.rollout.op, rc;
+
+	memset(&loaded, 0, sizeof(loaded));
+	if (cc != NULL) {
+		c = &cc->c;
+	} else {
+		rc = fbx_store_cmd_get(e->txn, req->u.rollout.command_id, &loaded);
+		if (rc != FBX_OK && rc != FBX_ENOT_FOUND) {
+			set_err(e, rc);
+			return;
+		}
+		c = rc == FBX_OK ? &loaded : NULL;
+	}
+	if (c == NULL || strcmp(c->org, req->org) != 0) {
+		console_error(e, in, req->request_id, req->kind, FBX_ENOT_FOUND,
+		    "no command %llu in organisation '%s'",
+		    (unsigned long long)req->u.rollout.command_id, req->org);
+		goto out;
+	}
+	if (!c->rollout.enabled) {
+		console_error(e, in, req->request_id, req->kind, FBX_ESTATE,
+		    "command %llu has no rollout plan",
+		    (unsigned long long)c->id);
+		goto out;
+	}
+	if (op != FBX_ROP_STATUS && cc == NULL) {
+		console_error(e, in, req->request_id, req->kind, FBX_ESTATE,
+		    "rollout %llu is finished", (unsigned long long)c->id);
+		goto out;
+	}
+	if (op != FBX_ROP_STATUS) {
+		ro = &cc->c.ro;
+		switch (op) {
+		case FBX_ROP_PAUSE:
+			if (ro->state != FBX_RO_RUNNING &&
+			    ro->state != FBX_RO_BAKING &&
+			    ro->state != FBX_RO_NONE)
+				goto bad_state;
+			note_printf(why, sizeof(why), "paused by %s: %s",
+			    req->actor, req->u.rollout.note);
+			ro_pause(e, cc, req->actor, why);
+			break;
+		case FBX_ROP_RESUME:
+			if (ro->state != FBX_RO_PAUSED)
+				goto bad_state;
+			/* the operator has judged this wave */
+			cc->judge_off = 1;
+			ro->state = FBX_RO_RUNNING;
+			note_printf(ro->note, sizeof(ro->note), "resumed by %s: %s",
+			    req->actor, req->u.rollout.note);
+			cc->dirty = 1;
+			emit_event(e, FBX_EV_ROLLOUT_RESUMED, cc->c.org,
+			    reason_of(&cc->c), req->actor, cc->c.id, 0, 0,
+			    "%s", ro->note);
+			break;
+		case FBX_ROP_CANCEL:
+			if (ro->state == FBX_RO_DONE ||
+			    ro->state == FBX_RO_CANCELLED)
+				goto bad_state;
+			ro->state = FBX_RO_CANCELLED;
+			note_printf(ro->note, sizeof(ro->note),
+			    "cancelled by %s: %s", req->actor,
+			    req->u.rollout.note);
+			cc->cancelling = 1;
+			if (cc->c.state == FBX_C_EXPANDING) {
+				xlist_remove(e, cc);
+				cc->c.state = FBX_C_ACTIVE;
+			}
+			cc->dirty = 1;
+			FBX_LOGI("rollout %llu %s", (unsigned long long)cc->c.id,
+			    ro->note);
+			cmd_maybe_done(cc);
+			break;
+		case FBX_ROP_APPROVE:
+			if (ro->state != FBX_RO_AWAITING_APPROVAL)
+				goto bad_state;
+			note_printf(ro->note, sizeof(ro->note),
+			    "group '%s' approved by %s: %s",
+			    cc->c.rollout.groups[cc->c.cursor_idx], req->actor,
+			    req->u.rollout.note);
+			FBX_LOGI("rollout %llu: %s", (unsigned long long)cc->c.id,
+			    ro->note);
+			ro_advance_stage(e, cc);
+			break;
+		default:
+			console_error(e, in, req->request_id, req->kind,
+			    FBX_EINVAL, "unknown rollout operation");
+			goto out;
+		}
+	}
+	memset(&rep, 0, sizeof(rep));
+	rep.request_id = req->request_id;
+	rep.kind = req->kind;
+	rep.u.rollout.command_id = c->id;
+	rep.u.rollout.plan = c->rollout;
+	rep.u.rollout.st = c->ro;
+	console_reply(e, in, &rep);
+	goto out;
+bad_state:
+	console_error(e, in, req->request_id, req->kind, FBX_ESTATE,
+	    "rollout %llu is %s", (unsigned long long)cc->c.id,
+	    fbx_rollout_state_name(cc->c.ro.state));
+out:
+	fbx_command_clear(&loaded);
+}
+
 static void
 handle_console(struct fbx_engine *e, const struct inmsg *in)
 {
@@ -1411,6 +3101,24 @@ handle_console(struct fbx_engine *e, const struct inmsg *in)
 		break;
 	case FBX_CREQ_PING:
 		handle_ping(e, in, &req);
+		break;
+	case FBX_CREQ_BREAKER:
+		handle_breaker(e, in, &req);
+		break;
+	case FBX_CREQ_LIMIT:
+		handle_limit(e, in, &req);
+		break;
+	case FBX_CREQ_RATE:
+		handle_rate(e, in, &req);
+		break;
+	case FBX_CREQ_APPROVE:
+		handle_approve(e, in, &req);
+		break;
+	case FBX_CREQ_ROLLOUT:
+		handle_rollout(e, in, &req);
+		break;
+	case FBX_CREQ_LIST_HELD:
+		handle_list_held(e, in, &req);
 		break;
 	default:
 		console_error(e, in, req.request_id, req.kind, FBX_EINVAL,
@@ -1534,14 +3242,16 @@ handle_results(struct fbx_engine *e, struct gw *g, struct fbx_gw_msg *m)
 			e->ignored_results++;
 			continue;
 		}
-		if (v == 1 && g->unanswered > 0)
+		if (IF_STAGE(v) == IF_SENT && g->unanswered > 0)
 			g->unanswered--;
 		if (to == FBX_D_ACCEPTED) {
-			if (v == 2)
+			if (IF_STAGE(v) == IF_ACCEPTED)
 				continue; /* already accepted */
-			(void)fbxi_idmap_put(&g->inflight, r->delivery_id, 2);
+			(void)fbxi_idmap_put(&g->inflight, r->delivery_id,
+			    IF_VAL(IF_ORGQ(v), IF_ACCEPTED));
 		} else {
 			fbxi_idmap_del(&g->inflight, r->delivery_id, NULL);
+			inflight_release(e, v);
 		}
 		cc = cmd_find(e, FBX_DLV_CMD(r->delivery_id));
 		if (cc == NULL)
@@ -1559,6 +3269,7 @@ handle_results(struct fbx_engine *e, struct gw *g, struct fbx_gw_msg *m)
 			break;
 		}
 		count_move(cc, old, to);
+		ro_tally(cc, r->delivery_id, old, to, r->code);
 		if (to == FBX_D_PENDING) {
 			rc = fbx_store_pend_add(
 			    e->txn, cc->c.org, d.device, r->delivery_id);
@@ -1662,7 +3373,9 @@ handle_checkins(struct fbx_engine *e, struct gw *g, struct fbx_gw_msg *m)
 				break;
 			}
 			count_move(cc, old, FBX_D_QUEUED);
-			if (orgq_push(e, cc->q, p.ids[j]) != FBX_OK)
+			ro_tally(cc, p.ids[j], old, FBX_D_QUEUED, 0);
+			if (orgq_push(e, cc->q, cc->c.priority, p.ids[j]) !=
+			    FBX_OK)
 				set_err(e, FBX_ENOMEM);
 		}
 	}
@@ -1719,8 +3432,15 @@ handle_gateway(struct fbx_engine *e, const struct inmsg *in)
 	case FBX_GW_CHECKINS:
 		handle_checkins(e, g, &m);
 		break;
-	case FBX_GW_HEARTBEAT:
+	case FBX_GW_HEARTBEAT: {
+		/* answer, so a gateway can tell a live engine from a dead
+		 * one without traffic */
+		struct fbx_eng_msg ack;
+		memset(&ack, 0, sizeof(ack));
+		ack.kind = FBX_ENG_ACK;
+		gw_send(e, g, &ack);
 		break;
+	}
 	case FBX_GW_BYE:
 		FBX_LOGI("gateway %s leaves: %s", g->id, m.u.bye.reason);
 		g->dead = 1;
@@ -1759,7 +3479,7 @@ send_one(struct fbx_engine *e, struct gw *g, uint64_t id)
 	struct fbx_dlv_out *o;
 	int old = 0, rc;
 
-	if (cc == NULL || cc->expired)
+	if (cc == NULL || cc->expired || cc->cancelling)
 		return 0;
 	if (g->ob == NULL) {
 		g->ob = malloc(e->o.send_batch * sizeof(*g->ob));
@@ -1775,12 +3495,14 @@ send_one(struct fbx_engine *e, struct gw *g, uint64_t id)
 		set_err(e, rc);
 		return 0;
 	}
-	if (fbxi_idmap_put(&g->inflight, id, 1) != 0) {
+	if (fbxi_idmap_put(&g->inflight, id, IF_VAL(cc->q, IF_SENT)) != 0) {
 		set_err(e, FBX_ENOMEM);
 		return 0;
 	}
 	count_move(cc, old, FBX_D_SENT);
 	g->unanswered++;
+	cc->q->inflight++;
+	e->inflight_all++;
 	e->dlv_sent++;
 	o = &g->ob[g->obn];
 	memcpy(g->obdev[g->obn], d.device, sizeof(g->obdev[g->obn]));
@@ -1798,41 +3520,83 @@ send_one(struct fbx_engine *e, struct gw *g, uint64_t id)
 	return 1;
 }
 
+/* org_allow - how many of `want` deliveries organisation q may send now
+ * under its in-flight cap, the global cap and its token bucket. */
+static uint32_t
+org_allow(struct fbx_engine *e, struct orgq *q, uint32_t want)
+{
+	const struct fbx_rate_info *r = &q->rate;
+
+	if (r->max_inflight > 0) {
+		if (q->inflight >= r->max_inflight)
+			return 0;
+		if (want > r->max_inflight - q->inflight)
+			want = r->max_inflight - q->inflight;
+	}
+	if (e->grate.max_inflight > 0) {
+		if (e->inflight_all >= e->grate.max_inflight)
+			return 0;
+		if (want > e->grate.max_inflight - e->inflight_all)
+			want = (uint32_t)(e->grate.max_inflight -
+			    e->inflight_all);
+	}
+	want = fbxi_bucket_take(&q->bucket, e->now, r->rate_per_s, r->burst,
+	    want);
+	if (e->grate.rate_per_s > 0)
+		want = fbxi_bucket_take(&e->gbucket, e->now,
+		    e->grate.rate_per_s, e->grate.burst, want);
+	return want;
+}
+
 /* dispatch_step - fill every gateway's credit from the organisation
- * queues, round robin over organisations in quanta, so one organisation's
- * million-device fan-out does not starve another's single command. */
+ * queues: priority classes strictly in order (recovery first, bulk
+ * rollouts last), and within a class round robin over organisations in
+ * quanta, so one organisation's million-device fan-out does not delay
+ * another's single command. Rate caps are applied per organisation. */
 static void
 dispatch_step(struct fbx_engine *e)
 {
 	uint32_t total = 0;
-	int progress = 1;
 
-	while (progress && total < DISPATCH_MAX && e->txn_err == FBX_OK) {
-		progress = 0;
-		for (struct gw *g = e->gws; g != NULL; g = g->next) {
-			if (g->dead || g->unanswered >= g->window)
-				continue;
-			for (size_t k = 0; k < e->rrlen &&
-			    g->unanswered < g->window && total < DISPATCH_MAX;
-			    k++) {
-				struct orgq *q =
-				    e->rr[(e->rrpos + k) % e->rrlen];
-				uint32_t n = 0;
-				if (q->len == 0 || !gw_serves(g, q->org))
+	for (int prio = 0; prio < FBX_PRIO_COUNT; prio++) {
+		int progress = 1;
+		while (progress && total < DISPATCH_MAX &&
+		    e->txn_err == FBX_OK) {
+			progress = 0;
+			for (struct gw *g = e->gws; g != NULL; g = g->next) {
+				if (g->dead || g->unanswered >= g->window)
 					continue;
-				while (q->len > 0 && n < QUANTUM &&
+				for (size_t k = 0; k < e->rrlen &&
 				    g->unanswered < g->window &&
-				    e->txn_err == FBX_OK) {
-					if (send_one(e, g, orgq_pop(q)))
-						n++;
+				    total < DISPATCH_MAX;
+				    k++) {
+					struct orgq *q =
+					    e->rr[(e->rrpos + k) % e->rrlen];
+					struct ring *r = &q->r[prio];
+					uint32_t want, allow, n = 0;
+					if (r->len == 0 || !gw_serves(g, q->org))
+						continue;
+					orgq_load_rate(e, q);
+					want = QUANTUM;
+					if (want > g->window - g->unanswered)
+						want = g->window - g->unanswered;
+					if (want > r->len)
+						want = (uint32_t)r->len;
+					allow = org_allow(e, q, want);
+					while (n < allow && r->len > 0 &&
+					    e->txn_err == FBX_OK) {
+						q->len--;
+						if (send_one(e, g, ring_pop(r)))
+							n++;
+					}
+					total += n;
+					if (n > 0)
+						progress = 1;
 				}
-				total += n;
-				if (n > 0)
-					progress = 1;
 			}
+			if (e->rrlen > 0)
+				e->rrpos = (e->rrpos + 1) % e->rrlen;
 		}
-		if (e->rrlen > 0)
-			e->rrpos = (e->rrpos + 1) % e->rrlen;
 	}
 	for (struct gw *g = e->gws; g != NULL; g = g->next)
 		gw_flush_batch(e, g);
@@ -1892,8 +3656,56 @@ sweep_cb(void *arg, const struct fbx_delivery *d)
 	return s->n >= s->cap;
 }
 
+/* sweep_range - from *idx on, move open deliveries of cc to `to`
+ * (EXPIRED: every open one; CANCELLED: only those not yet handed out),
+ * at most *budget of them. */
+static void
+sweep_range(struct fbx_engine *e, struct cmdc *cc, uint32_t *idx, int to,
+    size_t *budget, struct sweep_ctx *s)
+{
+	uint64_t base = FBX_DLV_ID(cc->c.id, 0);
+	int rc;
+
+	while (*budget > 0 && *idx < cc->c.ndeliveries &&
+	    e->txn_err == FBX_OK) {
+		s->n = 0;
+		s->last = 0;
+		rc = fbx_store_dlv_scan(e->txn, base + *idx,
+		    base + cc->c.ndeliveries, 0, sweep_cb, s);
+		if (rc != FBX_OK && rc != FBX_ENOT_FOUND) {
+			set_err(e, rc);
+			return;
+		}
+		for (size_t i = 0; i < s->n; i++) {
+			int old = 0;
+			if (to == FBX_D_CANCELLED &&
+			    s->states[i] != FBX_D_QUEUED &&
+			    s->states[i] != FBX_D_PENDING)
+				continue; /* in a gateway's hands: let it end */
+			rc = fbx_store_dlv_set_state(
+			    e->txn, s->ids[i], to, 0, e->now, 0, &old, NULL);
+			if (rc == FBX_OK && s->states[i] == FBX_D_PENDING)
+				rc = fbx_store_pend_del(e->txn, cc->c.org,
+				    s->devs[i], s->ids[i]);
+			if (rc != FBX_OK) {
+				set_err(e, rc);
+				return;
+			}
+			count_move(cc, old, to);
+			ro_tally(cc, s->ids[i], old, to, 0);
+		}
+		*budget = *budget > s->n ? *budget - s->n : 0;
+		if (s->n < s->cap || s->last == 0)
+			*idx = cc->c.ndeliveries;
+		else
+			*idx = FBX_DLV_IDX(s->last) + 1;
+	}
+}
+
 /* sweep_step - move the open deliveries of commands past their TTL to
- * EXPIRED, in bounded slices. */
+ * EXPIRED, and the unsent ones of cancelled rollouts to CANCELLED, in
+ * bounded slices. Held commands do not expire: they wait for an
+ * operator. */
 static void
 sweep_step(struct fbx_engine *e)
 {
@@ -1902,65 +3714,42 @@ sweep_step(struct fbx_engine *e)
 	uint64_t k, v;
 
 	memset(&s, 0, sizeof(s));
+	s.cap = 8192;
+	s.ids = malloc(s.cap * sizeof(*s.ids));
+	s.states = malloc(s.cap);
+	s.devs = malloc(s.cap * sizeof(*s.devs));
+	if (!s.ids || !s.states || !s.devs) {
+		set_err(e, FBX_ENOMEM);
+		goto out;
+	}
 	while (budget > 0 && e->txn_err == FBX_OK &&
 	    fbxi_idmap_next(&e->cmds, &pos, &k, &v)) {
 		struct cmdc *cc = (struct cmdc *)(uintptr_t)v;
-		uint64_t base = FBX_DLV_ID(cc->c.id, 0);
-		int rc;
 
-		if (cc->c.expires_ms > e->now || cc->c.state == FBX_C_DONE)
+		if (fbx_cstate_terminal(cc->c.state) ||
+		    cc->c.state == FBX_C_HELD)
 			continue;
-		if (!cc->expired) {
-			cc->expired = 1;
-			FBX_LOGI("command %llu expired with %u deliveries open",
-			    (unsigned long long)cc->c.id, cmd_open(cc));
-			if (cc->c.state == FBX_C_EXPANDING) {
-				xlist_remove(e, cc);
-				cc->c.state = FBX_C_ACTIVE;
-				cc->dirty = 1;
-			}
-		}
-		if (s.ids == NULL) {
-			s.cap = 8192;
-			s.ids = malloc(s.cap * sizeof(*s.ids));
-			s.states = malloc(s.cap);
-			s.devs = malloc(s.cap * sizeof(*s.devs));
-			if (!s.ids || !s.states || !s.devs) {
-				set_err(e, FBX_ENOMEM);
-				break;
-			}
-		}
-		while (budget > 0 && cc->sweep_idx < cc->c.ndeliveries &&
-		    e->txn_err == FBX_OK) {
-			s.n = 0;
-			s.last = 0;
-			rc = fbx_store_dlv_scan(e->txn, base + cc->sweep_idx,
-			    base + cc->c.ndeliveries, 0, sweep_cb, &s);
-			if (rc != FBX_OK && rc != FBX_ENOT_FOUND) {
-				set_err(e, rc);
-				break;
-			}
-			for (size_t i = 0; i < s.n; i++) {
-				int old = 0;
-				rc = fbx_store_dlv_set_state(e->txn, s.ids[i],
-				    FBX_D_EXPIRED, 0, e->now, 0, &old, NULL);
-				if (rc == FBX_OK && s.states[i] == FBX_D_PENDING)
-					rc = fbx_store_pend_del(e->txn,
-					    cc->c.org, s.devs[i], s.ids[i]);
-				if (rc != FBX_OK) {
-					set_err(e, rc);
-					break;
+		if (cc->cancelling && cc->cancel_idx < cc->c.ndeliveries)
+			sweep_range(e, cc, &cc->cancel_idx, FBX_D_CANCELLED,
+			    &budget, &s);
+		if (cc->c.expires_ms <= e->now) {
+			if (!cc->expired) {
+				cc->expired = 1;
+				FBX_LOGI("command %llu expired with %u "
+				         "deliveries open",
+				    (unsigned long long)cc->c.id, cmd_open(cc));
+				if (cc->c.state == FBX_C_EXPANDING) {
+					xlist_remove(e, cc);
+					cc->c.state = FBX_C_ACTIVE;
+					cc->dirty = 1;
 				}
-				count_move(cc, old, FBX_D_EXPIRED);
 			}
-			budget = budget > s.n ? budget - s.n : 0;
-			if (s.n < s.cap || s.last == 0)
-				cc->sweep_idx = cc->c.ndeliveries;
-			else
-				cc->sweep_idx = FBX_DLV_IDX(s.last) + 1;
+			sweep_range(e, cc, &cc->sweep_idx, FBX_D_EXPIRED,
+			    &budget, &s);
 		}
 		cmd_maybe_done(cc);
 	}
+out:
 	free(s.ids);
 	free(s.states);
 	free(s.devs);
@@ -2037,6 +3826,12 @@ rebuild_dlv_cb(void *arg, const struct fbx_delivery *d)
 		cc->c.counts[d->state]++;
 	if (FBX_DLV_IDX(d->id) >= cc->c.ndeliveries)
 		cc->c.ndeliveries = FBX_DLV_IDX(d->id) + 1;
+	if (cc->c.rollout.enabled) {
+		/* recount the current wave; unreleased ones stay back */
+		ro_tally(cc, d->id, FBX_D_QUEUED, d->state, d->code);
+		if (FBX_DLV_IDX(d->id) >= cc->c.ro.released)
+			return 0;
+	}
 	switch (d->state) {
 	case FBX_D_SENT:
 	case FBX_D_ACCEPTED:
@@ -2054,7 +3849,7 @@ rebuild_dlv_cb(void *arg, const struct fbx_delivery *d)
 		r->requeue[r->nrequeue++] = d->id;
 		/* fall through */
 	case FBX_D_QUEUED:
-		if (orgq_push(r->e, cc->q, d->id) != FBX_OK) {
+		if (orgq_push(r->e, cc->q, cc->c.priority, d->id) != FBX_OK) {
 			r->err = FBX_ENOMEM;
 			return 1;
 		}
@@ -2099,14 +3894,11 @@ clear_memory(struct fbx_engine *e)
 	fbxi_idmap_clear(&e->cmds);
 	e->xhead = e->xtail = NULL;
 	for (size_t b = 0; b < 1024; b++) {
-		for (struct orgq *q = e->qtab[b]; q != NULL; q = q->hnext) {
-			free(q->ring);
-			q->ring = NULL;
-			q->cap = q->head = q->len = 0;
-			q->active = 0;
-		}
+		for (struct orgq *q = e->qtab[b]; q != NULL; q = q->hnext)
+			orgq_clear(q);
 	}
 	e->rrlen = e->rrpos = 0;
+	e->inflight_all = 0;
 	for (struct gw *g = e->gws; g != NULL; g = g->next) {
 		fbxi_idmap_clear(&g->inflight);
 		g->unanswered = 0;
@@ -2132,7 +3924,9 @@ rebuild(struct fbx_engine *e)
 	rc = fbx_txn_begin(e->st, 0, &e->txn);
 	if (rc != FBX_OK)
 		return rc;
-	rc = fbx_store_cmd_active(e->txn, rebuild_cmd_cb, &r);
+	rc = rate_load(e->txn, "*", &e->grate);
+	if (rc == FBX_OK)
+		rc = fbx_store_cmd_active(e->txn, rebuild_cmd_cb, &r);
 	fbx_txn_abort(e->txn);
 	e->txn = NULL;
 	if (rc == FBX_ENOT_FOUND)
@@ -2306,6 +4100,7 @@ turn(struct fbx_engine *e)
 			gw_reap(e);
 		if (!e->draining && e->txn_err == FBX_OK) {
 			expand_step(e);
+			rollout_step(e);
 			dispatch_step(e);
 		}
 		if (e->txn_err == FBX_OK && e->now >= e->next_sweep) {
@@ -2467,6 +4262,8 @@ fbx_engine_open(const struct fbx_engine_opts *opts, fbx_engine **out)
 		e->o.drain_ms = 5000;
 	if (e->o.default_ttl_s == 0)
 		e->o.default_ttl_s = 86400;
+	if (e->o.approval_ttl_s == 0)
+		e->o.approval_ttl_s = 86400;
 	e->started_ms = mono_ms();
 	fbxi_idmap_init(&e->cmds);
 
@@ -2495,6 +4292,19 @@ fbx_engine_open(const struct fbx_engine_opts *opts, fbx_engine **out)
 		rc = make_socket(e, e->o.gateway_ep, 1, &e->gateway);
 	if (rc != FBX_OK)
 		goto fail;
+	if (e->o.events_ep != NULL && e->o.events_ep[0] != '\0') {
+		int zero = 0;
+		e->events = zmq_socket(e->zctx, ZMQ_PUB);
+		if (e->events == NULL ||
+		    zmq_setsockopt(e->events, ZMQ_LINGER, &zero,
+		        sizeof(zero)) != 0 ||
+		    zmq_bind(e->events, e->o.events_ep) != 0) {
+			FBX_LOGE("cannot bind events %s: %s", e->o.events_ep,
+			    zmq_strerror(errno));
+			rc = FBX_EUNREACHABLE;
+			goto fail;
+		}
+	}
 	FBX_LOGI("fuseboxd %s: console %s, gateways %s, store %s", FBX_VERSION,
 	    e->o.console_ep, e->o.gateway_ep, e->o.data_dir);
 	*out = e;
@@ -2517,7 +4327,7 @@ fbx_engine_close(struct fbx_engine *e)
 		struct orgq *q = e->qtab[b], *n;
 		for (; q != NULL; q = n) {
 			n = q->hnext;
-			free(q->ring);
+			orgq_clear(q);
 			free(q);
 		}
 	}
@@ -2533,6 +4343,8 @@ fbx_engine_close(struct fbx_engine *e)
 		zmq_close(e->console);
 	if (e->gateway != NULL)
 		zmq_close(e->gateway);
+	if (e->events != NULL)
+		zmq_close(e->events);
 	if (e->zctx != NULL)
 		zmq_ctx_term(e->zctx);
 	fbx_store_close(e->st);

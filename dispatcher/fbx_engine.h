@@ -29,6 +29,9 @@ struct fbx_engine_opts {
 	uint32_t max_window;      /* cap on a gateway's window; 0 = 1048576 */
 	uint32_t drain_ms;        /* SIGTERM: wait for in-flight; 0 = 5000 */
 	uint32_t default_ttl_s;   /* submit without ttl; 0 = 86400 */
+	const char *events_ep;    /* PUB endpoint for alerts; NULL = none */
+	const char *alert_cmd;    /* run by /bin/sh on each alert; NULL */
+	uint32_t approval_ttl_s;  /* approvals expire; 0 = 86400 */
 };
 
 /**

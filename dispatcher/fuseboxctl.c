@@ -201,9 +201,16 @@ fmt_time(int64_t ms, char *buf, size_t len)
 	}
 	t = (time_t)(ms / 1000);
 	gmtime_r(&t, &tm);
-	snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
-	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-	    tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+	/* strftime: the compiler cannot bound a %04d year for snprintf */
+	if (strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm) == 0) {
+		snprintf(buf, len, "-");
+		return;
+	}
+	{
+		size_t n = strlen(buf);
+		if (len - n >= 6)
+			snprintf(buf + n, len - n, ".%03dZ", (int)(ms % 1000));
+	}
 }
 
 /* copy_id - validate and copy an identifier. */

@@ -56,8 +56,9 @@ main(void)
 	    FBX_ORIGIN_OPERATOR, FBX_TARGET_ORG, NULL, NULL, 0, "crash-1",
 	    &cid, &count);
 	FBXT_CHECK(rc == FBX_OK, "submit rc %d", rc);
-	rc = fbxt_submit(&t, "org-002", FBX_CMD_LOCK, FBX_ORIGIN_OPERATOR,
-	    FBX_TARGET_ORG, NULL, NULL, 0, "crash-2", &cid2, &count);
+	rc = fbxt_submit(&t, "org-002", FBX_CMD_SET_POLICY,
+	    FBX_ORIGIN_OPERATOR, FBX_TARGET_ORG, NULL, NULL, 0, "crash-2",
+	    &cid2, &count);
 	FBXT_CHECK(rc == FBX_OK, "submit rc %d", rc);
 
 	/* wait until some, not all, results are in, then kill -9 */

@@ -1,0 +1,145 @@
+/*
+ * safety.h: the decision logic of the safety controls, free of I/O so it
+ * can be tested alone: sliding-window counters, circuit breakers on
+ * automatic lock-type commands, blast-radius limits, token buckets and
+ * the wave plan of staged rollouts. The engine persists these structs in
+ * the store's kv table (fixed layout, host byte order like LMDB itself)
+ * and calls these functions inside its write transaction, so a decision
+ * and what it decided on are committed together. Internal to dispatcher/.
+ */
+#ifndef FBXI_SAFETY_H
+#define FBXI_SAFETY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fbx_proto.h"
+#include "fbx_types.h"
+
+/* ---- sliding window ---------------------------------------------------- */
+
+#define FBXI_WIN_BUCKETS 30
+
+/* Counts over the last window_s seconds, in FBXI_WIN_BUCKETS buckets. */
+struct fbxi_window {
+	uint32_t window_s;
+	uint32_t pad_;
+	int64_t last_idx; /* absolute index of the newest bucket */
+	uint32_t b[FBXI_WIN_BUCKETS];
+};
+
+void fbxi_window_init(struct fbxi_window *w, uint32_t window_s);
+void fbxi_window_add(struct fbxi_window *w, int64_t now_ms, uint32_t n);
+uint64_t fbxi_window_sum(struct fbxi_window *w, int64_t now_ms);
+
+/* ---- circuit breakers -------------------------------------------------- */
+
+#define FBXI_BRK_VERSION 1
+
+/* One breaker: an organisation and a reason, or "*" and a reason for the
+ * global one. Persisted under "brk/<org>/<reason>". */
+struct fbxi_breaker {
+	uint32_t version;
+	uint8_t state;  /* enum fbx_breaker_state */
+	uint8_t manual; /* opened by an operator */
+	uint8_t pad_[2];
+	struct fbx_breaker_cfg cfg;
+	struct fbxi_window win; /* org: devices admitted; global: org trips */
+	uint64_t baseline_x1000; /* devices per window, moving average */
+	int64_t baseline_at;     /* start of the current baseline period */
+	uint64_t period_count;   /* devices admitted in this period */
+	uint32_t period_spiked;  /* the period tripped or would have */
+	uint32_t pad2_;
+	uint64_t held, would_hold, trips;
+	int64_t tripped_ms;
+	int64_t shadow_alerted_ms; /* last would-trip alert (shadow mode) */
+	char tripped_by[FBX_ID_MAX + 1];
+	char note[FBX_NOTE_MAX];
+};
+
+/* fbxi_breaker_defaults - built-in settings: 10 min window, trip above
+ * max(20, min(2% of the fleet, 10 x baseline)); global after 3 orgs. */
+void fbxi_breaker_defaults(struct fbx_breaker_cfg *cfg);
+void fbxi_breaker_init(struct fbxi_breaker *b, const struct fbx_breaker_cfg *cfg);
+/* fbxi_breaker_cfg_merge - apply the non-zero fields of `set`. */
+void fbxi_breaker_cfg_merge(
+    struct fbx_breaker_cfg *cfg, const struct fbx_breaker_cfg *set);
+
+/* fbxi_breaker_allowance - devices an organisation breaker admits in one
+ * window before it trips. */
+uint32_t fbxi_breaker_allowance(
+    struct fbxi_breaker *b, int64_t now_ms, uint32_t fleet);
+
+enum fbxi_verdict {
+	FBXI_ADMIT = 0,
+	FBXI_HOLD = 1,        /* open, or this command trips it */
+	FBXI_ADMIT_SHADOW = 2 /* shadow mode: would have held */
+};
+
+/*
+ * fbxi_breaker_admit - decide on an automatic lock-type command of ndev
+ * devices for an organisation breaker. Counts what it admits; trips (sets
+ * *tripped) when admitting would pass the allowance, so the devices
+ * admitted in a window never exceed it however fast commands arrive.
+ */
+int fbxi_breaker_admit(struct fbxi_breaker *b, int64_t now_ms,
+    uint32_t ndev, uint32_t fleet, int *tripped);
+
+/* fbxi_breaker_note_org_trip - a global breaker counts organisation trips;
+ * @return 1 if this one makes it trip. */
+int fbxi_breaker_note_org_trip(struct fbxi_breaker *g, int64_t now_ms);
+
+void fbxi_breaker_trip(struct fbxi_breaker *b, int64_t now_ms,
+    const char *who, const char *note, int manual);
+void fbxi_breaker_reset(struct fbxi_breaker *b, int64_t now_ms,
+    const char *who, const char *note);
+
+/* ---- blast-radius limits ----------------------------------------------- */
+
+#define FBXI_LIM_VERSION 1
+
+struct fbxi_limit_cfg {
+	uint32_t version;
+	uint32_t max_count;     /* 0 = none */
+	uint32_t max_share_ppm; /* 0 = none */
+	uint32_t window_s;
+};
+
+/* fbxi_limit_defaults - built-in limits per command type: strict for the
+ * types that take a device from its user, none for harmless ones. */
+void fbxi_limit_defaults(int type, struct fbxi_limit_cfg *out);
+
+/* fbxi_limit_cap - devices allowed per window for a fleet size;
+ * UINT32_MAX when unlimited. */
+uint32_t fbxi_limit_cap(const struct fbxi_limit_cfg *c, uint32_t fleet);
+
+/* ---- token bucket ------------------------------------------------------ */
+
+struct fbxi_bucket {
+	double tokens;
+	int64_t at_ms;
+};
+
+/* fbxi_bucket_take - up to `want` tokens of a bucket refilled at rate/s
+ * up to burst. rate 0 = unlimited. @return tokens granted. */
+uint32_t fbxi_bucket_take(struct fbxi_bucket *b, int64_t now_ms,
+    uint32_t rate, uint32_t burst, uint32_t want);
+
+/* ---- staged rollouts --------------------------------------------------- */
+
+/* fbxi_rollout_normalize - fill defaults into a plan: first wave 1%
+ * (at least 1), growth x2, no max, bake 0, success 95%, failure 10% after
+ * 20 results. */
+void fbxi_rollout_normalize(struct fbx_rollout_plan *p);
+
+/* fbxi_rollout_wave - size of wave number `wave` (0-based) of a stage of
+ * `total` devices of which `released` are out. */
+uint32_t fbxi_rollout_wave(const struct fbx_rollout_plan *p, uint32_t total,
+    uint32_t released, uint32_t wave, uint32_t prev);
+
+/* fbxi_rollout_plan - all wave sizes for a stage of `total` devices.
+ * @return number of waves written (at most max). */
+size_t fbxi_rollout_plan_waves(const struct fbx_rollout_plan *p,
+    uint32_t total, uint32_t *out, size_t max);
+
+#endif
