@@ -1160,7 +1160,7 @@ brk_save(fbx_txn *txn, const char *org, const char *reason,
  * fast the storm. @return FBX_OK (see *held) or a store error. */
 static int
 breaker_gate(struct fbx_engine *e, struct fbx_command *c, uint32_t ndev,
-    uint32_t fleet, int *held)
+    uint32_t fleet, int over_limit, int *held)
 {
 	const char *reason = reason_of(c);
 	struct fbxi_breaker g, b;
@@ -1181,15 +1181,29 @@ breaker_gate(struct fbx_engine *e, struct fbx_command *c, uint32_t ndev,
 		return brk_save(e->txn, "*", reason, &g);
 	}
 	v = fbxi_breaker_admit(&b, e->now, ndev, fleet, &tripped);
+	if (v == FBXI_ADMIT && over_limit && !b.cfg.shadow) {
+		/* the blast-radius limit is reached first: an automatic rule
+		 * that hits it is the same alarm, and what it sends is held,
+		 * not refused */
+		v = FBXI_HOLD;
+		tripped = 2;
+	}
 	if (tripped) {
 		uint32_t allow = fbxi_breaker_allowance(&b, e->now, fleet);
 		uint64_t inwin = fbxi_window_sum(&b.win, e->now);
 		char note[FBX_NOTE_MAX];
-		snprintf(note, sizeof(note),
-		    "%llu automatic %s devices in %us would pass the "
-		    "allowance of %u (fleet %u)",
-		    (unsigned long long)(inwin + ndev),
-		    fbx_cmd_type_name(c->type), b.cfg.window_s, allow, fleet);
+		if (tripped == 2)
+			snprintf(note, sizeof(note),
+			    "automatic %s commands reached the blast-radius "
+			    "limit of the organisation (fleet %u)",
+			    fbx_cmd_type_name(c->type), fleet);
+		else
+			snprintf(note, sizeof(note),
+			    "%llu automatic %s devices in %us would pass the "
+			    "allowance of %u (fleet %u)",
+			    (unsigned long long)(inwin + ndev),
+			    fbx_cmd_type_name(c->type), b.cfg.window_s, allow,
+			    fleet);
 		fbxi_breaker_trip(&b, e->now, "engine", note, 0);
 		emit_event(e, FBX_EV_BREAKER_TRIPPED, c->org, reason,
 		    "engine", 0, inwin + ndev, allow, "%s", note);
@@ -1427,6 +1441,25 @@ limit_gate(struct fbx_engine *e, const struct inmsg *in,
 	}
 	fbxi_window_add(&w, e->now, ndev);
 	return limit_use_save(e->txn, c->org, c->type, &w);
+}
+
+/* limit_over - would ndev more devices pass the blast-radius limit? */
+static int
+limit_over(struct fbx_engine *e, const struct fbx_command *c, uint32_t ndev,
+    uint32_t fleet, int *over)
+{
+	struct fbxi_limit_cfg cfg;
+	struct fbxi_window w;
+	int own, rc;
+
+	*over = 0;
+	rc = limit_cfg_load(e->txn, c->org, c->type, &cfg, &own);
+	if (rc == FBX_OK)
+		rc = limit_use_load(e->txn, c->org, c->type, cfg.window_s, &w);
+	if (rc != FBX_OK)
+		return rc;
+	*over = fbxi_window_sum(&w, e->now) + ndev > fbxi_limit_cap(&cfg, fleet);
+	return FBX_OK;
 }
 
 /* Counting a target: devices, per platform and per group. */
@@ -1788,7 +1821,10 @@ handle_submit(
 		}
 		if (c->origin == FBX_ORIGIN_AUTOMATIC &&
 		    fbx_cmd_lock_type(c->type)) {
-			rc = breaker_gate(e, c, k.n, ndev, &held);
+			int over = 0;
+			rc = limit_over(e, c, k.n, ndev, &over);
+			if (rc == FBX_OK)
+				rc = breaker_gate(e, c, k.n, ndev, over, &held);
 			if (rc != FBX_OK)
 				goto store_fail;
 		}
