@@ -59,8 +59,13 @@ exit_status(int err)
 	case FBX_ETOOBIG:
 	case FBX_ENOT_FOUND:
 	case FBX_ETOO_MANY:
+	case FBX_ELIMIT_EXCEEDED:
+	case FBX_EAPPROVAL_INVALID:
+	case FBX_ESTATE:
+	case FBX_EBREAKER_OPEN:
 		return EX_DATAERR;
 	case FBX_EBUSY:
+	case FBX_ERATE_LIMITED:
 	case FBX_ESTORAGE:
 	case FBX_EDISK_FULL:
 	case FBX_EMAP_FULL:
@@ -127,6 +132,72 @@ parse_u64(const char *s, uint64_t max, uint64_t *out)
 		return -1;
 	*out = v;
 	return 0;
+}
+
+/* parse_pct - a percentage ("5", "2.5", "0.01", optionally "5%") as
+ * parts per million. */
+static int
+parse_pct(const char *s, uint32_t *ppm)
+{
+	char buf[32], *end;
+	size_t n;
+	double v;
+
+	if (s == NULL || *s == '\0' || *s == '-' || *s == '+')
+		return -1;
+	n = strlen(s);
+	if (n >= sizeof(buf))
+		return -1;
+	memcpy(buf, s, n + 1);
+	if (n > 1 && buf[n - 1] == '%')
+		buf[n - 1] = '\0';
+	errno = 0;
+	v = strtod(buf, &end);
+	if (errno != 0 || end == buf || *end != '\0' || !(v >= 0.0) ||
+	    v > 100.0)
+		return -1;
+	*ppm = (uint32_t)(v * 10000.0 + 0.5);
+	return 0;
+}
+
+/* parse_factor - a multiplier ("2", "1.5", "x2") as hundredths, in
+ * [lo, hi] hundredths. */
+static int
+parse_factor(const char *s, uint32_t lo, uint32_t hi, uint32_t *x100)
+{
+	char *end;
+	double v;
+
+	if (s == NULL)
+		return -1;
+	if (*s == 'x' || *s == 'X')
+		s++;
+	if (*s == '\0' || *s == '-' || *s == '+')
+		return -1;
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno != 0 || end == s || *end != '\0' || !(v >= 0.0) ||
+	    v * 100.0 + 0.5 < lo || v * 100.0 + 0.5 > (double)hi + 0.99)
+		return -1;
+	*x100 = (uint32_t)(v * 100.0 + 0.5);
+	return 0;
+}
+
+/* pct_str - ppm as a short percentage ("2%", "2.5%", "0.01%"). */
+static void
+pct_str(uint32_t ppm, char *buf, size_t len)
+{
+	char t[32];
+	size_t n;
+
+	snprintf(t, sizeof(t), "%" PRIu32 ".%04" PRIu32, ppm / 10000,
+	    ppm % 10000);
+	n = strlen(t);
+	while (n > 0 && t[n - 1] == '0')
+		t[--n] = '\0';
+	if (n > 0 && t[n - 1] == '.')
+		t[--n] = '\0';
+	snprintf(buf, len, "%s%%", t);
 }
 
 static int64_t
@@ -438,6 +509,9 @@ json_counts(const uint32_t *counts)
 	putchar('}');
 }
 
+static void json_plan(const struct fbx_rollout_plan *p);
+static void json_ro_status(const struct fbx_rollout_status *r);
+
 static void
 json_command(const struct fbx_command *c)
 {
@@ -466,6 +540,22 @@ json_command(const struct fbx_command *c)
 	       ",\"counts\":",
 	    c->ttl_s, c->created_ms, c->expires_ms, c->ndeliveries);
 	json_counts(c->counts);
+	printf(",\"priority\":");
+	json_str(fbx_priority_name(c->priority));
+	printf(",\"held_by\":");
+	json_str(c->held_by);
+	printf(",\"approved_by\":");
+	json_str(c->approved_by);
+	printf(",\"resolved_by\":");
+	json_str(c->resolved_by);
+	printf(",\"note\":");
+	json_str(c->note);
+	if (c->rollout.enabled) {
+		printf(",\"rollout\":");
+		json_plan(&c->rollout);
+		printf(",\"rollout_status\":");
+		json_ro_status(&c->ro);
+	}
 	putchar('}');
 }
 
@@ -551,6 +641,25 @@ call(struct ctl *ctl, struct fbx_console_req *req, struct fbx_console_rep *rep)
 	if (rep->err != FBX_OK) {
 		int st = fail(rep->err, "%s",
 		    rep->errmsg[0] ? rep->errmsg : fbx_strerror(rep->err));
+		/* A refusal over a blast-radius limit names the token a
+		 * second operator approves: on its own line, so a runbook
+		 * can cut it out. */
+		if (rep->err == FBX_ELIMIT_EXCEEDED &&
+		    rep->approval_token[0] != '\0') {
+			fprintf(stderr, "approval token: %s\n",
+			    rep->approval_token);
+			if (ctl->json) {
+				printf("{\"error\":");
+				json_str(fbx_errname(rep->err));
+				printf(",\"code\":%d,\"message\":", rep->err);
+				json_str(rep->errmsg);
+				printf(",\"approval_token\":");
+				json_str(rep->approval_token);
+				printf(",\"limit\":%" PRIu64
+				       ",\"count\":%" PRIu64 "}\n",
+				    rep->limit_value, rep->limit_count);
+			}
+		}
 		fbx_console_rep_free(rep);
 		memset(rep, 0, sizeof(*rep));
 		return st;
@@ -596,6 +705,36 @@ enum {
 	OPT_UNTIL,
 	OPT_OS,
 	OPT_FILE,
+	OPT_DRY_RUN,
+	OPT_APPROVAL,
+	OPT_ROLLOUT,
+	OPT_FIRST,
+	OPT_FIRST_SHARE,
+	OPT_GROWTH,
+	OPT_MAX_WAVE,
+	OPT_BAKE,
+	OPT_SUCCESS,
+	OPT_FAILURE,
+	OPT_MIN_RESULTS,
+	OPT_STAGES,
+	OPT_APPROVE_STAGES,
+	OPT_NOTE,
+	OPT_GLOBAL,
+	OPT_RELEASE,
+	OPT_DISCARD,
+	OPT_WINDOW,
+	OPT_MIN,
+	OPT_SHARE,
+	OPT_BASELINE_MULT,
+	OPT_GLOBAL_ORGS,
+	OPT_SHADOW,
+	OPT_ENFORCE,
+	OPT_MAX,
+	OPT_RATE,
+	OPT_BURST,
+	OPT_MAX_INFLIGHT,
+	OPT_ORGS_PREFIX,
+	OPT_COUNT,
 };
 
 #define COMMON_LONGOPTS                                                      \
@@ -764,10 +903,42 @@ static const char *const submit_usage =
     "  --ttl SECONDS           time to live (default 86400)\n"
     "  --idempotency-key K     key making a retry safe (default: random)\n"
     "  --wait [SECONDS]        wait until every delivery is terminal or\n"
-    "                          pending (default 300 s), print the counts\n";
+    "                          pending (default 300 s), print the counts\n"
+    "Safety controls:\n"
+    "  --dry-run               print what the command would reach (devices,\n"
+    "                          per platform, per group, the wave plan) and\n"
+    "                          the verdict; nothing is submitted. Exit 0 if\n"
+    "                          it would be admitted, 65 if a limit or a\n"
+    "                          breaker would stop it\n"
+    "  --approval TOKEN        a second operator's approval of a command\n"
+    "                          refused by a blast-radius limit (the token is\n"
+    "                          printed with the refusal)\n"
+    "Staged rollout (waves of growing size; defaults: first wave 1%,\n"
+    "growth x2, success 95%, failure 10% after 20 results, no bake):\n"
+    "  --rollout               release the devices in waves\n"
+    "  --first N               first wave of N devices, or\n"
+    "  --first-share PCT       first wave as a share of the target (2.5 =\n"
+    "                          2.5%)\n"
+    "  --growth X              next wave = previous x X (e.g. 2, 1.5)\n"
+    "  --max-wave N            cap on a wave's size\n"
+    "  --bake SECONDS          wait after a wave's results are in\n"
+    "  --success PCT           succeeded share of a wave needed to advance\n"
+    "  --failure PCT           failed share that pauses the rollout\n"
+    "  --min-results N         results before failures are judged\n"
+    "  --stages G1,G2,...      go through these groups in order, then the\n"
+    "                          rest of the organisation (needs --all)\n"
+    "  --approve-stages        advancing past a group needs an operator's\n"
+    "                          'fuseboxctl rollout approve ID'\n"
+    "\n"
+    "A command held by an open circuit breaker is accepted and durable:\n"
+    "its id is printed and 'held by breaker ORG/REASON' on stderr (exit 0).\n"
+    "A refusal over a blast-radius limit exits 65 and prints the line\n"
+    "'approval token: TOKEN' on stderr.\n";
 
 struct submit_args {
+	struct fbx_console_req *req;
 	struct fbx_command *cmd;
+	int rollout_opts; /* a rollout option was given */
 	struct idlist ids;
 	int ntargets;
 	int have_payload;
@@ -900,6 +1071,99 @@ submit_opt(void *arg, struct ctl *ctl, int c, const char *oa, int argc,
 		if (copy_id(cmd->idem_key, oa) != 0)
 			return usage_err("bad idempotency key '%s'", oa);
 		return EX_OK;
+	case OPT_DRY_RUN:
+		sa->req->dry_run = 1;
+		return EX_OK;
+	case OPT_APPROVAL:
+		if (copy_id(sa->req->approval, oa) != 0)
+			return usage_err("bad approval token '%s'", oa);
+		return EX_OK;
+	case OPT_ROLLOUT:
+		cmd->rollout.enabled = 1;
+		return EX_OK;
+	case OPT_FIRST:
+		sa->rollout_opts = 1;
+		if (parse_u64(oa, UINT32_MAX, &v) != 0 || v == 0)
+			return usage_err("bad --first '%s' (devices > 0)", oa);
+		cmd->rollout.first_count = (uint32_t)v;
+		return EX_OK;
+	case OPT_FIRST_SHARE:
+		sa->rollout_opts = 1;
+		if (parse_pct(oa, &cmd->rollout.first_share_ppm) != 0 ||
+		    cmd->rollout.first_share_ppm == 0)
+			return usage_err("bad --first-share '%s' (percent, "
+					 "e.g. 1 or 2.5)",
+			    oa);
+		return EX_OK;
+	case OPT_GROWTH:
+		sa->rollout_opts = 1;
+		if (parse_factor(oa, 100, 100000, &cmd->rollout.growth_x100) !=
+		    0)
+			return usage_err("bad --growth '%s' (a factor >= 1, "
+					 "e.g. 2 or 1.5)",
+			    oa);
+		return EX_OK;
+	case OPT_MAX_WAVE:
+		sa->rollout_opts = 1;
+		if (parse_u64(oa, UINT32_MAX, &v) != 0 || v == 0)
+			return usage_err("bad --max-wave '%s' (devices > 0)",
+			    oa);
+		cmd->rollout.max_wave = (uint32_t)v;
+		return EX_OK;
+	case OPT_BAKE:
+		sa->rollout_opts = 1;
+		if (parse_u64(oa, 30u * 86400, &v) != 0)
+			return usage_err("bad --bake '%s' (seconds)", oa);
+		cmd->rollout.bake_s = (uint32_t)v;
+		return EX_OK;
+	case OPT_SUCCESS:
+		sa->rollout_opts = 1;
+		if (parse_pct(oa, &cmd->rollout.success_ppm) != 0 ||
+		    cmd->rollout.success_ppm == 0)
+			return usage_err("bad --success '%s' (percent > 0)",
+			    oa);
+		return EX_OK;
+	case OPT_FAILURE:
+		sa->rollout_opts = 1;
+		if (parse_pct(oa, &cmd->rollout.failure_ppm) != 0 ||
+		    cmd->rollout.failure_ppm == 0)
+			return usage_err("bad --failure '%s' (percent > 0)",
+			    oa);
+		return EX_OK;
+	case OPT_MIN_RESULTS:
+		sa->rollout_opts = 1;
+		if (parse_u64(oa, UINT32_MAX, &v) != 0 || v == 0)
+			return usage_err("bad --min-results '%s' (> 0)", oa);
+		cmd->rollout.min_results = (uint32_t)v;
+		return EX_OK;
+	case OPT_STAGES: {
+		char tmp[FBX_ROLLOUT_GROUPS_MAX * (FBX_ID_MAX + 1) + 64];
+		char *save = NULL, *tok;
+		sa->rollout_opts = 1;
+		if (strlen(oa) >= sizeof(tmp))
+			return usage_err("--stages too long");
+		strcpy(tmp, oa);
+		cmd->rollout.ngroups = 0;
+		for (tok = strtok_r(tmp, ",", &save); tok != NULL;
+		    tok = strtok_r(NULL, ",", &save)) {
+			if (cmd->rollout.ngroups >= FBX_ROLLOUT_GROUPS_MAX)
+				return usage_err("--stages: at most %d "
+						 "groups",
+				    FBX_ROLLOUT_GROUPS_MAX);
+			if (copy_id(cmd->rollout.groups[cmd->rollout.ngroups],
+			        tok) != 0)
+				return usage_err("--stages: bad group '%s'",
+				    tok);
+			cmd->rollout.ngroups++;
+		}
+		if (cmd->rollout.ngroups == 0)
+			return usage_err("--stages: no group given");
+		return EX_OK;
+	}
+	case OPT_APPROVE_STAGES:
+		sa->rollout_opts = 1;
+		cmd->rollout.approve_groups = 1;
+		return EX_OK;
 	case OPT_WAIT:
 		sa->wait = 1;
 		if (oa == NULL && optind < argc &&
@@ -1018,6 +1282,204 @@ wait_command(struct ctl *ctl, uint64_t id, uint64_t wait_s)
 	}
 }
 
+/* plan_str - a rollout plan on one line; zero fields take the engine's
+ * defaults. */
+static void
+plan_str(const struct fbx_rollout_plan *p, char *buf, size_t len)
+{
+	char first[32], growth[32], maxw[24], succ[16], fail_s[16], minr[24];
+	size_t k;
+
+	if (p->first_count != 0)
+		snprintf(first, sizeof(first), "%" PRIu32, p->first_count);
+	else if (p->first_share_ppm != 0)
+		pct_str(p->first_share_ppm, first, sizeof(first));
+	else
+		snprintf(first, sizeof(first), "1%% (default)");
+	if (p->growth_x100 >= 100)
+		snprintf(growth, sizeof(growth), "x%" PRIu32 ".%02" PRIu32,
+		    p->growth_x100 / 100, p->growth_x100 % 100);
+	else
+		snprintf(growth, sizeof(growth), "x2 (default)");
+	if (p->max_wave != 0)
+		snprintf(maxw, sizeof(maxw), "%" PRIu32, p->max_wave);
+	else
+		snprintf(maxw, sizeof(maxw), "none");
+	if (p->success_ppm != 0)
+		pct_str(p->success_ppm, succ, sizeof(succ));
+	else
+		snprintf(succ, sizeof(succ), "95%%");
+	if (p->failure_ppm != 0)
+		pct_str(p->failure_ppm, fail_s, sizeof(fail_s));
+	else
+		snprintf(fail_s, sizeof(fail_s), "10%%");
+	snprintf(minr, sizeof(minr), "%" PRIu32,
+	    p->min_results ? p->min_results : 20);
+	k = (size_t)snprintf(buf, len,
+	    "first %s, growth %s, max wave %s, bake %" PRIu32
+	    "s, success %s, failure %s after %s results",
+	    first, growth, maxw, p->bake_s, succ, fail_s, minr);
+	for (int g = 0; g < p->ngroups && g < FBX_ROLLOUT_GROUPS_MAX &&
+	     k < len; g++) {
+		int n = snprintf(buf + k, len - k, "%s%s",
+		    g == 0 ? "; stages " : " -> ", p->groups[g]);
+		if (n < 0)
+			break;
+		k += (size_t)n;
+	}
+	if (p->ngroups > 0 && k < len)
+		snprintf(buf + k, len - k, " -> rest%s",
+		    p->approve_groups ? " (each stage approved)" : "");
+}
+
+static void
+json_plan(const struct fbx_rollout_plan *p)
+{
+	printf("{\"enabled\":%s,\"first_count\":%" PRIu32
+	       ",\"first_share_ppm\":%" PRIu32 ",\"growth_x100\":%" PRIu32
+	       ",\"max_wave\":%" PRIu32 ",\"bake_s\":%" PRIu32
+	       ",\"success_ppm\":%" PRIu32 ",\"failure_ppm\":%" PRIu32
+	       ",\"min_results\":%" PRIu32 ",\"approve_stages\":%s,"
+	       "\"stages\":[",
+	    p->enabled ? "true" : "false", p->first_count, p->first_share_ppm,
+	    p->growth_x100, p->max_wave, p->bake_s, p->success_ppm,
+	    p->failure_ppm, p->min_results,
+	    p->approve_groups ? "true" : "false");
+	for (int g = 0; g < p->ngroups && g < FBX_ROLLOUT_GROUPS_MAX; g++) {
+		if (g)
+			putchar(',');
+		json_str(p->groups[g]);
+	}
+	printf("]}");
+}
+
+static void
+json_ro_status(const struct fbx_rollout_status *r)
+{
+	printf("{\"state\":");
+	json_str(fbx_rollout_state_name(r->state));
+	printf(",\"stage\":%u,\"wave\":%" PRIu32 ",\"released\":%" PRIu32
+	       ",\"wave_start\":%" PRIu32 ",\"wave_size\":%" PRIu32
+	       ",\"wave_started_ms\":%" PRId64 ",\"bake_until_ms\":%" PRId64
+	       ",\"note\":",
+	    (unsigned)r->stage, r->wave, r->released, r->wave_start,
+	    r->wave_size, r->wave_started_ms, r->bake_until_ms);
+	json_str(r->note);
+	putchar('}');
+}
+
+static void target_str(const struct fbx_command *c, char *buf, size_t len);
+
+/* print_dry_run - the dry-run report; exit 0 if the command would be
+ * admitted, the stop error's status (65) with the verdict otherwise. */
+static int
+print_dry_run(struct ctl *ctl, const struct fbx_command *cmd,
+    struct fbx_console_rep *rep)
+{
+	const struct fbx_dryrun *d = &rep->u.submit.dryrun;
+	int st = EX_OK;
+
+	if (!rep->u.submit.dry_run) {
+		fbx_console_rep_free(rep);
+		return fail(FBX_EPROTOCOL,
+		    "the engine answered a dry run without a report");
+	}
+	if (ctl->json) {
+		uint64_t sum = 0;
+		printf("{\"dry_run\":true,\"devices\":%" PRIu32
+		       ",\"per_platform\":{",
+		    d->devices);
+		for (int p = 0, k = 0; p < FBX_PLATFORM_COUNT; p++) {
+			if (d->per_platform[p] == 0)
+				continue;
+			printf("%s", k++ ? "," : "");
+			json_str(fbx_platform_name(p));
+			printf(":%" PRIu32, d->per_platform[p]);
+		}
+		printf("},\"per_group\":{");
+		for (size_t i = 0; i < d->ngroups; i++) {
+			printf("%s", i ? "," : "");
+			json_str(d->groups[i].name);
+			printf(":%" PRIu32, d->groups[i].count);
+		}
+		printf("},\"waves\":[");
+		for (size_t i = 0; i < d->nwaves; i++) {
+			printf("%s%" PRIu32, i ? "," : "", d->waves[i]);
+			sum += d->waves[i];
+		}
+		printf("],\"admitted\":%s,\"stop\":",
+		    d->stop_err == FBX_OK ? "true" : "false");
+		json_str(d->stop_err == FBX_OK ? "" : fbx_errname(d->stop_err));
+		printf(",\"verdict\":");
+		json_str(d->verdict);
+		printf("}\n");
+		(void)sum;
+	} else {
+		struct table t = { .ncol = 2 };
+		char b[64], tg[128];
+		target_str(cmd, tg, sizeof(tg));
+		table_row(&t, "dry run", "nothing submitted");
+		table_row(&t, "type", fbx_cmd_type_name(cmd->type));
+		table_row(&t, "origin", fbx_origin_name(cmd->origin));
+		table_row(&t, "target", tg);
+		table_row(&t, "platform", fbx_platform_name(cmd->platform));
+		snprintf(b, sizeof(b), "%" PRIu32, d->devices);
+		table_row(&t, "devices", b);
+		table_print(&t);
+		table_free(&t);
+		t.ncol = 2;
+		printf("\n");
+		table_row(&t, "PLATFORM", "DEVICES");
+		for (int p = 0; p < FBX_PLATFORM_COUNT; p++) {
+			if (d->per_platform[p] == 0)
+				continue;
+			snprintf(b, sizeof(b), "%" PRIu32, d->per_platform[p]);
+			table_row(&t, fbx_platform_name(p), b);
+		}
+		table_print(&t);
+		table_free(&t);
+		if (d->ngroups > 0) {
+			t.ncol = 2;
+			printf("\n");
+			table_row(&t, "GROUP", "DEVICES");
+			for (size_t i = 0; i < d->ngroups; i++) {
+				snprintf(b, sizeof(b), "%" PRIu32,
+				    d->groups[i].count);
+				table_row(&t, d->groups[i].name, b);
+			}
+			table_print(&t);
+			table_free(&t);
+		}
+		if (cmd->rollout.enabled) {
+			uint64_t cum = 0;
+			char plan[512];
+			plan_str(&cmd->rollout, plan, sizeof(plan));
+			printf("\nrollout plan: %s\n", plan);
+			printf("waves as the engine plans them over the %" PRIu32
+			       " devices:\n",
+			    d->devices);
+			t.ncol = 3;
+			table_row(&t, "WAVE", "DEVICES", "CUMULATIVE");
+			for (size_t i = 0; i < d->nwaves; i++) {
+				char w[24], c[24];
+				cum += d->waves[i];
+				snprintf(w, sizeof(w), "%zu", i + 1);
+				snprintf(b, sizeof(b), "%" PRIu32, d->waves[i]);
+				snprintf(c, sizeof(c), "%" PRIu64, cum);
+				table_row(&t, w, b, c);
+			}
+			table_print(&t);
+			table_free(&t);
+		}
+		printf("\nverdict: %s\n", d->verdict);
+	}
+	fflush(stdout);
+	if (d->stop_err != FBX_OK)
+		st = fail(d->stop_err, "%s", d->verdict);
+	fbx_console_rep_free(rep);
+	return st;
+}
+
 static int
 cmd_submit(struct ctl *ctl, int argc, char **argv)
 {
@@ -1035,17 +1497,31 @@ cmd_submit(struct ctl *ctl, int argc, char **argv)
 		{ "ttl", required_argument, NULL, OPT_TTL },
 		{ "idempotency-key", required_argument, NULL, OPT_IDEM },
 		{ "wait", optional_argument, NULL, OPT_WAIT },
+		{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
+		{ "approval", required_argument, NULL, OPT_APPROVAL },
+		{ "rollout", no_argument, NULL, OPT_ROLLOUT },
+		{ "first", required_argument, NULL, OPT_FIRST },
+		{ "first-share", required_argument, NULL, OPT_FIRST_SHARE },
+		{ "growth", required_argument, NULL, OPT_GROWTH },
+		{ "max-wave", required_argument, NULL, OPT_MAX_WAVE },
+		{ "bake", required_argument, NULL, OPT_BAKE },
+		{ "success", required_argument, NULL, OPT_SUCCESS },
+		{ "failure", required_argument, NULL, OPT_FAILURE },
+		{ "min-results", required_argument, NULL, OPT_MIN_RESULTS },
+		{ "stages", required_argument, NULL, OPT_STAGES },
+		{ "approve-stages", no_argument, NULL, OPT_APPROVE_STAGES },
 		{ NULL, 0, NULL, 0 } };
 	struct fbx_console_req req;
 	struct fbx_console_rep rep;
 	struct submit_args sa;
 	struct fbx_command *cmd = &req.u.submit.cmd;
-	int st, generated = 0;
+	int st, generated = 0, held;
 	uint64_t id;
 
 	memset(&req, 0, sizeof(req));
 	memset(&rep, 0, sizeof(rep));
 	memset(&sa, 0, sizeof(sa));
+	sa.req = &req;
 	sa.cmd = cmd;
 	sa.ids.max = FBX_TARGET_IDS_MAX;
 	sa.wait_s = CTL_DEFAULT_WAIT_S;
@@ -1075,6 +1551,38 @@ cmd_submit(struct ctl *ctl, int argc, char **argv)
 		st = usage_err("no device ids given");
 		goto out;
 	}
+	if (sa.rollout_opts && !cmd->rollout.enabled) {
+		st = usage_err("rollout options (--first, --growth, --stages, "
+			       "...) go with --rollout");
+		goto out;
+	}
+	if (cmd->rollout.first_count != 0 &&
+	    cmd->rollout.first_share_ppm != 0) {
+		st = usage_err("give --first or --first-share, not both");
+		goto out;
+	}
+	if (cmd->rollout.ngroups > 0 && cmd->target_kind != FBX_TARGET_ORG) {
+		st = usage_err("--stages rolls out through groups of the "
+			       "whole organisation: it needs --all");
+		goto out;
+	}
+	if (cmd->rollout.approve_groups && cmd->rollout.ngroups == 0) {
+		st = usage_err("--approve-stages needs --stages");
+		goto out;
+	}
+	if (req.dry_run && sa.wait) {
+		st = usage_err("--dry-run submits nothing: no --wait");
+		goto out;
+	}
+	if (req.dry_run) {
+		req.kind = FBX_CREQ_SUBMIT;
+		cmd->dev_ids = sa.ids.ids;
+		cmd->ndev_ids = (uint32_t)sa.ids.n;
+		st = call(ctl, &req, &rep);
+		if (st == EX_OK)
+			st = print_dry_run(ctl, cmd, &rep);
+		goto out;
+	}
 	if (cmd->idem_key[0] == '\0') {
 		random_key(cmd->idem_key, sizeof(cmd->idem_key));
 		generated = 1;
@@ -1098,6 +1606,8 @@ cmd_submit(struct ctl *ctl, int argc, char **argv)
 		json_str(fbx_cstate_name(rep.u.submit.state));
 		printf(",\"idempotency_key\":");
 		json_str(cmd->idem_key);
+		printf(",\"held_by\":");
+		json_str(rep.u.submit.held_by);
 		printf("}\n");
 	} else {
 		printf("%" PRIu64 "\n", id);
@@ -1106,10 +1616,20 @@ cmd_submit(struct ctl *ctl, int argc, char **argv)
 					"by this command: not submitted "
 					"again\n",
 			    cmd->idem_key);
+		if (rep.u.submit.state == FBX_C_HELD)
+			fprintf(stderr, "held by breaker %s\n",
+			    rep.u.submit.held_by[0] ? rep.u.submit.held_by
+			                            : "?");
 	}
 	fflush(stdout);
+	held = rep.u.submit.state == FBX_C_HELD;
 	fbx_console_rep_free(&rep);
-	if (sa.wait)
+	if (sa.wait && held)
+		fprintf(stderr, "fuseboxctl: not waiting: command %" PRIu64
+				" is held until an operator resets the "
+				"breaker\n",
+		    id);
+	else if (sa.wait)
 		st = wait_command(ctl, id, sa.wait_s);
 out:
 	cmd->dev_ids = NULL;
@@ -1266,6 +1786,40 @@ history_str(const struct fbx_delivery *d, char *buf, size_t len)
 	}
 }
 
+/* rollout_rows - a rollout's plan and status as rows of a key/value
+ * table. */
+static void
+rollout_rows(struct table *t, const struct fbx_rollout_plan *p,
+    const struct fbx_rollout_status *r)
+{
+	char b[640];
+
+	plan_str(p, b, sizeof(b));
+	table_row(t, "rollout", b);
+	table_row(t, "rollout_state", fbx_rollout_state_name(r->state));
+	if (p->ngroups > 0) {
+		snprintf(b, sizeof(b), "%u of %u (%s)", (unsigned)r->stage + 1,
+		    (unsigned)p->ngroups + 1,
+		    r->stage < p->ngroups ? p->groups[r->stage]
+		                          : "rest of the organisation");
+		table_row(t, "rollout_stage", b);
+	}
+	snprintf(b, sizeof(b), "%" PRIu32 " (deliveries %" PRIu32 "..%" PRIu32
+	                       ")",
+	    r->wave, r->wave_size ? r->wave_start + 1 : 0,
+	    r->wave_start + r->wave_size);
+	table_row(t, "rollout_wave", b);
+	snprintf(b, sizeof(b), "%" PRIu32, r->released);
+	table_row(t, "rollout_released", b);
+	if (r->state == FBX_RO_BAKING) {
+		char bt[40];
+		fmt_time(r->bake_until_ms, bt, sizeof(bt));
+		table_row(t, "rollout_bake_until", bt);
+	}
+	if (r->note[0] != '\0')
+		table_row(t, "rollout_note", r->note);
+}
+
 static int
 cmd_show(struct ctl *ctl, int argc, char **argv)
 {
@@ -1354,6 +1908,17 @@ cmd_show(struct ctl *ctl, int argc, char **argv)
 			k += (size_t)n;
 		}
 		table_row(&t, "counts", counts);
+		table_row(&t, "priority", fbx_priority_name(c->priority));
+		if (c->held_by[0] != '\0')
+			table_row(&t, "held_by", c->held_by);
+		if (c->approved_by[0] != '\0')
+			table_row(&t, "approved_by", c->approved_by);
+		if (c->resolved_by[0] != '\0')
+			table_row(&t, "resolved_by", c->resolved_by);
+		if (c->note[0] != '\0')
+			table_row(&t, "note", c->note);
+		if (c->rollout.enabled)
+			rollout_rows(&t, &c->rollout, &c->ro);
 		table_print(&t);
 		table_free(&t);
 		if (rep.u.command.ndlv > 0) {
