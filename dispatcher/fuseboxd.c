@@ -25,6 +25,9 @@ struct config {
 	char data_dir[4096];
 	char console[512];
 	char gateway[512];
+	char events[512];
+	char alert_cmd[1024];
+	unsigned approval_ttl_s;
 	int durability;
 	size_t map_mb;
 	unsigned heartbeat_ms;
@@ -47,6 +50,14 @@ usage(FILE *f)
 	    "ipc:///tmp/fusebox/console.sock)\n"
 	    "      --gateway EP         gateway endpoint (default "
 	    "ipc:///tmp/fusebox/gateway.sock)\n"
+	    "      --events EP          PUB endpoint for alerts (default: "
+	    "none)\n"
+	    "      --alert-cmd CMD      run by /bin/sh on each alert, with "
+	    "FUSEBOX_EVENT,\n"
+	    "                           FUSEBOX_ORG, FUSEBOX_REASON, "
+	    "FUSEBOX_COUNT, ... set\n"
+	    "      --approval-ttl S     approvals expire after S seconds "
+	    "(default 86400)\n"
 	    "      --durability MODE    full (default), nometasync, nosync\n"
 	    "      --map-size MB        initial LMDB map size (grows as "
 	    "needed)\n"
@@ -103,6 +114,16 @@ set_option(struct config *c, const char *name, const char *val)
 		snprintf(c->console, sizeof(c->console), "%s", val);
 	} else if (strcmp(name, "gateway") == 0) {
 		snprintf(c->gateway, sizeof(c->gateway), "%s", val);
+	} else if (strcmp(name, "events") == 0) {
+		snprintf(c->events, sizeof(c->events), "%s", val);
+	} else if (strcmp(name, "alert_cmd") == 0 ||
+	    strcmp(name, "alert-cmd") == 0) {
+		snprintf(c->alert_cmd, sizeof(c->alert_cmd), "%s", val);
+	} else if (strcmp(name, "approval_ttl") == 0 ||
+	    strcmp(name, "approval-ttl") == 0) {
+		if (parse_uint(val, 30u * 86400, &v) != 0 || v == 0)
+			return -1;
+		c->approval_ttl_s = (unsigned)v;
 	} else if (strcmp(name, "durability") == 0) {
 		if ((c->durability = parse_durability(val)) < 0)
 			return -1;
@@ -214,6 +235,9 @@ main(int argc, char **argv)
 		{ "heartbeat-ms", required_argument, NULL, 5 },
 		{ "drain-ms", required_argument, NULL, 6 },
 		{ "default-ttl", required_argument, NULL, 7 },
+		{ "events", required_argument, NULL, 8 },
+		{ "alert-cmd", required_argument, NULL, 9 },
+		{ "approval-ttl", required_argument, NULL, 10 },
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -284,6 +308,15 @@ main(int argc, char **argv)
 		case 7:
 			name = "default_ttl";
 			break;
+		case 8:
+			name = "events";
+			break;
+		case 9:
+			name = "alert_cmd";
+			break;
+		case 10:
+			name = "approval_ttl";
+			break;
 		case 'l':
 			name = "log_level";
 			break;
@@ -313,6 +346,8 @@ main(int argc, char **argv)
 	fbxi_log_set_level(c.log_level);
 	ipc_dir(c.console);
 	ipc_dir(c.gateway);
+	if (c.events[0])
+		ipc_dir(c.events);
 
 	memset(&o, 0, sizeof(o));
 	o.data_dir = c.data_dir;
@@ -323,8 +358,16 @@ main(int argc, char **argv)
 	o.heartbeat_ms = c.heartbeat_ms;
 	o.drain_ms = c.drain_ms;
 	o.default_ttl_s = c.default_ttl_s;
+	o.events_ep = c.events[0] ? c.events : NULL;
+	o.alert_cmd = c.alert_cmd[0] ? c.alert_cmd : NULL;
+	o.approval_ttl_s = c.approval_ttl_s;
 
 	signal(SIGPIPE, SIG_IGN);
+	/* alert commands are never waited for: let the kernel reap them */
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = SIG_IGN;
+	sa.sa_flags = SA_NOCLDWAIT;
+	sigaction(SIGCHLD, &sa, NULL);
 	rc = fbx_engine_open(&o, &the_engine);
 	if (rc != FBX_OK) {
 		fprintf(stderr, "fuseboxd: %s\n", fbx_strerror(rc));

@@ -15,6 +15,8 @@
 #include <sys/wait.h>
 #include <time.h>
 
+#include <zmq.h>
+
 #include "harness.h"
 
 #define ORGS 20
@@ -147,10 +149,31 @@ main(void)
 	uint64_t cid;
 	int rc, state;
 
+	char alert_cmd[600], events_ep[400], alerts[400], line[512];
+	void *zctx = zmq_ctx_new(), *sub = NULL;
+	int tripped_events = 0, global_alert = 0;
+
 	memset(o, 0, sizeof(o));
-	if (fbxt_setup(&t, "breaker") != 0 || fbxt_daemon_start(&t, NULL) != 0) {
+	if (fbxt_setup(&t, "breaker") != 0) {
+		FBXT_CHECK(0, "setup");
+		goto out;
+	}
+	snprintf(alerts, sizeof(alerts), "%s/alerts.log", t.dir);
+	snprintf(alert_cmd, sizeof(alert_cmd),
+	    "echo \"$FUSEBOX_EVENT $FUSEBOX_ORG $FUSEBOX_REASON\" >> %s",
+	    alerts);
+	snprintf(events_ep, sizeof(events_ep), "ipc://%s/events.sock", t.dir);
+	if (fbxt_daemon_start(&t, "--alert-cmd", alert_cmd, "--events",
+	        events_ep, NULL) != 0) {
 		FBXT_CHECK(0, "daemon did not start");
 		goto out;
+	}
+	{
+		int tmo = 2000;
+		sub = zmq_socket(zctx, ZMQ_SUB);
+		zmq_setsockopt(sub, ZMQ_SUBSCRIBE, "fusebox.breaker", 15);
+		zmq_setsockopt(sub, ZMQ_RCVTIMEO, &tmo, sizeof(tmo));
+		zmq_connect(sub, events_ep);
 	}
 	rc = fbxt_sim_run(&t, "--enroll-only", "--devices", "6000", "--orgs",
 	    "20", "--org-skew", "0.5", "--seed", "5", "--quiet", NULL);
@@ -179,6 +202,33 @@ main(void)
 			else
 				o[i].admitted++;
 		}
+	}
+	/* the trips were published and the alert command ran */
+	for (;;) {
+		char topic[64];
+		uint8_t buf[4096];
+		struct fbx_event ev;
+		int n = zmq_recv(sub, topic, sizeof(topic), 0);
+		if (n < 0)
+			break;
+		n = zmq_recv(sub, buf, sizeof(buf), 0);
+		if (n > 0 && fbx_event_decode(buf, (size_t)n, &ev) == FBX_OK &&
+		    ev.kind == FBX_EV_BREAKER_TRIPPED)
+			tripped_events++;
+	}
+	FBXT_CHECK(tripped_events >= 4, "%d breaker_tripped events",
+	    tripped_events);
+	{
+		FILE *f = fopen(alerts, "r");
+		while (f != NULL && fgets(line, sizeof(line), f) != NULL) {
+			if (strncmp(line, "breaker_tripped * " REASON, 18 +
+			        strlen(REASON)) == 0)
+				global_alert = 1;
+		}
+		if (f != NULL)
+			fclose(f);
+		FBXT_CHECK(global_alert, "no alert command run for the global "
+		    "trip");
 	}
 	rc = breakers(&t, o[0].org, FBX_BRK_STATUS, 0, 0, &rep);
 	FBXT_CHECK(rc == FBX_OK, "breaker status rc %d", rc);
@@ -330,6 +380,9 @@ main(void)
 	}
 out:
 	fbxt_teardown(&t);
+	if (sub != NULL)
+		zmq_close(sub);
+	zmq_ctx_term(zctx);
 	for (int i = 0; i < ORGS; i++)
 		free(o[i].ids);
 	return fbxt_done();
