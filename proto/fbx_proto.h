@@ -34,6 +34,81 @@ enum fbx_creq_kind {
 	FBX_CREQ_APPROVE = 21,
 	FBX_CREQ_ROLLOUT = 22,
 	FBX_CREQ_LIST_HELD = 23,
+	FBX_CREQ_ROLLBACK = 24,
+	FBX_CREQ_REPLAY = 25,
+	FBX_CREQ_EXPORT = 26,
+	FBX_CREQ_AUDIT_LIST = 27,
+	FBX_CREQ_AUDIT_VERIFY = 28,
+	FBX_CREQ_LIST_ORGS = 29,
+};
+
+/* ---- rollback, replay, export, audit ----------------------------------- */
+
+/* Which commands a rollback or an export concerns. Everything is within
+ * the request's organisation. */
+struct fbx_selector {
+	uint64_t *command_ids; /* explicit commands, or */
+	size_t ncommand_ids;
+	fbx_id breaker;        /* incident: commands held by or admitted
+	                          under breaker "<org|*>/<reason>" since its
+	                          last trip (reason given here) */
+	int breaker_global;
+	int origin;            /* filter, 0 = any */
+	fbx_id reason;         /* filter, "" = any */
+	int type;              /* filter, 0 = any */
+	fbx_id group;          /* filter: devices of this group, "" = any */
+	int64_t since_ms, until_ms; /* created in [since, until), 0 = open */
+};
+
+/* What a rollback does to one delivery. */
+enum fbx_rb_action {
+	FBX_RB_NONE = 0,
+	FBX_RB_CANCEL = 1,       /* not yet sent, or held: cancelled */
+	FBX_RB_COMPENSATE = 2,   /* succeeded: a compensating command */
+	FBX_RB_IRREVERSIBLE = 3, /* wipe, os_update, ...: listed, not undone */
+	FBX_RB_CHANGED = 4,      /* a later command changed the device */
+	FBX_RB_NOTHING = 5,      /* failed, expired, cancelled: no effect */
+	FBX_RB_DONE_BEFORE = 6,  /* compensated by an earlier rollback */
+	FBX_RB_COUNT
+};
+
+struct fbx_rb_row {
+	uint64_t command_id;
+	uint64_t delivery_id;
+	fbx_id device;
+	uint8_t type;   /* the original command type */
+	uint8_t state;  /* its delivery state */
+	uint8_t action; /* enum fbx_rb_action */
+	uint8_t comp_type; /* compensating command type (COMPENSATE) */
+	char detail[96];   /* e.g. "policy camera: restore 'on'" */
+};
+
+struct fbx_rb_plan {
+	uint32_t commands;  /* commands selected */
+	uint32_t per_action[FBX_RB_COUNT];
+	struct fbx_rb_row *rows; /* first page of rows */
+	size_t nrows;
+	uint64_t *comp_ids; /* executed: the compensating commands */
+	size_t ncomp;
+	uint64_t rollback_id; /* executed: its audit sequence */
+	int executed;
+};
+
+struct fbx_replay_result {
+	uint32_t matched, resent, skipped_terminal;
+};
+
+/* One audit record. */
+struct fbx_audit_rec {
+	uint64_t seq;
+	int64_t at_ms;
+	fbx_id org;
+	fbx_id actor;
+	char action[32]; /* "submit", "approve", "breaker.trip", ... */
+	char note[FBX_NOTE_MAX];
+	char params[512]; /* JSON object */
+	char hash[65];    /* hex SHA-256 of this record and the previous */
+	char prev[65];
 };
 
 /* ---- safety controls ---------------------------------------------------
@@ -196,6 +271,32 @@ struct fbx_console_req {
 			uint64_t after;
 			uint32_t limit;
 		} list_held;
+		struct {
+			struct fbx_selector sel;
+			int execute;         /* 0 = plan only (dry run) */
+			int include_changed; /* also undo devices changed since */
+			uint32_t limit;      /* plan rows to return */
+			char note[FBX_NOTE_MAX];
+		} rollback;
+		struct {
+			struct fbx_selector sel; /* commands; and: */
+			int state;   /* deliveries in this state, 0 = SENT+ACCEPTED */
+			int force;   /* also terminal ones */
+			int execute;
+			char note[FBX_NOTE_MAX];
+		} replay;
+		struct {
+			int64_t since_ms, until_ms;
+			uint64_t cursor; /* opaque, 0 = start */
+			uint32_t max_bytes; /* page size, 0 = 1 MiB */
+		} export_;
+		struct {
+			fbx_id actor;     /* filters, "" = any */
+			char action[32];
+			int64_t since_ms, until_ms;
+			uint64_t after;
+			uint32_t limit;
+		} audit_list;
 	} u;
 	/* submit only */
 	int dry_run;
@@ -263,6 +364,28 @@ struct fbx_console_rep {
 			struct fbx_rollout_plan plan;
 			struct fbx_rollout_status st;
 		} rollout;
+		struct fbx_rb_plan rollback;
+		struct fbx_replay_result replay;
+		struct {
+			char *jsonl;  /* lines of JSON, heap */
+			size_t len;
+			uint64_t next_cursor; /* 0 = done */
+		} export_;
+		struct {
+			struct fbx_audit_rec *r;
+			size_t n;
+			uint64_t next_after;
+		} audit;
+		struct {
+			uint64_t records;   /* records checked */
+			uint64_t broken_at; /* first bad sequence, 0 = intact */
+			char why[128];
+		} verify;
+		struct {
+			fbx_id *orgs;
+			uint32_t *devices;
+			size_t n;
+		} orgs;
 		struct {
 			struct fbx_command info; /* no payload / dev_ids */
 			struct fbx_delivery *dlv; /* page of outcomes */
