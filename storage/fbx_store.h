@@ -266,4 +266,41 @@ typedef int (*fbx_kv_fn)(
 int fbx_store_kv_scan(fbx_txn *txn, const char *prefix, fbx_kv_fn fn,
     void *arg);
 
+/* ---- audit log ----------------------------------------------------------
+ * Append-only records keyed by a sequence; the dispatcher encodes and
+ * hash-chains them. */
+
+/** fbx_store_audit_last - the last record (buf may be NULL).
+ * @return FBX_OK, FBX_ENOT_FOUND (empty log), FBX_ECORRUPT. */
+int fbx_store_audit_last(fbx_txn *txn, uint64_t *seq, void *buf, size_t cap,
+    size_t *len);
+
+/** fbx_store_audit_put - append record `seq`, which must be greater than
+ * every sequence stored (else FBX_EINVALID). */
+int fbx_store_audit_put(fbx_txn *txn, uint64_t seq, const void *rec,
+    size_t len);
+
+typedef int (*fbx_audit_fn)(
+    void *arg, uint64_t seq, const void *rec, size_t len);
+
+/** fbx_store_audit_scan - records with sequence >= from, ascending. */
+int fbx_store_audit_scan(fbx_txn *txn, uint64_t from, fbx_audit_fn fn,
+    void *arg);
+
+/* ---- retention and listing ------------------------------------------ */
+
+/** fbx_store_dlv_delete_range - delete up to limit deliveries with ids
+ * in [from, to). @param[out] deleted how many. */
+int fbx_store_dlv_delete_range(fbx_txn *txn, uint64_t from, uint64_t to,
+    uint32_t limit, uint32_t *deleted);
+
+/** fbx_store_cmd_delete - delete a command, its body and its index and
+ * idempotency entries (not its deliveries). */
+int fbx_store_cmd_delete(fbx_txn *txn, uint64_t id);
+
+typedef int (*fbx_org_fn)(void *arg, const char *org, uint32_t devices);
+
+/** fbx_store_org_list - every organisation with its device count. */
+int fbx_store_org_list(fbx_txn *txn, fbx_org_fn fn, void *arg);
+
 #endif

@@ -26,6 +26,8 @@
  *   dev         org \0 device_id                -> device record
  *   grp         org \0 group \0 device_id       -> empty
  *   org         org                             -> org record
+ *   audit       seq u64                         -> audit record (bytes
+ *               the dispatcher hash-chains; append only, pruned never)
  *   kv          namespace / org / name          -> engine-owned record
  *               (breakers, limits, rate caps, approvals: fixed-layout
  *               structs the dispatcher encodes; the org is part of the
@@ -95,7 +97,7 @@
 struct fbx_store {
 	MDB_env *env;
 	MDB_dbi meta, cmd, cmd_body, cmd_org, cmd_active, idem, dlv, pend, dev,
-	    grp, org, kv;
+	    grp, org, kv, audit;
 	char *data_path; /* <dir>/data.mdb, for stat(2) */
 	size_t map_size;
 	size_t map_size_max;
@@ -855,6 +857,7 @@ schema_init(fbx_store *st)
 		{ "grp", offsetof(fbx_store, grp) },
 		{ "org", offsetof(fbx_store, org) },
 		{ "kv", offsetof(fbx_store, kv) },
+		{ "audit", offsetof(fbx_store, audit) },
 	};
 	MDB_txn *txn = NULL;
 	MDB_dbi main_dbi;
@@ -2366,6 +2369,202 @@ fbx_store_kv_scan(fbx_txn *t, const char *prefix, fbx_kv_fn fn, void *arg)
 		memcpy(key, k.mv_data, k.mv_size);
 		key[k.mv_size] = '\0';
 		if (fn(arg, key, v.mv_data, v.mv_size) != 0)
+			break;
+		mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+	}
+	if (rc == FBX_OK && mrc != 0 && mrc != MDB_NOTFOUND)
+		rc = FBX_ESTORAGE;
+	mdb_cursor_close(cur);
+	return rc;
+}
+
+/* ---- audit log --------------------------------------------------------- */
+
+int
+fbx_store_audit_last(fbx_txn *t, uint64_t *seq, void *buf, size_t cap,
+    size_t *len)
+{
+	MDB_cursor *cur = NULL;
+	MDB_val k, v;
+	int mrc, rc = FBX_OK;
+
+	if (t == NULL || seq == NULL)
+		return FBX_EINVALID;
+	if (t->err != 0)
+		return t->err;
+	if (mdb_cursor_open(t->txn, t->st->audit, &cur) != 0)
+		return FBX_ESTORAGE;
+	mrc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+	if (mrc == MDB_NOTFOUND) {
+		rc = FBX_ENOT_FOUND;
+	} else if (mrc != 0) {
+		rc = FBX_ESTORAGE;
+	} else if (k.mv_size != 8 || v.mv_size > cap) {
+		rc = FBX_ECORRUPT;
+	} else {
+		*seq = get_be64(k.mv_data);
+		if (buf != NULL)
+			memcpy(buf, v.mv_data, v.mv_size);
+		if (len != NULL)
+			*len = v.mv_size;
+	}
+	mdb_cursor_close(cur);
+	return rc;
+}
+
+int
+fbx_store_audit_put(fbx_txn *t, uint64_t seq, const void *rec, size_t len)
+{
+	uint8_t kb[8];
+	MDB_val k = { 8, kb }, v = { len, (void *)rec };
+	int mrc;
+
+	if (t == NULL || rec == NULL || len == 0 || len > FBX_KV_VAL_MAX)
+		return FBX_EINVALID;
+	if (t->err != 0)
+		return t->err;
+	put_be64(kb, seq);
+	mrc = mdb_put(t->txn, t->st->audit, &k, &v, MDB_APPEND);
+	if (mrc == MDB_KEYEXIST)
+		return FBX_EINVALID; /* not after the last: the chain is linear */
+	return mrc == 0 ? FBX_OK : txn_fail(t, mrc);
+}
+
+int
+fbx_store_audit_scan(fbx_txn *t, uint64_t from, fbx_audit_fn fn, void *arg)
+{
+	MDB_cursor *cur = NULL;
+	MDB_val k, v;
+	uint8_t kb[8];
+	int mrc, rc = FBX_OK;
+
+	if (t == NULL || fn == NULL)
+		return FBX_EINVALID;
+	if (t->err != 0)
+		return t->err;
+	if (mdb_cursor_open(t->txn, t->st->audit, &cur) != 0)
+		return FBX_ESTORAGE;
+	put_be64(kb, from);
+	k.mv_size = 8;
+	k.mv_data = kb;
+	mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	while (mrc == 0) {
+		if (k.mv_size != 8) {
+			rc = FBX_ECORRUPT;
+			break;
+		}
+		if (fn(arg, get_be64(k.mv_data), v.mv_data, v.mv_size) != 0)
+			break;
+		mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+	}
+	if (rc == FBX_OK && mrc != 0 && mrc != MDB_NOTFOUND)
+		rc = FBX_ESTORAGE;
+	mdb_cursor_close(cur);
+	return rc;
+}
+
+/* ---- retention --------------------------------------------------------- */
+
+int
+fbx_store_dlv_delete_range(fbx_txn *t, uint64_t from, uint64_t to,
+    uint32_t limit, uint32_t *deleted)
+{
+	MDB_cursor *cur = NULL;
+	MDB_val k, v;
+	uint8_t kb[8];
+	uint32_t n = 0;
+	int mrc, rc = FBX_OK;
+
+	if (t == NULL || deleted == NULL)
+		return FBX_EINVALID;
+	if (t->err != 0)
+		return t->err;
+	if (!t->write)
+		return FBX_EINVALID;
+	if (mdb_cursor_open(t->txn, t->st->dlv, &cur) != 0)
+		return FBX_ESTORAGE;
+	put_be64(kb, from);
+	k.mv_size = 8;
+	k.mv_data = kb;
+	mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	while (mrc == 0 && (limit == 0 || n < limit)) {
+		if (k.mv_size != 8 || get_be64(k.mv_data) >= to)
+			break;
+		mrc = mdb_cursor_del(cur, 0);
+		if (mrc != 0)
+			break;
+		n++;
+		/* after a delete the cursor already rests on the next item;
+		 * MDB_NEXT returns that one (LMDB's C_DEL rule) */
+		mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+	}
+	if (mrc != 0 && mrc != MDB_NOTFOUND)
+		rc = txn_fail(t, mrc);
+	mdb_cursor_close(cur);
+	/* the cached append cursor may point at a deleted key */
+	t->dlv_last_known = 0;
+	*deleted = n;
+	return rc;
+}
+
+int
+fbx_store_cmd_delete(fbx_txn *t, uint64_t id)
+{
+	struct fbx_command c;
+	uint8_t idb[8], key[KEY_MAX];
+	size_t klen, on;
+	int rc;
+
+	if (t == NULL)
+		return FBX_EINVALID;
+	rc = cmd_load(t, id, 0, &c);
+	if (rc != FBX_OK)
+		return rc;
+	put_be64(idb, id);
+	on = strlen(c.org);
+	rc = del_key(t, t->st->cmd, idb, 8);
+	if (rc == FBX_OK)
+		rc = del_key(t, t->st->cmd_body, idb, 8);
+	if (rc == FBX_OK)
+		rc = del_key(t, t->st->cmd_active, idb, 8);
+	if (rc == FBX_OK) {
+		klen = cmd_org_key(key, c.org, on, c.created_ms, id);
+		rc = del_key(t, t->st->cmd_org, key, klen);
+	}
+	if (rc == FBX_OK && c.idem_key[0] != '\0') {
+		klen = key_cat(key, 0, c.org, on, 1);
+		klen = key_cat(key, klen, c.idem_key, strlen(c.idem_key), 0);
+		rc = del_key(t, t->st->idem, key, klen);
+	}
+	return rc;
+}
+
+int
+fbx_store_org_list(fbx_txn *t, fbx_org_fn fn, void *arg)
+{
+	MDB_cursor *cur = NULL;
+	MDB_val k, v;
+	char org[FBX_ID_MAX + 1];
+	int mrc, rc = FBX_OK;
+
+	if (t == NULL || fn == NULL)
+		return FBX_EINVALID;
+	if (t->err != 0)
+		return t->err;
+	if (mdb_cursor_open(t->txn, t->st->org, &cur) != 0)
+		return FBX_ESTORAGE;
+	mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+	while (mrc == 0) {
+		uint32_t count;
+		int64_t created;
+		if (k.mv_size == 0 || k.mv_size > FBX_ID_MAX ||
+		    org_decode(&v, &count, &created) != FBX_OK) {
+			rc = FBX_ECORRUPT;
+			break;
+		}
+		memcpy(org, k.mv_data, k.mv_size);
+		org[k.mv_size] = '\0';
+		if (fn(arg, org, count) != 0)
 			break;
 		mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
 	}

@@ -1218,10 +1218,117 @@ big(void)
 	fbx_store_close(st);
 }
 
+static int
+kv_count_cb(void *arg, const char *key, const void *val, size_t len)
+{
+	(void)key;
+	(void)val;
+	(void)len;
+	(*(int *)arg)++;
+	return 0;
+}
+
+static int
+audit_cb(void *arg, uint64_t seq, const void *rec, size_t len)
+{
+	uint64_t *sum = arg;
+
+	(void)rec;
+	*sum += seq * 1000 + len;
+	return 0;
+}
+
+static int
+org_cb(void *arg, const char *org, uint32_t devices)
+{
+	(void)org;
+	*(uint32_t *)arg += devices;
+	return 0;
+}
+
+/* test_retention_and_logs - kv, audit log, range deletion of deliveries,
+ * command deletion and the organisation list. */
+static void
+test_retention_and_logs(const char *dir)
+{
+	fbx_store *st = open_store(dir, 0, 0);
+	fbx_txn *t = NULL;
+	struct fbx_command c;
+	struct fbx_delivery d;
+	uint64_t seq = 0, sum = 0, got;
+	uint32_t deleted = 0, devs = 0;
+	char buf[64];
+	size_t len = 0;
+	int n = 0;
+
+	if (st == NULL)
+		return;
+	CHECK_RC(fbx_txn_begin(st, 1, &t), FBX_OK);
+	CHECK_RC(fbx_store_kv_put(t, "brk/a/x", "1", 1), FBX_OK);
+	CHECK_RC(fbx_store_kv_put(t, "brk/ab/x", "22", 2), FBX_OK);
+	CHECK_RC(fbx_store_kv_put(t, "brk/a/y", "333", 3), FBX_OK);
+	CHECK_RC(fbx_store_kv_get(t, "brk/ab/x", buf, sizeof(buf), &len),
+	    FBX_OK);
+	CHECK(len == 2 && memcmp(buf, "22", 2) == 0);
+	CHECK_RC(fbx_store_kv_scan(t, "brk/a/", kv_count_cb, &n), FBX_OK);
+	CHECK(n == 2); /* "brk/ab/" is another organisation */
+	CHECK_RC(fbx_store_kv_del(t, "brk/a/y"), FBX_OK);
+	CHECK_RC(fbx_store_kv_get(t, "brk/a/y", buf, sizeof(buf), &len),
+	    FBX_ENOT_FOUND);
+	CHECK_RC(fbx_store_audit_last(t, &seq, NULL, 0, NULL), FBX_ENOT_FOUND);
+	CHECK_RC(fbx_store_audit_put(t, 1, "r1", 2), FBX_OK);
+	CHECK_RC(fbx_store_audit_put(t, 2, "r22", 3), FBX_OK);
+	CHECK_RC(fbx_store_audit_put(t, 2, "again", 5), FBX_EINVALID);
+	CHECK_RC(fbx_store_audit_last(t, &seq, buf, sizeof(buf), &len), FBX_OK);
+	CHECK(seq == 2 && len == 3);
+	CHECK_RC(fbx_store_audit_scan(t, 0, audit_cb, &sum), FBX_OK);
+	CHECK(sum == 1002 + 2003);
+	/* a command with 5000 deliveries; delete 1000 from the middle */
+	memset(&c, 0, sizeof(c));
+	snprintf(c.org, sizeof(c.org), "ret");
+	snprintf(c.idem_key, sizeof(c.idem_key), "k1");
+	c.type = FBX_CMD_LOCK;
+	c.origin = FBX_ORIGIN_OPERATOR;
+	c.target_kind = FBX_TARGET_ORG;
+	c.state = FBX_C_DONE;
+	c.created_ms = 1000;
+	CHECK_RC(fbx_store_cmd_append(t, &c), FBX_OK);
+	for (uint32_t i = 0; i < 5000; i++) {
+		memset(&d, 0, sizeof(d));
+		d.id = FBX_DLV_ID(c.id, i);
+		d.state = FBX_D_SUCCEEDED;
+		snprintf(d.device, sizeof(d.device), "dev-%u", i);
+		CHECK_RC(fbx_store_dlv_put(t, &d), FBX_OK);
+	}
+	CHECK_RC(fbx_store_dlv_delete_range(t, FBX_DLV_ID(c.id, 1000),
+	             FBX_DLV_ID(c.id, 2000), 0, &deleted),
+	    FBX_OK);
+	CHECK(deleted == 1000);
+	CHECK_RC(fbx_store_dlv_get(t, FBX_DLV_ID(c.id, 999), &d), FBX_OK);
+	CHECK_RC(fbx_store_dlv_get(t, FBX_DLV_ID(c.id, 1000), &d),
+	    FBX_ENOT_FOUND);
+	CHECK_RC(fbx_store_dlv_get(t, FBX_DLV_ID(c.id, 2000), &d), FBX_OK);
+	/* bounded: at most `limit` per call */
+	CHECK_RC(fbx_store_dlv_delete_range(t, FBX_DLV_ID(c.id, 0),
+	             FBX_DLV_ID(c.id + 1, 0), 700, &deleted),
+	    FBX_OK);
+	CHECK(deleted == 700);
+	CHECK_RC(fbx_store_dlv_delete_range(t, FBX_DLV_ID(c.id, 0),
+	             FBX_DLV_ID(c.id + 1, 0), 0, &deleted),
+	    FBX_OK);
+	CHECK(deleted == 3300);
+	CHECK_RC(fbx_store_cmd_delete(t, c.id), FBX_OK);
+	CHECK_RC(fbx_store_cmd_get(t, c.id, &c), FBX_ENOT_FOUND);
+	CHECK_RC(fbx_store_idem_get(t, "ret", "k1", &got), FBX_ENOT_FOUND);
+	CHECK_RC(fbx_store_org_list(t, org_cb, &devs), FBX_OK);
+	CHECK_RC(fbx_txn_commit(t), FBX_OK);
+	fbx_store_close(st);
+}
+
 int
 main(void)
 {
-	char dir[128], gdir[128];
+	char dir[128], gdir[128], rdir[128];
 	const char *b = getenv("FBX_STORE_BIG");
 	fbx_store *st;
 
@@ -1253,6 +1360,8 @@ main(void)
 	test_stale_reader();
 	subdir(gdir, sizeof(gdir), "grow");
 	test_growth(gdir);
+	subdir(rdir, sizeof(rdir), "retention");
+	test_retention_and_logs(rdir);
 	if (b != NULL && strcmp(b, "1") == 0)
 		big();
 
