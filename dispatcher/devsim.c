@@ -7,7 +7,11 @@
  * delivery re-sent after its success was acknowledged as durable, which
  * is an exactly-once violation. Per-device state lives in flat arrays and
  * per-delivery state in one open-addressing table, so a million devices
- * cost no per-device allocation.
+ * cost no per-device allocation. Devices keep a lock state (LOCK locks,
+ * UNLOCK unlocks). Storm mode replays incident 1 of docs: a broken
+ * attestation rule that submits one automatic lock per device, thousands
+ * a second, pipelined on its own console socket; the report says what the
+ * engine answered per organisation and how many devices got locked.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -37,10 +41,17 @@
 #define SIM_ORGS_MAX 9999u
 #define SIM_UNACKED_MAX 100000 /* batches; beyond, the oldest is dropped */
 #define SIM_FOREIGN_CODE 404
+#define SIM_STORM_INFLIGHT 256   /* storm requests awaiting a reply */
+#define SIM_STORM_TIMEOUT_MS 10000
+#define SIM_STORM_TRIES 8
+#define SIM_STORM_BUSY_MS 200    /* retry delay after BUSY */
+#define SIM_STORM_ACTOR "attestation-rule"
 
 enum { DEV_OFFLINE = 1, DEV_CHECKIN_DUE = 2 };
 enum { DE_FINAL = 1, DE_DURABLE_OK = 2, DE_DURABLE_FAIL = 4 };
 enum { ST_HELLO = 0, ST_READY = 1 };
+/* lock state of a device */
+enum { LK_NOW = 1, LK_GOT_LOCK = 2, LK_GOT_UNLOCK = 4 };
 
 struct opts {
 	const char *gw_ep;
@@ -59,6 +70,14 @@ struct opts {
 	uint64_t seed;
 	int no_enroll, enroll_only, report_devices, quiet;
 	uint32_t stats_s;
+	/* storm */
+	uint32_t storm_n;
+	uint32_t storm_s;
+	double storm_skew;
+	const char *storm_reason;
+	int storm_type;
+	int storm_only;
+	uint32_t storm_inflight;
 };
 
 /* Per-delivery state, one slot of the open-addressing table. */
@@ -97,6 +116,36 @@ struct ubatch {
 
 struct org_stats {
 	uint64_t received, distinct, succeeded, failed;
+	uint64_t locked, unlocked, locked_now; /* devices */
+};
+
+/* What the engine answered the storm, per organisation. */
+struct storm_org {
+	uint64_t submitted, admitted, held, refused;
+	uint32_t by_code[64]; /* refusals per fbx_err code */
+};
+
+/* A storm request awaiting its reply. */
+struct storm_slot {
+	uint64_t req_id;
+	uint32_t idx; /* command number */
+	uint32_t tries;
+	int64_t due_ms; /* resend at */
+};
+
+struct storm {
+	uint32_t n;      /* commands to submit */
+	uint32_t *dev;   /* device of each command */
+	uint32_t next;   /* first command never sent */
+	uint32_t done;   /* commands answered for good */
+	struct storm_slot *slots;
+	size_t nslots;
+	struct storm_org *so;
+	uint64_t retries, duplicates, timeouts;
+	int started, finished;
+	int64_t start_ms, end_ms;
+	uint64_t next_req;
+	void *sock;
 };
 
 struct totals {
@@ -112,7 +161,9 @@ struct sim {
 	uint32_t *org_start, *org_count;
 	uint8_t *dflags;
 	uint32_t *dev_distinct, *dev_received;
+	uint8_t *dlock;
 	struct org_stats *ostats;
+	struct storm storm;
 	/* offline devices by check-in time */
 	uint32_t *off_idx;
 	int64_t *off_due;
@@ -336,8 +387,9 @@ fleet_init(struct sim *s)
 	s->dflags = calloc(n, 1);
 	s->dev_distinct = calloc(n, sizeof(uint32_t));
 	s->dev_received = calloc(n, sizeof(uint32_t));
+	s->dlock = calloc(n, 1);
 	if (!s->org_start || !s->org_count || !s->ostats || !s->dflags ||
-	    !s->dev_distinct || !s->dev_received)
+	    !s->dev_distinct || !s->dev_received || !s->dlock)
 		goto out;
 	if (s->o.org_skew >= 0 && m > 1) {
 		first = (uint32_t)llround(s->o.org_skew * n);
@@ -760,6 +812,35 @@ count_final(struct sim *s, struct dent *e, int status)
 	}
 }
 
+/* apply_lock - the device received a LOCK or UNLOCK: count it, and
+ * change its state if it carries the command out. */
+static void
+apply_lock(struct sim *s, uint32_t g, int type, int status)
+{
+	struct org_stats *os = &s->ostats[dev_org(s, g)];
+	uint8_t *f = &s->dlock[g];
+
+	if (type == FBX_CMD_LOCK) {
+		if (!(*f & LK_GOT_LOCK)) {
+			*f |= LK_GOT_LOCK;
+			os->locked++;
+		}
+		if (status == FBX_R_SUCCEEDED && !(*f & LK_NOW)) {
+			*f |= LK_NOW;
+			os->locked_now++;
+		}
+	} else if (type == FBX_CMD_UNLOCK) {
+		if (!(*f & LK_GOT_UNLOCK)) {
+			*f |= LK_GOT_UNLOCK;
+			os->unlocked++;
+		}
+		if (status == FBX_R_SUCCEEDED && (*f & LK_NOW)) {
+			*f &= (uint8_t)~LK_NOW;
+			os->locked_now--;
+		}
+	}
+}
+
 static void
 on_delivery(struct sim *s, const struct fbx_dlv_out *d, int64_t now)
 {
@@ -810,6 +891,7 @@ on_delivery(struct sim *s, const struct fbx_dlv_out *d, int64_t now)
 		return;
 	}
 	status = final_result(s, d->delivery_id, &code);
+	apply_lock(s, g, d->type, status);
 	if (s->o.accept_first)
 		add_result(s, d->delivery_id, FBX_R_ACCEPTED, 0);
 	if (s->o.ack_latency_ms == 0) {
@@ -986,6 +1068,15 @@ run_resends(struct sim *s, int64_t now)
 static void
 print_stats(struct sim *s, int64_t now)
 {
+	if (s->storm.n > 0) {
+		uint64_t lk = 0;
+		for (uint32_t o = 0; o < s->o.norgs; o++)
+			lk += s->ostats[o].locked_now;
+		logm("storm %" PRIu32 "/%" PRIu32 " answered, %zu awaiting, "
+		     "%" PRIu64 " retries; devices locked now: %" PRIu64,
+		    s->storm.done, s->storm.n, s->storm.nslots,
+		    s->storm.retries, lk);
+	}
 	logm("t=%.1fs %s rx=%" PRIu64 " distinct=%" PRIu64 " dup=%" PRIu64
 	     " dup_after_ok=%" PRIu64 " foreign=%" PRIu64 " sent=%" PRIu64
 	     " acked=%" PRIu64 " ok=%" PRIu64 " fail=%" PRIu64
@@ -1095,6 +1186,394 @@ out:
 }
 
 /* ------------------------------------------------------------------ */
+/* storm: the broken attestation rule of incident 1 */
+
+static int save_report(struct sim *s);
+
+/* storm_plan - choose the devices: a share F in org-001, the rest round
+ * robin over the other organisations, each device at most once, then a
+ * deterministic shuffle so every organisation is hit all through the
+ * storm. */
+static int
+storm_plan(struct sim *s)
+{
+	struct storm *st = &s->storm;
+	uint32_t n = s->o.storm_n, m = s->o.norgs, n1, k = 0;
+	uint32_t *cur = NULL;
+	int rc = FBX_ENOMEM;
+
+	if (n > s->o.ndev) {
+		logm("storm: %" PRIu32 " commands for %" PRIu32
+		     " devices: one per device, %" PRIu32 " commands",
+		    n, s->o.ndev, s->o.ndev);
+		n = s->o.ndev;
+	}
+	st->dev = malloc((size_t)n * sizeof(uint32_t));
+	cur = calloc(m, sizeof(uint32_t));
+	st->so = calloc(m, sizeof(*st->so));
+	st->slots = calloc(s->o.storm_inflight, sizeof(*st->slots));
+	if (st->dev == NULL || cur == NULL || st->so == NULL ||
+	    st->slots == NULL)
+		goto out;
+	n1 = m > 1 ? (uint32_t)llround(s->o.storm_skew * n) : n;
+	if (n1 > s->org_count[0])
+		n1 = s->org_count[0];
+	for (; k < n1; k++)
+		st->dev[k] = s->org_start[0] + cur[0]++;
+	for (uint32_t o = 1; k < n && m > 1;) {
+		uint32_t tried = 0;
+		while (cur[o] >= s->org_count[o] && tried < m - 1) {
+			o = o + 1 < m ? o + 1 : 1;
+			tried++;
+		}
+		if (cur[o] >= s->org_count[o])
+			break; /* the other organisations are used up */
+		st->dev[k++] = s->org_start[o] + cur[o]++;
+		o = o + 1 < m ? o + 1 : 1;
+	}
+	while (k < n && cur[0] < s->org_count[0])
+		st->dev[k++] = s->org_start[0] + cur[0]++;
+	st->n = k;
+	st->finished = k == 0;
+	for (uint32_t i = st->n; i > 1; i--) {
+		uint32_t j = (uint32_t)(h3(s->o.seed, i, 7) % i), t;
+		t = st->dev[i - 1];
+		st->dev[i - 1] = st->dev[j];
+		st->dev[j] = t;
+	}
+	st->next_req = 1;
+	rc = FBX_OK;
+out:
+	free(cur);
+	return rc;
+}
+
+static int
+storm_open(struct sim *s, void *ctx)
+{
+	struct storm *st = &s->storm;
+	int linger = 0, hwm = 100000;
+	int64_t maxmsg = FBX_CONSOLE_MSG_MAX + 64 * 1024;
+
+	st->sock = zmq_socket(ctx, ZMQ_DEALER);
+	if (st->sock == NULL)
+		return FBX_EIO;
+	if (zmq_setsockopt(st->sock, ZMQ_LINGER, &linger, sizeof(linger)) ||
+	    zmq_setsockopt(st->sock, ZMQ_SNDHWM, &hwm, sizeof(hwm)) ||
+	    zmq_setsockopt(st->sock, ZMQ_RCVHWM, &hwm, sizeof(hwm)) ||
+	    zmq_setsockopt(st->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof(maxmsg)))
+		return FBX_EIO;
+	if (zmq_connect(st->sock, s->o.console_ep) != 0) {
+		logm("storm: cannot connect %s: %s", s->o.console_ep,
+		    zmq_strerror(errno));
+		return FBX_EINVALID;
+	}
+	return FBX_OK;
+}
+
+/* storm_send - send (or resend) command idx in slot sl under a fresh
+ * request id; the idempotency key makes a resend harmless. @return
+ * FBX_OK, or FBX_EBUSY when the socket takes nothing now. */
+static int
+storm_send(struct sim *s, struct storm_slot *sl, int64_t now)
+{
+	struct storm *st = &s->storm;
+	struct fbx_console_req req;
+	struct fbx_command *c = &req.u.submit.cmd;
+	char ids[1][FBX_ID_MAX + 1];
+	uint32_t g = st->dev[sl->idx], o = dev_org(s, g);
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	int rc;
+
+	memset(&req, 0, sizeof(req));
+	req.version = FBX_PROTOCOL_VERSION;
+	req.request_id = st->next_req++;
+	req.kind = FBX_CREQ_SUBMIT;
+	org_name(o, req.org, sizeof(req.org));
+	snprintf(req.actor, sizeof(req.actor), "%s", SIM_STORM_ACTOR);
+	dev_name(s, g, o, ids[0], sizeof(ids[0]));
+	c->type = (uint8_t)s->o.storm_type;
+	c->origin = FBX_ORIGIN_AUTOMATIC;
+	c->target_kind = FBX_TARGET_DEVICES;
+	snprintf(c->reason, sizeof(c->reason), "%s", s->o.storm_reason);
+	snprintf(c->idem_key, sizeof(c->idem_key), "storm-%" PRIu64 "-%" PRIu32,
+	    s->o.seed, sl->idx);
+	c->dev_ids = ids;
+	c->ndev_ids = 1;
+	rc = fbx_console_req_encode(&req, &buf, &len);
+	if (rc != FBX_OK) {
+		logm("storm: cannot encode command %" PRIu32 ": %s", sl->idx,
+		    fbx_strerror(rc));
+		return rc;
+	}
+	if (zmq_send(st->sock, "", 0, ZMQ_SNDMORE | ZMQ_DONTWAIT) != 0) {
+		free(buf);
+		return FBX_EBUSY;
+	}
+	/* a multipart message is atomic: the body follows the envelope */
+	if (zmq_send(st->sock, buf, len, 0) < 0) {
+		free(buf);
+		return FBX_EIO;
+	}
+	free(buf);
+	sl->req_id = req.request_id;
+	sl->due_ms = now + SIM_STORM_TIMEOUT_MS;
+	sl->tries++;
+	return FBX_OK;
+}
+
+static void
+storm_settle(struct sim *s, size_t i)
+{
+	struct storm *st = &s->storm;
+
+	st->slots[i] = st->slots[--st->nslots];
+	st->done++;
+}
+
+static void
+storm_refuse(struct sim *s, size_t i, int err)
+{
+	struct storm *st = &s->storm;
+	struct storm_org *so = &st->so[dev_org(s, st->dev[st->slots[i].idx])];
+
+	so->refused++;
+	so->by_code[err >= 0 && err < 64 ? err : 63]++;
+	storm_settle(s, i);
+}
+
+static void
+storm_on_reply(struct sim *s, const void *buf, size_t len, int64_t now)
+{
+	struct storm *st = &s->storm;
+	struct fbx_console_rep rep;
+	struct storm_org *so;
+	size_t i;
+	int rc;
+
+	memset(&rep, 0, sizeof(rep));
+	rc = fbx_console_rep_decode(buf, len, &rep);
+	if (rc != FBX_OK) {
+		s->t.errors++;
+		logm("storm: undecodable reply (%zu bytes): %s", len,
+		    fbx_errname(rc));
+		return;
+	}
+	for (i = 0; i < st->nslots; i++)
+		if (st->slots[i].req_id == rep.request_id)
+			break;
+	if (i == st->nslots)
+		goto out; /* the reply to a request re-sent since */
+	so = &st->so[dev_org(s, st->dev[st->slots[i].idx])];
+	switch (rep.err) {
+	case FBX_OK:
+		if (rep.u.submit.duplicate)
+			st->duplicates++;
+		if (rep.u.submit.state == FBX_C_HELD ||
+		    rep.u.submit.state == FBX_C_DISCARDED)
+			so->held++;
+		else
+			so->admitted++;
+		storm_settle(s, i);
+		break;
+	case FBX_EBUSY:
+	case FBX_ESHUTTING_DOWN:
+	case FBX_ETIMEOUT:
+		/* the engine asks for a retry: same key, a little later */
+		st->slots[i].due_ms = now + SIM_STORM_BUSY_MS;
+		st->slots[i].req_id = 0;
+		break;
+	default:
+		storm_refuse(s, i, rep.err);
+	}
+out:
+	fbx_console_rep_free(&rep);
+}
+
+/* storm_recv - drain the replies waiting on the storm socket. */
+static void
+storm_recv(struct sim *s, int64_t now)
+{
+	struct storm *st = &s->storm;
+
+	for (int k = 0; k < 4096; k++) {
+		zmq_msg_t part, body;
+		int nparts = 0, more, have = 0;
+
+		zmq_msg_init(&body);
+		do {
+			zmq_msg_init(&part);
+			if (zmq_msg_recv(&part, st->sock, nparts ? 0
+			                                        : ZMQ_DONTWAIT) <
+			    0) {
+				zmq_msg_close(&part);
+				zmq_msg_close(&body);
+				return;
+			}
+			more = zmq_msg_more(&part);
+			nparts++;
+			if (zmq_msg_size(&part) > 0 && !have) {
+				zmq_msg_move(&body, &part);
+				have = 1;
+			}
+			zmq_msg_close(&part);
+		} while (more);
+		if (have)
+			storm_on_reply(s, zmq_msg_data(&body),
+			    zmq_msg_size(&body), now);
+		zmq_msg_close(&body);
+	}
+}
+
+static void
+storm_report_lines(struct sim *s, FILE *f)
+{
+	struct storm *st = &s->storm;
+	uint64_t sub = 0, adm = 0, held = 0, ref = 0;
+	int64_t el;
+
+	for (uint32_t o = 0; o < s->o.norgs; o++) {
+		char name[FBX_ID_MAX + 1];
+		const struct storm_org *so = &st->so[o];
+		sub += so->submitted;
+		adm += so->admitted;
+		held += so->held;
+		ref += so->refused;
+		if (so->submitted == 0)
+			continue;
+		org_name(o, name, sizeof(name));
+		fprintf(f,
+		    "storm_org=%s submitted=%" PRIu64 " admitted=%" PRIu64
+		    " held=%" PRIu64 " refused=%" PRIu64,
+		    name, so->submitted, so->admitted, so->held, so->refused);
+		if (so->refused > 0) {
+			int first = 1;
+			fprintf(f, " refused_by=");
+			for (int c = 0; c < 64; c++) {
+				if (so->by_code[c] == 0)
+					continue;
+				fprintf(f, "%s%s:%" PRIu32, first ? "" : ",",
+				    fbx_errname(c), so->by_code[c]);
+				first = 0;
+			}
+		}
+		fputc('\n', f);
+	}
+	el = st->started ? (st->finished ? st->end_ms : mono_ms()) -
+	        st->start_ms
+	                 : 0;
+	fprintf(f,
+	    "storm_total submitted=%" PRIu64 " admitted=%" PRIu64
+	    " held=%" PRIu64 " refused=%" PRIu64 " answered=%" PRIu32
+	    " of=%" PRIu32 " retries=%" PRIu64 " duplicates=%" PRIu64
+	    " elapsed_ms=%" PRId64 " per_s=%.0f reason=%s type=%s\n",
+	    sub, adm, held, ref, st->done, st->n, st->retries,
+	    st->duplicates, el, el > 0 ? st->done * 1000.0 / (double)el : 0.0,
+	    s->o.storm_reason, fbx_cmd_type_name(s->o.storm_type));
+}
+
+/* storm_pump - send what the pacing allows, resend what timed out or was
+ * refused as busy. Evenly paced: by t ms into a storm of S s, about
+ * N * t / S commands are out. */
+static void
+storm_pump(struct sim *s, int64_t now)
+{
+	struct storm *st = &s->storm;
+	uint64_t target;
+
+	if (st->finished || st->n == 0)
+		return;
+	if (!st->started) {
+		st->started = 1;
+		st->start_ms = now;
+		if (!s->o.quiet)
+			logm("storm: %" PRIu32 " automatic %s commands "
+			     "(reason %s) over %" PRIu32 " s",
+			    st->n, fbx_cmd_type_name(s->o.storm_type),
+			    s->o.storm_reason, s->o.storm_s);
+	}
+	for (size_t i = 0; i < st->nslots; i++) {
+		struct storm_slot *sl = &st->slots[i];
+		if (sl->due_ms > now)
+			continue;
+		if (sl->tries >= SIM_STORM_TRIES) {
+			st->timeouts++;
+			storm_refuse(s, i, FBX_ETIMEOUT);
+			i--;
+			continue;
+		}
+		if (storm_send(s, sl, now) != FBX_OK)
+			return;
+		st->retries++;
+	}
+	if (s->o.storm_s == 0)
+		target = st->n;
+	else
+		target = (uint64_t)st->n * (uint64_t)(now - st->start_ms) /
+		        ((uint64_t)s->o.storm_s * 1000) +
+		    1;
+	if (target > st->n)
+		target = st->n;
+	while (st->next < target && st->nslots < s->o.storm_inflight) {
+		struct storm_slot *sl = &st->slots[st->nslots];
+		memset(sl, 0, sizeof(*sl));
+		sl->idx = st->next;
+		if (storm_send(s, sl, now) != FBX_OK)
+			break;
+		st->nslots++;
+		st->so[dev_org(s, st->dev[sl->idx])].submitted++;
+		st->next++;
+	}
+	if (st->done == st->n) {
+		st->finished = 1;
+		st->end_ms = now;
+		if (!s->o.quiet)
+			logm("storm: done in %.1f s", (now - st->start_ms) /
+			        1000.0);
+		if (!s->o.storm_only)
+			storm_report_lines(s, stderr);
+		save_report(s);
+	}
+}
+
+/* storm_wait_ms - how soon the storm needs the loop again. */
+static long
+storm_wait_ms(const struct sim *s)
+{
+	const struct storm *st = &s->storm;
+
+	if (st->n == 0 || st->finished)
+		return 50;
+	if (st->next < st->n && st->nslots < s->o.storm_inflight)
+		return 1;
+	return 5;
+}
+
+/* storm_only_loop - the storm without a gateway: submit, then exit. */
+static int
+storm_only_loop(struct sim *s)
+{
+	struct storm *st = &s->storm;
+
+	while (!stop_flag && !st->finished) {
+		zmq_pollitem_t it = { st->sock, 0, ZMQ_POLLIN, 0 };
+		int64_t now;
+		int n = zmq_poll(&it, 1, storm_wait_ms(s));
+
+		if (n < 0 && errno != EINTR) {
+			logm("poll: %s", zmq_strerror(errno));
+			return FBX_EIO;
+		}
+		now = mono_ms();
+		if (n > 0)
+			storm_recv(s, now);
+		storm_pump(s, now);
+	}
+	return FBX_OK;
+}
+
+/* ------------------------------------------------------------------ */
 /* report */
 
 static void
@@ -1116,10 +1595,14 @@ write_report(struct sim *s, FILE *f, int devices)
 		fprintf(f,
 		    "org=%s devices=%" PRIu32 " received=%" PRIu64
 		    " distinct=%" PRIu64 " succeeded=%" PRIu64
-		    " failed=%" PRIu64 "\n",
+		    " failed=%" PRIu64 " locked=%" PRIu64 " unlocked=%" PRIu64
+		    " locked_now=%" PRIu64 "\n",
 		    name, s->org_count[o], os->received, os->distinct,
-		    os->succeeded, os->failed);
+		    os->succeeded, os->failed, os->locked, os->unlocked,
+		    os->locked_now);
 	}
+	if (s->storm.n > 0)
+		storm_report_lines(s, f);
 	if (!devices)
 		return;
 	for (uint32_t g = 0; g < s->o.ndev; g++) {
@@ -1203,14 +1686,19 @@ gw_loop(struct sim *s)
 
 	send_hello(s);
 	while (!stop_flag) {
-		zmq_pollitem_t it = { s->sock, 0, ZMQ_POLLIN, 0 };
+		zmq_pollitem_t its[2] = { { s->sock, 0, ZMQ_POLLIN, 0 },
+			{ s->storm.sock, 0, ZMQ_POLLIN, 0 } };
+		zmq_pollitem_t it;
+		int storm_on = s->storm.sock != NULL;
 		int64_t now = mono_ms();
 		long wait = 50;
 		int n;
 
 		if (s->nout > 0 || s->delay.n > 0)
 			wait = 1;
-		n = zmq_poll(&it, 1, wait);
+		if (storm_on && s->storm.started && storm_wait_ms(s) < wait)
+			wait = storm_wait_ms(s);
+		n = zmq_poll(its, storm_on ? 2 : 1, wait);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -1218,6 +1706,14 @@ gw_loop(struct sim *s)
 			return FBX_EIO;
 		}
 		now = mono_ms();
+		/* the storm starts once devices can receive what it sends */
+		if (storm_on && (s->storm.started || s->welcomed)) {
+			if (its[1].revents & ZMQ_POLLIN)
+				storm_recv(s, now);
+			storm_pump(s, now);
+		}
+		it = its[0];
+		n = (it.revents & ZMQ_POLLIN) ? 1 : 0;
 		/* Drain a bounded number of messages, then run timers, so a
 		 * flood of deliveries cannot starve ACK handling. */
 		for (int k = 0; n > 0 && k < 256; k++) {
@@ -1321,12 +1817,29 @@ static const char *const usage =
     "  --stats-interval-s S     stats line on stderr every S s (default 10,\n"
     "                           0 = none)\n"
     "  --quiet                  only errors and the final summary\n"
+    "Storm (incident 1: a broken attestation rule locks the fleet):\n"
+    "  --storm N                submit N single-device automatic commands,\n"
+    "                           one per device, once the gateway is welcomed\n"
+    "  --storm-seconds S        spread them evenly over S s (0 = as fast as\n"
+    "                           possible; default 10)\n"
+    "  --storm-reason R         their reason (default attestation_failed)\n"
+    "  --storm-type T           their type (default lock)\n"
+    "  --storm-skew F           share of them in org-001 (default 0.625,\n"
+    "                           20000 of 32000); the rest round robin over\n"
+    "                           the other organisations\n"
+    "  --storm-inflight K       requests awaiting a reply (default 256)\n"
+    "  --storm-only             no gateway: submit the storm, report, exit\n"
     "  --help, --version\n"
     "\n"
     "The report's first line holds the totals; dup_after_durable_success\n"
     "counts deliveries received again after their success was ACKed by the\n"
-    "engine, i.e. exactly-once violations. SIGINT/SIGTERM: BYE, report,\n"
-    "exit 0.\n";
+    "engine, i.e. exactly-once violations. Per organisation, locked and\n"
+    "unlocked count the devices that received a LOCK or UNLOCK delivery,\n"
+    "locked_now those locked now. A storm adds 'storm_org=ORG submitted=\n"
+    "admitted= held= refused=' lines (what the engine answered: admitted\n"
+    "= accepted for dispatch, held = held by a breaker, refused = an\n"
+    "error, by code) and a 'storm_total' line. SIGINT/SIGTERM: BYE,\n"
+    "report, exit 0.\n";
 
 enum {
 	O_GW = 1000,
@@ -1348,6 +1861,13 @@ enum {
 	O_REPORTDEV,
 	O_STATS,
 	O_QUIET,
+	O_STORM,
+	O_STORM_S,
+	O_STORM_REASON,
+	O_STORM_TYPE,
+	O_STORM_SKEW,
+	O_STORM_INFLIGHT,
+	O_STORM_ONLY,
 	O_HELP,
 	O_VERSION,
 };
@@ -1415,6 +1935,13 @@ parse_args(struct sim *s, int argc, char **argv)
 		{ "report-devices", no_argument, NULL, O_REPORTDEV },
 		{ "stats-interval-s", required_argument, NULL, O_STATS },
 		{ "quiet", no_argument, NULL, O_QUIET },
+		{ "storm", required_argument, NULL, O_STORM },
+		{ "storm-seconds", required_argument, NULL, O_STORM_S },
+		{ "storm-reason", required_argument, NULL, O_STORM_REASON },
+		{ "storm-type", required_argument, NULL, O_STORM_TYPE },
+		{ "storm-skew", required_argument, NULL, O_STORM_SKEW },
+		{ "storm-inflight", required_argument, NULL, O_STORM_INFLIGHT },
+		{ "storm-only", no_argument, NULL, O_STORM_ONLY },
 		{ "help", no_argument, NULL, O_HELP },
 		{ "version", no_argument, NULL, O_VERSION },
 		{ NULL, 0, NULL, 0 },
@@ -1500,6 +2027,41 @@ parse_args(struct sim *s, int argc, char **argv)
 		case O_QUIET:
 			o->quiet = 1;
 			break;
+		case O_STORM:
+			if (parse_u32(optarg, 1, SIM_DEVICES_MAX, &o->storm_n))
+				return bad_flag("--storm", optarg);
+			break;
+		case O_STORM_S:
+			if (parse_u32(optarg, 0, 86400, &o->storm_s))
+				return bad_flag("--storm-seconds", optarg);
+			break;
+		case O_STORM_REASON:
+			if (!fbx_id_valid(optarg))
+				return bad_flag("--storm-reason", optarg);
+			o->storm_reason = optarg;
+			break;
+		case O_STORM_TYPE: {
+			char t[64];
+			snprintf(t, sizeof(t), "%s", optarg);
+			for (char *p = t; *p; p++)
+				if (*p == '-')
+					*p = '_';
+			o->storm_type = fbx_cmd_type_parse(t);
+			if (o->storm_type == 0)
+				return bad_flag("--storm-type", optarg);
+			break;
+		}
+		case O_STORM_SKEW:
+			if (parse_ratio(optarg, &o->storm_skew))
+				return bad_flag("--storm-skew", optarg);
+			break;
+		case O_STORM_INFLIGHT:
+			if (parse_u32(optarg, 1, 65536, &o->storm_inflight))
+				return bad_flag("--storm-inflight", optarg);
+			break;
+		case O_STORM_ONLY:
+			o->storm_only = 1;
+			break;
 		case 'h':
 		case O_HELP:
 			fputs(usage, stdout);
@@ -1520,6 +2082,10 @@ parse_args(struct sim *s, int argc, char **argv)
 	if (o->norgs > o->ndev)
 		return bad_flag("--orgs (more organisations than devices)",
 		    argv[0]);
+	if (o->storm_only && o->storm_n == 0)
+		return bad_flag("combination", "--storm-only without --storm");
+	if (o->storm_n > 0 && o->enroll_only)
+		return bad_flag("combination", "--storm --enroll-only");
 	return 0;
 }
 
@@ -1540,6 +2106,11 @@ main(int argc, char **argv)
 	s->o.window = 65536;
 	s->o.seed = 1;
 	s->o.stats_s = 10;
+	s->o.storm_s = 10;
+	s->o.storm_skew = 20000.0 / 32000.0;
+	s->o.storm_reason = "attestation_failed";
+	s->o.storm_type = FBX_CMD_LOCK;
+	s->o.storm_inflight = SIM_STORM_INFLIGHT;
 	rc = parse_args(s, argc, argv);
 	if (rc != 0)
 		return rc < 0 ? EX_OK : rc;
@@ -1579,8 +2150,33 @@ main(int argc, char **argv)
 	}
 	if (s->o.enroll_only || stop_flag)
 		goto out;
+	if (s->o.storm_n > 0 && storm_plan(s) != FBX_OK) {
+		logm("out of memory for a storm of %" PRIu32, s->o.storm_n);
+		st = EX_OSERR;
+		goto out;
+	}
+	if (s->o.storm_only) {
+		s->ctx = zmq_ctx_new();
+		if (s->ctx == NULL || storm_open(s, s->ctx) != FBX_OK) {
+			logm("cannot open the storm socket for %s",
+			    s->o.console_ep);
+			st = EX_UNAVAILABLE;
+			goto out;
+		}
+		if (storm_only_loop(s) != FBX_OK)
+			st = EX_SOFTWARE;
+		if (save_report(s) != FBX_OK && st == EX_OK)
+			st = EX_CANTCREAT;
+		storm_report_lines(s, stdout);
+		goto out;
+	}
 	if (gw_open(s) != FBX_OK) {
 		logm("cannot open the gateway socket for %s", s->o.gw_ep);
+		st = EX_UNAVAILABLE;
+		goto out;
+	}
+	if (s->o.storm_n > 0 && storm_open(s, s->ctx) != FBX_OK) {
+		logm("cannot open the storm socket for %s", s->o.console_ep);
 		st = EX_UNAVAILABLE;
 		goto out;
 	}
@@ -1591,6 +2187,8 @@ main(int argc, char **argv)
 		st = EX_CANTCREAT;
 	write_report(s, stdout, 0);
 out:
+	if (s->storm.sock != NULL)
+		zmq_close(s->storm.sock);
 	if (s->sock != NULL)
 		zmq_close(s->sock);
 	if (s->ctx != NULL)
@@ -1608,6 +2206,10 @@ out:
 	free(s->dflags);
 	free(s->dev_distinct);
 	free(s->dev_received);
+	free(s->dlock);
+	free(s->storm.dev);
+	free(s->storm.so);
+	free(s->storm.slots);
 	free(s->off_idx);
 	free(s->off_due);
 	fflush(stdout);
