@@ -2929,7 +2929,14 @@ cmd_breaker(struct ctl *ctl, int argc, char **argv)
 		}
 		printf("]}\n");
 	} else {
-		if (op == FBX_BRK_RESET)
+		if (op == FBX_BRK_RESET && a.on_reset == FBX_RESET_RELEASE)
+			printf("breaker %s/%s reset: %" PRIu32
+			       " held commands released, %" PRIu32
+			       " discarded (refused by the blast-radius "
+			       "limits)\n\n",
+			    a.global ? "*" : ctl->org, a.reason,
+			    rep.u.breaker.released, rep.u.breaker.discarded);
+		else if (op == FBX_BRK_RESET)
 			printf("breaker %s/%s reset: %" PRIu32
 			       " held commands released, %" PRIu32
 			       " discarded\n\n",
