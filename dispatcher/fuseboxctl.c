@@ -1394,7 +1394,6 @@ print_dry_run(struct ctl *ctl, const struct fbx_command *cmd,
 		    "the engine answered a dry run without a report");
 	}
 	if (ctl->json) {
-		uint64_t sum = 0;
 		printf("{\"dry_run\":true,\"devices\":%" PRIu32
 		       ",\"per_platform\":{",
 		    d->devices);
@@ -1414,7 +1413,6 @@ print_dry_run(struct ctl *ctl, const struct fbx_command *cmd,
 		printf("},\"waves\":[");
 		for (size_t i = 0; i < d->nwaves; i++) {
 			printf("%s%" PRIu32, i ? "," : "", d->waves[i]);
-			sum += d->waves[i];
 		}
 		printf("],\"admitted\":%s,\"stop\":",
 		    d->stop_err == FBX_OK ? "true" : "false");
@@ -1422,7 +1420,6 @@ print_dry_run(struct ctl *ctl, const struct fbx_command *cmd,
 		printf(",\"verdict\":");
 		json_str(d->verdict);
 		printf("}\n");
-		(void)sum;
 	} else {
 		struct table t = { .ncol = 2 };
 		char b[64], tg[128];
