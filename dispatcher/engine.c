@@ -30,7 +30,9 @@
 #define ENV_MAX 4        /* envelope frames accepted on the console */
 #define RID_MAX 256      /* ZeroMQ routing ids are at most 255 bytes */
 #define IN_MSGS_MAX 512  /* messages read per socket per turn */
-#define IN_BYTES_MAX (64u * 1024 * 1024)
+/* bytes read per socket per turn: with results at ~15 bytes each this
+ * keeps one write transaction to about half a million transitions */
+#define IN_BYTES_MAX (8u * 1024 * 1024)
 #define DISPATCH_MAX 65536 /* deliveries handed out per turn */
 #define SWEEP_MAX 65536    /* expiries per turn */
 #define QUANTUM 256        /* deliveries per organisation per round */
@@ -144,10 +146,21 @@ struct fbx_engine {
 	struct fbxi_bucket gbucket;
 	uint64_t inflight_all;
 	void *events; /* PUB socket for alerts, or NULL */
+	uint64_t audit_seq;     /* last audit record */
+	uint8_t audit_last[32]; /* its hash */
+	struct fbxi_idmap skip; /* queued deliveries cancelled by rollback */
+	uint64_t prune_next;    /* retention: next command id to look at */
+	uint64_t last_cmd_id;   /* highest command id journaled */
+	uint64_t pruned;
+	int64_t next_prune;
 
 	uint64_t commits, dlv_sent, results_in, ignored_results;
-	int64_t now;
+	int64_t now;  /* wall clock: what is journaled */
+	int64_t mono; /* monotonic: timeouts */
 	int64_t next_sweep;
+	int stalled;  /* queued work but nothing could be sent (caps) */
+	int64_t next_tick; /* idle: the next turn for timers */
+	uint32_t xbudget; /* deliveries this turn may still create */
 };
 
 /* ---------------------------------------------------------------- utils */
@@ -192,12 +205,6 @@ note_printf(char *dst, size_t cap, const char *fmt, ...)
 	va_end(ap);
 }
 
-static int
-is_store_write_err(int rc)
-{
-	return rc == FBX_EMAP_FULL || rc == FBX_EDISK_FULL || rc == FBX_EIO ||
-	    rc == FBX_ESTORAGE || rc == FBX_ENOMEM;
-}
 
 static uint32_t
 str_hash(const char *s)
@@ -760,10 +767,10 @@ gw_reap(struct fbx_engine *e)
 
 	while (*pp != NULL) {
 		struct gw *g = *pp;
-		if (!g->dead && e->now - g->last_seen >
+		if (!g->dead && e->mono - g->last_seen >
 		        3 * (int64_t)e->o.heartbeat_ms) {
 			FBX_LOGW("gateway %s silent for %lld ms", g->id,
-			    (long long)(e->now - g->last_seen));
+			    (long long)(e->mono - g->last_seen));
 			g->dead = 1;
 		}
 		if (!g->dead) {
@@ -934,10 +941,23 @@ expand_cmd(struct fbx_engine *e, struct cmdc *cc, uint32_t budget)
 	return seen;
 }
 
+/* expand_inline - expand a new command in the turn that accepted it, so
+ * the reply can tell its size, within what the turn may still create. */
+static void
+expand_inline(struct fbx_engine *e, struct cmdc *cc)
+{
+	uint32_t used;
+
+	if (cc->c.state != FBX_C_EXPANDING || e->xbudget == 0)
+		return;
+	used = expand_cmd(e, cc, e->xbudget);
+	e->xbudget = used >= e->xbudget ? 0 : e->xbudget - used;
+}
+
 static void
 expand_step(struct fbx_engine *e)
 {
-	uint32_t budget = e->o.expand_chunk;
+	uint32_t budget = e->xbudget;
 	size_t n = 0;
 
 	for (struct cmdc *cc = e->xhead; cc != NULL; cc = cc->xnext)
@@ -1001,6 +1021,16 @@ same_command(const struct fbx_command *a, const struct fbx_command *b)
 	if (a->payload_len > 0 &&
 	    memcmp(a->payload, b->payload, a->payload_len) != 0)
 		return 0;
+	if (a->rollout.enabled != b->rollout.enabled)
+		return 0;
+	if (a->rollout.enabled) {
+		/* the stored plan is normalized: compare normalized */
+		struct fbx_rollout_plan pa = a->rollout, pb = b->rollout;
+		fbxi_rollout_normalize(&pa);
+		fbxi_rollout_normalize(&pb);
+		if (memcmp(&pa, &pb, sizeof(pa)) != 0)
+			return 0;
+	}
 	for (uint32_t i = 0; i < a->ndev_ids; i++) {
 		if (strcmp(a->dev_ids[i], b->dev_ids[i]) != 0)
 			return 0;
@@ -1082,6 +1112,186 @@ run_alert(struct fbx_engine *e, const struct fbx_event *ev)
 	    (unsigned long long)ev->command_id);
 	if (posix_spawn(&pid, "/bin/sh", NULL, NULL, argv, envp) != 0)
 		FBX_LOGE("alert command could not start: %s", strerror(errno));
+}
+
+/* -------------------------------------------------------------- audit */
+
+/* Audit records are chained: each carries the SHA-256 of the previous
+ * record, and its own hash covers its sequence, that link and its body.
+ * Changing, removing or reordering a stored record breaks the chain at
+ * that point, which fbx "audit verify" reports.
+ *
+ * Layout (little-endian): ver u8, prev[32], hash[32], at_ms i64, then
+ * org, actor, action as u8 length + bytes, note and params as u16 length
+ * + bytes. hash = SHA-256(seq u64 BE || the record with hash zeroed). */
+#define AUDIT_V1 1
+#define AUDIT_HASH_OFF 33
+#define AUDIT_MAX 1200
+
+static void
+audit_hash(uint64_t seq, const uint8_t *rec, size_t len, uint8_t out[32])
+{
+	uint8_t zero[32], sb[8];
+	unsigned int mdlen = 0;
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+
+	memset(out, 0, 32);
+	memset(zero, 0, sizeof(zero));
+	for (int i = 0; i < 8; i++)
+		sb[i] = (uint8_t)(seq >> (56 - 8 * i));
+	if (ctx == NULL || len < AUDIT_HASH_OFF + 32)
+		goto out;
+	if (EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1 ||
+	    EVP_DigestUpdate(ctx, sb, sizeof(sb)) != 1 ||
+	    EVP_DigestUpdate(ctx, rec, AUDIT_HASH_OFF) != 1 ||
+	    EVP_DigestUpdate(ctx, zero, sizeof(zero)) != 1 ||
+	    EVP_DigestUpdate(ctx, rec + AUDIT_HASH_OFF + 32,
+	        len - AUDIT_HASH_OFF - 32) != 1)
+		goto out;
+	EVP_DigestFinal_ex(ctx, out, &mdlen);
+out:
+	EVP_MD_CTX_free(ctx);
+}
+
+static size_t
+put_str8(uint8_t *p, const char *s)
+{
+	size_t n = strnlen(s, 255);
+
+	p[0] = (uint8_t)n;
+	memcpy(p + 1, s, n);
+	return n + 1;
+}
+
+static size_t
+put_str16(uint8_t *p, const char *s, size_t max)
+{
+	size_t n = strnlen(s, max);
+
+	p[0] = (uint8_t)(n & 0xff);
+	p[1] = (uint8_t)(n >> 8);
+	memcpy(p + 2, s, n);
+	return n + 2;
+}
+
+/* audit - append one record for an operator action, in the turn's
+ * transaction: it is durable exactly when the action is. */
+static void audit(struct fbx_engine *e, const char *org, const char *actor,
+    const char *action, const char *note, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
+
+static void
+audit(struct fbx_engine *e, const char *org, const char *actor,
+    const char *action, const char *note, const char *fmt, ...)
+{
+	uint8_t rec[AUDIT_MAX], *p = rec;
+	char params[512];
+	int64_t at = e->now;
+	va_list ap;
+	int rc;
+
+	va_start(ap, fmt);
+	vsnprintf(params, sizeof(params), fmt, ap);
+	va_end(ap);
+	*p++ = AUDIT_V1;
+	memcpy(p, e->audit_last, 32);
+	p += 32;
+	memset(p, 0, 32); /* the hash, filled below */
+	p += 32;
+	for (int i = 0; i < 8; i++)
+		*p++ = (uint8_t)((uint64_t)at >> (8 * i));
+	p += put_str8(p, org ? org : "");
+	p += put_str8(p, actor ? actor : "");
+	p += put_str8(p, action);
+	p += put_str16(p, note ? note : "", FBX_NOTE_MAX - 1);
+	p += put_str16(p, params, sizeof(params) - 1);
+	audit_hash(e->audit_seq + 1, rec, (size_t)(p - rec),
+	    rec + AUDIT_HASH_OFF);
+	rc = fbx_store_audit_put(e->txn, e->audit_seq + 1, rec,
+	    (size_t)(p - rec));
+	if (rc != FBX_OK) {
+		set_err(e, rc);
+		return;
+	}
+	e->audit_seq++;
+	memcpy(e->audit_last, rec + AUDIT_HASH_OFF, 32);
+}
+
+/* audit_decode - parse a stored record. @return 0 or -1 if malformed. */
+static int
+audit_decode(uint64_t seq, const uint8_t *rec, size_t len,
+    struct fbx_audit_rec *out, uint8_t prev[32], uint8_t hash[32])
+{
+	const uint8_t *p = rec, *end = rec + len;
+	size_t n;
+
+	memset(out, 0, sizeof(*out));
+	out->seq = seq;
+	if (len < 1 + 64 + 8 + 3 + 4 || *p++ != AUDIT_V1)
+		return -1;
+	memcpy(prev, p, 32);
+	p += 32;
+	memcpy(hash, p, 32);
+	p += 32;
+	for (int i = 0; i < 8; i++)
+		out->at_ms |= (int64_t)((uint64_t)*p++ << (8 * i));
+#define RD8(dst)                                                             \
+	do {                                                                 \
+		if (p >= end || (n = *p++) >= sizeof(dst) ||                 \
+		    (size_t)(end - p) < n)                                   \
+			return -1;                                           \
+		memcpy(dst, p, n);                                           \
+		dst[n] = '\0';                                               \
+		p += n;                                                      \
+	} while (0)
+#define RD16(dst)                                                            \
+	do {                                                                 \
+		if (end - p < 2)                                             \
+			return -1;                                           \
+		n = (size_t)p[0] | ((size_t)p[1] << 8);                      \
+		p += 2;                                                      \
+		if (n >= sizeof(dst) || (size_t)(end - p) < n)               \
+			return -1;                                           \
+		memcpy(dst, p, n);                                           \
+		dst[n] = '\0';                                               \
+		p += n;                                                      \
+	} while (0)
+	RD8(out->org);
+	RD8(out->actor);
+	RD8(out->action);
+	RD16(out->note);
+	RD16(out->params);
+#undef RD8
+#undef RD16
+	if (p != end)
+		return -1;
+	for (int i = 0; i < 32; i++) {
+		snprintf(out->hash + 2 * i, 3, "%02x", hash[i]);
+		snprintf(out->prev + 2 * i, 3, "%02x", prev[i]);
+	}
+	return 0;
+}
+
+static int
+audit_load_last(struct fbx_engine *e, fbx_txn *txn)
+{
+	uint8_t rec[AUDIT_MAX];
+	size_t len = 0;
+	uint64_t seq = 0;
+	int rc = fbx_store_audit_last(txn, &seq, rec, sizeof(rec), &len);
+
+	if (rc == FBX_ENOT_FOUND) {
+		e->audit_seq = 0;
+		memset(e->audit_last, 0, 32);
+		return FBX_OK;
+	}
+	if (rc != FBX_OK)
+		return rc;
+	if (len < AUDIT_HASH_OFF + 32)
+		return FBX_ECORRUPT;
+	e->audit_seq = seq;
+	memcpy(e->audit_last, rec + AUDIT_HASH_OFF, 32);
+	return FBX_OK;
 }
 
 /* ------------------------------------------------------- safety gates */
@@ -1429,6 +1639,11 @@ limit_gate(struct fbx_engine *e, const struct inmsg *in,
 			    (unsigned long long)used, cfg.window_s, ndev, cap,
 			    token);
 			console_reply(e, in, &rep);
+			audit(e, c->org, req->actor, "submit.refused", NULL,
+			    "{\"type\":\"%s\",\"devices\":%u,\"used\":%llu,"
+			    "\"limit\":%u,\"token\":\"%s\"}",
+			    fbx_cmd_type_name(c->type), ndev,
+			    (unsigned long long)used, cap, token);
 			emit_event(e, FBX_EV_LIMIT_REJECTED, c->org,
 			    reason_of(c), req->actor, 0, used + ndev, cap,
 			    "%s refused: %u devices over the blast-radius "
@@ -1851,6 +2066,7 @@ handle_submit(
 	rc = fbx_store_cmd_append(e->txn, c);
 	if (rc != FBX_OK)
 		goto store_fail;
+	e->last_cmd_id = c->id;
 	cc = cmd_cache_add(e, c);
 	if (cc == NULL) {
 		set_err(e, FBX_ENOMEM);
@@ -1858,8 +2074,7 @@ handle_submit(
 	}
 	/* small targets are expanded in this same transaction, so the reply
 	 * can say how many devices the command reaches */
-	if (cc->c.state == FBX_C_EXPANDING)
-		(void)expand_cmd(e, cc, e->o.expand_chunk);
+	expand_inline(e, cc);
 	if (e->txn_err != FBX_OK)
 		return;
 
@@ -1871,6 +2086,16 @@ handle_submit(
 	rep.u.submit.state = cc->c.state;
 	snprintf(rep.u.submit.held_by, sizeof(rep.u.submit.held_by), "%s",
 	    cc->c.held_by);
+	audit(e, req->org, req->actor, "submit", cc->c.held_by,
+	    "{\"command\":%llu,\"type\":\"%s\",\"origin\":\"%s\","
+	    "\"reason\":\"%s\",\"target\":\"%s\",\"group\":\"%s\","
+	    "\"devices\":%u,\"state\":\"%s\",\"approved_by\":\"%s\","
+	    "\"rollout\":%s}",
+	    (unsigned long long)cc->c.id, fbx_cmd_type_name(cc->c.type),
+	    fbx_origin_name(cc->c.origin), cc->c.reason,
+	    fbx_target_kind_name(cc->c.target_kind), cc->c.group,
+	    cc->c.ndeliveries, fbx_cstate_name(cc->c.state), cc->c.approved_by,
+	    cc->c.rollout.enabled ? "true" : "false");
 	console_reply(e, in, &rep);
 	FBX_LOGD("accepted command %llu for %s by %s",
 	    (unsigned long long)cc->c.id, req->org, req->actor);
@@ -2003,8 +2228,10 @@ handle_list(
 	uint32_t limit = req->u.list.limit;
 	int rc;
 
-	if (limit == 0 || limit > 1000)
-		limit = limit == 0 ? 100 : 1000;
+	if (limit == 0)
+		limit = 100;
+	if (limit > FBX_PAGE_MAX)
+		limit = FBX_PAGE_MAX;
 	l.cap = limit;
 	l.v = malloc(l.cap * sizeof(*l.v));
 	if (l.v == NULL) {
@@ -2071,6 +2298,8 @@ handle_enroll(
 	rep.kind = req->kind;
 	rep.u.enroll.created = created;
 	rep.u.enroll.updated = updated;
+	audit(e, req->org, req->actor, "devices.enroll", NULL,
+	    "{\"created\":%u,\"updated\":%u}", created, updated);
 	console_reply(e, in, &rep);
 }
 
@@ -2102,6 +2331,8 @@ handle_remove(
 	rep.request_id = req->request_id;
 	rep.kind = req->kind;
 	rep.u.remove.removed = removed;
+	audit(e, req->org, req->actor, "devices.remove", NULL,
+	    "{\"removed\":%u}", removed);
 	console_reply(e, in, &rep);
 }
 
@@ -2137,8 +2368,10 @@ handle_list_devices(
 		set_err(e, rc);
 		return;
 	}
-	if (limit == 0 || limit > 1000)
-		limit = limit == 0 ? 100 : 1000;
+	if (limit == 0)
+		limit = 100;
+	if (limit > FBX_PAGE_MAX)
+		limit = FBX_PAGE_MAX;
 	l.cap = limit;
 	l.v = malloc(l.cap * sizeof(*l.v));
 	if (l.v == NULL) {
@@ -2426,6 +2659,9 @@ handle_breaker(
 			goto fail;
 		emit_event(e, FBX_EV_BREAKER_TRIPPED, scope, reason, req->actor,
 		    0, 0, 0, "tripped by hand: %s", req->u.breaker.note);
+		audit(e, req->org, req->actor, "breaker.trip",
+		    req->u.breaker.note, "{\"breaker\":\"%s/%s\"}", scope,
+		    reason);
 		break;
 	case FBX_BRK_RESET: {
 		size_t pos = 0;
@@ -2480,6 +2716,14 @@ handle_breaker(
 		    req->u.breaker.on_reset == FBX_RESET_DISCARD ? "discard"
 		                                                : "release",
 		    released, discarded, refused, req->u.breaker.note);
+		audit(e, req->org, req->actor, "breaker.reset",
+		    req->u.breaker.note,
+		    "{\"breaker\":\"%s\",\"action\":\"%s\",\"released\":%u,"
+		    "\"discarded\":%u,\"refused_by_limit\":%u}",
+		    hk,
+		    req->u.breaker.on_reset == FBX_RESET_DISCARD ? "discard"
+		                                                : "release",
+		    released, discarded, refused);
 		FBX_LOGI("breaker %s reset by %s: %u released, %u discarded, "
 		         "%u refused by limits",
 		    hk, req->actor, released, discarded, refused);
@@ -2498,6 +2742,13 @@ handle_breaker(
 		rc = brk_save(e->txn, scope, reason, &b);
 		if (rc != FBX_OK)
 			goto fail;
+		audit(e, req->org, req->actor, "breaker.configure", NULL,
+		    "{\"breaker\":\"%s/%s\",\"window_s\":%u,\"min_count\":%u,"
+		    "\"share_ppm\":%u,\"baseline_mult\":%u,"
+		    "\"global_orgs\":%u,\"shadow\":%s}",
+		    scope, reason, b.cfg.window_s, b.cfg.min_count,
+		    b.cfg.share_ppm, b.cfg.baseline_mult, b.cfg.global_orgs,
+		    b.cfg.shadow ? "true" : "false");
 		FBX_LOGI("breaker %s/%s configured by %s: window %us, min %u, "
 		         "share %u ppm, baseline x%u, global %u orgs, %s",
 		    scope, reason, req->actor, b.cfg.window_s, b.cfg.min_count,
@@ -2565,6 +2816,10 @@ handle_limit(
 		rc = fbx_store_kv_put(e->txn, key, &cfg, sizeof(cfg));
 		if (rc != FBX_OK)
 			goto fail;
+		audit(e, req->org, req->actor, "limit.set", NULL,
+		    "{\"limit\":\"%s\",\"max_count\":%u,\"max_share_ppm\":%u,"
+		    "\"window_s\":%u}",
+		    key, cfg.max_count, cfg.max_share_ppm, cfg.window_s);
 		FBX_LOGI("limit %s set by %s: %u devices, %u ppm, per %us", key,
 		    req->actor, cfg.max_count, cfg.max_share_ppm, cfg.window_s);
 	}
@@ -2629,6 +2884,10 @@ handle_rate(
 			q->rate_loaded = 1;
 			memset(&q->bucket, 0, sizeof(q->bucket));
 		}
+		audit(e, req->org, req->actor, "rate.set", NULL,
+		    "{\"scope\":\"%s\",\"rate_per_s\":%u,\"burst\":%u,"
+		    "\"max_inflight\":%u}",
+		    ri.org, ri.rate_per_s, ri.burst, ri.max_inflight);
 		FBX_LOGI("rate caps of %s set by %s: %u/s burst %u, %u in "
 		         "flight",
 		    ri.org, req->actor, ri.rate_per_s, ri.burst,
@@ -2689,6 +2948,11 @@ handle_approve(
 		set_err(e, rc);
 		return;
 	}
+	audit(e, req->org, req->actor, "approve", req->u.approve.note,
+	    "{\"token\":\"%s\",\"submitter\":\"%s\",\"devices\":%llu,"
+	    "\"limit\":%llu,\"expires_ms\":%lld}",
+	    req->u.approve.token, a.submitter, (unsigned long long)a.count,
+	    (unsigned long long)a.cap, (long long)a.expires_ms);
 	FBX_LOGI("org %s: %s approved %s's refused command %s (%llu devices "
 	         "against limit %llu): %s",
 	    req->org, req->actor, a.submitter, req->u.approve.token,
@@ -2726,8 +2990,8 @@ handle_list_held(
 	uint32_t limit = req->u.list_held.limit ? req->u.list_held.limit : 100;
 	uint64_t k, val;
 
-	if (limit > 1000)
-		limit = 1000;
+	if (limit > FBX_PAGE_MAX)
+		limit = FBX_PAGE_MAX;
 	v = malloc((e->cmds.len + 1) * sizeof(*v));
 	out = malloc(limit * sizeof(*out));
 	if (v == NULL || out == NULL) {
@@ -2931,12 +3195,16 @@ ro_judge(struct fbx_engine *e, struct cmdc *cc)
 	}
 	if (cc->w_settled < ro->wave_size)
 		return;
-	if (!cc->judge_off && (uint64_t)cc->w_ok * FBX_PPM <
-	        (uint64_t)p->success_ppm * ro->wave_size) {
+	/* success is judged on the results that came back: devices still
+	 * offline (pending) settle the wave without counting against it */
+	if (!cc->judge_off &&
+	    (results == 0 ||
+	        (uint64_t)cc->w_ok * FBX_PPM <
+	            (uint64_t)p->success_ppm * results)) {
 		snprintf(why, sizeof(why),
-		    "wave %u: %u of %u succeeded, below the %u ppm needed to "
-		    "advance",
-		    ro->wave, cc->w_ok, ro->wave_size, p->success_ppm);
+		    "wave %u: %u of %u results succeeded, below the %u ppm "
+		    "needed to advance",
+		    ro->wave, cc->w_ok, results, p->success_ppm);
 		ro_pause(e, cc, "engine", why);
 		return;
 	}
@@ -3076,6 +3344,19 @@ handle_rollout(
 			goto out;
 		}
 	}
+	if (op != FBX_ROP_STATUS) {
+		static const char *const opn[] = { "", "status", "pause",
+			"resume", "cancel", "approve" };
+		char action[32];
+		snprintf(action, sizeof(action), "rollout.%s",
+		    op > 0 && op <= 5 ? opn[op] : "?");
+		audit(e, req->org, req->actor, action, req->u.rollout.note,
+		    "{\"command\":%llu,\"state\":\"%s\",\"wave\":%u,"
+		    "\"released\":%u}",
+		    (unsigned long long)c->id,
+		    fbx_rollout_state_name(c->ro.state), c->ro.wave,
+		    c->ro.released);
+	}
 	memset(&rep, 0, sizeof(rep));
 	rep.request_id = req->request_id;
 	rep.kind = req->kind;
@@ -3090,6 +3371,1711 @@ bad_state:
 	    fbx_rollout_state_name(cc->c.ro.state));
 out:
 	fbx_command_clear(&loaded);
+}
+
+/* --------------------------------------------------- policy memory */
+
+/* For set_policy the engine remembers, per device and key, the last
+ * values successfully applied and by which command, so that a rollback
+ * can restore the value from before. Payload of set_policy: lines of
+ * "key=value" (key an identifier, value up to 64 bytes). */
+#define POL_HIST 4
+
+struct pol_rec {
+	uint32_t version;
+	uint32_t n;
+	struct {
+		uint64_t cmd;
+		char value[FBX_ID_MAX + 1];
+	} h[POL_HIST]; /* newest first */
+};
+
+typedef int (*pol_fn)(void *arg, const char *key, const char *value);
+
+/* policy_each - call fn for each key=value line of a payload. */
+static int
+policy_each(const uint8_t *payload, uint32_t len, pol_fn fn, void *arg)
+{
+	char line[160];
+	uint32_t i = 0;
+
+	while (i < len) {
+		uint32_t j = i, n;
+		char *eq;
+		while (j < len && payload[j] != '\n')
+			j++;
+		n = j - i;
+		if (n > 0 && n < sizeof(line)) {
+			memcpy(line, payload + i, n);
+			line[n] = '\0';
+			eq = strchr(line, '=');
+			if (eq != NULL) {
+				*eq = '\0';
+				if (fbx_id_valid(line) &&
+				    strlen(eq + 1) <= FBX_ID_MAX) {
+					int rc = fn(arg, line, eq + 1);
+					if (rc != 0)
+						return rc;
+				}
+			}
+		}
+		i = j + 1;
+	}
+	return 0;
+}
+
+struct pol_ctx {
+	struct fbx_engine *e;
+	const char *org, *device;
+	uint64_t cmd;
+};
+
+static int
+pol_record_cb(void *arg, const char *key, const char *value)
+{
+	struct pol_ctx *p = arg;
+	struct pol_rec r;
+	char k[FBX_KV_KEY_MAX];
+	size_t len = 0;
+	int rc;
+
+	snprintf(k, sizeof(k), "pol/%s/%s/%s", p->org, p->device, key);
+	rc = fbx_store_kv_get(p->e->txn, k, &r, sizeof(r), &len);
+	if (rc == FBX_ENOT_FOUND || (rc == FBX_OK && len != sizeof(r))) {
+		memset(&r, 0, sizeof(r));
+		r.version = 1;
+	} else if (rc != FBX_OK) {
+		set_err(p->e, rc);
+		return 1;
+	}
+	memmove(&r.h[1], &r.h[0], sizeof(r.h[0]) * (POL_HIST - 1));
+	r.h[0].cmd = p->cmd;
+	snprintf(r.h[0].value, sizeof(r.h[0].value), "%s", value);
+	if (r.n < POL_HIST)
+		r.n++;
+	rc = fbx_store_kv_put(p->e->txn, k, &r, sizeof(r));
+	if (rc != FBX_OK) {
+		set_err(p->e, rc);
+		return 1;
+	}
+	return 0;
+}
+
+/* policy_applied - a set_policy delivery succeeded on a device. */
+static void
+policy_applied(struct fbx_engine *e, struct cmdc *cc, const char *device)
+{
+	struct pol_ctx p = { e, cc->c.org, device, cc->c.id };
+
+	(void)policy_each(cc->c.payload, cc->c.payload_len, pol_record_cb, &p);
+}
+
+struct pol_prev_ctx {
+	struct fbx_engine *e;
+	const char *org, *device;
+	uint64_t cmd;
+	char out[512];
+	size_t used;
+	int unknown; /* history no longer reaches back to cmd */
+	int changed; /* a later command changed the key since */
+};
+
+static int
+pol_prev_cb(void *arg, const char *key, const char *value)
+{
+	struct pol_prev_ctx *p = arg;
+	struct pol_rec r;
+	char k[FBX_KV_KEY_MAX];
+	size_t len = 0;
+	uint32_t i;
+	int rc, n;
+
+	(void)value;
+	snprintf(k, sizeof(k), "pol/%s/%s/%s", p->org, p->device, key);
+	rc = fbx_store_kv_get(p->e->txn, k, &r, sizeof(r), &len);
+	if (rc != FBX_OK || len != sizeof(r)) {
+		p->unknown = 1;
+		return 0;
+	}
+	for (i = 0; i < r.n && i < POL_HIST; i++) {
+		if (r.h[i].cmd == p->cmd)
+			break;
+	}
+	if (i == r.n || i == POL_HIST) {
+		p->unknown = 1;
+		return 0;
+	}
+	if (i > 0)
+		p->changed = 1;
+	/* the value before: the next older entry, or unset */
+	n = snprintf(p->out + p->used, sizeof(p->out) - p->used, "%s=%s\n",
+	    key, i + 1 < r.n ? r.h[i + 1].value : "");
+	if (n > 0 && (size_t)n < sizeof(p->out) - p->used)
+		p->used += (size_t)n;
+	return 0;
+}
+
+/* ------------------------------------------------------------ rollback */
+
+static int
+compensation_of(int type)
+{
+	switch (type) {
+	case FBX_CMD_LOCK:
+		return FBX_CMD_UNLOCK;
+	case FBX_CMD_UNLOCK:
+		return FBX_CMD_LOCK;
+	case FBX_CMD_START_LOST_MODE:
+		return FBX_CMD_STOP_LOST_MODE;
+	case FBX_CMD_STOP_LOST_MODE:
+		return FBX_CMD_START_LOST_MODE;
+	case FBX_CMD_INSTALL_APP:
+		return FBX_CMD_REMOVE_APP;
+	case FBX_CMD_REMOVE_APP:
+		return FBX_CMD_INSTALL_APP;
+	case FBX_CMD_SET_POLICY:
+		return FBX_CMD_SET_POLICY;
+	default:
+		return FBX_CMD_NONE; /* wipe, os_update, clear_passcode:
+		                        irreversible; query, restart: nothing
+		                        to undo */
+	}
+}
+
+static int
+irreversible(int type)
+{
+	return type == FBX_CMD_WIPE || type == FBX_CMD_OS_UPDATE ||
+	    type == FBX_CMD_CLEAR_PASSCODE;
+}
+
+/* family - commands that change the same thing on a device. */
+static int
+family(int type)
+{
+	switch (type) {
+	case FBX_CMD_LOCK:
+	case FBX_CMD_UNLOCK:
+	case FBX_CMD_START_LOST_MODE:
+	case FBX_CMD_STOP_LOST_MODE:
+	case FBX_CMD_WIPE:
+	case FBX_CMD_CLEAR_PASSCODE:
+		return 1;
+	case FBX_CMD_INSTALL_APP:
+	case FBX_CMD_REMOVE_APP:
+		return 2;
+	default:
+		return 0; /* set_policy uses its own history */
+	}
+}
+
+static uint64_t
+dev_hash(const char *dev)
+{
+	uint64_t h = 1469598103934665603ull;
+
+	for (; *dev; dev++)
+		h = (h ^ (uint8_t)*dev) * 1099511628211ull;
+	return h ? h : 1;
+}
+
+struct comp_group {
+	uint8_t type;
+	uint8_t *payload;
+	uint32_t plen;
+	fbx_id *devs;
+	uint64_t *src; /* source delivery ids */
+	size_t n, cap;
+};
+
+struct rb_ctx {
+	struct fbx_engine *e;
+	struct fbx_console_req *req;
+	const char *org;
+	struct fbx_rb_plan plan;
+	size_t rows_cap;
+	/* selected commands, sorted by id */
+	uint64_t *ids;
+	size_t nids, idcap;
+	struct fbxi_idmap sel;     /* selected command ids */
+	struct fbxi_idmap latest;  /* device hash -> latest time, per family
+	                              of later, unselected commands (family
+	                              in the top bits of the key) */
+	int64_t min_created;
+	/* execution */
+	struct comp_group *groups;
+	size_t ngroups;
+	uint64_t *cancel;
+	fbx_id *cancel_dev;
+	uint8_t *cancel_state;
+	size_t ncancel, ccap;
+	uint64_t *held;
+	size_t nheld, hcap;
+	int err;
+	/* current command while scanning its deliveries */
+	struct fbx_command *cur;
+};
+
+static int
+rb_add_id(struct rb_ctx *r, uint64_t id)
+{
+	if (fbxi_idmap_get(&r->sel, id, NULL))
+		return 0;
+	if (r->nids == r->idcap) {
+		size_t ncap = r->idcap ? r->idcap * 2 : 64;
+		uint64_t *n = realloc(r->ids, ncap * sizeof(*n));
+		if (n == NULL)
+			return FBX_ENOMEM;
+		r->ids = n;
+		r->idcap = ncap;
+	}
+	r->ids[r->nids++] = id;
+	return fbxi_idmap_put(&r->sel, id, 1) == 0 ? 0 : FBX_ENOMEM;
+}
+
+static int
+rb_match(const struct rb_ctx *r, const struct fbx_command *c)
+{
+	const struct fbx_selector *s = &r->req->u.rollback.sel;
+
+	if (c->origin == FBX_ORIGIN_ROLLBACK)
+		return 0; /* compensations are not rolled back by filters */
+	if (s->origin && c->origin != s->origin)
+		return 0;
+	if (s->type && c->type != s->type)
+		return 0;
+	if (s->reason[0] && strcmp(reason_of(c), s->reason) != 0)
+		return 0;
+	return 1;
+}
+
+static int
+rb_list_cb(void *arg, const struct fbx_command *c)
+{
+	struct rb_ctx *r = arg;
+
+	if (rb_match(r, c))
+		r->err = rb_add_id(r, c->id);
+	return r->err != 0;
+}
+
+static void
+rb_row(struct rb_ctx *r, const struct fbx_command *c, uint64_t dlv,
+    const char *dev, int state, int action, int comp, const char *detail)
+{
+	struct fbx_rb_row *w;
+
+	r->plan.per_action[action]++;
+	if (r->plan.nrows >= r->rows_cap)
+		return;
+	w = &r->plan.rows[r->plan.nrows++];
+	memset(w, 0, sizeof(*w));
+	w->command_id = c->id;
+	w->delivery_id = dlv;
+	snprintf(w->device, sizeof(w->device), "%s", dev);
+	w->type = c->type;
+	w->state = (uint8_t)state;
+	w->action = (uint8_t)action;
+	w->comp_type = (uint8_t)comp;
+	snprintf(w->detail, sizeof(w->detail), "%s", detail ? detail : "");
+}
+
+static struct comp_group *
+rb_group(struct rb_ctx *r, int type, const uint8_t *payload, uint32_t plen)
+{
+	struct comp_group *g, *ng;
+
+	for (size_t i = 0; i < r->ngroups; i++) {
+		g = &r->groups[i];
+		if (g->type == type && g->plen == plen &&
+		    (plen == 0 || memcmp(g->payload, payload, plen) == 0) &&
+		    g->n < FBX_TARGET_IDS_MAX)
+			return g;
+	}
+	ng = realloc(r->groups, (r->ngroups + 1) * sizeof(*ng));
+	if (ng == NULL)
+		return NULL;
+	r->groups = ng;
+	g = &r->groups[r->ngroups];
+	memset(g, 0, sizeof(*g));
+	g->type = (uint8_t)type;
+	if (plen > 0) {
+		g->payload = malloc(plen);
+		if (g->payload == NULL)
+			return NULL;
+		memcpy(g->payload, payload, plen);
+	}
+	g->plen = plen;
+	r->ngroups++;
+	return g;
+}
+
+static int
+rb_group_add(struct comp_group *g, const char *dev, uint64_t src)
+{
+	if (g->n == g->cap) {
+		size_t ncap = g->cap ? g->cap * 2 : 64;
+		fbx_id *nd = realloc(g->devs, ncap * sizeof(*nd));
+		uint64_t *ns;
+		if (nd == NULL)
+			return FBX_ENOMEM;
+		g->devs = nd;
+		ns = realloc(g->src, ncap * sizeof(*ns));
+		if (ns == NULL)
+			return FBX_ENOMEM;
+		g->src = ns;
+		g->cap = ncap;
+	}
+	snprintf(g->devs[g->n], sizeof(g->devs[g->n]), "%s", dev);
+	g->src[g->n] = src;
+	g->n++;
+	return FBX_OK;
+}
+
+static int
+rb_cancel_add(struct rb_ctx *r, uint64_t id, const char *dev, int state)
+{
+	if (r->ncancel == r->ccap) {
+		size_t ncap = r->ccap ? r->ccap * 2 : 256;
+		uint64_t *ni = realloc(r->cancel, ncap * sizeof(*ni));
+		fbx_id *nd;
+		uint8_t *ns;
+		if (ni == NULL)
+			return FBX_ENOMEM;
+		r->cancel = ni;
+		nd = realloc(r->cancel_dev, ncap * sizeof(*nd));
+		if (nd == NULL)
+			return FBX_ENOMEM;
+		r->cancel_dev = nd;
+		ns = realloc(r->cancel_state, ncap);
+		if (ns == NULL)
+			return FBX_ENOMEM;
+		r->cancel_state = ns;
+		r->ccap = ncap;
+	}
+	r->cancel[r->ncancel] = id;
+	snprintf(r->cancel_dev[r->ncancel], sizeof(fbx_id), "%s", dev);
+	r->cancel_state[r->ncancel] = (uint8_t)state;
+	r->ncancel++;
+	return FBX_OK;
+}
+
+/* Later, unselected commands of the organisation: remember per device and
+ * family the newest time one of them reached the device. */
+static int
+rb_later_dlv_cb(void *arg, const struct fbx_delivery *d)
+{
+	struct rb_ctx *r = arg;
+	uint64_t key, old;
+	int fam = family(r->cur->type);
+
+	if (d->state == FBX_D_CANCELLED || d->state == FBX_D_EXPIRED ||
+	    d->state == FBX_D_FAILED)
+		return 0;
+	key = (dev_hash(d->device) & ~(3ull << 62)) | ((uint64_t)fam << 62);
+	if (key == 0)
+		key = 1;
+	if (!fbxi_idmap_get(&r->latest, key, &old) ||
+	    (int64_t)old < r->cur->created_ms)
+		if (fbxi_idmap_put(&r->latest, key,
+		        (uint64_t)r->cur->created_ms) != 0)
+			r->err = FBX_ENOMEM;
+	return r->err != 0;
+}
+
+static int
+rb_later_cb(void *arg, const struct fbx_command *c)
+{
+	struct rb_ctx *r = arg;
+	struct fbx_command full;
+	int rc;
+
+	if (fbxi_idmap_get(&r->sel, c->id, NULL) || family(c->type) == 0 ||
+	    c->origin == FBX_ORIGIN_ROLLBACK)
+		return 0;
+	rc = fbx_store_cmd_get(r->e->txn, c->id, &full);
+	if (rc != FBX_OK) {
+		r->err = rc;
+		return 1;
+	}
+	r->cur = &full;
+	rc = fbx_store_dlv_scan(r->e->txn, FBX_DLV_ID(c->id, 0),
+	    FBX_DLV_ID(c->id, 0) + full.ndeliveries, 0, rb_later_dlv_cb, r);
+	if (rc != FBX_OK && rc != FBX_ENOT_FOUND)
+		r->err = rc;
+	fbx_command_clear(&full);
+	r->cur = NULL;
+	return r->err != 0;
+}
+
+static int
+rb_changed_since(struct rb_ctx *r, const struct fbx_command *c,
+    const char *dev)
+{
+	uint64_t key, t;
+	int fam = family(c->type);
+
+	if (fam == 0)
+		return 0;
+	key = (dev_hash(dev) & ~(3ull << 62)) | ((uint64_t)fam << 62);
+	if (key == 0)
+		key = 1;
+	return fbxi_idmap_get(&r->latest, key, &t) &&
+	    (int64_t)t > c->created_ms;
+}
+
+static int
+in_group(struct fbx_engine *e, const char *org, const char *dev,
+    const char *group)
+{
+	struct fbx_device d;
+
+	if (group[0] == '\0')
+		return 1;
+	if (fbx_store_dev_get(e->txn, org, dev, &d) != FBX_OK)
+		return 0;
+	for (unsigned i = 0; i < d.ngroups; i++) {
+		if (strcmp(d.groups[i], group) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+static int
+rb_dlv_cb(void *arg, const struct fbx_delivery *d)
+{
+	struct rb_ctx *r = arg;
+	const struct fbx_command *c = r->cur;
+	const char *grp = r->req->u.rollback.sel.group;
+	int comp = compensation_of(c->type), rc = FBX_OK;
+	char key[FBX_KV_KEY_MAX];
+
+	if (!in_group(r->e, c->org, d->device, grp))
+		return 0;
+	switch (d->state) {
+	case FBX_D_QUEUED:
+	case FBX_D_PENDING:
+		rb_row(r, c, d->id, d->device, d->state, FBX_RB_CANCEL, 0,
+		    "not sent yet: cancel");
+		rc = rb_cancel_add(r, d->id, d->device, d->state);
+		break;
+	case FBX_D_SENT:
+	case FBX_D_ACCEPTED:
+	case FBX_D_SUCCEEDED: {
+		uint64_t prior;
+		size_t len = 0;
+		if (irreversible(c->type)) {
+			rb_row(r, c, d->id, d->device, d->state,
+			    FBX_RB_IRREVERSIBLE, 0,
+			    "cannot be undone: left as it is");
+			break;
+		}
+		if (comp == FBX_CMD_NONE) {
+			rb_row(r, c, d->id, d->device, d->state, FBX_RB_NOTHING,
+			    0, "changes nothing to undo");
+			break;
+		}
+		snprintf(key, sizeof(key), "comp/%s/%llu/%llu", c->org,
+		    (unsigned long long)c->id, (unsigned long long)d->id);
+		if (fbx_store_kv_get(r->e->txn, key, &prior, sizeof(prior),
+		        &len) == FBX_OK) {
+			char det[96];
+			snprintf(det, sizeof(det),
+			    "compensated before by command %llu",
+			    (unsigned long long)prior);
+			rb_row(r, c, d->id, d->device, d->state,
+			    FBX_RB_DONE_BEFORE, comp, det);
+			break;
+		}
+		if (c->type == FBX_CMD_SET_POLICY) {
+			struct pol_prev_ctx p;
+			struct comp_group *g;
+			memset(&p, 0, sizeof(p));
+			p.e = r->e;
+			p.org = c->org;
+			p.device = d->device;
+			p.cmd = c->id;
+			(void)policy_each(c->payload, c->payload_len,
+			    pol_prev_cb, &p);
+			if (p.unknown && d->state == FBX_D_SUCCEEDED) {
+				rb_row(r, c, d->id, d->device, d->state,
+				    FBX_RB_IRREVERSIBLE, 0,
+				    "previous policy value no longer known");
+				break;
+			}
+			if (p.unknown) {
+				/* never applied: nothing to restore yet */
+				rb_row(r, c, d->id, d->device, d->state,
+				    FBX_RB_NOTHING, 0, "not applied");
+				break;
+			}
+			if (p.changed && !r->req->u.rollback.include_changed) {
+				rb_row(r, c, d->id, d->device, d->state,
+				    FBX_RB_CHANGED, 0,
+				    "policy changed since by a later command");
+				break;
+			}
+			{
+				char det[96];
+				snprintf(det, sizeof(det), "restore %.*s",
+				    (int)(p.used > 0 ? p.used - 1 : 0), p.out);
+				rb_row(r, c, d->id, d->device, d->state,
+				    FBX_RB_COMPENSATE, comp, det);
+			}
+			g = rb_group(r, comp, (const uint8_t *)p.out,
+			    (uint32_t)p.used);
+			rc = g ? rb_group_add(g, d->device, d->id) : FBX_ENOMEM;
+			break;
+		}
+		if (!r->req->u.rollback.include_changed &&
+		    rb_changed_since(r, c, d->device)) {
+			rb_row(r, c, d->id, d->device, d->state, FBX_RB_CHANGED,
+			    comp, "a later command changed the device: left");
+			break;
+		}
+		rb_row(r, c, d->id, d->device, d->state, FBX_RB_COMPENSATE,
+		    comp, fbx_cmd_type_name(comp));
+		{
+			struct comp_group *g =
+			    rb_group(r, comp, c->payload, c->payload_len);
+			rc = g ? rb_group_add(g, d->device, d->id) : FBX_ENOMEM;
+		}
+		break;
+	}
+	default:
+		rb_row(r, c, d->id, d->device, d->state, FBX_RB_NOTHING, 0,
+		    fbx_dstate_name(d->state));
+		break;
+	}
+	if (rc != FBX_OK)
+		r->err = rc;
+	return r->err != 0;
+}
+
+/* rb_select - the commands a rollback concerns, in this organisation. */
+static int
+rb_select(struct rb_ctx *r)
+{
+	const struct fbx_selector *s = &r->req->u.rollback.sel;
+	int rc = FBX_OK;
+
+	if (s->ncommand_ids > 0) {
+		for (size_t i = 0; i < s->ncommand_ids && rc == FBX_OK; i++) {
+			struct fbx_command c;
+			rc = fbx_store_cmd_get(r->e->txn, s->command_ids[i], &c);
+			if (rc == FBX_ENOT_FOUND ||
+			    (rc == FBX_OK && strcmp(c.org, r->org) != 0)) {
+				if (rc == FBX_OK)
+					fbx_command_clear(&c);
+				return FBX_ENOT_FOUND;
+			}
+			if (rc == FBX_OK) {
+				rc = rb_add_id(r, c.id);
+				fbx_command_clear(&c);
+			}
+		}
+		return rc;
+	}
+	{
+		int64_t since = s->since_ms, until = s->until_ms;
+		if (s->breaker[0] != '\0') {
+			/* an incident: the breaker's window before its last
+			 * trip, up to now; automatic commands of its reason */
+			struct fbxi_breaker b;
+			rc = brk_load(r->e->txn, s->breaker_global ? "*" : r->org,
+			    s->breaker, &b, NULL);
+			if (rc != FBX_OK)
+				return rc;
+			if (b.trips == 0)
+				return FBX_ENOT_FOUND;
+			since = b.tripped_ms - (int64_t)b.cfg.window_s * 1000;
+			if (s->since_ms > since)
+				since = s->since_ms;
+		}
+		rc = fbx_store_cmd_list(r->e->txn, r->org, since, until, 0, 0,
+		    rb_list_cb, r);
+		if (rc == FBX_ENOT_FOUND)
+			rc = FBX_OK;
+		if (rc == FBX_OK)
+			rc = r->err;
+	}
+	return rc;
+}
+
+static int
+cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static void
+rb_free(struct rb_ctx *r)
+{
+	free(r->ids);
+	fbxi_idmap_fini(&r->sel);
+	fbxi_idmap_fini(&r->latest);
+	for (size_t i = 0; i < r->ngroups; i++) {
+		free(r->groups[i].payload);
+		free(r->groups[i].devs);
+		free(r->groups[i].src);
+	}
+	free(r->groups);
+	free(r->cancel);
+	free(r->cancel_dev);
+	free(r->cancel_state);
+	free(r->held);
+	free(r->plan.rows);
+	free(r->plan.comp_ids);
+}
+
+/* rb_journal_comp - one compensating command: recovery priority, origin
+ * rollback (breakers never hold it), explicit devices; it is expanded in
+ * this same transaction when it is small. */
+static int
+rb_journal_comp(struct rb_ctx *r, struct comp_group *g, uint64_t rbseq,
+    size_t n, uint64_t *out)
+{
+	struct fbx_engine *e = r->e;
+	struct fbx_command c;
+	struct cmdc *cc;
+	int rc;
+
+	memset(&c, 0, sizeof(c));
+	snprintf(c.org, sizeof(c.org), "%s", r->org);
+	snprintf(c.actor, sizeof(c.actor), "%s", r->req->actor);
+	snprintf(c.reason, sizeof(c.reason), "rollback");
+	snprintf(c.idem_key, sizeof(c.idem_key), "rb-%llu-%zu",
+	    (unsigned long long)rbseq, n);
+	c.type = g->type;
+	c.origin = FBX_ORIGIN_ROLLBACK;
+	c.target_kind = FBX_TARGET_DEVICES;
+	c.priority = FBX_PRIO_RECOVERY;
+	c.payload = g->payload;
+	c.payload_len = g->plen;
+	c.dev_ids = g->devs;
+	c.ndev_ids = (uint32_t)g->n;
+	c.state = FBX_C_EXPANDING;
+	c.created_ms = e->now;
+	c.ttl_s = e->o.default_ttl_s;
+	c.expires_ms = e->now + (int64_t)c.ttl_s * 1000;
+	note_printf(c.note, sizeof(c.note), "rollback %llu by %s",
+	    (unsigned long long)rbseq, r->req->actor);
+	rc = fbx_store_cmd_append(e->txn, &c);
+	if (rc != FBX_OK)
+		return rc;
+	e->last_cmd_id = c.id;
+	cc = cmd_cache_add(e, &c);
+	if (cc == NULL)
+		return FBX_ENOMEM;
+	/* explicit ids: each device gets one delivery */
+	*out = c.id;
+	for (size_t i = 0; i < g->n; i++) {
+		char key[FBX_KV_KEY_MAX];
+		uint64_t src = g->src[i];
+		snprintf(key, sizeof(key), "comp/%s/%llu/%llu", r->org,
+		    (unsigned long long)FBX_DLV_CMD(src),
+		    (unsigned long long)src);
+		rc = fbx_store_kv_put(e->txn, key, &c.id, sizeof(c.id));
+		if (rc != FBX_OK)
+			return rc;
+	}
+	expand_inline(e, cc);
+	return e->txn_err;
+}
+
+static void
+handle_rollback(
+    struct fbx_engine *e, const struct inmsg *in, struct fbx_console_req *req)
+{
+	struct fbx_console_rep rep;
+	struct rb_ctx r;
+	int rc;
+
+	memset(&r, 0, sizeof(r));
+	r.e = e;
+	r.req = req;
+	r.org = req->org;
+	fbxi_idmap_init(&r.sel);
+	fbxi_idmap_init(&r.latest);
+	r.rows_cap = req->u.rollback.limit ? req->u.rollback.limit : 100;
+	if (r.rows_cap > FBX_PAGE_MAX)
+		r.rows_cap = FBX_PAGE_MAX;
+	r.plan.rows = malloc(r.rows_cap * sizeof(*r.plan.rows));
+	if (r.plan.rows == NULL) {
+		set_err(e, FBX_ENOMEM);
+		goto out;
+	}
+	rc = rb_select(&r);
+	if (rc == FBX_ENOT_FOUND) {
+		console_error(e, in, req->request_id, req->kind, FBX_ENOT_FOUND,
+		    "nothing to roll back: no such command or incident in "
+		    "organisation '%s'",
+		    req->org);
+		goto out;
+	}
+	if (rc != FBX_OK)
+		goto fail;
+	qsort(r.ids, r.nids, sizeof(*r.ids), cmp_u64);
+	r.plan.commands = (uint32_t)r.nids;
+	if (r.nids > 0) {
+		/* what later commands changed, device by device */
+		struct fbx_command first;
+		rc = fbx_store_cmd_get(e->txn, r.ids[0], &first);
+		if (rc != FBX_OK)
+			goto fail;
+		r.min_created = first.created_ms;
+		fbx_command_clear(&first);
+		rc = fbx_store_cmd_list(e->txn, req->org, r.min_created, 0, 0,
+		    0, rb_later_cb, &r);
+		if (rc != FBX_OK && rc != FBX_ENOT_FOUND)
+			goto fail;
+		if (r.err != FBX_OK) {
+			rc = r.err;
+			goto fail;
+		}
+	}
+	for (size_t i = 0; i < r.nids; i++) {
+		struct fbx_command c;
+		rc = fbx_store_cmd_get(e->txn, r.ids[i], &c);
+		if (rc != FBX_OK)
+			goto fail;
+		{
+			/* the live state is in the cache */
+			struct cmdc *cc = cmd_find(e, c.id);
+			if (cc != NULL)
+				c.state = cc->c.state;
+		}
+		if (c.state == FBX_C_HELD) {
+			/* never expanded: the command itself is cancelled */
+			for (uint32_t k = 0; k < c.ndev_ids || k == 0; k++) {
+				rb_row(&r, &c, 0,
+				    c.ndev_ids ? c.dev_ids[k] : "(target)",
+				    FBX_D_NONE, FBX_RB_CANCEL, 0,
+				    "held: discarded");
+				if (c.ndev_ids == 0)
+					break;
+			}
+			if (r.nheld == r.hcap) {
+				size_t ncap = r.hcap ? r.hcap * 2 : 64;
+				uint64_t *nh = realloc(r.held, ncap * 8);
+				if (nh == NULL) {
+					fbx_command_clear(&c);
+					rc = FBX_ENOMEM;
+					goto fail;
+				}
+				r.held = nh;
+				r.hcap = ncap;
+			}
+			r.held[r.nheld++] = c.id;
+			fbx_command_clear(&c);
+			continue;
+		}
+		r.cur = &c;
+		rc = fbx_store_dlv_scan(e->txn, FBX_DLV_ID(c.id, 0),
+		    FBX_DLV_ID(c.id, 0) + c.ndeliveries, 0, rb_dlv_cb, &r);
+		r.cur = NULL;
+		fbx_command_clear(&c);
+		if (rc != FBX_OK && rc != FBX_ENOT_FOUND)
+			goto fail;
+		if (r.err != FBX_OK) {
+			rc = r.err;
+			goto fail;
+		}
+	}
+
+	if (req->u.rollback.execute) {
+		uint64_t rbseq = e->audit_seq + 1;
+		size_t ncomp = 0;
+		/* 1. cancel what was not sent */
+		for (size_t i = 0; i < r.ncancel; i++) {
+			struct cmdc *cc = cmd_find(e, FBX_DLV_CMD(r.cancel[i]));
+			int old = 0;
+			rc = fbx_store_dlv_set_state(e->txn, r.cancel[i],
+			    FBX_D_CANCELLED, 0, e->now, 0, &old, NULL);
+			if (rc == FBX_OK && r.cancel_state[i] == FBX_D_PENDING)
+				rc = fbx_store_pend_del(e->txn, r.org,
+				    r.cancel_dev[i], r.cancel[i]);
+			if (rc != FBX_OK)
+				goto fail;
+			if (cc != NULL) {
+				count_move(cc, old, FBX_D_CANCELLED);
+				cmd_maybe_done(cc);
+			}
+			if (old == FBX_D_QUEUED &&
+			    fbxi_idmap_put(&e->skip, r.cancel[i], 1) != 0) {
+				rc = FBX_ENOMEM;
+				goto fail;
+			}
+		}
+		/* 2. held commands: discarded, recorded */
+		for (size_t i = 0; i < r.nheld; i++) {
+			struct cmdc *cc = cmd_find(e, r.held[i]);
+			if (cc == NULL)
+				continue;
+			cc->c.state = FBX_C_DISCARDED;
+			snprintf(cc->c.resolved_by, sizeof(cc->c.resolved_by),
+			    "%s", req->actor);
+			note_printf(cc->c.note, sizeof(cc->c.note),
+			    "rolled back (%llu) by %s: %s",
+			    (unsigned long long)rbseq, req->actor,
+			    req->u.rollback.note);
+			cc->dirty = 1;
+		}
+		/* 3. compensations, journaled now */
+		r.plan.comp_ids = malloc((r.ngroups + 1) * sizeof(uint64_t));
+		if (r.plan.comp_ids == NULL) {
+			rc = FBX_ENOMEM;
+			goto fail;
+		}
+		for (size_t i = 0; i < r.ngroups; i++) {
+			uint64_t id = 0;
+			rc = rb_journal_comp(&r, &r.groups[i], rbseq, i, &id);
+			if (rc != FBX_OK)
+				goto fail;
+			r.plan.comp_ids[ncomp++] = id;
+		}
+		r.plan.ncomp = ncomp;
+		r.plan.executed = 1;
+		r.plan.rollback_id = rbseq;
+		audit(e, req->org, req->actor, "rollback", req->u.rollback.note,
+		    "{\"commands\":%u,\"cancelled\":%u,\"compensated\":%u,"
+		    "\"irreversible\":%u,\"changed_since\":%u,"
+		    "\"compensating_commands\":%zu,\"include_changed\":%s}",
+		    r.plan.commands, r.plan.per_action[FBX_RB_CANCEL],
+		    r.plan.per_action[FBX_RB_COMPENSATE],
+		    r.plan.per_action[FBX_RB_IRREVERSIBLE],
+		    r.plan.per_action[FBX_RB_CHANGED], ncomp,
+		    req->u.rollback.include_changed ? "true" : "false");
+		FBX_LOGI("rollback %llu in %s by %s: %u commands, %u "
+		         "cancelled, %u compensated in %zu commands, %u "
+		         "irreversible, %u changed since",
+		    (unsigned long long)rbseq, req->org, req->actor,
+		    r.plan.commands, r.plan.per_action[FBX_RB_CANCEL],
+		    r.plan.per_action[FBX_RB_COMPENSATE], ncomp,
+		    r.plan.per_action[FBX_RB_IRREVERSIBLE],
+		    r.plan.per_action[FBX_RB_CHANGED]);
+	}
+	memset(&rep, 0, sizeof(rep));
+	rep.request_id = req->request_id;
+	rep.kind = req->kind;
+	rep.u.rollback = r.plan;
+	console_reply(e, in, &rep);
+	goto out;
+fail:
+	set_err(e, rc);
+out:
+	rb_free(&r);
+}
+
+struct rebuild_ctx {
+	struct fbx_engine *e;
+	struct cmdc *cc;
+	int count_only; /* recount, queue nothing */
+	uint64_t *requeue;
+	size_t nrequeue, cap;
+	int err;
+};
+
+static int
+rebuild_dlv_cb(void *arg, const struct fbx_delivery *d)
+{
+	struct rebuild_ctx *r = arg;
+	struct cmdc *cc = r->cc;
+
+	if (d->state > 0 && d->state < FBX_D_COUNT)
+		cc->c.counts[d->state]++;
+	if (FBX_DLV_IDX(d->id) >= cc->c.ndeliveries)
+		cc->c.ndeliveries = FBX_DLV_IDX(d->id) + 1;
+	if (r->count_only)
+		return 0;
+	if (cc->c.rollout.enabled) {
+		/* recount the current wave; unreleased ones stay back */
+		ro_tally(cc, d->id, FBX_D_QUEUED, d->state, d->code);
+		if (FBX_DLV_IDX(d->id) >= cc->c.ro.released)
+			return 0;
+	}
+	switch (d->state) {
+	case FBX_D_SENT:
+	case FBX_D_ACCEPTED:
+		/* the gateway that held it is gone with the old process */
+		if (r->nrequeue == r->cap) {
+			size_t ncap = r->cap ? r->cap * 2 : 4096;
+			uint64_t *n = realloc(r->requeue, ncap * sizeof(*n));
+			if (n == NULL) {
+				r->err = FBX_ENOMEM;
+				return 1;
+			}
+			r->requeue = n;
+			r->cap = ncap;
+		}
+		r->requeue[r->nrequeue++] = d->id;
+		/* fall through */
+	case FBX_D_QUEUED:
+		if (orgq_push(r->e, cc->q, cc->c.priority, d->id) != FBX_OK) {
+			r->err = FBX_ENOMEM;
+			return 1;
+		}
+		break;
+	default:
+		break;
+	}
+	return 0;
+}
+
+/* -------------------------------------------------------------- replay */
+
+struct replay_ctx {
+	struct fbx_engine *e;
+	struct fbx_console_req *req;
+	struct cmdc *cc;
+	struct fbx_replay_result res;
+	uint64_t *ids;
+	size_t n, cap;
+	int err;
+};
+
+static int
+replay_dlv_cb(void *arg, const struct fbx_delivery *d)
+{
+	struct replay_ctx *r = arg;
+	int want = r->req->u.replay.state;
+
+	if (want != 0 && d->state != want)
+		return 0;
+	if (want == 0 && d->state != FBX_D_SENT && d->state != FBX_D_ACCEPTED &&
+	    !fbx_dstate_terminal(d->state))
+		return 0; /* queued or pending: already on their way */
+	r->res.matched++;
+	if (fbx_dstate_terminal(d->state) && !r->req->u.replay.force) {
+		r->res.skipped_terminal++;
+		return 0;
+	}
+	if (d->state == FBX_D_QUEUED || d->state == FBX_D_PENDING)
+		return 0;
+	if (r->n == r->cap) {
+		size_t ncap = r->cap ? r->cap * 2 : 256;
+		uint64_t *ni = realloc(r->ids, ncap * sizeof(*ni));
+		if (ni == NULL) {
+			r->err = FBX_ENOMEM;
+			return 1;
+		}
+		r->ids = ni;
+		r->cap = ncap;
+	}
+	r->ids[r->n++] = d->id;
+	return 0;
+}
+
+/* handle_replay - send chosen deliveries again with their delivery ids,
+ * for a gateway that lost what it received. Terminal ones only when
+ * forced; they then go back to QUEUED and their new outcome is
+ * recorded. */
+static void
+handle_replay(
+    struct fbx_engine *e, const struct inmsg *in, struct fbx_console_req *req)
+{
+	struct fbx_console_rep rep;
+	struct replay_ctx r;
+	struct rb_ctx sel;
+	int rc;
+
+	memset(&r, 0, sizeof(r));
+	memset(&sel, 0, sizeof(sel));
+	r.e = e;
+	r.req = req;
+	/* the rollback selector picks the commands */
+	sel.e = e;
+	sel.req = req;
+	sel.org = req->org;
+	fbxi_idmap_init(&sel.sel);
+	fbxi_idmap_init(&sel.latest);
+	{
+		/* rb_select reads u.rollback.sel: same layout in replay */
+		struct fbx_selector saved = req->u.rollback.sel;
+		req->u.rollback.sel = req->u.replay.sel;
+		rc = rb_select(&sel);
+		req->u.rollback.sel = saved;
+	}
+	if (rc == FBX_ENOT_FOUND) {
+		console_error(e, in, req->request_id, req->kind, FBX_ENOT_FOUND,
+		    "no such command in organisation '%s'", req->org);
+		goto out;
+	}
+	if (rc != FBX_OK)
+		goto fail;
+	for (size_t i = 0; i < sel.nids; i++) {
+		struct fbx_command c;
+		rc = fbx_store_cmd_get(e->txn, sel.ids[i], &c);
+		if (rc != FBX_OK)
+			goto fail;
+		rc = fbx_store_dlv_scan(e->txn, FBX_DLV_ID(c.id, 0),
+		    FBX_DLV_ID(c.id, 0) + c.ndeliveries, 0, replay_dlv_cb, &r);
+		fbx_command_clear(&c);
+		if (rc != FBX_OK && rc != FBX_ENOT_FOUND)
+			goto fail;
+		if (r.err != FBX_OK) {
+			rc = r.err;
+			goto fail;
+		}
+	}
+	if (req->u.replay.execute) {
+		for (size_t i = 0; i < r.n; i++) {
+			uint64_t id = r.ids[i], v;
+			struct cmdc *cc = cmd_find(e, FBX_DLV_CMD(id));
+			int old = 0;
+			if (cc == NULL) {
+				/* a finished command comes back to life */
+				struct fbx_command c;
+				rc = fbx_store_cmd_get(e->txn, FBX_DLV_CMD(id), &c);
+				if (rc != FBX_OK)
+					goto fail;
+				c.state = FBX_C_ACTIVE;
+				cc = cmd_cache_add(e, &c);
+				fbx_command_clear(&c);
+				if (cc == NULL) {
+					rc = FBX_ENOMEM;
+					goto fail;
+				}
+				/* its counts come from its deliveries */
+				memset(cc->c.counts, 0, sizeof(cc->c.counts));
+				{
+					struct rebuild_ctx rr;
+					memset(&rr, 0, sizeof(rr));
+					rr.e = e;
+					rr.cc = cc;
+					rr.count_only = 1;
+					rc = fbx_store_dlv_scan(e->txn,
+					    FBX_DLV_ID(cc->c.id, 0),
+					    FBX_DLV_ID(cc->c.id, 0) +
+					        cc->c.ndeliveries,
+					    0, rebuild_dlv_cb, &rr);
+					free(rr.requeue);
+					if (rc != FBX_OK && rc != FBX_ENOT_FOUND)
+						goto fail;
+				}
+				cc->dirty = 1;
+			}
+			/* whichever gateway held it lets go of it */
+			for (struct gw *g = e->gws; g != NULL; g = g->next) {
+				if (fbxi_idmap_del(&g->inflight, id, &v)) {
+					if (IF_STAGE(v) == IF_SENT &&
+					    g->unanswered > 0)
+						g->unanswered--;
+					inflight_release(e, v);
+				}
+			}
+			rc = fbx_store_dlv_set_state(e->txn, id, FBX_D_QUEUED, 0,
+			    e->now, 0, &old, NULL);
+			if (rc != FBX_OK)
+				goto fail;
+			count_move(cc, old, FBX_D_QUEUED);
+			if (orgq_push(e, cc->q, FBX_PRIO_RECOVERY, id) != FBX_OK) {
+				rc = FBX_ENOMEM;
+				goto fail;
+			}
+			r.res.resent++;
+		}
+		audit(e, req->org, req->actor, "replay", req->u.replay.note,
+		    "{\"commands\":%zu,\"matched\":%u,\"resent\":%u,"
+		    "\"skipped_terminal\":%u,\"force\":%s}",
+		    sel.nids, r.res.matched, r.res.resent,
+		    r.res.skipped_terminal,
+		    req->u.replay.force ? "true" : "false");
+	}
+	memset(&rep, 0, sizeof(rep));
+	rep.request_id = req->request_id;
+	rep.kind = req->kind;
+	rep.u.replay = r.res;
+	console_reply(e, in, &rep);
+	goto out;
+fail:
+	set_err(e, rc);
+out:
+	free(r.ids);
+	rb_free(&sel);
+}
+
+/* ------------------------------------------------------- audit requests */
+
+struct audit_list_ctx {
+	struct fbx_engine *e;
+	struct fbx_console_req *req;
+	struct fbx_audit_rec *v;
+	size_t n, cap;
+	uint64_t last;
+	int more;
+};
+
+static int
+audit_list_cb(void *arg, uint64_t seq, const void *rec, size_t len)
+{
+	struct audit_list_ctx *l = arg;
+	struct fbx_audit_rec a;
+	uint8_t prev[32], hash[32];
+	const char *want_actor = l->req->u.audit_list.actor;
+	const char *want_action = l->req->u.audit_list.action;
+
+	if (audit_decode(seq, rec, len, &a, prev, hash) != 0)
+		return 0;
+	if (strcmp(a.org, l->req->org) != 0)
+		return 0; /* another organisation's record */
+	if (want_actor[0] && strcmp(a.actor, want_actor) != 0)
+		return 0;
+	if (want_action[0] && strncmp(a.action, want_action,
+	                          strlen(want_action)) != 0)
+		return 0;
+	if (l->req->u.audit_list.since_ms &&
+	    a.at_ms < l->req->u.audit_list.since_ms)
+		return 0;
+	if (l->req->u.audit_list.until_ms &&
+	    a.at_ms >= l->req->u.audit_list.until_ms)
+		return 0;
+	if (l->n == l->cap) {
+		l->more = 1;
+		return 1;
+	}
+	l->v[l->n++] = a;
+	l->last = seq;
+	return 0;
+}
+
+static void
+handle_audit_list(
+    struct fbx_engine *e, const struct inmsg *in, struct fbx_console_req *req)
+{
+	struct fbx_console_rep rep;
+	struct audit_list_ctx l;
+	uint32_t limit = req->u.audit_list.limit ? req->u.audit_list.limit : 100;
+	int rc;
+
+	if (limit > 1000)
+		limit = 1000;
+	memset(&l, 0, sizeof(l));
+	l.e = e;
+	l.req = req;
+	l.cap = limit;
+	l.v = malloc(limit * sizeof(*l.v));
+	if (l.v == NULL) {
+		set_err(e, FBX_ENOMEM);
+		return;
+	}
+	rc = fbx_store_audit_scan(e->txn, req->u.audit_list.after + 1,
+	    audit_list_cb, &l);
+	if (rc != FBX_OK && rc != FBX_ENOT_FOUND) {
+		free(l.v);
+		set_err(e, rc);
+		return;
+	}
+	memset(&rep, 0, sizeof(rep));
+	rep.request_id = req->request_id;
+	rep.kind = req->kind;
+	rep.u.audit.r = l.v;
+	rep.u.audit.n = l.n;
+	rep.u.audit.next_after = l.more ? l.last : 0;
+	console_reply(e, in, &rep);
+	free(l.v);
+}
+
+struct verify_ctx {
+	uint8_t prev[32];
+	uint64_t records, broken_at, expect;
+	char why[128];
+};
+
+static int
+verify_cb(void *arg, uint64_t seq, const void *rec, size_t len)
+{
+	struct verify_ctx *v = arg;
+	struct fbx_audit_rec a;
+	uint8_t prev[32], hash[32], want[32];
+
+	v->records++;
+	if (seq != v->expect) {
+		v->broken_at = seq;
+		snprintf(v->why, sizeof(v->why),
+		    "record %llu is missing (found %llu next)",
+		    (unsigned long long)v->expect, (unsigned long long)seq);
+		return 1;
+	}
+	v->expect = seq + 1;
+	if (audit_decode(seq, rec, len, &a, prev, hash) != 0) {
+		v->broken_at = seq;
+		snprintf(v->why, sizeof(v->why), "record %llu is malformed",
+		    (unsigned long long)seq);
+		return 1;
+	}
+	if (memcmp(prev, v->prev, 32) != 0) {
+		v->broken_at = seq;
+		snprintf(v->why, sizeof(v->why),
+		    "record %llu does not link to the record before it",
+		    (unsigned long long)seq);
+		return 1;
+	}
+	audit_hash(seq, rec, len, want);
+	if (memcmp(want, hash, 32) != 0) {
+		v->broken_at = seq;
+		snprintf(v->why, sizeof(v->why),
+		    "record %llu was altered: its hash does not match",
+		    (unsigned long long)seq);
+		return 1;
+	}
+	memcpy(v->prev, hash, 32);
+	return 0;
+}
+
+/* handle_audit_verify - walk the whole chain from the first record. */
+static void
+handle_audit_verify(
+    struct fbx_engine *e, const struct inmsg *in, struct fbx_console_req *req)
+{
+	struct fbx_console_rep rep;
+	struct verify_ctx v;
+	int rc;
+
+	memset(&v, 0, sizeof(v));
+	v.expect = 1;
+	rc = fbx_store_audit_scan(e->txn, 0, verify_cb, &v);
+	if (rc != FBX_OK && rc != FBX_ENOT_FOUND) {
+		set_err(e, rc);
+		return;
+	}
+	if (v.broken_at == 0 && v.records != e->audit_seq) {
+		v.broken_at = v.records + 1;
+		snprintf(v.why, sizeof(v.why),
+		    "the chain ends at %llu; the last record written was %llu",
+		    (unsigned long long)v.records,
+		    (unsigned long long)e->audit_seq);
+	}
+	memset(&rep, 0, sizeof(rep));
+	rep.request_id = req->request_id;
+	rep.kind = req->kind;
+	rep.u.verify.records = v.records;
+	rep.u.verify.broken_at = v.broken_at;
+	snprintf(rep.u.verify.why, sizeof(rep.u.verify.why), "%s", v.why);
+	if (v.broken_at != 0)
+		FBX_LOGE("audit chain broken at %llu: %s",
+		    (unsigned long long)v.broken_at, v.why);
+	console_reply(e, in, &rep);
+}
+
+struct orgs_ctx {
+	fbx_id *orgs;
+	uint32_t *devs;
+	size_t n, cap;
+	int err;
+};
+
+static int
+orgs_cb(void *arg, const char *org, uint32_t devices)
+{
+	struct orgs_ctx *o = arg;
+
+	if (o->n == o->cap) {
+		size_t ncap = o->cap ? o->cap * 2 : 64;
+		fbx_id *no;
+		uint32_t *nd;
+		if (ncap > 100000)
+			return 1;
+		no = realloc(o->orgs, ncap * sizeof(*no));
+		if (no == NULL) {
+			o->err = FBX_ENOMEM;
+			return 1;
+		}
+		o->orgs = no;
+		nd = realloc(o->devs, ncap * sizeof(*nd));
+		if (nd == NULL) {
+			o->err = FBX_ENOMEM;
+			return 1;
+		}
+		o->devs = nd;
+		o->cap = ncap;
+	}
+	snprintf(o->orgs[o->n], sizeof(o->orgs[o->n]), "%s", org);
+	o->devs[o->n] = devices;
+	o->n++;
+	return 0;
+}
+
+static void
+handle_list_orgs(
+    struct fbx_engine *e, const struct inmsg *in, struct fbx_console_req *req)
+{
+	struct fbx_console_rep rep;
+	struct orgs_ctx o;
+	int rc;
+
+	memset(&o, 0, sizeof(o));
+	rc = fbx_store_org_list(e->txn, orgs_cb, &o);
+	if (rc == FBX_OK)
+		rc = o.err;
+	if (rc != FBX_OK) {
+		set_err(e, rc);
+		goto out;
+	}
+	memset(&rep, 0, sizeof(rep));
+	rep.request_id = req->request_id;
+	rep.kind = req->kind;
+	rep.u.orgs.orgs = o.orgs;
+	rep.u.orgs.devices = o.devs;
+	rep.u.orgs.n = o.n;
+	console_reply(e, in, &rep);
+out:
+	free(o.orgs);
+	free(o.devs);
+}
+
+/* -------------------------------------------------------------- export */
+
+struct jbuf {
+	char *p;
+	size_t len, cap, max;
+	int full;
+};
+
+static void jprintf(struct jbuf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+jprintf(struct jbuf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (b->full)
+		return;
+	for (;;) {
+		va_start(ap, fmt);
+		n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+		va_end(ap);
+		if (n < 0) {
+			b->full = 1;
+			return;
+		}
+		if ((size_t)n < b->cap - b->len) {
+			b->len += (size_t)n;
+			return;
+		}
+		if (b->cap * 2 > b->max + 65536) {
+			b->full = 1;
+			return;
+		}
+		{
+			char *np = realloc(b->p, b->cap * 2);
+			if (np == NULL) {
+				b->full = 1;
+				return;
+			}
+			b->p = np;
+			b->cap *= 2;
+		}
+	}
+}
+
+/* jstr - a JSON string of free text (notes): escaped. */
+static void
+jstr(struct jbuf *b, const char *s)
+{
+	jprintf(b, "\"");
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c == '"' || c == '\\')
+			jprintf(b, "\\%c", c);
+		else if (c < 0x20)
+			jprintf(b, "\\u%04x", c);
+		else
+			jprintf(b, "%c", c);
+	}
+	jprintf(b, "\"");
+}
+
+struct export_ctx {
+	struct fbx_engine *e;
+	struct fbx_console_req *req;
+	struct jbuf b;
+	uint64_t cursor;  /* delivery id space, or AUDIT_PHASE | seq */
+	uint64_t resume;  /* where the next page starts, 0 = end */
+	const struct fbx_command *cur;
+	int stop;
+};
+
+#define EXPORT_AUDIT (1ull << 63)
+
+static int
+export_dlv_cb(void *arg, const struct fbx_delivery *d)
+{
+	struct export_ctx *x = arg;
+
+	if (x->b.len >= x->b.max) {
+		x->resume = d->id;
+		x->stop = 1;
+		return 1;
+	}
+	jprintf(&x->b,
+	    "{\"kind\":\"delivery\",\"org\":\"%s\",\"command\":%llu,"
+	    "\"delivery\":%llu,\"device\":\"%s\",\"state\":\"%s\","
+	    "\"code\":%u,\"attempts\":%u,\"updated_ms\":%lld,\"history\":[",
+	    x->cur->org, (unsigned long long)x->cur->id,
+	    (unsigned long long)d->id, d->device, fbx_dstate_name(d->state),
+	    d->code, d->attempts, (long long)d->updated_ms);
+	for (unsigned i = 0; i < d->nhist; i++)
+		jprintf(&x->b, "%s{\"state\":\"%s\",\"code\":%u,\"at_ms\":%lld}",
+		    i ? "," : "", fbx_dstate_name(d->hist[i].state),
+		    d->hist[i].code, (long long)d->hist[i].at_ms);
+	jprintf(&x->b, "]}\n");
+	return 0;
+}
+
+static int
+export_cmd_cb(void *arg, const struct fbx_command *c0)
+{
+	struct export_ctx *x = arg;
+	struct fbx_command c;
+	struct cmdc *cc = cmd_find(x->e, c0->id);
+	uint64_t from = FBX_DLV_ID(c0->id, 0);
+	int rc;
+
+	if (x->b.len >= x->b.max) {
+		x->resume = from;
+		x->stop = 1;
+		return 1;
+	}
+	c = cc ? cc->c : *c0;
+	if (x->cursor <= from) {
+		jprintf(&x->b,
+		    "{\"kind\":\"command\",\"org\":\"%s\",\"command\":%llu,"
+		    "\"type\":\"%s\",\"origin\":\"%s\",\"reason\":\"%s\","
+		    "\"actor\":\"%s\",\"approved_by\":\"%s\",\"target\":\"%s\","
+		    "\"group\":\"%s\",\"platform\":\"%s\",\"state\":\"%s\","
+		    "\"created_ms\":%lld,\"expires_ms\":%lld,\"deliveries\":%u,"
+		    "\"held_by\":\"%s\",\"resolved_by\":\"%s\",\"note\":",
+		    c.org, (unsigned long long)c.id, fbx_cmd_type_name(c.type),
+		    fbx_origin_name(c.origin), c.reason, c.actor, c.approved_by,
+		    fbx_target_kind_name(c.target_kind), c.group,
+		    fbx_platform_name(c.platform), fbx_cstate_name(c.state),
+		    (long long)c.created_ms, (long long)c.expires_ms,
+		    c.ndeliveries, c.held_by, c.resolved_by);
+		jstr(&x->b, c.note);
+		jprintf(&x->b, ",\"counts\":{");
+		for (int s = 1; s < FBX_D_COUNT; s++)
+			jprintf(&x->b, "%s\"%s\":%u", s > 1 ? "," : "",
+			    fbx_dstate_name(s), c.counts[s]);
+		jprintf(&x->b, "}}\n");
+	} else {
+		from = x->cursor;
+	}
+	x->cur = &c;
+	rc = fbx_store_dlv_scan(x->e->txn, from,
+	    FBX_DLV_ID(c0->id, 0) + c.ndeliveries, 0, export_dlv_cb, x);
+	x->cur = NULL;
+	if (rc != FBX_OK && rc != FBX_ENOT_FOUND) {
+		x->stop = 1;
+		set_err(x->e, rc);
+		return 1;
+	}
+	return x->stop;
+}
+
+static int
+export_audit_cb(void *arg, uint64_t seq, const void *rec, size_t len)
+{
+	struct export_ctx *x = arg;
+	struct fbx_audit_rec a;
+	uint8_t prev[32], hash[32];
+
+	if (x->b.len >= x->b.max) {
+		x->resume = EXPORT_AUDIT | seq;
+		x->stop = 1;
+		return 1;
+	}
+	if (audit_decode(seq, rec, len, &a, prev, hash) != 0 ||
+	    strcmp(a.org, x->req->org) != 0)
+		return 0;
+	if ((x->req->u.export_.since_ms && a.at_ms < x->req->u.export_.since_ms) ||
+	    (x->req->u.export_.until_ms && a.at_ms >= x->req->u.export_.until_ms))
+		return 0;
+	jprintf(&x->b,
+	    "{\"kind\":\"audit\",\"seq\":%llu,\"at_ms\":%lld,\"org\":\"%s\","
+	    "\"actor\":\"%s\",\"action\":\"%s\",\"note\":",
+	    (unsigned long long)seq, (long long)a.at_ms, a.org, a.actor,
+	    a.action);
+	jstr(&x->b, a.note);
+	jprintf(&x->b, ",\"params\":%s,\"prev\":\"%s\",\"hash\":\"%s\"}\n",
+	    a.params[0] ? a.params : "{}", a.prev, a.hash);
+	return 0;
+}
+
+/* handle_export - one page of JSON Lines: the organisation's commands in
+ * the window with their deliveries and state histories, then its audit
+ * records; the cursor says where the next page starts. */
+static void
+handle_export(
+    struct fbx_engine *e, const struct inmsg *in, struct fbx_console_req *req)
+{
+	struct fbx_console_rep rep;
+	struct export_ctx x;
+	uint64_t cursor = req->u.export_.cursor;
+	int rc = FBX_OK;
+
+	memset(&x, 0, sizeof(x));
+	x.e = e;
+	x.req = req;
+	x.cursor = cursor;
+	x.b.max = req->u.export_.max_bytes ? req->u.export_.max_bytes
+	                                   : (1u << 20);
+	x.b.cap = 65536;
+	x.b.p = malloc(x.b.cap);
+	if (x.b.p == NULL) {
+		set_err(e, FBX_ENOMEM);
+		return;
+	}
+	x.b.p[0] = '\0';
+	if (!(cursor & EXPORT_AUDIT)) {
+		rc = fbx_store_cmd_list(e->txn, req->org,
+		    req->u.export_.since_ms, req->u.export_.until_ms,
+		    cursor ? FBX_DLV_CMD(cursor) - (FBX_DLV_IDX(cursor) == 0 ? 1 : 0)
+		           : 0,
+		    0, export_cmd_cb, &x);
+		if (rc == FBX_ENOT_FOUND)
+			rc = FBX_OK;
+		if (!x.stop)
+			cursor = EXPORT_AUDIT;
+	}
+	if (rc == FBX_OK && !x.stop) {
+		rc = fbx_store_audit_scan(e->txn, cursor & ~EXPORT_AUDIT,
+		    export_audit_cb, &x);
+		if (rc == FBX_ENOT_FOUND)
+			rc = FBX_OK;
+	}
+	if (rc != FBX_OK || e->txn_err != FBX_OK) {
+		set_err(e, rc != FBX_OK ? rc : e->txn_err);
+		free(x.b.p);
+		return;
+	}
+	memset(&rep, 0, sizeof(rep));
+	rep.request_id = req->request_id;
+	rep.kind = req->kind;
+	rep.u.export_.jsonl = x.b.p;
+	rep.u.export_.len = x.b.len;
+	rep.u.export_.next_cursor = x.stop ? x.resume : 0;
+	console_reply(e, in, &rep);
+	free(x.b.p);
+}
+
+/* ----------------------------------------------------------- retention */
+
+struct marker_ctx {
+	char (*keys)[FBX_KV_KEY_MAX];
+	size_t n, cap;
+};
+
+static int
+marker_cb(void *arg, const char *key, const void *val, size_t len)
+{
+	struct marker_ctx *m = arg;
+
+	(void)val;
+	(void)len;
+	if (m->n == m->cap) {
+		size_t ncap = m->cap ? m->cap * 2 : 64;
+		char(*nk)[FBX_KV_KEY_MAX] = realloc(m->keys, ncap * sizeof(*nk));
+		if (nk == NULL)
+			return 1;
+		m->keys = nk;
+		m->cap = ncap;
+	}
+	snprintf(m->keys[m->n++], FBX_KV_KEY_MAX, "%s", key);
+	return 0;
+}
+
+/* prune_markers - the rollback markers of a pruned command's deliveries. */
+static int
+prune_markers(struct fbx_engine *e, const struct fbx_command *c)
+{
+	struct marker_ctx m;
+	char prefix[FBX_KV_KEY_MAX];
+	int rc;
+
+	memset(&m, 0, sizeof(m));
+	snprintf(prefix, sizeof(prefix), "comp/%s/%llu/", c->org,
+	    (unsigned long long)c->id);
+	rc = fbx_store_kv_scan(e->txn, prefix, marker_cb, &m);
+	for (size_t i = 0; i < m.n && rc == FBX_OK; i++)
+		rc = fbx_store_kv_del(e->txn, m.keys[i]);
+	free(m.keys);
+	return rc;
+}
+
+/* prune_step - delete journal records older than the retention, oldest
+ * first, in bounded slices: finished commands (done or discarded) with
+ * their deliveries and rollback markers. Kept: anything not finished
+ * (held, paused rollouts, open deliveries) and the automatic commands of
+ * a reason whose breaker is open (an incident may still be rolled
+ * back). The audit log is never pruned. */
+static void
+prune_step(struct fbx_engine *e)
+{
+	int64_t cutoff = e->now - (int64_t)e->o.retention_s * 1000;
+	uint32_t budget = 50000, looked = 0;
+	int rc;
+
+	if (e->o.retention_s == 0)
+		return;
+	while (budget > 0 && looked < 10000 && e->txn_err == FBX_OK) {
+		struct fbx_command c;
+		uint32_t deleted = 0;
+		looked++;
+		if (e->prune_next > e->last_cmd_id)
+			return; /* the end of the journal */
+		rc = fbx_store_cmd_get(e->txn, e->prune_next, &c);
+		if (rc == FBX_ENOT_FOUND) {
+			e->prune_next++; /* pruned before */
+			continue;
+		}
+		if (rc != FBX_OK) {
+			set_err(e, rc);
+			return;
+		}
+		if (c.created_ms >= cutoff || !fbx_cstate_terminal(c.state) ||
+		    cmd_find(e, c.id) != NULL) {
+			fbx_command_clear(&c);
+			return; /* oldest first: nothing older to prune */
+		}
+		if (c.origin == FBX_ORIGIN_AUTOMATIC) {
+			struct fbxi_breaker b, g;
+			if (brk_load(e->txn, c.org, reason_of(&c), &b, NULL) ==
+			        FBX_OK &&
+			    brk_load(e->txn, "*", reason_of(&c), &g, NULL) ==
+			        FBX_OK &&
+			    (b.state == FBX_BS_OPEN || g.state == FBX_BS_OPEN)) {
+				fbx_command_clear(&c);
+				return; /* an open incident still needs it */
+			}
+		}
+		rc = fbx_store_dlv_delete_range(e->txn, FBX_DLV_ID(c.id, 0),
+		    FBX_DLV_ID(c.id + 1, 0), budget, &deleted);
+		if (rc != FBX_OK) {
+			fbx_command_clear(&c);
+			set_err(e, rc);
+			return;
+		}
+		budget -= deleted < budget ? deleted : budget;
+		if (budget == 0) {
+			fbx_command_clear(&c);
+			return; /* more deliveries next time */
+		}
+		rc = prune_markers(e, &c);
+		if (rc == FBX_OK)
+			rc = fbx_store_cmd_delete(e->txn, c.id);
+		fbx_command_clear(&c);
+		if (rc != FBX_OK) {
+			set_err(e, rc);
+			return;
+		}
+		e->pruned++;
+		e->prune_next++;
+	}
 }
 
 static void
@@ -3156,6 +5142,24 @@ handle_console(struct fbx_engine *e, const struct inmsg *in)
 	case FBX_CREQ_LIST_HELD:
 		handle_list_held(e, in, &req);
 		break;
+	case FBX_CREQ_ROLLBACK:
+		handle_rollback(e, in, &req);
+		break;
+	case FBX_CREQ_REPLAY:
+		handle_replay(e, in, &req);
+		break;
+	case FBX_CREQ_EXPORT:
+		handle_export(e, in, &req);
+		break;
+	case FBX_CREQ_AUDIT_LIST:
+		handle_audit_list(e, in, &req);
+		break;
+	case FBX_CREQ_AUDIT_VERIFY:
+		handle_audit_verify(e, in, &req);
+		break;
+	case FBX_CREQ_LIST_ORGS:
+		handle_list_orgs(e, in, &req);
+		break;
 	default:
 		console_error(e, in, req.request_id, req.kind, FBX_EINVAL,
 		    "unknown request kind %d", req.kind);
@@ -3216,7 +5220,7 @@ handle_hello(struct fbx_engine *e, const struct inmsg *in, struct gw *g,
 	g->window = m->u.hello.window;
 	if (g->window > e->o.max_window)
 		g->window = e->o.max_window;
-	g->last_seen = e->now;
+	g->last_seen = e->mono;
 	FBX_LOGI("gateway %s connected: %s, window %u", g->id,
 	    g->all_orgs ? "all organisations" : "listed organisations",
 	    g->window);
@@ -3306,6 +5310,8 @@ handle_results(struct fbx_engine *e, struct gw *g, struct fbx_gw_msg *m)
 		}
 		count_move(cc, old, to);
 		ro_tally(cc, r->delivery_id, old, to, r->code);
+		if (to == FBX_D_SUCCEEDED && cc->c.type == FBX_CMD_SET_POLICY)
+			policy_applied(e, cc, d.device);
 		if (to == FBX_D_PENDING) {
 			rc = fbx_store_pend_add(
 			    e->txn, cc->c.org, d.device, r->delivery_id);
@@ -3452,7 +5458,7 @@ handle_gateway(struct fbx_engine *e, const struct inmsg *in)
 		goto out;
 	}
 	if (g != NULL)
-		g->last_seen = e->now;
+		g->last_seen = e->mono;
 	switch (m.kind) {
 	case FBX_GW_HELLO:
 		handle_hello(e, in, g, &m);
@@ -3517,6 +5523,8 @@ send_one(struct fbx_engine *e, struct gw *g, uint64_t id)
 
 	if (cc == NULL || cc->expired || cc->cancelling)
 		return 0;
+	if (e->skip.len > 0 && fbxi_idmap_del(&e->skip, id, NULL))
+		return 0; /* cancelled by a rollback while queued */
 	if (g->ob == NULL) {
 		g->ob = malloc(e->o.send_batch * sizeof(*g->ob));
 		g->obdev = malloc(e->o.send_batch * sizeof(*g->obdev));
@@ -3636,6 +5644,8 @@ dispatch_step(struct fbx_engine *e)
 	}
 	for (struct gw *g = e->gws; g != NULL; g = g->next)
 		gw_flush_batch(e, g);
+	/* queued work that rate caps held back: poll, do not spin */
+	e->stalled = total == 0;
 	/* drop emptied organisations from the round robin */
 	for (size_t i = 0; i < e->rrlen;) {
 		if (e->rr[i]->len == 0) {
@@ -3658,7 +5668,7 @@ work_pending(struct fbx_engine *e)
 		return 0;
 	if (e->xhead != NULL)
 		return 1;
-	if (e->rrlen == 0)
+	if (e->rrlen == 0 || e->stalled)
 		return 0;
 	for (struct gw *g = e->gws; g != NULL; g = g->next) {
 		if (!g->dead && g->unanswered < g->window)
@@ -3819,7 +5829,7 @@ reap_done(struct fbx_engine *e)
 
 	while (fbxi_idmap_next(&e->cmds, &pos, &k, &v)) {
 		struct cmdc *cc = (struct cmdc *)(uintptr_t)v;
-		if (cc->c.state != FBX_C_DONE)
+		if (!fbx_cstate_terminal(cc->c.state) || cc->dirty)
 			continue;
 		uint64_t *nd = realloc(done, (n + 1) * sizeof(*nd));
 		if (nd == NULL)
@@ -3843,58 +5853,6 @@ reap_done(struct fbx_engine *e)
 }
 
 /* ------------------------------------------------------------ recovery */
-
-struct rebuild_ctx {
-	struct fbx_engine *e;
-	struct cmdc *cc;
-	uint64_t *requeue;
-	size_t nrequeue, cap;
-	int err;
-};
-
-static int
-rebuild_dlv_cb(void *arg, const struct fbx_delivery *d)
-{
-	struct rebuild_ctx *r = arg;
-	struct cmdc *cc = r->cc;
-
-	if (d->state > 0 && d->state < FBX_D_COUNT)
-		cc->c.counts[d->state]++;
-	if (FBX_DLV_IDX(d->id) >= cc->c.ndeliveries)
-		cc->c.ndeliveries = FBX_DLV_IDX(d->id) + 1;
-	if (cc->c.rollout.enabled) {
-		/* recount the current wave; unreleased ones stay back */
-		ro_tally(cc, d->id, FBX_D_QUEUED, d->state, d->code);
-		if (FBX_DLV_IDX(d->id) >= cc->c.ro.released)
-			return 0;
-	}
-	switch (d->state) {
-	case FBX_D_SENT:
-	case FBX_D_ACCEPTED:
-		/* the gateway that held it is gone with the old process */
-		if (r->nrequeue == r->cap) {
-			size_t ncap = r->cap ? r->cap * 2 : 4096;
-			uint64_t *n = realloc(r->requeue, ncap * sizeof(*n));
-			if (n == NULL) {
-				r->err = FBX_ENOMEM;
-				return 1;
-			}
-			r->requeue = n;
-			r->cap = ncap;
-		}
-		r->requeue[r->nrequeue++] = d->id;
-		/* fall through */
-	case FBX_D_QUEUED:
-		if (orgq_push(r->e, cc->q, cc->c.priority, d->id) != FBX_OK) {
-			r->err = FBX_ENOMEM;
-			return 1;
-		}
-		break;
-	default:
-		break;
-	}
-	return 0;
-}
 
 static int
 rebuild_cmd_cb(void *arg, const struct fbx_command *c)
@@ -3928,6 +5886,7 @@ clear_memory(struct fbx_engine *e)
 		free(cc);
 	}
 	fbxi_idmap_clear(&e->cmds);
+	fbxi_idmap_clear(&e->skip);
 	e->xhead = e->xtail = NULL;
 	for (size_t b = 0; b < 1024; b++) {
 		for (struct orgq *q = e->qtab[b]; q != NULL; q = q->hnext)
@@ -3962,6 +5921,10 @@ rebuild(struct fbx_engine *e)
 		return rc;
 	rc = rate_load(e->txn, "*", &e->grate);
 	if (rc == FBX_OK)
+		rc = audit_load_last(e, e->txn);
+	if (rc == FBX_OK)
+		rc = fbx_store_cmd_last(e->txn, &e->last_cmd_id);
+	if (rc == FBX_OK)
 		rc = fbx_store_cmd_active(e->txn, rebuild_cmd_cb, &r);
 	fbx_txn_abort(e->txn);
 	e->txn = NULL;
@@ -3973,6 +5936,7 @@ rebuild(struct fbx_engine *e)
 		goto out;
 	ncmd = e->cmds.len;
 	e->now = now_ms();
+	e->mono = mono_ms();
 	/* journal the re-queue in bounded transactions */
 	for (size_t i = 0; i < r.nrequeue;) {
 		size_t end = i + 50000 < r.nrequeue ? i + 50000 : r.nrequeue;
@@ -4115,10 +6079,18 @@ turn(struct fbx_engine *e)
 
 	read_inputs(e, e->gateway, 1, IN_MSGS_MAX);
 	read_inputs(e, e->console, 0, IN_MSGS_MAX);
+	e->mono = mono_ms();
+	/* nothing arrived and nothing is due: no transaction at all */
+	if (e->nin == 0 && !work_pending(e) && !e->stalled &&
+	    e->mono < e->next_tick)
+		return FBX_OK;
+	e->next_tick = e->mono + 100;
 	for (int attempt = 0; attempt < COMMIT_RETRIES; attempt++) {
 		size_t need = (64u << 20);
 		e->now = now_ms();
+		e->mono = mono_ms();
 		e->txn_err = FBX_OK;
+		e->xbudget = e->o.expand_chunk;
 		for (size_t i = 0; i < e->nin; i++)
 			need += zmq_msg_size(&e->in[i].body) * 4;
 		rc = fbx_store_reserve(e->st, need);
@@ -4143,6 +6115,11 @@ turn(struct fbx_engine *e)
 			sweep_step(e);
 			e->next_sweep = e->now + 500;
 		}
+		if (e->txn_err == FBX_OK && e->o.retention_s > 0 &&
+		    e->now >= e->next_prune) {
+			prune_step(e);
+			e->next_prune = e->now + 1000;
+		}
 		flush_commands(e);
 		if (e->txn_err != FBX_OK) {
 			rc = e->txn_err;
@@ -4159,23 +6136,19 @@ turn(struct fbx_engine *e)
 		}
 	failed:
 		out_discard(e);
-		if (!is_store_write_err(rc) && rc != FBX_EBUSY) {
-			FBX_LOGE("turn failed: %s", fbx_strerror(rc));
-			break;
+		if (rc == FBX_EMAP_FULL && attempt + 1 < COMMIT_RETRIES &&
+		    fbx_store_grow(e->st) == FBX_OK) {
+			FBX_LOGI("store map grown; redoing the batch");
+			if (rebuild(e) == FBX_OK)
+				continue;
 		}
-		if (rc == FBX_EMAP_FULL) {
-			int grc = fbx_store_grow(e->st);
-			if (grc == FBX_OK) {
-				FBX_LOGI("store map grown; redoing the batch");
-				if (rebuild(e) == FBX_OK)
-					continue;
-			}
+		if (rc == FBX_EMAP_FULL)
 			rc = FBX_EDISK_FULL;
-		}
-		/* disk full or I/O error: nothing of this batch happened;
-		 * tell the submitters, keep serving, try again later */
-		FBX_LOGE("commit failed: %s; %zu messages answered with an "
-		         "error",
+		/* disk full, I/O error, a damaged record: nothing of this
+		 * batch happened; tell the submitters, keep serving, try
+		 * again later. What was accepted before is untouched. */
+		FBX_LOGE("turn failed: %s; %zu messages answered with an "
+		         "error or left for their sender to retry",
 		    fbx_strerror(rc), e->nin);
 		(void)rebuild(e);
 		fail_console_inputs(e, rc);
@@ -4219,7 +6192,8 @@ fbx_engine_run(struct fbx_engine *e)
 			break;
 		items[0] = (zmq_pollitem_t) { e->console, 0, ZMQ_POLLIN, 0 };
 		items[1] = (zmq_pollitem_t) { e->gateway, 0, ZMQ_POLLIN, 0 };
-		if (zmq_poll(items, 2, work_pending(e) ? 0 : 50) < 0 &&
+		if (zmq_poll(items, 2,
+		        work_pending(e) ? 0 : (e->stalled ? 5 : 50)) < 0 &&
 		    errno != EINTR) {
 			FBX_LOGE("poll: %s", zmq_strerror(errno));
 			rc = FBX_EIO;
@@ -4302,6 +6276,8 @@ fbx_engine_open(const struct fbx_engine_opts *opts, fbx_engine **out)
 		e->o.approval_ttl_s = 86400;
 	e->started_ms = mono_ms();
 	fbxi_idmap_init(&e->cmds);
+	fbxi_idmap_init(&e->skip);
+	e->prune_next = 1;
 
 	memset(&so, 0, sizeof(so));
 	so.path = e->o.data_dir;
@@ -4359,6 +6335,7 @@ fbx_engine_close(struct fbx_engine *e)
 		return;
 	clear_memory(e);
 	fbxi_idmap_fini(&e->cmds);
+	fbxi_idmap_fini(&e->skip);
 	for (size_t b = 0; b < 1024; b++) {
 		struct orgq *q = e->qtab[b], *n;
 		for (; q != NULL; q = n) {

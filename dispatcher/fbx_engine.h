@@ -32,6 +32,8 @@ struct fbx_engine_opts {
 	const char *events_ep;    /* PUB endpoint for alerts; NULL = none */
 	const char *alert_cmd;    /* run by /bin/sh on each alert; NULL */
 	uint32_t approval_ttl_s;  /* approvals expire; 0 = 86400 */
+	uint32_t retention_s;     /* prune finished commands older than
+	                             this; 0 = keep forever */
 };
 
 /**

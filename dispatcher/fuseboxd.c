@@ -28,6 +28,7 @@ struct config {
 	char events[512];
 	char alert_cmd[1024];
 	unsigned approval_ttl_s;
+	unsigned retention_s;
 	int durability;
 	size_t map_mb;
 	unsigned heartbeat_ms;
@@ -58,6 +59,10 @@ usage(FILE *f)
 	    "FUSEBOX_COUNT, ... set\n"
 	    "      --approval-ttl S     approvals expire after S seconds "
 	    "(default 86400)\n"
+	    "      --retention S        prune finished commands older than S "
+	    "seconds\n"
+	    "                           (default 2592000 = 30 days; 0 = keep "
+	    "all)\n"
 	    "      --durability MODE    full (default), nometasync, nosync\n"
 	    "      --map-size MB        initial LMDB map size (grows as "
 	    "needed)\n"
@@ -124,6 +129,10 @@ set_option(struct config *c, const char *name, const char *val)
 		if (parse_uint(val, 30u * 86400, &v) != 0 || v == 0)
 			return -1;
 		c->approval_ttl_s = (unsigned)v;
+	} else if (strcmp(name, "retention") == 0) {
+		if (parse_uint(val, 10u * 365 * 86400, &v) != 0)
+			return -1;
+		c->retention_s = (unsigned)v;
 	} else if (strcmp(name, "durability") == 0) {
 		if ((c->durability = parse_durability(val)) < 0)
 			return -1;
@@ -238,6 +247,7 @@ main(int argc, char **argv)
 		{ "events", required_argument, NULL, 8 },
 		{ "alert-cmd", required_argument, NULL, 9 },
 		{ "approval-ttl", required_argument, NULL, 10 },
+		{ "retention", required_argument, NULL, 11 },
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -256,6 +266,7 @@ main(int argc, char **argv)
 	snprintf(c.gateway, sizeof(c.gateway),
 	    "ipc:///tmp/fusebox/gateway.sock");
 	c.log_level = FBX_LOG_INFO;
+	c.retention_s = 30u * 86400;
 
 	/* first pass: only the config file, so flags can override it */
 	opterr = 0;
@@ -317,6 +328,9 @@ main(int argc, char **argv)
 		case 10:
 			name = "approval_ttl";
 			break;
+		case 11:
+			name = "retention";
+			break;
 		case 'l':
 			name = "log_level";
 			break;
@@ -361,6 +375,7 @@ main(int argc, char **argv)
 	o.events_ep = c.events[0] ? c.events : NULL;
 	o.alert_cmd = c.alert_cmd[0] ? c.alert_cmd : NULL;
 	o.approval_ttl_s = c.approval_ttl_s;
+	o.retention_s = c.retention_s;
 
 	signal(SIGPIPE, SIG_IGN);
 	/* alert commands are never waited for: let the kernel reap them */

@@ -214,8 +214,9 @@ fbxi_breaker_reset(struct fbxi_breaker *b, int64_t now_ms, const char *who,
 	b->baseline_at = now_ms;
 	b->period_count = 0;
 	b->period_spiked = 0;
-	snprintf(b->tripped_by, sizeof(b->tripped_by), "%s", who);
-	snprintf(b->note, sizeof(b->note), "%s", note);
+	/* tripped_by/tripped_ms keep telling who opened it and when; the
+	 * note says who closed it */
+	snprintf(b->note, sizeof(b->note), "reset by %.64s: %.80s", who, note);
 }
 
 /* ---- blast-radius limits ----------------------------------------------- */

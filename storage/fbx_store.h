@@ -298,6 +298,9 @@ int fbx_store_dlv_delete_range(fbx_txn *txn, uint64_t from, uint64_t to,
  * idempotency entries (not its deliveries). */
 int fbx_store_cmd_delete(fbx_txn *txn, uint64_t id);
 
+/** fbx_store_cmd_last - the highest command id (0 when empty). */
+int fbx_store_cmd_last(fbx_txn *txn, uint64_t *id);
+
 typedef int (*fbx_org_fn)(void *arg, const char *org, uint32_t devices);
 
 /** fbx_store_org_list - every organisation with its device count. */

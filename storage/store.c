@@ -2573,3 +2573,27 @@ fbx_store_org_list(fbx_txn *t, fbx_org_fn fn, void *arg)
 	mdb_cursor_close(cur);
 	return rc;
 }
+
+int
+fbx_store_cmd_last(fbx_txn *t, uint64_t *id)
+{
+	MDB_cursor *cur = NULL;
+	MDB_val k, v;
+	int mrc, rc = FBX_OK;
+
+	if (t == NULL || id == NULL)
+		return FBX_EINVALID;
+	if (t->err != 0)
+		return t->err;
+	if (mdb_cursor_open(t->txn, t->st->cmd, &cur) != 0)
+		return FBX_ESTORAGE;
+	mrc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+	if (mrc == MDB_NOTFOUND)
+		*id = 0;
+	else if (mrc != 0 || k.mv_size != 8)
+		rc = FBX_ESTORAGE;
+	else
+		*id = get_be64(k.mv_data);
+	mdb_cursor_close(cur);
+	return rc;
+}

@@ -461,8 +461,10 @@ test_trip_reset(void)
 	fbxi_breaker_reset(&b, T0 + 2000, "bob", "cert renewed");
 	CHECK(b.state == FBX_BS_CLOSED && b.manual == 0 && b.held == 0 &&
 	    b.trips == 1, "reset: closed, held cleared, trips kept");
-	CHECK(strcmp(b.tripped_by, "bob") == 0 &&
-	    strcmp(b.note, "cert renewed") == 0, "reset: who and note kept");
+	/* who opened it stays; the note tells who closed it and why */
+	CHECK(strcmp(b.tripped_by, "engine") == 0 &&
+	    strcmp(b.note, "reset by bob: cert renewed") == 0,
+	    "reset: opener kept, note names the operator who reset");
 	CHECK(fbxi_window_sum(&b.win, T0 + 2000) == 0, "reset clears the window");
 	v = fbxi_breaker_admit(&b, T0 + 2000, ORG_ALLOW, ORG_FLEET, &tripped);
 	CHECK(v == FBXI_ADMIT && tripped == 0,
