@@ -6,7 +6,8 @@
  * the engine never checks message shape again. Encoders check lengths and
  * counts only and build the hot arrays (deliveries, results) in one block.
  * It also carries the safety-control vocabulary (breakers, limits, rate
- * caps, approvals, rollouts, dry runs) and the PUB events.
+ * caps, approvals, rollouts, dry runs), the incident tools (rollback,
+ * replay, export, audit log, organisation list) and the PUB events.
  */
 #include <limits.h>
 #include <stdarg.h>
@@ -77,6 +78,23 @@ typedef Fusebox__V1__ListHeld pb_listheld;
 typedef Fusebox__V1__PlatformCount pb_platcount;
 typedef Fusebox__V1__DryRun pb_dryrun;
 typedef Fusebox__V1__Event pb_event;
+typedef Fusebox__V1__Selector pb_selector;
+typedef Fusebox__V1__RollbackRequest pb_rbreq;
+typedef Fusebox__V1__ActionCount pb_actcount;
+typedef Fusebox__V1__RollbackRow pb_rbrow;
+typedef Fusebox__V1__RollbackPlan pb_rbplan;
+typedef Fusebox__V1__ReplayRequest pb_rpreq;
+typedef Fusebox__V1__ReplayResult pb_rpres;
+typedef Fusebox__V1__ExportRequest pb_expreq;
+typedef Fusebox__V1__ExportPage pb_exppage;
+typedef Fusebox__V1__AuditListRequest pb_audreq;
+typedef Fusebox__V1__AuditRecord pb_audrec;
+typedef Fusebox__V1__AuditList pb_audlist;
+typedef Fusebox__V1__AuditVerify pb_audverify;
+typedef Fusebox__V1__AuditVerifyResult pb_audvres;
+typedef Fusebox__V1__ListOrgs pb_listorgs;
+typedef Fusebox__V1__OrgInfo pb_orginfo;
+typedef Fusebox__V1__OrgList pb_orglist;
 
 /* Events are a few identifiers and a short text: 4 KiB is generous. */
 #define EVENT_MSG_MAX 4096u
@@ -84,6 +102,32 @@ typedef Fusebox__V1__Event pb_event;
 #define HELD_BY_MAX (2 * FBX_ID_MAX + 2)
 
 #define NO_IDX ((size_t)-1)
+
+/* Command ids one selector names, and compensating commands one rollback
+ * creates: as many as the devices of one explicit target. */
+#define CMD_IDS_MAX 100000
+/* Organisations in one OrgList. */
+#define ORGS_MAX 100000
+/* Export page size a console may ask for, and the most an ExportPage
+ * carries: 64 KiB of the reply stay for its other fields. */
+#define EXPORT_ASK_MAX (8u * 1024 * 1024)
+#define JSONL_MAX (FBX_CONSOLE_MSG_MAX - 64u * 1024)
+/* Audit record text: action name, parameters (JSON), SHA-256 in hex. */
+#define AUDIT_ACTION_MAX 31
+#define AUDIT_PARAMS_MAX 511
+#define HASH_HEX 64
+
+_Static_assert(sizeof(((struct fbx_audit_rec *)0)->action) ==
+        AUDIT_ACTION_MAX + 1 &&
+    sizeof(((struct fbx_console_req *)0)->u.audit_list.action) ==
+        AUDIT_ACTION_MAX + 1,
+    "audit action buffers hold AUDIT_ACTION_MAX bytes");
+_Static_assert(sizeof(((struct fbx_audit_rec *)0)->params) ==
+        AUDIT_PARAMS_MAX + 1,
+    "audit params buffer holds AUDIT_PARAMS_MAX bytes");
+_Static_assert(sizeof(((struct fbx_audit_rec *)0)->hash) == HASH_HEX + 1 &&
+    sizeof(((struct fbx_audit_rec *)0)->prev) == HASH_HEX + 1,
+    "audit hash buffers hold HASH_HEX digits");
 
 /* Where a decoder writes its human reason. */
 struct wctx {
@@ -276,6 +320,70 @@ held_copy(char *dst, const char *src, const char **what)
 	memcpy(dst, src, n);
 	dst[n] = '\0';
 	return FBX_OK;
+}
+
+/* action_copy checks an audit action name (1..AUDIT_ACTION_MAX bytes of
+ * printable ASCII: it is a stable word like "breaker.trip", printed in
+ * columns) and copies it. An empty name is accepted unless need is set. */
+static int
+action_copy(char *dst, const char *src, int need, const char **what)
+{
+	size_t n = src == NULL ? 0 : strnlen(src, AUDIT_ACTION_MAX + 1);
+	size_t i;
+
+	if (n > AUDIT_ACTION_MAX) {
+		*what = "longer than 31 bytes";
+		return FBX_ETOOBIG;
+	}
+	if (n == 0 && need) {
+		*what = "missing action";
+		return FBX_EINVALID;
+	}
+	for (i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)src[i];
+		if (c < 0x20 || c > 0x7e) {
+			*what = "not printable ASCII";
+			return FBX_EINVALID;
+		}
+	}
+	if (n > 0)
+		memcpy(dst, src, n);
+	dst[n] = '\0';
+	return FBX_OK;
+}
+
+/* hash_copy checks a hex SHA-256 (exactly HASH_HEX lowercase digits: the
+ * chain is verified by comparing strings, so there is one spelling) or
+ * the empty string, and copies it into HASH_HEX + 1 bytes. */
+static int
+hash_copy(char *dst, const char *src, const char **what)
+{
+	size_t n = src == NULL ? 0 : strnlen(src, HASH_HEX + 1);
+	size_t i;
+
+	if (n != 0 && n != HASH_HEX) {
+		*what = "not 64 hex digits";
+		return n > HASH_HEX ? FBX_ETOOBIG : FBX_EINVALID;
+	}
+	for (i = 0; i < n; i++) {
+		char c = src[i];
+		if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
+			*what = "not lowercase hex";
+			return FBX_EINVALID;
+		}
+	}
+	if (n > 0)
+		memcpy(dst, src, n);
+	dst[n] = '\0';
+	return FBX_OK;
+}
+
+/* window_ok: a time window [since, until) with 0 = open end is not
+ * reversed when both ends are set. */
+static int
+window_ok(int64_t since_ms, int64_t until_ms)
+{
+	return since_ms == 0 || until_ms == 0 || since_ms <= until_ms;
 }
 
 static int
@@ -729,6 +837,69 @@ breaker_req_in(const pb_brkreq *b, struct fbx_console_req *r, struct wctx *w)
 	return FBX_OK;
 }
 
+/* selector_in validates a Selector; pfx ("rollback.selector") names it
+ * in errors. Explicit ids and an incident breaker are alternatives, and
+ * breaker_global says which breaker, so it needs a reason. The id array
+ * is allocated last: the caller's free releases it. */
+static int
+selector_in(const pb_selector *s, struct fbx_selector *o, struct wctx *w,
+    const char *pfx)
+{
+	const char *what;
+	size_t i, n;
+	int rv;
+
+	if (s == NULL)
+		return fail(w, FBX_EINVALID, "%s: missing", pfx);
+	n = s->n_command_ids;
+	if (n > CMD_IDS_MAX)
+		return fail(w, FBX_ETOOBIG,
+		    "%s.command_ids: %zu ids, at most %d", pfx, n,
+		    CMD_IDS_MAX);
+	for (i = 0; i < n; i++)
+		if (s->command_ids[i] == 0)
+			return fail(w, FBX_EINVALID,
+			    "%s.command_ids[%zu]: zero", pfx, i);
+	rv = id_copy(o->breaker, s->breaker_reason, 0, &what);
+	if (rv != FBX_OK)
+		return fail(w, rv, "%s.breaker_reason: %s", pfx, what);
+	if (s->breaker_global && o->breaker[0] == '\0')
+		return fail(w, FBX_EINVALID,
+		    "%s.breaker_global: needs breaker_reason", pfx);
+	if (n > 0 && o->breaker[0] != '\0')
+		return fail(w, FBX_EINVALID,
+		    "%s.breaker_reason: not with command_ids", pfx);
+	if (!in_range((int)s->origin, 0, FBX_ORIGIN_COUNT))
+		return fail(w, FBX_EINVALID, "%s.origin: unknown value %d",
+		    pfx, (int)s->origin);
+	if (!in_range((int)s->type, 0, FBX_CMD_TYPE_COUNT))
+		return fail(w, FBX_EINVALID, "%s.type: unknown value %d", pfx,
+		    (int)s->type);
+	rv = id_copy(o->reason, s->reason, 0, &what);
+	if (rv != FBX_OK)
+		return fail(w, rv, "%s.reason: %s", pfx, what);
+	rv = id_copy(o->group, s->group, 0, &what);
+	if (rv != FBX_OK)
+		return fail(w, rv, "%s.group: %s", pfx, what);
+	if (!window_ok(s->since_ms, s->until_ms))
+		return fail(w, FBX_EINVALID, "%s.until_ms: before since_ms",
+		    pfx);
+	o->breaker_global = s->breaker_global ? 1 : 0;
+	o->origin = (int)s->origin;
+	o->type = (int)s->type;
+	o->since_ms = s->since_ms;
+	o->until_ms = s->until_ms;
+	if (n > 0) {
+		o->command_ids = malloc(n * sizeof(*o->command_ids));
+		if (o->command_ids == NULL)
+			return FBX_ENOMEM;
+		memcpy(o->command_ids, s->command_ids,
+		    n * sizeof(*o->command_ids));
+		o->ncommand_ids = n;
+	}
+	return FBX_OK;
+}
+
 static int
 body_in(const pb_creq *pb, struct fbx_console_req *r, struct wctx *w)
 {
@@ -915,6 +1086,74 @@ body_in(const pb_creq *pb, struct fbx_console_req *r, struct wctx *w)
 		r->u.list_held.limit = l->limit;
 		return FBX_OK;
 	}
+	case FUSEBOX__V1__CONSOLE_REQUEST__BODY_ROLLBACK: {
+		const pb_rbreq *q = pb->rollback;
+		if (q->limit > FBX_PAGE_MAX)
+			return fail(w, FBX_ETOOBIG,
+			    "rollback.limit: %u, at most %d",
+			    (unsigned)q->limit, FBX_PAGE_MAX);
+		rv = note_copy(r->u.rollback.note, q->note, 0, &what);
+		if (rv != FBX_OK)
+			return fail(w, rv, "rollback.note: %s", what);
+		r->u.rollback.execute = q->execute ? 1 : 0;
+		r->u.rollback.include_changed = q->include_changed ? 1 : 0;
+		r->u.rollback.limit = q->limit;
+		return selector_in(q->selector, &r->u.rollback.sel, w,
+		    "rollback.selector");
+	}
+	case FUSEBOX__V1__CONSOLE_REQUEST__BODY_REPLAY: {
+		const pb_rpreq *q = pb->replay;
+		if (!in_range((int)q->state, 0, FBX_D_COUNT))
+			return fail(w, FBX_EINVALID,
+			    "replay.state: unknown value %d", (int)q->state);
+		rv = note_copy(r->u.replay.note, q->note, 0, &what);
+		if (rv != FBX_OK)
+			return fail(w, rv, "replay.note: %s", what);
+		r->u.replay.state = (int)q->state;
+		r->u.replay.force = q->force ? 1 : 0;
+		r->u.replay.execute = q->execute ? 1 : 0;
+		return selector_in(q->selector, &r->u.replay.sel, w,
+		    "replay.selector");
+	}
+	case FUSEBOX__V1__CONSOLE_REQUEST__BODY_EXPORT: {
+		const pb_expreq *q = pb->export;
+		if (!window_ok(q->since_ms, q->until_ms))
+			return fail(w, FBX_EINVALID,
+			    "export.until_ms: before since_ms");
+		if (q->max_bytes > EXPORT_ASK_MAX)
+			return fail(w, FBX_ETOOBIG,
+			    "export.max_bytes: %u, at most %u",
+			    (unsigned)q->max_bytes, EXPORT_ASK_MAX);
+		r->u.export_.since_ms = q->since_ms;
+		r->u.export_.until_ms = q->until_ms;
+		r->u.export_.cursor = q->cursor;
+		r->u.export_.max_bytes = q->max_bytes;
+		return FBX_OK;
+	}
+	case FUSEBOX__V1__CONSOLE_REQUEST__BODY_AUDIT_LIST: {
+		const pb_audreq *q = pb->audit_list;
+		rv = id_copy(r->u.audit_list.actor, q->actor, 0, &what);
+		if (rv != FBX_OK)
+			return fail(w, rv, "audit_list.actor: %s", what);
+		rv = action_copy(r->u.audit_list.action, q->action, 0, &what);
+		if (rv != FBX_OK)
+			return fail(w, rv, "audit_list.action: %s", what);
+		if (!window_ok(q->since_ms, q->until_ms))
+			return fail(w, FBX_EINVALID,
+			    "audit_list.until_ms: before since_ms");
+		if (q->limit > FBX_PAGE_MAX)
+			return fail(w, FBX_ETOOBIG,
+			    "audit_list.limit: %u, at most %d",
+			    (unsigned)q->limit, FBX_PAGE_MAX);
+		r->u.audit_list.since_ms = q->since_ms;
+		r->u.audit_list.until_ms = q->until_ms;
+		r->u.audit_list.after = q->after;
+		r->u.audit_list.limit = q->limit;
+		return FBX_OK;
+	}
+	case FUSEBOX__V1__CONSOLE_REQUEST__BODY_AUDIT_VERIFY:
+	case FUSEBOX__V1__CONSOLE_REQUEST__BODY_LIST_ORGS:
+		return FBX_OK;
 	default:
 		break;
 	}
@@ -992,6 +1231,12 @@ fbx_console_req_free(struct fbx_console_req *req)
 		break;
 	case FBX_CREQ_REMOVE:
 		free(req->u.remove.ids);
+		break;
+	case FBX_CREQ_ROLLBACK:
+		free(req->u.rollback.sel.command_ids);
+		break;
+	case FBX_CREQ_REPLAY:
+		free(req->u.replay.sel.command_ids);
 		break;
 	default:
 		break;
@@ -1114,6 +1359,33 @@ submit_out(struct arena *a, const struct fbx_command *c, pb_submit *s,
 	return FBX_OK;
 }
 
+/* selector_out fills o from s; the id array is borrowed, not copied. */
+static int
+selector_out(const struct fbx_selector *s, pb_selector *o)
+{
+	static const pb_selector init = FUSEBOX__V1__SELECTOR__INIT;
+
+	if (s->ncommand_ids > CMD_IDS_MAX)
+		return FBX_ETOOBIG;
+	if ((s->ncommand_ids > 0 && s->command_ids == NULL) ||
+	    !cstr_ok(s->breaker, sizeof(s->breaker)) ||
+	    !cstr_ok(s->reason, sizeof(s->reason)) ||
+	    !cstr_ok(s->group, sizeof(s->group)))
+		return FBX_EINVALID;
+	*o = init;
+	o->n_command_ids = s->ncommand_ids;
+	o->command_ids = s->ncommand_ids > 0 ? s->command_ids : NULL;
+	o->breaker_reason = (char *)s->breaker;
+	o->breaker_global = s->breaker_global != 0;
+	o->origin = (Fusebox__V1__Origin)s->origin;
+	o->reason = (char *)s->reason;
+	o->type = (Fusebox__V1__CommandType)s->type;
+	o->group = (char *)s->group;
+	o->since_ms = s->since_ms;
+	o->until_ms = s->until_ms;
+	return FBX_OK;
+}
+
 int
 fbx_console_req_encode(
     const struct fbx_console_req *req, uint8_t **buf, size_t *len)
@@ -1137,6 +1409,13 @@ fbx_console_req_encode(
 	pb_apprreq appr = FUSEBOX__V1__APPROVE_REQUEST__INIT;
 	pb_roreq ro = FUSEBOX__V1__ROLLOUT_REQUEST__INIT;
 	pb_listheld held = FUSEBOX__V1__LIST_HELD__INIT;
+	pb_selector sel;
+	pb_rbreq rb = FUSEBOX__V1__ROLLBACK_REQUEST__INIT;
+	pb_rpreq rp = FUSEBOX__V1__REPLAY_REQUEST__INIT;
+	pb_expreq expreq = FUSEBOX__V1__EXPORT_REQUEST__INIT;
+	pb_audreq aud = FUSEBOX__V1__AUDIT_LIST_REQUEST__INIT;
+	pb_audverify audv = FUSEBOX__V1__AUDIT_VERIFY__INIT;
+	pb_listorgs lorgs = FUSEBOX__V1__LIST_ORGS__INIT;
 	static const struct fbx_breaker_cfg zero_cfg;
 	struct arena a = { NULL, 0, 0 };
 	size_t i, sz = 0;
@@ -1336,6 +1615,70 @@ fbx_console_req_encode(
 		held.limit = req->u.list_held.limit;
 		m.body_case = FUSEBOX__V1__CONSOLE_REQUEST__BODY_LIST_HELD;
 		m.list_held = &held;
+		break;
+	case FBX_CREQ_ROLLBACK:
+		if (!cstr_ok(req->u.rollback.note, FBX_NOTE_MAX)) {
+			rv = FBX_EINVALID;
+			goto out;
+		}
+		rv = selector_out(&req->u.rollback.sel, &sel);
+		if (rv != FBX_OK)
+			goto out;
+		rb.selector = &sel;
+		rb.execute = req->u.rollback.execute != 0;
+		rb.include_changed = req->u.rollback.include_changed != 0;
+		rb.limit = req->u.rollback.limit;
+		rb.note = (char *)req->u.rollback.note;
+		m.body_case = FUSEBOX__V1__CONSOLE_REQUEST__BODY_ROLLBACK;
+		m.rollback = &rb;
+		break;
+	case FBX_CREQ_REPLAY:
+		if (!cstr_ok(req->u.replay.note, FBX_NOTE_MAX)) {
+			rv = FBX_EINVALID;
+			goto out;
+		}
+		rv = selector_out(&req->u.replay.sel, &sel);
+		if (rv != FBX_OK)
+			goto out;
+		rp.selector = &sel;
+		rp.state = (Fusebox__V1__DeliveryState)req->u.replay.state;
+		rp.force = req->u.replay.force != 0;
+		rp.execute = req->u.replay.execute != 0;
+		rp.note = (char *)req->u.replay.note;
+		m.body_case = FUSEBOX__V1__CONSOLE_REQUEST__BODY_REPLAY;
+		m.replay = &rp;
+		break;
+	case FBX_CREQ_EXPORT:
+		expreq.since_ms = req->u.export_.since_ms;
+		expreq.until_ms = req->u.export_.until_ms;
+		expreq.cursor = req->u.export_.cursor;
+		expreq.max_bytes = req->u.export_.max_bytes;
+		m.body_case = FUSEBOX__V1__CONSOLE_REQUEST__BODY_EXPORT;
+		m.export = &expreq;
+		break;
+	case FBX_CREQ_AUDIT_LIST:
+		if (!cstr_ok(req->u.audit_list.actor, sizeof(fbx_id)) ||
+		    !cstr_ok(req->u.audit_list.action,
+		        sizeof(req->u.audit_list.action))) {
+			rv = FBX_EINVALID;
+			goto out;
+		}
+		aud.actor = (char *)req->u.audit_list.actor;
+		aud.action = (char *)req->u.audit_list.action;
+		aud.since_ms = req->u.audit_list.since_ms;
+		aud.until_ms = req->u.audit_list.until_ms;
+		aud.after = req->u.audit_list.after;
+		aud.limit = req->u.audit_list.limit;
+		m.body_case = FUSEBOX__V1__CONSOLE_REQUEST__BODY_AUDIT_LIST;
+		m.audit_list = &aud;
+		break;
+	case FBX_CREQ_AUDIT_VERIFY:
+		m.body_case = FUSEBOX__V1__CONSOLE_REQUEST__BODY_AUDIT_VERIFY;
+		m.audit_verify = &audv;
+		break;
+	case FBX_CREQ_LIST_ORGS:
+		m.body_case = FUSEBOX__V1__CONSOLE_REQUEST__BODY_LIST_ORGS;
+		m.list_orgs = &lorgs;
 		break;
 	default:
 		rv = FBX_EINVALID;
@@ -1654,6 +1997,201 @@ breakers_in(const pb_brkrep *b, struct fbx_console_rep *r, struct wctx *w)
 	return FBX_OK;
 }
 
+/* rbrow_in validates one RollbackRow. */
+static int
+rbrow_in(const pb_rbrow *x, struct fbx_rb_row *o, struct wctx *w, size_t i)
+{
+	static const char pfx[] = "rollback.rows";
+	const char *what;
+	int rv;
+
+	rv = id_copy(o->device, x->device, 0, &what);
+	if (rv != FBX_OK)
+		return fail_at(w, rv, pfx, i, "device", what);
+	if (!in_range((int)x->type, 1, FBX_CMD_TYPE_COUNT))
+		return fail_at(w, FBX_EINVALID, pfx, i, "type",
+		    "missing or unknown value");
+	if (!in_range((int)x->state, 0, FBX_D_COUNT))
+		return fail_at(w, FBX_EINVALID, pfx, i, "state",
+		    "unknown value");
+	if (!in_range((int)x->action, 1, FBX_RB_COUNT))
+		return fail_at(w, FBX_EINVALID, pfx, i, "action",
+		    "missing or unknown value");
+	if (!in_range((int)x->comp_type, 0, FBX_CMD_TYPE_COUNT))
+		return fail_at(w, FBX_EINVALID, pfx, i, "comp_type",
+		    "unknown value");
+	rv = text_copy(o->detail, sizeof(o->detail), x->detail, &what);
+	if (rv != FBX_OK)
+		return fail_at(w, rv, pfx, i, "detail", what);
+	o->command_id = x->command_id;
+	o->delivery_id = x->delivery_id;
+	o->type = (uint8_t)x->type;
+	o->state = (uint8_t)x->state;
+	o->action = (uint8_t)x->action;
+	o->comp_type = (uint8_t)x->comp_type;
+	return FBX_OK;
+}
+
+/* rbplan_in decodes a RollbackPlan. Compensations and a rollback id only
+ * exist once a rollback was executed: a plan that has them is a bug. */
+static int
+rbplan_in(const pb_rbplan *p, struct fbx_rb_plan *o, struct wctx *w)
+{
+	unsigned seen = 0;
+	size_t i, n;
+	int rv;
+
+	_Static_assert(FBX_RB_COUNT <= 16, "seen is a bit mask");
+	if (p->n_per_action > FBX_RB_COUNT)
+		return fail(w, FBX_ETOOBIG,
+		    "rollback.per_action: more entries than actions");
+	for (i = 0; i < p->n_per_action; i++) {
+		int a = (int)p->per_action[i]->action;
+		if (!in_range(a, 1, FBX_RB_COUNT))
+			return fail(w, FBX_EINVALID,
+			    "rollback.per_action[%zu]: unknown action %d", i,
+			    a);
+		if (seen & (1u << a))
+			return fail(w, FBX_EINVALID,
+			    "rollback.per_action[%zu]: action given twice", i);
+		seen |= 1u << a;
+		o->per_action[a] = p->per_action[i]->count;
+	}
+	if (p->n_rows > FBX_PAGE_MAX)
+		return fail(w, FBX_ETOOBIG, "rollback.rows: more than %d",
+		    FBX_PAGE_MAX);
+	if (p->n_comp_ids > CMD_IDS_MAX)
+		return fail(w, FBX_ETOOBIG, "rollback.comp_ids: more than %d",
+		    CMD_IDS_MAX);
+	if (!p->executed && (p->n_comp_ids > 0 || p->rollback_id != 0))
+		return fail(w, FBX_EINVALID,
+		    "rollback: comp_ids or rollback_id without executed");
+	for (i = 0; i < p->n_comp_ids; i++)
+		if (p->comp_ids[i] == 0)
+			return fail(w, FBX_EINVALID,
+			    "rollback.comp_ids[%zu]: zero", i);
+	o->commands = p->commands;
+	o->rollback_id = p->rollback_id;
+	o->executed = p->executed ? 1 : 0;
+	n = p->n_rows;
+	if (n > 0) {
+		o->rows = calloc(n, sizeof(*o->rows));
+		if (o->rows == NULL)
+			return FBX_ENOMEM;
+		o->nrows = n;
+		for (i = 0; i < n; i++) {
+			rv = rbrow_in(p->rows[i], &o->rows[i], w, i);
+			if (rv != FBX_OK)
+				return rv;
+		}
+	}
+	n = p->n_comp_ids;
+	if (n > 0) {
+		o->comp_ids = malloc(n * sizeof(*o->comp_ids));
+		if (o->comp_ids == NULL)
+			return FBX_ENOMEM;
+		memcpy(o->comp_ids, p->comp_ids, n * sizeof(*o->comp_ids));
+		o->ncomp = n;
+	}
+	return FBX_OK;
+}
+
+/* export_in copies an ExportPage's lines into a NUL-terminated heap
+ * buffer. JSON never holds a raw NUL, so one means corruption, and
+ * refusing it keeps jsonl usable as a C string. */
+static int
+export_in(const pb_exppage *p, struct fbx_console_rep *r, struct wctx *w)
+{
+	size_t n = p->jsonl.len;
+
+	if (n > JSONL_MAX)
+		return fail(w, FBX_ETOOBIG,
+		    "export.jsonl: %zu bytes, at most %u", n, JSONL_MAX);
+	if (n > 0 && memchr(p->jsonl.data, '\0', n) != NULL)
+		return fail(w, FBX_EINVALID, "export.jsonl: NUL byte");
+	r->u.export_.next_cursor = p->next_cursor;
+	if (n == 0)
+		return FBX_OK;
+	r->u.export_.jsonl = malloc(n + 1);
+	if (r->u.export_.jsonl == NULL)
+		return FBX_ENOMEM;
+	memcpy(r->u.export_.jsonl, p->jsonl.data, n);
+	r->u.export_.jsonl[n] = '\0';
+	r->u.export_.len = n;
+	return FBX_OK;
+}
+
+/* audrec_in validates one AuditRecord. */
+static int
+audrec_in(const pb_audrec *x, struct fbx_audit_rec *o, struct wctx *w,
+    size_t i)
+{
+	static const char pfx[] = "audit.records";
+	const char *what;
+	int rv;
+
+	if (x->seq == 0)
+		return fail_at(w, FBX_EINVALID, pfx, i, "seq", "zero");
+	rv = scope_copy(o->org, x->org, 1, &what);
+	if (rv != FBX_OK)
+		return fail_at(w, rv, pfx, i, "org", what);
+	rv = id_copy(o->actor, x->actor, 1, &what);
+	if (rv != FBX_OK)
+		return fail_at(w, rv, pfx, i, "actor", what);
+	rv = action_copy(o->action, x->action, 1, &what);
+	if (rv != FBX_OK)
+		return fail_at(w, rv, pfx, i, "action", what);
+	rv = note_copy(o->note, x->note, 0, &what);
+	if (rv != FBX_OK)
+		return fail_at(w, rv, pfx, i, "note", what);
+	rv = text_copy(o->params, sizeof(o->params), x->params, &what);
+	if (rv != FBX_OK)
+		return fail_at(w, rv, pfx, i, "params",
+		    "longer than 511 bytes");
+	rv = hash_copy(o->hash, x->hash, &what);
+	if (rv != FBX_OK)
+		return fail_at(w, rv, pfx, i, "hash", what);
+	rv = hash_copy(o->prev, x->prev, &what);
+	if (rv != FBX_OK)
+		return fail_at(w, rv, pfx, i, "prev", what);
+	o->seq = x->seq;
+	o->at_ms = x->at_ms;
+	return FBX_OK;
+}
+
+/* orgs_in decodes an OrgList. orgs and devices share one allocation
+ * (orgs first, devices after it, aligned), so fbx_console_rep_free frees
+ * orgs only. */
+static int
+orgs_in(const pb_orglist *l, struct fbx_console_rep *r, struct wctx *w)
+{
+	const size_t al = _Alignof(uint32_t);
+	size_t i, off, n = l->n_orgs;
+	unsigned char *blk;
+	const char *what;
+	int rv;
+
+	if (n > ORGS_MAX)
+		return fail(w, FBX_ETOOBIG, "orgs.orgs: more than %d",
+		    ORGS_MAX);
+	if (n == 0)
+		return FBX_OK;
+	off = (n * sizeof(fbx_id) + al - 1) / al * al;
+	blk = calloc(1, off + n * sizeof(uint32_t));
+	if (blk == NULL)
+		return FBX_ENOMEM;
+	r->u.orgs.orgs = (fbx_id *)blk;
+	r->u.orgs.devices = (uint32_t *)(blk + off);
+	r->u.orgs.n = n;
+	for (i = 0; i < n; i++) {
+		rv = id_copy(r->u.orgs.orgs[i], l->orgs[i]->org, 1, &what);
+		if (rv != FBX_OK)
+			return fail_at(w, rv, "orgs.orgs", i, "org", what);
+		r->u.orgs.devices[i] = l->orgs[i]->devices;
+	}
+	return FBX_OK;
+}
+
 static int
 result_in(const pb_crep *pb, struct fbx_console_rep *r, struct wctx *w)
 {
@@ -1874,6 +2412,44 @@ result_in(const pb_crep *pb, struct fbx_console_rep *r, struct wctx *w)
 		o->store_bytes = s->store_bytes;
 		return FBX_OK;
 	}
+	case FUSEBOX__V1__CONSOLE_REPLY__RESULT_ROLLBACK:
+		return rbplan_in(pb->rollback, &r->u.rollback, w);
+	case FUSEBOX__V1__CONSOLE_REPLY__RESULT_REPLAY:
+		r->u.replay.matched = pb->replay->matched;
+		r->u.replay.resent = pb->replay->resent;
+		r->u.replay.skipped_terminal = pb->replay->skipped_terminal;
+		return FBX_OK;
+	case FUSEBOX__V1__CONSOLE_REPLY__RESULT_EXPORT:
+		return export_in(pb->export, r, w);
+	case FUSEBOX__V1__CONSOLE_REPLY__RESULT_AUDIT:
+		n = pb->audit->n_records;
+		if (n > FBX_PAGE_MAX)
+			return fail(w, FBX_ETOOBIG,
+			    "audit.records: more than %d", FBX_PAGE_MAX);
+		r->u.audit.next_after = pb->audit->next_after;
+		if (n == 0)
+			return FBX_OK;
+		r->u.audit.r = calloc(n, sizeof(*r->u.audit.r));
+		if (r->u.audit.r == NULL)
+			return FBX_ENOMEM;
+		r->u.audit.n = n;
+		for (i = 0; i < n; i++) {
+			rv = audrec_in(pb->audit->records[i], &r->u.audit.r[i],
+			    w, i);
+			if (rv != FBX_OK)
+				return rv;
+		}
+		return FBX_OK;
+	case FUSEBOX__V1__CONSOLE_REPLY__RESULT_VERIFY:
+		rv = text_copy(r->u.verify.why, sizeof(r->u.verify.why),
+		    pb->verify->why, &what);
+		if (rv != FBX_OK)
+			return fail(w, rv, "verify.why: %s", what);
+		r->u.verify.records = pb->verify->records;
+		r->u.verify.broken_at = pb->verify->broken_at;
+		return FBX_OK;
+	case FUSEBOX__V1__CONSOLE_REPLY__RESULT_ORGS:
+		return orgs_in(pb->orgs, r, w);
 	default:
 		break;
 	}
@@ -1973,6 +2549,19 @@ fbx_console_rep_free(struct fbx_console_rep *rep)
 		break;
 	case FBX_CREQ_RATE:
 		free(rep->u.rate.r);
+		break;
+	case FBX_CREQ_ROLLBACK:
+		free(rep->u.rollback.rows);
+		free(rep->u.rollback.comp_ids);
+		break;
+	case FBX_CREQ_EXPORT:
+		free(rep->u.export_.jsonl);
+		break;
+	case FBX_CREQ_AUDIT_LIST:
+		free(rep->u.audit.r);
+		break;
+	case FBX_CREQ_LIST_ORGS:
+		free(rep->u.orgs.orgs); /* devices is in the same block */
 		break;
 	default:
 		break;
@@ -2280,6 +2869,124 @@ breakers_out(struct arena *a, const struct fbx_console_rep *rep,
 	return FBX_OK;
 }
 
+/* rbplan_out fills o from a rollback plan; act/actp hold FBX_RB_COUNT
+ * entries and only non-zero actions are sent. RB_NONE is no action, so
+ * a count for it is refused rather than sent for the decoder to refuse. */
+static int
+rbplan_out(struct arena *a, const struct fbx_rb_plan *pl, pb_rbplan *o,
+    pb_actcount *act, pb_actcount **actp)
+{
+	static const pb_actcount ainit = FUSEBOX__V1__ACTION_COUNT__INIT;
+	static const pb_rbrow rinit = FUSEBOX__V1__ROLLBACK_ROW__INIT;
+	pb_rbrow *v = arena_take(a, pl->nrows * sizeof(*v));
+	pb_rbrow **p = arena_take(a, pl->nrows * sizeof(*p));
+	size_t i, k = 0;
+
+	if (v == NULL || p == NULL)
+		return FBX_ENOMEM;
+	if (pl->per_action[FBX_RB_NONE] != 0)
+		return FBX_EINVALID;
+	for (i = 1; i < FBX_RB_COUNT; i++) {
+		if (pl->per_action[i] == 0)
+			continue;
+		act[k] = ainit;
+		act[k].action = (Fusebox__V1__RollbackAction)i;
+		act[k].count = pl->per_action[i];
+		actp[k] = &act[k];
+		k++;
+	}
+	for (i = 0; i < pl->nrows; i++) {
+		const struct fbx_rb_row *x = &pl->rows[i];
+		if (!cstr_ok(x->device, sizeof(x->device)) ||
+		    !cstr_ok(x->detail, sizeof(x->detail)))
+			return FBX_EINVALID;
+		v[i] = rinit;
+		v[i].command_id = x->command_id;
+		v[i].delivery_id = x->delivery_id;
+		v[i].device = (char *)x->device;
+		v[i].type = (Fusebox__V1__CommandType)x->type;
+		v[i].state = (Fusebox__V1__DeliveryState)x->state;
+		v[i].action = (Fusebox__V1__RollbackAction)x->action;
+		v[i].comp_type = (Fusebox__V1__CommandType)x->comp_type;
+		v[i].detail = (char *)x->detail;
+		p[i] = &v[i];
+	}
+	o->commands = pl->commands;
+	o->n_per_action = k;
+	o->per_action = k > 0 ? actp : NULL;
+	o->n_rows = pl->nrows;
+	o->rows = pl->nrows > 0 ? p : NULL;
+	o->n_comp_ids = pl->ncomp;
+	o->comp_ids = pl->ncomp > 0 ? pl->comp_ids : NULL;
+	o->rollback_id = pl->rollback_id;
+	o->executed = pl->executed != 0;
+	return FBX_OK;
+}
+
+/* audit_out fills o from the audit reply of rep. */
+static int
+audit_out(struct arena *a, const struct fbx_console_rep *rep,
+    pb_audlist *o)
+{
+	static const pb_audrec init = FUSEBOX__V1__AUDIT_RECORD__INIT;
+	size_t i, n = rep->u.audit.n;
+	pb_audrec *v = arena_take(a, n * sizeof(*v));
+	pb_audrec **p = arena_take(a, n * sizeof(*p));
+
+	if (v == NULL || p == NULL)
+		return FBX_ENOMEM;
+	for (i = 0; i < n; i++) {
+		const struct fbx_audit_rec *x = &rep->u.audit.r[i];
+		if (!cstr_ok(x->org, sizeof(x->org)) ||
+		    !cstr_ok(x->actor, sizeof(x->actor)) ||
+		    !cstr_ok(x->action, sizeof(x->action)) ||
+		    !cstr_ok(x->note, sizeof(x->note)) ||
+		    !cstr_ok(x->params, sizeof(x->params)) ||
+		    !cstr_ok(x->hash, sizeof(x->hash)) ||
+		    !cstr_ok(x->prev, sizeof(x->prev)))
+			return FBX_EINVALID;
+		v[i] = init;
+		v[i].seq = x->seq;
+		v[i].at_ms = x->at_ms;
+		v[i].org = (char *)x->org;
+		v[i].actor = (char *)x->actor;
+		v[i].action = (char *)x->action;
+		v[i].note = (char *)x->note;
+		v[i].params = (char *)x->params;
+		v[i].hash = (char *)x->hash;
+		v[i].prev = (char *)x->prev;
+		p[i] = &v[i];
+	}
+	o->records = n > 0 ? p : NULL;
+	o->n_records = n;
+	o->next_after = rep->u.audit.next_after;
+	return FBX_OK;
+}
+
+/* orgs_out fills o from the organisation list of rep. */
+static int
+orgs_out(struct arena *a, const struct fbx_console_rep *rep, pb_orglist *o)
+{
+	static const pb_orginfo init = FUSEBOX__V1__ORG_INFO__INIT;
+	size_t i, n = rep->u.orgs.n;
+	pb_orginfo *v = arena_take(a, n * sizeof(*v));
+	pb_orginfo **p = arena_take(a, n * sizeof(*p));
+
+	if (v == NULL || p == NULL)
+		return FBX_ENOMEM;
+	for (i = 0; i < n; i++) {
+		if (!cstr_ok(rep->u.orgs.orgs[i], sizeof(fbx_id)))
+			return FBX_EINVALID;
+		v[i] = init;
+		v[i].org = (char *)rep->u.orgs.orgs[i];
+		v[i].devices = rep->u.orgs.devices[i];
+		p[i] = &v[i];
+	}
+	o->orgs = n > 0 ? p : NULL;
+	o->n_orgs = n;
+	return FBX_OK;
+}
+
 /* rep_size checks a reply's counts and sizes the arena for its arrays. */
 static int
 rep_size(const struct fbx_console_rep *rep, size_t *sz, size_t *nh)
@@ -2361,6 +3068,40 @@ rep_size(const struct fbx_console_rep *rep, size_t *sz, size_t *nh)
 			return FBX_EINVALID;
 		*sz = grpcounts_size(rep->u.groups.n);
 		return FBX_OK;
+	case FBX_CREQ_ROLLBACK: {
+		const struct fbx_rb_plan *pl = &rep->u.rollback;
+		if (pl->nrows > FBX_PAGE_MAX || pl->ncomp > CMD_IDS_MAX)
+			return FBX_ETOOBIG;
+		if ((pl->nrows > 0 && pl->rows == NULL) ||
+		    (pl->ncomp > 0 && pl->comp_ids == NULL))
+			return FBX_EINVALID;
+		*sz = asz(pl->nrows * sizeof(pb_rbrow)) +
+		    asz(pl->nrows * sizeof(pb_rbrow *));
+		return FBX_OK;
+	}
+	case FBX_CREQ_EXPORT:
+		if (rep->u.export_.len > JSONL_MAX)
+			return FBX_ETOOBIG;
+		if (rep->u.export_.len > 0 && rep->u.export_.jsonl == NULL)
+			return FBX_EINVALID;
+		return FBX_OK;
+	case FBX_CREQ_AUDIT_LIST:
+		if (rep->u.audit.n > FBX_PAGE_MAX)
+			return FBX_ETOOBIG;
+		if (rep->u.audit.n > 0 && rep->u.audit.r == NULL)
+			return FBX_EINVALID;
+		*sz = asz(rep->u.audit.n * sizeof(pb_audrec)) +
+		    asz(rep->u.audit.n * sizeof(pb_audrec *));
+		return FBX_OK;
+	case FBX_CREQ_LIST_ORGS:
+		if (rep->u.orgs.n > ORGS_MAX)
+			return FBX_ETOOBIG;
+		if (rep->u.orgs.n > 0 &&
+		    (rep->u.orgs.orgs == NULL || rep->u.orgs.devices == NULL))
+			return FBX_EINVALID;
+		*sz = asz(rep->u.orgs.n * sizeof(pb_orginfo)) +
+		    asz(rep->u.orgs.n * sizeof(pb_orginfo *));
+		return FBX_OK;
 	default:
 		return FBX_OK;
 	}
@@ -2391,6 +3132,14 @@ fbx_console_rep_encode(
 	pb_plan plan;
 	char *plan_groups[FBX_ROLLOUT_GROUPS_MAX];
 	pb_rostatus rost;
+	pb_rbplan rbp = FUSEBOX__V1__ROLLBACK_PLAN__INIT;
+	pb_actcount act[FBX_RB_COUNT];
+	pb_actcount *actp[FBX_RB_COUNT];
+	pb_rpres rpres = FUSEBOX__V1__REPLAY_RESULT__INIT;
+	pb_exppage expp = FUSEBOX__V1__EXPORT_PAGE__INIT;
+	pb_audlist audl = FUSEBOX__V1__AUDIT_LIST__INIT;
+	pb_audvres audv = FUSEBOX__V1__AUDIT_VERIFY_RESULT__INIT;
+	pb_orglist orgl = FUSEBOX__V1__ORG_LIST__INIT;
 	struct arena a = { NULL, 0, 0 };
 	pb_cmdinfo **info = NULL;
 	size_t i, sz, nh;
@@ -2624,6 +3373,52 @@ fbx_console_rep_encode(
 		m.pong = &pong;
 		break;
 	}
+	case FBX_CREQ_ROLLBACK:
+		rv = rbplan_out(&a, &rep->u.rollback, &rbp, act, actp);
+		if (rv != FBX_OK)
+			goto out;
+		m.result_case = FUSEBOX__V1__CONSOLE_REPLY__RESULT_ROLLBACK;
+		m.rollback = &rbp;
+		break;
+	case FBX_CREQ_REPLAY:
+		rpres.matched = rep->u.replay.matched;
+		rpres.resent = rep->u.replay.resent;
+		rpres.skipped_terminal = rep->u.replay.skipped_terminal;
+		m.result_case = FUSEBOX__V1__CONSOLE_REPLY__RESULT_REPLAY;
+		m.replay = &rpres;
+		break;
+	case FBX_CREQ_EXPORT:
+		expp.jsonl.len = rep->u.export_.len;
+		expp.jsonl.data = (uint8_t *)rep->u.export_.jsonl;
+		expp.next_cursor = rep->u.export_.next_cursor;
+		m.result_case = FUSEBOX__V1__CONSOLE_REPLY__RESULT_EXPORT;
+		m.export = &expp;
+		break;
+	case FBX_CREQ_AUDIT_LIST:
+		rv = audit_out(&a, rep, &audl);
+		if (rv != FBX_OK)
+			goto out;
+		m.result_case = FUSEBOX__V1__CONSOLE_REPLY__RESULT_AUDIT;
+		m.audit = &audl;
+		break;
+	case FBX_CREQ_AUDIT_VERIFY:
+		if (!cstr_ok(rep->u.verify.why, sizeof(rep->u.verify.why))) {
+			rv = FBX_EINVALID;
+			goto out;
+		}
+		audv.records = rep->u.verify.records;
+		audv.broken_at = rep->u.verify.broken_at;
+		audv.why = (char *)rep->u.verify.why;
+		m.result_case = FUSEBOX__V1__CONSOLE_REPLY__RESULT_VERIFY;
+		m.verify = &audv;
+		break;
+	case FBX_CREQ_LIST_ORGS:
+		rv = orgs_out(&a, rep, &orgl);
+		if (rv != FBX_OK)
+			goto out;
+		m.result_case = FUSEBOX__V1__CONSOLE_REPLY__RESULT_ORGS;
+		m.orgs = &orgl;
+		break;
 	default:
 		rv = FBX_EINVALID;
 		goto out;
