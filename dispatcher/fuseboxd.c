@@ -10,7 +10,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <sysexits.h>
 
 #include <ini.h>
@@ -377,6 +380,28 @@ main(int argc, char **argv)
 	o.approval_ttl_s = c.approval_ttl_s;
 	o.retention_s = c.retention_s;
 
+	/* one daemon per store: a second one would take over the ipc
+	 * socket files and race the first on the same LMDB environment */
+	{
+		char lockpath[4200];
+		int lfd;
+		if (mkdir(c.data_dir, 0750) != 0 && errno != EEXIST) {
+			fprintf(stderr, "fuseboxd: cannot create %s: %s\n",
+			    c.data_dir, strerror(errno));
+			return EX_CANTCREAT;
+		}
+		snprintf(lockpath, sizeof(lockpath), "%s/fuseboxd.lock",
+		    c.data_dir);
+		lfd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+		if (lfd < 0 || flock(lfd, LOCK_EX | LOCK_NB) != 0) {
+			fprintf(stderr,
+			    "fuseboxd: %s is in use by another fuseboxd "
+			    "(%s)\n",
+			    c.data_dir, lfd < 0 ? strerror(errno) : "locked");
+			return EX_TEMPFAIL;
+		}
+		/* held open (and locked) until the process exits */
+	}
 	signal(SIGPIPE, SIG_IGN);
 	/* alert commands are never waited for: let the kernel reap them */
 	memset(&sa, 0, sizeof(sa));
