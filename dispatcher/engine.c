@@ -4151,9 +4151,10 @@ handle_rollback(
 			/* never expanded: the command itself is cancelled */
 			for (uint32_t k = 0; k < c.ndev_ids || k == 0; k++) {
 				rb_row(&r, &c, 0,
-				    c.ndev_ids ? c.dev_ids[k] : "(target)",
+				    c.ndev_ids ? c.dev_ids[k] : "",
 				    FBX_D_NONE, FBX_RB_CANCEL, 0,
-				    "held: discarded");
+				    c.ndev_ids ? "held: discarded"
+				               : "held (whole target): discarded");
 				if (c.ndev_ids == 0)
 					break;
 			}
@@ -4922,8 +4923,12 @@ handle_export(
 	x.e = e;
 	x.req = req;
 	x.cursor = cursor;
+	/* a page ends after the record that crosses max: keep well under
+	 * the reply's size cap */
 	x.b.max = req->u.export_.max_bytes ? req->u.export_.max_bytes
 	                                   : (1u << 20);
+	if (x.b.max > (4u << 20))
+		x.b.max = 4u << 20;
 	x.b.cap = 65536;
 	x.b.p = malloc(x.b.cap);
 	if (x.b.p == NULL) {
