@@ -5023,40 +5023,45 @@ prune_step(struct fbx_engine *e)
 {
 	int64_t cutoff = e->now - (int64_t)e->o.retention_s * 1000;
 	uint32_t budget = 50000, looked = 0;
+	uint64_t id = e->prune_next, first_kept = 0;
 	int rc;
 
 	if (e->o.retention_s == 0)
 		return;
-	while (budget > 0 && looked < 10000 && e->txn_err == FBX_OK) {
+	for (; id <= e->last_cmd_id && budget > 0 && looked < 10000 &&
+	    e->txn_err == FBX_OK;
+	    id++) {
 		struct fbx_command c;
 		uint32_t deleted = 0;
+		int keep = 0;
 		looked++;
-		if (e->prune_next > e->last_cmd_id)
-			return; /* the end of the journal */
-		rc = fbx_store_cmd_get(e->txn, e->prune_next, &c);
-		if (rc == FBX_ENOT_FOUND) {
-			e->prune_next++; /* pruned before */
-			continue;
-		}
+		rc = fbx_store_cmd_get(e->txn, id, &c);
+		if (rc == FBX_ENOT_FOUND)
+			continue; /* pruned before */
 		if (rc != FBX_OK) {
 			set_err(e, rc);
 			return;
 		}
-		if (c.created_ms >= cutoff || !fbx_cstate_terminal(c.state) ||
-		    cmd_find(e, c.id) != NULL) {
+		if (c.created_ms >= cutoff) {
 			fbx_command_clear(&c);
-			return; /* oldest first: nothing older to prune */
+			break; /* ids follow time: the rest is younger */
 		}
-		if (c.origin == FBX_ORIGIN_AUTOMATIC) {
+		if (!fbx_cstate_terminal(c.state) || cmd_find(e, c.id) != NULL)
+			keep = 1; /* held, paused, still delivering */
+		if (!keep && c.origin == FBX_ORIGIN_AUTOMATIC) {
 			struct fbxi_breaker b, g;
 			if (brk_load(e->txn, c.org, reason_of(&c), &b, NULL) ==
 			        FBX_OK &&
 			    brk_load(e->txn, "*", reason_of(&c), &g, NULL) ==
 			        FBX_OK &&
-			    (b.state == FBX_BS_OPEN || g.state == FBX_BS_OPEN)) {
-				fbx_command_clear(&c);
-				return; /* an open incident still needs it */
-			}
+			    (b.state == FBX_BS_OPEN || g.state == FBX_BS_OPEN))
+				keep = 1; /* an open incident still needs it */
+		}
+		if (keep) {
+			if (first_kept == 0)
+				first_kept = id;
+			fbx_command_clear(&c);
+			continue;
 		}
 		rc = fbx_store_dlv_delete_range(e->txn, FBX_DLV_ID(c.id, 0),
 		    FBX_DLV_ID(c.id + 1, 0), budget, &deleted);
@@ -5067,8 +5072,9 @@ prune_step(struct fbx_engine *e)
 		}
 		budget -= deleted < budget ? deleted : budget;
 		if (budget == 0) {
+			/* more deliveries of this one next time */
 			fbx_command_clear(&c);
-			return; /* more deliveries next time */
+			break;
 		}
 		rc = prune_markers(e, &c);
 		if (rc == FBX_OK)
@@ -5079,8 +5085,9 @@ prune_step(struct fbx_engine *e)
 			return;
 		}
 		e->pruned++;
-		e->prune_next++;
 	}
+	/* next pass starts at the oldest command still kept */
+	e->prune_next = first_kept != 0 ? first_kept : id;
 }
 
 static void
