@@ -175,6 +175,15 @@ now_ms(void)
 }
 
 static int64_t
+mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static int64_t
 mono_ms(void)
 {
 	struct timespec ts;
@@ -5657,7 +5666,7 @@ dispatch_step(struct fbx_engine *e)
 	for (struct gw *g = e->gws; g != NULL; g = g->next)
 		gw_flush_batch(e, g);
 	/* queued work that rate caps held back: poll, do not spin */
-	e->stalled = total == 0;
+	e->stalled = total == 0 && e->rrlen > 0;
 	/* drop emptied organisations from the round robin */
 	for (size_t i = 0; i < e->rrlen;) {
 		if (e->rr[i]->len == 0) {
@@ -6087,6 +6096,8 @@ fail_console_inputs(struct fbx_engine *e, int rc)
 static int
 turn(struct fbx_engine *e)
 {
+	int64_t t0 = 0, t_work = 0, t_commit = 0;
+	uint64_t res0 = 0, sent0 = 0;
 	int rc = FBX_OK;
 
 	read_inputs(e, e->gateway, 1, IN_MSGS_MAX);
@@ -6097,6 +6108,9 @@ turn(struct fbx_engine *e)
 	    e->mono < e->next_tick)
 		return FBX_OK;
 	e->next_tick = e->mono + 100;
+	t0 = mono_us();
+	res0 = e->results_in;
+	sent0 = e->dlv_sent;
 	for (int attempt = 0; attempt < COMMIT_RETRIES; attempt++) {
 		size_t need = (64u << 20);
 		e->now = now_ms();
@@ -6133,17 +6147,31 @@ turn(struct fbx_engine *e)
 			e->next_prune = e->now + 1000;
 		}
 		flush_commands(e);
+		t_work = mono_us();
 		if (e->txn_err != FBX_OK) {
 			rc = e->txn_err;
 			fbx_txn_abort(e->txn);
 		} else {
 			rc = fbx_txn_commit(e->txn);
 		}
+		t_commit = mono_us();
 		e->txn = NULL;
 		if (rc == FBX_OK) {
 			e->commits++;
 			out_flush(e);
 			reap_done(e);
+			/* a slow turn delays every reply: say where it went */
+			if (t_commit - t0 > 200000 ||
+			    fbxi_log_level() >= FBX_LOG_DEBUG)
+				FBX_LOGD("turn: %zu msgs, %llu results, %llu sent, "
+				         "work %lld us, commit %lld us, send %lld "
+				         "us",
+				    e->nin,
+				    (unsigned long long)(e->results_in - res0),
+				    (unsigned long long)(e->dlv_sent - sent0),
+				    (long long)(t_work - t0),
+				    (long long)(t_commit - t_work),
+				    (long long)(mono_us() - t_commit));
 			break;
 		}
 	failed:
