@@ -63,6 +63,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/types.h>
 #include <time.h>
 
@@ -147,6 +148,18 @@ map_err(int rc)
 	default:
 		return FBX_ESTORAGE;
 	}
+}
+
+/* disk_nearly_full - whether the file system of the store has less room
+ * than a large commit needs (a short write then means "full"). */
+static int
+disk_nearly_full(const fbx_store *st)
+{
+	struct statvfs vs;
+
+	if (st->data_path == NULL || statvfs(st->data_path, &vs) != 0)
+		return 0;
+	return (uint64_t)vs.f_bavail * vs.f_frsize < (4u << 20);
 }
 
 /* txn_fail - mark txn broken by a write error, return the fbx code. */
@@ -1182,6 +1195,8 @@ fbx_txn_commit(fbx_txn *t)
 	rc = map_err(mrc);
 	if (rc == FBX_ENOT_FOUND || rc == FBX_ECORRUPT)
 		rc = FBX_ESTORAGE;
+	if (rc == FBX_EIO && disk_nearly_full(t->st))
+		rc = FBX_EDISK_FULL; /* LMDB reports a short write as EIO */
 out:
 	txn_free(t);
 	return rc;
