@@ -1576,11 +1576,14 @@ limit_gate(struct fbx_engine *e, const struct inmsg *in,
 	int own, rc;
 
 	rc = limit_cfg_load(e->txn, c->org, c->type, &cfg, &own);
-	if (rc == FBX_OK)
-		rc = limit_use_load(e->txn, c->org, c->type, cfg.window_s, &w);
 	if (rc != FBX_OK)
 		return rc;
 	cap = fbxi_limit_cap(&cfg, fleet);
+	if (cap == UINT32_MAX)
+		return FBX_OK; /* no limit on this type: nothing to count */
+	rc = limit_use_load(e->txn, c->org, c->type, cfg.window_s, &w);
+	if (rc != FBX_OK)
+		return rc;
 	used = fbxi_window_sum(&w, e->now);
 	if (!count_only && used + ndev > cap) {
 		struct approval_rec a;
