@@ -37,6 +37,7 @@ struct ctl {
 	int timeout_ms;
 	int retries;
 	fbx_client *cli;
+	char errmsg[256]; /* call_ex: the last refusal's message */
 };
 
 /* ------------------------------------------------------------------ */
@@ -602,11 +603,15 @@ json_device(const struct fbx_device *d)
 /* ------------------------------------------------------------------ */
 /* calling the engine */
 
-/* call - send req, retrying a timed-out request; print the error line on
- * failure. Returns EX_OK with rep owned by the caller, or an exit status
- * with rep zeroed. */
+/* call_ex - send req, retrying a timed-out request; print the error line
+ * on failure. Returns EX_OK with rep owned by the caller, or an exit
+ * status with rep zeroed. With eng_err set, an engine refusal is not
+ * printed: its code lands in *eng_err (and its message in ctl->errmsg)
+ * and the exit status is returned, so a loop over organisations can
+ * tell "nothing here" from a failure. */
 static int
-call(struct ctl *ctl, struct fbx_console_req *req, struct fbx_console_rep *rep)
+call_ex(struct ctl *ctl, struct fbx_console_req *req,
+    struct fbx_console_rep *rep, int *eng_err)
 {
 	int rc;
 
@@ -638,6 +643,16 @@ call(struct ctl *ctl, struct fbx_console_req *req, struct fbx_console_rep *rep)
 		    fbx_strerror(rc));
 	if (rc != FBX_OK)
 		return fail(rc, NULL);
+	if (eng_err != NULL)
+		*eng_err = rep->err;
+	if (rep->err != FBX_OK && eng_err != NULL) {
+		int st = exit_status(rep->err);
+		snprintf(ctl->errmsg, sizeof(ctl->errmsg), "%s",
+		    rep->errmsg[0] ? rep->errmsg : fbx_strerror(rep->err));
+		fbx_console_rep_free(rep);
+		memset(rep, 0, sizeof(*rep));
+		return st;
+	}
 	if (rep->err != FBX_OK) {
 		int st = fail(rep->err, "%s",
 		    rep->errmsg[0] ? rep->errmsg : fbx_strerror(rep->err));
@@ -668,11 +683,67 @@ call(struct ctl *ctl, struct fbx_console_req *req, struct fbx_console_rep *rep)
 }
 
 static int
+call(struct ctl *ctl, struct fbx_console_req *req, struct fbx_console_rep *rep)
+{
+	return call_ex(ctl, req, rep, NULL);
+}
+
+static int
 need_org(const struct ctl *ctl)
 {
 	if (ctl->org[0] == '\0')
 		return usage_err("no organisation: use -o ORG or set "
 				 "FUSEBOX_ORG");
+	return EX_OK;
+}
+
+/* The organisations the engine knows (LIST_ORGS), for --all-orgs. */
+struct orglist {
+	fbx_id *orgs;
+	uint32_t *devices;
+	size_t n;
+};
+
+static void
+orglist_free(struct orglist *l)
+{
+	free(l->orgs);
+	free(l->devices);
+	memset(l, 0, sizeof(*l));
+}
+
+/* list_orgs - every organisation the engine knows, with its devices. */
+static int
+list_orgs(struct ctl *ctl, struct orglist *out)
+{
+	struct fbx_console_req req;
+	struct fbx_console_rep rep;
+	char saved[FBX_ID_MAX + 1];
+	int st;
+
+	memset(&req, 0, sizeof(req));
+	memset(out, 0, sizeof(*out));
+	req.kind = FBX_CREQ_LIST_ORGS;
+	strcpy(saved, ctl->org);
+	st = call(ctl, &req, &rep);
+	strcpy(ctl->org, saved);
+	if (st != EX_OK)
+		return st;
+	if (rep.u.orgs.n > 0) {
+		out->orgs = malloc(rep.u.orgs.n * sizeof(*out->orgs));
+		out->devices = malloc(rep.u.orgs.n * sizeof(*out->devices));
+		if (out->orgs == NULL || out->devices == NULL) {
+			orglist_free(out);
+			fbx_console_rep_free(&rep);
+			return fail(FBX_ENOMEM, NULL);
+		}
+		memcpy(out->orgs, rep.u.orgs.orgs,
+		    rep.u.orgs.n * sizeof(*out->orgs));
+		memcpy(out->devices, rep.u.orgs.devices,
+		    rep.u.orgs.n * sizeof(*out->devices));
+		out->n = rep.u.orgs.n;
+	}
+	fbx_console_rep_free(&rep);
 	return EX_OK;
 }
 
@@ -735,6 +806,16 @@ enum {
 	OPT_MAX_INFLIGHT,
 	OPT_ORGS_PREFIX,
 	OPT_COUNT,
+	OPT_ALL_ORGS,
+	OPT_COMMAND,
+	OPT_INCIDENT,
+	OPT_EXECUTE,
+	OPT_INCLUDE_CHANGED,
+	OPT_ROWS,
+	OPT_FORCE,
+	OPT_OUTPUT,
+	OPT_ACTOR_FILTER,
+	OPT_ACTION,
 };
 
 #define COMMON_LONGOPTS                                                      \
@@ -828,6 +909,13 @@ static const char *const main_usage =
     "  rate      dispatch rate caps: show, set\n"
     "  approve   approve a command refused by a limit (second operator)\n"
     "  rollout   staged rollout: status, pause, resume, cancel, approve\n"
+    "Incident response:\n"
+    "  rollback  undo commands (by id, by filter, or an incident's), in one\n"
+    "            or every organisation: a plan first, --execute to act\n"
+    "  replay    resend deliveries a gateway lost\n"
+    "  export    commands, deliveries and audit records as JSON Lines\n"
+    "  audit     the audit log: list, verify the hash chain\n"
+    "  orgs      organisations with their device counts\n"
     "\n"
     "Exit status: 0 ok, 64 usage, 65 rejected input (also a blast-radius\n"
     "limit, a missing approval, an open breaker or a wrong state), 69\n"
@@ -2569,6 +2657,7 @@ struct ctrl_args {
 	int origin;
 	fbx_id prefix;
 	uint64_t count;
+	int all_orgs;
 };
 
 static int
@@ -2719,6 +2808,9 @@ ctrl_opt(void *arg, struct ctl *ctl, int c, const char *oa, int argc,
 		if (parse_u64(oa, 100000, &a->count) != 0 || a->count == 0)
 			return usage_err("bad --count '%s' (1..100000)", oa);
 		return EX_OK;
+	case OPT_ALL_ORGS:
+		a->all_orgs = 1;
+		return EX_OK;
 	default:
 		return usage_err("unexpected option");
 	}
@@ -2727,7 +2819,7 @@ ctrl_opt(void *arg, struct ctl *ctl, int c, const char *oa, int argc,
 /* ---- breaker ---- */
 
 static const char *const breaker_usage =
-    "usage: fuseboxctl breaker status [--reason R]\n"
+    "usage: fuseboxctl breaker status [--reason R] [--all-orgs]\n"
     "       fuseboxctl breaker trip --reason R [--global] --note TEXT\n"
     "       fuseboxctl breaker reset --reason R [--global]\n"
     "                                (--release|--discard) --note TEXT\n"
@@ -2741,7 +2833,10 @@ static const char *const breaker_usage =
     "one per reason (org '*'). An open breaker holds what it stops: held\n"
     "commands are durable and wait for an operator's reset.\n"
     "\n"
-    "  status        the organisation's breakers and the global ones\n"
+    "  status        the organisation's breakers and the global ones;\n"
+    "                --all-orgs: every organisation's breakers that are\n"
+    "                open, hold commands or have tripped, and the global\n"
+    "                ones once\n"
     "  trip          open a breaker by hand\n"
     "  reset         close it: --release sends the held commands on\n"
     "                (through the blast-radius limits), --discard records\n"
@@ -2832,6 +2927,94 @@ print_breakers(const struct fbx_breaker_info *v, size_t n)
 	table_free(&t);
 }
 
+/* breaker_status_all - every organisation's breakers worth a look (open,
+ * holding, or tripped before) and the global ones once. */
+static int
+breaker_status_all(struct ctl *ctl, const struct ctrl_args *a)
+{
+	struct orglist ol;
+	struct fbx_breaker_info *v = NULL;
+	size_t n = 0, cap = 0, open = 0, orgs_shown = 0;
+	uint64_t held = 0;
+	char saved[FBX_ID_MAX + 1], last[FBX_ID_MAX + 1] = "";
+	int st, have_global = 0;
+
+	strcpy(saved, ctl->org);
+	st = list_orgs(ctl, &ol);
+	if (st != EX_OK)
+		return st;
+	for (size_t i = 0; i < ol.n && st == EX_OK; i++) {
+		struct fbx_console_req req;
+		struct fbx_console_rep rep;
+
+		memset(&req, 0, sizeof(req));
+		req.kind = FBX_CREQ_BREAKER;
+		req.u.breaker.op = FBX_BRK_STATUS;
+		strcpy(req.u.breaker.reason, a->reason);
+		strcpy(ctl->org, ol.orgs[i]);
+		st = call(ctl, &req, &rep);
+		if (st != EX_OK)
+			break;
+		for (size_t k = 0; k < rep.u.breaker.n; k++) {
+			const struct fbx_breaker_info *b = &rep.u.breaker.b[k];
+			int global = strcmp(b->org, "*") == 0;
+			if (global ? have_global
+			           : !(b->state == FBX_BS_OPEN || b->held > 0 ||
+			                 b->trips > 0))
+				continue;
+			if (n == cap) {
+				size_t ncap = cap ? cap * 2 : 64;
+				struct fbx_breaker_info *p =
+				    realloc(v, ncap * sizeof(*p));
+				if (p == NULL) {
+					st = fail(FBX_ENOMEM, NULL);
+					break;
+				}
+				v = p;
+				cap = ncap;
+			}
+			v[n++] = *b;
+			if (!global) {
+				open += b->state == FBX_BS_OPEN;
+				held += b->held;
+				if (strcmp(last, b->org) != 0) {
+					orgs_shown++;
+					strcpy(last, b->org);
+				}
+			}
+		}
+		/* the global breakers come with every reply: keep the first */
+		for (size_t k = 0; k < rep.u.breaker.n; k++)
+			if (strcmp(rep.u.breaker.b[k].org, "*") == 0)
+				have_global = 1;
+		fbx_console_rep_free(&rep);
+	}
+	strcpy(ctl->org, saved);
+	if (st == EX_OK) {
+		if (ctl->json) {
+			printf("{\"operation\":\"status\",\"organisations\":"
+			       "%zu,\"breakers\":[",
+			    ol.n);
+			for (size_t i = 0; i < n; i++) {
+				if (i)
+					putchar(',');
+				json_breaker(&v[i]);
+			}
+			printf("]}\n");
+		} else {
+			if (n > 0)
+				print_breakers(v, n);
+			printf("%s%zu of %zu organisations have breakers that "
+			       "tripped or hold commands: %zu open, %" PRIu64
+			       " commands held (global breakers not counted)\n",
+			    n ? "\n" : "", orgs_shown, ol.n, open, held);
+		}
+	}
+	free(v);
+	orglist_free(&ol);
+	return st;
+}
+
 static int
 cmd_breaker(struct ctl *ctl, int argc, char **argv)
 {
@@ -2848,6 +3031,7 @@ cmd_breaker(struct ctl *ctl, int argc, char **argv)
 		{ "global-orgs", required_argument, NULL, OPT_GLOBAL_ORGS },
 		{ "shadow", no_argument, NULL, OPT_SHADOW },
 		{ "enforce", no_argument, NULL, OPT_ENFORCE },
+		{ "all-orgs", no_argument, NULL, OPT_ALL_ORGS },
 		{ NULL, 0, NULL, 0 } };
 	struct fbx_console_req req;
 	struct fbx_console_rep rep;
@@ -2878,6 +3062,15 @@ cmd_breaker(struct ctl *ctl, int argc, char **argv)
 		return usage_err("unknown breaker operation '%s' (status, "
 				 "trip, reset, config)",
 		    sub);
+	if (a.all_orgs && op != FBX_BRK_STATUS)
+		return usage_err("--all-orgs goes with breaker status");
+	if (a.all_orgs) {
+		if (a.global || a.have_note || a.have_cfg ||
+		    a.on_reset != FBX_RESET_NONE)
+			return usage_err("breaker status takes --reason and "
+					 "--all-orgs only");
+		return breaker_status_all(ctl, &a);
+	}
 	if ((st = need_org(ctl)) != EX_OK)
 		return st;
 	if (op != FBX_BRK_STATUS && a.reason[0] == '\0')
@@ -3450,6 +3643,7 @@ static const char *const summary_usage =
     "usage: fuseboxctl summary ORG[,ORG...] [--since TIME] [--type T]\n"
     "                          [--origin O]\n"
     "       fuseboxctl summary --orgs-prefix P --count N [...]\n"
+    "       fuseboxctl summary --all-orgs [...]\n"
     "\n"
     "What happened per organisation: for each one, the sum over its\n"
     "commands (all pages of 'list'), one row per organisation and a TOTAL.\n"
@@ -3457,6 +3651,7 @@ static const char *const summary_usage =
     "  --orgs-prefix P --count N   organisations P001 .. PN (zero padded\n"
     "                              to 3 digits, as fusebox-devsim names\n"
     "                              them)\n"
+    "  --all-orgs      every organisation the engine knows ('orgs')\n"
     "  --since TIME    only commands created at or after TIME\n"
     "  --type T        only commands of type T (e.g. lock)\n"
     "  --origin O      only commands of origin O (e.g. automatic)\n"
@@ -3576,6 +3771,7 @@ cmd_summary(struct ctl *ctl, int argc, char **argv)
 		{ "since", required_argument, NULL, OPT_SINCE },
 		{ "type", required_argument, NULL, OPT_TYPE },
 		{ "origin", required_argument, NULL, OPT_ORIGIN },
+		{ "all-orgs", no_argument, NULL, OPT_ALL_ORGS },
 		{ NULL, 0, NULL, 0 } };
 	struct ctrl_args a;
 	struct idlist orgs = { .max = 100000 };
@@ -3594,12 +3790,27 @@ cmd_summary(struct ctl *ctl, int argc, char **argv)
 		a.prefix[0] = '\0';
 	if (have_prefix != (a.count != 0))
 		return usage_err("--orgs-prefix and --count go together");
-	if (have_prefix && st < argc)
-		return usage_err("give organisations or --orgs-prefix, not "
-				 "both");
-	if (!have_prefix && st >= argc)
-		return usage_err("summary needs ORG[,ORG...] or --orgs-prefix "
-				 "P --count N");
+	if (have_prefix + a.all_orgs + (st < argc) > 1)
+		return usage_err("give organisations, --orgs-prefix or "
+				 "--all-orgs, one of them");
+	if (!have_prefix && !a.all_orgs && st >= argc)
+		return usage_err("summary needs ORG[,ORG...], --all-orgs or "
+				 "--orgs-prefix P --count N");
+	if (a.all_orgs) {
+		struct orglist ol;
+		st = list_orgs(ctl, &ol);
+		if (st != EX_OK)
+			return st;
+		for (size_t i = 0; i < ol.n; i++) {
+			if (idlist_add(&orgs, ol.orgs[i]) != FBX_OK) {
+				orglist_free(&ol);
+				free(orgs.ids);
+				return fail(FBX_ENOMEM, NULL);
+			}
+		}
+		orglist_free(&ol);
+		st = argc; /* no operands */
+	}
 	for (int i = st; i < argc; i++) {
 		const char *bad = NULL;
 		int rc = idlist_add_split(&orgs, argv[i], &bad);
@@ -3665,6 +3876,1658 @@ cmd_summary(struct ctl *ctl, int argc, char **argv)
 }
 
 /* ------------------------------------------------------------------ */
+/* incident response: rollback, replay, export, audit, orgs */
+
+/* The options of the incident commands; each command's option table says
+ * which of them it takes. */
+struct ops_args {
+	uint64_t *ids; /* --command */
+	size_t nids, idcap;
+	fbx_id incident;
+	int global;
+	int origin, type, state;
+	fbx_id reason, group;
+	int64_t since, until;
+	int execute, include_changed, force, all_orgs, wait;
+	int have_rows, have_note;
+	uint64_t wait_s, rows, limit, after;
+	char note[FBX_NOTE_MAX];
+	fbx_id actor;
+	char action[32];
+	const char *output;
+};
+
+static int
+ops_add_ids(struct ops_args *a, const char *s)
+{
+	char tok[32];
+
+	while (*s != '\0') {
+		size_t k = 0;
+		uint64_t v;
+
+		while (*s == ',' || *s == ' ')
+			s++;
+		if (*s == '\0')
+			break;
+		while (*s != '\0' && *s != ',' && *s != ' ') {
+			if (k < sizeof(tok) - 1)
+				tok[k++] = *s;
+			s++;
+		}
+		tok[k] = '\0';
+		if (parse_u64(tok, UINT64_MAX, &v) != 0 || v == 0)
+			return usage_err("bad command id '%s'", tok);
+		if (a->nids >= FBX_TARGET_IDS_MAX)
+			return usage_err("more than %d command ids",
+			    FBX_TARGET_IDS_MAX);
+		if (a->nids == a->idcap) {
+			size_t ncap = a->idcap ? a->idcap * 2 : 16;
+			uint64_t *p = realloc(a->ids, ncap * sizeof(*p));
+			if (p == NULL)
+				return fail(FBX_ENOMEM, NULL);
+			a->ids = p;
+			a->idcap = ncap;
+		}
+		a->ids[a->nids++] = v;
+	}
+	return EX_OK;
+}
+
+static int
+ops_opt(void *arg, struct ctl *ctl, int c, const char *oa, int argc,
+    char **argv)
+{
+	struct ops_args *a = arg;
+	uint64_t v;
+
+	(void)ctl;
+	switch (c) {
+	case OPT_COMMAND:
+		return ops_add_ids(a, oa);
+	case OPT_INCIDENT:
+		if (copy_id(a->incident, oa) != 0)
+			return usage_err("bad --incident '%s' (a breaker "
+					 "reason)",
+			    oa);
+		return EX_OK;
+	case OPT_GLOBAL:
+		a->global = 1;
+		return EX_OK;
+	case OPT_ALL_ORGS:
+		a->all_orgs = 1;
+		return EX_OK;
+	case OPT_ORIGIN:
+		a->origin = fbx_origin_parse(oa);
+		if (a->origin == 0)
+			return usage_err("unknown origin '%s'", oa);
+		return EX_OK;
+	case OPT_REASON:
+		if (copy_id(a->reason, oa) != 0)
+			return usage_err("bad reason '%s'", oa);
+		return EX_OK;
+	case OPT_TYPE: {
+		char t[64];
+		snprintf(t, sizeof(t), "%s", oa);
+		for (char *p = t; *p; p++)
+			if (*p == '-')
+				*p = '_';
+		a->type = fbx_cmd_type_parse(t);
+		if (a->type == 0)
+			return usage_err("unknown command type '%s'", oa);
+		return EX_OK;
+	}
+	case OPT_GROUP:
+		if (copy_id(a->group, oa) != 0)
+			return usage_err("bad group '%s'", oa);
+		return EX_OK;
+	case OPT_SINCE:
+	case OPT_UNTIL:
+		if (parse_time(oa, c == OPT_SINCE ? &a->since : &a->until) !=
+		        0 ||
+		    (c == OPT_SINCE ? a->since : a->until) <= 0)
+			return usage_err("bad --%s '%s' (epoch ms, now, or "
+					 "-30m, -1h, -7d)",
+			    c == OPT_SINCE ? "since" : "until", oa);
+		return EX_OK;
+	case OPT_EXECUTE:
+		a->execute = 1;
+		return EX_OK;
+	case OPT_INCLUDE_CHANGED:
+		a->include_changed = 1;
+		return EX_OK;
+	case OPT_FORCE:
+		a->force = 1;
+		return EX_OK;
+	case OPT_ROWS:
+		if (parse_u64(oa, FBX_PAGE_MAX, &a->rows) != 0)
+			return usage_err("bad --rows '%s' (0..%d)", oa,
+			    FBX_PAGE_MAX);
+		a->have_rows = 1;
+		return EX_OK;
+	case OPT_NOTE:
+		if (strlen(oa) >= FBX_NOTE_MAX)
+			return usage_err("note longer than %d bytes",
+			    FBX_NOTE_MAX - 1);
+		for (const char *p = oa; *p; p++)
+			if ((unsigned char)*p < 0x20 || *p == 0x7f)
+				return usage_err("note has control "
+						 "characters");
+		strcpy(a->note, oa);
+		a->have_note = 1;
+		return EX_OK;
+	case OPT_STATE:
+		a->state = fbx_dstate_parse(oa);
+		if (a->state == 0)
+			return usage_err("unknown state '%s'", oa);
+		return EX_OK;
+	case OPT_WAIT:
+		a->wait = 1;
+		if (oa == NULL && optind < argc &&
+		    parse_u64(argv[optind], 86400 * 7, &v) == 0)
+			oa = argv[optind++];
+		if (oa != NULL) {
+			if (parse_u64(oa, 86400 * 7, &v) != 0)
+				return usage_err("bad --wait '%s' (seconds)",
+				    oa);
+			a->wait_s = v;
+		}
+		return EX_OK;
+	case OPT_OUTPUT:
+		if (oa[0] == '\0')
+			return usage_err("empty --output");
+		a->output = oa;
+		return EX_OK;
+	case OPT_ACTOR_FILTER:
+		if (copy_id(a->actor, oa) != 0)
+			return usage_err("bad --actor '%s'", oa);
+		return EX_OK;
+	case OPT_ACTION:
+		if (strlen(oa) >= sizeof(a->action))
+			return usage_err("--action longer than %zu bytes",
+			    sizeof(a->action) - 1);
+		for (const char *p = oa; *p; p++)
+			if ((unsigned char)*p < 0x20 ||
+			    (unsigned char)*p > 0x7e)
+				return usage_err("--action is not printable "
+						 "ASCII");
+		strcpy(a->action, oa);
+		return EX_OK;
+	case OPT_LIMIT:
+		if (parse_u64(oa, FBX_PAGE_MAX * 100ull, &a->limit) != 0 ||
+		    a->limit == 0)
+			return usage_err("bad --limit '%s' (1..%d)", oa,
+			    FBX_PAGE_MAX * 100);
+		return EX_OK;
+	case OPT_AFTER:
+		if (parse_u64(oa, UINT64_MAX, &a->after) != 0)
+			return usage_err("bad --after '%s'", oa);
+		return EX_OK;
+	default:
+		return usage_err("unexpected option (see %s --help)", argv[0]);
+	}
+}
+
+/* sel_check - the selector options make sense together. A selector
+ * without any criterion would name every command of the organisation:
+ * refused, an operator asks for that with --since. */
+static int
+sel_check(const char *cmd, const struct ops_args *a)
+{
+	int filters = a->origin || a->reason[0] || a->type || a->since ||
+	    a->until;
+
+	if (a->nids > 0 && a->incident[0] != '\0')
+		return usage_err("%s: give --command or --incident, not both",
+		    cmd);
+	if (a->nids > 0 && filters)
+		return usage_err("%s: --command names the commands; --origin, "
+				 "--reason, --type, --since and --until go "
+				 "without it",
+		    cmd);
+	if (a->global && a->incident[0] == '\0')
+		return usage_err("%s: --global goes with --incident REASON "
+				 "(the global breaker of that reason)",
+		    cmd);
+	if (a->nids > 0 && a->all_orgs)
+		return usage_err("%s: command ids belong to one organisation; "
+				 "no --all-orgs with --command",
+		    cmd);
+	if (a->nids == 0 && a->incident[0] == '\0' && !filters)
+		return usage_err("%s needs --command ID, --incident REASON or "
+				 "a filter (--origin, --reason, --type, "
+				 "--since, --until)",
+		    cmd);
+	if (a->since && a->until && a->until <= a->since)
+		return usage_err("%s: --until is not after --since", cmd);
+	return EX_OK;
+}
+
+/* sel_build - the wire selector; the id array stays a's. An incident
+ * means the automatic commands of that reason under the breaker: the
+ * engine picks the breaker's window, the reason and origin are set here
+ * so that nothing else in the window (operator or scheduled commands) is
+ * touched. */
+static void
+sel_build(const struct ops_args *a, struct fbx_selector *s)
+{
+	memset(s, 0, sizeof(*s));
+	if (a->nids > 0) {
+		s->command_ids = a->ids;
+		s->ncommand_ids = a->nids;
+		strcpy(s->group, a->group);
+		return;
+	}
+	if (a->incident[0] != '\0') {
+		strcpy(s->breaker, a->incident);
+		s->breaker_global = a->global;
+		strcpy(s->reason, a->reason[0] ? a->reason : a->incident);
+		s->origin = a->origin ? a->origin : FBX_ORIGIN_AUTOMATIC;
+	} else {
+		strcpy(s->reason, a->reason);
+		s->origin = a->origin;
+	}
+	s->type = a->type;
+	strcpy(s->group, a->group);
+	s->since_ms = a->since;
+	s->until_ms = a->until;
+}
+
+/* sel_str - the selection in words, for the plan's heading. */
+static void
+sel_str(const struct ops_args *a, char *buf, size_t len)
+{
+	size_t k = 0;
+
+#define SEL_PUT(...)                                                         \
+	do {                                                                 \
+		if (k < len) {                                               \
+			int n_ = snprintf(buf + k, len - k, __VA_ARGS__);    \
+			if (n_ > 0)                                          \
+				k += (size_t)n_;                             \
+		}                                                            \
+	} while (0)
+	buf[0] = '\0';
+	if (a->nids > 0) {
+		SEL_PUT("command%s", a->nids > 1 ? "s" : "");
+		for (size_t i = 0; i < a->nids && i < 5; i++)
+			SEL_PUT("%s%" PRIu64, i ? "," : " ", a->ids[i]);
+		if (a->nids > 5)
+			SEL_PUT(",... (%zu)", a->nids);
+	} else if (a->incident[0] != '\0') {
+		SEL_PUT("incident %s: %s %s commands since the window before "
+			"the last trip of breaker %s/%s",
+		    a->incident,
+		    fbx_origin_name(a->origin ? a->origin
+		                              : FBX_ORIGIN_AUTOMATIC),
+		    a->reason[0] ? a->reason : a->incident,
+		    a->global ? "*" : "ORG", a->incident);
+	} else {
+		SEL_PUT("commands");
+		if (a->origin)
+			SEL_PUT(" origin=%s", fbx_origin_name(a->origin));
+		if (a->reason[0])
+			SEL_PUT(" reason=%s", a->reason);
+	}
+	if (a->type)
+		SEL_PUT(" type=%s", fbx_cmd_type_name(a->type));
+	if (a->group[0])
+		SEL_PUT(" group=%s", a->group);
+	if (a->since) {
+		char t[40];
+		fmt_time(a->since, t, sizeof(t));
+		SEL_PUT(" since=%s", t);
+	}
+	if (a->until) {
+		char t[40];
+		fmt_time(a->until, t, sizeof(t));
+		SEL_PUT(" until=%s", t);
+	}
+#undef SEL_PUT
+}
+
+static const char *const orgs_usage =
+    "usage: fuseboxctl orgs\n"
+    "\n"
+    "The organisations the engine knows, with their enrolled devices.\n"
+    "The --all-orgs option of rollback, replay, export, summary and\n"
+    "breaker status goes over this list.\n";
+
+static int
+cmd_orgs(struct ctl *ctl, int argc, char **argv)
+{
+	static const struct option lo[] = { COMMON_LONGOPTS,
+		{ NULL, 0, NULL, 0 } };
+	struct orglist l;
+	uint64_t total = 0;
+	int st;
+
+	st = parse_cmd_opts(ctl, argc, argv, lo, orgs_usage, no_opt, NULL);
+	if (st < 0)
+		return -st - 1;
+	if (st < argc)
+		return usage_err("unexpected argument '%s'", argv[st]);
+	st = list_orgs(ctl, &l);
+	if (st != EX_OK)
+		return st;
+	for (size_t i = 0; i < l.n; i++)
+		total += l.devices[i];
+	if (ctl->json) {
+		printf("{\"orgs\":[");
+		for (size_t i = 0; i < l.n; i++) {
+			printf("%s{\"org\":", i ? "," : "");
+			json_str(l.orgs[i]);
+			printf(",\"devices\":%" PRIu32 "}", l.devices[i]);
+		}
+		printf("],\"count\":%zu,\"devices\":%" PRIu64 "}\n", l.n,
+		    total);
+	} else {
+		struct table t = { .ncol = 2 };
+		char b[24];
+		table_row(&t, "ORG", "DEVICES");
+		for (size_t i = 0; i < l.n; i++) {
+			snprintf(b, sizeof(b), "%" PRIu32, l.devices[i]);
+			table_row(&t, l.orgs[i], b);
+		}
+		snprintf(b, sizeof(b), "%" PRIu64, total);
+		table_row(&t, "TOTAL", b);
+		table_print(&t);
+		table_free(&t);
+		printf("\n%zu organisations\n", l.n);
+	}
+	orglist_free(&l);
+	return EX_OK;
+}
+
+/* ---- rollback ---- */
+
+static const char *const rollback_usage =
+    "usage: fuseboxctl rollback --command ID[,ID...] [OPTIONS]\n"
+    "       fuseboxctl rollback --incident REASON [--global] [OPTIONS]\n"
+    "       fuseboxctl rollback [--origin O] [--reason R] [--type T]\n"
+    "                           [--group G] [--since TIME] [--until TIME]\n"
+    "                           [OPTIONS]\n"
+    "\n"
+    "Undo commands: what was not sent yet (or is held) is cancelled, what\n"
+    "succeeded gets a compensating command (lock -> unlock, install_app ->\n"
+    "remove_app, set_policy -> the previous values), what cannot be undone\n"
+    "(wipe, os_update, clear_passcode) is listed and left. Devices that a\n"
+    "later command changed are left alone unless --include-changed. Without\n"
+    "--execute it only prints the plan; nothing changes.\n"
+    "\n"
+    "Selection (in the organisation):\n"
+    "  --command ID[,ID...]  these commands (repeatable)\n"
+    "  --incident REASON     the automatic commands of reason REASON under\n"
+    "                        its breaker: from one breaker window before its\n"
+    "                        last trip up to now (held ones included)\n"
+    "  --global              the global breaker's trip (with --incident)\n"
+    "  --origin O            operator, automatic, scheduled (with\n"
+    "                        --incident: default automatic)\n"
+    "  --reason R            commands of reason R (with --incident: R)\n"
+    "  --type T              commands of type T\n"
+    "  --group G             only devices of group G\n"
+    "  --since TIME          created at or after TIME (epoch ms, now,\n"
+    "  --until TIME          before TIME            -30m, -1h, -7d)\n"
+    "Options:\n"
+    "  --execute             carry the plan out: cancel, journal the\n"
+    "                        compensating commands (recovery priority, never\n"
+    "                        held by a breaker); prints the rollback id\n"
+    "  --include-changed     also undo devices changed since by a later\n"
+    "                        command\n"
+    "  --rows N              plan rows to print (default 20, 0 = none; one\n"
+    "                        organisation only)\n"
+    "  --note TEXT           why (kept in the audit record)\n"
+    "  --wait [SECONDS]      with --execute: wait until every compensating\n"
+    "                        command is settled (default 300 s) and print\n"
+    "                        the outcome and the time it took\n"
+    "  --all-orgs            the same rollback in every organisation\n"
+    "                        ('fuseboxctl orgs'): one row per organisation\n"
+    "                        and a TOTAL\n"
+    "\n"
+    "Plan counts (deliveries; a held command counts once per device, or\n"
+    "once for a whole-group target): cancel, compensate, irreversible,\n"
+    "changed since (left alone), nothing (failed, expired, cancelled, or\n"
+    "nothing to undo), compensated before (by an earlier rollback).\n"
+    "A rollback can be run again: what it compensated is not compensated\n"
+    "twice. Exit 0 on success, 65 when nothing matched.\n";
+
+static const char *const rb_action_label[FBX_RB_COUNT] = { "-", "cancel",
+	"compensate", "irreversible", "changed since (left alone)", "nothing",
+	"compensated before" };
+static const char *const rb_action_key[FBX_RB_COUNT] = { "none", "cancel",
+	"compensate", "irreversible", "changed_since", "nothing",
+	"compensated_before" };
+static const char *const rb_action_short[FBX_RB_COUNT] = { "-", "cancel",
+	"compensate", "irreversible", "changed", "nothing", "done-before" };
+
+/* One compensating command to follow. */
+struct rb_track {
+	fbx_id org;
+	uint64_t id;
+	int settled;
+	uint32_t deliveries;
+	uint32_t counts[FBX_D_COUNT];
+};
+
+struct rb_tracks {
+	struct rb_track *v;
+	size_t n, cap;
+};
+
+static int
+rb_track_add(struct rb_tracks *t, const char *org, uint64_t id)
+{
+	if (t->n == t->cap) {
+		size_t ncap = t->cap ? t->cap * 2 : 64;
+		struct rb_track *p = realloc(t->v, ncap * sizeof(*p));
+		if (p == NULL)
+			return FBX_ENOMEM;
+		t->v = p;
+		t->cap = ncap;
+	}
+	memset(&t->v[t->n], 0, sizeof(t->v[t->n]));
+	strcpy(t->v[t->n].org, org);
+	t->v[t->n].id = id;
+	t->n++;
+	return FBX_OK;
+}
+
+static void
+json_rb_actions(const uint32_t *per)
+{
+	printf("{");
+	for (int k = 1; k < FBX_RB_COUNT; k++)
+		printf("%s\"%s\":%" PRIu32, k > 1 ? "," : "",
+		    rb_action_key[k], per[k]);
+	printf("}");
+}
+
+static void
+json_rb_plan(const char *org, const struct fbx_rb_plan *p, int rows)
+{
+	printf("{\"org\":");
+	json_str(org);
+	printf(",\"executed\":%s,\"rollback_id\":%" PRIu64
+	       ",\"commands\":%" PRIu32 ",\"actions\":",
+	    p->executed ? "true" : "false", p->rollback_id, p->commands);
+	json_rb_actions(p->per_action);
+	printf(",\"compensating_commands\":[");
+	for (size_t i = 0; i < p->ncomp; i++)
+		printf("%s%" PRIu64, i ? "," : "", p->comp_ids[i]);
+	printf("]");
+	if (rows) {
+		printf(",\"rows\":[");
+		for (size_t i = 0; i < p->nrows; i++) {
+			const struct fbx_rb_row *r = &p->rows[i];
+			printf("%s{\"command\":%" PRIu64 ",\"delivery\":%" PRIu64
+			       ",\"device\":",
+			    i ? "," : "", r->command_id, r->delivery_id);
+			json_str(r->device);
+			printf(",\"type\":");
+			json_str(fbx_cmd_type_name(r->type));
+			printf(",\"state\":");
+			json_str(r->state ? fbx_dstate_name(r->state) : "held");
+			printf(",\"action\":");
+			json_str(r->action < FBX_RB_COUNT
+			        ? rb_action_key[r->action]
+			        : "unknown");
+			printf(",\"compensation\":");
+			json_str(r->comp_type ? fbx_cmd_type_name(r->comp_type)
+			                      : "");
+			printf(",\"detail\":");
+			json_str(r->detail);
+			printf("}");
+		}
+		printf("]");
+	}
+	printf("}\n");
+}
+
+static uint32_t
+rb_total(const struct fbx_rb_plan *p)
+{
+	uint32_t n = 0;
+
+	for (int k = 1; k < FBX_RB_COUNT; k++)
+		n += p->per_action[k];
+	return n;
+}
+
+/* rb_print_one - the plan (or what was done) in one organisation. */
+static void
+rb_print_one(const struct ctl *ctl, const struct ops_args *a,
+    const struct fbx_rb_plan *p)
+{
+	struct table t = { .ncol = 2 };
+	char sel[320], b[24];
+	uint32_t total = rb_total(p);
+
+	sel_str(a, sel, sizeof(sel));
+	if (p->executed)
+		printf("rollback %" PRIu64 " executed in %s by %s\n",
+		    p->rollback_id, ctl->org, ctl->actor);
+	else
+		printf("rollback plan for %s (dry run, nothing changed; "
+		       "--execute carries it out)\n",
+		    ctl->org);
+	printf("selected: %" PRIu32 " command%s (%s)\n\n", p->commands,
+	    p->commands == 1 ? "" : "s", sel);
+	table_row(&t, "ACTION", "COUNT");
+	for (int k = 1; k < FBX_RB_COUNT; k++) {
+		snprintf(b, sizeof(b), "%" PRIu32, p->per_action[k]);
+		table_row(&t, rb_action_label[k], b);
+	}
+	snprintf(b, sizeof(b), "%" PRIu32, total);
+	table_row(&t, "TOTAL", b);
+	table_print(&t);
+	table_free(&t);
+	if (a->rows > 0 && p->nrows > 0) {
+		struct table r = { .ncol = 8 };
+		size_t shown = p->nrows < a->rows ? p->nrows : (size_t)a->rows;
+		putchar('\n');
+		table_row(&r, "COMMAND", "DELIVERY", "DEVICE", "TYPE", "STATE",
+		    "ACTION", "COMPENSATION", "DETAIL");
+		for (size_t i = 0; i < shown; i++) {
+			const struct fbx_rb_row *w = &p->rows[i];
+			char cid[24], did[24];
+			snprintf(cid, sizeof(cid), "%" PRIu64, w->command_id);
+			snprintf(did, sizeof(did), "%" PRIu64, w->delivery_id);
+			table_row(&r, cid, w->delivery_id ? did : "-",
+			    w->device[0] ? w->device : "-",
+			    fbx_cmd_type_name(w->type),
+			    w->state ? fbx_dstate_name(w->state) : "held",
+			    w->action < FBX_RB_COUNT
+			        ? rb_action_short[w->action]
+			        : "?",
+			    w->comp_type ? fbx_cmd_type_name(w->comp_type)
+			                 : "-",
+			    w->detail[0] ? w->detail : "-");
+		}
+		table_print(&r);
+		table_free(&r);
+		if (shown < total)
+			printf("(%zu of %" PRIu32 " rows; --rows N for more)\n",
+			    shown, total);
+	}
+	if (p->executed) {
+		printf("\ncompensating commands: %zu", p->ncomp);
+		for (size_t i = 0; i < p->ncomp && i < 20; i++)
+			printf("%s%" PRIu64, i ? ", " : " (", p->comp_ids[i]);
+		printf("%s\n", p->ncomp > 20 ? ", ...)" : p->ncomp ? ")" : "");
+		for (size_t i = 0; i < p->ncomp && i < 5; i++)
+			printf("follow: fuseboxctl -o %s show %" PRIu64 "\n",
+			    ctl->org, p->comp_ids[i]);
+	}
+}
+
+/* rb_wait - poll every compensating command until all are settled
+ * (terminal or waiting for an offline device) or the deadline. */
+static int
+rb_wait(struct ctl *ctl, struct rb_tracks *t, uint64_t wait_s)
+{
+	int64_t deadline = mono_ms() + (int64_t)wait_s * 1000;
+	char saved[FBX_ID_MAX + 1];
+	int st = EX_OK;
+
+	strcpy(saved, ctl->org);
+	for (;;) {
+		size_t open = 0;
+		for (size_t i = 0; i < t->n; i++) {
+			struct fbx_console_req req;
+			struct fbx_console_rep rep;
+			struct rb_track *k = &t->v[i];
+			if (k->settled)
+				continue;
+			memset(&req, 0, sizeof(req));
+			req.kind = FBX_CREQ_GET_COMMAND;
+			req.u.get.command_id = k->id;
+			strcpy(ctl->org, k->org);
+			st = call(ctl, &req, &rep);
+			if (st != EX_OK)
+				goto out;
+			k->deliveries = rep.u.command.info.ndeliveries;
+			memcpy(k->counts, rep.u.command.info.counts,
+			    sizeof(k->counts));
+			k->settled = settled(&rep.u.command.info);
+			fbx_console_rep_free(&rep);
+			open += !k->settled;
+		}
+		if (open == 0)
+			break;
+		if (mono_ms() >= deadline) {
+			st = fail(FBX_ETIMEOUT,
+			    "wait expired after %" PRIu64
+			    " s: %zu compensating commands not settled",
+			    wait_s, open);
+			goto out;
+		}
+		usleep(50 * 1000);
+	}
+out:
+	strcpy(ctl->org, saved);
+	return st;
+}
+
+/* rb_print_wait - the outcome of the compensating commands. */
+static void
+rb_print_wait(const struct ctl *ctl, const struct rb_tracks *t,
+    int64_t journaled_ms, int64_t settled_ms)
+{
+	uint64_t n[FBX_D_COUNT] = { 0 }, dl = 0, nfail = 0;
+
+	for (size_t i = 0; i < t->n; i++) {
+		dl += t->v[i].deliveries;
+		for (int s = 1; s < FBX_D_COUNT; s++)
+			n[s] += t->v[i].counts[s];
+		nfail += t->v[i].counts[FBX_D_FAILED] > 0;
+	}
+	if (ctl->json) {
+		printf("{\"wait\":{\"compensating_commands\":%zu,\"deliveries\":"
+		       "%" PRIu64 ",\"journaled_ms\":%" PRId64
+		       ",\"settled_ms\":%" PRId64 ",\"counts\":{",
+		    t->n, dl, journaled_ms, settled_ms);
+		for (int s = 1; s < FBX_D_COUNT; s++) {
+			printf("%s", s > 1 ? "," : "");
+			json_str(fbx_dstate_name(s));
+			printf(":%" PRIu64, n[s]);
+		}
+		printf("},\"failed_in\":[");
+		for (size_t i = 0, k = 0; i < t->n; i++) {
+			if (t->v[i].counts[FBX_D_FAILED] == 0)
+				continue;
+			printf("%s{\"org\":", k++ ? "," : "");
+			json_str(t->v[i].org);
+			printf(",\"command\":%" PRIu64 ",\"failed\":%" PRIu32
+			       "}",
+			    t->v[i].id, t->v[i].counts[FBX_D_FAILED]);
+		}
+		printf("]}}\n");
+		return;
+	}
+	printf("done: all %zu compensating commands (%" PRIu64
+	       " deliveries) settled %" PRId64
+	       " ms after the rollback was issued (%" PRId64
+	       " ms after they were journaled)\n",
+	    t->n, dl, settled_ms, settled_ms - journaled_ms);
+	printf("      %" PRIu64 " succeeded, %" PRIu64 " failed, %" PRIu64
+	       " pending (device offline: sent at its check-in), %" PRIu64
+	       " expired, %" PRIu64 " cancelled\n",
+	    n[FBX_D_SUCCEEDED], n[FBX_D_FAILED], n[FBX_D_PENDING],
+	    n[FBX_D_EXPIRED], n[FBX_D_CANCELLED]);
+	if (nfail > 0) {
+		printf("%" PRIu64 " compensations failed on the device; the "
+		       "devices are listed by:\n",
+		    n[FBX_D_FAILED]);
+		for (size_t i = 0; i < t->n; i++)
+			if (t->v[i].counts[FBX_D_FAILED] > 0)
+				printf("  fuseboxctl -o %s show %" PRIu64
+				       " --state failed\n",
+				    t->v[i].org, t->v[i].id);
+	}
+}
+
+/* rb_run - one rollback request in ctl->org. eng_err gets the engine's
+ * refusal when quiet. */
+static int
+rb_run(struct ctl *ctl, const struct ops_args *a, int quiet,
+    struct fbx_console_rep *rep, int *eng_err)
+{
+	struct fbx_console_req req;
+
+	memset(&req, 0, sizeof(req));
+	req.kind = FBX_CREQ_ROLLBACK;
+	sel_build(a, &req.u.rollback.sel);
+	req.u.rollback.execute = a->execute;
+	req.u.rollback.include_changed = a->include_changed;
+	/* 0 would mean the engine's default of 100 */
+	req.u.rollback.limit = quiet || a->rows == 0 ? 1 : (uint32_t)a->rows;
+	strcpy(req.u.rollback.note, a->note);
+	return call_ex(ctl, &req, rep, quiet ? eng_err : NULL);
+}
+
+static void
+rb_sum_row(struct table *t, const char *org, const uint64_t *v, int exec,
+    const char *rbid, const char *comp)
+{
+	char s[FBX_RB_COUNT + 1][24];
+
+	for (int k = 0; k <= FBX_RB_COUNT; k++)
+		snprintf(s[k], sizeof(s[k]), "%" PRIu64, v[k]);
+	/* v[0] holds the command count */
+	if (exec)
+		table_row(t, org, s[0], s[FBX_RB_CANCEL], s[FBX_RB_COMPENSATE],
+		    s[FBX_RB_IRREVERSIBLE], s[FBX_RB_CHANGED],
+		    s[FBX_RB_NOTHING], s[FBX_RB_DONE_BEFORE], rbid, comp);
+	else
+		table_row(t, org, s[0], s[FBX_RB_CANCEL], s[FBX_RB_COMPENSATE],
+		    s[FBX_RB_IRREVERSIBLE], s[FBX_RB_CHANGED],
+		    s[FBX_RB_NOTHING], s[FBX_RB_DONE_BEFORE]);
+}
+
+static int
+cmd_rollback(struct ctl *ctl, int argc, char **argv)
+{
+	static const struct option lo[] = { COMMON_LONGOPTS,
+		{ "command", required_argument, NULL, OPT_COMMAND },
+		{ "incident", required_argument, NULL, OPT_INCIDENT },
+		{ "global", no_argument, NULL, OPT_GLOBAL },
+		{ "origin", required_argument, NULL, OPT_ORIGIN },
+		{ "reason", required_argument, NULL, OPT_REASON },
+		{ "type", required_argument, NULL, OPT_TYPE },
+		{ "group", required_argument, NULL, OPT_GROUP },
+		{ "since", required_argument, NULL, OPT_SINCE },
+		{ "until", required_argument, NULL, OPT_UNTIL },
+		{ "execute", no_argument, NULL, OPT_EXECUTE },
+		{ "include-changed", no_argument, NULL, OPT_INCLUDE_CHANGED },
+		{ "rows", required_argument, NULL, OPT_ROWS },
+		{ "note", required_argument, NULL, OPT_NOTE },
+		{ "wait", optional_argument, NULL, OPT_WAIT },
+		{ "all-orgs", no_argument, NULL, OPT_ALL_ORGS },
+		{ NULL, 0, NULL, 0 } };
+	struct ops_args a;
+	struct orglist ol;
+	struct rb_tracks tr;
+	struct table t;
+	char saved[FBX_ID_MAX + 1];
+	uint64_t tot[FBX_RB_COUNT + 1];
+	int64_t t0 = mono_ms(), t_journaled = 0;
+	size_t found = 0, failed = 0;
+	int st, worst = EX_OK;
+
+	memset(&a, 0, sizeof(a));
+	memset(&ol, 0, sizeof(ol));
+	memset(&tr, 0, sizeof(tr));
+	memset(&t, 0, sizeof(t));
+	memset(tot, 0, sizeof(tot));
+	a.rows = 20;
+	a.wait_s = CTL_DEFAULT_WAIT_S;
+	strcpy(saved, ctl->org);
+	st = parse_cmd_opts(ctl, argc, argv, lo, rollback_usage, ops_opt, &a);
+	if (st < 0) {
+		st = -st - 1;
+		goto out;
+	}
+	if (st < argc) {
+		st = usage_err("unexpected argument '%s'", argv[st]);
+		goto out;
+	}
+	if ((st = sel_check("rollback", &a)) != EX_OK)
+		goto out;
+	if (a.wait && !a.execute) {
+		st = usage_err("--wait goes with --execute");
+		goto out;
+	}
+	if (a.all_orgs && a.have_rows && a.rows > 0) {
+		st = usage_err("--rows prints one organisation's plan; not with "
+			       "--all-orgs");
+		goto out;
+	}
+
+	if (!a.all_orgs) {
+		struct fbx_console_rep rep;
+		if ((st = need_org(ctl)) != EX_OK)
+			goto out;
+		st = rb_run(ctl, &a, 0, &rep, NULL);
+		if (st != EX_OK)
+			goto out;
+		t_journaled = mono_ms() - t0;
+		if (ctl->json)
+			json_rb_plan(ctl->org, &rep.u.rollback, 1);
+		else
+			rb_print_one(ctl, &a, &rep.u.rollback);
+		for (size_t i = 0; i < rep.u.rollback.ncomp && st == EX_OK;
+		    i++)
+			if (rb_track_add(&tr, ctl->org,
+			        rep.u.rollback.comp_ids[i]) != FBX_OK)
+				st = fail(FBX_ENOMEM, NULL);
+		fbx_console_rep_free(&rep);
+		if (st != EX_OK)
+			goto out;
+		found = 1;
+	} else {
+		st = list_orgs(ctl, &ol);
+		if (st != EX_OK)
+			goto out;
+		t.ncol = a.execute ? 10 : 8;
+		if (a.execute)
+			table_row(&t, "ORG", "COMMANDS", "CANCEL", "COMPENSATE",
+			    "IRREVERSIBLE", "CHANGED", "NOTHING", "COMP_BEFORE",
+			    "ROLLBACK", "COMPENSATING");
+		else
+			table_row(&t, "ORG", "COMMANDS", "CANCEL", "COMPENSATE",
+			    "IRREVERSIBLE", "CHANGED", "NOTHING",
+			    "COMP_BEFORE");
+		for (size_t i = 0; i < ol.n; i++) {
+			struct fbx_console_rep rep;
+			const struct fbx_rb_plan *p = &rep.u.rollback;
+			uint64_t v[FBX_RB_COUNT + 1];
+			char rbid[24], comp[64];
+			int eerr = FBX_OK;
+
+			strcpy(ctl->org, ol.orgs[i]);
+			st = rb_run(ctl, &a, 1, &rep, &eerr);
+			if (st != EX_OK && eerr == FBX_OK)
+				goto out; /* the engine is gone: stop */
+			memset(v, 0, sizeof(v));
+			if (eerr == FBX_ENOT_FOUND) {
+				/* nothing of the selection here */
+				if (ctl->json) {
+					printf("{\"org\":");
+					json_str(ol.orgs[i]);
+					printf(",\"nothing\":true}\n");
+				} else {
+					rb_sum_row(&t, ol.orgs[i], v,
+					    a.execute, "-", "-");
+				}
+				continue;
+			}
+			if (eerr != FBX_OK) {
+				char e[80];
+				failed++;
+				if (worst == EX_OK)
+					worst = st;
+				fprintf(stderr, "fuseboxctl: %s: %s (%d): %s\n",
+				    ol.orgs[i], fbx_errname(eerr), eerr,
+				    ctl->errmsg);
+				if (ctl->json) {
+					printf("{\"org\":");
+					json_str(ol.orgs[i]);
+					printf(",\"error\":");
+					json_str(fbx_errname(eerr));
+					printf(",\"message\":");
+					json_str(ctl->errmsg);
+					printf("}\n");
+				} else {
+					snprintf(e, sizeof(e), "ERROR %s",
+					    fbx_errname(eerr));
+					table_row(&t, ol.orgs[i], e, "", "", "",
+					    "", "", "", "", "");
+				}
+				continue;
+			}
+			found++;
+			v[0] = p->commands;
+			for (int k = 1; k < FBX_RB_COUNT; k++)
+				v[k] = p->per_action[k];
+			for (int k = 0; k < FBX_RB_COUNT; k++)
+				tot[k] += v[k];
+			tot[FBX_RB_COUNT] += p->ncomp;
+			snprintf(rbid, sizeof(rbid), "%" PRIu64,
+			    p->rollback_id);
+			comp[0] = '\0';
+			for (size_t k = 0, n = 0; k < p->ncomp; k++) {
+				int w;
+				if (n + 24 >= sizeof(comp)) {
+					snprintf(comp + n, sizeof(comp) - n,
+					    ",...");
+					break;
+				}
+				w = snprintf(comp + n, sizeof(comp) - n,
+				    "%s%" PRIu64, k ? "," : "", p->comp_ids[k]);
+				if (w > 0)
+					n += (size_t)w;
+			}
+			for (size_t k = 0; k < p->ncomp && st == EX_OK; k++)
+				if (rb_track_add(&tr, ol.orgs[i],
+				        p->comp_ids[k]) != FBX_OK)
+					st = fail(FBX_ENOMEM, NULL);
+			if (ctl->json)
+				json_rb_plan(ol.orgs[i], p, 0);
+			else
+				rb_sum_row(&t, ol.orgs[i], v, a.execute,
+				    p->executed ? rbid : "-",
+				    p->ncomp ? comp : "-");
+			fbx_console_rep_free(&rep);
+			if (st != EX_OK)
+				goto out;
+		}
+		st = EX_OK;
+		t_journaled = mono_ms() - t0;
+		if (ctl->json) {
+			printf("{\"org\":\"TOTAL\",\"organisations\":%zu,"
+			       "\"with_commands\":%zu,\"failed\":%zu,"
+			       "\"executed\":%s,\"commands\":%" PRIu64
+			       ",\"actions\":{",
+			    ol.n, found, failed, a.execute ? "true" : "false",
+			    tot[0]);
+			for (int k = 1; k < FBX_RB_COUNT; k++)
+				printf("%s\"%s\":%" PRIu64, k > 1 ? "," : "",
+				    rb_action_key[k], tot[k]);
+			printf("},\"compensating_commands\":%" PRIu64
+			       ",\"elapsed_ms\":%" PRId64 "}\n",
+			    tot[FBX_RB_COUNT], t_journaled);
+		} else {
+			char sel[320], n[24];
+			sel_str(&a, sel, sizeof(sel));
+			if (a.execute)
+				printf("rollback executed in %zu "
+				       "organisations by %s\n",
+				    ol.n, ctl->actor);
+			else
+				printf("rollback plan for %zu organisations "
+				       "(dry run, nothing changed; --execute "
+				       "carries it out)\n",
+				    ol.n);
+			printf("selected: %s\n\n", sel);
+			snprintf(n, sizeof(n), "%" PRIu64, tot[FBX_RB_COUNT]);
+			rb_sum_row(&t, "TOTAL", tot, a.execute, "", n);
+			table_print(&t);
+			printf("\n%zu of %zu organisations had commands to "
+			       "roll back%s\n",
+			    found, ol.n,
+			    failed ? "; some failed (see the errors above)"
+			           : "");
+		}
+		if (found == 0 && failed == 0) {
+			st = fail(FBX_ENOT_FOUND,
+			    "nothing to roll back in any of %zu organisations",
+			    ol.n);
+			goto out;
+		}
+	}
+	if (a.execute && !ctl->json)
+		printf("\njournaled: %zu compensating commands, %" PRId64
+		       " ms after the rollback was issued\n",
+		    tr.n, t_journaled);
+	if (a.execute && a.wait) {
+		int64_t t_settled;
+		st = rb_wait(ctl, &tr, a.wait_s);
+		if (st != EX_OK)
+			goto out;
+		t_settled = mono_ms() - t0;
+		rb_print_wait(ctl, &tr, t_journaled, t_settled);
+	} else if (a.execute && !ctl->json && tr.n > 0 && a.all_orgs) {
+		printf("follow them: fuseboxctl -o %s show %" PRIu64
+		       " (or rerun with --wait)\n",
+		    tr.v[0].org, tr.v[0].id);
+	}
+	st = worst;
+out:
+	strcpy(ctl->org, saved);
+	table_free(&t);
+	orglist_free(&ol);
+	free(tr.v);
+	free(a.ids);
+	return st;
+}
+
+/* ---- replay ---- */
+
+static const char *const replay_usage =
+    "usage: fuseboxctl replay --command ID[,ID...] [OPTIONS]\n"
+    "       fuseboxctl replay (--incident REASON [--global] | [--origin O]\n"
+    "                         [--reason R] [--type T] [--group G]\n"
+    "                         [--since TIME] [--until TIME]) [OPTIONS]\n"
+    "\n"
+    "Send deliveries again with their delivery ids, for a gateway that lost\n"
+    "what it received (devices answer a repeated id once). By default the\n"
+    "deliveries sent or accepted without an outcome; terminal ones\n"
+    "(succeeded, failed, expired, cancelled) are counted and skipped\n"
+    "unless --force. Without --execute it only counts. Selection as in\n"
+    "'rollback' (compensating commands are named with --command).\n"
+    "\n"
+    "  --state S       only deliveries in state S (sent, accepted,\n"
+    "                  succeeded, failed, expired, cancelled)\n"
+    "  --force         also resend terminal deliveries; their new outcome\n"
+    "                  is recorded\n"
+    "  --execute       resend (recovery priority)\n"
+    "  --note TEXT     why (kept in the audit record)\n"
+    "  --all-orgs      the same replay in every organisation\n";
+
+static int
+rp_run(struct ctl *ctl, const struct ops_args *a, int quiet,
+    struct fbx_console_rep *rep, int *eng_err)
+{
+	struct fbx_console_req req;
+
+	memset(&req, 0, sizeof(req));
+	req.kind = FBX_CREQ_REPLAY;
+	sel_build(a, &req.u.replay.sel);
+	req.u.replay.state = a->state;
+	req.u.replay.force = a->force;
+	req.u.replay.execute = a->execute;
+	strcpy(req.u.replay.note, a->note);
+	return call_ex(ctl, &req, rep, quiet ? eng_err : NULL);
+}
+
+/* rp_would - what a dry run would resend: matched and not skipped, and
+ * not queued or pending (those are on their way already). */
+static uint32_t
+rp_would(const struct ops_args *a, const struct fbx_replay_result *r)
+{
+	if (a->state == FBX_D_QUEUED || a->state == FBX_D_PENDING)
+		return 0;
+	return r->matched - r->skipped_terminal;
+}
+
+static int
+cmd_replay(struct ctl *ctl, int argc, char **argv)
+{
+	static const struct option lo[] = { COMMON_LONGOPTS,
+		{ "command", required_argument, NULL, OPT_COMMAND },
+		{ "incident", required_argument, NULL, OPT_INCIDENT },
+		{ "global", no_argument, NULL, OPT_GLOBAL },
+		{ "origin", required_argument, NULL, OPT_ORIGIN },
+		{ "reason", required_argument, NULL, OPT_REASON },
+		{ "type", required_argument, NULL, OPT_TYPE },
+		{ "group", required_argument, NULL, OPT_GROUP },
+		{ "since", required_argument, NULL, OPT_SINCE },
+		{ "until", required_argument, NULL, OPT_UNTIL },
+		{ "state", required_argument, NULL, OPT_STATE },
+		{ "force", no_argument, NULL, OPT_FORCE },
+		{ "execute", no_argument, NULL, OPT_EXECUTE },
+		{ "note", required_argument, NULL, OPT_NOTE },
+		{ "all-orgs", no_argument, NULL, OPT_ALL_ORGS },
+		{ NULL, 0, NULL, 0 } };
+	struct ops_args a;
+	struct orglist ol;
+	struct table t = { .ncol = 4 };
+	struct fbx_replay_result tot;
+	char saved[FBX_ID_MAX + 1];
+	size_t found = 0, failed = 0;
+	int st, worst = EX_OK;
+
+	memset(&a, 0, sizeof(a));
+	memset(&ol, 0, sizeof(ol));
+	memset(&tot, 0, sizeof(tot));
+	strcpy(saved, ctl->org);
+	st = parse_cmd_opts(ctl, argc, argv, lo, replay_usage, ops_opt, &a);
+	if (st < 0) {
+		st = -st - 1;
+		goto out;
+	}
+	if (st < argc) {
+		st = usage_err("unexpected argument '%s'", argv[st]);
+		goto out;
+	}
+	if ((st = sel_check("replay", &a)) != EX_OK)
+		goto out;
+	if (!a.all_orgs) {
+		struct fbx_console_rep rep;
+		const struct fbx_replay_result *r = &rep.u.replay;
+		if ((st = need_org(ctl)) != EX_OK)
+			goto out;
+		st = rp_run(ctl, &a, 0, &rep, NULL);
+		if (st != EX_OK)
+			goto out;
+		if (ctl->json) {
+			printf("{\"org\":");
+			json_str(ctl->org);
+			printf(",\"executed\":%s,\"matched\":%" PRIu32
+			       ",\"resent\":%" PRIu32 ",\"would_resend\":%" PRIu32
+			       ",\"skipped_terminal\":%" PRIu32 "}\n",
+			    a.execute ? "true" : "false", r->matched, r->resent,
+			    a.execute ? 0 : rp_would(&a, r),
+			    r->skipped_terminal);
+		} else {
+			struct table k = { .ncol = 2 };
+			char m[24], rs[24], sk[24];
+			snprintf(m, sizeof(m), "%" PRIu32, r->matched);
+			snprintf(rs, sizeof(rs), "%" PRIu32,
+			    a.execute ? r->resent : rp_would(&a, r));
+			snprintf(sk, sizeof(sk), "%" PRIu32,
+			    r->skipped_terminal);
+			printf("%s in %s\n\n",
+			    a.execute ? "replay executed"
+			              : "replay plan (dry run, nothing sent; "
+			                "--execute resends)",
+			    ctl->org);
+			table_row(&k, "matched", m);
+			table_row(&k, a.execute ? "resent" : "would resend", rs);
+			table_row(&k, "skipped (terminal)", sk);
+			table_print(&k);
+			table_free(&k);
+			if (r->skipped_terminal > 0 && !a.force)
+				printf("\nterminal deliveries are resent only "
+				       "with --force\n");
+		}
+		fbx_console_rep_free(&rep);
+		goto out;
+	}
+	st = list_orgs(ctl, &ol);
+	if (st != EX_OK)
+		goto out;
+	table_row(&t, "ORG", "MATCHED", a.execute ? "RESENT" : "WOULD_RESEND",
+	    "SKIPPED_TERMINAL");
+	for (size_t i = 0; i < ol.n; i++) {
+		struct fbx_console_rep rep;
+		const struct fbx_replay_result *r = &rep.u.replay;
+		char m[24], rs[24], sk[24];
+		uint32_t res;
+		int eerr = FBX_OK;
+
+		strcpy(ctl->org, ol.orgs[i]);
+		st = rp_run(ctl, &a, 1, &rep, &eerr);
+		if (st != EX_OK && eerr == FBX_OK)
+			goto out;
+		if (eerr == FBX_ENOT_FOUND) {
+			table_row(&t, ol.orgs[i], "0", "0", "0");
+			continue;
+		}
+		if (eerr != FBX_OK) {
+			failed++;
+			if (worst == EX_OK)
+				worst = st;
+			fprintf(stderr, "fuseboxctl: %s: %s (%d): %s\n",
+			    ol.orgs[i], fbx_errname(eerr), eerr, ctl->errmsg);
+			table_row(&t, ol.orgs[i], "ERROR", fbx_errname(eerr),
+			    "");
+			continue;
+		}
+		found++;
+		res = a.execute ? r->resent : rp_would(&a, r);
+		tot.matched += r->matched;
+		tot.resent += res;
+		tot.skipped_terminal += r->skipped_terminal;
+		if (ctl->json) {
+			printf("{\"org\":");
+			json_str(ol.orgs[i]);
+			printf(",\"executed\":%s,\"matched\":%" PRIu32
+			       ",\"%s\":%" PRIu32 ",\"skipped_terminal\":%" PRIu32
+			       "}\n",
+			    a.execute ? "true" : "false", r->matched,
+			    a.execute ? "resent" : "would_resend", res,
+			    r->skipped_terminal);
+		} else {
+			snprintf(m, sizeof(m), "%" PRIu32, r->matched);
+			snprintf(rs, sizeof(rs), "%" PRIu32, res);
+			snprintf(sk, sizeof(sk), "%" PRIu32,
+			    r->skipped_terminal);
+			table_row(&t, ol.orgs[i], m, rs, sk);
+		}
+		fbx_console_rep_free(&rep);
+	}
+	st = EX_OK;
+	if (ctl->json) {
+		printf("{\"org\":\"TOTAL\",\"executed\":%s,\"matched\":%" PRIu32
+		       ",\"%s\":%" PRIu32 ",\"skipped_terminal\":%" PRIu32
+		       ",\"failed_orgs\":%zu}\n",
+		    a.execute ? "true" : "false", tot.matched,
+		    a.execute ? "resent" : "would_resend", tot.resent,
+		    tot.skipped_terminal, failed);
+	} else {
+		char m[24], rs[24], sk[24];
+		snprintf(m, sizeof(m), "%" PRIu32, tot.matched);
+		snprintf(rs, sizeof(rs), "%" PRIu32, tot.resent);
+		snprintf(sk, sizeof(sk), "%" PRIu32, tot.skipped_terminal);
+		table_row(&t, "TOTAL", m, rs, sk);
+		printf("%s in %zu organisations\n\n",
+		    a.execute ? "replay executed"
+		              : "replay plan (dry run, nothing sent; --execute "
+		                "resends)",
+		    ol.n);
+		table_print(&t);
+	}
+	if (found == 0 && failed == 0)
+		st = fail(FBX_ENOT_FOUND, "nothing matched in any of %zu "
+					  "organisations",
+		    ol.n);
+	else
+		st = worst;
+out:
+	strcpy(ctl->org, saved);
+	table_free(&t);
+	orglist_free(&ol);
+	free(a.ids);
+	return st;
+}
+
+/* ---- export ---- */
+
+static const char *const export_usage =
+    "usage: fuseboxctl export [--since TIME] [--until TIME] [--output FILE]\n"
+    "                         [--all-orgs]\n"
+    "\n"
+    "Write the organisation's record as JSON Lines: each command created\n"
+    "in the window ('kind':'command') followed by its deliveries with\n"
+    "their state history ('kind':'delivery'), then its audit records\n"
+    "('kind':'audit', hash-chained). Pages are fetched until the end; a\n"
+    "count of lines per kind goes to stderr.\n"
+    "\n"
+    "  --since TIME    created at or after TIME (epoch ms, now, -1h, -7d)\n"
+    "  --until TIME    created before TIME\n"
+    "  --output FILE   write here (default stdout); the file is replaced\n"
+    "                  only when the export is complete\n"
+    "  --all-orgs      every organisation, one after the other\n"
+    "\n"
+    "Every command's delivery lines are counted against its 'deliveries'\n"
+    "field; a shortfall is reported and the exit status is 70.\n";
+
+struct exp_stats {
+	const char *kinds[8];
+	uint64_t counts[8];
+	size_t nkinds;
+	uint64_t lines, bytes;
+	/* completeness: the command being read */
+	uint64_t cur_cmd, cur_want, cur_seen;
+	fbx_id cur_org;
+	uint64_t short_cmds, short_dlv;
+};
+
+static const char *
+jfield(const char *line, size_t len, const char *key, size_t *vlen)
+{
+	size_t kl = strlen(key);
+
+	for (size_t i = 0; i + kl < len; i++) {
+		if (line[i] == '"' && memcmp(line + i + 1, key, kl) == 0 &&
+		    i + 1 + kl + 2 <= len && line[i + 1 + kl] == '"' &&
+		    line[i + 2 + kl] == ':') {
+			const char *v = line + i + kl + 3;
+			size_t n = 0;
+			if (*v == '"') {
+				v++;
+				while (v + n < line + len && v[n] != '"')
+					n++;
+			} else {
+				while (v + n < line + len && v[n] != ',' &&
+				    v[n] != '}')
+					n++;
+			}
+			*vlen = n;
+			return v;
+		}
+	}
+	return NULL;
+}
+
+static uint64_t
+jfield_u64(const char *line, size_t len, const char *key)
+{
+	char b[24];
+	size_t n;
+	const char *v = jfield(line, len, key, &n);
+	uint64_t x;
+
+	if (v == NULL || n == 0 || n >= sizeof(b))
+		return 0;
+	memcpy(b, v, n);
+	b[n] = '\0';
+	return parse_u64(b, UINT64_MAX, &x) == 0 ? x : 0;
+}
+
+static void
+exp_close_cmd(struct exp_stats *x)
+{
+	if (x->cur_cmd != 0 && x->cur_seen < x->cur_want) {
+		x->short_cmds++;
+		x->short_dlv += x->cur_want - x->cur_seen;
+		fprintf(stderr,
+		    "fuseboxctl: export: %s command %" PRIu64 " has %" PRIu64
+		    " deliveries, %" PRIu64 " exported\n",
+		    x->cur_org, x->cur_cmd, x->cur_want, x->cur_seen);
+	}
+	x->cur_cmd = 0;
+}
+
+/* exp_count - tally one page's lines by kind, and each command's
+ * delivery lines against its count. */
+static void
+exp_count(struct exp_stats *x, const char *p, size_t len)
+{
+	static const char *const known[] = { "command", "delivery", "audit" };
+	const char *end = p + len;
+
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t ll = nl ? (size_t)(nl - p) : (size_t)(end - p);
+		size_t kl;
+		const char *k = jfield(p, ll, "kind", &kl);
+		size_t i;
+
+		x->lines++;
+		if (k != NULL) {
+			const char *name = "other";
+			for (size_t j = 0; j < 3; j++)
+				if (strlen(known[j]) == kl &&
+				    memcmp(known[j], k, kl) == 0)
+					name = known[j];
+			for (i = 0; i < x->nkinds; i++)
+				if (strcmp(x->kinds[i], name) == 0)
+					break;
+			if (i == x->nkinds && x->nkinds < 8)
+				x->kinds[x->nkinds++] = name;
+			if (i < x->nkinds)
+				x->counts[i]++;
+			if (kl == 7 && memcmp(k, "command", 7) == 0) {
+				exp_close_cmd(x);
+				x->cur_cmd = jfield_u64(p, ll, "command");
+				x->cur_want = jfield_u64(p, ll, "deliveries");
+				x->cur_seen = 0;
+			} else if (kl == 8 && memcmp(k, "delivery", 8) == 0) {
+				if (jfield_u64(p, ll, "command") == x->cur_cmd)
+					x->cur_seen++;
+			} else {
+				exp_close_cmd(x);
+			}
+		}
+		p += ll + (nl ? 1 : 0);
+	}
+}
+
+/* export_org - every page of one organisation into f. */
+static int
+export_org(struct ctl *ctl, const struct ops_args *a, FILE *f,
+    struct exp_stats *x)
+{
+	uint64_t cursor = 0;
+
+	snprintf(x->cur_org, sizeof(x->cur_org), "%s", ctl->org);
+	for (;;) {
+		struct fbx_console_req req;
+		struct fbx_console_rep rep;
+		int st;
+
+		memset(&req, 0, sizeof(req));
+		req.kind = FBX_CREQ_EXPORT;
+		req.u.export_.since_ms = a->since;
+		req.u.export_.until_ms = a->until;
+		req.u.export_.cursor = cursor;
+		st = call(ctl, &req, &rep);
+		if (st != EX_OK)
+			return st;
+		if (rep.u.export_.len > 0 &&
+		    fwrite(rep.u.export_.jsonl, 1, rep.u.export_.len, f) !=
+		        rep.u.export_.len) {
+			fbx_console_rep_free(&rep);
+			return fail(FBX_EIO, "cannot write the export: %s",
+			    strerror(errno));
+		}
+		x->bytes += rep.u.export_.len;
+		exp_count(x, rep.u.export_.jsonl, rep.u.export_.len);
+		cursor = rep.u.export_.next_cursor;
+		fbx_console_rep_free(&rep);
+		if (cursor == 0)
+			break;
+	}
+	exp_close_cmd(x);
+	return EX_OK;
+}
+
+static int
+cmd_export(struct ctl *ctl, int argc, char **argv)
+{
+	static const struct option lo[] = { COMMON_LONGOPTS,
+		{ "since", required_argument, NULL, OPT_SINCE },
+		{ "until", required_argument, NULL, OPT_UNTIL },
+		{ "output", required_argument, NULL, OPT_OUTPUT },
+		{ "all-orgs", no_argument, NULL, OPT_ALL_ORGS },
+		{ NULL, 0, NULL, 0 } };
+	struct ops_args a;
+	struct orglist ol;
+	struct exp_stats x;
+	char saved[FBX_ID_MAX + 1], tmp[4096];
+	FILE *f = stdout;
+	int st;
+
+	memset(&a, 0, sizeof(a));
+	memset(&ol, 0, sizeof(ol));
+	memset(&x, 0, sizeof(x));
+	tmp[0] = '\0';
+	strcpy(saved, ctl->org);
+	st = parse_cmd_opts(ctl, argc, argv, lo, export_usage, ops_opt, &a);
+	if (st < 0)
+		return -st - 1;
+	if (st < argc)
+		return usage_err("unexpected argument '%s'", argv[st]);
+	if (a.since && a.until && a.until <= a.since)
+		return usage_err("--until is not after --since");
+	if (!a.all_orgs && (st = need_org(ctl)) != EX_OK)
+		return st;
+	if (a.all_orgs) {
+		st = list_orgs(ctl, &ol);
+		if (st != EX_OK)
+			return st;
+	}
+	if (a.output != NULL && strcmp(a.output, "-") != 0) {
+		if (snprintf(tmp, sizeof(tmp), "%s.tmp", a.output) >=
+		    (int)sizeof(tmp)) {
+			st = usage_err("--output path too long");
+			goto out;
+		}
+		f = fopen(tmp, "w");
+		if (f == NULL) {
+			st = fail(FBX_EIO, "cannot create %s: %s", tmp,
+			    strerror(errno));
+			tmp[0] = '\0';
+			goto out;
+		}
+	}
+	if (!a.all_orgs) {
+		st = export_org(ctl, &a, f, &x);
+	} else {
+		for (size_t i = 0; i < ol.n; i++) {
+			strcpy(ctl->org, ol.orgs[i]);
+			st = export_org(ctl, &a, f, &x);
+			if (st != EX_OK)
+				break;
+		}
+	}
+	if (fflush(f) != 0 && st == EX_OK)
+		st = fail(FBX_EIO, "cannot write the export: %s",
+		    strerror(errno));
+	if (f != stdout) {
+		if (fclose(f) != 0 && st == EX_OK)
+			st = fail(FBX_EIO, "cannot write %s: %s", tmp,
+			    strerror(errno));
+		f = stdout;
+		if (st == EX_OK && rename(tmp, a.output) != 0)
+			st = fail(FBX_EIO, "cannot rename %s: %s", tmp,
+			    strerror(errno));
+		if (st == EX_OK)
+			tmp[0] = '\0';
+	}
+	if (st != EX_OK)
+		goto out;
+	fprintf(stderr, "export: %" PRIu64 " lines (%" PRIu64 " bytes) of %s%s",
+	    x.lines, x.bytes, a.all_orgs ? "every organisation" : ctl->org,
+	    a.output && strcmp(a.output, "-") != 0 ? " to " : "");
+	if (a.output && strcmp(a.output, "-") != 0)
+		fputs(a.output, stderr);
+	fputc(':', stderr);
+	for (size_t i = 0; i < x.nkinds; i++)
+		fprintf(stderr, " %s=%" PRIu64, x.kinds[i], x.counts[i]);
+	if (a.all_orgs)
+		fprintf(stderr, " (%zu organisations)", ol.n);
+	fputc('\n', stderr);
+	if (x.short_cmds > 0)
+		st = fail(FBX_ECORRUPT,
+		    "export incomplete: %" PRIu64 " deliveries of %" PRIu64
+		    " commands missing (see above)",
+		    x.short_dlv, x.short_cmds);
+out:
+	if (tmp[0] != '\0')
+		(void)unlink(tmp);
+	strcpy(ctl->org, saved);
+	orglist_free(&ol);
+	return st;
+}
+
+/* ---- audit ---- */
+
+static const char *const audit_usage =
+    "usage: fuseboxctl audit list [--actor A] [--action PREFIX]\n"
+    "                             [--since TIME] [--until TIME]\n"
+    "                             [--limit N] [--after SEQ]\n"
+    "       fuseboxctl audit verify\n"
+    "\n"
+    "The audit log: every operator action (submit, approve, breaker trip\n"
+    "and reset, limits, rollouts, rollback, replay) as a hash chain.\n"
+    "\n"
+    "  list      the organisation's records, oldest first\n"
+    "    --actor A         only records of operator A (-a sets who acts)\n"
+    "    --action PREFIX   only actions starting with PREFIX ('breaker'\n"
+    "                      matches breaker.trip and breaker.reset)\n"
+    "    --since/--until   time window (epoch ms, now, -1h, -7d)\n"
+    "    --limit N         records to print (default 100)\n"
+    "    --after SEQ       start after sequence SEQ\n"
+    "  verify    check the whole chain, every organisation: prints\n"
+    "            'intact: N records' (exit 0) or 'BROKEN at record S: why'\n"
+    "            (exit 65)\n";
+
+static int
+cmd_audit_list(struct ctl *ctl, const struct ops_args *a)
+{
+	struct table t = { .ncol = 6 };
+	uint64_t after = a->after, shown = 0, limit = a->limit ? a->limit : 100;
+	int st = EX_OK;
+
+	if (ctl->json)
+		printf("{\"records\":[");
+	else
+		table_row(&t, "SEQ", "TIME (UTC)", "ACTOR", "ACTION", "NOTE",
+		    "PARAMS");
+	for (;;) {
+		struct fbx_console_req req;
+		struct fbx_console_rep rep;
+		uint64_t want = limit - shown;
+
+		memset(&req, 0, sizeof(req));
+		req.kind = FBX_CREQ_AUDIT_LIST;
+		strcpy(req.u.audit_list.actor, a->actor);
+		strcpy(req.u.audit_list.action, a->action);
+		req.u.audit_list.since_ms = a->since;
+		req.u.audit_list.until_ms = a->until;
+		req.u.audit_list.after = after;
+		req.u.audit_list.limit = (uint32_t)(want > 1000 ? 1000 : want);
+		st = call(ctl, &req, &rep);
+		if (st != EX_OK)
+			break;
+		for (size_t i = 0; i < rep.u.audit.n; i++) {
+			const struct fbx_audit_rec *r = &rep.u.audit.r[i];
+			if (ctl->json) {
+				printf("%s{\"seq\":%" PRIu64 ",\"at_ms\":%" PRId64
+				       ",\"org\":",
+				    shown ? "," : "", r->seq, r->at_ms);
+				json_str(r->org);
+				printf(",\"actor\":");
+				json_str(r->actor);
+				printf(",\"action\":");
+				json_str(r->action);
+				printf(",\"note\":");
+				json_str(r->note);
+				/* params is the engine's JSON object */
+				printf(",\"params\":%s,\"hash\":",
+				    r->params[0] ? r->params : "{}");
+				json_str(r->hash);
+				printf(",\"prev\":");
+				json_str(r->prev);
+				printf("}");
+			} else {
+				char seq[24], at[40];
+				snprintf(seq, sizeof(seq), "%" PRIu64, r->seq);
+				fmt_time(r->at_ms, at, sizeof(at));
+				table_row(&t, seq, at, r->actor, r->action,
+				    r->note[0] ? r->note : "-",
+				    r->params[0] ? r->params : "-");
+			}
+			shown++;
+			after = r->seq;
+		}
+		after = rep.u.audit.next_after ? rep.u.audit.next_after : 0;
+		fbx_console_rep_free(&rep);
+		if (after == 0 || shown >= limit)
+			break;
+	}
+	if (st == EX_OK) {
+		if (ctl->json) {
+			printf("],\"shown\":%" PRIu64 ",\"next_after\":%" PRIu64
+			       "}\n",
+			    shown, after);
+		} else {
+			if (shown > 0)
+				table_print(&t);
+			printf("%s%" PRIu64 " records of %s%s\n",
+			    shown ? "\n" : "", shown, ctl->org,
+			    shown == 0 ? " (none matched)" : "");
+			if (after != 0)
+				printf("more: fuseboxctl audit list --after "
+				       "%" PRIu64 "\n",
+				    after);
+		}
+	} else if (ctl->json) {
+		printf("]}\n");
+	}
+	table_free(&t);
+	return st;
+}
+
+static int
+cmd_audit_verify(struct ctl *ctl)
+{
+	struct fbx_console_req req;
+	struct fbx_console_rep rep;
+	int st;
+
+	memset(&req, 0, sizeof(req));
+	req.kind = FBX_CREQ_AUDIT_VERIFY;
+	st = call(ctl, &req, &rep);
+	if (st != EX_OK)
+		return st;
+	if (ctl->json) {
+		printf("{\"intact\":%s,\"records\":%" PRIu64
+		       ",\"broken_at\":%" PRIu64 ",\"why\":",
+		    rep.u.verify.broken_at ? "false" : "true",
+		    rep.u.verify.records, rep.u.verify.broken_at);
+		json_str(rep.u.verify.why);
+		printf("}\n");
+	} else if (rep.u.verify.broken_at == 0) {
+		printf("intact: %" PRIu64 " records\n", rep.u.verify.records);
+	} else {
+		printf("BROKEN at record %" PRIu64 ": %s\n",
+		    rep.u.verify.broken_at, rep.u.verify.why);
+	}
+	st = rep.u.verify.broken_at ? EX_DATAERR : EX_OK;
+	fbx_console_rep_free(&rep);
+	return st;
+}
+
+static int
+cmd_audit(struct ctl *ctl, int argc, char **argv)
+{
+	/* --actor here filters; it comes before the common --actor (the
+	 * acting operator, still -a) so getopt_long matches it first. */
+	static const struct option lo[] = {
+		{ "actor", required_argument, NULL, OPT_ACTOR_FILTER },
+		COMMON_LONGOPTS,
+		{ "action", required_argument, NULL, OPT_ACTION },
+		{ "since", required_argument, NULL, OPT_SINCE },
+		{ "until", required_argument, NULL, OPT_UNTIL },
+		{ "limit", required_argument, NULL, OPT_LIMIT },
+		{ "after", required_argument, NULL, OPT_AFTER },
+		{ NULL, 0, NULL, 0 } };
+	struct ops_args a;
+	const char *sub;
+	int st;
+
+	memset(&a, 0, sizeof(a));
+	st = parse_cmd_opts(ctl, argc, argv, lo, audit_usage, ops_opt, &a);
+	if (st < 0)
+		return -st - 1;
+	if (st >= argc)
+		return usage_err("audit needs list or verify (see audit "
+				 "--help)");
+	sub = argv[st];
+	if (st + 1 < argc)
+		return usage_err("unexpected argument '%s'", argv[st + 1]);
+	if (strcmp(sub, "verify") == 0) {
+		if (a.actor[0] || a.action[0] || a.since || a.until ||
+		    a.limit || a.after)
+			return usage_err("audit verify takes no filter: it "
+					 "checks the whole chain");
+		return cmd_audit_verify(ctl);
+	}
+	if (strcmp(sub, "list") != 0)
+		return usage_err("unknown audit operation '%s' (list, verify)",
+		    sub);
+	if (a.since && a.until && a.until <= a.since)
+		return usage_err("--until is not after --since");
+	if ((st = need_org(ctl)) != EX_OK)
+		return st;
+	return cmd_audit_list(ctl, &a);
+}
+
+/* ------------------------------------------------------------------ */
 
 static const struct {
 	const char *name;
@@ -3685,6 +5548,11 @@ static const struct {
 	{ "approve", cmd_approve },
 	{ "rollout", cmd_rollout },
 	{ "summary", cmd_summary },
+	{ "orgs", cmd_orgs },
+	{ "rollback", cmd_rollback },
+	{ "replay", cmd_replay },
+	{ "export", cmd_export },
+	{ "audit", cmd_audit },
 };
 
 int
