@@ -28,6 +28,12 @@
 #define CTL_REMOVE_BATCH 10000
 #define CTL_LINE_MAX 4096
 #define CTL_SYSTEM_ORG "_system"
+/* Export page size asked of the engine. Small on purpose: the engine
+ * (0.1.0) builds a page in a buffer that starts at 64 KiB and drops, without
+ * telling, the record that would make it grow past max_bytes + 64 KiB,
+ * and everything after it; a page that always fits in the first 64 KiB
+ * never gets there. */
+#define CTL_EXPORT_PAGE 32768
 
 struct ctl {
 	const char *endpoint;
@@ -816,6 +822,7 @@ enum {
 	OPT_OUTPUT,
 	OPT_ACTOR_FILTER,
 	OPT_ACTION,
+	OPT_PAGE_BYTES,
 };
 
 #define COMMON_LONGOPTS                                                      \
@@ -2937,6 +2944,7 @@ breaker_status_all(struct ctl *ctl, const struct ctrl_args *a)
 	size_t n = 0, cap = 0, open = 0, orgs_shown = 0;
 	uint64_t held = 0;
 	char saved[FBX_ID_MAX + 1], last[FBX_ID_MAX + 1] = "";
+	size_t nglobal = 0;
 	int st, have_global = 0;
 
 	strcpy(saved, ctl->org);
@@ -2974,6 +2982,8 @@ breaker_status_all(struct ctl *ctl, const struct ctrl_args *a)
 				cap = ncap;
 			}
 			v[n++] = *b;
+			if (global)
+				nglobal++;
 			if (!global) {
 				open += b->state == FBX_BS_OPEN;
 				held += b->held;
@@ -2990,6 +3000,21 @@ breaker_status_all(struct ctl *ctl, const struct ctrl_args *a)
 		fbx_console_rep_free(&rep);
 	}
 	strcpy(ctl->org, saved);
+	if (st == EX_OK && nglobal > 0) {
+		/* organisations first, then the global breakers */
+		struct fbx_breaker_info *w = malloc(n * sizeof(*w));
+		size_t k = 0;
+		if (w == NULL) {
+			st = fail(FBX_ENOMEM, NULL);
+		} else {
+			for (int pass = 0; pass < 2; pass++)
+				for (size_t i = 0; i < n; i++)
+					if ((strcmp(v[i].org, "*") == 0) == pass)
+						w[k++] = v[i];
+			free(v);
+			v = w;
+		}
+	}
 	if (st == EX_OK) {
 		if (ctl->json) {
 			printf("{\"operation\":\"status\",\"organisations\":"
@@ -3890,7 +3915,7 @@ struct ops_args {
 	int64_t since, until;
 	int execute, include_changed, force, all_orgs, wait;
 	int have_rows, have_note;
-	uint64_t wait_s, rows, limit, after;
+	uint64_t wait_s, rows, limit, after, page_bytes;
 	char note[FBX_NOTE_MAX];
 	fbx_id actor;
 	char action[32];
@@ -4062,6 +4087,13 @@ ops_opt(void *arg, struct ctl *ctl, int c, const char *oa, int argc,
 	case OPT_AFTER:
 		if (parse_u64(oa, UINT64_MAX, &a->after) != 0)
 			return usage_err("bad --after '%s'", oa);
+		return EX_OK;
+	case OPT_PAGE_BYTES:
+		if (parse_u64(oa, 8u * 1024 * 1024, &a->page_bytes) != 0 ||
+		    a->page_bytes < 4096)
+			return usage_err("bad --page-bytes '%s' (4096 .. "
+					 "8388608)",
+			    oa);
 		return EX_OK;
 	default:
 		return usage_err("unexpected option (see %s --help)", argv[0]);
@@ -4809,7 +4841,8 @@ cmd_rollback(struct ctl *ctl, int argc, char **argv)
 				       "carries it out)\n",
 				    ol.n);
 			printf("selected: %s\n\n", sel);
-			snprintf(n, sizeof(n), "%" PRIu64, tot[FBX_RB_COUNT]);
+			snprintf(n, sizeof(n), "%" PRIu64 " in all",
+			    tot[FBX_RB_COUNT]);
 			rb_sum_row(&t, "TOTAL", tot, a.execute, "", n);
 			table_print(&t);
 			printf("\n%zu of %zu organisations had commands to "
@@ -4967,11 +5000,12 @@ cmd_replay(struct ctl *ctl, int argc, char **argv)
 			    a.execute ? r->resent : rp_would(&a, r));
 			snprintf(sk, sizeof(sk), "%" PRIu32,
 			    r->skipped_terminal);
-			printf("%s in %s\n\n",
-			    a.execute ? "replay executed"
-			              : "replay plan (dry run, nothing sent; "
-			                "--execute resends)",
-			    ctl->org);
+			if (a.execute)
+				printf("replay executed in %s\n\n", ctl->org);
+			else
+				printf("replay plan for %s (dry run, nothing "
+				       "sent; --execute resends)\n\n",
+				    ctl->org);
 			table_row(&k, "matched", m);
 			table_row(&k, a.execute ? "resent" : "would resend", rs);
 			table_row(&k, "skipped (terminal)", sk);
@@ -5051,11 +5085,13 @@ cmd_replay(struct ctl *ctl, int argc, char **argv)
 		snprintf(rs, sizeof(rs), "%" PRIu32, tot.resent);
 		snprintf(sk, sizeof(sk), "%" PRIu32, tot.skipped_terminal);
 		table_row(&t, "TOTAL", m, rs, sk);
-		printf("%s in %zu organisations\n\n",
-		    a.execute ? "replay executed"
-		              : "replay plan (dry run, nothing sent; --execute "
-		                "resends)",
-		    ol.n);
+		if (a.execute)
+			printf("replay executed in %zu organisations\n\n",
+			    ol.n);
+		else
+			printf("replay plan for %zu organisations (dry run, "
+			       "nothing sent; --execute resends)\n\n",
+			    ol.n);
 		table_print(&t);
 	}
 	if (found == 0 && failed == 0)
@@ -5089,9 +5125,12 @@ static const char *const export_usage =
     "  --output FILE   write here (default stdout); the file is replaced\n"
     "                  only when the export is complete\n"
     "  --all-orgs      every organisation, one after the other\n"
+    "  --page-bytes N  size of one page the engine sends (default 32768)\n"
     "\n"
-    "Every command's delivery lines are counted against its 'deliveries'\n"
-    "field; a shortfall is reported and the exit status is 70.\n";
+    "The export is checked: it must hold every command the organisation\n"
+    "had in the window when it started, and each command all its\n"
+    "deliveries. A shortfall is reported on stderr, the output file is\n"
+    "not written, and the exit status is 70.\n";
 
 struct exp_stats {
 	const char *kinds[8];
@@ -5102,6 +5141,8 @@ struct exp_stats {
 	uint64_t cur_cmd, cur_want, cur_seen;
 	fbx_id cur_org;
 	uint64_t short_cmds, short_dlv;
+	uint64_t org_cmds; /* command lines of the current organisation */
+	uint64_t missing_cmds;
 };
 
 static const char *
@@ -5191,6 +5232,7 @@ exp_count(struct exp_stats *x, const char *p, size_t len)
 				x->counts[i]++;
 			if (kl == 7 && memcmp(k, "command", 7) == 0) {
 				exp_close_cmd(x);
+				x->org_cmds++;
 				x->cur_cmd = jfield_u64(p, ll, "command");
 				x->cur_want = jfield_u64(p, ll, "deliveries");
 				x->cur_seen = 0;
@@ -5205,14 +5247,51 @@ exp_count(struct exp_stats *x, const char *p, size_t len)
 	}
 }
 
-/* export_org - every page of one organisation into f. */
+/* count_commands - the organisation's commands in the window, for the
+ * completeness check of an export. */
+static int
+count_commands(struct ctl *ctl, const struct ops_args *a, uint64_t *n)
+{
+	uint64_t after = 0;
+
+	*n = 0;
+	for (;;) {
+		struct fbx_console_req req;
+		struct fbx_console_rep rep;
+		int st;
+
+		memset(&req, 0, sizeof(req));
+		req.kind = FBX_CREQ_LIST_COMMANDS;
+		req.u.list.since_ms = a->since;
+		req.u.list.until_ms = a->until;
+		req.u.list.after = after;
+		req.u.list.limit = FBX_PAGE_MAX;
+		st = call(ctl, &req, &rep);
+		if (st != EX_OK)
+			return st;
+		*n += rep.u.commands.n;
+		after = rep.u.commands.next_after;
+		fbx_console_rep_free(&rep);
+		if (after == 0)
+			return EX_OK;
+	}
+}
+
+/* export_org - every page of one organisation into f. The commands are
+ * counted first: an export holds at least those (more if some are
+ * created meanwhile), and each command all its deliveries. */
 static int
 export_org(struct ctl *ctl, const struct ops_args *a, FILE *f,
     struct exp_stats *x)
 {
-	uint64_t cursor = 0;
+	uint64_t cursor = 0, want = 0;
+	int st0;
 
 	snprintf(x->cur_org, sizeof(x->cur_org), "%s", ctl->org);
+	st0 = count_commands(ctl, a, &want);
+	if (st0 != EX_OK)
+		return st0;
+	x->org_cmds = 0;
 	for (;;) {
 		struct fbx_console_req req;
 		struct fbx_console_rep rep;
@@ -5223,6 +5302,7 @@ export_org(struct ctl *ctl, const struct ops_args *a, FILE *f,
 		req.u.export_.since_ms = a->since;
 		req.u.export_.until_ms = a->until;
 		req.u.export_.cursor = cursor;
+		req.u.export_.max_bytes = (uint32_t)a->page_bytes;
 		st = call(ctl, &req, &rep);
 		if (st != EX_OK)
 			return st;
@@ -5241,6 +5321,13 @@ export_org(struct ctl *ctl, const struct ops_args *a, FILE *f,
 			break;
 	}
 	exp_close_cmd(x);
+	if (x->org_cmds < want) {
+		x->missing_cmds += want - x->org_cmds;
+		fprintf(stderr,
+		    "fuseboxctl: export: %s has %" PRIu64
+		    " commands in the window, %" PRIu64 " exported\n",
+		    ctl->org, want, x->org_cmds);
+	}
 	return EX_OK;
 }
 
@@ -5252,19 +5339,21 @@ cmd_export(struct ctl *ctl, int argc, char **argv)
 		{ "until", required_argument, NULL, OPT_UNTIL },
 		{ "output", required_argument, NULL, OPT_OUTPUT },
 		{ "all-orgs", no_argument, NULL, OPT_ALL_ORGS },
+		{ "page-bytes", required_argument, NULL, OPT_PAGE_BYTES },
 		{ NULL, 0, NULL, 0 } };
 	struct ops_args a;
 	struct orglist ol;
 	struct exp_stats x;
 	char saved[FBX_ID_MAX + 1], tmp[4096];
 	FILE *f = stdout;
-	int st;
+	int st, incomplete = 0;
 
 	memset(&a, 0, sizeof(a));
 	memset(&ol, 0, sizeof(ol));
 	memset(&x, 0, sizeof(x));
 	tmp[0] = '\0';
 	strcpy(saved, ctl->org);
+	a.page_bytes = CTL_EXPORT_PAGE;
 	st = parse_cmd_opts(ctl, argc, argv, lo, export_usage, ops_opt, &a);
 	if (st < 0)
 		return -st - 1;
@@ -5306,15 +5395,17 @@ cmd_export(struct ctl *ctl, int argc, char **argv)
 	if (fflush(f) != 0 && st == EX_OK)
 		st = fail(FBX_EIO, "cannot write the export: %s",
 		    strerror(errno));
+	if (st == EX_OK && (x.short_cmds > 0 || x.missing_cmds > 0))
+		incomplete = 1;
 	if (f != stdout) {
 		if (fclose(f) != 0 && st == EX_OK)
 			st = fail(FBX_EIO, "cannot write %s: %s", tmp,
 			    strerror(errno));
 		f = stdout;
-		if (st == EX_OK && rename(tmp, a.output) != 0)
+		if (st == EX_OK && !incomplete && rename(tmp, a.output) != 0)
 			st = fail(FBX_EIO, "cannot rename %s: %s", tmp,
 			    strerror(errno));
-		if (st == EX_OK)
+		if (st == EX_OK && !incomplete)
 			tmp[0] = '\0';
 	}
 	if (st != EX_OK)
@@ -5330,11 +5421,11 @@ cmd_export(struct ctl *ctl, int argc, char **argv)
 	if (a.all_orgs)
 		fprintf(stderr, " (%zu organisations)", ol.n);
 	fputc('\n', stderr);
-	if (x.short_cmds > 0)
+	if (x.short_cmds > 0 || x.missing_cmds > 0)
 		st = fail(FBX_ECORRUPT,
-		    "export incomplete: %" PRIu64 " deliveries of %" PRIu64
-		    " commands missing (see above)",
-		    x.short_dlv, x.short_cmds);
+		    "export incomplete: %" PRIu64 " commands and %" PRIu64
+		    " deliveries of %" PRIu64 " commands missing (see above)",
+		    x.missing_cmds, x.short_dlv, x.short_cmds);
 out:
 	if (tmp[0] != '\0')
 		(void)unlink(tmp);
