@@ -229,11 +229,15 @@ static const char *const sql_schema[] = {
 };
 
 /* Claim: the classic SKIP LOCKED queue pop. updated_at records when it
- * was handed out, as a lease sweep would need. */
+ * was handed out, as a lease sweep would need. "id = ANY(ARRAY(...))" is
+ * "id IN (SELECT ...)" written so the outer UPDATE always probes the
+ * primary key: once the table has statistics, the IN form is planned as
+ * a hash semi join over a sequential scan of the whole queue, i.e. O(N)
+ * per claim. */
 static const char sql_claim[] =
-    "UPDATE queue SET state = 1, updated_at = now() WHERE id IN ("
+    "UPDATE queue SET state = 1, updated_at = now() WHERE id = ANY(ARRAY("
     "SELECT id FROM queue WHERE state = 0 ORDER BY id LIMIT $1 "
-    "FOR UPDATE SKIP LOCKED) "
+    "FOR UPDATE SKIP LOCKED)) "
     "RETURNING id, command_id, org, device, delivery_id";
 
 /* Results: only rows still out (state 1) move, so a result the gateway
@@ -984,7 +988,17 @@ setup(struct bench *b)
 	for (uint32_t i = 0; i < b->o.workers; i++) {
 		struct worker *w = &b->w[i];
 		w->c = pg_open(b->o.conninfo);
-		if (w->c == NULL || pg_prepare(w->c, "claim", sql_claim) != 0 ||
+		/* A fresh table has no statistics, and custom plans for it
+		 * read every queued row through a bitmap scan and sort them
+		 * for each claim (27 ms instead of 6 ms per 1000 rows here).
+		 * A long-lived MDM queue has statistics that make the planner
+		 * walk (state, id) in order; the generic plan does the same,
+		 * so use it rather than charge the baseline for a cold
+		 * table. */
+		if (w->c == NULL ||
+		    pg_exec(w->c, "SET plan_cache_mode = force_generic_plan") !=
+		        0 ||
+		    pg_prepare(w->c, "claim", sql_claim) != 0 ||
 		    pg_prepare(w->c, "command", sql_command) != 0)
 			return -1;
 	}
