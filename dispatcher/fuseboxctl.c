@@ -5112,7 +5112,7 @@ out:
 
 static const char *const export_usage =
     "usage: fuseboxctl export [--since TIME] [--until TIME] [--output FILE]\n"
-    "                         [--all-orgs]\n"
+    "                         [--all-orgs] [--page-bytes N]\n"
     "\n"
     "Write the organisation's record as JSON Lines: each command created\n"
     "in the window ('kind':'command') followed by its deliveries with\n"
@@ -5528,9 +5528,9 @@ cmd_audit_list(struct ctl *ctl, const struct ops_args *a)
 		} else {
 			if (shown > 0)
 				table_print(&t);
-			printf("%s%" PRIu64 " records of %s%s\n",
-			    shown ? "\n" : "", shown, ctl->org,
-			    shown == 0 ? " (none matched)" : "");
+			printf("%s%" PRIu64 " record%s of %s%s\n",
+			    shown ? "\n" : "", shown, shown == 1 ? "" : "s",
+			    ctl->org, shown == 0 ? " (none matched)" : "");
 			if (after != 0)
 				printf("more: fuseboxctl audit list --after "
 				       "%" PRIu64 "\n",
