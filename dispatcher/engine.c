@@ -5545,10 +5545,10 @@ send_one(struct fbx_engine *e, struct gw *g, uint64_t id)
 	struct fbx_dlv_out *o;
 	int old = 0, rc;
 
-	if (cc == NULL || cc->expired || cc->cancelling)
-		return 0;
 	if (e->skip.len > 0 && fbxi_idmap_del(&e->skip, id, NULL))
 		return 0; /* cancelled by a rollback while queued */
+	if (cc == NULL || cc->expired || cc->cancelling)
+		return 0;
 	if (g->ob == NULL) {
 		g->ob = malloc(e->o.send_batch * sizeof(*g->ob));
 		g->obdev = malloc(e->o.send_batch * sizeof(*g->obdev));
