@@ -528,6 +528,35 @@ fbxb_vmhwm_kib(pid_t pid)
 	return kib;
 }
 
+double
+fbxb_cpu_ms(pid_t pid)
+{
+	char path[64], buf[1024], *p;
+	unsigned long long ut = 0, stime = 0;
+	long tck = sysconf(_SC_CLK_TCK);
+	size_t n;
+	FILE *f;
+
+	if (pid == 0)
+		snprintf(path, sizeof(path), "/proc/self/stat");
+	else
+		snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+	f = fopen(path, "r");
+	if (f == NULL)
+		return -1;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	/* fields after the command name, which may hold spaces */
+	p = strrchr(buf, ')');
+	if (p == NULL || tck <= 0 ||
+	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu "
+	                  "%llu",
+	        &ut, &stime) != 2)
+		return -1;
+	return (double)(ut + stime) * 1000.0 / (double)tck;
+}
+
 long long
 fbxb_file_size(const char *path)
 {

@@ -151,6 +151,12 @@ void fbxb_sleep_ms(int ms);
  */
 long fbxb_vmhwm_kib(pid_t pid);
 
+/**
+ * fbxb_cpu_ms - user + system CPU time of pid (0 = this process, all
+ * threads) in ms. @return -1 if it cannot be read.
+ */
+double fbxb_cpu_ms(pid_t pid);
+
 /** fbxb_file_size - size of a file in bytes, -1 if it cannot be read. */
 long long fbxb_file_size(const char *path);
 

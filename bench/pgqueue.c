@@ -44,7 +44,8 @@
 
 #define PQB_WORKERS_MAX 16
 #define PQB_CLAIM_MAX 65536
-#define PQB_EMPTY_RETRY_MS 2   /* claim found nothing yet: wait this */
+#define PQB_EMPTY_RETRY_MS 100 /* empty queue: poll again after this
+                                  even without a notification */
 #define PQB_HELLO_WAIT_MS 30000
 #define PQB_HEARTBEAT_MS 1000
 #define PQB_CMD_CACHE 16
@@ -89,6 +90,7 @@ struct worker {
 	uint32_t asked;  /* its LIMIT */
 	int saw_done;    /* insertion was complete when it was sent */
 	int finished;    /* claimed nothing after insertion completed */
+	int waiting;     /* queue was empty: until NOTIFY or not_before_ms */
 	int64_t not_before_ms;
 	PGresult *res;
 };
@@ -445,11 +447,21 @@ ins_main(void *arg)
 			goto out;
 		off += k;
 		atomic_store(&in->inserted, off);
+		if (off == o->ndev) {
+			/* done before the last NOTIFY: a worker woken by it
+			 * and finding nothing knows it has finished */
+			atomic_store(&in->end_ms, mono_ms());
+			atomic_store(&in->done, 1);
+		}
+		if (pg_exec(c, "NOTIFY queue_ready") != 0) {
+			snprintf(in->err, sizeof(in->err), "NOTIFY failed");
+			goto out;
+		}
 	}
 	rc = atomic_load(&in->stop) ? -1 : 0;
 out:
-	atomic_store(&in->end_ms, mono_ms());
-	atomic_store(&in->done, rc == 0 ? 1 : -1);
+	if (rc != 0)
+		atomic_store(&in->done, -1);
 	PQclear(r);
 	PQfinish(c);
 	free(buf);
@@ -765,6 +777,23 @@ cmd_get(struct bench *b, PGconn *c, int64_t id)
 	return e;
 }
 
+/* notified - whether a queue_ready notification has arrived on c (all
+ * that are queued are consumed). Workers LISTEN, the inserter NOTIFYs
+ * after each committed batch: how queue workers avoid polling an empty
+ * table (each empty claim still walks the uncommitted index entries). */
+static int
+notified(PGconn *c)
+{
+	PGnotify *n;
+	int any = 0;
+
+	while ((n = PQnotifies(c)) != NULL) {
+		any = 1;
+		PQfreemem(n);
+	}
+	return any;
+}
+
 static int
 claim_send(struct bench *b, struct worker *w, uint32_t limit)
 {
@@ -798,10 +827,12 @@ claim_done(struct bench *b, struct worker *w, PGresult *r)
 	n = PQntuples(r);
 	if (n == 0) {
 		b->empty_claims++;
-		if (w->saw_done)
+		if (w->saw_done) {
 			w->finished = 1;
-		else
+		} else if (!notified(w->c)) {
+			w->waiting = 1;
 			w->not_before_ms = mono_ms() + PQB_EMPTY_RETRY_MS;
+		}
 		rc = 0;
 		goto out;
 	}
@@ -998,6 +1029,7 @@ setup(struct bench *b)
 		if (w->c == NULL ||
 		    pg_exec(w->c, "SET plan_cache_mode = force_generic_plan") !=
 		        0 ||
+		    pg_exec(w->c, "LISTEN queue_ready") != 0 ||
 		    pg_prepare(w->c, "claim", sql_claim) != 0 ||
 		    pg_prepare(w->c, "command", sql_command) != 0)
 			return -1;
@@ -1069,11 +1101,12 @@ run(struct bench *b)
 				all_finished = 0;
 			if (w->busy || w->finished || !b->have_peer)
 				continue;
-			if (w->not_before_ms > now) {
+			if (w->waiting && w->not_before_ms > now) {
 				if (w->not_before_ms - now < wait)
 					wait = (long)(w->not_before_ms - now);
 				continue;
 			}
+			w->waiting = 0;
 			if (want > b->window)
 				want = b->window;
 			if (out + want > b->window)
@@ -1098,7 +1131,7 @@ run(struct bench *b)
 			idx[ni++] = -1;
 		}
 		for (uint32_t i = 0; i < b->o.workers; i++) {
-			if (!b->w[i].busy)
+			if (!b->w[i].busy && !b->w[i].waiting)
 				continue;
 			it[ni] = (zmq_pollitem_t){ NULL, PQsocket(b->w[i].c),
 				ZMQ_POLLIN, 0 };
@@ -1130,6 +1163,17 @@ run(struct bench *b)
 				}
 			} else {
 				struct worker *w = &b->w[idx[k]];
+				if (!w->busy) {
+					/* idle and waiting: a notification */
+					if (!PQconsumeInput(w->c)) {
+						logm("connection: %s",
+						    PQerrorMessage(w->c));
+						return -1;
+					}
+					if (notified(w->c))
+						w->waiting = 0;
+					continue;
+				}
 				rc = pg_pump(w->c, &w->res);
 				if (rc < 0)
 					return -1;
