@@ -9,12 +9,15 @@
  * second from the first insert to the last result made durable.
  *
  * Fairness: everything the engine gets for free is given here too. Row
- * insertion overlaps with dispatch (its own connection and thread), the
- * workers are asynchronous libpq connections with prepared statements
- * (several claims in flight at once, like a worker pool), results from
- * many gateway batches are group-committed in one UPDATE ... FROM
- * unnest() with binary array parameters, and all of it runs in one
- * process, so there is no broker hop between workers and the gateway.
+ * insertion overlaps with dispatch (its own connection and thread; it
+ * NOTIFYs the workers, which LISTEN instead of polling an empty table),
+ * the workers are asynchronous libpq connections with prepared
+ * statements (several claims in flight at once, like a worker pool),
+ * results from many gateway batches are group-committed in one UPDATE
+ * ... FROM unnest() with binary array parameters, the claim is written
+ * and planned the way a tuned queue runs it (see sql_claim, setup), and
+ * all of it runs in one process, so there is no broker hop between
+ * workers and the gateway.
  *
  * Limitations (a production queue would pay for these, the benchmark does
  * not): rows claimed by a worker that dies stay in state 1 (no lease or
@@ -44,8 +47,6 @@
 
 #define PQB_WORKERS_MAX 16
 #define PQB_CLAIM_MAX 65536
-#define PQB_EMPTY_RETRY_MS 100 /* empty queue: poll again after this
-                                  even without a notification */
 #define PQB_HELLO_WAIT_MS 30000
 #define PQB_HEARTBEAT_MS 1000
 #define PQB_CMD_CACHE 16
@@ -67,6 +68,8 @@ struct opts {
 	uint32_t copy_batch;
 	uint32_t payload_bytes;
 	uint32_t timeout_s;
+	uint32_t retry_ms; /* empty queue: claim again after this, even
+	                      without a notification */
 	int type;
 	int quiet;
 };
@@ -91,6 +94,7 @@ struct worker {
 	int saw_done;    /* insertion was complete when it was sent */
 	int finished;    /* claimed nothing after insertion completed */
 	int waiting;     /* queue was empty: until NOTIFY or not_before_ms */
+	int64_t sent_ms;
 	int64_t not_before_ms;
 	PGresult *res;
 };
@@ -113,6 +117,7 @@ struct writer {
 	struct bref *next, *infl;
 	size_t nnext, capnext, ninfl, capinfl;
 	size_t sent_recs; /* records in the update in flight */
+	int64_t sent_ms;
 	uint8_t *buf;     /* binary array parameters */
 	size_t bufcap;
 };
@@ -144,6 +149,7 @@ struct bench {
 	uint64_t claimed, finalized, reserved;
 	uint64_t claims, empty_claims, commits, results_in, ignored;
 	uint64_t dlv_msgs, acks;
+	int64_t claim_busy_ms, write_busy_ms; /* summed query latencies */
 	uint64_t st_count[5];
 	int64_t t0_ms, first_dlv_ms, last_commit_ms;
 	int failed;
@@ -807,6 +813,7 @@ claim_send(struct bench *b, struct worker *w, uint32_t limit)
 		return -1;
 	}
 	w->busy = 1;
+	w->sent_ms = mono_ms();
 	w->asked = limit;
 	b->reserved += limit;
 	b->claims++;
@@ -822,6 +829,7 @@ claim_done(struct bench *b, struct worker *w, PGresult *r)
 	int n, rc = -1;
 
 	b->reserved -= w->asked;
+	b->claim_busy_ms += mono_ms() - w->sent_ms;
 	if (!pg_ok(r, "claim"))
 		goto out;
 	n = PQntuples(r);
@@ -831,7 +839,7 @@ claim_done(struct bench *b, struct worker *w, PGresult *r)
 			w->finished = 1;
 		} else if (!notified(w->c)) {
 			w->waiting = 1;
-			w->not_before_ms = mono_ms() + PQB_EMPTY_RETRY_MS;
+			w->not_before_ms = mono_ms() + b->o.retry_ms;
 		}
 		rc = 0;
 		goto out;
@@ -921,9 +929,9 @@ wr_flush(struct bench *b)
 		w->nnext = 0;
 		return 0;
 	}
-	/* Batches go whole: a batch is ACKed only when all its records are
-	 * committed, so the flush takes every waiting record if the cap
-	 * would split the last batch; the cap is soft. */
+	/* Every waiting record goes: a batch is ACKed only when all its
+	 * records are committed, and the waiting records are bounded by
+	 * the gateway's window (each delivery answered at most twice). */
 	need = 40 + k * 12 + k * 6;
 	if (need > w->bufcap) {
 		uint8_t *nb = realloc(w->buf, need);
@@ -943,6 +951,7 @@ wr_flush(struct bench *b)
 		return -1;
 	}
 	w->busy = 1;
+	w->sent_ms = mono_ms();
 	w->sent_recs = k;
 	w->n = 0;
 	/* swap next <-> infl */
@@ -971,6 +980,7 @@ wr_done(struct bench *b, PGresult *r)
 	b->finalized += strtoull(PQcmdTuples(r), NULL, 10);
 	b->commits++;
 	b->last_commit_ms = mono_ms();
+	b->write_busy_ms += b->last_commit_ms - w->sent_ms;
 	for (size_t i = 0; i < w->ninfl; i++)
 		send_ack(b, w->infl[i].batch_id, w->infl[i].count);
 	w->ninfl = 0;
@@ -1237,6 +1247,7 @@ report(struct bench *b)
 	       ",\"claim_batch\":%" PRIu32 ",\"copy_batch\":%" PRIu32
 	       ",\"window\":%" PRIu32 ",\"claims\":%" PRIu64
 	       ",\"empty_claims\":%" PRIu64 ",\"result_commits\":%" PRIu64
+	       ",\"claim_query_ms\":%" PRId64 ",\"result_query_ms\":%" PRId64
 	       ",\"results_in\":%" PRIu64 ",\"succeeded\":%" PRIu64
 	       ",\"failed\":%" PRIu64 ",\"offline\":%" PRIu64
 	       ",\"postgres\":\"%s\",\"fsync\":\"%s\""
@@ -1244,7 +1255,8 @@ report(struct bench *b)
 	    b->o.ndev, b->o.ndev / (wall / 1000.0), wall, ins,
 	    b->first_dlv_ms ? b->first_dlv_ms - b->t0_ms : -1, b->o.norgs,
 	    b->o.workers, b->o.claim_batch, b->o.copy_batch, b->window,
-	    b->claims, b->empty_claims, b->commits, b->results_in,
+	    b->claims, b->empty_claims, b->commits, b->claim_busy_ms,
+	    b->write_busy_ms, b->results_in,
 	    b->st_count[Q_SUCCEEDED], b->st_count[Q_FAILED],
 	    b->st_count[Q_OFFLINE], b->server_version, b->fsync,
 	    b->sync_commit);
@@ -1270,6 +1282,8 @@ static const char *const usage =
     "  --payload-bytes P     command payload size (default 64)\n"
     "  --type T              command type number (default 11, query)\n"
     "  --timeout-s S         give up after S s (default 600)\n"
+    "  --empty-retry-ms T    queue empty: claim again after T ms even\n"
+    "                        without a NOTIFY (default 100)\n"
     "  --quiet\n";
 
 static int
@@ -1292,7 +1306,7 @@ static int
 parse_args(struct opts *o, int argc, char **argv)
 {
 	enum { O_CONN = 1000, O_GW, O_DEV, O_ORGS, O_WORKERS, O_CLAIM, O_COPY,
-		O_PAYLOAD, O_TYPE, O_TIMEOUT, O_QUIET, O_HELP };
+		O_PAYLOAD, O_TYPE, O_TIMEOUT, O_RETRY, O_QUIET, O_HELP };
 	static const struct option lo[] = {
 		{ "conninfo", required_argument, NULL, O_CONN },
 		{ "gateway-endpoint", required_argument, NULL, O_GW },
@@ -1304,6 +1318,7 @@ parse_args(struct opts *o, int argc, char **argv)
 		{ "payload-bytes", required_argument, NULL, O_PAYLOAD },
 		{ "type", required_argument, NULL, O_TYPE },
 		{ "timeout-s", required_argument, NULL, O_TIMEOUT },
+		{ "empty-retry-ms", required_argument, NULL, O_RETRY },
 		{ "quiet", no_argument, NULL, O_QUIET },
 		{ "help", no_argument, NULL, O_HELP },
 		{ NULL, 0, NULL, 0 },
@@ -1348,6 +1363,9 @@ parse_args(struct opts *o, int argc, char **argv)
 		case O_TIMEOUT:
 			bad |= parse_u32(optarg, 1, 86400, &o->timeout_s);
 			break;
+		case O_RETRY:
+			bad |= parse_u32(optarg, 1, 60000, &o->retry_ms);
+			break;
 		case O_QUIET:
 			o->quiet = 1;
 			break;
@@ -1388,6 +1406,7 @@ main(int argc, char **argv)
 	b->o.payload_bytes = 64;
 	b->o.type = FBX_CMD_QUERY;
 	b->o.timeout_s = 600;
+	b->o.retry_ms = 100;
 	rc = parse_args(&b->o, argc, argv);
 	if (rc != 0)
 		return rc > 0 ? EX_OK : EX_USAGE;
