@@ -1426,6 +1426,9 @@ breaker_gate(struct fbx_engine *e, struct fbx_command *c, uint32_t ndev,
 		fbxi_breaker_trip(&b, e->now, "engine", note, 0);
 		emit_event(e, FBX_EV_BREAKER_TRIPPED, c->org, reason,
 		    "engine", 0, inwin + ndev, allow, "%s", note);
+		audit(e, c->org, "engine", "breaker.trip", note,
+		    "{\"breaker\":\"%s/%s\",\"count\":%llu,\"allowance\":%u}",
+		    c->org, reason, (unsigned long long)(inwin + ndev), allow);
 		if (fbxi_breaker_note_org_trip(&g, e->now)) {
 			uint64_t n = fbxi_window_sum(&g.win, e->now);
 			snprintf(note, sizeof(note),
@@ -1435,6 +1438,9 @@ breaker_gate(struct fbx_engine *e, struct fbx_command *c, uint32_t ndev,
 			fbxi_breaker_trip(&g, e->now, "engine", note, 0);
 			emit_event(e, FBX_EV_BREAKER_TRIPPED, "*", reason,
 			    "engine", 0, n, g.cfg.global_orgs, "%s", note);
+			audit(e, "*", "engine", "breaker.trip", note,
+			    "{\"breaker\":\"*/%s\",\"organisations\":%llu}",
+			    reason, (unsigned long long)n);
 		}
 		rc = brk_save(e->txn, "*", reason, &g);
 		if (rc != FBX_OK)
@@ -2671,9 +2677,10 @@ handle_breaker(
 			goto fail;
 		emit_event(e, FBX_EV_BREAKER_TRIPPED, scope, reason, req->actor,
 		    0, 0, 0, "tripped by hand: %s", req->u.breaker.note);
-		audit(e, req->org, req->actor, "breaker.trip",
-		    req->u.breaker.note, "{\"breaker\":\"%s/%s\"}", scope,
-		    reason);
+		audit(e, scope, req->actor, "breaker.trip",
+		    req->u.breaker.note,
+		    "{\"breaker\":\"%s/%s\",\"requested_in\":\"%s\"}", scope,
+		    reason, req->org);
 		break;
 	case FBX_BRK_RESET: {
 		size_t pos = 0;
@@ -2728,7 +2735,7 @@ handle_breaker(
 		    req->u.breaker.on_reset == FBX_RESET_DISCARD ? "discard"
 		                                                : "release",
 		    released, discarded, refused, req->u.breaker.note);
-		audit(e, req->org, req->actor, "breaker.reset",
+		audit(e, scope, req->actor, "breaker.reset",
 		    req->u.breaker.note,
 		    "{\"breaker\":\"%s\",\"action\":\"%s\",\"released\":%u,"
 		    "\"discarded\":%u,\"refused_by_limit\":%u}",
@@ -3626,6 +3633,7 @@ struct rb_ctx {
 	int err;
 	/* current command while scanning its deliveries */
 	struct fbx_command *cur;
+	int for_replay; /* selection for a replay: compensations count */
 };
 
 static int
@@ -3650,8 +3658,13 @@ rb_match(const struct rb_ctx *r, const struct fbx_command *c)
 {
 	const struct fbx_selector *s = &r->req->u.rollback.sel;
 
-	if (c->origin == FBX_ORIGIN_ROLLBACK)
+	if (c->origin == FBX_ORIGIN_ROLLBACK && !r->for_replay)
 		return 0; /* compensations are not rolled back by filters */
+	if (s->breaker[0] != '\0' &&
+	    (c->origin != FBX_ORIGIN_AUTOMATIC ||
+	        strcmp(reason_of(c), s->breaker) != 0 ||
+	        !fbx_cmd_lock_type(c->type)))
+		return 0; /* an incident: what the breaker guards */
 	if (s->origin && c->origin != s->origin)
 		return 0;
 	if (s->type && c->type != s->type)
@@ -4003,6 +4016,10 @@ rb_select(struct rb_ctx *r)
 			since = b.tripped_ms - (int64_t)b.cfg.window_s * 1000;
 			if (s->since_ms > since)
 				since = s->since_ms;
+			/* a closed incident ends at its reset */
+			if (b.reset_ms > b.tripped_ms &&
+			    (until == 0 || b.reset_ms + 1 < until))
+				until = b.reset_ms + 1;
 		}
 		rc = fbx_store_cmd_list(r->e->txn, r->org, since, until, 0, 0,
 		    rb_list_cb, r);
@@ -4402,6 +4419,7 @@ handle_replay(
 	sel.e = e;
 	sel.req = req;
 	sel.org = req->org;
+	sel.for_replay = 1;
 	fbxi_idmap_init(&sel.sel);
 	fbxi_idmap_init(&sel.latest);
 	{
@@ -4532,8 +4550,8 @@ audit_list_cb(void *arg, uint64_t seq, const void *rec, size_t len)
 
 	if (audit_decode(seq, rec, len, &a, prev, hash) != 0)
 		return 0;
-	if (strcmp(a.org, l->req->org) != 0)
-		return 0; /* another organisation's record */
+	if (strcmp(a.org, l->req->org) != 0 && strcmp(a.org, "*") != 0)
+		return 0; /* another organisation's record (global ones show) */
 	if (want_actor[0] && strcmp(a.actor, want_actor) != 0)
 		return 0;
 	if (want_action[0] && strncmp(a.action, want_action,
@@ -4770,7 +4788,9 @@ jprintf(struct jbuf *b, const char *fmt, ...)
 			b->len += (size_t)n;
 			return;
 		}
-		if (b->cap * 2 > b->max + 65536) {
+		/* a page stops after the record that crosses max; the
+		 * buffer may hold that record and no more */
+		if (b->cap >= b->max + (1u << 20)) {
 			b->full = 1;
 			return;
 		}
@@ -4951,8 +4971,7 @@ handle_export(
 	if (!(cursor & EXPORT_AUDIT)) {
 		rc = fbx_store_cmd_list(e->txn, req->org,
 		    req->u.export_.since_ms, req->u.export_.until_ms,
-		    cursor ? FBX_DLV_CMD(cursor) - (FBX_DLV_IDX(cursor) == 0 ? 1 : 0)
-		           : 0,
+		    cursor ? FBX_DLV_CMD(cursor) - 1 : 0,
 		    0, export_cmd_cb, &x);
 		if (rc == FBX_ENOT_FOUND)
 			rc = FBX_OK;
@@ -4967,6 +4986,13 @@ handle_export(
 	}
 	if (rc != FBX_OK || e->txn_err != FBX_OK) {
 		set_err(e, rc != FBX_OK ? rc : e->txn_err);
+		free(x.b.p);
+		return;
+	}
+	if (x.b.full) {
+		/* never a silent gap: refuse rather than drop records */
+		console_error(e, in, req->request_id, req->kind, FBX_ETOOBIG,
+		    "export page overflow; ask for smaller pages");
 		free(x.b.p);
 		return;
 	}

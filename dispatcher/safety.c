@@ -209,6 +209,7 @@ fbxi_breaker_reset(struct fbxi_breaker *b, int64_t now_ms, const char *who,
 	b->state = FBX_BS_CLOSED;
 	b->manual = 0;
 	b->held = 0;
+	b->reset_ms = now_ms;
 	/* a fresh window: what was counted belonged to the incident */
 	fbxi_window_init(&b->win, b->cfg.window_s);
 	b->baseline_at = now_ms;

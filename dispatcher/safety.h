@@ -55,6 +55,7 @@ struct fbxi_breaker {
 	int64_t shadow_alerted_ms; /* last would-trip alert (shadow mode) */
 	char tripped_by[FBX_ID_MAX + 1];
 	char note[FBX_NOTE_MAX];
+	int64_t reset_ms; /* last reset; the end of the last incident */
 };
 
 /* fbxi_breaker_defaults - built-in settings: 10 min window, trip above
