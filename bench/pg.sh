@@ -66,15 +66,19 @@ fi
 tmp=$(mktemp -d "${PG_BENCH_DIR:-${TMPDIR:-/tmp}}/fbx-pg.XXXXXX")
 pgdata=$tmp/data
 devsim_pid=
+bench_pid=
 started=0
 runas=()
 cleanup() {
 	local rc=$?
 	trap - EXIT INT TERM
-	if [ -n "$devsim_pid" ] && kill -0 "$devsim_pid" 2>/dev/null; then
-		kill -TERM "$devsim_pid" 2>/dev/null || true
-		wait "$devsim_pid" 2>/dev/null || true
-	fi
+	local pid
+	for pid in $bench_pid $devsim_pid; do
+		if kill -0 "$pid" 2>/dev/null; then
+			kill -TERM "$pid" 2>/dev/null || true
+			wait "$pid" 2>/dev/null || true
+		fi
+	done
 	if [ "$started" -eq 1 ]; then
 		"${runas[@]}" "$pgbin/pg_ctl" -D "$pgdata" -m fast -w stop \
 			>/dev/null 2>&1 || true
@@ -129,11 +133,16 @@ for i in $(seq 1 "$runs"); do
 		--orgs "$orgs" --no-enroll --quiet --report "$report" \
 		>"$tmp/devsim.$i.out" 2>"$tmp/devsim.$i.err" &
 	devsim_pid=$!
-	set +e
-	line=$("$bench" --conninfo "$conninfo" --gateway-endpoint "$ep" \
-		--devices "$devices" --orgs "$orgs" --quiet "${extra[@]}")
-	brc=$?
-	set -e
+	# In the background and waited for, so a signal to this script is
+	# handled at once (the trap stops both children).
+	"$bench" --conninfo "$conninfo" --gateway-endpoint "$ep" \
+		--devices "$devices" --orgs "$orgs" --quiet "${extra[@]}" \
+		>"$tmp/bench.$i.out" &
+	bench_pid=$!
+	brc=0
+	wait "$bench_pid" || brc=$?
+	bench_pid=
+	line=$(tail -n 1 "$tmp/bench.$i.out")
 	kill -TERM "$devsim_pid" 2>/dev/null || true
 	wait "$devsim_pid" 2>/dev/null || true
 	devsim_pid=
