@@ -4834,6 +4834,8 @@ struct export_ctx {
 };
 
 #define EXPORT_AUDIT (1ull << 63)
+/* set when a page ended among a command's deliveries: its line is out */
+#define EXPORT_DLV (1ull << 62)
 
 static int
 export_dlv_cb(void *arg, const struct fbx_delivery *d)
@@ -4841,7 +4843,7 @@ export_dlv_cb(void *arg, const struct fbx_delivery *d)
 	struct export_ctx *x = arg;
 
 	if (x->b.len >= x->b.max) {
-		x->resume = d->id;
+		x->resume = EXPORT_DLV | d->id;
 		x->stop = 1;
 		return 1;
 	}
@@ -4875,7 +4877,11 @@ export_cmd_cb(void *arg, const struct fbx_command *c0)
 		return 1;
 	}
 	c = cc ? cc->c : *c0;
-	if (x->cursor <= from) {
+	if ((x->cursor & EXPORT_DLV) &&
+	    FBX_DLV_CMD(x->cursor & ~EXPORT_DLV) == c0->id) {
+		/* resume among this command's deliveries */
+		from = x->cursor & ~EXPORT_DLV;
+	} else {
 		jprintf(&x->b,
 		    "{\"kind\":\"command\",\"org\":\"%s\",\"command\":%llu,"
 		    "\"type\":\"%s\",\"origin\":\"%s\",\"reason\":\"%s\","
@@ -4895,8 +4901,6 @@ export_cmd_cb(void *arg, const struct fbx_command *c0)
 			jprintf(&x->b, "%s\"%s\":%u", s > 1 ? "," : "",
 			    fbx_dstate_name(s), c.counts[s]);
 		jprintf(&x->b, "}}\n");
-	} else {
-		from = x->cursor;
 	}
 	x->cur = &c;
 	rc = fbx_store_dlv_scan(x->e->txn, from,
@@ -4971,7 +4975,7 @@ handle_export(
 	if (!(cursor & EXPORT_AUDIT)) {
 		rc = fbx_store_cmd_list(e->txn, req->org,
 		    req->u.export_.since_ms, req->u.export_.until_ms,
-		    cursor ? FBX_DLV_CMD(cursor) - 1 : 0,
+		    cursor ? FBX_DLV_CMD(cursor & ~EXPORT_DLV) - 1 : 0,
 		    0, export_cmd_cb, &x);
 		if (rc == FBX_ENOT_FOUND)
 			rc = FBX_OK;
