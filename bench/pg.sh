@@ -6,7 +6,9 @@
 # defaults (fsync=on, synchronous_commit=on), the same durability as
 # fusebox's default; everything is removed on every exit path.
 #
-# usage: bench/pg.sh [--devices N] [--runs R] [--orgs M] [-- BENCH_ARGS...]
+# usage: bench/pg.sh [--devices N] [--runs R] [--orgs M] [--window W]
+#                    [-- BENCH_PGQUEUE_ARGS...]
+# (orgs 1 and window 65536 by default, as bench_fanout runs devsim)
 # env:   BENCH_BIN    bench_pgqueue (default build/release/bench/...)
 #        DEVSIM_BIN   fusebox-devsim (default build/release/dispatcher/...)
 #        PG_BENCH_DIR parent of the temp directory (default $TMPDIR or /tmp)
@@ -17,19 +19,22 @@ set -euo pipefail
 devices=100000
 runs=3
 orgs=1
+window=65536
 extra=()
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--devices) devices=$2; shift 2 ;;
 	--runs) runs=$2; shift 2 ;;
 	--orgs) orgs=$2; shift 2 ;;
+	--window) window=$2; shift 2 ;;
 	--) shift; extra=("$@"); break ;;
-	-h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next }
+		NR > 1 { exit }' "$0"; exit 0 ;;
 	*) echo "pg.sh: unknown argument '$1'" >&2; exit 64 ;;
 	esac
 done
-case "$devices$runs$orgs" in
-*[!0-9]*) echo "pg.sh: --devices, --runs and --orgs take numbers" >&2; exit 64 ;;
+case "$devices$runs$orgs$window" in
+*[!0-9]*) echo "pg.sh: --devices, --runs, --orgs and --window take numbers" >&2; exit 64 ;;
 esac
 [ "$runs" -ge 1 ] || { echo "pg.sh: --runs must be >= 1" >&2; exit 64; }
 
@@ -130,7 +135,8 @@ for i in $(seq 1 "$runs"); do
 	ep="ipc://$tmp/gw.sock"
 	report=$tmp/devsim.$i.report
 	"$devsim" --gateway-endpoint "$ep" --devices "$devices" \
-		--orgs "$orgs" --no-enroll --quiet --report "$report" \
+		--orgs "$orgs" --window "$window" --no-enroll --quiet \
+		--report "$report" \
 		>"$tmp/devsim.$i.out" 2>"$tmp/devsim.$i.err" &
 	devsim_pid=$!
 	# In the background and waited for, so a signal to this script is
@@ -183,8 +189,8 @@ last=${results[${#results[@]}-1]}
 str() { sed -n "s/.*\"$1\":\"\([^\"]*\)\".*/\1/p" <<<"$2"; }
 pgver=$(str postgres "$last")
 echo "pgqueue: median of $runs runs, $devices devices: $med_dps deliveries/s, $med_wall ms (runs: ${dps[*]} deliveries/s)"
-printf '{"bench":"pgqueue","devices":%s,"deliveries_per_s":%s,"wall_ms":%s,"insert_ms":%s,"runs":%s,"runs_deliveries_per_s":[%s],"orgs":%s,"workers":%s,"claim_batch":%s,"postgres":"%s","fsync":"%s","synchronous_commit":"%s","fs":"%s"}\n' \
+printf '{"bench":"pgqueue","devices":%s,"deliveries_per_s":%s,"wall_ms":%s,"insert_ms":%s,"runs":%s,"runs_deliveries_per_s":[%s],"orgs":%s,"window":%s,"workers":%s,"claim_batch":%s,"postgres":"%s","fsync":"%s","synchronous_commit":"%s","fs":"%s"}\n' \
 	"$devices" "$med_dps" "$med_wall" "$med_ins" "$runs" \
-	"$(IFS=,; echo "${dps[*]}")" "$orgs" "$(field workers "$last")" \
+	"$(IFS=,; echo "${dps[*]}")" "$orgs" "$window" "$(field workers "$last")" \
 	"$(field claim_batch "$last")" "$pgver" "$(str fsync "$last")" \
 	"$(str synchronous_commit "$last")" "$fs"
