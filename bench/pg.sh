@@ -157,15 +157,18 @@ for i in $(seq 1 "$runs"); do
 		tail -n 20 "$tmp/devsim.$i.err" >&2 || true
 		exit 70
 	fi
-	# The gateway's own count: every device exactly once, nothing
-	# re-sent after its success was ACKed as durable.
+	# The gateway's own count: every device exactly once, none it does
+	# not know, nothing re-sent after its success was ACKed as durable.
 	totals=$(head -n 1 "$report" 2>/dev/null || true)
 	distinct=$(sed -n 's/.*distinct_ids=\([0-9]*\).*/\1/p' <<<"$totals")
 	dups=$(sed -n 's/.*dup_after_durable_success=\([0-9]*\).*/\1/p' \
 		<<<"$totals")
-	if [ "$distinct" != "$devices" ] || [ "$dups" != "0" ]; then
+	foreign=$(sed -n 's/.*foreign=\([0-9]*\).*/\1/p' <<<"$totals")
+	if [ "$distinct" != "$devices" ] || [ "$dups" != "0" ] ||
+		[ "$foreign" != "0" ]; then
 		log "run $i: devsim saw distinct_ids=${distinct:-?}" \
-			"dup_after_durable_success=${dups:-?}: $totals"
+			"dup_after_durable_success=${dups:-?}" \
+			"foreign=${foreign:-?}: $totals"
 		exit 70
 	fi
 	log "run $i: $line"
