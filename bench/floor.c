@@ -27,7 +27,6 @@
 #include "bench.h"
 
 #define ORG "org-001"
-#define CMD_ID 1
 #define TURN_MAX 65536      /* records created per transaction (engine) */
 #define SEND_BATCH 8192     /* deliveries per message (engine) */
 #define IN_MSGS_MAX 512     /* messages read per turn (engine) */
@@ -81,6 +80,7 @@ struct floor {
 	size_t nacks, capacks;
 	zmq_msg_t in[IN_MSGS_MAX];
 	size_t nin;
+	uint64_t cmd_id; /* the run's command: run 1, 2, ... */
 	int64_t t0;
 	uint64_t commits, ignored;
 	struct fbx_dlv_out *ob;
@@ -280,8 +280,8 @@ send_new(struct floor *f, uint32_t from, uint32_t to)
 			struct fbx_dlv_out *o = &f->ob[i];
 			dev_name(from + i, f->obdev[i], sizeof(f->obdev[i]));
 			memset(o, 0, sizeof(*o));
-			o->delivery_id = FBX_DLV_ID(CMD_ID, from + i);
-			o->command_id = CMD_ID;
+			o->delivery_id = FBX_DLV_ID(f->cmd_id, from + i);
+			o->command_id = f->cmd_id;
 			o->org = ORG;
 			o->device = f->obdev[i];
 			o->type = FBX_CMD_QUERY;
@@ -334,7 +334,7 @@ apply_results(struct floor *f, MDB_cursor *cur, const struct fbx_gw_msg *m,
 		size_t len;
 		int mrc;
 
-		if (FBX_DLV_CMD(id) != CMD_ID || idx >= f->o.devices ||
+		if (FBX_DLV_CMD(id) != f->cmd_id || idx >= f->o.devices ||
 		    f->state[idx] != FS_SENT ||
 		    (r->status != FBX_R_SUCCEEDED &&
 		        r->status != FBX_R_FAILED)) {
@@ -397,7 +397,7 @@ create(struct floor *f, MDB_cursor *cur, uint32_t k, int64_t now)
 		len = rec_encode(&fr, 0, rec);
 		memset(rec + len, 0, DLV_PAD);
 		len += DLV_PAD;
-		put_be64(kb, FBX_DLV_ID(CMD_ID, idx));
+		put_be64(kb, FBX_DLV_ID(f->cmd_id, idx));
 		key.mv_size = 8;
 		key.mv_data = kb;
 		v.mv_size = len;
@@ -424,7 +424,7 @@ journal_command(struct floor *f, MDB_txn *txn)
 	rec[0] = 2;
 	rec[1] = FBX_CMD_QUERY;
 	memcpy(rec + 40, ORG, sizeof(ORG));
-	put_be64(kb, CMD_ID);
+	put_be64(kb, f->cmd_id);
 	k.mv_size = 8;
 	k.mv_data = kb;
 	v.mv_size = sizeof(rec);
@@ -701,16 +701,77 @@ wait_hello(struct floor *f, int timeout_ms)
 	return FBX_EUNREACHABLE;
 }
 
+/* job - one fan-out of N deliveries under command `r`, on the warm
+ * environment and simulator session (as bench_fanout's runs share their
+ * daemon and simulator). */
 static int
-one_run(const struct opts *o, uint32_t r, double *lat, struct run *out)
+job(struct floor *f, uint32_t r, const char *mdb, struct run *out)
+{
+	const struct opts *o = &f->o;
+	long long size0, size1;
+	int64_t t_end, idle_since;
+	uint64_t commits0 = f->commits;
+	int rc, first = 1;
+
+	f->cmd_id = r;
+	f->created = f->unanswered = f->done = 0;
+	memset(f->state, 0, o->devices);
+	size0 = fbxb_file_size(mdb);
+	f->t0 = fbxb_now_ms();
+	idle_since = fbxb_mono_us();
+	while (f->done < o->devices && !fbxb_stop) {
+		int can_create = f->created < o->devices &&
+		    f->unanswered < o->window;
+		zmq_pollitem_t it = { f->sock, 0, ZMQ_POLLIN, 0 };
+		if (zmq_poll(&it, 1, can_create || first ? 0 : 50) < 0 &&
+		    errno != EINTR)
+			return FBX_EIO;
+		if ((rc = read_inputs(f)) != FBX_OK)
+			return rc;
+		if (f->nin == 0 && !can_create && !first) {
+			if (fbxb_mono_us() - idle_since > 30000000) {
+				fprintf(stderr, "floor: stalled at %" PRIu32
+				                " of %" PRIu32 " results\n",
+				    f->done, o->devices);
+				return FBX_ETIMEOUT;
+			}
+			continue;
+		}
+		idle_since = fbxb_mono_us();
+		if ((rc = turn(f, first)) != FBX_OK)
+			return rc;
+		first = 0;
+	}
+	if (fbxb_stop)
+		return FBX_ESHUTTING_DOWN;
+	t_end = fbxb_now_ms();
+	size1 = fbxb_file_size(mdb);
+	out->wall_ms = (double)(t_end - f->t0);
+	out->rate = out->wall_ms > 0 ? o->devices * 1000.0 / out->wall_ms : 0;
+	out->bytes_per_dlv = (double)(size1 - size0) / o->devices;
+	out->commits = (double)(f->commits - commits0);
+	out->max = fbxb_pct(f->lat, o->devices, 100);
+	out->p50 = fbxb_pct(f->lat, o->devices, 50);
+	out->p99 = fbxb_pct(f->lat, o->devices, 99);
+	printf("floor devices=%" PRIu32 " run=%" PRIu32 ": wall %.0f ms, "
+	       "%.0f deliveries/s, per device p50 %.0f p99 %.0f max %.0f "
+	       "ms, %.1f B/delivery, %.0f commits\n",
+	    o->devices, r, out->wall_ms, out->rate, out->p50, out->p99,
+	    out->max, out->bytes_per_dlv, out->commits);
+	fflush(stdout);
+	return FBX_OK;
+}
+
+/* floor_run - set up once (store, socket, simulator, session), then the
+ * runs. @return FBX_OK or the first error. */
+static int
+floor_run(const struct opts *o, double *lat, struct run *runs)
 {
 	struct fbxb_env b;
 	struct floor f;
 	char store[320], mdb[400], report[320], log[320], ndev[16], win[16];
-	long long size0, size1;
 	uint64_t dup = 0, recv = 0;
-	int64_t t_end, idle_since;
-	int rc = FBX_EIO, first = 1;
+	int rc = FBX_EIO;
 
 	memset(&f, 0, sizeof(f));
 	f.o = *o;
@@ -735,7 +796,6 @@ one_run(const struct opts *o, uint32_t r, double *lat, struct run *out)
 	if ((rc = open_store(&f, store)) != FBX_OK ||
 	    (rc = open_socket(&f, b.gateway)) != FBX_OK)
 		goto out;
-	size0 = fbxb_file_size(mdb);
 	{
 		char *args[] = { "--gateway-endpoint", b.gateway,
 			"--console-endpoint", b.console, "--devices", ndev,
@@ -752,60 +812,19 @@ one_run(const struct opts *o, uint32_t r, double *lat, struct run *out)
 		fprintf(stderr, "floor: no HELLO from the simulator\n");
 		goto out;
 	}
-	f.t0 = fbxb_now_ms();
-	idle_since = fbxb_mono_us();
-	while (f.done < o->devices && !fbxb_stop) {
-		int can_create = f.created < o->devices &&
-		    f.unanswered < o->window;
-		zmq_pollitem_t it = { f.sock, 0, ZMQ_POLLIN, 0 };
-		if (zmq_poll(&it, 1, can_create || first ? 0 : 50) < 0 &&
-		    errno != EINTR) {
-			rc = FBX_EIO;
+	for (uint32_t r = 0; r < o->runs; r++) {
+		if ((rc = job(&f, r + 1, mdb, &runs[r])) != FBX_OK)
 			goto out;
-		}
-		if ((rc = read_inputs(&f)) != FBX_OK)
-			goto out;
-		if (f.nin == 0 && !can_create && !first) {
-			if (fbxb_mono_us() - idle_since > 30000000) {
-				fprintf(stderr, "floor: stalled at %" PRIu32
-				                " of %" PRIu32 " results\n",
-				    f.done, o->devices);
-				rc = FBX_ETIMEOUT;
-				goto out;
-			}
-			continue;
-		}
-		idle_since = fbxb_mono_us();
-		if ((rc = turn(&f, first)) != FBX_OK)
-			goto out;
-		first = 0;
 	}
-	if (fbxb_stop) {
-		rc = FBX_ESHUTTING_DOWN;
-		goto out;
-	}
-	t_end = fbxb_now_ms();
-	size1 = fbxb_file_size(mdb);
 	(void)fbxb_sim_stop(&b);
 	(void)fbxb_report_get(report, "deliveries_received=",
 	    "deliveries_received", &recv);
 	(void)fbxb_report_get(report, "deliveries_received=", "duplicates",
 	    &dup);
-	out->wall_ms = (double)(t_end - f.t0);
-	out->rate = out->wall_ms > 0 ? o->devices * 1000.0 / out->wall_ms : 0;
-	out->bytes_per_dlv = (double)(size1 - size0) / o->devices;
-	out->commits = (double)f.commits;
-	out->max = fbxb_pct(lat, o->devices, 100);
-	out->p50 = fbxb_pct(lat, o->devices, 50);
-	out->p99 = fbxb_pct(lat, o->devices, 99);
-	printf("floor devices=%" PRIu32 " run=%" PRIu32 ": wall %.0f ms, "
-	       "%.0f deliveries/s, per device p50 %.0f p99 %.0f max %.0f "
-	       "ms, %.1f B/delivery, %" PRIu64 " commits, devsim received "
-	       "%" PRIu64 " (%" PRIu64 " duplicates), %" PRIu64
+	printf("floor devices=%" PRIu32 ": devsim received %" PRIu64
+	       " deliveries (%" PRIu64 " duplicates), %" PRIu64
 	       " results ignored\n",
-	    o->devices, r, out->wall_ms, out->rate, out->p50, out->p99,
-	    out->max, out->bytes_per_dlv, f.commits, recv, dup, f.ignored);
-	fflush(stdout);
+	    o->devices, recv, dup, f.ignored);
 	rc = FBX_OK;
 out:
 	floor_close(&f);
@@ -876,10 +895,8 @@ main(int argc, char **argv)
 		fprintf(stderr, "floor: out of memory\n");
 		goto out;
 	}
-	for (uint32_t r = 0; r < o.runs; r++) {
-		if (fbxb_stop || one_run(&o, r + 1, lat, &runs[r]) != FBX_OK)
-			goto out;
-	}
+	if (floor_run(&o, lat, runs) != FBX_OK)
+		goto out;
 #define MED(field) med(runs, o.runs, offsetof(struct run, field), col)
 	printf("{\"bench\":\"floor\",\"devices\":%" PRIu32
 	       ",\"runs\":%" PRIu32 ",\"window\":%" PRIu32

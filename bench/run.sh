@@ -58,14 +58,34 @@ mkdir -p "$OUT"
 : > "$OUT/results.jsonl"
 FAILED=0
 
+# A signal to run.sh reaches the program running now, which stops its
+# daemon and simulator itself.
+CHILD=
+on_signal() {
+  trap - INT TERM
+  if [ -n "$CHILD" ]; then
+    kill -TERM "$CHILD" 2>/dev/null
+    wait "$CHILD" 2>/dev/null
+  fi
+  echo "run.sh: interrupted" >&2
+  exit 130
+}
+trap on_signal INT TERM
+
 # bench NAME CMD...: run one program, show its lines, keep its JSON.
 bench() {
-  local name=$1; shift
+  local name=$1 st; shift
   echo "== $name: $*" >&2
-  if "$@" 2> "$OUT/$name.err" | tee "$OUT/$name.log" >&2; then
+  "$@" > >(tee "$OUT/$name.log" >&2) 2> "$OUT/$name.err" &
+  CHILD=$!
+  wait "$CHILD"
+  st=$?
+  CHILD=
+  sleep 0.2 # let tee finish the log
+  if [ "$st" = 0 ]; then
     grep '^{' "$OUT/$name.log" >> "$OUT/results.jsonl"
   else
-    echo "run.sh: $name failed (see $OUT/$name.err)" >&2
+    echo "run.sh: $name failed, status $st (see $OUT/$name.err)" >&2
     tail -n 5 "$OUT/$name.err" >&2
     FAILED=1
   fi
