@@ -1337,6 +1337,13 @@ brk_load(fbx_txn *txn, const char *org, const char *reason,
 
 	snprintf(key, sizeof(key), "brk/%s/%s", org, reason);
 	rc = fbx_store_kv_get(txn, key, b, sizeof(*b), &len);
+	if (rc == FBX_OK && len == offsetof(struct fbxi_breaker, reset_ms) &&
+	    b->version == 1) {
+		/* a record from before reset_ms: same layout, one field less */
+		b->reset_ms = 0;
+		b->version = FBXI_BRK_VERSION;
+		len = sizeof(*b);
+	}
 	if (rc == FBX_OK) {
 		if (len != sizeof(*b) || b->version != FBXI_BRK_VERSION)
 			return FBX_ECORRUPT;
@@ -2761,7 +2768,7 @@ handle_breaker(
 		rc = brk_save(e->txn, scope, reason, &b);
 		if (rc != FBX_OK)
 			goto fail;
-		audit(e, req->org, req->actor, "breaker.configure", NULL,
+		audit(e, scope, req->actor, "breaker.configure", NULL,
 		    "{\"breaker\":\"%s/%s\",\"window_s\":%u,\"min_count\":%u,"
 		    "\"share_ppm\":%u,\"baseline_mult\":%u,"
 		    "\"global_orgs\":%u,\"shadow\":%s}",
@@ -2835,7 +2842,8 @@ handle_limit(
 		rc = fbx_store_kv_put(e->txn, key, &cfg, sizeof(cfg));
 		if (rc != FBX_OK)
 			goto fail;
-		audit(e, req->org, req->actor, "limit.set", NULL,
+		audit(e, req->u.limit.global ? "*" : req->org, req->actor,
+		    "limit.set", NULL,
 		    "{\"limit\":\"%s\",\"max_count\":%u,\"max_share_ppm\":%u,"
 		    "\"window_s\":%u}",
 		    key, cfg.max_count, cfg.max_share_ppm, cfg.window_s);
@@ -2903,7 +2911,7 @@ handle_rate(
 			q->rate_loaded = 1;
 			memset(&q->bucket, 0, sizeof(q->bucket));
 		}
-		audit(e, req->org, req->actor, "rate.set", NULL,
+		audit(e, ri.org, req->actor, "rate.set", NULL,
 		    "{\"scope\":\"%s\",\"rate_per_s\":%u,\"burst\":%u,"
 		    "\"max_inflight\":%u}",
 		    ri.org, ri.rate_per_s, ri.burst, ri.max_inflight);
@@ -4927,7 +4935,7 @@ export_audit_cb(void *arg, uint64_t seq, const void *rec, size_t len)
 		return 1;
 	}
 	if (audit_decode(seq, rec, len, &a, prev, hash) != 0 ||
-	    strcmp(a.org, x->req->org) != 0)
+	    (strcmp(a.org, x->req->org) != 0 && strcmp(a.org, "*") != 0))
 		return 0;
 	if ((x->req->u.export_.since_ms && a.at_ms < x->req->u.export_.since_ms) ||
 	    (x->req->u.export_.until_ms && a.at_ms >= x->req->u.export_.until_ms))
@@ -5090,6 +5098,8 @@ prune_step(struct fbx_engine *e)
 		}
 		if (!fbx_cstate_terminal(c.state) || cmd_find(e, c.id) != NULL)
 			keep = 1; /* held, paused, still delivering */
+		if (c.id == e->last_cmd_id)
+			keep = 1; /* the newest stays: ids are never reused */
 		if (!keep && c.origin == FBX_ORIGIN_AUTOMATIC) {
 			struct fbxi_breaker b, g;
 			if (brk_load(e->txn, c.org, reason_of(&c), &b, NULL) ==
@@ -6194,9 +6204,11 @@ turn(struct fbx_engine *e)
 			out_flush(e);
 			reap_done(e);
 			/* a slow turn delays every reply: say where it went */
-			if (t_commit - t0 > 200000 ||
+			if (t_commit - t0 > 500000 ||
 			    fbxi_log_level() >= FBX_LOG_DEBUG)
-				FBX_LOGD("turn: %zu msgs, %llu results, %llu sent, "
+				fbxi_log(t_commit - t0 > 500000 ? FBX_LOG_WARN
+				                               : FBX_LOG_DEBUG,
+				    "turn: %zu msgs, %llu results, %llu sent, "
 				         "work %lld us, commit %lld us, send %lld "
 				         "us",
 				    e->nin,

@@ -34,7 +34,7 @@ uint64_t fbxi_window_sum(struct fbxi_window *w, int64_t now_ms);
 
 /* ---- circuit breakers -------------------------------------------------- */
 
-#define FBXI_BRK_VERSION 1
+#define FBXI_BRK_VERSION 2 /* 2: reset_ms appended */
 
 /* One breaker: an organisation and a reason, or "*" and a reason for the
  * global one. Persisted under "brk/<org>/<reason>". */
