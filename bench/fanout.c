@@ -29,7 +29,7 @@ struct opts {
 };
 
 struct run {
-	double wall_ms, rate, p50, p99, max, submit_ms, bytes_per_dlv;
+	double wall_ms, rate, p50, p99, max, submit_ms, bytes_per_dlv, commits;
 };
 
 static void
@@ -189,8 +189,12 @@ one_run(struct fbxb_env *b, const struct opts *o, uint32_t r, double *lat,
 	size_t n = 0, bad = 0;
 	int rc;
 
+	struct fbx_engine_stats s0, s1;
+
 	snprintf(mdb, sizeof(mdb), "%s/data.mdb", b->db);
 	snprintf(idem, sizeof(idem), "fanout-%" PRIu32, r);
+	if (fbxb_ping(b->cli, &s0) != FBX_OK)
+		memset(&s0, 0, sizeof(s0));
 	size0 = fbxb_file_size(mdb);
 	t0 = fbxb_now_ms();
 	rc = fbxb_submit(b->cli, ORG, FBX_CMD_QUERY, FBX_ORIGIN_OPERATOR, NULL,
@@ -208,6 +212,11 @@ one_run(struct fbxb_env *b, const struct opts *o, uint32_t r, double *lat,
 		return rc;
 	}
 	size1 = fbxb_file_size(mdb);
+	if (fbxb_ping(b->cli, &s1) != FBX_OK)
+		s1 = s0;
+	/* the engine's write transactions (each one fsync) during the run,
+	 * less the polls' own turns it may have counted */
+	out->commits = (double)(s1.commits - s0.commits);
 	rc = collect(b->cli, id, info.created_ms, lat, o->devices, &n, &bad);
 	if (rc != FBX_OK)
 		return rc;
@@ -226,9 +235,9 @@ one_run(struct fbxb_env *b, const struct opts *o, uint32_t r, double *lat,
 	printf("fanout devices=%" PRIu32 " run=%" PRIu32 ": wall %.0f ms, "
 	       "%.0f deliveries/s, submit reply %.0f ms, per device "
 	       "p50 %.0f p99 %.0f max %.0f ms, %.1f B/delivery, "
-	       "%zu not succeeded, daemon VmHWM %.1f MiB\n",
+	       "%zu not succeeded, %.0f commits, daemon VmHWM %.1f MiB\n",
 	    o->devices, r, out->wall_ms, out->rate, out->submit_ms, out->p50,
-	    out->p99, out->max, out->bytes_per_dlv, bad,
+	    out->p99, out->max, out->bytes_per_dlv, bad, out->commits,
 	    fbxb_vmhwm_kib(b->daemon) / 1024.0);
 	fflush(stdout);
 	return FBX_OK;
@@ -298,9 +307,10 @@ main(int argc, char **argv)
 		       ",\"wall_ms\":%.0f,\"deliveries_per_s\":%.0f,"
 		       "\"submit_reply_ms\":%.0f,\"p50_ms\":%.0f,"
 		       "\"p99_ms\":%.0f,\"max_ms\":%.0f,"
-		       "\"rss_peak_mib\":%.1f,\"lmdb_bytes_per_delivery\":%.1f",
+		       "\"rss_peak_mib\":%.1f,\"lmdb_bytes_per_delivery\":%.1f,"
+		       "\"commits\":%.0f",
 		    o.devices, o.runs, o.window, wall, rate, sub, p50, p99, mx,
-		    hwm / 1024.0, bpd);
+		    hwm / 1024.0, bpd, MED(commits));
 		if (o.floor_rate > 0)
 			printf(",\"floor_deliveries_per_s\":%.0f,"
 			       "\"ratio_to_floor\":%.2f",

@@ -35,6 +35,7 @@
 #define REC_MAX 256
 #define HIST_MAX 4
 #define MAP_SIZE ((size_t)8 << 30)
+#define COALESCE_ROOM 16384 /* window room worth a turn of its own */
 
 enum { FS_NONE = 0, FS_SENT = 1, FS_DONE = 2 };
 
@@ -42,6 +43,7 @@ struct opts {
 	uint32_t devices;
 	uint32_t runs;
 	uint32_t window;
+	uint32_t coalesce_ms; /* longest wait of an input for its turn */
 };
 
 /* A delivery record in store.c's v1 encoding. */
@@ -79,7 +81,8 @@ struct floor {
 	struct ack *acks;
 	size_t nacks, capacks;
 	zmq_msg_t in[IN_MSGS_MAX];
-	size_t nin;
+	size_t nin, in_bytes; /* read, not yet applied */
+	int64_t in_first_us;  /* when the oldest of them was read */
 	uint64_t cmd_id; /* the run's command: run 1, 2, ... */
 	int64_t t0;
 	uint64_t commits, ignored;
@@ -437,10 +440,7 @@ journal_command(struct floor *f, MDB_txn *txn)
 static int
 read_inputs(struct floor *f)
 {
-	size_t bytes = 0;
-
-	f->nin = 0;
-	while (f->nin < IN_MSGS_MAX && bytes < IN_BYTES_MAX) {
+	while (f->nin < IN_MSGS_MAX && f->in_bytes < IN_BYTES_MAX) {
 		zmq_msg_t rid;
 		zmq_msg_t *body = &f->in[f->nin];
 		zmq_msg_init(&rid);
@@ -464,8 +464,9 @@ read_inputs(struct floor *f)
 			memcpy(f->rid, zmq_msg_data(&rid), f->rid_len);
 		}
 		zmq_msg_close(&rid);
-		bytes += zmq_msg_size(body);
-		f->nin++;
+		f->in_bytes += zmq_msg_size(body);
+		if (f->nin++ == 0)
+			f->in_first_us = fbxb_mono_us();
 	}
 	return FBX_OK;
 }
@@ -574,6 +575,7 @@ out:
 	for (size_t i = 0; i < f->nin; i++)
 		zmq_msg_close(&f->in[i]);
 	f->nin = 0;
+	f->in_bytes = 0;
 	return rc;
 }
 
@@ -695,6 +697,7 @@ wait_hello(struct floor *f, int timeout_ms)
 		for (size_t i = 0; i < f->nin; i++)
 			zmq_msg_close(&f->in[i]);
 		f->nin = 0;
+		f->in_bytes = 0;
 		if (f->have_peer)
 			return send_welcome(f);
 	}
@@ -720,27 +723,42 @@ job(struct floor *f, uint32_t r, const char *mdb, struct run *out)
 	f->t0 = fbxb_now_ms();
 	idle_since = fbxb_mono_us();
 	while (f->done < o->devices && !fbxb_stop) {
-		int can_create = f->created < o->devices &&
-		    f->unanswered < o->window;
+		uint32_t room = f->unanswered < o->window
+		    ? o->window - f->unanswered
+		    : 0;
+		uint32_t left = o->devices - f->created;
+		/* a turn costs one fsync: go when a sizeable batch of new
+		 * deliveries fits the window, when the input buffer is
+		 * full, or when the oldest input has waited coalesce_ms */
+		int big = left > 0 && room >= (left < COALESCE_ROOM
+		                                   ? left
+		                                   : COALESCE_ROOM);
+		int64_t now = fbxb_mono_us(), due = f->in_first_us +
+		    (int64_t)o->coalesce_ms * 1000;
+		int full = f->nin >= IN_MSGS_MAX || f->in_bytes >= IN_BYTES_MAX;
+		long wait = 50;
 		zmq_pollitem_t it = { f->sock, 0, ZMQ_POLLIN, 0 };
-		if (zmq_poll(&it, 1, can_create || first ? 0 : 50) < 0 &&
-		    errno != EINTR)
+		if (first || big || full || (f->nin > 0 && now >= due)) {
+			if ((rc = read_inputs(f)) != FBX_OK)
+				return rc;
+			idle_since = now;
+			if ((rc = turn(f, first)) != FBX_OK)
+				return rc;
+			first = 0;
+			continue;
+		}
+		if (f->nin > 0)
+			wait = (long)((due - now + 999) / 1000);
+		if (zmq_poll(&it, 1, wait) < 0 && errno != EINTR)
 			return FBX_EIO;
 		if ((rc = read_inputs(f)) != FBX_OK)
 			return rc;
-		if (f->nin == 0 && !can_create && !first) {
-			if (fbxb_mono_us() - idle_since > 30000000) {
-				fprintf(stderr, "floor: stalled at %" PRIu32
-				                " of %" PRIu32 " results\n",
-				    f->done, o->devices);
-				return FBX_ETIMEOUT;
-			}
-			continue;
+		if (f->nin == 0 && now - idle_since > 30000000) {
+			fprintf(stderr, "floor: stalled at %" PRIu32 " of %" PRIu32
+			                " results\n",
+			    f->done, o->devices);
+			return FBX_ETIMEOUT;
 		}
-		idle_since = fbxb_mono_us();
-		if ((rc = turn(f, first)) != FBX_OK)
-			return rc;
-		first = 0;
 	}
 	if (fbxb_stop)
 		return FBX_ESHUTTING_DOWN;
@@ -837,6 +855,7 @@ usage(FILE *fp)
 {
 	fprintf(fp,
 	    "usage: bench_floor [--devices N] [--runs R] [--window W]\n"
+	    "                   [--coalesce-ms T]\n"
 	    "  the raw LMDB + ZeroMQ floor under bench_fanout (same\n"
 	    "  simulator, record size, batches and durability)\n");
 }
@@ -856,10 +875,11 @@ main(int argc, char **argv)
 		{ "devices", required_argument, NULL, 'n' },
 		{ "runs", required_argument, NULL, 'r' },
 		{ "window", required_argument, NULL, 'w' },
+		{ "coalesce-ms", required_argument, NULL, 'c' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct opts o = { 30000, 3, 65536 };
+	struct opts o = { 30000, 3, 65536, 2 };
 	struct run *runs = NULL;
 	double *lat = NULL, col[64];
 	int c, st = 1;
@@ -875,6 +895,9 @@ main(int argc, char **argv)
 			break;
 		case 'w':
 			o.window = (uint32_t)strtoul(optarg, NULL, 10);
+			break;
+		case 'c':
+			o.coalesce_ms = (uint32_t)strtoul(optarg, NULL, 10);
 			break;
 		case 'h':
 			usage(stdout);
@@ -903,10 +926,10 @@ main(int argc, char **argv)
 	       ",\"wall_ms\":%.0f,\"deliveries_per_s\":%.0f,"
 	       "\"p50_ms\":%.0f,\"p99_ms\":%.0f,\"max_ms\":%.0f,"
 	       "\"rss_peak_mib\":%.1f,\"lmdb_bytes_per_delivery\":%.1f,"
-	       "\"commits\":%.0f}\n",
+	       "\"commits\":%.0f,\"coalesce_ms\":%" PRIu32 "}\n",
 	    o.devices, o.runs, o.window, MED(wall_ms), MED(rate), MED(p50),
 	    MED(p99), MED(max), fbxb_vmhwm_kib(0) / 1024.0,
-	    MED(bytes_per_dlv), MED(commits));
+	    MED(bytes_per_dlv), MED(commits), o.coalesce_ms);
 #undef MED
 	st = 0;
 out:
