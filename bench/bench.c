@@ -505,9 +505,10 @@ fbxb_submit(fbx_client *c, const char *org, int type, int origin,
 }
 
 long
-fbxb_vmhwm_kib(pid_t pid)
+fbxb_status_kib(pid_t pid, const char *field)
 {
 	char path[64], line[256];
+	size_t fl = strlen(field);
 	long kib = -1;
 	FILE *f;
 
@@ -519,13 +520,19 @@ fbxb_vmhwm_kib(pid_t pid)
 	if (f == NULL)
 		return -1;
 	while (fgets(line, sizeof(line), f) != NULL) {
-		if (strncmp(line, "VmHWM:", 6) == 0) {
-			kib = strtol(line + 6, NULL, 10);
+		if (strncmp(line, field, fl) == 0 && line[fl] == ':') {
+			kib = strtol(line + fl + 1, NULL, 10);
 			break;
 		}
 	}
 	fclose(f);
 	return kib;
+}
+
+long
+fbxb_vmhwm_kib(pid_t pid)
+{
+	return fbxb_status_kib(pid, "VmHWM");
 }
 
 double

@@ -152,6 +152,12 @@ void fbxb_sleep_ms(int ms);
 long fbxb_vmhwm_kib(pid_t pid);
 
 /**
+ * fbxb_status_kib - one "Name:  N kB" field of /proc/PID/status (e.g.
+ * "RssAnon", "RssFile"), 0 = this process. @return KiB, or -1.
+ */
+long fbxb_status_kib(pid_t pid, const char *field);
+
+/**
  * fbxb_cpu_ms - user + system CPU time of pid (0 = this process, all
  * threads) in ms. @return -1 if it cannot be read.
  */

@@ -30,6 +30,7 @@ struct opts {
 
 struct run {
 	double wall_ms, rate, p50, p99, max, submit_ms, bytes_per_dlv, commits;
+	double anon_mib; /* largest RssAnon seen while the command ran */
 };
 
 static void
@@ -96,7 +97,7 @@ parse_opts(int argc, char **argv, struct opts *o)
  * observation time, or an error. */
 static int
 wait_done(fbx_client *c, uint64_t id, int poll_ms, int timeout_ms,
-    int64_t *done_ms, struct fbx_command *info)
+    int64_t *done_ms, struct fbx_command *info, pid_t daemon, long *anon)
 {
 	int64_t end = fbxb_mono_us() + (int64_t)timeout_ms * 1000;
 
@@ -115,6 +116,12 @@ wait_done(fbx_client *c, uint64_t id, int poll_ms, int timeout_ms,
 			return FBX_OK;
 		}
 		fbx_console_rep_free(&rep);
+		{
+			/* the daemon's own memory, without mapped store pages */
+			long a = fbxb_status_kib(daemon, "RssAnon");
+			if (a > *anon)
+				*anon = a;
+		}
 		if (rc != FBX_OK && rc != FBX_ETIMEOUT) {
 			fprintf(stderr, "fanout: get command %" PRIu64 ": %s\n",
 			    id, fbx_strerror(rc));
@@ -187,6 +194,7 @@ one_run(struct fbxb_env *b, const struct opts *o, uint32_t r, double *lat,
 	long long size0, size1;
 	char mdb[400];
 	size_t n = 0, bad = 0;
+	long anon = 0;
 	int rc;
 
 	struct fbx_engine_stats s0, s1;
@@ -205,7 +213,8 @@ one_run(struct fbxb_env *b, const struct opts *o, uint32_t r, double *lat,
 		return rc;
 	}
 	rc = wait_done(b->cli, id, o->devices <= 100000 ? 1 : 10,
-	    60000 + (int)(o->devices / 10), &done_ms, &info);
+	    60000 + (int)(o->devices / 10), &done_ms, &info, b->daemon,
+	    &anon);
 	if (rc != FBX_OK) {
 		fprintf(stderr, "fanout: command %" PRIu64 " not done: %s\n",
 		    id, fbx_strerror(rc));
@@ -217,6 +226,7 @@ one_run(struct fbxb_env *b, const struct opts *o, uint32_t r, double *lat,
 	/* the engine's write transactions (each one fsync) during the run,
 	 * less the polls' own turns it may have counted */
 	out->commits = (double)(s1.commits - s0.commits);
+	out->anon_mib = anon / 1024.0;
 	rc = collect(b->cli, id, info.created_ms, lat, o->devices, &n, &bad);
 	if (rc != FBX_OK)
 		return rc;
@@ -235,10 +245,12 @@ one_run(struct fbxb_env *b, const struct opts *o, uint32_t r, double *lat,
 	printf("fanout devices=%" PRIu32 " run=%" PRIu32 ": wall %.0f ms, "
 	       "%.0f deliveries/s, submit reply %.0f ms, per device "
 	       "p50 %.0f p99 %.0f max %.0f ms, %.1f B/delivery, "
-	       "%zu not succeeded, %.0f commits, daemon VmHWM %.1f MiB\n",
+	       "%zu not succeeded, %.0f commits, daemon VmHWM %.1f MiB "
+	       "(RssAnon up to %.1f MiB, RssFile now %.1f MiB)\n",
 	    o->devices, r, out->wall_ms, out->rate, out->submit_ms, out->p50,
 	    out->p99, out->max, out->bytes_per_dlv, bad, out->commits,
-	    fbxb_vmhwm_kib(b->daemon) / 1024.0);
+	    fbxb_vmhwm_kib(b->daemon) / 1024.0, out->anon_mib,
+	    fbxb_status_kib(b->daemon, "RssFile") / 1024.0);
 	fflush(stdout);
 	return FBX_OK;
 }
@@ -308,9 +320,9 @@ main(int argc, char **argv)
 		       "\"submit_reply_ms\":%.0f,\"p50_ms\":%.0f,"
 		       "\"p99_ms\":%.0f,\"max_ms\":%.0f,"
 		       "\"rss_peak_mib\":%.1f,\"lmdb_bytes_per_delivery\":%.1f,"
-		       "\"commits\":%.0f",
+		       "\"commits\":%.0f,\"rss_anon_peak_mib\":%.1f",
 		    o.devices, o.runs, o.window, wall, rate, sub, p50, p99, mx,
-		    hwm / 1024.0, bpd, MED(commits));
+		    hwm / 1024.0, bpd, MED(commits), MED(anon_mib));
 		if (o.floor_rate > 0)
 			printf(",\"floor_deliveries_per_s\":%.0f,"
 			       "\"ratio_to_floor\":%.2f",

@@ -149,6 +149,8 @@ for n in $FANOUT_SIZES; do
   row "$lbl" "raw floor deliveries/s" "$(num "$(jget "$fl" deliveries_per_s)")" "-"
   row "$lbl" "ratio to the floor" "$(dash "$(jget "$f" ratio_to_floor)")" "$tgt_ratio"
   row "$lbl" "daemon peak RSS (VmHWM)" "$(jget "$f" rss_peak_mib) MiB" "$tgt_rss"
+  row "$lbl" "of which anonymous (RssAnon, peak while running)" "$(jget "$f" rss_anon_peak_mib) MiB" "-"
+  row "$lbl" "engine commits (fsyncs) per run / floor's" "$(jget "$f" commits) / $(jget "$fl" commits)" "-"
   row "$lbl" "LMDB bytes per delivery" "$(jget "$f" lmdb_bytes_per_delivery)" "-"
 done
 pg=$(line pgqueue)
