@@ -33,7 +33,8 @@
 /* bytes read per socket per turn: with results at ~15 bytes each this
  * keeps one write transaction to about half a million transitions */
 #define IN_BYTES_MAX (8u * 1024 * 1024)
-#define DISPATCH_MAX 65536 /* deliveries handed out per turn */
+#define DISPATCH_MAX 16384 /* deliveries handed out per turn */
+#define GW_BYTES_PER_TURN (256u * 1024) /* gateway input per turn */
 #define SWEEP_MAX 65536    /* expiries per turn */
 #define QUANTUM 256        /* deliveries per organisation per round */
 #define COMMIT_RETRIES 4
@@ -3466,7 +3467,7 @@ pol_record_cb(void *arg, const char *key, const char *value)
 	size_t len = 0;
 	int rc;
 
-	snprintf(k, sizeof(k), "pol/%s/%s/%s", p->org, p->device, key);
+	note_printf(k, sizeof(k), "pol/%s/%s/%s", p->org, p->device, key);
 	rc = fbx_store_kv_get(p->e->txn, k, &r, sizeof(r), &len);
 	if (rc == FBX_ENOT_FOUND || (rc == FBX_OK && len != sizeof(r))) {
 		memset(&r, 0, sizeof(r));
@@ -3518,7 +3519,7 @@ pol_prev_cb(void *arg, const char *key, const char *value)
 	int rc, n;
 
 	(void)value;
-	snprintf(k, sizeof(k), "pol/%s/%s/%s", p->org, p->device, key);
+	note_printf(k, sizeof(k), "pol/%s/%s/%s", p->org, p->device, key);
 	rc = fbx_store_kv_get(p->e->txn, k, &r, sizeof(r), &len);
 	if (rc != FBX_OK || len != sizeof(r)) {
 		p->unknown = 1;
@@ -5635,6 +5636,24 @@ org_allow(struct fbx_engine *e, struct orgq *q, uint32_t want)
 {
 	const struct fbx_rate_info *r = &q->rate;
 
+	/* no organisation fills the gateways' windows alone: another
+	 * organisation's command must not queue behind a whole window of
+	 * this one's at the gateway (head-of-line blocking) */
+	if (e->o.org_share_ppm > 0 && e->o.org_share_ppm < FBX_PPM) {
+		uint64_t win = 0, cap;
+		for (struct gw *g = e->gws; g != NULL; g = g->next) {
+			if (!g->dead && gw_serves(g, q->org))
+				win += g->window;
+		}
+		cap = win * e->o.org_share_ppm / FBX_PPM;
+		if (cap < 1024)
+			cap = 1024;
+		if (q->inflight >= cap)
+			return 0;
+		if (want > cap - q->inflight)
+			want = (uint32_t)(cap - q->inflight);
+	}
+
 	if (r->max_inflight > 0) {
 		if (q->inflight >= r->max_inflight)
 			return 0;
@@ -6053,11 +6072,12 @@ close_inputs(struct fbx_engine *e)
 }
 
 static void
-read_inputs(struct fbx_engine *e, void *sock, int from_gw, size_t max)
+read_inputs(struct fbx_engine *e, void *sock, int from_gw, size_t max,
+    size_t max_bytes)
 {
 	size_t n = 0, bytes = 0;
 
-	while (n < max && bytes < IN_BYTES_MAX) {
+	while (n < max && bytes < max_bytes) {
 		struct inmsg *m;
 		zmq_msg_t part;
 		int first = 1, bad = 0;
@@ -6143,8 +6163,11 @@ turn(struct fbx_engine *e)
 	uint64_t res0 = 0, sent0 = 0;
 	int rc = FBX_OK;
 
-	read_inputs(e, e->gateway, 1, IN_MSGS_MAX);
-	read_inputs(e, e->console, 0, IN_MSGS_MAX);
+	/* gateway results are taken in slices (about 16,000 results) so a
+	 * turn stays short and a console request never waits long behind a
+	 * big fan-out; console requests are small and read in full */
+	read_inputs(e, e->gateway, 1, IN_MSGS_MAX, GW_BYTES_PER_TURN);
+	read_inputs(e, e->console, 0, IN_MSGS_MAX, IN_BYTES_MAX);
 	e->mono = mono_ms();
 	/* nothing arrived and nothing is due: no transaction at all */
 	if (e->nin == 0 && !work_pending(e) && !e->stalled &&
@@ -6346,13 +6369,15 @@ fbx_engine_open(const struct fbx_engine_opts *opts, fbx_engine **out)
 	if (e->o.heartbeat_ms == 0)
 		e->o.heartbeat_ms = 1000;
 	if (e->o.expand_chunk == 0)
-		e->o.expand_chunk = 65536;
+		e->o.expand_chunk = 16384;
 	if (e->o.send_batch == 0)
 		e->o.send_batch = 8192;
 	if (e->o.send_batch > FBX_BATCH_MAX)
 		e->o.send_batch = FBX_BATCH_MAX;
 	if (e->o.max_window == 0)
 		e->o.max_window = 1u << 20;
+	if (e->o.org_share_ppm == 0)
+		e->o.org_share_ppm = 250000;
 	if (e->o.drain_ms == 0)
 		e->o.drain_ms = 5000;
 	if (e->o.default_ttl_s == 0)

@@ -24,9 +24,12 @@ struct fbx_engine_opts {
 	int durability;           /* enum fbx_durability */
 	size_t map_size;          /* initial LMDB map, 0 = default */
 	uint32_t heartbeat_ms;    /* gateways speak this often; 0 = 1000 */
-	uint32_t expand_chunk;    /* deliveries created per turn; 0 = 65536 */
+	uint32_t expand_chunk;    /* deliveries created per turn; 0 = 16384 */
 	uint32_t send_batch;      /* deliveries per gateway message; 0=8192 */
 	uint32_t max_window;      /* cap on a gateway's window; 0 = 1048576 */
+	uint32_t org_share_ppm;   /* most of the gateways' windows one
+	                             organisation may fill; 0 = 250000
+	                             (25%), 1000000 = no cap */
 	uint32_t drain_ms;        /* SIGTERM: wait for in-flight; 0 = 5000 */
 	uint32_t default_ttl_s;   /* submit without ttl; 0 = 86400 */
 	const char *events_ep;    /* PUB endpoint for alerts; NULL = none */
