@@ -6399,6 +6399,14 @@ fbx_engine_open(const struct fbx_engine_opts *opts, fbx_engine **out)
 		    fbx_strerror(rc));
 		goto fail;
 	}
+	{
+		struct fbx_store_stat ss;
+		if (fbx_store_stat(e->st, &ss) == FBX_OK &&
+		    ss.readers_cleared > 0)
+			FBX_LOGW("cleared %u stale LMDB reader slots left by "
+			         "dead processes",
+			    ss.readers_cleared);
+	}
 	rc = rebuild(e);
 	if (rc != FBX_OK) {
 		FBX_LOGE("recovery failed: %s", fbx_strerror(rc));
