@@ -371,6 +371,80 @@ main(void)
 		}
 	}
 
+	/* partial rollback by filter: start_lost_mode on 4 devices of
+	 * org-004, rolled back only for the devices in group "sales" */
+	{
+		struct fbx_console_req req;
+		fbx_id sales[2], others[2], four[4];
+		size_t ns = 0, no = 0;
+		uint64_t lm;
+		memset(&req, 0, sizeof(req));
+		req.kind = FBX_CREQ_LIST_DEVICES;
+		req.u.list_devices.limit = 1000;
+		rc = fbxt_call(&t, org[3], &req, &rep);
+		for (size_t k = 0; rc == FBX_OK && k < rep.u.devices.n; k++) {
+			const struct fbx_device *d = &rep.u.devices.devs[k];
+			int in_sales = 0;
+			for (unsigned g = 0; g < d->ngroups; g++)
+				if (strcmp(d->groups[g], "sales") == 0)
+					in_sales = 1;
+			if (in_sales && ns < 2)
+				memcpy(sales[ns++], d->id, sizeof(fbx_id));
+			else if (!in_sales && no < 2)
+				memcpy(others[no++], d->id, sizeof(fbx_id));
+		}
+		fbx_console_rep_free(&rep);
+		FBXT_CHECK(ns == 2 && no == 2, "devices: %zu in sales, %zu not",
+		    ns, no);
+		memcpy(four[0], sales[0], sizeof(fbx_id));
+		memcpy(four[1], sales[1], sizeof(fbx_id));
+		memcpy(four[2], others[0], sizeof(fbx_id));
+		memcpy(four[3], others[1], sizeof(fbx_id));
+		rc = submit(&t, org[3], FBX_CMD_START_LOST_MODE,
+		    FBX_ORIGIN_OPERATOR, four, 4, NULL, &lm, NULL);
+		FBXT_CHECK(rc == FBX_OK, "lost mode rc %d", rc);
+		wait_cmds(&t, org[3], &lm, 1);
+		memset(&req, 0, sizeof(req));
+		req.kind = FBX_CREQ_ROLLBACK;
+		snprintf(req.actor, sizeof(req.actor), "frank");
+		req.u.rollback.sel.type = FBX_CMD_START_LOST_MODE;
+		snprintf(req.u.rollback.sel.group,
+		    sizeof(req.u.rollback.sel.group), "sales");
+		req.u.rollback.execute = 1;
+		req.u.rollback.limit = 100;
+		rc = fbxt_call(&t, org[3], &req, &rep);
+		FBXT_CHECK(rc == FBX_OK &&
+		        rep.u.rollback.per_action[FBX_RB_COMPENSATE] == 2 &&
+		        rep.u.rollback.nrows == 2 && rep.u.rollback.ncomp == 1,
+		    "partial rollback: rc %d compensate %u rows %zu",
+		    rc, rep.u.rollback.per_action[FBX_RB_COMPENSATE],
+		    rep.u.rollback.nrows);
+		for (size_t k = 0; rc == FBX_OK && k < rep.u.rollback.nrows; k++)
+			FBXT_CHECK(rep.u.rollback.rows[k].comp_type ==
+			            FBX_CMD_STOP_LOST_MODE &&
+			        (strcmp(rep.u.rollback.rows[k].device, sales[0]) ==
+			                0 ||
+			            strcmp(rep.u.rollback.rows[k].device,
+			                sales[1]) == 0),
+			    "row %zu: device %s comp %d", k,
+			    rep.u.rollback.rows[k].device,
+			    rep.u.rollback.rows[k].comp_type);
+		if (rc == FBX_OK && rep.u.rollback.ncomp == 1) {
+			uint64_t c = rep.u.rollback.comp_ids[0];
+			struct fbx_command info;
+			fbx_console_rep_free(&rep);
+			FBXT_CHECK(fbxt_wait_settled(&t, org[3], c, 60000,
+			                &info) == 0 &&
+			        info.type == FBX_CMD_STOP_LOST_MODE &&
+			        info.ndeliveries == 2 &&
+			        info.origin == FBX_ORIGIN_ROLLBACK,
+			    "compensation: type %d deliveries %u origin %d",
+			    info.type, info.ndeliveries, info.origin);
+		} else {
+			fbx_console_rep_free(&rep);
+		}
+	}
+
 	/* export pages through JSON Lines */
 	{
 		struct fbx_console_req req;
