@@ -32,6 +32,7 @@ struct config {
 	char alert_cmd[1024];
 	unsigned approval_ttl_s;
 	unsigned retention_s;
+	unsigned org_share_ppm;
 	int durability;
 	size_t map_mb;
 	unsigned heartbeat_ms;
@@ -62,6 +63,9 @@ usage(FILE *f)
 	    "FUSEBOX_COUNT, ... set\n"
 	    "      --approval-ttl S     approvals expire after S seconds "
 	    "(default 86400)\n"
+	    "      --org-share PCT      most of the gateways' windows one "
+	    "organisation\n"
+	    "                           may fill (default 25; 100 = no cap)\n"
 	    "      --retention S        prune finished commands older than S "
 	    "seconds\n"
 	    "                           (default 2592000 = 30 days; 0 = keep "
@@ -132,6 +136,11 @@ set_option(struct config *c, const char *name, const char *val)
 		if (parse_uint(val, 30u * 86400, &v) != 0 || v == 0)
 			return -1;
 		c->approval_ttl_s = (unsigned)v;
+	} else if (strcmp(name, "org_share") == 0 ||
+	    strcmp(name, "org-share") == 0) {
+		if (parse_uint(val, 100, &v) != 0 || v == 0)
+			return -1;
+		c->org_share_ppm = (unsigned)v * 10000;
 	} else if (strcmp(name, "retention") == 0) {
 		if (parse_uint(val, 10u * 365 * 86400, &v) != 0)
 			return -1;
@@ -251,6 +260,7 @@ main(int argc, char **argv)
 		{ "alert-cmd", required_argument, NULL, 9 },
 		{ "approval-ttl", required_argument, NULL, 10 },
 		{ "retention", required_argument, NULL, 11 },
+		{ "org-share", required_argument, NULL, 12 },
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -334,6 +344,9 @@ main(int argc, char **argv)
 		case 11:
 			name = "retention";
 			break;
+		case 12:
+			name = "org_share";
+			break;
 		case 'l':
 			name = "log_level";
 			break;
@@ -379,6 +392,7 @@ main(int argc, char **argv)
 	o.alert_cmd = c.alert_cmd[0] ? c.alert_cmd : NULL;
 	o.approval_ttl_s = c.approval_ttl_s;
 	o.retention_s = c.retention_s;
+	o.org_share_ppm = c.org_share_ppm;
 
 	/* one daemon per store: a second one would take over the ipc
 	 * socket files and race the first on the same LMDB environment */
