@@ -35,6 +35,7 @@
 #define IN_BYTES_MAX (8u * 1024 * 1024)
 #define DISPATCH_MAX 16384 /* deliveries handed out per turn */
 #define GW_BYTES_PER_TURN (256u * 1024) /* gateway input per turn */
+#define GW_MSG_SOFT_MAX (FBX_GATEWAY_MSG_MAX / 2) /* flush a batch here */
 #define SWEEP_MAX 65536    /* expiries per turn */
 #define QUANTUM 256        /* deliveries per organisation per round */
 #define COMMIT_RETRIES 4
@@ -93,6 +94,7 @@ struct gw {
 	struct fbx_dlv_out *ob;
 	fbx_id *obdev;
 	size_t obn;
+	size_t obbytes; /* its encoded size, roughly */
 };
 
 struct inmsg {
@@ -149,7 +151,6 @@ struct fbx_engine {
 	void *events; /* PUB socket for alerts, or NULL */
 	uint64_t audit_seq;     /* last audit record */
 	uint8_t audit_last[32]; /* its hash */
-	struct fbxi_idmap skip; /* queued deliveries cancelled by rollback */
 	uint64_t prune_next;    /* retention: next command id to look at */
 	uint64_t last_cmd_id;   /* highest command id journaled */
 	uint64_t pruned;
@@ -471,7 +472,9 @@ cmd_cache_add(struct fbx_engine *e, const struct fbx_command *c)
 		goto fail;
 	if (fbxi_idmap_put(&e->cmds, c->id, (uint64_t)(uintptr_t)cc) != 0)
 		goto fail;
-	if (c->state == FBX_C_EXPANDING)
+	/* a cancelled rollout stays cancelled across recovery */
+	cc->cancelling = c->rollout.enabled && c->ro.state == FBX_RO_CANCELLED;
+	if (c->state == FBX_C_EXPANDING && !cc->cancelling)
 		xlist_add(e, cc);
 	return cc;
 fail:
@@ -661,8 +664,17 @@ gw_send(struct fbx_engine *e, struct gw *g, const struct fbx_eng_msg *m)
 	o->nenv = 1;
 	o->envlen[0] = g->rid_len;
 	memcpy(o->env[0], g->rid, g->rid_len);
-	if (fbx_eng_msg_encode(m, &o->buf, &o->len) != FBX_OK)
-		o->len = 0;
+	{
+		int rc = fbx_eng_msg_encode(m, &o->buf, &o->len);
+		if (rc != FBX_OK) {
+			/* never send an empty frame for journaled deliveries:
+			 * fail the turn, nothing of it happened */
+			FBX_LOGE("gateway %s: message not encodable: %s", g->id,
+			    fbx_strerror(rc));
+			set_err(e, rc == FBX_ENOMEM ? FBX_ENOMEM : FBX_ETOOBIG);
+			o->len = 0;
+		}
+	}
 }
 
 static void
@@ -729,6 +741,18 @@ gw_requeue(struct fbx_engine *e, struct gw *g)
 		inflight_release(e, v);
 		if (cc == NULL || cc->expired)
 			continue;
+		if (cc->cancelling) {
+			/* a cancelled rollout: what the gateway lost ends */
+			rc = fbx_store_dlv_set_state(e->txn, id,
+			    FBX_D_CANCELLED, 0, e->now, 0, &old, NULL);
+			if (rc != FBX_OK) {
+				set_err(e, rc);
+				break;
+			}
+			count_move(cc, old, FBX_D_CANCELLED);
+			cmd_maybe_done(cc);
+			continue;
+		}
 		rc = fbx_store_dlv_set_state(
 		    e->txn, id, FBX_D_QUEUED, 0, e->now, 0, &old, NULL);
 		if (rc != FBX_OK) {
@@ -4084,8 +4108,9 @@ rb_journal_comp(struct rb_ctx *r, struct comp_group *g, uint64_t rbseq,
 	snprintf(c.org, sizeof(c.org), "%s", r->org);
 	snprintf(c.actor, sizeof(c.actor), "%s", r->req->actor);
 	snprintf(c.reason, sizeof(c.reason), "rollback");
-	snprintf(c.idem_key, sizeof(c.idem_key), "rb-%llu-%zu",
-	    (unsigned long long)rbseq, n);
+	/* no idempotency key: the comp/ markers make a rerun safe, and a
+	 * key could collide with one a console chose */
+	(void)n;
 	c.type = g->type;
 	c.origin = FBX_ORIGIN_ROLLBACK;
 	c.target_kind = FBX_TARGET_DEVICES;
@@ -4242,11 +4267,25 @@ handle_rollback(
 				count_move(cc, old, FBX_D_CANCELLED);
 				cmd_maybe_done(cc);
 			}
-			if (old == FBX_D_QUEUED &&
-			    fbxi_idmap_put(&e->skip, r.cancel[i], 1) != 0) {
-				rc = FBX_ENOMEM;
-				goto fail;
+
+		}
+		/* a rollout among the rolled-back commands stops for good */
+		for (size_t i = 0; i < r.nids; i++) {
+			struct cmdc *cc = cmd_find(e, r.ids[i]);
+			if (cc == NULL || !cc->c.rollout.enabled ||
+			    cc->c.ro.state == FBX_RO_DONE ||
+			    cc->c.ro.state == FBX_RO_CANCELLED)
+				continue;
+			cc->c.ro.state = FBX_RO_CANCELLED;
+			note_printf(cc->c.ro.note, sizeof(cc->c.ro.note),
+			    "cancelled by rollback %llu (%s)",
+			    (unsigned long long)rbseq, req->actor);
+			cc->cancelling = 1;
+			if (cc->c.state == FBX_C_EXPANDING) {
+				xlist_remove(e, cc);
+				cc->c.state = FBX_C_ACTIVE;
 			}
+			cc->dirty = 1;
 		}
 		/* 2. held commands: discarded, recorded */
 		for (size_t i = 0; i < r.nheld; i++) {
@@ -5361,14 +5400,16 @@ handle_results(struct fbx_engine *e, struct gw *g, struct fbx_gw_msg *m)
 		cc = cmd_find(e, FBX_DLV_CMD(r->delivery_id));
 		if (cc == NULL)
 			continue; /* command finished (expired) meanwhile */
-		if (cc->expired) {
-			/* the TTL sweep may have got here first */
-			rc = fbx_store_dlv_get(e->txn, r->delivery_id, &d);
-			if (rc != FBX_OK || fbx_dstate_terminal(d.state))
-				continue;
-		}
-		rc = fbx_store_dlv_set_state(e->txn, r->delivery_id, to,
-		    r->code, e->now, 0, &old, &d);
+		if (to == FBX_D_PENDING && cc->cancelling)
+			to = FBX_D_CANCELLED; /* offline, and no longer wanted */
+		/* a terminal outcome is final: the TTL sweep or a cancel may
+		 * have got there first */
+		rc = fbx_store_dlv_transition(e->txn, r->delivery_id,
+		    (1u << FBX_D_QUEUED) | (1u << FBX_D_SENT) |
+		        (1u << FBX_D_ACCEPTED) | (1u << FBX_D_PENDING),
+		    to, r->code, e->now, 0, &old, &d);
+		if (rc == FBX_ESTATE || rc == FBX_ENOT_FOUND)
+			continue;
 		if (rc != FBX_OK) {
 			set_err(e, rc);
 			break;
@@ -5473,6 +5514,17 @@ handle_checkins(struct fbx_engine *e, struct gw *g, struct fbx_gw_msg *m)
 			}
 			if (cc == NULL || cc->expired)
 				continue; /* expiry sweep owns it */
+			if (cc->cancelling) {
+				rc = fbx_store_dlv_set_state(e->txn, p.ids[j],
+				    FBX_D_CANCELLED, 0, e->now, 0, &old, NULL);
+				if (rc != FBX_OK) {
+					set_err(e, rc);
+					break;
+				}
+				count_move(cc, old, FBX_D_CANCELLED);
+				cmd_maybe_done(cc);
+				continue;
+			}
 			rc = fbx_store_dlv_set_state(e->txn, p.ids[j],
 			    FBX_D_QUEUED, 0, e->now, 0, &old, NULL);
 			if (rc != FBX_OK) {
@@ -5574,6 +5626,7 @@ gw_flush_batch(struct fbx_engine *e, struct gw *g)
 	m.u.deliveries.n = g->obn;
 	gw_send(e, g, &m);
 	g->obn = 0;
+	g->obbytes = 0;
 }
 
 /* send_one - journal `id` as SENT and add it to g's outgoing batch.
@@ -5586,8 +5639,6 @@ send_one(struct fbx_engine *e, struct gw *g, uint64_t id)
 	struct fbx_dlv_out *o;
 	int old = 0, rc;
 
-	if (e->skip.len > 0 && fbxi_idmap_del(&e->skip, id, NULL))
-		return 0; /* cancelled by a rollback while queued */
 	if (cc == NULL || cc->expired || cc->cancelling)
 		return 0;
 	if (g->ob == NULL) {
@@ -5598,8 +5649,12 @@ send_one(struct fbx_engine *e, struct gw *g, uint64_t id)
 			return 0;
 		}
 	}
-	rc = fbx_store_dlv_set_state(
-	    e->txn, id, FBX_D_SENT, 0, e->now, 1, &old, &d);
+	/* only a QUEUED delivery goes out: one a rollback or a cancel made
+	 * terminal while its id sat in a queue stays where it is */
+	rc = fbx_store_dlv_transition(e->txn, id, 1u << FBX_D_QUEUED,
+	    FBX_D_SENT, 0, e->now, 1, &old, &d);
+	if (rc == FBX_ESTATE)
+		return 0;
 	if (rc != FBX_OK) {
 		set_err(e, rc);
 		return 0;
@@ -5624,7 +5679,10 @@ send_one(struct fbx_engine *e, struct gw *g, uint64_t id)
 	o->payload_len = cc->c.payload_len;
 	o->expires_ms = cc->c.expires_ms;
 	o->attempt = d.attempts;
-	if (++g->obn == e->o.send_batch)
+	/* a message stays well under the gateway cap however big the
+	 * payloads: each delivery carries its command's payload */
+	g->obbytes += cc->c.payload_len + 2 * FBX_ID_MAX + 64;
+	if (++g->obn == e->o.send_batch || g->obbytes >= GW_MSG_SOFT_MAX)
 		gw_flush_batch(e, g);
 	return 1;
 }
@@ -5969,7 +6027,6 @@ clear_memory(struct fbx_engine *e)
 		free(cc);
 	}
 	fbxi_idmap_clear(&e->cmds);
-	fbxi_idmap_clear(&e->skip);
 	e->xhead = e->xtail = NULL;
 	for (size_t b = 0; b < 1024; b++) {
 		for (struct orgq *q = e->qtab[b]; q != NULL; q = q->hnext)
@@ -6093,19 +6150,21 @@ read_inputs(struct fbx_engine *e, void *sock, int from_gw, size_t max,
 		m = &e->in[e->nin];
 		m->from_gw = from_gw;
 		m->nenv = 0;
+		zmq_msg_init(&m->body);
 		for (;;) {
 			zmq_msg_init(&part);
 			if (zmq_msg_recv(&part, sock, first ? ZMQ_DONTWAIT : 0) <
 			    0) {
 				zmq_msg_close(&part);
-				if (first)
+				if (first) {
+					zmq_msg_close(&m->body);
 					return;
+				}
 				bad = 1;
 				break;
 			}
 			first = 0;
 			if (!zmq_msg_more(&part)) {
-				zmq_msg_init(&m->body);
 				zmq_msg_move(&m->body, &part);
 				zmq_msg_close(&part);
 				break;
@@ -6121,8 +6180,10 @@ read_inputs(struct fbx_engine *e, void *sock, int from_gw, size_t max,
 			zmq_msg_close(&part);
 		}
 		if (bad) {
-			if (m->nenv > 0 || !first)
-				zmq_msg_close(&m->body);
+			/* counted, so a flood of them cannot hold the turn */
+			bytes += zmq_msg_size(&m->body) + RID_MAX;
+			n++;
+			zmq_msg_close(&m->body);
 			FBX_LOGW("%s: malformed envelope dropped",
 			    from_gw ? "gateway" : "console");
 			continue;
@@ -6258,7 +6319,15 @@ turn(struct fbx_engine *e)
 		FBX_LOGE("turn failed: %s; %zu messages answered with an "
 		         "error or left for their sender to retry",
 		    fbx_strerror(rc), e->nin);
-		(void)rebuild(e);
+		if (rebuild(e) != FBX_OK) {
+			/* memory no longer matches the store and cannot be
+			 * made to: stop, and let a restart recover from disk
+			 * (nothing acknowledged is lost by that) */
+			FBX_LOGE("recovery after a failed turn failed; "
+			         "stopping so that a restart recovers");
+			close_inputs(e);
+			return FBX_ESTORAGE;
+		}
 		fail_console_inputs(e, rc);
 		out_flush(e);
 		struct timespec ts = { 0, 200 * 1000000L };
@@ -6386,7 +6455,6 @@ fbx_engine_open(const struct fbx_engine_opts *opts, fbx_engine **out)
 		e->o.approval_ttl_s = 86400;
 	e->started_ms = mono_ms();
 	fbxi_idmap_init(&e->cmds);
-	fbxi_idmap_init(&e->skip);
 	e->prune_next = 1;
 
 	memset(&so, 0, sizeof(so));
@@ -6453,7 +6521,6 @@ fbx_engine_close(struct fbx_engine *e)
 		return;
 	clear_memory(e);
 	fbxi_idmap_fini(&e->cmds);
-	fbxi_idmap_fini(&e->skip);
 	for (size_t b = 0; b < 1024; b++) {
 		struct orgq *q = e->qtab[b], *n;
 		for (; q != NULL; q = n) {

@@ -184,6 +184,18 @@ int fbx_store_dlv_set_state(fbx_txn *txn, uint64_t id, int state,
     uint16_t code, int64_t at_ms, int attempt, int *old_state,
     struct fbx_delivery *out);
 
+/**
+ * fbx_store_dlv_transition - fbx_store_dlv_set_state, but only from the
+ * states in from_mask (bit 1 << state).
+ * @param[out] old_state the state found, also when refused.
+ * @return FBX_OK; FBX_ESTATE when the delivery is in a state outside
+ * from_mask (nothing written, the transaction stays usable);
+ * FBX_ENOT_FOUND; or a write error.
+ */
+int fbx_store_dlv_transition(fbx_txn *txn, uint64_t id, unsigned from_mask,
+    int state, uint16_t code, int64_t at_ms, int attempt, int *old_state,
+    struct fbx_delivery *out);
+
 /* ---- offline index: deliveries waiting for a device's check-in -------- */
 
 int fbx_store_pend_add(

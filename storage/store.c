@@ -1788,6 +1788,15 @@ int
 fbx_store_dlv_set_state(fbx_txn *t, uint64_t id, int state, uint16_t code,
     int64_t at_ms, int attempt, int *old_state, struct fbx_delivery *out)
 {
+	return fbx_store_dlv_transition(
+	    t, id, ~0u, state, code, at_ms, attempt, old_state, out);
+}
+
+int
+fbx_store_dlv_transition(fbx_txn *t, uint64_t id, unsigned from_mask,
+    int state, uint16_t code, int64_t at_ms, int attempt, int *old_state,
+    struct fbx_delivery *out)
+{
 	struct fbx_delivery d;
 	MDB_cursor *cur;
 	MDB_val k, v;
@@ -1812,6 +1821,12 @@ fbx_store_dlv_set_state(fbx_txn *t, uint64_t id, int state, uint16_t code,
 		return rc;
 	old_len = v.mv_size;
 	prev = d.state;
+	if (prev >= 32 || !(from_mask & (1u << prev))) {
+		/* not a transition the caller allows: nothing written */
+		if (old_state != NULL)
+			*old_state = prev;
+		return FBX_ESTATE;
+	}
 	if (d.nhist == FBX_HIST_MAX) {
 		/* Keep the first entry (creation), drop the oldest after. */
 		memmove(&d.hist[1], &d.hist[2],

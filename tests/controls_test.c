@@ -315,6 +315,105 @@ test_fairness(struct fbxt_env *t)
 	FBXT_CHECK(rc == 0, "org-001 fan-out did not finish");
 }
 
+
+/* test_big_payload - deliveries carry their command's payload: 1,000
+ * devices x 40 KiB must go out in several gateway messages, none over
+ * the cap, and every one must arrive */
+static void
+test_big_payload(struct fbxt_env *t)
+{
+	struct fbx_console_req req;
+	struct fbx_console_rep rep;
+	struct fbx_command info;
+	static uint8_t payload[40 * 1024];
+	uint64_t id;
+	int rc;
+
+	memset(payload, 'p', sizeof(payload));
+	memset(&req, 0, sizeof(req));
+	req.kind = FBX_CREQ_SUBMIT;
+	req.u.submit.cmd.type = FBX_CMD_INSTALL_APP;
+	req.u.submit.cmd.origin = FBX_ORIGIN_OPERATOR;
+	req.u.submit.cmd.target_kind = FBX_TARGET_GROUP;
+	snprintf(req.u.submit.cmd.group, sizeof(req.u.submit.cmd.group),
+	    "verification");
+	req.u.submit.cmd.payload = payload;
+	req.u.submit.cmd.payload_len = sizeof(payload);
+	rc = fbxt_call(t, "org-001", &req, &rep);
+	id = rep.u.submit.command_id;
+	FBXT_CHECK(rc == FBX_OK && rep.u.submit.device_count > 500,
+	    "big payload submit rc %d count %u", rc,
+	    rep.u.submit.device_count);
+	fbx_console_rep_free(&rep);
+	rc = fbxt_wait_settled(t, "org-001", id, 120000, &info);
+	FBXT_CHECK(rc == 0 &&
+	        info.counts[FBX_D_SUCCEEDED] + info.counts[FBX_D_FAILED] ==
+	            info.ndeliveries,
+	    "big payload: rc %d, %u+%u of %u", rc,
+	    info.counts[FBX_D_SUCCEEDED], info.counts[FBX_D_FAILED],
+	    info.ndeliveries);
+}
+
+/* test_rollback_of_rollout - a rollout rolled back stops for good: its
+ * unreleased devices are cancelled and stay cancelled across a kill -9 */
+static void
+test_rollback_of_rollout(struct fbxt_env *t)
+{
+	struct fbx_console_req req;
+	struct fbx_console_rep rep;
+	struct fbx_command info;
+	uint64_t id;
+	int rc;
+
+	memset(&req, 0, sizeof(req));
+	req.kind = FBX_CREQ_SUBMIT;
+	req.u.submit.cmd.type = FBX_CMD_SET_POLICY;
+	req.u.submit.cmd.origin = FBX_ORIGIN_OPERATOR;
+	req.u.submit.cmd.target_kind = FBX_TARGET_ORG;
+	req.u.submit.cmd.payload = (uint8_t *)"wifi=corp";
+	req.u.submit.cmd.payload_len = 9;
+	req.u.submit.cmd.rollout.enabled = 1;
+	req.u.submit.cmd.rollout.first_count = 20;
+	req.u.submit.cmd.rollout.bake_s = 3600;
+	req.u.submit.cmd.rollout.success_ppm = 100000;
+	req.u.submit.cmd.rollout.failure_ppm = 1000000;
+	rc = fbxt_call(t, "org-004", &req, &rep);
+	id = rep.u.submit.command_id;
+	FBXT_CHECK(rc == FBX_OK, "rollout submit rc %d", rc);
+	fbx_console_rep_free(&rep);
+	/* the first wave settles, then the rollout bakes for an hour */
+	for (int i = 0; i < 400; i++) {
+		(void)fbxt_wait_settled(t, "org-004", id, 0, &info);
+		if (info.counts[FBX_D_SUCCEEDED] + info.counts[FBX_D_FAILED] ==
+		    20)
+			break;
+		sleep_ms(25);
+	}
+	memset(&req, 0, sizeof(req));
+	req.kind = FBX_CREQ_ROLLBACK;
+	snprintf(req.actor, sizeof(req.actor), "grace");
+	req.u.rollback.sel.command_ids = &id;
+	req.u.rollback.sel.ncommand_ids = 1;
+	req.u.rollback.execute = 1;
+	rc = fbxt_call(t, "org-004", &req, &rep);
+	FBXT_CHECK(rc == FBX_OK &&
+	        rep.u.rollback.per_action[FBX_RB_CANCEL] == 280,
+	    "rollback of the rollout: rc %d, %u cancelled", rc,
+	    rep.u.rollback.per_action[FBX_RB_CANCEL]);
+	fbx_console_rep_free(&rep);
+	rc = fbxt_daemon_kill(t, SIGKILL);
+	FBXT_CHECK(fbxt_daemon_start(t, NULL) == 0, "restart");
+	rc = fbxt_wait_settled(t, "org-004", id, 30000, &info);
+	sleep_ms(500);
+	(void)fbxt_wait_settled(t, "org-004", id, 0, &info);
+	FBXT_CHECK(info.state == FBX_C_DONE &&
+	        info.counts[FBX_D_CANCELLED] == 280 &&
+	        info.counts[FBX_D_SUCCEEDED] + info.counts[FBX_D_FAILED] == 20,
+	    "after restart: state %d, %u cancelled, %u+%u done", info.state,
+	    info.counts[FBX_D_CANCELLED], info.counts[FBX_D_SUCCEEDED],
+	    info.counts[FBX_D_FAILED]);
+}
+
 int
 main(void)
 {
@@ -337,6 +436,8 @@ main(void)
 	test_limits(&t);
 	test_rollout(&t);
 	test_fairness(&t);
+	test_big_payload(&t);
+	test_rollback_of_rollout(&t);
 out:
 	fbxt_teardown(&t);
 	return fbxt_done();
