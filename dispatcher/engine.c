@@ -5203,6 +5203,28 @@ handle_console(struct fbx_engine *e, const struct inmsg *in)
 		    FBX_ESHUTTING_DOWN, "engine is shutting down; retry");
 		goto out;
 	}
+	/* global controls and the list of every organisation belong to the
+	 * operator of the whole engine when one is configured */
+	if (e->o.admin_org != NULL && e->o.admin_org[0] != '\0' &&
+	    strcmp(req.org, e->o.admin_org) != 0 &&
+	    ((req.kind == FBX_CREQ_BREAKER && req.u.breaker.global) ||
+	        (req.kind == FBX_CREQ_LIMIT && req.u.limit.global &&
+	            req.u.limit.set) ||
+	        (req.kind == FBX_CREQ_RATE && req.u.rate.global &&
+	            req.u.rate.set) ||
+	        (req.kind == FBX_CREQ_BREAKER &&
+	            req.u.breaker.op != FBX_BRK_STATUS &&
+	            req.u.breaker.global) ||
+	        req.kind == FBX_CREQ_LIST_ORGS ||
+	        (req.kind == FBX_CREQ_ROLLBACK &&
+	            req.u.rollback.sel.breaker_global &&
+	            req.u.rollback.execute))) {
+		console_error(e, in, req.request_id, req.kind, FBX_EFORBIDDEN,
+		    "only organisation '%s' may act on global controls or "
+		    "list organisations",
+		    e->o.admin_org);
+		goto out;
+	}
 	switch (req.kind) {
 	case FBX_CREQ_SUBMIT:
 		handle_submit(e, in, &req);

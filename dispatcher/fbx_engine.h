@@ -27,6 +27,10 @@ struct fbx_engine_opts {
 	uint32_t expand_chunk;    /* deliveries created per turn; 0 = 16384 */
 	uint32_t send_batch;      /* deliveries per gateway message; 0=8192 */
 	uint32_t max_window;      /* cap on a gateway's window; 0 = 1048576 */
+	const char *admin_org;    /* if set, only this organisation may act
+	                             on global controls and list every
+	                             organisation; NULL = any (single-tenant
+	                             console) */
 	uint32_t org_share_ppm;   /* most of the gateways' windows one
 	                             organisation may fill; 0 = 250000
 	                             (25%), 1000000 = no cap */

@@ -33,6 +33,7 @@ struct config {
 	unsigned approval_ttl_s;
 	unsigned retention_s;
 	unsigned org_share_ppm;
+	char admin_org[80];
 	int durability;
 	size_t map_mb;
 	unsigned heartbeat_ms;
@@ -63,6 +64,9 @@ usage(FILE *f)
 	    "FUSEBOX_COUNT, ... set\n"
 	    "      --approval-ttl S     approvals expire after S seconds "
 	    "(default 86400)\n"
+	    "      --admin-org ORG      only ORG may act on global controls "
+	    "and list\n"
+	    "                           organisations (default: any)\n"
 	    "      --org-share PCT      most of the gateways' windows one "
 	    "organisation\n"
 	    "                           may fill (default 25; 100 = no cap)\n"
@@ -136,6 +140,9 @@ set_option(struct config *c, const char *name, const char *val)
 		if (parse_uint(val, 30u * 86400, &v) != 0 || v == 0)
 			return -1;
 		c->approval_ttl_s = (unsigned)v;
+	} else if (strcmp(name, "admin_org") == 0 ||
+	    strcmp(name, "admin-org") == 0) {
+		snprintf(c->admin_org, sizeof(c->admin_org), "%s", val);
 	} else if (strcmp(name, "org_share") == 0 ||
 	    strcmp(name, "org-share") == 0) {
 		if (parse_uint(val, 100, &v) != 0 || v == 0)
@@ -261,6 +268,7 @@ main(int argc, char **argv)
 		{ "approval-ttl", required_argument, NULL, 10 },
 		{ "retention", required_argument, NULL, 11 },
 		{ "org-share", required_argument, NULL, 12 },
+		{ "admin-org", required_argument, NULL, 13 },
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -347,6 +355,9 @@ main(int argc, char **argv)
 		case 12:
 			name = "org_share";
 			break;
+		case 13:
+			name = "admin_org";
+			break;
 		case 'l':
 			name = "log_level";
 			break;
@@ -393,6 +404,7 @@ main(int argc, char **argv)
 	o.approval_ttl_s = c.approval_ttl_s;
 	o.retention_s = c.retention_s;
 	o.org_share_ppm = c.org_share_ppm;
+	o.admin_org = c.admin_org[0] ? c.admin_org : NULL;
 
 	/* one daemon per store: a second one would take over the ipc
 	 * socket files and race the first on the same LMDB environment */

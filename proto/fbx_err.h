@@ -38,7 +38,8 @@
 	X(25, BREAKER_OPEN, "circuit breaker open: command held")            \
 	X(26, APPROVAL_INVALID,                                              \
 	    "approval missing, expired, used or by the submitter")           \
-	X(27, STATE, "not allowed in the current state")
+	X(27, STATE, "not allowed in the current state")                     \
+	X(28, FORBIDDEN, "not allowed for this organisation")
 
 enum fbx_err {
 #define FBX_ERR_ENUM_(v, n, m) FBX_E##n = v,

@@ -74,7 +74,8 @@ main(void)
 	int rc;
 
 	zctx = zmq_ctx_new();
-	if (fbxt_setup(&t, "bad") != 0 || fbxt_daemon_start(&t, NULL) != 0) {
+	if (fbxt_setup(&t, "bad") != 0 ||
+	    fbxt_daemon_start(&t, "--admin-org", "org-001", NULL) != 0) {
 		FBXT_CHECK(0, "daemon did not start");
 		goto out;
 	}
@@ -197,6 +198,30 @@ main(void)
 		rc = fbxt_call(&t, "org-001", &req, &r);
 		FBXT_CHECK(rc == FBX_OK && r.u.commands.n == 1,
 		    "org-001 has %zu commands, want 1", r.u.commands.n);
+		fbx_console_rep_free(&r);
+	}
+
+	/* global controls belong to the admin organisation */
+	{
+		struct fbx_console_rep r;
+		memset(&req, 0, sizeof(req));
+		req.kind = FBX_CREQ_BREAKER;
+		req.u.breaker.op = FBX_BRK_TRIP;
+		req.u.breaker.global = 1;
+		snprintf(req.u.breaker.reason, sizeof(req.u.breaker.reason),
+		    "attestation_failed");
+		snprintf(req.u.breaker.note, sizeof(req.u.breaker.note), "x");
+		rc = fbxt_call(&t, "org-002", &req, &r);
+		FBXT_CHECK(rc == FBX_EFORBIDDEN, "org-002 global trip: %d", rc);
+		fbx_console_rep_free(&r);
+		memset(&req, 0, sizeof(req));
+		req.kind = FBX_CREQ_LIST_ORGS;
+		rc = fbxt_call(&t, "org-002", &req, &r);
+		FBXT_CHECK(rc == FBX_EFORBIDDEN, "org-002 list orgs: %d", rc);
+		fbx_console_rep_free(&r);
+		rc = fbxt_call(&t, "org-001", &req, &r);
+		FBXT_CHECK(rc == FBX_OK && r.u.orgs.n == 2,
+		    "admin list orgs: %d", rc);
 		fbx_console_rep_free(&r);
 	}
 
