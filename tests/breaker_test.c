@@ -147,7 +147,7 @@ main(void)
 	uint32_t total_admitted = 0, total_held = 0, count;
 	size_t maxn = 0;
 	uint64_t cid;
-	int rc, state;
+	int rc, state = 0;
 
 	char alert_cmd[600], events_ep[400], alerts[400], line[512];
 	void *zctx = zmq_ctx_new(), *sub = NULL;

@@ -184,7 +184,7 @@ main(void)
 	size_t nids[ORGS];
 	uint32_t admitted[ORGS], held[ORGS];
 	uint64_t id;
-	int rc, state;
+	int rc, state = 0;
 
 	memset(admitted, 0, sizeof(admitted));
 	memset(held, 0, sizeof(held));
