@@ -155,6 +155,7 @@ struct fbx_engine {
 	uint64_t last_cmd_id;   /* highest command id journaled */
 	uint64_t pruned;
 	int64_t next_prune;
+	int64_t next_approval_prune;
 
 	uint64_t commits, dlv_sent, results_in, ignored_results;
 	int64_t now;  /* wall clock: what is journaled */
@@ -2353,6 +2354,45 @@ handle_enroll(
 	console_reply(e, in, &rep);
 }
 
+struct marker_ctx {
+	char (*keys)[FBX_KV_KEY_MAX];
+	size_t n, cap;
+};
+
+static int
+marker_cb(void *arg, const char *key, const void *val, size_t len)
+{
+	struct marker_ctx *m = arg;
+
+	(void)val;
+	(void)len;
+	if (m->n == m->cap) {
+		size_t ncap = m->cap ? m->cap * 2 : 64;
+		char(*nk)[FBX_KV_KEY_MAX] = realloc(m->keys, ncap * sizeof(*nk));
+		if (nk == NULL)
+			return 1;
+		m->keys = nk;
+		m->cap = ncap;
+	}
+	snprintf(m->keys[m->n++], FBX_KV_KEY_MAX, "%s", key);
+	return 0;
+}
+
+/* kv_delete_prefix - delete every engine-owned record under prefix. */
+static int
+kv_delete_prefix(struct fbx_engine *e, const char *prefix)
+{
+	struct marker_ctx m;
+	int rc;
+
+	memset(&m, 0, sizeof(m));
+	rc = fbx_store_kv_scan(e->txn, prefix, marker_cb, &m);
+	for (size_t i = 0; i < m.n && rc == FBX_OK; i++)
+		rc = fbx_store_kv_del(e->txn, m.keys[i]);
+	free(m.keys);
+	return rc;
+}
+
 static void
 handle_remove(
     struct fbx_engine *e, const struct inmsg *in, struct fbx_console_req *req)
@@ -2368,8 +2408,14 @@ handle_remove(
 	}
 	for (size_t i = 0; i < req->u.remove.n && rc == FBX_OK; i++) {
 		rc = fbx_store_dev_del(e->txn, req->org, req->u.remove.ids[i]);
-		if (rc == FBX_OK)
+		if (rc == FBX_OK) {
+			char prefix[FBX_KV_KEY_MAX];
 			removed++;
+			/* its policy history goes with it */
+			note_printf(prefix, sizeof(prefix), "pol/%s/%s/", req->org,
+			    req->u.remove.ids[i]);
+			rc = kv_delete_prefix(e, prefix);
+		}
 		else if (rc == FBX_ENOT_FOUND)
 			rc = FBX_OK;
 	}
@@ -5060,46 +5106,68 @@ handle_export(
 
 /* ----------------------------------------------------------- retention */
 
-struct marker_ctx {
+/* prune_markers - the rollback markers of a pruned command's deliveries. */
+static int
+prune_markers(struct fbx_engine *e, const struct fbx_command *c)
+{
+	char prefix[FBX_KV_KEY_MAX];
+
+	snprintf(prefix, sizeof(prefix), "comp/%s/%llu/", c->org,
+	    (unsigned long long)c->id);
+	return kv_delete_prefix(e, prefix);
+}
+
+/* Expired refusals and approvals ("rej/", "appr/"): human-scale in
+ * number, swept once a minute. */
+struct approval_sweep {
+	struct fbx_engine *e;
 	char (*keys)[FBX_KV_KEY_MAX];
 	size_t n, cap;
 };
 
 static int
-marker_cb(void *arg, const char *key, const void *val, size_t len)
+approval_sweep_cb(void *arg, const char *key, const void *val, size_t len)
 {
-	struct marker_ctx *m = arg;
+	struct approval_sweep *a = arg;
+	struct approval_rec r;
+	int64_t end;
 
-	(void)val;
-	(void)len;
-	if (m->n == m->cap) {
-		size_t ncap = m->cap ? m->cap * 2 : 64;
-		char(*nk)[FBX_KV_KEY_MAX] = realloc(m->keys, ncap * sizeof(*nk));
+	if (len != sizeof(r))
+		return 0;
+	memcpy(&r, val, sizeof(r));
+	end = strncmp(key, "appr/", 5) == 0
+	    ? r.expires_ms
+	    : r.at_ms + (int64_t)a->e->o.approval_ttl_s * 1000;
+	if (end > a->e->now)
+		return 0;
+	if (a->n == a->cap) {
+		size_t ncap = a->cap ? a->cap * 2 : 64;
+		char(*nk)[FBX_KV_KEY_MAX] = realloc(a->keys, ncap * sizeof(*nk));
 		if (nk == NULL)
 			return 1;
-		m->keys = nk;
-		m->cap = ncap;
+		a->keys = nk;
+		a->cap = ncap;
 	}
-	snprintf(m->keys[m->n++], FBX_KV_KEY_MAX, "%s", key);
+	snprintf(a->keys[a->n++], FBX_KV_KEY_MAX, "%s", key);
 	return 0;
 }
 
-/* prune_markers - the rollback markers of a pruned command's deliveries. */
-static int
-prune_markers(struct fbx_engine *e, const struct fbx_command *c)
+static void
+prune_approvals(struct fbx_engine *e)
 {
-	struct marker_ctx m;
-	char prefix[FBX_KV_KEY_MAX];
+	struct approval_sweep a;
 	int rc;
 
-	memset(&m, 0, sizeof(m));
-	snprintf(prefix, sizeof(prefix), "comp/%s/%llu/", c->org,
-	    (unsigned long long)c->id);
-	rc = fbx_store_kv_scan(e->txn, prefix, marker_cb, &m);
-	for (size_t i = 0; i < m.n && rc == FBX_OK; i++)
-		rc = fbx_store_kv_del(e->txn, m.keys[i]);
-	free(m.keys);
-	return rc;
+	memset(&a, 0, sizeof(a));
+	a.e = e;
+	rc = fbx_store_kv_scan(e->txn, "rej/", approval_sweep_cb, &a);
+	if (rc == FBX_OK)
+		rc = fbx_store_kv_scan(e->txn, "appr/", approval_sweep_cb, &a);
+	for (size_t i = 0; i < a.n && rc == FBX_OK; i++)
+		rc = fbx_store_kv_del(e->txn, a.keys[i]);
+	free(a.keys);
+	if (rc != FBX_OK)
+		set_err(e, rc);
 }
 
 /* prune_step - delete journal records older than the retention, oldest
@@ -6294,6 +6362,10 @@ turn(struct fbx_engine *e)
 		    e->now >= e->next_prune) {
 			prune_step(e);
 			e->next_prune = e->now + 1000;
+		}
+		if (e->txn_err == FBX_OK && e->now >= e->next_approval_prune) {
+			prune_approvals(e);
+			e->next_approval_prune = e->now + 60000;
 		}
 		flush_commands(e);
 		t_work = mono_us();
