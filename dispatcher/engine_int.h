@@ -1,0 +1,285 @@
+/*
+ * engine_int.h: what the engine's source files share: the in-memory
+ * structures of the dispatch loop and the internal functions one file
+ * calls in another (fbxi_ prefix). Internal to dispatcher/.
+ */
+#ifndef FBXI_ENGINE_INT_H
+#define FBXI_ENGINE_INT_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <signal.h>
+
+#include <zmq.h>
+
+#include "fbx_engine.h"
+#include "fbx_proto.h"
+#include "fbx_store.h"
+#include "idmap.h"
+#include "log.h"
+#include "safety.h"
+
+#define ENV_MAX 4 /* envelope frames accepted on the console */
+#define RID_MAX 256 /* ZeroMQ routing ids are at most 255 bytes */
+#define IN_MSGS_MAX 512 /* messages read per socket per turn */
+/* bytes read per socket per turn: with results at ~15 bytes each this
+ * keeps one write transaction to about half a million transitions */
+#define IN_BYTES_MAX (8u * 1024 * 1024)
+#define DISPATCH_MAX 16384 /* deliveries handed out per turn */
+#define GW_BYTES_PER_TURN (256u * 1024) /* gateway input per turn */
+#define GW_MSG_SOFT_MAX (FBX_GATEWAY_MSG_MAX / 2) /* flush a batch here */
+#define SWEEP_MAX 65536 /* expiries per turn */
+#define QUANTUM 256 /* deliveries per organisation per round */
+#define COMMIT_RETRIES 4
+
+/* ---------------------------------------------------------------- types */
+
+struct ring {
+	uint64_t *v;
+	size_t cap, head, len;
+};
+
+/* Per-organisation dispatch state: one FIFO per priority class, the
+ * organisation's caps and what it has in flight. */
+struct orgq {
+	char org[FBX_ID_MAX + 1];
+	struct ring r[FBX_PRIO_COUNT];
+	size_t len; /* over all classes */
+	struct orgq *hnext;
+	int active; /* listed in eng->rr */
+	struct fbx_rate_info rate;
+	int rate_loaded;
+	struct fbxi_bucket bucket;
+	uint32_t inflight;
+};
+
+struct cmdc {
+	struct fbx_command c;
+	struct orgq *q;
+	struct cmdc *xnext; /* expansion list */
+	int dirty; /* state or cursor changed: rewrite the record */
+	int expired; /* TTL passed: sweeping deliveries to EXPIRED */
+	uint32_t sweep_idx; /* next index the sweep looks at */
+	int cancelling; /* rollout cancelled: queued ones to CANCELLED */
+	uint32_t cancel_idx;
+	/* the current rollout wave (memory; recounted at recovery) */
+	uint32_t w_ok, w_fail, w_settled;
+	uint16_t w_topcode;
+	uint32_t w_topcode_n;
+	int judge_off; /* an operator resumed this wave */
+};
+
+struct gw {
+	struct gw *next;
+	uint8_t rid[RID_MAX];
+	size_t rid_len;
+	char id[FBX_ID_MAX + 1];
+	fbx_id *orgs;
+	size_t norgs;
+	int all_orgs;
+	uint32_t window;
+	uint32_t unanswered; /* sent, no answer yet: uses credit */
+	int64_t last_seen;
+	struct fbxi_idmap inflight; /* delivery id -> 1 sent, 2 accepted */
+	int dead;
+	/* delivery batch under construction this turn */
+	struct fbx_dlv_out *ob;
+	fbx_id *obdev;
+	size_t obn;
+	size_t obbytes; /* its encoded size, roughly */
+};
+
+struct inmsg {
+	int from_gw;
+	int nenv;
+	size_t envlen[ENV_MAX];
+	uint8_t env[ENV_MAX][RID_MAX];
+	zmq_msg_t body;
+};
+
+enum { OUT_CONSOLE = 0, OUT_GW = 1, OUT_GW_RAW = 2, OUT_EVENT = 3 };
+
+struct outmsg {
+	struct outmsg *next;
+	int to_gw; /* OUT_* */
+	struct fbx_event ev; /* OUT_EVENT */
+	struct gw *gw; /* to_gw: the session (NULL if it left) */
+	int nenv;
+	size_t envlen[ENV_MAX];
+	uint8_t env[ENV_MAX][RID_MAX];
+	uint8_t *buf;
+	size_t len;
+};
+
+struct fbx_engine {
+	struct fbx_engine_opts o;
+	fbx_store *st;
+	void *zctx, *console, *gateway;
+	volatile sig_atomic_t stop;
+	int draining;
+	int64_t drain_deadline;
+	int64_t started_ms;
+
+	struct fbxi_idmap cmds; /* command id -> struct cmdc * */
+	struct cmdc *xhead, *xtail;
+
+	struct orgq *qtab[1024];
+	struct orgq **rr; /* organisations with queued deliveries */
+	size_t rrlen, rrcap, rrpos;
+
+	struct gw *gws;
+	struct gw *gw_rr; /* next gateway to serve first */
+
+	struct inmsg *in;
+	size_t nin, incap;
+	struct outmsg *ohead, *otail;
+
+	fbx_txn *txn; /* the open write transaction of this turn */
+	int txn_err; /* first store error in this turn */
+
+	struct fbx_rate_info grate; /* org "*": global caps */
+	struct fbxi_bucket gbucket;
+	uint64_t inflight_all;
+	void *events; /* PUB socket for alerts, or NULL */
+	uint64_t audit_seq; /* last audit record */
+	uint8_t audit_last[32]; /* its hash */
+	uint64_t prune_next; /* retention: next command id to look at */
+	uint64_t last_cmd_id; /* highest command id journaled */
+	uint64_t pruned;
+	int64_t next_prune;
+	int64_t next_approval_prune;
+
+	uint64_t commits, dlv_sent, results_in, ignored_results;
+	int64_t now; /* wall clock: what is journaled */
+	int64_t mono; /* monotonic: timeouts */
+	int64_t next_sweep;
+	int stalled; /* queued work but nothing could be sent (caps) */
+	int64_t next_tick; /* idle: the next turn for timers */
+	uint32_t xbudget; /* deliveries this turn may still create */
+};
+
+/* ---- the in-flight map */
+/* In-flight map values: the organisation's queue with the delivery's
+ * stage in the low bits (1 = sent, unanswered; 2 = accepted). */
+#define IF_SENT 1u
+#define IF_ACCEPTED 2u
+#define IF_VAL(q, st) ((uint64_t)(uintptr_t)(q) | (st))
+#define IF_STAGE(v) ((unsigned)((v)&3u))
+#define IF_ORGQ(v) ((struct orgq *)(uintptr_t)((v) & ~(uint64_t)3))
+
+/* ---- records and walks more than one file uses */
+/* A refused submission ("rej/<org>/<token>") and its approval
+ * ("appr/<org>/<token>"). */
+struct approval_rec {
+	uint32_t version;
+	uint32_t used;
+	int64_t at_ms;
+	int64_t expires_ms;
+	uint64_t count, cap;
+	char submitter[FBX_ID_MAX + 1];
+	char approver[FBX_ID_MAX + 1];
+	char note[FBX_NOTE_MAX];
+};
+
+/* Counting a target: devices, per platform and per group. */
+struct count_ctx {
+	int platform;
+	uint32_t n;
+	uint32_t per_platform[FBX_PLATFORM_COUNT];
+	struct fbx_group_count *groups;
+	size_t ngroups, cap;
+	int tally_groups;
+	int err;
+};
+
+struct rebuild_ctx {
+	struct fbx_engine *e;
+	struct cmdc *cc;
+	int count_only; /* recount, queue nothing */
+	uint64_t *requeue;
+	size_t nrequeue, cap;
+	int err;
+};
+
+/* ---- shared functions: engine.c (loop, queues, cache, outputs, console
+ * and gateway handling, recovery), controls.c (alerts, gates, control
+ * requests, rollouts), audit.c, rollback.c (policy memory, rollback,
+ * replay, export). Each is documented at its definition. */
+void fbxi_audit(struct fbx_engine *e, const char *org, const char *actor,
+    const char *action, const char *note, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
+int fbxi_audit_decode(uint64_t seq, const uint8_t *rec, size_t len,
+    struct fbx_audit_rec *out, uint8_t prev[32], uint8_t hash[32]);
+int fbxi_audit_load_last(struct fbx_engine *e, fbx_txn *txn);
+int fbxi_breaker_gate(struct fbx_engine *e, struct fbx_command *c,
+    uint32_t ndev, uint32_t fleet, int over_limit, int *held);
+int fbxi_brk_load(fbx_txn *txn, const char *org, const char *reason,
+    struct fbxi_breaker *b, int *exists);
+struct cmdc *fbxi_cmd_cache_add(
+    struct fbx_engine *e, const struct fbx_command *c);
+struct cmdc *fbxi_cmd_find(struct fbx_engine *e, uint64_t id);
+void fbxi_cmd_maybe_done(struct cmdc *cc);
+void fbxi_console_error(struct fbx_engine *e, const struct inmsg *in,
+    uint64_t reqid, int kind, int err, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
+void fbxi_console_reply(struct fbx_engine *e, const struct inmsg *in,
+    const struct fbx_console_rep *rep);
+void fbxi_count_move(struct cmdc *cc, int from, int to);
+void fbxi_dry_run(struct fbx_engine *e, const struct inmsg *in,
+    struct fbx_console_req *req, struct fbx_command *c, uint32_t fleet);
+void fbxi_expand_inline(struct fbx_engine *e, struct cmdc *cc);
+void fbxi_handle_approve(
+    struct fbx_engine *e, const struct inmsg *in, struct fbx_console_req *req);
+void fbxi_handle_audit_list(
+    struct fbx_engine *e, const struct inmsg *in, struct fbx_console_req *req);
+void fbxi_handle_audit_verify(
+    struct fbx_engine *e, const struct inmsg *in, struct fbx_console_req *req);
+void fbxi_handle_breaker(
+    struct fbx_engine *e, const struct inmsg *in, struct fbx_console_req *req);
+void fbxi_handle_export(
+    struct fbx_engine *e, const struct inmsg *in, struct fbx_console_req *req);
+void fbxi_handle_limit(
+    struct fbx_engine *e, const struct inmsg *in, struct fbx_console_req *req);
+void fbxi_handle_list_held(
+    struct fbx_engine *e, const struct inmsg *in, struct fbx_console_req *req);
+void fbxi_handle_list_orgs(
+    struct fbx_engine *e, const struct inmsg *in, struct fbx_console_req *req);
+void fbxi_handle_rate(
+    struct fbx_engine *e, const struct inmsg *in, struct fbx_console_req *req);
+void fbxi_handle_replay(
+    struct fbx_engine *e, const struct inmsg *in, struct fbx_console_req *req);
+void fbxi_handle_rollback(
+    struct fbx_engine *e, const struct inmsg *in, struct fbx_console_req *req);
+void fbxi_handle_rollout(
+    struct fbx_engine *e, const struct inmsg *in, struct fbx_console_req *req);
+void fbxi_inflight_release(struct fbx_engine *e, uint64_t v);
+int fbxi_limit_gate(struct fbx_engine *e, const struct inmsg *in,
+    const struct fbx_console_req *req, struct fbx_command *c, uint32_t ndev,
+    uint32_t fleet, int count_only);
+int fbxi_limit_over(struct fbx_engine *e, const struct fbx_command *c,
+    uint32_t ndev, uint32_t fleet, int *over);
+void fbxi_note_printf(char *dst, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+struct orgq *fbxi_orgq_get(struct fbx_engine *e, const char *org);
+void fbxi_orgq_load_rate(struct fbx_engine *e, struct orgq *q);
+int fbxi_orgq_push(
+    struct fbx_engine *e, struct orgq *q, int prio, uint64_t id);
+struct outmsg *fbxi_out_new(struct fbx_engine *e);
+void fbxi_policy_applied(
+    struct fbx_engine *e, struct cmdc *cc, const char *device);
+int fbxi_priority_of(const struct fbx_command *c);
+int fbxi_rate_save(fbx_txn *txn, const struct fbx_rate_info *ri);
+const char *fbxi_reason_of(const struct fbx_command *c);
+void fbxi_ro_tally(
+    struct cmdc *cc, uint64_t id, int from, int to, uint16_t code);
+void fbxi_rollout_step(struct fbx_engine *e);
+void fbxi_run_alert(struct fbx_engine *e, const struct fbx_event *ev);
+void fbxi_set_err(struct fbx_engine *e, int rc);
+int fbxi_target_count(struct fbx_engine *e, const struct fbx_command *c,
+    uint32_t fleet, struct count_ctx *k);
+void fbxi_xlist_add(struct fbx_engine *e, struct cmdc *cc);
+void fbxi_xlist_remove(struct fbx_engine *e, struct cmdc *cc);
+int fbxi_rebuild_dlv_cb(void *arg, const struct fbx_delivery *d);
+
+#endif

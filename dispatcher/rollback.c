@@ -1,0 +1,1416 @@
+/*
+ * rollback.c: recovery from the journal: per-device policy memory,
+ * rollback plans and their execution (cancel, discard, compensate), replay
+ * of deliveries with their ids, and export as JSON Lines.
+ */
+#include <errno.h>
+#include <spawn.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/evp.h>
+#include <zmq.h>
+
+#include "engine_int.h"
+
+/* --------------------------------------------------- policy memory */
+
+/* For set_policy the engine remembers, per device and key, the last
+ * values successfully applied and by which command, so that a rollback
+ * can restore the value from before. Payload of set_policy: lines of
+ * "key=value" (key an identifier, value up to 64 bytes). */
+#define POL_HIST 4
+
+struct pol_rec {
+	uint32_t version;
+	uint32_t n;
+	struct {
+		uint64_t cmd;
+		char value[FBX_ID_MAX + 1];
+	} h[POL_HIST]; /* newest first */
+};
+
+typedef int (*pol_fn)(void *arg, const char *key, const char *value);
+
+/* policy_each - call fn for each key=value line of a payload. */
+static int
+policy_each(const uint8_t *payload, uint32_t len, pol_fn fn, void *arg)
+{
+	char line[160];
+	uint32_t i = 0;
+
+	while (i < len) {
+		uint32_t j = i, n;
+		char *eq;
+		while (j < len && payload[j] != '\n')
+			j++;
+		n = j - i;
+		if (n > 0 && n < sizeof(line)) {
+			memcpy(line, payload + i, n);
+			line[n] = '\0';
+			eq = strchr(line, '=');
+			if (eq != NULL) {
+				*eq = '\0';
+				if (fbx_id_valid(line) &&
+				    strlen(eq + 1) <= FBX_ID_MAX) {
+					int rc = fn(arg, line, eq + 1);
+					if (rc != 0)
+						return rc;
+				}
+			}
+		}
+		i = j + 1;
+	}
+	return 0;
+}
+
+struct pol_ctx {
+	struct fbx_engine *e;
+	const char *org, *device;
+	uint64_t cmd;
+};
+
+static int
+pol_record_cb(void *arg, const char *key, const char *value)
+{
+	struct pol_ctx *p = arg;
+	struct pol_rec r;
+	char k[FBX_KV_KEY_MAX];
+	size_t len = 0;
+	int rc;
+
+	fbxi_note_printf(k, sizeof(k), "pol/%s/%s/%s", p->org, p->device, key);
+	rc = fbx_store_kv_get(p->e->txn, k, &r, sizeof(r), &len);
+	if (rc == FBX_ENOT_FOUND || (rc == FBX_OK && len != sizeof(r))) {
+		memset(&r, 0, sizeof(r));
+		r.version = 1;
+	} else if (rc != FBX_OK) {
+		fbxi_set_err(p->e, rc);
+		return 1;
+	}
+	memmove(&r.h[1], &r.h[0], sizeof(r.h[0]) * (POL_HIST - 1));
+	r.h[0].cmd = p->cmd;
+	snprintf(r.h[0].value, sizeof(r.h[0].value), "%s", value);
+	if (r.n < POL_HIST)
+		r.n++;
+	rc = fbx_store_kv_put(p->e->txn, k, &r, sizeof(r));
+	if (rc != FBX_OK) {
+		fbxi_set_err(p->e, rc);
+		return 1;
+	}
+	return 0;
+}
+
+/* policy_applied - a set_policy delivery succeeded on a device. */
+void
+fbxi_policy_applied(struct fbx_engine *e, struct cmdc *cc, const char *device)
+{
+	struct pol_ctx p = { e, cc->c.org, device, cc->c.id };
+
+	(void)policy_each(cc->c.payload, cc->c.payload_len, pol_record_cb, &p);
+}
+
+struct pol_prev_ctx {
+	struct fbx_engine *e;
+	const char *org, *device;
+	uint64_t cmd;
+	char out[512];
+	size_t used;
+	int unknown; /* history no longer reaches back to cmd */
+	int changed; /* a later command changed the key since */
+};
+
+static int
+pol_prev_cb(void *arg, const char *key, const char *value)
+{
+	struct pol_prev_ctx *p = arg;
+	struct pol_rec r;
+	char k[FBX_KV_KEY_MAX];
+	size_t len = 0;
+	uint32_t i;
+	int rc, n;
+
+	(void)value;
+	fbxi_note_printf(k, sizeof(k), "pol/%s/%s/%s", p->org, p->device, key);
+	rc = fbx_store_kv_get(p->e->txn, k, &r, sizeof(r), &len);
+	if (rc != FBX_OK || len != sizeof(r)) {
+		p->unknown = 1;
+		return 0;
+	}
+	for (i = 0; i < r.n && i < POL_HIST; i++) {
+		if (r.h[i].cmd == p->cmd)
+			break;
+	}
+	if (i == r.n || i == POL_HIST) {
+		p->unknown = 1;
+		return 0;
+	}
+	if (i > 0)
+		p->changed = 1;
+	/* the value before: the next older entry, or unset */
+	n = snprintf(p->out + p->used, sizeof(p->out) - p->used, "%s=%s\n",
+	    key, i + 1 < r.n ? r.h[i + 1].value : "");
+	if (n > 0 && (size_t)n < sizeof(p->out) - p->used)
+		p->used += (size_t)n;
+	return 0;
+}
+
+/* ------------------------------------------------------------ rollback */
+
+static int
+compensation_of(int type)
+{
+	switch (type) {
+	case FBX_CMD_LOCK:
+		return FBX_CMD_UNLOCK;
+	case FBX_CMD_UNLOCK:
+		return FBX_CMD_LOCK;
+	case FBX_CMD_START_LOST_MODE:
+		return FBX_CMD_STOP_LOST_MODE;
+	case FBX_CMD_STOP_LOST_MODE:
+		return FBX_CMD_START_LOST_MODE;
+	case FBX_CMD_INSTALL_APP:
+		return FBX_CMD_REMOVE_APP;
+	case FBX_CMD_REMOVE_APP:
+		return FBX_CMD_INSTALL_APP;
+	case FBX_CMD_SET_POLICY:
+		return FBX_CMD_SET_POLICY;
+	default:
+		return FBX_CMD_NONE; /* wipe, os_update, clear_passcode:
+		                        irreversible; query, restart: nothing
+		                        to undo */
+	}
+}
+
+static int
+irreversible(int type)
+{
+	return type == FBX_CMD_WIPE || type == FBX_CMD_OS_UPDATE ||
+	    type == FBX_CMD_CLEAR_PASSCODE;
+}
+
+/* family - commands that change the same thing on a device. */
+static int
+family(int type)
+{
+	switch (type) {
+	case FBX_CMD_LOCK:
+	case FBX_CMD_UNLOCK:
+	case FBX_CMD_START_LOST_MODE:
+	case FBX_CMD_STOP_LOST_MODE:
+	case FBX_CMD_WIPE:
+	case FBX_CMD_CLEAR_PASSCODE:
+		return 1;
+	case FBX_CMD_INSTALL_APP:
+	case FBX_CMD_REMOVE_APP:
+		return 2;
+	default:
+		return 0; /* set_policy uses its own history */
+	}
+}
+
+static uint64_t
+dev_hash(const char *dev)
+{
+	uint64_t h = 1469598103934665603ull;
+
+	for (; *dev; dev++)
+		h = (h ^ (uint8_t)*dev) * 1099511628211ull;
+	return h ? h : 1;
+}
+
+struct comp_group {
+	uint8_t type;
+	uint8_t *payload;
+	uint32_t plen;
+	fbx_id *devs;
+	uint64_t *src; /* source delivery ids */
+	size_t n, cap;
+};
+
+struct rb_ctx {
+	struct fbx_engine *e;
+	struct fbx_console_req *req;
+	const char *org;
+	struct fbx_rb_plan plan;
+	size_t rows_cap;
+	/* selected commands, sorted by id */
+	uint64_t *ids;
+	size_t nids, idcap;
+	struct fbxi_idmap sel;     /* selected command ids */
+	struct fbxi_idmap latest;  /* device hash -> latest time, per family
+	                              of later, unselected commands (family
+	                              in the top bits of the key) */
+	int64_t min_created;
+	/* execution */
+	struct comp_group *groups;
+	size_t ngroups;
+	uint64_t *cancel;
+	fbx_id *cancel_dev;
+	uint8_t *cancel_state;
+	size_t ncancel, ccap;
+	uint64_t *held;
+	size_t nheld, hcap;
+	int err;
+	/* current command while scanning its deliveries */
+	struct fbx_command *cur;
+	int for_replay; /* selection for a replay: compensations count */
+};
+
+static int
+rb_add_id(struct rb_ctx *r, uint64_t id)
+{
+	if (fbxi_idmap_get(&r->sel, id, NULL))
+		return 0;
+	if (r->nids == r->idcap) {
+		size_t ncap = r->idcap ? r->idcap * 2 : 64;
+		uint64_t *n = realloc(r->ids, ncap * sizeof(*n));
+		if (n == NULL)
+			return FBX_ENOMEM;
+		r->ids = n;
+		r->idcap = ncap;
+	}
+	r->ids[r->nids++] = id;
+	return fbxi_idmap_put(&r->sel, id, 1) == 0 ? 0 : FBX_ENOMEM;
+}
+
+static int
+rb_match(const struct rb_ctx *r, const struct fbx_command *c)
+{
+	const struct fbx_selector *s = &r->req->u.rollback.sel;
+
+	if (c->origin == FBX_ORIGIN_ROLLBACK && !r->for_replay)
+		return 0; /* compensations are not rolled back by filters */
+	if (s->breaker[0] != '\0' &&
+	    (c->origin != FBX_ORIGIN_AUTOMATIC ||
+	        strcmp(fbxi_reason_of(c), s->breaker) != 0 ||
+	        !fbx_cmd_lock_type(c->type)))
+		return 0; /* an incident: what the breaker guards */
+	if (s->origin && c->origin != s->origin)
+		return 0;
+	if (s->type && c->type != s->type)
+		return 0;
+	if (s->reason[0] && strcmp(fbxi_reason_of(c), s->reason) != 0)
+		return 0;
+	return 1;
+}
+
+static int
+rb_list_cb(void *arg, const struct fbx_command *c)
+{
+	struct rb_ctx *r = arg;
+
+	if (rb_match(r, c))
+		r->err = rb_add_id(r, c->id);
+	return r->err != 0;
+}
+
+static void
+rb_row(struct rb_ctx *r, const struct fbx_command *c, uint64_t dlv,
+    const char *dev, int state, int action, int comp, const char *detail)
+{
+	struct fbx_rb_row *w;
+
+	r->plan.per_action[action]++;
+	if (r->plan.nrows >= r->rows_cap)
+		return;
+	w = &r->plan.rows[r->plan.nrows++];
+	memset(w, 0, sizeof(*w));
+	w->command_id = c->id;
+	w->delivery_id = dlv;
+	snprintf(w->device, sizeof(w->device), "%s", dev);
+	w->type = c->type;
+	w->state = (uint8_t)state;
+	w->action = (uint8_t)action;
+	w->comp_type = (uint8_t)comp;
+	snprintf(w->detail, sizeof(w->detail), "%s", detail ? detail : "");
+}
+
+static struct comp_group *
+rb_group(struct rb_ctx *r, int type, const uint8_t *payload, uint32_t plen)
+{
+	struct comp_group *g, *ng;
+
+	for (size_t i = 0; i < r->ngroups; i++) {
+		g = &r->groups[i];
+		if (g->type == type && g->plen == plen &&
+		    (plen == 0 || memcmp(g->payload, payload, plen) == 0) &&
+		    g->n < FBX_TARGET_IDS_MAX)
+			return g;
+	}
+	ng = realloc(r->groups, (r->ngroups + 1) * sizeof(*ng));
+	if (ng == NULL)
+		return NULL;
+	r->groups = ng;
+	g = &r->groups[r->ngroups];
+	memset(g, 0, sizeof(*g));
+	g->type = (uint8_t)type;
+	if (plen > 0) {
+		g->payload = malloc(plen);
+		if (g->payload == NULL)
+			return NULL;
+		memcpy(g->payload, payload, plen);
+	}
+	g->plen = plen;
+	r->ngroups++;
+	return g;
+}
+
+static int
+rb_group_add(struct comp_group *g, const char *dev, uint64_t src)
+{
+	if (g->n == g->cap) {
+		size_t ncap = g->cap ? g->cap * 2 : 64;
+		fbx_id *nd = realloc(g->devs, ncap * sizeof(*nd));
+		uint64_t *ns;
+		if (nd == NULL)
+			return FBX_ENOMEM;
+		g->devs = nd;
+		ns = realloc(g->src, ncap * sizeof(*ns));
+		if (ns == NULL)
+			return FBX_ENOMEM;
+		g->src = ns;
+		g->cap = ncap;
+	}
+	snprintf(g->devs[g->n], sizeof(g->devs[g->n]), "%s", dev);
+	g->src[g->n] = src;
+	g->n++;
+	return FBX_OK;
+}
+
+static int
+rb_cancel_add(struct rb_ctx *r, uint64_t id, const char *dev, int state)
+{
+	if (r->ncancel == r->ccap) {
+		size_t ncap = r->ccap ? r->ccap * 2 : 256;
+		uint64_t *ni = realloc(r->cancel, ncap * sizeof(*ni));
+		fbx_id *nd;
+		uint8_t *ns;
+		if (ni == NULL)
+			return FBX_ENOMEM;
+		r->cancel = ni;
+		nd = realloc(r->cancel_dev, ncap * sizeof(*nd));
+		if (nd == NULL)
+			return FBX_ENOMEM;
+		r->cancel_dev = nd;
+		ns = realloc(r->cancel_state, ncap);
+		if (ns == NULL)
+			return FBX_ENOMEM;
+		r->cancel_state = ns;
+		r->ccap = ncap;
+	}
+	r->cancel[r->ncancel] = id;
+	snprintf(r->cancel_dev[r->ncancel], sizeof(fbx_id), "%s", dev);
+	r->cancel_state[r->ncancel] = (uint8_t)state;
+	r->ncancel++;
+	return FBX_OK;
+}
+
+/* Later, unselected commands of the organisation: remember per device and
+ * family the newest time one of them reached the device. */
+static int
+rb_later_dlv_cb(void *arg, const struct fbx_delivery *d)
+{
+	struct rb_ctx *r = arg;
+	uint64_t key, old;
+	int fam = family(r->cur->type);
+
+	if (d->state == FBX_D_CANCELLED || d->state == FBX_D_EXPIRED ||
+	    d->state == FBX_D_FAILED)
+		return 0;
+	key = (dev_hash(d->device) & ~(3ull << 62)) | ((uint64_t)fam << 62);
+	if (key == 0)
+		key = 1;
+	if (!fbxi_idmap_get(&r->latest, key, &old) ||
+	    (int64_t)old < r->cur->created_ms)
+		if (fbxi_idmap_put(&r->latest, key,
+		        (uint64_t)r->cur->created_ms) != 0)
+			r->err = FBX_ENOMEM;
+	return r->err != 0;
+}
+
+static int
+rb_later_cb(void *arg, const struct fbx_command *c)
+{
+	struct rb_ctx *r = arg;
+	struct fbx_command full;
+	int rc;
+
+	if (fbxi_idmap_get(&r->sel, c->id, NULL) || family(c->type) == 0 ||
+	    c->origin == FBX_ORIGIN_ROLLBACK)
+		return 0;
+	rc = fbx_store_cmd_get(r->e->txn, c->id, &full);
+	if (rc != FBX_OK) {
+		r->err = rc;
+		return 1;
+	}
+	r->cur = &full;
+	rc = fbx_store_dlv_scan(r->e->txn, FBX_DLV_ID(c->id, 0),
+	    FBX_DLV_ID(c->id, 0) + full.ndeliveries, 0, rb_later_dlv_cb, r);
+	if (rc != FBX_OK && rc != FBX_ENOT_FOUND)
+		r->err = rc;
+	fbx_command_clear(&full);
+	r->cur = NULL;
+	return r->err != 0;
+}
+
+static int
+rb_changed_since(struct rb_ctx *r, const struct fbx_command *c,
+    const char *dev)
+{
+	uint64_t key, t;
+	int fam = family(c->type);
+
+	if (fam == 0)
+		return 0;
+	key = (dev_hash(dev) & ~(3ull << 62)) | ((uint64_t)fam << 62);
+	if (key == 0)
+		key = 1;
+	return fbxi_idmap_get(&r->latest, key, &t) &&
+	    (int64_t)t > c->created_ms;
+}
+
+static int
+in_group(struct fbx_engine *e, const char *org, const char *dev,
+    const char *group)
+{
+	struct fbx_device d;
+
+	if (group[0] == '\0')
+		return 1;
+	if (fbx_store_dev_get(e->txn, org, dev, &d) != FBX_OK)
+		return 0;
+	for (unsigned i = 0; i < d.ngroups; i++) {
+		if (strcmp(d.groups[i], group) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+static int
+rb_dlv_cb(void *arg, const struct fbx_delivery *d)
+{
+	struct rb_ctx *r = arg;
+	const struct fbx_command *c = r->cur;
+	const char *grp = r->req->u.rollback.sel.group;
+	int comp = compensation_of(c->type), rc = FBX_OK;
+	char key[FBX_KV_KEY_MAX];
+
+	if (!in_group(r->e, c->org, d->device, grp))
+		return 0;
+	switch (d->state) {
+	case FBX_D_QUEUED:
+	case FBX_D_PENDING:
+		rb_row(r, c, d->id, d->device, d->state, FBX_RB_CANCEL, 0,
+		    "not sent yet: cancel");
+		rc = rb_cancel_add(r, d->id, d->device, d->state);
+		break;
+	case FBX_D_SENT:
+	case FBX_D_ACCEPTED:
+	case FBX_D_SUCCEEDED: {
+		uint64_t prior;
+		size_t len = 0;
+		if (irreversible(c->type)) {
+			rb_row(r, c, d->id, d->device, d->state,
+			    FBX_RB_IRREVERSIBLE, 0,
+			    "cannot be undone: left as it is");
+			break;
+		}
+		if (comp == FBX_CMD_NONE) {
+			rb_row(r, c, d->id, d->device, d->state, FBX_RB_NOTHING,
+			    0, "changes nothing to undo");
+			break;
+		}
+		snprintf(key, sizeof(key), "comp/%s/%llu/%llu", c->org,
+		    (unsigned long long)c->id, (unsigned long long)d->id);
+		if (fbx_store_kv_get(r->e->txn, key, &prior, sizeof(prior),
+		        &len) == FBX_OK) {
+			char det[96];
+			snprintf(det, sizeof(det),
+			    "compensated before by command %llu",
+			    (unsigned long long)prior);
+			rb_row(r, c, d->id, d->device, d->state,
+			    FBX_RB_DONE_BEFORE, comp, det);
+			break;
+		}
+		if (c->type == FBX_CMD_SET_POLICY) {
+			struct pol_prev_ctx p;
+			struct comp_group *g;
+			memset(&p, 0, sizeof(p));
+			p.e = r->e;
+			p.org = c->org;
+			p.device = d->device;
+			p.cmd = c->id;
+			(void)policy_each(c->payload, c->payload_len,
+			    pol_prev_cb, &p);
+			if (p.unknown && d->state == FBX_D_SUCCEEDED) {
+				rb_row(r, c, d->id, d->device, d->state,
+				    FBX_RB_IRREVERSIBLE, 0,
+				    "previous policy value no longer known");
+				break;
+			}
+			if (p.unknown) {
+				/* never applied: nothing to restore yet */
+				rb_row(r, c, d->id, d->device, d->state,
+				    FBX_RB_NOTHING, 0, "not applied");
+				break;
+			}
+			if (p.changed && !r->req->u.rollback.include_changed) {
+				rb_row(r, c, d->id, d->device, d->state,
+				    FBX_RB_CHANGED, 0,
+				    "policy changed since by a later command");
+				break;
+			}
+			{
+				char det[96];
+				snprintf(det, sizeof(det), "restore %.*s",
+				    (int)(p.used > 0 ? p.used - 1 : 0), p.out);
+				rb_row(r, c, d->id, d->device, d->state,
+				    FBX_RB_COMPENSATE, comp, det);
+			}
+			g = rb_group(r, comp, (const uint8_t *)p.out,
+			    (uint32_t)p.used);
+			rc = g ? rb_group_add(g, d->device, d->id) : FBX_ENOMEM;
+			break;
+		}
+		if (!r->req->u.rollback.include_changed &&
+		    rb_changed_since(r, c, d->device)) {
+			rb_row(r, c, d->id, d->device, d->state, FBX_RB_CHANGED,
+			    comp, "a later command changed the device: left");
+			break;
+		}
+		rb_row(r, c, d->id, d->device, d->state, FBX_RB_COMPENSATE,
+		    comp, fbx_cmd_type_name(comp));
+		{
+			struct comp_group *g =
+			    rb_group(r, comp, c->payload, c->payload_len);
+			rc = g ? rb_group_add(g, d->device, d->id) : FBX_ENOMEM;
+		}
+		break;
+	}
+	default:
+		rb_row(r, c, d->id, d->device, d->state, FBX_RB_NOTHING, 0,
+		    fbx_dstate_name(d->state));
+		break;
+	}
+	if (rc != FBX_OK)
+		r->err = rc;
+	return r->err != 0;
+}
+
+/* rb_select - the commands a rollback concerns, in this organisation. */
+static int
+rb_select(struct rb_ctx *r)
+{
+	const struct fbx_selector *s = &r->req->u.rollback.sel;
+	int rc = FBX_OK;
+
+	if (s->ncommand_ids > 0) {
+		for (size_t i = 0; i < s->ncommand_ids && rc == FBX_OK; i++) {
+			struct fbx_command c;
+			rc = fbx_store_cmd_get(r->e->txn, s->command_ids[i], &c);
+			if (rc == FBX_ENOT_FOUND ||
+			    (rc == FBX_OK && strcmp(c.org, r->org) != 0)) {
+				if (rc == FBX_OK)
+					fbx_command_clear(&c);
+				return FBX_ENOT_FOUND;
+			}
+			if (rc == FBX_OK) {
+				rc = rb_add_id(r, c.id);
+				fbx_command_clear(&c);
+			}
+		}
+		return rc;
+	}
+	{
+		int64_t since = s->since_ms, until = s->until_ms;
+		if (s->breaker[0] != '\0') {
+			/* an incident: the breaker's window before its last
+			 * trip, up to now; automatic commands of its reason */
+			struct fbxi_breaker b;
+			rc = fbxi_brk_load(r->e->txn, s->breaker_global ? "*" : r->org,
+			    s->breaker, &b, NULL);
+			if (rc != FBX_OK)
+				return rc;
+			if (b.trips == 0)
+				return FBX_ENOT_FOUND;
+			since = b.tripped_ms - (int64_t)b.cfg.window_s * 1000;
+			if (s->since_ms > since)
+				since = s->since_ms;
+			/* a closed incident ends at its reset */
+			if (b.reset_ms > b.tripped_ms &&
+			    (until == 0 || b.reset_ms + 1 < until))
+				until = b.reset_ms + 1;
+		}
+		rc = fbx_store_cmd_list(r->e->txn, r->org, since, until, 0, 0,
+		    rb_list_cb, r);
+		if (rc == FBX_ENOT_FOUND)
+			rc = FBX_OK;
+		if (rc == FBX_OK)
+			rc = r->err;
+	}
+	return rc;
+}
+
+static int
+cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static void
+rb_free(struct rb_ctx *r)
+{
+	free(r->ids);
+	fbxi_idmap_fini(&r->sel);
+	fbxi_idmap_fini(&r->latest);
+	for (size_t i = 0; i < r->ngroups; i++) {
+		free(r->groups[i].payload);
+		free(r->groups[i].devs);
+		free(r->groups[i].src);
+	}
+	free(r->groups);
+	free(r->cancel);
+	free(r->cancel_dev);
+	free(r->cancel_state);
+	free(r->held);
+	free(r->plan.rows);
+	free(r->plan.comp_ids);
+}
+
+/* rb_journal_comp - one compensating command: recovery priority, origin
+ * rollback (breakers never hold it), explicit devices; it is expanded in
+ * this same transaction when it is small. */
+static int
+rb_journal_comp(struct rb_ctx *r, struct comp_group *g, uint64_t rbseq,
+    size_t n, uint64_t *out)
+{
+	struct fbx_engine *e = r->e;
+	struct fbx_command c;
+	struct cmdc *cc;
+	int rc;
+
+	memset(&c, 0, sizeof(c));
+	snprintf(c.org, sizeof(c.org), "%s", r->org);
+	snprintf(c.actor, sizeof(c.actor), "%s", r->req->actor);
+	snprintf(c.reason, sizeof(c.reason), "rollback");
+	/* no idempotency key: the comp/ markers make a rerun safe, and a
+	 * key could collide with one a console chose */
+	(void)n;
+	c.type = g->type;
+	c.origin = FBX_ORIGIN_ROLLBACK;
+	c.target_kind = FBX_TARGET_DEVICES;
+	c.priority = FBX_PRIO_RECOVERY;
+	c.payload = g->payload;
+	c.payload_len = g->plen;
+	c.dev_ids = g->devs;
+	c.ndev_ids = (uint32_t)g->n;
+	c.state = FBX_C_EXPANDING;
+	c.created_ms = e->now;
+	c.ttl_s = e->o.default_ttl_s;
+	c.expires_ms = e->now + (int64_t)c.ttl_s * 1000;
+	fbxi_note_printf(c.note, sizeof(c.note), "rollback %llu by %s",
+	    (unsigned long long)rbseq, r->req->actor);
+	rc = fbx_store_cmd_append(e->txn, &c);
+	if (rc != FBX_OK)
+		return rc;
+	e->last_cmd_id = c.id;
+	cc = fbxi_cmd_cache_add(e, &c);
+	if (cc == NULL)
+		return FBX_ENOMEM;
+	/* explicit ids: each device gets one delivery */
+	*out = c.id;
+	for (size_t i = 0; i < g->n; i++) {
+		char key[FBX_KV_KEY_MAX];
+		uint64_t src = g->src[i];
+		snprintf(key, sizeof(key), "comp/%s/%llu/%llu", r->org,
+		    (unsigned long long)FBX_DLV_CMD(src),
+		    (unsigned long long)src);
+		rc = fbx_store_kv_put(e->txn, key, &c.id, sizeof(c.id));
+		if (rc != FBX_OK)
+			return rc;
+	}
+	fbxi_expand_inline(e, cc);
+	return e->txn_err;
+}
+
+void
+fbxi_handle_rollback(
+    struct fbx_engine *e, const struct inmsg *in, struct fbx_console_req *req)
+{
+	struct fbx_console_rep rep;
+	struct rb_ctx r;
+	int rc;
+
+	memset(&r, 0, sizeof(r));
+	r.e = e;
+	r.req = req;
+	r.org = req->org;
+	fbxi_idmap_init(&r.sel);
+	fbxi_idmap_init(&r.latest);
+	r.rows_cap = req->u.rollback.limit ? req->u.rollback.limit : 100;
+	if (r.rows_cap > FBX_PAGE_MAX)
+		r.rows_cap = FBX_PAGE_MAX;
+	r.plan.rows = malloc(r.rows_cap * sizeof(*r.plan.rows));
+	if (r.plan.rows == NULL) {
+		fbxi_set_err(e, FBX_ENOMEM);
+		goto out;
+	}
+	rc = rb_select(&r);
+	if (rc == FBX_ENOT_FOUND) {
+		fbxi_console_error(e, in, req->request_id, req->kind, FBX_ENOT_FOUND,
+		    "nothing to roll back: no such command or incident in "
+		    "organisation '%s'",
+		    req->org);
+		goto out;
+	}
+	if (rc != FBX_OK)
+		goto fail;
+	qsort(r.ids, r.nids, sizeof(*r.ids), cmp_u64);
+	r.plan.commands = (uint32_t)r.nids;
+	if (r.nids > 0) {
+		/* what later commands changed, device by device */
+		struct fbx_command first;
+		rc = fbx_store_cmd_get(e->txn, r.ids[0], &first);
+		if (rc != FBX_OK)
+			goto fail;
+		r.min_created = first.created_ms;
+		fbx_command_clear(&first);
+		rc = fbx_store_cmd_list(e->txn, req->org, r.min_created, 0, 0,
+		    0, rb_later_cb, &r);
+		if (rc != FBX_OK && rc != FBX_ENOT_FOUND)
+			goto fail;
+		if (r.err != FBX_OK) {
+			rc = r.err;
+			goto fail;
+		}
+	}
+	for (size_t i = 0; i < r.nids; i++) {
+		struct fbx_command c;
+		rc = fbx_store_cmd_get(e->txn, r.ids[i], &c);
+		if (rc != FBX_OK)
+			goto fail;
+		{
+			/* the live state is in the cache */
+			struct cmdc *cc = fbxi_cmd_find(e, c.id);
+			if (cc != NULL)
+				c.state = cc->c.state;
+		}
+		if (c.state == FBX_C_HELD) {
+			/* never expanded: the command itself is cancelled */
+			for (uint32_t k = 0; k < c.ndev_ids || k == 0; k++) {
+				rb_row(&r, &c, 0,
+				    c.ndev_ids ? c.dev_ids[k] : "",
+				    FBX_D_NONE, FBX_RB_CANCEL, 0,
+				    c.ndev_ids ? "held: discarded"
+				               : "held (whole target): discarded");
+				if (c.ndev_ids == 0)
+					break;
+			}
+			if (r.nheld == r.hcap) {
+				size_t ncap = r.hcap ? r.hcap * 2 : 64;
+				uint64_t *nh = realloc(r.held, ncap * 8);
+				if (nh == NULL) {
+					fbx_command_clear(&c);
+					rc = FBX_ENOMEM;
+					goto fail;
+				}
+				r.held = nh;
+				r.hcap = ncap;
+			}
+			r.held[r.nheld++] = c.id;
+			fbx_command_clear(&c);
+			continue;
+		}
+		r.cur = &c;
+		rc = fbx_store_dlv_scan(e->txn, FBX_DLV_ID(c.id, 0),
+		    FBX_DLV_ID(c.id, 0) + c.ndeliveries, 0, rb_dlv_cb, &r);
+		r.cur = NULL;
+		fbx_command_clear(&c);
+		if (rc != FBX_OK && rc != FBX_ENOT_FOUND)
+			goto fail;
+		if (r.err != FBX_OK) {
+			rc = r.err;
+			goto fail;
+		}
+	}
+
+	if (req->u.rollback.execute) {
+		uint64_t rbseq = e->audit_seq + 1;
+		size_t ncomp = 0;
+		/* 1. cancel what was not sent */
+		for (size_t i = 0; i < r.ncancel; i++) {
+			struct cmdc *cc = fbxi_cmd_find(e, FBX_DLV_CMD(r.cancel[i]));
+			int old = 0;
+			rc = fbx_store_dlv_set_state(e->txn, r.cancel[i],
+			    FBX_D_CANCELLED, 0, e->now, 0, &old, NULL);
+			if (rc == FBX_OK && r.cancel_state[i] == FBX_D_PENDING)
+				rc = fbx_store_pend_del(e->txn, r.org,
+				    r.cancel_dev[i], r.cancel[i]);
+			if (rc != FBX_OK)
+				goto fail;
+			if (cc != NULL) {
+				fbxi_count_move(cc, old, FBX_D_CANCELLED);
+				fbxi_cmd_maybe_done(cc);
+			}
+
+		}
+		/* a rollout among the rolled-back commands stops for good */
+		for (size_t i = 0; i < r.nids; i++) {
+			struct cmdc *cc = fbxi_cmd_find(e, r.ids[i]);
+			if (cc == NULL || !cc->c.rollout.enabled ||
+			    cc->c.ro.state == FBX_RO_DONE ||
+			    cc->c.ro.state == FBX_RO_CANCELLED)
+				continue;
+			cc->c.ro.state = FBX_RO_CANCELLED;
+			fbxi_note_printf(cc->c.ro.note, sizeof(cc->c.ro.note),
+			    "cancelled by rollback %llu (%s)",
+			    (unsigned long long)rbseq, req->actor);
+			cc->cancelling = 1;
+			if (cc->c.state == FBX_C_EXPANDING) {
+				fbxi_xlist_remove(e, cc);
+				cc->c.state = FBX_C_ACTIVE;
+			}
+			cc->dirty = 1;
+		}
+		/* 2. held commands: discarded, recorded */
+		for (size_t i = 0; i < r.nheld; i++) {
+			struct cmdc *cc = fbxi_cmd_find(e, r.held[i]);
+			if (cc == NULL)
+				continue;
+			cc->c.state = FBX_C_DISCARDED;
+			snprintf(cc->c.resolved_by, sizeof(cc->c.resolved_by),
+			    "%s", req->actor);
+			fbxi_note_printf(cc->c.note, sizeof(cc->c.note),
+			    "rolled back (%llu) by %s: %s",
+			    (unsigned long long)rbseq, req->actor,
+			    req->u.rollback.note);
+			cc->dirty = 1;
+		}
+		/* 3. compensations, journaled now */
+		r.plan.comp_ids = malloc((r.ngroups + 1) * sizeof(uint64_t));
+		if (r.plan.comp_ids == NULL) {
+			rc = FBX_ENOMEM;
+			goto fail;
+		}
+		for (size_t i = 0; i < r.ngroups; i++) {
+			uint64_t id = 0;
+			rc = rb_journal_comp(&r, &r.groups[i], rbseq, i, &id);
+			if (rc != FBX_OK)
+				goto fail;
+			r.plan.comp_ids[ncomp++] = id;
+		}
+		r.plan.ncomp = ncomp;
+		r.plan.executed = 1;
+		r.plan.rollback_id = rbseq;
+		fbxi_audit(e, req->org, req->actor, "rollback", req->u.rollback.note,
+		    "{\"commands\":%u,\"cancelled\":%u,\"compensated\":%u,"
+		    "\"irreversible\":%u,\"changed_since\":%u,"
+		    "\"compensating_commands\":%zu,\"include_changed\":%s}",
+		    r.plan.commands, r.plan.per_action[FBX_RB_CANCEL],
+		    r.plan.per_action[FBX_RB_COMPENSATE],
+		    r.plan.per_action[FBX_RB_IRREVERSIBLE],
+		    r.plan.per_action[FBX_RB_CHANGED], ncomp,
+		    req->u.rollback.include_changed ? "true" : "false");
+		FBX_LOGI("rollback %llu in %s by %s: %u commands, %u "
+		         "cancelled, %u compensated in %zu commands, %u "
+		         "irreversible, %u changed since",
+		    (unsigned long long)rbseq, req->org, req->actor,
+		    r.plan.commands, r.plan.per_action[FBX_RB_CANCEL],
+		    r.plan.per_action[FBX_RB_COMPENSATE], ncomp,
+		    r.plan.per_action[FBX_RB_IRREVERSIBLE],
+		    r.plan.per_action[FBX_RB_CHANGED]);
+	}
+	memset(&rep, 0, sizeof(rep));
+	rep.request_id = req->request_id;
+	rep.kind = req->kind;
+	rep.u.rollback = r.plan;
+	fbxi_console_reply(e, in, &rep);
+	goto out;
+fail:
+	fbxi_set_err(e, rc);
+out:
+	rb_free(&r);
+}
+
+
+int
+fbxi_rebuild_dlv_cb(void *arg, const struct fbx_delivery *d)
+{
+	struct rebuild_ctx *r = arg;
+	struct cmdc *cc = r->cc;
+
+	if (d->state > 0 && d->state < FBX_D_COUNT)
+		cc->c.counts[d->state]++;
+	if (FBX_DLV_IDX(d->id) >= cc->c.ndeliveries)
+		cc->c.ndeliveries = FBX_DLV_IDX(d->id) + 1;
+	if (r->count_only)
+		return 0;
+	if (cc->c.rollout.enabled) {
+		/* recount the current wave; unreleased ones stay back */
+		fbxi_ro_tally(cc, d->id, FBX_D_QUEUED, d->state, d->code);
+		if (FBX_DLV_IDX(d->id) >= cc->c.ro.released)
+			return 0;
+	}
+	switch (d->state) {
+	case FBX_D_SENT:
+	case FBX_D_ACCEPTED:
+		/* the gateway that held it is gone with the old process */
+		if (r->nrequeue == r->cap) {
+			size_t ncap = r->cap ? r->cap * 2 : 4096;
+			uint64_t *n = realloc(r->requeue, ncap * sizeof(*n));
+			if (n == NULL) {
+				r->err = FBX_ENOMEM;
+				return 1;
+			}
+			r->requeue = n;
+			r->cap = ncap;
+		}
+		r->requeue[r->nrequeue++] = d->id;
+		/* fall through */
+	case FBX_D_QUEUED:
+		if (fbxi_orgq_push(r->e, cc->q, cc->c.priority, d->id) != FBX_OK) {
+			r->err = FBX_ENOMEM;
+			return 1;
+		}
+		break;
+	default:
+		break;
+	}
+	return 0;
+}
+
+/* -------------------------------------------------------------- replay */
+
+struct replay_ctx {
+	struct fbx_engine *e;
+	struct fbx_console_req *req;
+	struct cmdc *cc;
+	struct fbx_replay_result res;
+	uint64_t *ids;
+	size_t n, cap;
+	int err;
+};
+
+static int
+replay_dlv_cb(void *arg, const struct fbx_delivery *d)
+{
+	struct replay_ctx *r = arg;
+	int want = r->req->u.replay.state;
+
+	if (want != 0 && d->state != want)
+		return 0;
+	if (want == 0 && d->state != FBX_D_SENT && d->state != FBX_D_ACCEPTED &&
+	    !fbx_dstate_terminal(d->state))
+		return 0; /* queued or pending: already on their way */
+	r->res.matched++;
+	if (fbx_dstate_terminal(d->state) && !r->req->u.replay.force) {
+		r->res.skipped_terminal++;
+		return 0;
+	}
+	if (d->state == FBX_D_QUEUED || d->state == FBX_D_PENDING)
+		return 0;
+	if (r->n == r->cap) {
+		size_t ncap = r->cap ? r->cap * 2 : 256;
+		uint64_t *ni = realloc(r->ids, ncap * sizeof(*ni));
+		if (ni == NULL) {
+			r->err = FBX_ENOMEM;
+			return 1;
+		}
+		r->ids = ni;
+		r->cap = ncap;
+	}
+	r->ids[r->n++] = d->id;
+	return 0;
+}
+
+/* handle_replay - send chosen deliveries again with their delivery ids,
+ * for a gateway that lost what it received. Terminal ones only when
+ * forced; they then go back to QUEUED and their new outcome is
+ * recorded. */
+void
+fbxi_handle_replay(
+    struct fbx_engine *e, const struct inmsg *in, struct fbx_console_req *req)
+{
+	struct fbx_console_rep rep;
+	struct replay_ctx r;
+	struct rb_ctx sel;
+	int rc;
+
+	memset(&r, 0, sizeof(r));
+	memset(&sel, 0, sizeof(sel));
+	r.e = e;
+	r.req = req;
+	/* the rollback selector picks the commands */
+	sel.e = e;
+	sel.req = req;
+	sel.org = req->org;
+	sel.for_replay = 1;
+	fbxi_idmap_init(&sel.sel);
+	fbxi_idmap_init(&sel.latest);
+	{
+		/* rb_select reads u.rollback.sel: same layout in replay */
+		struct fbx_selector saved = req->u.rollback.sel;
+		req->u.rollback.sel = req->u.replay.sel;
+		rc = rb_select(&sel);
+		req->u.rollback.sel = saved;
+	}
+	if (rc == FBX_ENOT_FOUND) {
+		fbxi_console_error(e, in, req->request_id, req->kind, FBX_ENOT_FOUND,
+		    "no such command in organisation '%s'", req->org);
+		goto out;
+	}
+	if (rc != FBX_OK)
+		goto fail;
+	for (size_t i = 0; i < sel.nids; i++) {
+		struct fbx_command c;
+		rc = fbx_store_cmd_get(e->txn, sel.ids[i], &c);
+		if (rc != FBX_OK)
+			goto fail;
+		rc = fbx_store_dlv_scan(e->txn, FBX_DLV_ID(c.id, 0),
+		    FBX_DLV_ID(c.id, 0) + c.ndeliveries, 0, replay_dlv_cb, &r);
+		fbx_command_clear(&c);
+		if (rc != FBX_OK && rc != FBX_ENOT_FOUND)
+			goto fail;
+		if (r.err != FBX_OK) {
+			rc = r.err;
+			goto fail;
+		}
+	}
+	if (req->u.replay.execute) {
+		for (size_t i = 0; i < r.n; i++) {
+			uint64_t id = r.ids[i], v;
+			struct cmdc *cc = fbxi_cmd_find(e, FBX_DLV_CMD(id));
+			int old = 0;
+			if (cc == NULL) {
+				/* a finished command comes back to life */
+				struct fbx_command c;
+				rc = fbx_store_cmd_get(e->txn, FBX_DLV_CMD(id), &c);
+				if (rc != FBX_OK)
+					goto fail;
+				c.state = FBX_C_ACTIVE;
+				cc = fbxi_cmd_cache_add(e, &c);
+				fbx_command_clear(&c);
+				if (cc == NULL) {
+					rc = FBX_ENOMEM;
+					goto fail;
+				}
+				/* its counts come from its deliveries */
+				memset(cc->c.counts, 0, sizeof(cc->c.counts));
+				{
+					struct rebuild_ctx rr;
+					memset(&rr, 0, sizeof(rr));
+					rr.e = e;
+					rr.cc = cc;
+					rr.count_only = 1;
+					rc = fbx_store_dlv_scan(e->txn,
+					    FBX_DLV_ID(cc->c.id, 0),
+					    FBX_DLV_ID(cc->c.id, 0) +
+					        cc->c.ndeliveries,
+					    0, fbxi_rebuild_dlv_cb, &rr);
+					free(rr.requeue);
+					if (rc != FBX_OK && rc != FBX_ENOT_FOUND)
+						goto fail;
+				}
+				cc->dirty = 1;
+			}
+			/* whichever gateway held it lets go of it */
+			for (struct gw *g = e->gws; g != NULL; g = g->next) {
+				if (fbxi_idmap_del(&g->inflight, id, &v)) {
+					if (IF_STAGE(v) == IF_SENT &&
+					    g->unanswered > 0)
+						g->unanswered--;
+					fbxi_inflight_release(e, v);
+				}
+			}
+			rc = fbx_store_dlv_set_state(e->txn, id, FBX_D_QUEUED, 0,
+			    e->now, 0, &old, NULL);
+			if (rc != FBX_OK)
+				goto fail;
+			fbxi_count_move(cc, old, FBX_D_QUEUED);
+			if (fbxi_orgq_push(e, cc->q, FBX_PRIO_RECOVERY, id) != FBX_OK) {
+				rc = FBX_ENOMEM;
+				goto fail;
+			}
+			r.res.resent++;
+		}
+		fbxi_audit(e, req->org, req->actor, "replay", req->u.replay.note,
+		    "{\"commands\":%zu,\"matched\":%u,\"resent\":%u,"
+		    "\"skipped_terminal\":%u,\"force\":%s}",
+		    sel.nids, r.res.matched, r.res.resent,
+		    r.res.skipped_terminal,
+		    req->u.replay.force ? "true" : "false");
+	}
+	memset(&rep, 0, sizeof(rep));
+	rep.request_id = req->request_id;
+	rep.kind = req->kind;
+	rep.u.replay = r.res;
+	fbxi_console_reply(e, in, &rep);
+	goto out;
+fail:
+	fbxi_set_err(e, rc);
+out:
+	free(r.ids);
+	rb_free(&sel);
+}
+
+/* -------------------------------------------------------------- export */
+
+struct jbuf {
+	char *p;
+	size_t len, cap, max;
+	int full;
+};
+
+static void jprintf(struct jbuf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+jprintf(struct jbuf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (b->full)
+		return;
+	for (;;) {
+		va_start(ap, fmt);
+		n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+		va_end(ap);
+		if (n < 0) {
+			b->full = 1;
+			return;
+		}
+		if ((size_t)n < b->cap - b->len) {
+			b->len += (size_t)n;
+			return;
+		}
+		/* a page stops after the record that crosses max; the
+		 * buffer may hold that record and no more */
+		if (b->cap >= b->max + (1u << 20)) {
+			b->full = 1;
+			return;
+		}
+		{
+			char *np = realloc(b->p, b->cap * 2);
+			if (np == NULL) {
+				b->full = 1;
+				return;
+			}
+			b->p = np;
+			b->cap *= 2;
+		}
+	}
+}
+
+/* jstr - a JSON string of free text (notes): escaped. */
+static void
+jstr(struct jbuf *b, const char *s)
+{
+	jprintf(b, "\"");
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c == '"' || c == '\\')
+			jprintf(b, "\\%c", c);
+		else if (c < 0x20)
+			jprintf(b, "\\u%04x", c);
+		else
+			jprintf(b, "%c", c);
+	}
+	jprintf(b, "\"");
+}
+
+struct export_ctx {
+	struct fbx_engine *e;
+	struct fbx_console_req *req;
+	struct jbuf b;
+	uint64_t cursor;  /* delivery id space, or AUDIT_PHASE | seq */
+	uint64_t resume;  /* where the next page starts, 0 = end */
+	const struct fbx_command *cur;
+	int stop;
+};
+
+#define EXPORT_AUDIT (1ull << 63)
+/* set when a page ended among a command's deliveries: its line is out */
+#define EXPORT_DLV (1ull << 62)
+
+static int
+export_dlv_cb(void *arg, const struct fbx_delivery *d)
+{
+	struct export_ctx *x = arg;
+
+	if (x->b.len >= x->b.max) {
+		x->resume = EXPORT_DLV | d->id;
+		x->stop = 1;
+		return 1;
+	}
+	jprintf(&x->b,
+	    "{\"kind\":\"delivery\",\"org\":\"%s\",\"command\":%llu,"
+	    "\"delivery\":%llu,\"device\":\"%s\",\"state\":\"%s\","
+	    "\"code\":%u,\"attempts\":%u,\"updated_ms\":%lld,\"history\":[",
+	    x->cur->org, (unsigned long long)x->cur->id,
+	    (unsigned long long)d->id, d->device, fbx_dstate_name(d->state),
+	    d->code, d->attempts, (long long)d->updated_ms);
+	for (unsigned i = 0; i < d->nhist; i++)
+		jprintf(&x->b, "%s{\"state\":\"%s\",\"code\":%u,\"at_ms\":%lld}",
+		    i ? "," : "", fbx_dstate_name(d->hist[i].state),
+		    d->hist[i].code, (long long)d->hist[i].at_ms);
+	jprintf(&x->b, "]}\n");
+	return 0;
+}
+
+static int
+export_cmd_cb(void *arg, const struct fbx_command *c0)
+{
+	struct export_ctx *x = arg;
+	struct fbx_command c;
+	struct cmdc *cc = fbxi_cmd_find(x->e, c0->id);
+	uint64_t from = FBX_DLV_ID(c0->id, 0);
+	int rc;
+
+	if (x->b.len >= x->b.max) {
+		x->resume = from;
+		x->stop = 1;
+		return 1;
+	}
+	c = cc ? cc->c : *c0;
+	if ((x->cursor & EXPORT_DLV) &&
+	    FBX_DLV_CMD(x->cursor & ~EXPORT_DLV) == c0->id) {
+		/* resume among this command's deliveries */
+		from = x->cursor & ~EXPORT_DLV;
+	} else {
+		jprintf(&x->b,
+		    "{\"kind\":\"command\",\"org\":\"%s\",\"command\":%llu,"
+		    "\"type\":\"%s\",\"origin\":\"%s\",\"reason\":\"%s\","
+		    "\"actor\":\"%s\",\"approved_by\":\"%s\",\"target\":\"%s\","
+		    "\"group\":\"%s\",\"platform\":\"%s\",\"state\":\"%s\","
+		    "\"created_ms\":%lld,\"expires_ms\":%lld,\"deliveries\":%u,"
+		    "\"held_by\":\"%s\",\"resolved_by\":\"%s\",\"note\":",
+		    c.org, (unsigned long long)c.id, fbx_cmd_type_name(c.type),
+		    fbx_origin_name(c.origin), c.reason, c.actor, c.approved_by,
+		    fbx_target_kind_name(c.target_kind), c.group,
+		    fbx_platform_name(c.platform), fbx_cstate_name(c.state),
+		    (long long)c.created_ms, (long long)c.expires_ms,
+		    c.ndeliveries, c.held_by, c.resolved_by);
+		jstr(&x->b, c.note);
+		jprintf(&x->b, ",\"counts\":{");
+		for (int s = 1; s < FBX_D_COUNT; s++)
+			jprintf(&x->b, "%s\"%s\":%u", s > 1 ? "," : "",
+			    fbx_dstate_name(s), c.counts[s]);
+		jprintf(&x->b, "}}\n");
+	}
+	x->cur = &c;
+	rc = fbx_store_dlv_scan(x->e->txn, from,
+	    FBX_DLV_ID(c0->id, 0) + c.ndeliveries, 0, export_dlv_cb, x);
+	x->cur = NULL;
+	if (rc != FBX_OK && rc != FBX_ENOT_FOUND) {
+		x->stop = 1;
+		fbxi_set_err(x->e, rc);
+		return 1;
+	}
+	return x->stop;
+}
+
+static int
+export_audit_cb(void *arg, uint64_t seq, const void *rec, size_t len)
+{
+	struct export_ctx *x = arg;
+	struct fbx_audit_rec a;
+	uint8_t prev[32], hash[32];
+
+	if (x->b.len >= x->b.max) {
+		x->resume = EXPORT_AUDIT | seq;
+		x->stop = 1;
+		return 1;
+	}
+	if (fbxi_audit_decode(seq, rec, len, &a, prev, hash) != 0 ||
+	    (strcmp(a.org, x->req->org) != 0 && strcmp(a.org, "*") != 0))
+		return 0;
+	if ((x->req->u.export_.since_ms && a.at_ms < x->req->u.export_.since_ms) ||
+	    (x->req->u.export_.until_ms && a.at_ms >= x->req->u.export_.until_ms))
+		return 0;
+	jprintf(&x->b,
+	    "{\"kind\":\"audit\",\"seq\":%llu,\"at_ms\":%lld,\"org\":\"%s\","
+	    "\"actor\":\"%s\",\"action\":\"%s\",\"note\":",
+	    (unsigned long long)seq, (long long)a.at_ms, a.org, a.actor,
+	    a.action);
+	jstr(&x->b, a.note);
+	jprintf(&x->b, ",\"params\":%s,\"prev\":\"%s\",\"hash\":\"%s\"}\n",
+	    a.params[0] ? a.params : "{}", a.prev, a.hash);
+	return 0;
+}
+
+/* handle_export - one page of JSON Lines: the organisation's commands in
+ * the window with their deliveries and state histories, then its audit
+ * records; the cursor says where the next page starts. */
+void
+fbxi_handle_export(
+    struct fbx_engine *e, const struct inmsg *in, struct fbx_console_req *req)
+{
+	struct fbx_console_rep rep;
+	struct export_ctx x;
+	uint64_t cursor = req->u.export_.cursor;
+	int rc = FBX_OK;
+
+	memset(&x, 0, sizeof(x));
+	x.e = e;
+	x.req = req;
+	x.cursor = cursor;
+	/* a page ends after the record that crosses max: keep well under
+	 * the reply's size cap */
+	x.b.max = req->u.export_.max_bytes ? req->u.export_.max_bytes
+	                                   : (1u << 20);
+	if (x.b.max > (4u << 20))
+		x.b.max = 4u << 20;
+	x.b.cap = 65536;
+	x.b.p = malloc(x.b.cap);
+	if (x.b.p == NULL) {
+		fbxi_set_err(e, FBX_ENOMEM);
+		return;
+	}
+	x.b.p[0] = '\0';
+	if (!(cursor & EXPORT_AUDIT)) {
+		rc = fbx_store_cmd_list(e->txn, req->org,
+		    req->u.export_.since_ms, req->u.export_.until_ms,
+		    cursor ? FBX_DLV_CMD(cursor & ~EXPORT_DLV) - 1 : 0,
+		    0, export_cmd_cb, &x);
+		if (rc == FBX_ENOT_FOUND)
+			rc = FBX_OK;
+		if (!x.stop)
+			cursor = EXPORT_AUDIT;
+	}
+	if (rc == FBX_OK && !x.stop) {
+		rc = fbx_store_audit_scan(e->txn, cursor & ~EXPORT_AUDIT,
+		    export_audit_cb, &x);
+		if (rc == FBX_ENOT_FOUND)
+			rc = FBX_OK;
+	}
+	if (rc != FBX_OK || e->txn_err != FBX_OK) {
+		fbxi_set_err(e, rc != FBX_OK ? rc : e->txn_err);
+		free(x.b.p);
+		return;
+	}
+	if (x.b.full) {
+		/* never a silent gap: refuse rather than drop records */
+		fbxi_console_error(e, in, req->request_id, req->kind, FBX_ETOOBIG,
+		    "export page overflow; ask for smaller pages");
+		free(x.b.p);
+		return;
+	}
+	memset(&rep, 0, sizeof(rep));
+	rep.request_id = req->request_id;
+	rep.kind = req->kind;
+	rep.u.export_.jsonl = x.b.p;
+	rep.u.export_.len = x.b.len;
+	rep.u.export_.next_cursor = x.stop ? x.resume : 0;
+	fbxi_console_reply(e, in, &rep);
+	free(x.b.p);
+}
+
