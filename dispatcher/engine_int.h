@@ -282,4 +282,8 @@ void fbxi_xlist_add(struct fbx_engine *e, struct cmdc *cc);
 void fbxi_xlist_remove(struct fbx_engine *e, struct cmdc *cc);
 int fbxi_rebuild_dlv_cb(void *arg, const struct fbx_delivery *d);
 
+void fbxi_handle_console(struct fbx_engine *e, const struct inmsg *in);
+int fbxi_kv_delete_prefix(struct fbx_engine *e, const char *prefix);
+int64_t fbxi_mono_ms(void);
+
 #endif

@@ -1,0 +1,845 @@
+/*
+ * console.c: the console API as the engine serves it: submit (with its
+ * safety gates), command and device queries, enrolment and removal, and
+ * the dispatch of every console request to its handler. Runs inside the
+ * turn's write transaction; replies leave after the commit.
+ */
+#include <errno.h>
+#include <spawn.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/evp.h>
+#include <zmq.h>
+
+#include "engine_int.h"
+
+/* ------------------------------------------------------ console requests */
+
+static int
+cmp_id(const void *a, const void *b)
+{
+	return strcmp((const char *)a, (const char *)b);
+}
+
+struct any_ctx {
+	int platform;
+	int found;
+};
+
+static int
+any_dev_cb(void *arg, const struct fbx_device *dev)
+{
+	struct any_ctx *a = arg;
+
+	if (a->platform == FBX_PLATFORM_ANY || dev->platform == a->platform) {
+		a->found = 1;
+		return 1;
+	}
+	return 0;
+}
+
+static int
+same_command(const struct fbx_command *a, const struct fbx_command *b)
+{
+	if (a->type != b->type || a->origin != b->origin ||
+	    a->target_kind != b->target_kind || a->platform != b->platform ||
+	    strcmp(a->group, b->group) != 0 ||
+	    strcmp(a->reason, b->reason) != 0 ||
+	    a->payload_len != b->payload_len || a->ndev_ids != b->ndev_ids)
+		return 0;
+	if (a->payload_len > 0 &&
+	    memcmp(a->payload, b->payload, a->payload_len) != 0)
+		return 0;
+	if (a->rollout.enabled != b->rollout.enabled)
+		return 0;
+	if (a->rollout.enabled) {
+		/* the stored plan is normalized: compare normalized */
+		struct fbx_rollout_plan pa = a->rollout, pb = b->rollout;
+		fbxi_rollout_normalize(&pa);
+		fbxi_rollout_normalize(&pb);
+		if (memcmp(&pa, &pb, sizeof(pa)) != 0)
+			return 0;
+	}
+	for (uint32_t i = 0; i < a->ndev_ids; i++) {
+		if (strcmp(a->dev_ids[i], b->dev_ids[i]) != 0)
+			return 0;
+	}
+	return 1;
+}
+
+static void
+handle_submit(
+    struct fbx_engine *e, const struct inmsg *in, struct fbx_console_req *req)
+{
+	struct fbx_command *c = &req->u.submit.cmd;
+	struct fbx_console_rep rep;
+	struct cmdc *cc;
+	uint32_t ndev = 0;
+	uint64_t prior;
+	int rc;
+
+	snprintf(c->org, sizeof(c->org), "%s", req->org);
+	snprintf(c->actor, sizeof(c->actor), "%s", req->actor);
+	if (c->target_kind == FBX_TARGET_DEVICES && c->ndev_ids > 1) {
+		/* a device named twice gets one delivery */
+		uint32_t w = 1;
+		qsort(c->dev_ids, c->ndev_ids, sizeof(*c->dev_ids), cmp_id);
+		for (uint32_t r = 1; r < c->ndev_ids; r++) {
+			if (strcmp(c->dev_ids[r], c->dev_ids[w - 1]) != 0)
+				memmove(c->dev_ids[w++], c->dev_ids[r],
+				    sizeof(*c->dev_ids));
+		}
+		c->ndev_ids = w;
+	}
+
+	rc = fbx_store_org_devices(e->txn, req->org, &ndev);
+	if (rc == FBX_EUNKNOWN_ORG) {
+		fbxi_console_error(e, in, req->request_id, req->kind,
+		    FBX_EUNKNOWN_ORG, "organisation '%s' has no enrolled device",
+		    req->org);
+		return;
+	}
+	if (rc != FBX_OK)
+		goto store_fail;
+
+	if (c->idem_key[0] != '\0') {
+		rc = fbx_store_idem_get(e->txn, req->org, c->idem_key, &prior);
+		if (rc == FBX_OK) {
+			struct fbx_command old;
+			rc = fbx_store_cmd_get(e->txn, prior, &old);
+			if (rc != FBX_OK)
+				goto store_fail;
+			if (!same_command(&old, c)) {
+				fbx_command_clear(&old);
+				fbxi_console_error(e, in, req->request_id, req->kind,
+				    FBX_EIDEMPOTENCY_CONFLICT,
+				    "idempotency key '%s' already names "
+				    "command %llu with different content",
+				    c->idem_key, (unsigned long long)prior);
+				return;
+			}
+			memset(&rep, 0, sizeof(rep));
+			rep.request_id = req->request_id;
+			rep.kind = req->kind;
+			rep.u.submit.command_id = prior;
+			rep.u.submit.duplicate = 1;
+			cc = fbxi_cmd_find(e, prior);
+			rep.u.submit.device_count =
+			    cc ? cc->c.ndeliveries : old.ndeliveries;
+			rep.u.submit.state = cc ? cc->c.state : old.state;
+			fbx_command_clear(&old);
+			fbxi_console_reply(e, in, &rep);
+			return;
+		}
+		if (rc != FBX_ENOT_FOUND)
+			goto store_fail;
+	}
+
+	switch (c->target_kind) {
+	case FBX_TARGET_DEVICES:
+		if (c->ndev_ids == 0) {
+			fbxi_console_error(e, in, req->request_id, req->kind,
+			    FBX_EEMPTY_TARGET, "target lists no device");
+			return;
+		}
+		for (uint32_t i = 0; i < c->ndev_ids; i++) {
+			struct fbx_device dev;
+			rc = fbx_store_dev_get(
+			    e->txn, req->org, c->dev_ids[i], &dev);
+			if (rc == FBX_ENOT_FOUND) {
+				fbxi_console_error(e, in, req->request_id,
+				    req->kind, FBX_EUNKNOWN_DEVICE,
+				    "device '%s' is not enrolled in "
+				    "organisation '%s'",
+				    c->dev_ids[i], req->org);
+				return;
+			}
+			if (rc != FBX_OK)
+				goto store_fail;
+		}
+		break;
+	case FBX_TARGET_GROUP:
+	case FBX_TARGET_ORG: {
+		struct any_ctx a = { c->platform, 0 };
+		if (c->target_kind == FBX_TARGET_ORG &&
+		    ndev > FBX_DEVICES_PER_CMD_MAX &&
+		    c->platform == FBX_PLATFORM_ANY) {
+			fbxi_console_error(e, in, req->request_id, req->kind,
+			    FBX_ETOO_MANY,
+			    "organisation has %u devices; one command "
+			    "reaches at most %u",
+			    ndev, FBX_DEVICES_PER_CMD_MAX);
+			return;
+		}
+		rc = fbx_store_dev_scan(e->txn, req->org,
+		    c->target_kind == FBX_TARGET_GROUP ? c->group : NULL, NULL,
+		    0, any_dev_cb, &a);
+		if (rc != FBX_OK && rc != FBX_ENOT_FOUND)
+			goto store_fail;
+		if (!a.found) {
+			fbxi_console_error(e, in, req->request_id, req->kind,
+			    FBX_EEMPTY_TARGET,
+			    "target selects no device (%s%s%s, platform %s)",
+			    fbx_target_kind_name(c->target_kind),
+			    c->target_kind == FBX_TARGET_GROUP ? " " : "",
+			    c->group, fbx_platform_name(c->platform));
+			return;
+		}
+		break;
+	}
+	default:
+		fbxi_console_error(e, in, req->request_id, req->kind,
+		    FBX_EINVAL, "unknown target kind");
+		return;
+	}
+
+	/* safety controls: count what the command reaches, then the
+	 * breaker (automatic lock-type commands), then the blast-radius
+	 * limit */
+	c->priority = (uint8_t)fbxi_priority_of(c);
+	if (c->rollout.enabled) {
+		if (c->rollout.ngroups > 0 &&
+		    c->target_kind != FBX_TARGET_ORG) {
+			fbxi_console_error(e, in, req->request_id, req->kind,
+			    FBX_EINVAL,
+			    "a rollout through groups needs an "
+			    "organisation-wide target");
+			return;
+		}
+		fbxi_rollout_normalize(&c->rollout);
+		memset(&c->ro, 0, sizeof(c->ro));
+	}
+	if (req->dry_run) {
+		fbxi_dry_run(e, in, req, c, ndev);
+		return;
+	}
+	{
+		struct count_ctx k;
+		int held = 0;
+		memset(&k, 0, sizeof(k));
+		rc = fbxi_target_count(e, c, ndev, &k);
+		if (rc != FBX_OK)
+			goto store_fail;
+		if (k.n == 0) {
+			fbxi_console_error(e, in, req->request_id, req->kind,
+			    FBX_EEMPTY_TARGET,
+			    "target selects no device (platform %s)",
+			    fbx_platform_name(c->platform));
+			return;
+		}
+		if (c->origin == FBX_ORIGIN_AUTOMATIC &&
+		    fbx_cmd_lock_type(c->type)) {
+			int over = 0;
+			rc = fbxi_limit_over(e, c, k.n, ndev, &over);
+			if (rc == FBX_OK)
+				rc = fbxi_breaker_gate(e, c, k.n, ndev, over, &held);
+			if (rc != FBX_OK)
+				goto store_fail;
+		}
+		if (!held) {
+			rc = fbxi_limit_gate(e, in, req, c, k.n, ndev, 0);
+			if (rc == FBX_ELIMIT_EXCEEDED ||
+			    rc == FBX_EAPPROVAL_INVALID)
+				return;
+			if (rc != FBX_OK)
+				goto store_fail;
+		}
+		c->state = held ? FBX_C_HELD : FBX_C_EXPANDING;
+	}
+	c->created_ms = e->now;
+	if (c->ttl_s == 0)
+		c->ttl_s = e->o.default_ttl_s;
+	if (c->ttl_s > 30u * 86400)
+		c->ttl_s = 30u * 86400;
+	c->expires_ms = e->now + (int64_t)c->ttl_s * 1000;
+	c->ndeliveries = 0;
+	memset(c->counts, 0, sizeof(c->counts));
+	c->cursor[0] = '\0';
+	c->cursor_idx = 0;
+	rc = fbx_store_cmd_append(e->txn, c);
+	if (rc != FBX_OK)
+		goto store_fail;
+	e->last_cmd_id = c->id;
+	cc = fbxi_cmd_cache_add(e, c);
+	if (cc == NULL) {
+		fbxi_set_err(e, FBX_ENOMEM);
+		return;
+	}
+	/* small targets are expanded in this same transaction, so the reply
+	 * can say how many devices the command reaches */
+	fbxi_expand_inline(e, cc);
+	if (e->txn_err != FBX_OK)
+		return;
+
+	memset(&rep, 0, sizeof(rep));
+	rep.request_id = req->request_id;
+	rep.kind = req->kind;
+	rep.u.submit.command_id = cc->c.id;
+	rep.u.submit.device_count = cc->c.ndeliveries;
+	rep.u.submit.state = cc->c.state;
+	snprintf(rep.u.submit.held_by, sizeof(rep.u.submit.held_by), "%s",
+	    cc->c.held_by);
+	fbxi_audit(e, req->org, req->actor, "submit", cc->c.held_by,
+	    "{\"command\":%llu,\"type\":\"%s\",\"origin\":\"%s\","
+	    "\"reason\":\"%s\",\"target\":\"%s\",\"group\":\"%s\","
+	    "\"devices\":%u,\"state\":\"%s\",\"approved_by\":\"%s\","
+	    "\"rollout\":%s}",
+	    (unsigned long long)cc->c.id, fbx_cmd_type_name(cc->c.type),
+	    fbx_origin_name(cc->c.origin), cc->c.reason,
+	    fbx_target_kind_name(cc->c.target_kind), cc->c.group,
+	    cc->c.ndeliveries, fbx_cstate_name(cc->c.state), cc->c.approved_by,
+	    cc->c.rollout.enabled ? "true" : "false");
+	fbxi_console_reply(e, in, &rep);
+	FBX_LOGD("accepted command %llu for %s by %s",
+	    (unsigned long long)cc->c.id, req->org, req->actor);
+	return;
+store_fail:
+	fbxi_set_err(e, rc);
+}
+
+struct page_ctx {
+	struct fbx_delivery *d;
+	size_t n, cap;
+	int state;
+	uint64_t last;
+	uint32_t scanned;
+};
+
+static int
+page_cb(void *arg, const struct fbx_delivery *d)
+{
+	struct page_ctx *p = arg;
+
+	p->last = d->id;
+	p->scanned++;
+	if (p->state != FBX_D_NONE && d->state != p->state)
+		return p->scanned >= 100000; /* bound the work of one call */
+	p->d[p->n++] = *d;
+	return p->n >= p->cap;
+}
+
+static void
+handle_get(
+    struct fbx_engine *e, const struct inmsg *in, struct fbx_console_req *req)
+{
+	struct fbx_console_rep rep;
+	struct fbx_command loaded;
+	const struct fbx_command *c;
+	struct cmdc *cc;
+	struct page_ctx p;
+	uint64_t id = req->u.get.command_id, from, to;
+	int rc;
+
+	memset(&rep, 0, sizeof(rep));
+	memset(&loaded, 0, sizeof(loaded));
+	memset(&p, 0, sizeof(p));
+	cc = fbxi_cmd_find(e, id);
+	if (cc != NULL) {
+		c = &cc->c;
+	} else {
+		rc = fbx_store_cmd_get(e->txn, id, &loaded);
+		if (rc != FBX_OK && rc != FBX_ENOT_FOUND) {
+			fbxi_set_err(e, rc);
+			return;
+		}
+		c = rc == FBX_OK ? &loaded : NULL;
+	}
+	/* another organisation's command does not exist for this caller */
+	if (c == NULL || strcmp(c->org, req->org) != 0) {
+		fbxi_console_error(e, in, req->request_id, req->kind,
+		    FBX_ENOT_FOUND, "no command %llu in organisation '%s'",
+		    (unsigned long long)id, req->org);
+		goto out;
+	}
+	rep.request_id = req->request_id;
+	rep.kind = req->kind;
+	rep.u.command.info = *c;
+	rep.u.command.info.payload = NULL;
+	rep.u.command.info.payload_len = 0;
+	rep.u.command.info.dev_ids = NULL;
+	rep.u.command.info.ndev_ids = 0;
+	if (req->u.get.limit > 0) {
+		p.cap = req->u.get.limit > FBX_PAGE_MAX ? FBX_PAGE_MAX
+		                                        : req->u.get.limit;
+		p.d = malloc(p.cap * sizeof(*p.d));
+		if (p.d == NULL) {
+			fbxi_set_err(e, FBX_ENOMEM);
+			goto out;
+		}
+		p.state = req->u.get.state;
+		from = FBX_DLV_ID(id, 0);
+		if (req->u.get.after >= from)
+			from = req->u.get.after + 1;
+		to = FBX_DLV_ID(id, 0) + c->ndeliveries;
+		if (from < to) {
+			rc = fbx_store_dlv_scan(
+			    e->txn, from, to, 0, page_cb, &p);
+			if (rc != FBX_OK && rc != FBX_ENOT_FOUND) {
+				fbxi_set_err(e, rc);
+				goto out;
+			}
+			if (p.last + 1 < to && p.last != 0)
+				rep.u.command.next_after = p.last;
+		}
+		rep.u.command.dlv = p.d;
+		rep.u.command.ndlv = p.n;
+	}
+	fbxi_console_reply(e, in, &rep);
+out:
+	free(p.d);
+	fbx_command_clear(&loaded);
+}
+
+struct list_ctx {
+	struct fbx_engine *e;
+	struct fbx_command *v;
+	size_t n, cap;
+};
+
+static int
+list_cb(void *arg, const struct fbx_command *c)
+{
+	struct list_ctx *l = arg;
+	struct cmdc *cc = fbxi_cmd_find(l->e, c->id);
+	struct fbx_command *o = &l->v[l->n++];
+
+	/* active commands: the cache has the live counts */
+	*o = cc ? cc->c : *c;
+	o->payload = NULL;
+	o->payload_len = 0;
+	o->dev_ids = NULL;
+	o->ndev_ids = 0;
+	return l->n >= l->cap;
+}
+
+static void
+handle_list(
+    struct fbx_engine *e, const struct inmsg *in, struct fbx_console_req *req)
+{
+	struct fbx_console_rep rep;
+	struct list_ctx l = { e, NULL, 0, 0 };
+	uint32_t limit = req->u.list.limit;
+	int rc;
+
+	if (limit == 0)
+		limit = 100;
+	if (limit > FBX_PAGE_MAX)
+		limit = FBX_PAGE_MAX;
+	l.cap = limit;
+	l.v = malloc(l.cap * sizeof(*l.v));
+	if (l.v == NULL) {
+		fbxi_set_err(e, FBX_ENOMEM);
+		return;
+	}
+	rc = fbx_store_cmd_list(e->txn, req->org, req->u.list.since_ms,
+	    req->u.list.until_ms, req->u.list.after, limit, list_cb, &l);
+	if (rc != FBX_OK && rc != FBX_ENOT_FOUND) {
+		fbxi_set_err(e, rc);
+		free(l.v);
+		return;
+	}
+	memset(&rep, 0, sizeof(rep));
+	rep.request_id = req->request_id;
+	rep.kind = req->kind;
+	rep.u.commands.cmds = l.v;
+	rep.u.commands.n = l.n;
+	if (l.n == limit)
+		rep.u.commands.next_after = l.v[l.n - 1].id;
+	fbxi_console_reply(e, in, &rep);
+	free(l.v);
+}
+
+static void
+handle_enroll(
+    struct fbx_engine *e, const struct inmsg *in, struct fbx_console_req *req)
+{
+	struct fbx_console_rep rep;
+	uint32_t created = 0, updated = 0;
+
+	for (size_t i = 0; i < req->u.enroll.n; i++) {
+		struct fbx_device *d = &req->u.enroll.devs[i], old;
+		int made = 0, rc;
+		snprintf(d->org, sizeof(d->org), "%s", req->org);
+		rc = fbx_store_dev_get(e->txn, req->org, d->id, &old);
+		if (rc == FBX_OK) {
+			/* an update keeps what the engine learnt itself */
+			d->enrolled_ms = old.enrolled_ms;
+			if (d->last_checkin_ms < old.last_checkin_ms)
+				d->last_checkin_ms = old.last_checkin_ms;
+			d->online = old.online;
+			if (d->attestation == FBX_ATTEST_UNKNOWN)
+				d->attestation = old.attestation;
+		} else if (rc == FBX_ENOT_FOUND) {
+			d->enrolled_ms = e->now;
+			d->online = 1;
+		} else {
+			fbxi_set_err(e, rc);
+			return;
+		}
+		rc = fbx_store_dev_put(e->txn, d, &made);
+		if (rc != FBX_OK) {
+			fbxi_set_err(e, rc);
+			return;
+		}
+		if (made)
+			created++;
+		else
+			updated++;
+	}
+	memset(&rep, 0, sizeof(rep));
+	rep.request_id = req->request_id;
+	rep.kind = req->kind;
+	rep.u.enroll.created = created;
+	rep.u.enroll.updated = updated;
+	fbxi_audit(e, req->org, req->actor, "devices.enroll", NULL,
+	    "{\"created\":%u,\"updated\":%u}", created, updated);
+	fbxi_console_reply(e, in, &rep);
+}
+
+struct marker_ctx {
+	char (*keys)[FBX_KV_KEY_MAX];
+	size_t n, cap;
+};
+
+static int
+marker_cb(void *arg, const char *key, const void *val, size_t len)
+{
+	struct marker_ctx *m = arg;
+
+	(void)val;
+	(void)len;
+	if (m->n == m->cap) {
+		size_t ncap = m->cap ? m->cap * 2 : 64;
+		char(*nk)[FBX_KV_KEY_MAX] = realloc(m->keys, ncap * sizeof(*nk));
+		if (nk == NULL)
+			return 1;
+		m->keys = nk;
+		m->cap = ncap;
+	}
+	snprintf(m->keys[m->n++], FBX_KV_KEY_MAX, "%s", key);
+	return 0;
+}
+
+/* kv_delete_prefix - delete every engine-owned record under prefix. */
+int
+fbxi_kv_delete_prefix(struct fbx_engine *e, const char *prefix)
+{
+	struct marker_ctx m;
+	int rc;
+
+	memset(&m, 0, sizeof(m));
+	rc = fbx_store_kv_scan(e->txn, prefix, marker_cb, &m);
+	for (size_t i = 0; i < m.n && rc == FBX_OK; i++)
+		rc = fbx_store_kv_del(e->txn, m.keys[i]);
+	free(m.keys);
+	return rc;
+}
+
+static void
+handle_remove(
+    struct fbx_engine *e, const struct inmsg *in, struct fbx_console_req *req)
+{
+	struct fbx_console_rep rep;
+	uint32_t removed = 0, ndev;
+	int rc = fbx_store_org_devices(e->txn, req->org, &ndev);
+
+	if (rc == FBX_EUNKNOWN_ORG) {
+		fbxi_console_error(e, in, req->request_id, req->kind, rc,
+		    "unknown organisation '%s'", req->org);
+		return;
+	}
+	for (size_t i = 0; i < req->u.remove.n && rc == FBX_OK; i++) {
+		rc = fbx_store_dev_del(e->txn, req->org, req->u.remove.ids[i]);
+		if (rc == FBX_OK) {
+			char prefix[FBX_KV_KEY_MAX];
+			removed++;
+			/* its policy history goes with it */
+			fbxi_note_printf(prefix, sizeof(prefix), "pol/%s/%s/", req->org,
+			    req->u.remove.ids[i]);
+			rc = fbxi_kv_delete_prefix(e, prefix);
+		}
+		else if (rc == FBX_ENOT_FOUND)
+			rc = FBX_OK;
+	}
+	if (rc != FBX_OK) {
+		fbxi_set_err(e, rc);
+		return;
+	}
+	memset(&rep, 0, sizeof(rep));
+	rep.request_id = req->request_id;
+	rep.kind = req->kind;
+	rep.u.remove.removed = removed;
+	fbxi_audit(e, req->org, req->actor, "devices.remove", NULL,
+	    "{\"removed\":%u}", removed);
+	fbxi_console_reply(e, in, &rep);
+}
+
+struct devlist_ctx {
+	struct fbx_device *v;
+	size_t n, cap;
+};
+
+static int
+devlist_cb(void *arg, const struct fbx_device *d)
+{
+	struct devlist_ctx *l = arg;
+
+	l->v[l->n++] = *d;
+	return l->n >= l->cap;
+}
+
+static void
+handle_list_devices(
+    struct fbx_engine *e, const struct inmsg *in, struct fbx_console_req *req)
+{
+	struct fbx_console_rep rep;
+	struct devlist_ctx l = { NULL, 0, 0 };
+	uint32_t total = 0, limit = req->u.list_devices.limit;
+	int rc = fbx_store_org_devices(e->txn, req->org, &total);
+
+	if (rc == FBX_EUNKNOWN_ORG) {
+		fbxi_console_error(e, in, req->request_id, req->kind, rc,
+		    "unknown organisation '%s'", req->org);
+		return;
+	}
+	if (rc != FBX_OK) {
+		fbxi_set_err(e, rc);
+		return;
+	}
+	if (limit == 0)
+		limit = 100;
+	if (limit > FBX_PAGE_MAX)
+		limit = FBX_PAGE_MAX;
+	l.cap = limit;
+	l.v = malloc(l.cap * sizeof(*l.v));
+	if (l.v == NULL) {
+		fbxi_set_err(e, FBX_ENOMEM);
+		return;
+	}
+	rc = fbx_store_dev_scan(e->txn, req->org, req->u.list_devices.group,
+	    req->u.list_devices.after, limit, devlist_cb, &l);
+	if (rc != FBX_OK && rc != FBX_ENOT_FOUND) {
+		fbxi_set_err(e, rc);
+		free(l.v);
+		return;
+	}
+	memset(&rep, 0, sizeof(rep));
+	rep.request_id = req->request_id;
+	rep.kind = req->kind;
+	rep.u.devices.devs = l.v;
+	rep.u.devices.n = l.n;
+	rep.u.devices.total = total;
+	if (l.n == limit)
+		snprintf(rep.u.devices.next_after,
+		    sizeof(rep.u.devices.next_after), "%s", l.v[l.n - 1].id);
+	fbxi_console_reply(e, in, &rep);
+	free(l.v);
+}
+
+struct grp_ctx {
+	struct fbx_group_count *v;
+	size_t n, cap;
+};
+
+static int
+grp_cb(void *arg, const char *group, uint32_t count)
+{
+	struct grp_ctx *g = arg;
+
+	if (g->n == g->cap) {
+		size_t ncap = g->cap ? g->cap * 2 : 16;
+		struct fbx_group_count *nv;
+		if (ncap > FBX_PAGE_MAX)
+			return 1;
+		nv = realloc(g->v, ncap * sizeof(*nv));
+		if (nv == NULL)
+			return 1;
+		g->v = nv;
+		g->cap = ncap;
+	}
+	snprintf(g->v[g->n].name, sizeof(g->v[g->n].name), "%s", group);
+	g->v[g->n].count = count;
+	g->n++;
+	return 0;
+}
+
+static void
+handle_list_groups(
+    struct fbx_engine *e, const struct inmsg *in, struct fbx_console_req *req)
+{
+	struct fbx_console_rep rep;
+	struct grp_ctx g = { NULL, 0, 0 };
+	uint32_t total;
+	int rc = fbx_store_org_devices(e->txn, req->org, &total);
+
+	if (rc == FBX_EUNKNOWN_ORG) {
+		fbxi_console_error(e, in, req->request_id, req->kind, rc,
+		    "unknown organisation '%s'", req->org);
+		return;
+	}
+	if (rc == FBX_OK)
+		rc = fbx_store_group_list(e->txn, req->org, grp_cb, &g);
+	if (rc != FBX_OK && rc != FBX_ENOT_FOUND) {
+		fbxi_set_err(e, rc);
+		free(g.v);
+		return;
+	}
+	memset(&rep, 0, sizeof(rep));
+	rep.request_id = req->request_id;
+	rep.kind = req->kind;
+	rep.u.groups.groups = g.v;
+	rep.u.groups.n = g.n;
+	fbxi_console_reply(e, in, &rep);
+	free(g.v);
+}
+
+static void
+handle_ping(
+    struct fbx_engine *e, const struct inmsg *in, struct fbx_console_req *req)
+{
+	struct fbx_console_rep rep;
+	struct fbx_engine_stats *s = &rep.u.pong;
+	struct fbx_store_stat ss;
+	size_t pos = 0;
+	uint64_t k, v;
+
+	memset(&rep, 0, sizeof(rep));
+	rep.request_id = req->request_id;
+	rep.kind = req->kind;
+	snprintf(s->version, sizeof(s->version), "%s", FBX_VERSION);
+	s->uptime_ms = (uint64_t)(fbxi_mono_ms() - e->started_ms);
+	for (struct gw *g = e->gws; g != NULL; g = g->next) {
+		if (g->dead)
+			continue;
+		s->gateways++;
+		s->deliveries_inflight += g->inflight.len;
+	}
+	while (fbxi_idmap_next(&e->cmds, &pos, &k, &v)) {
+		struct cmdc *cc = (struct cmdc *)(uintptr_t)v;
+		s->commands_active++;
+		s->deliveries_queued += cc->c.counts[FBX_D_QUEUED];
+		s->deliveries_pending += cc->c.counts[FBX_D_PENDING];
+	}
+	s->commits = e->commits;
+	if (fbx_store_stat(e->st, &ss) == FBX_OK)
+		s->store_bytes = ss.file_bytes;
+	fbxi_console_reply(e, in, &rep);
+}
+
+void
+fbxi_handle_console(struct fbx_engine *e, const struct inmsg *in)
+{
+	struct fbx_console_req req;
+	char why[256] = "";
+	int rc;
+
+	rc = fbx_console_req_decode(zmq_msg_data((zmq_msg_t *)&in->body),
+	    zmq_msg_size((zmq_msg_t *)&in->body), &req, why, sizeof(why));
+	if (rc != FBX_OK) {
+		FBX_LOGI("console: rejected request: %s: %s",
+		    fbx_errname(rc), why);
+		fbxi_console_error(e, in, req.request_id, FBX_CREQ_NONE, rc, "%s",
+		    why[0] ? why : fbx_strerror(rc));
+		return;
+	}
+	if (e->draining) {
+		fbxi_console_error(e, in, req.request_id, req.kind,
+		    FBX_ESHUTTING_DOWN, "engine is shutting down; retry");
+		goto out;
+	}
+	/* global controls and the list of every organisation belong to the
+	 * operator of the whole engine when one is configured */
+	if (e->o.admin_org != NULL && e->o.admin_org[0] != '\0' &&
+	    strcmp(req.org, e->o.admin_org) != 0 &&
+	    ((req.kind == FBX_CREQ_BREAKER && req.u.breaker.global) ||
+	        (req.kind == FBX_CREQ_LIMIT && req.u.limit.global &&
+	            req.u.limit.set) ||
+	        (req.kind == FBX_CREQ_RATE && req.u.rate.global &&
+	            req.u.rate.set) ||
+	        (req.kind == FBX_CREQ_BREAKER &&
+	            req.u.breaker.op != FBX_BRK_STATUS &&
+	            req.u.breaker.global) ||
+	        req.kind == FBX_CREQ_LIST_ORGS ||
+	        (req.kind == FBX_CREQ_ROLLBACK &&
+	            req.u.rollback.sel.breaker_global &&
+	            req.u.rollback.execute))) {
+		fbxi_console_error(e, in, req.request_id, req.kind, FBX_EFORBIDDEN,
+		    "only organisation '%s' may act on global controls or "
+		    "list organisations",
+		    e->o.admin_org);
+		goto out;
+	}
+	switch (req.kind) {
+	case FBX_CREQ_SUBMIT:
+		handle_submit(e, in, &req);
+		break;
+	case FBX_CREQ_GET_COMMAND:
+		handle_get(e, in, &req);
+		break;
+	case FBX_CREQ_LIST_COMMANDS:
+		handle_list(e, in, &req);
+		break;
+	case FBX_CREQ_ENROLL:
+		handle_enroll(e, in, &req);
+		break;
+	case FBX_CREQ_REMOVE:
+		handle_remove(e, in, &req);
+		break;
+	case FBX_CREQ_LIST_DEVICES:
+		handle_list_devices(e, in, &req);
+		break;
+	case FBX_CREQ_LIST_GROUPS:
+		handle_list_groups(e, in, &req);
+		break;
+	case FBX_CREQ_PING:
+		handle_ping(e, in, &req);
+		break;
+	case FBX_CREQ_BREAKER:
+		fbxi_handle_breaker(e, in, &req);
+		break;
+	case FBX_CREQ_LIMIT:
+		fbxi_handle_limit(e, in, &req);
+		break;
+	case FBX_CREQ_RATE:
+		fbxi_handle_rate(e, in, &req);
+		break;
+	case FBX_CREQ_APPROVE:
+		fbxi_handle_approve(e, in, &req);
+		break;
+	case FBX_CREQ_ROLLOUT:
+		fbxi_handle_rollout(e, in, &req);
+		break;
+	case FBX_CREQ_LIST_HELD:
+		fbxi_handle_list_held(e, in, &req);
+		break;
+	case FBX_CREQ_ROLLBACK:
+		fbxi_handle_rollback(e, in, &req);
+		break;
+	case FBX_CREQ_REPLAY:
+		fbxi_handle_replay(e, in, &req);
+		break;
+	case FBX_CREQ_EXPORT:
+		fbxi_handle_export(e, in, &req);
+		break;
+	case FBX_CREQ_AUDIT_LIST:
+		fbxi_handle_audit_list(e, in, &req);
+		break;
+	case FBX_CREQ_AUDIT_VERIFY:
+		fbxi_handle_audit_verify(e, in, &req);
+		break;
+	case FBX_CREQ_LIST_ORGS:
+		fbxi_handle_list_orgs(e, in, &req);
+		break;
+	default:
+		fbxi_console_error(e, in, req.request_id, req.kind, FBX_EINVAL,
+		    "unknown request kind %d", req.kind);
+	}
+out:
+	fbx_console_req_free(&req);
+}
