@@ -600,6 +600,16 @@ fbxb_pct(double *v, size_t n, double p)
 }
 
 double
+fbxb_median_field(const void *recs, size_t stride, size_t n, size_t off,
+    double *col)
+{
+	for (size_t i = 0; i < n; i++)
+		memcpy(&col[i], (const char *)recs + i * stride + off,
+		    sizeof(double));
+	return fbxb_median(col, n);
+}
+
+double
 fbxb_median(double *v, size_t n)
 {
 	if (n == 0)

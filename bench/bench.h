@@ -175,6 +175,11 @@ double fbxb_pct(double *v, size_t n, double p);
 /** fbxb_median - median of v[0..n) (sorted in place); 0 for n == 0. */
 double fbxb_median(double *v, size_t n);
 
+/** fbxb_median_field - median of the double at byte offset off in each of
+ * n records of size stride starting at recs; col is scratch for n values. */
+double fbxb_median_field(const void *recs, size_t stride, size_t n,
+    size_t off, double *col);
+
 /**
  * fbxb_report_get - a numeric field of one line of a devsim report: the
  * first line starting with `prefix` (e.g. "org=org-001 ") and its

@@ -178,9 +178,7 @@ collect(fbx_client *c, uint64_t id, int64_t created_ms, double *lat,
 static double
 med(const struct run *runs, uint32_t n, size_t off, double *col)
 {
-	for (uint32_t i = 0; i < n; i++)
-		memcpy(&col[i], (const char *)&runs[i] + off, sizeof(double));
-	return fbxb_median(col, n);
+	return fbxb_median_field(runs, sizeof(*runs), n, off, col);
 }
 
 static int

@@ -863,9 +863,7 @@ usage(FILE *fp)
 static double
 med(const struct run *runs, uint32_t n, size_t off, double *col)
 {
-	for (uint32_t i = 0; i < n; i++)
-		memcpy(&col[i], (const char *)&runs[i] + off, sizeof(double));
-	return fbxb_median(col, n);
+	return fbxb_median_field(runs, sizeof(*runs), n, off, col);
 }
 
 int

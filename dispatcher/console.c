@@ -27,23 +27,6 @@ cmp_id(const void *a, const void *b)
 	return strcmp((const char *)a, (const char *)b);
 }
 
-struct any_ctx {
-	int platform;
-	int found;
-};
-
-static int
-any_dev_cb(void *arg, const struct fbx_device *dev)
-{
-	struct any_ctx *a = arg;
-
-	if (a->platform == FBX_PLATFORM_ANY || dev->platform == a->platform) {
-		a->found = 1;
-		return 1;
-	}
-	return 0;
-}
-
 static int
 same_command(const struct fbx_command *a, const struct fbx_command *b)
 {
@@ -79,6 +62,7 @@ handle_submit(
 {
 	struct fbx_command *c = &req->u.submit.cmd;
 	struct fbx_console_rep rep;
+	struct count_ctx k;
 	struct cmdc *cc;
 	uint32_t ndev = 0;
 	uint64_t prior;
@@ -148,25 +132,9 @@ handle_submit(
 			    FBX_EEMPTY_TARGET, "target lists no device");
 			return;
 		}
-		for (uint32_t i = 0; i < c->ndev_ids; i++) {
-			struct fbx_device dev;
-			rc = fbx_store_dev_get(
-			    e->txn, req->org, c->dev_ids[i], &dev);
-			if (rc == FBX_ENOT_FOUND) {
-				fbxi_console_error(e, in, req->request_id,
-				    req->kind, FBX_EUNKNOWN_DEVICE,
-				    "device '%s' is not enrolled in "
-				    "organisation '%s'",
-				    c->dev_ids[i], req->org);
-				return;
-			}
-			if (rc != FBX_OK)
-				goto store_fail;
-		}
 		break;
 	case FBX_TARGET_GROUP:
-	case FBX_TARGET_ORG: {
-		struct any_ctx a = { c->platform, 0 };
+	case FBX_TARGET_ORG:
 		if (c->target_kind == FBX_TARGET_ORG &&
 		    ndev > FBX_DEVICES_PER_CMD_MAX &&
 		    c->platform == FBX_PLATFORM_ANY) {
@@ -177,31 +145,42 @@ handle_submit(
 			    ndev, FBX_DEVICES_PER_CMD_MAX);
 			return;
 		}
-		rc = fbx_store_dev_scan(e->txn, req->org,
-		    c->target_kind == FBX_TARGET_GROUP ? c->group : NULL, NULL,
-		    0, any_dev_cb, &a);
-		if (rc != FBX_OK && rc != FBX_ENOT_FOUND)
-			goto store_fail;
-		if (!a.found) {
-			fbxi_console_error(e, in, req->request_id, req->kind,
-			    FBX_EEMPTY_TARGET,
-			    "target selects no device (%s%s%s, platform %s)",
-			    fbx_target_kind_name(c->target_kind),
-			    c->target_kind == FBX_TARGET_GROUP ? " " : "",
-			    c->group, fbx_platform_name(c->platform));
-			return;
-		}
 		break;
-	}
 	default:
 		fbxi_console_error(e, in, req->request_id, req->kind,
 		    FBX_EINVAL, "unknown target kind");
 		return;
 	}
 
-	/* safety controls: count what the command reaches, then the
-	 * breaker (automatic lock-type commands), then the blast-radius
-	 * limit */
+	/* one pass over the target: it checks every named device exists,
+	 * counts what the command reaches (per platform and group for a dry
+	 * run), and feeds the safety controls below */
+	memset(&k, 0, sizeof(k));
+	k.tally_groups = req->dry_run;
+	rc = fbxi_target_count(e, c, ndev, &k);
+	if (rc != FBX_OK) {
+		free(k.groups);
+		goto store_fail;
+	}
+	if (k.missing[0] != '\0' || k.n == 0) {
+		if (k.missing[0] != '\0')
+			fbxi_console_error(e, in, req->request_id, req->kind,
+			    FBX_EUNKNOWN_DEVICE,
+			    "device '%s' is not enrolled in organisation '%s'",
+			    k.missing, req->org);
+		else
+			fbxi_console_error(e, in, req->request_id, req->kind,
+			    FBX_EEMPTY_TARGET,
+			    "target selects no device (%s%s%s, platform %s)",
+			    fbx_target_kind_name(c->target_kind),
+			    c->target_kind == FBX_TARGET_GROUP ? " " : "",
+			    c->group, fbx_platform_name(c->platform));
+		free(k.groups);
+		return;
+	}
+
+	/* safety controls: the breaker (automatic lock-type commands), then
+	 * the blast-radius limit */
 	c->priority = (uint8_t)fbxi_priority_of(c);
 	if (c->rollout.enabled) {
 		if (c->rollout.ngroups > 0 &&
@@ -210,29 +189,18 @@ handle_submit(
 			    FBX_EINVAL,
 			    "a rollout through groups needs an "
 			    "organisation-wide target");
+			free(k.groups);
 			return;
 		}
 		fbxi_rollout_normalize(&c->rollout);
 		memset(&c->ro, 0, sizeof(c->ro));
 	}
 	if (req->dry_run) {
-		fbxi_dry_run(e, in, req, c, ndev);
+		fbxi_dry_run(e, in, req, c, ndev, &k); /* takes k.groups */
 		return;
 	}
 	{
-		struct count_ctx k;
 		int held = 0;
-		memset(&k, 0, sizeof(k));
-		rc = fbxi_target_count(e, c, ndev, &k);
-		if (rc != FBX_OK)
-			goto store_fail;
-		if (k.n == 0) {
-			fbxi_console_error(e, in, req->request_id, req->kind,
-			    FBX_EEMPTY_TARGET,
-			    "target selects no device (platform %s)",
-			    fbx_platform_name(c->platform));
-			return;
-		}
 		if (c->origin == FBX_ORIGIN_AUTOMATIC &&
 		    fbx_cmd_lock_type(c->type)) {
 			int over = 0;

@@ -548,10 +548,14 @@ fbxi_target_count(struct fbx_engine *e, const struct fbx_command *c,
 		for (uint32_t i = 0; i < c->ndev_ids && rc == FBX_OK; i++) {
 			struct fbx_device d;
 			rc = fbx_store_dev_get(e->txn, c->org, c->dev_ids[i], &d);
-			if (rc == FBX_OK)
+			if (rc == FBX_OK) {
 				tally(k, &d);
-			else if (rc == FBX_ENOT_FOUND)
+			} else if (rc == FBX_ENOT_FOUND) {
+				if (k->missing[0] == '\0')
+					snprintf(k->missing, sizeof(k->missing),
+					    "%s", c->dev_ids[i]);
 				rc = FBX_OK;
+			}
 		}
 		return rc;
 	}
@@ -564,27 +568,22 @@ fbxi_target_count(struct fbx_engine *e, const struct fbx_command *c,
 }
 
 /* dry_run - what the command would do and what would stop it; nothing is
- * journaled or counted. */
+ * journaled or counted. kc is the target's count with its breakdown per
+ * platform and group; its groups array is freed here. */
 void
 fbxi_dry_run(struct fbx_engine *e, const struct inmsg *in,
-    struct fbx_console_req *req, struct fbx_command *c, uint32_t fleet)
+    struct fbx_console_req *req, struct fbx_command *c, uint32_t fleet,
+    struct count_ctx *kc)
 {
 	struct fbx_console_rep rep;
 	struct fbx_dryrun *d = &rep.u.submit.dryrun;
-	struct count_ctx k;
+	struct count_ctx k = *kc;
 	struct fbxi_limit_cfg cfg;
 	struct fbxi_window w;
 	uint32_t waves[64];
 	int own, rc;
 
 	memset(&rep, 0, sizeof(rep));
-	memset(&k, 0, sizeof(k));
-	k.tally_groups = 1;
-	rc = fbxi_target_count(e, c, fleet, &k);
-	if (rc != FBX_OK) {
-		fbxi_set_err(e, rc);
-		goto out;
-	}
 	rep.request_id = req->request_id;
 	rep.kind = req->kind;
 	rep.u.submit.dry_run = 1;

@@ -420,7 +420,7 @@ out_flush(struct fbx_engine *e)
 			fbxi_run_alert(e, &m->ev);
 			goto next;
 		}
-		if (m->to_gw == 1 && (m->gw == NULL || m->gw->dead))
+		if (m->to_gw == OUT_GW && (m->gw == NULL || m->gw->dead))
 			goto next;
 		for (int i = 0; i < m->nenv && rc >= 0; i++)
 			rc = zmq_send(sock, m->env[i], m->envlen[i],
@@ -428,7 +428,7 @@ out_flush(struct fbx_engine *e)
 		if (rc >= 0)
 			rc = zmq_send(sock, m->buf, m->len, ZMQ_DONTWAIT);
 		if (rc < 0) {
-			if (m->to_gw == 1)
+			if (m->to_gw == OUT_GW)
 				gw_mark_dead(e, m->gw, zmq_strerror(errno));
 			else
 				FBX_LOGD("console reply dropped: %s",
@@ -458,8 +458,12 @@ fbxi_console_reply(struct fbx_engine *e, const struct inmsg *in,
 	struct outmsg *o = fbxi_out_new(e);
 	int rc;
 
-	if (o == NULL)
+	if (o == NULL) {
+		/* a reply that cannot leave fails the turn: nothing of it
+		 * is kept, and the request is answered with the error */
+		fbxi_set_err(e, FBX_ENOMEM);
 		return;
+	}
 	out_copy_env(o, in);
 	rc = fbx_console_rep_encode(rep, &o->buf, &o->len);
 	if (rc != FBX_OK) {
@@ -498,9 +502,12 @@ gw_send(struct fbx_engine *e, struct gw *g, const struct fbx_eng_msg *m)
 {
 	struct outmsg *o = fbxi_out_new(e);
 
-	if (o == NULL)
+	if (o == NULL) {
+		/* deliveries journaled SENT must leave, or the turn fails */
+		fbxi_set_err(e, FBX_ENOMEM);
 		return;
-	o->to_gw = 1;
+	}
+	o->to_gw = OUT_GW;
 	o->gw = g;
 	o->nenv = 1;
 	o->envlen[0] = g->rid_len;
@@ -531,15 +538,13 @@ gw_send_raw_error(struct fbx_engine *e, const struct inmsg *in, int err,
 	m.kind = FBX_ENG_ERROR;
 	m.u.error.err = err;
 	snprintf(m.u.error.msg, sizeof(m.u.error.msg), "%s", msg);
-	o->to_gw = 1;
-	o->gw = NULL; /* not a session: send even so */
+	/* to a peer without a session: sent on the gateway socket by its
+	 * envelope, not through a session */
+	o->to_gw = OUT_GW_RAW;
+	o->gw = NULL;
 	out_copy_env(o, in);
 	if (fbx_eng_msg_encode(&m, &o->buf, &o->len) != FBX_OK)
 		o->len = 0;
-	/* out_flush skips to_gw messages without a live session; this one
-	 * goes to a peer that has none, so mark it as a console-style send
-	 * on the gateway socket. */
-	o->to_gw = OUT_GW_RAW;
 }
 
 /* ------------------------------------------------------------- gateways */
@@ -999,7 +1004,6 @@ prune_step(struct fbx_engine *e)
 			fbxi_set_err(e, rc);
 			return;
 		}
-		e->pruned++;
 	}
 	/* next pass starts at the oldest command still kept */
 	e->prune_next = first_kept != 0 ? first_kept : id;
@@ -1699,17 +1703,22 @@ flush_commands(struct fbx_engine *e)
 static void
 reap_done(struct fbx_engine *e)
 {
-	size_t pos = 0, n = 0;
+	size_t pos = 0, n = 0, cap = 0;
 	uint64_t k, v, *done = NULL;
 
+	/* collect first: freeing moves entries of the map being walked */
 	while (fbxi_idmap_next(&e->cmds, &pos, &k, &v)) {
 		struct cmdc *cc = (struct cmdc *)(uintptr_t)v;
 		if (!fbx_cstate_terminal(cc->c.state) || cc->dirty)
 			continue;
-		uint64_t *nd = realloc(done, (n + 1) * sizeof(*nd));
-		if (nd == NULL)
-			break;
-		done = nd;
+		if (n == cap) {
+			size_t ncap = cap ? cap * 2 : 16;
+			uint64_t *nd = realloc(done, ncap * sizeof(*nd));
+			if (nd == NULL)
+				break; /* the rest goes next turn */
+			done = nd;
+			cap = ncap;
+		}
 		done[n++] = k;
 	}
 	for (size_t i = 0; i < n; i++) {

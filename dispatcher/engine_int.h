@@ -146,7 +146,6 @@ struct fbx_engine {
 	uint8_t audit_last[32]; /* its hash */
 	uint64_t prune_next; /* retention: next command id to look at */
 	uint64_t last_cmd_id; /* highest command id journaled */
-	uint64_t pruned;
 	int64_t next_prune;
 	int64_t next_approval_prune;
 
@@ -191,6 +190,7 @@ struct count_ctx {
 	size_t ngroups, cap;
 	int tally_groups;
 	int err;
+	fbx_id missing; /* explicit targets: the first id not enrolled */
 };
 
 struct rebuild_ctx {
@@ -227,7 +227,8 @@ void fbxi_console_reply(struct fbx_engine *e, const struct inmsg *in,
     const struct fbx_console_rep *rep);
 void fbxi_count_move(struct cmdc *cc, int from, int to);
 void fbxi_dry_run(struct fbx_engine *e, const struct inmsg *in,
-    struct fbx_console_req *req, struct fbx_command *c, uint32_t fleet);
+    struct fbx_console_req *req, struct fbx_command *c, uint32_t fleet,
+    struct count_ctx *k);
 void fbxi_expand_inline(struct fbx_engine *e, struct cmdc *cc);
 void fbxi_handle_approve(
     struct fbx_engine *e, const struct inmsg *in, struct fbx_console_req *req);

@@ -146,6 +146,17 @@ fbxt_daemon_kill(struct fbxt_env *t, int sig)
 	return st;
 }
 
+/* sim_endpoints - the simulator's endpoint flags; @return args written. */
+static int
+sim_endpoints(struct fbxt_env *t, char **args)
+{
+	args[0] = "--gateway-endpoint";
+	args[1] = t->gateway;
+	args[2] = "--console-endpoint";
+	args[3] = t->console;
+	return 4;
+}
+
 int
 fbxt_sim_run(struct fbxt_env *t, ...)
 {
@@ -154,10 +165,7 @@ fbxt_sim_run(struct fbxt_env *t, ...)
 	pid_t pid;
 	va_list ap;
 
-	args[n++] = "--gateway-endpoint";
-	args[n++] = t->gateway;
-	args[n++] = "--console-endpoint";
-	args[n++] = t->console;
+	n = sim_endpoints(t, args);
 	va_start(ap, t);
 	collect(args + n, 40, ap);
 	va_end(ap);
@@ -176,10 +184,7 @@ fbxt_sim_start(struct fbxt_env *t, ...)
 	int n = 0;
 	va_list ap;
 
-	args[n++] = "--gateway-endpoint";
-	args[n++] = t->gateway;
-	args[n++] = "--console-endpoint";
-	args[n++] = t->console;
+	n = sim_endpoints(t, args);
 	va_start(ap, t);
 	collect(args + n, 40, ap);
 	va_end(ap);
