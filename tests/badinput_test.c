@@ -22,7 +22,9 @@ raw_call(const char *ep, const void *buf, size_t len,
     struct fbx_console_rep *rep)
 {
 	void *s = zmq_socket(zctx, ZMQ_DEALER);
-	int zero = 0, tmo = 10000, rc = -1, n;
+	/* a hang guard, not a speed limit: a reply is expected, however
+	 * slow the machine */
+	int zero = 0, tmo = 60000, rc = -1, n;
 	zmq_msg_t m;
 
 	memset(rep, 0, sizeof(*rep));
@@ -228,7 +230,7 @@ main(void)
 	/* garbage on the gateway endpoint: an ERROR back, daemon alive */
 	{
 		void *g = zmq_socket(zctx, ZMQ_DEALER);
-		int zero = 0, tmo = 5000;
+		int zero = 0, tmo = 60000; /* hang guard */
 		char b[512];
 		zmq_setsockopt(g, ZMQ_LINGER, &zero, sizeof(zero));
 		zmq_setsockopt(g, ZMQ_RCVTIMEO, &tmo, sizeof(tmo));

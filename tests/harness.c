@@ -46,7 +46,9 @@ fbxt_setup(struct fbxt_env *t, const char *name)
 	    t->dir);
 	snprintf(t->gateway, sizeof(t->gateway), "ipc://%s/gateway.sock",
 	    t->dir);
-	if (fbx_client_open(t->console, 10000, &t->cli) != FBX_OK)
+	/* reply timeouts are hang guards, not speed limits: generous, so a
+	 * busy machine (sanitizers, shared cores) does not fail a test */
+	if (fbx_client_open(t->console, 60000, &t->cli) != FBX_OK)
 		return -1;
 	signal(SIGPIPE, SIG_IGN);
 	return 0;
@@ -111,7 +113,7 @@ fbxt_daemon_start(struct fbxt_env *t, ...)
 	t->daemon = spawn(t, "fuseboxd", "fuseboxd.log", args);
 	if (t->daemon < 0)
 		return -1;
-	for (int i = 0; i < 300; i++) {
+	for (int i = 0; i < 1200; i++) { /* up to about a minute */
 		struct fbx_console_req req;
 		struct fbx_console_rep rep;
 		int st;
@@ -120,7 +122,7 @@ fbxt_daemon_start(struct fbxt_env *t, ...)
 		fbx_client_set_timeout(t->cli, 200);
 		if (fbxt_call(t, "probe", &req, &rep) == FBX_OK) {
 			fbx_console_rep_free(&rep);
-			fbx_client_set_timeout(t->cli, 10000);
+			fbx_client_set_timeout(t->cli, 60000);
 			return 0;
 		}
 		if (waitpid(t->daemon, &st, WNOHANG) == t->daemon) {

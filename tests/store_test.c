@@ -437,6 +437,8 @@ test_deliveries(fbx_store *st)
 		CHECK(ok);
 	}
 	/* Times that do not fit a u32 offset, and going backwards. */
+	/* History times are values the caller passes, not clock readings:
+	 * one past 32 bits and one before the epoch must round-trip. */
 	id = FBX_DLV_ID(1, 8);
 	CHECK_RC(fbx_store_dlv_set_state(t, id, FBX_D_SENT, 0,
 	    (int64_t)1 << 40, 1, NULL, NULL), FBX_OK);
