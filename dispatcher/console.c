@@ -242,7 +242,7 @@ handle_submit(
 	/* small targets are expanded in this same transaction, so the reply
 	 * can say how many devices the command reaches */
 	fbxi_expand_inline(e, cc);
-	if (e->txn_err != FBX_OK)
+	if (fbxi_err(e) != FBX_OK)
 		return;
 
 	memset(&rep, 0, sizeof(rep));
@@ -700,6 +700,168 @@ handle_ping(
 	fbxi_console_reply(e, in, &rep);
 }
 
+static void
+console_dispatch(
+    struct fbx_engine *e, const struct inmsg *in, struct fbx_console_req *r)
+{
+	switch (r->kind) {
+	case FBX_CREQ_SUBMIT:
+		handle_submit(e, in, r);
+		break;
+	case FBX_CREQ_GET_COMMAND:
+		handle_get(e, in, r);
+		break;
+	case FBX_CREQ_LIST_COMMANDS:
+		handle_list(e, in, r);
+		break;
+	case FBX_CREQ_ENROLL:
+		handle_enroll(e, in, r);
+		break;
+	case FBX_CREQ_REMOVE:
+		handle_remove(e, in, r);
+		break;
+	case FBX_CREQ_LIST_DEVICES:
+		handle_list_devices(e, in, r);
+		break;
+	case FBX_CREQ_LIST_GROUPS:
+		handle_list_groups(e, in, r);
+		break;
+	case FBX_CREQ_PING:
+		handle_ping(e, in, r);
+		break;
+	case FBX_CREQ_BREAKER:
+		fbxi_handle_breaker(e, in, r);
+		break;
+	case FBX_CREQ_LIMIT:
+		fbxi_handle_limit(e, in, r);
+		break;
+	case FBX_CREQ_RATE:
+		fbxi_handle_rate(e, in, r);
+		break;
+	case FBX_CREQ_APPROVE:
+		fbxi_handle_approve(e, in, r);
+		break;
+	case FBX_CREQ_ROLLOUT:
+		fbxi_handle_rollout(e, in, r);
+		break;
+	case FBX_CREQ_LIST_HELD:
+		fbxi_handle_list_held(e, in, r);
+		break;
+	case FBX_CREQ_ROLLBACK:
+		fbxi_handle_rollback(e, in, r);
+		break;
+	case FBX_CREQ_REPLAY:
+		fbxi_handle_replay(e, in, r);
+		break;
+	case FBX_CREQ_EXPORT:
+		fbxi_handle_export(e, in, r);
+		break;
+	case FBX_CREQ_AUDIT_LIST:
+		fbxi_handle_audit_list(e, in, r);
+		break;
+	case FBX_CREQ_AUDIT_VERIFY:
+		fbxi_handle_audit_verify(e, in, r);
+		break;
+	case FBX_CREQ_LIST_ORGS:
+		fbxi_handle_list_orgs(e, in, r);
+		break;
+	default:
+		fbxi_console_error(e, in, r->request_id, r->kind, FBX_EINVAL,
+		    "unknown request kind %d", r->kind);
+	}
+}
+
+/* req_reads_only - requests that never write (served on a full disk). */
+static int
+req_reads_only(const struct fbx_console_req *r)
+{
+	switch (r->kind) {
+	case FBX_CREQ_GET_COMMAND:
+	case FBX_CREQ_LIST_COMMANDS:
+	case FBX_CREQ_LIST_DEVICES:
+	case FBX_CREQ_LIST_GROUPS:
+	case FBX_CREQ_PING:
+	case FBX_CREQ_LIST_HELD:
+	case FBX_CREQ_AUDIT_LIST:
+	case FBX_CREQ_AUDIT_VERIFY:
+	case FBX_CREQ_LIST_ORGS:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+/* storage_fault - an error of the store itself, not of one request: the
+ * whole turn is redone or answered with it. */
+static int
+storage_fault(int rc)
+{
+	return rc == FBX_ENOMEM || rc == FBX_ESTORAGE || rc == FBX_EDISK_FULL ||
+	    rc == FBX_EMAP_FULL || rc == FBX_EIO;
+}
+
+/* console_isolated - run one request in a child transaction of the turn.
+ * An error of the request (a bad selection, a record it cannot use) undoes
+ * only its own writes and outputs and is answered with its code; the
+ * other requests and the gateways' input of the turn go on. A storage
+ * fault still fails the turn. */
+static void
+console_isolated(
+    struct fbx_engine *e, const struct inmsg *in, struct fbx_console_req *r)
+{
+	fbx_txn *parent = e->txn, *child = NULL;
+	struct outmsg *mark = e->otail;
+	uint64_t audit_seq = e->audit_seq, last_cmd = e->last_cmd_id;
+	uint8_t audit_last[32];
+	int rc;
+
+	memcpy(audit_last, e->audit_last, sizeof(audit_last));
+	if (!e->degraded) {
+		rc = fbx_txn_begin_child(parent, &child);
+		if (rc != FBX_OK) {
+			fbxi_set_err(e, rc);
+			return;
+		}
+		e->txn = child;
+	}
+	e->in_request = 1;
+	e->req_err = FBX_OK;
+	console_dispatch(e, in, r);
+	e->in_request = 0;
+	rc = e->req_err;
+	if (child != NULL) {
+		e->txn = parent;
+		if (rc == FBX_OK) {
+			rc = fbx_txn_commit(child);
+			if (rc != FBX_OK) {
+				/* the parent may be marked broken too */
+				fbxi_set_err(e, rc);
+				return;
+			}
+		} else {
+			fbx_txn_abort(child);
+		}
+	}
+	if (rc == FBX_OK)
+		return;
+	/* nothing of the request stays: not its writes, not its outputs,
+	 * not the audit chain's head in memory */
+	fbxi_out_truncate(e, mark);
+	e->audit_seq = audit_seq;
+	memcpy(e->audit_last, audit_last, sizeof(audit_last));
+	e->last_cmd_id = last_cmd;
+	if (storage_fault(rc)) {
+		fbxi_set_err(e, rc);
+		return;
+	}
+	if (!req_reads_only(r))
+		e->mem_stale = 1; /* memory may hold what was undone */
+	FBX_LOGW("console: request kind %d of %s by %s failed: %s", r->kind,
+	    r->org, r->actor, fbx_errname(rc));
+	fbxi_console_error(e, in, r->request_id, r->kind, rc,
+	    "request failed and was undone: %s", fbx_strerror(rc));
+}
+
 void
 fbxi_handle_console(struct fbx_engine *e, const struct inmsg *in)
 {
@@ -743,71 +905,16 @@ fbxi_handle_console(struct fbx_engine *e, const struct inmsg *in)
 		    e->o.admin_org);
 		goto out;
 	}
-	switch (req.kind) {
-	case FBX_CREQ_SUBMIT:
-		handle_submit(e, in, &req);
-		break;
-	case FBX_CREQ_GET_COMMAND:
-		handle_get(e, in, &req);
-		break;
-	case FBX_CREQ_LIST_COMMANDS:
-		handle_list(e, in, &req);
-		break;
-	case FBX_CREQ_ENROLL:
-		handle_enroll(e, in, &req);
-		break;
-	case FBX_CREQ_REMOVE:
-		handle_remove(e, in, &req);
-		break;
-	case FBX_CREQ_LIST_DEVICES:
-		handle_list_devices(e, in, &req);
-		break;
-	case FBX_CREQ_LIST_GROUPS:
-		handle_list_groups(e, in, &req);
-		break;
-	case FBX_CREQ_PING:
-		handle_ping(e, in, &req);
-		break;
-	case FBX_CREQ_BREAKER:
-		fbxi_handle_breaker(e, in, &req);
-		break;
-	case FBX_CREQ_LIMIT:
-		fbxi_handle_limit(e, in, &req);
-		break;
-	case FBX_CREQ_RATE:
-		fbxi_handle_rate(e, in, &req);
-		break;
-	case FBX_CREQ_APPROVE:
-		fbxi_handle_approve(e, in, &req);
-		break;
-	case FBX_CREQ_ROLLOUT:
-		fbxi_handle_rollout(e, in, &req);
-		break;
-	case FBX_CREQ_LIST_HELD:
-		fbxi_handle_list_held(e, in, &req);
-		break;
-	case FBX_CREQ_ROLLBACK:
-		fbxi_handle_rollback(e, in, &req);
-		break;
-	case FBX_CREQ_REPLAY:
-		fbxi_handle_replay(e, in, &req);
-		break;
-	case FBX_CREQ_EXPORT:
-		fbxi_handle_export(e, in, &req);
-		break;
-	case FBX_CREQ_AUDIT_LIST:
-		fbxi_handle_audit_list(e, in, &req);
-		break;
-	case FBX_CREQ_AUDIT_VERIFY:
-		fbxi_handle_audit_verify(e, in, &req);
-		break;
-	case FBX_CREQ_LIST_ORGS:
-		fbxi_handle_list_orgs(e, in, &req);
-		break;
-	default:
-		fbxi_console_error(e, in, req.request_id, req.kind, FBX_EINVAL,
-		    "unknown request kind %d", req.kind);
+	if (e->degraded && !req_reads_only(&req)) {
+		fbxi_console_error(e, in, req.request_id, req.kind,
+		    e->degraded_err,
+		    "not recorded: the store cannot be written (%s); reads "
+		    "and status are served, writes are retried; nothing "
+		    "accepted before was lost",
+		    fbx_strerror(e->degraded_err));
+		goto out;
 	}
+	console_isolated(e, in, &req);
 out:
 	fbx_console_req_free(&req);
 }

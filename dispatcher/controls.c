@@ -1410,7 +1410,7 @@ fbxi_rollout_step(struct fbx_engine *e)
 		    !cc->expired && !cc->cancelling)
 			todo[n++] = cc;
 	}
-	for (size_t i = 0; i < n && e->txn_err == FBX_OK; i++) {
+	for (size_t i = 0; i < n && fbxi_err(e) == FBX_OK; i++) {
 		struct cmdc *cc = todo[i];
 		switch (cc->c.ro.state) {
 		case FBX_RO_RUNNING:

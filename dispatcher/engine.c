@@ -21,6 +21,7 @@
 #include <openssl/evp.h>
 #include <zmq.h>
 
+#include "delivery.h"
 #include "engine_int.h"
 
 /* ---------------------------------------------------------------- utils */
@@ -52,10 +53,20 @@ fbxi_mono_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* fbxi_set_err - latch the first error: the request's while a console
+ * request runs (console_isolated decides what it fails), else the
+ * turn's. */
 void
 fbxi_set_err(struct fbx_engine *e, int rc)
 {
-	if (rc != FBX_OK && e->txn_err == FBX_OK)
+	if (rc == FBX_OK)
+		return;
+	if (e->in_request) {
+		if (e->req_err == FBX_OK)
+			e->req_err = rc;
+		return;
+	}
+	if (fbxi_err(e) == FBX_OK)
 		e->txn_err = rc;
 }
 
@@ -386,6 +397,26 @@ fbxi_out_new(struct fbx_engine *e)
 	return m;
 }
 
+/* fbxi_out_truncate - drop the outputs queued after mark (NULL: all). */
+void
+fbxi_out_truncate(struct fbx_engine *e, struct outmsg *mark)
+{
+	struct outmsg *m = mark != NULL ? mark->next : e->ohead, *n;
+
+	for (; m != NULL; m = n) {
+		n = m->next;
+		free(m->buf);
+		free(m->ids);
+		free(m);
+	}
+	if (mark != NULL) {
+		mark->next = NULL;
+		e->otail = mark;
+	} else {
+		e->ohead = e->otail = NULL;
+	}
+}
+
 static void
 out_discard(struct fbx_engine *e)
 {
@@ -394,12 +425,35 @@ out_discard(struct fbx_engine *e)
 	for (; m != NULL; m = n) {
 		n = m->next;
 		free(m->buf);
+		free(m->ids);
 		free(m);
 	}
 	e->ohead = e->otail = NULL;
 }
 
 static void gw_mark_dead(struct fbx_engine *e, struct gw *g, const char *why);
+
+/* unsent_add - remember deliveries whose message did not leave. */
+static int
+unsent_add(struct fbx_engine *e, const uint64_t *ids, size_t n)
+{
+	if (e->nunsent + n > e->unsentcap) {
+		size_t ncap = e->unsentcap ? e->unsentcap : 1024;
+		uint64_t *nu;
+		while (ncap < e->nunsent + n)
+			ncap *= 2;
+		nu = realloc(e->unsent, ncap * sizeof(*nu));
+		if (nu == NULL)
+			return FBX_ENOMEM;
+		e->unsent = nu;
+		e->unsentcap = ncap;
+	}
+	if (n > 0)
+		memcpy(e->unsent + e->nunsent, ids, n * sizeof(*ids));
+	e->nunsent += n;
+	return FBX_OK;
+}
+
 static void
 out_flush(struct fbx_engine *e)
 {
@@ -428,14 +482,24 @@ out_flush(struct fbx_engine *e)
 		if (rc >= 0)
 			rc = zmq_send(sock, m->buf, m->len, ZMQ_DONTWAIT);
 		if (rc < 0) {
-			if (m->to_gw == OUT_GW)
-				gw_mark_dead(e, m->gw, zmq_strerror(errno));
-			else
+			int err = errno;
+			if (m->to_gw == OUT_GW && err == EAGAIN &&
+			    unsent_add(e, m->ids, m->nids) == FBX_OK) {
+				if (m->nids > 0)
+					FBX_LOGW("gateway %s: send queue full, "
+					         "%zu deliveries back to the "
+					         "queue",
+					    m->gw->id, m->nids);
+			} else if (m->to_gw == OUT_GW) {
+				gw_mark_dead(e, m->gw, zmq_strerror(err));
+			} else {
 				FBX_LOGD("console reply dropped: %s",
-				    zmq_strerror(errno));
+				    zmq_strerror(err));
+			}
 		}
 	next:
 		free(m->buf);
+		free(m->ids);
 		free(m);
 	}
 	e->ohead = e->otail = NULL;
@@ -509,6 +573,18 @@ gw_send(struct fbx_engine *e, struct gw *g, const struct fbx_eng_msg *m)
 	}
 	o->to_gw = OUT_GW;
 	o->gw = g;
+	if (m->kind == FBX_ENG_DELIVERIES && m->u.deliveries.n > 0) {
+		/* kept so that a message the send queue refuses puts its
+		 * deliveries back in the queue, and only those */
+		o->ids = malloc(m->u.deliveries.n * sizeof(*o->ids));
+		if (o->ids == NULL) {
+			fbxi_set_err(e, FBX_ENOMEM);
+			return;
+		}
+		for (size_t i = 0; i < m->u.deliveries.n; i++)
+			o->ids[i] = m->u.deliveries.d[i].delivery_id;
+		o->nids = m->u.deliveries.n;
+	}
 	o->nenv = 1;
 	o->envlen[0] = g->rid_len;
 	memcpy(o->env[0], g->rid, g->rid_len);
@@ -572,6 +648,104 @@ gw_serves(const struct gw *g, const char *org)
 	return 0;
 }
 
+/* ---- session in-flight maps, with the turn's undo log. A failed turn
+ * restores them as they were, so a gateway keeps what it holds and its
+ * results are recognised when they come again. */
+
+static int
+undo_note(struct fbx_engine *e, struct gw *g, uint64_t id)
+{
+	uint64_t v = 0;
+
+	if (e->nundo == e->undocap) {
+		size_t ncap = e->undocap ? e->undocap * 2 : 1024;
+		struct gw_undo *n = realloc(e->undo, ncap * sizeof(*n));
+		if (n == NULL)
+			return FBX_ENOMEM;
+		e->undo = n;
+		e->undocap = ncap;
+	}
+	if (!fbxi_idmap_get(&g->inflight, id, &v))
+		v = 0;
+	e->undo[e->nundo++] = (struct gw_undo) { g, id, v };
+	return FBX_OK;
+}
+
+/* if_put - set a session's in-flight entry (undoable). */
+static int
+if_put(struct fbx_engine *e, struct gw *g, uint64_t id, uint64_t v)
+{
+	if (undo_note(e, g, id) != FBX_OK)
+		return FBX_ENOMEM;
+	if (fbxi_idmap_put(&g->inflight, id, v) != 0) {
+		e->nundo--;
+		return FBX_ENOMEM;
+	}
+	return FBX_OK;
+}
+
+/* if_del - drop a session's in-flight entry (undoable). */
+static int
+if_del(struct fbx_engine *e, struct gw *g, uint64_t id)
+{
+	if (undo_note(e, g, id) != FBX_OK)
+		return FBX_ENOMEM;
+	fbxi_idmap_del(&g->inflight, id, NULL);
+	return FBX_OK;
+}
+
+static int
+gw_live(struct fbx_engine *e, const struct gw *g)
+{
+	for (struct gw *o = e->gws; o != NULL; o = o->next) {
+		if (o == g)
+			return 1;
+	}
+	return 0;
+}
+
+/* gw_recount - a session's unanswered count from its map. */
+static void
+gw_recount(struct gw *g)
+{
+	size_t pos = 0;
+	uint64_t id, v;
+
+	g->unanswered = 0;
+	while (fbxi_idmap_next(&g->inflight, &pos, &id, &v)) {
+		if (IF_STAGE(v) == IF_SENT)
+			g->unanswered++;
+	}
+}
+
+/* undo_apply - a turn failed: put the live sessions' maps back. */
+static void
+undo_apply(struct fbx_engine *e)
+{
+	while (e->nundo > 0) {
+		struct gw_undo *u = &e->undo[--e->nundo];
+		if (!gw_live(e, u->g))
+			continue;
+		if (u->v == 0)
+			fbxi_idmap_del(&u->g->inflight, u->id, NULL);
+		else if (fbxi_idmap_put(&u->g->inflight, u->id, u->v) != 0)
+			u->g->dead = 1; /* cannot restore: requeue it all */
+	}
+	for (struct gw *g = e->gws; g != NULL; g = g->next)
+		gw_recount(g);
+}
+
+/* gw_holder - the live session holding delivery id, or NULL. */
+static struct gw *
+gw_holder(struct fbx_engine *e, uint64_t id, uint64_t *v)
+{
+	for (struct gw *g = e->gws; g != NULL; g = g->next) {
+		if (!g->dead && fbxi_idmap_get(&g->inflight, id, v))
+			return g;
+	}
+	return NULL;
+}
+
 /* gw_requeue - put every delivery a gateway holds back in its queue,
  * journaled as QUEUED, to be sent again with the same delivery id. */
 static void
@@ -581,36 +755,35 @@ gw_requeue(struct fbx_engine *e, struct gw *g)
 	size_t pos = 0;
 	size_t n = 0;
 
-	while (fbxi_idmap_next(&g->inflight, &pos, &id, &v)) {
+	while (fbxi_err(e) == FBX_OK &&
+	    fbxi_idmap_next(&g->inflight, &pos, &id, &v)) {
 		struct cmdc *cc = fbxi_cmd_find(e, FBX_DLV_CMD(id));
-		int old = 0, rc;
+		int rc, to;
+		if (undo_note(e, g, id) != FBX_OK) {
+			fbxi_set_err(e, FBX_ENOMEM);
+			return;
+		}
 		fbxi_inflight_release(e, v);
 		if (cc == NULL || cc->expired)
 			continue;
-		if (cc->cancelling) {
-			/* a cancelled rollout: what the gateway lost ends */
-			rc = fbx_store_dlv_set_state(e->txn, id,
-			    FBX_D_CANCELLED, 0, e->now, 0, &old, NULL);
-			if (rc != FBX_OK) {
-				fbxi_set_err(e, rc);
-				break;
-			}
-			fbxi_count_move(cc, old, FBX_D_CANCELLED);
-			fbxi_cmd_maybe_done(cc);
+		/* a cancelled rollout: what the gateway lost ends */
+		to = cc->cancelling ? FBX_D_CANCELLED : FBX_D_QUEUED;
+		rc = fbxi_dlv_move(
+		    e, cc, id, FBXI_DHELD, to, 0, 0, NULL, NULL);
+		if (rc == FBX_ESTATE || rc == FBX_ENOT_FOUND)
 			continue;
-		}
-		rc = fbx_store_dlv_set_state(
-		    e->txn, id, FBX_D_QUEUED, 0, e->now, 0, &old, NULL);
 		if (rc != FBX_OK) {
 			fbxi_set_err(e, rc);
-			break;
+			return;
 		}
-		fbxi_count_move(cc, old, FBX_D_QUEUED);
-		if (fbxi_orgq_push(e, cc->q, cc->c.priority, id) != FBX_OK) {
-			fbxi_set_err(e, FBX_ENOMEM);
-			break;
+		if (to == FBX_D_QUEUED) {
+			if (fbxi_orgq_push(e, cc->q, cc->c.priority, id) !=
+			    FBX_OK) {
+				fbxi_set_err(e, FBX_ENOMEM);
+				return;
+			}
+			n++;
 		}
-		n++;
 	}
 	fbxi_idmap_clear(&g->inflight);
 	g->unanswered = 0;
@@ -639,18 +812,20 @@ gw_free(struct gw *g)
 	free(g);
 }
 
-/* gw_reap - requeue and drop dead sessions (inside the turn's txn). */
+/* gw_reap - requeue and drop dead sessions (inside the turn's txn). A
+ * gateway is silent only if its input was drained since: a slow turn
+ * leaves its messages unread, which is not its fault. */
 static void
 gw_reap(struct fbx_engine *e)
 {
 	struct gw **pp = &e->gws;
 
-	while (*pp != NULL) {
+	while (*pp != NULL && fbxi_err(e) == FBX_OK) {
 		struct gw *g = *pp;
-		if (!g->dead && e->mono - g->last_seen >
+		if (!g->dead && e->gw_drained - g->last_seen >
 		        3 * (int64_t)e->o.heartbeat_ms) {
 			FBX_LOGW("gateway %s silent for %lld ms", g->id,
-			    (long long)(e->mono - g->last_seen));
+			    (long long)(e->gw_drained - g->last_seen));
 			g->dead = 1;
 		}
 		if (!g->dead) {
@@ -666,8 +841,22 @@ gw_reap(struct fbx_engine *e)
 			if (o->gw == g)
 				o->gw = NULL;
 		}
+		/* freed after the turn: the undo log may name it */
+		g->next = e->graveyard;
+		e->graveyard = g;
+	}
+}
+
+static void
+gw_free_graveyard(struct fbx_engine *e)
+{
+	struct gw *g, *n;
+
+	for (g = e->graveyard; g != NULL; g = n) {
+		n = g->next;
 		gw_free(g);
 	}
+	e->graveyard = NULL;
 }
 
 /* ------------------------------------------------------------ expansion */
@@ -789,7 +978,7 @@ expand_cmd(struct fbx_engine *e, struct cmdc *cc, uint32_t budget)
 		    budget, expand_dev_cb, &x);
 		if (rc != FBX_OK && rc != FBX_ENOT_FOUND)
 			fbxi_set_err(e, rc);
-		if (e->txn_err != FBX_OK)
+		if (fbxi_err(e) != FBX_OK)
 			return budget;
 		seen = x.scanned;
 		/* fewer rows than asked for: the target is exhausted */
@@ -842,7 +1031,7 @@ expand_step(struct fbx_engine *e)
 
 	for (struct cmdc *cc = e->xhead; cc != NULL; cc = cc->xnext)
 		n++;
-	while (e->xhead != NULL && budget > 0 && e->txn_err == FBX_OK) {
+	while (e->xhead != NULL && budget > 0 && fbxi_err(e) == FBX_OK) {
 		/* share the budget so a small command is not stuck behind
 		 * a million-device one */
 		uint32_t share = budget / (uint32_t)(n ? n : 1);
@@ -947,7 +1136,7 @@ prune_step(struct fbx_engine *e)
 	if (e->o.retention_s == 0)
 		return;
 	for (; id <= e->last_cmd_id && budget > 0 && looked < 10000 &&
-	    e->txn_err == FBX_OK;
+	    fbxi_err(e) == FBX_OK;
 	    id++) {
 		struct fbx_command c;
 		uint32_t deleted = 0;
@@ -1023,11 +1212,25 @@ handle_hello(struct fbx_engine *e, const struct inmsg *in, struct gw *g,
 		 * it held */
 		gw_requeue(e, g);
 	} else {
-		/* a gateway that reconnected under a new routing id */
+		/* a gateway that reconnected under a new routing id: the
+		 * old session must have gone quiet first. Two live peers
+		 * under one id would take each other's deliveries. */
 		for (struct gw *o = e->gws; o != NULL; o = o->next) {
-			if (!o->dead &&
-			    strcmp(o->id, m->u.hello.gateway_id) == 0)
-				gw_mark_dead(e, o, "replaced by a new session");
+			if (o->dead ||
+			    strcmp(o->id, m->u.hello.gateway_id) != 0)
+				continue;
+			if (e->mono - o->last_seen <
+			    2 * (int64_t)e->o.heartbeat_ms) {
+				FBX_LOGW("gateway %s: HELLO from a second peer "
+				         "refused, the id is in use by a live "
+				         "session",
+				    o->id);
+				gw_send_raw_error(e, in, FBX_EBUSY,
+				    "gateway id in use by a live session; "
+				    "retry after its heartbeat timeout");
+				return;
+			}
+			gw_mark_dead(e, o, "replaced by a new session");
 		}
 		g = calloc(1, sizeof(*g));
 		if (g == NULL) {
@@ -1089,89 +1292,117 @@ mark_offline(struct fbx_engine *e, const char *org, const char *device)
 		fbxi_set_err(e, rc);
 }
 
+/* result_state - the delivery state a reported status leads to, or 0. */
+static int
+result_state(int status)
+{
+	switch (status) {
+	case FBX_R_ACCEPTED:
+		return FBX_D_ACCEPTED;
+	case FBX_R_SUCCEEDED:
+		return FBX_D_SUCCEEDED;
+	case FBX_R_FAILED:
+		return FBX_D_FAILED;
+	case FBX_R_OFFLINE:
+		return FBX_D_PENDING;
+	default:
+		return 0;
+	}
+}
+
+/* result_apply - record one result of gateway g. A result for a delivery
+ * g's session does not hold (g reconnected, or the delivery was requeued
+ * after a failed turn) is still an outcome the device really had: its
+ * success or failure is recorded if the delivery is still open, and it is
+ * taken from whichever session holds it now. @return 1 if the outcome is
+ * recorded (now or before), 0 if refused, -1 on a store error (latched). */
+static int
+result_apply(struct fbx_engine *e, struct gw *g, const struct fbx_result_rec *r)
+{
+	struct fbx_delivery d;
+	struct cmdc *cc;
+	struct gw *h = g;
+	uint64_t v = 0;
+	unsigned from;
+	int to = result_state(r->status), old = 0, rc, held;
+
+	if (to == 0)
+		return 0;
+	held = fbxi_idmap_get(&g->inflight, r->delivery_id, &v);
+	cc = fbxi_cmd_find(e, FBX_DLV_CMD(r->delivery_id));
+	if (!held) {
+		if (cc == NULL)
+			return 1; /* its command is finished: recorded before */
+		if (!gw_serves(g, cc->c.org))
+			return 0;
+		if (to != FBX_D_SUCCEEDED && to != FBX_D_FAILED)
+			return 1; /* progress of a delivery sent again since */
+		h = gw_holder(e, r->delivery_id, &v);
+	}
+	if (h != NULL && IF_STAGE(v) == IF_SENT && h->unanswered > 0 &&
+	    (to != FBX_D_ACCEPTED || h == g))
+		h->unanswered--;
+	if (h != NULL && to == FBX_D_ACCEPTED) {
+		if (IF_STAGE(v) == IF_ACCEPTED)
+			return 1;
+		if (if_put(e, h, r->delivery_id,
+		        IF_VAL(IF_ORGQ(v), IF_ACCEPTED)) != FBX_OK)
+			goto nomem;
+	} else if (h != NULL) {
+		if (if_del(e, h, r->delivery_id) != FBX_OK)
+			goto nomem;
+		fbxi_inflight_release(e, v);
+	}
+	if (cc == NULL)
+		return 1; /* finished (expired) meanwhile */
+	if (to == FBX_D_PENDING && cc->cancelling)
+		to = FBX_D_CANCELLED; /* offline, and no longer wanted */
+	/* a terminal outcome is final: the TTL sweep or a cancel may have
+	 * got there first, and the table refuses the move */
+	from = held ? FBXI_DHELD : FBXI_DHELD | FBXI_DMASK(FBX_D_QUEUED);
+	rc = fbxi_dlv_move(
+	    e, cc, r->delivery_id, from, to, r->code, 0, &old, &d);
+	if (rc == FBX_ESTATE || rc == FBX_ENOT_FOUND)
+		return fbx_dstate_terminal(old) ? 1 : 0;
+	if (rc != FBX_OK) {
+		fbxi_set_err(e, rc);
+		return -1;
+	}
+	if (to == FBX_D_SUCCEEDED && cc->c.type == FBX_CMD_SET_POLICY)
+		fbxi_policy_applied(e, cc, d.device);
+	if (to == FBX_D_PENDING)
+		mark_offline(e, cc->c.org, d.device);
+	return 1;
+nomem:
+	fbxi_set_err(e, FBX_ENOMEM);
+	return -1;
+}
+
+/* handle_results - apply a batch and ACK it. The ACK leaves only after the
+ * turn commits; its count says how many entries are recorded (the rest
+ * were refused: foreign or unknown). */
 static void
 handle_results(struct fbx_engine *e, struct gw *g, struct fbx_gw_msg *m)
 {
 	struct fbx_eng_msg ack;
+	uint32_t ok = 0;
 
-	for (size_t i = 0; i < m->u.results.n && e->txn_err == FBX_OK; i++) {
-		const struct fbx_result_rec *r = &m->u.results.r[i];
-		struct fbx_delivery d;
-		struct cmdc *cc;
-		uint64_t v;
-		int to, old = 0, rc;
+	for (size_t i = 0; i < m->u.results.n && fbxi_err(e) == FBX_OK; i++) {
+		int rc;
 
 		e->results_in++;
-		if (!fbxi_idmap_get(&g->inflight, r->delivery_id, &v)) {
-			/* a resend, or a delivery this session does not hold */
+		rc = result_apply(e, g, &m->u.results.r[i]);
+		if (rc < 0)
+			return;
+		if (rc > 0)
+			ok++;
+		else
 			e->ignored_results++;
-			continue;
-		}
-		switch (r->status) {
-		case FBX_R_ACCEPTED:
-			to = FBX_D_ACCEPTED;
-			break;
-		case FBX_R_SUCCEEDED:
-			to = FBX_D_SUCCEEDED;
-			break;
-		case FBX_R_FAILED:
-			to = FBX_D_FAILED;
-			break;
-		case FBX_R_OFFLINE:
-			to = FBX_D_PENDING;
-			break;
-		default:
-			e->ignored_results++;
-			continue;
-		}
-		if (IF_STAGE(v) == IF_SENT && g->unanswered > 0)
-			g->unanswered--;
-		if (to == FBX_D_ACCEPTED) {
-			if (IF_STAGE(v) == IF_ACCEPTED)
-				continue; /* already accepted */
-			(void)fbxi_idmap_put(&g->inflight, r->delivery_id,
-			    IF_VAL(IF_ORGQ(v), IF_ACCEPTED));
-		} else {
-			fbxi_idmap_del(&g->inflight, r->delivery_id, NULL);
-			fbxi_inflight_release(e, v);
-		}
-		cc = fbxi_cmd_find(e, FBX_DLV_CMD(r->delivery_id));
-		if (cc == NULL)
-			continue; /* command finished (expired) meanwhile */
-		if (to == FBX_D_PENDING && cc->cancelling)
-			to = FBX_D_CANCELLED; /* offline, and no longer wanted */
-		/* a terminal outcome is final: the TTL sweep or a cancel may
-		 * have got there first */
-		rc = fbx_store_dlv_transition(e->txn, r->delivery_id,
-		    (1u << FBX_D_QUEUED) | (1u << FBX_D_SENT) |
-		        (1u << FBX_D_ACCEPTED) | (1u << FBX_D_PENDING),
-		    to, r->code, e->now, 0, &old, &d);
-		if (rc == FBX_ESTATE || rc == FBX_ENOT_FOUND)
-			continue;
-		if (rc != FBX_OK) {
-			fbxi_set_err(e, rc);
-			break;
-		}
-		fbxi_count_move(cc, old, to);
-		fbxi_ro_tally(cc, r->delivery_id, old, to, r->code);
-		if (to == FBX_D_SUCCEEDED && cc->c.type == FBX_CMD_SET_POLICY)
-			fbxi_policy_applied(e, cc, d.device);
-		if (to == FBX_D_PENDING) {
-			rc = fbx_store_pend_add(
-			    e->txn, cc->c.org, d.device, r->delivery_id);
-			if (rc != FBX_OK) {
-				fbxi_set_err(e, rc);
-				break;
-			}
-			mark_offline(e, cc->c.org, d.device);
-		}
-		if (fbx_dstate_terminal(to))
-			fbxi_cmd_maybe_done(cc);
 	}
 	memset(&ack, 0, sizeof(ack));
 	ack.kind = FBX_ENG_ACK;
 	ack.u.ack.batch_id = m->u.results.batch_id;
-	ack.u.ack.count = (uint32_t)m->u.results.n;
+	ack.u.ack.count = ok;
 	gw_send(e, g, &ack);
 }
 
@@ -1203,7 +1434,7 @@ handle_checkins(struct fbx_engine *e, struct gw *g, struct fbx_gw_msg *m)
 	struct fbx_eng_msg ack;
 	struct pend_ctx p = { NULL, 0, 0 };
 
-	for (size_t i = 0; i < m->u.checkins.n && e->txn_err == FBX_OK; i++) {
+	for (size_t i = 0; i < m->u.checkins.n && fbxi_err(e) == FBX_OK; i++) {
 		const struct fbx_checkin *ci = &m->u.checkins.c[i];
 		struct fbx_device dev;
 		int rc;
@@ -1241,38 +1472,36 @@ handle_checkins(struct fbx_engine *e, struct gw *g, struct fbx_gw_msg *m)
 			fbxi_set_err(e, rc);
 			break;
 		}
-		for (size_t j = 0; j < p.n && e->txn_err == FBX_OK; j++) {
+		for (size_t j = 0; j < p.n && fbxi_err(e) == FBX_OK; j++) {
 			struct cmdc *cc = fbxi_cmd_find(e, FBX_DLV_CMD(p.ids[j]));
-			int old = 0;
-			rc = fbx_store_pend_del(
-			    e->txn, ci->org, ci->device, p.ids[j]);
-			if (rc != FBX_OK) {
-				fbxi_set_err(e, rc);
-				break;
-			}
-			if (cc == NULL || cc->expired)
-				continue; /* expiry sweep owns it */
-			if (cc->cancelling) {
-				rc = fbx_store_dlv_set_state(e->txn, p.ids[j],
-				    FBX_D_CANCELLED, 0, e->now, 0, &old, NULL);
-				if (rc != FBX_OK) {
+			int to;
+			if (cc == NULL || cc->expired) {
+				/* the expiry sweep owns it; a stale index
+				 * entry goes */
+				rc = fbx_store_pend_del(
+				    e->txn, ci->org, ci->device, p.ids[j]);
+				if (rc != FBX_OK && rc != FBX_ENOT_FOUND)
 					fbxi_set_err(e, rc);
-					break;
-				}
-				fbxi_count_move(cc, old, FBX_D_CANCELLED);
-				fbxi_cmd_maybe_done(cc);
 				continue;
 			}
-			rc = fbx_store_dlv_set_state(e->txn, p.ids[j],
-			    FBX_D_QUEUED, 0, e->now, 0, &old, NULL);
+			to = cc->cancelling ? FBX_D_CANCELLED : FBX_D_QUEUED;
+			rc = fbxi_dlv_move(e, cc, p.ids[j],
+			    FBXI_DMASK(FBX_D_PENDING), to, 0, 0, NULL, NULL);
+			if (rc == FBX_ESTATE || rc == FBX_ENOT_FOUND) {
+				/* no longer waiting: drop the stale entry */
+				rc = fbx_store_pend_del(
+				    e->txn, ci->org, ci->device, p.ids[j]);
+				if (rc != FBX_OK && rc != FBX_ENOT_FOUND)
+					fbxi_set_err(e, rc);
+				continue;
+			}
 			if (rc != FBX_OK) {
 				fbxi_set_err(e, rc);
 				break;
 			}
-			fbxi_count_move(cc, old, FBX_D_QUEUED);
-			fbxi_ro_tally(cc, p.ids[j], old, FBX_D_QUEUED, 0);
-			if (fbxi_orgq_push(e, cc->q, cc->c.priority, p.ids[j]) !=
-			    FBX_OK)
+			if (to == FBX_D_QUEUED &&
+			    fbxi_orgq_push(e, cc->q, cc->c.priority, p.ids[j]) !=
+			        FBX_OK)
 				fbxi_set_err(e, FBX_ENOMEM);
 		}
 	}
@@ -1324,10 +1553,21 @@ handle_gateway(struct fbx_engine *e, const struct inmsg *in)
 		    : m.u.credit.window;
 		break;
 	case FBX_GW_RESULTS:
-		handle_results(e, g, &m);
-		break;
 	case FBX_GW_CHECKINS:
-		handle_checkins(e, g, &m);
+		/* batch id 0 is what a heartbeat's ACK carries: a batch
+		 * numbered 0 could be taken as ACKed by it */
+		if ((m.kind == FBX_GW_RESULTS ? m.u.results.batch_id
+		                               : m.u.checkins.batch_id) == 0) {
+			FBX_LOGW("gateway %s: batch with id 0 refused", g->id);
+			gw_send_raw_error(e, in, FBX_EPROTOCOL,
+			    "batch_id 0 is reserved (heartbeat ACKs carry it); "
+			    "number batches from 1");
+			break;
+		}
+		if (m.kind == FBX_GW_RESULTS)
+			handle_results(e, g, &m);
+		else
+			handle_checkins(e, g, &m);
 		break;
 	case FBX_GW_HEARTBEAT: {
 		/* answer, so a gateway can tell a live engine from a dead
@@ -1389,19 +1629,18 @@ send_one(struct fbx_engine *e, struct gw *g, uint64_t id)
 	}
 	/* only a QUEUED delivery goes out: one a rollback or a cancel made
 	 * terminal while its id sat in a queue stays where it is */
-	rc = fbx_store_dlv_transition(e->txn, id, 1u << FBX_D_QUEUED,
-	    FBX_D_SENT, 0, e->now, 1, &old, &d);
-	if (rc == FBX_ESTATE)
+	rc = fbxi_dlv_move(e, cc, id, FBXI_DMASK(FBX_D_QUEUED), FBX_D_SENT, 0,
+	    1, &old, &d);
+	if (rc == FBX_ESTATE || rc == FBX_ENOT_FOUND)
 		return 0;
 	if (rc != FBX_OK) {
 		fbxi_set_err(e, rc);
 		return 0;
 	}
-	if (fbxi_idmap_put(&g->inflight, id, IF_VAL(cc->q, IF_SENT)) != 0) {
+	if (if_put(e, g, id, IF_VAL(cc->q, IF_SENT)) != FBX_OK) {
 		fbxi_set_err(e, FBX_ENOMEM);
 		return 0;
 	}
-	fbxi_count_move(cc, old, FBX_D_SENT);
 	g->unanswered++;
 	cc->q->inflight++;
 	e->inflight_all++;
@@ -1484,7 +1723,7 @@ dispatch_step(struct fbx_engine *e)
 	for (int prio = 0; prio < FBX_PRIO_COUNT; prio++) {
 		int progress = 1;
 		while (progress && total < DISPATCH_MAX &&
-		    e->txn_err == FBX_OK) {
+		    fbxi_err(e) == FBX_OK) {
 			progress = 0;
 			for (struct gw *g = e->gws; g != NULL; g = g->next) {
 				if (g->dead || g->unanswered >= g->window)
@@ -1507,7 +1746,7 @@ dispatch_step(struct fbx_engine *e)
 						want = (uint32_t)r->len;
 					allow = org_allow(e, q, want);
 					while (n < allow && r->len > 0 &&
-					    e->txn_err == FBX_OK) {
+					    fbxi_err(e) == FBX_OK) {
 						q->len--;
 						if (send_one(e, g, ring_pop(r)))
 							n++;
@@ -1545,7 +1784,7 @@ work_pending(struct fbx_engine *e)
 {
 	if (e->draining)
 		return 0;
-	if (e->xhead != NULL)
+	if (e->xhead != NULL || e->nrq > 0 || e->nunsent > 0)
 		return 1;
 	if (e->rrlen == 0 || e->stalled)
 		return 0;
@@ -1592,7 +1831,7 @@ sweep_range(struct fbx_engine *e, struct cmdc *cc, uint32_t *idx, int to,
 	int rc;
 
 	while (*budget > 0 && *idx < cc->c.ndeliveries &&
-	    e->txn_err == FBX_OK) {
+	    fbxi_err(e) == FBX_OK) {
 		s->n = 0;
 		s->last = 0;
 		rc = fbx_store_dlv_scan(e->txn, base + *idx,
@@ -1602,22 +1841,19 @@ sweep_range(struct fbx_engine *e, struct cmdc *cc, uint32_t *idx, int to,
 			return;
 		}
 		for (size_t i = 0; i < s->n; i++) {
-			int old = 0;
-			if (to == FBX_D_CANCELLED &&
-			    s->states[i] != FBX_D_QUEUED &&
-			    s->states[i] != FBX_D_PENDING)
-				continue; /* in a gateway's hands: let it end */
-			rc = fbx_store_dlv_set_state(
-			    e->txn, s->ids[i], to, 0, e->now, 0, &old, NULL);
-			if (rc == FBX_OK && s->states[i] == FBX_D_PENDING)
-				rc = fbx_store_pend_del(e->txn, cc->c.org,
-				    s->devs[i], s->ids[i]);
+			/* a cancel leaves what a gateway holds to end */
+			unsigned from = to == FBX_D_CANCELLED
+			    ? FBXI_DMASK(FBX_D_QUEUED) |
+			        FBXI_DMASK(FBX_D_PENDING)
+			    : FBXI_DOPEN;
+			rc = fbxi_dlv_move(
+			    e, cc, s->ids[i], from, to, 0, 0, NULL, NULL);
+			if (rc == FBX_ESTATE)
+				continue;
 			if (rc != FBX_OK) {
 				fbxi_set_err(e, rc);
 				return;
 			}
-			fbxi_count_move(cc, old, to);
-			fbxi_ro_tally(cc, s->ids[i], old, to, 0);
 		}
 		*budget = *budget > s->n ? *budget - s->n : 0;
 		if (s->n < s->cap || s->last == 0)
@@ -1647,7 +1883,7 @@ sweep_step(struct fbx_engine *e)
 		fbxi_set_err(e, FBX_ENOMEM);
 		goto out;
 	}
-	while (budget > 0 && e->txn_err == FBX_OK &&
+	while (budget > 0 && fbxi_err(e) == FBX_OK &&
 	    fbxi_idmap_next(&e->cmds, &pos, &k, &v)) {
 		struct cmdc *cc = (struct cmdc *)(uintptr_t)v;
 
@@ -1688,7 +1924,7 @@ flush_commands(struct fbx_engine *e)
 	size_t pos = 0;
 	uint64_t k, v;
 
-	while (e->txn_err == FBX_OK &&
+	while (fbxi_err(e) == FBX_OK &&
 	    fbxi_idmap_next(&e->cmds, &pos, &k, &v)) {
 		struct cmdc *cc = (struct cmdc *)(uintptr_t)v;
 		if (!cc->dirty)
@@ -1738,6 +1974,62 @@ reap_done(struct fbx_engine *e)
 
 /* ------------------------------------------------------------ recovery */
 
+/* rebuild_dlv_cb - recount one delivery of the command being loaded and
+ * queue it if open. One left SENT/ACCEPTED is either held by a live
+ * session (kept there: that gateway answers it) or was lost with a
+ * process or session (journaled QUEUED by the next turns, rq_step). */
+static int
+rebuild_dlv_cb(void *arg, const struct fbx_delivery *d)
+{
+	struct rebuild_ctx *r = arg;
+	struct fbx_engine *e = r->e;
+	struct cmdc *cc = r->cc;
+	struct gw *h;
+	uint64_t v = 0;
+
+	if (d->state > 0 && d->state < FBX_D_COUNT)
+		cc->c.counts[d->state]++;
+	if (FBX_DLV_IDX(d->id) >= cc->c.ndeliveries)
+		cc->c.ndeliveries = FBX_DLV_IDX(d->id) + 1;
+	if (cc->c.rollout.enabled) {
+		/* recount the current wave; unreleased ones stay back */
+		fbxi_ro_tally(cc, d->id, FBX_D_QUEUED, d->state, d->code);
+		if (FBX_DLV_IDX(d->id) >= cc->c.ro.released)
+			return 0;
+	}
+	switch (d->state) {
+	case FBX_D_SENT:
+	case FBX_D_ACCEPTED:
+		h = gw_holder(e, d->id, &v);
+		if (h != NULL) {
+			(void)fbxi_idmap_set(&h->inflight, d->id, v | IF_SEEN);
+			cc->q->inflight++;
+			e->inflight_all++;
+			break;
+		}
+		if (r->nrequeue == r->cap) {
+			size_t ncap = r->cap ? r->cap * 2 : 4096;
+			uint64_t *n = realloc(r->requeue, ncap * sizeof(*n));
+			if (n == NULL)
+				goto nomem;
+			r->requeue = n;
+			r->cap = ncap;
+		}
+		r->requeue[r->nrequeue++] = d->id;
+		break;
+	case FBX_D_QUEUED:
+		if (fbxi_orgq_push(e, cc->q, cc->c.priority, d->id) != FBX_OK)
+			goto nomem;
+		break;
+	default:
+		break;
+	}
+	return 0;
+nomem:
+	r->err = FBX_ENOMEM;
+	return 1;
+}
+
 static int
 rebuild_cmd_cb(void *arg, const struct fbx_command *c)
 {
@@ -1751,13 +2043,15 @@ rebuild_cmd_cb(void *arg, const struct fbx_command *c)
 	}
 	memset(cc->c.counts, 0, sizeof(cc->c.counts));
 	r->cc = cc;
-	rc = fbx_store_dlv_scan(r->e->txn, FBX_DLV_ID(c->id, 0),
-	    FBX_DLV_ID(c->id + 1, 0), 0, fbxi_rebuild_dlv_cb, r);
+	rc = fbx_store_dlv_scan(r->txn, FBX_DLV_ID(c->id, 0),
+	    FBX_DLV_ID(c->id + 1, 0), 0, rebuild_dlv_cb, r);
 	if (rc != FBX_OK && rc != FBX_ENOT_FOUND)
 		r->err = rc;
 	return r->err != FBX_OK;
 }
 
+/* clear_memory - forget the command cache and the queues. Gateway
+ * sessions stay: what they hold is matched against the store again. */
 static void
 clear_memory(struct fbx_engine *e)
 {
@@ -1777,18 +2071,48 @@ clear_memory(struct fbx_engine *e)
 	}
 	e->rrlen = e->rrpos = 0;
 	e->inflight_all = 0;
-	for (struct gw *g = e->gws; g != NULL; g = g->next) {
-		fbxi_idmap_clear(&g->inflight);
-		g->unanswered = 0;
+	free(e->rq);
+	e->rq = NULL;
+	e->nrq = e->rqpos = 0;
+	for (struct gw *g = e->gws; g != NULL; g = g->next)
 		g->obn = 0;
+}
+
+/* sessions_settle - after a rebuild: drop session entries the store does
+ * not show in a gateway's hands, clear the marks, recount credit. */
+static void
+sessions_settle(struct fbx_engine *e)
+{
+	for (struct gw *g = e->gws; g != NULL; g = g->next) {
+		size_t pos = 0, n = 0;
+		uint64_t id, v, *drop = NULL;
+		while (fbxi_idmap_next(&g->inflight, &pos, &id, &v)) {
+			if (v & IF_SEEN)
+				continue;
+			uint64_t *nd = realloc(drop, (n + 1) * sizeof(*nd));
+			if (nd == NULL)
+				break;
+			drop = nd;
+			drop[n++] = id;
+		}
+		for (size_t i = 0; i < n; i++)
+			fbxi_idmap_del(&g->inflight, drop[i], NULL);
+		free(drop);
+		pos = 0;
+		while (fbxi_idmap_next(&g->inflight, &pos, &id, &v)) {
+			if (v & IF_SEEN)
+				(void)fbxi_idmap_set(
+				    &g->inflight, id, v & ~(uint64_t)IF_SEEN);
+		}
+		gw_recount(g);
 	}
 }
 
 /* rebuild - make memory match the store: load every command not DONE,
- * recount its deliveries from their records, queue the open ones, and
- * journal deliveries left SENT/ACCEPTED by a lost process as QUEUED again
- * (they are re-sent with the same delivery id). Used at start-up and
- * after a failed commit. */
+ * recount its deliveries from their records and queue the open ones.
+ * Reads only, so it also works on a full disk; deliveries a lost process
+ * or session left SENT/ACCEPTED are journaled QUEUED by the next turns.
+ * Used at start-up and after a failed turn. */
 static int
 rebuild(struct fbx_engine *e)
 {
@@ -1799,54 +2123,40 @@ rebuild(struct fbx_engine *e)
 	memset(&r, 0, sizeof(r));
 	r.e = e;
 	clear_memory(e);
-	rc = fbx_txn_begin(e->st, 0, &e->txn);
+	for (struct gw *g = e->gws; g != NULL; g = g->next) {
+		size_t pos = 0;
+		uint64_t id, v;
+		while (fbxi_idmap_next(&g->inflight, &pos, &id, &v)) {
+			if (v & IF_SEEN)
+				(void)fbxi_idmap_set(
+				    &g->inflight, id, v & ~(uint64_t)IF_SEEN);
+		}
+	}
+	rc = fbx_txn_begin(e->st, 0, &r.txn);
 	if (rc != FBX_OK)
 		return rc;
-	rc = rate_load(e->txn, "*", &e->grate);
+	rc = rate_load(r.txn, "*", &e->grate);
 	if (rc == FBX_OK)
-		rc = fbxi_audit_load_last(e, e->txn);
+		rc = fbxi_audit_load_last(e, r.txn);
 	if (rc == FBX_OK)
-		rc = fbx_store_cmd_last(e->txn, &e->last_cmd_id);
+		rc = fbx_store_cmd_last(r.txn, &e->last_cmd_id);
 	if (rc == FBX_OK)
-		rc = fbx_store_cmd_active(e->txn, rebuild_cmd_cb, &r);
-	fbx_txn_abort(e->txn);
-	e->txn = NULL;
+		rc = fbx_store_cmd_active(r.txn, rebuild_cmd_cb, &r);
+	fbx_txn_abort(r.txn);
 	if (rc == FBX_ENOT_FOUND)
 		rc = FBX_OK;
 	if (rc == FBX_OK)
 		rc = r.err;
-	if (rc != FBX_OK)
-		goto out;
-	ncmd = e->cmds.len;
-	e->now = now_ms();
-	e->mono = fbxi_mono_ms();
-	/* journal the re-queue in bounded transactions */
-	for (size_t i = 0; i < r.nrequeue;) {
-		size_t end = i + 50000 < r.nrequeue ? i + 50000 : r.nrequeue;
-		rc = fbx_store_reserve(e->st, (end - i) * 512 + (16u << 20));
-		if (rc == FBX_OK)
-			rc = fbx_txn_begin(e->st, 1, &e->txn);
-		if (rc != FBX_OK)
-			goto out;
-		for (size_t j = i; j < end && rc == FBX_OK; j++) {
-			struct cmdc *cc = fbxi_cmd_find(e, FBX_DLV_CMD(r.requeue[j]));
-			int old = 0;
-			rc = fbx_store_dlv_set_state(e->txn, r.requeue[j],
-			    FBX_D_QUEUED, 0, e->now, 0, &old, NULL);
-			if (rc == FBX_OK && cc != NULL)
-				fbxi_count_move(cc, old, FBX_D_QUEUED);
-		}
-		if (rc != FBX_OK) {
-			fbx_txn_abort(e->txn);
-			e->txn = NULL;
-			goto out;
-		}
-		rc = fbx_txn_commit(e->txn);
-		e->txn = NULL;
-		if (rc != FBX_OK)
-			goto out;
-		i = end;
+	if (rc != FBX_OK) {
+		free(r.requeue);
+		clear_memory(e);
+		return rc;
 	}
+	sessions_settle(e);
+	ncmd = e->cmds.len;
+	e->rq = r.requeue;
+	e->nrq = r.nrequeue;
+	e->rqpos = 0;
 	/* commands whose last results landed before their DONE did */
 	{
 		size_t pos = 0;
@@ -1854,24 +2164,108 @@ rebuild(struct fbx_engine *e)
 		while (fbxi_idmap_next(&e->cmds, &pos, &k, &v))
 			fbxi_cmd_maybe_done((struct cmdc *)(uintptr_t)v);
 	}
-	FBX_LOGI("recovered %zu open commands, %zu deliveries re-queued", ncmd,
-	    r.nrequeue);
-out:
-	free(r.requeue);
-	return rc;
+	FBX_LOGI("recovered %zu open commands, %zu deliveries to re-queue, "
+	         "%llu held by live gateways",
+	    ncmd, r.nrequeue, (unsigned long long)e->inflight_all);
+	return FBX_OK;
+}
+
+/* rq_step - journal QUEUED (and queue) a slice of the deliveries a lost
+ * process or session left in a gateway's hands. */
+static void
+rq_step(struct fbx_engine *e)
+{
+	size_t end = e->rqpos + SWEEP_MAX;
+
+	if (end > e->nrq)
+		end = e->nrq;
+	for (; e->rqpos < end && fbxi_err(e) == FBX_OK; e->rqpos++) {
+		uint64_t id = e->rq[e->rqpos];
+		struct cmdc *cc = fbxi_cmd_find(e, FBX_DLV_CMD(id));
+		int rc, to;
+		if (cc == NULL || cc->expired)
+			continue;
+		to = cc->cancelling ? FBX_D_CANCELLED : FBX_D_QUEUED;
+		rc = fbxi_dlv_move(e, cc, id, FBXI_DHELD, to, 0, 0, NULL, NULL);
+		if (rc == FBX_ESTATE || rc == FBX_ENOT_FOUND)
+			continue;
+		if (rc != FBX_OK) {
+			fbxi_set_err(e, rc);
+			return;
+		}
+		if (to == FBX_D_QUEUED &&
+		    fbxi_orgq_push(e, cc->q, cc->c.priority, id) != FBX_OK) {
+			fbxi_set_err(e, FBX_ENOMEM);
+			return;
+		}
+	}
+	if (e->rqpos >= e->nrq) {
+		if (e->nrq > 0)
+			FBX_LOGI("%zu recovered deliveries re-queued", e->nrq);
+		free(e->rq);
+		e->rq = NULL;
+		e->nrq = e->rqpos = 0;
+	}
+}
+
+/* unsent_step - deliveries journaled SENT whose message could not be
+ * queued to the gateway (its send queue was full) go back to QUEUED. */
+static void
+unsent_step(struct fbx_engine *e)
+{
+	size_t i;
+
+	for (i = 0; i < e->nunsent && fbxi_err(e) == FBX_OK; i++) {
+		uint64_t id = e->unsent[i], v = 0;
+		struct cmdc *cc = fbxi_cmd_find(e, FBX_DLV_CMD(id));
+		struct gw *h = gw_holder(e, id, &v);
+		int rc;
+		if (h != NULL) {
+			if (if_del(e, h, id) != FBX_OK) {
+				fbxi_set_err(e, FBX_ENOMEM);
+				return;
+			}
+			if (IF_STAGE(v) == IF_SENT && h->unanswered > 0)
+				h->unanswered--;
+			fbxi_inflight_release(e, v);
+		}
+		if (cc == NULL || cc->expired)
+			continue;
+		rc = fbxi_dlv_move(e, cc, id, FBXI_DMASK(FBX_D_SENT),
+		    FBX_D_QUEUED, 0, 0, NULL, NULL);
+		if (rc == FBX_ESTATE || rc == FBX_ENOT_FOUND)
+			continue;
+		if (rc != FBX_OK) {
+			fbxi_set_err(e, rc);
+			return;
+		}
+		if (fbxi_orgq_push(e, cc->q, cc->c.priority, id) != FBX_OK) {
+			fbxi_set_err(e, FBX_ENOMEM);
+			return;
+		}
+	}
 }
 
 /* -------------------------------------------------------------- the loop */
 
+/* close_inputs - release the inputs handled this turn; the rest (a
+ * request failed and memory is rebuilt first) are handled next turn. */
 static void
-close_inputs(struct fbx_engine *e)
+close_inputs(struct fbx_engine *e, size_t handled)
 {
-	for (size_t i = 0; i < e->nin; i++)
+	if (handled > e->nin)
+		handled = e->nin;
+	for (size_t i = 0; i < handled; i++)
 		zmq_msg_close(&e->in[i].body);
-	e->nin = 0;
+	if (handled < e->nin)
+		memmove(e->in, e->in + handled,
+		    (e->nin - handled) * sizeof(*e->in));
+	e->nin -= handled;
 }
 
-static void
+/* read_inputs - take a bounded batch from a socket.
+ * @return 1 if the socket was found empty (input drained), else 0. */
+static int
 read_inputs(struct fbx_engine *e, void *sock, int from_gw, size_t max,
     size_t max_bytes)
 {
@@ -1886,7 +2280,7 @@ read_inputs(struct fbx_engine *e, void *sock, int from_gw, size_t max,
 			size_t ncap = e->incap ? e->incap * 2 : 256;
 			struct inmsg *ni = realloc(e->in, ncap * sizeof(*ni));
 			if (ni == NULL)
-				return;
+				return 0;
 			e->in = ni;
 			e->incap = ncap;
 		}
@@ -1901,7 +2295,7 @@ read_inputs(struct fbx_engine *e, void *sock, int from_gw, size_t max,
 				zmq_msg_close(&part);
 				if (first) {
 					zmq_msg_close(&m->body);
-					return;
+					return 1;
 				}
 				bad = 1;
 				break;
@@ -1935,6 +2329,22 @@ read_inputs(struct fbx_engine *e, void *sock, int from_gw, size_t max,
 		e->nin++;
 		n++;
 	}
+	return 0;
+}
+
+/* note_seen - a gateway is alive when its message is read, whatever the
+ * turn then makes of it. */
+static void
+note_seen(struct fbx_engine *e)
+{
+	for (size_t i = 0; i < e->nin; i++) {
+		struct gw *g;
+		if (!e->in[i].from_gw || e->in[i].nenv != 1)
+			continue;
+		g = gw_by_rid(e, e->in[i].env[0], e->in[i].envlen[0]);
+		if (g != NULL)
+			g->last_seen = e->mono;
+	}
 }
 
 static void
@@ -1960,22 +2370,113 @@ fail_console_inputs(struct fbx_engine *e, int rc)
 	}
 }
 
+/* store_reopen - after an I/O error while writing LMDB's meta page every
+ * call fails until the environment is opened again. */
+static int
+store_reopen(struct fbx_engine *e)
+{
+	struct fbx_store_opts so;
+	fbx_store *st = NULL;
+	int rc;
+
+	memset(&so, 0, sizeof(so));
+	so.path = e->o.data_dir;
+	so.map_size = e->o.map_size;
+	so.durability = e->o.durability;
+	fbx_store_close(e->st);
+	e->st = NULL;
+	rc = fbx_store_open(&so, &st);
+	if (rc != FBX_OK)
+		return rc;
+	e->st = st;
+	FBX_LOGW("store %s reopened", e->o.data_dir);
+	return FBX_OK;
+}
+
+/* recover - make memory match the store again after a failed turn,
+ * reopening the store if it refuses to be read. */
+static int
+recover(struct fbx_engine *e)
+{
+	int rc = e->st != NULL ? rebuild(e) : FBX_ESTORAGE;
+
+	if (rc != FBX_OK) {
+		FBX_LOGW("rebuild failed (%s); reopening the store",
+		    fbx_strerror(rc));
+		rc = store_reopen(e);
+		if (rc == FBX_OK)
+			rc = rebuild(e);
+	}
+	e->need_rebuild = rc != FBX_OK;
+	return rc;
+}
+
+/* read_only_turn - the store cannot be written (full disk, failed
+ * commits): answer reads from a read transaction, refuse writes with the
+ * error, leave gateway input waiting until writes work again. */
+static void
+read_only_turn(struct fbx_engine *e)
+{
+	int rc = e->st != NULL ? fbx_txn_begin(e->st, 0, &e->txn)
+	                       : FBX_ESTORAGE;
+
+	if (rc != FBX_OK) {
+		e->txn = NULL;
+		fail_console_inputs(e, e->degraded_err);
+	} else {
+		e->now = now_ms();
+		for (size_t i = 0; i < e->nin; i++)
+			if (!e->in[i].from_gw)
+				fbxi_handle_console(e, &e->in[i]);
+		fbx_txn_abort(e->txn);
+		e->txn = NULL;
+	}
+	e->txn_err = FBX_OK;
+	out_flush(e);
+	close_inputs(e, e->nin);
+}
+
+/* retry_delay - backoff after failed turns: 100 ms doubling to 5 s. */
+static int64_t
+retry_delay(uint32_t streak)
+{
+	int64_t d = 100;
+
+	while (streak-- > 1 && d < 5000)
+		d *= 2;
+	return d < 5000 ? d : 5000;
+}
+
 static int
 turn(struct fbx_engine *e)
 {
 	int64_t t0 = 0, t_work = 0, t_commit = 0;
 	uint64_t res0 = 0, sent0 = 0;
-	int rc = FBX_OK;
+	int rc = FBX_OK, drained = 0, carried = e->nin > 0;
 
+	e->mono = fbxi_mono_ms();
+	if (e->degraded && e->mono < e->retry_at) {
+		/* gateway input stays queued at the socket meanwhile */
+		read_inputs(e, e->console, 0, IN_MSGS_MAX, IN_BYTES_MAX);
+		if (e->nin > 0)
+			read_only_turn(e);
+		return FBX_OK;
+	}
 	/* gateway results are taken in slices (about 16,000 results) so a
 	 * turn stays short and a console request never waits long behind a
 	 * big fan-out; console requests are small and read in full */
-	read_inputs(e, e->gateway, 1, IN_MSGS_MAX, GW_BYTES_PER_TURN);
-	read_inputs(e, e->console, 0, IN_MSGS_MAX, IN_BYTES_MAX);
+	if (!carried) {
+		drained = read_inputs(
+		    e, e->gateway, 1, IN_MSGS_MAX, GW_BYTES_PER_TURN);
+		read_inputs(e, e->console, 0, IN_MSGS_MAX, IN_BYTES_MAX);
+	}
 	e->mono = fbxi_mono_ms();
+	if (drained)
+		e->gw_drained = e->mono;
+	note_seen(e);
 	/* nothing arrived and nothing is due: no transaction at all */
 	if (e->nin == 0 && !work_pending(e) && !e->stalled &&
-	    e->mono < e->next_tick)
+	    !e->degraded && e->mono < e->next_tick)
 		return FBX_OK;
 	e->next_tick = e->mono + 100;
 	t0 = mono_us();
@@ -1983,40 +2484,63 @@ turn(struct fbx_engine *e)
 	sent0 = e->dlv_sent;
 	for (int attempt = 0; attempt < COMMIT_RETRIES; attempt++) {
 		size_t need = (64u << 20);
+		int did_unsent = 0;
 		e->now = now_ms();
 		e->mono = fbxi_mono_ms();
 		e->txn_err = FBX_OK;
+		e->req_err = FBX_OK;
+		e->in_request = 0;
+		e->mem_stale = 0;
+		e->nundo = 0;
+		e->nhandled = 0;
 		e->xbudget = e->o.expand_chunk;
+		e->degraded = 0;
+		rc = e->need_rebuild ? recover(e) : FBX_OK;
+		if (rc != FBX_OK)
+			goto failed;
 		for (size_t i = 0; i < e->nin; i++)
 			need += zmq_msg_size(&e->in[i].body) * 4;
 		rc = fbx_store_reserve(e->st, need);
 		if (rc == FBX_OK)
 			rc = fbx_txn_begin(e->st, 1, &e->txn);
-		if (rc != FBX_OK)
+		if (rc != FBX_OK) {
+			e->txn = NULL;
 			goto failed;
-		for (size_t i = 0; i < e->nin && e->txn_err == FBX_OK; i++) {
+		}
+		if (e->nunsent > 0) {
+			unsent_step(e);
+			did_unsent = 1;
+		}
+		for (size_t i = 0; i < e->nin && fbxi_err(e) == FBX_OK &&
+		    !e->mem_stale;
+		    i++) {
 			if (e->in[i].from_gw)
 				handle_gateway(e, &e->in[i]);
 			else
 				fbxi_handle_console(e, &e->in[i]);
+			e->nhandled = i + 1;
 		}
-		if (e->txn_err == FBX_OK)
+		if (fbxi_err(e) == FBX_OK)
 			gw_reap(e);
-		if (!e->draining && e->txn_err == FBX_OK) {
+		if (!e->draining && !e->mem_stale && fbxi_err(e) == FBX_OK) {
+			if (e->nrq > 0)
+				rq_step(e);
 			expand_step(e);
 			fbxi_rollout_step(e);
 			dispatch_step(e);
 		}
-		if (e->txn_err == FBX_OK && e->now >= e->next_sweep) {
+		if (fbxi_err(e) == FBX_OK && !e->mem_stale &&
+		    e->now >= e->next_sweep) {
 			sweep_step(e);
 			e->next_sweep = e->now + 500;
 		}
-		if (e->txn_err == FBX_OK && e->o.retention_s > 0 &&
-		    e->now >= e->next_prune) {
+		if (fbxi_err(e) == FBX_OK && !e->mem_stale &&
+		    e->o.retention_s > 0 && e->now >= e->next_prune) {
 			prune_step(e);
 			e->next_prune = e->now + 1000;
 		}
-		if (e->txn_err == FBX_OK && e->now >= e->next_approval_prune) {
+		if (fbxi_err(e) == FBX_OK && !e->mem_stale &&
+		    e->now >= e->next_approval_prune) {
 			prune_approvals(e);
 			e->next_approval_prune = e->now + 60000;
 		}
@@ -2032,8 +2556,24 @@ turn(struct fbx_engine *e)
 		e->txn = NULL;
 		if (rc == FBX_OK) {
 			e->commits++;
+			e->nundo = 0;
+			gw_free_graveyard(e);
+			if (did_unsent)
+				e->nunsent = 0;
+			if (e->fail_streak > 0)
+				FBX_LOGI("writes work again after %u failed "
+				         "turns",
+				    e->fail_streak);
+			e->fail_streak = 0;
 			out_flush(e);
 			reap_done(e);
+			if (e->mem_stale && recover(e) != FBX_OK) {
+				FBX_LOGE("memory could not be rebuilt after a "
+				         "failed request; retrying");
+				e->degraded = 1;
+				e->degraded_err = FBX_ESTORAGE;
+				e->retry_at = e->mono + retry_delay(1);
+			}
 			/* a slow turn delays every reply: say where it went */
 			if (t_commit - t0 > 500000 ||
 			    fbxi_log_level() >= FBX_LOG_DEBUG)
@@ -2048,42 +2588,44 @@ turn(struct fbx_engine *e)
 				    (long long)(t_work - t0),
 				    (long long)(t_commit - t_work),
 				    (long long)(mono_us() - t_commit));
-			break;
+			close_inputs(e, e->nhandled);
+			return FBX_OK;
 		}
 	failed:
+		/* nothing of this turn happened: its outputs go, the gateway
+		 * sessions are put back as they were, memory is rebuilt */
 		out_discard(e);
+		undo_apply(e);
+		gw_free_graveyard(e);
 		if (rc == FBX_EMAP_FULL && attempt + 1 < COMMIT_RETRIES &&
 		    fbx_store_grow(e->st) == FBX_OK) {
 			FBX_LOGI("store map grown; redoing the batch");
-			if (rebuild(e) == FBX_OK)
+			if (recover(e) == FBX_OK)
 				continue;
 		}
-		if (rc == FBX_EMAP_FULL)
-			rc = FBX_EDISK_FULL;
-		/* disk full, I/O error, a damaged record: nothing of this
-		 * batch happened; tell the submitters, keep serving, try
-		 * again later. What was accepted before is untouched. */
-		FBX_LOGE("turn failed: %s; %zu messages answered with an "
-		         "error or left for their sender to retry",
-		    fbx_strerror(rc), e->nin);
-		if (rebuild(e) != FBX_OK) {
-			/* memory no longer matches the store and cannot be
-			 * made to: stop, and let a restart recover from disk
-			 * (nothing acknowledged is lost by that) */
-			FBX_LOGE("recovery after a failed turn failed; "
-			         "stopping so that a restart recovers");
-			close_inputs(e);
-			return FBX_ESTORAGE;
-		}
-		fail_console_inputs(e, rc);
-		out_flush(e);
-		struct timespec ts = { 0, 200 * 1000000L };
-		nanosleep(&ts, NULL);
-		rc = FBX_OK;
 		break;
 	}
-	close_inputs(e);
-	return rc;
+	if (rc == FBX_EMAP_FULL)
+		rc = FBX_EDISK_FULL;
+	e->fail_streak++;
+	/* disk full, I/O error, a damaged record: tell the submitters, keep
+	 * serving reads, try writes again after a backoff. What was
+	 * accepted before is untouched; gateways resend what was not
+	 * ACKed and keep what they hold. */
+	FBX_LOGE("turn failed: %s; %zu messages answered with an error or "
+	         "left for their sender to retry; writes again in %lld ms",
+	    fbx_strerror(rc), e->nin,
+	    (long long)retry_delay(e->fail_streak));
+	if (recover(e) != FBX_OK)
+		FBX_LOGE("memory could not be rebuilt from the store; reads "
+		         "of the store are still served, retrying");
+	fail_console_inputs(e, rc);
+	out_flush(e);
+	e->degraded = 1;
+	e->degraded_err = rc;
+	e->retry_at = fbxi_mono_ms() + retry_delay(e->fail_streak);
+	close_inputs(e, e->nin);
+	return FBX_OK;
 }
 
 static size_t
@@ -2282,8 +2824,11 @@ fbx_engine_close(struct fbx_engine *e)
 		gw_free(g);
 	}
 	out_discard(e);
-	close_inputs(e);
+	close_inputs(e, e->nin);
 	free(e->in);
+	free(e->undo);
+	free(e->unsent);
+	gw_free_graveyard(e);
 	if (e->console != NULL)
 		zmq_close(e->console);
 	if (e->gateway != NULL)

@@ -80,9 +80,10 @@ struct gw {
 	int all_orgs;
 	uint32_t window;
 	uint32_t unanswered; /* sent, no answer yet: uses credit */
-	int64_t last_seen;
-	struct fbxi_idmap inflight; /* delivery id -> 1 sent, 2 accepted */
+	int64_t last_seen; /* monotonic ms its last message was read */
+	struct fbxi_idmap inflight; /* delivery id -> IF_VAL(orgq, stage) */
 	int dead;
+	int welcomed; /* a WELCOME left after a committed turn */
 	/* delivery batch under construction this turn */
 	struct fbx_dlv_out *ob;
 	fbx_id *obdev;
@@ -110,6 +111,8 @@ struct outmsg {
 	uint8_t env[ENV_MAX][RID_MAX];
 	uint8_t *buf;
 	size_t len;
+	uint64_t *ids; /* a DELIVERIES message: the delivery ids it carries */
+	size_t nids;
 };
 
 struct fbx_engine {
@@ -137,6 +140,31 @@ struct fbx_engine {
 
 	fbx_txn *txn; /* the open write transaction of this turn */
 	int txn_err; /* first store error in this turn */
+	/* per-request isolation: a console request runs in a child
+	 * transaction; its own errors land here, not in txn_err */
+	int in_request;
+	int req_err;
+	int mem_stale; /* a mutating request failed: rebuild after the turn */
+	size_t nhandled; /* inputs of this turn handled so far */
+	/* gateway sessions survive a failed turn: the in-flight map changes
+	 * of the turn, undone if it does not commit */
+	struct gw_undo *undo;
+	size_t nundo, undocap;
+	struct gw *graveyard; /* reaped this turn, freed after it */
+	/* deliveries a lost process left SENT/ACCEPTED, journaled QUEUED
+	 * (and queued) in the next write turns */
+	uint64_t *rq;
+	size_t nrq, rqpos;
+	/* deliveries journaled SENT whose message did not leave (the send
+	 * queue was full): back to QUEUED in the next turn */
+	uint64_t *unsent;
+	size_t nunsent, unsentcap;
+	int64_t gw_drained; /* monotonic ms the gateway input was last empty */
+	int64_t retry_at; /* after a failed turn: no write turn before */
+	uint32_t fail_streak;
+	int degraded; /* the store cannot be written: answer with errors */
+	int degraded_err;
+	int need_rebuild; /* memory is empty: rebuild before writing */
 
 	struct fbx_rate_info grate; /* org "*": global caps */
 	struct fbxi_bucket gbucket;
@@ -158,6 +186,12 @@ struct fbx_engine {
 	uint32_t xbudget; /* deliveries this turn may still create */
 };
 
+struct gw_undo {
+	struct gw *g;
+	uint64_t id;
+	uint64_t v; /* the value before; 0 = absent */
+};
+
 /* ---- the in-flight map */
 /* In-flight map values: the organisation's queue with the delivery's
  * stage in the low bits (1 = sent, unanswered; 2 = accepted). */
@@ -165,7 +199,8 @@ struct fbx_engine {
 #define IF_ACCEPTED 2u
 #define IF_VAL(q, st) ((uint64_t)(uintptr_t)(q) | (st))
 #define IF_STAGE(v) ((unsigned)((v)&3u))
-#define IF_ORGQ(v) ((struct orgq *)(uintptr_t)((v) & ~(uint64_t)3))
+#define IF_SEEN 4u /* rebuild: matched a SENT/ACCEPTED record */
+#define IF_ORGQ(v) ((struct orgq *)(uintptr_t)((v) & ~(uint64_t)7))
 
 /* ---- records and walks more than one file uses */
 /* A refused submission ("rej/<org>/<token>") and its approval
@@ -197,6 +232,7 @@ struct rebuild_ctx {
 	struct fbx_engine *e;
 	struct cmdc *cc;
 	int count_only; /* recount, queue nothing */
+	fbx_txn *txn; /* the transaction to scan in */
 	uint64_t *requeue;
 	size_t nrequeue, cap;
 	int err;
@@ -267,6 +303,7 @@ void fbxi_orgq_load_rate(struct fbx_engine *e, struct orgq *q);
 int fbxi_orgq_push(
     struct fbx_engine *e, struct orgq *q, int prio, uint64_t id);
 struct outmsg *fbxi_out_new(struct fbx_engine *e);
+void fbxi_out_truncate(struct fbx_engine *e, struct outmsg *mark);
 void fbxi_policy_applied(
     struct fbx_engine *e, struct cmdc *cc, const char *device);
 int fbxi_priority_of(const struct fbx_command *c);
@@ -277,6 +314,12 @@ void fbxi_ro_tally(
 void fbxi_rollout_step(struct fbx_engine *e);
 void fbxi_run_alert(struct fbx_engine *e, const struct fbx_event *ev);
 void fbxi_set_err(struct fbx_engine *e, int rc);
+/* fbxi_err - the latched error of what runs now (a request or the turn) */
+static inline int
+fbxi_err(const struct fbx_engine *e)
+{
+	return e->in_request ? e->req_err : e->txn_err;
+}
 int fbxi_target_count(struct fbx_engine *e, const struct fbx_command *c,
     uint32_t fleet, struct count_ctx *k);
 void fbxi_xlist_add(struct fbx_engine *e, struct cmdc *cc);

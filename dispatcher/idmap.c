@@ -102,6 +102,17 @@ find(const struct fbxi_idmap *m, uint64_t key)
 }
 
 int
+fbxi_idmap_set(struct fbxi_idmap *m, uint64_t key, uint64_t val)
+{
+	size_t s = find(m, key);
+
+	if (s == (size_t)-1)
+		return 0;
+	m->vals[s] = val;
+	return 1;
+}
+
+int
 fbxi_idmap_get(const struct fbxi_idmap *m, uint64_t key, uint64_t *val)
 {
 	size_t s = find(m, key);

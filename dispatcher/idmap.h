@@ -23,6 +23,10 @@ void fbxi_idmap_fini(struct fbxi_idmap *m);
 /* fbxi_idmap_put - insert or replace. key must be non-zero.
  * @return 0, or -1 when memory is exhausted (map unchanged). */
 int fbxi_idmap_put(struct fbxi_idmap *m, uint64_t key, uint64_t val);
+/* fbxi_idmap_set - replace the value of a present key; never allocates or
+ * moves entries, so it is allowed during a walk.
+ * @return 1 if the key was present, 0 otherwise (map unchanged). */
+int fbxi_idmap_set(struct fbxi_idmap *m, uint64_t key, uint64_t val);
 /* fbxi_idmap_get - @return 1 and *val if present, 0 otherwise. */
 int fbxi_idmap_get(const struct fbxi_idmap *m, uint64_t key, uint64_t *val);
 /* fbxi_idmap_del - @return 1 and *val (may be NULL) if it was present. */
@@ -30,7 +34,7 @@ int fbxi_idmap_del(struct fbxi_idmap *m, uint64_t key, uint64_t *val);
 /* fbxi_idmap_clear - drop every entry, keep the memory. */
 void fbxi_idmap_clear(struct fbxi_idmap *m);
 /* Iterate: for (size_t i = 0; fbxi_idmap_next(m, &i, &k, &v);) ...
- * The map must not change during the walk. */
+ * The map must not change during the walk (fbxi_idmap_set excepted). */
 int fbxi_idmap_next(
     const struct fbxi_idmap *m, size_t *pos, uint64_t *key, uint64_t *val);
 

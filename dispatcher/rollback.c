@@ -738,7 +738,7 @@ rb_journal_comp(struct rb_ctx *r, struct comp_group *g, uint64_t rbseq,
 			return rc;
 	}
 	fbxi_expand_inline(e, cc);
-	return e->txn_err;
+	return fbxi_err(e);
 }
 
 void
@@ -1392,8 +1392,8 @@ fbxi_handle_export(
 		if (rc == FBX_ENOT_FOUND)
 			rc = FBX_OK;
 	}
-	if (rc != FBX_OK || e->txn_err != FBX_OK) {
-		fbxi_set_err(e, rc != FBX_OK ? rc : e->txn_err);
+	if (rc != FBX_OK || fbxi_err(e) != FBX_OK) {
+		fbxi_set_err(e, rc != FBX_OK ? rc : fbxi_err(e));
 		free(x.b.p);
 		return;
 	}

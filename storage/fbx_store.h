@@ -97,6 +97,17 @@ int fbx_txn_begin(fbx_store *st, int write, fbx_txn **out);
  */
 int fbx_txn_commit(fbx_txn *txn);
 
+/**
+ * fbx_txn_begin_child - a nested write transaction inside `parent`. While
+ * it is open the parent must not be used. Committing it folds its writes
+ * into the parent (nothing reaches the disk before the parent commits);
+ * aborting it undoes exactly its writes and leaves the parent usable,
+ * also when the child broke on an error.
+ * @return FBX_OK, FBX_EINVALID (parent is not a top-level write
+ * transaction), the parent's latched error, FBX_ENOMEM, FBX_ESTORAGE.
+ */
+int fbx_txn_begin_child(fbx_txn *parent, fbx_txn **out);
+
 /** fbx_txn_abort - discard and free the transaction. NULL is accepted. */
 void fbx_txn_abort(fbx_txn *txn);
 
@@ -106,7 +117,9 @@ void fbx_txn_abort(fbx_txn *txn);
  * the transaction is broken: every further call returns the same error;
  * only fbx_txn_abort() (or commit, which then fails) is useful.
  * Read functions return FBX_OK, FBX_ENOT_FOUND, FBX_ECORRUPT or
- * FBX_ESTORAGE. Output structs are written only on success.
+ * FBX_ESTORAGE, and those that load a command body (fbx_store_cmd_get,
+ * fbx_store_cmd_active) also FBX_ENOMEM. Output structs are written only
+ * on success.
  */
 
 /* ---- command journal ---------------------------------------------- */

@@ -112,6 +112,7 @@ struct fbx_txn {
 	int write;
 	int err;            /* non-zero once broken: returned by every call */
 	MDB_cursor *dlv_cur; /* write txns: cached cursor on dlv */
+	struct fbx_txn *parent; /* a child (nested) transaction's parent */
 	int dlv_last_known;
 	uint64_t dlv_last; /* largest dlv key in this txn (if known) */
 };
@@ -1170,6 +1171,32 @@ fbx_txn_begin(fbx_store *st, int write, fbx_txn **out)
 	return FBX_OK;
 }
 
+int
+fbx_txn_begin_child(fbx_txn *parent, fbx_txn **out)
+{
+	fbx_txn *t;
+	int mrc;
+
+	if (parent == NULL || !parent->write || parent->parent != NULL)
+		return FBX_EINVALID;
+	if (parent->err != 0)
+		return parent->err;
+	t = calloc(1, sizeof(*t));
+	if (t == NULL)
+		return FBX_ENOMEM;
+	t->st = parent->st;
+	t->write = 1;
+	t->parent = parent;
+	mrc = mdb_txn_begin(parent->st->env, parent->txn, 0, &t->txn);
+	if (mrc != 0) {
+		free(t);
+		return mrc == ENOMEM ? FBX_ENOMEM : map_err(mrc);
+	}
+	atomic_fetch_add(&t->st->ntxn, 1);
+	*out = t;
+	return FBX_OK;
+}
+
 static void
 txn_free(fbx_txn *t)
 {
@@ -1193,6 +1220,13 @@ fbx_txn_commit(fbx_txn *t)
 	}
 	mrc = mdb_txn_commit(t->txn);
 	rc = map_err(mrc);
+	if (t->parent != NULL) {
+		/* the parent's idea of the last delivery key may be stale */
+		t->parent->dlv_last_known = 0;
+		if (rc != FBX_OK && rc != FBX_ENOMEM)
+			rc = FBX_ESTORAGE;
+		goto out;
+	}
 	if (rc == FBX_ENOT_FOUND || rc == FBX_ECORRUPT)
 		rc = FBX_ESTORAGE;
 	if (rc == FBX_EIO && disk_nearly_full(t->st))

@@ -1,0 +1,70 @@
+/*
+ * delivery.c: the only writer of a delivery's state. One table says which
+ * moves are legal; fbxi_dlv_move() refuses the others, so a late result
+ * can never bring a terminal delivery back to life and a requeue can
+ * never resend one that already succeeded. What hangs off a delivery's
+ * state (counts, rollout tallies, the offline index) is kept here, once.
+ */
+#include <string.h>
+
+#include "delivery.h"
+#include "engine_int.h"
+
+/* legal[to] = the states a delivery may come from. Terminal states have
+ * no way out; NONE is the state before creation (fbx_store_dlv_put). */
+static const unsigned legal[FBX_D_COUNT] = {
+	[FBX_D_QUEUED] = FBXI_DHELD | FBXI_DMASK(FBX_D_PENDING),
+	[FBX_D_SENT] = FBXI_DMASK(FBX_D_QUEUED),
+	[FBX_D_ACCEPTED] = FBXI_DMASK(FBX_D_SENT),
+	/* an outcome: from the gateway that holds it, or from one that
+	 * held it before a requeue (the device ran it: record that) */
+	[FBX_D_SUCCEEDED] = FBXI_DHELD | FBXI_DMASK(FBX_D_QUEUED),
+	[FBX_D_FAILED] = FBXI_DHELD | FBXI_DMASK(FBX_D_QUEUED),
+	[FBX_D_PENDING] = FBXI_DHELD,
+	[FBX_D_EXPIRED] = FBXI_DOPEN,
+	[FBX_D_CANCELLED] = FBXI_DOPEN,
+};
+
+unsigned
+fbxi_dlv_legal_from(int to)
+{
+	if (to <= FBX_D_NONE || to >= FBX_D_COUNT)
+		return 0;
+	return legal[to];
+}
+
+int
+fbxi_dlv_move(struct fbx_engine *e, struct cmdc *cc, uint64_t id,
+    unsigned from_mask, int to, uint16_t code, int attempt, int *old,
+    struct fbx_delivery *out)
+{
+	struct fbx_delivery d;
+	unsigned mask = from_mask & fbxi_dlv_legal_from(to);
+	int from = FBX_D_NONE, rc;
+
+	if (mask == 0)
+		return FBX_ESTATE;
+	rc = fbx_store_dlv_transition(
+	    e->txn, id, mask, to, code, e->now, attempt, &from, &d);
+	if (old != NULL)
+		*old = from;
+	if (rc != FBX_OK)
+		return rc;
+	if (from == FBX_D_PENDING) {
+		rc = fbx_store_pend_del(e->txn, cc->c.org, d.device, id);
+		if (rc != FBX_OK && rc != FBX_ENOT_FOUND)
+			return rc;
+	}
+	if (to == FBX_D_PENDING) {
+		rc = fbx_store_pend_add(e->txn, cc->c.org, d.device, id);
+		if (rc != FBX_OK)
+			return rc;
+	}
+	fbxi_count_move(cc, from, to);
+	fbxi_ro_tally(cc, id, from, to, code);
+	if (fbx_dstate_terminal(to))
+		fbxi_cmd_maybe_done(cc);
+	if (out != NULL)
+		*out = d;
+	return FBX_OK;
+}

@@ -1,0 +1,50 @@
+/*
+ * delivery.h: the delivery state machine. Every change of a delivery's
+ * state goes through fbxi_dlv_move(), which checks the move against one
+ * transition table, writes it to the store and keeps what depends on it
+ * (the command's per-state counts, the rollout wave tallies, the offline
+ * index, the command's DONE state) in step. Internal to dispatcher/.
+ */
+#ifndef FBXI_DELIVERY_H
+#define FBXI_DELIVERY_H
+
+#include <stdint.h>
+
+struct fbx_engine;
+struct cmdc;
+struct fbx_delivery;
+
+/* FBXI_DMASK(s) - the bit of state s in a from-set. */
+#define FBXI_DMASK(s) (1u << (s))
+/* the states a delivery is open in (not terminal) */
+#define FBXI_DOPEN                                                           \
+	(FBXI_DMASK(FBX_D_QUEUED) | FBXI_DMASK(FBX_D_SENT) |                 \
+	    FBXI_DMASK(FBX_D_ACCEPTED) | FBXI_DMASK(FBX_D_PENDING))
+/* in a gateway's hands */
+#define FBXI_DHELD (FBXI_DMASK(FBX_D_SENT) | FBXI_DMASK(FBX_D_ACCEPTED))
+
+/**
+ * fbxi_dlv_legal_from - the states a delivery may move to `to` from.
+ * @return a mask of FBXI_DMASK bits; 0 for an unknown or initial state.
+ */
+unsigned fbxi_dlv_legal_from(int to);
+
+/**
+ * fbxi_dlv_move - move delivery `id` of command `cc` to `to`, but only if
+ * its current state is in `from_mask` and the move is legal. Writes the
+ * store in e's open transaction and then updates the counts, the rollout
+ * tallies, the offline index (PENDING in or out) and the command's DONE
+ * state.
+ * @param[in] attempt non-zero: one more hand-off to a gateway.
+ * @param[out] old the state found (also when refused); may be NULL.
+ * @param[out] out the record after the move; may be NULL.
+ * @return FBX_OK; FBX_ESTATE when the delivery's state is outside
+ * from_mask or the move is illegal (nothing written, the transaction
+ * stays usable); FBX_ENOT_FOUND; or a store write error, which the caller
+ * must treat as fatal to the transaction.
+ */
+int fbxi_dlv_move(struct fbx_engine *e, struct cmdc *cc, uint64_t id,
+    unsigned from_mask, int to, uint16_t code, int attempt, int *old,
+    struct fbx_delivery *out);
+
+#endif
