@@ -705,16 +705,21 @@ gw_live(struct fbx_engine *e, const struct gw *g)
 }
 
 /* gw_recount - a session's unanswered count from its map. */
+static uint64_t dlv_bytes(struct fbx_engine *e, uint64_t id);
+
 static void
-gw_recount(struct gw *g)
+gw_recount(struct fbx_engine *e, struct gw *g)
 {
 	size_t pos = 0;
 	uint64_t id, v;
 
 	g->unanswered = 0;
+	g->ubytes = 0;
 	while (fbxi_idmap_next(&g->inflight, &pos, &id, &v)) {
-		if (IF_STAGE(v) == IF_SENT)
+		if (IF_STAGE(v) == IF_SENT) {
 			g->unanswered++;
+			g->ubytes += dlv_bytes(e, id);
+		}
 	}
 }
 
@@ -732,7 +737,7 @@ undo_apply(struct fbx_engine *e)
 			u->g->dead = 1; /* cannot restore: requeue it all */
 	}
 	for (struct gw *g = e->gws; g != NULL; g = g->next)
-		gw_recount(g);
+		gw_recount(e, g);
 }
 
 /* gw_holder - the live session holding delivery id, or NULL. */
@@ -744,6 +749,46 @@ gw_holder(struct fbx_engine *e, uint64_t id, uint64_t *v)
 			return g;
 	}
 	return NULL;
+}
+
+/* dlv_bytes - about what delivery id costs in a DELIVERIES message. */
+static uint64_t
+dlv_bytes(struct fbx_engine *e, uint64_t id)
+{
+	struct cmdc *cc = fbxi_cmd_find(e, FBX_DLV_CMD(id));
+
+	return (cc != NULL ? cc->c.payload_len : 0) + 2 * FBX_ID_MAX + 64;
+}
+
+/* gw_answered - the gateway answered a delivery it was sent: credit (in
+ * deliveries and bytes) comes back. */
+static void
+gw_answered(struct fbx_engine *e, struct gw *g, uint64_t id)
+{
+	uint64_t b = dlv_bytes(e, id);
+
+	if (g->unanswered > 0)
+		g->unanswered--;
+	g->ubytes = g->ubytes > b ? g->ubytes - b : 0;
+}
+
+/* fbxi_gw_drop - whichever session holds delivery id lets go of it (the
+ * delivery is journaled elsewhere in the same turn). */
+void
+fbxi_gw_drop(struct fbx_engine *e, uint64_t id)
+{
+	uint64_t v = 0;
+	struct gw *h = gw_holder(e, id, &v);
+
+	if (h == NULL)
+		return;
+	if (if_del(e, h, id) != FBX_OK) {
+		fbxi_set_err(e, FBX_ENOMEM);
+		return;
+	}
+	if (IF_STAGE(v) == IF_SENT)
+		gw_answered(e, h, id);
+	fbxi_inflight_release(e, v);
 }
 
 /* gw_requeue - put every delivery a gateway holds back in its queue,
@@ -787,6 +832,7 @@ gw_requeue(struct fbx_engine *e, struct gw *g)
 	}
 	fbxi_idmap_clear(&g->inflight);
 	g->unanswered = 0;
+	g->ubytes = 0;
 	if (n > 0)
 		FBX_LOGI("gateway %s: %zu in-flight deliveries re-queued",
 		    g->id, n);
@@ -1339,9 +1385,8 @@ result_apply(struct fbx_engine *e, struct gw *g, const struct fbx_result_rec *r)
 			return 1; /* progress of a delivery sent again since */
 		h = gw_holder(e, r->delivery_id, &v);
 	}
-	if (h != NULL && IF_STAGE(v) == IF_SENT && h->unanswered > 0 &&
-	    (to != FBX_D_ACCEPTED || h == g))
-		h->unanswered--;
+	if (h != NULL && IF_STAGE(v) == IF_SENT)
+		gw_answered(e, h, r->delivery_id);
 	if (h != NULL && to == FBX_D_ACCEPTED) {
 		if (IF_STAGE(v) == IF_ACCEPTED)
 			return 1;
@@ -1642,6 +1687,7 @@ send_one(struct fbx_engine *e, struct gw *g, uint64_t id)
 		return 0;
 	}
 	g->unanswered++;
+	g->ubytes += cc->c.payload_len + 2 * FBX_ID_MAX + 64;
 	cc->q->inflight++;
 	e->inflight_all++;
 	e->dlv_sent++;
@@ -1726,7 +1772,8 @@ dispatch_step(struct fbx_engine *e)
 		    fbxi_err(e) == FBX_OK) {
 			progress = 0;
 			for (struct gw *g = e->gws; g != NULL; g = g->next) {
-				if (g->dead || g->unanswered >= g->window)
+				if (g->dead || g->unanswered >= g->window ||
+				    g->ubytes >= GW_BYTES_INFLIGHT_MAX)
 					continue;
 				for (size_t k = 0; k < e->rrlen &&
 				    g->unanswered < g->window &&
@@ -1789,7 +1836,8 @@ work_pending(struct fbx_engine *e)
 	if (e->rrlen == 0 || e->stalled)
 		return 0;
 	for (struct gw *g = e->gws; g != NULL; g = g->next) {
-		if (!g->dead && g->unanswered < g->window)
+		if (!g->dead && g->unanswered < g->window &&
+		    g->ubytes < GW_BYTES_INFLIGHT_MAX)
 			return 1;
 	}
 	return 0;
@@ -2104,7 +2152,7 @@ sessions_settle(struct fbx_engine *e)
 				(void)fbxi_idmap_set(
 				    &g->inflight, id, v & ~(uint64_t)IF_SEEN);
 		}
-		gw_recount(g);
+		gw_recount(e, g);
 	}
 }
 
@@ -2225,8 +2273,8 @@ unsent_step(struct fbx_engine *e)
 				fbxi_set_err(e, FBX_ENOMEM);
 				return;
 			}
-			if (IF_STAGE(v) == IF_SENT && h->unanswered > 0)
-				h->unanswered--;
+			if (IF_STAGE(v) == IF_SENT)
+				gw_answered(e, h, id);
 			fbxi_inflight_release(e, v);
 		}
 		if (cc == NULL || cc->expired)
@@ -2685,10 +2733,12 @@ static int
 make_socket(struct fbx_engine *e, const char *ep, int gateway, void **out)
 {
 	void *s = zmq_socket(e->zctx, ZMQ_ROUTER);
-	int zero = 0, one = 1, hwm = gateway ? 0 : 100000;
-	int64_t maxmsg = (int64_t)(gateway ? FBX_GATEWAY_MSG_MAX
-	                                   : FBX_CONSOLE_MSG_MAX) *
-	    2;
+	int zero = 0, one = 1, hwm = gateway ? GW_SNDHWM : 100000;
+	/* a little over the largest legal message, so a peer slightly over
+	 * gets a coded error from the decoder (which checks the cap before
+	 * anything is unpacked) while a huge one is cut at the socket */
+	int64_t maxmsg = gateway ? (int64_t)FBX_GATEWAY_IN_MAX + (1 << 20)
+	                         : (int64_t)FBX_CONSOLE_MSG_MAX * 2;
 
 	if (s == NULL)
 		return FBX_ENOMEM;

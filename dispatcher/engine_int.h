@@ -32,6 +32,13 @@
 #define SWEEP_MAX 65536 /* expiries per turn */
 #define QUANTUM 256 /* deliveries per organisation per round */
 #define COMMIT_RETRIES 4
+/* byte credit: what one gateway may have sent and not yet answered, so a
+ * window of big payloads cannot pile up unbounded in its send queue */
+#define GW_BYTES_INFLIGHT_MAX (256u * 1024 * 1024)
+/* messages queued towards one gateway (ZMQ_SNDHWM): deliveries are
+ * bounded by credit, this bounds ACKs and errors to a gateway that stops
+ * reading */
+#define GW_SNDHWM 4096
 
 /* ---------------------------------------------------------------- types */
 
@@ -80,6 +87,7 @@ struct gw {
 	int all_orgs;
 	uint32_t window;
 	uint32_t unanswered; /* sent, no answer yet: uses credit */
+	uint64_t ubytes; /* their encoded size, about: byte credit */
 	int64_t last_seen; /* monotonic ms its last message was read */
 	struct fbxi_idmap inflight; /* delivery id -> IF_VAL(orgq, stage) */
 	int dead;
@@ -291,6 +299,7 @@ void fbxi_handle_rollback(
 void fbxi_handle_rollout(
     struct fbx_engine *e, const struct inmsg *in, struct fbx_console_req *req);
 void fbxi_inflight_release(struct fbx_engine *e, uint64_t v);
+void fbxi_gw_drop(struct fbx_engine *e, uint64_t id);
 int fbxi_limit_gate(struct fbx_engine *e, const struct inmsg *in,
     const struct fbx_console_req *req, struct fbx_command *c, uint32_t ndev,
     uint32_t fleet, int count_only);
@@ -329,5 +338,21 @@ int fbxi_rebuild_dlv_cb(void *arg, const struct fbx_delivery *d);
 void fbxi_handle_console(struct fbx_engine *e, const struct inmsg *in);
 int fbxi_kv_delete_prefix(struct fbx_engine *e, const char *prefix);
 int64_t fbxi_mono_ms(void);
+
+/* ---- issue 8 (rollback.c, controls.c, audit.c): appended declarations */
+
+/* fbxi_devtimes - per (org, device, family) the newest time a later
+ * command reached a device, keyed by the exact identity (rollback.c).
+ * fbxi_devtimes_hash is the bucket hash; tests may replace it to force
+ * collisions. _note returns FBX_OK or FBX_ENOMEM; _get 1 and *t when
+ * known, 0 otherwise. */
+struct fbxi_devtimes;
+struct fbxi_devtimes *fbxi_devtimes_new(void);
+void fbxi_devtimes_free(struct fbxi_devtimes *dt);
+int fbxi_devtimes_note(struct fbxi_devtimes *dt, const char *org,
+    const char *dev, int fam, int64_t t);
+int fbxi_devtimes_get(const struct fbxi_devtimes *dt, const char *org,
+    const char *dev, int fam, int64_t *t);
+extern uint64_t (*fbxi_devtimes_hash)(const char *org, const char *dev);
 
 #endif

@@ -22,6 +22,9 @@
 #define FBX_DEVICES_PER_CMD_MAX (1u << 24) /* deliveries per command */
 #define FBX_CONSOLE_MSG_MAX (8u * 1024 * 1024)
 #define FBX_GATEWAY_MSG_MAX (32u * 1024 * 1024)
+/* gateway -> engine: the largest legal message is a batch of 65,536
+ * check-ins (about 180 bytes each at most) */
+#define FBX_GATEWAY_IN_MAX (12u * 1024 * 1024)
 #define FBX_ENROLL_MAX 50000          /* devices per enroll request */
 #define FBX_PAGE_MAX 10000            /* rows per list/page reply */
 #define FBX_BATCH_MAX 65536           /* deliveries/results per gateway msg */

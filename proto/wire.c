@@ -430,6 +430,43 @@ in_bytes(const void *buf)
 	return buf != NULL ? buf : empty_buf;
 }
 
+/* pb_alloc: protobuf-c allocates through us so that an allocation failure
+ * inside unpack is reported as FBX_ENOMEM, not as a malformed message
+ * (unpack returns NULL for both). One per decode call, on the stack, so
+ * decoders stay reentrant; the unpacked message is freed with the default
+ * allocator, which is the same malloc heap. */
+struct pb_alloc {
+	ProtobufCAllocator a;
+	int failed;
+};
+
+static void *
+pb_alloc_fn(void *data, size_t n)
+{
+	void *p = malloc(n > 0 ? n : 1);
+
+	if (p == NULL)
+		((struct pb_alloc *)data)->failed = 1;
+	return p;
+}
+
+static void
+pb_free_fn(void *data, void *p)
+{
+	(void)data;
+	free(p);
+}
+
+static ProtobufCAllocator *
+pb_alloc_init(struct pb_alloc *pa)
+{
+	pa->a.alloc = pb_alloc_fn;
+	pa->a.free = pb_free_fn;
+	pa->a.allocator_data = pa;
+	pa->failed = 0;
+	return &pa->a;
+}
+
 /* ---- bump arena: one allocation for all the messages of an encode ---- */
 
 struct arena {
@@ -1167,6 +1204,7 @@ fbx_console_req_decode(const void *buf, size_t len,
 	struct wctx w = { why, whylen };
 	struct fbx_console_req r;
 	pb_creq *pb = NULL;
+	struct pb_alloc pa;
 	const char *what;
 	int rv;
 
@@ -1178,9 +1216,11 @@ fbx_console_req_decode(const void *buf, size_t len,
 	rv = check_len(&w, buf, len, FBX_CONSOLE_MSG_MAX);
 	if (rv != FBX_OK)
 		goto out;
-	pb = fusebox__v1__console_request__unpack(NULL, len, in_bytes(buf));
+	pb = fusebox__v1__console_request__unpack(pb_alloc_init(&pa), len,
+	    in_bytes(buf));
 	if (pb == NULL) {
-		rv = fail(&w, FBX_EMALFORMED, "message: not a ConsoleRequest");
+		rv = pa.failed ? FBX_ENOMEM :
+		    fail(&w, FBX_EMALFORMED, "message: not a ConsoleRequest");
 		goto out;
 	}
 	r.request_id = pb->request_id;
@@ -2463,6 +2503,7 @@ fbx_console_rep_decode(
 	struct wctx w = { NULL, 0 };
 	struct fbx_console_rep r;
 	pb_crep *pb = NULL;
+	struct pb_alloc pa;
 	const char *what;
 	int rv;
 
@@ -2472,9 +2513,10 @@ fbx_console_rep_decode(
 	rv = check_len(&w, buf, len, FBX_CONSOLE_MSG_MAX);
 	if (rv != FBX_OK)
 		goto out;
-	pb = fusebox__v1__console_reply__unpack(NULL, len, in_bytes(buf));
+	pb = fusebox__v1__console_reply__unpack(pb_alloc_init(&pa), len,
+	    in_bytes(buf));
 	if (pb == NULL) {
-		rv = FBX_EMALFORMED;
+		rv = pa.failed ? FBX_ENOMEM : FBX_EMALFORMED;
 		goto out;
 	}
 	r.request_id = pb->request_id;
@@ -3562,6 +3604,84 @@ gw_body_in(const pb_gwmsg *pb, struct fbx_gw_msg *m, struct wctx *w)
 	return fail(w, FBX_EINVALID, "body: missing or unknown message");
 }
 
+/* pb_varint - read a base-128 varint at *p (< end). @return 0 or -1. */
+static int
+pb_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+	uint64_t x = 0;
+
+	for (int shift = 0; shift < 64 && *p < end; shift += 7) {
+		uint8_t b = *(*p)++;
+		x |= (uint64_t)(b & 0x7f) << shift;
+		if (!(b & 0x80)) {
+			*v = x;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+/* pb_count - how many times field `inner` occurs in the length-delimited
+ * field `outer` of the message in [p, end). Malformed input counts what
+ * it can: unpack rejects it afterwards. */
+static size_t
+pb_field_count(const uint8_t *p, const uint8_t *end, uint32_t outer, uint32_t inner)
+{
+	size_t n = 0;
+	uint64_t key, v;
+
+	while (p < end && pb_varint(&p, end, &key) == 0) {
+		uint32_t field = (uint32_t)(key >> 3), wt = key & 7;
+		if (wt == 0) {
+			if (pb_varint(&p, end, &v) != 0)
+				break;
+		} else if (wt == 1 || wt == 5) {
+			if ((size_t)(end - p) < (wt == 1 ? 8u : 4u))
+				break;
+			p += wt == 1 ? 8 : 4;
+		} else if (wt == 2) {
+			if (pb_varint(&p, end, &v) != 0 ||
+			    v > (uint64_t)(end - p))
+				break;
+			if (field == outer)
+				n += pb_field_count(p, p + v, 0, inner);
+			else if (outer == 0 && field == inner)
+				n++;
+			p += v;
+			continue;
+		} else {
+			break;
+		}
+		if (outer == 0 && field == inner)
+			n++;
+	}
+	return n;
+}
+
+/* gw_prescan - refuse a batch over its cap before protobuf-c unpacks it:
+ * 12 MiB of empty entries would otherwise become millions of
+ * allocations. */
+static int
+gw_prescan(struct wctx *w, const void *buf, size_t len)
+{
+	const uint8_t *p = in_bytes(buf), *end = p + len;
+	size_t n;
+
+	n = pb_field_count(p, end, 12, 2); /* results.results */
+	if (n > FBX_BATCH_MAX)
+		return fail(w, FBX_ETOOBIG, "results: %zu entries, at most %d",
+		    n, FBX_BATCH_MAX);
+	n = pb_field_count(p, end, 13, 2); /* checkins.checkins */
+	if (n > FBX_BATCH_MAX)
+		return fail(w, FBX_ETOOBIG, "checkins: %zu entries, at most %d",
+		    n, FBX_BATCH_MAX);
+	n = pb_field_count(p, end, 10, 2); /* hello.orgs */
+	if (n > ORGS_MAX)
+		return fail(w, FBX_ETOOBIG, "hello.orgs: %zu entries, at most %d",
+		    n, ORGS_MAX);
+	return FBX_OK;
+}
+
 int
 fbx_gw_msg_decode(const void *buf, size_t len, struct fbx_gw_msg *out,
     char *why, size_t whylen)
@@ -3569,6 +3689,7 @@ fbx_gw_msg_decode(const void *buf, size_t len, struct fbx_gw_msg *out,
 	struct wctx w = { why, whylen };
 	struct fbx_gw_msg m;
 	pb_gwmsg *pb = NULL;
+	struct pb_alloc pa;
 	int rv;
 
 	memset(&m, 0, sizeof(m));
@@ -3576,12 +3697,17 @@ fbx_gw_msg_decode(const void *buf, size_t len, struct fbx_gw_msg *out,
 		why[0] = '\0';
 	if (out == NULL)
 		return fail(&w, FBX_EINVALID, "out: NULL");
-	rv = check_len(&w, buf, len, FBX_GATEWAY_MSG_MAX);
+	rv = check_len(&w, buf, len, FBX_GATEWAY_IN_MAX);
 	if (rv != FBX_OK)
 		goto out;
-	pb = fusebox__v1__gateway_message__unpack(NULL, len, in_bytes(buf));
+	rv = gw_prescan(&w, buf, len);
+	if (rv != FBX_OK)
+		goto out;
+	pb = fusebox__v1__gateway_message__unpack(pb_alloc_init(&pa), len,
+	    in_bytes(buf));
 	if (pb == NULL) {
-		rv = fail(&w, FBX_EMALFORMED, "message: not a GatewayMessage");
+		rv = pa.failed ? FBX_ENOMEM :
+		    fail(&w, FBX_EMALFORMED, "message: not a GatewayMessage");
 		goto out;
 	}
 	rv = check_version(&w, pb->version);
@@ -3832,6 +3958,7 @@ fbx_eng_msg_decode(const void *buf, size_t len, struct fbx_eng_msg *out)
 	struct wctx w = { NULL, 0 };
 	struct fbx_eng_msg m;
 	pb_engmsg *pb = NULL;
+	struct pb_alloc pa;
 	const char *what;
 	size_t i, n;
 	int rv;
@@ -3842,9 +3969,10 @@ fbx_eng_msg_decode(const void *buf, size_t len, struct fbx_eng_msg *out)
 	rv = check_len(&w, buf, len, FBX_GATEWAY_MSG_MAX);
 	if (rv != FBX_OK)
 		goto out;
-	pb = fusebox__v1__engine_message__unpack(NULL, len, in_bytes(buf));
+	pb = fusebox__v1__engine_message__unpack(pb_alloc_init(&pa), len,
+	    in_bytes(buf));
 	if (pb == NULL) {
-		rv = FBX_EMALFORMED;
+		rv = pa.failed ? FBX_ENOMEM : FBX_EMALFORMED;
 		goto out;
 	}
 	rv = check_version(&w, pb->version);
@@ -4069,6 +4197,7 @@ fbx_event_decode(const void *buf, size_t len, struct fbx_event *out)
 	struct wctx w = { NULL, 0 };
 	struct fbx_event ev;
 	pb_event *pb = NULL;
+	struct pb_alloc pa;
 	const char *what;
 	int rv;
 
@@ -4078,9 +4207,10 @@ fbx_event_decode(const void *buf, size_t len, struct fbx_event *out)
 	rv = check_len(&w, buf, len, EVENT_MSG_MAX);
 	if (rv != FBX_OK)
 		goto out;
-	pb = fusebox__v1__event__unpack(NULL, len, in_bytes(buf));
+	pb = fusebox__v1__event__unpack(pb_alloc_init(&pa), len,
+	    in_bytes(buf));
 	if (pb == NULL) {
-		rv = FBX_EMALFORMED;
+		rv = pa.failed ? FBX_ENOMEM : FBX_EMALFORMED;
 		goto out;
 	}
 	rv = check_version(&w, pb->version);

@@ -4,7 +4,8 @@
 # root.
 set -euo pipefail
 PKGS=(build-essential cmake pkg-config libzmq3-dev libprotobuf-c-dev
-      protobuf-c-compiler liblmdb-dev lmdb-utils libinih-dev libssl-dev)
+      protobuf-c-compiler liblmdb-dev lmdb-utils libinih-dev libssl-dev
+      clang libclang-rt-14-dev) # clang + libFuzzer runtime: scripts/fuzz.sh
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # test.sh: install dependencies, build, and run the whole CTest suite twice:
 # the default build (warnings as errors) and AddressSanitizer +
-# UndefinedBehaviorSanitizer.
+# UndefinedBehaviorSanitizer; then a bounded libFuzzer run of every decoder
+# (scripts/fuzz.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh
@@ -13,4 +14,7 @@ for preset in default asan; do
   cmake --build --preset "$preset" -j "$JOBS"
   ctest --preset "$preset" -j 1 || status=1
 done
+# Bounded fuzzing of every decoder: 6 targets x 15 s plus the clang build.
+echo "=== fuzz (bounded) ==="
+bash scripts/fuzz.sh 15 || status=1
 exit $status
