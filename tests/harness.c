@@ -54,11 +54,49 @@ fbxt_setup(struct fbxt_env *t, const char *name)
 	return 0;
 }
 
+extern char **environ;
+
+/* merge_env - environ with extra NAME=VALUE strings replacing or added;
+ * built before fork, as the child may not allocate. @return a malloc'd
+ * array (the strings are borrowed) or NULL. */
+static char **
+merge_env(const char *const *extra)
+{
+	size_t n = 0, nx = 0, k = 0;
+	char **env;
+
+	while (environ[n] != NULL)
+		n++;
+	while (extra[nx] != NULL)
+		nx++;
+	env = calloc(n + nx + 1, sizeof(*env));
+	if (env == NULL)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		int replaced = 0;
+		for (size_t j = 0; j < nx && !replaced; j++) {
+			const char *eq = strchr(extra[j], '=');
+			size_t len = eq != NULL ? (size_t)(eq - extra[j]) + 1
+			                        : 0;
+			replaced = len > 0 &&
+			    strncmp(environ[i], extra[j], len) == 0;
+		}
+		if (!replaced)
+			env[k++] = environ[i];
+	}
+	for (size_t j = 0; j < nx; j++)
+		env[k++] = (char *)(uintptr_t)extra[j];
+	env[k] = NULL;
+	return env;
+}
+
 static pid_t
-spawn(struct fbxt_env *t, const char *prog, const char *log, char **args)
+spawn_env(struct fbxt_env *t, const char *prog, const char *log, char **args,
+    const char *const *extra_env)
 {
 	char path[512], logpath[512];
 	char *argv[64];
+	char **envp = environ;
 	int n = 0;
 	pid_t pid;
 
@@ -68,6 +106,11 @@ spawn(struct fbxt_env *t, const char *prog, const char *log, char **args)
 	for (int i = 0; args[i] != NULL && n < 62; i++)
 		argv[n++] = args[i];
 	argv[n] = NULL;
+	if (extra_env != NULL) {
+		envp = merge_env(extra_env);
+		if (envp == NULL)
+			return -1;
+	}
 	pid = fork();
 	if (pid == 0) {
 		int fd = open(logpath, O_WRONLY | O_CREAT | O_APPEND, 0644);
@@ -76,10 +119,18 @@ spawn(struct fbxt_env *t, const char *prog, const char *log, char **args)
 			dup2(fd, 2);
 			close(fd);
 		}
-		execv(path, argv);
+		execve(path, argv, envp);
 		_exit(127);
 	}
+	if (envp != environ)
+		free(envp);
 	return pid;
+}
+
+static pid_t
+spawn(struct fbxt_env *t, const char *prog, const char *log, char **args)
+{
+	return spawn_env(t, prog, log, args, NULL);
 }
 
 static int
@@ -110,7 +161,8 @@ fbxt_daemon_start(struct fbxt_env *t, ...)
 	va_start(ap, t);
 	collect(args + n, 40, ap);
 	va_end(ap);
-	t->daemon = spawn(t, "fuseboxd", "fuseboxd.log", args);
+	t->daemon = spawn_env(t, "fuseboxd", "fuseboxd.log", args,
+	    t->daemon_env);
 	if (t->daemon < 0)
 		return -1;
 	for (int i = 0; i < 1200; i++) { /* up to about a minute */

@@ -37,6 +37,10 @@ struct fbxt_env {
 	pid_t daemon;
 	pid_t sim;
 	fbx_client *cli;
+	/* NAME=VALUE strings (NULL-terminated) added to fuseboxd's
+	 * environment, e.g. LD_PRELOAD; set after fbxt_setup, NULL = none.
+	 * A NAME given here replaces the inherited one. */
+	const char *const *daemon_env;
 };
 
 /* fbxt_setup - make a temp dir and endpoints inside it. */

@@ -1,0 +1,454 @@
+/*
+ * fault_test.c: fail the store's disk writes (fdatasync, page writes, the
+ * meta page) at several points of a fan-out, with a shim preloaded into
+ * fuseboxd (tests/faultinj/fault_shim.c), and check for each point that
+ * (a) no device is sent a delivery again after its success was made
+ * durable (the simulator counts that), (b) every command whose submit was
+ * answered OK is still there and all its deliveries end terminal, and (c)
+ * the daemon keeps serving through the fault. A daemon that exits instead
+ * fails (c), and is restarted on the same store, without the fault, so
+ * that (a) and (b) are still checked.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#ifndef FBX_FAULT_SHIM
+#error "FBX_FAULT_SHIM must name the fault shim (set by CMake)"
+#endif
+
+#define ORG_DEVICES 10000
+#define ORGS 2
+#define CMDS_MAX 64
+#define POLL_MS 2000 /* one console call's hang guard while polling */
+#define GUARD_MS 120000 /* hang guard of each wait */
+
+/* one injection point: which calls fail, how, and when it is armed */
+struct point {
+	const char *name;
+	const char *ops; /* FBX_FAULT_OPS */
+	const char *err; /* FBX_FAULT_ERRNO */
+	const char *after; /* matching calls that pass once armed */
+	const char *count; /* matching calls failed after those */
+	unsigned arm_pct; /* arm once this share of command 1 is terminal */
+	int accept_first; /* devices send ACCEPTED first: more ACK traffic */
+};
+
+static const struct point points[] = {
+	{ "fdatasync EIO once", "fdatasync", "EIO", "0", "1", 5, 0 },
+	{ "fdatasync EIO 3 in a row", "fdatasync", "EIO", "0", "3", 5, 0 },
+	{ "pwrite/writev ENOSPC once", "pwrite,writev", "ENOSPC", "0", "1", 5,
+	    0 },
+	{ "meta page write EIO once", "meta", "EIO", "0", "1", 5, 0 },
+	{ "results/ACK traffic: fdatasync+writev EIO after 2",
+	    "fdatasync,writev", "EIO", "2", "1", 50, 1 },
+};
+
+struct acked {
+	char org[16];
+	uint64_t id;
+	uint32_t devices;
+};
+
+/* what one point did, for its summary line */
+struct outcome {
+	int exits; /* times the daemon exited during the point */
+	int last_status; /* its last wait status */
+	unsigned fired; /* failures the shim injected */
+	uint64_t dups; /* dup_after_durable_success */
+	size_t nacked, lost, unsettled, refused;
+};
+
+static void
+sleep_ms(int ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+/* fault_count - lines in the shim's log: failures injected so far */
+static unsigned
+fault_count(const char *log)
+{
+	FILE *f = fopen(log, "r");
+	unsigned n = 0;
+	int c;
+
+	if (f == NULL)
+		return 0;
+	while ((c = fgetc(f)) != EOF)
+		n += c == '\n';
+	fclose(f);
+	return n;
+}
+
+/* daemon_exited - reap the daemon if it has exited; @return 1 then. */
+static int
+daemon_exited(struct fbxt_env *t, struct outcome *o)
+{
+	int st;
+
+	if (t->daemon <= 0)
+		return 1;
+	if (waitpid(t->daemon, &st, WNOHANG) != t->daemon)
+		return 0;
+	t->daemon = 0;
+	o->exits++;
+	o->last_status = st;
+	return 1;
+}
+
+/* restart - start the daemon again on the same store, without the
+ * fault. @return 0 or -1. */
+static int
+restart(struct fbxt_env *t)
+{
+	t->daemon_env = NULL;
+	fbx_client_set_timeout(t->cli, 60000);
+	return fbxt_daemon_start(t, NULL);
+}
+
+/* call_guarded - a console call that notices a daemon exiting under it:
+ * short hang guards, retried while the daemon lives (a request id makes a
+ * stale reply harmless; submits carry an idempotency key). @return the
+ * call's result, or FBX_EUNREACHABLE once the daemon has exited. */
+static int
+call_guarded(struct fbxt_env *t, const char *org, struct fbx_console_req *req,
+    struct fbx_console_rep *rep, struct outcome *o)
+{
+	int rc = FBX_EUNREACHABLE;
+
+	fbx_client_set_timeout(t->cli, POLL_MS);
+	for (int waited = 0; waited < GUARD_MS; waited += POLL_MS) {
+		if (daemon_exited(t, o)) {
+			rc = FBX_EUNREACHABLE;
+			break;
+		}
+		rc = fbxt_call(t, org, req, rep);
+		if (rc != FBX_ETIMEOUT && rc != FBX_EUNREACHABLE)
+			break;
+		fbx_console_rep_free(rep);
+		memset(rep, 0, sizeof(*rep));
+	}
+	fbx_client_set_timeout(t->cli, 60000);
+	return rc;
+}
+
+/* submit - submit a query to org (all devices, or one), keep it if the
+ * answer is OK. A refusal must be a storage error, never silence. */
+static void
+submit(struct fbxt_env *t, const char *org, const char *dev, const char *idem,
+    struct acked *acked, size_t *nacked, struct outcome *o)
+{
+	struct fbx_console_req req;
+	struct fbx_console_rep rep;
+	struct fbx_command *c = &req.u.submit.cmd;
+	char ids[1][FBX_ID_MAX + 1];
+	int rc;
+
+	memset(&req, 0, sizeof(req));
+	req.kind = FBX_CREQ_SUBMIT;
+	c->type = FBX_CMD_QUERY;
+	c->origin = FBX_ORIGIN_OPERATOR;
+	c->ttl_s = 3600;
+	snprintf(c->idem_key, sizeof(c->idem_key), "%s", idem);
+	if (dev != NULL) {
+		c->target_kind = FBX_TARGET_DEVICES;
+		snprintf(ids[0], sizeof(ids[0]), "%s", dev);
+		c->dev_ids = ids;
+		c->ndev_ids = 1;
+	} else {
+		c->target_kind = FBX_TARGET_ORG;
+	}
+	rc = call_guarded(t, org, &req, &rep, o);
+	if (rc == FBX_OK && *nacked < CMDS_MAX) {
+		struct acked *a = &acked[(*nacked)++];
+		snprintf(a->org, sizeof(a->org), "%s", org);
+		a->id = rep.u.submit.command_id;
+		a->devices = rep.u.submit.device_count;
+	} else if (rc != FBX_OK) {
+		o->refused++;
+		FBXT_CHECK(rc == FBX_EIO || rc == FBX_EDISK_FULL ||
+		        rc == FBX_ESTORAGE || rc == FBX_EUNREACHABLE ||
+		        rc == FBX_EBUSY,
+		    "submit %s refused with %s (%d)", idem, fbx_errname(rc),
+		    rc);
+	}
+	fbx_console_rep_free(&rep);
+}
+
+/* get - the command as the daemon has it now; @return the call's rc. */
+static int
+get(struct fbxt_env *t, const struct acked *a, struct fbx_command *info,
+    struct outcome *o)
+{
+	struct fbx_console_req req;
+	struct fbx_console_rep rep;
+	int rc;
+
+	memset(&req, 0, sizeof(req));
+	req.kind = FBX_CREQ_GET_COMMAND;
+	req.u.get.command_id = a->id;
+	rc = call_guarded(t, a->org, &req, &rep, o);
+	if (rc == FBX_OK)
+		*info = rep.u.command.info;
+	fbx_console_rep_free(&rep);
+	return rc;
+}
+
+static uint32_t
+terminal(const struct fbx_command *c)
+{
+	return c->counts[FBX_D_SUCCEEDED] + c->counts[FBX_D_FAILED]
+	    + c->counts[FBX_D_EXPIRED] + c->counts[FBX_D_CANCELLED];
+}
+
+/* ping - @return 1 if the daemon answers a ping. */
+static int
+ping(struct fbxt_env *t, struct outcome *o)
+{
+	struct fbx_console_req req;
+	struct fbx_console_rep rep;
+	int rc;
+
+	memset(&req, 0, sizeof(req));
+	req.kind = FBX_CREQ_PING;
+	rc = call_guarded(t, "probe", &req, &rep, o);
+	fbx_console_rep_free(&rep);
+	return rc == FBX_OK;
+}
+
+static void
+run_point(const struct point *p, int pi)
+{
+	struct fbxt_env t;
+	struct fbxt_report rep;
+	struct acked acked[CMDS_MAX];
+	struct outcome o;
+	struct fbx_command info;
+	char report[400], arm[400], log[400], idem[64];
+	char e_pre[600], e_ops[128], e_err[64], e_after[64], e_count[64];
+	char e_arm[420], e_log[420], e_asan[600], devs[16], name[32];
+	const char *env[10];
+	const char *asan = getenv("ASAN_OPTIONS");
+	size_t nacked = 0;
+	unsigned want;
+	int rc, served = 1, armed_mid = 0;
+
+	memset(&o, 0, sizeof(o));
+	memset(&info, 0, sizeof(info));
+	snprintf(name, sizeof(name), "fault%d", pi);
+	if (fbxt_setup(&t, name) != 0) {
+		FBXT_CHECK(0, "setup");
+		return;
+	}
+	snprintf(report, sizeof(report), "%s/report.txt", t.dir);
+	snprintf(arm, sizeof(arm), "%s/arm", t.dir);
+	snprintf(log, sizeof(log), "%s/faults.log", t.dir);
+	snprintf(e_pre, sizeof(e_pre), "LD_PRELOAD=%s", FBX_FAULT_SHIM);
+	snprintf(e_ops, sizeof(e_ops), "FBX_FAULT_OPS=%s", p->ops);
+	snprintf(e_err, sizeof(e_err), "FBX_FAULT_ERRNO=%s", p->err);
+	snprintf(e_after, sizeof(e_after), "FBX_FAULT_AFTER=%s", p->after);
+	snprintf(e_count, sizeof(e_count), "FBX_FAULT_COUNT=%s", p->count);
+	snprintf(e_arm, sizeof(e_arm), "FBX_FAULT_ARM=%s", arm);
+	snprintf(e_log, sizeof(e_log), "FBX_FAULT_LOG=%s", log);
+	/* an ASan daemon refuses a preload ahead of its runtime unless told
+	 * not to check; harmless without ASan */
+	snprintf(e_asan, sizeof(e_asan),
+	    "ASAN_OPTIONS=%s%sverify_asan_link_order=0",
+	    asan != NULL ? asan : "", asan != NULL && asan[0] ? ":" : "");
+	env[0] = e_pre;
+	env[1] = e_ops;
+	env[2] = e_err;
+	env[3] = e_after;
+	env[4] = e_count;
+	env[5] = e_arm;
+	env[6] = e_log;
+	env[7] = e_asan;
+	env[8] = NULL;
+	t.daemon_env = env;
+	want = (unsigned)strtoul(p->count, NULL, 10);
+
+	if (fbxt_daemon_start(&t, NULL) != 0) {
+		FBXT_CHECK(0,
+		    "[%s] daemon with the shim did not start (see "
+		    "fuseboxd.log)",
+		    p->name);
+		goto out;
+	}
+	snprintf(devs, sizeof(devs), "%d", ORG_DEVICES * ORGS);
+	rc = fbxt_sim_run(&t, "--enroll-only", "--devices", devs, "--orgs",
+	    "2", "--seed", "4", "--quiet", NULL);
+	FBXT_CHECK(rc == 0, "[%s] enrollment exit status %d", p->name, rc);
+	/* slow devices and a small window keep the fan-out in flight */
+	if (p->accept_first)
+		rc = fbxt_sim_start(&t, "--no-enroll", "--devices", devs,
+		    "--orgs", "2", "--seed", "4", "--ack-latency-ms", "50",
+		    "--window", "256", "--accept-first", "--report", report,
+		    "--quiet", NULL);
+	else
+		rc = fbxt_sim_start(&t, "--no-enroll", "--devices", devs,
+		    "--orgs", "2", "--seed", "4", "--ack-latency-ms", "50",
+		    "--window", "256", "--report", report, "--quiet", NULL);
+	FBXT_CHECK(rc == 0, "[%s] simulator start", p->name);
+
+	submit(&t, "org-001", NULL, "fan-1", acked, &nacked, &o);
+	submit(&t, "org-002", NULL, "fan-2", acked, &nacked, &o);
+	FBXT_CHECK(
+	    nacked == 2, "[%s] %zu of 2 fan-outs accepted", p->name, nacked);
+	if (nacked == 0)
+		goto out;
+
+	/* arm once part, not all, of the first fan-out is done */
+	for (int waited = 0; waited < GUARD_MS; waited += 10) {
+		if (get(&t, &acked[0], &info, &o) != FBX_OK)
+			break;
+		if (info.state == FBX_C_DONE)
+			break;
+		if (info.ndeliveries > 0 &&
+		    terminal(&info) * 100 >= info.ndeliveries * p->arm_pct) {
+			armed_mid = 1;
+			break;
+		}
+		sleep_ms(10);
+	}
+	{
+		FILE *f = fopen(arm, "w");
+		if (f != NULL)
+			fclose(f);
+	}
+	FBXT_CHECK(armed_mid,
+	    "[%s] armed with %u of %u done, state %d: not "
+	    "in the middle of the fan-out",
+	    p->name, terminal(&info), info.ndeliveries, info.state);
+
+	/* keep submitting (each one a commit) until the shim has injected
+	 * every failure it was asked for, or the daemon has exited */
+	submit(&t, "org-001", NULL, "fan-3", acked, &nacked, &o);
+	for (int i = 0; i < 60; i++) {
+		char dev[32];
+		o.fired = fault_count(log);
+		if (o.fired >= want || daemon_exited(&t, &o))
+			break;
+		snprintf(dev, sizeof(dev), "org-00%d-d%06d", 1 + i % 2, i);
+		snprintf(idem, sizeof(idem), "one-%d", i);
+		submit(&t, i % 2 ? "org-002" : "org-001", dev, idem, acked,
+		    &nacked, &o);
+		sleep_ms(50);
+	}
+	o.fired = fault_count(log);
+	FBXT_CHECK(o.fired > 0, "[%s] the fault never fired", p->name);
+
+	/* (c) the daemon serves after the fault */
+	if (!daemon_exited(&t, &o) && !ping(&t, &o))
+		served = 0;
+	if (t.daemon <= 0)
+		served = 0;
+	FBXT_CHECK(served, "[%s] daemon not serving after the fault: %s %d",
+	    p->name, o.exits ? "exit status" : "no answer",
+	    o.exits && WIFEXITED(o.last_status) ? WEXITSTATUS(o.last_status)
+	                                        : o.last_status);
+	if (t.daemon <= 0 && restart(&t) != 0) {
+		FBXT_CHECK(0, "[%s] daemon did not restart without the fault",
+		    p->name);
+		goto out;
+	}
+
+	/* (b) every acknowledged command is there and settles */
+	for (size_t i = 0; i < nacked; i++) {
+		const struct acked *a = &acked[i];
+		int settled = 0, present = 0;
+		for (int waited = 0; waited < GUARD_MS; waited += 50) {
+			rc = get(&t, a, &info, &o);
+			if (rc == FBX_EUNREACHABLE && t.daemon <= 0) {
+				/* it exited later: the same check (c) */
+				FBXT_CHECK(0,
+				    "[%s] daemon exited while "
+				    "settling, status %d",
+				    p->name, o.last_status);
+				if (restart(&t) != 0)
+					break;
+				continue;
+			}
+			present = rc == FBX_OK && info.id == a->id;
+			if (!present)
+				break;
+			if (info.state == FBX_C_DONE &&
+			    terminal(&info) == info.ndeliveries) {
+				settled = 1;
+				break;
+			}
+			sleep_ms(50);
+		}
+		if (!present) {
+			o.lost++;
+			FBXT_CHECK(0,
+			    "[%s] acknowledged command %s/%llu lost: "
+			    "%s",
+			    p->name, a->org, (unsigned long long)a->id,
+			    fbx_errname(rc));
+			continue;
+		}
+		if (!settled || info.ndeliveries != a->devices) {
+			o.unsettled++;
+			FBXT_CHECK(0,
+			    "[%s] command %s/%llu: %u of %u terminal "
+			    "(%u accepted), state %d",
+			    p->name, a->org, (unsigned long long)a->id,
+			    terminal(&info), info.ndeliveries, a->devices,
+			    info.state);
+		}
+	}
+	o.nacked = nacked;
+
+	/* (a) nothing re-sent after a durable success */
+	rc = fbxt_sim_stop(&t);
+	FBXT_CHECK(WIFEXITED(rc) && WEXITSTATUS(rc) == 0,
+	    "[%s] simulator status %d", p->name, rc);
+	FBXT_CHECK(
+	    fbxt_report_read(report, &rep) == 0, "[%s] no report", p->name);
+	o.dups = rep.dup_after_success;
+	FBXT_CHECK(rep.dup_after_success == 0,
+	    "[%s] %llu deliveries re-sent after a durable success", p->name,
+	    (unsigned long long)rep.dup_after_success);
+	FBXT_CHECK(rep.foreign == 0, "[%s] foreign %llu", p->name,
+	    (unsigned long long)rep.foreign);
+out:
+	if (o.exits == 0)
+		printf("point '%s': %u failures injected; daemon survived; ",
+		    p->name, o.fired);
+	else
+		printf("point '%s': %u failures injected; daemon EXITED "
+		       "(status %d, exit code %d), restarted; ",
+		    p->name, o.fired, o.last_status,
+		    WIFEXITED(o.last_status) ? WEXITSTATUS(o.last_status)
+		                             : -1);
+	printf("dup_after_durable_success=%llu; acknowledged=%zu lost=%zu "
+	       "unsettled=%zu refused=%zu\n",
+	    (unsigned long long)o.dups, o.nacked, o.lost, o.unsettled,
+	    o.refused);
+	fflush(stdout);
+	fbxt_teardown(&t);
+}
+
+int
+main(void)
+{
+	const char *only = getenv("FBXT_FAULT_POINT");
+
+	for (size_t i = 0; i < sizeof(points) / sizeof(points[0]); i++) {
+		if (only != NULL && (size_t)atoi(only) != i)
+			continue;
+		run_point(&points[i], (int)i);
+	}
+	return fbxt_done();
+}
