@@ -231,6 +231,14 @@ handle_submit(
 	c->cursor[0] = '\0';
 	c->cursor_idx = 0;
 	rc = fbx_store_cmd_append(e->txn, c);
+	if (rc == FBX_ETOO_MANY) {
+		FBX_LOGE("command id space exhausted (%llu commands)",
+		    (unsigned long long)FBX_CMD_ID_MAX);
+		fbxi_console_error(e, in, req->request_id, req->kind, rc,
+		    "command id space exhausted: no command can be "
+		    "journaled");
+		return;
+	}
 	if (rc != FBX_OK)
 		goto store_fail;
 	e->last_cmd_id = c->id;

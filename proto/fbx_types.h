@@ -195,6 +195,8 @@ fbx_dstate_terminal(int s)
 
 /* Delivery ids are (command id << 24) | index within the command, so the
  * deliveries of one command are one contiguous key range. */
+/* the largest command id: delivery ids keep 24 bits for the index */
+#define FBX_CMD_ID_MAX ((UINT64_C(1) << 40) - 1)
 #define FBX_DLV_ID(cmd, idx) (((uint64_t)(cmd) << 24) | (uint64_t)(idx))
 #define FBX_DLV_CMD(id) ((uint64_t)(id) >> 24)
 #define FBX_DLV_IDX(id) ((uint32_t)((id) & 0xffffffu))

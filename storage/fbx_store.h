@@ -128,6 +128,10 @@ void fbx_txn_abort(fbx_txn *txn);
  * fbx_store_cmd_append - journal a new command: assigns cmd->id (last id
  * + 1), stores the record, the (org, created, id) index entry, the
  * idempotency key if cmd->idem_key is set, and marks it active.
+ * @return FBX_OK; FBX_EINVALID (a field out of bounds);
+ * FBX_EIDEMPOTENCY_CONFLICT; FBX_ETOO_MANY when the id would pass
+ * FBX_CMD_ID_MAX (the delivery id space: nothing written, the
+ * transaction stays usable); or a write error.
  */
 int fbx_store_cmd_append(fbx_txn *txn, struct fbx_command *cmd);
 

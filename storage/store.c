@@ -1353,6 +1353,12 @@ fbx_store_cmd_append(fbx_txn *t, struct fbx_command *cmd)
 			goto out;
 		}
 		id = get_be64(k.mv_data) + 1;
+		/* delivery ids are id << 24 | index: past 2^40 commands
+		 * they would collide */
+		if (id > FBX_CMD_ID_MAX) {
+			rc = FBX_ETOO_MANY;
+			goto out;
+		}
 	} else if (mrc != MDB_NOTFOUND) {
 		rc = read_err(mrc);
 		goto out;
