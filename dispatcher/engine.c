@@ -1171,77 +1171,155 @@ prune_approvals(struct fbx_engine *e)
  * (held, paused rollouts, open deliveries) and the automatic commands of
  * a reason whose breaker is open (an incident may still be rolled
  * back). The audit log is never pruned. */
+enum { PRUNE_GONE, PRUNE_KEPT, PRUNE_YOUNG, PRUNE_PARTIAL, PRUNE_ERR };
+#define PKEEP_GONE (UINT64_C(1) << 63)
+
+/* prune_settle - after the turn: a commit drops what was pruned from the
+ * kept list; a failure puts the retention cursor and list back. */
+static void
+prune_settle(struct fbx_engine *e, int committed)
+{
+	size_t j = 0;
+
+	if (!e->prune_ran)
+		return;
+	e->prune_ran = 0;
+	if (!committed) {
+		e->prune_next = e->prune_next0;
+		e->npkeep = e->npkeep0;
+		for (size_t i = 0; i < e->npkeep; i++)
+			e->pkeep[i] &= ~PKEEP_GONE;
+		return;
+	}
+	for (size_t i = 0; i < e->npkeep; i++) {
+		if (!(e->pkeep[i] & PKEEP_GONE))
+			e->pkeep[j++] = e->pkeep[i];
+	}
+	e->npkeep = j;
+	if (e->pkeep_pos > j)
+		e->pkeep_pos = 0;
+}
+
+static int
+pkeep_add(struct fbx_engine *e, uint64_t id)
+{
+	if (e->npkeep == e->pkeepcap) {
+		size_t ncap = e->pkeepcap ? e->pkeepcap * 2 : 256;
+		uint64_t *n = realloc(e->pkeep, ncap * sizeof(*n));
+		if (n == NULL)
+			return FBX_ENOMEM;
+		e->pkeep = n;
+		e->pkeepcap = ncap;
+	}
+	e->pkeep[e->npkeep++] = id;
+	return FBX_OK;
+}
+
+/* prune_one - delete command id with its deliveries and markers if it is
+ * past retention and nothing needs it any more. */
+static int
+prune_one(struct fbx_engine *e, uint64_t id, int64_t cutoff, uint32_t *budget)
+{
+	struct fbx_command c;
+	uint32_t deleted = 0;
+	int keep = 0, rc;
+
+	rc = fbx_store_cmd_get(e->txn, id, &c);
+	if (rc == FBX_ENOT_FOUND)
+		return PRUNE_GONE; /* pruned before */
+	if (rc != FBX_OK) {
+		fbxi_set_err(e, rc);
+		return PRUNE_ERR;
+	}
+	if (c.created_ms >= cutoff) {
+		fbx_command_clear(&c);
+		return PRUNE_YOUNG; /* ids follow time: the rest is younger */
+	}
+	if (!fbx_cstate_terminal(c.state) || fbxi_cmd_find(e, c.id) != NULL)
+		keep = 1; /* held, paused, still delivering */
+	if (c.id == e->last_cmd_id)
+		keep = 1; /* the newest stays: ids are never reused */
+	if (!keep && c.origin == FBX_ORIGIN_AUTOMATIC) {
+		struct fbxi_breaker b, g;
+		if (fbxi_brk_load(e->txn, c.org, fbxi_reason_of(&c), &b, NULL) ==
+		        FBX_OK &&
+		    fbxi_brk_load(e->txn, "*", fbxi_reason_of(&c), &g, NULL) ==
+		        FBX_OK &&
+		    (b.state == FBX_BS_OPEN || g.state == FBX_BS_OPEN))
+			keep = 1; /* an open incident still needs it */
+	}
+	if (keep) {
+		fbx_command_clear(&c);
+		return PRUNE_KEPT;
+	}
+	rc = fbx_store_dlv_delete_range(e->txn, FBX_DLV_ID(c.id, 0),
+	    FBX_DLV_ID(c.id + 1, 0), *budget, &deleted);
+	if (rc != FBX_OK) {
+		fbx_command_clear(&c);
+		fbxi_set_err(e, rc);
+		return PRUNE_ERR;
+	}
+	*budget -= deleted < *budget ? deleted : *budget;
+	if (*budget == 0) {
+		/* more deliveries of this one next time */
+		fbx_command_clear(&c);
+		return PRUNE_PARTIAL;
+	}
+	rc = prune_markers(e, &c);
+	if (rc == FBX_OK)
+		rc = fbx_store_cmd_delete(e->txn, c.id);
+	fbx_command_clear(&c);
+	if (rc != FBX_OK) {
+		fbxi_set_err(e, rc);
+		return PRUNE_ERR;
+	}
+	return PRUNE_GONE;
+}
+
 static void
 prune_step(struct fbx_engine *e)
 {
 	int64_t cutoff = e->now - (int64_t)e->o.retention_s * 1000;
 	uint32_t budget = 50000, looked = 0;
-	uint64_t id = e->prune_next, first_kept = 0;
-	int rc;
+	uint64_t id = e->prune_next;
+	size_t nk = e->npkeep;
 
 	if (e->o.retention_s == 0)
 		return;
+	/* undone by prune_settle() if the turn fails */
+	e->prune_ran = 1;
+	e->prune_next0 = e->prune_next;
+	e->npkeep0 = e->npkeep;
+	/* commands kept before (held, open, an open incident): look at a
+	 * slice of them again; the scan itself moves on past them, so one
+	 * held command no longer stops retention for everything newer */
+	for (size_t i = 0; i < nk && i < 1000 && budget > 0 &&
+	    fbxi_err(e) == FBX_OK;
+	    i++) {
+		uint64_t kid;
+		if (e->pkeep_pos >= e->npkeep)
+			e->pkeep_pos = 0;
+		kid = e->pkeep[e->pkeep_pos];
+		/* PKEEP_GONE: pruned in this turn, dropped once it commits */
+		if (!(kid & PKEEP_GONE) &&
+		    prune_one(e, kid, cutoff, &budget) == PRUNE_GONE)
+			e->pkeep[e->pkeep_pos] |= PKEEP_GONE;
+		e->pkeep_pos++;
+	}
 	for (; id <= e->last_cmd_id && budget > 0 && looked < 10000 &&
 	    fbxi_err(e) == FBX_OK;
 	    id++) {
-		struct fbx_command c;
-		uint32_t deleted = 0;
-		int keep = 0;
+		int r;
 		looked++;
-		rc = fbx_store_cmd_get(e->txn, id, &c);
-		if (rc == FBX_ENOT_FOUND)
-			continue; /* pruned before */
-		if (rc != FBX_OK) {
-			fbxi_set_err(e, rc);
-			return;
-		}
-		if (c.created_ms >= cutoff) {
-			fbx_command_clear(&c);
-			break; /* ids follow time: the rest is younger */
-		}
-		if (!fbx_cstate_terminal(c.state) || fbxi_cmd_find(e, c.id) != NULL)
-			keep = 1; /* held, paused, still delivering */
-		if (c.id == e->last_cmd_id)
-			keep = 1; /* the newest stays: ids are never reused */
-		if (!keep && c.origin == FBX_ORIGIN_AUTOMATIC) {
-			struct fbxi_breaker b, g;
-			if (fbxi_brk_load(e->txn, c.org, fbxi_reason_of(&c), &b, NULL) ==
-			        FBX_OK &&
-			    fbxi_brk_load(e->txn, "*", fbxi_reason_of(&c), &g, NULL) ==
-			        FBX_OK &&
-			    (b.state == FBX_BS_OPEN || g.state == FBX_BS_OPEN))
-				keep = 1; /* an open incident still needs it */
-		}
-		if (keep) {
-			if (first_kept == 0)
-				first_kept = id;
-			fbx_command_clear(&c);
-			continue;
-		}
-		rc = fbx_store_dlv_delete_range(e->txn, FBX_DLV_ID(c.id, 0),
-		    FBX_DLV_ID(c.id + 1, 0), budget, &deleted);
-		if (rc != FBX_OK) {
-			fbx_command_clear(&c);
-			fbxi_set_err(e, rc);
-			return;
-		}
-		budget -= deleted < budget ? deleted : budget;
-		if (budget == 0) {
-			/* more deliveries of this one next time */
-			fbx_command_clear(&c);
+		r = prune_one(e, id, cutoff, &budget);
+		if (r == PRUNE_YOUNG || r == PRUNE_PARTIAL)
 			break;
-		}
-		rc = prune_markers(e, &c);
-		if (rc == FBX_OK)
-			rc = fbx_store_cmd_delete(e->txn, c.id);
-		fbx_command_clear(&c);
-		if (rc != FBX_OK) {
-			fbxi_set_err(e, rc);
+		if (r == PRUNE_KEPT && pkeep_add(e, id) != FBX_OK) {
+			fbxi_set_err(e, FBX_ENOMEM);
 			return;
 		}
 	}
-	/* next pass starts at the oldest command still kept */
-	e->prune_next = first_kept != 0 ? first_kept : id;
+	e->prune_next = id;
 }
 
 
@@ -2605,6 +2683,7 @@ turn(struct fbx_engine *e)
 		if (rc == FBX_OK) {
 			e->commits++;
 			e->nundo = 0;
+			prune_settle(e, 1);
 			gw_free_graveyard(e);
 			if (did_unsent)
 				e->nunsent = 0;
@@ -2644,6 +2723,7 @@ turn(struct fbx_engine *e)
 		 * sessions are put back as they were, memory is rebuilt */
 		out_discard(e);
 		undo_apply(e);
+		prune_settle(e, 0);
 		gw_free_graveyard(e);
 		if (rc == FBX_EMAP_FULL && attempt + 1 < COMMIT_RETRIES &&
 		    fbx_store_grow(e->st) == FBX_OK) {
@@ -2878,6 +2958,7 @@ fbx_engine_close(struct fbx_engine *e)
 	free(e->in);
 	free(e->undo);
 	free(e->unsent);
+	free(e->pkeep);
 	gw_free_graveyard(e);
 	if (e->console != NULL)
 		zmq_close(e->console);

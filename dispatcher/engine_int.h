@@ -181,6 +181,11 @@ struct fbx_engine {
 	uint64_t audit_seq; /* last audit record */
 	uint8_t audit_last[32]; /* its hash */
 	uint64_t prune_next; /* retention: next command id to look at */
+	uint64_t *pkeep; /* retention: older commands kept (held, open) */
+	size_t npkeep, pkeepcap, pkeep_pos;
+	int prune_ran; /* in this turn: restore on failure */
+	uint64_t prune_next0;
+	size_t npkeep0;
 	uint64_t last_cmd_id; /* highest command id journaled */
 	int64_t next_prune;
 	int64_t next_approval_prune;
@@ -354,5 +359,15 @@ int fbxi_devtimes_note(struct fbxi_devtimes *dt, const char *org,
 int fbxi_devtimes_get(const struct fbxi_devtimes *dt, const char *org,
     const char *dev, int fam, int64_t *t);
 extern uint64_t (*fbxi_devtimes_hash)(const char *org, const char *dev);
+
+/* Checked SHA-256 users (audit.c, controls.c): FBX_OK, FBX_ENOMEM or
+ * FBX_ECRYPTO, output written only on success. fbxi_test_crypto_fail is
+ * a test hook: while positive, each computation fails as if OpenSSL had
+ * and the count goes down by one; fbxi_crypto_injected consumes it. */
+extern int fbxi_test_crypto_fail;
+int fbxi_crypto_injected(void);
+int fbxi_audit_hash(
+    uint64_t seq, const uint8_t *rec, size_t len, uint8_t out[32]);
+int fbxi_approval_token(const struct fbx_command *c, char *out, size_t cap);
 
 #endif

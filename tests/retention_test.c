@@ -2,8 +2,9 @@
  * retention_test.c: under steady load with a short retention the journal
  * is pruned in bounded transactions and the LMDB file stops growing
  * (freed pages are reused), while what an open incident still needs is
- * kept: a held command older than the retention survives. Sizes, not
- * times, are asserted.
+ * kept: a held command older than the retention survives, and does not
+ * stop retention for the commands after it. Sizes, not times, are
+ * asserted.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -119,6 +120,58 @@ main(void)
 	FBXT_CHECK(rc == FBX_OK && rep.u.command.info.state == FBX_C_HELD,
 	    "held command: rc %d", rc);
 	fbx_console_rep_free(&rep);
+	/* a held command does not stop retention for what is newer: more
+	 * than 10,000 newer commands (one prune pass looks at 10,000 ids)
+	 * finish and are pruned past it */
+	{
+		struct fbx_console_req lr;
+		struct fbx_console_rep lp;
+		char dev[FBX_ID_MAX + 1] = "";
+		const char *ids[1] = { dev };
+		uint64_t id = 0, probe = 0;
+		struct fbx_command info;
+		memset(&lr, 0, sizeof(lr));
+		lr.kind = FBX_CREQ_LIST_DEVICES;
+		lr.u.list_devices.limit = 1;
+		if (fbxt_call(&t, "org-001", &lr, &lp) == FBX_OK &&
+		    lp.u.devices.n == 1)
+			snprintf(dev, sizeof(dev), "%s", lp.u.devices.devs[0].id);
+		fbx_console_rep_free(&lp);
+		for (int i = 0; i < 10100 && fbxt_failed == 0; i++) {
+			rc = fbxt_submit(&t, "org-001", FBX_CMD_QUERY,
+			    FBX_ORIGIN_SCHEDULED, FBX_TARGET_DEVICES, NULL, ids,
+			    1, NULL, &id, &count);
+			FBXT_CHECK(rc == FBX_OK, "small submit %d rc %d", i, rc);
+			if (i == 10050)
+				probe = id;
+		}
+		FBXT_CHECK(probe > held_id + 10000,
+		    "probe %llu not 10,000 past the held %llu",
+		    (unsigned long long)probe, (unsigned long long)held_id);
+		FBXT_CHECK(fbxt_wait_settled(&t, "org-001", id, 60000, &info) ==
+		        0,
+		    "the small commands did not finish");
+		/* a hang guard: retention is 1 s and a prune pass runs
+		 * every second */
+		for (int w = 0; w < 600; w++) {
+			memset(&req, 0, sizeof(req));
+			req.kind = FBX_CREQ_GET_COMMAND;
+			req.u.get.command_id = probe;
+			rc = fbxt_call(&t, "org-001", &req, &rep);
+			fbx_console_rep_free(&rep);
+			if (rc == FBX_ENOT_FOUND)
+				break;
+			sleep_ms(100);
+		}
+		FBXT_CHECK(rc == FBX_ENOT_FOUND,
+		    "command %llu, 10,050 past a held one, never pruned: rc %d",
+		    (unsigned long long)probe, rc);
+		req.u.get.command_id = held_id;
+		rc = fbxt_call(&t, "org-002", &req, &rep);
+		FBXT_CHECK(rc == FBX_OK && rep.u.command.info.state == FBX_C_HELD,
+		    "held command after the second phase: rc %d", rc);
+		fbx_console_rep_free(&rep);
+	}
 	/* the audit log is never pruned and still verifies */
 	memset(&req, 0, sizeof(req));
 	req.kind = FBX_CREQ_AUDIT_VERIFY;
