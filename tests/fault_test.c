@@ -40,6 +40,8 @@ struct point {
 	const char *count; /* matching calls failed after those */
 	unsigned arm_pct; /* arm once this share of command 1 is terminal */
 	int accept_first; /* devices send ACCEPTED first: more ACK traffic */
+	const char *delay_ms; /* FBX_FAULT_DELAY_MS: a stall, not an error */
+	const char *heartbeat_ms; /* the daemon's --heartbeat-ms, or NULL */
 };
 
 static const struct point points[] = {
@@ -50,6 +52,11 @@ static const struct point points[] = {
 	{ "meta page write EIO once", "meta", "EIO", "0", "1", 5, 0 },
 	{ "results/ACK traffic: fdatasync+writev EIO after 2",
 	    "fdatasync,writev", "EIO", "2", "1", 50, 1 },
+	/* turns that hold the loop 2.5 s, twice, with gateways that must
+	 * speak every 200 ms: live gateways must not be reaped (their
+	 * deliveries would be sent again) */
+	{ "slow turns: fdatasync stalls 2.5 s twice, heartbeat 200 ms",
+	    "fdatasync", "EIO", "0", "2", 5, 0, "2500", "200" },
 };
 
 struct acked {
@@ -237,8 +244,8 @@ run_point(const struct point *p, int pi)
 	struct fbx_command info;
 	char report[400], arm[400], log[400], idem[64];
 	char e_pre[600], e_ops[128], e_err[64], e_after[64], e_count[64];
-	char e_arm[420], e_log[420], e_asan[600], devs[16], name[32];
-	const char *env[10];
+	char e_arm[420], e_log[420], e_asan[600], e_delay[64], devs[16], name[32];
+	const char *env[12];
 	const char *asan = getenv("ASAN_OPTIONS");
 	size_t nacked = 0;
 	unsigned want;
@@ -275,10 +282,19 @@ run_point(const struct point *p, int pi)
 	env[6] = e_log;
 	env[7] = e_asan;
 	env[8] = NULL;
+	if (p->delay_ms != NULL) {
+		snprintf(e_delay, sizeof(e_delay), "FBX_FAULT_DELAY_MS=%s",
+		    p->delay_ms);
+		env[8] = e_delay;
+		env[9] = NULL;
+	}
 	t.daemon_env = env;
 	want = (unsigned)strtoul(p->count, NULL, 10);
 
-	if (fbxt_daemon_start(&t, NULL) != 0) {
+	if ((p->heartbeat_ms != NULL
+	            ? fbxt_daemon_start(
+	                  &t, "--heartbeat-ms", p->heartbeat_ms, NULL)
+	            : fbxt_daemon_start(&t, NULL)) != 0) {
 		FBXT_CHECK(0,
 		    "[%s] daemon with the shim did not start (see "
 		    "fuseboxd.log)",
@@ -422,6 +438,25 @@ run_point(const struct point *p, int pi)
 	    (unsigned long long)rep.dup_after_success);
 	FBXT_CHECK(rep.foreign == 0, "[%s] foreign %llu", p->name,
 	    (unsigned long long)rep.foreign);
+	if (p->delay_ms != NULL) {
+		/* a stall is no failure: nothing may be sent twice at all,
+		 * and no live gateway may be declared silent */
+		char path[400], line[512];
+		FILE *f;
+		int reaped = 0;
+		FBXT_CHECK(rep.duplicates == 0,
+		    "[%s] %llu deliveries sent twice after a stall", p->name,
+		    (unsigned long long)rep.duplicates);
+		snprintf(path, sizeof(path), "%s/fuseboxd.log", t.dir);
+		f = fopen(path, "r");
+		while (f != NULL && fgets(line, sizeof(line), f) != NULL)
+			reaped += strstr(line, " silent for ") != NULL;
+		if (f != NULL)
+			fclose(f);
+		FBXT_CHECK(reaped == 0,
+		    "[%s] a live gateway was reaped %d times during a stall",
+		    p->name, reaped);
+	}
 out:
 	if (o.exits == 0)
 		printf("point '%s': %u failures injected; daemon survived; ",

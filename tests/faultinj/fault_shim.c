@@ -24,6 +24,9 @@
  *                    every later call); then calls pass again
  *   FBX_FAULT_ERRNO  EIO, ENOSPC, EDQUOT or a number (default EIO)
  *   FBX_FAULT_LOG    if set, one line per failed call is appended here
+ *   FBX_FAULT_DELAY_MS  if > 0, the chosen calls do not fail: they stall
+ *                    this long and then go through (a slow disk, a
+ *                    turn that holds the loop)
  * With none of them set it fails the first fdatasync of data.mdb once:
  * preload it only where a fault is wanted. Counting is under a mutex, as
  * ZeroMQ's threads write too (to other descriptors, which never count).
@@ -40,6 +43,7 @@
 #include <sys/mman.h>
 #include <sys/types.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #define SHIM_EXPORT __attribute__((visibility("default")))
@@ -70,6 +74,7 @@ static struct {
 	char arm[512];
 	char log[512];
 	uint64_t after, count;
+	uint64_t delay_ms; /* > 0: chosen calls stall this long instead */
 	int err;
 } cfg;
 
@@ -142,6 +147,7 @@ init(void)
 	snprintf(cfg.log, sizeof(cfg.log), "%s", v != NULL ? v : "");
 	cfg.after = env_u64("FBX_FAULT_AFTER", 0);
 	cfg.count = env_u64("FBX_FAULT_COUNT", 1);
+	cfg.delay_ms = env_u64("FBX_FAULT_DELAY_MS", 0);
 	cfg.err = EIO;
 	v = getenv("FBX_FAULT_ERRNO");
 	if (v != NULL && strcmp(v, "ENOSPC") == 0)
@@ -238,6 +244,14 @@ should_fail(enum op op, int fd)
 		seen++;
 	}
 	pthread_mutex_unlock(&lock);
+	if (fail && cfg.delay_ms > 0) {
+		/* a stall, not an error: the call goes through late */
+		struct timespec ts = { (time_t)(cfg.delay_ms / 1000),
+			(long)(cfg.delay_ms % 1000) * 1000000L };
+		while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+			;
+		return 0;
+	}
 	if (fail)
 		errno = cfg.err;
 	return fail;
