@@ -32,29 +32,54 @@
 #define AUDIT_HASH_OFF 33
 #define AUDIT_MAX 1200
 
-static void
-audit_hash(uint64_t seq, const uint8_t *rec, size_t len, uint8_t out[32])
-{
-	uint8_t zero[32], sb[8];
-	unsigned int mdlen = 0;
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+/* Test hook: while positive, each SHA-256 computation fails as if
+ * OpenSSL had, and the count goes down by one. Never set in fuseboxd. */
+int fbxi_test_crypto_fail;
 
-	memset(out, 0, 32);
+int
+fbxi_crypto_injected(void)
+{
+	if (fbxi_test_crypto_fail <= 0)
+		return 0;
+	fbxi_test_crypto_fail--;
+	return 1;
+}
+
+/* fbxi_audit_hash - the hash of an audit record. Every OpenSSL return is
+ * checked: a failure is an error, never a hash of zeros. @return FBX_OK
+ * and out, FBX_ENOMEM, FBX_EINVALID (record too short) or FBX_ECRYPTO;
+ * out is written only on success. */
+int
+fbxi_audit_hash(uint64_t seq, const uint8_t *rec, size_t len, uint8_t out[32])
+{
+	uint8_t zero[32], sb[8], md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	EVP_MD_CTX *ctx = NULL;
+	int rc = FBX_ECRYPTO;
+
 	memset(zero, 0, sizeof(zero));
 	for (int i = 0; i < 8; i++)
 		sb[i] = (uint8_t)(seq >> (56 - 8 * i));
-	if (ctx == NULL || len < AUDIT_HASH_OFF + 32)
-		goto out;
+	if (len < AUDIT_HASH_OFF + 32)
+		return FBX_EINVALID;
+	if (fbxi_crypto_injected())
+		return FBX_ECRYPTO;
+	ctx = EVP_MD_CTX_new();
+	if (ctx == NULL)
+		return FBX_ENOMEM;
 	if (EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1 ||
 	    EVP_DigestUpdate(ctx, sb, sizeof(sb)) != 1 ||
 	    EVP_DigestUpdate(ctx, rec, AUDIT_HASH_OFF) != 1 ||
 	    EVP_DigestUpdate(ctx, zero, sizeof(zero)) != 1 ||
 	    EVP_DigestUpdate(ctx, rec + AUDIT_HASH_OFF + 32,
-	        len - AUDIT_HASH_OFF - 32) != 1)
+	        len - AUDIT_HASH_OFF - 32) != 1 ||
+	    EVP_DigestFinal_ex(ctx, md, &mdlen) != 1 || mdlen != 32)
 		goto out;
-	EVP_DigestFinal_ex(ctx, out, &mdlen);
+	memcpy(out, md, 32);
+	rc = FBX_OK;
 out:
 	EVP_MD_CTX_free(ctx);
+	return rc;
 }
 
 static size_t
@@ -105,8 +130,15 @@ fbxi_audit(struct fbx_engine *e, const char *org, const char *actor,
 	p += put_str8(p, action);
 	p += put_str16(p, note ? note : "", FBX_NOTE_MAX - 1);
 	p += put_str16(p, params, sizeof(params) - 1);
-	audit_hash(e->audit_seq + 1, rec, (size_t)(p - rec),
+	rc = fbxi_audit_hash(e->audit_seq + 1, rec, (size_t)(p - rec),
 	    rec + AUDIT_HASH_OFF);
+	if (rc != FBX_OK) {
+		/* an unchained record is never written: the request fails */
+		FBX_LOGE("audit record %llu not written: %s",
+		    (unsigned long long)(e->audit_seq + 1), fbx_strerror(rc));
+		fbxi_set_err(e, rc);
+		return;
+	}
 	rc = fbx_store_audit_put(e->txn, e->audit_seq + 1, rec,
 	    (size_t)(p - rec));
 	if (rc != FBX_OK) {
@@ -279,6 +311,7 @@ struct verify_ctx {
 	uint8_t prev[32];
 	uint64_t records, broken_at, expect;
 	char why[128];
+	int err; /* the hash could not be computed */
 };
 
 static int
@@ -310,7 +343,9 @@ verify_cb(void *arg, uint64_t seq, const void *rec, size_t len)
 		    (unsigned long long)seq);
 		return 1;
 	}
-	audit_hash(seq, rec, len, want);
+	v->err = fbxi_audit_hash(seq, rec, len, want);
+	if (v->err != FBX_OK)
+		return 1; /* not a verdict on the chain: the request fails */
 	if (memcmp(want, hash, 32) != 0) {
 		v->broken_at = seq;
 		snprintf(v->why, sizeof(v->why),
@@ -334,6 +369,14 @@ fbxi_handle_audit_verify(
 	memset(&v, 0, sizeof(v));
 	v.expect = 1;
 	rc = fbx_store_audit_scan(e->txn, 0, verify_cb, &v);
+	if (rc == FBX_OK || rc == FBX_ENOT_FOUND)
+		rc = v.err;
+	if (rc == FBX_ECRYPTO || rc == FBX_ENOMEM) {
+		fbxi_console_error(e, in, req->request_id, req->kind, rc,
+		    "audit verify: a record's hash could not be computed (%s)",
+		    fbx_strerror(rc));
+		return;
+	}
 	if (rc != FBX_OK && rc != FBX_ENOT_FOUND) {
 		fbxi_set_err(e, rc);
 		return;

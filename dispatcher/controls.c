@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 
 #include <openssl/evp.h>
@@ -66,20 +67,76 @@ emit_event(struct fbx_engine *e, int kind, const char *org,
 		o->len = 0;
 }
 
+/* Alert commands run beside the loop, never in it: posix_spawn starts
+ * one and returns; the children are reaped with waitpid(WNOHANG) before
+ * the next start. At most ALERT_RUNNING_MAX run at once and each (event
+ * kind, organisation, reason) starts at most one per ALERT_INTERVAL_MS;
+ * the rest are dropped, counted, logged, and reported to the next alert
+ * of that key in
+ * FUSEBOX_DROPPED. One daemon runs one engine, so this state is the
+ * process's. */
+#define ALERT_RUNNING_MAX 4
+#define ALERT_INTERVAL_MS 1000
+
+static struct {
+	int init;
+	struct fbxi_alert_gate gate;
+	pid_t pid[ALERT_RUNNING_MAX];
+	unsigned running;
+} alerts;
+
+/* alert_reap - forget the alert commands that have exited. With SIGCHLD
+ * ignored (SA_NOCLDWAIT) the kernel reaps them and waitpid says ECHILD:
+ * gone either way. */
+static void
+alert_reap(void)
+{
+	for (unsigned i = 0; i < alerts.running;) {
+		int st;
+		pid_t r = waitpid(alerts.pid[i], &st, WNOHANG);
+		if (r == 0 || (r < 0 && errno == EINTR)) {
+			i++;
+			continue;
+		}
+		alerts.pid[i] = alerts.pid[--alerts.running];
+	}
+}
+
 /* run_alert - start the operator's alert command for one event, with the
- * event in its environment; never waits for it (SIGCHLD is ignored). */
+ * event in its environment; never waits for it. */
 void
 fbxi_run_alert(struct fbx_engine *e, const struct fbx_event *ev)
 {
 	char v_kind[96], v_org[96], v_reason[96], v_count[64], v_limit[64],
-	    v_detail[300], v_cmd[64];
+	    v_detail[300], v_cmd[64], v_dropped[64];
 	char *argv[] = { "/bin/sh", "-c", (char *)e->o.alert_cmd, NULL };
 	char *envp[] = { v_kind, v_org, v_reason, v_count, v_limit, v_detail,
-		v_cmd, "PATH=/usr/local/bin:/usr/bin:/bin", NULL };
+		v_cmd, v_dropped, "PATH=/usr/local/bin:/usr/bin:/bin", NULL };
+	uint64_t dropped = 0;
 	pid_t pid;
+	int rc;
 
 	if (e->o.alert_cmd == NULL || e->o.alert_cmd[0] == '\0')
 		return;
+	if (!alerts.init) {
+		fbxi_alert_gate_init(
+		    &alerts.gate, ALERT_RUNNING_MAX, ALERT_INTERVAL_MS);
+		alerts.init = 1;
+	}
+	alert_reap();
+	if (!fbxi_alert_admit(&alerts.gate, ev->kind, ev->org, ev->reason,
+	        fbxi_mono_ms(), alerts.running, &dropped)) {
+		FBX_LOGW("alert %s (%s/%s) dropped: %u alert commands running "
+		         "or one ran less than %d ms ago (%llu dropped in all)",
+		    fbx_event_kind_name(ev->kind), ev->org, ev->reason,
+		    alerts.running, ALERT_INTERVAL_MS,
+		    (unsigned long long)alerts.gate.dropped_total);
+		return;
+	}
+	if (dropped > 0)
+		FBX_LOGW("alert %s: %llu earlier alerts of this kind were "
+		         "dropped by the rate limit",
+		    fbx_event_kind_name(ev->kind), (unsigned long long)dropped);
 	snprintf(v_kind, sizeof(v_kind), "FUSEBOX_EVENT=%s",
 	    fbx_event_kind_name(ev->kind));
 	snprintf(v_org, sizeof(v_org), "FUSEBOX_ORG=%s", ev->org);
@@ -91,8 +148,14 @@ fbxi_run_alert(struct fbx_engine *e, const struct fbx_event *ev)
 	snprintf(v_detail, sizeof(v_detail), "FUSEBOX_DETAIL=%s", ev->detail);
 	snprintf(v_cmd, sizeof(v_cmd), "FUSEBOX_COMMAND=%llu",
 	    (unsigned long long)ev->command_id);
-	if (posix_spawn(&pid, "/bin/sh", NULL, NULL, argv, envp) != 0)
-		FBX_LOGE("alert command could not start: %s", strerror(errno));
+	snprintf(v_dropped, sizeof(v_dropped), "FUSEBOX_DROPPED=%llu",
+	    (unsigned long long)dropped);
+	rc = posix_spawn(&pid, "/bin/sh", NULL, NULL, argv, envp);
+	if (rc != 0) {
+		FBX_LOGE("alert command could not start: %s", strerror(rc));
+		return;
+	}
+	alerts.pid[alerts.running++] = pid;
 }
 
 /* ------------------------------------------------------- safety gates */
@@ -319,37 +382,47 @@ limit_use_save(
 	return fbx_store_kv_put(txn, key, w, sizeof(*w));
 }
 
-/* fingerprint - the approval token of a refused command: SHA-256 of what
- * it would do, so an approval covers exactly that command. */
-static void
-fingerprint(const struct fbx_command *c, char *out, size_t cap)
+/* fbxi_approval_token - the approval token of a refused command: SHA-256
+ * of what it would do, so an approval covers exactly that command. Every
+ * OpenSSL return is checked. @return FBX_OK and out (32 hex digits: the
+ * first 16 bytes),
+ * FBX_ENOMEM or FBX_ECRYPTO; out is written only on success. */
+int
+fbxi_approval_token(const struct fbx_command *c, char *out, size_t cap)
 {
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int mdlen = 0;
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	EVP_MD_CTX *ctx = NULL;
 	uint8_t hdr[5] = { c->type, c->origin, c->target_kind, c->platform,
 		c->rollout.enabled };
+	int ok, rc = FBX_ECRYPTO;
 
-	out[0] = '\0';
+	if (cap < 33)
+		return FBX_EINVALID;
+	if (fbxi_crypto_injected())
+		return FBX_ECRYPTO;
+	ctx = EVP_MD_CTX_new();
 	if (ctx == NULL)
-		return;
-	if (EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1) {
-		EVP_DigestUpdate(ctx, c->org, strlen(c->org) + 1);
-		EVP_DigestUpdate(ctx, hdr, sizeof(hdr));
-		EVP_DigestUpdate(ctx, c->group, strlen(c->group) + 1);
-		EVP_DigestUpdate(ctx, c->reason, strlen(c->reason) + 1);
-		if (c->payload_len > 0)
-			EVP_DigestUpdate(ctx, c->payload, c->payload_len);
-		for (uint32_t i = 0; i < c->ndev_ids; i++)
-			EVP_DigestUpdate(
-			    ctx, c->dev_ids[i], strlen(c->dev_ids[i]) + 1);
-		EVP_DigestFinal_ex(ctx, md, &mdlen);
-	}
-	EVP_MD_CTX_free(ctx);
-	for (unsigned i = 0; i < 16 && i < mdlen && 2 * i + 2 < cap; i++)
+		return FBX_ENOMEM;
+	ok = EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1 &&
+	    EVP_DigestUpdate(ctx, c->org, strlen(c->org) + 1) == 1 &&
+	    EVP_DigestUpdate(ctx, hdr, sizeof(hdr)) == 1 &&
+	    EVP_DigestUpdate(ctx, c->group, strlen(c->group) + 1) == 1 &&
+	    EVP_DigestUpdate(ctx, c->reason, strlen(c->reason) + 1) == 1 &&
+	    (c->payload_len == 0 ||
+	        EVP_DigestUpdate(ctx, c->payload, c->payload_len) == 1);
+	for (uint32_t i = 0; ok && i < c->ndev_ids; i++)
+		ok = EVP_DigestUpdate(ctx, c->dev_ids[i],
+		         strlen(c->dev_ids[i]) + 1) == 1;
+	if (!ok || EVP_DigestFinal_ex(ctx, md, &mdlen) != 1 || mdlen < 16)
+		goto out;
+	for (unsigned i = 0; i < 16; i++)
 		snprintf(out + 2 * i, 3, "%02x", md[i]);
+	rc = FBX_OK;
+out:
+	EVP_MD_CTX_free(ctx);
+	return rc;
 }
-
 
 /* limit_gate - the blast-radius check, after admission: what the window
  * already counts plus this command must stay within the limit, unless a
@@ -381,7 +454,13 @@ fbxi_limit_gate(struct fbx_engine *e, const struct inmsg *in,
 	if (!count_only && used + ndev > cap) {
 		struct approval_rec a;
 		size_t len = 0;
-		fingerprint(c, token, sizeof(token));
+		rc = fbxi_approval_token(c, token, sizeof(token));
+		if (rc != FBX_OK) {
+			/* never an empty token an approval could match */
+			FBX_LOGE("org %s: approval token not computed: %s",
+			    c->org, fbx_strerror(rc));
+			return rc;
+		}
 		if (req != NULL && req->approval[0] != '\0') {
 			const char *why = NULL;
 			snprintf(key, sizeof(key), "appr/%s/%s", c->org, token);
@@ -1395,20 +1474,33 @@ ro_judge(struct fbx_engine *e, struct cmdc *cc)
 	cc->dirty = 1;
 }
 
+/* fbxi_rollout_step - judge running waves and release baked ones, for
+ * every active rollout: however many there are, none is left behind. */
 void
 fbxi_rollout_step(struct fbx_engine *e)
 {
-	size_t pos = 0;
+	size_t pos = 0, n = 0, cap = 0;
 	uint64_t k, v;
-	struct cmdc *todo[256];
-	size_t n = 0;
+	struct cmdc **todo = NULL;
 
 	/* collect first: releasing may grow queues but never the cache */
-	while (fbxi_idmap_next(&e->cmds, &pos, &k, &v) && n < 256) {
+	while (fbxi_idmap_next(&e->cmds, &pos, &k, &v)) {
 		struct cmdc *cc = (struct cmdc *)(uintptr_t)v;
-		if (cc->c.rollout.enabled && cc->c.state == FBX_C_ACTIVE &&
-		    !cc->expired && !cc->cancelling)
-			todo[n++] = cc;
+		if (!cc->c.rollout.enabled || cc->c.state != FBX_C_ACTIVE ||
+		    cc->expired || cc->cancelling)
+			continue;
+		if (n == cap) {
+			size_t ncap = cap ? cap * 2 : 256;
+			struct cmdc **nt = realloc(todo, ncap * sizeof(*nt));
+			if (nt == NULL) {
+				free(todo);
+				fbxi_set_err(e, FBX_ENOMEM);
+				return;
+			}
+			todo = nt;
+			cap = ncap;
+		}
+		todo[n++] = cc;
 	}
 	for (size_t i = 0; i < n && fbxi_err(e) == FBX_OK; i++) {
 		struct cmdc *cc = todo[i];
@@ -1424,6 +1516,7 @@ fbxi_rollout_step(struct fbx_engine *e)
 			break;
 		}
 	}
+	free(todo);
 }
 
 void

@@ -4319,18 +4319,21 @@ static const char *const rollback_usage =
     "Plan counts (deliveries; a held command counts once per device, or\n"
     "once for a whole-group target): cancel, compensate, irreversible,\n"
     "changed since (left alone), nothing (failed, expired, cancelled, or\n"
-    "nothing to undo), compensated before (by an earlier rollback).\n"
+    "nothing to undo), compensated before (by an earlier rollback), in\n"
+    "flight (sent or accepted, not answered yet: nothing is sent to the\n"
+    "device now; run the rollback again once they have settled).\n"
     "A rollback can be run again: what it compensated is not compensated\n"
     "twice. Exit 0 on success, 65 when nothing matched.\n";
 
 static const char *const rb_action_label[FBX_RB_COUNT] = { "-", "cancel",
 	"compensate", "irreversible", "changed since (left alone)", "nothing",
-	"compensated before" };
+	"compensated before", "in flight (run again when settled)" };
 static const char *const rb_action_key[FBX_RB_COUNT] = { "none", "cancel",
 	"compensate", "irreversible", "changed_since", "nothing",
-	"compensated_before" };
+	"compensated_before", "in_flight" };
 static const char *const rb_action_short[FBX_RB_COUNT] = { "-", "cancel",
-	"compensate", "irreversible", "changed", "nothing", "done-before" };
+	"compensate", "irreversible", "changed", "nothing", "done-before",
+	"in-flight" };
 
 /* One compensating command to follow. */
 struct rb_track {

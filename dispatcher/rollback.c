@@ -214,14 +214,130 @@ family(int type)
 	}
 }
 
+/* Per (org, device, family) the newest time a later command reached the
+ * device. Buckets are found by a hash, but an entry matches only on the
+ * exact organisation and device: a collision costs a longer chain, never
+ * a device taken for another. */
+struct dt_ent {
+	int64_t t;
+	size_t next; /* 1 + index of the next entry in the bucket, 0 = end */
+	int fam;
+	fbx_id org, dev;
+};
+
+struct fbxi_devtimes {
+	struct fbxi_idmap head; /* bucket key -> 1 + index of its first */
+	struct dt_ent *v;
+	size_t n, cap;
+};
+
 static uint64_t
-dev_hash(const char *dev)
+dt_fnv(const char *org, const char *dev)
 {
 	uint64_t h = 1469598103934665603ull;
 
+	for (; *org; org++)
+		h = (h ^ (uint8_t)*org) * 1099511628211ull;
+	h = (h ^ '/') * 1099511628211ull;
 	for (; *dev; dev++)
 		h = (h ^ (uint8_t)*dev) * 1099511628211ull;
-	return h ? h : 1;
+	return h;
+}
+
+uint64_t (*fbxi_devtimes_hash)(const char *org, const char *dev) = dt_fnv;
+
+static uint64_t
+dt_bucket(const char *org, const char *dev, int fam)
+{
+	uint64_t key = (fbxi_devtimes_hash(org, dev) & ~(3ull << 62)) |
+	    ((uint64_t)(fam & 3) << 62);
+
+	return key ? key : 1;
+}
+
+static struct dt_ent *
+dt_find(const struct fbxi_devtimes *dt, const char *org, const char *dev,
+    int fam)
+{
+	uint64_t i;
+
+	if (!fbxi_idmap_get(&dt->head, dt_bucket(org, dev, fam), &i))
+		return NULL;
+	while (i != 0) {
+		struct dt_ent *x = &dt->v[i - 1];
+		if (x->fam == fam && strcmp(x->dev, dev) == 0 &&
+		    strcmp(x->org, org) == 0)
+			return x;
+		i = x->next;
+	}
+	return NULL;
+}
+
+struct fbxi_devtimes *
+fbxi_devtimes_new(void)
+{
+	struct fbxi_devtimes *dt = calloc(1, sizeof(*dt));
+
+	if (dt != NULL)
+		fbxi_idmap_init(&dt->head);
+	return dt;
+}
+
+void
+fbxi_devtimes_free(struct fbxi_devtimes *dt)
+{
+	if (dt == NULL)
+		return;
+	fbxi_idmap_fini(&dt->head);
+	free(dt->v);
+	free(dt);
+}
+
+/* fbxi_devtimes_note - remember t for the device if it is newer. */
+int
+fbxi_devtimes_note(struct fbxi_devtimes *dt, const char *org,
+    const char *dev, int fam, int64_t t)
+{
+	struct dt_ent *x = dt_find(dt, org, dev, fam);
+	uint64_t key = dt_bucket(org, dev, fam), first = 0;
+
+	if (x != NULL) {
+		if (x->t < t)
+			x->t = t;
+		return FBX_OK;
+	}
+	if (dt->n == dt->cap) {
+		size_t ncap = dt->cap ? dt->cap * 2 : 256;
+		struct dt_ent *nv = realloc(dt->v, ncap * sizeof(*nv));
+		if (nv == NULL)
+			return FBX_ENOMEM;
+		dt->v = nv;
+		dt->cap = ncap;
+	}
+	(void)fbxi_idmap_get(&dt->head, key, &first);
+	x = &dt->v[dt->n];
+	memset(x, 0, sizeof(*x));
+	x->t = t;
+	x->fam = fam;
+	x->next = (size_t)first;
+	snprintf(x->org, sizeof(x->org), "%s", org);
+	snprintf(x->dev, sizeof(x->dev), "%s", dev);
+	if (fbxi_idmap_put(&dt->head, key, dt->n + 1) != 0)
+		return FBX_ENOMEM;
+	dt->n++;
+	return FBX_OK;
+}
+
+int
+fbxi_devtimes_get(const struct fbxi_devtimes *dt, const char *org,
+    const char *dev, int fam, int64_t *t)
+{
+	const struct dt_ent *x = dt_find(dt, org, dev, fam);
+
+	if (x == NULL)
+		return 0;
+	*t = x->t;
+	return 1;
 }
 
 struct comp_group {
@@ -243,9 +359,9 @@ struct rb_ctx {
 	uint64_t *ids;
 	size_t nids, idcap;
 	struct fbxi_idmap sel;     /* selected command ids */
-	struct fbxi_idmap latest;  /* device hash -> latest time, per family
-	                              of later, unselected commands (family
-	                              in the top bits of the key) */
+	struct fbxi_devtimes *latest; /* per device and family: the latest
+	                                 time a later, unselected command
+	                                 reached it */
 	int64_t min_created;
 	/* execution */
 	struct comp_group *groups;
@@ -417,20 +533,12 @@ static int
 rb_later_dlv_cb(void *arg, const struct fbx_delivery *d)
 {
 	struct rb_ctx *r = arg;
-	uint64_t key, old;
-	int fam = family(r->cur->type);
 
 	if (d->state == FBX_D_CANCELLED || d->state == FBX_D_EXPIRED ||
 	    d->state == FBX_D_FAILED)
 		return 0;
-	key = (dev_hash(d->device) & ~(3ull << 62)) | ((uint64_t)fam << 62);
-	if (key == 0)
-		key = 1;
-	if (!fbxi_idmap_get(&r->latest, key, &old) ||
-	    (int64_t)old < r->cur->created_ms)
-		if (fbxi_idmap_put(&r->latest, key,
-		        (uint64_t)r->cur->created_ms) != 0)
-			r->err = FBX_ENOMEM;
+	r->err = fbxi_devtimes_note(r->latest, r->cur->org, d->device,
+	    family(r->cur->type), r->cur->created_ms);
 	return r->err != 0;
 }
 
@@ -463,16 +571,13 @@ static int
 rb_changed_since(struct rb_ctx *r, const struct fbx_command *c,
     const char *dev)
 {
-	uint64_t key, t;
+	int64_t t;
 	int fam = family(c->type);
 
 	if (fam == 0)
 		return 0;
-	key = (dev_hash(dev) & ~(3ull << 62)) | ((uint64_t)fam << 62);
-	if (key == 0)
-		key = 1;
-	return fbxi_idmap_get(&r->latest, key, &t) &&
-	    (int64_t)t > c->created_ms;
+	return fbxi_devtimes_get(r->latest, c->org, dev, fam, &t) &&
+	    t > c->created_ms;
 }
 
 static int
@@ -536,6 +641,16 @@ rb_dlv_cb(void *arg, const struct fbx_delivery *d)
 			    (unsigned long long)prior);
 			rb_row(r, c, d->id, d->device, d->state,
 			    FBX_RB_DONE_BEFORE, comp, det);
+			break;
+		}
+		if (d->state != FBX_D_SUCCEEDED) {
+			/* In a gateway's hands: a compensation sent now could
+			 * overtake it and be undone by it. Nothing is sent and
+			 * no marker written, so the rollback run again once it
+			 * has settled compensates it if it succeeded. */
+			rb_row(r, c, d->id, d->device, d->state,
+			    FBX_RB_IN_FLIGHT, comp,
+			    "in flight: run again once it has settled");
 			break;
 		}
 		if (c->type == FBX_CMD_SET_POLICY) {
@@ -670,7 +785,7 @@ rb_free(struct rb_ctx *r)
 {
 	free(r->ids);
 	fbxi_idmap_fini(&r->sel);
-	fbxi_idmap_fini(&r->latest);
+	fbxi_devtimes_free(r->latest);
 	for (size_t i = 0; i < r->ngroups; i++) {
 		free(r->groups[i].payload);
 		free(r->groups[i].devs);
@@ -754,12 +869,12 @@ fbxi_handle_rollback(
 	r.req = req;
 	r.org = req->org;
 	fbxi_idmap_init(&r.sel);
-	fbxi_idmap_init(&r.latest);
+	r.latest = fbxi_devtimes_new();
 	r.rows_cap = req->u.rollback.limit ? req->u.rollback.limit : 100;
 	if (r.rows_cap > FBX_PAGE_MAX)
 		r.rows_cap = FBX_PAGE_MAX;
 	r.plan.rows = malloc(r.rows_cap * sizeof(*r.plan.rows));
-	if (r.plan.rows == NULL) {
+	if (r.plan.rows == NULL || r.latest == NULL) {
 		fbxi_set_err(e, FBX_ENOMEM);
 		goto out;
 	}
@@ -773,6 +888,14 @@ fbxi_handle_rollback(
 	}
 	if (rc != FBX_OK)
 		goto fail;
+	if (r.nids == 0) {
+		/* a filter that selects nothing is not a rollback */
+		fbxi_console_error(e, in, req->request_id, req->kind, FBX_ENOT_FOUND,
+		    "nothing to roll back: the selection matches no command "
+		    "in organisation '%s'",
+		    req->org);
+		goto out;
+	}
 	qsort(r.ids, r.nids, sizeof(*r.ids), cmp_u64);
 	r.plan.commands = (uint32_t)r.nids;
 	if (r.nids > 0) {
@@ -913,20 +1036,24 @@ fbxi_handle_rollback(
 		fbxi_audit(e, req->org, req->actor, "rollback", req->u.rollback.note,
 		    "{\"commands\":%u,\"cancelled\":%u,\"compensated\":%u,"
 		    "\"irreversible\":%u,\"changed_since\":%u,"
-		    "\"compensating_commands\":%zu,\"include_changed\":%s}",
+		    "\"compensating_commands\":%zu,\"include_changed\":%s,"
+		    "\"in_flight\":%u}",
 		    r.plan.commands, r.plan.per_action[FBX_RB_CANCEL],
 		    r.plan.per_action[FBX_RB_COMPENSATE],
 		    r.plan.per_action[FBX_RB_IRREVERSIBLE],
 		    r.plan.per_action[FBX_RB_CHANGED], ncomp,
-		    req->u.rollback.include_changed ? "true" : "false");
+		    req->u.rollback.include_changed ? "true" : "false",
+		    r.plan.per_action[FBX_RB_IN_FLIGHT]);
 		FBX_LOGI("rollback %llu in %s by %s: %u commands, %u "
 		         "cancelled, %u compensated in %zu commands, %u "
-		         "irreversible, %u changed since",
+		         "irreversible, %u changed since, %u in flight (run "
+		         "again once settled)",
 		    (unsigned long long)rbseq, req->org, req->actor,
 		    r.plan.commands, r.plan.per_action[FBX_RB_CANCEL],
 		    r.plan.per_action[FBX_RB_COMPENSATE], ncomp,
 		    r.plan.per_action[FBX_RB_IRREVERSIBLE],
-		    r.plan.per_action[FBX_RB_CHANGED]);
+		    r.plan.per_action[FBX_RB_CHANGED],
+		    r.plan.per_action[FBX_RB_IN_FLIGHT]);
 	}
 	memset(&rep, 0, sizeof(rep));
 	rep.request_id = req->request_id;
@@ -1054,7 +1181,6 @@ fbxi_handle_replay(
 	sel.org = req->org;
 	sel.for_replay = 1;
 	fbxi_idmap_init(&sel.sel);
-	fbxi_idmap_init(&sel.latest);
 	{
 		/* rb_select reads u.rollback.sel: same layout in replay */
 		struct fbx_selector saved = req->u.rollback.sel;

@@ -359,3 +359,52 @@ fbxi_rollout_plan_waves(const struct fbx_rollout_plan *p, uint32_t total,
 	}
 	return n;
 }
+
+/* ------------------------------------------------------ alert commands */
+
+void
+fbxi_alert_gate_init(
+    struct fbxi_alert_gate *g, unsigned max_running, int64_t min_interval_ms)
+{
+	memset(g, 0, sizeof(*g));
+	g->max_running = max_running;
+	g->min_interval_ms = min_interval_ms;
+}
+
+int
+fbxi_alert_admit(struct fbxi_alert_gate *g, int kind, const char *org,
+    const char *reason, int64_t now_ms, unsigned running, uint64_t *dropped)
+{
+	size_t i, oldest = 0;
+	int64_t last;
+
+	for (i = 0; i < FBXI_ALERT_KEYS; i++) {
+		if (g->k[i].last_ms != 0 && g->k[i].kind == kind &&
+		    strcmp(g->k[i].org, org) == 0 &&
+		    strcmp(g->k[i].reason, reason) == 0)
+			break;
+		if (g->k[i].last_ms < g->k[oldest].last_ms)
+			oldest = i;
+	}
+	last = i < FBXI_ALERT_KEYS ? g->k[i].last_ms : 0;
+	/* a clock stepped back counts as an interval passed */
+	if (running >= g->max_running ||
+	    (last != 0 && now_ms >= last &&
+	        now_ms - last < g->min_interval_ms)) {
+		if (i < FBXI_ALERT_KEYS)
+			g->k[i].dropped++;
+		g->dropped_total++;
+		return 0;
+	}
+	if (i == FBXI_ALERT_KEYS) {
+		i = oldest;
+		memset(&g->k[i], 0, sizeof(g->k[i]));
+		g->k[i].kind = kind;
+		snprintf(g->k[i].org, sizeof(g->k[i].org), "%s", org);
+		snprintf(g->k[i].reason, sizeof(g->k[i].reason), "%s", reason);
+	}
+	g->k[i].last_ms = now_ms != 0 ? now_ms : 1;
+	*dropped = g->k[i].dropped;
+	g->k[i].dropped = 0;
+	return 1;
+}

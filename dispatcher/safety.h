@@ -143,4 +143,34 @@ uint32_t fbxi_rollout_wave(const struct fbx_rollout_plan *p, uint32_t total,
 size_t fbxi_rollout_plan_waves(const struct fbx_rollout_plan *p,
     uint32_t total, uint32_t *out, size_t max);
 
+/* ---- alert commands ------------------------------------------------- */
+
+#define FBXI_ALERT_KEYS 64 /* (kind, org, reason) remembered; oldest goes */
+
+/* Rate limit of the operator's alert command: at most max_running at
+ * once, and per (event kind, organisation, reason) at most one start per
+ * min_interval_ms, so that one noisy source cannot hide another's alert
+ * (an organisation's trip never hides the global one). */
+struct fbxi_alert_gate {
+	unsigned max_running;
+	int64_t min_interval_ms;
+	struct {
+		int kind;
+		char org[65], reason[65];
+		int64_t last_ms;  /* last start, 0 = never */
+		uint64_t dropped; /* since the last start */
+	} k[FBXI_ALERT_KEYS];
+	uint64_t dropped_total;
+};
+
+void fbxi_alert_gate_init(
+    struct fbxi_alert_gate *g, unsigned max_running, int64_t min_interval_ms);
+
+/* fbxi_alert_admit - may an alert start now, with `running` alert
+ * commands still running? @return 1 and *dropped (alerts of this kind,
+ * organisation and reason dropped since the last one started, now reset)
+ * when it may; 0 when it is dropped (and counted). */
+int fbxi_alert_admit(struct fbxi_alert_gate *g, int kind, const char *org,
+    const char *reason, int64_t now_ms, unsigned running, uint64_t *dropped);
+
 #endif

@@ -69,6 +69,9 @@ enum fbx_rb_action {
 	FBX_RB_CHANGED = 4,      /* a later command changed the device */
 	FBX_RB_NOTHING = 5,      /* failed, expired, cancelled: no effect */
 	FBX_RB_DONE_BEFORE = 6,  /* compensated by an earlier rollback */
+	FBX_RB_IN_FLIGHT = 7,    /* in a gateway's hands: not compensated
+	                            now; run the rollback again once it
+	                            has settled */
 	FBX_RB_COUNT
 };
 

@@ -948,6 +948,47 @@ test_rollout(void)
 	    "got %zu", n);
 }
 
+/* test_alert_gate - alert commands: at most max_running at once and one
+ * per (kind, organisation, reason) per interval; what is dropped is
+ * counted and handed back with the next alert of that key (issue 8). */
+static void
+test_alert_gate(void)
+{
+	struct fbxi_alert_gate g;
+	uint64_t dropped = 99;
+
+	fbxi_alert_gate_init(&g, 2, 1000);
+	CHECK(fbxi_alert_admit(&g, 1, "o1", "r", 10000, 0, &dropped) == 1 &&
+	        dropped == 0,
+	    "first alert runs, dropped %llu", (unsigned long long)dropped);
+	CHECK(fbxi_alert_admit(&g, 1, "o1", "r", 10500, 1, &dropped) == 0,
+	    "the same alert within the interval is dropped");
+	CHECK(fbxi_alert_admit(&g, 1, "o1", "r", 10999, 1, &dropped) == 0,
+	    "the same alert just before the interval is dropped");
+	CHECK(fbxi_alert_admit(&g, 1, "*", "r", 10999, 1, &dropped) == 1 &&
+	        dropped == 0,
+	    "the global trip is not hidden by an organisation's");
+	CHECK(fbxi_alert_admit(&g, 2, "o1", "r", 10999, 2, &dropped) == 0,
+	    "another alert while 2 run is dropped");
+	CHECK(fbxi_alert_admit(&g, 1, "o1", "r", 11000, 1, &dropped) == 1 &&
+	        dropped == 2,
+	    "after the interval it runs and reports 2 dropped, got %llu",
+	    (unsigned long long)dropped);
+	CHECK(g.dropped_total == 3, "3 dropped in all, got %llu",
+	    (unsigned long long)g.dropped_total);
+	/* many keys: the table forgets the oldest, never overflows */
+	for (int i = 0; i < 3 * FBXI_ALERT_KEYS; i++) {
+		char org[16];
+		snprintf(org, sizeof(org), "org-%d", i);
+		CHECK(fbxi_alert_admit(&g, 3, org, "r", 20000 + i, 0,
+		          &dropped) == 1,
+		    "key %d", i);
+	}
+	/* a clock that goes back never blocks alerts for long */
+	CHECK(fbxi_alert_admit(&g, 3, "org-190", "r", 5000, 0, &dropped) == 1,
+	    "after the clock stepped back");
+}
+
 int
 main(void)
 {
@@ -964,6 +1005,7 @@ main(void)
 	test_limits();
 	test_bucket();
 	test_rollout();
+	test_alert_gate();
 	printf("%d passed, %d failed\n", passed, failed);
 	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }
