@@ -47,9 +47,9 @@ stats() { # name values...: min/median/max
 }
 BA=(); AF=(); BF=()
 for i in $(seq 0 $((PAIRS - 1))); do
-  BA+=("$(awk -v a="${RA[$i]}" -v b="${RB[$i]}" 'BEGIN { print a > 0 ? b / a : 0 }')")
-  AF+=("$(awk -v a="${RA[$i]}" -v f="${F[$i]}" 'BEGIN { print f > 0 ? a / f : 0 }')")
-  BF+=("$(awk -v b="${RB[$i]}" -v f="${F[$i]}" 'BEGIN { print f > 0 ? b / f : 0 }')")
+  BA+=("$(awk -v a="${RA[$i]}" -v b="${RB[$i]}" 'BEGIN { print (a > 0 ? b / a : 0) }')")
+  AF+=("$(awk -v a="${RA[$i]}" -v f="${F[$i]}" 'BEGIN { print (f > 0 ? a / f : 0) }')")
+  BF+=("$(awk -v b="${RB[$i]}" -v f="${F[$i]}" 'BEGIN { print (f > 0 ? b / f : 0) }')")
 done
 stats "B/A" "${BA[@]}"
 stats "A/floor" "${AF[@]}"
