@@ -652,6 +652,22 @@ gw_serves(const struct gw *g, const char *org)
  * restores them as they were, so a gateway keeps what it holds and its
  * results are recognised when they come again. */
 
+/* undo_push - note that (g, id) had value v (0: absent) before. */
+static int
+undo_push(struct fbx_engine *e, struct gw *g, uint64_t id, uint64_t v)
+{
+	if (e->nundo == e->undocap) {
+		size_t ncap = e->undocap ? e->undocap * 2 : 1024;
+		struct gw_undo *n = realloc(e->undo, ncap * sizeof(*n));
+		if (n == NULL)
+			return FBX_ENOMEM;
+		e->undo = n;
+		e->undocap = ncap;
+	}
+	e->undo[e->nundo++] = (struct gw_undo) { g, id, v };
+	return FBX_OK;
+}
+
 static int
 undo_note(struct fbx_engine *e, struct gw *g, uint64_t id)
 {
@@ -671,11 +687,11 @@ undo_note(struct fbx_engine *e, struct gw *g, uint64_t id)
 	return FBX_OK;
 }
 
-/* if_put - set a session's in-flight entry (undoable). */
+/* if_add - add an entry known to be absent (undoable, one lookup). */
 static int
-if_put(struct fbx_engine *e, struct gw *g, uint64_t id, uint64_t v)
+if_add(struct fbx_engine *e, struct gw *g, uint64_t id, uint64_t v)
 {
-	if (undo_note(e, g, id) != FBX_OK)
+	if (undo_push(e, g, id, 0) != FBX_OK)
 		return FBX_ENOMEM;
 	if (fbxi_idmap_put(&g->inflight, id, v) != 0) {
 		e->nundo--;
@@ -684,11 +700,11 @@ if_put(struct fbx_engine *e, struct gw *g, uint64_t id, uint64_t v)
 	return FBX_OK;
 }
 
-/* if_del - drop a session's in-flight entry (undoable). */
+/* if_drop - drop an entry whose value v the caller has read. */
 static int
-if_del(struct fbx_engine *e, struct gw *g, uint64_t id)
+if_drop(struct fbx_engine *e, struct gw *g, uint64_t id, uint64_t v)
 {
-	if (undo_note(e, g, id) != FBX_OK)
+	if (undo_push(e, g, id, v) != FBX_OK)
 		return FBX_ENOMEM;
 	fbxi_idmap_del(&g->inflight, id, NULL);
 	return FBX_OK;
@@ -763,9 +779,10 @@ dlv_bytes(struct fbx_engine *e, uint64_t id)
 /* gw_answered - the gateway answered a delivery it was sent: credit (in
  * deliveries and bytes) comes back. */
 static void
-gw_answered(struct fbx_engine *e, struct gw *g, uint64_t id)
+gw_answered(struct fbx_engine *e, struct gw *g, struct cmdc *cc, uint64_t id)
 {
-	uint64_t b = dlv_bytes(e, id);
+	uint64_t b = cc != NULL ? cc->c.payload_len + 2 * FBX_ID_MAX + 64
+	                        : dlv_bytes(e, id);
 
 	if (g->unanswered > 0)
 		g->unanswered--;
@@ -782,12 +799,12 @@ fbxi_gw_drop(struct fbx_engine *e, uint64_t id)
 
 	if (h == NULL)
 		return;
-	if (if_del(e, h, id) != FBX_OK) {
+	if (if_drop(e, h, id, v) != FBX_OK) {
 		fbxi_set_err(e, FBX_ENOMEM);
 		return;
 	}
 	if (IF_STAGE(v) == IF_SENT)
-		gw_answered(e, h, id);
+		gw_answered(e, h, NULL, id);
 	fbxi_inflight_release(e, v);
 }
 
@@ -1455,8 +1472,18 @@ result_apply(struct fbx_engine *e, struct gw *g, const struct fbx_result_rec *r)
 	held = fbxi_idmap_get(&g->inflight, r->delivery_id, &v);
 	cc = fbxi_cmd_find(e, FBX_DLV_CMD(r->delivery_id));
 	if (!held) {
-		if (cc == NULL)
-			return 1; /* its command is finished: recorded before */
+		if (cc == NULL) {
+			/* its command is finished (recorded before) or never
+			 * was: only a stored final outcome counts */
+			rc = fbx_store_dlv_get(e->txn, r->delivery_id, &d);
+			if (rc == FBX_OK)
+				return fbx_dstate_terminal(d.state) ? 1 : 0;
+			if (rc != FBX_ENOT_FOUND && rc != FBX_ECORRUPT) {
+				fbxi_set_err(e, rc);
+				return -1;
+			}
+			return 0;
+		}
 		if (!gw_serves(g, cc->c.org))
 			return 0;
 		if (to != FBX_D_SUCCEEDED && to != FBX_D_FAILED)
@@ -1464,15 +1491,16 @@ result_apply(struct fbx_engine *e, struct gw *g, const struct fbx_result_rec *r)
 		h = gw_holder(e, r->delivery_id, &v);
 	}
 	if (h != NULL && IF_STAGE(v) == IF_SENT)
-		gw_answered(e, h, r->delivery_id);
+		gw_answered(e, h, cc, r->delivery_id);
 	if (h != NULL && to == FBX_D_ACCEPTED) {
 		if (IF_STAGE(v) == IF_ACCEPTED)
 			return 1;
-		if (if_put(e, h, r->delivery_id,
-		        IF_VAL(IF_ORGQ(v), IF_ACCEPTED)) != FBX_OK)
+		if (undo_push(e, h, r->delivery_id, v) != FBX_OK ||
+		    fbxi_idmap_put(&h->inflight, r->delivery_id,
+		        IF_VAL(IF_ORGQ(v), IF_ACCEPTED)) != 0)
 			goto nomem;
 	} else if (h != NULL) {
-		if (if_del(e, h, r->delivery_id) != FBX_OK)
+		if (if_drop(e, h, r->delivery_id, v) != FBX_OK)
 			goto nomem;
 		fbxi_inflight_release(e, v);
 	}
@@ -1760,7 +1788,8 @@ send_one(struct fbx_engine *e, struct gw *g, uint64_t id)
 		fbxi_set_err(e, rc);
 		return 0;
 	}
-	if (if_put(e, g, id, IF_VAL(cc->q, IF_SENT)) != FBX_OK) {
+	/* it was QUEUED: no session holds it */
+	if (if_add(e, g, id, IF_VAL(cc->q, IF_SENT)) != FBX_OK) {
 		fbxi_set_err(e, FBX_ENOMEM);
 		return 0;
 	}
@@ -2347,12 +2376,12 @@ unsent_step(struct fbx_engine *e)
 		struct gw *h = gw_holder(e, id, &v);
 		int rc;
 		if (h != NULL) {
-			if (if_del(e, h, id) != FBX_OK) {
+			if (if_drop(e, h, id, v) != FBX_OK) {
 				fbxi_set_err(e, FBX_ENOMEM);
 				return;
 			}
 			if (IF_STAGE(v) == IF_SENT)
-				gw_answered(e, h, id);
+				gw_answered(e, h, cc, id);
 			fbxi_inflight_release(e, v);
 		}
 		if (cc == NULL || cc->expired)
@@ -2893,6 +2922,9 @@ fbx_engine_open(const struct fbx_engine_opts *opts, fbx_engine **out)
 			FBX_LOGW("cleared %u stale LMDB reader slots left by "
 			         "dead processes",
 			    ss.readers_cleared);
+		if (ss.audit_upgraded > 0) /* schema 1 -> 2, audit.c */
+			FBX_LOGI("store upgraded: %llu audit records indexed",
+			    (unsigned long long)ss.audit_upgraded);
 	}
 	rc = rebuild(e);
 	if (rc != FBX_OK) {
