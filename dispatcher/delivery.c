@@ -68,3 +68,25 @@ fbxi_dlv_move(struct fbx_engine *e, struct cmdc *cc, uint64_t id,
 		*out = d;
 	return FBX_OK;
 }
+
+int
+fbxi_dlv_replay(struct fbx_engine *e, struct cmdc *cc, uint64_t id, int *old)
+{
+	const unsigned from = FBXI_DHELD | FBXI_DMASK(FBX_D_SUCCEEDED) |
+	    FBXI_DMASK(FBX_D_FAILED) | FBXI_DMASK(FBX_D_EXPIRED) |
+	    FBXI_DMASK(FBX_D_CANCELLED);
+	int was = FBX_D_NONE, rc;
+
+	fbxi_gw_drop(e, id);
+	if (fbxi_err(e) != FBX_OK)
+		return fbxi_err(e);
+	rc = fbx_store_dlv_transition(
+	    e->txn, id, from, FBX_D_QUEUED, 0, e->now, 0, &was, NULL);
+	if (old != NULL)
+		*old = was;
+	if (rc != FBX_OK)
+		return rc;
+	fbxi_count_move(cc, was, FBX_D_QUEUED);
+	fbxi_ro_tally(cc, id, was, FBX_D_QUEUED, 0);
+	return FBX_OK;
+}

@@ -47,4 +47,16 @@ int fbxi_dlv_move(struct fbx_engine *e, struct cmdc *cc, uint64_t id,
     unsigned from_mask, int to, uint16_t code, int attempt, int *old,
     struct fbx_delivery *out);
 
+/**
+ * fbxi_dlv_replay - the one move outside the table: an operator's replay
+ * puts a delivery that is in a gateway's hands, or (forced) already
+ * final, back to QUEUED so that it is sent again with its delivery id.
+ * Whichever session held it lets go of it first. Keeps what
+ * fbxi_dlv_move() keeps. QUEUED and PENDING deliveries are refused
+ * (FBX_ESTATE): they are already on their way.
+ * @return as fbxi_dlv_move().
+ */
+int fbxi_dlv_replay(
+    struct fbx_engine *e, struct cmdc *cc, uint64_t id, int *old);
+
 #endif

@@ -16,6 +16,7 @@
 #include <openssl/evp.h>
 #include <zmq.h>
 
+#include "delivery.h"
 #include "engine_int.h"
 
 /* --------------------------------------------------- policy memory */
@@ -971,19 +972,16 @@ fbxi_handle_rollback(
 		/* 1. cancel what was not sent */
 		for (size_t i = 0; i < r.ncancel; i++) {
 			struct cmdc *cc = fbxi_cmd_find(e, FBX_DLV_CMD(r.cancel[i]));
-			int old = 0;
-			rc = fbx_store_dlv_set_state(e->txn, r.cancel[i],
-			    FBX_D_CANCELLED, 0, e->now, 0, &old, NULL);
-			if (rc == FBX_OK && r.cancel_state[i] == FBX_D_PENDING)
-				rc = fbx_store_pend_del(e->txn, r.org,
-				    r.cancel_dev[i], r.cancel[i]);
+			/* an open delivery's command is in the cache */
+			if (cc == NULL)
+				continue;
+			rc = fbxi_dlv_move(e, cc, r.cancel[i],
+			    FBXI_DMASK(FBX_D_QUEUED) | FBXI_DMASK(FBX_D_PENDING),
+			    FBX_D_CANCELLED, 0, 0, NULL, NULL);
+			if (rc == FBX_ESTATE || rc == FBX_ENOT_FOUND)
+				continue;
 			if (rc != FBX_OK)
 				goto fail;
-			if (cc != NULL) {
-				fbxi_count_move(cc, old, FBX_D_CANCELLED);
-				fbxi_cmd_maybe_done(cc);
-			}
-
 		}
 		/* a rollout among the rolled-back commands stops for good */
 		for (size_t i = 0; i < r.nids; i++) {
@@ -1074,43 +1072,11 @@ fbxi_rebuild_dlv_cb(void *arg, const struct fbx_delivery *d)
 	struct rebuild_ctx *r = arg;
 	struct cmdc *cc = r->cc;
 
+	/* a recount only: the engine's own rebuild queues what is open */
 	if (d->state > 0 && d->state < FBX_D_COUNT)
 		cc->c.counts[d->state]++;
 	if (FBX_DLV_IDX(d->id) >= cc->c.ndeliveries)
 		cc->c.ndeliveries = FBX_DLV_IDX(d->id) + 1;
-	if (r->count_only)
-		return 0;
-	if (cc->c.rollout.enabled) {
-		/* recount the current wave; unreleased ones stay back */
-		fbxi_ro_tally(cc, d->id, FBX_D_QUEUED, d->state, d->code);
-		if (FBX_DLV_IDX(d->id) >= cc->c.ro.released)
-			return 0;
-	}
-	switch (d->state) {
-	case FBX_D_SENT:
-	case FBX_D_ACCEPTED:
-		/* the gateway that held it is gone with the old process */
-		if (r->nrequeue == r->cap) {
-			size_t ncap = r->cap ? r->cap * 2 : 4096;
-			uint64_t *n = realloc(r->requeue, ncap * sizeof(*n));
-			if (n == NULL) {
-				r->err = FBX_ENOMEM;
-				return 1;
-			}
-			r->requeue = n;
-			r->cap = ncap;
-		}
-		r->requeue[r->nrequeue++] = d->id;
-		/* fall through */
-	case FBX_D_QUEUED:
-		if (fbxi_orgq_push(r->e, cc->q, cc->c.priority, d->id) != FBX_OK) {
-			r->err = FBX_ENOMEM;
-			return 1;
-		}
-		break;
-	default:
-		break;
-	}
 	return 0;
 }
 
@@ -1212,7 +1178,7 @@ fbxi_handle_replay(
 	}
 	if (req->u.replay.execute) {
 		for (size_t i = 0; i < r.n; i++) {
-			uint64_t id = r.ids[i], v;
+			uint64_t id = r.ids[i];
 			struct cmdc *cc = fbxi_cmd_find(e, FBX_DLV_CMD(id));
 			int old = 0;
 			if (cc == NULL) {
@@ -1247,20 +1213,11 @@ fbxi_handle_replay(
 				}
 				cc->dirty = 1;
 			}
-			/* whichever gateway held it lets go of it */
-			for (struct gw *g = e->gws; g != NULL; g = g->next) {
-				if (fbxi_idmap_del(&g->inflight, id, &v)) {
-					if (IF_STAGE(v) == IF_SENT &&
-					    g->unanswered > 0)
-						g->unanswered--;
-					fbxi_inflight_release(e, v);
-				}
-			}
-			rc = fbx_store_dlv_set_state(e->txn, id, FBX_D_QUEUED, 0,
-			    e->now, 0, &old, NULL);
+			rc = fbxi_dlv_replay(e, cc, id, &old);
+			if (rc == FBX_ESTATE || rc == FBX_ENOT_FOUND)
+				continue;
 			if (rc != FBX_OK)
 				goto fail;
-			fbxi_count_move(cc, old, FBX_D_QUEUED);
 			if (fbxi_orgq_push(e, cc->q, FBX_PRIO_RECOVERY, id) != FBX_OK) {
 				rc = FBX_ENOMEM;
 				goto fail;
