@@ -2922,6 +2922,9 @@ fbx_engine_open(const struct fbx_engine_opts *opts, fbx_engine **out)
 			FBX_LOGW("cleared %u stale LMDB reader slots left by "
 			         "dead processes",
 			    ss.readers_cleared);
+		if (ss.audit_upgraded > 0) /* schema 1 -> 2, audit.c */
+			FBX_LOGI("store upgraded: %llu audit records indexed",
+			    (unsigned long long)ss.audit_upgraded);
 	}
 	rc = rebuild(e);
 	if (rc != FBX_OK) {

@@ -370,4 +370,11 @@ int fbxi_audit_hash(
     uint64_t seq, const uint8_t *rec, size_t len, uint8_t out[32]);
 int fbxi_approval_token(const struct fbx_command *c, char *out, size_t cap);
 
+/* Audit pages and verify slices (audit.c), callable on a bare
+ * transaction so tests run them without an engine. */
+int fbxi_audit_list_page(fbx_txn *txn, const struct fbx_console_req *req,
+    struct fbx_audit_rec *v, size_t cap, size_t *n, uint64_t *next_after);
+int fbxi_audit_verify_slice(fbx_txn *txn, const struct fbx_console_req *req,
+    uint64_t head, int can_write, struct fbx_console_rep *rep);
+
 #endif

@@ -823,6 +823,7 @@ enum {
 	OPT_ACTOR_FILTER,
 	OPT_ACTION,
 	OPT_PAGE_BYTES,
+	OPT_FULL,
 };
 
 #define COMMON_LONGOPTS                                                      \
@@ -3920,6 +3921,7 @@ struct ops_args {
 	fbx_id actor;
 	char action[32];
 	const char *output;
+	int full; /* audit verify --full */
 };
 
 static int
@@ -4087,6 +4089,9 @@ ops_opt(void *arg, struct ctl *ctl, int c, const char *oa, int argc,
 	case OPT_AFTER:
 		if (parse_u64(oa, UINT64_MAX, &a->after) != 0)
 			return usage_err("bad --after '%s'", oa);
+		return EX_OK;
+	case OPT_FULL:
+		a->full = 1;
 		return EX_OK;
 	case OPT_PAGE_BYTES:
 		if (parse_u64(oa, 8u * 1024 * 1024, &a->page_bytes) != 0 ||
@@ -5443,7 +5448,7 @@ static const char *const audit_usage =
     "usage: fuseboxctl audit list [--actor A] [--action PREFIX]\n"
     "                             [--since TIME] [--until TIME]\n"
     "                             [--limit N] [--after SEQ]\n"
-    "       fuseboxctl audit verify\n"
+    "       fuseboxctl audit verify [--full]\n"
     "\n"
     "The audit log: every operator action (submit, approve, breaker trip\n"
     "and reset, limits, rollouts, rollback, replay) as a hash chain.\n"
@@ -5455,9 +5460,13 @@ static const char *const audit_usage =
     "    --since/--until   time window (epoch ms, now, -1h, -7d)\n"
     "    --limit N         records to print (default 100)\n"
     "    --after SEQ       start after sequence SEQ\n"
-    "  verify    check the whole chain, every organisation: prints\n"
-    "            'intact: N records' (exit 0) or 'BROKEN at record S: why'\n"
-    "            (exit 65)\n";
+    "  verify    check the chain (one chain for every organisation) in\n"
+    "            slices of up to 50,000 records, one request each, until\n"
+    "            done: what is new since the last verify (the engine keeps\n"
+    "            a checkpoint); prints 'intact: N new records (verified up\n"
+    "            to S)' (exit 0) or 'BROKEN at record S: why' (exit 65)\n"
+    "    --full            every record from the chain's start (after the\n"
+    "                      records retention pruned): 'intact: N records'\n";
 
 static int
 cmd_audit_list(struct ctl *ctl, const struct ops_args *a)
@@ -5546,34 +5555,84 @@ cmd_audit_list(struct ctl *ctl, const struct ops_args *a)
 	return st;
 }
 
+/* cmd_audit_verify - one request per slice until the engine says the
+ * check is complete; progress on stderr between slices. */
 static int
-cmd_audit_verify(struct ctl *ctl)
+cmd_audit_verify(struct ctl *ctl, int full)
 {
-	struct fbx_console_req req;
-	struct fbx_console_rep rep;
-	int st;
+	uint64_t total = 0, slices = 0, after = 0;
+	char after_hash[65] = "";
+	struct fbx_console_rep last;
+	int st = EX_OK, have = 0;
 
-	memset(&req, 0, sizeof(req));
-	req.kind = FBX_CREQ_AUDIT_VERIFY;
-	st = call(ctl, &req, &rep);
-	if (st != EX_OK)
+	memset(&last, 0, sizeof(last));
+	for (;;) {
+		struct fbx_console_req req;
+		struct fbx_console_rep rep;
+
+		memset(&req, 0, sizeof(req));
+		req.kind = FBX_CREQ_AUDIT_VERIFY;
+		req.u.audit_verify.incremental = !full;
+		if (full && after != 0) {
+			req.u.audit_verify.after_seq = after;
+			snprintf(req.u.audit_verify.after_hash,
+			    sizeof(req.u.audit_verify.after_hash), "%s",
+			    after_hash);
+		}
+		st = call(ctl, &req, &rep);
+		if (st != EX_OK)
+			break;
+		slices++;
+		total += rep.u.verify.records;
+		last.u.verify = rep.u.verify;
+		have = 1;
+		fbx_console_rep_free(&rep);
+		if (last.u.verify.complete)
+			break;
+		if (last.u.verify.verified_seq <= after && slices > 1) {
+			fprintf(stderr, "audit verify: no progress at record "
+			                "%" PRIu64 "\n",
+			    after);
+			st = EX_SOFTWARE;
+			break;
+		}
+		after = last.u.verify.verified_seq;
+		snprintf(after_hash, sizeof(after_hash), "%s",
+		    last.u.verify.verified_hash);
+		if (!ctl->json)
+			fprintf(stderr, "verified up to %" PRIu64 " of %" PRIu64
+			                " (%" PRIu64 " records checked)\n",
+			    last.u.verify.verified_seq, last.u.verify.head_seq,
+			    total);
+	}
+	if (st != EX_OK || !have)
 		return st;
 	if (ctl->json) {
-		printf("{\"intact\":%s,\"records\":%" PRIu64
+		printf("{\"intact\":%s,\"mode\":\"%s\",\"records\":%" PRIu64
+		       ",\"slices\":%" PRIu64 ",\"verified_seq\":%" PRIu64
+		       ",\"head_seq\":%" PRIu64 ",\"anchor_seq\":%" PRIu64
 		       ",\"broken_at\":%" PRIu64 ",\"why\":",
-		    rep.u.verify.broken_at ? "false" : "true",
-		    rep.u.verify.records, rep.u.verify.broken_at);
-		json_str(rep.u.verify.why);
+		    last.u.verify.broken_at ? "false" : "true",
+		    full ? "full" : "incremental", total, slices,
+		    last.u.verify.verified_seq, last.u.verify.head_seq,
+		    last.u.verify.anchor_seq, last.u.verify.broken_at);
+		json_str(last.u.verify.why);
 		printf("}\n");
-	} else if (rep.u.verify.broken_at == 0) {
-		printf("intact: %" PRIu64 " records\n", rep.u.verify.records);
-	} else {
+	} else if (last.u.verify.broken_at != 0) {
 		printf("BROKEN at record %" PRIu64 ": %s\n",
-		    rep.u.verify.broken_at, rep.u.verify.why);
+		    last.u.verify.broken_at, last.u.verify.why);
+	} else if (full) {
+		printf("intact: %" PRIu64 " records", total);
+		if (last.u.verify.anchor_seq != 0)
+			printf(" (after %" PRIu64 ", the last pruned)",
+			    last.u.verify.anchor_seq);
+		printf("\n");
+	} else {
+		printf("intact: %" PRIu64 " new records (verified up to %" PRIu64
+		       ")\n",
+		    total, last.u.verify.verified_seq);
 	}
-	st = rep.u.verify.broken_at ? EX_DATAERR : EX_OK;
-	fbx_console_rep_free(&rep);
-	return st;
+	return last.u.verify.broken_at ? EX_DATAERR : EX_OK;
 }
 
 static int
@@ -5589,6 +5648,7 @@ cmd_audit(struct ctl *ctl, int argc, char **argv)
 		{ "until", required_argument, NULL, OPT_UNTIL },
 		{ "limit", required_argument, NULL, OPT_LIMIT },
 		{ "after", required_argument, NULL, OPT_AFTER },
+		{ "full", no_argument, NULL, OPT_FULL },
 		{ NULL, 0, NULL, 0 } };
 	struct ops_args a;
 	const char *sub;
@@ -5609,8 +5669,10 @@ cmd_audit(struct ctl *ctl, int argc, char **argv)
 		    a.limit || a.after)
 			return usage_err("audit verify takes no filter: it "
 					 "checks the whole chain");
-		return cmd_audit_verify(ctl);
+		return cmd_audit_verify(ctl, a.full);
 	}
+	if (a.full)
+		return usage_err("--full is for audit verify");
 	if (strcmp(sub, "list") != 0)
 		return usage_err("unknown audit operation '%s' (list, verify)",
 		    sub);

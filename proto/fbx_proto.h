@@ -101,6 +101,10 @@ struct fbx_replay_result {
 	uint32_t matched, resent, skipped_terminal;
 };
 
+/* Audit verify: records checked per call by default and at most. */
+#define FBX_VERIFY_SLICE 50000
+#define FBX_VERIFY_SLICE_MAX 100000
+
 /* One audit record. */
 struct fbx_audit_rec {
 	uint64_t seq;
@@ -300,6 +304,12 @@ struct fbx_console_req {
 			uint64_t after;
 			uint32_t limit;
 		} audit_list;
+		struct {
+			int incremental; /* from the engine's checkpoint */
+			uint64_t after_seq; /* full: continue after it */
+			char after_hash[65]; /* its hash, hex, "" with 0 */
+			uint32_t max_records; /* 0 = FBX_VERIFY_SLICE */
+		} audit_verify;
 	} u;
 	/* submit only */
 	int dry_run;
@@ -383,6 +393,11 @@ struct fbx_console_rep {
 			uint64_t records;   /* records checked */
 			uint64_t broken_at; /* first bad sequence, 0 = intact */
 			char why[128];
+			uint64_t verified_seq; /* last record found intact */
+			char verified_hash[65]; /* its hash, "" with 0 */
+			int complete; /* nothing left to check */
+			uint64_t head_seq;   /* last record written */
+			uint64_t anchor_seq; /* chain starts after it */
 		} verify;
 		struct {
 			fbx_id *orgs;

@@ -1188,7 +1188,29 @@ body_in(const pb_creq *pb, struct fbx_console_req *r, struct wctx *w)
 		r->u.audit_list.limit = q->limit;
 		return FBX_OK;
 	}
-	case FUSEBOX__V1__CONSOLE_REQUEST__BODY_AUDIT_VERIFY:
+	case FUSEBOX__V1__CONSOLE_REQUEST__BODY_AUDIT_VERIFY: {
+		const pb_audverify *q = pb->audit_verify;
+		rv = hash_copy(r->u.audit_verify.after_hash, q->after_hash,
+		    &what);
+		if (rv != FBX_OK)
+			return fail(w, rv, "audit_verify.after_hash: %s", what);
+		if ((q->after_seq != 0) != (r->u.audit_verify.after_hash[0] != 0))
+			return fail(w, FBX_EINVALID,
+			    "audit_verify.after_hash: %s",
+			    q->after_seq ? "required with after_seq" :
+					   "only with after_seq");
+		if (q->incremental && q->after_seq != 0)
+			return fail(w, FBX_EINVALID,
+			    "audit_verify.after_seq: not with incremental");
+		if (q->max_records > FBX_VERIFY_SLICE_MAX)
+			return fail(w, FBX_ETOOBIG,
+			    "audit_verify.max_records: %u, at most %d",
+			    (unsigned)q->max_records, FBX_VERIFY_SLICE_MAX);
+		r->u.audit_verify.incremental = q->incremental ? 1 : 0;
+		r->u.audit_verify.after_seq = q->after_seq;
+		r->u.audit_verify.max_records = q->max_records;
+		return FBX_OK;
+	}
 	case FUSEBOX__V1__CONSOLE_REQUEST__BODY_LIST_ORGS:
 		return FBX_OK;
 	default:
@@ -1713,6 +1735,15 @@ fbx_console_req_encode(
 		m.audit_list = &aud;
 		break;
 	case FBX_CREQ_AUDIT_VERIFY:
+		if (!cstr_ok(req->u.audit_verify.after_hash,
+		        sizeof(req->u.audit_verify.after_hash))) {
+			rv = FBX_EINVALID;
+			goto out;
+		}
+		audv.incremental = req->u.audit_verify.incremental != 0;
+		audv.after_seq = req->u.audit_verify.after_seq;
+		audv.after_hash = (char *)req->u.audit_verify.after_hash;
+		audv.max_records = req->u.audit_verify.max_records;
 		m.body_case = FUSEBOX__V1__CONSOLE_REQUEST__BODY_AUDIT_VERIFY;
 		m.audit_verify = &audv;
 		break;
@@ -2485,8 +2516,16 @@ result_in(const pb_crep *pb, struct fbx_console_rep *r, struct wctx *w)
 		    pb->verify->why, &what);
 		if (rv != FBX_OK)
 			return fail(w, rv, "verify.why: %s", what);
+		rv = hash_copy(r->u.verify.verified_hash,
+		    pb->verify->verified_hash, &what);
+		if (rv != FBX_OK)
+			return fail(w, rv, "verify.verified_hash: %s", what);
 		r->u.verify.records = pb->verify->records;
 		r->u.verify.broken_at = pb->verify->broken_at;
+		r->u.verify.verified_seq = pb->verify->verified_seq;
+		r->u.verify.complete = pb->verify->complete ? 1 : 0;
+		r->u.verify.head_seq = pb->verify->head_seq;
+		r->u.verify.anchor_seq = pb->verify->anchor_seq;
 		return FBX_OK;
 	case FUSEBOX__V1__CONSOLE_REPLY__RESULT_ORGS:
 		return orgs_in(pb->orgs, r, w);
@@ -3448,9 +3487,19 @@ fbx_console_rep_encode(
 			rv = FBX_EINVALID;
 			goto out;
 		}
+		if (!cstr_ok(rep->u.verify.verified_hash,
+		        sizeof(rep->u.verify.verified_hash))) {
+			rv = FBX_EINVALID;
+			goto out;
+		}
 		audv.records = rep->u.verify.records;
 		audv.broken_at = rep->u.verify.broken_at;
 		audv.why = (char *)rep->u.verify.why;
+		audv.verified_seq = rep->u.verify.verified_seq;
+		audv.verified_hash = (char *)rep->u.verify.verified_hash;
+		audv.complete = rep->u.verify.complete != 0;
+		audv.head_seq = rep->u.verify.head_seq;
+		audv.anchor_seq = rep->u.verify.anchor_seq;
 		m.result_case = FUSEBOX__V1__CONSOLE_REPLY__RESULT_VERIFY;
 		m.verify = &audv;
 		break;

@@ -47,11 +47,23 @@ struct fbx_store_stat {
 	uint64_t deliveries; /* entries in the delivery table */
 	uint64_t devices;    /* entries in the device registry */
 	unsigned readers_cleared; /* stale reader slots cleared at open */
+	uint64_t audit_records; /* entries in the audit log */
+	/* audit index entries and records read since open by
+	 * fbx_store_audit_query, _scan and _get (a cost counter for tests
+	 * and operators: it only grows) */
+	uint64_t audit_reads;
+	/* audit records indexed at open by the upgrade from schema 1 (0
+	 * when the store needed none) */
+	uint64_t audit_upgraded;
 };
 
 /**
  * fbx_store_open - open or create the environment at opts->path, create
- * the named databases, clear stale reader slots of dead processes.
+ * the named databases, clear stale reader slots of dead processes. A
+ * store of schema 1 is upgraded first: its audit indexes are built in
+ * bounded write transactions (resumed after a crash; the count is in
+ * fbx_store_stat.audit_upgraded); a schema 2 store cannot be opened by
+ * a version that only knows schema 1.
  * @param[out] out the store; written only on success.
  * @return FBX_OK, FBX_EINVAL (bad options), FBX_EIO (cannot create or open
  * the directory or file), FBX_ECORRUPT (not a fusebox store, or a newer
@@ -296,25 +308,101 @@ int fbx_store_kv_scan(fbx_txn *txn, const char *prefix, fbx_kv_fn fn,
     void *arg);
 
 /* ---- audit log ----------------------------------------------------------
- * Append-only records keyed by a sequence; the dispatcher encodes and
- * hash-chains them. */
+ * Records keyed by a sequence; the dispatcher encodes and hash-chains
+ * them (layout in store.c), the store indexes them by organisation, by
+ * (organisation, actor) and by time, so a listing reads what it returns
+ * and not the log. */
 
 /** fbx_store_audit_last - the last record (buf may be NULL).
  * @return FBX_OK, FBX_ENOT_FOUND (empty log), FBX_ECORRUPT. */
 int fbx_store_audit_last(fbx_txn *txn, uint64_t *seq, void *buf, size_t cap,
     size_t *len);
 
-/** fbx_store_audit_put - append record `seq`, which must be greater than
- * every sequence stored (else FBX_EINVALID). */
+/** fbx_store_audit_put - append record `seq` (> 0) with its index
+ * entries. `seq` must be greater than every sequence stored and the
+ * record must parse as an audit record v1 (else FBX_EINVALID: nothing
+ * written, the transaction stays usable); or a write error. */
 int fbx_store_audit_put(fbx_txn *txn, uint64_t seq, const void *rec,
     size_t len);
 
+/** fbx_store_audit_get - copy record `seq` into buf (cap bytes).
+ * @return FBX_OK, FBX_ENOT_FOUND, FBX_ECORRUPT (larger than cap). */
+int fbx_store_audit_get(
+    fbx_txn *txn, uint64_t seq, void *buf, size_t cap, size_t *len);
+
+/** Callback over audit records; rec is valid only during the call.
+ * Return 0 to go on, non-zero to stop. */
 typedef int (*fbx_audit_fn)(
     void *arg, uint64_t seq, const void *rec, size_t len);
 
-/** fbx_store_audit_scan - records with sequence >= from, ascending. */
+/** fbx_store_audit_scan - records with sequence >= from, ascending, until
+ * fn stops. Reads as far as fn lets it: callers bound it. */
 int fbx_store_audit_scan(fbx_txn *txn, uint64_t from, fbx_audit_fn fn,
     void *arg);
+
+/* Most entries one fbx_store_audit_query call may read. */
+#define FBX_AUDIT_READS_MAX 100000
+
+struct fbx_audit_query {
+	/* required identifier: its records, and the global ones (org "*"),
+	 * merged in sequence order; "*" itself lists only the global ones */
+	const char *org;
+	const char *actor; /* NULL or "" = any; else only this actor's */
+	/* window on the record's at_ms, 0 = open end. The scan covers the
+	 * sequences from the first record whose time, or the time of any
+	 * record before it, reaches since_ms, up to (not including) the
+	 * first such record for until_ms; inside that range each record's
+	 * own at_ms decides. With a clock that never steps back this is
+	 * exactly [since_ms, until_ms); after a step back, records written
+	 * behind an earlier record's time past until_ms are left out. */
+	int64_t since_ms, until_ms;
+	uint64_t after;     /* only sequences > after (a page cursor) */
+	uint32_t max_reads; /* index entries + records to read, 1..
+	                     * FBX_AUDIT_READS_MAX */
+};
+
+/**
+ * fbx_store_audit_query - the records a query selects, in sequence order,
+ * found through the indexes: O(log n) to start, then one index entry per
+ * record of the organisation (and actor) in the range, and one record
+ * read per record in the window. Stops after q->max_reads reads.
+ * @param[out] next_after where the next call starts (its q->after): the
+ * last sequence looked at when the read budget ran out; seq - 1 when fn
+ * stopped at record seq (fn is offered that record again next time, so
+ * it must take the first one offered); 0 when the range is exhausted.
+ * Written only on success.
+ * @return FBX_OK, FBX_EINVALID (no org, an identifier too long,
+ * max_reads 0), FBX_ECORRUPT (an index entry without its record),
+ * FBX_ESTORAGE.
+ */
+int fbx_store_audit_query(fbx_txn *txn, const struct fbx_audit_query *q,
+    fbx_audit_fn fn, void *arg, uint64_t *next_after);
+
+/* A point on the chain: a record's sequence and its hash. */
+struct fbx_audit_mark {
+	uint64_t seq;
+	uint8_t hash[32];
+};
+
+enum fbx_audit_mark_kind {
+	/* the last record `audit verify` found intact: incremental verify
+	 * goes on after it */
+	FBX_AUDIT_VERIFIED = 0,
+	/* the last record retention pruned: the chain starts after it, and
+	 * its hash is what the first remaining record links to */
+	FBX_AUDIT_ANCHOR = 1,
+};
+
+/** fbx_store_audit_mark_get - read a mark (kind: enum
+ * fbx_audit_mark_kind). @return FBX_OK, FBX_ENOT_FOUND (never set),
+ * FBX_EINVALID, FBX_ECORRUPT, FBX_ESTORAGE. */
+int fbx_store_audit_mark_get(
+    fbx_txn *txn, int kind, struct fbx_audit_mark *out);
+
+/** fbx_store_audit_mark_put - set a mark, in a write transaction.
+ * @return FBX_OK, FBX_EINVALID, or a write error. */
+int fbx_store_audit_mark_put(
+    fbx_txn *txn, int kind, const struct fbx_audit_mark *m);
 
 /* ---- retention and listing ------------------------------------------ */
 

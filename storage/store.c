@@ -6,14 +6,20 @@
  * so a damaged record gives FBX_ECORRUPT, never a crash. LMDB codes are
  * translated to fbx_err here and nowhere else.
  *
- * Storage schema (schema version 1): this block is its reference.
+ * Storage schema (schema version 2): this block is its reference.
  * Integers in keys are big-endian so byte order is numeric order; a signed
  * time in a key is stored as (u64)ms ^ 2^63 so negative times sort first.
  * "\0" is a NUL byte separating identifiers, which never contain one; it
  * makes prefix scans stop exactly at the organisation boundary ("a\0"
  * never matches "ab\0...").
  *
- *   meta        "schema"                        -> u32 schema version (1)
+ *   meta        "schema"                        -> u32 schema version (2)
+ *               "audit_verified"                -> audit mark: the last
+ *               record `audit verify` found intact (its checkpoint)
+ *               "audit_anchor"                  -> audit mark: the last
+ *               record pruned by retention; the chain starts after it
+ *               "audit_ix"                      -> u64 LE: while an
+ *               upgrade from version 1 runs, the last record indexed
  *   cmd         id u64                          -> command header record
  *   cmd_body    id u64                          -> payload + device ids
  *               (written once by append, absent when both are empty;
@@ -27,7 +33,17 @@
  *   grp         org \0 group \0 device_id       -> empty
  *   org         org                             -> org record
  *   audit       seq u64                         -> audit record (bytes
- *               the dispatcher hash-chains; append only, pruned never)
+ *               the dispatcher hash-chains; appended, pruned only from
+ *               the oldest end)
+ *   audit_org   org \0 seq u64                  -> at_ms i64 LE
+ *   audit_actor org \0 actor \0 seq u64         -> at_ms i64 LE
+ *   audit_time  time_key(at_ms) u64             -> seq u64 LE: one entry
+ *               each time the running maximum of at_ms over the log
+ *               rises, with the first sequence that reached it. The
+ *               running maximum never falls, so this index is sorted by
+ *               time and by sequence at once and "the first record at or
+ *               after T" is one seek, also after the clock stepped back
+ *               (records written then sort by the maximum before them).
  *   kv          namespace / org / name          -> engine-owned record
  *               (breakers, limits, rate caps, approvals: fixed-layout
  *               structs the dispatcher encodes; the org is part of the
@@ -54,6 +70,17 @@
  *     enrolled_ms i64, last_checkin_ms i64, os_version str, ngroups u8,
  *     ngroups * str.
  *   org v1: ver u8, devices u32, created_ms i64.
+ *   audit record v1 (encoded and hash-chained by dispatcher/audit.c; the
+ *     store reads at_ms, org and actor for its indexes and refuses a
+ *     record it cannot parse): ver u8, prev[32], hash[32], at_ms i64,
+ *     org str, actor str, action str, note u16 length + bytes, params
+ *     u16 length + bytes. org and actor are 0..FBX_ID_MAX bytes, no NUL.
+ *   audit mark v1: ver u8, seq u64, hash[32].
+ *
+ * Upgrade 1 -> 2 (at open): the three audit indexes are built for the
+ * existing records in write transactions of AUDIT_UPGRADE_BATCH records,
+ * progress kept in meta "audit_ix" so a crash resumes where it stopped;
+ * the schema version becomes 2 in the last of them.
  */
 #include <errno.h>
 #include <limits.h>
@@ -69,10 +96,15 @@
 
 #include "fbx_store.h"
 
-#define SCHEMA_VERSION 1
+#define SCHEMA_VERSION 2
+/* records indexed per write transaction when upgrading a version 1 store */
+#define AUDIT_UPGRADE_BATCH 20000
+#define AUDIT_V1 1
+#define AUDIT_FIX (1 + 32 + 32 + 8) /* ver, prev, hash, at_ms */
+#define AUDIT_MARK_LEN (1 + 8 + 32)
 #define MAP_DEFAULT ((size_t)64 << 20)
 #define MAP_MAX_DEFAULT ((size_t)1 << 40)
-#define MAX_DBS 16
+#define MAX_DBS 24
 
 #define DLV_V1 1
 /* Spare bytes a new delivery record carries: room for about two history
@@ -98,11 +130,13 @@
 struct fbx_store {
 	MDB_env *env;
 	MDB_dbi meta, cmd, cmd_body, cmd_org, cmd_active, idem, dlv, pend, dev,
-	    grp, org, kv, audit;
+	    grp, org, kv, audit, audit_org, audit_actor, audit_time;
 	char *data_path; /* <dir>/data.mdb, for stat(2) */
 	size_t map_size;
 	size_t map_size_max;
 	unsigned readers_cleared;
+	uint64_t audit_upgraded; /* records indexed by the upgrade at open */
+	atomic_uint_fast64_t audit_reads; /* audit entries read (stat) */
 	atomic_int ntxn; /* open transactions of this process */
 };
 
@@ -852,9 +886,10 @@ cur_used(fbx_store *st, size_t *psize)
 }
 
 /* schema_init - open every named database and check or write the schema
- * version, all in one write transaction. */
+ * version, all in one write transaction. @param[out] found the version
+ * the store had (SCHEMA_VERSION when it was created now). */
 static int
-schema_init(fbx_store *st)
+schema_init(fbx_store *st, uint32_t *found)
 {
 	static const struct {
 		const char *name;
@@ -872,12 +907,16 @@ schema_init(fbx_store *st)
 		{ "org", offsetof(fbx_store, org) },
 		{ "kv", offsetof(fbx_store, kv) },
 		{ "audit", offsetof(fbx_store, audit) },
+		{ "audit_org", offsetof(fbx_store, audit_org) },
+		{ "audit_actor", offsetof(fbx_store, audit_actor) },
+		{ "audit_time", offsetof(fbx_store, audit_time) },
 	};
 	MDB_txn *txn = NULL;
 	MDB_dbi main_dbi;
 	MDB_stat ms;
 	MDB_val k = { 6, "schema" }, v;
 	uint8_t vb[4];
+	uint32_t ver = SCHEMA_VERSION;
 	int fresh, rc, mrc;
 
 	mrc = mdb_txn_begin(st->env, NULL, 0, &txn);
@@ -910,7 +949,6 @@ schema_init(fbx_store *st)
 		mrc = mdb_put(txn, st->meta, &k, &v, 0);
 	} else if (mrc == 0) {
 		const uint8_t *p = v.mv_data;
-		uint32_t ver;
 		if (v.mv_size != 4) {
 			rc = FBX_ECORRUPT;
 			goto out;
@@ -941,9 +979,123 @@ schema_init(fbx_store *st)
 	mrc = mdb_txn_commit(txn);
 	txn = NULL;
 	rc = map_err(mrc);
+	if (rc == FBX_OK)
+		*found = ver;
 out:
 	if (txn != NULL)
 		mdb_txn_abort(txn);
+	return rc;
+}
+
+/* audit_index_add's code for a record it cannot parse: neither an errno
+ * (positive) nor an LMDB code (-30799..-30780). */
+#define AUDIT_BADREC (-1)
+static int audit_index_add(MDB_txn *txn, fbx_store *st, uint64_t seq,
+    const void *rec, size_t len);
+
+/* audit_upgrade_batch - index up to AUDIT_UPGRADE_BATCH records of a
+ * version 1 store after meta "audit_ix", in one write transaction; the
+ * last batch sets the schema version. @param[out] done 1 when finished. */
+static int
+audit_upgrade_batch(fbx_store *st, int *done)
+{
+	MDB_txn *txn = NULL;
+	MDB_cursor *cur = NULL;
+	MDB_val k = { 8, "audit_ix" }, v, sk = { 6, "schema" };
+	uint8_t kb[8], ib[8], vb[4] = { SCHEMA_VERSION, 0, 0, 0 };
+	uint64_t from = 0, n = 0, seq = 0;
+	int mrc;
+
+	*done = 0;
+	mrc = mdb_txn_begin(st->env, NULL, 0, &txn);
+	if (mrc != 0)
+		return map_err(mrc);
+	mrc = mdb_get(txn, st->meta, &k, &v);
+	if (mrc == 0 && v.mv_size == 8) {
+		for (int i = 0; i < 8; i++)
+			from |= (uint64_t)((const uint8_t *)v.mv_data)[i]
+			    << (8 * i);
+	} else if (mrc == 0) {
+		mrc = MDB_CORRUPTED;
+		goto out;
+	} else if (mrc != MDB_NOTFOUND) {
+		goto out;
+	}
+	mrc = mdb_cursor_open(txn, st->audit, &cur);
+	if (mrc != 0)
+		goto out;
+	put_be64(kb, from + 1);
+	k.mv_size = 8;
+	k.mv_data = kb;
+	mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	while (mrc == 0 && n < AUDIT_UPGRADE_BATCH) {
+		if (k.mv_size != 8) {
+			mrc = MDB_CORRUPTED;
+			break;
+		}
+		seq = get_be64(k.mv_data);
+		mrc = audit_index_add(txn, st, seq, v.mv_data, v.mv_size);
+		if (mrc != 0)
+			break;
+		n++;
+		mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+	}
+	mdb_cursor_close(cur);
+	if (mrc == MDB_NOTFOUND) {
+		/* the whole log is indexed */
+		k.mv_size = 8;
+		k.mv_data = "audit_ix";
+		mrc = mdb_del(txn, st->meta, &k, NULL);
+		if (mrc == MDB_NOTFOUND)
+			mrc = 0;
+		v.mv_size = 4;
+		v.mv_data = vb;
+		if (mrc == 0)
+			mrc = mdb_put(txn, st->meta, &sk, &v, 0);
+		if (mrc == 0)
+			*done = 1;
+	} else if (mrc == 0) {
+		for (int i = 0; i < 8; i++)
+			ib[i] = (uint8_t)(seq >> (8 * i));
+		k.mv_size = 8;
+		k.mv_data = "audit_ix";
+		v.mv_size = 8;
+		v.mv_data = ib;
+		mrc = mdb_put(txn, st->meta, &k, &v, 0);
+	}
+	if (mrc != 0)
+		goto out;
+	mrc = mdb_txn_commit(txn);
+	txn = NULL;
+	if (mrc == 0)
+		st->audit_upgraded += n;
+	else
+		*done = 0;
+out:
+	if (txn != NULL)
+		mdb_txn_abort(txn);
+	/* a record that does not parse is a damaged store */
+	return mrc == AUDIT_BADREC ? FBX_ECORRUPT : map_err(mrc);
+}
+
+/* audit_upgrade - build the audit indexes of a version 1 store, batch by
+ * batch, growing the map when a batch does not fit. */
+static int
+audit_upgrade(fbx_store *st)
+{
+	int done = 0, rc = FBX_OK;
+
+	while (!done) {
+		rc = audit_upgrade_batch(st, &done);
+		if (rc == FBX_EMAP_FULL) {
+			rc = fbx_store_grow(st);
+			if (rc != FBX_OK)
+				break;
+			continue;
+		}
+		if (rc != FBX_OK)
+			break;
+	}
 	return rc;
 }
 
@@ -954,6 +1106,7 @@ fbx_store_open(const struct fbx_store_opts *opts, fbx_store **out)
 	unsigned flags = MDB_NOTLS | MDB_NORDAHEAD;
 	MDB_envinfo info;
 	size_t plen;
+	uint32_t ver = 0;
 	int dead = 0, rc, mrc;
 
 	if (opts == NULL || out == NULL || opts->path == NULL ||
@@ -975,6 +1128,7 @@ fbx_store_open(const struct fbx_store_opts *opts, fbx_store **out)
 	if (st == NULL)
 		return FBX_ENOMEM;
 	atomic_init(&st->ntxn, 0);
+	atomic_init(&st->audit_reads, 0);
 	st->map_size = opts->map_size ? opts->map_size : MAP_DEFAULT;
 	st->map_size_max = opts->map_size_max ? opts->map_size_max :
 						MAP_MAX_DEFAULT;
@@ -1021,7 +1175,9 @@ fbx_store_open(const struct fbx_store_opts *opts, fbx_store **out)
 		st->map_size = info.me_mapsize;
 	if (st->map_size > st->map_size_max)
 		st->map_size_max = st->map_size;
-	rc = schema_init(st);
+	rc = schema_init(st, &ver);
+	if (rc == FBX_OK && ver < 2)
+		rc = audit_upgrade(st);
 	if (rc != FBX_OK)
 		goto out;
 	*out = st;
@@ -1076,6 +1232,11 @@ fbx_store_stat(fbx_store *st, struct fbx_store_stat *out)
 	if (mdb_stat(txn, st->dev, &ms) != 0)
 		goto out;
 	s.devices = ms.ms_entries;
+	if (mdb_stat(txn, st->audit, &ms) != 0)
+		goto out;
+	s.audit_records = ms.ms_entries;
+	s.audit_reads = atomic_load(&st->audit_reads);
+	s.audit_upgraded = st->audit_upgraded;
 	*out = s;
 	rc = FBX_OK;
 out:
@@ -2450,6 +2611,121 @@ fbx_store_kv_scan(fbx_txn *t, const char *prefix, fbx_kv_fn fn, void *arg)
 
 /* ---- audit log --------------------------------------------------------- */
 
+/* The fields of an audit record the indexes use; org and actor point into
+ * the record and are not NUL-terminated. */
+struct audit_ix {
+	int64_t at_ms;
+	const char *org, *actor;
+	size_t olen, alen;
+};
+
+/* audit_parse - check an audit record v1 from end to end and find its
+ * indexed fields. @return 0, or -1 when it does not parse. */
+static int
+audit_parse(const void *rec, size_t len, struct audit_ix *ix)
+{
+	struct rd r = { rec, (const uint8_t *)rec + len, 0 };
+	const char *s[3];
+	size_t n[3];
+
+	if (rec == NULL || len < AUDIT_FIX + 3 + 4 || rd_u8(&r) != AUDIT_V1)
+		return -1;
+	r.p += 64; /* prev, hash */
+	ix->at_ms = rd_i64(&r);
+	for (int i = 0; i < 3; i++) {
+		n[i] = rd_u8(&r);
+		s[i] = (const char *)r.p;
+		if (r.bad || (size_t)(r.end - r.p) < n[i])
+			return -1;
+		r.p += n[i];
+	}
+	for (int i = 0; i < 2; i++) {
+		size_t m = (size_t)rd_le(&r, 2);
+		if (r.bad || (size_t)(r.end - r.p) < m)
+			return -1;
+		r.p += m;
+	}
+	if (r.bad || r.p != r.end || n[0] > FBX_ID_MAX || n[1] > FBX_ID_MAX ||
+	    memchr(s[0], '\0', n[0]) != NULL ||
+	    memchr(s[1], '\0', n[1]) != NULL)
+		return -1;
+	ix->org = s[0];
+	ix->olen = n[0];
+	ix->actor = s[1];
+	ix->alen = n[1];
+	return 0;
+}
+
+/* audit_ix_key - org \0 [actor \0] seq; actor NULL leaves it out. */
+static size_t
+audit_ix_key(uint8_t *k, const char *org, size_t olen, const char *actor,
+    size_t alen, uint64_t seq)
+{
+	size_t n = key_cat(k, 0, org, olen, 1);
+
+	if (actor != NULL)
+		n = key_cat(k, n, actor, alen, 1);
+	put_be64(k + n, seq);
+	return n + 8;
+}
+
+/* audit_index_add - the index entries of record seq. @return an LMDB
+ * code, or AUDIT_BADREC when the record does not parse. */
+static int
+audit_index_add(
+    MDB_txn *txn, fbx_store *st, uint64_t seq, const void *rec, size_t len)
+{
+	struct audit_ix ix;
+	MDB_cursor *cur = NULL;
+	uint8_t kb[KEY_MAX], tb[8], sb[8];
+	MDB_val k, v;
+	int mrc;
+
+	if (audit_parse(rec, len, &ix) != 0)
+		return AUDIT_BADREC;
+	for (int i = 0; i < 8; i++)
+		sb[i] = (uint8_t)((uint64_t)ix.at_ms >> (8 * i));
+	v.mv_size = 8;
+	v.mv_data = sb;
+	k.mv_data = kb;
+	k.mv_size = audit_ix_key(kb, ix.org, ix.olen, NULL, 0, seq);
+	mrc = mdb_put(txn, st->audit_org, &k, &v, 0);
+	if (mrc != 0)
+		return mrc;
+	k.mv_size = audit_ix_key(kb, ix.org, ix.olen, ix.actor, ix.alen, seq);
+	v.mv_size = 8;
+	v.mv_data = sb;
+	mrc = mdb_put(txn, st->audit_actor, &k, &v, 0);
+	if (mrc != 0)
+		return mrc;
+	/* the time index only grows when the running maximum rises */
+	mrc = mdb_cursor_open(txn, st->audit_time, &cur);
+	if (mrc != 0)
+		return mrc;
+	mrc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+	if (mrc == 0 && k.mv_size != 8)
+		mrc = MDB_CORRUPTED;
+	if (mrc == MDB_NOTFOUND ||
+	    (mrc == 0 && get_be64(k.mv_data) < time_key(ix.at_ms))) {
+		put_be64(tb, time_key(ix.at_ms));
+		for (int i = 0; i < 8; i++)
+			sb[i] = (uint8_t)(seq >> (8 * i));
+		k.mv_size = 8;
+		k.mv_data = tb;
+		v.mv_size = 8;
+		v.mv_data = sb;
+		mrc = mdb_cursor_put(cur, &k, &v, MDB_APPEND);
+	}
+	mdb_cursor_close(cur);
+	return mrc;
+}
+
+static void
+count_reads(fbx_store *st, uint64_t n)
+{
+	atomic_fetch_add(&st->audit_reads, n);
+}
+
 int
 fbx_store_audit_last(fbx_txn *t, uint64_t *seq, void *buf, size_t cap,
     size_t *len)
@@ -2483,20 +2759,52 @@ fbx_store_audit_last(fbx_txn *t, uint64_t *seq, void *buf, size_t cap,
 }
 
 int
-fbx_store_audit_put(fbx_txn *t, uint64_t seq, const void *rec, size_t len)
+fbx_store_audit_get(
+    fbx_txn *t, uint64_t seq, void *buf, size_t cap, size_t *len)
 {
 	uint8_t kb[8];
-	MDB_val k = { 8, kb }, v = { len, (void *)rec };
+	MDB_val k = { 8, kb }, v;
 	int mrc;
 
-	if (t == NULL || rec == NULL || len == 0 || len > FBX_KV_VAL_MAX)
+	if (t == NULL || buf == NULL || len == NULL)
 		return FBX_EINVALID;
 	if (t->err != 0)
 		return t->err;
 	put_be64(kb, seq);
+	count_reads(t->st, 1);
+	mrc = mdb_get(t->txn, t->st->audit, &k, &v);
+	if (mrc == MDB_NOTFOUND)
+		return FBX_ENOT_FOUND;
+	if (mrc != 0)
+		return FBX_ESTORAGE;
+	if (v.mv_size > cap)
+		return FBX_ECORRUPT;
+	memcpy(buf, v.mv_data, v.mv_size);
+	*len = v.mv_size;
+	return FBX_OK;
+}
+
+int
+fbx_store_audit_put(fbx_txn *t, uint64_t seq, const void *rec, size_t len)
+{
+	struct audit_ix ix;
+	uint8_t kb[8];
+	MDB_val k = { 8, kb }, v = { len, (void *)rec };
+	int mrc;
+
+	if (t == NULL || rec == NULL || len == 0 || len > FBX_KV_VAL_MAX ||
+	    seq == 0)
+		return FBX_EINVALID;
+	if (t->err != 0)
+		return t->err;
+	if (audit_parse(rec, len, &ix) != 0)
+		return FBX_EINVALID;
+	put_be64(kb, seq);
 	mrc = mdb_put(t->txn, t->st->audit, &k, &v, MDB_APPEND);
 	if (mrc == MDB_KEYEXIST)
 		return FBX_EINVALID; /* not after the last: the chain is linear */
+	if (mrc == 0)
+		mrc = audit_index_add(t->txn, t->st, seq, rec, len);
 	return mrc == 0 ? FBX_OK : txn_fail(t, mrc);
 }
 
@@ -2506,6 +2814,7 @@ fbx_store_audit_scan(fbx_txn *t, uint64_t from, fbx_audit_fn fn, void *arg)
 	MDB_cursor *cur = NULL;
 	MDB_val k, v;
 	uint8_t kb[8];
+	uint64_t n = 0;
 	int mrc, rc = FBX_OK;
 
 	if (t == NULL || fn == NULL)
@@ -2523,6 +2832,7 @@ fbx_store_audit_scan(fbx_txn *t, uint64_t from, fbx_audit_fn fn, void *arg)
 			rc = FBX_ECORRUPT;
 			break;
 		}
+		n++;
 		if (fn(arg, get_be64(k.mv_data), v.mv_data, v.mv_size) != 0)
 			break;
 		mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
@@ -2530,7 +2840,251 @@ fbx_store_audit_scan(fbx_txn *t, uint64_t from, fbx_audit_fn fn, void *arg)
 	if (rc == FBX_OK && mrc != 0 && mrc != MDB_NOTFOUND)
 		rc = FBX_ESTORAGE;
 	mdb_cursor_close(cur);
+	count_reads(t->st, n);
 	return rc;
+}
+
+/* One index stream of a query: the entries under a key prefix, in
+ * sequence order. */
+struct ix_stream {
+	MDB_cursor *cur;
+	uint8_t pfx[KEY_MAX];
+	size_t plen;
+	int live;
+	uint64_t seq;
+	int64_t at_ms;
+};
+
+/* stream_take - adopt the cursor's entry (mrc from the positioning call)
+ * if it is under the prefix. @return FBX_OK or an error. */
+static int
+stream_take(struct ix_stream *s, int mrc, const MDB_val *k, const MDB_val *v)
+{
+	const uint8_t *p;
+
+	s->live = 0;
+	if (mrc == MDB_NOTFOUND)
+		return FBX_OK;
+	if (mrc != 0)
+		return FBX_ESTORAGE;
+	if (!has_prefix(k, s->pfx, s->plen))
+		return FBX_OK;
+	if (k->mv_size != s->plen + 8 || v->mv_size != 8)
+		return FBX_ECORRUPT;
+	s->seq = get_be64((const uint8_t *)k->mv_data + s->plen);
+	p = v->mv_data;
+	s->at_ms = 0;
+	for (int i = 0; i < 8; i++)
+		s->at_ms |= (int64_t)((uint64_t)p[i] << (8 * i));
+	s->live = 1;
+	return FBX_OK;
+}
+
+static int
+stream_open(MDB_txn *txn, MDB_dbi dbi, struct ix_stream *s, const char *org,
+    const char *actor, uint64_t from)
+{
+	MDB_val k, v;
+	uint8_t kb[KEY_MAX];
+	size_t on = strlen(org), an = actor ? strlen(actor) : 0;
+
+	s->plen = audit_ix_key(s->pfx, org, on, actor, an, 0) - 8;
+	if (mdb_cursor_open(txn, dbi, &s->cur) != 0) {
+		s->cur = NULL;
+		return FBX_ESTORAGE;
+	}
+	memcpy(kb, s->pfx, s->plen);
+	put_be64(kb + s->plen, from);
+	k.mv_size = s->plen + 8;
+	k.mv_data = kb;
+	return stream_take(s, mdb_cursor_get(s->cur, &k, &v, MDB_SET_RANGE),
+	    &k, &v);
+}
+
+static int
+stream_next(struct ix_stream *s)
+{
+	MDB_val k, v;
+
+	return stream_take(s, mdb_cursor_get(s->cur, &k, &v, MDB_NEXT), &k,
+	    &v);
+}
+
+/* time_first_seq - the first sequence whose running maximum of at_ms is
+ * at or after ms (every record before it is older than ms), or
+ * UINT64_MAX when there is none. */
+static int
+time_first_seq(fbx_txn *t, int64_t ms, uint64_t *seq)
+{
+	MDB_cursor *cur = NULL;
+	MDB_val k, v;
+	uint8_t kb[8];
+	int mrc, rc = FBX_OK;
+
+	if (mdb_cursor_open(t->txn, t->st->audit_time, &cur) != 0)
+		return FBX_ESTORAGE;
+	put_be64(kb, time_key(ms));
+	k.mv_size = 8;
+	k.mv_data = kb;
+	mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	count_reads(t->st, 1);
+	if (mrc == MDB_NOTFOUND) {
+		*seq = UINT64_MAX;
+	} else if (mrc != 0) {
+		rc = FBX_ESTORAGE;
+	} else if (k.mv_size != 8 || v.mv_size != 8) {
+		rc = FBX_ECORRUPT;
+	} else {
+		const uint8_t *p = v.mv_data;
+		uint64_t s = 0;
+		for (int i = 0; i < 8; i++)
+			s |= (uint64_t)p[i] << (8 * i);
+		*seq = s;
+	}
+	mdb_cursor_close(cur);
+	return rc;
+}
+
+int
+fbx_store_audit_query(fbx_txn *t, const struct fbx_audit_query *q,
+    fbx_audit_fn fn, void *arg, uint64_t *next_after)
+{
+	struct ix_stream s[2];
+	uint64_t lo, hi = UINT64_MAX, last = 0, reads = 0, next = 0;
+	MDB_dbi dbi;
+	const char *actor;
+	int ns, rc = FBX_OK;
+
+	if (t == NULL || q == NULL || fn == NULL || next_after == NULL ||
+	    q->org == NULL || q->org[0] == '\0' || !opt_ok(q->org) ||
+	    (q->actor != NULL && !opt_ok(q->actor)) || q->max_reads == 0 ||
+	    q->after == UINT64_MAX)
+		return FBX_EINVALID;
+	if (t->err != 0)
+		return t->err;
+	memset(s, 0, sizeof(s));
+	actor = q->actor != NULL && q->actor[0] != '\0' ? q->actor : NULL;
+	dbi = actor != NULL ? t->st->audit_actor : t->st->audit_org;
+	lo = q->after + 1;
+	if (q->since_ms != 0) {
+		uint64_t s0;
+		rc = time_first_seq(t, q->since_ms, &s0);
+		if (rc != FBX_OK)
+			goto out;
+		if (s0 > lo)
+			lo = s0;
+	}
+	if (q->until_ms != 0) {
+		rc = time_first_seq(t, q->until_ms, &hi);
+		if (rc != FBX_OK)
+			goto out;
+	}
+	if (lo >= hi)
+		goto out; /* nothing in the window after the cursor */
+	/* the organisation's records and the global ones, merged by seq */
+	ns = strcmp(q->org, "*") == 0 ? 1 : 2;
+	rc = stream_open(t->txn, dbi, &s[0], q->org, actor, lo);
+	if (rc == FBX_OK && ns == 2)
+		rc = stream_open(t->txn, dbi, &s[1], "*", actor, lo);
+	while (rc == FBX_OK) {
+		struct ix_stream *c = NULL;
+		for (int i = 0; i < ns; i++)
+			if (s[i].live && (c == NULL || s[i].seq < c->seq))
+				c = &s[i];
+		if (c == NULL || c->seq >= hi)
+			break; /* the window is exhausted */
+		if (reads >= q->max_reads) {
+			next = last; /* everything up to last was looked at */
+			break;
+		}
+		reads++;
+		last = c->seq;
+		if ((q->since_ms == 0 || c->at_ms >= q->since_ms) &&
+		    (q->until_ms == 0 || c->at_ms < q->until_ms)) {
+			uint8_t kb[8];
+			MDB_val k = { 8, kb }, v;
+			int mrc;
+			put_be64(kb, c->seq);
+			reads++;
+			mrc = mdb_get(t->txn, t->st->audit, &k, &v);
+			if (mrc != 0) {
+				/* an index entry without its record */
+				rc = mrc == MDB_NOTFOUND ? FBX_ECORRUPT :
+							   FBX_ESTORAGE;
+				break;
+			}
+			if (fn(arg, c->seq, v.mv_data, v.mv_size) != 0) {
+				next = c->seq - 1; /* offered again next time */
+				break;
+			}
+		}
+		rc = stream_next(c);
+	}
+out:
+	for (int i = 0; i < 2; i++)
+		if (s[i].cur != NULL)
+			mdb_cursor_close(s[i].cur);
+	count_reads(t->st, reads);
+	if (rc == FBX_OK)
+		*next_after = next;
+	return rc;
+}
+
+/* audit marks live in meta under these keys */
+static const char *const audit_mark_key[] = { "audit_verified",
+	"audit_anchor" };
+
+int
+fbx_store_audit_mark_get(fbx_txn *t, int kind, struct fbx_audit_mark *out)
+{
+	MDB_val k, v;
+	struct rd r;
+	struct fbx_audit_mark m;
+	int mrc;
+
+	if (t == NULL || out == NULL || kind < 0 || kind > FBX_AUDIT_ANCHOR)
+		return FBX_EINVALID;
+	if (t->err != 0)
+		return t->err;
+	k.mv_size = strlen(audit_mark_key[kind]);
+	k.mv_data = (void *)audit_mark_key[kind];
+	mrc = mdb_get(t->txn, t->st->meta, &k, &v);
+	if (mrc == MDB_NOTFOUND)
+		return FBX_ENOT_FOUND;
+	if (mrc != 0)
+		return FBX_ESTORAGE;
+	r.p = v.mv_data;
+	r.end = r.p + v.mv_size;
+	r.bad = 0;
+	if (v.mv_size != AUDIT_MARK_LEN || rd_u8(&r) != REC_V1)
+		return FBX_ECORRUPT;
+	m.seq = rd_le(&r, 8);
+	memcpy(m.hash, r.p, 32);
+	*out = m;
+	return FBX_OK;
+}
+
+int
+fbx_store_audit_mark_put(
+    fbx_txn *t, int kind, const struct fbx_audit_mark *m)
+{
+	uint8_t b[AUDIT_MARK_LEN];
+	struct wr w = { b, b + sizeof(b), 0 };
+	MDB_val k, v = { sizeof(b), b };
+	int mrc;
+
+	if (t == NULL || m == NULL || kind < 0 || kind > FBX_AUDIT_ANCHOR ||
+	    !t->write)
+		return FBX_EINVALID;
+	if (t->err != 0)
+		return t->err;
+	wr_u8(&w, REC_V1);
+	wr_le(&w, m->seq, 8);
+	wr_bytes(&w, m->hash, 32);
+	k.mv_size = strlen(audit_mark_key[kind]);
+	k.mv_data = (void *)audit_mark_key[kind];
+	mrc = mdb_put(t->txn, t->st->meta, &k, &v, 0);
+	return mrc == 0 ? FBX_OK : txn_fail(t, mrc);
 }
 
 /* ---- retention --------------------------------------------------------- */

@@ -443,8 +443,13 @@ st_write(void *arg)
 	}
 	if (rv == FBX_OK)
 		rv = fbx_store_kv_put(t, "brk/acme/rule-1", "x", 1);
-	if (rv == FBX_OK)
-		rv = fbx_store_audit_put(t, 1, "rec", 3);
+	if (rv == FBX_OK) {
+		/* an audit record v1: ver, prev, hash, at_ms, org "acme",
+		 * actor "", action "x", note and params empty */
+		static const uint8_t arec[1 + 64 + 8 + 5 + 1 + 2 + 4] = {
+			[0] = 1, [73] = 4, 'a', 'c', 'm', 'e', 0, 1, 'x' };
+		rv = fbx_store_audit_put(t, 1, arec, sizeof(arec));
+	}
 	if (rv != FBX_OK) {
 		fbx_txn_abort(t);
 		return rv;

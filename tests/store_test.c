@@ -957,7 +957,7 @@ test_corrupt(const char *dir)
 
 	/* A schema newer than ours is refused. The value follows its key
 	 * in the leaf node. */
-	CHECK(patch_file(dir, "schema\x01\0\0\0", "schema\x02\0\0\0", 10) >= 1);
+	CHECK(patch_file(dir, "schema\x02\0\0\0", "schema\x03\0\0\0", 10) >= 1);
 	{
 		struct fbx_store_opts o = { 0 };
 		fbx_store *st2 = NULL;
@@ -967,7 +967,7 @@ test_corrupt(const char *dir)
 		CHECK(st2 == NULL);
 		fbx_store_close(st2);
 	}
-	CHECK(patch_file(dir, "schema\x02\0\0\0", "schema\x01\0\0\0", 10) >= 1);
+	CHECK(patch_file(dir, "schema\x03\0\0\0", "schema\x02\0\0\0", 10) >= 1);
 	st = open_store(dir, 0, 0);
 	fbx_store_close(st);
 }
@@ -1248,6 +1248,31 @@ org_cb(void *arg, const char *org, uint32_t devices)
 	return 0;
 }
 
+/* mk_arec - an audit record v1 (ver, prev, hash, at_ms, org, actor,
+ * action, note, params) with `extra` bytes of params; returns its
+ * length. */
+static size_t
+mk_arec(uint8_t *b, const char *org, size_t extra)
+{
+	size_t n = 0, on = strlen(org);
+
+	memset(b, 0, 1 + 64 + 8);
+	b[0] = 1;
+	n = 1 + 64 + 8;
+	b[n++] = (uint8_t)on;
+	memcpy(b + n, org, on);
+	n += on;
+	b[n++] = 0;  /* actor */
+	b[n++] = 1;  /* action */
+	b[n++] = 'x';
+	b[n++] = 0;  /* note */
+	b[n++] = 0;
+	b[n++] = (uint8_t)extra; /* params */
+	b[n++] = 0;
+	memset(b + n, '{', extra);
+	return n + extra;
+}
+
 /* test_retention_and_logs - kv, audit log, range deletion of deliveries,
  * command deletion and the organisation list. */
 static void
@@ -1259,7 +1284,8 @@ test_retention_and_logs(const char *dir)
 	struct fbx_delivery d;
 	uint64_t seq = 0, sum = 0, got;
 	uint32_t deleted = 0, devs = 0;
-	char buf[64];
+	uint8_t arec[128];
+	char buf[128];
 	size_t len = 0;
 	int n = 0;
 
@@ -1278,13 +1304,18 @@ test_retention_and_logs(const char *dir)
 	CHECK_RC(fbx_store_kv_get(t, "brk/a/y", buf, sizeof(buf), &len),
 	    FBX_ENOT_FOUND);
 	CHECK_RC(fbx_store_audit_last(t, &seq, NULL, 0, NULL), FBX_ENOT_FOUND);
-	CHECK_RC(fbx_store_audit_put(t, 1, "r1", 2), FBX_OK);
-	CHECK_RC(fbx_store_audit_put(t, 2, "r22", 3), FBX_OK);
-	CHECK_RC(fbx_store_audit_put(t, 2, "again", 5), FBX_EINVALID);
+	CHECK_RC(fbx_store_audit_put(t, 1, arec, mk_arec(arec, "a", 0)),
+	    FBX_OK);
+	CHECK_RC(fbx_store_audit_put(t, 2, arec, mk_arec(arec, "a", 1)),
+	    FBX_OK);
+	CHECK_RC(fbx_store_audit_put(t, 2, arec, mk_arec(arec, "a", 2)),
+	    FBX_EINVALID);
+	/* a record that does not parse is refused, the txn stays usable */
+	CHECK_RC(fbx_store_audit_put(t, 3, "r22", 3), FBX_EINVALID);
 	CHECK_RC(fbx_store_audit_last(t, &seq, buf, sizeof(buf), &len), FBX_OK);
-	CHECK(seq == 2 && len == 3);
+	CHECK(seq == 2 && len == mk_arec(arec, "a", 1));
 	CHECK_RC(fbx_store_audit_scan(t, 0, audit_cb, &sum), FBX_OK);
-	CHECK(sum == 1002 + 2003);
+	CHECK(sum == 1000 + mk_arec(arec, "a", 0) + 2000 + mk_arec(arec, "a", 1));
 	/* a command with 5000 deliveries; delete 1000 from the middle */
 	memset(&c, 0, sizeof(c));
 	snprintf(c.org, sizeof(c.org), "ret");
