@@ -858,7 +858,7 @@ console_isolated(
 	e->audit_seq = audit_seq;
 	memcpy(e->audit_last, audit_last, sizeof(audit_last));
 	e->last_cmd_id = last_cmd;
-	if (storage_fault(rc)) {
+	if (storage_fault(rc) && !e->degraded) {
 		fbxi_set_err(e, rc);
 		return;
 	}

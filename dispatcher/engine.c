@@ -2776,12 +2776,12 @@ turn(struct fbx_engine *e)
 	if (recover(e) != FBX_OK)
 		FBX_LOGE("memory could not be rebuilt from the store; reads "
 		         "of the store are still served, retrying");
-	fail_console_inputs(e, rc);
-	out_flush(e);
 	e->degraded = 1;
 	e->degraded_err = rc;
 	e->retry_at = fbxi_mono_ms() + retry_delay(e->fail_streak);
-	close_inputs(e, e->nin);
+	/* the turn's reads are answered from the store, its writes with
+	 * the error; gateways resend what was not ACKed */
+	read_only_turn(e);
 	return FBX_OK;
 }
 
