@@ -15,7 +15,6 @@
 #include <time.h>
 
 #include <openssl/evp.h>
-#include <zmq.h>
 
 #include "engine_int.h"
 
@@ -689,7 +688,7 @@ handle_ping(
 	rep.request_id = req->request_id;
 	rep.kind = req->kind;
 	snprintf(s->version, sizeof(s->version), "%s", FBX_VERSION);
-	s->uptime_ms = (uint64_t)(fbxi_mono_ms() - e->started_ms);
+	s->uptime_ms = (uint64_t)(e->mono - e->started_ms);
 	for (struct gw *g = e->gws; g != NULL; g = g->next) {
 		if (g->dead)
 			continue;
@@ -877,8 +876,8 @@ fbxi_handle_console(struct fbx_engine *e, const struct inmsg *in)
 	char why[256] = "";
 	int rc;
 
-	rc = fbx_console_req_decode(zmq_msg_data((zmq_msg_t *)&in->body),
-	    zmq_msg_size((zmq_msg_t *)&in->body), &req, why, sizeof(why));
+	rc = fbx_console_req_decode(in->body,
+	    in->len, &req, why, sizeof(why));
 	if (rc != FBX_OK) {
 		FBX_LOGI("console: rejected request: %s: %s",
 		    fbx_errname(rc), why);

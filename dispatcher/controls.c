@@ -16,7 +16,6 @@
 #include <time.h>
 
 #include <openssl/evp.h>
-#include <zmq.h>
 
 #include "engine_int.h"
 

@@ -19,10 +19,10 @@
 #include <time.h>
 
 #include <openssl/evp.h>
-#include <zmq.h>
 
 #include "delivery.h"
 #include "engine_int.h"
+#include "io_zmq.h"
 
 /* ---------------------------------------------------------------- utils */
 
@@ -51,6 +51,16 @@ fbxi_mono_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* eng_clock - the engine's clock: the system's unless a test gave one.
+ * monotonic: timeouts and liveness; else wall time, what is journaled. */
+static int64_t
+eng_clock(const struct fbx_engine *e, int monotonic)
+{
+	if (e->o.clock != NULL)
+		return e->o.clock(e->o.clock_arg, monotonic);
+	return monotonic ? fbxi_mono_ms() : now_ms();
 }
 
 /* fbxi_set_err - latch the first error: the request's while a console
@@ -460,30 +470,27 @@ out_flush(struct fbx_engine *e)
 	struct outmsg *m = e->ohead, *n;
 
 	for (; m != NULL; m = n) {
-		void *sock = m->to_gw ? e->gateway : e->console;
-		int rc = 0;
+		int rc;
 		n = m->next;
 		if (m->to_gw == OUT_EVENT) {
-			if (e->events != NULL && m->len > 0 &&
-			    (zmq_send(e->events, m->env[0], m->envlen[0],
-			         ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
-			        zmq_send(e->events, m->buf, m->len,
-			            ZMQ_DONTWAIT) < 0))
-				FBX_LOGW("event not published: %s",
-				    zmq_strerror(errno));
+			if (m->len > 0) {
+				rc = e->io_ops->send(e->io, FBX_IO_EVENTS, 1,
+				    m->envlen, (const uint8_t(*)[RID_MAX])m->env,
+				    m->buf, m->len);
+				if (rc != FBX_OK)
+					FBX_LOGW("event not published: %s",
+					    fbx_strerror(rc));
+			}
 			fbxi_run_alert(e, &m->ev);
 			goto next;
 		}
 		if (m->to_gw == OUT_GW && (m->gw == NULL || m->gw->dead))
 			goto next;
-		for (int i = 0; i < m->nenv && rc >= 0; i++)
-			rc = zmq_send(sock, m->env[i], m->envlen[i],
-			    ZMQ_SNDMORE | ZMQ_DONTWAIT);
-		if (rc >= 0)
-			rc = zmq_send(sock, m->buf, m->len, ZMQ_DONTWAIT);
-		if (rc < 0) {
-			int err = errno;
-			if (m->to_gw == OUT_GW && err == EAGAIN &&
+		rc = e->io_ops->send(e->io,
+		    m->to_gw ? FBX_IO_GATEWAY : FBX_IO_CONSOLE, m->nenv,
+		    m->envlen, (const uint8_t(*)[RID_MAX])m->env, m->buf, m->len);
+		if (rc != FBX_OK) {
+			if (m->to_gw == OUT_GW && rc == FBX_EBUSY &&
 			    unsent_add(e, m->ids, m->nids) == FBX_OK) {
 				if (m->nids > 0)
 					FBX_LOGW("gateway %s: send queue full, "
@@ -491,10 +498,10 @@ out_flush(struct fbx_engine *e)
 					         "queue",
 					    m->gw->id, m->nids);
 			} else if (m->to_gw == OUT_GW) {
-				gw_mark_dead(e, m->gw, zmq_strerror(err));
+				gw_mark_dead(e, m->gw, fbx_strerror(rc));
 			} else {
 				FBX_LOGD("console reply dropped: %s",
-				    zmq_strerror(err));
+				    fbx_strerror(rc));
 			}
 		}
 	next:
@@ -1678,8 +1685,7 @@ handle_gateway(struct fbx_engine *e, const struct inmsg *in)
 		return;
 	}
 	g = gw_by_rid(e, in->env[0], in->envlen[0]);
-	rc = fbx_gw_msg_decode(zmq_msg_data((zmq_msg_t *)&in->body),
-	    zmq_msg_size((zmq_msg_t *)&in->body), &m, why, sizeof(why));
+	rc = fbx_gw_msg_decode(in->body, in->len, &m, why, sizeof(why));
 	if (rc != FBX_OK) {
 		FBX_LOGW("gateway %s: bad message: %s: %s",
 		    g ? g->id : "(no session)", fbx_errname(rc), why);
@@ -2411,25 +2417,23 @@ close_inputs(struct fbx_engine *e, size_t handled)
 	if (handled > e->nin)
 		handled = e->nin;
 	for (size_t i = 0; i < handled; i++)
-		zmq_msg_close(&e->in[i].body);
+		e->io_ops->release(e->io, &e->in[i]);
 	if (handled < e->nin)
 		memmove(e->in, e->in + handled,
 		    (e->nin - handled) * sizeof(*e->in));
 	e->nin -= handled;
 }
 
-/* read_inputs - take a bounded batch from a socket.
- * @return 1 if the socket was found empty (input drained), else 0. */
+/* read_inputs - take a bounded batch from a channel.
+ * @return 1 if the channel was found empty (input drained), else 0. */
 static int
-read_inputs(struct fbx_engine *e, void *sock, int from_gw, size_t max,
-    size_t max_bytes)
+read_inputs(struct fbx_engine *e, int chan, size_t max, size_t max_bytes)
 {
 	size_t n = 0, bytes = 0;
 
 	while (n < max && bytes < max_bytes) {
-		struct inmsg *m;
-		zmq_msg_t part;
-		int first = 1, bad = 0;
+		size_t dropped = 0;
+		int rc;
 
 		if (e->nin == e->incap) {
 			size_t ncap = e->incap ? e->incap * 2 : 256;
@@ -2439,50 +2443,19 @@ read_inputs(struct fbx_engine *e, void *sock, int from_gw, size_t max,
 			e->in = ni;
 			e->incap = ncap;
 		}
-		m = &e->in[e->nin];
-		m->from_gw = from_gw;
-		m->nenv = 0;
-		zmq_msg_init(&m->body);
-		for (;;) {
-			zmq_msg_init(&part);
-			if (zmq_msg_recv(&part, sock, first ? ZMQ_DONTWAIT : 0) <
-			    0) {
-				zmq_msg_close(&part);
-				if (first) {
-					zmq_msg_close(&m->body);
-					return 1;
-				}
-				bad = 1;
-				break;
-			}
-			first = 0;
-			if (!zmq_msg_more(&part)) {
-				zmq_msg_move(&m->body, &part);
-				zmq_msg_close(&part);
-				break;
-			}
-			if (m->nenv < ENV_MAX && zmq_msg_size(&part) <= RID_MAX) {
-				m->envlen[m->nenv] = zmq_msg_size(&part);
-				memcpy(m->env[m->nenv], zmq_msg_data(&part),
-				    zmq_msg_size(&part));
-				m->nenv++;
-			} else {
-				bad = 1;
-			}
-			zmq_msg_close(&part);
-		}
-		if (bad) {
+		rc = e->io_ops->recv(e->io, chan, &e->in[e->nin], &dropped);
+		if (rc == 0)
+			return 1;
+		n++;
+		if (rc < 0) {
 			/* counted, so a flood of them cannot hold the turn */
-			bytes += zmq_msg_size(&m->body) + RID_MAX;
-			n++;
-			zmq_msg_close(&m->body);
+			bytes += dropped;
 			FBX_LOGW("%s: malformed envelope dropped",
-			    from_gw ? "gateway" : "console");
+			    chan == FBX_IO_GATEWAY ? "gateway" : "console");
 			continue;
 		}
-		bytes += zmq_msg_size(&m->body);
+		bytes += e->in[e->nin].len;
 		e->nin++;
-		n++;
 	}
 	return 0;
 }
@@ -2494,7 +2467,7 @@ note_seen(struct fbx_engine *e)
 {
 	for (size_t i = 0; i < e->nin; i++) {
 		struct gw *g;
-		if (!e->in[i].from_gw || e->in[i].nenv != 1)
+		if (e->in[i].chan != FBX_IO_GATEWAY || e->in[i].nenv != 1)
 			continue;
 		g = gw_by_rid(e, e->in[i].env[0], e->in[i].envlen[0]);
 		if (g != NULL)
@@ -2508,11 +2481,10 @@ fail_console_inputs(struct fbx_engine *e, int rc)
 	for (size_t i = 0; i < e->nin; i++) {
 		struct fbx_console_req req;
 		const struct inmsg *in = &e->in[i];
-		if (in->from_gw)
+		if (in->chan == FBX_IO_GATEWAY)
 			continue;
-		if (fbx_console_req_decode(zmq_msg_data((zmq_msg_t *)&in->body),
-		        zmq_msg_size((zmq_msg_t *)&in->body), &req, NULL,
-		        0) != FBX_OK) {
+		if (fbx_console_req_decode(in->body, in->len, &req, NULL, 0) !=
+		    FBX_OK) {
 			fbxi_console_error(e, in, req.request_id, FBX_CREQ_NONE,
 			    rc, "storage failure: %s", fbx_strerror(rc));
 			continue;
@@ -2579,9 +2551,9 @@ read_only_turn(struct fbx_engine *e)
 		e->txn = NULL;
 		fail_console_inputs(e, e->degraded_err);
 	} else {
-		e->now = now_ms();
+		e->now = eng_clock(e, 0);
 		for (size_t i = 0; i < e->nin; i++)
-			if (!e->in[i].from_gw)
+			if (e->in[i].chan == FBX_IO_CONSOLE)
 				fbxi_handle_console(e, &e->in[i]);
 		fbx_txn_abort(e->txn);
 		e->txn = NULL;
@@ -2609,10 +2581,10 @@ turn(struct fbx_engine *e)
 	uint64_t res0 = 0, sent0 = 0;
 	int rc = FBX_OK, drained = 0, carried = e->nin > 0;
 
-	e->mono = fbxi_mono_ms();
+	e->mono = eng_clock(e, 1);
 	if (e->degraded && e->mono < e->retry_at) {
 		/* gateway input stays queued at the socket meanwhile */
-		read_inputs(e, e->console, 0, IN_MSGS_MAX, IN_BYTES_MAX);
+		read_inputs(e, FBX_IO_CONSOLE, IN_MSGS_MAX, IN_BYTES_MAX);
 		if (e->nin > 0)
 			read_only_turn(e);
 		return FBX_OK;
@@ -2622,10 +2594,10 @@ turn(struct fbx_engine *e)
 	 * big fan-out; console requests are small and read in full */
 	if (!carried) {
 		drained = read_inputs(
-		    e, e->gateway, 1, IN_MSGS_MAX, GW_BYTES_PER_TURN);
-		read_inputs(e, e->console, 0, IN_MSGS_MAX, IN_BYTES_MAX);
+		    e, FBX_IO_GATEWAY, IN_MSGS_MAX, GW_BYTES_PER_TURN);
+		read_inputs(e, FBX_IO_CONSOLE, IN_MSGS_MAX, IN_BYTES_MAX);
 	}
-	e->mono = fbxi_mono_ms();
+	e->mono = eng_clock(e, 1);
 	if (drained)
 		e->gw_drained = e->mono;
 	note_seen(e);
@@ -2640,8 +2612,8 @@ turn(struct fbx_engine *e)
 	for (int attempt = 0; attempt < COMMIT_RETRIES; attempt++) {
 		size_t need = (64u << 20);
 		int did_unsent = 0;
-		e->now = now_ms();
-		e->mono = fbxi_mono_ms();
+		e->now = eng_clock(e, 0);
+		e->mono = eng_clock(e, 1);
 		e->txn_err = FBX_OK;
 		e->req_err = FBX_OK;
 		e->in_request = 0;
@@ -2654,7 +2626,7 @@ turn(struct fbx_engine *e)
 		if (rc != FBX_OK)
 			goto failed;
 		for (size_t i = 0; i < e->nin; i++)
-			need += zmq_msg_size(&e->in[i].body) * 4;
+			need += e->in[i].len * 4;
 		rc = fbx_store_reserve(e->st, need);
 		if (rc == FBX_OK)
 			rc = fbx_txn_begin(e->st, 1, &e->txn);
@@ -2669,7 +2641,7 @@ turn(struct fbx_engine *e)
 		for (size_t i = 0; i < e->nin && fbxi_err(e) == FBX_OK &&
 		    !e->mem_stale;
 		    i++) {
-			if (e->in[i].from_gw)
+			if (e->in[i].chan == FBX_IO_GATEWAY)
 				handle_gateway(e, &e->in[i]);
 			else
 				fbxi_handle_console(e, &e->in[i]);
@@ -2778,7 +2750,7 @@ turn(struct fbx_engine *e)
 		         "of the store are still served, retrying");
 	e->degraded = 1;
 	e->degraded_err = rc;
-	e->retry_at = fbxi_mono_ms() + retry_delay(e->fail_streak);
+	e->retry_at = eng_clock(e, 1) + retry_delay(e->fail_streak);
 	/* the turn's reads are answered from the store, its writes with
 	 * the error; gateways resend what was not ACKed */
 	read_only_turn(e);
@@ -2800,25 +2772,20 @@ inflight_total(struct fbx_engine *e)
 int
 fbx_engine_run(struct fbx_engine *e)
 {
-	zmq_pollitem_t items[2];
 	int rc = FBX_OK;
 
 	for (;;) {
 		if (e->stop && !e->draining) {
 			e->draining = 1;
-			e->drain_deadline = fbxi_mono_ms() + e->o.drain_ms;
+			e->drain_deadline = eng_clock(e, 1) + e->o.drain_ms;
 			FBX_LOGI("draining: %zu deliveries in flight",
 			    inflight_total(e));
 		}
 		if (e->draining &&
-		    (inflight_total(e) == 0 || fbxi_mono_ms() >= e->drain_deadline))
+		    (inflight_total(e) == 0 || eng_clock(e, 1) >= e->drain_deadline))
 			break;
-		items[0] = (zmq_pollitem_t) { e->console, 0, ZMQ_POLLIN, 0 };
-		items[1] = (zmq_pollitem_t) { e->gateway, 0, ZMQ_POLLIN, 0 };
-		if (zmq_poll(items, 2,
-		        work_pending(e) ? 0 : (e->stalled ? 5 : 50)) < 0 &&
-		    errno != EINTR) {
-			FBX_LOGE("poll: %s", zmq_strerror(errno));
+		if (e->io_ops->wait(e->io,
+		        work_pending(e) ? 0 : (e->stalled ? 5 : 50)) != 0) {
 			rc = FBX_EIO;
 			break;
 		}
@@ -2838,50 +2805,48 @@ fbx_engine_stop(struct fbx_engine *e)
 	e->stop = 1;
 }
 
-static int
-make_socket(struct fbx_engine *e, const char *ep, int gateway, void **out)
-{
-	void *s = zmq_socket(e->zctx, ZMQ_ROUTER);
-	int zero = 0, one = 1, hwm = gateway ? GW_SNDHWM : 100000;
-	/* a little over the largest legal message, so a peer slightly over
-	 * gets a coded error from the decoder (which checks the cap before
-	 * anything is unpacked) while a huge one is cut at the socket */
-	int64_t maxmsg = gateway ? (int64_t)FBX_GATEWAY_IN_MAX + (1 << 20)
-	                         : (int64_t)FBX_CONSOLE_MSG_MAX * 2;
-
-	if (s == NULL)
-		return FBX_ENOMEM;
-	if (zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof(zero)) != 0 ||
-	    zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &maxmsg, sizeof(maxmsg)) != 0 ||
-	    zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof(hwm)) != 0 ||
-	    (gateway &&
-	        zmq_setsockopt(
-	            s, ZMQ_ROUTER_MANDATORY, &one, sizeof(one)) != 0)) {
-		zmq_close(s);
-		return FBX_EINVAL;
-	}
-	if (zmq_bind(s, ep) != 0) {
-		FBX_LOGE("cannot bind %s: %s", ep, zmq_strerror(errno));
-		zmq_close(s);
-		return FBX_EUNREACHABLE;
-	}
-	*out = s;
-	return FBX_OK;
-}
-
 int
 fbx_engine_open(const struct fbx_engine_opts *opts, fbx_engine **out)
 {
-	struct fbx_engine *e;
-	struct fbx_store_opts so;
+	void *io = NULL;
 	int rc;
 
 	if (opts == NULL || opts->data_dir == NULL ||
 	    opts->console_ep == NULL || opts->gateway_ep == NULL)
 		return FBX_EINVAL;
+	/* the store is opened (and its lock taken) by the caller's flock
+	 * first; binding before recovery lets a second daemon fail fast */
+	rc = fbxi_io_zmq_open(opts, &io);
+	if (rc != FBX_OK)
+		return rc;
+	rc = fbx_engine_open_io(opts, &fbxi_io_zmq_ops, io, out);
+	if (rc == FBX_OK)
+		FBX_LOGI("fuseboxd %s: console %s, gateways %s, store %s",
+		    FBX_VERSION, opts->console_ep, opts->gateway_ep,
+		    opts->data_dir);
+	return rc;
+}
+
+int
+fbx_engine_open_io(const struct fbx_engine_opts *opts,
+    const struct fbx_io_ops *ops, void *io, fbx_engine **out)
+{
+	struct fbx_engine *e;
+	struct fbx_store_opts so;
+	int rc;
+
+	if (opts == NULL || opts->data_dir == NULL || ops == NULL) {
+		if (ops != NULL)
+			ops->close(io);
+		return FBX_EINVAL;
+	}
 	e = calloc(1, sizeof(*e));
-	if (e == NULL)
+	if (e == NULL) {
+		ops->close(io);
 		return FBX_ENOMEM;
+	}
+	e->io_ops = ops;
+	e->io = io;
 	e->o = *opts;
 	if (e->o.heartbeat_ms == 0)
 		e->o.heartbeat_ms = 1000;
@@ -2901,7 +2866,7 @@ fbx_engine_open(const struct fbx_engine_opts *opts, fbx_engine **out)
 		e->o.default_ttl_s = 86400;
 	if (e->o.approval_ttl_s == 0)
 		e->o.approval_ttl_s = 86400;
-	e->started_ms = fbxi_mono_ms();
+	e->started_ms = eng_clock(e, 1);
 	fbxi_idmap_init(&e->cmds);
 	e->prune_next = 1;
 
@@ -2931,31 +2896,6 @@ fbx_engine_open(const struct fbx_engine_opts *opts, fbx_engine **out)
 		FBX_LOGE("recovery failed: %s", fbx_strerror(rc));
 		goto fail;
 	}
-	e->zctx = zmq_ctx_new();
-	if (e->zctx == NULL) {
-		rc = FBX_ENOMEM;
-		goto fail;
-	}
-	rc = make_socket(e, e->o.console_ep, 0, &e->console);
-	if (rc == FBX_OK)
-		rc = make_socket(e, e->o.gateway_ep, 1, &e->gateway);
-	if (rc != FBX_OK)
-		goto fail;
-	if (e->o.events_ep != NULL && e->o.events_ep[0] != '\0') {
-		int zero = 0;
-		e->events = zmq_socket(e->zctx, ZMQ_PUB);
-		if (e->events == NULL ||
-		    zmq_setsockopt(e->events, ZMQ_LINGER, &zero,
-		        sizeof(zero)) != 0 ||
-		    zmq_bind(e->events, e->o.events_ep) != 0) {
-			FBX_LOGE("cannot bind events %s: %s", e->o.events_ep,
-			    zmq_strerror(errno));
-			rc = FBX_EUNREACHABLE;
-			goto fail;
-		}
-	}
-	FBX_LOGI("fuseboxd %s: console %s, gateways %s, store %s", FBX_VERSION,
-	    e->o.console_ep, e->o.gateway_ep, e->o.data_dir);
 	*out = e;
 	return FBX_OK;
 fail:
@@ -2992,14 +2932,8 @@ fbx_engine_close(struct fbx_engine *e)
 	free(e->unsent);
 	free(e->pkeep);
 	gw_free_graveyard(e);
-	if (e->console != NULL)
-		zmq_close(e->console);
-	if (e->gateway != NULL)
-		zmq_close(e->gateway);
-	if (e->events != NULL)
-		zmq_close(e->events);
-	if (e->zctx != NULL)
-		zmq_ctx_term(e->zctx);
+	if (e->io_ops != NULL)
+		e->io_ops->close(e->io);
 	fbx_store_close(e->st);
 	free(e);
 }

@@ -11,8 +11,6 @@
 #include <stdint.h>
 #include <signal.h>
 
-#include <zmq.h>
-
 #include "fbx_engine.h"
 #include "fbx_proto.h"
 #include "fbx_store.h"
@@ -20,8 +18,8 @@
 #include "log.h"
 #include "safety.h"
 
-#define ENV_MAX 4 /* envelope frames accepted on the console */
-#define RID_MAX 256 /* ZeroMQ routing ids are at most 255 bytes */
+#define ENV_MAX FBX_IO_ENV_MAX /* envelope frames accepted */
+#define RID_MAX FBX_IO_RID_MAX /* ZeroMQ routing ids are at most 255 bytes */
 #define IN_MSGS_MAX 512 /* messages read per socket per turn */
 /* bytes read per socket per turn: with results at ~15 bytes each this
  * keeps one write transaction to about half a million transitions */
@@ -99,13 +97,8 @@ struct gw {
 	size_t obbytes; /* its encoded size, roughly */
 };
 
-struct inmsg {
-	int from_gw;
-	int nenv;
-	size_t envlen[ENV_MAX];
-	uint8_t env[ENV_MAX][RID_MAX];
-	zmq_msg_t body;
-};
+/* A message read this turn is the transport's struct fbx_io_msg. */
+#define inmsg fbx_io_msg
 
 enum { OUT_CONSOLE = 0, OUT_GW = 1, OUT_GW_RAW = 2, OUT_EVENT = 3 };
 
@@ -126,7 +119,8 @@ struct outmsg {
 struct fbx_engine {
 	struct fbx_engine_opts o;
 	fbx_store *st;
-	void *zctx, *console, *gateway;
+	const struct fbx_io_ops *io_ops; /* the transport */
+	void *io;
 	volatile sig_atomic_t stop;
 	int draining;
 	int64_t drain_deadline;
@@ -177,7 +171,6 @@ struct fbx_engine {
 	struct fbx_rate_info grate; /* org "*": global caps */
 	struct fbxi_bucket gbucket;
 	uint64_t inflight_all;
-	void *events; /* PUB socket for alerts, or NULL */
 	uint64_t audit_seq; /* last audit record */
 	uint8_t audit_last[32]; /* its hash */
 	uint64_t prune_next; /* retention: next command id to look at */
@@ -376,5 +369,47 @@ int fbxi_audit_list_page(fbx_txn *txn, const struct fbx_console_req *req,
     struct fbx_audit_rec *v, size_t cap, size_t *n, uint64_t *next_after);
 int fbxi_audit_verify_slice(fbx_txn *txn, const struct fbx_console_req *req,
     uint64_t head, int can_write, struct fbx_console_rep *rep);
+
+/* Audit retention (audit.c). fbxi_audit_prune_slice - in the turn's
+ * transaction e->txn, prune at most budget (capped at
+ * FBX_AUDIT_PRUNE_SLICE) of the oldest audit records older than
+ * cutoff_ms (by the audit_time index: every record before the first
+ * whose running maximum of at_ms reaches the cutoff). A slice shorter
+ * than budget waits until its oldest record is a day past the cutoff.
+ * The records are checked (they link to the anchor and hash right),
+ * written to <data_dir>/audit-archive/audit-<first>-<last>.jsonl and
+ * made durable (file and directory fsync'ed) first; then deleted with
+ * their index entries, the last becomes the anchor, the verify
+ * checkpoint moves up to it if it was behind, and one "audit.prune"
+ * record (org "*", actor "engine") is appended.
+ * @param[out] pruned records deleted (0: nothing due); written on
+ * FBX_OK only.
+ * @return FBX_OK; without touching the store or latching the turn:
+ * FBX_EIO / FBX_EDISK_FULL (the archive could not be written, a warning
+ * is logged), FBX_ECORRUPT (the chain is broken in the slice, an error
+ * is logged), FBX_ECRYPTO, FBX_ENOMEM, FBX_EINVALID (no data_dir); a
+ * store error, which is latched with fbxi_set_err (the turn fails). */
+#define FBX_AUDIT_PRUNE_SLICE 10000
+int fbxi_audit_prune_slice(struct fbx_engine *e, int64_t cutoff_ms,
+    uint32_t budget, uint32_t *pruned);
+
+/* fbxi_audit_archive_check - check archive lines read from f: each
+ * line's record hashes right, links to the line before (also across
+ * files: call again with the same c, zeroed before the first file), the
+ * sequences are contiguous, the readable fields are exactly what its
+ * "rec" says, and a record 1 links to zeros. The verdict is in c (why
+ * empty: intact so far). @return FBX_OK, FBX_EIO (read error),
+ * FBX_ECRYPTO, FBX_ENOMEM. */
+struct fbxi_archive_check {
+	uint64_t records;     /* lines found intact */
+	uint64_t first_seq;   /* the first record */
+	uint8_t first_prev[32]; /* what it links to (zeros for record 1) */
+	uint64_t last_seq;    /* the last intact record */
+	uint8_t last_hash[32]; /* its hash */
+	uint64_t broken_at;   /* sequence of the first bad record, or 0 */
+	uint64_t line;        /* lines read from the current file */
+	char why[160];
+};
+int fbxi_audit_archive_check(FILE *f, struct fbxi_archive_check *c);
 
 #endif

@@ -1,6 +1,7 @@
 /*
- * fbx_engine.h: the dispatch engine. One thread runs a loop over two
- * ZeroMQ ROUTER sockets (console and gateway) and the store: each turn
+ * fbx_engine.h: the dispatch engine. One thread runs a loop over a
+ * transport (ZeroMQ ROUTER sockets for console and gateway by default)
+ * and the store: each turn
  * reads a bounded batch of messages, applies them, expands targets and
  * hands deliveries to gateways within their credit, all in one LMDB write
  * transaction (group commit), and only after that commit sends replies,
@@ -16,6 +17,56 @@
 #include "fbx_err.h"
 
 typedef struct fbx_engine fbx_engine;
+
+/* ---- transport and clock ----------------------------------------------
+ * The engine talks to consoles, gateways and event subscribers through a
+ * transport: ZeroMQ (io_zmq.c) unless fbx_engine_open_io() is given
+ * another, as the in-process tests do. Domain code sees only these
+ * plain messages. */
+
+enum fbx_io_chan {
+	FBX_IO_CONSOLE = 0, /* request/reply, routed by envelope */
+	FBX_IO_GATEWAY = 1, /* gateway sessions, routed by envelope */
+	FBX_IO_EVENTS = 2,  /* publish only: topic frame + body */
+};
+
+#define FBX_IO_ENV_MAX 4   /* envelope frames kept per message */
+#define FBX_IO_RID_MAX 256 /* bytes per envelope frame */
+
+/* One message: routing envelope and body. A received message's body is
+ * owned by the transport until its release(). */
+struct fbx_io_msg {
+	int chan; /* enum fbx_io_chan */
+	int nenv;
+	size_t envlen[FBX_IO_ENV_MAX];
+	uint8_t env[FBX_IO_ENV_MAX][FBX_IO_RID_MAX];
+	const uint8_t *body;
+	size_t len;
+	void *priv; /* the transport's */
+};
+
+struct fbx_io_ops {
+	/* recv - take one message of chan without blocking.
+	 * @return 1 and *m; 0 when none is waiting; -1 when a malformed
+	 * one (envelope too long) was dropped, *dropped its size. */
+	int (*recv)(void *io, int chan, struct fbx_io_msg *m, size_t *dropped);
+	/* release - free what recv gave. */
+	void (*release)(void *io, struct fbx_io_msg *m);
+	/* send - envelope frames and body, without blocking.
+	 * @return FBX_OK; FBX_EBUSY (the peer's queue is full); FBX_EUNREACHABLE
+	 * (no such peer); FBX_EIO. */
+	int (*send)(void *io, int chan, int nenv, const size_t *envlen,
+	    const uint8_t (*env)[FBX_IO_RID_MAX], const void *body, size_t len);
+	/* wait - until console or gateway input may be waiting, or
+	 * timeout_ms. @return 0, or -1 on a transport failure. */
+	int (*wait)(void *io, int timeout_ms);
+	/* close - release the transport. */
+	void (*close)(void *io);
+};
+
+/* A clock: wall (epoch ms, what is journaled) and monotonic (ms,
+ * timeouts, liveness). */
+typedef int64_t (*fbx_clock_fn)(void *arg, int monotonic);
 
 struct fbx_engine_opts {
 	const char *data_dir;     /* LMDB directory */
@@ -41,6 +92,11 @@ struct fbx_engine_opts {
 	uint32_t approval_ttl_s;  /* approvals expire; 0 = 86400 */
 	uint32_t retention_s;     /* prune finished commands older than
 	                             this; 0 = keep forever */
+	fbx_clock_fn clock;       /* NULL = the system clocks */
+	void *clock_arg;
+	uint32_t rollback_slice;  /* rollback/replay: deliveries looked at
+	                             per request (commands: a tenth, at
+	                             least 1); 0 = FBX_RB_SLICE_DEFAULT */
 };
 
 /**
@@ -51,6 +107,23 @@ struct fbx_engine_opts {
  * FBX_ENOMEM.
  */
 int fbx_engine_open(const struct fbx_engine_opts *opts, fbx_engine **out);
+
+/**
+ * fbx_engine_open_io - fbx_engine_open over a given transport (console_ep
+ * and gateway_ep are then not used). The engine owns io once this
+ * succeeds and closes it with ops->close.
+ * @return as fbx_engine_open.
+ */
+int fbx_engine_open_io(const struct fbx_engine_opts *opts,
+    const struct fbx_io_ops *ops, void *io, fbx_engine **out);
+
+/**
+ * fbx_engine_turn - run one turn: read what is waiting, apply it, commit,
+ * send. fbx_engine_run() is a loop of these; tests call it directly.
+ * @return FBX_OK (also when the turn failed and the engine went on
+ * degraded), or an error that must stop the engine.
+ */
+int fbx_engine_turn(fbx_engine *eng);
 
 /**
  * fbx_engine_run - serve until fbx_engine_stop(), then drain: stop
