@@ -2770,6 +2770,14 @@ inflight_total(struct fbx_engine *e)
 }
 
 int
+fbx_engine_turn(struct fbx_engine *e)
+{
+	if (e == NULL)
+		return FBX_EINVAL;
+	return turn(e);
+}
+
+int
 fbx_engine_run(struct fbx_engine *e)
 {
 	int rc = FBX_OK;

@@ -120,6 +120,12 @@ int fbx_txn_commit(fbx_txn *txn);
  */
 int fbx_txn_begin_child(fbx_txn *parent, fbx_txn **out);
 
+/* Test hooks, never set by the daemon: while fbx_store_test_fail_commits
+ * is positive, each top-level write commit fails with
+ * fbx_store_test_fail_err (0 = FBX_EIO) and nothing of it is stored. */
+extern int fbx_store_test_fail_commits;
+extern int fbx_store_test_fail_err;
+
 /** fbx_txn_abort - discard and free the transaction. NULL is accepted. */
 void fbx_txn_abort(fbx_txn *txn);
 

@@ -1365,6 +1365,12 @@ txn_free(fbx_txn *t)
 	free(t);
 }
 
+/* Test hooks (never set by fuseboxd): while positive, each top-level
+ * write commit fails with fbx_store_test_fail_err (default FBX_EIO) as if
+ * the disk had, nothing of it stored, and the count goes down by one. */
+int fbx_store_test_fail_commits;
+int fbx_store_test_fail_err;
+
 int
 fbx_txn_commit(fbx_txn *t)
 {
@@ -1372,6 +1378,16 @@ fbx_txn_commit(fbx_txn *t)
 
 	if (t == NULL)
 		return FBX_EINVALID;
+	if (fbx_store_test_fail_commits > 0 && t->write && t->parent == NULL &&
+	    t->err == 0) {
+		fbx_store_test_fail_commits--;
+		if (t->dlv_cur != NULL)
+			mdb_cursor_close(t->dlv_cur);
+		mdb_txn_abort(t->txn);
+		rc = fbx_store_test_fail_err != 0 ? fbx_store_test_fail_err
+		                                  : FBX_EIO;
+		goto out;
+	}
 	if (t->dlv_cur != NULL)
 		mdb_cursor_close(t->dlv_cur);
 	if (t->err != 0) {

@@ -1,0 +1,725 @@
+/*
+ * engine_test.c: the engine in-process, turn by turn, over a fake
+ * transport (queues in memory, fbx_engine_open_io) and a fake clock, so
+ * that the delivery state machine, gateway liveness, a failed turn and
+ * its recovery, degraded reads, the map-full redo and fairness are tested
+ * without sockets, processes or sleeps. Storage faults come from the
+ * store's test hook (fbx_store_test_fail_commits).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fbx_engine.h"
+#include "fbx_proto.h"
+#include "fbx_store.h"
+
+static int passed, failed;
+
+#define CHECK(c, ...)                                                        \
+	do {                                                                 \
+		if (c) {                                                     \
+			passed++;                                            \
+		} else {                                                     \
+			failed++;                                            \
+			fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__,        \
+			    __LINE__, #c);                                   \
+			fprintf(stderr, __VA_ARGS__);                        \
+			fputc('\n', stderr);                                 \
+		}                                                            \
+	} while (0)
+
+/* ------------------------------------------------------- fake transport */
+
+struct qmsg {
+	struct qmsg *next;
+	char peer[FBX_IO_RID_MAX + 1];
+	uint8_t *body;
+	size_t len;
+};
+
+struct mio {
+	struct qmsg *in[3], *out[3]; /* by channel */
+	int gw_full;   /* sends to gateways answer BUSY */
+	int64_t wall, mono;
+};
+
+static void
+q_push(struct qmsg **q, const char *peer, const void *body, size_t len)
+{
+	struct qmsg *m = calloc(1, sizeof(*m)), **pp = q;
+
+	snprintf(m->peer, sizeof(m->peer), "%s", peer);
+	m->body = malloc(len > 0 ? len : 1);
+	memcpy(m->body, body, len);
+	m->len = len;
+	while (*pp != NULL)
+		pp = &(*pp)->next;
+	*pp = m;
+}
+
+static void
+q_free(struct qmsg *m)
+{
+	if (m != NULL) {
+		free(m->body);
+		free(m);
+	}
+}
+
+static int
+mio_recv(void *io, int chan, struct fbx_io_msg *m, size_t *dropped)
+{
+	struct mio *x = io;
+	struct qmsg *q = x->in[chan];
+
+	(void)dropped;
+	if (q == NULL)
+		return 0;
+	x->in[chan] = q->next;
+	m->chan = chan;
+	m->nenv = 1;
+	m->envlen[0] = strlen(q->peer);
+	memcpy(m->env[0], q->peer, m->envlen[0]);
+	m->body = q->body;
+	m->len = q->len;
+	m->priv = q;
+	return 1;
+}
+
+static void
+mio_release(void *io, struct fbx_io_msg *m)
+{
+	(void)io;
+	q_free(m->priv);
+	m->priv = NULL;
+}
+
+static int
+mio_send(void *io, int chan, int nenv, const size_t *envlen,
+    const uint8_t (*env)[FBX_IO_RID_MAX], const void *body, size_t len)
+{
+	struct mio *x = io;
+	char peer[FBX_IO_RID_MAX + 1] = "";
+
+	if (chan == FBX_IO_GATEWAY && x->gw_full)
+		return FBX_EBUSY;
+	if (nenv > 0) {
+		memcpy(peer, env[0], envlen[0]);
+		peer[envlen[0]] = '\0';
+	}
+	q_push(&x->out[chan], peer, body, len);
+	return FBX_OK;
+}
+
+static int
+mio_wait(void *io, int timeout_ms)
+{
+	(void)io;
+	(void)timeout_ms;
+	return 0;
+}
+
+static void
+mio_close(void *io)
+{
+	struct mio *x = io;
+
+	for (int c = 0; c < 3; c++) {
+		while (x->in[c] != NULL) {
+			struct qmsg *n = x->in[c]->next;
+			q_free(x->in[c]);
+			x->in[c] = n;
+		}
+		while (x->out[c] != NULL) {
+			struct qmsg *n = x->out[c]->next;
+			q_free(x->out[c]);
+			x->out[c] = n;
+		}
+	}
+}
+
+static const struct fbx_io_ops mio_ops = {
+	mio_recv, mio_release, mio_send, mio_wait, mio_close,
+};
+
+static int64_t
+fake_clock(void *arg, int monotonic)
+{
+	struct mio *x = arg;
+
+	return monotonic ? x->mono : x->wall;
+}
+
+/* ------------------------------------------------------------ helpers */
+
+struct env {
+	char dir[64];
+	struct mio io;
+	fbx_engine *e;
+	uint64_t reqid;
+};
+
+static int
+env_open(struct env *t, const char *name)
+{
+	struct fbx_engine_opts o;
+
+	memset(t, 0, sizeof(*t));
+	snprintf(t->dir, sizeof(t->dir), "/tmp/fbx-eng-%s-XXXXXX", name);
+	if (mkdtemp(t->dir) == NULL)
+		return -1;
+	t->io.wall = 1700000000000;
+	t->io.mono = 1000000;
+	memset(&o, 0, sizeof(o));
+	o.data_dir = t->dir;
+	o.heartbeat_ms = 100;
+	o.clock = fake_clock;
+	o.clock_arg = &t->io;
+	return fbx_engine_open_io(&o, &mio_ops, &t->io, &t->e) == FBX_OK ? 0
+	                                                                 : -1;
+}
+
+static void
+env_close(struct env *t)
+{
+	char cmd[128];
+
+	fbx_engine_close(t->e);
+	t->e = NULL;
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", t->dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "could not remove %s\n", t->dir);
+}
+
+static void
+advance(struct env *t, int64_t ms)
+{
+	t->io.wall += ms;
+	t->io.mono += ms;
+}
+
+static void
+turn(struct env *t)
+{
+	CHECK(fbx_engine_turn(t->e) == FBX_OK, "turn");
+}
+
+/* console - queue a request from client `peer`. */
+static void
+console(struct env *t, const char *peer, const char *org,
+    struct fbx_console_req *req)
+{
+	uint8_t *buf = NULL;
+	size_t len = 0;
+
+	req->version = FBX_PROTOCOL_VERSION;
+	req->request_id = ++t->reqid;
+	snprintf(req->org, sizeof(req->org), "%s", org);
+	snprintf(req->actor, sizeof(req->actor), "tester");
+	CHECK(fbx_console_req_encode(req, &buf, &len) == FBX_OK, "encode");
+	q_push(&t->io.in[FBX_IO_CONSOLE], peer, buf, len);
+	free(buf);
+}
+
+/* reply - the next reply to `peer`; @return its err, or -1 if none. */
+static int
+reply(struct env *t, const char *peer, struct fbx_console_rep *rep)
+{
+	struct qmsg **pp = &t->io.out[FBX_IO_CONSOLE];
+
+	memset(rep, 0, sizeof(*rep));
+	for (; *pp != NULL; pp = &(*pp)->next) {
+		struct qmsg *m = *pp;
+		if (strcmp(m->peer, peer) != 0)
+			continue;
+		*pp = m->next;
+		if (fbx_console_rep_decode(m->body, m->len, rep) != FBX_OK) {
+			q_free(m);
+			return -2;
+		}
+		q_free(m);
+		return rep->err;
+	}
+	return -1;
+}
+
+static void
+gateway(struct env *t, const char *peer, struct fbx_gw_msg *m)
+{
+	uint8_t *buf = NULL;
+	size_t len = 0;
+
+	m->version = FBX_PROTOCOL_VERSION;
+	CHECK(fbx_gw_msg_encode(m, &buf, &len) == FBX_OK, "gw encode");
+	q_push(&t->io.in[FBX_IO_GATEWAY], peer, buf, len);
+	free(buf);
+}
+
+static void
+hello(struct env *t, const char *peer, const char *org, uint32_t window)
+{
+	struct fbx_gw_msg m;
+	fbx_id orgs[1];
+
+	memset(&m, 0, sizeof(m));
+	m.kind = FBX_GW_HELLO;
+	snprintf(m.u.hello.gateway_id, sizeof(m.u.hello.gateway_id), "gw-%s",
+	    peer);
+	snprintf(orgs[0], sizeof(orgs[0]), "%s", org);
+	m.u.hello.orgs = orgs;
+	m.u.hello.norgs = 1;
+	m.u.hello.window = window;
+	gateway(t, peer, &m);
+}
+
+static void
+heartbeat(struct env *t, const char *peer)
+{
+	struct fbx_gw_msg m;
+
+	memset(&m, 0, sizeof(m));
+	m.kind = FBX_GW_HEARTBEAT;
+	gateway(t, peer, &m);
+}
+
+static void
+results(struct env *t, const char *peer, uint64_t batch, const uint64_t *ids,
+    size_t n, int status)
+{
+	struct fbx_gw_msg m;
+	struct fbx_result_rec *r = calloc(n > 0 ? n : 1, sizeof(*r));
+
+	for (size_t i = 0; i < n; i++) {
+		r[i].delivery_id = ids[i];
+		r[i].status = (uint8_t)status;
+	}
+	memset(&m, 0, sizeof(m));
+	m.kind = FBX_GW_RESULTS;
+	m.u.results.batch_id = batch;
+	m.u.results.r = r;
+	m.u.results.n = n;
+	gateway(t, peer, &m);
+	free(r);
+}
+
+/* drain_gw - take every engine message to `peer`: delivery ids into
+ * ids (up to cap), ACKs into acks (batch, count pairs). */
+struct gw_seen {
+	uint64_t ids[20000];
+	size_t nids;
+	uint64_t ack_batch[64];
+	uint32_t ack_count[64];
+	size_t nacks, welcomes, errors;
+	int last_err;
+};
+
+static void
+drain_gw(struct env *t, const char *peer, struct gw_seen *s)
+{
+	struct qmsg **pp = &t->io.out[FBX_IO_GATEWAY];
+
+	while (*pp != NULL) {
+		struct qmsg *q = *pp;
+		struct fbx_eng_msg m;
+		if (strcmp(q->peer, peer) != 0) {
+			pp = &q->next;
+			continue;
+		}
+		*pp = q->next;
+		if (fbx_eng_msg_decode(q->body, q->len, &m) == FBX_OK) {
+			if (m.kind == FBX_ENG_DELIVERIES) {
+				for (size_t i = 0; i < m.u.deliveries.n &&
+				    s->nids < 20000;
+				    i++)
+					s->ids[s->nids++] =
+					    m.u.deliveries.d[i].delivery_id;
+			} else if (m.kind == FBX_ENG_ACK &&
+			    m.u.ack.batch_id != 0 && s->nacks < 64) {
+				s->ack_batch[s->nacks] = m.u.ack.batch_id;
+				s->ack_count[s->nacks++] = m.u.ack.count;
+			} else if (m.kind == FBX_ENG_WELCOME) {
+				s->welcomes++;
+			} else if (m.kind == FBX_ENG_ERROR) {
+				s->errors++;
+				s->last_err = m.u.error.err;
+			}
+			fbx_eng_msg_free(&m);
+		}
+		q_free(q);
+	}
+}
+
+static void
+enroll(struct env *t, const char *org, unsigned n)
+{
+	struct fbx_console_req req;
+	struct fbx_console_rep rep;
+	struct fbx_device *d = calloc(n, sizeof(*d));
+
+	for (unsigned i = 0; i < n; i++) {
+		snprintf(d[i].id, sizeof(d[i].id), "%s-d%05u", org, i);
+		d[i].platform = FBX_PLATFORM_ANDROID;
+	}
+	memset(&req, 0, sizeof(req));
+	req.kind = FBX_CREQ_ENROLL;
+	req.u.enroll.devs = d;
+	req.u.enroll.n = n;
+	console(t, "ops", org, &req);
+	turn(t);
+	CHECK(reply(t, "ops", &rep) == FBX_OK, "enroll %s", org);
+	fbx_console_rep_free(&rep);
+	free(d);
+}
+
+/* submit_org - a query to every device of org; @return its id or 0. */
+static uint64_t
+submit_org(struct env *t, const char *org)
+{
+	struct fbx_console_req req;
+	struct fbx_console_rep rep;
+	uint64_t id = 0;
+
+	memset(&req, 0, sizeof(req));
+	req.kind = FBX_CREQ_SUBMIT;
+	req.u.submit.cmd.type = FBX_CMD_QUERY;
+	req.u.submit.cmd.origin = FBX_ORIGIN_OPERATOR;
+	req.u.submit.cmd.target_kind = FBX_TARGET_ORG;
+	console(t, "ops", org, &req);
+	turn(t);
+	if (reply(t, "ops", &rep) == FBX_OK)
+		id = rep.u.submit.command_id;
+	fbx_console_rep_free(&rep);
+	CHECK(id != 0, "submit to %s", org);
+	return id;
+}
+
+/* counts - a command's per-state counts; @return the get's err. */
+static int
+counts(struct env *t, const char *org, uint64_t id, struct fbx_command *info)
+{
+	struct fbx_console_req req;
+	struct fbx_console_rep rep;
+	int rc;
+
+	memset(&req, 0, sizeof(req));
+	req.kind = FBX_CREQ_GET_COMMAND;
+	req.u.get.command_id = id;
+	console(t, "reader", org, &req);
+	turn(t);
+	rc = reply(t, "reader", &rep);
+	memset(info, 0, sizeof(*info));
+	if (rc == FBX_OK)
+		*info = rep.u.command.info;
+	fbx_console_rep_free(&rep);
+	return rc;
+}
+
+/* --------------------------------------------------------------- tests */
+
+/* state_machine - deliveries out, results in, ACK after commit; a resent
+ * batch changes nothing; a late result cannot revive a final delivery. */
+static void
+test_state_machine(void)
+{
+	struct env t;
+	struct gw_seen s;
+	struct fbx_command info;
+	uint64_t cid;
+
+	memset(&s, 0, sizeof(s));
+	CHECK(env_open(&t, "sm") == 0, "open");
+	enroll(&t, "acme", 10);
+	hello(&t, "g1", "acme", 100);
+	turn(&t);
+	cid = submit_org(&t, "acme");
+	turn(&t);
+	drain_gw(&t, "g1", &s);
+	CHECK(s.welcomes == 1, "welcome %zu", s.welcomes);
+	CHECK(s.nids == 10, "deliveries %zu", s.nids);
+	CHECK(counts(&t, "acme", cid, &info) == FBX_OK &&
+	        info.counts[FBX_D_SENT] == 10,
+	    "sent %u", info.counts[FBX_D_SENT]);
+
+	results(&t, "g1", 1, s.ids, 10, FBX_R_SUCCEEDED);
+	turn(&t);
+	drain_gw(&t, "g1", &s);
+	CHECK(s.nacks == 1 && s.ack_batch[0] == 1 && s.ack_count[0] == 10,
+	    "ack %zu batch %llu count %u", s.nacks,
+	    (unsigned long long)s.ack_batch[0], s.ack_count[0]);
+	CHECK(counts(&t, "acme", cid, &info) == FBX_OK &&
+	        info.counts[FBX_D_SUCCEEDED] == 10 &&
+	        info.state == FBX_C_DONE,
+	    "succeeded %u state %d", info.counts[FBX_D_SUCCEEDED], info.state);
+
+	/* the batch again (its ACK was lost): recorded before, counted,
+	 * nothing changes; a FAILED for a succeeded delivery is refused */
+	results(&t, "g1", 1, s.ids, 10, FBX_R_SUCCEEDED);
+	results(&t, "g1", 2, s.ids, 3, FBX_R_FAILED);
+	turn(&t);
+	drain_gw(&t, "g1", &s);
+	CHECK(s.nacks == 3 && s.ack_count[1] == 10,
+	    "resend ack %zu count %u", s.nacks, s.ack_count[1]);
+	CHECK(counts(&t, "acme", cid, &info) == FBX_OK &&
+	        info.counts[FBX_D_SUCCEEDED] == 10 &&
+	        info.counts[FBX_D_FAILED] == 0,
+	    "after late results: succeeded %u failed %u",
+	    info.counts[FBX_D_SUCCEEDED], info.counts[FBX_D_FAILED]);
+	CHECK(s.nids == 10, "nothing sent again: %zu", s.nids);
+	env_close(&t);
+}
+
+/* liveness - a gateway whose heartbeat waits unread while the engine is
+ * slow is not reaped; one that is silent while input drains is. */
+static void
+test_liveness(void)
+{
+	struct env t;
+	struct gw_seen s;
+	struct fbx_command info;
+	uint64_t cid;
+
+	memset(&s, 0, sizeof(s));
+	CHECK(env_open(&t, "live") == 0, "open");
+	enroll(&t, "acme", 5);
+	hello(&t, "g1", "acme", 100);
+	turn(&t);
+	cid = submit_org(&t, "acme");
+	turn(&t);
+	drain_gw(&t, "g1", &s);
+	CHECK(s.nids == 5, "deliveries %zu", s.nids);
+
+	/* the engine was away 10 heartbeats (a slow turn); the gateway's
+	 * heartbeat waited at the socket all along */
+	heartbeat(&t, "g1");
+	advance(&t, 1000);
+	turn(&t);
+	CHECK(counts(&t, "acme", cid, &info) == FBX_OK &&
+	        info.counts[FBX_D_SENT] == 5,
+	    "live gateway reaped: sent %u queued %u", info.counts[FBX_D_SENT],
+	    info.counts[FBX_D_QUEUED]);
+
+	/* now really silent for more than 3 heartbeats, input drained */
+	advance(&t, 350);
+	turn(&t);
+	CHECK(counts(&t, "acme", cid, &info) == FBX_OK &&
+	        info.counts[FBX_D_QUEUED] == 5 && info.counts[FBX_D_SENT] == 0,
+	    "silent gateway kept: sent %u queued %u", info.counts[FBX_D_SENT],
+	    info.counts[FBX_D_QUEUED]);
+	env_close(&t);
+}
+
+/* failed_turn - a commit fails while a gateway holds deliveries and its
+ * results are in the turn: no ACK leaves, the session keeps what it holds
+ * (nothing is sent again), reads are served and writes refused while
+ * degraded, and the resent results are recorded after recovery. */
+static void
+test_failed_turn(void)
+{
+	struct env t;
+	struct gw_seen s;
+	struct fbx_command info;
+	struct fbx_console_req req;
+	struct fbx_console_rep rep;
+	uint64_t cid;
+	int rc;
+
+	memset(&s, 0, sizeof(s));
+	CHECK(env_open(&t, "fail") == 0, "open");
+	enroll(&t, "acme", 20);
+	hello(&t, "g1", "acme", 100);
+	turn(&t);
+	cid = submit_org(&t, "acme");
+	turn(&t);
+	drain_gw(&t, "g1", &s);
+	CHECK(s.nids == 20, "deliveries %zu", s.nids);
+
+	/* the turn with the results fails, and so do the next writes */
+	fbx_store_test_fail_commits = 1000;
+	results(&t, "g1", 7, s.ids, 20, FBX_R_SUCCEEDED);
+	memset(&req, 0, sizeof(req));
+	req.kind = FBX_CREQ_SUBMIT;
+	req.u.submit.cmd.type = FBX_CMD_QUERY;
+	req.u.submit.cmd.origin = FBX_ORIGIN_OPERATOR;
+	req.u.submit.cmd.target_kind = FBX_TARGET_ORG;
+	console(&t, "ops", "acme", &req);
+	turn(&t);
+	drain_gw(&t, "g1", &s);
+	CHECK(s.nacks == 0, "an ACK left for a failed commit");
+	rc = reply(&t, "ops", &rep);
+	CHECK(rc == FBX_EIO, "submit in the failed turn: %d", rc);
+	fbx_console_rep_free(&rep);
+
+	/* degraded: a read is served, a write refused at once */
+	rc = counts(&t, "acme", cid, &info);
+	CHECK(rc == FBX_OK && info.counts[FBX_D_SENT] == 20,
+	    "read while degraded: rc %d sent %u", rc, info.counts[FBX_D_SENT]);
+	console(&t, "ops", "acme", &req);
+	turn(&t);
+	rc = reply(&t, "ops", &rep);
+	CHECK(rc == FBX_EIO, "write while degraded: %d", rc);
+	fbx_console_rep_free(&rep);
+
+	/* the disk is back; the gateway resends its batch */
+	fbx_store_test_fail_commits = 0;
+	advance(&t, 10000);
+	heartbeat(&t, "g1");
+	turn(&t);
+	results(&t, "g1", 7, s.ids, 20, FBX_R_SUCCEEDED);
+	turn(&t);
+	turn(&t);
+	drain_gw(&t, "g1", &s);
+	CHECK(s.nacks == 1 && s.ack_batch[0] == 7 && s.ack_count[0] == 20,
+	    "ack after recovery: %zu, count %u", s.nacks, s.ack_count[0]);
+	CHECK(counts(&t, "acme", cid, &info) == FBX_OK &&
+	        info.counts[FBX_D_SUCCEEDED] == 20 &&
+	        info.state == FBX_C_DONE,
+	    "after recovery: succeeded %u state %d",
+	    info.counts[FBX_D_SUCCEEDED], info.state);
+	CHECK(s.nids == 20, "deliveries sent again after a failed turn: %zu",
+	    s.nids - 20);
+	env_close(&t);
+}
+
+/* map_full - a commit that fails with MAP_FULL is redone after the map
+ * grows, in the same turn: the request is answered OK. */
+static void
+test_map_full(void)
+{
+	struct env t;
+	struct fbx_console_req req;
+	struct fbx_console_rep rep;
+	int rc;
+
+	CHECK(env_open(&t, "map") == 0, "open");
+	enroll(&t, "acme", 3);
+	fbx_store_test_fail_err = FBX_EMAP_FULL;
+	fbx_store_test_fail_commits = 1;
+	memset(&req, 0, sizeof(req));
+	req.kind = FBX_CREQ_SUBMIT;
+	req.u.submit.cmd.type = FBX_CMD_QUERY;
+	req.u.submit.cmd.origin = FBX_ORIGIN_OPERATOR;
+	req.u.submit.cmd.target_kind = FBX_TARGET_ORG;
+	console(&t, "ops", "acme", &req);
+	turn(&t);
+	rc = reply(&t, "ops", &rep);
+	CHECK(rc == FBX_OK && rep.u.submit.command_id != 0,
+	    "submit through a map-full redo: %d", rc);
+	CHECK(fbx_store_test_fail_commits == 0, "the hook did not fire");
+	fbx_console_rep_free(&rep);
+	fbx_store_test_fail_err = 0;
+	env_close(&t);
+}
+
+/* send_queue_full - a DELIVERIES message the gateway's queue refuses
+ * keeps the session; only its deliveries go back to the queue and leave
+ * again once the queue takes messages. */
+static void
+test_send_queue_full(void)
+{
+	struct env t;
+	struct gw_seen s;
+	struct fbx_command info;
+	uint64_t cid;
+
+	memset(&s, 0, sizeof(s));
+	CHECK(env_open(&t, "full") == 0, "open");
+	enroll(&t, "acme", 8);
+	hello(&t, "g1", "acme", 100);
+	turn(&t);
+	drain_gw(&t, "g1", &s);
+	t.io.gw_full = 1;
+	cid = submit_org(&t, "acme");
+	turn(&t);
+	CHECK(counts(&t, "acme", cid, &info) == FBX_OK &&
+	        info.counts[FBX_D_QUEUED] + info.counts[FBX_D_SENT] == 8,
+	    "queued %u sent %u", info.counts[FBX_D_QUEUED],
+	    info.counts[FBX_D_SENT]);
+	t.io.gw_full = 0;
+	heartbeat(&t, "g1");
+	turn(&t);
+	turn(&t);
+	drain_gw(&t, "g1", &s);
+	CHECK(s.nids == 8, "delivered after the queue drained: %zu", s.nids);
+	{
+		int dup = 0;
+		for (size_t i = 0; i < s.nids; i++)
+			for (size_t j = i + 1; j < s.nids; j++)
+				dup += s.ids[i] == s.ids[j];
+		CHECK(dup == 0, "%d deliveries sent twice", dup);
+	}
+	env_close(&t);
+}
+
+/* fairness - one organisation's big fan-out does not hold back another
+ * organisation's single command: it leaves in the same turn. */
+static void
+test_fairness(void)
+{
+	struct env t;
+	struct gw_seen s;
+	uint64_t big, small;
+	size_t nsmall = 0;
+
+	memset(&s, 0, sizeof(s));
+	CHECK(env_open(&t, "fair") == 0, "open");
+	enroll(&t, "big", 5000);
+	enroll(&t, "small", 1);
+	{
+		struct fbx_gw_msg m;
+		fbx_id orgs[2];
+		memset(&m, 0, sizeof(m));
+		m.kind = FBX_GW_HELLO;
+		snprintf(m.u.hello.gateway_id, sizeof(m.u.hello.gateway_id),
+		    "gw-all");
+		snprintf(orgs[0], sizeof(orgs[0]), "big");
+		snprintf(orgs[1], sizeof(orgs[1]), "small");
+		m.u.hello.orgs = orgs;
+		m.u.hello.norgs = 2;
+		m.u.hello.window = 600;
+		gateway(&t, "g1", &m);
+	}
+	turn(&t);
+	/* both arrive in one turn: the big one first */
+	{
+		struct fbx_console_req req;
+		struct fbx_console_rep rep;
+		memset(&req, 0, sizeof(req));
+		req.kind = FBX_CREQ_SUBMIT;
+		req.u.submit.cmd.type = FBX_CMD_QUERY;
+		req.u.submit.cmd.origin = FBX_ORIGIN_OPERATOR;
+		req.u.submit.cmd.target_kind = FBX_TARGET_ORG;
+		console(&t, "a", "big", &req);
+		console(&t, "b", "small", &req);
+		turn(&t);
+		big = reply(&t, "a", &rep) == FBX_OK ? rep.u.submit.command_id
+		                                     : 0;
+		fbx_console_rep_free(&rep);
+		small = reply(&t, "b", &rep) == FBX_OK
+		    ? rep.u.submit.command_id
+		    : 0;
+		fbx_console_rep_free(&rep);
+	}
+	drain_gw(&t, "g1", &s);
+	for (size_t i = 0; i < s.nids; i++)
+		nsmall += (s.ids[i] >> 24) == small;
+	CHECK(big != 0 && nsmall == 1,
+	    "the small organisation's delivery waited behind the big one "
+	    "(%zu of %zu sent are its)",
+	    nsmall, s.nids);
+	CHECK(s.nids <= 600, "window exceeded: %zu", s.nids);
+	env_close(&t);
+}
+
+int
+main(void)
+{
+	test_state_machine();
+	test_liveness();
+	test_failed_turn();
+	test_map_full();
+	test_send_queue_full();
+	test_fairness();
+	printf("%d passed, %d failed\n", passed, failed);
+	return failed == 0 ? 0 : 1;
+}
