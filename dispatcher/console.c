@@ -477,44 +477,8 @@ handle_enroll(
 	fbxi_console_reply(e, in, &rep);
 }
 
-struct marker_ctx {
-	char (*keys)[FBX_KV_KEY_MAX];
-	size_t n, cap;
-};
 
-static int
-marker_cb(void *arg, const char *key, const void *val, size_t len)
-{
-	struct marker_ctx *m = arg;
 
-	(void)val;
-	(void)len;
-	if (m->n == m->cap) {
-		size_t ncap = m->cap ? m->cap * 2 : 64;
-		char(*nk)[FBX_KV_KEY_MAX] = realloc(m->keys, ncap * sizeof(*nk));
-		if (nk == NULL)
-			return 1;
-		m->keys = nk;
-		m->cap = ncap;
-	}
-	snprintf(m->keys[m->n++], FBX_KV_KEY_MAX, "%s", key);
-	return 0;
-}
-
-/* kv_delete_prefix - delete every engine-owned record under prefix. */
-int
-fbxi_kv_delete_prefix(struct fbx_engine *e, const char *prefix)
-{
-	struct marker_ctx m;
-	int rc;
-
-	memset(&m, 0, sizeof(m));
-	rc = fbx_store_kv_scan(e->txn, prefix, marker_cb, &m);
-	for (size_t i = 0; i < m.n && rc == FBX_OK; i++)
-		rc = fbx_store_kv_del(e->txn, m.keys[i]);
-	free(m.keys);
-	return rc;
-}
 
 static void
 handle_remove(

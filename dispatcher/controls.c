@@ -1299,36 +1299,6 @@ ro_stages(const struct fbx_command *c)
 	return c->rollout.ngroups > 0 ? c->rollout.ngroups + 1u : 1u;
 }
 
-/* ro_tally - count a delivery's move in the current wave. */
-void
-fbxi_ro_tally(struct cmdc *cc, uint64_t id, int from, int to, uint16_t code)
-{
-	uint32_t idx = FBX_DLV_IDX(id);
-	int before, after;
-
-	if (!cc->c.rollout.enabled || idx < cc->c.ro.wave_start ||
-	    idx >= cc->c.ro.wave_start + cc->c.ro.wave_size)
-		return;
-	before = fbx_dstate_terminal(from) || from == FBX_D_PENDING;
-	after = fbx_dstate_terminal(to) || to == FBX_D_PENDING;
-	if (after && !before)
-		cc->w_settled++;
-	else if (before && !after && cc->w_settled > 0)
-		cc->w_settled--;
-	if (to == FBX_D_SUCCEEDED && from != FBX_D_SUCCEEDED)
-		cc->w_ok++;
-	if (to == FBX_D_FAILED && from != FBX_D_FAILED) {
-		cc->w_fail++;
-		if (code == cc->w_topcode || cc->w_topcode_n == 0) {
-			cc->w_topcode = code;
-			cc->w_topcode_n++;
-		} else if (--cc->w_topcode_n == 0) {
-			/* majority vote: the code most failures share */
-			cc->w_topcode = code;
-			cc->w_topcode_n = 1;
-		}
-	}
-}
 
 static void
 ro_release(struct fbx_engine *e, struct cmdc *cc, uint32_t size)

@@ -44,14 +44,6 @@ mono_us(void)
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-int64_t
-fbxi_mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* eng_clock - the engine's clock: the system's unless a test gave one.
  * monotonic: timeouts and liveness; else wall time, what is journaled. */
@@ -63,369 +55,11 @@ eng_clock(const struct fbx_engine *e, int monotonic)
 	return monotonic ? fbxi_mono_ms() : now_ms();
 }
 
-/* fbxi_set_err - latch the first error: the request's while a console
- * request runs (console_isolated decides what it fails), else the
- * turn's. */
-void
-fbxi_set_err(struct fbx_engine *e, int rc)
-{
-	if (rc == FBX_OK)
-		return;
-	if (e->in_request) {
-		if (e->req_err == FBX_OK)
-			e->req_err = rc;
-		return;
-	}
-	if (fbxi_err(e) == FBX_OK)
-		e->txn_err = rc;
-}
-
-/* note_printf - format into a fixed note field; long operator notes are
- * cut, never overflow. */
-void
-fbxi_note_printf(char *dst, size_t cap, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(dst, cap, fmt, ap);
-	va_end(ap);
-}
-
-
-static uint32_t
-str_hash(const char *s)
-{
-	uint32_t h = 2166136261u;
-
-	for (; *s; s++)
-		h = (h ^ (uint8_t)*s) * 16777619u;
-	return h;
-}
-
 /* ----------------------------------------------------- org queues (FIFO) */
-
-struct orgq *
-fbxi_orgq_get(struct fbx_engine *e, const char *org)
-{
-	uint32_t b = str_hash(org) % 1024;
-	struct orgq *q;
-
-	for (q = e->qtab[b]; q != NULL; q = q->hnext) {
-		if (strcmp(q->org, org) == 0)
-			return q;
-	}
-	q = calloc(1, sizeof(*q));
-	if (q == NULL)
-		return NULL;
-	snprintf(q->org, sizeof(q->org), "%s", org);
-	q->hnext = e->qtab[b];
-	e->qtab[b] = q;
-	return q;
-}
-
-static int
-ring_push(struct ring *r, uint64_t id)
-{
-	if (r->len == r->cap) {
-		size_t ncap = r->cap ? r->cap * 2 : 256;
-		uint64_t *nr = malloc(ncap * sizeof(*nr));
-		if (nr == NULL)
-			return FBX_ENOMEM;
-		for (size_t i = 0; i < r->len; i++)
-			nr[i] = r->v[(r->head + i) % r->cap];
-		free(r->v);
-		r->v = nr;
-		r->cap = ncap;
-		r->head = 0;
-	}
-	r->v[(r->head + r->len) % r->cap] = id;
-	r->len++;
-	return FBX_OK;
-}
-
-static uint64_t
-ring_pop(struct ring *r)
-{
-	uint64_t id = r->v[r->head];
-
-	r->head = (r->head + 1) % r->cap;
-	r->len--;
-	if (r->len == 0 && r->cap > 4096) {
-		/* a finished big fan-out gives its memory back */
-		free(r->v);
-		r->v = NULL;
-		r->cap = r->head = 0;
-	}
-	return id;
-}
-
-int
-fbxi_orgq_push(struct fbx_engine *e, struct orgq *q, int prio, uint64_t id)
-{
-	if (prio < 0 || prio >= FBX_PRIO_COUNT)
-		prio = FBX_PRIO_OPERATOR;
-	if (ring_push(&q->r[prio], id) != FBX_OK)
-		return FBX_ENOMEM;
-	q->len++;
-	if (!q->active) {
-		if (e->rrlen == e->rrcap) {
-			size_t ncap = e->rrcap ? e->rrcap * 2 : 64;
-			struct orgq **n = realloc(e->rr, ncap * sizeof(*n));
-			if (n == NULL)
-				return FBX_ENOMEM;
-			e->rr = n;
-			e->rrcap = ncap;
-		}
-		e->rr[e->rrlen++] = q;
-		q->active = 1;
-	}
-	return FBX_OK;
-}
-
-static void
-orgq_clear(struct orgq *q)
-{
-	for (int p = 0; p < FBX_PRIO_COUNT; p++) {
-		free(q->r[p].v);
-		memset(&q->r[p], 0, sizeof(q->r[p]));
-	}
-	q->len = 0;
-	q->active = 0;
-	q->inflight = 0;
-	q->rate_loaded = 0;
-}
-
-/* Rate caps as persisted under "rate/<org>"; org "*" holds the global
- * caps. */
-struct rate_rec {
-	uint32_t version;
-	uint32_t rate_per_s, burst, max_inflight;
-};
-
-static int
-rate_load(fbx_txn *txn, const char *org, struct fbx_rate_info *out)
-{
-	struct rate_rec r;
-	char key[FBX_KV_KEY_MAX];
-	size_t len = 0;
-	int rc;
-
-	memset(out, 0, sizeof(*out));
-	snprintf(out->org, sizeof(out->org), "%s", org);
-	snprintf(key, sizeof(key), "rate/%s", org);
-	rc = fbx_store_kv_get(txn, key, &r, sizeof(r), &len);
-	if (rc == FBX_ENOT_FOUND)
-		return FBX_OK;
-	if (rc != FBX_OK)
-		return rc;
-	if (len != sizeof(r) || r.version != 1)
-		return FBX_ECORRUPT;
-	out->rate_per_s = r.rate_per_s;
-	out->burst = r.burst;
-	out->max_inflight = r.max_inflight;
-	return FBX_OK;
-}
-
-int
-fbxi_rate_save(fbx_txn *txn, const struct fbx_rate_info *ri)
-{
-	struct rate_rec r = { 1, ri->rate_per_s, ri->burst, ri->max_inflight };
-	char key[FBX_KV_KEY_MAX];
-
-	snprintf(key, sizeof(key), "rate/%s", ri->org);
-	return fbx_store_kv_put(txn, key, &r, sizeof(r));
-}
-
-/* orgq_load_rate - read an organisation's caps once (inside the turn's
- * transaction); later changes come through the RATE request. */
-void
-fbxi_orgq_load_rate(struct fbx_engine *e, struct orgq *q)
-{
-	if (q->rate_loaded || e->txn == NULL)
-		return;
-	if (rate_load(e->txn, q->org, &q->rate) == FBX_OK)
-		q->rate_loaded = 1;
-}
-
-
-/* inflight_release - a delivery left a gateway's hands. */
-void
-fbxi_inflight_release(struct fbx_engine *e, uint64_t v)
-{
-	struct orgq *q = IF_ORGQ(v);
-
-	if (q != NULL && q->inflight > 0)
-		q->inflight--;
-	if (e->inflight_all > 0)
-		e->inflight_all--;
-}
 
 /* ------------------------------------------------------- command cache */
 
-struct cmdc *
-fbxi_cmd_find(struct fbx_engine *e, uint64_t id)
-{
-	uint64_t v;
-
-	if (!fbxi_idmap_get(&e->cmds, id, &v))
-		return NULL;
-	return (struct cmdc *)(uintptr_t)v;
-}
-
-static int
-cmd_dup(struct fbx_command *dst, const struct fbx_command *src)
-{
-	*dst = *src;
-	dst->payload = NULL;
-	dst->dev_ids = NULL;
-	if (src->payload_len > 0) {
-		dst->payload = malloc(src->payload_len);
-		if (dst->payload == NULL)
-			goto fail;
-		memcpy(dst->payload, src->payload, src->payload_len);
-	}
-	if (src->ndev_ids > 0 && src->dev_ids != NULL) {
-		dst->dev_ids = malloc(src->ndev_ids * sizeof(*dst->dev_ids));
-		if (dst->dev_ids == NULL)
-			goto fail;
-		memcpy(dst->dev_ids, src->dev_ids,
-		    src->ndev_ids * sizeof(*dst->dev_ids));
-	}
-	return FBX_OK;
-fail:
-	free(dst->payload);
-	dst->payload = NULL;
-	return FBX_ENOMEM;
-}
-
-void
-fbxi_xlist_add(struct fbx_engine *e, struct cmdc *cc)
-{
-	cc->xnext = NULL;
-	if (e->xtail != NULL)
-		e->xtail->xnext = cc;
-	else
-		e->xhead = cc;
-	e->xtail = cc;
-}
-
-void
-fbxi_xlist_remove(struct fbx_engine *e, struct cmdc *cc)
-{
-	struct cmdc **pp = &e->xhead, *prev = NULL;
-
-	while (*pp != NULL && *pp != cc) {
-		prev = *pp;
-		pp = &(*pp)->xnext;
-	}
-	if (*pp == NULL)
-		return;
-	*pp = cc->xnext;
-	if (e->xtail == cc)
-		e->xtail = prev;
-	cc->xnext = NULL;
-}
-
-struct cmdc *
-fbxi_cmd_cache_add(struct fbx_engine *e, const struct fbx_command *c)
-{
-	struct cmdc *cc = calloc(1, sizeof(*cc));
-
-	if (cc == NULL)
-		return NULL;
-	if (cmd_dup(&cc->c, c) != FBX_OK)
-		goto fail;
-	cc->q = fbxi_orgq_get(e, c->org);
-	if (cc->q == NULL)
-		goto fail;
-	if (fbxi_idmap_put(&e->cmds, c->id, (uint64_t)(uintptr_t)cc) != 0)
-		goto fail;
-	/* a cancelled rollout stays cancelled across recovery */
-	cc->cancelling = c->rollout.enabled && c->ro.state == FBX_RO_CANCELLED;
-	if (c->state == FBX_C_EXPANDING && !cc->cancelling)
-		fbxi_xlist_add(e, cc);
-	return cc;
-fail:
-	fbx_command_clear(&cc->c);
-	free(cc);
-	return NULL;
-}
-
-static void
-cmd_cache_free(struct fbx_engine *e, struct cmdc *cc)
-{
-	fbxi_idmap_del(&e->cmds, cc->c.id, NULL);
-	fbxi_xlist_remove(e, cc);
-	fbx_command_clear(&cc->c);
-	free(cc);
-}
-
-static uint32_t
-cmd_open(const struct cmdc *cc)
-{
-	return cc->c.counts[FBX_D_QUEUED] + cc->c.counts[FBX_D_SENT] +
-	    cc->c.counts[FBX_D_ACCEPTED] + cc->c.counts[FBX_D_PENDING];
-}
-
-void
-fbxi_count_move(struct cmdc *cc, int from, int to)
-{
-	if (from > 0 && from < FBX_D_COUNT && cc->c.counts[from] > 0)
-		cc->c.counts[from]--;
-	if (to > 0 && to < FBX_D_COUNT)
-		cc->c.counts[to]++;
-}
-
-/* cmd_maybe_done - a command whose every delivery is terminal is DONE. */
-void
-fbxi_cmd_maybe_done(struct cmdc *cc)
-{
-	if (cc->c.rollout.enabled && !cc->expired &&
-	    cc->c.ro.state != FBX_RO_DONE && cc->c.ro.state != FBX_RO_CANCELLED)
-		return; /* later waves or groups still to go */
-	if (cc->c.state == FBX_C_ACTIVE && cmd_open(cc) == 0) {
-		cc->c.state = FBX_C_DONE;
-		cc->dirty = 1;
-	}
-}
-
 /* ------------------------------------------------------------- outputs */
-
-struct outmsg *
-fbxi_out_new(struct fbx_engine *e)
-{
-	struct outmsg *m = calloc(1, sizeof(*m));
-
-	if (m == NULL)
-		return NULL;
-	if (e->otail != NULL)
-		e->otail->next = m;
-	else
-		e->ohead = m;
-	e->otail = m;
-	return m;
-}
-
-/* fbxi_out_truncate - drop the outputs queued after mark (NULL: all). */
-void
-fbxi_out_truncate(struct fbx_engine *e, struct outmsg *mark)
-{
-	struct outmsg *m = mark != NULL ? mark->next : e->ohead, *n;
-
-	for (; m != NULL; m = n) {
-		n = m->next;
-		free(m->buf);
-		free(m->ids);
-		free(m);
-	}
-	if (mark != NULL) {
-		mark->next = NULL;
-		e->otail = mark;
-	} else {
-		e->ohead = e->otail = NULL;
-	}
-}
 
 static void
 out_discard(struct fbx_engine *e)
@@ -513,62 +147,6 @@ out_flush(struct fbx_engine *e)
 }
 
 static void
-out_copy_env(struct outmsg *o, const struct inmsg *in)
-{
-	o->nenv = in->nenv;
-	for (int i = 0; i < in->nenv; i++) {
-		o->envlen[i] = in->envlen[i];
-		memcpy(o->env[i], in->env[i], in->envlen[i]);
-	}
-}
-
-void
-fbxi_console_reply(struct fbx_engine *e, const struct inmsg *in,
-    const struct fbx_console_rep *rep)
-{
-	struct outmsg *o = fbxi_out_new(e);
-	int rc;
-
-	if (o == NULL) {
-		/* a reply that cannot leave fails the turn: nothing of it
-		 * is kept, and the request is answered with the error */
-		fbxi_set_err(e, FBX_ENOMEM);
-		return;
-	}
-	out_copy_env(o, in);
-	rc = fbx_console_rep_encode(rep, &o->buf, &o->len);
-	if (rc != FBX_OK) {
-		/* the result did not fit: answer with the error instead */
-		struct fbx_console_rep er;
-		memset(&er, 0, sizeof(er));
-		er.request_id = rep->request_id;
-		er.kind = rep->kind;
-		er.err = rc;
-		snprintf(er.errmsg, sizeof(er.errmsg),
-		    "reply could not be encoded: %s", fbx_strerror(rc));
-		if (fbx_console_rep_encode(&er, &o->buf, &o->len) != FBX_OK)
-			o->len = 0;
-	}
-}
-
-void
-fbxi_console_error(struct fbx_engine *e, const struct inmsg *in, uint64_t reqid,
-    int kind, int err, const char *fmt, ...)
-{
-	struct fbx_console_rep rep;
-	va_list ap;
-
-	memset(&rep, 0, sizeof(rep));
-	rep.request_id = reqid;
-	rep.kind = kind;
-	rep.err = err;
-	va_start(ap, fmt);
-	vsnprintf(rep.errmsg, sizeof(rep.errmsg), fmt, ap);
-	va_end(ap);
-	fbxi_console_reply(e, in, &rep);
-}
-
-static void
 gw_send(struct fbx_engine *e, struct gw *g, const struct fbx_eng_msg *m)
 {
 	struct outmsg *o = fbxi_out_new(e);
@@ -625,7 +203,7 @@ gw_send_raw_error(struct fbx_engine *e, const struct inmsg *in, int err,
 	 * envelope, not through a session */
 	o->to_gw = OUT_GW_RAW;
 	o->gw = NULL;
-	out_copy_env(o, in);
+	fbxi_out_copy_env(o, in);
 	if (fbx_eng_msg_encode(&m, &o->buf, &o->len) != FBX_OK)
 		o->len = 0;
 }
@@ -659,162 +237,6 @@ gw_serves(const struct gw *g, const char *org)
  * restores them as they were, so a gateway keeps what it holds and its
  * results are recognised when they come again. */
 
-/* undo_push - note that (g, id) had value v (0: absent) before. */
-static int
-undo_push(struct fbx_engine *e, struct gw *g, uint64_t id, uint64_t v)
-{
-	if (e->nundo == e->undocap) {
-		size_t ncap = e->undocap ? e->undocap * 2 : 1024;
-		struct gw_undo *n = realloc(e->undo, ncap * sizeof(*n));
-		if (n == NULL)
-			return FBX_ENOMEM;
-		e->undo = n;
-		e->undocap = ncap;
-	}
-	e->undo[e->nundo++] = (struct gw_undo) { g, id, v };
-	return FBX_OK;
-}
-
-static int
-undo_note(struct fbx_engine *e, struct gw *g, uint64_t id)
-{
-	uint64_t v = 0;
-
-	if (e->nundo == e->undocap) {
-		size_t ncap = e->undocap ? e->undocap * 2 : 1024;
-		struct gw_undo *n = realloc(e->undo, ncap * sizeof(*n));
-		if (n == NULL)
-			return FBX_ENOMEM;
-		e->undo = n;
-		e->undocap = ncap;
-	}
-	if (!fbxi_idmap_get(&g->inflight, id, &v))
-		v = 0;
-	e->undo[e->nundo++] = (struct gw_undo) { g, id, v };
-	return FBX_OK;
-}
-
-/* if_add - add an entry known to be absent (undoable, one lookup). */
-static int
-if_add(struct fbx_engine *e, struct gw *g, uint64_t id, uint64_t v)
-{
-	if (undo_push(e, g, id, 0) != FBX_OK)
-		return FBX_ENOMEM;
-	if (fbxi_idmap_put(&g->inflight, id, v) != 0) {
-		e->nundo--;
-		return FBX_ENOMEM;
-	}
-	return FBX_OK;
-}
-
-/* if_drop - drop an entry whose value v the caller has read. */
-static int
-if_drop(struct fbx_engine *e, struct gw *g, uint64_t id, uint64_t v)
-{
-	if (undo_push(e, g, id, v) != FBX_OK)
-		return FBX_ENOMEM;
-	fbxi_idmap_del(&g->inflight, id, NULL);
-	return FBX_OK;
-}
-
-static int
-gw_live(struct fbx_engine *e, const struct gw *g)
-{
-	for (struct gw *o = e->gws; o != NULL; o = o->next) {
-		if (o == g)
-			return 1;
-	}
-	return 0;
-}
-
-/* gw_recount - a session's unanswered count from its map. */
-static uint64_t dlv_bytes(struct fbx_engine *e, uint64_t id);
-
-static void
-gw_recount(struct fbx_engine *e, struct gw *g)
-{
-	size_t pos = 0;
-	uint64_t id, v;
-
-	g->unanswered = 0;
-	g->ubytes = 0;
-	while (fbxi_idmap_next(&g->inflight, &pos, &id, &v)) {
-		if (IF_STAGE(v) == IF_SENT) {
-			g->unanswered++;
-			g->ubytes += dlv_bytes(e, id);
-		}
-	}
-}
-
-/* undo_apply - a turn failed: put the live sessions' maps back. */
-static void
-undo_apply(struct fbx_engine *e)
-{
-	while (e->nundo > 0) {
-		struct gw_undo *u = &e->undo[--e->nundo];
-		if (!gw_live(e, u->g))
-			continue;
-		if (u->v == 0)
-			fbxi_idmap_del(&u->g->inflight, u->id, NULL);
-		else if (fbxi_idmap_put(&u->g->inflight, u->id, u->v) != 0)
-			u->g->dead = 1; /* cannot restore: requeue it all */
-	}
-	for (struct gw *g = e->gws; g != NULL; g = g->next)
-		gw_recount(e, g);
-}
-
-/* gw_holder - the live session holding delivery id, or NULL. */
-static struct gw *
-gw_holder(struct fbx_engine *e, uint64_t id, uint64_t *v)
-{
-	for (struct gw *g = e->gws; g != NULL; g = g->next) {
-		if (!g->dead && fbxi_idmap_get(&g->inflight, id, v))
-			return g;
-	}
-	return NULL;
-}
-
-/* dlv_bytes - about what delivery id costs in a DELIVERIES message. */
-static uint64_t
-dlv_bytes(struct fbx_engine *e, uint64_t id)
-{
-	struct cmdc *cc = fbxi_cmd_find(e, FBX_DLV_CMD(id));
-
-	return (cc != NULL ? cc->c.payload_len : 0) + 2 * FBX_ID_MAX + 64;
-}
-
-/* gw_answered - the gateway answered a delivery it was sent: credit (in
- * deliveries and bytes) comes back. */
-static void
-gw_answered(struct fbx_engine *e, struct gw *g, struct cmdc *cc, uint64_t id)
-{
-	uint64_t b = cc != NULL ? cc->c.payload_len + 2 * FBX_ID_MAX + 64
-	                        : dlv_bytes(e, id);
-
-	if (g->unanswered > 0)
-		g->unanswered--;
-	g->ubytes = g->ubytes > b ? g->ubytes - b : 0;
-}
-
-/* fbxi_gw_drop - whichever session holds delivery id lets go of it (the
- * delivery is journaled elsewhere in the same turn). */
-void
-fbxi_gw_drop(struct fbx_engine *e, uint64_t id)
-{
-	uint64_t v = 0;
-	struct gw *h = gw_holder(e, id, &v);
-
-	if (h == NULL)
-		return;
-	if (if_drop(e, h, id, v) != FBX_OK) {
-		fbxi_set_err(e, FBX_ENOMEM);
-		return;
-	}
-	if (IF_STAGE(v) == IF_SENT)
-		gw_answered(e, h, NULL, id);
-	fbxi_inflight_release(e, v);
-}
-
 /* gw_requeue - put every delivery a gateway holds back in its queue,
  * journaled as QUEUED, to be sent again with the same delivery id. */
 static void
@@ -828,7 +250,7 @@ gw_requeue(struct fbx_engine *e, struct gw *g)
 	    fbxi_idmap_next(&g->inflight, &pos, &id, &v)) {
 		struct cmdc *cc = fbxi_cmd_find(e, FBX_DLV_CMD(id));
 		int rc, to;
-		if (undo_note(e, g, id) != FBX_OK) {
+		if (fbxi_gw_undo_note(e, g, id) != FBX_OK) {
 			fbxi_set_err(e, FBX_ENOMEM);
 			return;
 		}
@@ -931,197 +353,11 @@ gw_free_graveyard(struct fbx_engine *e)
 
 /* ------------------------------------------------------------ expansion */
 
-struct expand_ctx {
-	struct fbx_engine *e;
-	struct cmdc *cc;
-	uint32_t made;
-	uint32_t budget;
-	uint32_t scanned;
-	int full; /* the command reached FBX_DEVICES_PER_CMD_MAX */
-};
 
-static int
-make_delivery(struct expand_ctx *x, const struct fbx_device *dev)
-{
-	struct fbx_engine *e = x->e;
-	struct cmdc *cc = x->cc;
-	struct fbx_delivery d;
-	int rc;
 
-	if (cc->c.platform != FBX_PLATFORM_ANY &&
-	    dev->platform != cc->c.platform)
-		return FBX_OK;
-	if (cc->c.rollout.enabled && cc->c.rollout.ngroups > 0) {
-		/* group stages: a device belongs to the first listed group
-		 * it is in; the last stage takes the devices of none */
-		uint32_t stage = cc->c.cursor_idx, upto = stage;
-		if (upto > cc->c.rollout.ngroups)
-			upto = cc->c.rollout.ngroups;
-		for (uint32_t j = 0; j < upto; j++) {
-			for (unsigned gi = 0; gi < dev->ngroups; gi++) {
-				if (strcmp(dev->groups[gi],
-				        cc->c.rollout.groups[j]) == 0)
-					return FBX_OK;
-			}
-		}
-	}
-	if (cc->c.ndeliveries >= FBX_DEVICES_PER_CMD_MAX) {
-		x->full = 1;
-		return FBX_OK;
-	}
-	memset(&d, 0, sizeof(d));
-	d.id = FBX_DLV_ID(cc->c.id, cc->c.ndeliveries);
-	/* rollouts release deliveries wave by wave: all start QUEUED */
-	d.state = dev->online || cc->c.rollout.enabled ? FBX_D_QUEUED
-	                                               : FBX_D_PENDING;
-	d.updated_ms = e->now;
-	snprintf(d.device, sizeof(d.device), "%s", dev->id);
-	d.nhist = 1;
-	d.hist[0].state = d.state;
-	d.hist[0].at_ms = e->now;
-	rc = fbx_store_dlv_put(e->txn, &d);
-	if (rc == FBX_OK && d.state == FBX_D_PENDING)
-		rc = fbx_store_pend_add(e->txn, cc->c.org, dev->id, d.id);
-	if (rc == FBX_OK && d.state == FBX_D_QUEUED && !cc->c.rollout.enabled)
-		rc = fbxi_orgq_push(e, cc->q, cc->c.priority, d.id);
-	if (rc != FBX_OK)
-		return rc;
-	cc->c.ndeliveries++;
-	cc->c.counts[d.state]++;
-	x->made++;
-	return FBX_OK;
-}
 
-static int
-expand_dev_cb(void *arg, const struct fbx_device *dev)
-{
-	struct expand_ctx *x = arg;
-	int rc = make_delivery(x, dev);
 
-	x->scanned++;
-	if (rc != FBX_OK) {
-		fbxi_set_err(x->e, rc);
-		return 1;
-	}
-	snprintf(x->cc->c.cursor, sizeof(x->cc->c.cursor), "%s", dev->id);
-	x->cc->dirty = 1;
-	return x->full;
-}
 
-/* expand_cmd - create up to `budget` deliveries of an EXPANDING command;
- * the cursor is journaled with them, so a restart resumes exactly here.
- * @return devices examined. */
-static uint32_t
-expand_cmd(struct fbx_engine *e, struct cmdc *cc, uint32_t budget)
-{
-	struct expand_ctx x = { e, cc, 0, budget, 0, 0 };
-	uint32_t seen = 0;
-	int done = 0;
-
-	if (cc->c.target_kind == FBX_TARGET_DEVICES) {
-		while (cc->c.cursor_idx < cc->c.ndev_ids && seen < budget &&
-		    !x.full) {
-			struct fbx_device dev;
-			int rc = fbx_store_dev_get(e->txn, cc->c.org,
-			    cc->c.dev_ids[cc->c.cursor_idx], &dev);
-			seen++;
-			if (rc == FBX_OK)
-				rc = make_delivery(&x, &dev);
-			else if (rc == FBX_ENOT_FOUND)
-				rc = FBX_OK; /* removed since the submit */
-			if (rc != FBX_OK) {
-				fbxi_set_err(e, rc);
-				return seen;
-			}
-			cc->c.cursor_idx++;
-		}
-		cc->dirty = 1;
-		done = cc->c.cursor_idx >= cc->c.ndev_ids;
-	} else {
-		const char *grp =
-		    cc->c.target_kind == FBX_TARGET_GROUP ? cc->c.group : NULL;
-		int rc;
-		if (cc->c.rollout.enabled &&
-		    cc->c.cursor_idx < cc->c.rollout.ngroups)
-			grp = cc->c.rollout.groups[cc->c.cursor_idx];
-		rc = fbx_store_dev_scan(e->txn, cc->c.org, grp, cc->c.cursor,
-		    budget, expand_dev_cb, &x);
-		if (rc != FBX_OK && rc != FBX_ENOT_FOUND)
-			fbxi_set_err(e, rc);
-		if (fbxi_err(e) != FBX_OK)
-			return budget;
-		seen = x.scanned;
-		/* fewer rows than asked for: the target is exhausted */
-		done = x.scanned < budget;
-	}
-	if (x.full) {
-		FBX_LOGW("command %llu: target exceeds %u devices; rest "
-		         "not delivered",
-		    (unsigned long long)cc->c.id, FBX_DEVICES_PER_CMD_MAX);
-		done = 1;
-	}
-	if (done) {
-		fbxi_xlist_remove(e, cc);
-		cc->c.state = FBX_C_ACTIVE;
-		cc->dirty = 1;
-		if (cc->c.rollout.enabled) {
-			/* this group is expanded: its first wave goes now */
-			cc->c.ro.state = FBX_RO_BAKING;
-			cc->c.ro.bake_until_ms = e->now;
-			cc->c.ro.wave = 0;
-		}
-		fbxi_cmd_maybe_done(cc);
-		FBX_LOGI("command %llu (%s %s org %s): %u deliveries",
-		    (unsigned long long)cc->c.id,
-		    fbx_origin_name(cc->c.origin),
-		    fbx_cmd_type_name(cc->c.type), cc->c.org,
-		    cc->c.ndeliveries);
-	}
-	return seen;
-}
-
-/* expand_inline - expand a new command in the turn that accepted it, so
- * the reply can tell its size, within what the turn may still create. */
-void
-fbxi_expand_inline(struct fbx_engine *e, struct cmdc *cc)
-{
-	uint32_t used;
-
-	if (cc->c.state != FBX_C_EXPANDING || e->xbudget == 0)
-		return;
-	used = expand_cmd(e, cc, e->xbudget);
-	e->xbudget = used >= e->xbudget ? 0 : e->xbudget - used;
-}
-
-static void
-expand_step(struct fbx_engine *e)
-{
-	uint32_t budget = e->xbudget;
-	size_t n = 0;
-
-	for (struct cmdc *cc = e->xhead; cc != NULL; cc = cc->xnext)
-		n++;
-	while (e->xhead != NULL && budget > 0 && fbxi_err(e) == FBX_OK) {
-		/* share the budget so a small command is not stuck behind
-		 * a million-device one */
-		uint32_t share = budget / (uint32_t)(n ? n : 1);
-		struct cmdc *cc = e->xhead;
-		if (share < 1024)
-			share = budget < 1024 ? budget : 1024;
-		uint32_t used = expand_cmd(e, cc, share);
-		budget = used >= budget ? 0 : budget - used;
-		/* rotate: a command still expanding goes to the back */
-		if (e->xhead == cc && cc->c.state == FBX_C_EXPANDING &&
-		    cc->xnext != NULL) {
-			fbxi_xlist_remove(e, cc);
-			fbxi_xlist_add(e, cc);
-		}
-		if (n > 0)
-			n--;
-		if (n == 0)
-			break;
-	}
-}
 
 /* ----------------------------------------------------------- retention */
 
@@ -1495,19 +731,19 @@ result_apply(struct fbx_engine *e, struct gw *g, const struct fbx_result_rec *r)
 			return 0;
 		if (to != FBX_D_SUCCEEDED && to != FBX_D_FAILED)
 			return 1; /* progress of a delivery sent again since */
-		h = gw_holder(e, r->delivery_id, &v);
+		h = fbxi_gw_holder(e, r->delivery_id, &v);
 	}
 	if (h != NULL && IF_STAGE(v) == IF_SENT)
-		gw_answered(e, h, cc, r->delivery_id);
+		fbxi_gw_answered(e, h, cc, r->delivery_id);
 	if (h != NULL && to == FBX_D_ACCEPTED) {
 		if (IF_STAGE(v) == IF_ACCEPTED)
 			return 1;
-		if (undo_push(e, h, r->delivery_id, v) != FBX_OK ||
+		if (fbxi_gw_undo_push(e, h, r->delivery_id, v) != FBX_OK ||
 		    fbxi_idmap_put(&h->inflight, r->delivery_id,
 		        IF_VAL(IF_ORGQ(v), IF_ACCEPTED)) != 0)
 			goto nomem;
 	} else if (h != NULL) {
-		if (if_drop(e, h, r->delivery_id, v) != FBX_OK)
+		if (fbxi_gw_if_drop(e, h, r->delivery_id, v) != FBX_OK)
 			goto nomem;
 		fbxi_inflight_release(e, v);
 	}
@@ -1795,7 +1031,7 @@ send_one(struct fbx_engine *e, struct gw *g, uint64_t id)
 		return 0;
 	}
 	/* it was QUEUED: no session holds it */
-	if (if_add(e, g, id, IF_VAL(cc->q, IF_SENT)) != FBX_OK) {
+	if (fbxi_gw_if_add(e, g, id, IF_VAL(cc->q, IF_SENT)) != FBX_OK) {
 		fbxi_set_err(e, FBX_ENOMEM);
 		return 0;
 	}
@@ -1908,7 +1144,7 @@ dispatch_step(struct fbx_engine *e)
 					while (n < allow && r->len > 0 &&
 					    fbxi_err(e) == FBX_OK) {
 						q->len--;
-						if (send_one(e, g, ring_pop(r)))
+						if (send_one(e, g, fbxi_ring_pop(r)))
 							n++;
 					}
 					total += n;
@@ -2059,7 +1295,7 @@ sweep_step(struct fbx_engine *e)
 				cc->expired = 1;
 				FBX_LOGI("command %llu expired with %u "
 				         "deliveries open",
-				    (unsigned long long)cc->c.id, cmd_open(cc));
+				    (unsigned long long)cc->c.id, fbxi_cmd_open(cc));
 				if (cc->c.state == FBX_C_EXPANDING) {
 					fbxi_xlist_remove(e, cc);
 					cc->c.state = FBX_C_ACTIVE;
@@ -2127,7 +1363,7 @@ reap_done(struct fbx_engine *e)
 			    cc->c.counts[FBX_D_SUCCEEDED],
 			    cc->c.counts[FBX_D_FAILED],
 			    cc->c.counts[FBX_D_EXPIRED]);
-			cmd_cache_free(e, cc);
+			fbxi_cmd_cache_free(e, cc);
 		}
 	}
 	free(done);
@@ -2161,7 +1397,7 @@ rebuild_dlv_cb(void *arg, const struct fbx_delivery *d)
 	switch (d->state) {
 	case FBX_D_SENT:
 	case FBX_D_ACCEPTED:
-		h = gw_holder(e, d->id, &v);
+		h = fbxi_gw_holder(e, d->id, &v);
 		if (h != NULL) {
 			(void)fbxi_idmap_set(&h->inflight, d->id, v | IF_SEEN);
 			cc->q->inflight++;
@@ -2228,7 +1464,7 @@ clear_memory(struct fbx_engine *e)
 	e->xhead = e->xtail = NULL;
 	for (size_t b = 0; b < 1024; b++) {
 		for (struct orgq *q = e->qtab[b]; q != NULL; q = q->hnext)
-			orgq_clear(q);
+			fbxi_orgq_clear(q);
 	}
 	e->rrlen = e->rrpos = 0;
 	e->inflight_all = 0;
@@ -2265,7 +1501,7 @@ sessions_settle(struct fbx_engine *e)
 				(void)fbxi_idmap_set(
 				    &g->inflight, id, v & ~(uint64_t)IF_SEEN);
 		}
-		gw_recount(e, g);
+		fbxi_gw_recount(e, g);
 	}
 }
 
@@ -2296,7 +1532,7 @@ rebuild(struct fbx_engine *e)
 	rc = fbx_txn_begin(e->st, 0, &r.txn);
 	if (rc != FBX_OK)
 		return rc;
-	rc = rate_load(r.txn, "*", &e->grate);
+	rc = fbxi_rate_load(r.txn, "*", &e->grate);
 	if (rc == FBX_OK)
 		rc = fbxi_audit_load_last(e, r.txn);
 	if (rc == FBX_OK)
@@ -2379,15 +1615,15 @@ unsent_step(struct fbx_engine *e)
 	for (i = 0; i < e->nunsent && fbxi_err(e) == FBX_OK; i++) {
 		uint64_t id = e->unsent[i], v = 0;
 		struct cmdc *cc = fbxi_cmd_find(e, FBX_DLV_CMD(id));
-		struct gw *h = gw_holder(e, id, &v);
+		struct gw *h = fbxi_gw_holder(e, id, &v);
 		int rc;
 		if (h != NULL) {
-			if (if_drop(e, h, id, v) != FBX_OK) {
+			if (fbxi_gw_if_drop(e, h, id, v) != FBX_OK) {
 				fbxi_set_err(e, FBX_ENOMEM);
 				return;
 			}
 			if (IF_STAGE(v) == IF_SENT)
-				gw_answered(e, h, cc, id);
+				fbxi_gw_answered(e, h, cc, id);
 			fbxi_inflight_release(e, v);
 		}
 		if (cc == NULL || cc->expired)
@@ -2652,7 +1888,7 @@ turn(struct fbx_engine *e)
 		if (!e->draining && !e->mem_stale && fbxi_err(e) == FBX_OK) {
 			if (e->nrq > 0)
 				rq_step(e);
-			expand_step(e);
+			fbxi_expand_step(e);
 			fbxi_rollout_step(e);
 			dispatch_step(e);
 		}
@@ -2723,7 +1959,7 @@ turn(struct fbx_engine *e)
 		/* nothing of this turn happened: its outputs go, the gateway
 		 * sessions are put back as they were, memory is rebuilt */
 		out_discard(e);
-		undo_apply(e);
+		fbxi_gw_undo_apply(e);
 		prune_settle(e, 0);
 		gw_free_graveyard(e);
 		if (rc == FBX_EMAP_FULL && attempt + 1 < COMMIT_RETRIES &&
@@ -2924,7 +2160,7 @@ fbx_engine_close(struct fbx_engine *e)
 		struct orgq *q = e->qtab[b], *n;
 		for (; q != NULL; q = n) {
 			n = q->hnext;
-			orgq_clear(q);
+			fbxi_orgq_clear(q);
 			free(q);
 		}
 	}

@@ -244,6 +244,31 @@ struct rebuild_ctx {
 	int err;
 };
 
+/* ---- core.c: error latch, command cache, outputs (calls nothing above) */
+void fbxi_cmd_cache_free(struct fbx_engine *e, struct cmdc *cc);
+uint32_t fbxi_cmd_open(const struct cmdc *cc);
+void fbxi_out_copy_env(struct outmsg *o, const struct inmsg *in);
+
+/* ---- queue.c: organisation queues and caps (calls nothing above) */
+uint64_t fbxi_ring_pop(struct ring *r);
+void fbxi_orgq_clear(struct orgq *q);
+int fbxi_rate_load(fbx_txn *txn, const char *org, struct fbx_rate_info *out);
+
+/* ---- expand.c: targets into deliveries */
+void fbxi_expand_step(struct fbx_engine *e);
+
+/* ---- gateway.c: session in-flight maps and the turn's undo log */
+int fbxi_gw_undo_push(struct fbx_engine *e, struct gw *g, uint64_t id, uint64_t v);
+int fbxi_gw_undo_note(struct fbx_engine *e, struct gw *g, uint64_t id);
+int fbxi_gw_if_add(struct fbx_engine *e, struct gw *g, uint64_t id, uint64_t v);
+int fbxi_gw_if_drop(struct fbx_engine *e, struct gw *g, uint64_t id, uint64_t v);
+int fbxi_gw_live(struct fbx_engine *e, const struct gw *g);
+void fbxi_gw_recount(struct fbx_engine *e, struct gw *g);
+void fbxi_gw_undo_apply(struct fbx_engine *e);
+struct gw *fbxi_gw_holder(struct fbx_engine *e, uint64_t id, uint64_t *v);
+uint64_t fbxi_dlv_bytes(struct fbx_engine *e, uint64_t id);
+void fbxi_gw_answered(struct fbx_engine *e, struct gw *g, struct cmdc *cc, uint64_t id);
+
 /* ---- shared functions: engine.c (loop, queues, cache, outputs, console
  * and gateway handling, recovery), controls.c (alerts, gates, control
  * requests, rollouts), audit.c, rollback.c (policy memory, rollback,

@@ -1,0 +1,311 @@
+/*
+ * core.c: what every part of the engine needs and that calls nothing
+ * above it: the error latch of a turn or request, the command cache
+ * (lookup, load, counts, DONE), the queue of outputs that leave after the
+ * commit and the console replies put on it, and the deletion of
+ * engine-owned records by prefix.
+ */
+#include <time.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine_int.h"
+
+int64_t
+fbxi_mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* fbxi_set_err - latch the first error: the request's while a console
+ * request runs (console_isolated decides what it fails), else the
+ * turn's. */
+void
+fbxi_set_err(struct fbx_engine *e, int rc)
+{
+	if (rc == FBX_OK)
+		return;
+	if (e->in_request) {
+		if (e->req_err == FBX_OK)
+			e->req_err = rc;
+		return;
+	}
+	if (fbxi_err(e) == FBX_OK)
+		e->txn_err = rc;
+}
+
+/* note_printf - format into a fixed note field; long operator notes are
+ * cut, never overflow. */
+void
+fbxi_note_printf(char *dst, size_t cap, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(dst, cap, fmt, ap);
+	va_end(ap);
+}
+
+struct cmdc *
+fbxi_cmd_find(struct fbx_engine *e, uint64_t id)
+{
+	uint64_t v;
+
+	if (!fbxi_idmap_get(&e->cmds, id, &v))
+		return NULL;
+	return (struct cmdc *)(uintptr_t)v;
+}
+
+static int
+cmd_dup(struct fbx_command *dst, const struct fbx_command *src)
+{
+	*dst = *src;
+	dst->payload = NULL;
+	dst->dev_ids = NULL;
+	if (src->payload_len > 0) {
+		dst->payload = malloc(src->payload_len);
+		if (dst->payload == NULL)
+			goto fail;
+		memcpy(dst->payload, src->payload, src->payload_len);
+	}
+	if (src->ndev_ids > 0 && src->dev_ids != NULL) {
+		dst->dev_ids = malloc(src->ndev_ids * sizeof(*dst->dev_ids));
+		if (dst->dev_ids == NULL)
+			goto fail;
+		memcpy(dst->dev_ids, src->dev_ids,
+		    src->ndev_ids * sizeof(*dst->dev_ids));
+	}
+	return FBX_OK;
+fail:
+	free(dst->payload);
+	dst->payload = NULL;
+	return FBX_ENOMEM;
+}
+
+void
+fbxi_xlist_add(struct fbx_engine *e, struct cmdc *cc)
+{
+	cc->xnext = NULL;
+	if (e->xtail != NULL)
+		e->xtail->xnext = cc;
+	else
+		e->xhead = cc;
+	e->xtail = cc;
+}
+
+void
+fbxi_xlist_remove(struct fbx_engine *e, struct cmdc *cc)
+{
+	struct cmdc **pp = &e->xhead, *prev = NULL;
+
+	while (*pp != NULL && *pp != cc) {
+		prev = *pp;
+		pp = &(*pp)->xnext;
+	}
+	if (*pp == NULL)
+		return;
+	*pp = cc->xnext;
+	if (e->xtail == cc)
+		e->xtail = prev;
+	cc->xnext = NULL;
+}
+
+struct cmdc *
+fbxi_cmd_cache_add(struct fbx_engine *e, const struct fbx_command *c)
+{
+	struct cmdc *cc = calloc(1, sizeof(*cc));
+
+	if (cc == NULL)
+		return NULL;
+	if (cmd_dup(&cc->c, c) != FBX_OK)
+		goto fail;
+	cc->q = fbxi_orgq_get(e, c->org);
+	if (cc->q == NULL)
+		goto fail;
+	if (fbxi_idmap_put(&e->cmds, c->id, (uint64_t)(uintptr_t)cc) != 0)
+		goto fail;
+	/* a cancelled rollout stays cancelled across recovery */
+	cc->cancelling = c->rollout.enabled && c->ro.state == FBX_RO_CANCELLED;
+	if (c->state == FBX_C_EXPANDING && !cc->cancelling)
+		fbxi_xlist_add(e, cc);
+	return cc;
+fail:
+	fbx_command_clear(&cc->c);
+	free(cc);
+	return NULL;
+}
+
+void
+fbxi_cmd_cache_free(struct fbx_engine *e, struct cmdc *cc)
+{
+	fbxi_idmap_del(&e->cmds, cc->c.id, NULL);
+	fbxi_xlist_remove(e, cc);
+	fbx_command_clear(&cc->c);
+	free(cc);
+}
+
+uint32_t
+fbxi_cmd_open(const struct cmdc *cc)
+{
+	return cc->c.counts[FBX_D_QUEUED] + cc->c.counts[FBX_D_SENT] +
+	    cc->c.counts[FBX_D_ACCEPTED] + cc->c.counts[FBX_D_PENDING];
+}
+
+void
+fbxi_count_move(struct cmdc *cc, int from, int to)
+{
+	if (from > 0 && from < FBX_D_COUNT && cc->c.counts[from] > 0)
+		cc->c.counts[from]--;
+	if (to > 0 && to < FBX_D_COUNT)
+		cc->c.counts[to]++;
+}
+
+/* cmd_maybe_done - a command whose every delivery is terminal is DONE. */
+void
+fbxi_cmd_maybe_done(struct cmdc *cc)
+{
+	if (cc->c.rollout.enabled && !cc->expired &&
+	    cc->c.ro.state != FBX_RO_DONE && cc->c.ro.state != FBX_RO_CANCELLED)
+		return; /* later waves or groups still to go */
+	if (cc->c.state == FBX_C_ACTIVE && fbxi_cmd_open(cc) == 0) {
+		cc->c.state = FBX_C_DONE;
+		cc->dirty = 1;
+	}
+}
+
+struct outmsg *
+fbxi_out_new(struct fbx_engine *e)
+{
+	struct outmsg *m = calloc(1, sizeof(*m));
+
+	if (m == NULL)
+		return NULL;
+	if (e->otail != NULL)
+		e->otail->next = m;
+	else
+		e->ohead = m;
+	e->otail = m;
+	return m;
+}
+
+/* fbxi_out_truncate - drop the outputs queued after mark (NULL: all). */
+void
+fbxi_out_truncate(struct fbx_engine *e, struct outmsg *mark)
+{
+	struct outmsg *m = mark != NULL ? mark->next : e->ohead, *n;
+
+	for (; m != NULL; m = n) {
+		n = m->next;
+		free(m->buf);
+		free(m->ids);
+		free(m);
+	}
+	if (mark != NULL) {
+		mark->next = NULL;
+		e->otail = mark;
+	} else {
+		e->ohead = e->otail = NULL;
+	}
+}
+
+void
+fbxi_out_copy_env(struct outmsg *o, const struct inmsg *in)
+{
+	o->nenv = in->nenv;
+	for (int i = 0; i < in->nenv; i++) {
+		o->envlen[i] = in->envlen[i];
+		memcpy(o->env[i], in->env[i], in->envlen[i]);
+	}
+}
+
+void
+fbxi_console_reply(struct fbx_engine *e, const struct inmsg *in,
+    const struct fbx_console_rep *rep)
+{
+	struct outmsg *o = fbxi_out_new(e);
+	int rc;
+
+	if (o == NULL) {
+		/* a reply that cannot leave fails the turn: nothing of it
+		 * is kept, and the request is answered with the error */
+		fbxi_set_err(e, FBX_ENOMEM);
+		return;
+	}
+	fbxi_out_copy_env(o, in);
+	rc = fbx_console_rep_encode(rep, &o->buf, &o->len);
+	if (rc != FBX_OK) {
+		/* the result did not fit: answer with the error instead */
+		struct fbx_console_rep er;
+		memset(&er, 0, sizeof(er));
+		er.request_id = rep->request_id;
+		er.kind = rep->kind;
+		er.err = rc;
+		snprintf(er.errmsg, sizeof(er.errmsg),
+		    "reply could not be encoded: %s", fbx_strerror(rc));
+		if (fbx_console_rep_encode(&er, &o->buf, &o->len) != FBX_OK)
+			o->len = 0;
+	}
+}
+
+void
+fbxi_console_error(struct fbx_engine *e, const struct inmsg *in, uint64_t reqid,
+    int kind, int err, const char *fmt, ...)
+{
+	struct fbx_console_rep rep;
+	va_list ap;
+
+	memset(&rep, 0, sizeof(rep));
+	rep.request_id = reqid;
+	rep.kind = kind;
+	rep.err = err;
+	va_start(ap, fmt);
+	vsnprintf(rep.errmsg, sizeof(rep.errmsg), fmt, ap);
+	va_end(ap);
+	fbxi_console_reply(e, in, &rep);
+}
+
+struct marker_ctx {
+	char (*keys)[FBX_KV_KEY_MAX];
+	size_t n, cap;
+};
+
+static int
+marker_cb(void *arg, const char *key, const void *val, size_t len)
+{
+	struct marker_ctx *m = arg;
+
+	(void)val;
+	(void)len;
+	if (m->n == m->cap) {
+		size_t ncap = m->cap ? m->cap * 2 : 64;
+		char(*nk)[FBX_KV_KEY_MAX] = realloc(m->keys, ncap * sizeof(*nk));
+		if (nk == NULL)
+			return 1;
+		m->keys = nk;
+		m->cap = ncap;
+	}
+	snprintf(m->keys[m->n++], FBX_KV_KEY_MAX, "%s", key);
+	return 0;
+}
+
+/* kv_delete_prefix - delete every engine-owned record under prefix. */
+int
+fbxi_kv_delete_prefix(struct fbx_engine *e, const char *prefix)
+{
+	struct marker_ctx m;
+	int rc;
+
+	memset(&m, 0, sizeof(m));
+	rc = fbx_store_kv_scan(e->txn, prefix, marker_cb, &m);
+	for (size_t i = 0; i < m.n && rc == FBX_OK; i++)
+		rc = fbx_store_kv_del(e->txn, m.keys[i]);
+	free(m.keys);
+	return rc;
+}

@@ -1,0 +1,169 @@
+/*
+ * gateway.c: the in-flight maps of gateway sessions (which delivery each
+ * session holds, its credit in deliveries and bytes) and the turn's undo
+ * log of them. The store does not know which gateway holds what, so these
+ * maps are not rebuilt after a failed turn: every change goes through the
+ * undo log and a failed turn puts them back. Calls only core and queue.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine_int.h"
+
+/* undo_push - note that (g, id) had value v (0: absent) before. */
+int
+fbxi_gw_undo_push(struct fbx_engine *e, struct gw *g, uint64_t id, uint64_t v)
+{
+	if (e->nundo == e->undocap) {
+		size_t ncap = e->undocap ? e->undocap * 2 : 1024;
+		struct gw_undo *n = realloc(e->undo, ncap * sizeof(*n));
+		if (n == NULL)
+			return FBX_ENOMEM;
+		e->undo = n;
+		e->undocap = ncap;
+	}
+	e->undo[e->nundo++] = (struct gw_undo) { g, id, v };
+	return FBX_OK;
+}
+
+int
+fbxi_gw_undo_note(struct fbx_engine *e, struct gw *g, uint64_t id)
+{
+	uint64_t v = 0;
+
+	if (e->nundo == e->undocap) {
+		size_t ncap = e->undocap ? e->undocap * 2 : 1024;
+		struct gw_undo *n = realloc(e->undo, ncap * sizeof(*n));
+		if (n == NULL)
+			return FBX_ENOMEM;
+		e->undo = n;
+		e->undocap = ncap;
+	}
+	if (!fbxi_idmap_get(&g->inflight, id, &v))
+		v = 0;
+	e->undo[e->nundo++] = (struct gw_undo) { g, id, v };
+	return FBX_OK;
+}
+
+/* if_add - add an entry known to be absent (undoable, one lookup). */
+int
+fbxi_gw_if_add(struct fbx_engine *e, struct gw *g, uint64_t id, uint64_t v)
+{
+	if (fbxi_gw_undo_push(e, g, id, 0) != FBX_OK)
+		return FBX_ENOMEM;
+	if (fbxi_idmap_put(&g->inflight, id, v) != 0) {
+		e->nundo--;
+		return FBX_ENOMEM;
+	}
+	return FBX_OK;
+}
+
+/* if_drop - drop an entry whose value v the caller has read. */
+int
+fbxi_gw_if_drop(struct fbx_engine *e, struct gw *g, uint64_t id, uint64_t v)
+{
+	if (fbxi_gw_undo_push(e, g, id, v) != FBX_OK)
+		return FBX_ENOMEM;
+	fbxi_idmap_del(&g->inflight, id, NULL);
+	return FBX_OK;
+}
+
+int
+fbxi_gw_live(struct fbx_engine *e, const struct gw *g)
+{
+	for (struct gw *o = e->gws; o != NULL; o = o->next) {
+		if (o == g)
+			return 1;
+	}
+	return 0;
+}
+
+/* fbxi_gw_recount - a session's unanswered count and bytes from its map. */
+void
+fbxi_gw_recount(struct fbx_engine *e, struct gw *g)
+{
+	size_t pos = 0;
+	uint64_t id, v;
+
+	g->unanswered = 0;
+	g->ubytes = 0;
+	while (fbxi_idmap_next(&g->inflight, &pos, &id, &v)) {
+		if (IF_STAGE(v) == IF_SENT) {
+			g->unanswered++;
+			g->ubytes += fbxi_dlv_bytes(e, id);
+		}
+	}
+}
+
+/* undo_apply - a turn failed: put the live sessions' maps back. */
+void
+fbxi_gw_undo_apply(struct fbx_engine *e)
+{
+	while (e->nundo > 0) {
+		struct gw_undo *u = &e->undo[--e->nundo];
+		if (!fbxi_gw_live(e, u->g))
+			continue;
+		if (u->v == 0)
+			fbxi_idmap_del(&u->g->inflight, u->id, NULL);
+		else if (fbxi_idmap_put(&u->g->inflight, u->id, u->v) != 0)
+			u->g->dead = 1; /* cannot restore: requeue it all */
+	}
+	for (struct gw *g = e->gws; g != NULL; g = g->next)
+		fbxi_gw_recount(e, g);
+}
+
+/* gw_holder - the live session holding delivery id, or NULL. */
+struct gw *
+fbxi_gw_holder(struct fbx_engine *e, uint64_t id, uint64_t *v)
+{
+	for (struct gw *g = e->gws; g != NULL; g = g->next) {
+		if (!g->dead && fbxi_idmap_get(&g->inflight, id, v))
+			return g;
+	}
+	return NULL;
+}
+
+/* dlv_bytes - about what delivery id costs in a DELIVERIES message. */
+uint64_t
+fbxi_dlv_bytes(struct fbx_engine *e, uint64_t id)
+{
+	struct cmdc *cc = fbxi_cmd_find(e, FBX_DLV_CMD(id));
+
+	return (cc != NULL ? cc->c.payload_len : 0) + 2 * FBX_ID_MAX + 64;
+}
+
+/* gw_answered - the gateway answered a delivery it was sent: credit (in
+ * deliveries and bytes) comes back. */
+void
+fbxi_gw_answered(struct fbx_engine *e, struct gw *g, struct cmdc *cc, uint64_t id)
+{
+	uint64_t b = cc != NULL ? cc->c.payload_len + 2 * FBX_ID_MAX + 64
+	                        : fbxi_dlv_bytes(e, id);
+
+	if (g->unanswered > 0)
+		g->unanswered--;
+	g->ubytes = g->ubytes > b ? g->ubytes - b : 0;
+}
+
+/* fbxi_gw_drop - whichever session holds delivery id lets go of it (the
+ * delivery is journaled elsewhere in the same turn). */
+void
+fbxi_gw_drop(struct fbx_engine *e, uint64_t id)
+{
+	uint64_t v = 0;
+	struct gw *h = fbxi_gw_holder(e, id, &v);
+
+	if (h == NULL)
+		return;
+	if (fbxi_gw_if_drop(e, h, id, v) != FBX_OK) {
+		fbxi_set_err(e, FBX_ENOMEM);
+		return;
+	}
+	if (IF_STAGE(v) == IF_SENT)
+		fbxi_gw_answered(e, h, NULL, id);
+	fbxi_inflight_release(e, v);
+}
