@@ -1903,6 +1903,18 @@ turn(struct fbx_engine *e)
 			e->next_prune = e->now + 1000;
 		}
 		if (fbxi_err(e) == FBX_OK && !e->mem_stale &&
+		    e->o.audit_retention_days > 0 &&
+		    e->now >= e->next_audit_prune) {
+			uint32_t n = 0;
+			/* an archive that cannot be written prunes nothing
+			 * and does not fail the turn; store errors latch */
+			(void)fbxi_audit_prune_slice(e,
+			    e->now -
+			        (int64_t)e->o.audit_retention_days * 86400000,
+			    FBX_AUDIT_PRUNE_SLICE, &n);
+			e->next_audit_prune = e->now + 60000;
+		}
+		if (fbxi_err(e) == FBX_OK && !e->mem_stale &&
 		    e->now >= e->next_approval_prune) {
 			prune_approvals(e);
 			e->next_approval_prune = e->now + 60000;

@@ -182,6 +182,7 @@ struct fbx_engine {
 	uint64_t last_cmd_id; /* highest command id journaled */
 	int64_t next_prune;
 	int64_t next_approval_prune;
+	int64_t next_audit_prune; /* audit retention: once a minute */
 
 	uint64_t commits, dlv_sent, results_in, ignored_results;
 	int64_t now; /* wall clock: what is journaled */

@@ -13,6 +13,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "fbx_err.h"
 
@@ -92,6 +93,9 @@ struct fbx_engine_opts {
 	uint32_t approval_ttl_s;  /* approvals expire; 0 = 86400 */
 	uint32_t retention_s;     /* prune finished commands older than
 	                             this; 0 = keep forever */
+	uint32_t audit_retention_days; /* archive and prune audit records
+	                             older than this many days (7..3650);
+	                             0 = keep forever */
 	fbx_clock_fn clock;       /* NULL = the system clocks */
 	void *clock_arg;
 	uint32_t rollback_slice;  /* rollback/replay: deliveries looked at
@@ -137,5 +141,20 @@ void fbx_engine_stop(fbx_engine *eng);
 
 /** fbx_engine_close - close sockets and the store. NULL is accepted. */
 void fbx_engine_close(fbx_engine *eng);
+
+/**
+ * fbx_audit_archive_verify - offline, without a store: check audit
+ * archive files (<data>/audit-archive/audit-<first>-<last>.jsonl, given
+ * in sequence order) as one chain: every record hashes right and links
+ * to the one before, across files too, sequences are contiguous, each
+ * line's readable fields are exactly its "rec", record 1 links to zeros.
+ * Writes the verdict to out: "intact: N records, F..L" with the hash
+ * the first links to and the last one's hash (to compare with the next
+ * archive, or with the anchor: the last audit.prune record's "anchor"),
+ * or "BROKEN at record S (file, line): why".
+ * @return FBX_OK (intact), FBX_ECORRUPT (broken, or no records),
+ * FBX_EIO (a file cannot be read), FBX_ECRYPTO, FBX_ENOMEM.
+ */
+int fbx_audit_archive_verify(const char *const *files, size_t n, FILE *out);
 
 #endif

@@ -824,6 +824,7 @@ enum {
 	OPT_ACTION,
 	OPT_PAGE_BYTES,
 	OPT_FULL,
+	OPT_RESUME,
 };
 
 #define COMMON_LONGOPTS                                                      \
@@ -3922,6 +3923,8 @@ struct ops_args {
 	char action[32];
 	const char *output;
 	int full; /* audit verify --full */
+	/* rollback, replay --resume CURSOR:LAST[:ROLLBACK] */
+	uint64_t resume_cursor, resume_last, resume_rbid;
 };
 
 static int
@@ -3984,6 +3987,21 @@ ops_opt(void *arg, struct ctl *ctl, int c, const char *oa, int argc,
 	case OPT_ALL_ORGS:
 		a->all_orgs = 1;
 		return EX_OK;
+	case OPT_RESUME: {
+		unsigned long long cur = 0, last = 0, rb = 0;
+		int n = 0;
+		if (sscanf(oa, "%llu:%llu%n", &cur, &last, &n) != 2 ||
+		    cur == 0 || last == 0)
+			return usage_err("bad --resume '%s' (CURSOR:LAST"
+					 "[:ROLLBACK], as printed)",
+			    oa);
+		if (oa[n] == ':' && (sscanf(oa + n + 1, "%llu", &rb) != 1))
+			return usage_err("bad --resume '%s'", oa);
+		a->resume_cursor = cur;
+		a->resume_last = last;
+		a->resume_rbid = rb;
+		return EX_OK;
+	}
 	case OPT_ORIGIN:
 		a->origin = fbx_origin_parse(oa);
 		if (a->origin == 0)
@@ -4320,6 +4338,14 @@ static const char *const rollback_usage =
     "  --all-orgs            the same rollback in every organisation\n"
     "                        ('fuseboxctl orgs'): one row per organisation\n"
     "                        and a TOTAL\n"
+    "  --resume C:L[:R]      go on from where a run stopped (the line\n"
+    "                        printed on stderr; one organisation only)\n"
+    "\n"
+    "The engine works in slices (at most N deliveries and N/10 commands\n"
+    "per request, fuseboxd --rollback-slice); fuseboxctl asks slice after\n"
+    "slice, prints a progress line per slice on stderr and one combined\n"
+    "plan or result. Stopped half way (engine restart), what was done\n"
+    "stays done: --resume, or run it again (nothing is done twice).\n"
     "\n"
     "Plan counts (deliveries; a held command counts once per device, or\n"
     "once for a whole-group target): cancel, compensate, irreversible,\n"
@@ -4606,14 +4632,60 @@ rb_print_wait(const struct ctl *ctl, const struct rb_tracks *t,
 	}
 }
 
-/* rb_run - one rollback request in ctl->org. eng_err gets the engine's
- * refusal when quiet. */
+/* rb_merge - add one slice's plan to the run's: counts summed, rows
+ * kept up to want, compensating commands appended, the first rollback
+ * id kept. */
+static int
+rb_merge(struct fbx_rb_plan *tot, const struct fbx_rb_plan *p, size_t want)
+{
+	tot->commands += p->commands;
+	for (int k = 0; k < FBX_RB_COUNT; k++)
+		tot->per_action[k] += p->per_action[k];
+	if (tot->nrows < want && p->nrows > 0) {
+		size_t n = p->nrows < want - tot->nrows ? p->nrows
+		                                        : want - tot->nrows;
+		struct fbx_rb_row *nr = realloc(tot->rows,
+		    (tot->nrows + n) * sizeof(*nr));
+		if (nr == NULL)
+			return FBX_ENOMEM;
+		memcpy(nr + tot->nrows, p->rows, n * sizeof(*nr));
+		tot->rows = nr;
+		tot->nrows += n;
+	}
+	if (p->ncomp > 0) {
+		uint64_t *nc = realloc(tot->comp_ids,
+		    (tot->ncomp + p->ncomp) * sizeof(*nc));
+		if (nc == NULL)
+			return FBX_ENOMEM;
+		memcpy(nc + tot->ncomp, p->comp_ids, p->ncomp * sizeof(*nc));
+		tot->comp_ids = nc;
+		tot->ncomp += p->ncomp;
+	}
+	if (tot->rollback_id == 0)
+		tot->rollback_id = p->rollback_id;
+	tot->executed = p->executed;
+	tot->looked_at += p->looked_at;
+	tot->later_commands += p->later_commands;
+	tot->last_command_id = p->last_command_id;
+	return FBX_OK;
+}
+
+/* rb_run - a rollback in ctl->org, slice after slice until the engine's
+ * cursor is 0; rep gets the whole run's plan. A progress line per slice
+ * goes to stderr, and on a failure after the first slice the line to
+ * resume from. eng_err gets the engine's refusal when quiet. */
 static int
 rb_run(struct ctl *ctl, const struct ops_args *a, int quiet,
     struct fbx_console_rep *rep, int *eng_err)
 {
 	struct fbx_console_req req;
+	struct fbx_console_rep one;
+	struct fbx_rb_plan tot;
+	size_t want = a->rows;
+	unsigned slice = 0;
+	int st;
 
+	memset(&tot, 0, sizeof(tot));
 	memset(&req, 0, sizeof(req));
 	req.kind = FBX_CREQ_ROLLBACK;
 	sel_build(a, &req.u.rollback.sel);
@@ -4622,7 +4694,80 @@ rb_run(struct ctl *ctl, const struct ops_args *a, int quiet,
 	/* 0 would mean the engine's default of 100 */
 	req.u.rollback.limit = quiet || a->rows == 0 ? 1 : (uint32_t)a->rows;
 	strcpy(req.u.rollback.note, a->note);
-	return call_ex(ctl, &req, rep, quiet ? eng_err : NULL);
+	req.u.rollback.sliced = 1;
+	req.u.rollback.cursor = a->resume_cursor;
+	req.u.rollback.last_command_id = a->resume_last;
+	req.u.rollback.rollback_id = a->execute ? a->resume_rbid : 0;
+	tot.rollback_id = req.u.rollback.rollback_id;
+	if (quiet)
+		want = 0;
+	for (;;) {
+		const struct fbx_rb_plan *p = &one.u.rollback;
+		st = call_ex(ctl, &req, &one, quiet ? eng_err : NULL);
+		if (st != EX_OK) {
+			fbx_console_rep_free(&one);
+			if (req.u.rollback.cursor != 0)
+				fprintf(stderr,
+				    "fuseboxctl: %s: rollback stopped after "
+				    "%u slices; what they did stays done. "
+				    "Resume: --resume %" PRIu64 ":%" PRIu64
+				    ":%" PRIu64 " (or run it again from the "
+				    "start: nothing is done twice)\n",
+				    ctl->org, slice, req.u.rollback.cursor,
+				    req.u.rollback.last_command_id,
+				    tot.rollback_id);
+			break;
+		}
+		slice++;
+		if (rb_merge(&tot, p, want) != FBX_OK) {
+			fbx_console_rep_free(&one);
+			st = fail(FBX_ENOMEM, NULL);
+			break;
+		}
+		if (p->next_cursor != 0 || slice > 1)
+			fprintf(stderr,
+			    "fuseboxctl: %s: rollback slice %u: %" PRIu32
+			    " commands (%" PRIu32 " so far), %" PRIu32
+			    " looked at, %" PRIu32 " later commands surveyed, "
+			    "%zu compensating; %s %" PRIu64 ":%" PRIu64
+			    ":%" PRIu64 "\n",
+			    ctl->org, slice, p->commands, tot.commands,
+			    p->looked_at, p->later_commands, p->ncomp,
+			    p->next_cursor ? "next" : "done",
+			    p->next_cursor, p->last_command_id,
+			    tot.rollback_id);
+		req.u.rollback.cursor = p->next_cursor;
+		req.u.rollback.last_command_id =
+		    p->next_cursor ? p->last_command_id : 0;
+		if (a->execute && p->next_cursor)
+			req.u.rollback.rollback_id = tot.rollback_id;
+		fbx_console_rep_free(&one);
+		if (req.u.rollback.cursor == 0)
+			break;
+	}
+	if (st != EX_OK) {
+		free(tot.rows);
+		free(tot.comp_ids);
+		return st;
+	}
+	tot.executed = a->execute;
+	if (tot.commands == 0 && a->resume_cursor == 0 && slice > 1) {
+		/* a filter that selected nothing over several slices */
+		free(tot.rows);
+		free(tot.comp_ids);
+		if (quiet && eng_err != NULL) {
+			*eng_err = FBX_ENOT_FOUND;
+			return exit_status(FBX_ENOT_FOUND);
+		}
+		return fail(FBX_ENOT_FOUND, "nothing to roll back: the "
+					    "selection matches no command in "
+					    "organisation '%s'",
+		    ctl->org);
+	}
+	memset(rep, 0, sizeof(*rep));
+	rep->kind = FBX_CREQ_ROLLBACK;
+	rep->u.rollback = tot;
+	return EX_OK;
 }
 
 static void
@@ -4663,6 +4808,7 @@ cmd_rollback(struct ctl *ctl, int argc, char **argv)
 		{ "note", required_argument, NULL, OPT_NOTE },
 		{ "wait", optional_argument, NULL, OPT_WAIT },
 		{ "all-orgs", no_argument, NULL, OPT_ALL_ORGS },
+		{ "resume", required_argument, NULL, OPT_RESUME },
 		{ NULL, 0, NULL, 0 } };
 	struct ops_args a;
 	struct orglist ol;
@@ -4695,6 +4841,11 @@ cmd_rollback(struct ctl *ctl, int argc, char **argv)
 		goto out;
 	if (a.wait && !a.execute) {
 		st = usage_err("--wait goes with --execute");
+		goto out;
+	}
+	if (a.all_orgs && a.resume_cursor != 0) {
+		st = usage_err("--resume goes on in one organisation; not "
+			       "with --all-orgs");
 		goto out;
 	}
 	if (a.all_orgs && a.have_rows && a.rows > 0) {
@@ -4913,14 +5064,24 @@ static const char *const replay_usage =
     "                  is recorded\n"
     "  --execute       resend (recovery priority)\n"
     "  --note TEXT     why (kept in the audit record)\n"
-    "  --all-orgs      the same replay in every organisation\n";
+    "  --all-orgs      the same replay in every organisation\n"
+    "  --resume C:L    go on from where a run stopped (the line printed\n"
+    "                  on stderr; one organisation only)\n"
+    "Runs in slices like rollback; counts are of the whole run.\n";
 
+/* rp_run - a replay in ctl->org, slice after slice; rep gets the run's
+ * totals. As rb_run. */
 static int
 rp_run(struct ctl *ctl, const struct ops_args *a, int quiet,
     struct fbx_console_rep *rep, int *eng_err)
 {
 	struct fbx_console_req req;
+	struct fbx_console_rep one;
+	struct fbx_replay_result tot;
+	unsigned slice = 0;
+	int st;
 
+	memset(&tot, 0, sizeof(tot));
 	memset(&req, 0, sizeof(req));
 	req.kind = FBX_CREQ_REPLAY;
 	sel_build(a, &req.u.replay.sel);
@@ -4928,7 +5089,52 @@ rp_run(struct ctl *ctl, const struct ops_args *a, int quiet,
 	req.u.replay.force = a->force;
 	req.u.replay.execute = a->execute;
 	strcpy(req.u.replay.note, a->note);
-	return call_ex(ctl, &req, rep, quiet ? eng_err : NULL);
+	req.u.replay.sliced = 1;
+	req.u.replay.cursor = a->resume_cursor;
+	req.u.replay.last_command_id = a->resume_last;
+	for (;;) {
+		const struct fbx_replay_result *p = &one.u.replay;
+		st = call_ex(ctl, &req, &one, quiet ? eng_err : NULL);
+		if (st != EX_OK) {
+			fbx_console_rep_free(&one);
+			if (req.u.replay.cursor != 0)
+				fprintf(stderr,
+				    "fuseboxctl: %s: replay stopped after %u "
+				    "slices; what they resent stays resent. "
+				    "Resume: --resume %" PRIu64 ":%" PRIu64
+				    "\n",
+				    ctl->org, slice, req.u.replay.cursor,
+				    req.u.replay.last_command_id);
+			return st;
+		}
+		slice++;
+		tot.matched += p->matched;
+		tot.resent += p->resent;
+		tot.skipped_terminal += p->skipped_terminal;
+		tot.commands += p->commands;
+		tot.looked_at += p->looked_at;
+		tot.last_command_id = p->last_command_id;
+		if (p->next_cursor != 0 || slice > 1)
+			fprintf(stderr,
+			    "fuseboxctl: %s: replay slice %u: %" PRIu32
+			    " commands, %" PRIu32 " matched, %" PRIu32
+			    " resent (%" PRIu32 " so far); %s %" PRIu64
+			    ":%" PRIu64 "\n",
+			    ctl->org, slice, p->commands, p->matched,
+			    p->resent, tot.resent,
+			    p->next_cursor ? "next" : "done", p->next_cursor,
+			    p->last_command_id);
+		req.u.replay.cursor = p->next_cursor;
+		req.u.replay.last_command_id =
+		    p->next_cursor ? p->last_command_id : 0;
+		fbx_console_rep_free(&one);
+		if (req.u.replay.cursor == 0)
+			break;
+	}
+	memset(rep, 0, sizeof(*rep));
+	rep->kind = FBX_CREQ_REPLAY;
+	rep->u.replay = tot;
+	return EX_OK;
 }
 
 /* rp_would - what a dry run would resend: matched and not skipped, and
@@ -4959,6 +5165,7 @@ cmd_replay(struct ctl *ctl, int argc, char **argv)
 		{ "execute", no_argument, NULL, OPT_EXECUTE },
 		{ "note", required_argument, NULL, OPT_NOTE },
 		{ "all-orgs", no_argument, NULL, OPT_ALL_ORGS },
+		{ "resume", required_argument, NULL, OPT_RESUME },
 		{ NULL, 0, NULL, 0 } };
 	struct ops_args a;
 	struct orglist ol;
@@ -4983,6 +5190,11 @@ cmd_replay(struct ctl *ctl, int argc, char **argv)
 	}
 	if ((st = sel_check("replay", &a)) != EX_OK)
 		goto out;
+	if (a.all_orgs && a.resume_cursor != 0) {
+		st = usage_err("--resume goes on in one organisation; not "
+			       "with --all-orgs");
+		goto out;
+	}
 	if (!a.all_orgs) {
 		struct fbx_console_rep rep;
 		const struct fbx_replay_result *r = &rep.u.replay;

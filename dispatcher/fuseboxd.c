@@ -32,6 +32,8 @@ struct config {
 	char alert_cmd[1024];
 	unsigned approval_ttl_s;
 	unsigned retention_s;
+	unsigned audit_retention_days;
+	unsigned rollback_slice;
 	unsigned org_share_ppm;
 	char admin_org[80];
 	int durability;
@@ -74,6 +76,15 @@ usage(FILE *f)
 	    "seconds\n"
 	    "                           (default 2592000 = 30 days; 0 = keep "
 	    "all)\n"
+	    "      --audit-retention D  archive to DATA/audit-archive/ and "
+	    "prune audit\n"
+	    "                           records older than D days (7..3650; "
+	    "default 0 =\n"
+	    "                           keep all)\n"
+	    "      --rollback-slice N   deliveries a rollback or replay "
+	    "request looks at\n"
+	    "                           (default 10000; commands: N/10); "
+	    "a tuning knob\n"
 	    "      --durability MODE    full (default), nometasync, nosync\n"
 	    "      --map-size MB        initial LMDB map size (grows as "
 	    "needed)\n"
@@ -83,6 +94,11 @@ usage(FILE *f)
 	    "(default 5000)\n"
 	    "      --default-ttl S      TTL of commands that give none "
 	    "(default 86400)\n"
+	    "      --verify-audit-archive FILE...  (first, alone) check audit "
+	    "archive files\n"
+	    "                           offline, in order, and exit: 0 "
+	    "intact, 65 broken,\n"
+	    "                           66 unreadable\n"
 	    "  -l, --log-level LEVEL    error, warn, info (default), debug\n"
 	    "  -h, --help               this help\n"
 	    "  -V, --version            print the version\n\n"
@@ -148,10 +164,20 @@ set_option(struct config *c, const char *name, const char *val)
 		if (parse_uint(val, 100, &v) != 0 || v == 0)
 			return -1;
 		c->org_share_ppm = (unsigned)v * 10000;
+	} else if (strcmp(name, "audit_retention") == 0 ||
+	    strcmp(name, "audit-retention") == 0) {
+		if (parse_uint(val, 3650, &v) != 0 || (v != 0 && v < 7))
+			return -1;
+		c->audit_retention_days = (unsigned)v;
 	} else if (strcmp(name, "retention") == 0) {
 		if (parse_uint(val, 10u * 365 * 86400, &v) != 0)
 			return -1;
 		c->retention_s = (unsigned)v;
+	} else if (strcmp(name, "rollback_slice") == 0 ||
+	    strcmp(name, "rollback-slice") == 0) {
+		if (parse_uint(val, 1000000, &v) != 0 || v == 0)
+			return -1;
+		c->rollback_slice = (unsigned)v;
 	} else if (strcmp(name, "durability") == 0) {
 		if ((c->durability = parse_durability(val)) < 0)
 			return -1;
@@ -267,8 +293,10 @@ main(int argc, char **argv)
 		{ "alert-cmd", required_argument, NULL, 9 },
 		{ "approval-ttl", required_argument, NULL, 10 },
 		{ "retention", required_argument, NULL, 11 },
+		{ "audit-retention", required_argument, NULL, 30 },
 		{ "org-share", required_argument, NULL, 12 },
 		{ "admin-org", required_argument, NULL, 13 },
+		{ "rollback-slice", required_argument, NULL, 14 },
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -280,6 +308,20 @@ main(int argc, char **argv)
 	const char *config_file = NULL;
 	int ch, rc;
 
+	/* offline: no store, no sockets */
+	if (argc >= 2 && strcmp(argv[1], "--verify-audit-archive") == 0) {
+		if (argc < 3) {
+			fprintf(stderr, "fuseboxd: --verify-audit-archive "
+			                "needs files\n");
+			return EX_USAGE;
+		}
+		rc = fbx_audit_archive_verify((const char *const *)argv + 2,
+		    (size_t)(argc - 2), stdout);
+		return rc == FBX_OK ? EX_OK :
+		    rc == FBX_ECORRUPT ? EX_DATAERR :
+		    rc == FBX_EIO     ? EX_NOINPUT :
+					EX_SOFTWARE;
+	}
 	memset(&c, 0, sizeof(c));
 	snprintf(c.data_dir, sizeof(c.data_dir), "./fusebox-data");
 	snprintf(c.console, sizeof(c.console),
@@ -352,11 +394,17 @@ main(int argc, char **argv)
 		case 11:
 			name = "retention";
 			break;
+		case 30:
+			name = "audit_retention";
+			break;
 		case 12:
 			name = "org_share";
 			break;
 		case 13:
 			name = "admin_org";
+			break;
+		case 14:
+			name = "rollback_slice";
 			break;
 		case 'l':
 			name = "log_level";
@@ -403,6 +451,8 @@ main(int argc, char **argv)
 	o.alert_cmd = c.alert_cmd[0] ? c.alert_cmd : NULL;
 	o.approval_ttl_s = c.approval_ttl_s;
 	o.retention_s = c.retention_s;
+	o.audit_retention_days = c.audit_retention_days;
+	o.rollback_slice = c.rollback_slice;
 	o.org_share_ppm = c.org_share_ppm;
 	o.admin_org = c.admin_org[0] ? c.admin_org : NULL;
 

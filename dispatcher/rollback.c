@@ -350,20 +350,72 @@ struct comp_group {
 	size_t n, cap;
 };
 
+/* Rollback and replay run in slices: one request looks at no more than
+ * a fixed number of commands and deliveries (fbxi_rb_budget), so a
+ * selection of any size never holds the loop or a write transaction for
+ * long; the client asks again with the reply's cursor until it is 0.
+ * The walk goes over the selected commands in the order the store lists
+ * them (explicit ids: ascending; filters: created time, then id), and the
+ * cursor says where the next slice starts:
+ *   0                    the first slice
+ *   RB_BEGUN             begun: nothing of the selection looked at yet
+ *                        (the slices so far surveyed later commands)
+ *   FBX_DLV_ID(c, 0)     every command up to c in walk order looked at
+ *   FBX_DLV_ID(c, i > 0) command c looked at up to delivery index i
+ * Each slice is idempotent: cancels move only queued or pending
+ * deliveries, compensations leave comp/ markers, so a slice run again
+ * (a reply lost in a crash) does nothing twice. */
+#define RB_BEGUN 1u
+
+/* A survey of later commands for "changed since": per device and family
+ * the newest time a later command outside the selection reached it. It
+ * is built in slices too and kept in memory between them, keyed by the
+ * run (organisation, selection, snapshot); a restart loses it and the
+ * next slice surveys again, from the start. Each slice first catches the
+ * survey up to the newest command, so a command journaled while the
+ * rollback runs counts as a later change. */
+struct rb_survey {
+	const struct fbx_engine *e;
+	fbx_id org;
+	uint64_t snapshot, fp;
+	int64_t since, last_use;
+	uint64_t after;   /* last command completely surveyed, 0 = none */
+	uint64_t cur;     /* command being surveyed, 0 = none */
+	uint32_t cur_idx; /* its next delivery index */
+	struct fbxi_devtimes *latest;
+};
+
+#define RB_SURVEYS 4
+static struct rb_survey *rb_surveys[RB_SURVEYS];
+
 struct rb_ctx {
 	struct fbx_engine *e;
 	struct fbx_console_req *req;
+	const struct fbx_selector *s;
 	const char *org;
+	int include_changed;
 	struct fbx_rb_plan plan;
 	size_t rows_cap;
-	/* selected commands, sorted by id */
+	/* commands begun in this slice, walk order */
 	uint64_t *ids;
 	size_t nids, idcap;
-	struct fbxi_idmap sel;     /* selected command ids */
-	struct fbxi_devtimes *latest; /* per device and family: the latest
-	                                 time a later, unselected command
-	                                 reached it */
-	int64_t min_created;
+	/* explicit ids of the selector, sorted, and as a set */
+	uint64_t *named;
+	size_t nnamed;
+	struct fbxi_idmap named_set;
+	int64_t since, until; /* the selection's window */
+	uint64_t snapshot;    /* commands journaled later are not selected */
+	struct rb_survey *sv; /* changed since; NULL when not needed */
+	/* the slice's budget and where it stopped */
+	uint32_t cmd_budget, dlv_budget, ncmd, ndlv, nlater;
+	uint64_t after;   /* last command completely walked, 0 = none */
+	uint64_t next;    /* the reply's cursor */
+	int stopped;      /* the budget ran out */
+	uint64_t first_cmd, last_cmd; /* commands begun in this slice */
+	fbx_dlv_fn dlv_fn; /* per delivery of a selected command */
+	void *dlv_arg;
+	uint64_t last_dlv; /* last delivery the scan handed over */
+	uint32_t seen;     /* deliveries the scan handed over */
 	/* execution */
 	struct comp_group *groups;
 	size_t ngroups;
@@ -375,15 +427,30 @@ struct rb_ctx {
 	size_t nheld, hcap;
 	int err;
 	/* current command while scanning its deliveries */
-	struct fbx_command *cur;
+	const struct fbx_command *cur;
 	int for_replay; /* selection for a replay: compensations count */
 };
+
+/* fbxi_rb_budget - deliveries and commands one slice looks at. */
+static void
+rb_budget(const struct fbx_engine *e, uint32_t *cmds, uint32_t *dlvs)
+{
+	uint32_t d = e->o.rollback_slice ? e->o.rollback_slice
+	                                 : FBX_RB_SLICE_DEFAULT;
+
+	*dlvs = d;
+	*cmds = d / 10 > 0 ? d / 10 : 1;
+}
+
+static int
+rb_spent(const struct rb_ctx *r)
+{
+	return r->ncmd >= r->cmd_budget || r->ndlv >= r->dlv_budget;
+}
 
 static int
 rb_add_id(struct rb_ctx *r, uint64_t id)
 {
-	if (fbxi_idmap_get(&r->sel, id, NULL))
-		return 0;
 	if (r->nids == r->idcap) {
 		size_t ncap = r->idcap ? r->idcap * 2 : 64;
 		uint64_t *n = realloc(r->ids, ncap * sizeof(*n));
@@ -393,13 +460,16 @@ rb_add_id(struct rb_ctx *r, uint64_t id)
 		r->idcap = ncap;
 	}
 	r->ids[r->nids++] = id;
-	return fbxi_idmap_put(&r->sel, id, 1) == 0 ? 0 : FBX_ENOMEM;
+	if (r->first_cmd == 0)
+		r->first_cmd = id;
+	r->last_cmd = id;
+	return FBX_OK;
 }
 
 static int
 rb_match(const struct rb_ctx *r, const struct fbx_command *c)
 {
-	const struct fbx_selector *s = &r->req->u.rollback.sel;
+	const struct fbx_selector *s = r->s;
 
 	if (c->origin == FBX_ORIGIN_ROLLBACK && !r->for_replay)
 		return 0; /* compensations are not rolled back by filters */
@@ -417,15 +487,18 @@ rb_match(const struct rb_ctx *r, const struct fbx_command *c)
 	return 1;
 }
 
+/* rb_selected - whether c is in the run's selection. */
 static int
-rb_list_cb(void *arg, const struct fbx_command *c)
+rb_selected(const struct rb_ctx *r, const struct fbx_command *c)
 {
-	struct rb_ctx *r = arg;
-
-	if (rb_match(r, c))
-		r->err = rb_add_id(r, c->id);
-	return r->err != 0;
+	if (r->nnamed > 0)
+		return fbxi_idmap_get(&r->named_set, c->id, NULL);
+	if (c->id > r->snapshot || c->created_ms < r->since ||
+	    (r->until != 0 && c->created_ms >= r->until))
+		return 0;
+	return rb_match(r, c);
 }
+
 
 static void
 rb_row(struct rb_ctx *r, const struct fbx_command *c, uint64_t dlv,
@@ -528,6 +601,95 @@ rb_cancel_add(struct rb_ctx *r, uint64_t id, const char *dev, int state)
 	return FBX_OK;
 }
 
+static uint64_t
+fp_mix(uint64_t h, const void *p, size_t n)
+{
+	const uint8_t *b = p;
+
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ b[i]) * 1099511628211ull;
+	return h;
+}
+
+/* rb_fingerprint - the selection, for keying its survey. */
+static uint64_t
+rb_fingerprint(const struct rb_ctx *r)
+{
+	const struct fbx_selector *s = r->s;
+	uint64_t h = 1469598103934665603ull;
+	int v[3] = { s->breaker_global, s->origin, s->type };
+
+	h = fp_mix(h, s->breaker, strlen(s->breaker) + 1);
+	h = fp_mix(h, s->reason, strlen(s->reason) + 1);
+	h = fp_mix(h, v, sizeof(v));
+	h = fp_mix(h, &r->since, sizeof(r->since));
+	h = fp_mix(h, &r->until, sizeof(r->until));
+	if (r->nnamed > 0)
+		h = fp_mix(h, r->named, r->nnamed * sizeof(*r->named));
+	return h;
+}
+
+static void
+rb_survey_drop(struct rb_survey *sv)
+{
+	for (int i = 0; i < RB_SURVEYS; i++) {
+		if (rb_surveys[i] == sv) {
+			fbxi_devtimes_free(sv->latest);
+			free(sv);
+			rb_surveys[i] = NULL;
+		}
+	}
+}
+
+/* rb_survey_get - the run's survey, or a new one; the least recently
+ * used goes when all slots are taken. */
+static int
+rb_survey_get(struct rb_ctx *r, int64_t since, struct rb_survey **out)
+{
+	uint64_t fp = rb_fingerprint(r);
+	struct rb_survey *sv;
+	int slot = -1;
+
+	for (int i = 0; i < RB_SURVEYS; i++) {
+		sv = rb_surveys[i];
+		if (sv != NULL && sv->e == r->e && sv->snapshot == r->snapshot &&
+		    sv->fp == fp && sv->since == since &&
+		    strcmp(sv->org, r->org) == 0) {
+			sv->last_use = r->e->now;
+			*out = sv;
+			return FBX_OK;
+		}
+	}
+	for (int i = 0; i < RB_SURVEYS; i++) {
+		if (rb_surveys[i] == NULL) {
+			slot = i;
+			break;
+		}
+		if (slot < 0 ||
+		    rb_surveys[i]->last_use < rb_surveys[slot]->last_use)
+			slot = i;
+	}
+	if (rb_surveys[slot] != NULL)
+		rb_survey_drop(rb_surveys[slot]);
+	sv = calloc(1, sizeof(*sv));
+	if (sv == NULL)
+		return FBX_ENOMEM;
+	sv->latest = fbxi_devtimes_new();
+	if (sv->latest == NULL) {
+		free(sv);
+		return FBX_ENOMEM;
+	}
+	sv->e = r->e;
+	snprintf(sv->org, sizeof(sv->org), "%s", r->org);
+	sv->snapshot = r->snapshot;
+	sv->fp = fp;
+	sv->since = since;
+	sv->last_use = r->e->now;
+	rb_surveys[slot] = sv;
+	*out = sv;
+	return FBX_OK;
+}
+
 /* Later, unselected commands of the organisation: remember per device and
  * family the newest time one of them reached the device. */
 static int
@@ -535,37 +697,115 @@ rb_later_dlv_cb(void *arg, const struct fbx_delivery *d)
 {
 	struct rb_ctx *r = arg;
 
+	r->seen++;
+	r->last_dlv = d->id;
 	if (d->state == FBX_D_CANCELLED || d->state == FBX_D_EXPIRED ||
 	    d->state == FBX_D_FAILED)
 		return 0;
-	r->err = fbxi_devtimes_note(r->latest, r->cur->org, d->device,
+	r->err = fbxi_devtimes_note(r->sv->latest, r->cur->org, d->device,
 	    family(r->cur->type), r->cur->created_ms);
 	return r->err != 0;
+}
+
+/* rb_survey_dlvs - survey c's deliveries from index idx within the
+ * budget; sv->cur says whether it is done. */
+static int
+rb_survey_dlvs(struct rb_ctx *r, const struct fbx_command *c, uint32_t idx)
+{
+	struct rb_survey *sv = r->sv;
+	struct cmdc *cc = fbxi_cmd_find(r->e, c->id);
+	uint32_t nd = c->ndeliveries, limit;
+	uint64_t to;
+	int rc;
+
+	if (cc != NULL && cc->c.ndeliveries > nd)
+		nd = cc->c.ndeliveries;
+	to = FBX_DLV_ID(c->id, 0) + nd;
+	if (idx >= nd)
+		goto done;
+	if (r->ndlv >= r->dlv_budget) {
+		sv->cur = c->id;
+		sv->cur_idx = idx;
+		r->stopped = 1;
+		return FBX_OK;
+	}
+	limit = r->dlv_budget - r->ndlv;
+	r->cur = c;
+	r->seen = 0;
+	r->last_dlv = 0;
+	rc = fbx_store_dlv_scan(r->e->txn, FBX_DLV_ID(c->id, idx), to, limit,
+	    rb_later_dlv_cb, r);
+	r->cur = NULL;
+	r->ndlv += r->seen;
+	if (rc != FBX_OK && rc != FBX_ENOT_FOUND)
+		return rc;
+	if (r->err != FBX_OK)
+		return r->err;
+	if (r->seen == limit && r->last_dlv + 1 < to) {
+		sv->cur = c->id;
+		sv->cur_idx = FBX_DLV_IDX(r->last_dlv) + 1;
+		r->stopped = 1;
+		return FBX_OK;
+	}
+done:
+	sv->cur = 0;
+	sv->cur_idx = 0;
+	sv->after = c->id;
+	return FBX_OK;
 }
 
 static int
 rb_later_cb(void *arg, const struct fbx_command *c)
 {
 	struct rb_ctx *r = arg;
-	struct fbx_command full;
 	int rc;
 
-	if (fbxi_idmap_get(&r->sel, c->id, NULL) || family(c->type) == 0 ||
-	    c->origin == FBX_ORIGIN_ROLLBACK)
-		return 0;
-	rc = fbx_store_cmd_get(r->e->txn, c->id, &full);
-	if (rc != FBX_OK) {
-		r->err = rc;
+	if (rb_spent(r)) {
+		r->stopped = 1;
 		return 1;
 	}
-	r->cur = &full;
-	rc = fbx_store_dlv_scan(r->e->txn, FBX_DLV_ID(c->id, 0),
-	    FBX_DLV_ID(c->id, 0) + full.ndeliveries, 0, rb_later_dlv_cb, r);
-	if (rc != FBX_OK && rc != FBX_ENOT_FOUND)
+	r->ncmd++;
+	r->nlater++;
+	if (rb_selected(r, c) || family(c->type) == 0 ||
+	    c->origin == FBX_ORIGIN_ROLLBACK) {
+		r->sv->after = c->id;
+		return 0;
+	}
+	rc = rb_survey_dlvs(r, c, 0);
+	if (rc != FBX_OK)
 		r->err = rc;
-	fbx_command_clear(&full);
-	r->cur = NULL;
-	return r->err != 0;
+	return r->err != 0 || r->stopped;
+}
+
+/* rb_survey_run - bring the survey up to the newest command, within the
+ * slice's budget. r->stopped says it is not there yet. */
+static int
+rb_survey_run(struct rb_ctx *r)
+{
+	struct rb_survey *sv = r->sv;
+	int rc;
+
+	if (sv->cur != 0) {
+		struct fbx_command c;
+		rc = fbx_store_cmd_get(r->e->txn, sv->cur, &c);
+		if (rc == FBX_ENOT_FOUND) {
+			/* pruned meanwhile: nothing of it reaches a device */
+			sv->after = sv->cur;
+			sv->cur = 0;
+		} else if (rc != FBX_OK) {
+			return rc;
+		} else {
+			rc = rb_survey_dlvs(r, &c, sv->cur_idx);
+			fbx_command_clear(&c);
+			if (rc != FBX_OK || r->stopped)
+				return rc;
+		}
+	}
+	rc = fbx_store_cmd_list(r->e->txn, r->org, sv->since, 0, sv->after, 0,
+	    rb_later_cb, r);
+	if (rc != FBX_OK && rc != FBX_ENOT_FOUND)
+		return rc;
+	return r->err;
 }
 
 static int
@@ -575,11 +815,12 @@ rb_changed_since(struct rb_ctx *r, const struct fbx_command *c,
 	int64_t t;
 	int fam = family(c->type);
 
-	if (fam == 0)
+	if (fam == 0 || r->sv == NULL)
 		return 0;
-	return fbxi_devtimes_get(r->latest, c->org, dev, fam, &t) &&
+	return fbxi_devtimes_get(r->sv->latest, c->org, dev, fam, &t) &&
 	    t > c->created_ms;
 }
+
 
 static int
 in_group(struct fbx_engine *e, const char *org, const char *dev,
@@ -603,7 +844,7 @@ rb_dlv_cb(void *arg, const struct fbx_delivery *d)
 {
 	struct rb_ctx *r = arg;
 	const struct fbx_command *c = r->cur;
-	const char *grp = r->req->u.rollback.sel.group;
+	const char *grp = r->s->group;
 	int comp = compensation_of(c->type), rc = FBX_OK;
 	char key[FBX_KV_KEY_MAX];
 
@@ -676,7 +917,7 @@ rb_dlv_cb(void *arg, const struct fbx_delivery *d)
 				    FBX_RB_NOTHING, 0, "not applied");
 				break;
 			}
-			if (p.changed && !r->req->u.rollback.include_changed) {
+			if (p.changed && !r->include_changed) {
 				rb_row(r, c, d->id, d->device, d->state,
 				    FBX_RB_CHANGED, 0,
 				    "policy changed since by a later command");
@@ -694,7 +935,7 @@ rb_dlv_cb(void *arg, const struct fbx_delivery *d)
 			rc = g ? rb_group_add(g, d->device, d->id) : FBX_ENOMEM;
 			break;
 		}
-		if (!r->req->u.rollback.include_changed &&
+		if (!r->include_changed &&
 		    rb_changed_since(r, c, d->device)) {
 			rb_row(r, c, d->id, d->device, d->state, FBX_RB_CHANGED,
 			    comp, "a later command changed the device: left");
@@ -719,58 +960,162 @@ rb_dlv_cb(void *arg, const struct fbx_delivery *d)
 	return r->err != 0;
 }
 
-/* rb_select - the commands a rollback concerns, in this organisation. */
+/* rb_walk_dlv_cb - one delivery of a selected command: counted against
+ * the budget, then handed to the rollback's or the replay's callback. */
 static int
-rb_select(struct rb_ctx *r)
+rb_walk_dlv_cb(void *arg, const struct fbx_delivery *d)
 {
-	const struct fbx_selector *s = &r->req->u.rollback.sel;
-	int rc = FBX_OK;
+	struct rb_ctx *r = arg;
 
-	if (s->ncommand_ids > 0) {
-		for (size_t i = 0; i < s->ncommand_ids && rc == FBX_OK; i++) {
-			struct fbx_command c;
-			rc = fbx_store_cmd_get(r->e->txn, s->command_ids[i], &c);
-			if (rc == FBX_ENOT_FOUND ||
-			    (rc == FBX_OK && strcmp(c.org, r->org) != 0)) {
-				if (rc == FBX_OK)
-					fbx_command_clear(&c);
-				return FBX_ENOT_FOUND;
-			}
-			if (rc == FBX_OK) {
-				rc = rb_add_id(r, c.id);
-				fbx_command_clear(&c);
-			}
-		}
+	r->seen++;
+	r->last_dlv = d->id;
+	return r->dlv_fn(r->dlv_arg, d);
+}
+
+static int
+rb_held_add(struct rb_ctx *r, uint64_t id)
+{
+	if (r->nheld == r->hcap) {
+		size_t ncap = r->hcap ? r->hcap * 2 : 64;
+		uint64_t *nh = realloc(r->held, ncap * sizeof(*nh));
+		if (nh == NULL)
+			return FBX_ENOMEM;
+		r->held = nh;
+		r->hcap = ncap;
+	}
+	r->held[r->nheld++] = id;
+	return FBX_OK;
+}
+
+/* rb_visit - a selected command from delivery index idx, within the
+ * budget. Sets r->stopped and r->next when it stops inside it.
+ * @return FBX_OK; FBX_ENOT_FOUND when the command is gone or not the
+ * organisation's; a store error. */
+static int
+rb_visit(struct rb_ctx *r, uint64_t id, uint32_t idx)
+{
+	struct fbx_command c;
+	struct cmdc *cc;
+	uint32_t nd, limit;
+	uint64_t to;
+	int rc;
+
+	rc = fbx_store_cmd_get(r->e->txn, id, &c);
+	if (rc != FBX_OK)
 		return rc;
+	if (strcmp(c.org, r->org) != 0) {
+		fbx_command_clear(&c);
+		return FBX_ENOT_FOUND;
 	}
-	{
-		int64_t since = s->since_ms, until = s->until_ms;
-		if (s->breaker[0] != '\0') {
-			/* an incident: the breaker's window before its last
-			 * trip, up to now; automatic commands of its reason */
-			struct fbxi_breaker b;
-			rc = fbxi_brk_load(r->e->txn, s->breaker_global ? "*" : r->org,
-			    s->breaker, &b, NULL);
-			if (rc != FBX_OK)
-				return rc;
-			if (b.trips == 0)
-				return FBX_ENOT_FOUND;
-			since = b.tripped_ms - (int64_t)b.cfg.window_s * 1000;
-			if (s->since_ms > since)
-				since = s->since_ms;
-			/* a closed incident ends at its reset */
-			if (b.reset_ms > b.tripped_ms &&
-			    (until == 0 || b.reset_ms + 1 < until))
-				until = b.reset_ms + 1;
+	/* the live state is in the cache */
+	cc = fbxi_cmd_find(r->e, id);
+	nd = c.ndeliveries;
+	if (cc != NULL) {
+		c.state = cc->c.state;
+		if (cc->c.ndeliveries > nd)
+			nd = cc->c.ndeliveries;
+	}
+	if (idx == 0) {
+		rc = rb_add_id(r, id);
+		if (rc != FBX_OK)
+			goto out;
+		r->plan.commands++;
+		if (c.state == FBX_C_HELD && !r->for_replay) {
+			/* never expanded: the command itself is cancelled */
+			for (uint32_t k = 0; k < c.ndev_ids || k == 0; k++) {
+				rb_row(r, &c, 0, c.ndev_ids ? c.dev_ids[k] : "",
+				    FBX_D_NONE, FBX_RB_CANCEL, 0,
+				    c.ndev_ids ? "held: discarded"
+				               : "held (whole target): discarded");
+				if (c.ndev_ids == 0)
+					break;
+			}
+			r->ndlv += c.ndev_ids ? c.ndev_ids : 1;
+			rc = rb_held_add(r, id);
+			goto out;
 		}
-		rc = fbx_store_cmd_list(r->e->txn, r->org, since, until, 0, 0,
-		    rb_list_cb, r);
-		if (rc == FBX_ENOT_FOUND)
-			rc = FBX_OK;
-		if (rc == FBX_OK)
-			rc = r->err;
 	}
+	to = FBX_DLV_ID(id, 0) + nd;
+	if (idx >= nd)
+		goto out;
+	if (r->ndlv >= r->dlv_budget && idx > 0) {
+		r->stopped = 1;
+		r->next = FBX_DLV_ID(id, idx);
+		goto out;
+	}
+	/* a command begun is looked at for at least one delivery: the
+	 * cursor FBX_DLV_ID(id, 0) means "done" */
+	limit = r->ndlv < r->dlv_budget ? r->dlv_budget - r->ndlv : 1;
+	r->cur = &c;
+	r->seen = 0;
+	r->last_dlv = 0;
+	rc = fbx_store_dlv_scan(r->e->txn, FBX_DLV_ID(id, idx), to, limit,
+	    rb_walk_dlv_cb, r);
+	r->cur = NULL;
+	r->ndlv += r->seen;
+	if (rc == FBX_ENOT_FOUND)
+		rc = FBX_OK;
+	if (rc == FBX_OK)
+		rc = r->err;
+	if (rc == FBX_OK && r->seen == limit && r->last_dlv + 1 < to) {
+		r->stopped = 1;
+		r->next = r->last_dlv + 1;
+	}
+out:
+	fbx_command_clear(&c);
 	return rc;
+}
+
+static int
+rb_walk_cb(void *arg, const struct fbx_command *c)
+{
+	struct rb_ctx *r = arg;
+
+	if (rb_spent(r)) {
+		r->stopped = 1;
+		return 1;
+	}
+	r->ncmd++;
+	if (rb_selected(r, c)) {
+		int rc = rb_visit(r, c->id, 0);
+		if (rc != FBX_OK) {
+			r->err = rc;
+			return 1;
+		}
+		if (r->stopped)
+			return 1;
+	}
+	r->after = c->id;
+	return 0;
+}
+
+/* rb_window - the selection's creation window; for an incident the
+ * breaker's window before its last trip, up to its reset or now. */
+static int
+rb_window(struct rb_ctx *r)
+{
+	const struct fbx_selector *s = r->s;
+	int rc;
+
+	r->since = s->since_ms;
+	r->until = s->until_ms;
+	if (s->breaker[0] != '\0') {
+		struct fbxi_breaker b;
+		int64_t since;
+		rc = fbxi_brk_load(r->e->txn, s->breaker_global ? "*" : r->org,
+		    s->breaker, &b, NULL);
+		if (rc != FBX_OK)
+			return rc;
+		if (b.trips == 0)
+			return FBX_ENOT_FOUND;
+		since = b.tripped_ms - (int64_t)b.cfg.window_s * 1000;
+		r->since = s->since_ms > since ? s->since_ms : since;
+		/* a closed incident ends at its reset */
+		if (b.reset_ms > b.tripped_ms &&
+		    (r->until == 0 || b.reset_ms + 1 < r->until))
+			r->until = b.reset_ms + 1;
+	}
+	return FBX_OK;
 }
 
 static int
@@ -781,12 +1126,107 @@ cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* rb_begin - set up a slice: budget, snapshot, explicit ids, window.
+ * @return FBX_OK; FBX_EINVALID (a cursor or snapshot this store never
+ * gave); FBX_ENOT_FOUND (no such incident); FBX_ENOMEM. */
+static int
+rb_begin(struct rb_ctx *r, uint64_t cursor, uint64_t snapshot)
+{
+	const struct fbx_selector *s = r->s;
+	int rc;
+
+	rb_budget(r->e, &r->cmd_budget, &r->dlv_budget);
+	fbxi_idmap_init(&r->named_set);
+	if (snapshot > r->e->last_cmd_id ||
+	    FBX_DLV_CMD(cursor) > r->e->last_cmd_id)
+		return FBX_EINVALID;
+	r->snapshot = cursor == 0 ? r->e->last_cmd_id : snapshot;
+	if (s->ncommand_ids > 0) {
+		size_t n = 0;
+		r->named = malloc(s->ncommand_ids * sizeof(*r->named));
+		if (r->named == NULL)
+			return FBX_ENOMEM;
+		memcpy(r->named, s->command_ids,
+		    s->ncommand_ids * sizeof(*r->named));
+		qsort(r->named, s->ncommand_ids, sizeof(*r->named), cmp_u64);
+		for (size_t i = 0; i < s->ncommand_ids; i++) {
+			if (n > 0 && r->named[n - 1] == r->named[i])
+				continue;
+			r->named[n++] = r->named[i];
+			if (fbxi_idmap_put(&r->named_set, r->named[i], 1) != 0)
+				return FBX_ENOMEM;
+		}
+		r->nnamed = n;
+		return FBX_OK;
+	}
+	rc = rb_window(r);
+	return rc;
+}
+
+/* rb_walk - one slice of the selection from cursor. Sets r->next: 0 when
+ * the walk is done. @return as rb_visit. */
+static int
+rb_walk(struct rb_ctx *r, uint64_t cursor)
+{
+	uint64_t cmd = cursor == RB_BEGUN ? 0 : FBX_DLV_CMD(cursor);
+	uint32_t idx = cursor == RB_BEGUN ? 0 : FBX_DLV_IDX(cursor);
+	int rc;
+
+	r->after = idx == 0 ? cmd : 0;
+	if (idx != 0) {
+		/* a command left half way */
+		if (rb_spent(r)) {
+			r->stopped = 1;
+			r->next = cursor;
+			return FBX_OK;
+		}
+		r->ncmd++;
+		rc = rb_visit(r, cmd, idx);
+		if (rc == FBX_ENOT_FOUND)
+			rc = FBX_OK; /* pruned meanwhile: nothing left */
+		if (rc != FBX_OK || r->stopped)
+			return rc;
+		r->after = cmd;
+	}
+	if (r->nnamed > 0) {
+		for (size_t i = 0; i < r->nnamed; i++) {
+			if (r->named[i] <= r->after)
+				continue;
+			if (rb_spent(r)) {
+				r->stopped = 1;
+				break;
+			}
+			r->ncmd++;
+			rc = rb_visit(r, r->named[i], 0);
+			if (rc != FBX_OK)
+				return rc;
+			if (r->stopped)
+				return FBX_OK;
+			r->after = r->named[i];
+		}
+	} else {
+		rc = fbx_store_cmd_list(r->e->txn, r->org, r->since, r->until,
+		    r->after, 0, rb_walk_cb, r);
+		if (rc != FBX_OK && rc != FBX_ENOT_FOUND)
+			return rc;
+		if (r->err != FBX_OK)
+			return r->err;
+		if (r->stopped && r->next != 0)
+			return FBX_OK; /* inside a command */
+	}
+	if (!r->stopped)
+		r->next = 0;
+	else
+		r->next = r->after ? FBX_DLV_ID(r->after, 0) : RB_BEGUN;
+	return FBX_OK;
+}
+
 static void
 rb_free(struct rb_ctx *r)
 {
 	free(r->ids);
-	fbxi_idmap_fini(&r->sel);
-	fbxi_devtimes_free(r->latest);
+	free(r->named);
+	fbxi_idmap_fini(&r->named_set);
 	for (size_t i = 0; i < r->ngroups; i++) {
 		free(r->groups[i].payload);
 		free(r->groups[i].devs);
@@ -857,39 +1297,120 @@ rb_journal_comp(struct rb_ctx *r, struct comp_group *g, uint64_t rbseq,
 	return fbxi_err(e);
 }
 
+/* rb_surveys_tidy - drop the surveys of runs left unfinished for an
+ * hour (a client that gave up): each holds a map of devices. */
+static void
+rb_surveys_tidy(const struct fbx_engine *e)
+{
+	for (int i = 0; i < RB_SURVEYS; i++) {
+		struct rb_survey *sv = rb_surveys[i];
+		if (sv != NULL && sv->e == e &&
+		    e->now - sv->last_use > 3600 * 1000)
+			rb_survey_drop(sv);
+	}
+}
+
+/* rb_refuse_unsliced - a client that does not continue slices is never
+ * answered with part of a selection it would take for the whole. */
+static void
+rb_refuse_unsliced(struct fbx_engine *e, const struct inmsg *in,
+    const struct fbx_console_req *req, const struct rb_ctx *r)
+{
+	fbxi_console_error(e, in, req->request_id, req->kind, FBX_ETOOBIG,
+	    "the selection does not fit in one slice (%u commands or %u "
+	    "deliveries per request); nothing was done: use a client that "
+	    "continues slices (sliced, next_cursor), e.g. this version's "
+	    "fuseboxctl",
+	    r->cmd_budget, r->dlv_budget);
+}
+
+/* fbxi_handle_rollback - one slice of a rollback (plan or execute): the
+ * survey of later commands first when "changed since" needs it, then the
+ * selection from the cursor, within the slice's budget; executed, the
+ * slice's cancels and compensations are journaled with one audit record
+ * that names the run's rollback id (the first executed slice's audit
+ * sequence) and the slice's range. */
 void
 fbxi_handle_rollback(
     struct fbx_engine *e, const struct inmsg *in, struct fbx_console_req *req)
 {
 	struct fbx_console_rep rep;
 	struct rb_ctx r;
+	uint64_t cursor = req->u.rollback.cursor, rbseq = 0;
 	int rc;
 
 	memset(&r, 0, sizeof(r));
 	r.e = e;
 	r.req = req;
+	r.s = &req->u.rollback.sel;
 	r.org = req->org;
-	fbxi_idmap_init(&r.sel);
-	r.latest = fbxi_devtimes_new();
+	r.include_changed = req->u.rollback.include_changed;
+	r.dlv_fn = rb_dlv_cb;
+	r.dlv_arg = &r;
+	rb_surveys_tidy(e);
 	r.rows_cap = req->u.rollback.limit ? req->u.rollback.limit : 100;
 	if (r.rows_cap > FBX_PAGE_MAX)
 		r.rows_cap = FBX_PAGE_MAX;
 	r.plan.rows = malloc(r.rows_cap * sizeof(*r.plan.rows));
-	if (r.plan.rows == NULL || r.latest == NULL) {
+	if (r.plan.rows == NULL) {
 		fbxi_set_err(e, FBX_ENOMEM);
 		goto out;
 	}
-	rc = rb_select(&r);
-	if (rc == FBX_ENOT_FOUND) {
-		fbxi_console_error(e, in, req->request_id, req->kind, FBX_ENOT_FOUND,
-		    "nothing to roll back: no such command or incident in "
-		    "organisation '%s'",
-		    req->org);
+	rc = rb_begin(&r, cursor, req->u.rollback.last_command_id);
+	if (rc == FBX_OK && req->u.rollback.rollback_id > e->audit_seq)
+		rc = FBX_EINVALID;
+	if (rc == FBX_EINVALID) {
+		fbxi_console_error(e, in, req->request_id, req->kind,
+		    FBX_EINVALID,
+		    "rollback: cursor, last_command_id or rollback_id not "
+		    "given by this store");
 		goto out;
 	}
+	if (rc == FBX_ENOT_FOUND)
+		goto not_found;
 	if (rc != FBX_OK)
 		goto fail;
-	if (r.nids == 0) {
+	if (!r.include_changed) {
+		/* what later commands changed, device by device */
+		int64_t since = r.since;
+		if (r.nnamed > 0) {
+			struct fbx_command first;
+			rc = fbx_store_cmd_get(e->txn, r.named[0], &first);
+			if (rc == FBX_OK && strcmp(first.org, r.org) != 0)
+				rc = FBX_ENOT_FOUND;
+			if (rc == FBX_OK)
+				since = first.created_ms;
+			fbx_command_clear(&first);
+			if (rc == FBX_ENOT_FOUND && cursor != 0)
+				rc = FBX_OK; /* pruned meanwhile */
+			if (rc == FBX_ENOT_FOUND)
+				goto not_found;
+			if (rc != FBX_OK)
+				goto fail;
+		}
+		rc = rb_survey_get(&r, since, &r.sv);
+		if (rc != FBX_OK)
+			goto fail;
+		rc = rb_survey_run(&r);
+		if (rc != FBX_OK)
+			goto fail;
+	}
+	r.plan.later_commands = r.nlater;
+	if (r.stopped) {
+		/* the survey took the slice: the selection waits */
+		r.next = cursor ? cursor : RB_BEGUN;
+	} else {
+		rc = rb_walk(&r, cursor);
+		if (rc == FBX_ENOT_FOUND)
+			goto not_found;
+		if (rc != FBX_OK)
+			goto fail;
+	}
+	if (r.next != 0 && !req->u.rollback.sliced) {
+		rb_refuse_unsliced(e, in, req, &r);
+		goto out;
+	}
+	if (cursor == 0 && r.next == 0 && r.plan.commands == 0) {
 		/* a filter that selects nothing is not a rollback */
 		fbxi_console_error(e, in, req->request_id, req->kind, FBX_ENOT_FOUND,
 		    "nothing to roll back: the selection matches no command "
@@ -897,78 +1418,11 @@ fbxi_handle_rollback(
 		    req->org);
 		goto out;
 	}
-	qsort(r.ids, r.nids, sizeof(*r.ids), cmp_u64);
-	r.plan.commands = (uint32_t)r.nids;
-	if (r.nids > 0) {
-		/* what later commands changed, device by device */
-		struct fbx_command first;
-		rc = fbx_store_cmd_get(e->txn, r.ids[0], &first);
-		if (rc != FBX_OK)
-			goto fail;
-		r.min_created = first.created_ms;
-		fbx_command_clear(&first);
-		rc = fbx_store_cmd_list(e->txn, req->org, r.min_created, 0, 0,
-		    0, rb_later_cb, &r);
-		if (rc != FBX_OK && rc != FBX_ENOT_FOUND)
-			goto fail;
-		if (r.err != FBX_OK) {
-			rc = r.err;
-			goto fail;
-		}
-	}
-	for (size_t i = 0; i < r.nids; i++) {
-		struct fbx_command c;
-		rc = fbx_store_cmd_get(e->txn, r.ids[i], &c);
-		if (rc != FBX_OK)
-			goto fail;
-		{
-			/* the live state is in the cache */
-			struct cmdc *cc = fbxi_cmd_find(e, c.id);
-			if (cc != NULL)
-				c.state = cc->c.state;
-		}
-		if (c.state == FBX_C_HELD) {
-			/* never expanded: the command itself is cancelled */
-			for (uint32_t k = 0; k < c.ndev_ids || k == 0; k++) {
-				rb_row(&r, &c, 0,
-				    c.ndev_ids ? c.dev_ids[k] : "",
-				    FBX_D_NONE, FBX_RB_CANCEL, 0,
-				    c.ndev_ids ? "held: discarded"
-				               : "held (whole target): discarded");
-				if (c.ndev_ids == 0)
-					break;
-			}
-			if (r.nheld == r.hcap) {
-				size_t ncap = r.hcap ? r.hcap * 2 : 64;
-				uint64_t *nh = realloc(r.held, ncap * 8);
-				if (nh == NULL) {
-					fbx_command_clear(&c);
-					rc = FBX_ENOMEM;
-					goto fail;
-				}
-				r.held = nh;
-				r.hcap = ncap;
-			}
-			r.held[r.nheld++] = c.id;
-			fbx_command_clear(&c);
-			continue;
-		}
-		r.cur = &c;
-		rc = fbx_store_dlv_scan(e->txn, FBX_DLV_ID(c.id, 0),
-		    FBX_DLV_ID(c.id, 0) + c.ndeliveries, 0, rb_dlv_cb, &r);
-		r.cur = NULL;
-		fbx_command_clear(&c);
-		if (rc != FBX_OK && rc != FBX_ENOT_FOUND)
-			goto fail;
-		if (r.err != FBX_OK) {
-			rc = r.err;
-			goto fail;
-		}
-	}
 
-	if (req->u.rollback.execute) {
-		uint64_t rbseq = e->audit_seq + 1;
+	if (req->u.rollback.execute && r.nids + r.ncancel + r.ngroups > 0) {
 		size_t ncomp = 0;
+		rbseq = req->u.rollback.rollback_id ? req->u.rollback.rollback_id
+		                                    : e->audit_seq + 1;
 		/* 1. cancel what was not sent */
 		for (size_t i = 0; i < r.ncancel; i++) {
 			struct cmdc *cc = fbxi_cmd_find(e, FBX_DLV_CMD(r.cancel[i]));
@@ -1029,42 +1483,63 @@ fbxi_handle_rollback(
 			r.plan.comp_ids[ncomp++] = id;
 		}
 		r.plan.ncomp = ncomp;
-		r.plan.executed = 1;
-		r.plan.rollback_id = rbseq;
 		fbxi_audit(e, req->org, req->actor, "rollback", req->u.rollback.note,
-		    "{\"commands\":%u,\"cancelled\":%u,\"compensated\":%u,"
+		    "{\"rollback_id\":%llu,\"cursor\":%llu,\"next_cursor\":%llu,"
+		    "\"first_command\":%llu,\"last_command\":%llu,"
+		    "\"commands\":%u,\"cancelled\":%u,\"compensated\":%u,"
 		    "\"irreversible\":%u,\"changed_since\":%u,"
 		    "\"compensating_commands\":%zu,\"include_changed\":%s,"
 		    "\"in_flight\":%u}",
+		    (unsigned long long)rbseq, (unsigned long long)cursor,
+		    (unsigned long long)r.next,
+		    (unsigned long long)r.first_cmd,
+		    (unsigned long long)r.last_cmd,
 		    r.plan.commands, r.plan.per_action[FBX_RB_CANCEL],
 		    r.plan.per_action[FBX_RB_COMPENSATE],
 		    r.plan.per_action[FBX_RB_IRREVERSIBLE],
 		    r.plan.per_action[FBX_RB_CHANGED], ncomp,
 		    req->u.rollback.include_changed ? "true" : "false",
 		    r.plan.per_action[FBX_RB_IN_FLIGHT]);
-		FBX_LOGI("rollback %llu in %s by %s: %u commands, %u "
+		FBX_LOGI("rollback %llu in %s by %s, slice from %llu (next "
+		         "%llu): %u commands, %u "
 		         "cancelled, %u compensated in %zu commands, %u "
 		         "irreversible, %u changed since, %u in flight (run "
 		         "again once settled)",
 		    (unsigned long long)rbseq, req->org, req->actor,
+		    (unsigned long long)cursor, (unsigned long long)r.next,
 		    r.plan.commands, r.plan.per_action[FBX_RB_CANCEL],
 		    r.plan.per_action[FBX_RB_COMPENSATE], ncomp,
 		    r.plan.per_action[FBX_RB_IRREVERSIBLE],
 		    r.plan.per_action[FBX_RB_CHANGED],
 		    r.plan.per_action[FBX_RB_IN_FLIGHT]);
+	} else if (req->u.rollback.execute) {
+		/* a slice with nothing to do writes no record */
+		rbseq = req->u.rollback.rollback_id;
 	}
+	r.plan.executed = req->u.rollback.execute ? 1 : 0;
+	r.plan.rollback_id = rbseq;
+	r.plan.next_cursor = r.next;
+	r.plan.last_command_id = r.snapshot;
+	r.plan.looked_at = r.ncmd + r.ndlv;
+	if (r.next == 0 && r.sv != NULL)
+		rb_survey_drop(r.sv); /* the run is done */
 	memset(&rep, 0, sizeof(rep));
 	rep.request_id = req->request_id;
 	rep.kind = req->kind;
 	rep.u.rollback = r.plan;
 	fbxi_console_reply(e, in, &rep);
 	goto out;
+not_found:
+	fbxi_console_error(e, in, req->request_id, req->kind, FBX_ENOT_FOUND,
+	    "nothing to roll back: no such command or incident in "
+	    "organisation '%s'",
+	    req->org);
+	goto out;
 fail:
 	fbxi_set_err(e, rc);
 out:
 	rb_free(&r);
 }
-
 
 int
 fbxi_rebuild_dlv_cb(void *arg, const struct fbx_delivery *d)
@@ -1124,10 +1599,12 @@ replay_dlv_cb(void *arg, const struct fbx_delivery *d)
 	return 0;
 }
 
-/* handle_replay - send chosen deliveries again with their delivery ids,
- * for a gateway that lost what it received. Terminal ones only when
- * forced; they then go back to QUEUED and their new outcome is
- * recorded. */
+/* handle_replay - one slice of a replay: send chosen deliveries again
+ * with their delivery ids, for a gateway that lost what it received.
+ * Terminal ones only when forced; they then go back to QUEUED and their
+ * new outcome is recorded. The selection and its slices are the
+ * rollback's (rb_walk); a slice run again finds what it requeued queued
+ * and leaves it. */
 void
 fbxi_handle_replay(
     struct fbx_engine *e, const struct inmsg *in, struct fbx_console_req *req)
@@ -1135,25 +1612,32 @@ fbxi_handle_replay(
 	struct fbx_console_rep rep;
 	struct replay_ctx r;
 	struct rb_ctx sel;
+	uint64_t cursor = req->u.replay.cursor;
 	int rc;
 
 	memset(&r, 0, sizeof(r));
 	memset(&sel, 0, sizeof(sel));
 	r.e = e;
 	r.req = req;
-	/* the rollback selector picks the commands */
 	sel.e = e;
 	sel.req = req;
+	sel.s = &req->u.replay.sel;
 	sel.org = req->org;
 	sel.for_replay = 1;
-	fbxi_idmap_init(&sel.sel);
-	{
-		/* rb_select reads u.rollback.sel: same layout in replay */
-		struct fbx_selector saved = req->u.rollback.sel;
-		req->u.rollback.sel = req->u.replay.sel;
-		rc = rb_select(&sel);
-		req->u.rollback.sel = saved;
+	sel.dlv_fn = replay_dlv_cb;
+	sel.dlv_arg = &r;
+	rc = rb_begin(&sel, cursor, req->u.replay.last_command_id);
+	if (rc == FBX_EINVALID) {
+		fbxi_console_error(e, in, req->request_id, req->kind,
+		    FBX_EINVALID,
+		    "replay: cursor or last_command_id not given by this "
+		    "store");
+		goto out;
 	}
+	if (rc == FBX_OK)
+		rc = rb_walk(&sel, cursor);
+	if (rc == FBX_OK)
+		rc = r.err;
 	if (rc == FBX_ENOT_FOUND) {
 		fbxi_console_error(e, in, req->request_id, req->kind, FBX_ENOT_FOUND,
 		    "no such command in organisation '%s'", req->org);
@@ -1161,20 +1645,9 @@ fbxi_handle_replay(
 	}
 	if (rc != FBX_OK)
 		goto fail;
-	for (size_t i = 0; i < sel.nids; i++) {
-		struct fbx_command c;
-		rc = fbx_store_cmd_get(e->txn, sel.ids[i], &c);
-		if (rc != FBX_OK)
-			goto fail;
-		rc = fbx_store_dlv_scan(e->txn, FBX_DLV_ID(c.id, 0),
-		    FBX_DLV_ID(c.id, 0) + c.ndeliveries, 0, replay_dlv_cb, &r);
-		fbx_command_clear(&c);
-		if (rc != FBX_OK && rc != FBX_ENOT_FOUND)
-			goto fail;
-		if (r.err != FBX_OK) {
-			rc = r.err;
-			goto fail;
-		}
+	if (sel.next != 0 && !req->u.replay.sliced) {
+		rb_refuse_unsliced(e, in, req, &sel);
+		goto out;
 	}
 	if (req->u.replay.execute) {
 		for (size_t i = 0; i < r.n; i++) {
@@ -1224,13 +1697,24 @@ fbxi_handle_replay(
 			}
 			r.res.resent++;
 		}
-		fbxi_audit(e, req->org, req->actor, "replay", req->u.replay.note,
-		    "{\"commands\":%zu,\"matched\":%u,\"resent\":%u,"
-		    "\"skipped_terminal\":%u,\"force\":%s}",
-		    sel.nids, r.res.matched, r.res.resent,
-		    r.res.skipped_terminal,
-		    req->u.replay.force ? "true" : "false");
+		if (sel.nids > 0 || r.res.matched > 0)
+			fbxi_audit(e, req->org, req->actor, "replay",
+			    req->u.replay.note,
+			    "{\"cursor\":%llu,\"next_cursor\":%llu,"
+			    "\"first_command\":%llu,\"last_command\":%llu,"
+			    "\"commands\":%zu,\"matched\":%u,\"resent\":%u,"
+			    "\"skipped_terminal\":%u,\"force\":%s}",
+			    (unsigned long long)cursor,
+			    (unsigned long long)sel.next,
+			    (unsigned long long)sel.first_cmd,
+			    (unsigned long long)sel.last_cmd, sel.nids,
+			    r.res.matched, r.res.resent, r.res.skipped_terminal,
+			    req->u.replay.force ? "true" : "false");
 	}
+	r.res.next_cursor = sel.next;
+	r.res.last_command_id = sel.snapshot;
+	r.res.commands = sel.plan.commands;
+	r.res.looked_at = sel.ncmd + sel.ndlv;
 	memset(&rep, 0, sizeof(rep));
 	rep.request_id = req->request_id;
 	rep.kind = req->kind;

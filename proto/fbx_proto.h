@@ -95,11 +95,24 @@ struct fbx_rb_plan {
 	size_t ncomp;
 	uint64_t rollback_id; /* executed: its audit sequence */
 	int executed;
+	/* slices: the counts above are this slice's */
+	uint64_t next_cursor;     /* 0 = done, else the next slice's cursor */
+	uint64_t last_command_id; /* the run's snapshot */
+	uint32_t looked_at;       /* commands and deliveries looked at */
+	uint32_t later_commands;  /* later commands surveyed (changed since) */
 };
 
 struct fbx_replay_result {
 	uint32_t matched, resent, skipped_terminal;
+	uint64_t next_cursor;     /* 0 = done, else the next slice's cursor */
+	uint64_t last_command_id; /* the run's snapshot */
+	uint32_t commands;        /* commands selected in this slice */
+	uint32_t looked_at;       /* commands and deliveries looked at */
 };
+
+/* Rollback and replay slices: deliveries looked at per request by
+ * default (commands: a tenth). fuseboxd --rollback-slice changes it. */
+#define FBX_RB_SLICE_DEFAULT 10000
 
 /* Audit verify: records checked per call by default and at most. */
 #define FBX_VERIFY_SLICE 50000
@@ -284,6 +297,10 @@ struct fbx_console_req {
 			int include_changed; /* also undo devices changed since */
 			uint32_t limit;      /* plan rows to return */
 			char note[FBX_NOTE_MAX];
+			uint64_t cursor;     /* slice: 0 = first */
+			uint64_t last_command_id; /* snapshot, 0 on first */
+			uint64_t rollback_id; /* first executed slice's */
+			int sliced;          /* the client continues slices */
 		} rollback;
 		struct {
 			struct fbx_selector sel; /* commands; and: */
@@ -291,6 +308,9 @@ struct fbx_console_req {
 			int force;   /* also terminal ones */
 			int execute;
 			char note[FBX_NOTE_MAX];
+			uint64_t cursor;     /* slice: 0 = first */
+			uint64_t last_command_id; /* snapshot, 0 on first */
+			int sliced;          /* the client continues slices */
 		} replay;
 		struct {
 			int64_t since_ms, until_ms;

@@ -1132,9 +1132,23 @@ body_in(const pb_creq *pb, struct fbx_console_req *r, struct wctx *w)
 		rv = note_copy(r->u.rollback.note, q->note, 0, &what);
 		if (rv != FBX_OK)
 			return fail(w, rv, "rollback.note: %s", what);
+		if (q->cursor != 0 && q->last_command_id == 0)
+			return fail(w, FBX_EINVALID,
+			    "rollback.last_command_id: required with a cursor");
+		if (q->cursor == 0 && q->last_command_id != 0)
+			return fail(w, FBX_EINVALID,
+			    "rollback.last_command_id: only with a cursor");
+		if (q->rollback_id != 0 && (!q->execute || q->cursor == 0))
+			return fail(w, FBX_EINVALID,
+			    "rollback.rollback_id: only with execute and a "
+			    "cursor");
 		r->u.rollback.execute = q->execute ? 1 : 0;
 		r->u.rollback.include_changed = q->include_changed ? 1 : 0;
 		r->u.rollback.limit = q->limit;
+		r->u.rollback.cursor = q->cursor;
+		r->u.rollback.last_command_id = q->last_command_id;
+		r->u.rollback.rollback_id = q->rollback_id;
+		r->u.rollback.sliced = q->sliced ? 1 : 0;
 		return selector_in(q->selector, &r->u.rollback.sel, w,
 		    "rollback.selector");
 	}
@@ -1146,9 +1160,18 @@ body_in(const pb_creq *pb, struct fbx_console_req *r, struct wctx *w)
 		rv = note_copy(r->u.replay.note, q->note, 0, &what);
 		if (rv != FBX_OK)
 			return fail(w, rv, "replay.note: %s", what);
+		if (q->cursor != 0 && q->last_command_id == 0)
+			return fail(w, FBX_EINVALID,
+			    "replay.last_command_id: required with a cursor");
+		if (q->cursor == 0 && q->last_command_id != 0)
+			return fail(w, FBX_EINVALID,
+			    "replay.last_command_id: only with a cursor");
 		r->u.replay.state = (int)q->state;
 		r->u.replay.force = q->force ? 1 : 0;
 		r->u.replay.execute = q->execute ? 1 : 0;
+		r->u.replay.cursor = q->cursor;
+		r->u.replay.last_command_id = q->last_command_id;
+		r->u.replay.sliced = q->sliced ? 1 : 0;
 		return selector_in(q->selector, &r->u.replay.sel, w,
 		    "replay.selector");
 	}
@@ -1691,6 +1714,10 @@ fbx_console_req_encode(
 		rb.include_changed = req->u.rollback.include_changed != 0;
 		rb.limit = req->u.rollback.limit;
 		rb.note = (char *)req->u.rollback.note;
+		rb.cursor = req->u.rollback.cursor;
+		rb.last_command_id = req->u.rollback.last_command_id;
+		rb.rollback_id = req->u.rollback.rollback_id;
+		rb.sliced = req->u.rollback.sliced != 0;
 		m.body_case = FUSEBOX__V1__CONSOLE_REQUEST__BODY_ROLLBACK;
 		m.rollback = &rb;
 		break;
@@ -1707,6 +1734,9 @@ fbx_console_req_encode(
 		rp.force = req->u.replay.force != 0;
 		rp.execute = req->u.replay.execute != 0;
 		rp.note = (char *)req->u.replay.note;
+		rp.cursor = req->u.replay.cursor;
+		rp.last_command_id = req->u.replay.last_command_id;
+		rp.sliced = req->u.replay.sliced != 0;
 		m.body_case = FUSEBOX__V1__CONSOLE_REQUEST__BODY_REPLAY;
 		m.replay = &rp;
 		break;
@@ -2141,9 +2171,16 @@ rbplan_in(const pb_rbplan *p, struct fbx_rb_plan *o, struct wctx *w)
 		if (p->comp_ids[i] == 0)
 			return fail(w, FBX_EINVALID,
 			    "rollback.comp_ids[%zu]: zero", i);
+	if (p->next_cursor != 0 && p->last_command_id == 0)
+		return fail(w, FBX_EINVALID,
+		    "rollback.last_command_id: missing with next_cursor");
 	o->commands = p->commands;
 	o->rollback_id = p->rollback_id;
 	o->executed = p->executed ? 1 : 0;
+	o->next_cursor = p->next_cursor;
+	o->last_command_id = p->last_command_id;
+	o->looked_at = p->looked_at;
+	o->later_commands = p->later_commands;
 	n = p->n_rows;
 	if (n > 0) {
 		o->rows = calloc(n, sizeof(*o->rows));
@@ -2489,6 +2526,14 @@ result_in(const pb_crep *pb, struct fbx_console_rep *r, struct wctx *w)
 		r->u.replay.matched = pb->replay->matched;
 		r->u.replay.resent = pb->replay->resent;
 		r->u.replay.skipped_terminal = pb->replay->skipped_terminal;
+		if (pb->replay->next_cursor != 0 &&
+		    pb->replay->last_command_id == 0)
+			return fail(w, FBX_EINVALID,
+			    "replay.last_command_id: missing with next_cursor");
+		r->u.replay.next_cursor = pb->replay->next_cursor;
+		r->u.replay.last_command_id = pb->replay->last_command_id;
+		r->u.replay.commands = pb->replay->commands;
+		r->u.replay.looked_at = pb->replay->looked_at;
 		return FBX_OK;
 	case FUSEBOX__V1__CONSOLE_REPLY__RESULT_EXPORT:
 		return export_in(pb->export, r, w);
@@ -3001,6 +3046,10 @@ rbplan_out(struct arena *a, const struct fbx_rb_plan *pl, pb_rbplan *o,
 	o->comp_ids = pl->ncomp > 0 ? pl->comp_ids : NULL;
 	o->rollback_id = pl->rollback_id;
 	o->executed = pl->executed != 0;
+	o->next_cursor = pl->next_cursor;
+	o->last_command_id = pl->last_command_id;
+	o->looked_at = pl->looked_at;
+	o->later_commands = pl->later_commands;
 	return FBX_OK;
 }
 
@@ -3465,6 +3514,10 @@ fbx_console_rep_encode(
 		rpres.matched = rep->u.replay.matched;
 		rpres.resent = rep->u.replay.resent;
 		rpres.skipped_terminal = rep->u.replay.skipped_terminal;
+		rpres.next_cursor = rep->u.replay.next_cursor;
+		rpres.last_command_id = rep->u.replay.last_command_id;
+		rpres.commands = rep->u.replay.commands;
+		rpres.looked_at = rep->u.replay.looked_at;
 		m.result_case = FUSEBOX__V1__CONSOLE_REPLY__RESULT_REPLAY;
 		m.replay = &rpres;
 		break;

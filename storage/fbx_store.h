@@ -410,6 +410,34 @@ int fbx_store_audit_mark_get(
 int fbx_store_audit_mark_put(
     fbx_txn *txn, int kind, const struct fbx_audit_mark *m);
 
+/** fbx_store_audit_first - the sequence of the oldest record kept.
+ * @return FBX_OK, FBX_ENOT_FOUND (empty log), FBX_ECORRUPT,
+ * FBX_ESTORAGE; seq is written only on success. */
+int fbx_store_audit_first(fbx_txn *txn, uint64_t *seq);
+
+/** fbx_store_audit_time_seq - one seek in audit_time: the first sequence
+ * whose running maximum of at_ms reaches ms, so every record before it
+ * is older than ms (UINT64_MAX when none reaches it).
+ * @return FBX_OK, FBX_ECORRUPT, FBX_ESTORAGE. */
+int fbx_store_audit_time_seq(fbx_txn *txn, int64_t ms, uint64_t *seq);
+
+/**
+ * fbx_store_audit_prune - retention: delete every record with sequence
+ * <= last, with their audit_org and audit_actor entries and the
+ * audit_time entries that only cover them, and set the FBX_AUDIT_ANCHOR
+ * mark to (last, the hash stored in record last), all in this write
+ * transaction. The caller has exported the records first (the store
+ * keeps no copy). At most max records may go: last - first + 1 > max
+ * is refused.
+ * @param[out] deleted records deleted; written only on success.
+ * @return FBX_OK; FBX_EINVALID (read-only transaction, record last
+ * absent, more than max records, max 0: nothing written);
+ * FBX_ECORRUPT (record last does not parse: nothing written); or a
+ * write error (the transaction is then broken and must be aborted).
+ */
+int fbx_store_audit_prune(
+    fbx_txn *txn, uint64_t last, uint32_t max, uint32_t *deleted);
+
 /* ---- retention and listing ------------------------------------------ */
 
 /** fbx_store_dlv_delete_range - delete up to limit deliveries with ids

@@ -44,6 +44,8 @@
  *               time and by sequence at once and "the first record at or
  *               after T" is one seek, also after the clock stepped back
  *               (records written then sort by the maximum before them).
+ *               Audit retention drops the leading entries that cover
+ *               only pruned records (fbx_store_audit_prune).
  *   kv          namespace / org / name          -> engine-owned record
  *               (breakers, limits, rate caps, approvals: fixed-layout
  *               structs the dispatcher encodes; the org is part of the
@@ -3101,6 +3103,181 @@ fbx_store_audit_mark_put(
 	k.mv_data = (void *)audit_mark_key[kind];
 	mrc = mdb_put(t->txn, t->st->meta, &k, &v, 0);
 	return mrc == 0 ? FBX_OK : txn_fail(t, mrc);
+}
+
+int
+fbx_store_audit_time_seq(fbx_txn *t, int64_t ms, uint64_t *seq)
+{
+	uint64_t s = 0;
+	int rc;
+
+	if (t == NULL || seq == NULL)
+		return FBX_EINVALID;
+	if (t->err != 0)
+		return t->err;
+	rc = time_first_seq(t, ms, &s);
+	if (rc == FBX_OK)
+		*seq = s;
+	return rc;
+}
+
+int
+fbx_store_audit_first(fbx_txn *t, uint64_t *seq)
+{
+	MDB_cursor *cur = NULL;
+	MDB_val k, v;
+	int mrc, rc = FBX_OK;
+
+	if (t == NULL || seq == NULL)
+		return FBX_EINVALID;
+	if (t->err != 0)
+		return t->err;
+	if (mdb_cursor_open(t->txn, t->st->audit, &cur) != 0)
+		return FBX_ESTORAGE;
+	mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+	if (mrc == MDB_NOTFOUND)
+		rc = FBX_ENOT_FOUND;
+	else if (mrc != 0)
+		rc = FBX_ESTORAGE;
+	else if (k.mv_size != 8)
+		rc = FBX_ECORRUPT;
+	else
+		*seq = get_be64(k.mv_data);
+	mdb_cursor_close(cur);
+	return rc;
+}
+
+/* audit_time_trim - drop the leading audit_time entries that only cover
+ * pruned records: entry i covers [seq_i, seq_i+1), so it goes when the
+ * next entry starts at or before last + 1. The last entry at or before
+ * last + 1 stays: records after last may still have its running maximum.
+ * @return an LMDB code. */
+static int
+audit_time_trim(fbx_txn *t, uint64_t last)
+{
+	MDB_cursor *cur = NULL;
+	MDB_val k, v;
+	uint64_t ndel = 0, prev_ok = 0;
+	int mrc;
+
+	mrc = mdb_cursor_open(t->txn, t->st->audit_time, &cur);
+	if (mrc != 0)
+		return mrc;
+	/* count first, then delete from the front */
+	mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+	while (mrc == 0) {
+		const uint8_t *p = v.mv_data;
+		uint64_t s = 0;
+		if (v.mv_size != 8) {
+			mrc = MDB_CORRUPTED;
+			break;
+		}
+		for (int i = 0; i < 8; i++)
+			s |= (uint64_t)p[i] << (8 * i);
+		if (s > last + 1)
+			break;
+		if (prev_ok)
+			ndel++; /* the entry before this one covers nothing */
+		prev_ok = 1;
+		mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+	}
+	if (mrc == MDB_NOTFOUND)
+		mrc = 0;
+	for (uint64_t i = 0; mrc == 0 && i < ndel; i++) {
+		mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+		if (mrc == 0)
+			mrc = mdb_cursor_del(cur, 0);
+	}
+	mdb_cursor_close(cur);
+	return mrc;
+}
+
+int
+fbx_store_audit_prune(
+    fbx_txn *t, uint64_t last, uint32_t max, uint32_t *deleted)
+{
+	struct fbx_audit_mark anchor;
+	struct audit_ix ix;
+	MDB_cursor *cur = NULL;
+	MDB_val k, v;
+	uint8_t kb[8], ko[KEY_MAX], ka[KEY_MAX];
+	uint64_t first = 0;
+	uint32_t n = 0;
+	int mrc, rc;
+
+	if (t == NULL || deleted == NULL || last == 0 || max == 0)
+		return FBX_EINVALID;
+	if (t->err != 0)
+		return t->err;
+	if (!t->write)
+		return FBX_EINVALID;
+	/* the anchor: record `last` must be there and parse */
+	put_be64(kb, last);
+	k.mv_size = 8;
+	k.mv_data = kb;
+	mrc = mdb_get(t->txn, t->st->audit, &k, &v);
+	if (mrc == MDB_NOTFOUND)
+		return FBX_EINVALID;
+	if (mrc != 0)
+		return FBX_ESTORAGE;
+	if (audit_parse(v.mv_data, v.mv_size, &ix) != 0)
+		return FBX_ECORRUPT;
+	anchor.seq = last;
+	memcpy(anchor.hash, (const uint8_t *)v.mv_data + 1 + 32, 32);
+	rc = fbx_store_audit_first(t, &first);
+	if (rc != FBX_OK)
+		return rc;
+	if (last - first >= max)
+		return FBX_EINVALID; /* more than the caller bounded */
+	if (mdb_cursor_open(t->txn, t->st->audit, &cur) != 0)
+		return FBX_ESTORAGE;
+	mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+	while (mrc == 0) {
+		size_t ol = 0, al = 0;
+		if (k.mv_size != 8) {
+			mrc = MDB_CORRUPTED;
+			break;
+		}
+		if (get_be64(k.mv_data) > last)
+			break;
+		/* keys first: v is invalid after the first write */
+		if (audit_parse(v.mv_data, v.mv_size, &ix) == 0) {
+			uint64_t seq = get_be64(k.mv_data);
+			ol = audit_ix_key(ko, ix.org, ix.olen, NULL, 0, seq);
+			al = audit_ix_key(ka, ix.org, ix.olen, ix.actor,
+			    ix.alen, seq);
+		}
+		if (ol != 0) {
+			MDB_val ik = { ol, ko };
+			mrc = mdb_del(t->txn, t->st->audit_org, &ik, NULL);
+			if (mrc == 0 || mrc == MDB_NOTFOUND) {
+				ik.mv_size = al;
+				ik.mv_data = ka;
+				mrc = mdb_del(
+				    t->txn, t->st->audit_actor, &ik, NULL);
+			}
+			if (mrc != 0 && mrc != MDB_NOTFOUND)
+				break;
+		}
+		mrc = mdb_cursor_del(cur, 0);
+		if (mrc != 0)
+			break;
+		n++;
+		/* the cursor rests on the next item (LMDB's C_DEL rule) */
+		mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+	}
+	mdb_cursor_close(cur);
+	if (mrc == MDB_NOTFOUND)
+		mrc = 0;
+	if (mrc == 0)
+		mrc = audit_time_trim(t, last);
+	if (mrc != 0)
+		return txn_fail(t, mrc);
+	rc = fbx_store_audit_mark_put(t, FBX_AUDIT_ANCHOR, &anchor);
+	if (rc != FBX_OK)
+		return rc;
+	*deleted = n;
+	return FBX_OK;
 }
 
 /* ---- retention --------------------------------------------------------- */
