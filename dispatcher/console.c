@@ -666,8 +666,13 @@ handle_ping(
 		s->deliveries_pending += cc->c.counts[FBX_D_PENDING];
 	}
 	s->commits = e->commits;
-	if (fbx_store_stat(e->st, &ss) == FBX_OK)
+	s->turn_max_us = e->turn_max_us;
+	s->turns_failed = e->turns_failed;
+	s->degraded = e->degraded;
+	if (e->st != NULL && fbx_store_stat(e->st, &ss) == FBX_OK) {
 		s->store_bytes = ss.file_bytes;
+		s->readers_used = ss.readers_used;
+	}
 	fbxi_console_reply(e, in, &rep);
 }
 

@@ -1931,6 +1931,8 @@ turn(struct fbx_engine *e)
 		e->txn = NULL;
 		if (rc == FBX_OK) {
 			e->commits++;
+			if ((uint64_t)(t_commit - t0) > e->turn_max_us)
+				e->turn_max_us = (uint64_t)(t_commit - t0);
 			e->nundo = 0;
 			prune_settle(e, 1);
 			gw_free_graveyard(e);
@@ -1985,6 +1987,7 @@ turn(struct fbx_engine *e)
 	if (rc == FBX_EMAP_FULL)
 		rc = FBX_EDISK_FULL;
 	e->fail_streak++;
+	e->turns_failed++;
 	/* disk full, I/O error, a damaged record: tell the submitters, keep
 	 * serving reads, try writes again after a backoff. What was
 	 * accepted before is untouched; gateways resend what was not

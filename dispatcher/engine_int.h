@@ -185,6 +185,7 @@ struct fbx_engine {
 	int64_t next_audit_prune; /* audit retention: once a minute */
 
 	uint64_t commits, dlv_sent, results_in, ignored_results;
+	uint64_t turn_max_us, turns_failed; /* for status */
 	int64_t now; /* wall clock: what is journaled */
 	int64_t mono; /* monotonic: timeouts */
 	int64_t next_sweep;

@@ -2613,11 +2613,13 @@ cmd_status(struct ctl *ctl, int argc, char **argv)
 		       ",\"deliveries_inflight\":%" PRIu64
 		       ",\"deliveries_pending\":%" PRIu64
 		       ",\"commits\":%" PRIu64 ",\"store_bytes\":%" PRIu64
-		       "}\n",
+		       ",\"turn_max_us\":%" PRIu64 ",\"turns_failed\":%" PRIu64
+		       ",\"degraded\":%s,\"readers_used\":%" PRIu32 "}\n",
 		    mono_ms() - t0, s->uptime_ms, s->gateways,
 		    s->commands_active, s->deliveries_queued,
 		    s->deliveries_inflight, s->deliveries_pending, s->commits,
-		    s->store_bytes);
+		    s->store_bytes, s->turn_max_us, s->turns_failed,
+		    s->degraded ? "true" : "false", s->readers_used);
 	} else {
 		struct table t = { .ncol = 2 };
 		char b[64];
@@ -2637,6 +2639,11 @@ cmd_status(struct ctl *ctl, int argc, char **argv)
 		ROW_U64("deliveries_pending", s->deliveries_pending);
 		ROW_U64("commits", s->commits);
 		ROW_U64("store_bytes", s->store_bytes);
+		ROW_U64("turn_max_ms", s->turn_max_us / 1000);
+		ROW_U64("turns_failed", s->turns_failed);
+		table_row(&t, "degraded",
+		    s->degraded ? "yes: writes fail, reads are served" : "no");
+		ROW_U64("readers_used", s->readers_used);
 #undef ROW_U64
 		table_print(&t);
 		table_free(&t);

@@ -634,9 +634,10 @@ rb_survey_drop(struct rb_survey *sv)
 {
 	for (int i = 0; i < RB_SURVEYS; i++) {
 		if (rb_surveys[i] == sv) {
+			rb_surveys[i] = NULL;
 			fbxi_devtimes_free(sv->latest);
 			free(sv);
-			rb_surveys[i] = NULL;
+			return;
 		}
 	}
 }
@@ -1805,6 +1806,8 @@ struct export_ctx {
 };
 
 #define EXPORT_AUDIT (1ull << 63)
+/* audit index entries and records one export page may read */
+#define EXPORT_AUDIT_READS 20000
 /* set when a page ended among a command's deliveries: its line is out */
 #define EXPORT_DLV (1ull << 62)
 
@@ -1954,10 +1957,24 @@ fbxi_handle_export(
 			cursor = EXPORT_AUDIT;
 	}
 	if (rc == FBX_OK && !x.stop) {
-		rc = fbx_store_audit_scan(e->txn, cursor & ~EXPORT_AUDIT,
-		    export_audit_cb, &x);
+		/* through the audit indexes, a bounded number of reads a
+		 * page: a scan of the whole log held the loop for seconds */
+		struct fbx_audit_query q;
+		uint64_t start = cursor & ~EXPORT_AUDIT, next = 0;
+		memset(&q, 0, sizeof(q));
+		q.org = req->org;
+		q.since_ms = req->u.export_.since_ms;
+		q.until_ms = req->u.export_.until_ms;
+		q.after = start > 0 ? start - 1 : 0;
+		q.max_reads = EXPORT_AUDIT_READS;
+		rc = fbx_store_audit_query(e->txn, &q, export_audit_cb, &x, &next);
 		if (rc == FBX_ENOT_FOUND)
 			rc = FBX_OK;
+		if (rc == FBX_OK && !x.stop && next != 0) {
+			/* the read budget ran out: the next page goes on */
+			x.stop = 1;
+			x.resume = EXPORT_AUDIT | (next + 1);
+		}
 	}
 	if (rc != FBX_OK || fbxi_err(e) != FBX_OK) {
 		fbxi_set_err(e, rc != FBX_OK ? rc : fbxi_err(e));

@@ -351,6 +351,10 @@ struct fbx_engine_stats {
 	uint64_t deliveries_pending;
 	uint64_t commits;
 	uint64_t store_bytes;
+	uint64_t turn_max_us;  /* longest committed turn since start */
+	uint64_t turns_failed; /* turns that did not commit */
+	int degraded;          /* writes fail now; reads are served */
+	uint32_t readers_used; /* LMDB reader slots in use */
 };
 
 struct fbx_console_rep {

@@ -2518,6 +2518,10 @@ result_in(const pb_crep *pb, struct fbx_console_rep *r, struct wctx *w)
 		o->deliveries_pending = s->deliveries_pending;
 		o->commits = s->commits;
 		o->store_bytes = s->store_bytes;
+		o->turn_max_us = s->turn_max_us;
+		o->turns_failed = s->turns_failed;
+		o->degraded = s->degraded != 0;
+		o->readers_used = s->readers_used;
 		return FBX_OK;
 	}
 	case FUSEBOX__V1__CONSOLE_REPLY__RESULT_ROLLBACK:
@@ -3499,6 +3503,10 @@ fbx_console_rep_encode(
 		pong.deliveries_pending = s->deliveries_pending;
 		pong.commits = s->commits;
 		pong.store_bytes = s->store_bytes;
+		pong.turn_max_us = s->turn_max_us;
+		pong.turns_failed = s->turns_failed;
+		pong.degraded = s->degraded != 0;
+		pong.readers_used = s->readers_used;
 		m.result_case = FUSEBOX__V1__CONSOLE_REPLY__RESULT_PONG;
 		m.pong = &pong;
 		break;

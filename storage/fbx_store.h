@@ -47,6 +47,7 @@ struct fbx_store_stat {
 	uint64_t deliveries; /* entries in the delivery table */
 	uint64_t devices;    /* entries in the device registry */
 	unsigned readers_cleared; /* stale reader slots cleared at open */
+	unsigned readers_used;    /* reader slots in use now (any process) */
 	uint64_t audit_records; /* entries in the audit log */
 	/* audit index entries and records read since open by
 	 * fbx_store_audit_query, _scan and _get (a cost counter for tests

@@ -1204,6 +1204,18 @@ fbx_store_close(fbx_store *st)
 	free(st);
 }
 
+/* reader_line - mdb_reader_list calls it once per line: a header line,
+ * then one per reader slot in use (or one "(no active readers)"). */
+static int
+reader_line(const char *msg, void *ctx)
+{
+	unsigned *n = ctx;
+
+	if (strstr(msg, "pid") == NULL && strstr(msg, "no active") == NULL)
+		(*n)++;
+	return 0;
+}
+
 int
 fbx_store_stat(fbx_store *st, struct fbx_store_stat *out)
 {
@@ -1221,6 +1233,7 @@ fbx_store_stat(fbx_store *st, struct fbx_store_stat *out)
 	s.readers_cleared = st->readers_cleared;
 	if (stat(st->data_path, &sb) == 0)
 		s.file_bytes = (size_t)sb.st_size;
+	(void)mdb_reader_list(st->env, reader_line, &s.readers_used);
 	if (mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn) != 0) {
 		txn = NULL;
 		goto out;
