@@ -484,7 +484,8 @@ prune_one(struct fbx_engine *e, uint64_t id, int64_t cutoff, uint32_t *budget)
 	uint32_t deleted = 0;
 	int keep = 0, rc;
 
-	rc = fbx_store_cmd_get(e->txn, id, &c);
+	/* the header is all it needs: a body can be 100,000 device ids */
+	rc = fbx_store_cmd_head(e->txn, id, &c);
 	if (rc == FBX_ENOT_FOUND)
 		return PRUNE_GONE; /* pruned before */
 	if (rc != FBX_OK) {

@@ -164,6 +164,14 @@ int fbx_store_cmd_put(fbx_txn *txn, const struct fbx_command *cmd);
  */
 int fbx_store_cmd_get(fbx_txn *txn, uint64_t id, struct fbx_command *out);
 
+/**
+ * fbx_store_cmd_head - fbx_store_cmd_get without the body: payload and
+ * device ids are left NULL (their counts stay as journaled). One record
+ * read, whatever the command's size.
+ * @return FBX_OK, FBX_ENOT_FOUND, FBX_ECORRUPT, FBX_ESTORAGE.
+ */
+int fbx_store_cmd_head(fbx_txn *txn, uint64_t id, struct fbx_command *out);
+
 /** Callback for listings: return 0 to go on, non-zero to stop. The record
  * is valid only during the call. */
 typedef int (*fbx_cmd_fn)(void *arg, const struct fbx_command *cmd);

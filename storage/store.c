@@ -1726,6 +1726,15 @@ fbx_store_cmd_get(fbx_txn *t, uint64_t id, struct fbx_command *out)
 }
 
 int
+fbx_store_cmd_head(fbx_txn *t, uint64_t id, struct fbx_command *out)
+{
+	TXN_READ_CHECK(t);
+	if (out == NULL)
+		return FBX_EINVALID;
+	return cmd_load(t, id, 0, out);
+}
+
+int
 fbx_store_cmd_list(fbx_txn *t, const char *org, int64_t since_ms,
     int64_t until_ms, uint64_t after, uint32_t limit, fbx_cmd_fn fn,
     void *arg)
