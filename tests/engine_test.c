@@ -711,9 +711,87 @@ test_fairness(void)
 	env_close(&t);
 }
 
+/* rollout_last_wave - a rollout whose last wave trips the failure
+ * threshold pauses; an operator's resume finishes it (nothing is left to
+ * release) instead of leaving the command open until its TTL. */
+static void
+test_rollout_last_wave(void)
+{
+	struct env t;
+	struct gw_seen s;
+	struct fbx_command info;
+	struct fbx_console_req req;
+	struct fbx_console_rep rep;
+	uint64_t cid = 0;
+	int rc;
+
+	memset(&s, 0, sizeof(s));
+	CHECK(env_open(&t, "ro") == 0, "open");
+	enroll(&t, "acme", 4);
+	hello(&t, "g1", "acme", 100);
+	turn(&t);
+	memset(&req, 0, sizeof(req));
+	req.kind = FBX_CREQ_SUBMIT;
+	req.u.submit.cmd.type = FBX_CMD_QUERY;
+	req.u.submit.cmd.origin = FBX_ORIGIN_OPERATOR;
+	req.u.submit.cmd.target_kind = FBX_TARGET_ORG;
+	req.u.submit.cmd.rollout.enabled = 1;
+	req.u.submit.cmd.rollout.first_count = 2;
+	req.u.submit.cmd.rollout.growth_x100 = 100;
+	req.u.submit.cmd.rollout.max_wave = 2;
+	req.u.submit.cmd.rollout.bake_s = 1;
+	req.u.submit.cmd.rollout.success_ppm = 500000;
+	req.u.submit.cmd.rollout.failure_ppm = 500000;
+	req.u.submit.cmd.rollout.min_results = 1;
+	console(&t, "ops", "acme", &req);
+	turn(&t);
+	rc = reply(&t, "ops", &rep);
+	if (rc == FBX_OK)
+		cid = rep.u.submit.command_id;
+	fbx_console_rep_free(&rep);
+	CHECK(rc == FBX_OK && cid != 0, "rollout submit: %d", rc);
+	/* wave 1: both succeed; bake; wave 2: both fail */
+	for (int i = 0; i < 3; i++)
+		turn(&t);
+	drain_gw(&t, "g1", &s);
+	CHECK(s.nids == 2, "wave 1: %zu", s.nids);
+	results(&t, "g1", 1, s.ids, s.nids, FBX_R_SUCCEEDED);
+	turn(&t);
+	advance(&t, 2000);
+	heartbeat(&t, "g1");
+	for (int i = 0; i < 3; i++)
+		turn(&t);
+	drain_gw(&t, "g1", &s);
+	CHECK(s.nids == 4, "wave 2: %zu", s.nids);
+	results(&t, "g1", 2, s.ids + 2, s.nids - 2, FBX_R_FAILED);
+	turn(&t);
+	turn(&t);
+	CHECK(counts(&t, "acme", cid, &info) == FBX_OK &&
+	        info.ro.state == FBX_RO_PAUSED,
+	    "paused on the last wave: state %d", info.ro.state);
+	memset(&req, 0, sizeof(req));
+	req.kind = FBX_CREQ_ROLLOUT;
+	req.u.rollout.command_id = cid;
+	req.u.rollout.op = FBX_ROP_RESUME;
+	console(&t, "ops", "acme", &req);
+	turn(&t);
+	rc = reply(&t, "ops", &rep);
+	fbx_console_rep_free(&rep);
+	CHECK(rc == FBX_OK, "resume after the last wave: %d", rc);
+	advance(&t, 2000);
+	heartbeat(&t, "g1");
+	for (int i = 0; i < 3; i++)
+		turn(&t);
+	CHECK(counts(&t, "acme", cid, &info) == FBX_OK &&
+	        info.state == FBX_C_DONE && info.ro.state == FBX_RO_DONE,
+	    "after resume: command %d rollout %d", info.state, info.ro.state);
+	env_close(&t);
+}
+
 int
 main(void)
 {
+	test_rollout_last_wave();
 	test_state_machine();
 	test_liveness();
 	test_failed_turn();
