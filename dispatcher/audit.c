@@ -409,10 +409,14 @@ verify_cb(void *arg, uint64_t seq, const void *rec, size_t len)
 	return 0;
 }
 
+/* unhex - n lowercase hex digits into at most cap bytes. @return 0, or
+ * -1 (odd length, too long, not hex). */
 static int
-unhex32(const char *s, uint8_t out[32])
+unhex(const char *s, size_t n, uint8_t *out, size_t cap, size_t *len)
 {
-	for (int i = 0; i < 32; i++) {
+	if (n % 2 != 0 || n / 2 > cap)
+		return -1;
+	for (size_t i = 0; i < n / 2; i++) {
 		unsigned b = 0;
 		for (int j = 0; j < 2; j++) {
 			char c = s[2 * i + j];
@@ -426,7 +430,17 @@ unhex32(const char *s, uint8_t out[32])
 		}
 		out[i] = (uint8_t)b;
 	}
+	*len = n / 2;
 	return 0;
+}
+
+/* unhex32 - a 64-digit hash. */
+static int
+unhex32(const char *s, uint8_t out[32])
+{
+	size_t len = 0;
+
+	return unhex(s, 64, out, 32, &len) == 0 && len == 32 ? 0 : -1;
 }
 
 static void
@@ -1187,28 +1201,6 @@ jfield_raw(const char *line, size_t len, const char *key, size_t *vlen)
 	return NULL;
 }
 
-static int
-unhex(const char *s, size_t n, uint8_t *out, size_t cap, size_t *len)
-{
-	if (n % 2 != 0 || n / 2 > cap)
-		return -1;
-	for (size_t i = 0; i < n / 2; i++) {
-		unsigned b = 0;
-		for (int j = 0; j < 2; j++) {
-			char c = s[2 * i + j];
-			b <<= 4;
-			if (c >= '0' && c <= '9')
-				b |= (unsigned)(c - '0');
-			else if (c >= 'a' && c <= 'f')
-				b |= (unsigned)(c - 'a' + 10);
-			else
-				return -1;
-		}
-		out[i] = (uint8_t)b;
-	}
-	*len = n / 2;
-	return 0;
-}
 
 int
 fbxi_audit_archive_check(FILE *f, struct fbxi_archive_check *c)
