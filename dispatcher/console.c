@@ -830,12 +830,20 @@ console_isolated(
 		fbxi_set_err(e, rc);
 		return;
 	}
-	if (!req_reads_only(r))
-		e->mem_stale = 1; /* memory may hold what was undone */
+	if (!req_reads_only(r) && !e->degraded && in >= e->in &&
+	    in < e->in + e->nin) {
+		/* memory may hold what its child undid: the turn is redone
+		 * with this request answered in advance (see turn()) */
+		size_t idx = (size_t)(in - e->in);
+		e->inerr[idx] = rc;
+		e->redo = 1;
+		e->redo_at = idx;
+	}
 	FBX_LOGW("console: request kind %d of %s by %s failed: %s", r->kind,
 	    r->org, r->actor, fbx_errname(rc));
-	fbxi_console_error(e, in, r->request_id, r->kind, rc,
-	    "request failed and was undone: %s", fbx_strerror(rc));
+	if (!e->redo)
+		fbxi_console_error(e, in, r->request_id, r->kind, rc,
+		    "request failed and was undone: %s", fbx_strerror(rc));
 }
 
 void
@@ -853,6 +861,13 @@ fbxi_handle_console(struct fbx_engine *e, const struct inmsg *in)
 		fbxi_console_error(e, in, req.request_id, FBX_CREQ_NONE, rc, "%s",
 		    why[0] ? why : fbx_strerror(rc));
 		return;
+	}
+	if (in >= e->in && in < e->in + e->nin && e->inerr[in - e->in] != 0) {
+		/* it failed on its own in an earlier pass of this turn */
+		rc = e->inerr[in - e->in];
+		fbxi_console_error(e, in, req.request_id, req.kind, rc,
+		    "request failed and was undone: %s", fbx_strerror(rc));
+		goto out;
 	}
 	if (e->draining) {
 		fbxi_console_error(e, in, req.request_id, req.kind,

@@ -123,6 +123,8 @@ out_flush(struct fbx_engine *e)
 		rc = e->io_ops->send(e->io,
 		    m->to_gw ? FBX_IO_GATEWAY : FBX_IO_CONSOLE, m->nenv,
 		    m->envlen, (const uint8_t(*)[RID_MAX])m->env, m->buf, m->len);
+		if (rc == FBX_OK && m->welcome && m->gw != NULL)
+			m->gw->welcomed = 1;
 		if (rc != FBX_OK) {
 			if (m->to_gw == OUT_GW && rc == FBX_EBUSY &&
 			    unsent_add(e, m->ids, m->nids) == FBX_OK) {
@@ -158,6 +160,7 @@ gw_send(struct fbx_engine *e, struct gw *g, const struct fbx_eng_msg *m)
 	}
 	o->to_gw = OUT_GW;
 	o->gw = g;
+	o->welcome = m->kind == FBX_ENG_WELCOME;
 	if (m->kind == FBX_ENG_DELIVERIES && m->u.deliveries.n > 0) {
 		/* kept so that a message the send queue refuses puts its
 		 * deliveries back in the queue, and only those */
@@ -650,6 +653,7 @@ handle_hello(struct fbx_engine *e, const struct inmsg *in, struct gw *g,
 	g->window = m->u.hello.window;
 	if (g->window > e->o.max_window)
 		g->window = e->o.max_window;
+	g->welcomed = 0; /* until this HELLO's WELCOME has left */
 	g->last_seen = e->mono;
 	FBX_LOGI("gateway %s connected: %s, window %u", g->id,
 	    g->all_orgs ? "all organisations" : "listed organisations",
@@ -731,7 +735,8 @@ result_apply(struct fbx_engine *e, struct gw *g, const struct fbx_result_rec *r)
 		if (!gw_serves(g, cc->c.org))
 			return 0;
 		if (to != FBX_D_SUCCEEDED && to != FBX_D_FAILED)
-			return 1; /* progress of a delivery sent again since */
+			return 0; /* progress of a delivery sent again since:
+			           * nothing recorded */
 		h = fbxi_gw_holder(e, r->delivery_id, &v);
 	}
 	if (h != NULL && IF_STAGE(v) == IF_SENT)
@@ -1122,7 +1127,10 @@ dispatch_step(struct fbx_engine *e)
 		    fbxi_err(e) == FBX_OK) {
 			progress = 0;
 			for (struct gw *g = e->gws; g != NULL; g = g->next) {
-				if (g->dead || g->unanswered >= g->window ||
+				/* nothing to a session before its WELCOME
+				 * has left (a HELLO of a failed turn) */
+				if (g->dead || !g->welcomed ||
+				    g->unanswered >= g->window ||
 				    g->ubytes >= GW_BYTES_INFLIGHT_MAX)
 					continue;
 				for (size_t k = 0; k < e->rrlen &&
@@ -1143,6 +1151,7 @@ dispatch_step(struct fbx_engine *e)
 						want = (uint32_t)r->len;
 					allow = org_allow(e, q, want);
 					while (n < allow && r->len > 0 &&
+					    g->ubytes < GW_BYTES_INFLIGHT_MAX &&
 					    fbxi_err(e) == FBX_OK) {
 						q->len--;
 						if (send_one(e, g, fbxi_ring_pop(r)))
@@ -1186,7 +1195,7 @@ work_pending(struct fbx_engine *e)
 	if (e->rrlen == 0 || e->stalled)
 		return 0;
 	for (struct gw *g = e->gws; g != NULL; g = g->next) {
-		if (!g->dead && g->unanswered < g->window &&
+		if (!g->dead && g->welcomed && g->unanswered < g->window &&
 		    g->ubytes < GW_BYTES_INFLIGHT_MAX)
 			return 1;
 	}
@@ -1482,15 +1491,21 @@ static void
 sessions_settle(struct fbx_engine *e)
 {
 	for (struct gw *g = e->gws; g != NULL; g = g->next) {
-		size_t pos = 0, n = 0;
+		size_t pos = 0, n = 0, cap = 0;
 		uint64_t id, v, *drop = NULL;
 		while (fbxi_idmap_next(&g->inflight, &pos, &id, &v)) {
 			if (v & IF_SEEN)
 				continue;
-			uint64_t *nd = realloc(drop, (n + 1) * sizeof(*nd));
-			if (nd == NULL)
-				break;
-			drop = nd;
+			if (n == cap) {
+				size_t ncap = cap ? 2 * cap : 64;
+				uint64_t *nd = realloc(drop, ncap * sizeof(*nd));
+				if (nd == NULL) {
+					g->dead = 1; /* requeued at reap */
+					break;
+				}
+				drop = nd;
+				cap = ncap;
+			}
 			drop[n++] = id;
 		}
 		for (size_t i = 0; i < n; i++)
@@ -1655,9 +1670,12 @@ close_inputs(struct fbx_engine *e, size_t handled)
 		handled = e->nin;
 	for (size_t i = 0; i < handled; i++)
 		e->io_ops->release(e->io, &e->in[i]);
-	if (handled < e->nin)
+	if (handled < e->nin) {
 		memmove(e->in, e->in + handled,
 		    (e->nin - handled) * sizeof(*e->in));
+		memmove(e->inerr, e->inerr + handled,
+		    (e->nin - handled) * sizeof(*e->inerr));
+	}
 	e->nin -= handled;
 }
 
@@ -1675,14 +1693,22 @@ read_inputs(struct fbx_engine *e, int chan, size_t max, size_t max_bytes)
 		if (e->nin == e->incap) {
 			size_t ncap = e->incap ? e->incap * 2 : 256;
 			struct inmsg *ni = realloc(e->in, ncap * sizeof(*ni));
+			int *ne;
 			if (ni == NULL)
 				return 0;
 			e->in = ni;
+			ne = realloc(e->inerr, ncap * sizeof(*ne));
+			if (ne == NULL)
+				return 0;
+			e->inerr = ne;
 			e->incap = ncap;
 		}
 		rc = e->io_ops->recv(e->io, chan, &e->in[e->nin], &dropped);
 		if (rc == 0)
 			return 1;
+		if (rc == -2)
+			return 0; /* cannot take it now: not drained */
+		e->inerr[e->nin] = 0;
 		n++;
 		if (rc < 0) {
 			/* counted, so a flood of them cannot hold the turn */
@@ -1846,6 +1872,8 @@ turn(struct fbx_engine *e)
 	t0 = mono_us();
 	res0 = e->results_in;
 	sent0 = e->dlv_sent;
+	e->redos = 0;
+	e->in_limit = (size_t)-1;
 	for (int attempt = 0; attempt < COMMIT_RETRIES; attempt++) {
 		size_t need = (64u << 20);
 		int did_unsent = 0;
@@ -1854,7 +1882,7 @@ turn(struct fbx_engine *e)
 		e->txn_err = FBX_OK;
 		e->req_err = FBX_OK;
 		e->in_request = 0;
-		e->mem_stale = 0;
+		e->redo = 0;
 		e->nundo = 0;
 		e->nhandled = 0;
 		e->xbudget = e->o.expand_chunk;
@@ -1875,8 +1903,8 @@ turn(struct fbx_engine *e)
 			unsent_step(e);
 			did_unsent = 1;
 		}
-		for (size_t i = 0; i < e->nin && fbxi_err(e) == FBX_OK &&
-		    !e->mem_stale;
+		for (size_t i = 0; i < e->nin && i < e->in_limit &&
+		    fbxi_err(e) == FBX_OK && !e->redo;
 		    i++) {
 			if (e->in[i].chan == FBX_IO_GATEWAY)
 				handle_gateway(e, &e->in[i]);
@@ -1884,26 +1912,26 @@ turn(struct fbx_engine *e)
 				fbxi_handle_console(e, &e->in[i]);
 			e->nhandled = i + 1;
 		}
-		if (fbxi_err(e) == FBX_OK)
+		if (fbxi_err(e) == FBX_OK && !e->redo)
 			gw_reap(e);
-		if (!e->draining && !e->mem_stale && fbxi_err(e) == FBX_OK) {
+		if (!e->draining && !e->redo && fbxi_err(e) == FBX_OK) {
 			if (e->nrq > 0)
 				rq_step(e);
 			fbxi_expand_step(e);
 			fbxi_rollout_step(e);
 			dispatch_step(e);
 		}
-		if (fbxi_err(e) == FBX_OK && !e->mem_stale &&
+		if (fbxi_err(e) == FBX_OK && !e->redo &&
 		    e->now >= e->next_sweep) {
 			sweep_step(e);
 			e->next_sweep = e->now + 500;
 		}
-		if (fbxi_err(e) == FBX_OK && !e->mem_stale &&
+		if (fbxi_err(e) == FBX_OK && !e->redo &&
 		    e->o.retention_s > 0 && e->now >= e->next_prune) {
 			prune_step(e);
 			e->next_prune = e->now + 1000;
 		}
-		if (fbxi_err(e) == FBX_OK && !e->mem_stale &&
+		if (fbxi_err(e) == FBX_OK && !e->redo &&
 		    e->o.audit_retention_days > 0 &&
 		    e->now >= e->next_audit_prune) {
 			uint32_t n = 0;
@@ -1915,10 +1943,29 @@ turn(struct fbx_engine *e)
 			    FBX_AUDIT_PRUNE_SLICE, &n);
 			e->next_audit_prune = e->now + 60000;
 		}
-		if (fbxi_err(e) == FBX_OK && !e->mem_stale &&
+		if (fbxi_err(e) == FBX_OK && !e->redo &&
 		    e->now >= e->next_approval_prune) {
 			prune_approvals(e);
 			e->next_approval_prune = e->now + 60000;
+		}
+		if (e->redo && e->txn_err == FBX_OK) {
+			/* a request that changes state failed on its own:
+			 * undo the whole turn and do it again with that
+			 * request answered in advance, so that nothing it
+			 * changed in memory is journaled by the rest */
+			fbx_txn_abort(e->txn);
+			e->txn = NULL;
+			out_discard(e);
+			fbxi_gw_undo_apply(e);
+			prune_settle(e, 0);
+			gw_free_graveyard(e);
+			rc = recover(e);
+			if (rc != FBX_OK)
+				goto failed;
+			if (++e->redos >= REDO_MAX)
+				e->in_limit = e->redo_at + 1;
+			attempt--;
+			continue;
 		}
 		flush_commands(e);
 		t_work = mono_us();
@@ -1946,13 +1993,6 @@ turn(struct fbx_engine *e)
 			e->fail_streak = 0;
 			out_flush(e);
 			reap_done(e);
-			if (e->mem_stale && recover(e) != FBX_OK) {
-				FBX_LOGE("memory could not be rebuilt after a "
-				         "failed request; retrying");
-				e->degraded = 1;
-				e->degraded_err = FBX_ESTORAGE;
-				e->retry_at = e->mono + retry_delay(1);
-			}
 			/* a slow turn delays every reply: say where it went */
 			if (t_commit - t0 > 500000 ||
 			    fbxi_log_level() >= FBX_LOG_DEBUG)
@@ -2190,6 +2230,7 @@ fbx_engine_close(struct fbx_engine *e)
 	free(e->in);
 	free(e->undo);
 	free(e->unsent);
+	free(e->inerr);
 	free(e->pkeep);
 	gw_free_graveyard(e);
 	if (e->io_ops != NULL)

@@ -30,6 +30,9 @@
 #define SWEEP_MAX 65536 /* expiries per turn */
 #define QUANTUM 256 /* deliveries per organisation per round */
 #define COMMIT_RETRIES 4
+/* redos of one turn for requests that failed on their own; past it the
+ * rest of the turn's input waits for the next turn */
+#define REDO_MAX 16
 /* byte credit: what one gateway may have sent and not yet answered, so a
  * window of big payloads cannot pile up unbounded in its send queue */
 #define GW_BYTES_INFLIGHT_MAX (256u * 1024 * 1024)
@@ -114,6 +117,7 @@ struct outmsg {
 	size_t len;
 	uint64_t *ids; /* a DELIVERIES message: the delivery ids it carries */
 	size_t nids;
+	int welcome; /* a WELCOME: the session may receive once it left */
 };
 
 struct fbx_engine {
@@ -146,7 +150,15 @@ struct fbx_engine {
 	 * transaction; its own errors land here, not in txn_err */
 	int in_request;
 	int req_err;
-	int mem_stale; /* a mutating request failed: rebuild after the turn */
+	/* a request that changes state failed on its own: the whole turn
+	 * is undone and redone with that request answered in advance
+	 * (inerr), so nothing it changed in memory survives */
+	int redo;
+	size_t redo_at;     /* the input that failed */
+	uint32_t redos;     /* in this turn: at most REDO_MAX */
+	size_t in_limit;    /* inputs this attempt may handle */
+	int *inerr;         /* per input: answer with this error, 0 = none */
+	size_t inerrcap;
 	size_t nhandled; /* inputs of this turn handled so far */
 	/* gateway sessions survive a failed turn: the in-flight map changes
 	 * of the turn, undone if it does not commit */

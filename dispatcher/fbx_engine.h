@@ -49,7 +49,8 @@ struct fbx_io_msg {
 struct fbx_io_ops {
 	/* recv - take one message of chan without blocking.
 	 * @return 1 and *m; 0 when none is waiting; -1 when a malformed
-	 * one (envelope too long) was dropped, *dropped its size. */
+	 * one (envelope too long) was dropped, *dropped its size; -2 when
+	 * one may be waiting but cannot be taken now (out of memory). */
 	int (*recv)(void *io, int chan, struct fbx_io_msg *m, size_t *dropped);
 	/* release - free what recv gave. */
 	void (*release)(void *io, struct fbx_io_msg *m);

@@ -117,7 +117,7 @@ zio_recv(void *io, int chan, struct fbx_io_msg *m, size_t *dropped)
 		return 0;
 	body = malloc(sizeof(*body));
 	if (body == NULL)
-		return 0; /* left at the socket for the next turn */
+		return -2; /* left at the socket: not "drained" */
 	zmq_msg_init(body);
 	m->chan = chan;
 	m->nenv = 0;

@@ -3731,39 +3731,63 @@ pb_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
 	return -1;
 }
 
-/* pb_count - how many times field `inner` occurs in the length-delimited
- * field `outer` of the message in [p, end). Malformed input counts what
- * it can: unpack rejects it afterwards. */
+/* pb_skip - step over one field's value of wire type wt at *p.
+ * @return 0, or -1 when the value runs past end (malformed). *len is
+ * set for length-delimited values, which are not stepped over. */
+static int
+pb_skip(const uint8_t **p, const uint8_t *end, unsigned wt, uint64_t *len)
+{
+	uint64_t v;
+
+	*len = 0;
+	switch (wt) {
+	case 0:
+		return pb_varint(p, end, &v);
+	case 1:
+	case 5:
+		if ((size_t)(end - *p) < (wt == 1 ? 8u : 4u))
+			return -1;
+		*p += wt == 1 ? 8 : 4;
+		return 0;
+	case 2:
+		if (pb_varint(p, end, &v) != 0 || v > (uint64_t)(end - *p))
+			return -1;
+		*len = v;
+		return 0;
+	default:
+		return -1;
+	}
+}
+
+/* pb_field_count - how many times field `inner` occurs in the
+ * length-delimited top-level field `outer` of the message in [p, end).
+ * Two levels only, never recursive: a peer cannot nest its way down the
+ * stack. Malformed input counts what it can: unpack rejects it after. */
 static size_t
 pb_field_count(const uint8_t *p, const uint8_t *end, uint32_t outer, uint32_t inner)
 {
 	size_t n = 0;
-	uint64_t key, v;
+	uint64_t key, len;
 
 	while (p < end && pb_varint(&p, end, &key) == 0) {
-		uint32_t field = (uint32_t)(key >> 3), wt = key & 7;
-		if (wt == 0) {
-			if (pb_varint(&p, end, &v) != 0)
-				break;
-		} else if (wt == 1 || wt == 5) {
-			if ((size_t)(end - p) < (wt == 1 ? 8u : 4u))
-				break;
-			p += wt == 1 ? 8 : 4;
-		} else if (wt == 2) {
-			if (pb_varint(&p, end, &v) != 0 ||
-			    v > (uint64_t)(end - p))
-				break;
-			if (field == outer)
-				n += pb_field_count(p, p + v, 0, inner);
-			else if (outer == 0 && field == inner)
-				n++;
-			p += v;
-			continue;
-		} else {
+		const uint8_t *q, *qend;
+		if ((key >> 3) == 0 || pb_skip(&p, end, key & 7, &len) != 0)
 			break;
+		if ((key & 7) != 2)
+			continue;
+		q = p;
+		qend = p + len;
+		p = qend;
+		if ((uint32_t)(key >> 3) != outer)
+			continue;
+		while (q < qend && pb_varint(&q, qend, &key) == 0) {
+			uint64_t l2;
+			if ((key >> 3) == 0 || pb_skip(&q, qend, key & 7, &l2) != 0)
+				break;
+			q += l2;
+			if ((uint32_t)(key >> 3) == inner)
+				n++;
 		}
-		if (outer == 0 && field == inner)
-			n++;
 	}
 	return n;
 }

@@ -711,6 +711,181 @@ test_fairness(void)
 	env_close(&t);
 }
 
+/* Test hook of audit.c: while positive, each SHA-256 fails. */
+extern int fbxi_test_crypto_fail;
+
+/* undone_requests - a request that changes state and fails on its own
+ * (here: its audit record cannot be hashed) is answered with its error
+ * and nothing of it stays: not in the store, not in memory, not in the
+ * gateways' in-flight maps; the other requests of its turn go on. */
+static void
+test_undone_requests(void)
+{
+	struct env t;
+	struct gw_seen s;
+	struct fbx_command info;
+	struct fbx_console_req req, sub;
+	struct fbx_console_rep rep;
+	uint64_t cid, ids[1];
+	int rc;
+
+	memset(&s, 0, sizeof(s));
+	CHECK(env_open(&t, "undo") == 0, "open");
+	enroll(&t, "acme", 3);
+	hello(&t, "g1", "acme", 100);
+	turn(&t);
+	cid = submit_org(&t, "acme");
+	turn(&t);
+	drain_gw(&t, "g1", &s);
+	CHECK(s.nids == 3, "deliveries %zu", s.nids);
+
+	/* a replay of the 3 SENT deliveries fails at its audit record, in
+	 * one turn with a good submit before and after it */
+	memset(&sub, 0, sizeof(sub));
+	sub.kind = FBX_CREQ_SUBMIT;
+	sub.u.submit.cmd.type = FBX_CMD_QUERY;
+	sub.u.submit.cmd.origin = FBX_ORIGIN_OPERATOR;
+	sub.u.submit.cmd.target_kind = FBX_TARGET_ORG;
+	memset(&req, 0, sizeof(req));
+	req.kind = FBX_CREQ_REPLAY;
+	ids[0] = cid;
+	req.u.replay.sel.command_ids = ids;
+	req.u.replay.sel.ncommand_ids = 1;
+	req.u.replay.execute = 1;
+	req.u.replay.state = FBX_D_SENT;
+	console(&t, "a", "acme", &sub);
+	console(&t, "ops", "acme", &req);
+	console(&t, "b", "acme", &sub);
+	/* the first submit's audit record is hashed first: fail the
+	 * second hash, the replay's */
+	fbxi_test_crypto_fail = 0;
+	turn(&t);
+	rc = reply(&t, "a", &rep);
+	fbx_console_rep_free(&rep);
+	CHECK(rc == FBX_OK, "submit before: %d", rc);
+	rc = reply(&t, "ops", &rep);
+	fbx_console_rep_free(&rep);
+	rc = reply(&t, "b", &rep);
+	fbx_console_rep_free(&rep);
+	CHECK(rc == FBX_OK, "submit after: %d", rc);
+
+	fbxi_test_crypto_fail = 1;
+	console(&t, "a", "acme", &sub);
+	console(&t, "ops", "acme", &req);
+	console(&t, "b", "acme", &sub);
+	turn(&t);
+	fbxi_test_crypto_fail = 0;
+	rc = reply(&t, "a", &rep);
+	fbx_console_rep_free(&rep);
+	CHECK(rc == FBX_ECRYPTO || rc == FBX_OK, "first of the turn: %d", rc);
+	{
+		int r_ops = reply(&t, "ops", &rep), r_b;
+		fbx_console_rep_free(&rep);
+		r_b = reply(&t, "b", &rep);
+		fbx_console_rep_free(&rep);
+		/* exactly one request failed (the one whose hash failed),
+		 * the others were answered OK */
+		CHECK((rc == FBX_ECRYPTO) + (r_ops == FBX_ECRYPTO) +
+		            (r_b == FBX_ECRYPTO) ==
+		        1,
+		    "one failure: %d %d %d", rc, r_ops, r_b);
+		CHECK(r_b == FBX_OK, "the request after the failed one: %d",
+		    r_b);
+	}
+	CHECK(fbx_engine_turn(t.e) == FBX_OK, "engine keeps serving");
+	env_close(&t);
+
+	/* the replay alone, failing: the gateway keeps what it holds and
+	 * receives nothing again */
+	memset(&s, 0, sizeof(s));
+	CHECK(env_open(&t, "undo2") == 0, "open");
+	enroll(&t, "acme", 3);
+	hello(&t, "g1", "acme", 100);
+	turn(&t);
+	cid = submit_org(&t, "acme");
+	turn(&t);
+	drain_gw(&t, "g1", &s);
+	ids[0] = cid;
+	fbxi_test_crypto_fail = 1;
+	console(&t, "ops", "acme", &req);
+	turn(&t);
+	fbxi_test_crypto_fail = 0;
+	rc = reply(&t, "ops", &rep);
+	fbx_console_rep_free(&rep);
+	CHECK(rc == FBX_ECRYPTO, "replay with a failed audit: %d", rc);
+	for (int i = 0; i < 3; i++) {
+		heartbeat(&t, "g1");
+		turn(&t);
+	}
+	drain_gw(&t, "g1", &s);
+	CHECK(s.nids == 3,
+	    "deliveries sent again after a replay answered as failed: %zu",
+	    s.nids - 3);
+	CHECK(counts(&t, "acme", cid, &info) == FBX_OK &&
+	        info.counts[FBX_D_SENT] == 3,
+	    "sent %u queued %u", info.counts[FBX_D_SENT],
+	    info.counts[FBX_D_QUEUED]);
+	env_close(&t);
+}
+
+/* undone_cancel - a rollout cancel whose audit record fails is answered
+ * with the error and the rollout is not cancelled, in the store or in
+ * memory. */
+static void
+test_undone_cancel(void)
+{
+	struct env t;
+	struct gw_seen s;
+	struct fbx_command info;
+	struct fbx_console_req req;
+	struct fbx_console_rep rep;
+	uint64_t cid = 0;
+	int rc;
+
+	memset(&s, 0, sizeof(s));
+	CHECK(env_open(&t, "cancel") == 0, "open");
+	enroll(&t, "acme", 4);
+	hello(&t, "g1", "acme", 100);
+	turn(&t);
+	memset(&req, 0, sizeof(req));
+	req.kind = FBX_CREQ_SUBMIT;
+	req.u.submit.cmd.type = FBX_CMD_QUERY;
+	req.u.submit.cmd.origin = FBX_ORIGIN_OPERATOR;
+	req.u.submit.cmd.target_kind = FBX_TARGET_ORG;
+	req.u.submit.cmd.rollout.enabled = 1;
+	req.u.submit.cmd.rollout.first_count = 2;
+	req.u.submit.cmd.rollout.growth_x100 = 100;
+	req.u.submit.cmd.rollout.max_wave = 2;
+	req.u.submit.cmd.rollout.bake_s = 1;
+	req.u.submit.cmd.rollout.success_ppm = 500000;
+	req.u.submit.cmd.rollout.failure_ppm = 500000;
+	req.u.submit.cmd.rollout.min_results = 1;
+	console(&t, "ops", "acme", &req);
+	turn(&t);
+	if (reply(&t, "ops", &rep) == FBX_OK)
+		cid = rep.u.submit.command_id;
+	fbx_console_rep_free(&rep);
+	for (int i = 0; i < 3; i++)
+		turn(&t);
+	memset(&req, 0, sizeof(req));
+	req.kind = FBX_CREQ_ROLLOUT;
+	req.u.rollout.command_id = cid;
+	req.u.rollout.op = FBX_ROP_CANCEL;
+	fbxi_test_crypto_fail = 1;
+	console(&t, "ops", "acme", &req);
+	turn(&t);
+	fbxi_test_crypto_fail = 0;
+	rc = reply(&t, "ops", &rep);
+	fbx_console_rep_free(&rep);
+	CHECK(rc == FBX_ECRYPTO, "cancel with a failed audit: %d", rc);
+	turn(&t);
+	CHECK(counts(&t, "acme", cid, &info) == FBX_OK &&
+	        info.ro.state != FBX_RO_CANCELLED,
+	    "a cancel answered as failed was committed: rollout %d",
+	    info.ro.state);
+	env_close(&t);
+}
+
 /* rollout_last_wave - a rollout whose last wave trips the failure
  * threshold pauses; an operator's resume finishes it (nothing is left to
  * release) instead of leaving the command open until its TTL. */
@@ -792,6 +967,8 @@ int
 main(void)
 {
 	test_rollout_last_wave();
+	test_undone_requests();
+	test_undone_cancel();
 	test_state_machine();
 	test_liveness();
 	test_failed_turn();

@@ -3134,9 +3134,64 @@ test_incident_mutations(void)
 	free(enc[1]);
 }
 
+/* test_gw_prescan - the entry count taken before unpacking: an oversized
+ * batch of empty entries is TOOBIG, and deep nesting (field 0 or any
+ * field inside results) neither crashes nor passes for a valid batch. */
+static void
+test_gw_prescan(void)
+{
+	size_t n = 70000, depth = 2000000, len;
+	uint8_t *buf = malloc(16 + 2 * n), *deep;
+	struct fbx_gw_msg m;
+	size_t i = 0;
+
+	/* version 1, then results (field 12) holding 70,000 empty entries */
+	buf[i++] = 0x08;
+	buf[i++] = 0x01;
+	buf[i++] = 0x62; /* field 12, length-delimited */
+	len = 2 * n;
+	while (len >= 0x80) {
+		buf[i++] = (uint8_t)(len | 0x80);
+		len >>= 7;
+	}
+	buf[i++] = (uint8_t)len;
+	for (size_t k = 0; k < n; k++) {
+		buf[i++] = 0x12; /* field 2, length 0 */
+		buf[i++] = 0x00;
+	}
+	CHECK(fbx_gw_msg_decode(buf, i, &m, NULL, 0) == FBX_ETOOBIG);
+	free(buf);
+
+	/* field 12 wrapping nested field-0 blobs, each level's length exact
+	 * (built from the inside out), deep enough to overflow a recursive
+	 * walker's stack: 2,000,000 levels in about 10 MB */
+	{
+		size_t cap = 5 * depth + 32, pos = cap, inner = 0;
+		deep = malloc(cap);
+		for (size_t k = 0; k <= depth; k++) {
+			uint8_t v[10];
+			size_t nv = 0, l = inner;
+			do {
+				v[nv++] = (uint8_t)((l & 0x7f) | (l >= 0x80 ? 0x80 : 0));
+				l >>= 7;
+			} while (l > 0);
+			pos -= nv;
+			memcpy(deep + pos, v, nv);
+			deep[--pos] = k == depth ? 0x62 : 0x02;
+			inner = cap - pos;
+		}
+		deep[--pos] = 0x01;
+		deep[--pos] = 0x08;
+		CHECK(fbx_gw_msg_decode(deep + pos, cap - pos, &m, NULL, 0) !=
+		    FBX_OK);
+		free(deep);
+	}
+}
+
 int
 main(void)
 {
+	test_gw_prescan();
 	test_req_submit();
 	test_req_other_kinds();
 	test_rep_kinds();
