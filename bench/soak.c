@@ -482,6 +482,9 @@ count_readers(const char *mdb_stat, const char *dir)
 	return seen ? n : -1;
 }
 
+/* The longest logged turn of the run and where its time went. */
+static double worst_turn_ms, worst_work_ms, worst_commit_ms, worst_send_ms;
+
 /* log_turns - read the daemon log from *off on; @return the longest
  * turn (ms) among its "turn: ... work W us, commit C us, send S us"
  * warnings, 0 if none; counts them in *nturns. */
@@ -512,6 +515,12 @@ log_turns(const char *path, long *off, uint64_t *nturns)
 		(*nturns)++;
 		if ((double)(wk + cm + sd) / 1000.0 > max)
 			max = (double)(wk + cm + sd) / 1000.0;
+		if (max > worst_turn_ms) {
+			worst_turn_ms = max;
+			worst_work_ms = (double)wk / 1000.0;
+			worst_commit_ms = (double)cm / 1000.0;
+			worst_send_ms = (double)sd / 1000.0;
+		}
 	}
 	*off = ftell(f);
 	fclose(f);
@@ -810,9 +819,11 @@ main(int argc, char **argv)
 		    slope(smp + ns / 2, ns - ns / 2, figs[f].off));
 	}
 	printf("  longest turn: %s%.0f ms (%" PRIu64 " turns over 500 ms "
-	       "logged); longest ping round trip %.1f ms over %" PRIu64
+	       "logged; the longest: work %.0f ms, commit with fsync %.0f "
+	       "ms, send %.0f ms); longest ping round trip %.1f ms over %" PRIu64
 	       " pings\n",
 	    nturns == 0 ? "< 500 ms, none logged; " : "", turn_max, nturns,
+	    worst_work_ms, worst_commit_ms, worst_send_ms,
 	    (double)atomic_load(&s.ping_all_max_us) / 1000.0,
 	    (uint64_t)atomic_load(&s.pings));
 	printf("  queries (whole query, all its pages or slices; and its "
