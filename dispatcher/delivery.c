@@ -64,13 +64,14 @@ fbxi_dlv_legal_from(int to)
 	return legal[to];
 }
 
-int
-fbxi_dlv_move(struct fbx_engine *e, struct cmdc *cc, uint64_t id,
-    unsigned from_mask, int to, uint16_t code, int attempt, int *old,
-    struct fbx_delivery *out)
+/* dlv_apply - move id to `to` from any state of mask (already checked
+ * against the table, or the replay's own set) and keep what depends on
+ * a delivery's state in step. */
+static int
+dlv_apply(struct fbx_engine *e, struct cmdc *cc, uint64_t id, unsigned mask,
+    int to, uint16_t code, int attempt, int *old, struct fbx_delivery *out)
 {
 	struct fbx_delivery d;
-	unsigned mask = from_mask & fbxi_dlv_legal_from(to);
 	int from = FBX_D_NONE, rc;
 
 	if (mask == 0)
@@ -101,23 +102,23 @@ fbxi_dlv_move(struct fbx_engine *e, struct cmdc *cc, uint64_t id,
 }
 
 int
+fbxi_dlv_move(struct fbx_engine *e, struct cmdc *cc, uint64_t id,
+    unsigned from_mask, int to, uint16_t code, int attempt, int *old,
+    struct fbx_delivery *out)
+{
+	return dlv_apply(e, cc, id, from_mask & fbxi_dlv_legal_from(to), to,
+	    code, attempt, old, out);
+}
+
+int
 fbxi_dlv_replay(struct fbx_engine *e, struct cmdc *cc, uint64_t id, int *old)
 {
 	const unsigned from = FBXI_DHELD | FBXI_DMASK(FBX_D_SUCCEEDED) |
 	    FBXI_DMASK(FBX_D_FAILED) | FBXI_DMASK(FBX_D_EXPIRED) |
 	    FBXI_DMASK(FBX_D_CANCELLED);
-	int was = FBX_D_NONE, rc;
 
 	fbxi_gw_drop(e, id);
 	if (fbxi_err(e) != FBX_OK)
 		return fbxi_err(e);
-	rc = fbx_store_dlv_transition(
-	    e->txn, id, from, FBX_D_QUEUED, 0, e->now, 0, &was, NULL);
-	if (old != NULL)
-		*old = was;
-	if (rc != FBX_OK)
-		return rc;
-	fbxi_count_move(cc, was, FBX_D_QUEUED);
-	fbxi_ro_tally(cc, id, was, FBX_D_QUEUED, 0);
-	return FBX_OK;
+	return dlv_apply(e, cc, id, from, FBX_D_QUEUED, 0, 0, old, NULL);
 }

@@ -240,6 +240,34 @@ gw_serves(const struct gw *g, const char *org)
  * restores them as they were, so a gateway keeps what it holds and its
  * results are recognised when they come again. */
 
+/* requeue_one - a delivery no gateway holds any more (in a state of
+ * `from`) goes back to its queue to be sent again with its id, or ends
+ * CANCELLED when its rollout was cancelled. @return 1 if queued, 0 if
+ * there was nothing to do, -1 on an error (latched). */
+static int
+requeue_one(struct fbx_engine *e, struct cmdc *cc, uint64_t id, unsigned from)
+{
+	int rc, to;
+
+	if (cc == NULL || cc->expired)
+		return 0; /* the expiry sweep owns it */
+	to = cc->cancelling ? FBX_D_CANCELLED : FBX_D_QUEUED;
+	rc = fbxi_dlv_move(e, cc, id, from, to, 0, 0, NULL, NULL);
+	if (rc == FBX_ESTATE || rc == FBX_ENOT_FOUND)
+		return 0;
+	if (rc != FBX_OK) {
+		fbxi_set_err(e, rc);
+		return -1;
+	}
+	if (to != FBX_D_QUEUED)
+		return 0;
+	if (fbxi_orgq_push(e, cc->q, cc->c.priority, id) != FBX_OK) {
+		fbxi_set_err(e, FBX_ENOMEM);
+		return -1;
+	}
+	return 1;
+}
+
 /* gw_requeue - put every delivery a gateway holds back in its queue,
  * journaled as QUEUED, to be sent again with the same delivery id. */
 static void
@@ -251,33 +279,17 @@ gw_requeue(struct fbx_engine *e, struct gw *g)
 
 	while (fbxi_err(e) == FBX_OK &&
 	    fbxi_idmap_next(&g->inflight, &pos, &id, &v)) {
-		struct cmdc *cc = fbxi_cmd_find(e, FBX_DLV_CMD(id));
-		int rc, to;
+		int r;
 		if (fbxi_gw_undo_note(e, g, id) != FBX_OK) {
 			fbxi_set_err(e, FBX_ENOMEM);
 			return;
 		}
 		fbxi_inflight_release(e, v);
-		if (cc == NULL || cc->expired)
-			continue;
-		/* a cancelled rollout: what the gateway lost ends */
-		to = cc->cancelling ? FBX_D_CANCELLED : FBX_D_QUEUED;
-		rc = fbxi_dlv_move(
-		    e, cc, id, FBXI_DHELD, to, 0, 0, NULL, NULL);
-		if (rc == FBX_ESTATE || rc == FBX_ENOT_FOUND)
-			continue;
-		if (rc != FBX_OK) {
-			fbxi_set_err(e, rc);
+		r = requeue_one(
+		    e, fbxi_cmd_find(e, FBX_DLV_CMD(id)), id, FBXI_DHELD);
+		if (r < 0)
 			return;
-		}
-		if (to == FBX_D_QUEUED) {
-			if (fbxi_orgq_push(e, cc->q, cc->c.priority, id) !=
-			    FBX_OK) {
-				fbxi_set_err(e, FBX_ENOMEM);
-				return;
-			}
-			n++;
-		}
+		n += (size_t)r;
 	}
 	fbxi_idmap_clear(&g->inflight);
 	g->unanswered = 0;
@@ -1042,7 +1054,7 @@ send_one(struct fbx_engine *e, struct gw *g, uint64_t id)
 		return 0;
 	}
 	g->unanswered++;
-	g->ubytes += cc->c.payload_len + 2 * FBX_ID_MAX + 64;
+	g->ubytes += fbxi_dlv_cost(cc);
 	cc->q->inflight++;
 	e->inflight_all++;
 	e->dlv_sent++;
@@ -1059,7 +1071,7 @@ send_one(struct fbx_engine *e, struct gw *g, uint64_t id)
 	o->attempt = d.attempts;
 	/* a message stays well under the gateway cap however big the
 	 * payloads: each delivery carries its command's payload */
-	g->obbytes += cc->c.payload_len + 2 * FBX_ID_MAX + 64;
+	g->obbytes += fbxi_dlv_cost(cc);
 	if (++g->obn == e->o.send_batch || g->obbytes >= GW_MSG_SOFT_MAX)
 		gw_flush_batch(e, g);
 	return 1;
@@ -1494,8 +1506,13 @@ sessions_settle(struct fbx_engine *e)
 		size_t pos = 0, n = 0, cap = 0;
 		uint64_t id, v, *drop = NULL;
 		while (fbxi_idmap_next(&g->inflight, &pos, &id, &v)) {
-			if (v & IF_SEEN)
+			if (v & IF_SEEN) {
+				/* matched: keep it, unmarked (set does not
+				 * move entries, so the walk goes on) */
+				(void)fbxi_idmap_set(
+				    &g->inflight, id, v & ~(uint64_t)IF_SEEN);
 				continue;
+			}
 			if (n == cap) {
 				size_t ncap = cap ? 2 * cap : 64;
 				uint64_t *nd = realloc(drop, ncap * sizeof(*nd));
@@ -1511,12 +1528,6 @@ sessions_settle(struct fbx_engine *e)
 		for (size_t i = 0; i < n; i++)
 			fbxi_idmap_del(&g->inflight, drop[i], NULL);
 		free(drop);
-		pos = 0;
-		while (fbxi_idmap_next(&g->inflight, &pos, &id, &v)) {
-			if (v & IF_SEEN)
-				(void)fbxi_idmap_set(
-				    &g->inflight, id, v & ~(uint64_t)IF_SEEN);
-		}
 		fbxi_gw_recount(e, g);
 	}
 }
@@ -1594,23 +1605,9 @@ rq_step(struct fbx_engine *e)
 		end = e->nrq;
 	for (; e->rqpos < end && fbxi_err(e) == FBX_OK; e->rqpos++) {
 		uint64_t id = e->rq[e->rqpos];
-		struct cmdc *cc = fbxi_cmd_find(e, FBX_DLV_CMD(id));
-		int rc, to;
-		if (cc == NULL || cc->expired)
-			continue;
-		to = cc->cancelling ? FBX_D_CANCELLED : FBX_D_QUEUED;
-		rc = fbxi_dlv_move(e, cc, id, FBXI_DHELD, to, 0, 0, NULL, NULL);
-		if (rc == FBX_ESTATE || rc == FBX_ENOT_FOUND)
-			continue;
-		if (rc != FBX_OK) {
-			fbxi_set_err(e, rc);
+		if (requeue_one(e, fbxi_cmd_find(e, FBX_DLV_CMD(id)), id,
+		        FBXI_DHELD) < 0)
 			return;
-		}
-		if (to == FBX_D_QUEUED &&
-		    fbxi_orgq_push(e, cc->q, cc->c.priority, id) != FBX_OK) {
-			fbxi_set_err(e, FBX_ENOMEM);
-			return;
-		}
 	}
 	if (e->rqpos >= e->nrq) {
 		if (e->nrq > 0)
@@ -1629,33 +1626,12 @@ unsent_step(struct fbx_engine *e)
 	size_t i;
 
 	for (i = 0; i < e->nunsent && fbxi_err(e) == FBX_OK; i++) {
-		uint64_t id = e->unsent[i], v = 0;
-		struct cmdc *cc = fbxi_cmd_find(e, FBX_DLV_CMD(id));
-		struct gw *h = fbxi_gw_holder(e, id, &v);
-		int rc;
-		if (h != NULL) {
-			if (fbxi_gw_if_drop(e, h, id, v) != FBX_OK) {
-				fbxi_set_err(e, FBX_ENOMEM);
-				return;
-			}
-			if (IF_STAGE(v) == IF_SENT)
-				fbxi_gw_answered(e, h, cc, id);
-			fbxi_inflight_release(e, v);
-		}
-		if (cc == NULL || cc->expired)
-			continue;
-		rc = fbxi_dlv_move(e, cc, id, FBXI_DMASK(FBX_D_SENT),
-		    FBX_D_QUEUED, 0, 0, NULL, NULL);
-		if (rc == FBX_ESTATE || rc == FBX_ENOT_FOUND)
-			continue;
-		if (rc != FBX_OK) {
-			fbxi_set_err(e, rc);
+		uint64_t id = e->unsent[i];
+		fbxi_gw_drop(e, id);
+		if (fbxi_err(e) != FBX_OK ||
+		    requeue_one(e, fbxi_cmd_find(e, FBX_DLV_CMD(id)), id,
+		        FBXI_DMASK(FBX_D_SENT)) < 0)
 			return;
-		}
-		if (fbxi_orgq_push(e, cc->q, cc->c.priority, id) != FBX_OK) {
-			fbxi_set_err(e, FBX_ENOMEM);
-			return;
-		}
 	}
 }
 

@@ -271,6 +271,15 @@ int fbxi_rate_load(fbx_txn *txn, const char *org, struct fbx_rate_info *out);
 /* ---- expand.c: targets into deliveries */
 void fbxi_expand_step(struct fbx_engine *e);
 
+/* fbxi_dlv_cost - about what one delivery of cc takes in a DELIVERIES
+ * message: its command's payload, org and device ids, framing. The one
+ * measure of batch size and byte credit. */
+static inline uint64_t
+fbxi_dlv_cost(const struct cmdc *cc)
+{
+	return (cc != NULL ? cc->c.payload_len : 0) + 2 * FBX_ID_MAX + 64;
+}
+
 /* ---- gateway.c: session in-flight maps and the turn's undo log */
 int fbxi_gw_undo_push(struct fbx_engine *e, struct gw *g, uint64_t id, uint64_t v);
 int fbxi_gw_undo_note(struct fbx_engine *e, struct gw *g, uint64_t id);

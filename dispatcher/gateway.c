@@ -131,9 +131,7 @@ fbxi_gw_holder(struct fbx_engine *e, uint64_t id, uint64_t *v)
 uint64_t
 fbxi_dlv_bytes(struct fbx_engine *e, uint64_t id)
 {
-	struct cmdc *cc = fbxi_cmd_find(e, FBX_DLV_CMD(id));
-
-	return (cc != NULL ? cc->c.payload_len : 0) + 2 * FBX_ID_MAX + 64;
+	return fbxi_dlv_cost(fbxi_cmd_find(e, FBX_DLV_CMD(id)));
 }
 
 /* gw_answered - the gateway answered a delivery it was sent: credit (in
@@ -141,8 +139,7 @@ fbxi_dlv_bytes(struct fbx_engine *e, uint64_t id)
 void
 fbxi_gw_answered(struct fbx_engine *e, struct gw *g, struct cmdc *cc, uint64_t id)
 {
-	uint64_t b = cc != NULL ? cc->c.payload_len + 2 * FBX_ID_MAX + 64
-	                        : fbxi_dlv_bytes(e, id);
+	uint64_t b = cc != NULL ? fbxi_dlv_cost(cc) : fbxi_dlv_bytes(e, id);
 
 	if (g->unanswered > 0)
 		g->unanswered--;

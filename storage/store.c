@@ -3143,20 +3143,21 @@ fbx_store_audit_time_seq(fbx_txn *t, int64_t ms, uint64_t *seq)
 	return rc;
 }
 
-int
-fbx_store_audit_first(fbx_txn *t, uint64_t *seq)
+/* edge_key - the first or last (op) 8-byte big-endian key of dbi.
+ * @return FBX_OK, FBX_ENOT_FOUND (empty), FBX_ECORRUPT (another key
+ * size), FBX_ESTORAGE, or the transaction's latched error. */
+static int
+edge_key(fbx_txn *t, MDB_dbi dbi, MDB_cursor_op op, uint64_t *out)
 {
 	MDB_cursor *cur = NULL;
 	MDB_val k, v;
 	int mrc, rc = FBX_OK;
 
-	if (t == NULL || seq == NULL)
-		return FBX_EINVALID;
 	if (t->err != 0)
 		return t->err;
-	if (mdb_cursor_open(t->txn, t->st->audit, &cur) != 0)
+	if (mdb_cursor_open(t->txn, dbi, &cur) != 0)
 		return FBX_ESTORAGE;
-	mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+	mrc = mdb_cursor_get(cur, &k, &v, op);
 	if (mrc == MDB_NOTFOUND)
 		rc = FBX_ENOT_FOUND;
 	else if (mrc != 0)
@@ -3164,9 +3165,17 @@ fbx_store_audit_first(fbx_txn *t, uint64_t *seq)
 	else if (k.mv_size != 8)
 		rc = FBX_ECORRUPT;
 	else
-		*seq = get_be64(k.mv_data);
+		*out = get_be64(k.mv_data);
 	mdb_cursor_close(cur);
 	return rc;
+}
+
+int
+fbx_store_audit_first(fbx_txn *t, uint64_t *seq)
+{
+	if (t == NULL || seq == NULL)
+		return FBX_EINVALID;
+	return edge_key(t, t->st->audit, MDB_FIRST, seq);
 }
 
 /* audit_time_trim - drop the leading audit_time entries that only cover
@@ -3416,23 +3425,14 @@ fbx_store_org_list(fbx_txn *t, fbx_org_fn fn, void *arg)
 int
 fbx_store_cmd_last(fbx_txn *t, uint64_t *id)
 {
-	MDB_cursor *cur = NULL;
-	MDB_val k, v;
-	int mrc, rc = FBX_OK;
+	int rc;
 
 	if (t == NULL || id == NULL)
 		return FBX_EINVALID;
-	if (t->err != 0)
-		return t->err;
-	if (mdb_cursor_open(t->txn, t->st->cmd, &cur) != 0)
-		return FBX_ESTORAGE;
-	mrc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
-	if (mrc == MDB_NOTFOUND)
+	rc = edge_key(t, t->st->cmd, MDB_LAST, id);
+	if (rc == FBX_ENOT_FOUND) {
 		*id = 0;
-	else if (mrc != 0 || k.mv_size != 8)
-		rc = FBX_ESTORAGE;
-	else
-		*id = get_be64(k.mv_data);
-	mdb_cursor_close(cur);
-	return rc;
+		return FBX_OK;
+	}
+	return rc == FBX_ECORRUPT ? FBX_ESTORAGE : rc;
 }

@@ -372,6 +372,17 @@ enroll(struct env *t, const char *org, unsigned n)
 	free(d);
 }
 
+/* query_req - an operator's query to every device of the organisation. */
+static void
+query_req(struct fbx_console_req *req)
+{
+	memset(req, 0, sizeof(*req));
+	req->kind = FBX_CREQ_SUBMIT;
+	req->u.submit.cmd.type = FBX_CMD_QUERY;
+	req->u.submit.cmd.origin = FBX_ORIGIN_OPERATOR;
+	req->u.submit.cmd.target_kind = FBX_TARGET_ORG;
+}
+
 /* submit_org - a query to every device of org; @return its id or 0. */
 static uint64_t
 submit_org(struct env *t, const char *org)
@@ -380,11 +391,7 @@ submit_org(struct env *t, const char *org)
 	struct fbx_console_rep rep;
 	uint64_t id = 0;
 
-	memset(&req, 0, sizeof(req));
-	req.kind = FBX_CREQ_SUBMIT;
-	req.u.submit.cmd.type = FBX_CMD_QUERY;
-	req.u.submit.cmd.origin = FBX_ORIGIN_OPERATOR;
-	req.u.submit.cmd.target_kind = FBX_TARGET_ORG;
+	query_req(&req);
 	console(t, "ops", org, &req);
 	turn(t);
 	if (reply(t, "ops", &rep) == FBX_OK)
@@ -413,6 +420,22 @@ counts(struct env *t, const char *org, uint64_t id, struct fbx_command *info)
 		*info = rep.u.command.info;
 	fbx_console_rep_free(&rep);
 	return rc;
+}
+
+/* rollout_req - a query to the organisation in waves of 2 devices, 1 s
+ * bake, paused when half a wave's results fail. */
+static void
+rollout_req(struct fbx_console_req *req)
+{
+	query_req(req);
+	req->u.submit.cmd.rollout.enabled = 1;
+	req->u.submit.cmd.rollout.first_count = 2;
+	req->u.submit.cmd.rollout.growth_x100 = 100;
+	req->u.submit.cmd.rollout.max_wave = 2;
+	req->u.submit.cmd.rollout.bake_s = 1;
+	req->u.submit.cmd.rollout.success_ppm = 500000;
+	req->u.submit.cmd.rollout.failure_ppm = 500000;
+	req->u.submit.cmd.rollout.min_results = 1;
 }
 
 /* --------------------------------------------------------------- tests */
@@ -537,11 +560,7 @@ test_failed_turn(void)
 	/* the turn with the results fails, and so do the next writes */
 	fbx_store_test_fail_commits = 1000;
 	results(&t, "g1", 7, s.ids, 20, FBX_R_SUCCEEDED);
-	memset(&req, 0, sizeof(req));
-	req.kind = FBX_CREQ_SUBMIT;
-	req.u.submit.cmd.type = FBX_CMD_QUERY;
-	req.u.submit.cmd.origin = FBX_ORIGIN_OPERATOR;
-	req.u.submit.cmd.target_kind = FBX_TARGET_ORG;
+	query_req(&req);
 	console(&t, "ops", "acme", &req);
 	turn(&t);
 	drain_gw(&t, "g1", &s);
@@ -595,11 +614,7 @@ test_map_full(void)
 	enroll(&t, "acme", 3);
 	fbx_store_test_fail_err = FBX_EMAP_FULL;
 	fbx_store_test_fail_commits = 1;
-	memset(&req, 0, sizeof(req));
-	req.kind = FBX_CREQ_SUBMIT;
-	req.u.submit.cmd.type = FBX_CMD_QUERY;
-	req.u.submit.cmd.origin = FBX_ORIGIN_OPERATOR;
-	req.u.submit.cmd.target_kind = FBX_TARGET_ORG;
+	query_req(&req);
 	console(&t, "ops", "acme", &req);
 	turn(&t);
 	rc = reply(&t, "ops", &rep);
@@ -684,11 +699,7 @@ test_fairness(void)
 	{
 		struct fbx_console_req req;
 		struct fbx_console_rep rep;
-		memset(&req, 0, sizeof(req));
-		req.kind = FBX_CREQ_SUBMIT;
-		req.u.submit.cmd.type = FBX_CMD_QUERY;
-		req.u.submit.cmd.origin = FBX_ORIGIN_OPERATOR;
-		req.u.submit.cmd.target_kind = FBX_TARGET_ORG;
+		query_req(&req);
 		console(&t, "a", "big", &req);
 		console(&t, "b", "small", &req);
 		turn(&t);
@@ -741,11 +752,7 @@ test_undone_requests(void)
 
 	/* a replay of the 3 SENT deliveries fails at its audit record, in
 	 * one turn with a good submit before and after it */
-	memset(&sub, 0, sizeof(sub));
-	sub.kind = FBX_CREQ_SUBMIT;
-	sub.u.submit.cmd.type = FBX_CMD_QUERY;
-	sub.u.submit.cmd.origin = FBX_ORIGIN_OPERATOR;
-	sub.u.submit.cmd.target_kind = FBX_TARGET_ORG;
+	query_req(&sub);
 	memset(&req, 0, sizeof(req));
 	req.kind = FBX_CREQ_REPLAY;
 	ids[0] = cid;
@@ -847,19 +854,7 @@ test_undone_cancel(void)
 	enroll(&t, "acme", 4);
 	hello(&t, "g1", "acme", 100);
 	turn(&t);
-	memset(&req, 0, sizeof(req));
-	req.kind = FBX_CREQ_SUBMIT;
-	req.u.submit.cmd.type = FBX_CMD_QUERY;
-	req.u.submit.cmd.origin = FBX_ORIGIN_OPERATOR;
-	req.u.submit.cmd.target_kind = FBX_TARGET_ORG;
-	req.u.submit.cmd.rollout.enabled = 1;
-	req.u.submit.cmd.rollout.first_count = 2;
-	req.u.submit.cmd.rollout.growth_x100 = 100;
-	req.u.submit.cmd.rollout.max_wave = 2;
-	req.u.submit.cmd.rollout.bake_s = 1;
-	req.u.submit.cmd.rollout.success_ppm = 500000;
-	req.u.submit.cmd.rollout.failure_ppm = 500000;
-	req.u.submit.cmd.rollout.min_results = 1;
+	rollout_req(&req);
 	console(&t, "ops", "acme", &req);
 	turn(&t);
 	if (reply(&t, "ops", &rep) == FBX_OK)
@@ -905,19 +900,7 @@ test_rollout_last_wave(void)
 	enroll(&t, "acme", 4);
 	hello(&t, "g1", "acme", 100);
 	turn(&t);
-	memset(&req, 0, sizeof(req));
-	req.kind = FBX_CREQ_SUBMIT;
-	req.u.submit.cmd.type = FBX_CMD_QUERY;
-	req.u.submit.cmd.origin = FBX_ORIGIN_OPERATOR;
-	req.u.submit.cmd.target_kind = FBX_TARGET_ORG;
-	req.u.submit.cmd.rollout.enabled = 1;
-	req.u.submit.cmd.rollout.first_count = 2;
-	req.u.submit.cmd.rollout.growth_x100 = 100;
-	req.u.submit.cmd.rollout.max_wave = 2;
-	req.u.submit.cmd.rollout.bake_s = 1;
-	req.u.submit.cmd.rollout.success_ppm = 500000;
-	req.u.submit.cmd.rollout.failure_ppm = 500000;
-	req.u.submit.cmd.rollout.min_results = 1;
+	rollout_req(&req);
 	console(&t, "ops", "acme", &req);
 	turn(&t);
 	rc = reply(&t, "ops", &rep);
