@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# cli_test.sh: the command-line surface of fuseboxctl, fuseboxd and
+# fusebox-devsim as an operator meets it: whole option names only,
+# -V, errors that name the option as typed, one line for a bad ini,
+# --limit 0, exit statuses in --help, waiting for the socket of a daemon
+# that is starting, --retries against a frozen engine (TIMEOUT, not
+# UNREACHABLE), and `submit --wait` saying that no gateway is connected.
+# Run by CTest (fbx.tests.cli_test) with FBX_BIN_DIR set.
+set -u
+B=${FBX_BIN_DIR:?set FBX_BIN_DIR to the dispatcher directory of a build}
+T=$(mktemp -d /tmp/fbx-cli.XXXXXX)
+pass=0 fail=0 D=
+ok() { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
+# expect STATUS GREP-PATTERN -- command...: exit status and output
+expect() {
+  local want=$1 pat=$2; shift 3
+  local out st
+  out=$("$@" 2>&1); st=$?
+  if [ "$st" != "$want" ]; then bad "$* -> exit $st, want $want: $out"; return; fi
+  if [ -n "$pat" ] && ! grep -qE -- "$pat" <<<"$out"; then
+    bad "$* -> output lacks /$pat/: $out"; return; fi
+  ok
+}
+cleanup() {
+  [ -n "$D" ] && kill -CONT "$D" 2>/dev/null && kill "$D" 2>/dev/null && wait "$D" 2>/dev/null
+  if [ "$fail" -eq 0 ]; then rm -rf "$T"; else echo "kept $T" >&2; fi
+}
+trap cleanup EXIT
+CTL="$B/fuseboxctl"
+export FUSEBOX_CONSOLE="ipc://$T/c.sock" FUSEBOX_ORG=acme
+unset FUSEBOX_ACTOR
+# keys DATA: the server and client keys (`fuseboxd init`), for the CLI
+# and the simulator through the environment
+keys() {
+  "$B/fuseboxd" init --data "$1" --principal gw/gateway/-/'*' >/dev/null ||
+    { echo "FAIL: fuseboxd init --data $1" >&2; exit 1; }
+  export FUSEBOX_KEY="$1/keys/admin.key" FUSEBOX_SERVER_KEY="$1/keys/server.pub" \
+    FUSEBOX_GATEWAY_KEY="$1/keys/gw.key"
+}
+keys "$T/db"
+
+# --- without a daemon ---------------------------------------------------
+expect 64 "unknown option '--typ'.*--type" -- "$CTL" submit --typ lock --device d1
+expect 64 "unknown option '--exec'.*--execute" -- "$CTL" rollback --command 1 --exec
+expect 64 "unknown option '--end'" -- "$CTL" --end "ipc://$T/x" status
+expect 64 "unknown option '--vers'" -- "$CTL" --vers
+expect 0 "^fuseboxctl [0-9]" -- "$CTL" -V
+expect 0 "^fuseboxctl [0-9]" -- "$CTL" --version
+expect 0 "^fuseboxctl [0-9]" -- "$CTL" status -V
+expect 0 "Exit status: 0 ok, 64 usage" -- "$CTL" --help
+expect 0 "Exit status: 0 ok, 64 usage" -- "$CTL" devices --help
+expect 0 "Exit status: 0 clean stop" -- "$B/fuseboxd" --help
+expect 0 "Exit status: 0 ok, 64 usage" -- "$B/fusebox-devsim" --help
+expect 64 "bad --limit '0' \(1\.\.10000\)" -- "$CTL" devices --limit 0
+expect 64 "bad --limit '0' \(1\.\.10000\)" -- "$CTL" list --limit 0
+expect 64 "unknown option '--dev'.*--devices" -- "$B/fusebox-devsim" --dev 3
+expect 64 "unknown option '--dat'.*--data" -- "$B/fuseboxd" --dat "$T/x"
+expect 64 "bad value for --heartbeat-ms: 1$" -- "$B/fuseboxd" --heartbeat-ms 1
+expect 64 "bad value for -l: loud" -- "$B/fuseboxd" -l loud
+printf '[fuseboxd]\nheartbeat_ms = 1\n' > "$T/bad.ini"
+out=$("$B/fuseboxd" -c "$T/bad.ini" 2>&1); st=$?
+if [ $st -eq 78 ] && [ "$(wc -l <<<"$out")" -eq 1 ] &&
+   grep -q "bad.ini:2: heartbeat_ms = 1: bad value" <<<"$out"; then ok
+else bad "bad ini: exit $st, want 78 and one line: $out"; fi
+printf '[fuseboxd]\nbogus = 1\n' > "$T/bad2.ini"
+expect 78 "bad2.ini:2: bogus = 1: unknown setting" -- "$B/fuseboxd" -c "$T/bad2.ini"
+
+# nothing listens: UNREACHABLE after the bounded wait, saying why
+t0=$(date +%s%N)
+expect 69 "UNREACHABLE.*no socket file" -- "$CTL" --timeout 1000 status
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+[ $ms -ge 900 ] && [ $ms -lt 5000 ] && ok || bad "unreachable after $ms ms, want ~1000"
+
+# --- a daemon that is starting: the first request waits for it ---------
+"$B/fuseboxd" --data "$T/db" --console "ipc://$T/c.sock" \
+  --gateway "ipc://$T/g.sock" 2>"$T/daemon.log" &
+D=$!
+expect 0 "^gateways +0" -- "$CTL" status
+expect 0 "" -- "$CTL" enroll --device d1 --platform android
+expect 65 "NOT_FOUND" -- "$CTL" show 999 --limit 0
+expect 0 "d1" -- "$CTL" devices --limit 1
+
+# submit --wait with no gateway says so (and still times out)
+out=$("$CTL" submit --type lock --device d1 --wait 3 2>&1); st=$?
+if [ $st -eq 69 ] && grep -q "no gateway is connected" <<<"$out"; then ok
+else bad "submit --wait without gateway: exit $st: $out"; fi
+
+# a frozen engine: every retry waits its timeout, then TIMEOUT
+kill -STOP "$D"
+t0=$(date +%s%N)
+expect 69 "TIMEOUT.*3 attempts" -- "$CTL" --timeout 400 --retries 2 status
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+[ $ms -ge 1100 ] && [ $ms -lt 4000 ] && ok || bad "3 attempts of 400 ms took $ms ms"
+kill -CONT "$D"
+expect 0 "" -- "$CTL" status
+kill "$D"; wait "$D"; st=$?; D=
+[ $st -eq 0 ] && ok || bad "daemon exit $st after SIGTERM"
+
+echo "cli_test: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]
