@@ -1,0 +1,85 @@
+/*
+ * engine_fake.h: the engine in-process over a fake transport and clock
+ * (engine_fake.c), for tests that run turn by turn without sockets,
+ * processes or sleeps.
+ */
+#ifndef FBX_ENGINE_FAKE_H
+#define FBX_ENGINE_FAKE_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "fbx_engine.h"
+#include "fbx_proto.h"
+#include "fbx_store.h"
+
+extern int passed, failed;
+
+#define CHECK(c, ...)                                                         \
+	do {                                                                  \
+		if (c) {                                                      \
+			passed++;                                             \
+		} else {                                                      \
+			failed++;                                             \
+			fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__,         \
+			    __LINE__, #c);                                    \
+			fprintf(stderr, __VA_ARGS__);                         \
+			fputc('\n', stderr);                                  \
+		}                                                             \
+	} while (0)
+
+struct qmsg {
+	struct qmsg *next;
+	char peer[FBX_IO_RID_MAX + 1];
+	uint8_t *body;
+	size_t len;
+};
+
+struct mio {
+	struct qmsg *in[3], *out[3]; /* by channel */
+	int gw_full; /* sends to gateways answer BUSY */
+	int64_t wall, mono;
+};
+
+struct env {
+	char dir[64];
+	struct mio io;
+	fbx_engine *e;
+	uint64_t reqid;
+};
+
+/* drain_gw - take every engine message to `peer`: delivery ids into
+ * ids (up to cap), ACKs into acks (batch, count pairs). */
+struct gw_seen {
+	uint64_t ids[20000];
+	size_t nids;
+	uint64_t ack_batch[64];
+	uint32_t ack_count[64];
+	size_t nacks, welcomes, errors;
+	int last_err;
+};
+
+void q_push(struct qmsg **q, const char *peer, const void *body, size_t len);
+void q_free(struct qmsg *m);
+int env_open(struct env *t, const char *name);
+void env_close(struct env *t);
+int env_reopen(struct env *t);
+void advance(struct env *t, int64_t ms);
+void turn(struct env *t);
+void console(struct env *t, const char *peer, const char *org,
+    struct fbx_console_req *req);
+int reply(struct env *t, const char *peer, struct fbx_console_rep *rep);
+void gateway(struct env *t, const char *peer, struct fbx_gw_msg *m);
+void hello(struct env *t, const char *peer, const char *org, uint32_t window);
+void heartbeat(struct env *t, const char *peer);
+void results(struct env *t, const char *peer, uint64_t batch,
+    const uint64_t *ids, size_t n, int status);
+void drain_gw(struct env *t, const char *peer, struct gw_seen *s);
+void enroll(struct env *t, const char *org, unsigned n);
+void query_req(struct fbx_console_req *req);
+uint64_t submit_org(struct env *t, const char *org);
+int counts(
+    struct env *t, const char *org, uint64_t id, struct fbx_command *info);
+void rollout_req(struct fbx_console_req *req);
+
+#endif

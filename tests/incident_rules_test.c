@@ -1,0 +1,717 @@
+/*
+ * incident_rules_test.c: the rules that stop a mass false positive
+ * (issue 9), in-process on a fake clock (engine_fake.c), turn by turn:
+ * - an automatic lock settles (journaled, counted, not sent) for its
+ *   reason's settle delay, then goes out; operator commands never settle;
+ *   a settle delay of 0 turns it off;
+ * - a storm trips its organisation's breaker within the allowance
+ *   max(1, 1% of the fleet) and the trip holds every storm command still
+ *   settling: none reaches a device; an automatic lock submitted before
+ *   the storm's onset is not held and goes out;
+ * - the onset recorded at the trip is the storm's first command;
+ * - several organisations tripping together trip the global breaker,
+ *   which holds what settles in every organisation;
+ * - the fleet-wide rule trips the global breaker when the reason passes a
+ *   share of every enrolled device, however it is spread;
+ * - a settling command survives a restart;
+ * - released held commands go out in staged waves, not at once;
+ * - a newer lock for a device supersedes an older one still queued or
+ *   pending for it, never one a gateway holds;
+ * - a dry run of a rollout through groups plans it stage by stage, and
+ *   an approved rollout says it is running while its next group expands.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine_fake.h"
+
+#define REASON "attestation_failed"
+
+/* auto_lock - the detector's automatic lock of one device; @return the
+ * reply's err, with the command's id and state. */
+static int
+auto_lock(struct env *t, const char *org, unsigned dev, uint64_t *id,
+    int *state)
+{
+	struct fbx_console_req req;
+	struct fbx_console_rep rep;
+	fbx_id ids[1];
+	int rc;
+
+	memset(&req, 0, sizeof(req));
+	req.kind = FBX_CREQ_SUBMIT;
+	req.u.submit.cmd.type = FBX_CMD_LOCK;
+	req.u.submit.cmd.origin = FBX_ORIGIN_AUTOMATIC;
+	req.u.submit.cmd.target_kind = FBX_TARGET_DEVICES;
+	snprintf(req.u.submit.cmd.reason, sizeof(req.u.submit.cmd.reason),
+	    "%s", REASON);
+	snprintf(ids[0], sizeof(ids[0]), "%s-d%05u", org, dev);
+	req.u.submit.cmd.dev_ids = ids;
+	req.u.submit.cmd.ndev_ids = 1;
+	console(t, "rule", org, &req);
+	turn(t);
+	rc = reply(t, "rule", &rep);
+	*id = rc == FBX_OK ? rep.u.submit.command_id : 0;
+	*state = rc == FBX_OK ? rep.u.submit.state : 0;
+	fbx_console_rep_free(&rep);
+	return rc;
+}
+
+static int
+operator_lock(struct env *t, const char *org, unsigned dev, uint64_t *id,
+    int *state)
+{
+	struct fbx_console_req req;
+	struct fbx_console_rep rep;
+	fbx_id ids[1];
+	int rc;
+
+	memset(&req, 0, sizeof(req));
+	req.kind = FBX_CREQ_SUBMIT;
+	req.u.submit.cmd.type = FBX_CMD_LOCK;
+	req.u.submit.cmd.origin = FBX_ORIGIN_OPERATOR;
+	req.u.submit.cmd.target_kind = FBX_TARGET_DEVICES;
+	snprintf(ids[0], sizeof(ids[0]), "%s-d%05u", org, dev);
+	req.u.submit.cmd.dev_ids = ids;
+	req.u.submit.cmd.ndev_ids = 1;
+	console(t, "ops", org, &req);
+	turn(t);
+	rc = reply(t, "ops", &rep);
+	*id = rc == FBX_OK ? rep.u.submit.command_id : 0;
+	*state = rc == FBX_OK ? rep.u.submit.state : 0;
+	fbx_console_rep_free(&rep);
+	return rc;
+}
+
+/* breaker - a breaker request; rep is the caller's to free. */
+static int
+breaker(struct env *t, const char *org, int op, int global,
+    const struct fbx_breaker_cfg *cfg, int on_reset,
+    struct fbx_console_rep *rep)
+{
+	struct fbx_console_req req;
+
+	memset(&req, 0, sizeof(req));
+	req.kind = FBX_CREQ_BREAKER;
+	req.u.breaker.op = op;
+	req.u.breaker.global = global;
+	req.u.breaker.on_reset = on_reset;
+	snprintf(req.u.breaker.reason, sizeof(req.u.breaker.reason), "%s",
+	    REASON);
+	snprintf(req.u.breaker.note, sizeof(req.u.breaker.note),
+	    "settle_test");
+	if (cfg != NULL)
+		req.u.breaker.cfg = *cfg;
+	console(t, "ops", org, &req);
+	turn(t);
+	return reply(t, "ops", rep);
+}
+
+static const struct fbx_breaker_info *
+find_brk(const struct fbx_console_rep *rep, const char *org)
+{
+	for (size_t i = 0; i < rep->u.breaker.n; i++)
+		if (strcmp(rep->u.breaker.b[i].org, org) == 0 &&
+		    strcmp(rep->u.breaker.b[i].reason, REASON) == 0)
+			return &rep->u.breaker.b[i];
+	return NULL;
+}
+
+/* settle_off / settle_set - the reason's settle delay (global config) */
+static void
+settle_set(struct env *t, const char *org, uint32_t s)
+{
+	struct fbx_breaker_cfg cfg;
+	struct fbx_console_rep rep;
+
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.settle_set = 1;
+	cfg.settle_s = s;
+	CHECK(breaker(t, org, FBX_BRK_CONFIGURE, 1, &cfg, 0, &rep) == FBX_OK,
+	    "configure settle %u", s);
+	fbx_console_rep_free(&rep);
+}
+
+static int
+cmd_state(struct env *t, const char *org, uint64_t id, struct fbx_command *c)
+{
+	int rc = counts(t, org, id, c);
+
+	return rc == FBX_OK ? c->state : -1;
+}
+
+/* delivered - delivery ids sent to peer so far, answered as succeeded */
+static size_t
+delivered(struct env *t, const char *peer, uint64_t *batch)
+{
+	struct gw_seen *s = calloc(1, sizeof(*s));
+	size_t n;
+
+	drain_gw(t, peer, s);
+	n = s->nids;
+	if (n > 0) {
+		results(t, peer, ++*batch, s->ids, n, FBX_R_SUCCEEDED);
+		turn(t);
+		drain_gw(t, peer, s);
+	}
+	free(s);
+	return n;
+}
+
+/* pass - let ms of fake time pass in 50 ms turns, gateway peer (if any)
+ * beating its heart, so it stays alive */
+static void
+pass(struct env *t, const char *peer, int64_t ms)
+{
+	for (int64_t done = 0; done < ms; done += 50) {
+		advance(t, ms - done < 50 ? ms - done : 50);
+		if (peer != NULL)
+			heartbeat(t, peer);
+		turn(t);
+	}
+}
+
+static size_t
+events_of(struct env *t, int kind)
+{
+	struct qmsg **pp = &t->io.out[FBX_IO_EVENTS];
+	size_t n = 0;
+
+	while (*pp != NULL) {
+		struct qmsg *q = *pp;
+		struct fbx_event ev;
+		*pp = q->next;
+		if (fbx_event_decode(q->body, q->len, &ev) == FBX_OK &&
+		    ev.kind == kind)
+			n++;
+		q_free(q);
+	}
+	return n;
+}
+
+/* An automatic lock settles 30 s by default, then goes out; an operator
+ * lock goes out at once; settle 0 turns it off. */
+static void
+test_settle_basics(void)
+{
+	struct env t;
+	struct fbx_command c;
+	uint64_t id, op, batch = 0;
+	int st;
+
+	CHECK(env_open(&t, "settle") == 0, "open");
+	enroll(&t, "acme", 300);
+	hello(&t, "g1", "acme", 1000);
+	turn(&t);
+	(void)delivered(&t, "g1", &batch);
+
+	CHECK(auto_lock(&t, "acme", 1, &id, &st) == FBX_OK, "auto lock");
+	CHECK(st == FBX_C_SETTLING, "state %d, want settling", st);
+	CHECK(cmd_state(&t, "acme", id, &c) == FBX_C_SETTLING, "get: %d",
+	    c.state);
+	CHECK(c.settle_until_ms == t.io.wall + 30000 - 0 ||
+	        c.settle_until_ms > 0,
+	    "settle_until %lld", (long long)c.settle_until_ms);
+	CHECK(delivered(&t, "g1", &batch) == 0, "nothing sent while it "
+	                                        "settles");
+
+	/* an operator lock does not wait */
+	CHECK(operator_lock(&t, "acme", 2, &op, &st) == FBX_OK, "op lock");
+	CHECK(st != FBX_C_SETTLING && st != FBX_C_HELD, "operator state %d",
+	    st);
+	CHECK(delivered(&t, "g1", &batch) == 1, "operator lock sent at once");
+
+	pass(&t, "g1", 29000);
+	CHECK(delivered(&t, "g1", &batch) == 0, "not before 30 s");
+	CHECK(cmd_state(&t, "acme", id, &c) == FBX_C_SETTLING, "still "
+	                                                        "settling");
+	(void)events_of(&t, 0);
+	pass(&t, "g1", 1000);
+	CHECK(delivered(&t, "g1", &batch) == 1, "sent after 30 s");
+	CHECK(events_of(&t, FBX_EV_COMMAND_SETTLED) == 1, "settled event");
+	st = cmd_state(&t, "acme", id, &c);
+	CHECK(st == FBX_C_DONE || st == FBX_C_ACTIVE, "state %d after release",
+	    st);
+	CHECK(strstr(c.note, "released") != NULL, "verdict in note: %s",
+	    c.note);
+	CHECK(c.settle_until_ms > 0, "settle time kept after release");
+
+	/* settle 0: no wait */
+	settle_set(&t, "acme", 0);
+	CHECK(auto_lock(&t, "acme", 3, &id, &st) == FBX_OK, "auto lock");
+	CHECK(st != FBX_C_SETTLING && st != FBX_C_HELD, "settle 0: state %d",
+	    st);
+	CHECK(delivered(&t, "g1", &batch) == 1, "settle 0: sent at once");
+	env_close(&t);
+}
+
+/* The storm: a baseline lock before it goes out; the storm trips the
+ * organisation's breaker within 1% of the fleet, the trip holds what of
+ * the storm still settles, and not one storm lock reaches a device. */
+static void
+test_storm_held(void)
+{
+	struct env t;
+	struct fbx_command c;
+	struct fbx_console_rep rep;
+	uint64_t base, ids[8], batch = 0;
+	int64_t onset;
+	int st, held = 0;
+
+	CHECK(env_open(&t, "storm") == 0, "open");
+	enroll(&t, "small", 308);
+	enroll(&t, "other", 308);
+	hello(&t, "g1", "small", 1000);
+	turn(&t);
+	(void)delivered(&t, "g1", &batch);
+
+	CHECK(auto_lock(&t, "small", 0, &base, &st) == FBX_OK &&
+	        st == FBX_C_SETTLING,
+	    "baseline lock settles: %d", st);
+	pass(&t, "g1", 15000);
+	onset = t.io.wall;
+	for (unsigned i = 0; i < 8; i++) {
+		CHECK(auto_lock(&t, "small", 10 + i, &ids[i], &st) == FBX_OK,
+		    "storm %u", i);
+		held += st == FBX_C_HELD;
+		pass(&t, "g1", 200);
+	}
+	CHECK(held >= 8 - 2, "%d of 8 storm locks held at submit", held);
+	CHECK(breaker(&t, "small", FBX_BRK_STATUS, 0, NULL, 0, &rep) == FBX_OK,
+	    "status");
+	{
+		const struct fbx_breaker_info *b = find_brk(&rep, "small");
+		CHECK(b != NULL && b->state == FBX_BS_OPEN, "small's breaker "
+		                                            "open");
+		CHECK(b != NULL && b->allowance == 3, "allowance %u, want 3 "
+		                                      "(1%% of 308)",
+		    b ? b->allowance : 0);
+		CHECK(b != NULL && b->onset_ms == onset,
+		    "onset %lld, want the storm's first lock %lld",
+		    b ? (long long)b->onset_ms : 0LL, (long long)onset);
+	}
+	fbx_console_rep_free(&rep);
+	for (unsigned i = 0; i < 8; i++)
+		CHECK(cmd_state(&t, "small", ids[i], &c) == FBX_C_HELD,
+		    "storm lock %u: state %d (%s)", i, c.state, c.note);
+	CHECK(cmd_state(&t, "small", base, &c) == FBX_C_SETTLING,
+	    "baseline lock before the onset still settles: %d", c.state);
+	/* an operator lock still goes out while the breaker is open */
+	{
+		uint64_t op;
+		CHECK(operator_lock(&t, "small", 100, &op, &st) == FBX_OK &&
+		        st != FBX_C_HELD && st != FBX_C_SETTLING,
+		    "operator lock: %d", st);
+		CHECK(delivered(&t, "g1", &batch) == 1, "operator lock sent");
+	}
+	pass(&t, "g1", 60000);
+	CHECK(delivered(&t, "g1", &batch) == 1,
+	    "only the baseline lock reached a device");
+	for (unsigned i = 0; i < 8; i++)
+		CHECK(cmd_state(&t, "small", ids[i], &c) == FBX_C_HELD,
+		    "storm lock %u still held", i);
+	env_close(&t);
+}
+
+/* With the settle window off, a small organisation loses at most
+ * max(1, 1% of its fleet). */
+static void
+test_budget_small_org(void)
+{
+	struct env t;
+	uint64_t id;
+	int st, admitted = 0;
+
+	CHECK(env_open(&t, "budget") == 0, "open");
+	enroll(&t, "tiny", 50);
+	enroll(&t, "mid", 308);
+	settle_set(&t, "tiny", 0);
+	{
+		/* the organisations' own rule only */
+		struct fbx_breaker_cfg cfg;
+		struct fbx_console_rep rep;
+		memset(&cfg, 0, sizeof(cfg));
+		cfg.global_share_ppm = 1000000;
+		CHECK(breaker(&t, "tiny", FBX_BRK_CONFIGURE, 1, &cfg, 0,
+		          &rep) == FBX_OK,
+		    "configure");
+		fbx_console_rep_free(&rep);
+	}
+	for (unsigned i = 0; i < 10; i++) {
+		CHECK(auto_lock(&t, "tiny", i, &id, &st) == FBX_OK, "lock");
+		admitted += st != FBX_C_HELD;
+	}
+	CHECK(admitted == 1, "50-device org: %d admitted, want 1", admitted);
+	admitted = 0;
+	for (unsigned i = 0; i < 20; i++) {
+		CHECK(auto_lock(&t, "mid", i, &id, &st) == FBX_OK, "lock");
+		admitted += st != FBX_C_HELD;
+	}
+	CHECK(admitted == 3, "308-device org: %d admitted, want 3", admitted);
+	env_close(&t);
+}
+
+/* Three organisations trip together: the global breaker trips and holds
+ * what settles in a fourth organisation, whose own breaker is closed. */
+static void
+test_global_orgs(void)
+{
+	struct env t;
+	struct fbx_command c;
+	struct fbx_console_rep rep;
+	const char *orgs[4] = { "o1", "o2", "o3", "o4" };
+	uint64_t id4 = 0, id;
+	int st;
+
+	CHECK(env_open(&t, "global") == 0, "open");
+	for (int i = 0; i < 4; i++)
+		enroll(&t, orgs[i], 1000);
+	/* o4: one storm lock, admitted and settling */
+	CHECK(auto_lock(&t, "o4", 0, &id4, &st) == FBX_OK &&
+	        st == FBX_C_SETTLING,
+	    "o4 settles: %d", st);
+	for (int i = 0; i < 3; i++) {
+		for (unsigned k = 0; k < 12; k++)
+			CHECK(auto_lock(&t, orgs[i], k, &id, &st) == FBX_OK,
+			    "lock");
+	}
+	CHECK(breaker(&t, "o4", FBX_BRK_STATUS, 0, NULL, 0, &rep) == FBX_OK,
+	    "status");
+	{
+		const struct fbx_breaker_info *g = find_brk(&rep, "*");
+		const struct fbx_breaker_info *b = find_brk(&rep, "o4");
+		CHECK(g != NULL && g->state == FBX_BS_OPEN, "global open");
+		CHECK(b == NULL || b->state == FBX_BS_CLOSED, "o4's own closed");
+	}
+	fbx_console_rep_free(&rep);
+	CHECK(cmd_state(&t, "o4", id4, &c) == FBX_C_HELD,
+	    "o4's settling lock held by the global breaker: %d", c.state);
+	CHECK(strcmp(c.held_by, "*/" REASON) == 0, "held_by %s", c.held_by);
+	env_close(&t);
+}
+
+/* The fleet-wide rule: one lock in each of many organisations, each
+ * within its own allowance, passes 0.1% of all devices. */
+static void
+test_global_share(void)
+{
+	struct env t;
+	struct fbx_breaker_cfg cfg;
+	struct fbx_console_rep rep;
+	char org[16];
+	uint64_t id;
+	int st, held = 0;
+
+	CHECK(env_open(&t, "share") == 0, "open");
+	for (int i = 0; i < 10; i++) {
+		snprintf(org, sizeof(org), "s%02d", i);
+		enroll(&t, org, 600);
+	}
+	/* 6,000 devices; 0.1% = 6 */
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.global_share_ppm = 1000;
+	cfg.global_orgs = 100; /* only the share rule here */
+	CHECK(breaker(&t, "s00", FBX_BRK_CONFIGURE, 1, &cfg, 0, &rep) ==
+	        FBX_OK,
+	    "configure");
+	fbx_console_rep_free(&rep);
+	for (int i = 0; i < 10; i++) {
+		snprintf(org, sizeof(org), "s%02d", i);
+		CHECK(auto_lock(&t, org, 0, &id, &st) == FBX_OK, "lock");
+		held += st == FBX_C_HELD;
+	}
+	CHECK(held == 4, "%d held; the 7th device passes 6 of 6,000", held);
+	CHECK(breaker(&t, "s00", FBX_BRK_STATUS, 0, NULL, 0, &rep) == FBX_OK,
+	    "status");
+	{
+		const struct fbx_breaker_info *g = find_brk(&rep, "*");
+		CHECK(g != NULL && g->state == FBX_BS_OPEN, "global open");
+		/* the trip held the 6 settling ones too */
+		CHECK(g != NULL && g->settling == 0, "settling %llu",
+		    g ? (unsigned long long)g->settling : 0ULL);
+	}
+	fbx_console_rep_free(&rep);
+	env_close(&t);
+}
+
+/* A settling command survives a restart and is released on time. */
+static void
+test_restart(void)
+{
+	struct env t;
+	struct fbx_command c;
+	uint64_t id, batch = 0;
+	int st;
+
+	CHECK(env_open(&t, "restart") == 0, "open");
+	enroll(&t, "acme", 300);
+	CHECK(auto_lock(&t, "acme", 1, &id, &st) == FBX_OK &&
+	        st == FBX_C_SETTLING,
+	    "settles");
+	CHECK(env_reopen(&t) == 0, "reopen");
+	CHECK(cmd_state(&t, "acme", id, &c) == FBX_C_SETTLING,
+	    "settling after restart: %d", c.state);
+	hello(&t, "g1", "acme", 1000);
+	turn(&t);
+	CHECK(delivered(&t, "g1", &batch) == 0, "not yet");
+	pass(&t, "g1", 30000);
+	CHECK(delivered(&t, "g1", &batch) == 1, "released after restart");
+	env_close(&t);
+}
+
+/* Held commands released at a reset go out in waves: 10 now, 20 more
+ * 10 s later. */
+static void
+test_staged_release(void)
+{
+	struct env t;
+	struct fbx_console_rep rep;
+	uint64_t id, batch = 0;
+	size_t got;
+	int st;
+
+	CHECK(env_open(&t, "release") == 0, "open");
+	enroll(&t, "big", 5000);
+	hello(&t, "g1", "big", 1000);
+	turn(&t);
+	(void)delivered(&t, "g1", &batch);
+	CHECK(breaker(&t, "big", FBX_BRK_TRIP, 0, NULL, 0, &rep) == FBX_OK,
+	    "trip");
+	fbx_console_rep_free(&rep);
+	for (unsigned i = 0; i < 25; i++)
+		CHECK(auto_lock(&t, "big", i, &id, &st) == FBX_OK &&
+		        st == FBX_C_HELD,
+		    "held %u: %d", i, st);
+	CHECK(breaker(&t, "big", FBX_BRK_RESET, 0, NULL, FBX_RESET_RELEASE,
+	          &rep) == FBX_OK,
+	    "reset");
+	CHECK(rep.u.breaker.released == 25, "released %u",
+	    rep.u.breaker.released);
+	fbx_console_rep_free(&rep);
+	turn(&t);
+	got = delivered(&t, "g1", &batch);
+	CHECK(got == 10, "first wave %zu, want 10", got);
+	pass(&t, "g1", 9000);
+	CHECK(delivered(&t, "g1", &batch) == 0, "second wave not yet");
+	pass(&t, "g1", 1000);
+	got = delivered(&t, "g1", &batch);
+	CHECK(got == 15, "second wave %zu, want the other 15", got);
+	env_close(&t);
+}
+
+/* submit_type - an operator command of type for one device */
+static uint64_t
+submit_type(struct env *t, const char *org, unsigned dev, int type)
+{
+	struct fbx_console_req req;
+	struct fbx_console_rep rep;
+	fbx_id ids[1];
+	uint64_t id = 0;
+
+	memset(&req, 0, sizeof(req));
+	req.kind = FBX_CREQ_SUBMIT;
+	req.u.submit.cmd.type = (uint8_t)type;
+	req.u.submit.cmd.origin = FBX_ORIGIN_OPERATOR;
+	req.u.submit.cmd.target_kind = FBX_TARGET_DEVICES;
+	snprintf(ids[0], sizeof(ids[0]), "%s-d%05u", org, dev);
+	req.u.submit.cmd.dev_ids = ids;
+	req.u.submit.cmd.ndev_ids = 1;
+	console(t, "ops", org, &req);
+	turn(t);
+	if (reply(t, "ops", &rep) == FBX_OK)
+		id = rep.u.submit.command_id;
+	fbx_console_rep_free(&rep);
+	CHECK(id != 0, "submit type %d", type);
+	return id;
+}
+
+/* Three locks and an unlock queue for a device no gateway serves yet:
+ * the newest lock supersedes the older two; the unlock stays; the
+ * gateway gets one unlock and one lock. A lock a gateway holds is not
+ * superseded; the state survives a restart. */
+static void
+test_supersede(void)
+{
+	struct env t;
+	struct fbx_command c;
+	struct gw_seen *s = calloc(1, sizeof(*s));
+	uint64_t l1, l2, u1, l3, l4, l5, batch = 0;
+
+	CHECK(env_open(&t, "supersede") == 0, "open");
+	enroll(&t, "acme", 100); /* the lock limit: 10% of the fleet */
+	l1 = submit_type(&t, "acme", 1, FBX_CMD_LOCK);
+	l2 = submit_type(&t, "acme", 1, FBX_CMD_LOCK);
+	u1 = submit_type(&t, "acme", 1, FBX_CMD_UNLOCK);
+	l3 = submit_type(&t, "acme", 1, FBX_CMD_LOCK);
+	(void)submit_type(&t, "acme", 2, FBX_CMD_LOCK); /* another device */
+	CHECK(cmd_state(&t, "acme", l1, &c) == FBX_C_DONE &&
+	        c.counts[FBX_D_SUPERSEDED] == 1,
+	    "lock 1 superseded: state %d, superseded %u", c.state,
+	    c.counts[FBX_D_SUPERSEDED]);
+	CHECK(cmd_state(&t, "acme", l2, &c) == FBX_C_DONE &&
+	        c.counts[FBX_D_SUPERSEDED] == 1,
+	    "lock 2 superseded");
+	CHECK(cmd_state(&t, "acme", u1, &c) != FBX_C_DONE &&
+	        c.counts[FBX_D_SUPERSEDED] == 0,
+	    "the unlock is another kind");
+	CHECK(cmd_state(&t, "acme", l3, &c) != FBX_C_DONE &&
+	        c.counts[FBX_D_QUEUED] == 1,
+	    "lock 3 queued");
+	/* a restart keeps it: lock 4 supersedes lock 3 */
+	CHECK(env_reopen(&t) == 0, "reopen");
+	l4 = submit_type(&t, "acme", 1, FBX_CMD_LOCK);
+	CHECK(cmd_state(&t, "acme", l3, &c) == FBX_C_DONE &&
+	        c.counts[FBX_D_SUPERSEDED] == 1,
+	    "after a restart lock 3 superseded: %d", c.state);
+	hello(&t, "g1", "acme", 1000);
+	turn(&t);
+	turn(&t);
+	drain_gw(&t, "g1", s);
+	CHECK(s->nids == 3, "gateway got %zu deliveries, want unlock, lock 4 "
+	                    "and device 2's lock",
+	    s->nids);
+	for (size_t i = 0; i < s->nids; i++) {
+		uint64_t cid = FBX_DLV_CMD(s->ids[i]);
+		CHECK(cid != l1 && cid != l2 && cid != l3, "superseded lock "
+		                                          "%llu sent",
+		    (unsigned long long)cid);
+	}
+	/* lock 4 is in the gateway's hands: lock 5 does not supersede it */
+	l5 = submit_type(&t, "acme", 1, FBX_CMD_LOCK);
+	CHECK(cmd_state(&t, "acme", l4, &c) >= 0 &&
+	        c.counts[FBX_D_SUPERSEDED] == 0 && c.counts[FBX_D_SENT] == 1,
+	    "a lock in flight is not superseded");
+	heartbeat(&t, "g1");
+	turn(&t);
+	memset(s, 0, sizeof(*s));
+	drain_gw(&t, "g1", s);
+	CHECK(s->nids == 1 && FBX_DLV_CMD(s->ids[0]) == l5, "lock 5 sent");
+	(void)batch;
+	free(s);
+	env_close(&t);
+}
+
+/* A rollout through a verification group of 16 then the other 24
+ * devices, waves 5, 10, ..., approval between groups. */
+static void
+test_rollout_stages(void)
+{
+	struct env t;
+	struct fbx_console_req req;
+	struct fbx_console_rep rep;
+	struct fbx_device *d = calloc(40, sizeof(*d));
+	struct fbx_command c;
+	struct gw_seen *s = calloc(1, sizeof(*s));
+	uint64_t id = 0, batch = 0;
+
+	CHECK(env_open(&t, "stages") == 0, "open");
+	for (unsigned i = 0; i < 40; i++) {
+		snprintf(d[i].id, sizeof(d[i].id), "acme-d%05u", i);
+		d[i].platform = FBX_PLATFORM_ANDROID;
+		if (i < 16) {
+			snprintf(d[i].groups[0], sizeof(d[i].groups[0]),
+			    "verify");
+			d[i].ngroups = 1;
+		}
+	}
+	memset(&req, 0, sizeof(req));
+	req.kind = FBX_CREQ_ENROLL;
+	req.u.enroll.devs = d;
+	req.u.enroll.n = 40;
+	console(&t, "ops", "acme", &req);
+	turn(&t);
+	CHECK(reply(&t, "ops", &rep) == FBX_OK, "enroll");
+	fbx_console_rep_free(&rep);
+
+	query_req(&req);
+	req.u.submit.cmd.type = FBX_CMD_OS_UPDATE;
+	req.u.submit.cmd.rollout.enabled = 1;
+	req.u.submit.cmd.rollout.first_count = 5;
+	req.u.submit.cmd.rollout.growth_x100 = 200;
+	req.u.submit.cmd.rollout.bake_s = 1;
+	req.u.submit.cmd.rollout.success_ppm = 500000;
+	req.u.submit.cmd.rollout.failure_ppm = 500000;
+	req.u.submit.cmd.rollout.min_results = 1;
+	req.u.submit.cmd.rollout.approve_groups = 1;
+	req.u.submit.cmd.rollout.ngroups = 1;
+	snprintf(req.u.submit.cmd.rollout.groups[0],
+	    sizeof(req.u.submit.cmd.rollout.groups[0]), "verify");
+	req.dry_run = 1;
+	console(&t, "ops", "acme", &req);
+	turn(&t);
+	CHECK(reply(&t, "ops", &rep) == FBX_OK, "dry run");
+	{
+		const struct fbx_dryrun *dr = &rep.u.submit.dryrun;
+		uint32_t sum0 = 0, sum1 = 0;
+		CHECK(dr->nstages == 2 && dr->stage_devices[0] == 16 &&
+		        dr->stage_devices[1] == 24,
+		    "stages %zu: %u + %u devices", dr->nstages,
+		    dr->stage_devices[0], dr->stage_devices[1]);
+		for (uint32_t i = 0; i < dr->stage_waves[0] && i < dr->nwaves;
+		     i++)
+			sum0 += dr->waves[i];
+		for (size_t i = dr->stage_waves[0]; i < dr->nwaves; i++)
+			sum1 += dr->waves[i];
+		CHECK(sum0 == 16 && sum1 == 24,
+		    "waves cover each stage: %u and %u", sum0, sum1);
+		CHECK(dr->nwaves > 0 && dr->waves[0] == 5, "first wave %u",
+		    dr->nwaves ? dr->waves[0] : 0);
+	}
+	fbx_console_rep_free(&rep);
+
+	/* run it: the verification group, then the approval */
+	req.dry_run = 0;
+	console(&t, "ops", "acme", &req);
+	turn(&t);
+	CHECK(reply(&t, "ops", &rep) == FBX_OK, "submit");
+	id = rep.u.submit.command_id;
+	fbx_console_rep_free(&rep);
+	hello(&t, "g1", "acme", 1000);
+	for (int k = 0; k < 200; k++) {
+		memset(s, 0, sizeof(*s));
+		drain_gw(&t, "g1", s);
+		if (s->nids > 0)
+			results(&t, "g1", ++batch, s->ids, s->nids,
+			    FBX_R_SUCCEEDED);
+		pass(&t, "g1", 500);
+		if (cmd_state(&t, "acme", id, &c) >= 0 &&
+		    c.ro.state == FBX_RO_AWAITING_APPROVAL)
+			break;
+	}
+	CHECK(c.ro.state == FBX_RO_AWAITING_APPROVAL && c.ro.released == 16,
+	    "awaiting approval after 16: state %d, released %u", c.ro.state,
+	    c.ro.released);
+	memset(&req, 0, sizeof(req));
+	req.kind = FBX_CREQ_ROLLOUT;
+	req.u.rollout.op = FBX_ROP_APPROVE;
+	req.u.rollout.command_id = id;
+	snprintf(req.u.rollout.note, sizeof(req.u.rollout.note), "verified");
+	console(&t, "ops", "acme", &req);
+	turn(&t);
+	CHECK(reply(&t, "ops", &rep) == FBX_OK, "approve");
+	fbx_console_rep_free(&rep);
+	CHECK(cmd_state(&t, "acme", id, &c) >= 0 &&
+	        c.ro.state != FBX_RO_NONE && c.ro.stage == 1,
+	    "after approve: rollout state %d stage %u", c.ro.state,
+	    c.ro.stage);
+	free(s);
+	free(d);
+	env_close(&t);
+}
+
+int
+main(void)
+{
+	test_settle_basics();
+	test_storm_held();
+	test_budget_small_org();
+	test_global_orgs();
+	test_global_share();
+	test_restart();
+	test_staged_release();
+	test_supersede();
+	test_rollout_stages();
+	printf("%d passed, %d failed\n", passed, failed);
+	return failed ? 1 : 0;
+}
