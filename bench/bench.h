@@ -27,6 +27,7 @@ struct fbxb_env {
 	char console[320];  /* ipc://<dir>/console.sock */
 	char gateway[320];  /* ipc://<dir>/gateway.sock */
 	char events[320];   /* ipc://<dir>/events.sock */
+	char keys[320];     /* <db>/keys: fuseboxd init's key files */
 	pid_t daemon;       /* fuseboxd, 0 = not running */
 	pid_t sim;          /* the gateway fusebox-devsim, 0 = none */
 	fbx_client *cli;
@@ -46,11 +47,23 @@ void fbxb_init(void);
 const char *fbxb_bin_dir(void);
 
 /**
- * fbxb_setup - make the temporary directory, its endpoints and a console
- * client (timeout 30 s).
- * @return FBX_OK, FBX_EIO (mkdtemp), or a fbx_client_open() error.
+ * fbxb_setup - make the temporary directory, its endpoints, the store's
+ * keys and principals (`fuseboxd init` with principals gw (gateway),
+ * rule-engine and attestation-rule (automation); $FUSEBOX_KEY,
+ * $FUSEBOX_SERVER_KEY, $FUSEBOX_GATEWAY_KEY and $FUSEBOX_STORM_KEY are
+ * set for the children) and a console client (timeout 30 s) with the
+ * admin key.
+ * @return FBX_OK, FBX_EIO (mkdtemp, init), or a fbx_client_open() error.
  */
 int fbxb_setup(struct fbxb_env *b, const char *name);
+
+/**
+ * fbxb_client_as - a console client (timeout 30 s) with the key of one of
+ * the principals fbxb_setup made (e.g. "rule-engine": automatic origin).
+ * @return FBX_OK or a fbx_client_open2() error.
+ */
+int fbxb_client_as(struct fbxb_env *b, const char *principal,
+    fbx_client **out);
 
 /**
  * fbxb_teardown - stop the simulator and the daemon (SIGTERM, then
@@ -111,7 +124,8 @@ int fbxb_sim_start(struct fbxb_env *b, char *const *args, uint32_t gateways);
 int fbxb_sim_stop(struct fbxb_env *b);
 
 /**
- * fbxb_call - one console call for org; actor "bench" unless set.
+ * fbxb_call - one console call for org; actor the client key's principal
+ * (or "bench" without one) unless set.
  * @return rep->err when a reply came, else the transport error. The reply
  * must be freed with fbx_console_rep_free() in every case.
  */

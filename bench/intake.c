@@ -9,6 +9,12 @@
  * fusebox-devsim gateway stays attached (unless --no-gateway), so the
  * commands are also delivered and answered as in service. Prints
  * commands/s and p50/p99/max latency per run, then the medians as JSON.
+ *
+ * --open N first parks N open commands: single-device queries with a
+ * 24-hour TTL for the devices of an organisation no gateway serves
+ * ("parked"), as the commands pending for offline devices that a real
+ * deployment carries. A turn's cost should not grow with them: compare
+ * the figures at --open 0, 10000, 100000 (bench/run.sh does).
  */
 #include <getopt.h>
 #include <inttypes.h>
@@ -30,7 +36,110 @@ struct opts {
 	uint32_t per_org; /* devices enrolled per client organisation */
 	int gateway;
 	const char *durability; /* fuseboxd --durability, NULL = default */
+	uint32_t open; /* commands parked open before the runs */
 };
+
+#define PARKED_ORG "parked"
+#define PARKED_DEVICES 10000u
+
+struct parker {
+	pthread_t th;
+	const char *console;
+	uint32_t from, to; /* command indexes */
+	uint32_t done;
+	int err;
+};
+
+/* park_main - submit commands [from, to) for the parked organisation */
+static void *
+park_main(void *arg)
+{
+	struct parker *p = arg;
+	fbx_client *c = NULL;
+	fbx_id dev[1];
+
+	if ((p->err = fbx_client_open(p->console, 30000, &c)) != FBX_OK)
+		return NULL;
+	for (uint32_t i = p->from; i < p->to && !fbxb_stop; i++) {
+		struct fbx_console_req req;
+		struct fbx_console_rep rep;
+		memset(&req, 0, sizeof(req));
+		snprintf(dev[0], sizeof(dev[0]), "%s-d%06" PRIu32, PARKED_ORG,
+		    i % PARKED_DEVICES);
+		req.kind = FBX_CREQ_SUBMIT;
+		req.u.submit.cmd.type = FBX_CMD_QUERY;
+		req.u.submit.cmd.origin = FBX_ORIGIN_OPERATOR;
+		req.u.submit.cmd.target_kind = FBX_TARGET_DEVICES;
+		req.u.submit.cmd.ttl_s = 86400;
+		req.u.submit.cmd.dev_ids = dev;
+		req.u.submit.cmd.ndev_ids = 1;
+		p->err = fbxb_call(c, PARKED_ORG, &req, &rep);
+		fbx_console_rep_free(&rep);
+		if (p->err != FBX_OK)
+			break;
+		p->done++;
+	}
+	fbx_client_close(c);
+	return NULL;
+}
+
+/* park - enroll the parked organisation and submit o->open commands for
+ * it, 8 clients at once. @return FBX_OK or the first error. */
+static int
+park(struct fbxb_env *b, const struct opts *o)
+{
+	struct parker p[8];
+	struct fbx_device *d;
+	uint32_t n = o->open, done = 0;
+	int64_t t0 = fbxb_mono_us();
+	int rc = FBX_OK;
+
+	d = calloc(PARKED_DEVICES, sizeof(*d));
+	if (d == NULL)
+		return FBX_ENOMEM;
+	for (uint32_t i = 0; i < PARKED_DEVICES; i++) {
+		snprintf(d[i].id, sizeof(d[i].id), "%s-d%06" PRIu32,
+		    PARKED_ORG, i);
+		d[i].platform = FBX_PLATFORM_ANDROID;
+	}
+	{
+		struct fbx_console_req req;
+		struct fbx_console_rep rep;
+		memset(&req, 0, sizeof(req));
+		req.kind = FBX_CREQ_ENROLL;
+		req.u.enroll.devs = d;
+		req.u.enroll.n = PARKED_DEVICES;
+		rc = fbxb_call(b->cli, PARKED_ORG, &req, &rep);
+		fbx_console_rep_free(&rep);
+	}
+	free(d);
+	if (rc != FBX_OK) {
+		fprintf(stderr, "intake: enrolling %s: %s\n", PARKED_ORG,
+		    fbx_strerror(rc));
+		return rc;
+	}
+	memset(p, 0, sizeof(p));
+	for (uint32_t i = 0; i < 8; i++) {
+		p[i].console = b->console;
+		p[i].from = (uint32_t)((uint64_t)n * i / 8);
+		p[i].to = (uint32_t)((uint64_t)n * (i + 1) / 8);
+		if (pthread_create(&p[i].th, NULL, park_main, &p[i]) != 0) {
+			p[i].err = FBX_ENOMEM;
+			p[i].th = 0;
+		}
+	}
+	for (uint32_t i = 0; i < 8; i++) {
+		if (p[i].th != 0)
+			pthread_join(p[i].th, NULL);
+		done += p[i].done;
+		if (p[i].err != FBX_OK && rc == FBX_OK)
+			rc = p[i].err;
+	}
+	printf("intake: %" PRIu32 " commands parked open for %s in %.1f s\n",
+	    done, PARKED_ORG, (fbxb_mono_us() - t0) / 1e6);
+	fflush(stdout);
+	return rc;
+}
 
 struct worker {
 	pthread_t th;
@@ -197,8 +306,10 @@ usage(FILE *f)
 	    "usage: bench_intake [--clients K] [--seconds S] [--runs R]\n"
 	    "                    [--devices-per-org N] [--no-gateway]\n"
 	    "                    [--durability full|nometasync|nosync]\n"
+	    "                    [--open N]\n"
 	    "  K console clients (threads, default 8), each submitting\n"
-	    "  single-device commands for S s (default 3), R runs (3)\n");
+	    "  single-device commands for S s (default 3), R runs (3);\n"
+	    "  N commands parked open first (default 0)\n");
 }
 
 int
@@ -211,10 +322,11 @@ main(int argc, char **argv)
 		{ "devices-per-org", required_argument, NULL, 'n' },
 		{ "no-gateway", no_argument, NULL, 'g' },
 		{ "durability", required_argument, NULL, 'd' },
+		{ "open", required_argument, NULL, 'o' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct opts o = { 8, 3, 3, 50000, 1, NULL };
+	struct opts o = { 8, 3, 3, 50000, 1, NULL, 0 };
 	struct fbxb_env b;
 	struct run runs[64];
 	double col[64];
@@ -242,6 +354,9 @@ main(int argc, char **argv)
 			break;
 		case 'd':
 			o.durability = optarg;
+			break;
+		case 'o':
+			o.open = (uint32_t)strtoul(optarg, NULL, 10);
 			break;
 		case 'h':
 			usage(stdout);
@@ -285,6 +400,8 @@ main(int argc, char **argv)
 			goto out;
 		}
 	}
+	if (o.open > 0 && park(&b, &o) != FBX_OK)
+		goto out;
 	for (uint32_t r = 0; r < o.runs; r++) {
 		if (fbxb_stop || one_run(&b, &o, r + 1, &runs[r]) != FBX_OK)
 			goto out;
@@ -296,12 +413,14 @@ main(int argc, char **argv)
 	}
 #define MED(field) med(runs, o.runs, offsetof(struct run, field), col)
 	printf("{\"bench\":\"intake\",\"clients\":%" PRIu32
+	       ",\"open\":%" PRIu32
 	       ",\"seconds\":%" PRIu32 ",\"runs\":%" PRIu32
 	       ",\"gateway\":%s,\"durability\":\"%s\",\"commands_per_s\":%.0f,\"p50_ms\":%.2f,"
 	       "\"p99_ms\":%.2f,\"max_ms\":%.2f,\"errors\":%.0f,"
 	       "\"daemon_cpu_us_per_command\":%.0f,"
 	       "\"rss_peak_mib\":%.1f}\n",
-	    o.clients, o.seconds, o.runs, o.gateway ? "true" : "false",
+	    o.clients, o.open, o.seconds, o.runs,
+	    o.gateway ? "true" : "false",
 	    o.durability ? o.durability : "full",
 	    MED(rate), MED(p50), MED(p99), MED(max), MED(errors),
 	    MED(daemon_us),

@@ -1,14 +1,22 @@
 #!/usr/bin/env bash
 # run.sh: build the release preset (benchmarks on) and run every fusebox
 # benchmark: fan-out with its raw floor, intake, fairness, breaker
-# reaction, and the PostgreSQL queue when bench/pg.sh exists. Each figure
-# is the median of 3 runs (--quick: 1 run, smaller sizes). Prints one
-# aligned table and one JSON line per figure, and (full runs, or --doc)
-# writes the table into docs/benchmarks.md between its markers. Targets
-# are printed next to the figures; nothing passes or fails on time. The
-# exit status is non-zero only when a benchmark program itself failed.
+# replay of incident 1 (issue 9), and the PostgreSQL queue when
+# bench/pg.sh exists. Each figure is the median of 3 runs (--quick: 1 run,
+# smaller sizes). Prints one aligned table and one JSON line per figure,
+# and (full runs, or --doc) writes the table into docs/benchmarks.md
+# between its markers. Targets are printed next to the figures; nothing
+# passes or fails on time. The exit status is non-zero only when a
+# benchmark program itself failed.
 #
 #   bash bench/run.sh [--quick] [--no-build] [--doc | --no-doc]
+#                     [--breaker-only] [--breaker-600-off]
+#
+# Breaker (bench_breaker): storms of 1, 10, 60 and 600 s with the settle
+# window on, 1, 10 and 60 s with it off (--breaker-600-off adds 600 s
+# off; --quick: 1 and 10 s each way). Each length runs $RUNS times, 600 s
+# once ($FBX_BENCH_BREAKER_RUNS overrides both). --breaker-only runs only
+# these (and implies --no-doc: the doc block holds every benchmark).
 #
 # bench/pg.sh hook: if the file exists it is run as
 #   bash bench/pg.sh --devices N --runs R
@@ -22,29 +30,43 @@ ROOT=$(pwd)
 QUICK=0
 BUILD=1
 DOC=auto
+ONLY_BREAKER=0
+BREAKER_600_OFF=0
 for a in "$@"; do
   case "$a" in
     --quick) QUICK=1 ;;
     --no-build) BUILD=0 ;;
     --doc) DOC=1 ;;
     --no-doc) DOC=0 ;;
-    -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --breaker-only) ONLY_BREAKER=1 ;;
+    --breaker-600-off) BREAKER_600_OFF=1 ;;
+    -h|--help) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "run.sh: unknown argument '$a'" >&2; exit 64 ;;
   esac
 done
 [ "$DOC" = auto ] && DOC=$((1 - QUICK))
+[ "$ONLY_BREAKER" = 1 ] && DOC=0
 
 if [ "$QUICK" = 1 ]; then
   RUNS=1; FANOUT_SIZES="30000 100000 300000"; INTAKE_S=2
-  FAIR_A=300000; STORMS="1 10"
+  FAIR_A=300000; STORMS_ON="1 10"; STORMS_OFF="1 10"
 else
   RUNS=3; FANOUT_SIZES="30000 100000 1000000"; INTAKE_S=3
-  FAIR_A=1000000; STORMS="1 60"
+  FAIR_A=1000000; STORMS_ON="1 10 60 600"; STORMS_OFF="1 10 60"
+  [ "$BREAKER_600_OFF" = 1 ] && STORMS_OFF="$STORMS_OFF 600"
 fi
+# brk_runs S: runs of a breaker storm of S s (a 600 s storm runs once)
+brk_runs() {
+  if [ -n "${FBX_BENCH_BREAKER_RUNS:-}" ]; then echo "$FBX_BENCH_BREAKER_RUNS"
+  elif [ "$1" -ge 600 ]; then echo 1
+  else echo "$RUNS"; fi
+}
 BIG=${FANOUT_SIZES##* }
 JOBS=$(nproc 2>/dev/null || echo 2)
-BIN="$ROOT/build/release/bench"
-OUT="$ROOT/build/release/bench-results"
+# $FBX_BENCH_BUILD_DIR: an existing build tree to use with --no-build
+BUILD_DIR=${FBX_BENCH_BUILD_DIR:-$ROOT/build/release}
+BIN="$BUILD_DIR/bench"
+OUT="$BUILD_DIR/bench-results"
 START=$(date +%s)
 
 if [ "$BUILD" = 1 ]; then
@@ -53,7 +75,7 @@ if [ "$BUILD" = 1 ]; then
   cmake --build --preset release -j "$JOBS" >/dev/null || {
     echo "run.sh: build failed" >&2; exit 1; }
 fi
-export FBX_BIN_DIR="$ROOT/build/release/dispatcher"
+export FBX_BIN_DIR="$BUILD_DIR/dispatcher"
 mkdir -p "$OUT"
 : > "$OUT/results.jsonl"
 FAILED=0
@@ -106,6 +128,18 @@ line() {
   fi
 }
 
+# bline SETTLE S: the summary line of the breaker run with the settle
+# window SETTLE (on/off) and a storm of S s.
+bline() {
+  grep '"bench":"breaker"' "$OUT/results.jsonl" | grep "\"settle\":\"$1\"" |
+    grep '"cert":false' | grep "\"storm_s\":$2," | head -n 1
+}
+# bcert: the run with the attestation certificate expiring at the storm
+bcert() {
+  grep '"bench":"breaker"' "$OUT/results.jsonl" | grep '"cert":true' | head -n 1
+}
+
+if [ "$ONLY_BREAKER" = 0 ]; then
 for n in $FANOUT_SIZES; do
   bench "floor-$n" "$BIN/bench_floor" --devices "$n" --runs "$RUNS"
   fr=$(jget "$(line floor devices "$n")" deliveries_per_s)
@@ -114,10 +148,20 @@ for n in $FANOUT_SIZES; do
 done
 bench intake "$BIN/bench_intake" --runs "$RUNS" --seconds "$INTAKE_S"
 bench fairness "$BIN/bench_fairness" --devices-a "$FAIR_A" --runs "$RUNS"
-for s in $STORMS; do
-  bench "breaker-$s" "$BIN/bench_breaker" --storm-seconds "$s" --runs "$RUNS"
+fi
+for s in $STORMS_ON; do
+  bench "breaker-on-$s" "$BIN/bench_breaker" --storm-seconds "$s" \
+    --settle on --runs "$(brk_runs "$s")"
 done
-if [ -f bench/pg.sh ]; then
+for s in $STORMS_OFF; do
+  bench "breaker-off-$s" "$BIN/bench_breaker" --storm-seconds "$s" \
+    --settle off --runs "$(brk_runs "$s")"
+done
+# the certificate the rule depends on expires as the storm starts: the
+# engine trips the global breaker 5 s before (issue 9)
+bench "breaker-cert-10" "$BIN/bench_breaker" --storm-seconds 10 \
+  --settle on --cert --runs 1
+if [ "$ONLY_BREAKER" = 0 ] && [ -f bench/pg.sh ]; then
   bench pgqueue bash bench/pg.sh --devices "${FBX_BENCH_PG_DEVICES:-$BIG}" \
     --runs "$RUNS"
 fi
@@ -134,6 +178,7 @@ num() { awk -v n="$1" 'BEGIN { if (n == "") { print "-"; exit }
   print (neg ? "-" : "") s o }'; }
 dash() { [ -n "$1" ] && echo "$1" || echo "-"; }
 
+if [ "$ONLY_BREAKER" = 0 ]; then
 for n in $FANOUT_SIZES; do
   f=$(line fanout devices "$n"); fl=$(line floor devices "$n")
   lbl="fan-out $(num "$n")"
@@ -183,15 +228,46 @@ if [ -n "$fa" ]; then
 else
   row "fairness" "(failed)" "-" "-"
 fi
-for s in $STORMS; do
-  b=$(line breaker storm_s "$s")
-  lbl="breaker, 32,000 locks in $s s"
-  if [ -z "$b" ]; then row "$lbl" "(failed)" "-" "-"; continue; fi
-  row "$lbl" "devices locked: total (org-001 / max other org)" "$(jget "$b" locked_total) ($(jget "$b" locked_org001) / $(jget "$b" locked_other_max))" "-"
-  row "$lbl" "admitted / held" "$(num "$(jget "$b" admitted)") / $(num "$(jget "$b" held)")" "-"
-  row "$lbl" "first lock -> global trip" "$(jget "$b" first_lock_to_global_trip_ms) ms" "-"
-  row "$lbl" "storm submitted in" "$(num "$(jget "$b" storm_elapsed_ms)") ms" "-"
-done
+fi
+# breaker: the targets of issue 9, per settle setting and storm length
+brk_rows() { # SETTLE S
+  local b lbl tgt
+  b=$(bline "$1" "$2")
+  lbl="breaker, settle $1, 32,000 locks in $2 s"
+  if [ -z "$b" ]; then row "$lbl" "(failed)" "-" "-"; return; fi
+  if [ "$1" = on ]; then tgt="0 ($(jget "$b" target_zero_storm_locks))"
+  else tgt="<= max(1, 1%) per org ($(jget "$b" target_org_cap))"; fi
+  row "$lbl" "devices locked by the storm (simulator's count)" "$(num "$(jget "$b" storm_locked_total)") ($(num "$(jget "$b" storm_locked_sim)"))" "$tgt"
+  row "$lbl" "org-001 / worst organisation" "$(jget "$b" storm_locked_org001) / $(worst "$b")" "-"
+  row "$lbl" "baseline / operator locks held" "$(jget "$b" baseline_held) of $(jget "$b" baseline_cmds) / $(jget "$b" operator_held)" "0 / 0 ($(jget "$b" target_none_held))"
+  row "$lbl" "baseline lock created -> sent, worst" "$(jget "$b" baseline_max_delay_ms) ms" "<= $(( $(jget "$b" settle_s) * 1000 + 1000 )) ms ($(jget "$b" target_baseline_delay))"
+}
+# worst B: "org-007: 3 of 308 (0.97 %)", or "none"
+worst() {
+  if [ "$(jget "$1" worst_org)" = none ]; then echo "none"
+  else echo "$(jget "$1" worst_org): $(jget "$1" worst_org_locked) of $(jget "$1" worst_org_fleet) ($(jget "$1" worst_org_pct) %)"; fi
+}
+for s in $STORMS_ON; do brk_rows on "$s"; done
+for s in $STORMS_OFF; do brk_rows off "$s"; done
+b=$(bcert)
+if [ -n "$b" ]; then
+  row "breaker, certificate expiring at a 10 s storm" "global trip -> storm start; devices locked by the storm" "$(( - $(jget "$b" storm_start_to_global_trip_ms) )) ms before; $(num "$(jget "$b" storm_locked_total)")" "tripped before expiry; 0 ($(jget "$b" target_zero_storm_locks))"
+fi
+
+# render_breaker: the incident-1 table of issue 9's closing note
+render_breaker() {
+  local b settle s
+  echo "| settle window | storm length | runs | devices locked by the storm (simulator) | org-001 (20,000) | worst organisation | storm commands admitted / held | baseline held | operator held | baseline created -> sent, worst | first storm lock -> global trip | targets (zero / cap / none held / delay) |"
+  echo "| --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | --- |"
+  for settle in on off; do
+    if [ "$settle" = on ]; then list=$STORMS_ON; else list=$STORMS_OFF; fi
+    for s in $list; do
+      b=$(bline "$settle" "$s")
+      if [ -z "$b" ]; then echo "| $settle | $s s | | (failed) | | | | | | | | |"; continue; fi
+      echo "| $settle ($(jget "$b" settle_s) s) | $s s | $(jget "$b" runs) | $(num "$(jget "$b" storm_locked_total)") ($(num "$(jget "$b" storm_locked_sim)")) | $(jget "$b" storm_locked_org001) | $(worst "$b") | $(num "$(jget "$b" storm_admitted)") / $(num "$(jget "$b" storm_held)") | $(jget "$b" baseline_held) of $(jget "$b" baseline_cmds) | $(jget "$b" operator_held) | $(jget "$b" baseline_max_delay_ms) ms | $(jget "$b" first_storm_lock_to_global_trip_ms) ms | $(jget "$b" target_zero_storm_locks) / $(jget "$b" target_org_cap) / $(jget "$b" target_none_held) / $(jget "$b" target_baseline_delay) |"
+    done
+  done
+}
 
 # render_text / render_md: the same rows, aligned
 render_text() {
@@ -230,6 +306,11 @@ echo "runs per figure: $RUNS (median); elapsed ${ELAPSED} s"
 echo
 render_text
 echo
+echo "Incident 1 replay (bench_breaker; storm commands = automatic, created from"
+echo "the storm's start; counts from the engine's journal):"
+echo
+render_breaker
+echo
 cat "$OUT/results.jsonl"
 
 if [ "$DOC" = 1 ]; then
@@ -244,6 +325,10 @@ if [ "$DOC" = 1 ]; then
     echo "Reproduce with \`$CMD\`."
     echo
     render_md
+    echo
+    echo "Incident 1 replay (\`bench_breaker\`):"
+    echo
+    render_breaker
     echo
     echo "The JSON lines of this run:"
     echo

@@ -6,15 +6,21 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <zmq.h>
 
 #include "fbx_client.h"
+#include "fbx_keys.h"
 
 #define CLIENT_ENDPOINT_MAX 512
 #define CLIENT_DEFAULT_TIMEOUT_MS 5000
@@ -24,6 +30,9 @@
 struct fbx_client {
 	void *ctx;
 	void *sock;
+	void *mon; /* handshake events: a refused key is told at once */
+	int refused; /* the last handshake was refused (until one passes) */
+	char principal[FBX_ID_MAX + 1]; /* of the key, "" = plaintext */
 	int timeout_ms;
 	uint64_t next_id;
 	char endpoint[CLIENT_ENDPOINT_MAX];
@@ -76,16 +85,212 @@ ipc_missing(const char *endpoint)
 	return stat(endpoint + 6, &st) != 0 && errno == ENOENT;
 }
 
+/* probe_connect - a plain connect() to the endpoint's address, within
+ * ms: 1 if something accepts connections there, 0 if not (refused, no
+ * such file), -1 if it cannot be told (abstract ipc, bad address). It
+ * tells "the engine is there but does not answer" (frozen, or busy) from
+ * "nothing listens" (not running, a stale socket file). */
+static int
+probe_connect(const char *endpoint, int ms)
+{
+	struct addrinfo hints, *res = NULL;
+	char host[CLIENT_ENDPOINT_MAX], *colon;
+	int fd, rc = -1;
+
+	if (strncmp(endpoint, "ipc://", 6) == 0) {
+		struct sockaddr_un sun;
+		const char *path = endpoint + 6;
+
+		if (path[0] == '@' || strlen(path) >= sizeof(sun.sun_path))
+			return -1;
+		memset(&sun, 0, sizeof(sun));
+		sun.sun_family = AF_UNIX;
+		memcpy(sun.sun_path, path, strlen(path));
+		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			return -1;
+		/* a full backlog (EAGAIN) is a live listener too */
+		rc = connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0 ||
+		    errno == EAGAIN;
+		close(fd);
+		return rc;
+	}
+	if (strncmp(endpoint, "tcp://", 6) != 0)
+		return -1;
+	snprintf(host, sizeof(host), "%s", endpoint + 6);
+	colon = strrchr(host, ':');
+	if (colon == NULL)
+		return -1;
+	*colon = '\0';
+	if (host[0] == '[') { /* [v6]:port */
+		size_t hl = strlen(host);
+		if (hl < 2 || host[hl - 1] != ']')
+			return -1;
+		host[hl - 1] = '\0';
+		memmove(host, host + 1, hl - 1);
+	}
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_socktype = SOCK_STREAM;
+	if (getaddrinfo(host, colon + 1, &hints, &res) != 0 || res == NULL)
+		return -1;
+	fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
+	    0);
+	if (fd >= 0) {
+		if (connect(fd, res->ai_addr, res->ai_addrlen) == 0) {
+			rc = 1;
+		} else if (errno == EINPROGRESS) {
+			struct pollfd p = { fd, POLLOUT, 0 };
+			int err = 0;
+			socklen_t el = sizeof(err);
+			if (poll(&p, 1, ms) == 1 &&
+			    getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) == 0)
+				rc = err == 0;
+			else
+				rc = -1; /* no answer in time: cannot tell */
+		} else {
+			rc = 0;
+		}
+		close(fd);
+	}
+	freeaddrinfo(res);
+	return rc;
+}
+
+int
+fbx_client_wait_ready(const char *endpoint, int ms)
+{
+	int64_t deadline = now_ms() + (ms > 0 ? ms : 0);
+
+	if (endpoint == NULL)
+		return FBX_EINVALID;
+	for (;;) {
+		int p = probe_connect(endpoint, 200);
+		if (p != 0)
+			return FBX_OK; /* listening, or cannot tell */
+		if (now_ms() >= deadline)
+			return FBX_EUNREACHABLE;
+		usleep(20 * 1000);
+	}
+}
+
+/* client_curve - make c's socket a CURVE client with its own key and the
+ * server's public key, found as fbx_client_opts says, and watch its
+ * handshakes. @return FBX_OK, FBX_ECONFIG (why filled), FBX_EIO. */
+static int
+client_curve(fbx_client *c, const struct fbx_client_opts *o, char *why,
+    size_t wl)
+{
+	char path[4096], spath[4096], mon[64];
+	struct fbx_key k, s;
+	int rc;
+
+	if (fbx_key_locate(o != NULL ? o->key_file : NULL, "FUSEBOX_KEY",
+	        "client.key", path, sizeof(path)) != FBX_OK ||
+	    fbx_key_locate(o != NULL ? o->server_key_file : NULL,
+	        "FUSEBOX_SERVER_KEY", "server.pub", spath,
+	        sizeof(spath)) != FBX_OK) {
+		snprintf(why, wl, "no key: give --key FILE or set FUSEBOX_KEY "
+		                  "(and HOME for the default path)");
+		return FBX_ECONFIG;
+	}
+	rc = fbx_key_read(path, 1, &k, why, wl);
+	if (rc == FBX_OK)
+		rc = fbx_key_read(spath, 0, &s, why, wl);
+	if (rc != FBX_OK) {
+		if (rc == FBX_ENOT_FOUND)
+			snprintf(why + strlen(why), wl - strlen(why),
+			    " (keys: --key / FUSEBOX_KEY, --server-key / "
+			    "FUSEBOX_SERVER_KEY; `fuseboxd init` makes them)");
+		return FBX_ECONFIG;
+	}
+	snprintf(c->principal, sizeof(c->principal), "%s", k.name);
+	if (zmq_setsockopt(c->sock, ZMQ_CURVE_SERVERKEY, s.public_z85,
+	        FBX_Z85_KEY_LEN + 1) != 0 ||
+	    zmq_setsockopt(c->sock, ZMQ_CURVE_PUBLICKEY, k.public_z85,
+	        FBX_Z85_KEY_LEN + 1) != 0 ||
+	    zmq_setsockopt(c->sock, ZMQ_CURVE_SECRETKEY, k.secret_z85,
+	        FBX_Z85_KEY_LEN + 1) != 0) {
+		memset(&k, 0, sizeof(k));
+		snprintf(why, wl, "libzmq refused the CURVE keys: %s",
+		    zmq_strerror(errno));
+		return FBX_ECONFIG;
+	}
+	memset(&k, 0, sizeof(k));
+	snprintf(mon, sizeof(mon), "inproc://fbx-client-mon-%p", (void *)c);
+	if (zmq_socket_monitor(c->sock, mon,
+	        ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
+	            ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+	            ZMQ_EVENT_HANDSHAKE_SUCCEEDED) != 0)
+		return FBX_EIO;
+	c->mon = zmq_socket(c->ctx, ZMQ_PAIR);
+	if (c->mon == NULL || zmq_connect(c->mon, mon) != 0)
+		return FBX_EIO;
+	return FBX_OK;
+}
+
+/* refused - whether the engine refused our key at the last handshake
+ * (libzmq may not try again soon: the verdict stays until a handshake
+ * passes). */
+static int
+refused(fbx_client *c)
+{
+	for (;;) {
+		zmq_msg_t m;
+		int more;
+		zmq_msg_init(&m);
+		if (c->mon == NULL || zmq_msg_recv(&m, c->mon, ZMQ_DONTWAIT) < 0) {
+			zmq_msg_close(&m);
+			return c->refused;
+		}
+		if (zmq_msg_size(&m) >= 2) {
+			uint16_t ev;
+			memcpy(&ev, zmq_msg_data(&m), 2);
+			if (ev == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH ||
+			    ev == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL)
+				c->refused = 1;
+			else if (ev == ZMQ_EVENT_HANDSHAKE_SUCCEEDED)
+				c->refused = 0;
+		}
+		more = zmq_msg_more(&m);
+		zmq_msg_close(&m);
+		while (more) { /* the endpoint frame */
+			zmq_msg_init(&m);
+			if (zmq_msg_recv(&m, c->mon, 0) < 0)
+				more = 0;
+			else
+				more = zmq_msg_more(&m);
+			zmq_msg_close(&m);
+		}
+	}
+}
+
+const char *
+fbx_client_principal(const fbx_client *c)
+{
+	return c == NULL ? "" : c->principal;
+}
+
 int
 fbx_client_open(const char *endpoint, int timeout_ms, fbx_client **out)
+{
+	return fbx_client_open2(endpoint, timeout_ms, NULL, out);
+}
+
+int
+fbx_client_open2(const char *endpoint, int timeout_ms,
+    const struct fbx_client_opts *o, fbx_client **out)
 {
 	fbx_client *c = NULL;
 	int linger = 0, immediate = 1, rc = FBX_OK;
 	int64_t maxmsg = CLIENT_MSG_MAX;
+	char whybuf[512];
+	char *why = o != NULL && o->why != NULL ? o->why : whybuf;
+	size_t wl = o != NULL && o->why != NULL ? o->whylen : sizeof(whybuf);
 
 	if (endpoint == NULL || out == NULL || endpoint[0] == '\0' ||
-	    strlen(endpoint) >= CLIENT_ENDPOINT_MAX)
+	    strlen(endpoint) >= CLIENT_ENDPOINT_MAX || wl == 0)
 		return FBX_EINVALID;
+	why[0] = '\0';
 	c = calloc(1, sizeof(*c));
 	if (c == NULL)
 		return FBX_ENOMEM;
@@ -113,6 +318,11 @@ fbx_client_open(const char *endpoint, int timeout_ms, fbx_client **out)
 		rc = FBX_EIO;
 		goto out;
 	}
+	if (o == NULL || !o->plaintext) {
+		rc = client_curve(c, o, why, wl);
+		if (rc != FBX_OK)
+			goto out;
+	}
 	if (zmq_connect(c->sock, endpoint) != 0) {
 		rc = (errno == EINVAL || errno == EPROTONOSUPPORT ||
 		         errno == ENOCOMPATPROTO)
@@ -132,6 +342,8 @@ fbx_client_close(fbx_client *c)
 {
 	if (c == NULL)
 		return;
+	if (c->mon != NULL)
+		zmq_close(c->mon);
 	if (c->sock != NULL)
 		zmq_close(c->sock);
 	if (c->ctx != NULL)
@@ -173,8 +385,16 @@ send_request(fbx_client *c, const uint8_t *buf, size_t len, int64_t deadline)
 		}
 		if (errno != EAGAIN)
 			return errno == EINTR ? FBX_ETIMEOUT : FBX_EIO;
+		if (refused(c))
+			return FBX_EFORBIDDEN; /* the engine refused our key */
+		/* No connection took the request in time. If something
+		 * accepts connections there, the engine runs but did not
+		 * finish the handshake (frozen, or stuck in a long turn):
+		 * a timeout, worth a retry. Otherwise nothing listens. */
 		if (left <= 0)
-			return FBX_EUNREACHABLE;
+			return probe_connect(c->endpoint, 200) == 1
+			    ? FBX_ETIMEOUT
+			    : FBX_EUNREACHABLE;
 		n = zmq_poll(&it, 1, (long)(left > 100 ? 100 : left));
 		if (n < 0 && errno != EINTR)
 			return FBX_EIO;
@@ -250,8 +470,20 @@ fbx_client_call(
 	if (c == NULL || req == NULL || rep == NULL)
 		return FBX_EINVALID;
 	memset(rep, 0, sizeof(*rep));
+	/* libzmq never tries a refused handshake again: connect anew, so a
+	 * key added (or an engine restarted) since is found */
+	if (refused(c)) {
+		(void)zmq_disconnect(c->sock, c->endpoint);
+		c->refused = 0;
+		if (zmq_connect(c->sock, c->endpoint) != 0)
+			return FBX_EIO;
+	}
 	req->version = FBX_PROTOCOL_VERSION;
 	req->request_id = c->next_id++;
+	/* the engine acts as the key's principal: say so when the caller
+	 * did not name one (another name is refused FORBIDDEN) */
+	if (req->actor[0] == '\0')
+		memcpy(req->actor, c->principal, sizeof(c->principal));
 	rc = fbx_console_req_encode(req, &buf, &len);
 	if (rc != FBX_OK)
 		goto out;

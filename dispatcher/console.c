@@ -1,7 +1,7 @@
 /*
- * console.c: the console API as the engine serves it: submit (with its
- * safety gates), command and device queries, enrolment and removal, and
- * the dispatch of every console request to its handler. Runs inside the
+ * console.c: the console API as the engine serves it: command and device
+ * queries, enrolment and removal, and the dispatch of every console
+ * request to its handler (submit: admit.c). Runs inside the
  * turn's write transaction; replies leave after the commit.
  */
 #include <errno.h>
@@ -16,267 +16,11 @@
 
 #include <openssl/evp.h>
 
+#include "certs.h"
 #include "engine_int.h"
+#include "auth.h"
 
 /* ------------------------------------------------------ console requests */
-
-static int
-cmp_id(const void *a, const void *b)
-{
-	return strcmp((const char *)a, (const char *)b);
-}
-
-static int
-same_command(const struct fbx_command *a, const struct fbx_command *b)
-{
-	if (a->type != b->type || a->origin != b->origin ||
-	    a->target_kind != b->target_kind || a->platform != b->platform ||
-	    strcmp(a->group, b->group) != 0 ||
-	    strcmp(a->reason, b->reason) != 0 ||
-	    a->payload_len != b->payload_len || a->ndev_ids != b->ndev_ids)
-		return 0;
-	if (a->payload_len > 0 &&
-	    memcmp(a->payload, b->payload, a->payload_len) != 0)
-		return 0;
-	if (a->rollout.enabled != b->rollout.enabled)
-		return 0;
-	if (a->rollout.enabled) {
-		/* the stored plan is normalized: compare normalized */
-		struct fbx_rollout_plan pa = a->rollout, pb = b->rollout;
-		fbxi_rollout_normalize(&pa);
-		fbxi_rollout_normalize(&pb);
-		if (memcmp(&pa, &pb, sizeof(pa)) != 0)
-			return 0;
-	}
-	for (uint32_t i = 0; i < a->ndev_ids; i++) {
-		if (strcmp(a->dev_ids[i], b->dev_ids[i]) != 0)
-			return 0;
-	}
-	return 1;
-}
-
-static void
-handle_submit(
-    struct fbx_engine *e, const struct inmsg *in, struct fbx_console_req *req)
-{
-	struct fbx_command *c = &req->u.submit.cmd;
-	struct fbx_console_rep rep;
-	struct count_ctx k;
-	struct cmdc *cc;
-	uint32_t ndev = 0;
-	uint64_t prior;
-	int rc;
-
-	snprintf(c->org, sizeof(c->org), "%s", req->org);
-	snprintf(c->actor, sizeof(c->actor), "%s", req->actor);
-	if (c->target_kind == FBX_TARGET_DEVICES && c->ndev_ids > 1) {
-		/* a device named twice gets one delivery */
-		uint32_t w = 1;
-		qsort(c->dev_ids, c->ndev_ids, sizeof(*c->dev_ids), cmp_id);
-		for (uint32_t r = 1; r < c->ndev_ids; r++) {
-			if (strcmp(c->dev_ids[r], c->dev_ids[w - 1]) != 0)
-				memmove(c->dev_ids[w++], c->dev_ids[r],
-				    sizeof(*c->dev_ids));
-		}
-		c->ndev_ids = w;
-	}
-
-	rc = fbx_store_org_devices(e->txn, req->org, &ndev);
-	if (rc == FBX_EUNKNOWN_ORG) {
-		fbxi_console_error(e, in, req->request_id, req->kind,
-		    FBX_EUNKNOWN_ORG, "organisation '%s' has no enrolled device",
-		    req->org);
-		return;
-	}
-	if (rc != FBX_OK)
-		goto store_fail;
-
-	if (c->idem_key[0] != '\0') {
-		rc = fbx_store_idem_get(e->txn, req->org, c->idem_key, &prior);
-		if (rc == FBX_OK) {
-			struct fbx_command old;
-			rc = fbx_store_cmd_get(e->txn, prior, &old);
-			if (rc != FBX_OK)
-				goto store_fail;
-			if (!same_command(&old, c)) {
-				fbx_command_clear(&old);
-				fbxi_console_error(e, in, req->request_id, req->kind,
-				    FBX_EIDEMPOTENCY_CONFLICT,
-				    "idempotency key '%s' already names "
-				    "command %llu with different content",
-				    c->idem_key, (unsigned long long)prior);
-				return;
-			}
-			memset(&rep, 0, sizeof(rep));
-			rep.request_id = req->request_id;
-			rep.kind = req->kind;
-			rep.u.submit.command_id = prior;
-			rep.u.submit.duplicate = 1;
-			cc = fbxi_cmd_find(e, prior);
-			rep.u.submit.device_count =
-			    cc ? cc->c.ndeliveries : old.ndeliveries;
-			rep.u.submit.state = cc ? cc->c.state : old.state;
-			fbx_command_clear(&old);
-			fbxi_console_reply(e, in, &rep);
-			return;
-		}
-		if (rc != FBX_ENOT_FOUND)
-			goto store_fail;
-	}
-
-	switch (c->target_kind) {
-	case FBX_TARGET_DEVICES:
-		if (c->ndev_ids == 0) {
-			fbxi_console_error(e, in, req->request_id, req->kind,
-			    FBX_EEMPTY_TARGET, "target lists no device");
-			return;
-		}
-		break;
-	case FBX_TARGET_GROUP:
-	case FBX_TARGET_ORG:
-		if (c->target_kind == FBX_TARGET_ORG &&
-		    ndev > FBX_DEVICES_PER_CMD_MAX &&
-		    c->platform == FBX_PLATFORM_ANY) {
-			fbxi_console_error(e, in, req->request_id, req->kind,
-			    FBX_ETOO_MANY,
-			    "organisation has %u devices; one command "
-			    "reaches at most %u",
-			    ndev, FBX_DEVICES_PER_CMD_MAX);
-			return;
-		}
-		break;
-	default:
-		fbxi_console_error(e, in, req->request_id, req->kind,
-		    FBX_EINVAL, "unknown target kind");
-		return;
-	}
-
-	/* one pass over the target: it checks every named device exists,
-	 * counts what the command reaches (per platform and group for a dry
-	 * run), and feeds the safety controls below */
-	memset(&k, 0, sizeof(k));
-	k.tally_groups = req->dry_run;
-	rc = fbxi_target_count(e, c, ndev, &k);
-	if (rc != FBX_OK) {
-		free(k.groups);
-		goto store_fail;
-	}
-	if (k.missing[0] != '\0' || k.n == 0) {
-		if (k.missing[0] != '\0')
-			fbxi_console_error(e, in, req->request_id, req->kind,
-			    FBX_EUNKNOWN_DEVICE,
-			    "device '%s' is not enrolled in organisation '%s'",
-			    k.missing, req->org);
-		else
-			fbxi_console_error(e, in, req->request_id, req->kind,
-			    FBX_EEMPTY_TARGET,
-			    "target selects no device (%s%s%s, platform %s)",
-			    fbx_target_kind_name(c->target_kind),
-			    c->target_kind == FBX_TARGET_GROUP ? " " : "",
-			    c->group, fbx_platform_name(c->platform));
-		free(k.groups);
-		return;
-	}
-
-	/* safety controls: the breaker (automatic lock-type commands), then
-	 * the blast-radius limit */
-	c->priority = (uint8_t)fbxi_priority_of(c);
-	if (c->rollout.enabled) {
-		if (c->rollout.ngroups > 0 &&
-		    c->target_kind != FBX_TARGET_ORG) {
-			fbxi_console_error(e, in, req->request_id, req->kind,
-			    FBX_EINVAL,
-			    "a rollout through groups needs an "
-			    "organisation-wide target");
-			free(k.groups);
-			return;
-		}
-		fbxi_rollout_normalize(&c->rollout);
-		memset(&c->ro, 0, sizeof(c->ro));
-	}
-	if (req->dry_run) {
-		fbxi_dry_run(e, in, req, c, ndev, &k); /* takes k.groups */
-		return;
-	}
-	{
-		int held = 0;
-		if (c->origin == FBX_ORIGIN_AUTOMATIC &&
-		    fbx_cmd_lock_type(c->type)) {
-			int over = 0;
-			rc = fbxi_limit_over(e, c, k.n, ndev, &over);
-			if (rc == FBX_OK)
-				rc = fbxi_breaker_gate(e, c, k.n, ndev, over, &held);
-			if (rc != FBX_OK)
-				goto store_fail;
-		}
-		if (!held) {
-			rc = fbxi_limit_gate(e, in, req, c, k.n, ndev, 0);
-			if (rc == FBX_ELIMIT_EXCEEDED ||
-			    rc == FBX_EAPPROVAL_INVALID)
-				return;
-			if (rc != FBX_OK)
-				goto store_fail;
-		}
-		c->state = held ? FBX_C_HELD : FBX_C_EXPANDING;
-	}
-	c->created_ms = e->now;
-	if (c->ttl_s == 0)
-		c->ttl_s = e->o.default_ttl_s;
-	if (c->ttl_s > 30u * 86400)
-		c->ttl_s = 30u * 86400;
-	c->expires_ms = e->now + (int64_t)c->ttl_s * 1000;
-	c->ndeliveries = 0;
-	memset(c->counts, 0, sizeof(c->counts));
-	c->cursor[0] = '\0';
-	c->cursor_idx = 0;
-	rc = fbx_store_cmd_append(e->txn, c);
-	if (rc == FBX_ETOO_MANY) {
-		FBX_LOGE("command id space exhausted (%llu commands)",
-		    (unsigned long long)FBX_CMD_ID_MAX);
-		fbxi_console_error(e, in, req->request_id, req->kind, rc,
-		    "command id space exhausted: no command can be "
-		    "journaled");
-		return;
-	}
-	if (rc != FBX_OK)
-		goto store_fail;
-	e->last_cmd_id = c->id;
-	cc = fbxi_cmd_cache_add(e, c);
-	if (cc == NULL) {
-		fbxi_set_err(e, FBX_ENOMEM);
-		return;
-	}
-	/* small targets are expanded in this same transaction, so the reply
-	 * can say how many devices the command reaches */
-	fbxi_expand_inline(e, cc);
-	if (fbxi_err(e) != FBX_OK)
-		return;
-
-	memset(&rep, 0, sizeof(rep));
-	rep.request_id = req->request_id;
-	rep.kind = req->kind;
-	rep.u.submit.command_id = cc->c.id;
-	rep.u.submit.device_count = cc->c.ndeliveries;
-	rep.u.submit.state = cc->c.state;
-	snprintf(rep.u.submit.held_by, sizeof(rep.u.submit.held_by), "%s",
-	    cc->c.held_by);
-	fbxi_audit(e, req->org, req->actor, "submit", cc->c.held_by,
-	    "{\"command\":%llu,\"type\":\"%s\",\"origin\":\"%s\","
-	    "\"reason\":\"%s\",\"target\":\"%s\",\"group\":\"%s\","
-	    "\"devices\":%u,\"state\":\"%s\",\"approved_by\":\"%s\","
-	    "\"rollout\":%s}",
-	    (unsigned long long)cc->c.id, fbx_cmd_type_name(cc->c.type),
-	    fbx_origin_name(cc->c.origin), cc->c.reason,
-	    fbx_target_kind_name(cc->c.target_kind), cc->c.group,
-	    cc->c.ndeliveries, fbx_cstate_name(cc->c.state), cc->c.approved_by,
-	    cc->c.rollout.enabled ? "true" : "false");
-	fbxi_console_reply(e, in, &rep);
-	FBX_LOGD("accepted command %llu for %s by %s",
-	    (unsigned long long)cc->c.id, req->org, req->actor);
-	return;
-store_fail:
-	fbxi_set_err(e, rc);
-}
 
 struct page_ctx {
 	struct fbx_delivery *d;
@@ -472,6 +216,7 @@ handle_enroll(
 	rep.kind = req->kind;
 	rep.u.enroll.created = created;
 	rep.u.enroll.updated = updated;
+	e->fleet_total += created; /* a failed turn recounts at rebuild */
 	fbxi_audit(e, req->org, req->actor, "devices.enroll", NULL,
 	    "{\"created\":%u,\"updated\":%u}", created, updated);
 	fbxi_console_reply(e, in, &rep);
@@ -514,6 +259,7 @@ handle_remove(
 	rep.request_id = req->request_id;
 	rep.kind = req->kind;
 	rep.u.remove.removed = removed;
+	e->fleet_total -= removed <= e->fleet_total ? removed : e->fleet_total;
 	fbxi_audit(e, req->org, req->actor, "devices.remove", NULL,
 	    "{\"removed\":%u}", removed);
 	fbxi_console_reply(e, in, &rep);
@@ -669,6 +415,13 @@ handle_ping(
 	s->turn_max_us = e->turn_max_us;
 	s->turns_failed = e->turns_failed;
 	s->degraded = e->degraded;
+	s->auth_refused = e->auth_refused;
+	s->results_forged = e->forged_results;
+	if (e->auth != NULL) {
+		pthread_mutex_lock(&e->auth->mu);
+		s->handshakes_refused = e->auth->zap_refused;
+		pthread_mutex_unlock(&e->auth->mu);
+	}
 	if (e->st != NULL && fbx_store_stat(e->st, &ss) == FBX_OK) {
 		s->store_bytes = ss.file_bytes;
 		s->readers_used = ss.readers_used;
@@ -682,7 +435,7 @@ console_dispatch(
 {
 	switch (r->kind) {
 	case FBX_CREQ_SUBMIT:
-		handle_submit(e, in, r);
+		fbxi_handle_submit(e, in, r);
 		break;
 	case FBX_CREQ_GET_COMMAND:
 		handle_get(e, in, r);
@@ -741,6 +494,12 @@ console_dispatch(
 	case FBX_CREQ_LIST_ORGS:
 		fbxi_handle_list_orgs(e, in, r);
 		break;
+	case FBX_CREQ_PRINCIPAL:
+		fbxi_handle_principal(e, in, r);
+		break;
+	case FBX_CREQ_CERT:
+		fbxi_handle_cert(e, in, r);
+		break;
 	default:
 		fbxi_console_error(e, in, r->request_id, r->kind, FBX_EINVAL,
 		    "unknown request kind %d", r->kind);
@@ -762,6 +521,8 @@ req_reads_only(const struct fbx_console_req *r)
 	case FBX_CREQ_AUDIT_VERIFY:
 	case FBX_CREQ_LIST_ORGS:
 		return 1;
+	case FBX_CREQ_CERT:
+		return r->u.cert.op == FBX_CERT_LIST;
 	default:
 		return 0;
 	}
@@ -869,13 +630,20 @@ fbxi_handle_console(struct fbx_engine *e, const struct inmsg *in)
 		    "request failed and was undone: %s", fbx_strerror(rc));
 		goto out;
 	}
+	/* the identity is the key (issue 10): the request acts as the
+	 * principal its connection authenticated, within that principal's
+	 * roles and organisations, or not at all */
+	if (!fbxi_auth_console(e, in, &req))
+		goto out;
 	if (e->draining) {
 		fbxi_console_error(e, in, req.request_id, req.kind,
 		    FBX_ESHUTTING_DOWN, "engine is shutting down; retry");
 		goto out;
 	}
 	/* global controls and the list of every organisation belong to the
-	 * operator of the whole engine when one is configured */
+	 * operator of the whole engine when one is configured. A global
+	 * incident rollback is not refused here: from another organisation
+	 * it covers that organisation's share (rollback.c) */
 	if (e->o.admin_org != NULL && e->o.admin_org[0] != '\0' &&
 	    strcmp(req.org, e->o.admin_org) != 0 &&
 	    ((req.kind == FBX_CREQ_BREAKER && req.u.breaker.global) ||
@@ -886,10 +654,7 @@ fbxi_handle_console(struct fbx_engine *e, const struct inmsg *in)
 	        (req.kind == FBX_CREQ_BREAKER &&
 	            req.u.breaker.op != FBX_BRK_STATUS &&
 	            req.u.breaker.global) ||
-	        req.kind == FBX_CREQ_LIST_ORGS ||
-	        (req.kind == FBX_CREQ_ROLLBACK &&
-	            req.u.rollback.sel.breaker_global &&
-	            req.u.rollback.execute))) {
+	        req.kind == FBX_CREQ_LIST_ORGS)) {
 		fbxi_console_error(e, in, req.request_id, req.kind, FBX_EFORBIDDEN,
 		    "only organisation '%s' may act on global controls or "
 		    "list organisations",

@@ -21,50 +21,8 @@
 
 /* ------------------------------------------------------------- alerts */
 
-/* emit_event - log an alert now; publish it on the PUB endpoint and run
- * the alert command after the turn commits (an alert about something
- * that did not happen must not leave). */
-static void
-emit_event(struct fbx_engine *e, int kind, const char *org,
-    const char *reason, const char *actor, uint64_t cmd_id, uint64_t count,
-    uint64_t limit, const char *fmt, ...) __attribute__((format(printf, 9, 10)));
-
-static void
-emit_event(struct fbx_engine *e, int kind, const char *org,
-    const char *reason, const char *actor, uint64_t cmd_id, uint64_t count,
-    uint64_t limit, const char *fmt, ...)
-{
-	struct fbx_event ev;
-	struct outmsg *o;
-	va_list ap;
-
-	memset(&ev, 0, sizeof(ev));
-	ev.kind = kind;
-	ev.at_ms = e->now;
-	snprintf(ev.org, sizeof(ev.org), "%s", org ? org : "");
-	snprintf(ev.reason, sizeof(ev.reason), "%s", reason ? reason : "");
-	snprintf(ev.actor, sizeof(ev.actor), "%s", actor ? actor : "engine");
-	ev.command_id = cmd_id;
-	ev.count = count;
-	ev.limit = limit;
-	va_start(ap, fmt);
-	vsnprintf(ev.detail, sizeof(ev.detail), fmt, ap);
-	va_end(ap);
-	FBX_LOGW("ALERT %s org=%s reason=%s actor=%s count=%llu limit=%llu: "
-	         "%s",
-	    fbx_event_kind_name(kind), ev.org, ev.reason, ev.actor,
-	    (unsigned long long)count, (unsigned long long)limit, ev.detail);
-	o = fbxi_out_new(e);
-	if (o == NULL)
-		return;
-	o->to_gw = OUT_EVENT;
-	o->nenv = 1;
-	o->envlen[0] = (size_t)snprintf((char *)o->env[0], RID_MAX,
-	    "fusebox.%s", fbx_event_kind_name(kind));
-	o->ev = ev;
-	if (fbx_event_encode(&ev, &o->buf, &o->len) != FBX_OK)
-		o->len = 0;
-}
+/* emit_event - see fbxi_event (core.c) */
+#define emit_event fbxi_event
 
 /* Alert commands run beside the loop, never in it: posix_spawn starts
  * one and returns; the children are reaped with waitpid(WNOHANG) before
@@ -159,25 +117,83 @@ fbxi_run_alert(struct fbx_engine *e, const struct fbx_event *ev)
 
 /* ------------------------------------------------------- safety gates */
 
-#define REASON_NONE "unspecified"
+/* The breaker record as versions 1 and 2 wrote it (frozen: never edit).
+ * Version 1 is version 2 without reset_ms. */
+struct brk_cfg_v2 {
+	uint32_t window_s, min_count, share_ppm, baseline_mult, global_orgs;
+	uint8_t shadow;
+};
+struct brk_v2 {
+	uint32_t version;
+	uint8_t state, manual, pad_[2];
+	struct brk_cfg_v2 cfg;
+	struct fbxi_window win;
+	uint64_t baseline_x1000;
+	int64_t baseline_at;
+	uint64_t period_count;
+	uint32_t period_spiked, pad2_;
+	uint64_t held, would_hold, trips;
+	int64_t tripped_ms, shadow_alerted_ms;
+	char tripped_by[FBX_ID_MAX + 1];
+	char note[FBX_NOTE_MAX];
+	int64_t reset_ms;
+};
 
-const char *
-fbxi_reason_of(const struct fbx_command *c)
+/* brk_decode - a stored breaker record of any version into the current
+ * layout. Settings equal to the built-in defaults of version 2 (20
+ * devices, 2% of the fleet) were never chosen by an operator: they move
+ * to the current defaults. The onset of an old incident is unknown: its
+ * trip time stands in. */
+static int
+brk_decode(const void *val, size_t len, struct fbxi_breaker *b)
 {
-	return c->reason[0] ? c->reason : REASON_NONE;
-}
+	struct fbx_breaker_cfg def;
+	struct brk_v2 o;
 
-int
-fbxi_priority_of(const struct fbx_command *c)
-{
-	if (c->origin == FBX_ORIGIN_ROLLBACK || c->type == FBX_CMD_UNLOCK ||
-	    c->type == FBX_CMD_STOP_LOST_MODE)
-		return FBX_PRIO_RECOVERY;
-	if (c->rollout.enabled)
-		return FBX_PRIO_BULK;
-	if (c->origin == FBX_ORIGIN_AUTOMATIC)
-		return FBX_PRIO_AUTOMATIC;
-	return FBX_PRIO_OPERATOR;
+	if (len == sizeof(*b)) {
+		memcpy(b, val, sizeof(*b));
+		return b->version == FBXI_BRK_VERSION ? FBX_OK : FBX_ECORRUPT;
+	}
+	memset(&o, 0, sizeof(o));
+	if (len == sizeof(o) || len == offsetof(struct brk_v2, reset_ms))
+		memcpy(&o, val, len);
+	else
+		return FBX_ECORRUPT;
+	if (!((len == sizeof(o) && o.version == 2) ||
+	        (len < sizeof(o) && o.version == 1)))
+		return FBX_ECORRUPT;
+	fbxi_breaker_defaults(&def);
+	memset(b, 0, sizeof(*b));
+	b->version = FBXI_BRK_VERSION;
+	b->state = o.state;
+	b->manual = o.manual;
+	b->cfg = def;
+	b->cfg.window_s = o.cfg.window_s;
+	b->cfg.min_count = o.cfg.min_count == 20 ? def.min_count
+	                                         : o.cfg.min_count;
+	b->cfg.share_ppm = o.cfg.share_ppm == 20000 ? def.share_ppm
+	                                            : o.cfg.share_ppm;
+	b->cfg.baseline_mult = o.cfg.baseline_mult;
+	b->cfg.global_orgs = o.cfg.global_orgs;
+	b->cfg.shadow = o.cfg.shadow;
+	b->win = o.win;
+	b->baseline_x1000 = o.baseline_x1000;
+	b->baseline_at = o.baseline_at;
+	b->period_count = o.period_count;
+	b->period_spiked = o.period_spiked;
+	b->held = o.held;
+	b->would_hold = o.would_hold;
+	b->trips = o.trips;
+	b->tripped_ms = o.tripped_ms;
+	b->shadow_alerted_ms = o.shadow_alerted_ms;
+	memcpy(b->tripped_by, o.tripped_by, sizeof(b->tripped_by));
+	memcpy(b->note, o.note, sizeof(b->note));
+	b->tripped_by[sizeof(b->tripped_by) - 1] = '\0';
+	b->note[sizeof(b->note) - 1] = '\0';
+	b->reset_ms = o.version == 2 ? o.reset_ms : 0;
+	b->onset_ms = 0; /* unknown: rollback falls back to the window */
+	fbxi_window_init(&b->dwin, b->cfg.window_s);
+	return FBX_OK;
 }
 
 int
@@ -191,16 +207,13 @@ fbxi_brk_load(fbx_txn *txn, const char *org, const char *reason,
 
 	snprintf(key, sizeof(key), "brk/%s/%s", org, reason);
 	rc = fbx_store_kv_get(txn, key, b, sizeof(*b), &len);
-	if (rc == FBX_OK && len == offsetof(struct fbxi_breaker, reset_ms) &&
-	    b->version == 1) {
-		/* a record from before reset_ms: same layout, one field less */
-		b->reset_ms = 0;
-		b->version = FBXI_BRK_VERSION;
-		len = sizeof(*b);
-	}
 	if (rc == FBX_OK) {
-		if (len != sizeof(*b) || b->version != FBXI_BRK_VERSION)
+		struct fbxi_breaker raw = *b;
+		if (len > sizeof(raw))
 			return FBX_ECORRUPT;
+		rc = brk_decode(&raw, len, b);
+		if (rc != FBX_OK)
+			return rc;
 		if (exists)
 			*exists = 1;
 		return FBX_OK;
@@ -216,8 +229,11 @@ fbxi_brk_load(fbx_txn *txn, const char *org, const char *reason,
 		struct fbxi_breaker g;
 		snprintf(key, sizeof(key), "brk/*/%s", reason);
 		if (fbx_store_kv_get(txn, key, &g, sizeof(g), &len) == FBX_OK &&
-		    len == sizeof(g) && g.version == FBXI_BRK_VERSION)
-			cfg = g.cfg;
+		    len <= sizeof(g)) {
+			struct fbxi_breaker raw = g;
+			if (brk_decode(&raw, len, &g) == FBX_OK)
+				cfg = g.cfg;
+		}
 	}
 	fbxi_breaker_init(b, &cfg);
 	return FBX_OK;
@@ -233,11 +249,57 @@ brk_save(fbx_txn *txn, const char *org, const char *reason,
 	return fbx_store_kv_put(txn, key, b, sizeof(*b));
 }
 
+/* trip_hold - a breaker just tripped: hold what of its incident is still
+ * settling (submitted at or after the onset), and say so. org NULL = the
+ * global breaker: every organisation. */
+static uint32_t
+trip_hold(struct fbx_engine *e, const char *org, const char *reason,
+    struct fbxi_breaker *b)
+{
+	char hk[2 * FBX_ID_MAX + 2], note[FBX_NOTE_MAX];
+	uint32_t n;
+
+	snprintf(hk, sizeof(hk), "%s/%s", org ? org : "*", reason);
+	snprintf(note, sizeof(note), "breaker %.100s tripped; onset %lld ms "
+	    "before the trip", hk,
+	    (long long)(b->tripped_ms - b->onset_ms));
+	n = fbxi_settle_hold(e, org, reason, b->onset_ms, hk, note);
+	b->held += n;
+	if (n > 0)
+		emit_event(e, FBX_EV_COMMAND_SETTLED, org ? org : "*", reason,
+		    "engine", 0, n, 0,
+		    "%u settling commands held: breaker %s tripped before "
+		    "they were released",
+		    n, hk);
+	return n;
+}
+
+/* trip_global - open the global breaker of a reason (already loaded in
+ * g; the caller saves it), with its event, audit record and the hold of
+ * its incident's settling commands in every organisation. */
+static void
+trip_global(struct fbx_engine *e, struct fbxi_breaker *g, const char *reason,
+    const char *note, uint64_t count, uint64_t limit)
+{
+	fbxi_breaker_trip(g, e->now, "engine", note, 0);
+	emit_event(e, FBX_EV_BREAKER_TRIPPED, "*", reason, "engine", 0, count,
+	    limit, "%s", note);
+	fbxi_audit(e, "*", "engine", "breaker.trip", note,
+	    "{\"breaker\":\"*/%s\",\"count\":%llu,\"limit\":%llu,"
+	    "\"onset_ms\":%lld}",
+	    reason, (unsigned long long)count, (unsigned long long)limit,
+	    (long long)g->onset_ms);
+	(void)trip_hold(e, NULL, reason, g);
+}
+
 /* breaker_gate - automatic lock-type commands pass the global breaker of
  * their reason, then their organisation's. Decided here, inside the
  * transaction that journals the command, one command after another: the
  * devices admitted before a trip never exceed the allowance, however
- * fast the storm. @return FBX_OK (see *held) or a store error. */
+ * fast the storm. An admitted command settles (c->settle_until_ms) when
+ * its reason has a settle delay; a trip holds the settling commands of
+ * its incident, so none of a storm's commands reaches a device.
+ * @return FBX_OK (see *held) or a store error. */
 int
 fbxi_breaker_gate(struct fbx_engine *e, struct fbx_command *c, uint32_t ndev,
     uint32_t fleet, int over_limit, int *held)
@@ -247,6 +309,7 @@ fbxi_breaker_gate(struct fbx_engine *e, struct fbx_command *c, uint32_t ndev,
 	int tripped = 0, v, rc;
 
 	*held = 0;
+	c->settle_until_ms = 0;
 	rc = fbxi_brk_load(e->txn, "*", reason, &g, NULL);
 	if (rc == FBX_OK)
 		rc = fbxi_brk_load(e->txn, c->org, reason, &b, NULL);
@@ -260,6 +323,11 @@ fbxi_breaker_gate(struct fbx_engine *e, struct fbx_command *c, uint32_t ndev,
 		*held = 1;
 		return brk_save(e->txn, "*", reason, &g);
 	}
+	/* the change points see every arrival, admitted or not */
+	if (g.state != FBX_BS_OPEN)
+		fbxi_breaker_observe(&g, e->now, ndev);
+	if (b.state != FBX_BS_OPEN)
+		fbxi_breaker_observe(&b, e->now, ndev);
 	v = fbxi_breaker_admit(&b, e->now, ndev, fleet, &tripped);
 	if (v == FBXI_ADMIT && over_limit && !b.cfg.shadow) {
 		/* the blast-radius limit is reached first: an automatic rule
@@ -288,40 +356,72 @@ fbxi_breaker_gate(struct fbx_engine *e, struct fbx_command *c, uint32_t ndev,
 		emit_event(e, FBX_EV_BREAKER_TRIPPED, c->org, reason,
 		    "engine", 0, inwin + ndev, allow, "%s", note);
 		fbxi_audit(e, c->org, "engine", "breaker.trip", note,
-		    "{\"breaker\":\"%s/%s\",\"count\":%llu,\"allowance\":%u}",
-		    c->org, reason, (unsigned long long)(inwin + ndev), allow);
-		if (fbxi_breaker_note_org_trip(&g, e->now)) {
+		    "{\"breaker\":\"%s/%s\",\"count\":%llu,\"allowance\":%u,"
+		    "\"onset_ms\":%lld}",
+		    c->org, reason, (unsigned long long)(inwin + ndev), allow,
+		    (long long)b.onset_ms);
+		(void)trip_hold(e, c->org, reason, &b);
+		if (fbxi_breaker_note_org_trip(&g, e->now) && !g.cfg.shadow) {
 			uint64_t n = fbxi_window_sum(&g.win, e->now);
 			snprintf(note, sizeof(note),
 			    "%llu organisations tripped on '%s' within %us: "
 			    "an upstream failure, not attacks on devices",
 			    (unsigned long long)n, reason, g.cfg.window_s);
-			fbxi_breaker_trip(&g, e->now, "engine", note, 0);
-			emit_event(e, FBX_EV_BREAKER_TRIPPED, "*", reason,
-			    "engine", 0, n, g.cfg.global_orgs, "%s", note);
-			fbxi_audit(e, "*", "engine", "breaker.trip", note,
-			    "{\"breaker\":\"*/%s\",\"organisations\":%llu}",
-			    reason, (unsigned long long)n);
+			trip_global(e, &g, reason, note, n, g.cfg.global_orgs);
 		}
-		rc = brk_save(e->txn, "*", reason, &g);
-		if (rc != FBX_OK)
-			return rc;
+	} else if (v != FBXI_HOLD &&
+	    fbxi_breaker_global_admit(&g, e->now, ndev, e->fleet_total) &&
+	    !g.cfg.shadow) {
+		/* the fleet-wide rule: the same reason over a share of every
+		 * enrolled device, however it is spread */
+		char note[FBX_NOTE_MAX];
+		uint64_t n = fbxi_window_sum(&g.dwin, e->now);
+		uint64_t cap = e->fleet_total * g.cfg.global_share_ppm / FBX_PPM;
+		snprintf(note, sizeof(note),
+		    "%llu automatic %s devices for '%s' in %us pass %u ppm of "
+		    "the %llu enrolled devices",
+		    (unsigned long long)n, fbx_cmd_type_name(c->type), reason,
+		    g.cfg.window_s, g.cfg.global_share_ppm,
+		    (unsigned long long)e->fleet_total);
+		trip_global(e, &g, reason, note, n, cap);
+		/* this command is the one that passed it */
+		snprintf(c->held_by, sizeof(c->held_by), "*/%s", reason);
+		snprintf(c->note, sizeof(c->note),
+		    "held: global breaker for '%s' is open", reason);
+		g.held++;
+		*held = 1;
 	}
-	if (v == FBXI_HOLD) {
+	rc = brk_save(e->txn, "*", reason, &g);
+	if (rc != FBX_OK)
+		return rc;
+	if (*held) {
+		/* held by the global breaker just above */
+	} else if (v == FBXI_HOLD) {
 		snprintf(c->held_by, sizeof(c->held_by), "%s/%s", c->org,
 		    reason);
 		snprintf(c->note, sizeof(c->note),
 		    "held: breaker %s/%s is open", c->org, reason);
 		b.held++;
 		*held = 1;
-	} else if (v == FBXI_ADMIT_SHADOW &&
-	    e->now - b.shadow_alerted_ms >= (int64_t)b.cfg.window_s * 1000) {
-		b.shadow_alerted_ms = e->now;
-		emit_event(e, FBX_EV_BREAKER_WOULD_TRIP, c->org, reason,
-		    "engine", 0, fbxi_window_sum(&b.win, e->now),
-		    fbxi_breaker_allowance(&b, e->now, fleet),
-		    "shadow mode: would hold automatic %s commands",
-		    fbx_cmd_type_name(c->type));
+	} else {
+		if (v == FBXI_ADMIT_SHADOW &&
+		    e->now - b.shadow_alerted_ms >=
+		        (int64_t)b.cfg.window_s * 1000) {
+			b.shadow_alerted_ms = e->now;
+			emit_event(e, FBX_EV_BREAKER_WOULD_TRIP, c->org, reason,
+			    "engine", 0, fbxi_window_sum(&b.win, e->now),
+			    fbxi_breaker_allowance(&b, e->now, fleet),
+			    "shadow mode: would hold automatic %s commands",
+			    fbx_cmd_type_name(c->type));
+		}
+		/* the reason's settle delay is the global breaker's */
+		if (fbxi_breaker_settle_ms(&g) > 0) {
+			c->settle_until_ms = e->now + fbxi_breaker_settle_ms(&g);
+			snprintf(c->note, sizeof(c->note),
+			    "settling %u s before release: a breaker that "
+			    "trips meanwhile holds it",
+			    g.cfg.settle_s);
+		}
 	}
 	return brk_save(e->txn, c->org, reason, &b);
 }
@@ -569,6 +669,17 @@ tally(struct count_ctx *k, const struct fbx_device *d)
 	k->n++;
 	if (d->platform < FBX_PLATFORM_COUNT)
 		k->per_platform[d->platform]++;
+	if (k->stages != NULL && k->stages->ngroups > 0) {
+		unsigned s = k->stages->ngroups;
+		for (unsigned j = 0; j < k->stages->ngroups && s == k->stages->ngroups;
+		     j++)
+			for (unsigned i = 0; i < d->ngroups; i++)
+				if (strcmp(d->groups[i], k->stages->groups[j]) == 0) {
+					s = j;
+					break;
+				}
+		k->per_stage[s]++;
+	}
 	if (!k->tally_groups)
 		return;
 	for (unsigned i = 0; i < d->ngroups; i++) {
@@ -618,7 +729,8 @@ fbxi_target_count(struct fbx_engine *e, const struct fbx_command *c,
 
 	k->platform = c->platform;
 	if (c->target_kind == FBX_TARGET_ORG &&
-	    c->platform == FBX_PLATFORM_ANY && !k->tally_groups) {
+	    c->platform == FBX_PLATFORM_ANY && !k->tally_groups &&
+	    k->stages == NULL) {
 		k->n = fleet;
 		return FBX_OK;
 	}
@@ -658,7 +770,7 @@ fbxi_dry_run(struct fbx_engine *e, const struct inmsg *in,
 	struct count_ctx k = *kc;
 	struct fbxi_limit_cfg cfg;
 	struct fbxi_window w;
-	uint32_t waves[64];
+	uint32_t waves[256];
 	int own, rc;
 
 	memset(&rep, 0, sizeof(rep));
@@ -670,9 +782,24 @@ fbxi_dry_run(struct fbx_engine *e, const struct inmsg *in,
 	memcpy(d->per_platform, k.per_platform, sizeof(d->per_platform));
 	d->groups = k.groups;
 	d->ngroups = k.ngroups;
-	if (c->rollout.enabled) {
+	if (c->rollout.enabled && c->rollout.ngroups > 0) {
+		/* stage by stage, as the engine will run it: each listed
+		 * group in turn, then the devices in none */
 		fbxi_rollout_normalize(&c->rollout);
-		d->nwaves = fbxi_rollout_plan_waves(&c->rollout, k.n, waves, 64);
+		for (unsigned s = 0; s <= c->rollout.ngroups; s++) {
+			size_t nw = fbxi_rollout_plan_waves(&c->rollout,
+			    k.per_stage[s], waves + d->nwaves,
+			    sizeof(waves) / sizeof(waves[0]) - d->nwaves);
+			d->stage_devices[s] = k.per_stage[s];
+			d->stage_waves[s] = (uint32_t)nw;
+			d->nwaves += nw;
+		}
+		d->nstages = c->rollout.ngroups + 1u;
+		d->waves = waves;
+	} else if (c->rollout.enabled) {
+		fbxi_rollout_normalize(&c->rollout);
+		d->nwaves = fbxi_rollout_plan_waves(&c->rollout, k.n, waves,
+		    sizeof(waves) / sizeof(waves[0]));
 		d->waves = waves;
 	}
 	snprintf(d->verdict, sizeof(d->verdict),
@@ -782,10 +909,9 @@ brk_list_cb(void *arg, const char *key, const void *val, size_t len)
 	const char *org = key + 4, *slash = strchr(org, '/');
 	char hk[2 * FBX_ID_MAX + 2];
 
-	if (slash == NULL || len != sizeof(b))
+	if (slash == NULL || len > sizeof(b))
 		return 0;
-	memcpy(&b, val, sizeof(b));
-	if (b.version != FBXI_BRK_VERSION)
+	if (brk_decode(val, len, &b) != FBX_OK)
 		return 0;
 	if (l->reason[0] != '\0' && strcmp(slash + 1, l->reason) != 0)
 		return 0;
@@ -816,6 +942,9 @@ brk_list_cb(void *arg, const char *key, const void *val, size_t len)
 	o->would_hold = b.would_hold;
 	o->trips = b.trips;
 	o->tripped_ms = b.tripped_ms;
+	o->onset_ms = b.onset_ms;
+	o->settling = fbxi_settle_count(l->e,
+	    strcmp(o->org, "*") == 0 ? NULL : o->org, o->reason);
 	snprintf(o->tripped_by, sizeof(o->tripped_by), "%s", b.tripped_by);
 	snprintf(o->note, sizeof(o->note), "%s", b.note);
 	if (strcmp(o->org, "*") != 0) {
@@ -830,7 +959,7 @@ brk_list_cb(void *arg, const char *key, const void *val, size_t len)
  * not open an organisation's), and through the blast-radius limit. */
 static int
 release_held(struct fbx_engine *e, struct cmdc *cc, const char *who,
-    const char *note, int *refused)
+    const char *note, int64_t at_ms, int *refused)
 {
 	struct fbx_command *c = &cc->c;
 	struct count_ctx k;
@@ -846,7 +975,7 @@ release_held(struct fbx_engine *e, struct cmdc *cc, const char *who,
 		if (b.state == FBX_BS_OPEN && !b.cfg.shadow) {
 			snprintf(c->held_by, sizeof(c->held_by), "%s/%s",
 			    c->org, fbxi_reason_of(c));
-			cc->dirty = 1;
+			fbxi_cmd_touch(cc);
 			return FBX_OK;
 		}
 	}
@@ -865,18 +994,56 @@ release_held(struct fbx_engine *e, struct cmdc *cc, const char *who,
 		    "release refused by the %s blast-radius limit",
 		    fbx_cmd_type_name(c->type));
 		*refused = 1;
-		cc->dirty = 1;
+		fbxi_cmd_touch(cc);
 		return FBX_OK;
 	}
 	if (rc != FBX_OK)
 		return rc;
-	c->state = FBX_C_EXPANDING;
-	fbxi_note_printf(c->note, sizeof(c->note), "released: %s", note);
+	/* a staged release: it settles until its wave is due (the first
+	 * wave is due now and leaves in this turn) */
+	c->state = FBX_C_SETTLING;
+	c->settle_until_ms = at_ms;
+	fbxi_note_printf(c->note, sizeof(c->note),
+	    "released in a staged wave at +%lld s: %s",
+	    (long long)((at_ms - e->now) / 1000), note);
 	/* its time to live starts again at the release */
-	c->expires_ms = e->now + (int64_t)c->ttl_s * 1000;
-	fbxi_xlist_add(e, cc);
-	cc->dirty = 1;
+	c->expires_ms = at_ms + (int64_t)c->ttl_s * 1000;
+	if (fbxi_settle_add(e, c->id, at_ms) != 0 ||
+	    fbxi_theap_push(&e->expiry, c->expires_ms, c->id) != 0)
+		return FBX_ENOMEM;
+	fbxi_cmd_touch(cc);
 	return FBX_OK;
+}
+
+/* Held commands released at a breaker reset go out in staged waves, not
+ * at once: RELEASE_WAVE_FIRST commands now, then twice as many as the
+ * wave before every RELEASE_WAVE_GAP_MS (10, 20, 40, ...: 32,000
+ * commands in 12 waves over 2 minutes), oldest first. An operator who
+ * released too early sees the first wave's results and can trip the
+ * breaker again: what is still settling is held again. */
+#define RELEASE_WAVE_FIRST 10
+#define RELEASE_WAVE_GAP_MS 10000
+
+static int64_t
+release_wave_at(int64_t now, uint32_t i)
+{
+	uint64_t end = RELEASE_WAVE_FIRST;
+	int64_t wave = 0;
+
+	while (i >= end) {
+		end = end * 2 + RELEASE_WAVE_FIRST;
+		wave++;
+	}
+	return now + wave * RELEASE_WAVE_GAP_MS;
+}
+
+static int
+cmp_cc_id(const void *a, const void *b)
+{
+	const struct cmdc *x = *(const struct cmdc *const *)a;
+	const struct cmdc *y = *(const struct cmdc *const *)b;
+
+	return x->c.id < y->c.id ? -1 : x->c.id > y->c.id;
 }
 
 void
@@ -912,6 +1079,9 @@ fbxi_handle_breaker(
 		if (rc != FBX_OK)
 			goto fail;
 		fbxi_breaker_trip(&b, e->now, req->actor, req->u.breaker.note, 1);
+		/* what of the incident is still settling is held too */
+		(void)trip_hold(e, strcmp(scope, "*") == 0 ? NULL : scope,
+		    reason, &b);
 		rc = brk_save(e->txn, scope, reason, &b);
 		if (rc != FBX_OK)
 			goto fail;
@@ -923,9 +1093,10 @@ fbxi_handle_breaker(
 		    reason, req->org);
 		break;
 	case FBX_BRK_RESET: {
-		size_t pos = 0;
+		size_t pos = 0, nh = 0, caph = 0;
 		uint64_t k, v;
 		uint32_t released = 0, discarded = 0, refused = 0;
+		struct cmdc **hv = NULL;
 		rc = fbxi_brk_load(e->txn, scope, reason, &b, &exists);
 		if (rc != FBX_OK)
 			goto fail;
@@ -939,12 +1110,31 @@ fbxi_handle_breaker(
 		rc = brk_save(e->txn, scope, reason, &b);
 		if (rc != FBX_OK)
 			goto fail;
+		/* the commands it holds, oldest first */
 		while (fbxi_idmap_next(&e->cmds, &pos, &k, &v)) {
 			struct cmdc *cc = (struct cmdc *)(uintptr_t)v;
-			int ref = 0;
 			if (cc->c.state != FBX_C_HELD ||
 			    strcmp(cc->c.held_by, hk) != 0)
 				continue;
+			if (nh == caph) {
+				size_t ncap = caph ? 2 * caph : 64;
+				struct cmdc **nv =
+				    realloc(hv, ncap * sizeof(*nv));
+				if (nv == NULL) {
+					free(hv);
+					rc = FBX_ENOMEM;
+					goto fail;
+				}
+				hv = nv;
+				caph = ncap;
+			}
+			hv[nh++] = cc;
+		}
+		if (nh > 1)
+			qsort(hv, nh, sizeof(*hv), cmp_cc_id);
+		for (size_t i = 0; i < nh; i++) {
+			struct cmdc *cc = hv[i];
+			int ref = 0;
 			if (req->u.breaker.on_reset == FBX_RESET_DISCARD) {
 				cc->c.state = FBX_C_DISCARDED;
 				snprintf(cc->c.resolved_by,
@@ -953,19 +1143,23 @@ fbxi_handle_breaker(
 				fbxi_note_printf(cc->c.note, sizeof(cc->c.note),
 				    "discarded at breaker reset: %s",
 				    req->u.breaker.note);
-				cc->dirty = 1;
+				fbxi_cmd_touch(cc);
 				discarded++;
 				continue;
 			}
 			rc = release_held(e, cc, req->actor,
-			    req->u.breaker.note, &ref);
-			if (rc != FBX_OK)
+			    req->u.breaker.note,
+			    release_wave_at(e->now, released), &ref);
+			if (rc != FBX_OK) {
+				free(hv);
 				goto fail;
+			}
 			if (ref)
 				refused++;
-			else if (cc->c.state == FBX_C_EXPANDING)
+			else if (cc->c.state == FBX_C_SETTLING)
 				released++;
 		}
+		free(hv);
 		rep.u.breaker.released = released;
 		rep.u.breaker.discarded = discarded + refused;
 		emit_event(e, FBX_EV_BREAKER_RESET, scope, reason, req->actor,
@@ -995,8 +1189,10 @@ fbxi_handle_breaker(
 		{
 			uint32_t old_win = b.cfg.window_s;
 			fbxi_breaker_cfg_merge(&b.cfg, &req->u.breaker.cfg);
-			if (b.cfg.window_s != old_win)
+			if (b.cfg.window_s != old_win) {
 				fbxi_window_init(&b.win, b.cfg.window_s);
+				fbxi_window_init(&b.dwin, b.cfg.window_s);
+			}
 		}
 		rc = brk_save(e->txn, scope, reason, &b);
 		if (rc != FBX_OK)
@@ -1004,14 +1200,18 @@ fbxi_handle_breaker(
 		fbxi_audit(e, scope, req->actor, "breaker.configure", NULL,
 		    "{\"breaker\":\"%s/%s\",\"window_s\":%u,\"min_count\":%u,"
 		    "\"share_ppm\":%u,\"baseline_mult\":%u,"
-		    "\"global_orgs\":%u,\"shadow\":%s}",
+		    "\"min_samples\":%u,\"global_orgs\":%u,"
+		    "\"global_share_ppm\":%u,\"settle_s\":%u,\"shadow\":%s}",
 		    scope, reason, b.cfg.window_s, b.cfg.min_count,
-		    b.cfg.share_ppm, b.cfg.baseline_mult, b.cfg.global_orgs,
+		    b.cfg.share_ppm, b.cfg.baseline_mult, b.cfg.min_samples,
+		    b.cfg.global_orgs, b.cfg.global_share_ppm, b.cfg.settle_s,
 		    b.cfg.shadow ? "true" : "false");
 		FBX_LOGI("breaker %s/%s configured by %s: window %us, min %u, "
-		         "share %u ppm, baseline x%u, global %u orgs, %s",
+		         "share %u ppm, baseline x%u after %u samples, global "
+		         "%u orgs or %u ppm, settle %us, %s",
 		    scope, reason, req->actor, b.cfg.window_s, b.cfg.min_count,
-		    b.cfg.share_ppm, b.cfg.baseline_mult, b.cfg.global_orgs,
+		    b.cfg.share_ppm, b.cfg.baseline_mult, b.cfg.min_samples,
+		    b.cfg.global_orgs, b.cfg.global_share_ppm, b.cfg.settle_s,
 		    b.cfg.shadow ? "shadow" : "enforcing");
 		break;
 	default:
@@ -1323,7 +1523,7 @@ ro_release(struct fbx_engine *e, struct cmdc *cc, uint32_t size)
 	cc->w_topcode = 0;
 	cc->w_topcode_n = 0;
 	cc->judge_off = 0;
-	cc->dirty = 1;
+	fbxi_cmd_touch(cc);
 	FBX_LOGI("rollout %llu: stage %u wave %u: %u devices (%u of %u out)",
 	    (unsigned long long)cc->c.id, ro->stage, ro->wave, size,
 	    ro->released, cc->c.ndeliveries);
@@ -1336,10 +1536,20 @@ ro_advance_stage(struct fbx_engine *e, struct cmdc *cc)
 	cc->c.cursor[0] = '\0';
 	cc->c.ro.stage++;
 	cc->c.ro.wave = 0;
-	cc->c.ro.state = FBX_RO_NONE;
+	/* running: the next stage's deliveries are being created, and its
+	 * first wave leaves as soon as they are */
+	cc->c.ro.state = FBX_RO_RUNNING;
+	if (cc->c.cursor_idx < cc->c.rollout.ngroups)
+		snprintf(cc->c.ro.note, sizeof(cc->c.ro.note),
+		    "stage %u: group '%s' next", cc->c.ro.stage,
+		    cc->c.rollout.groups[cc->c.cursor_idx]);
+	else
+		snprintf(cc->c.ro.note, sizeof(cc->c.ro.note),
+		    "stage %u: the devices in no listed group next",
+		    cc->c.ro.stage);
 	cc->c.state = FBX_C_EXPANDING;
 	fbxi_xlist_add(e, cc);
-	cc->dirty = 1;
+	fbxi_cmd_touch(cc);
 }
 
 /* ro_next - after a wave has baked: the next wave, the next group, or
@@ -1369,7 +1579,7 @@ ro_next(struct fbx_engine *e, struct cmdc *cc)
 				    "group '%s' done; the next group needs "
 				    "an operator's approval",
 				    cc->c.rollout.groups[cc->c.cursor_idx]);
-				cc->dirty = 1;
+				fbxi_cmd_touch(cc);
 				FBX_LOGI("rollout %llu: %s",
 				    (unsigned long long)cc->c.id, ro->note);
 			}
@@ -1379,7 +1589,7 @@ ro_next(struct fbx_engine *e, struct cmdc *cc)
 		return;
 	}
 	ro->state = FBX_RO_DONE;
-	cc->dirty = 1;
+	fbxi_cmd_touch(cc);
 	FBX_LOGI("rollout %llu done: %u waves in the last group, %u devices",
 	    (unsigned long long)cc->c.id, ro->wave, ro->released);
 	fbxi_cmd_maybe_done(cc);
@@ -1391,7 +1601,7 @@ ro_pause(struct fbx_engine *e, struct cmdc *cc, const char *actor,
 {
 	cc->c.ro.state = FBX_RO_PAUSED;
 	snprintf(cc->c.ro.note, sizeof(cc->c.ro.note), "%s", why);
-	cc->dirty = 1;
+	fbxi_cmd_touch(cc);
 	emit_event(e, FBX_EV_ROLLOUT_PAUSED, cc->c.org, fbxi_reason_of(&cc->c),
 	    actor, cc->c.id, cc->w_fail, cc->c.ro.wave_size, "%s", why);
 }
@@ -1440,7 +1650,7 @@ ro_judge(struct fbx_engine *e, struct cmdc *cc)
 	}
 	ro->state = FBX_RO_BAKING;
 	ro->bake_until_ms = e->now + (int64_t)p->bake_s * 1000;
-	cc->dirty = 1;
+	fbxi_cmd_touch(cc);
 }
 
 /* fbxi_rollout_step - judge running waves and release baked ones, for
@@ -1452,11 +1662,11 @@ fbxi_rollout_step(struct fbx_engine *e)
 	uint64_t k, v;
 	struct cmdc **todo = NULL;
 
-	/* collect first: releasing may grow queues but never the cache */
-	while (fbxi_idmap_next(&e->cmds, &pos, &k, &v)) {
+	/* collect first: releasing may grow queues but never the cache;
+	 * only the staged rollouts, not every open command */
+	while (fbxi_idmap_next(&e->rollouts, &pos, &k, &v)) {
 		struct cmdc *cc = (struct cmdc *)(uintptr_t)v;
-		if (!cc->c.rollout.enabled || cc->c.state != FBX_C_ACTIVE ||
-		    cc->expired || cc->cancelling)
+		if (cc->c.state != FBX_C_ACTIVE || cc->expired || cc->cancelling)
 			continue;
 		if (n == cap) {
 			size_t ncap = cap ? cap * 2 : 256;
@@ -1548,7 +1758,7 @@ fbxi_handle_rollout(
 			ro->state = FBX_RO_RUNNING;
 			fbxi_note_printf(ro->note, sizeof(ro->note), "resumed by %s: %s",
 			    req->actor, req->u.rollout.note);
-			cc->dirty = 1;
+			fbxi_cmd_touch(cc);
 			emit_event(e, FBX_EV_ROLLOUT_RESUMED, cc->c.org,
 			    fbxi_reason_of(&cc->c), req->actor, cc->c.id, 0, 0,
 			    "%s", ro->note);
@@ -1561,12 +1771,12 @@ fbxi_handle_rollout(
 			fbxi_note_printf(ro->note, sizeof(ro->note),
 			    "cancelled by %s: %s", req->actor,
 			    req->u.rollout.note);
-			cc->cancelling = 1;
+			fbxi_cmd_cancel(e, cc);
 			if (cc->c.state == FBX_C_EXPANDING) {
 				fbxi_xlist_remove(e, cc);
 				cc->c.state = FBX_C_ACTIVE;
 			}
-			cc->dirty = 1;
+			fbxi_cmd_touch(cc);
 			FBX_LOGI("rollout %llu %s", (unsigned long long)cc->c.id,
 			    ro->note);
 			fbxi_cmd_maybe_done(cc);
@@ -1617,3 +1827,50 @@ out:
 	fbx_command_clear(&loaded);
 }
 
+
+/* ------------------------------------- certificate-aware trips (certs.c) */
+
+/* fbxi_breaker_trip_global - open the global breaker ("*") of reason
+ * with a note, unless it is open already; alert (EV_BREAKER_TRIPPED) and
+ * audit (org "*", action breaker.trip, params naming cert when given).
+ * Settling commands of the reason are held, as by a trip by hand; held
+ * commands are not touched. A global breaker in shadow mode is
+ * opened too but holds nothing: that is logged.
+ * @param[out] tripped 1 if it was closed and is open now, else 0.
+ * @return FBX_OK or a store error (also latched by the caller's turn). */
+int
+fbxi_breaker_trip_global(struct fbx_engine *e, const char *reason,
+    const char *who, const char *note, const char *cert, int *tripped)
+{
+	struct fbxi_breaker g;
+	int rc;
+
+	*tripped = 0;
+	rc = fbxi_brk_load(e->txn, "*", reason, &g, NULL);
+	if (rc != FBX_OK)
+		return rc;
+	if (g.state == FBX_BS_OPEN)
+		return FBX_OK;
+	fbxi_breaker_trip(&g, e->now, who, note, 0);
+	/* what of the incident is still settling is held too, as for a
+	 * trip by hand */
+	(void)trip_hold(e, NULL, reason, &g);
+	rc = brk_save(e->txn, "*", reason, &g);
+	if (rc != FBX_OK)
+		return rc;
+	*tripped = 1;
+	if (g.cfg.shadow)
+		FBX_LOGW("global breaker */%s is in shadow mode: opened for "
+		         "%s, but it holds nothing until it is set enforcing",
+		    reason, cert != NULL ? cert : who);
+	emit_event(e, FBX_EV_BREAKER_TRIPPED, "*", reason, who, 0, 0, 0, "%s",
+	    note);
+	if (cert != NULL)
+		fbxi_audit(e, "*", who, "breaker.trip", note,
+		    "{\"breaker\":\"*/%s\",\"certificate\":\"%s\"}", reason,
+		    cert);
+	else
+		fbxi_audit(e, "*", who, "breaker.trip", note,
+		    "{\"breaker\":\"*/%s\"}", reason);
+	return fbxi_err(e);
+}

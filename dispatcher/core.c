@@ -126,6 +126,7 @@ fbxi_cmd_cache_add(struct fbx_engine *e, const struct fbx_command *c)
 		return NULL;
 	if (cmd_dup(&cc->c, c) != FBX_OK)
 		goto fail;
+	cc->eng = e;
 	cc->q = fbxi_orgq_get(e, c->org);
 	if (cc->q == NULL)
 		goto fail;
@@ -133,6 +134,21 @@ fbxi_cmd_cache_add(struct fbx_engine *e, const struct fbx_command *c)
 		goto fail;
 	/* a cancelled rollout stays cancelled across recovery */
 	cc->cancelling = c->rollout.enabled && c->ro.state == FBX_RO_CANCELLED;
+	if ((c->state == FBX_C_SETTLING &&
+	        fbxi_settle_add(e, c->id, c->settle_until_ms) != 0) ||
+	    fbxi_theap_push(&e->expiry, c->expires_ms, c->id) != 0 ||
+	    (c->rollout.enabled &&
+	        fbxi_idmap_put(&e->rollouts, c->id, (uint64_t)(uintptr_t)cc) !=
+	            0) ||
+	    (cc->cancelling &&
+	        fbxi_idmap_put(&e->sweeping, c->id, (uint64_t)(uintptr_t)cc) !=
+	            0)) {
+		/* heap entries of a command that is not cached are stale:
+		 * their owners skip them */
+		fbxi_idmap_del(&e->cmds, c->id, NULL);
+		fbxi_idmap_del(&e->rollouts, c->id, NULL);
+		goto fail;
+	}
 	if (c->state == FBX_C_EXPANDING && !cc->cancelling)
 		fbxi_xlist_add(e, cc);
 	return cc;
@@ -145,10 +161,23 @@ fail:
 void
 fbxi_cmd_cache_free(struct fbx_engine *e, struct cmdc *cc)
 {
+	/* never while it is on the turn's dirty list: reap_done frees
+	 * after the commit, when the list is empty */
 	fbxi_idmap_del(&e->cmds, cc->c.id, NULL);
+	fbxi_idmap_del(&e->rollouts, cc->c.id, NULL);
+	fbxi_idmap_del(&e->sweeping, cc->c.id, NULL);
 	fbxi_xlist_remove(e, cc);
 	fbx_command_clear(&cc->c);
 	free(cc);
+}
+
+void
+fbxi_cmd_cancel(struct fbx_engine *e, struct cmdc *cc)
+{
+	cc->cancelling = 1;
+	if (fbxi_idmap_put(&e->sweeping, cc->c.id, (uint64_t)(uintptr_t)cc) !=
+	    0)
+		fbxi_set_err(e, FBX_ENOMEM);
 }
 
 uint32_t
@@ -176,7 +205,7 @@ fbxi_cmd_maybe_done(struct cmdc *cc)
 		return; /* later waves or groups still to go */
 	if (cc->c.state == FBX_C_ACTIVE && fbxi_cmd_open(cc) == 0) {
 		cc->c.state = FBX_C_DONE;
-		cc->dirty = 1;
+		fbxi_cmd_touch(cc);
 	}
 }
 
@@ -308,4 +337,74 @@ fbxi_kv_delete_prefix(struct fbx_engine *e, const char *prefix)
 		rc = fbx_store_kv_del(e->txn, m.keys[i]);
 	free(m.keys);
 	return rc;
+}
+
+/* ------------------------------------------------------------- alerts */
+
+/* fbxi_event - log an alert now; publish it on the PUB endpoint and run
+ * the alert command after the turn commits (an alert about something
+ * that did not happen must not leave). */
+void
+fbxi_event(struct fbx_engine *e, int kind, const char *org,
+    const char *reason, const char *actor, uint64_t cmd_id, uint64_t count,
+    uint64_t limit, const char *fmt, ...)
+{
+	struct fbx_event ev;
+	struct outmsg *o;
+	va_list ap;
+
+	memset(&ev, 0, sizeof(ev));
+	ev.kind = kind;
+	ev.at_ms = e->now;
+	snprintf(ev.org, sizeof(ev.org), "%s", org ? org : "");
+	snprintf(ev.reason, sizeof(ev.reason), "%s", reason ? reason : "");
+	snprintf(ev.actor, sizeof(ev.actor), "%s", actor ? actor : "engine");
+	ev.command_id = cmd_id;
+	ev.count = count;
+	ev.limit = limit;
+	va_start(ap, fmt);
+	vsnprintf(ev.detail, sizeof(ev.detail), fmt, ap);
+	va_end(ap);
+	/* a command released after settling is news, not an alarm */
+	fbxi_log(kind == FBX_EV_COMMAND_SETTLED ? FBX_LOG_INFO : FBX_LOG_WARN,
+	    "%s %s org=%s reason=%s actor=%s count=%llu limit=%llu: %s",
+	    kind == FBX_EV_COMMAND_SETTLED ? "EVENT" : "ALERT",
+	    fbx_event_kind_name(kind), ev.org, ev.reason, ev.actor,
+	    (unsigned long long)count, (unsigned long long)limit, ev.detail);
+	o = fbxi_out_new(e);
+	if (o == NULL)
+		return;
+	o->to_gw = OUT_EVENT;
+	o->nenv = 1;
+	/* "fusebox.<kind>/<org>/": a subscriber is given only the
+	 * organisations its key may see (io_zmq.c, issue 10) */
+	o->envlen[0] = (size_t)snprintf((char *)o->env[0], RID_MAX,
+	    "fusebox.%s/%s/", fbx_event_kind_name(kind),
+	    ev.org[0] ? ev.org : "*");
+	o->ev = ev;
+	if (fbx_event_encode(&ev, &o->buf, &o->len) != FBX_OK)
+		o->len = 0;
+}
+
+/* ----------------------------------------------------- command class */
+
+#define REASON_NONE "unspecified"
+
+const char *
+fbxi_reason_of(const struct fbx_command *c)
+{
+	return c->reason[0] ? c->reason : REASON_NONE;
+}
+
+int
+fbxi_priority_of(const struct fbx_command *c)
+{
+	if (c->origin == FBX_ORIGIN_ROLLBACK || c->type == FBX_CMD_UNLOCK ||
+	    c->type == FBX_CMD_STOP_LOST_MODE)
+		return FBX_PRIO_RECOVERY;
+	if (c->rollout.enabled)
+		return FBX_PRIO_BULK;
+	if (c->origin == FBX_ORIGIN_AUTOMATIC)
+		return FBX_PRIO_AUTOMATIC;
+	return FBX_PRIO_OPERATOR;
 }

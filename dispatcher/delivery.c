@@ -23,6 +23,9 @@ static const unsigned legal[FBX_D_COUNT] = {
 	[FBX_D_PENDING] = FBXI_DHELD,
 	[FBX_D_EXPIRED] = FBXI_DOPEN,
 	[FBX_D_CANCELLED] = FBXI_DOPEN,
+	/* only what no gateway holds: a delivery in flight runs */
+	[FBX_D_SUPERSEDED] = FBXI_DMASK(FBX_D_QUEUED) |
+	    FBXI_DMASK(FBX_D_PENDING),
 };
 
 /* ro_tally - count a delivery's move in the current wave. */

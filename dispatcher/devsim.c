@@ -29,6 +29,7 @@
 #include <zmq.h>
 
 #include "fbx_client.h"
+#include "fbx_keys.h"
 
 #define SIM_DEFAULT_GATEWAY "ipc:///tmp/fusebox/gateway.sock"
 #define SIM_DEFAULT_CONSOLE "ipc:///tmp/fusebox/console.sock"
@@ -56,6 +57,10 @@ enum { LK_NOW = 1, LK_GOT_LOCK = 2, LK_GOT_UNLOCK = 4 };
 struct opts {
 	const char *gw_ep;
 	const char *console_ep;
+	/* CURVE keys (issue 10): NULL = $FUSEBOX_KEY, $FUSEBOX_GATEWAY_KEY,
+	 * $FUSEBOX_STORM_KEY, $FUSEBOX_SERVER_KEY or the default files */
+	const char *key, *gw_key, *storm_key, *server_key;
+	char storm_actor[FBX_ID_MAX + 1]; /* the storm key's principal */
 	const char *gateway_id;
 	const char *report;
 	uint32_t ndev;
@@ -1102,7 +1107,18 @@ enroll_fleet(struct sim *s)
 	int rc;
 	uint64_t created = 0, updated = 0;
 
-	rc = fbx_client_open(s->o.console_ep, 60000, &cli);
+	{
+		char why[600] = "";
+		struct fbx_client_opts co;
+		memset(&co, 0, sizeof(co));
+		co.key_file = s->o.key;
+		co.server_key_file = s->o.server_key;
+		co.why = why;
+		co.whylen = sizeof(why);
+		rc = fbx_client_open2(s->o.console_ep, 60000, &co, &cli);
+		if (rc == FBX_ECONFIG)
+			logm("%s", why);
+	}
 	if (rc != FBX_OK) {
 		logm("console %s: %s", s->o.console_ep, fbx_strerror(rc));
 		goto out;
@@ -1139,7 +1155,7 @@ enroll_fleet(struct sim *s)
 			for (;;) {
 				memset(&req, 0, sizeof(req));
 				org_name(o, req.org, sizeof(req.org));
-				strcpy(req.actor, "devsim");
+				req.actor[0] = '\0'; /* the key's */
 				req.kind = FBX_CREQ_ENROLL;
 				req.u.enroll.devs = devs;
 				req.u.enroll.n = k;
@@ -1248,6 +1264,52 @@ out:
 	return rc;
 }
 
+/* sock_curve - make sock a CURVE client with the key found from given,
+ * the environment variable env or ~/.config/fusebox/defname, towards
+ * the server key of o. Writes the key's principal to name (may be NULL).
+ * @return FBX_OK or FBX_ECONFIG (logged). */
+static int
+sock_curve(void *sock, const struct opts *o, const char *given,
+    const char *env, const char *defname, char *name)
+{
+	char path[4096], spath[4096], why[600] = "";
+	struct fbx_key k, sk;
+	int rc;
+
+	if (given == NULL && strcmp(env, "FUSEBOX_KEY") != 0 &&
+	    (getenv(env) == NULL || getenv(env)[0] == '\0')) {
+		/* fall back on the console key */
+		given = o->key;
+		env = "FUSEBOX_KEY";
+		defname = "client.key";
+	}
+	if (fbx_key_locate(given, env, defname, path, sizeof(path)) !=
+	        FBX_OK ||
+	    fbx_key_locate(o->server_key, "FUSEBOX_SERVER_KEY", "server.pub",
+	        spath, sizeof(spath)) != FBX_OK) {
+		logm("no key: give the key flags or set %s", env);
+		return FBX_ECONFIG;
+	}
+	rc = fbx_key_read(path, 1, &k, why, sizeof(why));
+	if (rc == FBX_OK)
+		rc = fbx_key_read(spath, 0, &sk, why, sizeof(why));
+	if (rc != FBX_OK) {
+		logm("%s", why);
+		return FBX_ECONFIG;
+	}
+	if (name != NULL)
+		snprintf(name, FBX_ID_MAX + 1, "%s", k.name);
+	rc = zmq_setsockopt(sock, ZMQ_CURVE_SERVERKEY, sk.public_z85, 41) ||
+	    zmq_setsockopt(sock, ZMQ_CURVE_PUBLICKEY, k.public_z85, 41) ||
+	    zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, k.secret_z85, 41);
+	memset(&k, 0, sizeof(k));
+	if (rc != 0) {
+		logm("libzmq refused the CURVE keys: %s", zmq_strerror(errno));
+		return FBX_ECONFIG;
+	}
+	return FBX_OK;
+}
+
 static int
 storm_open(struct sim *s, void *ctx)
 {
@@ -1263,6 +1325,10 @@ storm_open(struct sim *s, void *ctx)
 	    zmq_setsockopt(st->sock, ZMQ_RCVHWM, &hwm, sizeof(hwm)) ||
 	    zmq_setsockopt(st->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof(maxmsg)))
 		return FBX_EIO;
+	/* automatic commands: an automation principal's key */
+	if (sock_curve(st->sock, &s->o, s->o.storm_key, "FUSEBOX_STORM_KEY",
+	        "storm.key", s->o.storm_actor) != FBX_OK)
+		return FBX_ECONFIG;
 	if (zmq_connect(st->sock, s->o.console_ep) != 0) {
 		logm("storm: cannot connect %s: %s", s->o.console_ep,
 		    zmq_strerror(errno));
@@ -1291,7 +1357,8 @@ storm_send(struct sim *s, struct storm_slot *sl, int64_t now)
 	req.request_id = st->next_req++;
 	req.kind = FBX_CREQ_SUBMIT;
 	org_name(o, req.org, sizeof(req.org));
-	snprintf(req.actor, sizeof(req.actor), "%s", SIM_STORM_ACTOR);
+	snprintf(req.actor, sizeof(req.actor), "%s",
+	    s->o.storm_actor[0] ? s->o.storm_actor : SIM_STORM_ACTOR);
 	dev_name(s, g, o, ids[0], sizeof(ids[0]));
 	c->type = (uint8_t)s->o.storm_type;
 	c->origin = FBX_ORIGIN_AUTOMATIC;
@@ -1555,6 +1622,7 @@ static int
 storm_only_loop(struct sim *s)
 {
 	struct storm *st = &s->storm;
+	int64_t next_stats = mono_ms() + (int64_t)s->o.stats_s * 1000;
 
 	while (!stop_flag && !st->finished) {
 		zmq_pollitem_t it = { st->sock, 0, ZMQ_POLLIN, 0 };
@@ -1569,6 +1637,19 @@ storm_only_loop(struct sim *s)
 		if (n > 0)
 			storm_recv(s, now);
 		storm_pump(s, now);
+		/* progress while it runs: what the engine answered so far */
+		if (s->o.stats_s > 0 && now >= next_stats && !st->finished) {
+			uint64_t adm = 0, held = 0, ref = 0;
+			for (uint32_t o = 0; o < s->o.norgs; o++) {
+				adm += st->so[o].admitted;
+				held += st->so[o].held;
+				ref += st->so[o].refused;
+			}
+			logm("storm: %" PRIu32 "/%" PRIu32 " answered: %" PRIu64
+			     " admitted, %" PRIu64 " held, %" PRIu64 " refused",
+			    st->done, st->n, adm, held, ref);
+			next_stats = now + (int64_t)s->o.stats_s * 1000;
+		}
 	}
 	return FBX_OK;
 }
@@ -1671,6 +1752,9 @@ gw_open(struct sim *s)
 	    zmq_setsockopt(s->sock, ZMQ_IMMEDIATE, &immediate,
 	        sizeof(immediate)))
 		return FBX_EIO;
+	if (sock_curve(s->sock, &s->o, s->o.gw_key, "FUSEBOX_GATEWAY_KEY",
+	        "gateway.key", NULL) != FBX_OK)
+		return FBX_ECONFIG;
 	if (zmq_connect(s->sock, s->o.gw_ep) != 0) {
 		logm("cannot connect %s: %s", s->o.gw_ep, zmq_strerror(errno));
 		return FBX_EINVALID;
@@ -1817,6 +1901,13 @@ static const char *const usage =
     "  --stats-interval-s S     stats line on stderr every S s (default 10,\n"
     "                           0 = none)\n"
     "  --quiet                  only errors and the final summary\n"
+    "  --key FILE               console key (default $FUSEBOX_KEY)\n"
+    "  --gateway-key FILE       gateway key (default $FUSEBOX_GATEWAY_KEY,\n"
+    "                           else the console key)\n"
+    "  --storm-key FILE         automation key of --storm (default\n"
+    "                           $FUSEBOX_STORM_KEY, else the console key)\n"
+    "  --server-key FILE        engine public key (default\n"
+    "                           $FUSEBOX_SERVER_KEY)\n"
     "Storm (incident 1: a broken attestation rule locks the fleet):\n"
     "  --storm N                submit N single-device automatic commands,\n"
     "                           one per device, once the gateway is welcomed\n"
@@ -1839,7 +1930,10 @@ static const char *const usage =
     "admitted= held= refused=' lines (what the engine answered: admitted\n"
     "= accepted for dispatch, held = held by a breaker, refused = an\n"
     "error, by code) and a 'storm_total' line. SIGINT/SIGTERM: BYE,\n"
-    "report, exit 0.\n";
+    "report, exit 0.\n"
+    "\n"
+    "Exit status: 0 ok, 64 usage, 69 engine unreachable or refused, 70\n"
+    "internal error, 71 cannot set up ZeroMQ, 73 cannot write the report.\n";
 
 enum {
 	O_GW = 1000,
@@ -1870,6 +1964,10 @@ enum {
 	O_STORM_ONLY,
 	O_HELP,
 	O_VERSION,
+	O_KEY,
+	O_GW_KEY,
+	O_STORM_KEY,
+	O_SERVER_KEY,
 };
 
 static int
@@ -1944,13 +2042,36 @@ parse_args(struct sim *s, int argc, char **argv)
 		{ "storm-only", no_argument, NULL, O_STORM_ONLY },
 		{ "help", no_argument, NULL, O_HELP },
 		{ "version", no_argument, NULL, O_VERSION },
+		{ "key", required_argument, NULL, O_KEY },
+		{ "gateway-key", required_argument, NULL, O_GW_KEY },
+		{ "storm-key", required_argument, NULL, O_STORM_KEY },
+		{ "server-key", required_argument, NULL, O_SERVER_KEY },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct opts *o = &s->o;
-	int c;
+	int c, li = -1;
 
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "h", lo, &li)) != -1) {
+		/* whole names only: getopt_long would take "--dev" for
+		 * "--devices" */
+		if (c != '?' && li >= 0 && optind >= 1 && optind <= argc) {
+			const char *tok = argv[optind - 1];
+			size_t n;
+			if (optarg != NULL && optarg == tok && optind >= 2)
+				tok = argv[optind - 2];
+			n = strcspn(tok, "=");
+			if (strncmp(tok, "--", 2) == 0 &&
+			    (strlen(lo[li].name) != n - 2 ||
+			        strncmp(tok + 2, lo[li].name, n - 2) != 0)) {
+				fprintf(stderr, "fusebox-devsim: unknown option "
+				    "'%.*s' (did you mean --%s? options are "
+				    "not abbreviated)\n", (int)n, tok,
+				    lo[li].name);
+				return EX_USAGE;
+			}
+		}
+		li = -1;
 		switch (c) {
 		case O_GW:
 			o->gw_ep = optarg;
@@ -2070,6 +2191,18 @@ parse_args(struct sim *s, int argc, char **argv)
 			printf("fusebox-devsim %s (protocol %d)\n",
 			    FBX_VERSION, FBX_PROTOCOL_VERSION);
 			return -1;
+		case O_KEY:
+			o->key = optarg;
+			break;
+		case O_GW_KEY:
+			o->gw_key = optarg;
+			break;
+		case O_STORM_KEY:
+			o->storm_key = optarg;
+			break;
+		case O_SERVER_KEY:
+			o->server_key = optarg;
+			break;
 		default:
 			return bad_flag("option",
 			    optind > 0 ? argv[optind - 1] : "");

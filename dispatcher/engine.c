@@ -20,9 +20,11 @@
 
 #include <openssl/evp.h>
 
+#include "certs.h"
 #include "delivery.h"
 #include "engine_int.h"
 #include "io_zmq.h"
+#include "auth.h"
 
 /* ---------------------------------------------------------------- utils */
 
@@ -115,7 +117,10 @@ out_flush(struct fbx_engine *e)
 					FBX_LOGW("event not published: %s",
 					    fbx_strerror(rc));
 			}
-			fbxi_run_alert(e, &m->ev);
+			/* published for subscribers; the operator's alert
+			 * command is for alarms, not for every release */
+			if (m->ev.kind != FBX_EV_COMMAND_SETTLED)
+				fbxi_run_alert(e, &m->ev);
 			goto next;
 		}
 		if (m->to_gw == OUT_GW && (m->gw == NULL || m->gw->dead))
@@ -619,6 +624,19 @@ handle_hello(struct fbx_engine *e, const struct inmsg *in, struct gw *g,
 			if (o->dead ||
 			    strcmp(o->id, m->u.hello.gateway_id) != 0)
 				continue;
+			if (strcmp(o->principal, in->user) != 0) {
+				/* a gateway id belongs to the key that holds
+				 * it: another key cannot take its session */
+				FBX_LOGW("gateway %s: HELLO by principal %s "
+				         "refused, the id is held by %s",
+				    o->id, in->user, o->principal);
+				fbxi_auth_refuse_audit(e, "_auth", in->user,
+				    "gateway.hello",
+				    "gateway id held by another principal");
+				gw_send_raw_error(e, in, FBX_EFORBIDDEN,
+				    "gateway id in use by another principal");
+				return;
+			}
 			if (e->mono - o->last_seen <
 			    2 * (int64_t)e->o.heartbeat_ms) {
 				FBX_LOGW("gateway %s: HELLO from a second peer "
@@ -638,6 +656,8 @@ handle_hello(struct fbx_engine *e, const struct inmsg *in, struct gw *g,
 			return;
 		}
 		fbxi_idmap_init(&g->inflight);
+		snprintf(g->principal, sizeof(g->principal), "%s", in->user);
+		snprintf(g->key, sizeof(g->key), "%s", in->key);
 		g->rid_len = in->envlen[0];
 		memcpy(g->rid, in->env[0], g->rid_len);
 		g->next = e->gws;
@@ -750,6 +770,12 @@ result_apply(struct fbx_engine *e, struct gw *g, const struct fbx_result_rec *r)
 			return 0; /* progress of a delivery sent again since:
 			           * nothing recorded */
 		h = fbxi_gw_holder(e, r->delivery_id, &v);
+		if (h != NULL && strcmp(h->principal, g->principal) != 0) {
+			/* another key's delivery: an outcome only the
+			 * gateway that was sent it may report (issue 10) */
+			e->forged_results++;
+			return 0;
+		}
 	}
 	if (h != NULL && IF_STAGE(v) == IF_SENT)
 		fbxi_gw_answered(e, h, cc, r->delivery_id);
@@ -798,6 +824,7 @@ handle_results(struct fbx_engine *e, struct gw *g, struct fbx_gw_msg *m)
 {
 	struct fbx_eng_msg ack;
 	uint32_t ok = 0;
+	uint64_t forged = e->forged_results;
 
 	for (size_t i = 0; i < m->u.results.n && fbxi_err(e) == FBX_OK; i++) {
 		int rc;
@@ -810,6 +837,16 @@ handle_results(struct fbx_engine *e, struct gw *g, struct fbx_gw_msg *m)
 			ok++;
 		else
 			e->ignored_results++;
+	}
+	if (e->forged_results > forged) {
+		/* issue 10: outcomes for another key's deliveries */
+		FBX_LOGW("gateway %s (principal %s): %llu results for "
+		         "deliveries sent to another key refused",
+		    g->id, g->principal,
+		    (unsigned long long)(e->forged_results - forged));
+		fbxi_auth_refuse_audit(e, "_auth", g->principal,
+		    "gateway.results",
+		    "results for deliveries sent to another key");
 	}
 	memset(&ack, 0, sizeof(ack));
 	ack.kind = FBX_ENG_ACK;
@@ -945,6 +982,15 @@ handle_gateway(struct fbx_engine *e, const struct inmsg *in)
 		    g ? g->id : "(no session)", fbx_errname(rc), why);
 		gw_send_raw_error(e, in, rc, why[0] ? why : fbx_strerror(rc));
 		return;
+	}
+	if (fbxi_auth_gateway(e, in, g != NULL, &m, why, sizeof(why)) !=
+	    FBX_OK) {
+		/* the key may not do this (issue 10): a session of a key
+		 * that was revoked or rotated ends here */
+		gw_send_raw_error(e, in, FBX_EFORBIDDEN, why);
+		if (g != NULL && m.kind != FBX_GW_HELLO)
+			g->dead = 1;
+		goto out;
 	}
 	if (g == NULL && m.kind != FBX_GW_HELLO) {
 		if (m.kind != FBX_GW_BYE)
@@ -1289,106 +1335,135 @@ sweep_range(struct fbx_engine *e, struct cmdc *cc, uint32_t *idx, int to,
 static void
 sweep_step(struct fbx_engine *e)
 {
+	const struct fbxi_theap_ent *t;
 	struct sweep_ctx s;
-	size_t pos = 0, budget = SWEEP_MAX;
+	size_t budget = SWEEP_MAX, pos = 0, n = 0;
 	uint64_t k, v;
+	struct cmdc **todo = NULL;
 
+	/* 1. the commands whose TTL passed join the sweep: the expiry
+	 * heap's due entries only, not a walk of every command */
+	while ((t = fbxi_theap_top(&e->expiry)) != NULL && t->at_ms <= e->now &&
+	    fbxi_err(e) == FBX_OK) {
+		struct cmdc *cc = fbxi_cmd_find(e, t->id);
+		fbxi_theap_pop(&e->expiry);
+		/* held and settling commands do not expire: their TTL
+		 * starts again when they are released (a new entry) */
+		if (cc == NULL || cc->expired ||
+		    fbx_cstate_terminal(cc->c.state) ||
+		    cc->c.state == FBX_C_HELD || cc->c.state == FBX_C_SETTLING)
+			continue;
+		if (cc->c.expires_ms > e->now) {
+			/* its TTL started again since */
+			if (fbxi_theap_push(&e->expiry, cc->c.expires_ms,
+			        cc->c.id) != 0)
+				fbxi_set_err(e, FBX_ENOMEM);
+			continue;
+		}
+		cc->expired = 1;
+		FBX_LOGI("command %llu expired with %u deliveries open",
+		    (unsigned long long)cc->c.id, fbxi_cmd_open(cc));
+		if (cc->c.state == FBX_C_EXPANDING) {
+			fbxi_xlist_remove(e, cc);
+			cc->c.state = FBX_C_ACTIVE;
+			fbxi_cmd_touch(cc);
+		}
+		if (fbxi_idmap_put(&e->sweeping, cc->c.id,
+		        (uint64_t)(uintptr_t)cc) != 0)
+			fbxi_set_err(e, FBX_ENOMEM);
+	}
+	if (e->sweeping.len == 0 || fbxi_err(e) != FBX_OK)
+		return;
+	/* 2. expired and cancelled commands: their open deliveries, in
+	 * slices of at most SWEEP_MAX a turn */
 	memset(&s, 0, sizeof(s));
 	s.cap = 8192;
 	s.ids = malloc(s.cap * sizeof(*s.ids));
 	s.states = malloc(s.cap);
 	s.devs = malloc(s.cap * sizeof(*s.devs));
-	if (!s.ids || !s.states || !s.devs) {
+	todo = malloc(e->sweeping.len * sizeof(*todo));
+	if (!s.ids || !s.states || !s.devs || !todo) {
 		fbxi_set_err(e, FBX_ENOMEM);
 		goto out;
 	}
-	while (budget > 0 && fbxi_err(e) == FBX_OK &&
-	    fbxi_idmap_next(&e->cmds, &pos, &k, &v)) {
-		struct cmdc *cc = (struct cmdc *)(uintptr_t)v;
-
-		if (fbx_cstate_terminal(cc->c.state) ||
-		    cc->c.state == FBX_C_HELD)
-			continue;
+	while (fbxi_idmap_next(&e->sweeping, &pos, &k, &v))
+		todo[n++] = (struct cmdc *)(uintptr_t)v;
+	for (size_t i = 0; i < n && budget > 0 && fbxi_err(e) == FBX_OK; i++) {
+		struct cmdc *cc = todo[i];
 		if (cc->cancelling && cc->cancel_idx < cc->c.ndeliveries)
 			sweep_range(e, cc, &cc->cancel_idx, FBX_D_CANCELLED,
 			    &budget, &s);
-		if (cc->c.expires_ms <= e->now) {
-			if (!cc->expired) {
-				cc->expired = 1;
-				FBX_LOGI("command %llu expired with %u "
-				         "deliveries open",
-				    (unsigned long long)cc->c.id, fbxi_cmd_open(cc));
-				if (cc->c.state == FBX_C_EXPANDING) {
-					fbxi_xlist_remove(e, cc);
-					cc->c.state = FBX_C_ACTIVE;
-					cc->dirty = 1;
-				}
-			}
+		if (cc->expired)
 			sweep_range(e, cc, &cc->sweep_idx, FBX_D_EXPIRED,
 			    &budget, &s);
-		}
 		fbxi_cmd_maybe_done(cc);
+		if (fbxi_err(e) == FBX_OK &&
+		    (!cc->cancelling || cc->cancel_idx >= cc->c.ndeliveries) &&
+		    (!cc->expired || cc->sweep_idx >= cc->c.ndeliveries))
+			fbxi_idmap_del(&e->sweeping, cc->c.id, NULL);
 	}
 out:
+	free(todo);
 	free(s.ids);
 	free(s.states);
 	free(s.devs);
 }
 
-/* flush_commands - journal every command whose state or cursor moved;
- * drop finished ones from the cache. */
+/* flush_commands - journal every command whose state or cursor moved
+ * in this turn (the dirty list); note the ones that ended for reap_done.
+ */
 static void
 flush_commands(struct fbx_engine *e)
 {
-	size_t pos = 0;
-	uint64_t k, v;
+	struct cmdc *cc, *next;
 
-	while (fbxi_err(e) == FBX_OK &&
-	    fbxi_idmap_next(&e->cmds, &pos, &k, &v)) {
-		struct cmdc *cc = (struct cmdc *)(uintptr_t)v;
+	/* only what this turn changed; the ones that ended are freed after
+	 * the commit (reap_done) */
+	for (cc = e->dirty; cc != NULL; cc = next) {
+		next = cc->dnext;
+		cc->dnext = NULL;
 		if (!cc->dirty)
 			continue;
-		int rc = fbx_store_cmd_put(e->txn, &cc->c);
-		if (rc != FBX_OK)
-			fbxi_set_err(e, rc);
 		cc->dirty = 0;
+		if (fbxi_err(e) != FBX_OK)
+			continue; /* the turn is lost: memory is rebuilt */
+		int rc = fbx_store_cmd_put(e->txn, &cc->c);
+		if (rc != FBX_OK) {
+			fbxi_set_err(e, rc);
+			continue;
+		}
+		if (fbx_cstate_terminal(cc->c.state)) {
+			if (e->nreap == e->reapcap) {
+				size_t ncap = e->reapcap ? 2 * e->reapcap : 64;
+				uint64_t *nr =
+				    realloc(e->reap, ncap * sizeof(*nr));
+				if (nr == NULL)
+					continue; /* kept in the cache */
+				e->reap = nr;
+				e->reapcap = ncap;
+			}
+			e->reap[e->nreap++] = cc->c.id;
+		}
 	}
+	e->dirty = NULL;
 }
 
+/* reap_done - after the commit: free the commands that ended in it */
 static void
 reap_done(struct fbx_engine *e)
 {
-	size_t pos = 0, n = 0, cap = 0;
-	uint64_t k, v, *done = NULL;
-
-	/* collect first: freeing moves entries of the map being walked */
-	while (fbxi_idmap_next(&e->cmds, &pos, &k, &v)) {
-		struct cmdc *cc = (struct cmdc *)(uintptr_t)v;
-		if (!fbx_cstate_terminal(cc->c.state) || cc->dirty)
+	for (size_t i = 0; i < e->nreap; i++) {
+		struct cmdc *cc = fbxi_cmd_find(e, e->reap[i]);
+		if (cc == NULL || !fbx_cstate_terminal(cc->c.state) ||
+		    cc->dirty)
 			continue;
-		if (n == cap) {
-			size_t ncap = cap ? cap * 2 : 16;
-			uint64_t *nd = realloc(done, ncap * sizeof(*nd));
-			if (nd == NULL)
-				break; /* the rest goes next turn */
-			done = nd;
-			cap = ncap;
-		}
-		done[n++] = k;
+		FBX_LOGI("command %llu done: %u succeeded, %u failed, %u "
+		         "expired",
+		    (unsigned long long)cc->c.id, cc->c.counts[FBX_D_SUCCEEDED],
+		    cc->c.counts[FBX_D_FAILED], cc->c.counts[FBX_D_EXPIRED]);
+		fbxi_cmd_cache_free(e, cc);
 	}
-	for (size_t i = 0; i < n; i++) {
-		struct cmdc *cc = fbxi_cmd_find(e, done[i]);
-		if (cc != NULL) {
-			FBX_LOGI("command %llu done: %u succeeded, %u failed, "
-			         "%u expired",
-			    (unsigned long long)cc->c.id,
-			    cc->c.counts[FBX_D_SUCCEEDED],
-			    cc->c.counts[FBX_D_FAILED],
-			    cc->c.counts[FBX_D_EXPIRED]);
-			fbxi_cmd_cache_free(e, cc);
-		}
-	}
-	free(done);
+	e->nreap = 0;
 }
 
 /* ------------------------------------------------------------ recovery */
@@ -1437,7 +1512,12 @@ rebuild_dlv_cb(void *arg, const struct fbx_delivery *d)
 		r->requeue[r->nrequeue++] = d->id;
 		break;
 	case FBX_D_QUEUED:
-		if (fbxi_orgq_push(e, cc->q, cc->c.priority, d->id) != FBX_OK)
+		if (fbxi_orgq_push(e, cc->q, cc->c.priority, d->id) != FBX_OK ||
+		    fbxi_supersede_index(e, cc, d->id, d->device) != 0)
+			goto nomem;
+		break;
+	case FBX_D_PENDING:
+		if (fbxi_supersede_index(e, cc, d->id, d->device) != 0)
 			goto nomem;
 		break;
 	default:
@@ -1469,6 +1549,16 @@ rebuild_cmd_cb(void *arg, const struct fbx_command *c)
 	return r->err != FBX_OK;
 }
 
+static int
+fleet_cb(void *arg, const char *org, uint32_t devices)
+{
+	struct fbx_engine *e = arg;
+
+	(void)org;
+	e->fleet_total += devices;
+	return 0;
+}
+
 /* clear_memory - forget the command cache and the queues. Gateway
  * sessions stay: what they hold is matched against the store again. */
 static void
@@ -1484,6 +1574,13 @@ clear_memory(struct fbx_engine *e)
 	}
 	fbxi_idmap_clear(&e->cmds);
 	e->xhead = e->xtail = NULL;
+	fbxi_settle_clear(e);
+	fbxi_idmap_clear(&e->supersede);
+	fbxi_idmap_clear(&e->rollouts);
+	fbxi_idmap_clear(&e->sweeping);
+	fbxi_theap_clear(&e->expiry);
+	e->dirty = NULL;
+	e->nreap = 0;
 	for (size_t b = 0; b < 1024; b++) {
 		for (struct orgq *q = e->qtab[b]; q != NULL; q = q->hnext)
 			fbxi_orgq_clear(q);
@@ -1559,7 +1656,14 @@ rebuild(struct fbx_engine *e)
 	rc = fbx_txn_begin(e->st, 0, &r.txn);
 	if (rc != FBX_OK)
 		return rc;
-	rc = fbxi_rate_load(r.txn, "*", &e->grate);
+	e->fleet_total = 0;
+	rc = fbx_store_org_list(r.txn, fleet_cb, e);
+	if (rc == FBX_ENOT_FOUND)
+		rc = FBX_OK;
+	if (rc == FBX_OK)
+		rc = fbxi_rate_load(r.txn, "*", &e->grate);
+	if (rc == FBX_OK)
+		rc = fbxi_certs_load(e, r.txn);
 	if (rc == FBX_OK)
 		rc = fbxi_audit_load_last(e, r.txn);
 	if (rc == FBX_OK)
@@ -1589,8 +1693,9 @@ rebuild(struct fbx_engine *e)
 			fbxi_cmd_maybe_done((struct cmdc *)(uintptr_t)v);
 	}
 	FBX_LOGI("recovered %zu open commands, %zu deliveries to re-queue, "
-	         "%llu held by live gateways",
-	    ncmd, r.nrequeue, (unsigned long long)e->inflight_all);
+	         "%llu held by live gateways, %llu devices enrolled",
+	    ncmd, r.nrequeue, (unsigned long long)e->inflight_all,
+	    (unsigned long long)e->fleet_total);
 	return FBX_OK;
 }
 
@@ -1893,6 +1998,7 @@ turn(struct fbx_engine *e)
 		if (!e->draining && !e->redo && fbxi_err(e) == FBX_OK) {
 			if (e->nrq > 0)
 				rq_step(e);
+			fbxi_settle_step(e);
 			fbxi_expand_step(e);
 			fbxi_rollout_step(e);
 			dispatch_step(e);
@@ -1923,6 +2029,12 @@ turn(struct fbx_engine *e)
 		    e->now >= e->next_approval_prune) {
 			prune_approvals(e);
 			e->next_approval_prune = e->now + 60000;
+		}
+		/* registered certificates: alerts and trips near expiry */
+		if (fbxi_err(e) == FBX_OK && !e->redo &&
+		    e->mono >= e->next_cert_check) {
+			fbxi_cert_step(e);
+			e->next_cert_check = e->mono + 1000;
 		}
 		if (e->redo && e->txn_err == FBX_OK) {
 			/* a request that changes state failed on its own:
@@ -1967,6 +2079,9 @@ turn(struct fbx_engine *e)
 				         "turns",
 				    e->fail_streak);
 			e->fail_streak = 0;
+			/* before the replies: a client told its key was
+			 * added must find the handshake open */
+			fbxi_auth_committed(e);
 			out_flush(e);
 			reap_done(e);
 			/* a slow turn delays every reply: say where it went */
@@ -2050,12 +2165,17 @@ fbx_engine_run(struct fbx_engine *e)
 {
 	int rc = FBX_OK;
 
+	if (e->o.loop_hook != NULL)
+		e->o.loop_hook(e->o.loop_hook_arg, e, FBX_LOOP_READY);
 	for (;;) {
 		if (e->stop && !e->draining) {
 			e->draining = 1;
 			e->drain_deadline = eng_clock(e, 1) + e->o.drain_ms;
 			FBX_LOGI("draining: %zu deliveries in flight",
 			    inflight_total(e));
+			if (e->o.loop_hook != NULL)
+				e->o.loop_hook(e->o.loop_hook_arg, e,
+				    FBX_LOOP_DRAIN);
 		}
 		if (e->draining &&
 		    (inflight_total(e) == 0 || eng_clock(e, 1) >= e->drain_deadline))
@@ -2068,10 +2188,14 @@ fbx_engine_run(struct fbx_engine *e)
 		rc = turn(e);
 		if (rc != FBX_OK)
 			break;
+		if (e->o.loop_hook != NULL)
+			e->o.loop_hook(e->o.loop_hook_arg, e, FBX_LOOP_TURN);
 	}
 	FBX_LOGI("stopped: %zu deliveries still in flight will be re-sent "
 	         "after restart",
 	    inflight_total(e));
+	if (e->o.loop_hook != NULL)
+		e->o.loop_hook(e->o.loop_hook_arg, e, FBX_LOOP_STOPPED);
 	return rc;
 }
 
@@ -2081,21 +2205,34 @@ fbx_engine_stop(struct fbx_engine *e)
 	e->stop = 1;
 }
 
+static int engine_open(const struct fbx_engine_opts *opts,
+    const struct fbx_io_ops *ops, void *io, struct fbxi_auth *auth,
+    fbx_engine **out);
+
 int
 fbx_engine_open(const struct fbx_engine_opts *opts, fbx_engine **out)
 {
+	struct fbxi_auth *auth = NULL;
 	void *io = NULL;
 	int rc;
 
 	if (opts == NULL || opts->data_dir == NULL ||
-	    opts->console_ep == NULL || opts->gateway_ep == NULL)
+	    opts->console_ep == NULL || opts->gateway_ep == NULL ||
+	    opts->auth_off)
 		return FBX_EINVAL;
-	/* the store is opened (and its lock taken) by the caller's flock
-	 * first; binding before recovery lets a second daemon fail fast */
-	rc = fbxi_io_zmq_open(opts, &io);
+	/* the principals' table exists before the sockets: the ZAP
+	 * handler refuses every key until recovery has loaded it */
+	rc = fbxi_auth_new(&auth);
 	if (rc != FBX_OK)
 		return rc;
-	rc = fbx_engine_open_io(opts, &fbxi_io_zmq_ops, io, out);
+	/* the store is opened (and its lock taken) by the caller's flock
+	 * first; binding before recovery lets a second daemon fail fast */
+	rc = fbxi_io_zmq_open(opts, auth, &io);
+	if (rc != FBX_OK) {
+		fbxi_auth_free(auth);
+		return rc;
+	}
+	rc = engine_open(opts, &fbxi_io_zmq_ops, io, auth, out);
 	if (rc == FBX_OK)
 		FBX_LOGI("fuseboxd %s: console %s, gateways %s, store %s",
 		    FBX_VERSION, opts->console_ep, opts->gateway_ep,
@@ -2107,6 +2244,16 @@ int
 fbx_engine_open_io(const struct fbx_engine_opts *opts,
     const struct fbx_io_ops *ops, void *io, fbx_engine **out)
 {
+	return engine_open(opts, ops, io, NULL, out);
+}
+
+/* engine_open - fbx_engine_open_io with the principals' table the
+ * transport's ZAP handler reads (NULL: made here). Owns io and auth from
+ * the call on. */
+static int
+engine_open(const struct fbx_engine_opts *opts, const struct fbx_io_ops *ops,
+    void *io, struct fbxi_auth *auth, fbx_engine **out)
+{
 	struct fbx_engine *e;
 	struct fbx_store_opts so;
 	int rc;
@@ -2114,15 +2261,18 @@ fbx_engine_open_io(const struct fbx_engine_opts *opts,
 	if (opts == NULL || opts->data_dir == NULL || ops == NULL) {
 		if (ops != NULL)
 			ops->close(io);
+		fbxi_auth_free(auth);
 		return FBX_EINVAL;
 	}
 	e = calloc(1, sizeof(*e));
 	if (e == NULL) {
 		ops->close(io);
+		fbxi_auth_free(auth);
 		return FBX_ENOMEM;
 	}
 	e->io_ops = ops;
 	e->io = io;
+	e->auth = auth;
 	e->o = *opts;
 	if (e->o.heartbeat_ms == 0)
 		e->o.heartbeat_ms = 1000;
@@ -2144,6 +2294,9 @@ fbx_engine_open_io(const struct fbx_engine_opts *opts,
 		e->o.approval_ttl_s = 86400;
 	e->started_ms = eng_clock(e, 1);
 	fbxi_idmap_init(&e->cmds);
+	fbxi_idmap_init(&e->supersede);
+	fbxi_idmap_init(&e->rollouts);
+	fbxi_idmap_init(&e->sweeping);
 	e->prune_next = 1;
 
 	memset(&so, 0, sizeof(so));
@@ -2172,6 +2325,11 @@ fbx_engine_open_io(const struct fbx_engine_opts *opts,
 		FBX_LOGE("recovery failed: %s", fbx_strerror(rc));
 		goto fail;
 	}
+	rc = fbxi_auth_open(e);
+	if (rc != FBX_OK) {
+		FBX_LOGE("cannot load principals: %s", fbx_strerror(rc));
+		goto fail;
+	}
 	*out = e;
 	return FBX_OK;
 fail:
@@ -2187,6 +2345,12 @@ fbx_engine_close(struct fbx_engine *e)
 	if (e == NULL)
 		return;
 	clear_memory(e);
+	fbxi_settle_free(e);
+	fbxi_idmap_fini(&e->supersede);
+	fbxi_idmap_fini(&e->rollouts);
+	fbxi_idmap_fini(&e->sweeping);
+	fbxi_theap_free(&e->expiry);
+	free(e->reap);
 	fbxi_idmap_fini(&e->cmds);
 	for (size_t b = 0; b < 1024; b++) {
 		struct orgq *q = e->qtab[b], *n;
@@ -2208,9 +2372,11 @@ fbx_engine_close(struct fbx_engine *e)
 	free(e->unsent);
 	free(e->inerr);
 	free(e->pkeep);
+	fbxi_certs_free(e);
 	gw_free_graveyard(e);
 	if (e->io_ops != NULL)
 		e->io_ops->close(e->io);
+	fbxi_auth_free(e->auth); /* after the ZAP handler stopped */
 	fbx_store_close(e->st);
 	free(e);
 }

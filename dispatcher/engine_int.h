@@ -17,6 +17,8 @@
 #include "idmap.h"
 #include "log.h"
 #include "safety.h"
+#include "settle.h"
+#include "supersede.h"
 
 #define ENV_MAX FBX_IO_ENV_MAX /* envelope frames accepted */
 #define RID_MAX FBX_IO_RID_MAX /* ZeroMQ routing ids are at most 255 bytes */
@@ -65,8 +67,11 @@ struct orgq {
 struct cmdc {
 	struct fbx_command c;
 	struct orgq *q;
+	struct fbx_engine *eng;
 	struct cmdc *xnext; /* expansion list */
-	int dirty; /* state or cursor changed: rewrite the record */
+	struct cmdc *dnext; /* the turn's dirty list */
+	int dirty; /* state or cursor changed: rewrite the record (set it
+	              with fbxi_cmd_touch) */
 	int expired; /* TTL passed: sweeping deliveries to EXPIRED */
 	uint32_t sweep_idx; /* next index the sweep looks at */
 	int cancelling; /* rollout cancelled: queued ones to CANCELLED */
@@ -90,6 +95,8 @@ struct gw {
 	uint32_t unanswered; /* sent, no answer yet: uses credit */
 	uint64_t ubytes; /* their encoded size, about: byte credit */
 	int64_t last_seen; /* monotonic ms its last message was read */
+	char principal[FBX_ID_MAX + 1]; /* the key's principal (issue 10) */
+	char key[41];                   /* and the key itself */
 	struct fbxi_idmap inflight; /* delivery id -> IF_VAL(orgq, stage) */
 	int dead;
 	int welcomed; /* a WELCOME left after a committed turn */
@@ -204,6 +211,37 @@ struct fbx_engine {
 	int stalled; /* queued work but nothing could be sent (caps) */
 	int64_t next_tick; /* idle: the next turn for timers */
 	uint32_t xbudget; /* deliveries this turn may still create */
+	/* registered certificates (certs.c; loaded at rebuild) and the
+	 * monotonic time of their next check */
+	struct fbxi_certs *certs;
+	int64_t next_cert_check;
+	/* automatic lock-type commands in their settle window, by due time
+	 * (settle.c; memory, rebuilt with the command cache) */
+	struct fbxi_theap settle;
+	/* turn cost proportional to change (issue 11): the commands changed
+	 * in this turn (journaled by flush_commands), those that ended in it
+	 * (freed after the commit), the staged rollouts, the commands whose
+	 * deliveries are being swept (expired or cancelled) and the expiry
+	 * times of every cached command; rebuilt with the cache */
+	struct cmdc *dirty;
+	uint64_t *reap;
+	size_t nreap, reapcap;
+	struct fbxi_idmap rollouts;  /* command id -> struct cmdc * */
+	struct fbxi_idmap sweeping;  /* command id -> struct cmdc * */
+	struct fbxi_theap expiry;
+	/* devices enrolled in every organisation (the global breaker's
+	 * fleet-wide share); counted at rebuild, kept by enroll/remove */
+	uint64_t fleet_total;
+	/* the latest open delivery per (org, device, type, payload) of the
+	 * commands that supersede (supersede.c; memory, rebuilt) */
+	struct fbxi_idmap supersede;
+	uint64_t superseded; /* deliveries superseded since start */
+	/* principals (auth.c, issue 10): the table the ZAP handler reads,
+	 * reloaded after a turn that changed it commits; refusals */
+	struct fbxi_auth *auth;
+	int auth_dirty;
+	uint64_t auth_refused;   /* console and gateway refusals */
+	uint64_t forged_results; /* results for another key's deliveries */
 };
 
 struct gw_undo {
@@ -244,6 +282,10 @@ struct count_ctx {
 	struct fbx_group_count *groups;
 	size_t ngroups, cap;
 	int tally_groups;
+	/* a rollout through groups: count its stages (a device is in the
+	 * first listed group it belongs to; the last stage is the rest) */
+	const struct fbx_rollout_plan *stages;
+	uint32_t per_stage[FBX_ROLLOUT_GROUPS_MAX + 1];
 	int err;
 	fbx_id missing; /* explicit targets: the first id not enrolled */
 };
@@ -310,6 +352,20 @@ struct cmdc *fbxi_cmd_cache_add(
     struct fbx_engine *e, const struct fbx_command *c);
 struct cmdc *fbxi_cmd_find(struct fbx_engine *e, uint64_t id);
 void fbxi_cmd_maybe_done(struct cmdc *cc);
+/* fbxi_cmd_touch - the command's record changed: journal it at the end
+ * of the turn (the turn's dirty list) */
+static inline void
+fbxi_cmd_touch(struct cmdc *cc)
+{
+	if (!cc->dirty) {
+		cc->dirty = 1;
+		cc->dnext = cc->eng->dirty;
+		cc->eng->dirty = cc;
+	}
+}
+/* fbxi_cmd_cancel - its unsent deliveries go to CANCELLED (swept in
+ * slices) */
+void fbxi_cmd_cancel(struct fbx_engine *e, struct cmdc *cc);
 void fbxi_console_error(struct fbx_engine *e, const struct inmsg *in,
     uint64_t reqid, int kind, int err, const char *fmt, ...)
     __attribute__((format(printf, 6, 7)));
@@ -368,6 +424,10 @@ void fbxi_ro_tally(
     struct cmdc *cc, uint64_t id, int from, int to, uint16_t code);
 void fbxi_rollout_step(struct fbx_engine *e);
 void fbxi_run_alert(struct fbx_engine *e, const struct fbx_event *ev);
+void fbxi_event(struct fbx_engine *e, int kind, const char *org,
+    const char *reason, const char *actor, uint64_t cmd_id, uint64_t count,
+    uint64_t limit, const char *fmt, ...)
+    __attribute__((format(printf, 9, 10)));
 void fbxi_set_err(struct fbx_engine *e, int rc);
 /* fbxi_err - the latched error of what runs now (a request or the turn) */
 static inline int
@@ -382,6 +442,9 @@ void fbxi_xlist_remove(struct fbx_engine *e, struct cmdc *cc);
 int fbxi_rebuild_dlv_cb(void *arg, const struct fbx_delivery *d);
 
 void fbxi_handle_console(struct fbx_engine *e, const struct inmsg *in);
+/* fbxi_handle_submit - the admission pipeline (admit.c) */
+void fbxi_handle_submit(
+    struct fbx_engine *e, const struct inmsg *in, struct fbx_console_req *req);
 int fbxi_kv_delete_prefix(struct fbx_engine *e, const char *prefix);
 int64_t fbxi_mono_ms(void);
 
@@ -459,5 +522,11 @@ struct fbxi_archive_check {
 	char why[160];
 };
 int fbxi_audit_archive_check(FILE *f, struct fbxi_archive_check *c);
+
+/* fbxi_breaker_trip_global - open the global breaker of reason with a
+ * note (controls.c; certs.c trips for a certificate about to expire):
+ * see its definition. */
+int fbxi_breaker_trip_global(struct fbx_engine *e, const char *reason,
+    const char *who, const char *note, const char *cert, int *tripped);
 
 #endif

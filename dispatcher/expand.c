@@ -68,7 +68,9 @@ make_delivery(struct expand_ctx *x, const struct fbx_device *dev)
 	cc->c.ndeliveries++;
 	cc->c.counts[d.state]++;
 	x->made++;
-	return FBX_OK;
+	/* an older lock still waiting for this device is replaced */
+	fbxi_supersede_new(e, cc, d.id, dev->id);
+	return fbxi_err(e);
 }
 
 static int
@@ -83,7 +85,7 @@ expand_dev_cb(void *arg, const struct fbx_device *dev)
 		return 1;
 	}
 	snprintf(x->cc->c.cursor, sizeof(x->cc->c.cursor), "%s", dev->id);
-	x->cc->dirty = 1;
+	fbxi_cmd_touch(x->cc);
 	return x->full;
 }
 
@@ -114,7 +116,7 @@ expand_cmd(struct fbx_engine *e, struct cmdc *cc, uint32_t budget)
 			}
 			cc->c.cursor_idx++;
 		}
-		cc->dirty = 1;
+		fbxi_cmd_touch(cc);
 		done = cc->c.cursor_idx >= cc->c.ndev_ids;
 	} else {
 		const char *grp =
@@ -142,7 +144,7 @@ expand_cmd(struct fbx_engine *e, struct cmdc *cc, uint32_t budget)
 	if (done) {
 		fbxi_xlist_remove(e, cc);
 		cc->c.state = FBX_C_ACTIVE;
-		cc->dirty = 1;
+		fbxi_cmd_touch(cc);
 		if (cc->c.rollout.enabled) {
 			/* this group is expanded: its first wave goes now */
 			cc->c.ro.state = FBX_RO_BAKING;

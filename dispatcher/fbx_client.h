@@ -30,6 +30,52 @@ typedef struct fbx_client fbx_client;
  */
 int fbx_client_open(const char *endpoint, int timeout_ms, fbx_client **out);
 
+/* How fbx_client_open2 authenticates (issue 10). fbx_client_open uses
+ * the defaults (opts NULL). */
+struct fbx_client_opts {
+	/* the client's key file (principal, public and secret key); NULL =
+	 * $FUSEBOX_KEY, else $XDG_CONFIG_HOME/fusebox/client.key (default
+	 * ~/.config/fusebox/client.key) */
+	const char *key_file;
+	/* the engine's public key file; NULL = $FUSEBOX_SERVER_KEY, else
+	 * .../fusebox/server.pub */
+	const char *server_key_file;
+	/* no CURVE at all (tests that show a plaintext client is refused) */
+	int plaintext;
+	/* on FBX_ECONFIG: one line saying which file and why; may be NULL */
+	char *why;
+	size_t whylen;
+};
+
+/**
+ * fbx_client_open2 - fbx_client_open with keys. The engine accepts only
+ * CURVE clients whose key is an active principal's; a call over a
+ * connection whose key the engine refused returns FBX_EFORBIDDEN.
+ * @param[in] opts NULL = the defaults above.
+ * @return as fbx_client_open, and FBX_ECONFIG (a key file is missing,
+ * malformed, or readable by others; opts->why says which).
+ */
+int fbx_client_open2(const char *endpoint, int timeout_ms,
+    const struct fbx_client_opts *opts, fbx_client **out);
+
+/**
+ * fbx_client_principal - the principal named in the client's key file
+ * ("" for a plaintext client). Valid until fbx_client_close().
+ */
+const char *fbx_client_principal(const fbx_client *c);
+
+/**
+ * fbx_client_wait_ready - wait until something accepts connections at
+ * endpoint (an ipc:// socket file that exists and is listened on, or a
+ * tcp:// port), at most ms, probing every 20 ms with a plain connect.
+ * For a client started together with the engine, which creates its
+ * socket only after recovery. Endpoints it cannot probe (abstract ipc,
+ * other transports, a tcp host that does not answer) count as ready.
+ * @return FBX_OK, FBX_EUNREACHABLE (nothing listens after ms),
+ * FBX_EINVALID (NULL endpoint).
+ */
+int fbx_client_wait_ready(const char *endpoint, int ms);
+
 /**
  * fbx_client_close - close the socket and free the client. Requests still
  * queued are dropped (linger 0). NULL is accepted.
@@ -62,7 +108,9 @@ void fbx_client_set_timeout(fbx_client *c, int timeout_ms);
  * with fbx_console_rep_free(), which also accepts a zeroed reply. On any
  * other return rep is left zeroed and needs no freeing.
  * @return FBX_OK (a reply arrived; look at rep->err),
- * FBX_ETIMEOUT (no reply within the timeout),
+ * FBX_ETIMEOUT (no reply within the timeout, also when the engine
+ * accepts connections but does not complete the handshake: frozen or
+ * stuck in a turn),
  * FBX_EUNREACHABLE (no engine is listening: the ipc socket file is
  * missing, or no connection could be made within the timeout),
  * FBX_EMALFORMED (a reply that does not decode),

@@ -33,6 +33,7 @@ enum fbx_io_chan {
 
 #define FBX_IO_ENV_MAX 4   /* envelope frames kept per message */
 #define FBX_IO_RID_MAX 256 /* bytes per envelope frame */
+#define FBX_IO_USER_MAX 65 /* a principal's name and its NUL */
 
 /* One message: routing envelope and body. A received message's body is
  * owned by the transport until its release(). */
@@ -44,6 +45,11 @@ struct fbx_io_msg {
 	const uint8_t *body;
 	size_t len;
 	void *priv; /* the transport's */
+	/* who sent it (issue 10): the principal the transport
+	 * authenticated (ZAP User-Id) and the Z85 public key it
+	 * authenticated with; "" when the transport authenticates nobody */
+	char user[FBX_IO_USER_MAX];
+	char key[41];
 };
 
 struct fbx_io_ops {
@@ -102,6 +108,28 @@ struct fbx_engine_opts {
 	uint32_t rollback_slice;  /* rollback/replay: deliveries looked at
 	                             per request (commands: a tenth, at
 	                             least 1); 0 = FBX_RB_SLICE_DEFAULT */
+	/* loop_hook - called by fbx_engine_run() on the loop's thread with
+	 * an enum fbx_loop_event: where the daemon's main talks to its
+	 * service manager and applies a reloaded configuration
+	 * (fbx_engine_reconfigure()). NULL = none. */
+	void (*loop_hook)(void *arg, fbx_engine *eng, int event);
+	void *loop_hook_arg;
+	/* issue 10: the server's CURVE key file (public and secret key);
+	 * NULL = <data_dir>/keys/server.key. fbx_engine_open refuses to
+	 * start without it (run `fuseboxd init`). */
+	const char *server_key;
+	/* in-process tests over a transport that authenticates nobody
+	 * (fbx_engine_open_io) only: every message may do anything.
+	 * fbx_engine_open refuses it. */
+	int auth_off;
+};
+
+/* What fbx_engine_run() tells opts.loop_hook. */
+enum fbx_loop_event {
+	FBX_LOOP_READY = 0,   /* recovered and bound, before the first turn */
+	FBX_LOOP_TURN = 1,    /* a turn completed (committed, or degraded) */
+	FBX_LOOP_DRAIN = 2,   /* fbx_engine_stop() seen: draining starts */
+	FBX_LOOP_STOPPED = 3, /* the loop is about to return */
 };
 
 /**
@@ -142,6 +170,33 @@ void fbx_engine_stop(fbx_engine *eng);
 
 /** fbx_engine_close - close sockets and the store. NULL is accepted. */
 void fbx_engine_close(fbx_engine *eng);
+
+/**
+ * fbx_engine_reconfigure - apply the settings that may change while the
+ * engine runs: approval_ttl_s, retention_s, audit_retention_days,
+ * rollback_slice, org_share_ppm, admin_org, drain_ms, default_ttl_s,
+ * alert_cmd (0 and NULL mean the defaults, as at open). Every other
+ * field of opts is ignored: the store, endpoints, durability, map size
+ * and heartbeat are fixed until a restart. Call it only on the loop's
+ * thread (from opts.loop_hook) or while the loop does not run. The
+ * strings admin_org and alert_cmd are borrowed: they must stay valid
+ * until the next call or fbx_engine_close().
+ * @return FBX_OK, FBX_EINVAL (NULL argument).
+ */
+int fbx_engine_reconfigure(fbx_engine *eng,
+    const struct fbx_engine_opts *opts);
+
+struct fbx_engine_stats; /* fbx_proto.h */
+
+/**
+ * fbx_engine_stat - what status (Ping) reports, read in memory: version,
+ * uptime, gateways, active commands, queued, in-flight and pending
+ * deliveries, commits, longest turn, failed turns, degraded. Store
+ * figures (store_bytes, readers_used) are left 0. Same threading rule
+ * as fbx_engine_reconfigure().
+ * @return FBX_OK, FBX_EINVAL (NULL argument).
+ */
+int fbx_engine_stat(fbx_engine *eng, struct fbx_engine_stats *out);
 
 /**
  * fbx_audit_archive_verify - offline, without a store: check audit

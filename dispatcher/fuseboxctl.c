@@ -14,11 +14,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sysexits.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "fbx_client.h"
+#include "fbx_keys.h"
 
 #define CTL_DEFAULT_ENDPOINT "ipc:///tmp/fusebox/console.sock"
 #define CTL_DEFAULT_TIMEOUT_MS 10000
@@ -35,6 +37,11 @@
  * never gets there. */
 #define CTL_EXPORT_PAGE 32768
 
+/* How long the first request waits for the console socket to accept
+ * connections (at most --timeout): a daemon started just before binds
+ * only after recovery. */
+#define CTL_CONNECT_WAIT_MS 3000
+
 struct ctl {
 	const char *endpoint;
 	char org[FBX_ID_MAX + 1];
@@ -44,6 +51,9 @@ struct ctl {
 	int retries;
 	fbx_client *cli;
 	char errmsg[256]; /* call_ex: the last refusal's message */
+	/* issue 10: key files (NULL = FUSEBOX_KEY / FUSEBOX_SERVER_KEY /
+	 * ~/.config/fusebox/{client.key,server.pub}) */
+	const char *key_file, *server_key_file;
 };
 
 /* ------------------------------------------------------------------ */
@@ -70,6 +80,7 @@ exit_status(int err)
 	case FBX_EAPPROVAL_INVALID:
 	case FBX_ESTATE:
 	case FBX_EBREAKER_OPEN:
+	case FBX_EBAD_CERT:
 		return EX_DATAERR;
 	case FBX_EBUSY:
 	case FBX_ERATE_LIMITED:
@@ -543,9 +554,10 @@ json_command(const struct fbx_command *c)
 	printf(",\"state\":");
 	json_str(fbx_cstate_name(c->state));
 	printf(",\"ttl_s\":%" PRIu32 ",\"created_ms\":%" PRId64
-	       ",\"expires_ms\":%" PRId64 ",\"deliveries\":%" PRIu32
-	       ",\"counts\":",
-	    c->ttl_s, c->created_ms, c->expires_ms, c->ndeliveries);
+	       ",\"expires_ms\":%" PRId64 ",\"settle_until_ms\":%" PRId64
+	       ",\"deliveries\":%" PRIu32 ",\"counts\":",
+	    c->ttl_s, c->created_ms, c->expires_ms, c->settle_until_ms,
+	    c->ndeliveries);
 	json_counts(c->counts);
 	printf(",\"priority\":");
 	json_str(fbx_priority_name(c->priority));
@@ -623,27 +635,64 @@ call_ex(struct ctl *ctl, struct fbx_console_req *req,
 
 	memset(rep, 0, sizeof(*rep));
 	if (ctl->cli == NULL) {
-		rc = fbx_client_open(ctl->endpoint, ctl->timeout_ms, &ctl->cli);
+		int wait_ms = ctl->timeout_ms < CTL_CONNECT_WAIT_MS
+		    ? ctl->timeout_ms
+		    : CTL_CONNECT_WAIT_MS;
+		struct fbx_client_opts co;
+		char why[600] = "";
+		memset(&co, 0, sizeof(co));
+		co.key_file = ctl->key_file;
+		co.server_key_file = ctl->server_key_file;
+		co.why = why;
+		co.whylen = sizeof(why);
+		rc = fbx_client_open2(ctl->endpoint, ctl->timeout_ms, &co,
+		    &ctl->cli);
 		if (rc == FBX_EINVALID)
 			return usage_err("bad endpoint '%s'", ctl->endpoint);
+		if (rc == FBX_ECONFIG)
+			return fail(rc, "%s", why);
 		if (rc != FBX_OK)
 			return fail(rc, "cannot open endpoint %s: %s",
 			    ctl->endpoint, fbx_strerror(rc));
+		/* a daemon started a moment ago binds after recovery */
+		if (fbx_client_wait_ready(ctl->endpoint, wait_ms) != FBX_OK) {
+			struct stat st;
+			const char *ep = ctl->endpoint;
+			int ipc = strncmp(ep, "ipc://", 6) == 0;
+			return fail(FBX_EUNREACHABLE,
+			    "engine unreachable at %s: %s (waited %d ms; is "
+			    "fuseboxd running?)",
+			    ep,
+			    !ipc                     ? "nothing listens there"
+			    : stat(ep + 6, &st) != 0 ? "no socket file"
+						     : "the socket file is "
+						       "left from a stopped "
+						       "daemon",
+			    wait_ms);
+		}
 	}
 	if (req->org[0] == '\0')
 		strcpy(req->org, ctl->org[0] ? ctl->org : CTL_SYSTEM_ORG);
+	/* the engine acts as the key's principal; -a only states it */
 	if (req->actor[0] == '\0')
-		strcpy(req->actor, ctl->actor);
+		strcpy(req->actor, ctl->actor[0] ? ctl->actor
+		                                 : fbx_client_principal(ctl->cli));
 	for (int attempt = 0;; attempt++) {
 		rc = fbx_client_call(ctl->cli, req, rep);
 		if (rc != FBX_ETIMEOUT || attempt >= ctl->retries)
 			break;
 	}
 	if (rc == FBX_ETIMEOUT)
-		return fail(rc, "no reply from %s within %d ms (%d attempts)",
+		return fail(rc, "no reply from %s within %d ms (%d attempts): "
+		    "the engine accepts connections but does not answer",
 		    ctl->endpoint, ctl->timeout_ms, ctl->retries + 1);
 	if (rc == FBX_EUNREACHABLE)
 		return fail(rc, "engine unreachable at %s", ctl->endpoint);
+	if (rc == FBX_EFORBIDDEN)
+		return fail(rc, "the engine at %s refused the handshake: the "
+		    "key of '%s' is unknown, revoked or rotated, or the "
+		    "server key is not this engine's",
+		    ctl->endpoint, fbx_client_principal(ctl->cli));
 	if (rc == FBX_EINVALID || rc == FBX_ETOOBIG)
 		return fail(rc, "request not sent: it cannot be encoded (%s)",
 		    fbx_strerror(rc));
@@ -804,6 +853,9 @@ enum {
 	OPT_SHARE,
 	OPT_BASELINE_MULT,
 	OPT_GLOBAL_ORGS,
+	OPT_SETTLE,
+	OPT_MIN_SAMPLES,
+	OPT_GLOBAL_SHARE,
 	OPT_SHADOW,
 	OPT_ENFORCE,
 	OPT_MAX,
@@ -825,6 +877,17 @@ enum {
 	OPT_PAGE_BYTES,
 	OPT_FULL,
 	OPT_RESUME,
+	OPT_INCLUDE_BEFORE_ONSET,
+	OPT_CONTINUE,
+	OPT_NAME,
+	OPT_TRIP_BEFORE,
+	OPT_KEY,
+	OPT_SERVER_KEY,
+	OPT_KIND,
+	OPT_ROLES,
+	OPT_ORGS,
+	OPT_PUBLIC_KEY,
+	OPT_KEY_OUT,
 };
 
 #define COMMON_LONGOPTS                                                      \
@@ -835,9 +898,37 @@ enum {
 	    { "timeout", required_argument, NULL, OPT_TIMEOUT },             \
 	    { "retries", required_argument, NULL, OPT_RETRIES },             \
 	    { "help", no_argument, NULL, OPT_HELP },                         \
-	    { "version", no_argument, NULL, OPT_VERSION }
+	    { "version", no_argument, NULL, OPT_VERSION },                   \
+	    { "key", required_argument, NULL, OPT_KEY },                     \
+	    { "server-key", required_argument, NULL, OPT_SERVER_KEY }
 
-#define COMMON_SHORTOPTS "e:o:a:h"
+#define COMMON_SHORTOPTS "e:o:a:hV"
+
+/* long_exact - whether the long option getopt_long just returned (index
+ * li) was typed in full. getopt_long takes any unique prefix, so
+ * "--typ lock" would mean "--type lock" and "--exec" "--execute"; a tool
+ * meant to prevent accidents refuses both. Short options pass. On a
+ * refusal, typed holds what was typed (without "=value"). */
+static int
+long_exact(int argc, char **argv, const struct option *lo, int li,
+    char *typed, size_t tl)
+{
+	const char *tok;
+	size_t n;
+
+	if (li < 0 || optind < 1 || optind > argc)
+		return 1;
+	tok = argv[optind - 1];
+	/* "--opt VALUE": optarg is the next word itself */
+	if (optarg != NULL && optarg == tok && optind >= 2)
+		tok = argv[optind - 2];
+	if (strncmp(tok, "--", 2) != 0)
+		return 1;
+	n = strcspn(tok, "=");
+	snprintf(typed, tl, "%.*s", (int)n, tok);
+	return strlen(lo[li].name) == n - 2 &&
+	    strncmp(tok + 2, lo[li].name, n - 2) == 0;
+}
 
 /* common_opt - handle an option shared by all commands.
  * @return 1 handled, 0 not a common option, or -(exit status + 1). */
@@ -857,6 +948,12 @@ common_opt(struct ctl *ctl, int c, const char *arg)
 	case 'a':
 		if (copy_id(ctl->actor, arg) != 0)
 			return -(usage_err("bad actor '%s'", arg) + 1);
+		return 1;
+	case OPT_KEY:
+		ctl->key_file = arg;
+		return 1;
+	case OPT_SERVER_KEY:
+		ctl->server_key_file = arg;
 		return 1;
 	case OPT_JSON:
 		ctl->json = 1;
@@ -885,6 +982,12 @@ print_version(void)
 	    FBX_PROTOCOL_VERSION);
 }
 
+#define CTL_EXIT_STATUS                                                      \
+	"Exit status: 0 ok, 64 usage, 65 rejected input (also a blast-radius\n" \
+	"limit, a missing approval, an open breaker or a wrong state), 69\n"    \
+	"engine unreachable (UNREACHABLE) or not answering (TIMEOUT), 75\n"     \
+	"engine busy, rate-limited or storage trouble, 70 other errors.\n"
+
 static const char *const main_usage =
     "usage: fuseboxctl [OPTIONS] COMMAND [ARGS]\n"
     "\n"
@@ -894,12 +997,18 @@ static const char *const main_usage =
     "  -e, --endpoint EP   console endpoint (default $FUSEBOX_CONSOLE or\n"
     "                      " CTL_DEFAULT_ENDPOINT ")\n"
     "  -o, --org ORG       organisation (default $FUSEBOX_ORG)\n"
-    "  -a, --actor NAME    acting operator (default $FUSEBOX_ACTOR, $USER)\n"
+    "  -a, --actor NAME    acting principal (default $FUSEBOX_ACTOR, else\n"
+    "                      the key's: another name is refused FORBIDDEN)\n"
+    "      --key FILE      your key (default $FUSEBOX_KEY, else\n"
+    "                      ~/.config/fusebox/client.key)\n"
+    "      --server-key FILE  the engine's public key (default\n"
+    "                      $FUSEBOX_SERVER_KEY, else\n"
+    "                      ~/.config/fusebox/server.pub)\n"
     "      --json          print one JSON object per reply\n"
     "      --timeout MS    reply timeout per request (default 10000)\n"
     "      --retries N     resend a timed-out request N times (default 2)\n"
     "  -h, --help          this help; COMMAND --help for a command\n"
-    "      --version       print the version\n"
+    "  -V, --version       print the version\n"
     "\n"
     "Commands:\n"
     "  submit    submit a command to devices, a group or the organisation\n"
@@ -918,6 +1027,8 @@ static const char *const main_usage =
     "  rate      dispatch rate caps: show, set\n"
     "  approve   approve a command refused by a limit (second operator)\n"
     "  rollout   staged rollout: status, pause, resume, cancel, approve\n"
+    "  cert      certificates automatic reasons depend on: add, list,\n"
+    "            remove (their breakers trip before they expire)\n"
     "Incident response:\n"
     "  rollback  undo commands (by id, by filter, or an incident's), in one\n"
     "            or every organisation: a plan first, --execute to act\n"
@@ -925,11 +1036,10 @@ static const char *const main_usage =
     "  export    commands, deliveries and audit records as JSON Lines\n"
     "  audit     the audit log: list, verify the hash chain\n"
     "  orgs      organisations with their device counts\n"
+    "Access:\n"
+    "  principal who may use the engine: add, list, revoke, rotate keys\n"
     "\n"
-    "Exit status: 0 ok, 64 usage, 65 rejected input (also a blast-radius\n"
-    "limit, a missing approval, an open breaker or a wrong state), 69\n"
-    "engine unreachable or timed out, 75 engine busy, rate-limited or\n"
-    "storage trouble, 70 other errors.\n";
+    CTL_EXIT_STATUS;
 
 /* parse_cmd_opts - run getopt_long over a command's arguments, handling
  * common options and calling back for the others. */
@@ -942,17 +1052,31 @@ parse_cmd_opts(struct ctl *ctl, int argc, char **argv,
 {
 	int c;
 
+	int li = -1;
+
 	optind = 0; /* glibc: full reset, options may follow operands */
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, COMMON_SHORTOPTS, longopts,
-	            NULL)) != -1) {
+	            &li)) != -1) {
+		char typed[128];
 		int r;
 
+		if (c != '?' && c != ':' &&
+		    !long_exact(argc, argv, longopts, li, typed,
+		        sizeof(typed)))
+			return -(usage_err("unknown option '%s' (did you mean "
+					   "--%s? options are not "
+					   "abbreviated)",
+				     typed, longopts[li].name) +
+			    1);
+		li = -1;
 		if (c == OPT_HELP || c == 'h') {
 			fputs(usage, stdout);
+			if (strstr(usage, "Exit status") == NULL)
+				fputs("\n" CTL_EXIT_STATUS, stdout);
 			return -(EX_OK + 1);
 		}
-		if (c == OPT_VERSION) {
+		if (c == OPT_VERSION || c == 'V') {
 			print_version();
 			return -(EX_OK + 1);
 		}
@@ -1347,13 +1471,31 @@ settled(const struct fbx_command *c)
 	return n >= c->ndeliveries;
 }
 
+/* gateways_now - how many gateways the engine has (status), or -1. */
+static int
+gateways_now(struct ctl *ctl)
+{
+	struct fbx_console_req req;
+	struct fbx_console_rep rep;
+	int n;
+
+	memset(&req, 0, sizeof(req));
+	req.kind = FBX_CREQ_PING;
+	if (call_ex(ctl, &req, &rep, &n) != EX_OK)
+		return -1;
+	n = (int)rep.u.pong.gateways;
+	fbx_console_rep_free(&rep);
+	return n;
+}
+
 static int
 wait_command(struct ctl *ctl, uint64_t id, uint64_t wait_s)
 {
 	int64_t deadline = mono_ms() + (int64_t)wait_s * 1000;
+	int64_t next_gw = mono_ms() + 1000;
 	struct fbx_console_req req;
 	struct fbx_console_rep rep;
-	int st;
+	int st, said_none = 0;
 
 	for (;;) {
 		int done;
@@ -1384,6 +1526,25 @@ wait_command(struct ctl *ctl, uint64_t id, uint64_t wait_s)
 			return EX_OK;
 		}
 		fbx_console_rep_free(&rep);
+		/* deliveries go nowhere without a gateway: say so rather
+		 * than wait in silence until --wait runs out */
+		if (mono_ms() >= next_gw) {
+			int g = gateways_now(ctl);
+			if (g == 0 && !said_none)
+				fprintf(stderr,
+				    "fuseboxctl: waiting for command %" PRIu64
+				    ": no gateway is connected (status: "
+				    "gateways 0); its deliveries stay queued "
+				    "until one connects or their TTL ends\n",
+				    id);
+			else if (g > 0 && said_none)
+				fprintf(stderr,
+				    "fuseboxctl: %d gateway(s) connected\n",
+				    g);
+			if (g >= 0)
+				said_none = g == 0;
+			next_gw = mono_ms() + 5000;
+		}
 		usleep(500 * 1000);
 	}
 }
@@ -1511,6 +1672,11 @@ print_dry_run(struct ctl *ctl, const struct fbx_command *cmd,
 		for (size_t i = 0; i < d->nwaves; i++) {
 			printf("%s%" PRIu32, i ? "," : "", d->waves[i]);
 		}
+		printf("],\"stages\":[");
+		for (size_t i = 0; i < d->nstages; i++)
+			printf("%s{\"devices\":%" PRIu32 ",\"waves\":%" PRIu32 "}",
+			    i ? "," : "", d->stage_devices[i],
+			    d->stage_waves[i]);
 		printf("],\"admitted\":%s,\"stop\":",
 		    d->stop_err == FBX_OK ? "true" : "false");
 		json_str(d->stop_err == FBX_OK ? "" : fbx_errname(d->stop_err));
@@ -1559,20 +1725,45 @@ print_dry_run(struct ctl *ctl, const struct fbx_command *cmd,
 			plan_str(&cmd->rollout, plan, sizeof(plan));
 			printf("\nrollout plan: %s\n", plan);
 			printf("waves as the engine plans them over the %" PRIu32
-			       " devices:\n",
-			    d->devices);
-			t.ncol = 3;
-			table_row(&t, "WAVE", "DEVICES", "CUMULATIVE");
-			for (size_t i = 0; i < d->nwaves; i++) {
-				char w[24], c[24];
-				cum += d->waves[i];
-				snprintf(w, sizeof(w), "%zu", i + 1);
-				snprintf(b, sizeof(b), "%" PRIu32, d->waves[i]);
-				snprintf(c, sizeof(c), "%" PRIu64, cum);
-				table_row(&t, w, b, c);
+			       " devices%s:\n",
+			    d->devices,
+			    d->nstages > 0 ? ", stage by stage" : "");
+			t.ncol = 4;
+			table_row(&t, "STAGE", "WAVE", "DEVICES", "CUMULATIVE");
+			{
+				size_t s = 0, left = d->nstages > 0
+				    ? d->stage_waves[0] : d->nwaves;
+				for (size_t i = 0; i < d->nwaves; i++) {
+					char w[24], c[24], sg[96];
+					while (d->nstages > 0 && left == 0 &&
+					    s + 1 < d->nstages)
+						left = d->stage_waves[++s];
+					if (left > 0)
+						left--;
+					cum += d->waves[i];
+					if (d->nstages == 0)
+						snprintf(sg, sizeof(sg), "-");
+					else if (s < cmd->rollout.ngroups)
+						snprintf(sg, sizeof(sg),
+						    "%zu: %s (%" PRIu32 ")", s + 1,
+						    cmd->rollout.groups[s],
+						    d->stage_devices[s]);
+					else
+						snprintf(sg, sizeof(sg),
+						    "%zu: the rest (%" PRIu32 ")",
+						    s + 1, d->stage_devices[s]);
+					snprintf(w, sizeof(w), "%zu", i + 1);
+					snprintf(b, sizeof(b), "%" PRIu32,
+					    d->waves[i]);
+					snprintf(c, sizeof(c), "%" PRIu64, cum);
+					table_row(&t, sg, w, b, c);
+				}
 			}
 			table_print(&t);
 			table_free(&t);
+			if (d->nstages > 1 && cmd->rollout.approve_groups)
+				printf("each stage after the first waits for "
+				       "`rollout approve`\n");
 		}
 		printf("\nverdict: %s\n", d->verdict);
 	}
@@ -1753,7 +1944,8 @@ static const char *const show_usage =
     "\n"
     "  --state S     only deliveries in state S (queued, sent, accepted,\n"
     "                succeeded, failed, expired, cancelled, pending)\n"
-    "  --limit N     outcomes per page (default 50, 0 = none, max 10000)\n"
+    "  --limit N     outcomes per page (default 50, 0..10000; 0 = the\n"
+    "                counts alone, no outcome rows)\n"
     "  --after DLV   start after delivery id DLV (page cursor)\n";
 
 struct page_args {
@@ -1785,8 +1977,12 @@ page_opt(void *arg, struct ctl *ctl, int c, const char *oa, int argc,
 			return usage_err("unknown state '%s'", oa);
 		return EX_OK;
 	case OPT_LIMIT:
-		if (parse_u64(oa, FBX_PAGE_MAX, &pa->limit) != 0)
-			return usage_err("bad --limit '%s' (0..%d)", oa,
+		/* 0 is "no rows": show prints the counts alone; a listing
+		 * of nothing is a mistake, not "the default page" */
+		if (parse_u64(oa, FBX_PAGE_MAX, &pa->limit) != 0 ||
+		    (pa->limit == 0 && strcmp(argv[0], "show") != 0))
+			return usage_err("bad --limit '%s' (%d..%d)", oa,
+			    strcmp(argv[0], "show") == 0 ? 0 : 1,
 			    FBX_PAGE_MAX);
 		return EX_OK;
 	case OPT_AFTER:
@@ -2012,6 +2208,13 @@ cmd_show(struct ctl *ctl, int argc, char **argv)
 		}
 		table_row(&t, "counts", counts);
 		table_row(&t, "priority", fbx_priority_name(c->priority));
+		if (c->settle_until_ms > 0) {
+			char su[48];
+			fmt_time(c->settle_until_ms, su, sizeof(su));
+			table_row(&t, c->state == FBX_C_SETTLING ? "settles_until"
+			                                         : "settled_at",
+			    su);
+		}
 		if (c->held_by[0] != '\0')
 			table_row(&t, "held_by", c->held_by);
 		if (c->approved_by[0] != '\0')
@@ -2068,7 +2271,7 @@ static const char *const list_usage =
     "  --since TIME   created at or after TIME (epoch ms, or relative:\n"
     "                 -90s, -30m, -1h, -7d)\n"
     "  --until TIME   created before TIME (default: open)\n"
-    "  --limit N      commands per page (default 100, max 10000)\n"
+    "  --limit N      commands per page (default 100, 1..10000)\n"
     "  --after ID     start after command id ID (page cursor)\n";
 
 static int
@@ -2444,7 +2647,7 @@ static const char *const devices_usage =
     "List enrolled devices, by id.\n"
     "\n"
     "  --group G     only devices of group G\n"
-    "  --limit N     devices per page (default 100, max 10000)\n"
+    "  --limit N     devices per page (default 100, 1..10000)\n"
     "  --after ID    start after device ID (page cursor)\n";
 
 static int
@@ -2574,6 +2777,13 @@ cmd_groups(struct ctl *ctl, int argc, char **argv)
 	return EX_OK;
 }
 
+/* certificates (cmd_cert, below): status and breaker status show their
+ * days left */
+static int cert_fetch(struct ctl *ctl, struct fbx_console_rep *rep);
+static void cert_lines(const struct fbx_console_rep *rep, const char *reason);
+static void cert_json_field(
+    const struct fbx_console_rep *rep, const char *reason);
+
 static const char *const status_usage =
     "usage: fuseboxctl status\n"
     "\n"
@@ -2585,10 +2795,10 @@ cmd_status(struct ctl *ctl, int argc, char **argv)
 	static const struct option lo[] = { COMMON_LONGOPTS,
 		{ NULL, 0, NULL, 0 } };
 	struct fbx_console_req req;
-	struct fbx_console_rep rep;
+	struct fbx_console_rep rep, crep;
 	const struct fbx_engine_stats *s;
 	int64_t t0;
-	int st;
+	int st, have_certs;
 
 	memset(&req, 0, sizeof(req));
 	st = parse_cmd_opts(ctl, argc, argv, lo, status_usage, no_opt, NULL);
@@ -2602,6 +2812,9 @@ cmd_status(struct ctl *ctl, int argc, char **argv)
 	if (st != EX_OK)
 		return st;
 	s = &rep.u.pong;
+	/* registered certificates and their days left, when the engine
+	 * has them */
+	have_certs = cert_fetch(ctl, &crep);
 	if (ctl->json) {
 		printf("{\"endpoint\":");
 		json_str(ctl->endpoint);
@@ -2614,12 +2827,18 @@ cmd_status(struct ctl *ctl, int argc, char **argv)
 		       ",\"deliveries_pending\":%" PRIu64
 		       ",\"commits\":%" PRIu64 ",\"store_bytes\":%" PRIu64
 		       ",\"turn_max_us\":%" PRIu64 ",\"turns_failed\":%" PRIu64
-		       ",\"degraded\":%s,\"readers_used\":%" PRIu32 "}\n",
+		       ",\"degraded\":%s,\"readers_used\":%" PRIu32
+		       ",\"auth_refused\":%" PRIu64
+		       ",\"results_forged\":%" PRIu64
+		       ",\"handshakes_refused\":%" PRIu64,
 		    mono_ms() - t0, s->uptime_ms, s->gateways,
 		    s->commands_active, s->deliveries_queued,
 		    s->deliveries_inflight, s->deliveries_pending, s->commits,
 		    s->store_bytes, s->turn_max_us, s->turns_failed,
-		    s->degraded ? "true" : "false", s->readers_used);
+		    s->degraded ? "true" : "false", s->readers_used,
+		    s->auth_refused, s->results_forged, s->handshakes_refused);
+		cert_json_field(have_certs ? &crep : NULL, "");
+		printf("}\n");
 	} else {
 		struct table t = { .ncol = 2 };
 		char b[64];
@@ -2644,10 +2863,17 @@ cmd_status(struct ctl *ctl, int argc, char **argv)
 		table_row(&t, "degraded",
 		    s->degraded ? "yes: writes fail, reads are served" : "no");
 		ROW_U64("readers_used", s->readers_used);
+		ROW_U64("auth_refused", s->auth_refused);
+		ROW_U64("results_forged", s->results_forged);
+		ROW_U64("handshakes_refused", s->handshakes_refused);
 #undef ROW_U64
 		table_print(&t);
 		table_free(&t);
+		if (have_certs)
+			cert_lines(&crep, "");
 	}
+	if (have_certs)
+		fbx_console_rep_free(&crep);
 	fbx_console_rep_free(&rep);
 	return EX_OK;
 }
@@ -2746,6 +2972,32 @@ ctrl_opt(void *arg, struct ctl *ctl, int c, const char *oa, int argc,
 		a->cfg.global_orgs = (uint32_t)v;
 		a->have_cfg = 1;
 		return EX_OK;
+	case OPT_SETTLE:
+		if (parse_u64(oa, 86400, &v) != 0)
+			return usage_err("bad --settle '%s' (seconds, 0 = off, "
+					 "at most 86400)",
+			    oa);
+		a->cfg.settle_s = (uint32_t)v;
+		a->cfg.settle_set = 1;
+		a->have_cfg = 1;
+		return EX_OK;
+	case OPT_MIN_SAMPLES:
+		if (parse_u64(oa, UINT32_MAX, &v) != 0 || v == 0)
+			return usage_err("bad --min-samples '%s' (devices > 0)",
+			    oa);
+		a->cfg.min_samples = (uint32_t)v;
+		a->have_cfg = 1;
+		return EX_OK;
+	case OPT_GLOBAL_SHARE: {
+		uint32_t ppm;
+		if (parse_pct(oa, &ppm) != 0 || ppm == 0)
+			return usage_err("bad --global-share '%s' (percent > 0, "
+					 "e.g. 1 or 0.1)",
+			    oa);
+		a->cfg.global_share_ppm = ppm;
+		a->have_cfg = 1;
+		return EX_OK;
+	}
 	case OPT_SHADOW:
 	case OPT_ENFORCE:
 		if (a->cfg.shadow != 0)
@@ -2841,29 +3093,42 @@ static const char *const breaker_usage =
     "                                (--release|--discard) --note TEXT\n"
     "       fuseboxctl breaker config --reason R [--global] [--window S]\n"
     "                                [--min N] [--share PCT]\n"
-    "                                [--baseline-mult X] [--global-orgs N]\n"
-    "                                [--shadow|--enforce]\n"
+    "                                [--baseline-mult X] [--min-samples N]\n"
+    "                                [--global-orgs N] [--global-share PCT]\n"
+    "                                [--settle S] [--shadow|--enforce]\n"
     "\n"
     "Circuit breakers on automatic lock-type commands (lock, wipe, lost\n"
     "mode, clear passcode), one per organisation and reason plus a global\n"
     "one per reason (org '*'). An open breaker holds what it stops: held\n"
-    "commands are durable and wait for an operator's reset.\n"
+    "commands are durable and wait for an operator's reset. An automatic\n"
+    "lock-type command first settles (30 s by default): it is journaled\n"
+    "and counted but not sent, and a breaker that trips meanwhile holds\n"
+    "it, so a storm trips its breakers before any of it reaches a device.\n"
     "\n"
     "  status        the organisation's breakers and the global ones;\n"
     "                --all-orgs: every organisation's breakers that are\n"
     "                open, hold commands or have tripped, and the global\n"
     "                ones once\n"
     "  trip          open a breaker by hand\n"
-    "  reset         close it: --release sends the held commands on\n"
-    "                (through the blast-radius limits), --discard records\n"
-    "                them as discarded\n"
+    "  reset         close it: --release sends the held commands on in\n"
+    "                staged waves (10 now, then twice as many as the wave\n"
+    "                before every 10 s; through the blast-radius limits),\n"
+    "                --discard records them as discarded\n"
     "  config        change settings (unset flags keep their value):\n"
     "    --window S        sliding window in seconds (default 600)\n"
-    "    --min N           never trip below N devices (default 20)\n"
-    "    --share PCT       trip above PCT of the fleet (default 2)\n"
-    "    --baseline-mult X or above X times the usual rate (default 10)\n"
+    "    --share PCT       allowance per window: PCT of the fleet\n"
+    "                      (default 1)\n"
+    "    --min N           but at least N devices (default 1)\n"
+    "    --baseline-mult X raised to X times the usual rate (default 10)\n"
+    "    --min-samples N   once the usual rate has seen N devices\n"
+    "                      (default 100)\n"
     "    --global-orgs N   global: open when N organisations trip\n"
     "                      together (default 3)\n"
+    "    --global-share PCT global: or when the reason passes PCT of\n"
+    "                      every enrolled device (default 1)\n"
+    "    --settle S        settle delay of the reason's automatic\n"
+    "                      lock-type commands (set on the global breaker;\n"
+    "                      default 30, 0 = off)\n"
     "    --shadow          evaluate and alert, never hold\n"
     "    --enforce         hold (leave shadow mode)\n"
     "  --global      act on the global breaker of the reason\n"
@@ -2872,7 +3137,10 @@ static const char *const breaker_usage =
     "Columns: ORG (* = global), IN_WINDOW/ALLOWANCE devices admitted in\n"
     "the window against what it admits before tripping (global: tripped\n"
     "organisations against --global-orgs), HELD commands held now,\n"
-    "WOULD_HOLD commands a shadow breaker would have held.\n";
+    "SETTLING commands in their settle window, WOULD_HOLD commands a\n"
+    "shadow breaker would have held, ONSET when the last incident began\n"
+    "(the reason's rate left its usual level; incident rollbacks start\n"
+    "there).\n";
 
 static void
 json_breaker(const struct fbx_breaker_info *b)
@@ -2887,33 +3155,37 @@ json_breaker(const struct fbx_breaker_info *b)
 	       ",\"allowance\":%" PRIu32 ",\"fleet\":%" PRIu32
 	       ",\"baseline\":%" PRIu64 ",\"held\":%" PRIu64
 	       ",\"would_hold\":%" PRIu64 ",\"trips\":%" PRIu64
-	       ",\"tripped_ms\":%" PRId64 ",\"tripped_by\":",
+	       ",\"tripped_ms\":%" PRId64 ",\"onset_ms\":%" PRId64
+	       ",\"settling\":%" PRIu64 ",\"tripped_by\":",
 	    b->manual ? "true" : "false", b->window_count, b->allowance,
 	    b->fleet, b->baseline, b->held, b->would_hold, b->trips,
-	    b->tripped_ms);
+	    b->tripped_ms, b->onset_ms, b->settling);
 	json_str(b->tripped_by);
 	printf(",\"note\":");
 	json_str(b->note);
 	printf(",\"config\":{\"window_s\":%" PRIu32 ",\"min_count\":%" PRIu32
 	       ",\"share_ppm\":%" PRIu32 ",\"baseline_mult\":%" PRIu32
-	       ",\"global_orgs\":%" PRIu32 ",\"shadow\":%s}}",
+	       ",\"global_orgs\":%" PRIu32 ",\"global_share_ppm\":%" PRIu32
+	       ",\"min_samples\":%" PRIu32 ",\"settle_s\":%" PRIu32
+	       ",\"shadow\":%s}}",
 	    b->cfg.window_s, b->cfg.min_count, b->cfg.share_ppm,
 	    b->cfg.baseline_mult, b->cfg.global_orgs,
+	    b->cfg.global_share_ppm, b->cfg.min_samples, b->cfg.settle_s,
 	    b->cfg.shadow ? "true" : "false");
 }
 
 static void
 print_breakers(const struct fbx_breaker_info *v, size_t n)
 {
-	struct table t = { .ncol = 12 };
+	struct table t = { .ncol = 14 };
 
 	table_row(&t, "ORG", "REASON", "STATE", "MANUAL", "IN_WINDOW/ALLOWANCE",
-	    "BASELINE", "HELD", "WOULD_HOLD", "TRIPS", "TRIPPED_AT", "BY",
-	    "NOTE");
+	    "BASELINE", "HELD", "SETTLING", "WOULD_HOLD", "TRIPS", "TRIPPED_AT",
+	    "ONSET", "BY", "NOTE");
 	for (size_t i = 0; i < n; i++) {
 		const struct fbx_breaker_info *b = &v[i];
 		char st[32], win[64], base[24], held[24], wh[24], trips[24];
-		char at[40], share[16];
+		char at[40], share[16], stl[24], onset[40];
 		int global = strcmp(b->org, "*") == 0;
 
 		snprintf(st, sizeof(st), "%s%s",
@@ -2933,9 +3205,11 @@ print_breakers(const struct fbx_breaker_info *v, size_t n)
 		snprintf(held, sizeof(held), "%" PRIu64, b->held);
 		snprintf(wh, sizeof(wh), "%" PRIu64, b->would_hold);
 		snprintf(trips, sizeof(trips), "%" PRIu64, b->trips);
+		snprintf(stl, sizeof(stl), "%" PRIu64, b->settling);
 		fmt_time(b->tripped_ms, at, sizeof(at));
+		fmt_time(b->onset_ms, onset, sizeof(onset));
 		table_row(&t, b->org, b->reason, st, b->manual ? "yes" : "no",
-		    win, global ? "-" : base, held, wh, trips, at,
+		    win, global ? "-" : base, held, stl, wh, trips, at, onset,
 		    b->tripped_by[0] ? b->tripped_by : "-",
 		    b->note[0] ? b->note : "-");
 	}
@@ -3025,6 +3299,8 @@ breaker_status_all(struct ctl *ctl, const struct ctrl_args *a)
 		}
 	}
 	if (st == EX_OK) {
+		struct fbx_console_rep crep;
+		int have_certs = cert_fetch(ctl, &crep);
 		if (ctl->json) {
 			printf("{\"operation\":\"status\",\"organisations\":"
 			       "%zu,\"breakers\":[",
@@ -3034,7 +3310,10 @@ breaker_status_all(struct ctl *ctl, const struct ctrl_args *a)
 					putchar(',');
 				json_breaker(&v[i]);
 			}
-			printf("]}\n");
+			printf("]");
+			if (have_certs)
+				cert_json_field(&crep, a->reason);
+			printf("}\n");
 		} else {
 			if (n > 0)
 				print_breakers(v, n);
@@ -3042,7 +3321,11 @@ breaker_status_all(struct ctl *ctl, const struct ctrl_args *a)
 			       "tripped or hold commands: %zu open, %" PRIu64
 			       " commands held (global breakers not counted)\n",
 			    n ? "\n" : "", orgs_shown, ol.n, open, held);
+			if (have_certs)
+				cert_lines(&crep, a->reason);
 		}
+		if (have_certs)
+			fbx_console_rep_free(&crep);
 	}
 	free(v);
 	orglist_free(&ol);
@@ -3063,15 +3346,18 @@ cmd_breaker(struct ctl *ctl, int argc, char **argv)
 		{ "share", required_argument, NULL, OPT_SHARE },
 		{ "baseline-mult", required_argument, NULL, OPT_BASELINE_MULT },
 		{ "global-orgs", required_argument, NULL, OPT_GLOBAL_ORGS },
+		{ "settle", required_argument, NULL, OPT_SETTLE },
+		{ "min-samples", required_argument, NULL, OPT_MIN_SAMPLES },
+		{ "global-share", required_argument, NULL, OPT_GLOBAL_SHARE },
 		{ "shadow", no_argument, NULL, OPT_SHADOW },
 		{ "enforce", no_argument, NULL, OPT_ENFORCE },
 		{ "all-orgs", no_argument, NULL, OPT_ALL_ORGS },
 		{ NULL, 0, NULL, 0 } };
 	struct fbx_console_req req;
-	struct fbx_console_rep rep;
+	struct fbx_console_rep rep, crep;
 	struct ctrl_args a;
 	const char *sub;
-	int st, op;
+	int st, op, have_certs;
 
 	memset(&req, 0, sizeof(req));
 	memset(&a, 0, sizeof(a));
@@ -3120,8 +3406,9 @@ cmd_breaker(struct ctl *ctl, int argc, char **argv)
 		return usage_err("--release and --discard go with reset");
 	if (op != FBX_BRK_CONFIGURE && a.have_cfg)
 		return usage_err("--window, --min, --share, --baseline-mult, "
-				 "--global-orgs, --shadow and --enforce go "
-				 "with config");
+				 "--min-samples, --global-orgs, --global-share, "
+				 "--settle, --shadow and --enforce go with "
+				 "config");
 	if (op == FBX_BRK_CONFIGURE && !a.have_cfg)
 		return usage_err("breaker config: nothing to change");
 	if (op == FBX_BRK_STATUS && (a.global || a.have_note))
@@ -3138,6 +3425,7 @@ cmd_breaker(struct ctl *ctl, int argc, char **argv)
 	st = call(ctl, &req, &rep);
 	if (st != EX_OK)
 		return st;
+	have_certs = op == FBX_BRK_STATUS && cert_fetch(ctl, &crep);
 	if (ctl->json) {
 		printf("{\"operation\":");
 		json_str(sub);
@@ -3151,7 +3439,10 @@ cmd_breaker(struct ctl *ctl, int argc, char **argv)
 				putchar(',');
 			json_breaker(&rep.u.breaker.b[i]);
 		}
-		printf("]}\n");
+		printf("]");
+		if (have_certs)
+			cert_json_field(&crep, a.reason);
+		printf("}\n");
 	} else {
 		if (op == FBX_BRK_RESET && a.on_reset == FBX_RESET_RELEASE)
 			printf("breaker %s/%s reset: %" PRIu32
@@ -3173,7 +3464,11 @@ cmd_breaker(struct ctl *ctl, int argc, char **argv)
 			    a.reason);
 		else
 			print_breakers(rep.u.breaker.b, rep.u.breaker.n);
+		if (have_certs)
+			cert_lines(&crep, a.reason);
 	}
+	if (have_certs)
+		fbx_console_rep_free(&crep);
 	fbx_console_rep_free(&rep);
 	return EX_OK;
 }
@@ -3930,8 +4225,11 @@ struct ops_args {
 	char action[32];
 	const char *output;
 	int full; /* audit verify --full */
-	/* rollback, replay --resume CURSOR:LAST[:ROLLBACK] */
+	/* rollback, replay --resume CURSOR:LAST[:ROLLBACK[:ORG]] */
 	uint64_t resume_cursor, resume_last, resume_rbid;
+	fbx_id resume_org;
+	int include_before_onset;
+	uint64_t continue_rbid; /* rollback --continue ID */
 };
 
 static int
@@ -3996,19 +4294,33 @@ ops_opt(void *arg, struct ctl *ctl, int c, const char *oa, int argc,
 		return EX_OK;
 	case OPT_RESUME: {
 		unsigned long long cur = 0, last = 0, rb = 0;
-		int n = 0;
+		int n = 0, m = 0;
 		if (sscanf(oa, "%llu:%llu%n", &cur, &last, &n) != 2 ||
 		    cur == 0 || last == 0)
 			return usage_err("bad --resume '%s' (CURSOR:LAST"
-					 "[:ROLLBACK], as printed)",
+					 "[:ROLLBACK[:ORG]], as printed)",
 			    oa);
-		if (oa[n] == ':' && (sscanf(oa + n + 1, "%llu", &rb) != 1))
+		if (oa[n] == ':' &&
+		    (sscanf(oa + n + 1, "%llu%n", &rb, &m) != 1))
 			return usage_err("bad --resume '%s'", oa);
+		if (oa[n] == ':' && oa[n + 1 + m] == ':' &&
+		    copy_id(a->resume_org, oa + n + 2 + m) != 0)
+			return usage_err("bad --resume '%s' (organisation)",
+			    oa);
 		a->resume_cursor = cur;
 		a->resume_last = last;
 		a->resume_rbid = rb;
 		return EX_OK;
 	}
+	case OPT_INCLUDE_BEFORE_ONSET:
+		a->include_before_onset = 1;
+		return EX_OK;
+	case OPT_CONTINUE:
+		if (parse_u64(oa, UINT64_MAX, &a->continue_rbid) != 0 ||
+		    a->continue_rbid == 0)
+			return usage_err("bad --continue '%s' (a rollback id)",
+			    oa);
+		return EX_OK;
 	case OPT_ORIGIN:
 		a->origin = fbx_origin_parse(oa);
 		if (a->origin == 0)
@@ -4155,6 +4467,10 @@ sel_check(const char *cmd, const struct ops_args *a)
 		return usage_err("%s: command ids belong to one organisation; "
 				 "no --all-orgs with --command",
 		    cmd);
+	if (a->include_before_onset && a->incident[0] == '\0')
+		return usage_err("%s: --include-before-onset goes with "
+				 "--incident REASON",
+		    cmd);
 	if (a->nids == 0 && a->incident[0] == '\0' && !filters)
 		return usage_err("%s needs --command ID, --incident REASON or "
 				 "a filter (--origin, --reason, --type, "
@@ -4182,7 +4498,12 @@ sel_build(const struct ops_args *a, struct fbx_selector *s)
 	}
 	if (a->incident[0] != '\0') {
 		strcpy(s->breaker, a->incident);
-		s->breaker_global = a->global;
+		/* the global incident is one run over every organisation
+		 * (every_org implies the global breaker; the engine narrows
+		 * it to the asking organisation's part unless that is the
+		 * admin organisation) */
+		s->every_org = a->global;
+		s->include_before_onset = a->include_before_onset;
 		strcpy(s->reason, a->reason[0] ? a->reason : a->incident);
 		s->origin = a->origin ? a->origin : FBX_ORIGIN_AUTOMATIC;
 	} else {
@@ -4217,13 +4538,15 @@ sel_str(const struct ops_args *a, char *buf, size_t len)
 		if (a->nids > 5)
 			SEL_PUT(",... (%zu)", a->nids);
 	} else if (a->incident[0] != '\0') {
-		SEL_PUT("incident %s: %s %s commands since the window before "
-			"the last trip of breaker %s/%s",
+		SEL_PUT("incident %s: %s %s commands from the onset of the "
+			"last trip of breaker %s/%s%s",
 		    a->incident,
 		    fbx_origin_name(a->origin ? a->origin
 		                              : FBX_ORIGIN_AUTOMATIC),
 		    a->reason[0] ? a->reason : a->incident,
-		    a->global ? "*" : "ORG", a->incident);
+		    a->global ? "*" : "ORG (or *)", a->incident,
+		    a->include_before_onset ? ", and those before the onset"
+		                            : "");
 	} else {
 		SEL_PUT("commands");
 		if (a->origin)
@@ -4305,7 +4628,8 @@ cmd_orgs(struct ctl *ctl, int argc, char **argv)
 
 static const char *const rollback_usage =
     "usage: fuseboxctl rollback --command ID[,ID...] [OPTIONS]\n"
-    "       fuseboxctl rollback --incident REASON [--global] [OPTIONS]\n"
+    "       fuseboxctl rollback --incident REASON [--global]\n"
+    "                           [--include-before-onset] [OPTIONS]\n"
     "       fuseboxctl rollback [--origin O] [--reason R] [--type T]\n"
     "                           [--group G] [--since TIME] [--until TIME]\n"
     "                           [OPTIONS]\n"
@@ -4320,9 +4644,19 @@ static const char *const rollback_usage =
     "Selection (in the organisation):\n"
     "  --command ID[,ID...]  these commands (repeatable)\n"
     "  --incident REASON     the automatic commands of reason REASON under\n"
-    "                        its breaker: from one breaker window before its\n"
-    "                        last trip up to now (held ones included)\n"
-    "  --global              the global breaker's trip (with --incident)\n"
+    "                        its breaker (the global one if only that one\n"
+    "                        held the organisation): from the incident's\n"
+    "                        onset (when the reason's rate left its\n"
+    "                        baseline) up to the breaker's reset or now,\n"
+    "                        held ones included. Earlier commands of the\n"
+    "                        reason in the breaker window are listed as\n"
+    "                        \"before onset\" and left alone\n"
+    "  --include-before-onset  undo those too\n"
+    "  --global              the global breaker's incident in every\n"
+    "                        affected organisation: one run, one rollback\n"
+    "                        id, one table (fuseboxd --admin-org: only\n"
+    "                        that organisation; another one gets its own\n"
+    "                        part). --all-orgs says the same with it\n"
     "  --origin O            operator, automatic, scheduled (with\n"
     "                        --incident: default automatic)\n"
     "  --reason R            commands of reason R (with --incident: R)\n"
@@ -4343,10 +4677,14 @@ static const char *const rollback_usage =
     "                        command is settled (default 300 s) and print\n"
     "                        the outcome and the time it took\n"
     "  --all-orgs            the same rollback in every organisation\n"
-    "                        ('fuseboxctl orgs'): one row per organisation\n"
-    "                        and a TOTAL\n"
-    "  --resume C:L[:R]      go on from where a run stopped (the line\n"
-    "                        printed on stderr; one organisation only)\n"
+    "                        ('fuseboxctl orgs'), one run each: one row\n"
+    "                        per organisation and a TOTAL (with\n"
+    "                        --incident R --global: the one global run)\n"
+    "  --resume C:L[:R[:ORG]]  go on from where a run stopped (the line\n"
+    "                        printed on stderr)\n"
+    "  --continue ID         with --execute: go on with rollback ID from\n"
+    "                        where the engine journaled it (after a crash\n"
+    "                        of the client or the engine)\n"
     "\n"
     "The engine works in slices (at most N deliveries and N/10 commands\n"
     "per request, fuseboxd --rollback-slice); fuseboxctl asks slice after\n"
@@ -4427,7 +4765,28 @@ json_rb_plan(const char *org, const struct fbx_rb_plan *p, int rows)
 	printf(",\"compensating_commands\":[");
 	for (size_t i = 0; i < p->ncomp; i++)
 		printf("%s%" PRIu64, i ? "," : "", p->comp_ids[i]);
-	printf("]");
+	printf("],\"onset_ms\":%" PRId64 ",\"since_ms\":%" PRId64
+	       ",\"until_ms\":%" PRId64 ",\"before_onset\":{\"commands\":%" PRIu32
+	       ",\"deliveries\":%" PRIu32 "}",
+	    p->onset_ms, p->since_ms, p->until_ms, p->before_onset,
+	    p->before_onset_deliveries);
+	if (p->global) {
+		printf(",\"global\":true,\"orgs\":[");
+		for (size_t i = 0; i < p->norgs; i++) {
+			const struct fbx_rb_org *x = &p->orgs[i];
+			printf("%s{\"org\":", i ? "," : "");
+			json_str(x->org);
+			printf(",\"commands\":%" PRIu32 ",\"actions\":",
+			    x->commands);
+			json_rb_actions(x->per_action);
+			printf(",\"before_onset\":{\"commands\":%" PRIu32
+			       ",\"deliveries\":%" PRIu32
+			       "},\"compensating_commands\":%" PRIu32 "}",
+			    x->before_onset, x->before_onset_deliveries,
+			    x->comp_commands);
+		}
+		printf("]");
+	}
 	if (rows) {
 		printf(",\"rows\":[");
 		for (size_t i = 0; i < p->nrows; i++) {
@@ -4451,9 +4810,80 @@ json_rb_plan(const char *org, const struct fbx_rb_plan *p, int rows)
 			json_str(r->detail);
 			printf("}");
 		}
+		printf("],\"before_onset_rows\":[");
+		for (size_t i = 0; i < p->nbo_rows; i++) {
+			const struct fbx_rb_row *r = &p->bo_rows[i];
+			printf("%s{\"command\":%" PRIu64 ",\"delivery\":%" PRIu64
+			       ",\"device\":",
+			    i ? "," : "", r->command_id, r->delivery_id);
+			json_str(r->device);
+			printf(",\"state\":");
+			json_str(r->state ? fbx_dstate_name(r->state) : "held");
+			printf(",\"action\":");
+			json_str(r->action < FBX_RB_COUNT
+			        ? rb_action_key[r->action]
+			        : "unknown");
+			printf("}");
+		}
 		printf("]");
 	}
 	printf("}\n");
+}
+
+/* rb_print_onset - the incident's window, and the reason's commands
+ * before its onset that the rollback leaves (with the first rows). */
+static void
+rb_print_onset(const struct ops_args *a, const struct fbx_rb_plan *p)
+{
+	char t1[40], t2[40], t3[40];
+
+	if (a->incident[0] == '\0')
+		return;
+	fmt_time(p->onset_ms, t1, sizeof(t1));
+	fmt_time(p->since_ms, t2, sizeof(t2));
+	fmt_time(p->until_ms, t3, sizeof(t3));
+	if (p->onset_ms != 0)
+		printf("incident onset %s; selected from %s until %s\n", t1,
+		    t2, p->until_ms ? t3 : "now (breaker open)");
+	else
+		printf("incident onset not recorded: selected from %s (one "
+		       "breaker window before the trip) until %s\n",
+		    t2, p->until_ms ? t3 : "now (breaker open)");
+	if (a->include_before_onset) {
+		printf("before onset: included (--include-before-onset)\n");
+		return;
+	}
+	printf("before onset (earlier commands of the reason in the breaker "
+	       "window, left as they are; --include-before-onset undoes "
+	       "them): %" PRIu32 " command%s, %" PRIu32 " deliveries\n",
+	    p->before_onset, p->before_onset == 1 ? "" : "s",
+	    p->before_onset_deliveries);
+	if (a->rows > 0 && p->nbo_rows > 0) {
+		struct table r = { .ncol = 6 };
+		size_t shown = p->nbo_rows < a->rows ? p->nbo_rows
+		                                     : (size_t)a->rows;
+		putchar('\n');
+		table_row(&r, "COMMAND", "DELIVERY", "DEVICE", "TYPE", "STATE",
+		    "WOULD BE");
+		for (size_t i = 0; i < shown; i++) {
+			const struct fbx_rb_row *w = &p->bo_rows[i];
+			char cid[24], did[24];
+			snprintf(cid, sizeof(cid), "%" PRIu64, w->command_id);
+			snprintf(did, sizeof(did), "%" PRIu64, w->delivery_id);
+			table_row(&r, cid, w->delivery_id ? did : "-",
+			    w->device[0] ? w->device : "-",
+			    fbx_cmd_type_name(w->type),
+			    w->state ? fbx_dstate_name(w->state) : "held",
+			    w->action < FBX_RB_COUNT
+			        ? rb_action_short[w->action]
+			        : "?");
+		}
+		table_print(&r);
+		table_free(&r);
+		if (shown < p->before_onset_deliveries)
+			printf("(%zu of %" PRIu32 " before-onset rows)\n",
+			    shown, p->before_onset_deliveries);
+	}
 }
 
 static uint32_t
@@ -4522,6 +4952,10 @@ rb_print_one(const struct ctl *ctl, const struct ops_args *a,
 			printf("(%zu of %" PRIu32 " rows; --rows N for more)\n",
 			    shown, total);
 	}
+	if (a->incident[0] != '\0') {
+		putchar('\n');
+		rb_print_onset(a, p);
+	}
 	if (p->executed) {
 		printf("\ncompensating commands: %zu", p->ncomp);
 		for (size_t i = 0; i < p->ncomp && i < 20; i++)
@@ -4531,6 +4965,75 @@ rb_print_one(const struct ctl *ctl, const struct ops_args *a,
 			printf("follow: fuseboxctl -o %s show %" PRIu64 "\n",
 			    ctl->org, p->comp_ids[i]);
 	}
+}
+
+/* rb_print_global - a global incident's run over every organisation:
+ * one row per organisation it concerned and a TOTAL. */
+static void
+rb_print_global(const struct ctl *ctl, const struct ops_args *a,
+    const struct fbx_rb_plan *p)
+{
+	struct table t = { .ncol = 11 };
+	char sel[320], v[11][24];
+	uint64_t tot[FBX_RB_COUNT] = { 0 }, tbo = 0, tcomp = 0, tcmd = 0;
+	size_t changed = 0;
+
+	sel_str(a, sel, sizeof(sel));
+	if (p->executed && p->commands == 0 && p->norgs == 0 &&
+	    a->continue_rbid != 0) {
+		printf("rollback %" PRIu64 ": the run is finished; nothing "
+		       "left to do\n",
+		    p->rollback_id);
+		return;
+	}
+	if (p->executed)
+		printf("rollback %" PRIu64 " executed in every organisation "
+		       "by %s (one run, one rollback id)\n",
+		    p->rollback_id, ctl->actor);
+	else
+		printf("rollback plan for every organisation (dry run, "
+		       "nothing changed; --execute carries it out)\n");
+	printf("selected: %" PRIu32 " command%s (%s)\n\n", p->commands,
+	    p->commands == 1 ? "" : "s", sel);
+	table_row(&t, "ORG", "COMMANDS", "CANCEL", "COMPENSATE",
+	    "IRREVERSIBLE", "CHANGED", "NOTHING", "COMP_BEFORE", "IN_FLIGHT",
+	    "BEFORE_ONSET", "COMPENSATING");
+	for (size_t i = 0; i <= p->norgs; i++) {
+		const struct fbx_rb_org *x = i < p->norgs ? &p->orgs[i] : NULL;
+		const uint64_t c = x ? x->commands : tcmd;
+		const int ks[7] = { FBX_RB_CANCEL, FBX_RB_COMPENSATE,
+			FBX_RB_IRREVERSIBLE, FBX_RB_CHANGED, FBX_RB_NOTHING,
+			FBX_RB_DONE_BEFORE, FBX_RB_IN_FLIGHT };
+		snprintf(v[0], sizeof(v[0]), "%" PRIu64, c);
+		for (int k = 0; k < 7; k++)
+			snprintf(v[1 + k], sizeof(v[1 + k]), "%" PRIu64,
+			    x ? (uint64_t)x->per_action[ks[k]] : tot[ks[k]]);
+		snprintf(v[8], sizeof(v[8]), "%" PRIu64,
+		    x ? (uint64_t)x->before_onset : tbo);
+		snprintf(v[9], sizeof(v[9]), "%" PRIu64,
+		    x ? (uint64_t)x->comp_commands : tcomp);
+		table_row(&t, x ? x->org : "TOTAL", v[0], v[1], v[2], v[3],
+		    v[4], v[5], v[6], v[7], v[8], v[9]);
+		if (x == NULL)
+			break;
+		tcmd += x->commands;
+		for (int k = 0; k < FBX_RB_COUNT; k++)
+			tot[k] += x->per_action[k];
+		tbo += x->before_onset;
+		tcomp += x->comp_commands;
+		changed += x->commands > 0;
+	}
+	table_print(&t);
+	table_free(&t);
+	printf("\n%zu organisation%s with commands of the incident\n",
+	    changed, changed == 1 ? "" : "s");
+	putchar('\n');
+	rb_print_onset(a, p);
+	if (p->executed)
+		printf("\ncompensating commands: %zu; audit: one \"rollback\" "
+		       "record (org *) naming the organisations, "
+		       "\"rollback.slice\" records per slice\n",
+		    p->ncomp);
 }
 
 /* rb_wait - poll every compensating command until all are settled
@@ -4674,7 +5177,64 @@ rb_merge(struct fbx_rb_plan *tot, const struct fbx_rb_plan *p, size_t want)
 	tot->looked_at += p->looked_at;
 	tot->later_commands += p->later_commands;
 	tot->last_command_id = p->last_command_id;
+	tot->before_onset += p->before_onset;
+	tot->before_onset_deliveries += p->before_onset_deliveries;
+	if (tot->nbo_rows < want && p->nbo_rows > 0) {
+		size_t n = p->nbo_rows < want - tot->nbo_rows
+		    ? p->nbo_rows
+		    : want - tot->nbo_rows;
+		struct fbx_rb_row *nr = realloc(tot->bo_rows,
+		    (tot->nbo_rows + n) * sizeof(*nr));
+		if (nr == NULL)
+			return FBX_ENOMEM;
+		memcpy(nr + tot->nbo_rows, p->bo_rows, n * sizeof(*nr));
+		tot->bo_rows = nr;
+		tot->nbo_rows += n;
+	}
+	if (p->onset_ms || p->since_ms || p->until_ms) {
+		tot->onset_ms = p->onset_ms;
+		tot->since_ms = p->since_ms;
+		tot->until_ms = p->until_ms;
+	}
+	tot->global |= p->global;
+	/* the parts of a global run, one entry per organisation */
+	for (size_t i = 0; i < p->norgs; i++) {
+		const struct fbx_rb_org *x = &p->orgs[i];
+		struct fbx_rb_org *y = NULL;
+		for (size_t j = 0; j < tot->norgs; j++)
+			if (strcmp(tot->orgs[j].org, x->org) == 0)
+				y = &tot->orgs[j];
+		if (y == NULL) {
+			struct fbx_rb_org *no = realloc(tot->orgs,
+			    (tot->norgs + 1) * sizeof(*no));
+			if (no == NULL)
+				return FBX_ENOMEM;
+			tot->orgs = no;
+			y = &tot->orgs[tot->norgs++];
+			memset(y, 0, sizeof(*y));
+			strcpy(y->org, x->org);
+		}
+		y->commands += x->commands;
+		for (int k = 0; k < FBX_RB_COUNT; k++)
+			y->per_action[k] += x->per_action[k];
+		y->before_onset += x->before_onset;
+		y->before_onset_deliveries += x->before_onset_deliveries;
+		y->comp_commands += x->comp_commands;
+	}
 	return FBX_OK;
+}
+
+/* rb_comp_org - the organisation of the k-th compensating command of a
+ * global run: the parts list them in the same order. */
+static const char *
+rb_comp_org(const struct fbx_rb_plan *p, size_t k, const char *dflt)
+{
+	for (size_t i = 0; i < p->norgs; i++) {
+		if (k < p->orgs[i].comp_commands)
+			return p->orgs[i].org;
+		k -= p->orgs[i].comp_commands;
+	}
+	return dflt;
 }
 
 /* rb_run - a rollback in ctl->org, slice after slice until the engine's
@@ -4705,24 +5265,40 @@ rb_run(struct ctl *ctl, const struct ops_args *a, int quiet,
 	req.u.rollback.cursor = a->resume_cursor;
 	req.u.rollback.last_command_id = a->resume_last;
 	req.u.rollback.rollback_id = a->execute ? a->resume_rbid : 0;
+	strcpy(req.u.rollback.org_cursor, a->resume_org);
+	if (a->continue_rbid != 0)
+		req.u.rollback.rollback_id = a->continue_rbid;
 	tot.rollback_id = req.u.rollback.rollback_id;
 	if (quiet)
 		want = 0;
 	for (;;) {
 		const struct fbx_rb_plan *p = &one.u.rollback;
-		st = call_ex(ctl, &req, &one, quiet ? eng_err : NULL);
+		int ee = FBX_OK, nf;
+		st = call_ex(ctl, &req, &one, &ee);
 		if (st != EX_OK) {
+			/* NOT_FOUND ends a run that selected nothing: there is
+			 * nothing to resume */
+			nf = ee == FBX_ENOT_FOUND;
+			if (quiet && eng_err != NULL)
+				*eng_err = ee;
+			else if (ee != FBX_OK)
+				st = fail(ee, "%s", ctl->errmsg);
 			fbx_console_rep_free(&one);
-			if (req.u.rollback.cursor != 0)
+			if (req.u.rollback.cursor != 0 && !nf)
 				fprintf(stderr,
 				    "fuseboxctl: %s: rollback stopped after "
 				    "%u slices; what they did stays done. "
 				    "Resume: --resume %" PRIu64 ":%" PRIu64
-				    ":%" PRIu64 " (or run it again from the "
-				    "start: nothing is done twice)\n",
+				    ":%" PRIu64 "%s%s%s (or run it again from "
+				    "the start: nothing is done twice)\n",
 				    ctl->org, slice, req.u.rollback.cursor,
 				    req.u.rollback.last_command_id,
-				    tot.rollback_id);
+				    tot.rollback_id,
+				    req.u.rollback.org_cursor[0] ? ":" : "",
+				    req.u.rollback.org_cursor,
+				    tot.rollback_id && a->execute
+				        ? " or --continue <rollback id>"
+				        : "");
 			break;
 		}
 		slice++;
@@ -4737,12 +5313,15 @@ rb_run(struct ctl *ctl, const struct ops_args *a, int quiet,
 			    " commands (%" PRIu32 " so far), %" PRIu32
 			    " looked at, %" PRIu32 " later commands surveyed, "
 			    "%zu compensating; %s %" PRIu64 ":%" PRIu64
-			    ":%" PRIu64 "\n",
+			    ":%" PRIu64 "%s%s\n",
 			    ctl->org, slice, p->commands, tot.commands,
 			    p->looked_at, p->later_commands, p->ncomp,
 			    p->next_cursor ? "next" : "done",
 			    p->next_cursor, p->last_command_id,
-			    tot.rollback_id);
+			    tot.rollback_id, p->next_org[0] ? ":" : "",
+			    p->next_org);
+		strcpy(req.u.rollback.org_cursor,
+		    p->next_cursor ? p->next_org : "");
 		req.u.rollback.cursor = p->next_cursor;
 		req.u.rollback.last_command_id =
 		    p->next_cursor ? p->last_command_id : 0;
@@ -4755,13 +5334,18 @@ rb_run(struct ctl *ctl, const struct ops_args *a, int quiet,
 	if (st != EX_OK) {
 		free(tot.rows);
 		free(tot.comp_ids);
+		free(tot.bo_rows);
+		free(tot.orgs);
 		return st;
 	}
 	tot.executed = a->execute;
-	if (tot.commands == 0 && a->resume_cursor == 0 && slice > 1) {
+	if (tot.commands == 0 && tot.before_onset == 0 &&
+	    a->resume_cursor == 0 && a->continue_rbid == 0 && slice > 1) {
 		/* a filter that selected nothing over several slices */
 		free(tot.rows);
 		free(tot.comp_ids);
+		free(tot.bo_rows);
+		free(tot.orgs);
 		if (quiet && eng_err != NULL) {
 			*eng_err = FBX_ENOT_FOUND;
 			return exit_status(FBX_ENOT_FOUND);
@@ -4816,6 +5400,9 @@ cmd_rollback(struct ctl *ctl, int argc, char **argv)
 		{ "wait", optional_argument, NULL, OPT_WAIT },
 		{ "all-orgs", no_argument, NULL, OPT_ALL_ORGS },
 		{ "resume", required_argument, NULL, OPT_RESUME },
+		{ "include-before-onset", no_argument, NULL,
+		    OPT_INCLUDE_BEFORE_ONSET },
+		{ "continue", required_argument, NULL, OPT_CONTINUE },
 		{ NULL, 0, NULL, 0 } };
 	struct ops_args a;
 	struct orglist ol;
@@ -4850,9 +5437,19 @@ cmd_rollback(struct ctl *ctl, int argc, char **argv)
 		st = usage_err("--wait goes with --execute");
 		goto out;
 	}
-	if (a.all_orgs && a.resume_cursor != 0) {
-		st = usage_err("--resume goes on in one organisation; not "
-			       "with --all-orgs");
+	/* the global incident is one run in the engine: --all-orgs with it
+	 * says the same thing */
+	if (a.global && a.incident[0] != '\0')
+		a.all_orgs = 0;
+	if (a.all_orgs && (a.resume_cursor != 0 || a.continue_rbid != 0)) {
+		st = usage_err("--resume and --continue go on with one run; "
+			       "not with --all-orgs (a global incident is one "
+			       "run: --incident R --global)");
+		goto out;
+	}
+	if (a.continue_rbid != 0 && (!a.execute || a.resume_cursor != 0)) {
+		st = usage_err("--continue goes with --execute, not with "
+			       "--resume");
 		goto out;
 	}
 	if (a.all_orgs && a.have_rows && a.rows > 0) {
@@ -4871,11 +5468,14 @@ cmd_rollback(struct ctl *ctl, int argc, char **argv)
 		t_journaled = mono_ms() - t0;
 		if (ctl->json)
 			json_rb_plan(ctl->org, &rep.u.rollback, 1);
+		else if (rep.u.rollback.global)
+			rb_print_global(ctl, &a, &rep.u.rollback);
 		else
 			rb_print_one(ctl, &a, &rep.u.rollback);
 		for (size_t i = 0; i < rep.u.rollback.ncomp && st == EX_OK;
 		    i++)
-			if (rb_track_add(&tr, ctl->org,
+			if (rb_track_add(&tr,
+			        rb_comp_org(&rep.u.rollback, i, ctl->org),
 			        rep.u.rollback.comp_ids[i]) != FBX_OK)
 				st = fail(FBX_ENOMEM, NULL);
 		fbx_console_rep_free(&rep);
@@ -5903,6 +6503,606 @@ cmd_audit(struct ctl *ctl, int argc, char **argv)
 }
 
 /* ------------------------------------------------------------------ */
+/* cert: certificates automatic reasons depend on */
+
+static const char *const cert_usage =
+    "usage: fuseboxctl cert add --name NAME --file CERT.pem --reason R\n"
+    "                           [--reason R ...] [--trip-before DUR]\n"
+    "                           [--note TEXT]\n"
+    "       fuseboxctl cert list\n"
+    "       fuseboxctl cert remove --name NAME [--note TEXT]\n"
+    "\n"
+    "Certificates that automatic reasons depend on, such as the\n"
+    "attestation provider's signing certificate for attestation_failed.\n"
+    "The engine reads notAfter, alerts (event cert_expiring) 30, 7 and 1\n"
+    "days before it and at expiry, and opens the global breaker of every\n"
+    "bound reason by itself --trip-before ahead of notAfter and while the\n"
+    "certificate is expired: automatic locks of those reasons are held,\n"
+    "not sent. A reset of such a breaker while the certificate is still\n"
+    "due is undone within a second: renew (add again under the same name)\n"
+    "or remove the certificate first. Certificates are global: with\n"
+    "fuseboxd --admin-org only that organisation may add or remove them.\n"
+    "\n"
+    "  add           register a certificate, or renew it (same NAME)\n"
+    "    --name NAME       identifier ([A-Za-z0-9._:@-], 1..64)\n"
+    "    --file FILE       exactly one PEM certificate ('-' = stdin)\n"
+    "    --reason R        automatic reason that depends on it (1..8)\n"
+    "    --trip-before DUR open the breakers this long before notAfter:\n"
+    "                      30s, 10m, 2h, 1d (default 10m, or the value\n"
+    "                      in force when renewing; at most 7d)\n"
+    "  list          name, subject, notAfter, days left, reasons, state\n"
+    "  remove        forget a certificate; breakers it opened stay open\n"
+    "  --note TEXT   why (kept in the audit record)\n";
+
+struct cert_args {
+	fbx_id name;
+	const char *file;
+	fbx_id reasons[FBX_CERT_REASONS_MAX];
+	size_t nreasons;
+	uint32_t trip_before_s;
+	char note[FBX_NOTE_MAX];
+};
+
+/* parse_dur_s - "600", "600s", "10m", "2h", "1d" as seconds. */
+static int
+parse_dur_s(const char *s, uint64_t max, uint32_t *out)
+{
+	char *end;
+	unsigned long long v;
+	uint64_t unit = 1;
+
+	if (s == NULL || *s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno != 0)
+		return -1;
+	if (strcmp(end, "m") == 0)
+		unit = 60;
+	else if (strcmp(end, "h") == 0)
+		unit = 3600;
+	else if (strcmp(end, "d") == 0)
+		unit = 86400;
+	else if (*end != '\0' && strcmp(end, "s") != 0)
+		return -1;
+	if (v == 0 || v > max / unit)
+		return -1;
+	*out = (uint32_t)(v * unit);
+	return 0;
+}
+
+static int
+cert_opt(void *arg, struct ctl *ctl, int c, const char *oa, int argc,
+    char **argv)
+{
+	struct cert_args *a = arg;
+
+	(void)ctl;
+	(void)argc;
+	(void)argv;
+	switch (c) {
+	case OPT_NAME:
+		if (copy_id(a->name, oa) != 0)
+			return usage_err("bad --name '%s' (1..%d of "
+					 "[A-Za-z0-9._:@-])",
+			    oa, FBX_ID_MAX);
+		return EX_OK;
+	case OPT_FILE:
+		a->file = oa;
+		return EX_OK;
+	case OPT_REASON:
+		if (a->nreasons == FBX_CERT_REASONS_MAX)
+			return usage_err("at most %d --reason",
+			    FBX_CERT_REASONS_MAX);
+		if (copy_id(a->reasons[a->nreasons], oa) != 0)
+			return usage_err("bad reason '%s' (1..%d of "
+					 "[A-Za-z0-9._:@-])",
+			    oa, FBX_ID_MAX);
+		for (size_t i = 0; i < a->nreasons; i++)
+			if (strcmp(a->reasons[i], oa) == 0)
+				return usage_err("--reason %s given twice", oa);
+		a->nreasons++;
+		return EX_OK;
+	case OPT_TRIP_BEFORE:
+		if (parse_dur_s(oa, FBX_CERT_TRIP_BEFORE_MAX,
+		        &a->trip_before_s) != 0)
+			return usage_err("bad --trip-before '%s' (30s, 10m, "
+					 "2h, 1d; at most 7d)",
+			    oa);
+		return EX_OK;
+	case OPT_NOTE:
+		if (strlen(oa) >= FBX_NOTE_MAX)
+			return usage_err("note longer than %d bytes",
+			    FBX_NOTE_MAX - 1);
+		for (const char *p = oa; *p; p++)
+			if ((unsigned char)*p < 0x20 || *p == 0x7f)
+				return usage_err("note has control "
+						 "characters");
+		strcpy(a->note, oa);
+		return EX_OK;
+	default:
+		return usage_err("unexpected option");
+	}
+}
+
+/* cert_alerts_str - the alert stages sent, "30d,7d" or "-". */
+static void
+cert_alerts_str(uint32_t bits, char *buf, size_t len)
+{
+	static const struct {
+		uint32_t bit;
+		const char *s;
+	} st[] = { { FBX_CERT_ALERT_30D, "30d" }, { FBX_CERT_ALERT_7D, "7d" },
+		{ FBX_CERT_ALERT_1D, "1d" },
+		{ FBX_CERT_ALERT_EXPIRED, "expired" } };
+	size_t pos = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < sizeof(st) / sizeof(st[0]); i++)
+		if (bits & st[i].bit)
+			pos += (size_t)snprintf(buf + pos,
+			    pos < len ? len - pos : 0, "%s%s", pos ? "," : "",
+			    st[i].s);
+	if (pos == 0)
+		snprintf(buf, len, "-");
+}
+
+static void
+cert_reasons_str(const struct fbx_cert_info *c, char *buf, size_t len)
+{
+	size_t pos = 0;
+
+	buf[0] = '\0';
+	for (uint32_t i = 0; i < c->nreasons; i++)
+		pos += (size_t)snprintf(buf + pos, pos < len ? len - pos : 0,
+		    "%s%s", i ? "," : "", c->reasons[i]);
+}
+
+static void
+json_cert(const struct fbx_cert_info *c)
+{
+	printf("{\"name\":");
+	json_str(c->name);
+	printf(",\"subject\":");
+	json_str(c->subject);
+	printf(",\"issuer\":");
+	json_str(c->issuer);
+	printf(",\"not_before_ms\":%" PRId64 ",\"not_after_ms\":%" PRId64
+	       ",\"days_left\":%" PRId64 ",\"reasons\":[",
+	    c->not_before_ms, c->not_after_ms, c->days_left);
+	for (uint32_t i = 0; i < c->nreasons; i++) {
+		if (i)
+			putchar(',');
+		json_str(c->reasons[i]);
+	}
+	printf("],\"trip_before_s\":%" PRIu32 ",\"state\":", c->trip_before_s);
+	json_str(fbx_cert_state_name(c->state));
+	printf(",\"alerts_sent\":%" PRIu32 ",\"tripped_ms\":%" PRId64
+	       ",\"added_by\":",
+	    c->alerts_sent, c->tripped_ms);
+	json_str(c->added_by);
+	printf(",\"added_ms\":%" PRId64 ",\"sha256\":", c->added_ms);
+	json_str(c->sha256);
+	putchar('}');
+}
+
+static void
+print_certs(const struct fbx_cert_info *v, size_t n)
+{
+	struct table t = { .ncol = 9 };
+
+	table_row(&t, "NAME", "SUBJECT", "NOT_AFTER", "DAYS_LEFT", "REASONS",
+	    "STATE", "TRIP_BEFORE", "ALERTS_SENT", "LAST_TRIP");
+	for (size_t i = 0; i < n; i++) {
+		const struct fbx_cert_info *c = &v[i];
+		char at[40], days[24], rs[600], tb[24], al[40], tr[40];
+		fmt_time(c->not_after_ms, at, sizeof(at));
+		snprintf(days, sizeof(days), "%" PRId64, c->days_left);
+		cert_reasons_str(c, rs, sizeof(rs));
+		snprintf(tb, sizeof(tb), "%" PRIu32 "s", c->trip_before_s);
+		cert_alerts_str(c->alerts_sent, al, sizeof(al));
+		fmt_time(c->tripped_ms, tr, sizeof(tr));
+		table_row(&t, c->name, c->subject, at, days, rs,
+		    fbx_cert_state_name(c->state), tb, al, tr);
+	}
+	table_print(&t);
+	table_free(&t);
+}
+
+/* cert_fetch - the registered certificates, quietly: an engine that does
+ * not know them (older) or refuses gives none. @return 1 with rep to
+ * free, or 0. */
+static int
+cert_fetch(struct ctl *ctl, struct fbx_console_rep *rep)
+{
+	struct fbx_console_req req;
+	int err = FBX_OK;
+
+	memset(&req, 0, sizeof(req));
+	req.kind = FBX_CREQ_CERT;
+	req.u.cert.op = FBX_CERT_LIST;
+	if (call_ex(ctl, &req, rep, &err) != EX_OK || err != FBX_OK)
+		return 0;
+	return 1;
+}
+
+/* cert_bound - whether c is bound to reason ("" = any). */
+static int
+cert_bound(const struct fbx_cert_info *c, const char *reason)
+{
+	if (reason == NULL || reason[0] == '\0')
+		return 1;
+	for (uint32_t i = 0; i < c->nreasons; i++)
+		if (strcmp(c->reasons[i], reason) == 0)
+			return 1;
+	return 0;
+}
+
+/* cert_lines - "certificate NAME (R): N days left ..." for status and
+ * breaker status, for the certificates bound to reason ("" = all). */
+static void
+cert_lines(const struct fbx_console_rep *rep, const char *reason)
+{
+	for (size_t i = 0; i < rep->u.cert.n; i++) {
+		const struct fbx_cert_info *c = &rep->u.cert.c[i];
+		char at[40], rs[600];
+		if (!cert_bound(c, reason))
+			continue;
+		fmt_time(c->not_after_ms, at, sizeof(at));
+		cert_reasons_str(c, rs, sizeof(rs));
+		printf("certificate %s (%s): %" PRId64 " days left, notAfter "
+		       "%s, %s; trips %" PRIu32 "s before\n",
+		    c->name, rs, c->days_left, at,
+		    fbx_cert_state_name(c->state), c->trip_before_s);
+	}
+}
+
+/* cert_json_field - ,"certificates":[...] bound to reason ("" = all). */
+static void
+cert_json_field(const struct fbx_console_rep *rep, const char *reason)
+{
+	int first = 1;
+
+	printf(",\"certificates\":[");
+	for (size_t i = 0; rep != NULL && i < rep->u.cert.n; i++) {
+		if (!cert_bound(&rep->u.cert.c[i], reason))
+			continue;
+		if (!first)
+			putchar(',');
+		first = 0;
+		json_cert(&rep->u.cert.c[i]);
+	}
+	putchar(']');
+}
+
+static int
+cmd_cert(struct ctl *ctl, int argc, char **argv)
+{
+	static const struct option lo[] = { COMMON_LONGOPTS,
+		{ "name", required_argument, NULL, OPT_NAME },
+		{ "file", required_argument, NULL, OPT_FILE },
+		{ "reason", required_argument, NULL, OPT_REASON },
+		{ "trip-before", required_argument, NULL, OPT_TRIP_BEFORE },
+		{ "note", required_argument, NULL, OPT_NOTE },
+		{ NULL, 0, NULL, 0 } };
+	struct fbx_console_req req;
+	struct fbx_console_rep rep;
+	struct cert_args a;
+	const char *sub;
+	uint8_t *pem = NULL;
+	size_t pem_len = 0;
+	int st, op;
+
+	memset(&req, 0, sizeof(req));
+	memset(&a, 0, sizeof(a));
+	st = parse_cmd_opts(ctl, argc, argv, lo, cert_usage, cert_opt, &a);
+	if (st < 0)
+		return -st - 1;
+	if (st >= argc)
+		return usage_err("cert needs add, list or remove (see cert "
+				 "--help)");
+	sub = argv[st];
+	if (st + 1 < argc)
+		return usage_err("unexpected argument '%s'", argv[st + 1]);
+	if (strcmp(sub, "add") == 0)
+		op = FBX_CERT_ADD;
+	else if (strcmp(sub, "list") == 0)
+		op = FBX_CERT_LIST;
+	else if (strcmp(sub, "remove") == 0)
+		op = FBX_CERT_REMOVE;
+	else
+		return usage_err("unknown cert operation '%s' (add, list, "
+				 "remove)",
+		    sub);
+	if (op == FBX_CERT_LIST &&
+	    (a.name[0] || a.file || a.nreasons || a.trip_before_s || a.note[0]))
+		return usage_err("cert list takes no options of its own");
+	if (op != FBX_CERT_LIST && a.name[0] == '\0')
+		return usage_err("cert %s needs --name", sub);
+	if (op == FBX_CERT_REMOVE && (a.file || a.nreasons || a.trip_before_s))
+		return usage_err("--file, --reason and --trip-before go with "
+				 "cert add");
+	if (op == FBX_CERT_ADD) {
+		if (a.file == NULL)
+			return usage_err("cert add needs --file CERT.pem");
+		if (a.nreasons == 0)
+			return usage_err("cert add needs --reason: the "
+					 "automatic reason(s) that depend on "
+					 "the certificate");
+		st = read_file_capped(a.file, FBX_CERT_PEM_MAX, &pem, &pem_len);
+		if (st == FBX_ETOOBIG)
+			return fail(st, "%s: more than %d bytes: one PEM "
+			    "certificate is expected",
+			    a.file, FBX_CERT_PEM_MAX);
+		if (st != FBX_OK)
+			return fail(st, "cannot read %s: %s", a.file,
+			    strerror(errno));
+		if (pem_len == 0) {
+			free(pem);
+			return fail(FBX_EBAD_CERT, "%s is empty", a.file);
+		}
+	}
+	req.kind = FBX_CREQ_CERT;
+	req.u.cert.op = op;
+	strcpy(req.u.cert.name, a.name);
+	req.u.cert.pem = pem;
+	req.u.cert.pem_len = pem_len;
+	for (size_t i = 0; i < a.nreasons; i++)
+		strcpy(req.u.cert.reasons[i], a.reasons[i]);
+	req.u.cert.nreasons = a.nreasons;
+	req.u.cert.trip_before_s = a.trip_before_s;
+	strcpy(req.u.cert.note, a.note);
+	st = call(ctl, &req, &rep);
+	free(pem);
+	if (st != EX_OK)
+		return st;
+	if (ctl->json) {
+		printf("{\"operation\":");
+		json_str(sub);
+		cert_json_field(&rep, "");
+		printf("}\n");
+	} else {
+		if (op == FBX_CERT_ADD)
+			printf("certificate %s registered\n\n", a.name);
+		else if (op == FBX_CERT_REMOVE)
+			printf("certificate %s removed (breakers it opened "
+			       "stay as they are)\n\n",
+			    a.name);
+		if (rep.u.cert.n == 0)
+			printf("no certificates registered\n");
+		else
+			print_certs(rep.u.cert.c, rep.u.cert.n);
+	}
+	fbx_console_rep_free(&rep);
+	return EX_OK;
+}
+
+/* ---- principals (issue 10) ---- */
+
+static const char *const principal_usage =
+    "usage: fuseboxctl principal add NAME --kind KIND --orgs ORGS\n"
+    "                            [--roles ROLES] (--key-out FILE |\n"
+    "                            --public-key Z85) [--note TEXT]\n"
+    "       fuseboxctl principal list\n"
+    "       fuseboxctl principal revoke NAME [--note TEXT]\n"
+    "       fuseboxctl principal rotate NAME (--key-out FILE |\n"
+    "                            --public-key Z85) [--note TEXT]\n"
+    "\n"
+    "Who may use the engine: each principal is a CURVE key pair with a\n"
+    "name, a kind, roles and the organisations it may act for. The\n"
+    "engine takes every request's actor from the key, never from the\n"
+    "request. Needs the admin role for every organisation; every change\n"
+    "is audited (organisation _auth). Names are never reused.\n"
+    "\n"
+    "  add      a new principal\n"
+    "    --kind KIND       operator, automation (the only kind that may\n"
+    "                      submit automatic commands) or gateway\n"
+    "    --roles ROLES     viewer,operator,approver,breaker,admin or all\n"
+    "                      (a gateway has none)\n"
+    "    --orgs ORGS       * or up to 48 organisations, comma separated\n"
+    "    --key-out FILE    make the key pair here (mode 0600) and send\n"
+    "                      only its public half; hand FILE to its owner\n"
+    "    --public-key Z85  or register a public key made elsewhere\n"
+    "  list     every principal, its key and state\n"
+    "  revoke   refuse its key from now on: new handshakes at once, open\n"
+    "           connections at their next message; a gateway's session\n"
+    "           ends and its deliveries are re-queued\n"
+    "  rotate   replace its key; the old key stops working as revoke\n";
+
+struct principal_args {
+	int kind;
+	uint32_t roles;
+	int roles_set;
+	char orgs[FBX_PRINCIPAL_ORGS_LEN];
+	char public_key[41];
+	const char *key_out;
+	char note[FBX_NOTE_MAX];
+};
+
+static int
+principal_opt(void *arg, struct ctl *ctl, int c, const char *oa, int argc,
+    char **argv)
+{
+	static const char *const roles[] = { "viewer", "operator",
+		"approver", "breaker", "admin" };
+	struct principal_args *a = arg;
+
+	(void)ctl;
+	(void)argc;
+	(void)argv;
+	switch (c) {
+	case OPT_KIND:
+		a->kind = strcmp(oa, "operator") == 0 ? FBX_PK_OPERATOR :
+		    strcmp(oa, "automation") == 0     ? FBX_PK_AUTOMATION :
+		    strcmp(oa, "gateway") == 0        ? FBX_PK_GATEWAY :
+							-1;
+		if (a->kind < 0)
+			return usage_err("bad --kind '%s' (operator, "
+					 "automation, gateway)",
+			    oa);
+		return EX_OK;
+	case OPT_ROLES: {
+		char buf[128], *tok, *save = NULL;
+		a->roles_set = 1;
+		a->roles = 0;
+		if (strcmp(oa, "all") == 0) {
+			a->roles = FBX_ROLES_ALL;
+			return EX_OK;
+		}
+		if (strlen(oa) >= sizeof(buf))
+			return usage_err("bad --roles '%s'", oa);
+		strcpy(buf, oa);
+		for (tok = strtok_r(buf, ",", &save); tok != NULL;
+		    tok = strtok_r(NULL, ",", &save)) {
+			size_t i;
+			for (i = 0; i < 5 && strcmp(tok, roles[i]) != 0; i++)
+				;
+			if (i == 5)
+				return usage_err("bad role '%s' (viewer, "
+						 "operator, approver, breaker, "
+						 "admin, all)",
+				    tok);
+			a->roles |= 1u << i;
+		}
+		return EX_OK;
+	}
+	case OPT_ORGS:
+		if (strlen(oa) >= sizeof(a->orgs))
+			return usage_err("--orgs too long (at most %d)",
+			    FBX_PRINCIPAL_ORGS_MAX);
+		strcpy(a->orgs, oa);
+		return EX_OK;
+	case OPT_PUBLIC_KEY:
+		if (!fbx_key_z85_valid(oa))
+			return usage_err("bad --public-key (40 characters of "
+					 "Z85)");
+		strcpy(a->public_key, oa);
+		return EX_OK;
+	case OPT_KEY_OUT:
+		a->key_out = oa;
+		return EX_OK;
+	case OPT_NOTE:
+		if (strlen(oa) >= FBX_NOTE_MAX)
+			return usage_err("note longer than %d bytes",
+			    FBX_NOTE_MAX - 1);
+		strcpy(a->note, oa);
+		return EX_OK;
+	default:
+		return usage_err("unknown option (see principal --help)");
+	}
+}
+
+static int
+cmd_principal(struct ctl *ctl, int argc, char **argv)
+{
+	static const struct option lo[] = { COMMON_LONGOPTS,
+		{ "kind", required_argument, NULL, OPT_KIND },
+		{ "roles", required_argument, NULL, OPT_ROLES },
+		{ "orgs", required_argument, NULL, OPT_ORGS },
+		{ "public-key", required_argument, NULL, OPT_PUBLIC_KEY },
+		{ "key-out", required_argument, NULL, OPT_KEY_OUT },
+		{ "note", required_argument, NULL, OPT_NOTE },
+		{ NULL, 0, NULL, 0 } };
+	struct fbx_console_req req;
+	struct fbx_console_rep rep;
+	struct principal_args a;
+	struct fbx_key k;
+	const char *sub, *name = NULL;
+	int st, op;
+
+	memset(&req, 0, sizeof(req));
+	memset(&a, 0, sizeof(a));
+	st = parse_cmd_opts(
+	    ctl, argc, argv, lo, principal_usage, principal_opt, &a);
+	if (st < 0)
+		return -st - 1;
+	if (st >= argc)
+		return usage_err("principal needs add, list, revoke or rotate "
+				 "(see principal --help)");
+	sub = argv[st];
+	if (strcmp(sub, "list") == 0)
+		op = FBX_PRI_LIST;
+	else if (strcmp(sub, "add") == 0)
+		op = FBX_PRI_ADD;
+	else if (strcmp(sub, "revoke") == 0)
+		op = FBX_PRI_REVOKE;
+	else if (strcmp(sub, "rotate") == 0)
+		op = FBX_PRI_ROTATE;
+	else
+		return usage_err("unknown principal operation '%s' (add, "
+				 "list, revoke, rotate)",
+		    sub);
+	if (op != FBX_PRI_LIST) {
+		if (st + 1 >= argc)
+			return usage_err("principal %s needs a NAME", sub);
+		name = argv[st + 1];
+		st++;
+	}
+	if (st + 1 < argc)
+		return usage_err("unexpected argument '%s'", argv[st + 1]);
+	if (op != FBX_PRI_ADD && (a.kind || a.roles_set || a.orgs[0]))
+		return usage_err("--kind, --roles and --orgs go with "
+				 "principal add");
+	if (op == FBX_PRI_ADD || op == FBX_PRI_ROTATE) {
+		if ((a.key_out != NULL) == (a.public_key[0] != '\0'))
+			return usage_err("principal %s needs --key-out FILE or "
+					 "--public-key Z85 (one of them)",
+			    sub);
+	} else if (a.key_out != NULL || a.public_key[0] != '\0') {
+		return usage_err("--key-out and --public-key go with add and "
+				 "rotate");
+	}
+	if (op == FBX_PRI_ADD && (a.kind == 0 || a.orgs[0] == '\0'))
+		return usage_err("principal add needs --kind and --orgs");
+	if (name != NULL && copy_id(req.u.principal.name, name) != 0)
+		return usage_err("bad name '%s' (1..%d of [A-Za-z0-9._:@-])",
+		    name, FBX_ID_MAX);
+	if (a.key_out != NULL) {
+		/* the secret never leaves this machine: only the public
+		 * half is sent */
+		st = fbx_key_generate(name, &k);
+		if (st == FBX_OK)
+			st = fbx_key_write(a.key_out, &k, 1);
+		if (st != FBX_OK)
+			return fail(st, "cannot create %s: %s", a.key_out,
+			    st == FBX_EINVALID ? "it exists"
+			                       : strerror(errno));
+		strcpy(a.public_key, k.public_z85);
+		memset(&k, 0, sizeof(k));
+	}
+	req.kind = FBX_CREQ_PRINCIPAL;
+	req.u.principal.op = op;
+	req.u.principal.kind = a.kind;
+	req.u.principal.roles = a.roles;
+	strcpy(req.u.principal.orgs, a.orgs);
+	strcpy(req.u.principal.public_key, a.public_key);
+	strcpy(req.u.principal.note, a.note);
+	st = call(ctl, &req, &rep);
+	if (st != EX_OK) {
+		if (a.key_out != NULL)
+			(void)unlink(a.key_out); /* never registered */
+		return st;
+	}
+	if (ctl->json) {
+		fputs(rep.u.principal.len > 0 ? rep.u.principal.jsonl : "",
+		    stdout);
+	} else {
+		if (op != FBX_PRI_LIST)
+			printf("principal %s %s%s%s\n", name,
+			    op == FBX_PRI_ADD ? "added" :
+			    op == FBX_PRI_REVOKE ? "revoked" : "key rotated",
+			    a.key_out != NULL ? "; key in " : "",
+			    a.key_out != NULL ? a.key_out : "");
+		fputs(rep.u.principal.len > 0 ? rep.u.principal.jsonl : "",
+		    stdout);
+		if (op == FBX_PRI_LIST)
+			printf("%u principals\n", rep.u.principal.count);
+	}
+	fbx_console_rep_free(&rep);
+	return EX_OK;
+}
+
+/* ------------------------------------------------------------------ */
 
 static const struct {
 	const char *name;
@@ -5928,6 +7128,8 @@ static const struct {
 	{ "replay", cmd_replay },
 	{ "export", cmd_export },
 	{ "audit", cmd_audit },
+	{ "cert", cmd_cert },
+	{ "principal", cmd_principal },
 };
 
 int
@@ -5947,21 +7149,28 @@ main(int argc, char **argv)
 	env = getenv("FUSEBOX_ORG");
 	if (env != NULL && *env != '\0' && copy_id(ctl.org, env) != 0)
 		return usage_err("bad FUSEBOX_ORG '%s'", env);
+	/* the actor is the key's principal (issue 10): $USER is no
+	 * identity; FUSEBOX_ACTOR may state it */
 	env = getenv("FUSEBOX_ACTOR");
-	if (env == NULL || *env == '\0')
-		env = getenv("USER");
-	if (env == NULL || *env == '\0' || copy_id(ctl.actor, env) != 0)
-		strcpy(ctl.actor, "operator");
+	if (env != NULL && *env != '\0' && copy_id(ctl.actor, env) != 0)
+		return usage_err("bad FUSEBOX_ACTOR '%s'", env);
 
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+" COMMON_SHORTOPTS, lo, NULL)) !=
-	    -1) {
+	for (int li = -1;
+	     (c = getopt_long(argc, argv, "+" COMMON_SHORTOPTS, lo, &li)) != -1;
+	     li = -1) {
+		char typed[128];
 		int r;
+		if (c != '?' && c != ':' &&
+		    !long_exact(argc, argv, lo, li, typed, sizeof(typed)))
+			return usage_err("unknown option '%s' (did you mean "
+					 "--%s? options are not abbreviated)",
+			    typed, lo[li].name);
 		if (c == OPT_HELP || c == 'h') {
 			fputs(main_usage, stdout);
 			return EX_OK;
 		}
-		if (c == OPT_VERSION) {
+		if (c == OPT_VERSION || c == 'V') {
 			print_version();
 			return EX_OK;
 		}

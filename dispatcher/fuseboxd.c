@@ -10,22 +10,32 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 #include <sysexits.h>
 
 #include <ini.h>
+#ifdef FBX_HAVE_SYSTEMD
+#include <systemd/sd-daemon.h>
+#endif
 
+#include "fbx_auth.h"
 #include "fbx_engine.h"
+#include "fbx_proto.h"
 #include "fbx_store.h"
 #include "log.h"
 
 static fbx_engine *the_engine;
+static volatile sig_atomic_t reload_pending;
 
 struct config {
 	char data_dir[4096];
+	char server_key[4096]; /* issue 10: "" = DATA/keys/server.key */
 	char console[512];
 	char gateway[512];
 	char events[512];
@@ -43,6 +53,18 @@ struct config {
 	unsigned default_ttl_s;
 	int log_level;
 };
+
+/* the configuration the engine runs with: its strings are borrowed by
+ * the engine (fbx_engine_reconfigure) */
+static struct config live;
+
+/* what a SIGHUP reload needs again: the file and the flags that win */
+static const char *reload_file;
+static int reload_argc;
+static char **reload_argv;
+
+static void config_defaults(struct config *c);
+static int apply_flags(struct config *c, int argc, char **argv, int report);
 
 static void
 usage(FILE *f)
@@ -88,6 +110,9 @@ usage(FILE *f)
 	    "      --durability MODE    full (default), nometasync, nosync\n"
 	    "      --map-size MB        initial LMDB map size (grows as "
 	    "needed)\n"
+	    "      --server-key FILE    the engine's CURVE key pair (default\n"
+	    "                           DATA/keys/server.key, from `fuseboxd "
+	    "init`)\n"
 	    "      --heartbeat-ms N     gateway heartbeat (default 1000; "
 	    "dead after 3x)\n"
 	    "      --drain-ms N         SIGTERM: wait for in-flight results "
@@ -102,9 +127,23 @@ usage(FILE *f)
 	    "  -l, --log-level LEVEL    error, warn, info (default), debug\n"
 	    "  -h, --help               this help\n"
 	    "  -V, --version            print the version\n\n"
+	    "Signals: SIGTERM, SIGINT drain and exit 0; SIGHUP reads the "
+	    "--config file\n"
+	    "again (approvals, retention, org share, admin org, TTL, drain, "
+	    "alert\n"
+	    "command, log level; other changes are logged and need a "
+	    "restart).\n\n"
 	    "Exit status: 0 clean stop, 64 usage, 66 cannot open store, "
-	    "69 cannot bind,\n"
-	    "70 internal error, 74 storage I/O error, 78 bad config.\n");
+	    "69 cannot bind\n"
+	    "(also: another process serves an ipc:// socket path), 70 "
+	    "internal error,\n"
+	    "73 data directory missing, not a directory or not writable, "
+	    "74 storage I/O\n"
+	    "error, 75 store in use by another fuseboxd, 77 data or socket "
+	    "directory\n"
+	    "not a directory, world-writable or another user's, 78 bad "
+	    "config or key\n"
+	    "file. `fuseboxd init --help`: make the store and keys.\n");
 }
 
 static int
@@ -134,7 +173,7 @@ parse_uint(const char *s, unsigned long max, unsigned long *out)
 }
 
 /* set_option - one setting by name, from the file or a flag.
- * @return 0, or -1 if the name or value is bad. */
+ * @return 0, -1 if the value is bad, -2 if the name is unknown. */
 static int
 set_option(struct config *c, const char *name, const char *val)
 {
@@ -142,6 +181,9 @@ set_option(struct config *c, const char *name, const char *val)
 
 	if (strcmp(name, "data") == 0 || strcmp(name, "data_dir") == 0) {
 		snprintf(c->data_dir, sizeof(c->data_dir), "%s", val);
+	} else if (strcmp(name, "server_key") == 0 ||
+	    strcmp(name, "server-key") == 0) {
+		snprintf(c->server_key, sizeof(c->server_key), "%s", val);
 	} else if (strcmp(name, "console") == 0) {
 		snprintf(c->console, sizeof(c->console), "%s", val);
 	} else if (strcmp(name, "gateway") == 0) {
@@ -206,22 +248,57 @@ set_option(struct config *c, const char *name, const char *val)
 		if ((c->log_level = fbxi_log_parse_level(val)) < 0)
 			return -1;
 	} else {
-		return -1;
+		return -2;
 	}
 	return 0;
 }
 
+/* what ini_cb saw wrong: the first bad setting, for one error line */
+struct ini_ctx {
+	struct config *c;
+	char bad[600];
+};
+
 static int
 ini_cb(void *user, const char *section, const char *name, const char *value)
 {
+	struct ini_ctx *x = user;
+
 	if (strcmp(section, "fuseboxd") != 0)
 		return 1; /* other sections belong to other tools */
-	if (set_option(user, name, value) != 0) {
-		fprintf(stderr, "fuseboxd: config: bad setting %s = %s\n",
-		    name, value);
+	if (set_option(x->c, name, value) != 0) {
+		if (x->bad[0] == '\0')
+			snprintf(x->bad, sizeof(x->bad), "%s = %s: %s", name,
+			    value,
+			    set_option(x->c, name, value) == -2
+			        ? "unknown setting"
+			        : "bad value (see fuseboxd --help)");
 		return 0;
 	}
 	return 1;
+}
+
+/* load_file - read the [fuseboxd] section of file into c.
+ * @return 0, or -1 with one line in why. */
+static int
+load_file(struct config *c, const char *file, char *why, size_t wl)
+{
+	struct ini_ctx x;
+	int line;
+
+	memset(&x, 0, sizeof(x));
+	x.c = c;
+	line = ini_parse(file, ini_cb, &x);
+	if (line == 0)
+		return 0;
+	if (line < 0)
+		snprintf(why, wl, "cannot read %s: %s", file,
+		    line == -1 ? strerror(errno) : "out of memory");
+	else if (x.bad[0])
+		snprintf(why, wl, "%s:%d: %s", file, line, x.bad);
+	else
+		snprintf(why, wl, "%s:%d: not an INI line", file, line);
+	return -1;
 }
 
 static void
@@ -230,6 +307,13 @@ on_signal(int sig)
 	(void)sig;
 	if (the_engine != NULL)
 		fbx_engine_stop(the_engine);
+}
+
+static void
+on_hup(int sig)
+{
+	(void)sig;
+	reload_pending = 1;
 }
 
 /* ipc_dir - create the directory of an ipc:// endpoint if missing. */
@@ -255,6 +339,304 @@ ipc_dir(const char *ep)
 	(void)mkdir(path, 0750);
 }
 
+/* ipc_path - the socket file of an ipc:// endpoint, or NULL (tcp, or the
+ * abstract namespace). */
+static const char *
+ipc_path(const char *ep)
+{
+	if (strncmp(ep, "ipc://", 6) != 0 || ep[6] == '@' || ep[6] == '\0')
+		return NULL;
+	return ep + 6;
+}
+
+/* ipc_claim - before binding ep: refuse when a live process serves its
+ * socket file (ZeroMQ would silently take the path over and leave that
+ * daemon unreachable), remove the file a dead one left behind.
+ * @return -1 to go on, or the exit status to stop with. */
+static int
+ipc_claim(const char *what, const char *ep)
+{
+	const char *path = ipc_path(ep);
+	struct sockaddr_un sun;
+	struct stat st;
+	int fd, live_peer;
+
+	if (path == NULL)
+		return -1;
+	if (lstat(path, &st) != 0)
+		return -1; /* nothing there */
+	if (!S_ISSOCK(st.st_mode)) {
+		fprintf(stderr, "fuseboxd: %s endpoint %s: %s exists and is "
+		    "not a socket\n", what, ep, path);
+		return EX_CANTCREAT;
+	}
+	if (strlen(path) >= sizeof(sun.sun_path)) {
+		fprintf(stderr, "fuseboxd: %s endpoint %s: path too long\n",
+		    what, ep);
+		return EX_USAGE;
+	}
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	memcpy(sun.sun_path, path, strlen(path));
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	live_peer = connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0 ||
+	    errno == EAGAIN;
+	close(fd);
+	if (live_peer) {
+		fprintf(stderr, "fuseboxd: %s endpoint %s is served by another "
+		    "process (a second fuseboxd?); refusing to take it "
+		    "over\n", what, ep);
+		return EX_UNAVAILABLE;
+	}
+	if (unlink(path) == 0)
+		FBX_LOGI("removed stale socket %s left by a stopped daemon",
+		    path);
+	return -1;
+}
+
+/* ipc_release - at exit, remove the socket files bound at start, but
+ * only those that are still ours (same inode). */
+static ino_t bound_ino[3];
+static const char *bound_ep[3];
+
+static void
+ipc_note(int i, const char *ep)
+{
+	const char *path = ep != NULL ? ipc_path(ep) : NULL;
+	struct stat st;
+
+	if (path != NULL && stat(path, &st) == 0) {
+		bound_ep[i] = ep;
+		bound_ino[i] = st.st_ino;
+	}
+}
+
+static void
+ipc_release(void)
+{
+	struct stat st;
+
+	for (int i = 0; i < 3; i++) {
+		const char *path;
+		if (bound_ep[i] == NULL)
+			continue;
+		path = ipc_path(bound_ep[i]);
+		if (stat(path, &st) == 0 && st.st_ino == bound_ino[i])
+			(void)unlink(path);
+	}
+}
+
+/* data_dir_check - the data directory exists (or is made), is a
+ * directory and can be written: say which it is not, instead of letting
+ * the lock or the store fail with a misleading message.
+ * @return -1 to go on, or the exit status to stop with. */
+static int
+data_dir_check(const char *dir)
+{
+	struct stat st;
+
+	if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+		fprintf(stderr, "fuseboxd: cannot create data directory %s: "
+		    "%s\n", dir, strerror(errno));
+		return EX_CANTCREAT;
+	}
+	if (stat(dir, &st) != 0) {
+		fprintf(stderr, "fuseboxd: data directory %s: %s\n", dir,
+		    strerror(errno));
+		return EX_CANTCREAT;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		fprintf(stderr, "fuseboxd: data directory %s is not a "
+		    "directory\n", dir);
+		return EX_CANTCREAT;
+	}
+	if (access(dir, W_OK | X_OK) != 0) {
+		fprintf(stderr, "fuseboxd: data directory %s is not writable "
+		    "by this user: %s\n", dir, strerror(errno));
+		return EX_CANTCREAT;
+	}
+	return -1;
+}
+
+/* ---- service manager and reload --------------------------------------
+ * Everything below runs on the loop's thread, from the engine's loop
+ * hook, so reading and changing the engine is safe. */
+
+static void
+notify(const char *msg)
+{
+#ifdef FBX_HAVE_SYSTEMD
+	(void)sd_notify(0, msg);
+#else
+	(void)msg;
+#endif
+}
+
+static int64_t
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* opts_live - the settings fbx_engine_reconfigure() takes, from live */
+static void
+opts_live(struct fbx_engine_opts *o)
+{
+	o->drain_ms = live.drain_ms;
+	o->default_ttl_s = live.default_ttl_s;
+	o->alert_cmd = live.alert_cmd[0] ? live.alert_cmd : NULL;
+	o->approval_ttl_s = live.approval_ttl_s;
+	o->retention_s = live.retention_s;
+	o->audit_retention_days = live.audit_retention_days;
+	o->rollback_slice = live.rollback_slice;
+	o->org_share_ppm = live.org_share_ppm;
+	o->admin_org = live.admin_org[0] ? live.admin_org : NULL;
+}
+
+/* reload - SIGHUP: read the file again (flags still win), apply what
+ * may change while running, log what changed and what needs a restart.
+ * A bad file changes nothing. */
+static void
+reload(fbx_engine *eng)
+{
+	struct config nc;
+	struct fbx_engine_opts o;
+	char why[1024], changed[1024] = "";
+	size_t cl = 0;
+
+	notify("RELOADING=1");
+	if (reload_file == NULL) {
+		FBX_LOGW("SIGHUP: no --config file to reload; nothing changed");
+		goto out;
+	}
+	config_defaults(&nc);
+	if (load_file(&nc, reload_file, why, sizeof(why)) != 0) {
+		FBX_LOGE("SIGHUP: %s; the running configuration is kept", why);
+		goto out;
+	}
+	(void)apply_flags(&nc, reload_argc, reload_argv, 0);
+#define FIXED(f, key)                                                       \
+	if (memcmp(&nc.f, &live.f, sizeof(nc.f)) != 0)                     \
+		FBX_LOGW("SIGHUP: %s cannot change while running; restart "   \
+		         "to apply it", key)
+	FIXED(data_dir, "data");
+	FIXED(console, "console");
+	FIXED(gateway, "gateway");
+	FIXED(events, "events");
+	FIXED(durability, "durability");
+	FIXED(map_mb, "map_size");
+	FIXED(heartbeat_ms, "heartbeat_ms");
+	FIXED(server_key, "server_key");
+#undef FIXED
+#define LIVE(f, key)                                                        \
+	if (memcmp(&nc.f, &live.f, sizeof(nc.f)) != 0 && cl < sizeof(changed)) \
+	cl += (size_t)snprintf(changed + cl, sizeof(changed) - cl, "%s%s",  \
+	    cl ? ", " : "", key)
+	LIVE(alert_cmd, "alert_cmd");
+	LIVE(approval_ttl_s, "approval_ttl");
+	LIVE(retention_s, "retention");
+	LIVE(audit_retention_days, "audit_retention");
+	LIVE(rollback_slice, "rollback_slice");
+	LIVE(org_share_ppm, "org_share");
+	LIVE(admin_org, "admin_org");
+	LIVE(drain_ms, "drain_ms");
+	LIVE(default_ttl_s, "default_ttl");
+	LIVE(log_level, "log_level");
+#undef LIVE
+	memcpy(live.alert_cmd, nc.alert_cmd, sizeof(live.alert_cmd));
+	memcpy(live.admin_org, nc.admin_org, sizeof(live.admin_org));
+	live.approval_ttl_s = nc.approval_ttl_s;
+	live.retention_s = nc.retention_s;
+	live.audit_retention_days = nc.audit_retention_days;
+	live.rollback_slice = nc.rollback_slice;
+	live.org_share_ppm = nc.org_share_ppm;
+	live.drain_ms = nc.drain_ms;
+	live.default_ttl_s = nc.default_ttl_s;
+	live.log_level = nc.log_level;
+	memset(&o, 0, sizeof(o));
+	opts_live(&o);
+	(void)fbx_engine_reconfigure(eng, &o);
+	/* info, so that a reload is seen at the default level, then the
+	 * new level */
+	fbxi_log_set_level(live.log_level < FBX_LOG_INFO ? FBX_LOG_INFO
+	                                                  : live.log_level);
+	FBX_LOGI("SIGHUP: reloaded %s: %s", reload_file,
+	    changed[0] ? changed : "nothing changed");
+	fbxi_log_set_level(live.log_level);
+out:
+	notify("READY=1");
+}
+
+/* loop_hook - the engine's loop tells where it is: READY once recovered
+ * and bound; WATCHDOG only after turns that completed, so a loop stuck
+ * in a turn (an fsync that never returns) is restarted; STATUS now and
+ * then; STOPPING when draining starts. */
+static void
+loop_hook(void *arg, fbx_engine *eng, int event)
+{
+	static int64_t next_dog, next_status;
+	static uint64_t dog_ms;
+	int64_t now = mono_ms();
+	struct fbx_engine_stats s;
+	char line[256];
+
+	(void)arg;
+	switch (event) {
+	case FBX_LOOP_READY:
+#ifdef FBX_HAVE_SYSTEMD
+		{
+			uint64_t usec = 0;
+			if (sd_watchdog_enabled(0, &usec) > 0)
+				dog_ms = usec / 2000; /* ping at half */
+		}
+#endif
+		notify("READY=1");
+		next_status = 0;
+		break;
+	case FBX_LOOP_TURN:
+		if (reload_pending) {
+			reload_pending = 0;
+			reload(eng);
+			next_status = 0;
+		}
+		if (dog_ms > 0 && now >= next_dog) {
+			notify("WATCHDOG=1");
+			next_dog = now + (int64_t)dog_ms;
+		}
+		break;
+	case FBX_LOOP_DRAIN:
+		fbx_engine_stat(eng, &s);
+		snprintf(line, sizeof(line),
+		    "STOPPING=1\nSTATUS=draining: %llu deliveries in flight",
+		    (unsigned long long)s.deliveries_inflight);
+		notify(line);
+		return;
+	case FBX_LOOP_STOPPED:
+		notify("STATUS=stopped");
+		return;
+	default:
+		return;
+	}
+	if (now >= next_status) {
+		fbx_engine_stat(eng, &s);
+		snprintf(line, sizeof(line),
+		    "STATUS=%s%u gateways, %llu commands active, %llu queued, "
+		    "%llu in flight, %llu pending",
+		    s.degraded ? "DEGRADED (writes fail): " : "", s.gateways,
+		    (unsigned long long)s.commands_active,
+		    (unsigned long long)s.deliveries_queued,
+		    (unsigned long long)s.deliveries_inflight,
+		    (unsigned long long)s.deliveries_pending);
+		notify(line);
+		next_status = now + 5000;
+	}
+}
+
 static int
 exit_code(int rc)
 {
@@ -270,44 +652,284 @@ exit_code(int rc)
 	case FBX_EMAP_FULL:
 		return EX_IOERR;
 	case FBX_EINVAL:
+	case FBX_ECONFIG: /* issue 10: no usable server key */
 		return EX_CONFIG;
 	default:
 		return EX_SOFTWARE;
 	}
 }
 
+static const struct option longopts[] = {
+	{ "config", required_argument, NULL, 'c' },
+	{ "data", required_argument, NULL, 'd' },
+	{ "console", required_argument, NULL, 1 },
+	{ "gateway", required_argument, NULL, 2 },
+	{ "durability", required_argument, NULL, 3 },
+	{ "map-size", required_argument, NULL, 4 },
+	{ "heartbeat-ms", required_argument, NULL, 5 },
+	{ "drain-ms", required_argument, NULL, 6 },
+	{ "default-ttl", required_argument, NULL, 7 },
+	{ "events", required_argument, NULL, 8 },
+	{ "alert-cmd", required_argument, NULL, 9 },
+	{ "approval-ttl", required_argument, NULL, 10 },
+	{ "retention", required_argument, NULL, 11 },
+	{ "audit-retention", required_argument, NULL, 30 },
+	{ "server-key", required_argument, NULL, 31 },
+	{ "org-share", required_argument, NULL, 12 },
+	{ "admin-org", required_argument, NULL, 13 },
+	{ "rollback-slice", required_argument, NULL, 14 },
+	{ "log-level", required_argument, NULL, 'l' },
+	{ "help", no_argument, NULL, 'h' },
+	{ "version", no_argument, NULL, 'V' },
+	{ NULL, 0, NULL, 0 },
+};
+
+/* flag_key - the config key a flag sets, or NULL. */
+static const char *
+flag_key(int ch)
+{
+	switch (ch) {
+	case 'd':
+		return "data";
+	case 1:
+		return "console";
+	case 2:
+		return "gateway";
+	case 3:
+		return "durability";
+	case 4:
+		return "map_size";
+	case 5:
+		return "heartbeat_ms";
+	case 6:
+		return "drain_ms";
+	case 7:
+		return "default_ttl";
+	case 8:
+		return "events";
+	case 9:
+		return "alert_cmd";
+	case 10:
+		return "approval_ttl";
+	case 11:
+		return "retention";
+	case 31:
+		return "server_key";
+	case 30:
+		return "audit_retention";
+	case 12:
+		return "org_share";
+	case 13:
+		return "admin_org";
+	case 14:
+		return "rollback_slice";
+	case 'l':
+		return "log_level";
+	default:
+		return NULL;
+	}
+}
+
+/* opt_typed - the option just returned by getopt_long as the user typed
+ * it (without "=value"), and whether it was a whole long option name:
+ * getopt_long takes unique prefixes ("--dat" for "--data"), which a
+ * tool that guards against accidents must not. */
+static int
+opt_typed(int argc, char **argv, int li, char *buf, size_t bl)
+{
+	const char *tok;
+	size_t n;
+
+	if (optind < 1 || optind > argc)
+		return 1;
+	tok = argv[optind - 1];
+	if (optarg != NULL && optarg == tok && optind >= 2)
+		tok = argv[optind - 2];
+	n = strcspn(tok, "=");
+	snprintf(buf, bl, "%.*s", (int)n, tok);
+	if (li < 0 || strncmp(tok, "--", 2) != 0)
+		return 1;
+	return strlen(longopts[li].name) == n - 2 &&
+	    strncmp(tok + 2, longopts[li].name, n - 2) == 0;
+}
+
+static void
+config_defaults(struct config *c)
+{
+	memset(c, 0, sizeof(*c));
+	snprintf(c->data_dir, sizeof(c->data_dir), "./fusebox-data");
+	snprintf(c->console, sizeof(c->console),
+	    "ipc:///tmp/fusebox/console.sock");
+	snprintf(c->gateway, sizeof(c->gateway),
+	    "ipc:///tmp/fusebox/gateway.sock");
+	c->log_level = FBX_LOG_INFO;
+	c->retention_s = 30u * 86400;
+}
+
+/* apply_flags - the command line's settings over c (they win over the
+ * file). With report, a bad flag prints one line and usage.
+ * @return -1 to go on, or the exit status to stop with. */
+static int
+apply_flags(struct config *c, int argc, char **argv, int report)
+{
+	char typed[128];
+	int ch, li;
+
+	optind = 1;
+	opterr = report;
+	for (;;) {
+		li = -1;
+		ch = getopt_long(argc, argv, "c:d:l:hV", longopts, &li);
+		if (ch == -1)
+			break;
+		if (ch != '?' && !opt_typed(argc, argv, li, typed,
+		        sizeof(typed))) {
+			if (report)
+				fprintf(stderr, "fuseboxd: unknown option "
+				    "'%s' (did you mean --%s? options are not "
+				    "abbreviated)\n", typed, longopts[li].name);
+			return EX_USAGE;
+		}
+		switch (ch) {
+		case 'c':
+			continue;
+		case 'h':
+			usage(stdout);
+			return EX_OK;
+		case 'V':
+			printf("fuseboxd %s\n", FBX_VERSION);
+			return EX_OK;
+		default:
+			break;
+		}
+		if (flag_key(ch) == NULL) {
+			if (report)
+				usage(stderr);
+			return EX_USAGE;
+		}
+		if (set_option(c, flag_key(ch), optarg) != 0) {
+			if (report)
+				fprintf(stderr, "fuseboxd: bad value for %s: "
+				    "%s\n", typed, optarg);
+			return EX_USAGE;
+		}
+	}
+	if (optind < argc) {
+		if (report) {
+			fprintf(stderr, "fuseboxd: unexpected argument "
+			    "'%s'\n", argv[optind]);
+			usage(stderr);
+		}
+		return EX_USAGE;
+	}
+	return -1;
+}
+
+/* init_main - `fuseboxd init --data DIR [--principal SPEC]...`: the
+ * server key, the first admin and any other principals (issue 10). */
+static int
+init_main(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "data", required_argument, NULL, 'd' },
+		{ "principal", required_argument, NULL, 'p' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *data = "./fusebox-data";
+	const char **specs = calloc((size_t)argc + 1, sizeof(*specs));
+	size_t n = 0;
+	char why[1024];
+	int ch, rc;
+
+	if (specs == NULL)
+		return EX_OSERR;
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "d:p:h", lo, NULL)) != -1) {
+		if (ch == 'd') {
+			data = optarg;
+		} else if (ch == 'p') {
+			specs[n++] = optarg;
+		} else if (ch == 'h') {
+			printf("usage: fuseboxd init [--data DIR] "
+			       "[--principal NAME/KIND/ROLES/ORGS]...\n"
+			       "Create DIR (0700), the server's key pair and "
+			       "an admin principal's key in DIR/keys/.\n"
+			       "KIND: operator, automation, gateway; ROLES: "
+			       "viewer,operator,approver,breaker,admin, all "
+			       "or -;\nORGS: * or ids separated by ','.\n");
+			free(specs);
+			return EX_OK;
+		} else {
+			free(specs);
+			return EX_USAGE;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "fuseboxd init: unexpected argument '%s'\n",
+		    argv[optind]);
+		free(specs);
+		return EX_USAGE;
+	}
+	rc = fbx_auth_init(data, specs, n, stdout, why, sizeof(why));
+	free(specs);
+	if (rc == FBX_OK)
+		return EX_OK;
+	fprintf(stderr, "fuseboxd init: %s\n", why);
+	return rc == FBX_EINVALID ? EX_USAGE :
+	    rc == FBX_ESTATE      ? EX_CANTCREAT :
+	    rc == FBX_EFORBIDDEN  ? EX_NOPERM :
+				    EX_IOERR;
+}
+
+/* paths_safe - refuse directories others could tamper with: the data
+ * directory and those of the ipc sockets (issue 10).
+ * @return -1 to go on, or the exit status. */
+static int
+paths_safe(const struct config *c)
+{
+	const char *eps[3] = { c->console, c->gateway, c->events };
+	char dir[600], why[1024];
+
+	if (fbx_auth_check_dir(c->data_dir, why, sizeof(why)) ==
+	    FBX_EFORBIDDEN) {
+		fprintf(stderr, "fuseboxd: refusing to start: %s\n", why);
+		return EX_NOPERM;
+	}
+	for (int i = 0; i < 3; i++) {
+		char *slash;
+		if (strncmp(eps[i], "ipc://", 6) != 0 || eps[i][6] == '@')
+			continue;
+		snprintf(dir, sizeof(dir), "%s", eps[i] + 6);
+		slash = strrchr(dir, '/');
+		if (slash == NULL)
+			snprintf(dir, sizeof(dir), ".");
+		else if (slash == dir)
+			dir[1] = '\0';
+		else
+			*slash = '\0';
+		if (fbx_auth_check_dir(dir, why, sizeof(why)) ==
+		    FBX_EFORBIDDEN) {
+			fprintf(stderr, "fuseboxd: refusing to start: socket "
+			                "directory %s\n",
+			    why);
+			return EX_NOPERM;
+		}
+	}
+	return -1;
+}
+
 int
 main(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "config", required_argument, NULL, 'c' },
-		{ "data", required_argument, NULL, 'd' },
-		{ "console", required_argument, NULL, 1 },
-		{ "gateway", required_argument, NULL, 2 },
-		{ "durability", required_argument, NULL, 3 },
-		{ "map-size", required_argument, NULL, 4 },
-		{ "heartbeat-ms", required_argument, NULL, 5 },
-		{ "drain-ms", required_argument, NULL, 6 },
-		{ "default-ttl", required_argument, NULL, 7 },
-		{ "events", required_argument, NULL, 8 },
-		{ "alert-cmd", required_argument, NULL, 9 },
-		{ "approval-ttl", required_argument, NULL, 10 },
-		{ "retention", required_argument, NULL, 11 },
-		{ "audit-retention", required_argument, NULL, 30 },
-		{ "org-share", required_argument, NULL, 12 },
-		{ "admin-org", required_argument, NULL, 13 },
-		{ "rollback-slice", required_argument, NULL, 14 },
-		{ "log-level", required_argument, NULL, 'l' },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
-		{ NULL, 0, NULL, 0 },
-	};
 	struct config c;
 	struct fbx_engine_opts o;
 	struct sigaction sa;
 	const char *config_file = NULL;
 	int ch, rc;
 
+	if (argc >= 2 && strcmp(argv[1], "init") == 0)
+		return init_main(argc - 1, argv + 1);
 	/* offline: no store, no sockets */
 	if (argc >= 2 && strcmp(argv[1], "--verify-audit-archive") == 0) {
 		if (argc < 3) {
@@ -322,14 +944,7 @@ main(int argc, char **argv)
 		    rc == FBX_EIO     ? EX_NOINPUT :
 					EX_SOFTWARE;
 	}
-	memset(&c, 0, sizeof(c));
-	snprintf(c.data_dir, sizeof(c.data_dir), "./fusebox-data");
-	snprintf(c.console, sizeof(c.console),
-	    "ipc:///tmp/fusebox/console.sock");
-	snprintf(c.gateway, sizeof(c.gateway),
-	    "ipc:///tmp/fusebox/gateway.sock");
-	c.log_level = FBX_LOG_INFO;
-	c.retention_s = 30u * 86400;
+	config_defaults(&c);
 
 	/* first pass: only the config file, so flags can override it */
 	opterr = 0;
@@ -338,100 +953,26 @@ main(int argc, char **argv)
 		if (ch == 'c')
 			config_file = optarg;
 	}
+	/* usage errors and --help first: they need no file */
+	{
+		struct config scratch;
+		config_defaults(&scratch);
+		rc = apply_flags(&scratch, argc, argv, 1);
+		if (rc != -1)
+			return rc;
+	}
 	if (config_file != NULL) {
-		int line = ini_parse(config_file, ini_cb, &c);
-		if (line != 0) {
-			if (line < 0)
-				fprintf(stderr, "fuseboxd: cannot read %s\n",
-				    config_file);
-			else
-				fprintf(stderr, "fuseboxd: %s:%d: error\n",
-				    config_file, line);
+		char why[1024];
+		if (load_file(&c, config_file, why, sizeof(why)) != 0) {
+			fprintf(stderr, "fuseboxd: %s\n", why);
 			return EX_CONFIG;
 		}
 	}
-	opterr = 1;
-	optind = 1;
-	while ((ch = getopt_long(argc, argv, "c:d:l:hV", longopts, NULL)) !=
-	    -1) {
-		const char *name = NULL;
-		switch (ch) {
-		case 'c':
-			continue;
-		case 'd':
-			name = "data";
-			break;
-		case 1:
-			name = "console";
-			break;
-		case 2:
-			name = "gateway";
-			break;
-		case 3:
-			name = "durability";
-			break;
-		case 4:
-			name = "map_size";
-			break;
-		case 5:
-			name = "heartbeat_ms";
-			break;
-		case 6:
-			name = "drain_ms";
-			break;
-		case 7:
-			name = "default_ttl";
-			break;
-		case 8:
-			name = "events";
-			break;
-		case 9:
-			name = "alert_cmd";
-			break;
-		case 10:
-			name = "approval_ttl";
-			break;
-		case 11:
-			name = "retention";
-			break;
-		case 30:
-			name = "audit_retention";
-			break;
-		case 12:
-			name = "org_share";
-			break;
-		case 13:
-			name = "admin_org";
-			break;
-		case 14:
-			name = "rollback_slice";
-			break;
-		case 'l':
-			name = "log_level";
-			break;
-		case 'h':
-			usage(stdout);
-			return EX_OK;
-		case 'V':
-			printf("fuseboxd %s\n", FBX_VERSION);
-			return EX_OK;
-		default:
-			usage(stderr);
-			return EX_USAGE;
-		}
-		if (set_option(&c, name, optarg) != 0) {
-			fprintf(stderr, "fuseboxd: bad value for --%s: %s\n",
-			    name,
-			    optarg);
-			return EX_USAGE;
-		}
-	}
-	if (optind < argc) {
-		fprintf(stderr, "fuseboxd: unexpected argument '%s'\n",
-		    argv[optind]);
-		usage(stderr);
-		return EX_USAGE;
-	}
+	(void)apply_flags(&c, argc, argv, 0);
+	reload_file = config_file;
+	reload_argc = argc;
+	reload_argv = argv;
+	live = c;
 	fbxi_log_set_level(c.log_level);
 	ipc_dir(c.console);
 	ipc_dir(c.gateway);
@@ -439,51 +980,65 @@ main(int argc, char **argv)
 		ipc_dir(c.events);
 
 	memset(&o, 0, sizeof(o));
-	o.data_dir = c.data_dir;
-	o.console_ep = c.console;
-	o.gateway_ep = c.gateway;
-	o.durability = c.durability;
-	o.map_size = c.map_mb << 20;
-	o.heartbeat_ms = c.heartbeat_ms;
-	o.drain_ms = c.drain_ms;
-	o.default_ttl_s = c.default_ttl_s;
-	o.events_ep = c.events[0] ? c.events : NULL;
-	o.alert_cmd = c.alert_cmd[0] ? c.alert_cmd : NULL;
-	o.approval_ttl_s = c.approval_ttl_s;
-	o.retention_s = c.retention_s;
-	o.audit_retention_days = c.audit_retention_days;
-	o.rollback_slice = c.rollback_slice;
-	o.org_share_ppm = c.org_share_ppm;
-	o.admin_org = c.admin_org[0] ? c.admin_org : NULL;
+	o.data_dir = live.data_dir;
+	o.console_ep = live.console;
+	o.gateway_ep = live.gateway;
+	o.durability = live.durability;
+	o.map_size = live.map_mb << 20;
+	o.heartbeat_ms = live.heartbeat_ms;
+	o.events_ep = live.events[0] ? live.events : NULL;
+	o.server_key = live.server_key[0] ? live.server_key : NULL;
+	opts_live(&o); /* the strings are live's: a reload rewrites them */
+	o.loop_hook = loop_hook;
 
+	rc = paths_safe(&c);
+	if (rc != -1)
+		return rc;
 	/* one daemon per store: a second one would take over the ipc
 	 * socket files and race the first on the same LMDB environment */
 	{
 		char lockpath[4200];
 		int lfd;
-		if (mkdir(c.data_dir, 0750) != 0 && errno != EEXIST) {
-			fprintf(stderr, "fuseboxd: cannot create %s: %s\n",
-			    c.data_dir, strerror(errno));
-			return EX_CANTCREAT;
-		}
+		rc = data_dir_check(c.data_dir);
+		if (rc != -1)
+			return rc;
 		snprintf(lockpath, sizeof(lockpath), "%s/fuseboxd.lock",
 		    c.data_dir);
 		lfd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
-		if (lfd < 0 || flock(lfd, LOCK_EX | LOCK_NB) != 0) {
+		if (lfd < 0) {
+			fprintf(stderr, "fuseboxd: cannot open %s: %s\n",
+			    lockpath, strerror(errno));
+			return EX_CANTCREAT;
+		}
+		if (flock(lfd, LOCK_EX | LOCK_NB) != 0) {
 			fprintf(stderr,
 			    "fuseboxd: %s is in use by another fuseboxd "
 			    "(%s)\n",
-			    c.data_dir, lfd < 0 ? strerror(errno) : "locked");
+			    c.data_dir,
+			    errno == EWOULDBLOCK ? "locked" : strerror(errno));
 			return EX_TEMPFAIL;
 		}
 		/* held open (and locked) until the process exits */
 	}
+	/* one daemon per socket path, too: the store's lock does not cover
+	 * a second daemon with another store on the same ipc:// path */
+	if ((rc = ipc_claim("console", c.console)) != -1 ||
+	    (rc = ipc_claim("gateway", c.gateway)) != -1 ||
+	    (c.events[0] && (rc = ipc_claim("events", c.events)) != -1))
+		return rc;
 	signal(SIGPIPE, SIG_IGN);
 	/* alert commands are never waited for: let the kernel reap them */
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = SIG_IGN;
 	sa.sa_flags = SA_NOCLDWAIT;
 	sigaction(SIGCHLD, &sa, NULL);
+	/* SIGHUP reloads: caught from here on, acted on after a turn */
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_hup;
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = SA_RESTART;
+	sigaction(SIGHUP, &sa, NULL);
+	notify("STATUS=recovering the store");
 	rc = fbx_engine_open(&o, &the_engine);
 	if (rc != FBX_OK) {
 		fprintf(stderr, "fuseboxd: %s\n", fbx_strerror(rc));
@@ -495,8 +1050,12 @@ main(int argc, char **argv)
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
+	ipc_note(0, o.console_ep);
+	ipc_note(1, o.gateway_ep);
+	ipc_note(2, o.events_ep);
 	rc = fbx_engine_run(the_engine);
 	fbx_engine_close(the_engine);
 	the_engine = NULL;
+	ipc_release();
 	return exit_code(rc);
 }

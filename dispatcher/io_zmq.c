@@ -5,20 +5,218 @@
  * socket has LINGER 0, a send high-water mark and a message size cap; a
  * send never blocks. Delivery guarantees come from the engine's own ACKs
  * and journal, never from these sockets.
+ *
+ * Every socket is a CURVE server (issue 10). The engine's own ZAP handler
+ * (RFC 27) runs on a thread of its own, bound at inproc://zeromq.zap.01
+ * in the engine's context, and answers each handshake from the principals'
+ * table (auth.c) under its mutex, so a slow engine turn never stalls a
+ * handshake. ZMQ_ZAP_ENFORCE_DOMAIN makes libzmq refuse a client when no
+ * handler answers, instead of letting it in. The handler's User-Id is the
+ * principal's name and its "Fbx-Key" property the key: every message read
+ * carries both, and the engine checks them against the table as it is
+ * then, so a key revoked or rotated after the handshake is refused too.
  */
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <zmq.h>
 
+#include "auth.h"
 #include "engine_int.h"
+#include "fbx_keys.h"
 #include "io_zmq.h"
+
+#define ZAP_ENDPOINT "inproc://zeromq.zap.01"
+#define ZAP_DOMAIN "fusebox"
+#ifndef ZMQ_ZAP_ENFORCE_DOMAIN
+/* in the draft API of libzmq 4.3.4, but set by every 4.3 build */
+#define ZMQ_ZAP_ENFORCE_DOMAIN 93
+#endif
 
 struct zio {
 	void *ctx;
 	void *sock[3]; /* by enum fbx_io_chan; events may be NULL */
+	struct fbxi_auth *auth;
+	struct fbx_key server;
+	void *zap;          /* REP socket of the ZAP thread */
+	pthread_t zap_thread;
+	int zap_running;
+	atomic_int zap_stop;
 };
+
+/* zap_send - one frame of a ZAP reply. */
+static int
+zap_send(void *s, const void *p, size_t n, int more)
+{
+	return zmq_send(s, p, n, more ? ZMQ_SNDMORE : 0) < 0 ? -1 : 0;
+}
+
+/* zap_answer - read one ZAP request (RFC 27: version, request id,
+ * domain, address, routing id, mechanism, credentials) and answer it. */
+static void
+zap_answer(struct zio *z)
+{
+	zmq_msg_t f[8];
+	int n = 0, more = 1, ok = 0;
+	char name[FBX_ID_MAX + 1] = "", key[41] = "";
+	uint8_t meta[64];
+	size_t metalen = 0;
+
+	while (more && n < 8) {
+		zmq_msg_init(&f[n]);
+		if (zmq_msg_recv(&f[n], z->zap, 0) < 0) {
+			zmq_msg_close(&f[n]);
+			goto out;
+		}
+		more = zmq_msg_more(&f[n]);
+		n++;
+	}
+	while (more) { /* a request with too many frames: drain it */
+		zmq_msg_t x;
+		zmq_msg_init(&x);
+		if (zmq_msg_recv(&x, z->zap, 0) < 0) {
+			zmq_msg_close(&x);
+			goto out;
+		}
+		more = zmq_msg_more(&x);
+		zmq_msg_close(&x);
+	}
+	if (n < 6)
+		goto out; /* cannot even answer: libzmq times it out */
+	if (n == 7 && zmq_msg_size(&f[0]) == 3 &&
+	    memcmp(zmq_msg_data(&f[0]), "1.0", 3) == 0 &&
+	    zmq_msg_size(&f[2]) == strlen(ZAP_DOMAIN) &&
+	    memcmp(zmq_msg_data(&f[2]), ZAP_DOMAIN, strlen(ZAP_DOMAIN)) == 0 &&
+	    zmq_msg_size(&f[5]) == 5 &&
+	    memcmp(zmq_msg_data(&f[5]), "CURVE", 5) == 0 &&
+	    zmq_msg_size(&f[6]) == 32 &&
+	    zmq_z85_encode(key, zmq_msg_data(&f[6]), 32) != NULL)
+		ok = fbxi_auth_zap(z->auth, key, name);
+	if (ok) {
+		/* metadata: one property, "Fbx-Key" = the Z85 key */
+		static const char pname[] = "Fbx-Key";
+		meta[0] = (uint8_t)(sizeof(pname) - 1);
+		memcpy(meta + 1, pname, sizeof(pname) - 1);
+		metalen = 1 + sizeof(pname) - 1;
+		meta[metalen++] = 0;
+		meta[metalen++] = 0;
+		meta[metalen++] = 0;
+		meta[metalen++] = 40;
+		memcpy(meta + metalen, key, 40);
+		metalen += 40;
+	} else {
+		char a[64] = "";
+		size_t al = zmq_msg_size(&f[3]) < sizeof(a) - 1
+		    ? zmq_msg_size(&f[3])
+		    : sizeof(a) - 1;
+		memcpy(a, zmq_msg_data(&f[3]), al);
+		FBX_LOGW("handshake from %s refused: %s", a[0] ? a : "(local)",
+		    key[0] ? "unknown or revoked key"
+		           : "not a CURVE handshake for this engine");
+	}
+	(void)(zap_send(z->zap, "1.0", 3, 1) != 0 ||
+	    zap_send(z->zap, zmq_msg_data(&f[1]), zmq_msg_size(&f[1]), 1) !=
+	        0 ||
+	    zap_send(z->zap, ok ? "200" : "400", 3, 1) != 0 ||
+	    zap_send(z->zap, ok ? "OK" : "key not authorised",
+	        ok ? 2 : 18, 1) != 0 ||
+	    zap_send(z->zap, name, ok ? strlen(name) : 0, 1) != 0 ||
+	    zap_send(z->zap, meta, metalen, 0) != 0);
+out:
+	for (int i = 0; i < n; i++)
+		zmq_msg_close(&f[i]);
+}
+
+/* zap_main - the ZAP handler's thread: answers until zap_stop, then
+ * closes its socket (the context cannot end before). */
+static void *
+zap_main(void *arg)
+{
+	struct zio *z = arg;
+
+	while (!atomic_load(&z->zap_stop)) {
+		zmq_pollitem_t it = { z->zap, 0, ZMQ_POLLIN, 0 };
+		int rc;
+		/* until recovery has loaded the principals, handshakes wait
+		 * (up to libzmq's handshake interval, then the client
+		 * connects again): a refusal now would be for good */
+		if (!fbxi_auth_loaded(z->auth)) {
+			zmq_poll(NULL, 0, 20);
+			continue;
+		}
+		rc = zmq_poll(&it, 1, 100);
+		if (rc < 0 && errno != EINTR)
+			break;
+		if (rc > 0 && (it.revents & ZMQ_POLLIN))
+			zap_answer(z);
+	}
+	zmq_close(z->zap);
+	z->zap = NULL;
+	return NULL;
+}
+
+/* zap_start - bind the ZAP endpoint in z's context and start its thread.
+ * Before any server socket binds, so no handshake finds no handler. */
+static int
+zap_start(struct zio *z)
+{
+	int zero = 0;
+
+	z->zap = zmq_socket(z->ctx, ZMQ_REP);
+	if (z->zap == NULL)
+		return FBX_ENOMEM;
+	if (zmq_setsockopt(z->zap, ZMQ_LINGER, &zero, sizeof(zero)) != 0 ||
+	    zmq_bind(z->zap, ZAP_ENDPOINT) != 0) {
+		FBX_LOGE("cannot bind the ZAP handler: %s",
+		    zmq_strerror(errno));
+		zmq_close(z->zap);
+		z->zap = NULL;
+		return FBX_EUNREACHABLE;
+	}
+	if (pthread_create(&z->zap_thread, NULL, zap_main, z) != 0) {
+		zmq_close(z->zap);
+		z->zap = NULL;
+		return FBX_ENOMEM;
+	}
+	z->zap_running = 1;
+	return FBX_OK;
+}
+
+/* curve_server - make s a CURVE server of the engine's key whose clients
+ * are judged by the ZAP handler, never let through without it. */
+static int
+curve_server(struct zio *z, void *s)
+{
+	int one = 1;
+
+	if (zmq_setsockopt(s, ZMQ_CURVE_SERVER, &one, sizeof(one)) != 0 ||
+	    zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, z->server.secret_z85,
+	        FBX_Z85_KEY_LEN + 1) != 0 ||
+	    zmq_setsockopt(s, ZMQ_ZAP_DOMAIN, ZAP_DOMAIN,
+	        strlen(ZAP_DOMAIN)) != 0 ||
+	    zmq_setsockopt(s, ZMQ_ZAP_ENFORCE_DOMAIN, &one, sizeof(one)) !=
+	        0) {
+		FBX_LOGE("cannot make a CURVE server socket: %s (does libzmq "
+		         "have CURVE?)",
+		    zmq_strerror(errno));
+		return FBX_EINVAL;
+	}
+	return FBX_OK;
+}
+
+/* ipc_mode - an ipc socket file is for the service user and its group
+ * (0660), whatever the umask made of it. */
+static void
+ipc_mode(const char *ep)
+{
+	if (strncmp(ep, "ipc://", 6) == 0 && ep[6] != '@' &&
+	    chmod(ep + 6, 0660) != 0)
+		FBX_LOGW("cannot chmod %s: %s", ep + 6, strerror(errno));
+}
 
 static int
 router(struct zio *z, const char *ep, int gateway, void **out)
@@ -33,7 +231,8 @@ router(struct zio *z, const char *ep, int gateway, void **out)
 
 	if (s == NULL)
 		return FBX_ENOMEM;
-	if (zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof(zero)) != 0 ||
+	if (curve_server(z, s) != FBX_OK ||
+	    zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof(zero)) != 0 ||
 	    zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &maxmsg, sizeof(maxmsg)) != 0 ||
 	    zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof(hwm)) != 0 ||
 	    (gateway &&
@@ -47,6 +246,7 @@ router(struct zio *z, const char *ep, int gateway, void **out)
 		zmq_close(s);
 		return FBX_EUNREACHABLE;
 	}
+	ipc_mode(ep);
 	*out = s;
 	return FBX_OK;
 }
@@ -62,34 +262,63 @@ zio_close(void *io)
 		if (z->sock[i] != NULL)
 			zmq_close(z->sock[i]);
 	}
+	if (z->zap_running) {
+		atomic_store(&z->zap_stop, 1);
+		pthread_join(z->zap_thread, NULL);
+	}
 	if (z->ctx != NULL)
 		zmq_ctx_term(z->ctx);
+	memset(&z->server, 0, sizeof(z->server)); /* the secret key */
 	free(z);
 }
 
 int
-fbxi_io_zmq_open(const struct fbx_engine_opts *o, void **io)
+fbxi_io_zmq_open(
+    const struct fbx_engine_opts *o, struct fbxi_auth *auth, void **io)
 {
 	struct zio *z = calloc(1, sizeof(*z));
+	char path[4200], why[512] = "";
 	int rc;
 
 	if (z == NULL)
 		return FBX_ENOMEM;
+	z->auth = auth;
+	if (o->server_key != NULL && o->server_key[0] != '\0')
+		snprintf(path, sizeof(path), "%s", o->server_key);
+	else
+		snprintf(path, sizeof(path), "%s/keys/server.key", o->data_dir);
+	rc = fbx_key_read(path, 1, &z->server, why, sizeof(why));
+	if (rc != FBX_OK) {
+		FBX_LOGE("%s%s", why,
+		    rc == FBX_ENOT_FOUND
+		        ? " (run `fuseboxd init --data DIR` to create the "
+		          "server and admin keys)"
+		        : "");
+		rc = FBX_ECONFIG;
+		goto fail;
+	}
 	z->ctx = zmq_ctx_new();
 	if (z->ctx == NULL) {
 		rc = FBX_ENOMEM;
 		goto fail;
 	}
+	rc = zap_start(z);
+	if (rc != FBX_OK)
+		goto fail;
 	rc = router(z, o->console_ep, 0, &z->sock[FBX_IO_CONSOLE]);
 	if (rc == FBX_OK)
 		rc = router(z, o->gateway_ep, 1, &z->sock[FBX_IO_GATEWAY]);
 	if (rc != FBX_OK)
 		goto fail;
 	if (o->events_ep != NULL && o->events_ep[0] != '\0') {
-		int zero = 0;
-		void *s = zmq_socket(z->ctx, ZMQ_PUB);
+		int zero = 0, one = 1;
+		/* XPUB, manual: the engine decides what each subscriber's
+		 * subscription becomes (events_subs) */
+		void *s = zmq_socket(z->ctx, ZMQ_XPUB);
 		z->sock[FBX_IO_EVENTS] = s;
-		if (s == NULL ||
+		if (s == NULL || curve_server(z, s) != FBX_OK ||
+		    zmq_setsockopt(s, ZMQ_XPUB_MANUAL, &one, sizeof(one)) !=
+		        0 ||
 		    zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof(zero)) != 0 ||
 		    zmq_bind(s, o->events_ep) != 0) {
 			FBX_LOGE("cannot bind events %s: %s", o->events_ep,
@@ -97,6 +326,7 @@ fbxi_io_zmq_open(const struct fbx_engine_opts *o, void **io)
 			rc = FBX_EUNREACHABLE;
 			goto fail;
 		}
+		ipc_mode(o->events_ep);
 	}
 	*io = z;
 	return FBX_OK;
@@ -159,6 +389,19 @@ zio_recv(void *io, int chan, struct fbx_io_msg *m, size_t *dropped)
 	m->body = zmq_msg_data(body);
 	m->len = zmq_msg_size(body);
 	m->priv = body;
+	/* who sent it: what the ZAP handler said at the handshake, carried
+	 * by every frame that came from the connection */
+	m->user[0] = '\0';
+	m->key[0] = '\0';
+	{
+		const char *u = zmq_msg_gets(body, "User-Id");
+		const char *k = zmq_msg_gets(body, "Fbx-Key");
+		if (u != NULL && strlen(u) < sizeof(m->user) && k != NULL &&
+		    strlen(k) == 40) {
+			memcpy(m->user, u, strlen(u) + 1);
+			memcpy(m->key, k, 41);
+		}
+	}
 	return 1;
 }
 
@@ -198,19 +441,107 @@ zio_send(void *io, int chan, int nenv, const size_t *envlen,
 	return FBX_EIO;
 }
 
+/* sub_set - (un)subscribe the pipe of the last subscription read. */
+static void
+sub_set(void *s, int on, const char *topic, size_t len)
+{
+	if (zmq_setsockopt(s, on ? ZMQ_SUBSCRIBE : ZMQ_UNSUBSCRIBE, topic,
+	        len) != 0)
+		FBX_LOGW("events: cannot %ssubscribe: %s", on ? "" : "un",
+		    zmq_strerror(errno));
+}
+
+/* sub_scoped - what prefix p of a subscriber scoped to some
+ * organisations becomes: every topic "fusebox.<kind>/<org>/" of an
+ * organisation in its scope (and of "*", the global breakers) that p is
+ * a prefix of, or p itself when it names one of those topics or a
+ * narrower prefix. Topics are prefixes, so "fusebox." subscribes to
+ * every kind of the principal's organisations and nothing else. */
+static void
+sub_scoped(void *s, int on, const struct fbxi_principal *p,
+    const char *pre, size_t plen)
+{
+	char topic[RID_MAX];
+
+	for (int k = 1; k < FBX_EV_COUNT; k++) {
+		for (size_t i = 0; i <= p->norgs; i++) {
+			const char *org = i < p->norgs ? p->orgs[i] : "*";
+			int n = snprintf(topic, sizeof(topic), "fusebox.%s/%s/",
+			    fbx_event_kind_name(k), org);
+			if (n <= 0 || (size_t)n >= sizeof(topic))
+				continue;
+			if (plen <= (size_t)n && memcmp(topic, pre, plen) == 0)
+				sub_set(s, on, topic, (size_t)n);
+			else if (plen > (size_t)n &&
+			    memcmp(topic, pre, (size_t)n) == 0)
+				sub_set(s, on, pre, plen);
+		}
+	}
+}
+
+/* events_subs - read the subscriptions waiting at the events socket and
+ * apply each as its subscriber's key allows: a principal for every
+ * organisation gets what it asked, one scoped to some organisations
+ * only their topics, anyone else (a gateway key, no viewer role, a key
+ * revoked since its handshake) nothing. */
+static void
+events_subs(struct zio *z)
+{
+	void *s = z->sock[FBX_IO_EVENTS];
+
+	for (int i = 0; s != NULL && i < 1024; i++) {
+		const struct fbxi_principal *p;
+		const char *user, *key;
+		zmq_msg_t m;
+		const uint8_t *d;
+		size_t len;
+
+		zmq_msg_init(&m);
+		if (zmq_msg_recv(&m, s, ZMQ_DONTWAIT) < 0) {
+			zmq_msg_close(&m);
+			return;
+		}
+		d = zmq_msg_data(&m);
+		len = zmq_msg_size(&m);
+		user = zmq_msg_gets(&m, "User-Id");
+		key = zmq_msg_gets(&m, "Fbx-Key");
+		p = user != NULL ? fbxi_auth_find(z->auth, user) : NULL;
+		if (len == 0 || (d[0] != 0 && d[0] != 1) || p == NULL ||
+		    p->revoked || key == NULL || strcmp(p->key, key) != 0 ||
+		    p->kind == FBX_PK_GATEWAY ||
+		    (p->roles & FBX_ROLE_VIEWER) == 0) {
+			if (len > 0 && d[0] == 1)
+				FBX_LOGW("events: subscription of %s refused",
+				    user != NULL ? user : "(none)");
+		} else if (p->all_orgs) {
+			sub_set(s, d[0], (const char *)d + 1, len - 1);
+		} else {
+			sub_scoped(s, d[0], p, (const char *)d + 1, len - 1);
+		}
+		zmq_msg_close(&m);
+	}
+}
+
 static int
 zio_wait(void *io, int timeout_ms)
 {
 	struct zio *z = io;
-	zmq_pollitem_t items[2] = {
+	zmq_pollitem_t items[3] = {
 		{ z->sock[FBX_IO_CONSOLE], 0, ZMQ_POLLIN, 0 },
 		{ z->sock[FBX_IO_GATEWAY], 0, ZMQ_POLLIN, 0 },
+		{ z->sock[FBX_IO_EVENTS], 0, ZMQ_POLLIN, 0 },
 	};
+	int n = z->sock[FBX_IO_EVENTS] != NULL ? 3 : 2;
 
-	if (zmq_poll(items, 2, timeout_ms) < 0 && errno != EINTR) {
+	/* subscriptions are handled here, between turns: the loop thread
+	 * owns the principals' table it reads them with */
+	events_subs(z);
+	if (zmq_poll(items, n, timeout_ms) < 0 && errno != EINTR) {
 		FBX_LOGE("poll: %s", zmq_strerror(errno));
 		return -1;
 	}
+	if (n == 3 && (items[2].revents & ZMQ_POLLIN))
+		events_subs(z);
 	return 0;
 }
 

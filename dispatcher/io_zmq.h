@@ -11,10 +11,16 @@
 extern const struct fbx_io_ops fbxi_io_zmq_ops;
 
 /**
- * fbxi_io_zmq_open - bind the endpoints of opts (events_ep optional).
- * @return FBX_OK and *io; FBX_ENOMEM; FBX_EINVAL (a socket option was
- * refused); FBX_EUNREACHABLE (an endpoint cannot be bound).
+ * fbxi_io_zmq_open - read the server key (opts->server_key, default
+ * <data_dir>/keys/server.key), start the ZAP handler on auth's table
+ * (borrowed: it must outlive io) and bind the endpoints of opts
+ * (events_ep optional) as CURVE servers.
+ * @return FBX_OK and *io; FBX_ENOMEM; FBX_ECONFIG (no usable server
+ * key: missing, unreadable, readable by others); FBX_EINVAL (a socket
+ * option was refused); FBX_EUNREACHABLE (an endpoint cannot be bound).
  */
-int fbxi_io_zmq_open(const struct fbx_engine_opts *opts, void **io);
+struct fbxi_auth;
+int fbxi_io_zmq_open(
+    const struct fbx_engine_opts *opts, struct fbxi_auth *auth, void **io);
 
 #endif

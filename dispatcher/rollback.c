@@ -383,6 +383,9 @@ struct rb_survey {
 	uint64_t cur;     /* command being surveyed, 0 = none */
 	uint32_t cur_idx; /* its next delivery index */
 	struct fbxi_devtimes *latest;
+	/* devices a kept command before the incident's onset locked (lock
+	 * family): the storm's lock changed nothing on them */
+	struct fbxi_devtimes *before;
 };
 
 #define RB_SURVEYS 4
@@ -404,6 +407,12 @@ struct rb_ctx {
 	size_t nnamed;
 	struct fbxi_idmap named_set;
 	int64_t since, until; /* the selection's window */
+	/* an incident with an onset: commands created before it (from
+	 * since) are listed apart and left; 0 = none such */
+	int64_t onset;
+	int before;           /* the command visited is before the onset */
+	int sv_before;        /* the survey notes a kept before-onset one */
+	size_t bo_cap;        /* before-onset rows kept */
 	uint64_t snapshot;    /* commands journaled later are not selected */
 	struct rb_survey *sv; /* changed since; NULL when not needed */
 	/* the slice's budget and where it stopped */
@@ -487,7 +496,9 @@ rb_match(const struct rb_ctx *r, const struct fbx_command *c)
 	return 1;
 }
 
-/* rb_selected - whether c is in the run's selection. */
+/* rb_selected - whether c is in the run's selection (or, for an
+ * incident, in the breaker window before its onset: walked, listed and
+ * left). */
 static int
 rb_selected(const struct rb_ctx *r, const struct fbx_command *c)
 {
@@ -497,6 +508,16 @@ rb_selected(const struct rb_ctx *r, const struct fbx_command *c)
 	    (r->until != 0 && c->created_ms >= r->until))
 		return 0;
 	return rb_match(r, c);
+}
+
+/* rb_bo_kept - c is a lock-family command of the incident before its
+ * onset, which the rollback leaves: a device it locked stays locked, so
+ * the storm's lock of that device is not undone either. */
+static int
+rb_bo_kept(const struct rb_ctx *r, const struct fbx_command *c)
+{
+	return r->onset != 0 && r->nnamed == 0 && c->created_ms < r->onset &&
+	    family(c->type) == 1 && rb_selected(r, c);
 }
 
 
@@ -519,6 +540,66 @@ rb_row(struct rb_ctx *r, const struct fbx_command *c, uint64_t dlv,
 	w->action = (uint8_t)action;
 	w->comp_type = (uint8_t)comp;
 	snprintf(w->detail, sizeof(w->detail), "%s", detail ? detail : "");
+}
+
+/* rb_bo_row - a delivery of a command before the incident's onset: it
+ * is listed with the action it would get, and left. */
+static void
+rb_bo_row(struct rb_ctx *r, const struct fbx_command *c, uint64_t dlv,
+    const char *dev, int state, int action)
+{
+	struct fbx_rb_row *w;
+
+	r->plan.before_onset_deliveries++;
+	if (r->plan.nbo_rows >= r->bo_cap)
+		return;
+	w = &r->plan.bo_rows[r->plan.nbo_rows++];
+	memset(w, 0, sizeof(*w));
+	w->command_id = c->id;
+	w->delivery_id = dlv;
+	snprintf(w->device, sizeof(w->device), "%s", dev);
+	w->type = c->type;
+	w->state = (uint8_t)state;
+	w->action = (uint8_t)action;
+	w->comp_type = (uint8_t)(action == FBX_RB_COMPENSATE ||
+	            action == FBX_RB_DONE_BEFORE
+	        ? compensation_of(c->type)
+	        : 0);
+	snprintf(w->detail, sizeof(w->detail),
+	    "before onset: left (include_before_onset undoes it)");
+}
+
+/* rb_bo_action - what the rollback would do to a delivery before the
+ * onset if it were selected (changed-since and policy history aside). */
+static int
+rb_bo_action(struct rb_ctx *r, const struct fbx_command *c,
+    const struct fbx_delivery *d)
+{
+	char key[FBX_KV_KEY_MAX];
+	uint64_t prior;
+	size_t len = 0;
+
+	switch (d->state) {
+	case FBX_D_QUEUED:
+	case FBX_D_PENDING:
+		return FBX_RB_CANCEL;
+	case FBX_D_SENT:
+	case FBX_D_ACCEPTED:
+	case FBX_D_SUCCEEDED:
+		if (irreversible(c->type))
+			return FBX_RB_IRREVERSIBLE;
+		if (compensation_of(c->type) == FBX_CMD_NONE)
+			return FBX_RB_NOTHING;
+		snprintf(key, sizeof(key), "comp/%s/%llu/%llu", c->org,
+		    (unsigned long long)c->id, (unsigned long long)d->id);
+		if (fbx_store_kv_get(r->e->txn, key, &prior, sizeof(prior),
+		        &len) == FBX_OK)
+			return FBX_RB_DONE_BEFORE;
+		return d->state == FBX_D_SUCCEEDED ? FBX_RB_COMPENSATE
+		                                   : FBX_RB_IN_FLIGHT;
+	default:
+		return FBX_RB_NOTHING;
+	}
 }
 
 static struct comp_group *
@@ -636,6 +717,7 @@ rb_survey_drop(struct rb_survey *sv)
 		if (rb_surveys[i] == sv) {
 			rb_surveys[i] = NULL;
 			fbxi_devtimes_free(sv->latest);
+			fbxi_devtimes_free(sv->before);
 			free(sv);
 			return;
 		}
@@ -676,7 +758,10 @@ rb_survey_get(struct rb_ctx *r, int64_t since, struct rb_survey **out)
 	if (sv == NULL)
 		return FBX_ENOMEM;
 	sv->latest = fbxi_devtimes_new();
-	if (sv->latest == NULL) {
+	sv->before = fbxi_devtimes_new();
+	if (sv->latest == NULL || sv->before == NULL) {
+		fbxi_devtimes_free(sv->latest);
+		fbxi_devtimes_free(sv->before);
 		free(sv);
 		return FBX_ENOMEM;
 	}
@@ -703,8 +788,9 @@ rb_later_dlv_cb(void *arg, const struct fbx_delivery *d)
 	if (d->state == FBX_D_CANCELLED || d->state == FBX_D_EXPIRED ||
 	    d->state == FBX_D_FAILED)
 		return 0;
-	r->err = fbxi_devtimes_note(r->sv->latest, r->cur->org, d->device,
-	    family(r->cur->type), r->cur->created_ms);
+	r->err = fbxi_devtimes_note(r->sv_before ? r->sv->before
+	                                         : r->sv->latest,
+	    r->cur->org, d->device, family(r->cur->type), r->cur->created_ms);
 	return r->err != 0;
 }
 
@@ -721,6 +807,7 @@ rb_survey_dlvs(struct rb_ctx *r, const struct fbx_command *c, uint32_t idx)
 
 	if (cc != NULL && cc->c.ndeliveries > nd)
 		nd = cc->c.ndeliveries;
+	r->sv_before = rb_bo_kept(r, c);
 	to = FBX_DLV_ID(c->id, 0) + nd;
 	if (idx >= nd)
 		goto done;
@@ -767,7 +854,7 @@ rb_later_cb(void *arg, const struct fbx_command *c)
 	}
 	r->ncmd++;
 	r->nlater++;
-	if (rb_selected(r, c) || family(c->type) == 0 ||
+	if ((rb_selected(r, c) && !rb_bo_kept(r, c)) || family(c->type) == 0 ||
 	    c->origin == FBX_ORIGIN_ROLLBACK) {
 		r->sv->after = c->id;
 		return 0;
@@ -851,6 +938,11 @@ rb_dlv_cb(void *arg, const struct fbx_delivery *d)
 
 	if (!in_group(r->e, c->org, d->device, grp))
 		return 0;
+	if (r->before) {
+		rb_bo_row(r, c, d->id, d->device, d->state,
+		    rb_bo_action(r, c, d));
+		return 0;
+	}
 	switch (d->state) {
 	case FBX_D_QUEUED:
 	case FBX_D_PENDING:
@@ -884,6 +976,16 @@ rb_dlv_cb(void *arg, const struct fbx_delivery *d)
 			    (unsigned long long)prior);
 			rb_row(r, c, d->id, d->device, d->state,
 			    FBX_RB_DONE_BEFORE, comp, det);
+			break;
+		}
+		if (family(c->type) == 1 && r->sv != NULL &&
+		    fbxi_devtimes_get(r->sv->before, c->org, d->device, 1,
+		        &(int64_t){ 0 })) {
+			/* the device was locked before the onset by a command
+			 * the rollback leaves: this lock changed nothing, and
+			 * undoing it would unlock a device locked for cause */
+			rb_row(r, c, d->id, d->device, d->state, FBX_RB_NOTHING,
+			    0, "locked before the onset too: left locked");
 			break;
 		}
 		if (d->state != FBX_D_SUCCEEDED) {
@@ -1016,18 +1118,43 @@ rb_visit(struct rb_ctx *r, uint64_t id, uint32_t idx)
 		if (cc->c.ndeliveries > nd)
 			nd = cc->c.ndeliveries;
 	}
-	if (idx == 0) {
+	r->before = r->onset != 0 && c.created_ms < r->onset;
+	if (r->before && r->for_replay)
+		goto out; /* a replay selects from the onset */
+	if (idx == 0 && r->before) {
+		r->plan.before_onset++;
+		if (c.state == FBX_C_HELD || c.state == FBX_C_SETTLING) {
+			/* held or settling, never expanded: listed, left as
+			 * it is */
+			for (uint32_t k = 0; k < c.ndev_ids || k == 0; k++) {
+				rb_bo_row(r, &c, 0,
+				    c.ndev_ids ? c.dev_ids[k] : "", FBX_D_NONE,
+				    FBX_RB_CANCEL);
+				if (c.ndev_ids == 0)
+					break;
+			}
+			r->ndlv += c.ndev_ids ? c.ndev_ids : 1;
+			goto out;
+		}
+	} else if (idx == 0) {
 		rc = rb_add_id(r, id);
 		if (rc != FBX_OK)
 			goto out;
 		r->plan.commands++;
-		if (c.state == FBX_C_HELD && !r->for_replay) {
-			/* never expanded: the command itself is cancelled */
+		if ((c.state == FBX_C_HELD || c.state == FBX_C_SETTLING) &&
+		    !r->for_replay) {
+			/* never expanded (held, or still in its settle
+			 * window): the command itself is discarded */
+			int st = c.state == FBX_C_SETTLING;
 			for (uint32_t k = 0; k < c.ndev_ids || k == 0; k++) {
 				rb_row(r, &c, 0, c.ndev_ids ? c.dev_ids[k] : "",
 				    FBX_D_NONE, FBX_RB_CANCEL, 0,
-				    c.ndev_ids ? "held: discarded"
-				               : "held (whole target): discarded");
+				    c.ndev_ids ? (st ? "settling: discarded"
+				                     : "held: discarded")
+				               : (st ? "settling (whole target): "
+				                       "discarded"
+				                     : "held (whole target): "
+				                       "discarded"));
 				if (c.ndev_ids == 0)
 					break;
 			}
@@ -1063,6 +1190,7 @@ rb_visit(struct rb_ctx *r, uint64_t id, uint32_t idx)
 		r->next = r->last_dlv + 1;
 	}
 out:
+	r->before = 0;
 	fbx_command_clear(&c);
 	return rc;
 }
@@ -1090,8 +1218,44 @@ rb_walk_cb(void *arg, const struct fbx_command *c)
 	return 0;
 }
 
-/* rb_window - the selection's creation window; for an incident the
- * breaker's window before its last trip, up to its reset or now. */
+/* rb_breaker - the breaker whose last incident the selector names: the
+ * global one when asked (breaker_global, every_org); otherwise the
+ * organisation's, unless it never tripped or its last incident was
+ * reset before the global breaker last tripped: then the organisation
+ * was held by the global breaker alone and its share of the global
+ * incident is meant. @return FBX_OK; FBX_ENOT_FOUND (never tripped). */
+static int
+rb_breaker(struct rb_ctx *r, struct fbxi_breaker *b)
+{
+	const struct fbx_selector *s = r->s;
+	struct fbxi_breaker g;
+	int rc;
+
+	rc = fbxi_brk_load(r->e->txn, "*", s->breaker, &g, NULL);
+	if (rc != FBX_OK)
+		return rc;
+	if (!s->breaker_global && !s->every_org) {
+		rc = fbxi_brk_load(r->e->txn, r->org, s->breaker, b, NULL);
+		if (rc != FBX_OK)
+			return rc;
+		if (b->trips > 0 &&
+		    !(g.trips > 0 && b->state != FBX_BS_OPEN &&
+		        b->reset_ms > b->tripped_ms &&
+		        b->reset_ms < g.tripped_ms))
+			return FBX_OK;
+	}
+	if (g.trips == 0)
+		return FBX_ENOT_FOUND;
+	*b = g;
+	return FBX_OK;
+}
+
+/* rb_window - the selection's creation window; for an incident from
+ * the onset of the breaker's last trip (or, for a record without one,
+ * one breaker window before the trip) up to its reset or now. The
+ * reason's commands in the breaker window before the onset are walked
+ * too, to be listed apart (r->onset), unless include_before_onset
+ * selects them; a replay starts at the onset. */
 static int
 rb_window(struct rb_ctx *r)
 {
@@ -1102,20 +1266,33 @@ rb_window(struct rb_ctx *r)
 	r->until = s->until_ms;
 	if (s->breaker[0] != '\0') {
 		struct fbxi_breaker b;
-		int64_t since;
-		rc = fbxi_brk_load(r->e->txn, s->breaker_global ? "*" : r->org,
-		    s->breaker, &b, NULL);
+		int64_t win, since, onset = 0;
+		rc = rb_breaker(r, &b);
 		if (rc != FBX_OK)
 			return rc;
-		if (b.trips == 0)
-			return FBX_ENOT_FOUND;
-		since = b.tripped_ms - (int64_t)b.cfg.window_s * 1000;
+		win = (int64_t)b.cfg.window_s * 1000;
+		if (b.onset_ms > 0) {
+			onset = b.onset_ms < b.tripped_ms ? b.onset_ms
+			                                  : b.tripped_ms;
+			since = onset - win;
+		} else {
+			since = b.tripped_ms - win;
+		}
+		if (onset != 0 && !s->include_before_onset) {
+			if (r->for_replay)
+				since = onset;
+			else
+				r->onset = onset;
+		}
 		r->since = s->since_ms > since ? s->since_ms : since;
 		/* a closed incident ends at its reset */
 		if (b.reset_ms > b.tripped_ms &&
 		    (r->until == 0 || b.reset_ms + 1 < r->until))
 			r->until = b.reset_ms + 1;
+		r->plan.onset_ms = onset;
 	}
+	r->plan.since_ms = r->onset > r->since ? r->onset : r->since;
+	r->plan.until_ms = r->until;
 	return FBX_OK;
 }
 
@@ -1136,7 +1313,8 @@ rb_begin(struct rb_ctx *r, uint64_t cursor, uint64_t snapshot)
 	const struct fbx_selector *s = r->s;
 	int rc;
 
-	rb_budget(r->e, &r->cmd_budget, &r->dlv_budget);
+	if (r->dlv_budget == 0) /* not preset by a global run */
+		rb_budget(r->e, &r->cmd_budget, &r->dlv_budget);
 	fbxi_idmap_init(&r->named_set);
 	if (snapshot > r->e->last_cmd_id ||
 	    FBX_DLV_CMD(cursor) > r->e->last_cmd_id)
@@ -1240,6 +1418,7 @@ rb_free(struct rb_ctx *r)
 	free(r->held);
 	free(r->plan.rows);
 	free(r->plan.comp_ids);
+	free(r->plan.bo_rows);
 }
 
 /* rb_journal_comp - one compensating command: recovery priority, origin
@@ -1325,39 +1504,788 @@ rb_refuse_unsliced(struct fbx_engine *e, const struct inmsg *in,
 	    r->cmd_budget, r->dlv_budget);
 }
 
+/* rb_setup - r for one organisation's part of a rollback slice. */
+static int
+rb_setup(struct rb_ctx *r, struct fbx_engine *e, struct fbx_console_req *req,
+    const char *org)
+{
+	memset(r, 0, sizeof(*r));
+	r->e = e;
+	r->req = req;
+	r->s = &req->u.rollback.sel;
+	r->org = org;
+	r->include_changed = req->u.rollback.include_changed;
+	r->dlv_fn = rb_dlv_cb;
+	r->dlv_arg = r;
+	fbxi_idmap_init(&r->named_set);
+	r->rows_cap = req->u.rollback.limit ? req->u.rollback.limit : 100;
+	if (r->rows_cap > FBX_PAGE_MAX)
+		r->rows_cap = FBX_PAGE_MAX;
+	r->bo_cap = r->rows_cap;
+	r->plan.rows = malloc(r->rows_cap * sizeof(*r->plan.rows));
+	r->plan.bo_rows = malloc(r->bo_cap * sizeof(*r->plan.bo_rows));
+	if (r->plan.rows == NULL || r->plan.bo_rows == NULL)
+		return FBX_ENOMEM;
+	return FBX_OK;
+}
+
+/* rb_plan_part - one slice of one organisation's part, planned: the
+ * survey of later commands first when "changed since" needs it, then
+ * the selection from cursor, within r's budget (preset by the caller,
+ * or the engine's). @return FBX_OK; FBX_EINVALID (a cursor or snapshot
+ * this store never gave); FBX_ENOT_FOUND (no such command or incident);
+ * a store error. */
+static int
+rb_plan_part(struct rb_ctx *r, uint64_t cursor, uint64_t snapshot)
+{
+	int rc;
+
+	rc = rb_begin(r, cursor, snapshot);
+	if (rc != FBX_OK)
+		return rc;
+	if (!r->include_changed || r->onset != 0) {
+		/* what later commands changed, device by device, and what
+		 * was locked before the onset */
+		int64_t since = r->since;
+		if (r->nnamed > 0) {
+			struct fbx_command first;
+			rc = fbx_store_cmd_get(r->e->txn, r->named[0], &first);
+			if (rc == FBX_OK && strcmp(first.org, r->org) != 0)
+				rc = FBX_ENOT_FOUND;
+			if (rc == FBX_OK)
+				since = first.created_ms;
+			fbx_command_clear(&first);
+			if (rc == FBX_ENOT_FOUND && cursor != 0)
+				rc = FBX_OK; /* pruned meanwhile */
+			if (rc != FBX_OK)
+				return rc;
+		}
+		rc = rb_survey_get(r, since, &r->sv);
+		if (rc != FBX_OK)
+			return rc;
+		rc = rb_survey_run(r);
+		if (rc != FBX_OK)
+			return rc;
+	}
+	r->plan.later_commands = r->nlater;
+	if (r->stopped) {
+		/* the survey took the slice: the selection waits */
+		r->next = cursor ? cursor : RB_BEGUN;
+		return FBX_OK;
+	}
+	return rb_walk(r, cursor);
+}
+
+/* rb_exec - carry out a part's plan in the request's transaction:
+ * cancels, rollouts stopped, held commands discarded, compensations
+ * journaled (their ids in r->plan.comp_ids). */
+static int
+rb_exec(struct rb_ctx *r, uint64_t rbseq)
+{
+	struct fbx_engine *e = r->e;
+	struct fbx_console_req *req = r->req;
+	size_t ncomp = 0;
+	int rc;
+
+	/* 1. cancel what was not sent */
+	for (size_t i = 0; i < r->ncancel; i++) {
+		struct cmdc *cc = fbxi_cmd_find(e, FBX_DLV_CMD(r->cancel[i]));
+		/* an open delivery's command is in the cache */
+		if (cc == NULL)
+			continue;
+		rc = fbxi_dlv_move(e, cc, r->cancel[i],
+		    FBXI_DMASK(FBX_D_QUEUED) | FBXI_DMASK(FBX_D_PENDING),
+		    FBX_D_CANCELLED, 0, 0, NULL, NULL);
+		if (rc == FBX_ESTATE || rc == FBX_ENOT_FOUND)
+			continue;
+		if (rc != FBX_OK)
+			return rc;
+	}
+	/* a rollout among the rolled-back commands stops for good */
+	for (size_t i = 0; i < r->nids; i++) {
+		struct cmdc *cc = fbxi_cmd_find(e, r->ids[i]);
+		if (cc == NULL || !cc->c.rollout.enabled ||
+		    cc->c.ro.state == FBX_RO_DONE ||
+		    cc->c.ro.state == FBX_RO_CANCELLED)
+			continue;
+		cc->c.ro.state = FBX_RO_CANCELLED;
+		fbxi_note_printf(cc->c.ro.note, sizeof(cc->c.ro.note),
+		    "cancelled by rollback %llu (%s)",
+		    (unsigned long long)rbseq, req->actor);
+		fbxi_cmd_cancel(e, cc);
+		if (cc->c.state == FBX_C_EXPANDING) {
+			fbxi_xlist_remove(e, cc);
+			cc->c.state = FBX_C_ACTIVE;
+		}
+		fbxi_cmd_touch(cc);
+	}
+	/* 2. held and settling commands: discarded, recorded */
+	for (size_t i = 0; i < r->nheld; i++) {
+		struct cmdc *cc = fbxi_cmd_find(e, r->held[i]);
+		if (cc == NULL)
+			continue;
+		cc->c.state = FBX_C_DISCARDED;
+		snprintf(cc->c.resolved_by, sizeof(cc->c.resolved_by), "%s",
+		    req->actor);
+		fbxi_note_printf(cc->c.note, sizeof(cc->c.note),
+		    "rolled back (%llu) by %s: %s", (unsigned long long)rbseq,
+		    req->actor, req->u.rollback.note);
+		fbxi_cmd_touch(cc);
+	}
+	/* 3. compensations, journaled now */
+	r->plan.comp_ids = malloc((r->ngroups + 1) * sizeof(uint64_t));
+	if (r->plan.comp_ids == NULL)
+		return FBX_ENOMEM;
+	for (size_t i = 0; i < r->ngroups; i++) {
+		uint64_t id = 0;
+		rc = rb_journal_comp(r, &r->groups[i], rbseq, i, &id);
+		if (rc != FBX_OK)
+			return rc;
+		r->plan.comp_ids[ncomp++] = id;
+	}
+	r->plan.ncomp = ncomp;
+	return FBX_OK;
+}
+
+/* ----------------------------------------------------- rollback runs */
+
+/* A run's journal, kv "rbrun/<org>/<rollback id>" (org "*" for a run
+ * over every organisation): where the run stands, written in every
+ * executed slice's transaction once the run has an id, so that a client
+ * that lost its cursor (a crash, a lost reply) goes on with the rollback
+ * id alone (RollbackRequest.rollback_id with cursor 0). A global run also
+ * keeps "rbpart/<rollback id>/<org>", the counts of each organisation it
+ * changed, for the audit record that closes it. */
+#define RB_RUN_VERSION 1
+
+struct rb_run_rec {
+	uint32_t version;
+	uint8_t done, global;
+	uint8_t pad_[2];
+	uint64_t fp;       /* the selector */
+	uint64_t snapshot; /* the run's last_command_id */
+	uint64_t cursor;   /* the next slice's; 0 = done */
+	fbx_id org_cursor; /* global: the organisation to go on in */
+	uint32_t slices, orgs;
+	uint64_t commands, before_onset, comps;
+	uint64_t per_action[FBX_RB_COUNT];
+	int64_t started_ms, updated_ms;
+};
+
+struct rb_part_rec {
+	uint32_t version;
+	uint32_t commands, before_onset, comps;
+	uint32_t per_action[FBX_RB_COUNT];
+};
+
+/* rb_sel_fp - the request's selection, to tell that a continued run is
+ * the same run. */
+static uint64_t
+rb_sel_fp(const struct fbx_console_req *req)
+{
+	const struct fbx_selector *s = &req->u.rollback.sel;
+	uint64_t h = 1469598103934665603ull;
+	int64_t v[9] = { s->breaker_global, s->every_org,
+		s->include_before_onset, s->origin, s->type,
+		req->u.rollback.include_changed, s->since_ms, s->until_ms,
+		(int64_t)s->ncommand_ids };
+
+	h = fp_mix(h, s->breaker, strlen(s->breaker) + 1);
+	h = fp_mix(h, s->reason, strlen(s->reason) + 1);
+	h = fp_mix(h, s->group, strlen(s->group) + 1);
+	h = fp_mix(h, v, sizeof(v));
+	if (s->ncommand_ids > 0)
+		h = fp_mix(h, s->command_ids,
+		    s->ncommand_ids * sizeof(*s->command_ids));
+	return h;
+}
+
+static void
+rb_run_key(char *key, size_t len, const char *org, uint64_t rbid)
+{
+	snprintf(key, len, "rbrun/%s/%llu", org, (unsigned long long)rbid);
+}
+
+/* rb_run_get - the journal of run rbid of org. @return FBX_OK,
+ * FBX_ENOT_FOUND, a store error. */
+static int
+rb_run_get(struct fbx_engine *e, const char *org, uint64_t rbid,
+    struct rb_run_rec *run)
+{
+	char key[FBX_KV_KEY_MAX];
+	size_t len = 0;
+	int rc;
+
+	rb_run_key(key, sizeof(key), org, rbid);
+	rc = fbx_store_kv_get(e->txn, key, run, sizeof(*run), &len);
+	if (rc == FBX_OK &&
+	    (len != sizeof(*run) || run->version != RB_RUN_VERSION))
+		return FBX_ECORRUPT;
+	return rc;
+}
+
+/* rb_continue - a request naming a rollback id without a cursor goes on
+ * from where that run's journal says. @return FBX_OK (req now carries
+ * the cursor, or is not a continuation); 1 when the run is done (run
+ * filled); FBX_EINVALID (no such run of this selection here); a store
+ * error. */
+static int
+rb_continue(struct fbx_engine *e, struct fbx_console_req *req, int global,
+    struct rb_run_rec *run)
+{
+	int rc;
+
+	if (req->u.rollback.rollback_id == 0 || req->u.rollback.cursor != 0)
+		return FBX_OK;
+	rc = rb_run_get(e, global ? "*" : req->org,
+	    req->u.rollback.rollback_id, run);
+	if (rc == FBX_ENOT_FOUND)
+		return FBX_EINVALID;
+	if (rc != FBX_OK)
+		return rc;
+	if (run->fp != rb_sel_fp(req) || run->global != (global != 0))
+		return FBX_EINVALID;
+	if (run->done || run->cursor == 0)
+		return 1;
+	req->u.rollback.cursor = run->cursor;
+	req->u.rollback.last_command_id = run->snapshot;
+	snprintf(req->u.rollback.org_cursor,
+	    sizeof(req->u.rollback.org_cursor), "%s", run->org_cursor);
+	return FBX_OK;
+}
+
+/* rb_run_note - journal one executed slice of run rbid: its totals and
+ * where the next slice starts. *was_done says whether the run had
+ * already been closed (a final slice sent again). */
+static int
+rb_run_note(struct fbx_engine *e, const struct fbx_console_req *req,
+    int global, uint64_t rbid, const struct fbx_rb_plan *p,
+    uint32_t new_orgs, int *was_done, struct rb_run_rec *run)
+{
+	char key[FBX_KV_KEY_MAX];
+	int rc;
+
+	rc = rb_run_get(e, global ? "*" : req->org, rbid, run);
+	if (rc == FBX_ENOT_FOUND) {
+		memset(run, 0, sizeof(*run));
+		run->version = RB_RUN_VERSION;
+		run->global = global ? 1 : 0;
+		run->fp = rb_sel_fp(req);
+		run->started_ms = e->now;
+	} else if (rc != FBX_OK) {
+		return rc;
+	}
+	*was_done = run->done;
+	run->snapshot = p->last_command_id;
+	run->cursor = p->next_cursor;
+	snprintf(run->org_cursor, sizeof(run->org_cursor), "%s",
+	    p->next_org);
+	run->done = p->next_cursor == 0;
+	run->slices++;
+	run->orgs += new_orgs;
+	run->commands += p->commands;
+	run->before_onset += p->before_onset;
+	run->comps += p->ncomp;
+	for (int k = 0; k < FBX_RB_COUNT; k++)
+		run->per_action[k] += p->per_action[k];
+	run->updated_ms = e->now;
+	rb_run_key(key, sizeof(key), global ? "*" : req->org, rbid);
+	return fbx_store_kv_put(e->txn, key, run, sizeof(*run));
+}
+
+/* rb_part_note - add an organisation's executed part to the run's
+ * record of it; *is_new when it is the organisation's first. */
+static int
+rb_part_note(struct fbx_engine *e, uint64_t rbid, const char *org,
+    const struct fbx_rb_plan *p, int *is_new)
+{
+	char key[FBX_KV_KEY_MAX];
+	struct rb_part_rec x;
+	size_t len = 0;
+	int rc;
+
+	snprintf(key, sizeof(key), "rbpart/%llu/%s", (unsigned long long)rbid,
+	    org);
+	rc = fbx_store_kv_get(e->txn, key, &x, sizeof(x), &len);
+	*is_new = rc == FBX_ENOT_FOUND;
+	if (rc == FBX_ENOT_FOUND || (rc == FBX_OK && len != sizeof(x))) {
+		memset(&x, 0, sizeof(x));
+		x.version = 1;
+	} else if (rc != FBX_OK) {
+		return rc;
+	}
+	x.commands += p->commands;
+	x.before_onset += p->before_onset;
+	x.comps += (uint32_t)p->ncomp;
+	for (int k = 0; k < FBX_RB_COUNT; k++)
+		x.per_action[k] += p->per_action[k];
+	return fbx_store_kv_put(e->txn, key, &x, sizeof(x));
+}
+
+/* rb_merge_plan - add a part's plan to the slice's: counts summed, rows
+ * kept up to cap, compensating commands appended. */
+static int
+rb_merge_plan(struct fbx_rb_plan *g, const struct fbx_rb_plan *p,
+    size_t cap)
+{
+	g->commands += p->commands;
+	for (int k = 0; k < FBX_RB_COUNT; k++)
+		g->per_action[k] += p->per_action[k];
+	for (size_t i = 0; i < p->nrows && g->nrows < cap; i++)
+		g->rows[g->nrows++] = p->rows[i];
+	for (size_t i = 0; i < p->nbo_rows && g->nbo_rows < cap; i++)
+		g->bo_rows[g->nbo_rows++] = p->bo_rows[i];
+	g->before_onset += p->before_onset;
+	g->before_onset_deliveries += p->before_onset_deliveries;
+	g->later_commands += p->later_commands;
+	if (p->ncomp > 0) {
+		uint64_t *nc = realloc(g->comp_ids,
+		    (g->ncomp + p->ncomp) * sizeof(*nc));
+		if (nc == NULL)
+			return FBX_ENOMEM;
+		memcpy(nc + g->ncomp, p->comp_ids, p->ncomp * sizeof(*nc));
+		g->comp_ids = nc;
+		g->ncomp += p->ncomp;
+	}
+	if (p->commands > 0 || p->before_onset > 0) {
+		struct fbx_rb_org *no = realloc(g->orgs,
+		    (g->norgs + 1) * sizeof(*no));
+		struct fbx_rb_org *x;
+		if (no == NULL)
+			return FBX_ENOMEM;
+		g->orgs = no;
+		x = &g->orgs[g->norgs++];
+		memset(x, 0, sizeof(*x));
+		x->commands = p->commands;
+		memcpy(x->per_action, p->per_action, sizeof(x->per_action));
+		x->before_onset = p->before_onset;
+		x->before_onset_deliveries = p->before_onset_deliveries;
+		x->comp_commands = (uint32_t)p->ncomp;
+	}
+	return FBX_OK;
+}
+
+/* rb_may_global - whether org may roll back a global incident in every
+ * organisation: the admin organisation, or anyone when none is set. */
+static int
+rb_may_global(const struct fbx_engine *e, const char *org)
+{
+	return e->o.admin_org == NULL || e->o.admin_org[0] == '\0' ||
+	    strcmp(org, e->o.admin_org) == 0;
+}
+
+/* rb_reply_done - a continued run that is already done. */
+static void
+rb_reply_done(struct fbx_engine *e, const struct inmsg *in,
+    const struct fbx_console_req *req, const struct rb_run_rec *run,
+    int global)
+{
+	struct fbx_console_rep rep;
+
+	memset(&rep, 0, sizeof(rep));
+	rep.request_id = req->request_id;
+	rep.kind = req->kind;
+	rep.u.rollback.executed = 1;
+	rep.u.rollback.rollback_id = req->u.rollback.rollback_id;
+	rep.u.rollback.last_command_id = run->snapshot;
+	rep.u.rollback.global = global;
+	fbxi_console_reply(e, in, &rep);
+}
+
+/* rb_continue_err - answer what rb_continue refused; @return 1 when the
+ * request is answered. */
+static int
+rb_continue_err(struct fbx_engine *e, const struct inmsg *in,
+    struct fbx_console_req *req, int rc, const struct rb_run_rec *run,
+    int global)
+{
+	if (rc == FBX_OK)
+		return 0;
+	if (rc == 1) {
+		rb_reply_done(e, in, req, run, global);
+	} else if (rc == FBX_EINVALID) {
+		fbxi_console_error(e, in, req->request_id, req->kind,
+		    FBX_EINVALID,
+		    "rollback: no run %llu of this selection in %s to go on "
+		    "with",
+		    (unsigned long long)req->u.rollback.rollback_id,
+		    global ? "every organisation" : req->org);
+	} else {
+		fbxi_set_err(e, rc);
+	}
+	return 1;
+}
+
+struct rb_orgs {
+	fbx_id *v;
+	size_t n, cap;
+	const char *from;
+};
+
+static int
+rb_orgs_cb(void *arg, const char *org, uint32_t devices)
+{
+	struct rb_orgs *l = arg;
+
+	(void)devices;
+	if (strcmp(org, l->from) < 0)
+		return 0;
+	snprintf(l->v[l->n], sizeof(l->v[l->n]), "%s", org);
+	l->n++;
+	return l->n == l->cap;
+}
+
+struct rb_names {
+	char buf[400];
+	size_t used, listed, more, skip;
+};
+
+/* rb_names_cb - organisation names of a run's parts, after the first
+ * `skip`, as many as buf holds; the others are counted in more. */
+static int
+rb_names_cb(void *arg, const char *key, const void *val, size_t len)
+{
+	struct rb_names *nm = arg;
+	const char *org = strrchr(key, '/');
+	size_t n;
+
+	(void)val;
+	(void)len;
+	if (nm->skip > 0) {
+		nm->skip--;
+		return 0;
+	}
+	org = org ? org + 1 : key;
+	n = strlen(org);
+	if (nm->more == 0 && nm->used + n + 2 < sizeof(nm->buf)) {
+		memcpy(nm->buf + nm->used, org, n);
+		nm->used += n;
+		nm->buf[nm->used++] = ' ';
+		nm->buf[nm->used] = '\0';
+		nm->listed++;
+	} else {
+		nm->more++;
+	}
+	return 0;
+}
+
+/* rb_names - one record's worth of names after skip. */
+static int
+rb_names(struct fbx_engine *e, const char *prefix, size_t skip,
+    struct rb_names *nm)
+{
+	int rc;
+
+	memset(nm, 0, sizeof(*nm));
+	nm->skip = skip;
+	rc = fbx_store_kv_scan(e->txn, prefix, rb_names_cb, nm);
+	if (rc == FBX_ENOT_FOUND)
+		rc = FBX_OK;
+	if (nm->used > 0)
+		nm->buf[--nm->used] = '\0';
+	return rc;
+}
+
+/* rb_run_close - the audit record that closes a global run: its totals
+ * and the organisations it changed, by name as far as a record holds
+ * them (about 40); the rest follow in "rollback.orgs" records. */
+static void
+rb_run_close(struct fbx_engine *e, const struct fbx_console_req *req,
+    uint64_t rbid, const struct rb_run_rec *run)
+{
+	struct rb_names nm;
+	char prefix[64];
+	size_t skip;
+	int rc;
+
+	snprintf(prefix, sizeof(prefix), "rbpart/%llu/",
+	    (unsigned long long)rbid);
+	rc = rb_names(e, prefix, 0, &nm);
+	if (rc != FBX_OK) {
+		fbxi_set_err(e, rc);
+		return;
+	}
+	fbxi_audit(e, "*", req->actor, "rollback", req->u.rollback.note,
+	    "{\"rollback_id\":%llu,\"incident\":\"%s\",\"global\":true,"
+	    "\"slices\":%u,\"orgs\":%u,\"commands\":%llu,\"cancelled\":%llu,"
+	    "\"compensated\":%llu,\"before_onset\":%llu,\"more\":%zu,"
+	    "\"names\":\"%s\"}",
+	    (unsigned long long)rbid, req->u.rollback.sel.breaker, run->slices,
+	    run->orgs, (unsigned long long)run->commands,
+	    (unsigned long long)run->per_action[FBX_RB_CANCEL],
+	    (unsigned long long)run->per_action[FBX_RB_COMPENSATE],
+	    (unsigned long long)run->before_onset, nm.more, nm.buf);
+	skip = nm.listed;
+	while (nm.more > 0 && fbxi_err(e) == FBX_OK) {
+		rc = rb_names(e, prefix, skip, &nm);
+		if (rc != FBX_OK) {
+			fbxi_set_err(e, rc);
+			return;
+		}
+		if (nm.listed == 0)
+			break;
+		fbxi_audit(e, "*", req->actor, "rollback.orgs", "",
+		    "{\"rollback_id\":%llu,\"names\":\"%s\"}",
+		    (unsigned long long)rbid, nm.buf);
+		skip += nm.listed;
+	}
+}
+
+static void
+rb_not_found(struct fbx_engine *e, const struct inmsg *in,
+    const struct fbx_console_req *req, const struct fbx_rb_plan *p,
+    const char *where)
+{
+	if (p->before_onset > 0)
+		fbxi_console_error(e, in, req->request_id, req->kind,
+		    FBX_ENOT_FOUND,
+		    "nothing to roll back in %s: the incident selects no "
+		    "command from its onset; %u earlier commands of the "
+		    "reason were left (include_before_onset selects them)",
+		    where, p->before_onset);
+	else
+		fbxi_console_error(e, in, req->request_id, req->kind,
+		    FBX_ENOT_FOUND,
+		    "nothing to roll back: the selection matches no command "
+		    "in %s",
+		    where);
+}
+
+/* rb_global - one slice of a global incident's rollback over every
+ * organisation, for the admin organisation (or anyone without one):
+ * the organisations in name order, each one's part planned and carried
+ * out with what is left of the slice's budget (each organisation looked
+ * at counts as one command), so one slice never holds more than one
+ * organisation's slice worth of work. The cursor is the organisation to
+ * go on in (org_cursor) and the cursor within it; the run has one
+ * rollback id, one "rollback.slice" audit record per executed slice
+ * that did something, a journal (rbrun/ * /<id>) and, when it ends, one
+ * "rollback" record that names the organisations it changed. */
+static void
+rb_global(struct fbx_engine *e, const struct inmsg *in,
+    struct fbx_console_req *req)
+{
+	struct fbx_console_rep rep;
+	struct fbx_rb_plan g;
+	struct rb_orgs ol;
+	struct rb_run_rec run;
+	struct fbxi_breaker b;
+	uint32_t cmd_budget, dlv_budget, used_cmd = 0, used_dlv = 0;
+	uint32_t new_orgs = 0;
+	uint64_t cursor, snapshot, rbid, rbseq;
+	size_t cap, i;
+	int did = 0, was_done = 0, rc;
+
+	memset(&g, 0, sizeof(g));
+	memset(&ol, 0, sizeof(ol));
+	memset(&run, 0, sizeof(run));
+	rb_surveys_tidy(e);
+	if (!req->u.rollback.sliced) {
+		fbxi_console_error(e, in, req->request_id, req->kind,
+		    FBX_EINVALID,
+		    "rollback: every_org needs a client that continues slices "
+		    "(sliced, next_cursor, next_org)");
+		goto out;
+	}
+	rc = rb_continue(e, req, 1, &run);
+	if (rb_continue_err(e, in, req, rc, &run, 1))
+		goto out;
+	cursor = req->u.rollback.cursor;
+	rbid = req->u.rollback.rollback_id;
+	snapshot = cursor ? req->u.rollback.last_command_id : e->last_cmd_id;
+	if (snapshot > e->last_cmd_id || FBX_DLV_CMD(cursor) > e->last_cmd_id ||
+	    rbid > e->audit_seq ||
+	    (cursor != 0 && req->u.rollback.org_cursor[0] == '\0')) {
+		fbxi_console_error(e, in, req->request_id, req->kind,
+		    FBX_EINVALID,
+		    "rollback: cursor, org_cursor, last_command_id or "
+		    "rollback_id not given by this store");
+		goto out;
+	}
+	rc = fbxi_brk_load(e->txn, "*", req->u.rollback.sel.breaker, &b, NULL);
+	if (rc != FBX_OK)
+		goto fail;
+	if (b.trips == 0) {
+		fbxi_console_error(e, in, req->request_id, req->kind,
+		    FBX_ENOT_FOUND,
+		    "nothing to roll back: the global breaker of '%s' never "
+		    "tripped",
+		    req->u.rollback.sel.breaker);
+		goto out;
+	}
+	rb_budget(e, &cmd_budget, &dlv_budget);
+	cap = req->u.rollback.limit ? req->u.rollback.limit : 100;
+	if (cap > FBX_PAGE_MAX)
+		cap = FBX_PAGE_MAX;
+	g.rows = malloc(cap * sizeof(*g.rows));
+	g.bo_rows = malloc(cap * sizeof(*g.bo_rows));
+	ol.cap = (size_t)cmd_budget + 1;
+	ol.v = malloc(ol.cap * sizeof(*ol.v));
+	ol.from = req->u.rollback.org_cursor;
+	if (g.rows == NULL || g.bo_rows == NULL || ol.v == NULL) {
+		rc = FBX_ENOMEM;
+		goto fail;
+	}
+	rc = fbx_store_org_list(e->txn, rb_orgs_cb, &ol);
+	if (rc != FBX_OK && rc != FBX_ENOT_FOUND)
+		goto fail;
+	/* the id the run gets if this slice is its first to do anything:
+	 * the sequence of this slice's audit record, written last */
+	rbseq = rbid ? rbid : e->audit_seq + 1;
+	g.global = 1;
+	for (i = 0; i < ol.n; i++) {
+		struct rb_ctx r;
+		uint64_t ocur = i == 0 && cursor != 0 &&
+		        strcmp(ol.v[0], req->u.rollback.org_cursor) == 0
+		    ? cursor
+		    : RB_BEGUN;
+		if (used_cmd >= cmd_budget || used_dlv >= dlv_budget) {
+			snprintf(g.next_org, sizeof(g.next_org), "%s", ol.v[i]);
+			g.next_cursor = ocur;
+			break;
+		}
+		used_cmd++;
+		rc = rb_setup(&r, e, req, ol.v[i]);
+		r.cmd_budget =
+		    used_cmd < cmd_budget ? cmd_budget - used_cmd : 1;
+		r.dlv_budget = dlv_budget - used_dlv;
+		if (rc == FBX_OK)
+			rc = rb_plan_part(&r, ocur, snapshot);
+		if (rc == FBX_OK && req->u.rollback.execute &&
+		    r.nids + r.ncancel + r.ngroups > 0) {
+			int is_new = 0;
+			rc = rb_exec(&r, rbseq);
+			if (rc == FBX_OK)
+				rc = rb_part_note(e, rbseq, r.org, &r.plan,
+				    &is_new);
+			new_orgs += is_new;
+			did = 1;
+		}
+		if (rc == FBX_OK)
+			rc = rb_merge_plan(&g, &r.plan, cap);
+		if (g.norgs > 0 && rc == FBX_OK &&
+		    (r.plan.commands > 0 || r.plan.before_onset > 0))
+			snprintf(g.orgs[g.norgs - 1].org,
+			    sizeof(g.orgs[g.norgs - 1].org), "%s", r.org);
+		used_cmd += r.ncmd;
+		used_dlv += r.ndlv;
+		g.looked_at += r.ncmd + r.ndlv;
+		if (rc == FBX_OK && r.next == 0 && r.sv != NULL)
+			rb_survey_drop(r.sv); /* this part is done */
+		if (rc == FBX_OK && r.next != 0) {
+			snprintf(g.next_org, sizeof(g.next_org), "%s", ol.v[i]);
+			g.next_cursor = r.next;
+		}
+		if (i == 0) {
+			g.onset_ms = r.plan.onset_ms;
+			g.since_ms = r.plan.since_ms;
+			g.until_ms = r.plan.until_ms;
+		}
+		rb_free(&r);
+		if (rc != FBX_OK)
+			goto fail;
+		if (g.next_cursor != 0)
+			break;
+	}
+	g.last_command_id = snapshot;
+	if (g.next_cursor == 0 && g.commands == 0 &&
+	    (req->u.rollback.execute ? rbid == 0
+	                             : cursor == 0 && g.before_onset == 0)) {
+		rb_not_found(e, in, req, &g, "any organisation");
+		goto out;
+	}
+	if (req->u.rollback.execute && did) {
+		fbxi_audit(e, "*", req->actor, "rollback.slice",
+		    req->u.rollback.note,
+		    "{\"rollback_id\":%llu,\"incident\":\"%s\",\"global\":true,"
+		    "\"org_cursor\":\"%s\",\"cursor\":%llu,\"next_org\":\"%s\","
+		    "\"next_cursor\":%llu,\"orgs\":%zu,\"commands\":%u,"
+		    "\"cancelled\":%u,\"compensated\":%u,\"in_flight\":%u,"
+		    "\"before_onset\":%u,\"compensating_commands\":%zu}",
+		    (unsigned long long)rbseq, req->u.rollback.sel.breaker,
+		    req->u.rollback.org_cursor, (unsigned long long)cursor,
+		    g.next_org, (unsigned long long)g.next_cursor, g.norgs,
+		    g.commands, g.per_action[FBX_RB_CANCEL],
+		    g.per_action[FBX_RB_COMPENSATE],
+		    g.per_action[FBX_RB_IN_FLIGHT], g.before_onset, g.ncomp);
+		if (fbxi_err(e) != FBX_OK)
+			goto out;
+		FBX_LOGI("rollback %llu of global incident %s by %s, slice "
+		         "from %s/%llu (next %s/%llu): %zu organisations, %u "
+		         "commands, %u cancelled, %u compensated in %zu "
+		         "commands, %u before the onset left",
+		    (unsigned long long)rbseq, req->u.rollback.sel.breaker,
+		    req->actor, req->u.rollback.org_cursor,
+		    (unsigned long long)cursor, g.next_org,
+		    (unsigned long long)g.next_cursor, g.norgs, g.commands,
+		    g.per_action[FBX_RB_CANCEL],
+		    g.per_action[FBX_RB_COMPENSATE], g.ncomp, g.before_onset);
+	}
+	if (req->u.rollback.execute && (did || rbid != 0)) {
+		g.rollback_id = rbseq;
+		rc = rb_run_note(e, req, 1, rbseq, &g, new_orgs, &was_done,
+		    &run);
+		if (rc != FBX_OK)
+			goto fail;
+		if (g.next_cursor == 0 && !was_done)
+			rb_run_close(e, req, rbseq, &run);
+		if (fbxi_err(e) != FBX_OK)
+			goto out;
+	}
+	g.executed = req->u.rollback.execute ? 1 : 0;
+	memset(&rep, 0, sizeof(rep));
+	rep.request_id = req->request_id;
+	rep.kind = req->kind;
+	rep.u.rollback = g;
+	fbxi_console_reply(e, in, &rep);
+	goto out;
+fail:
+	fbxi_set_err(e, rc);
+out:
+	free(ol.v);
+	free(g.rows);
+	free(g.bo_rows);
+	free(g.comp_ids);
+	free(g.orgs);
+}
+
 /* fbxi_handle_rollback - one slice of a rollback (plan or execute): the
  * survey of later commands first when "changed since" needs it, then the
  * selection from the cursor, within the slice's budget; executed, the
  * slice's cancels and compensations are journaled with one audit record
  * that names the run's rollback id (the first executed slice's audit
- * sequence) and the slice's range. */
+ * sequence) and the slice's range. A global incident over every
+ * organisation goes to rb_global when the organisation may ask for it;
+ * otherwise the organisation gets its own part. */
 void
 fbxi_handle_rollback(
     struct fbx_engine *e, const struct inmsg *in, struct fbx_console_req *req)
 {
 	struct fbx_console_rep rep;
 	struct rb_ctx r;
-	uint64_t cursor = req->u.rollback.cursor, rbseq = 0;
-	int rc;
+	struct rb_run_rec run;
+	uint64_t cursor, rbseq = 0;
+	int rc, was_done = 0;
 
 	memset(&r, 0, sizeof(r));
-	r.e = e;
-	r.req = req;
-	r.s = &req->u.rollback.sel;
-	r.org = req->org;
-	r.include_changed = req->u.rollback.include_changed;
-	r.dlv_fn = rb_dlv_cb;
-	r.dlv_arg = &r;
-	rb_surveys_tidy(e);
-	r.rows_cap = req->u.rollback.limit ? req->u.rollback.limit : 100;
-	if (r.rows_cap > FBX_PAGE_MAX)
-		r.rows_cap = FBX_PAGE_MAX;
-	r.plan.rows = malloc(r.rows_cap * sizeof(*r.plan.rows));
-	if (r.plan.rows == NULL) {
-		fbxi_set_err(e, FBX_ENOMEM);
-		goto out;
+	if (req->u.rollback.sel.every_org) {
+		if (rb_may_global(e, req->org)) {
+			rb_global(e, in, req);
+			return;
+		}
+		/* an affected organisation: its own part of it */
+		req->u.rollback.sel.every_org = 0;
+		req->u.rollback.sel.breaker_global = 1;
 	}
-	rc = rb_begin(&r, cursor, req->u.rollback.last_command_id);
+	rb_surveys_tidy(e);
+	rc = rb_continue(e, req, 0, &run);
+	if (rb_continue_err(e, in, req, rc, &run, 0))
+		return;
+	cursor = req->u.rollback.cursor;
+	rc = rb_setup(&r, e, req, req->org);
+	if (rc != FBX_OK)
+		goto fail;
+	rc = rb_plan_part(&r, cursor, req->u.rollback.last_command_id);
 	if (rc == FBX_OK && req->u.rollback.rollback_id > e->audit_seq)
 		rc = FBX_EINVALID;
 	if (rc == FBX_EINVALID) {
@@ -1371,126 +2299,36 @@ fbxi_handle_rollback(
 		goto not_found;
 	if (rc != FBX_OK)
 		goto fail;
-	if (!r.include_changed) {
-		/* what later commands changed, device by device */
-		int64_t since = r.since;
-		if (r.nnamed > 0) {
-			struct fbx_command first;
-			rc = fbx_store_cmd_get(e->txn, r.named[0], &first);
-			if (rc == FBX_OK && strcmp(first.org, r.org) != 0)
-				rc = FBX_ENOT_FOUND;
-			if (rc == FBX_OK)
-				since = first.created_ms;
-			fbx_command_clear(&first);
-			if (rc == FBX_ENOT_FOUND && cursor != 0)
-				rc = FBX_OK; /* pruned meanwhile */
-			if (rc == FBX_ENOT_FOUND)
-				goto not_found;
-			if (rc != FBX_OK)
-				goto fail;
-		}
-		rc = rb_survey_get(&r, since, &r.sv);
-		if (rc != FBX_OK)
-			goto fail;
-		rc = rb_survey_run(&r);
-		if (rc != FBX_OK)
-			goto fail;
-	}
-	r.plan.later_commands = r.nlater;
-	if (r.stopped) {
-		/* the survey took the slice: the selection waits */
-		r.next = cursor ? cursor : RB_BEGUN;
-	} else {
-		rc = rb_walk(&r, cursor);
-		if (rc == FBX_ENOT_FOUND)
-			goto not_found;
-		if (rc != FBX_OK)
-			goto fail;
-	}
 	if (r.next != 0 && !req->u.rollback.sliced) {
 		rb_refuse_unsliced(e, in, req, &r);
 		goto out;
 	}
-	if (cursor == 0 && r.next == 0 && r.plan.commands == 0) {
-		/* a filter that selects nothing is not a rollback */
-		fbxi_console_error(e, in, req->request_id, req->kind, FBX_ENOT_FOUND,
-		    "nothing to roll back: the selection matches no command "
-		    "in organisation '%s'",
-		    req->org);
+	/* a run that selects nothing is not a rollback: said on its last
+	 * slice when executed (no slice did anything, so it has no id), on
+	 * a dry run that fits in one slice and lists nothing */
+	if (r.next == 0 && r.plan.commands == 0 &&
+	    (req->u.rollback.execute
+	            ? req->u.rollback.rollback_id == 0
+	            : cursor == 0 && r.plan.before_onset == 0)) {
+		char where[FBX_ID_MAX + 32];
+		snprintf(where, sizeof(where), "organisation '%s'", req->org);
+		rb_not_found(e, in, req, &r.plan, where);
 		goto out;
 	}
 
 	if (req->u.rollback.execute && r.nids + r.ncancel + r.ngroups > 0) {
-		size_t ncomp = 0;
 		rbseq = req->u.rollback.rollback_id ? req->u.rollback.rollback_id
 		                                    : e->audit_seq + 1;
-		/* 1. cancel what was not sent */
-		for (size_t i = 0; i < r.ncancel; i++) {
-			struct cmdc *cc = fbxi_cmd_find(e, FBX_DLV_CMD(r.cancel[i]));
-			/* an open delivery's command is in the cache */
-			if (cc == NULL)
-				continue;
-			rc = fbxi_dlv_move(e, cc, r.cancel[i],
-			    FBXI_DMASK(FBX_D_QUEUED) | FBXI_DMASK(FBX_D_PENDING),
-			    FBX_D_CANCELLED, 0, 0, NULL, NULL);
-			if (rc == FBX_ESTATE || rc == FBX_ENOT_FOUND)
-				continue;
-			if (rc != FBX_OK)
-				goto fail;
-		}
-		/* a rollout among the rolled-back commands stops for good */
-		for (size_t i = 0; i < r.nids; i++) {
-			struct cmdc *cc = fbxi_cmd_find(e, r.ids[i]);
-			if (cc == NULL || !cc->c.rollout.enabled ||
-			    cc->c.ro.state == FBX_RO_DONE ||
-			    cc->c.ro.state == FBX_RO_CANCELLED)
-				continue;
-			cc->c.ro.state = FBX_RO_CANCELLED;
-			fbxi_note_printf(cc->c.ro.note, sizeof(cc->c.ro.note),
-			    "cancelled by rollback %llu (%s)",
-			    (unsigned long long)rbseq, req->actor);
-			cc->cancelling = 1;
-			if (cc->c.state == FBX_C_EXPANDING) {
-				fbxi_xlist_remove(e, cc);
-				cc->c.state = FBX_C_ACTIVE;
-			}
-			cc->dirty = 1;
-		}
-		/* 2. held commands: discarded, recorded */
-		for (size_t i = 0; i < r.nheld; i++) {
-			struct cmdc *cc = fbxi_cmd_find(e, r.held[i]);
-			if (cc == NULL)
-				continue;
-			cc->c.state = FBX_C_DISCARDED;
-			snprintf(cc->c.resolved_by, sizeof(cc->c.resolved_by),
-			    "%s", req->actor);
-			fbxi_note_printf(cc->c.note, sizeof(cc->c.note),
-			    "rolled back (%llu) by %s: %s",
-			    (unsigned long long)rbseq, req->actor,
-			    req->u.rollback.note);
-			cc->dirty = 1;
-		}
-		/* 3. compensations, journaled now */
-		r.plan.comp_ids = malloc((r.ngroups + 1) * sizeof(uint64_t));
-		if (r.plan.comp_ids == NULL) {
-			rc = FBX_ENOMEM;
+		rc = rb_exec(&r, rbseq);
+		if (rc != FBX_OK)
 			goto fail;
-		}
-		for (size_t i = 0; i < r.ngroups; i++) {
-			uint64_t id = 0;
-			rc = rb_journal_comp(&r, &r.groups[i], rbseq, i, &id);
-			if (rc != FBX_OK)
-				goto fail;
-			r.plan.comp_ids[ncomp++] = id;
-		}
-		r.plan.ncomp = ncomp;
 		fbxi_audit(e, req->org, req->actor, "rollback", req->u.rollback.note,
 		    "{\"rollback_id\":%llu,\"cursor\":%llu,\"next_cursor\":%llu,"
 		    "\"first_command\":%llu,\"last_command\":%llu,"
 		    "\"commands\":%u,\"cancelled\":%u,\"compensated\":%u,"
 		    "\"irreversible\":%u,\"changed_since\":%u,"
 		    "\"compensating_commands\":%zu,\"include_changed\":%s,"
-		    "\"in_flight\":%u}",
+		    "\"in_flight\":%u,\"before_onset\":%u}",
 		    (unsigned long long)rbseq, (unsigned long long)cursor,
 		    (unsigned long long)r.next,
 		    (unsigned long long)r.first_cmd,
@@ -1498,21 +2336,21 @@ fbxi_handle_rollback(
 		    r.plan.commands, r.plan.per_action[FBX_RB_CANCEL],
 		    r.plan.per_action[FBX_RB_COMPENSATE],
 		    r.plan.per_action[FBX_RB_IRREVERSIBLE],
-		    r.plan.per_action[FBX_RB_CHANGED], ncomp,
+		    r.plan.per_action[FBX_RB_CHANGED], r.plan.ncomp,
 		    req->u.rollback.include_changed ? "true" : "false",
-		    r.plan.per_action[FBX_RB_IN_FLIGHT]);
+		    r.plan.per_action[FBX_RB_IN_FLIGHT], r.plan.before_onset);
 		FBX_LOGI("rollback %llu in %s by %s, slice from %llu (next "
 		         "%llu): %u commands, %u "
 		         "cancelled, %u compensated in %zu commands, %u "
 		         "irreversible, %u changed since, %u in flight (run "
-		         "again once settled)",
+		         "again once settled), %u before the onset left",
 		    (unsigned long long)rbseq, req->org, req->actor,
 		    (unsigned long long)cursor, (unsigned long long)r.next,
 		    r.plan.commands, r.plan.per_action[FBX_RB_CANCEL],
-		    r.plan.per_action[FBX_RB_COMPENSATE], ncomp,
+		    r.plan.per_action[FBX_RB_COMPENSATE], r.plan.ncomp,
 		    r.plan.per_action[FBX_RB_IRREVERSIBLE],
 		    r.plan.per_action[FBX_RB_CHANGED],
-		    r.plan.per_action[FBX_RB_IN_FLIGHT]);
+		    r.plan.per_action[FBX_RB_IN_FLIGHT], r.plan.before_onset);
 	} else if (req->u.rollback.execute) {
 		/* a slice with nothing to do writes no record */
 		rbseq = req->u.rollback.rollback_id;
@@ -1522,6 +2360,13 @@ fbxi_handle_rollback(
 	r.plan.next_cursor = r.next;
 	r.plan.last_command_id = r.snapshot;
 	r.plan.looked_at = r.ncmd + r.ndlv;
+	if (req->u.rollback.execute && rbseq != 0) {
+		rc = rb_run_note(e, req, 0, rbseq, &r.plan, 0, &was_done, &run);
+		if (rc != FBX_OK)
+			goto fail;
+	}
+	if (fbxi_err(e) != FBX_OK)
+		goto out;
 	if (r.next == 0 && r.sv != NULL)
 		rb_survey_drop(r.sv); /* the run is done */
 	memset(&rep, 0, sizeof(rep));
@@ -1685,7 +2530,7 @@ fbxi_handle_replay(
 					if (rc != FBX_OK && rc != FBX_ENOT_FOUND)
 						goto fail;
 				}
-				cc->dirty = 1;
+				fbxi_cmd_touch(cc);
 			}
 			rc = fbxi_dlv_replay(e, cc, id, &old);
 			if (rc == FBX_ESTATE || rc == FBX_ENOT_FOUND)

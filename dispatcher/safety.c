@@ -71,11 +71,14 @@ fbxi_breaker_defaults(struct fbx_breaker_cfg *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->window_s = 600;
-	cfg->min_count = 20;
-	cfg->share_ppm = 20000; /* 2% */
+	cfg->min_count = 1;
+	cfg->share_ppm = 10000; /* 1% */
 	cfg->baseline_mult = 10;
 	cfg->global_orgs = 3;
 	cfg->shadow = 0;
+	cfg->settle_s = 30;
+	cfg->min_samples = 100;
+	cfg->global_share_ppm = 10000; /* 1% of every enrolled device */
 }
 
 void
@@ -96,6 +99,12 @@ fbxi_breaker_cfg_merge(
 		cfg->shadow = 1;
 	else if (set->shadow == 2)
 		cfg->shadow = 0;
+	if (set->settle_set)
+		cfg->settle_s = set->settle_s;
+	if (set->min_samples)
+		cfg->min_samples = set->min_samples;
+	if (set->global_share_ppm)
+		cfg->global_share_ppm = set->global_share_ppm;
 }
 
 void
@@ -105,7 +114,9 @@ fbxi_breaker_init(struct fbxi_breaker *b, const struct fbx_breaker_cfg *cfg)
 	b->version = FBXI_BRK_VERSION;
 	b->state = FBX_BS_CLOSED;
 	b->cfg = *cfg;
+	b->cfg.settle_set = 0;
 	fbxi_window_init(&b->win, cfg->window_s);
+	fbxi_window_init(&b->dwin, cfg->window_s);
 }
 
 /* roll_baseline - at the end of each baseline period (one window long)
@@ -126,9 +137,11 @@ roll_baseline(struct fbxi_breaker *b, int64_t now_ms)
 	if (win <= 0 || now_ms - b->baseline_at < win)
 		return;
 	periods = (now_ms - b->baseline_at) / win;
-	if (!b->period_spiked && b->state == FBX_BS_CLOSED)
+	if (!b->period_spiked && b->state == FBX_BS_CLOSED) {
 		b->baseline_x1000 =
 		    (b->baseline_x1000 * 3 + b->period_count * 1000) / 4;
+		b->baseline_samples += b->period_count;
+	}
 	for (int64_t i = 1; i < periods && i < 64; i++)
 		b->baseline_x1000 = b->baseline_x1000 * 3 / 4;
 	b->baseline_at += periods * win;
@@ -136,20 +149,85 @@ roll_baseline(struct fbxi_breaker *b, int64_t now_ms)
 	b->period_spiked = 0;
 }
 
+/* fbxi_breaker_allowance - max(min_count, share of the fleet): 1 device
+ * in a 50-device organisation, 3 in one of 308, 200 in one of 20,000.
+ * An organisation whose legitimate rate is higher gets baseline_mult
+ * times its measured baseline instead, once that baseline has seen
+ * min_samples devices (a sample size apart from the allowance: a young
+ * baseline raises nothing). */
 uint32_t
 fbxi_breaker_allowance(struct fbxi_breaker *b, int64_t now_ms, uint32_t fleet)
 {
 	uint64_t cap = (uint64_t)fleet * b->cfg.share_ppm / FBX_PPM;
 
 	roll_baseline(b, now_ms);
-	if (b->baseline_x1000 > 0 && b->cfg.baseline_mult > 0) {
-		uint64_t base = b->baseline_x1000 * b->cfg.baseline_mult / 1000;
-		if (base < cap)
-			cap = base;
-	}
 	if (cap < b->cfg.min_count)
 		cap = b->cfg.min_count;
+	if (cap < 1)
+		cap = 1;
+	if (b->baseline_x1000 > 0 && b->cfg.baseline_mult > 0 &&
+	    b->baseline_samples >= b->cfg.min_samples) {
+		uint64_t base = b->baseline_x1000 * b->cfg.baseline_mult / 1000;
+		if (base > cap)
+			cap = base;
+	}
 	return cap > UINT32_MAX ? UINT32_MAX : (uint32_t)cap;
+}
+
+void
+fbxi_breaker_observe(struct fbxi_breaker *b, int64_t now_ms, uint32_t ndev)
+{
+	double dt = 0, ref, s, age;
+
+	if (b->rate_since_ms <= 0 || now_ms < b->rate_since_ms)
+		b->rate_since_ms = now_ms;
+	if (b->cusum_at_ms > 0 && now_ms > b->cusum_at_ms)
+		dt = (double)(now_ms - b->cusum_at_ms) / 1000.0;
+	/* the reference: what the usual rate explains, plus a slack; the
+	 * arrival is not part of its own reference */
+	ref = 2.0 * b->rate + FBXI_CUSUM_SLACK;
+	s = b->cusum - dt * ref;
+	if (s <= 0.0) {
+		/* the excess drained: a run (a candidate onset) starts with
+		 * this arrival */
+		s = 0.0;
+		b->cusum_from_ms = now_ms;
+	}
+	b->cusum = s + (double)ndev;
+	/* the usual rate: the mean while the breaker is young, then a
+	 * moving average (first order in dt) */
+	age = (double)(now_ms - b->rate_since_ms) / 1000.0;
+	if (age < FBXI_RATE_TAU_S) {
+		b->rate_n += (double)ndev;
+		b->rate = b->rate_n /
+		    (age > FBXI_RATE_FLOOR_S ? age : FBXI_RATE_FLOOR_S);
+	} else {
+		b->rate = b->rate / (1.0 + dt / FBXI_RATE_TAU_S) +
+		    (double)ndev / FBXI_RATE_TAU_S;
+	}
+	b->cusum_at_ms = now_ms;
+}
+
+int
+fbxi_breaker_global_admit(struct fbxi_breaker *g, int64_t now_ms,
+    uint32_t ndev, uint64_t total)
+{
+	uint64_t cap;
+
+	fbxi_window_add(&g->dwin, now_ms, ndev);
+	if (g->state == FBX_BS_OPEN || g->cfg.global_share_ppm == 0 ||
+	    total == 0)
+		return 0;
+	cap = total * g->cfg.global_share_ppm / FBX_PPM;
+	if (cap < 1)
+		cap = 1;
+	return fbxi_window_sum(&g->dwin, now_ms) > cap;
+}
+
+int64_t
+fbxi_breaker_settle_ms(const struct fbxi_breaker *b)
+{
+	return (int64_t)b->cfg.settle_s * 1000;
 }
 
 int
@@ -197,6 +275,17 @@ fbxi_breaker_trip(struct fbxi_breaker *b, int64_t now_ms, const char *who,
 	b->state = FBX_BS_OPEN;
 	b->manual = (uint8_t)(manual != 0);
 	b->tripped_ms = now_ms;
+	/* the onset: the start of the run that made the change point rise,
+	 * if one is running (its excess has not drained by now: drain it to
+	 * the trip's time first, as the next arrival would); else now */
+	if (b->cusum > 0.0 && b->cusum_from_ms > 0 &&
+	    b->cusum_from_ms <= now_ms &&
+	    b->cusum - (double)(now_ms - b->cusum_at_ms) / 1000.0 *
+	            (2.0 * b->rate + FBXI_CUSUM_SLACK) >
+	        0.0)
+		b->onset_ms = b->cusum_from_ms;
+	else
+		b->onset_ms = now_ms;
 	b->trips++;
 	snprintf(b->tripped_by, sizeof(b->tripped_by), "%s", who);
 	snprintf(b->note, sizeof(b->note), "%s", note);
@@ -212,6 +301,11 @@ fbxi_breaker_reset(struct fbxi_breaker *b, int64_t now_ms, const char *who,
 	b->reset_ms = now_ms;
 	/* a fresh window: what was counted belonged to the incident */
 	fbxi_window_init(&b->win, b->cfg.window_s);
+	fbxi_window_init(&b->dwin, b->cfg.window_s);
+	/* the usual rate stays: the incident never taught it */
+	b->cusum = 0.0;
+	b->cusum_from_ms = 0;
+	b->cusum_at_ms = now_ms;
 	b->baseline_at = now_ms;
 	b->period_count = 0;
 	b->period_spiked = 0;

@@ -34,7 +34,7 @@ uint64_t fbxi_window_sum(struct fbxi_window *w, int64_t now_ms);
 
 /* ---- circuit breakers -------------------------------------------------- */
 
-#define FBXI_BRK_VERSION 2 /* 2: reset_ms appended */
+#define FBXI_BRK_VERSION 3 /* 2: reset_ms appended; 3: onset, change point */
 
 /* One breaker: an organisation and a reason, or "*" and a reason for the
  * global one. Persisted under "brk/<org>/<reason>". */
@@ -56,10 +56,44 @@ struct fbxi_breaker {
 	char tripped_by[FBX_ID_MAX + 1];
 	char note[FBX_NOTE_MAX];
 	int64_t reset_ms; /* last reset; the end of the last incident */
+	/* ---- v3 ---- */
+	/* the incident's onset: the moment the reason's rate left its
+	 * baseline (the start of the change point's run), set when the
+	 * breaker trips and kept until the next trip */
+	int64_t onset_ms;
+	/* change point: a one-sided CUSUM of arriving devices against a
+	 * reference rate (twice the usual rate plus a slack); the usual
+	 * rate in devices per second (the plain mean since rate_since_ms,
+	 * of rate_n devices, while that is younger than FBXI_RATE_TAU_S;
+	 * then a moving average with that time constant); when the sum last
+	 * left zero (the start of the run, the candidate onset) and when it
+	 * was last updated */
+	double cusum;
+	double rate;
+	double rate_n;
+	int64_t rate_since_ms;
+	int64_t cusum_from_ms;
+	int64_t cusum_at_ms;
+	uint64_t baseline_samples; /* devices folded into the baseline */
+	/* global breaker: devices of the reason admitted in every
+	 * organisation (the fleet-wide share rule) */
+	struct fbxi_window dwin;
 };
 
-/* fbxi_breaker_defaults - built-in settings: 10 min window, trip above
- * max(20, min(2% of the fleet, 10 x baseline)); global after 3 orgs. */
+/* Change point constants: the usual rate's time constant (a plain mean
+ * before, over at least FBXI_RATE_FLOOR_S), and the slack allowed above
+ * twice the usual rate (devices per second: one device drains in 10 s,
+ * so legitimate locks 15 s apart never start a run). A storm at
+ * several times the usual rate keeps the sum rising from its first
+ * command: that command's time is the onset. */
+#define FBXI_RATE_TAU_S 300.0
+#define FBXI_RATE_FLOOR_S 10.0
+#define FBXI_CUSUM_SLACK 0.1
+
+/* fbxi_breaker_defaults - built-in settings: 10 min window, an
+ * allowance of max(1, 1% of the fleet), raised to 10 x the baseline once
+ * it has seen 100 devices; global after 3 organisations trip or 1% of
+ * every enrolled device; automatic lock-type commands settle 30 s. */
 void fbxi_breaker_defaults(struct fbx_breaker_cfg *cfg);
 void fbxi_breaker_init(struct fbxi_breaker *b, const struct fbx_breaker_cfg *cfg);
 /* fbxi_breaker_cfg_merge - apply the non-zero fields of `set`. */
@@ -90,6 +124,24 @@ int fbxi_breaker_admit(struct fbxi_breaker *b, int64_t now_ms,
  * @return 1 if this one makes it trip. */
 int fbxi_breaker_note_org_trip(struct fbxi_breaker *g, int64_t now_ms);
 
+/* fbxi_breaker_observe - ndev devices of the reason arrive now: feed the
+ * change point (call for each arrival while the breaker is closed, before
+ * the verdict). */
+void fbxi_breaker_observe(struct fbxi_breaker *b, int64_t now_ms,
+    uint32_t ndev);
+
+/* fbxi_breaker_global_admit - the fleet-wide rule of a global breaker:
+ * count ndev devices admitted somewhere; @return 1 if the reason's
+ * devices in the window now pass global_share_ppm of `total` enrolled
+ * devices (the caller trips it). */
+int fbxi_breaker_global_admit(struct fbxi_breaker *g, int64_t now_ms,
+    uint32_t ndev, uint64_t total);
+
+/* fbxi_breaker_settle_ms - the settle delay of the breaker's reason. */
+int64_t fbxi_breaker_settle_ms(const struct fbxi_breaker *b);
+
+/* fbxi_breaker_trip - open it; the onset of the incident is the start of
+ * the change point's run (or now, for a manual trip with no run). */
 void fbxi_breaker_trip(struct fbxi_breaker *b, int64_t now_ms,
     const char *who, const char *note, int manual);
 void fbxi_breaker_reset(struct fbxi_breaker *b, int64_t now_ms,

@@ -2,7 +2,7 @@
 # the gateway simulator fusebox-devsim. Included from dispatcher/.
 add_library(fbx_client STATIC ${CMAKE_CURRENT_LIST_DIR}/client.c)
 target_include_directories(fbx_client PUBLIC ${CMAKE_CURRENT_LIST_DIR})
-target_link_libraries(fbx_client PUBLIC fbx_proto PkgConfig::ZMQ)
+target_link_libraries(fbx_client PUBLIC fbx_proto fbx_keys PkgConfig::ZMQ)
 
 add_executable(fuseboxctl ${CMAKE_CURRENT_LIST_DIR}/fuseboxctl.c)
 target_link_libraries(fuseboxctl PRIVATE fbx_client)

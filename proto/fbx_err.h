@@ -40,7 +40,8 @@
 	    "approval missing, expired, used or by the submitter")           \
 	X(27, STATE, "not allowed in the current state")                     \
 	X(28, FORBIDDEN, "not allowed for this organisation")                 \
-	X(29, CRYPTO, "cryptographic library failure")
+	X(29, CRYPTO, "cryptographic library failure")                       \
+	X(30, BAD_CERT, "certificate unreadable or unusable")
 
 enum fbx_err {
 #define FBX_ERR_ENUM_(v, n, m) FBX_E##n = v,

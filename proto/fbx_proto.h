@@ -40,6 +40,8 @@ enum fbx_creq_kind {
 	FBX_CREQ_AUDIT_LIST = 27,
 	FBX_CREQ_AUDIT_VERIFY = 28,
 	FBX_CREQ_LIST_ORGS = 29,
+	FBX_CREQ_CERT = 30,
+	FBX_CREQ_PRINCIPAL = 31, /* issue 10: principals and their keys */
 };
 
 /* ---- rollback, replay, export, audit ----------------------------------- */
@@ -50,9 +52,14 @@ struct fbx_selector {
 	uint64_t *command_ids; /* explicit commands, or */
 	size_t ncommand_ids;
 	fbx_id breaker;        /* incident: commands held by or admitted
-	                          under breaker "<org|*>/<reason>" since its
-	                          last trip (reason given here) */
+	                          under breaker "<org|*>/<reason>" from the
+	                          onset of its last trip to its reset or
+	                          now (reason given here) */
 	int breaker_global;
+	int include_before_onset; /* also the reason's commands in the
+	                             breaker window before the onset */
+	int every_org;         /* with breaker_global: every affected
+	                          organisation (admin organisation) */
 	int origin;            /* filter, 0 = any */
 	fbx_id reason;         /* filter, "" = any */
 	int type;              /* filter, 0 = any */
@@ -86,6 +93,15 @@ struct fbx_rb_row {
 	char detail[96];   /* e.g. "policy camera: restore 'on'" */
 };
 
+/* One organisation's share of a slice of a global incident rollback. */
+struct fbx_rb_org {
+	fbx_id org;
+	uint32_t commands;
+	uint32_t per_action[FBX_RB_COUNT];
+	uint32_t before_onset, before_onset_deliveries;
+	uint32_t comp_commands;
+};
+
 struct fbx_rb_plan {
 	uint32_t commands;  /* commands selected */
 	uint32_t per_action[FBX_RB_COUNT];
@@ -100,6 +116,16 @@ struct fbx_rb_plan {
 	uint64_t last_command_id; /* the run's snapshot */
 	uint32_t looked_at;       /* commands and deliveries looked at */
 	uint32_t later_commands;  /* later commands surveyed (changed since) */
+	/* an incident: the reason's commands before the onset, left */
+	uint32_t before_onset, before_onset_deliveries;
+	struct fbx_rb_row *bo_rows; /* first rows of them */
+	size_t nbo_rows;
+	int64_t onset_ms, since_ms, until_ms; /* the incident's window */
+	/* every organisation: where to go on, and the slice's parts */
+	int global;
+	fbx_id next_org;
+	struct fbx_rb_org *orgs;
+	size_t norgs;
 };
 
 struct fbx_replay_result {
@@ -157,6 +183,11 @@ struct fbx_breaker_cfg {
 	uint32_t global_orgs;   /* global: orgs spiking together, default 3 */
 	uint8_t shadow;         /* 1 = evaluate and report, never hold;
 	                           2 = set enforcing (CONFIGURE only) */
+	uint8_t settle_set;     /* CONFIGURE: apply settle_s (0 = off) */
+	uint8_t pad_[2];
+	uint32_t settle_s;      /* settle delay, default 30, 0 = off */
+	uint32_t min_samples;   /* baseline devices before it raises (100) */
+	uint32_t global_share_ppm; /* global: of all devices (10,000 = 1%) */
 };
 
 enum fbx_breaker_state {
@@ -180,6 +211,8 @@ struct fbx_breaker_info {
 	char note[FBX_NOTE_MAX];
 	uint32_t fleet;    /* devices in the organisation */
 	uint32_t allowance; /* devices admitted in a window before a trip */
+	int64_t onset_ms;   /* last incident's onset, 0 = never tripped */
+	uint64_t settling;  /* commands in their settle window */
 };
 
 /* Blast-radius limit for one command type. */
@@ -218,9 +251,89 @@ struct fbx_dryrun {
 	size_t ngroups;
 	uint32_t *waves; /* planned wave sizes */
 	size_t nwaves;
+	/* a rollout through groups: devices and waves of each stage (the
+	 * listed groups, then the rest); nstages 0 otherwise */
+	uint32_t stage_devices[FBX_ROLLOUT_GROUPS_MAX + 1];
+	uint32_t stage_waves[FBX_ROLLOUT_GROUPS_MAX + 1];
+	size_t nstages;
 	int stop_err;            /* LIMIT_EXCEEDED, BREAKER_OPEN, ... */
 	char verdict[256];       /* human explanation */
 };
+
+/* ---- certificates ------------------------------------------------------
+ * Certificates automatic reasons depend on; global, like global breakers.
+ * The engine trips the global breaker of each bound reason trip_before_s
+ * before notAfter and while expired. */
+
+#define FBX_CERT_PEM_MAX 16384 /* bytes of PEM in one CertRequest */
+#define FBX_CERT_REASONS_MAX 8 /* reasons bound to one certificate */
+#define FBX_CERTS_MAX 64       /* certificates registered at once */
+#define FBX_CERT_TRIP_BEFORE_DEFAULT 600    /* 10 minutes */
+#define FBX_CERT_TRIP_BEFORE_MAX (7 * 86400) /* 7 days */
+#define FBX_CERT_TEXT_MAX 256  /* subject, issuer: 255 bytes + NUL */
+
+enum fbx_cert_op {
+	FBX_CERT_ADD = 1,    /* register, or renew under the same name */
+	FBX_CERT_LIST = 2,   /* every registered certificate */
+	FBX_CERT_REMOVE = 3, /* forget one */
+};
+
+enum fbx_cert_state {
+	FBX_CST_VALID = 1,    /* more than 30 days left */
+	FBX_CST_EXPIRING = 2, /* 30 days or less left */
+	FBX_CST_TRIPPING = 3, /* within trip_before: bound breakers open */
+	FBX_CST_EXPIRED = 4,  /* past notAfter: bound breakers open */
+	FBX_CST_COUNT
+};
+
+/* alerts_sent bits: the stages an EV_CERT_EXPIRING went out for. */
+#define FBX_CERT_ALERT_30D 1u
+#define FBX_CERT_ALERT_7D 2u
+#define FBX_CERT_ALERT_1D 4u
+#define FBX_CERT_ALERT_EXPIRED 8u
+
+struct fbx_cert_info {
+	fbx_id name;
+	char subject[FBX_CERT_TEXT_MAX]; /* RFC 2253, ASCII */
+	char issuer[FBX_CERT_TEXT_MAX];
+	int64_t not_before_ms, not_after_ms;
+	int64_t days_left; /* whole days to notAfter, < 0 once past */
+	fbx_id reasons[FBX_CERT_REASONS_MAX];
+	uint32_t nreasons;
+	uint32_t trip_before_s;
+	uint8_t state; /* enum fbx_cert_state */
+	uint32_t alerts_sent; /* FBX_CERT_ALERT_* */
+	int64_t tripped_ms; /* last trip it caused, 0 = never */
+	fbx_id added_by;
+	int64_t added_ms;
+	char sha256[65]; /* hex of the DER's SHA-256 */
+};
+
+const char *fbx_cert_state_name(int state);
+
+/* ---- principals (issue 10) ---------------------------------------------
+ * A principal is a key pair with a name, a kind, roles and the
+ * organisations it may act for. */
+enum fbx_principal_op {
+	FBX_PRI_LIST = 1,
+	FBX_PRI_ADD = 2,
+	FBX_PRI_REVOKE = 3,
+	FBX_PRI_ROTATE = 4,
+};
+enum fbx_principal_kind {
+	FBX_PK_OPERATOR = 1,   /* a person at a console */
+	FBX_PK_AUTOMATION = 2, /* the MDM's rule engine: automatic origin */
+	FBX_PK_GATEWAY = 3,    /* a push gateway: the gateway endpoint only */
+};
+#define FBX_ROLE_VIEWER 1u   /* reads */
+#define FBX_ROLE_OPERATOR 2u /* submit, enroll, rollouts, rollback */
+#define FBX_ROLE_APPROVER 4u /* approve another's refused command */
+#define FBX_ROLE_BREAKER 8u  /* trip, reset, configure; limits, rates */
+#define FBX_ROLE_ADMIN 16u   /* principals, global controls */
+#define FBX_ROLES_ALL 31u
+#define FBX_PRINCIPAL_ORGS_MAX 48
+#define FBX_PRINCIPAL_ORGS_LEN (FBX_PRINCIPAL_ORGS_MAX * (FBX_ID_MAX + 1))
+#define FBX_PRINCIPAL_JSONL_MAX (1u << 20)
 
 struct fbx_console_req {
 	uint32_t version;    /* FBX_PROTOCOL_VERSION */
@@ -299,8 +412,11 @@ struct fbx_console_req {
 			char note[FBX_NOTE_MAX];
 			uint64_t cursor;     /* slice: 0 = first */
 			uint64_t last_command_id; /* snapshot, 0 on first */
-			uint64_t rollback_id; /* first executed slice's */
+			uint64_t rollback_id; /* first executed slice's; with
+			                         cursor 0: go on from the
+			                         engine's journal of that run */
 			int sliced;          /* the client continues slices */
+			fbx_id org_cursor;   /* every_org: org to go on in */
 		} rollback;
 		struct {
 			struct fbx_selector sel; /* commands; and: */
@@ -330,6 +446,26 @@ struct fbx_console_req {
 			char after_hash[65]; /* its hash, hex, "" with 0 */
 			uint32_t max_records; /* 0 = FBX_VERIFY_SLICE */
 		} audit_verify;
+		struct {
+			int op; /* enum fbx_cert_op */
+			fbx_id name; /* ADD, REMOVE */
+			uint8_t *pem; /* ADD: heap, pem_len bytes, no NUL */
+			size_t pem_len; /* 1..FBX_CERT_PEM_MAX */
+			fbx_id reasons[FBX_CERT_REASONS_MAX];
+			size_t nreasons; /* ADD: 1..FBX_CERT_REASONS_MAX */
+			uint32_t trip_before_s; /* ADD: 0 = default */
+			char note[FBX_NOTE_MAX];
+		} cert;
+		struct {
+			int op;          /* enum fbx_principal_op */
+			fbx_id name;     /* all but LIST */
+			int kind;        /* ADD: enum fbx_principal_kind */
+			uint32_t roles;  /* ADD: FBX_ROLE_* bits */
+			/* ADD: "*" or org ids separated by ',' */
+			char orgs[FBX_PRINCIPAL_ORGS_LEN];
+			char public_key[41]; /* ADD, ROTATE: Z85 */
+			char note[FBX_NOTE_MAX];
+		} principal;
 	} u;
 	/* submit only */
 	int dry_run;
@@ -355,6 +491,10 @@ struct fbx_engine_stats {
 	uint64_t turns_failed; /* turns that did not commit */
 	int degraded;          /* writes fail now; reads are served */
 	uint32_t readers_used; /* LMDB reader slots in use */
+	/* issue 10, since start */
+	uint64_t auth_refused;       /* requests, gateway messages: FORBIDDEN */
+	uint64_t results_forged;     /* results for another key's deliveries */
+	uint64_t handshakes_refused; /* keys the ZAP handler refused */
 };
 
 struct fbx_console_rep {
@@ -456,6 +596,15 @@ struct fbx_console_rep {
 			size_t n;
 		} groups;
 		struct fbx_engine_stats pong;
+		struct {
+			struct fbx_cert_info *c; /* heap */
+			size_t n; /* at most FBX_CERTS_MAX */
+		} cert;
+		struct {
+			char *jsonl; /* heap, one principal a line */
+			size_t len;
+			uint32_t count;
+		} principal;
 	} u;
 };
 
@@ -612,6 +761,9 @@ enum fbx_event_kind {
 	FBX_EV_ROLLOUT_RESUMED = 5,
 	FBX_EV_LIMIT_REJECTED = 6,
 	FBX_EV_FAILURE_SPIKE = 7,
+	FBX_EV_COMMAND_SETTLED = 8, /* settle window over: released or held */
+	FBX_EV_CERT_EXPIRING = 9, /* a registered certificate: 30/7/1 d, past */
+	FBX_EV_COUNT /* one past the last kind: new kinds go above */
 };
 
 /* An alert published on the engine's PUB endpoint. The first frame is the

@@ -92,6 +92,8 @@ enum fbx_dstate {
 	FBX_D_EXPIRED = 6,   /* time-to-live passed before an outcome */
 	FBX_D_CANCELLED = 7,
 	FBX_D_PENDING = 8,   /* device offline: waits for its check-in */
+	FBX_D_SUPERSEDED = 9, /* never sent: a newer command of the same type
+	                         and payload for the device replaced it */
 	FBX_D_COUNT
 };
 
@@ -113,6 +115,9 @@ enum fbx_cstate {
 	FBX_C_DONE = 3,      /* every delivery terminal */
 	FBX_C_HELD = 4,      /* held by an open breaker: not dispatched */
 	FBX_C_DISCARDED = 5, /* held, then discarded by an operator */
+	FBX_C_SETTLING = 6,  /* automatic lock-type: journaled, counted by the
+	                        breakers, released at settle_until_ms unless
+	                        a breaker trips first (then HELD) */
 	FBX_C_COUNT
 };
 
@@ -190,7 +195,8 @@ static inline int
 fbx_dstate_terminal(int s)
 {
 	return s == FBX_D_SUCCEEDED || s == FBX_D_FAILED ||
-	    s == FBX_D_EXPIRED || s == FBX_D_CANCELLED;
+	    s == FBX_D_EXPIRED || s == FBX_D_CANCELLED ||
+	    s == FBX_D_SUPERSEDED;
 }
 
 /* Delivery ids are (command id << 24) | index within the command, so the
@@ -251,6 +257,10 @@ struct fbx_command {
 	char note[FBX_NOTE_MAX];          /* why held / discarded */
 	struct fbx_rollout_plan rollout;
 	struct fbx_rollout_status ro;
+	/* settle window: the time a SETTLING command is released, or was
+	 * (kept after the release: the verdict is in note); 0 = never
+	 * settled */
+	int64_t settle_until_ms;
 };
 
 /**

@@ -15,9 +15,9 @@ static const char *const origin_names[FBX_ORIGIN_COUNT] = { "none",
 	"operator", "automatic", "rollback", "scheduled" };
 static const char *const dstate_names[FBX_D_COUNT] = { "none", "queued",
 	"sent", "accepted", "succeeded", "failed", "expired", "cancelled",
-	"pending" };
+	"pending", "superseded" };
 static const char *const cstate_names[FBX_C_COUNT] = { "none", "expanding",
-	"active", "done", "held", "discarded" };
+	"active", "done", "held", "discarded", "settling" };
 static const char *const ro_names[FBX_RO_COUNT] = { "none", "running",
 	"baking", "paused", "awaiting_approval", "done", "cancelled" };
 static const char *const prio_names[FBX_PRIO_COUNT] = { "recovery",

@@ -83,6 +83,7 @@ typedef Fusebox__V1__RollbackRequest pb_rbreq;
 typedef Fusebox__V1__ActionCount pb_actcount;
 typedef Fusebox__V1__RollbackRow pb_rbrow;
 typedef Fusebox__V1__RollbackPlan pb_rbplan;
+typedef Fusebox__V1__RollbackOrgPart pb_rbpart;
 typedef Fusebox__V1__ReplayRequest pb_rpreq;
 typedef Fusebox__V1__ReplayResult pb_rpres;
 typedef Fusebox__V1__ExportRequest pb_expreq;
@@ -95,6 +96,11 @@ typedef Fusebox__V1__AuditVerifyResult pb_audvres;
 typedef Fusebox__V1__ListOrgs pb_listorgs;
 typedef Fusebox__V1__OrgInfo pb_orginfo;
 typedef Fusebox__V1__OrgList pb_orglist;
+typedef Fusebox__V1__CertRequest pb_certreq;
+typedef Fusebox__V1__CertInfo pb_certinfo;
+typedef Fusebox__V1__CertReply pb_certrep;
+typedef Fusebox__V1__PrincipalRequest pb_prireq;
+typedef Fusebox__V1__PrincipalReply pb_prirep;
 
 /* Events are a few identifiers and a short text: 4 KiB is generous. */
 #define EVENT_MSG_MAX 4096u
@@ -666,12 +672,22 @@ brkcfg_in(const pb_brkcfg *c, struct fbx_breaker_cfg *o, struct wctx *w,
 	if (c->shadow > 2)
 		return fail(w, FBX_EINVALID, "%s.shadow: unknown value %u",
 		    pfx, (unsigned)c->shadow);
+	if (c->global_share_ppm > FBX_PPM)
+		return fail(w, FBX_EINVALID,
+		    "%s.global_share_ppm: above 1,000,000 ppm", pfx);
+	if (c->settle_seconds > 86400)
+		return fail(w, FBX_EINVALID,
+		    "%s.settle_seconds: above one day (86,400)", pfx);
 	o->window_s = c->window_seconds;
 	o->min_count = c->min_count;
 	o->share_ppm = c->share_ppm;
 	o->baseline_mult = c->baseline_mult;
 	o->global_orgs = c->global_orgs;
 	o->shadow = (uint8_t)c->shadow;
+	o->settle_s = c->settle_seconds;
+	o->settle_set = c->settle_set ? 1 : 0;
+	o->min_samples = c->min_samples;
+	o->global_share_ppm = c->global_share_ppm;
 	return FBX_OK;
 }
 
@@ -687,6 +703,10 @@ brkcfg_out(const struct fbx_breaker_cfg *c, pb_brkcfg *o)
 	o->baseline_mult = c->baseline_mult;
 	o->global_orgs = c->global_orgs;
 	o->shadow = c->shadow;
+	o->settle_seconds = c->settle_s;
+	o->settle_set = c->settle_set != 0;
+	o->min_samples = c->min_samples;
+	o->global_share_ppm = c->global_share_ppm;
 }
 
 /* ======================= console request: decode ======================= */
@@ -874,6 +894,194 @@ breaker_req_in(const pb_brkreq *b, struct fbx_console_req *r, struct wctx *w)
 	return FBX_OK;
 }
 
+/* cert_req_in enforces what each certificate operation needs and refuses
+ * fields an operation does not use, so a mistyped request is not taken
+ * for another. The PEM is parsed by the engine (OpenSSL), not here: only
+ * its size is bounded. It is allocated last: the caller's free releases
+ * it. */
+static int
+cert_req_in(const pb_certreq *q, struct fbx_console_req *r, struct wctx *w)
+{
+	const char *what;
+	int op = (int)q->op, add, rv;
+	size_t i, j;
+
+	if (!in_range(op, FBX_CERT_ADD, FBX_CERT_REMOVE + 1))
+		return fail(w, FBX_EINVALID,
+		    "cert.op: missing or unknown value %d", op);
+	add = op == FBX_CERT_ADD;
+	rv = id_copy(r->u.cert.name, q->name, op != FBX_CERT_LIST, &what);
+	if (rv != FBX_OK)
+		return fail(w, rv, "cert.name: %s", what);
+	if (op == FBX_CERT_LIST && r->u.cert.name[0] != '\0')
+		return fail(w, FBX_EINVALID,
+		    "cert.name: only for CERT_ADD and CERT_REMOVE");
+	rv = note_copy(r->u.cert.note, q->note, 0, &what);
+	if (rv != FBX_OK)
+		return fail(w, rv, "cert.note: %s", what);
+	if (!add && (q->pem.len > 0 || q->n_reasons > 0 ||
+	                q->trip_before_seconds != 0))
+		return fail(w, FBX_EINVALID,
+		    "cert.pem, cert.reasons, cert.trip_before_seconds: only "
+		    "for CERT_ADD");
+	r->u.cert.op = op;
+	if (!add)
+		return FBX_OK;
+	if (q->trip_before_seconds > FBX_CERT_TRIP_BEFORE_MAX)
+		return fail(w, FBX_EINVALID,
+		    "cert.trip_before_seconds: %u, at most %d (7 days)",
+		    (unsigned)q->trip_before_seconds, FBX_CERT_TRIP_BEFORE_MAX);
+	r->u.cert.trip_before_s = q->trip_before_seconds;
+	if (q->n_reasons == 0)
+		return fail(w, FBX_EINVALID,
+		    "cert.reasons: missing: bind at least one automatic "
+		    "reason");
+	if (q->n_reasons > FBX_CERT_REASONS_MAX)
+		return fail(w, FBX_ETOOBIG, "cert.reasons: %zu, at most %d",
+		    q->n_reasons, FBX_CERT_REASONS_MAX);
+	for (i = 0; i < q->n_reasons; i++) {
+		rv = id_copy(r->u.cert.reasons[i], q->reasons[i], 1, &what);
+		if (rv != FBX_OK)
+			return fail_at(w, rv, "cert", NO_IDX, "reasons", what);
+		for (j = 0; j < i; j++)
+			if (strcmp(r->u.cert.reasons[j],
+			        r->u.cert.reasons[i]) == 0)
+				return fail(w, FBX_EINVALID,
+				    "cert.reasons: '%s' given twice",
+				    r->u.cert.reasons[i]);
+	}
+	r->u.cert.nreasons = q->n_reasons;
+	if (q->pem.len == 0)
+		return fail(w, FBX_EINVALID, "cert.pem: missing");
+	if (q->pem.len > FBX_CERT_PEM_MAX)
+		return fail(w, FBX_ETOOBIG, "cert.pem: %zu bytes, at most %d",
+		    q->pem.len, FBX_CERT_PEM_MAX);
+	r->u.cert.pem = malloc(q->pem.len);
+	if (r->u.cert.pem == NULL)
+		return FBX_ENOMEM;
+	memcpy(r->u.cert.pem, q->pem.data, q->pem.len);
+	r->u.cert.pem_len = q->pem.len;
+	return FBX_OK;
+}
+
+/* z85_key_ok - a CURVE public key in Z85: exactly 40 characters of the
+ * Z85 alphabet. */
+static int
+z85_key_ok(const char *s)
+{
+	static const char z85[] = "0123456789abcdefghijklmnopqrstuvwxyz"
+	                          "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	                          ".-:+=^!/*?&<>()[]{}@%$#";
+	size_t i;
+
+	for (i = 0; s[i] != '\0'; i++)
+		if (i >= 40 || strchr(z85, s[i]) == NULL)
+			return 0;
+	return i == 40;
+}
+
+/* principal_orgs_ok - "*" or 1..FBX_PRINCIPAL_ORGS_MAX identifiers
+ * separated by ',', none twice. */
+static int
+principal_orgs_ok(const char *s, const char **what)
+{
+	char one[FBX_ID_MAX + 1];
+	const char *p = s, *e;
+	size_t n = 0, len;
+
+	if (strcmp(s, "*") == 0)
+		return FBX_OK;
+	for (;;) {
+		e = strchr(p, ',');
+		len = e != NULL ? (size_t)(e - p) : strlen(p);
+		if (len == 0 || len > FBX_ID_MAX) {
+			*what = "an empty or over-long organisation";
+			return FBX_EINVALID;
+		}
+		memcpy(one, p, len);
+		one[len] = '\0';
+		if (!fbx_id_valid(one)) {
+			*what = "not an identifier";
+			return FBX_EINVALID;
+		}
+		if (++n > FBX_PRINCIPAL_ORGS_MAX) {
+			*what = "more than 48 organisations";
+			return FBX_ETOOBIG;
+		}
+		for (const char *q = s; q < p;) {
+			const char *qe = strchr(q, ',');
+			if ((size_t)(qe - q) == len && memcmp(q, p, len) == 0) {
+				*what = "an organisation given twice";
+				return FBX_EINVALID;
+			}
+			q = qe + 1;
+		}
+		if (e == NULL)
+			return FBX_OK;
+		p = e + 1;
+	}
+}
+
+/* principal_req_in validates a PrincipalRequest: what each operation
+ * needs, and none of what it does not use. */
+static int
+principal_req_in(const pb_prireq *q, struct fbx_console_req *r, struct wctx *w)
+{
+	const char *what = "";
+	int op = (int)q->op, add, rv;
+	const char *orgs = q->orgs != NULL ? q->orgs : "";
+	const char *key = q->public_key != NULL ? q->public_key : "";
+
+	if (!in_range(op, FBX_PRI_LIST, FBX_PRI_ROTATE + 1))
+		return fail(w, FBX_EINVALID,
+		    "principal.op: missing or unknown value %d", op);
+	add = op == FBX_PRI_ADD;
+	rv = id_copy(r->u.principal.name, q->name, op != FBX_PRI_LIST, &what);
+	if (rv != FBX_OK)
+		return fail(w, rv, "principal.name: %s", what);
+	if (op == FBX_PRI_LIST && r->u.principal.name[0] != '\0')
+		return fail(w, FBX_EINVALID,
+		    "principal.name: not with PRINCIPAL_LIST");
+	rv = note_copy(r->u.principal.note, q->note, 0, &what);
+	if (rv != FBX_OK)
+		return fail(w, rv, "principal.note: %s", what);
+	if (!add && (q->kind != 0 || q->roles != 0 || orgs[0] != '\0'))
+		return fail(w, FBX_EINVALID,
+		    "principal.kind, roles, orgs: only for PRINCIPAL_ADD");
+	if ((add || op == FBX_PRI_ROTATE) != (key[0] != '\0'))
+		return fail(w, FBX_EINVALID, "principal.public_key: %s",
+		    key[0] != '\0' ? "only for PRINCIPAL_ADD and ROTATE" :
+				     "missing");
+	if (key[0] != '\0' && !z85_key_ok(key))
+		return fail(w, FBX_EINVALID,
+		    "principal.public_key: not 40 characters of Z85");
+	r->u.principal.op = op;
+	memcpy(r->u.principal.public_key, key, strlen(key) + 1);
+	if (!add)
+		return FBX_OK;
+	if (!in_range((int)q->kind, FBX_PK_OPERATOR, FBX_PK_GATEWAY + 1))
+		return fail(w, FBX_EINVALID,
+		    "principal.kind: missing or unknown value %u",
+		    (unsigned)q->kind);
+	if ((q->roles & ~FBX_ROLES_ALL) != 0)
+		return fail(w, FBX_EINVALID,
+		    "principal.roles: unknown bits 0x%x", (unsigned)q->roles);
+	if (q->kind == FBX_PK_GATEWAY && q->roles != 0)
+		return fail(w, FBX_EINVALID,
+		    "principal.roles: a gateway has none");
+	if (orgs[0] == '\0')
+		return fail(w, FBX_EINVALID, "principal.orgs: missing");
+	if (strlen(orgs) >= FBX_PRINCIPAL_ORGS_LEN)
+		return fail(w, FBX_ETOOBIG, "principal.orgs: too long");
+	rv = principal_orgs_ok(orgs, &what);
+	if (rv != FBX_OK)
+		return fail(w, rv, "principal.orgs: %s", what);
+	r->u.principal.kind = (int)q->kind;
+	r->u.principal.roles = q->roles;
+	memcpy(r->u.principal.orgs, orgs, strlen(orgs) + 1);
+	return FBX_OK;
+}
+
 /* selector_in validates a Selector; pfx ("rollback.selector") names it
  * in errors. Explicit ids and an incident breaker are alternatives, and
  * breaker_global says which breaker, so it needs a reason. The id array
@@ -906,6 +1114,12 @@ selector_in(const pb_selector *s, struct fbx_selector *o, struct wctx *w,
 	if (n > 0 && o->breaker[0] != '\0')
 		return fail(w, FBX_EINVALID,
 		    "%s.breaker_reason: not with command_ids", pfx);
+	if (s->include_before_onset && o->breaker[0] == '\0')
+		return fail(w, FBX_EINVALID,
+		    "%s.include_before_onset: needs breaker_reason", pfx);
+	if (s->every_org && o->breaker[0] == '\0')
+		return fail(w, FBX_EINVALID,
+		    "%s.every_org: needs breaker_reason", pfx);
 	if (!in_range((int)s->origin, 0, FBX_ORIGIN_COUNT))
 		return fail(w, FBX_EINVALID, "%s.origin: unknown value %d",
 		    pfx, (int)s->origin);
@@ -922,6 +1136,8 @@ selector_in(const pb_selector *s, struct fbx_selector *o, struct wctx *w,
 		return fail(w, FBX_EINVALID, "%s.until_ms: before since_ms",
 		    pfx);
 	o->breaker_global = s->breaker_global ? 1 : 0;
+	o->include_before_onset = s->include_before_onset ? 1 : 0;
+	o->every_org = s->every_org ? 1 : 0;
 	o->origin = (int)s->origin;
 	o->type = (int)s->type;
 	o->since_ms = s->since_ms;
@@ -1138,10 +1354,17 @@ body_in(const pb_creq *pb, struct fbx_console_req *r, struct wctx *w)
 		if (q->cursor == 0 && q->last_command_id != 0)
 			return fail(w, FBX_EINVALID,
 			    "rollback.last_command_id: only with a cursor");
-		if (q->rollback_id != 0 && (!q->execute || q->cursor == 0))
+		/* a rollback id without a cursor: go on with that run
+		 * from the cursor the engine journaled */
+		if (q->rollback_id != 0 && !q->execute)
 			return fail(w, FBX_EINVALID,
-			    "rollback.rollback_id: only with execute and a "
-			    "cursor");
+			    "rollback.rollback_id: only with execute");
+		rv = id_copy(r->u.rollback.org_cursor, q->org_cursor, 0, &what);
+		if (rv != FBX_OK)
+			return fail(w, rv, "rollback.org_cursor: %s", what);
+		if (r->u.rollback.org_cursor[0] != '\0' && q->cursor == 0)
+			return fail(w, FBX_EINVALID,
+			    "rollback.org_cursor: only with a cursor");
 		r->u.rollback.execute = q->execute ? 1 : 0;
 		r->u.rollback.include_changed = q->include_changed ? 1 : 0;
 		r->u.rollback.limit = q->limit;
@@ -1236,6 +1459,10 @@ body_in(const pb_creq *pb, struct fbx_console_req *r, struct wctx *w)
 	}
 	case FUSEBOX__V1__CONSOLE_REQUEST__BODY_LIST_ORGS:
 		return FBX_OK;
+	case FUSEBOX__V1__CONSOLE_REQUEST__BODY_CERT:
+		return cert_req_in(pb->cert, r, w);
+	case FUSEBOX__V1__CONSOLE_REQUEST__BODY_PRINCIPAL:
+		return principal_req_in(pb->principal, r, w);
 	default:
 		break;
 	}
@@ -1322,6 +1549,9 @@ fbx_console_req_free(struct fbx_console_req *req)
 		break;
 	case FBX_CREQ_REPLAY:
 		free(req->u.replay.sel.command_ids);
+		break;
+	case FBX_CREQ_CERT:
+		free(req->u.cert.pem);
 		break;
 	default:
 		break;
@@ -1462,6 +1692,8 @@ selector_out(const struct fbx_selector *s, pb_selector *o)
 	o->command_ids = s->ncommand_ids > 0 ? s->command_ids : NULL;
 	o->breaker_reason = (char *)s->breaker;
 	o->breaker_global = s->breaker_global != 0;
+	o->include_before_onset = s->include_before_onset != 0;
+	o->every_org = s->every_org != 0;
 	o->origin = (Fusebox__V1__Origin)s->origin;
 	o->reason = (char *)s->reason;
 	o->type = (Fusebox__V1__CommandType)s->type;
@@ -1501,6 +1733,9 @@ fbx_console_req_encode(
 	pb_audreq aud = FUSEBOX__V1__AUDIT_LIST_REQUEST__INIT;
 	pb_audverify audv = FUSEBOX__V1__AUDIT_VERIFY__INIT;
 	pb_listorgs lorgs = FUSEBOX__V1__LIST_ORGS__INIT;
+	pb_certreq certq = FUSEBOX__V1__CERT_REQUEST__INIT;
+	pb_prireq priq = FUSEBOX__V1__PRINCIPAL_REQUEST__INIT;
+	char *cert_reasons[FBX_CERT_REASONS_MAX];
 	static const struct fbx_breaker_cfg zero_cfg;
 	struct arena a = { NULL, 0, 0 };
 	size_t i, sz = 0;
@@ -1718,6 +1953,11 @@ fbx_console_req_encode(
 		rb.last_command_id = req->u.rollback.last_command_id;
 		rb.rollback_id = req->u.rollback.rollback_id;
 		rb.sliced = req->u.rollback.sliced != 0;
+		if (!cstr_ok(req->u.rollback.org_cursor, sizeof(fbx_id))) {
+			rv = FBX_EINVALID;
+			goto out;
+		}
+		rb.org_cursor = (char *)req->u.rollback.org_cursor;
 		m.body_case = FUSEBOX__V1__CONSOLE_REQUEST__BODY_ROLLBACK;
 		m.rollback = &rb;
 		break;
@@ -1781,6 +2021,55 @@ fbx_console_req_encode(
 		m.body_case = FUSEBOX__V1__CONSOLE_REQUEST__BODY_LIST_ORGS;
 		m.list_orgs = &lorgs;
 		break;
+	case FBX_CREQ_CERT:
+		if (req->u.cert.nreasons > FBX_CERT_REASONS_MAX ||
+		    req->u.cert.pem_len > FBX_CERT_PEM_MAX) {
+			rv = FBX_ETOOBIG;
+			goto out;
+		}
+		if (!cstr_ok(req->u.cert.name, sizeof(fbx_id)) ||
+		    !cstr_ok(req->u.cert.note, FBX_NOTE_MAX) ||
+		    (req->u.cert.pem_len > 0 && req->u.cert.pem == NULL)) {
+			rv = FBX_EINVALID;
+			goto out;
+		}
+		for (i = 0; i < req->u.cert.nreasons; i++) {
+			if (!cstr_ok(req->u.cert.reasons[i], sizeof(fbx_id))) {
+				rv = FBX_EINVALID;
+				goto out;
+			}
+			cert_reasons[i] = (char *)req->u.cert.reasons[i];
+		}
+		certq.op = (Fusebox__V1__CertOp)req->u.cert.op;
+		certq.name = (char *)req->u.cert.name;
+		certq.pem.data = req->u.cert.pem;
+		certq.pem.len = req->u.cert.pem_len;
+		certq.reasons = req->u.cert.nreasons > 0 ? cert_reasons : NULL;
+		certq.n_reasons = req->u.cert.nreasons;
+		certq.trip_before_seconds = req->u.cert.trip_before_s;
+		certq.note = (char *)req->u.cert.note;
+		m.body_case = FUSEBOX__V1__CONSOLE_REQUEST__BODY_CERT;
+		m.cert = &certq;
+		break;
+	case FBX_CREQ_PRINCIPAL:
+		if (!cstr_ok(req->u.principal.name, sizeof(fbx_id)) ||
+		    !cstr_ok(req->u.principal.note, FBX_NOTE_MAX) ||
+		    !cstr_ok(req->u.principal.orgs, FBX_PRINCIPAL_ORGS_LEN) ||
+		    !cstr_ok(req->u.principal.public_key, 41) ||
+		    req->u.principal.kind < 0) {
+			rv = FBX_EINVALID;
+			goto out;
+		}
+		priq.op = (Fusebox__V1__PrincipalOp)req->u.principal.op;
+		priq.name = (char *)req->u.principal.name;
+		priq.kind = (uint32_t)req->u.principal.kind;
+		priq.roles = req->u.principal.roles;
+		priq.orgs = (char *)req->u.principal.orgs;
+		priq.public_key = (char *)req->u.principal.public_key;
+		priq.note = (char *)req->u.principal.note;
+		m.body_case = FUSEBOX__V1__CONSOLE_REQUEST__BODY_PRINCIPAL;
+		m.principal = &priq;
+		break;
 	default:
 		rv = FBX_EINVALID;
 		goto out;
@@ -1837,6 +2126,7 @@ cmdinfo_safety_in(const pb_cmdinfo *ci, struct fbx_command *c,
 		if (rv != FBX_OK)
 			return rv;
 	}
+	c->settle_until_ms = ci->settle_until_ms;
 	return FBX_OK;
 }
 
@@ -2036,6 +2326,18 @@ dryrun_in(const pb_dryrun *d, struct fbx_dryrun *o, struct wctx *w)
 		memcpy(o->waves, d->waves, n * sizeof(*o->waves));
 		o->nwaves = n;
 	}
+	if (d->n_stage_devices != d->n_stage_waves ||
+	    d->n_stage_devices > FBX_ROLLOUT_GROUPS_MAX + 1)
+		return fail(w, FBX_EINVALID,
+		    "%s.stage_devices/stage_waves: %zu and %zu entries (equal, "
+		    "at most %d)",
+		    pfx, d->n_stage_devices, d->n_stage_waves,
+		    FBX_ROLLOUT_GROUPS_MAX + 1);
+	for (i = 0; i < d->n_stage_devices; i++) {
+		o->stage_devices[i] = d->stage_devices[i];
+		o->stage_waves[i] = d->stage_waves[i];
+	}
+	o->nstages = d->n_stage_devices;
 	return FBX_OK;
 }
 
@@ -2092,6 +2394,8 @@ breakers_in(const pb_brkrep *b, struct fbx_console_rep *r, struct wctx *w)
 		o->would_hold = x->would_hold;
 		o->trips = x->trips;
 		o->tripped_ms = x->tripped_ms;
+		o->onset_ms = x->onset_ms;
+		o->settling = x->settling;
 		o->fleet = x->fleet;
 		o->allowance = x->allowance;
 	}
@@ -2138,6 +2442,7 @@ rbrow_in(const pb_rbrow *x, struct fbx_rb_row *o, struct wctx *w, size_t i)
 static int
 rbplan_in(const pb_rbplan *p, struct fbx_rb_plan *o, struct wctx *w)
 {
+	const char *what;
 	unsigned seen = 0;
 	size_t i, n;
 	int rv;
@@ -2181,6 +2486,24 @@ rbplan_in(const pb_rbplan *p, struct fbx_rb_plan *o, struct wctx *w)
 	o->last_command_id = p->last_command_id;
 	o->looked_at = p->looked_at;
 	o->later_commands = p->later_commands;
+	o->before_onset = p->before_onset;
+	o->before_onset_deliveries = p->before_onset_deliveries;
+	o->onset_ms = p->onset_ms;
+	o->since_ms = p->since_ms;
+	o->until_ms = p->until_ms;
+	o->global = p->global ? 1 : 0;
+	if (p->n_before_onset_rows > FBX_PAGE_MAX)
+		return fail(w, FBX_ETOOBIG,
+		    "rollback.before_onset_rows: more than %d", FBX_PAGE_MAX);
+	if (p->n_orgs > FBX_PAGE_MAX)
+		return fail(w, FBX_ETOOBIG, "rollback.orgs: more than %d",
+		    FBX_PAGE_MAX);
+	rv = id_copy(o->next_org, p->next_org, 0, &what);
+	if (rv != FBX_OK)
+		return fail(w, rv, "rollback.next_org: %s", what);
+	if (o->next_org[0] != '\0' && p->next_cursor == 0)
+		return fail(w, FBX_EINVALID,
+		    "rollback.next_org: without next_cursor");
 	n = p->n_rows;
 	if (n > 0) {
 		o->rows = calloc(n, sizeof(*o->rows));
@@ -2191,6 +2514,56 @@ rbplan_in(const pb_rbplan *p, struct fbx_rb_plan *o, struct wctx *w)
 			rv = rbrow_in(p->rows[i], &o->rows[i], w, i);
 			if (rv != FBX_OK)
 				return rv;
+		}
+	}
+	n = p->n_before_onset_rows;
+	if (n > 0) {
+		o->bo_rows = calloc(n, sizeof(*o->bo_rows));
+		if (o->bo_rows == NULL)
+			return FBX_ENOMEM;
+		o->nbo_rows = n;
+		for (i = 0; i < n; i++) {
+			rv = rbrow_in(p->before_onset_rows[i], &o->bo_rows[i],
+			    w, i);
+			if (rv != FBX_OK)
+				return rv;
+		}
+	}
+	n = p->n_orgs;
+	if (n > 0) {
+		o->orgs = calloc(n, sizeof(*o->orgs));
+		if (o->orgs == NULL)
+			return FBX_ENOMEM;
+		o->norgs = n;
+		for (i = 0; i < n; i++) {
+			const pb_rbpart *x = p->orgs[i];
+			struct fbx_rb_org *y = &o->orgs[i];
+			unsigned pseen = 0;
+			rv = id_copy(y->org, x->org, 1, &what);
+			if (rv != FBX_OK)
+				return fail(w, rv, "rollback.orgs[%zu].org: %s",
+				    i, what);
+			if (x->n_per_action > FBX_RB_COUNT)
+				return fail(w, FBX_ETOOBIG,
+				    "rollback.orgs[%zu].per_action: more "
+				    "entries than actions",
+				    i);
+			for (size_t j = 0; j < x->n_per_action; j++) {
+				int a = (int)x->per_action[j]->action;
+				if (!in_range(a, 1, FBX_RB_COUNT) ||
+				    (pseen & (1u << a)))
+					return fail(w, FBX_EINVALID,
+					    "rollback.orgs[%zu].per_action"
+					    "[%zu]: unknown or repeated "
+					    "action %d",
+					    i, j, a);
+				pseen |= 1u << a;
+				y->per_action[a] = x->per_action[j]->count;
+			}
+			y->commands = x->commands;
+			y->before_onset = x->before_onset;
+			y->before_onset_deliveries = x->before_onset_deliveries;
+			y->comp_commands = x->comp_commands;
 		}
 	}
 	n = p->n_comp_ids;
@@ -2297,6 +2670,111 @@ orgs_in(const pb_orglist *l, struct fbx_console_rep *r, struct wctx *w)
 			return fail_at(w, rv, "orgs.orgs", i, "org", what);
 		r->u.orgs.devices[i] = l->orgs[i]->devices;
 	}
+	return FBX_OK;
+}
+
+/* ascii_copy copies printable ASCII text (what the engine makes of a
+ * certificate's names: RFC 2253 with everything else escaped) into cap
+ * bytes: it ends up on terminals. */
+static int
+ascii_copy(char *dst, size_t cap, const char *src, const char **what)
+{
+	size_t n = src == NULL ? 0 : strnlen(src, cap), i;
+
+	if (n >= cap) {
+		*what = "text too long";
+		return FBX_ETOOBIG;
+	}
+	for (i = 0; i < n; i++) {
+		if (src[i] < 0x20 || src[i] > 0x7e) {
+			*what = "not printable ASCII";
+			return FBX_EINVALID;
+		}
+	}
+	if (n > 0)
+		memcpy(dst, src, n);
+	dst[n] = '\0';
+	return FBX_OK;
+}
+
+/* certs_in decodes a CertReply. */
+static int
+certs_in(const pb_certrep *l, struct fbx_console_rep *r, struct wctx *w)
+{
+	static const char pfx[] = "cert.certs";
+	const char *what;
+	size_t i, j, n = l->n_certs;
+	int rv;
+
+	if (n > FBX_CERTS_MAX)
+		return fail(w, FBX_ETOOBIG, "%s: more than %d", pfx,
+		    FBX_CERTS_MAX);
+	if (n == 0)
+		return FBX_OK;
+	r->u.cert.c = calloc(n, sizeof(*r->u.cert.c));
+	if (r->u.cert.c == NULL)
+		return FBX_ENOMEM;
+	r->u.cert.n = n;
+	for (i = 0; i < n; i++) {
+		const pb_certinfo *x = l->certs[i];
+		struct fbx_cert_info *o = &r->u.cert.c[i];
+		rv = id_copy(o->name, x->name, 1, &what);
+		if (rv != FBX_OK)
+			return fail_at(w, rv, pfx, i, "name", what);
+		rv = ascii_copy(o->subject, sizeof(o->subject), x->subject,
+		    &what);
+		if (rv != FBX_OK)
+			return fail_at(w, rv, pfx, i, "subject", what);
+		rv = ascii_copy(o->issuer, sizeof(o->issuer), x->issuer,
+		    &what);
+		if (rv != FBX_OK)
+			return fail_at(w, rv, pfx, i, "issuer", what);
+		if (x->n_reasons == 0 || x->n_reasons > FBX_CERT_REASONS_MAX)
+			return fail_at(w, FBX_EINVALID, pfx, i, "reasons",
+			    "not 1..8 identifiers");
+		for (j = 0; j < x->n_reasons; j++) {
+			rv = id_copy(o->reasons[j], x->reasons[j], 1, &what);
+			if (rv != FBX_OK)
+				return fail_at(w, rv, pfx, i, "reasons", what);
+		}
+		o->nreasons = (uint32_t)x->n_reasons;
+		if (!in_range((int)x->state, FBX_CST_VALID, FBX_CST_COUNT))
+			return fail_at(w, FBX_EINVALID, pfx, i, "state",
+			    "missing or unknown value");
+		o->state = (uint8_t)x->state;
+		rv = id_copy(o->added_by, x->added_by, 0, &what);
+		if (rv != FBX_OK)
+			return fail_at(w, rv, pfx, i, "added_by", what);
+		rv = hash_copy(o->sha256, x->sha256, &what);
+		if (rv != FBX_OK)
+			return fail_at(w, rv, pfx, i, "sha256", what);
+		o->not_before_ms = x->not_before_ms;
+		o->not_after_ms = x->not_after_ms;
+		o->days_left = x->days_left;
+		o->trip_before_s = x->trip_before_seconds;
+		o->alerts_sent = x->alerts_sent;
+		o->tripped_ms = x->tripped_ms;
+		o->added_ms = x->added_ms;
+	}
+	return FBX_OK;
+}
+
+/* principals_in decodes a PrincipalReply: bounded text, kept as is. */
+static int
+principals_in(const pb_prirep *p, struct fbx_console_rep *r, struct wctx *w)
+{
+	size_t n = p->jsonl != NULL ? strlen(p->jsonl) : 0;
+
+	if (n > FBX_PRINCIPAL_JSONL_MAX)
+		return fail(w, FBX_ETOOBIG, "principal.jsonl: %zu bytes", n);
+	r->u.principal.jsonl = malloc(n + 1);
+	if (r->u.principal.jsonl == NULL)
+		return FBX_ENOMEM;
+	if (n > 0)
+		memcpy(r->u.principal.jsonl, p->jsonl, n);
+	r->u.principal.jsonl[n] = '\0';
+	r->u.principal.len = n;
+	r->u.principal.count = p->count;
 	return FBX_OK;
 }
 
@@ -2522,6 +3000,9 @@ result_in(const pb_crep *pb, struct fbx_console_rep *r, struct wctx *w)
 		o->turns_failed = s->turns_failed;
 		o->degraded = s->degraded != 0;
 		o->readers_used = s->readers_used;
+		o->auth_refused = s->auth_refused;
+		o->results_forged = s->results_forged;
+		o->handshakes_refused = s->handshakes_refused;
 		return FBX_OK;
 	}
 	case FUSEBOX__V1__CONSOLE_REPLY__RESULT_ROLLBACK:
@@ -2578,6 +3059,10 @@ result_in(const pb_crep *pb, struct fbx_console_rep *r, struct wctx *w)
 		return FBX_OK;
 	case FUSEBOX__V1__CONSOLE_REPLY__RESULT_ORGS:
 		return orgs_in(pb->orgs, r, w);
+	case FUSEBOX__V1__CONSOLE_REPLY__RESULT_CERT:
+		return certs_in(pb->cert, r, w);
+	case FUSEBOX__V1__CONSOLE_REPLY__RESULT_PRINCIPAL:
+		return principals_in(pb->principal, r, w);
 	default:
 		break;
 	}
@@ -2683,6 +3168,8 @@ fbx_console_rep_free(struct fbx_console_rep *rep)
 	case FBX_CREQ_ROLLBACK:
 		free(rep->u.rollback.rows);
 		free(rep->u.rollback.comp_ids);
+		free(rep->u.rollback.bo_rows);
+		free(rep->u.rollback.orgs);
 		break;
 	case FBX_CREQ_EXPORT:
 		free(rep->u.export_.jsonl);
@@ -2692,6 +3179,12 @@ fbx_console_rep_free(struct fbx_console_rep *rep)
 		break;
 	case FBX_CREQ_LIST_ORGS:
 		free(rep->u.orgs.orgs); /* devices is in the same block */
+		break;
+	case FBX_CREQ_CERT:
+		free(rep->u.cert.c);
+		break;
+	case FBX_CREQ_PRINCIPAL:
+		free(rep->u.principal.jsonl);
 		break;
 	default:
 		break;
@@ -2758,6 +3251,7 @@ cmdinfo_safety_out(struct arena *a, const struct fbx_command *c,
 			return rv;
 		x->rollout_status = st;
 	}
+	x->settle_until_ms = c->settle_until_ms;
 	return FBX_OK;
 }
 
@@ -2945,6 +3439,11 @@ dryrun_out(struct arena *a, const struct fbx_dryrun *d, pb_dryrun *o,
 	o->n_groups = d->ngroups;
 	o->n_waves = d->nwaves;
 	o->waves = d->nwaves > 0 ? d->waves : NULL;
+	if (d->nstages > FBX_ROLLOUT_GROUPS_MAX + 1)
+		return FBX_EINVALID;
+	o->n_stage_devices = o->n_stage_waves = d->nstages;
+	o->stage_devices = d->nstages > 0 ? (uint32_t *)d->stage_devices : NULL;
+	o->stage_waves = d->nstages > 0 ? (uint32_t *)d->stage_waves : NULL;
 	o->stop_code = (uint32_t)d->stop_err;
 	o->stop_name = d->stop_err != FBX_OK ?
 	    (char *)fbx_errname(d->stop_err) :
@@ -2986,6 +3485,8 @@ breakers_out(struct arena *a, const struct fbx_console_rep *rep,
 		v[i].would_hold = x->would_hold;
 		v[i].trips = x->trips;
 		v[i].tripped_ms = x->tripped_ms;
+		v[i].onset_ms = x->onset_ms;
+		v[i].settling = x->settling;
 		v[i].tripped_by = (char *)x->tripped_by;
 		v[i].note = (char *)x->note;
 		v[i].fleet = x->fleet;
@@ -3002,31 +3503,41 @@ breakers_out(struct arena *a, const struct fbx_console_rep *rep,
 /* rbplan_out fills o from a rollback plan; act/actp hold FBX_RB_COUNT
  * entries and only non-zero actions are sent. RB_NONE is no action, so
  * a count for it is refused rather than sent for the decoder to refuse. */
+/* rbacts_out fills act/actp (FBX_RB_COUNT entries) with the non-zero
+ * counts of per; @return how many, or -1 for a count of RB_NONE. */
 static int
-rbplan_out(struct arena *a, const struct fbx_rb_plan *pl, pb_rbplan *o,
-    pb_actcount *act, pb_actcount **actp)
+rbacts_out(const uint32_t *per, pb_actcount *act, pb_actcount **actp)
 {
 	static const pb_actcount ainit = FUSEBOX__V1__ACTION_COUNT__INIT;
-	static const pb_rbrow rinit = FUSEBOX__V1__ROLLBACK_ROW__INIT;
-	pb_rbrow *v = arena_take(a, pl->nrows * sizeof(*v));
-	pb_rbrow **p = arena_take(a, pl->nrows * sizeof(*p));
-	size_t i, k = 0;
+	int k = 0;
 
-	if (v == NULL || p == NULL)
-		return FBX_ENOMEM;
-	if (pl->per_action[FBX_RB_NONE] != 0)
-		return FBX_EINVALID;
-	for (i = 1; i < FBX_RB_COUNT; i++) {
-		if (pl->per_action[i] == 0)
+	if (per[FBX_RB_NONE] != 0)
+		return -1;
+	for (int i = 1; i < FBX_RB_COUNT; i++) {
+		if (per[i] == 0)
 			continue;
 		act[k] = ainit;
 		act[k].action = (Fusebox__V1__RollbackAction)i;
-		act[k].count = pl->per_action[i];
+		act[k].count = per[i];
 		actp[k] = &act[k];
 		k++;
 	}
-	for (i = 0; i < pl->nrows; i++) {
-		const struct fbx_rb_row *x = &pl->rows[i];
+	return k;
+}
+
+/* rbrows_out fills *out with n rows taken from the arena. */
+static int
+rbrows_out(struct arena *a, const struct fbx_rb_row *rows, size_t n,
+    pb_rbrow ***out)
+{
+	static const pb_rbrow rinit = FUSEBOX__V1__ROLLBACK_ROW__INIT;
+	pb_rbrow *v = arena_take(a, n * sizeof(*v));
+	pb_rbrow **p = arena_take(a, n * sizeof(*p));
+
+	if (v == NULL || p == NULL)
+		return FBX_ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		const struct fbx_rb_row *x = &rows[i];
 		if (!cstr_ok(x->device, sizeof(x->device)) ||
 		    !cstr_ok(x->detail, sizeof(x->detail)))
 			return FBX_EINVALID;
@@ -3041,11 +3552,68 @@ rbplan_out(struct arena *a, const struct fbx_rb_plan *pl, pb_rbplan *o,
 		v[i].detail = (char *)x->detail;
 		p[i] = &v[i];
 	}
+	*out = n > 0 ? p : NULL;
+	return FBX_OK;
+}
+
+static int
+rbplan_out(struct arena *a, const struct fbx_rb_plan *pl, pb_rbplan *o,
+    pb_actcount *act, pb_actcount **actp)
+{
+	static const pb_rbpart pinit = FUSEBOX__V1__ROLLBACK_ORG_PART__INIT;
+	pb_rbrow **p = NULL, **bo = NULL;
+	pb_rbpart *pv = arena_take(a, pl->norgs * sizeof(*pv));
+	pb_rbpart **pp = arena_take(a, pl->norgs * sizeof(*pp));
+	pb_actcount *pa = arena_take(a,
+	    pl->norgs * FBX_RB_COUNT * sizeof(*pa));
+	pb_actcount **pap = arena_take(a,
+	    pl->norgs * FBX_RB_COUNT * sizeof(*pap));
+	int k, rv;
+
+	if (pv == NULL || pp == NULL || pa == NULL || pap == NULL)
+		return FBX_ENOMEM;
+	k = rbacts_out(pl->per_action, act, actp);
+	if (k < 0)
+		return FBX_EINVALID;
+	rv = rbrows_out(a, pl->rows, pl->nrows, &p);
+	if (rv == FBX_OK)
+		rv = rbrows_out(a, pl->bo_rows, pl->nbo_rows, &bo);
+	if (rv != FBX_OK)
+		return rv;
+	if (!cstr_ok(pl->next_org, sizeof(pl->next_org)))
+		return FBX_EINVALID;
+	for (size_t i = 0; i < pl->norgs; i++) {
+		const struct fbx_rb_org *x = &pl->orgs[i];
+		int n = rbacts_out(x->per_action, pa + i * FBX_RB_COUNT,
+		    pap + i * FBX_RB_COUNT);
+		if (n < 0 || !cstr_ok(x->org, sizeof(x->org)))
+			return FBX_EINVALID;
+		pv[i] = pinit;
+		pv[i].org = (char *)x->org;
+		pv[i].commands = x->commands;
+		pv[i].n_per_action = (size_t)n;
+		pv[i].per_action = n > 0 ? pap + i * FBX_RB_COUNT : NULL;
+		pv[i].before_onset = x->before_onset;
+		pv[i].before_onset_deliveries = x->before_onset_deliveries;
+		pv[i].comp_commands = x->comp_commands;
+		pp[i] = &pv[i];
+	}
 	o->commands = pl->commands;
-	o->n_per_action = k;
+	o->n_per_action = (size_t)k;
 	o->per_action = k > 0 ? actp : NULL;
 	o->n_rows = pl->nrows;
-	o->rows = pl->nrows > 0 ? p : NULL;
+	o->rows = p;
+	o->before_onset = pl->before_onset;
+	o->before_onset_deliveries = pl->before_onset_deliveries;
+	o->n_before_onset_rows = pl->nbo_rows;
+	o->before_onset_rows = bo;
+	o->onset_ms = pl->onset_ms;
+	o->since_ms = pl->since_ms;
+	o->until_ms = pl->until_ms;
+	o->global = pl->global != 0;
+	o->next_org = (char *)pl->next_org;
+	o->n_orgs = pl->norgs;
+	o->orgs = pl->norgs > 0 ? pp : NULL;
 	o->n_comp_ids = pl->ncomp;
 	o->comp_ids = pl->ncomp > 0 ? pl->comp_ids : NULL;
 	o->rollback_id = pl->rollback_id;
@@ -3118,6 +3686,56 @@ orgs_out(struct arena *a, const struct fbx_console_rep *rep, pb_orglist *o)
 	}
 	o->orgs = n > 0 ? p : NULL;
 	o->n_orgs = n;
+	return FBX_OK;
+}
+
+/* certs_out fills o from the certificate list of rep. */
+static int
+certs_out(struct arena *a, const struct fbx_console_rep *rep, pb_certrep *o)
+{
+	static const pb_certinfo init = FUSEBOX__V1__CERT_INFO__INIT;
+	size_t i, j, n = rep->u.cert.n;
+	pb_certinfo *v = arena_take(a, n * sizeof(*v));
+	pb_certinfo **p = arena_take(a, n * sizeof(*p));
+	char **rs = arena_take(a, n * FBX_CERT_REASONS_MAX * sizeof(*rs));
+
+	if (v == NULL || p == NULL || rs == NULL)
+		return FBX_ENOMEM;
+	for (i = 0; i < n; i++) {
+		const struct fbx_cert_info *x = &rep->u.cert.c[i];
+		if (!cstr_ok(x->name, sizeof(x->name)) ||
+		    !cstr_ok(x->subject, sizeof(x->subject)) ||
+		    !cstr_ok(x->issuer, sizeof(x->issuer)) ||
+		    !cstr_ok(x->added_by, sizeof(x->added_by)) ||
+		    !cstr_ok(x->sha256, sizeof(x->sha256)) ||
+		    x->nreasons > FBX_CERT_REASONS_MAX)
+			return FBX_EINVALID;
+		v[i] = init;
+		v[i].name = (char *)x->name;
+		v[i].subject = (char *)x->subject;
+		v[i].issuer = (char *)x->issuer;
+		v[i].not_before_ms = x->not_before_ms;
+		v[i].not_after_ms = x->not_after_ms;
+		v[i].days_left = x->days_left;
+		for (j = 0; j < x->nreasons; j++) {
+			if (!cstr_ok(x->reasons[j], sizeof(fbx_id)))
+				return FBX_EINVALID;
+			rs[i * FBX_CERT_REASONS_MAX + j] =
+			    (char *)x->reasons[j];
+		}
+		v[i].reasons = &rs[i * FBX_CERT_REASONS_MAX];
+		v[i].n_reasons = x->nreasons;
+		v[i].trip_before_seconds = x->trip_before_s;
+		v[i].state = (Fusebox__V1__CertState)x->state;
+		v[i].alerts_sent = x->alerts_sent;
+		v[i].tripped_ms = x->tripped_ms;
+		v[i].added_by = (char *)x->added_by;
+		v[i].added_ms = x->added_ms;
+		v[i].sha256 = (char *)x->sha256;
+		p[i] = &v[i];
+	}
+	o->certs = n > 0 ? p : NULL;
+	o->n_certs = n;
 	return FBX_OK;
 }
 
@@ -3204,13 +3822,22 @@ rep_size(const struct fbx_console_rep *rep, size_t *sz, size_t *nh)
 		return FBX_OK;
 	case FBX_CREQ_ROLLBACK: {
 		const struct fbx_rb_plan *pl = &rep->u.rollback;
-		if (pl->nrows > FBX_PAGE_MAX || pl->ncomp > CMD_IDS_MAX)
+		if (pl->nrows > FBX_PAGE_MAX || pl->ncomp > CMD_IDS_MAX ||
+		    pl->nbo_rows > FBX_PAGE_MAX || pl->norgs > FBX_PAGE_MAX)
 			return FBX_ETOOBIG;
 		if ((pl->nrows > 0 && pl->rows == NULL) ||
-		    (pl->ncomp > 0 && pl->comp_ids == NULL))
+		    (pl->ncomp > 0 && pl->comp_ids == NULL) ||
+		    (pl->nbo_rows > 0 && pl->bo_rows == NULL) ||
+		    (pl->norgs > 0 && pl->orgs == NULL))
 			return FBX_EINVALID;
 		*sz = asz(pl->nrows * sizeof(pb_rbrow)) +
-		    asz(pl->nrows * sizeof(pb_rbrow *));
+		    asz(pl->nrows * sizeof(pb_rbrow *)) +
+		    asz(pl->nbo_rows * sizeof(pb_rbrow)) +
+		    asz(pl->nbo_rows * sizeof(pb_rbrow *)) +
+		    asz(pl->norgs * sizeof(pb_rbpart)) +
+		    asz(pl->norgs * sizeof(pb_rbpart *)) +
+		    asz(pl->norgs * FBX_RB_COUNT * sizeof(pb_actcount)) +
+		    asz(pl->norgs * FBX_RB_COUNT * sizeof(pb_actcount *));
 		return FBX_OK;
 	}
 	case FBX_CREQ_EXPORT:
@@ -3235,6 +3862,23 @@ rep_size(const struct fbx_console_rep *rep, size_t *sz, size_t *nh)
 			return FBX_EINVALID;
 		*sz = asz(rep->u.orgs.n * sizeof(pb_orginfo)) +
 		    asz(rep->u.orgs.n * sizeof(pb_orginfo *));
+		return FBX_OK;
+	case FBX_CREQ_CERT:
+		if (rep->u.cert.n > FBX_CERTS_MAX)
+			return FBX_ETOOBIG;
+		if (rep->u.cert.n > 0 && rep->u.cert.c == NULL)
+			return FBX_EINVALID;
+		*sz = asz(rep->u.cert.n * sizeof(pb_certinfo)) +
+		    asz(rep->u.cert.n * sizeof(pb_certinfo *)) +
+		    asz(rep->u.cert.n * FBX_CERT_REASONS_MAX * sizeof(char *));
+		return FBX_OK;
+	case FBX_CREQ_PRINCIPAL:
+		if (rep->u.principal.len > FBX_PRINCIPAL_JSONL_MAX)
+			return FBX_ETOOBIG;
+		if (rep->u.principal.len > 0 &&
+		    (rep->u.principal.jsonl == NULL ||
+		        strlen(rep->u.principal.jsonl) != rep->u.principal.len))
+			return FBX_EINVALID;
 		return FBX_OK;
 	default:
 		return FBX_OK;
@@ -3274,6 +3918,8 @@ fbx_console_rep_encode(
 	pb_audlist audl = FUSEBOX__V1__AUDIT_LIST__INIT;
 	pb_audvres audv = FUSEBOX__V1__AUDIT_VERIFY_RESULT__INIT;
 	pb_orglist orgl = FUSEBOX__V1__ORG_LIST__INIT;
+	pb_certrep certr = FUSEBOX__V1__CERT_REPLY__INIT;
+	pb_prirep prir = FUSEBOX__V1__PRINCIPAL_REPLY__INIT;
 	struct arena a = { NULL, 0, 0 };
 	pb_cmdinfo **info = NULL;
 	size_t i, sz, nh;
@@ -3507,6 +4153,9 @@ fbx_console_rep_encode(
 		pong.turns_failed = s->turns_failed;
 		pong.degraded = s->degraded != 0;
 		pong.readers_used = s->readers_used;
+		pong.auth_refused = s->auth_refused;
+		pong.results_forged = s->results_forged;
+		pong.handshakes_refused = s->handshakes_refused;
 		m.result_case = FUSEBOX__V1__CONSOLE_REPLY__RESULT_PONG;
 		m.pong = &pong;
 		break;
@@ -3570,6 +4219,20 @@ fbx_console_rep_encode(
 			goto out;
 		m.result_case = FUSEBOX__V1__CONSOLE_REPLY__RESULT_ORGS;
 		m.orgs = &orgl;
+		break;
+	case FBX_CREQ_CERT:
+		rv = certs_out(&a, rep, &certr);
+		if (rv != FBX_OK)
+			goto out;
+		m.result_case = FUSEBOX__V1__CONSOLE_REPLY__RESULT_CERT;
+		m.cert = &certr;
+		break;
+	case FBX_CREQ_PRINCIPAL:
+		prir.jsonl = rep->u.principal.len > 0 ? rep->u.principal.jsonl
+		                                      : (char *)"";
+		prir.count = rep->u.principal.count;
+		m.result_case = FUSEBOX__V1__CONSOLE_REPLY__RESULT_PRINCIPAL;
+		m.principal = &prir;
 		break;
 	default:
 		rv = FBX_EINVALID;
@@ -4286,9 +4949,10 @@ out:
 
 static const char *const event_names[] = { "none", "breaker_tripped",
 	"breaker_reset", "breaker_would_trip", "rollout_paused",
-	"rollout_resumed", "limit_rejected", "failure_spike" };
+	"rollout_resumed", "limit_rejected", "failure_spike",
+	"command_settled", "cert_expiring" };
 #define EVENT_KIND_COUNT ((int)(sizeof(event_names) / sizeof(event_names[0])))
-_Static_assert(EVENT_KIND_COUNT == FBX_EV_FAILURE_SPIKE + 1,
+_Static_assert(EVENT_KIND_COUNT == FBX_EV_COUNT,
     "event_names must name every enum fbx_event_kind value");
 
 const char *
@@ -4297,6 +4961,17 @@ fbx_event_kind_name(int kind)
 	if (kind < 0 || kind >= EVENT_KIND_COUNT)
 		return "unknown";
 	return event_names[kind];
+}
+
+static const char *const cert_state_names[FBX_CST_COUNT] = { "none",
+	"valid", "expiring", "tripping", "expired" };
+
+const char *
+fbx_cert_state_name(int state)
+{
+	if (state < 0 || state >= FBX_CST_COUNT)
+		return "unknown";
+	return cert_state_names[state];
 }
 
 int

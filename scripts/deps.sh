@@ -5,6 +5,7 @@
 set -euo pipefail
 PKGS=(build-essential cmake pkg-config libzmq3-dev libprotobuf-c-dev
       protobuf-c-compiler liblmdb-dev lmdb-utils libinih-dev libssl-dev
+      libsystemd-dev  # sd_notify for fuseboxd (Type=notify unit)
       clang libclang-rt-14-dev) # clang + libFuzzer runtime: scripts/fuzz.sh
 missing=()
 for p in "${PKGS[@]}"; do

@@ -57,6 +57,10 @@
  *     ndeliveries u32, ncounts u8, counts u32[ncounts], org str, actor str,
  *     reason str, idem_key str, group str, cursor str, cursor_idx u32,
  *     payload_len u32, ndev_ids u32.
+ *   command header v2: v1 + the safety-control tail (priority, held_by,
+ *     approved_by, resolved_by, note, rollout plan and status).
+ *   command header v3: v2 + settle_until_ms i64. Written as v3; v1 and
+ *     v2 records are read as they are (settle 0).
  *   command body v1: ver u8, payload_len u32, payload, ndev_ids u32,
  *     ndev_ids * str.
  *   delivery v1 (uv = LEB128 varint, zz = zigzag varint of a difference):
@@ -115,6 +119,7 @@
 #define DLV_PAD 8
 #define REC_V1 1
 #define CMD_V2 2 /* command header with the safety-control tail */
+#define CMD_V3 3 /* v2 + settle_until_ms */
 
 /* Largest key: org \0 group \0 device. */
 #define KEY_MAX (3 * (FBX_ID_MAX + 1) + 16)
@@ -122,7 +127,7 @@
 #define DLV_REC_MAX (3 + 3 + 5 + 1 + FBX_ID_MAX + \
     FBX_HIST_MAX * (1 + 3 + 10) + 10 + DLV_PAD)
 #define CMD_SAFETY_MAX (1 + 4 * 256 + 3 + 8 * 4 + \
-    FBX_ROLLOUT_GROUPS_MAX * (1 + FBX_ID_MAX) + 2 + 5 * 4 + 2 * 8 + 256)
+    FBX_ROLLOUT_GROUPS_MAX * (1 + FBX_ID_MAX) + 2 + 5 * 4 + 2 * 8 + 256 + 8)
 #define CMD_HDR_MAX (CMD_SAFETY_MAX + 6 + 4 + 8 + 8 + 4 + 1 + 4 * 255 + 6 * (1 + FBX_ID_MAX) + \
     12)
 #define DEV_REC_MAX (4 + 16 + 1 + FBX_OSVER_MAX + 1 + \
@@ -650,7 +655,7 @@ cmd_hdr_encode(const struct fbx_command *c, uint32_t payload_len,
 {
 	struct wr w = { buf, buf + cap, 0 };
 
-	wr_u8(&w, CMD_V2);
+	wr_u8(&w, CMD_V3);
 	wr_u8(&w, c->type);
 	wr_u8(&w, c->origin);
 	wr_u8(&w, c->target_kind);
@@ -701,6 +706,7 @@ cmd_hdr_encode(const struct fbx_command *c, uint32_t payload_len,
 	wr_le(&w, (uint64_t)c->ro.wave_started_ms, 8);
 	wr_le(&w, (uint64_t)c->ro.bake_until_ms, 8);
 	wr_str(&w, c->ro.note, sizeof(c->ro.note));
+	wr_le(&w, (uint64_t)c->settle_until_ms, 8); /* v3 */
 	if (w.bad)
 		return FBX_EINVALID;
 	*len = (size_t)(w.p - buf);
@@ -721,7 +727,7 @@ cmd_hdr_decode(uint64_t id, const MDB_val *v, struct fbx_command *c,
 
 	memset(c, 0, sizeof(*c));
 	ver = rd_u8(&r);
-	if (ver != REC_V1 && ver != CMD_V2)
+	if (ver != REC_V1 && ver != CMD_V2 && ver != CMD_V3)
 		return FBX_ECORRUPT;
 	c->id = id;
 	c->type = (uint8_t)rd_u8(&r);
@@ -748,7 +754,7 @@ cmd_hdr_decode(uint64_t id, const MDB_val *v, struct fbx_command *c,
 	c->cursor_idx = (uint32_t)rd_le(&r, 4);
 	*plen = (uint32_t)rd_le(&r, 4);
 	*ndev = (uint32_t)rd_le(&r, 4);
-	if (ver == CMD_V2) {
+	if (ver >= CMD_V2) {
 		c->priority = (uint8_t)rd_u8(&r);
 		rd_str(&r, c->held_by, sizeof(c->held_by));
 		rd_str(&r, c->approved_by, sizeof(c->approved_by));
@@ -780,6 +786,8 @@ cmd_hdr_decode(uint64_t id, const MDB_val *v, struct fbx_command *c,
 		c->ro.bake_until_ms = rd_i64(&r);
 		rd_str(&r, c->ro.note, sizeof(c->ro.note));
 	}
+	if (ver >= CMD_V3)
+		c->settle_until_ms = rd_i64(&r);
 	if (r.bad || r.p != r.end || *plen > FBX_PAYLOAD_MAX ||
 	    *ndev > FBX_DEVICES_PER_CMD_MAX)
 		return FBX_ECORRUPT;
@@ -865,7 +873,9 @@ mkdir_p(const char *path)
 		if (buf[i] != '/' && buf[i] != '\0')
 			continue;
 		buf[i] = '\0';
-		if (mkdir(buf, 0775) != 0 && errno != EEXIST)
+		/* the journal is every tenant's data: only its owner
+		 * enters (issue 10) */
+		if (mkdir(buf, 0700) != 0 && errno != EEXIST)
 			return FBX_EIO;
 		buf[i] = path[i];
 	}
@@ -1160,7 +1170,7 @@ fbx_store_open(const struct fbx_store_opts *opts, fbx_store **out)
 		rc = map_err(mrc);
 		goto out;
 	}
-	mrc = mdb_env_open(st->env, opts->path, flags, 0664);
+	mrc = mdb_env_open(st->env, opts->path, flags, 0600);
 	if (mrc != 0) {
 		if (mrc == MDB_INVALID || mrc == MDB_VERSION_MISMATCH)
 			rc = FBX_ECORRUPT;

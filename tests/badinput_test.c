@@ -30,6 +30,7 @@ raw_call(const char *ep, const void *buf, size_t len,
 	memset(rep, 0, sizeof(*rep));
 	zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof(zero));
 	zmq_setsockopt(s, ZMQ_RCVTIMEO, &tmo, sizeof(tmo));
+	fbxt_sock_curve(s, "FUSEBOX_KEY"); /* issue 10: a known key */
 	zmq_connect(s, ep);
 	zmq_send(s, "", 0, ZMQ_SNDMORE);
 	zmq_send(s, buf, len, 0);
@@ -234,6 +235,7 @@ main(void)
 		char b[512];
 		zmq_setsockopt(g, ZMQ_LINGER, &zero, sizeof(zero));
 		zmq_setsockopt(g, ZMQ_RCVTIMEO, &tmo, sizeof(tmo));
+		fbxt_sock_curve(g, "FUSEBOX_GATEWAY_KEY");
 		zmq_connect(g, t.gateway);
 		zmq_send(g, "\x08\x01\x62\xff\xff", 5, 0);
 		rc = zmq_recv(g, b, sizeof(b), 0);

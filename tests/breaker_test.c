@@ -1,12 +1,16 @@
 /*
- * breaker_test.c: the incident fusebox exists for, in miniature. A broken
- * attestation rule sends automatic locks for every device of 20
- * organisations, interleaved. Each organisation's breaker must trip at its
- * allowance, the global breaker must trip when several organisations
- * spike together, the rest must be held (journaled, listable, never sent),
- * and all of it must survive a kill -9. Operator commands still flow while
- * the breakers are open; an operator reset releases or discards what was
- * held, and released commands pass the blast-radius limit like any other.
+ * breaker_test.c: the incident fusebox exists for, in miniature, against
+ * the real daemon with its default settings. A broken attestation rule
+ * sends automatic locks for every device of 20 organisations,
+ * interleaved. What the breakers admit settles (journaled, not sent) and
+ * never exceeds an organisation's allowance, max(1, 1% of its fleet);
+ * the global breaker trips (several organisations, or 1% of every
+ * enrolled device); its trip holds what was still settling, so not one
+ * storm lock reaches a device. Everything is held (journaled, listable,
+ * never sent) and survives a kill -9. Operator commands still flow while
+ * the breakers are open; an operator reset releases (in staged waves) or
+ * discards what was held, and released commands pass the blast-radius
+ * limit like any other.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -26,7 +30,9 @@ struct orgfleet {
 	char org[16];
 	fbx_id *ids;
 	size_t n;
-	uint32_t admitted, held;
+	uint32_t admitted, held; /* at submit: settling, held */
+	uint64_t *held_ids;      /* org-002: what its reset releases */
+	size_t nheld_ids;
 };
 
 static int
@@ -112,7 +118,7 @@ find_brk(const struct fbx_console_rep *rep, const char *org)
 }
 
 static size_t
-held_total(struct fbxt_env *t, const char *org)
+held_list(struct fbxt_env *t, const char *org, struct orgfleet *keep)
 {
 	struct fbx_console_req req;
 	struct fbx_console_rep rep;
@@ -129,11 +135,24 @@ held_total(struct fbxt_env *t, const char *org)
 			return (size_t)-1;
 		}
 		n += rep.u.commands.n;
+		if (keep != NULL) {
+			keep->held_ids = realloc(keep->held_ids,
+			    n * sizeof(*keep->held_ids));
+			for (size_t i = 0; i < rep.u.commands.n; i++)
+				keep->held_ids[keep->nheld_ids++] =
+				    rep.u.commands.cmds[i].id;
+		}
 		after = rep.u.commands.next_after;
 		fbx_console_rep_free(&rep);
 		if (after == 0)
 			return n;
 	}
+}
+
+static size_t
+held_total(struct fbxt_env *t, const char *org)
+{
+	return held_list(t, org, NULL);
 }
 
 int
@@ -173,6 +192,7 @@ main(void)
 		sub = zmq_socket(zctx, ZMQ_SUB);
 		zmq_setsockopt(sub, ZMQ_SUBSCRIBE, "fusebox.breaker", 15);
 		zmq_setsockopt(sub, ZMQ_RCVTIMEO, &tmo, sizeof(tmo));
+		fbxt_sock_curve(sub, "FUSEBOX_KEY");
 		zmq_connect(sub, events_ep);
 	}
 	rc = fbxt_sim_run(&t, "--enroll-only", "--devices", "6000", "--orgs",
@@ -197,6 +217,9 @@ main(void)
 				continue;
 			rc = auto_lock(&t, o[i].org, o[i].ids[k], &state);
 			FBXT_CHECK(rc == FBX_OK, "storm submit rc %d", rc);
+			FBXT_CHECK(state == FBX_C_HELD ||
+			        state == FBX_C_SETTLING,
+			    "storm lock state %d: held or settling", state);
 			if (state == FBX_C_HELD)
 				o[i].held++;
 			else
@@ -216,7 +239,7 @@ main(void)
 		    ev.kind == FBX_EV_BREAKER_TRIPPED)
 			tripped_events++;
 	}
-	FBXT_CHECK(tripped_events >= 4, "%d breaker_tripped events",
+	FBXT_CHECK(tripped_events >= 1, "%d breaker_tripped events",
 	    tripped_events);
 	{
 		FILE *f = fopen(alerts, "r");
@@ -243,18 +266,26 @@ main(void)
 	}
 	fbx_console_rep_free(&rep);
 	for (int i = 0; i < ORGS; i++) {
-		/* allowance: max(20, 2% of the fleet) */
-		uint32_t allow = (uint32_t)(o[i].n * 20000 / 1000000);
-		if (allow < 20)
-			allow = 20;
+		/* allowance: max(1, 1% of the fleet) */
+		uint32_t allow = (uint32_t)(o[i].n * 10000 / 1000000);
+		size_t h;
+		if (allow < 1)
+			allow = 1;
 		FBXT_CHECK(o[i].admitted <= allow,
 		    "%s: %u automatic locks admitted, allowance %u", o[i].org,
 		    o[i].admitted, allow);
 		FBXT_CHECK(o[i].held > 0, "%s: nothing held", o[i].org);
+		/* the trip held what was still settling: everything */
+		h = held_total(&t, o[i].org);
+		FBXT_CHECK(h == o[i].n, "%s: %zu of %zu storm locks held after "
+		    "the trip", o[i].org, h, o[i].n);
 		total_admitted += o[i].admitted;
 		total_held += o[i].held;
+		o[i].held = (uint32_t)h;
+		o[i].admitted = 0;
 	}
-	fprintf(stderr, "storm of %u automatic locks: %u admitted, %u held\n",
+	fprintf(stderr, "storm of %u automatic locks: %u settling and %u "
+	    "held at submit, all held after the trip\n",
 	    total_admitted + total_held, total_admitted, total_held);
 	FBXT_CHECK(total_admitted < (total_admitted + total_held) / 10,
 	    "%u of %u locks admitted", total_admitted,
@@ -323,7 +354,7 @@ main(void)
 		fbx_console_rep_free(&rep);
 	}
 	{
-		size_t before = held_total(&t, o[1].org);
+		size_t before = held_list(&t, o[1].org, &o[1]);
 		o[1].held = (uint32_t)before; /* held by its own breaker */
 		rc = breakers(&t, o[1].org, FBX_BRK_RESET, 0, FBX_RESET_RELEASE,
 		    &rep);
@@ -357,11 +388,12 @@ main(void)
 		FBXT_CHECK(held_total(&t, o[i].org) == 0, "%s still holds",
 		    o[i].org);
 	}
-	/* let org-002's released locks reach the devices */
-	{
-		struct timespec ts = { 3, 0 };
-		nanosleep(&ts, NULL);
-	}
+	/* org-002's released locks reach the devices, wave after wave */
+	for (size_t i = 0; i < o[1].nheld_ids; i++)
+		FBXT_CHECK(fbxt_wait_settled(&t, o[1].org, o[1].held_ids[i],
+		               120000, NULL) == 0,
+		    "released lock %llu not delivered",
+		    (unsigned long long)o[1].held_ids[i]);
 	rc = fbxt_sim_stop(&t);
 	FBXT_CHECK(WIFEXITED(rc) && WEXITSTATUS(rc) == 0, "sim status %d", rc);
 	FBXT_CHECK(fbxt_report_read(report, &r) == 0, "report");
@@ -383,7 +415,9 @@ out:
 	if (sub != NULL)
 		zmq_close(sub);
 	zmq_ctx_term(zctx);
-	for (int i = 0; i < ORGS; i++)
+	for (int i = 0; i < ORGS; i++) {
 		free(o[i].ids);
+		free(o[i].held_ids);
+	}
 	return fbxt_done();
 }

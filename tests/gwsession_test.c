@@ -67,6 +67,7 @@ gw_open(const char *ep)
 	int zero = 0;
 
 	zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof(zero));
+	fbxt_sock_curve(s, "FUSEBOX_GATEWAY_KEY"); /* issue 10 */
 	zmq_connect(s, ep);
 	return s;
 }

@@ -10,10 +10,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <zmq.h>
+
+#include "fbx_keys.h"
 #include "harness.h"
 
 int fbxt_passed, fbxt_failed;
@@ -46,12 +50,136 @@ fbxt_setup(struct fbxt_env *t, const char *name)
 	    t->dir);
 	snprintf(t->gateway, sizeof(t->gateway), "ipc://%s/gateway.sock",
 	    t->dir);
+	signal(SIGPIPE, SIG_IGN);
+	return fbxt_keys_init(t);
+}
+
+static void
+actors_close(struct fbxt_env *t)
+{
+	for (size_t i = 0; i < t->nactors; i++)
+		fbx_client_close(t->actors[i].cli);
+	t->nactors = 0;
+}
+
+int
+fbxt_keys_init(struct fbxt_env *t)
+{
+	char path[400], log[400], cmd[1400];
+	const char *bin = getenv("FBX_BIN_DIR");
+	struct stat st;
+
+	if (t->cli != NULL && strcmp(t->keys_of, t->db) == 0)
+		return 0;
+	snprintf(t->keys, sizeof(t->keys), "%s/keys", t->db);
+	snprintf(path, sizeof(path), "%s/server.key", t->keys);
+	if (stat(path, &st) != 0) {
+		snprintf(log, sizeof(log), "%s/init.log", t->dir);
+		snprintf(cmd, sizeof(cmd),
+		    "'%s/fuseboxd' init --data '%s' "
+		    "--principal gw/gateway/-/'*' "
+		    "--principal rule-engine/automation/all/'*' "
+		    "--principal attestation-rule/automation/all/'*' "
+		    ">>'%s' 2>&1",
+		    bin != NULL ? bin : "../dispatcher", t->db, log);
+		if (system(cmd) != 0) {
+			fprintf(stderr, "fuseboxd init failed (see %s)\n", log);
+			return -1;
+		}
+	}
+	snprintf(path, sizeof(path), "%s/admin.key", t->keys);
+	setenv("FUSEBOX_KEY", path, 1);
+	snprintf(path, sizeof(path), "%s/server.pub", t->keys);
+	setenv("FUSEBOX_SERVER_KEY", path, 1);
+	snprintf(path, sizeof(path), "%s/gw.key", t->keys);
+	setenv("FUSEBOX_GATEWAY_KEY", path, 1);
+	snprintf(path, sizeof(path), "%s/attestation-rule.key", t->keys);
+	setenv("FUSEBOX_STORM_KEY", path, 1);
+	unsetenv("FUSEBOX_ACTOR");
+	actors_close(t);
+	fbx_client_close(t->cli);
+	t->cli = NULL;
 	/* reply timeouts are hang guards, not speed limits: generous, so a
 	 * busy machine (sanitizers, shared cores) does not fail a test */
 	if (fbx_client_open(t->console, 60000, &t->cli) != FBX_OK)
 		return -1;
-	signal(SIGPIPE, SIG_IGN);
+	snprintf(t->keys_of, sizeof(t->keys_of), "%s", t->db);
 	return 0;
+}
+
+int
+fbxt_sock_curve(void *sock, const char *env)
+{
+	const char *path = getenv(env), *spath = getenv("FUSEBOX_SERVER_KEY");
+	struct fbx_key k, s;
+
+	if (path == NULL)
+		path = env;
+	if (spath == NULL || fbx_key_read(path, 1, &k, NULL, 0) != FBX_OK ||
+	    fbx_key_read(spath, 0, &s, NULL, 0) != FBX_OK)
+		return -1;
+	if (zmq_setsockopt(sock, ZMQ_CURVE_SERVERKEY, s.public_z85, 41) ||
+	    zmq_setsockopt(sock, ZMQ_CURVE_PUBLICKEY, k.public_z85, 41) ||
+	    zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, k.secret_z85, 41))
+		return -1;
+	return 0;
+}
+
+fbx_client *
+fbxt_client_for(struct fbxt_env *t, const char *actor)
+{
+	struct fbx_client_opts co;
+	struct fbx_console_req req;
+	struct fbx_console_rep rep;
+	struct fbx_key k;
+	char path[400];
+	fbx_client *c = NULL;
+	int rc;
+
+	if (actor[0] == '\0' || strcmp(actor, "admin") == 0)
+		return t->cli;
+	for (size_t i = 0; i < t->nactors; i++)
+		if (strcmp(t->actors[i].name, actor) == 0)
+			return t->actors[i].cli;
+	if (t->nactors == sizeof(t->actors) / sizeof(t->actors[0]))
+		return NULL;
+	snprintf(path, sizeof(path), "%s/%s.key", t->keys, actor);
+	if (fbx_key_read(path, 1, &k, NULL, 0) != FBX_OK) {
+		if (fbx_key_generate(actor, &k) != FBX_OK ||
+		    fbx_key_write(path, &k, 1) != FBX_OK)
+			return NULL;
+		memset(&req, 0, sizeof(req));
+		req.kind = FBX_CREQ_PRINCIPAL;
+		req.u.principal.op = FBX_PRI_ADD;
+		snprintf(req.u.principal.name, sizeof(req.u.principal.name),
+		    "%s", actor);
+		req.u.principal.kind = strstr(actor, "rule") != NULL
+		    ? FBX_PK_AUTOMATION
+		    : FBX_PK_OPERATOR;
+		req.u.principal.roles = FBX_ROLES_ALL;
+		strcpy(req.u.principal.orgs, "*");
+		strcpy(req.u.principal.public_key, k.public_z85);
+		snprintf(req.org, sizeof(req.org), "_auth");
+		rc = fbx_client_call(t->cli, &req, &rep);
+		if (rc == FBX_OK)
+			rc = rep.err;
+		fbx_console_rep_free(&rep);
+		if (rc != FBX_OK && rc != FBX_ESTATE) {
+			fprintf(stderr, "harness: cannot add principal %s: "
+			                "%s\n",
+			    actor, fbx_errname(rc));
+			unlink(path);
+			return NULL;
+		}
+	}
+	memset(&co, 0, sizeof(co));
+	co.key_file = path;
+	if (fbx_client_open2(t->console, 60000, &co, &c) != FBX_OK)
+		return NULL;
+	snprintf(t->actors[t->nactors].name, sizeof(t->actors[0].name), "%s",
+	    actor);
+	t->actors[t->nactors++].cli = c;
+	return c;
 }
 
 extern char **environ;
@@ -152,6 +280,8 @@ fbxt_daemon_start(struct fbxt_env *t, ...)
 	int n = 0;
 	va_list ap;
 
+	if (fbxt_keys_init(t) != 0)
+		return -1;
 	args[n++] = "--data";
 	args[n++] = t->db;
 	args[n++] = "--console";
@@ -171,6 +301,7 @@ fbxt_daemon_start(struct fbxt_env *t, ...)
 		int st;
 		memset(&req, 0, sizeof(req));
 		req.kind = FBX_CREQ_PING;
+		snprintf(req.actor, sizeof(req.actor), "admin");
 		fbx_client_set_timeout(t->cli, 200);
 		if (fbxt_call(t, "probe", &req, &rep) == FBX_OK) {
 			fbx_console_rep_free(&rep);
@@ -279,6 +410,7 @@ fbxt_teardown(struct fbxt_env *t)
 		FBXT_CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0,
 		    "fuseboxd exit status %d (see fuseboxd.log)", st);
 	}
+	actors_close(t);
 	fbx_client_close(t->cli);
 	t->cli = NULL;
 	if (fbxt_failed == 0 && getenv("FBXT_KEEP") == NULL) {
@@ -294,13 +426,23 @@ int
 fbxt_call(struct fbxt_env *t, const char *org, struct fbx_console_req *req,
     struct fbx_console_rep *rep)
 {
+	fbx_client *c;
 	int rc;
 
 	snprintf(req->org, sizeof(req->org), "%s", org);
+	/* automatic commands come from an automation principal (issue 10) */
 	if (req->actor[0] == '\0')
-		snprintf(req->actor, sizeof(req->actor), "test");
+		snprintf(req->actor, sizeof(req->actor), "%s",
+		    req->kind == FBX_CREQ_SUBMIT &&
+		            req->u.submit.cmd.origin == FBX_ORIGIN_AUTOMATIC
+		        ? "rule-engine"
+		        : "test");
 	memset(rep, 0, sizeof(*rep));
-	rc = fbx_client_call(t->cli, req, rep);
+	/* issue 10: an actor is a key; each gets its own principal */
+	c = fbxt_client_for(t, req->actor);
+	if (c == NULL)
+		return FBX_ECONFIG;
+	rc = fbx_client_call(c, req, rep);
 	return rc != FBX_OK ? rc : rep->err;
 }
 
@@ -319,8 +461,11 @@ fbxt_submit(struct fbxt_env *t, const char *org, int type, int origin,
 	c->type = (uint8_t)type;
 	c->origin = (uint8_t)origin;
 	c->target_kind = (uint8_t)target_kind;
-	if (origin == FBX_ORIGIN_AUTOMATIC)
+	if (origin == FBX_ORIGIN_AUTOMATIC) {
 		snprintf(c->reason, sizeof(c->reason), "attestation_failed");
+		/* only automation principals submit automatic commands */
+		snprintf(req.actor, sizeof(req.actor), "rule-engine");
+	}
 	if (group != NULL)
 		snprintf(c->group, sizeof(c->group), "%s", group);
 	if (idem != NULL)

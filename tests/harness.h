@@ -41,7 +41,37 @@ struct fbxt_env {
 	 * environment, e.g. LD_PRELOAD; set after fbxt_setup, NULL = none.
 	 * A NAME given here replaces the inherited one. */
 	const char *const *daemon_env;
+	/* issue 10: the keys of t->db (fuseboxd init), and one client per
+	 * actor a test names, each with its own principal's key */
+	char keys[320];
+	char keys_of[300]; /* the db they were made for */
+	struct {
+		char name[FBX_ID_MAX + 1];
+		fbx_client *cli;
+	} actors[32];
+	size_t nactors;
 };
+
+/* fbxt_keys_init - make sure t->db has its keys and principals (fuseboxd
+ * init: the admin, a gateway "gw", automation "rule-engine" and
+ * "attestation-rule"), export FUSEBOX_KEY (admin), FUSEBOX_SERVER_KEY,
+ * FUSEBOX_GATEWAY_KEY and FUSEBOX_STORM_KEY for the tools, and open
+ * t->cli with the admin's key. Called by fbxt_setup and
+ * fbxt_daemon_start. @return 0 or -1. */
+int fbxt_keys_init(struct fbxt_env *t);
+
+/* fbxt_client_for - the client acting as actor ("" or "admin": t->cli).
+ * Other names become principals on first use (kind automation when the
+ * name contains "rule", else operator; every role, every organisation),
+ * added by the admin; the daemon must run. @return NULL on failure. */
+fbx_client *fbxt_client_for(struct fbxt_env *t, const char *actor);
+
+/* fbxt_sock_curve - make a raw ZeroMQ socket (before its connect) a
+ * CURVE client of the engine with the key in the environment variable
+ * env ("FUSEBOX_KEY": the admin; "FUSEBOX_GATEWAY_KEY": gateway "gw")
+ * or, if env names no variable that is set, the key file env.
+ * @return 0 or -1. */
+int fbxt_sock_curve(void *sock, const char *env);
 
 /* fbxt_setup - make a temp dir and endpoints inside it. */
 int fbxt_setup(struct fbxt_env *t, const char *name);

@@ -74,7 +74,8 @@ send_req(void *s, struct fbx_console_req *req)
 
 	req->version = FBX_PROTOCOL_VERSION;
 	snprintf(req->org, sizeof(req->org), "org-001");
-	snprintf(req->actor, sizeof(req->actor), "isolation");
+	/* the raw socket has the admin's key: it acts as "admin" */
+	snprintf(req->actor, sizeof(req->actor), "admin");
 	rc = fbx_console_req_encode(req, &buf, &len);
 	if (rc != FBX_OK)
 		return rc;
@@ -169,6 +170,7 @@ main(void)
 		int zero = 0;
 		zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof(zero));
 	}
+	fbxt_sock_curve(s, "FUSEBOX_KEY");
 	zmq_connect(s, t.console);
 	for (size_t i = 0; i < NSUBMIT; i++) {
 		struct fbx_command *c = &req.u.submit.cmd;

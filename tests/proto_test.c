@@ -2115,19 +2115,22 @@ test_events(void)
 {
 	static const char *const names[] = { "none", "breaker_tripped",
 		"breaker_reset", "breaker_would_trip", "rollout_paused",
-		"rollout_resumed", "limit_rejected", "failure_spike" };
+		"rollout_resumed", "limit_rejected", "failure_spike",
+		"command_settled", "cert_expiring" };
 	struct fbx_event in, out;
 	uint8_t *buf = NULL, junk[64];
 	size_t len = 0, i, j;
 	int k, ok = 0;
 
-	for (k = 0; k <= FBX_EV_FAILURE_SPIKE; k++)
+	_Static_assert(sizeof(names) / sizeof(names[0]) == FBX_EV_COUNT,
+	    "names must list every event kind");
+	for (k = 0; k < FBX_EV_COUNT; k++)
 		CHECK(!strcmp(fbx_event_kind_name(k), names[k]));
 	CHECK(!strcmp(fbx_event_kind_name(-1), "unknown"));
-	CHECK(!strcmp(fbx_event_kind_name(FBX_EV_FAILURE_SPIKE + 1),
+	CHECK(!strcmp(fbx_event_kind_name(FBX_EV_COUNT),
 	    "unknown"));
 
-	for (k = FBX_EV_BREAKER_TRIPPED; k <= FBX_EV_FAILURE_SPIKE; k++) {
+	for (k = FBX_EV_BREAKER_TRIPPED; k < FBX_EV_COUNT; k++) {
 		memset(&in, 0, sizeof(in));
 		in.kind = k;
 		in.at_ms = 1700000000000 + k;
@@ -2157,7 +2160,7 @@ test_events(void)
 	/* Refused: bad kind, bad org, missing org, oversize, garbage. */
 	in.kind = 0;
 	CHECK_RV(fbx_event_encode(&in, &buf, &len), FBX_EINVALID);
-	in.kind = FBX_EV_FAILURE_SPIKE + 1;
+	in.kind = FBX_EV_COUNT;
 	CHECK_RV(fbx_event_encode(&in, &buf, &len), FBX_EINVALID);
 	in.kind = FBX_EV_LIMIT_REJECTED;
 	strcpy(in.org, "ac me");
@@ -3188,6 +3191,122 @@ test_gw_prescan(void)
 	}
 }
 
+/* test_principal - PrincipalRequest / PrincipalReply (issue 10): a
+ * round trip, and each operation refused with fields it does not use or
+ * without those it needs. */
+static void
+principal_req(struct fbx_console_req *r, int op, const char *name, int kind,
+    uint32_t roles, const char *orgs, const char *key)
+{
+	memset(r, 0, sizeof(*r));
+	r->version = FBX_PROTOCOL_VERSION;
+	r->request_id = 31;
+	strcpy(r->org, "_auth");
+	strcpy(r->actor, "admin");
+	r->kind = FBX_CREQ_PRINCIPAL;
+	r->u.principal.op = op;
+	snprintf(r->u.principal.name, sizeof(r->u.principal.name), "%s", name);
+	r->u.principal.kind = kind;
+	r->u.principal.roles = roles;
+	snprintf(r->u.principal.orgs, sizeof(r->u.principal.orgs), "%s", orgs);
+	snprintf(r->u.principal.public_key, sizeof(r->u.principal.public_key),
+	    "%s", key);
+}
+
+static int
+principal_rt(const struct fbx_console_req *r, struct fbx_console_req *out)
+{
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	char why[256];
+	int rc = fbx_console_req_encode(r, &buf, &len);
+
+	if (rc == FBX_OK)
+		rc = fbx_console_req_decode(buf, len, out, why, sizeof(why));
+	free(buf);
+	return rc;
+}
+
+static void
+test_principal(void)
+{
+	static const char key[] = "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7";
+	struct fbx_console_req r, o;
+	struct fbx_console_rep rep, ro;
+	uint8_t *buf = NULL;
+	size_t len = 0;
+
+	principal_req(&r, FBX_PRI_ADD, "alice", FBX_PK_OPERATOR,
+	    FBX_ROLE_VIEWER | FBX_ROLE_OPERATOR, "org-001,org-002", key);
+	CHECK_RV(principal_rt(&r, &o), FBX_OK);
+	CHECK(o.kind == FBX_CREQ_PRINCIPAL && o.u.principal.op == FBX_PRI_ADD &&
+	    !strcmp(o.u.principal.name, "alice") &&
+	    o.u.principal.kind == FBX_PK_OPERATOR && o.u.principal.roles == 3 &&
+	    !strcmp(o.u.principal.orgs, "org-001,org-002") &&
+	    !strcmp(o.u.principal.public_key, key));
+	fbx_console_req_free(&o);
+	principal_req(&r, FBX_PRI_LIST, "", 0, 0, "", "");
+	CHECK_RV(principal_rt(&r, &o), FBX_OK);
+	fbx_console_req_free(&o);
+	principal_req(&r, FBX_PRI_ROTATE, "alice", 0, 0, "", key);
+	CHECK_RV(principal_rt(&r, &o), FBX_OK);
+	fbx_console_req_free(&o);
+	/* refused: each one a field too many or too few */
+	principal_req(&r, FBX_PRI_ADD, "alice", FBX_PK_OPERATOR, 1, "*",
+	    "too-short");
+	CHECK_RV(principal_rt(&r, &o), FBX_EINVALID);
+	principal_req(&r, FBX_PRI_ADD, "alice", FBX_PK_OPERATOR, 1, "", key);
+	CHECK_RV(principal_rt(&r, &o), FBX_EINVALID);
+	principal_req(&r, FBX_PRI_ADD, "alice", 4, 1, "*", key);
+	CHECK_RV(principal_rt(&r, &o), FBX_EINVALID);
+	principal_req(&r, FBX_PRI_ADD, "alice", FBX_PK_OPERATOR, 64, "*", key);
+	CHECK_RV(principal_rt(&r, &o), FBX_EINVALID);
+	principal_req(&r, FBX_PRI_ADD, "gw", FBX_PK_GATEWAY, 1, "*", key);
+	CHECK_RV(principal_rt(&r, &o), FBX_EINVALID);
+	principal_req(&r, FBX_PRI_ADD, "a", FBX_PK_OPERATOR, 1, "x,,y", key);
+	CHECK_RV(principal_rt(&r, &o), FBX_EINVALID);
+	principal_req(&r, FBX_PRI_ADD, "a", FBX_PK_OPERATOR, 1, "x,y,x", key);
+	CHECK_RV(principal_rt(&r, &o), FBX_EINVALID);
+	principal_req(&r, FBX_PRI_ADD, "a", FBX_PK_OPERATOR, 1, "x y", key);
+	CHECK_RV(principal_rt(&r, &o), FBX_EINVALID);
+	principal_req(&r, FBX_PRI_REVOKE, "alice", 0, 0, "", key);
+	CHECK_RV(principal_rt(&r, &o), FBX_EINVALID);
+	principal_req(&r, FBX_PRI_REVOKE, "alice", 0, 1, "", "");
+	CHECK_RV(principal_rt(&r, &o), FBX_EINVALID);
+	principal_req(&r, FBX_PRI_REVOKE, "", 0, 0, "", "");
+	CHECK_RV(principal_rt(&r, &o), FBX_EINVALID);
+	principal_req(&r, FBX_PRI_LIST, "alice", 0, 0, "", "");
+	CHECK_RV(principal_rt(&r, &o), FBX_EINVALID);
+	principal_req(&r, 9, "alice", 0, 0, "", "");
+	CHECK_RV(principal_rt(&r, &o), FBX_EINVALID);
+	{
+		/* 49 organisations: one too many */
+		char many[FBX_PRINCIPAL_ORGS_LEN];
+		size_t off = 0;
+		for (int i = 0; i < 49; i++)
+			off += (size_t)snprintf(many + off, sizeof(many) - off,
+			    "%so%d", i ? "," : "", i);
+		principal_req(&r, FBX_PRI_ADD, "a", FBX_PK_OPERATOR, 1, many,
+		    key);
+		CHECK_RV(principal_rt(&r, &o), FBX_ETOOBIG);
+	}
+	/* the reply */
+	memset(&rep, 0, sizeof(rep));
+	rep.request_id = 31;
+	rep.kind = FBX_CREQ_PRINCIPAL;
+	rep.u.principal.jsonl = (char *)"{\"name\":\"alice\"}\n";
+	rep.u.principal.len = strlen(rep.u.principal.jsonl);
+	rep.u.principal.count = 1;
+	CHECK_RV(fbx_console_rep_encode(&rep, &buf, &len), FBX_OK);
+	memset(&ro, 0, sizeof(ro));
+	CHECK_RV(fbx_console_rep_decode(buf, len, &ro), FBX_OK);
+	CHECK(ro.kind == FBX_CREQ_PRINCIPAL && ro.u.principal.count == 1 &&
+	    ro.u.principal.jsonl != NULL &&
+	    !strcmp(ro.u.principal.jsonl, rep.u.principal.jsonl));
+	fbx_console_rep_free(&ro);
+	free(buf);
+}
+
 int
 main(void)
 {
@@ -3211,6 +3330,7 @@ main(void)
 	test_rep_incident();
 	test_incident_bad_fields();
 	test_incident_mutations();
+	test_principal();
 	printf("%d passed, %d failed\n", npass, nfail);
 	return nfail == 0 ? 0 : 1;
 }

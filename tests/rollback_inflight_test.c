@@ -151,6 +151,7 @@ main(void)
 	g = zmq_socket(zctx, ZMQ_DEALER);
 	zmq_setsockopt(g, ZMQ_LINGER, &zero, sizeof(zero));
 	zmq_setsockopt(g, ZMQ_RCVTIMEO, &tmo, sizeof(tmo));
+	fbxt_sock_curve(g, "FUSEBOX_GATEWAY_KEY");
 	zmq_connect(g, t.gateway);
 	memset(&m, 0, sizeof(m));
 	m.version = FBX_PROTOCOL_VERSION;

@@ -121,6 +121,31 @@ rollback(struct fbxt_env *t, const char *org, uint64_t *cmds, size_t ncmds,
 	return fbxt_call(t, org, &req, rep);
 }
 
+/* no_settle - the reason's settle delay off (issue 9 settles automatic
+ * locks 30 s by default): this test is about what the breakers admitted
+ * and held at submit, and what the rollback then does with each. */
+static int
+no_settle(struct fbxt_env *t, const char *org, int global)
+{
+	struct fbx_console_req req;
+	struct fbx_console_rep rep;
+	int rc;
+
+	memset(&req, 0, sizeof(req));
+	req.kind = FBX_CREQ_BREAKER;
+	snprintf(req.actor, sizeof(req.actor), "frank");
+	req.u.breaker.op = FBX_BRK_CONFIGURE;
+	req.u.breaker.global = global;
+	snprintf(req.u.breaker.reason, sizeof(req.u.breaker.reason), REASON);
+	snprintf(req.u.breaker.note, sizeof(req.u.breaker.note),
+	    "rollback test: no settle delay");
+	req.u.breaker.cfg.settle_set = 1;
+	req.u.breaker.cfg.settle_s = 0;
+	rc = fbxt_call(t, org, &req, &rep);
+	fbx_console_rep_free(&rep);
+	return rc;
+}
+
 static void
 wait_cmds(struct fbxt_env *t, const char *org, const uint64_t *ids,
     size_t n)
@@ -204,7 +229,9 @@ main(void)
 		snprintf(org[i], sizeof(org[i]), "org-%03d", i + 1);
 		nids[i] = ids_of(&t, org[i], ids[i], 400);
 		FBXT_CHECK(nids[i] == 400, "%s has %zu devices", org[i], nids[i]);
+		FBXT_CHECK(no_settle(&t, org[i], 0) == FBX_OK, "settle off");
 	}
+	FBXT_CHECK(no_settle(&t, org[0], 1) == FBX_OK, "global settle off");
 
 	/* the storm: every device, automatic locks, interleaved */
 	for (size_t k = 0; k < 400; k++) {

@@ -36,7 +36,7 @@ static int passed, failed;
 #define BKT_MS INT64_C(20000)  /* 600 s / FBXI_WIN_BUCKETS */
 
 #define ORG_FLEET 20000u /* the vaccination-record customer's tablets */
-#define ORG_ALLOW 400u   /* 2% of ORG_FLEET */
+#define ORG_ALLOW 200u   /* 1% of ORG_FLEET */
 
 #define STORM 20000
 
@@ -144,15 +144,18 @@ test_breaker_cfg(void)
 	struct fbxi_breaker b;
 
 	fbxi_breaker_defaults(&c);
-	CHECK(c.window_s == 600 && c.min_count == 20 && c.share_ppm == 20000 &&
-	    c.baseline_mult == 10 && c.global_orgs == 3 && c.shadow == 0,
-	    "defaults: 600 s, 20, 2%%, x10, 3 orgs, enforcing");
+	CHECK(c.window_s == 600 && c.min_count == 1 && c.share_ppm == 10000 &&
+	    c.baseline_mult == 10 && c.global_orgs == 3 && c.shadow == 0 &&
+	    c.settle_s == 30 && c.min_samples == 100 &&
+	    c.global_share_ppm == 10000,
+	    "defaults: 600 s, max(1, 1%%), x10 after 100 samples, 3 orgs or "
+	    "1%% of all devices, settle 30 s, enforcing");
 
 	memset(&set, 0, sizeof(set));
 	set.min_count = 7;
 	set.shadow = 1;
 	fbxi_breaker_cfg_merge(&c, &set);
-	CHECK(c.window_s == 600 && c.min_count == 7 && c.share_ppm == 20000 &&
+	CHECK(c.window_s == 600 && c.min_count == 7 && c.share_ppm == 10000 &&
 	    c.baseline_mult == 10 && c.global_orgs == 3 && c.shadow == 1,
 	    "merge applies only non-zero fields; shadow 1 = shadow");
 	memset(&set, 0, sizeof(set));
@@ -177,14 +180,14 @@ test_allowance(void)
 	static const struct {
 		uint32_t fleet, want;
 	} tab[] = {
-		{ORG_FLEET, ORG_ALLOW}, /* 2% of 20,000 */
-		{32000, 640},           /* the whole incident as one fleet */
-		{500, 20},              /* 10 < min_count */
-		{1000, 20},             /* exactly 20 */
-		{1049, 20},             /* 20.98 rounds down */
-		{1050, 21},
-		{1, 20},
-		{0, 20},
+		{ORG_FLEET, ORG_ALLOW}, /* 1% of 20,000 */
+		{32000, 320},           /* the whole incident as one fleet */
+		{308, 3},               /* one of the incident's 39 small ones */
+		{50, 1},                /* 0.5 < 1: max(1, 1%) */
+		{199, 1},               /* 1.99 rounds down */
+		{200, 2},
+		{1, 1},
+		{0, 1},
 	};
 	uint32_t a;
 
@@ -423,7 +426,8 @@ test_shadow(void)
 	CHECK(s == 1000, "shadow counts what it lets through: got %llu",
 	    (unsigned long long)s);
 	v = fbxi_breaker_admit(&b, T0, 50000, ORG_FLEET, &tripped);
-	CHECK(v == FBXI_ADMIT_SHADOW && tripped == 0 && b.would_hold == 601,
+	CHECK(v == FBXI_ADMIT_SHADOW && tripped == 0 &&
+	    b.would_hold == 1000 - ORG_ALLOW + 1,
 	    "shadow: a huge command goes through (v %d)", v);
 
 	/* switched to enforcing, the same breaker holds */
@@ -490,76 +494,157 @@ test_baseline(void)
 	int tripped, v, n;
 	uint32_t a;
 
+	/* a small organisation whose legitimate rate is higher than 1% of
+	 * its fleet: 308 devices (allowance 3), 40 locks a window */
 	memset(&set, 0, sizeof(set));
-	set.min_count = 1; /* so the baseline rule shows */
+	set.min_samples = 100;
 	brk_new(&b, &set);
-	a = fbxi_breaker_allowance(&b, T0, ORG_FLEET);
-	CHECK(a == ORG_ALLOW && b.baseline_x1000 == 0,
-	    "no baseline: share rule only, want %u got %u", ORG_ALLOW, a);
-	/* a quiet window: 5 locks, one a minute (outside the first bucket) */
-	for (int k = 1; k <= 5; k++) {
-		v = fbxi_breaker_admit(&b, T0 + k * MIN_MS, 1, ORG_FLEET,
-		    &tripped);
-		CHECK(v == FBXI_ADMIT, "quiet lock %d admitted", k);
+	a = fbxi_breaker_allowance(&b, T0, 308);
+	CHECK(a == 3 && b.baseline_x1000 == 0, "no baseline: 1%% only, got %u",
+	    a);
+	/* a window of 3 (within the allowance): the baseline learns them */
+	for (int w = 0; w < 12; w++) {
+		for (int k = 0; k < 3; k++) {
+			v = fbxi_breaker_admit(&b,
+			    T0 + w * WIN_MS + (k + 1) * MIN_MS, 1, 308,
+			    &tripped);
+			CHECK(v == FBXI_ADMIT, "window %d lock %d", w, k);
+		}
 	}
-	CHECK(b.baseline_x1000 == 0, "no baseline before a window passed");
-	a = fbxi_breaker_allowance(&b, T0 + WIN_MS, ORG_FLEET);
-	CHECK(b.baseline_x1000 == 5 * 1000 / 4,
-	    "baseline after 5 locks: want 1250, got %llu",
+	a = fbxi_breaker_allowance(&b, T0 + 12 * WIN_MS, 308);
+	CHECK(b.baseline_x1000 > 2500 && b.baseline_x1000 <= 3000,
+	    "baseline of 3 a window: %llu",
 	    (unsigned long long)b.baseline_x1000);
-	/* max(1, min(400, 10 x 1.25 = 12)) */
-	CHECK(a == 12, "allowance with baseline 1.25: want 12, got %u", a);
-	CHECK(fbxi_breaker_allowance(&b, T0 + WIN_MS + 1, ORG_FLEET) == 12 &&
-	    b.baseline_x1000 == 1250, "no second fold within the window");
-
-	/* default min_count 20 is still a floor over 12 */
-	b.cfg.min_count = 20;
-	a = fbxi_breaker_allowance(&b, T0 + WIN_MS + 2, ORG_FLEET);
-	CHECK(a == 20, "min_count over baseline: want 20, got %u", a);
-	b.cfg.min_count = 1;
+	/* 36 samples < min_samples 100: the baseline raises nothing yet */
+	CHECK(b.baseline_samples == 36 && a == 3,
+	    "young baseline (%llu samples): allowance %u, want 3",
+	    (unsigned long long)b.baseline_samples, a);
+	/* with the samples it raises the allowance to 10 x baseline */
+	b.cfg.min_samples = 30;
+	a = fbxi_breaker_allowance(&b, T0 + 12 * WIN_MS + 1, 308);
+	CHECK(a == (uint32_t)(b.baseline_x1000 * 10 / 1000),
+	    "baseline raises: allowance %u, baseline %llu", a,
+	    (unsigned long long)b.baseline_x1000);
+	CHECK(a > 3, "raised above the share (%u)", a);
 	/* baseline_mult 0 switches the baseline rule off */
 	b.cfg.baseline_mult = 0;
-	a = fbxi_breaker_allowance(&b, T0 + WIN_MS + 3, ORG_FLEET);
-	CHECK(a == ORG_ALLOW, "baseline_mult 0: want %u, got %u", ORG_ALLOW, a);
+	a = fbxi_breaker_allowance(&b, T0 + 12 * WIN_MS + 2, 308);
+	CHECK(a == 3, "baseline_mult 0: want 3, got %u", a);
 	b.cfg.baseline_mult = 10;
 
-	/* an empty window: 3/4 old + 1/4 of 0 */
-	a = fbxi_breaker_allowance(&b, T0 + 2 * WIN_MS, ORG_FLEET);
-	CHECK(b.baseline_x1000 == 937, "decay: want 937, got %llu",
-	    (unsigned long long)b.baseline_x1000);
-	CHECK(a == 9, "allowance with baseline 0.937: want 9, got %u", a);
+	/* a quiet organisation's baseline never lowers the share: one lock
+	 * a window, baseline 0.25 */
+	brk_new(&b, NULL);
+	(void)fbxi_breaker_allowance(&b, T0, ORG_FLEET);
+	(void)fbxi_breaker_admit(&b, T0 + MIN_MS, 1, ORG_FLEET, &tripped);
+	a = fbxi_breaker_allowance(&b, T0 + WIN_MS, ORG_FLEET);
+	CHECK(b.baseline_x1000 == 250 && a == ORG_ALLOW,
+	    "baseline 0.25: allowance stays %u, got %u", ORG_ALLOW, a);
 
 	/* a window that trips is not folded in */
-	for (n = 0; n < 100; n++) {
-		v = fbxi_breaker_admit(&b, T0 + 2 * WIN_MS + 1000 + n, 1,
+	b.cfg.min_samples = 1;
+	for (n = 0; n < 1000; n++) {
+		v = fbxi_breaker_admit(&b, T0 + WIN_MS + 1000 + n, 1,
 		    ORG_FLEET, &tripped);
 		if (tripped) {
-			fbxi_breaker_trip(&b, T0 + 2 * WIN_MS + 1000 + n,
-			    "engine", "spike", 0);
+			fbxi_breaker_trip(&b, T0 + WIN_MS + 1000 + n, "engine",
+			    "spike", 0);
 			break;
 		}
 	}
-	CHECK(n == 9 && v == FBXI_HOLD, "the 10th lock trips, got %d", n + 1);
-	a = fbxi_breaker_allowance(&b, T0 + 3 * WIN_MS, ORG_FLEET);
-	CHECK(b.baseline_x1000 == 937 && a == 9,
-	    "tripped window not folded: baseline %llu allowance %u",
-	    (unsigned long long)b.baseline_x1000, a);
+	/* the lock of the window before is still in it */
+	CHECK(n == (int)ORG_ALLOW - 1 && v == FBXI_HOLD,
+	    "lock %d trips, want %u", n + 1, ORG_ALLOW);
+	(void)fbxi_breaker_allowance(&b, T0 + 3 * WIN_MS, ORG_FLEET);
+	CHECK(b.baseline_x1000 < 250,
+	    "tripped window not folded: baseline %llu",
+	    (unsigned long long)b.baseline_x1000);
 	/* nor after the reset: its window belonged to the incident */
 	fbxi_breaker_reset(&b, T0 + 3 * WIN_MS + 1, "bob", "ok");
-	a = fbxi_breaker_allowance(&b, T0 + 3 * WIN_MS + 2, ORG_FLEET);
-	CHECK(b.baseline_x1000 == 937 && a == 9,
-	    "reset keeps the baseline: %llu, allowance %u",
-	    (unsigned long long)b.baseline_x1000, a);
+	CHECK(b.baseline_x1000 < 250, "reset keeps the baseline: %llu",
+	    (unsigned long long)b.baseline_x1000);
+}
 
-	/* a baseline above the share cap leaves the share cap */
-	brk_new(&b, &set);
-	(void)fbxi_breaker_allowance(&b, T0, ORG_FLEET);
-	v = fbxi_breaker_admit(&b, T0 + MIN_MS, 300, ORG_FLEET, &tripped);
-	CHECK(v == FBXI_ADMIT, "300 of 400 admitted");
-	a = fbxi_breaker_allowance(&b, T0 + WIN_MS, ORG_FLEET);
-	CHECK(b.baseline_x1000 == 75000 && a == ORG_ALLOW,
-	    "baseline 75 x 10 = 750 > 400: want 400, got %u (baseline %llu)",
-	    a, (unsigned long long)b.baseline_x1000);
+/* ---- change point (the incident's onset) ------------------------------ */
+
+static void
+test_onset(void)
+{
+	struct fbxi_breaker b;
+	int tripped, v;
+	int64_t t, storm_at;
+
+	/* legitimate locks every 15 s; the storm starts at +60 s with one
+	 * lock every 2 s (308 devices over 10 minutes) */
+	brk_new(&b, NULL);
+	for (t = 0; t < 60000; t += 15000) {
+		fbxi_breaker_observe(&b, T0 + t, 1);
+		v = fbxi_breaker_admit(&b, T0 + t, 1, 100000, &tripped);
+		CHECK(v == FBXI_ADMIT, "baseline at %lld", (long long)t);
+	}
+	storm_at = T0 + 60000;
+	for (t = 0; t < 20; t++) {
+		fbxi_breaker_observe(&b, storm_at + t * 2000, 1);
+	}
+	fbxi_breaker_trip(&b, storm_at + 40000, "engine", "spike", 0);
+	CHECK(b.onset_ms == storm_at, "onset %lld ms after the storm began",
+	    (long long)(b.onset_ms - storm_at));
+
+	/* a fast storm right after a legitimate lock 10 s earlier */
+	brk_new(&b, NULL);
+	fbxi_breaker_observe(&b, T0, 1);
+	for (t = 0; t < 100; t++)
+		fbxi_breaker_observe(&b, T0 + 10000 + t * 10, 1);
+	fbxi_breaker_trip(&b, T0 + 11000, "engine", "spike", 0);
+	CHECK(b.onset_ms == T0 + 10000, "onset %lld, want the storm's start",
+	    (long long)(b.onset_ms - T0));
+
+	/* a trip long after a burst that has drained since (no arrival in
+	 * between): the onset is the trip, not the burst */
+	brk_new(&b, NULL);
+	fbxi_breaker_observe(&b, T0, 40);
+	fbxi_breaker_trip(&b, T0 + 60000, "engine", "certificate", 0);
+	CHECK(b.onset_ms == T0 + 60000, "drained burst: onset %lld",
+	    (long long)(b.onset_ms - T0));
+
+	/* a manual trip with nothing running: the onset is the trip */
+	brk_new(&b, NULL);
+	fbxi_breaker_trip(&b, T0 + 5, "alice", "by hand", 1);
+	CHECK(b.onset_ms == T0 + 5, "manual trip onset");
+
+	/* a reset forgets the run */
+	brk_new(&b, NULL);
+	for (t = 0; t < 50; t++)
+		fbxi_breaker_observe(&b, T0 + t, 1);
+	fbxi_breaker_reset(&b, T0 + 100, "bob", "ok");
+	fbxi_breaker_trip(&b, T0 + 200, "alice", "again", 1);
+	CHECK(b.onset_ms == T0 + 200, "after a reset the old run is gone");
+}
+
+/* ---- fleet-wide share --------------------------------------------------- */
+
+static void
+test_global_share(void)
+{
+	struct fbxi_breaker g;
+	int n;
+
+	brk_new(&g, NULL);
+	/* 32,000 devices: 1% = 320 */
+	for (n = 0; n < 1000; n++)
+		if (fbxi_breaker_global_admit(&g, T0 + n, 1, 32000))
+			break;
+	CHECK(n == 320, "the 321st device passes 1%% of 32,000 (got %d)",
+	    n + 1);
+	/* nothing enrolled: no rule */
+	brk_new(&g, NULL);
+	CHECK(fbxi_breaker_global_admit(&g, T0, 5, 0) == 0, "total 0");
+	/* the window slides */
+	brk_new(&g, NULL);
+	CHECK(fbxi_breaker_global_admit(&g, T0, 300, 32000) == 0, "300");
+	CHECK(fbxi_breaker_global_admit(&g, T0 + WIN_MS + BKT_MS, 300,
+	          32000) == 0,
+	    "a window later the first 300 are gone");
 }
 
 /* ---- global breaker ---------------------------------------------------- */
@@ -1001,6 +1086,8 @@ main(void)
 	test_shadow();
 	test_trip_reset();
 	test_baseline();
+	test_onset();
+	test_global_share();
 	test_global();
 	test_limits();
 	test_bucket();

@@ -389,6 +389,19 @@ gen_req(void)
 	strcpy(r.u.rollback.note, "incident 7");
 	req_seed("rollback_breaker", &r);
 
+	/* a global incident over every organisation, a later slice */
+	base_req(&r, FBX_CREQ_ROLLBACK);
+	strcpy(r.u.rollback.sel.breaker, "attestation_failed");
+	r.u.rollback.sel.every_org = 1;
+	r.u.rollback.sel.include_before_onset = 1;
+	r.u.rollback.execute = 1;
+	r.u.rollback.sliced = 1;
+	r.u.rollback.cursor = 1;
+	r.u.rollback.last_command_id = 40;
+	r.u.rollback.rollback_id = 12;
+	strcpy(r.u.rollback.org_cursor, "org-007");
+	req_seed("rollback_global", &r);
+
 	base_req(&r, FBX_CREQ_REPLAY);
 	r.u.replay.sel.command_ids = cids;
 	r.u.replay.sel.ncommand_ids = 1;
@@ -413,6 +426,40 @@ gen_req(void)
 
 	base_req(&r, FBX_CREQ_LIST_ORGS);
 	req_seed("list_orgs", &r);
+
+	base_req(&r, FBX_CREQ_CERT);
+	r.u.cert.op = FBX_CERT_ADD;
+	strcpy(r.u.cert.name, "attest-signing");
+	r.u.cert.pem = (uint8_t *)"-----BEGIN CERTIFICATE-----\nMIIB\n"
+	                          "-----END CERTIFICATE-----\n";
+	r.u.cert.pem_len = strlen((const char *)r.u.cert.pem);
+	strcpy(r.u.cert.reasons[0], "attestation_failed");
+	strcpy(r.u.cert.reasons[1], "integrity_check");
+	r.u.cert.nreasons = 2;
+	r.u.cert.trip_before_s = 600;
+	strcpy(r.u.cert.note, "provider signing certificate");
+	req_seed("cert_add", &r);
+
+	base_req(&r, FBX_CREQ_CERT);
+	r.u.cert.op = FBX_CERT_LIST;
+	req_seed("cert_list", &r);
+
+	/* issue 10: principals */
+	base_req(&r, FBX_CREQ_PRINCIPAL);
+	r.u.principal.op = FBX_PRI_ADD;
+	strcpy(r.u.principal.name, "alice");
+	r.u.principal.kind = FBX_PK_OPERATOR;
+	r.u.principal.roles = FBX_ROLE_VIEWER | FBX_ROLE_OPERATOR;
+	strcpy(r.u.principal.orgs, "org-001,org-002");
+	strcpy(r.u.principal.public_key,
+	    "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7");
+	strcpy(r.u.principal.note, "new operator");
+	req_seed("principal_add", &r);
+
+	base_req(&r, FBX_CREQ_PRINCIPAL);
+	r.u.principal.op = FBX_PRI_REVOKE;
+	strcpy(r.u.principal.name, "alice");
+	req_seed("principal_revoke", &r);
 }
 
 static void
@@ -428,6 +475,7 @@ gen_rep(void)
 	struct fbx_rate_info rate;
 	struct fbx_audit_rec aud;
 	struct fbx_rb_row row;
+	struct fbx_cert_info cert;
 	uint64_t comp[1] = { 6 };
 	fbx_id orgs[2] = { "acme", "globex" };
 	uint32_t orgdev[2] = { 100, 7 };
@@ -603,6 +651,30 @@ gen_rep(void)
 	r.u.rollback.rollback_id = 12;
 	r.u.rollback.executed = 1;
 	rep_seed("rollback", &r);
+	{
+		/* a slice of a global run: parts, before-onset rows */
+		struct fbx_rb_org part;
+		memset(&part, 0, sizeof(part));
+		strcpy(part.org, "org-002");
+		part.commands = 1;
+		part.per_action[FBX_RB_COMPENSATE] = 1;
+		part.before_onset = 1;
+		part.before_onset_deliveries = 1;
+		part.comp_commands = 1;
+		r.u.rollback.before_onset = 1;
+		r.u.rollback.before_onset_deliveries = 1;
+		r.u.rollback.bo_rows = &row;
+		r.u.rollback.nbo_rows = 1;
+		r.u.rollback.onset_ms = 1700000000000;
+		r.u.rollback.since_ms = 1700000000000;
+		r.u.rollback.global = 1;
+		r.u.rollback.next_cursor = 1;
+		r.u.rollback.last_command_id = 40;
+		strcpy(r.u.rollback.next_org, "org-003");
+		r.u.rollback.orgs = &part;
+		r.u.rollback.norgs = 1;
+		rep_seed("rollback_global", &r);
+	}
 
 	memset(&r, 0, sizeof(r));
 	r.kind = FBX_CREQ_REPLAY;
@@ -646,6 +718,27 @@ gen_rep(void)
 	r.u.orgs.devices = orgdev;
 	r.u.orgs.n = 2;
 	rep_seed("list_orgs", &r);
+
+	memset(&r, 0, sizeof(r));
+	r.kind = FBX_CREQ_CERT;
+	memset(&cert, 0, sizeof(cert));
+	strcpy(cert.name, "attest-signing");
+	strcpy(cert.subject, "O=Example,CN=attestation-signing");
+	strcpy(cert.issuer, "CN=Example Root");
+	cert.not_before_ms = 1690000000000;
+	cert.not_after_ms = 1703000000000;
+	cert.days_left = 30;
+	strcpy(cert.reasons[0], "attestation_failed");
+	cert.nreasons = 1;
+	cert.trip_before_s = 600;
+	cert.state = FBX_CST_EXPIRING;
+	cert.alerts_sent = 1;
+	strcpy(cert.added_by, "alice");
+	cert.added_ms = 1700000000000;
+	memset(cert.sha256, 'b', 64);
+	r.u.cert.c = &cert;
+	r.u.cert.n = 1;
+	rep_seed("cert", &r);
 }
 
 static void
