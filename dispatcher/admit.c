@@ -288,7 +288,10 @@ journal(struct admission *a)
 		c->ttl_s = e->o.default_ttl_s;
 	if (c->ttl_s > 30u * 86400)
 		c->ttl_s = 30u * 86400;
-	c->expires_ms = e->now + (int64_t)c->ttl_s * 1000;
+	/* a settling command's time to live starts at its release */
+	c->expires_ms = (c->state == FBX_C_SETTLING ? c->settle_until_ms
+	                                            : e->now) +
+	    (int64_t)c->ttl_s * 1000;
 	c->ndeliveries = 0;
 	memset(c->counts, 0, sizeof(c->counts));
 	c->cursor[0] = '\0';

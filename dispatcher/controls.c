@@ -192,8 +192,18 @@ brk_decode(const void *val, size_t len, struct fbxi_breaker *b)
 	b->note[sizeof(b->note) - 1] = '\0';
 	b->reset_ms = o.version == 2 ? o.reset_ms : 0;
 	b->onset_ms = 0; /* unknown: rollback falls back to the window */
+	/* a baseline learnt before keeps raising the allowance as it did */
+	b->baseline_samples = b->baseline_x1000 > 0 ? b->cfg.min_samples : 0;
 	fbxi_window_init(&b->dwin, b->cfg.window_s);
 	return FBX_OK;
+}
+
+int
+fbxi_brk_decode(const void *val, size_t len, struct fbxi_breaker *b)
+{
+	if (val == NULL || b == NULL || len > sizeof(*b))
+		return FBX_ECORRUPT;
+	return brk_decode(val, len, b);
 }
 
 int
@@ -257,13 +267,27 @@ trip_hold(struct fbx_engine *e, const char *org, const char *reason,
     struct fbxi_breaker *b)
 {
 	char hk[2 * FBX_ID_MAX + 2], note[FBX_NOTE_MAX];
+	int64_t since = b->onset_ms;
 	uint32_t n;
 
+	/* a shadow breaker holds nothing */
+	if (b->cfg.shadow)
+		return 0;
 	snprintf(hk, sizeof(hk), "%s/%s", org ? org : "*", reason);
-	snprintf(note, sizeof(note), "breaker %.100s tripped; onset %lld ms "
-	    "before the trip", hk,
-	    (long long)(b->tripped_ms - b->onset_ms));
-	n = fbxi_settle_hold(e, org, reason, b->onset_ms, hk, note);
+	if (b->manual) {
+		/* opened by a person: stop what settles, whenever it was
+		 * submitted (a certificate's trip, made before its expiry,
+		 * holds from the trip on: what settles was decided while
+		 * the certificate was good) */
+		since = INT64_MIN;
+		snprintf(note, sizeof(note), "breaker %.100s opened: %.40s", hk,
+		    b->tripped_by);
+	} else {
+		snprintf(note, sizeof(note), "breaker %.100s tripped; onset "
+		    "%lld ms before the trip", hk,
+		    (long long)(b->tripped_ms - b->onset_ms));
+	}
+	n = fbxi_settle_hold(e, org, reason, since, hk, note);
 	b->held += n;
 	if (n > 0)
 		emit_event(e, FBX_EV_COMMAND_SETTLED, org ? org : "*", reason,
@@ -1020,7 +1044,7 @@ release_held(struct fbx_engine *e, struct cmdc *cc, const char *who,
  * wave before every RELEASE_WAVE_GAP_MS (10, 20, 40, ...: 32,000
  * commands in 12 waves over 2 minutes), oldest first. An operator who
  * released too early sees the first wave's results and can trip the
- * breaker again: what is still settling is held again. */
+ * breaker again by hand: what is still settling is held again. */
 #define RELEASE_WAVE_FIRST 10
 #define RELEASE_WAVE_GAP_MS 10000
 

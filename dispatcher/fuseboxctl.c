@@ -2212,7 +2212,7 @@ cmd_show(struct ctl *ctl, int argc, char **argv)
 			char su[48];
 			fmt_time(c->settle_until_ms, su, sizeof(su));
 			table_row(&t, c->state == FBX_C_SETTLING ? "settles_until"
-			                                         : "settled_at",
+			                                         : "settle_until",
 			    su);
 		}
 		if (c->held_by[0] != '\0')
@@ -4897,6 +4897,16 @@ rb_total(const struct fbx_rb_plan *p)
 }
 
 /* rb_print_one - the plan (or what was done) in one organisation. */
+/* ctl_who - who acts: the -a name if given (the engine checks it), else
+ * the principal of the key in use */
+static const char *
+ctl_who(const struct ctl *ctl)
+{
+	if (ctl->actor[0] != '\0' || ctl->cli == NULL)
+		return ctl->actor;
+	return fbx_client_principal(ctl->cli);
+}
+
 static void
 rb_print_one(const struct ctl *ctl, const struct ops_args *a,
     const struct fbx_rb_plan *p)
@@ -4908,7 +4918,7 @@ rb_print_one(const struct ctl *ctl, const struct ops_args *a,
 	sel_str(a, sel, sizeof(sel));
 	if (p->executed)
 		printf("rollback %" PRIu64 " executed in %s by %s\n",
-		    p->rollback_id, ctl->org, ctl->actor);
+		    p->rollback_id, ctl->org, ctl_who(ctl));
 	else
 		printf("rollback plan for %s (dry run, nothing changed; "
 		       "--execute carries it out)\n",
@@ -4989,7 +4999,7 @@ rb_print_global(const struct ctl *ctl, const struct ops_args *a,
 	if (p->executed)
 		printf("rollback %" PRIu64 " executed in every organisation "
 		       "by %s (one run, one rollback id)\n",
-		    p->rollback_id, ctl->actor);
+		    p->rollback_id, ctl_who(ctl));
 	else
 		printf("rollback plan for every organisation (dry run, "
 		       "nothing changed; --execute carries it out)\n");
@@ -5600,7 +5610,7 @@ cmd_rollback(struct ctl *ctl, int argc, char **argv)
 			if (a.execute)
 				printf("rollback executed in %zu "
 				       "organisations by %s\n",
-				    ol.n, ctl->actor);
+				    ol.n, ctl_who(ctl));
 			else
 				printf("rollback plan for %zu organisations "
 				       "(dry run, nothing changed; --execute "

@@ -786,8 +786,8 @@ rb_later_dlv_cb(void *arg, const struct fbx_delivery *d)
 	r->seen++;
 	r->last_dlv = d->id;
 	if (d->state == FBX_D_CANCELLED || d->state == FBX_D_EXPIRED ||
-	    d->state == FBX_D_FAILED)
-		return 0;
+	    d->state == FBX_D_FAILED || d->state == FBX_D_SUPERSEDED)
+		return 0; /* never reached the device */
 	r->err = fbxi_devtimes_note(r->sv_before ? r->sv->before
 	                                         : r->sv->latest,
 	    r->cur->org, d->device, family(r->cur->type), r->cur->created_ms);

@@ -66,11 +66,17 @@ fbxi_settle_step(struct fbx_engine *e)
 			fbxi_set_err(e, FBX_ENOMEM);
 			return;
 		}
-		fbxi_note_printf(cc->c.note, sizeof(cc->c.note),
-		    "settled: released after its settle window (%lld s); "
-		    "no breaker tripped",
-		    (long long)((cc->c.settle_until_ms - cc->c.created_ms) /
-		        1000));
+		if (cc->c.resolved_by[0] != '\0')
+			fbxi_note_printf(cc->c.note, sizeof(cc->c.note),
+			    "released in its staged wave after a breaker reset "
+			    "by %.64s", cc->c.resolved_by);
+		else
+			fbxi_note_printf(cc->c.note, sizeof(cc->c.note),
+			    "settled: released after its settle window "
+			    "(%lld s); no breaker tripped",
+			    (long long)((cc->c.settle_until_ms -
+			                    cc->c.created_ms) /
+			        1000));
 		fbxi_cmd_touch(cc);
 		if (!cc->cancelling)
 			fbxi_xlist_add(e, cc);

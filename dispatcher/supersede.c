@@ -54,14 +54,50 @@ kind_key(const struct cmdc *cc, const char *device)
 	return h != 0 ? h : 1;
 }
 
+/* same_kind - b may stand in for a: the same type, organisation and
+ * payload, the same origin (an automatic lock never replaces an
+ * operator's: a storm rolled back must not take it with it), not a
+ * rollout */
 static int
 same_kind(const struct cmdc *a, const struct cmdc *b)
 {
-	return a->c.type == b->c.type && strcmp(a->c.org, b->c.org) == 0 &&
+	return a->c.type == b->c.type && a->c.origin == b->c.origin &&
+	    strcmp(a->c.org, b->c.org) == 0 &&
 	    a->c.payload_len == b->c.payload_len &&
 	    (a->c.payload_len == 0 ||
 	        memcmp(a->c.payload, b->c.payload, a->c.payload_len) == 0) &&
-	    !b->c.rollout.enabled;
+	    !a->c.rollout.enabled && !b->c.rollout.enabled;
+}
+
+/* replace - delivery id of older command oc is superseded by newer
+ * command nc, if it still waits (QUEUED or PENDING) for device and nc
+ * lives at least as long (else the device could end up with neither).
+ * @return a store error, or FBX_OK (also when nothing moved). */
+static int
+replace(struct fbx_engine *e, struct cmdc *oc, uint64_t id,
+    const struct cmdc *nc, const char *device)
+{
+	struct fbx_delivery d;
+	int rc;
+
+	if (!same_kind(oc, nc) || nc->c.expires_ms < oc->c.expires_ms)
+		return FBX_OK;
+	rc = fbx_store_dlv_get(e->txn, id, &d);
+	if (rc == FBX_ENOT_FOUND)
+		return FBX_OK;
+	if (rc != FBX_OK)
+		return rc;
+	if (strcmp(d.device, device) != 0)
+		return FBX_OK; /* a hash collision */
+	/* one in a gateway's hands (or final) stays as it is */
+	rc = fbxi_dlv_move(e, oc, id,
+	    FBXI_DMASK(FBX_D_QUEUED) | FBXI_DMASK(FBX_D_PENDING),
+	    FBX_D_SUPERSEDED, 0, 0, NULL, NULL);
+	if (rc == FBX_OK) {
+		fbxi_cmd_touch(oc);
+		e->superseded++;
+	}
+	return rc == FBX_ESTATE ? FBX_OK : rc;
 }
 
 void
@@ -70,28 +106,25 @@ fbxi_supersede_new(struct fbx_engine *e, struct cmdc *cc, uint64_t id,
 {
 	uint64_t key, old = 0;
 	struct cmdc *oc;
+	int rc = FBX_OK;
 
 	if (!fbxi_supersede_applies(cc))
 		return;
 	key = kind_key(cc, device);
 	if (fbxi_idmap_get(&e->supersede, key, &old) &&
-	    FBX_DLV_CMD(old) < cc->c.id &&
-	    (oc = fbxi_cmd_find(e, FBX_DLV_CMD(old))) != NULL &&
-	    same_kind(cc, oc)) {
-		struct fbx_delivery d;
-		int rc = fbx_store_dlv_get(e->txn, old, &d);
-		if (rc == FBX_OK && strcmp(d.device, device) == 0) {
-			/* only from QUEUED or PENDING: one in a gateway's
-			 * hands (or final) stays as it is */
-			rc = fbxi_dlv_move(e, oc, old,
-			    FBXI_DMASK(FBX_D_QUEUED) | FBXI_DMASK(FBX_D_PENDING),
-			    FBX_D_SUPERSEDED, 0, 0, NULL, NULL);
-			if (rc == FBX_OK) {
-				fbxi_cmd_touch(oc);
-				e->superseded++;
-			}
+	    FBX_DLV_CMD(old) != cc->c.id &&
+	    (oc = fbxi_cmd_find(e, FBX_DLV_CMD(old))) != NULL) {
+		if (oc->c.id > cc->c.id) {
+			/* a newer command reached the device first (it was
+			 * expanded inline while this one expanded in
+			 * slices): this one is the older, and waits in vain */
+			rc = replace(e, cc, id, oc, device);
+			if (rc != FBX_OK)
+				fbxi_set_err(e, rc);
+			return; /* the index keeps the newer one */
 		}
-		if (rc != FBX_OK && rc != FBX_ESTATE && rc != FBX_ENOT_FOUND) {
+		rc = replace(e, oc, old, cc, device);
+		if (rc != FBX_OK) {
 			fbxi_set_err(e, rc);
 			return;
 		}

@@ -1,8 +1,9 @@
 /*
- * supersede.h: a newer command of the same type and payload for a device
- * supersedes an older one that is still queued or pending for it (the
- * older delivery becomes SUPERSEDED, terminal, never sent), so an offline
- * device that checks in gets one lock, not ten. Deliveries in a gateway's
+ * supersede.h: a newer command of the same type, payload and origin for
+ * a device supersedes an older one that is still queued or pending for
+ * it, if the newer one lives at least as long (the older delivery
+ * becomes SUPERSEDED, terminal, never sent), so an offline device that
+ * checks in gets one lock, not ten. Deliveries in a gateway's
  * hands are never superseded: they run. Applies to the commands that set
  * a device's state (lock, unlock, wipe, lost mode on/off, clear passcode,
  * restart), never to staged rollouts. This module owns the index of the

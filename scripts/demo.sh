@@ -239,14 +239,15 @@ echo "devices locked now, from the simulator's report: $LOCKED_BEFORE (the $BASE
 [ "$LOCKED_BEFORE" -le "$BASE_LOCKED" ] || die "$LOCKED_BEFORE devices locked: the storm reached devices"
 
 step "ONE-COMMAND INCIDENT ROLLBACK, the plan: what the breaker of '$REASON' admitted from the incident's onset, in every organisation"
-ctl -o org-001 rollback --incident "$REASON" --global > "$D/plan.txt"
+ctl -o org-001 rollback --incident "$REASON" --global > "$D/plan.txt" 2> "$D/plan.err"
+echo "($(grep -c 'rollback slice' "$D/plan.err") slices of at most 1,000 commands, each its own short transaction)"
 sed -n '1,8p' "$D/plan.txt" | clip 150; echo "...   (40 rows)"; tail -4 "$D/plan.txt" | clip 150
 
 step "ONE-COMMAND INCIDENT ROLLBACK, executed by bob: the storm's held locks are discarded, the legitimate ones left"
 RB0=$(now_ms)
 run_shown fuseboxctl --key "$KEYS/bob.key" -o org-001 rollback --incident "$REASON" --global \
   --execute --wait 60 \
-  --note "attestation certificate expired: discard the storm's locks" > "$D/rollback.txt"
+  --note "attestation certificate expired: discard the storm's locks" > "$D/rollback.txt" 2> "$D/rollback.err"
 RB1=$(now_ms)
 sed -n '1,8p' "$D/rollback.txt" | clip 150; echo "...   (40 rows)"
 sed -n '/^TOTAL/,$p' "$D/rollback.txt" | clip 150
@@ -278,7 +279,8 @@ echo "devices locked: $LOCKED_AFTER, all of them by the rule's $BASE_LOCKED legi
 
 step "the audit chain"
 ctl audit verify
-ctl -o org-001 audit list --action rollback | clip 160
+echo "--- the rollback in org-001's audit log: one record per slice, then the rollback itself:"
+ctl -o org-001 audit list --action rollback | clip 160 | tail -3
 
 step "in short"
 STORM=$(grep '^storm_total' "$D/storm.txt")

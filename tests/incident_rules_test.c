@@ -700,6 +700,164 @@ test_rollout_stages(void)
 	env_close(&t);
 }
 
+/* From the review: a trip by hand holds what settles, whenever it was
+ * submitted (also a staged release's later waves); a shadow breaker
+ * holds nothing; the settle window does not eat a short TTL. */
+static void
+test_manual_shadow_ttl(void)
+{
+	struct env t;
+	struct fbx_command c;
+	struct fbx_console_rep rep;
+	struct fbx_breaker_cfg cfg;
+	struct fbx_console_req req;
+	uint64_t id, ids[25], batch = 0;
+	fbx_id dev[1];
+	int st;
+
+	CHECK(env_open(&t, "manual") == 0, "open");
+	enroll(&t, "big", 5000);
+	hello(&t, "g1", "big", 1000);
+	turn(&t);
+	(void)delivered(&t, "g1", &batch);
+	/* a lock settles; 5 s later an operator trips the breaker */
+	CHECK(auto_lock(&t, "big", 1, &id, &st) == FBX_OK &&
+	        st == FBX_C_SETTLING,
+	    "settles");
+	pass(&t, "g1", 5000);
+	CHECK(breaker(&t, "big", FBX_BRK_TRIP, 0, NULL, 0, &rep) == FBX_OK,
+	    "trip by hand");
+	fbx_console_rep_free(&rep);
+	CHECK(cmd_state(&t, "big", id, &c) == FBX_C_HELD,
+	    "a trip by hand holds what settles: %d", c.state);
+	pass(&t, "g1", 30000);
+	CHECK(delivered(&t, "g1", &batch) == 0, "nothing sent");
+
+	/* 25 held (the breaker is open), released in waves, the operator
+	 * trips again by hand: the waves still settling are held again */
+	for (unsigned i = 0; i < 25; i++)
+		CHECK(auto_lock(&t, "big", 10 + i, &ids[i], &st) == FBX_OK &&
+		        st == FBX_C_HELD,
+		    "held");
+	CHECK(breaker(&t, "big", FBX_BRK_RESET, 0, NULL, FBX_RESET_RELEASE,
+	          &rep) == FBX_OK,
+	    "reset");
+	fbx_console_rep_free(&rep);
+	turn(&t);
+	CHECK(delivered(&t, "g1", &batch) == 10,
+	    "first wave: 10 of the 26 held, oldest first");
+	pass(&t, "g1", 2000);
+	CHECK(breaker(&t, "big", FBX_BRK_TRIP, 0, NULL, 0, &rep) == FBX_OK,
+	    "trip again");
+	fbx_console_rep_free(&rep);
+	pass(&t, "g1", 60000);
+	CHECK(delivered(&t, "g1", &batch) == 0,
+	    "the later waves were held again");
+	CHECK(breaker(&t, "big", FBX_BRK_RESET, 0, NULL, FBX_RESET_DISCARD,
+	          &rep) == FBX_OK,
+	    "reset discard");
+	CHECK(rep.u.breaker.discarded == 16, "discarded %u",
+	    rep.u.breaker.discarded);
+	fbx_console_rep_free(&rep);
+
+	/* shadow: a trip by hand of a shadow breaker holds nothing */
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.shadow = 1;
+	CHECK(breaker(&t, "big", FBX_BRK_CONFIGURE, 0, &cfg, 0, &rep) ==
+	        FBX_OK,
+	    "shadow");
+	fbx_console_rep_free(&rep);
+	CHECK(auto_lock(&t, "big", 100, &id, &st) == FBX_OK &&
+	        st == FBX_C_SETTLING,
+	    "settles under a shadow breaker: %d", st);
+	CHECK(breaker(&t, "big", FBX_BRK_TRIP, 0, NULL, 0, &rep) == FBX_OK,
+	    "trip the shadow breaker");
+	fbx_console_rep_free(&rep);
+	CHECK(cmd_state(&t, "big", id, &c) == FBX_C_SETTLING,
+	    "a shadow breaker held it: %d", c.state);
+	CHECK(breaker(&t, "big", FBX_BRK_RESET, 0, NULL, FBX_RESET_DISCARD,
+	          &rep) == FBX_OK,
+	    "reset");
+	fbx_console_rep_free(&rep);
+	cfg.shadow = 2;
+	CHECK(breaker(&t, "big", FBX_BRK_CONFIGURE, 0, &cfg, 0, &rep) ==
+	        FBX_OK,
+	    "enforce");
+	fbx_console_rep_free(&rep);
+	pass(&t, "g1", 31000);
+	CHECK(delivered(&t, "g1", &batch) == 1, "the shadow lock went out");
+
+	/* a TTL shorter than the settle delay runs from the release */
+	memset(&req, 0, sizeof(req));
+	req.kind = FBX_CREQ_SUBMIT;
+	req.u.submit.cmd.type = FBX_CMD_LOCK;
+	req.u.submit.cmd.origin = FBX_ORIGIN_AUTOMATIC;
+	req.u.submit.cmd.target_kind = FBX_TARGET_DEVICES;
+	req.u.submit.cmd.ttl_s = 20;
+	snprintf(req.u.submit.cmd.reason, sizeof(req.u.submit.cmd.reason),
+	    "%s", REASON);
+	snprintf(dev[0], sizeof(dev[0]), "big-d%05u", 200);
+	req.u.submit.cmd.dev_ids = dev;
+	req.u.submit.cmd.ndev_ids = 1;
+	console(&t, "rule", "big", &req);
+	turn(&t);
+	CHECK(reply(&t, "rule", &rep) == FBX_OK &&
+	        rep.u.submit.state == FBX_C_SETTLING,
+	    "short TTL settles");
+	id = rep.u.submit.command_id;
+	fbx_console_rep_free(&rep);
+	pass(&t, "g1", 30050);
+	CHECK(delivered(&t, "g1", &batch) == 1, "sent after settling");
+	pass(&t, "g1", 200);
+	CHECK(cmd_state(&t, "big", id, &c) == FBX_C_DONE &&
+	        c.counts[FBX_D_SUCCEEDED] == 1 && c.counts[FBX_D_EXPIRED] == 0,
+	    "succeeded, not expired: %u/%u", c.counts[FBX_D_SUCCEEDED],
+	    c.counts[FBX_D_EXPIRED]);
+	env_close(&t);
+}
+
+/* From the review: an automatic lock does not supersede an operator's,
+ * nor does a lock that would expire before the one it replaces. */
+static void
+test_supersede_limits(void)
+{
+	struct env t;
+	struct fbx_command c;
+	struct fbx_console_req req;
+	struct fbx_console_rep rep;
+	fbx_id dev[1];
+	uint64_t op, au, shortl;
+	int st;
+
+	CHECK(env_open(&t, "supersede2") == 0, "open");
+	enroll(&t, "acme", 100);
+	settle_set(&t, "acme", 0);
+	op = submit_type(&t, "acme", 1, FBX_CMD_LOCK);
+	CHECK(auto_lock(&t, "acme", 1, &au, &st) == FBX_OK, "auto lock");
+	CHECK(cmd_state(&t, "acme", op, &c) >= 0 &&
+	        c.counts[FBX_D_SUPERSEDED] == 0,
+	    "an automatic lock leaves the operator's lock alone");
+	memset(&req, 0, sizeof(req));
+	req.kind = FBX_CREQ_SUBMIT;
+	req.u.submit.cmd.type = FBX_CMD_LOCK;
+	req.u.submit.cmd.origin = FBX_ORIGIN_OPERATOR;
+	req.u.submit.cmd.target_kind = FBX_TARGET_DEVICES;
+	req.u.submit.cmd.ttl_s = 10;
+	snprintf(dev[0], sizeof(dev[0]), "acme-d%05u", 1);
+	req.u.submit.cmd.dev_ids = dev;
+	req.u.submit.cmd.ndev_ids = 1;
+	console(&t, "ops", "acme", &req);
+	turn(&t);
+	CHECK(reply(&t, "ops", &rep) == FBX_OK, "short lock");
+	shortl = rep.u.submit.command_id;
+	fbx_console_rep_free(&rep);
+	CHECK(cmd_state(&t, "acme", op, &c) >= 0 &&
+	        c.counts[FBX_D_SUPERSEDED] == 0,
+	    "a lock living 10 s does not replace one living a day");
+	(void)shortl;
+	env_close(&t);
+}
+
 int
 main(void)
 {
@@ -712,6 +870,8 @@ main(void)
 	test_staged_release();
 	test_supersede();
 	test_rollout_stages();
+	test_manual_shadow_ttl();
+	test_supersede_limits();
 	printf("%d passed, %d failed\n", passed, failed);
 	return failed ? 1 : 0;
 }
