@@ -2069,6 +2069,12 @@ turn(struct fbx_engine *e)
 			e->commits++;
 			if ((uint64_t)(t_commit - t0) > e->turn_max_us)
 				e->turn_max_us = (uint64_t)(t_commit - t0);
+			e->m_turn.n[fbx_metrics_bucket(
+			    (uint64_t)(t_commit - t0))]++;
+			e->m_turn.sum_us += (uint64_t)(t_commit - t0);
+			e->m_commit.n[fbx_metrics_bucket(
+			    (uint64_t)(t_commit - t_work))]++;
+			e->m_commit.sum_us += (uint64_t)(t_commit - t_work);
 			e->nundo = 0;
 			prune_settle(e, 1);
 			gw_free_graveyard(e);

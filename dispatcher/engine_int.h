@@ -16,6 +16,7 @@
 #include "fbx_store.h"
 #include "idmap.h"
 #include "log.h"
+#include "metrics.h"
 #include "safety.h"
 #include "settle.h"
 #include "supersede.h"
@@ -242,7 +243,21 @@ struct fbx_engine {
 	int auth_dirty;
 	uint64_t auth_refused;   /* console and gateway refusals */
 	uint64_t forged_results; /* results for another key's deliveries */
+	/* metrics (issue 12, engine_live.c): durations of committed turns
+	 * and of their commits; the open breakers the last scan of the
+	 * store found (at most once a second: FBXI_METRICS_BRK_SCAN_MS) */
+	struct fbx_metrics_hist m_turn, m_commit;
+	int64_t m_brk_at; /* monotonic ms of the last scan, 0 = never */
+	int m_brk_valid;
+	int m_brk_trunc;
+	uint64_t m_brk_open;
+	size_t m_nbrk;
+	struct {
+		char org[FBX_ID_MAX + 1];
+		char reason[FBX_ID_MAX + 1];
+	} m_brk[FBX_METRICS_BRK_MAX];
 };
+#define FBXI_METRICS_BRK_SCAN_MS 1000
 
 struct gw_undo {
 	struct gw *g;
@@ -526,6 +541,10 @@ int fbxi_audit_archive_check(FILE *f, struct fbxi_archive_check *c);
 /* fbxi_breaker_trip_global - open the global breaker of reason with a
  * note (controls.c; certs.c trips for a certificate about to expire):
  * see its definition. */
+/* fbxi_brk_decode - a stored breaker record ("brk/<org>/<reason>") of
+ * any version into b (controls.c). @return FBX_OK, FBX_ECORRUPT. */
+int fbxi_brk_decode(const void *val, size_t len, struct fbxi_breaker *b);
+
 int fbxi_breaker_trip_global(struct fbx_engine *e, const char *reason,
     const char *who, const char *note, const char *cert, int *tripped);
 

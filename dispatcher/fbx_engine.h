@@ -198,6 +198,21 @@ struct fbx_engine_stats; /* fbx_proto.h */
  */
 int fbx_engine_stat(fbx_engine *eng, struct fbx_engine_stats *out);
 
+struct fbx_metrics; /* metrics.h */
+
+/**
+ * fbx_engine_metrics - the figures /metrics shows (metrics.h), read in
+ * memory, from the store's statistics and, at most once a second, from
+ * a scan of the breaker records (read transaction; in between the last
+ * scan's open breakers are reported). Costs about one pass over the
+ * commands in memory: call it a few times a second at most. Same
+ * threading rule as fbx_engine_reconfigure(); out is plain data that
+ * another thread may then read.
+ * @return FBX_OK, FBX_EINVAL (NULL argument). A store that cannot be
+ * read leaves store_valid (or brk_valid) 0; it is not an error.
+ */
+int fbx_engine_metrics(fbx_engine *eng, struct fbx_metrics *out);
+
 /**
  * fbx_audit_archive_verify - offline, without a store: check audit
  * archive files (<data>/audit-archive/audit-<first>-<last>.jsonl, given

@@ -29,8 +29,15 @@
 #include "fbx_proto.h"
 #include "fbx_store.h"
 #include "log.h"
+#include "metrics.h"
+#ifdef FBX_HAVE_HTTP
+#include "http.h"
+#endif
 
 static fbx_engine *the_engine;
+#ifdef FBX_HAVE_HTTP
+static fbx_http *the_http; /* --http: /metrics */
+#endif
 static volatile sig_atomic_t reload_pending;
 
 struct config {
@@ -52,6 +59,8 @@ struct config {
 	unsigned drain_ms;
 	unsigned default_ttl_s;
 	int log_level;
+	char http[256]; /* --http HOST:PORT, "" = off */
+	int http_allow_remote;
 };
 
 /* the configuration the engine runs with: its strings are borrowed by
@@ -119,6 +128,13 @@ usage(FILE *f)
 	    "(default 5000)\n"
 	    "      --default-ttl S      TTL of commands that give none "
 	    "(default 86400)\n"
+	    "      --http HOST:PORT     serve GET /metrics (Prometheus) on "
+	    "HOST:PORT (default:\n"
+	    "                           off; PORT alone: 127.0.0.1; port 0: "
+	    "any, logged);\n"
+	    "                           a busy port exits 69\n"
+	    "      --http-allow-remote  let --http bind a non-loopback "
+	    "address\n"
 	    "      --verify-audit-archive FILE...  (first, alone) check audit "
 	    "archive files\n"
 	    "                           offline, in order, and exit: 0 "
@@ -243,6 +259,29 @@ set_option(struct config *c, const char *name, const char *val)
 		if (parse_uint(val, 30u * 86400, &v) != 0 || v == 0)
 			return -1;
 		c->default_ttl_s = (unsigned)v;
+	} else if (strcmp(name, "http") == 0) {
+		if (strlen(val) >= sizeof(c->http))
+			return -1;
+#ifdef FBX_HAVE_HTTP
+		{
+			char why[256];
+			if (val[0] != '\0' &&
+			    fbx_http_check_addr(val, NULL, why, sizeof(why)) !=
+			        FBX_OK)
+				return -1;
+		}
+#endif
+		snprintf(c->http, sizeof(c->http), "%s", val);
+	} else if (strcmp(name, "http_allow_remote") == 0 ||
+	    strcmp(name, "http-allow-remote") == 0) {
+		if (strcmp(val, "1") == 0 || strcmp(val, "true") == 0 ||
+		    strcmp(val, "yes") == 0)
+			c->http_allow_remote = 1;
+		else if (strcmp(val, "0") == 0 || strcmp(val, "false") == 0 ||
+		    strcmp(val, "no") == 0)
+			c->http_allow_remote = 0;
+		else
+			return -1;
 	} else if (strcmp(name, "log_level") == 0 ||
 	    strcmp(name, "log-level") == 0) {
 		if ((c->log_level = fbxi_log_parse_level(val)) < 0)
@@ -532,6 +571,8 @@ reload(fbx_engine *eng)
 	FIXED(map_mb, "map_size");
 	FIXED(heartbeat_ms, "heartbeat_ms");
 	FIXED(server_key, "server_key");
+	FIXED(http, "http");
+	FIXED(http_allow_remote, "http_allow_remote");
 #undef FIXED
 #define LIVE(f, key)                                                        \
 	if (memcmp(&nc.f, &live.f, sizeof(nc.f)) != 0 && cl < sizeof(changed)) \
@@ -572,6 +613,27 @@ out:
 	notify("READY=1");
 }
 
+/* metrics_publish - at most 4 times a second, the engine's figures for
+ * the HTTP thread (it renders its own copy) */
+static void
+metrics_publish(fbx_engine *eng, int64_t now, int force)
+{
+#ifdef FBX_HAVE_HTTP
+	static int64_t next;
+	static struct fbx_metrics m;
+
+	if (the_http == NULL || (!force && now < next))
+		return;
+	if (fbx_engine_metrics(eng, &m) == FBX_OK)
+		fbx_http_publish(the_http, &m);
+	next = now + 250;
+#else
+	(void)eng;
+	(void)now;
+	(void)force;
+#endif
+}
+
 /* loop_hook - the engine's loop tells where it is: READY once recovered
  * and bound; WATCHDOG only after turns that completed, so a loop stuck
  * in a turn (an fsync that never returns) is restarted; STATUS now and
@@ -597,8 +659,10 @@ loop_hook(void *arg, fbx_engine *eng, int event)
 #endif
 		notify("READY=1");
 		next_status = 0;
+		metrics_publish(eng, now, 1);
 		break;
 	case FBX_LOOP_TURN:
+		metrics_publish(eng, now, 0);
 		if (reload_pending) {
 			reload_pending = 0;
 			reload(eng);
@@ -678,6 +742,8 @@ static const struct option longopts[] = {
 	{ "org-share", required_argument, NULL, 12 },
 	{ "admin-org", required_argument, NULL, 13 },
 	{ "rollback-slice", required_argument, NULL, 14 },
+	{ "http", required_argument, NULL, 32 },
+	{ "http-allow-remote", no_argument, NULL, 33 },
 	{ "log-level", required_argument, NULL, 'l' },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
@@ -723,6 +789,10 @@ flag_key(int ch)
 		return "admin_org";
 	case 14:
 		return "rollback_slice";
+	case 32:
+		return "http";
+	case 33:
+		return "http_allow_remote";
 	case 'l':
 		return "log_level";
 	default:
@@ -807,7 +877,7 @@ apply_flags(struct config *c, int argc, char **argv, int report)
 				usage(stderr);
 			return EX_USAGE;
 		}
-		if (set_option(c, flag_key(ch), optarg) != 0) {
+		if (set_option(c, flag_key(ch), ch == 33 ? "1" : optarg) != 0) {
 			if (report)
 				fprintf(stderr, "fuseboxd: bad value for %s: "
 				    "%s\n", typed, optarg);
@@ -969,6 +1039,28 @@ main(int argc, char **argv)
 		}
 	}
 	(void)apply_flags(&c, argc, argv, 0);
+	if (c.http[0] != '\0') {
+#ifdef FBX_HAVE_HTTP
+		/* before the store is locked: say what is wrong first */
+		char why[512] = "";
+		int loopback = 0;
+		if (fbx_http_check_addr(c.http, &loopback, why, sizeof(why)) ==
+		        FBX_OK &&
+		    !loopback && !c.http_allow_remote)
+			snprintf(why, sizeof(why), "%s is not a loopback "
+			    "address: /metrics would be open to the network; "
+			    "add --http-allow-remote (http_allow_remote = 1) "
+			    "to mean it", c.http);
+		if (why[0] != '\0') {
+			fprintf(stderr, "fuseboxd: --http %s\n", why);
+			return EX_USAGE;
+		}
+#else
+		fprintf(stderr, "fuseboxd: --http: this fuseboxd was built "
+		    "without HTTP support (FBX_HTTP=OFF)\n");
+		return EX_CONFIG;
+#endif
+	}
 	reload_file = config_file;
 	reload_argc = argc;
 	reload_argv = argv;
@@ -1027,6 +1119,25 @@ main(int argc, char **argv)
 	    (c.events[0] && (rc = ipc_claim("events", c.events)) != -1))
 		return rc;
 	signal(SIGPIPE, SIG_IGN);
+	if (c.http[0] != '\0') {
+#ifdef FBX_HAVE_HTTP
+		char why[512];
+		/* bound before the store is recovered: a busy port is found
+		 * at once; /metrics answers 503 until the loop runs */
+		rc = fbx_http_open(c.http, c.http_allow_remote, &the_http, why,
+		    sizeof(why));
+		if (rc != FBX_OK) {
+			fprintf(stderr, "fuseboxd: --http %s\n", why);
+			return rc == FBX_EINVAL ? EX_USAGE : EX_UNAVAILABLE;
+		}
+		FBX_LOGI("http: serving /metrics on %s (port %u)", c.http,
+		    fbx_http_port(the_http));
+#else
+		fprintf(stderr, "fuseboxd: --http: this fuseboxd was built "
+		    "without HTTP support (FBX_HTTP=OFF)\n");
+		return EX_CONFIG;
+#endif
+	}
 	/* alert commands are never waited for: let the kernel reap them */
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = SIG_IGN;
@@ -1041,6 +1152,10 @@ main(int argc, char **argv)
 	notify("STATUS=recovering the store");
 	rc = fbx_engine_open(&o, &the_engine);
 	if (rc != FBX_OK) {
+#ifdef FBX_HAVE_HTTP
+		fbx_http_close(the_http);
+		the_http = NULL;
+#endif
 		fprintf(stderr, "fuseboxd: %s\n", fbx_strerror(rc));
 		return rc == FBX_EIO || rc == FBX_ECORRUPT ? EX_NOINPUT
 		                                          : exit_code(rc);
@@ -1054,6 +1169,10 @@ main(int argc, char **argv)
 	ipc_note(1, o.gateway_ep);
 	ipc_note(2, o.events_ep);
 	rc = fbx_engine_run(the_engine);
+#ifdef FBX_HAVE_HTTP
+	fbx_http_close(the_http);
+	the_http = NULL;
+#endif
 	fbx_engine_close(the_engine);
 	the_engine = NULL;
 	ipc_release();

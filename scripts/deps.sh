@@ -6,6 +6,8 @@ set -euo pipefail
 PKGS=(build-essential cmake pkg-config libzmq3-dev libprotobuf-c-dev
       protobuf-c-compiler liblmdb-dev lmdb-utils libinih-dev libssl-dev
       libsystemd-dev  # sd_notify for fuseboxd (Type=notify unit)
+      libmicrohttpd-dev  # fuseboxd --http: /metrics (FBX_HTTP)
+      curl prometheus  # tests: metrics_test scrapes /metrics, promtool
       clang libclang-rt-14-dev) # clang + libFuzzer runtime: scripts/fuzz.sh
 missing=()
 for p in "${PKGS[@]}"; do

@@ -1,0 +1,112 @@
+/*
+ * metrics.h: a snapshot of the engine's figures for Prometheus, and its
+ * rendering in the text exposition format (version 0.0.4). The engine
+ * fills a struct fbx_metrics on its own thread (fbx_engine_metrics());
+ * whoever serves it (http.c) renders a copy on another thread, so the
+ * struct is plain data with fixed-size arrays: no pointer into the
+ * engine. Per-organisation series are bounded (FBX_METRICS_BRK_MAX).
+ */
+#ifndef FBX_METRICS_H
+#define FBX_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fbx_proto.h"
+#include "fbx_types.h"
+
+/* Upper bounds of the turn and commit duration histogram buckets, in
+ * microseconds (+Inf is implicit). */
+#define FBX_METRICS_NBUCKETS 12
+#define FBX_METRICS_BUCKETS_US                                                \
+	{                                                                     \
+		500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000,   \
+		    500000, 1000000, 5000000                                  \
+	}
+
+/* fbx_metrics_bucket - the bucket index of a duration: 0..NBUCKETS-1, or
+ * FBX_METRICS_NBUCKETS for +Inf only. */
+static inline unsigned
+fbx_metrics_bucket(uint64_t us)
+{
+	static const uint64_t le[FBX_METRICS_NBUCKETS]
+	    = FBX_METRICS_BUCKETS_US;
+	unsigned i = 0;
+
+	while (i < FBX_METRICS_NBUCKETS && us > le[i])
+		i++;
+	return i;
+}
+
+#define FBX_METRICS_BRK_MAX 100 /* organisations' breakers listed */
+#define FBX_METRICS_GW_MAX 64 /* gateways listed */
+
+/* A duration histogram: per-bucket counts (not cumulative), the last one
+ * for durations above every bound, and the sum. */
+struct fbx_metrics_hist {
+	uint64_t n[FBX_METRICS_NBUCKETS + 1];
+	uint64_t sum_us;
+};
+
+struct fbx_metrics {
+	int64_t taken_ms; /* CLOCK_MONOTONIC ms when it was filled */
+	uint64_t uptime_ms;
+	/* the loop */
+	uint64_t commits, turns_failed;
+	int degraded;
+	struct fbx_metrics_hist turn, commit; /* committed turns */
+	/* deliveries of the commands in memory (not finished) by state,
+	 * and since start */
+	uint64_t dlv[FBX_D_COUNT];
+	uint64_t dlv_sent, results_in, results_ignored, superseded;
+	/* commands in memory by state */
+	uint64_t cmd_active, cmd_expanding, cmd_held, cmd_settling;
+	uint64_t devices; /* enrolled, every organisation */
+	/* gateways */
+	uint32_t gateways;
+	uint64_t gw_inflight; /* sum over every live session */
+	size_t ngw;
+	int gw_truncated;
+	struct {
+		char id[FBX_ID_MAX + 1];
+		uint32_t window, inflight;
+		uint64_t bytes;
+	} gw[FBX_METRICS_GW_MAX];
+	/* breakers: every open one is counted; listed only those open or
+	 * holding commands (org "*": global), the first FBX_METRICS_BRK_MAX */
+	uint64_t breakers_open;
+	int brk_valid; /* the store could be read for them */
+	size_t nbrk;
+	int brk_truncated;
+	struct {
+		char org[FBX_ID_MAX + 1];
+		char reason[FBX_ID_MAX + 1];
+		int open;
+		uint64_t held;
+	} brk[FBX_METRICS_BRK_MAX];
+	/* issue 10, since start */
+	uint64_t auth_refused, results_forged, handshakes_refused;
+	/* registered certificates: ms until notAfter (negative: expired) */
+	size_t ncert;
+	struct {
+		char name[FBX_ID_MAX + 1];
+		int64_t left_ms;
+	} cert[FBX_CERTS_MAX];
+	/* the store (0s when store_valid is 0) */
+	int store_valid;
+	uint64_t map_bytes, used_bytes, file_bytes;
+	uint32_t readers_used;
+};
+
+/**
+ * fbx_metrics_render - m in the Prometheus text format, into a new
+ * buffer of at most cap bytes (NUL-terminated, not counted in *len).
+ * now_ms (CLOCK_MONOTONIC ms) gives the snapshot's age.
+ * @param[out] out the text, to free(); written only on FBX_OK.
+ * @return FBX_OK; FBX_ENOMEM; FBX_EINVAL (NULL argument, or cap too
+ * small for the text).
+ */
+int fbx_metrics_render(const struct fbx_metrics *m, int64_t now_ms, size_t cap,
+    char **out, size_t *len);
+
+#endif
