@@ -391,37 +391,11 @@ handle_ping(
 	struct fbx_console_rep rep;
 	struct fbx_engine_stats *s = &rep.u.pong;
 	struct fbx_store_stat ss;
-	size_t pos = 0;
-	uint64_t k, v;
 
 	memset(&rep, 0, sizeof(rep));
 	rep.request_id = req->request_id;
 	rep.kind = req->kind;
-	snprintf(s->version, sizeof(s->version), "%s", FBX_VERSION);
-	s->uptime_ms = (uint64_t)(e->mono - e->started_ms);
-	for (struct gw *g = e->gws; g != NULL; g = g->next) {
-		if (g->dead)
-			continue;
-		s->gateways++;
-		s->deliveries_inflight += g->inflight.len;
-	}
-	while (fbxi_idmap_next(&e->cmds, &pos, &k, &v)) {
-		struct cmdc *cc = (struct cmdc *)(uintptr_t)v;
-		s->commands_active++;
-		s->deliveries_queued += cc->c.counts[FBX_D_QUEUED];
-		s->deliveries_pending += cc->c.counts[FBX_D_PENDING];
-	}
-	s->commits = e->commits;
-	s->turn_max_us = e->turn_max_us;
-	s->turns_failed = e->turns_failed;
-	s->degraded = e->degraded;
-	s->auth_refused = e->auth_refused;
-	s->results_forged = e->forged_results;
-	if (e->auth != NULL) {
-		pthread_mutex_lock(&e->auth->mu);
-		s->handshakes_refused = e->auth->zap_refused;
-		pthread_mutex_unlock(&e->auth->mu);
-	}
+	(void)fbx_engine_stat(e, s); /* what is in memory */
 	if (e->st != NULL && fbx_store_stat(e->st, &ss) == FBX_OK) {
 		s->store_bytes = ss.file_bytes;
 		s->readers_used = ss.readers_used;

@@ -61,6 +61,13 @@ fbx_engine_stat(fbx_engine *e, struct fbx_engine_stats *s)
 	s->turn_max_us = e->turn_max_us;
 	s->turns_failed = e->turns_failed;
 	s->degraded = e->degraded;
+	s->auth_refused = e->auth_refused;
+	s->results_forged = e->forged_results;
+	if (e->auth != NULL) {
+		pthread_mutex_lock(&e->auth->mu);
+		s->handshakes_refused = e->auth->zap_refused;
+		pthread_mutex_unlock(&e->auth->mu);
+	}
 	return FBX_OK;
 }
 

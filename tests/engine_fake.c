@@ -126,17 +126,12 @@ fake_clock(void *arg, int monotonic)
 /* ------------------------------------------------------------ helpers */
 
 
-int
-env_open(struct env *t, const char *name)
+/* engine_open - the engine on t's store and fake transport and clock */
+static int
+engine_open(struct env *t)
 {
 	struct fbx_engine_opts o;
 
-	memset(t, 0, sizeof(*t));
-	snprintf(t->dir, sizeof(t->dir), "/tmp/fbx-eng-%s-XXXXXX", name);
-	if (mkdtemp(t->dir) == NULL)
-		return -1;
-	t->io.wall = 1700000000000;
-	t->io.mono = 1000000;
 	memset(&o, 0, sizeof(o));
 	o.data_dir = t->dir;
 	o.heartbeat_ms = 100;
@@ -147,23 +142,26 @@ env_open(struct env *t, const char *name)
 	                                                                 : -1;
 }
 
+int
+env_open(struct env *t, const char *name)
+{
+	memset(t, 0, sizeof(*t));
+	snprintf(t->dir, sizeof(t->dir), "/tmp/fbx-eng-%s-XXXXXX", name);
+	if (mkdtemp(t->dir) == NULL)
+		return -1;
+	t->io.wall = 1700000000000;
+	t->io.mono = 1000000;
+	return engine_open(t);
+}
+
 /* env_reopen - close the engine and open it again on the same store (a
  * clean restart: recovery runs); the fake clock goes on. */
 int
 env_reopen(struct env *t)
 {
-	struct fbx_engine_opts o;
-
 	fbx_engine_close(t->e);
 	t->e = NULL;
-	memset(&o, 0, sizeof(o));
-	o.data_dir = t->dir;
-	o.heartbeat_ms = 100;
-	o.clock = fake_clock;
-	o.clock_arg = &t->io;
-	o.auth_off = 1; /* the fake transport authenticates nobody */
-	return fbx_engine_open_io(&o, &mio_ops, &t->io, &t->e) == FBX_OK ? 0
-	                                                                 : -1;
+	return engine_open(t);
 }
 
 void
