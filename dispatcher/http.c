@@ -192,6 +192,45 @@ serve_metrics(struct fbx_http *h, struct MHD_Connection *c)
 	return ret;
 }
 
+/* Liveness: the loop published a snapshot within this long (it does at
+ * most 4 times a second while turns complete). */
+#define FBX_HTTP_LIVE_MS 5000
+
+/* serve_health - /healthz: 200 while the loop publishes (it is alive and
+ * its turns complete), 503 when its last snapshot is older than
+ * FBX_HTTP_LIVE_MS or none came yet. /readyz: 200 once recovered, not
+ * degraded and alive; 503 with the reason otherwise. */
+static enum MHD_Result
+serve_health(struct fbx_http *h, struct MHD_Connection *c, int ready)
+{
+	int64_t taken = 0;
+	int have, degraded = 0;
+	char body[160];
+
+	pthread_mutex_lock(&h->mu);
+	have = h->have;
+	if (have) {
+		taken = h->snap.taken_ms;
+		degraded = h->snap.degraded;
+	}
+	pthread_mutex_unlock(&h->mu);
+	if (!have)
+		return reply(c, MHD_HTTP_SERVICE_UNAVAILABLE,
+		    "starting: the engine is recovering the store\n", NULL);
+	if (mono_ms() - taken > FBX_HTTP_LIVE_MS) {
+		snprintf(body, sizeof(body),
+		    "stalled: no turn completed for %lld ms\n",
+		    (long long)(mono_ms() - taken));
+		return reply(c, MHD_HTTP_SERVICE_UNAVAILABLE, body, NULL);
+	}
+	if (ready && degraded)
+		return reply(c, MHD_HTTP_SERVICE_UNAVAILABLE,
+		    "degraded: the store cannot be written; reads are "
+		    "served\n",
+		    NULL);
+	return reply(c, MHD_HTTP_OK, "ok\n", NULL);
+}
+
 /* on_request - one request. Bodies are never read: a method other than
  * GET or HEAD is answered before its body (and the connection closed by
  * libmicrohttpd). */
@@ -208,12 +247,17 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 	(void)upload_data;
 	(void)upload_data_size;
 	(void)con_cls;
-	if (strcmp(url, "/metrics") != 0)
+	if (strcmp(url, "/metrics") != 0 && strcmp(url, "/healthz") != 0 &&
+	    strcmp(url, "/readyz") != 0)
 		return reply(c, MHD_HTTP_NOT_FOUND,
-		    "not found: this endpoint serves /metrics\n", NULL);
+		    "not found: this endpoint serves /metrics, /healthz and "
+		    "/readyz\n",
+		    NULL);
 	if (!get)
 		return reply(c, MHD_HTTP_METHOD_NOT_ALLOWED,
 		    "method not allowed: GET or HEAD\n", "GET, HEAD");
+	if (strcmp(url, "/metrics") != 0)
+		return serve_health(h, c, strcmp(url, "/readyz") == 0);
 	return serve_metrics(h, c);
 }
 

@@ -296,6 +296,13 @@ main(void)
 	FBXT_CHECK(code == 405, "POST /metrics: %d", code);
 	code = scrape("/metrics", "HEAD");
 	FBXT_CHECK(code == 200, "HEAD /metrics: %d", code);
+	/* liveness and readiness: a running, writable engine */
+	code = scrape("/healthz", "GET");
+	FBXT_CHECK(code == 200, "GET /healthz: %d", code);
+	code = scrape("/readyz", "GET");
+	FBXT_CHECK(code == 200, "GET /readyz: %d", code);
+	code = scrape("/readyz", "POST");
+	FBXT_CHECK(code == 405, "POST /readyz: %d", code);
 
 	/* request size cap: headers past 16 KiB are refused (431) */
 	snprintf(cmd, sizeof(cmd),
