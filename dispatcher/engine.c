@@ -1448,6 +1448,36 @@ flush_commands(struct fbx_engine *e)
 	e->dirty = NULL;
 }
 
+/* expiry_compact - the expiry heap keeps the entries of commands that
+ * ended until they come due (lazy deletion), a TTL later: with a day's
+ * TTL and thousands of commands a minute that is most of the heap. When
+ * stale entries outnumber the cached commands, rebuild it from the
+ * cache: linear, and at most once per as many commands as it holds. */
+static void
+expiry_compact(struct fbx_engine *e)
+{
+	size_t pos = 0;
+	uint64_t k, v;
+
+	if (e->expiry.n < 2 * e->cmds.len + 4096)
+		return;
+	fbxi_theap_clear(&e->expiry);
+	while (fbxi_idmap_next(&e->cmds, &pos, &k, &v)) {
+		const struct cmdc *cc = (const struct cmdc *)(uintptr_t)v;
+		/* held and settling ones get an entry at their release */
+		if (fbx_cstate_terminal(cc->c.state) || cc->expired ||
+		    cc->c.state == FBX_C_HELD || cc->c.state == FBX_C_SETTLING)
+			continue;
+		if (fbxi_theap_push(&e->expiry, cc->c.expires_ms, cc->c.id) !=
+		    0) {
+			/* out of memory: memory is rebuilt at the next
+			 * failed turn; until then a full rebuild is due */
+			e->need_rebuild = 1;
+			return;
+		}
+	}
+}
+
 /* reap_done - after the commit: free the commands that ended in it */
 static void
 reap_done(struct fbx_engine *e)
@@ -1464,6 +1494,7 @@ reap_done(struct fbx_engine *e)
 		fbxi_cmd_cache_free(e, cc);
 	}
 	e->nreap = 0;
+	expiry_compact(e);
 }
 
 /* ------------------------------------------------------------ recovery */
