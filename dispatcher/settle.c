@@ -25,14 +25,6 @@ fbxi_settle_free(struct fbx_engine *e)
 	fbxi_theap_free(&e->settle);
 }
 
-int64_t
-fbxi_settle_next(const struct fbx_engine *e)
-{
-	const struct fbxi_theap_ent *t = fbxi_theap_top(&e->settle);
-
-	return t != NULL ? t->at_ms : 0;
-}
-
 /* settling - the cached command an entry names, if it still settles
  * until that time (entries of commands released, held or re-timed since
  * are stale and skipped) */

@@ -45,7 +45,5 @@ uint32_t fbxi_settle_hold(struct fbx_engine *e, const char *org,
 uint64_t fbxi_settle_count(
     struct fbx_engine *e, const char *org, const char *reason);
 
-/* fbxi_settle_next - when the next settling command is due, or 0. */
-int64_t fbxi_settle_next(const struct fbx_engine *e);
 
 #endif
