@@ -15,6 +15,8 @@
  * passes or fails on time (exit status 1 only if the run itself broke).
  */
 #include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <dirent.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -33,6 +35,7 @@
 #define QKINDS 3 /* audit list, audit verify, export */
 #define EXPORT_PAGES_MAX 4096
 #define PROBE_MS 50
+#define SYNC_MS 100
 
 struct opts {
 	uint32_t devices, orgs, per_day, days, clients, queries_per_day;
@@ -80,6 +83,9 @@ struct shared {
 	atomic_int quit;            /* stop the prober and the query thread */
 	/* ping prober: longest round trip since the sampler last took it */
 	atomic_uint_fast64_t ping_max_us, ping_all_max_us, pings;
+	/* the disk's floor: fdatasync of one 4 KiB write beside the store */
+	const char *sync_path;
+	atomic_uint_fast64_t sync_max_us, syncs, syncs_500ms, syncs_1s;
 	pthread_mutex_t mu; /* guards q */
 	struct qrec *q[QKINDS];
 	size_t nq[QKINDS], capq[QKINDS];
@@ -278,6 +284,47 @@ prober(void *arg)
 		fbxb_sleep_ms(PROBE_MS);
 	}
 	fbx_client_close(c);
+	return NULL;
+}
+
+/* syncer - the disk's floor under the daemon: every SYNC_MS, one 4 KiB
+ * pwrite and fdatasync of a file in the data directory's file system
+ * (what a turn's commit waits for at least once). A durable turn cannot
+ * be shorter than this on the same disk at the same moment. */
+static void *
+syncer(void *arg)
+{
+	struct shared *s = arg;
+	char page[4096];
+	int fd = open(s->sync_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+	if (fd < 0) {
+		fprintf(stderr, "soak: %s: %s (disk floor not measured)\n",
+		    s->sync_path, strerror(errno));
+		return NULL;
+	}
+	memset(page, 'f', sizeof(page));
+	while (!atomic_load(&s->quit) && !fbxb_stop) {
+		int64_t t0 = fbxb_mono_us();
+		uint64_t us, m;
+		if (pwrite(fd, page, sizeof(page), 0) !=
+		        (ssize_t)sizeof(page) ||
+		    fdatasync(fd) != 0)
+			break;
+		us = (uint64_t)(fbxb_mono_us() - t0);
+		m = atomic_load(&s->sync_max_us);
+		while (us > m &&
+		    !atomic_compare_exchange_weak(&s->sync_max_us, &m, us))
+			;
+		atomic_fetch_add(&s->syncs, 1);
+		if (us > 500000)
+			atomic_fetch_add(&s->syncs_500ms, 1);
+		if (us > 1000000)
+			atomic_fetch_add(&s->syncs_1s, 1);
+		fbxb_sleep_ms(SYNC_MS);
+	}
+	close(fd);
+	(void)unlink(s->sync_path);
 	return NULL;
 }
 
@@ -612,9 +659,10 @@ main(int argc, char **argv)
 	struct opts o;
 	struct fbxb_env b;
 	struct shared s;
-	pthread_t th[CLIENTS_MAX], prob, qth;
+	pthread_t th[CLIENTS_MAX], prob, qth, syth;
 	uint32_t nth = 0;
-	int have_prob = 0, have_q = 0, status = 1;
+	int have_prob = 0, have_q = 0, have_sync = 0, status = 1;
+	char sync_path[420];
 	struct sample *smp = NULL;
 	size_t ns = 0, capsmp = 0, warm = 0;
 	char ndev[16], norgs[16], ret[16], logpath[400], report[400];
@@ -687,6 +735,9 @@ main(int argc, char **argv)
 			break;
 	have_prob = pthread_create(&prob, NULL, prober, &s) == 0;
 	have_q = pthread_create(&qth, NULL, querier, &s) == 0;
+	snprintf(sync_path, sizeof(sync_path), "%s/fsync-probe", b.dir);
+	s.sync_path = sync_path;
+	have_sync = pthread_create(&syth, NULL, syncer, &s) == 0;
 
 	next_sample = 0;
 	for (;;) {
@@ -754,6 +805,8 @@ main(int argc, char **argv)
 		pthread_join(prob, NULL);
 	if (have_q)
 		pthread_join(qth, NULL);
+	if (have_sync)
+		pthread_join(syth, NULL);
 	if (b.daemon <= 0)
 		goto out;
 
@@ -826,6 +879,13 @@ main(int argc, char **argv)
 	    worst_work_ms, worst_commit_ms, worst_send_ms,
 	    (double)atomic_load(&s.ping_all_max_us) / 1000.0,
 	    (uint64_t)atomic_load(&s.pings));
+	printf("  the disk's floor, fdatasync of one 4 KiB write every %d ms "
+	       "beside the data directory: %" PRIu64 " calls, the longest %.0f "
+	       "ms, %" PRIu64 " over 500 ms, %" PRIu64 " over 1 s\n",
+	    SYNC_MS, (uint64_t)atomic_load(&s.syncs),
+	    (double)atomic_load(&s.sync_max_us) / 1000.0,
+	    (uint64_t)atomic_load(&s.syncs_500ms),
+	    (uint64_t)atomic_load(&s.syncs_1s));
 	printf("  queries (whole query, all its pages or slices; and its "
 	       "longest single call):\n");
 	printf("  %-20s %6s %10s %10s %10s %16s %12s %10s %6s\n", "query",

@@ -813,14 +813,38 @@ fbxi_handle_principal(struct fbx_engine *e, const struct fbx_io_msg *in,
 	reply_one(e, in, req, &p);
 }
 
+/* key_holds - whether key is the current key of a principal not revoked */
+static int
+key_holds(const struct fbxi_auth *a, const char *key)
+{
+	for (size_t i = 0; i < a->n; i++) {
+		if (!a->v[i].revoked && strcmp(a->v[i].key, key) == 0)
+			return 1;
+	}
+	return 0;
+}
+
 void
 fbxi_auth_committed(struct fbx_engine *e)
 {
 	fbx_txn *txn = NULL;
 	int rc;
+	char (*live)[41] = NULL;
+	size_t nlive = 0;
+	int lost;
 
 	if (!e->auth_dirty || e->auth == NULL)
 		return;
+	/* the keys that held before: one that no longer does ends the
+	 * events subscriptions below */
+	if (e->auth->n > 0)
+		live = malloc(e->auth->n * sizeof(*live));
+	/* without the list (out of memory) assume the worst */
+	lost = e->auth->n > 0 && live == NULL;
+	for (size_t i = 0; live != NULL && i < e->auth->n; i++) {
+		if (!e->auth->v[i].revoked)
+			memcpy(live[nlive++], e->auth->v[i].key, 41);
+	}
 	rc = fbx_txn_begin(e->st, 0, &txn);
 	if (rc == FBX_OK) {
 		rc = fbxi_auth_load(e->auth, txn);
@@ -829,9 +853,15 @@ fbxi_auth_committed(struct fbx_engine *e)
 	if (rc != FBX_OK) {
 		/* tried again after the next commit */
 		FBX_LOGW("principals not reloaded: %s", fbx_strerror(rc));
+		free(live);
 		return;
 	}
 	e->auth_dirty = 0;
+	for (size_t i = 0; i < nlive && !lost; i++)
+		lost = !key_holds(e->auth, live[i]);
+	if (lost && e->io_ops != NULL && e->io_ops->events_reset != NULL)
+		e->io_ops->events_reset(e->io);
+	free(live);
 	/* sessions of a gateway whose key no longer holds end now, not at
 	 * their next message */
 	for (struct gw *g = e->gws; g != NULL; g = g->next) {

@@ -70,6 +70,10 @@ struct fbx_io_ops {
 	int (*wait)(void *io, int timeout_ms);
 	/* close - release the transport. */
 	void (*close)(void *io);
+	/* events_reset - end every events subscription (subscribers
+	 * reconnect, and authenticate again); NULL when the transport has
+	 * no events endpoint or no sessions to end. */
+	void (*events_reset)(void *io);
 };
 
 /* A clock: wall (epoch ms, what is journaled) and monotonic (ms,

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include <zmq.h>
 
@@ -46,6 +47,11 @@ struct zio {
 	pthread_t zap_thread;
 	int zap_running;
 	atomic_int zap_stop;
+	/* the events endpoint as bound (port 0 resolved), for
+	 * events_reset; when a rebind failed, sock[EVENTS] is NULL and the
+	 * bind is tried again from zio_wait at most once a second */
+	char events_ep[256];
+	int64_t events_retry_ms;
 };
 
 /* zap_send - one frame of a ZAP reply. */
@@ -251,6 +257,78 @@ router(struct zio *z, const char *ep, int gateway, void **out)
 	return FBX_OK;
 }
 
+/* events_bind - an XPUB in manual mode, CURVE server, bound to ep:
+ * the engine decides what each subscriber's subscription becomes
+ * (events_subs). */
+static int
+events_bind(struct zio *z, const char *ep, void **out)
+{
+	int zero = 0, one = 1;
+	void *s = zmq_socket(z->ctx, ZMQ_XPUB);
+
+	*out = NULL;
+	if (s == NULL || curve_server(z, s) != FBX_OK ||
+	    zmq_setsockopt(s, ZMQ_XPUB_MANUAL, &one, sizeof(one)) != 0 ||
+	    zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof(zero)) != 0 ||
+	    zmq_bind(s, ep) != 0) {
+		FBX_LOGE("cannot bind events %s: %s", ep, zmq_strerror(errno));
+		if (s != NULL)
+			zmq_close(s);
+		return FBX_EUNREACHABLE;
+	}
+	ipc_mode(ep);
+	*out = s;
+	return FBX_OK;
+}
+
+static int64_t
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* zio_events_reset - end every events subscription. libzmq's XPUB cannot
+ * drop one subscriber (in manual mode a subscription can be changed only
+ * for the peer that sent the last one), so after a key is revoked or
+ * rotated the socket is replaced: its connections close, subscribers
+ * reconnect (libzmq does, and sends its subscriptions again), and each
+ * handshake goes through the ZAP handler again, which refuses the old
+ * key. An ipc endpoint is bound anew before the old socket closes (the
+ * bind replaces the socket file), a tcp one after (one port, one
+ * listener), retried for up to 2 s and then from zio_wait. Events
+ * published meanwhile are lost to everyone, as events may be. */
+static void
+zio_events_reset(void *io)
+{
+	struct zio *z = io;
+	void *old = z->sock[FBX_IO_EVENTS], *s = NULL;
+	int ipc = strncmp(z->events_ep, "ipc://", 6) == 0;
+
+	if (z->events_ep[0] == '\0')
+		return;
+	if (ipc && old != NULL && events_bind(z, z->events_ep, &s) != FBX_OK)
+		s = NULL;
+	if (old != NULL)
+		zmq_close(old);
+	z->sock[FBX_IO_EVENTS] = NULL;
+	for (int i = 0; s == NULL && i < 200; i++) {
+		if (events_bind(z, z->events_ep, &s) == FBX_OK)
+			break;
+		nanosleep(&(struct timespec){ 0, 10 * 1000 * 1000 }, NULL);
+	}
+	z->sock[FBX_IO_EVENTS] = s;
+	z->events_retry_ms = mono_ms() + 1000;
+	if (s != NULL)
+		FBX_LOGI("events: every subscription ended (a key was revoked "
+		         "or rotated); subscribers reconnect");
+	else
+		FBX_LOGE("events: %s not bound again; retrying every second",
+		    z->events_ep);
+}
+
 static void
 zio_close(void *io)
 {
@@ -311,22 +389,20 @@ fbxi_io_zmq_open(
 	if (rc != FBX_OK)
 		goto fail;
 	if (o->events_ep != NULL && o->events_ep[0] != '\0') {
-		int zero = 0, one = 1;
-		/* XPUB, manual: the engine decides what each subscriber's
-		 * subscription becomes (events_subs) */
-		void *s = zmq_socket(z->ctx, ZMQ_XPUB);
-		z->sock[FBX_IO_EVENTS] = s;
-		if (s == NULL || curve_server(z, s) != FBX_OK ||
-		    zmq_setsockopt(s, ZMQ_XPUB_MANUAL, &one, sizeof(one)) !=
-		        0 ||
-		    zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof(zero)) != 0 ||
-		    zmq_bind(s, o->events_ep) != 0) {
-			FBX_LOGE("cannot bind events %s: %s", o->events_ep,
-			    zmq_strerror(errno));
-			rc = FBX_EUNREACHABLE;
+		size_t len = sizeof(z->events_ep);
+		if (strlen(o->events_ep) >= sizeof(z->events_ep)) {
+			FBX_LOGE("events endpoint too long: %s", o->events_ep);
+			rc = FBX_EINVAL;
 			goto fail;
 		}
-		ipc_mode(o->events_ep);
+		rc = events_bind(z, o->events_ep, &z->sock[FBX_IO_EVENTS]);
+		if (rc != FBX_OK)
+			goto fail;
+		/* "tcp://127.0.0.1:0" becomes the port it got */
+		if (zmq_getsockopt(z->sock[FBX_IO_EVENTS], ZMQ_LAST_ENDPOINT,
+		        z->events_ep, &len) != 0)
+			snprintf(z->events_ep, sizeof(z->events_ep), "%s",
+			    o->events_ep);
 	}
 	*io = z;
 	return FBX_OK;
@@ -531,8 +607,17 @@ zio_wait(void *io, int timeout_ms)
 		{ z->sock[FBX_IO_GATEWAY], 0, ZMQ_POLLIN, 0 },
 		{ z->sock[FBX_IO_EVENTS], 0, ZMQ_POLLIN, 0 },
 	};
-	int n = z->sock[FBX_IO_EVENTS] != NULL ? 3 : 2;
+	int n;
 
+	if (z->sock[FBX_IO_EVENTS] == NULL && z->events_ep[0] != '\0' &&
+	    mono_ms() >= z->events_retry_ms) {
+		z->events_retry_ms = mono_ms() + 1000;
+		if (events_bind(z, z->events_ep, &items[2].socket) == FBX_OK) {
+			z->sock[FBX_IO_EVENTS] = items[2].socket;
+			FBX_LOGI("events: %s bound again", z->events_ep);
+		}
+	}
+	n = z->sock[FBX_IO_EVENTS] != NULL ? 3 : 2;
 	/* subscriptions are handled here, between turns: the loop thread
 	 * owns the principals' table it reads them with */
 	events_subs(z);
@@ -551,4 +636,5 @@ const struct fbx_io_ops fbxi_io_zmq_ops = {
 	zio_send,
 	zio_wait,
 	zio_close,
+	zio_events_reset,
 };

@@ -888,13 +888,44 @@ static void
 test_revoke_rotate(fbx_client *alice, fbx_client *carol)
 {
 	fbx_client *c;
-	int rc;
+	int rc, mine = 0, foreign = 0, bob_got = 0, alice_got = 0;
+	char tok[FBX_ID_MAX + 1];
+	/* alice's and bob's events subscriptions, open across the revoke */
+	void *sa = sub_open(keys[ALICE], "fusebox."),
+	     *sb = sub_open(keys[BOB], "fusebox.");
+
+	usleep(500 * 1000); /* the subscriptions reach the engine */
+	rc = submit(t.cli, "org-001", "", FBX_CMD_LOCK, FBX_ORIGIN_OPERATOR,
+	    NULL, NULL, tok);
+	sub_orgs(sa, "org-001", &mine, &foreign);
+	FBXT_CHECK(rc == FBX_ELIMIT_EXCEEDED && mine >= 1,
+	    "alice's subscription before the revoke: rc %d, %d events", rc,
+	    mine);
+	sub_orgs(sb, "org-001", &mine, &foreign);
 
 	/* revoke alice: her open connection is refused at once, a new one
 	 * does not pass the handshake */
 	FBXT_CHECK(principal(FBX_PRI_REVOKE, "alice", 0, 0, NULL, NULL) ==
 	        FBX_OK,
 	    "revoke alice");
+	/* and her events subscription ends: bob's comes back by itself
+	 * (libzmq reconnects and subscribes again), alice's handshake is
+	 * refused. Raise org-001 events until bob sees one (bounded). */
+	for (int i = 0; i < 40 && bob_got == 0; i++) {
+		(void)submit(t.cli, "org-001", "", FBX_CMD_LOCK,
+		    FBX_ORIGIN_OPERATOR, NULL, NULL, tok);
+		sub_orgs(sb, "org-001", &bob_got, &foreign);
+		sub_orgs(sa, "org-001", &mine, &foreign);
+		alice_got += mine;
+	}
+	sub_orgs(sa, "org-001", &mine, &foreign);
+	alice_got += mine;
+	FBXT_CHECK(bob_got >= 1, "bob's subscription after alice's revoke: "
+	    "%d events", bob_got);
+	FBXT_CHECK(alice_got == 0, "alice's subscription after her revoke: "
+	    "%d events", alice_got);
+	zmq_close(sa);
+	zmq_close(sb);
 	rc = simple(alice, "org-001", "", FBX_CREQ_LIST_COMMANDS);
 	FBXT_CHECK(rc == FBX_EFORBIDDEN, "revoked alice's session: rc %d", rc);
 	c = open_as(keys[ALICE], admin_pub, 3000);

@@ -112,7 +112,7 @@ mio_close(void *io)
 }
 
 static const struct fbx_io_ops mio_ops = {
-	mio_recv, mio_release, mio_send, mio_wait, mio_close,
+	mio_recv, mio_release, mio_send, mio_wait, mio_close, NULL,
 };
 
 static int64_t
