@@ -287,10 +287,11 @@ prober(void *arg)
 	return NULL;
 }
 
-/* syncer - the disk's floor under the daemon: every SYNC_MS, one 4 KiB
- * pwrite and fdatasync of a file in the data directory's file system
- * (what a turn's commit waits for at least once). A durable turn cannot
- * be shorter than this on the same disk at the same moment. */
+/* syncer - the disk's floor under the daemon: every SYNC_MS, what a
+ * durable LMDB commit does at the least, two 4 KiB pwrites each followed
+ * by fdatasync (data pages, then the meta page), on a file in the data
+ * directory's file system. A turn that commits cannot be shorter than
+ * this on the same disk at the same moment. */
 static void *
 syncer(void *arg)
 {
@@ -307,7 +308,12 @@ syncer(void *arg)
 	while (!atomic_load(&s->quit) && !fbxb_stop) {
 		int64_t t0 = fbxb_mono_us();
 		uint64_t us, m;
-		if (pwrite(fd, page, sizeof(page), 0) !=
+		/* as an LMDB commit: data pages, fdatasync, meta page,
+		 * fdatasync */
+		if (pwrite(fd, page, sizeof(page), 4096) !=
+		        (ssize_t)sizeof(page) ||
+		    fdatasync(fd) != 0 ||
+		    pwrite(fd, page, sizeof(page), 0) !=
 		        (ssize_t)sizeof(page) ||
 		    fdatasync(fd) != 0)
 			break;
@@ -879,9 +885,10 @@ main(int argc, char **argv)
 	    worst_work_ms, worst_commit_ms, worst_send_ms,
 	    (double)atomic_load(&s.ping_all_max_us) / 1000.0,
 	    (uint64_t)atomic_load(&s.pings));
-	printf("  the disk's floor, fdatasync of one 4 KiB write every %d ms "
-	       "beside the data directory: %" PRIu64 " calls, the longest %.0f "
-	       "ms, %" PRIu64 " over 500 ms, %" PRIu64 " over 1 s\n",
+	printf("  the disk's floor, a minimal durable commit (two 4 KiB "
+	       "writes, each followed by fdatasync) every %d ms beside the "
+	       "data directory: %" PRIu64 " commits, the longest %.0f ms, "
+	       "%" PRIu64 " over 500 ms, %" PRIu64 " over 1 s\n",
 	    SYNC_MS, (uint64_t)atomic_load(&s.syncs),
 	    (double)atomic_load(&s.sync_max_us) / 1000.0,
 	    (uint64_t)atomic_load(&s.syncs_500ms),

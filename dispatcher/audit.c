@@ -361,6 +361,8 @@ struct verify_ctx {
 	uint64_t good; /* the last record found intact; prev is its hash */
 	char why[128];
 	int err; /* the hash could not be computed */
+	int64_t deadline; /* fbxi_deadline_us; 0 = none */
+	int stopped;      /* the deadline cut the slice short */
 };
 
 static int
@@ -372,6 +374,10 @@ verify_cb(void *arg, uint64_t seq, const void *rec, size_t len)
 
 	if (v->records == v->max)
 		return 1; /* the slice is done */
+	if ((v->records & 1023) == 1023 && fbxi_past_us(v->deadline)) {
+		v->stopped = 1; /* the turn's share is used up */
+		return 1;
+	}
 	v->records++;
 	if (seq != v->expect) {
 		v->broken_at = seq;
@@ -532,6 +538,10 @@ fbxi_audit_verify_slice(fbx_txn *txn, const struct fbx_console_req *req,
 	    req->u.audit_verify.max_records : FBX_VERIFY_SLICE;
 	if (v.max > FBX_VERIFY_SLICE_MAX)
 		v.max = FBX_VERIFY_SLICE_MAX;
+	/* a default slice is also bounded in time; an explicit
+	 * max_records is served exactly */
+	if (req->u.audit_verify.max_records == 0)
+		v.deadline = fbxi_deadline_us(FBXI_READ_SLICE_US);
 	v.expect = start.seq + 1;
 	v.good = start.seq;
 	memcpy(v.prev, start.hash, 32);
@@ -557,7 +567,8 @@ fbxi_audit_verify_slice(fbx_txn *txn, const struct fbx_console_req *req,
 	memcpy(last.hash, v.prev, 32);
 	if (v.broken_at != 0 && v.broken_at <= start.seq) {
 		last = anchor; /* the start itself is bad: from the anchor */
-	} else if (v.broken_at == 0 && last.seq < head && v.records < v.max) {
+	} else if (v.broken_at == 0 && last.seq < head && v.records < v.max &&
+	    !v.stopped) {
 		/* the scan ran out of records before the head */
 		v.broken_at = last.seq + 1;
 		snprintf(v.why, sizeof(v.why),

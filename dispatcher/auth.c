@@ -19,6 +19,7 @@
 #include "engine_int.h"
 #include "fbx_auth.h"
 #include "fbx_keys.h"
+#include "websess.h"
 
 #define PRI_PREFIX "pri/"
 #define PRI_REC_MAX FBX_KV_VAL_MAX
@@ -167,6 +168,11 @@ fbxi_auth_new(struct fbxi_auth **out)
 		free(a);
 		return FBX_ENOMEM;
 	}
+	if (fbxi_websess_new(&a->web) != FBX_OK) {
+		pthread_mutex_destroy(&a->mu);
+		free(a);
+		return FBX_ENOMEM;
+	}
 	*out = a;
 	return FBX_OK;
 }
@@ -177,6 +183,7 @@ fbxi_auth_free(struct fbxi_auth *a)
 	if (a == NULL)
 		return;
 	pthread_mutex_destroy(&a->mu);
+	fbxi_websess_free(a->web);
 	free(a->v);
 	free(a);
 }
@@ -381,12 +388,23 @@ need_role(const struct fbx_console_req *r, int *global)
 	case FBX_CREQ_REPLAY:
 		return r->u.replay.execute ? FBX_ROLE_OPERATOR
 		                           : FBX_ROLE_VIEWER;
+	case FBX_CREQ_FLEET:
+		/* alert rules are a control of the organisation, like its
+		 * limits */
+		return r->u.fleet.op == FBX_FLEET_REPORT ? FBX_ROLE_VIEWER
+		                                         : FBX_ROLE_BREAKER;
 	case FBX_CREQ_CERT:
 		/* certificates are engine-wide */
 		*global = r->u.cert.op != FBX_CERT_LIST;
 		return *global ? FBX_ROLE_ADMIN : FBX_ROLE_VIEWER;
-	case FBX_CREQ_LIST_ORGS:
 	case FBX_CREQ_PRINCIPAL:
+		/* a web session acts as its principal: for a viewer, in an
+		 * organisation of its scope (issue 12) */
+		if (r->u.principal.op == FBX_PRI_WEB_LOGIN)
+			return FBX_ROLE_VIEWER;
+		*global = 1;
+		return FBX_ROLE_ADMIN;
+	case FBX_CREQ_LIST_ORGS:
 	default:
 		/* what is not known to be narrower is the most privileged */
 		*global = 1;
@@ -685,6 +703,10 @@ fbxi_handle_principal(struct fbx_engine *e, const struct fbx_io_msg *in,
 	char owner[FBX_ID_MAX + 1];
 	int op = req->u.principal.op, rc;
 
+	if (op == FBX_PRI_WEB_LOGIN) {
+		fbxi_handle_web_login(e, in, req);
+		return;
+	}
 	if (op == FBX_PRI_LIST) {
 		struct list_ctx c;
 		struct fbx_console_rep rep;

@@ -40,6 +40,7 @@ struct fbxi_auth {
 	size_t n;
 	uint64_t zap_ok, zap_refused; /* under mu */
 	int loaded; /* under mu: the store's table is in (handshakes wait) */
+	struct fbxi_websess *web; /* web console tokens (websess.h) */
 };
 
 /** fbxi_auth_new - an empty table (refuses every key).

@@ -18,6 +18,7 @@
 
 #include "certs.h"
 #include "engine_int.h"
+#include "fleet.h"
 #include "auth.h"
 
 /* ------------------------------------------------------ console requests */
@@ -217,6 +218,7 @@ handle_enroll(
 	rep.u.enroll.created = created;
 	rep.u.enroll.updated = updated;
 	e->fleet_total += created; /* a failed turn recounts at rebuild */
+	fbxi_fleet_soon(e); /* new devices show in the fleet report soon */
 	fbxi_audit(e, req->org, req->actor, "devices.enroll", NULL,
 	    "{\"created\":%u,\"updated\":%u}", created, updated);
 	fbxi_console_reply(e, in, &rep);
@@ -424,7 +426,10 @@ console_dispatch(
 		handle_remove(e, in, r);
 		break;
 	case FBX_CREQ_LIST_DEVICES:
-		handle_list_devices(e, in, r);
+		if (r->u.list_devices.stale_minutes > 0)
+			fbxi_fleet_list_stale(e, in, r);
+		else
+			handle_list_devices(e, in, r);
 		break;
 	case FBX_CREQ_LIST_GROUPS:
 		handle_list_groups(e, in, r);
@@ -474,6 +479,9 @@ console_dispatch(
 	case FBX_CREQ_CERT:
 		fbxi_handle_cert(e, in, r);
 		break;
+	case FBX_CREQ_FLEET:
+		fbxi_handle_fleet(e, in, r);
+		break;
 	default:
 		fbxi_console_error(e, in, r->request_id, r->kind, FBX_EINVAL,
 		    "unknown request kind %d", r->kind);
@@ -497,6 +505,8 @@ req_reads_only(const struct fbx_console_req *r)
 		return 1;
 	case FBX_CREQ_CERT:
 		return r->u.cert.op == FBX_CERT_LIST;
+	case FBX_CREQ_FLEET:
+		return r->u.fleet.op == FBX_FLEET_REPORT;
 	default:
 		return 0;
 	}

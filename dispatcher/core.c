@@ -127,6 +127,9 @@ fbxi_cmd_cache_add(struct fbx_engine *e, const struct fbx_command *c)
 	if (cmd_dup(&cc->c, c) != FBX_OK)
 		goto fail;
 	cc->eng = e;
+	cc->ocounts[0] = c->counts[FBX_D_SUCCEEDED];
+	cc->ocounts[1] = c->counts[FBX_D_FAILED];
+	cc->ocounts[2] = c->counts[FBX_D_EXPIRED];
 	cc->q = fbxi_orgq_get(e, c->org);
 	if (cc->q == NULL)
 		goto fail;

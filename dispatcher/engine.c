@@ -22,6 +22,8 @@
 
 #include "certs.h"
 #include "delivery.h"
+#include "fleet.h"
+#include "outcomes.h"
 #include "engine_int.h"
 #include "io_zmq.h"
 #include "auth.h"
@@ -75,6 +77,7 @@ out_discard(struct fbx_engine *e)
 		free(m);
 	}
 	e->ohead = e->otail = NULL;
+	fbxi_outq_discard(e); /* the turn's outcome counts go with it */
 }
 
 static void gw_mark_dead(struct fbx_engine *e, struct gw *g, const char *why);
@@ -1432,6 +1435,7 @@ flush_commands(struct fbx_engine *e)
 			fbxi_set_err(e, rc);
 			continue;
 		}
+		fbxi_outq_note(e, cc);
 		if (fbx_cstate_terminal(cc->c.state)) {
 			if (e->nreap == e->reapcap) {
 				size_t ncap = e->reapcap ? 2 * e->reapcap : 64;
@@ -2067,6 +2071,10 @@ turn(struct fbx_engine *e)
 			fbxi_cert_step(e);
 			e->next_cert_check = e->mono + 1000;
 		}
+		/* fleet check-in health: the next slice of the registry */
+		if (fbxi_err(e) == FBX_OK && !e->redo && !e->draining)
+			fbxi_fleet_step(e);
+
 		if (e->redo && e->txn_err == FBX_OK) {
 			/* a request that changes state failed on its own:
 			 * undo the whole turn and do it again with that
@@ -2119,6 +2127,7 @@ turn(struct fbx_engine *e)
 			/* before the replies: a client told its key was
 			 * added must find the handshake open */
 			fbxi_auth_committed(e);
+			fbxi_outq_commit(e);
 			out_flush(e);
 			reap_done(e);
 			/* a slow turn delays every reply: say where it went */
@@ -2335,6 +2344,11 @@ engine_open(const struct fbx_engine_opts *opts, const struct fbx_io_ops *ops,
 	fbxi_idmap_init(&e->rollouts);
 	fbxi_idmap_init(&e->sweeping);
 	e->prune_next = 1;
+	rc = fbxi_fleet_new(&e->fleet);
+	if (rc == FBX_OK)
+		rc = fbxi_outcomes_new(&e->outcomes);
+	if (rc != FBX_OK)
+		goto fail;
 
 	memset(&so, 0, sizeof(so));
 	so.path = e->o.data_dir;
@@ -2410,6 +2424,9 @@ fbx_engine_close(struct fbx_engine *e)
 	free(e->inerr);
 	free(e->pkeep);
 	fbxi_certs_free(e);
+	fbxi_fleet_free(e->fleet);
+	fbxi_outcomes_free(e->outcomes);
+	free(e->outq);
 	gw_free_graveyard(e);
 	if (e->io_ops != NULL)
 		e->io_ops->close(e->io);

@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 #include <signal.h>
 
 #include "fbx_engine.h"
@@ -82,6 +83,9 @@ struct cmdc {
 	uint16_t w_topcode;
 	uint32_t w_topcode_n;
 	int judge_off; /* an operator resumed this wave */
+	/* counts of SUCCEEDED, FAILED, EXPIRED at the last commit: what a
+	 * turn adds goes to the outcome windows after it commits (fleet.c) */
+	uint32_t ocounts[3];
 };
 
 struct gw {
@@ -216,6 +220,16 @@ struct fbx_engine {
 	 * monotonic time of their next check */
 	struct fbxi_certs *certs;
 	int64_t next_cert_check;
+	/* fleet check-in health (fleet.c, issue 12): aggregates of the
+	 * registry walked in slices, alert state of the fleet rules */
+	struct fbxi_fleet *fleet;
+	/* delivery outcomes per organisation and type (outcomes.c): the
+	 * turn's changes wait in outq until it commits; the silence check
+	 * runs once a minute */
+	struct fbxi_outcomes *outcomes;
+	struct fbxi_out_delta *outq;
+	size_t noutq, outqcap;
+	int64_t next_outcome_check;
 	/* automatic lock-type commands in their settle window, by due time
 	 * (settle.c; memory, rebuilt with the command cache) */
 	struct fbxi_theap settle;
@@ -335,6 +349,31 @@ static inline uint64_t
 fbxi_dlv_cost(const struct cmdc *cc)
 {
 	return (cc != NULL ? cc->c.payload_len : 0) + 2 * FBX_ID_MAX + 64;
+}
+
+/* A read-only request that walks much of the store (an audit verify
+ * slice, an export page) stops after about this much time in the turn,
+ * whatever its record or byte budget, and says where to go on: on a
+ * loaded machine the same slice takes several times longer, and every
+ * other client and gateway waits for the turn (issue 8: bounded turns).
+ * Real time, not the engine's clock (which tests may fake). */
+#define FBXI_READ_SLICE_US 50000
+
+/* fbxi_deadline_us - CLOCK_MONOTONIC us after us from now */
+static inline int64_t
+fbxi_deadline_us(int64_t us)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000 + us;
+}
+
+/* fbxi_past_us - whether CLOCK_MONOTONIC is past deadline (0: never) */
+static inline int
+fbxi_past_us(int64_t deadline)
+{
+	return deadline != 0 && fbxi_deadline_us(0) >= deadline;
 }
 
 /* ---- gateway.c: session in-flight maps and the turn's undo log */

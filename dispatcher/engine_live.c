@@ -13,6 +13,8 @@
 
 #include "auth.h"
 #include "certs.h"
+#include "fleet.h"
+#include "outcomes.h"
 #include "engine_int.h"
 #include "metrics.h"
 
@@ -243,6 +245,22 @@ fbx_engine_metrics(fbx_engine *e, struct fbx_metrics *m)
 			m->cert[m->ncert].left_ms =
 			    e->certs->v[i].not_after_ms - wall;
 			m->ncert++;
+		}
+	}
+	{
+		struct fbxi_fleet_totals ft;
+		fbxi_fleet_totals(e, &ft);
+		m->fleet_as_of_ms = ft.as_of_ms;
+		memcpy(m->fleet_hours, ft.offline_hours, sizeof(m->fleet_hours));
+		m->fleet_orgs_alerting = ft.orgs_alerting;
+	}
+	{
+		struct fbxi_outcome_counts oc[FBX_CMD_TYPE_COUNT];
+		fbxi_outcomes_totals(e->outcomes, oc);
+		for (int t = 0; t < FBX_CMD_TYPE_COUNT; t++) {
+			m->outcomes[t][0] = oc[t].succeeded;
+			m->outcomes[t][1] = oc[t].failed;
+			m->outcomes[t][2] = oc[t].expired;
 		}
 	}
 	if (e->st != NULL && fbx_store_stat(e->st, &ss) == FBX_OK) {

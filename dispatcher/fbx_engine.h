@@ -126,6 +126,10 @@ struct fbx_engine_opts {
 	 * (fbx_engine_open_io) only: every message may do anything.
 	 * fbx_engine_open refuses it. */
 	int auth_off;
+	/* issue 12: the web console's address ("http://127.0.0.1:9720/"),
+	 * told to `fuseboxctl web login`; NULL = no web console. Borrowed:
+	 * it must outlive the engine. */
+	const char *web_url;
 };
 
 /* What fbx_engine_run() tells opts.loop_hook. */

@@ -19,6 +19,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "fbx_client.h"
 #include "fbx_keys.h"
 
@@ -613,9 +615,11 @@ json_device(const struct fbx_device *d)
 			putchar(',');
 		json_str(d->groups[i]);
 	}
-	printf("],\"enrolled_ms\":%" PRId64 ",\"last_checkin_ms\":%" PRId64
-	       "}",
+	printf("],\"enrolled_ms\":%" PRId64 ",\"last_checkin_ms\":%" PRId64,
 	    d->enrolled_ms, d->last_checkin_ms);
+	if (d->pending > 0)
+		printf(",\"pending\":%" PRIu32, d->pending);
+	putchar('}');
 }
 
 /* ------------------------------------------------------------------ */
@@ -888,6 +892,8 @@ enum {
 	OPT_ORGS,
 	OPT_PUBLIC_KEY,
 	OPT_KEY_OUT,
+	OPT_STALE,
+	OPT_REPEAT,
 };
 
 #define COMMON_LONGOPTS                                                      \
@@ -1018,6 +1024,8 @@ static const char *const main_usage =
     "  remove    remove devices from the registry\n"
     "  devices   list enrolled devices\n"
     "  groups    list device groups with their sizes\n"
+    "  fleet     fleet check-in health: devices by hours offline, OS\n"
+    "            versions, alert rules for devices that stop checking in\n"
     "  status    engine status (ping)\n"
     "  summary   per-organisation totals over the commands (incidents)\n"
     "Safety controls:\n"
@@ -1038,6 +1046,8 @@ static const char *const main_usage =
     "  orgs      organisations with their device counts\n"
     "Access:\n"
     "  principal who may use the engine: add, list, revoke, rotate keys\n"
+    "  web       web console: login prints the page's address with a\n"
+    "            session token\n"
     "\n"
     CTL_EXIT_STATUS;
 
@@ -1955,11 +1965,34 @@ struct page_args {
 	int64_t since, until;
 	fbx_id after_id;
 	fbx_id group;
+	uint32_t stale_minutes; /* devices --stale */
 	/* enroll */
 	struct fbx_device dev;
 	int have_dev, have_platform;
 	const char *file;
 };
+
+static int parse_dur_s(const char *s, uint64_t max, uint32_t *out);
+
+/* parse_minutes - a duration of at least a minute ("1440m", "24h",
+ * "2d", "90" = minutes) as whole minutes, at most max. */
+static int
+parse_minutes(const char *s, uint32_t max, uint32_t *out)
+{
+	uint32_t secs;
+	char buf[32];
+
+	/* a bare number is minutes here */
+	if (strlen(s) < sizeof(buf) - 1 && s[0] != '\0' &&
+	    strspn(s, "0123456789") == strlen(s)) {
+		snprintf(buf, sizeof(buf), "%sm", s);
+		s = buf;
+	}
+	if (parse_dur_s(s, (uint64_t)max * 60, &secs) != 0 || secs < 60)
+		return -1;
+	*out = secs / 60;
+	return 0;
+}
 
 static int
 page_opt(void *arg, struct ctl *ctl, int c, const char *oa, int argc,
@@ -2001,6 +2034,13 @@ page_opt(void *arg, struct ctl *ctl, int c, const char *oa, int argc,
 		if (parse_time(oa, &pa->until) != 0)
 			return usage_err("bad --until '%s' (epoch ms or "
 					 "-30m, -1h, -7d)",
+			    oa);
+		return EX_OK;
+	case OPT_STALE:
+		if (parse_minutes(oa, FBX_FLEET_STALE_MAX, &pa->stale_minutes) !=
+		    0)
+			return usage_err("bad --stale '%s' (e.g. 1440m, 24h, "
+					 "2d; at least 1m)",
 			    oa);
 		return EX_OK;
 	case OPT_GROUP:
@@ -2641,12 +2681,102 @@ out:
 	return st;
 }
 
+/* fmt_age - a time span in ms as "3d4h", "25h", "40m" */
+static void
+fmt_age(int64_t ms, char *buf, size_t len)
+{
+	int64_t m = ms / 60000;
+
+	if (m < 0)
+		m = 0;
+	if (m >= 7 * 1440)
+		snprintf(buf, len, "%lldd", (long long)(m / 1440));
+	else if (m >= 2 * 1440)
+		snprintf(buf, len, "%lldd%lldh", (long long)(m / 1440),
+		    (long long)(m % 1440 / 60));
+	else if (m >= 120)
+		snprintf(buf, len, "%lldh", (long long)(m / 60));
+	else
+		snprintf(buf, len, "%lldm", (long long)m);
+}
+
+static int64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* fmt_minutes - a whole number of minutes as "2d", "24h" or "90m" */
+static void
+fmt_minutes(uint32_t m, char *buf, size_t len)
+{
+	if (m % 1440 == 0)
+		snprintf(buf, len, "%" PRIu32 "d", m / 1440);
+	else if (m % 60 == 0)
+		snprintf(buf, len, "%" PRIu32 "h", m / 60);
+	else
+		snprintf(buf, len, "%" PRIu32 "m", m);
+}
+
+/* print_stale - the stale devices of a `devices --stale` page */
+static void
+print_stale(const struct fbx_console_rep *rep, uint32_t minutes)
+{
+	struct table t = { .ncol = 6 };
+	int64_t now = now_ms();
+	uint64_t pending = 0;
+	char dur[24];
+
+	table_row(&t, "DEVICE", "OS", "LAST_CHECKIN", "OFFLINE_FOR", "PENDING",
+	    "GROUPS");
+	for (size_t i = 0; i < rep->u.devices.n; i++) {
+		const struct fbx_device *d = &rep->u.devices.devs[i];
+		int64_t since = d->last_checkin_ms > 0 ? d->last_checkin_ms
+		                                       : d->enrolled_ms;
+		char lc[40], age[24], pend[16], g[FBX_GROUPS_MAX * (FBX_ID_MAX + 1) + 1];
+		size_t k = 0;
+		g[0] = '\0';
+		for (int j = 0; j < d->ngroups && j < FBX_GROUPS_MAX; j++)
+			k += (size_t)snprintf(g + k, sizeof(g) - k, "%s%s",
+			    j ? "," : "", d->groups[j]);
+		if (d->last_checkin_ms > 0)
+			fmt_time(d->last_checkin_ms, lc, sizeof(lc));
+		else
+			snprintf(lc, sizeof(lc), "never");
+		fmt_age(now - since, age, sizeof(age));
+		snprintf(pend, sizeof(pend), "%" PRIu32, d->pending);
+		pending += d->pending;
+		table_row(&t, d->id, d->os_version[0] ? d->os_version : "-", lc,
+		    age, pend, k ? g : "-");
+	}
+	table_print(&t);
+	table_free(&t);
+	fmt_minutes(minutes, dur, sizeof(dur));
+	printf("\n%zu devices without a check-in for %s or longer on this "
+	       "page (%" PRIu64 " deliveries waiting for them), %" PRIu32
+	       " in organisation\n",
+	    rep->u.devices.n, dur, pending, rep->u.devices.total);
+	if (rep->u.devices.next_after[0] != '\0')
+		printf("more: fuseboxctl devices --stale %s --after %s\n", dur,
+		    rep->u.devices.next_after);
+}
+
 static const char *const devices_usage =
-    "usage: fuseboxctl devices [--group G] [--limit N] [--after ID]\n"
+    "usage: fuseboxctl devices [--group G] [--stale DUR] [--limit N]\n"
+    "                          [--after ID]\n"
     "\n"
     "List enrolled devices, by id.\n"
     "\n"
     "  --group G     only devices of group G\n"
+    "  --stale DUR   only devices without a check-in for DUR or longer\n"
+    "                (1440m, 24h, 2d; since enrolment for a device that\n"
+    "                never checked in), each with the deliveries waiting\n"
+    "                for it (PENDING). A page examines at most 50,000\n"
+    "                devices: it may show fewer than --limit and still\n"
+    "                say 'more'\n"
     "  --limit N     devices per page (default 100, 1..10000)\n"
     "  --after ID    start after device ID (page cursor)\n";
 
@@ -2655,6 +2785,7 @@ cmd_devices(struct ctl *ctl, int argc, char **argv)
 {
 	static const struct option lo[] = { COMMON_LONGOPTS,
 		{ "group", required_argument, NULL, OPT_GROUP },
+		{ "stale", required_argument, NULL, OPT_STALE },
 		{ "limit", required_argument, NULL, OPT_LIMIT },
 		{ "after", required_argument, NULL, OPT_AFTER },
 		{ NULL, 0, NULL, 0 } };
@@ -2679,9 +2810,15 @@ cmd_devices(struct ctl *ctl, int argc, char **argv)
 	strcpy(req.u.list_devices.group, pa.group);
 	strcpy(req.u.list_devices.after, pa.after_id);
 	req.u.list_devices.limit = (uint32_t)pa.limit;
+	req.u.list_devices.stale_minutes = pa.stale_minutes;
 	st = call(ctl, &req, &rep);
 	if (st != EX_OK)
 		return st;
+	if (pa.stale_minutes > 0 && !ctl->json) {
+		print_stale(&rep, pa.stale_minutes);
+		fbx_console_rep_free(&rep);
+		return EX_OK;
+	}
 	if (ctl->json) {
 		printf("{\"total\":%" PRIu32 ",\"devices\":[",
 		    rep.u.devices.total);
@@ -5980,48 +6117,19 @@ struct exp_stats {
 	uint64_t short_cmds, short_dlv;
 	uint64_t org_cmds; /* command lines of the current organisation */
 	uint64_t missing_cmds;
+	uint64_t bad_lines; /* not a JSON object with a "kind" */
 };
 
-static const char *
-jfield(const char *line, size_t len, const char *key, size_t *vlen)
-{
-	size_t kl = strlen(key);
-
-	for (size_t i = 0; i + kl < len; i++) {
-		if (line[i] == '"' && memcmp(line + i + 1, key, kl) == 0 &&
-		    i + 1 + kl + 2 <= len && line[i + 1 + kl] == '"' &&
-		    line[i + 2 + kl] == ':') {
-			const char *v = line + i + kl + 3;
-			size_t n = 0;
-			if (*v == '"') {
-				v++;
-				while (v + n < line + len && v[n] != '"')
-					n++;
-			} else {
-				while (v + n < line + len && v[n] != ',' &&
-				    v[n] != '}')
-					n++;
-			}
-			*vlen = n;
-			return v;
-		}
-	}
-	return NULL;
-}
-
+/* jline_u64 - the unsigned integer member key of a parsed line, 0 when
+ * absent or not an integer */
 static uint64_t
-jfield_u64(const char *line, size_t len, const char *key)
+jline_u64(json_t *o, const char *key)
 {
-	char b[24];
-	size_t n;
-	const char *v = jfield(line, len, key, &n);
-	uint64_t x;
+	json_t *v = json_object_get(o, key);
 
-	if (v == NULL || n == 0 || n >= sizeof(b))
-		return 0;
-	memcpy(b, v, n);
-	b[n] = '\0';
-	return parse_u64(b, UINT64_MAX, &x) == 0 ? x : 0;
+	return json_is_integer(v) && json_integer_value(v) >= 0
+	    ? (uint64_t)json_integer_value(v)
+	    : 0;
 }
 
 static void
@@ -6049,16 +6157,19 @@ exp_count(struct exp_stats *x, const char *p, size_t len)
 	while (p < end) {
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
 		size_t ll = nl ? (size_t)(nl - p) : (size_t)(end - p);
-		size_t kl;
-		const char *k = jfield(p, ll, "kind", &kl);
+		/* each line is one JSON object, read by jansson: a note or
+		 * a parameter holding "kind": cannot be taken for a field */
+		json_t *o = ll > 0 ? json_loadb(p, ll, 0, NULL) : NULL;
+		const char *k = json_string_value(json_object_get(o, "kind"));
 		size_t i;
 
 		x->lines++;
+		if (o != NULL && !json_is_object(o))
+			k = NULL;
 		if (k != NULL) {
 			const char *name = "other";
 			for (size_t j = 0; j < 3; j++)
-				if (strlen(known[j]) == kl &&
-				    memcmp(known[j], k, kl) == 0)
+				if (strcmp(known[j], k) == 0)
 					name = known[j];
 			for (i = 0; i < x->nkinds; i++)
 				if (strcmp(x->kinds[i], name) == 0)
@@ -6067,19 +6178,22 @@ exp_count(struct exp_stats *x, const char *p, size_t len)
 				x->kinds[x->nkinds++] = name;
 			if (i < x->nkinds)
 				x->counts[i]++;
-			if (kl == 7 && memcmp(k, "command", 7) == 0) {
+			if (strcmp(k, "command") == 0) {
 				exp_close_cmd(x);
 				x->org_cmds++;
-				x->cur_cmd = jfield_u64(p, ll, "command");
-				x->cur_want = jfield_u64(p, ll, "deliveries");
+				x->cur_cmd = jline_u64(o, "command");
+				x->cur_want = jline_u64(o, "deliveries");
 				x->cur_seen = 0;
-			} else if (kl == 8 && memcmp(k, "delivery", 8) == 0) {
-				if (jfield_u64(p, ll, "command") == x->cur_cmd)
+			} else if (strcmp(k, "delivery") == 0) {
+				if (jline_u64(o, "command") == x->cur_cmd)
 					x->cur_seen++;
 			} else {
 				exp_close_cmd(x);
 			}
+		} else if (ll > 0) {
+			x->bad_lines++;
 		}
+		json_decref(o);
 		p += ll + (nl ? 1 : 0);
 	}
 }
@@ -6232,7 +6346,8 @@ cmd_export(struct ctl *ctl, int argc, char **argv)
 	if (fflush(f) != 0 && st == EX_OK)
 		st = fail(FBX_EIO, "cannot write the export: %s",
 		    strerror(errno));
-	if (st == EX_OK && (x.short_cmds > 0 || x.missing_cmds > 0))
+	if (st == EX_OK &&
+	    (x.short_cmds > 0 || x.missing_cmds > 0 || x.bad_lines > 0))
 		incomplete = 1;
 	if (f != stdout) {
 		if (fclose(f) != 0 && st == EX_OK)
@@ -6258,7 +6373,12 @@ cmd_export(struct ctl *ctl, int argc, char **argv)
 	if (a.all_orgs)
 		fprintf(stderr, " (%zu organisations)", ol.n);
 	fputc('\n', stderr);
-	if (x.short_cmds > 0 || x.missing_cmds > 0)
+	if (x.bad_lines > 0)
+		st = fail(FBX_ECORRUPT,
+		    "export damaged: %" PRIu64 " lines are not JSON objects "
+		    "with a \"kind\"",
+		    x.bad_lines);
+	else if (x.short_cmds > 0 || x.missing_cmds > 0)
 		st = fail(FBX_ECORRUPT,
 		    "export incomplete: %" PRIu64 " commands and %" PRIu64
 		    " deliveries of %" PRIu64 " commands missing (see above)",
@@ -7112,6 +7232,413 @@ cmd_principal(struct ctl *ctl, int argc, char **argv)
 	return EX_OK;
 }
 
+/* ---- the web console (issue 12) ---- */
+
+static const char *const web_usage =
+    "usage: fuseboxctl web login [--ttl SECONDS] [--note TEXT]\n"
+    "\n"
+    "A session for the web console that fuseboxd --http serves: the\n"
+    "engine mints a random token bound to your key's principal (same\n"
+    "roles and organisations, audited as web.login in organisation\n"
+    "_auth) and this prints the page's address with the token after\n"
+    "'#' (a fragment: browsers never send it, so it is in no log).\n"
+    "Open it in a browser on this machine. The token works until it\n"
+    "expires, the principal is revoked or its key rotated, or fuseboxd\n"
+    "restarts (tokens live in its memory only). Anyone holding it is\n"
+    "you until then: do not paste it elsewhere. Needs the viewer role,\n"
+    "and -o ORG in your scope when your key is not for every\n"
+    "organisation.\n"
+    "\n"
+    "  --ttl SECONDS   lifetime, 1..86400 (default 43200: 12 hours)\n"
+    "  --note TEXT     recorded in the audit log\n";
+
+struct web_args {
+	uint32_t ttl_s;
+	char note[FBX_NOTE_MAX];
+};
+
+static int
+web_opt(void *arg, struct ctl *ctl, int c, const char *oa, int argc,
+    char **argv)
+{
+	struct web_args *a = arg;
+	uint64_t v;
+
+	(void)ctl;
+	(void)argc;
+	(void)argv;
+	switch (c) {
+	case OPT_TTL:
+		if (parse_u64(oa, 86400, &v) != 0 || v == 0)
+			return usage_err("bad --ttl '%s' (seconds, 1..86400)",
+			    oa);
+		a->ttl_s = (uint32_t)v;
+		return EX_OK;
+	case OPT_NOTE:
+		if (strlen(oa) >= FBX_NOTE_MAX)
+			return usage_err("note longer than %d bytes",
+			    FBX_NOTE_MAX - 1);
+		strcpy(a->note, oa);
+		return EX_OK;
+	default:
+		return usage_err("unknown option (see web --help)");
+	}
+}
+
+/* web_field - a string or number member of the engine's one-line JSON
+ * answer, copied into buf ("" when absent) */
+static void
+web_field(const char *line, const char *name, char *buf, size_t cap)
+{
+	char pat[40];
+	const char *p;
+	size_t n = 0;
+
+	buf[0] = '\0';
+	snprintf(pat, sizeof(pat), "\"%s\":", name);
+	p = strstr(line, pat);
+	if (p == NULL)
+		return;
+	p += strlen(pat);
+	if (*p == '"')
+		p++;
+	while (p[n] != '\0' && p[n] != '"' && p[n] != ',' && p[n] != '}' &&
+	    n + 1 < cap)
+		n++;
+	memcpy(buf, p, n);
+	buf[n] = '\0';
+}
+
+static int
+cmd_web(struct ctl *ctl, int argc, char **argv)
+{
+	static const struct option lo[] = { COMMON_LONGOPTS,
+		{ "ttl", required_argument, NULL, OPT_TTL },
+		{ "note", required_argument, NULL, OPT_NOTE },
+		{ NULL, 0, NULL, 0 } };
+	struct fbx_console_req req;
+	struct fbx_console_rep rep;
+	struct web_args a;
+	char token[80], url[200], exp[32], who[FBX_ID_MAX + 1];
+	int st;
+
+	memset(&req, 0, sizeof(req));
+	memset(&a, 0, sizeof(a));
+	st = parse_cmd_opts(ctl, argc, argv, lo, web_usage, web_opt, &a);
+	if (st < 0)
+		return -st - 1;
+	if (st >= argc || strcmp(argv[st], "login") != 0)
+		return usage_err("web needs login (see web --help)");
+	if (st + 1 < argc)
+		return usage_err("unexpected argument '%s'", argv[st + 1]);
+	req.kind = FBX_CREQ_PRINCIPAL;
+	req.u.principal.op = FBX_PRI_WEB_LOGIN;
+	req.u.principal.ttl_s = a.ttl_s;
+	strcpy(req.u.principal.note, a.note);
+	st = call(ctl, &req, &rep);
+	if (st != EX_OK)
+		return st;
+	if (ctl->json) {
+		fputs(rep.u.principal.len > 0 ? rep.u.principal.jsonl : "",
+		    stdout);
+		fputc('\n', stdout);
+		fbx_console_rep_free(&rep);
+		return EX_OK;
+	}
+	web_field(rep.u.principal.jsonl != NULL ? rep.u.principal.jsonl : "",
+	    "token", token, sizeof(token));
+	web_field(rep.u.principal.jsonl != NULL ? rep.u.principal.jsonl : "",
+	    "url", url, sizeof(url));
+	web_field(rep.u.principal.jsonl != NULL ? rep.u.principal.jsonl : "",
+	    "expires_ms", exp, sizeof(exp));
+	web_field(rep.u.principal.jsonl != NULL ? rep.u.principal.jsonl : "",
+	    "principal", who, sizeof(who));
+	{
+		time_t t = (time_t)(strtoll(exp, NULL, 10) / 1000);
+		struct tm tm;
+		char when[40] = "?";
+		if (gmtime_r(&t, &tm) != NULL)
+			strftime(when, sizeof(when), "%Y-%m-%d %H:%M UTC", &tm);
+		fprintf(stderr,
+		    "web console session for principal %s, until %s\n", who,
+		    when);
+	}
+	if (url[0] != '\0')
+		printf("%s#token=%s\n", url, token);
+	else
+		printf("token=%s\n(this fuseboxd serves no web console: start "
+		       "it with --http)\n",
+		    token);
+	memset(token, 0, sizeof(token));
+	fbx_console_rep_free(&rep);
+	return EX_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* fleet check-in health */
+
+static const char *const fleet_usage =
+    "usage: fuseboxctl fleet [report]\n"
+    "       fuseboxctl fleet rule set --stale DUR [--repeat DUR] [--note "
+    "TEXT]\n"
+    "       fuseboxctl fleet rule remove --stale DUR [--note TEXT]\n"
+    "\n"
+    "The organisation's fleet check-in health, as of the engine's last\n"
+    "pass over the registry (once a minute): devices by hours since\n"
+    "their last check-in (since enrolment for one that never checked\n"
+    "in), OS versions, and the alert rules with the devices over each.\n"
+    "A rule alerts (event devices_stale, and the alert command) when\n"
+    "devices go --stale without a check-in, again every --repeat while\n"
+    "any is (none: once), and once more when every one is back. At most\n"
+    "8 rules per organisation; set and remove need the breaker role.\n"
+    "List the stale devices with `fuseboxctl devices --stale DUR`.\n"
+    "\n"
+    "  --stale DUR   the rule's threshold: 1440m, 24h, 2d (at least 1m)\n"
+    "  --repeat DUR  alert again this often while devices are over it\n"
+    "  --note TEXT   recorded in the audit log\n";
+
+struct fleet_args {
+	uint32_t stale, repeat;
+	char note[FBX_NOTE_MAX];
+};
+
+static int
+fleet_opt(void *arg, struct ctl *ctl, int c, const char *oa, int argc,
+    char **argv)
+{
+	struct fleet_args *a = arg;
+
+	(void)ctl;
+	(void)argc;
+	(void)argv;
+	switch (c) {
+	case OPT_STALE:
+		if (parse_minutes(oa, FBX_FLEET_STALE_MAX, &a->stale) != 0)
+			return usage_err("bad --stale '%s' (e.g. 1440m, 24h, "
+					 "2d; at least 1m)",
+			    oa);
+		return EX_OK;
+	case OPT_REPEAT:
+		if (parse_minutes(oa, FBX_FLEET_REPEAT_MAX, &a->repeat) != 0)
+			return usage_err("bad --repeat '%s' (e.g. 60m, 1h; "
+					 "at least 1m, at most 365d)",
+			    oa);
+		return EX_OK;
+	case OPT_NOTE:
+		if (strlen(oa) >= FBX_NOTE_MAX)
+			return usage_err("note longer than %d bytes",
+			    FBX_NOTE_MAX - 1);
+		for (const char *p = oa; *p; p++)
+			if ((unsigned char)*p < 0x20 || *p == 0x7f)
+				return usage_err("note has control "
+						 "characters");
+		strcpy(a->note, oa);
+		return EX_OK;
+	default:
+		return usage_err("unexpected option");
+	}
+}
+
+static const char *const fleet_bucket_names[FBX_FLEET_BUCKETS] = { "< 2",
+	"2-4", "4-8", "8-24", "24-48", "48-72", "72-168", ">= 168", "never" };
+
+static void
+json_fleet(const struct fbx_fleet_report *f)
+{
+	printf("{\"as_of_ms\":%" PRId64 ",\"devices\":%" PRIu32
+	       ",\"offline_hours\":{",
+	    f->as_of_ms, f->devices);
+	for (int i = 0; i < FBX_FLEET_BUCKETS; i++) {
+		printf("%s", i ? "," : "");
+		json_str(fleet_bucket_names[i]);
+		printf(":%" PRIu32, f->offline_hours[i]);
+	}
+	printf("},\"os_versions\":[");
+	for (size_t i = 0; i < f->nos; i++) {
+		printf("%s{\"version\":", i ? "," : "");
+		json_str(f->os[i].version);
+		printf(",\"count\":%" PRIu32 "}", f->os[i].count);
+	}
+	printf("],\"os_other\":%" PRIu32 ",\"outcomes\":[", f->os_other);
+	for (size_t i = 0; i < f->nout; i++) {
+		const struct fbx_type_outcomes *o = &f->out[i];
+		printf("%s{\"type\":", i ? "," : "");
+		json_str(fbx_cmd_type_name(o->type));
+		printf(",\"succeeded_hour\":%" PRIu64 ",\"failed_hour\":%" PRIu64
+		       ",\"expired_hour\":%" PRIu64 ",\"succeeded_day\":%" PRIu64
+		       ",\"failed_day\":%" PRIu64 ",\"expired_day\":%" PRIu64
+		       ",\"silent\":%s}",
+		    o->ok_hour, o->failed_hour, o->expired_hour, o->ok_day,
+		    o->failed_day, o->expired_day, o->silent ? "true" : "false");
+	}
+	printf("],\"rules\":[");
+	for (size_t i = 0; i < f->nrules; i++)
+		printf("%s{\"stale_minutes\":%" PRIu32
+		       ",\"repeat_minutes\":%" PRIu32 ",\"stale\":%" PRIu32
+		       ",\"last_alert_ms\":%" PRId64 "}",
+		    i ? "," : "", f->rules[i].stale_minutes,
+		    f->rules[i].repeat_minutes, f->rules[i].stale,
+		    f->rules[i].last_alert_ms);
+	printf("]}\n");
+}
+
+static void
+print_fleet(const char *org, const struct fbx_fleet_report *f)
+{
+	struct table t = { .ncol = 3 };
+	char when[40], b[32], c[32], bar[48];
+	uint32_t max = 1;
+
+	if (f->as_of_ms == 0) {
+		printf("fleet of %s: not covered by a pass over the registry "
+		       "yet (one runs every minute)\n",
+		    org);
+	} else {
+		fmt_time(f->as_of_ms, when, sizeof(when));
+		printf("fleet of %s as of %s: %" PRIu32 " devices\n\n", org,
+		    when, f->devices);
+		for (int i = 0; i < FBX_FLEET_BUCKETS; i++)
+			max = f->offline_hours[i] > max ? f->offline_hours[i]
+			                                : max;
+		table_row(&t, "HOURS_SINCE_CHECKIN", "DEVICES", "");
+		for (int i = 0; i < FBX_FLEET_BUCKETS; i++) {
+			size_t w = (size_t)((uint64_t)f->offline_hours[i] * 40 /
+			    max);
+			if (w == 0 && f->offline_hours[i] > 0)
+				w = 1;
+			memset(bar, '#', w);
+			bar[w] = '\0';
+			snprintf(b, sizeof(b), "%" PRIu32, f->offline_hours[i]);
+			table_row(&t, fleet_bucket_names[i], b, bar);
+		}
+		table_print(&t);
+		table_free(&t);
+		memset(&t, 0, sizeof(t));
+		t.ncol = 2;
+		printf("\n");
+		table_row(&t, "OS_VERSION", "DEVICES");
+		for (size_t i = 0; i < f->nos; i++) {
+			snprintf(b, sizeof(b), "%" PRIu32, f->os[i].count);
+			table_row(&t,
+			    f->os[i].version[0] ? f->os[i].version : "(none)",
+			    b);
+		}
+		if (f->os_other > 0) {
+			snprintf(b, sizeof(b), "%" PRIu32, f->os_other);
+			table_row(&t, "(other)", b);
+		}
+		table_print(&t);
+		table_free(&t);
+	}
+	printf("\n");
+	if (f->nout > 0) {
+		memset(&t, 0, sizeof(t));
+		t.ncol = 4;
+		table_row(&t, "OUTCOMES_BY_TYPE", "THIS_HOUR_OK/FAILED/EXPIRED",
+		    "24H_OK/FAILED/EXPIRED", "");
+		for (size_t i = 0; i < f->nout; i++) {
+			const struct fbx_type_outcomes *o = &f->out[i];
+			char h[80], d[80];
+			snprintf(h, sizeof(h),
+			    "%" PRIu64 "/%" PRIu64 "/%" PRIu64, o->ok_hour,
+			    o->failed_hour, o->expired_hour);
+			snprintf(d, sizeof(d),
+			    "%" PRIu64 "/%" PRIu64 "/%" PRIu64, o->ok_day,
+			    o->failed_day, o->expired_day);
+			table_row(&t, fbx_cmd_type_name(o->type), h, d,
+			    o->silent ? "SILENT: none succeeded this hour"
+			              : "");
+		}
+		table_print(&t);
+		table_free(&t);
+		printf("\n");
+	}
+	if (f->nrules == 0) {
+		printf("no alert rules (fuseboxctl fleet rule set --stale 1440m "
+		       "--repeat 60m)\n");
+		return;
+	}
+	memset(&t, 0, sizeof(t));
+	t.ncol = 4;
+	table_row(&t, "RULE_STALE_AFTER", "REPEAT", "DEVICES_OVER",
+	    "ALERTING_SINCE");
+	for (size_t i = 0; i < f->nrules; i++) {
+		fmt_minutes(f->rules[i].stale_minutes, b, sizeof(b));
+		if (f->rules[i].repeat_minutes > 0)
+			fmt_minutes(f->rules[i].repeat_minutes, c, sizeof(c));
+		else
+			snprintf(c, sizeof(c), "once");
+		fmt_time(f->rules[i].last_alert_ms, when, sizeof(when));
+		{
+			char n[16];
+			snprintf(n, sizeof(n), "%" PRIu32, f->rules[i].stale);
+			table_row(&t, b, c, n, when);
+		}
+	}
+	table_print(&t);
+	table_free(&t);
+}
+
+static int
+cmd_fleet(struct ctl *ctl, int argc, char **argv)
+{
+	static const struct option lo[] = { COMMON_LONGOPTS,
+		{ "stale", required_argument, NULL, OPT_STALE },
+		{ "repeat", required_argument, NULL, OPT_REPEAT },
+		{ "note", required_argument, NULL, OPT_NOTE },
+		{ NULL, 0, NULL, 0 } };
+	struct fbx_console_req req;
+	struct fbx_console_rep rep;
+	struct fleet_args a;
+	int st, op = FBX_FLEET_REPORT;
+
+	memset(&req, 0, sizeof(req));
+	memset(&a, 0, sizeof(a));
+	st = parse_cmd_opts(ctl, argc, argv, lo, fleet_usage, fleet_opt, &a);
+	if (st < 0)
+		return -st - 1;
+	if (st < argc && strcmp(argv[st], "report") == 0) {
+		st++;
+	} else if (st < argc && strcmp(argv[st], "rule") == 0) {
+		if (st + 1 >= argc)
+			return usage_err("fleet rule needs set or remove");
+		if (strcmp(argv[st + 1], "set") == 0)
+			op = FBX_FLEET_RULE_SET;
+		else if (strcmp(argv[st + 1], "remove") == 0)
+			op = FBX_FLEET_RULE_DEL;
+		else
+			return usage_err("unknown fleet rule operation '%s' "
+					 "(set, remove)",
+			    argv[st + 1]);
+		st += 2;
+	}
+	if (st < argc)
+		return usage_err("unexpected argument '%s'", argv[st]);
+	if (op == FBX_FLEET_REPORT && (a.stale || a.repeat || a.note[0]))
+		return usage_err("fleet report takes no options of its own");
+	if (op != FBX_FLEET_REPORT && a.stale == 0)
+		return usage_err("fleet rule %s needs --stale DUR",
+		    op == FBX_FLEET_RULE_SET ? "set" : "remove");
+	if (op == FBX_FLEET_RULE_DEL && a.repeat)
+		return usage_err("--repeat goes with fleet rule set");
+	if ((st = need_org(ctl)) != EX_OK)
+		return st;
+	req.kind = FBX_CREQ_FLEET;
+	req.u.fleet.op = op;
+	req.u.fleet.stale_minutes = a.stale;
+	req.u.fleet.repeat_minutes = a.repeat;
+	strcpy(req.u.fleet.note, a.note);
+	st = call(ctl, &req, &rep);
+	if (st != EX_OK)
+		return st;
+	if (ctl->json)
+		json_fleet(&rep.u.fleet);
+	else
+		print_fleet(ctl->org, &rep.u.fleet);
+	fbx_console_rep_free(&rep);
+	return EX_OK;
+}
+
 /* ------------------------------------------------------------------ */
 
 static const struct {
@@ -7125,6 +7652,7 @@ static const struct {
 	{ "remove", cmd_remove },
 	{ "devices", cmd_devices },
 	{ "groups", cmd_groups },
+	{ "fleet", cmd_fleet },
 	{ "status", cmd_status },
 	{ "breaker", cmd_breaker },
 	{ "held", cmd_held },
@@ -7140,6 +7668,7 @@ static const struct {
 	{ "audit", cmd_audit },
 	{ "cert", cmd_cert },
 	{ "principal", cmd_principal },
+	{ "web", cmd_web },
 };
 
 int

@@ -128,9 +128,11 @@ usage(FILE *f)
 	    "(default 5000)\n"
 	    "      --default-ttl S      TTL of commands that give none "
 	    "(default 86400)\n"
-	    "      --http HOST:PORT     serve GET /metrics (Prometheus) on "
-	    "HOST:PORT (default:\n"
-	    "                           off; PORT alone: 127.0.0.1; port 0: "
+	    "      --http HOST:PORT     serve GET /metrics (Prometheus) and "
+	    "the web console\n"
+	    "                           (fuseboxctl web login) on HOST:PORT "
+	    "(default: off;\n"
+	    "                           PORT alone: 127.0.0.1; port 0: "
 	    "any, logged);\n"
 	    "                           a busy port exits 69\n"
 	    "      --http-allow-remote  let --http bind a non-loopback "
@@ -1130,8 +1132,10 @@ main(int argc, char **argv)
 			fprintf(stderr, "fuseboxd: --http %s\n", why);
 			return rc == FBX_EINVAL ? EX_USAGE : EX_UNAVAILABLE;
 		}
-		FBX_LOGI("http: serving /metrics on %s (port %u)", c.http,
-		    fbx_http_port(the_http));
+		FBX_LOGI("http: serving /metrics and the web console on %s "
+		         "(port %u)",
+		    c.http, fbx_http_port(the_http));
+		o.web_url = fbx_http_url(the_http);
 #else
 		fprintf(stderr, "fuseboxd: --http: this fuseboxd was built "
 		    "without HTTP support (FBX_HTTP=OFF)\n");
@@ -1160,6 +1164,10 @@ main(int argc, char **argv)
 		return rc == FBX_EIO || rc == FBX_ECORRUPT ? EX_NOINPUT
 		                                          : exit_code(rc);
 	}
+#ifdef FBX_HAVE_HTTP
+	/* the web console's API reaches the engine from now on */
+	fbx_http_attach(the_http, fbx_engine_webgate(the_engine));
+#endif
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;
 	sigemptyset(&sa.sa_mask);

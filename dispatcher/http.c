@@ -1,10 +1,13 @@
 /*
- * http.c: the embedded HTTP endpoint (libmicrohttpd's internal polling
- * thread). It owns the listening socket and the latest metrics snapshot,
- * which the engine's loop publishes under mu; the HTTP thread copies it
- * out under mu and renders the copy, so it never reads the engine.
- * Connections, per-connection memory (request line and headers) and
- * idle time are capped; only GET and HEAD of /metrics are served.
+ * http.c: the embedded HTTP endpoint (libmicrohttpd, a thread per
+ * connection: a web console request waits for the engine's answer
+ * without holding up /metrics). It owns the listening socket and the
+ * latest metrics snapshot, which the engine's loop publishes under mu;
+ * the HTTP threads copy it out under mu and render the copy, so they
+ * never read the engine. It serves /metrics, /healthz, /readyz, the web
+ * console's embedded files and its API (webapi.c, POST bodies capped at
+ * FBX_WEBAPI_BODY_MAX). Connections, per-connection memory (request
+ * line and headers) and idle time are capped.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -22,6 +25,7 @@
 #include "fbx_err.h"
 #include "http.h"
 #include "log.h"
+#include "webapi.h"
 
 struct fbx_http {
 	struct MHD_Daemon *d;
@@ -29,6 +33,15 @@ struct fbx_http {
 	pthread_mutex_t mu;
 	int have; /* under mu: snap was published */
 	struct fbx_metrics snap; /* under mu */
+	fbx_webgate *gate; /* under mu: the engine's web door, once open */
+	char url[200]; /* the web console's address */
+};
+
+/* one POST to the API: its body, read up to FBX_WEBAPI_BODY_MAX */
+struct post {
+	char *body;
+	size_t len;
+	int toobig;
 };
 
 static int64_t
@@ -231,8 +244,103 @@ serve_health(struct fbx_http *h, struct MHD_Connection *c, int ready)
 	return reply(c, MHD_HTTP_OK, "ok\n", NULL);
 }
 
-/* on_request - one request. Bodies are never read: a method other than
- * GET or HEAD is answered before its body (and the connection closed by
+/* add_security - what every page and API answer says about itself:
+ * nothing but this origin's own files may run or be fetched (so the page
+ * can fetch nothing from the internet), no framing, no referrer */
+static void
+add_security(struct MHD_Response *r)
+{
+	(void)MHD_add_response_header(r, "Content-Security-Policy",
+	    "default-src 'none'; script-src 'self'; style-src 'self'; "
+	    "connect-src 'self'; img-src 'self' data:; "
+	    "frame-ancestors 'none'; base-uri 'none'; form-action 'none'");
+	(void)MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+	(void)MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
+	(void)MHD_add_response_header(r, "X-Frame-Options", "DENY");
+}
+
+/* serve_asset - one of the web console's embedded files, or NULL */
+static const struct fbx_web_asset *
+find_asset(const char *url)
+{
+	if (strcmp(url, "/") == 0)
+		url = "/index.html";
+	for (const struct fbx_web_asset *a = fbx_web_assets; a->path != NULL;
+	     a++)
+		if (strcmp(a->path, url) == 0)
+			return a;
+	return NULL;
+}
+
+static enum MHD_Result
+serve_asset(struct MHD_Connection *c, const struct fbx_web_asset *a)
+{
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+
+	r = MHD_create_response_from_buffer(
+	    a->len, (void *)a->data, MHD_RESPMEM_PERSISTENT);
+	if (r == NULL)
+		return MHD_NO;
+	(void)MHD_add_response_header(r, "Content-Type", a->type);
+	(void)MHD_add_response_header(r, "Cache-Control", "no-cache");
+	add_security(r);
+	ret = MHD_queue_response(c, MHD_HTTP_OK, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+/* serve_api - a web console API request: the engine answers it as the
+ * session token's principal (webapi.c); this thread blocks meanwhile */
+static enum MHD_Result
+serve_api(struct fbx_http *h, struct MHD_Connection *c, const char *url,
+    const char *method, const char *body, size_t len)
+{
+	struct fbx_metrics *m = malloc(sizeof(*m));
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+	fbx_webgate *g;
+	unsigned status = 500;
+	char *out = NULL;
+	int have;
+
+	if (m == NULL)
+		return reply(
+		    c, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory\n", NULL);
+	pthread_mutex_lock(&h->mu);
+	g = h->gate;
+	have = h->have;
+	if (have)
+		memcpy(m, &h->snap, sizeof(*m));
+	pthread_mutex_unlock(&h->mu);
+	fbx_webapi_serve(g, have ? m : NULL, method, url,
+	    MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization"),
+	    body, len, &status, &out);
+	free(m);
+	if (out == NULL)
+		return reply(c, MHD_HTTP_INTERNAL_SERVER_ERROR,
+		    "out of memory\n", NULL);
+	r = MHD_create_response_from_buffer(
+	    strlen(out), out, MHD_RESPMEM_MUST_FREE);
+	if (r == NULL) {
+		free(out);
+		return MHD_NO;
+	}
+	(void)MHD_add_response_header(
+	    r, "Content-Type", "application/json; charset=utf-8");
+	(void)MHD_add_response_header(r, "Cache-Control", "no-store");
+	if (status == MHD_HTTP_UNAUTHORIZED)
+		(void)MHD_add_response_header(
+		    r, "WWW-Authenticate", "Bearer realm=\"fusebox\"");
+	add_security(r);
+	ret = MHD_queue_response(c, status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+/* on_request - one request. A body is read only for POST /api/action
+ * (up to FBX_WEBAPI_BODY_MAX: 413 beyond); any other method than GET
+ * or HEAD is answered before its body (and the connection closed by
  * libmicrohttpd). */
 static enum MHD_Result
 on_request(void *cls, struct MHD_Connection *c, const char *url,
@@ -240,25 +348,82 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
     size_t *upload_data_size, void **con_cls)
 {
 	struct fbx_http *h = cls;
+	const struct fbx_web_asset *a;
+	struct post *p = *con_cls;
 	int get = strcmp(method, MHD_HTTP_METHOD_GET) == 0
 	    || strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
+	int api = strncmp(url, "/api/", 5) == 0;
 
 	(void)version;
-	(void)upload_data;
-	(void)upload_data_size;
-	(void)con_cls;
-	if (strcmp(url, "/metrics") != 0 && strcmp(url, "/healthz") != 0 &&
-	    strcmp(url, "/readyz") != 0)
+	if (api && strcmp(method, MHD_HTTP_METHOD_POST) == 0) {
+		if (p == NULL) {
+			const char *cl = MHD_lookup_connection_value(
+			    c, MHD_HEADER_KIND, "Content-Length");
+			if (cl != NULL &&
+			    strtoull(cl, NULL, 10) > FBX_WEBAPI_BODY_MAX)
+				return reply(c, 413,
+				    "request body too large\n", NULL);
+			p = calloc(1, sizeof(*p));
+			if (p == NULL)
+				return MHD_NO;
+			*con_cls = p;
+			return MHD_YES;
+		}
+		if (*upload_data_size > 0) {
+			size_t n = *upload_data_size;
+			if (!p->toobig && p->len + n <= FBX_WEBAPI_BODY_MAX) {
+				char *b = realloc(p->body, p->len + n + 1);
+				if (b == NULL)
+					return MHD_NO;
+				memcpy(b + p->len, upload_data, n);
+				p->body = b;
+				p->len += n;
+				p->body[p->len] = '\0';
+			} else {
+				p->toobig = 1;
+			}
+			*upload_data_size = 0;
+			return MHD_YES;
+		}
+		if (p->toobig)
+			return reply(c, 413,
+			    "request body too large\n", NULL);
+		return serve_api(h, c, url, method, p->body, p->len);
+	}
+	if (get && api)
+		return serve_api(h, c, url, "GET", NULL, 0);
+	a = find_asset(url);
+	if (a == NULL && strcmp(url, "/metrics") != 0 &&
+	    strcmp(url, "/healthz") != 0 && strcmp(url, "/readyz") != 0)
 		return reply(c, MHD_HTTP_NOT_FOUND,
-		    "not found: this endpoint serves /metrics, /healthz and "
-		    "/readyz\n",
+		    "not found: this endpoint serves /metrics, /healthz, "
+		    "/readyz and the web console at /\n",
 		    NULL);
 	if (!get)
 		return reply(c, MHD_HTTP_METHOD_NOT_ALLOWED,
 		    "method not allowed: GET or HEAD\n", "GET, HEAD");
+	if (a != NULL)
+		return serve_asset(c, a);
 	if (strcmp(url, "/metrics") != 0)
 		return serve_health(h, c, strcmp(url, "/readyz") == 0);
 	return serve_metrics(h, c);
+}
+
+/* on_done - a request ended: free what on_request kept for it */
+static void
+on_done(void *cls, struct MHD_Connection *c, void **con_cls,
+    enum MHD_RequestTerminationCode toe)
+{
+	struct post *p = *con_cls;
+
+	(void)cls;
+	(void)c;
+	(void)toe;
+	if (p != NULL) {
+		free(p->body);
+		free(p);
+		*con_cls = NULL;
+	}
 }
 
 static void
@@ -308,7 +473,7 @@ fbx_http_open(
 		return FBX_ENOMEM;
 	pthread_mutex_init(&h->mu, NULL);
 	flags = MHD_USE_AUTO | MHD_USE_INTERNAL_POLLING_THREAD
-	    | MHD_USE_ERROR_LOG;
+	    | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG;
 	if (ss.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	/* the HTTP thread takes no signal: SIGTERM and SIGHUP are the
@@ -322,6 +487,7 @@ fbx_http_open(
 	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)FBX_HTTP_CONNS_PER_IP,
 	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)FBX_HTTP_MEMORY_MAX,
 	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)FBX_HTTP_TIMEOUT_S,
+	    MHD_OPTION_NOTIFY_COMPLETED, on_done, NULL,
 	    MHD_OPTION_END);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (h->d == NULL) {
@@ -335,6 +501,21 @@ fbx_http_open(
 	}
 	di = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
 	h->port = di != NULL ? di->port : 0;
+	{
+		/* the address as typed, with the port bound */
+		char host[INET6_ADDRSTRLEN] = "127.0.0.1";
+		if (ss.ss_family == AF_INET6)
+			inet_ntop(AF_INET6,
+			    &((struct sockaddr_in6 *)&ss)->sin6_addr, host,
+			    sizeof(host));
+		else
+			inet_ntop(AF_INET,
+			    &((struct sockaddr_in *)&ss)->sin_addr, host,
+			    sizeof(host));
+		snprintf(h->url, sizeof(h->url), "http://%s%s%s:%u/",
+		    ss.ss_family == AF_INET6 ? "[" : "", host,
+		    ss.ss_family == AF_INET6 ? "]" : "", h->port);
+	}
 	*out = h;
 	return FBX_OK;
 }
@@ -354,6 +535,22 @@ fbx_http_publish(fbx_http *h, const struct fbx_metrics *m)
 	memcpy(&h->snap, m, sizeof(*m));
 	h->have = 1;
 	pthread_mutex_unlock(&h->mu);
+}
+
+void
+fbx_http_attach(fbx_http *h, fbx_webgate *g)
+{
+	if (h == NULL)
+		return;
+	pthread_mutex_lock(&h->mu);
+	h->gate = g;
+	pthread_mutex_unlock(&h->mu);
+}
+
+const char *
+fbx_http_url(const fbx_http *h)
+{
+	return h != NULL ? h->url : "";
 }
 
 void

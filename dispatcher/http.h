@@ -1,21 +1,25 @@
 /*
  * http.h: fuseboxd's embedded HTTP endpoint (libmicrohttpd), off unless
- * configured: GET /metrics in the Prometheus text format. It runs on
- * its own thread (libmicrohttpd's internal polling thread) and never
- * touches the engine: the loop publishes a struct fbx_metrics snapshot
- * (fbx_http_publish) under a mutex, the HTTP thread renders a copy.
- * Connections and request sizes are capped. Internal to dispatcher/.
+ * configured: GET /metrics in the Prometheus text format, /healthz,
+ * /readyz, and the web console (issue 12): its page and its JSON API
+ * (webapi.h). It runs on libmicrohttpd's threads (one per connection)
+ * and never touches the engine's memory: the loop publishes a struct
+ * fbx_metrics snapshot (fbx_http_publish) under a mutex, the HTTP
+ * threads render a copy, and the API goes to the engine as console
+ * requests (fbx_web.h). Connections and request sizes are capped.
+ * Internal to dispatcher/.
  */
 #ifndef FBX_HTTP_H
 #define FBX_HTTP_H
 
 #include <stddef.h>
 
+#include "fbx_web.h"
 #include "metrics.h"
 
 typedef struct fbx_http fbx_http;
 
-/* caps: connections at once and from one address; memory per
+/* caps: connections at once (a thread each) and from one address; memory per
  * connection (the request line and headers must fit: 431 otherwise);
  * idle seconds before a connection is closed; a rendered page */
 #define FBX_HTTP_CONNS_MAX 16
@@ -50,6 +54,25 @@ unsigned fbx_http_port(const fbx_http *h);
 /** fbx_http_publish - copy m as the snapshot /metrics serves. Any thread;
  * h NULL is accepted (nothing to do). */
 void fbx_http_publish(fbx_http *h, const struct fbx_metrics *m);
+
+/** fbx_http_attach - from now on serve the web console's API through g
+ * (issue 12; NULL: answer 503 "starting"). Until then the page loads
+ * and its API answers 503. Any thread. */
+void fbx_http_attach(fbx_http *h, fbx_webgate *g);
+
+/** fbx_http_url - the web console's address, "http://HOST:PORT/" with
+ * the port bound. @return url (a string in h). */
+const char *fbx_http_url(const fbx_http *h);
+
+/* The web console's files (dispatcher/web/), embedded at build time
+ * (web/embed.cmake): the last entry has path NULL. */
+struct fbx_web_asset {
+	const char *path; /* "/app.js" */
+	const char *type; /* Content-Type */
+	const unsigned char *data;
+	size_t len;
+};
+extern const struct fbx_web_asset fbx_web_assets[];
 
 /** fbx_http_close - stop the thread (waits for it), close the socket.
  * NULL is accepted. */

@@ -30,6 +30,8 @@
 #include "engine_int.h"
 #include "fbx_keys.h"
 #include "io_zmq.h"
+#include "fbx_web.h"
+#include "websess.h"
 
 #define ZAP_ENDPOINT "inproc://zeromq.zap.01"
 #define ZAP_DOMAIN "fusebox"
@@ -52,6 +54,9 @@ struct zio {
 	 * bind is tried again from zio_wait at most once a second */
 	char events_ep[256];
 	int64_t events_retry_ms;
+	/* issue 12: ROUTER at WEB_EP for the web console's HTTP threads
+	 * (fbx_web.h); read and answered on the loop thread only */
+	void *web;
 };
 
 /* zap_send - one frame of a ZAP reply. */
@@ -329,6 +334,268 @@ zio_events_reset(void *io)
 		    z->events_ep);
 }
 
+/* ---- the web console's door (issue 12, fbx_web.h) ------------------- */
+
+#define WEB_EP "inproc://fusebox.web"
+
+/* The first envelope frame of a web request as the engine sees it. No
+ * ROUTER peer has it: a generated routing id is 5 bytes, and a client
+ * may not choose one that starts with a zero byte. */
+static const uint8_t web_mark[8] = { 0, 'f', 'b', 'x', '-', 'w', 'e', 'b' };
+
+/* web_bind - the ROUTER the HTTP threads' DEALERs connect to. inproc:
+ * reachable from this process's ZeroMQ context only, so what arrives
+ * there comes from fbx_webgate_call, which has mapped a token to the
+ * principal and key it sends. */
+static int
+web_bind(struct zio *z)
+{
+	int zero = 0;
+
+	z->web = zmq_socket(z->ctx, ZMQ_ROUTER);
+	if (z->web == NULL)
+		return FBX_ENOMEM;
+	if (zmq_setsockopt(z->web, ZMQ_LINGER, &zero, sizeof(zero)) != 0 ||
+	    zmq_bind(z->web, WEB_EP) != 0) {
+		FBX_LOGE("cannot bind %s: %s", WEB_EP, zmq_strerror(errno));
+		return FBX_EUNREACHABLE;
+	}
+	return FBX_OK;
+}
+
+/* web_env - whether an envelope is a web request's */
+static int
+web_env(int nenv, const size_t *envlen, const uint8_t (*env)[FBX_IO_RID_MAX])
+{
+	return nenv >= 2 && envlen[0] == sizeof(web_mark) &&
+	    memcmp(env[0], web_mark, sizeof(web_mark)) == 0;
+}
+
+/* web_recv - one web request, as a console message: frames [routing
+ * id][principal][key][body] become envelope [mark][routing id], user,
+ * key and body. @return as zio_recv. */
+static int
+web_recv(struct zio *z, struct fbx_io_msg *m, size_t *dropped)
+{
+	zmq_msg_t f[4], *body = NULL;
+	int n = 0, more, bad = 0;
+	size_t total = 0;
+
+	zmq_msg_init(&f[0]);
+	if (zmq_msg_recv(&f[0], z->web, ZMQ_DONTWAIT) < 0) {
+		zmq_msg_close(&f[0]);
+		return 0;
+	}
+	n = 1;
+	more = zmq_msg_more(&f[0]);
+	while (more && n < 4) {
+		zmq_msg_init(&f[n]);
+		if (zmq_msg_recv(&f[n], z->web, 0) < 0) {
+			zmq_msg_close(&f[n]);
+			bad = 1;
+			break;
+		}
+		more = zmq_msg_more(&f[n]);
+		n++;
+	}
+	while (more) { /* more frames than a web request has */
+		zmq_msg_t x;
+		zmq_msg_init(&x);
+		if (zmq_msg_recv(&x, z->web, 0) < 0)
+			more = 0;
+		else
+			more = zmq_msg_more(&x);
+		total += zmq_msg_size(&x);
+		zmq_msg_close(&x);
+		bad = 1;
+	}
+	if (!bad && (n != 4 || zmq_msg_size(&f[0]) > FBX_IO_RID_MAX ||
+	                zmq_msg_size(&f[1]) >= sizeof(m->user) ||
+	                zmq_msg_size(&f[2]) != 40))
+		bad = 1;
+	if (!bad) {
+		body = malloc(sizeof(*body));
+		bad = body == NULL;
+	}
+	if (bad) {
+		for (int i = 0; i < n; i++) {
+			total += zmq_msg_size(&f[i]);
+			zmq_msg_close(&f[i]);
+		}
+		*dropped = total;
+		return -1;
+	}
+	m->chan = FBX_IO_CONSOLE;
+	m->nenv = 2;
+	m->envlen[0] = sizeof(web_mark);
+	memcpy(m->env[0], web_mark, sizeof(web_mark));
+	m->envlen[1] = zmq_msg_size(&f[0]);
+	memcpy(m->env[1], zmq_msg_data(&f[0]), m->envlen[1]);
+	memcpy(m->user, zmq_msg_data(&f[1]), zmq_msg_size(&f[1]));
+	m->user[zmq_msg_size(&f[1])] = '\0';
+	memcpy(m->key, zmq_msg_data(&f[2]), 40);
+	m->key[40] = '\0';
+	zmq_msg_init(body);
+	zmq_msg_move(body, &f[3]);
+	m->body = zmq_msg_data(body);
+	m->len = zmq_msg_size(body);
+	m->priv = body;
+	for (int i = 0; i < n; i++)
+		zmq_msg_close(&f[i]);
+	return 1;
+}
+
+static int64_t
+web_wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+fbx_webgate *
+fbx_engine_webgate(fbx_engine *eng)
+{
+	if (eng == NULL || eng->io_ops != &fbxi_io_zmq_ops)
+		return NULL;
+	return (fbx_webgate *)eng->io;
+}
+
+int
+fbx_webgate_who(fbx_webgate *g, const char *token, struct fbx_web_who *out)
+{
+	struct zio *z = (struct zio *)g;
+	const struct fbxi_principal *p;
+	struct fbxi_auth *a;
+	struct fbx_web_who *w;
+	int rc = FBX_ENOT_FOUND;
+
+	if (z == NULL || z->auth == NULL || token == NULL || out == NULL)
+		return FBX_ENOT_FOUND;
+	a = z->auth;
+	w = calloc(1, sizeof(*w));
+	if (w == NULL)
+		return FBX_ENOMEM;
+	if (fbxi_websess_find(a->web, token, web_wall_ms(), w->principal,
+	        sizeof(w->principal), w->key, &w->expires_ms) != FBX_OK)
+		goto out;
+	/* as the ZAP handler does: the table as it is now, under its
+	 * mutex (the loop replaces it under the same mutex) */
+	pthread_mutex_lock(&a->mu);
+	p = fbxi_auth_find(a, w->principal);
+	if (p != NULL && !p->revoked && strcmp(p->key, w->key) == 0 &&
+	    p->kind != FBX_PK_GATEWAY) {
+		w->kind = p->kind;
+		w->roles = p->roles;
+		w->all_orgs = p->all_orgs;
+		w->norgs = p->norgs;
+		memcpy(w->orgs, p->orgs, p->norgs * sizeof(p->orgs[0]));
+		rc = FBX_OK;
+	}
+	pthread_mutex_unlock(&a->mu);
+	if (rc != FBX_OK) /* revoked or rotated since: for good */
+		fbxi_websess_forget(a->web, token);
+	else
+		memcpy(out, w, sizeof(*w));
+out:
+	free(w);
+	return rc;
+}
+
+int
+fbx_webgate_call(fbx_webgate *g, const struct fbx_web_who *who,
+    struct fbx_console_req *req, size_t n, struct fbx_console_rep *rep,
+    int timeout_ms)
+{
+	struct zio *z = (struct zio *)g;
+	size_t pending = 0;
+	int64_t deadline;
+	int zero = 0;
+	void *s;
+
+	if (z == NULL || who == NULL || n == 0 || n > FBX_WEB_CALL_MAX)
+		return FBX_EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		memset(&rep[i], 0, sizeof(rep[i]));
+		rep[i].kind = req[i].kind;
+		rep[i].err = FBX_ETIMEOUT;
+		snprintf(rep[i].errmsg, sizeof(rep[i].errmsg),
+		    "no answer from the engine within %d ms", timeout_ms);
+	}
+	s = zmq_socket(z->ctx, ZMQ_DEALER);
+	if (s == NULL)
+		return FBX_EUNREACHABLE;
+	if (zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof(zero)) != 0 ||
+	    zmq_connect(s, WEB_EP) != 0) {
+		zmq_close(s);
+		return FBX_EUNREACHABLE;
+	}
+	for (size_t i = 0; i < n; i++) {
+		uint8_t *buf = NULL;
+		size_t len = 0;
+		int rc;
+		req[i].version = FBX_PROTOCOL_VERSION;
+		req[i].request_id = i + 1;
+		snprintf(req[i].actor, sizeof(req[i].actor), "%s",
+		    who->principal);
+		rc = fbx_console_req_encode(&req[i], &buf, &len);
+		if (rc == FBX_OK &&
+		    (zmq_send(s, who->principal, strlen(who->principal),
+		         ZMQ_SNDMORE) < 0 ||
+		        zmq_send(s, who->key, 40, ZMQ_SNDMORE) < 0 ||
+		        zmq_send(s, buf, len, 0) < 0))
+			rc = FBX_EIO;
+		free(buf);
+		if (rc != FBX_OK) {
+			rep[i].err = rc;
+			snprintf(rep[i].errmsg, sizeof(rep[i].errmsg),
+			    "request not sent: %s", fbx_strerror(rc));
+			continue;
+		}
+		rep[i].request_id = 0; /* 0 = waiting for its answer */
+		pending++;
+	}
+	deadline = mono_ms() + timeout_ms;
+	while (pending > 0) {
+		zmq_pollitem_t it = { s, 0, ZMQ_POLLIN, 0 };
+		struct fbx_console_rep tmp;
+		int64_t left = deadline - mono_ms();
+		zmq_msg_t msg;
+		int rc;
+		if (left <= 0)
+			break;
+		rc = zmq_poll(&it, 1, (long)left);
+		if (rc < 0 && errno != EINTR)
+			break;
+		if (rc <= 0)
+			continue;
+		zmq_msg_init(&msg);
+		if (zmq_msg_recv(&msg, s, ZMQ_DONTWAIT) < 0) {
+			zmq_msg_close(&msg);
+			continue;
+		}
+		rc = fbx_console_rep_decode(
+		    zmq_msg_data(&msg), zmq_msg_size(&msg), &tmp);
+		zmq_msg_close(&msg);
+		if (rc != FBX_OK)
+			continue;
+		if (tmp.request_id >= 1 && tmp.request_id <= n &&
+		    rep[tmp.request_id - 1].request_id == 0 &&
+		    rep[tmp.request_id - 1].err == FBX_ETIMEOUT) {
+			rep[tmp.request_id - 1] = tmp;
+			pending--;
+		} else {
+			fbx_console_rep_free(&tmp);
+		}
+	}
+	for (size_t i = 0; i < n; i++)
+		if (rep[i].err == FBX_ETIMEOUT && rep[i].request_id == 0)
+			rep[i].request_id = i + 1;
+	zmq_close(s);
+	return FBX_OK;
+}
+
 static void
 zio_close(void *io)
 {
@@ -340,6 +607,8 @@ zio_close(void *io)
 		if (z->sock[i] != NULL)
 			zmq_close(z->sock[i]);
 	}
+	if (z->web != NULL)
+		zmq_close(z->web);
 	if (z->zap_running) {
 		atomic_store(&z->zap_stop, 1);
 		pthread_join(z->zap_thread, NULL);
@@ -386,6 +655,8 @@ fbxi_io_zmq_open(
 	rc = router(z, o->console_ep, 0, &z->sock[FBX_IO_CONSOLE]);
 	if (rc == FBX_OK)
 		rc = router(z, o->gateway_ep, 1, &z->sock[FBX_IO_GATEWAY]);
+	if (rc == FBX_OK)
+		rc = web_bind(z);
 	if (rc != FBX_OK)
 		goto fail;
 	if (o->events_ep != NULL && o->events_ep[0] != '\0') {
@@ -419,6 +690,11 @@ zio_recv(void *io, int chan, struct fbx_io_msg *m, size_t *dropped)
 	zmq_msg_t *body, part;
 	int first = 1, bad = 0;
 
+	if (chan == FBX_IO_CONSOLE && z->web != NULL) {
+		int r = web_recv(z, m, dropped);
+		if (r != 0)
+			return r;
+	}
 	if (s == NULL)
 		return 0;
 	body = malloc(sizeof(*body));
@@ -502,6 +778,14 @@ zio_send(void *io, int chan, int nenv, const size_t *envlen,
 	void *s = z->sock[chan];
 	int rc = 0;
 
+	if (chan == FBX_IO_CONSOLE && web_env(nenv, envlen, env)) {
+		/* a reply to the web console: its own socket, without the
+		 * mark */
+		s = z->web;
+		nenv--;
+		envlen++;
+		env++;
+	}
 	if (s == NULL)
 		return FBX_OK; /* no event endpoint: nobody listens */
 	for (int i = 0; i < nenv && rc >= 0; i++)
@@ -602,10 +886,11 @@ static int
 zio_wait(void *io, int timeout_ms)
 {
 	struct zio *z = io;
-	zmq_pollitem_t items[3] = {
+	zmq_pollitem_t items[4] = {
 		{ z->sock[FBX_IO_CONSOLE], 0, ZMQ_POLLIN, 0 },
 		{ z->sock[FBX_IO_GATEWAY], 0, ZMQ_POLLIN, 0 },
 		{ z->sock[FBX_IO_EVENTS], 0, ZMQ_POLLIN, 0 },
+		{ NULL, 0, ZMQ_POLLIN, 0 },
 	};
 	int n;
 
@@ -621,11 +906,15 @@ zio_wait(void *io, int timeout_ms)
 	/* subscriptions are handled here, between turns: the loop thread
 	 * owns the principals' table it reads them with */
 	events_subs(z);
+	if (z->web != NULL) /* the web console's requests wake the loop */
+		items[n++].socket = z->web;
 	if (zmq_poll(items, n, timeout_ms) < 0 && errno != EINTR) {
 		FBX_LOGE("poll: %s", zmq_strerror(errno));
 		return -1;
 	}
-	if (n == 3 && (items[2].revents & ZMQ_POLLIN))
+	/* items[2] is the events socket when there is one (else the web
+	 * console's) */
+	if (z->sock[FBX_IO_EVENTS] != NULL && (items[2].revents & ZMQ_POLLIN))
 		events_subs(z);
 	return 0;
 }

@@ -293,6 +293,58 @@ render(struct buf *b, const struct fbx_metrics *m, int64_t now_ms)
 			    (double)m->cert[i].left_ms / 1e3);
 	}
 
+	/* fleet check-in health: one series per bucket, never per device
+	 * or organisation */
+	if (m->fleet_as_of_ms > 0) {
+		static const char *const hb[FBX_FLEET_BUCKETS] = { "0-2",
+			"2-4", "4-8", "8-24", "24-48", "48-72", "72-168",
+			"168+", "never" };
+		head(b, "fusebox_fleet_devices", "gauge",
+		    "Enrolled devices by hours since their last check-in "
+		    "(never: none since enrolment), at the last pass over the "
+		    "registry");
+		for (int i = 0; i < FBX_FLEET_BUCKETS; i++)
+			bprintf(b,
+			    "fusebox_fleet_devices{offline_hours=\"%s\"} "
+			    "%" PRIu64 "\n",
+			    hb[i], m->fleet_hours[i]);
+		one(b, "fusebox_fleet_orgs_alerting", "gauge",
+		    "Organisations with devices over one of their fleet alert "
+		    "rules",
+		    m->fleet_orgs_alerting);
+		head(b, "fusebox_fleet_pass_timestamp_seconds", "gauge",
+		    "When the last pass over the registry finished (Unix "
+		    "time)");
+		bprintf(b, "fusebox_fleet_pass_timestamp_seconds %.3f\n",
+		    (double)m->fleet_as_of_ms / 1e3);
+	}
+
+	/* delivery outcomes by type: the types that had any (incident 5:
+	 * silence must be visible) */
+	{
+		static const char *const on[3] = { "succeeded", "failed",
+			"expired" };
+		int any = 0;
+		for (int t = 1; t < FBX_CMD_TYPE_COUNT; t++) {
+			if (m->outcomes[t][0] + m->outcomes[t][1] +
+			        m->outcomes[t][2] ==
+			    0)
+				continue;
+			if (!any)
+				head(b, "fusebox_delivery_outcomes_total",
+				    "counter",
+				    "Deliveries that reached a final outcome, by "
+				    "command type, since the daemon started");
+			any = 1;
+			for (int k = 0; k < 3; k++)
+				bprintf(b,
+				    "fusebox_delivery_outcomes_total{type=\"%s\","
+				    "outcome=\"%s\"} %" PRIu64 "\n",
+				    fbx_cmd_type_name(t), on[k],
+				    m->outcomes[t][k]);
+		}
+	}
+
 	/* the store */
 	if (m->store_valid) {
 		one(b, "fusebox_store_map_bytes", "gauge",

@@ -92,6 +92,14 @@ struct fbx_metrics {
 		char name[FBX_ID_MAX + 1];
 		int64_t left_ms;
 	} cert[FBX_CERTS_MAX];
+	/* fleet check-in health (fleet.c): the last complete pass over the
+	 * registry, every organisation summed; fleet_as_of_ms 0 = none yet */
+	int64_t fleet_as_of_ms; /* wall ms */
+	uint64_t fleet_hours[FBX_FLEET_BUCKETS];
+	uint32_t fleet_orgs_alerting;
+	/* final delivery outcomes since start by command type: succeeded,
+	 * failed, expired (outcomes.c) */
+	uint64_t outcomes[FBX_CMD_TYPE_COUNT][3];
 	/* the store (0s when store_valid is 0) */
 	int store_valid;
 	uint64_t map_bytes, used_bytes, file_bytes;

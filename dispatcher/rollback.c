@@ -2648,7 +2648,17 @@ struct export_ctx {
 	uint64_t resume;  /* where the next page starts, 0 = end */
 	const struct fbx_command *cur;
 	int stop;
+	int64_t deadline; /* fbxi_deadline_us: the page ends after it */
 };
+
+/* export_full - whether the page ends here: its bytes, or its time once
+ * it holds something */
+static int
+export_full(const struct export_ctx *x)
+{
+	return x->b.len >= x->b.max ||
+	    (x->b.len > 0 && fbxi_past_us(x->deadline));
+}
 
 #define EXPORT_AUDIT (1ull << 63)
 /* audit index entries and records one export page may read */
@@ -2661,7 +2671,7 @@ export_dlv_cb(void *arg, const struct fbx_delivery *d)
 {
 	struct export_ctx *x = arg;
 
-	if (x->b.len >= x->b.max) {
+	if (export_full(x)) {
 		x->resume = EXPORT_DLV | d->id;
 		x->stop = 1;
 		return 1;
@@ -2690,7 +2700,7 @@ export_cmd_cb(void *arg, const struct fbx_command *c0)
 	uint64_t from = FBX_DLV_ID(c0->id, 0);
 	int rc;
 
-	if (x->b.len >= x->b.max) {
+	if (export_full(x)) {
 		x->resume = from;
 		x->stop = 1;
 		return 1;
@@ -2740,7 +2750,7 @@ export_audit_cb(void *arg, uint64_t seq, const void *rec, size_t len)
 	struct fbx_audit_rec a;
 	uint8_t prev[32], hash[32];
 
-	if (x->b.len >= x->b.max) {
+	if (export_full(x)) {
 		x->resume = EXPORT_AUDIT | seq;
 		x->stop = 1;
 		return 1;
@@ -2785,6 +2795,7 @@ fbxi_handle_export(
 	if (x.b.max > (4u << 20))
 		x.b.max = 4u << 20;
 	x.b.cap = 65536;
+	x.deadline = fbxi_deadline_us(FBXI_READ_SLICE_US);
 	x.b.p = malloc(x.b.cap);
 	if (x.b.p == NULL) {
 		fbxi_set_err(e, FBX_ENOMEM);

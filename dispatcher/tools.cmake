@@ -5,7 +5,8 @@ target_include_directories(fbx_client PUBLIC ${CMAKE_CURRENT_LIST_DIR})
 target_link_libraries(fbx_client PUBLIC fbx_proto fbx_keys PkgConfig::ZMQ)
 
 add_executable(fuseboxctl ${CMAKE_CURRENT_LIST_DIR}/fuseboxctl.c)
-target_link_libraries(fuseboxctl PRIVATE fbx_client)
+# jansson reads the export's JSON Lines (issue 12 item 6)
+target_link_libraries(fuseboxctl PRIVATE fbx_client PkgConfig::JANSSON)
 
 add_executable(fusebox-devsim ${CMAKE_CURRENT_LIST_DIR}/devsim.c)
 target_link_libraries(fusebox-devsim PRIVATE fbx_client m)

@@ -42,6 +42,7 @@ enum fbx_creq_kind {
 	FBX_CREQ_LIST_ORGS = 29,
 	FBX_CREQ_CERT = 30,
 	FBX_CREQ_PRINCIPAL = 31, /* issue 10: principals and their keys */
+	FBX_CREQ_FLEET = 32,     /* issue 12: fleet check-in health */
 };
 
 /* ---- rollback, replay, export, audit ----------------------------------- */
@@ -319,6 +320,7 @@ enum fbx_principal_op {
 	FBX_PRI_ADD = 2,
 	FBX_PRI_REVOKE = 3,
 	FBX_PRI_ROTATE = 4,
+	FBX_PRI_WEB_LOGIN = 5, /* issue 12: a web console session token */
 };
 enum fbx_principal_kind {
 	FBX_PK_OPERATOR = 1,   /* a person at a console */
@@ -371,6 +373,7 @@ struct fbx_console_req {
 			fbx_id group; /* "" = all */
 			fbx_id after; /* "" = from start */
 			uint32_t limit;
+			uint32_t stale_minutes; /* 0 = every device */
 		} list_devices;
 		struct {
 			int op; /* enum fbx_breaker_op */
@@ -465,7 +468,14 @@ struct fbx_console_req {
 			char orgs[FBX_PRINCIPAL_ORGS_LEN];
 			char public_key[41]; /* ADD, ROTATE: Z85 */
 			char note[FBX_NOTE_MAX];
+			uint32_t ttl_s; /* WEB_LOGIN: 0 = default */
 		} principal;
+		struct {
+			int op; /* enum fbx_fleet_op */
+			uint32_t stale_minutes;  /* RULE_SET/DEL */
+			uint32_t repeat_minutes; /* RULE_SET, 0 = once */
+			char note[FBX_NOTE_MAX];
+		} fleet;
 	} u;
 	/* submit only */
 	int dry_run;
@@ -475,6 +485,46 @@ struct fbx_console_req {
 struct fbx_group_count {
 	fbx_id name;
 	uint32_t count;
+};
+
+/* ---- fleet check-in health (issue 12) ---------------------------------- */
+enum fbx_fleet_op {
+	FBX_FLEET_REPORT = 0,
+	FBX_FLEET_RULE_SET = 1,
+	FBX_FLEET_RULE_DEL = 2,
+};
+#define FBX_FLEET_BUCKETS 9   /* <2h 2-4 4-8 8-24 24-48 48-72 72-168 >=168 never */
+#define FBX_FLEET_OS_MAX 16   /* OS versions listed per organisation */
+#define FBX_FLEET_RULES_MAX 8 /* alert rules per organisation */
+#define FBX_FLEET_STALE_MAX 5256000u /* minutes: ten years */
+#define FBX_FLEET_REPEAT_MAX 525600u /* minutes: a year */
+struct fbx_fleet_rule {
+	uint32_t stale_minutes;
+	uint32_t repeat_minutes; /* 0 = once */
+	uint32_t stale;          /* devices over it at the last pass */
+	int64_t last_alert_ms;   /* 0 = not alerting */
+};
+struct fbx_version_count {
+	char version[FBX_OSVER_MAX + 1];
+	uint32_t count;
+};
+struct fbx_type_outcomes {
+	uint8_t type; /* enum fbx_cmd_type */
+	int silent;
+	uint64_t ok_hour, failed_hour, expired_hour;
+	uint64_t ok_day, failed_day, expired_day;
+};
+struct fbx_fleet_report {
+	int64_t as_of_ms; /* 0 = not covered by a pass yet */
+	uint32_t devices;
+	uint32_t offline_hours[FBX_FLEET_BUCKETS];
+	struct fbx_version_count os[FBX_FLEET_OS_MAX];
+	size_t nos;
+	uint32_t os_other;
+	struct fbx_fleet_rule rules[FBX_FLEET_RULES_MAX];
+	size_t nrules;
+	struct fbx_type_outcomes out[FBX_CMD_TYPE_COUNT];
+	size_t nout;
 };
 
 struct fbx_engine_stats {
@@ -605,6 +655,7 @@ struct fbx_console_rep {
 			size_t len;
 			uint32_t count;
 		} principal;
+		struct fbx_fleet_report fleet;
 	} u;
 };
 
@@ -763,6 +814,9 @@ enum fbx_event_kind {
 	FBX_EV_FAILURE_SPIKE = 7,
 	FBX_EV_COMMAND_SETTLED = 8, /* settle window over: released or held */
 	FBX_EV_CERT_EXPIRING = 9, /* a registered certificate: 30/7/1 d, past */
+	FBX_EV_DEVICES_STALE = 10, /* a fleet alert rule: devices without a
+	                            * check-in (issue 12) */
+	FBX_EV_OUTCOME_SILENCE = 11, /* a command type stopped succeeding */
 	FBX_EV_COUNT /* one past the last kind: new kinds go above */
 };
 

@@ -219,6 +219,7 @@ struct fbx_device {
 	char groups[FBX_GROUPS_MAX][FBX_ID_MAX + 1];
 	int64_t enrolled_ms;
 	int64_t last_checkin_ms; /* 0 = never */
+	uint32_t pending; /* stale listings only: deliveries waiting for it */
 };
 
 /* A command as journaled. payload and dev_ids are heap memory owned by the

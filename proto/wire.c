@@ -101,6 +101,11 @@ typedef Fusebox__V1__CertInfo pb_certinfo;
 typedef Fusebox__V1__CertReply pb_certrep;
 typedef Fusebox__V1__PrincipalRequest pb_prireq;
 typedef Fusebox__V1__PrincipalReply pb_prirep;
+typedef Fusebox__V1__FleetRequest pb_fleetreq;
+typedef Fusebox__V1__FleetReport pb_fleetrep;
+typedef Fusebox__V1__FleetRule pb_fleetrule;
+typedef Fusebox__V1__VersionCount pb_vercount;
+typedef Fusebox__V1__TypeOutcomes pb_typeout;
 
 /* Events are a few identifiers and a short text: 4 KiB is generous. */
 #define EVENT_MSG_MAX 4096u
@@ -836,6 +841,7 @@ device_in(const pb_device *d, struct fbx_device *o, int need_org,
 	o->attestation = (uint8_t)d->attestation;
 	o->enrolled_ms = d->enrolled_ms;
 	o->last_checkin_ms = d->last_checkin_ms;
+	o->pending = d->pending;
 	return FBX_OK;
 }
 
@@ -1024,24 +1030,68 @@ principal_orgs_ok(const char *s, const char **what)
 
 /* principal_req_in validates a PrincipalRequest: what each operation
  * needs, and none of what it does not use. */
+/* fleet_req_in - a FleetRequest: a report, or a rule set or removed */
+static int
+fleet_req_in(const pb_fleetreq *q, struct fbx_console_req *r, struct wctx *w)
+{
+	const char *what = "";
+	int op = (int)q->op, rule = op != FBX_FLEET_REPORT, rv;
+
+	if (!in_range(op, FBX_FLEET_REPORT, FBX_FLEET_RULE_DEL + 1))
+		return fail(w, FBX_EINVALID,
+		    "fleet.op: unknown value %d", op);
+	if (!rule && (q->stale_minutes != 0 || q->repeat_minutes != 0))
+		return fail(w, FBX_EINVALID,
+		    "fleet.stale_minutes, repeat_minutes: only for "
+		    "FLEET_RULE_SET and FLEET_RULE_DEL");
+	if (rule && (q->stale_minutes == 0 ||
+	                q->stale_minutes > FBX_FLEET_STALE_MAX))
+		return fail(w, FBX_EINVALID,
+		    "fleet.stale_minutes: %u, expected 1..%u",
+		    (unsigned)q->stale_minutes, (unsigned)FBX_FLEET_STALE_MAX);
+	if (op == FBX_FLEET_RULE_DEL && q->repeat_minutes != 0)
+		return fail(w, FBX_EINVALID,
+		    "fleet.repeat_minutes: only for FLEET_RULE_SET");
+	if (q->repeat_minutes > FBX_FLEET_REPEAT_MAX)
+		return fail(w, FBX_EINVALID,
+		    "fleet.repeat_minutes: %u, at most %u",
+		    (unsigned)q->repeat_minutes,
+		    (unsigned)FBX_FLEET_REPEAT_MAX);
+	r->u.fleet.op = op;
+	r->u.fleet.stale_minutes = q->stale_minutes;
+	r->u.fleet.repeat_minutes = q->repeat_minutes;
+	rv = note_copy(r->u.fleet.note, q->note, 0, &what);
+	if (rv != FBX_OK)
+		return fail(w, rv, "fleet.note: %s", what);
+	return FBX_OK;
+}
+
 static int
 principal_req_in(const pb_prireq *q, struct fbx_console_req *r, struct wctx *w)
 {
 	const char *what = "";
-	int op = (int)q->op, add, rv;
+	int op = (int)q->op, add, self, rv;
 	const char *orgs = q->orgs != NULL ? q->orgs : "";
 	const char *key = q->public_key != NULL ? q->public_key : "";
 
-	if (!in_range(op, FBX_PRI_LIST, FBX_PRI_ROTATE + 1))
+	if (!in_range(op, FBX_PRI_LIST, FBX_PRI_WEB_LOGIN + 1))
 		return fail(w, FBX_EINVALID,
 		    "principal.op: missing or unknown value %d", op);
 	add = op == FBX_PRI_ADD;
-	rv = id_copy(r->u.principal.name, q->name, op != FBX_PRI_LIST, &what);
+	self = op == FBX_PRI_LIST || op == FBX_PRI_WEB_LOGIN;
+	rv = id_copy(r->u.principal.name, q->name, !self, &what);
 	if (rv != FBX_OK)
 		return fail(w, rv, "principal.name: %s", what);
-	if (op == FBX_PRI_LIST && r->u.principal.name[0] != '\0')
+	if (self && r->u.principal.name[0] != '\0')
 		return fail(w, FBX_EINVALID,
-		    "principal.name: not with PRINCIPAL_LIST");
+		    "principal.name: not with PRINCIPAL_LIST or WEB_LOGIN");
+	if (op != FBX_PRI_WEB_LOGIN && q->ttl_seconds != 0)
+		return fail(w, FBX_EINVALID,
+		    "principal.ttl_seconds: only for PRINCIPAL_WEB_LOGIN");
+	if (q->ttl_seconds > 86400)
+		return fail(w, FBX_EINVALID,
+		    "principal.ttl_seconds: at most 86400");
+	r->u.principal.ttl_s = q->ttl_seconds;
 	rv = note_copy(r->u.principal.note, q->note, 0, &what);
 	if (rv != FBX_OK)
 		return fail(w, rv, "principal.note: %s", what);
@@ -1263,6 +1313,12 @@ body_in(const pb_creq *pb, struct fbx_console_req *r, struct wctx *w)
 			    "list_devices.limit: %u, at most %d",
 			    (unsigned)l->limit, FBX_PAGE_MAX);
 		r->u.list_devices.limit = l->limit;
+		if (l->stale_minutes > FBX_FLEET_STALE_MAX)
+			return fail(w, FBX_EINVALID,
+			    "list_devices.stale_minutes: %u, at most %u",
+			    (unsigned)l->stale_minutes,
+			    (unsigned)FBX_FLEET_STALE_MAX);
+		r->u.list_devices.stale_minutes = l->stale_minutes;
 		return FBX_OK;
 	}
 	case FUSEBOX__V1__CONSOLE_REQUEST__BODY_LIST_GROUPS:
@@ -1463,6 +1519,8 @@ body_in(const pb_creq *pb, struct fbx_console_req *r, struct wctx *w)
 		return cert_req_in(pb->cert, r, w);
 	case FUSEBOX__V1__CONSOLE_REQUEST__BODY_PRINCIPAL:
 		return principal_req_in(pb->principal, r, w);
+	case FUSEBOX__V1__CONSOLE_REQUEST__BODY_FLEET:
+		return fleet_req_in(pb->fleet, r, w);
 	default:
 		break;
 	}
@@ -1590,6 +1648,7 @@ device_out(const struct fbx_device *d, pb_device *o, char **gp)
 	o->groups = d->ngroups > 0 ? gp : NULL;
 	o->enrolled_ms = d->enrolled_ms;
 	o->last_checkin_ms = d->last_checkin_ms;
+	o->pending = d->pending;
 	return FBX_OK;
 }
 
@@ -1735,6 +1794,7 @@ fbx_console_req_encode(
 	pb_listorgs lorgs = FUSEBOX__V1__LIST_ORGS__INIT;
 	pb_certreq certq = FUSEBOX__V1__CERT_REQUEST__INIT;
 	pb_prireq priq = FUSEBOX__V1__PRINCIPAL_REQUEST__INIT;
+	pb_fleetreq fleetq = FUSEBOX__V1__FLEET_REQUEST__INIT;
 	char *cert_reasons[FBX_CERT_REASONS_MAX];
 	static const struct fbx_breaker_cfg zero_cfg;
 	struct arena a = { NULL, 0, 0 };
@@ -1852,6 +1912,7 @@ fbx_console_req_encode(
 		listdev.group = (char *)req->u.list_devices.group;
 		listdev.after = (char *)req->u.list_devices.after;
 		listdev.limit = req->u.list_devices.limit;
+		listdev.stale_minutes = req->u.list_devices.stale_minutes;
 		m.body_case = FUSEBOX__V1__CONSOLE_REQUEST__BODY_LIST_DEVICES;
 		m.list_devices = &listdev;
 		break;
@@ -2067,8 +2128,21 @@ fbx_console_req_encode(
 		priq.orgs = (char *)req->u.principal.orgs;
 		priq.public_key = (char *)req->u.principal.public_key;
 		priq.note = (char *)req->u.principal.note;
+		priq.ttl_seconds = req->u.principal.ttl_s;
 		m.body_case = FUSEBOX__V1__CONSOLE_REQUEST__BODY_PRINCIPAL;
 		m.principal = &priq;
+		break;
+	case FBX_CREQ_FLEET:
+		if (!cstr_ok(req->u.fleet.note, FBX_NOTE_MAX)) {
+			rv = FBX_EINVALID;
+			goto out;
+		}
+		fleetq.op = (Fusebox__V1__FleetOp)req->u.fleet.op;
+		fleetq.stale_minutes = req->u.fleet.stale_minutes;
+		fleetq.repeat_minutes = req->u.fleet.repeat_minutes;
+		fleetq.note = (char *)req->u.fleet.note;
+		m.body_case = FUSEBOX__V1__CONSOLE_REQUEST__BODY_FLEET;
+		m.fleet = &fleetq;
 		break;
 	default:
 		rv = FBX_EINVALID;
@@ -2759,6 +2833,67 @@ certs_in(const pb_certrep *l, struct fbx_console_rep *r, struct wctx *w)
 	return FBX_OK;
 }
 
+/* fleet_in decodes a FleetReport. */
+static int
+fleet_in(const pb_fleetrep *p, struct fbx_console_rep *r, struct wctx *w)
+{
+	struct fbx_fleet_report *o = &r->u.fleet;
+	const char *what;
+	size_t i;
+
+	if (p->n_offline_hours != FBX_FLEET_BUCKETS &&
+	    p->n_offline_hours != 0)
+		return fail(w, FBX_EINVALID,
+		    "fleet.offline_hours: %zu buckets, expected %d",
+		    p->n_offline_hours, FBX_FLEET_BUCKETS);
+	if (p->n_os_versions > FBX_FLEET_OS_MAX)
+		return fail(w, FBX_ETOOBIG, "fleet.os_versions: %zu, at most %d",
+		    p->n_os_versions, FBX_FLEET_OS_MAX);
+	if (p->n_rules > FBX_FLEET_RULES_MAX)
+		return fail(w, FBX_ETOOBIG, "fleet.rules: %zu, at most %d",
+		    p->n_rules, FBX_FLEET_RULES_MAX);
+	o->as_of_ms = p->as_of_ms;
+	o->devices = p->devices;
+	for (i = 0; i < p->n_offline_hours; i++)
+		o->offline_hours[i] = p->offline_hours[i];
+	for (i = 0; i < p->n_os_versions; i++) {
+		if (text_copy(o->os[i].version, sizeof(o->os[i].version),
+		        p->os_versions[i]->version, &what) != FBX_OK)
+			return fail(w, FBX_EINVALID,
+			    "fleet.os_versions[%zu].version: %s", i, what);
+		o->os[i].count = p->os_versions[i]->count;
+	}
+	o->nos = p->n_os_versions;
+	o->os_other = p->os_other;
+	for (i = 0; i < p->n_rules; i++) {
+		o->rules[i].stale_minutes = p->rules[i]->stale_minutes;
+		o->rules[i].repeat_minutes = p->rules[i]->repeat_minutes;
+		o->rules[i].stale = p->rules[i]->stale;
+		o->rules[i].last_alert_ms = p->rules[i]->last_alert_ms;
+	}
+	o->nrules = p->n_rules;
+	if (p->n_outcomes >= FBX_CMD_TYPE_COUNT)
+		return fail(w, FBX_ETOOBIG, "fleet.outcomes: %zu types",
+		    p->n_outcomes);
+	for (i = 0; i < p->n_outcomes; i++) {
+		const pb_typeout *t = p->outcomes[i];
+		if (!in_range((int)t->type, 1, FBX_CMD_TYPE_COUNT))
+			return fail(w, FBX_EINVALID,
+			    "fleet.outcomes[%zu].type: unknown value %d", i,
+			    (int)t->type);
+		o->out[i].type = (uint8_t)t->type;
+		o->out[i].silent = t->silent ? 1 : 0;
+		o->out[i].ok_hour = t->succeeded_hour;
+		o->out[i].failed_hour = t->failed_hour;
+		o->out[i].expired_hour = t->expired_hour;
+		o->out[i].ok_day = t->succeeded_day;
+		o->out[i].failed_day = t->failed_day;
+		o->out[i].expired_day = t->expired_day;
+	}
+	o->nout = p->n_outcomes;
+	return FBX_OK;
+}
+
 /* principals_in decodes a PrincipalReply: bounded text, kept as is. */
 static int
 principals_in(const pb_prirep *p, struct fbx_console_rep *r, struct wctx *w)
@@ -3063,6 +3198,8 @@ result_in(const pb_crep *pb, struct fbx_console_rep *r, struct wctx *w)
 		return certs_in(pb->cert, r, w);
 	case FUSEBOX__V1__CONSOLE_REPLY__RESULT_PRINCIPAL:
 		return principals_in(pb->principal, r, w);
+	case FUSEBOX__V1__CONSOLE_REPLY__RESULT_FLEET:
+		return fleet_in(pb->fleet, r, w);
 	default:
 		break;
 	}
@@ -3880,6 +4017,12 @@ rep_size(const struct fbx_console_rep *rep, size_t *sz, size_t *nh)
 		        strlen(rep->u.principal.jsonl) != rep->u.principal.len))
 			return FBX_EINVALID;
 		return FBX_OK;
+	case FBX_CREQ_FLEET:
+		if (rep->u.fleet.nos > FBX_FLEET_OS_MAX ||
+		    rep->u.fleet.nrules > FBX_FLEET_RULES_MAX ||
+		    rep->u.fleet.nout >= FBX_CMD_TYPE_COUNT)
+			return FBX_ETOOBIG;
+		return FBX_OK;
 	default:
 		return FBX_OK;
 	}
@@ -3920,6 +4063,11 @@ fbx_console_rep_encode(
 	pb_orglist orgl = FUSEBOX__V1__ORG_LIST__INIT;
 	pb_certrep certr = FUSEBOX__V1__CERT_REPLY__INIT;
 	pb_prirep prir = FUSEBOX__V1__PRINCIPAL_REPLY__INIT;
+	pb_fleetrep fleetr = FUSEBOX__V1__FLEET_REPORT__INIT;
+	pb_vercount vc[FBX_FLEET_OS_MAX], *vcp[FBX_FLEET_OS_MAX];
+	pb_fleetrule fr[FBX_FLEET_RULES_MAX], *frp[FBX_FLEET_RULES_MAX];
+	pb_typeout to[FBX_CMD_TYPE_COUNT], *top[FBX_CMD_TYPE_COUNT];
+	uint32_t hours[FBX_FLEET_BUCKETS];
 	struct arena a = { NULL, 0, 0 };
 	pb_cmdinfo **info = NULL;
 	size_t i, sz, nh;
@@ -4234,6 +4382,58 @@ fbx_console_rep_encode(
 		m.result_case = FUSEBOX__V1__CONSOLE_REPLY__RESULT_PRINCIPAL;
 		m.principal = &prir;
 		break;
+	case FBX_CREQ_FLEET: {
+		const struct fbx_fleet_report *f = &rep->u.fleet;
+		static const pb_vercount vinit = FUSEBOX__V1__VERSION_COUNT__INIT;
+		static const pb_fleetrule rinit = FUSEBOX__V1__FLEET_RULE__INIT;
+		fleetr.as_of_ms = f->as_of_ms;
+		fleetr.devices = f->devices;
+		memcpy(hours, f->offline_hours, sizeof(hours));
+		fleetr.n_offline_hours = FBX_FLEET_BUCKETS;
+		fleetr.offline_hours = hours;
+		for (i = 0; i < f->nos; i++) {
+			if (!cstr_ok(f->os[i].version, sizeof(f->os[i].version))) {
+				rv = FBX_EINVALID;
+				goto out;
+			}
+			vc[i] = vinit;
+			vc[i].version = (char *)f->os[i].version;
+			vc[i].count = f->os[i].count;
+			vcp[i] = &vc[i];
+		}
+		fleetr.n_os_versions = f->nos;
+		fleetr.os_versions = f->nos > 0 ? vcp : NULL;
+		fleetr.os_other = f->os_other;
+		for (i = 0; i < f->nrules; i++) {
+			fr[i] = rinit;
+			fr[i].stale_minutes = f->rules[i].stale_minutes;
+			fr[i].repeat_minutes = f->rules[i].repeat_minutes;
+			fr[i].stale = f->rules[i].stale;
+			fr[i].last_alert_ms = f->rules[i].last_alert_ms;
+			frp[i] = &fr[i];
+		}
+		fleetr.n_rules = f->nrules;
+		fleetr.rules = f->nrules > 0 ? frp : NULL;
+		for (i = 0; i < f->nout; i++) {
+			static const pb_typeout tinit =
+			    FUSEBOX__V1__TYPE_OUTCOMES__INIT;
+			to[i] = tinit;
+			to[i].type = (Fusebox__V1__CommandType)f->out[i].type;
+			to[i].silent = f->out[i].silent != 0;
+			to[i].succeeded_hour = f->out[i].ok_hour;
+			to[i].failed_hour = f->out[i].failed_hour;
+			to[i].expired_hour = f->out[i].expired_hour;
+			to[i].succeeded_day = f->out[i].ok_day;
+			to[i].failed_day = f->out[i].failed_day;
+			to[i].expired_day = f->out[i].expired_day;
+			top[i] = &to[i];
+		}
+		fleetr.n_outcomes = f->nout;
+		fleetr.outcomes = f->nout > 0 ? top : NULL;
+		m.result_case = FUSEBOX__V1__CONSOLE_REPLY__RESULT_FLEET;
+		m.fleet = &fleetr;
+		break;
+	}
 	default:
 		rv = FBX_EINVALID;
 		goto out;
@@ -4950,7 +5150,8 @@ out:
 static const char *const event_names[] = { "none", "breaker_tripped",
 	"breaker_reset", "breaker_would_trip", "rollout_paused",
 	"rollout_resumed", "limit_rejected", "failure_spike",
-	"command_settled", "cert_expiring" };
+	"command_settled", "cert_expiring", "devices_stale",
+	"outcome_silence" };
 #define EVENT_KIND_COUNT ((int)(sizeof(event_names) / sizeof(event_names[0])))
 _Static_assert(EVENT_KIND_COUNT == FBX_EV_COUNT,
     "event_names must name every enum fbx_event_kind value");

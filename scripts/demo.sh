@@ -13,6 +13,10 @@
 #     automatic locks in 10 seconds; they settle, the breakers trip
 #     within the settle window and hold every one: 0 devices locked by
 #     the storm, while the legitimate locks go out after their 30 s;
+#     the web console's address (fuseboxd --http, a session minted by
+#     'fuseboxctl web login') is printed while the incident is on screen
+#     (FUSEBOX_DEMO_SCREENSHOT=FILE.png: also a headless-Chromium
+#     screenshot of it);
 #  5. the one-command incident rollback: every storm lock of the
 #     incident, in all 40 organisations, discarded by one 'fuseboxctl
 #     rollback'; the legitimate locks, from before the incident's onset,
@@ -127,7 +131,7 @@ ls "$KEYS"
 
 step "start fuseboxd (store $D/db, fully durable)"
 "$BIN/fuseboxd" --data "$D/db" --console "$FUSEBOX_CONSOLE" \
-  --gateway "$GATEWAY" --events "$EVENTS" \
+  --gateway "$GATEWAY" --events "$EVENTS" --http 127.0.0.1:0 \
   --alert-cmd "echo \"\$(date -u +%T) ALERT \$FUSEBOX_EVENT org=\$FUSEBOX_ORG reason=\$FUSEBOX_REASON: \$FUSEBOX_DETAIL\" >> $D/alerts.log" \
   > "$D/fuseboxd.log" 2>&1 &
 DPID=$!
@@ -224,6 +228,16 @@ ctl breaker status --all-orgs --reason "$REASON" | tail -1
 STORM_ID=$(ctl -o org-001 held --limit 1 --json | sed -n 's/.*"id":\([0-9]*\),.*/\1/p' | head -1)
 echo "--- one of the storm's locks, admitted to settle and held when the breakers tripped:"
 ctl -o org-001 show "$STORM_ID" --limit 0 | grep -E '^(command|state|held_by|note) ' | clip 150
+# the web console (issue 12): the same incident, live in a browser
+WEB_URL=$(ctl -o org-001 web login --note "demo: the incident on screen" 2>/dev/null) || WEB_URL=""
+echo "--- the web console shows it live (open this in a browser on this host while the demo runs; the session is the admin's, audited as web.login):"
+echo "    ${WEB_URL:-(not available: fuseboxd was built without FBX_HTTP)}"
+if [ -n "${FUSEBOX_DEMO_SCREENSHOT:-}" ] && [ -n "$WEB_URL" ] && command -v chromium >/dev/null; then
+  timeout 60 chromium --headless=new --no-sandbox --disable-gpu --hide-scrollbars \
+    --user-data-dir="$D/chromium" --virtual-time-budget=10000 --window-size=1280,1600 \
+    --screenshot="$FUSEBOX_DEMO_SCREENSHOT" "$WEB_URL" >/dev/null 2>&1 &&
+    echo "    (screenshot of it: $FUSEBOX_DEMO_SCREENSHOT)"
+fi
 
 step "the settle window: wait until the legitimate locks are released (30 s after they were submitted)"
 for _ in $(seq 300); do

@@ -80,11 +80,30 @@ expect 0 "^gateways +0" -- "$CTL" status
 expect 0 "" -- "$CTL" enroll --device d1 --platform android
 expect 65 "NOT_FOUND" -- "$CTL" show 999 --limit 0
 expect 0 "d1" -- "$CTL" devices --limit 1
+# fleet check-in health (issue 12): rules, the report, stale listings
+expect 0 "no alert rules" -- "$CTL" fleet
+expect 0 "1d +1h +0" -- "$CTL" fleet rule set --stale 24h --repeat 60m --note "incident 4"
+expect 0 "2d +once" -- "$CTL" fleet rule set --stale 2880
+expect 64 "bad --stale '10s'" -- "$CTL" fleet rule set --stale 10s
+expect 64 "needs --stale" -- "$CTL" fleet rule set --repeat 1h
+expect 64 "--repeat goes with fleet rule set" -- "$CTL" fleet rule remove --stale 1d --repeat 1h
+expect 65 "NOT_FOUND.*no fleet rule at 999 minutes" -- "$CTL" fleet rule remove --stale 999m
+expect 0 '"rules":\[\{"stale_minutes":1440,"repeat_minutes":60' -- "$CTL" --json fleet
+expect 0 "^0 devices without a check-in for 1d or longer" -- "$CTL" devices --stale 1d
+expect 0 "" -- "$CTL" fleet rule remove --stale 2d
+expect 0 "fleet.rule_set" -- "$CTL" audit list
 
 # submit --wait with no gateway says so (and still times out)
 out=$("$CTL" submit --type lock --device d1 --wait 3 2>&1); st=$?
 if [ $st -eq 69 ] && grep -q "no gateway is connected" <<<"$out"; then ok
 else bad "submit --wait without gateway: exit $st: $out"; fi
+
+# export: JSON Lines, read back by jansson for the completeness check;
+# every line is a JSON object with a kind
+expect 0 "export: [0-9]+ lines .*command=1 .*audit=[0-9]+" -- "$CTL" export --output "$T/exp.jsonl"
+n=$(grep -c '^{"kind":"\(command\|delivery\|audit\)"' "$T/exp.jsonl")
+[ "$n" -eq "$(wc -l < "$T/exp.jsonl")" ] && [ "$n" -gt 1 ] && ok \
+  || bad "export lines: $n of $(wc -l < "$T/exp.jsonl")"
 
 # a frozen engine: every retry waits its timeout, then TIMEOUT
 kill -STOP "$D"

@@ -207,6 +207,12 @@ main(void)
 	for (size_t i = 0; i < sizeof(required) / sizeof(required[0]); i++)
 		FBXT_CHECK(!isnan(value(required[i])), "series %s missing",
 		    required[i]);
+	/* the fleet series appear once the first pass over the registry
+	 * has finished (at the first turns) */
+	FBXT_CHECK(wait_value("fusebox_fleet_pass_timestamp_seconds", 1) > 0 &&
+	        !isnan(value("fusebox_fleet_devices{offline_hours=\"never\"}")) &&
+	        !isnan(value("fusebox_fleet_orgs_alerting")),
+	    "fleet series");
 	FBXT_CHECK(value("fusebox_up") == 1, "fusebox_up");
 	FBXT_CHECK(value("fusebox_degraded") == 0, "degraded");
 	FBXT_CHECK(value("fusebox_store_map_bytes")
@@ -290,8 +296,9 @@ main(void)
 	/* other paths and methods */
 	code = scrape("/nope", "GET");
 	FBXT_CHECK(code == 404, "GET /nope: %d", code);
+	/* / is the web console's page (issue 12, tests/web_test.sh) */
 	code = scrape("/", "GET");
-	FBXT_CHECK(code == 404, "GET /: %d", code);
+	FBXT_CHECK(code == 200, "GET /: %d", code);
 	code = scrape("/metrics", "POST");
 	FBXT_CHECK(code == 405, "POST /metrics: %d", code);
 	code = scrape("/metrics", "HEAD");

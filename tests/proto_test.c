@@ -2116,7 +2116,8 @@ test_events(void)
 	static const char *const names[] = { "none", "breaker_tripped",
 		"breaker_reset", "breaker_would_trip", "rollout_paused",
 		"rollout_resumed", "limit_rejected", "failure_spike",
-		"command_settled", "cert_expiring" };
+		"command_settled", "cert_expiring", "devices_stale",
+		"outcome_silence" };
 	struct fbx_event in, out;
 	uint8_t *buf = NULL, junk[64];
 	size_t len = 0, i, j;

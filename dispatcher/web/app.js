@@ -1,0 +1,382 @@
+// fusebox web console (issue 12). Plain JavaScript, no framework, no build
+// step. It polls GET /api/overview with the session token that
+// `fuseboxctl web login` printed (in the address's #fragment: kept in
+// sessionStorage, never in a cookie, so no other site can act with it),
+// and sends operator actions to POST /api/action. The engine answers both
+// as the token's principal: its roles, its organisations, its audit
+// trail. Text from the engine is always set as textContent, never HTML.
+"use strict";
+
+const POLL_MS = 3000;
+const KEY = "fbx_token";
+let token = null;
+let timer = null;
+let pending = null; // the action waiting for its note
+let someOrg = undefined; // an organisation in view: a global action names one
+
+function $(id) { return document.getElementById(id); }
+
+function takeToken() {
+  const m = /(?:^#|&)token=([0-9a-f]{64})(?:&|$)/.exec(location.hash);
+  if (m) {
+    sessionStorage.setItem(KEY, m[1]);
+    // out of the address bar and the history
+    history.replaceState(null, "", location.pathname);
+  }
+  return sessionStorage.getItem(KEY);
+}
+
+function signedOut(why) {
+  sessionStorage.removeItem(KEY);
+  token = null;
+  if (timer) clearTimeout(timer);
+  $("main").hidden = true;
+  $("login").hidden = false;
+  $("login-why").textContent = why || "";
+  $("who").textContent = "not signed in";
+  live(false, "signed out");
+}
+
+function live(on, text) {
+  const l = $("live");
+  l.className = "live " + (on ? "on" : "off");
+  l.textContent = text;
+}
+
+async function api(method, path, body) {
+  const opts = { method, headers: { "Authorization": "Bearer " + token },
+                 cache: "no-store" };
+  if (body !== undefined) {
+    opts.headers["Content-Type"] = "application/json";
+    opts.body = JSON.stringify(body);
+  }
+  const r = await fetch(path, opts);
+  let j = null;
+  try { j = await r.json(); } catch (e) { j = { error: "HTTP", message: r.statusText }; }
+  return { status: r.status, body: j };
+}
+
+function when(ms) {
+  if (!ms) return "";
+  const d = new Date(Number(ms));
+  return d.toISOString().replace("T", " ").replace(/\.\d+Z$/, " UTC");
+}
+
+function ago(ms, now) {
+  if (!ms) return "";
+  const s = Math.max(0, Math.round((now - ms) / 1000));
+  if (s < 120) return s + " s ago";
+  if (s < 7200) return Math.round(s / 60) + " min ago";
+  return Math.round(s / 3600) + " h ago";
+}
+
+function el(tag, text, cls) {
+  const e = document.createElement(tag);
+  if (text !== undefined && text !== null) e.textContent = String(text);
+  if (cls) e.className = cls;
+  return e;
+}
+
+function row(cells, cls) {
+  const tr = el("tr", null, cls);
+  for (const c of cells) {
+    if (c instanceof Node) { const td = el("td"); td.appendChild(c); tr.appendChild(td); }
+    else tr.appendChild(el("td", c));
+  }
+  return tr;
+}
+
+function fill(id, rows) {
+  const tb = $(id).querySelector("tbody");
+  tb.replaceChildren(...rows);
+  const empty = $(id + "-empty");
+  if (empty) empty.hidden = rows.length > 0;
+  $(id).hidden = rows.length === 0 && !!empty;
+}
+
+function button(label, fn, cls) {
+  const b = el("button", label, cls);
+  b.type = "button";
+  b.addEventListener("click", fn);
+  return b;
+}
+
+function pct(n, d) { return d ? (100 * n / d).toFixed(1) + "%" : "–"; }
+
+// ask - show the action panel: what is about to happen, a note, confirm
+function ask(title, what, body) {
+  pending = body;
+  $("action").hidden = false;
+  $("action-title").textContent = title;
+  $("action-what").textContent = what;
+  $("action-result").textContent = "";
+  $("action-note").value = "";
+  $("action-note").focus();
+}
+
+async function confirmAction() {
+  if (!pending) return;
+  const note = $("action-note").value.trim();
+  if (!note) {
+    $("action-result").textContent = "A note is required: say why.";
+    return;
+  }
+  const body = Object.assign({}, pending, { note });
+  $("action-go").disabled = true;
+  try {
+    const r = await api("POST", "/api/action", body);
+    if (r.status === 401) { signedOut(r.body.message); return; }
+    if (r.status === 200) {
+      $("action-result").textContent = "Done: " + body.action +
+        (r.body.released !== undefined ? " (released " + r.body.released +
+         ", discarded " + r.body.discarded + ")" : "") + ". Audited.";
+      pending = null;
+      setTimeout(() => { if (!pending) $("action").hidden = true; }, 1500);
+      poll(true);
+    } else {
+      $("action-result").textContent = "Refused (" + r.status + " " +
+        r.body.error + "): " + r.body.message;
+    }
+  } catch (e) {
+    $("action-result").textContent = "Not sent: " + e;
+  } finally {
+    $("action-go").disabled = false;
+  }
+}
+
+function render(o) {
+  const now = o.now_ms;
+  const who = o.who;
+  $("who").textContent = who.principal + " (" + who.roles.join(", ") + "; " +
+    (who.orgs === "*" ? "every organisation" : who.orgs.join(", ")) +
+    ") until " + when(who.expires_ms);
+  $("updated").textContent = "updated " + when(now);
+  if (o.errors && o.errors.length) {
+    $("errors").hidden = false;
+    $("errors").textContent = "Some figures are missing: " + o.errors.join("; ");
+  } else {
+    $("errors").hidden = true;
+  }
+  const h = o.needs_human;
+  someOrg = o.top_orgs.length ? o.top_orgs[0].org : undefined;
+
+  // audit chain
+  const a = h.audit;
+  const ac = $("audit");
+  ac.className = a.state === "intact" ? "good" : a.state === "broken" ? "bad" : "warn";
+  ac.textContent = a.state === "intact" ? "intact up to record " + a.verified_seq :
+    a.state === "broken" ? "BROKEN at record " + a.broken_at + ": " + a.why :
+    a.state === "checking" ? "checked up to " + a.verified_seq + " of " + a.head_seq :
+    "unknown: " + (a.why || "");
+  $("audit-card").classList.toggle("alert", a.state === "broken");
+
+  const open = h.breakers.filter(b => b.state === "open");
+  const counts = { "n-open": open.length, "n-held": h.held.length,
+    "n-settling": h.settling.length, "n-paused": h.paused_rollouts.length,
+    "n-approvals": h.approvals.length };
+  for (const k in counts) {
+    $(k).textContent = counts[k];
+    $(k).parentElement.classList.toggle("alert", counts[k] > 0);
+  }
+  // held counts per breaker are exact; the list shows the first ones
+  const heldTotal = h.breakers.reduce((s, b) => s + b.held, 0);
+  if (heldTotal > h.held.length) $("n-held").textContent = heldTotal;
+
+  // open or holding first (global first); breakers that only have
+  // commands in their settle window on one line below
+  const rank = b => (b.state === "open" ? 0 : 2) + (b.org === "*" ? 0 : 1);
+  const shown = h.breakers.filter(b => b.state === "open" || b.held > 0)
+    .sort((x, y) => rank(x) - rank(y) || y.held - x.held);
+  const onlySettling = h.breakers.filter(b => !(b.state === "open" || b.held > 0));
+  $("breakers-settling").textContent = onlySettling.length === 0 ? "" :
+    onlySettling.length + " closed breaker(s) with commands in their settle window: " +
+    onlySettling.slice(0, 12).map(b => (b.org === "*" ? "global" : b.org) + " (" +
+      b.settling + ")").join(", ") + (onlySettling.length > 12 ? ", ..." : "");
+  fill("breakers", shown.map(b => {
+    const name = (b.org === "*" ? "global" : b.org) + " / " + (b.reason || "(no reason)");
+    const acts = el("span");
+    if (b.state === "open" || b.held > 0) {
+      acts.appendChild(button("Reset, release…", () => ask("Reset breaker " + name,
+        "Close it and release the " + b.held + " command(s) it holds (they go on through the limits).",
+        { action: "reset", org: b.org === "*" ? someOrg : b.org, reason: b.reason,
+          global: b.org === "*", discard: false })));
+      acts.appendChild(button("Reset, discard…", () => ask("Reset breaker " + name,
+        "Close it and DISCARD the " + b.held + " command(s) it holds.",
+        { action: "reset", org: b.org === "*" ? someOrg : b.org, reason: b.reason,
+          global: b.org === "*", discard: true }), "danger"));
+    }
+    const tr = row([name, b.state + (b.manual ? " (by hand)" : "") + (b.shadow ? " shadow" : ""),
+      b.held, b.settling,
+      b.org === "*" ? b.window_count + " orgs / " + b.global_orgs : b.window_count + " / " + b.allowance,
+      b.org === "*" ? "every" : b.fleet,
+      b.tripped_ms ? ago(b.tripped_ms, now) + " by " + b.tripped_by : "",
+      b.note, acts], b.state === "open" ? "open" : "");
+    tr.children[1].className = "state";
+    tr.dataset.breaker = b.org + "/" + b.reason;
+    return tr;
+  }));
+
+  const HELD_ROWS = 10;
+  fill("held", h.held.slice(0, HELD_ROWS).map(c => row([c.id, c.org, c.type, c.reason,
+    c.actor, c.held_by, ago(c.created_ms, now)])));
+  $("held-more").textContent = heldTotal > HELD_ROWS ?
+    "The first " + Math.min(HELD_ROWS, h.held.length) + " of " + heldTotal +
+    " held commands; fuseboxctl -o ORG held lists them all." : "";
+  fill("settling", h.settling.slice(0, HELD_ROWS).map(c => row([c.id, c.org, c.type,
+    c.reason, when(c.settle_until_ms)])));
+  $("settling-more").textContent = h.settling.length > HELD_ROWS ?
+    "The first " + HELD_ROWS + " of " + h.settling.length + " settling commands listed." : "";
+  fill("paused", h.paused_rollouts.map(r => row([r.id, r.org, r.type, r.state, r.note,
+    button("Resume…", () => ask("Resume rollout " + r.id,
+      "Resume the staged rollout of command " + r.id + " in " + r.org + ".",
+      { action: "resume", org: r.org, command_id: r.id }))])));
+  fill("approvals", h.approvals.map(p => row([p.token, p.org, p.submitter, p.type,
+    p.devices + " / " + p.limit, ago(p.at_ms, now),
+    button("Approve…", () => ask("Approve " + p.token,
+      p.submitter + "'s " + p.type + " of " + p.devices + " devices, over the limit of " +
+      p.limit + ", may then be resubmitted once.",
+      { action: "approve", org: p.org, token: p.token }))])));
+
+  $("approvals-age").textContent =
+    "(submits refused over a blast-radius limit in the last 24 h whose token nobody approved)";
+
+  // funnel
+  const f = o.funnel;
+  $("funnel-scope").textContent = "Deliveries of " + f.scope + ".";
+  const stages = [["queued", f.queued], ["in flight", f.in_flight],
+    ["pending offline", f.pending_offline], ["succeeded", f.succeeded],
+    ["failed", f.failed], ["expired", f.expired]];
+  const max = Math.max(1, ...stages.map(s => s[1]));
+  $("funnel").replaceChildren(...stages.map(([name, n]) => {
+    const d = el("div", null, "stage " + name.split(" ")[0]);
+    d.appendChild(el("div", name));
+    d.appendChild(el("div", n, "n"));
+    const bar = el("div", null, "bar");
+    bar.style.width = (100 * n / max).toFixed(1) + "%";
+    d.appendChild(bar);
+    return d;
+  }));
+  const e = o.engine;
+  $("engine").textContent = e ? "Engine " + e.version + ", up " +
+    Math.round(e.uptime_ms / 1000) + " s: " + e.commands_active + " active commands; " +
+    e.queued + " queued, " + e.inflight + " in flight, " + e.pending +
+    " pending offline (every organisation)" + (e.degraded ? "; DEGRADED: the store cannot be written" : "") : "";
+
+  fill("rollouts", o.rollouts.map(r => {
+    const done = r.succeeded + r.failed;
+    const acts = el("span");
+    if (r.state === "running" || r.state === "baking")
+      acts.appendChild(button("Pause…", () => ask("Pause rollout " + r.id,
+        "Pause the staged rollout of command " + r.id + " in " + r.org + ".",
+        { action: "pause", org: r.org, command_id: r.id })));
+    if (r.state === "paused")
+      acts.appendChild(button("Resume…", () => ask("Resume rollout " + r.id,
+        "Resume the staged rollout of command " + r.id + " in " + r.org + ".",
+        { action: "resume", org: r.org, command_id: r.id })));
+    const fail = el("span", pct(r.failed, done) + " (pauses at " +
+      (r.failure_ppm / 10000).toFixed(1) + "% after " + r.min_results + ")");
+    if (r.failure_ppm && done && r.failed * 1e6 >= r.failure_ppm * done) fail.className = "bad";
+    return row([r.id, r.org, r.type, r.state, r.wave + " (" + r.wave_size + ")",
+      r.released + " / " + r.deliveries,
+      pct(r.succeeded, done) + " (advances at " + (r.success_ppm / 10000).toFixed(1) + "%)",
+      fail, acts]);
+  }));
+
+  const g = o.gateways;
+  $("gw-count").textContent = g.connected < 0 ? "unknown" :
+    g.connected + " gateway(s) connected" + (g.list ? "" :
+    " (the list is for principals of every organisation)");
+  fill("gateways", (g.list || []).map(x => row([x.id, x.window, x.inflight, x.bytes])));
+  $("gateways").hidden = !g.list || g.list.length === 0;
+
+  fill("orgs", o.top_orgs.map(x => row([x.org, x.devices, x.held, x.window_count,
+    x.open_breakers, x.settling, x.recent_commands], x.open_breakers ? "open" : "")));
+
+  renderFleet(o.fleet_health);
+}
+
+function hours(m) {
+  if (m % 1440 === 0) return (m / 1440) + " d";
+  if (m % 60 === 0) return (m / 60) + " h";
+  return m + " min";
+}
+
+// renderFleet - check-in health and outcomes (fleet.c, outcomes.c)
+function renderFleet(fh) {
+  if (!fh || !fh.available) return;
+  const alerts = fh.alerts || [];
+  $("n-fleet").textContent = alerts.length;
+  $("n-fleet").parentElement.className = "card" + (alerts.length ? " alert" : "");
+  fill("fleet-alerts", alerts.map(a => row([a.org,
+    a.kind === "devices_stale" ? "devices without a check-in for " + hours(a.stale_minutes) + " or longer"
+                               : a.type + ": none succeeded this hour (silent)",
+    a.count], "open")));
+  const w = fh.fleet_wide;
+  fill("fleet-wide", w ? [row(["as of " + when(w.as_of_ms)].concat(w.offline_hours))] : []);
+  $("fleet-wide").hidden = !w;
+  const orgs = (fh.orgs || []).filter(f => f.as_of_ms);
+  fill("fleet-orgs", orgs.map(f => {
+    const rules = f.rules.map(r => r.stale + " / " + hours(r.stale_minutes)).join(", ") || "none";
+    const os = f.os_versions.map(v => (v.version || "(none)") + " " + v.count).join(", ");
+    return row([f.org, f.devices].concat(f.offline_hours, [rules, os]),
+      f.rules.some(r => r.stale > 0) ? "open" : "");
+  }));
+  const outs = [];
+  for (const f of fh.orgs || [])
+    for (const t of f.outcomes)
+      outs.push(row([f.org, t.type,
+        t.ok_hour + " / " + t.failed_hour + " / " + t.expired_hour,
+        t.ok_day + " / " + t.failed_day + " / " + t.expired_day,
+        t.silent ? "SILENT" : ""], t.silent ? "open" : ""));
+  fill("outcomes", outs);
+}
+
+async function poll(once) {
+  if (timer && !once) clearTimeout(timer);
+  if (!token) return;
+  try {
+    const r = await api("GET", "/api/overview");
+    if (r.status === 401) { signedOut(r.body.message); return; }
+    if (r.status === 200) {
+      $("main").hidden = false;
+      $("login").hidden = true;
+      render(r.body);
+      live(true, "live");
+    } else if (r.status === 403) {
+      $("main").hidden = true;
+      $("login").hidden = false;
+      $("login-why").textContent = "Refused: " + r.body.message;
+      live(false, "refused");
+      return;
+    } else {
+      live(false, r.status + " " + r.body.message);
+    }
+  } catch (e) {
+    live(false, "not connected");
+  }
+  if (!once) timer = setTimeout(poll, POLL_MS);
+}
+
+function tripForm(ev) {
+  ev.preventDefault();
+  const org = $("trip-org").value.trim();
+  const reason = $("trip-reason").value.trim();
+  const global = $("trip-global").checked;
+  if (!reason || (!org && !global)) {
+    $("trip-reason").focus();
+    return;
+  }
+  ask("Trip breaker " + (global ? "global" : org) + " / " + reason,
+    "Open it by hand: automatic lock-type commands of this reason are held (never dropped) until a reset.",
+    { action: "trip", org: org || someOrg, reason, global });
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  $("action-go").addEventListener("click", confirmAction);
+  $("action-cancel").addEventListener("click", () => { pending = null; $("action").hidden = true; });
+  $("action-note").addEventListener("keydown", ev => { if (ev.key === "Enter") confirmAction(); });
+  $("trip").addEventListener("submit", tripForm);
+  token = takeToken();
+  if (!token) { signedOut(""); return; }
+  poll(false);
+});

@@ -1,0 +1,1117 @@
+/*
+ * webapi.c: the web console's JSON API (issue 12). The browser proves
+ * who it is with a session token (Authorization: Bearer, minted by
+ * `fuseboxctl web login`); every figure it gets and every action it
+ * takes is a console request the engine answers as that token's
+ * principal (fbx_webgate_call), so roles, organisation scope and audit
+ * are the engine's, exactly as for fuseboxctl. Only engine-wide figures
+ * that /metrics already publishes (the delivery funnel and gateways)
+ * come from the loop's snapshot, and only for a principal scoped to
+ * every organisation. JSON in and out is jansson's.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "webapi.h"
+
+#define HELD_LIST_MAX 5      /* held commands listed per organisation */
+#define HELD_SHOWN_MAX 50    /* and in all (the counts are the breakers') */
+#define SETTLING_SHOWN_MAX 50
+#define CMDS_LIST_MAX 100    /* recent commands looked at per organisation */
+#define CMDS_SINCE_MS (3600 * 1000) /* "recent": the last hour */
+#define APPROVAL_SINCE_MS (24 * 3600 * 1000)
+#define TOP_ORGS 10
+#define APPR_CACHE_N 16 /* principals whose approvals cursors are kept */
+
+static int64_t
+wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* status_of - the HTTP status for an engine error */
+static unsigned
+status_of(int err)
+{
+	switch (err) {
+	case FBX_OK:
+		return 200;
+	case FBX_EFORBIDDEN:
+		return 403;
+	case FBX_EINVALID:
+	case FBX_ETOOBIG:
+	case FBX_EMALFORMED:
+	case FBX_EVERSION:
+		return 400;
+	case FBX_ENOT_FOUND:
+	case FBX_EUNKNOWN_ORG:
+		return 404;
+	case FBX_ESTATE:
+	case FBX_EAPPROVAL_INVALID:
+		return 409;
+	case FBX_ETIMEOUT:
+		return 504;
+	case FBX_EBUSY:
+	case FBX_ESHUTTING_DOWN:
+	case FBX_EUNREACHABLE:
+	case FBX_ESTORAGE:
+	case FBX_EDISK_FULL:
+	case FBX_EMAP_FULL:
+		return 503;
+	default:
+		return 500;
+	}
+}
+
+/* done - write o as the answer (consumes o) */
+static void
+done(json_t *o, unsigned st, unsigned *status, char **out)
+{
+	char *s = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
+
+	json_decref(o);
+	if (s == NULL) {
+		s = strdup("{\"error\":\"NOMEM\",\"message\":\"out of memory\"}");
+		st = 500;
+	}
+	*status = st;
+	*out = s;
+}
+
+static void
+fail(unsigned st, const char *name, const char *msg, unsigned *status,
+    char **out)
+{
+	done(json_pack("{s:s, s:s}", "error", name, "message", msg), st,
+	    status, out);
+}
+
+/* fail_rep - answer with a console reply's error */
+static void
+fail_rep(const struct fbx_console_rep *r, unsigned *status, char **out)
+{
+	fail(status_of(r->err), fbx_errname(r->err),
+	    r->errmsg[0] != '\0' ? r->errmsg : fbx_strerror(r->err), status,
+	    out);
+}
+
+static json_t *
+roles_json(uint32_t roles)
+{
+	static const char *const names[] = { "viewer", "operator",
+		"approver", "breaker", "admin" };
+	json_t *a = json_array();
+
+	for (int i = 0; a != NULL && i < 5; i++)
+		if (roles & (1u << i))
+			json_array_append_new(a, json_string(names[i]));
+	return a;
+}
+
+static json_t *
+who_json(const struct fbx_web_who *w)
+{
+	json_t *orgs;
+
+	if (w->all_orgs) {
+		orgs = json_string("*");
+	} else {
+		orgs = json_array();
+		for (size_t i = 0; orgs != NULL && i < w->norgs; i++)
+			json_array_append_new(orgs, json_string(w->orgs[i]));
+	}
+	return json_pack("{s:s, s:o, s:o, s:I}", "principal", w->principal,
+	    "roles", roles_json(w->roles), "orgs", orgs, "expires_ms",
+	    (json_int_t)w->expires_ms);
+}
+
+/* ---------------------------------------------------------- overview */
+
+struct view {
+	fbx_id orgs[FBX_WEBAPI_ORGS_MAX];
+	uint32_t devices[FBX_WEBAPI_ORGS_MAX]; /* 0 = not known yet */
+	size_t n;
+};
+
+static void
+view_add(struct view *v, const char *org, uint32_t devices)
+{
+	if (strcmp(org, "*") == 0 || !fbx_id_valid(org))
+		return;
+	for (size_t i = 0; i < v->n; i++) {
+		if (strcmp(v->orgs[i], org) == 0) {
+			if (devices > v->devices[i])
+				v->devices[i] = devices;
+			return;
+		}
+	}
+	if (v->n == FBX_WEBAPI_ORGS_MAX)
+		return;
+	snprintf(v->orgs[v->n], sizeof(v->orgs[0]), "%s", org);
+	v->devices[v->n++] = devices;
+}
+
+/* the organisation a request that is not about one names: the first
+ * in view, else one in the principal's scope */
+static const char *
+any_org(const struct fbx_web_who *w, const struct view *v)
+{
+	if (v->n > 0)
+		return v->orgs[0];
+	if (w->norgs > 0)
+		return w->orgs[0];
+	return "_web";
+}
+
+struct org_dev {
+	const char *org;
+	uint32_t devices;
+};
+
+static int
+cmp_devices_desc(const void *a, const void *b)
+{
+	const struct org_dev *x = a, *y = b;
+
+	return x->devices < y->devices ? 1 : x->devices > y->devices ? -1 : 0;
+}
+
+/* view_fill - the organisations one overview looks at: the principal's
+ * own; for a principal of every organisation, those the loop lists as
+ * abnormal (open or holding breakers), then (an admin may list them) the
+ * largest, up to FBX_WEBAPI_ORGS_MAX. */
+static void
+view_fill(fbx_webgate *g, const struct fbx_web_who *w,
+    const struct fbx_metrics *snap, struct view *v, json_t *errors)
+{
+	struct fbx_console_req req;
+	struct fbx_console_rep rep;
+
+	memset(v, 0, sizeof(*v));
+	if (!w->all_orgs) {
+		for (size_t i = 0; i < w->norgs; i++)
+			view_add(v, w->orgs[i], 0);
+		return;
+	}
+	for (size_t i = 0; snap != NULL && i < snap->nbrk; i++)
+		view_add(v, snap->brk[i].org, 0);
+	if ((w->roles & FBX_ROLE_ADMIN) == 0)
+		return;
+	memset(&req, 0, sizeof(req));
+	req.kind = FBX_CREQ_LIST_ORGS;
+	snprintf(req.org, sizeof(req.org), "%s", any_org(w, v));
+	if (fbx_webgate_call(g, w, &req, 1, &rep, FBX_WEBAPI_TIMEOUT_MS) !=
+	    FBX_OK)
+		return;
+	if (rep.err != FBX_OK) {
+		json_array_append_new(errors,
+		    json_sprintf("list organisations: %s: %s",
+		        fbx_errname(rep.err), rep.errmsg));
+	} else if (rep.u.orgs.n > 0) {
+		struct org_dev *s = malloc(rep.u.orgs.n * sizeof(*s));
+		for (size_t i = 0; s != NULL && i < rep.u.orgs.n; i++) {
+			s[i].org = rep.u.orgs.orgs[i];
+			s[i].devices = rep.u.orgs.devices[i];
+		}
+		if (s != NULL) {
+			qsort(s, rep.u.orgs.n, sizeof(*s), cmp_devices_desc);
+			for (size_t i = 0; i < rep.u.orgs.n; i++)
+				view_add(v, s[i].org, s[i].devices);
+		}
+		free(s);
+	}
+	fbx_console_rep_free(&rep);
+}
+
+/* the requests made per organisation in view, in this order */
+enum { Q_BRK, Q_HELD, Q_CMDS, Q_FLEET, Q_PER_ORG };
+enum { Q_REFUSED, Q_APPROVED, Q_APPR_PER_ORG };
+
+static json_t *
+breaker_json(const struct fbx_breaker_info *b)
+{
+	return json_pack("{s:s, s:s, s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:I, "
+	                 "s:I, s:s, s:s, s:I, s:b, s:I}",
+	    "org", b->org, "reason", b->reason, "state",
+	    b->state == FBX_BS_OPEN ? "open" : "closed", "manual",
+	    b->manual != 0, "held", (json_int_t)b->held, "settling",
+	    (json_int_t)b->settling, "window_count",
+	    (json_int_t)b->window_count, "allowance", (json_int_t)b->allowance,
+	    "fleet", (json_int_t)b->fleet, "trips", (json_int_t)b->trips,
+	    "tripped_ms", (json_int_t)b->tripped_ms, "tripped_by",
+	    b->tripped_by, "note", b->note, "onset_ms",
+	    (json_int_t)b->onset_ms, "shadow", b->cfg.shadow == 1,
+	    "global_orgs", (json_int_t)b->cfg.global_orgs);
+}
+
+static json_t *
+command_json(const struct fbx_command *c)
+{
+	json_t *o = json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, "
+	                      "s:s, s:s, s:I}",
+	    "id", (json_int_t)c->id, "org", c->org, "type",
+	    fbx_cmd_type_name(c->type), "origin", fbx_origin_name(c->origin),
+	    "reason", c->reason, "actor", c->actor, "state",
+	    fbx_cstate_name(c->state), "created_ms", (json_int_t)c->created_ms,
+	    "deliveries", (json_int_t)c->ndeliveries, "held_by", c->held_by,
+	    "note", c->note, "settle_until_ms",
+	    (json_int_t)c->settle_until_ms);
+	return o;
+}
+
+static json_t *
+rollout_json(const struct fbx_command *c)
+{
+	return json_pack("{s:I, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, "
+	                 "s:I, s:I, s:I, s:s}",
+	    "id", (json_int_t)c->id, "org", c->org, "type",
+	    fbx_cmd_type_name(c->type), "state",
+	    fbx_rollout_state_name(c->ro.state), "wave",
+	    (json_int_t)c->ro.wave, "released", (json_int_t)c->ro.released,
+	    "deliveries", (json_int_t)c->ndeliveries, "succeeded",
+	    (json_int_t)c->counts[FBX_D_SUCCEEDED], "failed",
+	    (json_int_t)c->counts[FBX_D_FAILED], "success_ppm",
+	    (json_int_t)c->rollout.success_ppm, "failure_ppm",
+	    (json_int_t)c->rollout.failure_ppm, "min_results",
+	    (json_int_t)c->rollout.min_results, "wave_size",
+	    (json_int_t)c->ro.wave_size, "note", c->ro.note);
+}
+
+/* ---- pending approvals --------------------------------------------------
+ * A submit refused over a blast-radius limit is audited (submit.refused,
+ * with its approval token) and an approval too (approve). No request
+ * lists the tokens still waiting, and an audit listing with an action
+ * filter may read up to 10,000 records per call, so the listing is
+ * incremental: per principal, a cursor per organisation (the audit
+ * sequence read up to), the tokens waiting and the tokens approved are
+ * kept here, and each overview reads only what is new since. They are
+ * kept as JSON text (no jansson value is shared between threads), under
+ * appr_mu, for the APPR_CACHE_N principals used last. */
+#define APPR_PENDING_MAX 200
+#define APPR_DONE_MAX 256
+
+struct appr_cursor {
+	fbx_id org;
+	uint64_t ref, appr; /* audit sequences read up to, 0 = none yet */
+};
+
+static pthread_mutex_t appr_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct appr_state {
+	char who[FBX_ID_MAX + 1];
+	int64_t used_ms;
+	struct appr_cursor cur[FBX_WEBAPI_ORGS_MAX];
+	size_t ncur;
+	char *pending; /* JSON array of waiting refusals */
+	char *done;    /* JSON array of approved tokens */
+} appr_tab[APPR_CACHE_N];
+
+/* appr_slot - who's state, or the least recently used one (under
+ * appr_mu) */
+static struct appr_state *
+appr_slot(const char *who)
+{
+	struct appr_state *lru = &appr_tab[0];
+
+	for (int i = 0; i < APPR_CACHE_N; i++) {
+		if (strcmp(appr_tab[i].who, who) == 0)
+			return &appr_tab[i];
+		if (appr_tab[i].used_ms < lru->used_ms)
+			lru = &appr_tab[i];
+	}
+	free(lru->pending);
+	free(lru->done);
+	memset(lru, 0, sizeof(*lru));
+	snprintf(lru->who, sizeof(lru->who), "%s", who);
+	return lru;
+}
+
+static int
+has_token(json_t *a, const char *tok, int entries)
+{
+	size_t i;
+	json_t *x;
+
+	json_array_foreach(a, i, x)
+	{
+		const char *t = json_string_value(
+		    entries ? json_object_get(x, "token") : x);
+		if (t != NULL && strcmp(t, tok) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+static void
+drop_token(json_t *a, const char *tok)
+{
+	for (size_t i = 0; i < json_array_size(a);) {
+		const char *t = json_string_value(
+		    json_object_get(json_array_get(a, i), "token"));
+		if (t != NULL && strcmp(t, tok) == 0)
+			json_array_remove(a, i);
+		else
+			i++;
+	}
+}
+
+/* params_of - an audit record's params and their "token" (new
+ * reference; *tok borrowed from it) */
+static json_t *
+params_of(const struct fbx_audit_rec *r, const char **tok)
+{
+	json_t *p = json_loads(r->params, 0, NULL);
+
+	*tok = json_string_value(json_object_get(p, "token"));
+	return p;
+}
+
+/* appr_fetch - the approvals waiting in the organisations in view:
+ * what is new in their audit logs since this principal's last look
+ * (head: the last audit sequence written before this overview, 0 =
+ * unknown). @return a JSON array (NULL only when out of memory). */
+static json_t *
+appr_fetch(fbx_webgate *g, const struct fbx_web_who *w, const struct view *v,
+    int64_t now, uint64_t head, json_t *errors)
+{
+	struct appr_cursor cur[FBX_WEBAPI_ORGS_MAX];
+	struct fbx_console_req *req = NULL;
+	struct fbx_console_rep *rep = NULL;
+	size_t n = v->n * Q_APPR_PER_ORG;
+	json_t *pending = NULL, *done = NULL, *out = NULL;
+
+	memset(cur, 0, sizeof(cur));
+	pthread_mutex_lock(&appr_mu);
+	{
+		struct appr_state *s = appr_slot(w->principal);
+		s->used_ms = now;
+		for (size_t i = 0; i < v->n; i++) {
+			snprintf(cur[i].org, sizeof(cur[i].org), "%s",
+			    v->orgs[i]);
+			for (size_t k = 0; k < s->ncur; k++)
+				if (strcmp(s->cur[k].org, v->orgs[i]) == 0)
+					cur[i] = s->cur[k];
+		}
+		pending = s->pending != NULL ? json_loads(s->pending, 0, NULL)
+		                             : NULL;
+		done = s->done != NULL ? json_loads(s->done, 0, NULL) : NULL;
+	}
+	pthread_mutex_unlock(&appr_mu);
+	if (pending == NULL)
+		pending = json_array();
+	if (done == NULL)
+		done = json_array();
+	req = calloc(n + 1, sizeof(*req));
+	rep = calloc(n + 1, sizeof(*rep));
+	if (pending == NULL || done == NULL || req == NULL || rep == NULL)
+		goto out;
+	for (size_t i = 0; i < v->n; i++) {
+		struct fbx_console_req *q = &req[i * Q_APPR_PER_ORG];
+		for (int k = 0; k < Q_APPR_PER_ORG; k++) {
+			snprintf(q[k].org, sizeof(q[k].org), "%s", v->orgs[i]);
+			q[k].kind = FBX_CREQ_AUDIT_LIST;
+			q[k].u.audit_list.since_ms = now - APPROVAL_SINCE_MS;
+			q[k].u.audit_list.limit = 100;
+		}
+		snprintf(q[Q_REFUSED].u.audit_list.action,
+		    sizeof(q[Q_REFUSED].u.audit_list.action), "submit.refused");
+		q[Q_REFUSED].u.audit_list.after = cur[i].ref;
+		snprintf(q[Q_APPROVED].u.audit_list.action,
+		    sizeof(q[Q_APPROVED].u.audit_list.action), "approve");
+		q[Q_APPROVED].u.audit_list.after = cur[i].appr;
+	}
+	if (n > 0 &&
+	    fbx_webgate_call(g, w, req, n, rep, FBX_WEBAPI_TIMEOUT_MS) !=
+	        FBX_OK) {
+		memset(rep, 0, n * sizeof(*rep));
+		json_array_append_new(errors,
+		    json_string("approvals: the engine is not serving"));
+		goto keep;
+	}
+	for (size_t i = 0; i < v->n; i++) {
+		struct fbx_console_rep *q = &rep[i * Q_APPR_PER_ORG];
+		uint64_t *at[Q_APPR_PER_ORG] = { &cur[i].ref, &cur[i].appr };
+		/* approvals first: a token approved is never listed again */
+		for (int k = Q_APPR_PER_ORG - 1; k >= 0; k--) {
+			uint64_t last = 0;
+			if (q[k].err != FBX_OK) {
+				json_array_append_new(errors,
+				    json_sprintf("%s (approvals): %s: %s",
+				        v->orgs[i], fbx_errname(q[k].err),
+				        q[k].errmsg));
+				continue;
+			}
+			for (size_t r = 0; r < q[k].u.audit.n; r++) {
+				const struct fbx_audit_rec *a =
+				    &q[k].u.audit.r[r];
+				const char *tok;
+				json_t *p = params_of(a, &tok);
+				last = a->seq;
+				if (tok == NULL) {
+					json_decref(p);
+					continue;
+				}
+				if (k == Q_APPROVED) {
+					if (!has_token(done, tok, 0))
+						json_array_append_new(
+						    done, json_string(tok));
+					drop_token(pending, tok);
+				} else if (!has_token(done, tok, 0) &&
+				    !has_token(pending, tok, 1)) {
+					json_array_append_new(pending,
+					    json_pack("{s:s, s:s, s:s, s:I, "
+					              "s:O?, s:O?, s:O?}",
+					        "org", a->org, "token", tok,
+					        "submitter", a->actor, "at_ms",
+					        (json_int_t)a->at_ms, "type",
+					        json_object_get(p, "type"),
+					        "devices",
+					        json_object_get(p, "devices"),
+					        "limit",
+					        json_object_get(p, "limit")));
+				}
+				json_decref(p);
+			}
+			/* next time from where this read stopped; at the end
+			 * of the log, from the head seen before it */
+			if (q[k].u.audit.next_after != 0)
+				*at[k] = q[k].u.audit.next_after;
+			else if (last > *at[k] || head > *at[k])
+				*at[k] = last > head ? last : head;
+		}
+	}
+keep:
+	/* tokens expire with the approval window; the lists stay bounded */
+	for (size_t i = 0; i < json_array_size(pending);) {
+		json_int_t t = json_integer_value(
+		    json_object_get(json_array_get(pending, i), "at_ms"));
+		if (t < now - APPROVAL_SINCE_MS ||
+		    json_array_size(pending) > APPR_PENDING_MAX)
+			json_array_remove(pending, i);
+		else
+			i++;
+	}
+	while (json_array_size(done) > APPR_DONE_MAX)
+		json_array_remove(done, 0);
+	{
+		char *ptext = json_dumps(pending, JSON_COMPACT);
+		char *dtext = json_dumps(done, JSON_COMPACT);
+		pthread_mutex_lock(&appr_mu);
+		{
+			struct appr_state *s = appr_slot(w->principal);
+			s->used_ms = now;
+			memcpy(s->cur, cur, v->n * sizeof(cur[0]));
+			s->ncur = v->n;
+			if (ptext != NULL) {
+				free(s->pending);
+				s->pending = ptext;
+				ptext = NULL;
+			}
+			if (dtext != NULL) {
+				free(s->done);
+				s->done = dtext;
+				dtext = NULL;
+			}
+		}
+		pthread_mutex_unlock(&appr_mu);
+		free(ptext);
+		free(dtext);
+	}
+	out = pending;
+	pending = NULL;
+out:
+	for (size_t i = 0; rep != NULL && i < n; i++)
+		fbx_console_rep_free(&rep[i]);
+	free(rep);
+	free(req);
+	json_decref(pending);
+	json_decref(done);
+	return out;
+}
+
+struct orgsum {
+	const char *org;
+	uint64_t devices, held, window, open, settling, commands;
+};
+
+static int
+cmp_orgsum(const void *a, const void *b)
+{
+	const struct orgsum *x = a, *y = b;
+
+	if (x->open != y->open)
+		return x->open < y->open ? 1 : -1;
+	if (x->held != y->held)
+		return x->held < y->held ? 1 : -1;
+	if (x->window != y->window)
+		return x->window < y->window ? 1 : -1;
+	if (x->devices != y->devices)
+		return x->devices < y->devices ? 1 : -1;
+	return strcmp(x->org, y->org);
+}
+
+/* fleet_json - one organisation's fleet report: check-in histogram,
+ * the most common OS versions, alert rules, outcomes by type; alerts
+ * (rules over threshold, silent types) also go to needs */
+static json_t *
+fleet_json(const char *org, const struct fbx_fleet_report *f, json_t *needs)
+{
+	json_t *hist = json_array(), *os = json_array(), *rules = json_array(),
+	       *outs = json_array();
+
+	for (int i = 0; i < FBX_FLEET_BUCKETS; i++)
+		json_array_append_new(hist,
+		    json_integer((json_int_t)f->offline_hours[i]));
+	for (size_t i = 0; i < f->nos && i < 5; i++)
+		json_array_append_new(os,
+		    json_pack("{s:s, s:I}", "version", f->os[i].version,
+		        "count", (json_int_t)f->os[i].count));
+	for (size_t i = 0; i < f->nrules; i++) {
+		const struct fbx_fleet_rule *r = &f->rules[i];
+		json_array_append_new(rules,
+		    json_pack("{s:I, s:I, s:I, s:I}", "stale_minutes",
+		        (json_int_t)r->stale_minutes, "repeat_minutes",
+		        (json_int_t)r->repeat_minutes, "stale",
+		        (json_int_t)r->stale, "last_alert_ms",
+		        (json_int_t)r->last_alert_ms));
+		if (r->stale > 0 && needs != NULL)
+			json_array_append_new(needs,
+			    json_pack("{s:s, s:s, s:I, s:I}", "org", org, "kind",
+			        "devices_stale", "count", (json_int_t)r->stale,
+			        "stale_minutes", (json_int_t)r->stale_minutes));
+	}
+	for (size_t i = 0; i < f->nout; i++) {
+		const struct fbx_type_outcomes *t = &f->out[i];
+		json_array_append_new(outs,
+		    json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:b}", "type",
+		        fbx_cmd_type_name(t->type), "ok_hour",
+		        (json_int_t)t->ok_hour, "failed_hour",
+		        (json_int_t)t->failed_hour, "expired_hour",
+		        (json_int_t)t->expired_hour, "ok_day",
+		        (json_int_t)t->ok_day, "failed_day",
+		        (json_int_t)t->failed_day, "expired_day",
+		        (json_int_t)t->expired_day, "silent", t->silent != 0));
+		if (t->silent && needs != NULL)
+			json_array_append_new(needs,
+			    json_pack("{s:s, s:s, s:s, s:I}", "org", org, "kind",
+			        "outcome_silence", "type",
+			        fbx_cmd_type_name(t->type), "count",
+			        (json_int_t)(t->failed_hour + t->expired_hour)));
+	}
+	return json_pack("{s:s, s:I, s:I, s:o, s:o, s:I, s:o, s:o}", "org", org,
+	    "as_of_ms", (json_int_t)f->as_of_ms, "devices",
+	    (json_int_t)f->devices, "offline_hours", hist, "os_versions", os,
+	    "os_other", (json_int_t)f->os_other, "rules", rules, "outcomes",
+	    outs);
+}
+
+static void
+overview(fbx_webgate *g, const struct fbx_web_who *w,
+    const struct fbx_metrics *snap, unsigned *status, char **out)
+{
+	struct view v;
+	struct fbx_console_req *req = NULL;
+	struct fbx_console_rep *rep = NULL;
+	struct orgsum *sum = NULL;
+	json_t *o = NULL, *errors = json_array(), *brk = json_array(),
+	       *held = json_array(), *settling = json_array(),
+	       *rollouts = json_array(), *paused = json_array(),
+	       *appr = json_array(), *top = json_array();
+	uint64_t funnel[FBX_D_COUNT] = { 0 };
+	size_t n = 0, nforbidden = 0, nq = 0;
+	int64_t now = wall_ms();
+	int have_global = 0;
+	char msg[400];
+
+	if ((w->roles & FBX_ROLE_VIEWER) == 0) {
+		/* the engine says why (and audits the attempt) once */
+		struct fbx_console_req r1;
+		struct fbx_console_rep p1;
+		memset(&r1, 0, sizeof(r1));
+		r1.kind = FBX_CREQ_BREAKER;
+		r1.u.breaker.op = FBX_BRK_STATUS;
+		snprintf(r1.org, sizeof(r1.org), "%s",
+		    w->norgs > 0 ? w->orgs[0] : "_web");
+		if (fbx_webgate_call(g, w, &r1, 1, &p1,
+		        FBX_WEBAPI_TIMEOUT_MS) != FBX_OK) {
+			fail(503, "UNREACHABLE", "the engine is not serving",
+			    status, out);
+			goto out;
+		}
+		fail_rep(&p1, status, out);
+		fbx_console_rep_free(&p1);
+		goto out;
+	}
+	view_fill(g, w, snap, &v, errors);
+	n = 2 + v.n * Q_PER_ORG;
+	req = calloc(n, sizeof(*req));
+	rep = calloc(n, sizeof(*rep));
+	sum = calloc(v.n + 1, sizeof(*sum));
+	if (req == NULL || rep == NULL || sum == NULL) {
+		fail(500, "NOMEM", "out of memory", status, out);
+		goto out;
+	}
+	req[0].kind = FBX_CREQ_PING;
+	snprintf(req[0].org, sizeof(req[0].org), "%s", any_org(w, &v));
+	req[1].kind = FBX_CREQ_AUDIT_VERIFY;
+	req[1].u.audit_verify.incremental = 1;
+	snprintf(req[1].org, sizeof(req[1].org), "%s", any_org(w, &v));
+	for (size_t i = 0; i < v.n; i++) {
+		struct fbx_console_req *q = &req[2 + i * Q_PER_ORG];
+		for (int k = 0; k < Q_PER_ORG; k++)
+			snprintf(q[k].org, sizeof(q[k].org), "%s", v.orgs[i]);
+		q[Q_BRK].kind = FBX_CREQ_BREAKER;
+		q[Q_BRK].u.breaker.op = FBX_BRK_STATUS;
+		q[Q_HELD].kind = FBX_CREQ_LIST_HELD;
+		q[Q_HELD].u.list_held.limit = HELD_LIST_MAX;
+		q[Q_CMDS].kind = FBX_CREQ_LIST_COMMANDS;
+		q[Q_CMDS].u.list.since_ms = now - CMDS_SINCE_MS;
+		q[Q_CMDS].u.list.limit = CMDS_LIST_MAX;
+		q[Q_FLEET].kind = FBX_CREQ_FLEET;
+		q[Q_FLEET].u.fleet.op = FBX_FLEET_REPORT;
+	}
+	if (fbx_webgate_call(g, w, req, n, rep, FBX_WEBAPI_TIMEOUT_MS) !=
+	    FBX_OK) {
+		fail(503, "UNREACHABLE", "the engine is not serving", status,
+		    out);
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (rep[i].err == FBX_OK)
+			continue;
+		nq++;
+		nforbidden += rep[i].err == FBX_EFORBIDDEN;
+		snprintf(msg, sizeof(msg), "%s (%s): %s: %s", req[i].org,
+		    i == 0 ? "status" : i == 1 ? "audit verify" :
+		    (i - 2) % Q_PER_ORG == Q_BRK ? "breakers" :
+		    (i - 2) % Q_PER_ORG == Q_HELD ? "held commands" :
+		    (i - 2) % Q_PER_ORG == Q_FLEET ? "fleet" :
+		    "commands",
+		    fbx_errname(rep[i].err), rep[i].errmsg);
+		json_array_append_new(errors, json_string(msg));
+	}
+	if (nq == n && nforbidden > 0) { /* nothing may be seen */
+		size_t f = 0;
+		while (rep[f].err != FBX_EFORBIDDEN)
+			f++;
+		fail_rep(&rep[f], status, out);
+		goto out;
+	}
+	for (size_t i = 0; i < v.n; i++) {
+		struct fbx_console_rep *q = &rep[2 + i * Q_PER_ORG];
+		struct orgsum *s = &sum[i];
+		s->org = v.orgs[i];
+		s->devices = v.devices[i];
+		if (q[Q_BRK].err == FBX_OK) {
+			for (size_t k = 0; k < q[Q_BRK].u.breaker.n; k++) {
+				const struct fbx_breaker_info *b =
+				    &q[Q_BRK].u.breaker.b[k];
+				int global = strcmp(b->org, "*") == 0;
+				if (!global) {
+					if (b->fleet > s->devices)
+						s->devices = b->fleet;
+					s->held += b->held;
+					s->window += b->window_count;
+					s->settling += b->settling;
+					s->open += b->state == FBX_BS_OPEN;
+				}
+				if (global && have_global)
+					continue;
+				if (b->state == FBX_BS_OPEN || b->held > 0 ||
+				    b->settling > 0)
+					json_array_append_new(
+					    brk, breaker_json(b));
+			}
+			for (size_t k = 0; k < q[Q_BRK].u.breaker.n; k++)
+				if (strcmp(q[Q_BRK].u.breaker.b[k].org, "*") ==
+				    0)
+					have_global = 1;
+		}
+		if (q[Q_HELD].err == FBX_OK)
+			for (size_t k = 0; k < q[Q_HELD].u.commands.n &&
+			     json_array_size(held) < HELD_SHOWN_MAX;
+			     k++)
+				json_array_append_new(held,
+				    command_json(&q[Q_HELD].u.commands.cmds[k]));
+		if (q[Q_CMDS].err == FBX_OK) {
+			for (size_t k = 0; k < q[Q_CMDS].u.commands.n; k++) {
+				const struct fbx_command *c =
+				    &q[Q_CMDS].u.commands.cmds[k];
+				s->commands++;
+				for (int d = 0; d < FBX_D_COUNT; d++)
+					funnel[d] += c->counts[d];
+				if (c->state == FBX_C_SETTLING &&
+				    json_array_size(settling) < SETTLING_SHOWN_MAX)
+					json_array_append_new(
+					    settling, command_json(c));
+				if (!c->rollout.enabled)
+					continue;
+				json_array_append_new(rollouts, rollout_json(c));
+				if (c->ro.state == FBX_RO_PAUSED ||
+				    c->ro.state == FBX_RO_AWAITING_APPROVAL)
+					json_array_append_new(
+					    paused, rollout_json(c));
+			}
+		}
+	}
+	json_decref(appr);
+	appr = appr_fetch(g, w, &v, now,
+	    rep[1].err == FBX_OK ? rep[1].u.verify.head_seq : 0, errors);
+	qsort(sum, v.n, sizeof(*sum), cmp_orgsum);
+	for (size_t i = 0; i < v.n && i < TOP_ORGS; i++)
+		json_array_append_new(top,
+		    json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I}", "org",
+		        sum[i].org, "devices", (json_int_t)sum[i].devices,
+		        "held", (json_int_t)sum[i].held, "window_count",
+		        (json_int_t)sum[i].window, "open_breakers",
+		        (json_int_t)sum[i].open, "settling",
+		        (json_int_t)sum[i].settling, "recent_commands",
+		        (json_int_t)sum[i].commands));
+	o = json_pack("{s:o, s:I, s:i, s:o?}", "who", who_json(w), "now_ms",
+	    (json_int_t)now, "orgs_in_view", (int)v.n, "errors", errors);
+	errors = NULL;
+	if (o == NULL) {
+		fail(500, "NOMEM", "out of memory", status, out);
+		goto out;
+	}
+	{
+		const struct fbx_console_rep *p = &rep[0];
+		json_object_set_new(o, "engine",
+		    p->err != FBX_OK ? json_null() :
+		    json_pack("{s:s, s:I, s:i, s:I, s:I, s:I, s:I, s:b}",
+		        "version", p->u.pong.version, "uptime_ms",
+		        (json_int_t)p->u.pong.uptime_ms, "gateways",
+		        (int)p->u.pong.gateways, "commands_active",
+		        (json_int_t)p->u.pong.commands_active, "queued",
+		        (json_int_t)p->u.pong.deliveries_queued, "inflight",
+		        (json_int_t)p->u.pong.deliveries_inflight, "pending",
+		        (json_int_t)p->u.pong.deliveries_pending, "degraded",
+		        p->u.pong.degraded != 0));
+	}
+	{
+		const struct fbx_console_rep *p = &rep[1];
+		json_t *a = p->err != FBX_OK ?
+		    json_pack("{s:s, s:s}", "state", "unknown", "why",
+		        p->errmsg) :
+		    json_pack("{s:s, s:I, s:I, s:I, s:s, s:b}", "state",
+		        p->u.verify.broken_at != 0 ? "broken" :
+		        p->u.verify.complete ? "intact" : "checking",
+		        "broken_at", (json_int_t)p->u.verify.broken_at,
+		        "verified_seq", (json_int_t)p->u.verify.verified_seq,
+		        "head_seq", (json_int_t)p->u.verify.head_seq, "why",
+		        p->u.verify.why, "complete",
+		        p->u.verify.complete != 0);
+		json_object_set_new(o, "needs_human",
+		    json_pack("{s:o, s:o, s:o, s:o, s:o, s:o}", "breakers",
+		        brk, "held", held, "settling", settling,
+		        "paused_rollouts", paused, "approvals",
+		        appr != NULL ? appr : json_array(), "audit", a));
+		brk = held = settling = paused = appr = NULL;
+	}
+	{
+		/* a principal of every organisation sees the engine's own
+		 * figures; anyone else the sum of its organisations' recent
+		 * commands */
+		int engine = w->all_orgs && snap != NULL;
+		const uint64_t *d = engine ? snap->dlv : funnel;
+		json_object_set_new(o, "funnel",
+		    json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+		        "scope",
+		        engine ? "every command in memory (not finished)" :
+		                 "commands of the last hour in your "
+		                 "organisations",
+		        "queued", (json_int_t)d[FBX_D_QUEUED], "in_flight",
+		        (json_int_t)(d[FBX_D_SENT] + d[FBX_D_ACCEPTED]),
+		        "pending_offline", (json_int_t)d[FBX_D_PENDING],
+		        "succeeded", (json_int_t)d[FBX_D_SUCCEEDED], "failed",
+		        (json_int_t)d[FBX_D_FAILED], "expired",
+		        (json_int_t)d[FBX_D_EXPIRED], "cancelled",
+		        (json_int_t)d[FBX_D_CANCELLED], "superseded",
+		        (json_int_t)d[FBX_D_SUPERSEDED]));
+	}
+	json_object_set_new(o, "rollouts", rollouts);
+	rollouts = NULL;
+	{
+		json_t *gl = json_null();
+		if (w->all_orgs && snap != NULL) {
+			gl = json_array();
+			for (size_t i = 0; i < snap->ngw; i++)
+				json_array_append_new(gl,
+				    json_pack("{s:s, s:I, s:I, s:I}", "id",
+				        snap->gw[i].id, "window",
+				        (json_int_t)snap->gw[i].window,
+				        "inflight",
+				        (json_int_t)snap->gw[i].inflight, "bytes",
+				        (json_int_t)snap->gw[i].bytes));
+		}
+		json_object_set_new(o, "gateways",
+		    json_pack("{s:i, s:o}", "connected",
+		        rep[0].err == FBX_OK ? (int)rep[0].u.pong.gateways :
+		                               -1,
+		        "list", gl));
+	}
+	json_object_set_new(o, "top_orgs", top);
+	top = NULL;
+	{
+		/* fleet health: the organisations in view, and for a
+		 * principal of every organisation the fleet-wide histogram
+		 * of the engine's last pass */
+		json_t *orgs = json_array(), *needs = json_array(),
+		       *wide = json_null();
+		for (size_t i = 0; i < v.n; i++) {
+			const struct fbx_console_rep *q =
+			    &rep[2 + i * Q_PER_ORG + Q_FLEET];
+			if (q->err == FBX_OK)
+				json_array_append_new(orgs,
+				    fleet_json(v.orgs[i], &q->u.fleet, needs));
+		}
+		if (w->all_orgs && snap != NULL && snap->fleet_as_of_ms > 0) {
+			json_t *h = json_array();
+			for (int i = 0; i < FBX_FLEET_BUCKETS; i++)
+				json_array_append_new(h,
+				    json_integer(
+				        (json_int_t)snap->fleet_hours[i]));
+			wide = json_pack("{s:I, s:o, s:I}", "as_of_ms",
+			    (json_int_t)snap->fleet_as_of_ms, "offline_hours", h,
+			    "orgs_alerting",
+			    (json_int_t)snap->fleet_orgs_alerting);
+		}
+		json_object_set_new(o, "fleet_health",
+		    json_pack("{s:b, s:o, s:o, s:o}", "available", 1,
+		        "fleet_wide", wide, "orgs", orgs, "alerts", needs));
+	}
+	done(o, 200, status, out);
+out:
+	for (size_t i = 0; rep != NULL && i < n; i++)
+		fbx_console_rep_free(&rep[i]);
+	free(rep);
+	free(req);
+	free(sum);
+	json_decref(errors);
+	json_decref(brk);
+	json_decref(held);
+	json_decref(settling);
+	json_decref(rollouts);
+	json_decref(paused);
+	json_decref(appr);
+	json_decref(top);
+}
+
+/* ------------------------------------------------------------- actions */
+
+/* str_field - a string member, "" when absent; -1 when it is not a
+ * string or does not fit cap */
+static int
+str_field(json_t *o, const char *name, char *buf, size_t cap)
+{
+	json_t *v = json_object_get(o, name);
+	const char *s;
+
+	buf[0] = '\0';
+	if (v == NULL || json_is_null(v))
+		return 0;
+	s = json_string_value(v);
+	if (s == NULL || strlen(s) >= cap)
+		return -1;
+	memcpy(buf, s, strlen(s) + 1);
+	return 0;
+}
+
+static void
+action(fbx_webgate *g, const struct fbx_web_who *w, const char *body,
+    size_t len, unsigned *status, char **out)
+{
+	struct fbx_console_req req;
+	struct fbx_console_rep rep;
+	json_t *in, *res = NULL;
+	json_error_t jerr;
+	char act[16], note[FBX_NOTE_MAX], what[240];
+	int global;
+	json_int_t cmd;
+
+	in = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (in == NULL || !json_is_object(in)) {
+		snprintf(what, sizeof(what), "the body is not a JSON object: %s",
+		    in == NULL ? jerr.text : "");
+		json_decref(in);
+		fail(400, "INVALID", what, status, out);
+		return;
+	}
+	memset(&req, 0, sizeof(req));
+	global = json_is_true(json_object_get(in, "global"));
+	cmd = json_integer_value(json_object_get(in, "command_id"));
+	if (str_field(in, "action", act, sizeof(act)) != 0 ||
+	    str_field(in, "note", note, sizeof(note)) != 0 ||
+	    str_field(in, "org", req.org, sizeof(req.org)) != 0) {
+		json_decref(in);
+		fail(400, "INVALID",
+		    "action, note and org are strings (a note is at most 159 "
+		    "bytes)",
+		    status, out);
+		return;
+	}
+	if (strspn(note, " \t") == strlen(note)) {
+		json_decref(in);
+		fail(400, "INVALID",
+		    "every action needs a note: why, for the audit log", status,
+		    out);
+		return;
+	}
+	if (req.org[0] == '\0')
+		snprintf(req.org, sizeof(req.org), "%s",
+		    w->norgs > 0 ? w->orgs[0] : "_web");
+	if (strcmp(act, "trip") == 0 || strcmp(act, "reset") == 0) {
+		req.kind = FBX_CREQ_BREAKER;
+		req.u.breaker.op =
+		    act[0] == 't' ? FBX_BRK_TRIP : FBX_BRK_RESET;
+		req.u.breaker.global = global;
+		if (act[0] == 'r')
+			req.u.breaker.on_reset =
+			    json_is_true(json_object_get(in, "discard")) ?
+			    FBX_RESET_DISCARD :
+			    FBX_RESET_RELEASE;
+		snprintf(req.u.breaker.note, sizeof(req.u.breaker.note), "%s",
+		    note);
+		if (str_field(in, "reason", req.u.breaker.reason,
+		        sizeof(req.u.breaker.reason)) != 0 ||
+		    req.u.breaker.reason[0] == '\0') {
+			json_decref(in);
+			fail(400, "INVALID", "a breaker action needs a reason",
+			    status, out);
+			return;
+		}
+	} else if (strcmp(act, "approve") == 0) {
+		req.kind = FBX_CREQ_APPROVE;
+		snprintf(req.u.approve.note, sizeof(req.u.approve.note), "%s",
+		    note);
+		if (str_field(in, "token", req.u.approve.token,
+		        sizeof(req.u.approve.token)) != 0 ||
+		    req.u.approve.token[0] == '\0') {
+			json_decref(in);
+			fail(400, "INVALID", "approve needs the token", status,
+			    out);
+			return;
+		}
+	} else if (strcmp(act, "pause") == 0 || strcmp(act, "resume") == 0) {
+		req.kind = FBX_CREQ_ROLLOUT;
+		req.u.rollout.op =
+		    act[0] == 'p' ? FBX_ROP_PAUSE : FBX_ROP_RESUME;
+		req.u.rollout.command_id = cmd > 0 ? (uint64_t)cmd : 0;
+		snprintf(req.u.rollout.note, sizeof(req.u.rollout.note), "%s",
+		    note);
+		if (cmd <= 0) {
+			json_decref(in);
+			fail(400, "INVALID", "a rollout action needs command_id",
+			    status, out);
+			return;
+		}
+	} else {
+		json_decref(in);
+		fail(400, "INVALID",
+		    "action: one of trip, reset, approve, pause, resume", status,
+		    out);
+		return;
+	}
+	json_decref(in);
+	if (fbx_webgate_call(g, w, &req, 1, &rep, FBX_WEBAPI_TIMEOUT_MS) !=
+	    FBX_OK) {
+		fail(503, "UNREACHABLE", "the engine is not serving", status,
+		    out);
+		return;
+	}
+	if (rep.err != FBX_OK) {
+		fail_rep(&rep, status, out);
+		fbx_console_rep_free(&rep);
+		return;
+	}
+	if (req.kind == FBX_CREQ_BREAKER) {
+		json_t *a = json_array();
+		for (size_t i = 0; i < rep.u.breaker.n; i++)
+			json_array_append_new(a, breaker_json(&rep.u.breaker.b[i]));
+		res = json_pack("{s:b, s:s, s:o, s:I, s:I}", "ok", 1, "action",
+		    act, "breakers", a, "released",
+		    (json_int_t)rep.u.breaker.released, "discarded",
+		    (json_int_t)rep.u.breaker.discarded);
+	} else if (req.kind == FBX_CREQ_APPROVE) {
+		res = json_pack("{s:b, s:s, s:s, s:s, s:I}", "ok", 1, "action",
+		    act, "token", rep.u.approve.token, "submitter",
+		    rep.u.approve.submitter, "expires_ms",
+		    (json_int_t)rep.u.approve.expires_ms);
+	} else {
+		res = json_pack("{s:b, s:s, s:I, s:s}", "ok", 1, "action", act,
+		    "command_id", (json_int_t)rep.u.rollout.command_id,
+		    "state", fbx_rollout_state_name(rep.u.rollout.st.state));
+	}
+	fbx_console_rep_free(&rep);
+	done(res, 200, status, out);
+}
+
+/* --------------------------------------------------------------- entry */
+
+void
+fbx_webapi_serve(fbx_webgate *g, const struct fbx_metrics *snap,
+    const char *method, const char *path, const char *authorization,
+    const char *body, size_t len, unsigned *status, char **out)
+{
+	struct fbx_web_who *w = NULL;
+	const char *tok;
+	int post = strcmp(method, "POST") == 0;
+
+	if (strcmp(path, "/api/whoami") != 0 &&
+	    strcmp(path, "/api/overview") != 0 &&
+	    strcmp(path, "/api/action") != 0) {
+		fail(404, "NOT_FOUND",
+		    "the API has /api/whoami, /api/overview (GET) and "
+		    "/api/action (POST)",
+		    status, out);
+		return;
+	}
+	if (post != (strcmp(path, "/api/action") == 0)) {
+		fail(405, "METHOD",
+		    post ? "GET this one" : "POST an action", status, out);
+		return;
+	}
+	if (g == NULL) {
+		fail(503, "STARTING",
+		    "starting: the engine is recovering the store", status,
+		    out);
+		return;
+	}
+	if (authorization == NULL ||
+	    strncmp(authorization, "Bearer ", 7) != 0) {
+		fail(401, "UNAUTHENTICATED",
+		    "send Authorization: Bearer TOKEN (fuseboxctl web login)",
+		    status, out);
+		return;
+	}
+	tok = authorization + 7;
+	while (*tok == ' ')
+		tok++;
+	w = malloc(sizeof(*w));
+	if (w == NULL) {
+		fail(500, "NOMEM", "out of memory", status, out);
+		return;
+	}
+	if (fbx_webgate_who(g, tok, w) != FBX_OK) {
+		fail(401, "UNAUTHENTICATED",
+		    "the session token is unknown, expired, or its principal "
+		    "was revoked or rotated: fuseboxctl web login",
+		    status, out);
+		goto out;
+	}
+	if (strcmp(path, "/api/whoami") == 0)
+		done(who_json(w), 200, status, out);
+	else if (post)
+		action(g, w, body != NULL ? body : "", len, status, out);
+	else
+		overview(g, w, snap, status, out);
+out:
+	free(w);
+}

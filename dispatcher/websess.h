@@ -1,0 +1,55 @@
+/*
+ * websess.h: web console sessions (issue 12). A browser cannot speak
+ * CURVE, so a principal that is already authenticated over CURVE asks
+ * the engine for a session token (`fuseboxctl web login`: a
+ * PrincipalRequest WEB_LOGIN); the HTTP thread then maps the token back
+ * to that principal and its key, and sends the browser's requests to the
+ * engine as console requests of that principal (fbx_web.h). Tokens live
+ * in memory only (a restart logs everyone out), under their own mutex:
+ * the engine thread mints them, the HTTP threads look them up. Internal
+ * to dispatcher/.
+ */
+#ifndef FBXI_WEBSESS_H
+#define FBXI_WEBSESS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fbx_proto.h"
+
+struct fbx_engine;
+struct fbx_io_msg;
+
+#define FBX_WEB_TOKEN_LEN 64      /* hex characters: 256 random bits */
+#define FBX_WEB_SESSIONS_MAX 4096 /* live tokens; the oldest goes first */
+#define FBX_WEB_TTL_DEFAULT_S (12u * 3600)
+
+struct fbxi_websess;
+
+/** fbxi_websess_new - an empty table. @return FBX_OK; FBX_ENOMEM. */
+int fbxi_websess_new(struct fbxi_websess **out);
+/** fbxi_websess_free - NULL is accepted. */
+void fbxi_websess_free(struct fbxi_websess *w);
+
+/**
+ * fbxi_websess_find - the principal and key a token was minted for, if
+ * it has not expired (now_ms: wall clock). Any thread. The caller still
+ * checks that the key is the principal's current key.
+ * @return FBX_OK; FBX_ENOT_FOUND (unknown, malformed or expired: an
+ * expired one is forgotten).
+ */
+int fbxi_websess_find(struct fbxi_websess *w, const char *token,
+    int64_t now_ms, char *user, size_t ul, char *key41, int64_t *expires_ms);
+
+/** fbxi_websess_forget - drop a token (its key no longer holds). Any
+ * thread. */
+void fbxi_websess_forget(struct fbxi_websess *w, const char *token);
+
+/** fbxi_handle_web_login - PrincipalRequest WEB_LOGIN (in a request's
+ * child transaction): mint a token for the request's own principal,
+ * audit it (web.login, organisation _auth) and answer with one JSON
+ * line {"token","expires_ms","principal","url"}. */
+void fbxi_handle_web_login(struct fbx_engine *e, const struct fbx_io_msg *in,
+    struct fbx_console_req *req);
+
+#endif

@@ -1,0 +1,485 @@
+/*
+ * fleet_test.c: fleet check-in health (issue 12, incident 4), in-process
+ * on a fake clock (engine_fake.c), turn by turn:
+ * - the report counts an organisation's devices by hours since their
+ *   last check-in (since enrolment for one that never checked in) and by
+ *   OS version, as of the engine's last pass over the registry;
+ * - an alert rule (stale minutes, repeat) fires a devices_stale event
+ *   when devices pass its threshold, again only after its repeat
+ *   interval, and once with count 0 when every device is back;
+ * - `devices --stale` lists exactly the stale devices, each with the
+ *   deliveries waiting for it;
+ * - rules are validated, removed, limited to 8, survive a restart, and
+ *   another organisation's devices never count;
+ * - final delivery outcomes are counted per organisation and command
+ *   type once their turn commits, and a type that stops succeeding
+ *   raises outcome_silence once per hour (incident 5).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine_fake.h"
+#include "metrics.h"
+
+#define MIN 60000LL
+#define HOUR (60 * MIN)
+
+/* fleet_req - a FleetRequest from "ops"; rep is the caller's to free */
+static int
+fleet_req(struct env *t, const char *org, int op, uint32_t stale,
+    uint32_t repeat, struct fbx_console_rep *rep)
+{
+	struct fbx_console_req req;
+
+	memset(&req, 0, sizeof(req));
+	req.kind = FBX_CREQ_FLEET;
+	req.u.fleet.op = op;
+	req.u.fleet.stale_minutes = stale;
+	req.u.fleet.repeat_minutes = repeat;
+	snprintf(req.u.fleet.note, sizeof(req.u.fleet.note), "fleet_test");
+	console(t, "ops", org, &req);
+	turn(t);
+	return reply(t, "ops", rep);
+}
+
+/* checkin - devices [from, to) of org report in now with os */
+static void
+checkin(struct env *t, const char *org, unsigned from, unsigned to,
+    const char *os)
+{
+	static uint64_t batch = 1;
+	struct fbx_checkin c[64];
+	struct fbx_gw_msg m;
+	struct gw_seen *s = calloc(1, sizeof(*s));
+
+	memset(c, 0, sizeof(c));
+	for (unsigned i = from; i < to; i++) {
+		snprintf(c[i - from].org, sizeof(c[0].org), "%s", org);
+		snprintf(c[i - from].device, sizeof(c[0].device), "%s-d%05u",
+		    org, i);
+		c[i - from].at_ms = t->io.wall;
+		snprintf(c[i - from].os_version, sizeof(c[0].os_version), "%s",
+		    os);
+	}
+	memset(&m, 0, sizeof(m));
+	m.kind = FBX_GW_CHECKINS;
+	m.u.checkins.batch_id = batch++;
+	m.u.checkins.c = c;
+	m.u.checkins.n = to - from;
+	gateway(t, "g", &m);
+	turn(t);
+	drain_gw(t, "g", s);
+	CHECK(s->nacks == 1 && s->ack_count[0] == to - from,
+	    "check-ins of %s acknowledged: %zu acks", org, s->nacks);
+	free(s);
+}
+
+/* stale_events - devices_stale events of org published since the last
+ * call; *last_count = the count of the last one */
+static int
+stale_events(struct env *t, const char *org, uint64_t *last_count)
+{
+	struct qmsg **pp = &t->io.out[FBX_IO_EVENTS];
+	int n = 0;
+
+	while (*pp != NULL) {
+		struct qmsg *q = *pp;
+		struct fbx_event ev;
+		*pp = q->next;
+		if (fbx_event_decode(q->body, q->len, &ev) == FBX_OK &&
+		    ev.kind == FBX_EV_DEVICES_STALE && strcmp(ev.org, org) == 0) {
+			n++;
+			*last_count = ev.count;
+		}
+		q_free(q);
+	}
+	return n;
+}
+
+/* pass - let the next pass over the registry run (one per minute; a
+ * small fleet is read in one slice) */
+static void
+pass(struct env *t)
+{
+	advance(t, MIN + 1000);
+	turn(t);
+}
+
+static uint32_t
+os_count(const struct fbx_fleet_report *r, const char *v)
+{
+	for (size_t i = 0; i < r->nos; i++)
+		if (strcmp(r->os[i].version, v) == 0)
+			return r->os[i].count;
+	return 0;
+}
+
+/* list_stale - ListDevices with stale_minutes; rep is the caller's */
+static int
+list_stale(struct env *t, const char *org, uint32_t minutes,
+    struct fbx_console_rep *rep)
+{
+	struct fbx_console_req req;
+
+	memset(&req, 0, sizeof(req));
+	req.kind = FBX_CREQ_LIST_DEVICES;
+	req.u.list_devices.stale_minutes = minutes;
+	req.u.list_devices.limit = 100;
+	console(t, "ops", org, &req);
+	turn(t);
+	return reply(t, "ops", rep);
+}
+
+static void
+test_report_and_alerts(struct env *t)
+{
+	struct fbx_console_rep rep;
+	struct fbx_command info;
+	struct gw_seen *s = calloc(1, sizeof(*s));
+	uint64_t cnt = 99;
+	uint64_t id;
+	int rc;
+
+	enroll(t, "org-a", 10);
+	enroll(t, "org-b", 5);
+	hello(t, "g", "org-a", 100);
+	turn(t);
+	checkin(t, "org-a", 0, 3, "14.1");
+	checkin(t, "org-a", 3, 6, "15.0");
+	/* devices 6..9 never check in */
+
+	rc = fleet_req(t, "org-a", FBX_FLEET_RULE_SET, 1440, 60, &rep);
+	CHECK(rc == FBX_OK && rep.u.fleet.nrules == 1 &&
+	        rep.u.fleet.rules[0].stale_minutes == 1440 &&
+	        rep.u.fleet.rules[0].repeat_minutes == 60,
+	    "rule set: rc %d, %zu rules", rc, rep.u.fleet.nrules);
+	fbx_console_rep_free(&rep);
+
+	pass(t);
+	rc = fleet_req(t, "org-a", FBX_FLEET_REPORT, 0, 0, &rep);
+	CHECK(rc == FBX_OK && rep.u.fleet.as_of_ms > 0 &&
+	        rep.u.fleet.devices == 10 &&
+	        rep.u.fleet.offline_hours[0] == 6 &&
+	        rep.u.fleet.offline_hours[FBX_FLEET_BUCKETS - 1] == 4,
+	    "report: rc %d, %u devices, %u under 2 h, %u never", rc,
+	    rep.u.fleet.devices, rep.u.fleet.offline_hours[0],
+	    rep.u.fleet.offline_hours[FBX_FLEET_BUCKETS - 1]);
+	CHECK(os_count(&rep.u.fleet, "14.1") == 3 &&
+	        os_count(&rep.u.fleet, "15.0") == 3 &&
+	        os_count(&rep.u.fleet, "") == 4 && rep.u.fleet.os_other == 0,
+	    "os versions: %zu listed", rep.u.fleet.nos);
+	CHECK(rep.u.fleet.nrules == 1 && rep.u.fleet.rules[0].stale == 0 &&
+	        rep.u.fleet.rules[0].last_alert_ms == 0,
+	    "nobody stale yet: %u", rep.u.fleet.rules[0].stale);
+	fbx_console_rep_free(&rep);
+	CHECK(stale_events(t, "org-a", &cnt) == 0, "no alert yet");
+
+	/* a lock for device 7, which the gateway finds offline */
+	hello(t, "g", "org-a", 100);
+	turn(t);
+	drain_gw(t, "g", s);
+	s->nids = 0;
+	{
+		struct fbx_console_req req;
+		fbx_id ids[1];
+		memset(&req, 0, sizeof(req));
+		req.kind = FBX_CREQ_SUBMIT;
+		req.u.submit.cmd.type = FBX_CMD_LOCK;
+		req.u.submit.cmd.origin = FBX_ORIGIN_OPERATOR;
+		req.u.submit.cmd.target_kind = FBX_TARGET_DEVICES;
+		req.u.submit.cmd.ttl_s = 7 * 86400;
+		snprintf(ids[0], sizeof(ids[0]), "org-a-d00007");
+		req.u.submit.cmd.dev_ids = ids;
+		req.u.submit.cmd.ndev_ids = 1;
+		console(t, "ops", "org-a", &req);
+		turn(t);
+		rc = reply(t, "ops", &rep);
+		id = rc == FBX_OK ? rep.u.submit.command_id : 0;
+		fbx_console_rep_free(&rep);
+		CHECK(id != 0, "lock for device 7: rc %d", rc);
+		/* the gateway finds it offline: the delivery waits */
+		turn(t);
+		drain_gw(t, "g", s);
+		CHECK(s->nids == 1, "the lock went to the gateway: %zu",
+		    s->nids);
+		results(t, "g", 900, s->ids, s->nids, FBX_R_OFFLINE);
+		turn(t);
+		CHECK(counts(t, "org-a", id, &info) == FBX_OK &&
+		        info.counts[FBX_D_PENDING] == 1,
+		    "device 7's lock pending");
+		fbx_command_clear(&info);
+	}
+
+	/* 25 hours later: every device is past 1,440 minutes */
+	advance(t, 25 * HOUR);
+	/* the turn of that pass fails to commit: its alert does not leave
+	 * and is not lost either, the next pass sends it */
+	fbx_store_test_fail_commits = 1;
+	turn(t);
+	CHECK(fbx_store_test_fail_commits == 0 &&
+	        stale_events(t, "org-a", &cnt) == 0,
+	    "no alert from a failed turn");
+	pass(t);
+	rc = fleet_req(t, "org-a", FBX_FLEET_REPORT, 0, 0, &rep);
+	CHECK(rc == FBX_OK && rep.u.fleet.offline_hours[4] == 6 &&
+	        rep.u.fleet.offline_hours[FBX_FLEET_BUCKETS - 1] == 4 &&
+	        rep.u.fleet.rules[0].stale == 10 &&
+	        rep.u.fleet.rules[0].last_alert_ms != 0,
+	    "after 25 h: %u in 24-48 h, %u never, rule over: %u", 
+	    rep.u.fleet.offline_hours[4],
+	    rep.u.fleet.offline_hours[FBX_FLEET_BUCKETS - 1],
+	    rep.u.fleet.rules[0].stale);
+	fbx_console_rep_free(&rep);
+
+	/* the stale listing: exactly the 10, device 7 with its lock */
+	rc = list_stale(t, "org-a", 1440, &rep);
+	CHECK(rc == FBX_OK && rep.u.devices.n == 10, "stale list: rc %d, %zu",
+	    rc, rep.u.devices.n);
+	for (size_t i = 0; rc == FBX_OK && i < rep.u.devices.n; i++) {
+		const struct fbx_device *d = &rep.u.devices.devs[i];
+		unsigned want = strcmp(d->id, "org-a-d00007") == 0 ? 1 : 0;
+		CHECK(d->pending == want, "%s: %u pending, want %u", d->id,
+		    d->pending, want);
+	}
+	fbx_console_rep_free(&rep);
+	/* nothing is stale at two days; org-b's devices are not org-a's */
+	rc = list_stale(t, "org-a", 2880, &rep);
+	CHECK(rc == FBX_OK && rep.u.devices.n == 0,
+	    "nothing over 2 days: %zu", rep.u.devices.n);
+	fbx_console_rep_free(&rep);
+
+	/* the alert: once, not again before its repeat interval */
+	CHECK(stale_events(t, "org-a", &cnt) == 1 && cnt == 10,
+	    "one alert for 10 devices: count %llu", (unsigned long long)cnt);
+	CHECK(stale_events(t, "org-b", &cnt) == 0, "org-b has no rule");
+	for (int i = 0; i < 5; i++)
+		pass(t);
+	CHECK(stale_events(t, "org-a", &cnt) == 0,
+	    "no repeat within 60 minutes");
+	advance(t, 60 * MIN);
+	pass(t);
+	CHECK(stale_events(t, "org-a", &cnt) == 1 && cnt == 10,
+	    "repeated after 60 minutes");
+
+	/* every device back: one last event with count 0, then silence
+	 * (the gateway went quiet meanwhile and connects again) */
+	hello(t, "g", "org-a", 100);
+	turn(t);
+	drain_gw(t, "g", s);
+	checkin(t, "org-a", 0, 10, "15.0");
+	pass(t);
+	CHECK(stale_events(t, "org-a", &cnt) == 1 && cnt == 0,
+	    "back: count %llu", (unsigned long long)cnt);
+	pass(t);
+	CHECK(stale_events(t, "org-a", &cnt) == 0, "silent once back");
+	rc = fleet_req(t, "org-a", FBX_FLEET_REPORT, 0, 0, &rep);
+	CHECK(rc == FBX_OK && rep.u.fleet.offline_hours[0] == 10 &&
+	        os_count(&rep.u.fleet, "15.0") == 10 &&
+	        rep.u.fleet.rules[0].stale == 0 &&
+	        rep.u.fleet.rules[0].last_alert_ms == 0,
+	    "all back: %u under 2 h", rep.u.fleet.offline_hours[0]);
+	fbx_console_rep_free(&rep);
+	free(s);
+}
+
+static void
+test_rules(struct env *t)
+{
+	struct fbx_console_rep rep;
+	int rc;
+
+	/* validated at decode */
+	rc = fleet_req(t, "org-a", FBX_FLEET_RULE_SET, 0, 60, &rep);
+	CHECK(rc == FBX_EINVALID, "stale 0: rc %d", rc);
+	fbx_console_rep_free(&rep);
+	rc = fleet_req(t, "org-a", FBX_FLEET_RULE_DEL, 1440, 5, &rep);
+	CHECK(rc == FBX_EINVALID, "repeat with a removal: rc %d", rc);
+	fbx_console_rep_free(&rep);
+	rc = fleet_req(t, "org-a", FBX_FLEET_REPORT, 10, 0, &rep);
+	CHECK(rc == FBX_EINVALID, "a threshold with a report: rc %d", rc);
+	fbx_console_rep_free(&rep);
+	/* a changed repeat keeps one rule; a second threshold sorts */
+	rc = fleet_req(t, "org-a", FBX_FLEET_RULE_SET, 1440, 120, &rep);
+	fbx_console_rep_free(&rep);
+	rc = fleet_req(t, "org-a", FBX_FLEET_RULE_SET, 2880, 60, &rep);
+	CHECK(rc == FBX_OK && rep.u.fleet.nrules == 2 &&
+	        rep.u.fleet.rules[0].stale_minutes == 1440 &&
+	        rep.u.fleet.rules[0].repeat_minutes == 120 &&
+	        rep.u.fleet.rules[1].stale_minutes == 2880,
+	    "two rules: rc %d, %zu", rc, rep.u.fleet.nrules);
+	fbx_console_rep_free(&rep);
+	for (uint32_t m = 1; m <= 6; m++) {
+		rc = fleet_req(t, "org-a", FBX_FLEET_RULE_SET, m, 0, &rep);
+		fbx_console_rep_free(&rep);
+	}
+	rc = fleet_req(t, "org-a", FBX_FLEET_RULE_SET, 7, 0, &rep);
+	CHECK(rc == FBX_ETOOBIG, "a ninth rule: rc %d", rc);
+	fbx_console_rep_free(&rep);
+	rc = fleet_req(t, "org-a", FBX_FLEET_RULE_DEL, 999, 0, &rep);
+	CHECK(rc == FBX_ENOT_FOUND, "remove a rule that is not: rc %d", rc);
+	fbx_console_rep_free(&rep);
+	rc = fleet_req(t, "org-a", FBX_FLEET_RULE_DEL, 3, 0, &rep);
+	CHECK(rc == FBX_OK && rep.u.fleet.nrules == 7, "removed: %zu",
+	    rep.u.fleet.nrules);
+	fbx_console_rep_free(&rep);
+
+	/* rules are in the store: a restart keeps them */
+	CHECK(env_reopen(t) == 0, "reopen");
+	rc = fleet_req(t, "org-a", FBX_FLEET_REPORT, 0, 0, &rep);
+	CHECK(rc == FBX_OK && rep.u.fleet.nrules == 7 &&
+	        rep.u.fleet.rules[6].stale_minutes == 2880,
+	    "after a restart: rc %d, %zu rules", rc, rep.u.fleet.nrules);
+	fbx_console_rep_free(&rep);
+	/* org-b has none */
+	rc = fleet_req(t, "org-b", FBX_FLEET_REPORT, 0, 0, &rep);
+	CHECK(rc == FBX_OK && rep.u.fleet.nrules == 0, "org-b: %zu rules",
+	    rep.u.fleet.nrules);
+	fbx_console_rep_free(&rep);
+}
+
+
+
+/* outcome_events - outcome_silence events of org since the last call */
+static int
+outcome_events(struct env *t, const char *org, uint64_t *count)
+{
+	struct qmsg **pp = &t->io.out[FBX_IO_EVENTS];
+	int n = 0;
+
+	while (*pp != NULL) {
+		struct qmsg *q = *pp;
+		struct fbx_event ev;
+		*pp = q->next;
+		if (fbx_event_decode(q->body, q->len, &ev) == FBX_OK &&
+		    ev.kind == FBX_EV_OUTCOME_SILENCE &&
+		    strcmp(ev.org, org) == 0) {
+			n++;
+			*count = ev.count;
+		}
+		q_free(q);
+	}
+	return n;
+}
+
+/* answer_all - a query to every device of org, answered with status;
+ * with fail_first the turn with the results fails to commit and the
+ * gateway sends them again once the store is back */
+static void
+answer_all(struct env *t, const char *org, int status, uint64_t batch,
+    int fail_first)
+{
+	struct gw_seen *s = calloc(1, sizeof(*s));
+
+	(void)submit_org(t, org);
+	turn(t);
+	drain_gw(t, "h", s);
+	CHECK(s->nids == 30, "sent to the gateway: %zu", s->nids);
+	if (fail_first) {
+		fbx_store_test_fail_commits = 1;
+		results(t, "h", batch, s->ids, s->nids, status);
+		turn(t);
+		CHECK(fbx_store_test_fail_commits == 0, "the commit failed");
+		advance(t, 10000);
+		heartbeat(t, "h");
+		turn(t);
+	}
+	results(t, "h", batch, s->ids, s->nids, status);
+	turn(t);
+	free(s);
+}
+
+static const struct fbx_type_outcomes *
+outcome_of(const struct fbx_fleet_report *r, int type)
+{
+	for (size_t i = 0; i < r->nout; i++)
+		if (r->out[i].type == type)
+			return &r->out[i];
+	return NULL;
+}
+
+static void
+test_outcomes(struct env *t)
+{
+	struct fbx_console_rep rep;
+	const struct fbx_type_outcomes *q;
+	uint64_t cnt = 0;
+	int rc;
+
+	enroll(t, "org-c", 30);
+	hello(t, "h", "org-c", 1000);
+	turn(t);
+	/* queries that succeed; their first commit fails: counted once */
+	answer_all(t, "org-c", FBX_R_SUCCEEDED, 501, 1);
+	rc = fleet_req(t, "org-c", FBX_FLEET_REPORT, 0, 0, &rep);
+	q = rc == FBX_OK ? outcome_of(&rep.u.fleet, FBX_CMD_QUERY) : NULL;
+	CHECK(q != NULL && q->ok_hour == 30 && q->ok_day == 30 &&
+	        q->failed_hour == 0 && !q->silent,
+	    "30 succeeded counted: rc %d", rc);
+	CHECK(outcome_of(&rep.u.fleet, FBX_CMD_LOCK) == NULL,
+	    "no lock outcomes listed");
+	fbx_console_rep_free(&rep);
+
+	/* two hours later every query fails: silence, once per hour */
+	advance(t, 2 * HOUR);
+	hello(t, "h", "org-c", 1000);
+	turn(t);
+	(void)outcome_events(t, "org-c", &cnt);
+	answer_all(t, "org-c", FBX_R_FAILED, 502, 0);
+	advance(t, MIN + 1000);
+	turn(t);
+	CHECK(outcome_events(t, "org-c", &cnt) == 1 && cnt == 30,
+	    "outcome_silence for 30 failures: count %llu",
+	    (unsigned long long)cnt);
+	rc = fleet_req(t, "org-c", FBX_FLEET_REPORT, 0, 0, &rep);
+	q = rc == FBX_OK ? outcome_of(&rep.u.fleet, FBX_CMD_QUERY) : NULL;
+	CHECK(q != NULL && q->ok_hour == 0 && q->failed_hour == 30 &&
+	        q->ok_day == 30 && q->failed_day == 30 && q->silent,
+	    "the report says silent");
+	fbx_console_rep_free(&rep);
+	advance(t, MIN + 1000);
+	turn(t);
+	CHECK(outcome_events(t, "org-c", &cnt) == 0, "not again this hour");
+	/* /metrics: fleet-wide per type, and the fleet histogram */
+	{
+		struct fbx_metrics *m = calloc(1, sizeof(*m));
+		char *text = NULL;
+		size_t len = 0;
+		CHECK(m != NULL && fbx_engine_metrics(t->e, m) == FBX_OK &&
+		        fbx_metrics_render(m, m->taken_ms, 1 << 20, &text,
+		            &len) == FBX_OK,
+		    "metrics rendered");
+		CHECK(text != NULL &&
+		        strstr(text, "fusebox_delivery_outcomes_total{type=\"query\","
+		                     "outcome=\"succeeded\"} 30\n") != NULL &&
+		        strstr(text, "fusebox_delivery_outcomes_total{type=\"query\","
+		                     "outcome=\"failed\"} 30\n") != NULL &&
+		        strstr(text, "fusebox_fleet_devices{offline_hours=") !=
+		            NULL,
+		    "outcome and fleet series");
+		free(text);
+		free(m);
+	}
+	/* org-a's own outcomes never mix with org-c's */
+	rc = fleet_req(t, "org-a", FBX_FLEET_REPORT, 0, 0, &rep);
+	q = rc == FBX_OK ? outcome_of(&rep.u.fleet, FBX_CMD_QUERY) : NULL;
+	CHECK(rc == FBX_OK && q == NULL, "org-a has no query outcomes");
+	fbx_console_rep_free(&rep);
+}
+
+int
+main(void)
+{
+	struct env t;
+
+	if (env_open(&t, "fleet") != 0) {
+		fprintf(stderr, "cannot open the engine\n");
+		return 1;
+	}
+	test_report_and_alerts(&t);
+	test_rules(&t);
+	test_outcomes(&t);
+	env_close(&t);
+	printf("fleet_test: %d passed, %d failed\n", passed, failed);
+	return failed == 0 ? 0 : 1;
+}
