@@ -881,8 +881,10 @@ fbxi_auth_committed(struct fbx_engine *e)
 	e->auth_dirty = 0;
 	for (size_t i = 0; i < nlive && !lost; i++)
 		lost = !key_holds(e->auth, live[i]);
-	if (lost && e->io_ops != NULL && e->io_ops->events_reset != NULL)
-		e->io_ops->events_reset(e->io);
+	/* after this turn's events have left (engine.c, after out_flush):
+	 * they go to the subscribers that were entitled to them */
+	if (lost)
+		e->events_reset_due = 1;
 	free(live);
 	/* sessions of a gateway whose key no longer holds end now, not at
 	 * their next message */

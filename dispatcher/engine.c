@@ -1581,6 +1581,11 @@ rebuild_cmd_cb(void *arg, const struct fbx_command *c)
 	    FBX_DLV_ID(c->id + 1, 0), 0, rebuild_dlv_cb, r);
 	if (rc != FBX_OK && rc != FBX_ENOT_FOUND)
 		r->err = rc;
+	/* the outcome baseline is what the deliveries say, not the record:
+	 * a difference is not an outcome of the next turn */
+	cc->ocounts[0] = cc->c.counts[FBX_D_SUCCEEDED];
+	cc->ocounts[1] = cc->c.counts[FBX_D_FAILED];
+	cc->ocounts[2] = cc->c.counts[FBX_D_EXPIRED];
 	return r->err != FBX_OK;
 }
 
@@ -2129,6 +2134,11 @@ turn(struct fbx_engine *e)
 			fbxi_auth_committed(e);
 			fbxi_outq_commit(e);
 			out_flush(e);
+			if (e->events_reset_due) {
+				e->events_reset_due = 0;
+				if (e->io_ops->events_reset != NULL)
+					e->io_ops->events_reset(e->io);
+			}
 			reap_done(e);
 			/* a slow turn delays every reply: say where it went */
 			if (t_commit - t0 > 500000 ||

@@ -255,6 +255,8 @@ struct fbx_engine {
 	 * reloaded after a turn that changed it commits; refusals */
 	struct fbxi_auth *auth;
 	int auth_dirty;
+	int events_reset_due; /* a key stopped holding: end the events
+	                         subscriptions after the turn's output */
 	uint64_t auth_refused;   /* console and gateway refusals */
 	uint64_t forged_results; /* results for another key's deliveries */
 	/* metrics (issue 12, engine_live.c): durations of committed turns

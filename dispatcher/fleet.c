@@ -19,7 +19,7 @@
 #include "log.h"
 #include "outcomes.h"
 
-#define OS_TRACK 64 /* distinct versions counted per organisation */
+#define OS_TRACK 256 /* distinct versions counted per organisation */
 #define KV_PREFIX "fleet/"
 #define RULE_BYTES 8 /* stale_minutes, repeat_minutes: little endian */
 
@@ -65,6 +65,8 @@ struct fleet_pend {
 	uint32_t stale_minutes, stale, devices;
 	int64_t alert_ms; /* the rule's last_alert_ms after it */
 	int still;
+	int gone; /* all clear because 1: the rule was removed, 2: the
+	             organisation left the registry */
 };
 
 struct fbxi_fleet {
@@ -311,6 +313,7 @@ pend_add(struct fbxi_fleet *f, const char *org, uint32_t min, uint32_t n,
 	p->devices = devices;
 	p->alert_ms = alert_ms;
 	p->still = still;
+	p->gone = 0;
 }
 
 /* pend_commit - the turn committed: the decided alerts leave and the
@@ -321,24 +324,33 @@ pend_commit(struct fbx_engine *e, struct fbxi_fleet *f)
 	for (size_t i = 0; i < f->npend; i++) {
 		const struct fleet_pend *p = &f->pend[i];
 		struct org_agg *a = agg_find(f, p->org, NULL);
+		char reason[32];
 		for (size_t k = 0; a != NULL && k < a->nst; k++) {
 			if (a->st[k].stale_minutes == p->stale_minutes)
 				a->st[k].last_alert_ms = p->alert_ms;
 		}
+		/* the reason names the rule: the alert command's rate limit
+		 * is per (kind, organisation, reason), and a receiver
+		 * matches the all-clear to its alarm */
+		snprintf(reason, sizeof(reason), "stale_%um",
+		    (unsigned)p->stale_minutes);
 		if (p->stale > 0)
-			fbxi_event(e, FBX_EV_DEVICES_STALE, p->org, "", "engine",
-			    0, p->stale, p->stale_minutes,
+			fbxi_event(e, FBX_EV_DEVICES_STALE, p->org, reason,
+			    "engine", 0, p->stale, p->stale_minutes,
 			    "%u of %u devices of %s without a check-in for "
 			    "%u min or longer%s",
 			    (unsigned)p->stale, (unsigned)p->devices, p->org,
 			    (unsigned)p->stale_minutes,
 			    p->still ? " (still)" : "");
 		else
-			fbxi_event(e, FBX_EV_DEVICES_STALE, p->org, "", "engine",
-			    0, 0, p->stale_minutes,
-			    "every device of %s checked in within %u min "
-			    "again",
-			    p->org, (unsigned)p->stale_minutes);
+			fbxi_event(e, FBX_EV_DEVICES_STALE, p->org, reason,
+			    "engine", 0, 0, p->stale_minutes, "%s",
+			    p->gone == 1 ? "the rule was removed while it "
+			                   "alerted: no more alerts from it" :
+			    p->gone == 2 ? "the organisation has no devices "
+			                   "any more" :
+			                   "every device checked in within the "
+			                   "rule's time again");
 	}
 	f->npend = 0;
 }
@@ -350,6 +362,7 @@ org_done(struct fbxi_fleet *f)
 {
 	struct cur_agg *c = &f->cur;
 	struct org_agg *a = agg_get(f, c->org), prev;
+	uint32_t alerting = 0;
 	size_t i;
 
 	f->have_cur = 0;
@@ -387,8 +400,18 @@ org_done(struct fbxi_fleet *f)
 			    c->devices, c->now, last != 0);
 		else if (c->rule_n[i] == 0 && last != 0)
 			pend_add(f, c->org, c->rule_min[i], 0, c->devices, 0, 0);
-		if (c->rule_n[i] > 0)
-			f->acc.orgs_alerting++;
+		alerting |= c->rule_n[i] > 0;
+	}
+	f->acc.orgs_alerting += alerting;
+	/* a rule removed while it alerted: its all-clear, once */
+	for (i = 0; i < prev.nst; i++) {
+		if (prev.st[i].last_alert_ms != 0 &&
+		    state_of(a, prev.st[i].stale_minutes) == NULL) {
+			pend_add(f, c->org, prev.st[i].stale_minutes, 0,
+			    c->devices, 0, 0);
+			if (f->npend > 0)
+				f->pend[f->npend - 1].gone = 1;
+		}
 	}
 	f->acc.devices += c->devices;
 	for (i = 0; i < FBX_FLEET_BUCKETS; i++)
@@ -423,6 +446,16 @@ pass_end(struct fbxi_fleet *f, int64_t now)
 		if (f->orgs[i].seen) {
 			f->orgs[i].seen = 0;
 			f->orgs[k++] = f->orgs[i];
+			continue;
+		}
+		/* gone from the registry: the all-clear of what alerted */
+		for (size_t r = 0; r < f->orgs[i].nst; r++) {
+			if (f->orgs[i].st[r].last_alert_ms == 0)
+				continue;
+			pend_add(f, f->orgs[i].org,
+			    f->orgs[i].st[r].stale_minutes, 0, 0, 0, 0);
+			if (f->npend > 0)
+				f->pend[f->npend - 1].gone = 2;
 		}
 	}
 	f->norgs = k;
@@ -436,22 +469,34 @@ fbxi_fleet_step(struct fbx_engine *e)
 {
 	struct fbxi_fleet *f = e->fleet;
 	uint32_t budget = FBXI_FLEET_SLICE;
+	fbx_txn *rt = NULL;
 	int rc;
 
 	if (f == NULL || e->mono < f->next_slice_ms)
 		return;
 	f->next_slice_ms = e->mono + FBXI_FLEET_SLICE_MS;
+	if (!f->active && e->mono < f->next_pass_ms)
+		return;
+	/* a read transaction of its own: the pass sees only what is
+	 * committed (never this turn's own writes), and nothing it meets
+	 * fails the turn: a health view must not stop the engine */
+	rc = fbx_txn_begin(e->st, 0, &rt);
+	if (rc != FBX_OK) {
+		FBX_LOGW("fleet: no read transaction: %s", fbx_strerror(rc));
+		return;
+	}
 	if (!f->active) {
-		if (e->mono < f->next_pass_ms)
-			return;
 		f->next_pass_ms = e->mono + FBXI_FLEET_PASS_MS;
 		f->pass_start_ms = e->mono;
 		f->nplan = f->iplan = 0;
 		f->have_cur = 0;
 		memset(&f->acc, 0, sizeof(f->acc));
-		rc = fbx_store_org_list(e->txn, plan_cb, f);
+		rc = fbx_store_org_list(rt, plan_cb, f);
 		if (rc != FBX_OK && rc != FBX_ENOT_FOUND) {
-			fbxi_set_err(e, rc);
+			FBX_LOGW("fleet: organisations not listed: %s; the pass "
+			         "runs again in a minute",
+			    fbx_strerror(rc));
+			fbx_txn_abort(rt);
 			return;
 		}
 		f->active = 1;
@@ -466,17 +511,20 @@ fbxi_fleet_step(struct fbx_engine *e)
 			size_t n = 0;
 			if (f->iplan >= f->nplan) {
 				pass_end(f, e->now);
-				return;
+				break;
 			}
 			memset(c, 0, sizeof(*c));
 			snprintf(c->org, sizeof(c->org), "%s",
 			    f->plan[f->iplan++]);
 			/* damaged rules: the organisation is counted, its
-			 * rules are not judged (its report says so) */
-			rc = rules_get(e->txn, c->org, r, &n);
-			if (rc != FBX_OK && rc != FBX_ECORRUPT) {
-				fbxi_set_err(e, rc);
-				return;
+			 * rules are not judged (logged; `fleet rule set`
+			 * writes them anew) */
+			rc = rules_get(rt, c->org, r, &n);
+			if (rc != FBX_OK) {
+				FBX_LOGW("fleet: the rules of %s cannot be read: "
+				         "%s",
+				    c->org, fbx_strerror(rc));
+				n = 0;
 			}
 			for (size_t i = 0; i < n; i++) {
 				c->rule_min[i] = r[i].stale_minutes;
@@ -488,16 +536,28 @@ fbxi_fleet_step(struct fbx_engine *e)
 		c->now = e->now;
 		got = c->devices;
 		rc = fbx_store_dev_scan(
-		    e->txn, c->org, NULL, c->after, budget, dev_cb, c);
+		    rt, c->org, NULL, c->after, budget, dev_cb, c);
+		if (rc == FBX_ECORRUPT) {
+			/* a damaged device record: what was read of the
+			 * organisation stands, the rest of it is skipped
+			 * in this pass */
+			FBX_LOGW("fleet: a damaged device record of %s after "
+			         "'%s': the rest of it is skipped in this pass",
+			    c->org, c->after);
+			org_done(f);
+			continue;
+		}
 		if (rc != FBX_OK && rc != FBX_ENOT_FOUND) {
-			fbxi_set_err(e, rc);
-			return;
+			FBX_LOGW("fleet: %s not read: %s; tried again",
+			    c->org, fbx_strerror(rc));
+			break;
 		}
 		got = c->devices - got;
 		budget -= got;
 		if (budget > 0)
 			org_done(f); /* fewer than asked: its last slice */
 	}
+	fbx_txn_abort(rt);
 }
 
 void
@@ -584,9 +644,12 @@ fbxi_handle_fleet(
 	int rc = rules_get(e->txn, r->org, rules, &n);
 
 	if (rc == FBX_ECORRUPT) {
-		fbxi_console_error(e, in, r->request_id, r->kind, rc,
-		    "the fleet rules of %s are damaged", r->org);
-		return;
+		/* reported without rules; a set writes them anew */
+		FBX_LOGW("fleet: the rules of %s are damaged: shown as none; "
+		         "`fleet rule set` writes them anew",
+		    r->org);
+		n = 0;
+		rc = FBX_OK;
 	}
 	if (rc != FBX_OK) {
 		fbxi_set_err(e, rc);
@@ -644,6 +707,7 @@ struct stale_ctx {
 	uint32_t examined;
 	int64_t cutoff; /* a device last heard of before this is stale */
 	fbx_id last; /* the last device examined */
+	int64_t deadline; /* fbxi_deadline_us: the page ends after it */
 };
 
 static int
@@ -660,7 +724,8 @@ stale_cb(void *arg, const struct fbx_device *d)
 		s->v[s->n].pending = 0;
 		s->n++;
 	}
-	return s->n == s->cap || s->examined >= FBXI_FLEET_LIST_SCAN;
+	return s->n == s->cap || s->examined >= FBXI_FLEET_LIST_SCAN ||
+	    ((s->examined & 255) == 0 && fbxi_past_us(s->deadline));
 }
 
 static int
@@ -694,6 +759,7 @@ fbxi_fleet_list_stale(
 	memset(&s, 0, sizeof(s));
 	s.cap = limit;
 	s.cutoff = e->now - (int64_t)r->u.list_devices.stale_minutes * 60000;
+	s.deadline = fbxi_deadline_us(FBXI_READ_SLICE_US);
 	s.v = malloc(s.cap * sizeof(*s.v));
 	if (s.v == NULL) {
 		fbxi_set_err(e, FBX_ENOMEM);
@@ -721,7 +787,8 @@ fbxi_fleet_list_stale(
 	rep.u.devices.total = total;
 	/* stopped early (page full or the scan budget): go on from the last
 	 * device examined */
-	if (s.n == s.cap || s.examined >= FBXI_FLEET_LIST_SCAN)
+	if (s.n == s.cap || s.examined >= FBXI_FLEET_LIST_SCAN ||
+	    fbxi_past_us(s.deadline))
 		snprintf(rep.u.devices.next_after,
 		    sizeof(rep.u.devices.next_after), "%s", s.last);
 	fbxi_console_reply(e, in, &rep);

@@ -600,7 +600,7 @@ json_delivery(const struct fbx_delivery *d)
 }
 
 static void
-json_device(const struct fbx_device *d)
+json_device(const struct fbx_device *d, int with_pending)
 {
 	printf("{\"id\":");
 	json_str(d->id);
@@ -617,7 +617,7 @@ json_device(const struct fbx_device *d)
 	}
 	printf("],\"enrolled_ms\":%" PRId64 ",\"last_checkin_ms\":%" PRId64,
 	    d->enrolled_ms, d->last_checkin_ms);
-	if (d->pending > 0)
+	if (with_pending)
 		printf(",\"pending\":%" PRIu32, d->pending);
 	putchar('}');
 }
@@ -1988,8 +1988,9 @@ parse_minutes(const char *s, uint32_t max, uint32_t *out)
 		snprintf(buf, sizeof(buf), "%sm", s);
 		s = buf;
 	}
-	if (parse_dur_s(s, (uint64_t)max * 60, &secs) != 0 || secs < 60)
-		return -1;
+	if (parse_dur_s(s, (uint64_t)max * 60, &secs) != 0 || secs < 60 ||
+	    secs % 60 != 0)
+		return -1; /* whole minutes: "90s" is refused, not rounded */
 	*out = secs / 60;
 	return 0;
 }
@@ -2825,7 +2826,8 @@ cmd_devices(struct ctl *ctl, int argc, char **argv)
 		for (size_t i = 0; i < rep.u.devices.n; i++) {
 			if (i)
 				putchar(',');
-			json_device(&rep.u.devices.devs[i]);
+			json_device(&rep.u.devices.devs[i],
+			    pa.stale_minutes > 0);
 		}
 		printf("],\"next_after\":");
 		json_str(rep.u.devices.next_after);
@@ -7385,8 +7387,9 @@ static const char *const fleet_usage =
     "\n"
     "The organisation's fleet check-in health, as of the engine's last\n"
     "pass over the registry (once a minute): devices by hours since\n"
-    "their last check-in (since enrolment for one that never checked\n"
-    "in), OS versions, and the alert rules with the devices over each.\n"
+    "their last check-in ('never' for one that never checked in), OS\n"
+    "versions, and the alert rules with the devices over each (a rule\n"
+    "counts a device that never checked in from its enrolment).\n"
     "A rule alerts (event devices_stale, and the alert command) when\n"
     "devices go --stale without a check-in, again every --repeat while\n"
     "any is (none: once), and once more when every one is back. At most\n"
@@ -7561,7 +7564,7 @@ print_fleet(const char *org, const struct fbx_fleet_report *f)
 	memset(&t, 0, sizeof(t));
 	t.ncol = 4;
 	table_row(&t, "RULE_STALE_AFTER", "REPEAT", "DEVICES_OVER",
-	    "ALERTING_SINCE");
+	    "LAST_ALERT");
 	for (size_t i = 0; i < f->nrules; i++) {
 		fmt_minutes(f->rules[i].stale_minutes, b, sizeof(b));
 		if (f->rules[i].repeat_minutes > 0)

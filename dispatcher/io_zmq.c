@@ -303,8 +303,9 @@ mono_ms(void)
  * handshake goes through the ZAP handler again, which refuses the old
  * key. An ipc endpoint is bound anew before the old socket closes (the
  * bind replaces the socket file), a tcp one after (one port, one
- * listener), retried for up to 2 s and then from zio_wait. Events
- * published meanwhile are lost to everyone, as events may be. */
+ * listener): tried once here, then from zio_wait every 100 ms, so the
+ * loop never sleeps on it. Events published meanwhile are lost to
+ * everyone, as events may be. */
 static void
 zio_events_reset(void *io)
 {
@@ -319,19 +320,13 @@ zio_events_reset(void *io)
 	if (old != NULL)
 		zmq_close(old);
 	z->sock[FBX_IO_EVENTS] = NULL;
-	for (int i = 0; s == NULL && i < 200; i++) {
-		if (events_bind(z, z->events_ep, &s) == FBX_OK)
-			break;
-		nanosleep(&(struct timespec){ 0, 10 * 1000 * 1000 }, NULL);
-	}
+	if (s == NULL && events_bind(z, z->events_ep, &s) != FBX_OK)
+		s = NULL;
 	z->sock[FBX_IO_EVENTS] = s;
-	z->events_retry_ms = mono_ms() + 1000;
-	if (s != NULL)
-		FBX_LOGI("events: every subscription ended (a key was revoked "
-		         "or rotated); subscribers reconnect");
-	else
-		FBX_LOGE("events: %s not bound again; retrying every second",
-		    z->events_ep);
+	z->events_retry_ms = mono_ms() + 100;
+	FBX_LOGI("events: every subscription ended (a key was revoked or "
+	         "rotated); subscribers reconnect%s",
+	    s != NULL ? "" : " once the endpoint is bound again");
 }
 
 /* ---- the web console's door (issue 12, fbx_web.h) ------------------- */
@@ -896,7 +891,7 @@ zio_wait(void *io, int timeout_ms)
 
 	if (z->sock[FBX_IO_EVENTS] == NULL && z->events_ep[0] != '\0' &&
 	    mono_ms() >= z->events_retry_ms) {
-		z->events_retry_ms = mono_ms() + 1000;
+		z->events_retry_ms = mono_ms() + 100;
 		if (events_bind(z, z->events_ep, &items[2].socket) == FBX_OK) {
 			z->sock[FBX_IO_EVENTS] = items[2].socket;
 			FBX_LOGI("events: %s bound again", z->events_ep);

@@ -24,6 +24,7 @@ struct org_out {
 	fbx_id org;
 	struct slot s[FBX_CMD_TYPE_COUNT][FBXI_OUT_SLOTS];
 	int64_t silent_hour[FBX_CMD_TYPE_COUNT]; /* last hour reported */
+	int64_t last_hour; /* the latest hour with an outcome */
 };
 
 struct fbxi_outcomes {
@@ -125,6 +126,7 @@ fbxi_outcomes_add(struct fbxi_outcomes *o, const char *org, int type,
 	x = get(o, org);
 	if (x == NULL)
 		return FBX_ENOMEM;
+	x->last_hour = hour > x->last_hour ? hour : x->last_hour;
 	s = &x->s[type][hour % FBXI_OUT_SLOTS];
 	if (s->hour != hour) {
 		memset(s, 0, sizeof(*s));
@@ -204,6 +206,10 @@ fbxi_outcomes_silence(struct fbxi_outcomes *o, int64_t now_ms,
 
 	for (size_t i = 0; o != NULL && i < o->n; i++) {
 		struct org_out *x = o->v[i];
+		/* silence needs outcomes in this hour: most organisations
+		 * are passed over here */
+		if (x->last_hour != h)
+			continue;
 		for (int t = 1; t < FBX_CMD_TYPE_COUNT; t++) {
 			struct fbxi_outcome_counts hour, day;
 			if (x->silent_hour[t] == h ||

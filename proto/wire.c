@@ -199,6 +199,8 @@ id_copy(char *dst, const char *src, int need, const char **what)
 }
 
 /* text_copy copies free text into a buffer of cap bytes (NUL included). */
+static size_t utf8_seq(const unsigned char *s, size_t n);
+
 static int
 text_copy(char *dst, size_t cap, const char *src, const char **what)
 {
@@ -207,6 +209,15 @@ text_copy(char *dst, size_t cap, const char *src, const char **what)
 	if (n >= cap) {
 		*what = "text too long";
 		return FBX_ETOOBIG;
+	}
+	/* free text ends up in terminals, logs and web pages: printable
+	 * UTF-8 only */
+	for (size_t i = 0, k; i < n; i += k) {
+		k = utf8_seq((const unsigned char *)src + i, n - i);
+		if (k == 0) {
+			*what = "not printable UTF-8";
+			return FBX_EINVALID;
+		}
 	}
 	if (n > 0)
 		memcpy(dst, src, n);
@@ -821,7 +832,7 @@ device_in(const pb_device *d, struct fbx_device *o, int need_org,
 	    &what);
 	if (rv != FBX_OK)
 		return fail_at(w, rv, pfx, idx, "os_version",
-		    "longer than 32 bytes");
+		    rv == FBX_ETOOBIG ? "longer than 32 bytes" : what);
 	if (d->n_groups > FBX_GROUPS_MAX)
 		return fail_at(w, FBX_ETOOBIG, pfx, idx, "groups",
 		    "more than 8 groups");
@@ -4552,7 +4563,8 @@ gw_body_in(const pb_gwmsg *pb, struct fbx_gw_msg *m, struct wctx *w)
 			    x->os_version, &what);
 			if (rv != FBX_OK)
 				return fail_at(w, rv, pfx, i, "os_version",
-				    "longer than 32 bytes");
+				    rv == FBX_ETOOBIG ? "longer than 32 bytes"
+				                      : what);
 			if (!in_range((int)x->attestation, 0,
 			        FBX_ATTEST_COUNT))
 				return fail_at(w, FBX_EINVALID, pfx, i,

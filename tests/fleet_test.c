@@ -2,7 +2,7 @@
  * fleet_test.c: fleet check-in health (issue 12, incident 4), in-process
  * on a fake clock (engine_fake.c), turn by turn:
  * - the report counts an organisation's devices by hours since their
- *   last check-in (since enrolment for one that never checked in) and by
+ *   last check-in ("never" for one that never checked in) and by
  *   OS version, as of the engine's last pass over the registry;
  * - an alert rule (stale minutes, repeat) fires a devices_stale event
  *   when devices pass its threshold, again only after its repeat
@@ -91,6 +91,36 @@ stale_events(struct env *t, const char *org, uint64_t *last_count)
 		    ev.kind == FBX_EV_DEVICES_STALE && strcmp(ev.org, org) == 0) {
 			n++;
 			*last_count = ev.count;
+		}
+		q_free(q);
+	}
+	return n;
+}
+
+/* rule_events - devices_stale events of org with reason (the rule),
+ * the last one's count in *count; other events of org are dropped */
+static int
+rule_events(struct env *t, const char *org, const char *reason,
+    uint64_t *count)
+{
+	struct qmsg **pp = &t->io.out[FBX_IO_EVENTS];
+	int n = 0;
+
+	while (*pp != NULL) {
+		struct qmsg *q = *pp;
+		struct fbx_event ev;
+		*pp = q->next;
+		if (fbx_event_decode(q->body, q->len, &ev) == FBX_OK &&
+		    ev.kind == FBX_EV_DEVICES_STALE && strcmp(ev.org, org) == 0 &&
+		    strcmp(ev.reason, reason) == 0) {
+			n++;
+			*count = ev.count;
+		} else {
+			/* not this one: keep it for the next caller */
+			q->next = NULL;
+			*pp = q;
+			pp = &q->next;
+			continue;
 		}
 		q_free(q);
 	}
@@ -467,6 +497,49 @@ test_outcomes(struct env *t)
 	fbx_console_rep_free(&rep);
 }
 
+/* two rules of one organisation alert in the same pass, each under its
+ * own reason; the organisation counts once in /metrics; a rule removed
+ * while it alerts sends its all-clear */
+static void
+test_two_rules(struct env *t)
+{
+	struct fbx_console_rep rep;
+	struct fbx_metrics *m = calloc(1, sizeof(*m));
+	uint64_t c1 = 0, c2 = 0;
+
+	enroll(t, "org-d", 5);
+	CHECK(fleet_req(t, "org-d", FBX_FLEET_RULE_SET, 1, 0, &rep) == FBX_OK,
+	    "rule 1m");
+	fbx_console_rep_free(&rep);
+	CHECK(fleet_req(t, "org-d", FBX_FLEET_RULE_SET, 2, 0, &rep) == FBX_OK,
+	    "rule 2m");
+	fbx_console_rep_free(&rep);
+	advance(t, 3 * MIN);
+	pass(t);
+	CHECK(rule_events(t, "org-d", "stale_1m", &c1) == 1 && c1 == 5 &&
+	        rule_events(t, "org-d", "stale_2m", &c2) == 1 && c2 == 5,
+	    "both rules alerted: %llu, %llu", (unsigned long long)c1,
+	    (unsigned long long)c2);
+	/* org-a's rules of a few minutes alert too: two organisations,
+	 * however many rules */
+	CHECK(m != NULL && fbx_engine_metrics(t->e, m) == FBX_OK &&
+	        m->fleet_orgs_alerting == 2,
+	    "organisations alerting: %u",
+	    m != NULL ? m->fleet_orgs_alerting : 0);
+	/* remove the 2m rule while it alerts: one all-clear for it */
+	CHECK(fleet_req(t, "org-d", FBX_FLEET_RULE_DEL, 2, 0, &rep) == FBX_OK,
+	    "remove 2m");
+	fbx_console_rep_free(&rep);
+	pass(t);
+	c2 = 99;
+	CHECK(rule_events(t, "org-d", "stale_2m", &c2) == 1 && c2 == 0,
+	    "all-clear of the removed rule: count %llu",
+	    (unsigned long long)c2);
+	CHECK(rule_events(t, "org-d", "stale_1m", &c1) == 0,
+	    "rule 1m does not repeat (no --repeat)");
+	free(m);
+}
+
 int
 main(void)
 {
@@ -479,6 +552,7 @@ main(void)
 	test_report_and_alerts(&t);
 	test_rules(&t);
 	test_outcomes(&t);
+	test_two_rules(&t);
 	env_close(&t);
 	printf("fleet_test: %d passed, %d failed\n", passed, failed);
 	return failed == 0 ? 0 : 1;

@@ -715,6 +715,15 @@ test_gw_kinds(void)
 		CHECK(!memcmp(in.u.checkins.c, out.u.checkins.c,
 		    3 * sizeof(struct fbx_checkin)));
 	fbx_gw_msg_free(&out);
+	/* a device's OS version reaches terminals and web pages: an escape
+	 * sequence or broken UTF-8 is refused, printable UTF-8 kept */
+	strcpy(in.u.checkins.c[1].os_version, "\x1b[31m17");
+	CHECK_RV(gw_rt(&in, &out), FBX_EINVALID);
+	strcpy(in.u.checkins.c[1].os_version, "17\xff");
+	CHECK_RV(gw_rt(&in, &out), FBX_EINVALID);
+	strcpy(in.u.checkins.c[1].os_version, "iOS 17 \xc3\xa9");
+	CHECK_RV(gw_rt(&in, &out), FBX_OK);
+	fbx_gw_msg_free(&out);
 	free(in.u.checkins.c);
 
 	memset(&in, 0, sizeof(in));
