@@ -412,6 +412,7 @@ console_dispatch(
 	switch (r->kind) {
 	case FBX_CREQ_SUBMIT:
 		fbxi_handle_submit(e, in, r);
+		e->turn_submits++; /* fusebox_submit_ack_seconds */
 		break;
 	case FBX_CREQ_GET_COMMAND:
 		handle_get(e, in, r);

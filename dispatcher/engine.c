@@ -904,6 +904,8 @@ handle_checkins(struct fbx_engine *e, struct gw *g, struct fbx_gw_msg *m)
 			fbxi_set_err(e, rc);
 			break;
 		}
+		if (dev.last_checkin_ms <= 0)
+			fbxi_fleet_soon(e); /* a first check-in shows soon */
 		if (ci->at_ms > dev.last_checkin_ms)
 			dev.last_checkin_ms = ci->at_ms;
 		if (ci->os_version[0] != '\0')
@@ -1977,6 +1979,7 @@ turn(struct fbx_engine *e)
 	 * turn stays short and a console request never waits long behind a
 	 * big fan-out; console requests are small and read in full */
 	if (!carried) {
+		e->t_read_us = mono_us();
 		drained = read_inputs(
 		    e, FBX_IO_GATEWAY, IN_MSGS_MAX, GW_BYTES_PER_TURN);
 		read_inputs(e, FBX_IO_CONSOLE, IN_MSGS_MAX, IN_BYTES_MAX);
@@ -2006,6 +2009,7 @@ turn(struct fbx_engine *e)
 		e->redo = 0;
 		e->nundo = 0;
 		e->nhandled = 0;
+		e->turn_submits = 0;
 		e->xbudget = e->o.expand_chunk;
 		e->degraded = 0;
 		rc = e->need_rebuild ? recover(e) : FBX_OK;
@@ -2134,6 +2138,13 @@ turn(struct fbx_engine *e)
 			fbxi_auth_committed(e);
 			fbxi_outq_commit(e);
 			out_flush(e);
+			if (e->turn_submits > 0) {
+				/* the submits of the turn are acknowledged now */
+				uint64_t lat = (uint64_t)(mono_us() - e->t_read_us);
+				e->m_ack.n[fbx_metrics_bucket(lat)] +=
+				    e->turn_submits;
+				e->m_ack.sum_us += lat * e->turn_submits;
+			}
 			if (e->events_reset_due) {
 				e->events_reset_due = 0;
 				if (e->io_ops->events_reset != NULL)

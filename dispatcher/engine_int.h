@@ -263,6 +263,9 @@ struct fbx_engine {
 	 * and of their commits; the open breakers the last scan of the
 	 * store found (at most once a second: FBXI_METRICS_BRK_SCAN_MS) */
 	struct fbx_metrics_hist m_turn, m_commit;
+	struct fbx_metrics_hist m_ack, m_result; /* submit to ack, to result */
+	uint32_t turn_submits; /* submits answered in this attempt */
+	int64_t t_read_us; /* when the turn's input was read (mono us) */
 	int64_t m_brk_at; /* monotonic ms of the last scan, 0 = never */
 	int m_brk_valid;
 	int m_brk_trunc;

@@ -173,6 +173,8 @@ fbx_engine_metrics(fbx_engine *e, struct fbx_metrics *m)
 	m->degraded = e->degraded;
 	m->turn = e->m_turn;
 	m->commit = e->m_commit;
+	m->submit_ack = e->m_ack;
+	m->submit_result = e->m_result;
 	m->dlv_sent = e->dlv_sent;
 	m->results_in = e->results_in;
 	m->results_ignored = e->ignored_results;

@@ -17,6 +17,7 @@
 
 #include "fleet.h"
 #include "log.h"
+#include "metrics.h"
 #include "outcomes.h"
 
 #define OS_TRACK 256 /* distinct versions counted per organisation */
@@ -823,6 +824,7 @@ fbxi_outq_note(struct fbx_engine *e, struct cmdc *cc)
 	q = &e->outq[e->noutq++];
 	snprintf(q->org, sizeof(q->org), "%s", cc->c.org);
 	q->type = cc->c.type;
+	q->created_ms = cc->c.created_ms;
 	memcpy(q->d, d, sizeof(d));
 	for (int i = 0; i < 3; i++)
 		cc->ocounts[i] = cc->c.counts[st[i]];
@@ -851,9 +853,20 @@ fbxi_outq_commit(struct fbx_engine *e)
 {
 	for (size_t i = 0; i < e->noutq; i++) {
 		const struct fbxi_out_delta *q = &e->outq[i];
-		if (fbxi_outcomes_add(e->outcomes, q->org, q->type, q->d[0],
-		        q->d[1], q->d[2], e->now) != FBX_OK)
-			break;
+		int64_t n = 0;
+		for (int k = 0; k < 3; k++)
+			n += q->d[k] > 0 ? q->d[k] : 0;
+		if (n > 0) {
+			/* every one of them was recorded by this commit */
+			uint64_t lat = e->now > q->created_ms
+			    ? (uint64_t)(e->now - q->created_ms) * 1000
+			    : 0;
+			e->m_result.n[fbx_metrics_bucket_result(lat)] +=
+			    (uint64_t)n;
+			e->m_result.sum_us += lat * (uint64_t)n;
+		}
+		(void)fbxi_outcomes_add(e->outcomes, q->org, q->type, q->d[0],
+		    q->d[1], q->d[2], e->now);
 	}
 	e->noutq = 0;
 	if (e->fleet != NULL)

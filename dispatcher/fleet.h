@@ -42,7 +42,8 @@ void fbxi_fleet_step(struct fbx_engine *e);
 #define FBXI_FLEET_SOON_MS 10000 /* passes brought forward: at most this
                                    * often */
 
-/* fbxi_fleet_soon - devices were enrolled: the next pass in about 2 s
+/* fbxi_fleet_soon - devices were enrolled or checked in for the first
+ * time: the next pass in about 2 s
  * (not sooner than FBXI_FLEET_SOON_MS after the last one began) instead
  * of up to a minute. Memory only; harmless in a turn that fails. */
 void fbxi_fleet_soon(struct fbx_engine *e);
@@ -64,6 +65,7 @@ struct fbxi_out_delta {
 	fbx_id org;
 	uint8_t type;
 	int64_t d[3]; /* succeeded, failed, expired */
+	int64_t created_ms; /* the command's: submit-to-result latency */
 };
 
 /* fbxi_outq_note - in flush_commands: what cc's counts changed in this

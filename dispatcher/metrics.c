@@ -102,12 +102,14 @@ one(struct buf *b, const char *name, const char *type, const char *help,
 	bprintf(b, "%s %" PRIu64 "\n", name, v);
 }
 
+static const uint64_t turn_le[FBX_METRICS_NBUCKETS] = FBX_METRICS_BUCKETS_US;
+static const uint64_t result_le[FBX_METRICS_NBUCKETS] =
+    FBX_METRICS_RESULT_BUCKETS_US;
+
 static void
 hist(struct buf *b, const char *name, const char *help,
-    const struct fbx_metrics_hist *h)
+    const struct fbx_metrics_hist *h, const uint64_t *le)
 {
-	static const uint64_t le[FBX_METRICS_NBUCKETS]
-	    = FBX_METRICS_BUCKETS_US;
 	uint64_t cum = 0;
 
 	head(b, name, "histogram", help);
@@ -169,9 +171,18 @@ render(struct buf *b, const struct fbx_metrics *m, int64_t now_ms)
 	    (uint64_t)(m->degraded != 0));
 	hist(b, "fusebox_turn_seconds",
 	    "Duration of committed turns, from the first input to the commit",
-	    &m->turn);
+	    &m->turn, turn_le);
 	hist(b, "fusebox_commit_seconds",
-	    "Duration of the commit (fsync) of committed turns", &m->commit);
+	    "Duration of the commit (fsync) of committed turns", &m->commit,
+	    turn_le);
+	hist(b, "fusebox_submit_ack_seconds",
+	    "Submit requests: from read to acknowledged (after the commit "
+	    "that made them durable)",
+	    &m->submit_ack, turn_le);
+	hist(b, "fusebox_submit_result_seconds",
+	    "Deliveries: from their command's creation to the commit that "
+	    "recorded their final outcome",
+	    &m->submit_result, result_le);
 
 	/* deliveries and commands */
 	head(b, "fusebox_deliveries", "gauge",

@@ -24,18 +24,45 @@
 		    500000, 1000000, 5000000                                  \
 	}
 
-/* fbx_metrics_bucket - the bucket index of a duration: 0..NBUCKETS-1, or
- * FBX_METRICS_NBUCKETS for +Inf only. */
+/* Submit to final result can take as long as a device stays offline:
+ * its buckets reach a day. */
+#define FBX_METRICS_RESULT_BUCKETS_US                                         \
+	{                                                                     \
+		100000, 500000, 1000000, 5000000, 10000000, 30000000,         \
+		    60000000, 300000000, 900000000, 3600000000ull,            \
+		    14400000000ull, 86400000000ull                            \
+	}
+
+/* fbx_metrics_bucket_le - the bucket index of us among the bounds le
+ * (NBUCKETS of them): 0..NBUCKETS-1, or FBX_METRICS_NBUCKETS for +Inf */
 static inline unsigned
-fbx_metrics_bucket(uint64_t us)
+fbx_metrics_bucket_le(uint64_t us, const uint64_t *le)
 {
-	static const uint64_t le[FBX_METRICS_NBUCKETS]
-	    = FBX_METRICS_BUCKETS_US;
 	unsigned i = 0;
 
 	while (i < FBX_METRICS_NBUCKETS && us > le[i])
 		i++;
 	return i;
+}
+
+/* fbx_metrics_bucket - the bucket of a turn-scale duration */
+static inline unsigned
+fbx_metrics_bucket(uint64_t us)
+{
+	static const uint64_t le[FBX_METRICS_NBUCKETS]
+	    = FBX_METRICS_BUCKETS_US;
+
+	return fbx_metrics_bucket_le(us, le);
+}
+
+/* fbx_metrics_bucket_result - the bucket of a submit-to-result time */
+static inline unsigned
+fbx_metrics_bucket_result(uint64_t us)
+{
+	static const uint64_t le[FBX_METRICS_NBUCKETS]
+	    = FBX_METRICS_RESULT_BUCKETS_US;
+
+	return fbx_metrics_bucket_le(us, le);
 }
 
 #define FBX_METRICS_BRK_MAX 100 /* organisations' breakers listed */
@@ -55,6 +82,9 @@ struct fbx_metrics {
 	uint64_t commits, turns_failed;
 	int degraded;
 	struct fbx_metrics_hist turn, commit; /* committed turns */
+	/* submits: read to acknowledged (after their commit), and created
+	 * to each delivery's final outcome (result buckets) */
+	struct fbx_metrics_hist submit_ack, submit_result;
 	/* deliveries of the commands in memory (not finished) by state,
 	 * and since start */
 	uint64_t dlv[FBX_D_COUNT];

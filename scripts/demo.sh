@@ -296,6 +296,13 @@ ctl audit verify
 echo "--- the rollback in org-001's audit log: one record per slice, then the rollback itself:"
 ctl -o org-001 audit list --action rollback | clip 160 | tail -3
 
+step "fleet check-in health of org-002 (incident 4: devices that stop checking in; incident 5: outcomes by type)"
+ctl -o org-002 fleet rule set --stale 1440m --repeat 60m --note "incident 4's rules" >/dev/null
+ctl -o org-002 fleet rule set --stale 2880m --repeat 60m --note "incident 4's rules" >/dev/null
+ctl -o org-002 fleet | grep -v '^$'
+echo "--- devices without a check-in for a minute or more (the simulator stopped above), with what waits for them:"
+ctl -o org-002 devices --stale 1m --limit 3 | clip 150
+
 step "in short"
 STORM=$(grep '^storm_total' "$D/storm.txt")
 sv() { sed -n "s/.* $1=\([0-9]*\).*/\1/p" <<< "$STORM"; }

@@ -487,6 +487,19 @@ test_outcomes(struct env *t)
 		        strstr(text, "fusebox_fleet_devices{offline_hours=") !=
 		            NULL,
 		    "outcome and fleet series");
+		/* submit to result: 30 recorded 10 s after their command
+		 * (the failed commit's retry), 30 at once */
+		CHECK(text != NULL &&
+		        strstr(text, "fusebox_submit_result_seconds_bucket{le=\"0.1\"} 30\n") != NULL &&
+		        strstr(text, "fusebox_submit_result_seconds_bucket{le=\"10\"} 60\n") != NULL &&
+		        strstr(text, "fusebox_submit_result_seconds_sum 300.000000\n") != NULL &&
+		        strstr(text, "fusebox_submit_result_seconds_count 60\n") != NULL,
+		    "submit-to-result histogram");
+		/* the two queries' submits acknowledged since the engine
+		 * reopened (test_rules) */
+		CHECK(text != NULL &&
+		        strstr(text, "fusebox_submit_ack_seconds_count 2\n") != NULL,
+		    "submit-to-ack histogram");
 		free(text);
 		free(m);
 	}
