@@ -23,6 +23,10 @@
 #include <openssl/evp.h>
 #include <zmq.h>
 
+#include <jansson.h>
+
+#include "fbx_json.h"
+
 #include "engine_int.h"
 
 /* -------------------------------------------------------------- audit */
@@ -112,6 +116,33 @@ put_str16(uint8_t *p, const char *s, size_t max)
 
 /* audit - append one record for an operator action, in the turn's
  * transaction: it is durable exactly when the action is. */
+/* fbxi_audit_params_json - the parameters as jansson writes them: the call
+ * sites fill a template with identifiers and numbers; what they made is
+ * parsed and written again (compact, members in their order), so a
+ * record never holds JSON that a reader cannot parse. Text that does not
+ * parse (a bug in a template) is kept as {"text": ...}, logged. */
+void
+fbxi_audit_params_json(const char *action, char *params, size_t cap)
+{
+	json_t *v = fbx_json_params(params); /* a string if it did not parse */
+	char *out;
+
+	if (v != NULL && !json_is_object(v)) {
+		FBX_LOGW("audit %s: parameters are not a JSON object: kept as "
+		         "text",
+		    action);
+		v = json_pack("{s:o}", "text", v);
+	}
+	out = v != NULL ? json_dumps(v, JSON_COMPACT | JSON_PRESERVE_ORDER)
+	                : NULL;
+	if (out != NULL && strlen(out) < cap)
+		snprintf(params, cap, "%s", out);
+	else if (out != NULL || v == NULL)
+		snprintf(params, cap, "{}"); /* out of memory or too long */
+	free(out);
+	json_decref(v);
+}
+
 void
 fbxi_audit(struct fbx_engine *e, const char *org, const char *actor,
     const char *action, const char *note, const char *fmt, ...)
@@ -123,8 +154,11 @@ fbxi_audit(struct fbx_engine *e, const char *org, const char *actor,
 	int rc;
 
 	va_start(ap, fmt);
-	vsnprintf(params, sizeof(params), fmt, ap);
+	if (vsnprintf(params, sizeof(params), fmt, ap) >= (int)sizeof(params))
+		FBX_LOGE("audit %s: parameters cut at %zu bytes", action,
+		    sizeof(params) - 1);
 	va_end(ap);
+	fbxi_audit_params_json(action, params, sizeof(params));
 	*p++ = AUDIT_V1;
 	memcpy(p, e->audit_last, 32);
 	p += 32;

@@ -18,6 +18,7 @@
 #include "auth.h"
 #include "engine_int.h"
 #include "fbx_auth.h"
+#include "fbx_json.h"
 #include "fbx_keys.h"
 #include "websess.h"
 
@@ -391,8 +392,10 @@ need_role(const struct fbx_console_req *r, int *global)
 	case FBX_CREQ_FLEET:
 		/* alert rules are a control of the organisation, like its
 		 * limits */
-		return r->u.fleet.op == FBX_FLEET_REPORT ? FBX_ROLE_VIEWER
-		                                         : FBX_ROLE_BREAKER;
+		return r->u.fleet.op == FBX_FLEET_REPORT ||
+		        r->u.fleet.op == FBX_FLEET_VERSION
+		    ? FBX_ROLE_VIEWER
+		    : FBX_ROLE_BREAKER;
 	case FBX_CREQ_CERT:
 		/* certificates are engine-wide */
 		*global = r->u.cert.op != FBX_CERT_LIST;
@@ -515,30 +518,44 @@ fbxi_auth_console(struct fbx_engine *e, const struct fbx_io_msg *in,
 
 /* ------------------------------------------------- principal requests */
 
+/* json_line - the principal as one JSON line, written by jansson (issue
+ * 12 item 6); "" when it cannot be written */
 static void
 json_line(const struct fbxi_principal *p, char *buf, size_t cap)
 {
-	char orgs[FBX_PRINCIPAL_ORGS_LEN + 2], roles[64] = "";
+	char orgs[FBX_PRINCIPAL_ORGS_LEN + 2];
 	static const char *const kinds[] = { "", "operator", "automation",
 		"gateway" };
-	size_t off = 0;
+	json_t *o = json_object(), *roles = json_array();
+	size_t n = 0;
 
 	orgs_text(p, orgs, sizeof(orgs));
-	for (uint32_t b = 1; b <= FBX_ROLE_ADMIN; b <<= 1) {
-		if (p->roles & b) {
-			int n = snprintf(roles + off, sizeof(roles) - off,
-			    "%s\"%s\"", off ? "," : "", role_name(b));
-			if (n > 0)
-				off += (size_t)n;
-		}
+	for (uint32_t b = 1; roles != NULL && b <= FBX_ROLE_ADMIN; b <<= 1)
+		if (p->roles & b)
+			json_array_append_new(roles, fbx_json_str(role_name(b)));
+	if (o != NULL && roles != NULL) {
+		fbx_json_set_str(o, "name", p->name);
+		fbx_json_set_str(o, "kind",
+		    p->kind >= 0 && p->kind < 4 ? kinds[p->kind] : "");
+		fbx_json_set(o, "roles", roles);
+		roles = NULL;
+		fbx_json_set_str(o, "orgs", orgs);
+		fbx_json_set_str(o, "state", p->revoked ? "revoked" : "active");
+		fbx_json_set_str(o, "public_key", p->key);
+		fbx_json_set_int(o, "created_ms", p->created_ms);
+		fbx_json_set_int(o, "updated_ms", p->updated_ms);
+		fbx_json_set_str(o, "changed_by", p->changed_by);
+		n = json_dumpb(o, buf, cap, JSON_COMPACT);
 	}
-	snprintf(buf, cap,
-	    "{\"name\":\"%s\",\"kind\":\"%s\",\"roles\":[%s],\"orgs\":\"%s\","
-	    "\"state\":\"%s\",\"public_key\":\"%s\",\"created_ms\":%" PRId64
-	    ",\"updated_ms\":%" PRId64 ",\"changed_by\":\"%s\"}\n",
-	    p->name, kinds[p->kind], roles, orgs,
-	    p->revoked ? "revoked" : "active", p->key, p->created_ms,
-	    p->updated_ms, p->changed_by);
+	/* a line that does not fit with its newline is not written */
+	if (n == 0 || n + 2 > cap)
+		n = 0;
+	else
+		buf[n++] = '\n';
+	if (cap > 0)
+		buf[n] = '\0';
+	json_decref(roles);
+	json_decref(o);
 }
 
 struct list_ctx {

@@ -507,7 +507,8 @@ req_reads_only(const struct fbx_console_req *r)
 	case FBX_CREQ_CERT:
 		return r->u.cert.op == FBX_CERT_LIST;
 	case FBX_CREQ_FLEET:
-		return r->u.fleet.op == FBX_FLEET_REPORT;
+		return r->u.fleet.op == FBX_FLEET_REPORT ||
+		    r->u.fleet.op == FBX_FLEET_VERSION;
 	default:
 		return 0;
 	}

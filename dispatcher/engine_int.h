@@ -400,6 +400,9 @@ void fbxi_gw_answered(struct fbx_engine *e, struct gw *g, struct cmdc *cc, uint6
 void fbxi_audit(struct fbx_engine *e, const char *org, const char *actor,
     const char *action, const char *note, const char *fmt, ...)
     __attribute__((format(printf, 6, 7)));
+/* fbxi_audit_params_json - audit parameters (text) as jansson writes
+ * them; text that is not JSON becomes {"text": ...} */
+void fbxi_audit_params_json(const char *action, char *params, size_t cap);
 int fbxi_audit_decode(uint64_t seq, const uint8_t *rec, size_t len,
     struct fbx_audit_rec *out, uint8_t prev[32], uint8_t hash[32]);
 int fbxi_audit_load_last(struct fbx_engine *e, fbx_txn *txn);

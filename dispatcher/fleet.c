@@ -11,9 +11,12 @@
  * with count 0 when no device is over it any more. An organisation no
  * longer listed at the end of a pass is dropped.
  */
+/* memmem: _GNU_SOURCE comes from the build */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <jansson.h>
 
 #include "fleet.h"
 #include "log.h"
@@ -635,6 +638,203 @@ reply_report(struct fbx_engine *e, const struct fbx_io_msg *in,
 	fbxi_console_reply(e, in, &rep);
 }
 
+/* ---- an OS update's applied state -------------------------------------- */
+
+/* target_version - the payload's "version": a JSON object's string
+ * member, or "version=V" (V up to , ; & or white space) */
+static void
+target_version(const uint8_t *p, size_t n, char *out, size_t cap)
+{
+	json_t *o = n > 0 ? json_loadb((const char *)p, n, 0, NULL) : NULL;
+	const char *v = json_string_value(json_object_get(o, "version"));
+
+	out[0] = '\0';
+	if (v != NULL) {
+		if (strlen(v) < cap)
+			snprintf(out, cap, "%s", v);
+	} else if (o == NULL && n > 0) {
+		const char *s = memmem(p, n, "version=", 8);
+		size_t k = 0;
+		if (s != NULL) {
+			s += 8;
+			while (s + k < (const char *)p + n && k + 1 < cap &&
+			    strchr(",;& \t\r\n", s[k]) == NULL)
+				k++;
+			memcpy(out, s, k);
+			out[k] = '\0';
+		}
+	}
+	json_decref(o);
+}
+
+struct ver_ctx {
+	struct fbx_engine *e;
+	const char *org;
+	const char *target;
+	uint32_t devices, at_target, other, unknown;
+	uint64_t next; /* the delivery id to go on from, 0 = end */
+	int64_t deadline;
+	int err;
+};
+
+static int
+ver_cb(void *arg, const struct fbx_delivery *d)
+{
+	struct ver_ctx *x = arg;
+	struct fbx_device dev;
+	int rc;
+
+	if (x->devices > 0 && (x->devices & 255) == 0 &&
+	    fbxi_past_us(x->deadline)) {
+		x->next = d->id;
+		return 1;
+	}
+	x->devices++;
+	rc = fbx_store_dev_get(x->e->txn, x->org, d->device, &dev);
+	if (rc == FBX_ENOT_FOUND || (rc == FBX_OK && dev.os_version[0] == '\0'))
+		x->unknown++;
+	else if (rc != FBX_OK) {
+		x->err = rc;
+		return 1;
+	} else if (x->target[0] != '\0' &&
+	    strcmp(dev.os_version, x->target) == 0)
+		x->at_target++;
+	else
+		x->other++;
+	return 0;
+}
+
+/* fleet_version - FLEET_VERSION: how many of an OS update's devices
+ * report its target version, a page of its deliveries at a time (50 ms
+ * of work at most) */
+static void
+fleet_version(
+    struct fbx_engine *e, const struct fbx_io_msg *in, struct fbx_console_req *r)
+{
+	struct fbx_console_rep rep;
+	struct fbx_command c;
+	struct ver_ctx x;
+	char target[FBX_OSVER_MAX + 1];
+	uint64_t id = r->u.fleet.command_id, after = r->u.fleet.after;
+	int rc;
+
+	memset(&c, 0, sizeof(c));
+	rc = fbx_store_cmd_get(e->txn, id, &c);
+	if (rc == FBX_ENOT_FOUND || (rc == FBX_OK && strcmp(c.org, r->org) != 0)) {
+		fbx_command_clear(&c);
+		fbxi_console_error(e, in, r->request_id, r->kind, FBX_ENOT_FOUND,
+		    "%s has no command %llu", r->org, (unsigned long long)id);
+		return;
+	}
+	if (rc != FBX_OK) {
+		fbxi_set_err(e, rc);
+		return;
+	}
+	if (c.type != FBX_CMD_OS_UPDATE) {
+		fbxi_console_error(e, in, r->request_id, r->kind, FBX_EINVALID,
+		    "command %llu is a %s, not an os_update",
+		    (unsigned long long)id, fbx_cmd_type_name(c.type));
+		fbx_command_clear(&c);
+		return;
+	}
+	target_version(c.payload, c.payload_len, target, sizeof(target));
+	memset(&x, 0, sizeof(x));
+	x.e = e;
+	x.org = r->org;
+	x.target = target;
+	x.deadline = fbxi_deadline_us(FBXI_READ_SLICE_US);
+	if (after < c.ndeliveries) {
+		rc = fbx_store_dlv_scan(e->txn, FBX_DLV_ID(id, after),
+		    FBX_DLV_ID(id, c.ndeliveries), 0, ver_cb, &x);
+		if (rc == FBX_OK || rc == FBX_ENOT_FOUND)
+			rc = x.err;
+	}
+	fbx_command_clear(&c);
+	if (rc != FBX_OK) {
+		fbxi_set_err(e, rc);
+		return;
+	}
+	memset(&rep, 0, sizeof(rep));
+	rep.request_id = r->request_id;
+	rep.kind = r->kind;
+	rep.u.fleet.version.set = 1;
+	rep.u.fleet.version.command_id = id;
+	snprintf(rep.u.fleet.version.target, sizeof(rep.u.fleet.version.target),
+	    "%s", target);
+	rep.u.fleet.version.devices = x.devices;
+	rep.u.fleet.version.at_target = x.at_target;
+	rep.u.fleet.version.other = x.other;
+	rep.u.fleet.version.unknown = x.unknown;
+	rep.u.fleet.version.next_after = x.next != 0 ? FBX_DLV_IDX(x.next) : 0;
+	fbxi_console_reply(e, in, &rep);
+}
+
+/* ---- a group's report -------------------------------------------------- */
+
+struct grp_ctx {
+	struct cur_agg c; /* the page's aggregate (dev_cb) */
+	int64_t deadline;
+	int stopped; /* the page ended before the group did */
+};
+
+static int
+grp_cb(void *arg, const struct fbx_device *d)
+{
+	struct grp_ctx *g = arg;
+
+	if (g->c.devices > 0 && (g->c.devices & 255) == 0 &&
+	    fbxi_past_us(g->deadline)) {
+		g->stopped = 1;
+		return 1;
+	}
+	return dev_cb(&g->c, d);
+}
+
+/* group_report - a group's devices by hours offline and OS version, read
+ * now, a page (50 ms of work) at a time: its cursor is the last device
+ * read */
+static void
+group_report(
+    struct fbx_engine *e, const struct fbx_io_msg *in, struct fbx_console_req *r)
+{
+	struct fbx_console_rep rep;
+	struct fbx_fleet_report *o = &rep.u.fleet;
+	struct grp_ctx *g = calloc(1, sizeof(*g));
+	int rc;
+
+	if (g == NULL) {
+		fbxi_set_err(e, FBX_ENOMEM);
+		return;
+	}
+	g->c.now = e->now;
+	g->deadline = fbxi_deadline_us(FBXI_READ_SLICE_US);
+	rc = fbx_store_dev_scan(e->txn, r->org, r->u.fleet.group,
+	    r->u.fleet.after_dev, 0, grp_cb, g);
+	if (rc != FBX_OK && rc != FBX_ENOT_FOUND) {
+		free(g);
+		fbxi_set_err(e, rc);
+		return;
+	}
+	memset(&rep, 0, sizeof(rep));
+	rep.request_id = r->request_id;
+	rep.kind = r->kind;
+	qsort(g->c.os, g->c.nos, sizeof(g->c.os[0]), os_cmp);
+	o->as_of_ms = e->now;
+	o->devices = g->c.devices;
+	memcpy(o->offline_hours, g->c.hist, sizeof(o->offline_hours));
+	o->nos = g->c.nos < FBX_FLEET_OS_MAX ? g->c.nos : FBX_FLEET_OS_MAX;
+	memcpy(o->os, g->c.os, o->nos * sizeof(o->os[0]));
+	o->os_other = g->c.os_other;
+	for (size_t i = o->nos; i < g->c.nos; i++)
+		o->os_other += g->c.os[i].count;
+	snprintf(o->group, sizeof(o->group), "%s", r->u.fleet.group);
+	if (g->stopped)
+		snprintf(o->next_after, sizeof(o->next_after), "%s",
+		    g->c.after);
+	fbxi_console_reply(e, in, &rep);
+	free(g);
+}
+
 void
 fbxi_handle_fleet(
     struct fbx_engine *e, const struct fbx_io_msg *in, struct fbx_console_req *r)
@@ -654,6 +854,14 @@ fbxi_handle_fleet(
 	}
 	if (rc != FBX_OK) {
 		fbxi_set_err(e, rc);
+		return;
+	}
+	if (r->u.fleet.op == FBX_FLEET_VERSION) {
+		fleet_version(e, in, r);
+		return;
+	}
+	if (r->u.fleet.op == FBX_FLEET_REPORT && r->u.fleet.group[0] != '\0') {
+		group_report(e, in, r);
 		return;
 	}
 	if (r->u.fleet.op == FBX_FLEET_REPORT) {

@@ -21,6 +21,7 @@
 
 #include <jansson.h>
 
+#include "ctl_json.h"
 #include "fbx_client.h"
 #include "fbx_keys.h"
 
@@ -495,132 +496,7 @@ table_print(const struct table *t)
 }
 
 /* ------------------------------------------------------------------ */
-/* JSON output */
-
-static void
-json_str(const char *s)
-{
-	putchar('"');
-	for (; s != NULL && *s != '\0'; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c == '"' || c == '\\')
-			printf("\\%c", c);
-		else if (c == '\n')
-			fputs("\\n", stdout);
-		else if (c == '\t')
-			fputs("\\t", stdout);
-		else if (c < 0x20 || c == 0x7f)
-			printf("\\u%04x", c);
-		else
-			putchar(c);
-	}
-	putchar('"');
-}
-
-static void
-json_counts(const uint32_t *counts)
-{
-	putchar('{');
-	for (int s = 1; s < FBX_D_COUNT; s++) {
-		printf("%s", s > 1 ? "," : "");
-		json_str(fbx_dstate_name(s));
-		printf(":%" PRIu32, counts[s]);
-	}
-	putchar('}');
-}
-
-static void json_plan(const struct fbx_rollout_plan *p);
-static void json_ro_status(const struct fbx_rollout_status *r);
-
-static void
-json_command(const struct fbx_command *c)
-{
-	printf("{\"id\":%" PRIu64 ",\"org\":", c->id);
-	json_str(c->org);
-	printf(",\"actor\":");
-	json_str(c->actor);
-	printf(",\"reason\":");
-	json_str(c->reason);
-	printf(",\"idempotency_key\":");
-	json_str(c->idem_key);
-	printf(",\"type\":");
-	json_str(fbx_cmd_type_name(c->type));
-	printf(",\"origin\":");
-	json_str(fbx_origin_name(c->origin));
-	printf(",\"target\":");
-	json_str(fbx_target_kind_name(c->target_kind));
-	printf(",\"group\":");
-	json_str(c->group);
-	printf(",\"platform\":");
-	json_str(fbx_platform_name(c->platform));
-	printf(",\"state\":");
-	json_str(fbx_cstate_name(c->state));
-	printf(",\"ttl_s\":%" PRIu32 ",\"created_ms\":%" PRId64
-	       ",\"expires_ms\":%" PRId64 ",\"settle_until_ms\":%" PRId64
-	       ",\"deliveries\":%" PRIu32 ",\"counts\":",
-	    c->ttl_s, c->created_ms, c->expires_ms, c->settle_until_ms,
-	    c->ndeliveries);
-	json_counts(c->counts);
-	printf(",\"priority\":");
-	json_str(fbx_priority_name(c->priority));
-	printf(",\"held_by\":");
-	json_str(c->held_by);
-	printf(",\"approved_by\":");
-	json_str(c->approved_by);
-	printf(",\"resolved_by\":");
-	json_str(c->resolved_by);
-	printf(",\"note\":");
-	json_str(c->note);
-	if (c->rollout.enabled) {
-		printf(",\"rollout\":");
-		json_plan(&c->rollout);
-		printf(",\"rollout_status\":");
-		json_ro_status(&c->ro);
-	}
-	putchar('}');
-}
-
-static void
-json_delivery(const struct fbx_delivery *d)
-{
-	printf("{\"id\":%" PRIu64 ",\"device\":", d->id);
-	json_str(d->device);
-	printf(",\"state\":");
-	json_str(fbx_dstate_name(d->state));
-	printf(",\"code\":%u,\"attempts\":%" PRIu32 ",\"updated_ms\":%" PRId64
-	       ",\"history\":[",
-	    (unsigned)d->code, d->attempts, d->updated_ms);
-	for (int i = 0; i < d->nhist && i < FBX_HIST_MAX; i++) {
-		printf("%s{\"state\":", i ? "," : "");
-		json_str(fbx_dstate_name(d->hist[i].state));
-		printf(",\"code\":%u,\"at_ms\":%" PRId64 "}",
-		    (unsigned)d->hist[i].code, d->hist[i].at_ms);
-	}
-	printf("]}");
-}
-
-static void
-json_device(const struct fbx_device *d, int with_pending)
-{
-	printf("{\"id\":");
-	json_str(d->id);
-	printf(",\"platform\":");
-	json_str(fbx_platform_name(d->platform));
-	printf(",\"os_version\":");
-	json_str(d->os_version);
-	printf(",\"online\":%s,\"attestation\":%u,\"groups\":[",
-	    d->online ? "true" : "false", (unsigned)d->attestation);
-	for (int i = 0; i < d->ngroups && i < FBX_GROUPS_MAX; i++) {
-		if (i)
-			putchar(',');
-		json_str(d->groups[i]);
-	}
-	printf("],\"enrolled_ms\":%" PRId64 ",\"last_checkin_ms\":%" PRId64,
-	    d->enrolled_ms, d->last_checkin_ms);
-	if (with_pending)
-		printf(",\"pending\":%" PRIu32, d->pending);
-	putchar('}');
-}
+/* JSON output: ctl_json.c, with jansson (issue 12 item 6) */
 
 /* ------------------------------------------------------------------ */
 /* calling the engine */
@@ -723,15 +599,17 @@ call_ex(struct ctl *ctl, struct fbx_console_req *req,
 			fprintf(stderr, "approval token: %s\n",
 			    rep->approval_token);
 			if (ctl->json) {
-				printf("{\"error\":");
-				json_str(fbx_errname(rep->err));
-				printf(",\"code\":%d,\"message\":", rep->err);
-				json_str(rep->errmsg);
-				printf(",\"approval_token\":");
-				json_str(rep->approval_token);
-				printf(",\"limit\":%" PRIu64
-				       ",\"count\":%" PRIu64 "}\n",
-				    rep->limit_value, rep->limit_count);
+				json_t *o = json_object();
+				if (o != NULL) {
+					CJ_STR(o, "error", fbx_errname(rep->err));
+					CJ_INT(o, "code", rep->err);
+					CJ_STR(o, "message", rep->errmsg);
+					CJ_STR(o, "approval_token",
+					    rep->approval_token);
+					CJ_INT(o, "limit", rep->limit_value);
+					CJ_INT(o, "count", rep->limit_count);
+				}
+				ctl_json_print(o);
 			}
 		}
 		fbx_console_rep_free(rep);
@@ -1519,11 +1397,14 @@ wait_command(struct ctl *ctl, uint64_t id, uint64_t wait_s)
 		done = settled(&rep.u.command.info);
 		if (done || mono_ms() >= deadline) {
 			if (ctl->json) {
-				printf("{\"command_id\":%" PRIu64
-				       ",\"settled\":%s,\"command\":",
-				    id, done ? "true" : "false");
-				json_command(&rep.u.command.info);
-				printf("}\n");
+				json_t *o = json_object();
+				if (o != NULL) {
+					CJ_INT(o, "command_id", id);
+					CJ_BOOL(o, "settled", done);
+					CJ_SET(o, "command", ctl_json_command(
+					    &rep.u.command.info));
+				}
+				ctl_json_print(o);
 			} else {
 				print_counts_table(&rep.u.command.info);
 			}
@@ -1609,42 +1490,6 @@ plan_str(const struct fbx_rollout_plan *p, char *buf, size_t len)
 		    p->approve_groups ? " (each stage approved)" : "");
 }
 
-static void
-json_plan(const struct fbx_rollout_plan *p)
-{
-	printf("{\"enabled\":%s,\"first_count\":%" PRIu32
-	       ",\"first_share_ppm\":%" PRIu32 ",\"growth_x100\":%" PRIu32
-	       ",\"max_wave\":%" PRIu32 ",\"bake_s\":%" PRIu32
-	       ",\"success_ppm\":%" PRIu32 ",\"failure_ppm\":%" PRIu32
-	       ",\"min_results\":%" PRIu32 ",\"approve_stages\":%s,"
-	       "\"stages\":[",
-	    p->enabled ? "true" : "false", p->first_count, p->first_share_ppm,
-	    p->growth_x100, p->max_wave, p->bake_s, p->success_ppm,
-	    p->failure_ppm, p->min_results,
-	    p->approve_groups ? "true" : "false");
-	for (int g = 0; g < p->ngroups && g < FBX_ROLLOUT_GROUPS_MAX; g++) {
-		if (g)
-			putchar(',');
-		json_str(p->groups[g]);
-	}
-	printf("]}");
-}
-
-static void
-json_ro_status(const struct fbx_rollout_status *r)
-{
-	printf("{\"state\":");
-	json_str(fbx_rollout_state_name(r->state));
-	printf(",\"stage\":%u,\"wave\":%" PRIu32 ",\"released\":%" PRIu32
-	       ",\"wave_start\":%" PRIu32 ",\"wave_size\":%" PRIu32
-	       ",\"wave_started_ms\":%" PRId64 ",\"bake_until_ms\":%" PRId64
-	       ",\"note\":",
-	    (unsigned)r->stage, r->wave, r->released, r->wave_start,
-	    r->wave_size, r->wave_started_ms, r->bake_until_ms);
-	json_str(r->note);
-	putchar('}');
-}
-
 static void target_str(const struct fbx_command *c, char *buf, size_t len);
 
 /* print_dry_run - the dry-run report; exit 0 if the command would be
@@ -1662,37 +1507,7 @@ print_dry_run(struct ctl *ctl, const struct fbx_command *cmd,
 		    "the engine answered a dry run without a report");
 	}
 	if (ctl->json) {
-		printf("{\"dry_run\":true,\"devices\":%" PRIu32
-		       ",\"per_platform\":{",
-		    d->devices);
-		for (int p = 0, k = 0; p < FBX_PLATFORM_COUNT; p++) {
-			if (d->per_platform[p] == 0)
-				continue;
-			printf("%s", k++ ? "," : "");
-			json_str(fbx_platform_name(p));
-			printf(":%" PRIu32, d->per_platform[p]);
-		}
-		printf("},\"per_group\":{");
-		for (size_t i = 0; i < d->ngroups; i++) {
-			printf("%s", i ? "," : "");
-			json_str(d->groups[i].name);
-			printf(":%" PRIu32, d->groups[i].count);
-		}
-		printf("},\"waves\":[");
-		for (size_t i = 0; i < d->nwaves; i++) {
-			printf("%s%" PRIu32, i ? "," : "", d->waves[i]);
-		}
-		printf("],\"stages\":[");
-		for (size_t i = 0; i < d->nstages; i++)
-			printf("%s{\"devices\":%" PRIu32 ",\"waves\":%" PRIu32 "}",
-			    i ? "," : "", d->stage_devices[i],
-			    d->stage_waves[i]);
-		printf("],\"admitted\":%s,\"stop\":",
-		    d->stop_err == FBX_OK ? "true" : "false");
-		json_str(d->stop_err == FBX_OK ? "" : fbx_errname(d->stop_err));
-		printf(",\"verdict\":");
-		json_str(d->verdict);
-		printf("}\n");
+		ctl_json_print(ctl_json_dry_run(d));
 	} else {
 		struct table t = { .ncol = 2 };
 		char b[64], tg[128];
@@ -1903,16 +1718,16 @@ cmd_submit(struct ctl *ctl, int argc, char **argv)
 		goto out;
 	id = rep.u.submit.command_id;
 	if (ctl->json) {
-		printf("{\"command_id\":%" PRIu64 ",\"duplicate\":%s,"
-		       "\"device_count\":%" PRIu32 ",\"state\":",
-		    id, rep.u.submit.duplicate ? "true" : "false",
-		    rep.u.submit.device_count);
-		json_str(fbx_cstate_name(rep.u.submit.state));
-		printf(",\"idempotency_key\":");
-		json_str(cmd->idem_key);
-		printf(",\"held_by\":");
-		json_str(rep.u.submit.held_by);
-		printf("}\n");
+		json_t *o = json_object();
+		if (o != NULL) {
+			CJ_INT(o, "command_id", id);
+			CJ_BOOL(o, "duplicate", rep.u.submit.duplicate);
+			CJ_INT(o, "device_count", rep.u.submit.device_count);
+			CJ_STR(o, "state", fbx_cstate_name(rep.u.submit.state));
+			CJ_STR(o, "idempotency_key", cmd->idem_key);
+			CJ_STR(o, "held_by", rep.u.submit.held_by);
+		}
+		ctl_json_print(o);
 	} else {
 		printf("%" PRIu64 "\n", id);
 		if (rep.u.submit.duplicate)
@@ -2201,16 +2016,18 @@ cmd_show(struct ctl *ctl, int argc, char **argv)
 		return st;
 	c = &rep.u.command.info;
 	if (ctl->json) {
-		printf("{\"command\":");
-		json_command(c);
-		printf(",\"deliveries\":[");
-		for (size_t i = 0; i < rep.u.command.ndlv; i++) {
-			if (i)
-				putchar(',');
-			json_delivery(&rep.u.command.dlv[i]);
+		json_t *o = json_object(), *a = json_array();
+		for (size_t i = 0; a != NULL && i < rep.u.command.ndlv; i++)
+			json_array_append_new(a,
+			    ctl_json_delivery(&rep.u.command.dlv[i]));
+		if (o != NULL) {
+			CJ_SET(o, "command", ctl_json_command(c));
+			CJ_SET(o, "deliveries", a);
+			a = NULL;
+			CJ_INT(o, "next_after", rep.u.command.next_after);
 		}
-		printf("],\"next_after\":%" PRIu64 "}\n",
-		    rep.u.command.next_after);
+		json_decref(a);
+		ctl_json_print(o);
 	} else {
 		struct table t = { .ncol = 2 };
 		struct table d = { .ncol = 7 };
@@ -2354,14 +2171,12 @@ cmd_list(struct ctl *ctl, int argc, char **argv)
 	if (st != EX_OK)
 		return st;
 	if (ctl->json) {
-		printf("{\"commands\":[");
-		for (size_t i = 0; i < rep.u.commands.n; i++) {
-			if (i)
-				putchar(',');
-			json_command(&rep.u.commands.cmds[i]);
-		}
-		printf("],\"next_after\":%" PRIu64 "}\n",
-		    rep.u.commands.next_after);
+		json_t *a = json_array();
+		for (size_t i = 0; a != NULL && i < rep.u.commands.n; i++)
+			json_array_append_new(a,
+			    ctl_json_command(&rep.u.commands.cmds[i]));
+		ctl_json_print(json_pack("{s:o*,s:I}", "commands", a,
+		    "next_after", (json_int_t)rep.u.commands.next_after));
 	} else {
 		struct table t = { .ncol = 11 };
 
@@ -2596,9 +2411,9 @@ cmd_enroll(struct ctl *ctl, int argc, char **argv)
 report:
 	if (st == EX_OK) {
 		if (ctl->json)
-			printf("{\"created\":%" PRIu64 ",\"updated\":%" PRIu64
-			       "}\n",
-			    created, updated);
+			ctl_json_print(json_pack("{s:I,s:I}", "created",
+			    (json_int_t)created, "updated",
+			    (json_int_t)updated));
 		else
 			printf("created %" PRIu64 ", updated %" PRIu64 "\n",
 			    created, updated);
@@ -2673,7 +2488,8 @@ cmd_remove(struct ctl *ctl, int argc, char **argv)
 		fbx_console_rep_free(&rep);
 	}
 	if (ctl->json)
-		printf("{\"removed\":%" PRIu64 "}\n", removed);
+		ctl_json_print(
+		    json_pack("{s:I}", "removed", (json_int_t)removed));
 	else
 		printf("removed %" PRIu64 "\n", removed);
 	st = EX_OK;
@@ -2821,17 +2637,14 @@ cmd_devices(struct ctl *ctl, int argc, char **argv)
 		return EX_OK;
 	}
 	if (ctl->json) {
-		printf("{\"total\":%" PRIu32 ",\"devices\":[",
-		    rep.u.devices.total);
-		for (size_t i = 0; i < rep.u.devices.n; i++) {
-			if (i)
-				putchar(',');
-			json_device(&rep.u.devices.devs[i],
-			    pa.stale_minutes > 0);
-		}
-		printf("],\"next_after\":");
-		json_str(rep.u.devices.next_after);
-		printf("}\n");
+		json_t *a = json_array();
+		for (size_t i = 0; a != NULL && i < rep.u.devices.n; i++)
+			json_array_append_new(a,
+			    ctl_json_device(&rep.u.devices.devs[i],
+				pa.stale_minutes > 0));
+		ctl_json_print(json_pack("{s:I,s:o*,s:o*}", "total",
+		    (json_int_t)rep.u.devices.total, "devices", a,
+		    "next_after", fbx_json_str(rep.u.devices.next_after)));
 	} else {
 		struct table t = { .ncol = 7 };
 
@@ -2892,14 +2705,14 @@ cmd_groups(struct ctl *ctl, int argc, char **argv)
 	if (st != EX_OK)
 		return st;
 	if (ctl->json) {
-		printf("{\"groups\":[");
-		for (size_t i = 0; i < rep.u.groups.n; i++) {
-			printf("%s{\"name\":", i ? "," : "");
-			json_str(rep.u.groups.groups[i].name);
-			printf(",\"count\":%" PRIu32 "}",
-			    rep.u.groups.groups[i].count);
-		}
-		printf("]}\n");
+		json_t *a = json_array();
+		for (size_t i = 0; a != NULL && i < rep.u.groups.n; i++)
+			json_array_append_new(a,
+			    json_pack("{s:o*,s:I}", "name",
+				fbx_json_str(rep.u.groups.groups[i].name),
+				"count",
+				(json_int_t)rep.u.groups.groups[i].count));
+		ctl_json_print(json_pack("{s:o*}", "groups", a));
 	} else {
 		struct table t = { .ncol = 2 };
 		table_row(&t, "GROUP", "DEVICES");
@@ -2920,8 +2733,6 @@ cmd_groups(struct ctl *ctl, int argc, char **argv)
  * days left */
 static int cert_fetch(struct ctl *ctl, struct fbx_console_rep *rep);
 static void cert_lines(const struct fbx_console_rep *rep, const char *reason);
-static void cert_json_field(
-    const struct fbx_console_rep *rep, const char *reason);
 
 static const char *const status_usage =
     "usage: fuseboxctl status\n"
@@ -2955,29 +2766,31 @@ cmd_status(struct ctl *ctl, int argc, char **argv)
 	 * has them */
 	have_certs = cert_fetch(ctl, &crep);
 	if (ctl->json) {
-		printf("{\"endpoint\":");
-		json_str(ctl->endpoint);
-		printf(",\"version\":");
-		json_str(s->version);
-		printf(",\"rtt_ms\":%" PRId64 ",\"uptime_ms\":%" PRIu64
-		       ",\"gateways\":%" PRIu32 ",\"commands_active\":%" PRIu64
-		       ",\"deliveries_queued\":%" PRIu64
-		       ",\"deliveries_inflight\":%" PRIu64
-		       ",\"deliveries_pending\":%" PRIu64
-		       ",\"commits\":%" PRIu64 ",\"store_bytes\":%" PRIu64
-		       ",\"turn_max_us\":%" PRIu64 ",\"turns_failed\":%" PRIu64
-		       ",\"degraded\":%s,\"readers_used\":%" PRIu32
-		       ",\"auth_refused\":%" PRIu64
-		       ",\"results_forged\":%" PRIu64
-		       ",\"handshakes_refused\":%" PRIu64,
-		    mono_ms() - t0, s->uptime_ms, s->gateways,
-		    s->commands_active, s->deliveries_queued,
-		    s->deliveries_inflight, s->deliveries_pending, s->commits,
-		    s->store_bytes, s->turn_max_us, s->turns_failed,
-		    s->degraded ? "true" : "false", s->readers_used,
-		    s->auth_refused, s->results_forged, s->handshakes_refused);
-		cert_json_field(have_certs ? &crep : NULL, "");
-		printf("}\n");
+		json_t *o = json_object();
+		if (o != NULL) {
+			CJ_STR(o, "endpoint", ctl->endpoint);
+			CJ_STR(o, "version", s->version);
+			CJ_INT(o, "rtt_ms", mono_ms() - t0);
+			CJ_INT(o, "uptime_ms", s->uptime_ms);
+			CJ_INT(o, "gateways", s->gateways);
+			CJ_INT(o, "commands_active", s->commands_active);
+			CJ_INT(o, "deliveries_queued", s->deliveries_queued);
+			CJ_INT(o, "deliveries_inflight",
+			    s->deliveries_inflight);
+			CJ_INT(o, "deliveries_pending", s->deliveries_pending);
+			CJ_INT(o, "commits", s->commits);
+			CJ_INT(o, "store_bytes", s->store_bytes);
+			CJ_INT(o, "turn_max_us", s->turn_max_us);
+			CJ_INT(o, "turns_failed", s->turns_failed);
+			CJ_BOOL(o, "degraded", s->degraded);
+			CJ_INT(o, "readers_used", s->readers_used);
+			CJ_INT(o, "auth_refused", s->auth_refused);
+			CJ_INT(o, "results_forged", s->results_forged);
+			CJ_INT(o, "handshakes_refused", s->handshakes_refused);
+			CJ_SET(o, "certificates",
+			    ctl_json_certs(have_certs ? &crep : NULL, ""));
+		}
+		ctl_json_print(o);
 	} else {
 		struct table t = { .ncol = 2 };
 		char b[64];
@@ -3282,38 +3095,6 @@ static const char *const breaker_usage =
     "there).\n";
 
 static void
-json_breaker(const struct fbx_breaker_info *b)
-{
-	printf("{\"org\":");
-	json_str(b->org);
-	printf(",\"reason\":");
-	json_str(b->reason);
-	printf(",\"state\":");
-	json_str(b->state == FBX_BS_OPEN ? "open" : "closed");
-	printf(",\"manual\":%s,\"window_count\":%" PRIu64
-	       ",\"allowance\":%" PRIu32 ",\"fleet\":%" PRIu32
-	       ",\"baseline\":%" PRIu64 ",\"held\":%" PRIu64
-	       ",\"would_hold\":%" PRIu64 ",\"trips\":%" PRIu64
-	       ",\"tripped_ms\":%" PRId64 ",\"onset_ms\":%" PRId64
-	       ",\"settling\":%" PRIu64 ",\"tripped_by\":",
-	    b->manual ? "true" : "false", b->window_count, b->allowance,
-	    b->fleet, b->baseline, b->held, b->would_hold, b->trips,
-	    b->tripped_ms, b->onset_ms, b->settling);
-	json_str(b->tripped_by);
-	printf(",\"note\":");
-	json_str(b->note);
-	printf(",\"config\":{\"window_s\":%" PRIu32 ",\"min_count\":%" PRIu32
-	       ",\"share_ppm\":%" PRIu32 ",\"baseline_mult\":%" PRIu32
-	       ",\"global_orgs\":%" PRIu32 ",\"global_share_ppm\":%" PRIu32
-	       ",\"min_samples\":%" PRIu32 ",\"settle_s\":%" PRIu32
-	       ",\"shadow\":%s}}",
-	    b->cfg.window_s, b->cfg.min_count, b->cfg.share_ppm,
-	    b->cfg.baseline_mult, b->cfg.global_orgs,
-	    b->cfg.global_share_ppm, b->cfg.min_samples, b->cfg.settle_s,
-	    b->cfg.shadow ? "true" : "false");
-}
-
-static void
 print_breakers(const struct fbx_breaker_info *v, size_t n)
 {
 	struct table t = { .ncol = 14 };
@@ -3441,18 +3222,21 @@ breaker_status_all(struct ctl *ctl, const struct ctrl_args *a)
 		struct fbx_console_rep crep;
 		int have_certs = cert_fetch(ctl, &crep);
 		if (ctl->json) {
-			printf("{\"operation\":\"status\",\"organisations\":"
-			       "%zu,\"breakers\":[",
-			    ol.n);
-			for (size_t i = 0; i < n; i++) {
-				if (i)
-					putchar(',');
-				json_breaker(&v[i]);
+			json_t *o = json_object(), *b = json_array();
+			for (size_t i = 0; b != NULL && i < n; i++)
+				json_array_append_new(b,
+				    ctl_json_breaker(&v[i]));
+			if (o != NULL) {
+				CJ_STR(o, "operation", "status");
+				CJ_INT(o, "organisations", ol.n);
+				CJ_SET(o, "breakers", b);
+				b = NULL;
+				if (have_certs)
+					CJ_SET(o, "certificates",
+					    ctl_json_certs(&crep, a->reason));
 			}
-			printf("]");
-			if (have_certs)
-				cert_json_field(&crep, a->reason);
-			printf("}\n");
+			json_decref(b);
+			ctl_json_print(o);
 		} else {
 			if (n > 0)
 				print_breakers(v, n);
@@ -3566,22 +3350,25 @@ cmd_breaker(struct ctl *ctl, int argc, char **argv)
 		return st;
 	have_certs = op == FBX_BRK_STATUS && cert_fetch(ctl, &crep);
 	if (ctl->json) {
-		printf("{\"operation\":");
-		json_str(sub);
-		if (op == FBX_BRK_RESET)
-			printf(",\"released\":%" PRIu32
-			       ",\"discarded\":%" PRIu32,
-			    rep.u.breaker.released, rep.u.breaker.discarded);
-		printf(",\"breakers\":[");
-		for (size_t i = 0; i < rep.u.breaker.n; i++) {
-			if (i)
-				putchar(',');
-			json_breaker(&rep.u.breaker.b[i]);
+		json_t *o = json_object(), *b = json_array();
+		for (size_t i = 0; b != NULL && i < rep.u.breaker.n; i++)
+			json_array_append_new(b,
+			    ctl_json_breaker(&rep.u.breaker.b[i]));
+		if (o != NULL) {
+			CJ_STR(o, "operation", sub);
+			if (op == FBX_BRK_RESET) {
+				CJ_INT(o, "released", rep.u.breaker.released);
+				CJ_INT(o, "discarded",
+				    rep.u.breaker.discarded);
+			}
+			CJ_SET(o, "breakers", b);
+			b = NULL;
+			if (have_certs)
+				CJ_SET(o, "certificates",
+				    ctl_json_certs(&crep, a.reason));
 		}
-		printf("]");
-		if (have_certs)
-			cert_json_field(&crep, a.reason);
-		printf("}\n");
+		json_decref(b);
+		ctl_json_print(o);
 	} else {
 		if (op == FBX_BRK_RESET && a.on_reset == FBX_RESET_RELEASE)
 			printf("breaker %s/%s reset: %" PRIu32
@@ -3635,7 +3422,8 @@ cmd_held(struct ctl *ctl, int argc, char **argv)
 	struct ctrl_args a;
 	struct table t = { .ncol = 7 };
 	uint64_t after, total = 0, shown = 0;
-	int st, first = 1;
+	json_t *held = NULL;
+	int st;
 
 	memset(&a, 0, sizeof(a));
 	a.limit = 100;
@@ -3646,11 +3434,13 @@ cmd_held(struct ctl *ctl, int argc, char **argv)
 		return usage_err("unexpected argument '%s'", argv[st]);
 	if ((st = need_org(ctl)) != EX_OK)
 		return st;
-	if (ctl->json)
-		printf("{\"held\":[");
-	else
+	if (ctl->json) {
+		if ((held = json_array()) == NULL)
+			return fail(FBX_ENOMEM, NULL);
+	} else {
 		table_row(&t, "ID", "CREATED", "TYPE", "ORIGIN", "REASON",
 		    "HELD_BY", "NOTE");
+	}
 	/* Page through all of them for the total; print the first N. */
 	after = a.after;
 	for (;;) {
@@ -3665,8 +3455,8 @@ cmd_held(struct ctl *ctl, int argc, char **argv)
 		st = call(ctl, &req, &rep);
 		if (st != EX_OK) {
 			table_free(&t);
-			if (ctl->json)
-				printf("]}\n");
+			/* the error line says it: no partial object */
+			json_decref(held);
 			return st;
 		}
 		for (size_t i = 0; i < rep.u.commands.n; i++) {
@@ -3676,9 +3466,8 @@ cmd_held(struct ctl *ctl, int argc, char **argv)
 				continue;
 			shown++;
 			if (ctl->json) {
-				printf("%s", first ? "" : ",");
-				first = 0;
-				json_command(c);
+				json_array_append_new(held,
+				    ctl_json_command(c));
 			} else {
 				char id[24], cr[40];
 				snprintf(id, sizeof(id), "%" PRIu64, c->id);
@@ -3696,8 +3485,8 @@ cmd_held(struct ctl *ctl, int argc, char **argv)
 			break;
 	}
 	if (ctl->json) {
-		printf("],\"shown\":%" PRIu64 ",\"total\":%" PRIu64 "}\n",
-		    shown, total);
+		ctl_json_print(json_pack("{s:o,s:I,s:I}", "held", held,
+		    "shown", (json_int_t)shown, "total", (json_int_t)total));
 	} else {
 		if (shown > 0)
 			table_print(&t);
@@ -3734,21 +3523,19 @@ print_limits(const struct ctl *ctl, const struct fbx_console_rep *rep,
     int global)
 {
 	if (ctl->json) {
-		printf("{\"limits\":[");
-		for (size_t i = 0; i < rep->u.limit.n; i++) {
+		json_t *a = json_array();
+		for (size_t i = 0; a != NULL && i < rep->u.limit.n; i++) {
 			const struct fbx_limit_info *l = &rep->u.limit.l[i];
-			printf("%s{\"type\":", i ? "," : "");
-			json_str(fbx_cmd_type_name(l->type));
-			printf(",\"scope\":");
-			json_str(global ? "*" : l->org);
-			printf(",\"max_count\":%" PRIu32
-			       ",\"max_share_ppm\":%" PRIu32
-			       ",\"window_s\":%" PRIu32 ",\"used\":%" PRIu64
-			       "}",
-			    l->max_count, l->max_share_ppm, l->window_s,
-			    l->used);
+			json_array_append_new(a,
+			    json_pack("{s:o*,s:o*,s:I,s:I,s:I,s:I}", "type",
+				fbx_json_str(fbx_cmd_type_name(l->type)),
+				"scope", fbx_json_str(global ? "*" : l->org),
+				"max_count", (json_int_t)l->max_count,
+				"max_share_ppm", (json_int_t)l->max_share_ppm,
+				"window_s", (json_int_t)l->window_s, "used",
+				(json_int_t)l->used));
 		}
-		printf("]}\n");
+		ctl_json_print(json_pack("{s:o*}", "limits", a));
 	} else {
 		struct table t = { .ncol = 6 };
 		table_row(&t, "TYPE", "SCOPE", "MAX", "SHARE", "WINDOW", "USED");
@@ -3922,18 +3709,18 @@ cmd_rate(struct ctl *ctl, int argc, char **argv)
 	if (st != EX_OK)
 		return st;
 	if (ctl->json) {
-		printf("{\"rates\":[");
-		for (size_t i = 0; i < rep.u.rate.n; i++) {
+		json_t *ra = json_array();
+		for (size_t i = 0; ra != NULL && i < rep.u.rate.n; i++) {
 			const struct fbx_rate_info *r = &rep.u.rate.r[i];
-			printf("%s{\"scope\":", i ? "," : "");
-			json_str(r->org);
-			printf(",\"rate_per_s\":%" PRIu32 ",\"burst\":%" PRIu32
-			       ",\"max_inflight\":%" PRIu32
-			       ",\"inflight\":%" PRIu32 "}",
-			    r->rate_per_s, r->burst, r->max_inflight,
-			    r->inflight);
+			json_array_append_new(ra,
+			    json_pack("{s:o*,s:I,s:I,s:I,s:I}", "scope",
+				fbx_json_str(r->org), "rate_per_s",
+				(json_int_t)r->rate_per_s, "burst",
+				(json_int_t)r->burst, "max_inflight",
+				(json_int_t)r->max_inflight, "inflight",
+				(json_int_t)r->inflight));
 		}
-		printf("]}\n");
+		ctl_json_print(json_pack("{s:o*}", "rates", ra));
 	} else {
 		struct table t = { .ncol = 5 };
 		table_row(&t, "SCOPE", "RATE/S", "BURST", "MAX_INFLIGHT",
@@ -3998,14 +3785,11 @@ cmd_approve(struct ctl *ctl, int argc, char **argv)
 	if (st != EX_OK)
 		return st;
 	if (ctl->json) {
-		printf("{\"token\":");
-		json_str(rep.u.approve.token);
-		printf(",\"approver\":");
-		json_str(rep.u.approve.approver);
-		printf(",\"submitter\":");
-		json_str(rep.u.approve.submitter);
-		printf(",\"expires_ms\":%" PRId64 "}\n",
-		    rep.u.approve.expires_ms);
+		ctl_json_print(json_pack("{s:o*,s:o*,s:o*,s:I}", "token",
+		    fbx_json_str(rep.u.approve.token), "approver",
+		    fbx_json_str(rep.u.approve.approver), "submitter",
+		    fbx_json_str(rep.u.approve.submitter), "expires_ms",
+		    (json_int_t)rep.u.approve.expires_ms));
 	} else {
 		struct table t = { .ncol = 2 };
 		char ex[40];
@@ -4086,12 +3870,10 @@ cmd_rollout(struct ctl *ctl, int argc, char **argv)
 	if (st != EX_OK)
 		return st;
 	if (ctl->json) {
-		printf("{\"command_id\":%" PRIu64 ",\"plan\":",
-		    rep.u.rollout.command_id);
-		json_plan(&rep.u.rollout.plan);
-		printf(",\"status\":");
-		json_ro_status(&rep.u.rollout.st);
-		printf("}\n");
+		ctl_json_print(json_pack("{s:I,s:o*,s:o*}", "command_id",
+		    (json_int_t)rep.u.rollout.command_id, "plan",
+		    ctl_json_plan(&rep.u.rollout.plan), "status",
+		    ctl_json_ro_status(&rep.u.rollout.st)));
 	} else {
 		struct table t = { .ncol = 2 };
 		char b[24];
@@ -4217,17 +3999,23 @@ sum_row(struct table *t, const struct org_sum *o)
 static void
 sum_json(const struct org_sum *o)
 {
-	printf("{\"org\":");
-	json_str(o->org);
-	printf(",\"commands\":%" PRIu64 ",\"held\":%" PRIu64
-	       ",\"discarded\":%" PRIu64 ",\"devices\":%" PRIu64
-	       ",\"delivered\":%" PRIu64 ",\"succeeded\":%" PRIu64
-	       ",\"failed\":%" PRIu64 ",\"pending\":%" PRIu64
-	       ",\"queued\":%" PRIu64 ",\"expired\":%" PRIu64
-	       ",\"cancelled\":%" PRIu64 "}\n",
-	    o->commands, o->held, o->discarded, o->devices, o->delivered,
-	    o->succeeded, o->failed, o->pending, o->queued, o->expired,
-	    o->cancelled);
+	json_t *j = json_object();
+
+	if (j != NULL) {
+		CJ_STR(j, "org", o->org);
+		CJ_INT(j, "commands", o->commands);
+		CJ_INT(j, "held", o->held);
+		CJ_INT(j, "discarded", o->discarded);
+		CJ_INT(j, "devices", o->devices);
+		CJ_INT(j, "delivered", o->delivered);
+		CJ_INT(j, "succeeded", o->succeeded);
+		CJ_INT(j, "failed", o->failed);
+		CJ_INT(j, "pending", o->pending);
+		CJ_INT(j, "queued", o->queued);
+		CJ_INT(j, "expired", o->expired);
+		CJ_INT(j, "cancelled", o->cancelled);
+	}
+	ctl_json_print(j);
 }
 
 static int
@@ -4737,14 +4525,14 @@ cmd_orgs(struct ctl *ctl, int argc, char **argv)
 	for (size_t i = 0; i < l.n; i++)
 		total += l.devices[i];
 	if (ctl->json) {
-		printf("{\"orgs\":[");
-		for (size_t i = 0; i < l.n; i++) {
-			printf("%s{\"org\":", i ? "," : "");
-			json_str(l.orgs[i]);
-			printf(",\"devices\":%" PRIu32 "}", l.devices[i]);
-		}
-		printf("],\"count\":%zu,\"devices\":%" PRIu64 "}\n", l.n,
-		    total);
+		json_t *a = json_array();
+		for (size_t i = 0; a != NULL && i < l.n; i++)
+			json_array_append_new(a,
+			    json_pack("{s:o*,s:I}", "org",
+				fbx_json_str(l.orgs[i]), "devices",
+				(json_int_t)l.devices[i]));
+		ctl_json_print(json_pack("{s:o*,s:I,s:I}", "orgs", a, "count",
+		    (json_int_t)l.n, "devices", (json_int_t)total));
 	} else {
 		struct table t = { .ncol = 2 };
 		char b[24];
@@ -4843,9 +4631,6 @@ static const char *const rollback_usage =
 static const char *const rb_action_label[FBX_RB_COUNT] = { "-", "cancel",
 	"compensate", "irreversible", "changed since (left alone)", "nothing",
 	"compensated before", "in flight (run again when settled)" };
-static const char *const rb_action_key[FBX_RB_COUNT] = { "none", "cancel",
-	"compensate", "irreversible", "changed_since", "nothing",
-	"compensated_before", "in_flight" };
 static const char *const rb_action_short[FBX_RB_COUNT] = { "-", "cancel",
 	"compensate", "irreversible", "changed", "nothing", "done-before",
 	"in-flight" };
@@ -4880,93 +4665,6 @@ rb_track_add(struct rb_tracks *t, const char *org, uint64_t id)
 	t->v[t->n].id = id;
 	t->n++;
 	return FBX_OK;
-}
-
-static void
-json_rb_actions(const uint32_t *per)
-{
-	printf("{");
-	for (int k = 1; k < FBX_RB_COUNT; k++)
-		printf("%s\"%s\":%" PRIu32, k > 1 ? "," : "",
-		    rb_action_key[k], per[k]);
-	printf("}");
-}
-
-static void
-json_rb_plan(const char *org, const struct fbx_rb_plan *p, int rows)
-{
-	printf("{\"org\":");
-	json_str(org);
-	printf(",\"executed\":%s,\"rollback_id\":%" PRIu64
-	       ",\"commands\":%" PRIu32 ",\"actions\":",
-	    p->executed ? "true" : "false", p->rollback_id, p->commands);
-	json_rb_actions(p->per_action);
-	printf(",\"compensating_commands\":[");
-	for (size_t i = 0; i < p->ncomp; i++)
-		printf("%s%" PRIu64, i ? "," : "", p->comp_ids[i]);
-	printf("],\"onset_ms\":%" PRId64 ",\"since_ms\":%" PRId64
-	       ",\"until_ms\":%" PRId64 ",\"before_onset\":{\"commands\":%" PRIu32
-	       ",\"deliveries\":%" PRIu32 "}",
-	    p->onset_ms, p->since_ms, p->until_ms, p->before_onset,
-	    p->before_onset_deliveries);
-	if (p->global) {
-		printf(",\"global\":true,\"orgs\":[");
-		for (size_t i = 0; i < p->norgs; i++) {
-			const struct fbx_rb_org *x = &p->orgs[i];
-			printf("%s{\"org\":", i ? "," : "");
-			json_str(x->org);
-			printf(",\"commands\":%" PRIu32 ",\"actions\":",
-			    x->commands);
-			json_rb_actions(x->per_action);
-			printf(",\"before_onset\":{\"commands\":%" PRIu32
-			       ",\"deliveries\":%" PRIu32
-			       "},\"compensating_commands\":%" PRIu32 "}",
-			    x->before_onset, x->before_onset_deliveries,
-			    x->comp_commands);
-		}
-		printf("]");
-	}
-	if (rows) {
-		printf(",\"rows\":[");
-		for (size_t i = 0; i < p->nrows; i++) {
-			const struct fbx_rb_row *r = &p->rows[i];
-			printf("%s{\"command\":%" PRIu64 ",\"delivery\":%" PRIu64
-			       ",\"device\":",
-			    i ? "," : "", r->command_id, r->delivery_id);
-			json_str(r->device);
-			printf(",\"type\":");
-			json_str(fbx_cmd_type_name(r->type));
-			printf(",\"state\":");
-			json_str(r->state ? fbx_dstate_name(r->state) : "held");
-			printf(",\"action\":");
-			json_str(r->action < FBX_RB_COUNT
-			        ? rb_action_key[r->action]
-			        : "unknown");
-			printf(",\"compensation\":");
-			json_str(r->comp_type ? fbx_cmd_type_name(r->comp_type)
-			                      : "");
-			printf(",\"detail\":");
-			json_str(r->detail);
-			printf("}");
-		}
-		printf("],\"before_onset_rows\":[");
-		for (size_t i = 0; i < p->nbo_rows; i++) {
-			const struct fbx_rb_row *r = &p->bo_rows[i];
-			printf("%s{\"command\":%" PRIu64 ",\"delivery\":%" PRIu64
-			       ",\"device\":",
-			    i ? "," : "", r->command_id, r->delivery_id);
-			json_str(r->device);
-			printf(",\"state\":");
-			json_str(r->state ? fbx_dstate_name(r->state) : "held");
-			printf(",\"action\":");
-			json_str(r->action < FBX_RB_COUNT
-			        ? rb_action_key[r->action]
-			        : "unknown");
-			printf("}");
-		}
-		printf("]");
-	}
-	printf("}\n");
 }
 
 /* rb_print_onset - the incident's window, and the reason's commands
@@ -5247,26 +4945,30 @@ rb_print_wait(const struct ctl *ctl, const struct rb_tracks *t,
 		nfail += t->v[i].counts[FBX_D_FAILED] > 0;
 	}
 	if (ctl->json) {
-		printf("{\"wait\":{\"compensating_commands\":%zu,\"deliveries\":"
-		       "%" PRIu64 ",\"journaled_ms\":%" PRId64
-		       ",\"settled_ms\":%" PRId64 ",\"counts\":{",
-		    t->n, dl, journaled_ms, settled_ms);
-		for (int s = 1; s < FBX_D_COUNT; s++) {
-			printf("%s", s > 1 ? "," : "");
-			json_str(fbx_dstate_name(s));
-			printf(":%" PRIu64, n[s]);
-		}
-		printf("},\"failed_in\":[");
-		for (size_t i = 0, k = 0; i < t->n; i++) {
+		json_t *w = json_object(), *c = json_object(), *f = json_array();
+		for (int s = 1; c != NULL && s < FBX_D_COUNT; s++)
+			CJ_INT(c, fbx_dstate_name(s), n[s]);
+		for (size_t i = 0; f != NULL && i < t->n; i++) {
 			if (t->v[i].counts[FBX_D_FAILED] == 0)
 				continue;
-			printf("%s{\"org\":", k++ ? "," : "");
-			json_str(t->v[i].org);
-			printf(",\"command\":%" PRIu64 ",\"failed\":%" PRIu32
-			       "}",
-			    t->v[i].id, t->v[i].counts[FBX_D_FAILED]);
+			json_array_append_new(f,
+			    json_pack("{s:o*,s:I,s:I}", "org",
+				fbx_json_str(t->v[i].org), "command",
+				(json_int_t)t->v[i].id, "failed",
+				(json_int_t)t->v[i].counts[FBX_D_FAILED]));
 		}
-		printf("]}}\n");
+		if (w != NULL) {
+			CJ_INT(w, "compensating_commands", t->n);
+			CJ_INT(w, "deliveries", dl);
+			CJ_INT(w, "journaled_ms", journaled_ms);
+			CJ_INT(w, "settled_ms", settled_ms);
+			CJ_SET(w, "counts", c);
+			CJ_SET(w, "failed_in", f);
+			c = f = NULL;
+		}
+		json_decref(c);
+		json_decref(f);
+		ctl_json_print(json_pack("{s:o*}", "wait", w));
 		return;
 	}
 	printf("done: all %zu compensating commands (%" PRIu64
@@ -5616,7 +5318,8 @@ cmd_rollback(struct ctl *ctl, int argc, char **argv)
 			goto out;
 		t_journaled = mono_ms() - t0;
 		if (ctl->json)
-			json_rb_plan(ctl->org, &rep.u.rollback, 1);
+			ctl_json_print(
+			    ctl_json_rb_plan(ctl->org, &rep.u.rollback, 1));
 		else if (rep.u.rollback.global)
 			rb_print_global(ctl, &a, &rep.u.rollback);
 		else
@@ -5659,9 +5362,9 @@ cmd_rollback(struct ctl *ctl, int argc, char **argv)
 			if (eerr == FBX_ENOT_FOUND) {
 				/* nothing of the selection here */
 				if (ctl->json) {
-					printf("{\"org\":");
-					json_str(ol.orgs[i]);
-					printf(",\"nothing\":true}\n");
+					ctl_json_print(json_pack("{s:o*,s:b}",
+					    "org", fbx_json_str(ol.orgs[i]),
+					    "nothing", 1));
 				} else {
 					rb_sum_row(&t, ol.orgs[i], v,
 					    a.execute, "-", "-");
@@ -5677,13 +5380,12 @@ cmd_rollback(struct ctl *ctl, int argc, char **argv)
 				    ol.orgs[i], fbx_errname(eerr), eerr,
 				    ctl->errmsg);
 				if (ctl->json) {
-					printf("{\"org\":");
-					json_str(ol.orgs[i]);
-					printf(",\"error\":");
-					json_str(fbx_errname(eerr));
-					printf(",\"message\":");
-					json_str(ctl->errmsg);
-					printf("}\n");
+					ctl_json_print(json_pack(
+					    "{s:o*,s:o*,s:o*}", "org",
+					    fbx_json_str(ol.orgs[i]), "error",
+					    fbx_json_str(fbx_errname(eerr)),
+					    "message",
+					    fbx_json_str(ctl->errmsg)));
 				} else {
 					snprintf(e, sizeof(e), "ERROR %s",
 					    fbx_errname(eerr));
@@ -5719,7 +5421,8 @@ cmd_rollback(struct ctl *ctl, int argc, char **argv)
 				        p->comp_ids[k]) != FBX_OK)
 					st = fail(FBX_ENOMEM, NULL);
 			if (ctl->json)
-				json_rb_plan(ol.orgs[i], p, 0);
+				ctl_json_print(
+				    ctl_json_rb_plan(ol.orgs[i], p, 0));
 			else
 				rb_sum_row(&t, ol.orgs[i], v, a.execute,
 				    p->executed ? rbid : "-",
@@ -5731,18 +5434,24 @@ cmd_rollback(struct ctl *ctl, int argc, char **argv)
 		st = EX_OK;
 		t_journaled = mono_ms() - t0;
 		if (ctl->json) {
-			printf("{\"org\":\"TOTAL\",\"organisations\":%zu,"
-			       "\"with_commands\":%zu,\"failed\":%zu,"
-			       "\"executed\":%s,\"commands\":%" PRIu64
-			       ",\"actions\":{",
-			    ol.n, found, failed, a.execute ? "true" : "false",
-			    tot[0]);
-			for (int k = 1; k < FBX_RB_COUNT; k++)
-				printf("%s\"%s\":%" PRIu64, k > 1 ? "," : "",
-				    rb_action_key[k], tot[k]);
-			printf("},\"compensating_commands\":%" PRIu64
-			       ",\"elapsed_ms\":%" PRId64 "}\n",
-			    tot[FBX_RB_COUNT], t_journaled);
+			json_t *o = json_object(), *ac = json_object();
+			for (int k = 1; ac != NULL && k < FBX_RB_COUNT; k++)
+				CJ_INT(ac, ctl_rb_action_key[k], tot[k]);
+			if (o != NULL) {
+				CJ_STR(o, "org", "TOTAL");
+				CJ_INT(o, "organisations", ol.n);
+				CJ_INT(o, "with_commands", found);
+				CJ_INT(o, "failed", failed);
+				CJ_BOOL(o, "executed", a.execute);
+				CJ_INT(o, "commands", tot[0]);
+				CJ_SET(o, "actions", ac);
+				ac = NULL;
+				CJ_INT(o, "compensating_commands",
+				    tot[FBX_RB_COUNT]);
+				CJ_INT(o, "elapsed_ms", t_journaled);
+			}
+			json_decref(ac);
+			ctl_json_print(o);
 		} else {
 			char sel[320], n[24];
 			sel_str(&a, sel, sizeof(sel));
@@ -5960,14 +5669,14 @@ cmd_replay(struct ctl *ctl, int argc, char **argv)
 		if (st != EX_OK)
 			goto out;
 		if (ctl->json) {
-			printf("{\"org\":");
-			json_str(ctl->org);
-			printf(",\"executed\":%s,\"matched\":%" PRIu32
-			       ",\"resent\":%" PRIu32 ",\"would_resend\":%" PRIu32
-			       ",\"skipped_terminal\":%" PRIu32 "}\n",
-			    a.execute ? "true" : "false", r->matched, r->resent,
-			    a.execute ? 0 : rp_would(&a, r),
-			    r->skipped_terminal);
+			ctl_json_print(json_pack("{s:o*,s:b,s:I,s:I,s:I,s:I}",
+			    "org", fbx_json_str(ctl->org), "executed",
+			    a.execute ? 1 : 0, "matched",
+			    (json_int_t)r->matched, "resent",
+			    (json_int_t)r->resent, "would_resend",
+			    (json_int_t)(a.execute ? 0 : rp_would(&a, r)),
+			    "skipped_terminal",
+			    (json_int_t)r->skipped_terminal));
 		} else {
 			struct table k = { .ncol = 2 };
 			char m[24], rs[24], sk[24];
@@ -6030,14 +5739,13 @@ cmd_replay(struct ctl *ctl, int argc, char **argv)
 		tot.resent += res;
 		tot.skipped_terminal += r->skipped_terminal;
 		if (ctl->json) {
-			printf("{\"org\":");
-			json_str(ol.orgs[i]);
-			printf(",\"executed\":%s,\"matched\":%" PRIu32
-			       ",\"%s\":%" PRIu32 ",\"skipped_terminal\":%" PRIu32
-			       "}\n",
-			    a.execute ? "true" : "false", r->matched,
-			    a.execute ? "resent" : "would_resend", res,
-			    r->skipped_terminal);
+			ctl_json_print(json_pack("{s:o*,s:b,s:I,s:I,s:I}",
+			    "org", fbx_json_str(ol.orgs[i]), "executed",
+			    a.execute ? 1 : 0, "matched",
+			    (json_int_t)r->matched,
+			    a.execute ? "resent" : "would_resend",
+			    (json_int_t)res, "skipped_terminal",
+			    (json_int_t)r->skipped_terminal));
 		} else {
 			snprintf(m, sizeof(m), "%" PRIu32, r->matched);
 			snprintf(rs, sizeof(rs), "%" PRIu32, res);
@@ -6049,12 +5757,13 @@ cmd_replay(struct ctl *ctl, int argc, char **argv)
 	}
 	st = EX_OK;
 	if (ctl->json) {
-		printf("{\"org\":\"TOTAL\",\"executed\":%s,\"matched\":%" PRIu32
-		       ",\"%s\":%" PRIu32 ",\"skipped_terminal\":%" PRIu32
-		       ",\"failed_orgs\":%zu}\n",
-		    a.execute ? "true" : "false", tot.matched,
-		    a.execute ? "resent" : "would_resend", tot.resent,
-		    tot.skipped_terminal, failed);
+		ctl_json_print(json_pack("{s:s,s:b,s:I,s:I,s:I,s:I}", "org",
+		    "TOTAL", "executed", a.execute ? 1 : 0, "matched",
+		    (json_int_t)tot.matched,
+		    a.execute ? "resent" : "would_resend",
+		    (json_int_t)tot.resent, "skipped_terminal",
+		    (json_int_t)tot.skipped_terminal, "failed_orgs",
+		    (json_int_t)failed));
 	} else {
 		char m[24], rs[24], sk[24];
 		snprintf(m, sizeof(m), "%" PRIu32, tot.matched);
@@ -6424,13 +6133,16 @@ cmd_audit_list(struct ctl *ctl, const struct ops_args *a)
 {
 	struct table t = { .ncol = 6 };
 	uint64_t after = a->after, shown = 0, limit = a->limit ? a->limit : 100;
+	json_t *recs = NULL;
 	int st = EX_OK;
 
-	if (ctl->json)
-		printf("{\"records\":[");
-	else
+	if (ctl->json) {
+		if ((recs = json_array()) == NULL)
+			return fail(FBX_ENOMEM, NULL);
+	} else {
 		table_row(&t, "SEQ", "TIME (UTC)", "ACTOR", "ACTION", "NOTE",
 		    "PARAMS");
+	}
 	for (;;) {
 		struct fbx_console_req req;
 		struct fbx_console_rep rep;
@@ -6450,23 +6162,22 @@ cmd_audit_list(struct ctl *ctl, const struct ops_args *a)
 		for (size_t i = 0; i < rep.u.audit.n; i++) {
 			const struct fbx_audit_rec *r = &rep.u.audit.r[i];
 			if (ctl->json) {
-				printf("%s{\"seq\":%" PRIu64 ",\"at_ms\":%" PRId64
-				       ",\"org\":",
-				    shown ? "," : "", r->seq, r->at_ms);
-				json_str(r->org);
-				printf(",\"actor\":");
-				json_str(r->actor);
-				printf(",\"action\":");
-				json_str(r->action);
-				printf(",\"note\":");
-				json_str(r->note);
-				/* params is the engine's JSON object */
-				printf(",\"params\":%s,\"hash\":",
-				    r->params[0] ? r->params : "{}");
-				json_str(r->hash);
-				printf(",\"prev\":");
-				json_str(r->prev);
-				printf("}");
+				json_t *o = json_object();
+				if (o != NULL) {
+					CJ_INT(o, "seq", r->seq);
+					CJ_INT(o, "at_ms", r->at_ms);
+					CJ_STR(o, "org", r->org);
+					CJ_STR(o, "actor", r->actor);
+					CJ_STR(o, "action", r->action);
+					CJ_STR(o, "note", r->note);
+					/* the engine's JSON text, as a value
+					 * (a string if it does not parse) */
+					CJ_SET(o, "params",
+					    fbx_json_params(r->params));
+					CJ_STR(o, "hash", r->hash);
+					CJ_STR(o, "prev", r->prev);
+				}
+				json_array_append_new(recs, o);
 			} else {
 				char seq[24], at[40];
 				snprintf(seq, sizeof(seq), "%" PRIu64, r->seq);
@@ -6485,9 +6196,10 @@ cmd_audit_list(struct ctl *ctl, const struct ops_args *a)
 	}
 	if (st == EX_OK) {
 		if (ctl->json) {
-			printf("],\"shown\":%" PRIu64 ",\"next_after\":%" PRIu64
-			       "}\n",
-			    shown, after);
+			ctl_json_print(json_pack("{s:o,s:I,s:I}", "records",
+			    recs, "shown", (json_int_t)shown, "next_after",
+			    (json_int_t)after));
+			recs = NULL;
 		} else {
 			if (shown > 0)
 				table_print(&t);
@@ -6499,9 +6211,9 @@ cmd_audit_list(struct ctl *ctl, const struct ops_args *a)
 				       "%" PRIu64 "\n",
 				    after);
 		}
-	} else if (ctl->json) {
-		printf("]}\n");
 	}
+	/* on an error the error line says it: no partial object */
+	json_decref(recs);
 	table_free(&t);
 	return st;
 }
@@ -6559,16 +6271,19 @@ cmd_audit_verify(struct ctl *ctl, int full)
 	if (st != EX_OK || !have)
 		return st;
 	if (ctl->json) {
-		printf("{\"intact\":%s,\"mode\":\"%s\",\"records\":%" PRIu64
-		       ",\"slices\":%" PRIu64 ",\"verified_seq\":%" PRIu64
-		       ",\"head_seq\":%" PRIu64 ",\"anchor_seq\":%" PRIu64
-		       ",\"broken_at\":%" PRIu64 ",\"why\":",
-		    last.u.verify.broken_at ? "false" : "true",
-		    full ? "full" : "incremental", total, slices,
-		    last.u.verify.verified_seq, last.u.verify.head_seq,
-		    last.u.verify.anchor_seq, last.u.verify.broken_at);
-		json_str(last.u.verify.why);
-		printf("}\n");
+		json_t *o = json_object();
+		if (o != NULL) {
+			CJ_BOOL(o, "intact", last.u.verify.broken_at == 0);
+			CJ_STR(o, "mode", full ? "full" : "incremental");
+			CJ_INT(o, "records", total);
+			CJ_INT(o, "slices", slices);
+			CJ_INT(o, "verified_seq", last.u.verify.verified_seq);
+			CJ_INT(o, "head_seq", last.u.verify.head_seq);
+			CJ_INT(o, "anchor_seq", last.u.verify.anchor_seq);
+			CJ_INT(o, "broken_at", last.u.verify.broken_at);
+			CJ_STR(o, "why", last.u.verify.why);
+		}
+		ctl_json_print(o);
 	} else if (last.u.verify.broken_at != 0) {
 		printf("BROKEN at record %" PRIu64 ": %s\n",
 		    last.u.verify.broken_at, last.u.verify.why);
@@ -6791,34 +6506,6 @@ cert_reasons_str(const struct fbx_cert_info *c, char *buf, size_t len)
 }
 
 static void
-json_cert(const struct fbx_cert_info *c)
-{
-	printf("{\"name\":");
-	json_str(c->name);
-	printf(",\"subject\":");
-	json_str(c->subject);
-	printf(",\"issuer\":");
-	json_str(c->issuer);
-	printf(",\"not_before_ms\":%" PRId64 ",\"not_after_ms\":%" PRId64
-	       ",\"days_left\":%" PRId64 ",\"reasons\":[",
-	    c->not_before_ms, c->not_after_ms, c->days_left);
-	for (uint32_t i = 0; i < c->nreasons; i++) {
-		if (i)
-			putchar(',');
-		json_str(c->reasons[i]);
-	}
-	printf("],\"trip_before_s\":%" PRIu32 ",\"state\":", c->trip_before_s);
-	json_str(fbx_cert_state_name(c->state));
-	printf(",\"alerts_sent\":%" PRIu32 ",\"tripped_ms\":%" PRId64
-	       ",\"added_by\":",
-	    c->alerts_sent, c->tripped_ms);
-	json_str(c->added_by);
-	printf(",\"added_ms\":%" PRId64 ",\"sha256\":", c->added_ms);
-	json_str(c->sha256);
-	putchar('}');
-}
-
-static void
 print_certs(const struct fbx_cert_info *v, size_t n)
 {
 	struct table t = { .ncol = 9 };
@@ -6858,18 +6545,6 @@ cert_fetch(struct ctl *ctl, struct fbx_console_rep *rep)
 	return 1;
 }
 
-/* cert_bound - whether c is bound to reason ("" = any). */
-static int
-cert_bound(const struct fbx_cert_info *c, const char *reason)
-{
-	if (reason == NULL || reason[0] == '\0')
-		return 1;
-	for (uint32_t i = 0; i < c->nreasons; i++)
-		if (strcmp(c->reasons[i], reason) == 0)
-			return 1;
-	return 0;
-}
-
 /* cert_lines - "certificate NAME (R): N days left ..." for status and
  * breaker status, for the certificates bound to reason ("" = all). */
 static void
@@ -6878,7 +6553,7 @@ cert_lines(const struct fbx_console_rep *rep, const char *reason)
 	for (size_t i = 0; i < rep->u.cert.n; i++) {
 		const struct fbx_cert_info *c = &rep->u.cert.c[i];
 		char at[40], rs[600];
-		if (!cert_bound(c, reason))
+		if (!ctl_cert_bound(c, reason))
 			continue;
 		fmt_time(c->not_after_ms, at, sizeof(at));
 		cert_reasons_str(c, rs, sizeof(rs));
@@ -6887,24 +6562,6 @@ cert_lines(const struct fbx_console_rep *rep, const char *reason)
 		    c->name, rs, c->days_left, at,
 		    fbx_cert_state_name(c->state), c->trip_before_s);
 	}
-}
-
-/* cert_json_field - ,"certificates":[...] bound to reason ("" = all). */
-static void
-cert_json_field(const struct fbx_console_rep *rep, const char *reason)
-{
-	int first = 1;
-
-	printf(",\"certificates\":[");
-	for (size_t i = 0; rep != NULL && i < rep->u.cert.n; i++) {
-		if (!cert_bound(&rep->u.cert.c[i], reason))
-			continue;
-		if (!first)
-			putchar(',');
-		first = 0;
-		json_cert(&rep->u.cert.c[i]);
-	}
-	putchar(']');
 }
 
 static int
@@ -6989,10 +6646,9 @@ cmd_cert(struct ctl *ctl, int argc, char **argv)
 	if (st != EX_OK)
 		return st;
 	if (ctl->json) {
-		printf("{\"operation\":");
-		json_str(sub);
-		cert_json_field(&rep, "");
-		printf("}\n");
+		ctl_json_print(json_pack("{s:o*,s:o*}", "operation",
+		    fbx_json_str(sub), "certificates",
+		    ctl_json_certs(&rep, "")));
 	} else {
 		if (op == FBX_CERT_ADD)
 			printf("certificate %s registered\n\n", a.name);
@@ -7292,23 +6948,18 @@ web_opt(void *arg, struct ctl *ctl, int c, const char *oa, int argc,
 static void
 web_field(const char *line, const char *name, char *buf, size_t cap)
 {
-	char pat[40];
-	const char *p;
-	size_t n = 0;
+	/* read by jansson (issue 12 item 6): the hand-made scanner took
+	 * "a\"b" for "a\\" and a member named inside a string for one */
+	json_t *o = json_loads(line, 0, NULL);
+	json_t *v = json_object_get(o, name);
 
 	buf[0] = '\0';
-	snprintf(pat, sizeof(pat), "\"%s\":", name);
-	p = strstr(line, pat);
-	if (p == NULL)
-		return;
-	p += strlen(pat);
-	if (*p == '"')
-		p++;
-	while (p[n] != '\0' && p[n] != '"' && p[n] != ',' && p[n] != '}' &&
-	    n + 1 < cap)
-		n++;
-	memcpy(buf, p, n);
-	buf[n] = '\0';
+	if (json_is_string(v))
+		snprintf(buf, cap, "%s", json_string_value(v));
+	else if (json_is_integer(v))
+		snprintf(buf, cap, "%" JSON_INTEGER_FORMAT,
+		    json_integer_value(v));
+	json_decref(o);
 }
 
 static int
@@ -7380,7 +7031,8 @@ cmd_web(struct ctl *ctl, int argc, char **argv)
 /* fleet check-in health */
 
 static const char *const fleet_usage =
-    "usage: fuseboxctl fleet [report]\n"
+    "usage: fuseboxctl fleet [report] [--group G]\n"
+    "       fuseboxctl fleet version COMMAND_ID\n"
     "       fuseboxctl fleet rule set --stale DUR [--repeat DUR] [--note "
     "TEXT]\n"
     "       fuseboxctl fleet rule remove --stale DUR [--note TEXT]\n"
@@ -7395,7 +7047,13 @@ static const char *const fleet_usage =
     "any is (none: once), and once more when every one is back. At most\n"
     "8 rules per organisation; set and remove need the breaker role.\n"
     "List the stale devices with `fuseboxctl devices --stale DUR`.\n"
+    "`fleet version ID`: of an os_update's devices, how many report its\n"
+    "target version (the payload's \"version\" or version=V) at their\n"
+    "last check-in (incident 3: the applied state, not the sent one).\n"
     "\n"
+    "  --group G     the report of group G, read now from its devices\n"
+    "                (no rules, no outcomes: those are the\n"
+    "                organisation's)\n"
     "  --stale DUR   the rule's threshold: 1440m, 24h, 2d (at least 1m)\n"
     "  --repeat DUR  alert again this often while devices are over it\n"
     "  --note TEXT   recorded in the audit log\n";
@@ -7403,6 +7061,7 @@ static const char *const fleet_usage =
 struct fleet_args {
 	uint32_t stale, repeat;
 	char note[FBX_NOTE_MAX];
+	fbx_id group;
 };
 
 static int
@@ -7420,6 +7079,10 @@ fleet_opt(void *arg, struct ctl *ctl, int c, const char *oa, int argc,
 			return usage_err("bad --stale '%s' (e.g. 1440m, 24h, "
 					 "2d; at least 1m)",
 			    oa);
+		return EX_OK;
+	case OPT_GROUP:
+		if (copy_id(a->group, oa) != 0)
+			return usage_err("bad --group '%s'", oa);
 		return EX_OK;
 	case OPT_REPEAT:
 		if (parse_minutes(oa, FBX_FLEET_REPEAT_MAX, &a->repeat) != 0)
@@ -7442,48 +7105,6 @@ fleet_opt(void *arg, struct ctl *ctl, int c, const char *oa, int argc,
 	}
 }
 
-static const char *const fleet_bucket_names[FBX_FLEET_BUCKETS] = { "< 2",
-	"2-4", "4-8", "8-24", "24-48", "48-72", "72-168", ">= 168", "never" };
-
-static void
-json_fleet(const struct fbx_fleet_report *f)
-{
-	printf("{\"as_of_ms\":%" PRId64 ",\"devices\":%" PRIu32
-	       ",\"offline_hours\":{",
-	    f->as_of_ms, f->devices);
-	for (int i = 0; i < FBX_FLEET_BUCKETS; i++) {
-		printf("%s", i ? "," : "");
-		json_str(fleet_bucket_names[i]);
-		printf(":%" PRIu32, f->offline_hours[i]);
-	}
-	printf("},\"os_versions\":[");
-	for (size_t i = 0; i < f->nos; i++) {
-		printf("%s{\"version\":", i ? "," : "");
-		json_str(f->os[i].version);
-		printf(",\"count\":%" PRIu32 "}", f->os[i].count);
-	}
-	printf("],\"os_other\":%" PRIu32 ",\"outcomes\":[", f->os_other);
-	for (size_t i = 0; i < f->nout; i++) {
-		const struct fbx_type_outcomes *o = &f->out[i];
-		printf("%s{\"type\":", i ? "," : "");
-		json_str(fbx_cmd_type_name(o->type));
-		printf(",\"succeeded_hour\":%" PRIu64 ",\"failed_hour\":%" PRIu64
-		       ",\"expired_hour\":%" PRIu64 ",\"succeeded_day\":%" PRIu64
-		       ",\"failed_day\":%" PRIu64 ",\"expired_day\":%" PRIu64
-		       ",\"silent\":%s}",
-		    o->ok_hour, o->failed_hour, o->expired_hour, o->ok_day,
-		    o->failed_day, o->expired_day, o->silent ? "true" : "false");
-	}
-	printf("],\"rules\":[");
-	for (size_t i = 0; i < f->nrules; i++)
-		printf("%s{\"stale_minutes\":%" PRIu32
-		       ",\"repeat_minutes\":%" PRIu32 ",\"stale\":%" PRIu32
-		       ",\"last_alert_ms\":%" PRId64 "}",
-		    i ? "," : "", f->rules[i].stale_minutes,
-		    f->rules[i].repeat_minutes, f->rules[i].stale,
-		    f->rules[i].last_alert_ms);
-	printf("]}\n");
-}
 
 static void
 print_fleet(const char *org, const struct fbx_fleet_report *f)
@@ -7512,7 +7133,7 @@ print_fleet(const char *org, const struct fbx_fleet_report *f)
 			memset(bar, '#', w);
 			bar[w] = '\0';
 			snprintf(b, sizeof(b), "%" PRIu32, f->offline_hours[i]);
-			table_row(&t, fleet_bucket_names[i], b, bar);
+			table_row(&t, ctl_fleet_bucket_names[i], b, bar);
 		}
 		table_print(&t);
 		table_free(&t);
@@ -7556,6 +7177,8 @@ print_fleet(const char *org, const struct fbx_fleet_report *f)
 		table_free(&t);
 		printf("\n");
 	}
+	if (f->group[0] != '\0')
+		return; /* rules and outcomes are the organisation's */
 	if (f->nrules == 0) {
 		printf("no alert rules (fuseboxctl fleet rule set --stale 1440m "
 		       "--repeat 60m)\n");
@@ -7582,6 +7205,129 @@ print_fleet(const char *org, const struct fbx_fleet_report *f)
 	table_free(&t);
 }
 
+/* fleet_version - an OS update's devices reporting its target version,
+ * summed over the engine's pages */
+static int
+fleet_version(struct ctl *ctl, uint64_t id)
+{
+	uint64_t after = 0, devices = 0, at = 0, other = 0, unknown = 0;
+	char target[FBX_OSVER_MAX + 1] = "";
+	int st = EX_OK;
+
+	do {
+		struct fbx_console_req req;
+		struct fbx_console_rep rep;
+		memset(&req, 0, sizeof(req));
+		req.kind = FBX_CREQ_FLEET;
+		req.u.fleet.op = FBX_FLEET_VERSION;
+		req.u.fleet.command_id = id;
+		req.u.fleet.after = after;
+		st = call(ctl, &req, &rep);
+		if (st != EX_OK)
+			return st;
+		snprintf(target, sizeof(target), "%s",
+		    rep.u.fleet.version.target);
+		devices += rep.u.fleet.version.devices;
+		at += rep.u.fleet.version.at_target;
+		other += rep.u.fleet.version.other;
+		unknown += rep.u.fleet.version.unknown;
+		after = rep.u.fleet.version.next_after;
+		fbx_console_rep_free(&rep);
+	} while (after != 0);
+	if (ctl->json) {
+		ctl_json_print(json_pack("{s:I,s:o*,s:I,s:I,s:I,s:I}",
+		    "command", (json_int_t)id, "target", fbx_json_str(target),
+		    "devices", (json_int_t)devices, "at_target",
+		    (json_int_t)at, "other", (json_int_t)other, "unknown",
+		    (json_int_t)unknown));
+		return EX_OK;
+	}
+	if (target[0] == '\0') {
+		printf("command %" PRIu64 ": its payload names no version "
+		       "(\"version\": \"V\" or version=V); %" PRIu64
+		       " devices\n",
+		    id, devices);
+		return EX_OK;
+	}
+	printf("command %" PRIu64 " (os_update to %s): %" PRIu64
+	       " devices; %" PRIu64 " report %s (%.1f%%), %" PRIu64
+	       " another version, %" PRIu64
+	       " none yet or no longer enrolled (at their last check-in)\n",
+	    id, target, devices, at, target,
+	    devices ? 100.0 * (double)at / (double)devices : 0.0, other,
+	    unknown);
+	return EX_OK;
+}
+
+/* fleet_group - a group's report, read now by the engine a page at a
+ * time: the pages' counts summed, their OS versions merged (each page
+ * names its 16 most common; the rest of a page is in os_other) */
+static int
+fleet_group(struct ctl *ctl, const char *group)
+{
+	struct fbx_fleet_report sum;
+	struct fbx_version_count v[256];
+	size_t nv = 0;
+	fbx_id after = "";
+	int st;
+
+	memset(&sum, 0, sizeof(sum));
+	do {
+		struct fbx_console_req req;
+		struct fbx_console_rep rep;
+		const struct fbx_fleet_report *f = &rep.u.fleet;
+		memset(&req, 0, sizeof(req));
+		req.kind = FBX_CREQ_FLEET;
+		req.u.fleet.op = FBX_FLEET_REPORT;
+		snprintf(req.u.fleet.group, sizeof(req.u.fleet.group), "%s",
+		    group);
+		snprintf(req.u.fleet.after_dev, sizeof(req.u.fleet.after_dev),
+		    "%s", after);
+		st = call(ctl, &req, &rep);
+		if (st != EX_OK)
+			return st;
+		sum.as_of_ms = f->as_of_ms;
+		sum.devices += f->devices;
+		for (int i = 0; i < FBX_FLEET_BUCKETS; i++)
+			sum.offline_hours[i] += f->offline_hours[i];
+		sum.os_other += f->os_other;
+		for (size_t i = 0; i < f->nos; i++) {
+			size_t k;
+			for (k = 0; k < nv; k++)
+				if (strcmp(v[k].version, f->os[i].version) == 0)
+					break;
+			if (k < nv)
+				v[k].count += f->os[i].count;
+			else if (nv < sizeof(v) / sizeof(v[0]))
+				v[nv++] = f->os[i];
+			else
+				sum.os_other += f->os[i].count;
+		}
+		snprintf(after, sizeof(after), "%s", f->next_after);
+		fbx_console_rep_free(&rep);
+	} while (after[0] != '\0');
+	/* the 16 most common, the rest in os_other */
+	for (size_t i = 1; i < nv; i++)
+		for (size_t k = i; k > 0 && v[k].count > v[k - 1].count; k--) {
+			struct fbx_version_count t = v[k];
+			v[k] = v[k - 1];
+			v[k - 1] = t;
+		}
+	sum.nos = nv < FBX_FLEET_OS_MAX ? nv : FBX_FLEET_OS_MAX;
+	memcpy(sum.os, v, sum.nos * sizeof(v[0]));
+	for (size_t i = sum.nos; i < nv; i++)
+		sum.os_other += v[i].count;
+	snprintf(sum.group, sizeof(sum.group), "%s", group);
+	if (ctl->json) {
+		ctl_json_print(ctl_json_fleet(&sum));
+	} else {
+		char title[2 * sizeof(fbx_id) + 16];
+		snprintf(title, sizeof(title), "%s group %s", ctl->org, group);
+		print_fleet(title, &sum);
+	}
+	return EX_OK;
+}
+
 static int
 cmd_fleet(struct ctl *ctl, int argc, char **argv)
 {
@@ -7589,6 +7335,7 @@ cmd_fleet(struct ctl *ctl, int argc, char **argv)
 		{ "stale", required_argument, NULL, OPT_STALE },
 		{ "repeat", required_argument, NULL, OPT_REPEAT },
 		{ "note", required_argument, NULL, OPT_NOTE },
+		{ "group", required_argument, NULL, OPT_GROUP },
 		{ NULL, 0, NULL, 0 } };
 	struct fbx_console_req req;
 	struct fbx_console_rep rep;
@@ -7600,6 +7347,18 @@ cmd_fleet(struct ctl *ctl, int argc, char **argv)
 	st = parse_cmd_opts(ctl, argc, argv, lo, fleet_usage, fleet_opt, &a);
 	if (st < 0)
 		return -st - 1;
+	if (st < argc && strcmp(argv[st], "version") == 0) {
+		uint64_t id;
+		if (st + 2 != argc || parse_u64(argv[st + 1], UINT64_MAX, &id) != 0 ||
+		    id == 0)
+			return usage_err("fleet version needs one command id");
+		if (a.stale || a.repeat || a.note[0])
+			return usage_err("fleet version takes no options of its "
+					 "own");
+		if ((st = need_org(ctl)) != EX_OK)
+			return st;
+		return fleet_version(ctl, id);
+	}
 	if (st < argc && strcmp(argv[st], "report") == 0) {
 		st++;
 	} else if (st < argc && strcmp(argv[st], "rule") == 0) {
@@ -7624,8 +7383,12 @@ cmd_fleet(struct ctl *ctl, int argc, char **argv)
 		    op == FBX_FLEET_RULE_SET ? "set" : "remove");
 	if (op == FBX_FLEET_RULE_DEL && a.repeat)
 		return usage_err("--repeat goes with fleet rule set");
+	if (op != FBX_FLEET_REPORT && a.group[0])
+		return usage_err("--group goes with fleet report");
 	if ((st = need_org(ctl)) != EX_OK)
 		return st;
+	if (a.group[0])
+		return fleet_group(ctl, a.group);
 	req.kind = FBX_CREQ_FLEET;
 	req.u.fleet.op = op;
 	req.u.fleet.stale_minutes = a.stale;
@@ -7635,7 +7398,7 @@ cmd_fleet(struct ctl *ctl, int argc, char **argv)
 	if (st != EX_OK)
 		return st;
 	if (ctl->json)
-		json_fleet(&rep.u.fleet);
+		ctl_json_print(ctl_json_fleet(&rep.u.fleet));
 	else
 		print_fleet(ctl->org, &rep.u.fleet);
 	fbx_console_rep_free(&rep);

@@ -22,7 +22,9 @@ struct slot {
 
 struct org_out {
 	fbx_id org;
-	struct slot s[FBX_CMD_TYPE_COUNT][FBXI_OUT_SLOTS];
+	/* per type, allocated with its first outcome (most organisations
+	 * use a few types): FBXI_OUT_SLOTS slots each */
+	struct slot *s[FBX_CMD_TYPE_COUNT];
 	int64_t silent_hour[FBX_CMD_TYPE_COUNT]; /* last hour reported */
 	int64_t last_hour; /* the latest hour with an outcome */
 };
@@ -32,6 +34,14 @@ struct fbxi_outcomes {
 	size_t n, cap;
 	struct fbxi_outcome_counts total[FBX_CMD_TYPE_COUNT];
 };
+
+static void
+org_free(struct org_out *x)
+{
+	for (int t = 0; t < FBX_CMD_TYPE_COUNT; t++)
+		free(x->s[t]);
+	free(x);
+}
 
 int
 fbxi_outcomes_new(struct fbxi_outcomes **out)
@@ -46,7 +56,7 @@ fbxi_outcomes_free(struct fbxi_outcomes *o)
 	if (o == NULL)
 		return;
 	for (size_t i = 0; i < o->n; i++)
-		free(o->v[i]);
+		org_free(o->v[i]);
 	free(o->v);
 	free(o);
 }
@@ -91,11 +101,8 @@ get(struct fbxi_outcomes *o, const char *org)
 	if (x == NULL)
 		return NULL;
 	snprintf(x->org, sizeof(x->org), "%s", org);
-	for (int t = 0; t < FBX_CMD_TYPE_COUNT; t++) {
-		for (int i = 0; i < FBXI_OUT_SLOTS; i++)
-			x->s[t][i].hour = -1;
+	for (int t = 0; t < FBX_CMD_TYPE_COUNT; t++)
 		x->silent_hour[t] = -1;
-	}
 	memmove(&o->v[at + 1], &o->v[at], (o->n - at) * sizeof(*o->v));
 	o->v[at] = x;
 	o->n++;
@@ -126,6 +133,13 @@ fbxi_outcomes_add(struct fbxi_outcomes *o, const char *org, int type,
 	x = get(o, org);
 	if (x == NULL)
 		return FBX_ENOMEM;
+	if (x->s[type] == NULL) {
+		x->s[type] = calloc(FBXI_OUT_SLOTS, sizeof(struct slot));
+		if (x->s[type] == NULL)
+			return FBX_ENOMEM;
+		for (int i = 0; i < FBXI_OUT_SLOTS; i++)
+			x->s[type][i].hour = -1;
+	}
 	x->last_hour = hour > x->last_hour ? hour : x->last_hour;
 	s = &x->s[type][hour % FBXI_OUT_SLOTS];
 	if (s->hour != hour) {
@@ -147,7 +161,8 @@ sum(const struct org_out *x, int type, int64_t from_hour, int64_t to_hour,
     struct fbxi_outcome_counts *c)
 {
 	memset(c, 0, sizeof(*c));
-	for (int i = 0; x != NULL && i < FBXI_OUT_SLOTS; i++) {
+	for (int i = 0; x != NULL && x->s[type] != NULL && i < FBXI_OUT_SLOTS;
+	     i++) {
 		const struct slot *s = &x->s[type][i];
 		if (s->hour < from_hour || s->hour > to_hour)
 			continue;
@@ -202,10 +217,17 @@ fbxi_outcomes_silence(struct fbxi_outcomes *o, int64_t now_ms,
     fbxi_silence_fn fn, void *arg)
 {
 	int64_t h = now_ms / HOUR_MS;
-	size_t n = 0;
+	size_t n = 0, k = 0;
 
 	for (size_t i = 0; o != NULL && i < o->n; i++) {
 		struct org_out *x = o->v[i];
+		/* nothing in the last 24 hours: forgotten (memory follows the
+		 * organisations that deliver, not every one ever seen) */
+		if (x->last_hour < h - (FBXI_OUT_SLOTS - 1)) {
+			org_free(x);
+			continue;
+		}
+		o->v[k++] = x;
 		/* silence needs outcomes in this hour: most organisations
 		 * are passed over here */
 		if (x->last_hour != h)
@@ -220,6 +242,8 @@ fbxi_outcomes_silence(struct fbxi_outcomes *o, int64_t now_ms,
 			n++;
 		}
 	}
+	if (o != NULL)
+		o->n = k;
 	return n;
 }
 

@@ -18,6 +18,7 @@
 
 #include "delivery.h"
 #include "engine_int.h"
+#include "fbx_json.h"
 
 /* --------------------------------------------------- policy memory */
 
@@ -1935,8 +1936,13 @@ rb_orgs_cb(void *arg, const char *org, uint32_t devices)
 	return l->n == l->cap;
 }
 
+/* The names go into the closing record's parameters, which hold 511
+ * bytes: 137 of the template, up to 64 of the incident's reason and its
+ * nine numbers leave room for about 250. With 400 the record of a run
+ * over some 50 organisations was cut at 511 bytes, inside the names
+ * string: parameters that are not JSON (issue 12 item 6). */
 struct rb_names {
-	char buf[400];
+	char buf[240];
 	size_t used, listed, more, skip;
 };
 
@@ -1988,7 +1994,7 @@ rb_names(struct fbx_engine *e, const char *prefix, size_t skip,
 
 /* rb_run_close - the audit record that closes a global run: its totals
  * and the organisations it changed, by name as far as a record holds
- * them (about 40); the rest follow in "rollback.orgs" records. */
+ * them (about 25); the rest follow in "rollback.orgs" records. */
 static void
 rb_run_close(struct fbx_engine *e, const struct fbx_console_req *req,
     uint64_t rbid, const struct rb_run_rec *run)
@@ -2582,62 +2588,55 @@ struct jbuf {
 	int full;
 };
 
-static void jprintf(struct jbuf *b, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
+/* jline - append o as one compact line (taking o), written by jansson
+ * (issue 12 item 6). A page stops after the record that crosses max:
+ * the buffer may hold that record and no more; a line that cannot be
+ * written sets full, which refuses the page (never a silent gap). The
+ * buffer stays NUL-terminated. */
 static void
-jprintf(struct jbuf *b, const char *fmt, ...)
+jline(struct jbuf *b, json_t *o)
 {
-	va_list ap;
-	int n;
+	size_t n;
 
-	if (b->full)
+	if (o == NULL || b->full) {
+		b->full = 1;
+		json_decref(o);
 		return;
-	for (;;) {
-		va_start(ap, fmt);
-		n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
-		va_end(ap);
-		if (n < 0) {
-			b->full = 1;
-			return;
-		}
-		if ((size_t)n < b->cap - b->len) {
-			b->len += (size_t)n;
-			return;
-		}
-		/* a page stops after the record that crosses max; the
-		 * buffer may hold that record and no more */
-		if (b->cap >= b->max + (1u << 20)) {
-			b->full = 1;
-			return;
-		}
-		{
-			char *np = realloc(b->p, b->cap * 2);
-			if (np == NULL) {
-				b->full = 1;
-				return;
-			}
-			b->p = np;
-			b->cap *= 2;
-		}
 	}
+	n = json_dumpb(o, NULL, 0, JSON_COMPACT);
+	while (n > 0 && b->len + n + 2 > b->cap) {
+		char *np;
+		if (b->cap >= b->max + (1u << 20)) {
+			n = 0;
+			break;
+		}
+		np = realloc(b->p, b->cap * 2);
+		if (np == NULL) {
+			n = 0;
+			break;
+		}
+		b->p = np;
+		b->cap *= 2;
+	}
+	if (n == 0 || json_dumpb(o, b->p + b->len, n, JSON_COMPACT) != n) {
+		b->full = 1;
+	} else {
+		b->len += n;
+		b->p[b->len++] = '\n';
+		b->p[b->len] = '\0';
+	}
+	json_decref(o);
 }
 
-/* jstr - a JSON string of free text (notes): escaped. */
-static void
-jstr(struct jbuf *b, const char *s)
+/* jcounts - the delivery counts by state name */
+static json_t *
+jcounts(const uint32_t *counts)
 {
-	jprintf(b, "\"");
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c == '"' || c == '\\')
-			jprintf(b, "\\%c", c);
-		else if (c < 0x20)
-			jprintf(b, "\\u%04x", c);
-		else
-			jprintf(b, "%c", c);
-	}
-	jprintf(b, "\"");
+	json_t *o = json_object();
+
+	for (int s = 1; o != NULL && s < FBX_D_COUNT; s++)
+		fbx_json_set_int(o, fbx_dstate_name(s), counts[s]);
+	return o;
 }
 
 struct export_ctx {
@@ -2670,24 +2669,36 @@ static int
 export_dlv_cb(void *arg, const struct fbx_delivery *d)
 {
 	struct export_ctx *x = arg;
+	json_t *o, *h;
 
 	if (export_full(x)) {
 		x->resume = EXPORT_DLV | d->id;
 		x->stop = 1;
 		return 1;
 	}
-	jprintf(&x->b,
-	    "{\"kind\":\"delivery\",\"org\":\"%s\",\"command\":%llu,"
-	    "\"delivery\":%llu,\"device\":\"%s\",\"state\":\"%s\","
-	    "\"code\":%u,\"attempts\":%u,\"updated_ms\":%lld,\"history\":[",
-	    x->cur->org, (unsigned long long)x->cur->id,
-	    (unsigned long long)d->id, d->device, fbx_dstate_name(d->state),
-	    d->code, d->attempts, (long long)d->updated_ms);
-	for (unsigned i = 0; i < d->nhist; i++)
-		jprintf(&x->b, "%s{\"state\":\"%s\",\"code\":%u,\"at_ms\":%lld}",
-		    i ? "," : "", fbx_dstate_name(d->hist[i].state),
-		    d->hist[i].code, (long long)d->hist[i].at_ms);
-	jprintf(&x->b, "]}\n");
+	o = json_object();
+	h = json_array();
+	if (o != NULL && h != NULL) {
+		fbx_json_set_str(o, "kind", "delivery");
+		fbx_json_set_str(o, "org", x->cur->org);
+		fbx_json_set_int(o, "command", (long long)x->cur->id);
+		fbx_json_set_int(o, "delivery", (long long)d->id);
+		fbx_json_set_str(o, "device", d->device);
+		fbx_json_set_str(o, "state", fbx_dstate_name(d->state));
+		fbx_json_set_int(o, "code", d->code);
+		fbx_json_set_int(o, "attempts", d->attempts);
+		fbx_json_set_int(o, "updated_ms", d->updated_ms);
+		for (unsigned i = 0; i < d->nhist; i++)
+			json_array_append_new(h,
+			    json_pack("{s:s,s:i,s:I}", "state",
+				fbx_dstate_name(d->hist[i].state), "code",
+				(int)d->hist[i].code, "at_ms",
+				(json_int_t)d->hist[i].at_ms));
+		fbx_json_set(o, "history", h);
+		h = NULL;
+	}
+	json_decref(h);
+	jline(&x->b, o);
 	return 0;
 }
 
@@ -2711,25 +2722,32 @@ export_cmd_cb(void *arg, const struct fbx_command *c0)
 		/* resume among this command's deliveries */
 		from = x->cursor & ~EXPORT_DLV;
 	} else {
-		jprintf(&x->b,
-		    "{\"kind\":\"command\",\"org\":\"%s\",\"command\":%llu,"
-		    "\"type\":\"%s\",\"origin\":\"%s\",\"reason\":\"%s\","
-		    "\"actor\":\"%s\",\"approved_by\":\"%s\",\"target\":\"%s\","
-		    "\"group\":\"%s\",\"platform\":\"%s\",\"state\":\"%s\","
-		    "\"created_ms\":%lld,\"expires_ms\":%lld,\"deliveries\":%u,"
-		    "\"held_by\":\"%s\",\"resolved_by\":\"%s\",\"note\":",
-		    c.org, (unsigned long long)c.id, fbx_cmd_type_name(c.type),
-		    fbx_origin_name(c.origin), c.reason, c.actor, c.approved_by,
-		    fbx_target_kind_name(c.target_kind), c.group,
-		    fbx_platform_name(c.platform), fbx_cstate_name(c.state),
-		    (long long)c.created_ms, (long long)c.expires_ms,
-		    c.ndeliveries, c.held_by, c.resolved_by);
-		jstr(&x->b, c.note);
-		jprintf(&x->b, ",\"counts\":{");
-		for (int s = 1; s < FBX_D_COUNT; s++)
-			jprintf(&x->b, "%s\"%s\":%u", s > 1 ? "," : "",
-			    fbx_dstate_name(s), c.counts[s]);
-		jprintf(&x->b, "}}\n");
+		json_t *o = json_object();
+		if (o != NULL) {
+			fbx_json_set_str(o, "kind", "command");
+			fbx_json_set_str(o, "org", c.org);
+			fbx_json_set_int(o, "command", (long long)c.id);
+			fbx_json_set_str(o, "type", fbx_cmd_type_name(c.type));
+			fbx_json_set_str(o, "origin",
+			    fbx_origin_name(c.origin));
+			fbx_json_set_str(o, "reason", c.reason);
+			fbx_json_set_str(o, "actor", c.actor);
+			fbx_json_set_str(o, "approved_by", c.approved_by);
+			fbx_json_set_str(o, "target",
+			    fbx_target_kind_name(c.target_kind));
+			fbx_json_set_str(o, "group", c.group);
+			fbx_json_set_str(o, "platform",
+			    fbx_platform_name(c.platform));
+			fbx_json_set_str(o, "state", fbx_cstate_name(c.state));
+			fbx_json_set_int(o, "created_ms", c.created_ms);
+			fbx_json_set_int(o, "expires_ms", c.expires_ms);
+			fbx_json_set_int(o, "deliveries", c.ndeliveries);
+			fbx_json_set_str(o, "held_by", c.held_by);
+			fbx_json_set_str(o, "resolved_by", c.resolved_by);
+			fbx_json_set_str(o, "note", c.note);
+			fbx_json_set(o, "counts", jcounts(c.counts));
+		}
+		jline(&x->b, o);
 	}
 	x->cur = &c;
 	rc = fbx_store_dlv_scan(x->e->txn, from,
@@ -2749,6 +2767,7 @@ export_audit_cb(void *arg, uint64_t seq, const void *rec, size_t len)
 	struct export_ctx *x = arg;
 	struct fbx_audit_rec a;
 	uint8_t prev[32], hash[32];
+	json_t *o;
 
 	if (export_full(x)) {
 		x->resume = EXPORT_AUDIT | seq;
@@ -2761,14 +2780,23 @@ export_audit_cb(void *arg, uint64_t seq, const void *rec, size_t len)
 	if ((x->req->u.export_.since_ms && a.at_ms < x->req->u.export_.since_ms) ||
 	    (x->req->u.export_.until_ms && a.at_ms >= x->req->u.export_.until_ms))
 		return 0;
-	jprintf(&x->b,
-	    "{\"kind\":\"audit\",\"seq\":%llu,\"at_ms\":%lld,\"org\":\"%s\","
-	    "\"actor\":\"%s\",\"action\":\"%s\",\"note\":",
-	    (unsigned long long)seq, (long long)a.at_ms, a.org, a.actor,
-	    a.action);
-	jstr(&x->b, a.note);
-	jprintf(&x->b, ",\"params\":%s,\"prev\":\"%s\",\"hash\":\"%s\"}\n",
-	    a.params[0] ? a.params : "{}", a.prev, a.hash);
+	o = json_object();
+	if (o != NULL) {
+		fbx_json_set_str(o, "kind", "audit");
+		fbx_json_set_int(o, "seq", (long long)seq);
+		fbx_json_set_int(o, "at_ms", a.at_ms);
+		fbx_json_set_str(o, "org", a.org);
+		fbx_json_set_str(o, "actor", a.actor);
+		fbx_json_set_str(o, "action", a.action);
+		fbx_json_set_str(o, "note", a.note);
+		/* the record's parameters are JSON text: embedded as a
+		 * value, so a consumer gets an object; text that does not
+		 * parse is embedded as a string (fbx_json_params) */
+		fbx_json_set(o, "params", fbx_json_params(a.params));
+		fbx_json_set_str(o, "prev", a.prev);
+		fbx_json_set_str(o, "hash", a.hash);
+	}
+	jline(&x->b, o);
 	return 0;
 }
 

@@ -4,9 +4,11 @@ add_library(fbx_client STATIC ${CMAKE_CURRENT_LIST_DIR}/client.c)
 target_include_directories(fbx_client PUBLIC ${CMAKE_CURRENT_LIST_DIR})
 target_link_libraries(fbx_client PUBLIC fbx_proto fbx_keys PkgConfig::ZMQ)
 
-add_executable(fuseboxctl ${CMAKE_CURRENT_LIST_DIR}/fuseboxctl.c)
-# jansson reads the export's JSON Lines (issue 12 item 6)
-target_link_libraries(fuseboxctl PRIVATE fbx_client PkgConfig::JANSSON)
+add_executable(fuseboxctl ${CMAKE_CURRENT_LIST_DIR}/fuseboxctl.c
+  ${CMAKE_CURRENT_LIST_DIR}/ctl_json.c)
+# jansson writes --json and reads the export's JSON Lines (issue 12 item 6)
+target_link_libraries(fuseboxctl PRIVATE fbx_client fbx_json
+  PkgConfig::JANSSON)
 
 add_executable(fusebox-devsim ${CMAKE_CURRENT_LIST_DIR}/devsim.c)
 target_link_libraries(fusebox-devsim PRIVATE fbx_client m)

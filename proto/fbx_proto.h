@@ -475,6 +475,10 @@ struct fbx_console_req {
 			uint32_t stale_minutes;  /* RULE_SET/DEL */
 			uint32_t repeat_minutes; /* RULE_SET, 0 = once */
 			char note[FBX_NOTE_MAX];
+			uint64_t command_id; /* VERSION */
+			uint64_t after;      /* VERSION: delivery index */
+			fbx_id group;        /* REPORT of a group, "" = none */
+			fbx_id after_dev;    /* its page cursor */
 		} fleet;
 	} u;
 	/* submit only */
@@ -492,6 +496,7 @@ enum fbx_fleet_op {
 	FBX_FLEET_REPORT = 0,
 	FBX_FLEET_RULE_SET = 1,
 	FBX_FLEET_RULE_DEL = 2,
+	FBX_FLEET_VERSION = 3,
 };
 #define FBX_FLEET_BUCKETS 9   /* <2h 2-4 4-8 8-24 24-48 48-72 72-168 >=168 never */
 #define FBX_FLEET_OS_MAX 16   /* OS versions listed per organisation */
@@ -525,6 +530,15 @@ struct fbx_fleet_report {
 	size_t nrules;
 	struct fbx_type_outcomes out[FBX_CMD_TYPE_COUNT];
 	size_t nout;
+	fbx_id group;      /* a group's report: the group */
+	fbx_id next_after; /* and the cursor of its next page, "" = done */
+	struct { /* FBX_FLEET_VERSION */
+		int set;
+		uint64_t command_id;
+		char target[FBX_OSVER_MAX + 1];
+		uint32_t devices, at_target, other, unknown;
+		uint64_t next_after;
+	} version;
 };
 
 struct fbx_engine_stats {

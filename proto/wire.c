@@ -106,6 +106,7 @@ typedef Fusebox__V1__FleetReport pb_fleetrep;
 typedef Fusebox__V1__FleetRule pb_fleetrule;
 typedef Fusebox__V1__VersionCount pb_vercount;
 typedef Fusebox__V1__TypeOutcomes pb_typeout;
+typedef Fusebox__V1__RolloutVersion pb_rover;
 
 /* Events are a few identifiers and a short text: 4 KiB is generous. */
 #define EVENT_MSG_MAX 4096u
@@ -1048,9 +1049,37 @@ fleet_req_in(const pb_fleetreq *q, struct fbx_console_req *r, struct wctx *w)
 	const char *what = "";
 	int op = (int)q->op, rule = op != FBX_FLEET_REPORT, rv;
 
-	if (!in_range(op, FBX_FLEET_REPORT, FBX_FLEET_RULE_DEL + 1))
+	if (!in_range(op, FBX_FLEET_REPORT, FBX_FLEET_VERSION + 1))
 		return fail(w, FBX_EINVALID,
 		    "fleet.op: unknown value %d", op);
+	if (op == FBX_FLEET_VERSION) {
+		if (q->command_id == 0 || q->stale_minutes != 0 ||
+		    q->repeat_minutes != 0 ||
+		    (q->group != NULL && q->group[0] != '\0') ||
+		    (q->after_device != NULL && q->after_device[0] != '\0'))
+			return fail(w, FBX_EINVALID,
+			    "fleet: FLEET_VERSION takes command_id (and after) "
+			    "only");
+		r->u.fleet.op = op;
+		r->u.fleet.command_id = q->command_id;
+		r->u.fleet.after = q->after;
+		return FBX_OK;
+	}
+	if (q->command_id != 0 || q->after != 0)
+		return fail(w, FBX_EINVALID,
+		    "fleet.command_id, after: only for FLEET_VERSION");
+	rv = id_copy(r->u.fleet.group, q->group, 0, &what);
+	if (rv == FBX_OK)
+		rv = id_copy(r->u.fleet.after_dev, q->after_device, 0, &what);
+	if (rv != FBX_OK)
+		return fail(w, rv, "fleet.group, after_device: %s", what);
+	if ((rule || r->u.fleet.group[0] == '\0') &&
+	    r->u.fleet.after_dev[0] != '\0')
+		return fail(w, FBX_EINVALID,
+		    "fleet.after_device: only with a group's FLEET_REPORT");
+	if (rule && r->u.fleet.group[0] != '\0')
+		return fail(w, FBX_EINVALID,
+		    "fleet.group: only for FLEET_REPORT");
 	if (!rule && (q->stale_minutes != 0 || q->repeat_minutes != 0))
 		return fail(w, FBX_EINVALID,
 		    "fleet.stale_minutes, repeat_minutes: only for "
@@ -2152,6 +2181,15 @@ fbx_console_req_encode(
 		fleetq.stale_minutes = req->u.fleet.stale_minutes;
 		fleetq.repeat_minutes = req->u.fleet.repeat_minutes;
 		fleetq.note = (char *)req->u.fleet.note;
+		fleetq.command_id = req->u.fleet.command_id;
+		fleetq.after = req->u.fleet.after;
+		if (!cstr_ok(req->u.fleet.group, sizeof(fbx_id)) ||
+		    !cstr_ok(req->u.fleet.after_dev, sizeof(fbx_id))) {
+			rv = FBX_EINVALID;
+			goto out;
+		}
+		fleetq.group = (char *)req->u.fleet.group;
+		fleetq.after_device = (char *)req->u.fleet.after_dev;
 		m.body_case = FUSEBOX__V1__CONSOLE_REQUEST__BODY_FLEET;
 		m.fleet = &fleetq;
 		break;
@@ -2902,6 +2940,24 @@ fleet_in(const pb_fleetrep *p, struct fbx_console_rep *r, struct wctx *w)
 		o->out[i].expired_day = t->expired_day;
 	}
 	o->nout = p->n_outcomes;
+	if (id_copy(o->group, p->group, 0, &what) != FBX_OK ||
+	    id_copy(o->next_after, p->next_after, 0, &what) != FBX_OK)
+		return fail(w, FBX_EINVALID, "fleet.group, next_after: %s",
+		    what);
+	if (p->version != NULL) {
+		const pb_rover *v = p->version;
+		o->version.set = 1;
+		o->version.command_id = v->command_id;
+		if (text_copy(o->version.target, sizeof(o->version.target),
+		        v->target, &what) != FBX_OK)
+			return fail(w, FBX_EINVALID, "fleet.version.target: %s",
+			    what);
+		o->version.devices = v->devices;
+		o->version.at_target = v->at_target;
+		o->version.other = v->other;
+		o->version.unknown = v->unknown;
+		o->version.next_after = v->next_after;
+	}
 	return FBX_OK;
 }
 
@@ -4078,6 +4134,7 @@ fbx_console_rep_encode(
 	pb_vercount vc[FBX_FLEET_OS_MAX], *vcp[FBX_FLEET_OS_MAX];
 	pb_fleetrule fr[FBX_FLEET_RULES_MAX], *frp[FBX_FLEET_RULES_MAX];
 	pb_typeout to[FBX_CMD_TYPE_COUNT], *top[FBX_CMD_TYPE_COUNT];
+	pb_rover rover = FUSEBOX__V1__ROLLOUT_VERSION__INIT;
 	uint32_t hours[FBX_FLEET_BUCKETS];
 	struct arena a = { NULL, 0, 0 };
 	pb_cmdinfo **info = NULL;
@@ -4441,6 +4498,28 @@ fbx_console_rep_encode(
 		}
 		fleetr.n_outcomes = f->nout;
 		fleetr.outcomes = f->nout > 0 ? top : NULL;
+		if (!cstr_ok(f->group, sizeof(f->group)) ||
+		    !cstr_ok(f->next_after, sizeof(f->next_after))) {
+			rv = FBX_EINVALID;
+			goto out;
+		}
+		fleetr.group = (char *)f->group;
+		fleetr.next_after = (char *)f->next_after;
+		if (f->version.set) {
+			if (!cstr_ok(f->version.target,
+			        sizeof(f->version.target))) {
+				rv = FBX_EINVALID;
+				goto out;
+			}
+			rover.command_id = f->version.command_id;
+			rover.target = (char *)f->version.target;
+			rover.devices = f->version.devices;
+			rover.at_target = f->version.at_target;
+			rover.other = f->version.other;
+			rover.unknown = f->version.unknown;
+			rover.next_after = f->version.next_after;
+			fleetr.version = &rover;
+		}
 		m.result_case = FUSEBOX__V1__CONSOLE_REPLY__RESULT_FLEET;
 		m.fleet = &fleetr;
 		break;

@@ -92,6 +92,11 @@ expect 0 '"rules":\[\{"stale_minutes":1440,"repeat_minutes":60' -- "$CTL" --json
 expect 0 "^0 devices without a check-in for 1d or longer" -- "$CTL" devices --stale 1d
 expect 0 "" -- "$CTL" fleet rule remove --stale 2d
 expect 0 "fleet.rule_set" -- "$CTL" audit list
+# an OS update's applied state: d1 never reported a version
+ID=$("$CTL" submit --type os_update --device d1 --payload version=17.6 2>/dev/null)
+expect 0 "os_update to 17.6\): 1 devices; 0 report 17.6 .*1 none yet" -- "$CTL" fleet version "$ID"
+expect 0 '"target":"17.6","devices":1,"at_target":0' -- "$CTL" --json fleet version "$ID"
+expect 64 "fleet version needs one command id" -- "$CTL" fleet version
 
 # submit --wait with no gateway says so (and still times out)
 out=$("$CTL" submit --type lock --device d1 --wait 3 2>&1); st=$?
@@ -100,10 +105,55 @@ else bad "submit --wait without gateway: exit $st: $out"; fi
 
 # export: JSON Lines, read back by jansson for the completeness check;
 # every line is a JSON object with a kind
-expect 0 "export: [0-9]+ lines .*command=1 .*audit=[0-9]+" -- "$CTL" export --output "$T/exp.jsonl"
+expect 0 "export: [0-9]+ lines .*command=2 .*audit=[0-9]+" -- "$CTL" export --output "$T/exp.jsonl"
 n=$(grep -c '^{"kind":"\(command\|delivery\|audit\)"' "$T/exp.jsonl")
 [ "$n" -eq "$(wc -l < "$T/exp.jsonl")" ] && [ "$n" -gt 1 ] && ok \
   || bad "export lines: $n of $(wc -l < "$T/exp.jsonl")"
+
+# --json (issue 12 item 6): every read-only command prints JSON, one
+# object a line, written by jansson, also for a note with a quote, a
+# backslash and UTF-8 (decoded strictly here; the engine refuses notes
+# that are not UTF-8 or hold control characters)
+J='import json,sys
+n=0
+for l in sys.stdin.buffer.read().decode("utf-8").splitlines():
+    if l.strip():
+        json.loads(l)
+        n += 1
+sys.exit(0 if n else 1)'
+jexpect() {
+  local out st
+  out=$("$@" 2>/dev/null); st=$?
+  if [ "$st" != 0 ]; then bad "$* -> exit $st: $out"; return; fi
+  if python3 -c "$J" <<<"$out" 2>"$T/json.err"; then ok
+  else bad "$* -> not JSON Lines ($(tail -1 "$T/json.err")): $out"; fi
+}
+NOTE=$(printf 'q"uote b\\ack \303\251 </x> end')
+expect 0 "" -- "$CTL" breaker trip --reason jtest --note "$NOTE"
+for c in status list "show $ID" devices "devices --stale 1d" groups held \
+    "limit list" "rate show" "breaker status" "breaker status --all-orgs" \
+    orgs "summary acme" "audit list" "audit verify" "cert list" fleet \
+    "fleet version $ID" "principal list" "rollback --command $ID" \
+    "replay --command $ID" "submit --type query --device d1 --dry-run"; do
+  # shellcheck disable=SC2086
+  jexpect "$CTL" --json $c
+done
+jexpect "$CTL" export --output -
+out=$("$CTL" --json breaker status 2>/dev/null)
+python3 -c '
+import json,sys
+o = json.loads(sys.stdin.buffer.read().decode("utf-8"))
+n = [b["note"] for b in o["breakers"] if b["reason"] == "jtest"][0]
+assert n == "q\"uote b\\ack \u00e9 </x> end", repr(n)
+' <<<"$out" && ok || bad "breaker note through --json: $out"
+out=$("$CTL" export --output - 2>/dev/null)
+python3 -c '
+import json,sys
+ls = [json.loads(l) for l in sys.stdin.buffer.read().decode("utf-8").splitlines() if l]
+a = [l for l in ls if l["kind"] == "audit"]
+assert a and all(isinstance(l["params"], dict) for l in a), a[:3]
+' <<<"$out" && ok || bad "export audit params are not objects"
+expect 0 "" -- "$CTL" breaker reset --reason jtest --discard --note done
 
 # a frozen engine: every retry waits its timeout, then TIMEOUT
 kill -STOP "$D"

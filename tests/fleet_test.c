@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "engine_fake.h"
+#include "engine_int.h"
 #include "metrics.h"
 
 #define MIN 60000LL
@@ -510,6 +511,149 @@ test_outcomes(struct env *t)
 	fbx_console_rep_free(&rep);
 }
 
+/* os_update - an OS update of every device of org with payload;
+ * @return its id */
+static uint64_t
+os_update(struct env *t, const char *org, const char *payload)
+{
+	struct fbx_console_req req;
+	struct fbx_console_rep rep;
+	uint64_t id = 0;
+
+	query_req(&req);
+	req.u.submit.cmd.type = FBX_CMD_OS_UPDATE;
+	req.u.submit.cmd.origin = FBX_ORIGIN_SCHEDULED;
+	req.u.submit.cmd.payload = (uint8_t *)payload;
+	req.u.submit.cmd.payload_len = (uint32_t)strlen(payload);
+	console(t, "ops", org, &req);
+	turn(t);
+	if (reply(t, "ops", &rep) == FBX_OK)
+		id = rep.u.submit.command_id;
+	fbx_console_rep_free(&rep);
+	turn(t); /* expanded */
+	return id;
+}
+
+/* version_req - FLEET_VERSION of command id from after */
+static int
+version_req(struct env *t, const char *org, uint64_t id, uint64_t after,
+    struct fbx_console_rep *rep)
+{
+	struct fbx_console_req req;
+
+	memset(&req, 0, sizeof(req));
+	req.kind = FBX_CREQ_FLEET;
+	req.u.fleet.op = FBX_FLEET_VERSION;
+	req.u.fleet.command_id = id;
+	req.u.fleet.after = after;
+	console(t, "ops", org, &req);
+	turn(t);
+	return reply(t, "ops", rep);
+}
+
+/* the applied state of an OS update: its devices reporting the target
+ * version (incident 3); org-a's 10 devices report 15.0 by now */
+static void
+test_version(struct env *t)
+{
+	struct fbx_console_rep rep;
+	uint64_t a = os_update(t, "org-a", "{\"version\":\"15.0\"}");
+	uint64_t b = os_update(t, "org-a", "version=16.1;reboot=1");
+	int rc;
+
+	rc = version_req(t, "org-a", a, 0, &rep);
+	CHECK(rc == FBX_OK && rep.u.fleet.version.set &&
+	        !strcmp(rep.u.fleet.version.target, "15.0") &&
+	        rep.u.fleet.version.devices == 10 &&
+	        rep.u.fleet.version.at_target == 10 &&
+	        rep.u.fleet.version.other == 0 &&
+	        rep.u.fleet.version.next_after == 0,
+	    "15.0 applied on 10 of 10: rc %d at %u", rc,
+	    rep.u.fleet.version.at_target);
+	fbx_console_rep_free(&rep);
+	rc = version_req(t, "org-a", b, 0, &rep);
+	CHECK(rc == FBX_OK && !strcmp(rep.u.fleet.version.target, "16.1") &&
+	        rep.u.fleet.version.at_target == 0 &&
+	        rep.u.fleet.version.other == 10,
+	    "16.1 applied nowhere yet: rc %d", rc);
+	fbx_console_rep_free(&rep);
+	/* a page from index 4: the other 6 */
+	rc = version_req(t, "org-a", a, 4, &rep);
+	CHECK(rc == FBX_OK && rep.u.fleet.version.devices == 6,
+	    "from index 4: %u", rep.u.fleet.version.devices);
+	fbx_console_rep_free(&rep);
+	/* another organisation's command is not found; not an os_update */
+	rc = version_req(t, "org-b", a, 0, &rep);
+	CHECK(rc == FBX_ENOT_FOUND, "org-b asks for org-a's: rc %d", rc);
+	fbx_console_rep_free(&rep);
+	rc = version_req(t, "org-c", submit_org(t, "org-c"), 0, &rep);
+	CHECK(rc == FBX_EINVALID, "a query: rc %d", rc);
+	fbx_console_rep_free(&rep);
+}
+
+/* a group's report: its devices only, read when asked */
+static void
+test_group(struct env *t)
+{
+	struct fbx_console_req req;
+	struct fbx_console_rep rep;
+	struct fbx_device d[6];
+	int rc;
+
+	memset(d, 0, sizeof(d));
+	for (unsigned i = 0; i < 6; i++) {
+		snprintf(d[i].id, sizeof(d[i].id), "org-g-d%05u", i);
+		d[i].platform = FBX_PLATFORM_IOS;
+		snprintf(d[i].os_version, sizeof(d[i].os_version), "%s",
+		    i < 3 ? "17.5" : "17.6");
+		snprintf(d[i].groups[0], sizeof(d[i].groups[0]), "%s",
+		    i % 3 == 2 ? "field" : "sales");
+		d[i].ngroups = 1;
+	}
+	memset(&req, 0, sizeof(req));
+	req.kind = FBX_CREQ_ENROLL;
+	req.u.enroll.devs = d;
+	req.u.enroll.n = 6;
+	console(t, "ops", "org-g", &req);
+	turn(t);
+	CHECK(reply(t, "ops", &rep) == FBX_OK, "enroll org-g");
+	fbx_console_rep_free(&rep);
+
+	memset(&req, 0, sizeof(req));
+	req.kind = FBX_CREQ_FLEET;
+	req.u.fleet.op = FBX_FLEET_REPORT;
+	snprintf(req.u.fleet.group, sizeof(req.u.fleet.group), "sales");
+	console(t, "ops", "org-g", &req);
+	turn(t);
+	rc = reply(t, "ops", &rep);
+	/* sales: devices 0, 1, 3, 4: two of 17.5, two of 17.6, none
+	 * checked in */
+	CHECK(rc == FBX_OK && !strcmp(rep.u.fleet.group, "sales") &&
+	        rep.u.fleet.devices == 4 &&
+	        rep.u.fleet.offline_hours[FBX_FLEET_BUCKETS - 1] == 4 &&
+	        os_count(&rep.u.fleet, "17.5") == 2 &&
+	        os_count(&rep.u.fleet, "17.6") == 2 &&
+	        rep.u.fleet.next_after[0] == '\0' && rep.u.fleet.nrules == 0,
+	    "group sales: rc %d, %u devices", rc, rep.u.fleet.devices);
+	fbx_console_rep_free(&rep);
+	/* a page cursor: after the second sales device, the other two */
+	snprintf(req.u.fleet.after_dev, sizeof(req.u.fleet.after_dev),
+	    "org-g-d00001");
+	console(t, "ops", "org-g", &req);
+	turn(t);
+	rc = reply(t, "ops", &rep);
+	CHECK(rc == FBX_OK && rep.u.fleet.devices == 2 &&
+	        os_count(&rep.u.fleet, "17.6") == 2,
+	    "group sales after d00001: rc %d, %u", rc, rep.u.fleet.devices);
+	fbx_console_rep_free(&rep);
+	/* a cursor without a group is refused */
+	req.u.fleet.group[0] = '\0';
+	console(t, "ops", "org-g", &req);
+	turn(t);
+	CHECK(reply(t, "ops", &rep) == FBX_EINVALID, "cursor without group");
+	fbx_console_rep_free(&rep);
+}
+
 /* two rules of one organisation alert in the same pass, each under its
  * own reason; the organisation counts once in /metrics; a rule removed
  * while it alerts sends its all-clear */
@@ -553,6 +697,24 @@ test_two_rules(struct env *t)
 	free(m);
 }
 
+/* audit parameters go through jansson: valid JSON is kept as it is,
+ * anything else is stored as a JSON string, never as broken JSON */
+static void
+test_audit_params(void)
+{
+	char p[512];
+
+	snprintf(p, sizeof(p), "{\"stale_minutes\":1440,\"org\":\"org-a\"}");
+	fbxi_audit_params_json("test", p, sizeof(p));
+	CHECK(!strcmp(p, "{\"stale_minutes\":1440,\"org\":\"org-a\"}"),
+	    "valid params unchanged: %s", p);
+	snprintf(p, sizeof(p), "{\"why\":\"a \"quoted\" word\"}");
+	fbxi_audit_params_json("test", p, sizeof(p));
+	CHECK(!strcmp(p, "{\"text\":\"{\\\"why\\\":\\\"a \\\"quoted\\\" "
+	                 "word\\\"}\"}"),
+	    "broken params kept as text: %s", p);
+}
+
 int
 main(void)
 {
@@ -565,7 +727,10 @@ main(void)
 	test_report_and_alerts(&t);
 	test_rules(&t);
 	test_outcomes(&t);
+	test_version(&t);
+	test_group(&t);
 	test_two_rules(&t);
+	test_audit_params();
 	env_close(&t);
 	printf("fleet_test: %d passed, %d failed\n", passed, failed);
 	return failed == 0 ? 0 : 1;
