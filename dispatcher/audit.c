@@ -800,8 +800,8 @@ lb_printf(struct lbuf *b, const char *fmt, ...)
 	b->len += (size_t)n;
 }
 
-/* lb_jstr - a JSON string, escaped as export escapes a note (identifiers
- * come out unchanged, as export prints them) */
+/* lb_jstr - a JSON string as archives before jansson escaped it (kept
+ * only to check such archives: legacy_line) */
 static void
 lb_jstr(struct lbuf *b, const char *s)
 {
@@ -818,11 +818,73 @@ lb_jstr(struct lbuf *b, const char *s)
 	lb_put(b, "\"", 1);
 }
 
-/* archive_line - the archive's line for record seq: the line `fuseboxctl
- * export` writes for an audit record, plus "rec", the stored record in
- * hex (what the hash covers). @return 0, or -1 if rec is malformed. */
+/* archive_json - the archive's line for record seq as a JSON object: the
+ * members `fuseboxctl export` writes for an audit record, plus "rec", the
+ * stored record in hex (what the hash covers). NULL if rec is malformed
+ * or memory is short. */
+static json_t *
+archive_json(uint64_t seq, const uint8_t *rec, size_t len)
+{
+	struct fbx_audit_rec a;
+	uint8_t prev[32], hash[32];
+	char *hex = malloc(2 * len + 1);
+	json_t *o = NULL;
+
+	if (hex == NULL || fbxi_audit_decode(seq, rec, len, &a, prev, hash) != 0) {
+		free(hex);
+		return NULL;
+	}
+	for (size_t i = 0; i < len; i++)
+		snprintf(hex + 2 * i, 3, "%02x", rec[i]);
+	o = json_object();
+	if (o != NULL &&
+	    (fbx_json_set_str(o, "kind", "audit") != 0 ||
+	        fbx_json_set_int(o, "seq", (long long)seq) != 0 ||
+	        fbx_json_set_int(o, "at_ms", (long long)a.at_ms) != 0 ||
+	        fbx_json_set_str(o, "org", a.org) != 0 ||
+	        fbx_json_set_str(o, "actor", a.actor) != 0 ||
+	        fbx_json_set_str(o, "action", a.action) != 0 ||
+	        fbx_json_set_str(o, "note", a.note) != 0 ||
+	        fbx_json_set(o, "params", fbx_json_params(a.params)) != 0 ||
+	        fbx_json_set_str(o, "prev", a.prev) != 0 ||
+	        fbx_json_set_str(o, "hash", a.hash) != 0 ||
+	        fbx_json_set_str(o, "rec", hex) != 0)) {
+		json_decref(o);
+		o = NULL;
+	}
+	free(hex);
+	return o;
+}
+
+/* archive_line - the archive's line for record seq (archive_json), written
+ * by jansson, and a newline. @return 0, or -1 if rec is malformed. */
 static int
 archive_line(uint64_t seq, const uint8_t *rec, size_t len, struct lbuf *b)
+{
+	json_t *o = archive_json(seq, rec, len);
+	size_t n;
+
+	if (o == NULL)
+		return -1;
+	n = json_dumpb(o, b->p + b->len, b->cap - b->len,
+	    JSON_COMPACT | JSON_PRESERVE_ORDER);
+	json_decref(o);
+	if (n == 0 || n + 2 > b->cap - b->len) {
+		b->over = 1;
+		return -1;
+	}
+	b->len += n;
+	b->p[b->len++] = '\n';
+	b->p[b->len] = '\0';
+	return 0;
+}
+
+/* legacy_line - the line archives written before jansson held for record
+ * seq (hand-made JSON): an old line that jansson cannot read (parameters
+ * cut at 511 bytes) is still checked byte for byte against it.
+ * @return 0, or -1 if rec is malformed. */
+static int
+legacy_line(uint64_t seq, const uint8_t *rec, size_t len, struct lbuf *b)
 {
 	struct fbx_audit_rec a;
 	uint8_t prev[32], hash[32];
@@ -1253,7 +1315,9 @@ fbxi_audit_archive_check(FILE *f, struct fbxi_archive_check *c)
 	char *line = NULL, render[ARCH_LINE_MAX];
 	size_t cap = 0;
 	uint8_t rec[AUDIT_MAX];
-	int rc = FBX_OK;
+	int rc = FBX_OK, same;
+	json_t *parsed = NULL;
+	const char *recx = NULL;
 
 	if (f == NULL || c == NULL)
 		return FBX_EINVALID;
@@ -1274,22 +1338,44 @@ fbxi_audit_archive_check(FILE *f, struct fbxi_archive_check *c)
 			break;
 		}
 		c->line++;
-		v = jfield_raw(line, (size_t)n, "seq", &vl);
-		for (size_t i = 0; v != NULL && i < vl && i < 20; i++) {
-			if (v[i] < '0' || v[i] > '9') {
-				v = NULL;
-				break;
+		json_decref(parsed);
+		parsed = json_loadb(line, (size_t)n, 0, NULL);
+		if (parsed != NULL) {
+			json_t *s = json_object_get(parsed, "seq");
+			const char *r =
+			    json_string_value(json_object_get(parsed, "rec"));
+			v = json_is_integer(s) && json_integer_value(s) > 0
+			    ? "" : NULL;
+			vl = v != NULL ? 1 : 0;
+			seq = v != NULL ? (uint64_t)json_integer_value(s) : 0;
+			recx = r;
+		} else {
+			/* an archive from before jansson: read as it was */
+			v = jfield_raw(line, (size_t)n, "seq", &vl);
+			for (size_t i = 0; v != NULL && i < vl && i < 20; i++) {
+				if (v[i] < '0' || v[i] > '9') {
+					v = NULL;
+					break;
+				}
+				seq = seq * 10 + (uint64_t)(v[i] - '0');
 			}
-			seq = seq * 10 + (uint64_t)(v[i] - '0');
+			if (vl > 19)
+				v = NULL;
+			recx = NULL;
 		}
-		if (v == NULL || vl == 0 || vl > 19 || seq == 0) {
+		if (v == NULL || vl == 0 || seq == 0) {
 			snprintf(c->why, sizeof(c->why),
 			    "line %llu has no sequence",
 			    (unsigned long long)c->line);
 			c->broken_at = c->last_seq + 1;
 			break;
 		}
-		v = jfield_raw(line, (size_t)n, "rec", &vl);
+		if (parsed != NULL) {
+			v = recx;
+			vl = recx != NULL ? strlen(recx) : 0;
+		} else {
+			v = jfield_raw(line, (size_t)n, "rec", &vl);
+		}
 		if (v == NULL || unhex(v, vl, rec, sizeof(rec), &rl) != 0) {
 			snprintf(c->why, sizeof(c->why),
 			    "record %llu (line %llu) has no readable rec",
@@ -1323,9 +1409,19 @@ fbxi_audit_archive_check(FILE *f, struct fbxi_archive_check *c)
 			c->broken_at = seq;
 			break;
 		}
-		/* the readable fields must be exactly what rec says */
-		if (archive_line(seq, rec, rl, &lb) != 0 ||
-		    lb.len != (size_t)n || memcmp(lb.p, line, lb.len) != 0) {
+		/* the readable fields must be exactly what rec says: as JSON
+		 * values (any writer's escaping), or byte for byte for an old
+		 * line jansson cannot read */
+		if (parsed != NULL) {
+			json_t *want = archive_json(seq, rec, rl);
+			same = want != NULL && json_equal(want, parsed);
+			json_decref(want);
+		} else {
+			same = legacy_line(seq, rec, rl, &lb) == 0 &&
+			    lb.len == (size_t)n &&
+			    memcmp(lb.p, line, lb.len) == 0;
+		}
+		if (!same) {
 			snprintf(c->why, sizeof(c->why),
 			    "record %llu (line %llu): the line does not match "
 			    "its record",
@@ -1338,6 +1434,7 @@ fbxi_audit_archive_check(FILE *f, struct fbxi_archive_check *c)
 		c->last_seq = seq;
 		memcpy(c->last_hash, rec + AUDIT_HASH_OFF, 32);
 	}
+	json_decref(parsed);
 	free(line);
 	return rc;
 }
