@@ -4,39 +4,54 @@
 # that the machine's drift falls on all three alike. Prints each run, then
 # per pair the ratios B/A and B/floor, A/floor, and min/median/max of each
 # ratio with the load average before and after. Nothing passes or fails on
-# time.
+# time. Beside the rates it compares CPU per delivery (the daemon's, all
+# threads, from /proc/PID/stat; the floor's own process): a figure the
+# load of a shared machine disturbs less than wall time.
 #
 #   bash bench/compare.sh A_BIN_DIR B_BIN_DIR [--devices N] [--pairs P]
+#                         [--bench DIR] [--fanout-args 'ARGS']
+#
+# --fanout-args passes more options to both fan-outs, e.g. '--type lock
+# --fail-ppm 20000 --offline-ppm 100000' (bench_fanout --help).
 #
 # A_BIN_DIR and B_BIN_DIR hold fuseboxd and fusebox-devsim (a build's
 # dispatcher/ folder); the bench programs come from build/release/bench
-# (cmake --preset release && cmake --build --preset release).
+# (cmake --preset release && cmake --build --preset release) or --bench.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-[ $# -ge 2 ] || { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 64; }
+[ $# -ge 2 ] || { sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 64; }
 A=$1; B=$2; shift 2
 DEVICES=1000000
 PAIRS=5
+BIN=build/release/bench
+FARGS=
 while [ $# -gt 0 ]; do
   case "$1" in
     --devices) DEVICES=$2; shift 2 ;;
     --pairs) PAIRS=$2; shift 2 ;;
+    --bench) BIN=$2; shift 2 ;;
+    --fanout-args) FARGS=$2; shift 2 ;;
     *) echo "compare.sh: unknown argument '$1'" >&2; exit 64 ;;
   esac
 done
-BIN=build/release/bench
 for f in "$BIN/bench_fanout" "$BIN/bench_floor" "$A/fuseboxd" "$B/fuseboxd"; do
   [ -x "$f" ] || { echo "compare.sh: $f missing" >&2; exit 66; }
 done
 rate() { sed -n 's/.*"deliveries_per_s":\([0-9.]*\).*/\1/p' | head -n 1; }
+cpu() { sed -n 's/.*"[a-z_]*cpu_us_per_delivery":\([0-9.]*\).*/\1/p' | head -n 1; }
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
-F=(); RA=(); RB=()
+F=(); RA=(); RB=(); CF=(); CA=(); CB=()
 for i in $(seq 1 "$PAIRS"); do
-  f=$(FBX_BIN_DIR="$A" "$BIN/bench_floor" --devices "$DEVICES" --runs 1 | rate)
-  a=$(FBX_BIN_DIR="$A" "$BIN/bench_fanout" --devices "$DEVICES" --runs 1 | rate)
-  b=$(FBX_BIN_DIR="$B" "$BIN/bench_fanout" --devices "$DEVICES" --runs 1 | rate)
-  echo "pair $i: floor ${f:-?}/s  A ${a:-?}/s  B ${b:-?}/s  load $(cut -d' ' -f1 /proc/loadavg)"
+  fo=$(FBX_BIN_DIR="$A" "$BIN/bench_floor" --devices "$DEVICES" --runs 1 | tail -n 1)
+  # shellcheck disable=SC2086 # FARGS is a list of options
+  ao=$(FBX_BIN_DIR="$A" "$BIN/bench_fanout" --devices "$DEVICES" --runs 1 $FARGS | tail -n 1)
+  # shellcheck disable=SC2086
+  bo=$(FBX_BIN_DIR="$B" "$BIN/bench_fanout" --devices "$DEVICES" --runs 1 $FARGS | tail -n 1)
+  f=$(echo "$fo" | rate); a=$(echo "$ao" | rate); b=$(echo "$bo" | rate)
+  cf=$(echo "$fo" | cpu); ca=$(echo "$ao" | cpu); cb=$(echo "$bo" | cpu)
+  echo "pair $i: floor ${f:-?}/s  A ${a:-?}/s  B ${b:-?}/s  CPU us/delivery floor ${cf:-?} A ${ca:-?} B ${cb:-?}  load $(cut -d' ' -f1 /proc/loadavg)"
   F+=("${f:-0}"); RA+=("${a:-0}"); RB+=("${b:-0}")
+  CF+=("${cf:-0}"); CA+=("${ca:-0}"); CB+=("${cb:-0}")
 done
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
 stats() { # name values...: min/median/max
@@ -54,3 +69,14 @@ done
 stats "B/A" "${BA[@]}"
 stats "A/floor" "${AF[@]}"
 stats "B/floor" "${BF[@]}"
+# CPU per delivery: floor / engine, so above 1 is cheaper than the floor
+XA=(); XF=(); XB=()
+for i in $(seq 0 $((PAIRS - 1))); do
+  XB+=("$(awk -v a="${CA[$i]}" -v b="${CB[$i]}" 'BEGIN { print (b > 0 ? a / b : 0) }')")
+  XA+=("$(awk -v a="${CA[$i]}" -v f="${CF[$i]}" 'BEGIN { print (a > 0 ? f / a : 0) }')")
+  XF+=("$(awk -v b="${CB[$i]}" -v f="${CF[$i]}" 'BEGIN { print (b > 0 ? f / b : 0) }')")
+done
+echo "CPU per delivery as a ratio (the other's CPU / this one's; > 1 = cheaper):"
+stats "cpu A/B" "${XB[@]}"
+stats "cpu floor/A" "${XA[@]}"
+stats "cpu floor/B" "${XF[@]}"

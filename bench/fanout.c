@@ -26,11 +26,16 @@ struct opts {
 	uint32_t runs;
 	uint32_t window;
 	double floor_rate; /* deliveries/s of bench_floor, 0 = unknown */
+	int type;          /* command type (default query) */
+	uint32_t fail_ppm;    /* devices that fail (devsim --fail-ratio) */
+	uint32_t offline_ppm; /* devices offline (devsim --offline-ratio) */
+	uint32_t org_share;   /* fuseboxd --org-share PCT, 0 = default */
 };
 
 struct run {
 	double wall_ms, rate, p50, p99, max, submit_ms, bytes_per_dlv, commits;
 	double anon_mib; /* largest RssAnon seen while the command ran */
+	double cpu_us;   /* the daemon's CPU (all threads) per delivery */
 };
 
 static void
@@ -43,7 +48,17 @@ usage(FILE *f)
 	    "  --runs R        runs; the JSON line holds medians (default 3)\n"
 	    "  --window W      devsim's window of unanswered deliveries\n"
 	    "                  (default 65536, devsim's own default)\n"
-	    "  --floor-rate D  bench_floor's deliveries/s for the ratio\n");
+	    "  --floor-rate D  bench_floor's deliveries/s for the ratio\n"
+	    "  --type T        command type (default query); a type with a\n"
+	    "                  blast-radius limit (lock) gets the organisation's\n"
+	    "                  limit raised to the runs' devices first, so it\n"
+	    "                  passes the safety gates as a legitimate one does\n"
+	    "  --fail-ppm N    devices whose delivery fails (devsim)\n"
+	    "  --offline-ppm N devices offline (devsim): their deliveries end\n"
+	    "                  PENDING; a run is over when every delivery is\n"
+	    "                  final or PENDING\n"
+	    "  --org-share PCT fuseboxd --org-share (diagnostic; default the\n"
+	    "                  daemon's own)\n");
 }
 
 static int
@@ -54,6 +69,10 @@ parse_opts(int argc, char **argv, struct opts *o)
 		{ "runs", required_argument, NULL, 'r' },
 		{ "window", required_argument, NULL, 'w' },
 		{ "floor-rate", required_argument, NULL, 'f' },
+		{ "type", required_argument, NULL, 't' },
+		{ "fail-ppm", required_argument, NULL, 'F' },
+		{ "offline-ppm", required_argument, NULL, 'O' },
+		{ "org-share", required_argument, NULL, 'S' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -63,6 +82,8 @@ parse_opts(int argc, char **argv, struct opts *o)
 	o->runs = 3;
 	o->window = 65536;
 	o->floor_rate = 0;
+	o->type = FBX_CMD_QUERY;
+	o->fail_ppm = o->offline_ppm = o->org_share = 0;
 	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
 		switch (c) {
 		case 'n':
@@ -77,6 +98,23 @@ parse_opts(int argc, char **argv, struct opts *o)
 		case 'f':
 			o->floor_rate = strtod(optarg, NULL);
 			break;
+		case 't':
+			o->type = fbx_cmd_type_parse(optarg);
+			if (o->type <= 0) {
+				fprintf(stderr, "fanout: unknown type '%s'\n",
+				    optarg);
+				return -1;
+			}
+			break;
+		case 'F':
+			o->fail_ppm = (uint32_t)strtoul(optarg, NULL, 10);
+			break;
+		case 'O':
+			o->offline_ppm = (uint32_t)strtoul(optarg, NULL, 10);
+			break;
+		case 'S':
+			o->org_share = (uint32_t)strtoul(optarg, NULL, 10);
+			break;
 		case 'h':
 			usage(stdout);
 			exit(0);
@@ -86,7 +124,8 @@ parse_opts(int argc, char **argv, struct opts *o)
 		}
 	}
 	if (o->devices == 0 || o->devices > 16000000 || o->runs == 0 ||
-	    o->runs > 50 || o->window == 0) {
+	    o->runs > 50 || o->window == 0 || o->fail_ppm > 1000000 ||
+	    o->offline_ppm > 1000000 || o->org_share > 100) {
 		usage(stderr);
 		return -1;
 	}
@@ -97,7 +136,8 @@ parse_opts(int argc, char **argv, struct opts *o)
  * observation time, or an error. */
 static int
 wait_done(fbx_client *c, uint64_t id, int poll_ms, int timeout_ms,
-    int64_t *done_ms, struct fbx_command *info, pid_t daemon, long *anon)
+    int64_t *done_ms, struct fbx_command *info, pid_t daemon, long *anon,
+    int settled)
 {
 	int64_t end = fbxb_mono_us() + (int64_t)timeout_ms * 1000;
 
@@ -109,7 +149,14 @@ wait_done(fbx_client *c, uint64_t id, int poll_ms, int timeout_ms,
 		req.kind = FBX_CREQ_GET_COMMAND;
 		req.u.get.command_id = id;
 		rc = fbxb_call(c, ORG, &req, &rep);
-		if (rc == FBX_OK && rep.u.command.info.state == FBX_C_DONE) {
+		/* settled: with offline devices the command stays open,
+		 * their deliveries PENDING, once everything else is final */
+		if (rc == FBX_OK && (rep.u.command.info.state == FBX_C_DONE ||
+		        (settled &&
+		            rep.u.command.info.state == FBX_C_ACTIVE &&
+		            rep.u.command.info.counts[FBX_D_QUEUED] == 0 &&
+		            rep.u.command.info.counts[FBX_D_SENT] == 0 &&
+		            rep.u.command.info.counts[FBX_D_ACCEPTED] == 0))) {
 			*done_ms = fbxb_now_ms();
 			*info = rep.u.command.info;
 			fbx_console_rep_free(&rep);
@@ -174,6 +221,32 @@ collect(fbx_client *c, uint64_t id, int64_t created_ms, double *lat,
 	return FBX_OK;
 }
 
+/* set_limit - a type with a blast-radius limit: raise the organisation's
+ * to every device of the runs within the hour, as an operator would for a
+ * planned fleet-wide lock, so the command passes the gates. */
+static int
+set_limit(struct fbxb_env *b, const struct opts *o)
+{
+	struct fbx_console_req req;
+	struct fbx_console_rep rep;
+	int rc;
+
+	if (o->type == FBX_CMD_QUERY)
+		return FBX_OK;
+	memset(&req, 0, sizeof(req));
+	req.kind = FBX_CREQ_LIMIT;
+	req.u.limit.set = 1;
+	req.u.limit.lim.type = (uint8_t)o->type;
+	req.u.limit.lim.max_count = o->devices * o->runs;
+	req.u.limit.lim.max_share_ppm = 0;
+	req.u.limit.lim.window_s = 3600;
+	rc = fbxb_call(b->cli, ORG, &req, &rep);
+	fbx_console_rep_free(&rep);
+	if (rc != FBX_OK)
+		fprintf(stderr, "fanout: limit set: %s\n", fbx_strerror(rc));
+	return rc;
+}
+
 /* med - median of one field over the runs. */
 static double
 med(const struct run *runs, uint32_t n, size_t off, double *col)
@@ -193,6 +266,7 @@ one_run(struct fbxb_env *b, const struct opts *o, uint32_t r, double *lat,
 	char mdb[400];
 	size_t n = 0, bad = 0;
 	long anon = 0;
+	double cpu0;
 	int rc;
 
 	struct fbx_engine_stats s0, s1;
@@ -202,9 +276,10 @@ one_run(struct fbxb_env *b, const struct opts *o, uint32_t r, double *lat,
 	if (fbxb_ping(b->cli, &s0) != FBX_OK)
 		memset(&s0, 0, sizeof(s0));
 	size0 = fbxb_file_size(mdb);
+	cpu0 = fbxb_cpu_ms(b->daemon);
 	t0 = fbxb_now_ms();
-	rc = fbxb_submit(b->cli, ORG, FBX_CMD_QUERY, FBX_ORIGIN_OPERATOR, NULL,
-	    0, idem, &id);
+	rc = fbxb_submit(b->cli, ORG, o->type, FBX_ORIGIN_OPERATOR, NULL, 0,
+	    idem, &id);
 	t1 = fbxb_now_ms();
 	if (rc != FBX_OK) {
 		fprintf(stderr, "fanout: submit: %s\n", fbx_strerror(rc));
@@ -212,12 +287,14 @@ one_run(struct fbxb_env *b, const struct opts *o, uint32_t r, double *lat,
 	}
 	rc = wait_done(b->cli, id, o->devices <= 100000 ? 1 : 10,
 	    60000 + (int)(o->devices / 10), &done_ms, &info, b->daemon,
-	    &anon);
+	    &anon, o->offline_ppm > 0);
 	if (rc != FBX_OK) {
 		fprintf(stderr, "fanout: command %" PRIu64 " not done: %s\n",
 		    id, fbx_strerror(rc));
 		return rc;
 	}
+	/* the daemon's CPU until DONE was seen, its polls included */
+	out->cpu_us = (fbxb_cpu_ms(b->daemon) - cpu0) * 1000.0 / o->devices;
 	size1 = fbxb_file_size(mdb);
 	if (fbxb_ping(b->cli, &s1) != FBX_OK)
 		s1 = s0;
@@ -243,10 +320,12 @@ one_run(struct fbxb_env *b, const struct opts *o, uint32_t r, double *lat,
 	printf("fanout devices=%" PRIu32 " run=%" PRIu32 ": wall %.0f ms, "
 	       "%.0f deliveries/s, submit reply %.0f ms, per device "
 	       "p50 %.0f p99 %.0f max %.0f ms, %.1f B/delivery, "
-	       "%zu not succeeded, %.0f commits, daemon VmHWM %.1f MiB "
+	       "%zu not succeeded, %.0f commits, daemon CPU %.2f "
+	       "us/delivery, daemon VmHWM %.1f MiB "
 	       "(RssAnon up to %.1f MiB, RssFile now %.1f MiB)\n",
 	    o->devices, r, out->wall_ms, out->rate, out->submit_ms, out->p50,
 	    out->p99, out->max, out->bytes_per_dlv, bad, out->commits,
+	    out->cpu_us,
 	    fbxb_vmhwm_kib(b->daemon) / 1024.0, out->anon_mib,
 	    fbxb_status_kib(b->daemon, "RssFile") / 1024.0);
 	fflush(stdout);
@@ -260,7 +339,7 @@ main(int argc, char **argv)
 	struct opts o;
 	struct run *runs = NULL;
 	double *lat = NULL, *col = NULL;
-	char ndev[16], win[16], report[320];
+	char ndev[16], win[16], report[320], share[16], fail[32], off[32];
 	long hwm;
 	int rc, st = 1;
 
@@ -280,7 +359,13 @@ main(int argc, char **argv)
 	snprintf(ndev, sizeof(ndev), "%" PRIu32, o.devices);
 	snprintf(win, sizeof(win), "%" PRIu32, o.window);
 	snprintf(report, sizeof(report), "%s/devsim.report", b.dir);
-	rc = fbxb_daemon_start(&b, NULL);
+	snprintf(share, sizeof(share), "%" PRIu32, o.org_share);
+	snprintf(fail, sizeof(fail), "%.6f", o.fail_ppm / 1e6);
+	snprintf(off, sizeof(off), "%.6f", o.offline_ppm / 1e6);
+	{
+		char *dargs[] = { "--org-share", share, NULL };
+		rc = fbxb_daemon_start(&b, o.org_share > 0 ? dargs : NULL);
+	}
 	if (rc != FBX_OK) {
 		fprintf(stderr, "fanout: fuseboxd did not start\n");
 		goto out;
@@ -291,10 +376,13 @@ main(int argc, char **argv)
 		if (fbxb_sim_run(&b, "enroll.log", args) != 0)
 			goto out;
 	}
+	if (set_limit(&b, &o) != FBX_OK)
+		goto out;
 	{
 		char *args[] = { "--devices", ndev, "--orgs", "1",
 			"--no-enroll", "--quiet", "--window", win,
-			"--stats-interval-s", "0", "--report", report, NULL };
+			"--stats-interval-s", "0", "--report", report,
+			"--fail-ratio", fail, "--offline-ratio", off, NULL };
 		if (fbxb_sim_start(&b, args, 1) != FBX_OK) {
 			fprintf(stderr, "fanout: the simulator did not "
 			                "connect\n");
@@ -318,9 +406,13 @@ main(int argc, char **argv)
 		       "\"submit_reply_ms\":%.0f,\"p50_ms\":%.0f,"
 		       "\"p99_ms\":%.0f,\"max_ms\":%.0f,"
 		       "\"rss_peak_mib\":%.1f,\"lmdb_bytes_per_delivery\":%.1f,"
-		       "\"commits\":%.0f,\"rss_anon_peak_mib\":%.1f",
+		       "\"commits\":%.0f,\"rss_anon_peak_mib\":%.1f,"
+		       "\"daemon_cpu_us_per_delivery\":%.2f,\"type\":\"%s\","
+		       "\"fail_ppm\":%" PRIu32 ",\"offline_ppm\":%" PRIu32,
 		    o.devices, o.runs, o.window, wall, rate, sub, p50, p99, mx,
-		    hwm / 1024.0, bpd, MED(commits), MED(anon_mib));
+		    hwm / 1024.0, bpd, MED(commits), MED(anon_mib),
+		    MED(cpu_us), fbx_cmd_type_name(o.type), o.fail_ppm,
+		    o.offline_ppm);
 		if (o.floor_rate > 0)
 			printf(",\"floor_deliveries_per_s\":%.0f,"
 			       "\"ratio_to_floor\":%.2f",

@@ -25,6 +25,7 @@
 #include <zmq.h>
 
 #include "bench.h"
+#include "fbx_keys.h"
 
 #define ORG "org-001"
 #define TURN_MAX 65536      /* records created per transaction (engine) */
@@ -92,6 +93,7 @@ struct floor {
 
 struct run {
 	double wall_ms, rate, p50, p99, max, bytes_per_dlv, commits;
+	double cpu_us; /* this process's CPU (all threads) per delivery */
 };
 
 /* ---------------------------------------------------------- records */
@@ -621,12 +623,22 @@ open_store(struct floor *f, const char *dir)
 }
 
 /* open_socket - a ROUTER as the engine's gateway socket: no send limit,
- * mandatory routing, linger 0. */
+ * mandatory routing, linger 0, a CURVE server with the daemon's key
+ * (issue 10: the simulator connects only as a CURVE client; no ZAP
+ * handler runs here, so any client key is taken). */
 static int
-open_socket(struct floor *f, const char *ep)
+open_socket(struct floor *f, const char *ep, const char *keys)
 {
 	int zero = 0, one = 1;
 	int64_t maxmsg = (int64_t)FBX_GATEWAY_MSG_MAX * 2;
+	struct fbx_key k;
+	char path[400], why[200] = "";
+
+	snprintf(path, sizeof(path), "%s/server.key", keys);
+	if (fbx_key_read(path, 1, &k, why, sizeof(why)) != FBX_OK) {
+		fprintf(stderr, "floor: %s: %s\n", path, why);
+		return FBX_EIO;
+	}
 
 	f->ctx = zmq_ctx_new();
 	if (f->ctx == NULL)
@@ -639,6 +651,9 @@ open_socket(struct floor *f, const char *ep)
 	        sizeof(maxmsg)) != 0 ||
 	    zmq_setsockopt(f->sock, ZMQ_ROUTER_MANDATORY, &one,
 	        sizeof(one)) != 0 ||
+	    zmq_setsockopt(f->sock, ZMQ_CURVE_SERVER, &one, sizeof(one)) != 0 ||
+	    zmq_setsockopt(f->sock, ZMQ_CURVE_SECRETKEY, k.secret_z85,
+	        strlen(k.secret_z85)) != 0 ||
 	    zmq_bind(f->sock, ep) != 0) {
 		fprintf(stderr, "floor: socket %s: %s\n", ep,
 		    zmq_strerror(errno));
@@ -712,6 +727,7 @@ job(struct floor *f, uint32_t r, const char *mdb, struct run *out)
 {
 	const struct opts *o = &f->o;
 	long long size0, size1;
+	double cpu0;
 	int64_t t_end, idle_since;
 	uint64_t commits0 = f->commits;
 	int rc, first = 1;
@@ -720,6 +736,7 @@ job(struct floor *f, uint32_t r, const char *mdb, struct run *out)
 	f->created = f->unanswered = f->done = 0;
 	memset(f->state, 0, o->devices);
 	size0 = fbxb_file_size(mdb);
+	cpu0 = fbxb_cpu_ms(0);
 	f->t0 = fbxb_now_ms();
 	idle_since = fbxb_mono_us();
 	while (f->done < o->devices && !fbxb_stop) {
@@ -763,6 +780,7 @@ job(struct floor *f, uint32_t r, const char *mdb, struct run *out)
 	if (fbxb_stop)
 		return FBX_ESHUTTING_DOWN;
 	t_end = fbxb_now_ms();
+	out->cpu_us = (fbxb_cpu_ms(0) - cpu0) * 1000.0 / o->devices;
 	size1 = fbxb_file_size(mdb);
 	out->wall_ms = (double)(t_end - f->t0);
 	out->rate = out->wall_ms > 0 ? o->devices * 1000.0 / out->wall_ms : 0;
@@ -773,9 +791,9 @@ job(struct floor *f, uint32_t r, const char *mdb, struct run *out)
 	out->p99 = fbxb_pct(f->lat, o->devices, 99);
 	printf("floor devices=%" PRIu32 " run=%" PRIu32 ": wall %.0f ms, "
 	       "%.0f deliveries/s, per device p50 %.0f p99 %.0f max %.0f "
-	       "ms, %.1f B/delivery, %.0f commits\n",
+	       "ms, %.1f B/delivery, %.0f commits, CPU %.2f us/delivery\n",
 	    o->devices, r, out->wall_ms, out->rate, out->p50, out->p99,
-	    out->max, out->bytes_per_dlv, out->commits);
+	    out->max, out->bytes_per_dlv, out->commits, out->cpu_us);
 	fflush(stdout);
 	return FBX_OK;
 }
@@ -812,7 +830,7 @@ floor_run(const struct opts *o, double *lat, struct run *runs)
 		goto out;
 	}
 	if ((rc = open_store(&f, store)) != FBX_OK ||
-	    (rc = open_socket(&f, b.gateway)) != FBX_OK)
+	    (rc = open_socket(&f, b.gateway, b.keys)) != FBX_OK)
 		goto out;
 	{
 		char *args[] = { "--gateway-endpoint", b.gateway,
@@ -924,10 +942,11 @@ main(int argc, char **argv)
 	       ",\"wall_ms\":%.0f,\"deliveries_per_s\":%.0f,"
 	       "\"p50_ms\":%.0f,\"p99_ms\":%.0f,\"max_ms\":%.0f,"
 	       "\"rss_peak_mib\":%.1f,\"lmdb_bytes_per_delivery\":%.1f,"
-	       "\"commits\":%.0f,\"coalesce_ms\":%" PRIu32 "}\n",
+	       "\"commits\":%.0f,\"coalesce_ms\":%" PRIu32
+	       ",\"cpu_us_per_delivery\":%.2f}\n",
 	    o.devices, o.runs, o.window, MED(wall_ms), MED(rate), MED(p50),
 	    MED(p99), MED(max), fbxb_vmhwm_kib(0) / 1024.0,
-	    MED(bytes_per_dlv), MED(commits), o.coalesce_ms);
+	    MED(bytes_per_dlv), MED(commits), o.coalesce_ms, MED(cpu_us));
 #undef MED
 	st = 0;
 out:

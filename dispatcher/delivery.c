@@ -72,14 +72,14 @@ fbxi_dlv_legal_from(int to)
  * a delivery's state in step. */
 static int
 dlv_apply(struct fbx_engine *e, struct cmdc *cc, uint64_t id, unsigned mask,
-    int to, uint16_t code, int attempt, int *old, struct fbx_delivery *out)
+    int to, uint16_t code, int attempt, int *old, struct fbx_dlv_head *out)
 {
-	struct fbx_delivery d;
+	struct fbx_dlv_head d;
 	int from = FBX_D_NONE, rc;
 
 	if (mask == 0)
 		return FBX_ESTATE;
-	rc = fbx_store_dlv_transition(
+	rc = fbx_store_dlv_step(
 	    e->txn, id, mask, to, code, e->now, attempt, &from, &d);
 	if (old != NULL)
 		*old = from;
@@ -107,7 +107,7 @@ dlv_apply(struct fbx_engine *e, struct cmdc *cc, uint64_t id, unsigned mask,
 int
 fbxi_dlv_move(struct fbx_engine *e, struct cmdc *cc, uint64_t id,
     unsigned from_mask, int to, uint16_t code, int attempt, int *old,
-    struct fbx_delivery *out)
+    struct fbx_dlv_head *out)
 {
 	return dlv_apply(e, cc, id, from_mask & fbxi_dlv_legal_from(to), to,
 	    code, attempt, old, out);

@@ -12,7 +12,7 @@
 
 struct fbx_engine;
 struct cmdc;
-struct fbx_delivery;
+struct fbx_dlv_head;
 
 /* FBXI_DMASK(s) - the bit of state s in a from-set. */
 #define FBXI_DMASK(s) (1u << (s))
@@ -37,7 +37,8 @@ unsigned fbxi_dlv_legal_from(int to);
  * state.
  * @param[in] attempt non-zero: one more hand-off to a gateway.
  * @param[out] old the state found (also when refused); may be NULL.
- * @param[out] out the record after the move; may be NULL.
+ * @param[out] out the record's head after the move (no history); may be
+ * NULL.
  * @return FBX_OK; FBX_ESTATE when the delivery's state is outside
  * from_mask or the move is illegal (nothing written, the transaction
  * stays usable); FBX_ENOT_FOUND; or a store write error, which the caller
@@ -45,7 +46,7 @@ unsigned fbxi_dlv_legal_from(int to);
  */
 int fbxi_dlv_move(struct fbx_engine *e, struct cmdc *cc, uint64_t id,
     unsigned from_mask, int to, uint16_t code, int attempt, int *old,
-    struct fbx_delivery *out);
+    struct fbx_dlv_head *out);
 
 /**
  * fbxi_dlv_replay - the one move outside the table: an operator's replay

@@ -716,6 +716,9 @@ mark_offline(struct fbx_engine *e, const char *org, const char *device)
 		fbxi_set_err(e, rc);
 }
 
+/* how far ahead a batch loop loads the in-flight map slots it will use */
+#define PREFETCH_AHEAD 8
+
 /* result_state - the delivery state a reported status leads to, or 0. */
 static int
 result_state(int status)
@@ -744,6 +747,7 @@ static int
 result_apply(struct fbx_engine *e, struct gw *g, const struct fbx_result_rec *r)
 {
 	struct fbx_delivery d;
+	struct fbx_dlv_head dh;
 	struct cmdc *cc;
 	struct gw *h = g;
 	uint64_t v = 0;
@@ -802,7 +806,7 @@ result_apply(struct fbx_engine *e, struct gw *g, const struct fbx_result_rec *r)
 	 * got there first, and the table refuses the move */
 	from = held ? FBXI_DHELD : FBXI_DHELD | FBXI_DMASK(FBX_D_QUEUED);
 	rc = fbxi_dlv_move(
-	    e, cc, r->delivery_id, from, to, r->code, 0, &old, &d);
+	    e, cc, r->delivery_id, from, to, r->code, 0, &old, &dh);
 	if (rc == FBX_ESTATE || rc == FBX_ENOT_FOUND)
 		return fbx_dstate_terminal(old) ? 1 : 0;
 	if (rc != FBX_OK) {
@@ -810,9 +814,9 @@ result_apply(struct fbx_engine *e, struct gw *g, const struct fbx_result_rec *r)
 		return -1;
 	}
 	if (to == FBX_D_SUCCEEDED && cc->c.type == FBX_CMD_SET_POLICY)
-		fbxi_policy_applied(e, cc, d.device);
+		fbxi_policy_applied(e, cc, dh.device);
 	if (to == FBX_D_PENDING)
-		mark_offline(e, cc->c.org, d.device);
+		mark_offline(e, cc->c.org, dh.device);
 	return 1;
 nomem:
 	fbxi_set_err(e, FBX_ENOMEM);
@@ -829,9 +833,14 @@ handle_results(struct fbx_engine *e, struct gw *g, struct fbx_gw_msg *m)
 	uint32_t ok = 0;
 	uint64_t forged = e->forged_results;
 
+	for (size_t i = 0; i < m->u.results.n && i < PREFETCH_AHEAD; i++)
+		fbxi_idmap_prefetch(&g->inflight, m->u.results.r[i].delivery_id);
 	for (size_t i = 0; i < m->u.results.n && fbxi_err(e) == FBX_OK; i++) {
 		int rc;
 
+		if (i + PREFETCH_AHEAD < m->u.results.n)
+			fbxi_idmap_prefetch(&g->inflight,
+			    m->u.results.r[i + PREFETCH_AHEAD].delivery_id);
 		e->results_in++;
 		rc = result_apply(e, g, &m->u.results.r[i]);
 		if (rc < 0)
@@ -1075,7 +1084,7 @@ static int
 send_one(struct fbx_engine *e, struct gw *g, uint64_t id)
 {
 	struct cmdc *cc = fbxi_cmd_find(e, FBX_DLV_CMD(id));
-	struct fbx_delivery d;
+	struct fbx_dlv_head d;
 	struct fbx_dlv_out *o;
 	int old = 0, rc;
 
@@ -1216,6 +1225,12 @@ dispatch_step(struct fbx_engine *e)
 					while (n < allow && r->len > 0 &&
 					    g->ubytes < GW_BYTES_INFLIGHT_MAX &&
 					    fbxi_err(e) == FBX_OK) {
+						if (r->len > PREFETCH_AHEAD)
+							fbxi_idmap_prefetch(
+							    &g->inflight,
+							    r->v[(r->head +
+							             PREFETCH_AHEAD) %
+							        r->cap]);
 						q->len--;
 						if (send_one(e, g, fbxi_ring_pop(r)))
 							n++;
@@ -1253,7 +1268,7 @@ work_pending(struct fbx_engine *e)
 {
 	if (e->draining)
 		return 0;
-	if (e->xhead != NULL || e->nrq > 0 || e->nunsent > 0)
+	if ((e->xhead != NULL && !e->xidle) || e->nrq > 0 || e->nunsent > 0)
 		return 1;
 	if (e->rrlen == 0 || e->stalled)
 		return 0;

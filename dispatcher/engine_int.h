@@ -216,6 +216,8 @@ struct fbx_engine {
 	int stalled; /* queued work but nothing could be sent (caps) */
 	int64_t next_tick; /* idle: the next turn for timers */
 	uint32_t xbudget; /* deliveries this turn may still create */
+	int xidle; /* the last expansion step created nothing: every
+	              expanding command waits for gateway room */
 	/* registered certificates (certs.c; loaded at rebuild) and the
 	 * monotonic time of their next check */
 	struct fbxi_certs *certs;
@@ -391,6 +393,7 @@ void fbxi_gw_recount(struct fbx_engine *e, struct gw *g);
 void fbxi_gw_undo_apply(struct fbx_engine *e);
 struct gw *fbxi_gw_holder(struct fbx_engine *e, uint64_t id, uint64_t *v);
 uint64_t fbxi_dlv_bytes(struct fbx_engine *e, uint64_t id);
+int64_t fbxi_gw_room(struct fbx_engine *e, struct orgq *q);
 void fbxi_gw_answered(struct fbx_engine *e, struct gw *g, struct cmdc *cc, uint64_t id);
 
 /* ---- shared functions: engine.c (loop, queues, cache, outputs, console

@@ -17,15 +17,54 @@ struct expand_ctx {
 	uint32_t budget;
 	uint32_t scanned;
 	int full; /* the command reached FBX_DEVICES_PER_CMD_MAX */
+	/* the brief scan's device one behind: its supersede slot was
+	 * loaded while the scan went on (expand_brief_cb) */
+	int npend;
+	char pend_id[FBX_ID_MAX + 1];
+	size_t pend_len;
+	uint8_t pend_online;
 };
+
+/* make_one - the delivery of the command's next index for device `dev`
+ * (len bytes), already known to be in the target. */
+static int
+make_one(struct expand_ctx *x, const char *dev, size_t len, int online)
+{
+	struct fbx_engine *e = x->e;
+	struct cmdc *cc = x->cc;
+	char id[FBX_ID_MAX + 1];
+	uint64_t did;
+	int state, rc;
+
+	if (cc->c.ndeliveries >= FBX_DEVICES_PER_CMD_MAX) {
+		x->full = 1;
+		return FBX_OK;
+	}
+	did = FBX_DLV_ID(cc->c.id, cc->c.ndeliveries);
+	/* rollouts release deliveries wave by wave: all start QUEUED */
+	state = online || cc->c.rollout.enabled ? FBX_D_QUEUED
+	                                        : FBX_D_PENDING;
+	memcpy(id, dev, len);
+	id[len] = '\0';
+	rc = fbx_store_dlv_create(e->txn, did, state, dev, len, e->now, 0);
+	if (rc == FBX_OK && state == FBX_D_PENDING)
+		rc = fbx_store_pend_add(e->txn, cc->c.org, id, did);
+	if (rc == FBX_OK && state == FBX_D_QUEUED && !cc->c.rollout.enabled)
+		rc = fbxi_orgq_push(e, cc->q, cc->c.priority, did);
+	if (rc != FBX_OK)
+		return rc;
+	cc->c.ndeliveries++;
+	cc->c.counts[state]++;
+	x->made++;
+	/* an older lock still waiting for this device is replaced */
+	fbxi_supersede_new(e, cc, did, id);
+	return fbxi_err(e);
+}
 
 static int
 make_delivery(struct expand_ctx *x, const struct fbx_device *dev)
 {
-	struct fbx_engine *e = x->e;
 	struct cmdc *cc = x->cc;
-	struct fbx_delivery d;
-	int rc;
 
 	if (cc->c.platform != FBX_PLATFORM_ANY &&
 	    dev->platform != cc->c.platform)
@@ -44,33 +83,7 @@ make_delivery(struct expand_ctx *x, const struct fbx_device *dev)
 			}
 		}
 	}
-	if (cc->c.ndeliveries >= FBX_DEVICES_PER_CMD_MAX) {
-		x->full = 1;
-		return FBX_OK;
-	}
-	memset(&d, 0, sizeof(d));
-	d.id = FBX_DLV_ID(cc->c.id, cc->c.ndeliveries);
-	/* rollouts release deliveries wave by wave: all start QUEUED */
-	d.state = dev->online || cc->c.rollout.enabled ? FBX_D_QUEUED
-	                                               : FBX_D_PENDING;
-	d.updated_ms = e->now;
-	snprintf(d.device, sizeof(d.device), "%s", dev->id);
-	d.nhist = 1;
-	d.hist[0].state = d.state;
-	d.hist[0].at_ms = e->now;
-	rc = fbx_store_dlv_put(e->txn, &d);
-	if (rc == FBX_OK && d.state == FBX_D_PENDING)
-		rc = fbx_store_pend_add(e->txn, cc->c.org, dev->id, d.id);
-	if (rc == FBX_OK && d.state == FBX_D_QUEUED && !cc->c.rollout.enabled)
-		rc = fbxi_orgq_push(e, cc->q, cc->c.priority, d.id);
-	if (rc != FBX_OK)
-		return rc;
-	cc->c.ndeliveries++;
-	cc->c.counts[d.state]++;
-	x->made++;
-	/* an older lock still waiting for this device is replaced */
-	fbxi_supersede_new(e, cc, d.id, dev->id);
-	return fbxi_err(e);
+	return make_one(x, dev->id, strlen(dev->id), dev->online);
 }
 
 static int
@@ -89,15 +102,69 @@ expand_dev_cb(void *arg, const struct fbx_device *dev)
 	return x->full;
 }
 
+/* brief_flush - make the delivery of the device the brief scan left
+ * pending (one in the target), and move the cursor past it. */
+static int
+brief_flush(struct expand_ctx *x)
+{
+	struct cmdc *cc = x->cc;
+	int rc;
+
+	if (!x->npend)
+		return 0;
+	x->npend = 0;
+	rc = make_one(x, x->pend_id, x->pend_len, x->pend_online);
+	if (rc != FBX_OK) {
+		fbxi_set_err(x->e, rc);
+		return 1;
+	}
+	memcpy(cc->c.cursor, x->pend_id, x->pend_len + 1);
+	fbxi_cmd_touch(cc);
+	return x->full;
+}
+
+/* expand_brief_cb - expand_dev_cb from the registry's compact view: no
+ * device record decoded, no string formatted. Each device waits one
+ * device in x, so the supersede index slot it needs is loaded by then. */
+static int
+expand_brief_cb(void *arg, const struct fbx_dev_brief *dev)
+{
+	struct expand_ctx *x = arg;
+	struct cmdc *cc = x->cc;
+
+	if (brief_flush(x) != 0)
+		return 1;
+	x->scanned++;
+	memcpy(x->pend_id, dev->id, dev->id_len);
+	x->pend_id[dev->id_len] = '\0';
+	if (cc->c.platform == FBX_PLATFORM_ANY ||
+	    dev->platform == cc->c.platform) {
+		x->npend = 1;
+		x->pend_len = dev->id_len;
+		x->pend_online = dev->online;
+		fbxi_supersede_prefetch(x->e, cc, x->pend_id);
+	} else {
+		/* not in the target: only the cursor moves past it */
+		memcpy(cc->c.cursor, x->pend_id, dev->id_len + 1);
+		fbxi_cmd_touch(cc);
+	}
+	return 0;
+}
+
 /* expand_cmd - create up to `budget` deliveries of an EXPANDING command;
  * the cursor is journaled with them, so a restart resumes exactly here.
  * @return devices examined. */
 static uint32_t
 expand_cmd(struct fbx_engine *e, struct cmdc *cc, uint32_t budget)
 {
-	struct expand_ctx x = { e, cc, 0, budget, 0, 0 };
+	struct expand_ctx x;
 	uint32_t seen = 0;
 	int done = 0;
+
+	memset(&x, 0, sizeof(x));
+	x.e = e;
+	x.cc = cc;
+	x.budget = budget;
 
 	if (cc->c.target_kind == FBX_TARGET_DEVICES) {
 		while (cc->c.cursor_idx < cc->c.ndev_ids && seen < budget &&
@@ -125,8 +192,16 @@ expand_cmd(struct fbx_engine *e, struct cmdc *cc, uint32_t budget)
 		if (cc->c.rollout.enabled &&
 		    cc->c.cursor_idx < cc->c.rollout.ngroups)
 			grp = cc->c.rollout.groups[cc->c.cursor_idx];
-		rc = fbx_store_dev_scan(e->txn, cc->c.org, grp, cc->c.cursor,
-		    budget, expand_dev_cb, &x);
+		if (cc->c.rollout.enabled && cc->c.rollout.ngroups > 0)
+			/* group stages need each device's groups */
+			rc = fbx_store_dev_scan(e->txn, cc->c.org, grp,
+			    cc->c.cursor, budget, expand_dev_cb, &x);
+		else {
+			rc = fbx_store_dev_scan_brief(e->txn, cc->c.org, grp,
+			    cc->c.cursor, budget, expand_brief_cb, &x);
+			if (rc == FBX_OK || rc == FBX_ENOT_FOUND)
+				(void)brief_flush(&x); /* the last one */
+		}
 		if (rc != FBX_OK && rc != FBX_ENOT_FOUND)
 			fbxi_set_err(e, rc);
 		if (fbxi_err(e) != FBX_OK)
@@ -174,11 +249,38 @@ fbxi_expand_inline(struct fbx_engine *e, struct cmdc *cc)
 	e->xbudget = used >= e->xbudget ? 0 : e->xbudget - used;
 }
 
+/* expand_room - of `share` devices, how many cc may examine now. A
+ * command whose deliveries go to the queues is expanded only as far as
+ * this turn's dispatch can hand them out: a delivery created and sent in
+ * the same transaction is written once (as SENT), one created ahead is
+ * written QUEUED and rewritten when sent. Not held back: rollouts (their
+ * waves are released later), an organisation no gateway serves or with a
+ * rate cap, and a command past half its TTL, so a target is expanded in
+ * full before it expires whatever the gateways do. */
+static uint32_t
+expand_room(struct fbx_engine *e, struct cmdc *cc, uint32_t share)
+{
+	int64_t room;
+
+	if (cc->c.rollout.enabled || cc->q == NULL ||
+	    e->now >= cc->c.created_ms +
+	            (cc->c.expires_ms - cc->c.created_ms) / 2)
+		return share;
+	room = fbxi_gw_room(e, cc->q);
+	if (room < 0)
+		return share;
+	if ((uint64_t)room <= cc->q->len)
+		return 0;
+	room -= (int64_t)cc->q->len;
+	return (uint64_t)room < share ? (uint32_t)room : share;
+}
+
 void
 fbxi_expand_step(struct fbx_engine *e)
 {
 	uint32_t budget = e->xbudget;
 	size_t n = 0;
+	int made = 0, waited = 0;
 
 	for (struct cmdc *cc = e->xhead; cc != NULL; cc = cc->xnext)
 		n++;
@@ -187,9 +289,16 @@ fbxi_expand_step(struct fbx_engine *e)
 		 * a million-device one */
 		uint32_t share = budget / (uint32_t)(n ? n : 1);
 		struct cmdc *cc = e->xhead;
+		uint32_t used = 0, lim;
 		if (share < 1024)
 			share = budget < 1024 ? budget : 1024;
-		uint32_t used = expand_cmd(e, cc, share);
+		lim = expand_room(e, cc, share);
+		if (lim > 0) {
+			used = expand_cmd(e, cc, lim);
+			made = 1;
+		} else {
+			waited = 1;
+		}
 		budget = used >= budget ? 0 : budget - used;
 		/* rotate: a command still expanding goes to the back */
 		if (e->xhead == cc && cc->c.state == FBX_C_EXPANDING &&
@@ -202,4 +311,5 @@ fbxi_expand_step(struct fbx_engine *e)
 		if (n == 0)
 			break;
 	}
+	e->xidle = waited && !made;
 }

@@ -164,3 +164,65 @@ fbxi_gw_drop(struct fbx_engine *e, uint64_t id)
 		fbxi_gw_answered(e, h, NULL, id);
 	fbxi_inflight_release(e, v);
 }
+
+static int
+serves(const struct gw *g, const char *org)
+{
+	if (g->all_orgs)
+		return 1;
+	for (size_t i = 0; i < g->norgs; i++) {
+		if (strcmp(g->orgs[i], org) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+/* fbxi_gw_room - about how many deliveries of organisation q the
+ * dispatch of this turn could hand out: the free windows of the gateways
+ * that serve it, within its share of their windows and the in-flight
+ * caps, at most DISPATCH_MAX. -1 when that cannot be told: no live
+ * gateway serves q, or a rate cap applies (its tokens decide). */
+int64_t
+fbxi_gw_room(struct fbx_engine *e, struct orgq *q)
+{
+	uint64_t win = 0, room = 0, cap;
+	int any = 0;
+
+	for (struct gw *g = e->gws; g != NULL; g = g->next) {
+		if (g->dead || !serves(g, q->org))
+			continue;
+		any = 1;
+		win += g->window;
+		if (g->welcomed && g->unanswered < g->window &&
+		    g->ubytes < GW_BYTES_INFLIGHT_MAX)
+			room += g->window - g->unanswered;
+	}
+	if (!any)
+		return -1;
+	fbxi_orgq_load_rate(e, q);
+	if (q->rate.rate_per_s > 0 || e->grate.rate_per_s > 0)
+		return -1;
+	if (e->o.org_share_ppm > 0 && e->o.org_share_ppm < FBX_PPM) {
+		cap = win * e->o.org_share_ppm / FBX_PPM;
+		if (cap < 1024)
+			cap = 1024;
+		cap = q->inflight >= cap ? 0 : cap - q->inflight;
+		if (room > cap)
+			room = cap;
+	}
+	if (q->rate.max_inflight > 0) {
+		cap = q->inflight >= q->rate.max_inflight
+		    ? 0
+		    : q->rate.max_inflight - q->inflight;
+		if (room > cap)
+			room = cap;
+	}
+	if (e->grate.max_inflight > 0) {
+		cap = e->inflight_all >= e->grate.max_inflight
+		    ? 0
+		    : e->grate.max_inflight - e->inflight_all;
+		if (room > cap)
+			room = cap;
+	}
+	return room > DISPATCH_MAX ? DISPATCH_MAX : (int64_t)room;
+}

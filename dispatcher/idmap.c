@@ -13,8 +13,7 @@
 static inline size_t
 slot_of(uint64_t key, size_t mask)
 {
-	/* Fibonacci hashing: delivery ids are dense and sequential. */
-	return (size_t)((key * 0x9E3779B97F4A7C15ull) >> 17) & mask;
+	return fbxi_idmap_slot(key, mask);
 }
 
 void

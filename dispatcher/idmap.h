@@ -33,6 +33,27 @@ int fbxi_idmap_get(const struct fbxi_idmap *m, uint64_t key, uint64_t *val);
 int fbxi_idmap_del(struct fbxi_idmap *m, uint64_t key, uint64_t *val);
 /* fbxi_idmap_clear - drop every entry, keep the memory. */
 void fbxi_idmap_clear(struct fbxi_idmap *m);
+/* fbxi_idmap_slot - the home slot of key in a table of mask + 1 slots.
+ * Fibonacci hashing: delivery ids are dense and sequential. */
+static inline size_t
+fbxi_idmap_slot(uint64_t key, size_t mask)
+{
+	return (size_t)((key * 0x9E3779B97F4A7C15ull) >> 17) & mask;
+}
+
+/* fbxi_idmap_prefetch - start loading key's home slot: a loop that knows
+ * the keys it will look up next (a RESULTS batch, a dispatch round) hides
+ * the cache misses of a big map. Changes nothing. */
+static inline void
+fbxi_idmap_prefetch(const struct fbxi_idmap *m, uint64_t key)
+{
+	if (m->cap != 0) {
+		size_t s = fbxi_idmap_slot(key, m->cap - 1);
+		__builtin_prefetch(&m->keys[s]);
+		__builtin_prefetch(&m->vals[s]);
+	}
+}
+
 /* Iterate: for (size_t i = 0; fbxi_idmap_next(m, &i, &k, &v);) ...
  * The map must not change during the walk (fbxi_idmap_set excepted). */
 int fbxi_idmap_next(

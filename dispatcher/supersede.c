@@ -54,6 +54,14 @@ kind_key(const struct cmdc *cc, const char *device)
 	return h != 0 ? h : 1;
 }
 
+void
+fbxi_supersede_prefetch(
+    struct fbx_engine *e, const struct cmdc *cc, const char *device)
+{
+	if (fbxi_supersede_applies(cc))
+		fbxi_idmap_prefetch(&e->supersede, kind_key(cc, device));
+}
+
 /* same_kind - b may stand in for a: the same type, organisation and
  * payload, the same origin (an automatic lock never replaces an
  * operator's: a storm rolled back must not take it with it), not a

@@ -28,6 +28,12 @@ int fbxi_supersede_applies(const struct cmdc *cc);
 void fbxi_supersede_new(struct fbx_engine *e, struct cmdc *cc, uint64_t id,
     const char *device);
 
+/* fbxi_supersede_prefetch - start loading the index slot that
+ * fbxi_supersede_new(e, cc, ., device) will look at (expansion looks one
+ * device ahead). Changes nothing. */
+void fbxi_supersede_prefetch(
+    struct fbx_engine *e, const struct cmdc *cc, const char *device);
+
 /* fbxi_supersede_index - rebuild: delivery id of cc is open for device
  * (QUEUED or PENDING); index it if it is the newest of its kind.
  * @return 0, or -1 out of memory. */

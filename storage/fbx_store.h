@@ -240,6 +240,50 @@ int fbx_store_dlv_transition(fbx_txn *txn, uint64_t id, unsigned from_mask,
     int state, uint16_t code, int64_t at_ms, int attempt, int *old_state,
     struct fbx_delivery *out);
 
+/* What a move needs back from a delivery record: its head, without the
+ * history. */
+struct fbx_dlv_head {
+	uint64_t id;
+	uint8_t state;
+	uint16_t code;
+	uint32_t attempts;
+	int64_t updated_ms;
+	char device[FBX_ID_MAX + 1];
+};
+
+/**
+ * fbx_store_dlv_step - fbx_store_dlv_transition for the hot path: the
+ * stored bytes gain one history entry and the new head in place (no
+ * decode and re-encode of the whole record; the bytes written are the
+ * same), and only the head comes back. A cursor that sits just before
+ * `id` (ids met in ascending order) steps to it instead of searching.
+ * @param[out] old_state the state found, also when refused (may be NULL).
+ * @param[out] out the head after the move (may be NULL).
+ * @return as fbx_store_dlv_transition.
+ */
+int fbx_store_dlv_step(fbx_txn *txn, uint64_t id, unsigned from_mask,
+    int state, uint16_t code, int64_t at_ms, int attempt, int *old_state,
+    struct fbx_dlv_head *out);
+
+/**
+ * fbx_store_dlv_create - write a new delivery `id` for device `dev`
+ * (dev_len bytes, no NUL needed) created at at_ms in `state`; with
+ * `sent` non-zero it is created QUEUED and handed out (SENT, attempt 1)
+ * in the same record: two history entries, one write. The record is the
+ * one fbx_store_dlv_put would write for the same content.
+ * The write is held back (at most 65,536 deliveries, in memory of txn)
+ * until a call reads or rewrites the delivery table through txn, a child
+ * of txn begins, or txn commits (a child's go to its parent); so a
+ * fbx_store_dlv_step of it to SENT (attempt 1, code 0) in the same
+ * transaction makes it one write. An abort drops them with the rest.
+ * The ids of a transaction's creations should ascend (they are then
+ * appended and found by binary search).
+ * @return FBX_OK, FBX_EINVALID, or a write error (also of earlier held
+ * back deliveries, written when the buffer is full).
+ */
+int fbx_store_dlv_create(fbx_txn *txn, uint64_t id, int state,
+    const char *dev, size_t dev_len, int64_t at_ms, int sent);
+
 /* ---- offline index: deliveries waiting for a device's check-in -------- */
 
 int fbx_store_pend_add(
@@ -277,6 +321,25 @@ typedef int (*fbx_dev_fn)(void *arg, const struct fbx_device *dev);
  */
 int fbx_store_dev_scan(fbx_txn *txn, const char *org, const char *group,
     const char *after, uint32_t limit, fbx_dev_fn fn, void *arg);
+
+/* A device as expansion needs it: the id (dev_len bytes, not
+ * NUL-terminated, valid only during the call), platform and online. */
+struct fbx_dev_brief {
+	const char *id;
+	size_t id_len;
+	uint8_t platform;
+	uint8_t online;
+};
+typedef int (*fbx_dev_brief_fn)(void *arg, const struct fbx_dev_brief *dev);
+
+/**
+ * fbx_store_dev_scan_brief - fbx_store_dev_scan without decoding the
+ * records into struct fbx_device: each record is checked as
+ * fbx_store_dev_scan checks it (FBX_ECORRUPT), nothing is copied.
+ */
+int fbx_store_dev_scan_brief(fbx_txn *txn, const char *org,
+    const char *group, const char *after, uint32_t limit,
+    fbx_dev_brief_fn fn, void *arg);
 
 typedef int (*fbx_group_fn)(void *arg, const char *group, uint32_t count);
 

@@ -71,7 +71,12 @@
  *     then zero padding. A new record carries DLV_PAD spare zero bytes and
  *     a rewrite never shrinks, so the usual transitions keep the size and
  *     LMDB overwrites the value in place (no page split). A typical new
- *     delivery with a 36-byte device id is 58 bytes.
+ *     delivery with a 36-byte device id is 58 bytes. fbx_store_dlv_step
+ *     rewrites a record by appending to its bytes and gives the bytes the
+ *     full re-encoding gives; a delivery created and sent in one
+ *     transaction (fbx_store_dlv_create, held back until then) is written
+ *     once with the record it would have had after both writes. Records
+ *     of every earlier writer are read and moved unchanged.
  *   device v1: ver u8, platform u8, online u8, attestation u8,
  *     enrolled_ms i64, last_checkin_ms i64, os_version str, ngroups u8,
  *     ngroups * str.
@@ -147,6 +152,20 @@ struct fbx_store {
 	atomic_int ntxn; /* open transactions of this process */
 };
 
+/* A delivery created in a write transaction and not yet written (see
+ * fbx_store_dlv_create): QUEUED or PENDING at at_ms, and, unless sent_ms
+ * is INT64_MIN, handed out (SENT, attempt 1) at sent_ms. */
+struct dlv_new {
+	uint64_t id;
+	int64_t at_ms;
+	int64_t sent_ms; /* INT64_MIN: not sent */
+	uint8_t state;
+	uint8_t dlen;
+	char dev[FBX_ID_MAX];
+};
+/* created deliveries held back at most; more are written at once */
+#define DLV_NEW_MAX 65536
+
 struct fbx_txn {
 	fbx_store *st;
 	MDB_txn *txn;
@@ -156,7 +175,33 @@ struct fbx_txn {
 	struct fbx_txn *parent; /* a child (nested) transaction's parent */
 	int dlv_last_known;
 	uint64_t dlv_last; /* largest dlv key in this txn (if known) */
+	/* deliveries created and not yet written: a delivery created and
+	 * sent in the same transaction is written once, as SENT. They are
+	 * written in creation order before anything reads or rewrites the
+	 * delivery table through this transaction, before a child starts,
+	 * and at commit (a child's go to its parent). */
+	struct dlv_new *nw;
+	size_t nnw, nwcap, nwhint;
+	int nw_unsorted; /* ids not ascending: no binary search */
 };
+
+static int dlv_write(fbx_txn *t, uint64_t id, uint8_t *rec, size_t len);
+static int dlv_new_flush(fbx_txn *t);
+static struct dlv_new *dlv_new_find(fbx_txn *t, uint64_t id, int *flush);
+static int dlv_new_step(fbx_txn *t, uint64_t id, unsigned from_mask,
+    int state, uint16_t code, int64_t at_ms, int attempt, int *old_state,
+    struct fbx_dlv_head *out);
+
+/* DLV_NEW_FLUSH - a call that reads or rewrites the delivery table
+ * writes what t holds back first. */
+#define DLV_NEW_FLUSH(t)                                                     \
+	do {                                                                 \
+		if ((t)->nnw > 0) {                                          \
+			int frc_ = dlv_new_flush(t);                         \
+			if (frc_ != FBX_OK)                                  \
+				return frc_;                                 \
+		}                                                            \
+	} while (0)
 
 /* ---- error translation ---------------------------------------------- */
 
@@ -1367,6 +1412,8 @@ fbx_txn_begin_child(fbx_txn *parent, fbx_txn **out)
 		return FBX_EINVALID;
 	if (parent->err != 0)
 		return parent->err;
+	/* the child reads the parent's deliveries as written */
+	DLV_NEW_FLUSH(parent);
 	t = calloc(1, sizeof(*t));
 	if (t == NULL)
 		return FBX_ENOMEM;
@@ -1387,6 +1434,7 @@ static void
 txn_free(fbx_txn *t)
 {
 	atomic_fetch_sub(&t->st->ntxn, 1);
+	free(t->nw);
 	free(t);
 }
 
@@ -1395,6 +1443,31 @@ txn_free(fbx_txn *t)
  * the disk had, nothing of it stored, and the count goes down by one. */
 int fbx_store_test_fail_commits;
 int fbx_store_test_fail_err;
+
+/* dlv_new_hand_up - a child about to commit: make room in its parent for
+ * the deliveries it holds back, so they go up with the commit instead of
+ * being written. @return 1 if they can go up, 0 if they must be written
+ * (a top-level transaction, or no memory). */
+static int
+dlv_new_hand_up(fbx_txn *t)
+{
+	fbx_txn *p = t->parent;
+	size_t need;
+
+	if (p == NULL)
+		return 0;
+	need = p->nnw + t->nnw;
+	if (need > DLV_NEW_MAX)
+		return 0;
+	if (need > p->nwcap) {
+		struct dlv_new *nw = realloc(p->nw, need * sizeof(*nw));
+		if (nw == NULL)
+			return 0;
+		p->nw = nw;
+		p->nwcap = need;
+	}
+	return 1;
+}
 
 int
 fbx_txn_commit(fbx_txn *t)
@@ -1413,6 +1486,8 @@ fbx_txn_commit(fbx_txn *t)
 		                                  : FBX_EIO;
 		goto out;
 	}
+	if (t->nnw > 0 && t->err == 0 && !dlv_new_hand_up(t))
+		(void)dlv_new_flush(t); /* sets t->err on failure */
 	if (t->dlv_cur != NULL)
 		mdb_cursor_close(t->dlv_cur);
 	if (t->err != 0) {
@@ -1425,6 +1500,15 @@ fbx_txn_commit(fbx_txn *t)
 	if (t->parent != NULL) {
 		/* the parent's idea of the last delivery key may be stale */
 		t->parent->dlv_last_known = 0;
+		if (rc == FBX_OK && t->nnw > 0) {
+			/* room was made by dlv_new_hand_up */
+			fbx_txn *p = t->parent;
+			if (p->nnw > 0 && p->nw[p->nnw - 1].id >= t->nw[0].id)
+				p->nw_unsorted = 1;
+			p->nw_unsorted |= t->nw_unsorted;
+			memcpy(p->nw + p->nnw, t->nw, t->nnw * sizeof(*t->nw));
+			p->nnw += t->nnw;
+		}
 		if (rc != FBX_OK && rc != FBX_ENOMEM)
 			rc = FBX_ESTORAGE;
 		goto out;
@@ -1910,19 +1994,19 @@ dlv_cursor(fbx_txn *t, MDB_cursor **cur)
 	return FBX_OK;
 }
 
+
+
 int
 fbx_store_dlv_put(fbx_txn *t, const struct fbx_delivery *d)
 {
-	MDB_cursor *cur;
-	MDB_val k, v;
-	uint8_t idb[8], rec[DLV_REC_MAX];
+	uint8_t rec[DLV_REC_MAX];
 	size_t len;
-	unsigned flags = 0;
-	int rc, mrc;
+	int rc;
 
 	TXN_WRITE_CHECK(t);
 	if (d == NULL || d->id == 0)
 		return FBX_EINVALID;
+	DLV_NEW_FLUSH(t);
 	rc = dlv_encode(d, 0, rec, sizeof(rec), &len);
 	if (rc != FBX_OK)
 		return rc;
@@ -1930,34 +2014,7 @@ fbx_store_dlv_put(fbx_txn *t, const struct fbx_delivery *d)
 		memset(rec + len, 0, DLV_PAD);
 		len += DLV_PAD;
 	}
-	rc = dlv_cursor(t, &cur);
-	if (rc != FBX_OK)
-		return rc;
-	if (!t->dlv_last_known) {
-		mrc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
-		if (mrc == 0 && k.mv_size == 8)
-			t->dlv_last = get_be64(k.mv_data);
-		else if (mrc == MDB_NOTFOUND)
-			t->dlv_last = 0;
-		else
-			return mrc == 0 ? FBX_ECORRUPT : read_err(mrc);
-		t->dlv_last_known = 1;
-	}
-	/* Deliveries are created in id order: appending skips the tree
-	 * search and fills pages completely. */
-	if (d->id > t->dlv_last)
-		flags = MDB_APPEND;
-	put_be64(idb, d->id);
-	k.mv_size = 8;
-	k.mv_data = idb;
-	v.mv_size = len;
-	v.mv_data = rec;
-	mrc = mdb_cursor_put(cur, &k, &v, flags);
-	if (mrc != 0)
-		return txn_fail(t, mrc);
-	if (d->id > t->dlv_last)
-		t->dlv_last = d->id;
-	return FBX_OK;
+	return dlv_write(t, d->id, rec, len);
 }
 
 int
@@ -1971,6 +2028,14 @@ fbx_store_dlv_get(fbx_txn *t, uint64_t id, struct fbx_delivery *out)
 	TXN_READ_CHECK(t);
 	if (out == NULL)
 		return FBX_EINVALID;
+	if (t->nnw > 0) {
+		/* only a held-back id (or one that cannot be ruled out)
+		 * needs them written: a look at an older delivery (a
+		 * supersede candidate) leaves this turn's creations be */
+		int flush;
+		if (dlv_new_find(t, id, &flush) != NULL || flush)
+			DLV_NEW_FLUSH(t);
+	}
 	put_be64(idb, id);
 	k.mv_size = 8;
 	k.mv_data = idb;
@@ -1999,6 +2064,7 @@ fbx_store_dlv_scan(fbx_txn *t, uint64_t from, uint64_t to, uint32_t limit,
 		return FBX_EINVALID;
 	if (to <= from)
 		return FBX_OK;
+	DLV_NEW_FLUSH(t);
 	mrc = mdb_cursor_open(t->txn, t->st->dlv, &cur);
 	if (mrc != 0)
 		return read_err(mrc);
@@ -2058,6 +2124,7 @@ fbx_store_dlv_transition(fbx_txn *t, uint64_t id, unsigned from_mask,
 	TXN_WRITE_CHECK(t);
 	if (state < 0 || state > UINT8_MAX)
 		return FBX_EINVALID;
+	DLV_NEW_FLUSH(t);
 	rc = dlv_cursor(t, &cur);
 	if (rc != FBX_OK)
 		return rc;
@@ -2108,6 +2175,427 @@ fbx_store_dlv_transition(fbx_txn *t, uint64_t id, unsigned from_mask,
 		*old_state = prev;
 	if (out != NULL)
 		*out = d;
+	return FBX_OK;
+}
+
+/* dlv_seek - position the cached cursor on id. Moves of a batch come in
+ * ascending order (a dispatch round, a RESULTS batch): when the cursor
+ * sits on the id before, one step replaces the tree search. The key the
+ * step lands on is checked, so a cursor moved elsewhere only costs the
+ * search it would have cost anyway. */
+static int
+dlv_seek(MDB_cursor *cur, uint64_t id, uint8_t idb[8], MDB_val *k,
+    MDB_val *v)
+{
+	int mrc;
+
+	if (id > 0 &&
+	    mdb_cursor_get(cur, k, v, MDB_GET_CURRENT) == 0 &&
+	    k->mv_size == 8 && get_be64(k->mv_data) == id - 1) {
+		mrc = mdb_cursor_get(cur, k, v, MDB_NEXT);
+		if (mrc == 0 && k->mv_size == 8 && get_be64(k->mv_data) == id)
+			return 0;
+	}
+	put_be64(idb, id);
+	k->mv_size = 8;
+	k->mv_data = idb;
+	return mdb_cursor_get(cur, k, v, MDB_SET);
+}
+
+/* dlv_step_bytes - the common move done on the stored bytes of one v1
+ * record: the history gains one entry at its end, the head its new state,
+ * code and attempts, updated_ms becomes at_ms. The output is byte for byte
+ * what dlv_encode(decoded record after the move, old length) gives:
+ * the device and the earlier history entries are copied as they are.
+ * Checks what dlv_decode checks.
+ * @return FBX_OK (rec/len, head, *old), FBX_ESTATE (*old found),
+ * FBX_ECORRUPT, or 1: the history is full, use the general path. */
+static int
+dlv_step_bytes(uint64_t id, const MDB_val *v, unsigned from_mask,
+    int state, uint16_t code, int64_t at_ms, int attempt, uint8_t *rec,
+    size_t cap, size_t *len, int *old, struct fbx_dlv_head *head)
+{
+	struct rd r = { v->mv_data, (const uint8_t *)v->mv_data + v->mv_size,
+		0 };
+	struct wr w = { rec, rec + cap, 0 };
+	const uint8_t *dev, *h0, *h1;
+	uint64_t c, att;
+	unsigned st, nh, dlen;
+	int64_t prev = 0;
+	size_t n, min_len = v->mv_size;
+
+	if (rd_u8(&r) != DLV_V1)
+		return FBX_ECORRUPT;
+	st = rd_u8(&r);
+	nh = rd_u8(&r);
+	c = rd_uv(&r);
+	att = rd_uv(&r);
+	dlen = rd_u8(&r);
+	if (r.bad || nh > FBX_HIST_MAX || c > UINT16_MAX ||
+	    att > UINT32_MAX || dlen > FBX_ID_MAX ||
+	    (size_t)(r.end - r.p) < dlen)
+		return FBX_ECORRUPT;
+	dev = r.p;
+	if (memchr(dev, '\0', dlen) != NULL)
+		return FBX_ECORRUPT;
+	r.p += dlen;
+	h0 = r.p;
+	for (unsigned i = 0; i < nh; i++) {
+		unsigned s = rd_u8(&r);
+		if (s & 0x80) {
+			if (rd_uv(&r) > UINT16_MAX)
+				r.bad = 1;
+		}
+		prev = rd_delta(&r, prev);
+	}
+	h1 = r.p;
+	head->updated_ms = rd_delta(&r, prev);
+	if (r.bad)
+		return FBX_ECORRUPT;
+	for (; r.p < r.end; r.p++) {
+		if (*r.p != 0)
+			return FBX_ECORRUPT;
+	}
+	head->id = id;
+	head->state = (uint8_t)st;
+	head->code = (uint16_t)c;
+	head->attempts = (uint32_t)att;
+	memcpy(head->device, dev, dlen);
+	head->device[dlen] = '\0';
+	*old = (int)st;
+	if (st >= 32 || !(from_mask & (1u << st)))
+		return FBX_ESTATE;
+	if (nh == FBX_HIST_MAX || state >= 0x80)
+		return 1;
+	if (attempt)
+		att++;
+	if (att > UINT32_MAX)
+		return 1;
+	wr_u8(&w, DLV_V1);
+	wr_u8(&w, (unsigned)state);
+	wr_u8(&w, nh + 1);
+	wr_uv(&w, code);
+	wr_uv(&w, att);
+	wr_u8(&w, dlen);
+	wr_bytes(&w, dev, dlen);
+	wr_bytes(&w, h0, (size_t)(h1 - h0));
+	wr_u8(&w, (unsigned)state | (code != 0 ? 0x80u : 0));
+	if (code != 0)
+		wr_uv(&w, code);
+	wr_delta(&w, at_ms, prev);
+	wr_delta(&w, at_ms, at_ms);
+	if (w.bad)
+		return 1;
+	n = (size_t)(w.p - rec);
+	if (min_len > cap)
+		min_len = cap;
+	if (n < min_len) {
+		memset(rec + n, 0, min_len - n);
+		n = min_len;
+	}
+	*len = n;
+	head->state = (uint8_t)state;
+	head->code = code;
+	head->attempts = (uint32_t)att;
+	head->updated_ms = at_ms;
+	return FBX_OK;
+}
+
+int
+fbx_store_dlv_step(fbx_txn *t, uint64_t id, unsigned from_mask, int state,
+    uint16_t code, int64_t at_ms, int attempt, int *old_state,
+    struct fbx_dlv_head *out)
+{
+	struct fbx_dlv_head h;
+	MDB_cursor *cur;
+	MDB_val k, v;
+	uint8_t idb[8], rec[DLV_REC_MAX];
+	size_t len = 0;
+	int prev = FBX_D_NONE, rc, mrc;
+
+	TXN_WRITE_CHECK(t);
+	if (state < 0 || state > UINT8_MAX)
+		return FBX_EINVALID;
+	if (t->nnw > 0) {
+		rc = dlv_new_step(t, id, from_mask, state, code, at_ms,
+		    attempt, old_state, out);
+		if (rc != 1)
+			return rc;
+	}
+	rc = dlv_cursor(t, &cur);
+	if (rc != FBX_OK)
+		return rc;
+	mrc = dlv_seek(cur, id, idb, &k, &v);
+	if (mrc != 0)
+		return read_err(mrc);
+	rc = dlv_step_bytes(id, &v, from_mask, state, code, at_ms, attempt,
+	    rec, sizeof(rec), &len, &prev, &h);
+	if (rc == 1) {
+		/* a full history: the general path drops its oldest entry */
+		struct fbx_delivery d;
+		rc = fbx_store_dlv_transition(t, id, from_mask, state, code,
+		    at_ms, attempt, old_state, &d);
+		if (rc == FBX_OK && out != NULL) {
+			out->id = d.id;
+			out->state = d.state;
+			out->code = d.code;
+			out->attempts = d.attempts;
+			out->updated_ms = d.updated_ms;
+			memcpy(out->device, d.device, sizeof(out->device));
+		}
+		return rc;
+	}
+	if (rc == FBX_ESTATE && old_state != NULL)
+		*old_state = prev;
+	if (rc != FBX_OK)
+		return rc;
+	/* a step leaves k in the page, and a record that grows is deleted
+	 * and added again under k: it must not point into the page */
+	put_be64(idb, id);
+	k.mv_size = 8;
+	k.mv_data = idb;
+	v.mv_size = len;
+	v.mv_data = rec;
+	mrc = mdb_cursor_put(cur, &k, &v, MDB_CURRENT);
+	if (mrc != 0)
+		return txn_fail(t, mrc);
+	if (old_state != NULL)
+		*old_state = prev;
+	if (out != NULL)
+		*out = h;
+	return FBX_OK;
+}
+
+/* dlv_write - put one encoded delivery record; appended (no tree search)
+ * when its id is above every id of the table. */
+static int
+dlv_write(fbx_txn *t, uint64_t id, uint8_t *rec, size_t len)
+{
+	MDB_cursor *cur;
+	MDB_val k, v;
+	uint8_t idb[8];
+	unsigned flags = 0;
+	int rc, mrc;
+
+	rc = dlv_cursor(t, &cur);
+	if (rc != FBX_OK)
+		return rc;
+	if (!t->dlv_last_known) {
+		mrc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+		if (mrc == 0 && k.mv_size == 8)
+			t->dlv_last = get_be64(k.mv_data);
+		else if (mrc == MDB_NOTFOUND)
+			t->dlv_last = 0;
+		else
+			return mrc == 0 ? FBX_ECORRUPT : read_err(mrc);
+		t->dlv_last_known = 1;
+	}
+	/* Deliveries are created in id order: appending skips the tree
+	 * search and fills pages completely. */
+	if (id > t->dlv_last)
+		flags = MDB_APPEND;
+	put_be64(idb, id);
+	k.mv_size = 8;
+	k.mv_data = idb;
+	v.mv_size = len;
+	v.mv_data = rec;
+	mrc = mdb_cursor_put(cur, &k, &v, flags);
+	if (mrc != 0)
+		return txn_fail(t, mrc);
+	if (id > t->dlv_last)
+		t->dlv_last = id;
+	return FBX_OK;
+}
+
+/* dlv_new_encode - the record of a created delivery: what dlv_encode
+ * writes for its one history entry (two when sent) with the spare bytes
+ * of a new record; a sent one keeps the size of the record it would have
+ * had when created and then moved, so both ways store the same bytes. */
+static int
+dlv_new_encode(const struct dlv_new *n, int sent, uint8_t *rec, size_t cap,
+    size_t *len)
+{
+	struct wr w = { rec, rec + cap, 0 };
+	size_t one, total;
+
+	wr_u8(&w, DLV_V1);
+	wr_u8(&w, sent ? FBX_D_SENT : n->state);
+	wr_u8(&w, sent ? 2 : 1);
+	wr_uv(&w, 0);
+	wr_uv(&w, sent ? 1 : 0);
+	wr_u8(&w, n->dlen);
+	wr_bytes(&w, n->dev, n->dlen);
+	wr_u8(&w, n->state);
+	wr_delta(&w, n->at_ms, 0);
+	/* the one-entry record ends with updated_ms's delta: one byte 0
+	 * when updated_ms is the entry's time */
+	one = (size_t)(w.p - rec) + 1;
+	if (sent) {
+		wr_u8(&w, FBX_D_SENT);
+		wr_delta(&w, n->sent_ms, n->at_ms);
+	}
+	wr_u8(&w, 0);
+	if (w.bad)
+		return FBX_EINVALID;
+	total = (size_t)(w.p - rec);
+	if (total < one + DLV_PAD)
+		total = one + DLV_PAD;
+	if (total > cap)
+		return FBX_EINVALID;
+	memset(w.p, 0, total - (size_t)(w.p - rec));
+	*len = total;
+	return FBX_OK;
+}
+
+/* dlv_new_flush - write the created deliveries t holds back, in the order
+ * they were created (ascending ids are appended). */
+static int
+dlv_new_flush(fbx_txn *t)
+{
+	uint8_t rec[DLV_REC_MAX];
+	size_t len, n = t->nnw;
+	int rc = FBX_OK;
+
+	t->nnw = 0;
+	t->nwhint = 0;
+	t->nw_unsorted = 0;
+	for (size_t i = 0; i < n && rc == FBX_OK; i++) {
+		const struct dlv_new *d = &t->nw[i];
+		rc = dlv_new_encode(d, d->sent_ms != INT64_MIN, rec,
+		    sizeof(rec), &len);
+		if (rc == FBX_OK)
+			rc = dlv_write(t, d->id, rec, len);
+	}
+	if (rc != FBX_OK && t->err == 0)
+		t->err = rc; /* deliveries lost: the transaction is broken */
+	return rc;
+}
+
+/* dlv_new_find - the created delivery id that t holds back, or NULL;
+ * *flush when it may be held back but cannot be found cheaply. */
+static struct dlv_new *
+dlv_new_find(fbx_txn *t, uint64_t id, int *flush)
+{
+	size_t lo = 0, hi = t->nnw, h = t->nwhint;
+
+	*flush = 0;
+	if (h < t->nnw && t->nw[h].id == id)
+		return &t->nw[h];
+	if (h + 1 < t->nnw && t->nw[h + 1].id == id) {
+		t->nwhint = h + 1;
+		return &t->nw[h + 1];
+	}
+	if (t->nw_unsorted) {
+		*flush = 1;
+		return NULL;
+	}
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (t->nw[mid].id < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo < t->nnw && t->nw[lo].id == id) {
+		t->nwhint = lo;
+		return &t->nw[lo];
+	}
+	return NULL;
+}
+
+/* dlv_new_step - fbx_store_dlv_step on a delivery created in this
+ * transaction and not yet written. @return FBX_OK, FBX_ESTATE, or 1: not
+ * held back (or a move the held-back form cannot take: it was written,
+ * use the stored record). */
+static int
+dlv_new_step(fbx_txn *t, uint64_t id, unsigned from_mask, int state,
+    uint16_t code, int64_t at_ms, int attempt, int *old_state,
+    struct fbx_dlv_head *out)
+{
+	int flush, cur;
+	struct dlv_new *n = dlv_new_find(t, id, &flush);
+
+	if (n == NULL) {
+		if (flush)
+			DLV_NEW_FLUSH(t);
+		return 1;
+	}
+	cur = n->sent_ms != INT64_MIN ? FBX_D_SENT : n->state;
+	if (!(from_mask & (1u << cur))) {
+		if (old_state != NULL)
+			*old_state = cur;
+		return FBX_ESTATE;
+	}
+	if (cur != FBX_D_QUEUED || state != FBX_D_SENT || code != 0 ||
+	    !attempt) {
+		DLV_NEW_FLUSH(t);
+		return 1;
+	}
+	n->sent_ms = at_ms;
+	if (old_state != NULL)
+		*old_state = FBX_D_QUEUED;
+	if (out != NULL) {
+		out->id = id;
+		out->state = FBX_D_SENT;
+		out->code = 0;
+		out->attempts = 1;
+		out->updated_ms = at_ms;
+		memcpy(out->device, n->dev, n->dlen);
+		out->device[n->dlen] = '\0';
+	}
+	return FBX_OK;
+}
+
+int
+fbx_store_dlv_create(fbx_txn *t, uint64_t id, int state, const char *dev,
+    size_t dev_len, int64_t at_ms, int sent)
+{
+	struct dlv_new *n;
+
+	TXN_WRITE_CHECK(t);
+	if (id == 0 || dev == NULL || dev_len == 0 || dev_len > FBX_ID_MAX ||
+	    state <= FBX_D_NONE || state >= 0x80 ||
+	    (sent && state != FBX_D_QUEUED) ||
+	    memchr(dev, '\0', dev_len) != NULL)
+		return FBX_EINVALID;
+	if (t->nnw == t->nwcap) {
+		size_t ncap = t->nwcap ? t->nwcap * 2 : 1024;
+		struct dlv_new *nw = NULL;
+		if (ncap <= DLV_NEW_MAX)
+			nw = realloc(t->nw, ncap * sizeof(*nw));
+		if (nw != NULL) {
+			t->nw = nw;
+			t->nwcap = ncap;
+		} else {
+			/* at the cap (or no memory): write them now */
+			DLV_NEW_FLUSH(t);
+		}
+	}
+	if (t->nnw == t->nwcap) {
+		/* not even one held back: write it at once */
+		struct dlv_new one;
+		uint8_t rec[DLV_REC_MAX];
+		size_t len;
+		int rc;
+		memset(&one, 0, sizeof(one));
+		one.id = id;
+		one.at_ms = at_ms;
+		one.state = (uint8_t)state;
+		one.dlen = (uint8_t)dev_len;
+		memcpy(one.dev, dev, dev_len);
+		one.sent_ms = at_ms;
+		rc = dlv_new_encode(&one, sent, rec, sizeof(rec), &len);
+		return rc == FBX_OK ? dlv_write(t, id, rec, len) : rc;
+	}
+	if (t->nnw > 0 && t->nw[t->nnw - 1].id >= id)
+		t->nw_unsorted = 1;
+	n = &t->nw[t->nnw++];
+	n->id = id;
+	n->at_ms = at_ms;
+	n->sent_ms = sent ? at_ms : INT64_MIN;
+	n->state = (uint8_t)state;
+	n->dlen = (uint8_t)dev_len;
+	memcpy(n->dev, dev, dev_len);
 	return FBX_OK;
 }
 
@@ -2456,6 +2944,132 @@ fbx_store_dev_scan(fbx_txn *t, const char *org, const char *group,
 			goto out;
 		n++;
 		if (fn(arg, &dv) != 0)
+			break;
+		mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+	}
+	if (mrc != 0 && mrc != MDB_NOTFOUND) {
+		rc = read_err(mrc);
+		goto out;
+	}
+	rc = FBX_OK;
+out:
+	mdb_cursor_close(cur);
+	return rc;
+}
+
+/* dev_brief - the checks of dev_decode on a record whose key is
+ * org \0 id (id_len bytes at id), without copying anything out. */
+static int
+dev_brief(const uint8_t *id, size_t id_len, const MDB_val *v,
+    struct fbx_dev_brief *b)
+{
+	struct rd r = { v->mv_data, (const uint8_t *)v->mv_data + v->mv_size,
+		0 };
+	unsigned ng;
+	size_t n;
+
+	if (id_len == 0 || id_len > FBX_ID_MAX ||
+	    memchr(id, '\0', id_len) != NULL)
+		return FBX_ECORRUPT;
+	if (rd_u8(&r) != REC_V1)
+		return FBX_ECORRUPT;
+	b->platform = (uint8_t)rd_u8(&r);
+	b->online = (uint8_t)rd_u8(&r);
+	(void)rd_u8(&r); /* attestation */
+	(void)rd_le(&r, 8);
+	(void)rd_le(&r, 8);
+	/* os_version, then the groups: str as rd_str reads them */
+	n = rd_u8(&r);
+	if (r.bad || n > FBX_OSVER_MAX || (size_t)(r.end - r.p) < n ||
+	    memchr(r.p, '\0', n) != NULL)
+		return FBX_ECORRUPT;
+	r.p += n;
+	ng = rd_u8(&r);
+	if (r.bad || ng > FBX_GROUPS_MAX)
+		return FBX_ECORRUPT;
+	for (unsigned i = 0; i < ng; i++) {
+		n = rd_u8(&r);
+		if (r.bad || n > FBX_ID_MAX || (size_t)(r.end - r.p) < n ||
+		    memchr(r.p, '\0', n) != NULL)
+			return FBX_ECORRUPT;
+		r.p += n;
+	}
+	if (r.p != r.end)
+		return FBX_ECORRUPT;
+	b->id = (const char *)id;
+	b->id_len = id_len;
+	return FBX_OK;
+}
+
+int
+fbx_store_dev_scan_brief(fbx_txn *t, const char *org, const char *group,
+    const char *after, uint32_t limit, fbx_dev_brief_fn fn, void *arg)
+{
+	int by_group = group != NULL && group[0] != '\0';
+	uint8_t pfx[KEY_MAX], key[KEY_MAX];
+	MDB_cursor *cur = NULL;
+	MDB_val k, v;
+	size_t on, gn = 0, an = 0, pl, klen;
+	uint32_t n = 0;
+	int rc, mrc;
+
+	TXN_READ_CHECK(t);
+	if (fn == NULL || id_len(org, &on) != FBX_OK)
+		return FBX_EINVALID;
+	if (by_group && id_len(group, &gn) != FBX_OK)
+		return FBX_EINVALID;
+	if (after != NULL && after[0] != '\0' && id_len(after, &an) != FBX_OK)
+		return FBX_EINVALID;
+	pl = key_cat(pfx, 0, org, on, 1);
+	if (by_group)
+		pl = key_cat(pfx, pl, group, gn, 1);
+	memcpy(key, pfx, pl);
+	klen = key_cat(key, pl, after != NULL ? after : "", an, 0);
+	mrc = mdb_cursor_open(t->txn, by_group ? t->st->grp : t->st->dev, &cur);
+	if (mrc != 0)
+		return read_err(mrc);
+	k.mv_size = klen;
+	k.mv_data = key;
+	mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	/* SET_RANGE lands on `after` itself when it exists: skip it. */
+	if (mrc == 0 && an > 0 && key_eq(&k, key, klen))
+		mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+	while (mrc == 0 && (limit == 0 || n < limit)) {
+		struct fbx_dev_brief b;
+		const uint8_t *id = (const uint8_t *)k.mv_data + pl;
+		size_t in = k.mv_size - pl;
+		uint8_t dkey[KEY_MAX];
+
+		if (!has_prefix(&k, pfx, pl))
+			break;
+		if (by_group) {
+			/* the grp key's tail is the device id: its record
+			 * is under org \0 id */
+			size_t dl;
+			MDB_val dk, dv;
+			if (in == 0 || in > FBX_ID_MAX) {
+				rc = FBX_ECORRUPT;
+				goto out;
+			}
+			dl = key_cat(dkey, 0, org, on, 1);
+			memcpy(dkey + dl, id, in);
+			dk.mv_size = dl + in;
+			dk.mv_data = dkey;
+			mrc = mdb_get(t->txn, t->st->dev, &dk, &dv);
+			if (mrc != 0) {
+				rc = mrc == MDB_NOTFOUND ? FBX_ECORRUPT
+				                         : read_err(mrc);
+				goto out;
+			}
+			id = dkey + dl;
+			rc = dev_brief(id, in, &dv, &b);
+		} else {
+			rc = dev_brief(id, in, &v, &b);
+		}
+		if (rc != FBX_OK)
+			goto out;
+		n++;
+		if (fn(arg, &b) != 0)
 			break;
 		mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
 	}
@@ -3339,6 +3953,7 @@ fbx_store_dlv_delete_range(fbx_txn *t, uint64_t from, uint64_t to,
 		return t->err;
 	if (!t->write)
 		return FBX_EINVALID;
+	DLV_NEW_FLUSH(t);
 	if (mdb_cursor_open(t->txn, t->st->dlv, &cur) != 0)
 		return FBX_ESTORAGE;
 	put_be64(kb, from);

@@ -520,6 +520,78 @@ test_rollout_last_wave(void)
 	env_close(&t);
 }
 
+/* expand_room - a target bigger than a turn's expansion is expanded only
+ * as far as the gateway can take it (issue 11: a delivery created and
+ * sent in one turn is written once); every device still gets exactly one
+ * delivery, sent once, and the command ends DONE. */
+static void
+test_expand_room(void)
+{
+	enum { NDEV = 20000, WIN = 1000 };
+	static struct gw_seen s;
+	static uint8_t seen[NDEV];
+	struct fbx_command info;
+	uint64_t cid, batch = 1;
+	uint32_t most_queued = 0;
+	size_t done = 0, dup = 0;
+	int rounds = 0;
+
+	memset(&s, 0, sizeof(s));
+	memset(seen, 0, sizeof(seen));
+	{
+		struct env t;
+		CHECK(env_open(&t, "room") == 0, "open");
+		enroll(&t, "acme", NDEV);
+		hello(&t, "g1", "acme", WIN);
+		turn(&t);
+		cid = submit_org(&t, "acme");
+		turn(&t);
+		/* the submit expanded one chunk inline (16,384), the
+		 * gateway took its window; nothing is answered: the next
+		 * turns create nothing more */
+		turn(&t);
+		turn(&t);
+		CHECK(counts(&t, "acme", cid, &info) == FBX_OK &&
+		        info.ndeliveries == 16384 &&
+		        info.state == FBX_C_EXPANDING &&
+		        info.counts[FBX_D_SENT] == WIN,
+		    "held back: %u deliveries, state %d, sent %u",
+		    info.ndeliveries, info.state, info.counts[FBX_D_SENT]);
+		while (rounds++ < 200) {
+			size_t from = s.nids;
+			drain_gw(&t, "g1", &s);
+			for (size_t i = from; i < s.nids; i++) {
+				uint32_t idx = FBX_DLV_IDX(s.ids[i]);
+				if (idx >= NDEV || seen[idx]++)
+					dup++;
+			}
+			if (s.nids > from)
+				results(&t, "g1", batch++, s.ids + from,
+				    s.nids - from, FBX_R_SUCCEEDED);
+			turn(&t);
+			if (counts(&t, "acme", cid, &info) != FBX_OK)
+				break;
+			/* past the inline chunk, what waits in the queue
+			 * is what the gateway can take */
+			if (info.ndeliveries > 16384 + WIN &&
+			    info.counts[FBX_D_QUEUED] > most_queued)
+				most_queued = info.counts[FBX_D_QUEUED];
+			if (info.state == FBX_C_DONE)
+				break;
+		}
+		done = info.counts[FBX_D_SUCCEEDED];
+		CHECK(info.state == FBX_C_DONE && done == NDEV &&
+		        info.ndeliveries == NDEV,
+		    "state %d, %zu succeeded of %u deliveries", info.state, done,
+		    info.ndeliveries);
+		CHECK(dup == 0 && s.nids == NDEV, "%zu sent, %zu twice", s.nids,
+		    dup);
+		CHECK(most_queued <= WIN, "queued ahead of the gateway: %u",
+		    most_queued);
+		env_close(&t);
+	}
+}
+
 int
 main(void)
 {
@@ -532,6 +604,7 @@ main(void)
 	test_map_full();
 	test_send_queue_full();
 	test_fairness();
+	test_expand_room();
 	printf("%d passed, %d failed\n", passed, failed);
 	return failed == 0 ? 0 : 1;
 }

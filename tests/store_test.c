@@ -47,6 +47,8 @@ static int passed, failed;
 
 static char root[64];
 
+#define FBXS_MASK(s) (1u << (s))
+
 static int
 rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
 {
@@ -1358,6 +1360,254 @@ test_retention_and_logs(const char *dir)
 	fbx_store_close(st);
 }
 
+/* ---- the hot paths: in-place moves, held-back creation, brief scans ---- */
+
+/* same_dlv - two decoded deliveries alike but for their id. */
+static int
+same_dlv(const struct fbx_delivery *a, const struct fbx_delivery *b)
+{
+	if (a->state != b->state || a->code != b->code ||
+	    a->attempts != b->attempts || a->updated_ms != b->updated_ms ||
+	    strcmp(a->device, b->device) != 0 || a->nhist != b->nhist)
+		return 0;
+	for (unsigned i = 0; i < a->nhist; i++) {
+		if (a->hist[i].state != b->hist[i].state ||
+		    a->hist[i].code != b->hist[i].code ||
+		    a->hist[i].at_ms != b->hist[i].at_ms)
+			return 0;
+	}
+	return 1;
+}
+
+struct brief_col {
+	char ids[8][FBX_ID_MAX + 1];
+	uint8_t platform[8], online[8];
+	int n;
+};
+
+static int
+brief_collect(void *arg, const struct fbx_dev_brief *b)
+{
+	struct brief_col *c = arg;
+
+	if (c->n < 8) {
+		memcpy(c->ids[c->n], b->id, b->id_len);
+		c->ids[c->n][b->id_len] = '\0';
+		c->platform[c->n] = b->platform;
+		c->online[c->n] = b->online;
+		c->n++;
+	}
+	return 0;
+}
+
+static int
+full_collect(void *arg, const struct fbx_device *d)
+{
+	struct brief_col *c = arg;
+
+	if (c->n < 8) {
+		snprintf(c->ids[c->n], sizeof(c->ids[c->n]), "%s", d->id);
+		c->platform[c->n] = d->platform;
+		c->online[c->n] = d->online;
+		c->n++;
+	}
+	return 0;
+}
+
+/* test_fast_paths - fbx_store_dlv_step on records the general writer
+ * (fbx_store_dlv_put, fbx_store_dlv_transition) wrote reads and writes
+ * them as the general path does, full history included; created
+ * deliveries held back are seen by every reader, go up with a child's
+ * commit and vanish with an abort; the brief device scan sees what the
+ * full scan sees. */
+static void
+test_fast_paths(const char *dir)
+{
+	static const struct {
+		int to;
+		uint16_t code;
+		int64_t at;
+		int attempt;
+	} moves[] = {
+		{ FBX_D_SENT, 0, 2000, 1 }, { FBX_D_ACCEPTED, 0, 2100, 0 },
+		{ FBX_D_QUEUED, 0, 1900, 0 }, { FBX_D_SENT, 0, 9000000, 1 },
+		{ FBX_D_PENDING, 300, 9000100, 0 },
+		{ FBX_D_QUEUED, 0, -5, 0 }, { FBX_D_SENT, 65535, 7, 1 },
+	};
+	struct fbx_delivery d, a, b;
+	struct fbx_dlv_head h;
+	struct brief_col bc, fc;
+	struct dlv_col col;
+	fbx_store *st = open_store(dir, 0, 0);
+	fbx_txn *t, *c;
+	uint64_t ia = FBX_DLV_ID(3, 1), ib = FBX_DLV_ID(3, 2);
+	int old;
+
+	if (st == NULL)
+		return;
+	/* records of the general writer, moved both ways, 40 moves so the
+	 * history fills and the oldest entries after the first drop */
+	t = wtxn(st);
+	mk_dlv(&d, ia, "twin-device-0123456789", 1000);
+	CHECK_RC(fbx_store_dlv_put(t, &d), FBX_OK);
+	d.id = ib;
+	CHECK_RC(fbx_store_dlv_put(t, &d), FBX_OK);
+	CHECK_RC(fbx_txn_commit(t), FBX_OK);
+	for (int i = 0; i < 40; i++) {
+		int to = moves[i % 7].to, ob = -1, oa = -1;
+		t = wtxn(st);
+		CHECK_RC(fbx_store_dlv_transition(t, ia, ~0u, to,
+		    moves[i % 7].code, moves[i % 7].at + i,
+		    moves[i % 7].attempt, &oa, NULL), FBX_OK);
+		CHECK_RC(fbx_store_dlv_step(t, ib, ~0u, to, moves[i % 7].code,
+		    moves[i % 7].at + i, moves[i % 7].attempt, &ob, &h),
+		    FBX_OK);
+		CHECK(oa == ob && h.state == to && h.id == ib &&
+		    strcmp(h.device, "twin-device-0123456789") == 0);
+		CHECK_RC(fbx_store_dlv_get(t, ia, &a), FBX_OK);
+		CHECK_RC(fbx_store_dlv_get(t, ib, &b), FBX_OK);
+		CHECK(same_dlv(&a, &b));
+		CHECK(h.attempts == b.attempts && h.code == b.code &&
+		    h.updated_ms == b.updated_ms);
+		CHECK_RC(fbx_txn_commit(t), FBX_OK);
+	}
+	CHECK(b.nhist == FBX_HIST_MAX && b.hist[0].at_ms == 1000);
+	/* a refused move writes nothing and tells the state found */
+	t = wtxn(st);
+	CHECK_RC(fbx_store_dlv_step(t, ib, FBXS_MASK(FBX_D_QUEUED),
+	    FBX_D_SUCCEEDED, 0, 5, 0, &old, &h), FBX_ESTATE);
+	CHECK(old == b.state);
+	CHECK_RC(fbx_store_dlv_step(t, FBX_DLV_ID(3, 99), ~0u, FBX_D_SENT, 0,
+	    5, 1, &old, &h), FBX_ENOT_FOUND);
+	CHECK_RC(fbx_store_dlv_get(t, ib, &a), FBX_OK);
+	CHECK(same_dlv(&a, &b));
+	fbx_txn_abort(t);
+
+	/* held back: created and sent in one transaction is one record
+	 * alike to created, written, then moved */
+	t = wtxn(st);
+	CHECK_RC(fbx_store_dlv_create(t, FBX_DLV_ID(4, 0), FBX_D_QUEUED,
+	    "dev-a", 5, 3000, 0), FBX_OK);
+	CHECK_RC(fbx_store_dlv_create(t, FBX_DLV_ID(4, 1), FBX_D_QUEUED,
+	    "dev-a", 5, 3000, 0), FBX_OK);
+	CHECK_RC(fbx_store_dlv_create(t, FBX_DLV_ID(4, 2), FBX_D_PENDING,
+	    "dev-b", 5, 3000, 0), FBX_OK);
+	CHECK_RC(fbx_store_dlv_create(t, FBX_DLV_ID(4, 3), FBX_D_QUEUED,
+	    "dev-c", 5, 3000, 1), FBX_OK);
+	CHECK_RC(fbx_store_dlv_create(t, FBX_DLV_ID(4, 4), FBX_D_QUEUED,
+	    "d\0x", 3, 3000, 0), FBX_EINVALID);
+	CHECK_RC(fbx_store_dlv_step(t, FBX_DLV_ID(4, 0), FBXS_MASK(FBX_D_QUEUED),
+	    FBX_D_SENT, 0, 3001, 1, &old, &h), FBX_OK);
+	CHECK(old == FBX_D_QUEUED && h.attempts == 1 &&
+	    strcmp(h.device, "dev-a") == 0);
+	/* a move a held-back PENDING one may not take is refused */
+	CHECK_RC(fbx_store_dlv_step(t, FBX_DLV_ID(4, 2), FBXS_MASK(FBX_D_QUEUED),
+	    FBX_D_SENT, 0, 3001, 1, &old, &h), FBX_ESTATE);
+	CHECK(old == FBX_D_PENDING);
+	CHECK_RC(fbx_txn_commit(t), FBX_OK);
+	t = wtxn(st);
+	CHECK_RC(fbx_store_dlv_step(t, FBX_DLV_ID(4, 1), FBXS_MASK(FBX_D_QUEUED),
+	    FBX_D_SENT, 0, 3001, 1, &old, &h), FBX_OK);
+	CHECK_RC(fbx_store_dlv_get(t, FBX_DLV_ID(4, 0), &a), FBX_OK);
+	CHECK_RC(fbx_store_dlv_get(t, FBX_DLV_ID(4, 1), &b), FBX_OK);
+	CHECK(same_dlv(&a, &b) && a.nhist == 2 && a.attempts == 1 &&
+	    a.hist[0].state == FBX_D_QUEUED && a.hist[1].state == FBX_D_SENT &&
+	    a.hist[1].at_ms == 3001 && a.state == FBX_D_SENT);
+	CHECK_RC(fbx_store_dlv_get(t, FBX_DLV_ID(4, 3), &a), FBX_OK);
+	CHECK(a.state == FBX_D_SENT && a.nhist == 2 && a.attempts == 1);
+	CHECK_RC(fbx_store_dlv_get(t, FBX_DLV_ID(4, 2), &a), FBX_OK);
+	CHECK(a.state == FBX_D_PENDING && strcmp(a.device, "dev-b") == 0);
+	/* the result lands in place on the once-written record */
+	CHECK_RC(fbx_store_dlv_step(t, FBX_DLV_ID(4, 0), FBXS_MASK(FBX_D_SENT),
+	    FBX_D_SUCCEEDED, 0, 3002, 0, &old, &h), FBX_OK);
+	CHECK_RC(fbx_store_dlv_step(t, FBX_DLV_ID(4, 1), FBXS_MASK(FBX_D_SENT),
+	    FBX_D_SUCCEEDED, 0, 3002, 0, &old, &h), FBX_OK);
+	CHECK_RC(fbx_store_dlv_get(t, FBX_DLV_ID(4, 0), &a), FBX_OK);
+	CHECK_RC(fbx_store_dlv_get(t, FBX_DLV_ID(4, 1), &b), FBX_OK);
+	CHECK(same_dlv(&a, &b) && a.nhist == 3);
+	CHECK_RC(fbx_txn_commit(t), FBX_OK);
+
+	/* held back in a child: up with its commit, gone with its abort,
+	 * gone with the parent's abort; a scan sees them */
+	t = wtxn(st);
+	CHECK_RC(fbx_store_dlv_create(t, FBX_DLV_ID(5, 0), FBX_D_QUEUED,
+	    "p0", 2, 1, 0), FBX_OK);
+	CHECK_RC(fbx_txn_begin_child(t, &c), FBX_OK);
+	CHECK_RC(fbx_store_dlv_get(c, FBX_DLV_ID(5, 0), &a), FBX_OK);
+	CHECK_RC(fbx_store_dlv_create(c, FBX_DLV_ID(5, 1), FBX_D_QUEUED,
+	    "c1", 2, 1, 0), FBX_OK);
+	CHECK_RC(fbx_txn_commit(c), FBX_OK);
+	CHECK_RC(fbx_txn_begin_child(t, &c), FBX_OK);
+	CHECK_RC(fbx_store_dlv_create(c, FBX_DLV_ID(5, 2), FBX_D_QUEUED,
+	    "c2", 2, 1, 0), FBX_OK);
+	fbx_txn_abort(c);
+	CHECK_RC(fbx_store_dlv_step(t, FBX_DLV_ID(5, 1), FBXS_MASK(FBX_D_QUEUED),
+	    FBX_D_SENT, 0, 2, 1, &old, &h), FBX_OK);
+	CHECK(strcmp(h.device, "c1") == 0);
+	memset(&col, 0, sizeof(col));
+	col.ordered = 1;
+	CHECK_RC(fbx_store_dlv_scan(t, FBX_DLV_ID(5, 0), FBX_DLV_ID(6, 0), 0,
+	    dlv_collect, &col), FBX_OK);
+	CHECK(col.n == 2 && col.ordered);
+	CHECK_RC(fbx_store_dlv_create(t, FBX_DLV_ID(5, 3), FBX_D_QUEUED,
+	    "p3", 2, 1, 0), FBX_OK);
+	CHECK_RC(fbx_txn_commit(t), FBX_OK);
+	t = wtxn(st);
+	CHECK_RC(fbx_store_dlv_get(t, FBX_DLV_ID(5, 1), &a), FBX_OK);
+	CHECK(a.state == FBX_D_SENT);
+	CHECK_RC(fbx_store_dlv_get(t, FBX_DLV_ID(5, 2), &a), FBX_ENOT_FOUND);
+	CHECK_RC(fbx_store_dlv_get(t, FBX_DLV_ID(5, 3), &a), FBX_OK);
+	CHECK_RC(fbx_store_dlv_create(t, FBX_DLV_ID(5, 4), FBX_D_QUEUED,
+	    "p4", 2, 1, 0), FBX_OK);
+	CHECK_RC(fbx_store_dlv_create(t, FBX_DLV_ID(5, 5), FBX_D_QUEUED,
+	    "p5", 2, 1, 0), FBX_OK);
+	/* a read of an older one, then of a held-back one */
+	CHECK_RC(fbx_store_dlv_get(t, FBX_DLV_ID(5, 3), &a), FBX_OK);
+	CHECK(strcmp(a.device, "p3") == 0);
+	CHECK_RC(fbx_store_dlv_step(t, FBX_DLV_ID(5, 4), FBXS_MASK(FBX_D_QUEUED),
+	    FBX_D_SENT, 0, 2, 1, &old, &h), FBX_OK);
+	CHECK_RC(fbx_store_dlv_get(t, FBX_DLV_ID(5, 4), &a), FBX_OK);
+	CHECK(a.state == FBX_D_SENT && a.nhist == 2 &&
+	    strcmp(a.device, "p4") == 0);
+	CHECK_RC(fbx_store_dlv_get(t, FBX_DLV_ID(5, 5), &a), FBX_OK);
+	CHECK(a.state == FBX_D_QUEUED && strcmp(a.device, "p5") == 0);
+	fbx_txn_abort(t);
+	t = rtxn(st);
+	CHECK_RC(fbx_store_dlv_get(t, FBX_DLV_ID(5, 4), &a), FBX_ENOT_FOUND);
+	fbx_txn_abort(t);
+
+	/* the brief scan sees what the full scan sees, by group too */
+	t = wtxn(st);
+	for (int i = 0; i < 4; i++) {
+		struct fbx_device dv;
+		char id[16];
+		snprintf(id, sizeof(id), "bd-%d", i);
+		mk_dev(&dv, "bo", id);
+		dv.platform = (uint8_t)(i % 2 ? FBX_PLATFORM_IOS
+		                              : FBX_PLATFORM_ANDROID);
+		dv.online = (uint8_t)(i < 2);
+		if (i != 1)
+			set_groups(&dv, "g1", NULL);
+		CHECK_RC(fbx_store_dev_put(t, &dv, NULL), FBX_OK);
+	}
+	for (int g = 0; g < 2; g++) {
+		const char *grp = g ? "g1" : NULL;
+		memset(&bc, 0, sizeof(bc));
+		memset(&fc, 0, sizeof(fc));
+		CHECK_RC(fbx_store_dev_scan_brief(t, "bo", grp, "bd-0", 0,
+		    brief_collect, &bc), FBX_OK);
+		CHECK_RC(fbx_store_dev_scan(t, "bo", grp, "bd-0", 0,
+		    full_collect, &fc), FBX_OK);
+		CHECK(bc.n == (g ? 2 : 3) && bc.n == fc.n);
+		for (int i = 0; i < bc.n; i++)
+			CHECK(strcmp(bc.ids[i], fc.ids[i]) == 0 &&
+			    bc.platform[i] == fc.platform[i] &&
+			    bc.online[i] == fc.online[i]);
+	}
+	CHECK_RC(fbx_txn_commit(t), FBX_OK);
+	fbx_store_close(st);
+}
+
 int
 main(void)
 {
@@ -1395,6 +1645,8 @@ main(void)
 	test_growth(gdir);
 	subdir(rdir, sizeof(rdir), "retention");
 	test_retention_and_logs(rdir);
+	subdir(rdir, sizeof(rdir), "fast");
+	test_fast_paths(rdir);
 	if (b != NULL && strcmp(b, "1") == 0)
 		big();
 
