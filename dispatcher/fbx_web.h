@@ -63,4 +63,12 @@ int fbx_webgate_call(fbx_webgate *g, const struct fbx_web_who *who,
     struct fbx_console_req *req, size_t n, struct fbx_console_rep *rep,
     int timeout_ms);
 
+/**
+ * fbx_webgate_close - the engine stopped reading web requests (its loop
+ * returned): calls under way end within 100 ms and new ones fail at once
+ * with FBX_EUNREACHABLE, so no HTTP thread waits out its timeout while
+ * the daemon stops. Any thread.
+ */
+void fbx_webgate_close(fbx_webgate *g);
+
 #endif

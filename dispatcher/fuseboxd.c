@@ -1178,6 +1178,10 @@ main(int argc, char **argv)
 	ipc_note(2, o.events_ep);
 	rc = fbx_engine_run(the_engine);
 #ifdef FBX_HAVE_HTTP
+	/* the loop reads no more web requests: the API answers 503 and the
+	 * calls under way end now, so stopping never waits on a browser */
+	fbx_http_attach(the_http, NULL);
+	fbx_webgate_close(fbx_engine_webgate(the_engine));
 	fbx_http_close(the_http);
 	the_http = NULL;
 #endif

@@ -35,7 +35,35 @@ struct fbx_http {
 	struct fbx_metrics snap; /* under mu */
 	fbx_webgate *gate; /* under mu: the engine's web door, once open */
 	char url[200]; /* the web console's address */
+	int loopback;    /* bound to a loopback address: Host is checked */
+	char hostport[80]; /* "<bound address>:<port>" as a Host header */
 };
+
+/* host_ok - a loopback endpoint answers only requests addressed to it
+ * (Host: the bound address, 127.0.0.1, localhost or [::1], with its
+ * port): a page of another site that a DNS trick points at 127.0.0.1
+ * reads nothing (DNS rebinding). A remote endpoint is the operator's
+ * choice of names, and checks none. */
+static int
+host_ok(const struct fbx_http *h, const char *host)
+{
+	static const char *const local[] = { "127.0.0.1", "localhost",
+		"[::1]" };
+	char want[96];
+
+	if (!h->loopback)
+		return 1;
+	if (host == NULL)
+		return 0;
+	if (strcmp(host, h->hostport) == 0)
+		return 1;
+	for (size_t i = 0; i < sizeof(local) / sizeof(local[0]); i++) {
+		snprintf(want, sizeof(want), "%s:%u", local[i], h->port);
+		if (strcmp(host, want) == 0)
+			return 1;
+	}
+	return 0;
+}
 
 /* one POST to the API: its body, read up to FBX_WEBAPI_BODY_MAX */
 struct post {
@@ -148,8 +176,10 @@ reply(struct MHD_Connection *c, unsigned status, const char *text,
 	struct MHD_Response *r;
 	enum MHD_Result ret;
 
+	/* copied: callers pass stack buffers too (serve_health), which
+	 * are gone when libmicrohttpd sends the answer */
 	r = MHD_create_response_from_buffer(
-	    strlen(text), (void *)text, MHD_RESPMEM_PERSISTENT);
+	    strlen(text), (void *)text, MHD_RESPMEM_MUST_COPY);
 	if (r == NULL)
 		return MHD_NO;
 	(void)MHD_add_response_header(
@@ -247,6 +277,16 @@ serve_health(struct fbx_http *h, struct MHD_Connection *c, int ready)
 /* add_security - what every page and API answer says about itself:
  * nothing but this origin's own files may run or be fetched (so the page
  * can fetch nothing from the internet), no framing, no referrer */
+/* add_retry_after - a refusal for load (webapi.c: too many requests
+ * with one session, 429; overviews all busy, 503): when to try again */
+static void
+add_retry_after(struct MHD_Response *r, unsigned status)
+{
+	if (status == MHD_HTTP_TOO_MANY_REQUESTS ||
+	    status == MHD_HTTP_SERVICE_UNAVAILABLE)
+		(void)MHD_add_response_header(r, "Retry-After", "2");
+}
+
 static void
 add_security(struct MHD_Response *r)
 {
@@ -332,6 +372,7 @@ serve_api(struct fbx_http *h, struct MHD_Connection *c, const char *url,
 	if (status == MHD_HTTP_UNAUTHORIZED)
 		(void)MHD_add_response_header(
 		    r, "WWW-Authenticate", "Bearer realm=\"fusebox\"");
+	add_retry_after(r, status);
 	add_security(r);
 	ret = MHD_queue_response(c, status, r);
 	MHD_destroy_response(r);
@@ -355,14 +396,30 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 	int api = strncmp(url, "/api/", 5) == 0;
 
 	(void)version;
+	if (p == NULL &&
+	    !host_ok(h, MHD_lookup_connection_value(
+	                    c, MHD_HEADER_KIND, "Host")))
+		return reply(c, 421,
+		    "misdirected request: this endpoint answers requests "
+		    "addressed to its own loopback address\n",
+		    NULL);
 	if (api && strcmp(method, MHD_HTTP_METHOD_POST) == 0) {
 		if (p == NULL) {
 			const char *cl = MHD_lookup_connection_value(
 			    c, MHD_HEADER_KIND, "Content-Length");
-			if (cl != NULL &&
-			    strtoull(cl, NULL, 10) > FBX_WEBAPI_BODY_MAX)
+			const char *au = MHD_lookup_connection_value(
+			    c, MHD_HEADER_KIND, "Authorization");
+			/* a body is read only when its length is stated and
+			 * the request carries a token: an endless or
+			 * anonymous body costs nothing */
+			if (cl == NULL)
+				return reply(c, 411,
+				    "Content-Length required\n", NULL);
+			if (strtoull(cl, NULL, 10) > FBX_WEBAPI_BODY_MAX)
 				return reply(c, 413,
 				    "request body too large\n", NULL);
+			if (au == NULL || strncmp(au, "Bearer ", 7) != 0)
+				return serve_api(h, c, url, method, NULL, 0);
 			p = calloc(1, sizeof(*p));
 			if (p == NULL)
 				return MHD_NO;
@@ -515,6 +572,10 @@ fbx_http_open(
 		snprintf(h->url, sizeof(h->url), "http://%s%s%s:%u/",
 		    ss.ss_family == AF_INET6 ? "[" : "", host,
 		    ss.ss_family == AF_INET6 ? "]" : "", h->port);
+		snprintf(h->hostport, sizeof(h->hostport), "%s%s%s:%u",
+		    ss.ss_family == AF_INET6 ? "[" : "", host,
+		    ss.ss_family == AF_INET6 ? "]" : "", h->port);
+		h->loopback = loopback;
 	}
 	*out = h;
 	return FBX_OK;

@@ -22,8 +22,8 @@ typedef struct fbx_http fbx_http;
 /* caps: connections at once (a thread each) and from one address; memory per
  * connection (the request line and headers must fit: 431 otherwise);
  * idle seconds before a connection is closed; a rendered page */
-#define FBX_HTTP_CONNS_MAX 16
-#define FBX_HTTP_CONNS_PER_IP 8
+#define FBX_HTTP_CONNS_MAX 64
+#define FBX_HTTP_CONNS_PER_IP 32
 #define FBX_HTTP_MEMORY_MAX (16u << 10)
 #define FBX_HTTP_TIMEOUT_S 10
 #define FBX_HTTP_BODY_MAX (4u << 20)

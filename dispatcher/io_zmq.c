@@ -49,6 +49,7 @@ struct zio {
 	pthread_t zap_thread;
 	int zap_running;
 	atomic_int zap_stop;
+	atomic_int web_closed; /* fbx_webgate_close: calls fail fast */
 	/* the events endpoint as bound (port 0 resolved), for
 	 * events_reset; when a rebind failed, sock[EVENTS] is NULL and the
 	 * bind is tried again from zio_wait at most once a second */
@@ -57,6 +58,10 @@ struct zio {
 	/* issue 12: ROUTER at WEB_EP for the web console's HTTP threads
 	 * (fbx_web.h); read and answered on the loop thread only */
 	void *web;
+	/* zio_recv's console turn: the CURVE socket found empty, and the
+	 * web requests taken since (at most WEB_PER_TURN) */
+	int con_drained;
+	unsigned web_taken;
 };
 
 /* zap_send - one frame of a ZAP reply. */
@@ -332,6 +337,7 @@ zio_events_reset(void *io)
 /* ---- the web console's door (issue 12, fbx_web.h) ------------------- */
 
 #define WEB_EP "inproc://fusebox.web"
+#define WEB_PER_TURN 64 /* web requests read per engine turn */
 
 /* The first envelope frame of a web request as the engine sees it. No
  * ROUTER peer has it: a generated routing id is 5 bytes, and a client
@@ -511,6 +517,8 @@ fbx_webgate_call(fbx_webgate *g, const struct fbx_web_who *who,
 
 	if (z == NULL || who == NULL || n == 0 || n > FBX_WEB_CALL_MAX)
 		return FBX_EINVAL;
+	if (atomic_load(&z->web_closed))
+		return FBX_EUNREACHABLE;
 	for (size_t i = 0; i < n; i++) {
 		memset(&rep[i], 0, sizeof(rep[i]));
 		rep[i].kind = req[i].kind;
@@ -558,9 +566,10 @@ fbx_webgate_call(fbx_webgate *g, const struct fbx_web_who *who,
 		int64_t left = deadline - mono_ms();
 		zmq_msg_t msg;
 		int rc;
-		if (left <= 0)
+		if (left <= 0 || atomic_load(&z->web_closed))
 			break;
-		rc = zmq_poll(&it, 1, (long)left);
+		/* in slices: the daemon may stop meanwhile */
+		rc = zmq_poll(&it, 1, (long)(left < 100 ? left : 100));
 		if (rc < 0 && errno != EINTR)
 			break;
 		if (rc <= 0)
@@ -589,6 +598,15 @@ fbx_webgate_call(fbx_webgate *g, const struct fbx_web_who *who,
 			rep[i].request_id = i + 1;
 	zmq_close(s);
 	return FBX_OK;
+}
+
+void
+fbx_webgate_close(fbx_webgate *g)
+{
+	struct zio *z = (struct zio *)g;
+
+	if (z != NULL)
+		atomic_store(&z->web_closed, 1);
 }
 
 static void
@@ -677,19 +695,14 @@ fail:
 	return rc;
 }
 
+/* sock_recv - one message of chan's own socket. @return as zio_recv. */
 static int
-zio_recv(void *io, int chan, struct fbx_io_msg *m, size_t *dropped)
+sock_recv(struct zio *z, int chan, struct fbx_io_msg *m, size_t *dropped)
 {
-	struct zio *z = io;
 	void *s = z->sock[chan];
 	zmq_msg_t *body, part;
 	int first = 1, bad = 0;
 
-	if (chan == FBX_IO_CONSOLE && z->web != NULL) {
-		int r = web_recv(z, m, dropped);
-		if (r != 0)
-			return r;
-	}
 	if (s == NULL)
 		return 0;
 	body = malloc(sizeof(*body));
@@ -750,6 +763,37 @@ zio_recv(void *io, int chan, struct fbx_io_msg *m, size_t *dropped)
 		}
 	}
 	return 1;
+}
+
+/* zio_recv - the console channel is the CURVE console socket first,
+ * then at most WEB_PER_TURN web requests (finding 5): fuseboxctl, the
+ * way breakers are tripped by hand, is never behind a busy page. A
+ * "turn" of the channel ends when it answers 0 or at zio_wait; web
+ * requests beyond it wait at their socket (which wakes zio_wait). */
+static int
+zio_recv(void *io, int chan, struct fbx_io_msg *m, size_t *dropped)
+{
+	struct zio *z = io;
+	int r;
+
+	if (chan != FBX_IO_CONSOLE || z->web == NULL)
+		return sock_recv(z, chan, m, dropped);
+	if (!z->con_drained) {
+		r = sock_recv(z, chan, m, dropped);
+		if (r != 0)
+			return r;
+		z->con_drained = 1;
+	}
+	if (z->web_taken < WEB_PER_TURN) {
+		r = web_recv(z, m, dropped);
+		if (r != 0) {
+			z->web_taken += r != -2;
+			return r;
+		}
+	}
+	z->con_drained = 0; /* the next call begins the next turn's */
+	z->web_taken = 0;
+	return 0;
 }
 
 static void
@@ -901,6 +945,8 @@ zio_wait(void *io, int timeout_ms)
 	/* subscriptions are handled here, between turns: the loop thread
 	 * owns the principals' table it reads them with */
 	events_subs(z);
+	z->con_drained = 0; /* a turn follows: zio_recv begins it afresh */
+	z->web_taken = 0;
 	if (z->web != NULL) /* the web console's requests wake the loop */
 		items[n++].socket = z->web;
 	if (zmq_poll(items, n, timeout_ms) < 0 && errno != EINTR) {

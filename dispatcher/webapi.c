@@ -774,8 +774,10 @@ overview(fbx_webgate *g, const struct fbx_web_who *w,
 		        (json_int_t)sum[i].open, "settling",
 		        (json_int_t)sum[i].settling, "recent_commands",
 		        (json_int_t)sum[i].commands));
-	o = json_pack("{s:o, s:I, s:i, s:o?}", "who", who_json(w), "now_ms",
-	    (json_int_t)now, "orgs_in_view", (int)v.n, "errors", errors);
+	/* "who" is the token's (its expiry): shared_overview puts it
+	 * first */
+	o = json_pack("{s:I, s:i, s:o?}", "now_ms", (json_int_t)now,
+	    "orgs_in_view", (int)v.n, "errors", errors);
 	errors = NULL;
 	if (o == NULL) {
 		fail(500, "NOMEM", "out of memory", status, out);
@@ -924,6 +926,8 @@ str_field(json_t *o, const char *name, char *buf, size_t cap)
 	return 0;
 }
 
+static void ov_stale(void);
+
 static void
 action(fbx_webgate *g, const struct fbx_web_who *w, const char *body,
     size_t len, unsigned *status, char **out)
@@ -1050,7 +1054,293 @@ action(fbx_webgate *g, const struct fbx_web_who *w, const char *body,
 		    "state", fbx_rollout_state_name(rep.u.rollout.st.state));
 	}
 	fbx_console_rep_free(&rep);
+	ov_stale(); /* what was shared does not show it */
 	done(res, 200, status, out);
+}
+
+/* ---------------------------------------------------------- limits ----
+ * One overview is about 290 engine requests (finding 5), so an overview
+ * is shared: the answer for a principal (name, key, roles and
+ * organisation scope) is kept OV_TTL_MS, requests for it meanwhile get
+ * it, and requests arriving while it is computed wait for that one
+ * (single-flight). At most OV_RUNNING_MAX overviews are computed at once
+ * engine-wide; a request that cannot start one within OV_WAIT_MS is
+ * answered 503 (Retry-After). A successful action makes every kept
+ * overview stale (its author sees its effect next). Each session token
+ * may make RL_ALL_BURST API requests at once and RL_ALL_PER_S a second,
+ * and RL_ACT_BURST / RL_ACT_PER_S of them actions; beyond, 429. Kept as
+ * JSON text under ov_mu (rl_mu), for at most OV_CACHE_N principals
+ * (RL_TOKENS_N tokens, by a hash of the token), least recently used
+ * dropped. */
+#define OV_TTL_MS 2000
+#define OV_RUNNING_MAX 2
+#define OV_WAIT_MS FBX_WEBAPI_TIMEOUT_MS
+#define OV_CACHE_N 64
+#define RL_TOKENS_N 256
+#define RL_ALL_BURST 20
+#define RL_ALL_PER_S 10
+#define RL_ACT_BURST 5
+#define RL_ACT_PER_S 5
+
+static int64_t
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static pthread_mutex_t rl_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct rl_slot {
+	uint64_t h; /* the token's hash, 0 = free */
+	int64_t at_ms; /* buckets as of (monotonic) */
+	double all, act; /* requests left */
+} rl_tab[RL_TOKENS_N];
+
+static uint64_t
+tok_hash(const char *tok)
+{
+	uint64_t h = 1469598103934665603ull;
+
+	for (; *tok != '\0'; tok++)
+		h = (h ^ (uint8_t)*tok) * 1099511628211ull;
+	return h != 0 ? h : 1;
+}
+
+/* rate_take - whether tok may make one more request (an action when
+ * act): takes it from its buckets */
+static int
+rate_take(const char *tok, int act)
+{
+	uint64_t h = tok_hash(tok);
+	int64_t now = mono_ms();
+	struct rl_slot *s = NULL, *lru = &rl_tab[0];
+	int ok;
+
+	pthread_mutex_lock(&rl_mu);
+	for (int i = 0; i < RL_TOKENS_N && s == NULL; i++)
+		if (rl_tab[i].h == h)
+			s = &rl_tab[i];
+	for (int i = 0; i < RL_TOKENS_N && s == NULL && lru->h != 0; i++)
+		if (rl_tab[i].h == 0 || rl_tab[i].at_ms < lru->at_ms)
+			lru = &rl_tab[i];
+	if (s == NULL) {
+		s = lru;
+		s->h = h;
+		s->at_ms = now;
+		s->all = RL_ALL_BURST;
+		s->act = RL_ACT_BURST;
+	} else if (now > s->at_ms) {
+		double dt = (double)(now - s->at_ms) / 1000.0;
+		s->all += dt * RL_ALL_PER_S;
+		if (s->all > RL_ALL_BURST)
+			s->all = RL_ALL_BURST;
+		s->act += dt * RL_ACT_PER_S;
+		if (s->act > RL_ACT_BURST)
+			s->act = RL_ACT_BURST;
+		s->at_ms = now;
+	}
+	ok = s->all >= 1.0 && (!act || s->act >= 1.0);
+	if (ok) {
+		s->all -= 1.0;
+		if (act)
+			s->act -= 1.0;
+	}
+	pthread_mutex_unlock(&rl_mu);
+	return ok;
+}
+
+static pthread_mutex_t ov_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t ov_cv = PTHREAD_COND_INITIALIZER;
+static unsigned ov_running;  /* overviews being computed */
+static uint64_t ov_gen = 1;  /* bumped by each action done */
+static struct ov_entry {
+	struct fbx_web_who who; /* the key (expires_ms 0), principal "" = free */
+	int64_t used_ms;        /* last asked for (monotonic) */
+	int64_t at_ms;          /* text computed at (monotonic) */
+	uint64_t gen;           /* ov_gen when its computation began */
+	char *text;             /* the answer without "who"; NULL = none */
+	unsigned status;
+	int busy;               /* being computed */
+	unsigned waiters;
+} ov_tab[OV_CACHE_N];
+
+/* ov_slot - the entry for w's principal and scope, else a free or the
+ * least recently used idle one (NULL when none is idle); under ov_mu */
+static struct ov_entry *
+ov_slot(const struct fbx_web_who *k, int64_t now)
+{
+	struct ov_entry *lru = NULL;
+
+	for (int i = 0; i < OV_CACHE_N; i++) {
+		struct ov_entry *e = &ov_tab[i];
+		if (e->who.principal[0] != '\0' &&
+		    memcmp(&e->who, k, sizeof(*k)) == 0)
+			return e;
+		/* what is past its time is of no use: dropped */
+		if (e->text != NULL && !e->busy && now - e->at_ms >= OV_TTL_MS) {
+			free(e->text);
+			e->text = NULL;
+		}
+		if (!e->busy && e->waiters == 0 &&
+		    (lru == NULL || e->who.principal[0] == '\0' ||
+		        (lru->who.principal[0] != '\0' &&
+		            e->used_ms < lru->used_ms)))
+			lru = e;
+	}
+	if (lru != NULL) {
+		free(lru->text);
+		memset(lru, 0, sizeof(*lru));
+		memcpy(&lru->who, k, sizeof(*k));
+	}
+	return lru;
+}
+
+/* with_who - the kept answer text for w: its "who" (the token's own
+ * expiry) first, as overview() wrote it */
+static void
+with_who(const struct fbx_web_who *w, unsigned st, const char *text,
+    unsigned *status, char **out)
+{
+	json_t *wo = who_json(w);
+	char *who = wo != NULL ? json_dumps(wo, JSON_COMPACT) : NULL, *s = NULL;
+	size_t n;
+
+	json_decref(wo);
+	if (st != 200 || text[0] != '{' || text[1] == '}' || who == NULL) {
+		free(who);
+		*status = st;
+		*out = strdup(text);
+		if (*out == NULL)
+			fail(500, "NOMEM", "out of memory", status, out);
+		return;
+	}
+	n = strlen(who) + strlen(text) + 16;
+	s = malloc(n);
+	if (s != NULL)
+		snprintf(s, n, "{\"who\":%s,%s", who, text + 1);
+	free(who);
+	if (s == NULL) {
+		fail(500, "NOMEM", "out of memory", status, out);
+		return;
+	}
+	*status = st;
+	*out = s;
+}
+
+static void
+timed_wait(int64_t deadline_ms)
+{
+	struct timespec ts;
+	int64_t left = deadline_ms - mono_ms();
+
+	if (left <= 0)
+		return;
+	if (left > 200) /* wakes are broadcast; a slice bounds a miss */
+		left = 200;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += left / 1000;
+	ts.tv_nsec += (left % 1000) * 1000000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	pthread_cond_timedwait(&ov_cv, &ov_mu, &ts);
+}
+
+/* shared_overview - overview(), kept and shared as said above */
+static void
+shared_overview(fbx_webgate *g, const struct fbx_web_who *w,
+    const struct fbx_metrics *snap, unsigned *status, char **out)
+{
+	struct fbx_web_who *k = malloc(sizeof(*k));
+	struct ov_entry *e;
+	int64_t t0 = mono_ms(), deadline = t0 + OV_WAIT_MS;
+	uint64_t my_gen, run_gen = 0;
+	char *text = NULL;
+	unsigned st = 500;
+	int run = 0;
+
+	if (k == NULL) {
+		fail(500, "NOMEM", "out of memory", status, out);
+		return;
+	}
+	memcpy(k, w, sizeof(*k));
+	k->expires_ms = 0; /* the token's, not the principal's */
+	pthread_mutex_lock(&ov_mu);
+	my_gen = ov_gen;
+	e = ov_slot(k, t0);
+	if (e != NULL)
+		e->used_ms = t0;
+	for (;;) {
+		int64_t now = mono_ms();
+		if (e != NULL && e->text != NULL && e->gen >= my_gen &&
+		    now - e->at_ms < OV_TTL_MS) {
+			text = strdup(e->text);
+			st = e->status;
+			break;
+		}
+		if ((e == NULL || !e->busy) && ov_running < OV_RUNNING_MAX) {
+			run = 1;
+			run_gen = ov_gen;
+			ov_running++;
+			if (e != NULL)
+				e->busy = 1;
+			break;
+		}
+		if (now >= deadline)
+			break;
+		if (e != NULL)
+			e->waiters++;
+		timed_wait(deadline);
+		if (e != NULL)
+			e->waiters--;
+	}
+	pthread_mutex_unlock(&ov_mu);
+	if (run) {
+		overview(g, w, snap, &st, &text);
+		pthread_mutex_lock(&ov_mu);
+		ov_running--;
+		if (e != NULL) {
+			e->busy = 0;
+			if (st != 500 && text != NULL) {
+				char *keep = strdup(text);
+				if (keep != NULL) {
+					free(e->text);
+					e->text = keep;
+					e->status = st;
+					e->gen = run_gen;
+					e->at_ms = mono_ms();
+				}
+			}
+		}
+		pthread_cond_broadcast(&ov_cv);
+		pthread_mutex_unlock(&ov_mu);
+	} else if (text == NULL && st == 500) {
+		free(k);
+		fail(503, "BUSY",
+		    "overviews are being computed for others: try again in a "
+		    "few seconds",
+		    status, out);
+		return;
+	}
+	free(k);
+	if (text == NULL) {
+		fail(500, "NOMEM", "out of memory", status, out);
+		return;
+	}
+	with_who(w, st, text, status, out);
+	free(text);
+}
+
+/* ov_stale - an action was done: what is kept is stale */
+static void
+ov_stale(void)
+{
+	pthread_mutex_lock(&ov_mu);
+	ov_gen++;
+	pthread_mutex_unlock(&ov_mu);
 }
 
 /* --------------------------------------------------------------- entry */
@@ -1079,9 +1369,10 @@ fbx_webapi_serve(fbx_webgate *g, const struct fbx_metrics *snap,
 		return;
 	}
 	if (g == NULL) {
-		fail(503, "STARTING",
-		    "starting: the engine is recovering the store", status,
-		    out);
+		fail(503, "UNAVAILABLE",
+		    "the engine is starting (recovering the store) or "
+		    "stopping",
+		    status, out);
 		return;
 	}
 	if (authorization == NULL ||
@@ -1106,12 +1397,21 @@ fbx_webapi_serve(fbx_webgate *g, const struct fbx_metrics *snap,
 		    status, out);
 		goto out;
 	}
+	if (!rate_take(tok, post)) {
+		fail(429, "RATE_LIMITED",
+		    post ? "too many actions with this session: at most "
+		           "5 a second; try again in a second" :
+		           "too many requests with this session: at most "
+		           "10 a second; try again in a second",
+		    status, out);
+		goto out;
+	}
 	if (strcmp(path, "/api/whoami") == 0)
 		done(who_json(w), 200, status, out);
 	else if (post)
 		action(g, w, body != NULL ? body : "", len, status, out);
 	else
-		overview(g, w, snap, status, out);
+		shared_overview(g, w, snap, status, out);
 out:
 	free(w);
 }

@@ -99,11 +99,15 @@ drop_at(struct fbxi_websess *w, size_t i)
 }
 
 /* websess_add - keep a new session (engine thread): expired ones go
- * first, then the oldest when the table is full */
+ * first; a principal holds at most FBX_WEB_SESSIONS_PER_PRINCIPAL, its
+ * own oldest going for a new one; no principal's login ever ends
+ * another's session: with the table full of others' sessions the login
+ * is refused (FBX_EBUSY) */
 static int
 websess_add(struct fbxi_websess *w, const struct sess *s, int64_t now)
 {
 	int rc = FBX_OK;
+	size_t mine = 0, old = (size_t)-1;
 
 	pthread_mutex_lock(&w->mu);
 	for (size_t i = 0; i < w->n;) {
@@ -112,12 +116,18 @@ websess_add(struct fbxi_websess *w, const struct sess *s, int64_t now)
 		else
 			i++;
 	}
-	if (w->n == FBX_WEB_SESSIONS_MAX) {
-		size_t old = 0;
-		for (size_t i = 1; i < w->n; i++)
-			if (w->v[i].minted_ms < w->v[old].minted_ms)
-				old = i;
+	for (size_t i = 0; i < w->n; i++) {
+		if (strcmp(w->v[i].user, s->user) != 0)
+			continue;
+		mine++;
+		if (old == (size_t)-1 || w->v[i].minted_ms < w->v[old].minted_ms)
+			old = i;
+	}
+	if (mine >= FBX_WEB_SESSIONS_PER_PRINCIPAL && old != (size_t)-1)
 		drop_at(w, old);
+	else if (w->n >= FBX_WEB_SESSIONS_MAX) {
+		rc = FBX_EBUSY;
+		goto out;
 	}
 	if (w->n == w->cap) {
 		size_t ncap = w->cap ? w->cap * 2 : 16;
@@ -192,6 +202,7 @@ fbxi_handle_web_login(struct fbx_engine *e, const struct fbx_io_msg *in,
 	json_t *o = NULL;
 	char *line = NULL;
 	int64_t now = wall_ms();
+	int rc;
 
 	if (p == NULL || p->name[0] == '\0' || e->auth == NULL ||
 	    e->auth->web == NULL) {
@@ -225,9 +236,13 @@ fbxi_handle_web_login(struct fbx_engine *e, const struct fbx_io_msg *in,
 	    "session", sid, "url",
 	    e->o.web_url != NULL ? e->o.web_url : "");
 	line = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
-	if (line == NULL || websess_add(e->auth->web, &s, now) != FBX_OK) {
-		fbxi_console_error(e, in, req->request_id, req->kind,
-		    FBX_ENOMEM, "web login: out of memory");
+	rc = line != NULL ? websess_add(e->auth->web, &s, now) : FBX_ENOMEM;
+	if (rc != FBX_OK) {
+		fbxi_console_error(e, in, req->request_id, req->kind, rc,
+		    rc == FBX_EBUSY ? "web login: %d sessions are live, the most "
+		                      "there may be; they end as they expire"
+		                    : "web login: out of memory",
+		    FBX_WEB_SESSIONS_MAX);
 		goto out;
 	}
 	fbxi_audit(e, "_auth", req->actor, "web.login", req->u.principal.note,

@@ -21,7 +21,10 @@ struct fbx_engine;
 struct fbx_io_msg;
 
 #define FBX_WEB_TOKEN_LEN 64      /* hex characters: 256 random bits */
-#define FBX_WEB_SESSIONS_MAX 4096 /* live tokens; the oldest goes first */
+#define FBX_WEB_SESSIONS_MAX 4096 /* live tokens in all: a login is
+                                   * refused (BUSY) beyond */
+#define FBX_WEB_SESSIONS_PER_PRINCIPAL 16 /* a principal's own oldest goes
+                                           * for its next one */
 #define FBX_WEB_TTL_DEFAULT_S (12u * 3600)
 
 struct fbxi_websess;
