@@ -1791,6 +1791,21 @@ static int parse_dur_s(const char *s, uint64_t max, uint32_t *out);
 
 /* parse_minutes - a duration of at least a minute ("1440m", "24h",
  * "2d", "90" = minutes) as whole minutes, at most max. */
+/* copy_note - an operator's --note into dst (FBX_NOTE_MAX bytes):
+ * printable, at most FBX_NOTE_MAX - 1 bytes (the engine checks it again)
+ * @return EX_OK, or the usage error it printed. */
+static int
+copy_note(char *dst, const char *oa)
+{
+	if (strlen(oa) >= FBX_NOTE_MAX)
+		return usage_err("note longer than %d bytes", FBX_NOTE_MAX - 1);
+	for (const char *p = oa; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			return usage_err("note has control characters");
+	strcpy(dst, oa);
+	return EX_OK;
+}
+
 static int
 parse_minutes(const char *s, uint32_t max, uint32_t *out)
 {
@@ -2872,14 +2887,8 @@ ctrl_opt(void *arg, struct ctl *ctl, int c, const char *oa, int argc,
 			    oa, FBX_ID_MAX);
 		return EX_OK;
 	case OPT_NOTE:
-		if (strlen(oa) >= FBX_NOTE_MAX)
-			return usage_err("note longer than %d bytes",
-			    FBX_NOTE_MAX - 1);
-		for (const char *p = oa; *p; p++)
-			if ((unsigned char)*p < 0x20 || *p == 0x7f)
-				return usage_err("note has control "
-						 "characters");
-		strcpy(a->note, oa);
+		if (copy_note(a->note, oa) != EX_OK)
+			return EX_USAGE;
 		a->have_note = 1;
 		return EX_OK;
 	case OPT_GLOBAL:
@@ -4297,14 +4306,8 @@ ops_opt(void *arg, struct ctl *ctl, int c, const char *oa, int argc,
 		a->have_rows = 1;
 		return EX_OK;
 	case OPT_NOTE:
-		if (strlen(oa) >= FBX_NOTE_MAX)
-			return usage_err("note longer than %d bytes",
-			    FBX_NOTE_MAX - 1);
-		for (const char *p = oa; *p; p++)
-			if ((unsigned char)*p < 0x20 || *p == 0x7f)
-				return usage_err("note has control "
-						 "characters");
-		strcpy(a->note, oa);
+		if (copy_note(a->note, oa) != EX_OK)
+			return EX_USAGE;
 		a->have_note = 1;
 		return EX_OK;
 	case OPT_STATE:
@@ -6458,14 +6461,8 @@ cert_opt(void *arg, struct ctl *ctl, int c, const char *oa, int argc,
 			    oa);
 		return EX_OK;
 	case OPT_NOTE:
-		if (strlen(oa) >= FBX_NOTE_MAX)
-			return usage_err("note longer than %d bytes",
-			    FBX_NOTE_MAX - 1);
-		for (const char *p = oa; *p; p++)
-			if ((unsigned char)*p < 0x20 || *p == 0x7f)
-				return usage_err("note has control "
-						 "characters");
-		strcpy(a->note, oa);
+		if (copy_note(a->note, oa) != EX_OK)
+			return EX_USAGE;
 		return EX_OK;
 	default:
 		return usage_err("unexpected option");
@@ -6770,10 +6767,8 @@ principal_opt(void *arg, struct ctl *ctl, int c, const char *oa, int argc,
 		a->key_out = oa;
 		return EX_OK;
 	case OPT_NOTE:
-		if (strlen(oa) >= FBX_NOTE_MAX)
-			return usage_err("note longer than %d bytes",
-			    FBX_NOTE_MAX - 1);
-		strcpy(a->note, oa);
+		if (copy_note(a->note, oa) != EX_OK)
+			return EX_USAGE;
 		return EX_OK;
 	default:
 		return usage_err("unknown option (see principal --help)");
@@ -6935,10 +6930,8 @@ web_opt(void *arg, struct ctl *ctl, int c, const char *oa, int argc,
 		a->ttl_s = (uint32_t)v;
 		return EX_OK;
 	case OPT_NOTE:
-		if (strlen(oa) >= FBX_NOTE_MAX)
-			return usage_err("note longer than %d bytes",
-			    FBX_NOTE_MAX - 1);
-		strcpy(a->note, oa);
+		if (copy_note(a->note, oa) != EX_OK)
+			return EX_USAGE;
 		return EX_OK;
 	default:
 		return usage_err("unknown option (see web --help)");
@@ -7093,14 +7086,8 @@ fleet_opt(void *arg, struct ctl *ctl, int c, const char *oa, int argc,
 			    oa);
 		return EX_OK;
 	case OPT_NOTE:
-		if (strlen(oa) >= FBX_NOTE_MAX)
-			return usage_err("note longer than %d bytes",
-			    FBX_NOTE_MAX - 1);
-		for (const char *p = oa; *p; p++)
-			if ((unsigned char)*p < 0x20 || *p == 0x7f)
-				return usage_err("note has control "
-						 "characters");
-		strcpy(a->note, oa);
+		if (copy_note(a->note, oa) != EX_OK)
+			return EX_USAGE;
 		return EX_OK;
 	default:
 		return usage_err("unexpected option");

@@ -76,32 +76,11 @@ checkin(struct env *t, const char *org, unsigned from, unsigned to,
 	free(s);
 }
 
-/* stale_events - devices_stale events of org published since the last
- * call; *last_count = the count of the last one */
+/* take_events - the events of kind for org (and reason, when not NULL)
+ * published since they were last taken, the count of the last one in
+ * *count; other events stay queued */
 static int
-stale_events(struct env *t, const char *org, uint64_t *last_count)
-{
-	struct qmsg **pp = &t->io.out[FBX_IO_EVENTS];
-	int n = 0;
-
-	while (*pp != NULL) {
-		struct qmsg *q = *pp;
-		struct fbx_event ev;
-		*pp = q->next;
-		if (fbx_event_decode(q->body, q->len, &ev) == FBX_OK &&
-		    ev.kind == FBX_EV_DEVICES_STALE && strcmp(ev.org, org) == 0) {
-			n++;
-			*last_count = ev.count;
-		}
-		q_free(q);
-	}
-	return n;
-}
-
-/* rule_events - devices_stale events of org with reason (the rule),
- * the last one's count in *count; other events of org are dropped */
-static int
-rule_events(struct env *t, const char *org, const char *reason,
+take_events(struct env *t, int kind, const char *org, const char *reason,
     uint64_t *count)
 {
 	struct qmsg **pp = &t->io.out[FBX_IO_EVENTS];
@@ -110,22 +89,25 @@ rule_events(struct env *t, const char *org, const char *reason,
 	while (*pp != NULL) {
 		struct qmsg *q = *pp;
 		struct fbx_event ev;
-		*pp = q->next;
-		if (fbx_event_decode(q->body, q->len, &ev) == FBX_OK &&
-		    ev.kind == FBX_EV_DEVICES_STALE && strcmp(ev.org, org) == 0 &&
-		    strcmp(ev.reason, reason) == 0) {
-			n++;
-			*count = ev.count;
-		} else {
-			/* not this one: keep it for the next caller */
-			q->next = NULL;
-			*pp = q;
+		if (fbx_event_decode(q->body, q->len, &ev) != FBX_OK ||
+		    ev.kind != kind || strcmp(ev.org, org) != 0 ||
+		    (reason != NULL && strcmp(ev.reason, reason) != 0)) {
 			pp = &q->next;
 			continue;
 		}
+		*pp = q->next;
+		n++;
+		*count = ev.count;
 		q_free(q);
 	}
 	return n;
+}
+
+/* stale_events - devices_stale events of org (every rule) */
+static int
+stale_events(struct env *t, const char *org, uint64_t *count)
+{
+	return take_events(t, FBX_EV_DEVICES_STALE, org, NULL, count);
 }
 
 /* pass - let the next pass over the registry run (one per minute; a
@@ -371,28 +353,6 @@ test_rules(struct env *t)
 
 
 
-/* outcome_events - outcome_silence events of org since the last call */
-static int
-outcome_events(struct env *t, const char *org, uint64_t *count)
-{
-	struct qmsg **pp = &t->io.out[FBX_IO_EVENTS];
-	int n = 0;
-
-	while (*pp != NULL) {
-		struct qmsg *q = *pp;
-		struct fbx_event ev;
-		*pp = q->next;
-		if (fbx_event_decode(q->body, q->len, &ev) == FBX_OK &&
-		    ev.kind == FBX_EV_OUTCOME_SILENCE &&
-		    strcmp(ev.org, org) == 0) {
-			n++;
-			*count = ev.count;
-		}
-		q_free(q);
-	}
-	return n;
-}
-
 /* answer_all - a query to every device of org, answered with status;
  * with fail_first the turn with the results fails to commit and the
  * gateway sends them again once the store is back */
@@ -455,11 +415,11 @@ test_outcomes(struct env *t)
 	advance(t, 2 * HOUR);
 	hello(t, "h", "org-c", 1000);
 	turn(t);
-	(void)outcome_events(t, "org-c", &cnt);
+	(void)take_events(t, FBX_EV_OUTCOME_SILENCE, "org-c", NULL, &cnt);
 	answer_all(t, "org-c", FBX_R_FAILED, 502, 0);
 	advance(t, MIN + 1000);
 	turn(t);
-	CHECK(outcome_events(t, "org-c", &cnt) == 1 && cnt == 30,
+	CHECK(take_events(t, FBX_EV_OUTCOME_SILENCE, "org-c", NULL, &cnt) == 1 && cnt == 30,
 	    "outcome_silence for 30 failures: count %llu",
 	    (unsigned long long)cnt);
 	rc = fleet_req(t, "org-c", FBX_FLEET_REPORT, 0, 0, &rep);
@@ -470,7 +430,7 @@ test_outcomes(struct env *t)
 	fbx_console_rep_free(&rep);
 	advance(t, MIN + 1000);
 	turn(t);
-	CHECK(outcome_events(t, "org-c", &cnt) == 0, "not again this hour");
+	CHECK(take_events(t, FBX_EV_OUTCOME_SILENCE, "org-c", NULL, &cnt) == 0, "not again this hour");
 	/* /metrics: fleet-wide per type, and the fleet histogram */
 	{
 		struct fbx_metrics *m = calloc(1, sizeof(*m));
@@ -673,8 +633,8 @@ test_two_rules(struct env *t)
 	fbx_console_rep_free(&rep);
 	advance(t, 3 * MIN);
 	pass(t);
-	CHECK(rule_events(t, "org-d", "stale_1m", &c1) == 1 && c1 == 5 &&
-	        rule_events(t, "org-d", "stale_2m", &c2) == 1 && c2 == 5,
+	CHECK(take_events(t, FBX_EV_DEVICES_STALE, "org-d", "stale_1m", &c1) == 1 && c1 == 5 &&
+	        take_events(t, FBX_EV_DEVICES_STALE, "org-d", "stale_2m", &c2) == 1 && c2 == 5,
 	    "both rules alerted: %llu, %llu", (unsigned long long)c1,
 	    (unsigned long long)c2);
 	/* org-a's rules of a few minutes alert too: two organisations,
@@ -689,10 +649,10 @@ test_two_rules(struct env *t)
 	fbx_console_rep_free(&rep);
 	pass(t);
 	c2 = 99;
-	CHECK(rule_events(t, "org-d", "stale_2m", &c2) == 1 && c2 == 0,
+	CHECK(take_events(t, FBX_EV_DEVICES_STALE, "org-d", "stale_2m", &c2) == 1 && c2 == 0,
 	    "all-clear of the removed rule: count %llu",
 	    (unsigned long long)c2);
-	CHECK(rule_events(t, "org-d", "stale_1m", &c1) == 0,
+	CHECK(take_events(t, FBX_EV_DEVICES_STALE, "org-d", "stale_1m", &c1) == 0,
 	    "rule 1m does not repeat (no --repeat)");
 	free(m);
 }
