@@ -2884,9 +2884,18 @@ fbx_store_dev_del(fbx_txn *t, const char *org, const char *id)
 	return rc;
 }
 
-int
-fbx_store_dev_scan(fbx_txn *t, const char *org, const char *group,
-    const char *after, uint32_t limit, fbx_dev_fn fn, void *arg)
+/* dev_walk_fn - one device of a walk: its dev key (org \0 id) and record,
+ * valid only during the call, and its id bytes; *stop ends the walk */
+typedef int (*dev_walk_fn)(void *arg, const MDB_val *dk, const MDB_val *dv,
+    const uint8_t *id, size_t id_len, int *stop);
+
+/* dev_walk - the devices of `org` (of `group` if not NULL/empty) with id
+ * > after, ascending by id, at most limit (0 = no limit): what
+ * fbx_store_dev_scan and fbx_store_dev_scan_brief share. A group entry
+ * whose device record is missing is FBX_ECORRUPT. */
+static int
+dev_walk(fbx_txn *t, const char *org, const char *group, const char *after,
+    uint32_t limit, dev_walk_fn fn, void *arg)
 {
 	int by_group = group != NULL && group[0] != '\0';
 	uint8_t pfx[KEY_MAX], key[KEY_MAX];
@@ -2897,7 +2906,7 @@ fbx_store_dev_scan(fbx_txn *t, const char *org, const char *group,
 	int rc, mrc;
 
 	TXN_READ_CHECK(t);
-	if (fn == NULL || id_len(org, &on) != FBX_OK)
+	if (id_len(org, &on) != FBX_OK)
 		return FBX_EINVALID;
 	if (by_group && id_len(group, &gn) != FBX_OK)
 		return FBX_EINVALID;
@@ -2918,32 +2927,39 @@ fbx_store_dev_scan(fbx_txn *t, const char *org, const char *group,
 	if (mrc == 0 && an > 0 && key_eq(&k, key, klen))
 		mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
 	while (mrc == 0 && (limit == 0 || n < limit)) {
-		struct fbx_device dv;
+		MDB_val dk = k, dv = v;
+		const uint8_t *id = (const uint8_t *)k.mv_data + pl;
+		size_t in = k.mv_size - pl;
+		uint8_t dkey[KEY_MAX];
+		int stop = 0;
 
 		if (!has_prefix(&k, pfx, pl))
 			break;
 		if (by_group) {
-			/* grp key tail is the device id: rebuild the dev key
-			 * org \0 id and load the record. */
-			size_t in = k.mv_size - pl;
-			uint8_t dkey[KEY_MAX];
+			/* the grp key's tail is the device id: its record
+			 * is under org \0 id */
 			size_t dl;
 			if (in == 0 || in > FBX_ID_MAX) {
 				rc = FBX_ECORRUPT;
 				goto out;
 			}
 			dl = key_cat(dkey, 0, org, on, 1);
-			memcpy(dkey + dl, (const uint8_t *)k.mv_data + pl, in);
-			rc = dev_read(t, dkey, dl + in, &dv);
-			if (rc == FBX_ENOT_FOUND)
-				rc = FBX_ECORRUPT;
-		} else {
-			rc = dev_decode(&k, &v, &dv);
+			memcpy(dkey + dl, id, in);
+			dk.mv_size = dl + in;
+			dk.mv_data = dkey;
+			mrc = mdb_get(t->txn, t->st->dev, &dk, &dv);
+			if (mrc != 0) {
+				rc = mrc == MDB_NOTFOUND ? FBX_ECORRUPT
+				                         : read_err(mrc);
+				goto out;
+			}
+			id = dkey + dl;
 		}
+		rc = fn(arg, &dk, &dv, id, in, &stop);
 		if (rc != FBX_OK)
 			goto out;
 		n++;
-		if (fn(arg, &dv) != 0)
+		if (stop)
 			break;
 		mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
 	}
@@ -2955,6 +2971,37 @@ fbx_store_dev_scan(fbx_txn *t, const char *org, const char *group,
 out:
 	mdb_cursor_close(cur);
 	return rc;
+}
+
+struct dev_full_ctx {
+	fbx_dev_fn fn;
+	void *arg;
+};
+
+static int
+dev_full_cb(void *arg, const MDB_val *dk, const MDB_val *dv,
+    const uint8_t *id, size_t id_len, int *stop)
+{
+	struct dev_full_ctx *c = arg;
+	struct fbx_device d;
+	int rc = dev_decode(dk, dv, &d);
+
+	(void)id;
+	(void)id_len;
+	if (rc == FBX_OK)
+		*stop = c->fn(c->arg, &d) != 0;
+	return rc;
+}
+
+int
+fbx_store_dev_scan(fbx_txn *t, const char *org, const char *group,
+    const char *after, uint32_t limit, fbx_dev_fn fn, void *arg)
+{
+	struct dev_full_ctx c = { fn, arg };
+
+	if (fn == NULL)
+		return FBX_EINVALID;
+	return dev_walk(t, org, group, after, limit, dev_full_cb, &c);
 }
 
 /* dev_brief - the checks of dev_decode on a record whose key is
@@ -3001,86 +3048,34 @@ dev_brief(const uint8_t *id, size_t id_len, const MDB_val *v,
 	return FBX_OK;
 }
 
+struct dev_brief_ctx {
+	fbx_dev_brief_fn fn;
+	void *arg;
+};
+
+static int
+dev_brief_cb(void *arg, const MDB_val *dk, const MDB_val *dv,
+    const uint8_t *id, size_t id_len, int *stop)
+{
+	struct dev_brief_ctx *c = arg;
+	struct fbx_dev_brief b;
+	int rc = dev_brief(id, id_len, dv, &b);
+
+	(void)dk;
+	if (rc == FBX_OK)
+		*stop = c->fn(c->arg, &b) != 0;
+	return rc;
+}
+
 int
 fbx_store_dev_scan_brief(fbx_txn *t, const char *org, const char *group,
     const char *after, uint32_t limit, fbx_dev_brief_fn fn, void *arg)
 {
-	int by_group = group != NULL && group[0] != '\0';
-	uint8_t pfx[KEY_MAX], key[KEY_MAX];
-	MDB_cursor *cur = NULL;
-	MDB_val k, v;
-	size_t on, gn = 0, an = 0, pl, klen;
-	uint32_t n = 0;
-	int rc, mrc;
+	struct dev_brief_ctx c = { fn, arg };
 
-	TXN_READ_CHECK(t);
-	if (fn == NULL || id_len(org, &on) != FBX_OK)
+	if (fn == NULL)
 		return FBX_EINVALID;
-	if (by_group && id_len(group, &gn) != FBX_OK)
-		return FBX_EINVALID;
-	if (after != NULL && after[0] != '\0' && id_len(after, &an) != FBX_OK)
-		return FBX_EINVALID;
-	pl = key_cat(pfx, 0, org, on, 1);
-	if (by_group)
-		pl = key_cat(pfx, pl, group, gn, 1);
-	memcpy(key, pfx, pl);
-	klen = key_cat(key, pl, after != NULL ? after : "", an, 0);
-	mrc = mdb_cursor_open(t->txn, by_group ? t->st->grp : t->st->dev, &cur);
-	if (mrc != 0)
-		return read_err(mrc);
-	k.mv_size = klen;
-	k.mv_data = key;
-	mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-	/* SET_RANGE lands on `after` itself when it exists: skip it. */
-	if (mrc == 0 && an > 0 && key_eq(&k, key, klen))
-		mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
-	while (mrc == 0 && (limit == 0 || n < limit)) {
-		struct fbx_dev_brief b;
-		const uint8_t *id = (const uint8_t *)k.mv_data + pl;
-		size_t in = k.mv_size - pl;
-		uint8_t dkey[KEY_MAX];
-
-		if (!has_prefix(&k, pfx, pl))
-			break;
-		if (by_group) {
-			/* the grp key's tail is the device id: its record
-			 * is under org \0 id */
-			size_t dl;
-			MDB_val dk, dv;
-			if (in == 0 || in > FBX_ID_MAX) {
-				rc = FBX_ECORRUPT;
-				goto out;
-			}
-			dl = key_cat(dkey, 0, org, on, 1);
-			memcpy(dkey + dl, id, in);
-			dk.mv_size = dl + in;
-			dk.mv_data = dkey;
-			mrc = mdb_get(t->txn, t->st->dev, &dk, &dv);
-			if (mrc != 0) {
-				rc = mrc == MDB_NOTFOUND ? FBX_ECORRUPT
-				                         : read_err(mrc);
-				goto out;
-			}
-			id = dkey + dl;
-			rc = dev_brief(id, in, &dv, &b);
-		} else {
-			rc = dev_brief(id, in, &v, &b);
-		}
-		if (rc != FBX_OK)
-			goto out;
-		n++;
-		if (fn(arg, &b) != 0)
-			break;
-		mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
-	}
-	if (mrc != 0 && mrc != MDB_NOTFOUND) {
-		rc = read_err(mrc);
-		goto out;
-	}
-	rc = FBX_OK;
-out:
-	mdb_cursor_close(cur);
-	return rc;
+	return dev_walk(t, org, group, after, limit, dev_brief_cb, &c);
 }
 
 int
