@@ -119,14 +119,22 @@ put_str16(uint8_t *p, const char *s, size_t max)
 /* fbxi_audit_params_json - the parameters as jansson writes them: the call
  * sites fill a template with identifiers and numbers; what they made is
  * parsed and written again (compact, members in their order), so a
- * record never holds JSON that a reader cannot parse. Text that does not
- * parse (a bug in a template) is kept as {"text": ...}, logged. */
+ * record never holds JSON that a reader cannot parse; text already in
+ * that form (fbx_json_canonical) is kept without the round trip. Text
+ * that does not parse (a bug in a template) is kept as {"text": ...},
+ * logged. */
 void
 fbxi_audit_params_json(const char *action, char *params, size_t cap)
 {
-	json_t *v = fbx_json_params(params); /* a string if it did not parse */
+	json_t *v;
 	char *out;
 
+	/* the templates' usual output is already in jansson's form: kept
+	 * as it is, without the parse and the write (most of a submit's
+	 * audit cost) */
+	if (fbx_json_canonical(params))
+		return;
+	v = fbx_json_params(params); /* a string if it did not parse */
 	if (v != NULL && !json_is_object(v)) {
 		FBX_LOGW("audit %s: parameters are not a JSON object: kept as "
 		         "text",

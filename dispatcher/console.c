@@ -539,7 +539,14 @@ console_isolated(
 	int rc;
 
 	memcpy(audit_last, e->audit_last, sizeof(audit_last));
-	if (!e->degraded) {
+	/* A request of this turn's input that changes state and fails is
+	 * undone by redoing the whole turn (below: e->redo), which aborts
+	 * the turn's transaction: it needs no child transaction of its own
+	 * (an LMDB child copies the parent's page lists on begin and merges
+	 * them on commit, a sixth of a submit's cost). Read-only requests
+	 * and requests from outside the turn's input keep theirs. */
+	if (!e->degraded && (req_reads_only(r) || in < e->in ||
+	                        in >= e->in + e->nin)) {
 		rc = fbx_txn_begin_child(parent, &child);
 		if (rc != FBX_OK) {
 			fbxi_set_err(e, rc);

@@ -42,6 +42,174 @@ utf8_len(const unsigned char *p, size_t n)
 	return len;
 }
 
+/* ---- fbx_json_canonical: a scanner for the compact form ------------- */
+
+#define CANON_DEPTH 16 /* deeper text goes through jansson */
+#define CANON_KEYS 32  /* so do objects with more members */
+
+struct canon {
+	const unsigned char *p;
+	int depth;
+};
+
+/* canon_string - a string as jansson writes it: UTF-8, no control
+ * character, escapes only for the quote and the backslash. Sets *start
+ * and *len to its bytes between the quotes (escapes included). */
+static int
+canon_string(struct canon *c, const unsigned char **start, size_t *len)
+{
+	const unsigned char *p = c->p;
+
+	if (*p++ != '"')
+		return 0;
+	*start = p;
+	for (;;) {
+		if (*p == '"')
+			break;
+		if (*p == '\\') {
+			if (p[1] != '"' && p[1] != '\\')
+				return 0;
+			p += 2;
+		} else if (*p < 0x20) {
+			return 0; /* and the end of the text */
+		} else {
+			size_t l = utf8_len(p, strnlen((const char *)p, 4));
+			if (l == 0)
+				return 0;
+			p += l;
+		}
+	}
+	*len = (size_t)(p - *start);
+	c->p = p + 1;
+	return 1;
+}
+
+/* canon_number - an integer as jansson writes it: no fraction or
+ * exponent, no leading zero or "-0", within 18 digits. */
+static int
+canon_number(struct canon *c)
+{
+	const unsigned char *p = c->p;
+	size_t n = 0;
+	int neg = *p == '-';
+
+	if (neg)
+		p++;
+	if (*p == '0') {
+		if (neg) /* jansson writes -0 as 0 */
+			return 0;
+		p++;
+		n = 1;
+	} else {
+		while (*p >= '0' && *p <= '9' && n <= 18) {
+			p++;
+			n++;
+		}
+	}
+	if (n == 0 || n > 18 || (*p >= '0' && *p <= '9') || *p == '.' ||
+	    *p == 'e' || *p == 'E')
+		return 0;
+	c->p = p;
+	return 1;
+}
+
+static int canon_value(struct canon *c);
+
+static int
+canon_object(struct canon *c)
+{
+	const unsigned char *ks[CANON_KEYS];
+	size_t kl[CANON_KEYS], n = 0;
+
+	c->p++;
+	if (*c->p == '}') {
+		c->p++;
+		return 1;
+	}
+	for (;;) {
+		const unsigned char *k;
+		size_t l;
+
+		if (n == CANON_KEYS || !canon_string(c, &k, &l))
+			return 0;
+		/* a repeated key would be dropped by jansson */
+		for (size_t i = 0; i < n; i++)
+			if (kl[i] == l && memcmp(ks[i], k, l) == 0)
+				return 0;
+		ks[n] = k;
+		kl[n++] = l;
+		if (*c->p++ != ':' || !canon_value(c))
+			return 0;
+		if (*c->p == '}') {
+			c->p++;
+			return 1;
+		}
+		if (*c->p++ != ',')
+			return 0;
+	}
+}
+
+static int
+canon_array(struct canon *c)
+{
+	c->p++;
+	if (*c->p == ']') {
+		c->p++;
+		return 1;
+	}
+	for (;;) {
+		if (!canon_value(c))
+			return 0;
+		if (*c->p == ']') {
+			c->p++;
+			return 1;
+		}
+		if (*c->p++ != ',')
+			return 0;
+	}
+}
+
+static int
+canon_value(struct canon *c)
+{
+	const unsigned char *s;
+	size_t l;
+	int ok;
+
+	switch (*c->p) {
+	case '{':
+	case '[':
+		if (++c->depth > CANON_DEPTH)
+			return 0;
+		ok = *c->p == '{' ? canon_object(c) : canon_array(c);
+		c->depth--;
+		return ok;
+	case '"':
+		return canon_string(c, &s, &l);
+	case 't':
+		return strncmp((const char *)c->p, "true", 4) == 0 &&
+		    (c->p += 4, 1);
+	case 'f':
+		return strncmp((const char *)c->p, "false", 5) == 0 &&
+		    (c->p += 5, 1);
+	case 'n':
+		return strncmp((const char *)c->p, "null", 4) == 0 &&
+		    (c->p += 4, 1);
+	default:
+		return canon_number(c);
+	}
+}
+
+int
+fbx_json_canonical(const char *text)
+{
+	struct canon c = { (const unsigned char *)text, 0 };
+
+	if (text == NULL || text[0] != '{')
+		return 0;
+	return canon_value(&c) && *c.p == '\0';
+}
+
 json_t *
 fbx_json_str(const char *s)
 {

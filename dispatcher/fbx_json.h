@@ -32,4 +32,12 @@ int fbx_json_set_bool(json_t *o, const char *key, int v);
  * nothing is lost and the output stays valid. */
 json_t *fbx_json_params(const char *text);
 
+/* fbx_json_canonical - 1 when text is one JSON object written exactly as
+ * jansson writes it (json_dumps with JSON_COMPACT | JSON_PRESERVE_ORDER):
+ * no whitespace, integers only, strings of UTF-8 with no escape but \"
+ * and \\, no repeated key, at most 16 levels deep. Then parsing and
+ * writing it again would give the same bytes, and callers may keep it as
+ * it is; 0 says only "not known to be": go through jansson. */
+int fbx_json_canonical(const char *text);
+
 #endif

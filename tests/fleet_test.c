@@ -21,6 +21,7 @@
 
 #include "engine_fake.h"
 #include "engine_int.h"
+#include "fbx_json.h"
 #include "metrics.h"
 
 #define MIN 60000LL
@@ -675,6 +676,89 @@ test_audit_params(void)
 	    "broken params kept as text: %s", p);
 }
 
+/* jansson's compact form of text, or NULL when it does not parse */
+static char *
+jansson_form(const char *text)
+{
+	json_t *v = json_loads(text, JSON_DECODE_ANY, NULL);
+	char *out;
+
+	if (v == NULL)
+		return NULL;
+	out = json_dumps(v, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	json_decref(v);
+	return out;
+}
+
+/* fbx_json_canonical: whatever it keeps without the round trip is
+ * exactly what the round trip would have written; what it refuses still
+ * goes through jansson */
+static void
+test_audit_params_canonical(void)
+{
+	static const char *const keep[] = {
+		"{}",
+		"{\"command\":5,\"type\":\"lock\",\"origin\":\"operator\","
+		"\"reason\":\"lost/stolen\",\"target\":\"device\",\"group\":\"\","
+		"\"devices\":1,\"state\":\"expanding\",\"approved_by\":\"\","
+		"\"rollout\":false,\"settle_until_ms\":0}",
+		"{\"a\":-12,\"b\":0,\"c\":null,\"d\":[1,[2,{\"e\":true}]],"
+		"\"f\":\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x94\x92\"}",
+		"{\"q\":\"a \\\"quoted\\\" word \\\\ end\"}",
+		"{\"n\":999999999999999999}",
+	};
+	static const char *const refuse[] = {
+		"", "[]", "{ }", "{\"a\": 1}", "{\"a\":1.5}", "{\"a\":1e3}",
+		"{\"a\":-0}", "{\"a\":007}", "{\"a\":\"x\\ny\"}",
+		"{\"a\":\"\\/\"}", "{\"a\":\"\\u0041\"}", "{\"a\":1,\"a\":2}",
+		"{\"a\":\"\xc3\"}", "{\"a\":\"\xed\xa0\x80\"}",
+		"{\"a\":\"\xc0\xaf\"}", "{\"a\":1}x", "{\"a\":1,}", "{\"a\"}",
+		"{\"a\":tru}", "{\"a\":\"unterminated}",
+		"{\"n\":9999999999999999999}",
+		"{\"a\":[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]}",
+		"{\"a\":\"tab\there\"}",
+	};
+	static const char alphabet[] = "{}[]\":,\\-0123abtrueflsn .e\xc3\xa9\n";
+	unsigned seed = 12345, agree = 0, kept = 0;
+	char s[40];
+
+	for (size_t i = 0; i < sizeof(keep) / sizeof(keep[0]); i++) {
+		char *j = jansson_form(keep[i]);
+		CHECK(fbx_json_canonical(keep[i]) == 1, "kept as is: %s", keep[i]);
+		CHECK(j != NULL && strcmp(j, keep[i]) == 0,
+		    "jansson writes the same: %s -> %s", keep[i], j ? j : "-");
+		free(j);
+	}
+	for (size_t i = 0; i < sizeof(refuse) / sizeof(refuse[0]); i++)
+		CHECK(fbx_json_canonical(refuse[i]) == 0,
+		    "goes through jansson: %s", refuse[i]);
+	/* random text: never kept unless jansson would write it unchanged */
+	for (int n = 0; n < 200000; n++) {
+		size_t len = 1 + (size_t)(seed % (sizeof(s) - 2));
+		char *j;
+
+		seed = seed * 1103515245u + 12345u;
+		s[0] = '{';
+		for (size_t i = 1; i < len; i++) {
+			seed = seed * 1103515245u + 12345u;
+			s[i] = alphabet[(seed >> 16) % (sizeof(alphabet) - 1)];
+		}
+		s[len] = '\0';
+		if (!fbx_json_canonical(s))
+			continue;
+		kept++;
+		j = jansson_form(s);
+		if (j != NULL && strcmp(j, s) == 0)
+			agree++;
+		else
+			CHECK(0, "kept text jansson writes otherwise: %s -> %s", s,
+			    j ? j : "(does not parse)");
+		free(j);
+	}
+	CHECK(kept > 0 && agree == kept,
+	    "random texts kept as is: %u, all as jansson writes them", kept);
+}
+
 int
 main(void)
 {
@@ -691,6 +775,7 @@ main(void)
 	test_group(&t);
 	test_two_rules(&t);
 	test_audit_params();
+	test_audit_params_canonical();
 	env_close(&t);
 	printf("fleet_test: %d passed, %d failed\n", passed, failed);
 	return failed == 0 ? 0 : 1;
