@@ -27,6 +27,7 @@
 #include "engine_int.h"
 #include "io_zmq.h"
 #include "auth.h"
+#include "syncer.h"
 
 /* ---------------------------------------------------------------- utils */
 
@@ -154,6 +155,151 @@ out_flush(struct fbx_engine *e)
 		free(m);
 	}
 	e->ohead = e->otail = NULL;
+}
+
+/* ack_latency - the submits of a turn are acknowledged now. */
+static void
+ack_latency(struct fbx_engine *e, uint32_t submits, int64_t t_read_us)
+{
+	uint64_t lat;
+
+	if (submits == 0)
+		return;
+	lat = (uint64_t)(mono_us() - t_read_us);
+	e->m_ack.n[fbx_metrics_bucket(lat)] += submits;
+	e->m_ack.sum_us += lat * submits;
+}
+
+/* out_hold - the turn committed as ticket: its outputs wait until the
+ * syncer made that commit durable (held_release). When they cannot be
+ * queued the turn waits for its sync here instead. */
+static void
+out_hold(struct fbx_engine *e, uint64_t ticket)
+{
+	struct held_out *h;
+
+	/* a turn that tells nothing needs no sync of its own: the next
+	 * sync covers its commit */
+	if (e->ohead == NULL && !e->events_reset_due)
+		return;
+	if (e->nheld == e->heldcap) {
+		size_t ncap = e->heldcap ? e->heldcap * 2 : 16;
+		struct held_out *nh = realloc(e->held, ncap * sizeof(*nh));
+		if (nh == NULL) {
+			if (e->syncer != NULL &&
+			    fbxi_syncer_wait(e->syncer, ticket, 60000)) {
+				out_flush(e);
+				ack_latency(e, e->turn_submits, e->t_read_us);
+			} else {
+				FBX_LOGE("outputs of commit %llu dropped: not "
+				         "made durable and no memory to hold "
+				         "them",
+				    (unsigned long long)ticket);
+				out_discard(e);
+			}
+			return;
+		}
+		e->held = nh;
+		e->heldcap = ncap;
+	}
+	h = &e->held[e->nheld++];
+	h->head = e->ohead;
+	h->tail = e->otail;
+	h->ticket = ticket;
+	h->events_reset = e->events_reset_due;
+	h->submits = e->turn_submits;
+	h->t_read_us = e->t_read_us;
+	e->events_reset_due = 0;
+	e->ohead = e->otail = NULL;
+}
+
+/* out_leave - outputs of a turn that committed nothing (reads on a
+ * degraded store): they leave now, or after the held ones. */
+static void
+out_leave(struct fbx_engine *e)
+{
+	struct held_out *h;
+
+	if (e->nheld == 0 || e->ohead == NULL) {
+		out_flush(e);
+		return;
+	}
+	h = &e->held[e->nheld - 1];
+	if (h->tail != NULL)
+		h->tail->next = e->ohead;
+	else
+		h->head = e->ohead;
+	h->tail = e->otail;
+	e->ohead = e->otail = NULL;
+}
+
+/* held_release - send the held outputs whose commit is durable now, in
+ * commit order. Between turns only (the turn's own list is empty). */
+static void
+held_release(struct fbx_engine *e)
+{
+	uint64_t done, upto = 0;
+	size_t k = 0;
+	int failed = FBX_OK;
+
+	if (e->syncer == NULL)
+		return;
+	done = fbxi_syncer_done(e->syncer, &failed, &upto);
+	if (failed != FBX_OK) {
+		/* never retried for the same commits (syncer.h): the next
+		 * turn commits a change, and its sync covers them */
+		e->syncs_failed++;
+		e->force_commit = 1;
+		FBX_LOGE("store sync failed: %s; the replies and deliveries "
+		         "of commits up to %llu wait for the next commit's "
+		         "sync",
+		    fbx_strerror(failed), (unsigned long long)upto);
+	}
+	while (k < e->nheld && e->held[k].ticket <= done) {
+		struct held_out *h = &e->held[k++];
+		e->ohead = h->head;
+		e->otail = h->tail;
+		out_flush(e);
+		ack_latency(e, h->submits, h->t_read_us);
+		if (h->events_reset && e->io_ops->events_reset != NULL)
+			e->io_ops->events_reset(e->io);
+	}
+	if (k > 0) {
+		memmove(e->held, e->held + k,
+		    (e->nheld - k) * sizeof(*e->held));
+		e->nheld -= k;
+	}
+}
+
+/* held_forget_gw - a session is freed: its held messages go nowhere
+ * (as for one that left in the turn; its deliveries were re-queued). */
+static void
+held_forget_gw(struct fbx_engine *e, const struct gw *g)
+{
+	for (size_t i = 0; i < e->nheld; i++)
+		for (struct outmsg *m = e->held[i].head; m != NULL;
+		    m = m->next)
+			if (m->gw == g)
+				m->gw = NULL;
+}
+
+/* held_discard - drop every held output (close). */
+static void
+held_discard(struct fbx_engine *e)
+{
+	for (size_t i = 0; i < e->nheld; i++) {
+		struct outmsg *m = e->held[i].head, *n;
+		for (; m != NULL; m = n) {
+			n = m->next;
+			free(m->buf);
+			free(m->ids);
+			free(m);
+		}
+	}
+	e->nheld = 0;
+	free(e->held);
+	e->held = NULL;
+	e->heldcap = 0;
 }
 
 static void
@@ -368,6 +514,7 @@ gw_free_graveyard(struct fbx_engine *e)
 	struct gw *g, *n;
 
 	for (g = e->graveyard; g != NULL; g = n) {
+		held_forget_gw(e, g);
 		n = g->next;
 		gw_free(g);
 	}
@@ -1905,18 +2052,40 @@ store_reopen(struct fbx_engine *e)
 {
 	struct fbx_store_opts so;
 	fbx_store *st = NULL;
-	int rc;
+	uint64_t durable = 0, no_retry = 0;
+	int rc, syncer = e->use_syncer;
 
 	memset(&so, 0, sizeof(so));
 	so.path = e->o.data_dir;
 	so.map_size = e->o.map_size;
-	so.durability = e->o.durability;
+	so.durability = syncer ? FBX_DURABLE_NOMETASYNC : e->o.durability;
+	/* the syncer works on the environment: it ends first, and a new
+	 * one syncs the held turns' commits through the new descriptor
+	 * (an error the old one never reported is reported to it) */
+	durable = fbxi_syncer_stop(e->syncer, &no_retry);
+	e->syncer = NULL;
+	if (no_retry > durable)
+		e->force_commit = 1;
 	fbx_store_close(e->st);
 	e->st = NULL;
 	rc = fbx_store_open(&so, &st);
 	if (rc != FBX_OK)
-		return rc;
+		goto out;
 	e->st = st;
+out:
+	if (syncer) {
+		/* without a store it waits for one: started on the next
+		 * reopen (e->st is NULL until then) */
+		int src = e->st != NULL
+		    ? fbxi_syncer_start(e->st, durable, no_retry, &e->syncer)
+		    : FBX_OK;
+		if (src != FBX_OK && rc == FBX_OK)
+			rc = src;
+		if (e->syncer != NULL && e->nheld > 0)
+			fbxi_syncer_ask(e->syncer, e->commit_ticket);
+	}
+	if (rc != FBX_OK)
+		return rc;
 	FBX_LOGW("store %s reopened", e->o.data_dir);
 	return FBX_OK;
 }
@@ -1960,7 +2129,7 @@ read_only_turn(struct fbx_engine *e)
 		e->txn = NULL;
 	}
 	e->txn_err = FBX_OK;
-	out_flush(e);
+	out_leave(e);
 	close_inputs(e, e->nin);
 }
 
@@ -1982,6 +2151,7 @@ turn(struct fbx_engine *e)
 	uint64_t res0 = 0, sent0 = 0;
 	int rc = FBX_OK, drained = 0, carried = e->nin > 0;
 
+	held_release(e);
 	e->mono = eng_clock(e, 1);
 	if (e->degraded && e->mono < e->retry_at) {
 		/* gateway input stays queued at the socket meanwhile */
@@ -2005,7 +2175,7 @@ turn(struct fbx_engine *e)
 	note_seen(e);
 	/* nothing arrived and nothing is due: no transaction at all */
 	if (e->nin == 0 && !work_pending(e) && !e->stalled &&
-	    !e->degraded && e->mono < e->next_tick)
+	    !e->degraded && !e->force_commit && e->mono < e->next_tick)
 		return FBX_OK;
 	e->next_tick = e->mono + 100;
 	t0 = mono_us();
@@ -2042,6 +2212,17 @@ turn(struct fbx_engine *e)
 		if (e->nunsent > 0) {
 			unsent_step(e);
 			did_unsent = 1;
+		}
+		if (e->force_commit) {
+			/* a sync failed: this commit's synced meta page is
+			 * what makes the held turns durable (syncer.h) */
+			uint8_t b[8];
+			for (int i = 0; i < 8; i++)
+				b[i] = (uint8_t)(e->syncs_failed >> (8 * i));
+			rc = fbx_store_kv_put(e->txn, "engine/sync_failures", b,
+			    sizeof(b));
+			if (rc != FBX_OK)
+				fbxi_set_err(e, rc);
 		}
 		for (size_t i = 0; i < e->nin && i < e->in_limit &&
 		    fbxi_err(e) == FBX_OK && !e->redo;
@@ -2152,18 +2333,22 @@ turn(struct fbx_engine *e)
 			 * added must find the handshake open */
 			fbxi_auth_committed(e);
 			fbxi_outq_commit(e);
-			out_flush(e);
-			if (e->turn_submits > 0) {
-				/* the submits of the turn are acknowledged now */
-				uint64_t lat = (uint64_t)(mono_us() - e->t_read_us);
-				e->m_ack.n[fbx_metrics_bucket(lat)] +=
-				    e->turn_submits;
-				e->m_ack.sum_us += lat * e->turn_submits;
-			}
-			if (e->events_reset_due) {
-				e->events_reset_due = 0;
-				if (e->io_ops->events_reset != NULL)
-					e->io_ops->events_reset(e->io);
+			e->force_commit = 0;
+			if (e->use_syncer) {
+				/* durable once the syncer has synced its meta
+				 * page: nothing of the turn leaves before */
+				out_hold(e, ++e->commit_ticket);
+				if (e->nheld > 0 && e->syncer != NULL)
+					fbxi_syncer_ask(
+					    e->syncer, e->commit_ticket);
+			} else {
+				out_flush(e);
+				ack_latency(e, e->turn_submits, e->t_read_us);
+				if (e->events_reset_due) {
+					e->events_reset_due = 0;
+					if (e->io_ops->events_reset != NULL)
+						e->io_ops->events_reset(e->io);
+				}
 			}
 			reap_done(e);
 			/* a slow turn delays every reply: say where it went */
@@ -2262,8 +2447,13 @@ fbx_engine_run(struct fbx_engine *e)
 		if (e->draining &&
 		    (inflight_total(e) == 0 || eng_clock(e, 1) >= e->drain_deadline))
 			break;
+		/* held outputs leave as soon as their sync ends: look
+		 * every millisecond meanwhile */
 		if (e->io_ops->wait(e->io,
-		        work_pending(e) ? 0 : (e->stalled ? 5 : 50)) != 0) {
+		        work_pending(e) ? 0
+		        : e->nheld > 0 || e->force_commit ? 1
+		        : e->stalled                     ? 5
+		                                         : 50) != 0) {
 			rc = FBX_EIO;
 			break;
 		}
@@ -2272,6 +2462,15 @@ fbx_engine_run(struct fbx_engine *e)
 			break;
 		if (e->o.loop_hook != NULL)
 			e->o.loop_hook(e->o.loop_hook_arg, e, FBX_LOOP_TURN);
+	}
+	if (e->syncer != NULL && e->nheld > 0) {
+		/* the last turns' replies leave once durable, or never */
+		(void)fbxi_syncer_wait(e->syncer, e->commit_ticket, 10000);
+		held_release(e);
+		if (e->nheld > 0)
+			FBX_LOGW("outputs of %zu turns not sent: their "
+			         "commits were not made durable",
+			    e->nheld);
 	}
 	FBX_LOGI("stopped: %zu deliveries still in flight will be re-sent "
 	         "after restart",
@@ -2390,11 +2589,22 @@ engine_open(const struct fbx_engine_opts *opts, const struct fbx_io_ops *ops,
 	so.path = e->o.data_dir;
 	so.map_size = e->o.map_size;
 	so.durability = e->o.durability;
+	/* full durability over ZeroMQ: commits sync their data pages and
+	 * the syncer their meta page, while the next turn runs */
+	if (ops == &fbxi_io_zmq_ops && !e->o.sync_inline &&
+	    e->o.durability == FBX_DURABLE_FULL)
+		so.durability = FBX_DURABLE_NOMETASYNC;
 	rc = fbx_store_open(&so, &e->st);
 	if (rc != FBX_OK) {
 		FBX_LOGE("cannot open store %s: %s", e->o.data_dir,
 		    fbx_strerror(rc));
 		goto fail;
+	}
+	if (so.durability != e->o.durability) {
+		e->use_syncer = 1;
+		rc = fbxi_syncer_start(e->st, 0, 0, &e->syncer);
+		if (rc != FBX_OK)
+			goto fail;
 	}
 	{
 		struct fbx_store_stat ss;
@@ -2453,6 +2663,9 @@ fbx_engine_close(struct fbx_engine *e)
 		gw_free(g);
 	}
 	out_discard(e);
+	held_discard(e);
+	(void)fbxi_syncer_stop(e->syncer, NULL); /* before the store closes */
+	e->syncer = NULL;
 	close_inputs(e, e->nin);
 	free(e->in);
 	free(e->undo);

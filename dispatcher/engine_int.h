@@ -132,6 +132,15 @@ struct outmsg {
 	int welcome; /* a WELCOME: the session may receive once it left */
 };
 
+/* The outputs of one committed turn, waiting for its sync. */
+struct held_out {
+	struct outmsg *head, *tail;
+	uint64_t ticket; /* the commit they wait for */
+	int events_reset; /* replace the events socket once they left */
+	uint32_t submits; /* submits acknowledged by them */
+	int64_t t_read_us; /* when their turn's input was read */
+};
+
 struct fbx_engine {
 	struct fbx_engine_opts o;
 	fbx_store *st;
@@ -268,6 +277,16 @@ struct fbx_engine {
 	struct fbx_metrics_hist m_ack, m_result; /* submit to ack, to result */
 	uint32_t turn_submits; /* submits answered in this attempt */
 	int64_t t_read_us; /* when the turn's input was read (mono us) */
+	/* full durability over ZeroMQ: turns commit with MDB_NOMETASYNC
+	 * and their outputs wait in held[] (oldest first) until the syncer
+	 * has made their commit durable (syncer.h, engine.c out_hold) */
+	int use_syncer; /* the store is opened for it (NOMETASYNC) */
+	struct fbxi_syncer *syncer; /* NULL while the store is reopened */
+	struct held_out *held;
+	size_t nheld, heldcap;
+	uint64_t commit_ticket; /* commits made with the syncer */
+	int force_commit; /* a sync failed: the next turn commits a change */
+	uint64_t syncs_failed;
 	int64_t m_brk_at; /* monotonic ms of the last scan, 0 = never */
 	int m_brk_valid;
 	int m_brk_trunc;

@@ -170,6 +170,7 @@ fbx_engine_metrics(fbx_engine *e, struct fbx_metrics *m)
 	m->uptime_ms = (uint64_t)(e->mono - e->started_ms);
 	m->commits = e->commits;
 	m->turns_failed = e->turns_failed;
+	m->syncs_failed = e->syncs_failed;
 	m->degraded = e->degraded;
 	m->turn = e->m_turn;
 	m->commit = e->m_commit;

@@ -130,6 +130,11 @@ struct fbx_engine_opts {
 	 * told to `fuseboxctl web login`; NULL = no web console. Borrowed:
 	 * it must outlive the engine. */
 	const char *web_url;
+	/* 1: with full durability each commit is made durable on the
+	 * engine's thread before the next turn starts (LMDB's own full
+	 * sync), instead of by the syncer thread while the next turn runs
+	 * (syncer.h). The same promise either way; for comparison. */
+	int sync_inline;
 };
 
 /* What fbx_engine_run() tells opts.loop_hook. */

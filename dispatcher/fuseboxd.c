@@ -61,6 +61,7 @@ struct config {
 	int log_level;
 	char http[256]; /* --http HOST:PORT, "" = off */
 	int http_allow_remote;
+	int sync_inline;
 };
 
 /* the configuration the engine runs with: its strings are borrowed by
@@ -117,6 +118,10 @@ usage(FILE *f)
 	    "                           (default 10000; commands: N/10); "
 	    "a tuning knob\n"
 	    "      --durability MODE    full (default), nometasync, nosync\n"
+	    "      --sync-inline        full: sync each commit on the engine's\n"
+	    "                           thread before the next turn (default:\n"
+	    "                           a syncer thread, overlapping the next\n"
+	    "                           turn; replies wait for it either way)\n"
 	    "      --map-size MB        initial LMDB map size (grows as "
 	    "needed)\n"
 	    "      --server-key FILE    the engine's CURVE key pair (default\n"
@@ -282,6 +287,16 @@ set_option(struct config *c, const char *name, const char *val)
 		else if (strcmp(val, "0") == 0 || strcmp(val, "false") == 0 ||
 		    strcmp(val, "no") == 0)
 			c->http_allow_remote = 0;
+		else
+			return -1;
+	} else if (strcmp(name, "sync_inline") == 0 ||
+	    strcmp(name, "sync-inline") == 0) {
+		if (strcmp(val, "1") == 0 || strcmp(val, "true") == 0 ||
+		    strcmp(val, "yes") == 0)
+			c->sync_inline = 1;
+		else if (strcmp(val, "0") == 0 || strcmp(val, "false") == 0 ||
+		    strcmp(val, "no") == 0)
+			c->sync_inline = 0;
 		else
 			return -1;
 	} else if (strcmp(name, "log_level") == 0 ||
@@ -575,6 +590,7 @@ reload(fbx_engine *eng)
 	FIXED(server_key, "server_key");
 	FIXED(http, "http");
 	FIXED(http_allow_remote, "http_allow_remote");
+	FIXED(sync_inline, "sync_inline");
 #undef FIXED
 #define LIVE(f, key)                                                        \
 	if (memcmp(&nc.f, &live.f, sizeof(nc.f)) != 0 && cl < sizeof(changed)) \
@@ -746,6 +762,7 @@ static const struct option longopts[] = {
 	{ "rollback-slice", required_argument, NULL, 14 },
 	{ "http", required_argument, NULL, 32 },
 	{ "http-allow-remote", no_argument, NULL, 33 },
+	{ "sync-inline", no_argument, NULL, 34 },
 	{ "log-level", required_argument, NULL, 'l' },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
@@ -795,6 +812,8 @@ flag_key(int ch)
 		return "http";
 	case 33:
 		return "http_allow_remote";
+	case 34:
+		return "sync_inline";
 	case 'l':
 		return "log_level";
 	default:
@@ -879,7 +898,7 @@ apply_flags(struct config *c, int argc, char **argv, int report)
 				usage(stderr);
 			return EX_USAGE;
 		}
-		if (set_option(c, flag_key(ch), ch == 33 ? "1" : optarg) != 0) {
+		if (set_option(c, flag_key(ch), ch == 33 || ch == 34 ? "1" : optarg) != 0) {
 			if (report)
 				fprintf(stderr, "fuseboxd: bad value for %s: "
 				    "%s\n", typed, optarg);
@@ -1078,6 +1097,7 @@ main(int argc, char **argv)
 	o.console_ep = live.console;
 	o.gateway_ep = live.gateway;
 	o.durability = live.durability;
+	o.sync_inline = live.sync_inline;
 	o.map_size = live.map_mb << 20;
 	o.heartbeat_ms = live.heartbeat_ms;
 	o.events_ep = live.events[0] ? live.events : NULL;

@@ -165,6 +165,10 @@ render(struct buf *b, const struct fbx_metrics *m, int64_t now_ms)
 	    m->commits);
 	one(b, "fusebox_turns_failed_total", "counter",
 	    "Turns that did not commit (storage errors)", m->turns_failed);
+	one(b, "fusebox_store_syncs_failed_total", "counter",
+	    "Syncs of committed turns that failed (their outputs wait for "
+	    "the next commit's sync)",
+	    m->syncs_failed);
 	one(b, "fusebox_degraded", "gauge",
 	    "1 while the store cannot be written (writes answered with "
 	    "errors)",

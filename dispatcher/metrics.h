@@ -80,6 +80,7 @@ struct fbx_metrics {
 	uint64_t uptime_ms;
 	/* the loop */
 	uint64_t commits, turns_failed;
+	uint64_t syncs_failed; /* the syncer's failed syncs (syncer.h) */
 	int degraded;
 	struct fbx_metrics_hist turn, commit; /* committed turns */
 	/* submits: read to acknowledged (after their commit), and created

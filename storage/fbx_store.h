@@ -97,6 +97,20 @@ int fbx_store_reserve(fbx_store *st, size_t bytes);
 int fbx_store_grow(fbx_store *st);
 
 /**
+ * fbx_store_sync - make every transaction committed so far durable
+ * (fdatasync of the data file, meta page included). Safe from any thread,
+ * also while the writer runs a transaction: with FBX_DURABLE_NOMETASYNC
+ * a commit has made its data pages durable before writing its meta page,
+ * and this call makes that meta page durable (the engine's syncer thread
+ * does it so that the next turn runs meanwhile; nothing of a turn is
+ * told to anyone before it returns). After a failure, do not count on a
+ * retry of the same commits (the kernel may have dropped the failed
+ * pages): a later commit's meta page, once synced, covers them.
+ * @return FBX_OK, FBX_EIO, FBX_EDISK_FULL, FBX_ESTORAGE.
+ */
+int fbx_store_sync(fbx_store *st);
+
+/**
  * fbx_txn_begin - start a transaction. One write transaction at a time.
  * @return FBX_OK, FBX_EBUSY (no reader slot), FBX_ESTORAGE, FBX_ENOMEM.
  */

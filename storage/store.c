@@ -1354,6 +1354,14 @@ fbx_store_reserve(fbx_store *st, size_t bytes)
 }
 
 int
+fbx_store_sync(fbx_store *st)
+{
+	if (st == NULL)
+		return FBX_EINVALID;
+	return map_err(mdb_env_sync(st->env, 1));
+}
+
+int
 fbx_store_grow(fbx_store *st)
 {
 	size_t size = st->map_size;

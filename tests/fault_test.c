@@ -42,6 +42,8 @@ struct point {
 	int accept_first; /* devices send ACCEPTED first: more ACK traffic */
 	const char *delay_ms; /* FBX_FAULT_DELAY_MS: a stall, not an error */
 	const char *heartbeat_ms; /* the daemon's --heartbeat-ms, or NULL */
+	const char *thread; /* FBX_FAULT_THREAD, or NULL: any thread */
+	const char *expect_log; /* the daemon's log must say this */
 };
 
 static const struct point points[] = {
@@ -57,6 +59,13 @@ static const struct point points[] = {
 	 * deliveries would be sent again) */
 	{ "slow turns: fdatasync stalls 2.5 s twice, heartbeat 200 ms",
 	    "fdatasync", "EIO", "0", "2", 5, 0, "2500", "200" },
+	/* the syncer thread's sync of a committed turn's meta page: that
+	 * turn's replies and deliveries must wait for a later commit's
+	 * sync, never leave unsynced (syncer.h) */
+	{ "syncer fdatasync EIO twice", "fdatasync", "EIO", "0", "2", 5, 0,
+	    NULL, NULL, "fbx-sync", "store sync failed" },
+	{ "syncer fdatasync stalls 2.5 s, heartbeat 200 ms", "fdatasync",
+	    "EIO", "0", "1", 5, 0, "2500", "200", "fbx-sync", NULL },
 };
 
 struct acked {
@@ -95,6 +104,23 @@ fault_count(const char *log)
 	while ((c = fgetc(f)) != EOF)
 		n += c == '\n';
 	fclose(f);
+	return n;
+}
+
+/* log_lines - lines of the daemon's log that contain needle */
+static int
+log_lines(const struct fbxt_env *t, const char *needle)
+{
+	char path[400], line[512];
+	FILE *f;
+	int n = 0;
+
+	snprintf(path, sizeof(path), "%s/fuseboxd.log", t->dir);
+	f = fopen(path, "r");
+	while (f != NULL && fgets(line, sizeof(line), f) != NULL)
+		n += strstr(line, needle) != NULL;
+	if (f != NULL)
+		fclose(f);
 	return n;
 }
 
@@ -245,6 +271,7 @@ run_point(const struct point *p, int pi)
 	char report[400], arm[400], log[400], idem[64];
 	char e_pre[600], e_ops[128], e_err[64], e_after[64], e_count[64];
 	char e_arm[420], e_log[420], e_asan[600], e_delay[64], devs[16], name[32];
+	char e_thread[64];
 	const char *env[12];
 	const char *asan = getenv("ASAN_OPTIONS");
 	size_t nacked = 0;
@@ -287,6 +314,15 @@ run_point(const struct point *p, int pi)
 		    p->delay_ms);
 		env[8] = e_delay;
 		env[9] = NULL;
+	}
+	if (p->thread != NULL) {
+		size_t k = 8;
+		while (env[k] != NULL)
+			k++;
+		snprintf(e_thread, sizeof(e_thread), "FBX_FAULT_THREAD=%s",
+		    p->thread);
+		env[k] = e_thread;
+		env[k + 1] = NULL;
 	}
 	t.daemon_env = env;
 	want = (unsigned)strtoul(p->count, NULL, 10);
@@ -438,21 +474,17 @@ run_point(const struct point *p, int pi)
 	    (unsigned long long)rep.dup_after_success);
 	FBXT_CHECK(rep.foreign == 0, "[%s] foreign %llu", p->name,
 	    (unsigned long long)rep.foreign);
+	if (p->expect_log != NULL)
+		FBXT_CHECK(log_lines(&t, p->expect_log) > 0,
+		    "[%s] the daemon's log never said '%s'", p->name,
+		    p->expect_log);
 	if (p->delay_ms != NULL) {
 		/* a stall is no failure: nothing may be sent twice at all,
 		 * and no live gateway may be declared silent */
-		char path[400], line[512];
-		FILE *f;
-		int reaped = 0;
+		int reaped = log_lines(&t, " silent for ");
 		FBXT_CHECK(rep.duplicates == 0,
 		    "[%s] %llu deliveries sent twice after a stall", p->name,
 		    (unsigned long long)rep.duplicates);
-		snprintf(path, sizeof(path), "%s/fuseboxd.log", t.dir);
-		f = fopen(path, "r");
-		while (f != NULL && fgets(line, sizeof(line), f) != NULL)
-			reaped += strstr(line, " silent for ") != NULL;
-		if (f != NULL)
-			fclose(f);
 		FBXT_CHECK(reaped == 0,
 		    "[%s] a live gateway was reaped %d times during a stall",
 		    p->name, reaped);

@@ -136,6 +136,7 @@ static const char *const required[] = {
 	"fusebox_turns_total",
 	"fusebox_commits_total",
 	"fusebox_turns_failed_total",
+	"fusebox_store_syncs_failed_total",
 	"fusebox_degraded",
 	"fusebox_turn_seconds_bucket{le=\"+Inf\"}",
 	"fusebox_turn_seconds_sum",

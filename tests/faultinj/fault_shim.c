@@ -11,7 +11,10 @@
  *                    write meta (default fdatasync). pwrite, writev and
  *                    write match only descriptors opened without O_DSYNC;
  *                    meta matches any write to a descriptor opened with
- *                    O_DSYNC/O_SYNC (LMDB's meta page). msync has no
+ *                    O_DSYNC/O_SYNC (LMDB's meta page) and a pwrite into
+ *                    the first two pages of the file (the meta pages,
+ *                    written on the data descriptor with MDB_NOMETASYNC,
+ *                    as the engine's syncer mode does). msync has no
  *                    descriptor and ignores FBX_FAULT_PATH.
  *   FBX_FAULT_PATH   substring of the file's path (readlink of
  *                    /proc/self/fd/N, cached per descriptor until close);
@@ -24,6 +27,8 @@
  *                    every later call); then calls pass again
  *   FBX_FAULT_ERRNO  EIO, ENOSPC, EDQUOT or a number (default EIO)
  *   FBX_FAULT_LOG    if set, one line per failed call is appended here
+ *   FBX_FAULT_THREAD only calls from the thread of this name count (its
+ *                    comm, e.g. fbx-sync: the engine's syncer thread)
  *   FBX_FAULT_DELAY_MS  if > 0, the chosen calls do not fail: they stall
  *                    this long and then go through (a slow disk, a
  *                    turn that holds the loop)
@@ -41,6 +46,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -73,6 +79,7 @@ static struct {
 	char path[256];
 	char arm[512];
 	char log[512];
+	char thread[16]; /* "" = any thread */
 	uint64_t after, count;
 	uint64_t delay_ms; /* > 0: chosen calls stall this long instead */
 	int err;
@@ -145,6 +152,8 @@ init(void)
 	snprintf(cfg.arm, sizeof(cfg.arm), "%s", v != NULL ? v : "");
 	v = getenv("FBX_FAULT_LOG");
 	snprintf(cfg.log, sizeof(cfg.log), "%s", v != NULL ? v : "");
+	v = getenv("FBX_FAULT_THREAD");
+	snprintf(cfg.thread, sizeof(cfg.thread), "%s", v != NULL ? v : "");
 	cfg.after = env_u64("FBX_FAULT_AFTER", 0);
 	cfg.count = env_u64("FBX_FAULT_COUNT", 1);
 	cfg.delay_ms = env_u64("FBX_FAULT_DELAY_MS", 0);
@@ -209,11 +218,12 @@ log_failure(const char *what, int fd)
 	next.close(lfd);
 }
 
-/* should_fail - count a call of op on fd; @return 1 when it is to fail
- * (errno is then set), 0 when it goes through. A write op on a matching
- * O_DSYNC descriptor counts as meta instead. */
+/* should_fail_at - count a call of op on fd at file offset off (-1: not
+ * a positioned write); @return 1 when it is to fail (errno is then set),
+ * 0 when it goes through. A write op on a matching O_DSYNC descriptor,
+ * or a pwrite into the first two pages, counts as meta instead. */
 static int
-should_fail(enum op op, int fd)
+should_fail_at(enum op op, int fd, off_t off)
 {
 	int is_write = op == OP_PWRITE || op == OP_WRITEV || op == OP_WRITE;
 	int kind = FD_OTHER, fail = 0;
@@ -226,9 +236,17 @@ should_fail(enum op op, int fd)
 		kind = fd_kind(fd);
 		if (kind == FD_OTHER)
 			return 0;
-		if (is_write && kind == FD_MATCH_SYNC)
+		if (is_write && (kind == FD_MATCH_SYNC ||
+		                    (op == OP_PWRITE && off >= 0 &&
+		                        off < 2 * (off_t)sysconf(_SC_PAGESIZE))))
 			op = OP_META;
 		if (!(cfg.ops & (1u << op)))
+			return 0;
+	}
+	if (cfg.thread[0] != '\0') {
+		char comm[17] = "";
+		if (prctl(PR_GET_NAME, comm, 0, 0, 0) != 0 ||
+		    strcmp(comm, cfg.thread) != 0)
 			return 0;
 	}
 	pthread_mutex_lock(&lock);
@@ -257,10 +275,16 @@ should_fail(enum op op, int fd)
 	return fail;
 }
 
+static int
+should_fail(enum op op, int fd)
+{
+	return should_fail_at(op, fd, -1);
+}
+
 SHIM_EXPORT ssize_t
 pwrite(int fd, const void *buf, size_t n, off_t off)
 {
-	if (should_fail(OP_PWRITE, fd))
+	if (should_fail_at(OP_PWRITE, fd, off))
 		return -1;
 	return next.pwrite(fd, buf, n, off);
 }
@@ -268,7 +292,7 @@ pwrite(int fd, const void *buf, size_t n, off_t off)
 SHIM_EXPORT ssize_t
 pwrite64(int fd, const void *buf, size_t n, off64_t off)
 {
-	if (should_fail(OP_PWRITE, fd))
+	if (should_fail_at(OP_PWRITE, fd, (off_t)off))
 		return -1;
 	return next.pwrite64(fd, buf, n, off);
 }
