@@ -1137,8 +1137,8 @@ init_one(struct fbx_engine *e, const char *keys, struct fbxi_principal *p,
 }
 
 int
-fbx_auth_init(const char *data_dir, const char *const *specs, size_t n,
-    FILE *out, char *why, size_t wl)
+fbx_auth_init(const char *data_dir, const char *store_url,
+    const char *const *specs, size_t n, FILE *out, char *why, size_t wl)
 {
 	struct fbxi_principal *ps = NULL, admin;
 	struct fbx_engine *e = NULL;
@@ -1197,6 +1197,7 @@ fbx_auth_init(const char *data_dir, const char *const *specs, size_t n,
 	}
 	memset(&so, 0, sizeof(so));
 	so.path = data_dir;
+	so.url = store_url;
 	rc = fbx_store_open(&so, &e->st);
 	if (rc != FBX_OK) {
 		snprintf(why, wl, "cannot open the store in %s: %s", data_dir,

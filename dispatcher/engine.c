@@ -2058,6 +2058,7 @@ store_reopen(struct fbx_engine *e)
 	memset(&so, 0, sizeof(so));
 	so.path = e->o.data_dir;
 	so.map_size = e->o.map_size;
+	so.url = e->o.store_url;
 	so.durability = syncer ? FBX_DURABLE_NOMETASYNC : e->o.durability;
 	/* the syncer works on the environment: it ends first, and a new
 	 * one syncs the held turns' commits through the new descriptor
@@ -2588,6 +2589,7 @@ engine_open(const struct fbx_engine_opts *opts, const struct fbx_io_ops *ops,
 	memset(&so, 0, sizeof(so));
 	so.path = e->o.data_dir;
 	so.map_size = e->o.map_size;
+	so.url = e->o.store_url;
 	so.durability = e->o.durability;
 	/* full durability over ZeroMQ: commits sync their data pages and
 	 * the syncer their meta page, while the next turn runs */

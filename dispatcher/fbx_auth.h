@@ -24,10 +24,11 @@
  * same way with <keys>/<name>.key. Prints what it made to out.
  * @return FBX_OK; FBX_ESTATE (already initialised: server.key exists);
  * FBX_EINVALID (a bad spec, why filled); FBX_EFORBIDDEN (data_dir is
- * unsafe, why filled); FBX_EIO; store errors.
+ * unsafe, why filled); FBX_EIO; store errors. store_url: NULL for the
+ * LMDB store in data_dir, or the PostgreSQL URL the daemon is given.
  */
-int fbx_auth_init(const char *data_dir, const char *const *specs, size_t n,
-    FILE *out, char *why, size_t wl);
+int fbx_auth_init(const char *data_dir, const char *store_url,
+    const char *const *specs, size_t n, FILE *out, char *why, size_t wl);
 
 /**
  * fbx_auth_check_dir - refuse a directory others could tamper with: one

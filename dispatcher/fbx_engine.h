@@ -86,6 +86,8 @@ struct fbx_engine_opts {
 	const char *gateway_ep;   /* e.g. tcp://0.0.0.0:7301 */
 	int durability;           /* enum fbx_durability */
 	size_t map_size;          /* initial LMDB map, 0 = default */
+	const char *store_url;    /* NULL/"": LMDB in data_dir; a
+	                             postgresql:// URL: that database */
 	uint32_t heartbeat_ms;    /* gateways speak this often; 0 = 1000 */
 	uint32_t expand_chunk;    /* deliveries created per turn; 0 = 16384 */
 	uint32_t send_batch;      /* deliveries per gateway message; 0=8192 */

@@ -62,6 +62,7 @@ struct config {
 	char http[256]; /* --http HOST:PORT, "" = off */
 	int http_allow_remote;
 	int sync_inline;
+	char store[1024]; /* --store URL, "" = LMDB in data_dir */
 };
 
 /* the configuration the engine runs with: its strings are borrowed by
@@ -124,6 +125,9 @@ usage(FILE *f)
 	    "                           turn; replies wait for it either way)\n"
 	    "      --map-size MB        initial LMDB map size (grows as "
 	    "needed)\n"
+	    "      --store URL          keep the store in PostgreSQL "
+	    "(postgresql://...)\n"
+	    "                           instead of LMDB in DATA\n"
 	    "      --server-key FILE    the engine's CURVE key pair (default\n"
 	    "                           DATA/keys/server.key, from `fuseboxd "
 	    "init`)\n"
@@ -289,6 +293,12 @@ set_option(struct config *c, const char *name, const char *val)
 			c->http_allow_remote = 0;
 		else
 			return -1;
+	} else if (strcmp(name, "store") == 0) {
+		/* "" or a PostgreSQL URL (issue 13) */
+		if (val[0] != '\0' && strncmp(val, "postgresql://", 13) != 0 &&
+		    strncmp(val, "postgres://", 11) != 0)
+			return -1;
+		snprintf(c->store, sizeof(c->store), "%s", val);
 	} else if (strcmp(name, "sync_inline") == 0 ||
 	    strcmp(name, "sync-inline") == 0) {
 		if (strcmp(val, "1") == 0 || strcmp(val, "true") == 0 ||
@@ -591,6 +601,7 @@ reload(fbx_engine *eng)
 	FIXED(http, "http");
 	FIXED(http_allow_remote, "http_allow_remote");
 	FIXED(sync_inline, "sync_inline");
+	FIXED(store, "store");
 #undef FIXED
 #define LIVE(f, key)                                                        \
 	if (memcmp(&nc.f, &live.f, sizeof(nc.f)) != 0 && cl < sizeof(changed)) \
@@ -763,6 +774,7 @@ static const struct option longopts[] = {
 	{ "http", required_argument, NULL, 32 },
 	{ "http-allow-remote", no_argument, NULL, 33 },
 	{ "sync-inline", no_argument, NULL, 34 },
+	{ "store", required_argument, NULL, 35 },
 	{ "log-level", required_argument, NULL, 'l' },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
@@ -814,6 +826,8 @@ flag_key(int ch)
 		return "http_allow_remote";
 	case 34:
 		return "sync_inline";
+	case 35:
+		return "store";
 	case 'l':
 		return "log_level";
 	default:
@@ -924,10 +938,11 @@ init_main(int argc, char **argv)
 	static const struct option lo[] = {
 		{ "data", required_argument, NULL, 'd' },
 		{ "principal", required_argument, NULL, 'p' },
+		{ "store", required_argument, NULL, 's' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *data = "./fusebox-data";
+	const char *data = "./fusebox-data", *store = NULL;
 	const char **specs = calloc((size_t)argc + 1, sizeof(*specs));
 	size_t n = 0;
 	char why[1024];
@@ -936,13 +951,15 @@ init_main(int argc, char **argv)
 	if (specs == NULL)
 		return EX_OSERR;
 	optind = 1;
-	while ((ch = getopt_long(argc, argv, "d:p:h", lo, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "d:p:s:h", lo, NULL)) != -1) {
 		if (ch == 'd') {
 			data = optarg;
+		} else if (ch == 's') {
+			store = optarg;
 		} else if (ch == 'p') {
 			specs[n++] = optarg;
 		} else if (ch == 'h') {
-			printf("usage: fuseboxd init [--data DIR] "
+			printf("usage: fuseboxd init [--data DIR] [--store URL] "
 			       "[--principal NAME/KIND/ROLES/ORGS]...\n"
 			       "Create DIR (0700), the server's key pair and "
 			       "an admin principal's key in DIR/keys/.\n"
@@ -962,7 +979,7 @@ init_main(int argc, char **argv)
 		free(specs);
 		return EX_USAGE;
 	}
-	rc = fbx_auth_init(data, specs, n, stdout, why, sizeof(why));
+	rc = fbx_auth_init(data, store, specs, n, stdout, why, sizeof(why));
 	free(specs);
 	if (rc == FBX_OK)
 		return EX_OK;
@@ -1098,6 +1115,7 @@ main(int argc, char **argv)
 	o.gateway_ep = live.gateway;
 	o.durability = live.durability;
 	o.sync_inline = live.sync_inline;
+	o.store_url = live.store[0] ? live.store : NULL;
 	o.map_size = live.map_mb << 20;
 	o.heartbeat_ms = live.heartbeat_ms;
 	o.events_ep = live.events[0] ? live.events : NULL;

@@ -8,6 +8,7 @@ PKGS=(build-essential cmake pkg-config libzmq3-dev libprotobuf-c-dev
       libsystemd-dev  # sd_notify for fuseboxd (Type=notify unit)
       libmicrohttpd-dev  # fuseboxd --http: /metrics (FBX_HTTP)
       libjansson-dev  # JSON: the web console's API (issue 12)
+      libpq-dev postgresql-15  # the PostgreSQL store backend; its tests
       curl prometheus  # tests: metrics_test scrapes /metrics, promtool
       chromium  # tests: web_test loads the web console headless
       clang libclang-rt-14-dev) # clang + libFuzzer runtime: scripts/fuzz.sh

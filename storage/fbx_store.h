@@ -36,6 +36,16 @@ struct fbx_store_opts {
 	size_t map_size_max;   /* growth ceiling, 0 = 1 TiB */
 	int durability;        /* enum fbx_durability */
 	unsigned max_readers;  /* 0 = 126 */
+	/* NULL or "": the LMDB environment at path. A postgresql:// (or
+	 * postgres://) URL: the store lives in that PostgreSQL database
+	 * (libpq connection URI; its schema is the first of search_path,
+	 * created if missing; tables created or migrated at open) and
+	 * path is not used. map_size/map_size_max do not apply;
+	 * max_readers caps the pool of read connections. durability:
+	 * FULL and NOMETASYNC = synchronous_commit on (a commit returns
+	 * once its WAL is flushed; fbx_store_sync has nothing left to
+	 * do); NOSYNC = off (tests and benchmarks). */
+	const char *url;
 };
 
 struct fbx_store_stat {

@@ -106,6 +106,7 @@
 #include <time.h>
 
 #include "fbx_store.h"
+#include "store_pg.h" /* the LMDB calls below: LMDB or PostgreSQL */
 
 #define SCHEMA_VERSION 2
 /* records indexed per write transaction when upgrading a version 1 store */
@@ -1164,10 +1165,11 @@ fbx_store_open(const struct fbx_store_opts *opts, fbx_store **out)
 	MDB_envinfo info;
 	size_t plen;
 	uint32_t ver = 0;
-	int dead = 0, rc, mrc;
+	int dead = 0, rc, mrc, pg;
 
-	if (opts == NULL || out == NULL || opts->path == NULL ||
-	    opts->path[0] == '\0')
+	pg = opts != NULL && fbxi_pg_is_url(opts->url);
+	if (opts == NULL || out == NULL || (!pg && (opts->path == NULL ||
+	    opts->path[0] == '\0' || (opts->url != NULL && opts->url[0]))))
 		return FBX_EINVALID;
 	switch (opts->durability) {
 	case FBX_DURABLE_FULL:
@@ -1193,6 +1195,8 @@ fbx_store_open(const struct fbx_store_opts *opts, fbx_store **out)
 		rc = FBX_EINVALID;
 		goto out;
 	}
+	if (pg)
+		goto env; /* no directory: the store is in the database */
 	plen = strlen(opts->path) + sizeof("/data.mdb");
 	st->data_path = malloc(plen);
 	if (st->data_path == NULL) {
@@ -1203,7 +1207,9 @@ fbx_store_open(const struct fbx_store_opts *opts, fbx_store **out)
 	rc = mkdir_p(opts->path);
 	if (rc != FBX_OK)
 		goto out;
-	mrc = mdb_env_create(&st->env);
+env:
+	mrc = pg ? fbxi_kv_env_create_pg(&st->env, opts->url, opts->durability)
+	         : mdb_env_create(&st->env);
 	if (mrc == 0)
 		mrc = mdb_env_set_maxdbs(st->env, MAX_DBS);
 	if (mrc == 0)
@@ -1286,7 +1292,7 @@ fbx_store_stat(fbx_store *st, struct fbx_store_stat *out)
 	s.page_size = psize;
 	s.map_size = st->map_size;
 	s.readers_cleared = st->readers_cleared;
-	if (stat(st->data_path, &sb) == 0)
+	if (st->data_path != NULL && stat(st->data_path, &sb) == 0)
 		s.file_bytes = (size_t)sb.st_size;
 	(void)mdb_reader_list(st->env, reader_line, &s.readers_used);
 	if (mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn) != 0) {
@@ -1334,6 +1340,8 @@ fbx_store_reserve(fbx_store *st, size_t bytes)
 {
 	size_t psize = 0, used, need, size = st->map_size;
 
+	if (fbxi_kv_is_pg(st->env))
+		return FBX_OK; /* no map: the database grows by itself */
 	used = cur_used(st, &psize);
 	if (psize == 0)
 		return FBX_ESTORAGE;
@@ -1366,6 +1374,8 @@ fbx_store_grow(fbx_store *st)
 {
 	size_t size = st->map_size;
 
+	if (fbxi_kv_is_pg(st->env))
+		return FBX_OK;
 	if (size >= st->map_size_max)
 		return FBX_EMAP_FULL;
 	size = size > st->map_size_max / 2 ? st->map_size_max : size * 2;

@@ -9,11 +9,17 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <libpq-fe.h>
 #include <lmdb.h>
 
 #include "fbx_store.h"
 
 static int passed, failed;
+
+/* FBX_TEST_PG_URL set (tests/pg_cluster.sh run): the store is a
+ * PostgreSQL schema of that database instead of an LMDB environment */
+static const char *pg_url;
+static char pg_store[512];
 
 #define CHECK(c)                                                             \
 	do {                                                                 \
@@ -154,6 +160,20 @@ id_space(const char *dir)
 
 	for (int i = 0; i < 8; i++)
 		key[i] = (uint8_t)(id >> (56 - 8 * i));
+	if (pg_url != NULL) {
+		/* the same record, written in the table of the command
+		 * journal */
+		PGconn *pc = PQconnectdb(pg_store);
+		const char *vals[2] = { (const char *)key,
+			(const char *)val };
+		int lens[2] = { 8, 1 }, fmts[2] = { 1, 1 };
+		PGresult *r = PQexecParams(pc, "INSERT INTO fbx_cmd (k, v) "
+		    "VALUES ($1, $2)", 2, NULL, vals, lens, fmts, 0);
+		CHECK(PQresultStatus(r) == PGRES_COMMAND_OK);
+		PQclear(r);
+		PQfinish(pc);
+		goto opened;
+	}
 	CHECK(mdb_env_create(&env) == 0);
 	CHECK(mdb_env_set_maxdbs(env, 64) == 0);
 	CHECK(mdb_env_open(env, dir, 0, 0600) == 0);
@@ -166,9 +186,10 @@ id_space(const char *dir)
 	CHECK(mdb_put(txn, dbi, &k, &v, 0) == 0);
 	CHECK(mdb_txn_commit(txn) == 0);
 	mdb_env_close(env);
-
+opened:
 	memset(&so, 0, sizeof(so));
 	so.path = dir;
+	so.url = pg_url != NULL ? pg_store : NULL;
 	CHECK(fbx_store_open(&so, &st) == FBX_OK);
 	if (st == NULL)
 		return;
@@ -189,15 +210,25 @@ main(void)
 
 	if (mkdtemp(dir) == NULL)
 		return 1;
+	pg_url = getenv("FBX_TEST_PG_URL");
+	if (pg_url != NULL && pg_url[0] == '\0')
+		pg_url = NULL;
+	if (pg_url != NULL)
+		snprintf(pg_store, sizeof(pg_store),
+		    "%s%soptions=-csearch_path%%3Dtxnchild_%s", pg_url,
+		    strchr(pg_url, '?') != NULL ? "&" : "?",
+		    strrchr(dir, '-') + 1);
 	memset(&so, 0, sizeof(so));
 	so.path = dir;
+	so.url = pg_url != NULL ? pg_store : NULL;
 	CHECK(fbx_store_open(&so, &st) == FBX_OK);
 	if (st != NULL) {
 		children(st);
 		fbx_store_close(st);
 		id_space(dir);
 	}
-	printf("%d passed, %d failed\n", passed, failed);
+	printf("%d passed, %d failed%s\n", passed, failed,
+	    pg_url != NULL ? " (PostgreSQL)" : "");
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	if (system(cmd) != 0)
 		fprintf(stderr, "could not remove %s\n", dir);
