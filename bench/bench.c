@@ -596,6 +596,44 @@ fbxb_status_kib(pid_t pid, const char *field)
 	return kib;
 }
 
+int
+fbxb_rss(pid_t pid, struct fbxb_rss *out)
+{
+	static const struct {
+		const char *name;
+		size_t off;
+	} fields[] = {
+		{ "RssAnon:", offsetof(struct fbxb_rss, anon) },
+		{ "RssFile:", offsetof(struct fbxb_rss, file) },
+		{ "RssShmem:", offsetof(struct fbxb_rss, shmem) },
+		{ "VmHWM:", offsetof(struct fbxb_rss, hwm) },
+	};
+	char path[64], line[256];
+	FILE *f;
+
+	out->anon = out->file = out->shmem = out->hwm = -1;
+	if (pid == 0)
+		snprintf(path, sizeof(path), "/proc/self/status");
+	else
+		snprintf(path, sizeof(path), "/proc/%ld/status", (long)pid);
+	f = fopen(path, "r");
+	if (f == NULL)
+		return -1;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]);
+		     i++) {
+			size_t n = strlen(fields[i].name);
+			if (strncmp(line, fields[i].name, n) == 0) {
+				*(long *)((char *)out + fields[i].off) =
+				    strtol(line + n, NULL, 10);
+				break;
+			}
+		}
+	}
+	fclose(f);
+	return 0;
+}
+
 long
 fbxb_vmhwm_kib(pid_t pid)
 {

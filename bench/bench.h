@@ -171,6 +171,21 @@ long fbxb_vmhwm_kib(pid_t pid);
  */
 long fbxb_status_kib(pid_t pid, const char *field);
 
+/* The resident set of a process by kind, in KiB (-1 = not read). */
+struct fbxb_rss {
+	long anon;  /* RssAnon: heap, stacks, anonymous maps */
+	long file;  /* RssFile: file-backed pages mapped (LMDB's data.mdb) */
+	long shmem; /* RssShmem: shared memory (a store on tmpfs lands here) */
+	long hwm;   /* VmHWM: peak of the whole resident set, process life */
+};
+
+/**
+ * fbxb_rss - RssAnon, RssFile, RssShmem and VmHWM of pid (0 = this
+ * process) in one read of /proc/PID/status.
+ * @return 0, or -1 if the file cannot be read (fields then -1).
+ */
+int fbxb_rss(pid_t pid, struct fbxb_rss *out);
+
 /**
  * fbxb_cpu_ms - user + system CPU time of pid (0 = this process, all
  * threads) in ms. @return -1 if it cannot be read.

@@ -6,7 +6,9 @@
  * command is observed DONE, deliveries per second, the per-device time
  * from the command's created_ms to each delivery's recorded result
  * (updated_ms, read back through GET_COMMAND pages of 10,000), the
- * daemon's peak RSS and data.mdb growth per delivery; then the median of
+ * daemon's peak RSS (VmHWM, and apart the peaks of its anonymous memory,
+ * RssAnon, and of the store pages it maps, RssFile / RssShmem, sampled
+ * at every poll) and data.mdb growth per delivery; then the median of
  * the runs as one JSON line. The fleet is enrolled once; runs reuse it.
  */
 #include <getopt.h>
@@ -35,6 +37,8 @@ struct opts {
 struct run {
 	double wall_ms, rate, p50, p99, max, submit_ms, bytes_per_dlv, commits;
 	double anon_mib; /* largest RssAnon seen while the command ran */
+	double file_mib; /* largest RssFile (mapped store pages) seen */
+	double shmem_mib; /* largest RssShmem seen (a store on tmpfs) */
 	double cpu_us;   /* the daemon's CPU (all threads) per delivery */
 };
 
@@ -136,8 +140,8 @@ parse_opts(int argc, char **argv, struct opts *o)
  * observation time, or an error. */
 static int
 wait_done(fbx_client *c, uint64_t id, int poll_ms, int timeout_ms,
-    int64_t *done_ms, struct fbx_command *info, pid_t daemon, long *anon,
-    int settled)
+    int64_t *done_ms, struct fbx_command *info, pid_t daemon,
+    struct fbxb_rss *peak, int settled)
 {
 	int64_t end = fbxb_mono_us() + (int64_t)timeout_ms * 1000;
 
@@ -149,6 +153,19 @@ wait_done(fbx_client *c, uint64_t id, int poll_ms, int timeout_ms,
 		req.kind = FBX_CREQ_GET_COMMAND;
 		req.u.get.command_id = id;
 		rc = fbxb_call(c, ORG, &req, &rep);
+		{
+			/* the daemon's own memory (RssAnon) apart from the
+			 * store pages it maps (RssFile, RssShmem) */
+			struct fbxb_rss m;
+			if (fbxb_rss(daemon, &m) == 0) {
+				if (m.anon > peak->anon)
+					peak->anon = m.anon;
+				if (m.file > peak->file)
+					peak->file = m.file;
+				if (m.shmem > peak->shmem)
+					peak->shmem = m.shmem;
+			}
+		}
 		/* settled: with offline devices the command stays open,
 		 * their deliveries PENDING, once everything else is final */
 		if (rc == FBX_OK && (rep.u.command.info.state == FBX_C_DONE ||
@@ -163,12 +180,6 @@ wait_done(fbx_client *c, uint64_t id, int poll_ms, int timeout_ms,
 			return FBX_OK;
 		}
 		fbx_console_rep_free(&rep);
-		{
-			/* the daemon's own memory, without mapped store pages */
-			long a = fbxb_status_kib(daemon, "RssAnon");
-			if (a > *anon)
-				*anon = a;
-		}
 		if (rc != FBX_OK && rc != FBX_ETIMEOUT) {
 			fprintf(stderr, "fanout: get command %" PRIu64 ": %s\n",
 			    id, fbx_strerror(rc));
@@ -265,7 +276,7 @@ one_run(struct fbxb_env *b, const struct opts *o, uint32_t r, double *lat,
 	long long size0, size1;
 	char mdb[400];
 	size_t n = 0, bad = 0;
-	long anon = 0;
+	struct fbxb_rss peak = { 0, 0, 0, 0 };
 	double cpu0;
 	int rc;
 
@@ -287,7 +298,7 @@ one_run(struct fbxb_env *b, const struct opts *o, uint32_t r, double *lat,
 	}
 	rc = wait_done(b->cli, id, o->devices <= 100000 ? 1 : 10,
 	    60000 + (int)(o->devices / 10), &done_ms, &info, b->daemon,
-	    &anon, o->offline_ppm > 0);
+	    &peak, o->offline_ppm > 0);
 	if (rc != FBX_OK) {
 		fprintf(stderr, "fanout: command %" PRIu64 " not done: %s\n",
 		    id, fbx_strerror(rc));
@@ -301,7 +312,9 @@ one_run(struct fbxb_env *b, const struct opts *o, uint32_t r, double *lat,
 	/* the engine's write transactions (each one fsync) during the run,
 	 * less the polls' own turns it may have counted */
 	out->commits = (double)(s1.commits - s0.commits);
-	out->anon_mib = anon / 1024.0;
+	out->anon_mib = peak.anon / 1024.0;
+	out->file_mib = peak.file / 1024.0;
+	out->shmem_mib = peak.shmem / 1024.0;
 	rc = collect(b->cli, id, info.created_ms, lat, o->devices, &n, &bad);
 	if (rc != FBX_OK)
 		return rc;
@@ -322,12 +335,13 @@ one_run(struct fbxb_env *b, const struct opts *o, uint32_t r, double *lat,
 	       "p50 %.0f p99 %.0f max %.0f ms, %.1f B/delivery, "
 	       "%zu not succeeded, %.0f commits, daemon CPU %.2f "
 	       "us/delivery, daemon VmHWM %.1f MiB "
-	       "(RssAnon up to %.1f MiB, RssFile now %.1f MiB)\n",
+	       "(RssAnon up to %.1f MiB, RssFile up to %.1f MiB, "
+	       "RssShmem up to %.1f MiB)\n",
 	    o->devices, r, out->wall_ms, out->rate, out->submit_ms, out->p50,
 	    out->p99, out->max, out->bytes_per_dlv, bad, out->commits,
 	    out->cpu_us,
 	    fbxb_vmhwm_kib(b->daemon) / 1024.0, out->anon_mib,
-	    fbxb_status_kib(b->daemon, "RssFile") / 1024.0);
+	    out->file_mib, out->shmem_mib);
 	fflush(stdout);
 	return FBX_OK;
 }
@@ -407,10 +421,13 @@ main(int argc, char **argv)
 		       "\"p99_ms\":%.0f,\"max_ms\":%.0f,"
 		       "\"rss_peak_mib\":%.1f,\"lmdb_bytes_per_delivery\":%.1f,"
 		       "\"commits\":%.0f,\"rss_anon_peak_mib\":%.1f,"
+		       "\"rss_file_peak_mib\":%.1f,"
+		       "\"rss_shmem_peak_mib\":%.1f,"
 		       "\"daemon_cpu_us_per_delivery\":%.2f,\"type\":\"%s\","
 		       "\"fail_ppm\":%" PRIu32 ",\"offline_ppm\":%" PRIu32,
 		    o.devices, o.runs, o.window, wall, rate, sub, p50, p99, mx,
 		    hwm / 1024.0, bpd, MED(commits), MED(anon_mib),
+		    MED(file_mib), MED(shmem_mib),
 		    MED(cpu_us), fbx_cmd_type_name(o.type), o.fail_ppm,
 		    o.offline_ppm);
 		if (o.floor_rate > 0)

@@ -45,6 +45,8 @@ struct opts {
 	uint32_t runs;
 	uint32_t window;
 	uint32_t coalesce_ms; /* longest wait of an input for its turn */
+	uint32_t fail_ppm;    /* devices that fail (devsim --fail-ratio) */
+	uint32_t offline_ppm; /* devices offline (devsim --offline-ratio) */
 };
 
 /* A delivery record in store.c's v1 encoding. */
@@ -324,6 +326,26 @@ ack_push(struct floor *f, uint64_t batch_id, uint32_t count)
 	return FBX_OK;
 }
 
+/* result_dstate - the record state a device's answer leads to, or 0 when
+ * it is not an outcome (ACCEPTED): SUCCEEDED, FAILED, or PENDING for an
+ * offline device, which leaves the window as in the engine (its delivery
+ * waits for a check-in; bench_fanout --offline-ppm counts a run over when
+ * every delivery is final or PENDING, and so does the floor). */
+static int
+result_dstate(int status)
+{
+	switch (status) {
+	case FBX_R_SUCCEEDED:
+		return FBX_D_SUCCEEDED;
+	case FBX_R_FAILED:
+		return FBX_D_FAILED;
+	case FBX_R_OFFLINE:
+		return FBX_D_PENDING;
+	default:
+		return 0;
+	}
+}
+
 /* apply_results - write each result into its record, in place. */
 static int
 apply_results(struct floor *f, MDB_cursor *cur, const struct fbx_gw_msg *m,
@@ -340,9 +362,7 @@ apply_results(struct floor *f, MDB_cursor *cur, const struct fbx_gw_msg *m,
 		int mrc;
 
 		if (FBX_DLV_CMD(id) != f->cmd_id || idx >= f->o.devices ||
-		    f->state[idx] != FS_SENT ||
-		    (r->status != FBX_R_SUCCEEDED &&
-		        r->status != FBX_R_FAILED)) {
+		    f->state[idx] != FS_SENT || result_dstate(r->status) == 0) {
 			f->ignored++; /* a resend, or not final */
 			continue;
 		}
@@ -356,8 +376,7 @@ apply_results(struct floor *f, MDB_cursor *cur, const struct fbx_gw_msg *m,
 			    mrc ? mdb_strerror(mrc) : "undecodable");
 			return FBX_ESTORAGE;
 		}
-		fr.state = r->status == FBX_R_SUCCEEDED ? FBX_D_SUCCEEDED
-		                                         : FBX_D_FAILED;
+		fr.state = (uint8_t)result_dstate(r->status);
 		fr.code = r->code;
 		fr.h[fr.nhist].state = fr.state;
 		fr.h[fr.nhist].code = r->code;
@@ -806,6 +825,7 @@ floor_run(const struct opts *o, double *lat, struct run *runs)
 	struct fbxb_env b;
 	struct floor f;
 	char store[320], mdb[400], report[320], log[320], ndev[16], win[16];
+	char fail[32], off[32];
 	uint64_t dup = 0, recv = 0;
 	int rc = FBX_EIO;
 
@@ -820,6 +840,8 @@ floor_run(const struct opts *o, double *lat, struct run *runs)
 	snprintf(log, sizeof(log), "%s/devsim.log", b.dir);
 	snprintf(ndev, sizeof(ndev), "%" PRIu32, o->devices);
 	snprintf(win, sizeof(win), "%" PRIu32, o->window);
+	snprintf(fail, sizeof(fail), "%.6f", o->fail_ppm / 1e6);
+	snprintf(off, sizeof(off), "%.6f", o->offline_ppm / 1e6);
 	f.state = calloc(o->devices, 1);
 	f.fin = malloc((size_t)o->devices * sizeof(*f.fin));
 	f.ob = malloc(SEND_BATCH * sizeof(*f.ob));
@@ -836,7 +858,8 @@ floor_run(const struct opts *o, double *lat, struct run *runs)
 		char *args[] = { "--gateway-endpoint", b.gateway,
 			"--console-endpoint", b.console, "--devices", ndev,
 			"--orgs", "1", "--no-enroll", "--quiet", "--window", win,
-			"--stats-interval-s", "0", "--report", report, NULL };
+			"--stats-interval-s", "0", "--report", report,
+			"--fail-ratio", fail, "--offline-ratio", off, NULL };
 		b.sim = fbxb_spawn("fusebox-devsim", log, args);
 		if (b.sim < 0) {
 			b.sim = 0;
@@ -873,9 +896,14 @@ usage(FILE *fp)
 {
 	fprintf(fp,
 	    "usage: bench_floor [--devices N] [--runs R] [--window W]\n"
-	    "                   [--coalesce-ms T]\n"
+	    "                   [--coalesce-ms T] [--fail-ppm N]\n"
+	    "                   [--offline-ppm N]\n"
 	    "  the raw LMDB + ZeroMQ floor under bench_fanout (same\n"
-	    "  simulator, record size, batches and durability)\n");
+	    "  simulator, record size, batches and durability)\n"
+	    "  --fail-ppm N    devices whose delivery fails (devsim), as\n"
+	    "                  bench_fanout --fail-ppm\n"
+	    "  --offline-ppm N devices offline (devsim): their records end\n"
+	    "                  PENDING, as bench_fanout --offline-ppm\n");
 }
 
 static double
@@ -892,6 +920,8 @@ main(int argc, char **argv)
 		{ "runs", required_argument, NULL, 'r' },
 		{ "window", required_argument, NULL, 'w' },
 		{ "coalesce-ms", required_argument, NULL, 'c' },
+		{ "fail-ppm", required_argument, NULL, 'F' },
+		{ "offline-ppm", required_argument, NULL, 'O' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -915,6 +945,12 @@ main(int argc, char **argv)
 		case 'c':
 			o.coalesce_ms = (uint32_t)strtoul(optarg, NULL, 10);
 			break;
+		case 'F':
+			o.fail_ppm = (uint32_t)strtoul(optarg, NULL, 10);
+			break;
+		case 'O':
+			o.offline_ppm = (uint32_t)strtoul(optarg, NULL, 10);
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -924,7 +960,8 @@ main(int argc, char **argv)
 		}
 	}
 	if (o.devices == 0 || o.devices > (1u << 24) || o.runs == 0 ||
-	    o.runs > 64 || o.window == 0) {
+	    o.runs > 64 || o.window == 0 || o.fail_ppm > 1000000 ||
+	    o.offline_ppm > 1000000) {
 		usage(stderr);
 		return 64;
 	}
@@ -943,10 +980,12 @@ main(int argc, char **argv)
 	       "\"p50_ms\":%.0f,\"p99_ms\":%.0f,\"max_ms\":%.0f,"
 	       "\"rss_peak_mib\":%.1f,\"lmdb_bytes_per_delivery\":%.1f,"
 	       "\"commits\":%.0f,\"coalesce_ms\":%" PRIu32
-	       ",\"cpu_us_per_delivery\":%.2f}\n",
+	       ",\"cpu_us_per_delivery\":%.2f,\"fail_ppm\":%" PRIu32
+	       ",\"offline_ppm\":%" PRIu32 "}\n",
 	    o.devices, o.runs, o.window, MED(wall_ms), MED(rate), MED(p50),
 	    MED(p99), MED(max), fbxb_vmhwm_kib(0) / 1024.0,
-	    MED(bytes_per_dlv), MED(commits), o.coalesce_ms, MED(cpu_us));
+	    MED(bytes_per_dlv), MED(commits), o.coalesce_ms, MED(cpu_us),
+	    o.fail_ppm, o.offline_ppm);
 #undef MED
 	st = 0;
 out:

@@ -487,7 +487,7 @@ main(void)
 	struct run r;
 	char report[400], org[ORGS][16];
 	static fbx_id ids[ORGS][DEVS];
-	uint64_t id, base_ids[ORGS][BASE], last_base = 0;
+	uint64_t id = 0, base_ids[ORGS][BASE], last_base = 0;
 	int64_t onset, created_max = 0;
 	int rc;
 
