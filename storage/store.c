@@ -1775,10 +1775,13 @@ fbx_store_cmd_put(fbx_txn *t, const struct fbx_command *cmd)
 	mrc = mdb_put(t->txn, st->cmd, &k, &v, 0);
 	if (mrc != 0)
 		return txn_fail(t, mrc);
-	if (fbx_cstate_terminal(cmd->state))
-		rc = del_key(t, st->cmd_active, idb, 8);
-	else
-		rc = put_empty(t, st->cmd_active, idb, 8);
+	/* the active set changes only when the state crosses into or out
+	 * of the terminal states (most rewrites change counts or the
+	 * cursor: no second tree touched for them) */
+	if (fbx_cstate_terminal(cmd->state) != fbx_cstate_terminal(old.state))
+		rc = fbx_cstate_terminal(cmd->state)
+		    ? del_key(t, st->cmd_active, idb, 8)
+		    : put_empty(t, st->cmd_active, idb, 8);
 	if (rc != FBX_OK)
 		return rc;
 	if (strcmp(old.org, cmd->org) != 0 ||
