@@ -4,13 +4,19 @@
 # print the median. The cluster lives in a temp directory on disk (not
 # tmpfs), listens on a unix socket only, and keeps PostgreSQL's durable
 # defaults (fsync=on, synchronous_commit=on), the same durability as
-# fusebox's default; everything is removed on every exit path.
+# fusebox's default; everything is removed on every exit path. The
+# gateway socket is CURVE, as the engine's (devsim connects only with
+# CURVE): `fuseboxd init` makes a server key pair and a gateway key in the
+# temp directory, bench_pgqueue serves with the first (--keys) and devsim
+# connects with server.pub and the second (--server-key, --gateway-key).
 #
 # usage: bench/pg.sh [--devices N] [--runs R] [--orgs M] [--window W]
 #                    [-- BENCH_PGQUEUE_ARGS...]
 # (orgs 1 and window 65536 by default, as bench_fanout runs devsim)
 # env:   BENCH_BIN    bench_pgqueue (default build/release/bench/...)
 #        DEVSIM_BIN   fusebox-devsim (default build/release/dispatcher/...)
+#        FUSEBOXD_BIN fuseboxd, for `fuseboxd init` (default: next to
+#                     DEVSIM_BIN)
 #        PG_BENCH_DIR parent of the temp directory (default $TMPDIR or /tmp)
 #        PG_USER      system user that runs the server when invoked as
 #                     root (default fbxbench, created if missing)
@@ -56,15 +62,16 @@ fi
 # ---- binaries -------------------------------------------------------------
 bench=${BENCH_BIN:-$root/build/release/bench/bench_pgqueue}
 devsim=${DEVSIM_BIN:-$root/build/release/dispatcher/fusebox-devsim}
-if [ ! -x "$bench" ] || [ ! -x "$devsim" ]; then
-	if [ -n "${BENCH_BIN:-}${DEVSIM_BIN:-}" ]; then
-		log "missing $bench or $devsim"
+fuseboxd=${FUSEBOXD_BIN:-$(dirname "$devsim")/fuseboxd}
+if [ ! -x "$bench" ] || [ ! -x "$devsim" ] || [ ! -x "$fuseboxd" ]; then
+	if [ -n "${BENCH_BIN:-}${DEVSIM_BIN:-}${FUSEBOXD_BIN:-}" ]; then
+		log "missing $bench, $devsim or $fuseboxd"
 		exit 69
 	fi
-	log "building bench_pgqueue and fusebox-devsim (release preset)"
+	log "building bench_pgqueue, fusebox-devsim and fuseboxd (release preset)"
 	(cd "$root" && cmake --preset release >/dev/null &&
 		cmake --build --preset release -j2 \
-			--target bench_pgqueue fusebox-devsim >/dev/null)
+			--target bench_pgqueue fusebox-devsim fuseboxd >/dev/null)
 fi
 
 # ---- cluster ---------------------------------------------------------------
@@ -129,6 +136,17 @@ conninfo="host=$tmp port=5432 user=bench dbname=postgres"
 fs=$(stat -f -c %T "$tmp" 2>/dev/null || echo '?')
 log "PostgreSQL $("$pgbin/postgres" --version | awk '{print $3}') in $tmp ($fs), $devices devices, $runs runs"
 
+# ---- keys ------------------------------------------------------------------
+# As bench/bench.c keys_init: the server key pair and a gateway principal.
+# bench_pgqueue runs no ZAP handler (as bench_floor), so the gateway key
+# is not checked, but devsim needs one to connect with.
+"$fuseboxd" init --data "$tmp/fbx" --principal 'gw/gateway/-/*' \
+	>"$tmp/init.log" 2>&1 || { cat "$tmp/init.log" >&2; exit 70; }
+keys=$tmp/fbx/keys
+for f in server.key server.pub gw.key; do
+	[ -f "$keys/$f" ] || { log "fuseboxd init made no $keys/$f"; exit 70; }
+done
+
 # ---- runs ------------------------------------------------------------------
 results=()
 for i in $(seq 1 "$runs"); do
@@ -136,13 +154,15 @@ for i in $(seq 1 "$runs"); do
 	report=$tmp/devsim.$i.report
 	"$devsim" --gateway-endpoint "$ep" --devices "$devices" \
 		--orgs "$orgs" --window "$window" --no-enroll --quiet \
+		--server-key "$keys/server.pub" --gateway-key "$keys/gw.key" \
 		--report "$report" \
 		>"$tmp/devsim.$i.out" 2>"$tmp/devsim.$i.err" &
 	devsim_pid=$!
 	# In the background and waited for, so a signal to this script is
 	# handled at once (the trap stops both children).
 	"$bench" --conninfo "$conninfo" --gateway-endpoint "$ep" \
-		--devices "$devices" --orgs "$orgs" --quiet "${extra[@]}" \
+		--keys "$keys" --devices "$devices" --orgs "$orgs" --quiet \
+		"${extra[@]}" \
 		>"$tmp/bench.$i.out" &
 	bench_pid=$!
 	brc=0

@@ -4,9 +4,11 @@
  * PostgreSQL. One command row and N queue rows are written with batched
  * COPY; workers claim rows with UPDATE ... FOR UPDATE SKIP LOCKED, hand
  * them to a real gateway (fusebox-devsim) over the fusebox gateway
- * protocol, and a result writer marks outcomes in batches with
- * synchronous commits before it ACKs them. The figure is deliveries per
- * second from the first insert to the last result made durable.
+ * protocol (on a CURVE server socket, as the engine's: the gateway
+ * connects only with CURVE), and a result writer marks outcomes in
+ * batches with synchronous commits before it ACKs them. The figure is
+ * deliveries per second from the first insert to the last result made
+ * durable.
  *
  * Fairness: everything the engine gets for free is given here too. Row
  * insertion overlaps with dispatch (its own connection and thread; it
@@ -43,6 +45,7 @@
 #include <libpq-fe.h>
 #include <zmq.h>
 
+#include "fbx_keys.h"
 #include "fbx_proto.h"
 
 #define PQB_WORKERS_MAX 16
@@ -62,6 +65,7 @@ enum { Q_QUEUED = 0, Q_SENT = 1, Q_SUCCEEDED = 2, Q_FAILED = 3,
 struct opts {
 	const char *conninfo;
 	const char *gw_ep;
+	const char *keys; /* directory holding server.key (fuseboxd init) */
 	uint32_t ndev, norgs;
 	uint32_t claim_batch;
 	uint32_t workers;
@@ -710,12 +714,24 @@ gw_drain(struct bench *b)
 	return 0;
 }
 
+/* gw_open - the gateway socket, as the engine's (and bench_floor's):
+ * a ROUTER that is a CURVE server with the key pair in keys/server.key
+ * (issue 10: fusebox-devsim connects only as a CURVE client). No ZAP
+ * handler runs here, as in bench_floor, so any client key is taken. */
 static int
 gw_open(struct bench *b)
 {
 	int zero = 0, one = 1;
 	int64_t maxmsg = (int64_t)FBX_GATEWAY_MSG_MAX * 2;
+	struct fbx_key k;
+	char path[4096], why[300] = "";
+	int rc;
 
+	snprintf(path, sizeof(path), "%s/server.key", b->o.keys);
+	if (fbx_key_read(path, 1, &k, why, sizeof(why)) != FBX_OK) {
+		logm("%s: %s", path, why);
+		return -1;
+	}
 	b->ctx = zmq_ctx_new();
 	if (b->ctx == NULL)
 		return -1;
@@ -724,12 +740,19 @@ gw_open(struct bench *b)
 		return -1;
 	/* As the engine does: unbounded send queue (the window bounds it),
 	 * MANDATORY so a vanished gateway is an error, not a silent drop. */
-	if (zmq_setsockopt(b->sock, ZMQ_LINGER, &zero, sizeof(zero)) ||
+	rc = zmq_setsockopt(b->sock, ZMQ_LINGER, &zero, sizeof(zero)) ||
 	    zmq_setsockopt(b->sock, ZMQ_SNDHWM, &zero, sizeof(zero)) ||
 	    zmq_setsockopt(b->sock, ZMQ_RCVHWM, &zero, sizeof(zero)) ||
 	    zmq_setsockopt(b->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof(maxmsg)) ||
-	    zmq_setsockopt(b->sock, ZMQ_ROUTER_MANDATORY, &one, sizeof(one)))
+	    zmq_setsockopt(b->sock, ZMQ_ROUTER_MANDATORY, &one, sizeof(one)) ||
+	    zmq_setsockopt(b->sock, ZMQ_CURVE_SERVER, &one, sizeof(one)) ||
+	    zmq_setsockopt(b->sock, ZMQ_CURVE_SECRETKEY, k.secret_z85,
+	        strlen(k.secret_z85));
+	memset(&k, 0, sizeof(k));
+	if (rc != 0) {
+		logm("gateway socket options: %s", zmq_strerror(errno));
 		return -1;
+	}
 	if (zmq_bind(b->sock, b->o.gw_ep) != 0) {
 		logm("cannot bind %s: %s", b->o.gw_ep, zmq_strerror(errno));
 		return -1;
@@ -1266,7 +1289,7 @@ report(struct bench *b)
 /* ------------------------------------------------------------------ */
 
 static const char *const usage =
-    "usage: bench_pgqueue --gateway-endpoint EP [OPTIONS]\n"
+    "usage: bench_pgqueue --gateway-endpoint EP --keys DIR [OPTIONS]\n"
     "\n"
     "Fan one command out to N devices through a PostgreSQL job queue and\n"
     "a gateway (fusebox-devsim --no-enroll with the same --devices and\n"
@@ -1274,6 +1297,10 @@ static const char *const usage =
     "\n"
     "  --conninfo S          libpq connection string (default: PG* env)\n"
     "  --gateway-endpoint EP bind here (ROUTER), e.g. ipc:///tmp/x.sock\n"
+    "  --keys DIR            the CURVE server key pair is DIR/server.key\n"
+    "                        (`fuseboxd init --data D`: D/keys); the\n"
+    "                        gateway connects with DIR/server.pub and any\n"
+    "                        key of its own (no ZAP check)\n"
     "  --devices N           fleet size (default 100000)\n"
     "  --orgs M              organisations, as devsim (default 40)\n"
     "  --workers K           claiming connections (default 2)\n"
@@ -1305,11 +1332,12 @@ parse_u32(const char *s, uint32_t lo, uint32_t hi, uint32_t *out)
 static int
 parse_args(struct opts *o, int argc, char **argv)
 {
-	enum { O_CONN = 1000, O_GW, O_DEV, O_ORGS, O_WORKERS, O_CLAIM, O_COPY,
-		O_PAYLOAD, O_TYPE, O_TIMEOUT, O_RETRY, O_QUIET, O_HELP };
+	enum { O_CONN = 1000, O_GW, O_KEYS, O_DEV, O_ORGS, O_WORKERS, O_CLAIM,
+		O_COPY, O_PAYLOAD, O_TYPE, O_TIMEOUT, O_RETRY, O_QUIET, O_HELP };
 	static const struct option lo[] = {
 		{ "conninfo", required_argument, NULL, O_CONN },
 		{ "gateway-endpoint", required_argument, NULL, O_GW },
+		{ "keys", required_argument, NULL, O_KEYS },
 		{ "devices", required_argument, NULL, O_DEV },
 		{ "orgs", required_argument, NULL, O_ORGS },
 		{ "workers", required_argument, NULL, O_WORKERS },
@@ -1334,6 +1362,9 @@ parse_args(struct opts *o, int argc, char **argv)
 			break;
 		case O_GW:
 			o->gw_ep = optarg;
+			break;
+		case O_KEYS:
+			o->keys = optarg;
 			break;
 		case O_DEV:
 			bad |= parse_u32(optarg, 1, 1u << 24, &o->ndev);
@@ -1382,7 +1413,8 @@ parse_args(struct opts *o, int argc, char **argv)
 			return -1;
 		}
 	}
-	if (optind < argc || o->gw_ep == NULL || o->norgs > o->ndev) {
+	if (optind < argc || o->gw_ep == NULL || o->keys == NULL ||
+	    o->norgs > o->ndev) {
 		fputs(usage, stderr);
 		return -1;
 	}
