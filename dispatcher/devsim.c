@@ -36,6 +36,9 @@
 #define SIM_ENROLL_BATCH 10000
 #define SIM_FLUSH_N 4096
 #define SIM_FLUSH_MS 2
+#define SIM_DRAIN_MAX 256 /* engine messages read per loop */
+#define SIM_BULK_SLICE 512 /* bulk deliveries served between reads */
+#define SIM_BULK_TURN 16384 /* bulk deliveries served between timers */
 #define SIM_RESEND_MS 3000
 #define SIM_HELLO_RETRY_MS 2000
 #define SIM_DEVICES_MAX 50000000u
@@ -94,9 +97,21 @@ struct dent {
 	uint8_t pad_;
 };
 
+/* Grown without stopping the receive path (a rehash of millions of
+ * entries took hundreds of ms, and every delivery in flight, of any
+ * organisation, waited for it): from half full, each insertion zeroes
+ * (and so faults in) DTAB_ZERO slots of the next table; at 70% the next
+ * table takes over and each insertion moves DTAB_MOVE slots of the old
+ * one into it. Lookups see both tables meanwhile. */
+#define DTAB_ZERO 64
+#define DTAB_MOVE 2
 struct dtab {
 	struct dent *slots;
-	size_t cap, n; /* cap is a power of two */
+	size_t cap, n; /* cap is a power of two; n counts both tables */
+	struct dent *old; /* being emptied into slots, NULL when done */
+	size_t oldcap, oldpos;
+	struct dent *next; /* 2 x cap slots being zeroed, NULL when none */
+	size_t nextpos;
 };
 
 /* A result waiting for its device's answer delay. */
@@ -160,8 +175,16 @@ struct totals {
 	uint64_t send_drops, resends, errors, hellos, welcomes;
 };
 
+/* Bulk DELIVERIES messages received and not yet served, in arrival
+ * order; pos is the next delivery of the first one. */
+struct bulkq {
+	struct fbx_eng_msg *v;
+	size_t cap, head, n, pos;
+};
+
 struct sim {
 	struct opts o;
+	struct bulkq bulk;
 	/* fleet */
 	uint32_t *org_start, *org_count;
 	uint8_t *dflags;
@@ -452,49 +475,99 @@ dtab_init(struct dtab *t, size_t want)
 
 	while (cap < want * 2 && cap < ((size_t)1 << 40))
 		cap <<= 1;
-	t->slots = calloc(cap, sizeof(*t->slots));
+	/* zeroed by hand: the pages are faulted in now, not by the first
+	 * deliveries */
+	t->slots = malloc(cap * sizeof(*t->slots));
 	if (t->slots == NULL)
 		return FBX_ENOMEM;
+	memset(t->slots, 0, cap * sizeof(*t->slots));
 	t->cap = cap;
 	t->n = 0;
+	t->old = t->next = NULL;
+	t->oldcap = t->oldpos = t->nextpos = 0;
 	return FBX_OK;
+}
+
+static struct dent *
+dtab_probe(struct dent *slots, size_t cap, uint64_t id)
+{
+	size_t mask = cap - 1, i = (size_t)mix(id) & mask;
+
+	for (;;) {
+		struct dent *e = &slots[i];
+		if (e->id == id || e->id == 0)
+			return e;
+		i = (i + 1) & mask;
+	}
 }
 
 static struct dent *
 dtab_find(const struct dtab *t, uint64_t id)
 {
-	size_t mask = t->cap - 1, i = (size_t)mix(id) & mask;
+	struct dent *e = dtab_probe(t->slots, t->cap, id);
 
-	for (;;) {
-		struct dent *e = &t->slots[i];
+	if (e->id == id)
+		return e;
+	if (t->old != NULL) {
+		e = dtab_probe(t->old, t->oldcap, id);
 		if (e->id == id)
 			return e;
-		if (e->id == 0)
-			return NULL;
-		i = (i + 1) & mask;
 	}
+	return NULL;
+}
+
+/* dtab_move - move up to k slots of the old table into the new one (an
+ * id is in one table only: dtab_get inserts only what neither holds) */
+static void
+dtab_move(struct dtab *t, size_t k)
+{
+	for (; t->old != NULL && k > 0; k--) {
+		struct dent *e = &t->old[t->oldpos];
+		if (e->id != 0)
+			*dtab_probe(t->slots, t->cap, e->id) = *e;
+		if (++t->oldpos == t->oldcap) {
+			free(t->old);
+			t->old = NULL;
+			t->oldcap = t->oldpos = 0;
+		}
+	}
+}
+
+/* dtab_prepare - zero up to k more slots of the next table (allocated
+ * once the table is half full). */
+static void
+dtab_prepare(struct dtab *t, size_t k)
+{
+	size_t ncap = t->cap * 2;
+
+	if (t->next == NULL) {
+		if (t->n * 2 < t->cap || t->old != NULL)
+			return;
+		t->next = malloc(ncap * sizeof(*t->next));
+		if (t->next == NULL)
+			return; /* dtab_grow tries again */
+		t->nextpos = 0;
+	}
+	if (k > ncap - t->nextpos)
+		k = ncap - t->nextpos;
+	memset(t->next + t->nextpos, 0, k * sizeof(*t->next));
+	t->nextpos += k;
 }
 
 static int
 dtab_grow(struct dtab *t)
 {
-	struct dtab nt;
-
-	if (dtab_init(&nt, t->cap) != FBX_OK) /* doubles the capacity */
+	dtab_move(t, SIZE_MAX); /* the one before, if any, first */
+	dtab_prepare(t, SIZE_MAX);
+	if (t->next == NULL)
 		return FBX_ENOMEM;
-	for (size_t i = 0; i < t->cap; i++) {
-		struct dent *e = &t->slots[i];
-		size_t mask = nt.cap - 1, j;
-		if (e->id == 0)
-			continue;
-		j = (size_t)mix(e->id) & mask;
-		while (nt.slots[j].id != 0)
-			j = (j + 1) & mask;
-		nt.slots[j] = *e;
-		nt.n++;
-	}
-	free(t->slots);
-	*t = nt;
+	t->old = t->slots;
+	t->oldcap = t->cap;
+	t->oldpos = 0;
+	t->slots = t->next;
+	t->cap *= 2;
+	t->next = NULL;
+	t->nextpos = 0;
 	return FBX_OK;
 }
 
@@ -502,26 +575,22 @@ dtab_grow(struct dtab *t)
 static struct dent *
 dtab_get(struct dtab *t, uint64_t id, int *created)
 {
-	size_t mask, i;
+	struct dent *e;
 
 	*created = 0;
 	if ((t->n + 1) * 10 > t->cap * 7 && dtab_grow(t) != FBX_OK)
 		return NULL;
-	mask = t->cap - 1;
-	i = (size_t)mix(id) & mask;
-	for (;;) {
-		struct dent *e = &t->slots[i];
-		if (e->id == id)
-			return e;
-		if (e->id == 0) {
-			memset(e, 0, sizeof(*e));
-			e->id = id;
-			t->n++;
-			*created = 1;
-			return e;
-		}
-		i = (i + 1) & mask;
-	}
+	dtab_move(t, DTAB_MOVE);
+	dtab_prepare(t, DTAB_ZERO);
+	e = dtab_find(t, id);
+	if (e != NULL)
+		return e;
+	e = dtab_probe(t->slots, t->cap, id);
+	memset(e, 0, sizeof(*e));
+	e->id = id;
+	t->n++;
+	*created = 1;
+	return e;
 }
 
 /* ------------------------------------------------------------------ */
@@ -946,20 +1015,32 @@ on_ack(struct sim *s, uint64_t batch_id)
 	/* An ACK of a batch already ACKed (a resend): nothing to do. */
 }
 
-static void
-on_message(struct sim *s, const void *buf, size_t len, int64_t now)
+/* decode_message - an engine message into m; a bad one is counted.
+ * @return 0 if m holds a message (free it with fbx_eng_msg_free). */
+static int
+decode_message(struct sim *s, const void *buf, size_t len,
+    struct fbx_eng_msg *m)
 {
-	struct fbx_eng_msg m;
 	int rc;
 
-	memset(&m, 0, sizeof(m));
-	rc = fbx_eng_msg_decode(buf, len, &m);
+	memset(m, 0, sizeof(*m));
+	rc = fbx_eng_msg_decode(buf, len, m);
 	if (rc != FBX_OK) {
 		s->t.errors++;
 		logm("undecodable engine message (%zu bytes): %s", len,
 		    fbx_errname(rc));
-		return;
+		return -1;
 	}
+	return 0;
+}
+
+/* on_message - act on a decoded engine message and free it. */
+static void
+on_message(struct sim *s, struct fbx_eng_msg *mp, int64_t now)
+{
+	struct fbx_eng_msg m = *mp;
+
+	memset(mp, 0, sizeof(*mp));
 	s->last_rx_ms = now;
 	switch (m.kind) {
 	case FBX_ENG_WELCOME:
@@ -1733,6 +1814,110 @@ save_report(struct sim *s)
 /* ------------------------------------------------------------------ */
 /* the gateway loop */
 
+/* bulk_push - keep a decoded bulk DELIVERIES message for bulk_serve. */
+static int
+bulk_push(struct sim *s, struct fbx_eng_msg *m)
+{
+	struct bulkq *q = &s->bulk;
+
+	if (q->n == q->cap) {
+		size_t ncap = q->cap ? q->cap * 2 : 64;
+		struct fbx_eng_msg *v = malloc(ncap * sizeof(*v));
+		if (v == NULL)
+			return FBX_ENOMEM;
+		for (size_t i = 0; i < q->n; i++)
+			v[i] = q->v[(q->head + i) % q->cap];
+		free(q->v);
+		q->v = v;
+		q->cap = ncap;
+		q->head = 0;
+	}
+	q->v[(q->head + q->n) % q->cap] = *m;
+	q->n++;
+	return FBX_OK;
+}
+
+/* bulk_serve - serve up to SIM_BULK_SLICE deliveries of the oldest bulk
+ * message. @return deliveries served. */
+static size_t
+bulk_serve(struct sim *s, int64_t now)
+{
+	struct bulkq *q = &s->bulk;
+	struct fbx_eng_msg *m = &q->v[q->head];
+	size_t k = 0;
+
+	if (q->n == 0)
+		return 0;
+	for (; q->pos < m->u.deliveries.n && k < SIM_BULK_SLICE; k++)
+		on_delivery(s, &m->u.deliveries.d[q->pos++], now);
+	if (q->pos >= m->u.deliveries.n) {
+		fbx_eng_msg_free(m);
+		q->head = (q->head + 1) % q->cap;
+		q->n--;
+		q->pos = 0;
+	}
+	return k;
+}
+
+/* drain - read what the engine sent (at most SIM_DRAIN_MAX messages):
+ * urgent deliveries are served at once and their results leave at
+ * once, in a RESULTS batch of their own; bulk ones wait in s->bulk;
+ * anything else is handled now.
+ * @return FBX_OK or FBX_EIO. */
+static int
+drain(struct sim *s, int64_t now)
+{
+	zmq_msg_t msg;
+	int urgent = 0;
+
+	for (int k = 0; k < SIM_DRAIN_MAX; k++) {
+		struct fbx_eng_msg m;
+		zmq_msg_init(&msg);
+		if (zmq_msg_recv(&msg, s->sock, ZMQ_DONTWAIT) < 0) {
+			zmq_msg_close(&msg);
+			if (errno != EAGAIN && errno != EINTR) {
+				logm("recv: %s", zmq_strerror(errno));
+				return FBX_EIO;
+			}
+			break;
+		}
+		if (zmq_msg_more(&msg)) {
+			s->t.errors++; /* we expect single frames */
+			while (zmq_msg_more(&msg)) {
+				zmq_msg_close(&msg);
+				zmq_msg_init(&msg);
+				if (zmq_msg_recv(&msg, s->sock, 0) < 0)
+					break;
+			}
+			zmq_msg_close(&msg);
+			continue;
+		}
+		if (decode_message(s, zmq_msg_data(&msg), zmq_msg_size(&msg),
+		        &m) != 0) {
+			zmq_msg_close(&msg);
+			continue;
+		}
+		zmq_msg_close(&msg);
+		s->last_rx_ms = now;
+		if (m.kind == FBX_ENG_DELIVERIES && !m.u.deliveries.urgent &&
+		    m.u.deliveries.n > 0) {
+			if (bulk_push(s, &m) == FBX_OK)
+				continue;
+			logm("out of memory: bulk deliveries served now");
+		} else if (m.kind == FBX_ENG_DELIVERIES) {
+			/* their results in a batch of their own: small, so
+			 * the engine takes it ahead of bulk ones */
+			if (!urgent)
+				flush_results(s);
+			urgent = 1;
+		}
+		on_message(s, &m, now);
+	}
+	if (urgent)
+		flush_results(s);
+	return FBX_OK;
+}
+
 static int
 gw_open(struct sim *s)
 {
@@ -1766,7 +1951,6 @@ static int
 gw_loop(struct sim *s)
 {
 	int64_t last_stats = mono_ms(), last_timers = 0;
-	zmq_msg_t msg;
 
 	send_hello(s);
 	while (!stop_flag) {
@@ -1780,6 +1964,8 @@ gw_loop(struct sim *s)
 
 		if (s->nout > 0 || s->delay.n > 0)
 			wait = 1;
+		if (s->bulk.n > 0)
+			wait = 0;
 		if (storm_on && s->storm.started && storm_wait_ms(s) < wait)
 			wait = storm_wait_ms(s);
 		n = zmq_poll(its, storm_on ? 2 : 1, wait);
@@ -1798,32 +1984,17 @@ gw_loop(struct sim *s)
 		}
 		it = its[0];
 		n = (it.revents & ZMQ_POLLIN) ? 1 : 0;
-		/* Drain a bounded number of messages, then run timers, so a
-		 * flood of deliveries cannot starve ACK handling. */
-		for (int k = 0; n > 0 && k < 256; k++) {
-			zmq_msg_init(&msg);
-			if (zmq_msg_recv(&msg, s->sock, ZMQ_DONTWAIT) < 0) {
-				zmq_msg_close(&msg);
-				if (errno != EAGAIN && errno != EINTR) {
-					logm("recv: %s", zmq_strerror(errno));
-					return FBX_EIO;
-				}
-				break;
-			}
-			if (zmq_msg_more(&msg)) {
-				s->t.errors++; /* we expect single frames */
-				while (zmq_msg_more(&msg)) {
-					zmq_msg_close(&msg);
-					zmq_msg_init(&msg);
-					if (zmq_msg_recv(&msg, s->sock, 0) < 0)
-						break;
-				}
-				zmq_msg_close(&msg);
-				continue;
-			}
-			on_message(s, zmq_msg_data(&msg), zmq_msg_size(&msg),
-			    now);
-			zmq_msg_close(&msg);
+		/* Take what arrived, serve the bulk deliveries in slices and
+		 * look for new messages between slices: urgent deliveries
+		 * (small commands) are served as soon as they are read, not
+		 * behind the bulk ones received before them. Then timers,
+		 * so a flood of deliveries cannot starve ACK handling. */
+		if (n > 0 && drain(s, now) != FBX_OK)
+			return FBX_EIO;
+		for (size_t done = 0; s->bulk.n > 0 && done < SIM_BULK_TURN;) {
+			done += bulk_serve(s, now);
+			if (drain(s, now) != FBX_OK)
+				return FBX_EIO;
 		}
 		now = mono_ms();
 		run_delayed(s, now);
@@ -1863,6 +2034,8 @@ gw_loop(struct sim *s)
 		}
 	}
 	/* Clean exit: answer what we can, then say goodbye. */
+	while (s->bulk.n > 0)
+		bulk_serve(s, mono_ms());
 	run_delayed(s, INT64_MAX);
 	flush_results(s);
 	flush_checkins(s);
@@ -2333,6 +2506,14 @@ out:
 	free(s->cin);
 	free(s->delay.v);
 	free(s->tab.slots);
+	free(s->tab.old);
+	free(s->tab.next);
+	while (s->bulk.n > 0) {
+		fbx_eng_msg_free(&s->bulk.v[s->bulk.head]);
+		s->bulk.head = (s->bulk.head + 1) % s->bulk.cap;
+		s->bulk.n--;
+	}
+	free(s->bulk.v);
 	free(s->org_start);
 	free(s->org_count);
 	free(s->ostats);

@@ -104,52 +104,64 @@ unsent_add(struct fbx_engine *e, const uint64_t *ids, size_t n)
 	return FBX_OK;
 }
 
+/* out_send - send one queued output. */
+static void
+out_send(struct fbx_engine *e, struct outmsg *m)
+{
+	int rc;
+
+	if (m->to_gw == OUT_EVENT) {
+		if (m->len > 0) {
+			rc = e->io_ops->send(e->io, FBX_IO_EVENTS, 1, m->envlen,
+			    (const uint8_t(*)[RID_MAX])m->env, m->buf, m->len);
+			if (rc != FBX_OK)
+				FBX_LOGW("event not published: %s",
+				    fbx_strerror(rc));
+		}
+		/* published for subscribers; the operator's alert command is
+		 * for alarms, not for every release */
+		if (m->ev.kind != FBX_EV_COMMAND_SETTLED)
+			fbxi_run_alert(e, &m->ev);
+		return;
+	}
+	if (m->to_gw == OUT_GW && (m->gw == NULL || m->gw->dead))
+		return;
+	rc = e->io_ops->send(e->io, m->to_gw ? FBX_IO_GATEWAY : FBX_IO_CONSOLE,
+	    m->nenv, m->envlen, (const uint8_t(*)[RID_MAX])m->env, m->buf,
+	    m->len);
+	if (rc == FBX_OK && m->welcome && m->gw != NULL)
+		m->gw->welcomed = 1;
+	if (rc != FBX_OK) {
+		if (m->to_gw == OUT_GW && rc == FBX_EBUSY &&
+		    unsent_add(e, m->ids, m->nids) == FBX_OK) {
+			if (m->nids > 0)
+				FBX_LOGW("gateway %s: send queue full, %zu "
+				         "deliveries back to the queue",
+				    m->gw->id, m->nids);
+		} else if (m->to_gw == OUT_GW) {
+			gw_mark_dead(e, m->gw, fbx_strerror(rc));
+		} else {
+			FBX_LOGD("console reply dropped: %s", fbx_strerror(rc));
+		}
+	}
+}
+
+/* out_flush - send what the committed turn queued: the urgent DELIVERIES
+ * (small commands) first, so they are ahead of the turn's bulk ones in
+ * each gateway's pipe, then everything else in the order queued. */
 static void
 out_flush(struct fbx_engine *e)
 {
-	struct outmsg *m = e->ohead, *n;
+	struct outmsg *m, *n;
 
-	for (; m != NULL; m = n) {
-		int rc;
+	for (m = e->ohead; m != NULL; m = m->next) {
+		if (m->urgent)
+			out_send(e, m);
+	}
+	for (m = e->ohead; m != NULL; m = n) {
 		n = m->next;
-		if (m->to_gw == OUT_EVENT) {
-			if (m->len > 0) {
-				rc = e->io_ops->send(e->io, FBX_IO_EVENTS, 1,
-				    m->envlen, (const uint8_t(*)[RID_MAX])m->env,
-				    m->buf, m->len);
-				if (rc != FBX_OK)
-					FBX_LOGW("event not published: %s",
-					    fbx_strerror(rc));
-			}
-			/* published for subscribers; the operator's alert
-			 * command is for alarms, not for every release */
-			if (m->ev.kind != FBX_EV_COMMAND_SETTLED)
-				fbxi_run_alert(e, &m->ev);
-			goto next;
-		}
-		if (m->to_gw == OUT_GW && (m->gw == NULL || m->gw->dead))
-			goto next;
-		rc = e->io_ops->send(e->io,
-		    m->to_gw ? FBX_IO_GATEWAY : FBX_IO_CONSOLE, m->nenv,
-		    m->envlen, (const uint8_t(*)[RID_MAX])m->env, m->buf, m->len);
-		if (rc == FBX_OK && m->welcome && m->gw != NULL)
-			m->gw->welcomed = 1;
-		if (rc != FBX_OK) {
-			if (m->to_gw == OUT_GW && rc == FBX_EBUSY &&
-			    unsent_add(e, m->ids, m->nids) == FBX_OK) {
-				if (m->nids > 0)
-					FBX_LOGW("gateway %s: send queue full, "
-					         "%zu deliveries back to the "
-					         "queue",
-					    m->gw->id, m->nids);
-			} else if (m->to_gw == OUT_GW) {
-				gw_mark_dead(e, m->gw, fbx_strerror(rc));
-			} else {
-				FBX_LOGD("console reply dropped: %s",
-				    fbx_strerror(rc));
-			}
-		}
-	next:
+		if (!m->urgent)
+			out_send(e, m);
 		free(m->buf);
 		free(m->ids);
 		free(m);
@@ -315,6 +327,7 @@ gw_send(struct fbx_engine *e, struct gw *g, const struct fbx_eng_msg *m)
 	o->to_gw = OUT_GW;
 	o->gw = g;
 	o->welcome = m->kind == FBX_ENG_WELCOME;
+	o->urgent = m->kind == FBX_ENG_DELIVERIES && m->u.deliveries.urgent;
 	if (m->kind == FBX_ENG_DELIVERIES && m->u.deliveries.n > 0) {
 		/* kept so that a message the send queue refuses puts its
 		 * deliveries back in the queue, and only those */
@@ -468,8 +481,10 @@ gw_free(struct gw *g)
 {
 	fbxi_idmap_fini(&g->inflight);
 	free(g->orgs);
-	free(g->ob);
-	free(g->obdev);
+	for (int k = 0; k < 2; k++) {
+		free(g->b[k].ob);
+		free(g->b[k].obdev);
+	}
 	free(g);
 }
 
@@ -1209,20 +1224,34 @@ out:
 
 /* ------------------------------------------------------------- dispatch */
 
+/* gw_flush_batch - hand g's batches of this turn to the output: the
+ * urgent one (small commands) is marked so, and out_flush sends it
+ * before the bulk ones. */
 static void
-gw_flush_batch(struct fbx_engine *e, struct gw *g)
+gw_flush_batch(struct fbx_engine *e, struct gw *g, int urgent)
 {
+	struct gw_batch *b = &g->b[urgent ? 1 : 0];
 	struct fbx_eng_msg m;
 
-	if (g->obn == 0)
+	if (b->obn == 0)
 		return;
 	memset(&m, 0, sizeof(m));
 	m.kind = FBX_ENG_DELIVERIES;
-	m.u.deliveries.d = g->ob;
-	m.u.deliveries.n = g->obn;
+	m.u.deliveries.d = b->ob;
+	m.u.deliveries.n = b->obn;
+	m.u.deliveries.urgent = urgent;
 	gw_send(e, g, &m);
-	g->obn = 0;
-	g->obbytes = 0;
+	b->obn = 0;
+	b->obbytes = 0;
+}
+
+/* cmd_small - a command of few devices, fully expanded: its deliveries
+ * are urgent (a lock of one stolen phone must not wait behind another
+ * command's million at the gateway) */
+static int
+cmd_small(const struct cmdc *cc)
+{
+	return cc->c.state != FBX_C_EXPANDING && cc->c.ndeliveries <= URGENT_MAX;
 }
 
 /* send_one - journal `id` as SENT and add it to g's outgoing batch.
@@ -1233,14 +1262,17 @@ send_one(struct fbx_engine *e, struct gw *g, uint64_t id)
 	struct cmdc *cc = fbxi_cmd_find(e, FBX_DLV_CMD(id));
 	struct fbx_dlv_head d;
 	struct fbx_dlv_out *o;
-	int old = 0, rc;
+	struct gw_batch *b;
+	int old = 0, rc, urgent;
 
 	if (cc == NULL || cc->expired || cc->cancelling)
 		return 0;
-	if (g->ob == NULL) {
-		g->ob = malloc(e->o.send_batch * sizeof(*g->ob));
-		g->obdev = malloc(e->o.send_batch * sizeof(*g->obdev));
-		if (g->ob == NULL || g->obdev == NULL) {
+	urgent = cmd_small(cc);
+	b = &g->b[urgent];
+	if (b->ob == NULL) {
+		b->ob = malloc(e->o.send_batch * sizeof(*b->ob));
+		b->obdev = malloc(e->o.send_batch * sizeof(*b->obdev));
+		if (b->ob == NULL || b->obdev == NULL) {
 			fbxi_set_err(e, FBX_ENOMEM);
 			return 0;
 		}
@@ -1265,12 +1297,12 @@ send_one(struct fbx_engine *e, struct gw *g, uint64_t id)
 	cc->q->inflight++;
 	e->inflight_all++;
 	e->dlv_sent++;
-	o = &g->ob[g->obn];
-	memcpy(g->obdev[g->obn], d.device, sizeof(g->obdev[g->obn]));
+	o = &b->ob[b->obn];
+	memcpy(b->obdev[b->obn], d.device, sizeof(b->obdev[b->obn]));
 	o->delivery_id = id;
 	o->command_id = cc->c.id;
 	o->org = cc->c.org;
-	o->device = g->obdev[g->obn];
+	o->device = b->obdev[b->obn];
 	o->type = cc->c.type;
 	o->payload = cc->c.payload;
 	o->payload_len = cc->c.payload_len;
@@ -1278,9 +1310,9 @@ send_one(struct fbx_engine *e, struct gw *g, uint64_t id)
 	o->attempt = d.attempts;
 	/* a message stays well under the gateway cap however big the
 	 * payloads: each delivery carries its command's payload */
-	g->obbytes += fbxi_dlv_cost(cc);
-	if (++g->obn == e->o.send_batch || g->obbytes >= GW_MSG_SOFT_MAX)
-		gw_flush_batch(e, g);
+	b->obbytes += fbxi_dlv_cost(cc);
+	if (++b->obn == e->o.send_batch || b->obbytes >= GW_MSG_SOFT_MAX)
+		gw_flush_batch(e, g, urgent);
 	return 1;
 }
 
@@ -1342,7 +1374,7 @@ dispatch_step(struct fbx_engine *e)
 
 	for (int prio = 0; prio < FBX_PRIO_COUNT; prio++) {
 		int progress = 1;
-		while (progress && total < DISPATCH_MAX &&
+		while (progress && total < e->dispatch_max &&
 		    fbxi_err(e) == FBX_OK) {
 			progress = 0;
 			for (struct gw *g = e->gws; g != NULL; g = g->next) {
@@ -1354,7 +1386,7 @@ dispatch_step(struct fbx_engine *e)
 					continue;
 				for (size_t k = 0; k < e->rrlen &&
 				    g->unanswered < g->window &&
-				    total < DISPATCH_MAX;
+				    total < e->dispatch_max;
 				    k++) {
 					struct orgq *q =
 					    e->rr[(e->rrpos + k) % e->rrlen];
@@ -1391,8 +1423,10 @@ dispatch_step(struct fbx_engine *e)
 				e->rrpos = (e->rrpos + 1) % e->rrlen;
 		}
 	}
-	for (struct gw *g = e->gws; g != NULL; g = g->next)
-		gw_flush_batch(e, g);
+	for (struct gw *g = e->gws; g != NULL; g = g->next) {
+		gw_flush_batch(e, g, 1);
+		gw_flush_batch(e, g, 0);
+	}
 	/* queued work that rate caps held back: poll, do not spin */
 	e->stalled = total == 0 && e->rrlen > 0;
 	/* drop emptied organisations from the round robin */
@@ -1413,6 +1447,8 @@ dispatch_step(struct fbx_engine *e)
 static int
 work_pending(struct fbx_engine *e)
 {
+	if (e->ndef > 0)
+		return 1; /* input a short turn left for the next one */
 	if (e->draining)
 		return 0;
 	if ((e->xhead != NULL && !e->xidle) || e->nrq > 0 || e->nunsent > 0)
@@ -1795,7 +1831,7 @@ clear_memory(struct fbx_engine *e)
 	e->rq = NULL;
 	e->nrq = e->rqpos = 0;
 	for (struct gw *g = e->gws; g != NULL; g = g->next)
-		g->obn = 0;
+		g->b[0].obn = g->b[1].obn = 0;
 }
 
 /* sessions_settle - after a rebuild: drop session entries the store does
@@ -1947,21 +1983,35 @@ unsent_step(struct fbx_engine *e)
 /* -------------------------------------------------------------- the loop */
 
 /* close_inputs - release the inputs handled this turn; the rest (a
- * request failed and memory is rebuilt first) are handled next turn. */
+ * request failed and memory is rebuilt first) are handled next turn,
+ * after those a short turn left (keep_deferred), which move to the
+ * front of in[] in their order (e->ndef of them). */
 static void
-close_inputs(struct fbx_engine *e, size_t handled)
+close_inputs(struct fbx_engine *e, size_t handled, int keep_deferred)
 {
+	size_t k = 0;
+
 	if (handled > e->nin)
 		handled = e->nin;
-	for (size_t i = 0; i < handled; i++)
-		e->io_ops->release(e->io, &e->in[i]);
-	if (handled < e->nin) {
-		memmove(e->in, e->in + handled,
-		    (e->nin - handled) * sizeof(*e->in));
-		memmove(e->inerr, e->inerr + handled,
-		    (e->nin - handled) * sizeof(*e->inerr));
+	for (size_t i = 0; i < handled; i++) {
+		if (keep_deferred && e->indef[i]) {
+			e->in[k] = e->in[i];
+			e->inerr[k] = e->inerr[i];
+			e->indef[k] = 0;
+			k++;
+		} else {
+			e->io_ops->release(e->io, &e->in[i]);
+		}
 	}
-	e->nin -= handled;
+	e->ndef = k;
+	if (handled < e->nin) {
+		memmove(e->in + k, e->in + handled,
+		    (e->nin - handled) * sizeof(*e->in));
+		memmove(e->inerr + k, e->inerr + handled,
+		    (e->nin - handled) * sizeof(*e->inerr));
+		memset(e->indef + k, 0, e->nin - handled);
+	}
+	e->nin = k + (e->nin - handled);
 }
 
 /* read_inputs - take a bounded batch from a channel.
@@ -1979,6 +2029,7 @@ read_inputs(struct fbx_engine *e, int chan, size_t max, size_t max_bytes)
 			size_t ncap = e->incap ? e->incap * 2 : 256;
 			struct inmsg *ni = realloc(e->in, ncap * sizeof(*ni));
 			int *ne;
+			uint8_t *nd;
 			if (ni == NULL)
 				return 0;
 			e->in = ni;
@@ -1986,6 +2037,10 @@ read_inputs(struct fbx_engine *e, int chan, size_t max, size_t max_bytes)
 			if (ne == NULL)
 				return 0;
 			e->inerr = ne;
+			nd = realloc(e->indef, ncap * sizeof(*nd));
+			if (nd == NULL)
+				return 0;
+			e->indef = nd;
 			e->incap = ncap;
 		}
 		rc = e->io_ops->recv(e->io, chan, &e->in[e->nin], &dropped);
@@ -1994,6 +2049,7 @@ read_inputs(struct fbx_engine *e, int chan, size_t max, size_t max_bytes)
 		if (rc == -2)
 			return 0; /* cannot take it now: not drained */
 		e->inerr[e->nin] = 0;
+		e->indef[e->nin] = 0;
 		n++;
 		if (rc < 0) {
 			/* counted, so a flood of them cannot hold the turn */
@@ -2131,7 +2187,7 @@ read_only_turn(struct fbx_engine *e)
 	}
 	e->txn_err = FBX_OK;
 	out_leave(e);
-	close_inputs(e, e->nin);
+	close_inputs(e, e->nin, 0);
 }
 
 /* retry_delay - backoff after failed turns: 100 ms doubling to 5 s. */
@@ -2145,12 +2201,75 @@ retry_delay(uint32_t streak)
 	return d < 5000 ? d : 5000;
 }
 
+struct defer_st {
+	int64_t t0;     /* when the turn's handling began (mono us) */
+	size_t bulk;    /* gateway bytes handled */
+	int deferred;   /* an input was left for the next turn */
+	int blocked;    /* one that is not RESULTS: nothing passes it */
+};
+
+/* defer_input - in a short turn, whether gateway input `in` waits for
+ * the next turn: once GW_BYTES_SHORT of it or SHORT_WORK_US of work is
+ * done, big messages wait; small RESULTS (a gateway answers small
+ * commands in their own batch) still pass them, as outcomes of distinct
+ * deliveries do not depend on each other's order; any other small
+ * message waits behind what waits (a BYE after its session's results). */
+static int
+defer_input(const struct inmsg *in, struct defer_st *st)
+{
+	struct fbx_gw_msg m;
+	int kind = -1;
+
+	if (!st->deferred && (st->bulk == 0 ||
+	    (st->bulk < GW_BYTES_SHORT && mono_us() - st->t0 < SHORT_WORK_US))) {
+		st->bulk += in->len;
+		return 0;
+	}
+	if (in->len > GW_SMALL_BYTES) {
+		st->deferred = 1;
+		return 1;
+	}
+	if (fbx_gw_msg_decode(in->body, in->len, &m, NULL, 0) == FBX_OK) {
+		kind = m.kind;
+		fbx_gw_msg_free(&m);
+	}
+	if (kind == FBX_GW_RESULTS && !st->blocked)
+		return 0;
+	if (!st->deferred)
+		return 0;
+	st->blocked = 1;
+	return 1;
+}
+
+/* small_waits - whether an organisation with little work (at most
+ * URGENT_MAX deliveries queued or in flight) waits while another has
+ * work: then turns are kept short. */
+static int
+small_waits(struct fbx_engine *e)
+{
+	int busy = 0, small = 0;
+
+	for (size_t b = 0; b < sizeof(e->qtab) / sizeof(e->qtab[0]); b++) {
+		for (struct orgq *q = e->qtab[b]; q != NULL; q = q->hnext) {
+			size_t w = q->inflight + q->len;
+			if (w == 0)
+				continue;
+			busy++;
+			if (w <= URGENT_MAX)
+				small = 1;
+			if (busy >= 2 && small)
+				return 1;
+		}
+	}
+	return 0;
+}
+
 static int
 turn(struct fbx_engine *e)
 {
 	int64_t t0 = 0, t_work = 0, t_commit = 0;
 	uint64_t res0 = 0, sent0 = 0;
-	int rc = FBX_OK, drained = 0, carried = e->nin > 0;
+	int rc = FBX_OK, drained = 0, carried = e->nin > e->ndef, short_turn;
 
 	held_release(e);
 	e->mono = eng_clock(e, 1);
@@ -2163,13 +2282,23 @@ turn(struct fbx_engine *e)
 	}
 	/* gateway results are taken in slices (about 16,000 results) so a
 	 * turn stays short and a console request never waits long behind a
-	 * big fan-out; console requests are small and read in full */
+	 * big fan-out; console requests are small and read in full, first,
+	 * as one waiting makes the turn short. A short turn (also while a
+	 * small organisation waits behind a big one) reads as much but
+	 * handles less of the bulk: the rest waits at the front of in[] for
+	 * the next turn, and hands out fewer deliveries (issue 11) */
+	short_turn = small_waits(e);
 	if (!carried) {
+		size_t nin0 = e->nin;
 		e->t_read_us = mono_us();
+		read_inputs(e, FBX_IO_CONSOLE, IN_MSGS_MAX, IN_BYTES_MAX);
+		if (e->nin > nin0)
+			short_turn = 1;
 		drained = read_inputs(
 		    e, FBX_IO_GATEWAY, IN_MSGS_MAX, GW_BYTES_PER_TURN);
-		read_inputs(e, FBX_IO_CONSOLE, IN_MSGS_MAX, IN_BYTES_MAX);
 	}
+	e->short_turn = short_turn;
+	e->dispatch_max = short_turn ? DISPATCH_SHORT : DISPATCH_MAX;
 	e->mono = eng_clock(e, 1);
 	if (drained)
 		e->gw_drained = e->mono;
@@ -2187,6 +2316,7 @@ turn(struct fbx_engine *e)
 	for (int attempt = 0; attempt < COMMIT_RETRIES; attempt++) {
 		size_t need = (64u << 20);
 		int did_unsent = 0;
+		struct defer_st dst;
 		e->now = eng_clock(e, 0);
 		e->mono = eng_clock(e, 1);
 		e->txn_err = FBX_OK;
@@ -2225,10 +2355,16 @@ turn(struct fbx_engine *e)
 			if (rc != FBX_OK)
 				fbxi_set_err(e, rc);
 		}
+		memset(&dst, 0, sizeof(dst));
+		dst.t0 = mono_us();
 		for (size_t i = 0; i < e->nin && i < e->in_limit &&
 		    fbxi_err(e) == FBX_OK && !e->redo;
 		    i++) {
-			if (e->in[i].chan == FBX_IO_GATEWAY)
+			e->indef[i] = 0;
+			if (e->in[i].chan == FBX_IO_GATEWAY && e->short_turn &&
+			    defer_input(&e->in[i], &dst))
+				e->indef[i] = 1;
+			else if (e->in[i].chan == FBX_IO_GATEWAY)
 				handle_gateway(e, &e->in[i]);
 			else
 				fbxi_handle_console(e, &e->in[i]);
@@ -2366,7 +2502,7 @@ turn(struct fbx_engine *e)
 				    (long long)(t_work - t0),
 				    (long long)(t_commit - t_work),
 				    (long long)(mono_us() - t_commit));
-			close_inputs(e, e->nhandled);
+			close_inputs(e, e->nhandled, 1);
 			return FBX_OK;
 		}
 	failed:
@@ -2560,6 +2696,7 @@ engine_open(const struct fbx_engine_opts *opts, const struct fbx_io_ops *ops,
 		e->o.heartbeat_ms = 1000;
 	if (e->o.expand_chunk == 0)
 		e->o.expand_chunk = 16384;
+	e->dispatch_max = DISPATCH_MAX;
 	if (e->o.send_batch == 0)
 		e->o.send_batch = 8192;
 	if (e->o.send_batch > FBX_BATCH_MAX)
@@ -2668,11 +2805,12 @@ fbx_engine_close(struct fbx_engine *e)
 	held_discard(e);
 	(void)fbxi_syncer_stop(e->syncer, NULL); /* before the store closes */
 	e->syncer = NULL;
-	close_inputs(e, e->nin);
+	close_inputs(e, e->nin, 0);
 	free(e->in);
 	free(e->undo);
 	free(e->unsent);
 	free(e->inerr);
+	free(e->indef);
 	free(e->pkeep);
 	fbxi_certs_free(e);
 	fbxi_fleet_free(e->fleet);

@@ -30,9 +30,26 @@
 #define IN_BYTES_MAX (8u * 1024 * 1024)
 #define DISPATCH_MAX 16384 /* deliveries handed out per turn */
 #define GW_BYTES_PER_TURN (256u * 1024) /* gateway input per turn */
+/* A turn is shorter while a small organisation waits behind a big one
+ * (a console request read, or an organisation with at most URGENT_MAX
+ * deliveries queued or in flight while another has work): the small
+ * one's submit and its result are each journaled at the end of a turn,
+ * so the turn's length is its wait, twice. */
+#define DISPATCH_SHORT 4096
+/* gateway input a short turn handles: about 4,096 results, or 4 ms of
+ * work; bigger messages after that wait for the next turn, smaller
+ * RESULTS (a gateway answers small commands' deliveries in their own
+ * batch) are handled now */
+#define GW_BYTES_SHORT (32u * 1024)
+#define SHORT_WORK_US 4000
+#define GW_SMALL_BYTES 4096
 #define GW_MSG_SOFT_MAX (FBX_GATEWAY_MSG_MAX / 2) /* flush a batch here */
 #define SWEEP_MAX 65536 /* expiries per turn */
 #define QUANTUM 256 /* deliveries per organisation per round */
+/* a command of at most this many deliveries is small: its deliveries
+ * leave in their own DELIVERIES messages marked urgent, before the
+ * turn's bulk ones, so a gateway can serve them first */
+#define URGENT_MAX QUANTUM
 #define COMMIT_RETRIES 4
 /* redos of one turn for requests that failed on their own; past it the
  * rest of the turn's input waits for the next turn */
@@ -105,11 +122,14 @@ struct gw {
 	struct fbxi_idmap inflight; /* delivery id -> IF_VAL(orgq, stage) */
 	int dead;
 	int welcomed; /* a WELCOME left after a committed turn */
-	/* delivery batch under construction this turn */
-	struct fbx_dlv_out *ob;
-	fbx_id *obdev;
-	size_t obn;
-	size_t obbytes; /* its encoded size, roughly */
+	/* delivery batches under construction this turn: [0] bulk, [1]
+	 * urgent (small commands) */
+	struct gw_batch {
+		struct fbx_dlv_out *ob;
+		fbx_id *obdev;
+		size_t obn;
+		size_t obbytes; /* its encoded size, roughly */
+	} b[2];
 };
 
 /* A message read this turn is the transport's struct fbx_io_msg. */
@@ -130,6 +150,7 @@ struct outmsg {
 	uint64_t *ids; /* a DELIVERIES message: the delivery ids it carries */
 	size_t nids;
 	int welcome; /* a WELCOME: the session may receive once it left */
+	int urgent; /* DELIVERIES of small commands: sent before the rest */
 };
 
 /* The outputs of one committed turn, waiting for its sync. */
@@ -179,7 +200,11 @@ struct fbx_engine {
 	uint32_t redos;     /* in this turn: at most REDO_MAX */
 	size_t in_limit;    /* inputs this attempt may handle */
 	int *inerr;         /* per input: answer with this error, 0 = none */
+	uint8_t *indef;     /* per input: left for the next turn */
 	size_t inerrcap;
+	size_t ndef;        /* inputs at the front of in[] left by the last
+	                       turn (short turns) */
+	int short_turn;     /* this turn is short: a small one waits */
 	size_t nhandled; /* inputs of this turn handled so far */
 	/* gateway sessions survive a failed turn: the in-flight map changes
 	 * of the turn, undone if it does not commit */
@@ -225,6 +250,7 @@ struct fbx_engine {
 	int stalled; /* queued work but nothing could be sent (caps) */
 	int64_t next_tick; /* idle: the next turn for timers */
 	uint32_t xbudget; /* deliveries this turn may still create */
+	uint32_t dispatch_max; /* deliveries this turn may hand out */
 	int xidle; /* the last expansion step created nothing: every
 	              expanding command waits for gateway room */
 	/* registered certificates (certs.c; loaded at rebuild) and the

@@ -180,7 +180,7 @@ serves(const struct gw *g, const char *org)
 /* fbxi_gw_room - about how many deliveries of organisation q the
  * dispatch of this turn could hand out: the free windows of the gateways
  * that serve it, within its share of their windows and the in-flight
- * caps, at most DISPATCH_MAX. -1 when that cannot be told: no live
+ * caps, at most the turn's dispatch cap. -1 when that cannot be told: no live
  * gateway serves q, or a rate cap applies (its tokens decide). */
 int64_t
 fbxi_gw_room(struct fbx_engine *e, struct orgq *q)
@@ -224,5 +224,5 @@ fbxi_gw_room(struct fbx_engine *e, struct orgq *q)
 		if (room > cap)
 			room = cap;
 	}
-	return room > DISPATCH_MAX ? DISPATCH_MAX : (int64_t)room;
+	return room > e->dispatch_max ? e->dispatch_max : (int64_t)room;
 }

@@ -797,6 +797,7 @@ struct fbx_eng_msg {
 		struct {
 			struct fbx_dlv_out *d;
 			size_t n;
+			int urgent; /* small commands: serve before the bulk */
 		} deliveries;
 		struct {
 			uint64_t batch_id; /* results/check-ins now durable */

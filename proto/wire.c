@@ -5088,6 +5088,7 @@ fbx_eng_msg_decode(const void *buf, size_t len, struct fbx_eng_msg *out)
 			break;
 		}
 		m.u.deliveries.n = n;
+		m.u.deliveries.urgent = pb->deliveries->urgent ? 1 : 0;
 		for (i = 0; i < n && rv == FBX_OK; i++)
 			rv = dlv_in(pb->deliveries->deliveries[i],
 			    &m.u.deliveries.d[i]);
@@ -5207,6 +5208,7 @@ fbx_eng_msg_encode(const struct fbx_eng_msg *m, uint8_t **buf, size_t *len)
 			dlv.deliveries[i] = &d[i];
 		}
 		dlv.n_deliveries = n;
+		dlv.urgent = m->u.deliveries.urgent != 0;
 		e.body_case = FUSEBOX__V1__ENGINE_MESSAGE__BODY_DELIVERIES;
 		e.deliveries = &dlv;
 		break;

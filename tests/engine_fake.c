@@ -305,9 +305,12 @@ drain_gw(struct env *t, const char *peer, struct gw_seen *s)
 			if (m.kind == FBX_ENG_DELIVERIES) {
 				for (size_t i = 0; i < m.u.deliveries.n &&
 				    s->nids < 20000;
-				    i++)
+				    i++) {
+					s->urgent[s->nids] =
+					    m.u.deliveries.urgent != 0;
 					s->ids[s->nids++] =
 					    m.u.deliveries.d[i].delivery_id;
+				}
 			} else if (m.kind == FBX_ENG_ACK &&
 			    m.u.ack.batch_id != 0 && s->nacks < 64) {
 				s->ack_batch[s->nacks] = m.u.ack.batch_id;

@@ -52,6 +52,7 @@ struct env {
  * ids (up to cap), ACKs into acks (batch, count pairs). */
 struct gw_seen {
 	uint64_t ids[20000];
+	uint8_t urgent[20000]; /* ids[i] came in a batch marked urgent */
 	size_t nids;
 	uint64_t ack_batch[64];
 	uint32_t ack_count[64];

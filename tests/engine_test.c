@@ -592,6 +592,122 @@ test_expand_room(void)
 	}
 }
 
+/* urgent_first - while a big organisation fans out, a small command's
+ * delivery leaves in a batch of its own marked urgent, ahead of the bulk
+ * of the same turn; and its result, in a small RESULTS batch queued
+ * behind big ones, is recorded and ACKed in the next turn while big
+ * batches past the short turn's share wait (un-ACKed) for the turns
+ * after it, where they are recorded too. */
+static void
+test_urgent_first(void)
+{
+	enum { NBIG = 12000, PER = 4000 };
+	static struct gw_seen s;
+	struct env t;
+	struct fbx_command info;
+	uint64_t big = 0, small = 0, sid = 0;
+	size_t nurgent = 0, nbig = 0;
+	int small_acked = 0, big_acked = 0;
+
+	memset(&s, 0, sizeof(s));
+	CHECK(env_open(&t, "urgent") == 0, "open");
+	enroll(&t, "big", NBIG);
+	enroll(&t, "small", 1);
+	{
+		struct fbx_gw_msg m;
+		fbx_id orgs[2];
+		memset(&m, 0, sizeof(m));
+		m.kind = FBX_GW_HELLO;
+		snprintf(m.u.hello.gateway_id, sizeof(m.u.hello.gateway_id),
+		    "gw-all");
+		snprintf(orgs[0], sizeof(orgs[0]), "big");
+		snprintf(orgs[1], sizeof(orgs[1]), "small");
+		m.u.hello.orgs = orgs;
+		m.u.hello.norgs = 2;
+		m.u.hello.window = 65536;
+		gateway(&t, "g1", &m);
+	}
+	turn(&t);
+	{
+		struct fbx_console_req req;
+		struct fbx_console_rep rep;
+		query_req(&req);
+		console(&t, "a", "big", &req);
+		console(&t, "b", "small", &req);
+		turn(&t);
+		big = reply(&t, "a", &rep) == FBX_OK ? rep.u.submit.command_id
+		                                     : 0;
+		fbx_console_rep_free(&rep);
+		small = reply(&t, "b", &rep) == FBX_OK
+		    ? rep.u.submit.command_id
+		    : 0;
+		fbx_console_rep_free(&rep);
+	}
+	drain_gw(&t, "g1", &s);
+	for (size_t i = 0; i < s.nids; i++) {
+		if (FBX_DLV_CMD(s.ids[i]) == small)
+			sid = s.ids[i];
+		nurgent += s.urgent[i];
+	}
+	CHECK(big != 0 && small != 0 && s.nids > 1 && s.ids[0] == sid &&
+	        s.urgent[0] && nurgent == 1,
+	    "the small command's delivery is not first and alone urgent "
+	    "(%zu sent, %zu urgent)",
+	    s.nids, nurgent);
+	/* the rest of the big fan-out goes out over the next turns */
+	for (int k = 0; k < 8 && s.nids < NBIG + 1; k++) {
+		turn(&t);
+		drain_gw(&t, "g1", &s);
+	}
+	CHECK(s.nids == NBIG + 1, "%zu of %d sent", s.nids, NBIG + 1);
+	/* three big RESULTS batches, then the small one */
+	{
+		uint64_t ids[PER];
+		size_t n = 0;
+		uint64_t batch = 1;
+		for (size_t i = 0; i < s.nids; i++) {
+			if (s.ids[i] == sid)
+				continue;
+			ids[n++] = s.ids[i];
+			nbig++;
+			if (n == PER) {
+				results(&t, "g1", batch++, ids, n,
+				    FBX_R_SUCCEEDED);
+				n = 0;
+			}
+		}
+		if (n > 0)
+			results(&t, "g1", batch++, ids, n, FBX_R_SUCCEEDED);
+		results(&t, "g1", 100, &sid, 1, FBX_R_SUCCEEDED);
+	}
+	turn(&t);
+	memset(&s, 0, sizeof(s));
+	drain_gw(&t, "g1", &s);
+	for (size_t i = 0; i < s.nacks; i++) {
+		small_acked += s.ack_batch[i] == 100;
+		big_acked += s.ack_batch[i] != 100;
+	}
+	CHECK(counts(&t, "small", small, &info) == FBX_OK &&
+	        info.state == FBX_C_DONE && small_acked == 1 &&
+	        big_acked >= 1 && big_acked < 3,
+	    "small result: state %d, ACKed %d; big batches ACKed %d of 3",
+	    info.state, small_acked, big_acked);
+	for (int k = 0; k < 4; k++) {
+		turn(&t);
+		drain_gw(&t, "g1", &s);
+	}
+	big_acked = 0;
+	for (size_t i = 0; i < s.nacks; i++)
+		big_acked += s.ack_batch[i] != 100;
+	CHECK(nbig == NBIG && big_acked == 3 &&
+	        counts(&t, "big", big, &info) == FBX_OK &&
+	        info.state == FBX_C_DONE &&
+	        info.counts[FBX_D_SUCCEEDED] == NBIG,
+	    "big: %d of 3 batches ACKed, state %d, %u succeeded", big_acked,
+	    info.state, info.counts[FBX_D_SUCCEEDED]);
+	env_close(&t);
+}
+
 int
 main(void)
 {
@@ -604,6 +720,7 @@ main(void)
 	test_map_full();
 	test_send_queue_full();
 	test_fairness();
+	test_urgent_first();
 	test_expand_room();
 	printf("%d passed, %d failed\n", passed, failed);
 	return failed == 0 ? 0 : 1;

@@ -801,6 +801,7 @@ test_eng_kinds(void)
 	in.u.deliveries.n = n;
 	CHECK_RV(eng_rt(&in, &out), FBX_OK);
 	CHECK(out.kind == FBX_ENG_DELIVERIES && out.u.deliveries.n == n);
+	CHECK(out.u.deliveries.urgent == 0);
 	CHECK(out.priv_ != NULL);
 	if (out.u.deliveries.n == n) {
 		for (i = 0; i < n; i++) {
@@ -823,6 +824,16 @@ test_eng_kinds(void)
 	}
 	fbx_eng_msg_free(&out);
 	CHECK(out.priv_ == NULL);
+
+	/* the urgent mark (small commands: served first) round-trips */
+	in.u.deliveries.n = 1;
+	in.u.deliveries.urgent = 1;
+	CHECK_RV(eng_rt(&in, &out), FBX_OK);
+	CHECK(out.kind == FBX_ENG_DELIVERIES && out.u.deliveries.n == 1 &&
+	    out.u.deliveries.urgent == 1);
+	fbx_eng_msg_free(&out);
+	in.u.deliveries.n = n;
+	in.u.deliveries.urgent = 0;
 
 	/* 65,536 deliveries of 600 bytes exceed the 32 MiB message cap. */
 	for (i = 0; i < n; i++) {
