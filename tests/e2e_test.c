@@ -1,6 +1,7 @@
 /*
  * e2e_test.c: the whole path, end to end, with the real binaries: enroll a
- * simulated fleet of 30,000 devices in 40 organisations, submit commands
+ * simulated fleet of 30,000 devices (FBX_E2E_DEVICES: on PostgreSQL,
+ * fewer) in 40 organisations, submit commands
  * for one device, a group, a platform and whole organisations, let the
  * simulator answer as devices (with failures and offline devices that
  * check in later), and check that every targeted device got exactly one
@@ -15,7 +16,8 @@
 
 #include "harness.h"
 
-#define DEVICES "30000"
+/* the fleet: 30,000 devices unless FBX_E2E_DEVICES says otherwise */
+#define DEVICES_DEFAULT 30000
 #define ORGS 40
 
 struct devpage {
@@ -149,7 +151,9 @@ main(void)
 	uint64_t expect_org[ORGS];
 	uint32_t count;
 	char org[ORGS][16], report[400];
-	const char *ids[1];
+	const char *ids[1], *checkin_s, *env;
+	char devices[16];
+	unsigned long ndev = DEVICES_DEFAULT;
 	int rc;
 
 	memset(expect_org, 0, sizeof(expect_org));
@@ -160,11 +164,17 @@ main(void)
 	memset(&info, 0, sizeof(info));
 	for (int i = 0; i < ORGS; i++)
 		snprintf(org[i], sizeof(org[i]), "org-%03d", i + 1);
+	/* issue 13: the PostgreSQL run (tests/CMakeLists.txt: e2e_pg_test)
+	 * makes the fleet and its check-in rate smaller, see below */
+	env = getenv("FBX_E2E_DEVICES");
+	if (env != NULL && strtoul(env, NULL, 10) >= 40 * ORGS)
+		ndev = strtoul(env, NULL, 10);
+	snprintf(devices, sizeof(devices), "%lu", ndev);
 	if (fbxt_setup(&t, "e2e") != 0 || fbxt_daemon_start(&t, NULL) != 0) {
 		FBXT_CHECK(0, "daemon did not start");
 		goto out;
 	}
-	rc = fbxt_sim_run(&t, "--enroll-only", "--devices", DEVICES, "--orgs",
+	rc = fbxt_sim_run(&t, "--enroll-only", "--devices", devices, "--orgs",
 	    "40", "--seed", "7", "--quiet", NULL);
 	FBXT_CHECK(rc == 0, "enrollment exit status %d", rc);
 
@@ -203,9 +213,20 @@ main(void)
 	expect_org[39] += 1;
 
 	snprintf(report, sizeof(report), "%s/report.txt", t.dir);
-	rc = fbxt_sim_start(&t, "--no-enroll", "--devices", DEVICES, "--orgs",
+	/* every online device checks in every checkin_s seconds, offline
+	 * ones once after about checkin_s: 1 is 30,000 check-ins a second,
+	 * three store reads each (the device, its rewrite, its pending
+	 * list), nothing for LMDB but more round trips than a PostgreSQL
+	 * server answers. There the engine's turns grow past the gateway's
+	 * heartbeat, the simulator reconnects and resends, and the run
+	 * never settles; FBX_E2E_CHECKIN_S and FBX_E2E_DEVICES keep the
+	 * check-ins a small share of what the server answers */
+	checkin_s = getenv("FBX_E2E_CHECKIN_S");
+	if (checkin_s == NULL || atoi(checkin_s) < 1)
+		checkin_s = "1";
+	rc = fbxt_sim_start(&t, "--no-enroll", "--devices", devices, "--orgs",
 	    "40", "--seed", "7", "--fail-ratio", "0.02", "--offline-ratio",
-	    "0.02", "--checkin-interval-s", "1", "--report", report,
+	    "0.02", "--checkin-interval-s", checkin_s, "--report", report,
 	    "--quiet", NULL);
 	FBXT_CHECK(rc == 0, "simulator start");
 
@@ -297,8 +318,8 @@ main(void)
 			failed += info.counts[FBX_D_FAILED];
 			check_deliveries(&t, org[i], cid_org[i], &all[i]);
 		}
-		FBXT_CHECK(total == 30000, "fleet total %llu",
-		    (unsigned long long)total);
+		FBXT_CHECK(total == ndev, "fleet total %llu of %lu",
+		    (unsigned long long)total, ndev);
 		FBXT_CHECK(ok + failed == total, "outcomes %llu + %llu",
 		    (unsigned long long)ok, (unsigned long long)failed);
 		FBXT_CHECK(failed > 0, "fail ratio 0.02 produced no failure");

@@ -3,6 +3,7 @@
  * build tree (FBX_BIN_DIR) with their output in the test's directory, so a
  * failed run leaves the daemon log behind for a reader.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -39,11 +40,52 @@ sleep_ms(int ms)
 }
 
 int
+fbxt_pg(void)
+{
+	const char *u = getenv("FBX_TEST_PG_URL");
+
+	return u != NULL && u[0] != '\0';
+}
+
+/* pg_store - t->store: FBX_TEST_PG_URL with search_path set to a schema
+ * of this test alone (lower case, [a-z0-9_]: PostgreSQL folds unquoted
+ * names). @return 0 or -1 (too long). */
+static int
+pg_store(struct fbxt_env *t, const char *name)
+{
+	static unsigned seq;
+	const char *url = getenv("FBX_TEST_PG_URL");
+	char schema[64];
+	size_t n;
+	int len;
+
+	n = (size_t)snprintf(schema, sizeof(schema), "fbxt_");
+	for (const char *p = name; *p != '\0' && n < 24; p++)
+		schema[n++] = isalnum((unsigned char)*p)
+		    ? (char)tolower((unsigned char)*p)
+		    : '_';
+	snprintf(schema + n, sizeof(schema) - n, "_%ld_%lld_%u",
+	    (long)getpid(), (long long)time(NULL) % 1000000, seq++);
+	len = snprintf(t->store, sizeof(t->store),
+	    "%s%soptions=-csearch_path%%3D%s", url,
+	    strchr(url, '?') != NULL ? "&" : "?", schema);
+	if (len < 0 || (size_t)len >= sizeof(t->store) ||
+	    strchr(t->store, '\'') != NULL) {
+		fprintf(stderr, "harness: FBX_TEST_PG_URL too long or "
+		                "quoted\n");
+		return -1;
+	}
+	return 0;
+}
+
+int
 fbxt_setup(struct fbxt_env *t, const char *name)
 {
 	memset(t, 0, sizeof(*t));
 	snprintf(t->dir, sizeof(t->dir), "/tmp/fbxt-%s-XXXXXX", name);
 	if (mkdtemp(t->dir) == NULL)
+		return -1;
+	if (fbxt_pg() && pg_store(t, name) != 0)
 		return -1;
 	snprintf(t->db, sizeof(t->db), "%s/db", t->dir);
 	snprintf(t->console, sizeof(t->console), "ipc://%s/console.sock",
@@ -65,7 +107,7 @@ actors_close(struct fbxt_env *t)
 int
 fbxt_keys_init(struct fbxt_env *t)
 {
-	char path[400], log[400], cmd[1400];
+	char path[400], log[400], cmd[2400], store[800] = "";
 	const char *bin = getenv("FBX_BIN_DIR");
 	struct stat st;
 
@@ -75,13 +117,16 @@ fbxt_keys_init(struct fbxt_env *t)
 	snprintf(path, sizeof(path), "%s/server.key", t->keys);
 	if (stat(path, &st) != 0) {
 		snprintf(log, sizeof(log), "%s/init.log", t->dir);
+		if (t->store[0] != '\0')
+			snprintf(store, sizeof(store), "--store '%s' ",
+			    t->store);
 		snprintf(cmd, sizeof(cmd),
-		    "'%s/fuseboxd' init --data '%s' "
+		    "'%s/fuseboxd' init --data '%s' %s"
 		    "--principal gw/gateway/-/'*' "
 		    "--principal rule-engine/automation/all/'*' "
 		    "--principal attestation-rule/automation/all/'*' "
 		    ">>'%s' 2>&1",
-		    bin != NULL ? bin : "../dispatcher", t->db, log);
+		    bin != NULL ? bin : "../dispatcher", t->db, store, log);
 		if (system(cmd) != 0) {
 			fprintf(stderr, "fuseboxd init failed (see %s)\n", log);
 			return -1;
@@ -276,7 +321,7 @@ collect(char **args, int max, va_list ap)
 int
 fbxt_daemon_start(struct fbxt_env *t, ...)
 {
-	char *args[48];
+	char *args[56];
 	int n = 0;
 	va_list ap;
 
@@ -288,6 +333,10 @@ fbxt_daemon_start(struct fbxt_env *t, ...)
 	args[n++] = t->console;
 	args[n++] = "--gateway";
 	args[n++] = t->gateway;
+	if (t->store[0] != '\0') {
+		args[n++] = "--store";
+		args[n++] = t->store;
+	}
 	va_start(ap, t);
 	collect(args + n, 40, ap);
 	va_end(ap);
@@ -419,6 +468,11 @@ fbxt_teardown(struct fbxt_env *t)
 			fprintf(stderr, "could not remove %s\n", t->dir);
 	} else {
 		fprintf(stderr, "test directory kept: %s\n", t->dir);
+		if (t->store[0] != '\0')
+			fprintf(stderr, "its store: %s (tests/pg_cluster.sh "
+			                "run keeps the cluster with "
+			                "PG_KEEP=1)\n",
+			    t->store);
 	}
 }
 

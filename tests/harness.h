@@ -45,6 +45,14 @@ struct fbxt_env {
 	 * actor a test names, each with its own principal's key */
 	char keys[320];
 	char keys_of[300]; /* the db they were made for */
+	/* issue 13: FBX_TEST_PG_URL set (tests/pg_cluster.sh run): the
+	 * store of this test, a PostgreSQL schema of its own (named by
+	 * fbxt_setup after the test, its pid, the time and a counter; the
+	 * backend creates it at first open) that every fuseboxd and
+	 * `fuseboxd init` of the test is given with --store, so restarts
+	 * see the same store and parallel tests never meet; "" = LMDB in
+	 * t->db. Keys stay in t->db/keys either way. */
+	char store[768];
 	struct {
 		char name[FBX_ID_MAX + 1];
 		fbx_client *cli;
@@ -73,7 +81,12 @@ fbx_client *fbxt_client_for(struct fbxt_env *t, const char *actor);
  * @return 0 or -1. */
 int fbxt_sock_curve(void *sock, const char *env);
 
-/* fbxt_setup - make a temp dir and endpoints inside it. */
+/* fbxt_pg - 1 when the tests run on PostgreSQL (FBX_TEST_PG_URL set),
+ * else 0: what reads or writes LMDB files directly is LMDB only. */
+int fbxt_pg(void);
+
+/* fbxt_setup - make a temp dir and endpoints inside it (and, on
+ * PostgreSQL, the store URL of a schema of its own). */
 int fbxt_setup(struct fbxt_env *t, const char *name);
 /* fbxt_teardown - stop what runs, remove the temp dir (kept on failure). */
 void fbxt_teardown(struct fbxt_env *t);

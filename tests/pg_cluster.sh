@@ -12,6 +12,8 @@
 # env:   PG_USER  system user that runs the server when invoked as root
 #                 (default fbxtest, created if missing)
 #        PG_TMP   parent of the temp directory (default $TMPDIR or /tmp)
+#        PG_KEEP  1: `run` leaves the cluster running when CMD failed
+#                 (to read a failed test's store; `stop DIR` removes it)
 # Missing PostgreSQL binaries are an error (exit 69), never a skip.
 set -euo pipefail
 
@@ -106,11 +108,21 @@ run)
 	dir=${url#*host=}
 	dir=${dir%%&*}
 	echo $$ >"$dir/runner"
-	trap 'stop "$dir"' EXIT
+	rc=
+	finish() {
+		if [ "${PG_KEEP:-0}" = 1 ] && [ -n "$rc" ] && [ "$rc" != 0 ]; then
+			rm -f "$dir/runner" # not swept by later runs
+			log "cluster kept: $url (stop: $0 stop $dir)"
+		else
+			stop "$dir"
+		fi
+	}
+	trap 'finish' EXIT
 	trap 'exit 130' INT
 	trap 'exit 143' TERM
-	rc=0
-	FBX_TEST_PG_URL=$url FBX_TEST_PG_DIR=$dir "$@" || rc=$?
+	st=0
+	FBX_TEST_PG_URL=$url FBX_TEST_PG_DIR=$dir "$@" || st=$?
+	rc=$st
 	exit "$rc"
 	;;
 *)
