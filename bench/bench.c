@@ -417,6 +417,11 @@ fbxb_daemon_start(struct fbxb_env *b, char *const *extra)
 	for (int i = 0; extra != NULL && extra[i] != NULL && n < ARGS_MAX - 1;
 	    i++)
 		args[n++] = extra[i];
+	/* $FBXB_DAEMON_FLAG: one more flag for every daemon of the run
+	 * (e.g. --sync-inline, to measure a build against itself) */
+	if (getenv("FBXB_DAEMON_FLAG") != NULL &&
+	    getenv("FBXB_DAEMON_FLAG")[0] != '\0' && n < ARGS_MAX - 1)
+		args[n++] = getenv("FBXB_DAEMON_FLAG");
 	args[n] = NULL;
 	snprintf(logpath, sizeof(logpath), "%s/fuseboxd.log", b->dir);
 	b->daemon = fbxb_spawn("fuseboxd", logpath, args);

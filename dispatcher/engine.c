@@ -182,9 +182,44 @@ ack_latency(struct fbx_engine *e, uint32_t submits, int64_t t_read_us)
 	e->m_ack.sum_us += lat * submits;
 }
 
+static void held_release(struct fbx_engine *e);
+static int64_t retry_delay(uint32_t streak);
+
+/* out_hold_nomem - no memory to hold the turn's outputs: wait for its
+ * sync here, send what was held before it and then them; if the sync
+ * does not come, drop them, and end the sessions their deliveries were
+ * for (their deliveries are queued again, as for a session that died). */
+static void
+out_hold_nomem(struct fbx_engine *e, uint64_t ticket)
+{
+	struct outmsg *head = e->ohead, *tail = e->otail;
+
+	if (e->syncer != NULL) {
+		fbxi_syncer_ask(e->syncer, ticket);
+		(void)fbxi_syncer_wait(e->syncer, ticket, 60000);
+	}
+	e->ohead = e->otail = NULL;
+	held_release(e); /* releases up to what is durable */
+	e->ohead = head;
+	e->otail = tail;
+	if (e->nheld == 0 && e->syncer != NULL &&
+	    fbxi_syncer_wait(e->syncer, ticket, 0)) {
+		out_flush(e);
+		ack_latency(e, e->turn_submits, e->t_read_us);
+		return;
+	}
+	FBX_LOGE("outputs of commit %llu dropped: not made durable and no "
+	         "memory to hold them",
+	    (unsigned long long)ticket);
+	for (struct outmsg *m = e->ohead; m != NULL; m = m->next)
+		if (m->to_gw == OUT_GW && m->gw != NULL && m->nids > 0)
+			gw_mark_dead(e, m->gw, "its deliveries could not be "
+			                       "held for their sync");
+	out_discard(e);
+}
+
 /* out_hold - the turn committed as ticket: its outputs wait until the
- * syncer made that commit durable (held_release). When they cannot be
- * queued the turn waits for its sync here instead. */
+ * syncer made that commit durable (held_release). */
 static void
 out_hold(struct fbx_engine *e, uint64_t ticket)
 {
@@ -198,17 +233,7 @@ out_hold(struct fbx_engine *e, uint64_t ticket)
 		size_t ncap = e->heldcap ? e->heldcap * 2 : 16;
 		struct held_out *nh = realloc(e->held, ncap * sizeof(*nh));
 		if (nh == NULL) {
-			if (e->syncer != NULL &&
-			    fbxi_syncer_wait(e->syncer, ticket, 60000)) {
-				out_flush(e);
-				ack_latency(e, e->turn_submits, e->t_read_us);
-			} else {
-				FBX_LOGE("outputs of commit %llu dropped: not "
-				         "made durable and no memory to hold "
-				         "them",
-				    (unsigned long long)ticket);
-				out_discard(e);
-			}
+			out_hold_nomem(e, ticket);
 			return;
 		}
 		e->held = nh;
@@ -225,24 +250,15 @@ out_hold(struct fbx_engine *e, uint64_t ticket)
 	e->ohead = e->otail = NULL;
 }
 
-/* out_leave - outputs of a turn that committed nothing (reads on a
- * degraded store): they leave now, or after the held ones. */
+/* out_leave - outputs of a turn that committed nothing (reads and
+ * refusals on a degraded store): they leave now, also ahead of held
+ * ones, which may wait for a disk that does not come back; they
+ * acknowledge nothing (a read may show a change whose own reply is still
+ * held for its sync). */
 static void
 out_leave(struct fbx_engine *e)
 {
-	struct held_out *h;
-
-	if (e->nheld == 0 || e->ohead == NULL) {
-		out_flush(e);
-		return;
-	}
-	h = &e->held[e->nheld - 1];
-	if (h->tail != NULL)
-		h->tail->next = e->ohead;
-	else
-		h->head = e->ohead;
-	h->tail = e->otail;
-	e->ohead = e->otail = NULL;
+	out_flush(e);
 }
 
 /* held_release - send the held outputs whose commit is durable now, in
@@ -256,16 +272,29 @@ held_release(struct fbx_engine *e)
 
 	if (e->syncer == NULL)
 		return;
-	done = fbxi_syncer_done(e->syncer, &failed, &upto);
+	done = fbxi_syncer_done(e->syncer, e->commit_ticket, &failed, &upto);
 	if (failed != FBX_OK) {
-		/* never retried for the same commits (syncer.h): the next
-		 * turn commits a change, and its sync covers them */
+		/* never retried for the same commits (syncer.h): every
+		 * commit so far waits for a later one's sync; meanwhile
+		 * writes are refused, as after a failed turn, with backoff,
+		 * so outputs do not pile up while the disk fails */
 		e->syncs_failed++;
+		e->sync_fail_streak++;
+		e->sync_cover = e->commit_ticket;
 		e->force_commit = 1;
+		e->degraded = 1;
+		e->degraded_err = failed;
+		e->retry_at =
+		    eng_clock(e, 1) + retry_delay(e->sync_fail_streak);
 		FBX_LOGE("store sync failed: %s; the replies and deliveries "
-		         "of commits up to %llu wait for the next commit's "
-		         "sync",
-		    fbx_strerror(failed), (unsigned long long)upto);
+		         "of commits up to %llu wait for a later commit's "
+		         "sync; writes again in %lld ms",
+		    fbx_strerror(failed), (unsigned long long)e->sync_cover,
+		    (long long)retry_delay(e->sync_fail_streak));
+	} else if (e->sync_fail_streak > 0 && done > e->sync_cover) {
+		FBX_LOGI("store syncs work again after %u failed",
+		    e->sync_fail_streak);
+		e->sync_fail_streak = 0;
 	}
 	while (k < e->nheld && e->held[k].ticket <= done) {
 		struct held_out *h = &e->held[k++];
@@ -1245,13 +1274,18 @@ gw_flush_batch(struct fbx_engine *e, struct gw *g, int urgent)
 	b->obbytes = 0;
 }
 
-/* cmd_small - a command of few devices, fully expanded: its deliveries
- * are urgent (a lock of one stolen phone must not wait behind another
- * command's million at the gateway) */
+/* cmd_small - a command of few devices, fully expanded, of an
+ * organisation with little else queued or in flight: its deliveries are
+ * urgent (a lock of one stolen phone must not wait behind another
+ * organisation's million at the gateway). Urgent batches leave ahead of
+ * the turn's others, so an organisation that has bulk work gets none:
+ * a device's commands reach it in the order they were dispatched. */
 static int
 cmd_small(const struct cmdc *cc)
 {
-	return cc->c.state != FBX_C_EXPANDING && cc->c.ndeliveries <= URGENT_MAX;
+	return cc->c.state != FBX_C_EXPANDING &&
+	    cc->c.ndeliveries <= URGENT_MAX && cc->q != NULL &&
+	    cc->q->len + cc->q->inflight <= URGENT_MAX;
 }
 
 /* send_one - journal `id` as SENT and add it to g's outgoing batch.
@@ -1295,6 +1329,7 @@ send_one(struct fbx_engine *e, struct gw *g, uint64_t id)
 	g->unanswered++;
 	g->ubytes += fbxi_dlv_cost(cc);
 	cc->q->inflight++;
+	cc->q->sent_mono = e->mono;
 	e->inflight_all++;
 	e->dlv_sent++;
 	o = &b->ob[b->obn];
@@ -2108,44 +2143,51 @@ store_reopen(struct fbx_engine *e)
 {
 	struct fbx_store_opts so;
 	fbx_store *st = NULL;
-	uint64_t durable = 0, no_retry = 0;
-	int rc, syncer = e->use_syncer;
+	int rc;
 
 	memset(&so, 0, sizeof(so));
 	so.path = e->o.data_dir;
 	so.map_size = e->o.map_size;
 	so.url = e->o.store_url;
-	so.durability = syncer ? FBX_DURABLE_NOMETASYNC : e->o.durability;
-	/* the syncer works on the environment: it ends first, and a new
-	 * one syncs the held turns' commits through the new descriptor
-	 * (an error the old one never reported is reported to it) */
-	durable = fbxi_syncer_stop(e->syncer, &no_retry);
-	e->syncer = NULL;
-	if (no_retry > durable)
-		e->force_commit = 1;
+	so.durability = e->use_syncer ? FBX_DURABLE_NOMETASYNC
+	                              : e->o.durability;
+	/* the syncer works on the environment: it ends first */
+	if (e->syncer != NULL) {
+		e->sync_durable = fbxi_syncer_stop(e->syncer, NULL);
+		e->syncer = NULL;
+	}
 	fbx_store_close(e->st);
 	e->st = NULL;
 	rc = fbx_store_open(&so, &st);
 	if (rc != FBX_OK)
-		goto out;
-	e->st = st;
-out:
-	if (syncer) {
-		/* without a store it waits for one: started on the next
-		 * reopen (e->st is NULL until then) */
-		int src = e->st != NULL
-		    ? fbxi_syncer_start(e->st, durable, no_retry, &e->syncer)
-		    : FBX_OK;
-		if (src != FBX_OK && rc == FBX_OK)
-			rc = src;
-		if (e->syncer != NULL && e->nheld > 0)
-			fbxi_syncer_ask(e->syncer, e->commit_ticket);
-	}
-	if (rc != FBX_OK)
 		return rc;
+	e->st = st;
+	/* a new syncer starts with the next write turn (syncer_ensure) */
 	FBX_LOGW("store %s reopened", e->o.data_dir);
 	return FBX_OK;
 }
+
+/* syncer_ensure - before a write turn: a syncer for the store as it is
+ * now. One started after a reopen trusts no sync of the commits before
+ * it: the store was reopened because a write failed, and a write-back
+ * error already reported to the old descriptors is not reported to the
+ * new one; those commits become durable with a later commit's sync. */
+static int
+syncer_ensure(struct fbx_engine *e)
+{
+	int rc;
+
+	if (!e->use_syncer || e->syncer != NULL || e->st == NULL)
+		return FBX_OK;
+	rc = fbxi_syncer_start(
+	    e->st, e->sync_durable, e->commit_ticket, &e->syncer);
+	if (rc != FBX_OK)
+		return rc;
+	if (e->commit_ticket > e->sync_durable)
+		e->force_commit = 1;
+	return FBX_OK;
+}
+
 
 /* recover - make memory match the store again after a failed turn,
  * reopening the store if it refuses to be read. */
@@ -2208,56 +2250,107 @@ struct defer_st {
 	int blocked;    /* one that is not RESULTS: nothing passes it */
 };
 
+/* varint - a protobuf varint at p[*i] (n bytes); -1 if cut short. */
+static int
+varint(const uint8_t *p, size_t n, size_t *i, uint64_t *v)
+{
+	*v = 0;
+	for (int sh = 0; sh < 64; sh += 7) {
+		if (*i >= n)
+			return -1;
+		*v |= (uint64_t)(p[*i] & 0x7f) << sh;
+		if ((p[(*i)++] & 0x80) == 0)
+			return 0;
+	}
+	return -1;
+}
+
+/* gw_kind_peek - a gateway message's kind (its body's field number,
+ * enum fbx_gw_kind) from its top-level fields, without decoding the
+ * body; FBX_GW_NONE when it cannot tell (the full decode says why). */
+static int
+gw_kind_peek(const uint8_t *p, size_t n)
+{
+	size_t i = 0;
+
+	while (i < n) {
+		uint64_t key, len;
+		if (varint(p, n, &i, &key) != 0)
+			return FBX_GW_NONE;
+		switch (key & 7) {
+		case 0:
+			if (varint(p, n, &i, &len) != 0)
+				return FBX_GW_NONE;
+			break;
+		case 2:
+			if (varint(p, n, &i, &len) != 0)
+				return FBX_GW_NONE;
+			if ((key >> 3) >= FBX_GW_HELLO && (key >> 3) <= FBX_GW_BYE)
+				return (int)(key >> 3);
+			if (len > n - i)
+				return FBX_GW_NONE;
+			i += (size_t)len;
+			break;
+		default:
+			return FBX_GW_NONE;
+		}
+	}
+	return FBX_GW_NONE;
+}
+
 /* defer_input - in a short turn, whether gateway input `in` waits for
  * the next turn: once GW_BYTES_SHORT of it or SHORT_WORK_US of work is
- * done, big messages wait; small RESULTS (a gateway answers small
- * commands in their own batch) still pass them, as outcomes of distinct
- * deliveries do not depend on each other's order; any other small
- * message waits behind what waits (a BYE after its session's results). */
+ * done, big messages wait. Small RESULTS (a gateway answers small
+ * commands in their own batch) still pass waiting RESULTS: outcomes of
+ * distinct deliveries do not depend on each other's order, and the
+ * delivery state machine ignores a stale one for the same delivery. Once
+ * a message of another kind waits (a HELLO, CHECKINS, CREDIT, BYE, of
+ * any size), nothing passes it: a RESULTS never overtakes its session's
+ * HELLO, an OFFLINE outcome never overtakes the check-in before it, a
+ * BYE never overtakes its session's results. */
 static int
 defer_input(const struct inmsg *in, struct defer_st *st)
 {
-	struct fbx_gw_msg m;
-	int kind = -1;
+	int kind;
 
 	if (!st->deferred && (st->bulk == 0 ||
 	    (st->bulk < GW_BYTES_SHORT && mono_us() - st->t0 < SHORT_WORK_US))) {
 		st->bulk += in->len;
 		return 0;
 	}
-	if (in->len > GW_SMALL_BYTES) {
-		st->deferred = 1;
-		return 1;
-	}
-	if (fbx_gw_msg_decode(in->body, in->len, &m, NULL, 0) == FBX_OK) {
-		kind = m.kind;
-		fbx_gw_msg_free(&m);
-	}
-	if (kind == FBX_GW_RESULTS && !st->blocked)
+	kind = gw_kind_peek(in->body, in->len);
+	if (kind == FBX_GW_RESULTS && in->len <= GW_SMALL_BYTES &&
+	    !st->blocked)
 		return 0;
-	if (!st->deferred)
-		return 0;
-	st->blocked = 1;
+	if (!st->deferred && in->len <= GW_SMALL_BYTES)
+		return 0; /* nothing waits yet */
+	st->deferred = 1;
+	if (kind != FBX_GW_RESULTS)
+		st->blocked = 1;
 	return 1;
 }
 
 /* small_waits - whether an organisation with little work (at most
- * URGENT_MAX deliveries queued or in flight) waits while another has
- * work: then turns are kept short. */
+ * URGENT_MAX deliveries queued or in flight, some queued or sent in the
+ * last SMALL_WAIT_MS) waits while another has a lot (more than
+ * URGENT_MAX): then turns are kept short. A small organisation whose
+ * deliveries have been in flight longer (a device slow to answer, for
+ * hours) does not keep every turn short. */
 static int
 small_waits(struct fbx_engine *e)
 {
-	int busy = 0, small = 0;
+	int big = 0, small = 0;
 
 	for (size_t b = 0; b < sizeof(e->qtab) / sizeof(e->qtab[0]); b++) {
 		for (struct orgq *q = e->qtab[b]; q != NULL; q = q->hnext) {
 			size_t w = q->inflight + q->len;
-			if (w == 0)
-				continue;
-			busy++;
-			if (w <= URGENT_MAX)
+			if (w > URGENT_MAX)
+				big = 1;
+			else if (q->len > 0 ||
+			    (q->inflight > 0 &&
+			        e->mono - q->sent_mono < SMALL_WAIT_MS))
 				small = 1;
-			if (busy >= 2 && small)
+			if (big && small)
 				return 1;
 		}
 	}
@@ -2294,8 +2387,15 @@ turn(struct fbx_engine *e)
 		read_inputs(e, FBX_IO_CONSOLE, IN_MSGS_MAX, IN_BYTES_MAX);
 		if (e->nin > nin0)
 			short_turn = 1;
-		drained = read_inputs(
-		    e, FBX_IO_GATEWAY, IN_MSGS_MAX, GW_BYTES_PER_TURN);
+		/* what a short turn left waiting counts against the
+		 * gateway budget: the socket keeps pushing back on senders
+		 * instead of in[] growing */
+		size_t left = 0;
+		for (size_t i = 0; i < e->ndef && i < e->nin; i++)
+			left += e->in[i].len;
+		if (left < GW_BYTES_PER_TURN)
+			drained = read_inputs(e, FBX_IO_GATEWAY, IN_MSGS_MAX,
+			    GW_BYTES_PER_TURN - left);
 	}
 	e->short_turn = short_turn;
 	e->dispatch_max = short_turn ? DISPATCH_SHORT : DISPATCH_MAX;
@@ -2329,6 +2429,8 @@ turn(struct fbx_engine *e)
 		e->xbudget = e->o.expand_chunk;
 		e->degraded = 0;
 		rc = e->need_rebuild ? recover(e) : FBX_OK;
+		if (rc == FBX_OK)
+			rc = syncer_ensure(e);
 		if (rc != FBX_OK)
 			goto failed;
 		for (size_t i = 0; i < e->nin; i++)

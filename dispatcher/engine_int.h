@@ -43,6 +43,9 @@
 #define GW_BYTES_SHORT (32u * 1024)
 #define SHORT_WORK_US 4000
 #define GW_SMALL_BYTES 4096
+/* an organisation whose few deliveries were sent this recently still
+ * keeps turns short (small_waits) */
+#define SMALL_WAIT_MS 2000
 #define GW_MSG_SOFT_MAX (FBX_GATEWAY_MSG_MAX / 2) /* flush a batch here */
 #define SWEEP_MAX 65536 /* expiries per turn */
 #define QUANTUM 256 /* deliveries per organisation per round */
@@ -81,6 +84,7 @@ struct orgq {
 	int rate_loaded;
 	struct fbxi_bucket bucket;
 	uint32_t inflight;
+	int64_t sent_mono; /* when a delivery of it was last sent */
 };
 
 struct cmdc {
@@ -313,6 +317,9 @@ struct fbx_engine {
 	uint64_t commit_ticket; /* commits made with the syncer */
 	int force_commit; /* a sync failed: the next turn commits a change */
 	uint64_t syncs_failed;
+	uint32_t sync_fail_streak; /* failed syncs since one succeeded */
+	uint64_t sync_cover; /* the last commit when a sync failed */
+	uint64_t sync_durable; /* kept while the store is reopened */
 	int64_t m_brk_at; /* monotonic ms of the last scan, 0 = never */
 	int m_brk_valid;
 	int m_brk_trunc;

@@ -19,7 +19,9 @@ struct fbxi_syncer {
 	uint64_t asked;      /* highest ticket asked for */
 	uint64_t durable;    /* highest ticket durable */
 	uint64_t no_retry;   /* tickets up to this one had a failed sync */
-	int failed;          /* error of a failed sync not yet reported */
+	int failed;          /* error of a failed sync not yet taken: no
+	                        sync starts until the engine took it and
+	                        said which commits it covers */
 	uint64_t failed_upto;
 	int stop;
 };
@@ -38,9 +40,10 @@ syncer_main(void *arg)
 		/* a ticket whose sync failed is never synced again on its
 		 * own: only a later commit's ticket starts a sync */
 		while (!s->stop &&
-		    (s->asked <= s->durable || s->asked <= s->no_retry))
+		    (s->failed != FBX_OK || s->asked <= s->durable ||
+		        s->asked <= s->no_retry))
 			pthread_cond_wait(&s->ask, &s->mu);
-		if (s->stop && (s->asked <= s->durable ||
+		if (s->stop && (s->failed != FBX_OK || s->asked <= s->durable ||
 		                   s->asked <= s->no_retry))
 			break;
 		target = s->asked;
@@ -113,7 +116,8 @@ fbxi_syncer_ask(struct fbxi_syncer *s, uint64_t ticket)
 }
 
 uint64_t
-fbxi_syncer_done(struct fbxi_syncer *s, int *failed, uint64_t *failed_upto)
+fbxi_syncer_done(struct fbxi_syncer *s, uint64_t cover, int *failed,
+    uint64_t *failed_upto)
 {
 	uint64_t d;
 
@@ -121,7 +125,15 @@ fbxi_syncer_done(struct fbxi_syncer *s, int *failed, uint64_t *failed_upto)
 	d = s->durable;
 	*failed = s->failed;
 	*failed_upto = s->failed_upto;
-	s->failed = FBX_OK;
+	if (s->failed != FBX_OK) {
+		/* every commit made so far may have had its meta page in
+		 * the write-back that failed: only a later commit's sync
+		 * covers them */
+		if (cover > s->no_retry)
+			s->no_retry = cover;
+		s->failed = FBX_OK;
+		pthread_cond_signal(&s->ask);
+	}
 	pthread_mutex_unlock(&s->mu);
 	return d;
 }
@@ -140,7 +152,7 @@ fbxi_syncer_wait(struct fbxi_syncer *s, uint64_t ticket, int ms)
 		until.tv_nsec -= 1000000000L;
 	}
 	pthread_mutex_lock(&s->mu);
-	while (s->durable < ticket && s->failed == FBX_OK &&
+	while (!s->stop && s->durable < ticket && s->failed == FBX_OK &&
 	    s->no_retry < ticket &&
 	    pthread_cond_timedwait(&s->done, &s->mu, &until) != ETIMEDOUT)
 		;

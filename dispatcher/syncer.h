@@ -14,9 +14,14 @@
  * sync covers every commit made before it started, so asks coalesce. A
  * sync that fails is not retried for the same tickets (after a failed
  * fdatasync the kernel may have dropped the pages it could not write and
- * report the next one clean): the tickets stay not durable until a later
- * commit's sync succeeds, which covers them (its meta page was written
- * after the failure and names a tree that contains theirs).
+ * report the next one clean). After a failure no sync starts until the
+ * engine has taken it (fbxi_syncer_done) and named the last commit it
+ * made (cover): any of them may have had its meta page in the failed
+ * write-back, so they stay not durable until a commit made after that
+ * is synced, which covers them (its meta page was written after the
+ * failure and names a tree that contains theirs; their data pages were
+ * synced by their own commits, which fail otherwise: the store syncs
+ * through a descriptor of its own, so both see every write-back error).
  */
 #ifndef FBX_SYNCER_H
 #define FBX_SYNCER_H
@@ -39,9 +44,10 @@ void fbxi_syncer_ask(struct fbxi_syncer *s, uint64_t ticket);
 
 /** fbxi_syncer_done - the highest ticket known durable. *failed gets the
  * error of a sync that failed since the last call (else FBX_OK) and
- * *failed_upto the highest ticket such a sync was for. */
-uint64_t fbxi_syncer_done(
-    struct fbxi_syncer *s, int *failed, uint64_t *failed_upto);
+ * *failed_upto the highest ticket such a sync was for; then tickets up
+ * to cover (the engine's last commit) are synced only by a later one. */
+uint64_t fbxi_syncer_done(struct fbxi_syncer *s, uint64_t cover,
+    int *failed, uint64_t *failed_upto);
 
 /** fbxi_syncer_wait - wait until ticket is durable, a sync failed, or
  * ms passed. @return 1 when ticket is durable. */

@@ -108,8 +108,10 @@ int fbx_store_grow(fbx_store *st);
 
 /**
  * fbx_store_sync - make every transaction committed so far durable
- * (fdatasync of the data file, meta page included). Safe from any thread,
- * also while the writer runs a transaction: with FBX_DURABLE_NOMETASYNC
+ * (fdatasync of the data file, meta page included, through a descriptor
+ * of its own opened with the store: a write-back error is reported to it
+ * as well as to LMDB's, never to one instead of the other). Safe from
+ * any thread, also while the writer runs a transaction: with FBX_DURABLE_NOMETASYNC
  * a commit has made its data pages durable before writing its meta page,
  * and this call makes that meta page durable (the engine's syncer thread
  * does it so that the next turn runs meanwhile; nothing of a turn is
