@@ -418,7 +418,7 @@ fbxb_daemon_start(struct fbxb_env *b, char *const *extra)
 	    i++)
 		args[n++] = extra[i];
 	/* $FBXB_DAEMON_FLAG: one more flag for every daemon of the run
-	 * (e.g. --sync-inline, to measure a build against itself) */
+	 * (e.g. --sync-thread, to measure a build against itself) */
 	if (getenv("FBXB_DAEMON_FLAG") != NULL &&
 	    getenv("FBXB_DAEMON_FLAG")[0] != '\0' && n < ARGS_MAX - 1)
 		args[n++] = getenv("FBXB_DAEMON_FLAG");

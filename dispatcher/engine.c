@@ -2832,7 +2832,7 @@ engine_open(const struct fbx_engine_opts *opts, const struct fbx_io_ops *ops,
 	so.durability = e->o.durability;
 	/* full durability over ZeroMQ: commits sync their data pages and
 	 * the syncer their meta page, while the next turn runs */
-	if (ops == &fbxi_io_zmq_ops && !e->o.sync_inline &&
+	if (ops == &fbxi_io_zmq_ops && e->o.sync_thread &&
 	    e->o.durability == FBX_DURABLE_FULL)
 		so.durability = FBX_DURABLE_NOMETASYNC;
 	rc = fbx_store_open(&so, &e->st);

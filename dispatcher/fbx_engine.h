@@ -132,11 +132,12 @@ struct fbx_engine_opts {
 	 * told to `fuseboxctl web login`; NULL = no web console. Borrowed:
 	 * it must outlive the engine. */
 	const char *web_url;
-	/* 1: with full durability each commit is made durable on the
-	 * engine's thread before the next turn starts (LMDB's own full
-	 * sync), instead of by the syncer thread while the next turn runs
-	 * (syncer.h). The same promise either way; for comparison. */
-	int sync_inline;
+	/* 1: with full durability each commit syncs its data pages on the
+	 * engine's thread and the syncer thread syncs its meta page while
+	 * the next turn runs (syncer.h); 0 (default): LMDB's own full sync
+	 * in the commit. The same promise either way: nothing of a turn
+	 * leaves before its commit is on disk. Only over ZeroMQ. */
+	int sync_thread;
 };
 
 /* What fbx_engine_run() tells opts.loop_hook. */

@@ -61,7 +61,7 @@ struct config {
 	int log_level;
 	char http[256]; /* --http HOST:PORT, "" = off */
 	int http_allow_remote;
-	int sync_inline;
+	int sync_thread;
 	char store[1024]; /* --store URL, "" = LMDB in data_dir */
 };
 
@@ -119,10 +119,11 @@ usage(FILE *f)
 	    "                           (default 10000; commands: N/10); "
 	    "a tuning knob\n"
 	    "      --durability MODE    full (default), nometasync, nosync\n"
-	    "      --sync-inline        full: sync each commit on the engine's\n"
-	    "                           thread before the next turn (default:\n"
-	    "                           a syncer thread, overlapping the next\n"
-	    "                           turn; replies wait for it either way)\n"
+	    "      --sync-thread        full: a syncer thread syncs each commit's\n"
+	    "                           meta page while the next turn runs\n"
+	    "                           (default: the whole commit is synced on\n"
+	    "                           the engine's thread; replies wait for\n"
+	    "                           the sync either way)\n"
 	    "      --map-size MB        initial LMDB map size (grows as "
 	    "needed)\n"
 	    "      --store URL          keep the store in PostgreSQL "
@@ -299,14 +300,14 @@ set_option(struct config *c, const char *name, const char *val)
 		    strncmp(val, "postgres://", 11) != 0)
 			return -1;
 		snprintf(c->store, sizeof(c->store), "%s", val);
-	} else if (strcmp(name, "sync_inline") == 0 ||
-	    strcmp(name, "sync-inline") == 0) {
+	} else if (strcmp(name, "sync_thread") == 0 ||
+	    strcmp(name, "sync-thread") == 0) {
 		if (strcmp(val, "1") == 0 || strcmp(val, "true") == 0 ||
 		    strcmp(val, "yes") == 0)
-			c->sync_inline = 1;
+			c->sync_thread = 1;
 		else if (strcmp(val, "0") == 0 || strcmp(val, "false") == 0 ||
 		    strcmp(val, "no") == 0)
-			c->sync_inline = 0;
+			c->sync_thread = 0;
 		else
 			return -1;
 	} else if (strcmp(name, "log_level") == 0 ||
@@ -600,7 +601,7 @@ reload(fbx_engine *eng)
 	FIXED(server_key, "server_key");
 	FIXED(http, "http");
 	FIXED(http_allow_remote, "http_allow_remote");
-	FIXED(sync_inline, "sync_inline");
+	FIXED(sync_thread, "sync_thread");
 	FIXED(store, "store");
 #undef FIXED
 #define LIVE(f, key)                                                        \
@@ -773,7 +774,7 @@ static const struct option longopts[] = {
 	{ "rollback-slice", required_argument, NULL, 14 },
 	{ "http", required_argument, NULL, 32 },
 	{ "http-allow-remote", no_argument, NULL, 33 },
-	{ "sync-inline", no_argument, NULL, 34 },
+	{ "sync-thread", no_argument, NULL, 34 },
 	{ "store", required_argument, NULL, 35 },
 	{ "log-level", required_argument, NULL, 'l' },
 	{ "help", no_argument, NULL, 'h' },
@@ -825,7 +826,7 @@ flag_key(int ch)
 	case 33:
 		return "http_allow_remote";
 	case 34:
-		return "sync_inline";
+		return "sync_thread";
 	case 35:
 		return "store";
 	case 'l':
@@ -1114,7 +1115,7 @@ main(int argc, char **argv)
 	o.console_ep = live.console;
 	o.gateway_ep = live.gateway;
 	o.durability = live.durability;
-	o.sync_inline = live.sync_inline;
+	o.sync_thread = live.sync_thread;
 	o.store_url = live.store[0] ? live.store : NULL;
 	o.map_size = live.map_mb << 20;
 	o.heartbeat_ms = live.heartbeat_ms;

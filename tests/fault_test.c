@@ -44,6 +44,7 @@ struct point {
 	const char *heartbeat_ms; /* the daemon's --heartbeat-ms, or NULL */
 	const char *thread; /* FBX_FAULT_THREAD, or NULL: any thread */
 	const char *expect_log; /* the daemon's log must say this */
+	int sync_thread; /* the daemon runs with --sync-thread */
 };
 
 static const struct point points[] = {
@@ -59,13 +60,16 @@ static const struct point points[] = {
 	 * deliveries would be sent again) */
 	{ "slow turns: fdatasync stalls 2.5 s twice, heartbeat 200 ms",
 	    "fdatasync", "EIO", "0", "2", 5, 0, "2500", "200" },
-	/* the syncer thread's sync of a committed turn's meta page: that
-	 * turn's replies and deliveries must wait for a later commit's
-	 * sync, never leave unsynced (syncer.h) */
+	/* --sync-thread: the syncer thread's sync of a committed turn's
+	 * meta page: that turn's replies and deliveries must wait for a
+	 * later commit's sync, never leave unsynced (syncer.h); and the
+	 * meta page itself, written without O_DSYNC there */
 	{ "syncer fdatasync EIO twice", "fdatasync", "EIO", "0", "2", 5, 0,
-	    NULL, NULL, "fbx-sync", "store sync failed" },
+	    NULL, NULL, "fbx-sync", "store sync failed", 1 },
 	{ "syncer fdatasync stalls 2.5 s, heartbeat 200 ms", "fdatasync",
-	    "EIO", "0", "1", 5, 0, "2500", "200", "fbx-sync", NULL },
+	    "EIO", "0", "1", 5, 0, "2500", "200", "fbx-sync", NULL, 1 },
+	{ "syncer mode: meta page write EIO once", "meta", "EIO", "0", "1", 5,
+	    0, NULL, NULL, NULL, NULL, 1 },
 };
 
 struct acked {
@@ -327,10 +331,14 @@ run_point(const struct point *p, int pi)
 	t.daemon_env = env;
 	want = (unsigned)strtoul(p->count, NULL, 10);
 
-	if ((p->heartbeat_ms != NULL
+	if ((p->heartbeat_ms != NULL && p->sync_thread
+	            ? fbxt_daemon_start(&t, "--heartbeat-ms",
+	                  p->heartbeat_ms, "--sync-thread", NULL)
+	        : p->heartbeat_ms != NULL
 	            ? fbxt_daemon_start(
 	                  &t, "--heartbeat-ms", p->heartbeat_ms, NULL)
-	            : fbxt_daemon_start(&t, NULL)) != 0) {
+	        : p->sync_thread ? fbxt_daemon_start(&t, "--sync-thread", NULL)
+	                         : fbxt_daemon_start(&t, NULL)) != 0) {
 		FBXT_CHECK(0,
 		    "[%s] daemon with the shim did not start (see "
 		    "fuseboxd.log)",
