@@ -2754,8 +2754,11 @@ fbx_engine_open(const struct fbx_engine_opts *opts, fbx_engine **out)
 	}
 	rc = engine_open(opts, &fbxi_io_zmq_ops, io, auth, out);
 	if (rc == FBX_OK)
-		FBX_LOGI("fuseboxd %s: console %s, gateways %s, store %s",
+		FBX_LOGI("fuseboxd %s: console %s, gateways %s, store %s%s",
 		    FBX_VERSION, opts->console_ep, opts->gateway_ep,
+		    opts->store_url != NULL && opts->store_url[0] != '\0'
+		        ? "in PostgreSQL (--store), keys in "
+		        : "",
 		    opts->data_dir);
 	return rc;
 }
@@ -2837,7 +2840,11 @@ engine_open(const struct fbx_engine_opts *opts, const struct fbx_io_ops *ops,
 		so.durability = FBX_DURABLE_NOMETASYNC;
 	rc = fbx_store_open(&so, &e->st);
 	if (rc != FBX_OK) {
-		FBX_LOGE("cannot open store %s: %s", e->o.data_dir,
+		FBX_LOGE("cannot open store %s%s: %s",
+		    e->o.store_url != NULL && e->o.store_url[0] != '\0'
+		        ? "in PostgreSQL (--store), data directory "
+		        : "",
+		    e->o.data_dir,
 		    fbx_strerror(rc));
 		goto fail;
 	}

@@ -1199,6 +1199,11 @@ main(int argc, char **argv)
 		fbx_http_close(the_http);
 		the_http = NULL;
 #endif
+		if (rc == FBX_EBUSY && live.store[0] != '\0') {
+			fprintf(stderr, "fuseboxd: the store is in use by "
+			                "another fuseboxd\n");
+			return EX_TEMPFAIL;
+		}
 		fprintf(stderr, "fuseboxd: %s\n", fbx_strerror(rc));
 		return rc == FBX_EIO || rc == FBX_ECORRUPT ? EX_NOINPUT
 		                                          : exit_code(rc);

@@ -78,7 +78,9 @@ struct fbx_store_stat {
  * @param[out] out the store; written only on success.
  * @return FBX_OK, FBX_EINVAL (bad options), FBX_EIO (cannot create or open
  * the directory or file), FBX_ECORRUPT (not a fusebox store, or a newer
- * schema), FBX_ENOMEM.
+ * schema), FBX_ENOMEM, FBX_EBUSY (PostgreSQL: another process holds the
+ * store's session lock; it is held while the store is open, so one
+ * process writes a store at a time).
  */
 int fbx_store_open(const struct fbx_store_opts *opts, fbx_store **out);
 

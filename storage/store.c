@@ -1235,6 +1235,8 @@ env:
 			rc = FBX_ECORRUPT;
 		else if (mrc == ENOMEM)
 			rc = FBX_ENOMEM;
+		else if (mrc == EBUSY)
+			rc = FBX_EBUSY; /* PostgreSQL: another process has it */
 		else
 			rc = FBX_EIO;
 		goto out;

@@ -293,6 +293,7 @@ pg_code(PGconn *c, const PGresult *r)
 }
 
 static void ring_keep(fbxi_kv_txn *t, PGresult *r);
+static int owner_lock(fbxi_kv_env *env, PGconn *c);
 static int pool_get(fbxi_kv_env *env, PGconn **out);
 static int pg_get(fbxi_kv_txn *t, MDB_dbi dbi, MDB_val *k, MDB_val *v);
 static void pool_put(fbxi_kv_env *env, PGconn *c, int ok);
@@ -1102,14 +1103,18 @@ fbxi_kv_env_open(
 	code = pg_connect(env, &env->wconn);
 	if (code == 0)
 		code = ensure_schema(env, env->wconn);
+	if (code == 0)
+		code = owner_lock(env, env->wconn);
 	if (code != 0 && env->wconn != NULL) {
 		PQfinish(env->wconn);
 		env->wconn = NULL;
 	}
-	/* fbx_store_open reads every failure here but these two as EIO */
-	return code == MDB_VERSION_MISMATCH || code == ENOMEM ? code
-	    : code != 0                                       ? EIO
-	                                                      : 0;
+	/* fbx_store_open reads every failure here but these three as EIO */
+	return code == MDB_VERSION_MISMATCH || code == ENOMEM ||
+	        code == EBUSY
+	    ? code
+	    : code != 0 ? EIO
+	                : 0;
 }
 
 void
@@ -1281,16 +1286,51 @@ txn_free(fbxi_kv_txn *t)
 }
 
 /* writer_conn - the writer's connection, made again when it was lost. */
+/* owner_lock - the store's session lock on the writer connection, held
+ * for the connection's life: one process writes a store at a time, as
+ * the data directory's lock file guards an LMDB store (two daemons on
+ * one database would each act on memory the other's writes make stale).
+ * A killed process's session ends and frees it. @return 0, EBUSY when
+ * another session holds it, or the statement's code. */
+static int
+owner_lock(fbxi_kv_env *env, PGconn *c)
+{
+	PGresult *r = PQexec(c, "SELECT pg_try_advisory_lock(7308037, "
+	                        "hashtext(current_schema()))");
+	int code = 0;
+
+	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
+		code = pg_code(c, r);
+	else if (strcmp(PQgetvalue(r, 0, 0), "t") != 0) {
+		pg_log(env, "in use",
+		    "another process (a second fuseboxd?) holds this store");
+		code = EBUSY;
+	}
+	PQclear(r);
+	return code;
+}
+
 static int
 writer_conn(fbxi_kv_env *env)
 {
+	int code;
+
 	if (env->wconn != NULL && PQstatus(env->wconn) == CONNECTION_OK)
 		return 0;
 	if (env->wconn != NULL) {
 		PQfinish(env->wconn);
 		env->wconn = NULL;
 	}
-	return pg_connect(env, &env->wconn);
+	code = pg_connect(env, &env->wconn);
+	/* a new session: the lock went with the old one; if another
+	 * process took the store meanwhile, this one stops writing */
+	if (code == 0)
+		code = owner_lock(env, env->wconn);
+	if (code != 0 && env->wconn != NULL) {
+		PQfinish(env->wconn);
+		env->wconn = NULL;
+	}
+	return code;
 }
 
 int

@@ -89,6 +89,19 @@ EOF
 stop() {
 	local tmp=$1
 	[ -n "$tmp" ] && [ -d "$tmp" ] || { log "no cluster at '$tmp'"; return 0; }
+	# it removes the directory: only one that start made (its name and
+	# its data directory), never a parent passed by mistake
+	case "$(basename "$tmp")" in
+	fbx-pgt.*) ;;
+	*)
+		log "refusing to stop '$tmp': not a directory made by start (fbx-pgt.*)"
+		return 64
+		;;
+	esac
+	if [ -e "$tmp/data" ] && [ ! -f "$tmp/data/PG_VERSION" ]; then
+		log "refusing to stop '$tmp': its data is not a PostgreSQL cluster"
+		return 64
+	fi
 	if [ -f "$tmp/data/postmaster.pid" ]; then
 		setup_user "$tmp"
 		"${runas[@]}" "$pgbin/pg_ctl" -D "$tmp/data" -m immediate -w \

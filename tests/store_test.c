@@ -1806,6 +1806,33 @@ test_pg_threads(fbx_store *st)
 	CHECK(started == 4 && wbad == 0);
 }
 
+/* test_pg_owner - one process writes a store at a time: a second open
+ * of the same store is refused with BUSY while the first is open, and
+ * works once it is closed (a killed process's session ends the same
+ * way); another store of the same database is not affected */
+static void
+test_pg_owner(const char *dir, const char *other)
+{
+	struct fbx_store_opts o = { 0 };
+	fbx_store *st = open_store(dir, 0, 0), *st2 = NULL, *st3;
+	char url[512];
+
+	if (st == NULL)
+		return;
+	pg_store_url(url, sizeof(url), dir);
+	o.path = dir;
+	o.url = url;
+	o.durability = FBX_DURABLE_FULL;
+	CHECK_RC(fbx_store_open(&o, &st2), FBX_EBUSY);
+	CHECK(st2 == NULL);
+	st3 = open_store(other, 0, 0); /* another schema: its own lock */
+	CHECK(st3 != NULL);
+	fbx_store_close(st3);
+	fbx_store_close(st);
+	CHECK_RC(fbx_store_open(&o, &st2), FBX_OK);
+	fbx_store_close(st2);
+}
+
 static void
 test_pg_faults(const char *dir)
 {
@@ -1964,6 +1991,9 @@ main(void)
 	} else {
 		subdir(gdir, sizeof(gdir), "pgfault");
 		test_pg_faults(gdir);
+		subdir(gdir, sizeof(gdir), "pgowner");
+		subdir(rdir, sizeof(rdir), "pgowner2");
+		test_pg_owner(gdir, rdir);
 	}
 	subdir(rdir, sizeof(rdir), "retention");
 	test_retention_and_logs(rdir);
