@@ -2250,54 +2250,6 @@ struct defer_st {
 	int blocked;    /* one that is not RESULTS: nothing passes it */
 };
 
-/* varint - a protobuf varint at p[*i] (n bytes); -1 if cut short. */
-static int
-varint(const uint8_t *p, size_t n, size_t *i, uint64_t *v)
-{
-	*v = 0;
-	for (int sh = 0; sh < 64; sh += 7) {
-		if (*i >= n)
-			return -1;
-		*v |= (uint64_t)(p[*i] & 0x7f) << sh;
-		if ((p[(*i)++] & 0x80) == 0)
-			return 0;
-	}
-	return -1;
-}
-
-/* gw_kind_peek - a gateway message's kind (its body's field number,
- * enum fbx_gw_kind) from its top-level fields, without decoding the
- * body; FBX_GW_NONE when it cannot tell (the full decode says why). */
-static int
-gw_kind_peek(const uint8_t *p, size_t n)
-{
-	size_t i = 0;
-
-	while (i < n) {
-		uint64_t key, len;
-		if (varint(p, n, &i, &key) != 0)
-			return FBX_GW_NONE;
-		switch (key & 7) {
-		case 0:
-			if (varint(p, n, &i, &len) != 0)
-				return FBX_GW_NONE;
-			break;
-		case 2:
-			if (varint(p, n, &i, &len) != 0)
-				return FBX_GW_NONE;
-			if ((key >> 3) >= FBX_GW_HELLO && (key >> 3) <= FBX_GW_BYE)
-				return (int)(key >> 3);
-			if (len > n - i)
-				return FBX_GW_NONE;
-			i += (size_t)len;
-			break;
-		default:
-			return FBX_GW_NONE;
-		}
-	}
-	return FBX_GW_NONE;
-}
-
 /* defer_input - in a short turn, whether gateway input `in` waits for
  * the next turn: once GW_BYTES_SHORT of it or SHORT_WORK_US of work is
  * done, big messages wait. Small RESULTS (a gateway answers small
@@ -2318,7 +2270,7 @@ defer_input(const struct inmsg *in, struct defer_st *st)
 		st->bulk += in->len;
 		return 0;
 	}
-	kind = gw_kind_peek(in->body, in->len);
+	kind = fbx_gw_msg_kind(in->body, in->len);
 	if (kind == FBX_GW_RESULTS && in->len <= GW_SMALL_BYTES &&
 	    !st->blocked)
 		return 0;

@@ -761,6 +761,10 @@ int fbx_gw_msg_decode(const void *buf, size_t len, struct fbx_gw_msg *out,
     char *why, size_t whylen);
 void fbx_gw_msg_free(struct fbx_gw_msg *m);
 int fbx_gw_msg_encode(const struct fbx_gw_msg *m, uint8_t **buf, size_t *len);
+/* fbx_gw_msg_kind - a gateway message's kind (enum fbx_gw_kind) read
+ * from its top-level fields without decoding the body; FBX_GW_NONE when
+ * it cannot tell (fbx_gw_msg_decode then says why). */
+int fbx_gw_msg_kind(const void *buf, size_t len);
 
 enum fbx_eng_kind {
 	FBX_ENG_NONE = 0,

@@ -4746,6 +4746,23 @@ pb_field_count(const uint8_t *p, const uint8_t *end, uint32_t outer, uint32_t in
 	return n;
 }
 
+int
+fbx_gw_msg_kind(const void *buf, size_t len)
+{
+	const uint8_t *p = in_bytes(buf), *end = p + len;
+	uint64_t key, l;
+
+	while (p < end && pb_varint(&p, end, &key) == 0) {
+		if (pb_skip(&p, end, key & 7, &l) != 0)
+			break;
+		if ((key & 7) == 2 && (key >> 3) >= FBX_GW_HELLO &&
+		    (key >> 3) <= FBX_GW_BYE)
+			return (int)(key >> 3);
+		p += l;
+	}
+	return FBX_GW_NONE;
+}
+
 /* gw_prescan - refuse a batch over its cap before protobuf-c unpacks it:
  * 12 MiB of empty entries would otherwise become millions of
  * allocations. */

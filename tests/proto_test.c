@@ -190,6 +190,9 @@ gw_rt(const struct fbx_gw_msg *in, struct fbx_gw_msg *out)
 	CHECK_RV(rv, FBX_OK);
 	if (rv != FBX_OK)
 		return rv;
+	/* the kind the engine reads without decoding (short turns) */
+	CHECK(fbx_gw_msg_kind(buf, len) == in->kind);
+	CHECK(fbx_gw_msg_kind(buf, len > 2 ? 2 : 0) == FBX_GW_NONE);
 	rv = fbx_gw_msg_decode(buf, len, out, why, sizeof(why));
 	free(buf);
 	return rv;
