@@ -30,6 +30,7 @@
 
 #include "fbx_client.h"
 #include "fbx_keys.h"
+#include "simtab.h"
 
 #define SIM_DEFAULT_GATEWAY "ipc:///tmp/fusebox/gateway.sock"
 #define SIM_DEFAULT_CONSOLE "ipc:///tmp/fusebox/console.sock"
@@ -86,32 +87,6 @@ struct opts {
 	int storm_type;
 	int storm_only;
 	uint32_t storm_inflight;
-};
-
-/* Per-delivery state, one slot of the open-addressing table. */
-struct dent {
-	uint64_t id; /* 0 = empty (delivery ids are never 0) */
-	uint32_t dev; /* device index, UINT32_MAX = foreign */
-	uint16_t received;
-	uint8_t flags;
-	uint8_t pad_;
-};
-
-/* Grown without stopping the receive path (a rehash of millions of
- * entries took hundreds of ms, and every delivery in flight, of any
- * organisation, waited for it): from half full, each insertion zeroes
- * (and so faults in) DTAB_ZERO slots of the next table; at 70% the next
- * table takes over and each insertion moves DTAB_MOVE slots of the old
- * one into it. Lookups see both tables meanwhile. */
-#define DTAB_ZERO 64
-#define DTAB_MOVE 2
-struct dtab {
-	struct dent *slots;
-	size_t cap, n; /* cap is a power of two; n counts both tables */
-	struct dent *old; /* being emptied into slots, NULL when done */
-	size_t oldcap, oldpos;
-	struct dent *next; /* 2 x cap slots being zeroed, NULL when none */
-	size_t nextpos;
 };
 
 /* A result waiting for its device's answer delay. */
@@ -258,20 +233,11 @@ logm(const char *fmt, ...)
 	fputc('\n', stderr);
 }
 
-/* mix - splitmix64 finaliser: the one source of deterministic choices. */
-static uint64_t
-mix(uint64_t x)
-{
-	x += 0x9e3779b97f4a7c15ull;
-	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-	x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-	return x ^ (x >> 31);
-}
 
 static uint64_t
 h3(uint64_t seed, uint64_t a, uint64_t salt)
 {
-	return mix(mix(seed ^ (salt * 0x632be59bd9b4e019ull)) ^ a);
+	return fbxs_mix(fbxs_mix(seed ^ (salt * 0x632be59bd9b4e019ull)) ^ a);
 }
 
 static double
@@ -463,134 +429,6 @@ fleet_init(struct sim *s)
 out:
 	free(due);
 	return rc;
-}
-
-/* ------------------------------------------------------------------ */
-/* delivery table */
-
-static int
-dtab_init(struct dtab *t, size_t want)
-{
-	size_t cap = 1u << 16;
-
-	while (cap < want * 2 && cap < ((size_t)1 << 40))
-		cap <<= 1;
-	/* zeroed by hand: the pages are faulted in now, not by the first
-	 * deliveries */
-	t->slots = malloc(cap * sizeof(*t->slots));
-	if (t->slots == NULL)
-		return FBX_ENOMEM;
-	memset(t->slots, 0, cap * sizeof(*t->slots));
-	t->cap = cap;
-	t->n = 0;
-	t->old = t->next = NULL;
-	t->oldcap = t->oldpos = t->nextpos = 0;
-	return FBX_OK;
-}
-
-static struct dent *
-dtab_probe(struct dent *slots, size_t cap, uint64_t id)
-{
-	size_t mask = cap - 1, i = (size_t)mix(id) & mask;
-
-	for (;;) {
-		struct dent *e = &slots[i];
-		if (e->id == id || e->id == 0)
-			return e;
-		i = (i + 1) & mask;
-	}
-}
-
-static struct dent *
-dtab_find(const struct dtab *t, uint64_t id)
-{
-	struct dent *e = dtab_probe(t->slots, t->cap, id);
-
-	if (e->id == id)
-		return e;
-	if (t->old != NULL) {
-		e = dtab_probe(t->old, t->oldcap, id);
-		if (e->id == id)
-			return e;
-	}
-	return NULL;
-}
-
-/* dtab_move - move up to k slots of the old table into the new one (an
- * id is in one table only: dtab_get inserts only what neither holds) */
-static void
-dtab_move(struct dtab *t, size_t k)
-{
-	for (; t->old != NULL && k > 0; k--) {
-		struct dent *e = &t->old[t->oldpos];
-		if (e->id != 0)
-			*dtab_probe(t->slots, t->cap, e->id) = *e;
-		if (++t->oldpos == t->oldcap) {
-			free(t->old);
-			t->old = NULL;
-			t->oldcap = t->oldpos = 0;
-		}
-	}
-}
-
-/* dtab_prepare - zero up to k more slots of the next table (allocated
- * once the table is half full). */
-static void
-dtab_prepare(struct dtab *t, size_t k)
-{
-	size_t ncap = t->cap * 2;
-
-	if (t->next == NULL) {
-		if (t->n * 2 < t->cap || t->old != NULL)
-			return;
-		t->next = malloc(ncap * sizeof(*t->next));
-		if (t->next == NULL)
-			return; /* dtab_grow tries again */
-		t->nextpos = 0;
-	}
-	if (k > ncap - t->nextpos)
-		k = ncap - t->nextpos;
-	memset(t->next + t->nextpos, 0, k * sizeof(*t->next));
-	t->nextpos += k;
-}
-
-static int
-dtab_grow(struct dtab *t)
-{
-	dtab_move(t, SIZE_MAX); /* the one before, if any, first */
-	dtab_prepare(t, SIZE_MAX);
-	if (t->next == NULL)
-		return FBX_ENOMEM;
-	t->old = t->slots;
-	t->oldcap = t->cap;
-	t->oldpos = 0;
-	t->slots = t->next;
-	t->cap *= 2;
-	t->next = NULL;
-	t->nextpos = 0;
-	return FBX_OK;
-}
-
-/* dtab_get - find or insert id. *created tells which. NULL on ENOMEM. */
-static struct dent *
-dtab_get(struct dtab *t, uint64_t id, int *created)
-{
-	struct dent *e;
-
-	*created = 0;
-	if ((t->n + 1) * 10 > t->cap * 7 && dtab_grow(t) != FBX_OK)
-		return NULL;
-	dtab_move(t, DTAB_MOVE);
-	dtab_prepare(t, DTAB_ZERO);
-	e = dtab_find(t, id);
-	if (e != NULL)
-		return e;
-	e = dtab_probe(t->slots, t->cap, id);
-	memset(e, 0, sizeof(*e));
-	e->id = id;
-	t->n++;
-	*created = 1;
-	return e;
 }
 
 /* ------------------------------------------------------------------ */
@@ -2505,9 +2343,7 @@ out:
 	free(s->out);
 	free(s->cin);
 	free(s->delay.v);
-	free(s->tab.slots);
-	free(s->tab.old);
-	free(s->tab.next);
+	dtab_free(&s->tab);
 	while (s->bulk.n > 0) {
 		fbx_eng_msg_free(&s->bulk.v[s->bulk.head]);
 		s->bulk.head = (s->bulk.head + 1) % s->bulk.cap;

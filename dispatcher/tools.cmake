@@ -10,5 +10,6 @@ add_executable(fuseboxctl ${CMAKE_CURRENT_LIST_DIR}/fuseboxctl.c
 target_link_libraries(fuseboxctl PRIVATE fbx_client fbx_json
   PkgConfig::JANSSON)
 
-add_executable(fusebox-devsim ${CMAKE_CURRENT_LIST_DIR}/devsim.c)
+add_executable(fusebox-devsim ${CMAKE_CURRENT_LIST_DIR}/devsim.c
+  ${CMAKE_CURRENT_LIST_DIR}/simtab.c)
 target_link_libraries(fusebox-devsim PRIVATE fbx_client m)
