@@ -600,6 +600,91 @@ console_isolated(
 		    "request failed and was undone: %s", fbx_strerror(rc));
 }
 
+/* req_scope - cluster mode: the lease a state-changing request needs:
+ * its organisation's, or "" (the cluster-wide duties) for what acts on
+ * every organisation: global controls, certificates, principals. */
+static const char *
+req_scope(const struct fbx_console_req *r)
+{
+	switch (r->kind) {
+	case FBX_CREQ_BREAKER:
+		return r->u.breaker.global ? "" : r->org;
+	case FBX_CREQ_LIMIT:
+		return r->u.limit.global ? "" : r->org;
+	case FBX_CREQ_RATE:
+		return r->u.rate.global ? "" : r->org;
+	case FBX_CREQ_CERT:
+	case FBX_CREQ_PRINCIPAL:
+		return "";
+	default:
+		return r->org;
+	}
+}
+
+/* cluster_route - cluster mode (issue 13): a state-changing request is
+ * served by the node that owns its organisation. One nobody ever owned
+ * is claimed here, in this turn's transaction; one whose owner stopped
+ * renewing is taken over (BUSY: its stored state is loaded after the
+ * commit, the client retries); one owned by a live node is answered
+ * MOVED with that node's advertised endpoint. @return 1 to serve it. */
+static int
+cluster_route(struct fbx_engine *e, const struct inmsg *in,
+    const struct fbx_console_req *r)
+{
+	const char *o = req_scope(r);
+	struct fbx_console_rep rep;
+	char node[FBX_ID_MAX + 1], ep[256];
+	int how = FBX_LEASE_OWNED, rc;
+
+	if ((r->kind == FBX_CREQ_ROLLBACK && r->u.rollback.sel.every_org) ||
+	    (r->kind == FBX_CREQ_REPLAY && r->u.replay.sel.every_org)) {
+		fbxi_console_error(e, in, r->request_id, r->kind, FBX_EINVALID,
+		    "a rollback over every organisation is not available "
+		    "with several nodes: roll back each organisation on "
+		    "the node that owns it");
+		return 0;
+	}
+	if (fbx_store_owns(e->st, o))
+		return 1;
+	rc = fbx_store_lease_claim(e->txn, o, &how, node, ep, sizeof(ep));
+	if (rc != FBX_OK) {
+		fbxi_set_err(e, rc);
+		return 0;
+	}
+	switch (how) {
+	case FBX_LEASE_OWNED:
+	case FBX_LEASE_NEW:
+		return 1;
+	case FBX_LEASE_TAKEN:
+		e->lease_gained = 1;
+		fbxi_console_error(e, in, r->request_id, r->kind, FBX_EBUSY,
+		    "%s%s%s had no live owner: node %s takes it over and "
+		    "loads its state now; retry",
+		    o[0] ? "organisation '" : "the cluster-wide duties", o,
+		    o[0] ? "'" : "", e->o.node);
+		return 0;
+	default:
+		memset(&rep, 0, sizeof(rep));
+		rep.request_id = r->request_id;
+		rep.kind = r->kind;
+		rep.err = FBX_EMOVED;
+		snprintf(rep.owner_node, sizeof(rep.owner_node), "%s", node);
+		snprintf(rep.owner_endpoint, sizeof(rep.owner_endpoint), "%s",
+		    ep);
+		/* the endpoint is cut short in the message if need be; the
+		 * owner_endpoint field has it whole */
+		if (snprintf(rep.errmsg, sizeof(rep.errmsg),
+		        "%s%s%s is owned by node '%s' at %.80s; send it there",
+		        o[0] ? "organisation '" : "the cluster-wide duties", o,
+		        o[0] ? "'" : "", node,
+		        ep[0] ? ep : "(no endpoint known)") >=
+		    (int)sizeof(rep.errmsg))
+			rep.errmsg[sizeof(rep.errmsg) - 1] = '\0';
+		fbxi_console_reply(e, in, &rep);
+		return 0;
+	}
+}
+
 void
 fbxi_handle_console(struct fbx_engine *e, const struct inmsg *in)
 {
@@ -663,6 +748,8 @@ fbxi_handle_console(struct fbx_engine *e, const struct inmsg *in)
 		    fbx_strerror(e->degraded_err));
 		goto out;
 	}
+	if (e->cluster && !req_reads_only(&req) && !cluster_route(e, in, &req))
+		goto out;
 	console_isolated(e, in, &req);
 out:
 	fbx_console_req_free(&req);

@@ -1097,6 +1097,10 @@ handle_checkins(struct fbx_engine *e, struct gw *g, struct fbx_gw_msg *m)
 			    g->id, ci->org);
 			continue;
 		}
+		/* cluster mode: the owner of the organisation records it
+		 * (gateways connect to every node) */
+		if (e->cluster && !fbx_store_owns(e->st, ci->org))
+			continue;
 		rc = fbx_store_dev_get(e->txn, ci->org, ci->device, &dev);
 		if (rc == FBX_ENOT_FOUND)
 			continue; /* not enrolled: nothing to resume */
@@ -1803,9 +1807,13 @@ static int
 rebuild_cmd_cb(void *arg, const struct fbx_command *c)
 {
 	struct rebuild_ctx *r = arg;
-	struct cmdc *cc = fbxi_cmd_cache_add(r->e, c);
+	struct cmdc *cc;
 	int rc;
 
+	/* cluster mode: another node's organisation is its business */
+	if (!fbx_store_owns(r->e->st, c->org))
+		return 0;
+	cc = fbxi_cmd_cache_add(r->e, c);
 	if (cc == NULL) {
 		r->err = FBX_ENOMEM;
 		return 1;
@@ -2149,6 +2157,9 @@ store_reopen(struct fbx_engine *e)
 	so.path = e->o.data_dir;
 	so.map_size = e->o.map_size;
 	so.url = e->o.store_url;
+	so.node = e->o.node;
+	so.advertise = e->o.advertise != NULL ? e->o.advertise : e->o.console_ep;
+	so.lease_ms = e->o.lease_ms;
 	so.durability = e->use_syncer ? FBX_DURABLE_NOMETASYNC
 	                              : e->o.durability;
 	/* the syncer works on the environment: it ends first */
@@ -2162,6 +2173,8 @@ store_reopen(struct fbx_engine *e)
 	if (rc != FBX_OK)
 		return rc;
 	e->st = st;
+	e->cluster = fbx_store_cluster(st);
+	e->next_lease = 0; /* a new session: learn the leases first */
 	/* a new syncer starts with the next write turn (syncer_ensure) */
 	FBX_LOGW("store %s reopened", e->o.data_dir);
 	return FBX_OK;
@@ -2309,12 +2322,78 @@ small_waits(struct fbx_engine *e)
 	return 0;
 }
 
+/* org_idle - cluster mode: org has nothing open on this node (no
+ * command in memory, nothing queued or in flight), so its lease may be
+ * handed to a node with fewer. */
+static int
+org_idle(void *arg, const char *org)
+{
+	struct fbx_engine *e = arg;
+	struct orgq *q = fbxi_orgq_find(e, org);
+	size_t pos = 0;
+	uint64_t k, v;
+
+	if (q != NULL && (q->len > 0 || q->inflight > 0))
+		return 0;
+	while (fbxi_idmap_next(&e->cmds, &pos, &k, &v)) {
+		const struct cmdc *cc = (const struct cmdc *)(uintptr_t)v;
+		if (strcmp(cc->c.org, org) == 0)
+			return 0;
+	}
+	return 1;
+}
+
+/* lease_tick - cluster mode: renew, release, claim (store.c); memory
+ * follows the owned set at the next rebuild. */
+static int
+lease_tick(struct fbx_engine *e)
+{
+	int changed = 0;
+	uint32_t ms = e->o.lease_ms ? e->o.lease_ms : 10000;
+	int rc = fbx_store_lease_tick(e->st, org_idle, e, &changed);
+
+	/* on failure too: the store is retried at the backoff's pace */
+	e->next_lease = e->mono + ms / 4;
+	if (rc != FBX_OK) {
+		FBX_LOGW("cluster: leases not renewed: %s", fbx_strerror(rc));
+		return rc;
+	}
+	if (changed) {
+		e->lease_changes++;
+		e->need_rebuild = 1;
+		FBX_LOGI("cluster: node %s owns %zu organisations now "
+		         "(the cluster-wide duties %s)",
+		    e->o.node, fbx_store_owned(e->st),
+		    fbx_store_owns(e->st, "") ? "included" : "not included");
+	}
+	return FBX_OK;
+}
+
+/* cluster_heads - cluster mode, first thing of a write transaction: the
+ * audit chain's head and the last command id as the store has them
+ * (another node may have moved both since this one last wrote). */
+static int
+cluster_heads(struct fbx_engine *e)
+{
+	int rc = fbxi_audit_load_last(e, e->txn);
+
+	if (rc == FBX_OK) {
+		rc = fbx_store_cmd_last(e->txn, &e->last_cmd_id);
+		if (rc == FBX_ENOT_FOUND) {
+			e->last_cmd_id = 0;
+			rc = FBX_OK;
+		}
+	}
+	return rc;
+}
+
 static int
 turn(struct fbx_engine *e)
 {
 	int64_t t0 = 0, t_work = 0, t_commit = 0;
 	uint64_t res0 = 0, sent0 = 0;
 	int rc = FBX_OK, drained = 0, carried = e->nin > e->ndef, short_turn;
+	int duties;
 
 	held_release(e);
 	e->mono = eng_clock(e, 1);
@@ -2357,7 +2436,8 @@ turn(struct fbx_engine *e)
 	note_seen(e);
 	/* nothing arrived and nothing is due: no transaction at all */
 	if (e->nin == 0 && !work_pending(e) && !e->stalled &&
-	    !e->degraded && !e->force_commit && e->mono < e->next_tick)
+	    !e->degraded && !e->force_commit && e->mono < e->next_tick &&
+	    !(e->cluster && e->mono >= e->next_lease))
 		return FBX_OK;
 	e->next_tick = e->mono + 100;
 	t0 = mono_us();
@@ -2380,7 +2460,11 @@ turn(struct fbx_engine *e)
 		e->turn_submits = 0;
 		e->xbudget = e->o.expand_chunk;
 		e->degraded = 0;
-		rc = e->need_rebuild ? recover(e) : FBX_OK;
+		rc = FBX_OK;
+		if (e->cluster && e->mono >= e->next_lease)
+			rc = lease_tick(e);
+		if (rc == FBX_OK && e->need_rebuild)
+			rc = recover(e);
 		if (rc == FBX_OK)
 			rc = syncer_ensure(e);
 		if (rc != FBX_OK)
@@ -2390,7 +2474,11 @@ turn(struct fbx_engine *e)
 		rc = fbx_store_reserve(e->st, need);
 		if (rc == FBX_OK)
 			rc = fbx_txn_begin(e->st, 1, &e->txn);
+		if (rc == FBX_OK && e->cluster)
+			rc = cluster_heads(e);
 		if (rc != FBX_OK) {
+			if (e->txn != NULL)
+				fbx_txn_abort(e->txn);
 			e->txn = NULL;
 			goto failed;
 		}
@@ -2439,12 +2527,16 @@ turn(struct fbx_engine *e)
 			sweep_step(e);
 			e->next_sweep = e->now + 500;
 		}
-		if (fbxi_err(e) == FBX_OK && !e->redo &&
+		/* cluster mode: what spans organisations (retention, the
+		 * audit log, approvals, certificates, fleet health) is the
+		 * work of the node holding the duties lease ("") */
+		duties = !e->cluster || fbx_store_owns(e->st, "");
+		if (fbxi_err(e) == FBX_OK && !e->redo && duties &&
 		    e->o.retention_s > 0 && e->now >= e->next_prune) {
 			prune_step(e);
 			e->next_prune = e->now + 1000;
 		}
-		if (fbxi_err(e) == FBX_OK && !e->redo &&
+		if (fbxi_err(e) == FBX_OK && !e->redo && duties &&
 		    e->o.audit_retention_days > 0 &&
 		    e->now >= e->next_audit_prune) {
 			uint32_t n = 0;
@@ -2456,19 +2548,20 @@ turn(struct fbx_engine *e)
 			    FBX_AUDIT_PRUNE_SLICE, &n);
 			e->next_audit_prune = e->now + 60000;
 		}
-		if (fbxi_err(e) == FBX_OK && !e->redo &&
+		if (fbxi_err(e) == FBX_OK && !e->redo && duties &&
 		    e->now >= e->next_approval_prune) {
 			prune_approvals(e);
 			e->next_approval_prune = e->now + 60000;
 		}
 		/* registered certificates: alerts and trips near expiry */
-		if (fbxi_err(e) == FBX_OK && !e->redo &&
+		if (fbxi_err(e) == FBX_OK && !e->redo && duties &&
 		    e->mono >= e->next_cert_check) {
 			fbxi_cert_step(e);
 			e->next_cert_check = e->mono + 1000;
 		}
 		/* fleet check-in health: the next slice of the registry */
-		if (fbxi_err(e) == FBX_OK && !e->redo && !e->draining)
+		if (fbxi_err(e) == FBX_OK && !e->redo && !e->draining &&
+		    duties)
 			fbxi_fleet_step(e);
 
 		if (e->redo && e->txn_err == FBX_OK) {
@@ -2515,6 +2608,13 @@ turn(struct fbx_engine *e)
 			gw_free_graveyard(e);
 			if (did_unsent)
 				e->nunsent = 0;
+			if (e->lease_gained) {
+				/* an organisation taken over in this turn:
+				 * its stored state is loaded before its next
+				 * request is served */
+				e->lease_gained = 0;
+				e->need_rebuild = 1;
+			}
 			if (e->fail_streak > 0)
 				FBX_LOGI("writes work again after %u failed "
 				         "turns",
@@ -2566,6 +2666,19 @@ turn(struct fbx_engine *e)
 		fbxi_gw_undo_apply(e);
 		prune_settle(e, 0);
 		gw_free_graveyard(e);
+		if (rc == FBX_EFENCED && attempt + 1 < COMMIT_RETRIES) {
+			/* another node took a lease of this one (it was
+			 * paused or cut off past its lease): nothing of the
+			 * turn was stored or sent; learn what is still ours,
+			 * reload it and do the turn again */
+			e->fenced++;
+			FBX_LOGW("turn fenced: another node took an "
+			         "organisation of this one; reloading the "
+			         "organisations still owned");
+			e->next_lease = 0;
+			e->need_rebuild = 1;
+			continue;
+		}
 		if (rc == FBX_EMAP_FULL && attempt + 1 < COMMIT_RETRIES &&
 		    fbx_store_grow(e->st) == FBX_OK) {
 			FBX_LOGI("store map grown; redoing the batch");
@@ -2784,6 +2897,9 @@ engine_open(const struct fbx_engine_opts *opts, const struct fbx_io_ops *ops,
 	so.path = e->o.data_dir;
 	so.map_size = e->o.map_size;
 	so.url = e->o.store_url;
+	so.node = e->o.node;
+	so.advertise = e->o.advertise != NULL ? e->o.advertise : e->o.console_ep;
+	so.lease_ms = e->o.lease_ms;
 	so.durability = e->o.durability;
 	/* full durability over ZeroMQ: commits sync their data pages and
 	 * the syncer their meta page, while the next turn runs */
@@ -2800,6 +2916,11 @@ engine_open(const struct fbx_engine_opts *opts, const struct fbx_io_ops *ops,
 		    fbx_strerror(rc));
 		goto fail;
 	}
+	e->cluster = fbx_store_cluster(e->st);
+	if (e->cluster)
+		FBX_LOGI("cluster mode: node %s, leases of %u ms; organisations "
+		         "are owned through leases in the store",
+		    e->o.node, e->o.lease_ms ? e->o.lease_ms : 10000);
 	if (so.durability != e->o.durability) {
 		e->use_syncer = 1;
 		rc = fbxi_syncer_start(e->st, 0, 0, &e->syncer);

@@ -229,6 +229,14 @@ struct fbx_engine {
 	int degraded; /* the store cannot be written: answer with errors */
 	int degraded_err;
 	int need_rebuild; /* memory is empty: rebuild before writing */
+	/* cluster mode (issue 13): several nodes share a PostgreSQL store;
+	 * this one acts for the organisations it holds leases on */
+	int cluster;
+	int64_t next_lease;     /* mono ms of the next lease tick */
+	int lease_gained;       /* this turn took over an organisation:
+	                           load it (rebuild) after the commit */
+	uint64_t lease_changes; /* ticks that changed the owned set */
+	uint64_t fenced;        /* commits refused: a lease was taken */
 
 	struct fbx_rate_info grate; /* org "*": global caps */
 	struct fbxi_bucket gbucket;
@@ -527,6 +535,8 @@ int fbxi_limit_over(struct fbx_engine *e, const struct fbx_command *c,
 void fbxi_note_printf(char *dst, size_t cap, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 struct orgq *fbxi_orgq_get(struct fbx_engine *e, const char *org);
+/* fbxi_orgq_find - the organisation's queue if it has one, else NULL */
+struct orgq *fbxi_orgq_find(struct fbx_engine *e, const char *org);
 void fbxi_orgq_load_rate(struct fbx_engine *e, struct orgq *q);
 int fbxi_orgq_push(
     struct fbx_engine *e, struct orgq *q, int prio, uint64_t id);

@@ -88,6 +88,12 @@ struct fbx_engine_opts {
 	size_t map_size;          /* initial LMDB map, 0 = default */
 	const char *store_url;    /* NULL/"": LMDB in data_dir; a
 	                             postgresql:// URL: that database */
+	const char *node;         /* with store_url: this node's name among
+	                             several sharing it (organisation
+	                             leases, issue 13); NULL = sole writer */
+	const char *advertise;    /* console endpoint handed to clients of
+	                             other nodes; NULL = console_ep */
+	uint32_t lease_ms;        /* lease time; 0 = 10000 */
 	uint32_t heartbeat_ms;    /* gateways speak this often; 0 = 1000 */
 	uint32_t expand_chunk;    /* deliveries created per turn; 0 = 16384 */
 	uint32_t send_batch;      /* deliveries per gateway message; 0=8192 */

@@ -91,6 +91,8 @@ exit_status(int err)
 	case FBX_EDISK_FULL:
 	case FBX_EMAP_FULL:
 	case FBX_ESHUTTING_DOWN:
+	case FBX_EMOVED:
+	case FBX_EFENCED:
 		return EX_TEMPFAIL;
 	default:
 		return EX_SOFTWARE;

@@ -63,6 +63,9 @@ struct config {
 	int http_allow_remote;
 	int sync_thread;
 	char store[1024]; /* --store URL, "" = LMDB in data_dir */
+	char node[FBX_ID_MAX + 1]; /* --node NAME: cluster mode */
+	char advertise[256];       /* --advertise ENDPOINT */
+	unsigned lease_ms;         /* --lease-ms */
 };
 
 /* the configuration the engine runs with: its strings are borrowed by
@@ -129,6 +132,15 @@ usage(FILE *f)
 	    "      --store URL          keep the store in PostgreSQL "
 	    "(postgresql://...)\n"
 	    "                           instead of LMDB in DATA\n"
+	    "      --node NAME          with --store: this node's name among\n"
+	    "                           several sharing the store; each acts\n"
+	    "                           for the organisations it holds leases\n"
+	    "                           on (docs/scale-out.md)\n"
+	    "      --advertise ENDPOINT the console endpoint other nodes give\n"
+	    "                           clients of this node's organisations\n"
+	    "                           (default: --console)\n"
+	    "      --lease-ms N         organisation lease time (default\n"
+	    "                           10000, at least 1000)\n"
 	    "      --server-key FILE    the engine's CURVE key pair (default\n"
 	    "                           DATA/keys/server.key, from `fuseboxd "
 	    "init`)\n"
@@ -294,6 +306,19 @@ set_option(struct config *c, const char *name, const char *val)
 			c->http_allow_remote = 0;
 		else
 			return -1;
+	} else if (strcmp(name, "node") == 0) {
+		if (val[0] != '\0' && !fbx_id_valid(val))
+			return -1;
+		snprintf(c->node, sizeof(c->node), "%s", val);
+	} else if (strcmp(name, "advertise") == 0) {
+		if (strlen(val) >= sizeof(c->advertise))
+			return -1;
+		snprintf(c->advertise, sizeof(c->advertise), "%s", val);
+	} else if (strcmp(name, "lease_ms") == 0 ||
+	    strcmp(name, "lease-ms") == 0) {
+		if (parse_uint(val, 600000, &v) != 0 || v < 1000)
+			return -1;
+		c->lease_ms = (unsigned)v;
 	} else if (strcmp(name, "store") == 0) {
 		/* "" or a PostgreSQL URL (issue 13) */
 		if (val[0] != '\0' && strncmp(val, "postgresql://", 13) != 0 &&
@@ -603,6 +628,9 @@ reload(fbx_engine *eng)
 	FIXED(http_allow_remote, "http_allow_remote");
 	FIXED(sync_thread, "sync_thread");
 	FIXED(store, "store");
+	FIXED(node, "node");
+	FIXED(advertise, "advertise");
+	FIXED(lease_ms, "lease_ms");
 #undef FIXED
 #define LIVE(f, key)                                                        \
 	if (memcmp(&nc.f, &live.f, sizeof(nc.f)) != 0 && cl < sizeof(changed)) \
@@ -776,6 +804,9 @@ static const struct option longopts[] = {
 	{ "http-allow-remote", no_argument, NULL, 33 },
 	{ "sync-thread", no_argument, NULL, 34 },
 	{ "store", required_argument, NULL, 35 },
+	{ "node", required_argument, NULL, 36 },
+	{ "advertise", required_argument, NULL, 37 },
+	{ "lease-ms", required_argument, NULL, 38 },
 	{ "log-level", required_argument, NULL, 'l' },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
@@ -829,6 +860,12 @@ flag_key(int ch)
 		return "sync_thread";
 	case 35:
 		return "store";
+	case 36:
+		return "node";
+	case 37:
+		return "advertise";
+	case 38:
+		return "lease_ms";
 	case 'l':
 		return "log_level";
 	default:
@@ -1100,6 +1137,11 @@ main(int argc, char **argv)
 		return EX_CONFIG;
 #endif
 	}
+	if (c.node[0] != '\0' && c.store[0] == '\0') {
+		fprintf(stderr, "fuseboxd: --node needs --store "
+		    "postgresql://...: nodes share a PostgreSQL store\n");
+		return EX_USAGE;
+	}
 	reload_file = config_file;
 	reload_argc = argc;
 	reload_argv = argv;
@@ -1117,6 +1159,9 @@ main(int argc, char **argv)
 	o.durability = live.durability;
 	o.sync_thread = live.sync_thread;
 	o.store_url = live.store[0] ? live.store : NULL;
+	o.node = live.node[0] ? live.node : NULL;
+	o.advertise = live.advertise[0] ? live.advertise : NULL;
+	o.lease_ms = live.lease_ms;
 	o.map_size = live.map_mb << 20;
 	o.heartbeat_ms = live.heartbeat_ms;
 	o.events_ep = live.events[0] ? live.events : NULL;

@@ -31,6 +31,17 @@ str_hash(const char *s)
 }
 
 struct orgq *
+fbxi_orgq_find(struct fbx_engine *e, const char *org)
+{
+	for (struct orgq *q = e->qtab[str_hash(org) % 1024]; q != NULL;
+	     q = q->hnext) {
+		if (strcmp(q->org, org) == 0)
+			return q;
+	}
+	return NULL;
+}
+
+struct orgq *
 fbxi_orgq_get(struct fbx_engine *e, const char *org)
 {
 	uint32_t b = str_hash(org) % 1024;

@@ -41,7 +41,9 @@
 	X(27, STATE, "not allowed in the current state")                     \
 	X(28, FORBIDDEN, "not allowed for this organisation")                 \
 	X(29, CRYPTO, "cryptographic library failure")                       \
-	X(30, BAD_CERT, "certificate unreadable or unusable")
+	X(30, BAD_CERT, "certificate unreadable or unusable")                \
+	X(31, MOVED, "organisation owned by another node")                   \
+	X(32, FENCED, "this node lost an organisation's lease")
 
 enum fbx_err {
 #define FBX_ERR_ENUM_(v, n, m) FBX_E##n = v,

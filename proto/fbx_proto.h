@@ -569,6 +569,9 @@ struct fbx_console_rep {
 	 * numbers behind the refusal */
 	fbx_id approval_token;
 	uint64_t limit_value, limit_count;
+	/* MOVED: the owner of the organisation (cluster mode, issue 13) */
+	fbx_id owner_node;
+	char owner_endpoint[256];
 	int kind;          /* enum fbx_creq_kind of the request answered */
 	union {
 		struct {

@@ -3317,6 +3317,13 @@ fbx_console_rep_decode(
 		    &what);
 		r.limit_value = pb->error->limit_value;
 		r.limit_count = pb->error->limit_count;
+		if (rv == FBX_OK)
+			rv = id_copy(r.owner_node, pb->error->owner_node, 0,
+			    &what);
+		if (rv == FBX_OK)
+			rv = text_copy(r.owner_endpoint,
+			    sizeof(r.owner_endpoint), pb->error->owner_endpoint,
+			    &what);
 		goto out;
 	}
 	r.kind = (int)pb->result_case;
@@ -4148,7 +4155,9 @@ fbx_console_rep_encode(
 	if (rep->err != FBX_OK) {
 		if (rep->err < 0 ||
 		    !cstr_ok(rep->errmsg, sizeof(rep->errmsg)) ||
-		    !cstr_ok(rep->approval_token, sizeof(rep->approval_token)))
+		    !cstr_ok(rep->approval_token, sizeof(rep->approval_token)) ||
+		    !cstr_ok(rep->owner_node, sizeof(rep->owner_node)) ||
+		    !cstr_ok(rep->owner_endpoint, sizeof(rep->owner_endpoint)))
 			return FBX_EINVALID;
 		err.code = (uint32_t)rep->err;
 		err.name = (char *)fbx_errname(rep->err);
@@ -4156,6 +4165,8 @@ fbx_console_rep_encode(
 		err.approval_token = (char *)rep->approval_token;
 		err.limit_value = rep->limit_value;
 		err.limit_count = rep->limit_count;
+		err.owner_node = (char *)rep->owner_node;
+		err.owner_endpoint = (char *)rep->owner_endpoint;
 		m.error = &err;
 		return pack(&m.base, FBX_CONSOLE_MSG_MAX, buf, len);
 	}

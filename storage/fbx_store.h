@@ -46,6 +46,14 @@ struct fbx_store_opts {
 	 * once its WAL is flushed; fbx_store_sync has nothing left to
 	 * do); NOSYNC = off (tests and benchmarks). */
 	const char *url;
+	/* PostgreSQL only, optional (issue 13): this process is node
+	 * `node` (an identifier) of several sharing the store; it acts
+	 * only for the organisations it holds a lease on (see
+	 * fbx_store_lease_tick). advertise: the console endpoint other
+	 * nodes hand out for it. lease_ms: lease time (0 = 10,000). */
+	const char *node;
+	const char *advertise;
+	unsigned lease_ms;
 };
 
 struct fbx_store_stat {
@@ -123,6 +131,61 @@ int fbx_store_grow(fbx_store *st);
  * @return FBX_OK, FBX_EIO, FBX_EDISK_FULL, FBX_ESTORAGE.
  */
 int fbx_store_sync(fbx_store *st);
+
+/* ---- cluster mode (PostgreSQL with a node name, issue 13) -------------
+ * Several processes (nodes) share one PostgreSQL store; each acts for the
+ * organisations it holds a lease on (table fbx_lease: organisation, node,
+ * epoch, expiry in database time; the organisation "" stands for the
+ * cluster-wide duties). Every write transaction is fenced: its commit
+ * fails with FBX_EFENCED, and nothing of it is stored, when another node
+ * took one of this node's leases since the last tick. Outside cluster
+ * mode (LMDB, or no node name) every organisation is owned and the calls
+ * below do nothing. */
+
+/* fbx_store_cluster - the store runs in cluster mode. */
+int fbx_store_cluster(const fbx_store *st);
+
+/* fbx_store_owns - org ("" = the cluster-wide duties) is this node's,
+ * counting claims of the open write transaction. */
+int fbx_store_owns(const fbx_store *st, const char *org);
+
+/* fbx_store_owned - leases held (0 outside cluster mode). */
+size_t fbx_store_owned(const fbx_store *st);
+
+/* an organisation with no open work, which may be handed to another
+ * node: non-zero */
+typedef int (*fbx_org_idle_fn)(void *arg, const char *org);
+
+/**
+ * fbx_store_lease_tick - in a transaction of its own (none of this
+ * process may be open): mark this node live, renew its leases, hand back
+ * idle organisations above its fair share (ceil(leases / live nodes)),
+ * and claim released or expired ones up to it (those expired for longer
+ * than a lease whatever the share). Run it every quarter lease.
+ * @param[out] changed 1 when the set of owned organisations changed (the
+ * caller reloads what it keeps of them).
+ * @return FBX_OK, or a store error (nothing changed).
+ */
+int fbx_store_lease_tick(fbx_store *st, fbx_org_idle_fn idle, void *arg,
+    int *changed);
+
+enum fbx_lease_how {
+	FBX_LEASE_OWNED = 0,     /* already this node's */
+	FBX_LEASE_NEW = 1,       /* never leased: this node's now */
+	FBX_LEASE_TAKEN = 2,     /* expired or released: this node's now;
+	                          * load its stored state before serving it */
+	FBX_LEASE_ELSEWHERE = 3, /* another node's live lease */
+};
+
+/**
+ * fbx_store_lease_claim - in a write transaction: make org this node's
+ * unless another node holds it live. The claim commits or aborts with
+ * the transaction. ELSEWHERE fills node and endpoint (the owner's
+ * advertised console endpoint, "" if unknown).
+ * @return FBX_OK or a write error.
+ */
+int fbx_store_lease_claim(fbx_txn *txn, const char *org, int *how,
+    char node[FBX_ID_MAX + 1], char *endpoint, size_t ecap);
 
 /**
  * fbx_txn_begin - start a transaction. One write transaction at a time.

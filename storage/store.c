@@ -234,6 +234,8 @@ map_err(int rc)
 		return FBX_ENOMEM;
 	case MDB_READERS_FULL:
 		return FBX_EBUSY;
+	case ESTALE:
+		return FBX_EFENCED; /* PostgreSQL cluster mode: pg_lease.c */
 	case MDB_CORRUPTED:
 	case MDB_PAGE_NOTFOUND:
 	case MDB_INVALID:
@@ -1225,6 +1227,14 @@ env:
 	if (mrc == 0)
 		mrc = mdb_env_set_maxreaders(st->env,
 		    opts->max_readers ? opts->max_readers : 126);
+	if (mrc == 0 && opts->node != NULL && opts->node[0] != '\0') {
+		if (!pg || !fbx_id_valid(opts->node)) {
+			rc = FBX_EINVALID;
+			goto out;
+		}
+		mrc = fbxi_kv_env_set_node(st->env, opts->node,
+		    opts->advertise, opts->lease_ms ? opts->lease_ms : 10000);
+	}
 	if (mrc != 0) {
 		rc = map_err(mrc);
 		goto out;
@@ -1380,6 +1390,61 @@ fbx_store_reserve(fbx_store *st, size_t bytes)
 	if (size == st->map_size)
 		return FBX_OK;
 	return set_map(st, size);
+}
+
+/* ---- cluster mode (PostgreSQL, issue 13) ---------------------------- */
+
+int
+fbx_store_cluster(const fbx_store *st)
+{
+	return st != NULL && fbxi_kv_cluster(st->env);
+}
+
+int
+fbx_store_owns(const fbx_store *st, const char *org)
+{
+	return st == NULL || fbxi_kv_owns(st->env, org != NULL ? org : "");
+}
+
+size_t
+fbx_store_owned(const fbx_store *st)
+{
+	return st != NULL ? fbxi_kv_owned(st->env) : 0;
+}
+
+int
+fbx_store_lease_tick(fbx_store *st, fbx_org_idle_fn idle, void *arg,
+    int *changed)
+{
+	int mrc;
+
+	*changed = 0;
+	if (st == NULL || !fbxi_kv_cluster(st->env))
+		return FBX_OK;
+	mrc = fbxi_kv_lease_tick(st->env, idle, arg, changed);
+	return mrc == 0 ? FBX_OK : map_err(mrc);
+}
+
+int
+fbx_store_lease_claim(fbx_txn *txn, const char *org, int *how,
+    char node[FBX_ID_MAX + 1], char *endpoint, size_t ecap)
+{
+	int mrc, h = 0;
+
+	*how = FBX_LEASE_OWNED;
+	node[0] = '\0';
+	if (ecap > 0)
+		endpoint[0] = '\0';
+	if (txn == NULL || !txn->write)
+		return FBX_EINVALID;
+	if (txn->err != FBX_OK)
+		return txn->err;
+	mrc = fbxi_kv_lease_claim(
+	    txn->txn, org, &h, node, FBX_ID_MAX + 1, endpoint, ecap);
+	if (mrc != 0)
+		return txn_fail(txn, mrc);
+	*how = h; /* the FBX_LEASE_* values are pg_lease.h's FBXI_CLAIM_* */
+	return FBX_OK;
 }
 
 int

@@ -50,6 +50,7 @@
 #include <string.h>
 
 #include "fbx_store.h"
+#include "pg_lease.h"
 
 /* rows a cursor reads ahead per statement: a seek asks for PG_SEEK (a
  * random seek should not carry a page back), each refill of a walk four
@@ -61,7 +62,7 @@
 #define PG_RING 16
 /* version of the table layout in fbx_schema (the store's own schema
  * version is in fbx_meta "schema", as in LMDB) */
-#define PG_LAYOUT 1
+#define PG_LAYOUT 2
 /* advisory lock class of the writer lock (and of schema creation) */
 #define PG_LOCK_CLASS 7308036
 
@@ -84,6 +85,8 @@ struct fbxi_kv_env {
 	pthread_mutex_t plock; /* pool */
 	PGconn **idle;
 	unsigned nidle, nbusy;
+	/* cluster mode (a node name was given): this node's leases */
+	struct fbxi_lease *lease;
 };
 
 /* a write held back: the last one per (dbi, key) */
@@ -268,8 +271,9 @@ pg_log(const fbxi_kv_env *env, const char *what, const char *msg)
 }
 
 /* pg_code - the LMDB-style code for a failed statement. */
-static int
-pg_code(PGconn *c, const PGresult *r)
+#define pg_code fbxi_pg_code
+int
+fbxi_pg_code(PGconn *c, const PGresult *r)
 {
 	const char *s
 	    = r != NULL ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
@@ -987,8 +991,18 @@ layout_v1(fbxi_kv_env *env, PGconn *c)
 	return code;
 }
 
+/* Version 2: the lease tables of several nodes on one store
+ * (pg_lease.h), empty until a node runs in cluster mode. */
+static int
+layout_v2(fbxi_kv_env *env, PGconn *c)
+{
+	(void)env;
+	return fbxi_lease_layout(c);
+}
+
 static int (*const migrations[PG_LAYOUT])(fbxi_kv_env *, PGconn *) = {
 	layout_v1,
+	layout_v2,
 };
 
 /* ensure_schema - the connection's schema exists (the first of
@@ -1127,8 +1141,12 @@ fbxi_kv_env_close(fbxi_kv_env *env)
 		free(env);
 		return;
 	}
-	if (env->wconn != NULL)
+	if (env->wconn != NULL) {
+		if (env->lease != NULL && PQstatus(env->wconn) == CONNECTION_OK)
+			fbxi_lease_release(env->lease, env->wconn);
 		PQfinish(env->wconn);
+	}
+	fbxi_lease_free(env->lease);
 	for (unsigned i = 0; i < env->nidle; i++)
 		PQfinish(env->idle[i]);
 	free(env->idle);
@@ -1295,18 +1313,41 @@ txn_free(fbxi_kv_txn *t)
 static int
 owner_lock(fbxi_kv_env *env, PGconn *c)
 {
-	PGresult *r = PQexec(c, "SELECT pg_try_advisory_lock(7308037, "
-	                        "hashtext(current_schema()))");
+	const char *node = env->lease != NULL ? fbxi_lease_node(env->lease)
+	                                      : NULL;
+	const char *v[1] = { node };
+	/* in cluster mode one process per node name: the nodes share the
+	 * store, leases say who acts for which organisation */
+	PGresult *r = node != NULL
+	    ? PQexecParams(c,
+	          "SELECT pg_try_advisory_lock(7308037, "
+	          "hashtext(current_schema() || '/' || $1))",
+	          1, NULL, v, NULL, NULL, 0)
+	    : PQexec(c, "SELECT pg_try_advisory_lock(7308037, "
+	                "hashtext(current_schema()))");
 	int code = 0;
 
 	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
 		code = pg_code(c, r);
 	else if (strcmp(PQgetvalue(r, 0, 0), "t") != 0) {
 		pg_log(env, "in use",
-		    "another process (a second fuseboxd?) holds this store");
+		    node != NULL ? "another process runs this node name on "
+		                   "this store"
+		                 : "another process (a second fuseboxd?) holds "
+		                   "this store");
 		code = EBUSY;
 	}
 	PQclear(r);
+	if (code == 0 && env->lease != NULL) {
+		/* a node paused inside a transaction holds the writers'
+		 * lock: the server ends that transaction after half a
+		 * lease, so the other nodes wait no longer than that */
+		char sql[96];
+		snprintf(sql, sizeof(sql),
+		    "SET idle_in_transaction_session_timeout = %u",
+		    fbxi_lease_ttl(env->lease) / 2);
+		code = simple(env, c, sql);
+	}
 	return code;
 }
 
@@ -1464,6 +1505,8 @@ pg_abort(fbxi_kv_txn *t)
 	{
 		int ok = PQstatus(t->conn) == CONNECTION_OK
 		    && simple(t->env, t->conn, "ROLLBACK") == 0;
+		if (t->write && t->env->lease != NULL)
+			fbxi_lease_settle(t->env->lease, 0);
 		end_root(t, ok);
 	}
 }
@@ -1525,6 +1568,8 @@ fbxi_kv_txn_commit(fbxi_kv_txn *t)
 		return code;
 	}
 	code = wb_send(t);
+	if (code == 0 && t->env->lease != NULL)
+		code = latch(t, fbxi_lease_fence(t->env->lease, t->conn));
 	if (code == 0) {
 		PGresult *r = PQexec(t->conn, "COMMIT");
 		if (PQresultStatus(r) != PGRES_COMMAND_OK) {
@@ -1544,8 +1589,82 @@ fbxi_kv_txn_commit(fbxi_kv_txn *t)
 		pg_abort(t);
 		return code;
 	}
+	if (t->env->lease != NULL)
+		fbxi_lease_settle(t->env->lease, 1);
 	end_root(t, 1);
 	return 0;
+}
+
+/* ---- cluster mode: organisation leases (pg_lease.c) ----------------- */
+
+int
+fbxi_kv_env_set_node(
+    fbxi_kv_env *env, const char *node, const char *endpoint, unsigned ttl_ms)
+{
+	if (!env->pg)
+		return EINVAL;
+	fbxi_lease_free(env->lease);
+	env->lease = fbxi_lease_new(node, endpoint, ttl_ms);
+	return env->lease != NULL ? 0 : ENOMEM;
+}
+
+int
+fbxi_kv_cluster(const fbxi_kv_env *env)
+{
+	return env != NULL && env->pg && env->lease != NULL;
+}
+
+int
+fbxi_kv_owns(const fbxi_kv_env *env, const char *org)
+{
+	return !fbxi_kv_cluster(env) || fbxi_lease_owns(env->lease, org);
+}
+
+size_t
+fbxi_kv_owned(const fbxi_kv_env *env)
+{
+	return fbxi_kv_cluster(env) ? fbxi_lease_count(env->lease) : 0;
+}
+
+int
+fbxi_kv_lease_tick(fbxi_kv_env *env, int (*idle)(void *, const char *),
+    void *arg, int *changed)
+{
+	int code;
+
+	*changed = 0;
+	if (!fbxi_kv_cluster(env))
+		return 0;
+	pthread_mutex_lock(&env->wlock);
+	code = writer_conn(env);
+	if (code == 0)
+		code = fbxi_lease_tick(env->lease, env->wconn, idle, arg, changed);
+	if (code == EIO && env->wconn != NULL &&
+	    PQstatus(env->wconn) != CONNECTION_OK) {
+		PQfinish(env->wconn);
+		env->wconn = NULL;
+	}
+	pthread_mutex_unlock(&env->wlock);
+	return code;
+}
+
+int
+fbxi_kv_lease_claim(fbxi_kv_txn *t, const char *org, int *how, char *node,
+    size_t ncap, char *endpoint, size_t ecap)
+{
+	int code;
+
+	*how = FBXI_CLAIM_OWNED;
+	if (!IS_PG(t))
+		return 0;
+	t = UNTAG(fbxi_kv_txn, t);
+	if (t->err != 0)
+		return t->err;
+	if (!t->write || !fbxi_kv_cluster(t->env))
+		return 0;
+	code = fbxi_lease_claim(
+	    t->env->lease, t->conn, org, how, node, ncap, endpoint, ecap);
+	return code != 0 ? latch(t, code) : 0;
 }
 
 int

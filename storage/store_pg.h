@@ -27,6 +27,23 @@ int fbxi_kv_env_create_pg(fbxi_kv_env **env, const char *url, int durability);
 /* fbxi_kv_is_pg - env runs on PostgreSQL. */
 int fbxi_kv_is_pg(const fbxi_kv_env *env);
 
+/* Cluster mode (issue 13, pg_lease.h): fbxi_kv_env_set_node before
+ * open names the node; then every write transaction is fenced at
+ * commit (ESTALE), and the leases are renewed, released and claimed by
+ * fbxi_kv_lease_tick (no transaction of this process open) or claimed
+ * one by one in a write transaction by fbxi_kv_lease_claim (how: the
+ * FBXI_CLAIM_* of pg_lease.h). Outside cluster mode everything is
+ * owned and the calls do nothing. */
+int fbxi_kv_env_set_node(
+    fbxi_kv_env *env, const char *node, const char *endpoint, unsigned ttl_ms);
+int fbxi_kv_cluster(const fbxi_kv_env *env);
+int fbxi_kv_owns(const fbxi_kv_env *env, const char *org);
+size_t fbxi_kv_owned(const fbxi_kv_env *env);
+int fbxi_kv_lease_tick(fbxi_kv_env *env, int (*idle)(void *, const char *),
+    void *arg, int *changed);
+int fbxi_kv_lease_claim(fbxi_kv_txn *t, const char *org, int *how,
+    char *node, size_t ncap, char *endpoint, size_t ecap);
+
 int fbxi_kv_env_create(fbxi_kv_env **env);
 int fbxi_kv_env_set_maxdbs(fbxi_kv_env *env, MDB_dbi n);
 int fbxi_kv_env_set_mapsize(fbxi_kv_env *env, size_t size);
