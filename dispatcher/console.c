@@ -658,10 +658,11 @@ cluster_route(struct fbx_engine *e, const struct inmsg *in,
 	case FBX_LEASE_TAKEN:
 		e->lease_gained = 1;
 		fbxi_console_error(e, in, r->request_id, r->kind, FBX_EBUSY,
-		    "%s%s%s had no live owner: node %s takes it over and "
-		    "loads its state now; retry",
+		    "%s%s%s no live owner: node %s takes %s over and "
+		    "loads %s state now; retry",
 		    o[0] ? "organisation '" : "the cluster-wide duties", o,
-		    o[0] ? "'" : "", e->o.node);
+		    o[0] ? "' had" : " had", e->o.node, o[0] ? "it" : "them",
+		    o[0] ? "its" : "their");
 		return 0;
 	default:
 		memset(&rep, 0, sizeof(rep));
@@ -674,9 +675,9 @@ cluster_route(struct fbx_engine *e, const struct inmsg *in,
 		/* the endpoint is cut short in the message if need be; the
 		 * owner_endpoint field has it whole */
 		if (snprintf(rep.errmsg, sizeof(rep.errmsg),
-		        "%s%s%s is owned by node '%s' at %.80s; send it there",
+		        "%s%s%s owned by node '%s' at %.80s; send it there",
 		        o[0] ? "organisation '" : "the cluster-wide duties", o,
-		        o[0] ? "'" : "", node,
+		        o[0] ? "' is" : " are", node,
 		        ep[0] ? ep : "(no endpoint known)") >=
 		    (int)sizeof(rep.errmsg))
 			rep.errmsg[sizeof(rep.errmsg) - 1] = '\0';

@@ -316,6 +316,38 @@ trip_global(struct fbx_engine *e, struct fbxi_breaker *g, const char *reason,
 	(void)trip_hold(e, NULL, reason, g);
 }
 
+/* fbxi_brk_global_hold - cluster mode, a settled command about to be
+ * released: the global breaker of its reason lives in the store, and
+ * another node may have tripped it since this one admitted the command
+ * (its trip held only the settling commands in that node's memory).
+ * Hold it here as that trip would have. @return FBX_OK (see *held) or a
+ * store error. */
+int
+fbxi_brk_global_hold(struct fbx_engine *e, struct cmdc *cc, int *held)
+{
+	const char *reason = fbxi_reason_of(&cc->c);
+	struct fbxi_breaker g;
+	int rc;
+
+	*held = 0;
+	rc = fbxi_brk_load(e->txn, "*", reason, &g, NULL);
+	if (rc != FBX_OK)
+		return rc;
+	if (g.state != FBX_BS_OPEN || g.cfg.shadow ||
+	    (!g.manual && cc->c.created_ms < g.onset_ms))
+		return FBX_OK;
+	cc->c.state = FBX_C_HELD;
+	snprintf(cc->c.held_by, sizeof(cc->c.held_by), "*/%s", reason);
+	fbxi_note_printf(cc->c.note, sizeof(cc->c.note),
+	    "held while settling: global breaker */%.64s is open (tripped "
+	    "on another node)",
+	    reason);
+	fbxi_cmd_touch(cc);
+	g.held++;
+	*held = 1;
+	return brk_save(e->txn, "*", reason, &g);
+}
+
 /* breaker_gate - automatic lock-type commands pass the global breaker of
  * their reason, then their organisation's. Decided here, inside the
  * transaction that journals the command, one command after another: the

@@ -2358,6 +2358,27 @@ lease_tick(struct fbx_engine *e)
 		FBX_LOGW("cluster: leases not renewed: %s", fbx_strerror(rc));
 		return rc;
 	}
+	{
+		/* what other nodes may have changed, read again: the fleet
+		 * (the global breaker's denominator), the global dispatch
+		 * cap, and the principals (a key added through the duties
+		 * holder works on every node within a quarter lease) */
+		fbx_txn *rt = NULL;
+		uint64_t before = e->fleet_total;
+		if (fbx_txn_begin(e->st, 0, &rt) == FBX_OK) {
+			struct fbx_rate_info gr;
+			e->fleet_total = 0;
+			rc = fbx_store_org_list(rt, fleet_cb, e);
+			if (rc != FBX_OK && rc != FBX_ENOT_FOUND)
+				e->fleet_total = before;
+			if (fbxi_rate_load(rt, "*", &gr) == FBX_OK)
+				e->grate = gr;
+			fbx_txn_abort(rt);
+			rc = FBX_OK;
+		}
+		e->auth_dirty = 1;
+		fbxi_auth_committed(e);
+	}
 	if (changed) {
 		e->lease_changes++;
 		e->need_rebuild = 1;

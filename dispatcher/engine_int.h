@@ -547,6 +547,7 @@ void fbxi_policy_applied(
 int fbxi_priority_of(const struct fbx_command *c);
 int fbxi_rate_save(fbx_txn *txn, const struct fbx_rate_info *ri);
 const char *fbxi_reason_of(const struct fbx_command *c);
+int fbxi_brk_global_hold(struct fbx_engine *e, struct cmdc *cc, int *held);
 void fbxi_ro_tally(
     struct cmdc *cc, uint64_t id, int from, int to, uint16_t code);
 void fbxi_rollout_step(struct fbx_engine *e);

@@ -1,5 +1,6 @@
 /*
- * settle.c: the settle window (see settle.h). Depends on core.c only.
+ * settle.c: the settle window (see settle.h). Depends on core.c, and in
+ * cluster mode on controls.c (the global breaker, tripped elsewhere).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -47,9 +48,19 @@ fbxi_settle_step(struct fbx_engine *e)
 	while ((t = fbxi_theap_top(&e->settle)) != NULL && t->at_ms <= e->now &&
 	    fbxi_err(e) == FBX_OK) {
 		struct cmdc *cc = settling(e, t);
+		int held = 0, rc;
 		fbxi_theap_pop(&e->settle);
 		if (cc == NULL)
 			continue;
+		if (e->cluster) {
+			rc = fbxi_brk_global_hold(e, cc, &held);
+			if (rc != FBX_OK) {
+				fbxi_set_err(e, rc);
+				return;
+			}
+			if (held)
+				continue;
+		}
 		cc->c.state = FBX_C_EXPANDING;
 		/* its TTL runs from here (an entry that came due while it
 		 * settled was dropped) */
