@@ -5,11 +5,12 @@
  * Fencing: a node learns its fence value (fbx_node.ver) at every tick.
  * Whoever takes a lease of another node (an expired one: the owner
  * stopped renewing) adds one to that node's ver in the same
- * transaction. Each write transaction of the node reads its ver before
- * COMMIT, under the writers' advisory lock: a different value means an
+ * transaction. Each write transaction of the node reads its ver (FOR
+ * SHARE) before COMMIT: a different value means an
  * organisation the node still acts for in memory was taken, and the
  * transaction is rolled back (ESTALE) before anything of it is visible.
- * A node paused in the middle of a transaction holds that lock: the
+ * A node paused in the middle of a transaction holds the writers'
+ * advisory lock (store_pg.c) and maybe that row lock: the
  * server ends the transaction after idle_in_transaction_session_timeout
  * (store_pg.c sets it to half a lease), so the others are not blocked
  * for longer than that.
@@ -24,10 +25,6 @@
 #include <string.h>
 
 #include "fbx_types.h"
-
-/* the writers' advisory lock (store_pg.c's PG_LOCK_CLASS) */
-#define LOCK_SQL                                                             \
-	"SELECT pg_advisory_xact_lock(7308036, hashtext(current_schema()))"
 
 struct lent {
 	char org[FBX_ID_MAX + 1];
@@ -337,12 +334,12 @@ fbxi_lease_tick(struct fbxi_lease *L, PGconn *c,
 
 	*changed = 0;
 	snprintf(ttl, sizeof(ttl), "%u", L->ttl_ms);
+	/* not under the writers' lock: a tick must not wait behind other
+	 * nodes' turns (its lease would run out meanwhile); row locks
+	 * order it against them (see fbxi_lease_fence) */
 	r = q(L, c, "BEGIN ISOLATION LEVEL READ COMMITTED", 0, NULL, &code);
 	if (r == NULL)
 		return code;
-	PQclear(r);
-	if ((r = q(L, c, LOCK_SQL, 0, NULL, &code)) == NULL)
-		goto fail;
 	PQclear(r);
 	if (!L->seeded) {
 		/* organisations of a store written before leases existed,
@@ -553,7 +550,12 @@ fbxi_lease_fence(struct fbxi_lease *L, PGconn *c)
 	 * (the store's own set-up at open writes then) */
 	if (!L->ver_known && L->n == 0)
 		return 0;
-	r = q(L, c, "SELECT ver FROM fbx_node WHERE name = $1", 1, v, &code);
+	/* FOR SHARE: a node taking one of this node's leases updates this
+	 * row; it waits until this transaction ends (then the taker reads
+	 * what it wrote), or this one waits for the taker and sees its
+	 * value (and rolls back) */
+	r = q(L, c, "SELECT ver FROM fbx_node WHERE name = $1 FOR SHARE", 1, v,
+	    &code);
 	if (r == NULL)
 		return code;
 	if (PQntuples(r) != 1 ||
@@ -679,7 +681,7 @@ fbxi_lease_release(struct fbxi_lease *L, PGconn *c)
 	PGresult *r;
 	int code = 0;
 
-	static const char *const steps[] = { "BEGIN", LOCK_SQL,
+	static const char *const steps[] = { "BEGIN",
 		"UPDATE fbx_lease SET node = '', expires = now() WHERE node = $1",
 		"DELETE FROM fbx_node WHERE name = $1", "COMMIT" };
 

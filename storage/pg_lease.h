@@ -13,10 +13,11 @@
  *   fbx_node(name text primary key, endpoint text, ver bigint,
  *            seen timestamptz)       ver grows whenever another node
  *                                    takes one of this node's leases
- * Every statement that reads or writes them runs with the writers'
- * transaction advisory lock held (store_pg.c takes it at BEGIN), so
- * lease changes and turns never interleave. Times are the database's
- * now(), never a node's clock.
+ * A tick runs in a transaction of its own, not under the writers'
+ * advisory lock (it must not wait behind other nodes' turns); a claim
+ * made by a request runs in the turn's transaction. The fence is
+ * ordered against a taker by the row lock on fbx_node (pg_lease.c).
+ * Times are the database's now(), never a node's clock.
  */
 #ifndef FBX_PG_LEASE_H
 #define FBX_PG_LEASE_H
