@@ -458,8 +458,8 @@ recv_reply(fbx_client *c, zmq_msg_t *body, int64_t deadline)
 	return rc;
 }
 
-int
-fbx_client_call(
+static int
+call_once(
     fbx_client *c, struct fbx_console_req *req, struct fbx_console_rep *rep)
 {
 	uint8_t *buf = NULL;
@@ -534,5 +534,46 @@ fbx_client_call(
 	}
 out:
 	free(buf);
+	return rc;
+}
+
+/* retarget - talk to endpoint from now on (same keys). */
+static int
+retarget(fbx_client *c, const char *endpoint)
+{
+	if (strlen(endpoint) >= CLIENT_ENDPOINT_MAX)
+		return FBX_EINVALID;
+	(void)zmq_disconnect(c->sock, c->endpoint);
+	if (zmq_connect(c->sock, endpoint) != 0) {
+		/* back to where it was */
+		(void)zmq_connect(c->sock, c->endpoint);
+		return FBX_EINVALID;
+	}
+	snprintf(c->endpoint, sizeof(c->endpoint), "%s", endpoint);
+	c->refused = 0;
+	return FBX_OK;
+}
+
+int
+fbx_client_call(
+    fbx_client *c, struct fbx_console_req *req, struct fbx_console_rep *rep)
+{
+	int rc = call_once(c, req, rep);
+
+	/* cluster mode (issue 13): a node that does not own the request's
+	 * organisation answers MOVED with the owner's endpoint, having done
+	 * nothing: ask the owner instead (twice at most: an organisation
+	 * may move once more meanwhile) */
+	for (int hops = 0; hops < 2 && rc == FBX_OK &&
+	     rep->err == FBX_EMOVED && rep->owner_endpoint[0] != '\0' &&
+	     strcmp(rep->owner_endpoint, c->endpoint) != 0;
+	     hops++) {
+		char ep[sizeof(rep->owner_endpoint)];
+		snprintf(ep, sizeof(ep), "%s", rep->owner_endpoint);
+		if (retarget(c, ep) != FBX_OK)
+			break;
+		fbx_console_rep_free(rep);
+		rc = call_once(c, req, rep);
+	}
 	return rc;
 }

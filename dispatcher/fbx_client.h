@@ -96,6 +96,10 @@ void fbx_client_set_timeout(fbx_client *c, int timeout_ms);
  * caller's. Replies to earlier requests that timed out are recognised by
  * their request id and discarded.
  *
+ * Several nodes (cluster mode): a MOVED reply names the node that owns
+ * the organisation; the call sends the request there (at most twice) and
+ * the client talks to that node from then on (fbx_client_endpoint).
+ *
  * A timed-out request may still be executed by the engine. Calling again
  * with the same request is safe: a submit carries an idempotency key,
  * enrolment is an upsert, and the other requests only read or remove.
