@@ -172,6 +172,10 @@ fbx_engine_metrics(fbx_engine *e, struct fbx_metrics *m)
 	m->turns_failed = e->turns_failed;
 	m->syncs_failed = e->syncs_failed;
 	m->degraded = e->degraded;
+	m->cluster = e->cluster;
+	m->leases = e->st != NULL ? fbx_store_owned(e->st) : 0;
+	m->lease_changes = e->lease_changes;
+	m->fenced = e->fenced;
 	m->turn = e->m_turn;
 	m->commit = e->m_commit;
 	m->submit_ack = e->m_ack;

@@ -169,6 +169,20 @@ render(struct buf *b, const struct fbx_metrics *m, int64_t now_ms)
 	    "Syncs of committed turns that failed (their outputs wait for "
 	    "the next commit's sync)",
 	    m->syncs_failed);
+	if (m->cluster) {
+		one(b, "fusebox_cluster_leases", "gauge",
+		    "Organisation leases this node holds (the cluster-wide "
+		    "duties count as one)",
+		    m->leases);
+		one(b, "fusebox_cluster_lease_changes_total", "counter",
+		    "Lease ticks that changed the organisations this node "
+		    "owns (each reloads them)",
+		    m->lease_changes);
+		one(b, "fusebox_cluster_fenced_total", "counter",
+		    "Turns refused at commit because another node took a lease "
+		    "of this one (nothing of them was stored or sent)",
+		    m->fenced);
+	}
 	one(b, "fusebox_degraded", "gauge",
 	    "1 while the store cannot be written (writes answered with "
 	    "errors)",

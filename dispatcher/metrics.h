@@ -82,6 +82,10 @@ struct fbx_metrics {
 	uint64_t commits, turns_failed;
 	uint64_t syncs_failed; /* the syncer's failed syncs (syncer.h) */
 	int degraded;
+	/* cluster mode (issue 13): leases held now, ticks that changed
+	 * them, commits refused by the fence; cluster 0 = not a node */
+	int cluster;
+	uint64_t leases, lease_changes, fenced;
 	struct fbx_metrics_hist turn, commit; /* committed turns */
 	/* submits: read to acknowledged (after their commit), and created
 	 * to each delivery's final outcome (result buckets) */
