@@ -1102,6 +1102,123 @@ cmp_cc_id(const void *a, const void *b)
 	return x->c.id < y->c.id ? -1 : x->c.id > y->c.id;
 }
 
+/* A global breaker's reset, as the nodes of a cluster read it: the
+ * action and who asked, kept beside the breaker (kv brkreset/ * /REASON)
+ * so that nodes holding commands of their own organisations for it act
+ * on them too (fbxi_cluster_resets). */
+struct reset_order {
+	int64_t at_ms;
+	uint8_t discard;
+	char actor[FBX_ID_MAX + 1];
+	char note[FBX_NOTE_MAX];
+};
+
+static int
+reset_order_save(fbx_txn *txn, const char *reason, int64_t at_ms,
+    int discard, const char *actor, const char *note)
+{
+	char key[FBX_KV_KEY_MAX];
+	struct reset_order o;
+
+	memset(&o, 0, sizeof(o));
+	o.at_ms = at_ms;
+	o.discard = (uint8_t)(discard != 0);
+	snprintf(o.actor, sizeof(o.actor), "%s", actor);
+	snprintf(o.note, sizeof(o.note), "%s", note);
+	snprintf(key, sizeof(key), "brkreset/*/%s", reason);
+	return fbx_store_kv_put(txn, key, &o, sizeof(o));
+}
+
+/* fbxi_cluster_resets - cluster mode, once per lease tick: commands of
+ * this node's organisations held by a global breaker that is no longer
+ * open were held when another node (the duties holder) reset it: do
+ * with them what that reset did (release in staged waves, or discard).
+ * Store errors are latched. */
+void
+fbxi_cluster_resets(struct fbx_engine *e)
+{
+	size_t pos = 0, nh = 0, caph = 0;
+	uint64_t k, v;
+	struct cmdc **hv = NULL;
+	uint32_t released = 0, discarded = 0, refused = 0;
+	int rc = FBX_OK;
+
+	while (fbxi_idmap_next(&e->cmds, &pos, &k, &v)) {
+		struct cmdc *cc = (struct cmdc *)(uintptr_t)v;
+		if (cc->c.state != FBX_C_HELD || cc->c.held_by[0] != '*' ||
+		    cc->c.held_by[1] != '/')
+			continue;
+		if (nh == caph) {
+			size_t ncap = caph ? 2 * caph : 64;
+			struct cmdc **nv = realloc(hv, ncap * sizeof(*nv));
+			if (nv == NULL) {
+				free(hv);
+				fbxi_set_err(e, FBX_ENOMEM);
+				return;
+			}
+			hv = nv;
+			caph = ncap;
+		}
+		hv[nh++] = cc;
+	}
+	if (nh > 1)
+		qsort(hv, nh, sizeof(*hv), cmp_cc_id);
+	for (size_t i = 0; i < nh && rc == FBX_OK; i++) {
+		struct cmdc *cc = hv[i];
+		const char *reason = cc->c.held_by + 2;
+		char key[FBX_KV_KEY_MAX];
+		struct fbxi_breaker g;
+		struct reset_order o;
+		size_t len = 0;
+		int ref = 0;
+
+		rc = fbxi_brk_load(e->txn, "*", reason, &g, NULL);
+		if (rc != FBX_OK || (g.state == FBX_BS_OPEN && !g.cfg.shadow))
+			continue;
+		memset(&o, 0, sizeof(o));
+		snprintf(key, sizeof(key), "brkreset/*/%s", reason);
+		rc = fbx_store_kv_get(e->txn, key, &o, sizeof(o), &len);
+		if (rc == FBX_ENOT_FOUND || (rc == FBX_OK && len != sizeof(o))) {
+			/* no order kept (reset by an older version): release */
+			memset(&o, 0, sizeof(o));
+			snprintf(o.actor, sizeof(o.actor), "engine");
+			rc = FBX_OK;
+		}
+		if (rc != FBX_OK)
+			break;
+		o.actor[sizeof(o.actor) - 1] = '\0';
+		o.note[sizeof(o.note) - 1] = '\0';
+		if (o.discard) {
+			cc->c.state = FBX_C_DISCARDED;
+			snprintf(cc->c.resolved_by, sizeof(cc->c.resolved_by),
+			    "%s", o.actor);
+			fbxi_note_printf(cc->c.note, sizeof(cc->c.note),
+			    "discarded at the global breaker's reset on "
+			    "another node: %s",
+			    o.note);
+			fbxi_cmd_touch(cc);
+			discarded++;
+			continue;
+		}
+		rc = release_held(e, cc, o.actor, o.note,
+		    release_wave_at(e->now, released), &ref);
+		if (rc == FBX_OK && ref)
+			refused++;
+		else if (rc == FBX_OK && cc->c.state == FBX_C_SETTLING)
+			released++;
+	}
+	free(hv);
+	if (rc != FBX_OK) {
+		fbxi_set_err(e, rc);
+		return;
+	}
+	if (released + discarded + refused > 0)
+		FBX_LOGI("cluster: global breaker reset on another node: %u "
+		         "held commands of this node's organisations released, "
+		         "%u discarded, %u refused by limits",
+		    released, discarded, refused);
+}
+
 void
 fbxi_handle_breaker(
     struct fbx_engine *e, const struct inmsg *in, struct fbx_console_req *req)
@@ -1164,6 +1281,10 @@ fbxi_handle_breaker(
 		}
 		fbxi_breaker_reset(&b, e->now, req->actor, req->u.breaker.note);
 		rc = brk_save(e->txn, scope, reason, &b);
+		if (rc == FBX_OK && strcmp(scope, "*") == 0)
+			rc = reset_order_save(e->txn, reason, e->now,
+			    req->u.breaker.on_reset == FBX_RESET_DISCARD,
+			    req->actor, req->u.breaker.note);
 		if (rc != FBX_OK)
 			goto fail;
 		/* the commands it holds, oldest first */

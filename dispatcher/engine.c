@@ -2379,6 +2379,7 @@ lease_tick(struct fbx_engine *e)
 		e->auth_dirty = 1;
 		fbxi_auth_committed(e);
 	}
+	e->check_resets = 1;
 	if (changed) {
 		e->lease_changes++;
 		e->need_rebuild = 1;
@@ -2535,6 +2536,11 @@ turn(struct fbx_engine *e)
 		}
 		if (fbxi_err(e) == FBX_OK && !e->redo)
 			gw_reap(e);
+		if (e->cluster && e->check_resets && !e->redo &&
+		    fbxi_err(e) == FBX_OK) {
+			fbxi_cluster_resets(e);
+			e->check_resets = 0;
+		}
 		if (!e->draining && !e->redo && fbxi_err(e) == FBX_OK) {
 			if (e->nrq > 0)
 				rq_step(e);

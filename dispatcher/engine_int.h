@@ -237,6 +237,7 @@ struct fbx_engine {
 	                           load it (rebuild) after the commit */
 	uint64_t lease_changes; /* ticks that changed the owned set */
 	uint64_t fenced;        /* commits refused: a lease was taken */
+	int check_resets;       /* look for global resets made elsewhere */
 
 	struct fbx_rate_info grate; /* org "*": global caps */
 	struct fbxi_bucket gbucket;
@@ -548,6 +549,7 @@ int fbxi_priority_of(const struct fbx_command *c);
 int fbxi_rate_save(fbx_txn *txn, const struct fbx_rate_info *ri);
 const char *fbxi_reason_of(const struct fbx_command *c);
 int fbxi_brk_global_hold(struct fbx_engine *e, struct cmdc *cc, int *held);
+void fbxi_cluster_resets(struct fbx_engine *e);
 void fbxi_ro_tally(
     struct cmdc *cc, uint64_t id, int from, int to, uint16_t code);
 void fbxi_rollout_step(struct fbx_engine *e);
