@@ -2482,11 +2482,12 @@ turn(struct fbx_engine *e)
 		e->turn_submits = 0;
 		e->xbudget = e->o.expand_chunk;
 		e->degraded = 0;
-		rc = FBX_OK;
+		/* a tick that fails (the database away) does not fail the
+		 * turn by itself: the fence keeps a turn from committing
+		 * for an organisation this node may have lost meanwhile */
 		if (e->cluster && e->mono >= e->next_lease)
-			rc = lease_tick(e);
-		if (rc == FBX_OK && e->need_rebuild)
-			rc = recover(e);
+			(void)lease_tick(e);
+		rc = e->need_rebuild ? recover(e) : FBX_OK;
 		if (rc == FBX_OK)
 			rc = syncer_ensure(e);
 		if (rc != FBX_OK)
