@@ -67,6 +67,7 @@ struct opts {
 	char storm_actor[FBX_ID_MAX + 1]; /* the storm key's principal */
 	const char *gateway_id;
 	const char *report;
+	const char *delivery_log; /* --delivery-log: R and A lines */
 	uint32_t ndev;
 	uint32_t norgs;
 	double org_skew; /* < 0 = even */
@@ -146,6 +147,7 @@ struct storm {
 struct totals {
 	uint64_t received, distinct, duplicates, dup_after_ok, dup_after_fail;
 	uint64_t foreign, results_sent, results_acked, succeeded, failed;
+	uint64_t results_refused; /* ACKed but not counted by the engine */
 	uint64_t offline, accepted, checkins_sent, checkins_acked;
 	uint64_t send_drops, resends, errors, hellos, welcomes;
 };
@@ -192,6 +194,8 @@ struct sim {
 	uint32_t hb_ms, max_batch;
 	int64_t start_ms;
 	struct totals t;
+	FILE *dlog;         /* --delivery-log, NULL = none */
+	int64_t dlog_flush_ms;
 };
 
 static volatile sig_atomic_t stop_flag;
@@ -219,6 +223,17 @@ wall_ms(void)
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* mono_ns - CLOCK_MONOTONIC in ns: one clock for every process of the
+ * machine, so the delivery logs of several simulators can be merged. */
+static int64_t
+mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 static void
@@ -762,6 +777,9 @@ on_delivery(struct sim *s, const struct fbx_dlv_out *d, int64_t now)
 	uint16_t code = 0;
 
 	s->t.received++;
+	if (s->dlog != NULL)
+		fprintf(s->dlog, "R %" PRIu64 " %" PRId64 "\n",
+		    d->delivery_id, mono_ns());
 	if (find_device(s, d->org, d->device, &g) != 0) {
 		g = UINT32_MAX;
 		s->t.foreign++;
@@ -822,8 +840,13 @@ on_delivery(struct sim *s, const struct fbx_dlv_out *d, int64_t now)
 	}
 }
 
+/* on_ack - a batch is durable. For results, count is the entries the
+ * engine recorded: fewer than the batch means some were refused (a
+ * foreign organisation's or an unknown delivery: in a cluster, one
+ * another node owns, which will send it again), and which ones is not
+ * said, so then none of the batch counts as a durable outcome. */
 static void
-on_ack(struct sim *s, uint64_t batch_id)
+on_ack(struct sim *s, uint64_t batch_id, uint32_t count)
 {
 	for (size_t i = 0; i < s->nub; i++) {
 		struct ubatch *b = &s->ub[i];
@@ -831,7 +854,9 @@ on_ack(struct sim *s, uint64_t batch_id)
 			continue;
 		if (b->kind == FBX_GW_RESULTS) {
 			const struct fbx_result_rec *r = b->recs;
-			for (size_t k = 0; k < b->n; k++) {
+			if (count < b->n)
+				s->t.results_refused += b->n - count;
+			for (size_t k = 0; k < b->n && count >= b->n; k++) {
 				struct dent *e;
 				if (r[k].status != FBX_R_SUCCEEDED &&
 				    r[k].status != FBX_R_FAILED)
@@ -839,6 +864,12 @@ on_ack(struct sim *s, uint64_t batch_id)
 				e = dtab_find(&s->tab, r[k].delivery_id);
 				if (e == NULL)
 					continue;
+				if (s->dlog != NULL &&
+				    r[k].status == FBX_R_SUCCEEDED &&
+				    !(e->flags & DE_DURABLE_OK))
+					fprintf(s->dlog,
+					    "A %" PRIu64 " %" PRId64 "\n",
+					    r[k].delivery_id, mono_ns());
 				e->flags |= r[k].status == FBX_R_SUCCEEDED
 				    ? DE_DURABLE_OK
 				    : DE_DURABLE_FAIL;
@@ -898,7 +929,7 @@ on_message(struct sim *s, struct fbx_eng_msg *mp, int64_t now)
 			on_delivery(s, &m.u.deliveries.d[i], now);
 		break;
 	case FBX_ENG_ACK:
-		on_ack(s, m.u.ack.batch_id);
+		on_ack(s, m.u.ack.batch_id, m.u.ack.count);
 		break;
 	case FBX_ENG_ERROR:
 		s->t.errors++;
@@ -1584,10 +1615,10 @@ write_report(struct sim *s, FILE *f, int devices)
 	    " duplicates=%" PRIu64 " dup_after_durable_success=%" PRIu64
 	    " foreign=%" PRIu64 " results_sent=%" PRIu64
 	    " results_acked=%" PRIu64 " succeeded=%" PRIu64 " failed=%" PRIu64
-	    " offline=%" PRIu64 "\n",
+	    " offline=%" PRIu64 " results_refused=%" PRIu64 "\n",
 	    s->t.received, s->t.distinct, s->t.duplicates, s->t.dup_after_ok,
 	    s->t.foreign, s->t.results_sent, s->t.results_acked,
-	    s->t.succeeded, s->t.failed, s->t.offline);
+	    s->t.succeeded, s->t.failed, s->t.offline, s->t.results_refused);
 	for (uint32_t o = 0; o < s->o.norgs; o++) {
 		char name[FBX_ID_MAX + 1];
 		const struct org_stats *os = &s->ostats[o];
@@ -1647,6 +1678,21 @@ save_report(struct sim *s)
 		return FBX_EIO;
 	}
 	return FBX_OK;
+}
+
+/* dlog_flush - hand the delivery log's buffered lines to the file.
+ * @return 0 or -1 (logged). */
+static int
+dlog_flush(struct sim *s)
+{
+	if (s->dlog == NULL)
+		return 0;
+	if (fflush(s->dlog) != 0 || ferror(s->dlog)) {
+		logm("cannot write %s: %s", s->o.delivery_log,
+		    strerror(errno));
+		return -1;
+	}
+	return 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -1860,6 +1906,11 @@ gw_loop(struct sim *s)
 			}
 			run_checkins(s, now);
 			run_resends(s, now);
+			/* readable while the run goes on, 4 times a second */
+			if (s->dlog != NULL && now - s->dlog_flush_ms >= 250) {
+				s->dlog_flush_ms = now;
+				dlog_flush(s);
+			}
 			if (s->welcomed &&
 			    now - s->last_tx_ms >= s->hb_ms / 3)
 				send_simple(s, FBX_GW_HEARTBEAT, NULL);
@@ -1869,6 +1920,7 @@ gw_loop(struct sim *s)
 			last_stats = now;
 			print_stats(s, now);
 			save_report(s);
+			dlog_flush(s);
 		}
 	}
 	/* Clean exit: answer what we can, then say goodbye. */
@@ -1909,6 +1961,13 @@ static const char *const usage =
     "  --report FILE            write the report here (also every stats\n"
     "                           interval, and at exit)\n"
     "  --report-devices         add one line per device to the report\n"
+    "  --delivery-log FILE      append a line per delivery received,\n"
+    "                           'R DELIVERY_ID NS', and one when its\n"
+    "                           success is ACKed as durable, 'A DELIVERY_ID\n"
+    "                           NS' (NS: CLOCK_MONOTONIC in nanoseconds,\n"
+    "                           one clock for the machine, so the logs of\n"
+    "                           several simulators merge by time); written\n"
+    "                           4 times a second and at exit\n"
     "  --stats-interval-s S     stats line on stderr every S s (default 10,\n"
     "                           0 = none)\n"
     "  --quiet                  only errors and the final summary\n"
@@ -1935,7 +1994,10 @@ static const char *const usage =
     "\n"
     "The report's first line holds the totals; dup_after_durable_success\n"
     "counts deliveries received again after their success was ACKed by the\n"
-    "engine, i.e. exactly-once violations. Per organisation, locked and\n"
+    "engine, i.e. exactly-once violations; results_refused counts results\n"
+    "of ACKed batches the engine did not record (its ACK's count short of\n"
+    "the batch: another node's or an unknown delivery), and such a batch\n"
+    "gives no durable outcome. Per organisation, locked and\n"
     "unlocked count the devices that received a LOCK or UNLOCK delivery,\n"
     "locked_now those locked now. A storm adds 'storm_org=ORG submitted=\n"
     "admitted= held= refused=' lines (what the engine answered: admitted\n"
@@ -1944,7 +2006,8 @@ static const char *const usage =
     "report, exit 0.\n"
     "\n"
     "Exit status: 0 ok, 64 usage, 69 engine unreachable or refused, 70\n"
-    "internal error, 71 cannot set up ZeroMQ, 73 cannot write the report.\n";
+    "internal error, 71 cannot set up ZeroMQ, 73 cannot write the report\n"
+    "or the delivery log.\n";
 
 enum {
 	O_GW = 1000,
@@ -1964,6 +2027,7 @@ enum {
 	O_ENROLLONLY,
 	O_REPORT,
 	O_REPORTDEV,
+	O_DLOG,
 	O_STATS,
 	O_QUIET,
 	O_STORM,
@@ -2042,6 +2106,7 @@ parse_args(struct sim *s, int argc, char **argv)
 		{ "enroll-only", no_argument, NULL, O_ENROLLONLY },
 		{ "report", required_argument, NULL, O_REPORT },
 		{ "report-devices", no_argument, NULL, O_REPORTDEV },
+		{ "delivery-log", required_argument, NULL, O_DLOG },
 		{ "stats-interval-s", required_argument, NULL, O_STATS },
 		{ "quiet", no_argument, NULL, O_QUIET },
 		{ "storm", required_argument, NULL, O_STORM },
@@ -2151,6 +2216,11 @@ parse_args(struct sim *s, int argc, char **argv)
 			break;
 		case O_REPORTDEV:
 			o->report_devices = 1;
+			break;
+		case O_DLOG:
+			if (optarg[0] == '\0')
+				return bad_flag("--delivery-log", optarg);
+			o->delivery_log = optarg;
 			break;
 		case O_STATS:
 			if (parse_u32(optarg, 0, 86400, &o->stats_s))
@@ -2314,6 +2384,12 @@ main(int argc, char **argv)
 		storm_report_lines(s, stdout);
 		goto out;
 	}
+	if (s->o.delivery_log != NULL &&
+	    (s->dlog = fopen(s->o.delivery_log, "a")) == NULL) {
+		logm("cannot open %s: %s", s->o.delivery_log, strerror(errno));
+		st = EX_CANTCREAT;
+		goto out;
+	}
 	if (gw_open(s) != FBX_OK) {
 		logm("cannot open the gateway socket for %s", s->o.gw_ep);
 		st = EX_UNAVAILABLE;
@@ -2331,6 +2407,11 @@ main(int argc, char **argv)
 		st = EX_CANTCREAT;
 	write_report(s, stdout, 0);
 out:
+	if (s->dlog != NULL) {
+		if (dlog_flush(s) != 0 && st == EX_OK)
+			st = EX_CANTCREAT;
+		fclose(s->dlog);
+	}
 	if (s->storm.sock != NULL)
 		zmq_close(s->storm.sock);
 	if (s->sock != NULL)
