@@ -36,6 +36,11 @@ struct fbx_client {
 	int timeout_ms;
 	uint64_t next_id;
 	char endpoint[CLIENT_ENDPOINT_MAX];
+	/* CURVE keys (Z85), kept to make the socket again (retarget) */
+	int curve;
+	char srv[FBX_Z85_KEY_LEN + 1], pub[FBX_Z85_KEY_LEN + 1];
+	char sec[FBX_Z85_KEY_LEN + 1];
+	unsigned gen; /* sockets made: names the monitor's endpoint */
 };
 
 static int64_t
@@ -180,7 +185,7 @@ static int
 client_curve(fbx_client *c, const struct fbx_client_opts *o, char *why,
     size_t wl)
 {
-	char path[4096], spath[4096], mon[64];
+	char path[4096], spath[4096];
 	struct fbx_key k, s;
 	int rc;
 
@@ -204,28 +209,79 @@ client_curve(fbx_client *c, const struct fbx_client_opts *o, char *why,
 		return FBX_ECONFIG;
 	}
 	snprintf(c->principal, sizeof(c->principal), "%s", k.name);
-	if (zmq_setsockopt(c->sock, ZMQ_CURVE_SERVERKEY, s.public_z85,
-	        FBX_Z85_KEY_LEN + 1) != 0 ||
-	    zmq_setsockopt(c->sock, ZMQ_CURVE_PUBLICKEY, k.public_z85,
-	        FBX_Z85_KEY_LEN + 1) != 0 ||
-	    zmq_setsockopt(c->sock, ZMQ_CURVE_SECRETKEY, k.secret_z85,
-	        FBX_Z85_KEY_LEN + 1) != 0) {
-		memset(&k, 0, sizeof(k));
-		snprintf(why, wl, "libzmq refused the CURVE keys: %s",
-		    zmq_strerror(errno));
-		return FBX_ECONFIG;
-	}
+	memcpy(c->srv, s.public_z85, sizeof(c->srv));
+	memcpy(c->pub, k.public_z85, sizeof(c->pub));
+	memcpy(c->sec, k.secret_z85, sizeof(c->sec));
+	c->srv[FBX_Z85_KEY_LEN] = c->pub[FBX_Z85_KEY_LEN] =
+	    c->sec[FBX_Z85_KEY_LEN] = '\0';
+	c->curve = 1;
 	memset(&k, 0, sizeof(k));
-	snprintf(mon, sizeof(mon), "inproc://fbx-client-mon-%p", (void *)c);
-	if (zmq_socket_monitor(c->sock, mon,
-	        ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
-	            ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
-	            ZMQ_EVENT_HANDSHAKE_SUCCEEDED) != 0)
-		return FBX_EIO;
-	c->mon = zmq_socket(c->ctx, ZMQ_PAIR);
-	if (c->mon == NULL || zmq_connect(c->mon, mon) != 0)
-		return FBX_EIO;
 	return FBX_OK;
+}
+
+/* make_socket - a DEALER for endpoint with the client's options and
+ * keys, and its handshake monitor; replaces the client's socket only
+ * when all of it worked. why/wl: a message for a refused key. */
+static int
+make_socket(fbx_client *c, const char *endpoint, char *why, size_t wl)
+{
+	int linger = 0, immediate = 1, rc = FBX_EIO;
+	int64_t maxmsg = CLIENT_MSG_MAX;
+	char mon[80];
+	void *s = zmq_socket(c->ctx, ZMQ_DEALER), *m = NULL;
+
+	if (s == NULL)
+		return errno == ENOMEM ? FBX_ENOMEM : FBX_EIO;
+	/* Immediate: queue only on a live connection, so a send that cannot
+	 * go anywhere times out and reports "unreachable" instead of sitting
+	 * in a pipe until an engine appears. */
+	if (zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof(linger)) ||
+	    zmq_setsockopt(s, ZMQ_IMMEDIATE, &immediate, sizeof(immediate)) ||
+	    zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &maxmsg, sizeof(maxmsg)))
+		goto fail;
+	if (c->curve) {
+		if (zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, c->srv,
+		        sizeof(c->srv)) != 0 ||
+		    zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, c->pub,
+		        sizeof(c->pub)) != 0 ||
+		    zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, c->sec,
+		        sizeof(c->sec)) != 0) {
+			snprintf(why, wl, "libzmq refused the CURVE keys: %s",
+			    zmq_strerror(errno));
+			rc = FBX_ECONFIG;
+			goto fail;
+		}
+		snprintf(mon, sizeof(mon), "inproc://fbx-client-mon-%p-%u",
+		    (void *)c, c->gen++);
+		if (zmq_socket_monitor(s, mon,
+		        ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
+		            ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+		            ZMQ_EVENT_HANDSHAKE_SUCCEEDED) != 0)
+			goto fail;
+		m = zmq_socket(c->ctx, ZMQ_PAIR);
+		if (m == NULL || zmq_connect(m, mon) != 0)
+			goto fail;
+	}
+	if (zmq_connect(s, endpoint) != 0) {
+		rc = (errno == EINVAL || errno == EPROTONOSUPPORT ||
+		         errno == ENOCOMPATPROTO)
+		    ? FBX_EINVALID
+		    : FBX_EIO;
+		goto fail;
+	}
+	if (c->mon != NULL)
+		zmq_close(c->mon);
+	if (c->sock != NULL)
+		zmq_close(c->sock);
+	c->sock = s;
+	c->mon = m;
+	c->refused = 0;
+	return FBX_OK;
+fail:
+	if (m != NULL)
+		zmq_close(m);
+	zmq_close(s);
+	return rc;
 }
 
 /* refused - whether the engine refused our key at the last handshake
@@ -281,8 +337,7 @@ fbx_client_open2(const char *endpoint, int timeout_ms,
     const struct fbx_client_opts *o, fbx_client **out)
 {
 	fbx_client *c = NULL;
-	int linger = 0, immediate = 1, rc = FBX_OK;
-	int64_t maxmsg = CLIENT_MSG_MAX;
+	int rc = FBX_OK;
 	char whybuf[512];
 	char *why = o != NULL && o->why != NULL ? o->why : whybuf;
 	size_t wl = o != NULL && o->why != NULL ? o->whylen : sizeof(whybuf);
@@ -303,33 +358,14 @@ fbx_client_open2(const char *endpoint, int timeout_ms,
 		rc = FBX_EIO;
 		goto out;
 	}
-	c->sock = zmq_socket(c->ctx, ZMQ_DEALER);
-	if (c->sock == NULL) {
-		rc = errno == ENOMEM ? FBX_ENOMEM : FBX_EIO;
-		goto out;
-	}
-	/* Immediate: queue only on a live connection, so a send that cannot
-	 * go anywhere times out and reports "unreachable" instead of sitting
-	 * in a pipe until an engine appears. */
-	if (zmq_setsockopt(c->sock, ZMQ_LINGER, &linger, sizeof(linger)) ||
-	    zmq_setsockopt(c->sock, ZMQ_IMMEDIATE, &immediate,
-	        sizeof(immediate)) ||
-	    zmq_setsockopt(c->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof(maxmsg))) {
-		rc = FBX_EIO;
-		goto out;
-	}
 	if (o == NULL || !o->plaintext) {
 		rc = client_curve(c, o, why, wl);
 		if (rc != FBX_OK)
 			goto out;
 	}
-	if (zmq_connect(c->sock, endpoint) != 0) {
-		rc = (errno == EINVAL || errno == EPROTONOSUPPORT ||
-		         errno == ENOCOMPATPROTO)
-		    ? FBX_EINVALID
-		    : FBX_EIO;
+	rc = make_socket(c, endpoint, why, wl);
+	if (rc != FBX_OK)
 		goto out;
-	}
 	*out = c;
 	c = NULL;
 out:
@@ -348,6 +384,7 @@ fbx_client_close(fbx_client *c)
 		zmq_close(c->sock);
 	if (c->ctx != NULL)
 		zmq_ctx_term(c->ctx);
+	memset(c->sec, 0, sizeof(c->sec));
 	free(c);
 }
 
@@ -473,10 +510,10 @@ call_once(
 	/* libzmq never tries a refused handshake again: connect anew, so a
 	 * key added (or an engine restarted) since is found */
 	if (refused(c)) {
-		(void)zmq_disconnect(c->sock, c->endpoint);
-		c->refused = 0;
-		if (zmq_connect(c->sock, c->endpoint) != 0)
-			return FBX_EIO;
+		char why[256];
+		rc = make_socket(c, c->endpoint, why, sizeof(why));
+		if (rc != FBX_OK)
+			return rc == FBX_ECONFIG ? FBX_EIO : rc;
 	}
 	req->version = FBX_PROTOCOL_VERSION;
 	req->request_id = c->next_id++;
@@ -537,20 +574,21 @@ out:
 	return rc;
 }
 
-/* retarget - talk to endpoint from now on (same keys). */
+/* retarget - talk to endpoint from now on (same keys), on a new socket:
+ * a disconnect takes effect later, and a request sent meanwhile could
+ * still go down the old connection and be lost. */
 static int
 retarget(fbx_client *c, const char *endpoint)
 {
+	char why[256];
+	int rc;
+
 	if (strlen(endpoint) >= CLIENT_ENDPOINT_MAX)
 		return FBX_EINVALID;
-	(void)zmq_disconnect(c->sock, c->endpoint);
-	if (zmq_connect(c->sock, endpoint) != 0) {
-		/* back to where it was */
-		(void)zmq_connect(c->sock, c->endpoint);
-		return FBX_EINVALID;
-	}
+	rc = make_socket(c, endpoint, why, sizeof(why));
+	if (rc != FBX_OK)
+		return rc;
 	snprintf(c->endpoint, sizeof(c->endpoint), "%s", endpoint);
-	c->refused = 0;
 	return FBX_OK;
 }
 
