@@ -540,6 +540,24 @@ fail_nocommit:
 }
 
 int
+fbxi_lease_renew(struct fbxi_lease *L, PGconn *c)
+{
+	char ttl[24];
+	const char *v[2] = { L->node, ttl };
+	PGresult *r;
+	int code = 0;
+
+	snprintf(ttl, sizeof(ttl), "%u", L->ttl_ms);
+	r = q(L, c,
+	    "WITH r AS (UPDATE fbx_lease SET expires = now() + $2::int * "
+	    "interval '1 millisecond' WHERE node = $1 RETURNING 1) UPDATE "
+	    "fbx_node SET seen = now() WHERE name = $1",
+	    2, v, &code);
+	PQclear(r);
+	return code;
+}
+
+int
 fbxi_lease_fence(struct fbxi_lease *L, PGconn *c)
 {
 	const char *v[1] = { L->node };

@@ -58,6 +58,13 @@ int fbxi_lease_layout(PGconn *c);
 int fbxi_lease_tick(struct fbxi_lease *L, PGconn *c,
     int (*idle)(void *arg, const char *org), void *arg, int *changed);
 
+/* fbxi_lease_renew - on c with no transaction open: push the expiry of
+ * every lease of this node on by a lease and mark it live, nothing else
+ * (a writer waiting for the writers' lock behind other nodes' long
+ * turns does it every quarter lease, so waiting does not cost it its
+ * leases). @return 0 or a statement's code. */
+int fbxi_lease_renew(struct fbxi_lease *L, PGconn *c);
+
 /* fbxi_lease_fence - inside the write transaction, before COMMIT: no
  * lease of this node was taken by another since the last tick.
  * @return 0, ESTALE (fenced: roll back), or a statement's code. */

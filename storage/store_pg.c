@@ -1374,6 +1374,54 @@ writer_conn(fbxi_kv_env *env)
 	return code;
 }
 
+/* begin_node - cluster mode: BEGIN and the writers' lock, waiting for
+ * the lock a quarter lease at a time and renewing this node's leases in
+ * between: another node's long turn (a slow commit) must not cost this
+ * one its leases while it waits. */
+static int
+begin_node(fbxi_kv_env *env)
+{
+	char sql[320];
+
+	snprintf(sql, sizeof(sql),
+	    "BEGIN ISOLATION LEVEL READ COMMITTED; SELECT "
+	    "set_config('lock_timeout', '%u', true); SELECT "
+	    "pg_advisory_xact_lock(7308036, hashtext(current_schema())); "
+	    "SELECT set_config('lock_timeout', '0', true)",
+	    fbxi_lease_ttl(env->lease) / 4);
+	for (;;) {
+		PGresult *r = PQexec(env->wconn, sql);
+		ExecStatusType st =
+		    r != NULL ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+		const char *state =
+		    r != NULL ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+		int code;
+
+		if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {
+			PQclear(r);
+			return 0;
+		}
+		if (state == NULL || strcmp(state, "55P03") != 0) {
+			code = r == NULL && PQstatus(env->wconn) == CONNECTION_OK
+			    ? ENOMEM
+			    : pg_code(env->wconn, r);
+			pg_log(env, "command failed",
+			    r != NULL ? PQresultErrorMessage(r)
+			              : PQerrorMessage(env->wconn));
+			PQclear(r);
+			(void)simple(env, env->wconn, "ROLLBACK");
+			return code;
+		}
+		/* lock_timeout: still waiting for another node's turn */
+		PQclear(r);
+		code = simple(env, env->wconn, "ROLLBACK");
+		if (code == 0)
+			code = fbxi_lease_renew(env->lease, env->wconn);
+		if (code != 0)
+			return code;
+	}
+}
+
 int
 fbxi_kv_txn_begin(
     fbxi_kv_env *env, fbxi_kv_txn *parent, unsigned flags, fbxi_kv_txn **out)
@@ -1410,7 +1458,9 @@ fbxi_kv_txn_begin(
 		 * is made again and BEGIN retried, once */
 		for (int tries = 0; tries < 2; tries++) {
 			code = writer_conn(env);
-			if (code == 0)
+			if (code == 0 && env->lease != NULL)
+				code = begin_node(env);
+			else if (code == 0)
 				code = simple(env, env->wconn,
 				    "BEGIN ISOLATION LEVEL READ COMMITTED; "
 				    "SELECT pg_advisory_xact_lock(7308036, "
