@@ -646,6 +646,34 @@ cluster_route(struct fbx_engine *e, const struct inmsg *in,
 	}
 	if (fbx_store_owns(e->st, o))
 		return 1;
+	if (req_reads_only(r)) {
+		/* a read answered from this node's memory (held commands):
+		 * the owner's, if there is one */
+		rc = fbx_store_lease_owner(e->txn, o, node, ep, sizeof(ep));
+		if (rc != FBX_OK) {
+			fbxi_set_err(e, rc);
+			return 0;
+		}
+		if (node[0] == '\0' || strcmp(node, e->o.node) == 0)
+			return 1;
+		how = FBX_LEASE_ELSEWHERE;
+		goto moved;
+	}
+	if (o[0] != '\0' && r->kind != FBX_CREQ_ENROLL) {
+		/* an organisation that never had a device is nobody's: no
+		 * lease is made for a mistyped name */
+		uint32_t n = 0;
+		rc = fbx_store_org_devices(e->txn, o, &n);
+		if (rc == FBX_EUNKNOWN_ORG) {
+			fbxi_console_error(e, in, r->request_id, r->kind, rc,
+			    "unknown organisation '%s'", o);
+			return 0;
+		}
+		if (rc != FBX_OK) {
+			fbxi_set_err(e, rc);
+			return 0;
+		}
+	}
 	rc = fbx_store_lease_claim(e->txn, o, &how, node, ep, sizeof(ep));
 	if (rc != FBX_OK) {
 		fbxi_set_err(e, rc);
@@ -665,6 +693,7 @@ cluster_route(struct fbx_engine *e, const struct inmsg *in,
 		    o[0] ? "its" : "their");
 		return 0;
 	default:
+	moved:
 		memset(&rep, 0, sizeof(rep));
 		rep.request_id = r->request_id;
 		rep.kind = r->kind;
@@ -749,7 +778,9 @@ fbxi_handle_console(struct fbx_engine *e, const struct inmsg *in)
 		    fbx_strerror(e->degraded_err));
 		goto out;
 	}
-	if (e->cluster && !req_reads_only(&req) && !cluster_route(e, in, &req))
+	if (e->cluster &&
+	    (!req_reads_only(&req) || req.kind == FBX_CREQ_LIST_HELD) &&
+	    !cluster_route(e, in, &req))
 		goto out;
 	console_isolated(e, in, &req);
 out:

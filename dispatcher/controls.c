@@ -1173,19 +1173,30 @@ fbxi_cluster_resets(struct fbx_engine *e)
 		int ref = 0;
 
 		rc = fbxi_brk_load(e->txn, "*", reason, &g, NULL);
-		if (rc != FBX_OK || (g.state == FBX_BS_OPEN && !g.cfg.shadow))
-			continue;
+		if (rc != FBX_OK)
+			break;
 		memset(&o, 0, sizeof(o));
 		snprintf(key, sizeof(key), "brkreset/*/%s", reason);
 		rc = fbx_store_kv_get(e->txn, key, &o, sizeof(o), &len);
 		if (rc == FBX_ENOT_FOUND || (rc == FBX_OK && len != sizeof(o))) {
-			/* no order kept (reset by an older version): release */
+			/* no order kept (reset by an older version): release
+			 * once the breaker is no longer open */
+			if (g.state == FBX_BS_OPEN && !g.cfg.shadow) {
+				rc = FBX_OK;
+				continue;
+			}
 			memset(&o, 0, sizeof(o));
+			o.at_ms = INT64_MAX;
 			snprintf(o.actor, sizeof(o.actor), "engine");
 			rc = FBX_OK;
 		}
 		if (rc != FBX_OK)
 			break;
+		/* the last reset concerns what was submitted before it, even
+		 * if the breaker tripped again since (a later trip holds
+		 * what came after; its own reset decides for those) */
+		if (o.at_ms < cc->c.created_ms)
+			continue;
 		o.actor[sizeof(o.actor) - 1] = '\0';
 		o.note[sizeof(o.note) - 1] = '\0';
 		if (o.discard) {

@@ -2167,6 +2167,7 @@ store_reopen(struct fbx_engine *e)
 		e->sync_durable = fbxi_syncer_stop(e->syncer, NULL);
 		e->syncer = NULL;
 	}
+	fbx_store_keep_leases(e->st); /* reopened, not shut down */
 	fbx_store_close(e->st);
 	e->st = NULL;
 	rc = fbx_store_open(&so, &st);
@@ -2350,7 +2351,12 @@ lease_tick(struct fbx_engine *e)
 {
 	int changed = 0;
 	uint32_t ms = e->o.lease_ms ? e->o.lease_ms : 10000;
-	int rc = fbx_store_lease_tick(e->st, org_idle, e, &changed);
+	/* memory tells what is idle only when it matches the store and no
+	 * request read for the turn may be for an organisation it would
+	 * hand back */
+	int trust = !e->need_rebuild && !e->lease_gained && e->nin == 0;
+	int rc = fbx_store_lease_tick(e->st, trust ? org_idle : NULL, e,
+	    &changed);
 
 	/* on failure too: the store is retried at the backoff's pace */
 	e->next_lease = e->mono + ms / 4;
@@ -2949,6 +2955,14 @@ engine_open(const struct fbx_engine_opts *opts, const struct fbx_io_ops *ops,
 		FBX_LOGI("cluster mode: node %s, leases of %u ms; organisations "
 		         "are owned through leases in the store",
 		    e->o.node, e->o.lease_ms ? e->o.lease_ms : 10000);
+	if (e->cluster && e->o.advertise == NULL && e->o.console_ep != NULL &&
+	    (strstr(e->o.console_ep, "://*") != NULL ||
+	        strstr(e->o.console_ep, "0.0.0.0") != NULL ||
+	        strstr(e->o.console_ep, "[::]") != NULL))
+		FBX_LOGW("cluster mode: the console endpoint %s is a wildcard; "
+		         "other nodes send this node's clients there as it is: "
+		         "give --advertise with an address they can reach",
+		    e->o.console_ep);
 	if (so.durability != e->o.durability) {
 		e->use_syncer = 1;
 		rc = fbxi_syncer_start(e->st, 0, 0, &e->syncer);

@@ -142,6 +142,11 @@ int fbx_store_sync(fbx_store *st);
  * mode (LMDB, or no node name) every organisation is owned and the calls
  * below do nothing. */
 
+/* fbx_store_keep_leases - call before fbx_store_close when the store is
+ * opened again at once (after a failure): its leases are not handed back
+ * (a clean close hands every lease back for other nodes to take). */
+void fbx_store_keep_leases(fbx_store *st);
+
 /* fbx_store_cluster - the store runs in cluster mode. */
 int fbx_store_cluster(const fbx_store *st);
 
@@ -185,6 +190,12 @@ enum fbx_lease_how {
  * @return FBX_OK or a write error.
  */
 int fbx_store_lease_claim(fbx_txn *txn, const char *org, int *how,
+    char node[FBX_ID_MAX + 1], char *endpoint, size_t ecap);
+
+/* fbx_store_lease_owner - the node holding a live lease on org and its
+ * endpoint ("" when none, and always outside cluster mode), without
+ * claiming it. @return FBX_OK or a store error. */
+int fbx_store_lease_owner(fbx_txn *txn, const char *org,
     char node[FBX_ID_MAX + 1], char *endpoint, size_t ecap);
 
 /**

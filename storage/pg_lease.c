@@ -334,12 +334,22 @@ fbxi_lease_tick(struct fbxi_lease *L, PGconn *c,
 
 	*changed = 0;
 	snprintf(ttl, sizeof(ttl), "%u", L->ttl_ms);
+	/* what the node owns before: put back if the tick fails */
+	if (ocap > 0) {
+		old = malloc(ocap * sizeof(*old));
+		if (old == NULL)
+			return ENOMEM;
+		memcpy(old, L->tab, ocap * sizeof(*old));
+		oldn = L->n;
+	}
 	/* not under the writers' lock: a tick must not wait behind other
 	 * nodes' turns (its lease would run out meanwhile); row locks
 	 * order it against them (see fbxi_lease_fence) */
 	r = q(L, c, "BEGIN ISOLATION LEVEL READ COMMITTED", 0, NULL, &code);
-	if (r == NULL)
+	if (r == NULL) {
+		free(old);
 		return code;
+	}
 	PQclear(r);
 	if (!L->seeded) {
 		/* organisations of a store written before leases existed,
@@ -354,7 +364,26 @@ fbxi_lease_tick(struct fbxi_lease *L, PGconn *c,
 			goto fail;
 		PQclear(r);
 	}
+	/* what is ours now: renewed. Lease rows first, then the node's
+	 * row: the order a taker locks them in (no deadlock); a taker that
+	 * holds one of these rows has moved this node's ver before it
+	 * commits, which the upsert below then reads */
 	v[0] = L->node;
+	v[1] = ttl;
+	r = q(L, c,
+	    "UPDATE fbx_lease SET expires = now() + $2::int * interval '1 "
+	    "millisecond' WHERE node = $1 RETURNING org, epoch",
+	    2, v, &code);
+	if (r == NULL)
+		goto fail;
+	tab_clear(L);
+	for (int i = 0; i < PQntuples(r) && code == 0; i++)
+		code = tab_put(L, PQgetvalue(r, i, 0),
+		    strtoll(PQgetvalue(r, i, 1), NULL, 10));
+	PQclear(r);
+	r = NULL;
+	if (code != 0)
+		goto fail;
 	v[1] = L->endpoint;
 	r = q(L, c,
 	    "INSERT INTO fbx_node (name, endpoint, ver, seen) VALUES ($1, $2, "
@@ -365,31 +394,7 @@ fbxi_lease_tick(struct fbxi_lease *L, PGconn *c,
 		goto fail;
 	ver = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
 	PQclear(r);
-	/* what is ours now: renewed */
-	v[1] = ttl;
-	r = q(L, c,
-	    "UPDATE fbx_lease SET expires = now() + $2::int * interval '1 "
-	    "millisecond' WHERE node = $1 RETURNING org, epoch",
-	    2, v, &code);
-	if (r == NULL)
-		goto fail;
-	if (ocap > 0) {
-		old = malloc(ocap * sizeof(*old));
-		if (old == NULL) {
-			code = ENOMEM;
-			goto fail;
-		}
-		memcpy(old, L->tab, ocap * sizeof(*old));
-		oldn = L->n;
-	}
-	tab_clear(L);
-	for (int i = 0; i < PQntuples(r) && code == 0; i++)
-		code = tab_put(L, PQgetvalue(r, i, 0),
-		    strtoll(PQgetvalue(r, i, 1), NULL, 10));
-	PQclear(r);
 	r = NULL;
-	if (code != 0)
-		goto fail;
 	if (L->n != oldn)
 		*changed = 1;
 	for (size_t i = 0; i < ocap; i++) {
@@ -416,6 +421,7 @@ fbxi_lease_tick(struct fbxi_lease *L, PGconn *c,
 	live = strtol(PQgetvalue(r, 0, 0), NULL, 10);
 	total = strtol(PQgetvalue(r, 0, 1), NULL, 10);
 	PQclear(r);
+	r = NULL;
 	if (live < 1)
 		live = 1;
 	{
@@ -454,6 +460,20 @@ fbxi_lease_tick(struct fbxi_lease *L, PGconn *c,
 					    2, rv, &code);
 				free(a);
 				if (r != NULL) {
+					/* the node's own fence moves too: if
+					 * this commit's answer is lost, the
+					 * next turn is fenced instead of
+					 * acting for what was handed back */
+					PQclear(r);
+					r = q(L, c,
+					    "UPDATE fbx_node SET ver = ver + 1 "
+					    "WHERE name = $1 RETURNING ver",
+					    1, rv, &code);
+				}
+				if (r != NULL) {
+					if (PQntuples(r) == 1)
+						ver = strtoll(PQgetvalue(r, 0, 0),
+						    NULL, 10);
 					PQclear(r);
 					r = NULL;
 					for (size_t i = 0; i < nr; i++) {
@@ -480,9 +500,10 @@ fbxi_lease_tick(struct fbxi_lease *L, PGconn *c,
 		v[1] = ttl;
 		v[2] = lim;
 		r = q(L, c,
-		    "WITH c AS (SELECT org, node FROM fbx_lease WHERE expires "
-		    "<= now() AND node <> $1 ORDER BY node = '' DESC, expires, "
-		    "org LIMIT $3::bigint FOR UPDATE SKIP LOCKED) UPDATE "
+		    "WITH c AS (SELECT org, node FROM fbx_lease WHERE (expires "
+		    "<= now() OR node = '') AND node <> $1 ORDER BY node = '' "
+		    "DESC, expires, org LIMIT $3::bigint FOR UPDATE SKIP "
+		    "LOCKED) UPDATE "
 		    "fbx_lease l SET node = $1, epoch = l.epoch + 1, expires = "
 		    "now() + $2::int * interval '1 millisecond' FROM c WHERE "
 		    "l.org = c.org RETURNING l.org, l.epoch, c.node",
@@ -548,11 +569,17 @@ fbxi_lease_renew(struct fbxi_lease *L, PGconn *c)
 	int code = 0;
 
 	snprintf(ttl, sizeof(ttl), "%u", L->ttl_ms);
+	/* two statements, lease rows first (a taker's order); each commits
+	 * on its own */
 	r = q(L, c,
-	    "WITH r AS (UPDATE fbx_lease SET expires = now() + $2::int * "
-	    "interval '1 millisecond' WHERE node = $1 RETURNING 1) UPDATE "
-	    "fbx_node SET seen = now() WHERE name = $1",
+	    "UPDATE fbx_lease SET expires = now() + $2::int * interval '1 "
+	    "millisecond' WHERE node = $1",
 	    2, v, &code);
+	if (r == NULL)
+		return code;
+	PQclear(r);
+	r = q(L, c, "UPDATE fbx_node SET seen = now() WHERE name = $1", 1, v,
+	    &code);
 	PQclear(r);
 	return code;
 }
@@ -627,7 +654,8 @@ fbxi_lease_claim(struct fbxi_lease *L, PGconn *c, const char *org,
 		/* an expired or released lease: ours, at the next epoch */
 		r = q(L, c,
 		    "WITH c AS (SELECT org, node FROM fbx_lease WHERE org = $1 "
-		    "AND expires <= now() FOR UPDATE) UPDATE fbx_lease l SET "
+		    "AND (expires <= now() OR node = '') FOR UPDATE) UPDATE "
+		    "fbx_lease l SET "
 		    "node = $2, epoch = l.epoch + 1, expires = now() + $3::int * "
 		    "interval '1 millisecond' FROM c WHERE l.org = c.org "
 		    "RETURNING l.org, l.epoch, c.node",
@@ -643,12 +671,24 @@ fbxi_lease_claim(struct fbxi_lease *L, PGconn *c, const char *org,
 		}
 		PQclear(r);
 		r = q(L, c,
-		    "SELECT l.node, coalesce(n.endpoint, '') FROM fbx_lease l "
-		    "LEFT JOIN fbx_node n ON n.name = l.node WHERE l.org = $1",
+		    "SELECT l.node, coalesce(n.endpoint, ''), l.epoch FROM "
+		    "fbx_lease l LEFT JOIN fbx_node n ON n.name = l.node WHERE "
+		    "l.org = $1",
 		    1, v, &code);
 		if (r == NULL)
 			return code;
 		*how = FBXI_CLAIM_ELSEWHERE;
+		if (PQntuples(r) == 1 &&
+		    strcmp(PQgetvalue(r, 0, 0), L->node) == 0) {
+			/* the store says it is ours though the table lost
+			 * it (a commit whose answer was lost): ours, and
+			 * loaded before it is served */
+			*how = FBXI_CLAIM_TAKEN;
+			code = pend_taken(L, org,
+			    strtoll(PQgetvalue(r, 0, 2), NULL, 10));
+			PQclear(r);
+			return code;
+		}
 		if (PQntuples(r) == 1) {
 			snprintf(node, ncap, "%s", PQgetvalue(r, 0, 0));
 			snprintf(endpoint, ecap, "%s", PQgetvalue(r, 0, 1));
@@ -664,6 +704,31 @@ fbxi_lease_claim(struct fbxi_lease *L, PGconn *c, const char *org,
 	if (code == 0)
 		lease_log(L, "claimed new organisation '%s'%s", org, NULL);
 	return code;
+}
+
+int
+fbxi_lease_owner(struct fbxi_lease *L, PGconn *c, const char *org,
+    char *node, size_t ncap, char *endpoint, size_t ecap)
+{
+	const char *v[1] = { org };
+	PGresult *r;
+	int code = 0;
+
+	snprintf(node, ncap, "%s", "");
+	snprintf(endpoint, ecap, "%s", "");
+	r = q(L, c,
+	    "SELECT l.node, coalesce(n.endpoint, '') FROM fbx_lease l LEFT "
+	    "JOIN fbx_node n ON n.name = l.node WHERE l.org = $1 AND l.node "
+	    "<> '' AND l.expires > now()",
+	    1, v, &code);
+	if (r == NULL)
+		return code;
+	if (PQntuples(r) == 1) {
+		snprintf(node, ncap, "%s", PQgetvalue(r, 0, 0));
+		snprintf(endpoint, ecap, "%s", PQgetvalue(r, 0, 1));
+	}
+	PQclear(r);
+	return 0;
 }
 
 void

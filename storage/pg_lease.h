@@ -77,6 +77,11 @@ int fbxi_lease_fence(struct fbxi_lease *L, PGconn *c);
 int fbxi_lease_claim(struct fbxi_lease *L, PGconn *c, const char *org,
     int *how, char *node, size_t ncap, char *endpoint, size_t ecap);
 
+/* fbxi_lease_owner - the live owner of org and its endpoint ("" when
+ * none), without claiming. @return 0 or a statement's code. */
+int fbxi_lease_owner(struct fbxi_lease *L, PGconn *c, const char *org,
+    char *node, size_t ncap, char *endpoint, size_t ecap);
+
 /* fbxi_lease_settle - the write transaction committed (1) or not (0). */
 void fbxi_lease_settle(struct fbxi_lease *L, int committed);
 

@@ -1394,6 +1394,13 @@ fbx_store_reserve(fbx_store *st, size_t bytes)
 
 /* ---- cluster mode (PostgreSQL, issue 13) ---------------------------- */
 
+void
+fbx_store_keep_leases(fbx_store *st)
+{
+	if (st != NULL)
+		fbxi_kv_keep_leases(st->env);
+}
+
 int
 fbx_store_cluster(const fbx_store *st)
 {
@@ -1444,6 +1451,26 @@ fbx_store_lease_claim(fbx_txn *txn, const char *org, int *how,
 	if (mrc != 0)
 		return txn_fail(txn, mrc);
 	*how = h; /* the FBX_LEASE_* values are pg_lease.h's FBXI_CLAIM_* */
+	return FBX_OK;
+}
+
+int
+fbx_store_lease_owner(fbx_txn *txn, const char *org,
+    char node[FBX_ID_MAX + 1], char *endpoint, size_t ecap)
+{
+	int mrc;
+
+	node[0] = '\0';
+	if (ecap > 0)
+		endpoint[0] = '\0';
+	if (txn == NULL)
+		return FBX_EINVALID;
+	if (txn->err != FBX_OK)
+		return txn->err;
+	mrc = fbxi_kv_lease_owner(
+	    txn->txn, org, node, FBX_ID_MAX + 1, endpoint, ecap);
+	if (mrc != 0)
+		return txn->write ? txn_fail(txn, mrc) : map_err(mrc);
 	return FBX_OK;
 }
 

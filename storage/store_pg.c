@@ -87,6 +87,7 @@ struct fbxi_kv_env {
 	unsigned nidle, nbusy;
 	/* cluster mode (a node name was given): this node's leases */
 	struct fbxi_lease *lease;
+	int keep_leases; /* closed to be opened again: do not hand back */
 };
 
 /* a write held back: the last one per (dbi, key) */
@@ -1142,7 +1143,8 @@ fbxi_kv_env_close(fbxi_kv_env *env)
 		return;
 	}
 	if (env->wconn != NULL) {
-		if (env->lease != NULL && PQstatus(env->wconn) == CONNECTION_OK)
+		if (env->lease != NULL && !env->keep_leases &&
+		    PQstatus(env->wconn) == CONNECTION_OK)
 			fbxi_lease_release(env->lease, env->wconn);
 		PQfinish(env->wconn);
 	}
@@ -1316,12 +1318,16 @@ owner_lock(fbxi_kv_env *env, PGconn *c)
 	const char *node = env->lease != NULL ? fbxi_lease_node(env->lease)
 	                                      : NULL;
 	const char *v[1] = { node };
-	/* in cluster mode one process per node name: the nodes share the
-	 * store, leases say who acts for which organisation */
+	/* a sole writer holds the store's lock alone; nodes share it (so
+	 * a process without --node cannot start beside them, nor a node
+	 * beside a sole writer), and each holds its node name's lock: one
+	 * process per node name */
 	PGresult *r = node != NULL
 	    ? PQexecParams(c,
-	          "SELECT pg_try_advisory_lock(7308037, "
-	          "hashtext(current_schema() || '/' || $1))",
+	          "SELECT pg_try_advisory_lock_shared(7308037, "
+	          "hashtext(current_schema())) AND "
+	          "pg_try_advisory_lock(hashtextextended(current_schema() || "
+	          "'/' || $1, 7308038))",
 	          1, NULL, v, NULL, NULL, 0)
 	    : PQexec(c, "SELECT pg_try_advisory_lock(7308037, "
 	                "hashtext(current_schema()))");
@@ -1332,9 +1338,11 @@ owner_lock(fbxi_kv_env *env, PGconn *c)
 	else if (strcmp(PQgetvalue(r, 0, 0), "t") != 0) {
 		pg_log(env, "in use",
 		    node != NULL ? "another process runs this node name on "
-		                   "this store"
-		                 : "another process (a second fuseboxd?) holds "
-		                   "this store");
+		                   "this store, or a fuseboxd without --node "
+		                   "holds it"
+		                 : "another process (a second fuseboxd, or "
+		                   "nodes started with --node) holds this "
+		                   "store");
 		code = EBUSY;
 	}
 	PQclear(r);
@@ -1343,9 +1351,10 @@ owner_lock(fbxi_kv_env *env, PGconn *c)
 		 * lock: the server ends that transaction after half a
 		 * lease, so the other nodes wait no longer than that */
 		char sql[96];
+		unsigned ttl = fbxi_lease_ttl(env->lease);
 		snprintf(sql, sizeof(sql),
 		    "SET idle_in_transaction_session_timeout = %u",
-		    fbxi_lease_ttl(env->lease) / 2);
+		    ttl > 5000 ? ttl : 5000);
 		code = simple(env, c, sql);
 	}
 	return code;
@@ -1658,6 +1667,13 @@ fbxi_kv_env_set_node(
 	return env->lease != NULL ? 0 : ENOMEM;
 }
 
+void
+fbxi_kv_keep_leases(fbxi_kv_env *env)
+{
+	if (env != NULL && env->pg)
+		env->keep_leases = 1;
+}
+
 int
 fbxi_kv_cluster(const fbxi_kv_env *env)
 {
@@ -1696,6 +1712,26 @@ fbxi_kv_lease_tick(fbxi_kv_env *env, int (*idle)(void *, const char *),
 	}
 	pthread_mutex_unlock(&env->wlock);
 	return code;
+}
+
+int
+fbxi_kv_lease_owner(fbxi_kv_txn *t, const char *org, char *node,
+    size_t ncap, char *endpoint, size_t ecap)
+{
+	int code;
+
+	snprintf(node, ncap, "%s", "");
+	snprintf(endpoint, ecap, "%s", "");
+	if (!IS_PG(t))
+		return 0;
+	t = UNTAG(fbxi_kv_txn, t);
+	if (t->err != 0)
+		return t->err;
+	if (!fbxi_kv_cluster(t->env))
+		return 0;
+	code = fbxi_lease_owner(
+	    t->env->lease, t->conn, org, node, ncap, endpoint, ecap);
+	return code != 0 ? latch(t, code) : 0;
 }
 
 int

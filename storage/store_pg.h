@@ -37,12 +37,17 @@ int fbxi_kv_is_pg(const fbxi_kv_env *env);
 int fbxi_kv_env_set_node(
     fbxi_kv_env *env, const char *node, const char *endpoint, unsigned ttl_ms);
 int fbxi_kv_cluster(const fbxi_kv_env *env);
+/* fbxi_kv_keep_leases - the next close is not a shutdown (the store is
+ * opened again): leases are not handed back */
+void fbxi_kv_keep_leases(fbxi_kv_env *env);
 int fbxi_kv_owns(const fbxi_kv_env *env, const char *org);
 size_t fbxi_kv_owned(const fbxi_kv_env *env);
 int fbxi_kv_lease_tick(fbxi_kv_env *env, int (*idle)(void *, const char *),
     void *arg, int *changed);
 int fbxi_kv_lease_claim(fbxi_kv_txn *t, const char *org, int *how,
     char *node, size_t ncap, char *endpoint, size_t ecap);
+int fbxi_kv_lease_owner(fbxi_kv_txn *t, const char *org, char *node,
+    size_t ncap, char *endpoint, size_t ecap);
 
 int fbxi_kv_env_create(fbxi_kv_env **env);
 int fbxi_kv_env_set_maxdbs(fbxi_kv_env *env, MDB_dbi n);

@@ -55,7 +55,7 @@ node_open(const char *node, const char *ep, int *rc)
 	o.durability = FBX_DURABLE_NOSYNC;
 	o.node = node;
 	o.advertise = ep;
-	o.lease_ms = 2000;
+	o.lease_ms = node != NULL ? 2000 : 0;
 	*rc = fbx_store_open(&o, &st);
 	return st;
 }
@@ -76,6 +76,24 @@ sql(const char *q)
 			n = PQntuples(r);
 		else
 			fprintf(stderr, "sql: %s: %s", q, PQerrorMessage(c));
+		PQclear(r);
+	}
+	PQfinish(c);
+	return n;
+}
+
+/* sql_int - the first column of the first row as a number, or -1 */
+static int
+sql_int(const char *q)
+{
+	PGconn *c = PQconnectdb(url);
+	PGresult *r;
+	int n = -1;
+
+	if (PQstatus(c) == CONNECTION_OK) {
+		r = PQexec(c, q);
+		if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
+			n = atoi(PQgetvalue(r, 0, 0));
 		PQclear(r);
 	}
 	PQfinish(c);
@@ -172,7 +190,7 @@ main(void)
 	const char *base = getenv("FBX_TEST_PG_URL");
 	char node[FBX_ID_MAX + 1], ep[256];
 	fbx_store *a, *b, *a2;
-	int rc, ch, crc;
+	int rc, ch, crc, node_ver_before = -1;
 
 	{
 		/* LMDB: no node names; everything is owned */
@@ -210,6 +228,10 @@ main(void)
 		goto out;
 	/* one process per node name */
 	a2 = node_open("n1", "x", &rc);
+	CHECK_RC(rc, FBX_EBUSY);
+	CHECK(a2 == NULL);
+	/* and no sole writer (no node name) beside nodes */
+	a2 = node_open(NULL, NULL, &rc);
 	CHECK_RC(rc, FBX_EBUSY);
 	CHECK(a2 == NULL);
 	CHECK(fbx_store_cluster(a) && fbx_store_cluster(b));
@@ -284,11 +306,26 @@ main(void)
 		for (size_t i = 0; i < 6; i++)
 			CHECK(claim(a, orgs[i], NULL, NULL, 0, &crc) ==
 			    FBX_LEASE_NEW);
+		node_ver_before = sql_int(
+		    "SELECT ver FROM fbx_node WHERE name = 'n1'");
 		CHECK(fbx_store_owned(a) == 8);
 		CHECK_RC(tick(a, NULL, &ch), FBX_OK); /* nothing idle */
 		CHECK(ch == 0 && fbx_store_owned(a) == 8);
+		int before = sql("SELECT 1 FROM fbx_node WHERE name = 'n1' AND "
+		                 "ver = (SELECT ver FROM fbx_node WHERE name = "
+		                 "'n1')");
+		char q[160];
+		CHECK(before == 1);
 		CHECK_RC(tick(a, all_idle, &ch), FBX_OK);
 		CHECK(ch == 1 && fbx_store_owned(a) == 4);
+		/* handing back moves the node's own fence (a lost answer to
+		 * that commit fences the next turn instead of letting it act
+		 * for what it gave away); the node knows its new value */
+		snprintf(q, sizeof(q),
+		    "SELECT 1 FROM fbx_node WHERE name = 'n1' AND ver = %d",
+		    node_ver_before + 1);
+		CHECK(sql(q) == 1);
+		CHECK_RC(put(a, "f/after-release"), FBX_OK);
 		CHECK(fbx_store_owns(a, "")); /* the duties stay */
 		CHECK_RC(tick(b, NULL, &ch), FBX_OK);
 		CHECK(ch == 1 && fbx_store_owned(b) == 4);
