@@ -12,8 +12,8 @@
 #
 #   bash bench/run.sh [--quick] [--pairs P] [--only PARTS] [--no-breaker]
 #                     [--breaker-only] [--breaker-600-off] [--open-1m]
-#                     [--fanout-100k] [--no-build] [--build-dir DIR]
-#                     [--doc | --no-doc]
+#                     [--fanout-100k] [--pgnodes-1m] [--no-build]
+#                     [--build-dir DIR] [--doc | --no-doc]
 #
 # Parts (--only takes a comma list; all of them by default):
 #   fanout    bench_fanout vs bench_floor of the same size: 30,000 and
@@ -33,6 +33,16 @@
 #   fairness  bench_fairness, A = 1,000,000 devices, max(5, P) runs
 #   pg        bench/pg.sh (PostgreSQL job queue) vs bench_fanout of the
 #             same size (1,000,000, or $FBX_BENCH_PG_DEVICES), alternated
+#   pgnodes   bench/pgnodes.sh --one SIDE: fuseboxd on a shared
+#             PostgreSQL store with 1, 2 and 3 nodes (cluster mode) vs one
+#             plain fuseboxd on LMDB, the same fleet: 100,000 devices over
+#             30 organisations ($FBX_BENCH_PGNODES_DEVICES, _ORGS; --quick
+#             20,000 over 10), fan-out of one command per organisation
+#             and intake 8 x 1, 32 x 8 (5 s; --quick 2 s); sides alternate
+#             lmdb, pg1, pg2, pg3 pair by pair, ratios pgK / lmdb per
+#             pair; about 4 minutes a pair on 2 cores. --pgnodes-1m
+#             adds 1,000,000 devices, fan-out only (about 11 minutes a
+#             pair: enrolling 1M devices in PostgreSQL takes ~3 minutes)
 #   breaker   bench_breaker, the incident-1 replay (not a ratio): storms
 #             of 1, 10, 60 and 600 s with the settle window on, 1, 10 and
 #             60 s off (--breaker-600-off adds 600 s off), each 3 times,
@@ -44,6 +54,7 @@
 #                0 / 2,000 / 20,000, fairness A 300,000, intake 2 s,
 #                storms of 1 and 10 s once each); prints, writes no doc
 # --no-breaker   skip the replay (a full run includes it)
+# --pgnodes-1m   add the 1,000,000-device point to pgnodes
 # --breaker-only the replay alone (= --only breaker)
 # --no-build     use the build as it is
 # --build-dir D  the build tree (default build/release; also
@@ -72,8 +83,9 @@ NO_BREAKER=0
 BREAKER_600_OFF=0
 OPEN_1M=0
 FANOUT_100K=0
+PGNODES_1M=0
 BUILD_DIR=${FBX_BENCH_BUILD_DIR:-${FBX_BENCH_BUILD:-}}
-usage() { sed -n '2,60p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,72p' "$0" | sed 's/^# \{0,1\}//'; }
 need() {
   if [ $# -lt 2 ] || [ -z "$2" ]; then
     echo "run.sh: $1 needs a value" >&2; exit 64
@@ -94,6 +106,7 @@ while [ $# -gt 0 ]; do
     --breaker-600-off) BREAKER_600_OFF=1 ;;
     --open-1m) OPEN_1M=1 ;;
     --fanout-100k) FANOUT_100K=1 ;;
+    --pgnodes-1m) PGNODES_1M=1 ;;
     --build-dir) need "$@"; BUILD_DIR=$2; shift ;;
     --build-dir=*) BUILD_DIR=${1#*=} ;;
     -h|--help) usage; exit 0 ;;
@@ -101,7 +114,7 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
-ALL_PARTS="fanout intake open fairness pg breaker"
+ALL_PARTS="fanout intake open fairness pg pgnodes breaker"
 if [ -n "$ONLY" ]; then
   PARTS=$(tr ',' ' ' <<< "$ONLY")
   for p in $PARTS; do
@@ -137,6 +150,15 @@ else
   [ "$OPEN_1M" = 1 ] && OPEN_NS="$OPEN_NS 1000000"
 fi
 INTAKE_MODES="8x1 32x8 128x8"
+if [ "$QUICK" = 1 ]; then
+  PGN_N=${FBX_BENCH_PGNODES_DEVICES:-20000}; PGN_ORGS=${FBX_BENCH_PGNODES_ORGS:-10}
+  PGN_S=2
+else
+  PGN_N=${FBX_BENCH_PGNODES_DEVICES:-100000}; PGN_ORGS=${FBX_BENCH_PGNODES_ORGS:-30}
+  PGN_S=5
+fi
+PGN_MODES="8x1 32x8"
+PGN_SIDES="lmdb pg1 pg2 pg3"
 BIG=${FANOUT_SIZES##* }
 PG_N=${FBX_BENCH_PG_DEVICES:-$BIG}
 # brk_runs S: runs of a breaker storm of S s (a 600 s storm runs once)
@@ -428,6 +450,43 @@ if want pg; then
   part_time PostgreSQL "$t"
 fi
 
+# pgnodes: cluster mode on PostgreSQL, 1..3 nodes, against LMDB; each
+# run its own store (a throw-away cluster), daemons and gateways
+PGN_STATE="not run"
+PGN_FIGS=
+if want pgnodes; then
+  t=$(date +%s)
+  if [ ! -f bench/pgnodes.sh ]; then
+    PGN_STATE="bench/pgnodes.sh not present"
+  elif [ ! -x "$BIN/bench_pgnodes" ]; then
+    PGN_STATE="bench_pgnodes not built"
+  elif ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+    PGN_STATE="PostgreSQL server binaries missing (scripts/deps.sh)"
+  else
+    PGN_STATE=ran
+    PGN_FIGS="pgnodes-$PGN_N"
+    [ "$PGNODES_1M" = 1 ] && [ "$PGN_N" != 1000000 ] &&
+      PGN_FIGS="$PGN_FIGS pgnodes-1000000"
+    for fig in $PGN_FIGS; do
+      n=${fig#pgnodes-}
+      if [ "$n" = "$PGN_N" ]; then
+        extra=(--orgs "$PGN_ORGS" --intake "$PGN_MODES" --intake-s "$PGN_S")
+      else
+        extra=(--orgs "$PGN_ORGS" --no-intake)
+      fi
+      for i in $(seq 1 "$PAIRS"); do
+        for side in $PGN_SIDES; do
+          run1 "$fig" "$i" "$side" env FBX_PGNODES_ROUND="$i" \
+            bash bench/pgnodes.sh --one "$side" --build-dir "$BUILD_DIR" \
+            --no-build --devices "$n" "${extra[@]}"
+        done
+      done
+    done
+  fi
+  [ "$PGN_STATE" = ran ] || note "pgnodes: $PGN_STATE"
+  part_time "PostgreSQL nodes" "$t"
+fi
+
 # breaker: one invocation per storm length, as before (not a ratio)
 brk() { # NAME ARGS...
   local name=$1 l j st; shift
@@ -522,6 +581,40 @@ if want pg; then
     row "$lbl" "fusebox / PostgreSQL, per pair: min / median / max" "$(range3 "$r" %.1fx)" ">= 25x"
     row "$lbl" "1-minute load before the runs$(pairs_of "$r")" "$(loads "$fig")" "-"
   fi
+fi
+if want pgnodes; then
+  if [ "$PGN_STATE" != ran ]; then
+    row "PostgreSQL nodes" "(not run: $PGN_STATE)" "-" "-"
+  fi
+  for fig in $PGN_FIGS; do
+    n=${fig#pgnodes-}
+    lbl="PostgreSQL nodes, $(num "$n") devices over $PGN_ORGS organisations"
+    row "$lbl" "fan-out deliveries/s, LMDB (median)" "$(num "$(med "$fig" lmdb fanout_deliveries_per_s)")" "-"
+    row "$lbl" "fan-out wall, LMDB (median)" "$(fx "$(med "$fig" lmdb fanout_wall_ms)" %.0f) ms" "-"
+    for side in $PGN_SIDES; do
+      [ "$side" = lmdb ] && continue
+      k=${side#pg}
+      r=$(ratios "$fig" "$side" lmdb fanout_deliveries_per_s)
+      row "$lbl" "$k node$([ "$k" = 1 ] || echo s): fan-out deliveries/s, wall (medians)" "$(num "$(med "$fig" "$side" fanout_deliveries_per_s)")/s, $(fx "$(med "$fig" "$side" fanout_wall_ms)" %.0f) ms" "-"
+      row "$lbl" "$k node$([ "$k" = 1 ] || echo s) / LMDB, fan-out per pair: min / median / max" "$(range3 "$r" %.3f)" "-"
+      row "$lbl" "$k node$([ "$k" = 1 ] || echo s): daemons' / machine CPU per delivery (medians)" "$(fx "$(med "$fig" "$side" fanout_daemon_cpu_us_per_delivery)" %.1f) / $(fx "$(med "$fig" "$side" fanout_machine_cpu_us_per_delivery)" %.1f) us (LMDB $(fx "$(med "$fig" lmdb fanout_daemon_cpu_us_per_delivery)" %.1f) / $(fx "$(med "$fig" lmdb fanout_machine_cpu_us_per_delivery)" %.1f))" "-"
+    done
+    if [ "$n" = "$PGN_N" ]; then
+      for mode in $PGN_MODES; do
+        row "$lbl" "intake ${mode/x/ x }: commands/s, LMDB (median)" "$(num "$(med "$fig" lmdb "intake_${mode}_commands_per_s")")" "-"
+        for side in $PGN_SIDES; do
+          [ "$side" = lmdb ] && continue
+          k=${side#pg}
+          r=$(ratios "$fig" "$side" lmdb "intake_${mode}_commands_per_s")
+          row "$lbl" "intake ${mode/x/ x }, $k node$([ "$k" = 1 ] || echo s): commands/s, p50 / p99 ack (medians)" "$(num "$(med "$fig" "$side" "intake_${mode}_commands_per_s")")/s, $(fx "$(med "$fig" "$side" "intake_${mode}_p50_ms")" %.1f) / $(fx "$(med "$fig" "$side" "intake_${mode}_p99_ms")" %.1f) ms" "-"
+          row "$lbl" "intake ${mode/x/ x }, $k node$([ "$k" = 1 ] || echo s) / LMDB per pair: min / median / max" "$(range3 "$r" %.3f)" "-"
+        done
+      done
+    fi
+    lost=$(awk -v fig="$fig" "$AWKLIB"'jf($0, "figure") == fig { t += jf($0, "leases_lost"); d += jf($0, "dup_after_durable_success") + jf($0, "foreign") } END { printf "%d / %d\n", t, d }' "$RES")
+    row "$lbl" "leases taken from a live node / gateway dups + foreign (all runs)" "$lost" "0 / 0"
+    row "$lbl" "1-minute load before the runs" "$(loads "$fig")" "-"
+  done
 fi
 if want intake; then
   for mode in $INTAKE_MODES; do
@@ -660,6 +753,7 @@ CMD="bash bench/run.sh"
 [ "$NO_BREAKER" = 1 ] && [ -z "$ONLY" ] && CMD="$CMD --no-breaker"
 [ "$PAIRS" != "$([ "$QUICK" = 1 ] && echo 2 || echo 5)" ] && CMD="$CMD --pairs $PAIRS"
 [ "$FANOUT_100K" = 1 ] && CMD="$CMD --fanout-100k"
+[ "$PGNODES_1M" = 1 ] && CMD="$CMD --pgnodes-1m"
 [ "$OPEN_1M" = 1 ] && CMD="$CMD --open-1m"
 [ "$BREAKER_600_OFF" = 1 ] && CMD="$CMD --breaker-600-off"
 SKIPPED=

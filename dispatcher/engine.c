@@ -139,7 +139,11 @@ out_send(struct fbx_engine *e, struct outmsg *m)
 				         "deliveries back to the queue",
 				    m->gw->id, m->nids);
 		} else if (m->to_gw == OUT_GW) {
-			gw_mark_dead(e, m->gw, fbx_strerror(rc));
+			gw_mark_dead(e, m->gw,
+			    rc == FBX_EUNREACHABLE
+			        ? "the gateway is gone (no route to its "
+			          "connection)"
+			        : fbx_strerror(rc));
 		} else {
 			FBX_LOGD("console reply dropped: %s", fbx_strerror(rc));
 		}
