@@ -319,6 +319,22 @@ take(struct fbxi_lease *L, PGconn *c, PGresult *r, int *changed, int pend)
 	return code;
 }
 
+/* claim_rows - run a claiming statement (rows org, epoch, previous
+ * node) and take what it returned. @return 0 or a code. */
+static int
+claim_rows(struct fbxi_lease *L, PGconn *c, const char *sql, int n,
+    const char *const *v, int *changed)
+{
+	int code = 0;
+	PGresult *r = q(L, c, sql, n, v, &code);
+
+	if (r == NULL)
+		return code;
+	code = take(L, c, r, changed, 0);
+	PQclear(r);
+	return code;
+}
+
 int
 fbxi_lease_tick(struct fbxi_lease *L, PGconn *c,
     int (*idle)(void *arg, const char *org), void *arg, int *changed)
@@ -499,7 +515,7 @@ fbxi_lease_tick(struct fbxi_lease *L, PGconn *c,
 		v[0] = L->node;
 		v[1] = ttl;
 		v[2] = lim;
-		r = q(L, c,
+		code = claim_rows(L, c,
 		    "WITH c AS (SELECT org, node FROM fbx_lease WHERE (expires "
 		    "<= now() OR node = '') AND node <> $1 ORDER BY node = '' "
 		    "DESC, expires, org LIMIT $3::bigint FOR UPDATE SKIP "
@@ -507,27 +523,17 @@ fbxi_lease_tick(struct fbxi_lease *L, PGconn *c,
 		    "fbx_lease l SET node = $1, epoch = l.epoch + 1, expires = "
 		    "now() + $2::int * interval '1 millisecond' FROM c WHERE "
 		    "l.org = c.org RETURNING l.org, l.epoch, c.node",
-		    3, v, &code);
-		if (r == NULL)
-			goto fail;
-		code = take(L, c, r, changed, 0);
-		PQclear(r);
-		r = NULL;
-		if (code != 0)
-			goto fail;
-		r = q(L, c,
-		    "WITH c AS (SELECT org, node FROM fbx_lease WHERE expires "
-		    "< now() - $2::int * interval '1 millisecond' AND node <> "
-		    "$1 FOR UPDATE SKIP LOCKED) UPDATE fbx_lease l SET node = "
-		    "$1, epoch = l.epoch + 1, expires = now() + $2::int * "
-		    "interval '1 millisecond' FROM c WHERE l.org = c.org "
-		    "RETURNING l.org, l.epoch, c.node",
-		    2, v, &code);
-		if (r == NULL)
-			goto fail;
-		code = take(L, c, r, changed, 0);
-		PQclear(r);
-		r = NULL;
+		    3, v, changed);
+		if (code == 0)
+			code = claim_rows(L, c,
+			    "WITH c AS (SELECT org, node FROM fbx_lease WHERE "
+			    "expires < now() - $2::int * interval '1 "
+			    "millisecond' AND node <> $1 FOR UPDATE SKIP "
+			    "LOCKED) UPDATE fbx_lease l SET node = $1, epoch = "
+			    "l.epoch + 1, expires = now() + $2::int * interval "
+			    "'1 millisecond' FROM c WHERE l.org = c.org "
+			    "RETURNING l.org, l.epoch, c.node",
+			    2, v, changed);
 		if (code != 0)
 			goto fail;
 	}
