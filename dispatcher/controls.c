@@ -249,8 +249,8 @@ fbxi_brk_load(fbx_txn *txn, const char *org, const char *reason,
 	return FBX_OK;
 }
 
-static int
-brk_save(fbx_txn *txn, const char *org, const char *reason,
+int
+fbxi_brk_save(fbx_txn *txn, const char *org, const char *reason,
     const struct fbxi_breaker *b)
 {
 	char key[FBX_KV_KEY_MAX];
@@ -316,38 +316,6 @@ trip_global(struct fbx_engine *e, struct fbxi_breaker *g, const char *reason,
 	(void)trip_hold(e, NULL, reason, g);
 }
 
-/* fbxi_brk_global_hold - cluster mode, a settled command about to be
- * released: the global breaker of its reason lives in the store, and
- * another node may have tripped it since this one admitted the command
- * (its trip held only the settling commands in that node's memory).
- * Hold it here as that trip would have. @return FBX_OK (see *held) or a
- * store error. */
-int
-fbxi_brk_global_hold(struct fbx_engine *e, struct cmdc *cc, int *held)
-{
-	const char *reason = fbxi_reason_of(&cc->c);
-	struct fbxi_breaker g;
-	int rc;
-
-	*held = 0;
-	rc = fbxi_brk_load(e->txn, "*", reason, &g, NULL);
-	if (rc != FBX_OK)
-		return rc;
-	if (g.state != FBX_BS_OPEN || g.cfg.shadow ||
-	    (!g.manual && cc->c.created_ms < g.onset_ms))
-		return FBX_OK;
-	cc->c.state = FBX_C_HELD;
-	snprintf(cc->c.held_by, sizeof(cc->c.held_by), "*/%s", reason);
-	fbxi_note_printf(cc->c.note, sizeof(cc->c.note),
-	    "held while settling: global breaker */%.64s is open (tripped "
-	    "on another node)",
-	    reason);
-	fbxi_cmd_touch(cc);
-	g.held++;
-	*held = 1;
-	return brk_save(e->txn, "*", reason, &g);
-}
-
 /* breaker_gate - automatic lock-type commands pass the global breaker of
  * their reason, then their organisation's. Decided here, inside the
  * transaction that journals the command, one command after another: the
@@ -377,7 +345,7 @@ fbxi_breaker_gate(struct fbx_engine *e, struct fbx_command *c, uint32_t ndev,
 		    "held: global breaker for '%s' is open", reason);
 		g.held++;
 		*held = 1;
-		return brk_save(e->txn, "*", reason, &g);
+		return fbxi_brk_save(e->txn, "*", reason, &g);
 	}
 	/* the change points see every arrival, admitted or not */
 	if (g.state != FBX_BS_OPEN)
@@ -447,7 +415,7 @@ fbxi_breaker_gate(struct fbx_engine *e, struct fbx_command *c, uint32_t ndev,
 		g.held++;
 		*held = 1;
 	}
-	rc = brk_save(e->txn, "*", reason, &g);
+	rc = fbxi_brk_save(e->txn, "*", reason, &g);
 	if (rc != FBX_OK)
 		return rc;
 	if (*held) {
@@ -479,7 +447,7 @@ fbxi_breaker_gate(struct fbx_engine *e, struct fbx_command *c, uint32_t ndev,
 			    g.cfg.settle_s);
 		}
 	}
-	return brk_save(e->txn, c->org, reason, &b);
+	return fbxi_brk_save(e->txn, c->org, reason, &b);
 }
 
 static int
@@ -1013,8 +981,8 @@ brk_list_cb(void *arg, const char *key, const void *val, size_t len)
 /* release_held - a held command goes on after a reset: through its
  * organisation's breaker if that one is still open (a global reset does
  * not open an organisation's), and through the blast-radius limit. */
-static int
-release_held(struct fbx_engine *e, struct cmdc *cc, const char *who,
+int
+fbxi_release_held(struct fbx_engine *e, struct cmdc *cc, const char *who,
     const char *note, int64_t at_ms, int *refused)
 {
 	struct fbx_command *c = &cc->c;
@@ -1080,8 +1048,8 @@ release_held(struct fbx_engine *e, struct cmdc *cc, const char *who,
 #define RELEASE_WAVE_FIRST 10
 #define RELEASE_WAVE_GAP_MS 10000
 
-static int64_t
-release_wave_at(int64_t now, uint32_t i)
+int64_t
+fbxi_release_wave_at(int64_t now, uint32_t i)
 {
 	uint64_t end = RELEASE_WAVE_FIRST;
 	int64_t wave = 0;
@@ -1093,8 +1061,8 @@ release_wave_at(int64_t now, uint32_t i)
 	return now + wave * RELEASE_WAVE_GAP_MS;
 }
 
-static int
-cmp_cc_id(const void *a, const void *b)
+int
+fbxi_cmp_cc_id(const void *a, const void *b)
 {
 	const struct cmdc *x = *(const struct cmdc *const *)a;
 	const struct cmdc *y = *(const struct cmdc *const *)b;
@@ -1102,133 +1070,6 @@ cmp_cc_id(const void *a, const void *b)
 	return x->c.id < y->c.id ? -1 : x->c.id > y->c.id;
 }
 
-/* A global breaker's reset, as the nodes of a cluster read it: the
- * action and who asked, kept beside the breaker (kv brkreset/ * /REASON)
- * so that nodes holding commands of their own organisations for it act
- * on them too (fbxi_cluster_resets). */
-struct reset_order {
-	int64_t at_ms;
-	uint8_t discard;
-	char actor[FBX_ID_MAX + 1];
-	char note[FBX_NOTE_MAX];
-};
-
-static int
-reset_order_save(fbx_txn *txn, const char *reason, int64_t at_ms,
-    int discard, const char *actor, const char *note)
-{
-	char key[FBX_KV_KEY_MAX];
-	struct reset_order o;
-
-	memset(&o, 0, sizeof(o));
-	o.at_ms = at_ms;
-	o.discard = (uint8_t)(discard != 0);
-	snprintf(o.actor, sizeof(o.actor), "%s", actor);
-	snprintf(o.note, sizeof(o.note), "%s", note);
-	snprintf(key, sizeof(key), "brkreset/*/%s", reason);
-	return fbx_store_kv_put(txn, key, &o, sizeof(o));
-}
-
-/* fbxi_cluster_resets - cluster mode, once per lease tick: commands of
- * this node's organisations held by a global breaker that is no longer
- * open were held when another node (the duties holder) reset it: do
- * with them what that reset did (release in staged waves, or discard).
- * Store errors are latched. */
-void
-fbxi_cluster_resets(struct fbx_engine *e)
-{
-	size_t pos = 0, nh = 0, caph = 0;
-	uint64_t k, v;
-	struct cmdc **hv = NULL;
-	uint32_t released = 0, discarded = 0, refused = 0;
-	int rc = FBX_OK;
-
-	while (fbxi_idmap_next(&e->cmds, &pos, &k, &v)) {
-		struct cmdc *cc = (struct cmdc *)(uintptr_t)v;
-		if (cc->c.state != FBX_C_HELD || cc->c.held_by[0] != '*' ||
-		    cc->c.held_by[1] != '/')
-			continue;
-		if (nh == caph) {
-			size_t ncap = caph ? 2 * caph : 64;
-			struct cmdc **nv = realloc(hv, ncap * sizeof(*nv));
-			if (nv == NULL) {
-				free(hv);
-				fbxi_set_err(e, FBX_ENOMEM);
-				return;
-			}
-			hv = nv;
-			caph = ncap;
-		}
-		hv[nh++] = cc;
-	}
-	if (nh > 1)
-		qsort(hv, nh, sizeof(*hv), cmp_cc_id);
-	for (size_t i = 0; i < nh && rc == FBX_OK; i++) {
-		struct cmdc *cc = hv[i];
-		const char *reason = cc->c.held_by + 2;
-		char key[FBX_KV_KEY_MAX];
-		struct fbxi_breaker g;
-		struct reset_order o;
-		size_t len = 0;
-		int ref = 0;
-
-		rc = fbxi_brk_load(e->txn, "*", reason, &g, NULL);
-		if (rc != FBX_OK)
-			break;
-		memset(&o, 0, sizeof(o));
-		snprintf(key, sizeof(key), "brkreset/*/%s", reason);
-		rc = fbx_store_kv_get(e->txn, key, &o, sizeof(o), &len);
-		if (rc == FBX_ENOT_FOUND || (rc == FBX_OK && len != sizeof(o))) {
-			/* no order kept (reset by an older version): release
-			 * once the breaker is no longer open */
-			if (g.state == FBX_BS_OPEN && !g.cfg.shadow) {
-				rc = FBX_OK;
-				continue;
-			}
-			memset(&o, 0, sizeof(o));
-			o.at_ms = INT64_MAX;
-			snprintf(o.actor, sizeof(o.actor), "engine");
-			rc = FBX_OK;
-		}
-		if (rc != FBX_OK)
-			break;
-		/* the last reset concerns what was submitted before it, even
-		 * if the breaker tripped again since (a later trip holds
-		 * what came after; its own reset decides for those) */
-		if (o.at_ms < cc->c.created_ms)
-			continue;
-		o.actor[sizeof(o.actor) - 1] = '\0';
-		o.note[sizeof(o.note) - 1] = '\0';
-		if (o.discard) {
-			cc->c.state = FBX_C_DISCARDED;
-			snprintf(cc->c.resolved_by, sizeof(cc->c.resolved_by),
-			    "%s", o.actor);
-			fbxi_note_printf(cc->c.note, sizeof(cc->c.note),
-			    "discarded at the global breaker's reset on "
-			    "another node: %s",
-			    o.note);
-			fbxi_cmd_touch(cc);
-			discarded++;
-			continue;
-		}
-		rc = release_held(e, cc, o.actor, o.note,
-		    release_wave_at(e->now, released), &ref);
-		if (rc == FBX_OK && ref)
-			refused++;
-		else if (rc == FBX_OK && cc->c.state == FBX_C_SETTLING)
-			released++;
-	}
-	free(hv);
-	if (rc != FBX_OK) {
-		fbxi_set_err(e, rc);
-		return;
-	}
-	if (released + discarded + refused > 0)
-		FBX_LOGI("cluster: global breaker reset on another node: %u "
-		         "held commands of this node's organisations released, "
-		         "%u discarded, %u refused by limits",
-		    released, discarded, refused);
-}
 
 void
 fbxi_handle_breaker(
@@ -1266,7 +1107,7 @@ fbxi_handle_breaker(
 		/* what of the incident is still settling is held too */
 		(void)trip_hold(e, strcmp(scope, "*") == 0 ? NULL : scope,
 		    reason, &b);
-		rc = brk_save(e->txn, scope, reason, &b);
+		rc = fbxi_brk_save(e->txn, scope, reason, &b);
 		if (rc != FBX_OK)
 			goto fail;
 		emit_event(e, FBX_EV_BREAKER_TRIPPED, scope, reason, req->actor,
@@ -1291,9 +1132,9 @@ fbxi_handle_breaker(
 			return;
 		}
 		fbxi_breaker_reset(&b, e->now, req->actor, req->u.breaker.note);
-		rc = brk_save(e->txn, scope, reason, &b);
+		rc = fbxi_brk_save(e->txn, scope, reason, &b);
 		if (rc == FBX_OK && strcmp(scope, "*") == 0)
-			rc = reset_order_save(e->txn, reason, e->now,
+			rc = fbxi_reset_order_save(e->txn, reason, e->now,
 			    req->u.breaker.on_reset == FBX_RESET_DISCARD,
 			    req->actor, req->u.breaker.note);
 		if (rc != FBX_OK)
@@ -1319,7 +1160,7 @@ fbxi_handle_breaker(
 			hv[nh++] = cc;
 		}
 		if (nh > 1)
-			qsort(hv, nh, sizeof(*hv), cmp_cc_id);
+			qsort(hv, nh, sizeof(*hv), fbxi_cmp_cc_id);
 		for (size_t i = 0; i < nh; i++) {
 			struct cmdc *cc = hv[i];
 			int ref = 0;
@@ -1335,9 +1176,9 @@ fbxi_handle_breaker(
 				discarded++;
 				continue;
 			}
-			rc = release_held(e, cc, req->actor,
+			rc = fbxi_release_held(e, cc, req->actor,
 			    req->u.breaker.note,
-			    release_wave_at(e->now, released), &ref);
+			    fbxi_release_wave_at(e->now, released), &ref);
 			if (rc != FBX_OK) {
 				free(hv);
 				goto fail;
@@ -1382,7 +1223,7 @@ fbxi_handle_breaker(
 				fbxi_window_init(&b.dwin, b.cfg.window_s);
 			}
 		}
-		rc = brk_save(e->txn, scope, reason, &b);
+		rc = fbxi_brk_save(e->txn, scope, reason, &b);
 		if (rc != FBX_OK)
 			goto fail;
 		fbxi_audit(e, scope, req->actor, "breaker.configure", NULL,
@@ -2043,7 +1884,7 @@ fbxi_breaker_trip_global(struct fbx_engine *e, const char *reason,
 	/* what of the incident is still settling is held too, as for a
 	 * trip by hand */
 	(void)trip_hold(e, NULL, reason, &g);
-	rc = brk_save(e->txn, "*", reason, &g);
+	rc = fbxi_brk_save(e->txn, "*", reason, &g);
 	if (rc != FBX_OK)
 		return rc;
 	*tripped = 1;

@@ -2327,98 +2327,6 @@ small_waits(struct fbx_engine *e)
 	return 0;
 }
 
-/* org_idle - cluster mode: org has nothing open on this node (no
- * command in memory, nothing queued or in flight), so its lease may be
- * handed to a node with fewer. */
-static int
-org_idle(void *arg, const char *org)
-{
-	struct fbx_engine *e = arg;
-	struct orgq *q = fbxi_orgq_find(e, org);
-	size_t pos = 0;
-	uint64_t k, v;
-
-	if (q != NULL && (q->len > 0 || q->inflight > 0))
-		return 0;
-	while (fbxi_idmap_next(&e->cmds, &pos, &k, &v)) {
-		const struct cmdc *cc = (const struct cmdc *)(uintptr_t)v;
-		if (strcmp(cc->c.org, org) == 0)
-			return 0;
-	}
-	return 1;
-}
-
-/* lease_tick - cluster mode: renew, release, claim (store.c); memory
- * follows the owned set at the next rebuild. */
-static int
-lease_tick(struct fbx_engine *e)
-{
-	int changed = 0;
-	uint32_t ms = e->o.lease_ms ? e->o.lease_ms : 10000;
-	/* memory tells what is idle only when it matches the store and no
-	 * request read for the turn may be for an organisation it would
-	 * hand back */
-	int trust = !e->need_rebuild && !e->lease_gained && e->nin == 0;
-	int rc = fbx_store_lease_tick(e->st, trust ? org_idle : NULL, e,
-	    &changed);
-
-	/* on failure too: the store is retried at the backoff's pace */
-	e->next_lease = e->mono + ms / 4;
-	if (rc != FBX_OK) {
-		FBX_LOGW("cluster: leases not renewed: %s", fbx_strerror(rc));
-		return rc;
-	}
-	{
-		/* what other nodes may have changed, read again: the fleet
-		 * (the global breaker's denominator), the global dispatch
-		 * cap, and the principals (a key added through the duties
-		 * holder works on every node within a quarter lease) */
-		fbx_txn *rt = NULL;
-		uint64_t before = e->fleet_total;
-		if (fbx_txn_begin(e->st, 0, &rt) == FBX_OK) {
-			struct fbx_rate_info gr;
-			e->fleet_total = 0;
-			rc = fbx_store_org_list(rt, fleet_cb, e);
-			if (rc != FBX_OK && rc != FBX_ENOT_FOUND)
-				e->fleet_total = before;
-			if (fbxi_rate_load(rt, "*", &gr) == FBX_OK)
-				e->grate = gr;
-			fbx_txn_abort(rt);
-			rc = FBX_OK;
-		}
-		e->auth_dirty = 1;
-		fbxi_auth_committed(e);
-	}
-	e->check_resets = 1;
-	if (changed) {
-		e->lease_changes++;
-		e->need_rebuild = 1;
-		FBX_LOGI("cluster: node %s owns %zu organisations now "
-		         "(the cluster-wide duties %s)",
-		    e->o.node, fbx_store_owned(e->st),
-		    fbx_store_owns(e->st, "") ? "included" : "not included");
-	}
-	return FBX_OK;
-}
-
-/* cluster_heads - cluster mode, first thing of a write transaction: the
- * audit chain's head and the last command id as the store has them
- * (another node may have moved both since this one last wrote). */
-static int
-cluster_heads(struct fbx_engine *e)
-{
-	int rc = fbxi_audit_load_last(e, e->txn);
-
-	if (rc == FBX_OK) {
-		rc = fbx_store_cmd_last(e->txn, &e->last_cmd_id);
-		if (rc == FBX_ENOT_FOUND) {
-			e->last_cmd_id = 0;
-			rc = FBX_OK;
-		}
-	}
-	return rc;
-}
-
 static int
 turn(struct fbx_engine *e)
 {
@@ -2496,7 +2404,7 @@ turn(struct fbx_engine *e)
 		 * turn by itself: the fence keeps a turn from committing
 		 * for an organisation this node may have lost meanwhile */
 		if (e->cluster && e->mono >= e->next_lease)
-			(void)lease_tick(e);
+			(void)fbxi_cluster_tick(e);
 		rc = e->need_rebuild ? recover(e) : FBX_OK;
 		if (rc == FBX_OK)
 			rc = syncer_ensure(e);
@@ -2508,7 +2416,7 @@ turn(struct fbx_engine *e)
 		if (rc == FBX_OK)
 			rc = fbx_txn_begin(e->st, 1, &e->txn);
 		if (rc == FBX_OK && e->cluster)
-			rc = cluster_heads(e);
+			rc = fbxi_cluster_heads(e);
 		if (rc != FBX_OK) {
 			if (e->txn != NULL)
 				fbx_txn_abort(e->txn);

@@ -548,8 +548,20 @@ void fbxi_policy_applied(
 int fbxi_priority_of(const struct fbx_command *c);
 int fbxi_rate_save(fbx_txn *txn, const struct fbx_rate_info *ri);
 const char *fbxi_reason_of(const struct fbx_command *c);
+/* cluster.c (cluster mode, issue 13) */
+int fbxi_cluster_tick(struct fbx_engine *e);
+int fbxi_cluster_heads(struct fbx_engine *e);
 int fbxi_brk_global_hold(struct fbx_engine *e, struct cmdc *cc, int *held);
 void fbxi_cluster_resets(struct fbx_engine *e);
+int fbxi_reset_order_save(fbx_txn *txn, const char *reason, int64_t at_ms,
+    int discard, const char *actor, const char *note);
+/* controls.c, shared with cluster.c */
+int fbxi_brk_save(fbx_txn *txn, const char *org, const char *reason,
+    const struct fbxi_breaker *b);
+int fbxi_release_held(struct fbx_engine *e, struct cmdc *cc, const char *who,
+    const char *note, int64_t at_ms, int *refused);
+int64_t fbxi_release_wave_at(int64_t now, uint32_t i);
+int fbxi_cmp_cc_id(const void *a, const void *b);
 void fbxi_ro_tally(
     struct cmdc *cc, uint64_t id, int from, int to, uint16_t code);
 void fbxi_rollout_step(struct fbx_engine *e);
