@@ -126,6 +126,17 @@ out_send(struct fbx_engine *e, struct outmsg *m)
 	}
 	if (m->to_gw == OUT_GW && (m->gw == NULL || m->gw->dead))
 		return;
+	if (m->to_gw == OUT_GW && m->nids > 0 && e->lease_stale) {
+		/* cluster mode: the committed turn proved ownership, but the
+		 * leases may have run out since (a stall); another node may
+		 * have taken over and sent these again. Not sent: they are
+		 * journaled back to the queue next turn, which is fenced if
+		 * they are no longer this node's */
+		if (unsent_add(e, m->ids, m->nids) == FBX_OK)
+			return;
+		gw_mark_dead(e, m->gw, "out of memory for deliveries held back");
+		return;
+	}
 	rc = e->io_ops->send(e->io, m->to_gw ? FBX_IO_GATEWAY : FBX_IO_CONSOLE,
 	    m->nenv, m->envlen, (const uint8_t(*)[RID_MAX])m->env, m->buf,
 	    m->len);
@@ -158,6 +169,13 @@ out_flush(struct fbx_engine *e)
 {
 	struct outmsg *m, *n;
 
+	/* a quarter lease of margin for the time the sends take */
+	e->lease_stale = e->cluster &&
+	    fbx_store_lease_left_ms(e->st) <
+	        (int64_t)(e->o.lease_ms ? e->o.lease_ms : 10000) / 4;
+	if (e->lease_stale)
+		FBX_LOGW("cluster: leases not renewed for most of a lease: "
+		         "this turn's deliveries are held back and queued again");
 	for (m = e->ohead; m != NULL; m = m->next) {
 		if (m->urgent)
 			out_send(e, m);

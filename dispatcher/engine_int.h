@@ -238,6 +238,7 @@ struct fbx_engine {
 	uint64_t lease_changes; /* ticks that changed the owned set */
 	uint64_t fenced;        /* commits refused: a lease was taken */
 	int check_resets;       /* look for global resets made elsewhere */
+	int lease_stale;        /* out_flush: leases may have run out */
 
 	struct fbx_rate_info grate; /* org "*": global caps */
 	struct fbxi_bucket gbucket;

@@ -154,6 +154,12 @@ int fbx_store_cluster(const fbx_store *st);
  * counting claims of the open write transaction. */
 int fbx_store_owns(const fbx_store *st, const char *org);
 
+/* fbx_store_lease_left_ms - how long this node's leases are sure to
+ * last, by its monotonic clock from before its last renewal (INT64_MAX
+ * outside cluster mode or with nothing owned): after it, another node
+ * may have taken them over, even though nothing was committed since. */
+int64_t fbx_store_lease_left_ms(const fbx_store *st);
+
 /* fbx_store_owned - leases held (0 outside cluster mode). */
 size_t fbx_store_owned(const fbx_store *st);
 

@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "fbx_types.h"
 
@@ -39,6 +40,9 @@ struct fbxi_lease {
 	int64_t ver;
 	int ver_known;
 	int seeded; /* every organisation of the store has a lease row */
+	/* CLOCK_MONOTONIC ms taken before the last renewal that committed:
+	 * the leases run at least ttl_ms past it (0 = never renewed) */
+	int64_t renewed_ms;
 	struct lent *tab; /* open addressing, power of two */
 	size_t cap, n;
 	/* claims of the open write transaction */
@@ -53,6 +57,15 @@ lease_log(const struct fbxi_lease *L, const char *fmt, const char *a,
 	fprintf(stderr, "fusebox store (node %s): ", L->node);
 	fprintf(stderr, fmt, a != NULL ? a : "", b != NULL ? b : "");
 	fputc('\n', stderr);
+}
+
+static int64_t
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static uint64_t
@@ -344,7 +357,7 @@ fbxi_lease_tick(struct fbxi_lease *L, PGconn *c,
 	PGresult *r = NULL;
 	struct lent *old = NULL;
 	size_t oldn = 0, ocap = L->cap;
-	int64_t ver = 0;
+	int64_t ver = 0, t0 = mono_ms();
 	long live = 1, total = 0;
 	int code = 0;
 
@@ -548,6 +561,7 @@ fbxi_lease_tick(struct fbxi_lease *L, PGconn *c,
 	L->ver = ver;
 	L->ver_known = 1;
 	L->seeded = 1;
+	L->renewed_ms = t0;
 	free(old);
 	return 0;
 fail:
@@ -574,6 +588,8 @@ fbxi_lease_renew(struct fbxi_lease *L, PGconn *c)
 	PGresult *r;
 	int code = 0;
 
+	int64_t t0 = mono_ms();
+
 	snprintf(ttl, sizeof(ttl), "%u", L->ttl_ms);
 	/* two statements, lease rows first (a taker's order); each commits
 	 * on its own */
@@ -584,6 +600,7 @@ fbxi_lease_renew(struct fbxi_lease *L, PGconn *c)
 	if (r == NULL)
 		return code;
 	PQclear(r);
+	L->renewed_ms = t0;
 	r = q(L, c, "UPDATE fbx_node SET seen = now() WHERE name = $1", 1, v,
 	    &code);
 	PQclear(r);
@@ -755,6 +772,16 @@ fbxi_lease_owns(const struct fbxi_lease *L, const char *org)
 		if (L->pend[i].used == 1 && strcmp(L->pend[i].org, org) == 0)
 			return 1;
 	return 0;
+}
+
+int64_t
+fbxi_lease_left_ms(const struct fbxi_lease *L)
+{
+	if (L->n == 0)
+		return INT64_MAX; /* nothing owned, nothing to guard */
+	if (L->renewed_ms == 0)
+		return 0;
+	return (int64_t)L->ttl_ms - (mono_ms() - L->renewed_ms);
 }
 
 size_t

@@ -24,6 +24,7 @@
 
 #include <libpq-fe.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct fbxi_lease;
 
@@ -88,6 +89,11 @@ void fbxi_lease_settle(struct fbxi_lease *L, int committed);
 /* fbxi_lease_owns - org is this node's (claims of the open write
  * transaction included). */
 int fbxi_lease_owns(const struct fbxi_lease *L, const char *org);
+
+/* fbxi_lease_left_ms - how long the leases are sure to last, by this
+ * process's monotonic clock from before the last renewal that committed
+ * (INT64_MAX when nothing is owned). */
+int64_t fbxi_lease_left_ms(const struct fbxi_lease *L);
 
 /* fbxi_lease_count - organisations owned (the duties lease included). */
 size_t fbxi_lease_count(const struct fbxi_lease *L);

@@ -1413,6 +1413,12 @@ fbx_store_owns(const fbx_store *st, const char *org)
 	return st == NULL || fbxi_kv_owns(st->env, org != NULL ? org : "");
 }
 
+int64_t
+fbx_store_lease_left_ms(const fbx_store *st)
+{
+	return st != NULL ? fbxi_kv_lease_left_ms(st->env) : INT64_MAX;
+}
+
 size_t
 fbx_store_owned(const fbx_store *st)
 {

@@ -1686,6 +1686,13 @@ fbxi_kv_owns(const fbxi_kv_env *env, const char *org)
 	return !fbxi_kv_cluster(env) || fbxi_lease_owns(env->lease, org);
 }
 
+int64_t
+fbxi_kv_lease_left_ms(const fbxi_kv_env *env)
+{
+	return fbxi_kv_cluster(env) ? fbxi_lease_left_ms(env->lease)
+	                            : INT64_MAX;
+}
+
 size_t
 fbxi_kv_owned(const fbxi_kv_env *env)
 {

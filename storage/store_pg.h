@@ -10,6 +10,7 @@
 #define FBX_STORE_PG_H
 
 #include <lmdb.h>
+#include <stdint.h>
 
 typedef struct fbxi_kv_env fbxi_kv_env;
 typedef struct fbxi_kv_txn fbxi_kv_txn;
@@ -42,6 +43,7 @@ int fbxi_kv_cluster(const fbxi_kv_env *env);
 void fbxi_kv_keep_leases(fbxi_kv_env *env);
 int fbxi_kv_owns(const fbxi_kv_env *env, const char *org);
 size_t fbxi_kv_owned(const fbxi_kv_env *env);
+int64_t fbxi_kv_lease_left_ms(const fbxi_kv_env *env);
 int fbxi_kv_lease_tick(fbxi_kv_env *env, int (*idle)(void *, const char *),
     void *arg, int *changed);
 int fbxi_kv_lease_claim(fbxi_kv_txn *t, const char *org, int *how,

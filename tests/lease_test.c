@@ -9,6 +9,7 @@
  * name and owns everything, and passes.
  */
 #include <libpq-fe.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -206,6 +207,7 @@ main(void)
 		o.node = NULL;
 		CHECK_RC(fbx_store_open(&o, &st), FBX_OK);
 		CHECK(!fbx_store_cluster(st) && fbx_store_owns(st, "any"));
+		CHECK(fbx_store_lease_left_ms(st) == INT64_MAX);
 		CHECK_RC(tick(st, NULL, &ch), FBX_OK);
 		CHECK(ch == 0);
 		fbx_store_close(st);
@@ -237,10 +239,23 @@ main(void)
 	CHECK(fbx_store_cluster(a) && fbx_store_cluster(b));
 	/* the store's own set-up at open wrote before any tick */
 	CHECK(!fbx_store_owns(a, "") && !fbx_store_owns(a, "acme"));
+	/* nothing owned: nothing whose sends the lease must guard */
+	CHECK(fbx_store_lease_left_ms(a) == INT64_MAX);
 
 	/* the first tick takes the cluster-wide duties */
 	CHECK_RC(tick(a, NULL, &ch), FBX_OK);
 	CHECK(ch == 1 && fbx_store_owns(a, "") && fbx_store_owned(a) == 1);
+	/* owned: the lease lasts at most a lease from before that tick (the
+	 * engine holds a turn's deliveries back once under a quarter is
+	 * left); a stalled node's guard runs out */
+	CHECK(fbx_store_lease_left_ms(a) <= 2000);
+	usleep(2100 * 1000); /* at least: the check below cannot race */
+	{
+		int64_t stale = fbx_store_lease_left_ms(a);
+		CHECK(stale < 0);
+		CHECK_RC(tick(a, NULL, &ch), FBX_OK);
+		CHECK(fbx_store_lease_left_ms(a) > stale);
+	}
 	CHECK_RC(tick(b, NULL, &ch), FBX_OK);
 	CHECK(ch == 0 && !fbx_store_owns(b, "") && fbx_store_owned(b) == 0);
 
