@@ -2643,6 +2643,15 @@ turn(struct fbx_engine *e)
 			e->need_rebuild = 1;
 			continue;
 		}
+		if (rc == FBX_EBUSY && attempt + 1 < COMMIT_RETRIES &&
+		    recover(e) == FBX_OK) {
+			/* PostgreSQL: a serialization failure or a deadlock
+			 * (lease rows of several nodes): nothing of the turn
+			 * happened; it is done again at once */
+			FBX_LOGW("turn rolled back by the store (serialization "
+			         "failure or deadlock); doing it again");
+			continue;
+		}
 		if (rc == FBX_EMAP_FULL && attempt + 1 < COMMIT_RETRIES &&
 		    fbx_store_grow(e->st) == FBX_OK) {
 			FBX_LOGI("store map grown; redoing the batch");

@@ -200,6 +200,34 @@ test_map_full(void)
 	env_close(&t);
 }
 
+/* store_busy - a commit the store rolls back as busy (PostgreSQL: a
+ * serialization failure or a deadlock) is done again in the same turn:
+ * the request is answered OK, not with an error. */
+static void
+test_store_busy(void)
+{
+	struct env t;
+	struct fbx_console_req req;
+	struct fbx_console_rep rep;
+	int rc;
+
+	CHECK(env_open(&t, "busy") == 0, "open");
+	enroll(&t, "acme", 3);
+	fbx_store_test_fail_err = FBX_EBUSY;
+	fbx_store_test_fail_commits = 1;
+	query_req(&req);
+	console(&t, "ops", "acme", &req);
+	turn(&t);
+	rc = reply(&t, "ops", &rep);
+	CHECK(rc == FBX_OK && rep.err == FBX_OK &&
+	        rep.u.submit.command_id != 0,
+	    "submit through a busy redo: %d %d", rc, rep.err);
+	CHECK(fbx_store_test_fail_commits == 0, "the hook did not fire");
+	fbx_console_rep_free(&rep);
+	fbx_store_test_fail_err = 0;
+	env_close(&t);
+}
+
 /* send_queue_full - a DELIVERIES message the gateway's queue refuses
  * keeps the session; only its deliveries go back to the queue and leave
  * again once the queue takes messages. */
@@ -718,6 +746,7 @@ main(void)
 	test_liveness();
 	test_failed_turn();
 	test_map_full();
+	test_store_busy();
 	test_send_queue_full();
 	test_fairness();
 	test_urgent_first();
