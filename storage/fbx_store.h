@@ -54,6 +54,14 @@ struct fbx_store_opts {
 	const char *node;
 	const char *advertise;
 	unsigned lease_ms;
+	/* LMDB: how many records the per-organisation indexes (commands
+	 * by organisation, audit records by organisation and by actor)
+	 * may lag their tables; the next write past it catches them up in
+	 * its transaction, and queries read the records not yet indexed
+	 * from the tables themselves (same results, fewer pages written
+	 * per commit). 0 = $FBX_STORE_INDEX_LAG or 8,192; 1 = written
+	 * with each record; at most 65,536. PostgreSQL: always 1. */
+	unsigned index_lag;
 };
 
 struct fbx_store_stat {
@@ -74,6 +82,10 @@ struct fbx_store_stat {
 	/* audit records indexed at open by the upgrade from schema 1 (0
 	 * when the store needed none) */
 	uint64_t audit_upgraded;
+	/* records not yet in the per-organisation indexes (see
+	 * fbx_store_opts.index_lag): audit records, commands */
+	uint64_t audit_ix_lag;
+	uint64_t cmd_ix_lag;
 };
 
 /**

@@ -20,6 +20,10 @@
  *               record pruned by retention; the chain starts after it
  *               "audit_ix"                      -> u64 LE: while an
  *               upgrade from version 1 runs, the last record indexed
+ *               "ixw_cmd", "ixw_audit"          -> u64 LE: the last
+ *               command id / audit sequence with its cmd_org /
+ *               audit_org + audit_actor entries written (LMDB; see
+ *               "deferred indexes"); absent: every record indexed
  *   cmd         id u64                          -> command header record
  *   cmd_body    id u64                          -> payload + device ids
  *               (written once by append, absent when both are empty;
@@ -119,6 +123,9 @@
 #define MAP_DEFAULT ((size_t)64 << 20)
 #define MAP_MAX_DEFAULT ((size_t)1 << 40)
 #define MAX_DBS 24
+/* records the per-organisation indexes may lag by default, and at most */
+#define IX_LAG_DEFAULT 8192
+#define IX_LAG_MAX 65536
 
 #define DLV_V1 1
 /* Spare bytes a new delivery record carries: room for about two history
@@ -156,6 +163,11 @@ struct fbx_store {
 	size_t map_size_max;
 	unsigned readers_cleared;
 	uint64_t audit_upgraded; /* records indexed by the upgrade at open */
+	/* deferred per-organisation indexes (LMDB): how many records
+	 * cmd_org and audit_org/audit_actor may lag their tables before
+	 * the next write catches them up; <= 1: written with each record
+	 * (always on PostgreSQL). See "Deferred indexes" below. */
+	uint32_t ix_lag;
 	atomic_uint_fast64_t audit_reads; /* audit entries read (stat) */
 	atomic_int ntxn; /* open transactions of this process */
 };
@@ -193,6 +205,11 @@ struct fbx_txn {
 	int nw_unsorted; /* ids not ascending: no binary search */
 };
 
+/* the deferred indexes' marks (see "deferred indexes") */
+enum { IXW_CMD = 0, IXW_AUDIT = 1 };
+static const char *const ixw_key[] = { "ixw_cmd", "ixw_audit" };
+static int ixw_get(
+    MDB_txn *txn, fbx_store *st, int which, uint64_t *wm, int *present);
 static int dlv_write(fbx_txn *t, uint64_t id, uint8_t *rec, size_t len);
 static int dlv_new_flush(fbx_txn *t);
 static struct dlv_new *dlv_new_find(fbx_txn *t, uint64_t id, int *flush);
@@ -768,6 +785,42 @@ cmd_hdr_encode(const struct fbx_command *c, uint32_t payload_len,
 	return FBX_OK;
 }
 
+/* cmd_hdr_org - the organisation (not NUL-terminated) and created_ms of
+ * a command header, without decoding the rest (the deferred cmd_org
+ * index reads them from many records). @return 0, or -1 when the header
+ * is damaged. */
+static int
+cmd_hdr_org(const MDB_val *v, const char **org, size_t *olen,
+    int64_t *created)
+{
+	struct rd r = { v->mv_data, (const uint8_t *)v->mv_data + v->mv_size,
+		0 };
+	unsigned ver, ncounts;
+	size_t n;
+
+	ver = rd_u8(&r);
+	if (ver != REC_V1 && ver != CMD_V2 && ver != CMD_V3)
+		return -1;
+	if (r.end - r.p < 5)
+		return -1;
+	r.p += 5;           /* type, origin, target_kind, platform, state */
+	(void)rd_le(&r, 4); /* ttl_s */
+	*created = rd_i64(&r);
+	(void)rd_le(&r, 8); /* expires_ms */
+	(void)rd_le(&r, 4); /* ndeliveries */
+	ncounts = rd_u8(&r);
+	if (r.bad || (size_t)(r.end - r.p) < 4 * (size_t)ncounts)
+		return -1;
+	r.p += 4 * (size_t)ncounts;
+	n = rd_u8(&r);
+	if (r.bad || n == 0 || n > FBX_ID_MAX || (size_t)(r.end - r.p) < n ||
+	    memchr(r.p, '\0', n) != NULL)
+		return -1;
+	*org = (const char *)r.p;
+	*olen = n;
+	return 0;
+}
+
 /* cmd_hdr_decode - fills everything but payload and dev_ids (left NULL);
  * *plen and *ndev receive the body sizes the header records. */
 static int
@@ -1109,12 +1162,20 @@ audit_upgrade_batch(fbx_store *st, int *done)
 	}
 	mdb_cursor_close(cur);
 	if (mrc == MDB_NOTFOUND) {
-		/* the whole log is indexed */
+		/* the whole log is indexed: no mark of a deferred index
+		 * may say otherwise */
 		k.mv_size = 8;
 		k.mv_data = "audit_ix";
 		mrc = mdb_del(txn, st->meta, &k, NULL);
 		if (mrc == MDB_NOTFOUND)
 			mrc = 0;
+		if (mrc == 0) {
+			k.mv_size = strlen(ixw_key[IXW_AUDIT]);
+			k.mv_data = (void *)ixw_key[IXW_AUDIT];
+			mrc = mdb_del(txn, st->meta, &k, NULL);
+			if (mrc == MDB_NOTFOUND)
+				mrc = 0;
+		}
 		v.mv_size = 4;
 		v.mv_data = vb;
 		if (mrc == 0)
@@ -1205,8 +1266,22 @@ fbx_store_open(const struct fbx_store_opts *opts, fbx_store **out)
 		rc = FBX_EINVALID;
 		goto out;
 	}
-	if (pg)
+	st->ix_lag = opts->index_lag;
+	if (st->ix_lag == 0) {
+		const char *ev = getenv("FBX_STORE_INDEX_LAG");
+		char *end = NULL;
+		unsigned long l = ev != NULL ? strtoul(ev, &end, 10) : 0;
+		st->ix_lag = (ev != NULL && *ev != '\0' && *end == '\0' &&
+		                 l > 0 && l <= IX_LAG_MAX) ?
+		    (uint32_t)l :
+		    IX_LAG_DEFAULT;
+	}
+	if (st->ix_lag > IX_LAG_MAX)
+		st->ix_lag = IX_LAG_MAX;
+	if (pg) {
+		st->ix_lag = 1; /* nodes share the tables: index at once */
 		goto env; /* no directory: the store is in the database */
+	}
 	plen = strlen(opts->path) + sizeof("/data.mdb");
 	st->data_path = malloc(plen);
 	if (st->data_path == NULL) {
@@ -1342,6 +1417,27 @@ fbx_store_stat(fbx_store *st, struct fbx_store_stat *out)
 	if (mdb_stat(txn, st->audit, &ms) != 0)
 		goto out;
 	s.audit_records = ms.ms_entries;
+	for (int w = IXW_CMD; w <= IXW_AUDIT && !fbxi_kv_is_pg(st->env); w++) {
+		MDB_cursor *cur = NULL;
+		MDB_val k, v;
+		uint64_t wm;
+		int present;
+		if (ixw_get(txn, st, w, &wm, &present) != 0)
+			goto out;
+		if (!present)
+			continue;
+		if (mdb_cursor_open(txn, w == IXW_CMD ? st->cmd : st->audit,
+		        &cur) != 0)
+			goto out;
+		if (mdb_cursor_get(cur, &k, &v, MDB_LAST) == 0 &&
+		    k.mv_size == 8 && get_be64(k.mv_data) > wm) {
+			if (w == IXW_CMD)
+				s.cmd_ix_lag = get_be64(k.mv_data) - wm;
+			else
+				s.audit_ix_lag = get_be64(k.mv_data) - wm;
+		}
+		mdb_cursor_close(cur);
+	}
 	s.audit_reads = atomic_load(&st->audit_reads);
 	s.audit_upgraded = st->audit_upgraded;
 	*out = s;
@@ -1731,6 +1827,154 @@ del_key(fbx_txn *t, MDB_dbi dbi, const void *key, size_t klen)
 	return txn_fail(t, mrc);
 }
 
+/* ---- deferred indexes ------------------------------------------------
+ *
+ * cmd_org, audit_org and audit_actor have one insertion point per
+ * organisation (and actor): written with each record, a commit of N
+ * records from K organisations copies about K leaf pages of each, where
+ * the record tables themselves grow at their ends. On LMDB they may lag
+ * their table by up to st->ix_lag records: meta "ixw_cmd" / "ixw_audit"
+ * (u64 LE) holds the last id / sequence whose entries are written, every
+ * record after it has none, and the write that takes the lag past
+ * ix_lag writes them all in its own transaction (then every leaf an
+ * organisation's entries touch is copied once for up to ix_lag
+ * records). Queries merge the records after the mark, read from the
+ * table, with the index, so the lag is invisible to them. The mark is
+ * part of the transaction: a crash or an abort leaves mark and entries
+ * as they were committed together. No mark: everything is indexed (a
+ * store written with ix_lag <= 1, or before deferred indexes). */
+
+/* ixw_get - the mark of index `which`. @param[out] present 0: no mark
+ * (*wm left 0). @return an LMDB code */
+static int
+ixw_get(MDB_txn *txn, fbx_store *st, int which, uint64_t *wm, int *present)
+{
+	MDB_val k = { strlen(ixw_key[which]), (void *)ixw_key[which] }, v;
+	int mrc = mdb_get(txn, st->meta, &k, &v);
+
+	*wm = 0;
+	*present = 0;
+	if (mrc == MDB_NOTFOUND)
+		return 0;
+	if (mrc != 0)
+		return mrc;
+	if (v.mv_size != 8)
+		return MDB_CORRUPTED;
+	for (int i = 0; i < 8; i++)
+		*wm |= (uint64_t)((const uint8_t *)v.mv_data)[i] << (8 * i);
+	*present = 1;
+	return 0;
+}
+
+/* ixw_set - set the mark, or remove it (everything indexed) when
+ * st->ix_lag <= 1. @return an LMDB code */
+static int
+ixw_set(MDB_txn *txn, fbx_store *st, int which, uint64_t wm)
+{
+	MDB_val k = { strlen(ixw_key[which]), (void *)ixw_key[which] }, v;
+	uint8_t b[8];
+	int mrc;
+
+	if (st->ix_lag <= 1) {
+		mrc = mdb_del(txn, st->meta, &k, NULL);
+		return mrc == MDB_NOTFOUND ? 0 : mrc;
+	}
+	for (int i = 0; i < 8; i++)
+		b[i] = (uint8_t)(wm >> (8 * i));
+	v.mv_size = 8;
+	v.mv_data = b;
+	return mdb_put(txn, st->meta, &k, &v, 0);
+}
+
+/* ixw_lagging - after record `id` of index `which` was written without
+ * its entries: write the entries of every record up to id when the lag
+ * reaches st->ix_lag (catch(txn, st, mark, id) writes those after mark),
+ * else make sure the mark is set (a store without one had everything
+ * indexed, so the mark becomes id - 1). @return an LMDB code */
+static int
+ixw_lagging(MDB_txn *txn, fbx_store *st, int which, uint64_t id,
+    int (*catch)(MDB_txn *, fbx_store *, uint64_t, uint64_t))
+{
+	uint64_t wm;
+	int present, mrc;
+
+	mrc = ixw_get(txn, st, which, &wm, &present);
+	if (mrc != 0)
+		return mrc;
+	if (!present)
+		wm = id - 1;
+	if (id - wm >= st->ix_lag) {
+		mrc = catch(txn, st, wm, id);
+		return mrc != 0 ? mrc : ixw_set(txn, st, which, id);
+	}
+	return present ? 0 : ixw_set(txn, st, which, wm);
+}
+
+/* ixw_unlag - with st->ix_lag <= 1, before record id's entries are
+ * written with it: a mark left by an earlier open with a lag is caught
+ * up (entries of the records before id) and removed, so no record is
+ * indexed twice or skipped. @return an LMDB code */
+static int
+ixw_unlag(MDB_txn *txn, fbx_store *st, int which, uint64_t id,
+    int (*catch)(MDB_txn *, fbx_store *, uint64_t, uint64_t))
+{
+	uint64_t wm;
+	int present, mrc;
+
+	if (fbxi_kv_is_pg(st->env))
+		return 0; /* never lags there: no mark to read */
+	mrc = ixw_get(txn, st, which, &wm, &present);
+	if (mrc != 0 || !present)
+		return mrc;
+	mrc = catch(txn, st, wm, id - 1);
+	return mrc != 0 ? mrc : ixw_set(txn, st, which, 0);
+}
+
+/* cmd_ix_catch - write the cmd_org entries of commands (from, to]. */
+static int
+cmd_ix_catch(MDB_txn *txn, fbx_store *st, uint64_t from, uint64_t to)
+{
+	MDB_cursor *cur = NULL;
+	MDB_val k, v, ek = { 0, NULL }, ev = { 0, NULL };
+	uint8_t kb[8], key[KEY_MAX];
+	int mrc;
+
+	if (from >= to)
+		return 0;
+	mrc = mdb_cursor_open(txn, st->cmd, &cur);
+	if (mrc != 0)
+		return mrc;
+	put_be64(kb, from + 1);
+	k.mv_size = 8;
+	k.mv_data = kb;
+	mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	while (mrc == 0) {
+		const char *org;
+		size_t olen;
+		int64_t created;
+		uint64_t id;
+		if (k.mv_size != 8) {
+			mrc = MDB_CORRUPTED;
+			break;
+		}
+		id = get_be64(k.mv_data);
+		if (id > to)
+			break;
+		if (cmd_hdr_org(&v, &org, &olen, &created) != 0) {
+			mrc = MDB_CORRUPTED;
+			break;
+		}
+		ek.mv_size = cmd_org_key(key, org, olen, created, id);
+		ek.mv_data = key;
+		mrc = mdb_put(txn, st->cmd_org, &ek, &ev, 0);
+		if (mrc != 0)
+			break;
+		mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+	}
+	mdb_cursor_close(cur);
+	return mrc == MDB_NOTFOUND ? 0 : mrc;
+}
+
 int
 fbx_store_cmd_append(fbx_txn *t, struct fbx_command *cmd)
 {
@@ -1828,8 +2072,18 @@ fbx_store_cmd_append(fbx_txn *t, struct fbx_command *cmd)
 			goto out;
 		}
 	}
-	klen = cmd_org_key(key, cmd->org, on, cmd->created_ms, id);
-	rc = put_empty(t, st->cmd_org, key, klen);
+	if (st->ix_lag <= 1) {
+		mrc = ixw_unlag(t->txn, st, IXW_CMD, id, cmd_ix_catch);
+		if (mrc != 0) {
+			rc = txn_fail(t, mrc);
+			goto out;
+		}
+		klen = cmd_org_key(key, cmd->org, on, cmd->created_ms, id);
+		rc = put_empty(t, st->cmd_org, key, klen);
+	} else {
+		mrc = ixw_lagging(t->txn, st, IXW_CMD, id, cmd_ix_catch);
+		rc = mrc == 0 ? FBX_OK : txn_fail(t, mrc);
+	}
 	if (rc != FBX_OK)
 		goto out;
 	if (!fbx_cstate_terminal(cmd->state)) {
@@ -1907,6 +2161,13 @@ fbx_store_cmd_put(fbx_txn *t, const struct fbx_command *cmd)
 		return rc;
 	if (strcmp(old.org, cmd->org) != 0 ||
 	    old.created_ms != cmd->created_ms) {
+		uint64_t wm;
+		int present;
+		mrc = ixw_get(t->txn, st, IXW_CMD, &wm, &present);
+		if (mrc != 0)
+			return txn_fail(t, mrc);
+		if (present && cmd->id > wm)
+			return FBX_OK; /* not indexed yet: caught up as it is */
 		klen = cmd_org_key(key, old.org, strlen(old.org),
 		    old.created_ms, cmd->id);
 		rc = del_key(t, st->cmd_org, key, klen);
@@ -1970,6 +2231,99 @@ fbx_store_cmd_head(fbx_txn *t, uint64_t id, struct fbx_command *out)
 	return cmd_load(t, id, 0, out);
 }
 
+/* A command of cmd_list's organisation after the cmd_org mark. */
+struct cmd_tail {
+	int64_t created;
+	uint64_t id;
+};
+
+static int
+cmd_tail_cmp(const void *a, const void *b)
+{
+	const struct cmd_tail *x = a, *y = b;
+
+	if (x->created != y->created)
+		return x->created < y->created ? -1 : 1;
+	return x->id < y->id ? -1 : x->id > y->id;
+}
+
+/* cmd_tail_collect - the commands of org not yet in cmd_org (id > the
+ * mark) that cmd_list's window selects: (created, id) at or after
+ * (c0, i0), created before until (0: no bound), id > after when
+ * filter_after; sorted by (created, id). At most st->ix_lag of them. */
+static int
+cmd_tail_collect(fbx_txn *t, const char *org, int64_t c0, uint64_t i0,
+    int64_t until, int filter_after, uint64_t after, struct cmd_tail **out,
+    size_t *nout)
+{
+	MDB_cursor *cur = NULL;
+	MDB_val k, v;
+	uint8_t kb[8];
+	struct cmd_tail *a = NULL;
+	size_t n = 0, cap = 0, on = strlen(org);
+	uint64_t wm;
+	int present, mrc, rc = FBX_OK;
+
+	*out = NULL;
+	*nout = 0;
+	mrc = ixw_get(t->txn, t->st, IXW_CMD, &wm, &present);
+	if (mrc != 0)
+		return read_err(mrc);
+	if (!present)
+		return FBX_OK;
+	mrc = mdb_cursor_open(t->txn, t->st->cmd, &cur);
+	if (mrc != 0)
+		return read_err(mrc);
+	put_be64(kb, wm + 1);
+	k.mv_size = 8;
+	k.mv_data = kb;
+	mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	while (mrc == 0) {
+		const char *co;
+		size_t col;
+		int64_t created;
+		uint64_t id;
+		if (k.mv_size != 8 ||
+		    cmd_hdr_org(&v, &co, &col, &created) != 0) {
+			rc = FBX_ECORRUPT;
+			break;
+		}
+		id = get_be64(k.mv_data);
+		if (col == on && memcmp(co, org, on) == 0 &&
+		    (created > c0 || (created == c0 && id >= i0)) &&
+		    (until == 0 || created < until) &&
+		    (!filter_after || id > after)) {
+			if (n == cap) {
+				size_t nc = cap ? 2 * cap : 64;
+				struct cmd_tail *na =
+				    realloc(a, nc * sizeof(*a));
+				if (na == NULL) {
+					rc = FBX_ENOMEM;
+					break;
+				}
+				a = na;
+				cap = nc;
+			}
+			a[n].created = created;
+			a[n].id = id;
+			n++;
+		}
+		mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+	}
+	mdb_cursor_close(cur);
+	if (rc == FBX_OK && mrc != 0 && mrc != MDB_NOTFOUND)
+		rc = read_err(mrc);
+	if (rc != FBX_OK) {
+		free(a);
+		return rc;
+	}
+	if (n > 1)
+		qsort(a, n, sizeof(*a), cmd_tail_cmp);
+	*out = a;
+	*nout = n;
+	return FBX_OK;
+}
+
 int
 fbx_store_cmd_list(fbx_txn *t, const char *org, int64_t since_ms,
     int64_t until_ms, uint64_t after, uint32_t limit, fbx_cmd_fn fn,
@@ -1978,70 +2332,96 @@ fbx_store_cmd_list(fbx_txn *t, const char *org, int64_t since_ms,
 	MDB_cursor *cur = NULL;
 	MDB_val k, v;
 	uint8_t key[KEY_MAX];
-	size_t on, pl, klen;
+	size_t on, pl, klen, nt = 0, ti = 0;
+	struct cmd_tail *tail = NULL;
+	int64_t c0 = since_ms;
+	uint64_t i0 = 0;
 	uint32_t n = 0;
-	int filter_after = 0, rc, mrc;
+	int filter_after = 0, ilive, rc, mrc;
 
 	TXN_READ_CHECK(t);
 	if (id_len(org, &on) != FBX_OK || fn == NULL)
 		return FBX_EINVALID;
 	pl = on + 1;
-	klen = cmd_org_key(key, org, on, since_ms, 0);
 	if (after != 0) {
 		struct fbx_command ac;
 		rc = cmd_load(t, after, 0, &ac);
 		if (rc == FBX_OK && strcmp(ac.org, org) == 0) {
 			/* Resume just past `after` in (created, id) order. */
-			if (ac.created_ms >= since_ms)
-				klen = cmd_org_key(key, org, on, ac.created_ms,
-				    after + 1);
+			if (ac.created_ms >= since_ms) {
+				c0 = ac.created_ms;
+				i0 = after + 1;
+			}
 		} else if (rc == FBX_OK || rc == FBX_ENOT_FOUND) {
 			filter_after = 1;
 		} else {
 			return rc;
 		}
 	}
+	klen = cmd_org_key(key, org, on, c0, i0);
+	/* the organisation's commands not in cmd_org yet, merged in */
+	rc = cmd_tail_collect(t, org, c0, i0, until_ms, filter_after, after,
+	    &tail, &nt);
+	if (rc != FBX_OK)
+		return rc;
 	mrc = mdb_cursor_open(t->txn, t->st->cmd_org, &cur);
-	if (mrc != 0)
+	if (mrc != 0) {
+		free(tail);
 		return read_err(mrc);
+	}
 	k.mv_size = klen;
 	k.mv_data = key;
 	mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-	while (mrc == 0 && (limit == 0 || n < limit)) {
+	ilive = 1;
+	while (limit == 0 || n < limit) {
 		struct fbx_command c;
 		const uint8_t *kb = k.mv_data;
-		int64_t created;
-		uint64_t id;
+		int64_t created = 0;
+		uint64_t id = 0;
 
-		if (!has_prefix(&k, key, pl))
-			break;
-		if (k.mv_size != pl + 16) {
-			rc = FBX_ECORRUPT;
-			goto out;
-		}
-		created = time_unkey(get_be64(kb + pl));
-		id = get_be64(kb + pl + 8);
-		if (until_ms != 0 && created >= until_ms)
-			break;
-		if (!filter_after || id > after) {
-			rc = cmd_load(t, id, 0, &c);
-			if (rc == FBX_ENOT_FOUND)
+		if (ilive && mrc == 0) {
+			if (!has_prefix(&k, key, pl)) {
+				ilive = 0;
+			} else if (k.mv_size != pl + 16) {
 				rc = FBX_ECORRUPT;
-			if (rc != FBX_OK)
 				goto out;
-			n++;
-			if (fn(arg, &c) != 0)
-				break;
+			} else {
+				created = time_unkey(get_be64(kb + pl));
+				id = get_be64(kb + pl + 8);
+				if (until_ms != 0 && created >= until_ms)
+					ilive = 0;
+			}
+		} else if (ilive) {
+			if (mrc != MDB_NOTFOUND) {
+				rc = read_err(mrc);
+				goto out;
+			}
+			ilive = 0;
 		}
-		mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
-	}
-	if (mrc != 0 && mrc != MDB_NOTFOUND) {
-		rc = read_err(mrc);
-		goto out;
+		if (ti < nt && (!ilive || tail[ti].created < created ||
+		                   (tail[ti].created == created &&
+		                       tail[ti].id < id))) {
+			id = tail[ti++].id; /* next in order: not indexed */
+		} else if (!ilive) {
+			break;
+		} else {
+			mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+			if (filter_after && id <= after)
+				continue;
+		}
+		rc = cmd_load(t, id, 0, &c);
+		if (rc == FBX_ENOT_FOUND)
+			rc = FBX_ECORRUPT;
+		if (rc != FBX_OK)
+			goto out;
+		n++;
+		if (fn(arg, &c) != 0)
+			break;
 	}
 	rc = FBX_OK;
 out:
 	mdb_cursor_close(cur);
+	free(tail);
 	return rc;
 }
 
@@ -3470,36 +3850,42 @@ audit_ix_key(uint8_t *k, const char *org, size_t olen, const char *actor,
 	return n + 8;
 }
 
-/* audit_index_add - the index entries of record seq. @return an LMDB
- * code, or AUDIT_BADREC when the record does not parse. */
+/* audit_ix_org - the audit_org and audit_actor entries of record seq.
+ * @return an LMDB code */
 static int
-audit_index_add(
-    MDB_txn *txn, fbx_store *st, uint64_t seq, const void *rec, size_t len)
+audit_ix_org(MDB_txn *txn, fbx_store *st, uint64_t seq,
+    const struct audit_ix *ix)
 {
-	struct audit_ix ix;
-	MDB_cursor *cur = NULL;
-	uint8_t kb[KEY_MAX], tb[8], sb[8];
+	uint8_t kb[KEY_MAX], sb[8];
 	MDB_val k, v;
 	int mrc;
 
-	if (audit_parse(rec, len, &ix) != 0)
-		return AUDIT_BADREC;
 	for (int i = 0; i < 8; i++)
-		sb[i] = (uint8_t)((uint64_t)ix.at_ms >> (8 * i));
+		sb[i] = (uint8_t)((uint64_t)ix->at_ms >> (8 * i));
 	v.mv_size = 8;
 	v.mv_data = sb;
 	k.mv_data = kb;
-	k.mv_size = audit_ix_key(kb, ix.org, ix.olen, NULL, 0, seq);
+	k.mv_size = audit_ix_key(kb, ix->org, ix->olen, NULL, 0, seq);
 	mrc = mdb_put(txn, st->audit_org, &k, &v, 0);
 	if (mrc != 0)
 		return mrc;
-	k.mv_size = audit_ix_key(kb, ix.org, ix.olen, ix.actor, ix.alen, seq);
+	k.mv_size = audit_ix_key(kb, ix->org, ix->olen, ix->actor, ix->alen,
+	    seq);
 	v.mv_size = 8;
 	v.mv_data = sb;
-	mrc = mdb_put(txn, st->audit_actor, &k, &v, 0);
-	if (mrc != 0)
-		return mrc;
-	/* the time index only grows when the running maximum rises */
+	return mdb_put(txn, st->audit_actor, &k, &v, 0);
+}
+
+/* audit_ix_time - the audit_time entry of record seq, if its time
+ * raises the running maximum. @return an LMDB code */
+static int
+audit_ix_time(MDB_txn *txn, fbx_store *st, uint64_t seq, int64_t at_ms)
+{
+	MDB_cursor *cur = NULL;
+	uint8_t tb[8], sb[8];
+	MDB_val k, v;
+	int mrc;
+
 	mrc = mdb_cursor_open(txn, st->audit_time, &cur);
 	if (mrc != 0)
 		return mrc;
@@ -3507,8 +3893,8 @@ audit_index_add(
 	if (mrc == 0 && k.mv_size != 8)
 		mrc = MDB_CORRUPTED;
 	if (mrc == MDB_NOTFOUND ||
-	    (mrc == 0 && get_be64(k.mv_data) < time_key(ix.at_ms))) {
-		put_be64(tb, time_key(ix.at_ms));
+	    (mrc == 0 && get_be64(k.mv_data) < time_key(at_ms))) {
+		put_be64(tb, time_key(at_ms));
 		for (int i = 0; i < 8; i++)
 			sb[i] = (uint8_t)(seq >> (8 * i));
 		k.mv_size = 8;
@@ -3519,6 +3905,64 @@ audit_index_add(
 	}
 	mdb_cursor_close(cur);
 	return mrc;
+}
+
+/* audit_index_add - every index entry of record seq (the upgrade from
+ * schema 1). @return an LMDB code, or AUDIT_BADREC when the record does
+ * not parse. */
+static int
+audit_index_add(
+    MDB_txn *txn, fbx_store *st, uint64_t seq, const void *rec, size_t len)
+{
+	struct audit_ix ix;
+	int mrc;
+
+	if (audit_parse(rec, len, &ix) != 0)
+		return AUDIT_BADREC;
+	mrc = audit_ix_org(txn, st, seq, &ix);
+	return mrc != 0 ? mrc : audit_ix_time(txn, st, seq, ix.at_ms);
+}
+
+/* audit_ix_catch - the audit_org and audit_actor entries of records
+ * (from, to] (see "deferred indexes"). @return an LMDB code */
+static int
+audit_ix_catch(MDB_txn *txn, fbx_store *st, uint64_t from, uint64_t to)
+{
+	MDB_cursor *cur = NULL;
+	MDB_val k, v;
+	uint8_t kb[8];
+	int mrc;
+
+	if (from >= to)
+		return 0;
+	mrc = mdb_cursor_open(txn, st->audit, &cur);
+	if (mrc != 0)
+		return mrc;
+	put_be64(kb, from + 1);
+	k.mv_size = 8;
+	k.mv_data = kb;
+	mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	while (mrc == 0) {
+		struct audit_ix ix;
+		uint64_t seq;
+		if (k.mv_size != 8) {
+			mrc = MDB_CORRUPTED;
+			break;
+		}
+		seq = get_be64(k.mv_data);
+		if (seq > to)
+			break;
+		if (audit_parse(v.mv_data, v.mv_size, &ix) != 0) {
+			mrc = MDB_CORRUPTED;
+			break;
+		}
+		mrc = audit_ix_org(txn, st, seq, &ix);
+		if (mrc != 0)
+			break;
+		mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+	}
+	mdb_cursor_close(cur);
+	return mrc == MDB_NOTFOUND ? 0 : mrc;
 }
 
 static void
@@ -3605,7 +4049,15 @@ fbx_store_audit_put(fbx_txn *t, uint64_t seq, const void *rec, size_t len)
 	if (mrc == MDB_KEYEXIST)
 		return FBX_EINVALID; /* not after the last: the chain is linear */
 	if (mrc == 0)
-		mrc = audit_index_add(t->txn, t->st, seq, rec, len);
+		mrc = audit_ix_time(t->txn, t->st, seq, ix.at_ms);
+	if (mrc == 0 && t->st->ix_lag <= 1) {
+		mrc = ixw_unlag(t->txn, t->st, IXW_AUDIT, seq, audit_ix_catch);
+		if (mrc == 0)
+			mrc = audit_ix_org(t->txn, t->st, seq, &ix);
+	} else if (mrc == 0) {
+		mrc = ixw_lagging(t->txn, t->st, IXW_AUDIT, seq,
+		    audit_ix_catch);
+	}
 	return mrc == 0 ? FBX_OK : txn_fail(t, mrc);
 }
 
@@ -3655,6 +4107,89 @@ struct ix_stream {
 	uint64_t seq;
 	int64_t at_ms;
 };
+
+/* The records after the audit_org mark (no index entry yet) a query
+ * selects, read from the log itself in sequence order: at most
+ * st->ix_lag records, all with sequences above every indexed one. */
+struct ix_tail {
+	MDB_cursor *cur;
+	const char *org, *actor; /* actor NULL: any */
+	size_t olen, alen;
+	int star; /* the global records ("*") too */
+	int live;
+	uint64_t seq;
+	int64_t at_ms;
+	uint64_t passed; /* records read and not selected */
+};
+
+/* tail_take - from the cursor's record (mrc from the positioning call)
+ * on, the first the query selects. @return FBX_OK or an error. */
+static int
+tail_take(struct ix_tail *tl, int mrc, MDB_val *k, MDB_val *v)
+{
+	tl->live = 0;
+	while (mrc == 0) {
+		struct audit_ix ix;
+		if (k->mv_size != 8 ||
+		    audit_parse(v->mv_data, v->mv_size, &ix) != 0)
+			return FBX_ECORRUPT;
+		if (((ix.olen == tl->olen &&
+		         memcmp(ix.org, tl->org, tl->olen) == 0) ||
+		        (tl->star && ix.olen == 1 && ix.org[0] == '*')) &&
+		    (tl->actor == NULL ||
+		        (ix.alen == tl->alen &&
+		            memcmp(ix.actor, tl->actor, tl->alen) == 0))) {
+			tl->seq = get_be64(k->mv_data);
+			tl->at_ms = ix.at_ms;
+			tl->live = 1;
+			return FBX_OK;
+		}
+		tl->passed++;
+		mrc = mdb_cursor_get(tl->cur, k, v, MDB_NEXT);
+	}
+	return mrc == MDB_NOTFOUND ? FBX_OK : FBX_ESTORAGE;
+}
+
+/* tail_open - the tail of a query from sequence `from` on, if the
+ * audit_org mark leaves one. */
+static int
+tail_open(fbx_txn *t, struct ix_tail *tl, const char *org,
+    const char *actor, uint64_t from)
+{
+	MDB_val k, v;
+	uint8_t kb[8];
+	uint64_t wm;
+	int present, mrc;
+
+	mrc = ixw_get(t->txn, t->st, IXW_AUDIT, &wm, &present);
+	if (mrc != 0)
+		return mrc == MDB_CORRUPTED ? FBX_ECORRUPT : FBX_ESTORAGE;
+	if (!present)
+		return FBX_OK;
+	tl->org = org;
+	tl->olen = strlen(org);
+	tl->actor = actor;
+	tl->alen = actor != NULL ? strlen(actor) : 0;
+	tl->star = strcmp(org, "*") != 0;
+	if (mdb_cursor_open(t->txn, t->st->audit, &tl->cur) != 0) {
+		tl->cur = NULL;
+		return FBX_ESTORAGE;
+	}
+	put_be64(kb, from > wm + 1 ? from : wm + 1);
+	k.mv_size = 8;
+	k.mv_data = kb;
+	return tail_take(tl, mdb_cursor_get(tl->cur, &k, &v, MDB_SET_RANGE),
+	    &k, &v);
+}
+
+static int
+tail_next(struct ix_tail *tl)
+{
+	MDB_val k, v;
+
+	return tail_take(tl, mdb_cursor_get(tl->cur, &k, &v, MDB_NEXT), &k,
+	    &v);
+}
 
 /* stream_take - adopt the cursor's entry (mrc from the positioning call)
  * if it is under the prefix. @return FBX_OK or an error. */
@@ -3751,6 +4286,7 @@ fbx_store_audit_query(fbx_txn *t, const struct fbx_audit_query *q,
     fbx_audit_fn fn, void *arg, uint64_t *next_after)
 {
 	struct ix_stream s[2];
+	struct ix_tail tl;
 	uint64_t lo, hi = UINT64_MAX, last = 0, reads = 0, next = 0;
 	MDB_dbi dbi;
 	const char *actor;
@@ -3764,6 +4300,7 @@ fbx_store_audit_query(fbx_txn *t, const struct fbx_audit_query *q,
 	if (t->err != 0)
 		return t->err;
 	memset(s, 0, sizeof(s));
+	memset(&tl, 0, sizeof(tl));
 	actor = q->actor != NULL && q->actor[0] != '\0' ? q->actor : NULL;
 	dbi = actor != NULL ? t->st->audit_actor : t->st->audit_org;
 	lo = q->after + 1;
@@ -3787,25 +4324,35 @@ fbx_store_audit_query(fbx_txn *t, const struct fbx_audit_query *q,
 	rc = stream_open(t->txn, dbi, &s[0], q->org, actor, lo);
 	if (rc == FBX_OK && ns == 2)
 		rc = stream_open(t->txn, dbi, &s[1], "*", actor, lo);
+	/* and the records no index entry covers yet (deferred indexes):
+	 * their sequences are above every indexed one */
+	if (rc == FBX_OK)
+		rc = tail_open(t, &tl, q->org, actor, lo);
 	while (rc == FBX_OK) {
 		struct ix_stream *c = NULL;
+		uint64_t cseq;
+		int64_t cat;
 		for (int i = 0; i < ns; i++)
 			if (s[i].live && (c == NULL || s[i].seq < c->seq))
 				c = &s[i];
-		if (c == NULL || c->seq >= hi)
+		if (c == NULL && !tl.live)
+			break;
+		cseq = c != NULL ? c->seq : tl.seq;
+		cat = c != NULL ? c->at_ms : tl.at_ms;
+		if (cseq >= hi)
 			break; /* the window is exhausted */
 		if (reads >= q->max_reads) {
 			next = last; /* everything up to last was looked at */
 			break;
 		}
 		reads++;
-		last = c->seq;
-		if ((q->since_ms == 0 || c->at_ms >= q->since_ms) &&
-		    (q->until_ms == 0 || c->at_ms < q->until_ms)) {
+		last = cseq;
+		if ((q->since_ms == 0 || cat >= q->since_ms) &&
+		    (q->until_ms == 0 || cat < q->until_ms)) {
 			uint8_t kb[8];
 			MDB_val k = { 8, kb }, v;
 			int mrc;
-			put_be64(kb, c->seq);
+			put_be64(kb, cseq);
 			reads++;
 			mrc = mdb_get(t->txn, t->st->audit, &k, &v);
 			if (mrc != 0) {
@@ -3814,18 +4361,22 @@ fbx_store_audit_query(fbx_txn *t, const struct fbx_audit_query *q,
 							   FBX_ESTORAGE;
 				break;
 			}
-			if (fn(arg, c->seq, v.mv_data, v.mv_size) != 0) {
-				next = c->seq - 1; /* offered again next time */
+			if (fn(arg, cseq, v.mv_data, v.mv_size) != 0) {
+				next = cseq - 1; /* offered again next time */
 				break;
 			}
 		}
-		rc = stream_next(c);
+		rc = c != NULL ? stream_next(c) : tail_next(&tl);
 	}
 out:
 	for (int i = 0; i < 2; i++)
 		if (s[i].cur != NULL)
 			mdb_cursor_close(s[i].cur);
-	count_reads(t->st, reads);
+	if (tl.cur != NULL)
+		mdb_cursor_close(tl.cur);
+	/* records of the tail passed over count as read, not against the
+	 * call's bound (at most st->ix_lag of them) */
+	count_reads(t->st, reads + tl.passed);
 	if (rc == FBX_OK)
 		*next_after = next;
 	return rc;

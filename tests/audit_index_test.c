@@ -58,6 +58,11 @@ is_global(uint64_t i)
 	return i % 50000 == 13;
 }
 
+/* the per-organisation indexes lag by up to IX_LAG records: a query
+ * reads them from the index and the newest from the log itself, and its
+ * reads stay bounded by the rows plus IX_LAG */
+#define IX_LAG 100
+
 static fbx_store *
 open_at(const char *dir)
 {
@@ -68,6 +73,7 @@ open_at(const char *dir)
 	o.path = dir;
 	o.durability = FBX_DURABLE_NOSYNC;
 	o.map_size = (size_t)256 << 20;
+	o.index_lag = IX_LAG;
 	if (fbx_store_open(&o, &st) != FBX_OK)
 		return NULL;
 	return st;
@@ -266,7 +272,8 @@ test_lists(fbx_store *st)
 		ok = ok && (i == 0 || v[i].seq > v[i - 1].seq);
 	}
 	CHECK(ok, "rare: the organisation's and the global records, in order");
-	CHECK(reads_of(st) - r0 <= 2 * 14 + 4, "rare: %llu reads for 14 rows",
+	CHECK(reads_of(st) - r0 <= 2 * 14 + 4 + IX_LAG,
+	    "rare: %llu reads for 14 rows",
 	    (unsigned long long)(reads_of(st) - r0));
 
 	/* by actor: carol's 5 (no global one is hers) */
@@ -276,7 +283,7 @@ test_lists(fbx_store *st)
 	for (long i = 0; ok && i < n; i++)
 		ok = !strcmp(v[i].actor, "carol") && !strcmp(v[i].org, "rare");
 	CHECK(ok, "rare by carol: n %ld", n);
-	CHECK(reads_of(st) - r0 <= 2 * 5 + 4, "carol: %llu reads",
+	CHECK(reads_of(st) - r0 <= 2 * 5 + 4 + IX_LAG, "carol: %llu reads",
 	    (unsigned long long)(reads_of(st) - r0));
 
 	/* a late --since on the big organisation: one page, read bounded */

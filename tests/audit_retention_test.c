@@ -52,6 +52,9 @@ open_at(const char *dir)
 	o.path = dir;
 	o.durability = FBX_DURABLE_NOSYNC;
 	o.map_size = (size_t)128 << 20;
+	/* the per-organisation indexes lag by up to 700 records: pruning
+	 * meets records with entries and records without */
+	o.index_lag = 700;
 	if (fbx_store_open(&o, &st) != FBX_OK)
 		return NULL;
 	return st;
@@ -471,13 +474,21 @@ test_prune(const char *dir)
 	}
 	for (size_t i = 0; i < nf; i++)
 		free(names[i]);
+	memset(&ss, 0, sizeof(ss));
+	CHECK(fbx_store_stat(e->st, &ss) == FBX_OK && ss.audit_ix_lag > 0 &&
+	        ss.audit_ix_lag < 700,
+	    "index lag %llu", (unsigned long long)ss.audit_ix_lag);
 	fbx_store_close(e->st);
 	e->st = NULL;
-	/* the index tables hold exactly the records left */
-	CHECK(count_ix(dir, "audit_org") == N_YOUNG + 3 &&
-	        count_ix(dir, "audit_actor") == N_YOUNG + 3,
-	    "index entries: org %ld actor %ld", count_ix(dir, "audit_org"),
-	    count_ix(dir, "audit_actor"));
+	/* the index tables hold exactly the records left, but for the
+	 * newest ones not indexed yet */
+	CHECK(count_ix(dir, "audit_org") + (long)ss.audit_ix_lag ==
+	            N_YOUNG + 3 &&
+	        count_ix(dir, "audit_actor") + (long)ss.audit_ix_lag ==
+	            N_YOUNG + 3,
+	    "index entries: org %ld actor %ld (lag %llu)",
+	    count_ix(dir, "audit_org"), count_ix(dir, "audit_actor"),
+	    (unsigned long long)ss.audit_ix_lag);
 	CHECK(count_ix(dir, "audit_time") >= 1 &&
 	        count_ix(dir, "audit_time") <= N_YOUNG + 3 + 1,
 	    "time entries %ld", count_ix(dir, "audit_time"));
