@@ -93,8 +93,9 @@ struct fbx_store_stat {
  * the named databases, clear stale reader slots of dead processes. A
  * store of schema 1 is upgraded first: its audit indexes are built in
  * bounded write transactions (resumed after a crash; the count is in
- * fbx_store_stat.audit_upgraded); a schema 2 store cannot be opened by
- * a version that only knows schema 1.
+ * fbx_store_stat.audit_upgraded); a schema 2 store becomes schema 3
+ * (deferred index marks, fbx_store_opts.index_lag). A store cannot be
+ * opened by a version that only knows an older schema (FBX_ECORRUPT).
  * @param[out] out the store; written only on success.
  * @return FBX_OK, FBX_EINVAL (bad options), FBX_EIO (cannot create or open
  * the directory or file), FBX_ECORRUPT (not a fusebox store, or a newer
@@ -563,7 +564,12 @@ struct fbx_audit_query {
  * fbx_store_audit_query - the records a query selects, in sequence order,
  * found through the indexes: O(log n) to start, then one index entry per
  * record of the organisation (and actor) in the range, and one record
- * read per record in the window. Stops after q->max_reads reads.
+ * read per record in the window. Stops after q->max_reads reads. The
+ * records no index entry covers yet (fbx_store_opts.index_lag, LMDB) are
+ * read from the log after the indexed ones: each one the query selects
+ * counts as an index entry; those it passes over do not count against
+ * max_reads (they are at most index_lag records, and are counted in
+ * fbx_store_stat.audit_reads).
  * @param[out] next_after where the next call starts (its q->after): the
  * last sequence looked at when the read budget ran out; seq - 1 when fn
  * stopped at record seq (fn is offered that record again next time, so

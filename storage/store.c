@@ -6,14 +6,14 @@
  * so a damaged record gives FBX_ECORRUPT, never a crash. LMDB codes are
  * translated to fbx_err here and nowhere else.
  *
- * Storage schema (schema version 2): this block is its reference.
+ * Storage schema (schema version 3): this block is its reference.
  * Integers in keys are big-endian so byte order is numeric order; a signed
  * time in a key is stored as (u64)ms ^ 2^63 so negative times sort first.
  * "\0" is a NUL byte separating identifiers, which never contain one; it
  * makes prefix scans stop exactly at the organisation boundary ("a\0"
  * never matches "ab\0...").
  *
- *   meta        "schema"                        -> u32 schema version (2)
+ *   meta        "schema"                        -> u32 schema version (3)
  *               "audit_verified"                -> audit mark: the last
  *               record `audit verify` found intact (its checkpoint)
  *               "audit_anchor"                  -> audit mark: the last
@@ -95,7 +95,12 @@
  * Upgrade 1 -> 2 (at open): the three audit indexes are built for the
  * existing records in write transactions of AUDIT_UPGRADE_BATCH records,
  * progress kept in meta "audit_ix" so a crash resumes where it stopped;
- * the schema version becomes 2 in the last of them.
+ * the schema version becomes 3 in the last of them.
+ * Upgrade 2 -> 3 (at open): the version only. Version 3 stores may hold
+ * the deferred-index marks "ixw_cmd"/"ixw_audit", which a version 2
+ * binary would not read (its listings would miss the records after a
+ * mark, and the entries it wrote there would be listed twice later):
+ * it refuses a version 3 store.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -114,7 +119,7 @@
 #include "fbx_store.h"
 #include "store_pg.h" /* the LMDB calls below: LMDB or PostgreSQL */
 
-#define SCHEMA_VERSION 2
+#define SCHEMA_VERSION 3
 /* records indexed per write transaction when upgrading a version 1 store */
 #define AUDIT_UPGRADE_BATCH 20000
 #define AUDIT_V1 1
@@ -1107,6 +1112,30 @@ out:
 	return rc;
 }
 
+/* schema_set - write the schema version (2 -> 3: nothing else changes;
+ * a store of version 3 may hold deferred-index marks, which a binary of
+ * version 2 would not read, so it refuses the store). */
+static int
+schema_set(fbx_store *st, uint32_t ver)
+{
+	MDB_txn *txn = NULL;
+	MDB_val k = { 6, "schema" }, v;
+	uint8_t vb[4] = { (uint8_t)ver, 0, 0, 0 };
+	int mrc;
+
+	mrc = mdb_txn_begin(st->env, NULL, 0, &txn);
+	if (mrc != 0)
+		return map_err(mrc);
+	v.mv_size = 4;
+	v.mv_data = vb;
+	mrc = mdb_put(txn, st->meta, &k, &v, 0);
+	if (mrc == 0)
+		mrc = mdb_txn_commit(txn);
+	else
+		mdb_txn_abort(txn);
+	return map_err(mrc);
+}
+
 /* audit_index_add's code for a record it cannot parse: neither an errno
  * (positive) nor an LMDB code (-30799..-30780). */
 #define AUDIT_BADREC (-1)
@@ -1335,7 +1364,9 @@ env:
 		st->map_size_max = st->map_size;
 	rc = schema_init(st, &ver);
 	if (rc == FBX_OK && ver < 2)
-		rc = audit_upgrade(st);
+		rc = audit_upgrade(st); /* ends at SCHEMA_VERSION */
+	else if (rc == FBX_OK && ver < SCHEMA_VERSION)
+		rc = schema_set(st, SCHEMA_VERSION);
 	if (rc != FBX_OK)
 		goto out;
 	if (st->data_path != NULL) {
@@ -1901,6 +1932,10 @@ ixw_lagging(MDB_txn *txn, fbx_store *st, int which, uint64_t id,
 	mrc = ixw_get(txn, st, which, &wm, &present);
 	if (mrc != 0)
 		return mrc;
+	if (present && id <= wm)
+		return catch(txn, st, id - 1, id); /* an id below the mark
+		    (the newest records were deleted and their ids used
+		    again): indexed now, as the mark says */
 	if (!present)
 		wm = id - 1;
 	if (id - wm >= st->ix_lag) {
@@ -2161,9 +2196,10 @@ fbx_store_cmd_put(fbx_txn *t, const struct fbx_command *cmd)
 		return rc;
 	if (strcmp(old.org, cmd->org) != 0 ||
 	    old.created_ms != cmd->created_ms) {
-		uint64_t wm;
-		int present;
-		mrc = ixw_get(t->txn, st, IXW_CMD, &wm, &present);
+		uint64_t wm = 0;
+		int present = 0;
+		if (!fbxi_kv_is_pg(st->env))
+			mrc = ixw_get(t->txn, st, IXW_CMD, &wm, &present);
 		if (mrc != 0)
 			return txn_fail(t, mrc);
 		if (present && cmd->id > wm)
@@ -2266,6 +2302,8 @@ cmd_tail_collect(fbx_txn *t, const char *org, int64_t c0, uint64_t i0,
 
 	*out = NULL;
 	*nout = 0;
+	if (fbxi_kv_is_pg(t->st->env))
+		return FBX_OK; /* indexed at once there: no mark to read */
 	mrc = ixw_get(t->txn, t->st, IXW_CMD, &wm, &present);
 	if (mrc != 0)
 		return read_err(mrc);
@@ -4116,6 +4154,7 @@ struct ix_tail {
 	const char *org, *actor; /* actor NULL: any */
 	size_t olen, alen;
 	int star; /* the global records ("*") too */
+	uint64_t hi; /* the window ends before this sequence */
 	int live;
 	uint64_t seq;
 	int64_t at_ms;
@@ -4133,6 +4172,8 @@ tail_take(struct ix_tail *tl, int mrc, MDB_val *k, MDB_val *v)
 		if (k->mv_size != 8 ||
 		    audit_parse(v->mv_data, v->mv_size, &ix) != 0)
 			return FBX_ECORRUPT;
+		if (get_be64(k->mv_data) >= tl->hi)
+			return FBX_OK; /* past the window */
 		if (((ix.olen == tl->olen &&
 		         memcmp(ix.org, tl->org, tl->olen) == 0) ||
 		        (tl->star && ix.olen == 1 && ix.org[0] == '*')) &&
@@ -4154,13 +4195,15 @@ tail_take(struct ix_tail *tl, int mrc, MDB_val *k, MDB_val *v)
  * audit_org mark leaves one. */
 static int
 tail_open(fbx_txn *t, struct ix_tail *tl, const char *org,
-    const char *actor, uint64_t from)
+    const char *actor, uint64_t from, uint64_t hi)
 {
 	MDB_val k, v;
 	uint8_t kb[8];
 	uint64_t wm;
 	int present, mrc;
 
+	if (fbxi_kv_is_pg(t->st->env))
+		return FBX_OK; /* indexed at once there: no mark to read */
 	mrc = ixw_get(t->txn, t->st, IXW_AUDIT, &wm, &present);
 	if (mrc != 0)
 		return mrc == MDB_CORRUPTED ? FBX_ECORRUPT : FBX_ESTORAGE;
@@ -4171,6 +4214,7 @@ tail_open(fbx_txn *t, struct ix_tail *tl, const char *org,
 	tl->actor = actor;
 	tl->alen = actor != NULL ? strlen(actor) : 0;
 	tl->star = strcmp(org, "*") != 0;
+	tl->hi = hi;
 	if (mdb_cursor_open(t->txn, t->st->audit, &tl->cur) != 0) {
 		tl->cur = NULL;
 		return FBX_ESTORAGE;
@@ -4327,7 +4371,7 @@ fbx_store_audit_query(fbx_txn *t, const struct fbx_audit_query *q,
 	/* and the records no index entry covers yet (deferred indexes):
 	 * their sequences are above every indexed one */
 	if (rc == FBX_OK)
-		rc = tail_open(t, &tl, q->org, actor, lo);
+		rc = tail_open(t, &tl, q->org, actor, lo, hi);
 	while (rc == FBX_OK) {
 		struct ix_stream *c = NULL;
 		uint64_t cseq;

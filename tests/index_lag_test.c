@@ -354,6 +354,37 @@ main(void)
 	    "the indexes caught up %d and %d times", caught_cmd, caught_audit);
 	check_all(e->st, "lag 50, end");
 
+	/* the newest commands deleted, the mark among them: the next
+	 * appends take their ids again (the last id + 1), below the mark,
+	 * and are indexed at once, as the mark says */
+	{
+		uint64_t last = cmds[ncmds - 1].id, mark, from;
+		fbx_txn *t = NULL;
+		size_t w = 0;
+		int ok = 1;
+		memset(&ss, 0, sizeof(ss));
+		fbx_store_stat(e->st, &ss);
+		mark = last - ss.cmd_ix_lag;
+		from = mark > 3 ? mark - 3 : 1;
+		ok = fbx_txn_begin(e->st, 1, &t) == FBX_OK;
+		for (uint64_t id = from; ok && id <= last; id++)
+			ok = fbx_store_cmd_delete(t, id) == FBX_OK;
+		ok = ok && fbx_txn_commit(t) == FBX_OK;
+		CHECK(ok, "delete commands %llu..%llu (mark %llu)",
+		    (unsigned long long)from, (unsigned long long)last,
+		    (unsigned long long)mark);
+		for (size_t r = 0; r < ncmds; r++)
+			if (cmds[r].id < from)
+				cmds[w++] = cmds[r];
+		ncmds = w;
+		CHECK(write_batch(e, &i, 6, 1) == FBX_OK, "appends after it");
+		CHECK(cmds[ncmds - 6].id == from, "ids used again from %llu",
+		    (unsigned long long)cmds[ncmds - 6].id);
+		check_all(e->st, "ids used again below the mark");
+		CHECK(write_batch(e, &i, 60, 1) == FBX_OK, "60 more");
+		check_all(e->st, "ids used again, then a catch-up");
+	}
+
 	/* a transaction that crosses the lag, aborted: nothing of it stays,
 	 * neither entries nor marks */
 	memset(&ss, 0, sizeof(ss));
