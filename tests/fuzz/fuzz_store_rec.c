@@ -104,8 +104,20 @@ fuzz_cmd(const uint8_t *p, size_t n)
 		return;
 	v.mv_size = hlen;
 	v.mv_data = (void *)(p + 2);
-	if (cmd_hdr_decode(7, &v, &a, &plen, &ndev) != FBX_OK)
-		return;
+	{
+		/* the deferred cmd_org index's short read agrees with the
+		 * full decode wherever that succeeds (it may accept more) */
+		const char *org = NULL;
+		size_t olen = 0;
+		int64_t created = 0;
+		int qrc = cmd_hdr_org(&v, &org, &olen, &created);
+		if (cmd_hdr_decode(7, &v, &a, &plen, &ndev) != FBX_OK)
+			return;
+		FUZZ_CHECK(a.org[0] == '\0' ||
+		    (qrc == 0 && olen == strlen(a.org) &&
+		        memcmp(org, a.org, olen) == 0 &&
+		        created == a.created_ms));
+	}
 	FUZZ_CHECK(a.payload == NULL && a.dev_ids == NULL);
 	FUZZ_CHECK(plen <= FBX_PAYLOAD_MAX && ndev <= FBX_DEVICES_PER_CMD_MAX);
 	FUZZ_CHECK(cmd_hdr_encode(&a, plen, ndev, e1, sizeof(e1), &l1) ==
