@@ -1965,18 +1965,22 @@ ixw_unlag(MDB_txn *txn, fbx_store *st, int which, uint64_t id,
 	return mrc != 0 ? mrc : ixw_set(txn, st, which, 0);
 }
 
-/* cmd_ix_catch - write the cmd_org entries of commands (from, to]. */
+/* ixw_walk - call one(txn, st, id, record) for each record of table
+ * dbi with a key (u64) in (from, to], in key order (the catch-up of a
+ * deferred index). @return an LMDB code */
 static int
-cmd_ix_catch(MDB_txn *txn, fbx_store *st, uint64_t from, uint64_t to)
+ixw_walk(MDB_txn *txn, fbx_store *st, MDB_dbi dbi, uint64_t from,
+    uint64_t to,
+    int (*one)(MDB_txn *, fbx_store *, uint64_t, const MDB_val *))
 {
 	MDB_cursor *cur = NULL;
-	MDB_val k, v, ek = { 0, NULL }, ev = { 0, NULL };
-	uint8_t kb[8], key[KEY_MAX];
+	MDB_val k, v;
+	uint8_t kb[8];
 	int mrc;
 
 	if (from >= to)
 		return 0;
-	mrc = mdb_cursor_open(txn, st->cmd, &cur);
+	mrc = mdb_cursor_open(txn, dbi, &cur);
 	if (mrc != 0)
 		return mrc;
 	put_be64(kb, from + 1);
@@ -1984,9 +1988,6 @@ cmd_ix_catch(MDB_txn *txn, fbx_store *st, uint64_t from, uint64_t to)
 	k.mv_data = kb;
 	mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
 	while (mrc == 0) {
-		const char *org;
-		size_t olen;
-		int64_t created;
 		uint64_t id;
 		if (k.mv_size != 8) {
 			mrc = MDB_CORRUPTED;
@@ -1995,19 +1996,37 @@ cmd_ix_catch(MDB_txn *txn, fbx_store *st, uint64_t from, uint64_t to)
 		id = get_be64(k.mv_data);
 		if (id > to)
 			break;
-		if (cmd_hdr_org(&v, &org, &olen, &created) != 0) {
-			mrc = MDB_CORRUPTED;
-			break;
-		}
-		ek.mv_size = cmd_org_key(key, org, olen, created, id);
-		ek.mv_data = key;
-		mrc = mdb_put(txn, st->cmd_org, &ek, &ev, 0);
+		mrc = one(txn, st, id, &v);
 		if (mrc != 0)
 			break;
 		mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
 	}
 	mdb_cursor_close(cur);
 	return mrc == MDB_NOTFOUND ? 0 : mrc;
+}
+
+/* cmd_ix_one - the cmd_org entry of command id (header v). */
+static int
+cmd_ix_one(MDB_txn *txn, fbx_store *st, uint64_t id, const MDB_val *v)
+{
+	MDB_val ek, ev = { 0, NULL };
+	uint8_t key[KEY_MAX];
+	const char *org;
+	size_t olen;
+	int64_t created;
+
+	if (cmd_hdr_org(v, &org, &olen, &created) != 0)
+		return MDB_CORRUPTED;
+	ek.mv_size = cmd_org_key(key, org, olen, created, id);
+	ek.mv_data = key;
+	return mdb_put(txn, st->cmd_org, &ek, &ev, 0);
+}
+
+/* cmd_ix_catch - write the cmd_org entries of commands (from, to]. */
+static int
+cmd_ix_catch(MDB_txn *txn, fbx_store *st, uint64_t from, uint64_t to)
+{
+	return ixw_walk(txn, st, st->cmd, from, to, cmd_ix_one);
 }
 
 int
@@ -3961,46 +3980,23 @@ audit_index_add(
 	return mrc != 0 ? mrc : audit_ix_time(txn, st, seq, ix.at_ms);
 }
 
+/* audit_ix_one - the audit_org and audit_actor entries of record seq. */
+static int
+audit_ix_one(MDB_txn *txn, fbx_store *st, uint64_t seq, const MDB_val *v)
+{
+	struct audit_ix ix;
+
+	if (audit_parse(v->mv_data, v->mv_size, &ix) != 0)
+		return MDB_CORRUPTED;
+	return audit_ix_org(txn, st, seq, &ix);
+}
+
 /* audit_ix_catch - the audit_org and audit_actor entries of records
  * (from, to] (see "deferred indexes"). @return an LMDB code */
 static int
 audit_ix_catch(MDB_txn *txn, fbx_store *st, uint64_t from, uint64_t to)
 {
-	MDB_cursor *cur = NULL;
-	MDB_val k, v;
-	uint8_t kb[8];
-	int mrc;
-
-	if (from >= to)
-		return 0;
-	mrc = mdb_cursor_open(txn, st->audit, &cur);
-	if (mrc != 0)
-		return mrc;
-	put_be64(kb, from + 1);
-	k.mv_size = 8;
-	k.mv_data = kb;
-	mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-	while (mrc == 0) {
-		struct audit_ix ix;
-		uint64_t seq;
-		if (k.mv_size != 8) {
-			mrc = MDB_CORRUPTED;
-			break;
-		}
-		seq = get_be64(k.mv_data);
-		if (seq > to)
-			break;
-		if (audit_parse(v.mv_data, v.mv_size, &ix) != 0) {
-			mrc = MDB_CORRUPTED;
-			break;
-		}
-		mrc = audit_ix_org(txn, st, seq, &ix);
-		if (mrc != 0)
-			break;
-		mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
-	}
-	mdb_cursor_close(cur);
-	return mrc == MDB_NOTFOUND ? 0 : mrc;
+	return ixw_walk(txn, st, st->audit, from, to, audit_ix_one);
 }
 
 static void
