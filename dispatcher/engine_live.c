@@ -276,6 +276,8 @@ fbx_engine_metrics(fbx_engine *e, struct fbx_metrics *m)
 		m->used_bytes = ss.used_bytes;
 		m->file_bytes = ss.file_bytes;
 		m->readers_used = ss.readers_used;
+		m->cmd_ix_lag = ss.cmd_ix_lag;
+		m->audit_ix_lag = ss.audit_ix_lag;
 	}
 	return FBX_OK;
 }

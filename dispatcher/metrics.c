@@ -385,6 +385,15 @@ render(struct buf *b, const struct fbx_metrics *m, int64_t now_ms)
 		one(b, "fusebox_store_readers_used", "gauge",
 		    "LMDB reader slots in use (every process)",
 		    m->readers_used);
+		head(b, "fusebox_store_index_lag", "gauge",
+		    "Records not yet in the per-organisation indexes "
+		    "(caught up every index_lag records; listings read them "
+		    "from the tables)");
+		bprintf(b,
+		    "fusebox_store_index_lag{index=\"commands\"} %" PRIu64
+		    "\nfusebox_store_index_lag{index=\"audit\"} %" PRIu64
+		    "\n",
+		    m->cmd_ix_lag, m->audit_ix_lag);
 	}
 }
 

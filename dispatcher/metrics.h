@@ -139,6 +139,9 @@ struct fbx_metrics {
 	int store_valid;
 	uint64_t map_bytes, used_bytes, file_bytes;
 	uint32_t readers_used;
+	/* records not yet in the deferred per-organisation indexes
+	 * (fbx_store_opts.index_lag): commands, audit records */
+	uint64_t cmd_ix_lag, audit_ix_lag;
 };
 
 /**

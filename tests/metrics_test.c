@@ -160,6 +160,7 @@ static const char *const required[] = {
 	"fusebox_store_map_bytes",
 	"fusebox_store_used_bytes",
 	"fusebox_store_readers_used",
+	"fusebox_store_index_lag{index=\"audit\"}",
 };
 
 static int
@@ -274,6 +275,17 @@ main(void)
 	                       "reason=\"attestation_failed\"}")),
 	    "a normal organisation is listed");
 
+	/* the audit records of this run wait for the deferred indexes'
+	 * first catch-up (every 8,192 records) */
+	FBXT_CHECK(value("fusebox_store_index_lag{index=\"audit\"}") >= 1 &&
+	        value("fusebox_store_index_lag{index=\"audit\"}") < 8192 &&
+	        value("fusebox_store_index_lag{index=\"commands\"}") >= 1,
+	    "index lags %g %g",
+	    value("fusebox_store_index_lag{index=\"commands\"}"),
+	    value("fusebox_store_index_lag{index=\"audit\"}"));
+	printf("index lags: commands %g, audit %g\n",
+	    value("fusebox_store_index_lag{index=\"commands\"}"),
+	    value("fusebox_store_index_lag{index=\"audit\"}"));
 	/* promtool's own check of the page */
 	snprintf(tmp, sizeof(tmp), "%s/metrics.txt", t.dir);
 	{
