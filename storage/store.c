@@ -2053,7 +2053,10 @@ fbx_store_cmd_append(fbx_txn *t, struct fbx_command *cmd)
 			return FBX_EINVALID;
 	}
 	on = strlen(cmd->org);
-	if (cmd->idem_key[0] != '\0') {
+	/* a key already used: LMDB refuses the idempotency put below
+	 * (MDB_NOOVERWRITE, before anything is written); PostgreSQL's
+	 * table is read first */
+	if (cmd->idem_key[0] != '\0' && fbxi_kv_is_pg(st->env)) {
 		uint64_t old;
 		rc = fbx_store_idem_get(t, cmd->org, cmd->idem_key, &old);
 		if (rc == FBX_OK)
@@ -2089,6 +2092,28 @@ fbx_store_cmd_append(fbx_txn *t, struct fbx_command *cmd)
 	mdb_cursor_close(cur);
 	cur = NULL;
 
+	if (cmd->idem_key[0] != '\0') {
+		uint8_t idle[8];
+		klen = key_cat(key, 0, cmd->org, on, 1);
+		klen = key_cat(key, klen, cmd->idem_key,
+		    strlen(cmd->idem_key), 0);
+		for (int i = 0; i < 8; i++)
+			idle[i] = (uint8_t)(id >> (8 * i));
+		k.mv_size = klen;
+		k.mv_data = key;
+		v.mv_size = 8;
+		v.mv_data = idle;
+		mrc = mdb_put(t->txn, st->idem, &k, &v,
+		    fbxi_kv_is_pg(st->env) ? 0 : MDB_NOOVERWRITE);
+		if (mrc == MDB_KEYEXIST) {
+			rc = FBX_EIDEMPOTENCY_CONFLICT; /* nothing written */
+			goto out;
+		}
+		if (mrc != 0) {
+			rc = txn_fail(t, mrc);
+			goto out;
+		}
+	}
 	put_be64(idb, id);
 	k.mv_size = 8;
 	k.mv_data = idb;
@@ -2145,23 +2170,6 @@ fbx_store_cmd_append(fbx_txn *t, struct fbx_command *cmd)
 		if (rc != FBX_OK)
 			goto out;
 	}
-	if (cmd->idem_key[0] != '\0') {
-		uint8_t idle[8];
-		klen = key_cat(key, 0, cmd->org, on, 1);
-		klen = key_cat(key, klen, cmd->idem_key,
-		    strlen(cmd->idem_key), 0);
-		for (int i = 0; i < 8; i++)
-			idle[i] = (uint8_t)(id >> (8 * i));
-		k.mv_size = klen;
-		k.mv_data = key;
-		v.mv_size = 8;
-		v.mv_data = idle;
-		mrc = mdb_put(t->txn, st->idem, &k, &v, 0);
-		if (mrc != 0) {
-			rc = txn_fail(t, mrc);
-			goto out;
-		}
-	}
 	cmd->id = id;
 	rc = FBX_OK;
 out:
@@ -2175,6 +2183,7 @@ fbx_store_cmd_put(fbx_txn *t, const struct fbx_command *cmd)
 {
 	fbx_store *st;
 	struct fbx_command old;
+	MDB_cursor *cur = NULL;
 	MDB_val k, v;
 	uint8_t idb[8], hdr[CMD_HDR_MAX], key[KEY_MAX];
 	uint32_t plen, ndev;
@@ -2188,20 +2197,30 @@ fbx_store_cmd_put(fbx_txn *t, const struct fbx_command *cmd)
 	put_be64(idb, cmd->id);
 	k.mv_size = 8;
 	k.mv_data = idb;
-	mrc = mdb_get(t->txn, st->cmd, &k, &v);
+	/* one descent: read the record and rewrite it where it is */
+	mrc = mdb_cursor_open(t->txn, st->cmd, &cur);
 	if (mrc != 0)
 		return read_err(mrc);
+	mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_KEY);
+	if (mrc != 0) {
+		mdb_cursor_close(cur);
+		return read_err(mrc);
+	}
 	rc = cmd_hdr_decode(cmd->id, &v, &old, &plen, &ndev);
-	if (rc != FBX_OK)
-		return rc;
 	/* Payload and device ids are journaled once by append: the stored
 	 * body stays, whatever the caller's struct holds. */
-	rc = cmd_hdr_encode(cmd, plen, ndev, hdr, sizeof(hdr), &hlen);
-	if (rc != FBX_OK)
+	if (rc == FBX_OK)
+		rc = cmd_hdr_encode(cmd, plen, ndev, hdr, sizeof(hdr), &hlen);
+	if (rc != FBX_OK) {
+		mdb_cursor_close(cur);
 		return rc;
+	}
+	k.mv_size = 8;
+	k.mv_data = idb;
 	v.mv_size = hlen;
 	v.mv_data = hdr;
-	mrc = mdb_put(t->txn, st->cmd, &k, &v, 0);
+	mrc = mdb_cursor_put(cur, &k, &v, MDB_CURRENT);
+	mdb_cursor_close(cur);
 	if (mrc != 0)
 		return txn_fail(t, mrc);
 	/* the active set changes only when the state crosses into or out

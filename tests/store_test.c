@@ -287,6 +287,12 @@ test_commands(fbx_store *st)
 	mk_cmd(&c2, "", 4000);
 	CHECK_RC(fbx_store_cmd_append(t, &c2), FBX_EINVALID);
 	CHECK_RC(fbx_txn_commit(t), FBX_OK);
+	/* the refused append wrote nothing: the next id is still 6 */
+	t = wtxn(st);
+	mk_cmd(&c2, "zz", 4000);
+	CHECK_RC(fbx_store_cmd_append(t, &c2), FBX_OK);
+	CHECK(c2.id == 6);
+	fbx_txn_abort(t);
 
 	t = rtxn(st);
 	memset(&col, 0, sizeof(col));
