@@ -72,6 +72,8 @@ canon_string(struct canon *c, const unsigned char **start, size_t *len)
 			p += 2;
 		} else if (*p < 0x20) {
 			return 0; /* and the end of the text */
+		} else if (*p < 0x80) {
+			p++; /* ASCII: most of every string, no length scan */
 		} else {
 			size_t l = utf8_len(p, strnlen((const char *)p, 4));
 			if (l == 0)

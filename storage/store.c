@@ -790,6 +790,14 @@ cmd_hdr_encode(const struct fbx_command *c, uint32_t payload_len,
 	return FBX_OK;
 }
 
+struct cmd_peek {
+	const char *org; /* in the record, not NUL-terminated */
+	size_t olen;
+	int64_t created;
+	uint32_t plen, ndev;
+	uint8_t state;
+};
+
 /* cmd_hdr_org - the organisation (not NUL-terminated) and created_ms of
  * a command header, without decoding the rest (the deferred cmd_org
  * index reads them from many records). @return 0, or -1 when the header
@@ -823,6 +831,37 @@ cmd_hdr_org(const MDB_val *v, const char **org, size_t *olen,
 		return -1;
 	*org = (const char *)r.p;
 	*olen = n;
+	return 0;
+}
+
+/* cmd_hdr_peek - what a rewrite needs from the stored header (state,
+ * organisation, created_ms, the body sizes), read in place without
+ * decoding the rest: the rewrite replaces every other field with the
+ * caller's. @return 0, or -1 when that part of the header is damaged. */
+static int
+cmd_hdr_peek(const MDB_val *v, struct cmd_peek *pk)
+{
+	struct rd r = { v->mv_data, (const uint8_t *)v->mv_data + v->mv_size,
+		0 };
+	size_t n;
+
+	if (cmd_hdr_org(v, &pk->org, &pk->olen, &pk->created) != 0)
+		return -1;
+	pk->state = ((const uint8_t *)v->mv_data)[5];
+	r.p = (const uint8_t *)pk->org + pk->olen;
+	for (int i = 0; i < 5; i++) { /* actor, reason, idem_key, group,
+	                                * cursor */
+		n = rd_u8(&r);
+		if (r.bad || n > FBX_ID_MAX || (size_t)(r.end - r.p) < n)
+			return -1;
+		r.p += n;
+	}
+	(void)rd_le(&r, 4); /* cursor_idx */
+	pk->plen = (uint32_t)rd_le(&r, 4);
+	pk->ndev = (uint32_t)rd_le(&r, 4);
+	if (r.bad || pk->plen > FBX_PAYLOAD_MAX ||
+	    pk->ndev > FBX_DEVICES_PER_CMD_MAX)
+		return -1;
 	return 0;
 }
 
@@ -1965,14 +2004,122 @@ ixw_unlag(MDB_txn *txn, fbx_store *st, int which, uint64_t id,
 	return mrc != 0 ? mrc : ixw_set(txn, st, which, 0);
 }
 
-/* ixw_walk - call one(txn, st, id, record) for each record of table
- * dbi with a key (u64) in (from, to], in key order (the catch-up of a
- * deferred index). @return an LMDB code */
+/* ix_sink - the index entries of one catch-up, gathered and then written
+ * in key order through one cursor per table. The records come in id
+ * order, which scatters their entries over every organisation's range
+ * (a descent from the root and a leaf out of cache for each); in key
+ * order consecutive entries mostly land on the leaf the cursor is on,
+ * which LMDB finds without a descent. */
+struct ix_ent {
+	const uint8_t *k; /* set from off once the buffer stops moving */
+	size_t off;       /* key bytes, then value bytes, in buf */
+	uint16_t klen;
+	uint8_t vlen;
+	uint8_t tab;      /* index into dbi[] */
+};
+
+struct ix_sink {
+	MDB_dbi dbi[2];
+	struct ix_ent *e;
+	size_t n, cap;
+	uint8_t *buf;
+	size_t used, bcap;
+};
+
+/* ix_sink_add - @return 0 or ENOMEM */
+static int
+ix_sink_add(struct ix_sink *s, unsigned tab, const uint8_t *k, size_t klen,
+    const uint8_t *v, size_t vlen)
+{
+	if (s->n == s->cap) {
+		size_t ncap = s->cap ? 2 * s->cap : 1024;
+		struct ix_ent *ne = realloc(s->e, ncap * sizeof(*ne));
+		if (ne == NULL)
+			return ENOMEM;
+		s->e = ne;
+		s->cap = ncap;
+	}
+	if (s->bcap - s->used < klen + vlen) {
+		size_t ncap = s->bcap ? 2 * s->bcap : 65536;
+		uint8_t *nb;
+		while (ncap - s->used < klen + vlen)
+			ncap *= 2;
+		nb = realloc(s->buf, ncap);
+		if (nb == NULL)
+			return ENOMEM;
+		s->buf = nb;
+		s->bcap = ncap;
+	}
+	s->e[s->n] = (struct ix_ent) { NULL, s->used, (uint16_t)klen,
+		(uint8_t)vlen, (uint8_t)tab };
+	memcpy(s->buf + s->used, k, klen);
+	if (vlen > 0)
+		memcpy(s->buf + s->used + klen, v, vlen);
+	s->used += klen + vlen;
+	s->n++;
+	return 0;
+}
+
+/* ix_ent_cmp - table, then LMDB's default key order (bytes, then the
+ * shorter first) */
+static int
+ix_ent_cmp(const void *pa, const void *pb)
+{
+	const struct ix_ent *a = pa, *b = pb;
+	size_t n = a->klen < b->klen ? a->klen : b->klen;
+	int c;
+
+	if (a->tab != b->tab)
+		return a->tab < b->tab ? -1 : 1;
+	c = memcmp(a->k, b->k, n);
+	if (c != 0)
+		return c;
+	return a->klen < b->klen ? -1 : a->klen > b->klen;
+}
+
+/* ix_sink_flush - write the gathered entries. @return an LMDB code */
+static int
+ix_sink_flush(MDB_txn *txn, fbx_store *st, struct ix_sink *s)
+{
+	MDB_cursor *cur = NULL;
+	int mrc = 0, tab = -1;
+
+	for (size_t i = 0; i < s->n; i++)
+		s->e[i].k = s->buf + s->e[i].off;
+	qsort(s->e, s->n, sizeof(*s->e), ix_ent_cmp);
+	for (size_t i = 0; i < s->n && mrc == 0; i++) {
+		MDB_val k = { s->e[i].klen, (void *)s->e[i].k };
+		MDB_val v = { s->e[i].vlen, (void *)(s->e[i].k + s->e[i].klen) };
+		if (fbxi_kv_is_pg(st->env)) {
+			mrc = mdb_put(txn, s->dbi[s->e[i].tab], &k, &v, 0);
+			continue;
+		}
+		if (s->e[i].tab != tab) {
+			if (cur != NULL)
+				mdb_cursor_close(cur);
+			cur = NULL;
+			tab = s->e[i].tab;
+			mrc = mdb_cursor_open(txn, s->dbi[tab], &cur);
+			if (mrc != 0)
+				break;
+		}
+		mrc = mdb_cursor_put(cur, &k, &v, 0);
+	}
+	if (cur != NULL)
+		mdb_cursor_close(cur);
+	return mrc;
+}
+
+/* ixw_walk - call one(record's id, record, sink) for each record of table
+ * dbi with a key (u64) in (from, to], in key order, then write the
+ * entries they gathered (the catch-up of a deferred index). @return an
+ * LMDB code */
 static int
 ixw_walk(MDB_txn *txn, fbx_store *st, MDB_dbi dbi, uint64_t from,
-    uint64_t to,
-    int (*one)(MDB_txn *, fbx_store *, uint64_t, const MDB_val *))
+    uint64_t to, MDB_dbi ix0, MDB_dbi ix1,
+    int (*one)(uint64_t, const MDB_val *, struct ix_sink *))
 {
+	struct ix_sink sink = { { ix0, ix1 }, NULL, 0, 0, NULL, 0, 0 };
 	MDB_cursor *cur = NULL;
 	MDB_val k, v;
 	uint8_t kb[8];
@@ -1996,20 +2143,25 @@ ixw_walk(MDB_txn *txn, fbx_store *st, MDB_dbi dbi, uint64_t from,
 		id = get_be64(k.mv_data);
 		if (id > to)
 			break;
-		mrc = one(txn, st, id, &v);
+		mrc = one(id, &v, &sink);
 		if (mrc != 0)
 			break;
 		mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
 	}
 	mdb_cursor_close(cur);
-	return mrc == MDB_NOTFOUND ? 0 : mrc;
+	if (mrc == MDB_NOTFOUND)
+		mrc = 0;
+	if (mrc == 0)
+		mrc = ix_sink_flush(txn, st, &sink);
+	free(sink.e);
+	free(sink.buf);
+	return mrc;
 }
 
 /* cmd_ix_one - the cmd_org entry of command id (header v). */
 static int
-cmd_ix_one(MDB_txn *txn, fbx_store *st, uint64_t id, const MDB_val *v)
+cmd_ix_one(uint64_t id, const MDB_val *v, struct ix_sink *sink)
 {
-	MDB_val ek, ev = { 0, NULL };
 	uint8_t key[KEY_MAX];
 	const char *org;
 	size_t olen;
@@ -2017,16 +2169,16 @@ cmd_ix_one(MDB_txn *txn, fbx_store *st, uint64_t id, const MDB_val *v)
 
 	if (cmd_hdr_org(v, &org, &olen, &created) != 0)
 		return MDB_CORRUPTED;
-	ek.mv_size = cmd_org_key(key, org, olen, created, id);
-	ek.mv_data = key;
-	return mdb_put(txn, st->cmd_org, &ek, &ev, 0);
+	return ix_sink_add(sink, 0, key,
+	    cmd_org_key(key, org, olen, created, id), NULL, 0);
 }
 
 /* cmd_ix_catch - write the cmd_org entries of commands (from, to]. */
 static int
 cmd_ix_catch(MDB_txn *txn, fbx_store *st, uint64_t from, uint64_t to)
 {
-	return ixw_walk(txn, st, st->cmd, from, to, cmd_ix_one);
+	return ixw_walk(txn, st, st->cmd, from, to, st->cmd_org, st->cmd_org,
+	    cmd_ix_one);
 }
 
 int
@@ -2182,11 +2334,11 @@ int
 fbx_store_cmd_put(fbx_txn *t, const struct fbx_command *cmd)
 {
 	fbx_store *st;
-	struct fbx_command old;
+	struct cmd_peek old;
 	MDB_cursor *cur = NULL;
 	MDB_val k, v;
 	uint8_t idb[8], hdr[CMD_HDR_MAX], key[KEY_MAX];
-	uint32_t plen, ndev;
+	char oorg[FBX_ID_MAX + 1];
 	size_t hlen, klen;
 	int rc, mrc;
 
@@ -2206,15 +2358,20 @@ fbx_store_cmd_put(fbx_txn *t, const struct fbx_command *cmd)
 		mdb_cursor_close(cur);
 		return read_err(mrc);
 	}
-	rc = cmd_hdr_decode(cmd->id, &v, &old, &plen, &ndev);
+	rc = cmd_hdr_peek(&v, &old) == 0 ? FBX_OK : FBX_ECORRUPT;
 	/* Payload and device ids are journaled once by append: the stored
 	 * body stays, whatever the caller's struct holds. */
 	if (rc == FBX_OK)
-		rc = cmd_hdr_encode(cmd, plen, ndev, hdr, sizeof(hdr), &hlen);
+		rc = cmd_hdr_encode(cmd, old.plen, old.ndev, hdr, sizeof(hdr),
+		    &hlen);
 	if (rc != FBX_OK) {
 		mdb_cursor_close(cur);
 		return rc;
 	}
+	/* the organisation read above is in the page the put below
+	 * may overwrite */
+	memcpy(oorg, old.org, old.olen);
+	oorg[old.olen] = '\0';
 	k.mv_size = 8;
 	k.mv_data = idb;
 	v.mv_size = hlen;
@@ -2232,8 +2389,7 @@ fbx_store_cmd_put(fbx_txn *t, const struct fbx_command *cmd)
 		    : put_empty(t, st->cmd_active, idb, 8);
 	if (rc != FBX_OK)
 		return rc;
-	if (strcmp(old.org, cmd->org) != 0 ||
-	    old.created_ms != cmd->created_ms) {
+	if (strcmp(oorg, cmd->org) != 0 || old.created != cmd->created_ms) {
 		uint64_t wm = 0;
 		int present = 0;
 		if (!fbxi_kv_is_pg(st->env))
@@ -2242,8 +2398,7 @@ fbx_store_cmd_put(fbx_txn *t, const struct fbx_command *cmd)
 			return txn_fail(t, mrc);
 		if (present && cmd->id > wm)
 			return FBX_OK; /* not indexed yet: caught up as it is */
-		klen = cmd_org_key(key, old.org, strlen(old.org),
-		    old.created_ms, cmd->id);
+		klen = cmd_org_key(key, oorg, old.olen, old.created, cmd->id);
 		rc = del_key(t, st->cmd_org, key, klen);
 		if (rc != FBX_OK)
 			return rc;
@@ -4001,13 +4156,22 @@ audit_index_add(
 
 /* audit_ix_one - the audit_org and audit_actor entries of record seq. */
 static int
-audit_ix_one(MDB_txn *txn, fbx_store *st, uint64_t seq, const MDB_val *v)
+audit_ix_one(uint64_t seq, const MDB_val *v, struct ix_sink *sink)
 {
 	struct audit_ix ix;
+	uint8_t kb[KEY_MAX], sb[8];
+	int mrc;
 
 	if (audit_parse(v->mv_data, v->mv_size, &ix) != 0)
 		return MDB_CORRUPTED;
-	return audit_ix_org(txn, st, seq, &ix);
+	for (int i = 0; i < 8; i++)
+		sb[i] = (uint8_t)((uint64_t)ix.at_ms >> (8 * i));
+	mrc = ix_sink_add(sink, 0, kb,
+	    audit_ix_key(kb, ix.org, ix.olen, NULL, 0, seq), sb, 8);
+	if (mrc != 0)
+		return mrc;
+	return ix_sink_add(sink, 1, kb,
+	    audit_ix_key(kb, ix.org, ix.olen, ix.actor, ix.alen, seq), sb, 8);
 }
 
 /* audit_ix_catch - the audit_org and audit_actor entries of records
@@ -4015,7 +4179,8 @@ audit_ix_one(MDB_txn *txn, fbx_store *st, uint64_t seq, const MDB_val *v)
 static int
 audit_ix_catch(MDB_txn *txn, fbx_store *st, uint64_t from, uint64_t to)
 {
-	return ixw_walk(txn, st, st->audit, from, to, audit_ix_one);
+	return ixw_walk(txn, st, st->audit, from, to, st->audit_org,
+	    st->audit_actor, audit_ix_one);
 }
 
 static void
