@@ -496,7 +496,7 @@ gw_requeue(struct fbx_engine *e, struct gw *g)
 	size_t n = 0;
 
 	while (fbxi_err(e) == FBX_OK &&
-	    fbxi_idmap_next(&g->inflight, &pos, &id, &v)) {
+	    fbxi_dmap_next(&g->inflight, &pos, &id, &v)) {
 		int r;
 		if (fbxi_gw_undo_note(e, g, id) != FBX_OK) {
 			fbxi_set_err(e, FBX_ENOMEM);
@@ -509,7 +509,7 @@ gw_requeue(struct fbx_engine *e, struct gw *g)
 			return;
 		n += (size_t)r;
 	}
-	fbxi_idmap_clear(&g->inflight);
+	fbxi_dmap_clear(&g->inflight);
 	g->unanswered = 0;
 	g->ubytes = 0;
 	if (n > 0)
@@ -530,7 +530,7 @@ gw_mark_dead(struct fbx_engine *e, struct gw *g, const char *why)
 static void
 gw_free(struct gw *g)
 {
-	fbxi_idmap_fini(&g->inflight);
+	fbxi_dmap_fini(&g->inflight);
 	free(g->orgs);
 	for (int k = 0; k < 2; k++) {
 		free(g->b[k].ob);
@@ -871,7 +871,7 @@ handle_hello(struct fbx_engine *e, const struct inmsg *in, struct gw *g,
 			fbxi_set_err(e, FBX_ENOMEM);
 			return;
 		}
-		fbxi_idmap_init(&g->inflight);
+		fbxi_dmap_init(&g->inflight);
 		snprintf(g->principal, sizeof(g->principal), "%s", in->user);
 		snprintf(g->key, sizeof(g->key), "%s", in->key);
 		g->rid_len = in->envlen[0];
@@ -969,7 +969,7 @@ result_apply(struct fbx_engine *e, struct gw *g, const struct fbx_result_rec *r)
 
 	if (to == 0)
 		return 0;
-	held = fbxi_idmap_get(&g->inflight, r->delivery_id, &v);
+	held = fbxi_dmap_get(&g->inflight, r->delivery_id, &v);
 	cc = fbxi_cmd_find(e, FBX_DLV_CMD(r->delivery_id));
 	if (!held) {
 		if (cc == NULL) {
@@ -1003,7 +1003,7 @@ result_apply(struct fbx_engine *e, struct gw *g, const struct fbx_result_rec *r)
 		if (IF_STAGE(v) == IF_ACCEPTED)
 			return 1;
 		if (fbxi_gw_undo_push(e, h, r->delivery_id, v) != FBX_OK ||
-		    fbxi_idmap_put(&h->inflight, r->delivery_id,
+		    fbxi_dmap_put(&h->inflight, r->delivery_id,
 		        IF_VAL(IF_ORGQ(v), IF_ACCEPTED)) != 0)
 			goto nomem;
 	} else if (h != NULL) {
@@ -1047,12 +1047,12 @@ handle_results(struct fbx_engine *e, struct gw *g, struct fbx_gw_msg *m)
 	uint64_t forged = e->forged_results;
 
 	for (size_t i = 0; i < m->u.results.n && i < PREFETCH_AHEAD; i++)
-		fbxi_idmap_prefetch(&g->inflight, m->u.results.r[i].delivery_id);
+		fbxi_dmap_prefetch(&g->inflight, m->u.results.r[i].delivery_id);
 	for (size_t i = 0; i < m->u.results.n && fbxi_err(e) == FBX_OK; i++) {
 		int rc;
 
 		if (i + PREFETCH_AHEAD < m->u.results.n)
-			fbxi_idmap_prefetch(&g->inflight,
+			fbxi_dmap_prefetch(&g->inflight,
 			    m->u.results.r[i + PREFETCH_AHEAD].delivery_id);
 		e->results_in++;
 		rc = result_apply(e, g, &m->u.results.r[i]);
@@ -1466,7 +1466,7 @@ dispatch_step(struct fbx_engine *e)
 					    g->ubytes < GW_BYTES_INFLIGHT_MAX &&
 					    fbxi_err(e) == FBX_OK) {
 						if (r->len > PREFETCH_AHEAD)
-							fbxi_idmap_prefetch(
+							fbxi_dmap_prefetch(
 							    &g->inflight,
 							    r->v[(r->head +
 							             PREFETCH_AHEAD) %
@@ -1792,7 +1792,7 @@ rebuild_dlv_cb(void *arg, const struct fbx_delivery *d)
 	case FBX_D_ACCEPTED:
 		h = fbxi_gw_holder(e, d->id, &v);
 		if (h != NULL) {
-			(void)fbxi_idmap_set(&h->inflight, d->id, v | IF_SEEN);
+			(void)fbxi_dmap_set(&h->inflight, d->id, v | IF_SEEN);
 			cc->q->inflight++;
 			e->inflight_all++;
 			break;
@@ -1907,11 +1907,11 @@ sessions_settle(struct fbx_engine *e)
 	for (struct gw *g = e->gws; g != NULL; g = g->next) {
 		size_t pos = 0, n = 0, cap = 0;
 		uint64_t id, v, *drop = NULL;
-		while (fbxi_idmap_next(&g->inflight, &pos, &id, &v)) {
+		while (fbxi_dmap_next(&g->inflight, &pos, &id, &v)) {
 			if (v & IF_SEEN) {
 				/* matched: keep it, unmarked (set does not
 				 * move entries, so the walk goes on) */
-				(void)fbxi_idmap_set(
+				(void)fbxi_dmap_set(
 				    &g->inflight, id, v & ~(uint64_t)IF_SEEN);
 				continue;
 			}
@@ -1928,7 +1928,7 @@ sessions_settle(struct fbx_engine *e)
 			drop[n++] = id;
 		}
 		for (size_t i = 0; i < n; i++)
-			fbxi_idmap_del(&g->inflight, drop[i], NULL);
+			fbxi_dmap_del(&g->inflight, drop[i], NULL);
 		free(drop);
 		fbxi_gw_recount(e, g);
 	}
@@ -1952,9 +1952,9 @@ rebuild(struct fbx_engine *e)
 	for (struct gw *g = e->gws; g != NULL; g = g->next) {
 		size_t pos = 0;
 		uint64_t id, v;
-		while (fbxi_idmap_next(&g->inflight, &pos, &id, &v)) {
+		while (fbxi_dmap_next(&g->inflight, &pos, &id, &v)) {
 			if (v & IF_SEEN)
-				(void)fbxi_idmap_set(
+				(void)fbxi_dmap_set(
 				    &g->inflight, id, v & ~(uint64_t)IF_SEEN);
 		}
 	}

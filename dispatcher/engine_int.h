@@ -15,6 +15,7 @@
 #include "fbx_engine.h"
 #include "fbx_proto.h"
 #include "fbx_store.h"
+#include "dmap.h"
 #include "idmap.h"
 #include "log.h"
 #include "metrics.h"
@@ -123,7 +124,7 @@ struct gw {
 	int64_t last_seen; /* monotonic ms its last message was read */
 	char principal[FBX_ID_MAX + 1]; /* the key's principal (issue 10) */
 	char key[41];                   /* and the key itself */
-	struct fbxi_idmap inflight; /* delivery id -> IF_VAL(orgq, stage) */
+	struct fbxi_dmap inflight; /* delivery id -> IF_VAL(orgq, stage) */
 	int dead;
 	int welcomed; /* a WELCOME left after a committed turn */
 	/* delivery batches under construction this turn: [0] bulk, [1]

@@ -43,7 +43,7 @@ fbxi_gw_undo_note(struct fbx_engine *e, struct gw *g, uint64_t id)
 		e->undo = n;
 		e->undocap = ncap;
 	}
-	if (!fbxi_idmap_get(&g->inflight, id, &v))
+	if (!fbxi_dmap_get(&g->inflight, id, &v))
 		v = 0;
 	e->undo[e->nundo++] = (struct gw_undo) { g, id, v };
 	return FBX_OK;
@@ -55,7 +55,7 @@ fbxi_gw_if_add(struct fbx_engine *e, struct gw *g, uint64_t id, uint64_t v)
 {
 	if (fbxi_gw_undo_push(e, g, id, 0) != FBX_OK)
 		return FBX_ENOMEM;
-	if (fbxi_idmap_put(&g->inflight, id, v) != 0) {
+	if (fbxi_dmap_put(&g->inflight, id, v) != 0) {
 		e->nundo--;
 		return FBX_ENOMEM;
 	}
@@ -68,7 +68,7 @@ fbxi_gw_if_drop(struct fbx_engine *e, struct gw *g, uint64_t id, uint64_t v)
 {
 	if (fbxi_gw_undo_push(e, g, id, v) != FBX_OK)
 		return FBX_ENOMEM;
-	fbxi_idmap_del(&g->inflight, id, NULL);
+	fbxi_dmap_del(&g->inflight, id, NULL);
 	return FBX_OK;
 }
 
@@ -91,7 +91,7 @@ fbxi_gw_recount(struct fbx_engine *e, struct gw *g)
 
 	g->unanswered = 0;
 	g->ubytes = 0;
-	while (fbxi_idmap_next(&g->inflight, &pos, &id, &v)) {
+	while (fbxi_dmap_next(&g->inflight, &pos, &id, &v)) {
 		if (IF_STAGE(v) == IF_SENT) {
 			g->unanswered++;
 			g->ubytes += fbxi_dlv_bytes(e, id);
@@ -108,8 +108,8 @@ fbxi_gw_undo_apply(struct fbx_engine *e)
 		if (!fbxi_gw_live(e, u->g))
 			continue;
 		if (u->v == 0)
-			fbxi_idmap_del(&u->g->inflight, u->id, NULL);
-		else if (fbxi_idmap_put(&u->g->inflight, u->id, u->v) != 0)
+			fbxi_dmap_del(&u->g->inflight, u->id, NULL);
+		else if (fbxi_dmap_put(&u->g->inflight, u->id, u->v) != 0)
 			u->g->dead = 1; /* cannot restore: requeue it all */
 	}
 	for (struct gw *g = e->gws; g != NULL; g = g->next)
@@ -121,7 +121,7 @@ struct gw *
 fbxi_gw_holder(struct fbx_engine *e, uint64_t id, uint64_t *v)
 {
 	for (struct gw *g = e->gws; g != NULL; g = g->next) {
-		if (!g->dead && fbxi_idmap_get(&g->inflight, id, v))
+		if (!g->dead && fbxi_dmap_get(&g->inflight, id, v))
 			return g;
 	}
 	return NULL;
