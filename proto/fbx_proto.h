@@ -762,6 +762,14 @@ struct fbx_gw_msg {
 
 int fbx_gw_msg_decode(const void *buf, size_t len, struct fbx_gw_msg *out,
     char *why, size_t whylen);
+/* fbx_gw_msg_decode_generic - the same through protobuf-c only, without
+ * the direct reader fbx_gw_msg_decode tries first for well-formed RESULTS
+ * batches; for tests that compare the two. */
+int fbx_gw_msg_decode_generic(const void *buf, size_t len,
+    struct fbx_gw_msg *out, char *why, size_t whylen);
+/* RESULTS messages fbx_gw_msg_decode read directly (tests: that a case
+ * took the path it means to check) */
+extern unsigned long fbx_gw_results_direct;
 void fbx_gw_msg_free(struct fbx_gw_msg *m);
 int fbx_gw_msg_encode(const struct fbx_gw_msg *m, uint8_t **buf, size_t *len);
 /* fbx_gw_msg_kind - a gateway message's kind (enum fbx_gw_kind) read

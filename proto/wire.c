@@ -4798,9 +4798,153 @@ gw_prescan(struct wctx *w, const void *buf, size_t len)
 	return FBX_OK;
 }
 
+/* results_direct - a RESULTS message read straight from the wire, the
+ * gateway's bulk traffic (protobuf-c allocated and freed every Result of
+ * a batch of up to 65,536). Only the plain form is taken: version (field
+ * 1) and results (12) each once and nothing else at the top, batch_id (1)
+ * at most once and results (2) in Results, each Result with its fields
+ * (1 delivery_id, 2 status, 3 code) at most once, varints of their wire
+ * type, every value valid. Anything else (an unknown or repeated field, a
+ * value the generic path refuses, a batch over its cap) returns 0 and
+ * goes through protobuf-c, which decodes or refuses it with its reason;
+ * what this reads is what that path would give (fuzz_gw_msg compares the
+ * two). @return 1 and *m filled, 0 when not taken, -1 out of memory. */
+unsigned long fbx_gw_results_direct;
+
+static int
+results_direct(const uint8_t *p, const uint8_t *end, struct fbx_gw_msg *m)
+{
+	const uint8_t *rs = NULL, *rend = NULL, *q;
+	uint64_t key, v, version = 0, batch = 0, n = 0;
+	int have_v = 0, have_b = 0;
+	struct fbx_result_rec *r;
+
+	while (p < end) {
+		if (pb_varint(&p, end, &key) != 0)
+			return 0;
+		if (key == (1u << 3 | 0) && !have_v) {
+			const uint8_t *p0 = p;
+			if (pb_varint(&p, end, &version) != 0 || p - p0 > 5)
+				return 0;
+			have_v = 1;
+		} else if (key == (12u << 3 | 2) && rs == NULL) {
+			if (pb_varint(&p, end, &v) != 0 ||
+			    v > (uint64_t)(end - p))
+				return 0;
+			rs = p;
+			rend = p + v;
+			p = rend;
+		} else {
+			return 0;
+		}
+	}
+	if (rs == NULL || version != FBX_PROTOCOL_VERSION)
+		return 0;
+	/* Results: count first (the cap, one allocation) */
+	for (q = rs; q < rend;) {
+		if (pb_varint(&q, rend, &key) != 0)
+			return 0;
+		if (key == (1u << 3 | 0) && !have_b) {
+			if (pb_varint(&q, rend, &batch) != 0)
+				return 0;
+			have_b = 1;
+		} else if (key == (2u << 3 | 2)) {
+			if (pb_varint(&q, rend, &v) != 0 ||
+			    v > (uint64_t)(rend - q))
+				return 0;
+			q += v;
+			n++;
+		} else {
+			return 0;
+		}
+	}
+	if (n > FBX_BATCH_MAX)
+		return 0;
+	r = n > 0 ? malloc(n * sizeof(*r)) : NULL;
+	if (n > 0 && r == NULL)
+		return -1;
+	n = 0;
+	for (q = rs; q < rend;) {
+		const uint8_t *x, *xend;
+		uint64_t id = 0, st = 0, code = 0;
+		unsigned seen = 0;
+		(void)pb_varint(&q, rend, &key); /* checked above */
+		if (key == (1u << 3 | 0)) {
+			(void)pb_varint(&q, rend, &v);
+			continue;
+		}
+		(void)pb_varint(&q, rend, &v);
+		x = q;
+		xend = q + v;
+		q = xend;
+		while (x < xend) {
+			unsigned f;
+			const uint8_t *x0;
+			if (pb_varint(&x, xend, &key) != 0 || (key & 7) != 0 ||
+			    (f = (unsigned)(key >> 3)) < 1 || f > 3 ||
+			    (seen & (1u << f)) != 0)
+				goto generic;
+			seen |= 1u << f;
+			x0 = x;
+			if (pb_varint(&x, xend, &v) != 0)
+				goto generic;
+			if (f == 1) {
+				if (x - x0 == 10 && x[-1] > 1)
+					goto generic; /* bits past 64 */
+				id = v;
+			} else if (x - x0 > 5) {
+				goto generic; /* 32-bit fields: plain varints */
+			} else if (f == 2) {
+				st = v;
+			} else {
+				code = v;
+			}
+		}
+		if (id == 0 || st < 1 || st >= FBX_R_COUNT || code > UINT16_MAX)
+			goto generic;
+		r[n].delivery_id = id;
+		r[n].status = (uint8_t)st;
+		r[n].code = (uint16_t)code;
+		n++;
+	}
+	m->version = (uint32_t)version;
+	m->kind = FBX_GW_RESULTS;
+	m->u.results.batch_id = batch;
+	m->u.results.r = r;
+	m->u.results.n = (size_t)n;
+	fbx_gw_results_direct++;
+	return 1;
+generic:
+	free(r);
+	return 0;
+}
+
 int
 fbx_gw_msg_decode(const void *buf, size_t len, struct fbx_gw_msg *out,
     char *why, size_t whylen)
+{
+	int rv;
+
+	if (out != NULL && len <= FBX_GATEWAY_IN_MAX && buf != NULL) {
+		memset(out, 0, sizeof(*out));
+		rv = results_direct(in_bytes(buf), in_bytes(buf) + len, out);
+		if (rv == 1) {
+			if (why != NULL && whylen > 0)
+				why[0] = '\0';
+			return FBX_OK;
+		}
+		if (rv < 0) {
+			struct wctx w = { why, whylen };
+			memset(out, 0, sizeof(*out));
+			return fail(&w, FBX_ENOMEM, "out of memory");
+		}
+	}
+	return fbx_gw_msg_decode_generic(buf, len, out, why, whylen);
+}
+
+int
+fbx_gw_msg_decode_generic(const void *buf, size_t len,
+    struct fbx_gw_msg *out, char *why, size_t whylen)
 {
 	struct wctx w = { why, whylen };
 	struct fbx_gw_msg m;

@@ -2084,6 +2084,8 @@ ix_sink_flush(MDB_txn *txn, fbx_store *st, struct ix_sink *s)
 	MDB_cursor *cur = NULL;
 	int mrc = 0, tab = -1;
 
+	if (s->n == 0)
+		return 0; /* every record of the range was deleted */
 	for (size_t i = 0; i < s->n; i++)
 		s->e[i].k = s->buf + s->e[i].off;
 	qsort(s->e, s->n, sizeof(*s->e), ix_ent_cmp);
