@@ -830,6 +830,10 @@ int fbx_eng_msg_decode(const void *buf, size_t len, struct fbx_eng_msg *out);
 void fbx_eng_msg_free(struct fbx_eng_msg *m);
 int fbx_eng_msg_encode(
     const struct fbx_eng_msg *m, uint8_t **buf, size_t *len);
+/* fbx_eng_msg_encode_generic - the same through protobuf-c only (DELIVERIES
+ * is written directly by fbx_eng_msg_encode); for tests comparing them. */
+int fbx_eng_msg_encode_generic(
+    const struct fbx_eng_msg *m, uint8_t **buf, size_t *len);
 
 /* ======================= events (PUB) =================================== */
 

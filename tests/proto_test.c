@@ -996,6 +996,82 @@ test_gw_results_direct(void)
 	CHECK(bad == 0);
 }
 
+/* DELIVERIES is written directly: byte for byte what protobuf-c writes,
+ * the same refusals, for random batches with every field at its default
+ * or not (0, "", no payload, negative expiry, ids up to 2^64 - 1). */
+static void
+test_eng_deliveries_direct(void)
+{
+	static uint8_t payload[300];
+	static char names[64][FBX_ID_MAX + 2];
+	struct fbx_dlv_out d[64];
+	struct fbx_eng_msg m;
+	uint64_t seed = 0x2545f4914f6cdd1dull;
+	int bad = 0;
+
+	for (size_t i = 0; i < sizeof(payload); i++)
+		payload[i] = (uint8_t)(i * 7);
+	for (int t = 0; t < 5000; t++) {
+		uint8_t *a = NULL, *b = NULL;
+		size_t la = 0, lb = 0;
+		int ra, rb;
+
+		memset(&m, 0, sizeof(m));
+		m.kind = FBX_ENG_DELIVERIES;
+#define R() (seed ^= seed << 13, seed ^= seed >> 7, seed ^= seed << 17, seed)
+		m.u.deliveries.n = R() % 65;
+		m.u.deliveries.urgent = (int)(R() % 2);
+		m.u.deliveries.d = d;
+		for (size_t i = 0; i < m.u.deliveries.n; i++) {
+			size_t on = R() % 5 == 0 ? 0 : 1 + R() % FBX_ID_MAX;
+			memset(names[i], 'a' + (int)(i % 26), on);
+			names[i][on] = '\0';
+			d[i].delivery_id = R() % 4 == 0 ? 0 : R() >> (R() % 64);
+			d[i].command_id = R() % 4 == 0 ? 0 : R() >> (R() % 64);
+			d[i].org = names[i];
+			d[i].device = R() % 3 == 0 ? "" : names[(i + 1) % 64];
+			d[i].type = (uint8_t)(R() % 12);
+			d[i].payload_len = R() % 3 == 0 ? 0 : R() % sizeof(payload);
+			d[i].payload = d[i].payload_len > 0 || R() % 2 ? payload
+			                                                : NULL;
+			d[i].expires_ms = R() % 4 == 0 ? 0 : (int64_t)R();
+			d[i].attempt = R() % 3 == 0 ? 0 : (uint32_t)R();
+		}
+		/* sometimes a batch the codec must refuse */
+		if (t % 50 == 1 && m.u.deliveries.n > 0)
+			d[0].org = NULL;
+		if (t % 50 == 2 && m.u.deliveries.n > 0)
+			names[0][FBX_ID_MAX] = 'x', names[0][FBX_ID_MAX + 1] = '\0';
+		if (t % 50 == 3 && m.u.deliveries.n > 0)
+			d[0].payload_len = FBX_PAYLOAD_MAX + 1;
+#undef R
+		ra = fbx_eng_msg_encode(&m, &a, &la);
+		rb = fbx_eng_msg_encode_generic(&m, &b, &lb);
+		if (ra != rb || (ra == FBX_OK && (la != lb || memcmp(a, b, la))))
+			bad++;
+		free(a);
+		free(b);
+		if (t % 50 == 2 && m.u.deliveries.n > 0)
+			names[0][FBX_ID_MAX] = '\0';
+	}
+	CHECK(bad == 0);
+	/* an empty batch, and one over the cap */
+	memset(&m, 0, sizeof(m));
+	m.kind = FBX_ENG_DELIVERIES;
+	{
+		uint8_t *a = NULL, *b = NULL;
+		size_t la = 0, lb = 0;
+		CHECK_RV(fbx_eng_msg_encode(&m, &a, &la), FBX_OK);
+		CHECK_RV(fbx_eng_msg_encode_generic(&m, &b, &lb), FBX_OK);
+		CHECK(la == lb && !memcmp(a, b, la));
+		free(a);
+		free(b);
+		m.u.deliveries.n = FBX_BATCH_MAX + 1;
+		m.u.deliveries.d = d;
+		CHECK_RV(fbx_eng_msg_encode(&m, &a, &la), FBX_ETOOBIG);
+	}
+}
+
 /* ======================= engine messages =============================== */
 
 static void
@@ -3580,6 +3656,7 @@ main(void)
 	test_gw_kinds();
 	test_gw_results_direct();
 	test_eng_kinds();
+	test_eng_deliveries_direct();
 	test_oversize();
 	test_garbage();
 	test_mutations();
