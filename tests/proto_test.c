@@ -996,6 +996,15 @@ test_gw_results_direct(void)
 	CHECK(bad == 0);
 }
 
+static uint64_t
+xorshift(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
 /* DELIVERIES is written directly: byte for byte what protobuf-c writes,
  * the same refusals, for random batches with every field at its default
  * or not (0, "", no payload, negative expiry, ids up to 2^64 - 1). */
@@ -1018,7 +1027,7 @@ test_eng_deliveries_direct(void)
 
 		memset(&m, 0, sizeof(m));
 		m.kind = FBX_ENG_DELIVERIES;
-#define R() (seed ^= seed << 13, seed ^= seed >> 7, seed ^= seed << 17, seed)
+#define R() xorshift(&seed)
 		m.u.deliveries.n = R() % 65;
 		m.u.deliveries.urgent = (int)(R() % 2);
 		m.u.deliveries.d = d;
