@@ -152,6 +152,12 @@ fbxi_cmd_cache_add(struct fbx_engine *e, const struct fbx_command *c)
 		fbxi_idmap_del(&e->rollouts, c->id, NULL);
 		goto fail;
 	}
+	if (fbxi_supersede_join(e, cc) != 0) {
+		fbxi_idmap_del(&e->cmds, c->id, NULL);
+		fbxi_idmap_del(&e->rollouts, c->id, NULL);
+		fbxi_idmap_del(&e->sweeping, c->id, NULL);
+		goto fail;
+	}
 	if (c->state == FBX_C_EXPANDING && !cc->cancelling)
 		fbxi_xlist_add(e, cc);
 	return cc;
@@ -170,6 +176,7 @@ fbxi_cmd_cache_free(struct fbx_engine *e, struct cmdc *cc)
 	fbxi_idmap_del(&e->rollouts, cc->c.id, NULL);
 	fbxi_idmap_del(&e->sweeping, cc->c.id, NULL);
 	fbxi_xlist_remove(e, cc);
+	fbxi_supersede_leave(e, cc);
 	fbx_command_clear(&cc->c);
 	free(cc);
 }

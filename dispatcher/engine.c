@@ -1808,12 +1808,9 @@ rebuild_dlv_cb(void *arg, const struct fbx_delivery *d)
 		r->requeue[r->nrequeue++] = d->id;
 		break;
 	case FBX_D_QUEUED:
-		if (fbxi_orgq_push(e, cc->q, cc->c.priority, d->id) != FBX_OK ||
-		    fbxi_supersede_index(e, cc, d->id, d->device) != 0)
-			goto nomem;
-		break;
-	case FBX_D_PENDING:
-		if (fbxi_supersede_index(e, cc, d->id, d->device) != 0)
+		/* the supersede index is built when a delivery is created
+		 * (supersede.c), not here */
+		if (fbxi_orgq_push(e, cc->q, cc->c.priority, d->id) != FBX_OK)
 			goto nomem;
 		break;
 	default:
@@ -1880,7 +1877,7 @@ clear_memory(struct fbx_engine *e)
 	fbxi_idmap_clear(&e->cmds);
 	e->xhead = e->xtail = NULL;
 	fbxi_settle_clear(e);
-	fbxi_idmap_clear(&e->supersede);
+	fbxi_supersede_clear(e);
 	fbxi_idmap_clear(&e->rollouts);
 	fbxi_idmap_clear(&e->sweeping);
 	fbxi_theap_clear(&e->expiry);
@@ -2857,6 +2854,7 @@ engine_open(const struct fbx_engine_opts *opts, const struct fbx_io_ops *ops,
 	e->started_ms = eng_clock(e, 1);
 	fbxi_idmap_init(&e->cmds);
 	fbxi_idmap_init(&e->supersede);
+	fbxi_idmap_init(&e->skinds);
 	fbxi_idmap_init(&e->rollouts);
 	fbxi_idmap_init(&e->sweeping);
 	e->prune_next = 1;
@@ -2946,6 +2944,7 @@ fbx_engine_close(struct fbx_engine *e)
 	clear_memory(e);
 	fbxi_settle_free(e);
 	fbxi_idmap_fini(&e->supersede);
+	fbxi_idmap_fini(&e->skinds);
 	fbxi_idmap_fini(&e->rollouts);
 	fbxi_idmap_fini(&e->sweeping);
 	fbxi_theap_free(&e->expiry);

@@ -105,6 +105,12 @@ struct cmdc {
 	uint16_t w_topcode;
 	uint32_t w_topcode_n;
 	int judge_off; /* an operator resumed this wave */
+	/* its supersede kind (supersede.c): the open commands of the same
+	 * organisation, type, origin and payload, linked through knext;
+	 * NULL for a command that does not supersede */
+	struct fbxi_skind *kind;
+	struct cmdc *knext, *kprev;
+	int kindexed; /* its open deliveries are in e->supersede */
 	/* counts of SUCCEEDED, FAILED, EXPIRED at the last commit: what a
 	 * turn adds goes to the outcome windows after it commits (fleet.c) */
 	uint32_t ocounts[3];
@@ -302,7 +308,12 @@ struct fbx_engine {
 	/* the latest open delivery per (org, device, type, payload) of the
 	 * commands that supersede (supersede.c; memory, rebuilt) */
 	struct fbxi_idmap supersede;
+	/* kind key -> struct fbxi_skind *: a command's deliveries enter the
+	 * index above only once another open command of its kind exists */
+	struct fbxi_idmap skinds;
 	uint64_t superseded; /* deliveries superseded since start */
+	uint64_t sx_builds;  /* commands whose deliveries were indexed late */
+	uint64_t sx_read;    /* deliveries read for those */
 	/* principals (auth.c, issue 10): the table the ZAP handler reads,
 	 * reloaded after a turn that changed it commits; refusals */
 	struct fbxi_auth *auth;

@@ -184,6 +184,8 @@ fbx_engine_metrics(fbx_engine *e, struct fbx_metrics *m)
 	m->results_in = e->results_in;
 	m->results_ignored = e->ignored_results;
 	m->superseded = e->superseded;
+	m->sx_builds = e->sx_builds;
+	m->sx_read = e->sx_read;
 	m->devices = e->fleet_total;
 	for (struct gw *g = e->gws; g != NULL; g = g->next) {
 		if (g->dead)

@@ -221,6 +221,13 @@ render(struct buf *b, const struct fbx_metrics *m, int64_t now_ms)
 	one(b, "fusebox_deliveries_superseded_total", "counter",
 	    "Deliveries superseded by a newer command since start",
 	    m->superseded);
+	one(b, "fusebox_supersede_index_builds_total", "counter",
+	    "Commands whose open deliveries were read into the supersede "
+	    "index when another command of their kind came, since start",
+	    m->sx_builds);
+	one(b, "fusebox_supersede_index_reads_total", "counter",
+	    "Deliveries read from the store for those, since start",
+	    m->sx_read);
 	one(b, "fusebox_commands_active", "gauge",
 	    "Commands not finished (in memory), every state", m->cmd_active);
 	one(b, "fusebox_commands_expanding", "gauge",

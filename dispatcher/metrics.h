@@ -94,6 +94,9 @@ struct fbx_metrics {
 	 * and since start */
 	uint64_t dlv[FBX_D_COUNT];
 	uint64_t dlv_sent, results_in, results_ignored, superseded;
+	/* the supersede index built late (supersede.c): commands whose open
+	 * deliveries were read into it, and the deliveries read */
+	uint64_t sx_builds, sx_read;
 	/* commands in memory by state */
 	uint64_t cmd_active, cmd_expanding, cmd_held, cmd_settling;
 	uint64_t devices; /* enrolled, every organisation */

@@ -2,6 +2,7 @@
  * supersede.c: newer replaces older for the same device (see
  * supersede.h). Depends on core.c and delivery.c.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "delivery.h"
@@ -54,11 +55,106 @@ kind_key(const struct cmdc *cc, const char *device)
 	return h != 0 ? h : 1;
 }
 
+/* A kind: the open commands of one (organisation, type, origin,
+ * payload), by a hash of those; two kinds whose hashes collide share one
+ * (more is indexed than needed; same_kind() keeps the decisions exact). */
+struct fbxi_skind {
+	uint64_t key;
+	struct cmdc *head; /* members, newest first */
+	uint32_t n;
+};
+
+static uint64_t
+skind_key(const struct cmdc *cc)
+{
+	uint64_t h = UINT64_C(0xcbf29ce484222325);
+	uint8_t t[2] = { (uint8_t)cc->c.type, (uint8_t)cc->c.origin };
+
+	h = fnv(h, cc->c.org, strlen(cc->c.org) + 1);
+	h = fnv(h, t, 2);
+	h = fnv(h, cc->c.payload, cc->c.payload_len);
+	return h != 0 ? h : 1;
+}
+
+int
+fbxi_supersede_join(struct fbx_engine *e, struct cmdc *cc)
+{
+	struct fbxi_skind *k;
+	uint64_t key, v;
+
+	if (!fbxi_supersede_applies(cc) || cc->kind != NULL)
+		return 0;
+	key = skind_key(cc);
+	if (fbxi_idmap_get(&e->skinds, key, &v)) {
+		k = (struct fbxi_skind *)(uintptr_t)v;
+	} else {
+		k = calloc(1, sizeof(*k));
+		if (k == NULL)
+			return -1;
+		k->key = key;
+		if (fbxi_idmap_put(&e->skinds, key, (uint64_t)(uintptr_t)k) !=
+		    0) {
+			free(k);
+			return -1;
+		}
+	}
+	cc->kind = k;
+	cc->kindexed = 0;
+	cc->kprev = NULL;
+	cc->knext = k->head;
+	if (k->head != NULL)
+		k->head->kprev = cc;
+	k->head = cc;
+	k->n++;
+	return 0;
+}
+
+void
+fbxi_supersede_leave(struct fbx_engine *e, struct cmdc *cc)
+{
+	struct fbxi_skind *k = cc->kind;
+
+	if (k == NULL)
+		return;
+	if (cc->kprev != NULL)
+		cc->kprev->knext = cc->knext;
+	else
+		k->head = cc->knext;
+	if (cc->knext != NULL)
+		cc->knext->kprev = cc->kprev;
+	cc->kind = NULL;
+	cc->knext = cc->kprev = NULL;
+	if (--k->n == 0) {
+		fbxi_idmap_del(&e->skinds, k->key, NULL);
+		free(k);
+	}
+}
+
+void
+fbxi_supersede_clear(struct fbx_engine *e)
+{
+	size_t pos = 0;
+	uint64_t key, v;
+
+	while (fbxi_idmap_next(&e->skinds, &pos, &key, &v))
+		free((struct fbxi_skind *)(uintptr_t)v);
+	fbxi_idmap_clear(&e->skinds);
+	fbxi_idmap_clear(&e->supersede);
+}
+
+/* the command's deliveries go through the index: it is indexed, or
+ * another open command of its kind exists (it will be indexed first) */
+static int
+indexing(const struct cmdc *cc)
+{
+	return cc->kind == NULL || cc->kindexed || cc->kind->n > 1;
+}
+
 void
 fbxi_supersede_prefetch(
     struct fbx_engine *e, const struct cmdc *cc, const char *device)
 {
-	if (fbxi_supersede_applies(cc))
+	if (fbxi_supersede_applies(cc) && indexing(cc))
 		fbxi_idmap_prefetch(&e->supersede, kind_key(cc, device));
 }
 
@@ -108,6 +204,92 @@ replace(struct fbx_engine *e, struct cmdc *oc, uint64_t id,
 	return rc == FBX_ESTATE ? FBX_OK : rc;
 }
 
+/* index_one - delivery id of cc is open for device (QUEUED or PENDING):
+ * index it unless a newer one of its kind is. @return 0, or -1 out of
+ * memory. */
+static int
+index_one(struct fbx_engine *e, const struct cmdc *cc, uint64_t id,
+    const char *device)
+{
+	uint64_t key = kind_key(cc, device), old = 0;
+
+	if (fbxi_idmap_get(&e->supersede, key, &old) && old > id)
+		return 0;
+	return fbxi_idmap_put(&e->supersede, key, id);
+}
+
+struct build_ctx {
+	struct fbx_engine *e;
+	const struct cmdc *cc;
+	uint64_t skip; /* the delivery being created: it goes in after */
+	uint64_t read;
+	int err;
+};
+
+static int
+build_cb(void *arg, const struct fbx_delivery *d)
+{
+	struct build_ctx *b = arg;
+
+	b->read++;
+	if (d->id == b->skip ||
+	    (d->state != FBX_D_QUEUED && d->state != FBX_D_PENDING))
+		return 0;
+	if (index_one(b->e, b->cc, d->id, d->device) != 0) {
+		b->err = FBX_ENOMEM;
+		return 1;
+	}
+	return 0;
+}
+
+/* build - the kind of cc has more than one open command: index the open
+ * deliveries of every member not indexed yet (cc's own but `skip`, the
+ * one being created), read from the store, each command once.
+ * @return FBX_OK or an error (the turn fails; memory is rebuilt). */
+static int
+build(struct fbx_engine *e, struct cmdc *cc, uint64_t skip)
+{
+	int64_t t0 = fbxi_mono_ms();
+	uint64_t read0 = e->sx_read;
+	unsigned n = 0;
+
+	for (struct cmdc *m = cc->kind->head; m != NULL; m = m->knext) {
+		struct build_ctx b;
+		uint32_t upto;
+		int rc;
+
+		if (m->kindexed)
+			continue;
+		memset(&b, 0, sizeof(b));
+		b.e = e;
+		b.cc = m;
+		b.skip = skip;
+		b.err = FBX_OK;
+		/* cc's own: those before the one being created */
+		upto = m == cc ? FBX_DLV_IDX(skip) : m->c.ndeliveries;
+		if (upto > 0) {
+			rc = fbx_store_dlv_scan(e->txn, FBX_DLV_ID(m->c.id, 0),
+			    FBX_DLV_ID(m->c.id, upto), 0, build_cb, &b);
+			if (rc == FBX_OK)
+				rc = b.err;
+			if (rc != FBX_OK && rc != FBX_ENOT_FOUND)
+				return rc;
+		}
+		m->kindexed = 1;
+		e->sx_read += b.read;
+		e->sx_builds++;
+		n++;
+	}
+	if (e->sx_read - read0 >= 10000)
+		FBX_LOGI("supersede: %s's open %s commands (%u) indexed for "
+		         "command %llu: %llu deliveries read in %lld ms",
+		    cc->c.org, fbx_cmd_type_name(cc->c.type), n,
+		    (unsigned long long)cc->c.id,
+		    (unsigned long long)(e->sx_read - read0),
+		    (long long)(fbxi_mono_ms() - t0));
+	return FBX_OK;
+}
+
 void
 fbxi_supersede_new(struct fbx_engine *e, struct cmdc *cc, uint64_t id,
     const char *device)
@@ -116,8 +298,15 @@ fbxi_supersede_new(struct fbx_engine *e, struct cmdc *cc, uint64_t id,
 	struct cmdc *oc;
 	int rc = FBX_OK;
 
-	if (!fbxi_supersede_applies(cc))
-		return;
+	if (!fbxi_supersede_applies(cc) || !indexing(cc))
+		return; /* alone of its kind: nothing to supersede */
+	if (cc->kind != NULL && !cc->kindexed) {
+		rc = build(e, cc, id);
+		if (rc != FBX_OK) {
+			fbxi_set_err(e, rc);
+			return;
+		}
+	}
 	key = kind_key(cc, device);
 	if (fbxi_idmap_get(&e->supersede, key, &old) &&
 	    FBX_DLV_CMD(old) != cc->c.id &&
@@ -139,18 +328,4 @@ fbxi_supersede_new(struct fbx_engine *e, struct cmdc *cc, uint64_t id,
 	}
 	if (fbxi_idmap_put(&e->supersede, key, id) != 0)
 		fbxi_set_err(e, FBX_ENOMEM);
-}
-
-int
-fbxi_supersede_index(struct fbx_engine *e, const struct cmdc *cc, uint64_t id,
-    const char *device)
-{
-	uint64_t key, old = 0;
-
-	if (!fbxi_supersede_applies(cc))
-		return 0;
-	key = kind_key(cc, device);
-	if (fbxi_idmap_get(&e->supersede, key, &old) && old > id)
-		return 0; /* a newer one is indexed */
-	return fbxi_idmap_put(&e->supersede, key, id);
 }

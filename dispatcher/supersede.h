@@ -9,6 +9,18 @@
  * restart), never to staged rollouts. This module owns the index of the
  * latest open delivery per (organisation, device, type, payload): memory,
  * rebuilt from the store with the command cache. Internal to dispatcher/.
+ *
+ * The index is built lazily, per kind (organisation, type, origin,
+ * payload): a command alone of its kind among the open commands (the
+ * common case of a large fan-out) has nothing to supersede and nothing
+ * that could supersede it, so its deliveries stay out of the index (each
+ * entry is a cache miss in a map as large as the fleet). When a delivery
+ * is created while another open command of the same kind exists, every
+ * member of the kind not yet indexed has its open deliveries read from
+ * the store into the index first (once per command: an indexed command
+ * stays indexed), and the delivery then goes through the index as
+ * before. Recovery indexes nothing: the first delivery created after it
+ * builds what it needs.
  */
 #ifndef FBXI_SUPERSEDE_H
 #define FBXI_SUPERSEDE_H
@@ -17,6 +29,20 @@
 
 struct fbx_engine;
 struct cmdc;
+struct fbxi_skind;
+
+/* fbxi_supersede_join - cc entered the command cache: if it supersedes,
+ * it joins its kind. @return 0, or -1 out of memory (nothing changed). */
+int fbxi_supersede_join(struct fbx_engine *e, struct cmdc *cc);
+
+/* fbxi_supersede_leave - cc leaves the command cache (its kind forgets
+ * it; an empty kind is freed). Its index entries stay: a lookup that
+ * finds a command no longer cached ignores it. */
+void fbxi_supersede_leave(struct fbx_engine *e, struct cmdc *cc);
+
+/* fbxi_supersede_clear - forget every kind and the index (the command
+ * cache is being dropped). */
+void fbxi_supersede_clear(struct fbx_engine *e);
 
 /* fbxi_supersede_applies - whether deliveries of cc take part. */
 int fbxi_supersede_applies(const struct cmdc *cc);
@@ -34,10 +60,5 @@ void fbxi_supersede_new(struct fbx_engine *e, struct cmdc *cc, uint64_t id,
 void fbxi_supersede_prefetch(
     struct fbx_engine *e, const struct cmdc *cc, const char *device);
 
-/* fbxi_supersede_index - rebuild: delivery id of cc is open for device
- * (QUEUED or PENDING); index it if it is the newest of its kind.
- * @return 0, or -1 out of memory. */
-int fbxi_supersede_index(struct fbx_engine *e, const struct cmdc *cc,
-    uint64_t id, const char *device);
 
 #endif

@@ -16,7 +16,9 @@
  * - a settling command survives a restart;
  * - released held commands go out in staged waves, not at once;
  * - a newer lock for a device supersedes an older one still queued or
- *   pending for it, never one a gateway holds;
+ *   pending for it, never one a gateway holds; the index that finds it
+ *   is built only when two open commands of a kind meet (a command
+ *   still expanding in slices, and after a restart, included);
  * - a dry run of a rollout through groups plans it stage by stage, and
  *   an approved rollout says it is running while its next group expands.
  */
@@ -25,6 +27,7 @@
 #include <string.h>
 
 #include "engine_fake.h"
+#include "metrics.h"
 
 #define REASON "attestation_failed"
 
@@ -840,6 +843,116 @@ test_supersede_limits(void)
 	env_close(&t);
 }
 
+/* sx_builds - commands whose deliveries entered the supersede index late
+ * (metrics), and the deliveries read for them */
+static uint64_t
+sx_builds(struct env *t, uint64_t *read)
+{
+	struct fbx_metrics *m = calloc(1, sizeof(*m));
+	uint64_t n = UINT64_MAX;
+
+	if (m != NULL && fbx_engine_metrics(t->e, m) == FBX_OK) {
+		n = m->sx_builds;
+		*read = m->sx_read;
+	}
+	free(m);
+	return n;
+}
+
+/* The supersede index is built lazily (supersede.c): an unlock of a
+ * whole organisation, alone of its kind, indexes nothing; an unlock of
+ * one device while it still expands (in slices: 40,000 devices, 16,384
+ * per turn) supersedes its waiting delivery for that device whether the
+ * big one reached it before or after; after a restart the next unlock
+ * finds the big one's waiting deliveries again. Another kind (a query)
+ * or another origin never builds anything. */
+static void
+test_supersede_lazy(void)
+{
+	struct env t;
+	struct fbx_command c;
+	struct fbx_console_req req;
+	struct fbx_console_rep rep;
+	uint64_t big, u_late, u_early, u_after, rd = 0, rd2 = 0;
+	int st, guard;
+
+	CHECK(env_open(&t, "supersede3") == 0, "open");
+	enroll(&t, "big", 40000);
+	memset(&req, 0, sizeof(req));
+	req.kind = FBX_CREQ_SUBMIT;
+	req.u.submit.cmd.type = FBX_CMD_UNLOCK;
+	req.u.submit.cmd.origin = FBX_ORIGIN_OPERATOR;
+	req.u.submit.cmd.target_kind = FBX_TARGET_ORG;
+	console(&t, "ops", "big", &req);
+	turn(&t);
+	CHECK(reply(&t, "ops", &rep) == FBX_OK, "org-wide unlock");
+	big = rep.u.submit.command_id;
+	fbx_console_rep_free(&rep);
+	CHECK(cmd_state(&t, "big", big, &c) == FBX_C_EXPANDING &&
+	        c.ndeliveries < 40000,
+	    "still expanding after its first turn: state %d, %u deliveries",
+	    c.state, c.ndeliveries);
+	CHECK(sx_builds(&t, &rd) == 0 && rd == 0,
+	    "alone of its kind: nothing indexed (%llu read)",
+	    (unsigned long long)rd);
+	/* the last device: the big one has not reached it yet */
+	u_late = submit_type(&t, "big", 39999, FBX_CMD_UNLOCK);
+	CHECK(sx_builds(&t, &rd) == 2 && rd > 0 && rd < 40000,
+	    "the second of the kind indexed both while the first expands: "
+	    "%llu read", (unsigned long long)rd);
+	/* a query to the whole organisation is another kind */
+	query_req(&req);
+	console(&t, "ops", "big", &req);
+	turn(&t);
+	CHECK(reply(&t, "ops", &rep) == FBX_OK, "query");
+	fbx_console_rep_free(&rep);
+	CHECK(sx_builds(&t, &rd2) == 2 && rd2 == rd, "a query builds nothing");
+	/* an automatic unlock is another origin: never replaces an
+	 * operator's, builds nothing */
+	CHECK(lock_one(&t, "rules", "big", 39998, FBX_CMD_UNLOCK,
+	          FBX_ORIGIN_AUTOMATIC, &u_after, &st) == FBX_OK,
+	    "automatic unlock");
+	CHECK(sx_builds(&t, &rd2) == 2 && rd2 == rd,
+	    "another origin builds nothing");
+	/* a device the big one reached */
+	u_early = submit_type(&t, "big", 5, FBX_CMD_UNLOCK);
+	CHECK(sx_builds(&t, &rd2) == 3 && rd2 == rd,
+	    "the third indexed itself only (nothing to read): %llu read",
+	    (unsigned long long)(rd2 - rd));
+	for (guard = 0; guard < 10; guard++) {
+		if (cmd_state(&t, "big", big, &c) != FBX_C_EXPANDING)
+			break;
+		turn(&t);
+	}
+	CHECK(cmd_state(&t, "big", big, &c) >= 0 && c.ndeliveries == 40000 &&
+	        c.counts[FBX_D_SUPERSEDED] == 2,
+	    "the big unlock expanded (%u) with 2 superseded (%u)",
+	    c.ndeliveries, c.counts[FBX_D_SUPERSEDED]);
+	CHECK(cmd_state(&t, "big", u_late, &c) >= 0 &&
+	        c.counts[FBX_D_SUPERSEDED] == 0,
+	    "the later unlock of the last device stands");
+	CHECK(cmd_state(&t, "big", u_early, &c) >= 0 &&
+	        c.counts[FBX_D_SUPERSEDED] == 0,
+	    "the unlock of device 5 stands");
+	CHECK(cmd_state(&t, "big", u_after, &c) >= 0 &&
+	        c.counts[FBX_D_SUPERSEDED] == 0,
+	    "the automatic unlock stands");
+	/* a restart forgets the index; the next unlock reads the big
+	 * one's waiting deliveries again and supersedes device 6's */
+	CHECK(env_reopen(&t) == 0, "reopen");
+	CHECK(sx_builds(&t, &rd) == 0, "nothing indexed at recovery");
+	(void)submit_type(&t, "big", 6, FBX_CMD_UNLOCK);
+	CHECK(sx_builds(&t, &rd) == 4 && rd == 40002,
+	    "after the restart the kind's 3 open commands and the new one "
+	    "indexed, "
+	    "%llu deliveries read", (unsigned long long)rd);
+	CHECK(cmd_state(&t, "big", big, &c) >= 0 &&
+	        c.counts[FBX_D_SUPERSEDED] == 3,
+	    "after a restart device 6's unlock superseded too: %u",
+	    c.counts[FBX_D_SUPERSEDED]);
+	env_close(&t);
+}
+
 int
 main(void)
 {
@@ -854,6 +967,7 @@ main(void)
 	test_rollout_stages();
 	test_manual_shadow_ttl();
 	test_supersede_limits();
+	test_supersede_lazy();
 	printf("%d passed, %d failed\n", passed, failed);
 	return failed ? 1 : 0;
 }
