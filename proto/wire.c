@@ -7,7 +7,9 @@
  * counts only and build the hot arrays (deliveries, results) in one block.
  * It also carries the safety-control vocabulary (breakers, limits, rate
  * caps, approvals, rollouts, dry runs), the incident tools (rollback,
- * replay, export, audit log, organisation list) and the PUB events.
+ * replay, export, audit log, organisation list) and the PUB events. The
+ * direct codec of the hot messages (RESULTS read, DELIVERIES written
+ * without protobuf-c) is in wire_direct.c.
  */
 #include <limits.h>
 #include <stdarg.h>
@@ -17,6 +19,7 @@
 
 #include "fbx_proto.h"
 #include "fusebox.pb-c.h"
+#include "wire_int.h"
 
 typedef Fusebox__V1__Error pb_error;
 typedef Fusebox__V1__ConsoleRequest pb_creq;
@@ -4679,23 +4682,6 @@ gw_body_in(const pb_gwmsg *pb, struct fbx_gw_msg *m, struct wctx *w)
 	return fail(w, FBX_EINVALID, "body: missing or unknown message");
 }
 
-/* pb_varint - read a base-128 varint at *p (< end). @return 0 or -1. */
-static int
-pb_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
-{
-	uint64_t x = 0;
-
-	for (int shift = 0; shift < 64 && *p < end; shift += 7) {
-		uint8_t b = *(*p)++;
-		x |= (uint64_t)(b & 0x7f) << shift;
-		if (!(b & 0x80)) {
-			*v = x;
-			return 0;
-		}
-	}
-	return -1;
-}
-
 /* pb_skip - step over one field's value of wire type wt at *p.
  * @return 0, or -1 when the value runs past end (malformed). *len is
  * set for length-delimited values, which are not stepped over. */
@@ -4707,7 +4693,7 @@ pb_skip(const uint8_t **p, const uint8_t *end, unsigned wt, uint64_t *len)
 	*len = 0;
 	switch (wt) {
 	case 0:
-		return pb_varint(p, end, &v);
+		return fbxp_varint(p, end, &v);
 	case 1:
 	case 5:
 		if ((size_t)(end - *p) < (wt == 1 ? 8u : 4u))
@@ -4715,7 +4701,7 @@ pb_skip(const uint8_t **p, const uint8_t *end, unsigned wt, uint64_t *len)
 		*p += wt == 1 ? 8 : 4;
 		return 0;
 	case 2:
-		if (pb_varint(p, end, &v) != 0 || v > (uint64_t)(end - *p))
+		if (fbxp_varint(p, end, &v) != 0 || v > (uint64_t)(end - *p))
 			return -1;
 		*len = v;
 		return 0;
@@ -4734,7 +4720,7 @@ pb_field_count(const uint8_t *p, const uint8_t *end, uint32_t outer, uint32_t in
 	size_t n = 0;
 	uint64_t key, len;
 
-	while (p < end && pb_varint(&p, end, &key) == 0) {
+	while (p < end && fbxp_varint(&p, end, &key) == 0) {
 		const uint8_t *q, *qend;
 		if ((key >> 3) == 0 || pb_skip(&p, end, key & 7, &len) != 0)
 			break;
@@ -4745,7 +4731,7 @@ pb_field_count(const uint8_t *p, const uint8_t *end, uint32_t outer, uint32_t in
 		p = qend;
 		if ((uint32_t)(key >> 3) != outer)
 			continue;
-		while (q < qend && pb_varint(&q, qend, &key) == 0) {
+		while (q < qend && fbxp_varint(&q, qend, &key) == 0) {
 			uint64_t l2;
 			if ((key >> 3) == 0 || pb_skip(&q, qend, key & 7, &l2) != 0)
 				break;
@@ -4763,7 +4749,7 @@ fbx_gw_msg_kind(const void *buf, size_t len)
 	const uint8_t *p = in_bytes(buf), *end = p + len;
 	uint64_t key, l;
 
-	while (p < end && pb_varint(&p, end, &key) == 0) {
+	while (p < end && fbxp_varint(&p, end, &key) == 0) {
 		if (pb_skip(&p, end, key & 7, &l) != 0)
 			break;
 		if ((key & 7) == 2 && (key >> 3) >= FBX_GW_HELLO &&
@@ -4798,127 +4784,9 @@ gw_prescan(struct wctx *w, const void *buf, size_t len)
 	return FBX_OK;
 }
 
-/* results_direct - a RESULTS message read straight from the wire, the
- * gateway's bulk traffic (protobuf-c allocated and freed every Result of
- * a batch of up to 65,536). Only the plain form is taken: version (field
- * 1) and results (12) each once and nothing else at the top, batch_id (1)
- * at most once and results (2) in Results, each Result with its fields
- * (1 delivery_id, 2 status, 3 code) at most once, varints of their wire
- * type, every value valid. Anything else (an unknown or repeated field, a
- * value the generic path refuses, a batch over its cap) returns 0 and
- * goes through protobuf-c, which decodes or refuses it with its reason;
- * what this reads is what that path would give (fuzz_gw_msg compares the
- * two). @return 1 and *m filled, 0 when not taken, -1 out of memory. */
-unsigned long fbx_gw_results_direct;
-
-static int
-results_direct(const uint8_t *p, const uint8_t *end, struct fbx_gw_msg *m)
-{
-	const uint8_t *rs = NULL, *rend = NULL, *q;
-	uint64_t key, v, version = 0, batch = 0, n = 0;
-	int have_v = 0, have_b = 0;
-	struct fbx_result_rec *r;
-
-	while (p < end) {
-		if (pb_varint(&p, end, &key) != 0)
-			return 0;
-		if (key == (1u << 3 | 0) && !have_v) {
-			const uint8_t *p0 = p;
-			if (pb_varint(&p, end, &version) != 0 || p - p0 > 5)
-				return 0;
-			have_v = 1;
-		} else if (key == (12u << 3 | 2) && rs == NULL) {
-			if (pb_varint(&p, end, &v) != 0 ||
-			    v > (uint64_t)(end - p))
-				return 0;
-			rs = p;
-			rend = p + v;
-			p = rend;
-		} else {
-			return 0;
-		}
-	}
-	if (rs == NULL || version != FBX_PROTOCOL_VERSION)
-		return 0;
-	/* Results: count first (the cap, one allocation) */
-	for (q = rs; q < rend;) {
-		if (pb_varint(&q, rend, &key) != 0)
-			return 0;
-		if (key == (1u << 3 | 0) && !have_b) {
-			if (pb_varint(&q, rend, &batch) != 0)
-				return 0;
-			have_b = 1;
-		} else if (key == (2u << 3 | 2)) {
-			if (pb_varint(&q, rend, &v) != 0 ||
-			    v > (uint64_t)(rend - q))
-				return 0;
-			q += v;
-			n++;
-		} else {
-			return 0;
-		}
-	}
-	if (n > FBX_BATCH_MAX)
-		return 0;
-	r = n > 0 ? malloc(n * sizeof(*r)) : NULL;
-	if (n > 0 && r == NULL)
-		return -1;
-	n = 0;
-	for (q = rs; q < rend;) {
-		const uint8_t *x, *xend;
-		uint64_t id = 0, st = 0, code = 0;
-		unsigned seen = 0;
-		(void)pb_varint(&q, rend, &key); /* checked above */
-		if (key == (1u << 3 | 0)) {
-			(void)pb_varint(&q, rend, &v);
-			continue;
-		}
-		(void)pb_varint(&q, rend, &v);
-		x = q;
-		xend = q + v;
-		q = xend;
-		while (x < xend) {
-			unsigned f;
-			const uint8_t *x0;
-			if (pb_varint(&x, xend, &key) != 0 || (key & 7) != 0 ||
-			    (f = (unsigned)(key >> 3)) < 1 || f > 3 ||
-			    (seen & (1u << f)) != 0)
-				goto generic;
-			seen |= 1u << f;
-			x0 = x;
-			if (pb_varint(&x, xend, &v) != 0)
-				goto generic;
-			if (f == 1) {
-				if (x - x0 == 10 && x[-1] > 1)
-					goto generic; /* bits past 64 */
-				id = v;
-			} else if (x - x0 > 5) {
-				goto generic; /* 32-bit fields: plain varints */
-			} else if (f == 2) {
-				st = v;
-			} else {
-				code = v;
-			}
-		}
-		if (id == 0 || st < 1 || st >= FBX_R_COUNT || code > UINT16_MAX)
-			goto generic;
-		r[n].delivery_id = id;
-		r[n].status = (uint8_t)st;
-		r[n].code = (uint16_t)code;
-		n++;
-	}
-	m->version = (uint32_t)version;
-	m->kind = FBX_GW_RESULTS;
-	m->u.results.batch_id = batch;
-	m->u.results.r = r;
-	m->u.results.n = (size_t)n;
-	fbx_gw_results_direct++;
-	return 1;
-generic:
-	free(r);
-	return 0;
-}
-
+/* A RESULTS batch in its plain form is read directly
+ * (fbxp_results_direct, wire_direct.c); anything else, or that one when
+ * it is not taken, through protobuf-c. */
 int
 fbx_gw_msg_decode(const void *buf, size_t len, struct fbx_gw_msg *out,
     char *why, size_t whylen)
@@ -4927,7 +4795,8 @@ fbx_gw_msg_decode(const void *buf, size_t len, struct fbx_gw_msg *out,
 
 	if (out != NULL && len <= FBX_GATEWAY_IN_MAX && buf != NULL) {
 		memset(out, 0, sizeof(*out));
-		rv = results_direct(in_bytes(buf), in_bytes(buf) + len, out);
+		rv = fbxp_results_direct(in_bytes(buf), in_bytes(buf) + len,
+		    out);
 		if (rv == 1) {
 			if (why != NULL && whylen > 0)
 				why[0] = '\0';
@@ -5309,177 +5178,14 @@ fbx_eng_msg_free(struct fbx_eng_msg *m)
 	memset(m, 0, sizeof(*m));
 }
 
-/* ---- DELIVERIES written directly ------------------------------------ */
-
-/* The engine's bulk output: protobuf-c built a descriptor-driven message
- * per delivery and walked it twice (size, then pack). This writes the
- * same bytes: fields in field-number order, proto3 defaults (0, "",
- * empty bytes, false) left out, every Delivery present even when empty.
- * proto_test and the encoder comparison in fuzz_eng_msg check it byte
- * for byte against fbx_eng_msg_encode_generic. */
-static size_t
-vlen(uint64_t v)
-{
-	size_t n = 1;
-
-	while (v >= 0x80) {
-		v >>= 7;
-		n++;
-	}
-	return n;
-}
-
-static uint8_t *
-wvar(uint8_t *p, uint64_t v)
-{
-	while (v >= 0x80) {
-		*p++ = (uint8_t)(v | 0x80);
-		v >>= 7;
-	}
-	*p++ = (uint8_t)v;
-	return p;
-}
-
-/* dlv_size - one Delivery's bytes (without its own key and length) */
-static size_t
-dlv_size(const struct fbx_dlv_out *x, size_t on, size_t dn)
-{
-	size_t n = 0;
-
-	if (x->delivery_id != 0)
-		n += 1 + vlen(x->delivery_id);
-	if (x->command_id != 0)
-		n += 1 + vlen(x->command_id);
-	if (on > 0)
-		n += 1 + vlen(on) + on;
-	if (dn > 0)
-		n += 1 + vlen(dn) + dn;
-	if (x->type != 0)
-		n += 1 + vlen(x->type);
-	if (x->payload_len > 0)
-		n += 1 + vlen(x->payload_len) + x->payload_len;
-	if (x->expires_ms != 0)
-		n += 1 + vlen((uint64_t)x->expires_ms);
-	if (x->attempt != 0)
-		n += 1 + vlen(x->attempt);
-	return n;
-}
-
-static int
-deliveries_direct(const struct fbx_eng_msg *m, uint8_t **buf, size_t *len)
-{
-	const struct fbx_dlv_out *d = m->u.deliveries.d;
-	size_t n = m->u.deliveries.n, inner = 0, total, *sz;
-	uint8_t *b, *p;
-
-	if (n > FBX_BATCH_MAX)
-		return FBX_ETOOBIG;
-	if (n > 0 && d == NULL)
-		return FBX_EINVALID;
-	sz = malloc((n > 0 ? n : 1) * 3 * sizeof(*sz));
-	if (sz == NULL)
-		return FBX_ENOMEM;
-	for (size_t i = 0; i < n; i++) {
-		const struct fbx_dlv_out *x = &d[i];
-		size_t on, dn;
-		if (x->org == NULL || x->device == NULL ||
-		    (x->payload == NULL && x->payload_len > 0)) {
-			free(sz);
-			return FBX_EINVALID;
-		}
-		on = strnlen(x->org, FBX_ID_MAX + 1);
-		dn = strnlen(x->device, FBX_ID_MAX + 1);
-		if (on > FBX_ID_MAX || dn > FBX_ID_MAX ||
-		    x->payload_len > FBX_PAYLOAD_MAX) {
-			free(sz);
-			return FBX_ETOOBIG;
-		}
-		sz[3 * i] = dlv_size(x, on, dn);
-		sz[3 * i + 1] = on;
-		sz[3 * i + 2] = dn;
-		inner += 1 + vlen(sz[3 * i]) + sz[3 * i];
-	}
-	if (m->u.deliveries.urgent)
-		inner += 2;
-	total = 1 + vlen(FBX_PROTOCOL_VERSION) + 1 + vlen(inner) + inner;
-	if (total > FBX_GATEWAY_MSG_MAX) {
-		free(sz);
-		return FBX_ETOOBIG;
-	}
-	b = malloc(total);
-	if (b == NULL) {
-		free(sz);
-		return FBX_ENOMEM;
-	}
-	p = b;
-	*p++ = 1 << 3; /* EngineMessage.version */
-	p = wvar(p, FBX_PROTOCOL_VERSION);
-	*p++ = 11 << 3 | 2; /* EngineMessage.deliveries */
-	p = wvar(p, inner);
-	for (size_t i = 0; i < n; i++) {
-		const struct fbx_dlv_out *x = &d[i];
-		size_t on = sz[3 * i + 1], dn = sz[3 * i + 2];
-		*p++ = 1 << 3 | 2; /* Deliveries.deliveries */
-		p = wvar(p, sz[3 * i]);
-		if (x->delivery_id != 0) {
-			*p++ = 1 << 3;
-			p = wvar(p, x->delivery_id);
-		}
-		if (x->command_id != 0) {
-			*p++ = 2 << 3;
-			p = wvar(p, x->command_id);
-		}
-		if (on > 0) {
-			*p++ = 3 << 3 | 2;
-			p = wvar(p, on);
-			memcpy(p, x->org, on);
-			p += on;
-		}
-		if (dn > 0) {
-			*p++ = 4 << 3 | 2;
-			p = wvar(p, dn);
-			memcpy(p, x->device, dn);
-			p += dn;
-		}
-		if (x->type != 0) {
-			*p++ = 5 << 3;
-			p = wvar(p, x->type);
-		}
-		if (x->payload_len > 0) {
-			*p++ = 6 << 3 | 2;
-			p = wvar(p, x->payload_len);
-			memcpy(p, x->payload, x->payload_len);
-			p += x->payload_len;
-		}
-		if (x->expires_ms != 0) {
-			*p++ = 7 << 3;
-			p = wvar(p, (uint64_t)x->expires_ms);
-		}
-		if (x->attempt != 0) {
-			*p++ = 8 << 3;
-			p = wvar(p, x->attempt);
-		}
-	}
-	if (m->u.deliveries.urgent) {
-		*p++ = 2 << 3; /* Deliveries.urgent */
-		*p++ = 1;
-	}
-	free(sz);
-	if ((size_t)(p - b) != total) { /* sizes and bytes disagree: a bug */
-		free(b);
-		return FBX_EINVALID;
-	}
-	*buf = b;
-	*len = total;
-	return FBX_OK;
-}
-
+/* DELIVERIES are written directly (fbxp_deliveries_direct,
+ * wire_direct.c); the other kinds through protobuf-c. */
 int
 fbx_eng_msg_encode(const struct fbx_eng_msg *m, uint8_t **buf, size_t *len)
 {
 	if (m != NULL && buf != NULL && len != NULL &&
 	    m->kind == FBX_ENG_DELIVERIES)
-		return deliveries_direct(m, buf, len);
+		return fbxp_deliveries_direct(m, buf, len);
 	return fbx_eng_msg_encode_generic(m, buf, len);
 }
 

@@ -17,6 +17,7 @@
 #include <zmq.h>
 
 #include "harness.h"
+#include "pbraw.h"
 
 #define HB_MS 500   /* --heartbeat-ms: BUSY for 2x, reaped after 3x */
 #define GUARD_MS 60000 /* hang guard, not a speed limit */
@@ -301,20 +302,6 @@ submit_devs(struct fbxt_env *t, const char *org, fbx_id *devs, size_t n,
 	if (rc == FBX_OK && count != n)
 		return FBX_ESTATE;
 	return rc;
-}
-
-/* put_varint - protobuf base-128 varint. @return bytes written. */
-static size_t
-put_varint(uint8_t *p, uint64_t v)
-{
-	size_t n = 0;
-
-	while (v >= 0x80) {
-		p[n++] = (uint8_t)(v | 0x80);
-		v >>= 7;
-	}
-	p[n++] = (uint8_t)v;
-	return n;
 }
 
 /* big_results - a GatewayMessage{version 1, results{batch, n x
