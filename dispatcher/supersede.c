@@ -40,17 +40,21 @@ fnv(uint64_t h, const void *p, size_t n)
 	return h;
 }
 
-/* kind_key - (organisation, device, type, payload) as a non-zero key.
- * A collision only names a candidate: same_kind() checks it exactly. */
+/* kind_key - (organisation, device, type, origin, payload) as a non-zero
+ * key. A collision only names a candidate: same_kind() checks it exactly.
+ * The origin is in it so that an automatic command's delivery never
+ * takes the slot of an operator's (same_kind() would refuse the pair, and
+ * the operator's older one would be out of reach of the next operator
+ * command). */
 static uint64_t
 kind_key(const struct cmdc *cc, const char *device)
 {
 	uint64_t h = UINT64_C(0xcbf29ce484222325);
-	uint8_t t = cc->c.type;
+	uint8_t t[2] = { (uint8_t)cc->c.type, (uint8_t)cc->c.origin };
 
 	h = fnv(h, cc->c.org, strlen(cc->c.org) + 1);
 	h = fnv(h, device, strlen(device) + 1);
-	h = fnv(h, &t, 1);
+	h = fnv(h, t, 2);
 	h = fnv(h, cc->c.payload, cc->c.payload_len);
 	return h != 0 ? h : 1;
 }
@@ -232,8 +236,10 @@ build_cb(void *arg, const struct fbx_delivery *d)
 	struct build_ctx *b = arg;
 
 	b->read++;
-	if (d->id == b->skip ||
-	    (d->state != FBX_D_QUEUED && d->state != FBX_D_PENDING))
+	/* every delivery, whatever its state now, as creation indexed it:
+	 * one SENT may come back PENDING (the device went offline) or
+	 * QUEUED (its gateway died, a replay), and must then be found */
+	if (d->id == b->skip)
 		return 0;
 	if (index_one(b->e, b->cc, d->id, d->device) != 0) {
 		b->err = FBX_ENOMEM;
@@ -242,9 +248,9 @@ build_cb(void *arg, const struct fbx_delivery *d)
 	return 0;
 }
 
-/* build - the kind of cc has more than one open command: index the open
- * deliveries of every member not indexed yet (cc's own but `skip`, the
- * one being created), read from the store, each command once.
+/* build - the kind of cc has more than one open command: index the
+ * deliveries of every member not indexed yet (cc's own before `skip`,
+ * the one being created), read from the store, each command once.
  * @return FBX_OK or an error (the turn fails; memory is rebuilt). */
 static int
 build(struct fbx_engine *e, struct cmdc *cc, uint64_t skip)
@@ -255,7 +261,7 @@ build(struct fbx_engine *e, struct cmdc *cc, uint64_t skip)
 
 	for (struct cmdc *m = cc->kind->head; m != NULL; m = m->knext) {
 		struct build_ctx b;
-		uint32_t upto;
+		uint64_t to;
 		int rc;
 
 		if (m->kindexed)
@@ -266,10 +272,10 @@ build(struct fbx_engine *e, struct cmdc *cc, uint64_t skip)
 		b.skip = skip;
 		b.err = FBX_OK;
 		/* cc's own: those before the one being created */
-		upto = m == cc ? FBX_DLV_IDX(skip) : m->c.ndeliveries;
-		if (upto > 0) {
+		to = m == cc ? skip : FBX_DLV_ID(m->c.id + 1, 0);
+		if (to > FBX_DLV_ID(m->c.id, 0)) {
 			rc = fbx_store_dlv_scan(e->txn, FBX_DLV_ID(m->c.id, 0),
-			    FBX_DLV_ID(m->c.id, upto), 0, build_cb, &b);
+			    to, 0, build_cb, &b);
 			if (rc == FBX_OK)
 				rc = b.err;
 			if (rc != FBX_OK && rc != FBX_ENOT_FOUND)

@@ -16,11 +16,12 @@
  * that could supersede it, so its deliveries stay out of the index (each
  * entry is a cache miss in a map as large as the fleet). When a delivery
  * is created while another open command of the same kind exists, every
- * member of the kind not yet indexed has its open deliveries read from
- * the store into the index first (once per command: an indexed command
- * stays indexed), and the delivery then goes through the index as
- * before. Recovery indexes nothing: the first delivery created after it
- * builds what it needs.
+ * member of the kind not yet indexed has its deliveries read from the
+ * store into the index first (every one, as creation indexes them: a
+ * SENT one may come back PENDING or QUEUED; once per command: an indexed
+ * command stays indexed), and the delivery then goes through the index
+ * as before. Recovery indexes nothing: the first delivery created after
+ * it builds what it needs.
  */
 #ifndef FBXI_SUPERSEDE_H
 #define FBXI_SUPERSEDE_H

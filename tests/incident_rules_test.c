@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "engine_fake.h"
+#include "engine_int.h"
 #include "metrics.h"
 
 #define REASON "attestation_failed"
@@ -892,9 +893,9 @@ test_supersede_lazy(void)
 	        c.ndeliveries < 40000,
 	    "still expanding after its first turn: state %d, %u deliveries",
 	    c.state, c.ndeliveries);
-	CHECK(sx_builds(&t, &rd) == 0 && rd == 0,
-	    "alone of its kind: nothing indexed (%llu read)",
-	    (unsigned long long)rd);
+	CHECK(sx_builds(&t, &rd) == 0 && rd == 0 && t.e->supersede.len == 0,
+	    "alone of its kind: nothing indexed (%llu read, %zu entries)",
+	    (unsigned long long)rd, t.e->supersede.len);
 	/* the last device: the big one has not reached it yet */
 	u_late = submit_type(&t, "big", 39999, FBX_CMD_UNLOCK);
 	CHECK(sx_builds(&t, &rd) == 2 && rd > 0 && rd < 40000,
@@ -940,7 +941,8 @@ test_supersede_lazy(void)
 	/* a restart forgets the index; the next unlock reads the big
 	 * one's waiting deliveries again and supersedes device 6's */
 	CHECK(env_reopen(&t) == 0, "reopen");
-	CHECK(sx_builds(&t, &rd) == 0, "nothing indexed at recovery");
+	CHECK(sx_builds(&t, &rd) == 0 && t.e->supersede.len == 0,
+	    "nothing indexed at recovery: %zu entries", t.e->supersede.len);
 	(void)submit_type(&t, "big", 6, FBX_CMD_UNLOCK);
 	CHECK(sx_builds(&t, &rd) == 4 && rd == 40002,
 	    "after the restart the kind's 3 open commands and the new one "
@@ -950,6 +952,47 @@ test_supersede_lazy(void)
 	        c.counts[FBX_D_SUPERSEDED] == 3,
 	    "after a restart device 6's unlock superseded too: %u",
 	    c.counts[FBX_D_SUPERSEDED]);
+	env_close(&t);
+}
+
+/* From the review: a delivery in a gateway's hands when its kind's index
+ * is built, which then comes back PENDING (the device was offline), is
+ * still superseded by the next command of its kind for that device, as
+ * when every delivery was indexed at creation. */
+static void
+test_supersede_reopened(void)
+{
+	struct env t;
+	struct fbx_command c;
+	struct gw_seen *s = calloc(1, sizeof(*s));
+	uint64_t a, batch = 0;
+
+	CHECK(s != NULL && env_open(&t, "supersede4") == 0, "open");
+	enroll(&t, "acme", 100);
+	hello(&t, "g1", "acme", 1000);
+	turn(&t);
+	drain_gw(&t, "g1", s);
+	a = submit_type(&t, "acme", 1, FBX_CMD_UNLOCK);
+	turn(&t);
+	memset(s, 0, sizeof(*s));
+	drain_gw(&t, "g1", s);
+	CHECK(s->nids == 1 && FBX_DLV_CMD(s->ids[0]) == a, "A sent");
+	/* the second of the kind: the index is built while A's is SENT */
+	(void)submit_type(&t, "acme", 2, FBX_CMD_UNLOCK);
+	CHECK(t.e->sx_builds == 2, "built: %llu",
+	    (unsigned long long)t.e->sx_builds);
+	/* the device was offline: A's delivery waits, PENDING */
+	results(&t, "g1", ++batch, s->ids, 1, FBX_R_OFFLINE);
+	turn(&t);
+	CHECK(cmd_state(&t, "acme", a, &c) >= 0 &&
+	        c.counts[FBX_D_PENDING] == 1,
+	    "A pending: %u", c.counts[FBX_D_PENDING]);
+	(void)submit_type(&t, "acme", 1, FBX_CMD_UNLOCK);
+	CHECK(cmd_state(&t, "acme", a, &c) >= 0 &&
+	        c.counts[FBX_D_SUPERSEDED] == 1,
+	    "A's pending delivery superseded by the next unlock: %u",
+	    c.counts[FBX_D_SUPERSEDED]);
+	free(s);
 	env_close(&t);
 }
 
@@ -968,6 +1011,7 @@ main(void)
 	test_manual_shadow_ttl();
 	test_supersede_limits();
 	test_supersede_lazy();
+	test_supersede_reopened();
 	printf("%d passed, %d failed\n", passed, failed);
 	return failed ? 1 : 0;
 }
