@@ -4,7 +4,11 @@
  * indexes over them. Every record is a small hand-written little-endian
  * binary encoding with a leading version byte, decoded with bounds checks
  * so a damaged record gives FBX_ECORRUPT, never a crash. LMDB codes are
- * translated to fbx_err here and nowhere else.
+ * translated to fbx_err here and in store_ix.c, nowhere else.
+ *
+ * store_ix.c holds the deferred indexes (marks and catch-up), the audit
+ * indexes and the audit query; store_int.h what the two files share
+ * (structures, byte encoding, key helpers, the fbxs_ calls).
  *
  * Storage schema (schema version 3): this block is its reference.
  * Integers in keys are big-endian so byte order is numeric order; a signed
@@ -23,7 +27,8 @@
  *               "ixw_cmd", "ixw_audit"          -> u64 LE: the last
  *               command id / audit sequence with its cmd_org /
  *               audit_org + audit_actor entries written (LMDB; see
- *               "deferred indexes"); absent: every record indexed
+ *               "deferred indexes" in store_ix.c); absent: every
+ *               record indexed
  *   cmd         id u64                          -> command header record
  *   cmd_body    id u64                          -> payload + device ids
  *               (written once by append, absent when both are empty;
@@ -118,12 +123,11 @@
 
 #include "fbx_store.h"
 #include "store_pg.h" /* the LMDB calls below: LMDB or PostgreSQL */
+#include "store_int.h"
 
 #define SCHEMA_VERSION 3
 /* records indexed per write transaction when upgrading a version 1 store */
 #define AUDIT_UPGRADE_BATCH 20000
-#define AUDIT_V1 1
-#define AUDIT_FIX (1 + 32 + 32 + 8) /* ver, prev, hash, at_ms */
 #define AUDIT_MARK_LEN (1 + 8 + 32)
 #define MAP_DEFAULT ((size_t)64 << 20)
 #define MAP_MAX_DEFAULT ((size_t)1 << 40)
@@ -141,8 +145,6 @@
 #define CMD_V2 2 /* command header with the safety-control tail */
 #define CMD_V3 3 /* v2 + settle_until_ms */
 
-/* Largest key: org \0 group \0 device. */
-#define KEY_MAX (3 * (FBX_ID_MAX + 1) + 16)
 /* Largest delivery record (v2): fixed part, device, full history. */
 #define DLV_REC_MAX (3 + 3 + 5 + 1 + FBX_ID_MAX + \
     FBX_HIST_MAX * (1 + 3 + 10) + 10 + DLV_PAD)
@@ -154,67 +156,10 @@
     FBX_GROUPS_MAX * (1 + FBX_ID_MAX))
 #define ORG_REC_LEN (1 + 4 + 8)
 
-struct fbx_store {
-	MDB_env *env;
-	MDB_dbi meta, cmd, cmd_body, cmd_org, cmd_active, idem, dlv, pend, dev,
-	    grp, org, kv, audit, audit_org, audit_actor, audit_time;
-	char *data_path; /* <dir>/data.mdb, for stat(2) */
-	/* fbx_store_sync's own descriptor of data.mdb (-1 on PostgreSQL):
-	 * Linux reports a failed write-back once per open file, so a sync
-	 * on LMDB's descriptor could miss an error that a commit on the
-	 * same descriptor consumed, or take one from it */
-	int sync_fd;
-	size_t map_size;
-	size_t map_size_max;
-	unsigned readers_cleared;
-	uint64_t audit_upgraded; /* records indexed by the upgrade at open */
-	/* deferred per-organisation indexes (LMDB): how many records
-	 * cmd_org and audit_org/audit_actor may lag their tables before
-	 * the next write catches them up; <= 1: written with each record
-	 * (always on PostgreSQL). See "Deferred indexes" below. */
-	uint32_t ix_lag;
-	atomic_uint_fast64_t audit_reads; /* audit entries read (stat) */
-	atomic_int ntxn; /* open transactions of this process */
-};
-
-/* A delivery created in a write transaction and not yet written (see
- * fbx_store_dlv_create): QUEUED or PENDING at at_ms, and, unless sent_ms
- * is INT64_MIN, handed out (SENT, attempt 1) at sent_ms. */
-struct dlv_new {
-	uint64_t id;
-	int64_t at_ms;
-	int64_t sent_ms; /* INT64_MIN: not sent */
-	uint8_t state;
-	uint8_t dlen;
-	char dev[FBX_ID_MAX];
-};
-/* created deliveries held back at most; more are written at once */
+/* created deliveries held back at most (struct dlv_new: store_int.h);
+ * more are written at once */
 #define DLV_NEW_MAX 65536
 
-struct fbx_txn {
-	fbx_store *st;
-	MDB_txn *txn;
-	int write;
-	int err;            /* non-zero once broken: returned by every call */
-	MDB_cursor *dlv_cur; /* write txns: cached cursor on dlv */
-	struct fbx_txn *parent; /* a child (nested) transaction's parent */
-	int dlv_last_known;
-	uint64_t dlv_last; /* largest dlv key in this txn (if known) */
-	/* deliveries created and not yet written: a delivery created and
-	 * sent in the same transaction is written once, as SENT. They are
-	 * written in creation order before anything reads or rewrites the
-	 * delivery table through this transaction, before a child starts,
-	 * and at commit (a child's go to its parent). */
-	struct dlv_new *nw;
-	size_t nnw, nwcap, nwhint;
-	int nw_unsorted; /* ids not ascending: no binary search */
-};
-
-/* the deferred indexes' marks (see "deferred indexes") */
-enum { IXW_CMD = 0, IXW_AUDIT = 1 };
-static const char *const ixw_key[] = { "ixw_cmd", "ixw_audit" };
-static int ixw_get(
-    MDB_txn *txn, fbx_store *st, int which, uint64_t *wm, int *present);
 static int dlv_write(fbx_txn *t, uint64_t id, uint8_t *rec, size_t len);
 static int dlv_new_flush(fbx_txn *t);
 static struct dlv_new *dlv_new_find(fbx_txn *t, uint64_t id, int *flush);
@@ -291,187 +236,6 @@ txn_fail(fbx_txn *t, int rc)
 		err = FBX_ESTORAGE;
 	t->err = err;
 	return err;
-}
-
-/* ---- byte encoding ---------------------------------------------------- */
-
-struct wr {
-	uint8_t *p;
-	uint8_t *end;
-	int bad;
-};
-
-struct rd {
-	const uint8_t *p;
-	const uint8_t *end;
-	int bad;
-};
-
-static void
-wr_u8(struct wr *w, unsigned v)
-{
-	if (w->bad || w->p >= w->end) {
-		w->bad = 1;
-		return;
-	}
-	*w->p++ = (uint8_t)v;
-}
-
-static void
-wr_le(struct wr *w, uint64_t v, int n)
-{
-	if (w->bad || w->end - w->p < n) {
-		w->bad = 1;
-		return;
-	}
-	for (int i = 0; i < n; i++)
-		*w->p++ = (uint8_t)(v >> (8 * i));
-}
-
-static void
-wr_bytes(struct wr *w, const void *b, size_t n)
-{
-	if (w->bad || (size_t)(w->end - w->p) < n) {
-		w->bad = 1;
-		return;
-	}
-	if (n > 0)
-		memcpy(w->p, b, n);
-	w->p += n;
-}
-
-/* wr_str - u8 length + bytes; s must be at most FBX_ID_MAX bytes. */
-static void
-wr_str(struct wr *w, const char *s, size_t cap)
-{
-	size_t n = strnlen(s, cap);
-
-	if (n >= cap || n > 255) {
-		w->bad = 1;
-		return;
-	}
-	wr_u8(w, (unsigned)n);
-	wr_bytes(w, s, n);
-}
-
-static uint64_t
-rd_le(struct rd *r, int n)
-{
-	uint64_t v = 0;
-
-	if (r->bad || r->end - r->p < n) {
-		r->bad = 1;
-		return 0;
-	}
-	for (int i = 0; i < n; i++)
-		v |= (uint64_t)r->p[i] << (8 * i);
-	r->p += n;
-	return v;
-}
-
-static unsigned
-rd_u8(struct rd *r)
-{
-	return (unsigned)rd_le(r, 1);
-}
-
-static int64_t
-rd_i64(struct rd *r)
-{
-	return (int64_t)rd_le(r, 8);
-}
-
-/* rd_str - read a str into dst of capacity cap (NUL included). */
-static void
-rd_str(struct rd *r, char *dst, size_t cap)
-{
-	size_t n = rd_u8(r);
-
-	if (r->bad || n >= cap || (size_t)(r->end - r->p) < n) {
-		r->bad = 1;
-		dst[0] = '\0';
-		return;
-	}
-	memcpy(dst, r->p, n);
-	dst[n] = '\0';
-	if (memchr(dst, '\0', n) != NULL)
-		r->bad = 1;
-	r->p += n;
-}
-
-static void
-put_be64(uint8_t *b, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		b[i] = (uint8_t)(v >> (56 - 8 * i));
-}
-
-static uint64_t
-get_be64(const uint8_t *b)
-{
-	uint64_t v = 0;
-
-	for (int i = 0; i < 8; i++)
-		v = (v << 8) | b[i];
-	return v;
-}
-
-static uint64_t
-time_key(int64_t ms)
-{
-	return (uint64_t)ms ^ ((uint64_t)1 << 63);
-}
-
-static int64_t
-time_unkey(uint64_t k)
-{
-	return (int64_t)(k ^ ((uint64_t)1 << 63));
-}
-
-/* id_len - length of an identifier used in a key: 1..FBX_ID_MAX bytes. */
-static int
-id_len(const char *s, size_t *n)
-{
-	size_t l;
-
-	if (s == NULL)
-		return FBX_EINVALID;
-	l = strnlen(s, FBX_ID_MAX + 1);
-	if (l == 0 || l > FBX_ID_MAX)
-		return FBX_EINVALID;
-	*n = l;
-	return FBX_OK;
-}
-
-/* opt_ok - an optional identifier field: 0..FBX_ID_MAX bytes. */
-static int
-opt_ok(const char *s)
-{
-	return strnlen(s, FBX_ID_MAX + 1) <= FBX_ID_MAX;
-}
-
-/* key_cat - append n bytes of s to k at off, then a NUL separator if sep;
- * returns the new length. Callers keep the total within KEY_MAX. */
-static size_t
-key_cat(uint8_t *k, size_t off, const char *s, size_t n, int sep)
-{
-	memcpy(k + off, s, n);
-	off += n;
-	if (sep)
-		k[off++] = '\0';
-	return off;
-}
-
-static int
-has_prefix(const MDB_val *k, const uint8_t *pfx, size_t n)
-{
-	return k->mv_size >= n && memcmp(k->mv_data, pfx, n) == 0;
-}
-
-static int
-key_eq(const MDB_val *k, const uint8_t *b, size_t n)
-{
-	return k->mv_size == n && memcmp(k->mv_data, b, n) == 0;
 }
 
 /* ---- delivery record -------------------------------------------------- */
@@ -834,6 +598,15 @@ cmd_hdr_org(const MDB_val *v, const char **org, size_t *olen,
 	return 0;
 }
 
+/* fbxs_cmd_hdr_org - cmd_hdr_org for the cmd_org catch-up in store_ix.c
+ * (store.c's own callers keep the static one). */
+int
+fbxs_cmd_hdr_org(const MDB_val *v, const char **org, size_t *olen,
+    int64_t *created)
+{
+	return cmd_hdr_org(v, org, olen, created);
+}
+
 /* cmd_hdr_peek - what a rewrite needs from the stored header (state,
  * organisation, created_ms, the body sizes), read in place without
  * decoding the rest: the rewrite replaces every other field with the
@@ -1175,12 +948,6 @@ schema_set(fbx_store *st, uint32_t ver)
 	return map_err(mrc);
 }
 
-/* audit_index_add's code for a record it cannot parse: neither an errno
- * (positive) nor an LMDB code (-30799..-30780). */
-#define AUDIT_BADREC (-1)
-static int audit_index_add(MDB_txn *txn, fbx_store *st, uint64_t seq,
-    const void *rec, size_t len);
-
 /* audit_upgrade_batch - index up to AUDIT_UPGRADE_BATCH records of a
  * version 1 store after meta "audit_ix", in one write transaction; the
  * last batch sets the schema version. @param[out] done 1 when finished. */
@@ -1222,7 +989,7 @@ audit_upgrade_batch(fbx_store *st, int *done)
 			break;
 		}
 		seq = get_be64(k.mv_data);
-		mrc = audit_index_add(txn, st, seq, v.mv_data, v.mv_size);
+		mrc = fbxs_audit_index_add(txn, st, seq, v.mv_data, v.mv_size);
 		if (mrc != 0)
 			break;
 		n++;
@@ -1238,8 +1005,8 @@ audit_upgrade_batch(fbx_store *st, int *done)
 		if (mrc == MDB_NOTFOUND)
 			mrc = 0;
 		if (mrc == 0) {
-			k.mv_size = strlen(ixw_key[IXW_AUDIT]);
-			k.mv_data = (void *)ixw_key[IXW_AUDIT];
+			k.mv_size = strlen(fbxs_ixw_key[IXW_AUDIT]);
+			k.mv_data = (void *)fbxs_ixw_key[IXW_AUDIT];
 			mrc = mdb_del(txn, st->meta, &k, NULL);
 			if (mrc == MDB_NOTFOUND)
 				mrc = 0;
@@ -1492,7 +1259,7 @@ fbx_store_stat(fbx_store *st, struct fbx_store_stat *out)
 		MDB_val k, v;
 		uint64_t wm;
 		int present;
-		if (ixw_get(txn, st, w, &wm, &present) != 0)
+		if (fbxs_ixw_get(txn, st, w, &wm, &present) != 0)
 			goto out;
 		if (!present)
 			continue;
@@ -1865,17 +1632,6 @@ read_err(int mrc)
 
 /* ---- command journal ---------------------------------------------- */
 
-static size_t
-cmd_org_key(uint8_t *k, const char *org, size_t on, int64_t created,
-    uint64_t id)
-{
-	size_t n = key_cat(k, 0, org, on, 1);
-
-	put_be64(k + n, time_key(created));
-	put_be64(k + n + 8, id);
-	return n + 16;
-}
-
 static int
 put_empty(fbx_txn *t, MDB_dbi dbi, const void *key, size_t klen)
 {
@@ -1895,292 +1651,6 @@ del_key(fbx_txn *t, MDB_dbi dbi, const void *key, size_t klen)
 	if (mrc == 0 || mrc == MDB_NOTFOUND)
 		return FBX_OK;
 	return txn_fail(t, mrc);
-}
-
-/* ---- deferred indexes ------------------------------------------------
- *
- * cmd_org, audit_org and audit_actor have one insertion point per
- * organisation (and actor): written with each record, a commit of N
- * records from K organisations copies about K leaf pages of each, where
- * the record tables themselves grow at their ends. On LMDB they may lag
- * their table by up to st->ix_lag records: meta "ixw_cmd" / "ixw_audit"
- * (u64 LE) holds the last id / sequence whose entries are written, every
- * record after it has none, and the write that takes the lag past
- * ix_lag writes them all in its own transaction (then every leaf an
- * organisation's entries touch is copied once for up to ix_lag
- * records). Queries merge the records after the mark, read from the
- * table, with the index, so the lag is invisible to them. The mark is
- * part of the transaction: a crash or an abort leaves mark and entries
- * as they were committed together. No mark: everything is indexed (a
- * store written with ix_lag <= 1, or before deferred indexes). */
-
-/* ixw_get - the mark of index `which`. @param[out] present 0: no mark
- * (*wm left 0). @return an LMDB code */
-static int
-ixw_get(MDB_txn *txn, fbx_store *st, int which, uint64_t *wm, int *present)
-{
-	MDB_val k = { strlen(ixw_key[which]), (void *)ixw_key[which] }, v;
-	int mrc = mdb_get(txn, st->meta, &k, &v);
-
-	*wm = 0;
-	*present = 0;
-	if (mrc == MDB_NOTFOUND)
-		return 0;
-	if (mrc != 0)
-		return mrc;
-	if (v.mv_size != 8)
-		return MDB_CORRUPTED;
-	for (int i = 0; i < 8; i++)
-		*wm |= (uint64_t)((const uint8_t *)v.mv_data)[i] << (8 * i);
-	*present = 1;
-	return 0;
-}
-
-/* ixw_set - set the mark, or remove it (everything indexed) when
- * st->ix_lag <= 1. @return an LMDB code */
-static int
-ixw_set(MDB_txn *txn, fbx_store *st, int which, uint64_t wm)
-{
-	MDB_val k = { strlen(ixw_key[which]), (void *)ixw_key[which] }, v;
-	uint8_t b[8];
-	int mrc;
-
-	if (st->ix_lag <= 1) {
-		mrc = mdb_del(txn, st->meta, &k, NULL);
-		return mrc == MDB_NOTFOUND ? 0 : mrc;
-	}
-	for (int i = 0; i < 8; i++)
-		b[i] = (uint8_t)(wm >> (8 * i));
-	v.mv_size = 8;
-	v.mv_data = b;
-	return mdb_put(txn, st->meta, &k, &v, 0);
-}
-
-/* ixw_lagging - after record `id` of index `which` was written without
- * its entries: write the entries of every record up to id when the lag
- * reaches st->ix_lag (catch(txn, st, mark, id) writes those after mark),
- * else make sure the mark is set (a store without one had everything
- * indexed, so the mark becomes id - 1). @return an LMDB code */
-static int
-ixw_lagging(MDB_txn *txn, fbx_store *st, int which, uint64_t id,
-    int (*catch)(MDB_txn *, fbx_store *, uint64_t, uint64_t))
-{
-	uint64_t wm;
-	int present, mrc;
-
-	mrc = ixw_get(txn, st, which, &wm, &present);
-	if (mrc != 0)
-		return mrc;
-	if (present && id <= wm)
-		return catch(txn, st, id - 1, id); /* an id below the mark
-		    (the newest records were deleted and their ids used
-		    again): indexed now, as the mark says */
-	if (!present)
-		wm = id - 1;
-	if (id - wm >= st->ix_lag) {
-		mrc = catch(txn, st, wm, id);
-		return mrc != 0 ? mrc : ixw_set(txn, st, which, id);
-	}
-	return present ? 0 : ixw_set(txn, st, which, wm);
-}
-
-/* ixw_unlag - with st->ix_lag <= 1, before record id's entries are
- * written with it: a mark left by an earlier open with a lag is caught
- * up (entries of the records before id) and removed, so no record is
- * indexed twice or skipped. @return an LMDB code */
-static int
-ixw_unlag(MDB_txn *txn, fbx_store *st, int which, uint64_t id,
-    int (*catch)(MDB_txn *, fbx_store *, uint64_t, uint64_t))
-{
-	uint64_t wm;
-	int present, mrc;
-
-	if (fbxi_kv_is_pg(st->env))
-		return 0; /* never lags there: no mark to read */
-	mrc = ixw_get(txn, st, which, &wm, &present);
-	if (mrc != 0 || !present)
-		return mrc;
-	mrc = catch(txn, st, wm, id - 1);
-	return mrc != 0 ? mrc : ixw_set(txn, st, which, 0);
-}
-
-/* ix_sink - the index entries of one catch-up, gathered and then written
- * in key order through one cursor per table. The records come in id
- * order, which scatters their entries over every organisation's range
- * (a descent from the root and a leaf out of cache for each); in key
- * order consecutive entries mostly land on the leaf the cursor is on,
- * which LMDB finds without a descent. */
-struct ix_ent {
-	const uint8_t *k; /* set from off once the buffer stops moving */
-	size_t off;       /* key bytes, then value bytes, in buf */
-	uint16_t klen;
-	uint8_t vlen;
-	uint8_t tab;      /* index into dbi[] */
-};
-
-struct ix_sink {
-	MDB_dbi dbi[2];
-	struct ix_ent *e;
-	size_t n, cap;
-	uint8_t *buf;
-	size_t used, bcap;
-};
-
-/* ix_sink_add - @return 0 or ENOMEM */
-static int
-ix_sink_add(struct ix_sink *s, unsigned tab, const uint8_t *k, size_t klen,
-    const uint8_t *v, size_t vlen)
-{
-	if (s->n == s->cap) {
-		size_t ncap = s->cap ? 2 * s->cap : 1024;
-		struct ix_ent *ne = realloc(s->e, ncap * sizeof(*ne));
-		if (ne == NULL)
-			return ENOMEM;
-		s->e = ne;
-		s->cap = ncap;
-	}
-	if (s->bcap - s->used < klen + vlen) {
-		size_t ncap = s->bcap ? 2 * s->bcap : 65536;
-		uint8_t *nb;
-		while (ncap - s->used < klen + vlen)
-			ncap *= 2;
-		nb = realloc(s->buf, ncap);
-		if (nb == NULL)
-			return ENOMEM;
-		s->buf = nb;
-		s->bcap = ncap;
-	}
-	s->e[s->n] = (struct ix_ent) { NULL, s->used, (uint16_t)klen,
-		(uint8_t)vlen, (uint8_t)tab };
-	memcpy(s->buf + s->used, k, klen);
-	if (vlen > 0)
-		memcpy(s->buf + s->used + klen, v, vlen);
-	s->used += klen + vlen;
-	s->n++;
-	return 0;
-}
-
-/* ix_ent_cmp - table, then LMDB's default key order (bytes, then the
- * shorter first) */
-static int
-ix_ent_cmp(const void *pa, const void *pb)
-{
-	const struct ix_ent *a = pa, *b = pb;
-	size_t n = a->klen < b->klen ? a->klen : b->klen;
-	int c;
-
-	if (a->tab != b->tab)
-		return a->tab < b->tab ? -1 : 1;
-	c = memcmp(a->k, b->k, n);
-	if (c != 0)
-		return c;
-	return a->klen < b->klen ? -1 : a->klen > b->klen;
-}
-
-/* ix_sink_flush - write the gathered entries. @return an LMDB code */
-static int
-ix_sink_flush(MDB_txn *txn, fbx_store *st, struct ix_sink *s)
-{
-	MDB_cursor *cur = NULL;
-	int mrc = 0, tab = -1;
-
-	if (s->n == 0)
-		return 0; /* every record of the range was deleted */
-	for (size_t i = 0; i < s->n; i++)
-		s->e[i].k = s->buf + s->e[i].off;
-	qsort(s->e, s->n, sizeof(*s->e), ix_ent_cmp);
-	for (size_t i = 0; i < s->n && mrc == 0; i++) {
-		MDB_val k = { s->e[i].klen, (void *)s->e[i].k };
-		MDB_val v = { s->e[i].vlen, (void *)(s->e[i].k + s->e[i].klen) };
-		if (fbxi_kv_is_pg(st->env)) {
-			mrc = mdb_put(txn, s->dbi[s->e[i].tab], &k, &v, 0);
-			continue;
-		}
-		if (s->e[i].tab != tab) {
-			if (cur != NULL)
-				mdb_cursor_close(cur);
-			cur = NULL;
-			tab = s->e[i].tab;
-			mrc = mdb_cursor_open(txn, s->dbi[tab], &cur);
-			if (mrc != 0)
-				break;
-		}
-		mrc = mdb_cursor_put(cur, &k, &v, 0);
-	}
-	if (cur != NULL)
-		mdb_cursor_close(cur);
-	return mrc;
-}
-
-/* ixw_walk - call one(record's id, record, sink) for each record of table
- * dbi with a key (u64) in (from, to], in key order, then write the
- * entries they gathered (the catch-up of a deferred index). @return an
- * LMDB code */
-static int
-ixw_walk(MDB_txn *txn, fbx_store *st, MDB_dbi dbi, uint64_t from,
-    uint64_t to, MDB_dbi ix0, MDB_dbi ix1,
-    int (*one)(uint64_t, const MDB_val *, struct ix_sink *))
-{
-	struct ix_sink sink = { { ix0, ix1 }, NULL, 0, 0, NULL, 0, 0 };
-	MDB_cursor *cur = NULL;
-	MDB_val k, v;
-	uint8_t kb[8];
-	int mrc;
-
-	if (from >= to)
-		return 0;
-	mrc = mdb_cursor_open(txn, dbi, &cur);
-	if (mrc != 0)
-		return mrc;
-	put_be64(kb, from + 1);
-	k.mv_size = 8;
-	k.mv_data = kb;
-	mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-	while (mrc == 0) {
-		uint64_t id;
-		if (k.mv_size != 8) {
-			mrc = MDB_CORRUPTED;
-			break;
-		}
-		id = get_be64(k.mv_data);
-		if (id > to)
-			break;
-		mrc = one(id, &v, &sink);
-		if (mrc != 0)
-			break;
-		mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
-	}
-	mdb_cursor_close(cur);
-	if (mrc == MDB_NOTFOUND)
-		mrc = 0;
-	if (mrc == 0)
-		mrc = ix_sink_flush(txn, st, &sink);
-	free(sink.e);
-	free(sink.buf);
-	return mrc;
-}
-
-/* cmd_ix_one - the cmd_org entry of command id (header v). */
-static int
-cmd_ix_one(uint64_t id, const MDB_val *v, struct ix_sink *sink)
-{
-	uint8_t key[KEY_MAX];
-	const char *org;
-	size_t olen;
-	int64_t created;
-
-	if (cmd_hdr_org(v, &org, &olen, &created) != 0)
-		return MDB_CORRUPTED;
-	return ix_sink_add(sink, 0, key,
-	    cmd_org_key(key, org, olen, created, id), NULL, 0);
-}
-
-/* cmd_ix_catch - write the cmd_org entries of commands (from, to]. */
-static int
-cmd_ix_catch(MDB_txn *txn, fbx_store *st, uint64_t from, uint64_t to)
-{
-	return ixw_walk(txn, st, st->cmd, from, to, st->cmd_org, st->cmd_org,
-	    cmd_ix_one);
 }
 
 int
@@ -2306,7 +1776,8 @@ fbx_store_cmd_append(fbx_txn *t, struct fbx_command *cmd)
 		}
 	}
 	if (st->ix_lag <= 1) {
-		mrc = ixw_unlag(t->txn, st, IXW_CMD, id, cmd_ix_catch);
+		mrc = fbxs_ixw_unlag(
+		    t->txn, st, IXW_CMD, id, fbxs_cmd_ix_catch);
 		if (mrc != 0) {
 			rc = txn_fail(t, mrc);
 			goto out;
@@ -2314,7 +1785,8 @@ fbx_store_cmd_append(fbx_txn *t, struct fbx_command *cmd)
 		klen = cmd_org_key(key, cmd->org, on, cmd->created_ms, id);
 		rc = put_empty(t, st->cmd_org, key, klen);
 	} else {
-		mrc = ixw_lagging(t->txn, st, IXW_CMD, id, cmd_ix_catch);
+		mrc = fbxs_ixw_lagging(
+		    t->txn, st, IXW_CMD, id, fbxs_cmd_ix_catch);
 		rc = mrc == 0 ? FBX_OK : txn_fail(t, mrc);
 	}
 	if (rc != FBX_OK)
@@ -2395,7 +1867,7 @@ fbx_store_cmd_put(fbx_txn *t, const struct fbx_command *cmd)
 		uint64_t wm = 0;
 		int present = 0;
 		if (!fbxi_kv_is_pg(st->env))
-			mrc = ixw_get(t->txn, st, IXW_CMD, &wm, &present);
+			mrc = fbxs_ixw_get(t->txn, st, IXW_CMD, &wm, &present);
 		if (mrc != 0)
 			return txn_fail(t, mrc);
 		if (present && cmd->id > wm)
@@ -2499,7 +1971,7 @@ cmd_tail_collect(fbx_txn *t, const char *org, int64_t c0, uint64_t i0,
 	*nout = 0;
 	if (fbxi_kv_is_pg(t->st->env))
 		return FBX_OK; /* indexed at once there: no mark to read */
-	mrc = ixw_get(t->txn, t->st, IXW_CMD, &wm, &present);
+	mrc = fbxs_ixw_get(t->txn, t->st, IXW_CMD, &wm, &present);
 	if (mrc != 0)
 		return read_err(mrc);
 	if (!present)
@@ -4025,172 +3497,6 @@ fbx_store_kv_scan(fbx_txn *t, const char *prefix, fbx_kv_fn fn, void *arg)
 
 /* ---- audit log --------------------------------------------------------- */
 
-/* The fields of an audit record the indexes use; org and actor point into
- * the record and are not NUL-terminated. */
-struct audit_ix {
-	int64_t at_ms;
-	const char *org, *actor;
-	size_t olen, alen;
-};
-
-/* audit_parse - check an audit record v1 from end to end and find its
- * indexed fields. @return 0, or -1 when it does not parse. */
-static int
-audit_parse(const void *rec, size_t len, struct audit_ix *ix)
-{
-	struct rd r = { rec, (const uint8_t *)rec + len, 0 };
-	const char *s[3];
-	size_t n[3];
-
-	if (rec == NULL || len < AUDIT_FIX + 3 + 4 || rd_u8(&r) != AUDIT_V1)
-		return -1;
-	r.p += 64; /* prev, hash */
-	ix->at_ms = rd_i64(&r);
-	for (int i = 0; i < 3; i++) {
-		n[i] = rd_u8(&r);
-		s[i] = (const char *)r.p;
-		if (r.bad || (size_t)(r.end - r.p) < n[i])
-			return -1;
-		r.p += n[i];
-	}
-	for (int i = 0; i < 2; i++) {
-		size_t m = (size_t)rd_le(&r, 2);
-		if (r.bad || (size_t)(r.end - r.p) < m)
-			return -1;
-		r.p += m;
-	}
-	if (r.bad || r.p != r.end || n[0] > FBX_ID_MAX || n[1] > FBX_ID_MAX ||
-	    memchr(s[0], '\0', n[0]) != NULL ||
-	    memchr(s[1], '\0', n[1]) != NULL)
-		return -1;
-	ix->org = s[0];
-	ix->olen = n[0];
-	ix->actor = s[1];
-	ix->alen = n[1];
-	return 0;
-}
-
-/* audit_ix_key - org \0 [actor \0] seq; actor NULL leaves it out. */
-static size_t
-audit_ix_key(uint8_t *k, const char *org, size_t olen, const char *actor,
-    size_t alen, uint64_t seq)
-{
-	size_t n = key_cat(k, 0, org, olen, 1);
-
-	if (actor != NULL)
-		n = key_cat(k, n, actor, alen, 1);
-	put_be64(k + n, seq);
-	return n + 8;
-}
-
-/* audit_ix_org - the audit_org and audit_actor entries of record seq.
- * @return an LMDB code */
-static int
-audit_ix_org(MDB_txn *txn, fbx_store *st, uint64_t seq,
-    const struct audit_ix *ix)
-{
-	uint8_t kb[KEY_MAX], sb[8];
-	MDB_val k, v;
-	int mrc;
-
-	for (int i = 0; i < 8; i++)
-		sb[i] = (uint8_t)((uint64_t)ix->at_ms >> (8 * i));
-	v.mv_size = 8;
-	v.mv_data = sb;
-	k.mv_data = kb;
-	k.mv_size = audit_ix_key(kb, ix->org, ix->olen, NULL, 0, seq);
-	mrc = mdb_put(txn, st->audit_org, &k, &v, 0);
-	if (mrc != 0)
-		return mrc;
-	k.mv_size = audit_ix_key(kb, ix->org, ix->olen, ix->actor, ix->alen,
-	    seq);
-	v.mv_size = 8;
-	v.mv_data = sb;
-	return mdb_put(txn, st->audit_actor, &k, &v, 0);
-}
-
-/* audit_ix_time - the audit_time entry of record seq, if its time
- * raises the running maximum. @return an LMDB code */
-static int
-audit_ix_time(MDB_txn *txn, fbx_store *st, uint64_t seq, int64_t at_ms)
-{
-	MDB_cursor *cur = NULL;
-	uint8_t tb[8], sb[8];
-	MDB_val k, v;
-	int mrc;
-
-	mrc = mdb_cursor_open(txn, st->audit_time, &cur);
-	if (mrc != 0)
-		return mrc;
-	mrc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
-	if (mrc == 0 && k.mv_size != 8)
-		mrc = MDB_CORRUPTED;
-	if (mrc == MDB_NOTFOUND ||
-	    (mrc == 0 && get_be64(k.mv_data) < time_key(at_ms))) {
-		put_be64(tb, time_key(at_ms));
-		for (int i = 0; i < 8; i++)
-			sb[i] = (uint8_t)(seq >> (8 * i));
-		k.mv_size = 8;
-		k.mv_data = tb;
-		v.mv_size = 8;
-		v.mv_data = sb;
-		mrc = mdb_cursor_put(cur, &k, &v, MDB_APPEND);
-	}
-	mdb_cursor_close(cur);
-	return mrc;
-}
-
-/* audit_index_add - every index entry of record seq (the upgrade from
- * schema 1). @return an LMDB code, or AUDIT_BADREC when the record does
- * not parse. */
-static int
-audit_index_add(
-    MDB_txn *txn, fbx_store *st, uint64_t seq, const void *rec, size_t len)
-{
-	struct audit_ix ix;
-	int mrc;
-
-	if (audit_parse(rec, len, &ix) != 0)
-		return AUDIT_BADREC;
-	mrc = audit_ix_org(txn, st, seq, &ix);
-	return mrc != 0 ? mrc : audit_ix_time(txn, st, seq, ix.at_ms);
-}
-
-/* audit_ix_one - the audit_org and audit_actor entries of record seq. */
-static int
-audit_ix_one(uint64_t seq, const MDB_val *v, struct ix_sink *sink)
-{
-	struct audit_ix ix;
-	uint8_t kb[KEY_MAX], sb[8];
-	int mrc;
-
-	if (audit_parse(v->mv_data, v->mv_size, &ix) != 0)
-		return MDB_CORRUPTED;
-	for (int i = 0; i < 8; i++)
-		sb[i] = (uint8_t)((uint64_t)ix.at_ms >> (8 * i));
-	mrc = ix_sink_add(sink, 0, kb,
-	    audit_ix_key(kb, ix.org, ix.olen, NULL, 0, seq), sb, 8);
-	if (mrc != 0)
-		return mrc;
-	return ix_sink_add(sink, 1, kb,
-	    audit_ix_key(kb, ix.org, ix.olen, ix.actor, ix.alen, seq), sb, 8);
-}
-
-/* audit_ix_catch - the audit_org and audit_actor entries of records
- * (from, to] (see "deferred indexes"). @return an LMDB code */
-static int
-audit_ix_catch(MDB_txn *txn, fbx_store *st, uint64_t from, uint64_t to)
-{
-	return ixw_walk(txn, st, st->audit, from, to, st->audit_org,
-	    st->audit_actor, audit_ix_one);
-}
-
-static void
-count_reads(fbx_store *st, uint64_t n)
-{
-	atomic_fetch_add(&st->audit_reads, n);
-}
-
 int
 fbx_store_audit_last(fbx_txn *t, uint64_t *seq, void *buf, size_t cap,
     size_t *len)
@@ -4262,21 +3568,22 @@ fbx_store_audit_put(fbx_txn *t, uint64_t seq, const void *rec, size_t len)
 		return FBX_EINVALID;
 	if (t->err != 0)
 		return t->err;
-	if (audit_parse(rec, len, &ix) != 0)
+	if (fbxs_audit_parse(rec, len, &ix) != 0)
 		return FBX_EINVALID;
 	put_be64(kb, seq);
 	mrc = mdb_put(t->txn, t->st->audit, &k, &v, MDB_APPEND);
 	if (mrc == MDB_KEYEXIST)
 		return FBX_EINVALID; /* not after the last: the chain is linear */
 	if (mrc == 0)
-		mrc = audit_ix_time(t->txn, t->st, seq, ix.at_ms);
+		mrc = fbxs_audit_ix_time(t->txn, t->st, seq, ix.at_ms);
 	if (mrc == 0 && t->st->ix_lag <= 1) {
-		mrc = ixw_unlag(t->txn, t->st, IXW_AUDIT, seq, audit_ix_catch);
+		mrc = fbxs_ixw_unlag(t->txn, t->st, IXW_AUDIT, seq,
+		    fbxs_audit_ix_catch);
 		if (mrc == 0)
-			mrc = audit_ix_org(t->txn, t->st, seq, &ix);
+			mrc = fbxs_audit_ix_org(t->txn, t->st, seq, &ix);
 	} else if (mrc == 0) {
-		mrc = ixw_lagging(t->txn, t->st, IXW_AUDIT, seq,
-		    audit_ix_catch);
+		mrc = fbxs_ixw_lagging(t->txn, t->st, IXW_AUDIT, seq,
+		    fbxs_audit_ix_catch);
 	}
 	return mrc == 0 ? FBX_OK : txn_fail(t, mrc);
 }
@@ -4314,297 +3621,6 @@ fbx_store_audit_scan(fbx_txn *t, uint64_t from, fbx_audit_fn fn, void *arg)
 		rc = FBX_ESTORAGE;
 	mdb_cursor_close(cur);
 	count_reads(t->st, n);
-	return rc;
-}
-
-/* One index stream of a query: the entries under a key prefix, in
- * sequence order. */
-struct ix_stream {
-	MDB_cursor *cur;
-	uint8_t pfx[KEY_MAX];
-	size_t plen;
-	int live;
-	uint64_t seq;
-	int64_t at_ms;
-};
-
-/* The records after the audit_org mark (no index entry yet) a query
- * selects, read from the log itself in sequence order: at most
- * st->ix_lag records, all with sequences above every indexed one. */
-struct ix_tail {
-	MDB_cursor *cur;
-	const char *org, *actor; /* actor NULL: any */
-	size_t olen, alen;
-	int star; /* the global records ("*") too */
-	uint64_t hi; /* the window ends before this sequence */
-	int live;
-	uint64_t seq;
-	int64_t at_ms;
-	uint64_t passed; /* records read and not selected */
-};
-
-/* tail_take - from the cursor's record (mrc from the positioning call)
- * on, the first the query selects. @return FBX_OK or an error. */
-static int
-tail_take(struct ix_tail *tl, int mrc, MDB_val *k, MDB_val *v)
-{
-	tl->live = 0;
-	while (mrc == 0) {
-		struct audit_ix ix;
-		if (k->mv_size != 8 ||
-		    audit_parse(v->mv_data, v->mv_size, &ix) != 0)
-			return FBX_ECORRUPT;
-		if (get_be64(k->mv_data) >= tl->hi)
-			return FBX_OK; /* past the window */
-		if (((ix.olen == tl->olen &&
-		         memcmp(ix.org, tl->org, tl->olen) == 0) ||
-		        (tl->star && ix.olen == 1 && ix.org[0] == '*')) &&
-		    (tl->actor == NULL ||
-		        (ix.alen == tl->alen &&
-		            memcmp(ix.actor, tl->actor, tl->alen) == 0))) {
-			tl->seq = get_be64(k->mv_data);
-			tl->at_ms = ix.at_ms;
-			tl->live = 1;
-			return FBX_OK;
-		}
-		tl->passed++;
-		mrc = mdb_cursor_get(tl->cur, k, v, MDB_NEXT);
-	}
-	return mrc == MDB_NOTFOUND ? FBX_OK : FBX_ESTORAGE;
-}
-
-/* tail_open - the tail of a query from sequence `from` on, if the
- * audit_org mark leaves one. */
-static int
-tail_open(fbx_txn *t, struct ix_tail *tl, const char *org,
-    const char *actor, uint64_t from, uint64_t hi)
-{
-	MDB_val k, v;
-	uint8_t kb[8];
-	uint64_t wm;
-	int present, mrc;
-
-	if (fbxi_kv_is_pg(t->st->env))
-		return FBX_OK; /* indexed at once there: no mark to read */
-	mrc = ixw_get(t->txn, t->st, IXW_AUDIT, &wm, &present);
-	if (mrc != 0)
-		return mrc == MDB_CORRUPTED ? FBX_ECORRUPT : FBX_ESTORAGE;
-	if (!present)
-		return FBX_OK;
-	tl->org = org;
-	tl->olen = strlen(org);
-	tl->actor = actor;
-	tl->alen = actor != NULL ? strlen(actor) : 0;
-	tl->star = strcmp(org, "*") != 0;
-	tl->hi = hi;
-	if (mdb_cursor_open(t->txn, t->st->audit, &tl->cur) != 0) {
-		tl->cur = NULL;
-		return FBX_ESTORAGE;
-	}
-	put_be64(kb, from > wm + 1 ? from : wm + 1);
-	k.mv_size = 8;
-	k.mv_data = kb;
-	return tail_take(tl, mdb_cursor_get(tl->cur, &k, &v, MDB_SET_RANGE),
-	    &k, &v);
-}
-
-static int
-tail_next(struct ix_tail *tl)
-{
-	MDB_val k, v;
-
-	return tail_take(tl, mdb_cursor_get(tl->cur, &k, &v, MDB_NEXT), &k,
-	    &v);
-}
-
-/* stream_take - adopt the cursor's entry (mrc from the positioning call)
- * if it is under the prefix. @return FBX_OK or an error. */
-static int
-stream_take(struct ix_stream *s, int mrc, const MDB_val *k, const MDB_val *v)
-{
-	const uint8_t *p;
-
-	s->live = 0;
-	if (mrc == MDB_NOTFOUND)
-		return FBX_OK;
-	if (mrc != 0)
-		return FBX_ESTORAGE;
-	if (!has_prefix(k, s->pfx, s->plen))
-		return FBX_OK;
-	if (k->mv_size != s->plen + 8 || v->mv_size != 8)
-		return FBX_ECORRUPT;
-	s->seq = get_be64((const uint8_t *)k->mv_data + s->plen);
-	p = v->mv_data;
-	s->at_ms = 0;
-	for (int i = 0; i < 8; i++)
-		s->at_ms |= (int64_t)((uint64_t)p[i] << (8 * i));
-	s->live = 1;
-	return FBX_OK;
-}
-
-static int
-stream_open(MDB_txn *txn, MDB_dbi dbi, struct ix_stream *s, const char *org,
-    const char *actor, uint64_t from)
-{
-	MDB_val k, v;
-	uint8_t kb[KEY_MAX];
-	size_t on = strlen(org), an = actor ? strlen(actor) : 0;
-
-	s->plen = audit_ix_key(s->pfx, org, on, actor, an, 0) - 8;
-	if (mdb_cursor_open(txn, dbi, &s->cur) != 0) {
-		s->cur = NULL;
-		return FBX_ESTORAGE;
-	}
-	memcpy(kb, s->pfx, s->plen);
-	put_be64(kb + s->plen, from);
-	k.mv_size = s->plen + 8;
-	k.mv_data = kb;
-	return stream_take(s, mdb_cursor_get(s->cur, &k, &v, MDB_SET_RANGE),
-	    &k, &v);
-}
-
-static int
-stream_next(struct ix_stream *s)
-{
-	MDB_val k, v;
-
-	return stream_take(s, mdb_cursor_get(s->cur, &k, &v, MDB_NEXT), &k,
-	    &v);
-}
-
-/* time_first_seq - the first sequence whose running maximum of at_ms is
- * at or after ms (every record before it is older than ms), or
- * UINT64_MAX when there is none. */
-static int
-time_first_seq(fbx_txn *t, int64_t ms, uint64_t *seq)
-{
-	MDB_cursor *cur = NULL;
-	MDB_val k, v;
-	uint8_t kb[8];
-	int mrc, rc = FBX_OK;
-
-	if (mdb_cursor_open(t->txn, t->st->audit_time, &cur) != 0)
-		return FBX_ESTORAGE;
-	put_be64(kb, time_key(ms));
-	k.mv_size = 8;
-	k.mv_data = kb;
-	mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-	count_reads(t->st, 1);
-	if (mrc == MDB_NOTFOUND) {
-		*seq = UINT64_MAX;
-	} else if (mrc != 0) {
-		rc = FBX_ESTORAGE;
-	} else if (k.mv_size != 8 || v.mv_size != 8) {
-		rc = FBX_ECORRUPT;
-	} else {
-		const uint8_t *p = v.mv_data;
-		uint64_t s = 0;
-		for (int i = 0; i < 8; i++)
-			s |= (uint64_t)p[i] << (8 * i);
-		*seq = s;
-	}
-	mdb_cursor_close(cur);
-	return rc;
-}
-
-int
-fbx_store_audit_query(fbx_txn *t, const struct fbx_audit_query *q,
-    fbx_audit_fn fn, void *arg, uint64_t *next_after)
-{
-	struct ix_stream s[2];
-	struct ix_tail tl;
-	uint64_t lo, hi = UINT64_MAX, last = 0, reads = 0, next = 0;
-	MDB_dbi dbi;
-	const char *actor;
-	int ns, rc = FBX_OK;
-
-	if (t == NULL || q == NULL || fn == NULL || next_after == NULL ||
-	    q->org == NULL || q->org[0] == '\0' || !opt_ok(q->org) ||
-	    (q->actor != NULL && !opt_ok(q->actor)) || q->max_reads == 0 ||
-	    q->after == UINT64_MAX)
-		return FBX_EINVALID;
-	if (t->err != 0)
-		return t->err;
-	memset(s, 0, sizeof(s));
-	memset(&tl, 0, sizeof(tl));
-	actor = q->actor != NULL && q->actor[0] != '\0' ? q->actor : NULL;
-	dbi = actor != NULL ? t->st->audit_actor : t->st->audit_org;
-	lo = q->after + 1;
-	if (q->since_ms != 0) {
-		uint64_t s0;
-		rc = time_first_seq(t, q->since_ms, &s0);
-		if (rc != FBX_OK)
-			goto out;
-		if (s0 > lo)
-			lo = s0;
-	}
-	if (q->until_ms != 0) {
-		rc = time_first_seq(t, q->until_ms, &hi);
-		if (rc != FBX_OK)
-			goto out;
-	}
-	if (lo >= hi)
-		goto out; /* nothing in the window after the cursor */
-	/* the organisation's records and the global ones, merged by seq */
-	ns = strcmp(q->org, "*") == 0 ? 1 : 2;
-	rc = stream_open(t->txn, dbi, &s[0], q->org, actor, lo);
-	if (rc == FBX_OK && ns == 2)
-		rc = stream_open(t->txn, dbi, &s[1], "*", actor, lo);
-	/* and the records no index entry covers yet (deferred indexes):
-	 * their sequences are above every indexed one */
-	if (rc == FBX_OK)
-		rc = tail_open(t, &tl, q->org, actor, lo, hi);
-	while (rc == FBX_OK) {
-		struct ix_stream *c = NULL;
-		uint64_t cseq;
-		int64_t cat;
-		for (int i = 0; i < ns; i++)
-			if (s[i].live && (c == NULL || s[i].seq < c->seq))
-				c = &s[i];
-		if (c == NULL && !tl.live)
-			break;
-		cseq = c != NULL ? c->seq : tl.seq;
-		cat = c != NULL ? c->at_ms : tl.at_ms;
-		if (cseq >= hi)
-			break; /* the window is exhausted */
-		if (reads >= q->max_reads) {
-			next = last; /* everything up to last was looked at */
-			break;
-		}
-		reads++;
-		last = cseq;
-		if ((q->since_ms == 0 || cat >= q->since_ms) &&
-		    (q->until_ms == 0 || cat < q->until_ms)) {
-			uint8_t kb[8];
-			MDB_val k = { 8, kb }, v;
-			int mrc;
-			put_be64(kb, cseq);
-			reads++;
-			mrc = mdb_get(t->txn, t->st->audit, &k, &v);
-			if (mrc != 0) {
-				/* an index entry without its record */
-				rc = mrc == MDB_NOTFOUND ? FBX_ECORRUPT :
-							   FBX_ESTORAGE;
-				break;
-			}
-			if (fn(arg, cseq, v.mv_data, v.mv_size) != 0) {
-				next = cseq - 1; /* offered again next time */
-				break;
-			}
-		}
-		rc = c != NULL ? stream_next(c) : tail_next(&tl);
-	}
-out:
-	for (int i = 0; i < 2; i++)
-		if (s[i].cur != NULL)
-			mdb_cursor_close(s[i].cur);
-	if (tl.cur != NULL)
-		mdb_cursor_close(tl.cur);
-	/* records of the tail passed over count as read, not against the
-	 * call's bound (at most st->ix_lag of them) */
-	count_reads(t->st, reads + tl.passed);
-	if (rc == FBX_OK)
-		*next_after = next;
 	return rc;
 }
 
@@ -4663,22 +3679,6 @@ fbx_store_audit_mark_put(
 	k.mv_data = (void *)audit_mark_key[kind];
 	mrc = mdb_put(t->txn, t->st->meta, &k, &v, 0);
 	return mrc == 0 ? FBX_OK : txn_fail(t, mrc);
-}
-
-int
-fbx_store_audit_time_seq(fbx_txn *t, int64_t ms, uint64_t *seq)
-{
-	uint64_t s = 0;
-	int rc;
-
-	if (t == NULL || seq == NULL)
-		return FBX_EINVALID;
-	if (t->err != 0)
-		return t->err;
-	rc = time_first_seq(t, ms, &s);
-	if (rc == FBX_OK)
-		*seq = s;
-	return rc;
 }
 
 /* edge_key - the first or last (op) 8-byte big-endian key of dbi.
@@ -4789,7 +3789,7 @@ fbx_store_audit_prune(
 		return FBX_EINVALID;
 	if (mrc != 0)
 		return FBX_ESTORAGE;
-	if (audit_parse(v.mv_data, v.mv_size, &ix) != 0)
+	if (fbxs_audit_parse(v.mv_data, v.mv_size, &ix) != 0)
 		return FBX_ECORRUPT;
 	anchor.seq = last;
 	memcpy(anchor.hash, (const uint8_t *)v.mv_data + 1 + 32, 32);
@@ -4810,7 +3810,7 @@ fbx_store_audit_prune(
 		if (get_be64(k.mv_data) > last)
 			break;
 		/* keys first: v is invalid after the first write */
-		if (audit_parse(v.mv_data, v.mv_size, &ix) == 0) {
+		if (fbxs_audit_parse(v.mv_data, v.mv_size, &ix) == 0) {
 			uint64_t seq = get_be64(k.mv_data);
 			ol = audit_ix_key(ko, ix.org, ix.olen, NULL, 0, seq);
 			al = audit_ix_key(ka, ix.org, ix.olen, ix.actor,
