@@ -918,13 +918,8 @@ handle_hello(struct fbx_engine *e, const struct inmsg *in, struct gw *g,
 static void
 mark_offline(struct fbx_engine *e, const char *org, const char *device)
 {
-	struct fbx_device dev;
-	int rc = fbx_store_dev_get(e->txn, org, device, &dev);
+	int rc = fbx_store_dev_set_online(e->txn, org, device, 0);
 
-	if (rc == FBX_OK && dev.online) {
-		dev.online = 0;
-		rc = fbx_store_dev_put(e->txn, &dev, NULL);
-	}
 	if (rc != FBX_OK && rc != FBX_ENOT_FOUND)
 		fbxi_set_err(e, rc);
 }

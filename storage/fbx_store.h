@@ -425,6 +425,16 @@ int fbx_store_pend_list(fbx_txn *txn, const char *org, const char *device,
  */
 int fbx_store_dev_put(fbx_txn *txn, const struct fbx_device *dev, int *created);
 
+/**
+ * fbx_store_dev_set_online - set an enrolled device's online flag, in
+ * place (one tree search; the record is rewritten only when the flag
+ * changes; groups and counts are untouched).
+ * @return FBX_OK, FBX_ENOT_FOUND (not enrolled), FBX_EINVALID (bad ids),
+ * FBX_ECORRUPT (not a device record), or a storage error.
+ */
+int fbx_store_dev_set_online(
+    fbx_txn *txn, const char *org, const char *id, int online);
+
 /** fbx_store_dev_get - read device (org, id). */
 int fbx_store_dev_get(
     fbx_txn *txn, const char *org, const char *id, struct fbx_device *out);

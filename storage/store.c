@@ -3043,6 +3043,54 @@ fbx_store_dev_put(fbx_txn *t, const struct fbx_device *dev, int *created)
 	return FBX_OK;
 }
 
+int
+fbx_store_dev_set_online(
+    fbx_txn *t, const char *org, const char *id, int online)
+{
+	uint8_t key[KEY_MAX], rec[DEV_REC_MAX];
+	const uint8_t *p;
+	MDB_cursor *cur = NULL;
+	MDB_val k, v;
+	size_t on, in, klen;
+	int rc, mrc;
+
+	TXN_WRITE_CHECK(t);
+	if (org == NULL || id == NULL || id_len(org, &on) != FBX_OK ||
+	    id_len(id, &in) != FBX_OK)
+		return FBX_EINVALID;
+	klen = key_cat(key, 0, org, on, 1);
+	klen = key_cat(key, klen, id, in, 0);
+	k.mv_size = klen;
+	k.mv_data = key;
+	mrc = mdb_cursor_open(t->txn, t->st->dev, &cur);
+	if (mrc != 0)
+		return read_err(mrc);
+	mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_KEY);
+	if (mrc != 0) {
+		rc = mrc == MDB_NOTFOUND ? FBX_ENOT_FOUND : read_err(mrc);
+		goto out;
+	}
+	/* version, platform, online: the layout dev_encode writes */
+	p = v.mv_data;
+	if (v.mv_size < 3 || v.mv_size > sizeof(rec) || p[0] != REC_V1) {
+		rc = FBX_ECORRUPT;
+		goto out;
+	}
+	rc = FBX_OK;
+	if ((p[2] != 0) == (online != 0))
+		goto out;
+	memcpy(rec, p, v.mv_size);
+	rec[2] = online ? 1 : 0;
+	v.mv_data = rec;
+	/* MDB_CURRENT on the positioned cursor: the same size, in place */
+	mrc = mdb_cursor_put(cur, &k, &v, MDB_CURRENT);
+	if (mrc != 0)
+		rc = txn_fail(t, mrc);
+out:
+	mdb_cursor_close(cur);
+	return rc;
+}
+
 static int
 dev_read(fbx_txn *t, const uint8_t *key, size_t klen, struct fbx_device *out)
 {

@@ -776,6 +776,45 @@ test_devices(fbx_store *st)
 	CHECK(dc.n == 0);
 	fbx_txn_abort(t);
 
+	/* The online flag alone, in place: d3 (online, groups g2 g3)
+	 * goes offline and back; the rest of its record, its groups and
+	 * the count do not move; a missing device, bad ids and a read
+	 * transaction are refused. */
+	t = wtxn(st);
+	CHECK_RC(fbx_store_dev_set_online(t, "a", "d3", 0), FBX_OK);
+	CHECK_RC(fbx_store_dev_get(t, "a", "d3", &g), FBX_OK);
+	CHECK(g.online == 0 && g.platform == FBX_PLATFORM_IOS &&
+	    g.attestation == FBX_ATTEST_PASS && g.ngroups == 2 &&
+	    strcmp(g.groups[0], "g2") == 0 &&
+	    strcmp(g.groups[1], "g3") == 0 &&
+	    strcmp(g.os_version, "17.4.1") == 0 &&
+	    g.enrolled_ms == 1700000000000 &&
+	    g.last_checkin_ms == 1700000001234);
+	CHECK_RC(fbx_store_dev_set_online(t, "a", "d3", 0), FBX_OK);
+	CHECK_RC(fbx_store_dev_set_online(t, "a", "d9", 0), FBX_ENOT_FOUND);
+	CHECK_RC(fbx_store_dev_set_online(t, "b", "d3", 0), FBX_ENOT_FOUND);
+	CHECK_RC(fbx_store_dev_set_online(t, "a", "", 0), FBX_EINVALID);
+	CHECK_RC(fbx_store_dev_set_online(t, NULL, "d3", 0), FBX_EINVALID);
+	CHECK_RC(fbx_txn_commit(t), FBX_OK);
+	t = rtxn(st);
+	CHECK_RC(fbx_store_dev_get(t, "a", "d3", &g), FBX_OK);
+	CHECK(g.online == 0 && g.ngroups == 2);
+	CHECK(fbx_store_dev_set_online(t, "a", "d3", 1) != FBX_OK);
+	CHECK_RC(fbx_store_org_devices(t, "a", &n), FBX_OK);
+	CHECK(n == 3);
+	memset(&dc, 0, sizeof(dc));
+	dc.org = "a";
+	CHECK_RC(fbx_store_dev_scan(t, "a", "g3", NULL, 0, dev_collect, &dc),
+	    FBX_OK);
+	CHECK(dc.n == 1 && strcmp(dc.ids[0], "d3") == 0);
+	fbx_txn_abort(t);
+	t = wtxn(st);
+	CHECK_RC(fbx_store_dev_set_online(t, "a", "d3", 1), FBX_OK);
+	CHECK_RC(fbx_store_dev_get(t, "a", "d3", &g), FBX_OK);
+	CHECK(g.online == 1 && g.ngroups == 2 &&
+	    strcmp(g.os_version, "17.4.1") == 0);
+	CHECK_RC(fbx_txn_commit(t), FBX_OK);
+
 	/* Deleting every device keeps the organisation known. */
 	t = wtxn(st);
 	CHECK_RC(fbx_store_dev_del(t, "ab", "d0"), FBX_OK);
