@@ -106,11 +106,12 @@ struct cmdc {
 	uint32_t w_topcode_n;
 	int judge_off; /* an operator resumed this wave */
 	/* its supersede kind (supersede.c): the open commands of the same
-	 * organisation, type, origin and payload, linked through knext;
-	 * NULL for a command that does not supersede */
+	 * organisation, type, origin and payload; NULL for a command that
+	 * does not supersede. Until it is indexed it is on the kind's list
+	 * of unindexed members (knext, kprev) */
 	struct fbxi_skind *kind;
 	struct cmdc *knext, *kprev;
-	int kindexed; /* its open deliveries are in e->supersede */
+	int kindexed; /* its deliveries are in e->supersede */
 	/* counts of SUCCEEDED, FAILED, EXPIRED at the last commit: what a
 	 * turn adds goes to the outcome windows after it commits (fleet.c) */
 	uint32_t ocounts[3];

@@ -61,11 +61,15 @@ kind_key(const struct cmdc *cc, const char *device)
 
 /* A kind: the open commands of one (organisation, type, origin,
  * payload), by a hash of those; two kinds whose hashes collide share one
- * (more is indexed than needed; same_kind() keeps the decisions exact). */
+ * (more is indexed than needed; same_kind() keeps the decisions exact).
+ * Only the members not indexed yet are listed: a build walks them once,
+ * so a storm of thousands of commands of one kind costs each one its
+ * own (empty) read, not a walk of the others. */
 struct fbxi_skind {
 	uint64_t key;
-	struct cmdc *head; /* members, newest first */
-	uint32_t n;
+	uint32_t n;             /* members: open commands of the kind */
+	struct cmdc *unindexed; /* the members not indexed yet (a build
+	                           walks these only, each once) */
 };
 
 static uint64_t
@@ -105,10 +109,10 @@ fbxi_supersede_join(struct fbx_engine *e, struct cmdc *cc)
 	cc->kind = k;
 	cc->kindexed = 0;
 	cc->kprev = NULL;
-	cc->knext = k->head;
-	if (k->head != NULL)
-		k->head->kprev = cc;
-	k->head = cc;
+	cc->knext = k->unindexed;
+	if (k->unindexed != NULL)
+		k->unindexed->kprev = cc;
+	k->unindexed = cc;
 	k->n++;
 	return 0;
 }
@@ -120,12 +124,14 @@ fbxi_supersede_leave(struct fbx_engine *e, struct cmdc *cc)
 
 	if (k == NULL)
 		return;
-	if (cc->kprev != NULL)
-		cc->kprev->knext = cc->knext;
-	else
-		k->head = cc->knext;
-	if (cc->knext != NULL)
-		cc->knext->kprev = cc->kprev;
+	if (!cc->kindexed) {
+		if (cc->kprev != NULL)
+			cc->kprev->knext = cc->knext;
+		else
+			k->unindexed = cc->knext;
+		if (cc->knext != NULL)
+			cc->knext->kprev = cc->kprev;
+	}
 	cc->kind = NULL;
 	cc->knext = cc->kprev = NULL;
 	if (--k->n == 0) {
@@ -255,17 +261,17 @@ build_cb(void *arg, const struct fbx_delivery *d)
 static int
 build(struct fbx_engine *e, struct cmdc *cc, uint64_t skip)
 {
+	struct fbxi_skind *k = cc->kind;
 	int64_t t0 = fbxi_mono_ms();
 	uint64_t read0 = e->sx_read;
 	unsigned n = 0;
 
-	for (struct cmdc *m = cc->kind->head; m != NULL; m = m->knext) {
+	while (k->unindexed != NULL) {
+		struct cmdc *m = k->unindexed;
 		struct build_ctx b;
 		uint64_t to;
 		int rc;
 
-		if (m->kindexed)
-			continue;
 		memset(&b, 0, sizeof(b));
 		b.e = e;
 		b.cc = m;
@@ -281,6 +287,12 @@ build(struct fbx_engine *e, struct cmdc *cc, uint64_t skip)
 			if (rc != FBX_OK && rc != FBX_ENOT_FOUND)
 				return rc;
 		}
+		/* off the list: a failed build leaves the rest on it (the
+		 * turn fails and memory is rebuilt anyway) */
+		k->unindexed = m->knext;
+		if (m->knext != NULL)
+			m->knext->kprev = NULL;
+		m->knext = m->kprev = NULL;
 		m->kindexed = 1;
 		e->sx_read += b.read;
 		e->sx_builds++;
