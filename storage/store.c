@@ -3564,7 +3564,8 @@ fbx_store_audit_last(fbx_txn *t, uint64_t *seq, void *buf, size_t cap,
 		rc = FBX_ENOT_FOUND;
 	} else if (mrc != 0) {
 		rc = FBX_ESTORAGE;
-	} else if (k.mv_size != 8 || v.mv_size > cap) {
+	} else if (k.mv_size != 8 || (buf != NULL && v.mv_size > cap)) {
+		/* no buffer: the sequence alone (the header says so) */
 		rc = FBX_ECORRUPT;
 	} else {
 		*seq = get_be64(k.mv_data);
@@ -3614,8 +3615,7 @@ fbx_store_audit_put(fbx_txn *t, uint64_t seq, const void *rec, size_t len)
 	if (t == NULL || rec == NULL || len == 0 || len > FBX_KV_VAL_MAX ||
 	    seq == 0)
 		return FBX_EINVALID;
-	if (t->err != 0)
-		return t->err;
+	TXN_WRITE_CHECK(t);
 	if (fbxs_audit_parse(rec, len, &ix) != 0)
 		return FBX_EINVALID;
 	put_be64(kb, seq);

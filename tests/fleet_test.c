@@ -698,12 +698,14 @@ test_audit_params_canonical(void)
 {
 	static const char *const keep[] = {
 		"{}",
-		"{\"command\":5,\"type\":\"lock\",\"origin\":\"operator\","
-		"\"reason\":\"lost/stolen\",\"target\":\"device\",\"group\":\"\","
-		"\"devices\":1,\"state\":\"expanding\",\"approved_by\":\"\","
-		"\"rollout\":false,\"settle_until_ms\":0}",
-		"{\"a\":-12,\"b\":0,\"c\":null,\"d\":[1,[2,{\"e\":true}]],"
-		"\"f\":\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x94\x92\"}",
+		/* one string each, written over lines (parenthesised:
+		 * clang asks whether a comma was meant) */
+		("{\"command\":5,\"type\":\"lock\",\"origin\":\"operator\","
+		 "\"reason\":\"lost/stolen\",\"target\":\"device\",\"group\":\"\","
+		 "\"devices\":1,\"state\":\"expanding\",\"approved_by\":\"\","
+		 "\"rollout\":false,\"settle_until_ms\":0}"),
+		("{\"a\":-12,\"b\":0,\"c\":null,\"d\":[1,[2,{\"e\":true}]],"
+		 "\"f\":\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x94\x92\"}"),
 		"{\"q\":\"a \\\"quoted\\\" word \\\\ end\"}",
 		"{\"n\":999999999999999999}",
 	};

@@ -1507,6 +1507,14 @@ test_retention_and_logs(const char *dir)
 	CHECK_RC(fbx_store_idem_get(t, "ret", "k1", &got), FBX_ENOT_FOUND);
 	CHECK_RC(fbx_store_org_list(t, org_cb, &devs), FBX_OK);
 	CHECK_RC(fbx_txn_commit(t), FBX_OK);
+	/* an audit record through a read transaction is refused up front,
+	 * as every other writer's, and the transaction stays usable */
+	t = rtxn(st);
+	CHECK_RC(fbx_store_audit_put(t, 3, arec, mk_arec(arec, "a", 2)),
+	    FBX_EINVALID);
+	CHECK_RC(fbx_store_audit_last(t, &seq, NULL, 0, NULL), FBX_OK);
+	CHECK(seq == 2);
+	fbx_txn_abort(t);
 	fbx_store_close(st);
 }
 
