@@ -40,25 +40,6 @@ fnv(uint64_t h, const void *p, size_t n)
 	return h;
 }
 
-/* kind_key - (organisation, device, type, origin, payload) as a non-zero
- * key. A collision only names a candidate: same_kind() checks it exactly.
- * The origin is in it so that an automatic command's delivery never
- * takes the slot of an operator's (same_kind() would refuse the pair, and
- * the operator's older one would be out of reach of the next operator
- * command). */
-static uint64_t
-kind_key(const struct cmdc *cc, const char *device)
-{
-	uint64_t h = UINT64_C(0xcbf29ce484222325);
-	uint8_t t[2] = { (uint8_t)cc->c.type, (uint8_t)cc->c.origin };
-
-	h = fnv(h, cc->c.org, strlen(cc->c.org) + 1);
-	h = fnv(h, device, strlen(device) + 1);
-	h = fnv(h, t, 2);
-	h = fnv(h, cc->c.payload, cc->c.payload_len);
-	return h != 0 ? h : 1;
-}
-
 /* A kind: the open commands of one (organisation, type, origin,
  * payload), by a hash of those; two kinds whose hashes collide share one
  * (more is indexed than needed; same_kind() keeps the decisions exact).
@@ -81,6 +62,22 @@ skind_key(const struct cmdc *cc)
 	h = fnv(h, cc->c.org, strlen(cc->c.org) + 1);
 	h = fnv(h, t, 2);
 	h = fnv(h, cc->c.payload, cc->c.payload_len);
+	return h != 0 ? h : 1;
+}
+
+/* kind_key - (organisation, device, type, origin, payload) as a non-zero
+ * key: the device hashed onto its kind's key, which join computed once
+ * (not the organisation and payload again for every device). A collision
+ * only names a candidate: same_kind() checks it exactly. The origin is in
+ * it so that an automatic command's delivery never takes the slot of an
+ * operator's (same_kind() would refuse the pair, and the operator's older
+ * one would be out of reach of the next operator command). */
+static uint64_t
+kind_key(const struct cmdc *cc, const char *device)
+{
+	uint64_t h = cc->kind != NULL ? cc->kind->key : skind_key(cc);
+
+	h = fnv(h, device, strlen(device) + 1);
 	return h != 0 ? h : 1;
 }
 
@@ -276,7 +273,6 @@ build(struct fbx_engine *e, struct cmdc *cc, uint64_t skip)
 		b.e = e;
 		b.cc = m;
 		b.skip = skip;
-		b.err = FBX_OK;
 		/* cc's own: those before the one being created */
 		to = m == cc ? skip : FBX_DLV_ID(m->c.id + 1, 0);
 		if (to > FBX_DLV_ID(m->c.id, 0)) {
