@@ -31,6 +31,7 @@ struct admission {
 	struct fbx_command *c;
 	uint32_t fleet;     /* devices enrolled in the organisation */
 	struct count_ctx k; /* the resolved target */
+	struct fbx_device dev; /* k.one: a one-device target's device */
 	struct cmdc *cc;    /* journaled */
 };
 
@@ -203,6 +204,7 @@ resolve(struct admission *a)
 	int rc;
 
 	memset(&a->k, 0, sizeof(a->k));
+	a->k.one = &a->dev;
 	a->k.tally_groups = req->dry_run;
 	if (req->dry_run && c->rollout.enabled && c->rollout.ngroups > 0)
 		a->k.stages = &c->rollout;
@@ -327,7 +329,7 @@ enqueue(struct admission *a)
 	cc = fbxi_cmd_cache_add(e, a->c);
 	if (cc == NULL)
 		return failed(a, FBX_ENOMEM);
-	fbxi_expand_inline(e, cc);
+	fbxi_expand_inline(e, cc, a->k.one_ok ? &a->dev : NULL);
 	if (fbxi_err(e) != FBX_OK)
 		return ADM_FAILED;
 	memset(&rep, 0, sizeof(rep));

@@ -760,10 +760,13 @@ fbxi_target_count(struct fbx_engine *e, const struct fbx_command *c,
 	}
 	if (c->target_kind == FBX_TARGET_DEVICES) {
 		for (uint32_t i = 0; i < c->ndev_ids && rc == FBX_OK; i++) {
-			struct fbx_device d;
-			rc = fbx_store_dev_get(e->txn, c->org, c->dev_ids[i], &d);
+			struct fbx_device d, *dp = &d;
+			if (k->one != NULL && c->ndev_ids == 1)
+				dp = k->one;
+			rc = fbx_store_dev_get(e->txn, c->org, c->dev_ids[i], dp);
 			if (rc == FBX_OK) {
-				tally(k, &d);
+				k->one_ok = dp == k->one;
+				tally(k, dp);
 			} else if (rc == FBX_ENOT_FOUND) {
 				if (k->missing[0] == '\0')
 					snprintf(k->missing, sizeof(k->missing),

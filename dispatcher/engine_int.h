@@ -399,6 +399,11 @@ struct count_ctx {
 	uint32_t per_stage[FBX_ROLLOUT_GROUPS_MAX + 1];
 	int err;
 	fbx_id missing; /* explicit targets: the first id not enrolled */
+	/* a one-device target, when `one` is set: its device is read into
+	 * *one (one_ok), so the expansion in the same transaction need not
+	 * read it again */
+	struct fbx_device *one;
+	int one_ok;
 };
 
 struct rebuild_ctx {
@@ -515,7 +520,10 @@ void fbxi_count_move(struct cmdc *cc, int from, int to);
 void fbxi_dry_run(struct fbx_engine *e, const struct inmsg *in,
     struct fbx_console_req *req, struct fbx_command *c, uint32_t fleet,
     struct count_ctx *k);
-void fbxi_expand_inline(struct fbx_engine *e, struct cmdc *cc);
+/* dev: the device of a one-device target read in this transaction, or
+ * NULL */
+void fbxi_expand_inline(
+    struct fbx_engine *e, struct cmdc *cc, const struct fbx_device *dev);
 void fbxi_handle_approve(
     struct fbx_engine *e, const struct inmsg *in, struct fbx_console_req *req);
 void fbxi_handle_audit_list(

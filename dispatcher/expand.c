@@ -155,7 +155,8 @@ expand_brief_cb(void *arg, const struct fbx_dev_brief *dev)
  * the cursor is journaled with them, so a restart resumes exactly here.
  * @return devices examined. */
 static uint32_t
-expand_cmd(struct fbx_engine *e, struct cmdc *cc, uint32_t budget)
+expand_cmd(struct fbx_engine *e, struct cmdc *cc, uint32_t budget,
+    const struct fbx_device *hint)
 {
 	struct expand_ctx x;
 	uint32_t seen = 0;
@@ -170,11 +171,21 @@ expand_cmd(struct fbx_engine *e, struct cmdc *cc, uint32_t budget)
 		while (cc->c.cursor_idx < cc->c.ndev_ids && seen < budget &&
 		    !x.full) {
 			struct fbx_device dev;
-			int rc = fbx_store_dev_get(e->txn, cc->c.org,
-			    cc->c.dev_ids[cc->c.cursor_idx], &dev);
+			const struct fbx_device *dp = &dev;
+			int rc = FBX_OK;
+			/* the submit read a one-device target's device in this
+			 * transaction: the same record */
+			if (hint != NULL && cc->c.cursor_idx == 0 &&
+			    cc->c.ndev_ids == 1 &&
+			    strcmp(hint->id, cc->c.dev_ids[0]) == 0 &&
+			    strcmp(hint->org, cc->c.org) == 0)
+				dp = hint;
+			else
+				rc = fbx_store_dev_get(e->txn, cc->c.org,
+				    cc->c.dev_ids[cc->c.cursor_idx], &dev);
 			seen++;
 			if (rc == FBX_OK)
-				rc = make_delivery(&x, &dev);
+				rc = make_delivery(&x, dp);
 			else if (rc == FBX_ENOT_FOUND)
 				rc = FBX_OK; /* removed since the submit */
 			if (rc != FBX_OK) {
@@ -239,13 +250,14 @@ expand_cmd(struct fbx_engine *e, struct cmdc *cc, uint32_t budget)
 /* expand_inline - expand a new command in the turn that accepted it, so
  * the reply can tell its size, within what the turn may still create. */
 void
-fbxi_expand_inline(struct fbx_engine *e, struct cmdc *cc)
+fbxi_expand_inline(
+    struct fbx_engine *e, struct cmdc *cc, const struct fbx_device *dev)
 {
 	uint32_t used;
 
 	if (cc->c.state != FBX_C_EXPANDING || e->xbudget == 0)
 		return;
-	used = expand_cmd(e, cc, e->xbudget);
+	used = expand_cmd(e, cc, e->xbudget, dev);
 	e->xbudget = used >= e->xbudget ? 0 : e->xbudget - used;
 }
 
@@ -294,7 +306,7 @@ fbxi_expand_step(struct fbx_engine *e)
 			share = budget < 1024 ? budget : 1024;
 		lim = expand_room(e, cc, share);
 		if (lim > 0) {
-			used = expand_cmd(e, cc, lim);
+			used = expand_cmd(e, cc, lim, NULL);
 			made = 1;
 		} else {
 			waited = 1;

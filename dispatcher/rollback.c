@@ -1474,7 +1474,7 @@ rb_journal_comp(struct rb_ctx *r, struct comp_group *g, uint64_t rbseq,
 		if (rc != FBX_OK)
 			return rc;
 	}
-	fbxi_expand_inline(e, cc);
+	fbxi_expand_inline(e, cc, NULL);
 	return fbxi_err(e);
 }
 
