@@ -2849,6 +2849,7 @@ engine_open(const struct fbx_engine_opts *opts, const struct fbx_io_ops *ops,
 	e->started_ms = eng_clock(e, 1);
 	fbxi_idmap_init(&e->cmds);
 	fbxi_idmap_init(&e->supersede);
+	e->sx_sweep_min = e->sx_sweep_at = 65536;
 	fbxi_idmap_init(&e->skinds);
 	fbxi_idmap_init(&e->rollouts);
 	fbxi_idmap_init(&e->sweeping);

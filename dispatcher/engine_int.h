@@ -315,6 +315,13 @@ struct fbx_engine {
 	uint64_t superseded; /* deliveries superseded since start */
 	uint64_t sx_builds;  /* commands whose deliveries were indexed late */
 	uint64_t sx_read;    /* deliveries read for those */
+	/* entries of commands that left the cache stay in the index until
+	 * it reaches sx_sweep_at entries; a sweep then drops them and sets
+	 * the next one at twice what stays, at least sx_sweep_min (65,536;
+	 * tests lower it) */
+	size_t sx_sweep_at, sx_sweep_min;
+	uint64_t sx_sweeps;   /* sweeps since start */
+	uint64_t sx_dropped;  /* entries they dropped */
 	/* principals (auth.c, issue 10): the table the ZAP handler reads,
 	 * reloaded after a turn that changed it commits; refusals */
 	struct fbxi_auth *auth;

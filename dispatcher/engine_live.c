@@ -186,6 +186,9 @@ fbx_engine_metrics(fbx_engine *e, struct fbx_metrics *m)
 	m->superseded = e->superseded;
 	m->sx_builds = e->sx_builds;
 	m->sx_read = e->sx_read;
+	m->sx_entries = e->supersede.len;
+	m->sx_sweeps = e->sx_sweeps;
+	m->sx_dropped = e->sx_dropped;
 	m->devices = e->fleet_total;
 	for (struct gw *g = e->gws; g != NULL; g = g->next) {
 		if (g->dead)

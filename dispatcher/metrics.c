@@ -228,6 +228,15 @@ render(struct buf *b, const struct fbx_metrics *m, int64_t now_ms)
 	one(b, "fusebox_supersede_index_reads_total", "counter",
 	    "Deliveries read from the store for those, since start",
 	    m->sx_read);
+	one(b, "fusebox_supersede_index_entries", "gauge",
+	    "Entries in the supersede index (memory, 16 bytes each at least)",
+	    m->sx_entries);
+	one(b, "fusebox_supersede_index_sweeps_total", "counter",
+	    "Sweeps of the supersede index that dropped the entries of "
+	    "finished commands, since start",
+	    m->sx_sweeps);
+	one(b, "fusebox_supersede_index_dropped_total", "counter",
+	    "Entries those sweeps dropped, since start", m->sx_dropped);
 	one(b, "fusebox_commands_active", "gauge",
 	    "Commands not finished (in memory), every state", m->cmd_active);
 	one(b, "fusebox_commands_expanding", "gauge",

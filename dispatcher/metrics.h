@@ -97,6 +97,9 @@ struct fbx_metrics {
 	/* the supersede index built late (supersede.c): commands whose open
 	 * deliveries were read into it, and the deliveries read */
 	uint64_t sx_builds, sx_read;
+	/* its entries now, and the sweeps that dropped those of finished
+	 * commands with what they dropped */
+	uint64_t sx_entries, sx_sweeps, sx_dropped;
 	/* commands in memory by state */
 	uint64_t cmd_active, cmd_expanding, cmd_held, cmd_settling;
 	uint64_t devices; /* enrolled, every organisation */

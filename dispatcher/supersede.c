@@ -137,6 +137,47 @@ fbxi_supersede_leave(struct fbx_engine *e, struct cmdc *cc)
 	}
 }
 
+/* sweep - the index keeps an entry until a newer delivery of the same
+ * (organisation, device, kind) replaces it: entries of commands that
+ * left the cache are never looked at again (a lookup ignores them) but
+ * would pile up over months, one for every device and kind that ever
+ * met another command of its kind. When the index reaches sx_sweep_at
+ * entries, copy the live ones (their command still cached) into a new
+ * map and free the old: memory stays within about twice the live
+ * entries, and the copy's cost, proportional to the map, comes after at
+ * least as many insertions (amortised, one turn pays it). Out of memory
+ * the old map stays as it is. */
+static void
+sweep(struct fbx_engine *e)
+{
+	struct fbxi_idmap live;
+	size_t pos = 0, before = e->supersede.len;
+	uint64_t key, v;
+	int64_t t0 = fbxi_mono_ms();
+
+	fbxi_idmap_init(&live);
+	while (fbxi_idmap_next(&e->supersede, &pos, &key, &v)) {
+		if (fbxi_cmd_find(e, FBX_DLV_CMD(v)) == NULL)
+			continue;
+		if (fbxi_idmap_put(&live, key, v) != 0) {
+			fbxi_idmap_fini(&live);
+			/* try again after as many insertions */
+			e->sx_sweep_at = 2 * before;
+			return;
+		}
+	}
+	fbxi_idmap_fini(&e->supersede);
+	e->supersede = live;
+	e->sx_sweeps++;
+	e->sx_dropped += before - live.len;
+	e->sx_sweep_at = 2 * live.len;
+	if (e->sx_sweep_at < e->sx_sweep_min)
+		e->sx_sweep_at = e->sx_sweep_min;
+	FBX_LOGI("supersede: index swept: %zu entries of finished commands "
+	         "dropped, %zu kept, in %lld ms",
+	    before - live.len, live.len, (long long)(fbxi_mono_ms() - t0));
+}
+
 void
 fbxi_supersede_clear(struct fbx_engine *e)
 {
@@ -147,6 +188,7 @@ fbxi_supersede_clear(struct fbx_engine *e)
 		free((struct fbxi_skind *)(uintptr_t)v);
 	fbxi_idmap_clear(&e->skinds);
 	fbxi_idmap_clear(&e->supersede);
+	e->sx_sweep_at = e->sx_sweep_min;
 }
 
 /* the command's deliveries go through the index: it is indexed, or
@@ -314,6 +356,8 @@ fbxi_supersede_new(struct fbx_engine *e, struct cmdc *cc, uint64_t id,
 
 	if (!fbxi_supersede_applies(cc) || !indexing(cc))
 		return; /* alone of its kind: nothing to supersede */
+	if (e->supersede.len >= e->sx_sweep_at)
+		sweep(e);
 	if (cc->kind != NULL && !cc->kindexed) {
 		rc = build(e, cc, id);
 		if (rc != FBX_OK) {

@@ -996,6 +996,72 @@ test_supersede_reopened(void)
 	env_close(&t);
 }
 
+/* The supersede index drops the entries of finished commands once it
+ * holds sx_sweep_at of them (lowered to 16 here; 65,536 in service):
+ * before, an entry stayed for every device and kind that ever met
+ * another command of its kind, for the life of the process. A sweep
+ * keeps the live entries: a delivery waiting when the index was swept is
+ * still superseded by the next command of its kind. */
+static void
+test_supersede_sweep(void)
+{
+	struct env t;
+	struct fbx_command c;
+	struct gw_seen *s = calloc(1, sizeof(*s));
+	uint64_t batch = 0, first, ids[30];
+
+	CHECK(s != NULL && env_open(&t, "supersede5") == 0, "open");
+	t.e->sx_sweep_min = t.e->sx_sweep_at = 16;
+	enroll(&t, "acme", 100);
+	hello(&t, "g1", "acme", 1000);
+	turn(&t);
+	drain_gw(&t, "g1", s);
+	/* 40 unlocks of one kind, one device each, open together */
+	first = submit_type(&t, "acme", 0, FBX_CMD_UNLOCK);
+	for (unsigned i = 1; i < 40; i++)
+		(void)submit_type(&t, "acme", i, FBX_CMD_UNLOCK);
+	turn(&t);
+	memset(s, 0, sizeof(*s));
+	drain_gw(&t, "g1", s);
+	CHECK(s->nids == 40, "40 sent: %zu", s->nids);
+	CHECK(t.e->supersede.len == 40 && t.e->sx_dropped == 0,
+	    "40 entries, none dropped while all are open: %zu, %llu",
+	    t.e->supersede.len, (unsigned long long)t.e->sx_dropped);
+	/* all succeed: the commands leave memory, their entries stay */
+	results(&t, "g1", ++batch, s->ids, s->nids, FBX_R_SUCCEEDED);
+	turn(&t);
+	turn(&t);
+	CHECK(fbxi_cmd_find(t.e, first) == NULL &&
+	        cmd_state(&t, "acme", first, &c) == FBX_C_DONE,
+	    "the first unlock is done and out of memory");
+	CHECK(t.e->supersede.len == 40, "stale entries stay until a sweep: %zu",
+	    t.e->supersede.len);
+	/* 30 more of the kind: the index reaches its mark (64) and is swept */
+	for (unsigned i = 0; i < 30; i++)
+		ids[i] = submit_type(&t, "acme", 50 + i, FBX_CMD_UNLOCK);
+	CHECK(t.e->sx_dropped == 40 && t.e->supersede.len == 30,
+	    "the sweep dropped the 40 finished (%llu), 30 live stay (%zu)",
+	    (unsigned long long)t.e->sx_dropped, t.e->supersede.len);
+	/* the live ones still work: device 60 went offline, its unlock
+	 * waits; the next unlock of device 60 supersedes it */
+	turn(&t);
+	memset(s, 0, sizeof(*s));
+	drain_gw(&t, "g1", s);
+	CHECK(s->nids == 30, "30 sent: %zu", s->nids);
+	results(&t, "g1", ++batch, s->ids, s->nids, FBX_R_OFFLINE);
+	turn(&t);
+	CHECK(cmd_state(&t, "acme", ids[10], &c) >= 0 &&
+	        c.counts[FBX_D_PENDING] == 1,
+	    "device 60's unlock pending: %u", c.counts[FBX_D_PENDING]);
+	(void)submit_type(&t, "acme", 60, FBX_CMD_UNLOCK);
+	CHECK(cmd_state(&t, "acme", ids[10], &c) >= 0 &&
+	        c.counts[FBX_D_SUPERSEDED] == 1,
+	    "after the sweep the waiting unlock is still superseded: %u",
+	    c.counts[FBX_D_SUPERSEDED]);
+	free(s);
+	env_close(&t);
+}
+
 int
 main(void)
 {
@@ -1012,6 +1078,7 @@ main(void)
 	test_supersede_limits();
 	test_supersede_lazy();
 	test_supersede_reopened();
+	test_supersede_sweep();
 	printf("%d passed, %d failed\n", passed, failed);
 	return failed ? 1 : 0;
 }
