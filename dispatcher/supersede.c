@@ -138,9 +138,11 @@ fbxi_supersede_leave(struct fbx_engine *e, struct cmdc *cc)
 }
 
 /* sweep - the index keeps an entry until a newer delivery of the same
- * (organisation, device, kind) replaces it: entries of commands that
- * left the cache are never looked at again (a lookup ignores them) but
- * would pile up over months, one for every device and kind that ever
+ * (organisation, device, kind) replaces it. An entry of a command that
+ * left the cache decides nothing: a lookup and index_one ignore it, and
+ * a finished command that comes back (a replay) joins its kind
+ * unindexed, so its deliveries are read in again before any lookup.
+ * Such entries would pile up over months, one for every device and kind that ever
  * met another command of its kind. When the index reaches sx_sweep_at
  * entries, copy the live ones (their command still cached) into a new
  * map and free the old: memory stays within about twice the live
@@ -254,15 +256,17 @@ replace(struct fbx_engine *e, struct cmdc *oc, uint64_t id,
 }
 
 /* index_one - delivery id of cc is open for device (QUEUED or PENDING):
- * index it unless a newer one of its kind is. @return 0, or -1 out of
- * memory. */
+ * index it unless a newer one of its kind is, of a command still open
+ * (a finished command's entry decides nothing, whether or not a sweep
+ * has dropped it yet). @return 0, or -1 out of memory. */
 static int
 index_one(struct fbx_engine *e, const struct cmdc *cc, uint64_t id,
     const char *device)
 {
 	uint64_t key = kind_key(cc, device), old = 0;
 
-	if (fbxi_idmap_get(&e->supersede, key, &old) && old > id)
+	if (fbxi_idmap_get(&e->supersede, key, &old) && old > id &&
+	    fbxi_cmd_find(e, FBX_DLV_CMD(old)) != NULL)
 		return 0;
 	return fbxi_idmap_put(&e->supersede, key, id);
 }
@@ -358,7 +362,11 @@ fbxi_supersede_new(struct fbx_engine *e, struct cmdc *cc, uint64_t id,
 		return; /* alone of its kind: nothing to supersede */
 	if (e->supersede.len >= e->sx_sweep_at)
 		sweep(e);
-	if (cc->kind != NULL && !cc->kindexed) {
+	/* every open member of the kind is indexed before a delivery goes
+	 * through the index: cc itself when it is new, and a member that
+	 * joined after cc was indexed (a finished command a replay brought
+	 * back); an empty list costs nothing */
+	if (cc->kind != NULL && cc->kind->unindexed != NULL) {
 		rc = build(e, cc, id);
 		if (rc != FBX_OK) {
 			fbxi_set_err(e, rc);

@@ -1062,6 +1062,117 @@ test_supersede_sweep(void)
 	env_close(&t);
 }
 
+/* From the review of the sweep: a finished command that a replay brings
+ * back joins its kind after the kind's other members were indexed. Its
+ * replayed delivery, waiting, is superseded when a newer command of the
+ * kind (already indexed, still expanding in slices) reaches the device:
+ * the newer command's delivery reads the late member in first, and an
+ * entry left by a newer command that has finished does not keep the
+ * replayed one out of the index. Before, only a command not yet indexed
+ * itself read its kind in, and a finished command's entry counted as
+ * newer, so the outcome depended on whether those entries had been
+ * swept. */
+static void
+test_supersede_replay(void)
+{
+	struct env t;
+	struct fbx_command c;
+	struct fbx_console_req req;
+	struct fbx_console_rep rep;
+	struct fbx_gw_msg bye;
+	struct gw_seen *s = calloc(1, sizeof(*s));
+	uint64_t r, n, f1, ids[1];
+	int guard;
+
+	CHECK(s != NULL && env_open(&t, "supersede6") == 0, "open");
+	t.e->o.expand_chunk = 10; /* an organisation-wide command in slices */
+	enroll(&t, "acme", 100);
+	hello(&t, "g1", "acme", 1000);
+	turn(&t);
+	drain_gw(&t, "g1", s);
+	/* R: an unlock of device 95, alone of its kind, fails */
+	r = submit_type(&t, "acme", 95, FBX_CMD_UNLOCK);
+	turn(&t);
+	memset(s, 0, sizeof(*s));
+	drain_gw(&t, "g1", s);
+	CHECK(s->nids == 1, "R sent: %zu", s->nids);
+	results(&t, "g1", 1, s->ids, 1, FBX_R_FAILED);
+	turn(&t);
+	turn(&t);
+	CHECK(cmd_state(&t, "acme", r, &c) == FBX_C_DONE &&
+	        fbxi_cmd_find(t.e, r) == NULL,
+	    "R failed, done and out of memory");
+	/* F1 (device 95) and F2 (device 96), newer than R, meet and are
+	 * indexed, then succeed and leave memory: F1's entry for device 95
+	 * stays in the index (no sweep at this size) and must not keep R's
+	 * replayed delivery out of it */
+	f1 = submit_type(&t, "acme", 95, FBX_CMD_UNLOCK);
+	(void)submit_type(&t, "acme", 96, FBX_CMD_UNLOCK);
+	turn(&t);
+	memset(s, 0, sizeof(*s));
+	drain_gw(&t, "g1", s);
+	CHECK(s->nids == 2, "F1, F2 sent: %zu", s->nids);
+	results(&t, "g1", 2, s->ids, 2, FBX_R_SUCCEEDED);
+	turn(&t);
+	turn(&t);
+	CHECK(fbxi_cmd_find(t.e, f1) == NULL && t.e->supersede.len == 2,
+	    "F1 finished, its entry stays: %zu entries", t.e->supersede.len);
+	/* the gateway leaves: what is queued from now on stays queued */
+	memset(&bye, 0, sizeof(bye));
+	bye.kind = FBX_GW_BYE;
+	gateway(&t, "g1", &bye);
+	turn(&t);
+	/* N: an unlock of the whole organisation, 10 devices a turn; M, an
+	 * unlock of device 0, makes both indexed */
+	memset(&req, 0, sizeof(req));
+	req.kind = FBX_CREQ_SUBMIT;
+	req.u.submit.cmd.type = FBX_CMD_UNLOCK;
+	req.u.submit.cmd.origin = FBX_ORIGIN_OPERATOR;
+	req.u.submit.cmd.target_kind = FBX_TARGET_ORG;
+	console(&t, "ops", "acme", &req);
+	turn(&t);
+	CHECK(reply(&t, "ops", &rep) == FBX_OK, "org-wide unlock");
+	n = rep.u.submit.command_id;
+	fbx_console_rep_free(&rep);
+	(void)submit_type(&t, "acme", 0, FBX_CMD_UNLOCK);
+	CHECK(cmd_state(&t, "acme", n, &c) == FBX_C_EXPANDING &&
+	        c.ndeliveries < 95,
+	    "N still expanding: %u deliveries", c.ndeliveries);
+	/* R's failed delivery replayed: R is back, its delivery queued */
+	memset(&req, 0, sizeof(req));
+	req.kind = FBX_CREQ_REPLAY;
+	ids[0] = r;
+	req.u.replay.sel.command_ids = ids;
+	req.u.replay.sel.ncommand_ids = 1;
+	req.u.replay.execute = 1;
+	req.u.replay.state = FBX_D_FAILED;
+	req.u.replay.force = 1; /* a failed delivery is final */
+	console(&t, "ops", "acme", &req);
+	turn(&t);
+	CHECK(reply(&t, "ops", &rep) == FBX_OK && rep.u.replay.resent == 1,
+	    "R replayed: %u resent (%s)", rep.u.replay.resent, rep.errmsg);
+	fbx_console_rep_free(&rep);
+	CHECK(fbxi_cmd_find(t.e, r) != NULL &&
+	        cmd_state(&t, "acme", r, &c) >= 0 &&
+	        c.counts[FBX_D_QUEUED] == 1,
+	    "R back in memory, its delivery queued: %u",
+	    c.counts[FBX_D_QUEUED]);
+	/* N reaches device 95 */
+	for (guard = 0; guard < 20; guard++) {
+		if (cmd_state(&t, "acme", n, &c) != FBX_C_EXPANDING)
+			break;
+		turn(&t);
+	}
+	CHECK(cmd_state(&t, "acme", n, &c) >= 0 && c.ndeliveries == 100,
+	    "N expanded: %u", c.ndeliveries);
+	CHECK(cmd_state(&t, "acme", r, &c) >= 0 &&
+	        c.counts[FBX_D_SUPERSEDED] == 1 && c.counts[FBX_D_QUEUED] == 0,
+	    "R's replayed delivery superseded by N: superseded %u, queued %u",
+	    c.counts[FBX_D_SUPERSEDED], c.counts[FBX_D_QUEUED]);
+	free(s);
+	env_close(&t);
+}
+
 int
 main(void)
 {
@@ -1079,6 +1190,7 @@ main(void)
 	test_supersede_lazy();
 	test_supersede_reopened();
 	test_supersede_sweep();
+	test_supersede_replay();
 	printf("%d passed, %d failed\n", passed, failed);
 	return failed ? 1 : 0;
 }
