@@ -137,8 +137,8 @@ fbxi_supersede_leave(struct fbx_engine *e, struct cmdc *cc)
 	}
 }
 
-/* sweep - the index keeps an entry until a newer delivery of the same
- * (organisation, device, kind) replaces it. An entry of a command that
+/* sweep - the index keeps an entry until another delivery of the same
+ * (organisation, device, kind) takes its place. An entry of a command that
  * left the cache decides nothing: a lookup and index_one ignore it, and
  * a finished command that comes back (a replay) joins its kind
  * unindexed, so its deliveries are read in again before any lookup.
