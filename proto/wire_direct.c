@@ -21,12 +21,24 @@
  * 1) and results (12) each once and nothing else at the top, batch_id (1)
  * at most once and results (2) in Results, each Result with its fields
  * (1 delivery_id, 2 status, 3 code) at most once, varints of their wire
- * type, every value valid. Anything else (an unknown or repeated field, a
+ * type, every value valid, every key and length in at most 5 bytes (as
+ * protobuf-c reads them: a longer one is refused there, an overlong zero
+ * length included). Anything else (an unknown or repeated field, a
  * value the generic path refuses, a batch over its cap) returns 0 and
  * goes through protobuf-c, which decodes or refuses it with its reason;
  * what this reads is what that path would give (fuzz_gw_msg compares the
  * two). @return 1 and *m filled, 0 when not taken, -1 out of memory. */
 unsigned long fbx_gw_results_direct;
+
+/* varint5 - a key or a length prefix: protobuf-c reads those in at most 5
+ * bytes. @return 0, or -1 (bad, or longer) */
+static int
+varint5(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+	const uint8_t *p0 = *p;
+
+	return fbxp_varint(p, end, v) != 0 || *p - p0 > 5 ? -1 : 0;
+}
 
 int
 fbxp_results_direct(const uint8_t *p, const uint8_t *end, struct fbx_gw_msg *m)
@@ -37,7 +49,7 @@ fbxp_results_direct(const uint8_t *p, const uint8_t *end, struct fbx_gw_msg *m)
 	struct fbx_result_rec *r;
 
 	while (p < end) {
-		if (fbxp_varint(&p, end, &key) != 0)
+		if (varint5(&p, end, &key) != 0)
 			return 0;
 		if (key == (1u << 3 | 0) && !have_v) {
 			const uint8_t *p0 = p;
@@ -45,7 +57,7 @@ fbxp_results_direct(const uint8_t *p, const uint8_t *end, struct fbx_gw_msg *m)
 				return 0;
 			have_v = 1;
 		} else if (key == (12u << 3 | 2) && rs == NULL) {
-			if (fbxp_varint(&p, end, &v) != 0 ||
+			if (varint5(&p, end, &v) != 0 ||
 			    v > (uint64_t)(end - p))
 				return 0;
 			rs = p;
@@ -59,14 +71,16 @@ fbxp_results_direct(const uint8_t *p, const uint8_t *end, struct fbx_gw_msg *m)
 		return 0;
 	/* Results: count first (the cap, one allocation) */
 	for (q = rs; q < rend;) {
-		if (fbxp_varint(&q, rend, &key) != 0)
+		if (varint5(&q, rend, &key) != 0)
 			return 0;
 		if (key == (1u << 3 | 0) && !have_b) {
-			if (fbxp_varint(&q, rend, &batch) != 0)
-				return 0;
+			const uint8_t *q0 = q;
+			if (fbxp_varint(&q, rend, &batch) != 0 ||
+			    (q - q0 == 10 && q[-1] > 1))
+				return 0; /* as a delivery id: bits past 64 */
 			have_b = 1;
 		} else if (key == (2u << 3 | 2)) {
-			if (fbxp_varint(&q, rend, &v) != 0 ||
+			if (varint5(&q, rend, &v) != 0 ||
 			    v > (uint64_t)(rend - q))
 				return 0;
 			q += v;
@@ -97,7 +111,7 @@ fbxp_results_direct(const uint8_t *p, const uint8_t *end, struct fbx_gw_msg *m)
 		while (x < xend) {
 			unsigned f;
 			const uint8_t *x0;
-			if (fbxp_varint(&x, xend, &key) != 0 ||
+			if (varint5(&x, xend, &key) != 0 ||
 			    (key & 7) != 0 ||
 			    (f = (unsigned)(key >> 3)) < 1 || f > 3 ||
 			    (seen & (1u << f)) != 0)

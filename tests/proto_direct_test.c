@@ -235,6 +235,26 @@ test_gw_results_direct(void)
 		ml = results_msg(msg, r1, sizeof(r1), FBX_PROTOCOL_VERSION, 0);
 		CHECK(gw_same(msg, ml));
 	}
+	/* keys and lengths in more than 5 bytes: protobuf-c refuses them,
+	 * so they go to it (found by fuzz_gw_msg: an overlong zero length
+	 * for results); a top-level key, the results length, a Result's
+	 * length, a key inside a Result */
+	{
+		static const uint8_t l6[] = { 1 << 3, 1, 12 << 3 | 2, 0x80, 0x80,
+			0x80, 0x80, 0x80, 0 };
+		static const uint8_t k6[] = { 0x88, 0x80, 0x80, 0x80, 0x80, 0, 1,
+			12 << 3 | 2, 0 };
+		static const uint8_t r6[] = { 1 << 3, 1, 12 << 3 | 2, 11,
+			2 << 3 | 2, 0x84, 0x80, 0x80, 0x80, 0x80, 0, 1 << 3, 5,
+			2 << 3, 2 };
+		static const uint8_t f6[] = { 1 << 3, 1, 12 << 3 | 2, 11,
+			2 << 3 | 2, 9, 0x88, 0x80, 0x80, 0x80, 0x80, 0, 5, 2 << 3,
+			2 };
+		CHECK(gw_same(l6, sizeof(l6)));
+		CHECK(gw_same(k6, sizeof(k6)));
+		CHECK(gw_same(r6, sizeof(r6)));
+		CHECK(gw_same(f6, sizeof(f6)));
+	}
 	/* an unknown top-level field, and results twice */
 	rl = result_bytes(rb, 5, 2, 0, 0);
 	ml = results_msg(msg, rb, rl, FBX_PROTOCOL_VERSION, 0);
@@ -247,6 +267,13 @@ test_gw_results_direct(void)
 	ml += ml - 2;
 	CHECK(gw_same(msg, ml));
 	CHECK(fbx_gw_results_direct == before); /* none read directly */
+	/* the same in 5 bytes: both read it, directly here */
+	{
+		static const uint8_t l5[] = { 1 << 3, 1, 12 << 3 | 2, 0x80, 0x80,
+			0x80, 0x80, 0 };
+		CHECK(gw_same(l5, sizeof(l5)));
+		CHECK(fbx_gw_results_direct == before + 1);
+	}
 	/* damage anywhere: 20,000 mutations of a plain batch */
 	rl = 0;
 	for (int i = 0; i < 12; i++)
