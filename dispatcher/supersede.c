@@ -142,13 +142,13 @@ fbxi_supersede_leave(struct fbx_engine *e, struct cmdc *cc)
  * left the cache decides nothing: a lookup and index_one ignore it, and
  * a finished command that comes back (a replay) joins its kind
  * unindexed, so its deliveries are read in again before any lookup.
- * Such entries would pile up over months, one for every device and kind that ever
- * met another command of its kind. When the index reaches sx_sweep_at
- * entries, copy the live ones (their command still cached) into a new
- * map and free the old: memory stays within about twice the live
- * entries, and the copy's cost, proportional to the map, comes after at
- * least as many insertions (amortised, one turn pays it). Out of memory
- * the old map stays as it is. */
+ * Such entries would pile up over months, one for every device and kind
+ * that ever met another command of its kind. When the index reaches
+ * sx_sweep_at entries, copy the live ones (their command still cached)
+ * into a new map and free the old: memory stays within about twice the
+ * live entries, and the copy's cost, proportional to the map, comes after
+ * at least as many insertions (amortised, one turn pays it). Out of
+ * memory the old map stays as it is. */
 static void
 sweep(struct fbx_engine *e)
 {

@@ -4105,6 +4105,21 @@ rep_size(const struct fbx_console_rep *rep, size_t *sz, size_t *nh)
 	}
 }
 
+/* submit_fill - a submit reply's own fields (both encoders below).
+ * @return FBX_OK, or FBX_EINVALID for an unterminated held_by */
+static int
+submit_fill(const struct fbx_console_rep *rep, pb_submitres *submit)
+{
+	if (!cstr_ok(rep->u.submit.held_by, sizeof(rep->u.submit.held_by)))
+		return FBX_EINVALID;
+	submit->command_id = rep->u.submit.command_id;
+	submit->duplicate = rep->u.submit.duplicate != 0;
+	submit->device_count = rep->u.submit.device_count;
+	submit->state = (Fusebox__V1__CommandState)rep->u.submit.state;
+	submit->held_by = (char *)rep->u.submit.held_by;
+	return FBX_OK;
+}
+
 /* submit_rep_out - the reply to a submit that is not a dry run: the
  * reply of every accepted command, built with only the messages it has
  * (rep_out below initialises every reply's, a tenth of a submit's
@@ -4115,15 +4130,10 @@ submit_rep_out(const struct fbx_console_rep *rep, uint8_t **buf, size_t *len)
 	pb_crep m = FUSEBOX__V1__CONSOLE_REPLY__INIT;
 	pb_submitres submit = FUSEBOX__V1__SUBMIT_RESULT__INIT;
 
-	if (!cstr_ok(rep->u.submit.held_by, sizeof(rep->u.submit.held_by)))
+	if (submit_fill(rep, &submit) != FBX_OK)
 		return FBX_EINVALID;
 	m.version = FBX_PROTOCOL_VERSION;
 	m.request_id = rep->request_id;
-	submit.command_id = rep->u.submit.command_id;
-	submit.duplicate = rep->u.submit.duplicate != 0;
-	submit.device_count = rep->u.submit.device_count;
-	submit.state = (Fusebox__V1__CommandState)rep->u.submit.state;
-	submit.held_by = (char *)rep->u.submit.held_by;
 	m.result_case = FUSEBOX__V1__CONSOLE_REPLY__RESULT_SUBMIT;
 	m.submit = &submit;
 	return pack(&m.base, FBX_CONSOLE_MSG_MAX, buf, len);
@@ -4220,16 +4230,9 @@ rep_out(const struct fbx_console_rep *rep, uint8_t **buf, size_t *len)
 
 	switch (rep->kind) {
 	case FBX_CREQ_SUBMIT:
-		submit.command_id = rep->u.submit.command_id;
-		submit.duplicate = rep->u.submit.duplicate != 0;
-		submit.device_count = rep->u.submit.device_count;
-		submit.state = (Fusebox__V1__CommandState)rep->u.submit.state;
-		if (!cstr_ok(rep->u.submit.held_by,
-		        sizeof(rep->u.submit.held_by))) {
-			rv = FBX_EINVALID;
+		rv = submit_fill(rep, &submit);
+		if (rv != FBX_OK)
 			goto out;
-		}
-		submit.held_by = (char *)rep->u.submit.held_by;
 		if (rep->u.submit.dry_run) {
 			rv = dryrun_out(&a, &rep->u.submit.dryrun, &dry, plat,
 			    platp);
