@@ -7,7 +7,7 @@
  * under the asan preset, which sets detect_leaks=1). The test is linked
  * with -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc, so every
  * allocation made by code linked in statically (fbx_proto with the
- * protobuf-c allocator wire.c hands to unpack, fbx_storage) goes through
+ * protobuf-c allocator proto/ hands to unpack, fbx_storage) goes through
  * the counter below; allocations inside liblmdb.so are not counted.
  * Messages come from the checked-in fuzz seed corpus, one per kind.
  */

@@ -1,5 +1,5 @@
 /*
- * proto_test.c: tests of the wire codec (proto/wire.c) through its public
+ * proto_test.c: tests of the wire codec (proto/wire*.c) through its public
  * header only. Round trips every console, gateway and engine message kind,
  * then feeds the decoders what a hostile or buggy peer would send:
  * oversize lengths, random bytes, mutated messages, wrong versions, bad
