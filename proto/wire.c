@@ -5,12 +5,13 @@
  * has no size limit of its own) and validates every field, so the rest of
  * the engine never checks message shape again. Encoders check lengths and
  * counts only and build the hot arrays (deliveries, results) in one block.
- * It also carries the safety-control vocabulary (breakers, limits, rate
+ * The codec also carries the safety-control vocabulary (breakers, limits, rate
  * caps, approvals, rollouts, dry runs), the incident tools (rollback,
  * replay, export, audit log, organisation list) and the PUB events.
  *
  * This file holds what the codecs share (field checks, the bump arena,
- * the safety-control pieces) and the gateway and event messages; the
+ * the safety-control pieces), the gateway and engine messages and the
+ * events; the
  * console request codec is wire_request.c, the console reply's decoder
  * wire_reply_in.c and its encoder wire_reply_out.c; the direct codec of
  * the hot messages (RESULTS read, DELIVERIES written without protobuf-c)
@@ -27,26 +28,6 @@
 
 /* Events are a few identifiers and a short text: 4 KiB is generous. */
 #define EVENT_MSG_MAX 4096u
-
-/* "org/reason" of the breaker holding a command. */
-#define HELD_BY_MAX (2 * FBX_ID_MAX + 2)
-
-/* Audit record text: action name, parameters (JSON), SHA-256 in hex. */
-#define AUDIT_ACTION_MAX 31
-#define AUDIT_PARAMS_MAX 511
-#define HASH_HEX 64
-
-_Static_assert(sizeof(((struct fbx_audit_rec *)0)->action) ==
-        AUDIT_ACTION_MAX + 1 &&
-    sizeof(((struct fbx_console_req *)0)->u.audit_list.action) ==
-        AUDIT_ACTION_MAX + 1,
-    "audit action buffers hold AUDIT_ACTION_MAX bytes");
-_Static_assert(sizeof(((struct fbx_audit_rec *)0)->params) ==
-        AUDIT_PARAMS_MAX + 1,
-    "audit params buffer holds AUDIT_PARAMS_MAX bytes");
-_Static_assert(sizeof(((struct fbx_audit_rec *)0)->hash) == HASH_HEX + 1 &&
-    sizeof(((struct fbx_audit_rec *)0)->prev) == HASH_HEX + 1,
-    "audit hash buffers hold HASH_HEX digits");
 
 /* fail formats the reason (if wanted) and returns err. */
 int
@@ -322,8 +303,6 @@ fbxp_check_len(struct wctx *w, const void *buf, size_t len, size_t cap)
 	return FBX_OK;
 }
 
-
-
 static void *
 pb_alloc_fn(void *data, size_t n)
 {
@@ -524,8 +503,8 @@ fbxp_brkcfg_in(const pb_brkcfg *c, struct fbx_breaker_cfg *o, struct wctx *w,
 		return fbxp_fail(w, FBX_EINVALID,
 		    "%s.share_ppm: above 1,000,000 ppm", pfx);
 	if (c->shadow > 2)
-		return fbxp_fail(w, FBX_EINVALID, "%s.shadow: unknown value %u",
-		    pfx, (unsigned)c->shadow);
+		return fbxp_fail(w, FBX_EINVALID,
+		    "%s.shadow: unknown value %u", pfx, (unsigned)c->shadow);
 	if (c->global_share_ppm > FBX_PPM)
 		return fbxp_fail(w, FBX_EINVALID,
 		    "%s.global_share_ppm: above 1,000,000 ppm", pfx);
@@ -664,7 +643,8 @@ gw_body_in(const pb_gwmsg *pb, struct fbx_gw_msg *m, struct wctx *w)
 			struct fbx_checkin *o = &m->u.checkins.c[i];
 			rv = fbxp_id_copy(o->org, x->org, 1, &what);
 			if (rv != FBX_OK)
-				return fbxp_fail_at(w, rv, pfx, i, "org", what);
+				return fbxp_fail_at(
+				    w, rv, pfx, i, "org", what);
 			rv = fbxp_id_copy(o->device, x->device, 1, &what);
 			if (rv != FBX_OK)
 				return fbxp_fail_at(
@@ -672,7 +652,8 @@ gw_body_in(const pb_gwmsg *pb, struct fbx_gw_msg *m, struct wctx *w)
 			rv = fbxp_text_copy(o->os_version,
 			    sizeof(o->os_version), x->os_version, &what);
 			if (rv != FBX_OK)
-				return fbxp_fail_at(w, rv, pfx, i, "os_version",
+				return fbxp_fail_at(w, rv, pfx, i,
+				    "os_version",
 				    rv == FBX_ETOOBIG ? "longer than 32 bytes"
 				                      : what);
 			if (!fbxp_in_range((int)x->attestation, 0,
@@ -979,7 +960,8 @@ fbx_gw_msg_encode(const struct fbx_gw_msg *m, uint8_t **buf, size_t *len)
 			goto out;
 		}
 		for (i = 0; i < n; i++) {
-			if (!fbxp_cstr_ok(m->u.hello.orgs[i], sizeof(fbx_id))) {
+			if (!fbxp_cstr_ok(
+			        m->u.hello.orgs[i], sizeof(fbx_id))) {
 				rv = FBX_EINVALID;
 				goto out;
 			}
@@ -1023,8 +1005,8 @@ fbx_gw_msg_encode(const struct fbx_gw_msg *m, uint8_t **buf, size_t *len)
 		pb_checkin *c;
 		n = m->u.checkins.n;
 		c = fbxp_arena_take(&a, n * sizeof(*c));
-		checkins.checkins
-		    = fbxp_arena_take(&a, n * sizeof(pb_checkin *));
+		checkins.checkins =
+		    fbxp_arena_take(&a, n * sizeof(pb_checkin *));
 		if (c == NULL || checkins.checkins == NULL) {
 			rv = FBX_ENOMEM;
 			goto out;
@@ -1251,7 +1233,8 @@ fbx_eng_msg_encode_generic(
 		if (rv != FBX_OK)
 			return rv;
 		d = fbxp_arena_take(&a, n * sizeof(*d));
-		dlv.deliveries = fbxp_arena_take(&a, n * sizeof(pb_delivery *));
+		dlv.deliveries =
+		    fbxp_arena_take(&a, n * sizeof(pb_delivery *));
 		if (d == NULL || dlv.deliveries == NULL) {
 			rv = FBX_ENOMEM;
 			goto out;

@@ -119,6 +119,37 @@ typedef Fusebox__V1__RolloutVersion pb_rover;
 #define EXPORT_ASK_MAX (8u * 1024 * 1024)
 #define JSONL_MAX (FBX_CONSOLE_MSG_MAX - 64u * 1024)
 
+/* "org/reason" of the breaker holding a command (fbxp_held_copy's dst). */
+#define HELD_BY_MAX (2 * FBX_ID_MAX + 2)
+
+/* Audit record text: action name, parameters (JSON), SHA-256 in hex
+ * (fbxp_action_copy's and fbxp_hash_copy's dst). */
+#define AUDIT_ACTION_MAX 31
+#define AUDIT_PARAMS_MAX 511
+#define HASH_HEX 64
+
+_Static_assert(sizeof(((struct fbx_audit_rec *)0)->action) ==
+        AUDIT_ACTION_MAX + 1 &&
+    sizeof(((struct fbx_console_req *)0)->u.audit_list.action) ==
+        AUDIT_ACTION_MAX + 1,
+    "audit action buffers hold AUDIT_ACTION_MAX bytes");
+_Static_assert(sizeof(((struct fbx_audit_rec *)0)->params) ==
+        AUDIT_PARAMS_MAX + 1,
+    "audit params buffer holds AUDIT_PARAMS_MAX bytes");
+_Static_assert(sizeof(((struct fbx_audit_rec *)0)->hash) == HASH_HEX + 1 &&
+    sizeof(((struct fbx_audit_rec *)0)->prev) == HASH_HEX + 1,
+    "audit hash buffers hold HASH_HEX digits");
+_Static_assert(sizeof(((struct fbx_cert_info *)0)->sha256) == HASH_HEX + 1 &&
+    sizeof(((struct fbx_console_req *)0)->u.audit_verify.after_hash) ==
+        HASH_HEX + 1 &&
+    sizeof(((struct fbx_console_rep *)0)->u.verify.verified_hash) ==
+        HASH_HEX + 1,
+    "the other hex hash buffers hold HASH_HEX digits too");
+_Static_assert(sizeof(((struct fbx_command *)0)->held_by) == HELD_BY_MAX &&
+    sizeof(((struct fbx_console_rep *)0)->u.submit.held_by) ==
+        HELD_BY_MAX,
+    "held_by buffers hold HELD_BY_MAX bytes");
+
 /* Where a decoder writes its human reason. */
 struct wctx {
 	char *why;

@@ -108,11 +108,11 @@ cmdinfo_in(const pb_cmdinfo *ci, struct fbx_command *c, struct wctx *w,
 	for (i = 0; i < ci->n_counts; i++) {
 		int s = (int)ci->counts[i]->state;
 		if (!fbxp_in_range(s, 0, FBX_D_COUNT))
-			return fbxp_fail_at(w, FBX_EINVALID, pfx, idx, "counts",
-			    "unknown state");
+			return fbxp_fail_at(w, FBX_EINVALID, pfx, idx,
+			    "counts", "unknown state");
 		if (c->counts[s] != 0)
-			return fbxp_fail_at(w, FBX_EINVALID, pfx, idx, "counts",
-			    "state given twice");
+			return fbxp_fail_at(w, FBX_EINVALID, pfx, idx,
+			    "counts", "state given twice");
 		c->counts[s] = ci->counts[i]->count;
 	}
 	c->type = (uint8_t)ci->type;
@@ -597,9 +597,11 @@ orgs_in(const pb_orglist *l, struct fbx_console_rep *r, struct wctx *w)
 	r->u.orgs.devices = (uint32_t *)(blk + off);
 	r->u.orgs.n = n;
 	for (i = 0; i < n; i++) {
-		rv = fbxp_id_copy(r->u.orgs.orgs[i], l->orgs[i]->org, 1, &what);
+		rv = fbxp_id_copy(
+		    r->u.orgs.orgs[i], l->orgs[i]->org, 1, &what);
 		if (rv != FBX_OK)
-			return fbxp_fail_at(w, rv, "orgs.orgs", i, "org", what);
+			return fbxp_fail_at(
+			    w, rv, "orgs.orgs", i, "org", what);
 		r->u.orgs.devices[i] = l->orgs[i]->devices;
 	}
 	return FBX_OK;
@@ -672,7 +674,8 @@ certs_in(const pb_certrep *l, struct fbx_console_rep *r, struct wctx *w)
 				    w, rv, pfx, i, "reasons", what);
 		}
 		o->nreasons = (uint32_t)x->n_reasons;
-		if (!fbxp_in_range((int)x->state, FBX_CST_VALID, FBX_CST_COUNT))
+		if (!fbxp_in_range(
+		        (int)x->state, FBX_CST_VALID, FBX_CST_COUNT))
 			return fbxp_fail_at(w, FBX_EINVALID, pfx, i, "state",
 			    "missing or unknown value");
 		o->state = (uint8_t)x->state;
@@ -711,8 +714,9 @@ fleet_in(const pb_fleetrep *p, struct fbx_console_rep *r, struct wctx *w)
 		    "fleet.os_versions: %zu, at most %d", p->n_os_versions,
 		    FBX_FLEET_OS_MAX);
 	if (p->n_rules > FBX_FLEET_RULES_MAX)
-		return fbxp_fail(w, FBX_ETOOBIG, "fleet.rules: %zu, at most %d",
-		    p->n_rules, FBX_FLEET_RULES_MAX);
+		return fbxp_fail(w, FBX_ETOOBIG,
+		    "fleet.rules: %zu, at most %d", p->n_rules,
+		    FBX_FLEET_RULES_MAX);
 	o->as_of_ms = p->as_of_ms;
 	o->devices = p->devices;
 	for (i = 0; i < p->n_offline_hours; i++)
@@ -754,14 +758,15 @@ fleet_in(const pb_fleetrep *p, struct fbx_console_rep *r, struct wctx *w)
 	o->nout = p->n_outcomes;
 	if (fbxp_id_copy(o->group, p->group, 0, &what) != FBX_OK ||
 	    fbxp_id_copy(o->next_after, p->next_after, 0, &what) != FBX_OK)
-		return fbxp_fail(w, FBX_EINVALID, "fleet.group, next_after: %s",
-		    what);
+		return fbxp_fail(
+		    w, FBX_EINVALID, "fleet.group, next_after: %s", what);
 	if (p->version != NULL) {
 		const pb_rover *v = p->version;
 		o->version.set = 1;
 		o->version.command_id = v->command_id;
-		if (fbxp_text_copy(o->version.target, sizeof(o->version.target),
-		        v->target, &what) != FBX_OK)
+		if (fbxp_text_copy(o->version.target,
+		        sizeof(o->version.target), v->target,
+		        &what) != FBX_OK)
 			return fbxp_fail(
 			    w, FBX_EINVALID, "fleet.version.target: %s", what);
 		o->version.devices = v->devices;
@@ -875,8 +880,10 @@ result_in(const pb_crep *pb, struct fbx_console_rep *r, struct wctx *w)
 			struct fbx_limit_info *o = &r->u.limit.l[i];
 			rv = fbxp_scope_copy(o->org, x->org, 1, &what);
 			if (rv != FBX_OK)
-				return fbxp_fail_at(w, rv, pfx, i, "org", what);
-			if (!fbxp_in_range((int)x->type, 1, FBX_CMD_TYPE_COUNT))
+				return fbxp_fail_at(
+				    w, rv, pfx, i, "org", what);
+			if (!fbxp_in_range(
+			        (int)x->type, 1, FBX_CMD_TYPE_COUNT))
 				return fbxp_fail_at(w, FBX_EINVALID, pfx, i,
 				    "type", "missing or unknown value");
 			if (x->max_share_ppm > FBX_PPM)
@@ -907,7 +914,8 @@ result_in(const pb_crep *pb, struct fbx_console_rep *r, struct wctx *w)
 			struct fbx_rate_info *o = &r->u.rate.r[i];
 			rv = fbxp_scope_copy(o->org, x->org, 1, &what);
 			if (rv != FBX_OK)
-				return fbxp_fail_at(w, rv, pfx, i, "org", what);
+				return fbxp_fail_at(
+				    w, rv, pfx, i, "org", what);
 			o->rate_per_s = x->rate_per_second;
 			o->burst = x->burst;
 			o->max_inflight = x->max_inflight;
@@ -920,7 +928,8 @@ result_in(const pb_crep *pb, struct fbx_console_rep *r, struct wctx *w)
 		rv = fbxp_id_copy(r->u.approve.token, x->token, 1, &what);
 		if (rv != FBX_OK)
 			return fbxp_fail(w, rv, "approve.token: %s", what);
-		rv = fbxp_id_copy(r->u.approve.approver, x->approver, 1, &what);
+		rv = fbxp_id_copy(
+		    r->u.approve.approver, x->approver, 1, &what);
 		if (rv != FBX_OK)
 			return fbxp_fail(w, rv, "approve.approver: %s", what);
 		rv = fbxp_id_copy(
@@ -962,7 +971,8 @@ result_in(const pb_crep *pb, struct fbx_console_rep *r, struct wctx *w)
 		rv = fbxp_id_copy(r->u.devices.next_after,
 		    pb->devices->next_after, 0, &what);
 		if (rv != FBX_OK)
-			return fbxp_fail(w, rv, "devices.next_after: %s", what);
+			return fbxp_fail(
+			    w, rv, "devices.next_after: %s", what);
 		r->u.devices.total = pb->devices->total;
 		if (n == 0)
 			return FBX_OK;

@@ -719,7 +719,8 @@ rep_size(const struct fbx_console_rep *rep, size_t *sz, size_t *nh)
 static int
 submit_fill(const struct fbx_console_rep *rep, pb_submitres *submit)
 {
-	if (!fbxp_cstr_ok(rep->u.submit.held_by, sizeof(rep->u.submit.held_by)))
+	if (!fbxp_cstr_ok(
+	        rep->u.submit.held_by, sizeof(rep->u.submit.held_by)))
 		return FBX_EINVALID;
 	submit->command_id = rep->u.submit.command_id;
 	submit->duplicate = rep->u.submit.duplicate != 0;
@@ -997,8 +998,8 @@ rep_out(const struct fbx_console_rep *rep, uint8_t **buf, size_t *len)
 			rv = FBX_EINVALID;
 			goto out;
 		}
-		rv = fbxp_devices_out(&a, rep->u.devices.devs, rep->u.devices.n,
-		    &devs.devices);
+		rv = fbxp_devices_out(
+		    &a, rep->u.devices.devs, rep->u.devices.n, &devs.devices);
 		if (rv != FBX_OK)
 			goto out;
 		devs.n_devices = rep->u.devices.n;
@@ -1119,8 +1120,7 @@ rep_out(const struct fbx_console_rep *rep, uint8_t **buf, size_t *len)
 		break;
 	case FBX_CREQ_FLEET: {
 		const struct fbx_fleet_report *f = &rep->u.fleet;
-		static const pb_vercount vinit
-		    = FUSEBOX__V1__VERSION_COUNT__INIT;
+		static const pb_vercount vinit = FUSEBOX__V1__VERSION_COUNT__INIT;
 		static const pb_fleetrule rinit = FUSEBOX__V1__FLEET_RULE__INIT;
 		fleetr.as_of_ms = f->as_of_ms;
 		fleetr.devices = f->devices;

@@ -1,7 +1,9 @@
 /*
  * wire_request.c: the console request codec (fbx_console_req_decode,
  * _encode, _free): every field of a request checked on the way in, as
- * wire.c describes; wire.c's shared pieces come through wire_int.h.
+ * wire.c describes; wire.c's shared pieces come through wire_int.h. The
+ * device record's codec here (fbxp_device_in, _devices_size,
+ * _devices_out) serves the device list reply too.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -120,8 +122,8 @@ fbxp_device_in(const pb_device *d, struct fbx_device *o, int need_org,
 	if (!fbxp_in_range((int)d->attestation, 0, FBX_ATTEST_COUNT))
 		return fbxp_fail_at(w, FBX_EINVALID, pfx, idx, "attestation",
 		    "unknown value");
-	rv = fbxp_text_copy(o->os_version, sizeof(o->os_version), d->os_version,
-	    &what);
+	rv = fbxp_text_copy(
+	    o->os_version, sizeof(o->os_version), d->os_version, &what);
 	if (rv != FBX_OK)
 		return fbxp_fail_at(w, rv, pfx, idx, "os_version",
 		    rv == FBX_ETOOBIG ? "longer than 32 bytes" : what);
@@ -507,8 +509,8 @@ selector_in(const pb_selector *s, struct fbx_selector *o, struct wctx *w,
 		return fbxp_fail(w, FBX_EINVALID,
 		    "%s.every_org: needs breaker_reason", pfx);
 	if (!fbxp_in_range((int)s->origin, 0, FBX_ORIGIN_COUNT))
-		return fbxp_fail(w, FBX_EINVALID, "%s.origin: unknown value %d",
-		    pfx, (int)s->origin);
+		return fbxp_fail(w, FBX_EINVALID,
+		    "%s.origin: unknown value %d", pfx, (int)s->origin);
 	if (!fbxp_in_range((int)s->type, 0, FBX_CMD_TYPE_COUNT))
 		return fbxp_fail(w, FBX_EINVALID, "%s.type: unknown value %d",
 		    pfx, (int)s->type);
@@ -640,10 +642,12 @@ body_in(const pb_creq *pb, struct fbx_console_req *r, struct wctx *w)
 		const pb_listdev *l = pb->list_devices;
 		rv = fbxp_id_copy(r->u.list_devices.group, l->group, 0, &what);
 		if (rv != FBX_OK)
-			return fbxp_fail(w, rv, "list_devices.group: %s", what);
+			return fbxp_fail(
+			    w, rv, "list_devices.group: %s", what);
 		rv = fbxp_id_copy(r->u.list_devices.after, l->after, 0, &what);
 		if (rv != FBX_OK)
-			return fbxp_fail(w, rv, "list_devices.after: %s", what);
+			return fbxp_fail(
+			    w, rv, "list_devices.after: %s", what);
 		if (l->limit > FBX_PAGE_MAX)
 			return fbxp_fail(w, FBX_ETOOBIG,
 			    "list_devices.limit: %u, at most %d",
@@ -834,13 +838,12 @@ body_in(const pb_creq *pb, struct fbx_console_req *r, struct wctx *w)
 	}
 	case FUSEBOX__V1__CONSOLE_REQUEST__BODY_AUDIT_VERIFY: {
 		const pb_audverify *q = pb->audit_verify;
-		rv = fbxp_hash_copy(r->u.audit_verify.after_hash, q->after_hash,
-		    &what);
+		rv = fbxp_hash_copy(
+		    r->u.audit_verify.after_hash, q->after_hash, &what);
 		if (rv != FBX_OK)
 			return fbxp_fail(
 			    w, rv, "audit_verify.after_hash: %s", what);
-		if ((q->after_seq != 0)
-		    != (r->u.audit_verify.after_hash[0] != 0))
+		if ((q->after_seq != 0) != (r->u.audit_verify.after_hash[0] != 0))
 			return fbxp_fail(w, FBX_EINVALID,
 			    "audit_verify.after_hash: %s",
 			    q->after_seq ? "required with after_seq" :
@@ -1065,12 +1068,13 @@ submit_out(struct arena *a, const struct fbx_command *c, pb_submit *s,
 	t->platform = (Fusebox__V1__Platform)c->platform;
 	t->group = (char *)c->group;
 	if (c->ndev_ids > 0) {
-		t->device_ids
-		    = fbxp_arena_take(a, c->ndev_ids * sizeof(char *));
+		t->device_ids =
+		    fbxp_arena_take(a, c->ndev_ids * sizeof(char *));
 		if (t->device_ids == NULL)
 			return FBX_ENOMEM;
 		for (i = 0; i < c->ndev_ids; i++) {
-			if (!fbxp_cstr_ok(c->dev_ids[i], sizeof(c->dev_ids[i])))
+			if (!fbxp_cstr_ok(
+			        c->dev_ids[i], sizeof(c->dev_ids[i])))
 				return FBX_EINVALID;
 			t->device_ids[i] = (char *)c->dev_ids[i];
 		}
@@ -1362,7 +1366,8 @@ fbx_console_req_encode(
 		rb.last_command_id = req->u.rollback.last_command_id;
 		rb.rollback_id = req->u.rollback.rollback_id;
 		rb.sliced = req->u.rollback.sliced != 0;
-		if (!fbxp_cstr_ok(req->u.rollback.org_cursor, sizeof(fbx_id))) {
+		if (!fbxp_cstr_ok(
+		        req->u.rollback.org_cursor, sizeof(fbx_id))) {
 			rv = FBX_EINVALID;
 			goto out;
 		}
