@@ -2716,16 +2716,25 @@ fbx_engine_run(struct fbx_engine *e)
 		if (e->draining &&
 		    (inflight_total(e) == 0 || eng_clock(e, 1) >= e->drain_deadline))
 			break;
-		/* held outputs leave as soon as their sync ends: look
-		 * every millisecond meanwhile */
-		if (e->io_ops->wait(e->io,
-		        work_pending(e) ? 0
-		        : e->nheld > 0 || e->force_commit ? 1
-		        : e->stalled                     ? 5
-		                                         : 50) != 0) {
+		/* held outputs leave as soon as their sync ends: the
+		 * syncer's descriptor wakes the poll (the 10 ms are a
+		 * backstop only; without a syncer, look every ms) */
+		int wake = e->syncer != NULL && e->nheld > 0
+		    ? fbxi_syncer_fd(e->syncer)
+		    : -1;
+		int ms = work_pending(e) ? 0
+		    : e->force_commit    ? 1
+		    : e->nheld > 0       ? (wake >= 0 ? 10 : 1)
+		    : e->stalled         ? 5
+		                         : 50;
+		if (e->io_ops->wait(e->io, ms, wake) != 0) {
 			rc = FBX_EIO;
 			break;
 		}
+		/* reset before the turn's held_release reads what is
+		 * durable: a sync that ends after it wakes the next poll */
+		if (wake >= 0)
+			fbxi_syncer_woken(e->syncer);
 		rc = turn(e);
 		if (rc != FBX_OK)
 			break;

@@ -65,9 +65,10 @@ struct fbx_io_ops {
 	 * (no such peer); FBX_EIO. */
 	int (*send)(void *io, int chan, int nenv, const size_t *envlen,
 	    const uint8_t (*env)[FBX_IO_RID_MAX], const void *body, size_t len);
-	/* wait - until console or gateway input may be waiting, or
-	 * timeout_ms. @return 0, or -1 on a transport failure. */
-	int (*wait)(void *io, int timeout_ms);
+	/* wait - until console or gateway input may be waiting, wake_fd
+	 * (if >= 0) is readable, or timeout_ms. @return 0, or -1 on a
+	 * transport failure. */
+	int (*wait)(void *io, int timeout_ms, int wake_fd);
 	/* close - release the transport. */
 	void (*close)(void *io);
 	/* events_reset - end every events subscription (subscribers

@@ -922,13 +922,14 @@ events_subs(struct zio *z)
 }
 
 static int
-zio_wait(void *io, int timeout_ms)
+zio_wait(void *io, int timeout_ms, int wake_fd)
 {
 	struct zio *z = io;
-	zmq_pollitem_t items[4] = {
+	zmq_pollitem_t items[5] = {
 		{ z->sock[FBX_IO_CONSOLE], 0, ZMQ_POLLIN, 0 },
 		{ z->sock[FBX_IO_GATEWAY], 0, ZMQ_POLLIN, 0 },
 		{ z->sock[FBX_IO_EVENTS], 0, ZMQ_POLLIN, 0 },
+		{ NULL, 0, ZMQ_POLLIN, 0 },
 		{ NULL, 0, ZMQ_POLLIN, 0 },
 	};
 	int n;
@@ -949,6 +950,8 @@ zio_wait(void *io, int timeout_ms)
 	z->web_taken = 0;
 	if (z->web != NULL) /* the web console's requests wake the loop */
 		items[n++].socket = z->web;
+	if (wake_fd >= 0) /* the syncer: held outputs may leave */
+		items[n++].fd = wake_fd;
 	if (zmq_poll(items, n, timeout_ms) < 0 && errno != EINTR) {
 		FBX_LOGE("poll: %s", zmq_strerror(errno));
 		return -1;

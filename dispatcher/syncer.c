@@ -5,7 +5,9 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "syncer.h"
@@ -24,7 +26,20 @@ struct fbxi_syncer {
 	                        said which commits it covers */
 	uint64_t failed_upto;
 	int stop;
+	int wake; /* eventfd: readable once a sync ended (fbxi_syncer_fd) */
 };
+
+/* wake_engine - a sync ended: wake the engine's poll, whose held
+ * outputs may leave now. A counter that cannot take more (never in
+ * practice) is readable already. */
+static void
+wake_engine(struct fbxi_syncer *s)
+{
+	uint64_t one = 1;
+
+	if (write(s->wake, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		FBX_LOGW("syncer: waking the engine: %s", strerror(errno));
+}
 
 static void *
 syncer_main(void *arg)
@@ -59,6 +74,7 @@ syncer_main(void *arg)
 			s->failed_upto = target;
 		}
 		pthread_cond_broadcast(&s->done);
+		wake_engine(s);
 	}
 	pthread_mutex_unlock(&s->mu);
 	return NULL;
@@ -76,18 +92,31 @@ fbxi_syncer_start(fbx_store *st, uint64_t durable, uint64_t no_retry,
 	s->st = st;
 	s->durable = s->asked = durable;
 	s->no_retry = no_retry;
+	/* a syncer started again after a store reopen may hold outputs
+	 * that are durable already (up to durable): readable at once, so
+	 * they leave on the next turn */
+	s->wake = eventfd(durable > 0 ? 1 : 0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (s->wake < 0) {
+		int e = errno;
+		FBX_LOGE("syncer eventfd: %s", strerror(e));
+		free(s);
+		return e == ENOMEM ? FBX_ENOMEM : FBX_EIO;
+	}
 	if (pthread_mutex_init(&s->mu, NULL) != 0) {
+		close(s->wake);
 		free(s);
 		return FBX_ENOMEM;
 	}
 	if (pthread_cond_init(&s->ask, NULL) != 0) {
 		pthread_mutex_destroy(&s->mu);
+		close(s->wake);
 		free(s);
 		return FBX_ENOMEM;
 	}
 	if (pthread_cond_init(&s->done, NULL) != 0) {
 		pthread_cond_destroy(&s->ask);
 		pthread_mutex_destroy(&s->mu);
+		close(s->wake);
 		free(s);
 		return FBX_ENOMEM;
 	}
@@ -97,6 +126,7 @@ fbxi_syncer_start(fbx_store *st, uint64_t durable, uint64_t no_retry,
 		pthread_cond_destroy(&s->done);
 		pthread_cond_destroy(&s->ask);
 		pthread_mutex_destroy(&s->mu);
+		close(s->wake);
 		free(s);
 		return FBX_EIO;
 	}
@@ -136,6 +166,22 @@ fbxi_syncer_done(struct fbxi_syncer *s, uint64_t cover, int *failed,
 	}
 	pthread_mutex_unlock(&s->mu);
 	return d;
+}
+
+int
+fbxi_syncer_fd(const struct fbxi_syncer *s)
+{
+	return s->wake;
+}
+
+void
+fbxi_syncer_woken(struct fbxi_syncer *s)
+{
+	uint64_t n;
+
+	/* nonblocking: nothing to read is no error */
+	while (read(s->wake, &n, sizeof(n)) < 0 && errno == EINTR)
+		;
 }
 
 int
@@ -179,6 +225,7 @@ fbxi_syncer_stop(struct fbxi_syncer *s, uint64_t *no_retry)
 	pthread_cond_destroy(&s->done);
 	pthread_cond_destroy(&s->ask);
 	pthread_mutex_destroy(&s->mu);
+	close(s->wake);
 	free(s);
 	return durable;
 }

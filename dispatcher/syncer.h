@@ -35,7 +35,7 @@ struct fbxi_syncer;
 /** fbxi_syncer_start - start the thread for store st, tickets up to
  * durable being durable already and those up to no_retry never synced on
  * their own (a failed sync; both 0 for a new engine).
- * @return FBX_OK, FBX_ENOMEM, FBX_EIO (no thread). */
+ * @return FBX_OK, FBX_ENOMEM, FBX_EIO (no thread or no eventfd). */
 int fbxi_syncer_start(fbx_store *st, uint64_t durable, uint64_t no_retry,
     struct fbxi_syncer **out);
 
@@ -48,6 +48,16 @@ void fbxi_syncer_ask(struct fbxi_syncer *s, uint64_t ticket);
  * to cover (the engine's last commit) are synced only by a later one. */
 uint64_t fbxi_syncer_done(struct fbxi_syncer *s, uint64_t cover,
     int *failed, uint64_t *failed_upto);
+
+/** fbxi_syncer_fd - a descriptor that polls readable once a sync has
+ * ended (durable moved, or a sync failed) since the last
+ * fbxi_syncer_woken(): the engine polls it with its sockets while outputs
+ * are held, so they leave as soon as their sync ends. */
+int fbxi_syncer_fd(const struct fbxi_syncer *s);
+
+/** fbxi_syncer_woken - reset that descriptor; call before
+ * fbxi_syncer_done() so that no sync's end is missed. */
+void fbxi_syncer_woken(struct fbxi_syncer *s);
 
 /** fbxi_syncer_wait - wait until ticket is durable, a sync failed, or
  * ms passed. @return 1 when ticket is durable. */

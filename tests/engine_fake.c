@@ -85,10 +85,11 @@ mio_send(void *io, int chan, int nenv, const size_t *envlen,
 }
 
 static int
-mio_wait(void *io, int timeout_ms)
+mio_wait(void *io, int timeout_ms, int wake_fd)
 {
 	(void)io;
 	(void)timeout_ms;
+	(void)wake_fd;
 	return 0;
 }
 

@@ -5,12 +5,16 @@
  * failure no sync starts until the engine has taken it, and none for the
  * tickets it covers (asking again changes nothing); a later commit's
  * sync makes the earlier tickets durable too; and every commit is in the
- * store after it is reopened.
+ * store after it is reopened. The descriptor the engine polls
+ * (fbxi_syncer_fd) turns readable when a sync ends, failed or not, and
+ * only then, or at once for a syncer started again with tickets durable
+ * already.
  *
  * The test re-executes itself with the shim preloaded (as fault_test does
  * for the daemon) and FBX_FAULT_THREAD=fbx-sync, so only the syncer's
  * calls count.
  */
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,6 +59,16 @@ put(fbx_store *st, const char *key, const char *val)
 	return fbx_txn_commit(t);
 }
 
+/* readable - the syncer's wake descriptor polls readable within ms (a
+ * bound to give up at, not a time measured) */
+static int
+readable(struct fbxi_syncer *s, int ms)
+{
+	struct pollfd p = { fbxi_syncer_fd(s), POLLIN, 0 };
+
+	return poll(&p, 1, ms) == 1 && (p.revents & POLLIN) != 0;
+}
+
 static unsigned
 lines(const char *path)
 {
@@ -97,10 +111,16 @@ child(const char *dir)
 	if (rc != FBX_OK)
 		return 1;
 
-	/* 1: a commit, asked for, becomes durable */
+	/* 1: a commit, asked for, becomes durable; its end wakes the
+	 * engine's descriptor, which nothing had woken before */
+	CHECK(fbxi_syncer_fd(s) >= 0 && !readable(s, 0),
+	    "wake descriptor quiet before any sync");
 	CHECK(put(st, "t/a", "1") == FBX_OK, "commit 1");
 	fbxi_syncer_ask(s, 1);
 	CHECK(fbxi_syncer_wait(s, 1, 60000) == 1, "ticket 1 durable");
+	CHECK(readable(s, 60000), "a sync's end wakes the engine");
+	fbxi_syncer_woken(s);
+	CHECK(!readable(s, 0), "quiet again once woken");
 	done = fbxi_syncer_done(s, 1, &err, &upto);
 	CHECK(done == 1 && err == FBX_OK, "done %llu err %d",
 	    (unsigned long long)done, err);
@@ -113,6 +133,8 @@ child(const char *dir)
 	fbxi_syncer_ask(s, 2);
 	CHECK(fbxi_syncer_wait(s, 2, 60000) == 0,
 	    "ticket 2 not durable after a failed sync");
+	CHECK(readable(s, 60000), "a failed sync wakes the engine too");
+	fbxi_syncer_woken(s);
 	CHECK(lines(log) == 1, "one failure injected (%u)", lines(log));
 
 	/* until the engine has taken the failure, no sync starts, not even
@@ -126,6 +148,7 @@ child(const char *dir)
 		usleep(10000);
 	CHECK(fbxi_syncer_wait(s, 3, 0) == 0,
 	    "no sync while a failure waits to be taken");
+	CHECK(!readable(s, 0), "no wake without a sync");
 
 	/* the engine takes it, naming its last commit (3) */
 	done = fbxi_syncer_done(s, 3, &err, &upto);
@@ -147,6 +170,7 @@ child(const char *dir)
 	CHECK(put(st, "t/d", "4") == FBX_OK, "commit 4");
 	fbxi_syncer_ask(s, 4);
 	CHECK(fbxi_syncer_wait(s, 4, 60000) == 1, "ticket 4 durable");
+	CHECK(readable(s, 60000), "ticket 4's sync wakes the engine");
 	done = fbxi_syncer_done(s, 4, &err, &upto);
 	CHECK(done == 4 && err == FBX_OK, "done %llu err %d",
 	    (unsigned long long)done, err);
@@ -167,6 +191,20 @@ child(const char *dir)
 			    "%s after reopen: %s", keys[i], fbx_strerror(rc));
 		}
 		fbx_txn_abort(t);
+	}
+	/* a syncer started again (after a store reopen) with tickets
+	 * durable already: the engine's held outputs up to them may leave,
+	 * so its descriptor is readable at once */
+	if (rc == FBX_OK) {
+		s = NULL;
+		rc = fbxi_syncer_start(st, 4, 3, &s);
+		CHECK(rc == FBX_OK, "syncer start again: %s",
+		    fbx_strerror(rc));
+		if (rc == FBX_OK) {
+			CHECK(readable(s, 0),
+			    "a restarted syncer wakes the engine at once");
+			(void)fbxi_syncer_stop(s, NULL);
+		}
 	}
 	fbx_store_close(st);
 	return 0;
