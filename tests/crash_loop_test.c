@@ -8,6 +8,12 @@
  * keeps its per-delivery flags across the daemon's restarts) saw no
  * delivery again after its success had been ACKed as durable.
  *
+ * Every other restart runs the daemon with --sync-thread (the commit's
+ * meta page synced by the syncer thread, the turn's outputs held until
+ * then), so kills land on both ways of committing and the store passes
+ * from one to the other: kill 2, 4, ... hit a daemon with the syncer,
+ * and the final settle runs on one when the number of kills is odd.
+ *
  * Kills: $FBX_CRASH_KILLS, else 30 when $FBX_EXTENDED=1, else 3. There is
  * no timing threshold; the waits are hang guards only.
  */
@@ -236,8 +242,10 @@ main(void)
 		    k + 1, done, info.ndeliveries, k,
 		    hit ? "mid fan-out" : "not mid fan-out");
 		fbx_client_set_timeout(t.cli, 60000);
-		rc = fbxt_daemon_start(&t, NULL);
-		FBXT_CHECK(rc == 0, "kill %d: daemon did not restart", k);
+		rc = k % 2 == 0 ? fbxt_daemon_start(&t, "--sync-thread", NULL)
+		                : fbxt_daemon_start(&t, NULL);
+		FBXT_CHECK(rc == 0, "kill %d: daemon did not restart%s", k,
+		    k % 2 == 0 ? " (--sync-thread)" : "");
 		if (rc != 0)
 			break;
 	}
