@@ -317,7 +317,8 @@ journal(struct admission *a)
 /* enqueue - into memory: the command cache puts it on the expansion
  * list (EXPANDING) or the settle heap (SETTLING); a small target is
  * expanded in this same transaction so the reply can say how many
- * devices it reaches. Then the reply and the audit record. */
+ * devices it reaches. Then the reply and the audit record (kept for the
+ * turn's batch: audit.c). */
 static int
 enqueue(struct admission *a)
 {
@@ -341,17 +342,7 @@ enqueue(struct admission *a)
 	rep.u.submit.state = cc->c.state;
 	snprintf(rep.u.submit.held_by, sizeof(rep.u.submit.held_by), "%s",
 	    cc->c.held_by);
-	fbxi_audit(e, req->org, req->actor, "submit", cc->c.held_by,
-	    "{\"command\":%llu,\"type\":\"%s\",\"origin\":\"%s\","
-	    "\"reason\":\"%s\",\"target\":\"%s\",\"group\":\"%s\","
-	    "\"devices\":%u,\"state\":\"%s\",\"approved_by\":\"%s\","
-	    "\"rollout\":%s,\"settle_until_ms\":%lld}",
-	    (unsigned long long)cc->c.id, fbx_cmd_type_name(cc->c.type),
-	    fbx_origin_name(cc->c.origin), cc->c.reason,
-	    fbx_target_kind_name(cc->c.target_kind), cc->c.group,
-	    cc->c.ndeliveries, fbx_cstate_name(cc->c.state), cc->c.approved_by,
-	    cc->c.rollout.enabled ? "true" : "false",
-	    (long long)cc->c.settle_until_ms);
+	fbxi_audit_submit(e, req->org, req->actor, &cc->c);
 	fbxi_console_reply(e, a->in, &rep);
 	FBX_LOGD("accepted command %llu for %s by %s (%s)",
 	    (unsigned long long)cc->c.id, req->org, req->actor,

@@ -44,6 +44,7 @@
 #define AUDIT_V1 1
 #define AUDIT_HASH_OFF 33
 #define AUDIT_MAX 1200
+#define AUDIT_PARAMS_MAX 511 /* the wire's limit (protocol.md) */
 
 /* Test hook: while positive, each SHA-256 computation fails as if
  * OpenSSL had, and the count goes down by one. Never set in fuseboxd. */
@@ -132,8 +133,6 @@ put_str16(uint8_t *p, const char *s, size_t max)
 	return n + 2;
 }
 
-/* audit - append one record for an operator action, in the turn's
- * transaction: it is durable exactly when the action is. */
 /* fbxi_audit_params_json - the parameters as jansson writes them: the call
  * sites fill a template with identifiers and numbers; what they made is
  * parsed and written again (compact, members in their order), so a
@@ -169,22 +168,17 @@ fbxi_audit_params_json(const char *action, char *params, size_t cap)
 	json_decref(v);
 }
 
-void
-fbxi_audit(struct fbx_engine *e, const char *org, const char *actor,
-    const char *action, const char *note, const char *fmt, ...)
+/* audit_write - chain and append one record whose params are final
+ * (JSON as jansson writes it), in the current transaction: it is durable
+ * exactly when the action is. An error is latched (fbxi_set_err). */
+static void
+audit_write(struct fbx_engine *e, const char *org, const char *actor,
+    const char *action, const char *note, const char *params)
 {
 	uint8_t rec[AUDIT_MAX], *p = rec;
-	char params[512];
 	int64_t at = e->now;
-	va_list ap;
 	int rc;
 
-	va_start(ap, fmt);
-	if (vsnprintf(params, sizeof(params), fmt, ap) >= (int)sizeof(params))
-		FBX_LOGE("audit %s: parameters cut at %zu bytes", action,
-		    sizeof(params) - 1);
-	va_end(ap);
-	fbxi_audit_params_json(action, params, sizeof(params));
 	*p++ = AUDIT_V1;
 	memcpy(p, e->audit_last, 32);
 	p += 32;
@@ -196,7 +190,7 @@ fbxi_audit(struct fbx_engine *e, const char *org, const char *actor,
 	p += put_str8(p, actor ? actor : "");
 	p += put_str8(p, action);
 	p += put_str16(p, note ? note : "", FBX_NOTE_MAX - 1);
-	p += put_str16(p, params, sizeof(params) - 1);
+	p += put_str16(p, params, AUDIT_PARAMS_MAX);
 	rc = fbxi_audit_hash(e->audit_seq + 1, rec, (size_t)(p - rec),
 	    rec + AUDIT_HASH_OFF);
 	if (rc != FBX_OK) {
@@ -214,6 +208,241 @@ fbxi_audit(struct fbx_engine *e, const char *org, const char *actor,
 	}
 	e->audit_seq++;
 	memcpy(e->audit_last, rec + AUDIT_HASH_OFF, 32);
+}
+
+/* fbxi_audit - append one record for an operator action, after the
+ * submits of the turn not audited yet (so the chain keeps the order of
+ * the actions). */
+void
+fbxi_audit(struct fbx_engine *e, const char *org, const char *actor,
+    const char *action, const char *note, const char *fmt, ...)
+{
+	char params[AUDIT_PARAMS_MAX + 1];
+	int before = fbxi_err(e);
+	va_list ap;
+
+	fbxi_audit_flush(e);
+	if (fbxi_err(e) != before)
+		return; /* the flush failed */
+	va_start(ap, fmt);
+	if (vsnprintf(params, sizeof(params), fmt, ap) >= (int)sizeof(params))
+		FBX_LOGE("audit %s: parameters cut at %zu bytes", action,
+		    sizeof(params) - 1);
+	va_end(ap);
+	fbxi_audit_params_json(action, params, sizeof(params));
+	audit_write(e, org, actor, action, note, params);
+}
+
+/* ---- submit records, batched per turn -------------------------------
+ *
+ * A submit's record was a third of what a submit costs: the record, its
+ * audit_time entry, its share of the deferred audit_org and audit_actor
+ * entries, the hash. The submits of a turn are kept here instead and
+ * written when the turn commits (or before any other record, or before a
+ * request that is not a submit): the submits of one organisation, actor
+ * and note (the breaker that holds them) share a record, "commands" the
+ * list of their fields, each without the fields at their default value
+ * (no reason, group or approver, no rollout, no settle time), as many as
+ * fit in the params' 511 bytes. A record for a single submit keeps the
+ * form it always had: {"command":ID,"type":...} with every field. */
+struct fbxi_abent {
+	fbx_id org, actor;
+	char note[FBX_NOTE_MAX];
+	uint64_t id;
+	int64_t settle_until_ms;
+	uint32_t devices;
+	int type, origin, target_kind, state, rollout;
+	char reason[FBX_ID_MAX + 1], group[FBX_ID_MAX + 1];
+	char approved_by[FBX_ID_MAX + 1];
+	uint64_t key; /* hash of org, actor and note: a quick unequal */
+	int done;     /* written (in fbxi_audit_flush) */
+};
+
+/* submit_full - the params of a record of one submit. @return the length
+ * (>= cap: cut) */
+static int
+submit_full(const struct fbxi_abent *a, char *buf, size_t cap)
+{
+	return snprintf(buf, cap,
+	    "{\"command\":%llu,\"type\":\"%s\",\"origin\":\"%s\","
+	    "\"reason\":\"%s\",\"target\":\"%s\",\"group\":\"%s\","
+	    "\"devices\":%u,\"state\":\"%s\",\"approved_by\":\"%s\","
+	    "\"rollout\":%s,\"settle_until_ms\":%lld}",
+	    (unsigned long long)a->id, fbx_cmd_type_name(a->type),
+	    fbx_origin_name(a->origin), a->reason,
+	    fbx_target_kind_name(a->target_kind), a->group, a->devices,
+	    fbx_cstate_name(a->state), a->approved_by,
+	    a->rollout ? "true" : "false", (long long)a->settle_until_ms);
+}
+
+/* submit_part - one submit's entry in a shared record: the fields at
+ * their defaults left out. @return the length (>= cap: cut) */
+static int
+submit_part(const struct fbxi_abent *a, char *buf, size_t cap)
+{
+	char rs[96] = "", gr[96] = "", ap[96] = "", st[48] = "";
+
+	if (a->reason[0] != '\0')
+		snprintf(rs, sizeof(rs), ",\"reason\":\"%s\"", a->reason);
+	if (a->group[0] != '\0')
+		snprintf(gr, sizeof(gr), ",\"group\":\"%s\"", a->group);
+	if (a->approved_by[0] != '\0')
+		snprintf(ap, sizeof(ap), ",\"approved_by\":\"%s\"",
+		    a->approved_by);
+	if (a->settle_until_ms != 0)
+		snprintf(st, sizeof(st), ",\"settle_until_ms\":%lld",
+		    (long long)a->settle_until_ms);
+	return snprintf(buf, cap,
+	    "{\"command\":%llu,\"type\":\"%s\",\"origin\":\"%s\"%s,"
+	    "\"target\":\"%s\"%s,\"devices\":%u,\"state\":\"%s\"%s%s%s}",
+	    (unsigned long long)a->id, fbx_cmd_type_name(a->type),
+	    fbx_origin_name(a->origin), rs, fbx_target_kind_name(a->target_kind),
+	    gr, a->devices, fbx_cstate_name(a->state), ap,
+	    a->rollout ? ",\"rollout\":true" : "", st);
+}
+
+/* key_hash - FNV-1a of org, actor and note, each with its end */
+static uint64_t
+key_hash(const struct fbxi_abent *a)
+{
+	const char *f[3] = { a->org, a->actor, a->note };
+	uint64_t h = 14695981039346656037ull;
+
+	for (int k = 0; k < 3; k++) {
+		const unsigned char *p = (const unsigned char *)f[k];
+		do {
+			h = (h ^ *p) * 1099511628211ull;
+		} while (*p++ != '\0');
+	}
+	return h;
+}
+
+static int
+same_key(const struct fbxi_abent *a, const struct fbxi_abent *b)
+{
+	return a->key == b->key && strcmp(a->org, b->org) == 0 &&
+	    strcmp(a->actor, b->actor) == 0 && strcmp(a->note, b->note) == 0;
+}
+
+/* write_one - the record of a single submit, as it always was */
+static void
+write_one(struct fbx_engine *e, struct fbxi_abent *a)
+{
+	char params[AUDIT_PARAMS_MAX + 1];
+
+	if (submit_full(a, params, sizeof(params)) >= (int)sizeof(params))
+		FBX_LOGE("audit submit: parameters cut at %zu bytes",
+		    sizeof(params) - 1);
+	fbxi_audit_params_json("submit", params, sizeof(params));
+	audit_write(e, a->org, a->actor, "submit", a->note, params);
+	a->done = 1;
+}
+
+void
+fbxi_audit_submit(struct fbx_engine *e, const char *org, const char *actor,
+    const struct fbx_command *c)
+{
+	struct fbxi_abent *a;
+
+	if (e->nabatch == e->abatchcap) {
+		size_t cap = e->abatchcap ? 2 * e->abatchcap : 64;
+		struct fbxi_abent *nb = realloc(e->abatch, cap * sizeof(*nb));
+		if (nb == NULL) {
+			fbxi_set_err(e, FBX_ENOMEM);
+			return;
+		}
+		e->abatch = nb;
+		e->abatchcap = cap;
+	}
+	a = &e->abatch[e->nabatch];
+	memset(a, 0, sizeof(*a));
+	snprintf(a->org, sizeof(a->org), "%s", org ? org : "");
+	snprintf(a->actor, sizeof(a->actor), "%s", actor ? actor : "");
+	snprintf(a->note, sizeof(a->note), "%s", c->held_by);
+	a->id = c->id;
+	a->type = c->type;
+	a->origin = c->origin;
+	a->target_kind = c->target_kind;
+	a->state = c->state;
+	a->devices = c->ndeliveries;
+	a->rollout = c->rollout.enabled != 0;
+	a->settle_until_ms = c->settle_until_ms;
+	snprintf(a->reason, sizeof(a->reason), "%s", c->reason);
+	snprintf(a->group, sizeof(a->group), "%s", c->group);
+	snprintf(a->approved_by, sizeof(a->approved_by), "%s", c->approved_by);
+	a->key = key_hash(a);
+	e->nabatch++;
+}
+
+void
+fbxi_audit_flush(struct fbx_engine *e)
+{
+	static const char head[] = "{\"commands\":[";
+	char params[AUDIT_PARAMS_MAX + 1], part[AUDIT_PARAMS_MAX + 1];
+	size_t n = e->nabatch;
+
+	e->nabatch = 0; /* audit_write never comes back here */
+	for (size_t i = 0; i < n && fbxi_err(e) == FBX_OK; i++) {
+		struct fbxi_abent *first = &e->abatch[i];
+		size_t len = sizeof(head) - 1, cnt = 0;
+		int pl;
+
+		if (first->done)
+			continue;
+		/* an entry that is not plain JSON or does not fit a shared
+		 * record has a record of its own */
+		pl = submit_part(first, part, sizeof(part));
+		if (pl < 0 || pl >= (int)sizeof(part) ||
+		    !fbx_json_canonical(part) ||
+		    len + (size_t)pl + 2 > AUDIT_PARAMS_MAX) {
+			write_one(e, first);
+			continue;
+		}
+		memcpy(params, head, len);
+		/* this entry, then the later ones of its key while they fit
+		 * (the rest go in the next record) */
+		for (size_t j = i; j < n; j++) {
+			struct fbxi_abent *a = &e->abatch[j];
+
+			if (a->done || !same_key(first, a))
+				continue;
+			if (j > i) {
+				pl = submit_part(a, part, sizeof(part));
+				if (pl < 0 || pl >= (int)sizeof(part) ||
+				    !fbx_json_canonical(part))
+					continue; /* its own record, later */
+			}
+			if (len + (cnt > 0) + (size_t)pl + 2 > AUDIT_PARAMS_MAX)
+				break;
+			if (cnt > 0)
+				params[len++] = ',';
+			memcpy(params + len, part, (size_t)pl);
+			len += (size_t)pl;
+			cnt++;
+			a->done = 1;
+		}
+		if (cnt == 1) {
+			write_one(e, first); /* alone: the form it always had */
+			continue;
+		}
+		memcpy(params + len, "]}", 3);
+		audit_write(e, first->org, first->actor, "submit", first->note,
+		    params);
+	}
+}
+
+void
+fbxi_audit_drop(struct fbx_engine *e)
+{
+	e->nabatch = 0;
+}
+
+void
+fbxi_audit_batch_free(struct fbx_engine *e)
+{
+	free(e->abatch);
+	e->abatch = NULL;
+	e->nabatch = e->abatchcap = 0;
 }
 
 /* audit_decode - parse a stored record. @return 0 or -1 if malformed. */

@@ -534,10 +534,22 @@ console_isolated(
 {
 	fbx_txn *parent = e->txn, *child = NULL;
 	struct outmsg *mark = e->otail;
-	uint64_t audit_seq = e->audit_seq, last_cmd = e->last_cmd_id;
+	uint64_t audit_seq, last_cmd = e->last_cmd_id;
 	uint8_t audit_last[32];
-	int rc;
+	int own_txn, rc;
 
+	own_txn = !e->degraded && (req_reads_only(r) || in < e->in ||
+	                              in >= e->in + e->nin);
+	/* the turn's submits not audited yet are written before a request
+	 * of another kind (its record comes after theirs; a rollback knows
+	 * the sequence of its own) and before a child transaction (what is
+	 * kept after it is its own: undone with it) */
+	if (e->nabatch > 0 && (own_txn || r->kind != FBX_CREQ_SUBMIT)) {
+		fbxi_audit_flush(e);
+		if (fbxi_err(e) != FBX_OK)
+			return;
+	}
+	audit_seq = e->audit_seq;
 	memcpy(audit_last, e->audit_last, sizeof(audit_last));
 	/* A request of this turn's input that changes state and fails is
 	 * undone by redoing the whole turn (below: e->redo), which aborts
@@ -545,8 +557,7 @@ console_isolated(
 	 * (an LMDB child copies the parent's page lists on begin and merges
 	 * them on commit, a sixth of a submit's cost). Read-only requests
 	 * and requests from outside the turn's input keep theirs. */
-	if (!e->degraded && (req_reads_only(r) || in < e->in ||
-	                        in >= e->in + e->nin)) {
+	if (own_txn) {
 		rc = fbx_txn_begin_child(parent, &child);
 		if (rc != FBX_OK) {
 			fbxi_set_err(e, rc);
@@ -577,6 +588,9 @@ console_isolated(
 	/* nothing of the request stays: not its writes, not its outputs,
 	 * not the audit chain's head in memory */
 	fbxi_out_truncate(e, mark);
+	/* in a child: the submits kept are its own; otherwise the turn is
+	 * done again or fails, which forgets them anyway */
+	fbxi_audit_drop(e);
 	e->audit_seq = audit_seq;
 	memcpy(e->audit_last, audit_last, sizeof(audit_last));
 	e->last_cmd_id = last_cmd;

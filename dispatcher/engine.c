@@ -2405,6 +2405,7 @@ turn(struct fbx_engine *e)
 		e->req_err = FBX_OK;
 		e->in_request = 0;
 		e->redo = 0;
+		fbxi_audit_drop(e); /* of an attempt aborted */
 		e->nundo = 0;
 		e->nhandled = 0;
 		e->turn_submits = 0;
@@ -2540,6 +2541,8 @@ turn(struct fbx_engine *e)
 			continue;
 		}
 		flush_commands(e);
+		if (e->txn_err == FBX_OK)
+			fbxi_audit_flush(e); /* the turn's submit records */
 		t_work = mono_us();
 		if (e->txn_err != FBX_OK) {
 			rc = e->txn_err;
@@ -2549,6 +2552,7 @@ turn(struct fbx_engine *e)
 		}
 		t_commit = mono_us();
 		e->txn = NULL;
+		fbxi_audit_drop(e);
 		if (rc == FBX_OK) {
 			e->commits++;
 			if ((uint64_t)(t_commit - t0) > e->turn_max_us)
@@ -2953,6 +2957,7 @@ fbx_engine_close(struct fbx_engine *e)
 	fbxi_idmap_fini(&e->rollouts);
 	fbxi_idmap_fini(&e->sweeping);
 	fbxi_theap_free(&e->expiry);
+	fbxi_audit_batch_free(e);
 	free(e->reap);
 	fbxi_idmap_fini(&e->cmds);
 	for (size_t b = 0; b < 1024; b++) {

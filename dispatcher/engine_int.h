@@ -253,6 +253,8 @@ struct fbx_engine {
 	uint64_t inflight_all;
 	uint64_t audit_seq; /* last audit record */
 	uint8_t audit_last[32]; /* its hash */
+	struct fbxi_abent *abatch; /* submits of this turn not audited yet */
+	size_t nabatch, abatchcap;
 	uint64_t prune_next; /* retention: next command id to look at */
 	uint64_t *pkeep; /* retention: older commands kept (held, open) */
 	size_t npkeep, pkeepcap, pkeep_pos;
@@ -493,6 +495,17 @@ void fbxi_audit(struct fbx_engine *e, const char *org, const char *actor,
 /* fbxi_audit_params_json - audit parameters (text) as jansson writes
  * them; text that is not JSON becomes {"text": ...} */
 void fbxi_audit_params_json(const char *action, char *params, size_t cap);
+/* Submit records are batched per turn (audit.c): fbxi_audit_submit keeps
+ * the command's fields; fbxi_audit_flush writes what is kept, several
+ * submits of one organisation, actor and note in a record; every other
+ * record (fbxi_audit) and every commit flushes first, so the chain keeps
+ * the order of the actions. fbxi_audit_drop forgets what is kept (the
+ * turn's transaction was aborted); fbxi_audit_batch_free at close. */
+void fbxi_audit_submit(struct fbx_engine *e, const char *org,
+    const char *actor, const struct fbx_command *c);
+void fbxi_audit_flush(struct fbx_engine *e);
+void fbxi_audit_drop(struct fbx_engine *e);
+void fbxi_audit_batch_free(struct fbx_engine *e);
 int fbxi_audit_decode(uint64_t seq, const uint8_t *rec, size_t len,
     struct fbx_audit_rec *out, uint8_t prev[32], uint8_t hash[32]);
 int fbxi_audit_load_last(struct fbx_engine *e, fbx_txn *txn);
