@@ -275,30 +275,91 @@ submit_full(const struct fbxi_abent *a, char *buf, size_t cap)
 	    a->rollout ? "true" : "false", (long long)a->settle_until_ms);
 }
 
-/* submit_part - one submit's entry in a shared record: the fields at
- * their defaults left out. @return the length (>= cap: cut) */
-static int
-submit_part(const struct fbxi_abent *a, char *buf, size_t cap)
+/* the appenders of submit_part: the caller's buffer holds the longest
+ * entry (fixed text, three identifiers of at most FBX_ID_MAX bytes, the
+ * names and numbers: under 512 bytes) */
+static char *
+app_s(char *p, const char *s)
 {
-	char rs[96] = "", gr[96] = "", ap[96] = "", st[48] = "";
+	size_t n = strlen(s);
 
-	if (a->reason[0] != '\0')
-		snprintf(rs, sizeof(rs), ",\"reason\":\"%s\"", a->reason);
-	if (a->group[0] != '\0')
-		snprintf(gr, sizeof(gr), ",\"group\":\"%s\"", a->group);
-	if (a->approved_by[0] != '\0')
-		snprintf(ap, sizeof(ap), ",\"approved_by\":\"%s\"",
-		    a->approved_by);
-	if (a->settle_until_ms != 0)
-		snprintf(st, sizeof(st), ",\"settle_until_ms\":%lld",
-		    (long long)a->settle_until_ms);
-	return snprintf(buf, cap,
-	    "{\"command\":%llu,\"type\":\"%s\",\"origin\":\"%s\"%s,"
-	    "\"target\":\"%s\"%s,\"devices\":%u,\"state\":\"%s\"%s%s%s}",
-	    (unsigned long long)a->id, fbx_cmd_type_name(a->type),
-	    fbx_origin_name(a->origin), rs, fbx_target_kind_name(a->target_kind),
-	    gr, a->devices, fbx_cstate_name(a->state), ap,
-	    a->rollout ? ",\"rollout\":true" : "", st);
+	memcpy(p, s, n);
+	return p + n;
+}
+
+static char *
+app_u(char *p, uint64_t v)
+{
+	char t[20];
+	size_t n = 0;
+
+	do {
+		t[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v != 0);
+	while (n > 0)
+		*p++ = t[--n];
+	return p;
+}
+
+/* plain - text that JSON holds between quotes as it is (printable ASCII
+ * without '"' and '\\'): what an identifier is; other text makes the
+ * entry take the single record's path, which re-writes it with jansson */
+static int
+plain(const char *s)
+{
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+		if (*p < 0x20 || *p > 0x7e || *p == '"' || *p == '\\')
+			return 0;
+	return 1;
+}
+
+/* submit_part - one submit's entry in a shared record, the fields at
+ * their defaults left out, into buf (AUDIT_PARAMS_MAX + 1 bytes).
+ * @return its length, or -1 if a text field is not plain */
+static int
+submit_part(const struct fbxi_abent *a, char *buf)
+{
+	char *p = buf;
+
+	if (!plain(a->reason) || !plain(a->group) ||
+	    !plain(a->approved_by) || a->settle_until_ms < 0)
+		return -1;
+	p = app_s(p, "{\"command\":");
+	p = app_u(p, a->id);
+	p = app_s(p, ",\"type\":\"");
+	p = app_s(p, fbx_cmd_type_name(a->type));
+	p = app_s(p, "\",\"origin\":\"");
+	p = app_s(p, fbx_origin_name(a->origin));
+	if (a->reason[0] != '\0') {
+		p = app_s(p, "\",\"reason\":\"");
+		p = app_s(p, a->reason);
+	}
+	p = app_s(p, "\",\"target\":\"");
+	p = app_s(p, fbx_target_kind_name(a->target_kind));
+	if (a->group[0] != '\0') {
+		p = app_s(p, "\",\"group\":\"");
+		p = app_s(p, a->group);
+	}
+	p = app_s(p, "\",\"devices\":");
+	p = app_u(p, a->devices);
+	p = app_s(p, ",\"state\":\"");
+	p = app_s(p, fbx_cstate_name(a->state));
+	p = app_s(p, "\"");
+	if (a->approved_by[0] != '\0') {
+		p = app_s(p, ",\"approved_by\":\"");
+		p = app_s(p, a->approved_by);
+		p = app_s(p, "\"");
+	}
+	if (a->rollout)
+		p = app_s(p, ",\"rollout\":true");
+	if (a->settle_until_ms > 0) {
+		p = app_s(p, ",\"settle_until_ms\":");
+		p = app_u(p, (uint64_t)a->settle_until_ms);
+	}
+	*p++ = '}';
+	*p = '\0';
+	return (int)(p - buf);
 }
 
 /* key_hash - FNV-1a of org, actor and note, each with its end */
@@ -338,6 +399,16 @@ write_one(struct fbx_engine *e, struct fbxi_abent *a)
 	a->done = 1;
 }
 
+/* cpy - s into dst of cap bytes, cut */
+static void
+cpy(char *dst, const char *s, size_t cap)
+{
+	size_t n = strnlen(s, cap - 1);
+
+	memcpy(dst, s, n);
+	dst[n] = '\0';
+}
+
 void
 fbxi_audit_submit(struct fbx_engine *e, const char *org, const char *actor,
     const struct fbx_command *c)
@@ -355,10 +426,9 @@ fbxi_audit_submit(struct fbx_engine *e, const char *org, const char *actor,
 		e->abatchcap = cap;
 	}
 	a = &e->abatch[e->nabatch];
-	memset(a, 0, sizeof(*a));
-	snprintf(a->org, sizeof(a->org), "%s", org ? org : "");
-	snprintf(a->actor, sizeof(a->actor), "%s", actor ? actor : "");
-	snprintf(a->note, sizeof(a->note), "%s", c->held_by);
+	cpy(a->org, org ? org : "", sizeof(a->org));
+	cpy(a->actor, actor ? actor : "", sizeof(a->actor));
+	cpy(a->note, c->held_by, sizeof(a->note));
 	a->id = c->id;
 	a->type = c->type;
 	a->origin = c->origin;
@@ -367,9 +437,10 @@ fbxi_audit_submit(struct fbx_engine *e, const char *org, const char *actor,
 	a->devices = c->ndeliveries;
 	a->rollout = c->rollout.enabled != 0;
 	a->settle_until_ms = c->settle_until_ms;
-	snprintf(a->reason, sizeof(a->reason), "%s", c->reason);
-	snprintf(a->group, sizeof(a->group), "%s", c->group);
-	snprintf(a->approved_by, sizeof(a->approved_by), "%s", c->approved_by);
+	cpy(a->reason, c->reason, sizeof(a->reason));
+	cpy(a->group, c->group, sizeof(a->group));
+	cpy(a->approved_by, c->approved_by, sizeof(a->approved_by));
+	a->done = 0;
 	a->key = key_hash(a);
 	e->nabatch++;
 }
@@ -391,10 +462,8 @@ fbxi_audit_flush(struct fbx_engine *e)
 			continue;
 		/* an entry that is not plain JSON or does not fit a shared
 		 * record has a record of its own */
-		pl = submit_part(first, part, sizeof(part));
-		if (pl < 0 || pl >= (int)sizeof(part) ||
-		    !fbx_json_canonical(part) ||
-		    len + (size_t)pl + 2 > AUDIT_PARAMS_MAX) {
+		pl = submit_part(first, part);
+		if (pl < 0 || len + (size_t)pl + 2 > AUDIT_PARAMS_MAX) {
 			write_one(e, first);
 			continue;
 		}
@@ -407,9 +476,8 @@ fbxi_audit_flush(struct fbx_engine *e)
 			if (a->done || !same_key(first, a))
 				continue;
 			if (j > i) {
-				pl = submit_part(a, part, sizeof(part));
-				if (pl < 0 || pl >= (int)sizeof(part) ||
-				    !fbx_json_canonical(part))
+				pl = submit_part(a, part);
+				if (pl < 0)
 					continue; /* its own record, later */
 			}
 			if (len + (cnt > 0) + (size_t)pl + 2 > AUDIT_PARAMS_MAX)

@@ -2,7 +2,8 @@
  * audit_batch_test.c: the submits of a turn share audit records (issue
  * 11), in-process on the fake transport, several requests per turn:
  * - every submit answered OK is named in exactly one submit record, the
- *   records of one organisation and actor hold several, each record's
+ *   records of one organisation and actor hold several, each with its
+ *   fields that are not at their default (a reason), each record's
  *   params are JSON of at most 511 bytes, and the chain verifies;
  * - a submit alone in its turn has the record it always had;
  * - a request of another kind in the turn comes after the submits before
@@ -23,7 +24,8 @@
 
 /* sub_dev - a query to one device of org */
 static void
-sub_dev(struct env *t, const char *peer, const char *org, unsigned dev)
+sub_dev_r(struct env *t, const char *peer, const char *org, unsigned dev,
+    const char *reason)
 {
 	struct fbx_console_req req;
 	fbx_id one;
@@ -37,7 +39,15 @@ sub_dev(struct env *t, const char *peer, const char *org, unsigned dev)
 	snprintf(one, sizeof(one), "%s-d%05u", org, dev);
 	req.u.submit.cmd.dev_ids = &one;
 	req.u.submit.cmd.ndev_ids = 1;
+	snprintf(req.u.submit.cmd.reason, sizeof(req.u.submit.cmd.reason), "%s",
+	    reason);
 	console(t, peer, org, &req);
+}
+
+static void
+sub_dev(struct env *t, const char *peer, const char *org, unsigned dev)
+{
+	sub_dev_r(t, peer, org, dev, "");
 }
 
 /* take - the reply to peer: its err; *id the command if a submit's */
@@ -58,6 +68,7 @@ struct seen {
 	uint64_t ids[64];
 	size_t n;
 	size_t records, shared; /* submit records; those naming several */
+	size_t with_reason;     /* entries of shared records with a reason */
 	uint64_t other_seq;     /* the last record of another action */
 	char first_single[512]; /* params of the first one-command record */
 };
@@ -100,12 +111,20 @@ audit_of(struct env *t, const char *org, struct seen *s)
 			    "a shared record of one command: %s", r->params);
 			s->shared++;
 			json_array_foreach (cmds, k, one) {
-				/* fields at their defaults are left out */
+				/* fields at their defaults are left out,
+				 * the others kept */
+				json_t *rs = json_object_get(one, "reason");
 				CHECK(json_object_get(one, "type") != NULL &&
 				        json_object_get(one, "devices") !=
 				            NULL &&
-				        json_object_get(one, "reason") == NULL,
+				        json_object_get(one, "settle_until_ms") ==
+				            NULL &&
+				        (rs == NULL ||
+				            (json_is_string(rs) &&
+				                json_string_length(rs) > 0)),
 				    "entry fields: %s", r->params);
+				if (rs != NULL)
+					s->with_reason++;
 				if (s->n < 64) {
 					s->seq[s->n] = r->seq;
 					s->ids[s->n++] = (uint64_t)
@@ -180,7 +199,7 @@ test_batched(void)
 		sub_dev(&t, peer, "acme", i);
 		if (i < 3) {
 			snprintf(peer, sizeof(peer), "b%u", i);
-			sub_dev(&t, peer, "beta", i);
+			sub_dev_r(&t, peer, "beta", i, "patch_tuesday");
 		}
 	}
 	turn(&t);
@@ -209,8 +228,10 @@ test_batched(void)
 	for (unsigned i = 0; i < 3; i++)
 		CHECK(named(&s, b[i], NULL) == 1, "beta command named %zu",
 		    named(&s, b[i], NULL));
-	CHECK(s.n == 3 && s.records == 1,
-	    "beta: %zu commands in %zu records, want 3 in 1", s.n, s.records);
+	CHECK(s.n == 3 && s.records == 1 && s.with_reason == 3,
+	    "beta: %zu commands in %zu records, want 3 in 1; %zu with their "
+	    "reason",
+	    s.n, s.records, s.with_reason);
 	verify_chain(&t);
 	env_close(&t);
 }
