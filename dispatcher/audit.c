@@ -218,12 +218,10 @@ fbxi_audit(struct fbx_engine *e, const char *org, const char *actor,
     const char *action, const char *note, const char *fmt, ...)
 {
 	char params[AUDIT_PARAMS_MAX + 1];
-	int before = fbxi_err(e);
 	va_list ap;
 
-	fbxi_audit_flush(e);
-	if (fbxi_err(e) != before)
-		return; /* the flush failed */
+	if (fbxi_audit_flush(e) != FBX_OK)
+		return; /* the turn fails */
 	va_start(ap, fmt);
 	if (vsnprintf(params, sizeof(params), fmt, ap) >= (int)sizeof(params))
 		FBX_LOGE("audit %s: parameters cut at %zu bytes", action,
@@ -445,15 +443,23 @@ fbxi_audit_submit(struct fbx_engine *e, const char *org, const char *actor,
 	e->nabatch++;
 }
 
-void
+int
 fbxi_audit_flush(struct fbx_engine *e)
 {
 	static const char head[] = "{\"commands\":[";
 	char params[AUDIT_PARAMS_MAX + 1], part[AUDIT_PARAMS_MAX + 1];
 	size_t n = e->nabatch;
+	int in_request = e->in_request;
 
+	if (n == 0)
+		return FBX_OK;
+	/* the records are several requests': an error fails the turn, not
+	 * the request that happens to run (audit_write latches it). With
+	 * the turn's error latched already nothing is written: the turn is
+	 * aborted, what is kept goes with it */
+	e->in_request = 0;
 	e->nabatch = 0; /* audit_write never comes back here */
-	for (size_t i = 0; i < n && fbxi_err(e) == FBX_OK; i++) {
+	for (size_t i = 0; i < n && e->txn_err == FBX_OK; i++) {
 		struct fbxi_abent *first = &e->abatch[i];
 		size_t len = sizeof(head) - 1, cnt = 0;
 		int pl;
@@ -497,6 +503,8 @@ fbxi_audit_flush(struct fbx_engine *e)
 		audit_write(e, first->org, first->actor, "submit", first->note,
 		    params);
 	}
+	e->in_request = in_request;
+	return e->txn_err;
 }
 
 void

@@ -544,11 +544,9 @@ console_isolated(
 	 * of another kind (its record comes after theirs; a rollback knows
 	 * the sequence of its own) and before a child transaction (what is
 	 * kept after it is its own: undone with it) */
-	if (e->nabatch > 0 && (own_txn || r->kind != FBX_CREQ_SUBMIT)) {
-		fbxi_audit_flush(e);
-		if (fbxi_err(e) != FBX_OK)
-			return;
-	}
+	if (e->nabatch > 0 && (own_txn || r->kind != FBX_CREQ_SUBMIT) &&
+	    fbxi_audit_flush(e) != FBX_OK)
+		return; /* the turn fails */
 	audit_seq = e->audit_seq;
 	memcpy(audit_last, e->audit_last, sizeof(audit_last));
 	/* A request of this turn's input that changes state and fails is

@@ -2541,8 +2541,8 @@ turn(struct fbx_engine *e)
 			continue;
 		}
 		flush_commands(e);
-		if (e->txn_err == FBX_OK)
-			fbxi_audit_flush(e); /* the turn's submit records */
+		(void)fbxi_audit_flush(e); /* the turn's submit records;
+		                             an error is in txn_err */
 		t_work = mono_us();
 		if (e->txn_err != FBX_OK) {
 			rc = e->txn_err;

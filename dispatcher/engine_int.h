@@ -499,11 +499,13 @@ void fbxi_audit_params_json(const char *action, char *params, size_t cap);
  * the command's fields; fbxi_audit_flush writes what is kept, several
  * submits of one organisation, actor and note in a record; every other
  * record (fbxi_audit) and every commit flushes first, so the chain keeps
- * the order of the actions. fbxi_audit_drop forgets what is kept (the
- * turn's transaction was aborted); fbxi_audit_batch_free at close. */
+ * the order of the actions. A flush's error is the turn's (latched in
+ * txn_err also inside a request: the records are several requests'),
+ * returned. fbxi_audit_drop forgets what is kept (the turn's transaction
+ * was aborted); fbxi_audit_batch_free at close. */
 void fbxi_audit_submit(struct fbx_engine *e, const char *org,
     const char *actor, const struct fbx_command *c);
-void fbxi_audit_flush(struct fbx_engine *e);
+int fbxi_audit_flush(struct fbx_engine *e);
 void fbxi_audit_drop(struct fbx_engine *e);
 void fbxi_audit_batch_free(struct fbx_engine *e);
 int fbxi_audit_decode(uint64_t seq, const uint8_t *rec, size_t len,

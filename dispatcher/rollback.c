@@ -2138,10 +2138,8 @@ rb_global(struct fbx_engine *e, const struct inmsg *in,
 	/* the id the run gets if this slice is its first to do anything:
 	 * the sequence of this slice's audit record, written last (after
 	 * the turn's submits not audited yet: written now) */
-	fbxi_audit_flush(e);
-	rc = fbxi_err(e);
-	if (rc != FBX_OK)
-		goto fail;
+	if (fbxi_audit_flush(e) != FBX_OK)
+		goto out; /* the turn fails */
 	rbseq = rbid ? rbid : e->audit_seq + 1;
 	g.global = 1;
 	for (i = 0; i < ol.n; i++) {
@@ -2328,10 +2326,8 @@ fbxi_handle_rollback(
 	}
 
 	if (req->u.rollback.execute && r.nids + r.ncancel + r.ngroups > 0) {
-		fbxi_audit_flush(e); /* the turn's submits first */
-		rc = fbxi_err(e);
-		if (rc != FBX_OK)
-			goto fail;
+		if (fbxi_audit_flush(e) != FBX_OK)
+			goto out; /* the turn's submits first; the turn fails */
 		rbseq = req->u.rollback.rollback_id ? req->u.rollback.rollback_id
 		                                    : e->audit_seq + 1;
 		rc = rb_exec(&r, rbseq);

@@ -12,7 +12,10 @@
  *   read) redoes the turn: the others are answered OK and named once,
  *   the failed one not at all;
  * - a turn whose commit fails leaves no record and carries none of its
- *   submits into the next turn.
+ *   submits into the next turn;
+ * - an audit list after submits in their turn names them, and a rollback
+ *   executed after submits in their turn has the sequence of its own
+ *   record as its id.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,6 +73,7 @@ struct seen {
 	size_t records, shared; /* submit records; those naming several */
 	size_t with_reason;     /* entries of shared records with a reason */
 	uint64_t other_seq;     /* the last record of another action */
+	uint64_t rollback_seq;  /* the last "rollback" record */
 	char first_single[512]; /* params of the first one-command record */
 };
 
@@ -97,6 +101,8 @@ audit_of(struct env *t, const char *org, struct seen *s)
 
 		if (strcmp(r->action, "submit") != 0) {
 			s->other_seq = r->seq;
+			if (strcmp(r->action, "rollback") == 0)
+				s->rollback_seq = r->seq;
 			continue;
 		}
 		s->records++;
@@ -381,6 +387,98 @@ test_failed_commit(void)
 	env_close(&t);
 }
 
+/* read_in_turn - an audit list in the turn of two submits, after them,
+ * names them (it reads in a child transaction: what is kept is written
+ * before it) */
+static void
+test_read_in_turn(void)
+{
+	struct env t;
+	struct fbx_console_req req;
+	struct fbx_console_rep rep;
+	uint64_t id[2];
+	size_t found = 0;
+	int rc;
+
+	CHECK(env_open(&t, "aread") == 0, "open");
+	enroll(&t, "acme", 5);
+	sub_dev(&t, "a0", "acme", 0);
+	sub_dev(&t, "a1", "acme", 1);
+	memset(&req, 0, sizeof(req));
+	req.kind = FBX_CREQ_AUDIT_LIST;
+	req.u.audit_list.limit = 1000;
+	strcpy(req.u.audit_list.action, "submit");
+	console(&t, "auditor", "acme", &req);
+	turn(&t);
+	CHECK(take(&t, "a0", &id[0]) == FBX_OK, "submit 0");
+	CHECK(take(&t, "a1", &id[1]) == FBX_OK, "submit 1");
+	rc = reply(&t, "auditor", &rep);
+	CHECK(rc == FBX_OK, "audit list in the turn: %d", rc);
+	for (size_t i = 0; rc == FBX_OK && i < rep.u.audit.n; i++)
+		for (int k = 0; k < 2; k++) {
+			char want[40];
+			snprintf(want, sizeof(want), "\"command\":%llu,",
+			    (unsigned long long)id[k]);
+			if (strstr(rep.u.audit.r[i].params, want) != NULL)
+				found++;
+		}
+	CHECK(found == 2, "the list in the submits' turn names %zu of 2",
+	    found);
+	fbx_console_rep_free(&rep);
+	env_close(&t);
+}
+
+/* rollback_in_turn - submits, then a rollback executed in the same
+ * turn: its id is the sequence of its own audit record, after the
+ * submits' */
+static void
+test_rollback_in_turn(void)
+{
+	struct env t;
+	struct seen s;
+	struct fbx_console_req req;
+	struct fbx_console_rep rep;
+	uint64_t cid, id[2], rbid = 0, s0 = 0, s1 = 0;
+	int rc;
+
+	CHECK(env_open(&t, "arb") == 0, "open");
+	enroll(&t, "acme", 5);
+	cid = submit_org(&t, "acme"); /* no gateway: its deliveries wait */
+	sub_dev(&t, "a0", "acme", 0);
+	sub_dev(&t, "a1", "acme", 1);
+	memset(&req, 0, sizeof(req));
+	req.kind = FBX_CREQ_ROLLBACK;
+	req.u.rollback.sel.command_ids = &cid;
+	req.u.rollback.sel.ncommand_ids = 1;
+	req.u.rollback.execute = 1;
+	snprintf(req.u.rollback.note, sizeof(req.u.rollback.note),
+	    "CHG-2: wrong target");
+	console(&t, "ops", "acme", &req);
+	turn(&t);
+	CHECK(take(&t, "a0", &id[0]) == FBX_OK, "submit 0");
+	CHECK(take(&t, "a1", &id[1]) == FBX_OK, "submit 1");
+	rc = reply(&t, "ops", &rep);
+	if (rc == FBX_OK)
+		rbid = rep.u.rollback.rollback_id;
+	CHECK(rc == FBX_OK && rbid != 0 &&
+	        rep.u.rollback.per_action[FBX_RB_CANCEL] == 5,
+	    "rollback: %d, id %llu, %u cancelled", rc,
+	    (unsigned long long)rbid,
+	    rc == FBX_OK ? rep.u.rollback.per_action[FBX_RB_CANCEL] : 0);
+	fbx_console_rep_free(&rep);
+	audit_of(&t, "acme", &s);
+	CHECK(s.rollback_seq == rbid,
+	    "rollback id %llu, its record's sequence %llu",
+	    (unsigned long long)rbid, (unsigned long long)s.rollback_seq);
+	CHECK(named(&s, id[0], &s0) == 1 && named(&s, id[1], &s1) == 1 &&
+	        s0 < s.rollback_seq && s1 < s.rollback_seq,
+	    "submits in %llu and %llu, before the rollback's %llu",
+	    (unsigned long long)s0, (unsigned long long)s1,
+	    (unsigned long long)s.rollback_seq);
+	verify_chain(&t);
+	env_close(&t);
+}
+
 int
 main(void)
 {
@@ -388,6 +486,8 @@ main(void)
 	test_order();
 	test_redo();
 	test_failed_commit();
+	test_read_in_turn();
+	test_rollback_in_turn();
 	printf("audit_batch_test: %d passed, %d failed\n", passed, failed);
 	return failed ? 1 : 0;
 }

@@ -422,6 +422,29 @@ test_undone_requests(void)
 		fbx_console_rep_free(&rep);
 		CHECK(r_a == FBX_ECRYPTO && r_b == FBX_ECRYPTO,
 		    "submits of a turn whose record failed: %d %d", r_a, r_b);
+		/* the same when the record is written before a request of
+		 * another kind (the replay): the turn fails, not the replay
+		 * alone */
+		advance(&t, 6000); /* past the failed turn's backoff */
+		fbxi_test_crypto_fail = 1;
+		console(&t, "a", "acme", &sub);
+		console(&t, "ops", "acme", &req);
+		console(&t, "b", "acme", &sub);
+		turn(&t);
+		fbxi_test_crypto_fail = 0;
+		{
+			int r_ops = reply(&t, "ops", &rep);
+			fbx_console_rep_free(&rep);
+			r_a = reply(&t, "a", &rep);
+			fbx_console_rep_free(&rep);
+			r_b = reply(&t, "b", &rep);
+			fbx_console_rep_free(&rep);
+			CHECK(r_a == FBX_ECRYPTO && r_ops == FBX_ECRYPTO &&
+			        r_b == FBX_ECRYPTO,
+			    "a turn whose record failed before a replay: %d "
+			    "%d %d",
+			    r_a, r_ops, r_b);
+		}
 		advance(&t, 6000); /* past the failed turns' backoff */
 		console(&t, "c", "acme", &sub);
 		turn(&t);

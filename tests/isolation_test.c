@@ -260,7 +260,7 @@ main(void)
 	rc = fbxt_call(&t, "org-001", &req, &rep);
 	FBXT_CHECK(rc == FBX_OK, "audit list: %s", fbx_errname(rc));
 	if (rc == FBX_OK) {
-		size_t trips = 0, submits = 0;
+		size_t trips = 0, submits = 0, once = 0;
 		for (size_t i = 0; i < rep.u.audit.n; i++) {
 			if (strcmp(rep.u.audit.r[i].action, "breaker.trip") == 0)
 				trips++;
@@ -272,10 +272,25 @@ main(void)
 			     (p = strstr(p, "\"command\":")) != NULL; p++)
 				submits++;
 		}
+		/* each acknowledged command named exactly once */
+		for (size_t k = 0; k < NSUBMIT; k++) {
+			char named[40];
+			size_t c = 0;
+			snprintf(named, sizeof(named), "\"command\":%llu,",
+			    (unsigned long long)sub_id[k]);
+			for (size_t i = 0; sub_id[k] != 0 && i < rep.u.audit.n;
+			     i++)
+				if (strcmp(rep.u.audit.r[i].action, "submit") ==
+				        0 &&
+				    strstr(rep.u.audit.r[i].params, named) != NULL)
+					c++;
+			once += c == 1;
+		}
 		FBXT_CHECK(trips == 0, "%zu failed trips were audited", trips);
-		FBXT_CHECK(submits == NSUBMIT,
-		    "%zu submits named in the audit log, want %d",
-		    submits, NSUBMIT);
+		FBXT_CHECK(submits == NSUBMIT && once == NSUBMIT,
+		    "%zu submits named in the audit log, %zu of them once, "
+		    "want %d",
+		    submits, once, NSUBMIT);
 	}
 	fbx_console_rep_free(&rep);
 	memset(&req, 0, sizeof(req));
