@@ -258,24 +258,7 @@ struct fbxi_abent {
 	int done;     /* written (in fbxi_audit_flush) */
 };
 
-/* submit_full - the params of a record of one submit. @return the length
- * (>= cap: cut) */
-static int
-submit_full(const struct fbxi_abent *a, char *buf, size_t cap)
-{
-	return snprintf(buf, cap,
-	    "{\"command\":%llu,\"type\":\"%s\",\"origin\":\"%s\","
-	    "\"reason\":\"%s\",\"target\":\"%s\",\"group\":\"%s\","
-	    "\"devices\":%u,\"state\":\"%s\",\"approved_by\":\"%s\","
-	    "\"rollout\":%s,\"settle_until_ms\":%lld}",
-	    (unsigned long long)a->id, fbx_cmd_type_name(a->type),
-	    fbx_origin_name(a->origin), a->reason,
-	    fbx_target_kind_name(a->target_kind), a->group, a->devices,
-	    fbx_cstate_name(a->state), a->approved_by,
-	    a->rollout ? "true" : "false", (long long)a->settle_until_ms);
-}
-
-/* the appenders of submit_part: the caller's buffer holds the longest
+/* the appenders of submit_fields: the caller's buffer holds the longest
  * entry (fixed text, three identifiers of at most FBX_ID_MAX bytes, the
  * names and numbers: under 512 bytes) */
 static char *
@@ -314,16 +297,19 @@ plain(const char *s)
 	return 1;
 }
 
-/* submit_part - one submit's entry in a shared record, the fields at
- * their defaults left out, into buf (AUDIT_PARAMS_MAX + 1 bytes).
- * @return its length, or -1 if a text field is not plain */
+/* submit_fields - a submit's fields as a JSON object into buf
+ * (AUDIT_PARAMS_MAX + 1 bytes). full: every field, the params of a
+ * record of one submit (the text fields as they are: the caller passes
+ * them through fbxi_audit_params_json); else its entry in a shared
+ * record, the fields at their defaults left out. @return its length, or
+ * -1 for an entry whose text fields are not plain */
 static int
-submit_part(const struct fbxi_abent *a, char *buf)
+submit_fields(const struct fbxi_abent *a, int full, char *buf)
 {
 	char *p = buf;
 
-	if (!plain(a->reason) || !plain(a->group) ||
-	    !plain(a->approved_by) || a->settle_until_ms < 0)
+	if (!full && (!plain(a->reason) || !plain(a->group) ||
+	                 !plain(a->approved_by) || a->settle_until_ms < 0))
 		return -1;
 	p = app_s(p, "{\"command\":");
 	p = app_u(p, a->id);
@@ -331,13 +317,13 @@ submit_part(const struct fbxi_abent *a, char *buf)
 	p = app_s(p, fbx_cmd_type_name(a->type));
 	p = app_s(p, "\",\"origin\":\"");
 	p = app_s(p, fbx_origin_name(a->origin));
-	if (a->reason[0] != '\0') {
+	if (full || a->reason[0] != '\0') {
 		p = app_s(p, "\",\"reason\":\"");
 		p = app_s(p, a->reason);
 	}
 	p = app_s(p, "\",\"target\":\"");
 	p = app_s(p, fbx_target_kind_name(a->target_kind));
-	if (a->group[0] != '\0') {
+	if (full || a->group[0] != '\0') {
 		p = app_s(p, "\",\"group\":\"");
 		p = app_s(p, a->group);
 	}
@@ -346,16 +332,21 @@ submit_part(const struct fbxi_abent *a, char *buf)
 	p = app_s(p, ",\"state\":\"");
 	p = app_s(p, fbx_cstate_name(a->state));
 	p = app_s(p, "\"");
-	if (a->approved_by[0] != '\0') {
+	if (full || a->approved_by[0] != '\0') {
 		p = app_s(p, ",\"approved_by\":\"");
 		p = app_s(p, a->approved_by);
 		p = app_s(p, "\"");
 	}
-	if (a->rollout)
-		p = app_s(p, ",\"rollout\":true");
-	if (a->settle_until_ms > 0) {
+	if (full || a->rollout)
+		p = app_s(p, a->rollout ? ",\"rollout\":true"
+		                        : ",\"rollout\":false");
+	if (full || a->settle_until_ms > 0) {
 		p = app_s(p, ",\"settle_until_ms\":");
-		p = app_u(p, (uint64_t)a->settle_until_ms);
+		if (a->settle_until_ms < 0)
+			*p++ = '-';
+		p = app_u(p, a->settle_until_ms < 0
+		        ? (uint64_t)0 - (uint64_t)a->settle_until_ms
+		        : (uint64_t)a->settle_until_ms);
 	}
 	*p++ = '}';
 	*p = '\0';
@@ -391,9 +382,7 @@ write_one(struct fbx_engine *e, struct fbxi_abent *a)
 {
 	char params[AUDIT_PARAMS_MAX + 1];
 
-	if (submit_full(a, params, sizeof(params)) >= (int)sizeof(params))
-		FBX_LOGE("audit submit: parameters cut at %zu bytes",
-		    sizeof(params) - 1);
+	(void)submit_fields(a, 1, params);
 	fbxi_audit_params_json("submit", params, sizeof(params));
 	audit_write(e, a->org, a->actor, "submit", a->note, params);
 	a->done = 1;
@@ -470,7 +459,7 @@ fbxi_audit_flush(struct fbx_engine *e)
 			continue;
 		/* an entry that is not plain JSON or does not fit a shared
 		 * record has a record of its own */
-		pl = submit_part(first, part);
+		pl = submit_fields(first, 0, part);
 		if (pl < 0 || len + (size_t)pl + 2 > AUDIT_PARAMS_MAX) {
 			write_one(e, first);
 			continue;
@@ -484,7 +473,7 @@ fbxi_audit_flush(struct fbx_engine *e)
 			if (a->done || !same_key(first, a))
 				continue;
 			if (j > i) {
-				pl = submit_part(a, part);
+				pl = submit_fields(a, 0, part);
 				if (pl < 0)
 					continue; /* its own record, later */
 			}
