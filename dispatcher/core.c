@@ -15,6 +15,45 @@
 
 #include "engine_int.h"
 
+static int64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t
+fbxi_mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* fbxi_clock - the engine's clock: the system's unless a test gave one.
+ * monotonic: timeouts and liveness; else wall time, what is journaled. */
+int64_t
+fbxi_clock(const struct fbx_engine *e, int monotonic)
+{
+	if (e->o.clock != NULL)
+		return e->o.clock(e->o.clock_arg, monotonic);
+	return monotonic ? fbxi_mono_ms() : now_ms();
+}
+
+/* fbxi_retry_delay - backoff after failed turns: 100 ms doubling to 5 s. */
+int64_t
+fbxi_retry_delay(uint32_t streak)
+{
+	int64_t d = 100;
+
+	while (streak-- > 1 && d < 5000)
+		d *= 2;
+	return d < 5000 ? d : 5000;
+}
+
 int64_t
 fbxi_mono_ms(void)
 {

@@ -429,6 +429,13 @@ struct rebuild_ctx {
 void fbxi_cmd_cache_free(struct fbx_engine *e, struct cmdc *cc);
 uint32_t fbxi_cmd_open(const struct cmdc *cc);
 void fbxi_out_copy_env(struct outmsg *o, const struct inmsg *in);
+/* fbxi_mono_us, fbxi_clock - CLOCK_MONOTONIC in us; the engine's clock
+ * in ms (a test's, else the system's: monotonic for timeouts and
+ * liveness, else wall time, what is journaled). fbxi_retry_delay - the
+ * backoff after failed turns or syncs. */
+int64_t fbxi_mono_us(void);
+int64_t fbxi_clock(const struct fbx_engine *e, int monotonic);
+int64_t fbxi_retry_delay(uint32_t streak);
 
 /* ---- queue.c: organisation queues and caps (calls nothing above) */
 uint64_t fbxi_ring_pop(struct ring *r);
@@ -485,8 +492,60 @@ uint64_t fbxi_dlv_bytes(struct fbx_engine *e, uint64_t id);
 int64_t fbxi_gw_room(struct fbx_engine *e, struct orgq *q);
 void fbxi_gw_answered(struct fbx_engine *e, struct gw *g, struct cmdc *cc, uint64_t id);
 
-/* ---- shared functions: engine.c (loop, queues, cache, outputs, console
- * and gateway handling, recovery), controls.c (alerts, gates, control
+/* ---- gwsession.c: sessions: lookup, organisations served, liveness,
+ * requeue (above delivery.c, which calls gateway.c) */
+struct gw *fbxi_gw_by_rid(struct fbx_engine *e, const uint8_t *rid, size_t len);
+int fbxi_gw_serves(const struct gw *g, const char *org);
+int fbxi_requeue_one(struct fbx_engine *e, struct cmdc *cc, uint64_t id, unsigned from);
+void fbxi_gw_requeue(struct fbx_engine *e, struct gw *g);
+void fbxi_gw_mark_dead(struct fbx_engine *e, struct gw *g, const char *why);
+void fbxi_gw_free(struct gw *g);
+void fbxi_gw_reap(struct fbx_engine *e);
+
+/* ---- output.c: what leaves after the commit (sent, or held for the
+ * syncer's fsync), and the messages the engine sends a gateway */
+void fbxi_out_discard(struct fbx_engine *e);
+void fbxi_out_flush(struct fbx_engine *e);
+void fbxi_ack_latency(struct fbx_engine *e, uint32_t submits, int64_t t_read_us);
+void fbxi_out_hold(struct fbx_engine *e, uint64_t ticket);
+void fbxi_out_leave(struct fbx_engine *e);
+void fbxi_held_release(struct fbx_engine *e);
+void fbxi_held_forget_gw(struct fbx_engine *e, const struct gw *g);
+void fbxi_held_discard(struct fbx_engine *e);
+void fbxi_gw_send(struct fbx_engine *e, struct gw *g, const struct fbx_eng_msg *m);
+void fbxi_gw_send_raw_error(struct fbx_engine *e, const struct inmsg *in,
+    int err, const char *msg);
+
+/* ---- gwmsg.c: a gateway's messages (HELLO, results, check-ins) */
+void fbxi_handle_gateway(struct fbx_engine *e, const struct inmsg *in);
+
+/* how far ahead a batch loop loads the in-flight map slots it will use
+ * (results in gwmsg.c, sends in dispatch.c) */
+#define PREFETCH_AHEAD 8
+
+/* ---- dispatch.c: queued deliveries to gateways within credit and caps */
+void fbxi_dispatch_step(struct fbx_engine *e);
+int fbxi_work_pending(struct fbx_engine *e);
+
+/* ---- sweep.c: expiry and cancel sweeps; journal the turn's changed
+ * commands, free the ones that ended after the commit */
+void fbxi_sweep_step(struct fbx_engine *e);
+void fbxi_flush_commands(struct fbx_engine *e);
+void fbxi_reap_done(struct fbx_engine *e);
+
+/* ---- recovery.c: memory rebuilt from the store; lost deliveries
+ * requeued in slices */
+void fbxi_clear_memory(struct fbx_engine *e);
+int fbxi_rebuild(struct fbx_engine *e);
+void fbxi_rq_step(struct fbx_engine *e);
+void fbxi_unsent_step(struct fbx_engine *e);
+
+/* ---- retention.c: pruning past the retention period, in slices */
+void fbxi_prune_approvals(struct fbx_engine *e);
+void fbxi_prune_settle(struct fbx_engine *e, int committed);
+void fbxi_prune_step(struct fbx_engine *e);
+
+/* ---- shared functions: engine.c (the loop), controls.c (alerts, gates, control
  * requests, rollouts), audit.c, rollback.c (policy memory, rollback,
  * replay, export). Each is documented at its definition. */
 void fbxi_audit(struct fbx_engine *e, const char *org, const char *actor,

@@ -1,0 +1,259 @@
+/*
+ * dispatch.c: handing queued deliveries to gateways. Each turn takes
+ * deliveries from the per-organisation queues in round robin within each
+ * organisation's rate and in-flight caps and each gateway's credit
+ * (deliveries and bytes), journals them SENT in the turn's transaction and
+ * batches them per gateway, small commands first.
+ */
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "delivery.h"
+#include "engine_int.h"
+
+/* gw_flush_batch - hand g's batches of this turn to the output: the
+ * urgent one (small commands) is marked so, and fbxi_out_flush sends it
+ * before the bulk ones. */
+static void
+gw_flush_batch(struct fbx_engine *e, struct gw *g, int urgent)
+{
+	struct gw_batch *b = &g->b[urgent ? 1 : 0];
+	struct fbx_eng_msg m;
+
+	if (b->obn == 0)
+		return;
+	memset(&m, 0, sizeof(m));
+	m.kind = FBX_ENG_DELIVERIES;
+	m.u.deliveries.d = b->ob;
+	m.u.deliveries.n = b->obn;
+	m.u.deliveries.urgent = urgent;
+	fbxi_gw_send(e, g, &m);
+	b->obn = 0;
+	b->obbytes = 0;
+}
+
+/* cmd_small - a command of few devices, fully expanded, of an
+ * organisation with little else queued or in flight: its deliveries are
+ * urgent (a lock of one stolen phone must not wait behind another
+ * organisation's million at the gateway). Urgent batches leave ahead of
+ * the turn's others, so an organisation that has bulk work gets none:
+ * a device's commands reach it in the order they were dispatched. */
+static int
+cmd_small(const struct cmdc *cc)
+{
+	return cc->c.state != FBX_C_EXPANDING &&
+	    cc->c.ndeliveries <= URGENT_MAX && cc->q != NULL &&
+	    cc->q->len + cc->q->inflight <= URGENT_MAX;
+}
+
+/* send_one - journal `id` as SENT and add it to g's outgoing batch.
+ * @return 1 if it was handed out, 0 if skipped. */
+static int
+send_one(struct fbx_engine *e, struct gw *g, uint64_t id)
+{
+	struct cmdc *cc = fbxi_cmd_find(e, FBX_DLV_CMD(id));
+	struct fbx_dlv_head d;
+	struct fbx_dlv_out *o;
+	struct gw_batch *b;
+	int old = 0, rc, urgent;
+
+	if (cc == NULL || cc->expired || cc->cancelling)
+		return 0;
+	urgent = cmd_small(cc);
+	b = &g->b[urgent];
+	if (b->ob == NULL) {
+		b->ob = malloc(e->o.send_batch * sizeof(*b->ob));
+		b->obdev = malloc(e->o.send_batch * sizeof(*b->obdev));
+		if (b->ob == NULL || b->obdev == NULL) {
+			fbxi_set_err(e, FBX_ENOMEM);
+			return 0;
+		}
+	}
+	/* only a QUEUED delivery goes out: one a rollback or a cancel made
+	 * terminal while its id sat in a queue stays where it is */
+	rc = fbxi_dlv_move(e, cc, id, FBXI_DMASK(FBX_D_QUEUED), FBX_D_SENT, 0,
+	    1, &old, &d);
+	if (rc == FBX_ESTATE || rc == FBX_ENOT_FOUND)
+		return 0;
+	if (rc != FBX_OK) {
+		fbxi_set_err(e, rc);
+		return 0;
+	}
+	/* it was QUEUED: no session holds it */
+	if (fbxi_gw_if_add(e, g, id, IF_VAL(cc->q, IF_SENT)) != FBX_OK) {
+		fbxi_set_err(e, FBX_ENOMEM);
+		return 0;
+	}
+	g->unanswered++;
+	g->ubytes += fbxi_dlv_cost(cc);
+	cc->q->inflight++;
+	cc->q->sent_mono = e->mono;
+	e->inflight_all++;
+	e->dlv_sent++;
+	o = &b->ob[b->obn];
+	memcpy(b->obdev[b->obn], d.device, sizeof(b->obdev[b->obn]));
+	o->delivery_id = id;
+	o->command_id = cc->c.id;
+	o->org = cc->c.org;
+	o->device = b->obdev[b->obn];
+	o->type = cc->c.type;
+	o->payload = cc->c.payload;
+	o->payload_len = cc->c.payload_len;
+	o->expires_ms = cc->c.expires_ms;
+	o->attempt = d.attempts;
+	/* a message stays well under the gateway cap however big the
+	 * payloads: each delivery carries its command's payload */
+	b->obbytes += fbxi_dlv_cost(cc);
+	if (++b->obn == e->o.send_batch || b->obbytes >= GW_MSG_SOFT_MAX)
+		gw_flush_batch(e, g, urgent);
+	return 1;
+}
+
+/* org_allow - how many of `want` deliveries organisation q may send now
+ * under its in-flight cap, the global cap and its token bucket. */
+static uint32_t
+org_allow(struct fbx_engine *e, struct orgq *q, uint32_t want)
+{
+	const struct fbx_rate_info *r = &q->rate;
+
+	/* no organisation fills the gateways' windows alone: another
+	 * organisation's command must not queue behind a whole window of
+	 * this one's at the gateway (head-of-line blocking) */
+	if (e->o.org_share_ppm > 0 && e->o.org_share_ppm < FBX_PPM) {
+		uint64_t win = 0, cap;
+		for (struct gw *g = e->gws; g != NULL; g = g->next) {
+			if (!g->dead && fbxi_gw_serves(g, q->org))
+				win += g->window;
+		}
+		cap = win * e->o.org_share_ppm / FBX_PPM;
+		if (cap < 1024)
+			cap = 1024;
+		if (q->inflight >= cap)
+			return 0;
+		if (want > cap - q->inflight)
+			want = (uint32_t)(cap - q->inflight);
+	}
+
+	if (r->max_inflight > 0) {
+		if (q->inflight >= r->max_inflight)
+			return 0;
+		if (want > r->max_inflight - q->inflight)
+			want = r->max_inflight - q->inflight;
+	}
+	if (e->grate.max_inflight > 0) {
+		if (e->inflight_all >= e->grate.max_inflight)
+			return 0;
+		if (want > e->grate.max_inflight - e->inflight_all)
+			want = (uint32_t)(e->grate.max_inflight -
+			    e->inflight_all);
+	}
+	want = fbxi_bucket_take(&q->bucket, e->now, r->rate_per_s, r->burst,
+	    want);
+	if (e->grate.rate_per_s > 0)
+		want = fbxi_bucket_take(&e->gbucket, e->now,
+		    e->grate.rate_per_s, e->grate.burst, want);
+	return want;
+}
+
+/* fbxi_dispatch_step - fill every gateway's credit from the organisation
+ * queues: priority classes strictly in order (recovery first, bulk
+ * rollouts last), and within a class round robin over organisations in
+ * quanta, so one organisation's million-device fan-out does not delay
+ * another's single command. Rate caps are applied per organisation. */
+void
+fbxi_dispatch_step(struct fbx_engine *e)
+{
+	uint32_t total = 0;
+
+	for (int prio = 0; prio < FBX_PRIO_COUNT; prio++) {
+		int progress = 1;
+		while (progress && total < e->dispatch_max &&
+		    fbxi_err(e) == FBX_OK) {
+			progress = 0;
+			for (struct gw *g = e->gws; g != NULL; g = g->next) {
+				/* nothing to a session before its WELCOME
+				 * has left (a HELLO of a failed turn) */
+				if (g->dead || !g->welcomed ||
+				    g->unanswered >= g->window ||
+				    g->ubytes >= GW_BYTES_INFLIGHT_MAX)
+					continue;
+				for (size_t k = 0; k < e->rrlen &&
+				    g->unanswered < g->window &&
+				    total < e->dispatch_max;
+				    k++) {
+					struct orgq *q =
+					    e->rr[(e->rrpos + k) % e->rrlen];
+					struct ring *r = &q->r[prio];
+					uint32_t want, allow, n = 0;
+					if (r->len == 0 ||
+					    !fbxi_gw_serves(g, q->org))
+						continue;
+					fbxi_orgq_load_rate(e, q);
+					want = QUANTUM;
+					if (want > g->window - g->unanswered)
+						want = g->window - g->unanswered;
+					if (want > r->len)
+						want = (uint32_t)r->len;
+					allow = org_allow(e, q, want);
+					while (n < allow && r->len > 0 &&
+					    g->ubytes < GW_BYTES_INFLIGHT_MAX &&
+					    fbxi_err(e) == FBX_OK) {
+						if (r->len > PREFETCH_AHEAD)
+							fbxi_dmap_prefetch(
+							    &g->inflight,
+							    r->v[(r->head +
+							             PREFETCH_AHEAD) %
+							        r->cap]);
+						q->len--;
+						if (send_one(e, g, fbxi_ring_pop(r)))
+							n++;
+					}
+					total += n;
+					if (n > 0)
+						progress = 1;
+				}
+			}
+			if (e->rrlen > 0)
+				e->rrpos = (e->rrpos + 1) % e->rrlen;
+		}
+	}
+	for (struct gw *g = e->gws; g != NULL; g = g->next) {
+		gw_flush_batch(e, g, 1);
+		gw_flush_batch(e, g, 0);
+	}
+	/* queued work that rate caps held back: poll, do not spin */
+	e->stalled = total == 0 && e->rrlen > 0;
+	/* drop emptied organisations from the round robin */
+	for (size_t i = 0; i < e->rrlen;) {
+		if (e->rr[i]->len == 0) {
+			e->rr[i]->active = 0;
+			e->rr[i] = e->rr[--e->rrlen];
+		} else {
+			i++;
+		}
+	}
+	if (e->rrlen > 0)
+		e->rrpos %= e->rrlen;
+	else
+		e->rrpos = 0;
+}
+
+int
+fbxi_work_pending(struct fbx_engine *e)
+{
+	if (e->ndef > 0)
+		return 1; /* input a short turn left for the next one */
+	if (e->draining)
+		return 0;
+	if ((e->xhead != NULL && !e->xidle) || e->nrq > 0 || e->nunsent > 0)
+		return 1;
+	if (e->rrlen == 0 || e->stalled)
+		return 0;
+	for (struct gw *g = e->gws; g != NULL; g = g->next) {
+		if (!g->dead && g->welcomed && g->unanswered < g->window &&
+		    g->ubytes < GW_BYTES_INFLIGHT_MAX)
+			return 1;
+	}
+	return 0;
+}

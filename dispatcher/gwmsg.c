@@ -1,0 +1,464 @@
+/*
+ * gwmsg.c: the messages a gateway sends: HELLO (a session begins, with
+ * its organisations and window), results (a delivery's outcome, moved
+ * through delivery.c and counted towards the breakers) and check-ins
+ * (devices that came online, whose pending deliveries are queued again).
+ * Runs inside the turn's write transaction.
+ */
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "delivery.h"
+#include "fleet.h"
+#include "engine_int.h"
+#include "auth.h"
+
+static void
+handle_hello(struct fbx_engine *e, const struct inmsg *in, struct gw *g,
+    struct fbx_gw_msg *m)
+{
+	struct fbx_eng_msg w;
+
+	if (g != NULL) {
+		/* the same peer says hello again: it restarted and lost what
+		 * it held */
+		fbxi_gw_requeue(e, g);
+	} else {
+		/* a gateway that reconnected under a new routing id: the
+		 * old session must have gone quiet first. Two live peers
+		 * under one id would take each other's deliveries. */
+		for (struct gw *o = e->gws; o != NULL; o = o->next) {
+			if (o->dead ||
+			    strcmp(o->id, m->u.hello.gateway_id) != 0)
+				continue;
+			if (strcmp(o->principal, in->user) != 0) {
+				/* a gateway id belongs to the key that holds
+				 * it: another key cannot take its session */
+				FBX_LOGW("gateway %s: HELLO by principal %s "
+				         "refused, the id is held by %s",
+				    o->id, in->user, o->principal);
+				fbxi_auth_refuse_audit(e, "_auth", in->user,
+				    "gateway.hello",
+				    "gateway id held by another principal");
+				fbxi_gw_send_raw_error(e, in, FBX_EFORBIDDEN,
+				    "gateway id in use by another principal");
+				return;
+			}
+			if (e->mono - o->last_seen <
+			    2 * (int64_t)e->o.heartbeat_ms) {
+				FBX_LOGW("gateway %s: HELLO from a second peer "
+				         "refused, the id is in use by a live "
+				         "session",
+				    o->id);
+				fbxi_gw_send_raw_error(e, in, FBX_EBUSY,
+				    "gateway id in use by a live session; "
+				    "retry after its heartbeat timeout");
+				return;
+			}
+			fbxi_gw_mark_dead(e, o, "replaced by a new session");
+		}
+		g = calloc(1, sizeof(*g));
+		if (g == NULL) {
+			fbxi_set_err(e, FBX_ENOMEM);
+			return;
+		}
+		fbxi_dmap_init(&g->inflight);
+		snprintf(g->principal, sizeof(g->principal), "%s", in->user);
+		snprintf(g->key, sizeof(g->key), "%s", in->key);
+		g->rid_len = in->envlen[0];
+		memcpy(g->rid, in->env[0], g->rid_len);
+		g->next = e->gws;
+		e->gws = g;
+	}
+	snprintf(g->id, sizeof(g->id), "%s", m->u.hello.gateway_id);
+	free(g->orgs);
+	g->orgs = NULL;
+	g->norgs = 0;
+	g->all_orgs = 0;
+	for (size_t i = 0; i < m->u.hello.norgs; i++) {
+		if (strcmp(m->u.hello.orgs[i], "*") == 0)
+			g->all_orgs = 1;
+	}
+	if (!g->all_orgs && m->u.hello.norgs > 0) {
+		g->orgs = malloc(m->u.hello.norgs * sizeof(*g->orgs));
+		if (g->orgs == NULL) {
+			fbxi_set_err(e, FBX_ENOMEM);
+			return;
+		}
+		memcpy(g->orgs, m->u.hello.orgs,
+		    m->u.hello.norgs * sizeof(*g->orgs));
+		g->norgs = m->u.hello.norgs;
+	}
+	g->window = m->u.hello.window;
+	if (g->window > e->o.max_window)
+		g->window = e->o.max_window;
+	g->welcomed = 0; /* until this HELLO's WELCOME has left */
+	g->last_seen = e->mono;
+	FBX_LOGI("gateway %s connected: %s, window %u", g->id,
+	    g->all_orgs ? "all organisations" : "listed organisations",
+	    g->window);
+	memset(&w, 0, sizeof(w));
+	w.kind = FBX_ENG_WELCOME;
+	snprintf(w.u.welcome.engine_id, sizeof(w.u.welcome.engine_id),
+	    "fuseboxd");
+	w.u.welcome.heartbeat_ms = e->o.heartbeat_ms;
+	w.u.welcome.max_batch = FBX_BATCH_MAX;
+	fbxi_gw_send(e, g, &w);
+}
+
+static void
+mark_offline(struct fbx_engine *e, const char *org, const char *device)
+{
+	int rc = fbx_store_dev_set_online(e->txn, org, device, 0);
+
+	if (rc != FBX_OK && rc != FBX_ENOT_FOUND)
+		fbxi_set_err(e, rc);
+}
+
+/* result_state - the delivery state a reported status leads to, or 0. */
+static int
+result_state(int status)
+{
+	switch (status) {
+	case FBX_R_ACCEPTED:
+		return FBX_D_ACCEPTED;
+	case FBX_R_SUCCEEDED:
+		return FBX_D_SUCCEEDED;
+	case FBX_R_FAILED:
+		return FBX_D_FAILED;
+	case FBX_R_OFFLINE:
+		return FBX_D_PENDING;
+	default:
+		return 0;
+	}
+}
+
+/* result_apply - record one result of gateway g. A result for a delivery
+ * g's session does not hold (g reconnected, or the delivery was requeued
+ * after a failed turn) is still an outcome the device really had: its
+ * success or failure is recorded if the delivery is still open, and it is
+ * taken from whichever session holds it now. @return 1 if the outcome is
+ * recorded (now or before), 0 if refused, -1 on a store error (latched). */
+static int
+result_apply(struct fbx_engine *e, struct gw *g, const struct fbx_result_rec *r)
+{
+	struct fbx_delivery d;
+	struct fbx_dlv_head dh;
+	struct cmdc *cc;
+	struct gw *h = g;
+	uint64_t v = 0;
+	unsigned from;
+	int to = result_state(r->status), old = 0, rc, held;
+
+	if (to == 0)
+		return 0;
+	held = fbxi_dmap_get(&g->inflight, r->delivery_id, &v);
+	cc = fbxi_cmd_find(e, FBX_DLV_CMD(r->delivery_id));
+	if (!held) {
+		if (cc == NULL) {
+			/* its command is finished (recorded before) or never
+			 * was: only a stored final outcome counts */
+			rc = fbx_store_dlv_get(e->txn, r->delivery_id, &d);
+			if (rc == FBX_OK)
+				return fbx_dstate_terminal(d.state) ? 1 : 0;
+			if (rc != FBX_ENOT_FOUND && rc != FBX_ECORRUPT) {
+				fbxi_set_err(e, rc);
+				return -1;
+			}
+			return 0;
+		}
+		if (!fbxi_gw_serves(g, cc->c.org))
+			return 0;
+		if (to != FBX_D_SUCCEEDED && to != FBX_D_FAILED)
+			return 0; /* progress of a delivery sent again since:
+			           * nothing recorded */
+		h = fbxi_gw_holder(e, r->delivery_id, &v);
+		if (h != NULL && strcmp(h->principal, g->principal) != 0) {
+			/* another key's delivery: an outcome only the
+			 * gateway that was sent it may report (issue 10) */
+			e->forged_results++;
+			return 0;
+		}
+	}
+	if (h != NULL && IF_STAGE(v) == IF_SENT)
+		fbxi_gw_answered(e, h, cc, r->delivery_id);
+	if (h != NULL && to == FBX_D_ACCEPTED) {
+		if (IF_STAGE(v) == IF_ACCEPTED)
+			return 1;
+		if (fbxi_gw_undo_push(e, h, r->delivery_id, v) != FBX_OK ||
+		    fbxi_dmap_put(&h->inflight, r->delivery_id,
+		        IF_VAL(IF_ORGQ(v), IF_ACCEPTED)) != 0)
+			goto nomem;
+	} else if (h != NULL) {
+		if (fbxi_gw_if_drop(e, h, r->delivery_id, v) != FBX_OK)
+			goto nomem;
+		fbxi_inflight_release(e, v);
+	}
+	if (cc == NULL)
+		return 1; /* finished (expired) meanwhile */
+	if (to == FBX_D_PENDING && cc->cancelling)
+		to = FBX_D_CANCELLED; /* offline, and no longer wanted */
+	/* a terminal outcome is final: the TTL sweep or a cancel may have
+	 * got there first, and the table refuses the move */
+	from = held ? FBXI_DHELD : FBXI_DHELD | FBXI_DMASK(FBX_D_QUEUED);
+	rc = fbxi_dlv_move(
+	    e, cc, r->delivery_id, from, to, r->code, 0, &old, &dh);
+	if (rc == FBX_ESTATE || rc == FBX_ENOT_FOUND)
+		return fbx_dstate_terminal(old) ? 1 : 0;
+	if (rc != FBX_OK) {
+		fbxi_set_err(e, rc);
+		return -1;
+	}
+	if (to == FBX_D_SUCCEEDED && cc->c.type == FBX_CMD_SET_POLICY)
+		fbxi_policy_applied(e, cc, dh.device);
+	if (to == FBX_D_PENDING)
+		mark_offline(e, cc->c.org, dh.device);
+	return 1;
+nomem:
+	fbxi_set_err(e, FBX_ENOMEM);
+	return -1;
+}
+
+/* handle_results - apply a batch and ACK it. The ACK leaves only after the
+ * turn commits; its count says how many entries are recorded (the rest
+ * were refused: foreign or unknown). */
+static void
+handle_results(struct fbx_engine *e, struct gw *g, struct fbx_gw_msg *m)
+{
+	struct fbx_eng_msg ack;
+	uint32_t ok = 0;
+	uint64_t forged = e->forged_results;
+
+	for (size_t i = 0; i < m->u.results.n && i < PREFETCH_AHEAD; i++)
+		fbxi_dmap_prefetch(&g->inflight, m->u.results.r[i].delivery_id);
+	for (size_t i = 0; i < m->u.results.n && fbxi_err(e) == FBX_OK; i++) {
+		int rc;
+
+		if (i + PREFETCH_AHEAD < m->u.results.n)
+			fbxi_dmap_prefetch(&g->inflight,
+			    m->u.results.r[i + PREFETCH_AHEAD].delivery_id);
+		e->results_in++;
+		rc = result_apply(e, g, &m->u.results.r[i]);
+		if (rc < 0)
+			return;
+		if (rc > 0)
+			ok++;
+		else
+			e->ignored_results++;
+	}
+	if (e->forged_results > forged) {
+		/* issue 10: outcomes for another key's deliveries */
+		FBX_LOGW("gateway %s (principal %s): %llu results for "
+		         "deliveries sent to another key refused",
+		    g->id, g->principal,
+		    (unsigned long long)(e->forged_results - forged));
+		fbxi_auth_refuse_audit(e, "_auth", g->principal,
+		    "gateway.results",
+		    "results for deliveries sent to another key");
+	}
+	memset(&ack, 0, sizeof(ack));
+	ack.kind = FBX_ENG_ACK;
+	ack.u.ack.batch_id = m->u.results.batch_id;
+	ack.u.ack.count = ok;
+	fbxi_gw_send(e, g, &ack);
+}
+
+struct pend_ctx {
+	uint64_t *ids;
+	size_t n, cap;
+};
+
+static int
+pend_cb(void *arg, uint64_t id)
+{
+	struct pend_ctx *p = arg;
+
+	if (p->n == p->cap) {
+		size_t ncap = p->cap ? p->cap * 2 : 16;
+		uint64_t *n = realloc(p->ids, ncap * sizeof(*n));
+		if (n == NULL)
+			return 1;
+		p->ids = n;
+		p->cap = ncap;
+	}
+	p->ids[p->n++] = id;
+	return 0;
+}
+
+static void
+handle_checkins(struct fbx_engine *e, struct gw *g, struct fbx_gw_msg *m)
+{
+	struct fbx_eng_msg ack;
+	struct pend_ctx p = { NULL, 0, 0 };
+
+	for (size_t i = 0; i < m->u.checkins.n && fbxi_err(e) == FBX_OK; i++) {
+		const struct fbx_checkin *ci = &m->u.checkins.c[i];
+		struct fbx_device dev;
+		int rc;
+
+		if (!fbxi_gw_serves(g, ci->org)) {
+			FBX_LOGW("gateway %s: check-in for organisation %s "
+			         "it does not serve, ignored",
+			    g->id, ci->org);
+			continue;
+		}
+		/* cluster mode: the owner of the organisation records it
+		 * (gateways connect to every node) */
+		if (e->cluster && !fbx_store_owns(e->st, ci->org))
+			continue;
+		rc = fbx_store_dev_get(e->txn, ci->org, ci->device, &dev);
+		if (rc == FBX_ENOT_FOUND)
+			continue; /* not enrolled: nothing to resume */
+		if (rc != FBX_OK) {
+			fbxi_set_err(e, rc);
+			break;
+		}
+		if (dev.last_checkin_ms <= 0)
+			fbxi_fleet_soon(e); /* a first check-in shows soon */
+		if (ci->at_ms > dev.last_checkin_ms)
+			dev.last_checkin_ms = ci->at_ms;
+		if (ci->os_version[0] != '\0')
+			snprintf(dev.os_version, sizeof(dev.os_version), "%s",
+			    ci->os_version);
+		if (ci->attestation != FBX_ATTEST_UNKNOWN)
+			dev.attestation = ci->attestation;
+		dev.online = 1;
+		rc = fbx_store_dev_put(e->txn, &dev, NULL);
+		if (rc != FBX_OK) {
+			fbxi_set_err(e, rc);
+			break;
+		}
+		p.n = 0;
+		rc = fbx_store_pend_list(
+		    e->txn, ci->org, ci->device, pend_cb, &p);
+		if (rc != FBX_OK && rc != FBX_ENOT_FOUND) {
+			fbxi_set_err(e, rc);
+			break;
+		}
+		for (size_t j = 0; j < p.n && fbxi_err(e) == FBX_OK; j++) {
+			struct cmdc *cc = fbxi_cmd_find(e, FBX_DLV_CMD(p.ids[j]));
+			int to;
+			if (cc == NULL || cc->expired) {
+				/* the expiry sweep owns it; a stale index
+				 * entry goes */
+				rc = fbx_store_pend_del(
+				    e->txn, ci->org, ci->device, p.ids[j]);
+				if (rc != FBX_OK && rc != FBX_ENOT_FOUND)
+					fbxi_set_err(e, rc);
+				continue;
+			}
+			to = cc->cancelling ? FBX_D_CANCELLED : FBX_D_QUEUED;
+			rc = fbxi_dlv_move(e, cc, p.ids[j],
+			    FBXI_DMASK(FBX_D_PENDING), to, 0, 0, NULL, NULL);
+			if (rc == FBX_ESTATE || rc == FBX_ENOT_FOUND) {
+				/* no longer waiting: drop the stale entry */
+				rc = fbx_store_pend_del(
+				    e->txn, ci->org, ci->device, p.ids[j]);
+				if (rc != FBX_OK && rc != FBX_ENOT_FOUND)
+					fbxi_set_err(e, rc);
+				continue;
+			}
+			if (rc != FBX_OK) {
+				fbxi_set_err(e, rc);
+				break;
+			}
+			if (to == FBX_D_QUEUED &&
+			    fbxi_orgq_push(e, cc->q, cc->c.priority, p.ids[j]) !=
+			        FBX_OK)
+				fbxi_set_err(e, FBX_ENOMEM);
+		}
+	}
+	free(p.ids);
+	memset(&ack, 0, sizeof(ack));
+	ack.kind = FBX_ENG_ACK;
+	ack.u.ack.batch_id = m->u.checkins.batch_id;
+	ack.u.ack.count = (uint32_t)m->u.checkins.n;
+	fbxi_gw_send(e, g, &ack);
+}
+
+void
+fbxi_handle_gateway(struct fbx_engine *e, const struct inmsg *in)
+{
+	struct fbx_gw_msg m;
+	struct gw *g;
+	char why[256] = "";
+	int rc;
+
+	if (in->nenv != 1) {
+		FBX_LOGW("gateway: message with %d envelope frames dropped",
+		    in->nenv);
+		return;
+	}
+	g = fbxi_gw_by_rid(e, in->env[0], in->envlen[0]);
+	rc = fbx_gw_msg_decode(in->body, in->len, &m, why, sizeof(why));
+	if (rc != FBX_OK) {
+		FBX_LOGW("gateway %s: bad message: %s: %s",
+		    g ? g->id : "(no session)", fbx_errname(rc), why);
+		fbxi_gw_send_raw_error(
+		    e, in, rc, why[0] ? why : fbx_strerror(rc));
+		return;
+	}
+	if (fbxi_auth_gateway(e, in, g != NULL, &m, why, sizeof(why)) !=
+	    FBX_OK) {
+		/* the key may not do this (issue 10): a session of a key
+		 * that was revoked or rotated ends here */
+		fbxi_gw_send_raw_error(e, in, FBX_EFORBIDDEN, why);
+		if (g != NULL && m.kind != FBX_GW_HELLO)
+			g->dead = 1;
+		goto out;
+	}
+	if (g == NULL && m.kind != FBX_GW_HELLO) {
+		if (m.kind != FBX_GW_BYE)
+			fbxi_gw_send_raw_error(e, in, FBX_EPROTOCOL,
+			    "no session: send HELLO first");
+		goto out;
+	}
+	if (g != NULL)
+		g->last_seen = e->mono;
+	switch (m.kind) {
+	case FBX_GW_HELLO:
+		handle_hello(e, in, g, &m);
+		break;
+	case FBX_GW_CREDIT:
+		g->window = m.u.credit.window > e->o.max_window
+		    ? e->o.max_window
+		    : m.u.credit.window;
+		break;
+	case FBX_GW_RESULTS:
+	case FBX_GW_CHECKINS:
+		/* batch id 0 is what a heartbeat's ACK carries: a batch
+		 * numbered 0 could be taken as ACKed by it */
+		if ((m.kind == FBX_GW_RESULTS ? m.u.results.batch_id
+		                               : m.u.checkins.batch_id) == 0) {
+			FBX_LOGW("gateway %s: batch with id 0 refused", g->id);
+			fbxi_gw_send_raw_error(e, in, FBX_EPROTOCOL,
+			    "batch_id 0 is reserved (heartbeat ACKs carry it); "
+			    "number batches from 1");
+			break;
+		}
+		if (m.kind == FBX_GW_RESULTS)
+			handle_results(e, g, &m);
+		else
+			handle_checkins(e, g, &m);
+		break;
+	case FBX_GW_HEARTBEAT: {
+		/* answer, so a gateway can tell a live engine from a dead
+		 * one without traffic */
+		struct fbx_eng_msg ack;
+		memset(&ack, 0, sizeof(ack));
+		ack.kind = FBX_ENG_ACK;
+		fbxi_gw_send(e, g, &ack);
+		break;
+	}
+	case FBX_GW_BYE:
+		FBX_LOGI("gateway %s leaves: %s", g->id, m.u.bye.reason);
+		g->dead = 1;
+		break;
+	default:
+		fbxi_gw_send_raw_error(e, in, FBX_EPROTOCOL, "unknown message");
+	}
+out:
+	fbx_gw_msg_free(&m);
+}
