@@ -1,24 +1,18 @@
 /*
  * rollback.c: recovery from the journal: per-device policy memory,
- * rollback plans and their execution (cancel, discard, compensate), replay
- * of deliveries with their ids, and export as JSON Lines.
+ * rollback plans and their execution (cancel, discard, compensate) in
+ * slices, and the runs that span several slices or organisations. The
+ * sliced selection walk is shared with replay.c (rollback_int.h); the
+ * export is export.c.
  */
-#include <errno.h>
-#include <spawn.h>
-#include <signal.h>
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-
-#include <openssl/evp.h>
-#include <zmq.h>
 
 #include "delivery.h"
 #include "engine_int.h"
-#include "fbx_json.h"
+#include "rollback_int.h"
 
 /* --------------------------------------------------- policy memory */
 
@@ -351,23 +345,6 @@ struct comp_group {
 	size_t n, cap;
 };
 
-/* Rollback and replay run in slices: one request looks at no more than
- * a fixed number of commands and deliveries (fbxi_rb_budget), so a
- * selection of any size never holds the loop or a write transaction for
- * long; the client asks again with the reply's cursor until it is 0.
- * The walk goes over the selected commands in the order the store lists
- * them (explicit ids: ascending; filters: created time, then id), and the
- * cursor says where the next slice starts:
- *   0                    the first slice
- *   RB_BEGUN             begun: nothing of the selection looked at yet
- *                        (the slices so far surveyed later commands)
- *   FBX_DLV_ID(c, 0)     every command up to c in walk order looked at
- *   FBX_DLV_ID(c, i > 0) command c looked at up to delivery index i
- * Each slice is idempotent: cancels move only queued or pending
- * deliveries, compensations leave comp/ markers, so a slice run again
- * (a reply lost in a crash) does nothing twice. */
-#define RB_BEGUN 1u
-
 /* A survey of later commands for "changed since": per device and family
  * the newest time a later command outside the selection reached it. It
  * is built in slices too and kept in memory between them, keyed by the
@@ -391,55 +368,6 @@ struct rb_survey {
 
 #define RB_SURVEYS 4
 static struct rb_survey *rb_surveys[RB_SURVEYS];
-
-struct rb_ctx {
-	struct fbx_engine *e;
-	struct fbx_console_req *req;
-	const struct fbx_selector *s;
-	const char *org;
-	int include_changed;
-	struct fbx_rb_plan plan;
-	size_t rows_cap;
-	/* commands begun in this slice, walk order */
-	uint64_t *ids;
-	size_t nids, idcap;
-	/* explicit ids of the selector, sorted, and as a set */
-	uint64_t *named;
-	size_t nnamed;
-	struct fbxi_idmap named_set;
-	int64_t since, until; /* the selection's window */
-	/* an incident with an onset: commands created before it (from
-	 * since) are listed apart and left; 0 = none such */
-	int64_t onset;
-	int before;           /* the command visited is before the onset */
-	int sv_before;        /* the survey notes a kept before-onset one */
-	size_t bo_cap;        /* before-onset rows kept */
-	uint64_t snapshot;    /* commands journaled later are not selected */
-	struct rb_survey *sv; /* changed since; NULL when not needed */
-	/* the slice's budget and where it stopped */
-	uint32_t cmd_budget, dlv_budget, ncmd, ndlv, nlater;
-	uint64_t after;   /* last command completely walked, 0 = none */
-	uint64_t next;    /* the reply's cursor */
-	int stopped;      /* the budget ran out */
-	uint64_t first_cmd, last_cmd; /* commands begun in this slice */
-	fbx_dlv_fn dlv_fn; /* per delivery of a selected command */
-	void *dlv_arg;
-	uint64_t last_dlv; /* last delivery the scan handed over */
-	uint32_t seen;     /* deliveries the scan handed over */
-	/* execution */
-	struct comp_group *groups;
-	size_t ngroups;
-	uint64_t *cancel;
-	fbx_id *cancel_dev;
-	uint8_t *cancel_state;
-	size_t ncancel, ccap;
-	uint64_t *held;
-	size_t nheld, hcap;
-	int err;
-	/* current command while scanning its deliveries */
-	const struct fbx_command *cur;
-	int for_replay; /* selection for a replay: compensations count */
-};
 
 /* fbxi_rb_budget - deliveries and commands one slice looks at. */
 static void
@@ -520,7 +448,6 @@ rb_bo_kept(const struct rb_ctx *r, const struct fbx_command *c)
 	return r->onset != 0 && r->nnamed == 0 && c->created_ms < r->onset &&
 	    family(c->type) == 1 && rb_selected(r, c);
 }
-
 
 static void
 rb_row(struct rb_ctx *r, const struct fbx_command *c, uint64_t dlv,
@@ -909,7 +836,6 @@ rb_changed_since(struct rb_ctx *r, const struct fbx_command *c,
 	return fbxi_devtimes_get(r->sv->latest, c->org, dev, fam, &t) &&
 	    t > c->created_ms;
 }
-
 
 static int
 in_group(struct fbx_engine *e, const char *org, const char *dev,
@@ -1305,11 +1231,11 @@ cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* rb_begin - set up a slice: budget, snapshot, explicit ids, window.
+/* fbxi_rb_begin - set up a slice: budget, snapshot, explicit ids, window.
  * @return FBX_OK; FBX_EINVALID (a cursor or snapshot this store never
  * gave); FBX_ENOT_FOUND (no such incident); FBX_ENOMEM. */
-static int
-rb_begin(struct rb_ctx *r, uint64_t cursor, uint64_t snapshot)
+int
+fbxi_rb_begin(struct rb_ctx *r, uint64_t cursor, uint64_t snapshot)
 {
 	const struct fbx_selector *s = r->s;
 	int rc;
@@ -1343,10 +1269,10 @@ rb_begin(struct rb_ctx *r, uint64_t cursor, uint64_t snapshot)
 	return rc;
 }
 
-/* rb_walk - one slice of the selection from cursor. Sets r->next: 0 when
+/* fbxi_rb_walk - one slice of the selection from cursor. Sets r->next: 0 when
  * the walk is done. @return as rb_visit. */
-static int
-rb_walk(struct rb_ctx *r, uint64_t cursor)
+int
+fbxi_rb_walk(struct rb_ctx *r, uint64_t cursor)
 {
 	uint64_t cmd = cursor == RB_BEGUN ? 0 : FBX_DLV_CMD(cursor);
 	uint32_t idx = cursor == RB_BEGUN ? 0 : FBX_DLV_IDX(cursor);
@@ -1401,8 +1327,8 @@ rb_walk(struct rb_ctx *r, uint64_t cursor)
 	return FBX_OK;
 }
 
-static void
-rb_free(struct rb_ctx *r)
+void
+fbxi_rb_free(struct rb_ctx *r)
 {
 	free(r->ids);
 	free(r->named);
@@ -1491,10 +1417,10 @@ rb_surveys_tidy(const struct fbx_engine *e)
 	}
 }
 
-/* rb_refuse_unsliced - a client that does not continue slices is never
+/* fbxi_rb_refuse_unsliced - a client that does not continue slices is never
  * answered with part of a selection it would take for the whole. */
-static void
-rb_refuse_unsliced(struct fbx_engine *e, const struct inmsg *in,
+void
+fbxi_rb_refuse_unsliced(struct fbx_engine *e, const struct inmsg *in,
     const struct fbx_console_req *req, const struct rb_ctx *r)
 {
 	fbxi_console_error(e, in, req->request_id, req->kind, FBX_ETOOBIG,
@@ -1541,7 +1467,7 @@ rb_plan_part(struct rb_ctx *r, uint64_t cursor, uint64_t snapshot)
 {
 	int rc;
 
-	rc = rb_begin(r, cursor, snapshot);
+	rc = fbxi_rb_begin(r, cursor, snapshot);
 	if (rc != FBX_OK)
 		return rc;
 	if (!r->include_changed || r->onset != 0) {
@@ -1574,7 +1500,7 @@ rb_plan_part(struct rb_ctx *r, uint64_t cursor, uint64_t snapshot)
 		r->next = cursor ? cursor : RB_BEGUN;
 		return FBX_OK;
 	}
-	return rb_walk(r, cursor);
+	return fbxi_rb_walk(r, cursor);
 }
 
 /* rb_exec - carry out a part's plan in the request's transaction:
@@ -2190,7 +2116,7 @@ rb_global(struct fbx_engine *e, const struct inmsg *in,
 			g.since_ms = r.plan.since_ms;
 			g.until_ms = r.plan.until_ms;
 		}
-		rb_free(&r);
+		fbxi_rb_free(&r);
 		if (rc != FBX_OK)
 			goto fail;
 		if (g.next_cursor != 0)
@@ -2309,7 +2235,7 @@ fbxi_handle_rollback(
 	if (rc != FBX_OK)
 		goto fail;
 	if (r.next != 0 && !req->u.rollback.sliced) {
-		rb_refuse_unsliced(e, in, req, &r);
+		fbxi_rb_refuse_unsliced(e, in, req, &r);
 		goto out;
 	}
 	/* a run that selects nothing is not a rollback: said on its last
@@ -2395,7 +2321,7 @@ not_found:
 fail:
 	fbxi_set_err(e, rc);
 out:
-	rb_free(&r);
+	fbxi_rb_free(&r);
 }
 
 int
@@ -2411,479 +2337,3 @@ fbxi_rebuild_dlv_cb(void *arg, const struct fbx_delivery *d)
 		cc->c.ndeliveries = FBX_DLV_IDX(d->id) + 1;
 	return 0;
 }
-
-/* -------------------------------------------------------------- replay */
-
-struct replay_ctx {
-	struct fbx_engine *e;
-	struct fbx_console_req *req;
-	struct cmdc *cc;
-	struct fbx_replay_result res;
-	uint64_t *ids;
-	size_t n, cap;
-	int err;
-};
-
-static int
-replay_dlv_cb(void *arg, const struct fbx_delivery *d)
-{
-	struct replay_ctx *r = arg;
-	int want = r->req->u.replay.state;
-
-	if (want != 0 && d->state != want)
-		return 0;
-	if (want == 0 && d->state != FBX_D_SENT && d->state != FBX_D_ACCEPTED &&
-	    !fbx_dstate_terminal(d->state))
-		return 0; /* queued or pending: already on their way */
-	r->res.matched++;
-	if (fbx_dstate_terminal(d->state) && !r->req->u.replay.force) {
-		r->res.skipped_terminal++;
-		return 0;
-	}
-	if (d->state == FBX_D_QUEUED || d->state == FBX_D_PENDING)
-		return 0;
-	if (r->n == r->cap) {
-		size_t ncap = r->cap ? r->cap * 2 : 256;
-		uint64_t *ni = realloc(r->ids, ncap * sizeof(*ni));
-		if (ni == NULL) {
-			r->err = FBX_ENOMEM;
-			return 1;
-		}
-		r->ids = ni;
-		r->cap = ncap;
-	}
-	r->ids[r->n++] = d->id;
-	return 0;
-}
-
-/* handle_replay - one slice of a replay: send chosen deliveries again
- * with their delivery ids, for a gateway that lost what it received.
- * Terminal ones only when forced; they then go back to QUEUED and their
- * new outcome is recorded. The selection and its slices are the
- * rollback's (rb_walk); a slice run again finds what it requeued queued
- * and leaves it. */
-void
-fbxi_handle_replay(
-    struct fbx_engine *e, const struct inmsg *in, struct fbx_console_req *req)
-{
-	struct fbx_console_rep rep;
-	struct replay_ctx r;
-	struct rb_ctx sel;
-	uint64_t cursor = req->u.replay.cursor;
-	int rc;
-
-	memset(&r, 0, sizeof(r));
-	memset(&sel, 0, sizeof(sel));
-	r.e = e;
-	r.req = req;
-	sel.e = e;
-	sel.req = req;
-	sel.s = &req->u.replay.sel;
-	sel.org = req->org;
-	sel.for_replay = 1;
-	sel.dlv_fn = replay_dlv_cb;
-	sel.dlv_arg = &r;
-	rc = rb_begin(&sel, cursor, req->u.replay.last_command_id);
-	if (rc == FBX_EINVALID) {
-		fbxi_console_error(e, in, req->request_id, req->kind,
-		    FBX_EINVALID,
-		    "replay: cursor or last_command_id not given by this "
-		    "store");
-		goto out;
-	}
-	if (rc == FBX_OK)
-		rc = rb_walk(&sel, cursor);
-	if (rc == FBX_OK)
-		rc = r.err;
-	if (rc == FBX_ENOT_FOUND) {
-		fbxi_console_error(e, in, req->request_id, req->kind, FBX_ENOT_FOUND,
-		    "no such command in organisation '%s'", req->org);
-		goto out;
-	}
-	if (rc != FBX_OK)
-		goto fail;
-	if (sel.next != 0 && !req->u.replay.sliced) {
-		rb_refuse_unsliced(e, in, req, &sel);
-		goto out;
-	}
-	if (req->u.replay.execute) {
-		for (size_t i = 0; i < r.n; i++) {
-			uint64_t id = r.ids[i];
-			struct cmdc *cc = fbxi_cmd_find(e, FBX_DLV_CMD(id));
-			int old = 0;
-			if (cc == NULL) {
-				/* a finished command comes back to life */
-				struct fbx_command c;
-				rc = fbx_store_cmd_get(e->txn, FBX_DLV_CMD(id), &c);
-				if (rc != FBX_OK)
-					goto fail;
-				c.state = FBX_C_ACTIVE;
-				cc = fbxi_cmd_cache_add(e, &c);
-				fbx_command_clear(&c);
-				if (cc == NULL) {
-					rc = FBX_ENOMEM;
-					goto fail;
-				}
-				/* its counts come from its deliveries */
-				memset(cc->c.counts, 0, sizeof(cc->c.counts));
-				{
-					struct rebuild_ctx rr;
-					memset(&rr, 0, sizeof(rr));
-					rr.e = e;
-					rr.cc = cc;
-					rr.count_only = 1;
-					rc = fbx_store_dlv_scan(e->txn,
-					    FBX_DLV_ID(cc->c.id, 0),
-					    FBX_DLV_ID(cc->c.id, 0) +
-					        cc->c.ndeliveries,
-					    0, fbxi_rebuild_dlv_cb, &rr);
-					free(rr.requeue);
-					if (rc != FBX_OK && rc != FBX_ENOT_FOUND)
-						goto fail;
-				}
-				fbxi_cmd_touch(cc);
-			}
-			rc = fbxi_dlv_replay(e, cc, id, &old);
-			if (rc == FBX_ESTATE || rc == FBX_ENOT_FOUND)
-				continue;
-			if (rc != FBX_OK)
-				goto fail;
-			if (fbxi_orgq_push(e, cc->q, FBX_PRIO_RECOVERY, id) != FBX_OK) {
-				rc = FBX_ENOMEM;
-				goto fail;
-			}
-			r.res.resent++;
-		}
-		if (sel.nids > 0 || r.res.matched > 0)
-			fbxi_audit(e, req->org, req->actor, "replay",
-			    req->u.replay.note,
-			    "{\"cursor\":%llu,\"next_cursor\":%llu,"
-			    "\"first_command\":%llu,\"last_command\":%llu,"
-			    "\"commands\":%zu,\"matched\":%u,\"resent\":%u,"
-			    "\"skipped_terminal\":%u,\"force\":%s}",
-			    (unsigned long long)cursor,
-			    (unsigned long long)sel.next,
-			    (unsigned long long)sel.first_cmd,
-			    (unsigned long long)sel.last_cmd, sel.nids,
-			    r.res.matched, r.res.resent, r.res.skipped_terminal,
-			    req->u.replay.force ? "true" : "false");
-	}
-	r.res.next_cursor = sel.next;
-	r.res.last_command_id = sel.snapshot;
-	r.res.commands = sel.plan.commands;
-	r.res.looked_at = sel.ncmd + sel.ndlv;
-	memset(&rep, 0, sizeof(rep));
-	rep.request_id = req->request_id;
-	rep.kind = req->kind;
-	rep.u.replay = r.res;
-	fbxi_console_reply(e, in, &rep);
-	goto out;
-fail:
-	fbxi_set_err(e, rc);
-out:
-	free(r.ids);
-	rb_free(&sel);
-}
-
-/* -------------------------------------------------------------- export */
-
-struct jbuf {
-	char *p;
-	size_t len, cap, max;
-	int full;
-};
-
-/* jline - append o as one compact line (taking o), written by jansson
- * (issue 12 item 6). A page stops after the record that crosses max:
- * the buffer may hold that record and no more; a line that cannot be
- * written sets full, which refuses the page (never a silent gap). The
- * buffer stays NUL-terminated. */
-static void
-jline(struct jbuf *b, json_t *o)
-{
-	size_t n;
-
-	if (o == NULL || b->full) {
-		b->full = 1;
-		json_decref(o);
-		return;
-	}
-	n = json_dumpb(o, NULL, 0, JSON_COMPACT);
-	while (n > 0 && b->len + n + 2 > b->cap) {
-		char *np;
-		if (b->cap >= b->max + (1u << 20)) {
-			n = 0;
-			break;
-		}
-		np = realloc(b->p, b->cap * 2);
-		if (np == NULL) {
-			n = 0;
-			break;
-		}
-		b->p = np;
-		b->cap *= 2;
-	}
-	if (n == 0 || json_dumpb(o, b->p + b->len, n, JSON_COMPACT) != n) {
-		b->full = 1;
-	} else {
-		b->len += n;
-		b->p[b->len++] = '\n';
-		b->p[b->len] = '\0';
-	}
-	json_decref(o);
-}
-
-/* jcounts - the delivery counts by state name */
-static json_t *
-jcounts(const uint32_t *counts)
-{
-	json_t *o = json_object();
-
-	for (int s = 1; o != NULL && s < FBX_D_COUNT; s++)
-		fbx_json_set_int(o, fbx_dstate_name(s), counts[s]);
-	return o;
-}
-
-struct export_ctx {
-	struct fbx_engine *e;
-	struct fbx_console_req *req;
-	struct jbuf b;
-	uint64_t cursor;  /* delivery id space, or AUDIT_PHASE | seq */
-	uint64_t resume;  /* where the next page starts, 0 = end */
-	const struct fbx_command *cur;
-	int stop;
-	int64_t deadline; /* fbxi_deadline_us: the page ends after it */
-};
-
-/* export_full - whether the page ends here: its bytes, or its time once
- * it holds something */
-static int
-export_full(const struct export_ctx *x)
-{
-	return x->b.len >= x->b.max ||
-	    (x->b.len > 0 && fbxi_past_us(x->deadline));
-}
-
-#define EXPORT_AUDIT (1ull << 63)
-/* audit index entries and records one export page may read */
-#define EXPORT_AUDIT_READS 20000
-/* set when a page ended among a command's deliveries: its line is out */
-#define EXPORT_DLV (1ull << 62)
-
-static int
-export_dlv_cb(void *arg, const struct fbx_delivery *d)
-{
-	struct export_ctx *x = arg;
-	json_t *o, *h;
-
-	if (export_full(x)) {
-		x->resume = EXPORT_DLV | d->id;
-		x->stop = 1;
-		return 1;
-	}
-	o = json_object();
-	h = json_array();
-	if (o != NULL && h != NULL) {
-		fbx_json_set_str(o, "kind", "delivery");
-		fbx_json_set_str(o, "org", x->cur->org);
-		fbx_json_set_int(o, "command", (long long)x->cur->id);
-		fbx_json_set_int(o, "delivery", (long long)d->id);
-		fbx_json_set_str(o, "device", d->device);
-		fbx_json_set_str(o, "state", fbx_dstate_name(d->state));
-		fbx_json_set_int(o, "code", d->code);
-		fbx_json_set_int(o, "attempts", d->attempts);
-		fbx_json_set_int(o, "updated_ms", d->updated_ms);
-		for (unsigned i = 0; i < d->nhist; i++)
-			json_array_append_new(h,
-			    json_pack("{s:s,s:i,s:I}", "state",
-				fbx_dstate_name(d->hist[i].state), "code",
-				(int)d->hist[i].code, "at_ms",
-				(json_int_t)d->hist[i].at_ms));
-		fbx_json_set(o, "history", h);
-		h = NULL;
-	}
-	json_decref(h);
-	jline(&x->b, o);
-	return 0;
-}
-
-static int
-export_cmd_cb(void *arg, const struct fbx_command *c0)
-{
-	struct export_ctx *x = arg;
-	struct fbx_command c;
-	struct cmdc *cc = fbxi_cmd_find(x->e, c0->id);
-	uint64_t from = FBX_DLV_ID(c0->id, 0);
-	int rc;
-
-	if (export_full(x)) {
-		x->resume = from;
-		x->stop = 1;
-		return 1;
-	}
-	c = cc ? cc->c : *c0;
-	if ((x->cursor & EXPORT_DLV) &&
-	    FBX_DLV_CMD(x->cursor & ~EXPORT_DLV) == c0->id) {
-		/* resume among this command's deliveries */
-		from = x->cursor & ~EXPORT_DLV;
-	} else {
-		json_t *o = json_object();
-		if (o != NULL) {
-			fbx_json_set_str(o, "kind", "command");
-			fbx_json_set_str(o, "org", c.org);
-			fbx_json_set_int(o, "command", (long long)c.id);
-			fbx_json_set_str(o, "type", fbx_cmd_type_name(c.type));
-			fbx_json_set_str(o, "origin",
-			    fbx_origin_name(c.origin));
-			fbx_json_set_str(o, "reason", c.reason);
-			fbx_json_set_str(o, "actor", c.actor);
-			fbx_json_set_str(o, "approved_by", c.approved_by);
-			fbx_json_set_str(o, "target",
-			    fbx_target_kind_name(c.target_kind));
-			fbx_json_set_str(o, "group", c.group);
-			fbx_json_set_str(o, "platform",
-			    fbx_platform_name(c.platform));
-			fbx_json_set_str(o, "state", fbx_cstate_name(c.state));
-			fbx_json_set_int(o, "created_ms", c.created_ms);
-			fbx_json_set_int(o, "expires_ms", c.expires_ms);
-			fbx_json_set_int(o, "deliveries", c.ndeliveries);
-			fbx_json_set_str(o, "held_by", c.held_by);
-			fbx_json_set_str(o, "resolved_by", c.resolved_by);
-			fbx_json_set_str(o, "note", c.note);
-			fbx_json_set(o, "counts", jcounts(c.counts));
-		}
-		jline(&x->b, o);
-	}
-	x->cur = &c;
-	rc = fbx_store_dlv_scan(x->e->txn, from,
-	    FBX_DLV_ID(c0->id, 0) + c.ndeliveries, 0, export_dlv_cb, x);
-	x->cur = NULL;
-	if (rc != FBX_OK && rc != FBX_ENOT_FOUND) {
-		x->stop = 1;
-		fbxi_set_err(x->e, rc);
-		return 1;
-	}
-	return x->stop;
-}
-
-static int
-export_audit_cb(void *arg, uint64_t seq, const void *rec, size_t len)
-{
-	struct export_ctx *x = arg;
-	struct fbx_audit_rec a;
-	uint8_t prev[32], hash[32];
-	json_t *o;
-
-	if (export_full(x)) {
-		x->resume = EXPORT_AUDIT | seq;
-		x->stop = 1;
-		return 1;
-	}
-	if (fbxi_audit_decode(seq, rec, len, &a, prev, hash) != 0 ||
-	    (strcmp(a.org, x->req->org) != 0 && strcmp(a.org, "*") != 0))
-		return 0;
-	if ((x->req->u.export_.since_ms && a.at_ms < x->req->u.export_.since_ms) ||
-	    (x->req->u.export_.until_ms && a.at_ms >= x->req->u.export_.until_ms))
-		return 0;
-	o = json_object();
-	if (o != NULL) {
-		fbx_json_set_str(o, "kind", "audit");
-		fbx_json_set_int(o, "seq", (long long)seq);
-		fbx_json_set_int(o, "at_ms", a.at_ms);
-		fbx_json_set_str(o, "org", a.org);
-		fbx_json_set_str(o, "actor", a.actor);
-		fbx_json_set_str(o, "action", a.action);
-		fbx_json_set_str(o, "note", a.note);
-		/* the record's parameters are JSON text: embedded as a
-		 * value, so a consumer gets an object; text that does not
-		 * parse is embedded as a string (fbx_json_params) */
-		fbx_json_set(o, "params", fbx_json_params(a.params));
-		fbx_json_set_str(o, "prev", a.prev);
-		fbx_json_set_str(o, "hash", a.hash);
-	}
-	jline(&x->b, o);
-	return 0;
-}
-
-/* handle_export - one page of JSON Lines: the organisation's commands in
- * the window with their deliveries and state histories, then its audit
- * records; the cursor says where the next page starts. */
-void
-fbxi_handle_export(
-    struct fbx_engine *e, const struct inmsg *in, struct fbx_console_req *req)
-{
-	struct fbx_console_rep rep;
-	struct export_ctx x;
-	uint64_t cursor = req->u.export_.cursor;
-	int rc = FBX_OK;
-
-	memset(&x, 0, sizeof(x));
-	x.e = e;
-	x.req = req;
-	x.cursor = cursor;
-	/* a page ends after the record that crosses max: keep well under
-	 * the reply's size cap */
-	x.b.max = req->u.export_.max_bytes ? req->u.export_.max_bytes
-	                                   : (1u << 20);
-	if (x.b.max > (4u << 20))
-		x.b.max = 4u << 20;
-	x.b.cap = 65536;
-	x.deadline = fbxi_deadline_us(FBXI_READ_SLICE_US);
-	x.b.p = malloc(x.b.cap);
-	if (x.b.p == NULL) {
-		fbxi_set_err(e, FBX_ENOMEM);
-		return;
-	}
-	x.b.p[0] = '\0';
-	if (!(cursor & EXPORT_AUDIT)) {
-		rc = fbx_store_cmd_list(e->txn, req->org,
-		    req->u.export_.since_ms, req->u.export_.until_ms,
-		    cursor ? FBX_DLV_CMD(cursor & ~EXPORT_DLV) - 1 : 0,
-		    0, export_cmd_cb, &x);
-		if (rc == FBX_ENOT_FOUND)
-			rc = FBX_OK;
-		if (!x.stop)
-			cursor = EXPORT_AUDIT;
-	}
-	if (rc == FBX_OK && !x.stop) {
-		/* through the audit indexes, a bounded number of reads a
-		 * page: a scan of the whole log held the loop for seconds */
-		struct fbx_audit_query q;
-		uint64_t start = cursor & ~EXPORT_AUDIT, next = 0;
-		memset(&q, 0, sizeof(q));
-		q.org = req->org;
-		q.since_ms = req->u.export_.since_ms;
-		q.until_ms = req->u.export_.until_ms;
-		q.after = start > 0 ? start - 1 : 0;
-		q.max_reads = EXPORT_AUDIT_READS;
-		rc = fbx_store_audit_query(e->txn, &q, export_audit_cb, &x, &next);
-		if (rc == FBX_ENOT_FOUND)
-			rc = FBX_OK;
-		if (rc == FBX_OK && !x.stop && next != 0) {
-			/* the read budget ran out: the next page goes on */
-			x.stop = 1;
-			x.resume = EXPORT_AUDIT | (next + 1);
-		}
-	}
-	if (rc != FBX_OK || fbxi_err(e) != FBX_OK) {
-		fbxi_set_err(e, rc != FBX_OK ? rc : fbxi_err(e));
-		free(x.b.p);
-		return;
-	}
-	if (x.b.full) {
-		/* never a silent gap: refuse rather than drop records */
-		fbxi_console_error(e, in, req->request_id, req->kind, FBX_ETOOBIG,
-		    "export page overflow; ask for smaller pages");
-		free(x.b.p);
-		return;
-	}
-	memset(&rep, 0, sizeof(rep));
-	rep.request_id = req->request_id;
-	rep.kind = req->kind;
-	rep.u.export_.jsonl = x.b.p;
-	rep.u.export_.len = x.b.len;
-	rep.u.export_.next_cursor = x.stop ? x.resume : 0;
-	fbxi_console_reply(e, in, &rep);
-	free(x.b.p);
-}
-
