@@ -22,7 +22,7 @@
 #define CJ_SET(o, k, v) fbx_json_set((o), (k), (v))
 
 /* the rollback action names (fuseboxctl rollback --json) and the fleet's
- * offline-hours buckets, shared with the tables of fuseboxctl.c */
+ * offline-hours buckets, shared with the tables of fuseboxctl (ctl/) */
 extern const char *const ctl_rb_action_key[FBX_RB_COUNT];
 extern const char *const ctl_fleet_bucket_names[FBX_FLEET_BUCKETS];
 

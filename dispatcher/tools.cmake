@@ -4,8 +4,14 @@ add_library(fbx_client STATIC ${CMAKE_CURRENT_LIST_DIR}/client.c)
 target_include_directories(fbx_client PUBLIC ${CMAKE_CURRENT_LIST_DIR})
 target_link_libraries(fbx_client PUBLIC fbx_proto fbx_keys PkgConfig::ZMQ)
 
-add_executable(fuseboxctl ${CMAKE_CURRENT_LIST_DIR}/fuseboxctl.c
-  ${CMAKE_CURRENT_LIST_DIR}/ctl_json.c)
+# fuseboxctl: one file per verb group under ctl/ (ctl/ctl.h: what they share)
+set(FBX_CTL_DIR ${CMAKE_CURRENT_LIST_DIR}/ctl)
+add_executable(fuseboxctl ${FBX_CTL_DIR}/main.c ${FBX_CTL_DIR}/call.c
+  ${FBX_CTL_DIR}/util.c ${FBX_CTL_DIR}/submit.c ${FBX_CTL_DIR}/query.c
+  ${FBX_CTL_DIR}/devices.c ${FBX_CTL_DIR}/controls.c ${FBX_CTL_DIR}/ops.c
+  ${FBX_CTL_DIR}/rollback.c ${FBX_CTL_DIR}/replay.c ${FBX_CTL_DIR}/export.c
+  ${FBX_CTL_DIR}/audit.c ${FBX_CTL_DIR}/certs.c ${FBX_CTL_DIR}/access.c
+  ${FBX_CTL_DIR}/fleet.c ${CMAKE_CURRENT_LIST_DIR}/ctl_json.c)
 # jansson writes --json and reads the export's JSON Lines (issue 12 item 6)
 target_link_libraries(fuseboxctl PRIVATE fbx_client fbx_json
   PkgConfig::JANSSON)
