@@ -191,7 +191,7 @@ logm(const char *fmt, ...)
 }
 
 /* ------------------------------------------------------------------ */
-/* fleet: the same names and split as fusebox-devsim (devsim.c) */
+/* fleet: the same names and split as fusebox-devsim (devsim/fleet.c) */
 
 static void
 org_name(uint32_t o, char *buf, size_t len)

@@ -16,6 +16,9 @@ add_executable(fuseboxctl ${FBX_CTL_DIR}/main.c ${FBX_CTL_DIR}/call.c
 target_link_libraries(fuseboxctl PRIVATE fbx_client fbx_json
   PkgConfig::JANSSON)
 
-add_executable(fusebox-devsim ${CMAKE_CURRENT_LIST_DIR}/devsim.c
-  ${CMAKE_CURRENT_LIST_DIR}/simtab.c)
+# fusebox-devsim: devsim/ (sim.h: what its files share)
+set(FBX_SIM_DIR ${CMAKE_CURRENT_LIST_DIR}/devsim)
+add_executable(fusebox-devsim ${FBX_SIM_DIR}/main.c ${FBX_SIM_DIR}/sim.c
+  ${FBX_SIM_DIR}/storm.c ${FBX_SIM_DIR}/report.c ${FBX_SIM_DIR}/enroll.c
+  ${FBX_SIM_DIR}/fleet.c ${FBX_SIM_DIR}/simtab.c)
 target_link_libraries(fusebox-devsim PRIVATE fbx_client m)
