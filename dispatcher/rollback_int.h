@@ -1,7 +1,8 @@
 /*
  * rollback_int.h: the sliced selection walk that rollback.c runs and
  * replay.c uses too (the selected commands, in walk order, within a
- * budget per slice, with a cursor to go on).
+ * budget per slice, with a cursor to go on), and the slice steps
+ * rollback_run.c strings into runs.
  */
 #ifndef FBX_ROLLBACK_INT_H
 #define FBX_ROLLBACK_INT_H
@@ -82,5 +83,17 @@ int fbxi_rb_walk(struct rb_ctx *r, uint64_t cursor);
 void fbxi_rb_free(struct rb_ctx *r);
 void fbxi_rb_refuse_unsliced(struct fbx_engine *e, const struct inmsg *in,
     const struct fbx_console_req *req, const struct rb_ctx *r);
+
+/* the steps of one slice, for rollback_run.c: set up r for one
+ * organisation, plan a slice, execute it (rbseq: the rollback's id) */
+int fbxi_rb_setup(struct rb_ctx *r, struct fbx_engine *e,
+    struct fbx_console_req *req, const char *org);
+int fbxi_rb_plan_part(struct rb_ctx *r, uint64_t cursor, uint64_t snapshot);
+int fbxi_rb_exec(struct rb_ctx *r, uint64_t rbseq);
+void fbxi_rb_budget(const struct fbx_engine *e, uint32_t *cmds, uint32_t *dlvs);
+int fbxi_rb_irreversible(int type);
+uint64_t fbxi_rb_fp_mix(uint64_t h, const void *p, size_t n);
+void fbxi_rb_survey_drop(struct rb_survey *sv);
+void fbxi_rb_surveys_tidy(const struct fbx_engine *e);
 
 #endif
