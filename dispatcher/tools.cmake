@@ -7,7 +7,7 @@ target_link_libraries(fbx_client PUBLIC fbx_proto fbx_keys PkgConfig::ZMQ)
 # fuseboxctl: one file per verb group under ctl/ (ctl/ctl.h: what they share)
 set(FBX_CTL_DIR ${CMAKE_CURRENT_LIST_DIR}/ctl)
 add_executable(fuseboxctl ${FBX_CTL_DIR}/main.c ${FBX_CTL_DIR}/call.c
-  ${FBX_CTL_DIR}/util.c ${FBX_CTL_DIR}/submit.c ${FBX_CTL_DIR}/query.c
+  ${FBX_CTL_DIR}/text.c ${FBX_CTL_DIR}/submit.c ${FBX_CTL_DIR}/query.c
   ${FBX_CTL_DIR}/devices.c ${FBX_CTL_DIR}/controls.c ${FBX_CTL_DIR}/ops.c
   ${FBX_CTL_DIR}/rollback.c ${FBX_CTL_DIR}/replay.c ${FBX_CTL_DIR}/export.c
   ${FBX_CTL_DIR}/audit.c ${FBX_CTL_DIR}/certs.c ${FBX_CTL_DIR}/access.c

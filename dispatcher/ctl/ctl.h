@@ -5,7 +5,7 @@
  * aligned table or, with --json, one JSON object per reply. Every failure
  * ends in one line on stderr, "fuseboxctl: NAME (code): message", and a
  * sysexits.h status, so scripts and runbooks can tell bad input from an
- * engine that is down. One file per verb group; call.c, util.c and main.c
+ * engine that is down. One file per verb group; call.c, text.c and main.c
  * under them.
  */
 #ifndef FBX_CTL_H
@@ -239,7 +239,7 @@ int ctl_need_org(const struct ctl *ctl);
 void ctl_orglist_free(struct orglist *l);
 int ctl_list_orgs(struct ctl *ctl, struct orglist *out);
 
-/* util.c */
+/* text.c */
 int ctl_parse_u64(const char *s, uint64_t max, uint64_t *out);
 int ctl_parse_pct(const char *s, uint32_t *ppm);
 int ctl_parse_factor(const char *s, uint32_t lo, uint32_t hi, uint32_t *x100);

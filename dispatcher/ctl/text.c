@@ -1,7 +1,8 @@
 /*
- * util.c: parsing and formatting helpers the commands share: numbers,
- * percentages, times and durations, identifiers, notes, id lists, aligned
- * tables, command targets and rollout plans as text.
+ * text.c: text in and out for every command: numbers, percentages,
+ * times and durations, identifiers and notes parsed from arguments; id
+ * lists; values, command targets and rollout plans formatted; aligned
+ * tables.
  */
 #include "ctl.h"
 
