@@ -898,7 +898,8 @@ fbxi_auth_committed(struct fbx_engine *e)
 	e->auth_dirty = 0;
 	for (size_t i = 0; i < nlive && !lost; i++)
 		lost = !key_holds(e->auth, live[i]);
-	/* after this turn's events have left (engine.c, after out_flush):
+	/* after this turn's events have left (the loop, after
+	 * fbxi_out_flush in output.c):
 	 * they go to the subscribers that were entitled to them */
 	if (lost)
 		e->events_reset_due = 1;

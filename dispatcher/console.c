@@ -763,7 +763,7 @@ fbxi_handle_console(struct fbx_engine *e, const struct inmsg *in)
 	/* global controls and the list of every organisation belong to the
 	 * operator of the whole engine when one is configured. A global
 	 * incident rollback is not refused here: from another organisation
-	 * it covers that organisation's share (rollback.c) */
+	 * it covers that organisation's share (rollback_run.c) */
 	if (e->o.admin_org != NULL && e->o.admin_org[0] != '\0' &&
 	    strcmp(req.org, e->o.admin_org) != 0 &&
 	    ((req.kind == FBX_CREQ_BREAKER && req.u.breaker.global) ||

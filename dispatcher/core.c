@@ -2,8 +2,10 @@
  * core.c: what every part of the engine needs and that calls nothing
  * above it: the error latch of a turn or request, the command cache
  * (lookup, load, counts, DONE), the queue of outputs that leave after the
- * commit and the console replies put on it, and the deletion of
- * engine-owned records by prefix.
+ * commit and the console replies put on it, the deletion of engine-owned
+ * records by prefix, the clocks (the system's, or a test's) and the
+ * backoff after failures. Above it only queue.c, settle.c's heap
+ * insertion and supersede.c's join and leave of a cached command.
  */
 #include <time.h>
 #include <errno.h>

@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <time.h>
 #include <signal.h>
 
@@ -341,7 +342,7 @@ struct fbx_engine {
 	int64_t t_read_us; /* when the turn's input was read (mono us) */
 	/* full durability over ZeroMQ: turns commit with MDB_NOMETASYNC
 	 * and their outputs wait in held[] (oldest first) until the syncer
-	 * has made their commit durable (syncer.h, engine.c out_hold) */
+	 * has made their commit durable (syncer.h, output.c fbxi_out_hold) */
 	int use_syncer; /* the store is opened for it (NOMETASYNC) */
 	struct fbxi_syncer *syncer; /* NULL while the store is reopened */
 	struct held_out *held;
@@ -425,7 +426,8 @@ struct rebuild_ctx {
 	int err;
 };
 
-/* ---- core.c: error latch, command cache, outputs (calls nothing above) */
+/* ---- core.c: error latch, command cache, outputs, clocks (calls only
+ * queue.c, settle.c's heap insertion and supersede.c's join/leave) */
 void fbxi_cmd_cache_free(struct fbx_engine *e, struct cmdc *cc);
 uint32_t fbxi_cmd_open(const struct cmdc *cc);
 void fbxi_out_copy_env(struct outmsg *o, const struct inmsg *in);
@@ -492,10 +494,22 @@ uint64_t fbxi_dlv_bytes(struct fbx_engine *e, uint64_t id);
 int64_t fbxi_gw_room(struct fbx_engine *e, struct orgq *q);
 void fbxi_gw_answered(struct fbx_engine *e, struct gw *g, struct cmdc *cc, uint64_t id);
 
-/* ---- gwsession.c: sessions: lookup, organisations served, liveness,
+/* ---- gwsession.c: sessions: lookup, organisations served (inline), liveness,
  * requeue (above delivery.c, which calls gateway.c) */
 struct gw *fbxi_gw_by_rid(struct fbx_engine *e, const uint8_t *rid, size_t len);
-int fbxi_gw_serves(const struct gw *g, const char *org);
+/* fbxi_gw_serves - whether g serves org (inline: once per result and
+ * per organisation in each dispatch pass) */
+static inline int
+fbxi_gw_serves(const struct gw *g, const char *org)
+{
+	if (g->all_orgs)
+		return 1;
+	for (size_t i = 0; i < g->norgs; i++) {
+		if (strcmp(g->orgs[i], org) == 0)
+			return 1;
+	}
+	return 0;
+}
 int fbxi_requeue_one(struct fbx_engine *e, struct cmdc *cc, uint64_t id, unsigned from);
 void fbxi_gw_requeue(struct fbx_engine *e, struct gw *g);
 void fbxi_gw_mark_dead(struct fbx_engine *e, struct gw *g, const char *why);
@@ -546,8 +560,9 @@ void fbxi_prune_settle(struct fbx_engine *e, int committed);
 void fbxi_prune_step(struct fbx_engine *e);
 
 /* ---- shared functions: engine.c (the loop), controls.c (alerts, gates, control
- * requests, rollouts), audit.c, rollback.c (policy memory, rollback,
- * replay, export). Each is documented at its definition. */
+ * requests, rollouts), audit.c, rollback.c (policy memory, rollback
+ * slices), rollback_run.c, replay.c, export.c. Each is documented at its
+ * definition. */
 void fbxi_audit(struct fbx_engine *e, const char *org, const char *actor,
     const char *action, const char *note, const char *fmt, ...)
     __attribute__((format(printf, 6, 7)));

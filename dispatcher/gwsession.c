@@ -1,7 +1,8 @@
 /*
- * gwsession.c: gateway sessions: lookup by routing id, the organisations
- * each serves, liveness (a silent one is ended) and the requeue of what an
- * ended one held, journaled through delivery.c. Above gateway.c (the
+ * gwsession.c: gateway sessions: lookup by routing id, liveness (a
+ * silent one is ended) and the requeue of what an ended one held,
+ * journaled through delivery.c (whether a session serves an organisation,
+ * fbxi_gw_serves, is inline in engine_int.h). Above gateway.c (the
  * in-flight maps and their undo log), which delivery.c calls. Runs inside
  * the turn's write transaction.
  */
@@ -21,18 +22,6 @@ fbxi_gw_by_rid(struct fbx_engine *e, const uint8_t *rid, size_t len)
 			return g;
 	}
 	return NULL;
-}
-
-int
-fbxi_gw_serves(const struct gw *g, const char *org)
-{
-	if (g->all_orgs)
-		return 1;
-	for (size_t i = 0; i < g->norgs; i++) {
-		if (strcmp(g->orgs[i], org) == 0)
-			return 1;
-	}
-	return 0;
 }
 
 /* fbxi_requeue_one - a delivery no gateway holds any more (in a state of

@@ -4,8 +4,9 @@
  * held, in commit order, until the syncer's fsync covers their commit
  * (--sync-thread); a send a gateway's queue refuses is remembered and its
  * deliveries go back to their queue. Also the messages the engine sends a
- * gateway. Calls core, gateway, the syncer and the alert runner
- * (controls.c).
+ * gateway. Calls core, gwsession (a session whose deliveries cannot be
+ * sent or held is ended), the outcome counts (fleet.c), the syncer and the
+ * alert runner (controls.c).
  */
 #include <stddef.h>
 #include <stdio.h>

@@ -180,7 +180,7 @@ sessions_settle(struct fbx_engine *e)
 	}
 }
 
-/* rebuild - make memory match the store: load every command not DONE,
+/* fbxi_rebuild - make memory match the store: load every command not DONE,
  * recount its deliveries from their records and queue the open ones.
  * Reads only, so it also works on a full disk; deliveries a lost process
  * or session left SENT/ACCEPTED are journaled QUEUED by the next turns.

@@ -1,8 +1,9 @@
 /*
  * retention.c: pruning of what the retention period has passed: ended
- * commands with their deliveries and rollback markers, used or expired
- * approvals, and the settle records of released commands. Bounded work
- * per turn, resumed from a journaled position.
+ * commands with their deliveries and rollback markers (a bounded slice a
+ * turn, from a cursor kept in memory: from the first command again after
+ * a restart, and put back when the turn fails), and expired approvals and
+ * refusals ("appr/", "rej/"). The audit log is never pruned here.
  */
 #include <stddef.h>
 #include <stdio.h>

@@ -178,13 +178,13 @@ compensation_of(int type)
 		return FBX_CMD_SET_POLICY;
 	default:
 		return FBX_CMD_NONE; /* wipe, os_update, clear_passcode:
-		                        fbxi_rb_irreversible; query, restart: nothing
+		                        irreversible; query, restart: nothing
 		                        to undo */
 	}
 }
 
-int
-fbxi_rb_irreversible(int type)
+static int
+irreversible(int type)
 {
 	return type == FBX_CMD_WIPE || type == FBX_CMD_OS_UPDATE ||
 	    type == FBX_CMD_CLEAR_PASSCODE;
@@ -514,7 +514,7 @@ rb_bo_action(struct rb_ctx *r, const struct fbx_command *c,
 	case FBX_D_SENT:
 	case FBX_D_ACCEPTED:
 	case FBX_D_SUCCEEDED:
-		if (fbxi_rb_irreversible(c->type))
+		if (irreversible(c->type))
 			return FBX_RB_IRREVERSIBLE;
 		if (compensation_of(c->type) == FBX_CMD_NONE)
 			return FBX_RB_NOTHING;
@@ -882,7 +882,7 @@ rb_dlv_cb(void *arg, const struct fbx_delivery *d)
 	case FBX_D_SUCCEEDED: {
 		uint64_t prior;
 		size_t len = 0;
-		if (fbxi_rb_irreversible(c->type)) {
+		if (irreversible(c->type)) {
 			rb_row(r, c, d->id, d->device, d->state,
 			    FBX_RB_IRREVERSIBLE, 0,
 			    "cannot be undone: left as it is");

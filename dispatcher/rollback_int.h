@@ -91,7 +91,6 @@ int fbxi_rb_setup(struct rb_ctx *r, struct fbx_engine *e,
 int fbxi_rb_plan_part(struct rb_ctx *r, uint64_t cursor, uint64_t snapshot);
 int fbxi_rb_exec(struct rb_ctx *r, uint64_t rbseq);
 void fbxi_rb_budget(const struct fbx_engine *e, uint32_t *cmds, uint32_t *dlvs);
-int fbxi_rb_irreversible(int type);
 uint64_t fbxi_rb_fp_mix(uint64_t h, const void *p, size_t n);
 void fbxi_rb_survey_drop(struct rb_survey *sv);
 void fbxi_rb_surveys_tidy(const struct fbx_engine *e);

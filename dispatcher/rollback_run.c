@@ -701,7 +701,7 @@ fbxi_handle_rollback(
 		    "{\"rollback_id\":%llu,\"cursor\":%llu,\"next_cursor\":%llu,"
 		    "\"first_command\":%llu,\"last_command\":%llu,"
 		    "\"commands\":%u,\"cancelled\":%u,\"compensated\":%u,"
-		    "\"fbxi_rb_irreversible\":%u,\"changed_since\":%u,"
+		    "\"irreversible\":%u,\"changed_since\":%u,"
 		    "\"compensating_commands\":%zu,\"include_changed\":%s,"
 		    "\"in_flight\":%u,\"before_onset\":%u}",
 		    (unsigned long long)rbseq, (unsigned long long)cursor,
@@ -717,7 +717,7 @@ fbxi_handle_rollback(
 		FBX_LOGI("rollback %llu in %s by %s, slice from %llu (next "
 		         "%llu): %u commands, %u "
 		         "cancelled, %u compensated in %zu commands, %u "
-		         "fbxi_rb_irreversible, %u changed since, %u in flight (run "
+		         "irreversible, %u changed since, %u in flight (run "
 		         "again once settled), %u before the onset left",
 		    (unsigned long long)rbseq, req->org, req->actor,
 		    (unsigned long long)cursor, (unsigned long long)r.next,

@@ -6,7 +6,7 @@
  * writes its data pages, fdatasyncs them, then writes its meta page
  * without a sync. The commit is durable once that meta page is synced;
  * until then nothing of its turn leaves the engine (replies, deliveries,
- * events are held, engine.c). The syncer does that sync on its own
+ * events are held, output.c). The syncer does that sync on its own
  * thread, so the next turn's work overlaps it.
  *
  * Tickets: the engine numbers its commits 1, 2, ... and asks for each;

@@ -1147,6 +1147,14 @@ fbxi_kv_env_close(fbxi_kv_env *env)
 		if (env->lease != NULL && !env->keep_leases &&
 		    PQstatus(env->wconn) == CONNECTION_OK)
 			fbxi_lease_release(env->lease, env->wconn);
+		/* the owner lock (owner_lock) goes with the session, but the
+		 * server ends a session after PQfinish has returned: released
+		 * here, a process opening the store right after this close
+		 * (a restart) finds it free rather than, now and then, BUSY.
+		 * On failure the session's end still frees it. */
+		if (PQstatus(env->wconn) == CONNECTION_OK)
+			PQclear(PQexec(env->wconn,
+			    "SELECT pg_advisory_unlock_all()"));
 		PQfinish(env->wconn);
 	}
 	fbxi_lease_free(env->lease);

@@ -1,6 +1,8 @@
 /*
  * certs.c: fuseboxctl cert: the certificates automatic reasons depend on,
  * and their alerts.
+ * Its ctl_cert_fetch and ctl_cert_lines also serve breaker (controls.c)
+ * and status (devices.c).
  */
 #include "ctl.h"
 

@@ -5,8 +5,10 @@
  * aligned table or, with --json, one JSON object per reply. Every failure
  * ends in one line on stderr, "fuseboxctl: NAME (code): message", and a
  * sysexits.h status, so scripts and runbooks can tell bad input from an
- * engine that is down. One file per verb group; call.c, text.c and main.c
- * under them.
+ * engine that is down. One file per verb group, run by main.c (options,
+ * the command table); call.c and text.c serve them all. Calls between
+ * verb files go one way: controls.c and devices.c -> certs.c,
+ * controls.c -> query.c, rollback.c -> submit.c.
  */
 #ifndef FBX_CTL_H
 #define FBX_CTL_H

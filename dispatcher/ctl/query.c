@@ -1,6 +1,7 @@
 /*
  * query.c: fuseboxctl show and list: one command with its deliveries, and
  * the commands of an organisation, in pages.
+ * Its ctl_rollout_rows also serves rollout (controls.c).
  */
 #include "ctl.h"
 

@@ -55,7 +55,7 @@ static const char *const rollback_usage =
     "                        organisation only)\n"
     "  --note TEXT           why (kept in the audit record)\n"
     "  --wait [SECONDS]      with --execute: wait until every compensating\n"
-    "                        command is ctl_settled (default 300 s) and print\n"
+    "                        command is settled (default 300 s) and print\n"
     "                        the outcome and the time it took\n"
     "  --all-orgs            the same rollback in every organisation\n"
     "                        ('fuseboxctl orgs'), one run each: one row\n"
@@ -78,13 +78,13 @@ static const char *const rollback_usage =
     "changed since (left alone), nothing (failed, expired, cancelled, or\n"
     "nothing to undo), compensated before (by an earlier rollback), in\n"
     "flight (sent or accepted, not answered yet: nothing is sent to the\n"
-    "device now; run the rollback again once they have ctl_settled).\n"
+    "device now; run the rollback again once they have settled).\n"
     "A rollback can be run again: what it compensated is not compensated\n"
     "twice. Exit 0 on success, 65 when nothing matched.\n";
 
 static const char *const rb_action_label[FBX_RB_COUNT] = { "-", "cancel",
 	"compensate", "irreversible", "changed since (left alone)", "nothing",
-	"compensated before", "in flight (run again when ctl_settled)" };
+	"compensated before", "in flight (run again when settled)" };
 static const char *const rb_action_short[FBX_RB_COUNT] = { "-", "cancel",
 	"compensate", "irreversible", "changed", "nothing", "done-before",
 	"in-flight" };
@@ -93,7 +93,7 @@ static const char *const rb_action_short[FBX_RB_COUNT] = { "-", "cancel",
 struct rb_track {
 	fbx_id org;
 	uint64_t id;
-	int ctl_settled;
+	int settled;
 	uint32_t deliveries;
 	uint32_t counts[FBX_D_COUNT];
 };
@@ -337,7 +337,7 @@ rb_print_global(const struct ctl *ctl, const struct ops_args *a,
 		    p->ncomp);
 }
 
-/* rb_wait - poll every compensating command until all are ctl_settled
+/* rb_wait - poll every compensating command until all are settled
  * (terminal or waiting for an offline device) or the deadline. */
 static int
 rb_wait(struct ctl *ctl, struct rb_tracks *t, uint64_t wait_s)
@@ -353,7 +353,7 @@ rb_wait(struct ctl *ctl, struct rb_tracks *t, uint64_t wait_s)
 			struct fbx_console_req req;
 			struct fbx_console_rep rep;
 			struct rb_track *k = &t->v[i];
-			if (k->ctl_settled)
+			if (k->settled)
 				continue;
 			memset(&req, 0, sizeof(req));
 			req.kind = FBX_CREQ_GET_COMMAND;
@@ -365,16 +365,16 @@ rb_wait(struct ctl *ctl, struct rb_tracks *t, uint64_t wait_s)
 			k->deliveries = rep.u.command.info.ndeliveries;
 			memcpy(k->counts, rep.u.command.info.counts,
 			    sizeof(k->counts));
-			k->ctl_settled = ctl_settled(&rep.u.command.info);
+			k->settled = ctl_settled(&rep.u.command.info);
 			fbx_console_rep_free(&rep);
-			open += !k->ctl_settled;
+			open += !k->settled;
 		}
 		if (open == 0)
 			break;
 		if (ctl_mono_ms() >= deadline) {
 			st = ctl_fail(FBX_ETIMEOUT,
 			    "wait expired after %" PRIu64
-			    " s: %zu compensating commands not ctl_settled",
+			    " s: %zu compensating commands not settled",
 			    wait_s, open);
 			goto out;
 		}
@@ -426,7 +426,7 @@ rb_print_wait(const struct ctl *ctl, const struct rb_tracks *t,
 		return;
 	}
 	printf("done: all %zu compensating commands (%" PRIu64
-	       " deliveries) ctl_settled %" PRId64
+	       " deliveries) settled %" PRId64
 	       " ms after the rollback was issued (%" PRId64
 	       " ms after they were journaled)\n",
 	    t->n, dl, settled_ms, settled_ms - journaled_ms);

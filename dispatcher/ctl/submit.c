@@ -1,6 +1,7 @@
 /*
  * submit.c: fuseboxctl submit: a command for devices, a group or an
  * organisation, with its dry run, approval, rollout plan and --wait.
+ * Its ctl_settled also serves rollback --wait (rollback.c).
  */
 #include "ctl.h"
 
@@ -425,7 +426,7 @@ wait_command(struct ctl *ctl, uint64_t id, uint64_t wait_s)
 			if (!done)
 				return ctl_fail(FBX_ETIMEOUT,
 				    "wait expired after %" PRIu64
-				    " s; command %" PRIu64 " not ctl_settled",
+				    " s; command %" PRIu64 " not settled",
 				    wait_s, id);
 			return EX_OK;
 		}

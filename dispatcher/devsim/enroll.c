@@ -35,9 +35,9 @@ sim_enroll_fleet(struct sim *s)
 		rc = FBX_ENOMEM;
 		goto out;
 	}
-	for (uint32_t o = 0; o < s->o.norgs && !stop_flag; o++) {
+	for (uint32_t o = 0; o < s->o.norgs && !sim_stop; o++) {
 		uint32_t done = 0;
-		while (done < s->org_count[o] && !stop_flag) {
+		while (done < s->org_count[o] && !sim_stop) {
 			struct fbx_console_req req;
 			struct fbx_console_rep rep;
 			uint32_t k = s->org_count[o] - done;
@@ -83,7 +83,7 @@ sim_enroll_fleet(struct sim *s)
 				if ((rc != FBX_ETIMEOUT &&
 				        rc != FBX_EUNREACHABLE &&
 				        rc != FBX_EBUSY) ||
-				    ++tries > 30 || stop_flag) {
+				    ++tries > 30 || sim_stop) {
 					sim_logm("enroll %s failed: %s", req.org,
 					    fbx_strerror(rc));
 					goto out;
@@ -101,7 +101,7 @@ sim_enroll_fleet(struct sim *s)
 		     " organisations (created %" PRIu64 ", updated %" PRIu64
 		     ")",
 		    s->o.ndev, s->o.norgs, created, updated);
-	rc = stop_flag ? FBX_ESHUTTING_DOWN : FBX_OK;
+	rc = sim_stop ? FBX_ESHUTTING_DOWN : FBX_OK;
 out:
 	free(devs);
 	fbx_client_close(cli);

@@ -4,13 +4,13 @@
  */
 #include "sim.h"
 
-volatile sig_atomic_t stop_flag;
+volatile sig_atomic_t sim_stop;
 
 static void
 on_signal(int sig)
 {
 	(void)sig;
-	stop_flag = 1;
+	sim_stop = 1;
 }
 
 /* ------------------------------------------------------------------ */
@@ -435,14 +435,14 @@ main(int argc, char **argv)
 	}
 	if (!s->o.no_enroll) {
 		rc = sim_enroll_fleet(s);
-		if (rc != FBX_OK && !stop_flag) {
+		if (rc != FBX_OK && !sim_stop) {
 			st = rc == FBX_EUNREACHABLE || rc == FBX_ETIMEOUT
 			    ? EX_UNAVAILABLE
 			    : EX_SOFTWARE;
 			goto out;
 		}
 	}
-	if (s->o.enroll_only || stop_flag)
+	if (s->o.enroll_only || sim_stop)
 		goto out;
 	if (s->o.storm_n > 0 && sim_storm_plan(s) != FBX_OK) {
 		sim_logm("out of memory for a storm of %" PRIu32, s->o.storm_n);

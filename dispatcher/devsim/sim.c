@@ -749,7 +749,7 @@ sim_gw_loop(struct sim *s)
 	int64_t last_stats = sim_mono_ms(), last_timers = 0;
 
 	send_hello(s);
-	while (!stop_flag) {
+	while (!sim_stop) {
 		zmq_pollitem_t its[2] = { { s->sock, 0, ZMQ_POLLIN, 0 },
 			{ s->storm.sock, 0, ZMQ_POLLIN, 0 } };
 		zmq_pollitem_t it;

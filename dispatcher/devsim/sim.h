@@ -206,7 +206,7 @@ struct sim {
 };
 
 /* set by SIGINT/SIGTERM (main.c): every loop ends at its next check */
-extern volatile sig_atomic_t stop_flag;
+extern volatile sig_atomic_t sim_stop;
 
 static inline uint64_t
 h3(uint64_t seed, uint64_t a, uint64_t salt)

@@ -381,7 +381,7 @@ sim_storm_only_loop(struct sim *s)
 	struct storm *st = &s->storm;
 	int64_t next_stats = sim_mono_ms() + (int64_t)s->o.stats_s * 1000;
 
-	while (!stop_flag && !st->finished) {
+	while (!sim_stop && !st->finished) {
 		zmq_pollitem_t it = { st->sock, 0, ZMQ_POLLIN, 0 };
 		int64_t now;
 		int n = zmq_poll(&it, 1, sim_storm_wait_ms(s));
