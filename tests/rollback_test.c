@@ -581,6 +581,25 @@ main(void)
 		FBXT_CHECK(rc == FBX_OK && rep.u.audit.n == 2 &&
 		        strcmp(rep.u.audit.r[0].actor, "frank") == 0,
 		    "audit list rollback: rc %d n %zu", rc, rep.u.audit.n);
+		/* a one-organisation slice's record has the keys
+		 * operations.md documents, spelled as documented */
+		for (size_t i = 0; rc == FBX_OK && i < rep.u.audit.n; i++) {
+			static const char *const keys[] = { "rollback_id",
+				"cursor", "next_cursor", "first_command",
+				"last_command", "commands", "cancelled",
+				"compensated", "irreversible", "changed_since",
+				"compensating_commands", "include_changed",
+				"in_flight", "before_onset" };
+			const char *pj = rep.u.audit.r[i].params;
+			for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]);
+			     k++) {
+				char q[40];
+				snprintf(q, sizeof(q), "\"%s\":", keys[k]);
+				FBXT_CHECK(strstr(pj, q) != NULL,
+				    "rollback record %zu has key %s: %s", i,
+				    keys[k], pj);
+			}
+		}
 		fbx_console_rep_free(&rep);
 		rc = fbxt_daemon_kill(&t, SIGTERM);
 		FBXT_CHECK(tamper(t.db, 1000) == 0, "tamper");
