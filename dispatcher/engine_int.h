@@ -559,8 +559,8 @@ void fbxi_prune_approvals(struct fbx_engine *e);
 void fbxi_prune_settle(struct fbx_engine *e, int committed);
 void fbxi_prune_step(struct fbx_engine *e);
 
-/* ---- shared functions: engine.c (the loop), controls.c (alerts, gates, control
- * requests, rollouts), audit.c, rollback.c (policy memory, rollback
+/* ---- shared functions: engine.c (the loop), the safety controls
+ * (alerts.c, breaker.c, limit.c, target.c, dryrun.c, rollout.c), audit.c, rollback.c (policy memory, rollback
  * slices), rollback_run.c, replay.c, export.c. Each is documented at its
  * definition. */
 void fbxi_audit(struct fbx_engine *e, const char *org, const char *actor,
@@ -673,7 +673,16 @@ int fbxi_brk_global_hold(struct fbx_engine *e, struct cmdc *cc, int *held);
 void fbxi_cluster_resets(struct fbx_engine *e);
 int fbxi_reset_order_save(fbx_txn *txn, const char *reason, int64_t at_ms,
     int discard, const char *actor, const char *note);
-/* controls.c, shared with cluster.c */
+/* limit.c: the limit's configuration and window of use, for the dry
+ * run (dryrun.c) */
+int fbxi_limit_cfg_load(fbx_txn *txn, const char *org, int type,
+    struct fbxi_limit_cfg *out, int *own);
+int fbxi_limit_use_load(fbx_txn *txn, const char *org, int type,
+    uint32_t window_s, struct fbxi_window *w);
+
+/* breaker.c (records, held commands), delivery.c (a rollout's tallies),
+ * rollout.c, alerts.c and core.c (events): shared with cluster.c and the
+ * loop */
 int fbxi_brk_save(fbx_txn *txn, const char *org, const char *reason,
     const struct fbxi_breaker *b);
 int fbxi_release_held(struct fbx_engine *e, struct cmdc *cc, const char *who,
@@ -688,6 +697,9 @@ void fbxi_event(struct fbx_engine *e, int kind, const char *org,
     const char *reason, const char *actor, uint64_t cmd_id, uint64_t count,
     uint64_t limit, const char *fmt, ...)
     __attribute__((format(printf, 9, 10)));
+/* emit_event - the name the safety controls (breaker.c, limit.c,
+ * rollout.c) use for fbxi_event */
+#define emit_event fbxi_event
 void fbxi_set_err(struct fbx_engine *e, int rc);
 /* fbxi_err - the latched error of what runs now (a request or the turn) */
 static inline int
@@ -708,7 +720,8 @@ void fbxi_handle_submit(
 int fbxi_kv_delete_prefix(struct fbx_engine *e, const char *prefix);
 int64_t fbxi_mono_ms(void);
 
-/* ---- issue 8 (rollback.c, controls.c, audit.c): appended declarations */
+/* ---- issue 8 (rollback.c, breaker.c, limit.c, audit.c): appended
+ * declarations */
 
 /* fbxi_devtimes - per (org, device, family) the newest time a later
  * command reached a device, keyed by the exact identity (rollback.c).
@@ -724,7 +737,7 @@ int fbxi_devtimes_get(const struct fbxi_devtimes *dt, const char *org,
     const char *dev, int fam, int64_t *t);
 extern uint64_t (*fbxi_devtimes_hash)(const char *org, const char *dev);
 
-/* Checked SHA-256 users (audit.c, controls.c): FBX_OK, FBX_ENOMEM or
+/* Checked SHA-256 users (audit.c, limit.c): FBX_OK, FBX_ENOMEM or
  * FBX_ECRYPTO, output written only on success. fbxi_test_crypto_fail is
  * a test hook: while positive, each computation fails as if OpenSSL had
  * and the count goes down by one; fbxi_crypto_injected consumes it. */
@@ -784,10 +797,10 @@ struct fbxi_archive_check {
 int fbxi_audit_archive_check(FILE *f, struct fbxi_archive_check *c);
 
 /* fbxi_breaker_trip_global - open the global breaker of reason with a
- * note (controls.c; certs.c trips for a certificate about to expire):
+ * note (breaker.c; certs.c trips for a certificate about to expire):
  * see its definition. */
 /* fbxi_brk_decode - a stored breaker record ("brk/<org>/<reason>") of
- * any version into b (controls.c). @return FBX_OK, FBX_ECORRUPT. */
+ * any version into b (breaker.c). @return FBX_OK, FBX_ECORRUPT. */
 int fbxi_brk_decode(const void *val, size_t len, struct fbxi_breaker *b);
 
 int fbxi_breaker_trip_global(struct fbx_engine *e, const char *reason,

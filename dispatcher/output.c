@@ -6,7 +6,7 @@
  * deliveries go back to their queue. Also the messages the engine sends a
  * gateway. Calls core, gwsession (a session whose deliveries cannot be
  * sent or held is ended), the outcome counts (fleet.c), the syncer and the
- * alert runner (controls.c).
+ * alert runner (alerts.c).
  */
 #include <stddef.h>
 #include <stdio.h>

@@ -1,6 +1,6 @@
 /*
  * settle.c: the settle window (see settle.h). Depends on core.c, and in
- * cluster mode on controls.c (the global breaker, tripped elsewhere).
+ * cluster mode on breaker.c (the global breaker, tripped elsewhere).
  */
 #include <stdlib.h>
 #include <string.h>

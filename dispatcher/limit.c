@@ -1,0 +1,440 @@
+/*
+ * limit.c: the blast-radius limit as the engine applies it: its
+ * configuration and sliding-window use records, the gate every command not
+ * held passes (LIMIT_EXCEEDED with an approval token, or an approval
+ * used), LimitRequest, ApproveRequest and RateRequest (the rate caps'
+ * settings).
+ */
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+
+#include "engine_int.h"
+
+int
+fbxi_limit_cfg_load(fbx_txn *txn, const char *org, int type,
+    struct fbxi_limit_cfg *out, int *own)
+{
+	char key[FBX_KV_KEY_MAX];
+	size_t len = 0;
+	int rc;
+
+	*own = 0;
+	snprintf(key, sizeof(key), "limcfg/%s/%s", org, fbx_cmd_type_name(type));
+	rc = fbx_store_kv_get(txn, key, out, sizeof(*out), &len);
+	if (rc == FBX_OK && len == sizeof(*out)) {
+		*own = 1;
+		return FBX_OK;
+	}
+	if (rc != FBX_OK && rc != FBX_ENOT_FOUND)
+		return rc;
+	snprintf(key, sizeof(key), "limcfg/*/%s", fbx_cmd_type_name(type));
+	rc = fbx_store_kv_get(txn, key, out, sizeof(*out), &len);
+	if (rc == FBX_OK && len == sizeof(*out))
+		return FBX_OK;
+	if (rc != FBX_OK && rc != FBX_ENOT_FOUND)
+		return rc;
+	fbxi_limit_defaults(type, out);
+	return FBX_OK;
+}
+
+int
+fbxi_limit_use_load(fbx_txn *txn, const char *org, int type, uint32_t window_s,
+    struct fbxi_window *w)
+{
+	char key[FBX_KV_KEY_MAX];
+	size_t len = 0;
+	int rc;
+
+	snprintf(key, sizeof(key), "limuse/%s/%s", org, fbx_cmd_type_name(type));
+	rc = fbx_store_kv_get(txn, key, w, sizeof(*w), &len);
+	if (rc == FBX_OK && len == sizeof(*w) && w->window_s == window_s)
+		return FBX_OK;
+	if (rc != FBX_OK && rc != FBX_ENOT_FOUND)
+		return rc;
+	fbxi_window_init(w, window_s);
+	return FBX_OK;
+}
+
+static int
+limit_use_save(
+    fbx_txn *txn, const char *org, int type, const struct fbxi_window *w)
+{
+	char key[FBX_KV_KEY_MAX];
+
+	snprintf(key, sizeof(key), "limuse/%s/%s", org, fbx_cmd_type_name(type));
+	return fbx_store_kv_put(txn, key, w, sizeof(*w));
+}
+
+/* fbxi_approval_token - the approval token of a refused command: SHA-256
+ * of what it would do, so an approval covers exactly that command. Every
+ * OpenSSL return is checked. @return FBX_OK and out (32 hex digits: the
+ * first 16 bytes),
+ * FBX_ENOMEM or FBX_ECRYPTO; out is written only on success. */
+int
+fbxi_approval_token(const struct fbx_command *c, char *out, size_t cap)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	EVP_MD_CTX *ctx = NULL;
+	uint8_t hdr[5] = { c->type, c->origin, c->target_kind, c->platform,
+		c->rollout.enabled };
+	int ok, rc = FBX_ECRYPTO;
+
+	if (cap < 33)
+		return FBX_EINVALID;
+	if (fbxi_crypto_injected())
+		return FBX_ECRYPTO;
+	ctx = EVP_MD_CTX_new();
+	if (ctx == NULL)
+		return FBX_ENOMEM;
+	ok = EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1 &&
+	    EVP_DigestUpdate(ctx, c->org, strlen(c->org) + 1) == 1 &&
+	    EVP_DigestUpdate(ctx, hdr, sizeof(hdr)) == 1 &&
+	    EVP_DigestUpdate(ctx, c->group, strlen(c->group) + 1) == 1 &&
+	    EVP_DigestUpdate(ctx, c->reason, strlen(c->reason) + 1) == 1 &&
+	    (c->payload_len == 0 ||
+	        EVP_DigestUpdate(ctx, c->payload, c->payload_len) == 1);
+	for (uint32_t i = 0; ok && i < c->ndev_ids; i++)
+		ok = EVP_DigestUpdate(ctx, c->dev_ids[i],
+		         strlen(c->dev_ids[i]) + 1) == 1;
+	if (!ok || EVP_DigestFinal_ex(ctx, md, &mdlen) != 1 || mdlen < 16)
+		goto out;
+	for (unsigned i = 0; i < 16; i++)
+		snprintf(out + 2 * i, 3, "%02x", md[i]);
+	rc = FBX_OK;
+out:
+	EVP_MD_CTX_free(ctx);
+	return rc;
+}
+
+/* limit_gate - the blast-radius check, after admission: what the window
+ * already counts plus this command must stay within the limit, unless a
+ * second operator approved exactly this command. @return FBX_OK when
+ * admitted (and counted); FBX_ELIMIT_EXCEEDED or FBX_EAPPROVAL_INVALID
+ * after answering the submitter; or a store error. */
+int
+fbxi_limit_gate(struct fbx_engine *e, const struct inmsg *in,
+    const struct fbx_console_req *req, struct fbx_command *c, uint32_t ndev,
+    uint32_t fleet, int count_only)
+{
+	struct fbxi_limit_cfg cfg;
+	struct fbxi_window w;
+	char token[FBX_ID_MAX + 1], key[FBX_KV_KEY_MAX];
+	uint64_t used;
+	uint32_t cap;
+	int own, rc;
+
+	rc = fbxi_limit_cfg_load(e->txn, c->org, c->type, &cfg, &own);
+	if (rc != FBX_OK)
+		return rc;
+	cap = fbxi_limit_cap(&cfg, fleet);
+	if (cap == UINT32_MAX)
+		return FBX_OK; /* no limit on this type: nothing to count */
+	rc = fbxi_limit_use_load(e->txn, c->org, c->type, cfg.window_s, &w);
+	if (rc != FBX_OK)
+		return rc;
+	used = fbxi_window_sum(&w, e->now);
+	if (!count_only && used + ndev > cap) {
+		struct approval_rec a;
+		size_t len = 0;
+		rc = fbxi_approval_token(c, token, sizeof(token));
+		if (rc != FBX_OK) {
+			/* never an empty token an approval could match */
+			FBX_LOGE("org %s: approval token not computed: %s",
+			    c->org, fbx_strerror(rc));
+			return rc;
+		}
+		if (req != NULL && req->approval[0] != '\0') {
+			const char *why = NULL;
+			snprintf(key, sizeof(key), "appr/%s/%s", c->org, token);
+			rc = fbx_store_kv_get(e->txn, key, &a, sizeof(a), &len);
+			if (rc != FBX_OK && rc != FBX_ENOT_FOUND)
+				return rc;
+			if (strcmp(req->approval, token) != 0)
+				why = "the approval was given for a different "
+				      "command";
+			else if (rc == FBX_ENOT_FOUND || len != sizeof(a))
+				why = "no approval with this token";
+			else if (a.used)
+				why = "the approval was already used";
+			else if (a.expires_ms <= e->now)
+				why = "the approval has expired";
+			else if (strcmp(a.approver, req->actor) == 0)
+				why = "the approver submitted it: a second, "
+				      "different operator must approve";
+			if (why != NULL) {
+				fbxi_console_error(e, in, req->request_id, req->kind,
+				    FBX_EAPPROVAL_INVALID, "%s", why);
+				return FBX_EAPPROVAL_INVALID;
+			}
+			a.used = 1;
+			rc = fbx_store_kv_put(e->txn, key, &a, sizeof(a));
+			if (rc != FBX_OK)
+				return rc;
+			snprintf(c->approved_by, sizeof(c->approved_by), "%s",
+			    a.approver);
+			FBX_LOGI("org %s: %s of %u devices over its limit %u "
+			         "admitted: submitted by %s, approved by %s",
+			    c->org, fbx_cmd_type_name(c->type), ndev, cap,
+			    req->actor, a.approver);
+		} else if (req != NULL) {
+			struct fbx_console_rep rep;
+			memset(&a, 0, sizeof(a));
+			a.version = 1;
+			a.at_ms = e->now;
+			a.count = used + ndev;
+			a.cap = cap;
+			snprintf(a.submitter, sizeof(a.submitter), "%s",
+			    req->actor);
+			snprintf(key, sizeof(key), "rej/%s/%s", c->org, token);
+			rc = fbx_store_kv_put(e->txn, key, &a, sizeof(a));
+			if (rc != FBX_OK)
+				return rc;
+			memset(&rep, 0, sizeof(rep));
+			rep.request_id = req->request_id;
+			rep.kind = req->kind;
+			rep.err = FBX_ELIMIT_EXCEEDED;
+			snprintf(rep.approval_token, sizeof(rep.approval_token),
+			    "%s", token);
+			rep.limit_value = cap;
+			rep.limit_count = used + ndev;
+			snprintf(rep.errmsg, sizeof(rep.errmsg),
+			    "%s of %u devices: %llu already affected in the "
+			    "last %us + %u > limit %u; a second operator "
+			    "may approve: fuseboxctl approve %s",
+			    fbx_cmd_type_name(c->type), ndev,
+			    (unsigned long long)used, cfg.window_s, ndev, cap,
+			    token);
+			fbxi_console_reply(e, in, &rep);
+			fbxi_audit(e, c->org, req->actor, "submit.refused", NULL,
+			    "{\"type\":\"%s\",\"devices\":%u,\"used\":%llu,"
+			    "\"limit\":%u,\"token\":\"%s\"}",
+			    fbx_cmd_type_name(c->type), ndev,
+			    (unsigned long long)used, cap, token);
+			emit_event(e, FBX_EV_LIMIT_REJECTED, c->org,
+			    fbxi_reason_of(c), req->actor, 0, used + ndev, cap,
+			    "%s refused: %u devices over the blast-radius "
+			    "limit",
+			    fbx_cmd_type_name(c->type), ndev);
+			return FBX_ELIMIT_EXCEEDED;
+		} else {
+			return FBX_ELIMIT_EXCEEDED;
+		}
+	}
+	fbxi_window_add(&w, e->now, ndev);
+	return limit_use_save(e->txn, c->org, c->type, &w);
+}
+
+/* limit_over - would ndev more devices pass the blast-radius limit? */
+int
+fbxi_limit_over(struct fbx_engine *e, const struct fbx_command *c, uint32_t ndev,
+    uint32_t fleet, int *over)
+{
+	struct fbxi_limit_cfg cfg;
+	struct fbxi_window w;
+	int own, rc;
+
+	*over = 0;
+	rc = fbxi_limit_cfg_load(e->txn, c->org, c->type, &cfg, &own);
+	if (rc == FBX_OK)
+		rc = fbxi_limit_use_load(
+		    e->txn, c->org, c->type, cfg.window_s, &w);
+	if (rc != FBX_OK)
+		return rc;
+	*over = fbxi_window_sum(&w, e->now) + ndev > fbxi_limit_cap(&cfg, fleet);
+	return FBX_OK;
+}
+
+void
+fbxi_handle_limit(
+    struct fbx_engine *e, const struct inmsg *in, struct fbx_console_req *req)
+{
+	struct fbx_console_rep rep;
+	struct fbx_limit_info rows[FBX_CMD_TYPE_COUNT];
+	size_t n = 0;
+	uint32_t fleet = 0;
+	int rc = fbx_store_org_devices(e->txn, req->org, &fleet);
+
+	if (rc != FBX_OK && rc != FBX_EUNKNOWN_ORG)
+		goto fail;
+	if (req->u.limit.set) {
+		struct fbxi_limit_cfg cfg;
+		const struct fbx_limit_info *li = &req->u.limit.lim;
+		char key[FBX_KV_KEY_MAX];
+		if (li->type <= FBX_CMD_NONE || li->type >= FBX_CMD_TYPE_COUNT) {
+			fbxi_console_error(e, in, req->request_id, req->kind,
+			    FBX_EINVAL, "unknown command type");
+			return;
+		}
+		memset(&cfg, 0, sizeof(cfg));
+		cfg.version = FBXI_LIM_VERSION;
+		cfg.max_count = li->max_count;
+		cfg.max_share_ppm = li->max_share_ppm > FBX_PPM
+		    ? FBX_PPM
+		    : li->max_share_ppm;
+		cfg.window_s = li->window_s ? li->window_s : 3600;
+		snprintf(key, sizeof(key), "limcfg/%s/%s",
+		    req->u.limit.global ? "*" : req->org,
+		    fbx_cmd_type_name(li->type));
+		rc = fbx_store_kv_put(e->txn, key, &cfg, sizeof(cfg));
+		if (rc != FBX_OK)
+			goto fail;
+		fbxi_audit(e, req->u.limit.global ? "*" : req->org, req->actor,
+		    "limit.set", NULL,
+		    "{\"limit\":\"%s\",\"max_count\":%u,\"max_share_ppm\":%u,"
+		    "\"window_s\":%u}",
+		    key, cfg.max_count, cfg.max_share_ppm, cfg.window_s);
+		FBX_LOGI("limit %s set by %s: %u devices, %u ppm, per %us", key,
+		    req->actor, cfg.max_count, cfg.max_share_ppm, cfg.window_s);
+	}
+	for (int t = 1; t < FBX_CMD_TYPE_COUNT; t++) {
+		struct fbxi_limit_cfg cfg;
+		struct fbxi_window w;
+		int own = 0;
+		const char *scope = req->u.limit.global ? "*" : req->org;
+		rc = fbxi_limit_cfg_load(e->txn, scope, t, &cfg, &own);
+		if (rc == FBX_OK)
+			rc = fbxi_limit_use_load(
+			    e->txn, req->org, t, cfg.window_s, &w);
+		if (rc != FBX_OK)
+			goto fail;
+		memset(&rows[n], 0, sizeof(rows[n]));
+		snprintf(rows[n].org, sizeof(rows[n].org), "%s",
+		    own ? req->org : "*");
+		rows[n].type = (uint8_t)t;
+		rows[n].max_count = cfg.max_count;
+		rows[n].max_share_ppm = cfg.max_share_ppm;
+		rows[n].window_s = cfg.window_s;
+		rows[n].used = req->u.limit.global ? 0 : fbxi_window_sum(&w, e->now);
+		n++;
+	}
+	memset(&rep, 0, sizeof(rep));
+	rep.request_id = req->request_id;
+	rep.kind = req->kind;
+	rep.u.limit.l = rows;
+	rep.u.limit.n = n;
+	fbxi_console_reply(e, in, &rep);
+	return;
+fail:
+	fbxi_set_err(e, rc);
+}
+
+void
+fbxi_handle_rate(
+    struct fbx_engine *e, const struct inmsg *in, struct fbx_console_req *req)
+{
+	struct fbx_console_rep rep;
+	struct fbx_rate_info rows[2];
+	struct orgq *q = fbxi_orgq_get(e, req->org);
+	int rc;
+
+	if (q == NULL) {
+		fbxi_set_err(e, FBX_ENOMEM);
+		return;
+	}
+	if (req->u.rate.set) {
+		struct fbx_rate_info ri = req->u.rate.rate;
+		snprintf(ri.org, sizeof(ri.org), "%s",
+		    req->u.rate.global ? "*" : req->org);
+		rc = fbxi_rate_save(e->txn, &ri);
+		if (rc != FBX_OK) {
+			fbxi_set_err(e, rc);
+			return;
+		}
+		if (req->u.rate.global) {
+			e->grate = ri;
+			memset(&e->gbucket, 0, sizeof(e->gbucket));
+		} else {
+			q->rate = ri;
+			q->rate_loaded = 1;
+			memset(&q->bucket, 0, sizeof(q->bucket));
+		}
+		fbxi_audit(e, ri.org, req->actor, "rate.set", NULL,
+		    "{\"scope\":\"%s\",\"rate_per_s\":%u,\"burst\":%u,"
+		    "\"max_inflight\":%u}",
+		    ri.org, ri.rate_per_s, ri.burst, ri.max_inflight);
+		FBX_LOGI("rate caps of %s set by %s: %u/s burst %u, %u in "
+		         "flight",
+		    ri.org, req->actor, ri.rate_per_s, ri.burst,
+		    ri.max_inflight);
+	}
+	fbxi_orgq_load_rate(e, q);
+	rows[0] = q->rate;
+	snprintf(rows[0].org, sizeof(rows[0].org), "%s", req->org);
+	rows[0].inflight = q->inflight;
+	rows[1] = e->grate;
+	snprintf(rows[1].org, sizeof(rows[1].org), "*");
+	rows[1].inflight = (uint32_t)e->inflight_all;
+	memset(&rep, 0, sizeof(rep));
+	rep.request_id = req->request_id;
+	rep.kind = req->kind;
+	rep.u.rate.r = rows;
+	rep.u.rate.n = 2;
+	fbxi_console_reply(e, in, &rep);
+}
+
+void
+fbxi_handle_approve(
+    struct fbx_engine *e, const struct inmsg *in, struct fbx_console_req *req)
+{
+	struct fbx_console_rep rep;
+	struct approval_rec a;
+	char key[FBX_KV_KEY_MAX];
+	size_t len = 0;
+	int rc;
+
+	snprintf(key, sizeof(key), "rej/%s/%s", req->org, req->u.approve.token);
+	rc = fbx_store_kv_get(e->txn, key, &a, sizeof(a), &len);
+	if (rc == FBX_ENOT_FOUND || (rc == FBX_OK && len != sizeof(a))) {
+		fbxi_console_error(e, in, req->request_id, req->kind, FBX_ENOT_FOUND,
+		    "no refused command with token %s in organisation '%s'",
+		    req->u.approve.token, req->org);
+		return;
+	}
+	if (rc != FBX_OK) {
+		fbxi_set_err(e, rc);
+		return;
+	}
+	if (strcmp(a.submitter, req->actor) == 0) {
+		fbxi_console_error(e, in, req->request_id, req->kind,
+		    FBX_EAPPROVAL_INVALID,
+		    "%s submitted this command; a different operator must "
+		    "approve it",
+		    req->actor);
+		return;
+	}
+	snprintf(a.approver, sizeof(a.approver), "%s", req->actor);
+	snprintf(a.note, sizeof(a.note), "%s", req->u.approve.note);
+	a.used = 0;
+	a.expires_ms = e->now + (int64_t)e->o.approval_ttl_s * 1000;
+	snprintf(key, sizeof(key), "appr/%s/%s", req->org, req->u.approve.token);
+	rc = fbx_store_kv_put(e->txn, key, &a, sizeof(a));
+	if (rc != FBX_OK) {
+		fbxi_set_err(e, rc);
+		return;
+	}
+	fbxi_audit(e, req->org, req->actor, "approve", req->u.approve.note,
+	    "{\"token\":\"%s\",\"submitter\":\"%s\",\"devices\":%llu,"
+	    "\"limit\":%llu,\"expires_ms\":%lld}",
+	    req->u.approve.token, a.submitter, (unsigned long long)a.count,
+	    (unsigned long long)a.cap, (long long)a.expires_ms);
+	FBX_LOGI("org %s: %s approved %s's refused command %s (%llu devices "
+	         "against limit %llu): %s",
+	    req->org, req->actor, a.submitter, req->u.approve.token,
+	    (unsigned long long)a.count, (unsigned long long)a.cap, a.note);
+	memset(&rep, 0, sizeof(rep));
+	rep.request_id = req->request_id;
+	rep.kind = req->kind;
+	snprintf(rep.u.approve.token, sizeof(rep.u.approve.token), "%s",
+	    req->u.approve.token);
+	snprintf(rep.u.approve.approver, sizeof(rep.u.approve.approver), "%s",
+	    req->actor);
+	snprintf(rep.u.approve.submitter, sizeof(rep.u.approve.submitter),
+	    "%s", a.submitter);
+	rep.u.approve.expires_ms = a.expires_ms;
+	fbxi_console_reply(e, in, &rep);
+}
