@@ -510,7 +510,8 @@ fbxi_gw_serves(const struct gw *g, const char *org)
 	}
 	return 0;
 }
-int fbxi_requeue_one(struct fbx_engine *e, struct cmdc *cc, uint64_t id, unsigned from);
+int fbxi_requeue_one(
+    struct fbx_engine *e, struct cmdc *cc, uint64_t id, unsigned from);
 void fbxi_gw_requeue(struct fbx_engine *e, struct gw *g);
 void fbxi_gw_mark_dead(struct fbx_engine *e, struct gw *g, const char *why);
 void fbxi_gw_free(struct gw *g);
@@ -520,13 +521,15 @@ void fbxi_gw_reap(struct fbx_engine *e);
  * syncer's fsync), and the messages the engine sends a gateway */
 void fbxi_out_discard(struct fbx_engine *e);
 void fbxi_out_flush(struct fbx_engine *e);
-void fbxi_ack_latency(struct fbx_engine *e, uint32_t submits, int64_t t_read_us);
+void fbxi_ack_latency(
+    struct fbx_engine *e, uint32_t submits, int64_t t_read_us);
 void fbxi_out_hold(struct fbx_engine *e, uint64_t ticket);
 void fbxi_out_leave(struct fbx_engine *e);
 void fbxi_held_release(struct fbx_engine *e);
 void fbxi_held_forget_gw(struct fbx_engine *e, const struct gw *g);
 void fbxi_held_discard(struct fbx_engine *e);
-void fbxi_gw_send(struct fbx_engine *e, struct gw *g, const struct fbx_eng_msg *m);
+void fbxi_gw_send(
+    struct fbx_engine *e, struct gw *g, const struct fbx_eng_msg *m);
 void fbxi_gw_send_raw_error(struct fbx_engine *e, const struct inmsg *in,
     int err, const char *msg);
 
@@ -560,9 +563,10 @@ void fbxi_prune_settle(struct fbx_engine *e, int committed);
 void fbxi_prune_step(struct fbx_engine *e);
 
 /* ---- shared functions: engine.c (the loop), the safety controls
- * (alerts.c, breaker.c, limit.c, target.c, dryrun.c, rollout.c), audit.c, rollback.c (policy memory, rollback
- * slices), rollback_run.c, replay.c, export.c. Each is documented at its
- * definition. */
+ * (alerts.c, breaker.c, limit.c, target.c, dryrun.c, rollout.c), the
+ * audit trail (audit.c, audit_query.c, audit_archive.c), rollback.c
+ * (policy memory, rollback slices), rollback_run.c, replay.c, export.c.
+ * Each is documented at its definition. */
 void fbxi_audit(struct fbx_engine *e, const char *org, const char *actor,
     const char *action, const char *note, const char *fmt, ...)
     __attribute__((format(printf, 6, 7)));
@@ -737,6 +741,13 @@ int fbxi_devtimes_get(const struct fbxi_devtimes *dt, const char *org,
     const char *dev, int fam, int64_t *t);
 extern uint64_t (*fbxi_devtimes_hash)(const char *org, const char *dev);
 
+/* Hex of hashes in audit records, requests and archives (audit.c; used
+ * by audit_query.c and audit_archive.c) */
+int fbxi_audit_unhex(
+    const char *s, size_t n, uint8_t *out, size_t cap, size_t *len);
+int fbxi_audit_unhex32(const char *s, uint8_t out[32]);
+void fbxi_audit_hex32(const uint8_t in[32], char out[65]);
+
 /* Checked SHA-256 users (audit.c, limit.c): FBX_OK, FBX_ENOMEM or
  * FBX_ECRYPTO, output written only on success. fbxi_test_crypto_fail is
  * a test hook: while positive, each computation fails as if OpenSSL had
@@ -747,14 +758,14 @@ int fbxi_audit_hash(
     uint64_t seq, const uint8_t *rec, size_t len, uint8_t out[32]);
 int fbxi_approval_token(const struct fbx_command *c, char *out, size_t cap);
 
-/* Audit pages and verify slices (audit.c), callable on a bare
+/* Audit pages and verify slices (audit_query.c), callable on a bare
  * transaction so tests run them without an engine. */
 int fbxi_audit_list_page(fbx_txn *txn, const struct fbx_console_req *req,
     struct fbx_audit_rec *v, size_t cap, size_t *n, uint64_t *next_after);
 int fbxi_audit_verify_slice(fbx_txn *txn, const struct fbx_console_req *req,
     uint64_t head, int can_write, struct fbx_console_rep *rep);
 
-/* Audit retention (audit.c). fbxi_audit_prune_slice - in the turn's
+/* Audit retention (audit_archive.c). fbxi_audit_prune_slice - in the turn's
  * transaction e->txn, prune at most budget (capped at
  * FBX_AUDIT_PRUNE_SLICE) of the oldest audit records older than
  * cutoff_ms (by the audit_time index: every record before the first
@@ -777,10 +788,10 @@ int fbxi_audit_verify_slice(fbx_txn *txn, const struct fbx_console_req *req,
 int fbxi_audit_prune_slice(struct fbx_engine *e, int64_t cutoff_ms,
     uint32_t budget, uint32_t *pruned);
 
-/* fbxi_audit_archive_check - check archive lines read from f: each
- * line's record hashes right, links to the line before (also across
- * files: call again with the same c, zeroed before the first file), the
- * sequences are contiguous, the readable fields are exactly what its
+/* fbxi_audit_archive_check (audit_archive.c) - check archive lines read
+ * from f: each line's record hashes right, links to the line before
+ * (also across files: call again with the same c, zeroed before the
+ * first file), the sequences are contiguous, the readable fields are exactly what its
  * "rec" says, and a record 1 links to zeros. The verdict is in c (why
  * empty: intact so far). @return FBX_OK, FBX_EIO (read error),
  * FBX_ECRYPTO, FBX_ENOMEM. */
