@@ -2,7 +2,8 @@
  * audit.c: the tamper-evident audit trail: every operator action is a
  * record chained to the previous one with SHA-256 and committed with the
  * action (submit records batched per turn), its decoding, the chain's
- * head loaded at start-up, and the hex of hashes. Listing and
+ * head loaded from the store (at start-up, and where another writer may
+ * have moved it), and the hex of hashes. Listing and
  * verification are audit_query.c's; retention and the archive check
  * audit_archive.c's; audit_int.h holds the record layout they share.
  */

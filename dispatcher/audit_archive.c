@@ -2,7 +2,7 @@
  * audit_archive.c: audit retention: the oldest records, checked and
  * exported to archive files (fsynced) before they are deleted in slices,
  * the last one's hash kept as the anchor the chain starts from; and the
- * offline check of archive files (fuseboxd audit-verify-archive).
+ * offline check of archive files (fuseboxd --verify-audit-archive).
  */
 #include <dirent.h>
 #include <errno.h>

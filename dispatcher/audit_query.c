@@ -2,7 +2,9 @@
  * audit_query.c: the audit trail read: AuditListRequest (pages through the
  * audit indexes, filters by organisation, actor, action and time),
  * AuditVerifyRequest (the chain checked in slices from a checkpoint) and
- * the list of organisations. Read-only, in a child transaction.
+ * the list of organisations, in a child transaction. Read-only, except
+ * that a verify slice moves the verify checkpoint up when it may write
+ * (not while the store is degraded).
  */
 #include <stddef.h>
 #include <stdio.h>

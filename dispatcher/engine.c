@@ -915,7 +915,8 @@ engine_open(const struct fbx_engine_opts *opts, const struct fbx_io_ops *ops,
 			FBX_LOGW("cleared %u stale LMDB reader slots left by "
 			         "dead processes",
 			    ss.readers_cleared);
-		if (ss.audit_upgraded > 0) /* schema 1 -> 2, audit.c */
+		/* schema 1 -> 2: audit indexes built (store.c) */
+		if (ss.audit_upgraded > 0)
 			FBX_LOGI("store upgraded: %llu audit records indexed",
 			    (unsigned long long)ss.audit_upgraded);
 	}

@@ -684,9 +684,9 @@ int fbxi_limit_cfg_load(fbx_txn *txn, const char *org, int type,
 int fbxi_limit_use_load(fbx_txn *txn, const char *org, int type,
     uint32_t window_s, struct fbxi_window *w);
 
-/* breaker.c (records, held commands), delivery.c (a rollout's tallies),
- * rollout.c, alerts.c and core.c (events): shared with cluster.c and the
- * loop */
+/* breaker.c (records, held commands: also cluster.c's), delivery.c (a
+ * rollout's tallies), rollout.c (the loop's step), alerts.c (output.c
+ * runs them) and core.c (events) */
 int fbxi_brk_save(fbx_txn *txn, const char *org, const char *reason,
     const struct fbxi_breaker *b);
 int fbxi_release_held(struct fbx_engine *e, struct cmdc *cc, const char *who,
@@ -724,8 +724,8 @@ void fbxi_handle_submit(
 int fbxi_kv_delete_prefix(struct fbx_engine *e, const char *prefix);
 int64_t fbxi_mono_ms(void);
 
-/* ---- issue 8 (rollback.c, breaker.c, limit.c, audit.c): appended
- * declarations */
+/* ---- issue 8 (rollback.c, breaker.c, limit.c, audit.c, audit_query.c,
+ * audit_archive.c): appended declarations */
 
 /* fbxi_devtimes - per (org, device, family) the newest time a later
  * command reached a device, keyed by the exact identity (rollback.c).
@@ -791,8 +791,8 @@ int fbxi_audit_prune_slice(struct fbx_engine *e, int64_t cutoff_ms,
 /* fbxi_audit_archive_check (audit_archive.c) - check archive lines read
  * from f: each line's record hashes right, links to the line before
  * (also across files: call again with the same c, zeroed before the
- * first file), the sequences are contiguous, the readable fields are exactly what its
- * "rec" says, and a record 1 links to zeros. The verdict is in c (why
+ * first file), the sequences are contiguous, the readable fields are
+ * exactly what its "rec" says, and a record 1 links to zeros. The verdict is in c (why
  * empty: intact so far). @return FBX_OK, FBX_EIO (read error),
  * FBX_ECRYPTO, FBX_ENOMEM. */
 struct fbxi_archive_check {

@@ -1,6 +1,7 @@
 /*
  * settle.c: the settle window (see settle.h). Depends on core.c, and in
- * cluster mode on breaker.c (the global breaker, tripped elsewhere).
+ * cluster mode on cluster.c (fbxi_brk_global_hold: the global breaker,
+ * tripped elsewhere).
  */
 #include <stdlib.h>
 #include <string.h>

@@ -1,7 +1,8 @@
 /*
  * target.c: a command's target counted: the devices it reaches now, per
- * platform, group and rollout stage, for the gates (admit.c), a held
- * command's release (breaker.c) and the dry run (dryrun.c).
+ * platform, group and rollout stage, for the gates and the dry run
+ * (admit.c counts, dryrun.c reads the count) and a held command's
+ * release (breaker.c).
  */
 #include <stddef.h>
 #include <stdio.h>
