@@ -26,15 +26,6 @@ now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-int64_t
-fbxi_mono_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 /* fbxi_clock - the engine's clock: the system's unless a test gave one.
  * monotonic: timeouts and liveness; else wall time, what is journaled. */
 int64_t

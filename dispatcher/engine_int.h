@@ -435,7 +435,14 @@ void fbxi_out_copy_env(struct outmsg *o, const struct inmsg *in);
  * in ms (a test's, else the system's: monotonic for timeouts and
  * liveness, else wall time, what is journaled). fbxi_retry_delay - the
  * backoff after failed turns or syncs. */
-int64_t fbxi_mono_us(void);
+static inline int64_t
+fbxi_mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
 int64_t fbxi_clock(const struct fbx_engine *e, int monotonic);
 int64_t fbxi_retry_delay(uint32_t streak);
 
@@ -468,10 +475,7 @@ fbxi_dlv_cost(const struct cmdc *cc)
 static inline int64_t
 fbxi_deadline_us(int64_t us)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000 + us;
+	return fbxi_mono_us() + us;
 }
 
 /* fbxi_past_us - whether CLOCK_MONOTONIC is past deadline (0: never) */
