@@ -8,9 +8,11 @@
  *   gate      the safety decisions: the breakers (automatic lock-type
  *             commands: admitted to settle, or held), the blast-radius
  *             limit, the rollout plan; a dry run stops here
- *   journal   the command record, durable with the turn's commit
+ *   journal   the command's id and time to live
  *   enqueue   the command cache, the settle heap or the expansion list,
- *             inline expansion of a small target, the reply and the audit
+ *             inline expansion of a small target, the command record
+ *             (written once, as the expansion left it; durable with
+ *             the turn's commit), the reply and the audit
  *
  * The gates decide with the pure functions of safety.c on the records
  * they read in the turn's write transaction and write back in the same
@@ -276,13 +278,17 @@ gate(struct admission *a)
 	return ADM_GO;
 }
 
-/* journal - the command record, with its time to live; durable with
- * the turn's commit (the reply leaves after it). */
+/* journal - the command's id and time to live. The record itself is
+ * written by enqueue, after the inline expansion, so that it is written
+ * once with what the expansion made of it (not written here and
+ * rewritten at the end of the turn); durable with the turn's commit
+ * either way (the reply leaves after it). */
 static int
 journal(struct admission *a)
 {
 	struct fbx_engine *e = a->e;
 	struct fbx_command *c = a->c;
+	uint64_t last;
 	int rc;
 
 	c->created_ms = e->now;
@@ -298,19 +304,21 @@ journal(struct admission *a)
 	memset(c->counts, 0, sizeof(c->counts));
 	c->cursor[0] = '\0';
 	c->cursor_idx = 0;
-	rc = fbx_store_cmd_append(e->txn, c);
-	if (rc == FBX_ETOO_MANY) {
+	rc = fbx_store_cmd_last(e->txn, &last);
+	if (rc != FBX_OK)
+		return failed(a, rc);
+	/* delivery ids are id << 24 | index: past FBX_CMD_ID_MAX commands
+	 * they would collide */
+	if (last >= FBX_CMD_ID_MAX) {
 		FBX_LOGE("command id space exhausted (%llu commands)",
 		    (unsigned long long)FBX_CMD_ID_MAX);
 		fbxi_console_error(e, a->in, a->req->request_id, a->req->kind,
-		    rc,
+		    FBX_ETOO_MANY,
 		    "command id space exhausted: no command can be "
 		    "journaled");
 		return ADM_ANSWERED;
 	}
-	if (rc != FBX_OK)
-		return failed(a, rc);
-	e->last_cmd_id = c->id;
+	c->id = last + 1;
 	return ADM_GO;
 }
 
@@ -326,6 +334,7 @@ enqueue(struct admission *a)
 	struct fbx_console_req *req = a->req;
 	struct fbx_console_rep rep;
 	struct cmdc *cc;
+	int rc;
 
 	cc = fbxi_cmd_cache_add(e, a->c);
 	if (cc == NULL)
@@ -333,6 +342,13 @@ enqueue(struct admission *a)
 	fbxi_expand_inline(e, cc, a->k.one_ok ? &a->dev : NULL);
 	if (fbxi_err(e) != FBX_OK)
 		return ADM_FAILED;
+	/* the record, as memory now holds it (a failure here fails the
+	 * request: its turn is redone or fails, and memory is rebuilt) */
+	rc = fbx_store_cmd_append_id(e->txn, &cc->c, cc->c.id);
+	if (rc != FBX_OK)
+		return failed(a, rc);
+	cc->stale = 0;
+	e->last_cmd_id = cc->c.id;
 	memset(&rep, 0, sizeof(rep));
 	rep.request_id = req->request_id;
 	rep.kind = req->kind;

@@ -95,8 +95,10 @@ struct cmdc {
 	struct fbx_engine *eng;
 	struct cmdc *xnext; /* expansion list */
 	struct cmdc *dnext; /* the turn's dirty list */
-	int dirty; /* state or cursor changed: rewrite the record (set it
-	              with fbxi_cmd_touch) */
+	int dirty; /* on the turn's dirty list (fbxi_cmd_touch) */
+	int stale; /* memory changed since the record was written: the
+	              flush rewrites it (fbxi_cmd_touch sets it; a command
+	              journaled after its inline expansion starts clean) */
 	int expired; /* TTL passed: sweeping deliveries to EXPIRED */
 	uint32_t sweep_idx; /* next index the sweep looks at */
 	int cancelling; /* rollout cancelled: queued ones to CANCELLED */
@@ -606,6 +608,7 @@ void fbxi_cmd_maybe_done(struct cmdc *cc);
 static inline void
 fbxi_cmd_touch(struct cmdc *cc)
 {
+	cc->stale = 1;
 	if (!cc->dirty) {
 		cc->dirty = 1;
 		cc->dnext = cc->eng->dirty;

@@ -177,10 +177,13 @@ fbxi_flush_commands(struct fbx_engine *e)
 		cc->dirty = 0;
 		if (fbxi_err(e) != FBX_OK)
 			continue; /* the turn is lost: memory is rebuilt */
-		int rc = fbx_store_cmd_put(e->txn, &cc->c);
-		if (rc != FBX_OK) {
-			fbxi_set_err(e, rc);
-			continue;
+		if (cc->stale) {
+			int rc = fbx_store_cmd_put(e->txn, &cc->c);
+			if (rc != FBX_OK) {
+				fbxi_set_err(e, rc);
+				continue;
+			}
+			cc->stale = 0;
 		}
 		fbxi_outq_note(e, cc);
 		if (fbx_cstate_terminal(cc->c.state)) {

@@ -275,6 +275,18 @@ void fbx_txn_abort(fbx_txn *txn);
  */
 int fbx_store_cmd_append(fbx_txn *txn, struct fbx_command *cmd);
 
+/**
+ * fbx_store_cmd_append_id - fbx_store_cmd_append with the id chosen
+ * before: `id` must be fbx_store_cmd_last() + 1 read in the same
+ * transaction, with no command appended since (the admission pipeline
+ * expands a command in memory first, so its record is written once, with
+ * what the expansion made of it). The ordering of the table is checked
+ * by the put itself: any other id fails it as a write error.
+ * @return as fbx_store_cmd_append; FBX_EINVALID for id 0.
+ */
+int fbx_store_cmd_append_id(fbx_txn *txn, struct fbx_command *cmd,
+    uint64_t id);
+
 /** fbx_store_cmd_put - rewrite an existing command (state, counts,
  * cursor). Keeps the active mark in step with cmd->state. */
 int fbx_store_cmd_put(fbx_txn *txn, const struct fbx_command *cmd);

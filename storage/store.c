@@ -1653,8 +1653,11 @@ del_key(fbx_txn *t, MDB_dbi dbi, const void *key, size_t klen)
 	return txn_fail(t, mrc);
 }
 
-int
-fbx_store_cmd_append(fbx_txn *t, struct fbx_command *cmd)
+/* cmd_append - fbx_store_cmd_append, or with want != 0 the append of
+ * command id `want`, the id fbx_store_cmd_last + 1 gave earlier in the
+ * same transaction (MDB_APPEND refuses any other: a write error). */
+static int
+cmd_append(fbx_txn *t, struct fbx_command *cmd, uint64_t want)
 {
 	fbx_store *st;
 	MDB_cursor *cur = NULL;
@@ -1693,6 +1696,12 @@ fbx_store_cmd_append(fbx_txn *t, struct fbx_command *cmd)
 	if (rc != FBX_OK)
 		return rc;
 
+	if (want != 0) {
+		if (want > FBX_CMD_ID_MAX)
+			return FBX_ETOO_MANY;
+		id = want;
+		goto have_id;
+	}
 	mrc = mdb_cursor_open(t->txn, st->cmd, &cur);
 	if (mrc != 0)
 		return read_err(mrc);
@@ -1715,6 +1724,7 @@ fbx_store_cmd_append(fbx_txn *t, struct fbx_command *cmd)
 	}
 	mdb_cursor_close(cur);
 	cur = NULL;
+have_id:
 
 	if (cmd->idem_key[0] != '\0') {
 		uint8_t idle[8];
@@ -1802,6 +1812,20 @@ out:
 	if (cur != NULL)
 		mdb_cursor_close(cur);
 	return rc;
+}
+
+int
+fbx_store_cmd_append(fbx_txn *t, struct fbx_command *cmd)
+{
+	return cmd_append(t, cmd, 0);
+}
+
+int
+fbx_store_cmd_append_id(fbx_txn *t, struct fbx_command *cmd, uint64_t id)
+{
+	if (id == 0)
+		return FBX_EINVALID;
+	return cmd_append(t, cmd, id);
 }
 
 int

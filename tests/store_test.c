@@ -293,6 +293,38 @@ test_commands(fbx_store *st)
 	CHECK_RC(fbx_store_cmd_append(t, &c2), FBX_OK);
 	CHECK(c2.id == 6);
 	fbx_txn_abort(t);
+	/* an id chosen before the record is written (the admission
+	 * pipeline: fbx_store_cmd_last + 1, then the expansion, then the
+	 * record) is the one used; an id the table already has is refused,
+	 * not written over */
+	t = wtxn(st);
+	{
+		uint64_t last = 0;
+		CHECK_RC(fbx_store_cmd_last(t, &last), FBX_OK);
+		CHECK(last == 5);
+		mk_cmd(&c2, "zz", 4000);
+		CHECK_RC(fbx_store_cmd_append_id(t, &c2, 0), FBX_EINVALID);
+		CHECK_RC(fbx_store_cmd_append_id(t, &c2, FBX_CMD_ID_MAX + 1),
+		    FBX_ETOO_MANY);
+		c2.state = FBX_C_ACTIVE;
+		c2.ndeliveries = 1;
+		CHECK_RC(fbx_store_cmd_append_id(t, &c2, last + 1), FBX_OK);
+		CHECK(c2.id == 6);
+		CHECK_RC(fbx_store_cmd_get(t, 6, &g), FBX_OK);
+		CHECK(strcmp(g.org, "zz") == 0 && g.state == FBX_C_ACTIVE &&
+		    g.ndeliveries == 1 && g.created_ms == 4000);
+		fbx_command_clear(&g);
+	}
+	fbx_txn_abort(t);
+	t = wtxn(st);
+	mk_cmd(&c2, "zz", 4000);
+	CHECK(fbx_store_cmd_append_id(t, &c2, 5) != FBX_OK);
+	fbx_txn_abort(t);
+	t = rtxn(st);
+	CHECK_RC(fbx_store_cmd_get(t, 5, &g), FBX_OK);
+	CHECK(strcmp(g.org, "ab") == 0 && g.state == FBX_C_DONE);
+	fbx_command_clear(&g);
+	fbx_txn_abort(t);
 
 	t = rtxn(st);
 	memset(&col, 0, sizeof(col));
