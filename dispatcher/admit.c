@@ -325,7 +325,8 @@ journal(struct admission *a)
 /* enqueue - into memory: the command cache puts it on the expansion
  * list (EXPANDING) or the settle heap (SETTLING); a small target is
  * expanded in this same transaction so the reply can say how many
- * devices it reaches. Then the reply and the audit record (kept for the
+ * devices it reaches. Then the command record, written once as the
+ * expansion left it, the reply and the audit record (kept for the
  * turn's batch: audit.c). */
 static int
 enqueue(struct admission *a)

@@ -96,9 +96,13 @@ struct cmdc {
 	struct cmdc *xnext; /* expansion list */
 	struct cmdc *dnext; /* the turn's dirty list */
 	int dirty; /* on the turn's dirty list (fbxi_cmd_touch) */
-	int stale; /* memory changed since the record was written: the
-	              flush rewrites it (fbxi_cmd_touch sets it; a command
-	              journaled after its inline expansion starts clean) */
+	int stale; /* touched since the record was written
+	              (fbxi_cmd_touch sets it; the submit that appends a
+	              command after its inline expansion clears it): the
+	              flush rewrites only these. Counts moved without a
+	              touch (fbxi_count_move) wait for the next write, as
+	              an open command's stored counts always have: the
+	              cache holds the live ones (console.c, export.c) */
 	int expired; /* TTL passed: sweeping deliveries to EXPIRED */
 	uint32_t sweep_idx; /* next index the sweep looks at */
 	int cancelling; /* rollout cancelled: queued ones to CANCELLED */

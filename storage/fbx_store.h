@@ -280,8 +280,10 @@ int fbx_store_cmd_append(fbx_txn *txn, struct fbx_command *cmd);
  * before: `id` must be fbx_store_cmd_last() + 1 read in the same
  * transaction, with no command appended since (the admission pipeline
  * expands a command in memory first, so its record is written once, with
- * what the expansion made of it). The ordering of the table is checked
- * by the put itself: any other id fails it as a write error.
+ * what the expansion made of it). The put itself refuses an id at or
+ * below the table's last (a write error: the transaction is broken, so
+ * nothing of it commits); an id above last + 1 would leave a gap and is
+ * the caller's to avoid.
  * @return as fbx_store_cmd_append; FBX_EINVALID for id 0.
  */
 int fbx_store_cmd_append_id(fbx_txn *txn, struct fbx_command *cmd,

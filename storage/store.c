@@ -1655,7 +1655,8 @@ del_key(fbx_txn *t, MDB_dbi dbi, const void *key, size_t klen)
 
 /* cmd_append - fbx_store_cmd_append, or with want != 0 the append of
  * command id `want`, the id fbx_store_cmd_last + 1 gave earlier in the
- * same transaction (MDB_APPEND refuses any other: a write error). */
+ * same transaction (MDB_APPEND refuses one at or below the last: a
+ * write error). */
 static int
 cmd_append(fbx_txn *t, struct fbx_command *cmd, uint64_t want)
 {

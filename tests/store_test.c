@@ -295,8 +295,9 @@ test_commands(fbx_store *st)
 	fbx_txn_abort(t);
 	/* an id chosen before the record is written (the admission
 	 * pipeline: fbx_store_cmd_last + 1, then the expansion, then the
-	 * record) is the one used; an id the table already has is refused,
-	 * not written over */
+	 * record) is the one used; an id the table already has is refused
+	 * (an error that breaks the transaction, so nothing of it commits:
+	 * the record below is the one committed before) */
 	t = wtxn(st);
 	{
 		uint64_t last = 0;
