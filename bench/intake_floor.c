@@ -5,7 +5,7 @@
  * with the daemon's key (as the console endpoint), takes what waits on
  * it (up to --batch requests), decodes each with the project's decoder,
  * writes per submit a command record of the engine's size and encoding
- * (store.c's v3 header and its body, in one value) and an idempotency
+ * (store_cmd.c's v3 header and its body, in one value) and an idempotency
  * record in one LMDB write transaction opened with fusebox's flags at
  * full durability (the commit fsyncs), commits, and only then sends every
  * reply (a real ConsoleReply: SUBMIT, OK, the command id). No safety
@@ -93,7 +93,7 @@ wr_str(struct wr *w, const char *s)
 	w->p += n;
 }
 
-/* cmd_record - store.c's command header v3 (cmd_hdr_encode) for c, with
+/* cmd_record - store_cmd.c's command header v3 (cmd_hdr_encode) for c, with
  * the v1 body (payload, device ids) after it: the bytes the engine
  * journals for a submit, in one value. @return the length, 0 if too big. */
 static size_t

@@ -1,10 +1,12 @@
 /*
- * store_int.h: private to storage/. What store.c (the store's rules:
- * records, tables, transactions) and store_ix.c (the deferred indexes,
- * the audit indexes and the audit query that reads them) share: the
- * store and transaction structures, the byte encoding of records and
- * keys (static inline), and the functions one file calls in the other
- * (fbxs_ prefix). It includes store_pg.h, so MDB_env, MDB_txn,
+ * store_int.h: private to storage/. What the store's files share:
+ * store.c (environment, transactions, the writes every table uses),
+ * store_cmd.c (command journal), store_dlv.c (deliveries), store_dev.c
+ * (device registry), store_audit.c (audit log) and store_ix.c (the
+ * deferred indexes, the audit indexes and the audit query that reads
+ * them): the store and transaction structures, the byte encoding of
+ * records and keys (static inline), and the functions one file calls in
+ * another (fbxs_ prefix). It includes store_pg.h, so MDB_env, MDB_txn,
  * MDB_cursor and the mdb_* calls are the ones store_pg.c runs on LMDB or
  * PostgreSQL; the schema both follow is the reference comment at the
  * top of store.c.
@@ -353,7 +355,67 @@ int fbxs_audit_index_add(
 int fbxs_audit_ix_catch(
     MDB_txn *txn, fbx_store *st, uint64_t from, uint64_t to);
 
-/* ---- command records (store.c) ------------------------------------------ */
+/* ---- what every file of the store uses (store.c) ------------------------ */
+
+/* record version byte of the records that have only one version so far
+ * (device, organisation, command body, audit mark) */
+#define REC_V1 1
+
+/* Checks at the top of every call: a broken transaction repeats its
+ * error; writing through a read transaction is a caller bug. */
+#define TXN_READ_CHECK(t)                                                    \
+	do {                                                                 \
+		if ((t) == NULL)                                             \
+			return FBX_EINVALID;                                   \
+		if ((t)->err != 0)                                           \
+			return (t)->err;                                     \
+	} while (0)
+#define TXN_WRITE_CHECK(t)                                                   \
+	do {                                                                 \
+		TXN_READ_CHECK(t);                                           \
+		if (!(t)->write)                                             \
+			return FBX_EINVALID;                                   \
+	} while (0)
+
+/* fbxs_txn_fail - mark t broken by a write error (LMDB code rc).
+ * @return the fbx code, never FBX_OK, FBX_ENOT_FOUND or FBX_ECORRUPT */
+int fbxs_txn_fail(fbx_txn *t, int rc);
+/* fbxs_read_err - translate an LMDB error met while reading.
+ * @return the fbx code, never FBX_OK */
+int fbxs_read_err(int mrc);
+/* fbxs_put_empty - put key with an empty value (an index entry).
+ * @return FBX_OK or fbxs_txn_fail's code */
+int fbxs_put_empty(fbx_txn *t, MDB_dbi dbi, const void *key, size_t klen);
+/* fbxs_del_key - delete key; absence is fine.
+ * @return FBX_OK or fbxs_txn_fail's code */
+int fbxs_del_key(fbx_txn *t, MDB_dbi dbi, const void *key, size_t klen);
+/* fbxs_edge_key - the first or last (op) 8-byte big-endian key of dbi.
+ * @return FBX_OK, FBX_ENOT_FOUND (empty), FBX_ECORRUPT (another key
+ * size), FBX_ESTORAGE, or the transaction's latched error */
+int fbxs_edge_key(fbx_txn *t, MDB_dbi dbi, MDB_cursor_op op, uint64_t *out);
+
+/* ---- deliveries held back (store_dlv.c) --------------------------------- */
+
+/* fbxs_dlv_new_flush - write the deliveries t holds back, in creation
+ * order. @return FBX_OK or a store error (t is then broken) */
+int fbxs_dlv_new_flush(fbx_txn *t);
+/* fbxs_dlv_new_hand_up - a child about to commit: make room in its
+ * parent for the deliveries it holds back. @return 1 if they can go up,
+ * 0 if they must be written (a top-level transaction, or no memory) */
+int fbxs_dlv_new_hand_up(fbx_txn *t);
+
+/* DLV_NEW_FLUSH - a call that reads or rewrites the delivery table
+ * writes what t holds back first. */
+#define DLV_NEW_FLUSH(t)                                                     \
+	do {                                                                 \
+		if ((t)->nnw > 0) {                                          \
+			int frc_ = fbxs_dlv_new_flush(t);                    \
+			if (frc_ != FBX_OK)                                  \
+				return frc_;                                 \
+		}                                                            \
+	} while (0)
+
+/* ---- command records (store_cmd.c) -------------------------------------- */
 
 /* fbxs_cmd_hdr_org - the organisation (not NUL-terminated) and
  * created_ms of a command header. @return 0, or -1 when damaged */

@@ -5,10 +5,10 @@
  * record's indexed fields, its audit_org, audit_actor and audit_time
  * entries) and the audit query that reads them merged with the records
  * not indexed yet (fbx_store_audit_query, fbx_store_audit_time_seq).
- * store.c writes the records and calls in here (store_int.h); the keys
- * and values follow the schema at the top of store.c. The LMDB calls
- * below go through store_pg.h like store.c's, so all of this runs on
- * PostgreSQL too.
+ * store_cmd.c and store_audit.c write the records and call in here
+ * (store_int.h); the keys and values follow the schema at the top of
+ * store.c. The LMDB calls below go through store_pg.h like the other
+ * files', so all of this runs on PostgreSQL too.
  */
 #include <errno.h>
 #include <lmdb.h>

@@ -1,9 +1,10 @@
 /*
  * store_pg.c: the store's second backend, PostgreSQL through libpq, and
- * the seam that picks a backend at run time. store.c (and store_ix.c, its
- * deferred and audit indexes) keeps every rule of the store (records,
- * indexes, held-back deliveries, the broken-txn latch) and calls the
- * LMDB API; store_pg.h routes those calls here. For
+ * the seam that picks a backend at run time. store.c, the record files
+ * beside it and store_ix.c (its deferred and audit indexes) keep every
+ * rule of the store (records, indexes, held-back deliveries, the
+ * broken-txn latch) and call the LMDB API; store_pg.h routes those
+ * calls here. For
  * an LMDB store each call goes straight to LMDB. For a store opened with
  * a postgresql:// URL the named databases are tables (k bytea primary
  * key, v bytea: the same keys and record bytes as LMDB, and bytea sorts

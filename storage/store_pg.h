@@ -1,11 +1,13 @@
 /*
- * store_pg.h: private to storage/. The store's rules (store.c) run on
- * the subset of the LMDB API they use; this header routes those calls
- * through store_pg.c, which hands them to LMDB or, for a store opened
- * with a postgresql:// URL, runs them on PostgreSQL tables that mirror
- * the named databases (same keys, same record bytes). store.c and
- * store_ix.c include it right after <lmdb.h> (and through store_int.h,
- * whose structures hold these handles); nothing else does.
+ * store_pg.h: private to storage/. The store's rules (store.c and the
+ * record files beside it) run on the subset of the LMDB API they use;
+ * this header routes those calls through store_pg.c, which hands them
+ * to LMDB or, for a store opened with a postgresql:// URL, runs them on
+ * PostgreSQL tables that mirror the named databases (same keys, same
+ * record bytes). store.c, store_cmd.c, store_dlv.c, store_dev.c,
+ * store_audit.c and store_ix.c include it right after <lmdb.h> (and
+ * through store_int.h, whose structures hold these handles); nothing
+ * else does.
  */
 #ifndef FBX_STORE_PG_H
 #define FBX_STORE_PG_H

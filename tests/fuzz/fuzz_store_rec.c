@@ -1,14 +1,19 @@
 /*
  * fuzz_store_rec.c: libFuzzer target for the record decoders of
- * storage/store.c (delivery, device, command header and body, org). They
- * are static, so this file includes store.c whole: the decoders run
- * exactly as compiled for the store, with no LMDB environment needed.
+ * storage/ (delivery: store_dlv.c; device and org: store_dev.c; command
+ * header and body: store_cmd.c). They are static, so this file includes
+ * store.c and those files whole: the decoders run exactly as compiled
+ * for the store, with no LMDB environment needed.
  * The first input byte picks the record; a record that decodes must
  * re-encode, and re-encoding must be a fixed point (for the command body
  * and the org record, which have one encoding, it must give back the
  * input itself). This is what a damaged data.mdb can feed the engine.
  */
 #include "store.c"
+#include "store_audit.c"
+#include "store_cmd.c"
+#include "store_dev.c"
+#include "store_dlv.c"
 
 #include "fuzz.h"
 

@@ -2,12 +2,18 @@
  * gen_seeds.c: writes the seed corpus of every fuzz target under
  * tests/fuzz/corpus/<target>/ from valid messages and records built with
  * the project's own encoders, so the fuzzers start from inputs that pass
- * every check and mutate from there. It includes storage/store.c to reach
- * the static record encoders. Each seed is decoded again before it is
- * written; a seed that does not decode is a generator bug and fails the
- * run. Usage: gen_seeds CORPUS_DIR (the directories must exist).
+ * every check and mutate from there. It includes storage/store.c and
+ * the store's record files whole (store_cmd.c, store_dlv.c, store_dev.c,
+ * store_audit.c) to reach the static record encoders. Each seed is
+ * decoded again before it is written; a seed that does not decode is a
+ * generator bug and fails the run. Usage: gen_seeds CORPUS_DIR (the
+ * directories must exist).
  */
 #include "store.c"
+#include "store_audit.c"
+#include "store_cmd.c"
+#include "store_dev.c"
+#include "store_dlv.c"
 
 #include "fbx_proto.h"
 
