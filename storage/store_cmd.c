@@ -339,11 +339,10 @@ static int
 cmd_append(fbx_txn *t, struct fbx_command *cmd, uint64_t want)
 {
 	fbx_store *st;
-	MDB_cursor *cur = NULL;
 	MDB_val k, v;
 	uint8_t idb[8], hdr[CMD_HDR_MAX], key[KEY_MAX];
 	size_t hlen, on, klen;
-	uint64_t id = 1;
+	uint64_t id;
 	int rc, mrc;
 
 	TXN_WRITE_CHECK(t);
@@ -375,35 +374,17 @@ cmd_append(fbx_txn *t, struct fbx_command *cmd, uint64_t want)
 	if (rc != FBX_OK)
 		return rc;
 
-	if (want != 0) {
-		if (want > FBX_CMD_ID_MAX)
-			return FBX_ETOO_MANY;
-		id = want;
-		goto have_id;
+	if (want == 0) {
+		rc = fbx_store_cmd_last(t, &id);
+		if (rc != FBX_OK)
+			return rc;
+		want = id + 1;
 	}
-	mrc = mdb_cursor_open(t->txn, st->cmd, &cur);
-	if (mrc != 0)
-		return fbxs_read_err(mrc);
-	mrc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
-	if (mrc == 0) {
-		if (k.mv_size != 8) {
-			rc = FBX_ECORRUPT;
-			goto out;
-		}
-		id = get_be64(k.mv_data) + 1;
-		/* delivery ids are id << 24 | index: past 2^40 commands
-		 * they would collide */
-		if (id > FBX_CMD_ID_MAX) {
-			rc = FBX_ETOO_MANY;
-			goto out;
-		}
-	} else if (mrc != MDB_NOTFOUND) {
-		rc = fbxs_read_err(mrc);
-		goto out;
-	}
-	mdb_cursor_close(cur);
-	cur = NULL;
-have_id:
+	/* delivery ids are id << 24 | index: past 2^40 commands they
+	 * would collide */
+	if (want > FBX_CMD_ID_MAX)
+		return FBX_ETOO_MANY;
+	id = want;
 
 	if (cmd->idem_key[0] != '\0') {
 		uint8_t idle[8];
@@ -488,8 +469,6 @@ have_id:
 	cmd->id = id;
 	rc = FBX_OK;
 out:
-	if (cur != NULL)
-		mdb_cursor_close(cur);
 	return rc;
 }
 

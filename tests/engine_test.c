@@ -228,6 +228,96 @@ test_store_busy(void)
 	env_close(&t);
 }
 
+/* id_space - the command id space used up (the last command journaled
+ * has id FBX_CMD_ID_MAX: a larger one's delivery ids would collide): a
+ * submit is answered TOO_MANY, also one with an idempotency key, nothing
+ * is journaled, and the engine keeps answering reads. */
+static void
+test_id_space(void)
+{
+	struct env t;
+	struct fbx_console_req req;
+	struct fbx_console_rep rep;
+	struct fbx_store_opts so;
+	struct fbx_command c, info;
+	fbx_store *st = NULL;
+	fbx_txn *x = NULL;
+	uint64_t last = 0;
+	int rc;
+
+	CHECK(env_open(&t, "ids") == 0, "open");
+	enroll(&t, "acme", 3);
+	/* a finished command at the end of the id space, written while the
+	 * engine is closed (one process opens a store once) */
+	fbx_engine_close(t.e);
+	t.e = NULL;
+	memset(&so, 0, sizeof(so));
+	so.path = t.dir;
+	CHECK(fbx_store_open(&so, &st) == FBX_OK, "store open");
+	CHECK(st != NULL && fbx_txn_begin(st, 1, &x) == FBX_OK, "begin");
+	memset(&c, 0, sizeof(c));
+	snprintf(c.org, sizeof(c.org), "acme");
+	snprintf(c.actor, sizeof(c.actor), "ops");
+	c.type = FBX_CMD_QUERY;
+	c.origin = FBX_ORIGIN_OPERATOR;
+	c.target_kind = FBX_TARGET_ORG;
+	c.state = FBX_C_DONE;
+	c.ttl_s = 60;
+	c.created_ms = t.io.wall;
+	c.expires_ms = t.io.wall + 60000;
+	CHECK(x != NULL &&
+	        fbx_store_cmd_append_id(x, &c, FBX_CMD_ID_MAX) == FBX_OK,
+	    "append at the last id");
+	CHECK(x != NULL && fbx_txn_commit(x) == FBX_OK, "commit");
+	fbx_store_close(st);
+	CHECK(env_reopen(&t) == 0, "reopen");
+	if (t.e == NULL) {
+		env_close(&t);
+		return;
+	}
+
+	query_req(&req);
+	console(&t, "ops", "acme", &req);
+	turn(&t);
+	rc = reply(&t, "ops", &rep);
+	CHECK(rc == FBX_ETOO_MANY, "submit past the id space: %d", rc);
+	fbx_console_rep_free(&rep);
+
+	query_req(&req);
+	snprintf(req.u.submit.cmd.idem_key, sizeof(req.u.submit.cmd.idem_key),
+	    "k-1");
+	console(&t, "ops", "acme", &req);
+	turn(&t);
+	rc = reply(&t, "ops", &rep);
+	CHECK(rc == FBX_ETOO_MANY, "submit with a key: %d", rc);
+	fbx_console_rep_free(&rep);
+
+	/* still serving: the last command reads back, as it was */
+	rc = counts(&t, "acme", FBX_CMD_ID_MAX, &info);
+	CHECK(rc == FBX_OK && info.state == FBX_C_DONE,
+	    "read after the refusals: %d state %d", rc, info.state);
+
+	/* nothing of either submit was journaled (nor the key taken) */
+	fbx_engine_close(t.e);
+	t.e = NULL;
+	st = NULL;
+	x = NULL;
+	CHECK(fbx_store_open(&so, &st) == FBX_OK, "store open");
+	CHECK(st != NULL && fbx_txn_begin(st, 0, &x) == FBX_OK, "begin");
+	if (x != NULL) {
+		uint64_t prior = 0;
+		CHECK(fbx_store_cmd_last(x, &last) == FBX_OK &&
+		        last == FBX_CMD_ID_MAX,
+		    "last command %llu", (unsigned long long)last);
+		CHECK(fbx_store_idem_get(x, "acme", "k-1", &prior) ==
+		        FBX_ENOT_FOUND,
+		    "key taken by command %llu", (unsigned long long)prior);
+		fbx_txn_abort(x);
+	}
+	fbx_store_close(st);
+	env_close(&t);
+}
+
 /* send_queue_full - a DELIVERIES message the gateway's queue refuses
  * keeps the session; only its deliveries go back to the queue and leave
  * again once the queue takes messages. */
@@ -830,6 +920,7 @@ main(void)
 	test_failed_turn();
 	test_map_full();
 	test_store_busy();
+	test_id_space();
 	test_send_queue_full();
 	test_fairness();
 	test_urgent_first();
