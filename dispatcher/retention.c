@@ -12,15 +12,21 @@
 
 #include "engine_int.h"
 
-/* prune_markers - the rollback markers of a pruned command's deliveries. */
+/* prune_markers - the rollback markers and supersede links (supersede.h)
+ * of a pruned command's deliveries. */
 static int
 prune_markers(struct fbx_engine *e, const struct fbx_command *c)
 {
 	char prefix[FBX_KV_KEY_MAX];
 
+	int rc;
+
 	snprintf(prefix, sizeof(prefix), "comp/%s/%llu/", c->org,
 	    (unsigned long long)c->id);
-	return fbxi_kv_delete_prefix(e, prefix);
+	rc = fbxi_kv_delete_prefix(e, prefix);
+	if (rc == FBX_OK)
+		rc = fbxi_supersede_links_prune(e, c->org, c->id);
+	return rc;
 }
 
 /* Expired refusals and approvals ("rej/", "appr/"): human-scale in

@@ -610,6 +610,23 @@ rb_cancel_add(struct rb_ctx *r, uint64_t id, const char *dev, int state)
 	return FBX_OK;
 }
 
+/* rb_sup_add - a superseded delivery of a selected command: marked at
+ * execution (fbxi_rb_exec) */
+static int
+rb_sup_add(struct rb_ctx *r, uint64_t id)
+{
+	if (r->nsup == r->scap) {
+		size_t ncap = r->scap ? r->scap * 2 : 64;
+		uint64_t *ni = realloc(r->sup, ncap * sizeof(*ni));
+		if (ni == NULL)
+			return FBX_ENOMEM;
+		r->sup = ni;
+		r->scap = ncap;
+	}
+	r->sup[r->nsup++] = id;
+	return FBX_OK;
+}
+
 uint64_t
 fbxi_rb_fp_mix(uint64_t h, const void *p, size_t n)
 {
@@ -854,6 +871,159 @@ in_group(struct fbx_engine *e, const char *org, const char *dev,
 	return 0;
 }
 
+/* rb_carried's bound on the links it follows (and the stack they wait
+ * on): each step is a newer command of the same kind for the same
+ * device, so only a storm re-locking one device again and again comes
+ * near it. Beyond it the delivery is left, and the row says so. */
+#define RB_CARRY_MAX 256
+/* rb_carried's answer when it cannot tell (too many links, a damaged
+ * one): the delivery is left, for the operator to look at */
+#define RB_CARRY_UNSURE UINT64_MAX
+
+struct carry_link {
+	uint64_t older;
+	int64_t expires_ms;
+};
+
+struct carry_ctx {
+	struct carry_link stack[RB_CARRY_MAX];
+	size_t n;
+	int full;
+};
+
+static int
+carry_push(void *arg, uint64_t older, int64_t expires_ms)
+{
+	struct carry_ctx *k = arg;
+
+	if (k->n == RB_CARRY_MAX) {
+		k->full = 1;
+		return 1;
+	}
+	k->stack[k->n].older = older;
+	k->stack[k->n].expires_ms = expires_ms;
+	k->n++;
+	return 0;
+}
+
+/* rb_carried - delivery d of the selected command r->cur superseded
+ * (supersede.h) a delivery of a command the rollback leaves (not
+ * selected, or kept before the onset) that still wanted the device at
+ * need_ms (its time to live ran past it): d carries what that command
+ * would have done to the device (a lock for cause, say), so cancelling
+ * or undoing d would take it away too. need_ms is now for a delivery
+ * still waiting, the time it was first sent for one sent. An older
+ * command this rollback or an earlier one selected (a comp/ marker on its
+ * delivery, rb_dlv_cb) passes on its own links; a pruned one was never
+ * selected (its link keeps its expiry). @return the carried command's
+ * id, 0 for none, RB_CARRY_UNSURE; a store error latches in r->err. */
+static uint64_t
+rb_carried(struct rb_ctx *r, const struct fbx_delivery *d, int64_t need_ms)
+{
+	struct carry_ctx *k;
+	struct fbx_command oc;
+	uint64_t by = 0, prior;
+	char key[FBX_KV_KEY_MAX];
+	unsigned steps = 0;
+	size_t len;
+	int rc, sel;
+
+	if (!fbxi_supersede_applies_cmd(r->cur))
+		return 0; /* its deliveries never supersede */
+	k = malloc(sizeof(*k));
+	if (k == NULL) {
+		r->err = FBX_ENOMEM;
+		return 0;
+	}
+	k->n = 0;
+	k->full = 0;
+	rc = fbxi_supersede_links(r->e, r->cur->org, d->id, carry_push, k);
+	while (rc == FBX_OK && by == 0 && k->n > 0) {
+		struct carry_link l = k->stack[--k->n];
+		if (k->full || ++steps > RB_CARRY_MAX) {
+			by = RB_CARRY_UNSURE;
+			break;
+		}
+		rc = fbx_store_cmd_head(r->e->txn, FBX_DLV_CMD(l.older), &oc);
+		if (rc == FBX_ENOT_FOUND) {
+			/* pruned: never selected, it wanted the device
+			 * until its expiry */
+			rc = FBX_OK;
+			if (l.expires_ms > need_ms)
+				by = FBX_DLV_CMD(l.older);
+			continue;
+		}
+		if (rc != FBX_OK)
+			break;
+		sel = rb_selected(r, &oc) && !rb_bo_kept(r, &oc);
+		if (!sel) {
+			/* rolled back by an earlier run? */
+			snprintf(key, sizeof(key), "comp/%s/%llu/%llu", oc.org,
+			    (unsigned long long)oc.id,
+			    (unsigned long long)l.older);
+			len = 0;
+			rc = fbx_store_kv_get(r->e->txn, key, &prior,
+			    sizeof(prior), &len);
+			if (rc == FBX_OK)
+				sel = 1;
+			else if (rc == FBX_ENOT_FOUND)
+				rc = FBX_OK;
+		}
+		if (rc == FBX_OK && !sel && oc.expires_ms > need_ms)
+			by = oc.id;
+		fbx_command_clear(&oc);
+		if (rc != FBX_OK || !sel)
+			continue; /* an unselected one that expired before
+			             need_ms: so did what it superseded */
+		/* selected: what it superseded passes on */
+		rc = fbxi_supersede_links(
+		    r->e, r->cur->org, l.older, carry_push, k);
+	}
+	if (rc == FBX_OK && k->full && by == 0)
+		by = RB_CARRY_UNSURE;
+	free(k);
+	if (rc == FBX_ECORRUPT) {
+		FBX_LOGE("rollback: a damaged supersede link of delivery %llu "
+		         "(command %llu): the delivery is left",
+		    (unsigned long long)d->id,
+		    (unsigned long long)r->cur->id);
+		return RB_CARRY_UNSURE;
+	}
+	if (rc != FBX_OK) {
+		r->err = rc;
+		return 0;
+	}
+	return by;
+}
+
+/* carried_row - the row of a delivery rb_carried says to leave */
+static void
+carried_row(struct rb_ctx *r, const struct fbx_delivery *d, uint64_t by)
+{
+	char det[96];
+
+	if (by == RB_CARRY_UNSURE)
+		snprintf(det, sizeof(det),
+		    "supersedes what cannot be followed (see the log): "
+		    "left");
+	else
+		snprintf(det, sizeof(det),
+		    "stands in for command %llu (not rolled back): left",
+		    (unsigned long long)by);
+	rb_row(r, r->cur, d->id, d->device, d->state, FBX_RB_NOTHING, 0, det);
+}
+
+/* first_sent - when d was first handed to a gateway (its history),
+ * INT64_MIN when the history no longer says */
+static int64_t
+first_sent(const struct fbx_delivery *d)
+{
+	for (unsigned i = 0; i < d->nhist && i < FBX_HIST_MAX; i++)
+		if (d->hist[i].state == FBX_D_SENT)
+			return d->hist[i].at_ms;
+	return INT64_MIN;
+}
+
 static int
 rb_dlv_cb(void *arg, const struct fbx_delivery *d)
 {
@@ -862,6 +1032,7 @@ rb_dlv_cb(void *arg, const struct fbx_delivery *d)
 	const char *grp = r->s->group;
 	int comp = compensation_of(c->type), rc = FBX_OK;
 	char key[FBX_KV_KEY_MAX];
+	uint64_t carried;
 
 	if (!in_group(r->e, c->org, d->device, grp))
 		return 0;
@@ -873,6 +1044,12 @@ rb_dlv_cb(void *arg, const struct fbx_delivery *d)
 	switch (d->state) {
 	case FBX_D_QUEUED:
 	case FBX_D_PENDING:
+		if ((carried = rb_carried(r, d, r->e->now)) != 0) {
+			carried_row(r, d, carried);
+			break;
+		}
+		if (r->err != 0)
+			break;
 		rb_row(r, c, d->id, d->device, d->state, FBX_RB_CANCEL, 0,
 		    "not sent yet: cancel");
 		rc = rb_cancel_add(r, d->id, d->device, d->state);
@@ -915,6 +1092,12 @@ rb_dlv_cb(void *arg, const struct fbx_delivery *d)
 			    0, "locked before the onset too: left locked");
 			break;
 		}
+		if ((carried = rb_carried(r, d, first_sent(d))) != 0) {
+			carried_row(r, d, carried);
+			break;
+		}
+		if (r->err != 0)
+			break;
 		if (d->state != FBX_D_SUCCEEDED) {
 			/* In a gateway's hands: a compensation sent now could
 			 * overtake it and be undone by it. Nothing is sent and
@@ -983,6 +1166,11 @@ rb_dlv_cb(void *arg, const struct fbx_delivery *d)
 	default:
 		rb_row(r, c, d->id, d->device, d->state, FBX_RB_NOTHING, 0,
 		    fbx_dstate_name(d->state));
+		/* superseded: executed, its marker tells a later rollback of
+		 * the newer command that this one is rolled back too */
+		if (d->state == FBX_D_SUPERSEDED &&
+		    fbxi_supersede_applies_cmd(c))
+			rc = rb_sup_add(r, d->id);
 		break;
 	}
 	if (rc != FBX_OK)
@@ -1343,6 +1531,7 @@ fbxi_rb_free(struct rb_ctx *r)
 	free(r->cancel_dev);
 	free(r->cancel_state);
 	free(r->held);
+	free(r->sup);
 	free(r->plan.rows);
 	free(r->plan.comp_ids);
 	free(r->plan.bo_rows);
@@ -1525,6 +1714,20 @@ fbxi_rb_exec(struct rb_ctx *r, uint64_t rbseq)
 		    FBX_D_CANCELLED, 0, 0, NULL, NULL);
 		if (rc == FBX_ESTATE || rc == FBX_ENOT_FOUND)
 			continue;
+		if (rc != FBX_OK)
+			return rc;
+	}
+	/* superseded deliveries of the selection: a comp/ marker without a
+	 * compensating command (0) says they are rolled back, so a later
+	 * rollback of what superseded them does not keep it for them
+	 * (rb_carried) */
+	for (size_t i = 0; i < r->nsup; i++) {
+		char key[FBX_KV_KEY_MAX];
+		uint64_t none = 0;
+		snprintf(key, sizeof(key), "comp/%s/%llu/%llu", r->org,
+		    (unsigned long long)FBX_DLV_CMD(r->sup[i]),
+		    (unsigned long long)r->sup[i]);
+		rc = fbx_store_kv_put(e->txn, key, &none, sizeof(none));
 		if (rc != FBX_OK)
 			return rc;
 	}

@@ -72,6 +72,8 @@ struct rb_ctx {
 	size_t ncancel, ccap;
 	uint64_t *held;
 	size_t nheld, hcap;
+	uint64_t *sup; /* superseded deliveries of selected commands */
+	size_t nsup, scap;
 	int err;
 	/* current command while scanning its deliveries */
 	const struct fbx_command *cur;

@@ -2,6 +2,7 @@
  * supersede.c: newer replaces older for the same device (see
  * supersede.h). Depends on core.c and delivery.c.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,9 +12,15 @@
 int
 fbxi_supersede_applies(const struct cmdc *cc)
 {
-	if (cc->c.rollout.enabled)
+	return fbxi_supersede_applies_cmd(&cc->c);
+}
+
+int
+fbxi_supersede_applies_cmd(const struct fbx_command *c)
+{
+	if (c->rollout.enabled)
 		return 0;
-	switch (cc->c.type) {
+	switch (c->type) {
 	case FBX_CMD_LOCK:
 	case FBX_CMD_UNLOCK:
 	case FBX_CMD_WIPE:
@@ -224,15 +231,78 @@ same_kind(const struct cmdc *a, const struct cmdc *b)
 	    !a->c.rollout.enabled && !b->c.rollout.enabled;
 }
 
-/* replace - delivery id of older command oc is superseded by newer
- * command nc, if it still waits (QUEUED or PENDING) for device and nc
- * lives at least as long (else the device could end up with neither).
+/* link_prefix - "sup/<org>/<command>/<newer>/": the links of newer */
+static void
+link_prefix(char *k, size_t cap, const char *org, uint64_t newer)
+{
+	snprintf(k, cap, "sup/%s/%llu/%llu/", org,
+	    (unsigned long long)FBX_DLV_CMD(newer), (unsigned long long)newer);
+}
+
+/* a link's value: the older delivery, and when its command expires (it
+ * may be pruned before a rollback reads the link) */
+struct link_val {
+	uint64_t older;
+	int64_t expires_ms;
+};
+
+struct links_ctx {
+	fbxi_sup_link_fn fn;
+	void *arg;
+	int err;
+};
+
+static int
+links_cb(void *arg, const char *key, const void *val, size_t len)
+{
+	struct links_ctx *l = arg;
+	struct link_val v;
+
+	(void)key;
+	if (len != sizeof(v)) {
+		l->err = FBX_ECORRUPT;
+		return 1;
+	}
+	memcpy(&v, val, sizeof(v));
+	return l->fn(l->arg, v.older, v.expires_ms);
+}
+
+int
+fbxi_supersede_links(struct fbx_engine *e, const char *org,
+    uint64_t newer, fbxi_sup_link_fn fn, void *arg)
+{
+	char prefix[FBX_KV_KEY_MAX];
+	struct links_ctx l = { fn, arg, FBX_OK };
+	int rc;
+
+	link_prefix(prefix, sizeof(prefix), org, newer);
+	rc = fbx_store_kv_scan(e->txn, prefix, links_cb, &l);
+	return rc != FBX_OK ? rc : l.err;
+}
+
+int
+fbxi_supersede_links_prune(
+    struct fbx_engine *e, const char *org, uint64_t cmd_id)
+{
+	char prefix[FBX_KV_KEY_MAX];
+
+	snprintf(prefix, sizeof(prefix), "sup/%s/%llu/", org,
+	    (unsigned long long)cmd_id);
+	return fbxi_kv_delete_prefix(e, prefix);
+}
+
+/* replace - delivery id of older command oc is superseded by delivery
+ * `by` of newer command nc, if it still waits (QUEUED or PENDING) for
+ * device and nc lives at least as long (else the device could end up with
+ * neither); the link from `by` to id is written with the move.
  * @return a store error, or FBX_OK (also when nothing moved). */
 static int
 replace(struct fbx_engine *e, struct cmdc *oc, uint64_t id,
-    const struct cmdc *nc, const char *device)
+    const struct cmdc *nc, uint64_t by, const char *device)
 {
+	char k[FBX_KV_KEY_MAX];
 	struct fbx_delivery d;
+	struct link_val v;
 	int rc;
 
 	if (!same_kind(oc, nc) || nc->c.expires_ms < oc->c.expires_ms)
@@ -248,11 +318,61 @@ replace(struct fbx_engine *e, struct cmdc *oc, uint64_t id,
 	rc = fbxi_dlv_move(e, oc, id,
 	    FBXI_DMASK(FBX_D_QUEUED) | FBXI_DMASK(FBX_D_PENDING),
 	    FBX_D_SUPERSEDED, 0, 0, NULL, NULL);
-	if (rc == FBX_OK) {
-		fbxi_cmd_touch(oc);
-		e->superseded++;
+	if (rc == FBX_ESTATE)
+		return FBX_OK;
+	if (rc != FBX_OK)
+		return rc;
+	fbxi_cmd_touch(oc);
+	e->superseded++;
+	link_prefix(k, sizeof(k), nc->c.org, by);
+	snprintf(k + strlen(k), sizeof(k) - strlen(k), "%llu",
+	    (unsigned long long)id);
+	memset(&v, 0, sizeof(v));
+	v.older = id;
+	v.expires_ms = oc->c.expires_ms;
+	return fbx_store_kv_put(e->txn, k, &v, sizeof(v));
+}
+
+/* stands - whether delivery id of command cc will still reach its device
+ * or did, and was not undone: waiting, in a gateway's hands, or
+ * succeeded without a rollback's compensation (comp/ marker).
+ * @return 1, 0, or -1 with the store error latched. */
+static int
+stands(struct fbx_engine *e, const struct cmdc *cc, uint64_t id)
+{
+	char k[FBX_KV_KEY_MAX];
+	struct fbx_delivery d;
+	uint64_t prior;
+	size_t len = 0;
+	int rc;
+
+	rc = fbx_store_dlv_get(e->txn, id, &d);
+	if (rc == FBX_ENOT_FOUND)
+		return 0;
+	if (rc != FBX_OK) {
+		fbxi_set_err(e, rc);
+		return -1;
 	}
-	return rc == FBX_ESTATE ? FBX_OK : rc;
+	switch (d.state) {
+	case FBX_D_QUEUED:
+	case FBX_D_PENDING:
+	case FBX_D_SENT:
+	case FBX_D_ACCEPTED:
+		return 1;
+	case FBX_D_SUCCEEDED:
+		snprintf(k, sizeof(k), "comp/%s/%llu/%llu", cc->c.org,
+		    (unsigned long long)cc->c.id, (unsigned long long)id);
+		rc = fbx_store_kv_get(e->txn, k, &prior, sizeof(prior), &len);
+		if (rc == FBX_ENOT_FOUND)
+			return 1;
+		if (rc != FBX_OK) {
+			fbxi_set_err(e, rc);
+			return -1;
+		}
+		return 0;
+	default:
+		return 0;
+	}
 }
 
 /* index_one - delivery id of cc is open for device (QUEUED or PENDING):
@@ -380,13 +500,24 @@ fbxi_supersede_new(struct fbx_engine *e, struct cmdc *cc, uint64_t id,
 		if (oc->c.id > cc->c.id) {
 			/* a newer command reached the device first (it was
 			 * expanded inline while this one expanded in
-			 * slices): this one is the older, and waits in vain */
-			rc = replace(e, cc, id, oc, device);
-			if (rc != FBX_OK)
-				fbxi_set_err(e, rc);
-			return; /* the index keeps the newer one */
+			 * slices): this one is the older, and waits in vain,
+			 * unless the newer's delivery no longer stands (a
+			 * rollback cancelled or undid it): then this one
+			 * goes, and takes the index */
+			int st = stands(e, oc, old);
+			if (st < 0)
+				return;
+			if (st) {
+				rc = replace(e, cc, id, oc, old, device);
+				if (rc != FBX_OK)
+					fbxi_set_err(e, rc);
+				return; /* the index keeps the newer one */
+			}
+			if (fbxi_idmap_put(&e->supersede, key, id) != 0)
+				fbxi_set_err(e, FBX_ENOMEM);
+			return;
 		}
-		rc = replace(e, oc, old, cc, device);
+		rc = replace(e, oc, old, cc, id, device);
 		if (rc != FBX_OK) {
 			fbxi_set_err(e, rc);
 			return;

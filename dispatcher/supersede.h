@@ -29,6 +29,7 @@
 #include <stdint.h>
 
 struct fbx_engine;
+struct fbx_command;
 struct cmdc;
 struct fbxi_skind;
 
@@ -45,8 +46,10 @@ void fbxi_supersede_leave(struct fbx_engine *e, struct cmdc *cc);
  * cache is being dropped). */
 void fbxi_supersede_clear(struct fbx_engine *e);
 
-/* fbxi_supersede_applies - whether deliveries of cc take part. */
+/* fbxi_supersede_applies - whether deliveries of cc take part;
+ * fbxi_supersede_applies_cmd the same for a command record. */
 int fbxi_supersede_applies(const struct cmdc *cc);
+int fbxi_supersede_applies_cmd(const struct fbx_command *c);
 
 /* fbxi_supersede_new - delivery id of cc was just created (QUEUED or
  * PENDING) for device: supersede the older open delivery of the same kind
@@ -60,6 +63,32 @@ void fbxi_supersede_new(struct fbx_engine *e, struct cmdc *cc, uint64_t id,
  * device ahead). Changes nothing. */
 void fbxi_supersede_prefetch(
     struct fbx_engine *e, const struct cmdc *cc, const char *device);
+
+/* The links from a delivery to the ones it superseded: "sup/<org>/
+ * <command of the newer>/<newer delivery>/<older delivery>" -> the older
+ * delivery id and its command's expires_ms (u64, i64, host order; the
+ * older command may be pruned first), in the engine's kv records, written
+ * with the move to SUPERSEDED and pruned with the newer command
+ * (retention.c).
+ * Usually one per newer delivery; two when a command expanding in slices
+ * met a newer one that had already superseded another. The older
+ * delivery is terminal and will never be sent: what it would have done
+ * to the device rides on the newer one, which a rollback must therefore
+ * not take away while the older command still wants it (rollback.c). */
+
+/* fbxi_supersede_links - call fn(arg, older, expires_ms of its command)
+ * for each delivery that delivery `newer` of organisation org
+ * superseded, until fn returns non-zero. @return FBX_OK, FBX_ECORRUPT (a
+ * damaged link), or a store error. */
+typedef int (*fbxi_sup_link_fn)(void *arg, uint64_t older,
+    int64_t expires_ms);
+int fbxi_supersede_links(struct fbx_engine *e, const char *org,
+    uint64_t newer, fbxi_sup_link_fn fn, void *arg);
+
+/* fbxi_supersede_links_prune - drop the links of command cmd_id's
+ * deliveries (it is being pruned). @return FBX_OK or a store error. */
+int fbxi_supersede_links_prune(
+    struct fbx_engine *e, const char *org, uint64_t cmd_id);
 
 
 #endif

@@ -46,6 +46,7 @@ struct env {
 	struct mio io;
 	fbx_engine *e;
 	uint64_t reqid;
+	uint32_t retention_s; /* the engine's at the next (re)open; 0: off */
 };
 
 /* drain_gw - take every engine message to `peer`: delivery ids into

@@ -1,0 +1,487 @@
+/*
+ * supersede_rollback_test.c: a rollback never takes away a lock it did
+ * not select, in-process on a fake clock (engine_fake.c), turn by turn:
+ * - automatic lock L1 (reason r1) queues for device D while no gateway
+ *   serves the organisation; automatic lock N of the same kind (type,
+ *   origin, payload; reason r2, the same time to live) for D supersedes
+ *   L1's delivery (SUPERSEDED, terminal, never sent);
+ * - a rollback executed for reason r2 selects N, not L1: N's delivery
+ *   for D carries L1's lock too, so the plan's row for it says NOTHING,
+ *   not CANCEL, and the delivery stays QUEUED; a gateway that connects
+ *   afterwards gets a lock for D;
+ * - the control: device D2 with only an r2 lock (nothing superseded)
+ *   is cancelled by the same rollback (its row says CANCEL) and gets
+ *   nothing;
+ * - once N's lock has succeeded on D, the same rollback run again does
+ *   not undo it either (NOTHING, not COMPENSATE: no unlock journaled or
+ *   sent), since the device's lock is L1's as well;
+ * - the link from N's delivery to L1's is a record in the store, and
+ *   retention prunes it with N;
+ * - two rollbacks, of r1 then of r2, end with neither lock (L1's
+ *   superseded delivery is marked rolled back by the first);
+ * - a waiting N stands in for L1 while L1's time to live runs, also
+ *   after retention pruned L1, and not after it ran out; a succeeded N
+ *   stands in for an L1 that lived when N was sent.
+ * Automatic locks settle (30 s by default) before they expand; the test
+ * lets the fake clock pass each window.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine_fake.h"
+
+#define ORG "acme"
+#define DEV_D 1u  /* locked by L1 (r1), then by N (r2) */
+#define DEV_D2 2u /* locked by M (r2) only */
+#define TTL_S 3600u
+
+/* auto_lock_ttl - the detector's automatic lock of device dev of ORG for
+ * reason, living ttl_s; @return the command's id, 0 on error. */
+static uint64_t
+auto_lock_ttl(struct env *t, unsigned dev, const char *reason,
+    uint32_t ttl_s)
+{
+	struct fbx_console_req req;
+	struct fbx_console_rep rep;
+	fbx_id ids[1];
+	uint64_t id = 0;
+	int rc;
+
+	memset(&req, 0, sizeof(req));
+	req.kind = FBX_CREQ_SUBMIT;
+	req.u.submit.cmd.type = FBX_CMD_LOCK;
+	req.u.submit.cmd.origin = FBX_ORIGIN_AUTOMATIC;
+	req.u.submit.cmd.target_kind = FBX_TARGET_DEVICES;
+	req.u.submit.cmd.ttl_s = ttl_s;
+	snprintf(req.u.submit.cmd.reason, sizeof(req.u.submit.cmd.reason),
+	    "%s", reason);
+	snprintf(ids[0], sizeof(ids[0]), "%s-d%05u", ORG, dev);
+	req.u.submit.cmd.dev_ids = ids;
+	req.u.submit.cmd.ndev_ids = 1;
+	console(t, "rule", ORG, &req);
+	turn(t);
+	rc = reply(t, "rule", &rep);
+	if (rc == FBX_OK)
+		id = rep.u.submit.command_id;
+	CHECK(rc == FBX_OK && id != 0, "automatic lock of device %u (%s): %d",
+	    dev, reason, rc);
+	CHECK(rc != FBX_OK || rep.u.submit.state == FBX_C_SETTLING ||
+	        rep.u.submit.state == FBX_C_EXPANDING ||
+	        rep.u.submit.state == FBX_C_ACTIVE,
+	    "automatic lock of device %u (%s) admitted: state %d (held?)",
+	    dev, reason, rep.u.submit.state);
+	fbx_console_rep_free(&rep);
+	return id;
+}
+
+static uint64_t
+auto_lock(struct env *t, unsigned dev, const char *reason)
+{
+	return auto_lock_ttl(t, dev, reason, TTL_S);
+}
+
+/* pass - let ms of fake time pass in 500 ms turns (settle windows) */
+static void
+pass(struct env *t, int64_t ms)
+{
+	for (int64_t done = 0; done < ms; done += 500) {
+		advance(t, ms - done < 500 ? ms - done : 500);
+		turn(t);
+	}
+}
+
+/* rollback - a rollback of ORG's commands of reason (planned, or
+ * executed); rep is the caller's to free. @return the reply's err. */
+static int
+rollback(struct env *t, const char *reason, int execute,
+    struct fbx_console_rep *rep)
+{
+	struct fbx_console_req req;
+
+	memset(&req, 0, sizeof(req));
+	req.kind = FBX_CREQ_ROLLBACK;
+	snprintf(req.u.rollback.sel.reason, sizeof(req.u.rollback.sel.reason),
+	    "%s", reason);
+	req.u.rollback.execute = execute;
+	req.u.rollback.limit = 100;
+	req.u.rollback.sliced = 1;
+	snprintf(req.u.rollback.note, sizeof(req.u.rollback.note),
+	    "supersede_rollback_test");
+	console(t, "ops", ORG, &req);
+	turn(t);
+	return reply(t, "ops", rep);
+}
+
+/* row_of - the plan's row for command cmd's delivery to device dev */
+static const struct fbx_rb_row *
+row_of(const struct fbx_rb_plan *p, uint64_t cmd, unsigned dev)
+{
+	char name[FBX_ID_MAX + 1];
+
+	snprintf(name, sizeof(name), "%s-d%05u", ORG, dev);
+	for (size_t i = 0; i < p->nrows; i++)
+		if (p->rows[i].command_id == cmd &&
+		    strcmp(p->rows[i].device, name) == 0)
+			return &p->rows[i];
+	return NULL;
+}
+
+static const char *
+action_name(int a)
+{
+	static const char *const n[FBX_RB_COUNT] = { "none", "cancel",
+		"compensate", "irreversible", "changed", "nothing",
+		"done_before", "in_flight" };
+
+	return a >= 0 && a < FBX_RB_COUNT ? n[a] : "?";
+}
+
+/* check_plan - the rows of a plan (dry run or executed) for reason r2:
+ * N's for D is NOTHING (it carries L1's lock), M's for D2 is CANCEL. */
+static void
+check_plan(const char *what, const struct fbx_rb_plan *p, uint64_t n,
+    uint64_t m)
+{
+	const struct fbx_rb_row *rn = row_of(p, n, DEV_D);
+	const struct fbx_rb_row *rm = row_of(p, m, DEV_D2);
+
+	CHECK(p->commands == 2, "%s: %u commands selected, want 2 (N, M)",
+	    what, p->commands);
+	CHECK(p->next_cursor == 0, "%s: next_cursor %llu, want one slice",
+	    what, (unsigned long long)p->next_cursor);
+	CHECK(rn != NULL, "%s: no row for N's delivery to D (%zu rows)", what,
+	    p->nrows);
+	if (rn != NULL)
+		CHECK(rn->action == FBX_RB_NOTHING,
+		    "%s: N's delivery to D (state %s) has action %s (%d), "
+		    "want nothing: it carries superseded L1's lock (detail "
+		    "'%s')",
+		    what, fbx_dstate_name(rn->state),
+		    action_name(rn->action), rn->action, rn->detail);
+	CHECK(rm != NULL, "%s: no row for M's delivery to D2", what);
+	if (rm != NULL)
+		CHECK(rm->action == FBX_RB_CANCEL,
+		    "%s: control: M's delivery to D2 (state %s) has action "
+		    "%s (%d), want cancel",
+		    what, fbx_dstate_name(rm->state),
+		    action_name(rm->action), rm->action);
+}
+
+static int
+count_cb(void *arg, const char *key, const void *val, size_t len)
+{
+	(void)key;
+	(void)val;
+	(void)len;
+	(*(int *)arg)++;
+	return 0;
+}
+
+/* sup_links - the supersede links ("sup/" kv records) in t's store,
+ * read with the engine closed (one process opens a store once); the
+ * engine is opened again after. @return their number, -1 on error. */
+static int
+sup_links(struct env *t)
+{
+	struct fbx_store_opts so;
+	fbx_store *st = NULL;
+	fbx_txn *x = NULL;
+	int n = 0, rc;
+
+	fbx_engine_close(t->e);
+	t->e = NULL;
+	memset(&so, 0, sizeof(so));
+	so.path = t->dir;
+	if (fbx_store_open(&so, &st) != FBX_OK)
+		return -1;
+	rc = fbx_txn_begin(st, 0, &x);
+	if (rc == FBX_OK) {
+		rc = fbx_store_kv_scan(x, "sup/", count_cb, &n);
+		fbx_txn_abort(x);
+	}
+	fbx_store_close(st);
+	if (env_reopen(t) != 0)
+		return -1;
+	return rc == FBX_OK || rc == FBX_ENOT_FOUND ? n : -1;
+}
+
+static void
+test_supersede_rollback(void)
+{
+	struct env t;
+	struct fbx_command c;
+	struct fbx_console_rep rep;
+	struct gw_seen *s = calloc(1, sizeof(*s));
+	uint64_t l1, n, m;
+	size_t got_n = 0, got_m = 0, got_l1 = 0;
+	int rc;
+
+	CHECK(env_open(&t, "sxrb") == 0, "open");
+	/* 300 devices: the breaker of each reason allows 3 automatic locks
+	 * in its window (1%), the lock limit 30 (10%) */
+	enroll(&t, ORG, 300);
+
+	/* L1 (r1) for D settles, then queues: no gateway serves ORG */
+	l1 = auto_lock(&t, DEV_D, "r1");
+	pass(&t, 31000);
+	CHECK(counts(&t, ORG, l1, &c) == FBX_OK &&
+	        c.counts[FBX_D_QUEUED] == 1,
+	    "L1 queued after its settle window: state %d, queued %u, "
+	    "pending %u",
+	    c.state, c.counts[FBX_D_QUEUED], c.counts[FBX_D_PENDING]);
+
+	/* N (r2) for D, M (r2) for D2: once settled, N supersedes L1 */
+	n = auto_lock(&t, DEV_D, "r2");
+	m = auto_lock(&t, DEV_D2, "r2");
+	pass(&t, 31000);
+	CHECK(counts(&t, ORG, l1, &c) == FBX_OK &&
+	        c.counts[FBX_D_SUPERSEDED] == 1,
+	    "(1) L1's delivery for D superseded: state %d, superseded %u, "
+	    "queued %u",
+	    c.state, c.counts[FBX_D_SUPERSEDED], c.counts[FBX_D_QUEUED]);
+	CHECK(counts(&t, ORG, n, &c) == FBX_OK && c.counts[FBX_D_QUEUED] == 1,
+	    "N queued for D: state %d, queued %u", c.state,
+	    c.counts[FBX_D_QUEUED]);
+	CHECK(counts(&t, ORG, m, &c) == FBX_OK && c.counts[FBX_D_QUEUED] == 1,
+	    "M queued for D2: state %d, queued %u", c.state,
+	    c.counts[FBX_D_QUEUED]);
+
+	/* the plan for reason r2, a dry run */
+	rc = rollback(&t, "r2", 0, &rep);
+	CHECK(rc == FBX_OK, "(2) dry run for r2: err %d", rc);
+	if (rc == FBX_OK)
+		check_plan("(2) dry run", &rep.u.rollback, n, m);
+	fbx_console_rep_free(&rep);
+
+	/* executed: one request, one slice */
+	rc = rollback(&t, "r2", 1, &rep);
+	CHECK(rc == FBX_OK, "(2) executed rollback for r2: err %d", rc);
+	if (rc == FBX_OK) {
+		const struct fbx_rb_plan *p = &rep.u.rollback;
+		CHECK(p->executed && p->rollback_id != 0,
+		    "executed %d, rollback id %llu", p->executed,
+		    (unsigned long long)p->rollback_id);
+		check_plan("(2) executed", &rep.u.rollback, n, m);
+	}
+	fbx_console_rep_free(&rep);
+	turn(&t);
+
+	CHECK(counts(&t, ORG, n, &c) == FBX_OK &&
+	        c.counts[FBX_D_QUEUED] == 1 && c.counts[FBX_D_CANCELLED] == 0,
+	    "(3) N's delivery for D still queued after the rollback: state "
+	    "%d, queued %u, cancelled %u",
+	    c.state, c.counts[FBX_D_QUEUED], c.counts[FBX_D_CANCELLED]);
+	CHECK(counts(&t, ORG, m, &c) == FBX_OK &&
+	        c.counts[FBX_D_CANCELLED] == 1,
+	    "control: M's delivery for D2 cancelled: state %d, queued %u, "
+	    "cancelled %u",
+	    c.state, c.counts[FBX_D_QUEUED], c.counts[FBX_D_CANCELLED]);
+	CHECK(counts(&t, ORG, l1, &c) == FBX_OK &&
+	        c.counts[FBX_D_SUPERSEDED] == 1,
+	    "L1 stays superseded: superseded %u", c.counts[FBX_D_SUPERSEDED]);
+
+	/* a gateway connects: D gets a lock (N's), D2 nothing */
+	hello(&t, "g1", ORG, 1000);
+	turn(&t);
+	turn(&t);
+	drain_gw(&t, "g1", s);
+	CHECK(s->welcomes == 1, "welcome %zu", s->welcomes);
+	for (size_t i = 0; i < s->nids; i++) {
+		uint64_t cid = FBX_DLV_CMD(s->ids[i]);
+		got_n += cid == n;
+		got_m += cid == m;
+		got_l1 += cid == l1;
+	}
+	CHECK(got_n + got_l1 == 1,
+	    "(4) the gateway got %zu lock(s) for D (N's %zu, L1's %zu) of "
+	    "%zu deliveries, want 1: D ends with no lock",
+	    got_n + got_l1, got_n, got_l1, s->nids);
+	CHECK(got_m == 0, "control: D2's cancelled lock sent %zu times",
+	    got_m);
+
+	/* (5) N's lock succeeds on D; the rollback for r2 again: undoing
+	 * it would unlock a device L1 locked for cause */
+	if (s->nids == 1) {
+		results(&t, "g1", 1, s->ids, 1, FBX_R_SUCCEEDED);
+		turn(&t);
+	}
+	CHECK(counts(&t, ORG, n, &c) == FBX_OK &&
+	        c.counts[FBX_D_SUCCEEDED] == 1,
+	    "N's lock of D succeeded: succeeded %u",
+	    c.counts[FBX_D_SUCCEEDED]);
+	rc = rollback(&t, "r2", 1, &rep);
+	CHECK(rc == FBX_OK, "(5) the rollback for r2 again: err %d", rc);
+	if (rc == FBX_OK) {
+		const struct fbx_rb_plan *p = &rep.u.rollback;
+		const struct fbx_rb_row *rn = row_of(p, n, DEV_D);
+		CHECK(rn != NULL && rn->action == FBX_RB_NOTHING,
+		    "(5) N's succeeded lock of D: action %s, want nothing "
+		    "(detail '%s')",
+		    rn != NULL ? action_name(rn->action) : "(no row)",
+		    rn != NULL ? rn->detail : "");
+		CHECK(p->per_action[FBX_RB_COMPENSATE] == 0 &&
+		        p->ncomp == 0,
+		    "(5) %u compensations in %zu commands, want none",
+		    p->per_action[FBX_RB_COMPENSATE], p->ncomp);
+	}
+	fbx_console_rep_free(&rep);
+	turn(&t);
+	turn(&t);
+	memset(s, 0, sizeof(*s));
+	drain_gw(&t, "g1", s);
+	CHECK(s->nids == 0, "(5) %zu deliveries sent after the second "
+	    "rollback, want none (an unlock of D?)", s->nids);
+	free(s);
+
+	/* (6) the link is stored; retention prunes it with N */
+	CHECK(sup_links(&t) == 1, "(6) supersede links before retention");
+	t.retention_s = 60;
+	CHECK(env_reopen(&t) == 0, "reopen with retention");
+	pass(&t, 120000);
+	CHECK(counts(&t, ORG, n, &c) == FBX_ENOT_FOUND,
+	    "(6) N not pruned by retention");
+	CHECK(sup_links(&t) == 0, "(6) supersede links after retention");
+	env_close(&t);
+}
+
+/* row_action - the action of the row for command cmd's delivery to dev
+ * in a rollback for reason (executed or not); -1 without such a row */
+static int
+row_action(struct env *t, const char *reason, int execute, uint64_t cmd,
+    unsigned dev, char *detail, size_t cap)
+{
+	struct fbx_console_rep rep;
+	const struct fbx_rb_row *w;
+	int a = -1;
+
+	if (rollback(t, reason, execute, &rep) == FBX_OK) {
+		w = row_of(&rep.u.rollback, cmd, dev);
+		if (w != NULL) {
+			a = w->action;
+			snprintf(detail, cap, "%s", w->detail);
+		}
+	}
+	fbx_console_rep_free(&rep);
+	turn(t);
+	return a;
+}
+
+/* two_runs - L1 (r1) rolled back first, then N (r2) that superseded it:
+ * the second rollback cancels N (L1's marker says it was rolled back),
+ * so rolling back both in two runs ends with neither, as one run
+ * would. */
+static void
+test_two_runs(void)
+{
+	struct env t;
+	struct fbx_command c;
+	char det[128] = "";
+	uint64_t l1, n;
+	int a;
+
+	CHECK(env_open(&t, "sxrb2") == 0, "open");
+	enroll(&t, ORG, 300);
+	l1 = auto_lock(&t, DEV_D, "r1");
+	pass(&t, 31000);
+	n = auto_lock(&t, DEV_D, "r2");
+	pass(&t, 31000);
+	CHECK(counts(&t, ORG, l1, &c) == FBX_OK &&
+	        c.counts[FBX_D_SUPERSEDED] == 1,
+	    "L1 superseded: %u", c.counts[FBX_D_SUPERSEDED]);
+	a = row_action(&t, "r1", 1, l1, DEV_D, det, sizeof(det));
+	CHECK(a == FBX_RB_NOTHING, "rollback of r1: L1's row %d (%s)", a,
+	    det);
+	a = row_action(&t, "r2", 0, n, DEV_D, det, sizeof(det));
+	CHECK(a == FBX_RB_CANCEL,
+	    "rollback of r2 after r1's: N's row %d (%s), want cancel", a,
+	    det);
+	a = row_action(&t, "r2", 1, n, DEV_D, det, sizeof(det));
+	CHECK(a == FBX_RB_CANCEL, "executed: N's row %d (%s)", a, det);
+	CHECK(counts(&t, ORG, n, &c) == FBX_OK &&
+	        c.counts[FBX_D_CANCELLED] == 1,
+	    "N cancelled: %u", c.counts[FBX_D_CANCELLED]);
+	env_close(&t);
+}
+
+/* expiry - what the older command wanted counts while it lived: a
+ * waiting N stands in for L1 only while L1's time to live runs, also
+ * when retention pruned L1 (its link keeps the expiry); a sent N stands
+ * in for an L1 alive when N was sent, however long ago. */
+static void
+test_expiry(void)
+{
+	struct env t;
+	struct fbx_command c;
+	struct gw_seen *s = calloc(1, sizeof(*s));
+	char det[128] = "";
+	uint64_t l1, n, l3, n3, l4, n4;
+	int a;
+
+	/* D: L1 lives an hour, pruned by retention after a minute; D2: L3
+	 * lives 2 minutes; both superseded, no gateway */
+	CHECK(env_open(&t, "sxrb3") == 0, "open");
+	enroll(&t, ORG, 300);
+	l1 = auto_lock_ttl(&t, DEV_D, "r1", 3600);
+	l3 = auto_lock_ttl(&t, DEV_D2, "r1", 120);
+	pass(&t, 31000);
+	n = auto_lock_ttl(&t, DEV_D, "r2", 3600);
+	n3 = auto_lock_ttl(&t, DEV_D2, "r2", 3600);
+	pass(&t, 31000);
+	CHECK(counts(&t, ORG, l3, &c) == FBX_OK &&
+	        c.counts[FBX_D_SUPERSEDED] == 1,
+	    "L3 superseded: %u", c.counts[FBX_D_SUPERSEDED]);
+	t.retention_s = 60;
+	CHECK(env_reopen(&t) == 0, "reopen with retention");
+	pass(&t, 180000); /* L3 expired, L1 and L3 pruned */
+	CHECK(counts(&t, ORG, l1, &c) == FBX_ENOT_FOUND, "L1 pruned");
+	CHECK(counts(&t, ORG, n, &c) == FBX_OK && c.counts[FBX_D_QUEUED] == 1,
+	    "N still queued: %u", c.counts[FBX_D_QUEUED]);
+	a = row_action(&t, "r2", 0, n, DEV_D, det, sizeof(det));
+	CHECK(a == FBX_RB_NOTHING,
+	    "N stands in for pruned L1 (alive): row %d (%s)", a, det);
+	a = row_action(&t, "r2", 0, n3, DEV_D2, det, sizeof(det));
+	CHECK(a == FBX_RB_CANCEL,
+	    "N3 for expired L3: row %d (%s), want cancel", a, det);
+	env_close(&t);
+
+	/* D: L4 lives 2 minutes; N4 sent and succeeded while L4 lived;
+	 * the rollback after L4 expired still leaves N4's lock */
+	CHECK(env_open(&t, "sxrb4") == 0, "open");
+	enroll(&t, ORG, 300);
+	l4 = auto_lock_ttl(&t, DEV_D, "r1", 120);
+	pass(&t, 31000);
+	n4 = auto_lock_ttl(&t, DEV_D, "r2", 3600);
+	pass(&t, 31000);
+	CHECK(counts(&t, ORG, l4, &c) == FBX_OK &&
+	        c.counts[FBX_D_SUPERSEDED] == 1,
+	    "L4 superseded: %u", c.counts[FBX_D_SUPERSEDED]);
+	hello(&t, "g1", ORG, 1000);
+	turn(&t);
+	turn(&t);
+	drain_gw(&t, "g1", s);
+	CHECK(s->nids == 1 && FBX_DLV_CMD(s->ids[0]) == n4,
+	    "N4 sent: %zu deliveries", s->nids);
+	if (s->nids == 1) {
+		results(&t, "g1", 1, s->ids, 1, FBX_R_SUCCEEDED);
+		turn(&t);
+	}
+	pass(&t, 180000); /* L4 expired */
+	heartbeat(&t, "g1");
+	a = row_action(&t, "r2", 0, n4, DEV_D, det, sizeof(det));
+	CHECK(a == FBX_RB_NOTHING,
+	    "N4 succeeded while L4 lived: row %d (%s), want nothing", a,
+	    det);
+	free(s);
+	env_close(&t);
+}
+
+int
+main(void)
+{
+	test_supersede_rollback();
+	test_two_runs();
+	test_expiry();
+	printf("%d passed, %d failed\n", passed, failed);
+	return failed == 0 ? 0 : 1;
+}
