@@ -1731,9 +1731,26 @@ fbxi_rb_exec(struct rb_ctx *r, uint64_t rbseq)
 		if (rc != FBX_OK)
 			return rc;
 	}
-	/* a rollout among the rolled-back commands stops for good */
+	/* a rollout among the rolled-back commands stops for good; any
+	 * other one still expanding (in slices, a turn at a time) stops
+	 * expanding: a device it has not reached yet never gets it. Its
+	 * created deliveries are this plan's (cancelled above, or left as
+	 * rb_dlv_cb said, which a cancel sweep would undo) */
 	for (size_t i = 0; i < r->nids; i++) {
 		struct cmdc *cc = fbxi_cmd_find(e, r->ids[i]);
+		if (cc != NULL && !cc->c.rollout.enabled &&
+		    cc->c.state == FBX_C_EXPANDING) {
+			fbxi_xlist_remove(e, cc);
+			cc->c.state = FBX_C_ACTIVE;
+			fbxi_note_printf(cc->c.note, sizeof(cc->c.note),
+			    "expansion stopped at %u devices by rollback %llu "
+			    "(%s)",
+			    cc->c.ndeliveries, (unsigned long long)rbseq,
+			    req->actor);
+			fbxi_cmd_touch(cc);
+			fbxi_cmd_maybe_done(cc);
+			continue;
+		}
 		if (cc == NULL || !cc->c.rollout.enabled ||
 		    cc->c.ro.state == FBX_RO_DONE ||
 		    cc->c.ro.state == FBX_RO_CANCELLED)

@@ -47,6 +47,7 @@ struct env {
 	fbx_engine *e;
 	uint64_t reqid;
 	uint32_t retention_s; /* the engine's at the next (re)open; 0: off */
+	uint32_t expand_chunk; /* the same: deliveries a turn; 0: default */
 };
 
 /* drain_gw - take every engine message to `peer`: delivery ids into

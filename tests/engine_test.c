@@ -318,6 +318,63 @@ test_id_space(void)
 	env_close(&t);
 }
 
+/* rollback_stops_expansion - a command expanding in slices that a
+ * rollback selects stops expanding: the deliveries it made are
+ * cancelled, the devices it had not reached get nothing, and it ends. */
+static void
+test_rollback_stops_expansion(void)
+{
+	struct env t;
+	struct fbx_console_req req;
+	struct fbx_console_rep rep;
+	struct fbx_command info;
+	uint64_t cid, ids[1];
+	uint32_t made = 0;
+	int rc;
+
+	CHECK(env_open(&t, "rbx") == 0, "open");
+	t.expand_chunk = 50;
+	CHECK(env_reopen(&t) == 0, "reopen with 50 deliveries a turn");
+	enroll(&t, "acme", 300);
+	cid = submit_org(&t, "acme");
+	CHECK(counts(&t, "acme", cid, &info) == FBX_OK &&
+	        info.state == FBX_C_EXPANDING && info.ndeliveries < 300,
+	    "expanding in slices: state %d, %u deliveries", info.state,
+	    info.ndeliveries);
+
+	memset(&req, 0, sizeof(req));
+	req.kind = FBX_CREQ_ROLLBACK;
+	ids[0] = cid;
+	req.u.rollback.sel.command_ids = ids;
+	req.u.rollback.sel.ncommand_ids = 1;
+	req.u.rollback.execute = 1;
+	req.u.rollback.sliced = 1;
+	console(&t, "ops", "acme", &req);
+	turn(&t);
+	rc = reply(&t, "ops", &rep);
+	CHECK(rc == FBX_OK && rep.u.rollback.executed &&
+	        rep.u.rollback.next_cursor == 0,
+	    "rollback: %d, executed %d", rc, rep.u.rollback.executed);
+	fbx_console_rep_free(&rep);
+	CHECK(counts(&t, "acme", cid, &info) == FBX_OK, "read");
+	made = info.ndeliveries;
+	for (int i = 0; i < 10; i++) {
+		advance(&t, 100);
+		turn(&t);
+	}
+	CHECK(counts(&t, "acme", cid, &info) == FBX_OK &&
+	        info.ndeliveries == made && made < 300,
+	    "expansion went on after the rollback: %u deliveries, %u at "
+	    "the rollback",
+	    info.ndeliveries, made);
+	CHECK(info.counts[FBX_D_CANCELLED] == made &&
+	        info.counts[FBX_D_QUEUED] == 0 && info.state == FBX_C_DONE,
+	    "after the rollback: cancelled %u of %u, queued %u, state %d",
+	    info.counts[FBX_D_CANCELLED], made, info.counts[FBX_D_QUEUED],
+	    info.state);
+	env_close(&t);
+}
+
 /* send_queue_full - a DELIVERIES message the gateway's queue refuses
  * keeps the session; only its deliveries go back to the queue and leave
  * again once the queue takes messages. */
@@ -921,6 +978,7 @@ main(void)
 	test_map_full();
 	test_store_busy();
 	test_id_space();
+	test_rollback_stops_expansion();
 	test_send_queue_full();
 	test_fairness();
 	test_urgent_first();
