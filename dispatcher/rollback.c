@@ -883,6 +883,7 @@ in_group(struct fbx_engine *e, const char *org, const char *dev,
 struct carry_link {
 	uint64_t older;
 	int64_t expires_ms;
+	int rolled_back;
 };
 
 struct carry_ctx {
@@ -892,7 +893,7 @@ struct carry_ctx {
 };
 
 static int
-carry_push(void *arg, uint64_t older, int64_t expires_ms)
+carry_push(void *arg, uint64_t older, int64_t expires_ms, int rolled_back)
 {
 	struct carry_ctx *k = arg;
 
@@ -902,6 +903,7 @@ carry_push(void *arg, uint64_t older, int64_t expires_ms)
 	}
 	k->stack[k->n].older = older;
 	k->stack[k->n].expires_ms = expires_ms;
+	k->stack[k->n].rolled_back = rolled_back;
 	k->n++;
 	return 0;
 }
@@ -913,19 +915,18 @@ carry_push(void *arg, uint64_t older, int64_t expires_ms)
  * would have done to the device (a lock for cause, say), so cancelling
  * or undoing d would take it away too. need_ms is now for a delivery
  * still waiting, the time it was first sent for one sent. An older
- * command this rollback or an earlier one selected (a comp/ marker on its
- * delivery, rb_dlv_cb) passes on its own links; a pruned one was never
- * selected (its link keeps its expiry). @return the carried command's
+ * command this rollback or an earlier one selected (the earlier one's
+ * execution flagged the link: fbxi_supersede_rolled_back) passes on its
+ * own links; a pruned one counts by its link (its expiry, the flag).
+ * @return the carried command's
  * id, 0 for none, RB_CARRY_UNSURE; a store error latches in r->err. */
 static uint64_t
 rb_carried(struct rb_ctx *r, const struct fbx_delivery *d, int64_t need_ms)
 {
 	struct carry_ctx *k;
 	struct fbx_command oc;
-	uint64_t by = 0, prior;
-	char key[FBX_KV_KEY_MAX];
+	uint64_t by = 0;
 	unsigned steps = 0;
-	size_t len;
 	int rc, sel;
 
 	if (!fbxi_supersede_applies_cmd(r->cur))
@@ -946,33 +947,23 @@ rb_carried(struct rb_ctx *r, const struct fbx_delivery *d, int64_t need_ms)
 		}
 		rc = fbx_store_cmd_head(r->e->txn, FBX_DLV_CMD(l.older), &oc);
 		if (rc == FBX_ENOT_FOUND) {
-			/* pruned: never selected, it wanted the device
-			 * until its expiry */
+			/* pruned, with its own links: unless a rollback
+			 * selected it, it wanted the device until its
+			 * expiry */
 			rc = FBX_OK;
-			if (l.expires_ms > need_ms)
+			if (!l.rolled_back && l.expires_ms > need_ms)
 				by = FBX_DLV_CMD(l.older);
 			continue;
 		}
 		if (rc != FBX_OK)
 			break;
-		sel = rb_selected(r, &oc) && !rb_bo_kept(r, &oc);
-		if (!sel) {
-			/* rolled back by an earlier run? */
-			snprintf(key, sizeof(key), "comp/%s/%llu/%llu", oc.org,
-			    (unsigned long long)oc.id,
-			    (unsigned long long)l.older);
-			len = 0;
-			rc = fbx_store_kv_get(r->e->txn, key, &prior,
-			    sizeof(prior), &len);
-			if (rc == FBX_OK)
-				sel = 1;
-			else if (rc == FBX_ENOT_FOUND)
-				rc = FBX_OK;
-		}
-		if (rc == FBX_OK && !sel && oc.expires_ms > need_ms)
+		/* selected by this run, or rolled back by an earlier one */
+		sel = (rb_selected(r, &oc) && !rb_bo_kept(r, &oc)) ||
+		    l.rolled_back;
+		if (!sel && oc.expires_ms > need_ms)
 			by = oc.id;
 		fbx_command_clear(&oc);
-		if (rc != FBX_OK || !sel)
+		if (!sel)
 			continue; /* an unselected one that expired before
 			             need_ms: so did what it superseded */
 		/* selected: what it superseded passes on */
@@ -1014,11 +1005,15 @@ carried_row(struct rb_ctx *r, const struct fbx_delivery *d, uint64_t by)
 }
 
 /* first_sent - when d was first handed to a gateway (its history),
- * INT64_MIN when the history no longer says */
+ * INT64_MIN when the history may no longer say: a full history keeps its
+ * first entry and the newest ones, so its first SENT may be gone and a
+ * later one would be found instead */
 static int64_t
 first_sent(const struct fbx_delivery *d)
 {
-	for (unsigned i = 0; i < d->nhist && i < FBX_HIST_MAX; i++)
+	if (d->nhist >= FBX_HIST_MAX)
+		return INT64_MIN;
+	for (unsigned i = 0; i < d->nhist; i++)
 		if (d->hist[i].state == FBX_D_SENT)
 			return d->hist[i].at_ms;
 	return INT64_MIN;
@@ -1166,7 +1161,7 @@ rb_dlv_cb(void *arg, const struct fbx_delivery *d)
 	default:
 		rb_row(r, c, d->id, d->device, d->state, FBX_RB_NOTHING, 0,
 		    fbx_dstate_name(d->state));
-		/* superseded: executed, its marker tells a later rollback of
+		/* superseded: executed, its link tells a later rollback of
 		 * the newer command that this one is rolled back too */
 		if (d->state == FBX_D_SUPERSEDED &&
 		    fbxi_supersede_applies_cmd(c))
@@ -1277,6 +1272,12 @@ rb_visit(struct rb_ctx *r, uint64_t id, uint32_t idx)
 			rc = rb_held_add(r, id);
 			goto out;
 		}
+		if (c.state == FBX_C_EXPANDING && !c.rollout.enabled &&
+		    !r->for_replay && r->s->group[0] == '\0')
+			/* executed, its expansion stops (fbxi_rb_exec) */
+			rb_row(r, &c, 0, "", FBX_D_NONE, FBX_RB_CANCEL, 0,
+			    "still expanding: devices not reached yet get "
+			    "nothing");
 	}
 	to = FBX_DLV_ID(id, 0) + nd;
 	if (idx >= nd)
@@ -1717,29 +1718,25 @@ fbxi_rb_exec(struct rb_ctx *r, uint64_t rbseq)
 		if (rc != FBX_OK)
 			return rc;
 	}
-	/* superseded deliveries of the selection: a comp/ marker without a
-	 * compensating command (0) says they are rolled back, so a later
-	 * rollback of what superseded them does not keep it for them
-	 * (rb_carried) */
+	/* superseded deliveries of the selection: their links say they are
+	 * rolled back, so a later rollback of what superseded them does not
+	 * keep it for them (rb_carried) */
 	for (size_t i = 0; i < r->nsup; i++) {
-		char key[FBX_KV_KEY_MAX];
-		uint64_t none = 0;
-		snprintf(key, sizeof(key), "comp/%s/%llu/%llu", r->org,
-		    (unsigned long long)FBX_DLV_CMD(r->sup[i]),
-		    (unsigned long long)r->sup[i]);
-		rc = fbx_store_kv_put(e->txn, key, &none, sizeof(none));
+		rc = fbxi_supersede_rolled_back(e, r->org, r->sup[i]);
 		if (rc != FBX_OK)
 			return rc;
 	}
 	/* a rollout among the rolled-back commands stops for good; any
 	 * other one still expanding (in slices, a turn at a time) stops
-	 * expanding: a device it has not reached yet never gets it. Its
+	 * expanding, unless the rollback is of one group's devices (the
+	 * plan's row "still expanding"): a device it has not reached yet
+	 * never gets it. Its
 	 * created deliveries are this plan's (cancelled above, or left as
 	 * rb_dlv_cb said, which a cancel sweep would undo) */
 	for (size_t i = 0; i < r->nids; i++) {
 		struct cmdc *cc = fbxi_cmd_find(e, r->ids[i]);
 		if (cc != NULL && !cc->c.rollout.enabled &&
-		    cc->c.state == FBX_C_EXPANDING) {
+		    cc->c.state == FBX_C_EXPANDING && r->s->group[0] == '\0') {
 			fbxi_xlist_remove(e, cc);
 			cc->c.state = FBX_C_ACTIVE;
 			fbxi_note_printf(cc->c.note, sizeof(cc->c.note),

@@ -239,12 +239,23 @@ link_prefix(char *k, size_t cap, const char *org, uint64_t newer)
 	    (unsigned long long)FBX_DLV_CMD(newer), (unsigned long long)newer);
 }
 
-/* a link's value: the older delivery, and when its command expires (it
- * may be pruned before a rollback reads the link) */
+/* a link's value: the older delivery, when its command expires (it may
+ * be pruned before a rollback reads the link), and whether a rollback
+ * that selected it executed (fbxi_supersede_rolled_back) */
 struct link_val {
 	uint64_t older;
 	int64_t expires_ms;
+	uint64_t rolled_back;
 };
+
+/* back_key - "supby/<org>/<command>/<older>": which delivery superseded
+ * older (the way from the older to its link) */
+static void
+back_key(char *k, size_t cap, const char *org, uint64_t older)
+{
+	snprintf(k, cap, "supby/%s/%llu/%llu", org,
+	    (unsigned long long)FBX_DLV_CMD(older), (unsigned long long)older);
+}
 
 struct links_ctx {
 	fbxi_sup_link_fn fn;
@@ -264,7 +275,7 @@ links_cb(void *arg, const char *key, const void *val, size_t len)
 		return 1;
 	}
 	memcpy(&v, val, sizeof(v));
-	return l->fn(l->arg, v.older, v.expires_ms);
+	return l->fn(l->arg, v.older, v.expires_ms, v.rolled_back != 0);
 }
 
 int
@@ -285,10 +296,51 @@ fbxi_supersede_links_prune(
     struct fbx_engine *e, const char *org, uint64_t cmd_id)
 {
 	char prefix[FBX_KV_KEY_MAX];
+	int rc;
 
 	snprintf(prefix, sizeof(prefix), "sup/%s/%llu/", org,
 	    (unsigned long long)cmd_id);
+	rc = fbxi_kv_delete_prefix(e, prefix);
+	if (rc != FBX_OK)
+		return rc;
+	snprintf(prefix, sizeof(prefix), "supby/%s/%llu/", org,
+	    (unsigned long long)cmd_id);
 	return fbxi_kv_delete_prefix(e, prefix);
+}
+
+int
+fbxi_supersede_rolled_back(
+    struct fbx_engine *e, const char *org, uint64_t older)
+{
+	char k[FBX_KV_KEY_MAX];
+	struct link_val v;
+	uint64_t newer = 0;
+	size_t len = 0;
+	int rc;
+
+	back_key(k, sizeof(k), org, older);
+	rc = fbx_store_kv_get(e->txn, k, &newer, sizeof(newer), &len);
+	if (rc == FBX_ENOT_FOUND)
+		return FBX_OK;
+	if (rc != FBX_OK)
+		return rc;
+	if (len != sizeof(newer))
+		return FBX_ECORRUPT;
+	link_prefix(k, sizeof(k), org, newer);
+	snprintf(k + strlen(k), sizeof(k) - strlen(k), "%llu",
+	    (unsigned long long)older);
+	len = 0;
+	rc = fbx_store_kv_get(e->txn, k, &v, sizeof(v), &len);
+	if (rc == FBX_ENOT_FOUND)
+		return FBX_OK; /* the newer command was pruned */
+	if (rc != FBX_OK)
+		return rc;
+	if (len != sizeof(v))
+		return FBX_ECORRUPT;
+	if (v.rolled_back)
+		return FBX_OK;
+	v.rolled_back = 1;
+	return fbx_store_kv_put(e->txn, k, &v, sizeof(v));
 }
 
 /* replace - delivery id of older command oc is superseded by delivery
@@ -330,15 +382,20 @@ replace(struct fbx_engine *e, struct cmdc *oc, uint64_t id,
 	memset(&v, 0, sizeof(v));
 	v.older = id;
 	v.expires_ms = oc->c.expires_ms;
-	return fbx_store_kv_put(e->txn, k, &v, sizeof(v));
+	rc = fbx_store_kv_put(e->txn, k, &v, sizeof(v));
+	if (rc != FBX_OK)
+		return rc;
+	back_key(k, sizeof(k), oc->c.org, id);
+	return fbx_store_kv_put(e->txn, k, &by, sizeof(by));
 }
 
-/* stands - whether delivery id of command cc will still reach its device
- * or did, and was not undone: waiting, in a gateway's hands, or
+/* stands - whether delivery id of command cc is device's and will still
+ * reach it or did, and was not undone: waiting, in a gateway's hands, or
  * succeeded without a rollback's compensation (comp/ marker).
  * @return 1, 0, or -1 with the store error latched. */
 static int
-stands(struct fbx_engine *e, const struct cmdc *cc, uint64_t id)
+stands(struct fbx_engine *e, const struct cmdc *cc, uint64_t id,
+    const char *device)
 {
 	char k[FBX_KV_KEY_MAX];
 	struct fbx_delivery d;
@@ -353,6 +410,8 @@ stands(struct fbx_engine *e, const struct cmdc *cc, uint64_t id)
 		fbxi_set_err(e, rc);
 		return -1;
 	}
+	if (strcmp(d.device, device) != 0)
+		return 0; /* a hash collision: not this device's */
 	switch (d.state) {
 	case FBX_D_QUEUED:
 	case FBX_D_PENDING:
@@ -504,7 +563,7 @@ fbxi_supersede_new(struct fbx_engine *e, struct cmdc *cc, uint64_t id,
 			 * unless the newer's delivery no longer stands (a
 			 * rollback cancelled or undid it): then this one
 			 * goes, and takes the index */
-			int st = stands(e, oc, old);
+			int st = stands(e, oc, old, device);
 			if (st < 0)
 				return;
 			if (st) {

@@ -66,9 +66,10 @@ void fbxi_supersede_prefetch(
 
 /* The links from a delivery to the ones it superseded: "sup/<org>/
  * <command of the newer>/<newer delivery>/<older delivery>" -> the older
- * delivery id and its command's expires_ms (u64, i64, host order; the
- * older command may be pruned first), in the engine's kv records, written
- * with the move to SUPERSEDED and pruned with the newer command
+ * delivery id, its command's expires_ms, and whether a rollback that
+ * selected the older command executed (u64, i64, u64, host order; the
+ * older command may be pruned first), in the engine's kv records,
+ * written with the move to SUPERSEDED and pruned with the newer command
  * (retention.c).
  * Usually one per newer delivery; two when a command expanding in slices
  * met a newer one that had already superseded another. The older
@@ -76,17 +77,29 @@ void fbxi_supersede_prefetch(
  * to the device rides on the newer one, which a rollback must therefore
  * not take away while the older command still wants it (rollback.c). */
 
-/* fbxi_supersede_links - call fn(arg, older, expires_ms of its command)
- * for each delivery that delivery `newer` of organisation org
- * superseded, until fn returns non-zero. @return FBX_OK, FBX_ECORRUPT (a
- * damaged link), or a store error. */
+/* fbxi_supersede_links - call fn(arg, older, expires_ms of its command,
+ * whether a rollback that selected it executed) for each delivery that
+ * delivery `newer` of organisation org superseded, until fn returns
+ * non-zero. @return FBX_OK, FBX_ECORRUPT (a damaged link), or a store
+ * error. */
 typedef int (*fbxi_sup_link_fn)(void *arg, uint64_t older,
-    int64_t expires_ms);
+    int64_t expires_ms, int rolled_back);
 int fbxi_supersede_links(struct fbx_engine *e, const char *org,
     uint64_t newer, fbxi_sup_link_fn fn, void *arg);
 
+/* fbxi_supersede_rolled_back - superseded delivery `older` belongs to a
+ * command an executed rollback selected: its link says so from now on
+ * (found through "supby/<org>/<command>/<older>" -> the newer delivery,
+ * written with the link, pruned with the older command), so a later
+ * rollback of the newer command does not keep it for the older one,
+ * also once the older command is pruned. @return FBX_OK (also without a
+ * link), FBX_ECORRUPT, or a store error. */
+int fbxi_supersede_rolled_back(
+    struct fbx_engine *e, const char *org, uint64_t older);
+
 /* fbxi_supersede_links_prune - drop the links of command cmd_id's
- * deliveries (it is being pruned). @return FBX_OK or a store error. */
+ * deliveries, as the newer and as the older (it is being pruned).
+ * @return FBX_OK or a store error. */
 int fbxi_supersede_links_prune(
     struct fbx_engine *e, const char *org, uint64_t cmd_id);
 

@@ -318,23 +318,50 @@ test_id_space(void)
 	env_close(&t);
 }
 
+/* rb_cmd - a rollback of command cid of acme, for devices of group
+ * (NULL: every device), planned or executed; rep is the caller's. */
+static int
+rb_cmd(struct env *t, uint64_t cid, const char *group, int execute,
+    struct fbx_console_rep *rep)
+{
+	struct fbx_console_req req;
+	uint64_t ids[1];
+
+	memset(&req, 0, sizeof(req));
+	req.kind = FBX_CREQ_ROLLBACK;
+	ids[0] = cid;
+	req.u.rollback.sel.command_ids = ids;
+	req.u.rollback.sel.ncommand_ids = 1;
+	if (group != NULL)
+		snprintf(req.u.rollback.sel.group,
+		    sizeof(req.u.rollback.sel.group), "%s", group);
+	req.u.rollback.execute = execute;
+	req.u.rollback.sliced = 1;
+	req.u.rollback.limit = 1000;
+	console(t, "ops", "acme", &req);
+	turn(t);
+	return reply(t, "ops", rep);
+}
+
 /* rollback_stops_expansion - a command expanding in slices that a
- * rollback selects stops expanding: the deliveries it made are
- * cancelled, the devices it had not reached get nothing, and it ends. */
+ * rollback selects stops expanding: the plan says so (one row, as for a
+ * held whole target), the deliveries it made are cancelled, the devices
+ * it had not reached get nothing, and it ends. A rollback of one group's
+ * devices does not stop it (its other devices are not selected). */
 static void
 test_rollback_stops_expansion(void)
 {
 	struct env t;
-	struct fbx_console_req req;
 	struct fbx_console_rep rep;
 	struct fbx_command info;
-	uint64_t cid, ids[1];
-	uint32_t made = 0;
+	const struct fbx_rb_row *w = NULL;
+	uint64_t cid;
+	uint32_t made = 0, before;
 	int rc;
 
 	CHECK(env_open(&t, "rbx") == 0, "open");
-	t.expand_chunk = 50;
-	CHECK(env_reopen(&t) == 0, "reopen with 50 deliveries a turn");
+	t.expand_chunk = 20;
+	CHECK(env_reopen(&t) == 0, "reopen with 20 deliveries a turn");
 	enroll(&t, "acme", 300);
 	cid = submit_org(&t, "acme");
 	CHECK(counts(&t, "acme", cid, &info) == FBX_OK &&
@@ -342,23 +369,37 @@ test_rollback_stops_expansion(void)
 	    "expanding in slices: state %d, %u deliveries", info.state,
 	    info.ndeliveries);
 
-	memset(&req, 0, sizeof(req));
-	req.kind = FBX_CREQ_ROLLBACK;
-	ids[0] = cid;
-	req.u.rollback.sel.command_ids = ids;
-	req.u.rollback.sel.ncommand_ids = 1;
-	req.u.rollback.execute = 1;
-	req.u.rollback.sliced = 1;
-	console(&t, "ops", "acme", &req);
+	/* the plan: one row for what is not reached yet */
+	rc = rb_cmd(&t, cid, NULL, 0, &rep);
+	for (size_t i = 0; rc == FBX_OK && i < rep.u.rollback.nrows; i++)
+		if (rep.u.rollback.rows[i].delivery_id == 0)
+			w = &rep.u.rollback.rows[i];
+	CHECK(w != NULL && w->action == FBX_RB_CANCEL &&
+	        strstr(w->detail, "still expanding") != NULL,
+	    "plan: row for the rest of the target: %s",
+	    w != NULL ? w->detail : "(none)");
+	fbx_console_rep_free(&rep);
+
+	/* one group's devices (none of them in it): it goes on */
+	CHECK(counts(&t, "acme", cid, &info) == FBX_OK, "read");
+	before = info.ndeliveries;
+	rc = rb_cmd(&t, cid, "no-such-group", 1, &rep);
+	fbx_console_rep_free(&rep);
 	turn(&t);
-	rc = reply(&t, "ops", &rep);
+	CHECK(counts(&t, "acme", cid, &info) == FBX_OK &&
+	        info.state == FBX_C_EXPANDING && info.ndeliveries > before,
+	    "a group's rollback stopped the expansion: state %d, %u "
+	    "deliveries, %u before (rc %d)",
+	    info.state, info.ndeliveries, before, rc);
+
+	rc = rb_cmd(&t, cid, NULL, 1, &rep);
 	CHECK(rc == FBX_OK && rep.u.rollback.executed &&
 	        rep.u.rollback.next_cursor == 0,
 	    "rollback: %d, executed %d", rc, rep.u.rollback.executed);
 	fbx_console_rep_free(&rep);
 	CHECK(counts(&t, "acme", cid, &info) == FBX_OK, "read");
 	made = info.ndeliveries;
-	for (int i = 0; i < 10; i++) {
+	for (int i = 0; i < 20; i++) {
 		advance(&t, 100);
 		turn(&t);
 	}
@@ -368,10 +409,12 @@ test_rollback_stops_expansion(void)
 	    "the rollback",
 	    info.ndeliveries, made);
 	CHECK(info.counts[FBX_D_CANCELLED] == made &&
-	        info.counts[FBX_D_QUEUED] == 0 && info.state == FBX_C_DONE,
-	    "after the rollback: cancelled %u of %u, queued %u, state %d",
+	        info.counts[FBX_D_QUEUED] == 0 && info.state == FBX_C_DONE &&
+	        strstr(info.note, "expansion stopped") != NULL,
+	    "after the rollback: cancelled %u of %u, queued %u, state %d, "
+	    "note '%s'",
 	    info.counts[FBX_D_CANCELLED], made, info.counts[FBX_D_QUEUED],
-	    info.state);
+	    info.state, info.note);
 	env_close(&t);
 }
 

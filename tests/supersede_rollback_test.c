@@ -21,7 +21,8 @@
  *   superseded delivery is marked rolled back by the first);
  * - a waiting N stands in for L1 while L1's time to live runs, also
  *   after retention pruned L1, and not after it ran out; a succeeded N
- *   stands in for an L1 that lived when N was sent.
+ *   stands in for an L1 that lived when N was first sent, and when its
+ *   history no longer says when that was.
  * Automatic locks settle (30 s by default) before they expand; the test
  * lets the fake clock pass each window.
  */
@@ -368,9 +369,9 @@ row_action(struct env *t, const char *reason, int execute, uint64_t cmd,
 }
 
 /* two_runs - L1 (r1) rolled back first, then N (r2) that superseded it:
- * the second rollback cancels N (L1's marker says it was rolled back),
- * so rolling back both in two runs ends with neither, as one run
- * would. */
+ * the second rollback cancels N (the link says L1 was rolled back, also
+ * after retention pruned L1), so rolling back both in two runs ends with
+ * neither, as one run would. */
 static void
 test_two_runs(void)
 {
@@ -392,6 +393,12 @@ test_two_runs(void)
 	a = row_action(&t, "r1", 1, l1, DEV_D, det, sizeof(det));
 	CHECK(a == FBX_RB_NOTHING, "rollback of r1: L1's row %d (%s)", a,
 	    det);
+	/* L1 (done when superseded) is pruned before the second run: its
+	 * rollback is remembered on the link, which lives with N */
+	t.retention_s = 60;
+	CHECK(env_reopen(&t) == 0, "reopen with retention");
+	pass(&t, 120000);
+	CHECK(counts(&t, ORG, l1, &c) == FBX_ENOT_FOUND, "L1 pruned");
 	a = row_action(&t, "r2", 0, n, DEV_D, det, sizeof(det));
 	CHECK(a == FBX_RB_CANCEL,
 	    "rollback of r2 after r1's: N's row %d (%s), want cancel", a,
@@ -476,12 +483,69 @@ test_expiry(void)
 	env_close(&t);
 }
 
+/* history_full - N4 first sent while L4 lived, then requeued again and
+ * again (its gateway dies) until its history is full and no longer
+ * holds that first send: the plan cannot tell when it was first sent,
+ * and leaves N4's succeeded lock rather than undo a lock L4 may have
+ * wanted. */
+static void
+test_history_full(void)
+{
+	struct env t;
+	struct fbx_command c;
+	struct gw_seen *s = calloc(1, sizeof(*s));
+	char det[128] = "";
+	uint64_t l4, n4, id = 0;
+	int a, sends = 0;
+
+	CHECK(env_open(&t, "sxrb5") == 0, "open");
+	enroll(&t, ORG, 300);
+	l4 = auto_lock_ttl(&t, DEV_D, "r1", 120);
+	pass(&t, 31000);
+	n4 = auto_lock_ttl(&t, DEV_D, "r2", 3600);
+	pass(&t, 31000);
+	CHECK(counts(&t, ORG, l4, &c) == FBX_OK &&
+	        c.counts[FBX_D_SUPERSEDED] == 1,
+	    "L4 superseded: %u", c.counts[FBX_D_SUPERSEDED]);
+	for (int cyc = 0; cyc < 8; cyc++) {
+		memset(s, 0, sizeof(*s));
+		hello(&t, "g1", ORG, 1000);
+		turn(&t);
+		turn(&t);
+		drain_gw(&t, "g1", s);
+		if (s->nids == 1) {
+			id = s->ids[0];
+			sends++;
+		}
+		if (cyc == 7)
+			break;
+		/* g1 goes silent and is declared dead: N4 is queued
+		 * again; the first pause also outlives L4 */
+		pass(&t, cyc == 0 ? 180000 : 10000);
+	}
+	CHECK(sends == 8, "N4 sent %d times, want 8", sends);
+	if (id != 0) {
+		results(&t, "g1", 1, &id, 1, FBX_R_SUCCEEDED);
+		turn(&t);
+	}
+	CHECK(counts(&t, ORG, n4, &c) == FBX_OK &&
+	        c.counts[FBX_D_SUCCEEDED] == 1,
+	    "N4 succeeded: %u", c.counts[FBX_D_SUCCEEDED]);
+	heartbeat(&t, "g1");
+	a = row_action(&t, "r2", 0, n4, DEV_D, det, sizeof(det));
+	CHECK(a == FBX_RB_NOTHING,
+	    "N4 with a full history: row %d (%s), want nothing", a, det);
+	free(s);
+	env_close(&t);
+}
+
 int
 main(void)
 {
 	test_supersede_rollback();
 	test_two_runs();
 	test_expiry();
+	test_history_full();
 	printf("%d passed, %d failed\n", passed, failed);
 	return failed == 0 ? 0 : 1;
 }
