@@ -311,10 +311,6 @@ struct fbx_engine {
 	size_t nreap, reapcap;
 	struct fbxi_idmap rollouts;  /* command id -> struct cmdc * */
 	struct fbxi_idmap sweeping;  /* command id -> struct cmdc * */
-	/* deliveries in a gateway's hands when an executed rollback selected
-	 * their command: never queued again (fbxi_dlv_withdrawn); memory,
-	 * from the kv records "rbd/<org>/<command>/<delivery>" */
-	struct fbxi_idmap rbd;
 	struct fbxi_theap expiry;
 	/* devices enrolled in every organisation (the global breaker's
 	 * fleet-wide share); counted at rebuild, kept by enroll/remove */
@@ -626,24 +622,6 @@ fbxi_cmd_touch(struct cmdc *cc)
 /* fbxi_cmd_cancel - its unsent deliveries go to CANCELLED (swept in
  * slices) */
 void fbxi_cmd_cancel(struct fbx_engine *e, struct cmdc *cc);
-/* fbxi_dlv_withdrawn - delivery id of cc is no longer wanted: its
- * rollout was cancelled, or a rollback selected its command while it was
- * in a gateway's hands. A delivery coming back from a gateway (its
- * session ended, the device offline) then ends CANCELLED instead of
- * being queued again. */
-int fbxi_dlv_withdrawn(
-    const struct fbx_engine *e, const struct cmdc *cc, uint64_t id);
-/* fbxi_dlv_withdraw - an executed rollback selected delivery id of org,
- * in a gateway's hands: remember it (kv and memory). @return FBX_OK or
- * a store error. */
-int fbxi_dlv_withdraw(struct fbx_engine *e, const char *org, uint64_t id,
-    uint64_t rbseq);
-/* fbxi_dlv_withdrawn_load - fill e->rbd from the store (rebuild). */
-int fbxi_dlv_withdrawn_load(struct fbx_engine *e, fbx_txn *txn);
-/* fbxi_dlv_withdrawn_prune - forget the withdrawn deliveries of command
- * cmd_id (it is being pruned). @return FBX_OK or a store error. */
-int fbxi_dlv_withdrawn_prune(
-    struct fbx_engine *e, const char *org, uint64_t cmd_id);
 void fbxi_console_error(struct fbx_engine *e, const struct inmsg *in,
     uint64_t reqid, int kind, int err, const char *fmt, ...)
     __attribute__((format(printf, 6, 7)));

@@ -198,7 +198,7 @@ result_apply(struct fbx_engine *e, struct gw *g, const struct fbx_result_rec *r)
 	}
 	if (cc == NULL)
 		return 1; /* finished (expired) meanwhile */
-	if (to == FBX_D_PENDING && fbxi_dlv_withdrawn(e, cc, r->delivery_id))
+	if (to == FBX_D_PENDING && cc->cancelling)
 		to = FBX_D_CANCELLED; /* offline, and no longer wanted */
 	/* a terminal outcome is final: the TTL sweep or a cancel may have
 	 * got there first, and the table refuses the move */
@@ -349,9 +349,7 @@ handle_checkins(struct fbx_engine *e, struct gw *g, struct fbx_gw_msg *m)
 					fbxi_set_err(e, rc);
 				continue;
 			}
-			to = fbxi_dlv_withdrawn(e, cc, p.ids[j])
-			    ? FBX_D_CANCELLED
-			    : FBX_D_QUEUED;
+			to = cc->cancelling ? FBX_D_CANCELLED : FBX_D_QUEUED;
 			rc = fbxi_dlv_move(e, cc, p.ids[j],
 			    FBXI_DMASK(FBX_D_PENDING), to, 0, 0, NULL, NULL);
 			if (rc == FBX_ESTATE || rc == FBX_ENOT_FOUND) {

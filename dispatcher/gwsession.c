@@ -26,8 +26,7 @@ fbxi_gw_by_rid(struct fbx_engine *e, const uint8_t *rid, size_t len)
 
 /* fbxi_requeue_one - a delivery no gateway holds any more (in a state of
  * `from`) goes back to its queue to be sent again with its id, or ends
- * CANCELLED when it is withdrawn (its rollout cancelled, or a rollback
- * selected its command while it was out: fbxi_dlv_withdrawn). @return 1 if queued, 0 if
+ * CANCELLED when its rollout was cancelled. @return 1 if queued, 0 if
  * there was nothing to do, -1 on an error (latched). */
 int
 fbxi_requeue_one(
@@ -37,7 +36,7 @@ fbxi_requeue_one(
 
 	if (cc == NULL || cc->expired)
 		return 0; /* the expiry sweep owns it */
-	to = fbxi_dlv_withdrawn(e, cc, id) ? FBX_D_CANCELLED : FBX_D_QUEUED;
+	to = cc->cancelling ? FBX_D_CANCELLED : FBX_D_QUEUED;
 	rc = fbxi_dlv_move(e, cc, id, from, to, 0, 0, NULL, NULL);
 	if (rc == FBX_ESTATE || rc == FBX_ENOT_FOUND)
 		return 0;

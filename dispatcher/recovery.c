@@ -129,7 +129,6 @@ fbxi_clear_memory(struct fbx_engine *e)
 	fbxi_supersede_clear(e);
 	fbxi_idmap_clear(&e->rollouts);
 	fbxi_idmap_clear(&e->sweeping);
-	fbxi_idmap_clear(&e->rbd);
 	fbxi_theap_clear(&e->expiry);
 	e->dirty = NULL;
 	e->nreap = 0;
@@ -220,8 +219,6 @@ fbxi_rebuild(struct fbx_engine *e)
 		rc = fbxi_audit_load_last(e, r.txn);
 	if (rc == FBX_OK)
 		rc = fbx_store_cmd_last(r.txn, &e->last_cmd_id);
-	if (rc == FBX_OK)
-		rc = fbxi_dlv_withdrawn_load(e, r.txn);
 	if (rc == FBX_OK)
 		rc = fbx_store_cmd_active(r.txn, rebuild_cmd_cb, &r);
 	fbx_txn_abort(r.txn);

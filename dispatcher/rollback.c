@@ -610,20 +610,20 @@ rb_cancel_add(struct rb_ctx *r, uint64_t id, const char *dev, int state)
 	return FBX_OK;
 }
 
-/* rb_ids_add - append id to a list of deliveries the execution marks
- * (r->sup, r->wd) */
+/* rb_sup_add - a superseded delivery of a selected command: marked at
+ * execution (fbxi_rb_exec) */
 static int
-rb_ids_add(uint64_t **v, size_t *n, size_t *cap, uint64_t id)
+rb_sup_add(struct rb_ctx *r, uint64_t id)
 {
-	if (*n == *cap) {
-		size_t ncap = *cap ? *cap * 2 : 64;
-		uint64_t *ni = realloc(*v, ncap * sizeof(*ni));
+	if (r->nsup == r->scap) {
+		size_t ncap = r->scap ? r->scap * 2 : 64;
+		uint64_t *ni = realloc(r->sup, ncap * sizeof(*ni));
 		if (ni == NULL)
 			return FBX_ENOMEM;
-		*v = ni;
-		*cap = ncap;
+		r->sup = ni;
+		r->scap = ncap;
 	}
-	(*v)[(*n)++] = id;
+	r->sup[r->nsup++] = id;
 	return FBX_OK;
 }
 
@@ -1054,17 +1054,6 @@ rb_dlv_cb(void *arg, const struct fbx_delivery *d)
 	case FBX_D_SUCCEEDED: {
 		uint64_t prior;
 		size_t len = 0;
-		carried = rb_carried(r, d, first_sent(d));
-		if (r->err != 0)
-			break;
-		/* in a gateway's hands: should it come back (its gateway
-		 * gone, the device offline), it is cancelled, not queued
-		 * again, unless it stands in for another command */
-		if (d->state != FBX_D_SUCCEEDED && carried == 0) {
-			rc = rb_ids_add(&r->wd, &r->nwd, &r->wcap, d->id);
-			if (rc != FBX_OK)
-				break;
-		}
 		if (irreversible(c->type)) {
 			rb_row(r, c, d->id, d->device, d->state,
 			    FBX_RB_IRREVERSIBLE, 0,
@@ -1098,10 +1087,12 @@ rb_dlv_cb(void *arg, const struct fbx_delivery *d)
 			    0, "locked before the onset too: left locked");
 			break;
 		}
-		if (carried != 0) {
+		if ((carried = rb_carried(r, d, first_sent(d))) != 0) {
 			carried_row(r, d, carried);
 			break;
 		}
+		if (r->err != 0)
+			break;
 		if (d->state != FBX_D_SUCCEEDED) {
 			/* In a gateway's hands: a compensation sent now could
 			 * overtake it and be undone by it. Nothing is sent and
@@ -1174,7 +1165,7 @@ rb_dlv_cb(void *arg, const struct fbx_delivery *d)
 		 * the newer command that this one is rolled back too */
 		if (d->state == FBX_D_SUPERSEDED &&
 		    fbxi_supersede_applies_cmd(c))
-			rc = rb_ids_add(&r->sup, &r->nsup, &r->scap, d->id);
+			rc = rb_sup_add(r, d->id);
 		break;
 	}
 	if (rc != FBX_OK)
@@ -1542,7 +1533,6 @@ fbxi_rb_free(struct rb_ctx *r)
 	free(r->cancel_state);
 	free(r->held);
 	free(r->sup);
-	free(r->wd);
 	free(r->plan.rows);
 	free(r->plan.comp_ids);
 	free(r->plan.bo_rows);
@@ -1733,12 +1723,6 @@ fbxi_rb_exec(struct rb_ctx *r, uint64_t rbseq)
 	 * keep it for them (rb_carried) */
 	for (size_t i = 0; i < r->nsup; i++) {
 		rc = fbxi_supersede_rolled_back(e, r->org, r->sup[i]);
-		if (rc != FBX_OK)
-			return rc;
-	}
-	/* in a gateway's hands: never queued again (fbxi_dlv_withdrawn) */
-	for (size_t i = 0; i < r->nwd; i++) {
-		rc = fbxi_dlv_withdraw(e, r->org, r->wd[i], rbseq);
 		if (rc != FBX_OK)
 			return rc;
 	}

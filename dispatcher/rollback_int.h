@@ -74,8 +74,6 @@ struct rb_ctx {
 	size_t nheld, hcap;
 	uint64_t *sup; /* superseded deliveries of selected commands */
 	size_t nsup, scap;
-	uint64_t *wd; /* their deliveries in a gateway's hands (withdrawn) */
-	size_t nwd, wcap;
 	int err;
 	/* current command while scanning its deliveries */
 	const struct fbx_command *cur;

@@ -418,75 +418,6 @@ test_rollback_stops_expansion(void)
 	env_close(&t);
 }
 
-/* rollback_withdraws_inflight - deliveries in a gateway's hands when a
- * rollback selects their command are withdrawn: when they come back
- * (the engine restarted, so its sessions are gone; the device reported
- * offline) they end CANCELLED, and no gateway gets them again. */
-static void
-test_rollback_withdraws_inflight(void)
-{
-	struct env t;
-	struct gw_seen *s = calloc(1, sizeof(*s));
-	struct fbx_console_rep rep;
-	struct fbx_command info;
-	uint64_t a, b;
-	int rc;
-
-	CHECK(env_open(&t, "rbw") == 0, "open");
-	enroll(&t, "acme", 10);
-	hello(&t, "g1", "acme", 100);
-	turn(&t);
-	drain_gw(&t, "g1", s);
-
-	/* A: out to g1, rolled back, then the engine restarts */
-	a = submit_org(&t, "acme");
-	turn(&t);
-	memset(s, 0, sizeof(*s));
-	drain_gw(&t, "g1", s);
-	CHECK(s->nids == 10, "A sent: %zu", s->nids);
-	rc = rb_cmd(&t, a, NULL, 1, &rep);
-	CHECK(rc == FBX_OK && rep.u.rollback.executed, "rollback of A: %d",
-	    rc);
-	fbx_console_rep_free(&rep);
-	CHECK(env_reopen(&t) == 0, "restart");
-	for (int i = 0; i < 5; i++) {
-		advance(&t, 100);
-		turn(&t);
-	}
-	CHECK(counts(&t, "acme", a, &info) == FBX_OK &&
-	        info.counts[FBX_D_CANCELLED] == 10 &&
-	        info.counts[FBX_D_QUEUED] == 0,
-	    "A after the restart: cancelled %u, queued %u, sent %u",
-	    info.counts[FBX_D_CANCELLED], info.counts[FBX_D_QUEUED],
-	    info.counts[FBX_D_SENT]);
-	hello(&t, "g2", "acme", 100);
-	turn(&t);
-	turn(&t);
-	memset(s, 0, sizeof(*s));
-	drain_gw(&t, "g2", s);
-	CHECK(s->nids == 0, "A sent again after its rollback: %zu", s->nids);
-
-	/* B: out to g2, rolled back, then every device reports offline */
-	b = submit_org(&t, "acme");
-	turn(&t);
-	memset(s, 0, sizeof(*s));
-	drain_gw(&t, "g2", s);
-	CHECK(s->nids == 10, "B sent: %zu", s->nids);
-	rc = rb_cmd(&t, b, NULL, 1, &rep);
-	CHECK(rc == FBX_OK && rep.u.rollback.executed, "rollback of B: %d",
-	    rc);
-	fbx_console_rep_free(&rep);
-	results(&t, "g2", 1, s->ids, s->nids, FBX_R_OFFLINE);
-	turn(&t);
-	CHECK(counts(&t, "acme", b, &info) == FBX_OK &&
-	        info.counts[FBX_D_CANCELLED] == 10 &&
-	        info.counts[FBX_D_PENDING] == 0,
-	    "B after offline results: cancelled %u, pending %u",
-	    info.counts[FBX_D_CANCELLED], info.counts[FBX_D_PENDING]);
-	free(s);
-	env_close(&t);
-}
-
 /* send_queue_full - a DELIVERIES message the gateway's queue refuses
  * keeps the session; only its deliveries go back to the queue and leave
  * again once the queue takes messages. */
@@ -1091,7 +1022,6 @@ main(void)
 	test_store_busy();
 	test_id_space();
 	test_rollback_stops_expansion();
-	test_rollback_withdraws_inflight();
 	test_send_queue_full();
 	test_fairness();
 	test_urgent_first();
