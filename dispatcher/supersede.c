@@ -239,6 +239,15 @@ link_prefix(char *k, size_t cap, const char *org, uint64_t newer)
 	    (unsigned long long)FBX_DLV_CMD(newer), (unsigned long long)newer);
 }
 
+/* link_key - "sup/<org>/<command>/<newer>/<older>": one link */
+static void
+link_key(char *k, size_t cap, const char *org, uint64_t newer, uint64_t older)
+{
+	snprintf(k, cap, "sup/%s/%llu/%llu/%llu", org,
+	    (unsigned long long)FBX_DLV_CMD(newer), (unsigned long long)newer,
+	    (unsigned long long)older);
+}
+
 /* a link's value: the older delivery, when its command expires (it may
  * be pruned before a rollback reads the link), and whether a rollback
  * that selected it executed (fbxi_supersede_rolled_back) */
@@ -326,9 +335,7 @@ fbxi_supersede_rolled_back(
 		return rc;
 	if (len != sizeof(newer))
 		return FBX_ECORRUPT;
-	link_prefix(k, sizeof(k), org, newer);
-	snprintf(k + strlen(k), sizeof(k) - strlen(k), "%llu",
-	    (unsigned long long)older);
+	link_key(k, sizeof(k), org, newer, older);
 	len = 0;
 	rc = fbx_store_kv_get(e->txn, k, &v, sizeof(v), &len);
 	if (rc == FBX_ENOT_FOUND)
@@ -376,9 +383,7 @@ replace(struct fbx_engine *e, struct cmdc *oc, uint64_t id,
 		return rc;
 	fbxi_cmd_touch(oc);
 	e->superseded++;
-	link_prefix(k, sizeof(k), nc->c.org, by);
-	snprintf(k + strlen(k), sizeof(k) - strlen(k), "%llu",
-	    (unsigned long long)id);
+	link_key(k, sizeof(k), nc->c.org, by, id);
 	memset(&v, 0, sizeof(v));
 	v.older = id;
 	v.expires_ms = oc->c.expires_ms;
