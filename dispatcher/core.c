@@ -213,6 +213,113 @@ fbxi_cmd_cache_free(struct fbx_engine *e, struct cmdc *cc)
 	free(cc);
 }
 
+int
+fbxi_dlv_withdrawn(const struct fbx_engine *e, uint64_t id)
+{
+	return e->rbd.len > 0 && fbxi_idmap_get(&e->rbd, id, NULL);
+}
+
+static void
+rbd_key(char *k, size_t cap, const char *org, uint64_t id)
+{
+	snprintf(k, cap, "rbd/%s/%llu/%llu", org,
+	    (unsigned long long)FBX_DLV_CMD(id), (unsigned long long)id);
+}
+
+int
+fbxi_dlv_withdraw(struct fbx_engine *e, const char *org, uint64_t id,
+    uint64_t rbseq)
+{
+	char k[FBX_KV_KEY_MAX];
+	int rc;
+
+	rbd_key(k, sizeof(k), org, id);
+	rc = fbx_store_kv_put(e->txn, k, &rbseq, sizeof(rbseq));
+	if (rc != FBX_OK)
+		return rc;
+	/* a failed turn rebuilds memory from the store (the entry goes
+	 * with the transaction) */
+	return fbxi_idmap_put(&e->rbd, id, rbseq) == 0 ? FBX_OK : FBX_ENOMEM;
+}
+
+int
+fbxi_dlv_unwithdraw(struct fbx_engine *e, const char *org, uint64_t id)
+{
+	char k[FBX_KV_KEY_MAX];
+	int rc;
+
+	if (!fbxi_dlv_withdrawn(e, id))
+		return FBX_OK;
+	rbd_key(k, sizeof(k), org, id);
+	rc = fbx_store_kv_del(e->txn, k);
+	if (rc != FBX_OK)
+		return rc;
+	/* a failed turn rebuilds memory from the store */
+	fbxi_idmap_del(&e->rbd, id, NULL);
+	return FBX_OK;
+}
+
+struct rbd_ctx {
+	struct fbx_engine *e;
+	int del; /* forget (prune), else remember (load) */
+	int err;
+};
+
+/* rbd_cb - "rbd/<org>/<command>/<delivery>": the delivery id is the
+ * key's last part */
+static int
+rbd_cb(void *arg, const char *key, const void *val, size_t len)
+{
+	struct rbd_ctx *x = arg;
+	const char *p = strrchr(key, '/');
+	unsigned long long id;
+	char *end;
+
+	(void)val;
+	(void)len;
+	if (p == NULL)
+		return 0;
+	id = strtoull(p + 1, &end, 10);
+	if (*end != '\0' || id == 0)
+		return 0; /* not ours: skipped */
+	if (x->del) {
+		fbxi_idmap_del(&x->e->rbd, id, NULL);
+	} else if (fbxi_idmap_put(&x->e->rbd, id, 1) != 0) {
+		x->err = FBX_ENOMEM;
+		return 1;
+	}
+	return 0;
+}
+
+int
+fbxi_dlv_withdrawn_load(struct fbx_engine *e, fbx_txn *txn)
+{
+	struct rbd_ctx x = { e, 0, FBX_OK };
+	int rc;
+
+	fbxi_idmap_clear(&e->rbd);
+	rc = fbx_store_kv_scan(txn, "rbd/", rbd_cb, &x);
+	return rc != FBX_OK ? rc : x.err;
+}
+
+int
+fbxi_dlv_withdrawn_prune(
+    struct fbx_engine *e, const char *org, uint64_t cmd_id)
+{
+	char prefix[FBX_KV_KEY_MAX];
+	struct rbd_ctx x = { e, 1, FBX_OK };
+	int rc;
+
+	snprintf(prefix, sizeof(prefix), "rbd/%s/%llu/", org,
+	    (unsigned long long)cmd_id);
+	if (e->rbd.len > 0) {
+		rc = fbx_store_kv_scan(e->txn, prefix, rbd_cb, &x);
+		if (rc != FBX_OK)
+			return rc;
+	}
+	return fbxi_kv_delete_prefix(e, prefix);
+}
+
 void
 fbxi_cmd_cancel(struct fbx_engine *e, struct cmdc *cc)
 {

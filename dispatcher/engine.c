@@ -859,6 +859,7 @@ engine_open(const struct fbx_engine_opts *opts, const struct fbx_io_ops *ops,
 	fbxi_idmap_init(&e->skinds);
 	fbxi_idmap_init(&e->rollouts);
 	fbxi_idmap_init(&e->sweeping);
+	fbxi_idmap_init(&e->rbd);
 	e->prune_next = 1;
 	rc = fbxi_fleet_new(&e->fleet);
 	if (rc == FBX_OK)
@@ -950,6 +951,7 @@ fbx_engine_close(struct fbx_engine *e)
 	fbxi_idmap_fini(&e->skinds);
 	fbxi_idmap_fini(&e->rollouts);
 	fbxi_idmap_fini(&e->sweeping);
+	fbxi_idmap_fini(&e->rbd);
 	fbxi_theap_free(&e->expiry);
 	fbxi_audit_batch_free(e);
 	free(e->reap);

@@ -311,6 +311,9 @@ struct fbx_engine {
 	size_t nreap, reapcap;
 	struct fbxi_idmap rollouts;  /* command id -> struct cmdc * */
 	struct fbxi_idmap sweeping;  /* command id -> struct cmdc * */
+	/* withdrawn deliveries (fbxi_dlv_withdrawn): memory, from the kv
+	 * records "rbd/<org>/<command>/<delivery>" */
+	struct fbxi_idmap rbd;
 	struct fbxi_theap expiry;
 	/* devices enrolled in every organisation (the global breaker's
 	 * fleet-wide share); counted at rebuild, kept by enroll/remove */
@@ -520,8 +523,8 @@ fbxi_gw_serves(const struct gw *g, const char *org)
 	}
 	return 0;
 }
-int fbxi_requeue_one(
-    struct fbx_engine *e, struct cmdc *cc, uint64_t id, unsigned from);
+int fbxi_requeue_one(struct fbx_engine *e, struct cmdc *cc, uint64_t id,
+    unsigned from, int left);
 void fbxi_gw_requeue(struct fbx_engine *e, struct gw *g);
 void fbxi_gw_mark_dead(struct fbx_engine *e, struct gw *g, const char *why);
 void fbxi_gw_free(struct gw *g);
@@ -622,6 +625,33 @@ fbxi_cmd_touch(struct cmdc *cc)
 /* fbxi_cmd_cancel - its unsent deliveries go to CANCELLED (swept in
  * slices) */
 void fbxi_cmd_cancel(struct fbx_engine *e, struct cmdc *cc);
+/* Withdrawn deliveries. A rollback that executes withdraws each
+ * delivery of a selected command that is sent, on its first attempt and
+ * not yet accepted (and does not stand in for an older command): the
+ * device cannot have had it from anyone but the gateway holding it. While
+ * that holds, the engine ends it CANCELLED where it would otherwise send
+ * it again to a device that never got it: the gateway reports the device
+ * offline (rather than wait for its check-in), or its message never left
+ * (fbxi_requeue_one with left = 0). The mark goes when the device may
+ * have it after all: the gateway reports it accepted, or it comes back
+ * unanswered from a gateway that may have passed it on (sent again with
+ * its id, so that its outcome is learnt); and when a replay sends it
+ * again on purpose. */
+/* fbxi_dlv_withdrawn - whether delivery id is withdrawn. */
+int fbxi_dlv_withdrawn(const struct fbx_engine *e, uint64_t id);
+/* fbxi_dlv_withdraw - an executed rollback withdraws delivery id of org:
+ * remember it (kv and memory). @return FBX_OK or a store error. */
+int fbxi_dlv_withdraw(struct fbx_engine *e, const char *org, uint64_t id,
+    uint64_t rbseq);
+/* fbxi_dlv_unwithdraw - forget that mark, if any. @return FBX_OK or a
+ * store error. */
+int fbxi_dlv_unwithdraw(struct fbx_engine *e, const char *org, uint64_t id);
+/* fbxi_dlv_withdrawn_load - fill e->rbd from the store (rebuild). */
+int fbxi_dlv_withdrawn_load(struct fbx_engine *e, fbx_txn *txn);
+/* fbxi_dlv_withdrawn_prune - forget the withdrawn deliveries of command
+ * cmd_id (it is being pruned). @return FBX_OK or a store error. */
+int fbxi_dlv_withdrawn_prune(
+    struct fbx_engine *e, const char *org, uint64_t cmd_id);
 void fbxi_console_error(struct fbx_engine *e, const struct inmsg *in,
     uint64_t reqid, int kind, int err, const char *fmt, ...)
     __attribute__((format(printf, 6, 7)));

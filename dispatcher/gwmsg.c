@@ -150,7 +150,7 @@ result_apply(struct fbx_engine *e, struct gw *g, const struct fbx_result_rec *r)
 	struct gw *h = g;
 	uint64_t v = 0;
 	unsigned from;
-	int to = result_state(r->status), old = 0, rc, held;
+	int to = result_state(r->status), old = 0, rc, held, offline, wd;
 
 	if (to == 0)
 		return 0;
@@ -198,8 +198,22 @@ result_apply(struct fbx_engine *e, struct gw *g, const struct fbx_result_rec *r)
 	}
 	if (cc == NULL)
 		return 1; /* finished (expired) meanwhile */
-	if (to == FBX_D_PENDING && cc->cancelling)
-		to = FBX_D_CANCELLED; /* offline, and no longer wanted */
+	/* the device is offline: a delivery no longer wanted ends here
+	 * rather than wait for its check-in: a cancelled rollout's, or a
+	 * withdrawn one the gateway never said it passed on (the device
+	 * did not get it). One it accepted is no longer withdrawn: the
+	 * device has it. */
+	offline = to == FBX_D_PENDING;
+	wd = fbxi_dlv_withdrawn(e, r->delivery_id);
+	if (offline &&
+	    (cc->cancelling || (wd && held && IF_STAGE(v) == IF_SENT)))
+		to = FBX_D_CANCELLED;
+	else if (wd && (to == FBX_D_ACCEPTED || offline) &&
+	    (rc = fbxi_dlv_unwithdraw(e, cc->c.org, r->delivery_id)) !=
+	        FBX_OK) {
+		fbxi_set_err(e, rc);
+		return -1;
+	}
 	/* a terminal outcome is final: the TTL sweep or a cancel may have
 	 * got there first, and the table refuses the move */
 	from = held ? FBXI_DHELD : FBXI_DHELD | FBXI_DMASK(FBX_D_QUEUED);
@@ -213,7 +227,7 @@ result_apply(struct fbx_engine *e, struct gw *g, const struct fbx_result_rec *r)
 	}
 	if (to == FBX_D_SUCCEEDED && cc->c.type == FBX_CMD_SET_POLICY)
 		fbxi_policy_applied(e, cc, dh.device);
-	if (to == FBX_D_PENDING)
+	if (offline)
 		mark_offline(e, cc->c.org, dh.device);
 	return 1;
 nomem:

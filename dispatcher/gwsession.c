@@ -26,18 +26,23 @@ fbxi_gw_by_rid(struct fbx_engine *e, const uint8_t *rid, size_t len)
 
 /* fbxi_requeue_one - a delivery no gateway holds any more (in a state of
  * `from`) goes back to its queue to be sent again with its id, or ends
- * CANCELLED when its rollout was cancelled. @return 1 if queued, 0 if
- * there was nothing to do, -1 on an error (latched). */
+ * CANCELLED when its rollout was cancelled, or when it is withdrawn and
+ * its message never left (left = 0). One that left may have reached the
+ * device: it is no longer withdrawn (fbxi_dlv_withdrawn). @return 1 if
+ * queued, 0 if there was nothing to do, -1 on an error (latched). */
 int
-fbxi_requeue_one(
-    struct fbx_engine *e, struct cmdc *cc, uint64_t id, unsigned from)
+fbxi_requeue_one(struct fbx_engine *e, struct cmdc *cc, uint64_t id,
+    unsigned from, int left)
 {
-	int rc, to;
+	int rc, to, wd;
 
 	if (cc == NULL || cc->expired)
 		return 0; /* the expiry sweep owns it */
-	to = cc->cancelling ? FBX_D_CANCELLED : FBX_D_QUEUED;
+	wd = fbxi_dlv_withdrawn(e, id);
+	to = cc->cancelling || (wd && !left) ? FBX_D_CANCELLED : FBX_D_QUEUED;
 	rc = fbxi_dlv_move(e, cc, id, from, to, 0, 0, NULL, NULL);
+	if (rc == FBX_OK && wd && to == FBX_D_QUEUED)
+		rc = fbxi_dlv_unwithdraw(e, cc->c.org, id);
 	if (rc == FBX_ESTATE || rc == FBX_ENOT_FOUND)
 		return 0;
 	if (rc != FBX_OK) {
@@ -71,7 +76,7 @@ fbxi_gw_requeue(struct fbx_engine *e, struct gw *g)
 		}
 		fbxi_inflight_release(e, v);
 		r = fbxi_requeue_one(
-		    e, fbxi_cmd_find(e, FBX_DLV_CMD(id)), id, FBXI_DHELD);
+		    e, fbxi_cmd_find(e, FBX_DLV_CMD(id)), id, FBXI_DHELD, 1);
 		if (r < 0)
 			return;
 		n += (size_t)r;

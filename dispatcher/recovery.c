@@ -129,6 +129,7 @@ fbxi_clear_memory(struct fbx_engine *e)
 	fbxi_supersede_clear(e);
 	fbxi_idmap_clear(&e->rollouts);
 	fbxi_idmap_clear(&e->sweeping);
+	fbxi_idmap_clear(&e->rbd);
 	fbxi_theap_clear(&e->expiry);
 	e->dirty = NULL;
 	e->nreap = 0;
@@ -220,6 +221,8 @@ fbxi_rebuild(struct fbx_engine *e)
 	if (rc == FBX_OK)
 		rc = fbx_store_cmd_last(r.txn, &e->last_cmd_id);
 	if (rc == FBX_OK)
+		rc = fbxi_dlv_withdrawn_load(e, r.txn);
+	if (rc == FBX_OK)
 		rc = fbx_store_cmd_active(r.txn, rebuild_cmd_cb, &r);
 	fbx_txn_abort(r.txn);
 	if (rc == FBX_ENOT_FOUND)
@@ -262,7 +265,7 @@ fbxi_rq_step(struct fbx_engine *e)
 	for (; e->rqpos < end && fbxi_err(e) == FBX_OK; e->rqpos++) {
 		uint64_t id = e->rq[e->rqpos];
 		if (fbxi_requeue_one(e, fbxi_cmd_find(e, FBX_DLV_CMD(id)), id,
-		        FBXI_DHELD) < 0)
+		        FBXI_DHELD, 1) < 0)
 			return;
 	}
 	if (e->rqpos >= e->nrq) {
@@ -286,7 +289,7 @@ fbxi_unsent_step(struct fbx_engine *e)
 		fbxi_gw_drop(e, id);
 		if (fbxi_err(e) != FBX_OK ||
 		    fbxi_requeue_one(e, fbxi_cmd_find(e, FBX_DLV_CMD(id)), id,
-		        FBXI_DMASK(FBX_D_SENT)) < 0)
+		        FBXI_DMASK(FBX_D_SENT), 0) < 0)
 			return;
 	}
 }

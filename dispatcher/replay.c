@@ -143,6 +143,10 @@ fbxi_handle_replay(
 			rc = fbxi_dlv_replay(e, cc, id, &old);
 			if (rc == FBX_ESTATE || rc == FBX_ENOT_FOUND)
 				continue;
+			/* sent again on purpose: a rollback's withdrawal
+			 * (fbxi_dlv_withdrawn) no longer holds */
+			if (rc == FBX_OK)
+				rc = fbxi_dlv_unwithdraw(e, cc->c.org, id);
 			if (rc != FBX_OK)
 				goto fail;
 			if (fbxi_orgq_push(e, cc->q, FBX_PRIO_RECOVERY, id) != FBX_OK) {

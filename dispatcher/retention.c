@@ -12,8 +12,9 @@
 
 #include "engine_int.h"
 
-/* prune_markers - the rollback markers and supersede links (supersede.h)
- * of a pruned command's deliveries. */
+/* prune_markers - the rollback markers, supersede links (supersede.h)
+ * and withdrawn marks (fbxi_dlv_withdraw) of a pruned command's
+ * deliveries. */
 static int
 prune_markers(struct fbx_engine *e, const struct fbx_command *c)
 {
@@ -26,6 +27,8 @@ prune_markers(struct fbx_engine *e, const struct fbx_command *c)
 	rc = fbxi_kv_delete_prefix(e, prefix);
 	if (rc == FBX_OK)
 		rc = fbxi_supersede_links_prune(e, c->org, c->id);
+	if (rc == FBX_OK)
+		rc = fbxi_dlv_withdrawn_prune(e, c->org, c->id);
 	return rc;
 }
 

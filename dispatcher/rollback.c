@@ -610,20 +610,20 @@ rb_cancel_add(struct rb_ctx *r, uint64_t id, const char *dev, int state)
 	return FBX_OK;
 }
 
-/* rb_sup_add - a superseded delivery of a selected command: marked at
- * execution (fbxi_rb_exec) */
+/* rb_ids_add - append id to a list of deliveries the execution marks
+ * (r->sup, r->wd) */
 static int
-rb_sup_add(struct rb_ctx *r, uint64_t id)
+rb_ids_add(uint64_t **v, size_t *n, size_t *cap, uint64_t id)
 {
-	if (r->nsup == r->scap) {
-		size_t ncap = r->scap ? r->scap * 2 : 64;
-		uint64_t *ni = realloc(r->sup, ncap * sizeof(*ni));
+	if (*n == *cap) {
+		size_t ncap = *cap ? *cap * 2 : 64;
+		uint64_t *ni = realloc(*v, ncap * sizeof(*ni));
 		if (ni == NULL)
 			return FBX_ENOMEM;
-		r->sup = ni;
-		r->scap = ncap;
+		*v = ni;
+		*cap = ncap;
 	}
-	r->sup[r->nsup++] = id;
+	(*v)[(*n)++] = id;
 	return FBX_OK;
 }
 
@@ -1054,6 +1054,23 @@ rb_dlv_cb(void *arg, const struct fbx_delivery *d)
 	case FBX_D_SUCCEEDED: {
 		uint64_t prior;
 		size_t len = 0;
+		int looked = 0;
+		/* sent once and not accepted: the device can have it only
+		 * from the gateway holding it. Withdrawn at execution
+		 * (fbxi_dlv_withdrawn), unless it stands in for an older
+		 * command, whatever its row says */
+		if (d->state == FBX_D_SENT && d->attempts == 1) {
+			carried = rb_carried(r, d, first_sent(d));
+			looked = 1;
+			if (r->err != 0)
+				break;
+			if (carried == 0) {
+				rc = rb_ids_add(&r->wd, &r->nwd, &r->wcap,
+				    d->id);
+				if (rc != FBX_OK)
+					break;
+			}
+		}
 		if (irreversible(c->type)) {
 			rb_row(r, c, d->id, d->device, d->state,
 			    FBX_RB_IRREVERSIBLE, 0,
@@ -1087,7 +1104,9 @@ rb_dlv_cb(void *arg, const struct fbx_delivery *d)
 			    0, "locked before the onset too: left locked");
 			break;
 		}
-		if ((carried = rb_carried(r, d, first_sent(d))) != 0) {
+		if (!looked)
+			carried = rb_carried(r, d, first_sent(d));
+		if (carried != 0) {
 			carried_row(r, d, carried);
 			break;
 		}
@@ -1165,7 +1184,7 @@ rb_dlv_cb(void *arg, const struct fbx_delivery *d)
 		 * the newer command that this one is rolled back too */
 		if (d->state == FBX_D_SUPERSEDED &&
 		    fbxi_supersede_applies_cmd(c))
-			rc = rb_sup_add(r, d->id);
+			rc = rb_ids_add(&r->sup, &r->nsup, &r->scap, d->id);
 		break;
 	}
 	if (rc != FBX_OK)
@@ -1533,6 +1552,7 @@ fbxi_rb_free(struct rb_ctx *r)
 	free(r->cancel_state);
 	free(r->held);
 	free(r->sup);
+	free(r->wd);
 	free(r->plan.rows);
 	free(r->plan.comp_ids);
 	free(r->plan.bo_rows);
@@ -1723,6 +1743,12 @@ fbxi_rb_exec(struct rb_ctx *r, uint64_t rbseq)
 	 * keep it for them (rb_carried) */
 	for (size_t i = 0; i < r->nsup; i++) {
 		rc = fbxi_supersede_rolled_back(e, r->org, r->sup[i]);
+		if (rc != FBX_OK)
+			return rc;
+	}
+	/* sent once, not accepted: withdrawn (fbxi_dlv_withdrawn) */
+	for (size_t i = 0; i < r->nwd; i++) {
+		rc = fbxi_dlv_withdraw(e, r->org, r->wd[i], rbseq);
 		if (rc != FBX_OK)
 			return rc;
 	}

@@ -74,6 +74,8 @@ struct rb_ctx {
 	size_t nheld, hcap;
 	uint64_t *sup; /* superseded deliveries of selected commands */
 	size_t nsup, scap;
+	uint64_t *wd; /* theirs sent once, not accepted: withdrawn */
+	size_t nwd, wcap;
 	int err;
 	/* current command while scanning its deliveries */
 	const struct fbx_command *cur;

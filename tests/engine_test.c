@@ -418,6 +418,283 @@ test_rollback_stops_expansion(void)
 	env_close(&t);
 }
 
+/* offline_devices - how many of org's devices (up to 1000) are marked
+ * offline */
+static unsigned
+offline_devices(struct env *t, const char *org)
+{
+	struct fbx_console_req req;
+	struct fbx_console_rep rep;
+	unsigned n = 0;
+
+	memset(&req, 0, sizeof(req));
+	req.kind = FBX_CREQ_LIST_DEVICES;
+	req.u.list_devices.limit = 1000;
+	console(t, "reader", org, &req);
+	turn(t);
+	if (reply(t, "reader", &rep) == FBX_OK)
+		for (size_t i = 0; i < rep.u.devices.n; i++)
+			n += rep.u.devices.devs[i].online == 0;
+	fbx_console_rep_free(&rep);
+	return n;
+}
+
+/* checkin_all - devices 0..n-1 of org check in through gateway peer */
+static void
+checkin_all(struct env *t, const char *peer, const char *org, unsigned n)
+{
+	static uint64_t batch = 1000;
+	struct fbx_checkin *c = calloc(n, sizeof(*c));
+	struct fbx_gw_msg m;
+
+	for (unsigned i = 0; i < n; i++) {
+		snprintf(c[i].org, sizeof(c[i].org), "%s", org);
+		snprintf(c[i].device, sizeof(c[i].device), "%s-d%05u", org, i);
+		c[i].at_ms = t->io.wall;
+	}
+	memset(&m, 0, sizeof(m));
+	m.kind = FBX_GW_CHECKINS;
+	m.u.checkins.batch_id = batch++;
+	m.u.checkins.c = c;
+	m.u.checkins.n = n;
+	gateway(t, peer, &m);
+	turn(t);
+	free(c);
+}
+
+/* replay_cmd - an executed replay of command cid of acme's deliveries in
+ * a gateway's hands */
+static int
+replay_cmd(struct env *t, uint64_t cid, struct fbx_console_rep *rep)
+{
+	struct fbx_console_req req;
+	uint64_t ids[1];
+
+	memset(&req, 0, sizeof(req));
+	req.kind = FBX_CREQ_REPLAY;
+	ids[0] = cid;
+	req.u.replay.sel.command_ids = ids;
+	req.u.replay.sel.ncommand_ids = 1;
+	req.u.replay.execute = 1;
+	req.u.replay.sliced = 1;
+	console(t, "ops", "acme", &req);
+	turn(t);
+	return reply(t, "ops", rep);
+}
+
+/* rb_sliced - an executed rollback of command cid of acme, slice after
+ * slice; @return the first error, or FBX_OK */
+static int
+rb_sliced(struct env *t, uint64_t cid)
+{
+	struct fbx_console_req req;
+	struct fbx_console_rep rep;
+	uint64_t ids[1], cursor = 0, snap = 0, rbid = 0;
+	int rc, n = 0;
+
+	do {
+		memset(&req, 0, sizeof(req));
+		req.kind = FBX_CREQ_ROLLBACK;
+		ids[0] = cid;
+		req.u.rollback.sel.command_ids = ids;
+		req.u.rollback.sel.ncommand_ids = 1;
+		req.u.rollback.execute = 1;
+		req.u.rollback.sliced = 1;
+		req.u.rollback.limit = 1000;
+		req.u.rollback.cursor = cursor;
+		req.u.rollback.last_command_id = snap;
+		req.u.rollback.rollback_id = rbid;
+		console(t, "ops", "acme", &req);
+		turn(t);
+		rc = reply(t, "ops", &rep);
+		if (rc == FBX_OK) {
+			cursor = rep.u.rollback.next_cursor;
+			snap = rep.u.rollback.last_command_id;
+			if (rbid == 0)
+				rbid = rep.u.rollback.rollback_id;
+		}
+		fbx_console_rep_free(&rep);
+		n++;
+	} while (rc == FBX_OK && cursor != 0 && n < 100);
+	CHECK(n > 2, "rollback in %d slices", n);
+	return rc;
+}
+
+/* out_and_back - a query to every device of acme, sent to gateway gw
+ * (its ids in s), then rolled back (in slices when sliced) */
+static uint64_t
+out_and_back(struct env *t, const char *gw, struct gw_seen *s, int sliced)
+{
+	struct fbx_console_rep rep;
+	uint64_t c = submit_org(t, "acme");
+	int rc;
+
+	turn(t);
+	memset(s, 0, sizeof(*s));
+	drain_gw(t, gw, s);
+	CHECK(s->nids == 10 && FBX_DLV_CMD(s->ids[0]) == c,
+	    "command %llu sent: %zu", (unsigned long long)c, s->nids);
+	if (sliced) {
+		rc = rb_sliced(t, c);
+		CHECK(rc == FBX_OK, "sliced rollback: %d", rc);
+		return c;
+	}
+	rc = rb_cmd(t, c, NULL, 1, &rep);
+	CHECK(rc == FBX_OK && rep.u.rollback.executed,
+	    "rollback of %llu: %d", (unsigned long long)c, rc);
+	fbx_console_rep_free(&rep);
+	return c;
+}
+
+/* rollback_withdraws_inflight - a delivery sent once and not accepted
+ * when a rollback selects its command is withdrawn: the device can have
+ * it only from the gateway holding it, so when that gateway reports the
+ * device offline it ends CANCELLED instead of waiting for the device's
+ * check-in to be sent after the rollback. When the device may have it
+ * after all, the delivery goes on as before, sent again with its id so
+ * that its outcome is learnt: accepted before the offline report; come
+ * back unanswered (here the engine restarted, so its sessions are gone);
+ * sent again by a replay. Also across rollback slices. */
+static void
+test_rollback_withdraws_inflight(void)
+{
+	struct env t;
+	struct gw_seen *s = calloc(1, sizeof(*s));
+	struct fbx_console_rep rep;
+	struct fbx_command info;
+	uint64_t a;
+	int rc;
+
+	CHECK(env_open(&t, "rbw") == 0, "open");
+	enroll(&t, "acme", 10);
+	hello(&t, "g1", "acme", 100);
+	turn(&t);
+	drain_gw(&t, "g1", s);
+
+	/* A: sent, rolled back, every device reported offline */
+	a = out_and_back(&t, "g1", s, 0);
+	results(&t, "g1", 1, s->ids, s->nids, FBX_R_OFFLINE);
+	turn(&t);
+	CHECK(counts(&t, "acme", a, &info) == FBX_OK &&
+	        info.counts[FBX_D_CANCELLED] == 10 &&
+	        info.counts[FBX_D_PENDING] == 0,
+	    "A after offline results: cancelled %u, pending %u",
+	    info.counts[FBX_D_CANCELLED], info.counts[FBX_D_PENDING]);
+	CHECK(offline_devices(&t, "acme") == 10, "offline after A: %u",
+	    offline_devices(&t, "acme"));
+	checkin_all(&t, "g1", "acme", 10);
+	turn(&t);
+	memset(s, 0, sizeof(*s));
+	drain_gw(&t, "g1", s);
+	CHECK(s->nids == 0, "A sent at the check-in: %zu", s->nids);
+	CHECK(offline_devices(&t, "acme") == 0, "offline after check-in: %u",
+	    offline_devices(&t, "acme"));
+
+	/* B: accepted after the rollback, then offline: the device has
+	 * it; sent again at the check-in, its outcome recorded */
+	a = out_and_back(&t, "g1", s, 0);
+	results(&t, "g1", 2, s->ids, s->nids, FBX_R_ACCEPTED);
+	results(&t, "g1", 3, s->ids, s->nids, FBX_R_OFFLINE);
+	turn(&t);
+	CHECK(counts(&t, "acme", a, &info) == FBX_OK &&
+	        info.counts[FBX_D_PENDING] == 10,
+	    "B accepted, then offline: pending %u, cancelled %u",
+	    info.counts[FBX_D_PENDING], info.counts[FBX_D_CANCELLED]);
+	checkin_all(&t, "g1", "acme", 10);
+	turn(&t);
+	memset(s, 0, sizeof(*s));
+	drain_gw(&t, "g1", s);
+	CHECK(s->nids == 10 && FBX_DLV_CMD(s->ids[0]) == a,
+	    "B sent again at the check-in: %zu", s->nids);
+	/* not sent once any more: offline again leaves it waiting */
+	results(&t, "g1", 4, s->ids, s->nids, FBX_R_OFFLINE);
+	turn(&t);
+	CHECK(counts(&t, "acme", a, &info) == FBX_OK &&
+	        info.counts[FBX_D_PENDING] == 10,
+	    "B offline again: pending %u, cancelled %u",
+	    info.counts[FBX_D_PENDING], info.counts[FBX_D_CANCELLED]);
+	checkin_all(&t, "g1", "acme", 10);
+	turn(&t);
+	memset(s, 0, sizeof(*s));
+	drain_gw(&t, "g1", s);
+	CHECK(s->nids == 10, "B sent at the second check-in: %zu", s->nids);
+	results(&t, "g1", 5, s->ids, s->nids, FBX_R_SUCCEEDED);
+	turn(&t);
+	CHECK(counts(&t, "acme", a, &info) == FBX_OK &&
+	        info.counts[FBX_D_SUCCEEDED] == 10,
+	    "B's outcome: succeeded %u", info.counts[FBX_D_SUCCEEDED]);
+
+	/* C: the engine restarts: sent again to g2 with the same ids (a
+	 * device may have them), offline there: pending, as any */
+	a = out_and_back(&t, "g1", s, 0);
+	CHECK(env_reopen(&t) == 0, "restart");
+	hello(&t, "g2", "acme", 100);
+	turn(&t);
+	turn(&t);
+	memset(s, 0, sizeof(*s));
+	drain_gw(&t, "g2", s);
+	CHECK(s->nids == 10 && FBX_DLV_CMD(s->ids[0]) == a,
+	    "C sent again after the restart: %zu", s->nids);
+	results(&t, "g2", 1, s->ids, s->nids, FBX_R_OFFLINE);
+	turn(&t);
+	CHECK(counts(&t, "acme", a, &info) == FBX_OK &&
+	        info.counts[FBX_D_PENDING] == 10,
+	    "C after the restart and offline results: pending %u, "
+	    "cancelled %u",
+	    info.counts[FBX_D_PENDING], info.counts[FBX_D_CANCELLED]);
+	checkin_all(&t, "g2", "acme", 10);
+	turn(&t);
+	memset(s, 0, sizeof(*s));
+	drain_gw(&t, "g2", s);
+	results(&t, "g2", 2, s->ids, s->nids, FBX_R_SUCCEEDED);
+	turn(&t);
+
+	/* D: a replay between the rollback and the offline results sends
+	 * them again on purpose: the devices wait for their check-in */
+	a = out_and_back(&t, "g2", s, 0);
+	rc = replay_cmd(&t, a, &rep);
+	CHECK(rc == FBX_OK && rep.u.replay.resent == 10, "replay of D: %d %u",
+	    rc, rc == FBX_OK ? rep.u.replay.resent : 0);
+	fbx_console_rep_free(&rep);
+	turn(&t);
+	memset(s, 0, sizeof(*s));
+	drain_gw(&t, "g2", s);
+	CHECK(s->nids == 10, "D replayed: %zu", s->nids);
+	results(&t, "g2", 3, s->ids, s->nids, FBX_R_OFFLINE);
+	turn(&t);
+	CHECK(counts(&t, "acme", a, &info) == FBX_OK &&
+	        info.counts[FBX_D_PENDING] == 10,
+	    "D after its replay and offline results: pending %u, "
+	    "cancelled %u",
+	    info.counts[FBX_D_PENDING], info.counts[FBX_D_CANCELLED]);
+	checkin_all(&t, "g2", "acme", 10);
+	turn(&t);
+	memset(s, 0, sizeof(*s));
+	drain_gw(&t, "g2", s);
+	results(&t, "g2", 4, s->ids, s->nids, FBX_R_SUCCEEDED);
+	turn(&t);
+	env_close(&t);
+
+	/* E: as A, with the rollback in slices of 4 deliveries: the later
+	 * slices withdraw theirs too */
+	CHECK(env_open(&t, "rbw2") == 0, "open");
+	t.rollback_slice = 4;
+	CHECK(env_reopen(&t) == 0, "reopen with slices of 4");
+	enroll(&t, "acme", 10);
+	hello(&t, "g1", "acme", 100);
+	turn(&t);
+	drain_gw(&t, "g1", s);
+	a = out_and_back(&t, "g1", s, 1);
+	results(&t, "g1", 1, s->ids, s->nids, FBX_R_OFFLINE);
+	turn(&t);
+	CHECK(counts(&t, "acme", a, &info) == FBX_OK &&
+	        info.counts[FBX_D_CANCELLED] == 10,
+	    "E after offline results: cancelled %u, pending %u",
+	    info.counts[FBX_D_CANCELLED], info.counts[FBX_D_PENDING]);
+	free(s);
+	env_close(&t);
+}
+
 /* send_queue_full - a DELIVERIES message the gateway's queue refuses
  * keeps the session; only its deliveries go back to the queue and leave
  * again once the queue takes messages. */
@@ -1022,6 +1299,7 @@ main(void)
 	test_store_busy();
 	test_id_space();
 	test_rollback_stops_expansion();
+	test_rollback_withdraws_inflight();
 	test_send_queue_full();
 	test_fairness();
 	test_urgent_first();
