@@ -449,6 +449,45 @@ fbxi_console_error(struct fbx_engine *e, const struct inmsg *in, uint64_t reqid,
 	fbxi_console_reply(e, in, &rep);
 }
 
+/* comp/<org>/<command>/<delivery>: the compensating command of a
+ * rolled-back delivery */
+void
+fbxi_comp_prefix(char *k, size_t cap, const char *org, uint64_t cmd)
+{
+	snprintf(k, cap, "comp/%s/%llu/", org, (unsigned long long)cmd);
+}
+
+static void
+comp_key(char *k, size_t cap, const char *org, uint64_t dlv)
+{
+	snprintf(k, cap, "comp/%s/%llu/%llu", org,
+	    (unsigned long long)FBX_DLV_CMD(dlv), (unsigned long long)dlv);
+}
+
+int
+fbxi_comp_get(fbx_txn *txn, const char *org, uint64_t dlv, uint64_t *comp)
+{
+	char k[FBX_KV_KEY_MAX];
+	uint64_t v = 0;
+	size_t len = 0;
+	int rc;
+
+	comp_key(k, sizeof(k), org, dlv);
+	rc = fbx_store_kv_get(txn, k, &v, sizeof(v), &len);
+	if (rc == FBX_OK && comp != NULL)
+		*comp = len == sizeof(v) ? v : 0;
+	return rc;
+}
+
+int
+fbxi_comp_put(fbx_txn *txn, const char *org, uint64_t dlv, uint64_t comp)
+{
+	char k[FBX_KV_KEY_MAX];
+
+	comp_key(k, sizeof(k), org, dlv);
+	return fbx_store_kv_put(txn, k, &comp, sizeof(comp));
+}
+
 struct marker_ctx {
 	char (*keys)[FBX_KV_KEY_MAX];
 	size_t n, cap;

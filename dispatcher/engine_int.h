@@ -763,6 +763,14 @@ void fbxi_handle_console(struct fbx_engine *e, const struct inmsg *in);
 void fbxi_handle_submit(
     struct fbx_engine *e, const struct inmsg *in, struct fbx_console_req *req);
 int fbxi_kv_delete_prefix(struct fbx_engine *e, const char *prefix);
+/* Rollback markers: kv comp/<org>/<command>/<delivery> = the id of the
+ * command that compensated the delivery (rollback execute; pruned with
+ * <command>). fbxi_comp_get - @return FBX_OK (*comp set, 0 if the value
+ * is damaged), FBX_ENOT_FOUND, or a store error. fbxi_comp_put - @return
+ * FBX_OK or a store error. fbxi_comp_prefix - the keys of command cmd. */
+int fbxi_comp_get(fbx_txn *txn, const char *org, uint64_t dlv, uint64_t *comp);
+int fbxi_comp_put(fbx_txn *txn, const char *org, uint64_t dlv, uint64_t comp);
+void fbxi_comp_prefix(char *k, size_t cap, const char *org, uint64_t cmd);
 int64_t fbxi_mono_ms(void);
 
 /* ---- issue 8 (rollback.c, breaker.c, limit.c, audit.c, audit_query.c,

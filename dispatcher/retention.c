@@ -22,8 +22,7 @@ prune_markers(struct fbx_engine *e, const struct fbx_command *c)
 
 	int rc;
 
-	snprintf(prefix, sizeof(prefix), "comp/%s/%llu/", c->org,
-	    (unsigned long long)c->id);
+	fbxi_comp_prefix(prefix, sizeof(prefix), c->org, c->id);
 	rc = fbxi_kv_delete_prefix(e, prefix);
 	if (rc == FBX_OK)
 		rc = fbxi_supersede_links_prune(e, c->org, c->id);

@@ -503,9 +503,7 @@ static int
 rb_bo_action(struct rb_ctx *r, const struct fbx_command *c,
     const struct fbx_delivery *d)
 {
-	char key[FBX_KV_KEY_MAX];
-	uint64_t prior;
-	size_t len = 0;
+	int rc;
 
 	switch (d->state) {
 	case FBX_D_QUEUED:
@@ -518,11 +516,13 @@ rb_bo_action(struct rb_ctx *r, const struct fbx_command *c,
 			return FBX_RB_IRREVERSIBLE;
 		if (compensation_of(c->type) == FBX_CMD_NONE)
 			return FBX_RB_NOTHING;
-		snprintf(key, sizeof(key), "comp/%s/%llu/%llu", c->org,
-		    (unsigned long long)c->id, (unsigned long long)d->id);
-		if (fbx_store_kv_get(r->e->txn, key, &prior, sizeof(prior),
-		        &len) == FBX_OK)
+		rc = fbxi_comp_get(r->e->txn, c->org, d->id, NULL);
+		if (rc == FBX_OK)
 			return FBX_RB_DONE_BEFORE;
+		if (rc != FBX_ENOT_FOUND) {
+			r->err = rc;
+			return FBX_RB_NOTHING;
+		}
 		return d->state == FBX_D_SUCCEEDED ? FBX_RB_COMPENSATE
 		                                   : FBX_RB_IN_FLIGHT;
 	default:
@@ -1026,7 +1026,6 @@ rb_dlv_cb(void *arg, const struct fbx_delivery *d)
 	const struct fbx_command *c = r->cur;
 	const char *grp = r->s->group;
 	int comp = compensation_of(c->type), rc = FBX_OK;
-	char key[FBX_KV_KEY_MAX];
 	uint64_t carried;
 
 	if (!in_group(r->e, c->org, d->device, grp))
@@ -1034,7 +1033,7 @@ rb_dlv_cb(void *arg, const struct fbx_delivery *d)
 	if (r->before) {
 		rb_bo_row(r, c, d->id, d->device, d->state,
 		    rb_bo_action(r, c, d));
-		return 0;
+		return r->err != 0; /* a store error stops the walk */
 	}
 	switch (d->state) {
 	case FBX_D_QUEUED:
@@ -1053,7 +1052,6 @@ rb_dlv_cb(void *arg, const struct fbx_delivery *d)
 	case FBX_D_ACCEPTED:
 	case FBX_D_SUCCEEDED: {
 		uint64_t prior;
-		size_t len = 0;
 		int looked = 0;
 		/* sent once and not accepted: the device can have it only
 		 * from the gateway holding it. Withdrawn at execution
@@ -1082,10 +1080,8 @@ rb_dlv_cb(void *arg, const struct fbx_delivery *d)
 			    0, "changes nothing to undo");
 			break;
 		}
-		snprintf(key, sizeof(key), "comp/%s/%llu/%llu", c->org,
-		    (unsigned long long)c->id, (unsigned long long)d->id);
-		if (fbx_store_kv_get(r->e->txn, key, &prior, sizeof(prior),
-		        &len) == FBX_OK) {
+		rc = fbxi_comp_get(r->e->txn, c->org, d->id, &prior);
+		if (rc == FBX_OK) {
 			char det[96];
 			snprintf(det, sizeof(det),
 			    "compensated before by command %llu",
@@ -1094,6 +1090,9 @@ rb_dlv_cb(void *arg, const struct fbx_delivery *d)
 			    FBX_RB_DONE_BEFORE, comp, det);
 			break;
 		}
+		if (rc != FBX_ENOT_FOUND)
+			break; /* a store error */
+		rc = FBX_OK; /* not compensated yet */
 		if (family(c->type) == 1 && r->sv != NULL &&
 		    fbxi_devtimes_get(r->sv->before, c->org, d->device, 1,
 		        &(int64_t){ 0 })) {
@@ -1601,12 +1600,7 @@ rb_journal_comp(struct rb_ctx *r, struct comp_group *g, uint64_t rbseq,
 	/* explicit ids: each device gets one delivery */
 	*out = c.id;
 	for (size_t i = 0; i < g->n; i++) {
-		char key[FBX_KV_KEY_MAX];
-		uint64_t src = g->src[i];
-		snprintf(key, sizeof(key), "comp/%s/%llu/%llu", r->org,
-		    (unsigned long long)FBX_DLV_CMD(src),
-		    (unsigned long long)src);
-		rc = fbx_store_kv_put(e->txn, key, &c.id, sizeof(c.id));
+		rc = fbxi_comp_put(e->txn, r->org, g->src[i], c.id);
 		if (rc != FBX_OK)
 			return rc;
 	}

@@ -402,10 +402,7 @@ static int
 stands(struct fbx_engine *e, const struct cmdc *cc, uint64_t id,
     const char *device)
 {
-	char k[FBX_KV_KEY_MAX];
 	struct fbx_delivery d;
-	uint64_t prior;
-	size_t len = 0;
 	int rc;
 
 	rc = fbx_store_dlv_get(e->txn, id, &d);
@@ -424,9 +421,7 @@ stands(struct fbx_engine *e, const struct cmdc *cc, uint64_t id,
 	case FBX_D_ACCEPTED:
 		return 1;
 	case FBX_D_SUCCEEDED:
-		snprintf(k, sizeof(k), "comp/%s/%llu/%llu", cc->c.org,
-		    (unsigned long long)cc->c.id, (unsigned long long)id);
-		rc = fbx_store_kv_get(e->txn, k, &prior, sizeof(prior), &len);
+		rc = fbxi_comp_get(e->txn, cc->c.org, id, NULL);
 		if (rc == FBX_ENOT_FOUND)
 			return 1;
 		if (rc != FBX_OK) {
