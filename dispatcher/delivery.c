@@ -95,6 +95,12 @@ dlv_apply(struct fbx_engine *e, struct cmdc *cc, uint64_t id, unsigned mask,
 		if (rc != FBX_OK)
 			return rc;
 	}
+	if (fbx_dstate_terminal(to) && fbxi_dlv_withdrawn(e, id)) {
+		/* its outcome is known: the mark has done its work */
+		rc = fbxi_dlv_unwithdraw(e, cc->c.org, id);
+		if (rc != FBX_OK)
+			return rc;
+	}
 	fbxi_count_move(cc, from, to);
 	fbxi_ro_tally(cc, id, from, to, code);
 	if (fbx_dstate_terminal(to))

@@ -630,13 +630,15 @@ void fbxi_cmd_cancel(struct fbx_engine *e, struct cmdc *cc);
  * not yet accepted (and does not stand in for an older command): the
  * device cannot have had it from anyone but the gateway holding it. While
  * that holds, the engine ends it CANCELLED where it would otherwise send
- * it again to a device that never got it: the gateway reports the device
- * offline (rather than wait for its check-in), or its message never left
- * (fbxi_requeue_one with left = 0). The mark goes when the device may
- * have it after all: the gateway reports it accepted, or it comes back
- * unanswered from a gateway that may have passed it on (sent again with
- * its id, so that its outcome is learnt); and when a replay sends it
- * again on purpose. */
+ * it again to a device that never got it: the device checks in after its
+ * gateway reported it offline (handle_checkins), or its message never
+ * left (fbxi_requeue_one with left = 0). The mark goes when the device
+ * may have it after all: a gateway reports it accepted, succeeded or
+ * failed (also after the offline report: results may come out of order),
+ * or it comes back unanswered from a gateway that may have passed it on
+ * (sent again with its id, so that its outcome is learnt); when a replay
+ * sends it again on purpose; and when it ends (fbxi_dlv_move to a final
+ * state). */
 /* fbxi_dlv_withdrawn - whether delivery id is withdrawn. */
 int fbxi_dlv_withdrawn(const struct fbx_engine *e, uint64_t id);
 /* fbxi_dlv_withdraw - an executed rollback withdraws delivery id of org:

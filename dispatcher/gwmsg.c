@@ -171,6 +171,20 @@ result_apply(struct fbx_engine *e, struct gw *g, const struct fbx_result_rec *r)
 		}
 		if (!fbxi_gw_serves(g, cc->c.org))
 			return 0;
+		/* the device got it, whatever comes of this report (it may
+		 * come after the offline report it preceded): no longer
+		 * withdrawn, unless another key's gateway holds it */
+		if (to != FBX_D_PENDING && fbxi_dlv_withdrawn(e, r->delivery_id)) {
+			uint64_t hv;
+			struct gw *o = fbxi_gw_holder(e, r->delivery_id, &hv);
+			if ((o == NULL ||
+			        strcmp(o->principal, g->principal) == 0) &&
+			    (rc = fbxi_dlv_unwithdraw(e, cc->c.org,
+			         r->delivery_id)) != FBX_OK) {
+				fbxi_set_err(e, rc);
+				return -1;
+			}
+		}
 		if (to != FBX_D_SUCCEEDED && to != FBX_D_FAILED)
 			return 0; /* progress of a delivery sent again since:
 			           * nothing recorded */
@@ -198,17 +212,18 @@ result_apply(struct fbx_engine *e, struct gw *g, const struct fbx_result_rec *r)
 	}
 	if (cc == NULL)
 		return 1; /* finished (expired) meanwhile */
-	/* the device is offline: a delivery no longer wanted ends here
-	 * rather than wait for its check-in: a cancelled rollout's, or a
-	 * withdrawn one the gateway never said it passed on (the device
-	 * did not get it). One it accepted is no longer withdrawn: the
-	 * device has it. */
+	/* the device is offline: a cancelled rollout's delivery ends here
+	 * rather than wait for its check-in. A withdrawn one waits, still
+	 * withdrawn if the gateway never said it passed it on: the check-in
+	 * then cancels it (handle_checkins), unless a report that the
+	 * device got it comes first (results may arrive out of order).
+	 * Accepted, it is no longer withdrawn: the device has it. */
 	offline = to == FBX_D_PENDING;
 	wd = fbxi_dlv_withdrawn(e, r->delivery_id);
-	if (offline &&
-	    (cc->cancelling || (wd && held && IF_STAGE(v) == IF_SENT)))
+	if (offline && cc->cancelling)
 		to = FBX_D_CANCELLED;
-	else if (wd && (to == FBX_D_ACCEPTED || offline) &&
+	else if (wd &&
+	    (to == FBX_D_ACCEPTED || (offline && IF_STAGE(v) != IF_SENT)) &&
 	    (rc = fbxi_dlv_unwithdraw(e, cc->c.org, r->delivery_id)) !=
 	        FBX_OK) {
 		fbxi_set_err(e, rc);
@@ -363,7 +378,12 @@ handle_checkins(struct fbx_engine *e, struct gw *g, struct fbx_gw_msg *m)
 					fbxi_set_err(e, rc);
 				continue;
 			}
-			to = cc->cancelling ? FBX_D_CANCELLED : FBX_D_QUEUED;
+			/* withdrawn: the device never got it, and a
+			 * rollback no longer wants it sent */
+			to = cc->cancelling ||
+			        fbxi_dlv_withdrawn(e, p.ids[j])
+			    ? FBX_D_CANCELLED
+			    : FBX_D_QUEUED;
 			rc = fbxi_dlv_move(e, cc, p.ids[j],
 			    FBXI_DMASK(FBX_D_PENDING), to, 0, 0, NULL, NULL);
 			if (rc == FBX_ESTATE || rc == FBX_ENOT_FOUND) {
