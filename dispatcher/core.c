@@ -303,21 +303,15 @@ fbxi_dlv_withdrawn_load(struct fbx_engine *e, fbx_txn *txn)
 }
 
 int
-fbxi_dlv_withdrawn_prune(
-    struct fbx_engine *e, const char *org, uint64_t cmd_id)
+fbxi_dlv_withdrawn_prune(struct fbx_engine *e, const char *org,
+    uint64_t cmd_id, uint32_t *budget)
 {
 	char prefix[FBX_KV_KEY_MAX];
 	struct rbd_ctx x = { e, 1, FBX_OK };
-	int rc;
 
 	snprintf(prefix, sizeof(prefix), "rbd/%s/%llu/", org,
 	    (unsigned long long)cmd_id);
-	if (e->rbd.len > 0) {
-		rc = fbx_store_kv_scan(e->txn, prefix, rbd_cb, &x);
-		if (rc != FBX_OK)
-			return rc;
-	}
-	return fbxi_kv_delete_prefix(e, prefix);
+	return fbxi_kv_delete_some(e, prefix, budget, rbd_cb, &x);
 }
 
 void
@@ -490,7 +484,8 @@ fbxi_comp_put(fbx_txn *txn, const char *org, uint64_t dlv, uint64_t comp)
 
 struct marker_ctx {
 	char (*keys)[FBX_KV_KEY_MAX];
-	size_t n, cap;
+	size_t n, cap, max; /* max 0: all */
+	int err;
 };
 
 static int
@@ -500,11 +495,15 @@ marker_cb(void *arg, const char *key, const void *val, size_t len)
 
 	(void)val;
 	(void)len;
+	if (m->max != 0 && m->n >= m->max)
+		return 1;
 	if (m->n == m->cap) {
 		size_t ncap = m->cap ? m->cap * 2 : 64;
 		char(*nk)[FBX_KV_KEY_MAX] = realloc(m->keys, ncap * sizeof(*nk));
-		if (nk == NULL)
+		if (nk == NULL) {
+			m->err = FBX_ENOMEM;
 			return 1;
+		}
 		m->keys = nk;
 		m->cap = ncap;
 	}
@@ -512,19 +511,37 @@ marker_cb(void *arg, const char *key, const void *val, size_t len)
 	return 0;
 }
 
-/* kv_delete_prefix - delete every engine-owned record under prefix. */
 int
-fbxi_kv_delete_prefix(struct fbx_engine *e, const char *prefix)
+fbxi_kv_delete_some(struct fbx_engine *e, const char *prefix,
+    uint32_t *budget, fbx_kv_fn each, void *arg)
 {
 	struct marker_ctx m;
 	int rc;
 
+	if (budget != NULL && *budget == 0)
+		return FBX_OK;
 	memset(&m, 0, sizeof(m));
+	m.max = budget != NULL ? *budget : 0;
 	rc = fbx_store_kv_scan(e->txn, prefix, marker_cb, &m);
-	for (size_t i = 0; i < m.n && rc == FBX_OK; i++)
+	if (rc == FBX_ENOT_FOUND)
+		rc = FBX_OK;
+	if (rc == FBX_OK)
+		rc = m.err;
+	for (size_t i = 0; i < m.n && rc == FBX_OK; i++) {
+		if (each != NULL)
+			each(arg, m.keys[i], NULL, 0);
 		rc = fbx_store_kv_del(e->txn, m.keys[i]);
+	}
 	free(m.keys);
+	if (rc == FBX_OK && budget != NULL)
+		*budget -= (uint32_t)m.n;
 	return rc;
+}
+
+int
+fbxi_kv_delete_prefix(struct fbx_engine *e, const char *prefix)
+{
+	return fbxi_kv_delete_some(e, prefix, NULL, NULL, NULL);
 }
 
 /* ------------------------------------------------------------- alerts */

@@ -837,6 +837,8 @@ engine_open(const struct fbx_engine_opts *opts, const struct fbx_io_ops *ops,
 		e->o.heartbeat_ms = 1000;
 	if (e->o.expand_chunk == 0)
 		e->o.expand_chunk = 16384;
+	if (e->o.prune_budget == 0)
+		e->o.prune_budget = 50000;
 	e->dispatch_max = DISPATCH_MAX;
 	if (e->o.send_batch == 0)
 		e->o.send_batch = 8192;

@@ -651,9 +651,10 @@ int fbxi_dlv_unwithdraw(struct fbx_engine *e, const char *org, uint64_t id);
 /* fbxi_dlv_withdrawn_load - fill e->rbd from the store (rebuild). */
 int fbxi_dlv_withdrawn_load(struct fbx_engine *e, fbx_txn *txn);
 /* fbxi_dlv_withdrawn_prune - forget the withdrawn deliveries of command
- * cmd_id (it is being pruned). @return FBX_OK or a store error. */
-int fbxi_dlv_withdrawn_prune(
-    struct fbx_engine *e, const char *org, uint64_t cmd_id);
+ * cmd_id (it is being pruned), at most *budget of them (fbxi_kv_delete_some).
+ * @return FBX_OK or a store error. */
+int fbxi_dlv_withdrawn_prune(struct fbx_engine *e, const char *org,
+    uint64_t cmd_id, uint32_t *budget);
 void fbxi_console_error(struct fbx_engine *e, const struct inmsg *in,
     uint64_t reqid, int kind, int err, const char *fmt, ...)
     __attribute__((format(printf, 6, 7)));
@@ -764,6 +765,13 @@ void fbxi_handle_console(struct fbx_engine *e, const struct inmsg *in);
 /* fbxi_handle_submit - the admission pipeline (admit.c) */
 void fbxi_handle_submit(
     struct fbx_engine *e, const struct inmsg *in, struct fbx_console_req *req);
+/* fbxi_kv_delete_some - delete the records under prefix, at most *budget
+ * of them (budget NULL: all), *budget less what was deleted; each (may be
+ * NULL) is called with each key before it goes (val NULL). @return FBX_OK,
+ * FBX_ENOMEM (nothing deleted), or a store error. fbxi_kv_delete_prefix -
+ * all of them. */
+int fbxi_kv_delete_some(struct fbx_engine *e, const char *prefix,
+    uint32_t *budget, fbx_kv_fn each, void *arg);
 int fbxi_kv_delete_prefix(struct fbx_engine *e, const char *prefix);
 /* Rollback markers: kv comp/<org>/<command>/<delivery> = the id of the
  * command that compensated the delivery (rollback execute; pruned with

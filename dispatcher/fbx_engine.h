@@ -118,6 +118,9 @@ struct fbx_engine_opts {
 	                             0 = keep forever */
 	fbx_clock_fn clock;       /* NULL = the system clocks */
 	void *clock_arg;
+	uint32_t prune_budget;    /* retention: records deleted per turn
+	                             (deliveries and their markers);
+	                             0 = 50000 */
 	uint32_t rollback_slice;  /* rollback/replay: deliveries looked at
 	                             per request (commands: a tenth, at
 	                             least 1); 0 = FBX_RB_SLICE_DEFAULT */

@@ -14,20 +14,22 @@
 
 /* prune_markers - the rollback markers, supersede links (supersede.h)
  * and withdrawn marks (fbxi_dlv_withdraw) of a pruned command's
- * deliveries. */
+ * deliveries, within *budget records (a command rolled back on a million
+ * devices has a million markers): the budget spent means some may be
+ * left for the next turn. */
 static int
-prune_markers(struct fbx_engine *e, const struct fbx_command *c)
+prune_markers(struct fbx_engine *e, const struct fbx_command *c,
+    uint32_t *budget)
 {
 	char prefix[FBX_KV_KEY_MAX];
-
 	int rc;
 
 	fbxi_comp_prefix(prefix, sizeof(prefix), c->org, c->id);
-	rc = fbxi_kv_delete_prefix(e, prefix);
+	rc = fbxi_kv_delete_some(e, prefix, budget, NULL, NULL);
 	if (rc == FBX_OK)
-		rc = fbxi_supersede_links_prune(e, c->org, c->id);
+		rc = fbxi_supersede_links_prune(e, c->org, c->id, budget);
 	if (rc == FBX_OK)
-		rc = fbxi_dlv_withdrawn_prune(e, c->org, c->id);
+		rc = fbxi_dlv_withdrawn_prune(e, c->org, c->id, budget);
 	return rc;
 }
 
@@ -185,7 +187,12 @@ prune_one(struct fbx_engine *e, uint64_t id, int64_t cutoff, uint32_t *budget)
 		fbx_command_clear(&c);
 		return PRUNE_PARTIAL;
 	}
-	rc = prune_markers(e, &c);
+	rc = prune_markers(e, &c, budget);
+	if (rc == FBX_OK && *budget == 0) {
+		/* more markers of this one next time */
+		fbx_command_clear(&c);
+		return PRUNE_PARTIAL;
+	}
 	if (rc == FBX_OK)
 		rc = fbx_store_cmd_delete(e->txn, c.id);
 	fbx_command_clear(&c);
@@ -200,7 +207,7 @@ void
 fbxi_prune_step(struct fbx_engine *e)
 {
 	int64_t cutoff = e->now - (int64_t)e->o.retention_s * 1000;
-	uint32_t budget = 50000, looked = 0;
+	uint32_t budget = e->o.prune_budget, looked = 0;
 	uint64_t id = e->prune_next;
 	size_t nk = e->npkeep;
 

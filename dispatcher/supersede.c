@@ -301,20 +301,20 @@ fbxi_supersede_links(struct fbx_engine *e, const char *org,
 }
 
 int
-fbxi_supersede_links_prune(
-    struct fbx_engine *e, const char *org, uint64_t cmd_id)
+fbxi_supersede_links_prune(struct fbx_engine *e, const char *org,
+    uint64_t cmd_id, uint32_t *budget)
 {
 	char prefix[FBX_KV_KEY_MAX];
 	int rc;
 
 	snprintf(prefix, sizeof(prefix), "sup/%s/%llu/", org,
 	    (unsigned long long)cmd_id);
-	rc = fbxi_kv_delete_prefix(e, prefix);
+	rc = fbxi_kv_delete_some(e, prefix, budget, NULL, NULL);
 	if (rc != FBX_OK)
 		return rc;
 	snprintf(prefix, sizeof(prefix), "supby/%s/%llu/", org,
 	    (unsigned long long)cmd_id);
-	return fbxi_kv_delete_prefix(e, prefix);
+	return fbxi_kv_delete_some(e, prefix, budget, NULL, NULL);
 }
 
 int

@@ -98,10 +98,11 @@ int fbxi_supersede_rolled_back(
     struct fbx_engine *e, const char *org, uint64_t older);
 
 /* fbxi_supersede_links_prune - drop the links of command cmd_id's
- * deliveries, as the newer and as the older (it is being pruned).
- * @return FBX_OK or a store error. */
-int fbxi_supersede_links_prune(
-    struct fbx_engine *e, const char *org, uint64_t cmd_id);
+ * deliveries, as the newer and as the older (it is being pruned), at
+ * most *budget records (fbxi_kv_delete_some). @return FBX_OK or a store
+ * error. */
+int fbxi_supersede_links_prune(struct fbx_engine *e, const char *org,
+    uint64_t cmd_id, uint32_t *budget);
 
 
 #endif

@@ -142,6 +142,7 @@ engine_open(struct env *t)
 	o.retention_s = t->retention_s;
 	o.expand_chunk = t->expand_chunk;
 	o.rollback_slice = t->rollback_slice;
+	o.prune_budget = t->prune_budget;
 	return fbx_engine_open_io(&o, &mio_ops, &t->io, &t->e) == FBX_OK ? 0
 	                                                                 : -1;
 }

@@ -49,6 +49,7 @@ struct env {
 	uint32_t retention_s; /* the engine's at the next (re)open; 0: off */
 	uint32_t expand_chunk; /* the same: deliveries a turn; 0: default */
 	uint32_t rollback_slice; /* the same: deliveries a slice; 0: default */
+	uint32_t prune_budget; /* the same: records pruned a turn; 0: default */
 };
 
 /* drain_gw - take every engine message to `peer`: delivery ids into

@@ -708,6 +708,131 @@ test_rollback_withdraws_inflight(void)
 	env_close(&t);
 }
 
+struct kv_count {
+	const char *prefix;
+	int n;
+};
+
+static int
+kv_count_cb(void *arg, const char *key, const void *val, size_t len)
+{
+	struct kv_count *k = arg;
+
+	(void)val;
+	(void)len;
+	k->n += strncmp(key, k->prefix, strlen(k->prefix)) == 0;
+	return 0;
+}
+
+/* kv_records - with the engine closed (one process opens a store once),
+ * first write nput records "<prefix><i>" (i from 1), then count the
+ * records under prefix; the engine is opened again. @return the count,
+ * -1 on an error. */
+static int
+kv_records(struct env *t, const char *prefix, int nput)
+{
+	struct fbx_store_opts so;
+	struct kv_count k = { prefix, 0 };
+	fbx_store *st = NULL;
+	fbx_txn *x = NULL;
+	uint64_t one = 1;
+	int rc;
+
+	fbx_engine_close(t->e);
+	t->e = NULL;
+	memset(&so, 0, sizeof(so));
+	so.path = t->dir;
+	if (fbx_store_open(&so, &st) != FBX_OK)
+		return -1;
+	rc = fbx_txn_begin(st, nput > 0, &x);
+	for (int i = 1; i <= nput && rc == FBX_OK; i++) {
+		char key[FBX_KV_KEY_MAX];
+		snprintf(key, sizeof(key), "%s%d", prefix, i);
+		rc = fbx_store_kv_put(x, key, &one, sizeof(one));
+	}
+	if (rc == FBX_OK && nput > 0)
+		rc = fbx_txn_commit(x);
+	else if (x != NULL)
+		fbx_txn_abort(x);
+	x = NULL;
+	if (rc == FBX_OK)
+		rc = fbx_txn_begin(st, 0, &x);
+	if (rc == FBX_OK) {
+		rc = fbx_store_kv_scan(x, prefix, kv_count_cb, &k);
+		fbx_txn_abort(x);
+	}
+	fbx_store_close(st);
+	if (env_reopen(t) != 0)
+		return -1;
+	return rc == FBX_OK || rc == FBX_ENOT_FOUND ? k.n : -1;
+}
+
+/* prune_markers_budget - retention deletes a command's rollback markers
+ * and supersede links within the same per-turn budget as its
+ * deliveries: a command with many of them is pruned over several turns,
+ * not in one long one, and goes once they are all gone. */
+static void
+test_prune_markers_budget(void)
+{
+	struct env t;
+	struct gw_seen *s = calloc(1, sizeof(*s));
+	struct fbx_command info;
+	char comp[64], sup[64];
+	uint64_t a;
+	int turns = 0, n;
+
+	CHECK(env_open(&t, "prb") == 0, "open");
+	t.retention_s = 60;
+	t.prune_budget = 8;
+	CHECK(env_reopen(&t) == 0, "reopen with retention");
+	enroll(&t, "acme", 10);
+	hello(&t, "g1", "acme", 100);
+	turn(&t);
+	drain_gw(&t, "g1", s);
+	a = submit_org(&t, "acme");
+	turn(&t);
+	memset(s, 0, sizeof(*s));
+	drain_gw(&t, "g1", s);
+	results(&t, "g1", 1, s->ids, s->nids, FBX_R_SUCCEEDED);
+	turn(&t);
+	CHECK(counts(&t, "acme", a, &info) == FBX_OK &&
+	        info.state == FBX_C_DONE,
+	    "done: %d", info.state);
+	/* 25 markers and 3 links of its deliveries (as a rollback and
+	 * supersede write them): 38 records with its 10 deliveries */
+	snprintf(comp, sizeof(comp), "comp/acme/%llu/", (unsigned long long)a);
+	snprintf(sup, sizeof(sup), "sup/acme/%llu/", (unsigned long long)a);
+	CHECK(kv_records(&t, comp, 25) == 25, "markers written");
+	CHECK(kv_records(&t, sup, 3) == 3, "links written");
+	/* past retention; a younger command keeps the newest id */
+	advance(&t, 61000);
+	hello(&t, "g1", "acme", 100);
+	turn(&t);
+	submit_org(&t, "acme");
+	/* 8 records a turn: the deliveries in two turns, 6 markers in
+	 * the second */
+	for (int i = 0; i < 2; i++) {
+		advance(&t, 1001);
+		turn(&t);
+	}
+	n = kv_records(&t, comp, 0);
+	CHECK(n == 19, "markers after two turns: %d", n);
+	/* this read is the reopened engine's first turn: it prunes 8 */
+	CHECK(counts(&t, "acme", a, &info) == FBX_OK,
+	    "the command stays while its markers do");
+	/* 11 markers and 3 links left: two more turns */
+	while (counts(&t, "acme", a, &info) == FBX_OK && turns < 20) {
+		advance(&t, 1001);
+		turn(&t);
+		turns++;
+	}
+	CHECK(turns == 2, "pruned after %d more turns", turns);
+	CHECK(kv_records(&t, comp, 0) == 0 && kv_records(&t, sup, 0) == 0,
+	    "markers and links gone with the command");
+	free(s);
+	env_close(&t);
+}
+
 /* send_queue_full - a DELIVERIES message the gateway's queue refuses
  * keeps the session; only its deliveries go back to the queue and leave
  * again once the queue takes messages. */
@@ -1313,6 +1438,7 @@ main(void)
 	test_id_space();
 	test_rollback_stops_expansion();
 	test_rollback_withdraws_inflight();
+	test_prune_markers_budget();
 	test_send_queue_full();
 	test_fairness();
 	test_urgent_first();
