@@ -296,6 +296,8 @@ int fbx_store_cmd_put(fbx_txn *txn, const struct fbx_command *cmd);
 /**
  * fbx_store_cmd_get - read a command with its payload and device ids.
  * @param[out] out filled on success; release with fbx_command_clear().
+ * Zeroed first: on any failure it holds nothing to release, and
+ * fbx_command_clear() on it is safe.
  */
 int fbx_store_cmd_get(fbx_txn *txn, uint64_t id, struct fbx_command *out);
 

@@ -601,18 +601,21 @@ cmd_load(fbx_txn *t, uint64_t id, int body, struct fbx_command *out)
 int
 fbx_store_cmd_get(fbx_txn *t, uint64_t id, struct fbx_command *out)
 {
-	TXN_READ_CHECK(t);
 	if (out == NULL)
 		return FBX_EINVALID;
+	/* whatever happens, fbx_command_clear(out) is safe after */
+	memset(out, 0, sizeof(*out));
+	TXN_READ_CHECK(t);
 	return cmd_load(t, id, 1, out);
 }
 
 int
 fbx_store_cmd_head(fbx_txn *t, uint64_t id, struct fbx_command *out)
 {
-	TXN_READ_CHECK(t);
 	if (out == NULL)
 		return FBX_EINVALID;
+	memset(out, 0, sizeof(*out)); /* as fbx_store_cmd_get */
+	TXN_READ_CHECK(t);
 	return cmd_load(t, id, 0, out);
 }
 

@@ -343,6 +343,30 @@ rb_cmd(struct env *t, uint64_t cid, const char *group, int execute,
 	return reply(t, "ops", rep);
 }
 
+/* rollback_unknown - a rollback, planned or executed, of a command the
+ * organisation does not have is answered NOT_FOUND, and the engine goes
+ * on (it once freed an uninitialised command read that had failed) */
+static void
+test_rollback_unknown(void)
+{
+	struct env t;
+	struct fbx_console_rep rep;
+	struct fbx_command info;
+	uint64_t a;
+
+	CHECK(env_open(&t, "rbu") == 0, "open");
+	enroll(&t, "acme", 3);
+	for (int execute = 0; execute < 2; execute++) {
+		int rc = rb_cmd(&t, 4242, NULL, execute, &rep);
+		CHECK(rc == FBX_ENOT_FOUND, "rollback of no command (%d): %d",
+		    execute, rc);
+		fbx_console_rep_free(&rep);
+	}
+	a = submit_org(&t, "acme");
+	CHECK(counts(&t, "acme", a, &info) == FBX_OK, "serving after");
+	env_close(&t);
+}
+
 /* rollback_stops_expansion - a command expanding in slices that a
  * rollback selects stops expanding: the plan says so (one row, as for a
  * held whole target), the deliveries it made are cancelled, the devices
@@ -1436,6 +1460,7 @@ main(void)
 	test_map_full();
 	test_store_busy();
 	test_id_space();
+	test_rollback_unknown();
 	test_rollback_stops_expansion();
 	test_rollback_withdraws_inflight();
 	test_prune_markers_budget();

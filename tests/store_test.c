@@ -235,7 +235,16 @@ test_commands(fbx_store *st)
 	    strcmp(g.dev_ids[999], "dev-00999") == 0 &&
 	    strcmp(g.dev_ids[0], "dev-00000") == 0);
 	fbx_command_clear(&g);
+	/* a failed read leaves nothing for fbx_command_clear to free, even
+	 * in a struct that held garbage (a caller's uninitialised one) */
+	memset(&g, 0xa5, sizeof(g));
 	CHECK_RC(fbx_store_cmd_get(t, 999, &g), FBX_ENOT_FOUND);
+	CHECK(g.payload == NULL && g.dev_ids == NULL && g.ndev_ids == 0);
+	fbx_command_clear(&g);
+	memset(&g, 0xa5, sizeof(g));
+	CHECK_RC(fbx_store_cmd_head(t, 999, &g), FBX_ENOT_FOUND);
+	CHECK(g.payload == NULL && g.dev_ids == NULL && g.ndev_ids == 0);
+	fbx_command_clear(&g);
 	fbx_txn_abort(t);
 
 	/* cmd_put rewrites state, counts and cursor; the body stays. */
