@@ -226,15 +226,31 @@ rbd_key(char *k, size_t cap, const char *org, uint64_t id)
 	    (unsigned long long)FBX_DLV_CMD(id), (unsigned long long)id);
 }
 
+/* the mark's value: the rollback's id, then the principal of the key
+ * whose gateway held the delivery with its NUL (none: no session held
+ * it) */
+struct rbd_val {
+	uint64_t rbseq;
+	char principal[FBX_ID_MAX + 1];
+};
+
 int
 fbxi_dlv_withdraw(struct fbx_engine *e, const char *org, uint64_t id,
     uint64_t rbseq)
 {
 	char k[FBX_KV_KEY_MAX];
+	struct rbd_val v;
+	struct gw *h = fbxi_gw_holder(e, id, NULL);
 	int rc;
 
+	memset(&v, 0, sizeof(v));
+	v.rbseq = rbseq;
+	if (h != NULL)
+		snprintf(v.principal, sizeof(v.principal), "%s", h->principal);
 	rbd_key(k, sizeof(k), org, id);
-	rc = fbx_store_kv_put(e->txn, k, &rbseq, sizeof(rbseq));
+	rc = fbx_store_kv_put(e->txn, k, &v,
+	    offsetof(struct rbd_val, principal) +
+	        (h != NULL ? strlen(v.principal) + 1 : 0));
 	if (rc != FBX_OK)
 		return rc;
 	/* a failed turn rebuilds memory from the store (the entry goes
@@ -257,6 +273,31 @@ fbxi_dlv_unwithdraw(struct fbx_engine *e, const char *org, uint64_t id)
 	/* a failed turn rebuilds memory from the store */
 	fbxi_idmap_del(&e->rbd, id, NULL);
 	return FBX_OK;
+}
+
+int
+fbxi_dlv_unwithdraw_by(struct fbx_engine *e, const char *org, uint64_t id,
+    const char *principal)
+{
+	char k[FBX_KV_KEY_MAX];
+	struct rbd_val v;
+	size_t len = 0, off = offsetof(struct rbd_val, principal);
+	int rc;
+
+	if (!fbxi_dlv_withdrawn(e, id))
+		return FBX_OK;
+	memset(&v, 0, sizeof(v));
+	rbd_key(k, sizeof(k), org, id);
+	rc = fbx_store_kv_get(e->txn, k, &v, sizeof(v), &len);
+	if (rc == FBX_ENOT_FOUND || rc == FBX_ECORRUPT)
+		return FBX_OK; /* nothing to go by: the mark stays */
+	if (rc != FBX_OK)
+		return rc;
+	if (len <= off ||
+	    strnlen(v.principal, sizeof(v.principal)) + 1 != len - off ||
+	    strcmp(v.principal, principal) != 0)
+		return FBX_OK; /* another key's word, or no key's */
+	return fbxi_dlv_unwithdraw(e, org, id);
 }
 
 struct rbd_ctx {
@@ -468,6 +509,10 @@ fbxi_comp_get(fbx_txn *txn, const char *org, uint64_t dlv, uint64_t *comp)
 
 	comp_key(k, sizeof(k), org, dlv);
 	rc = fbx_store_kv_get(txn, k, &v, sizeof(v), &len);
+	if (rc == FBX_ECORRUPT) {
+		rc = FBX_OK; /* there, but too long to be ours: damaged */
+		len = 0;
+	}
 	if (rc == FBX_OK && comp != NULL)
 		*comp = len == sizeof(v) ? v : 0;
 	return rc;

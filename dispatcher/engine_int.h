@@ -648,6 +648,11 @@ int fbxi_dlv_withdraw(struct fbx_engine *e, const char *org, uint64_t id,
 /* fbxi_dlv_unwithdraw - forget that mark, if any. @return FBX_OK or a
  * store error. */
 int fbxi_dlv_unwithdraw(struct fbx_engine *e, const char *org, uint64_t id);
+/* fbxi_dlv_unwithdraw_by - forget it on the word of a session that does
+ * not hold the delivery: only if principal is the key whose gateway held
+ * it when it was withdrawn. @return FBX_OK or a store error. */
+int fbxi_dlv_unwithdraw_by(struct fbx_engine *e, const char *org,
+    uint64_t id, const char *principal);
 /* fbxi_dlv_withdrawn_load - fill e->rbd from the store (rebuild). */
 int fbxi_dlv_withdrawn_load(struct fbx_engine *e, fbx_txn *txn);
 /* fbxi_dlv_withdrawn_prune - forget the withdrawn deliveries of command

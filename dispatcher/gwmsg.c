@@ -173,17 +173,12 @@ result_apply(struct fbx_engine *e, struct gw *g, const struct fbx_result_rec *r)
 			return 0;
 		/* the device got it, whatever comes of this report (it may
 		 * come after the offline report it preceded): no longer
-		 * withdrawn, unless another key's gateway holds it */
-		if (to != FBX_D_PENDING && fbxi_dlv_withdrawn(e, r->delivery_id)) {
-			uint64_t hv;
-			struct gw *o = fbxi_gw_holder(e, r->delivery_id, &hv);
-			if ((o == NULL ||
-			        strcmp(o->principal, g->principal) == 0) &&
-			    (rc = fbxi_dlv_unwithdraw(e, cc->c.org,
-			         r->delivery_id)) != FBX_OK) {
-				fbxi_set_err(e, rc);
-				return -1;
-			}
+		 * withdrawn, on the word of the key it was sent to */
+		if (to != FBX_D_PENDING &&
+		    (rc = fbxi_dlv_unwithdraw_by(e, cc->c.org, r->delivery_id,
+		         g->principal)) != FBX_OK) {
+			fbxi_set_err(e, rc);
+			return -1;
 		}
 		if (to != FBX_D_SUCCEEDED && to != FBX_D_FAILED)
 			return 0; /* progress of a delivery sent again since:

@@ -395,8 +395,9 @@ replace(struct fbx_engine *e, struct cmdc *oc, uint64_t id,
 }
 
 /* stands - whether delivery id of command cc is device's and will still
- * reach it or did, and was not undone: waiting, in a gateway's hands, or
- * succeeded without a rollback's compensation (comp/ marker).
+ * reach it or did, and was not undone: waiting, in a gateway's hands
+ * (unless a rollback withdrew it: fbxi_dlv_withdrawn), or succeeded
+ * without a rollback's compensation (comp/ marker).
  * @return 1, 0, or -1 with the store error latched. */
 static int
 stands(struct fbx_engine *e, const struct cmdc *cc, uint64_t id,
@@ -414,6 +415,8 @@ stands(struct fbx_engine *e, const struct cmdc *cc, uint64_t id,
 	}
 	if (strcmp(d.device, device) != 0)
 		return 0; /* a hash collision: not this device's */
+	if (fbxi_dlv_withdrawn(e, id))
+		return 0; /* rolled back; the device never got it */
 	switch (d.state) {
 	case FBX_D_QUEUED:
 	case FBX_D_PENDING:

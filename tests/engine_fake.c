@@ -53,6 +53,11 @@ mio_recv(void *io, int chan, struct fbx_io_msg *m, size_t *dropped)
 	m->nenv = 1;
 	m->envlen[0] = strlen(q->peer);
 	memcpy(m->env[0], q->peer, m->envlen[0]);
+	/* gw_keys: each gateway peer speaks with its own key, whose
+	 * principal is the peer's name (else every peer's is "") */
+	if (x->gw_keys && chan == FBX_IO_GATEWAY)
+		snprintf(m->user, sizeof(m->user), "%.*s",
+		    (int)sizeof(m->user) - 1, q->peer);
 	m->body = q->body;
 	m->len = q->len;
 	m->priv = q;

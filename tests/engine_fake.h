@@ -38,6 +38,7 @@ struct qmsg {
 struct mio {
 	struct qmsg *in[3], *out[3]; /* by channel */
 	int gw_full; /* sends to gateways answer BUSY */
+	int gw_keys; /* each gateway peer has its own key (principal) */
 	int64_t wall, mono;
 };
 

@@ -791,6 +791,199 @@ kv_records(struct env *t, const char *prefix, int nput)
 	return rc == FBX_OK || rc == FBX_ENOT_FOUND ? k.n : -1;
 }
 
+/* lock_devs - an operator's lock of acme's devices from..from+n-1;
+ * @return its id or 0 */
+static uint64_t
+lock_devs(struct env *t, unsigned from, unsigned n)
+{
+	struct fbx_console_req req;
+	struct fbx_console_rep rep;
+	fbx_id *ids = calloc(n, sizeof(*ids));
+	uint64_t id = 0;
+
+	memset(&req, 0, sizeof(req));
+	req.kind = FBX_CREQ_SUBMIT;
+	req.u.submit.cmd.type = FBX_CMD_LOCK;
+	req.u.submit.cmd.target_kind = FBX_TARGET_DEVICES;
+	req.u.submit.cmd.ttl_s = 3600;
+	req.u.submit.cmd.origin = FBX_ORIGIN_OPERATOR;
+	for (unsigned i = 0; i < n; i++)
+		snprintf(ids[i], sizeof(ids[i]), "acme-d%05u", from + i);
+	req.u.submit.cmd.dev_ids = ids;
+	req.u.submit.cmd.ndev_ids = n;
+	console(t, "ops", "acme", &req);
+	turn(t);
+	if (reply(t, "ops", &rep) == FBX_OK)
+		id = rep.u.submit.command_id;
+	fbx_console_rep_free(&rep);
+	free(ids);
+	CHECK(id != 0, "lock of %u devices", n);
+	return id;
+}
+
+/* withdrawn_keys_and_supersede - (1) only the key a withdrawn delivery
+ * was sent to can say the device got it: another gateway's acceptance
+ * of ids it never held leaves the withdrawal, and the check-in cancels.
+ * (2) A withdrawn delivery does not stand in for an older command of
+ * the same kind: an older lock still expanding when it reaches the
+ * device is not superseded by it, and goes out once the check-in has
+ * cancelled the rolled-back one. */
+static void
+test_withdrawn_keys_and_supersede(void)
+{
+	struct env t;
+	struct gw_seen *s = calloc(1, sizeof(*s));
+	struct fbx_console_rep rep;
+	struct fbx_command info;
+	uint64_t a, o, x, xd;
+	int rc, to19 = 0;
+
+	CHECK(env_open(&t, "rbk") == 0, "open");
+	t.io.gw_keys = 1;
+	t.expand_chunk = 1;
+	CHECK(env_reopen(&t) == 0, "reopen: a delivery a turn");
+	enroll(&t, "acme", 300); /* 20 locks are within the lock limit */
+	hello(&t, "g1", "acme", 1000);
+	hello(&t, "g2", "acme", 1000);
+	turn(&t);
+	drain_gw(&t, "g1", s);
+	drain_gw(&t, "g2", s);
+
+	/* (1) */
+	a = lock_devs(&t, 0, 1);
+	for (int i = 0; i < 3; i++)
+		turn(&t);
+	memset(s, 0, sizeof(*s));
+	drain_gw(&t, "g1", s);
+	drain_gw(&t, "g2", s);
+	CHECK(s->nids == 1 && FBX_DLV_CMD(s->ids[0]) == a, "lock sent: %zu",
+	    s->nids);
+	xd = FBX_DLV_ID(a, 0);
+	rc = rb_cmd(&t, a, NULL, 1, &rep);
+	CHECK(rc == FBX_OK && rep.u.rollback.executed, "rollback: %d", rc);
+	fbx_console_rep_free(&rep);
+	results(&t, "g1", 1, &xd, 1, FBX_R_OFFLINE);
+	results(&t, "g2", 1, &xd, 1, FBX_R_OFFLINE);
+	turn(&t);
+	results(&t, "g1", 2, &xd, 1, FBX_R_ACCEPTED);
+	results(&t, "g2", 2, &xd, 1, FBX_R_ACCEPTED);
+	turn(&t);
+	/* only one of the two held it; the other's word counts for nothing
+	 * (whichever it was: each reported on both) */
+	checkin_all(&t, "g1", "acme", 1);
+	turn(&t);
+	CHECK(counts(&t, "acme", a, &info) == FBX_OK &&
+	        info.counts[FBX_D_QUEUED] + info.counts[FBX_D_SENT] == 1,
+	    "the holder's acceptance ends the withdrawal: queued %u sent %u "
+	    "cancelled %u",
+	    info.counts[FBX_D_QUEUED], info.counts[FBX_D_SENT],
+	    info.counts[FBX_D_CANCELLED]);
+
+	/* the same with only the other key's word */
+	a = lock_devs(&t, 1, 1);
+	for (int i = 0; i < 3; i++)
+		turn(&t);
+	memset(s, 0, sizeof(*s));
+	drain_gw(&t, "g1", s);
+	{
+		const char *holder = s->nids == 1 ? "g1" : "g2";
+		const char *other = s->nids == 1 ? "g2" : "g1";
+		xd = FBX_DLV_ID(a, 0);
+		rc = rb_cmd(&t, a, NULL, 1, &rep);
+		CHECK(rc == FBX_OK && rep.u.rollback.executed, "rollback: %d",
+		    rc);
+		fbx_console_rep_free(&rep);
+		results(&t, holder, 3, &xd, 1, FBX_R_OFFLINE);
+		turn(&t);
+		results(&t, other, 3, &xd, 1, FBX_R_ACCEPTED);
+		turn(&t);
+	}
+	{
+		struct fbx_checkin c;
+		struct fbx_gw_msg m;
+		memset(&c, 0, sizeof(c));
+		snprintf(c.org, sizeof(c.org), "acme");
+		snprintf(c.device, sizeof(c.device), "acme-d%05u", 1u);
+		c.at_ms = t.io.wall;
+		memset(&m, 0, sizeof(m));
+		m.kind = FBX_GW_CHECKINS;
+		m.u.checkins.batch_id = 90;
+		m.u.checkins.c = &c;
+		m.u.checkins.n = 1;
+		gateway(&t, "g1", &m);
+		turn(&t);
+	}
+	CHECK(counts(&t, "acme", a, &info) == FBX_OK &&
+	        info.counts[FBX_D_CANCELLED] == 1,
+	    "another key's acceptance leaves the withdrawal: cancelled %u "
+	    "queued %u",
+	    info.counts[FBX_D_CANCELLED], info.counts[FBX_D_QUEUED]);
+
+	/* (2) X, a lock of device 19, sent and rolled back (offline) while
+	 * O, an older lock of devices 0..19, expands a device a turn */
+	o = lock_devs(&t, 0, 20);
+	x = lock_devs(&t, 19, 1);
+	turn(&t);
+	memset(s, 0, sizeof(*s));
+	drain_gw(&t, "g1", s);
+	drain_gw(&t, "g2", s);
+	xd = FBX_DLV_ID(x, 0);
+	{
+		int sent = 0;
+		for (size_t i = 0; i < s->nids; i++)
+			sent |= s->ids[i] == xd;
+		CHECK(sent, "X sent (%zu sent)", s->nids);
+	}
+	rc = rb_cmd(&t, x, NULL, 1, &rep);
+	CHECK(rc == FBX_OK && rep.u.rollback.executed, "rollback of X: %d",
+	    rc);
+	fbx_console_rep_free(&rep);
+	results(&t, "g1", 4, &xd, 1, FBX_R_OFFLINE);
+	results(&t, "g2", 4, &xd, 1, FBX_R_OFFLINE);
+	turn(&t);
+	for (int i = 0; i < 40; i++) {
+		advance(&t, 100);
+		heartbeat(&t, "g1");
+		heartbeat(&t, "g2");
+		turn(&t);
+	}
+	CHECK(counts(&t, "acme", o, &info) == FBX_OK &&
+	        info.ndeliveries == 20 && info.counts[FBX_D_SUPERSEDED] == 0,
+	    "O expanded, nothing superseded: %u deliveries, %u superseded",
+	    info.ndeliveries, info.counts[FBX_D_SUPERSEDED]);
+	{
+		struct fbx_checkin c;
+		struct fbx_gw_msg m;
+		memset(&c, 0, sizeof(c));
+		snprintf(c.org, sizeof(c.org), "acme");
+		snprintf(c.device, sizeof(c.device), "acme-d%05u", 19u);
+		c.at_ms = t.io.wall;
+		memset(&m, 0, sizeof(m));
+		m.kind = FBX_GW_CHECKINS;
+		m.u.checkins.batch_id = 91;
+		m.u.checkins.c = &c;
+		m.u.checkins.n = 1;
+		gateway(&t, "g1", &m);
+		turn(&t);
+	}
+	turn(&t);
+	memset(s, 0, sizeof(*s));
+	drain_gw(&t, "g1", s);
+	drain_gw(&t, "g2", s);
+	CHECK(counts(&t, "acme", x, &info) == FBX_OK &&
+	        info.counts[FBX_D_CANCELLED] == 1,
+	    "X cancelled at the check-in: %u", info.counts[FBX_D_CANCELLED]);
+	CHECK(counts(&t, "acme", o, &info) == FBX_OK &&
+	        info.counts[FBX_D_SUPERSEDED] == 0 &&
+	        info.counts[FBX_D_QUEUED] + info.counts[FBX_D_PENDING] == 0,
+	    "O: superseded %u, queued %u, pending %u",
+	    info.counts[FBX_D_SUPERSEDED], info.counts[FBX_D_QUEUED],
+	    info.counts[FBX_D_PENDING]);
+	(void)to19;
+	free(s);
+	env_close(&t);
+}
+
 /* prune_markers_budget - retention deletes a command's rollback markers
  * and supersede links within the same per-turn budget as its
  * deliveries: a command with many of them is pruned over several turns,
@@ -1463,6 +1656,7 @@ main(void)
 	test_rollback_unknown();
 	test_rollback_stops_expansion();
 	test_rollback_withdraws_inflight();
+	test_withdrawn_keys_and_supersede();
 	test_prune_markers_budget();
 	test_send_queue_full();
 	test_fairness();
