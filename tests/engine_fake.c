@@ -425,3 +425,57 @@ rollout_req(struct fbx_console_req *req)
 	req->u.submit.cmd.rollout.min_results = 1;
 }
 
+struct kv_count {
+	const char *prefix;
+	int n;
+};
+
+static int
+kv_count_cb(void *arg, const char *key, const void *val, size_t len)
+{
+	struct kv_count *k = arg;
+
+	(void)val;
+	(void)len;
+	k->n += strncmp(key, k->prefix, strlen(k->prefix)) == 0;
+	return 0;
+}
+
+int
+kv_records(struct env *t, const char *prefix, int nput)
+{
+	struct fbx_store_opts so;
+	struct kv_count k = { prefix, 0 };
+	fbx_store *st = NULL;
+	fbx_txn *x = NULL;
+	uint64_t one = 1;
+	int rc;
+
+	fbx_engine_close(t->e);
+	t->e = NULL;
+	memset(&so, 0, sizeof(so));
+	so.path = t->dir;
+	if (fbx_store_open(&so, &st) != FBX_OK)
+		return -1;
+	rc = fbx_txn_begin(st, nput > 0, &x);
+	for (int i = 1; i <= nput && rc == FBX_OK; i++) {
+		char key[FBX_KV_KEY_MAX];
+		snprintf(key, sizeof(key), "%s%d", prefix, i);
+		rc = fbx_store_kv_put(x, key, &one, sizeof(one));
+	}
+	if (rc == FBX_OK && nput > 0)
+		rc = fbx_txn_commit(x);
+	else if (x != NULL)
+		fbx_txn_abort(x);
+	x = NULL;
+	if (rc == FBX_OK)
+		rc = fbx_txn_begin(st, 0, &x);
+	if (rc == FBX_OK) {
+		rc = fbx_store_kv_scan(x, prefix, kv_count_cb, &k);
+		fbx_txn_abort(x);
+	}
+	fbx_store_close(st);
+	if (env_reopen(t) != 0)
+		return -1;
+	return rc == FBX_OK || rc == FBX_ENOT_FOUND ? k.n : -1;
+}

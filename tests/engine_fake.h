@@ -84,6 +84,11 @@ void drain_gw(struct env *t, const char *peer, struct gw_seen *s);
 void enroll(struct env *t, const char *org, unsigned n);
 void query_req(struct fbx_console_req *req);
 uint64_t submit_org(struct env *t, const char *org);
+/* kv_records - with the engine closed (one process opens a store once),
+ * first write nput records "<prefix><i>" (i from 1), then count the
+ * records under prefix; the engine is opened again. @return the count,
+ * -1 on an error. */
+int kv_records(struct env *t, const char *prefix, int nput);
 int counts(
     struct env *t, const char *org, uint64_t id, struct fbx_command *info);
 void rollout_req(struct fbx_console_req *req);

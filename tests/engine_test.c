@@ -463,9 +463,11 @@ offline_devices(struct env *t, const char *org)
 	return n;
 }
 
-/* checkin_all - devices 0..n-1 of org check in through gateway peer */
+/* checkin_range - devices from..from+n-1 of org check in through
+ * gateway peer */
 static void
-checkin_all(struct env *t, const char *peer, const char *org, unsigned n)
+checkin_range(struct env *t, const char *peer, const char *org,
+    unsigned from, unsigned n)
 {
 	static uint64_t batch = 1000;
 	struct fbx_checkin *c = calloc(n, sizeof(*c));
@@ -473,7 +475,8 @@ checkin_all(struct env *t, const char *peer, const char *org, unsigned n)
 
 	for (unsigned i = 0; i < n; i++) {
 		snprintf(c[i].org, sizeof(c[i].org), "%s", org);
-		snprintf(c[i].device, sizeof(c[i].device), "%s-d%05u", org, i);
+		snprintf(c[i].device, sizeof(c[i].device), "%s-d%05u", org,
+		    from + i);
 		c[i].at_ms = t->io.wall;
 	}
 	memset(&m, 0, sizeof(m));
@@ -484,6 +487,13 @@ checkin_all(struct env *t, const char *peer, const char *org, unsigned n)
 	gateway(t, peer, &m);
 	turn(t);
 	free(c);
+}
+
+/* checkin_all - devices 0..n-1 of org check in through gateway peer */
+static void
+checkin_all(struct env *t, const char *peer, const char *org, unsigned n)
+{
+	checkin_range(t, peer, org, 0, n);
 }
 
 /* replay_cmd - an executed replay of command cid of acme's deliveries in
@@ -732,65 +742,6 @@ test_rollback_withdraws_inflight(void)
 	env_close(&t);
 }
 
-struct kv_count {
-	const char *prefix;
-	int n;
-};
-
-static int
-kv_count_cb(void *arg, const char *key, const void *val, size_t len)
-{
-	struct kv_count *k = arg;
-
-	(void)val;
-	(void)len;
-	k->n += strncmp(key, k->prefix, strlen(k->prefix)) == 0;
-	return 0;
-}
-
-/* kv_records - with the engine closed (one process opens a store once),
- * first write nput records "<prefix><i>" (i from 1), then count the
- * records under prefix; the engine is opened again. @return the count,
- * -1 on an error. */
-static int
-kv_records(struct env *t, const char *prefix, int nput)
-{
-	struct fbx_store_opts so;
-	struct kv_count k = { prefix, 0 };
-	fbx_store *st = NULL;
-	fbx_txn *x = NULL;
-	uint64_t one = 1;
-	int rc;
-
-	fbx_engine_close(t->e);
-	t->e = NULL;
-	memset(&so, 0, sizeof(so));
-	so.path = t->dir;
-	if (fbx_store_open(&so, &st) != FBX_OK)
-		return -1;
-	rc = fbx_txn_begin(st, nput > 0, &x);
-	for (int i = 1; i <= nput && rc == FBX_OK; i++) {
-		char key[FBX_KV_KEY_MAX];
-		snprintf(key, sizeof(key), "%s%d", prefix, i);
-		rc = fbx_store_kv_put(x, key, &one, sizeof(one));
-	}
-	if (rc == FBX_OK && nput > 0)
-		rc = fbx_txn_commit(x);
-	else if (x != NULL)
-		fbx_txn_abort(x);
-	x = NULL;
-	if (rc == FBX_OK)
-		rc = fbx_txn_begin(st, 0, &x);
-	if (rc == FBX_OK) {
-		rc = fbx_store_kv_scan(x, prefix, kv_count_cb, &k);
-		fbx_txn_abort(x);
-	}
-	fbx_store_close(st);
-	if (env_reopen(t) != 0)
-		return -1;
-	return rc == FBX_OK || rc == FBX_ENOT_FOUND ? k.n : -1;
-}
-
 /* lock_devs - an operator's lock of acme's devices from..from+n-1;
  * @return its id or 0 */
 static uint64_t
@@ -836,7 +787,7 @@ test_withdrawn_keys_and_supersede(void)
 	struct fbx_console_rep rep;
 	struct fbx_command info;
 	uint64_t a, o, x, xd;
-	int rc, to19 = 0;
+	int rc;
 
 	CHECK(env_open(&t, "rbk") == 0, "open");
 	t.io.gw_keys = 1;
@@ -898,21 +849,7 @@ test_withdrawn_keys_and_supersede(void)
 		results(&t, other, 3, &xd, 1, FBX_R_ACCEPTED);
 		turn(&t);
 	}
-	{
-		struct fbx_checkin c;
-		struct fbx_gw_msg m;
-		memset(&c, 0, sizeof(c));
-		snprintf(c.org, sizeof(c.org), "acme");
-		snprintf(c.device, sizeof(c.device), "acme-d%05u", 1u);
-		c.at_ms = t.io.wall;
-		memset(&m, 0, sizeof(m));
-		m.kind = FBX_GW_CHECKINS;
-		m.u.checkins.batch_id = 90;
-		m.u.checkins.c = &c;
-		m.u.checkins.n = 1;
-		gateway(&t, "g1", &m);
-		turn(&t);
-	}
+	checkin_range(&t, "g1", "acme", 1, 1);
 	CHECK(counts(&t, "acme", a, &info) == FBX_OK &&
 	        info.counts[FBX_D_CANCELLED] == 1,
 	    "another key's acceptance leaves the withdrawal: cancelled %u "
@@ -951,21 +888,7 @@ test_withdrawn_keys_and_supersede(void)
 	        info.ndeliveries == 20 && info.counts[FBX_D_SUPERSEDED] == 0,
 	    "O expanded, nothing superseded: %u deliveries, %u superseded",
 	    info.ndeliveries, info.counts[FBX_D_SUPERSEDED]);
-	{
-		struct fbx_checkin c;
-		struct fbx_gw_msg m;
-		memset(&c, 0, sizeof(c));
-		snprintf(c.org, sizeof(c.org), "acme");
-		snprintf(c.device, sizeof(c.device), "acme-d%05u", 19u);
-		c.at_ms = t.io.wall;
-		memset(&m, 0, sizeof(m));
-		m.kind = FBX_GW_CHECKINS;
-		m.u.checkins.batch_id = 91;
-		m.u.checkins.c = &c;
-		m.u.checkins.n = 1;
-		gateway(&t, "g1", &m);
-		turn(&t);
-	}
+	checkin_range(&t, "g1", "acme", 19, 1);
 	turn(&t);
 	memset(s, 0, sizeof(*s));
 	drain_gw(&t, "g1", s);
@@ -979,7 +902,6 @@ test_withdrawn_keys_and_supersede(void)
 	    "O: superseded %u, queued %u, pending %u",
 	    info.counts[FBX_D_SUPERSEDED], info.counts[FBX_D_QUEUED],
 	    info.counts[FBX_D_PENDING]);
-	(void)to19;
 	free(s);
 	env_close(&t);
 }

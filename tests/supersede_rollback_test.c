@@ -169,44 +169,6 @@ check_plan(const char *what, const struct fbx_rb_plan *p, uint64_t n,
 		    action_name(rm->action), rm->action);
 }
 
-static int
-count_cb(void *arg, const char *key, const void *val, size_t len)
-{
-	(void)key;
-	(void)val;
-	(void)len;
-	(*(int *)arg)++;
-	return 0;
-}
-
-/* sup_links - the supersede links ("sup/" kv records) in t's store,
- * read with the engine closed (one process opens a store once); the
- * engine is opened again after. @return their number, -1 on error. */
-static int
-sup_links(struct env *t)
-{
-	struct fbx_store_opts so;
-	fbx_store *st = NULL;
-	fbx_txn *x = NULL;
-	int n = 0, rc;
-
-	fbx_engine_close(t->e);
-	t->e = NULL;
-	memset(&so, 0, sizeof(so));
-	so.path = t->dir;
-	if (fbx_store_open(&so, &st) != FBX_OK)
-		return -1;
-	rc = fbx_txn_begin(st, 0, &x);
-	if (rc == FBX_OK) {
-		rc = fbx_store_kv_scan(x, "sup/", count_cb, &n);
-		fbx_txn_abort(x);
-	}
-	fbx_store_close(st);
-	if (env_reopen(t) != 0)
-		return -1;
-	return rc == FBX_OK || rc == FBX_ENOT_FOUND ? n : -1;
-}
-
 static void
 test_supersede_rollback(void)
 {
@@ -336,13 +298,13 @@ test_supersede_rollback(void)
 	free(s);
 
 	/* (6) the link is stored; retention prunes it with N */
-	CHECK(sup_links(&t) == 1, "(6) supersede links before retention");
+	CHECK(kv_records(&t, "sup/", 0) == 1, "(6) supersede links before retention");
 	t.retention_s = 60;
 	CHECK(env_reopen(&t) == 0, "reopen with retention");
 	pass(&t, 120000);
 	CHECK(counts(&t, ORG, n, &c) == FBX_ENOT_FOUND,
 	    "(6) N not pruned by retention");
-	CHECK(sup_links(&t) == 0, "(6) supersede links after retention");
+	CHECK(kv_records(&t, "sup/", 0) == 0, "(6) supersede links after retention");
 	env_close(&t);
 }
 
