@@ -281,20 +281,20 @@ fbxi_dlv_unwithdraw_by(struct fbx_engine *e, const char *org, uint64_t id,
 {
 	char k[FBX_KV_KEY_MAX];
 	struct rbd_val v;
-	size_t len = 0, off = offsetof(struct rbd_val, principal);
+	size_t len = 0, n, off = offsetof(struct rbd_val, principal);
 	int rc;
 
 	if (!fbxi_dlv_withdrawn(e, id))
 		return FBX_OK;
 	memset(&v, 0, sizeof(v));
 	rbd_key(k, sizeof(k), org, id);
-	rc = fbx_store_kv_get(e->txn, k, &v, sizeof(v), &len);
+	rc = fbx_store_kv_get(e->txn, k, &v, off + sizeof(v.principal), &len);
 	if (rc == FBX_ENOT_FOUND || rc == FBX_ECORRUPT)
 		return FBX_OK; /* nothing to go by: the mark stays */
 	if (rc != FBX_OK)
 		return rc;
-	if (len <= off ||
-	    strnlen(v.principal, sizeof(v.principal)) + 1 != len - off ||
+	n = strnlen(v.principal, sizeof(v.principal));
+	if (len <= off || n == sizeof(v.principal) || n + 1 != len - off ||
 	    strcmp(v.principal, principal) != 0)
 		return FBX_OK; /* another key's word, or no key's */
 	return fbxi_dlv_unwithdraw(e, org, id);

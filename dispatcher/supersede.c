@@ -395,8 +395,9 @@ replace(struct fbx_engine *e, struct cmdc *oc, uint64_t id,
 }
 
 /* stands - whether delivery id of command cc is device's and will still
- * reach it or did, and was not undone: waiting, in a gateway's hands
- * (unless a rollback withdrew it: fbxi_dlv_withdrawn), or succeeded
+ * reach it or did, and was not undone: waiting (unless a rollback
+ * withdrew it and its gateway reported the device offline: the check-in
+ * cancels it, fbxi_dlv_withdrawn), in a gateway's hands, or succeeded
  * without a rollback's compensation (comp/ marker).
  * @return 1, 0, or -1 with the store error latched. */
 static int
@@ -415,8 +416,8 @@ stands(struct fbx_engine *e, const struct cmdc *cc, uint64_t id,
 	}
 	if (strcmp(d.device, device) != 0)
 		return 0; /* a hash collision: not this device's */
-	if (fbxi_dlv_withdrawn(e, id))
-		return 0; /* rolled back; the device never got it */
+	if (d.state == FBX_D_PENDING && fbxi_dlv_withdrawn(e, id))
+		return 0; /* rolled back, never got: cancelled at check-in */
 	switch (d.state) {
 	case FBX_D_QUEUED:
 	case FBX_D_PENDING:

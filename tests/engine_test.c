@@ -772,13 +772,69 @@ lock_devs(struct env *t, unsigned from, unsigned n)
 	return id;
 }
 
+/* sent_to - drain both gateways; @return the one that was sent
+ * delivery id ("g1", "g2"), NULL if neither */
+static const char *
+sent_to(struct env *t, struct gw_seen *s, uint64_t id)
+{
+	static const char *const gws[2] = { "g1", "g2" };
+	const char *who = NULL;
+
+	for (int g = 0; g < 2; g++) {
+		memset(s, 0, sizeof(*s));
+		drain_gw(t, gws[g], s);
+		for (size_t i = 0; i < s->nids; i++)
+			if (s->ids[i] == id)
+				who = gws[g];
+	}
+	return who;
+}
+
+/* out_withdrawn - turns until delivery id is sent, then an executed
+ * rollback of its command cid; @return its gateway, NULL if none */
+static const char *
+out_withdrawn(struct env *t, struct gw_seen *s, uint64_t cid, uint64_t id)
+{
+	struct fbx_console_rep rep;
+	const char *who = NULL;
+	int rc;
+
+	for (int i = 0; i < 5 && who == NULL; i++) {
+		turn(t);
+		who = sent_to(t, s, id);
+	}
+	CHECK(who != NULL, "delivery %llu sent", (unsigned long long)id);
+	rc = rb_cmd(t, cid, NULL, 1, &rep);
+	CHECK(rc == FBX_OK && rep.u.rollback.executed, "rollback of %llu: %d",
+	    (unsigned long long)cid, rc);
+	fbx_console_rep_free(&rep);
+	return who != NULL ? who : "g1";
+}
+
+/* pass_turns - n turns 100 ms apart, both gateways alive */
+static void
+pass_turns(struct env *t, int n)
+{
+	for (int i = 0; i < n; i++) {
+		advance(t, 100);
+		heartbeat(t, "g1");
+		heartbeat(t, "g2");
+		turn(t);
+	}
+}
+
 /* withdrawn_keys_and_supersede - (1) only the key a withdrawn delivery
  * was sent to can say the device got it: another gateway's acceptance
- * of ids it never held leaves the withdrawal, and the check-in cancels.
- * (2) A withdrawn delivery does not stand in for an older command of
- * the same kind: an older lock still expanding when it reaches the
- * device is not superseded by it, and goes out once the check-in has
- * cancelled the rolled-back one. */
+ * leaves the withdrawal, and the check-in cancels; the holder's ends it.
+ * (2) A withdrawn delivery the device was reported offline for does not
+ * stand in for an older command of its kind: an older lock expanding
+ * when it reaches the device is not superseded by it, and reaches the
+ * device once the check-in has cancelled the rolled-back one. (3) One
+ * still in a gateway's hands does (the device most likely gets it): the
+ * older lock's delivery is superseded, and when the device is then
+ * reported offline, its check-in sends the rolled-back delivery, which
+ * now carries the older lock, rather than cancel it; a second run of
+ * the rollback leaves it. */
 static void
 test_withdrawn_keys_and_supersede(void)
 {
@@ -786,6 +842,7 @@ test_withdrawn_keys_and_supersede(void)
 	struct gw_seen *s = calloc(1, sizeof(*s));
 	struct fbx_console_rep rep;
 	struct fbx_command info;
+	const char *holder, *other;
 	uint64_t a, o, x, xd;
 	int rc;
 
@@ -793,115 +850,85 @@ test_withdrawn_keys_and_supersede(void)
 	t.io.gw_keys = 1;
 	t.expand_chunk = 1;
 	CHECK(env_reopen(&t) == 0, "reopen: a delivery a turn");
-	enroll(&t, "acme", 300); /* 20 locks are within the lock limit */
+	enroll(&t, "acme", 600); /* 44 locks are within the lock limit */
 	hello(&t, "g1", "acme", 1000);
 	hello(&t, "g2", "acme", 1000);
 	turn(&t);
-	drain_gw(&t, "g1", s);
-	drain_gw(&t, "g2", s);
+	sent_to(&t, s, 0);
 
 	/* (1) */
-	a = lock_devs(&t, 0, 1);
-	for (int i = 0; i < 3; i++)
-		turn(&t);
-	memset(s, 0, sizeof(*s));
-	drain_gw(&t, "g1", s);
-	drain_gw(&t, "g2", s);
-	CHECK(s->nids == 1 && FBX_DLV_CMD(s->ids[0]) == a, "lock sent: %zu",
-	    s->nids);
-	xd = FBX_DLV_ID(a, 0);
-	rc = rb_cmd(&t, a, NULL, 1, &rep);
-	CHECK(rc == FBX_OK && rep.u.rollback.executed, "rollback: %d", rc);
-	fbx_console_rep_free(&rep);
-	results(&t, "g1", 1, &xd, 1, FBX_R_OFFLINE);
-	results(&t, "g2", 1, &xd, 1, FBX_R_OFFLINE);
-	turn(&t);
-	results(&t, "g1", 2, &xd, 1, FBX_R_ACCEPTED);
-	results(&t, "g2", 2, &xd, 1, FBX_R_ACCEPTED);
-	turn(&t);
-	/* only one of the two held it; the other's word counts for nothing
-	 * (whichever it was: each reported on both) */
-	checkin_all(&t, "g1", "acme", 1);
-	turn(&t);
-	CHECK(counts(&t, "acme", a, &info) == FBX_OK &&
-	        info.counts[FBX_D_QUEUED] + info.counts[FBX_D_SENT] == 1,
-	    "the holder's acceptance ends the withdrawal: queued %u sent %u "
-	    "cancelled %u",
-	    info.counts[FBX_D_QUEUED], info.counts[FBX_D_SENT],
-	    info.counts[FBX_D_CANCELLED]);
-
-	/* the same with only the other key's word */
-	a = lock_devs(&t, 1, 1);
-	for (int i = 0; i < 3; i++)
-		turn(&t);
-	memset(s, 0, sizeof(*s));
-	drain_gw(&t, "g1", s);
-	{
-		const char *holder = s->nids == 1 ? "g1" : "g2";
-		const char *other = s->nids == 1 ? "g2" : "g1";
+	for (int k = 0; k < 2; k++) {
+		a = lock_devs(&t, (unsigned)k, 1);
 		xd = FBX_DLV_ID(a, 0);
-		rc = rb_cmd(&t, a, NULL, 1, &rep);
-		CHECK(rc == FBX_OK && rep.u.rollback.executed, "rollback: %d",
-		    rc);
-		fbx_console_rep_free(&rep);
-		results(&t, holder, 3, &xd, 1, FBX_R_OFFLINE);
+		holder = out_withdrawn(&t, s, a, xd);
+		other = strcmp(holder, "g1") == 0 ? "g2" : "g1";
+		results(&t, holder, 10 + (uint64_t)k, &xd, 1, FBX_R_OFFLINE);
 		turn(&t);
-		results(&t, other, 3, &xd, 1, FBX_R_ACCEPTED);
+		results(&t, k == 0 ? holder : other, 20 + (uint64_t)k, &xd, 1,
+		    FBX_R_ACCEPTED);
 		turn(&t);
+		checkin_range(&t, "g1", "acme", (unsigned)k, 1);
+		CHECK(counts(&t, "acme", a, &info) == FBX_OK &&
+		        info.counts[FBX_D_CANCELLED] == (k == 0 ? 0u : 1u) &&
+		        info.counts[FBX_D_QUEUED] + info.counts[FBX_D_SENT] ==
+		            (k == 0 ? 1u : 0u),
+		    "%s's acceptance after the offline report: cancelled %u, "
+		    "queued %u, sent %u",
+		    k == 0 ? "the holder" : "another key",
+		    info.counts[FBX_D_CANCELLED], info.counts[FBX_D_QUEUED],
+		    info.counts[FBX_D_SENT]);
 	}
-	checkin_range(&t, "g1", "acme", 1, 1);
-	CHECK(counts(&t, "acme", a, &info) == FBX_OK &&
-	        info.counts[FBX_D_CANCELLED] == 1,
-	    "another key's acceptance leaves the withdrawal: cancelled %u "
-	    "queued %u",
-	    info.counts[FBX_D_CANCELLED], info.counts[FBX_D_QUEUED]);
 
-	/* (2) X, a lock of device 19, sent and rolled back (offline) while
-	 * O, an older lock of devices 0..19, expands a device a turn */
+	/* (2) X, a lock of device 19, sent, rolled back and reported
+	 * offline while O, an older lock of devices 0..19, expands a
+	 * device a turn */
 	o = lock_devs(&t, 0, 20);
 	x = lock_devs(&t, 19, 1);
-	turn(&t);
-	memset(s, 0, sizeof(*s));
-	drain_gw(&t, "g1", s);
-	drain_gw(&t, "g2", s);
 	xd = FBX_DLV_ID(x, 0);
-	{
-		int sent = 0;
-		for (size_t i = 0; i < s->nids; i++)
-			sent |= s->ids[i] == xd;
-		CHECK(sent, "X sent (%zu sent)", s->nids);
-	}
-	rc = rb_cmd(&t, x, NULL, 1, &rep);
-	CHECK(rc == FBX_OK && rep.u.rollback.executed, "rollback of X: %d",
-	    rc);
-	fbx_console_rep_free(&rep);
-	results(&t, "g1", 4, &xd, 1, FBX_R_OFFLINE);
-	results(&t, "g2", 4, &xd, 1, FBX_R_OFFLINE);
+	holder = out_withdrawn(&t, s, x, xd);
+	results(&t, holder, 30, &xd, 1, FBX_R_OFFLINE);
 	turn(&t);
-	for (int i = 0; i < 40; i++) {
-		advance(&t, 100);
-		heartbeat(&t, "g1");
-		heartbeat(&t, "g2");
-		turn(&t);
-	}
+	pass_turns(&t, 40);
 	CHECK(counts(&t, "acme", o, &info) == FBX_OK &&
 	        info.ndeliveries == 20 && info.counts[FBX_D_SUPERSEDED] == 0,
 	    "O expanded, nothing superseded: %u deliveries, %u superseded",
 	    info.ndeliveries, info.counts[FBX_D_SUPERSEDED]);
+	sent_to(&t, s, 0);
 	checkin_range(&t, "g1", "acme", 19, 1);
 	turn(&t);
-	memset(s, 0, sizeof(*s));
-	drain_gw(&t, "g1", s);
-	drain_gw(&t, "g2", s);
+	CHECK(sent_to(&t, s, FBX_DLV_ID(o, 19)) != NULL,
+	    "O's lock of device 19 sent after the check-in");
 	CHECK(counts(&t, "acme", x, &info) == FBX_OK &&
 	        info.counts[FBX_D_CANCELLED] == 1,
 	    "X cancelled at the check-in: %u", info.counts[FBX_D_CANCELLED]);
+
+	/* (3) the same, with X2 still out when O2 reaches device 39 */
+	o = lock_devs(&t, 20, 20);
+	x = lock_devs(&t, 39, 1);
+	xd = FBX_DLV_ID(x, 0);
+	holder = out_withdrawn(&t, s, x, xd);
+	pass_turns(&t, 40);
 	CHECK(counts(&t, "acme", o, &info) == FBX_OK &&
-	        info.counts[FBX_D_SUPERSEDED] == 0 &&
-	        info.counts[FBX_D_QUEUED] + info.counts[FBX_D_PENDING] == 0,
-	    "O: superseded %u, queued %u, pending %u",
-	    info.counts[FBX_D_SUPERSEDED], info.counts[FBX_D_QUEUED],
-	    info.counts[FBX_D_PENDING]);
+	        info.ndeliveries == 20 && info.counts[FBX_D_SUPERSEDED] == 1,
+	    "O2's delivery to device 39 superseded by X2: %u of %u",
+	    info.counts[FBX_D_SUPERSEDED], info.ndeliveries);
+	results(&t, holder, 40, &xd, 1, FBX_R_OFFLINE);
+	turn(&t);
+	sent_to(&t, s, 0);
+	checkin_range(&t, "g1", "acme", 39, 1);
+	turn(&t);
+	holder = sent_to(&t, s, xd);
+	CHECK(holder != NULL, "X2 sent at the check-in: it carries O2's lock");
+	results(&t, holder != NULL ? holder : "g1", 41, &xd, 1,
+	    FBX_R_SUCCEEDED);
+	turn(&t);
+	rc = rb_cmd(&t, x, NULL, 0, &rep);
+	CHECK(rc == FBX_OK && rep.u.rollback.per_action[FBX_RB_COMPENSATE] == 0 &&
+	        rep.u.rollback.per_action[FBX_RB_NOTHING] == 1,
+	    "X2's rollback again: compensate %u, nothing %u", rc == FBX_OK ?
+	        rep.u.rollback.per_action[FBX_RB_COMPENSATE] : 0,
+	    rc == FBX_OK ? rep.u.rollback.per_action[FBX_RB_NOTHING] : 0);
+	fbx_console_rep_free(&rep);
 	free(s);
 	env_close(&t);
 }
