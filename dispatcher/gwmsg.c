@@ -117,52 +117,20 @@ mark_offline(struct fbx_engine *e, const char *org, const char *device)
 		fbxi_set_err(e, rc);
 }
 
-struct still_wanted {
-	int64_t now;
-	int yes;
-};
-
-static int
-still_wanted_cb(void *arg, uint64_t older, int64_t expires_ms, int rolled_back)
-{
-	struct still_wanted *w = arg;
-
-	(void)older;
-	if (!rolled_back && expires_ms > w->now) {
-		w->yes = 1;
-		return 1;
-	}
-	return 0;
-}
-
 /* withdrawn_to - where a withdrawn delivery waiting for its device goes
  * at the device's check-in: CANCELLED (the device never got it, and a
  * rollback no longer wants it sent), unless it stands in for an older
  * command that was not rolled back and still wants the device (it
- * superseded one while it was out: supersede.h), which it then reaches
- * as it would have without the rollback: QUEUED, no longer withdrawn.
- * @return the state, or -1 with the error latched. */
+ * superseded one while it was out: fbxi_supersede_carries), which it
+ * then reaches as it would have without the rollback: QUEUED (the move
+ * ends the withdrawal). @return the state, or -1 with the error
+ * latched. */
 static int
 withdrawn_to(struct fbx_engine *e, const struct cmdc *cc, uint64_t id)
 {
-	struct still_wanted w = { e->now, 0 };
-	int rc;
+	int c = fbxi_supersede_carries(e, cc->c.org, id);
 
-	rc = fbxi_supersede_links(e, cc->c.org, id, still_wanted_cb, &w);
-	if (rc == FBX_ECORRUPT)
-		w.yes = 1; /* a damaged link: send it, as before withdrawal */
-	else if (rc != FBX_OK) {
-		fbxi_set_err(e, rc);
-		return -1;
-	}
-	if (!w.yes)
-		return FBX_D_CANCELLED;
-	rc = fbxi_dlv_unwithdraw(e, cc->c.org, id);
-	if (rc != FBX_OK) {
-		fbxi_set_err(e, rc);
-		return -1;
-	}
-	return FBX_D_QUEUED;
+	return c < 0 ? -1 : c ? FBX_D_QUEUED : FBX_D_CANCELLED;
 }
 
 /* result_state - the delivery state a reported status leads to, or 0. */
@@ -436,6 +404,8 @@ handle_checkins(struct fbx_engine *e, struct gw *g, struct fbx_gw_msg *m)
 					fbxi_set_err(e, rc);
 				continue;
 			}
+			if (rc == FBX_OK && to == FBX_D_QUEUED)
+				rc = fbxi_dlv_unwithdraw(e, cc->c.org, p.ids[j]);
 			if (rc != FBX_OK) {
 				fbxi_set_err(e, rc);
 				break;

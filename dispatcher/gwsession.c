@@ -39,7 +39,15 @@ fbxi_requeue_one(struct fbx_engine *e, struct cmdc *cc, uint64_t id,
 	if (cc == NULL || cc->expired)
 		return 0; /* the expiry sweep owns it */
 	wd = fbxi_dlv_withdrawn(e, id);
-	to = cc->cancelling || (wd && !left) ? FBX_D_CANCELLED : FBX_D_QUEUED;
+	to = cc->cancelling ? FBX_D_CANCELLED : FBX_D_QUEUED;
+	if (to == FBX_D_QUEUED && wd && !left) {
+		/* never left: cancelled, unless it carries an older command */
+		int c = fbxi_supersede_carries(e, cc->c.org, id);
+		if (c < 0)
+			return -1;
+		if (!c)
+			to = FBX_D_CANCELLED;
+	}
 	rc = fbxi_dlv_move(e, cc, id, from, to, 0, 0, NULL, NULL);
 	if (rc == FBX_OK && wd && to == FBX_D_QUEUED)
 		rc = fbxi_dlv_unwithdraw(e, cc->c.org, id);

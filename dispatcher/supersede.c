@@ -300,6 +300,43 @@ fbxi_supersede_links(struct fbx_engine *e, const char *org,
 	return rc != FBX_OK ? rc : l.err;
 }
 
+struct still_wanted {
+	int64_t now;
+	int yes;
+};
+
+static int
+still_wanted_cb(void *arg, uint64_t older, int64_t expires_ms, int rolled_back)
+{
+	struct still_wanted *w = arg;
+
+	(void)older;
+	if (!rolled_back && expires_ms > w->now) {
+		w->yes = 1;
+		return 1;
+	}
+	return 0;
+}
+
+int
+fbxi_supersede_carries(struct fbx_engine *e, const char *org, uint64_t id)
+{
+	struct still_wanted w = { e->now, 0 };
+	int rc = fbxi_supersede_links(e, org, id, still_wanted_cb, &w);
+
+	if (rc == FBX_ECORRUPT) {
+		FBX_LOGE("supersede: a damaged link of delivery %llu: taken as "
+		         "standing in for an older command",
+		    (unsigned long long)id);
+		return 1;
+	}
+	if (rc != FBX_OK) {
+		fbxi_set_err(e, rc);
+		return -1;
+	}
+	return w.yes;
+}
+
 int
 fbxi_supersede_links_prune(struct fbx_engine *e, const char *org,
     uint64_t cmd_id, uint32_t *budget)
@@ -362,7 +399,7 @@ replace(struct fbx_engine *e, struct cmdc *oc, uint64_t id,
 	char k[FBX_KV_KEY_MAX];
 	struct fbx_delivery d;
 	struct link_val v;
-	int rc;
+	int rc, wd;
 
 	if (!same_kind(oc, nc) || nc->c.expires_ms < oc->c.expires_ms)
 		return FBX_OK;
@@ -373,6 +410,10 @@ replace(struct fbx_engine *e, struct cmdc *oc, uint64_t id,
 		return rc;
 	if (strcmp(d.device, device) != 0)
 		return FBX_OK; /* a hash collision */
+	/* withdrawn by a rollback (fbxi_dlv_withdrawn): the link says its
+	 * command is rolled back, so that the newer one carries nothing of
+	 * it (the move, to a final state, ends the mark) */
+	wd = fbxi_dlv_withdrawn(e, id);
 	/* one in a gateway's hands (or final) stays as it is */
 	rc = fbxi_dlv_move(e, oc, id,
 	    FBXI_DMASK(FBX_D_QUEUED) | FBXI_DMASK(FBX_D_PENDING),
@@ -387,6 +428,7 @@ replace(struct fbx_engine *e, struct cmdc *oc, uint64_t id,
 	memset(&v, 0, sizeof(v));
 	v.older = id;
 	v.expires_ms = oc->c.expires_ms;
+	v.rolled_back = wd ? 1 : 0;
 	rc = fbx_store_kv_put(e->txn, k, &v, sizeof(v));
 	if (rc != FBX_OK)
 		return rc;

@@ -87,6 +87,13 @@ typedef int (*fbxi_sup_link_fn)(void *arg, uint64_t older,
 int fbxi_supersede_links(struct fbx_engine *e, const char *org,
     uint64_t newer, fbxi_sup_link_fn fn, void *arg);
 
+/* fbxi_supersede_carries - whether delivery id of org superseded one of
+ * a command that was not rolled back and still wants the device (its
+ * time to live runs past now): what it does to the device, that command
+ * needs. A damaged link counts as yes (logged). @return 1, 0, or -1 with
+ * the store error latched. */
+int fbxi_supersede_carries(struct fbx_engine *e, const char *org, uint64_t id);
+
 /* fbxi_supersede_rolled_back - superseded delivery `older` belongs to a
  * command an executed rollback selected: its link says so from now on
  * (found through "supby/<org>/<command>/<older>" -> the newer delivery,

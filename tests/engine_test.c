@@ -834,7 +834,9 @@ pass_turns(struct env *t, int n)
  * older lock's delivery is superseded, and when the device is then
  * reported offline, its check-in sends the rolled-back delivery, which
  * now carries the older lock, rather than cancel it; a second run of
- * the rollback leaves it. */
+ * the rollback leaves it. (4) A newer lock that supersedes a withdrawn
+ * one carries nothing of it. (5) As (3) with the older lock rolled back
+ * too: the check-in cancels. */
 static void
 test_withdrawn_keys_and_supersede(void)
 {
@@ -850,7 +852,7 @@ test_withdrawn_keys_and_supersede(void)
 	t.io.gw_keys = 1;
 	t.expand_chunk = 1;
 	CHECK(env_reopen(&t) == 0, "reopen: a delivery a turn");
-	enroll(&t, "acme", 600); /* 44 locks are within the lock limit */
+	enroll(&t, "acme", 1000); /* 67 locks are within the lock limit */
 	hello(&t, "g1", "acme", 1000);
 	hello(&t, "g2", "acme", 1000);
 	turn(&t);
@@ -929,6 +931,52 @@ test_withdrawn_keys_and_supersede(void)
 	        rep.u.rollback.per_action[FBX_RB_COMPENSATE] : 0,
 	    rc == FBX_OK ? rep.u.rollback.per_action[FBX_RB_NOTHING] : 0);
 	fbx_console_rep_free(&rep);
+
+	/* (4) a newer lock Y of a device whose rolled-back X waits for
+	 * it supersedes X, and carries nothing of it: Y's rollback
+	 * cancels Y */
+	x = lock_devs(&t, 50, 1);
+	xd = FBX_DLV_ID(x, 0);
+	holder = out_withdrawn(&t, s, x, xd);
+	results(&t, holder, 50, &xd, 1, FBX_R_OFFLINE);
+	turn(&t);
+	a = lock_devs(&t, 50, 1);
+	pass_turns(&t, 3);
+	CHECK(counts(&t, "acme", x, &info) == FBX_OK &&
+	        info.counts[FBX_D_SUPERSEDED] == 1,
+	    "X superseded by Y: %u", info.counts[FBX_D_SUPERSEDED]);
+	rc = rb_cmd(&t, a, NULL, 0, &rep);
+	CHECK(rc == FBX_OK && rep.u.rollback.per_action[FBX_RB_CANCEL] == 1 &&
+	        rep.u.rollback.per_action[FBX_RB_NOTHING] == 0,
+	    "Y's rollback: cancel %u, nothing %u",
+	    rc == FBX_OK ? rep.u.rollback.per_action[FBX_RB_CANCEL] : 0,
+	    rc == FBX_OK ? rep.u.rollback.per_action[FBX_RB_NOTHING] : 0);
+	fbx_console_rep_free(&rep);
+
+	/* (5) as (3), with O3 rolled back before the check-in: X3 then
+	 * carries nothing anyone wants, and the check-in cancels it */
+	o = lock_devs(&t, 60, 20);
+	x = lock_devs(&t, 79, 1);
+	xd = FBX_DLV_ID(x, 0);
+	holder = out_withdrawn(&t, s, x, xd);
+	pass_turns(&t, 40);
+	CHECK(counts(&t, "acme", o, &info) == FBX_OK &&
+	        info.counts[FBX_D_SUPERSEDED] == 1,
+	    "O3's delivery to device 79 superseded by X3: %u",
+	    info.counts[FBX_D_SUPERSEDED]);
+	rc = rb_cmd(&t, o, NULL, 1, &rep);
+	CHECK(rc == FBX_OK && rep.u.rollback.executed, "rollback of O3: %d",
+	    rc);
+	fbx_console_rep_free(&rep);
+	results(&t, holder, 60, &xd, 1, FBX_R_OFFLINE);
+	turn(&t);
+	sent_to(&t, s, 0);
+	checkin_range(&t, "g1", "acme", 79, 1);
+	turn(&t);
+	CHECK(sent_to(&t, s, xd) == NULL, "X3 not sent at the check-in");
+	CHECK(counts(&t, "acme", x, &info) == FBX_OK &&
+	        info.counts[FBX_D_CANCELLED] == 1,
+	    "X3 cancelled at the check-in: %u", info.counts[FBX_D_CANCELLED]);
 	free(s);
 	env_close(&t);
 }
