@@ -632,9 +632,12 @@ void fbxi_cmd_cancel(struct fbx_engine *e, struct cmdc *cc);
  * that holds, the engine ends it CANCELLED where it would otherwise send
  * it again to a device that never got it: the device checks in after its
  * gateway reported it offline (handle_checkins), or its message never
- * left (fbxi_requeue_one with left = 0). The mark goes when the device
- * may have it after all: a gateway reports it accepted, succeeded or
- * failed (also after the offline report: results may come out of order),
+ * left (fbxi_requeue_one with left = 0); unless it superseded, while it
+ * was out, a delivery of an older command that was not rolled back and
+ * still wants the device (fbxi_supersede_carries): it is sent then. The
+ * mark goes when the device may have it after all: the key it was sent
+ * to reports it accepted, succeeded or failed (also after the offline
+ * report: results may come out of order),
  * or it comes back unanswered from a gateway that may have passed it on
  * (sent again with its id, so that its outcome is learnt); when a replay
  * sends it again on purpose; and when it ends (fbxi_dlv_move to a final

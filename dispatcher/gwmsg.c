@@ -122,9 +122,9 @@ mark_offline(struct fbx_engine *e, const char *org, const char *device)
  * rollback no longer wants it sent), unless it stands in for an older
  * command that was not rolled back and still wants the device (it
  * superseded one while it was out: fbxi_supersede_carries), which it
- * then reaches as it would have without the rollback: QUEUED (the move
- * ends the withdrawal). @return the state, or -1 with the error
- * latched. */
+ * then reaches as it would have without the rollback: QUEUED (the
+ * caller ends the withdrawal once the move is made). @return the state,
+ * or -1 with the error latched. */
 static int
 withdrawn_to(struct fbx_engine *e, const struct cmdc *cc, uint64_t id)
 {

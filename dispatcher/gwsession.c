@@ -27,8 +27,10 @@ fbxi_gw_by_rid(struct fbx_engine *e, const uint8_t *rid, size_t len)
 /* fbxi_requeue_one - a delivery no gateway holds any more (in a state of
  * `from`) goes back to its queue to be sent again with its id, or ends
  * CANCELLED when its rollout was cancelled, or when it is withdrawn and
- * its message never left (left = 0). One that left may have reached the
- * device: it is no longer withdrawn (fbxi_dlv_withdrawn). @return 1 if
+ * its message never left (left = 0), unless it stands in for an older
+ * command that still wants the device (fbxi_supersede_carries). One that
+ * left may have reached the device: it is no longer withdrawn
+ * (fbxi_dlv_withdrawn). @return 1 if
  * queued, 0 if there was nothing to do, -1 on an error (latched). */
 int
 fbxi_requeue_one(struct fbx_engine *e, struct cmdc *cc, uint64_t id,

@@ -90,8 +90,13 @@ int fbxi_supersede_links(struct fbx_engine *e, const char *org,
 /* fbxi_supersede_carries - whether delivery id of org superseded one of
  * a command that was not rolled back and still wants the device (its
  * time to live runs past now): what it does to the device, that command
- * needs. A damaged link counts as yes (logged). @return 1, 0, or -1 with
- * the store error latched. */
+ * needs. A damaged link counts as yes (logged). One level deep, unlike
+ * the rollback's rb_carried: it serves withdrawn deliveries, which
+ * rb_carried found carrying nothing when they were withdrawn; their
+ * links' flags only go from 0 to 1 since, expiries only grow along a
+ * chain (replace()), and a link made later points at a delivery created
+ * after, which has none of its own. @return 1, 0, or -1 with the store
+ * error latched. */
 int fbxi_supersede_carries(struct fbx_engine *e, const char *org, uint64_t id);
 
 /* fbxi_supersede_rolled_back - superseded delivery `older` belongs to a

@@ -933,8 +933,8 @@ test_withdrawn_keys_and_supersede(void)
 	fbx_console_rep_free(&rep);
 
 	/* (4) a newer lock Y of a device whose rolled-back X waits for
-	 * it supersedes X, and carries nothing of it: Y's rollback
-	 * cancels Y */
+	 * it supersedes X, and carries nothing of it: Y's rollback plans
+	 * to cancel Y */
 	x = lock_devs(&t, 50, 1);
 	xd = FBX_DLV_ID(x, 0);
 	holder = out_withdrawn(&t, s, x, xd);
