@@ -496,6 +496,17 @@ checkin_all(struct env *t, const char *peer, const char *org, unsigned n)
 	checkin_range(t, peer, org, 0, n);
 }
 
+/* checkin_sent - acme's ten devices check in through gateway gw; what
+ * the engine then sends gw is in s */
+static void
+checkin_sent(struct env *t, const char *gw, struct gw_seen *s)
+{
+	checkin_all(t, gw, "acme", 10);
+	turn(t);
+	memset(s, 0, sizeof(*s));
+	drain_gw(t, gw, s);
+}
+
 /* replay_cmd - an executed replay of command cid of acme's deliveries in
  * a gateway's hands */
 static int
@@ -617,10 +628,7 @@ test_rollback_withdraws_inflight(void)
 	    info.counts[FBX_D_PENDING]);
 	CHECK(offline_devices(&t, "acme") == 10, "offline after A: %u",
 	    offline_devices(&t, "acme"));
-	checkin_all(&t, "g1", "acme", 10);
-	turn(&t);
-	memset(s, 0, sizeof(*s));
-	drain_gw(&t, "g1", s);
+	checkin_sent(&t, "g1", s);
 	CHECK(s->nids == 0, "A sent at the check-in: %zu", s->nids);
 	CHECK(counts(&t, "acme", a, &info) == FBX_OK &&
 	        info.counts[FBX_D_CANCELLED] == 10 &&
@@ -645,10 +653,7 @@ test_rollback_withdraws_inflight(void)
 	        info.counts[FBX_D_PENDING] == 10,
 	    "B accepted, then offline: pending %u, cancelled %u",
 	    info.counts[FBX_D_PENDING], info.counts[FBX_D_CANCELLED]);
-	checkin_all(&t, "g1", "acme", 10);
-	turn(&t);
-	memset(s, 0, sizeof(*s));
-	drain_gw(&t, "g1", s);
+	checkin_sent(&t, "g1", s);
 	CHECK(s->nids == 10 && FBX_DLV_CMD(s->ids[0]) == a,
 	    "B sent again at the check-in: %zu", s->nids);
 	/* not sent once any more: offline again leaves it waiting */
@@ -658,10 +663,7 @@ test_rollback_withdraws_inflight(void)
 	        info.counts[FBX_D_PENDING] == 10,
 	    "B offline again: pending %u, cancelled %u",
 	    info.counts[FBX_D_PENDING], info.counts[FBX_D_CANCELLED]);
-	checkin_all(&t, "g1", "acme", 10);
-	turn(&t);
-	memset(s, 0, sizeof(*s));
-	drain_gw(&t, "g1", s);
+	checkin_sent(&t, "g1", s);
 	CHECK(s->nids == 10, "B sent at the second check-in: %zu", s->nids);
 	results(&t, "g1", 5, s->ids, s->nids, FBX_R_SUCCEEDED);
 	turn(&t);
@@ -687,10 +689,7 @@ test_rollback_withdraws_inflight(void)
 	    "C after the restart and offline results: pending %u, "
 	    "cancelled %u",
 	    info.counts[FBX_D_PENDING], info.counts[FBX_D_CANCELLED]);
-	checkin_all(&t, "g2", "acme", 10);
-	turn(&t);
-	memset(s, 0, sizeof(*s));
-	drain_gw(&t, "g2", s);
+	checkin_sent(&t, "g2", s);
 	results(&t, "g2", 2, s->ids, s->nids, FBX_R_SUCCEEDED);
 	turn(&t);
 
@@ -712,10 +711,7 @@ test_rollback_withdraws_inflight(void)
 	    "D after its replay and offline results: pending %u, "
 	    "cancelled %u",
 	    info.counts[FBX_D_PENDING], info.counts[FBX_D_CANCELLED]);
-	checkin_all(&t, "g2", "acme", 10);
-	turn(&t);
-	memset(s, 0, sizeof(*s));
-	drain_gw(&t, "g2", s);
+	checkin_sent(&t, "g2", s);
 	results(&t, "g2", 4, s->ids, s->nids, FBX_R_SUCCEEDED);
 	turn(&t);
 	env_close(&t);
