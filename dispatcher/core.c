@@ -492,11 +492,18 @@ fbxi_comp_prefix(char *k, size_t cap, const char *org, uint64_t cmd)
 	snprintf(k, cap, "comp/%s/%llu/", org, (unsigned long long)cmd);
 }
 
+/* <ns>/<org>/<command>/<delivery>: a marker of one delivery */
+static void
+marker_key(char *k, size_t cap, const char *ns, const char *org, uint64_t dlv)
+{
+	snprintf(k, cap, "%s/%s/%llu/%llu", ns, org,
+	    (unsigned long long)FBX_DLV_CMD(dlv), (unsigned long long)dlv);
+}
+
 static void
 comp_key(char *k, size_t cap, const char *org, uint64_t dlv)
 {
-	snprintf(k, cap, "comp/%s/%llu/%llu", org,
-	    (unsigned long long)FBX_DLV_CMD(dlv), (unsigned long long)dlv);
+	marker_key(k, cap, "comp", org, dlv);
 }
 
 int
@@ -525,6 +532,45 @@ fbxi_comp_put(fbx_txn *txn, const char *org, uint64_t dlv, uint64_t comp)
 
 	comp_key(k, sizeof(k), org, dlv);
 	return fbx_store_kv_put(txn, k, &comp, sizeof(comp));
+}
+
+/* rbf/<org>/<command>/<delivery>: selected in a gateway's hands by an
+ * executed rollback (engine_int.h) */
+void
+fbxi_rbf_prefix(char *k, size_t cap, const char *org, uint64_t cmd)
+{
+	snprintf(k, cap, "rbf/%s/%llu/", org, (unsigned long long)cmd);
+}
+
+int
+fbxi_rbf_put(fbx_txn *txn, const char *org, uint64_t dlv, uint64_t rbseq)
+{
+	char k[FBX_KV_KEY_MAX];
+
+	marker_key(k, sizeof(k), "rbf", org, dlv);
+	return fbx_store_kv_put(txn, k, &rbseq, sizeof(rbseq));
+}
+
+int
+fbxi_rbf_get(fbx_txn *txn, const char *org, uint64_t dlv)
+{
+	char k[FBX_KV_KEY_MAX];
+	uint64_t v = 0;
+	size_t len = 0;
+	int rc;
+
+	marker_key(k, sizeof(k), "rbf", org, dlv);
+	rc = fbx_store_kv_get(txn, k, &v, sizeof(v), &len);
+	return rc == FBX_ECORRUPT ? FBX_OK : rc; /* damaged: there */
+}
+
+int
+fbxi_rbf_del(fbx_txn *txn, const char *org, uint64_t dlv)
+{
+	char k[FBX_KV_KEY_MAX];
+
+	marker_key(k, sizeof(k), "rbf", org, dlv);
+	return fbx_store_kv_del(txn, k);
 }
 
 struct marker_ctx {

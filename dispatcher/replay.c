@@ -144,9 +144,12 @@ fbxi_handle_replay(
 			if (rc == FBX_ESTATE || rc == FBX_ENOT_FOUND)
 				continue;
 			/* sent again on purpose: a rollback's withdrawal
-			 * (fbxi_dlv_withdrawn) no longer holds */
+			 * (fbxi_dlv_withdrawn) or mark of one in flight
+			 * (rbf/) no longer holds */
 			if (rc == FBX_OK)
 				rc = fbxi_dlv_unwithdraw(e, cc->c.org, id);
+			if (rc == FBX_OK && fbxi_supersede_applies(cc))
+				rc = fbxi_rbf_del(e->txn, cc->c.org, id);
 			if (rc != FBX_OK)
 				goto fail;
 			if (fbxi_orgq_push(e, cc->q, FBX_PRIO_RECOVERY, id) != FBX_OK) {

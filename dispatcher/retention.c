@@ -12,8 +12,8 @@
 
 #include "engine_int.h"
 
-/* prune_markers - the rollback markers, supersede links (supersede.h)
- * and withdrawn marks (fbxi_dlv_withdraw) of a pruned command's
+/* prune_markers - the rollback markers (comp/, rbf/), supersede links
+ * (supersede.h) and withdrawn marks (fbxi_dlv_withdraw) of a pruned command's
  * deliveries, within *budget records (a command rolled back on a million
  * devices has a million markers): the budget spent means some may be
  * left for the next turn. */
@@ -26,6 +26,10 @@ prune_markers(struct fbx_engine *e, const struct fbx_command *c,
 
 	fbxi_comp_prefix(prefix, sizeof(prefix), c->org, c->id);
 	rc = fbxi_kv_delete_some(e, prefix, budget, NULL, NULL);
+	if (rc == FBX_OK) {
+		fbxi_rbf_prefix(prefix, sizeof(prefix), c->org, c->id);
+		rc = fbxi_kv_delete_some(e, prefix, budget, NULL, NULL);
+	}
 	if (rc == FBX_OK)
 		rc = fbxi_supersede_links_prune(e, c->org, c->id, budget);
 	if (rc == FBX_OK)

@@ -1114,11 +1114,18 @@ rb_dlv_cb(void *arg, const struct fbx_delivery *d)
 		if (d->state != FBX_D_SUCCEEDED) {
 			/* In a gateway's hands: a compensation sent now could
 			 * overtake it and be undone by it. Nothing is sent and
-			 * no marker written, so the rollback run again once it
-			 * has settled compensates it if it succeeded. */
+			 * no comp/ marker written, so the rollback run again
+			 * once it has settled compensates it if it succeeded.
+			 * Unless withdrawn (looked: carried is 0 here), it
+			 * is marked (rbf/): should it wait for its device
+			 * again, a newer command that supersedes it carries
+			 * nothing of it (supersede.c replace) */
 			rb_row(r, c, d->id, d->device, d->state,
 			    FBX_RB_IN_FLIGHT, comp,
 			    "in flight: run again once it has settled");
+			if (!looked && fbxi_supersede_applies_cmd(c))
+				rc = rb_ids_add(&r->inf, &r->ninf, &r->icap,
+				    d->id);
 			break;
 		}
 		if (c->type == FBX_CMD_SET_POLICY) {
@@ -1552,6 +1559,7 @@ fbxi_rb_free(struct rb_ctx *r)
 	free(r->held);
 	free(r->sup);
 	free(r->wd);
+	free(r->inf);
 	free(r->plan.rows);
 	free(r->plan.comp_ids);
 	free(r->plan.bo_rows);
@@ -1743,6 +1751,12 @@ fbxi_rb_exec(struct rb_ctx *r, uint64_t rbseq)
 	/* sent once, not accepted: withdrawn (fbxi_dlv_withdrawn) */
 	for (size_t i = 0; i < r->nwd; i++) {
 		rc = fbxi_dlv_withdraw(e, r->org, r->wd[i], rbseq);
+		if (rc != FBX_OK)
+			return rc;
+	}
+	/* otherwise in a gateway's hands: marked (rbf/, engine_int.h) */
+	for (size_t i = 0; i < r->ninf; i++) {
+		rc = fbxi_rbf_put(e->txn, r->org, r->inf[i], rbseq);
 		if (rc != FBX_OK)
 			return rc;
 	}

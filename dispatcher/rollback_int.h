@@ -76,6 +76,9 @@ struct rb_ctx {
 	size_t nsup, scap;
 	uint64_t *wd; /* theirs sent once, not accepted: withdrawn */
 	size_t nwd, wcap;
+	uint64_t *inf; /* in flight otherwise (kinds that supersede):
+	                  marked rolled back in flight (rbf/) */
+	size_t ninf, icap;
 	int err;
 	/* current command while scanning its deliveries */
 	const struct fbx_command *cur;

@@ -525,7 +525,8 @@ rb_global(struct fbx_engine *e, const struct inmsg *in,
 		if (rc == FBX_OK)
 			rc = fbxi_rb_plan_part(&r, ocur, snapshot);
 		if (rc == FBX_OK && req->u.rollback.execute &&
-		    r.nids + r.ncancel + r.ngroups + r.nwd + r.nsup > 0) {
+		    r.nids + r.ncancel + r.ngroups + r.nwd + r.nsup + r.ninf >
+		        0) {
 			int is_new = 0;
 			rc = fbxi_rb_exec(&r, rbseq);
 			if (rc == FBX_OK)
@@ -689,10 +690,11 @@ fbxi_handle_rollback(
 		goto out;
 	}
 
-	/* a slice may hold only deliveries to withdraw or superseded links
-	 * to flag (its commands began in an earlier slice) */
+	/* a slice may hold only deliveries to withdraw or mark, or
+	 * superseded links to flag (its commands began in an earlier
+	 * slice) */
 	if (req->u.rollback.execute &&
-	    r.nids + r.ncancel + r.ngroups + r.nwd + r.nsup > 0) {
+	    r.nids + r.ncancel + r.ngroups + r.nwd + r.nsup + r.ninf > 0) {
 		if (fbxi_audit_flush(e) != FBX_OK)
 			goto out; /* the turn's submits first; the turn fails */
 		rbseq = req->u.rollback.rollback_id ? req->u.rollback.rollback_id

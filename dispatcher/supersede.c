@@ -422,6 +422,15 @@ replace(struct fbx_engine *e, struct cmdc *oc, uint64_t id,
 		return FBX_OK;
 	if (rc != FBX_OK)
 		return rc;
+	/* selected in a gateway's hands by an executed rollback (rbf/:
+	 * accepted then, reported offline since): rolled back as well */
+	if (!wd && fbxi_supersede_applies(oc)) {
+		rc = fbxi_rbf_get(e->txn, oc->c.org, id);
+		if (rc == FBX_OK)
+			wd = 1;
+		else if (rc != FBX_ENOT_FOUND)
+			return rc;
+	}
 	fbxi_cmd_touch(oc);
 	e->superseded++;
 	link_key(k, sizeof(k), nc->c.org, by, id);

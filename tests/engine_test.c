@@ -832,7 +832,9 @@ pass_turns(struct env *t, int n)
  * now carries the older lock, rather than cancel it; a second run of
  * the rollback leaves it. (4) A newer lock that supersedes a withdrawn
  * one carries nothing of it. (5) As (3) with the older lock rolled back
- * too: the check-in cancels. */
+ * too: the check-in cancels. (6) A newer lock that supersedes one a
+ * rollback found in flight (accepted then, offline since) carries
+ * nothing of it either. (7) A replay ends that mark. */
 static void
 test_withdrawn_keys_and_supersede(void)
 {
@@ -841,6 +843,7 @@ test_withdrawn_keys_and_supersede(void)
 	struct fbx_console_rep rep;
 	struct fbx_command info;
 	const char *holder, *other;
+	char pfx[64];
 	uint64_t a, o, x, xd;
 	int rc;
 
@@ -973,6 +976,93 @@ test_withdrawn_keys_and_supersede(void)
 	CHECK(counts(&t, "acme", x, &info) == FBX_OK &&
 	        info.counts[FBX_D_CANCELLED] == 1,
 	    "X3 cancelled at the check-in: %u", info.counts[FBX_D_CANCELLED]);
+
+	/* (6) X4 accepted when its rollback executed (in flight: neither
+	 * withdrawn nor compensated, the rollback is to be run again once
+	 * it settled), then reported offline: it waits for its device, and
+	 * a newer lock Y4 supersedes it. X4 was rolled back, so Y4 carries
+	 * nothing of it: Y4's rollback plans to cancel Y4 while it waits,
+	 * and to compensate it once it succeeded */
+	x = lock_devs(&t, 85, 1);
+	xd = FBX_DLV_ID(x, 0);
+	holder = NULL;
+	for (int i = 0; i < 5 && holder == NULL; i++) {
+		turn(&t);
+		holder = sent_to(&t, s, xd);
+	}
+	CHECK(holder != NULL, "X4 sent");
+	holder = holder != NULL ? holder : "g1";
+	results(&t, holder, 70, &xd, 1, FBX_R_ACCEPTED);
+	turn(&t);
+	rc = rb_cmd(&t, x, NULL, 1, &rep);
+	CHECK(rc == FBX_OK && rep.u.rollback.executed &&
+	        rep.u.rollback.per_action[FBX_RB_IN_FLIGHT] == 1,
+	    "X4's rollback finds it in flight: %d, %u", rc,
+	    rc == FBX_OK ? rep.u.rollback.per_action[FBX_RB_IN_FLIGHT] : 0);
+	fbx_console_rep_free(&rep);
+	results(&t, holder, 71, &xd, 1, FBX_R_OFFLINE);
+	turn(&t);
+	CHECK(counts(&t, "acme", x, &info) == FBX_OK &&
+	        info.counts[FBX_D_PENDING] == 1,
+	    "X4 waits for its device: pending %u", info.counts[FBX_D_PENDING]);
+	a = lock_devs(&t, 85, 1);
+	pass_turns(&t, 3);
+	CHECK(counts(&t, "acme", x, &info) == FBX_OK &&
+	        info.counts[FBX_D_SUPERSEDED] == 1,
+	    "X4 superseded by Y4: %u", info.counts[FBX_D_SUPERSEDED]);
+	rc = rb_cmd(&t, a, NULL, 0, &rep);
+	CHECK(rc == FBX_OK && rep.u.rollback.per_action[FBX_RB_CANCEL] == 1 &&
+	        rep.u.rollback.per_action[FBX_RB_NOTHING] == 0,
+	    "Y4's rollback while it waits: cancel %u, nothing %u",
+	    rc == FBX_OK ? rep.u.rollback.per_action[FBX_RB_CANCEL] : 0,
+	    rc == FBX_OK ? rep.u.rollback.per_action[FBX_RB_NOTHING] : 0);
+	fbx_console_rep_free(&rep);
+	sent_to(&t, s, 0);
+	checkin_range(&t, "g1", "acme", 85, 1);
+	turn(&t);
+	xd = FBX_DLV_ID(a, 0);
+	holder = sent_to(&t, s, xd);
+	CHECK(holder != NULL, "Y4 sent at the check-in");
+	results(&t, holder != NULL ? holder : "g1", 72, &xd, 1,
+	    FBX_R_SUCCEEDED);
+	turn(&t);
+	rc = rb_cmd(&t, a, NULL, 0, &rep);
+	CHECK(rc == FBX_OK &&
+	        rep.u.rollback.per_action[FBX_RB_COMPENSATE] == 1 &&
+	        rep.u.rollback.per_action[FBX_RB_NOTHING] == 0,
+	    "Y4's rollback once it succeeded: compensate %u, nothing %u",
+	    rc == FBX_OK ? rep.u.rollback.per_action[FBX_RB_COMPENSATE] : 0,
+	    rc == FBX_OK ? rep.u.rollback.per_action[FBX_RB_NOTHING] : 0);
+	fbx_console_rep_free(&rep);
+
+	/* (7) X5, as X4 up to its rollback, then replayed (sent again on
+	 * purpose): no longer marked */
+	o = lock_devs(&t, 90, 1);
+	xd = FBX_DLV_ID(o, 0);
+	holder = NULL;
+	for (int i = 0; i < 5 && holder == NULL; i++) {
+		turn(&t);
+		holder = sent_to(&t, s, xd);
+	}
+	CHECK(holder != NULL, "X5 sent");
+	results(&t, holder != NULL ? holder : "g1", 73, &xd, 1,
+	    FBX_R_ACCEPTED);
+	turn(&t);
+	rc = rb_cmd(&t, o, NULL, 1, &rep);
+	CHECK(rc == FBX_OK && rep.u.rollback.executed &&
+	        rep.u.rollback.per_action[FBX_RB_IN_FLIGHT] == 1,
+	    "X5's rollback finds it in flight: %d", rc);
+	fbx_console_rep_free(&rep);
+	rc = replay_cmd(&t, o, &rep);
+	CHECK(rc == FBX_OK && rep.u.replay.resent == 1, "replay of X5: %d %u",
+	    rc, rc == FBX_OK ? rep.u.replay.resent : 0);
+	fbx_console_rep_free(&rep);
+
+	/* the marks (reopens the engine) */
+	snprintf(pfx, sizeof(pfx), "rbf/acme/%llu/", (unsigned long long)x);
+	CHECK(kv_records(&t, pfx, 0) == 1, "X4 marked rolled back in flight");
+	snprintf(pfx, sizeof(pfx), "rbf/acme/%llu/", (unsigned long long)o);
+	CHECK(kv_records(&t, pfx, 0) == 0, "X5's mark gone with its replay");
 	free(s);
 	env_close(&t);
 }
@@ -987,7 +1077,7 @@ test_prune_markers_budget(void)
 	struct env t;
 	struct gw_seen *s = calloc(1, sizeof(*s));
 	struct fbx_command info;
-	char comp[64], sup[64];
+	char comp[64], sup[64], rbf[64];
 	uint64_t a;
 	int turns = 0, n;
 
@@ -1008,11 +1098,14 @@ test_prune_markers_budget(void)
 	CHECK(counts(&t, "acme", a, &info) == FBX_OK &&
 	        info.state == FBX_C_DONE,
 	    "done: %d", info.state);
-	/* 25 markers and 3 links of its deliveries (as a rollback and
-	 * supersede write them): 38 records with its 10 deliveries */
+	/* 25 markers, 5 marks of deliveries in flight and 3 links of its
+	 * deliveries (as a rollback and supersede write them): 43 records
+	 * with its 10 deliveries */
 	snprintf(comp, sizeof(comp), "comp/acme/%llu/", (unsigned long long)a);
 	snprintf(sup, sizeof(sup), "sup/acme/%llu/", (unsigned long long)a);
+	snprintf(rbf, sizeof(rbf), "rbf/acme/%llu/", (unsigned long long)a);
 	CHECK(kv_records(&t, comp, 25) == 25, "markers written");
+	CHECK(kv_records(&t, rbf, 5) == 5, "in-flight marks written");
 	CHECK(kv_records(&t, sup, 3) == 3, "links written");
 	/* past retention; a younger command keeps the newest id */
 	advance(&t, 61000);
@@ -1030,15 +1123,16 @@ test_prune_markers_budget(void)
 	/* this read is the reopened engine's first turn: it prunes 8 */
 	CHECK(counts(&t, "acme", a, &info) == FBX_OK,
 	    "the command stays while its markers do");
-	/* 11 markers and 3 links left: two more turns */
+	/* 11 markers, 5 marks and 3 links left: three more turns */
 	while (counts(&t, "acme", a, &info) == FBX_OK && turns < 20) {
 		advance(&t, 1001);
 		turn(&t);
 		turns++;
 	}
-	CHECK(turns == 2, "pruned after %d more turns", turns);
-	CHECK(kv_records(&t, comp, 0) == 0 && kv_records(&t, sup, 0) == 0,
-	    "markers and links gone with the command");
+	CHECK(turns == 3, "pruned after %d more turns", turns);
+	CHECK(kv_records(&t, comp, 0) == 0 && kv_records(&t, sup, 0) == 0 &&
+	        kv_records(&t, rbf, 0) == 0,
+	    "markers, marks and links gone with the command");
 	free(s);
 	env_close(&t);
 }
