@@ -443,7 +443,7 @@ rb_global(struct fbx_engine *e, const struct inmsg *in,
 	uint32_t cmd_budget, dlv_budget, used_cmd = 0, used_dlv = 0;
 	uint32_t new_orgs = 0;
 	uint64_t cursor, snapshot, rbid, rbseq;
-	size_t cap, i;
+	size_t cap, i, nwd = 0;
 	int did = 0, was_done = 0, rc;
 
 	memset(&g, 0, sizeof(g));
@@ -532,6 +532,7 @@ rb_global(struct fbx_engine *e, const struct inmsg *in,
 			if (rc == FBX_OK)
 				rc = rb_part_note(e, rbseq, r.org, &r.plan,
 				    &is_new);
+			nwd += r.nwd;
 			new_orgs += is_new;
 			did = 1;
 		}
@@ -575,25 +576,30 @@ rb_global(struct fbx_engine *e, const struct inmsg *in,
 		    "\"org_cursor\":\"%s\",\"cursor\":%llu,\"next_org\":\"%s\","
 		    "\"next_cursor\":%llu,\"orgs\":%zu,\"commands\":%u,"
 		    "\"cancelled\":%u,\"compensated\":%u,\"in_flight\":%u,"
-		    "\"before_onset\":%u,\"compensating_commands\":%zu}",
+		    "\"withdrawn\":%zu,\"before_onset\":%u,"
+		    "\"compensating_commands\":%zu}",
 		    (unsigned long long)rbseq, req->u.rollback.sel.breaker,
 		    req->u.rollback.org_cursor, (unsigned long long)cursor,
 		    g.next_org, (unsigned long long)g.next_cursor, g.norgs,
 		    g.commands, g.per_action[FBX_RB_CANCEL],
 		    g.per_action[FBX_RB_COMPENSATE],
-		    g.per_action[FBX_RB_IN_FLIGHT], g.before_onset, g.ncomp);
+		    g.per_action[FBX_RB_IN_FLIGHT], nwd, g.before_onset,
+		    g.ncomp);
 		if (fbxi_err(e) != FBX_OK)
 			goto out;
 		FBX_LOGI("rollback %llu of global incident %s by %s, slice "
 		         "from %s/%llu (next %s/%llu): %zu organisations, %u "
 		         "commands, %u cancelled, %u compensated in %zu "
-		         "commands, %u before the onset left",
+		         "commands, %u in flight (run again once settled), %zu "
+		         "withdrawn (cancelled at the device's check-in if it "
+		         "never got them), %u before the onset left",
 		    (unsigned long long)rbseq, req->u.rollback.sel.breaker,
 		    req->actor, req->u.rollback.org_cursor,
 		    (unsigned long long)cursor, g.next_org,
 		    (unsigned long long)g.next_cursor, g.norgs, g.commands,
 		    g.per_action[FBX_RB_CANCEL],
-		    g.per_action[FBX_RB_COMPENSATE], g.ncomp, g.before_onset);
+		    g.per_action[FBX_RB_COMPENSATE], g.ncomp,
+		    g.per_action[FBX_RB_IN_FLIGHT], nwd, g.before_onset);
 	}
 	if (req->u.rollback.execute && (did || rbid != 0)) {
 		g.rollback_id = rbseq;
@@ -708,7 +714,7 @@ fbxi_handle_rollback(
 		    "\"commands\":%u,\"cancelled\":%u,\"compensated\":%u,"
 		    "\"irreversible\":%u,\"changed_since\":%u,"
 		    "\"compensating_commands\":%zu,\"include_changed\":%s,"
-		    "\"in_flight\":%u,\"before_onset\":%u}",
+		    "\"in_flight\":%u,\"withdrawn\":%zu,\"before_onset\":%u}",
 		    (unsigned long long)rbseq, (unsigned long long)cursor,
 		    (unsigned long long)r.next,
 		    (unsigned long long)r.first_cmd,
@@ -718,19 +724,23 @@ fbxi_handle_rollback(
 		    r.plan.per_action[FBX_RB_IRREVERSIBLE],
 		    r.plan.per_action[FBX_RB_CHANGED], r.plan.ncomp,
 		    req->u.rollback.include_changed ? "true" : "false",
-		    r.plan.per_action[FBX_RB_IN_FLIGHT], r.plan.before_onset);
+		    r.plan.per_action[FBX_RB_IN_FLIGHT], r.nwd,
+		    r.plan.before_onset);
 		FBX_LOGI("rollback %llu in %s by %s, slice from %llu (next "
 		         "%llu): %u commands, %u "
 		         "cancelled, %u compensated in %zu commands, %u "
 		         "irreversible, %u changed since, %u in flight (run "
-		         "again once settled), %u before the onset left",
+		         "again once settled), %zu withdrawn (cancelled at the "
+		         "device's check-in if it never got them), %u before "
+		         "the onset left",
 		    (unsigned long long)rbseq, req->org, req->actor,
 		    (unsigned long long)cursor, (unsigned long long)r.next,
 		    r.plan.commands, r.plan.per_action[FBX_RB_CANCEL],
 		    r.plan.per_action[FBX_RB_COMPENSATE], r.plan.ncomp,
 		    r.plan.per_action[FBX_RB_IRREVERSIBLE],
 		    r.plan.per_action[FBX_RB_CHANGED],
-		    r.plan.per_action[FBX_RB_IN_FLIGHT], r.plan.before_onset);
+		    r.plan.per_action[FBX_RB_IN_FLIGHT], r.nwd,
+		    r.plan.before_onset);
 	} else if (req->u.rollback.execute) {
 		/* a slice with nothing to do writes no record */
 		rbseq = req->u.rollback.rollback_id;

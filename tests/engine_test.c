@@ -620,6 +620,24 @@ test_rollback_withdraws_inflight(void)
 	/* A: sent, rolled back, every device reported offline: they wait,
 	 * and their check-in cancels them */
 	a = out_and_back(&t, "g1", s, 0);
+	/* the rollback's audit record counts what it withdrew */
+	{
+		struct fbx_console_req al;
+		memset(&al, 0, sizeof(al));
+		al.kind = FBX_CREQ_AUDIT_LIST;
+		al.u.audit_list.limit = 10;
+		strcpy(al.u.audit_list.action, "rollback");
+		console(&t, "ops", "acme", &al);
+		turn(&t);
+		rc = reply(&t, "ops", &rep);
+		CHECK(rc == FBX_OK && rep.u.audit.n == 1 &&
+		        strstr(rep.u.audit.r[0].params, "\"withdrawn\":10,") !=
+		            NULL,
+		    "rollback record: %d %s", rc,
+		    rc == FBX_OK && rep.u.audit.n > 0 ? rep.u.audit.r[0].params
+		                                      : "");
+		fbx_console_rep_free(&rep);
+	}
 	results(&t, "g1", 1, s->ids, s->nids, FBX_R_OFFLINE);
 	turn(&t);
 	CHECK(counts(&t, "acme", a, &info) == FBX_OK &&

@@ -589,7 +589,7 @@ main(void)
 				"last_command", "commands", "cancelled",
 				"compensated", "irreversible", "changed_since",
 				"compensating_commands", "include_changed",
-				"in_flight", "before_onset" };
+				"in_flight", "withdrawn", "before_onset" };
 			const char *pj = rep.u.audit.r[i].params;
 			for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]);
 			     k++) {
