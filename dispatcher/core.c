@@ -561,7 +561,7 @@ fbxi_rbf_get(fbx_txn *txn, const char *org, uint64_t dlv)
 
 	marker_key(k, sizeof(k), "rbf", org, dlv);
 	rc = fbx_store_kv_get(txn, k, &v, sizeof(v), &len);
-	return rc == FBX_ECORRUPT ? FBX_OK : rc; /* damaged: there */
+	return rc == FBX_OK && len != sizeof(v) ? FBX_ECORRUPT : rc;
 }
 
 int

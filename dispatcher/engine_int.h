@@ -789,17 +789,18 @@ int fbxi_kv_delete_prefix(struct fbx_engine *e, const char *prefix);
 int fbxi_comp_get(fbx_txn *txn, const char *org, uint64_t dlv, uint64_t *comp);
 int fbxi_comp_put(fbx_txn *txn, const char *org, uint64_t dlv, uint64_t comp);
 void fbxi_comp_prefix(char *k, size_t cap, const char *org, uint64_t cmd);
-/* Rolled back in flight: kv rbf/<org>/<command>/<delivery> = the id of
- * an executed rollback that selected the delivery while a gateway had it
- * (sent again, or accepted: the plan's "in flight" row, neither
- * withdrawn nor compensated), for a command of a type that supersedes.
- * Should the delivery wait for its device again (reported offline) and a
- * newer command of its kind supersede it, the link says it is rolled
- * back (supersede.c replace), so that the newer one does not stand in
- * for it. Removed by a replay (sent again on purpose); pruned with
- * <command>. fbxi_rbf_get - @return FBX_OK (there; a damaged value
- * too), FBX_ENOT_FOUND or a store error. fbxi_rbf_put, fbxi_rbf_del
- * (absence is fine) - @return FBX_OK or a store error. */
+/* Rolled back, left open: kv rbf/<org>/<command>/<delivery> = the id of
+ * an executed rollback that selected the delivery and left it open (in a
+ * gateway's hands, whatever its row: in flight, withdrawn, irreversible;
+ * or standing in for an older command), for a command of a type that
+ * supersedes (rollback.c rb_dlv_cb). Should the delivery wait for its
+ * device again (reported offline) and a newer command of its kind
+ * supersede it, the link says it is rolled back (supersede.c replace),
+ * so that the newer one does not stand in for it. Removed by a replay
+ * (sent again on purpose); pruned with <command>. fbxi_rbf_get -
+ * @return FBX_OK (there), FBX_ENOT_FOUND, FBX_ECORRUPT (a value of
+ * another size) or a store error. fbxi_rbf_put, fbxi_rbf_del (absence
+ * is fine) - @return FBX_OK or a store error. */
 int fbxi_rbf_put(fbx_txn *txn, const char *org, uint64_t dlv, uint64_t rbseq);
 int fbxi_rbf_get(fbx_txn *txn, const char *org, uint64_t dlv);
 int fbxi_rbf_del(fbx_txn *txn, const char *org, uint64_t dlv);

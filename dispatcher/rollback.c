@@ -1025,7 +1025,7 @@ rb_dlv_cb(void *arg, const struct fbx_delivery *d)
 	struct rb_ctx *r = arg;
 	const struct fbx_command *c = r->cur;
 	const char *grp = r->s->group;
-	int comp = compensation_of(c->type), rc = FBX_OK;
+	int comp = compensation_of(c->type), rc = FBX_OK, mark = 0;
 	uint64_t carried;
 
 	if (!in_group(r->e, c->org, d->device, grp))
@@ -1040,6 +1040,7 @@ rb_dlv_cb(void *arg, const struct fbx_delivery *d)
 	case FBX_D_PENDING:
 		if ((carried = rb_carried(r, d, r->e->now)) != 0) {
 			carried_row(r, d, carried);
+			mark = 1; /* left open */
 			break;
 		}
 		if (r->err != 0)
@@ -1053,6 +1054,7 @@ rb_dlv_cb(void *arg, const struct fbx_delivery *d)
 	case FBX_D_SUCCEEDED: {
 		uint64_t prior;
 		int looked = 0;
+		mark = d->state != FBX_D_SUCCEEDED; /* left open */
 		/* sent once and not accepted: the device can have it only
 		 * from the gateway holding it. Withdrawn at execution
 		 * (fbxi_dlv_withdrawn), unless it stands in for an older
@@ -1101,6 +1103,7 @@ rb_dlv_cb(void *arg, const struct fbx_delivery *d)
 			 * undoing it would unlock a device locked for cause */
 			rb_row(r, c, d->id, d->device, d->state, FBX_RB_NOTHING,
 			    0, "locked before the onset too: left locked");
+			mark = 0; /* kept as if not selected */
 			break;
 		}
 		if (!looked)
@@ -1115,17 +1118,10 @@ rb_dlv_cb(void *arg, const struct fbx_delivery *d)
 			/* In a gateway's hands: a compensation sent now could
 			 * overtake it and be undone by it. Nothing is sent and
 			 * no comp/ marker written, so the rollback run again
-			 * once it has settled compensates it if it succeeded.
-			 * Unless withdrawn (looked: carried is 0 here), it
-			 * is marked (rbf/): should it wait for its device
-			 * again, a newer command that supersedes it carries
-			 * nothing of it (supersede.c replace) */
+			 * once it has settled compensates it if it succeeded */
 			rb_row(r, c, d->id, d->device, d->state,
 			    FBX_RB_IN_FLIGHT, comp,
 			    "in flight: run again once it has settled");
-			if (!looked && fbxi_supersede_applies_cmd(c))
-				rc = rb_ids_add(&r->inf, &r->ninf, &r->icap,
-				    d->id);
 			break;
 		}
 		if (c->type == FBX_CMD_SET_POLICY) {
@@ -1193,6 +1189,18 @@ rb_dlv_cb(void *arg, const struct fbx_delivery *d)
 			rc = rb_ids_add(&r->sup, &r->nsup, &r->scap, d->id);
 		break;
 	}
+	/* Left open (in a gateway's hands, whatever its row: in flight,
+	 * withdrawn, irreversible, nothing to undo, standing in for an older
+	 * command; or waiting and standing in): marked at execution (rbf/),
+	 * so that should it wait for its device and a newer command of its
+	 * kind supersede it there, the link says it is rolled back
+	 * (supersede.c replace) and the newer one does not stand in for it
+	 * (what it stood in for passes on through its own links: rb_carried
+	 * follows a flagged link). Not one kept as locked before the onset:
+	 * the rollback leaves it as if it had not selected it. */
+	if (rc == FBX_OK && r->err == 0 && mark &&
+	    fbxi_supersede_applies_cmd(c))
+		rc = rb_ids_add(&r->inf, &r->ninf, &r->icap, d->id);
 	if (rc != FBX_OK)
 		r->err = rc;
 	return r->err != 0;

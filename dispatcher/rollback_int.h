@@ -76,8 +76,8 @@ struct rb_ctx {
 	size_t nsup, scap;
 	uint64_t *wd; /* theirs sent once, not accepted: withdrawn */
 	size_t nwd, wcap;
-	uint64_t *inf; /* in flight otherwise (kinds that supersede):
-	                  marked rolled back in flight (rbf/) */
+	uint64_t *inf; /* left open (kinds that supersede): marked
+	                  rolled back in flight (rbf/) */
 	size_t ninf, icap;
 	int err;
 	/* current command while scanning its deliveries */

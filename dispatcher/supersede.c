@@ -422,12 +422,18 @@ replace(struct fbx_engine *e, struct cmdc *oc, uint64_t id,
 		return FBX_OK;
 	if (rc != FBX_OK)
 		return rc;
-	/* selected in a gateway's hands by an executed rollback (rbf/:
-	 * accepted then, reported offline since): rolled back as well */
+	/* left open by an executed rollback that selected it (rbf/: in a
+	 * gateway's hands then, reported offline since): rolled back as
+	 * well. A damaged mark counts for nothing, as a damaged link
+	 * does: the newer one is then left for it */
 	if (!wd && fbxi_supersede_applies(oc)) {
 		rc = fbxi_rbf_get(e->txn, oc->c.org, id);
 		if (rc == FBX_OK)
 			wd = 1;
+		else if (rc == FBX_ECORRUPT)
+			FBX_LOGE("supersede: a damaged rollback mark of "
+			         "delivery %llu: taken as not rolled back",
+			    (unsigned long long)id);
 		else if (rc != FBX_ENOT_FOUND)
 			return rc;
 	}

@@ -756,10 +756,10 @@ test_rollback_withdraws_inflight(void)
 	env_close(&t);
 }
 
-/* lock_devs - an operator's lock of acme's devices from..from+n-1;
- * @return its id or 0 */
+/* cmd_devs - an operator's command of type to acme's devices
+ * from..from+n-1; @return its id or 0 */
 static uint64_t
-lock_devs(struct env *t, unsigned from, unsigned n)
+cmd_devs(struct env *t, int type, unsigned from, unsigned n)
 {
 	struct fbx_console_req req;
 	struct fbx_console_rep rep;
@@ -768,7 +768,7 @@ lock_devs(struct env *t, unsigned from, unsigned n)
 
 	memset(&req, 0, sizeof(req));
 	req.kind = FBX_CREQ_SUBMIT;
-	req.u.submit.cmd.type = FBX_CMD_LOCK;
+	req.u.submit.cmd.type = (uint8_t)type;
 	req.u.submit.cmd.target_kind = FBX_TARGET_DEVICES;
 	req.u.submit.cmd.ttl_s = 3600;
 	req.u.submit.cmd.origin = FBX_ORIGIN_OPERATOR;
@@ -782,8 +782,16 @@ lock_devs(struct env *t, unsigned from, unsigned n)
 		id = rep.u.submit.command_id;
 	fbx_console_rep_free(&rep);
 	free(ids);
-	CHECK(id != 0, "lock of %u devices", n);
+	CHECK(id != 0, "%s of %u devices", fbx_cmd_type_name(type), n);
 	return id;
+}
+
+/* lock_devs - an operator's lock of acme's devices from..from+n-1;
+ * @return its id or 0 */
+static uint64_t
+lock_devs(struct env *t, unsigned from, unsigned n)
+{
+	return cmd_devs(t, FBX_CMD_LOCK, from, n);
 }
 
 /* sent_to - drain both gateways; @return the one that was sent
@@ -852,7 +860,12 @@ pass_turns(struct env *t, int n)
  * one carries nothing of it. (5) As (3) with the older lock rolled back
  * too: the check-in cancels. (6) A newer lock that supersedes one a
  * rollback found in flight (accepted then, offline since) carries
- * nothing of it either. (7) A replay ends that mark. */
+ * nothing of it either. (7) A replay ends that mark. (8) As (6) for one
+ * withdrawn when the rollback executed, accepted since (the withdrawal
+ * ends, the mark stays). (9) As (6) for restarts, which have nothing to
+ * undo. (10) One a rollback left waiting because it stands in for an
+ * older command passes that on when a newer one supersedes it: once
+ * the older one is rolled back too, the newest carries nothing. */
 static void
 test_withdrawn_keys_and_supersede(void)
 {
@@ -862,7 +875,7 @@ test_withdrawn_keys_and_supersede(void)
 	struct fbx_command info;
 	const char *holder, *other;
 	char pfx[64];
-	uint64_t a, o, x, xd;
+	uint64_t a, o, x, xd, x4, x5;
 	int rc;
 
 	CHECK(env_open(&t, "rbk") == 0, "open");
@@ -1001,7 +1014,7 @@ test_withdrawn_keys_and_supersede(void)
 	 * a newer lock Y4 supersedes it. X4 was rolled back, so Y4 carries
 	 * nothing of it: Y4's rollback plans to cancel Y4 while it waits,
 	 * and to compensate it once it succeeded */
-	x = lock_devs(&t, 85, 1);
+	x = x4 = lock_devs(&t, 85, 1);
 	xd = FBX_DLV_ID(x, 0);
 	holder = NULL;
 	for (int i = 0; i < 5 && holder == NULL; i++) {
@@ -1055,7 +1068,7 @@ test_withdrawn_keys_and_supersede(void)
 
 	/* (7) X5, as X4 up to its rollback, then replayed (sent again on
 	 * purpose): no longer marked */
-	o = lock_devs(&t, 90, 1);
+	o = x5 = lock_devs(&t, 90, 1);
 	xd = FBX_DLV_ID(o, 0);
 	holder = NULL;
 	for (int i = 0; i < 5 && holder == NULL; i++) {
@@ -1076,11 +1089,146 @@ test_withdrawn_keys_and_supersede(void)
 	    rc, rc == FBX_OK ? rep.u.replay.resent : 0);
 	fbx_console_rep_free(&rep);
 
+	/* (8) X6 sent once when its rollback executed (withdrawn), then
+	 * accepted (the withdrawal ends: the device has it) and reported
+	 * offline: superseded by a newer lock Y6, which carries nothing of
+	 * it */
+	x = lock_devs(&t, 91, 1);
+	xd = FBX_DLV_ID(x, 0);
+	holder = out_withdrawn(&t, s, x, xd);
+	results(&t, holder, 74, &xd, 1, FBX_R_ACCEPTED);
+	turn(&t);
+	results(&t, holder, 75, &xd, 1, FBX_R_OFFLINE);
+	turn(&t);
+	a = lock_devs(&t, 91, 1);
+	pass_turns(&t, 3);
+	CHECK(counts(&t, "acme", x, &info) == FBX_OK &&
+	        info.counts[FBX_D_SUPERSEDED] == 1,
+	    "X6 superseded by Y6: %u", info.counts[FBX_D_SUPERSEDED]);
+	rc = rb_cmd(&t, a, NULL, 0, &rep);
+	CHECK(rc == FBX_OK && rep.u.rollback.per_action[FBX_RB_CANCEL] == 1 &&
+	        rep.u.rollback.per_action[FBX_RB_NOTHING] == 0,
+	    "Y6's rollback: cancel %u, nothing %u",
+	    rc == FBX_OK ? rep.u.rollback.per_action[FBX_RB_CANCEL] : 0,
+	    rc == FBX_OK ? rep.u.rollback.per_action[FBX_RB_NOTHING] : 0);
+	fbx_console_rep_free(&rep);
+
+	/* (9) as (6) with restarts (nothing to undo, their rollback's
+	 * row says so; they supersede): the newer one carries nothing of
+	 * the rolled-back one */
+	x = cmd_devs(&t, FBX_CMD_RESTART, 92, 1);
+	xd = FBX_DLV_ID(x, 0);
+	holder = NULL;
+	for (int i = 0; i < 5 && holder == NULL; i++) {
+		turn(&t);
+		holder = sent_to(&t, s, xd);
+	}
+	CHECK(holder != NULL, "restart X7 sent");
+	holder = holder != NULL ? holder : "g1";
+	results(&t, holder, 76, &xd, 1, FBX_R_ACCEPTED);
+	turn(&t);
+	rc = rb_cmd(&t, x, NULL, 1, &rep);
+	CHECK(rc == FBX_OK && rep.u.rollback.executed &&
+	        rep.u.rollback.per_action[FBX_RB_NOTHING] == 1,
+	    "X7's rollback: nothing to undo: %d", rc);
+	fbx_console_rep_free(&rep);
+	results(&t, holder, 77, &xd, 1, FBX_R_OFFLINE);
+	turn(&t);
+	a = cmd_devs(&t, FBX_CMD_RESTART, 92, 1);
+	pass_turns(&t, 3);
+	CHECK(counts(&t, "acme", x, &info) == FBX_OK &&
+	        info.counts[FBX_D_SUPERSEDED] == 1,
+	    "X7 superseded by Y7: %u", info.counts[FBX_D_SUPERSEDED]);
+	rc = rb_cmd(&t, a, NULL, 0, &rep);
+	CHECK(rc == FBX_OK && rep.u.rollback.per_action[FBX_RB_CANCEL] == 1 &&
+	        rep.u.rollback.per_action[FBX_RB_NOTHING] == 0,
+	    "Y7's rollback: cancel %u, nothing %u",
+	    rc == FBX_OK ? rep.u.rollback.per_action[FBX_RB_CANCEL] : 0,
+	    rc == FBX_OK ? rep.u.rollback.per_action[FBX_RB_NOTHING] : 0);
+	fbx_console_rep_free(&rep);
+
+	/* (10) X8 waits for its offline device and stands in for the
+	 * older lock W it superseded: its rollback leaves it (marked). A
+	 * newer lock Y8 supersedes X8, then W is rolled back too: Y8
+	 * carries nothing anyone wants, and its rollback cancels it */
+	o = lock_devs(&t, 93, 1);
+	xd = FBX_DLV_ID(o, 0);
+	holder = NULL;
+	for (int i = 0; i < 5 && holder == NULL; i++) {
+		turn(&t);
+		holder = sent_to(&t, s, xd);
+	}
+	CHECK(holder != NULL, "W sent");
+	results(&t, holder != NULL ? holder : "g1", 78, &xd, 1,
+	    FBX_R_OFFLINE);
+	turn(&t);
+	x = lock_devs(&t, 93, 1);
+	pass_turns(&t, 3);
+	CHECK(counts(&t, "acme", o, &info) == FBX_OK &&
+	        info.counts[FBX_D_SUPERSEDED] == 1,
+	    "W superseded by X8: %u", info.counts[FBX_D_SUPERSEDED]);
+	rc = rb_cmd(&t, x, NULL, 1, &rep);
+	CHECK(rc == FBX_OK && rep.u.rollback.executed &&
+	        rep.u.rollback.per_action[FBX_RB_NOTHING] == 1,
+	    "X8's rollback leaves it (stands in for W): %d", rc);
+	fbx_console_rep_free(&rep);
+	a = lock_devs(&t, 93, 1);
+	pass_turns(&t, 3);
+	CHECK(counts(&t, "acme", x, &info) == FBX_OK &&
+	        info.counts[FBX_D_SUPERSEDED] == 1,
+	    "X8 superseded by Y8: %u", info.counts[FBX_D_SUPERSEDED]);
+	rc = rb_cmd(&t, o, NULL, 1, &rep);
+	CHECK(rc == FBX_OK && rep.u.rollback.executed, "W's rollback: %d", rc);
+	fbx_console_rep_free(&rep);
+	rc = rb_cmd(&t, a, NULL, 0, &rep);
+	CHECK(rc == FBX_OK && rep.u.rollback.per_action[FBX_RB_CANCEL] == 1 &&
+	        rep.u.rollback.per_action[FBX_RB_NOTHING] == 0,
+	    "Y8's rollback: cancel %u, nothing %u",
+	    rc == FBX_OK ? rep.u.rollback.per_action[FBX_RB_CANCEL] : 0,
+	    rc == FBX_OK ? rep.u.rollback.per_action[FBX_RB_NOTHING] : 0);
+	fbx_console_rep_free(&rep);
+
 	/* the marks (reopens the engine) */
-	snprintf(pfx, sizeof(pfx), "rbf/acme/%llu/", (unsigned long long)x);
+	snprintf(pfx, sizeof(pfx), "rbf/acme/%llu/", (unsigned long long)x4);
 	CHECK(kv_records(&t, pfx, 0) == 1, "X4 marked rolled back in flight");
-	snprintf(pfx, sizeof(pfx), "rbf/acme/%llu/", (unsigned long long)o);
+	snprintf(pfx, sizeof(pfx), "rbf/acme/%llu/", (unsigned long long)x5);
 	CHECK(kv_records(&t, pfx, 0) == 0, "X5's mark gone with its replay");
+	snprintf(pfx, sizeof(pfx), "rbf/acme/%llu/", (unsigned long long)x);
+	CHECK(kv_records(&t, pfx, 0) == 1, "X8 marked: left waiting");
+	free(s);
+	env_close(&t);
+}
+
+/* rollback_marks_sliced - a rollback in slices of 4 deliveries marks
+ * every accepted delivery of a lock of 10 devices (rbf/), also in the
+ * slices that hold nothing else to do */
+static void
+test_rollback_marks_sliced(void)
+{
+	struct env t;
+	struct gw_seen *s = calloc(1, sizeof(*s));
+	char pfx[64];
+	uint64_t a;
+	int rc;
+
+	CHECK(env_open(&t, "rbs") == 0, "open");
+	t.rollback_slice = 4;
+	CHECK(env_reopen(&t) == 0, "reopen with slices of 4");
+	enroll(&t, "acme", 200);
+	hello(&t, "g1", "acme", 100);
+	turn(&t);
+	drain_gw(&t, "g1", s);
+	a = lock_devs(&t, 0, 10);
+	turn(&t);
+	memset(s, 0, sizeof(*s));
+	drain_gw(&t, "g1", s);
+	CHECK(s->nids == 10, "lock sent: %zu", s->nids);
+	results(&t, "g1", 1, s->ids, s->nids, FBX_R_ACCEPTED);
+	turn(&t);
+	rc = rb_sliced(&t, a);
+	CHECK(rc == FBX_OK, "sliced rollback: %d", rc);
+	snprintf(pfx, sizeof(pfx), "rbf/acme/%llu/", (unsigned long long)a);
+	CHECK(kv_records(&t, pfx, 0) == 10, "marks: %d", kv_records(&t, pfx, 0));
 	free(s);
 	env_close(&t);
 }
@@ -1762,6 +1910,7 @@ main(void)
 	test_rollback_stops_expansion();
 	test_rollback_withdraws_inflight();
 	test_withdrawn_keys_and_supersede();
+	test_rollback_marks_sliced();
 	test_prune_markers_budget();
 	test_send_queue_full();
 	test_fairness();
