@@ -63,6 +63,7 @@ struct opts {
 	const char *durability; /* fuseboxd --durability, NULL = default */
 	uint32_t open; /* commands parked open before the runs */
 	int floor;     /* bench_intake_floor instead of fuseboxd */
+	const char *floor_trees; /* its --extra-trees, NULL = none */
 };
 
 /* The console key every client uses (the admin's, from fbxb_setup) and
@@ -742,11 +743,12 @@ out:
  * env's daemon, so that teardown stops it and its CPU is measured.
  * @return FBX_OK once it answers a PING, else FBX_EUNREACHABLE. */
 static int
-floor_start(struct fbxb_env *b)
+floor_start(struct fbxb_env *b, const char *trees)
 {
 	char exe[PATH_MAX], prog[PATH_MAX + 32], data[400], log[400];
 	char *args[] = { "--endpoint", b->console, "--keys", b->keys,
-		"--data", data, NULL };
+		"--data", data, trees != NULL ? "--extra-trees" : NULL,
+		(char *)trees, NULL };
 	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
 	char *slash;
 
@@ -795,7 +797,7 @@ usage(FILE *f)
 	    "                    [--seconds S] [--runs R] [--floor]\n"
 	    "                    [--devices-per-org N] [--no-gateway]\n"
 	    "                    [--durability full|nometasync|nosync]\n"
-	    "                    [--open N]\n"
+	    "                    [--open N] [--floor-extra-trees T]\n"
 	    "  K console clients (default 8, at most %d), each its own\n"
 	    "  CURVE connection and organisation, each keeping up to M\n"
 	    "  single-device submits outstanding (default 1, at most %d)\n"
@@ -803,6 +805,8 @@ usage(FILE *f)
 	    "  threads (default 8, at most one per client).\n"
 	    "  --floor: bench_intake_floor instead of fuseboxd (the raw\n"
 	    "  LMDB + ZeroMQ floor, group commit); no gateway, no --open.\n"
+	    "  --floor-extra-trees T (with --floor): the floor also appends\n"
+	    "  a record per submit to T more tables (0 to 8).\n"
 	    "  N devices per organisation (default %u / K, from 1000 to\n"
 	    "  50000);\n"
 	    "  --open N: N commands parked open first (default 0).\n"
@@ -824,10 +828,11 @@ main(int argc, char **argv)
 		{ "durability", required_argument, NULL, 'd' },
 		{ "open", required_argument, NULL, 'o' },
 		{ "floor", no_argument, NULL, 'f' },
+		{ "floor-extra-trees", required_argument, NULL, 'x' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct opts o = { 8, 1, 8, 3, 3, 0, 1, NULL, 0, 0 };
+	struct opts o = { 8, 1, 8, 3, 3, 0, 1, NULL, 0, 0, NULL };
 	struct fbxb_env b;
 	struct keys k;
 	struct run runs[64];
@@ -869,6 +874,9 @@ main(int argc, char **argv)
 		case 'f':
 			o.floor = 1;
 			break;
+		case 'x':
+			o.floor_trees = optarg;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -890,7 +898,8 @@ main(int argc, char **argv)
 	    o.inflight > INFLIGHT_MAX || o.threads == 0 ||
 	    o.threads > THREADS_MAX || o.seconds == 0 || o.runs == 0 ||
 	    o.runs > 64 || o.per_org > 1000000 ||
-	    (o.floor && (o.open > 0 || o.durability != NULL))) {
+	    (o.floor && (o.open > 0 || o.durability != NULL)) ||
+	    (o.floor_trees != NULL && !o.floor)) {
 		usage(stderr);
 		return 64;
 	}
@@ -902,7 +911,7 @@ main(int argc, char **argv)
 	snprintf(ndev, sizeof(ndev), "%" PRIu32, o.per_org * o.clients);
 	snprintf(norgs, sizeof(norgs), "%" PRIu32, o.clients);
 	if (o.floor) {
-		if (floor_start(&b) != FBX_OK) {
+		if (floor_start(&b, o.floor_trees) != FBX_OK) {
 			fprintf(stderr, "intake: bench_intake_floor did not "
 			                "start\n");
 			goto out;

@@ -45,9 +45,14 @@ struct inreq {
 	struct fbx_console_rep rep;
 };
 
+#define XTREES_MAX 8 /* --extra-trees */
+#define XREC_LEN 60  /* an extra tree's record: a delivery's size */
+
 struct ifloor {
 	MDB_env *env;
 	MDB_dbi cmd, idem;
+	MDB_dbi xt[XTREES_MAX];
+	unsigned nxt; /* --extra-trees: records appended per submit */
 	void *ctx, *sock;
 	uint64_t next_id;
 	struct inreq *in;
@@ -223,6 +228,22 @@ submit(struct ifloor *f, MDB_txn *txn, const struct fbx_console_req *req,
 		fprintf(stderr, "intake_floor: cmd put: %s\n",
 		    mdb_strerror(mrc));
 		return FBX_ESTORAGE;
+	}
+	/* --extra-trees: one more record by id in each (what one more
+	 * table written per submit costs a commit) */
+	for (unsigned i = 0; i < f->nxt; i++) {
+		uint8_t xr[XREC_LEN];
+		memset(xr, 0, sizeof(xr));
+		k.mv_size = 8;
+		k.mv_data = kb;
+		v.mv_size = sizeof(xr);
+		v.mv_data = xr;
+		mrc = mdb_put(txn, f->xt[i], &k, &v, MDB_APPEND);
+		if (mrc != 0) {
+			fprintf(stderr, "intake_floor: extra put: %s\n",
+			    mdb_strerror(mrc));
+			return FBX_ESTORAGE;
+		}
 	}
 	f->next_id++;
 	f->submits++;
@@ -401,7 +422,7 @@ open_store(struct ifloor *f, const char *dir)
 	}
 	mrc = mdb_env_create(&f->env);
 	if (mrc == 0)
-		mrc = mdb_env_set_maxdbs(f->env, 4);
+		mrc = mdb_env_set_maxdbs(f->env, 4 + XTREES_MAX);
 	if (mrc == 0)
 		mrc = mdb_env_set_mapsize(f->env, MAP_SIZE);
 	/* store.c's flags at full durability */
@@ -414,6 +435,10 @@ open_store(struct ifloor *f, const char *dir)
 		mrc = mdb_dbi_open(txn, "cmd", MDB_CREATE, &f->cmd);
 	if (mrc == 0)
 		mrc = mdb_dbi_open(txn, "idem", MDB_CREATE, &f->idem);
+	for (unsigned i = 0; mrc == 0 && i < f->nxt; i++) {
+		char name[8] = { 'x', (char)('0' + i), '\0' };
+		mrc = mdb_dbi_open(txn, name, MDB_CREATE, &f->xt[i]);
+	}
 	if (mrc == 0)
 		mrc = mdb_cursor_open(txn, f->cmd, &cur);
 	f->next_id = 1;
@@ -499,12 +524,14 @@ usage(FILE *fp)
 {
 	fprintf(fp,
 	    "usage: bench_intake_floor --endpoint EP --keys DIR --data DIR\n"
-	    "                          [--batch N]\n"
+	    "                          [--batch N] [--extra-trees T]\n"
 	    "  the raw floor under bench_intake (bench_intake --floor starts\n"
 	    "  it): takes up to N console requests a turn (default %d),\n"
 	    "  journals the submits in one LMDB commit, then replies; runs\n"
-	    "  until SIGTERM\n",
-	    BATCH_DEFAULT);
+	    "  until SIGTERM. --extra-trees T (0 to %d) also appends a\n"
+	    "  %d-byte record per submit to each of T more tables: what\n"
+	    "  each table written per submit costs\n",
+	    BATCH_DEFAULT, XTREES_MAX, XREC_LEN);
 }
 
 int
@@ -515,6 +542,7 @@ main(int argc, char **argv)
 		{ "keys", required_argument, NULL, 'k' },
 		{ "data", required_argument, NULL, 'd' },
 		{ "batch", required_argument, NULL, 'b' },
+		{ "extra-trees", required_argument, NULL, 'x' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -539,6 +567,9 @@ main(int argc, char **argv)
 		case 'b':
 			f.batch = (size_t)strtoul(optarg, NULL, 10);
 			break;
+		case 'x':
+			f.nxt = (unsigned)strtoul(optarg, NULL, 10);
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -548,7 +579,7 @@ main(int argc, char **argv)
 		}
 	}
 	if (ep == NULL || keys == NULL || data == NULL || f.batch == 0 ||
-	    f.batch > BATCH_MAX) {
+	    f.batch > BATCH_MAX || f.nxt > XTREES_MAX) {
 		usage(stderr);
 		return 64;
 	}
