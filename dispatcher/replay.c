@@ -144,8 +144,8 @@ fbxi_handle_replay(
 			if (rc == FBX_ESTATE || rc == FBX_ENOT_FOUND)
 				continue;
 			/* sent again on purpose: a rollback's withdrawal
-			 * (fbxi_dlv_withdrawn) or mark of one in flight
-			 * (rbf/) no longer holds */
+			 * (fbxi_dlv_withdrawn) or mark of one it left
+			 * open (rbf/) no longer holds */
 			if (rc == FBX_OK)
 				rc = fbxi_dlv_unwithdraw(e, cc->c.org, id);
 			if (rc == FBX_OK && fbxi_supersede_applies(cc))

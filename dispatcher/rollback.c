@@ -884,6 +884,7 @@ struct carry_link {
 	uint64_t older;
 	int64_t expires_ms;
 	int rolled_back;
+	int chained;
 };
 
 struct carry_ctx {
@@ -893,7 +894,8 @@ struct carry_ctx {
 };
 
 static int
-carry_push(void *arg, uint64_t older, int64_t expires_ms, int rolled_back)
+carry_push(void *arg, uint64_t older, int64_t expires_ms, int rolled_back,
+    int chained)
 {
 	struct carry_ctx *k = arg;
 
@@ -904,6 +906,7 @@ carry_push(void *arg, uint64_t older, int64_t expires_ms, int rolled_back)
 	k->stack[k->n].older = older;
 	k->stack[k->n].expires_ms = expires_ms;
 	k->stack[k->n].rolled_back = rolled_back;
+	k->stack[k->n].chained = chained;
 	k->n++;
 	return 0;
 }
@@ -949,10 +952,24 @@ rb_carried(struct rb_ctx *r, const struct fbx_delivery *d, int64_t need_ms)
 		if (rc == FBX_ENOT_FOUND) {
 			/* pruned, with its own links: unless a rollback
 			 * selected it, it wanted the device until its
-			 * expiry */
+			 * expiry. A rolled-back one (or one a rollback left
+			 * open: rbf/) that stood in for an older delivery in
+			 * turn (chained) passed that on through links that
+			 * are gone: while it would still have wanted the
+			 * device, that cannot be told (only with retention
+			 * shorter than the time to live) */
 			rc = FBX_OK;
-			if (!l.rolled_back && l.expires_ms > need_ms)
+			if (l.expires_ms > need_ms && !l.rolled_back) {
 				by = FBX_DLV_CMD(l.older);
+			} else if (l.expires_ms > need_ms && l.chained) {
+				FBX_LOGW("rollback: delivery %llu superseded "
+				         "delivery %llu of a rolled-back "
+				         "command since pruned, whose own links "
+				         "are gone: the delivery is left",
+				    (unsigned long long)d->id,
+				    (unsigned long long)l.older);
+				by = RB_CARRY_UNSURE;
+			}
 			continue;
 		}
 		if (rc != FBX_OK)
@@ -1019,6 +1036,18 @@ first_sent(const struct fbx_delivery *d)
 	return INT64_MIN;
 }
 
+/* bo_locked - d, a lock-family delivery, is to a device that a command
+ * kept before the onset locked (incident runs): left as it is, as if
+ * not selected ("locked before the onset too") */
+static int
+bo_locked(const struct rb_ctx *r, const struct fbx_command *c,
+    const struct fbx_delivery *d)
+{
+	return family(c->type) == 1 && r->sv != NULL &&
+	    fbxi_devtimes_get(r->sv->before, c->org, d->device, 1,
+	        &(int64_t){ 0 });
+}
+
 static int
 rb_dlv_cb(void *arg, const struct fbx_delivery *d)
 {
@@ -1058,8 +1087,10 @@ rb_dlv_cb(void *arg, const struct fbx_delivery *d)
 		/* sent once and not accepted: the device can have it only
 		 * from the gateway holding it. Withdrawn at execution
 		 * (fbxi_dlv_withdrawn), unless it stands in for an older
-		 * command, whatever its row says */
-		if (d->state == FBX_D_SENT && d->attempts == 1) {
+		 * command or is a lock of a device locked before the onset
+		 * (left as if not selected), whatever its row says */
+		if (d->state == FBX_D_SENT && d->attempts == 1 &&
+		    !bo_locked(r, c, d)) {
 			carried = rb_carried(r, d, first_sent(d));
 			looked = 1;
 			if (r->err != 0)
@@ -1095,9 +1126,7 @@ rb_dlv_cb(void *arg, const struct fbx_delivery *d)
 		if (rc != FBX_ENOT_FOUND)
 			break; /* a store error */
 		rc = FBX_OK; /* not compensated yet */
-		if (family(c->type) == 1 && r->sv != NULL &&
-		    fbxi_devtimes_get(r->sv->before, c->org, d->device, 1,
-		        &(int64_t){ 0 })) {
+		if (bo_locked(r, c, d)) {
 			/* the device was locked before the onset by a command
 			 * the rollback leaves: this lock changed nothing, and
 			 * undoing it would unlock a device locked for cause */
@@ -1762,7 +1791,7 @@ fbxi_rb_exec(struct rb_ctx *r, uint64_t rbseq)
 		if (rc != FBX_OK)
 			return rc;
 	}
-	/* otherwise in a gateway's hands: marked (rbf/, engine_int.h) */
+	/* left open (rb_dlv_cb): marked (rbf/, engine_int.h) */
 	for (size_t i = 0; i < r->ninf; i++) {
 		rc = fbxi_rbf_put(e->txn, r->org, r->inf[i], rbseq);
 		if (rc != FBX_OK)

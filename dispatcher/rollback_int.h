@@ -77,7 +77,7 @@ struct rb_ctx {
 	uint64_t *wd; /* theirs sent once, not accepted: withdrawn */
 	size_t nwd, wcap;
 	uint64_t *inf; /* left open (kinds that supersede): marked
-	                  rolled back in flight (rbf/) */
+	                  (rbf/) */
 	size_t ninf, icap;
 	int err;
 	/* current command while scanning its deliveries */

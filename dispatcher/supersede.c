@@ -249,12 +249,17 @@ link_key(char *k, size_t cap, const char *org, uint64_t newer, uint64_t older)
 }
 
 /* a link's value: the older delivery, when its command expires (it may
- * be pruned before a rollback reads the link), and whether a rollback
- * that selected it executed (fbxi_supersede_rolled_back) */
+ * be pruned before a rollback reads the link), and flags: LINK_RB a
+ * rollback that selected it executed (fbxi_supersede_rolled_back), or it
+ * was withdrawn or left open by one; LINK_CHAINED it had links of its
+ * own (it stood in for an older delivery) when it was superseded.
+ * Links written before LINK_CHAINED hold 0 or 1 */
+#define LINK_RB 1u
+#define LINK_CHAINED 2u
 struct link_val {
 	uint64_t older;
 	int64_t expires_ms;
-	uint64_t rolled_back;
+	uint64_t rolled_back; /* LINK_* */
 };
 
 /* back_key - "supby/<org>/<command>/<older>": which delivery superseded
@@ -284,7 +289,8 @@ links_cb(void *arg, const char *key, const void *val, size_t len)
 		return 1;
 	}
 	memcpy(&v, val, sizeof(v));
-	return l->fn(l->arg, v.older, v.expires_ms, v.rolled_back != 0);
+	return l->fn(l->arg, v.older, v.expires_ms,
+	    (v.rolled_back & LINK_RB) != 0, (v.rolled_back & LINK_CHAINED) != 0);
 }
 
 int
@@ -306,11 +312,13 @@ struct still_wanted {
 };
 
 static int
-still_wanted_cb(void *arg, uint64_t older, int64_t expires_ms, int rolled_back)
+still_wanted_cb(void *arg, uint64_t older, int64_t expires_ms, int rolled_back,
+    int chained)
 {
 	struct still_wanted *w = arg;
 
 	(void)older;
+	(void)chained;
 	if (!rolled_back && expires_ms > w->now) {
 		w->yes = 1;
 		return 1;
@@ -381,9 +389,9 @@ fbxi_supersede_rolled_back(
 		return rc;
 	if (len != sizeof(v))
 		return FBX_ECORRUPT;
-	if (v.rolled_back)
+	if (v.rolled_back & LINK_RB)
 		return FBX_OK;
-	v.rolled_back = 1;
+	v.rolled_back |= LINK_RB;
 	return fbx_store_kv_put(e->txn, k, &v, sizeof(v));
 }
 
@@ -393,13 +401,25 @@ fbxi_supersede_rolled_back(
  * neither); the link from `by` to id is written with the move.
  * @return a store error, or FBX_OK (also when nothing moved). */
 static int
+any_link_cb(void *arg, uint64_t older, int64_t expires_ms, int rolled_back,
+    int chained)
+{
+	(void)older;
+	(void)expires_ms;
+	(void)rolled_back;
+	(void)chained;
+	*(int *)arg = 1;
+	return 1;
+}
+
+static int
 replace(struct fbx_engine *e, struct cmdc *oc, uint64_t id,
     const struct cmdc *nc, uint64_t by, const char *device)
 {
 	char k[FBX_KV_KEY_MAX];
 	struct fbx_delivery d;
 	struct link_val v;
-	int rc, wd;
+	int rc, wd, chained = 0;
 
 	if (!same_kind(oc, nc) || nc->c.expires_ms < oc->c.expires_ms)
 		return FBX_OK;
@@ -437,13 +457,19 @@ replace(struct fbx_engine *e, struct cmdc *oc, uint64_t id,
 		else if (rc != FBX_ENOT_FOUND)
 			return rc;
 	}
+	/* whether it stood in for an older delivery in turn */
+	rc = fbxi_supersede_links(e, oc->c.org, id, any_link_cb, &chained);
+	if (rc == FBX_ECORRUPT)
+		chained = 1; /* a damaged link: something was there */
+	else if (rc != FBX_OK)
+		return rc;
 	fbxi_cmd_touch(oc);
 	e->superseded++;
 	link_key(k, sizeof(k), nc->c.org, by, id);
 	memset(&v, 0, sizeof(v));
 	v.older = id;
 	v.expires_ms = oc->c.expires_ms;
-	v.rolled_back = wd ? 1 : 0;
+	v.rolled_back = (wd ? LINK_RB : 0) | (chained ? LINK_CHAINED : 0);
 	rc = fbx_store_kv_put(e->txn, k, &v, sizeof(v));
 	if (rc != FBX_OK)
 		return rc;

@@ -78,12 +78,14 @@ void fbxi_supersede_prefetch(
  * not take away while the older command still wants it (rollback.c). */
 
 /* fbxi_supersede_links - call fn(arg, older, expires_ms of its command,
- * whether a rollback that selected it executed) for each delivery that
- * delivery `newer` of organisation org superseded, until fn returns
- * non-zero. @return FBX_OK, FBX_ECORRUPT (a damaged link), or a store
- * error. */
+ * whether a rollback that selected it executed (or it was withdrawn or
+ * left open by one: rbd/, rbf/), whether it had superseded deliveries of
+ * its own when it was superseded (links of its own, which go when
+ * retention prunes its command)) for each delivery that delivery `newer`
+ * of organisation org superseded, until fn returns non-zero.
+ * @return FBX_OK, FBX_ECORRUPT (a damaged link), or a store error. */
 typedef int (*fbxi_sup_link_fn)(void *arg, uint64_t older,
-    int64_t expires_ms, int rolled_back);
+    int64_t expires_ms, int rolled_back, int chained);
 int fbxi_supersede_links(struct fbx_engine *e, const char *org,
     uint64_t newer, fbxi_sup_link_fn fn, void *arg);
 

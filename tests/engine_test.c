@@ -1199,6 +1199,94 @@ test_withdrawn_keys_and_supersede(void)
 	env_close(&t);
 }
 
+/* marks_pruned_chain - a newer lock Y supersedes X, which a rollback
+ * left waiting because it stands in for an older lock W (not rolled
+ * back, its time to live running). Y's rollback leaves Y for W through
+ * X's flagged link; once retention (shorter than the time to live) has
+ * pruned X and W with their links, the chain cannot be followed, and
+ * Y's rollback still leaves Y (and says why) rather than cancel a lock
+ * that W may want. */
+static void
+test_marks_pruned_chain(void)
+{
+	struct env t;
+	struct gw_seen *s = calloc(1, sizeof(*s));
+	struct fbx_console_rep rep;
+	struct fbx_command info;
+	const char *holder = NULL;
+	uint64_t w, x, y, wd;
+	int rc;
+
+	CHECK(env_open(&t, "rbp") == 0, "open");
+	t.io.gw_keys = 1;
+	t.retention_s = 60;
+	CHECK(env_reopen(&t) == 0, "reopen with retention 60 s");
+	enroll(&t, "acme", 200);
+	hello(&t, "g1", "acme", 1000);
+	hello(&t, "g2", "acme", 1000);
+	turn(&t);
+	sent_to(&t, s, 0);
+	w = lock_devs(&t, 7, 1);
+	wd = FBX_DLV_ID(w, 0);
+	for (int i = 0; i < 5 && holder == NULL; i++) {
+		turn(&t);
+		holder = sent_to(&t, s, wd);
+	}
+	CHECK(holder != NULL, "W sent");
+	results(&t, holder != NULL ? holder : "g1", 1, &wd, 1, FBX_R_OFFLINE);
+	turn(&t);
+	x = lock_devs(&t, 7, 1);
+	pass_turns(&t, 3);
+	CHECK(counts(&t, "acme", w, &info) == FBX_OK &&
+	        info.counts[FBX_D_SUPERSEDED] == 1,
+	    "W superseded by X: %u", info.counts[FBX_D_SUPERSEDED]);
+	rc = rb_cmd(&t, x, NULL, 1, &rep);
+	CHECK(rc == FBX_OK && rep.u.rollback.executed &&
+	        rep.u.rollback.per_action[FBX_RB_NOTHING] == 1,
+	    "X's rollback leaves it (stands in for W): %d", rc);
+	fbx_console_rep_free(&rep);
+	y = lock_devs(&t, 7, 1);
+	pass_turns(&t, 3);
+	CHECK(counts(&t, "acme", x, &info) == FBX_OK &&
+	        info.counts[FBX_D_SUPERSEDED] == 1,
+	    "X superseded by Y: %u", info.counts[FBX_D_SUPERSEDED]);
+	rc = rb_cmd(&t, y, NULL, 0, &rep);
+	CHECK(rc == FBX_OK && rep.u.rollback.per_action[FBX_RB_NOTHING] == 1 &&
+	        rep.u.rollback.nrows == 1 &&
+	        strstr(rep.u.rollback.rows[0].detail, "stands in") != NULL,
+	    "Y's rollback before the prune: nothing %u (%s)",
+	    rc == FBX_OK ? rep.u.rollback.per_action[FBX_RB_NOTHING] : 0,
+	    rc == FBX_OK && rep.u.rollback.nrows > 0
+	        ? rep.u.rollback.rows[0].detail
+	        : "");
+	fbx_console_rep_free(&rep);
+	/* past retention: W and X (done) are pruned, Y waits */
+	for (int i = 0; i < 80; i++) {
+		advance(&t, 1000);
+		heartbeat(&t, "g1");
+		heartbeat(&t, "g2");
+		turn(&t);
+	}
+	CHECK(counts(&t, "acme", x, &info) == FBX_ENOT_FOUND &&
+	        counts(&t, "acme", w, &info) == FBX_ENOT_FOUND,
+	    "W and X pruned");
+	rc = rb_cmd(&t, y, NULL, 0, &rep);
+	CHECK(rc == FBX_OK && rep.u.rollback.per_action[FBX_RB_NOTHING] == 1 &&
+	        rep.u.rollback.per_action[FBX_RB_CANCEL] == 0 &&
+	        rep.u.rollback.nrows == 1 &&
+	        strstr(rep.u.rollback.rows[0].detail, "cannot be followed") !=
+	            NULL,
+	    "Y's rollback after the prune: nothing %u, cancel %u (%s)",
+	    rc == FBX_OK ? rep.u.rollback.per_action[FBX_RB_NOTHING] : 0,
+	    rc == FBX_OK ? rep.u.rollback.per_action[FBX_RB_CANCEL] : 0,
+	    rc == FBX_OK && rep.u.rollback.nrows > 0
+	        ? rep.u.rollback.rows[0].detail
+	        : "");
+	fbx_console_rep_free(&rep);
+	free(s);
+	env_close(&t);
+}
+
 /* rollback_marks_sliced - a rollback in slices of 4 deliveries marks
  * every accepted delivery of a lock of 10 devices (rbf/), also in the
  * slices that hold nothing else to do */
@@ -1911,6 +1999,7 @@ main(void)
 	test_rollback_withdraws_inflight();
 	test_withdrawn_keys_and_supersede();
 	test_rollback_marks_sliced();
+	test_marks_pruned_chain();
 	test_prune_markers_budget();
 	test_send_queue_full();
 	test_fairness();
