@@ -928,6 +928,7 @@ rb_carried(struct rb_ctx *r, const struct fbx_delivery *d, int64_t need_ms)
 {
 	struct carry_ctx *k;
 	struct fbx_command oc;
+	int64_t oexp;
 	uint64_t by = 0;
 	unsigned steps = 0;
 	int rc, sel;
@@ -979,13 +980,28 @@ rb_carried(struct rb_ctx *r, const struct fbx_delivery *d, int64_t need_ms)
 		    l.rolled_back;
 		if (!sel && oc.expires_ms > need_ms)
 			by = oc.id;
+		oexp = oc.expires_ms;
 		fbx_command_clear(&oc);
 		if (!sel)
 			continue; /* an unselected one that expired before
 			             need_ms: so did what it superseded */
-		/* selected: what it superseded passes on */
-		rc = fbxi_supersede_links(
-		    r->e, r->cur->org, l.older, carry_push, k);
+		/* selected: what it superseded passes on. Its links gone
+		 * while it is still there (retention prunes them first)
+		 * with one that led on: cannot be told, as when pruned */
+		{
+			size_t before = k->n;
+			rc = fbxi_supersede_links(
+			    r->e, r->cur->org, l.older, carry_push, k);
+			if (rc == FBX_OK && l.chained && k->n == before &&
+			    !k->full && oexp > need_ms) {
+				FBX_LOGW("rollback: delivery %llu superseded "
+				         "delivery %llu, whose own links are "
+				         "being pruned: the delivery is left",
+				    (unsigned long long)d->id,
+				    (unsigned long long)l.older);
+				by = RB_CARRY_UNSURE;
+			}
+		}
 	}
 	if (rc == FBX_OK && k->full && by == 0)
 		by = RB_CARRY_UNSURE;
@@ -1036,14 +1052,17 @@ first_sent(const struct fbx_delivery *d)
 	return INT64_MIN;
 }
 
-/* bo_locked - d, a lock-family delivery, is to a device that a command
- * kept before the onset locked (incident runs): left as it is, as if
- * not selected ("locked before the onset too") */
+/* bo_locked - d, of a lock-family command that can be undone (lock,
+ * start_lost_mode; not a wipe or clear_passcode, whose rows say they
+ * cannot be undone), is to a device that a command kept before the
+ * onset locked (incident runs): left as it is, as if not selected
+ * ("locked before the onset too") */
 static int
 bo_locked(const struct rb_ctx *r, const struct fbx_command *c,
     const struct fbx_delivery *d)
 {
-	return family(c->type) == 1 && r->sv != NULL &&
+	return family(c->type) == 1 && !irreversible(c->type) &&
+	    compensation_of(c->type) != FBX_CMD_NONE && r->sv != NULL &&
 	    fbxi_devtimes_get(r->sv->before, c->org, d->device, 1,
 	        &(int64_t){ 0 });
 }

@@ -252,8 +252,10 @@ link_key(char *k, size_t cap, const char *org, uint64_t newer, uint64_t older)
  * be pruned before a rollback reads the link), and flags: LINK_RB a
  * rollback that selected it executed (fbxi_supersede_rolled_back), or it
  * was withdrawn or left open by one; LINK_CHAINED it had links of its
- * own (it stood in for an older delivery) when it was superseded.
- * Links written before LINK_CHAINED hold 0 or 1 */
+ * own (it stood in for an older delivery) of which one was not rolled
+ * back or led further, when it was superseded or since (unchain_up
+ * clears it once they all are rolled back and lead no further). Links
+ * written before LINK_CHAINED hold 0 or 1 */
 #define LINK_RB 1u
 #define LINK_CHAINED 2u
 struct link_val {
@@ -362,6 +364,86 @@ fbxi_supersede_links_prune(struct fbx_engine *e, const char *org,
 	return fbxi_kv_delete_some(e, prefix, budget, NULL, NULL);
 }
 
+/* chain_open_cb - a link not rolled back, or one that leads further
+ * (LINK_CHAINED): what it stood in for may still be wanted */
+static int
+chain_open_cb(void *arg, uint64_t older, int64_t expires_ms, int rolled_back,
+    int chained)
+{
+	(void)older;
+	(void)expires_ms;
+	if (!rolled_back || chained) {
+		*(int *)arg = 1;
+		return 1;
+	}
+	return 0;
+}
+
+/* chain_open - whether delivery id of org superseded a delivery whose
+ * command may still want the device (a link not rolled back, or one
+ * leading further; a damaged link counts). @return FBX_OK or a store
+ * error */
+static int
+chain_open(struct fbx_engine *e, const char *org, uint64_t id, int *open)
+{
+	int rc;
+
+	*open = 0;
+	rc = fbxi_supersede_links(e, org, id, chain_open_cb, open);
+	if (rc == FBX_ECORRUPT) {
+		*open = 1;
+		rc = FBX_OK;
+	}
+	return rc;
+}
+
+/* unchain_up - once every link of delivery id is rolled back and leads
+ * no further, the link to it from the delivery that superseded it
+ * (supby/) loses LINK_CHAINED, and so on up the chain: a rollback of
+ * the newest command then cancels or undoes it also after retention
+ * pruned the rolled-back ones with their links (rollback.c rb_carried).
+ * @return FBX_OK or a store error */
+static int
+unchain_up(struct fbx_engine *e, const char *org, uint64_t id)
+{
+	char k[FBX_KV_KEY_MAX];
+	struct link_val v;
+	uint64_t newer;
+	size_t len;
+	int rc, open;
+
+	for (unsigned depth = 0; depth < 256; depth++) {
+		rc = chain_open(e, org, id, &open);
+		if (rc != FBX_OK || open)
+			return rc;
+		back_key(k, sizeof(k), org, id);
+		newer = 0;
+		len = 0;
+		rc = fbx_store_kv_get(e->txn, k, &newer, sizeof(newer), &len);
+		if (rc == FBX_ENOT_FOUND || rc == FBX_ECORRUPT ||
+		    (rc == FBX_OK && len != sizeof(newer)))
+			return FBX_OK; /* not superseded (or damaged: left) */
+		if (rc != FBX_OK)
+			return rc;
+		link_key(k, sizeof(k), org, newer, id);
+		len = 0;
+		rc = fbx_store_kv_get(e->txn, k, &v, sizeof(v), &len);
+		if (rc == FBX_ENOT_FOUND || rc == FBX_ECORRUPT ||
+		    (rc == FBX_OK && len != sizeof(v)))
+			return FBX_OK;
+		if (rc != FBX_OK)
+			return rc;
+		if (!(v.rolled_back & LINK_CHAINED))
+			return FBX_OK;
+		v.rolled_back &= ~(uint64_t)LINK_CHAINED;
+		rc = fbx_store_kv_put(e->txn, k, &v, sizeof(v));
+		if (rc != FBX_OK)
+			return rc;
+		id = newer;
+	}
+	return FBX_OK;
+}
+
 int
 fbxi_supersede_rolled_back(
     struct fbx_engine *e, const char *org, uint64_t older)
@@ -392,7 +474,8 @@ fbxi_supersede_rolled_back(
 	if (v.rolled_back & LINK_RB)
 		return FBX_OK;
 	v.rolled_back |= LINK_RB;
-	return fbx_store_kv_put(e->txn, k, &v, sizeof(v));
+	rc = fbx_store_kv_put(e->txn, k, &v, sizeof(v));
+	return rc != FBX_OK ? rc : unchain_up(e, org, newer);
 }
 
 /* replace - delivery id of older command oc is superseded by delivery
@@ -400,18 +483,6 @@ fbxi_supersede_rolled_back(
  * device and nc lives at least as long (else the device could end up with
  * neither); the link from `by` to id is written with the move.
  * @return a store error, or FBX_OK (also when nothing moved). */
-static int
-any_link_cb(void *arg, uint64_t older, int64_t expires_ms, int rolled_back,
-    int chained)
-{
-	(void)older;
-	(void)expires_ms;
-	(void)rolled_back;
-	(void)chained;
-	*(int *)arg = 1;
-	return 1;
-}
-
 static int
 replace(struct fbx_engine *e, struct cmdc *oc, uint64_t id,
     const struct cmdc *nc, uint64_t by, const char *device)
@@ -457,11 +528,10 @@ replace(struct fbx_engine *e, struct cmdc *oc, uint64_t id,
 		else if (rc != FBX_ENOT_FOUND)
 			return rc;
 	}
-	/* whether it stood in for an older delivery in turn */
-	rc = fbxi_supersede_links(e, oc->c.org, id, any_link_cb, &chained);
-	if (rc == FBX_ECORRUPT)
-		chained = 1; /* a damaged link: something was there */
-	else if (rc != FBX_OK)
+	/* whether it stood in for an older delivery in turn, one that may
+	 * still be wanted (unchain_up clears the bit when that ends) */
+	rc = chain_open(e, oc->c.org, id, &chained);
+	if (rc != FBX_OK)
 		return rc;
 	fbxi_cmd_touch(oc);
 	e->superseded++;

@@ -1215,7 +1215,7 @@ test_marks_pruned_chain(void)
 	struct fbx_command info;
 	const char *holder = NULL;
 	uint64_t w, x, y, wd;
-	int rc;
+	int rc, cancelled = 0;
 
 	CHECK(env_open(&t, "rbp") == 0, "open");
 	t.io.gw_keys = 1;
@@ -1260,13 +1260,27 @@ test_marks_pruned_chain(void)
 	        ? rep.u.rollback.rows[0].detail
 	        : "");
 	fbx_console_rep_free(&rep);
-	/* past retention: W and X (done) are pruned, Y waits */
-	for (int i = 0; i < 80; i++) {
+	/* past retention: W and X (done) are pruned, Y waits. One record
+	 * a turn: while X's links are gone and X itself not yet, Y's
+	 * rollback leaves Y too */
+	t.prune_budget = 1;
+	CHECK(env_reopen(&t) == 0, "reopen with a prune budget of 1");
+	hello(&t, "g1", "acme", 1000);
+	hello(&t, "g2", "acme", 1000);
+	for (int i = 0; i < 100; i++) {
 		advance(&t, 1000);
 		heartbeat(&t, "g1");
 		heartbeat(&t, "g2");
 		turn(&t);
+		if (i < 55)
+			continue;
+		rc = rb_cmd(&t, y, NULL, 0, &rep);
+		if (rc == FBX_OK && rep.u.rollback.per_action[FBX_RB_CANCEL] > 0)
+			cancelled++;
+		fbx_console_rep_free(&rep);
 	}
+	CHECK(cancelled == 0, "Y's rollback while the prune runs: cancel in "
+	                      "%d turns", cancelled);
 	CHECK(counts(&t, "acme", x, &info) == FBX_ENOT_FOUND &&
 	        counts(&t, "acme", w, &info) == FBX_ENOT_FOUND,
 	    "W and X pruned");

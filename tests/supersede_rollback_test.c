@@ -31,6 +31,8 @@
 #include <string.h>
 
 #include "engine_fake.h"
+#include "engine_int.h" /* fbxi_brk_load, fbxi_brk_save */
+#include "safety.h"
 
 #define ORG "acme"
 #define DEV_D 1u  /* locked by L1 (r1), then by N (r2) */
@@ -373,6 +375,216 @@ test_two_runs(void)
 	env_close(&t);
 }
 
+/* two_runs_chain - as two_runs with L0 under L1: L1 superseded L0 (both
+ * r1), N (r2) superseded L1; r1's rollback rolls back the whole chain
+ * under N, so once retention pruned L0 and L1 with their links, r2's
+ * rollback still cancels N (the link from N no longer says the chain
+ * leads further) */
+static void
+test_two_runs_chain(void)
+{
+	struct env t;
+	struct fbx_command c;
+	char det[128] = "";
+	uint64_t l0, l1, n;
+	int a;
+
+	CHECK(env_open(&t, "sxrbc") == 0, "open");
+	enroll(&t, ORG, 300);
+	l0 = auto_lock(&t, DEV_D, "r1");
+	pass(&t, 31000);
+	l1 = auto_lock(&t, DEV_D, "r1");
+	pass(&t, 31000);
+	n = auto_lock(&t, DEV_D, "r2");
+	pass(&t, 31000);
+	CHECK(counts(&t, ORG, l0, &c) == FBX_OK &&
+	        c.counts[FBX_D_SUPERSEDED] == 1,
+	    "L0 superseded: %u", c.counts[FBX_D_SUPERSEDED]);
+	CHECK(counts(&t, ORG, l1, &c) == FBX_OK &&
+	        c.counts[FBX_D_SUPERSEDED] == 1,
+	    "L1 superseded: %u", c.counts[FBX_D_SUPERSEDED]);
+	a = row_action(&t, "r2", 0, n, DEV_D, det, sizeof(det));
+	CHECK(a == FBX_RB_NOTHING, "r2 before r1's rollback: N's row %d (%s)",
+	    a, det);
+	a = row_action(&t, "r1", 1, l1, DEV_D, det, sizeof(det));
+	CHECK(a == FBX_RB_NOTHING, "rollback of r1: L1's row %d (%s)", a,
+	    det);
+	a = row_action(&t, "r2", 0, n, DEV_D, det, sizeof(det));
+	CHECK(a == FBX_RB_CANCEL, "r2 after r1's rollback: N's row %d (%s)", a,
+	    det);
+	t.retention_s = 60;
+	CHECK(env_reopen(&t) == 0, "reopen with retention");
+	pass(&t, 120000);
+	CHECK(counts(&t, ORG, l1, &c) == FBX_ENOT_FOUND &&
+	        counts(&t, ORG, l0, &c) == FBX_ENOT_FOUND,
+	    "L0 and L1 pruned");
+	a = row_action(&t, "r2", 0, n, DEV_D, det, sizeof(det));
+	CHECK(a == FBX_RB_CANCEL,
+	    "r2 after the prune: N's row %d (%s), want cancel", a, det);
+	env_close(&t);
+}
+
+#define R_INC "attestation_failed"
+
+/* auto_cmd - the detector's automatic command of type for device dev
+ * of ORG, reason R_INC; @return its id or 0 */
+static uint64_t
+auto_cmd(struct env *t, int type, unsigned dev)
+{
+	struct fbx_console_req req;
+	struct fbx_console_rep rep;
+	fbx_id ids[1];
+	uint64_t id = 0;
+
+	memset(&req, 0, sizeof(req));
+	req.kind = FBX_CREQ_SUBMIT;
+	req.u.submit.cmd.type = (uint8_t)type;
+	req.u.submit.cmd.origin = FBX_ORIGIN_AUTOMATIC;
+	req.u.submit.cmd.target_kind = FBX_TARGET_DEVICES;
+	req.u.submit.cmd.ttl_s = TTL_S;
+	snprintf(req.u.submit.cmd.reason, sizeof(req.u.submit.cmd.reason),
+	    "%s", R_INC);
+	snprintf(ids[0], sizeof(ids[0]), "%s-d%05u", ORG, dev);
+	req.u.submit.cmd.dev_ids = ids;
+	req.u.submit.cmd.ndev_ids = 1;
+	console(t, "rule", ORG, &req);
+	turn(t);
+	if (reply(t, "rule", &rep) == FBX_OK)
+		id = rep.u.submit.command_id;
+	fbx_console_rep_free(&rep);
+	CHECK(id != 0, "automatic %s", fbx_cmd_type_name(type));
+	return id;
+}
+
+/* pass_gw - ms of the fake clock, gateway g1 alive */
+static void
+pass_gw(struct env *t, int64_t ms)
+{
+	for (int64_t d = 0; d < ms; d += 500) {
+		advance(t, 500);
+		heartbeat(t, "g1");
+		turn(t);
+	}
+}
+
+/* onset_one - a baseline lock of device 1 before the incident's onset
+ * (succeeded), then a storm command of type for the same device, sent
+ * once and not answered, and the incident's rollback executed. @return
+ * the withdrawn marks left (rbd/), -1 on error; *action its row */
+static int
+onset_one(int type, int *action)
+{
+	struct env t;
+	struct gw_seen *s = calloc(1, sizeof(*s));
+	struct fbx_console_req req;
+	struct fbx_console_rep rep;
+	uint64_t base, storm, bd, sd;
+	char dir[32];
+	int rc, n, sent = 0;
+
+	*action = -1;
+	snprintf(dir, sizeof(dir), "sxbo%d", type);
+	CHECK(env_open(&t, dir) == 0, "open");
+	enroll(&t, ORG, 300);
+	hello(&t, "g1", ORG, 1000);
+	turn(&t);
+	base = auto_cmd(&t, FBX_CMD_LOCK, 1);
+	pass_gw(&t, 31000);
+	drain_gw(&t, "g1", s);
+	bd = FBX_DLV_ID(base, 0);
+	CHECK(s->nids == 1 && s->ids[0] == bd, "baseline sent: %zu", s->nids);
+	results(&t, "g1", 1, &bd, 1, FBX_R_SUCCEEDED);
+	turn(&t);
+	/* the breaker's record: tripped (since reset), the onset after
+	 * the baseline lock */
+	{
+		struct fbx_store_opts so;
+		struct fbxi_breaker b;
+		fbx_store *st = NULL;
+		fbx_txn *x = NULL;
+		int64_t now = t.io.wall;
+
+		fbx_engine_close(t.e);
+		t.e = NULL;
+		memset(&so, 0, sizeof(so));
+		so.path = t.dir;
+		rc = fbx_store_open(&so, &st);
+		if (rc == FBX_OK)
+			rc = fbx_txn_begin(st, 1, &x);
+		if (rc == FBX_OK)
+			rc = fbxi_brk_load(x, ORG, R_INC, &b, NULL);
+		if (rc == FBX_OK) {
+			b.trips = 1;
+			b.onset_ms = now + 1000;
+			b.tripped_ms = now + 200000;
+			b.state = FBX_BS_CLOSED;
+			rc = fbxi_brk_save(x, ORG, R_INC, &b);
+		}
+		if (rc == FBX_OK)
+			rc = fbx_txn_commit(x);
+		else if (x != NULL)
+			fbx_txn_abort(x);
+		if (st != NULL)
+			fbx_store_close(st);
+		CHECK(rc == FBX_OK, "breaker record written: %d", rc);
+		CHECK(env_reopen(&t) == 0, "reopen");
+		hello(&t, "g1", ORG, 1000);
+		turn(&t);
+	}
+	pass_gw(&t, 2000);
+	storm = auto_cmd(&t, type, 1);
+	sd = FBX_DLV_ID(storm, 0);
+	pass_gw(&t, 31000);
+	for (int i = 0; i < 6 && !sent; i++) {
+		memset(s, 0, sizeof(*s));
+		drain_gw(&t, "g1", s);
+		for (size_t j = 0; j < s->nids; j++)
+			sent |= s->ids[j] == sd;
+		pass_gw(&t, 500);
+	}
+	CHECK(sent, "storm %s sent", fbx_cmd_type_name(type));
+	memset(&req, 0, sizeof(req));
+	req.kind = FBX_CREQ_ROLLBACK;
+	snprintf(req.u.rollback.sel.breaker, sizeof(req.u.rollback.sel.breaker),
+	    "%s", R_INC);
+	req.u.rollback.execute = 1;
+	req.u.rollback.sliced = 1;
+	req.u.rollback.limit = 100;
+	console(&t, "ops", ORG, &req);
+	turn(&t);
+	rc = reply(&t, "ops", &rep);
+	CHECK(rc == FBX_OK && rep.u.rollback.executed &&
+	        rep.u.rollback.before_onset == 1,
+	    "incident rollback: %d", rc);
+	if (rc == FBX_OK)
+		for (size_t i = 0; i < rep.u.rollback.nrows; i++)
+			if (rep.u.rollback.rows[i].delivery_id == sd)
+				*action = rep.u.rollback.rows[i].action;
+	fbx_console_rep_free(&rep);
+	turn(&t);
+	n = kv_records(&t, "rbd/", 0);
+	free(s);
+	env_close(&t);
+	return n;
+}
+
+/* onset_withdrawal - a storm lock sent once to a device locked before
+ * the onset is left as if not selected ("locked before the onset too"):
+ * not withdrawn. A storm wipe there cannot be undone, and is withdrawn
+ * as any: the device's check-in after an offline report cancels it */
+static void
+test_onset_withdrawal(void)
+{
+	int a, n;
+
+	n = onset_one(FBX_CMD_LOCK, &a);
+	CHECK(a == FBX_RB_NOTHING && n == 0,
+	    "storm lock: row %d, withdrawn %d (want nothing, 0)", a, n);
+	n = onset_one(FBX_CMD_WIPE, &a);
+	CHECK(a == FBX_RB_IRREVERSIBLE && n == 1,
+	    "storm wipe: row %d, withdrawn %d (want irreversible, 1)", a, n);
+}
+
 /* expiry - what the older command wanted counts while it lived: a
  * waiting N stands in for L1 only while L1's time to live runs, also
  * when retention pruned L1 (its link keeps the expiry); a sent N stands
@@ -506,6 +718,8 @@ main(void)
 {
 	test_supersede_rollback();
 	test_two_runs();
+	test_two_runs_chain();
+	test_onset_withdrawal();
 	test_expiry();
 	test_history_full();
 	printf("%d passed, %d failed\n", passed, failed);
