@@ -812,25 +812,35 @@ sent_to(struct env *t, struct gw_seen *s, uint64_t id)
 	return who;
 }
 
-/* out_withdrawn - turns until delivery id is sent, then an executed
- * rollback of its command cid; @return its gateway, NULL if none */
+/* out_sent - turns (at most 5) until delivery id is sent; @return its
+ * gateway, "g1" if none (the check fails) */
 static const char *
-out_withdrawn(struct env *t, struct gw_seen *s, uint64_t cid, uint64_t id)
+out_sent(struct env *t, struct gw_seen *s, uint64_t id)
 {
-	struct fbx_console_rep rep;
 	const char *who = NULL;
-	int rc;
 
 	for (int i = 0; i < 5 && who == NULL; i++) {
 		turn(t);
 		who = sent_to(t, s, id);
 	}
 	CHECK(who != NULL, "delivery %llu sent", (unsigned long long)id);
+	return who != NULL ? who : "g1";
+}
+
+/* out_withdrawn - turns until delivery id is sent, then an executed
+ * rollback of its command cid; @return its gateway */
+static const char *
+out_withdrawn(struct env *t, struct gw_seen *s, uint64_t cid, uint64_t id)
+{
+	struct fbx_console_rep rep;
+	const char *who = out_sent(t, s, id);
+	int rc;
+
 	rc = rb_cmd(t, cid, NULL, 1, &rep);
 	CHECK(rc == FBX_OK && rep.u.rollback.executed, "rollback of %llu: %d",
 	    (unsigned long long)cid, rc);
 	fbx_console_rep_free(&rep);
-	return who != NULL ? who : "g1";
+	return who;
 }
 
 /* pass_turns - n turns 100 ms apart, both gateways alive */
@@ -1016,13 +1026,7 @@ test_withdrawn_keys_and_supersede(void)
 	 * and to compensate it once it succeeded */
 	x = x4 = lock_devs(&t, 85, 1);
 	xd = FBX_DLV_ID(x, 0);
-	holder = NULL;
-	for (int i = 0; i < 5 && holder == NULL; i++) {
-		turn(&t);
-		holder = sent_to(&t, s, xd);
-	}
-	CHECK(holder != NULL, "X4 sent");
-	holder = holder != NULL ? holder : "g1";
+	holder = out_sent(&t, s, xd);
 	results(&t, holder, 70, &xd, 1, FBX_R_ACCEPTED);
 	turn(&t);
 	rc = rb_cmd(&t, x, NULL, 1, &rep);
@@ -1070,13 +1074,8 @@ test_withdrawn_keys_and_supersede(void)
 	 * purpose): no longer marked */
 	o = x5 = lock_devs(&t, 90, 1);
 	xd = FBX_DLV_ID(o, 0);
-	holder = NULL;
-	for (int i = 0; i < 5 && holder == NULL; i++) {
-		turn(&t);
-		holder = sent_to(&t, s, xd);
-	}
-	CHECK(holder != NULL, "X5 sent");
-	results(&t, holder != NULL ? holder : "g1", 73, &xd, 1,
+	holder = out_sent(&t, s, xd);
+	results(&t, holder, 73, &xd, 1,
 	    FBX_R_ACCEPTED);
 	turn(&t);
 	rc = rb_cmd(&t, o, NULL, 1, &rep);
@@ -1118,13 +1117,7 @@ test_withdrawn_keys_and_supersede(void)
 	 * the rolled-back one */
 	x = cmd_devs(&t, FBX_CMD_RESTART, 92, 1);
 	xd = FBX_DLV_ID(x, 0);
-	holder = NULL;
-	for (int i = 0; i < 5 && holder == NULL; i++) {
-		turn(&t);
-		holder = sent_to(&t, s, xd);
-	}
-	CHECK(holder != NULL, "restart X7 sent");
-	holder = holder != NULL ? holder : "g1";
+	holder = out_sent(&t, s, xd);
 	results(&t, holder, 76, &xd, 1, FBX_R_ACCEPTED);
 	turn(&t);
 	rc = rb_cmd(&t, x, NULL, 1, &rep);
@@ -1153,13 +1146,8 @@ test_withdrawn_keys_and_supersede(void)
 	 * carries nothing anyone wants, and its rollback cancels it */
 	o = lock_devs(&t, 93, 1);
 	xd = FBX_DLV_ID(o, 0);
-	holder = NULL;
-	for (int i = 0; i < 5 && holder == NULL; i++) {
-		turn(&t);
-		holder = sent_to(&t, s, xd);
-	}
-	CHECK(holder != NULL, "W sent");
-	results(&t, holder != NULL ? holder : "g1", 78, &xd, 1,
+	holder = out_sent(&t, s, xd);
+	results(&t, holder, 78, &xd, 1,
 	    FBX_R_OFFLINE);
 	turn(&t);
 	x = lock_devs(&t, 93, 1);
@@ -1213,7 +1201,7 @@ test_marks_pruned_chain(void)
 	struct gw_seen *s = calloc(1, sizeof(*s));
 	struct fbx_console_rep rep;
 	struct fbx_command info;
-	const char *holder = NULL;
+	const char *holder;
 	uint64_t w, x, y, wd;
 	int rc, cancelled = 0;
 
@@ -1228,12 +1216,8 @@ test_marks_pruned_chain(void)
 	sent_to(&t, s, 0);
 	w = lock_devs(&t, 7, 1);
 	wd = FBX_DLV_ID(w, 0);
-	for (int i = 0; i < 5 && holder == NULL; i++) {
-		turn(&t);
-		holder = sent_to(&t, s, wd);
-	}
-	CHECK(holder != NULL, "W sent");
-	results(&t, holder != NULL ? holder : "g1", 1, &wd, 1, FBX_R_OFFLINE);
+	holder = out_sent(&t, s, wd);
+	results(&t, holder, 1, &wd, 1, FBX_R_OFFLINE);
 	turn(&t);
 	x = lock_devs(&t, 7, 1);
 	pass_turns(&t, 3);
