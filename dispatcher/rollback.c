@@ -950,8 +950,24 @@ rb_carried(struct rb_ctx *r, const struct fbx_delivery *d, int64_t need_ms)
 			break;
 		}
 		rc = fbx_store_cmd_head(r->e->txn, FBX_DLV_CMD(l.older), &oc);
+		if (rc == FBX_OK) {
+			/* retention deletes a command's deliveries, then its
+			 * links, then the command: once the delivery is gone
+			 * its links may be too, in part or in full */
+			struct fbx_delivery od;
+			int drc = fbx_store_dlv_get(r->e->txn, l.older, &od);
+			if (drc == FBX_ENOT_FOUND) {
+				fbx_command_clear(&oc);
+				rc = FBX_ENOT_FOUND;
+			} else if (drc != FBX_OK && drc != FBX_ECORRUPT) {
+				fbx_command_clear(&oc);
+				rc = drc;
+				break;
+			}
+		}
 		if (rc == FBX_ENOT_FOUND) {
-			/* pruned, with its own links: unless a rollback
+			/* pruned (or being pruned), with its own links:
+			 * unless a rollback
 			 * selected it, it wanted the device until its
 			 * expiry. A rolled-back one (or one a rollback left
 			 * open: rbf/) that stood in for an older delivery in

@@ -413,6 +413,14 @@ unchain_up(struct fbx_engine *e, const char *org, uint64_t id)
 	int rc, open;
 
 	for (unsigned depth = 0; depth < 256; depth++) {
+		struct fbx_delivery d;
+		/* retention deletes deliveries before their links: one
+		 * gone may have lost some links, so nothing can be told */
+		rc = fbx_store_dlv_get(e->txn, id, &d);
+		if (rc == FBX_ENOT_FOUND || rc == FBX_ECORRUPT)
+			return FBX_OK;
+		if (rc != FBX_OK)
+			return rc;
 		rc = chain_open(e, org, id, &open);
 		if (rc != FBX_OK || open)
 			return rc;

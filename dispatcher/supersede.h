@@ -79,10 +79,11 @@ void fbxi_supersede_prefetch(
 
 /* fbxi_supersede_links - call fn(arg, older, expires_ms of its command,
  * whether a rollback that selected it executed (or it was withdrawn or
- * left open by one: rbd/, rbf/), whether it had superseded deliveries of
- * its own when it was superseded (links of its own, which go when
- * retention prunes its command)) for each delivery that delivery `newer`
- * of organisation org superseded, until fn returns non-zero.
+ * left open by one: rbd/, rbf/), whether it leads further (links of its
+ * own of which one was not rolled back or leads further in turn, which
+ * go when retention prunes its command; cleared when a rollback flags
+ * the last of them)) for each delivery that delivery `newer` of
+ * organisation org superseded, until fn returns non-zero.
  * @return FBX_OK, FBX_ECORRUPT (a damaged link), or a store error. */
 typedef int (*fbxi_sup_link_fn)(void *arg, uint64_t older,
     int64_t expires_ms, int rolled_back, int chained);
@@ -95,7 +96,7 @@ int fbxi_supersede_links(struct fbx_engine *e, const char *org,
  * needs. A damaged link counts as yes (logged). One level deep, unlike
  * the rollback's rb_carried: it serves withdrawn deliveries, which
  * rb_carried found carrying nothing when they were withdrawn; their
- * links' flags only go from 0 to 1 since, expiries only grow along a
+ * links' rolled-back flags only go from 0 to 1 since (it reads no other), expiries only grow along a
  * chain (replace()), and a link made later points at a delivery created
  * after, which has none of its own. @return 1, 0, or -1 with the store
  * error latched. */

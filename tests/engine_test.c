@@ -1285,6 +1285,77 @@ test_marks_pruned_chain(void)
 	env_close(&t);
 }
 
+/* chain_closed_at_creation - X superseded W, which a rollback had
+ * withdrawn (the link X -> W rolled back from the start, leading no
+ * further); Y superseded X, and X is rolled back: Y carries nothing, and
+ * its rollback cancels it, also after retention pruned W and X */
+static void
+test_chain_closed_at_creation(void)
+{
+	struct env t;
+	struct gw_seen *s = calloc(1, sizeof(*s));
+	struct fbx_console_rep rep;
+	struct fbx_command info;
+	const char *holder;
+	uint64_t w, x, y, wd;
+	int rc;
+
+	CHECK(env_open(&t, "rbcc") == 0, "open");
+	t.io.gw_keys = 1;
+	t.retention_s = 60;
+	CHECK(env_reopen(&t) == 0, "reopen with retention 60 s");
+	enroll(&t, "acme", 200);
+	hello(&t, "g1", "acme", 1000);
+	hello(&t, "g2", "acme", 1000);
+	turn(&t);
+	sent_to(&t, s, 0);
+	w = lock_devs(&t, 7, 1);
+	wd = FBX_DLV_ID(w, 0);
+	holder = out_withdrawn(&t, s, w, wd);
+	results(&t, holder, 1, &wd, 1, FBX_R_OFFLINE);
+	turn(&t);
+	x = lock_devs(&t, 7, 1);
+	pass_turns(&t, 3);
+	CHECK(counts(&t, "acme", w, &info) == FBX_OK &&
+	        info.counts[FBX_D_SUPERSEDED] == 1,
+	    "W superseded by X: %u", info.counts[FBX_D_SUPERSEDED]);
+	y = lock_devs(&t, 7, 1);
+	pass_turns(&t, 3);
+	CHECK(counts(&t, "acme", x, &info) == FBX_OK &&
+	        info.counts[FBX_D_SUPERSEDED] == 1,
+	    "X superseded by Y: %u", info.counts[FBX_D_SUPERSEDED]);
+	rc = rb_cmd(&t, x, NULL, 1, &rep);
+	CHECK(rc == FBX_OK && rep.u.rollback.executed, "X rolled back: %d",
+	    rc);
+	fbx_console_rep_free(&rep);
+	for (int k = 0; k < 2; k++) {
+		rc = rb_cmd(&t, y, NULL, 0, &rep);
+		CHECK(rc == FBX_OK &&
+		        rep.u.rollback.per_action[FBX_RB_CANCEL] == 1,
+		    "Y's rollback %s the prune: cancel %u, nothing %u (%s)",
+		    k == 0 ? "before" : "after",
+		    rc == FBX_OK ? rep.u.rollback.per_action[FBX_RB_CANCEL] : 0,
+		    rc == FBX_OK ? rep.u.rollback.per_action[FBX_RB_NOTHING] : 0,
+		    rc == FBX_OK && rep.u.rollback.nrows > 0
+		        ? rep.u.rollback.rows[0].detail
+		        : "");
+		fbx_console_rep_free(&rep);
+		if (k == 1)
+			break;
+		for (int i = 0; i < 100; i++) {
+			advance(&t, 1000);
+			heartbeat(&t, "g1");
+			heartbeat(&t, "g2");
+			turn(&t);
+		}
+		CHECK(counts(&t, "acme", x, &info) == FBX_ENOT_FOUND &&
+		        counts(&t, "acme", w, &info) == FBX_ENOT_FOUND,
+		    "W and X pruned");
+	}
+	free(s);
+	env_close(&t);
+}
+
 /* rollback_marks_sliced - a rollback in slices of 4 deliveries marks
  * every accepted delivery of a lock of 10 devices (rbf/), also in the
  * slices that hold nothing else to do */
@@ -1998,6 +2069,7 @@ main(void)
 	test_withdrawn_keys_and_supersede();
 	test_rollback_marks_sliced();
 	test_marks_pruned_chain();
+	test_chain_closed_at_creation();
 	test_prune_markers_budget();
 	test_send_queue_full();
 	test_fairness();

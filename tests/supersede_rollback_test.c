@@ -424,6 +424,64 @@ test_two_runs_chain(void)
 	env_close(&t);
 }
 
+/* chain3 - L0 (rA) under L1 and L2 (rB) under N (rC). rB rolled back,
+ * retention prunes L0, L1 and L2: N still stands in for L0, which wants
+ * the device (left: its link leads further). With rA rolled back too,
+ * the whole chain is, and rC's rollback cancels N */
+static void
+chain3(int rollback_a)
+{
+	struct env t;
+	struct fbx_command c;
+	char det[128] = "";
+	uint64_t l0, l1, l2, n;
+	int a;
+
+	CHECK(env_open(&t, rollback_a ? "sxc3b" : "sxc3a") == 0, "open");
+	enroll(&t, ORG, 300);
+	l0 = auto_lock(&t, DEV_D, "rA");
+	pass(&t, 31000);
+	l1 = auto_lock(&t, DEV_D, "rB");
+	pass(&t, 31000);
+	l2 = auto_lock(&t, DEV_D, "rB");
+	pass(&t, 31000);
+	n = auto_lock(&t, DEV_D, "rC");
+	pass(&t, 31000);
+	CHECK(counts(&t, ORG, l0, &c) == FBX_OK &&
+	        c.counts[FBX_D_SUPERSEDED] == 1 &&
+	        counts(&t, ORG, l1, &c) == FBX_OK &&
+	        c.counts[FBX_D_SUPERSEDED] == 1 &&
+	        counts(&t, ORG, l2, &c) == FBX_OK &&
+	        c.counts[FBX_D_SUPERSEDED] == 1,
+	    "L0, L1, L2 superseded");
+	a = row_action(&t, "rB", 1, l2, DEV_D, det, sizeof(det));
+	CHECK(a == FBX_RB_NOTHING, "rollback of rB: L2's row %d (%s)", a, det);
+	a = row_action(&t, "rC", 0, n, DEV_D, det, sizeof(det));
+	CHECK(a == FBX_RB_NOTHING, "rC before the prune: N's row %d (%s)", a,
+	    det);
+	if (rollback_a) {
+		a = row_action(&t, "rA", 1, l0, DEV_D, det, sizeof(det));
+		CHECK(a == FBX_RB_NOTHING, "rollback of rA: L0's row %d (%s)",
+		    a, det);
+	}
+	t.retention_s = 60;
+	CHECK(env_reopen(&t) == 0, "reopen with retention");
+	pass(&t, 120000);
+	CHECK(counts(&t, ORG, l0, &c) == FBX_ENOT_FOUND &&
+	        counts(&t, ORG, l1, &c) == FBX_ENOT_FOUND &&
+	        counts(&t, ORG, l2, &c) == FBX_ENOT_FOUND,
+	    "L0, L1, L2 pruned");
+	a = row_action(&t, "rC", 0, n, DEV_D, det, sizeof(det));
+	if (rollback_a)
+		CHECK(a == FBX_RB_CANCEL,
+		    "rC after the prune, all rolled back: N's row %d (%s)", a,
+		    det);
+	else
+		CHECK(a == FBX_RB_NOTHING,
+		    "rC after the prune, L0 wanted: N's row %d (%s)", a, det);
+	env_close(&t);
+}
+
 #define R_INC "attestation_failed"
 
 /* auto_cmd - the detector's automatic command of type for device dev
@@ -719,6 +777,8 @@ main(void)
 	test_supersede_rollback();
 	test_two_runs();
 	test_two_runs_chain();
+	chain3(0);
+	chain3(1);
 	test_onset_withdrawal();
 	test_expiry();
 	test_history_full();
