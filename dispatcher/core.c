@@ -213,18 +213,20 @@ fbxi_cmd_cache_free(struct fbx_engine *e, struct cmdc *cc)
 	free(cc);
 }
 
+/* <ns>/<org>/<command>/<delivery>: a marker of one delivery */
+static void
+marker_key(char *k, size_t cap, const char *ns, const char *org, uint64_t dlv)
+{
+	snprintf(k, cap, "%s/%s/%llu/%llu", ns, org,
+	    (unsigned long long)FBX_DLV_CMD(dlv), (unsigned long long)dlv);
+}
+
 int
 fbxi_dlv_withdrawn(const struct fbx_engine *e, uint64_t id)
 {
 	return e->rbd.len > 0 && fbxi_idmap_get(&e->rbd, id, NULL);
 }
 
-static void
-rbd_key(char *k, size_t cap, const char *org, uint64_t id)
-{
-	snprintf(k, cap, "rbd/%s/%llu/%llu", org,
-	    (unsigned long long)FBX_DLV_CMD(id), (unsigned long long)id);
-}
 
 /* the mark's value: the rollback's id, then the principal of the key
  * whose gateway held the delivery with its NUL (none: no session held
@@ -247,7 +249,7 @@ fbxi_dlv_withdraw(struct fbx_engine *e, const char *org, uint64_t id,
 	v.rbseq = rbseq;
 	if (h != NULL)
 		snprintf(v.principal, sizeof(v.principal), "%s", h->principal);
-	rbd_key(k, sizeof(k), org, id);
+	marker_key(k, sizeof(k), "rbd", org, id);
 	rc = fbx_store_kv_put(e->txn, k, &v,
 	    offsetof(struct rbd_val, principal) +
 	        (h != NULL ? strlen(v.principal) + 1 : 0));
@@ -266,7 +268,7 @@ fbxi_dlv_unwithdraw(struct fbx_engine *e, const char *org, uint64_t id)
 
 	if (!fbxi_dlv_withdrawn(e, id))
 		return FBX_OK;
-	rbd_key(k, sizeof(k), org, id);
+	marker_key(k, sizeof(k), "rbd", org, id);
 	rc = fbx_store_kv_del(e->txn, k);
 	if (rc != FBX_OK)
 		return rc;
@@ -287,7 +289,7 @@ fbxi_dlv_unwithdraw_by(struct fbx_engine *e, const char *org, uint64_t id,
 	if (!fbxi_dlv_withdrawn(e, id))
 		return FBX_OK;
 	memset(&v, 0, sizeof(v));
-	rbd_key(k, sizeof(k), org, id);
+	marker_key(k, sizeof(k), "rbd", org, id);
 	rc = fbx_store_kv_get(e->txn, k, &v, off + sizeof(v.principal), &len);
 	if (rc == FBX_ENOT_FOUND || rc == FBX_ECORRUPT)
 		return FBX_OK; /* nothing to go by: the mark stays */
@@ -492,13 +494,6 @@ fbxi_comp_prefix(char *k, size_t cap, const char *org, uint64_t cmd)
 	snprintf(k, cap, "comp/%s/%llu/", org, (unsigned long long)cmd);
 }
 
-/* <ns>/<org>/<command>/<delivery>: a marker of one delivery */
-static void
-marker_key(char *k, size_t cap, const char *ns, const char *org, uint64_t dlv)
-{
-	snprintf(k, cap, "%s/%s/%llu/%llu", ns, org,
-	    (unsigned long long)FBX_DLV_CMD(dlv), (unsigned long long)dlv);
-}
 
 static void
 comp_key(char *k, size_t cap, const char *org, uint64_t dlv)

@@ -364,6 +364,32 @@ fbxi_supersede_links_prune(struct fbx_engine *e, const char *org,
 	return fbxi_kv_delete_some(e, prefix, budget, NULL, NULL);
 }
 
+/* link_up - the link to delivery older of org from the delivery that
+ * superseded it (found through supby/): its key in k, its newer end and
+ * value. @return FBX_OK, FBX_ENOT_FOUND (not superseded, or the newer
+ * command was pruned), FBX_ECORRUPT, or a store error */
+static int
+link_up(struct fbx_engine *e, const char *org, uint64_t older, char *k,
+    size_t cap, uint64_t *newer, struct link_val *v)
+{
+	size_t len = 0;
+	int rc;
+
+	back_key(k, cap, org, older);
+	*newer = 0;
+	rc = fbx_store_kv_get(e->txn, k, newer, sizeof(*newer), &len);
+	if (rc != FBX_OK)
+		return rc;
+	if (len != sizeof(*newer))
+		return FBX_ECORRUPT;
+	link_key(k, cap, org, *newer, older);
+	len = 0;
+	rc = fbx_store_kv_get(e->txn, k, v, sizeof(*v), &len);
+	if (rc != FBX_OK)
+		return rc;
+	return len == sizeof(*v) ? FBX_OK : FBX_ECORRUPT;
+}
+
 /* chain_open_cb - a link not rolled back, or one that leads further
  * (LINK_CHAINED): what it stood in for may still be wanted */
 static int
@@ -409,7 +435,6 @@ unchain_up(struct fbx_engine *e, const char *org, uint64_t id)
 	char k[FBX_KV_KEY_MAX];
 	struct link_val v;
 	uint64_t newer;
-	size_t len;
 	int rc, open;
 
 	for (unsigned depth = 0; depth < 256; depth++) {
@@ -424,21 +449,9 @@ unchain_up(struct fbx_engine *e, const char *org, uint64_t id)
 		rc = chain_open(e, org, id, &open);
 		if (rc != FBX_OK || open)
 			return rc;
-		back_key(k, sizeof(k), org, id);
-		newer = 0;
-		len = 0;
-		rc = fbx_store_kv_get(e->txn, k, &newer, sizeof(newer), &len);
-		if (rc == FBX_ENOT_FOUND || rc == FBX_ECORRUPT ||
-		    (rc == FBX_OK && len != sizeof(newer)))
+		rc = link_up(e, org, id, k, sizeof(k), &newer, &v);
+		if (rc == FBX_ENOT_FOUND || rc == FBX_ECORRUPT)
 			return FBX_OK; /* not superseded (or damaged: left) */
-		if (rc != FBX_OK)
-			return rc;
-		link_key(k, sizeof(k), org, newer, id);
-		len = 0;
-		rc = fbx_store_kv_get(e->txn, k, &v, sizeof(v), &len);
-		if (rc == FBX_ENOT_FOUND || rc == FBX_ECORRUPT ||
-		    (rc == FBX_OK && len != sizeof(v)))
-			return FBX_OK;
 		if (rc != FBX_OK)
 			return rc;
 		if (!(v.rolled_back & LINK_CHAINED))
@@ -458,27 +471,13 @@ fbxi_supersede_rolled_back(
 {
 	char k[FBX_KV_KEY_MAX];
 	struct link_val v;
-	uint64_t newer = 0;
-	size_t len = 0;
+	uint64_t newer;
 	int rc;
 
-	back_key(k, sizeof(k), org, older);
-	rc = fbx_store_kv_get(e->txn, k, &newer, sizeof(newer), &len);
-	if (rc == FBX_ENOT_FOUND)
-		return FBX_OK;
+	/* not superseded, or the newer command was pruned: nothing */
+	rc = link_up(e, org, older, k, sizeof(k), &newer, &v);
 	if (rc != FBX_OK)
-		return rc;
-	if (len != sizeof(newer))
-		return FBX_ECORRUPT;
-	link_key(k, sizeof(k), org, newer, older);
-	len = 0;
-	rc = fbx_store_kv_get(e->txn, k, &v, sizeof(v), &len);
-	if (rc == FBX_ENOT_FOUND)
-		return FBX_OK; /* the newer command was pruned */
-	if (rc != FBX_OK)
-		return rc;
-	if (len != sizeof(v))
-		return FBX_ECORRUPT;
+		return rc == FBX_ENOT_FOUND ? FBX_OK : rc;
 	if (v.rolled_back & LINK_RB)
 		return FBX_OK;
 	v.rolled_back |= LINK_RB;

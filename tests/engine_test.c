@@ -343,6 +343,21 @@ rb_cmd(struct env *t, uint64_t cid, const char *group, int execute,
 	return reply(t, "ops", rep);
 }
 
+/* rb_plan - the plan of a rollback of acme's command cid: its counts
+ * per action in pa (zero when the rollback is refused); @return the
+ * reply's err */
+static int
+rb_plan(struct env *t, uint64_t cid, uint32_t pa[FBX_RB_COUNT])
+{
+	struct fbx_console_rep rep;
+	int rc = rb_cmd(t, cid, NULL, 0, &rep);
+
+	for (int i = 0; i < FBX_RB_COUNT; i++)
+		pa[i] = rc == FBX_OK ? rep.u.rollback.per_action[i] : 0;
+	fbx_console_rep_free(&rep);
+	return rc;
+}
+
 /* rollback_unknown - a rollback, planned or executed, of a command the
  * organisation does not have is answered NOT_FOUND, and the engine goes
  * on (it once freed an uninitialised command read that had failed) */
@@ -885,6 +900,7 @@ test_withdrawn_keys_and_supersede(void)
 	struct fbx_command info;
 	const char *holder, *other;
 	char pfx[64];
+	uint32_t pa[FBX_RB_COUNT];
 	uint64_t a, o, x, xd, x4, x5;
 	int rc;
 
@@ -964,13 +980,11 @@ test_withdrawn_keys_and_supersede(void)
 	results(&t, holder != NULL ? holder : "g1", 41, &xd, 1,
 	    FBX_R_SUCCEEDED);
 	turn(&t);
-	rc = rb_cmd(&t, x, NULL, 0, &rep);
-	CHECK(rc == FBX_OK && rep.u.rollback.per_action[FBX_RB_COMPENSATE] == 0 &&
-	        rep.u.rollback.per_action[FBX_RB_NOTHING] == 1,
-	    "X2's rollback again: compensate %u, nothing %u", rc == FBX_OK ?
-	        rep.u.rollback.per_action[FBX_RB_COMPENSATE] : 0,
-	    rc == FBX_OK ? rep.u.rollback.per_action[FBX_RB_NOTHING] : 0);
-	fbx_console_rep_free(&rep);
+	rc = rb_plan(&t, x, pa);
+	CHECK(rc == FBX_OK && pa[FBX_RB_COMPENSATE] == 0 &&
+	        pa[FBX_RB_NOTHING] == 1,
+	    "X2's rollback again: compensate %u, nothing %u",
+	    pa[FBX_RB_COMPENSATE], pa[FBX_RB_NOTHING]);
 
 	/* (4) a newer lock Y of a device whose rolled-back X waits for
 	 * it supersedes X, and carries nothing of it: Y's rollback plans
@@ -985,13 +999,12 @@ test_withdrawn_keys_and_supersede(void)
 	CHECK(counts(&t, "acme", x, &info) == FBX_OK &&
 	        info.counts[FBX_D_SUPERSEDED] == 1,
 	    "X superseded by Y: %u", info.counts[FBX_D_SUPERSEDED]);
-	rc = rb_cmd(&t, a, NULL, 0, &rep);
-	CHECK(rc == FBX_OK && rep.u.rollback.per_action[FBX_RB_CANCEL] == 1 &&
-	        rep.u.rollback.per_action[FBX_RB_NOTHING] == 0,
+	rc = rb_plan(&t, a, pa);
+	CHECK(rc == FBX_OK && pa[FBX_RB_CANCEL] == 1 &&
+	        pa[FBX_RB_NOTHING] == 0,
 	    "Y's rollback: cancel %u, nothing %u",
-	    rc == FBX_OK ? rep.u.rollback.per_action[FBX_RB_CANCEL] : 0,
-	    rc == FBX_OK ? rep.u.rollback.per_action[FBX_RB_NOTHING] : 0);
-	fbx_console_rep_free(&rep);
+	    pa[FBX_RB_CANCEL],
+	    pa[FBX_RB_NOTHING]);
 
 	/* (5) as (3), with O3 rolled back before the check-in: X3 then
 	 * carries nothing anyone wants, and the check-in cancels it */
@@ -1045,13 +1058,12 @@ test_withdrawn_keys_and_supersede(void)
 	CHECK(counts(&t, "acme", x, &info) == FBX_OK &&
 	        info.counts[FBX_D_SUPERSEDED] == 1,
 	    "X4 superseded by Y4: %u", info.counts[FBX_D_SUPERSEDED]);
-	rc = rb_cmd(&t, a, NULL, 0, &rep);
-	CHECK(rc == FBX_OK && rep.u.rollback.per_action[FBX_RB_CANCEL] == 1 &&
-	        rep.u.rollback.per_action[FBX_RB_NOTHING] == 0,
+	rc = rb_plan(&t, a, pa);
+	CHECK(rc == FBX_OK && pa[FBX_RB_CANCEL] == 1 &&
+	        pa[FBX_RB_NOTHING] == 0,
 	    "Y4's rollback while it waits: cancel %u, nothing %u",
-	    rc == FBX_OK ? rep.u.rollback.per_action[FBX_RB_CANCEL] : 0,
-	    rc == FBX_OK ? rep.u.rollback.per_action[FBX_RB_NOTHING] : 0);
-	fbx_console_rep_free(&rep);
+	    pa[FBX_RB_CANCEL],
+	    pa[FBX_RB_NOTHING]);
 	sent_to(&t, s, 0);
 	checkin_range(&t, "g1", "acme", 85, 1);
 	turn(&t);
@@ -1061,14 +1073,13 @@ test_withdrawn_keys_and_supersede(void)
 	results(&t, holder != NULL ? holder : "g1", 72, &xd, 1,
 	    FBX_R_SUCCEEDED);
 	turn(&t);
-	rc = rb_cmd(&t, a, NULL, 0, &rep);
+	rc = rb_plan(&t, a, pa);
 	CHECK(rc == FBX_OK &&
-	        rep.u.rollback.per_action[FBX_RB_COMPENSATE] == 1 &&
-	        rep.u.rollback.per_action[FBX_RB_NOTHING] == 0,
+	        pa[FBX_RB_COMPENSATE] == 1 &&
+	        pa[FBX_RB_NOTHING] == 0,
 	    "Y4's rollback once it succeeded: compensate %u, nothing %u",
-	    rc == FBX_OK ? rep.u.rollback.per_action[FBX_RB_COMPENSATE] : 0,
-	    rc == FBX_OK ? rep.u.rollback.per_action[FBX_RB_NOTHING] : 0);
-	fbx_console_rep_free(&rep);
+	    pa[FBX_RB_COMPENSATE],
+	    pa[FBX_RB_NOTHING]);
 
 	/* (7) X5, as X4 up to its rollback, then replayed (sent again on
 	 * purpose): no longer marked */
@@ -1104,13 +1115,12 @@ test_withdrawn_keys_and_supersede(void)
 	CHECK(counts(&t, "acme", x, &info) == FBX_OK &&
 	        info.counts[FBX_D_SUPERSEDED] == 1,
 	    "X6 superseded by Y6: %u", info.counts[FBX_D_SUPERSEDED]);
-	rc = rb_cmd(&t, a, NULL, 0, &rep);
-	CHECK(rc == FBX_OK && rep.u.rollback.per_action[FBX_RB_CANCEL] == 1 &&
-	        rep.u.rollback.per_action[FBX_RB_NOTHING] == 0,
+	rc = rb_plan(&t, a, pa);
+	CHECK(rc == FBX_OK && pa[FBX_RB_CANCEL] == 1 &&
+	        pa[FBX_RB_NOTHING] == 0,
 	    "Y6's rollback: cancel %u, nothing %u",
-	    rc == FBX_OK ? rep.u.rollback.per_action[FBX_RB_CANCEL] : 0,
-	    rc == FBX_OK ? rep.u.rollback.per_action[FBX_RB_NOTHING] : 0);
-	fbx_console_rep_free(&rep);
+	    pa[FBX_RB_CANCEL],
+	    pa[FBX_RB_NOTHING]);
 
 	/* (9) as (6) with restarts (nothing to undo, their rollback's
 	 * row says so; they supersede): the newer one carries nothing of
@@ -1132,13 +1142,12 @@ test_withdrawn_keys_and_supersede(void)
 	CHECK(counts(&t, "acme", x, &info) == FBX_OK &&
 	        info.counts[FBX_D_SUPERSEDED] == 1,
 	    "X7 superseded by Y7: %u", info.counts[FBX_D_SUPERSEDED]);
-	rc = rb_cmd(&t, a, NULL, 0, &rep);
-	CHECK(rc == FBX_OK && rep.u.rollback.per_action[FBX_RB_CANCEL] == 1 &&
-	        rep.u.rollback.per_action[FBX_RB_NOTHING] == 0,
+	rc = rb_plan(&t, a, pa);
+	CHECK(rc == FBX_OK && pa[FBX_RB_CANCEL] == 1 &&
+	        pa[FBX_RB_NOTHING] == 0,
 	    "Y7's rollback: cancel %u, nothing %u",
-	    rc == FBX_OK ? rep.u.rollback.per_action[FBX_RB_CANCEL] : 0,
-	    rc == FBX_OK ? rep.u.rollback.per_action[FBX_RB_NOTHING] : 0);
-	fbx_console_rep_free(&rep);
+	    pa[FBX_RB_CANCEL],
+	    pa[FBX_RB_NOTHING]);
 
 	/* (10) X8 waits for its offline device and stands in for the
 	 * older lock W it superseded: its rollback leaves it (marked). A
@@ -1168,13 +1177,12 @@ test_withdrawn_keys_and_supersede(void)
 	rc = rb_cmd(&t, o, NULL, 1, &rep);
 	CHECK(rc == FBX_OK && rep.u.rollback.executed, "W's rollback: %d", rc);
 	fbx_console_rep_free(&rep);
-	rc = rb_cmd(&t, a, NULL, 0, &rep);
-	CHECK(rc == FBX_OK && rep.u.rollback.per_action[FBX_RB_CANCEL] == 1 &&
-	        rep.u.rollback.per_action[FBX_RB_NOTHING] == 0,
+	rc = rb_plan(&t, a, pa);
+	CHECK(rc == FBX_OK && pa[FBX_RB_CANCEL] == 1 &&
+	        pa[FBX_RB_NOTHING] == 0,
 	    "Y8's rollback: cancel %u, nothing %u",
-	    rc == FBX_OK ? rep.u.rollback.per_action[FBX_RB_CANCEL] : 0,
-	    rc == FBX_OK ? rep.u.rollback.per_action[FBX_RB_NOTHING] : 0);
-	fbx_console_rep_free(&rep);
+	    pa[FBX_RB_CANCEL],
+	    pa[FBX_RB_NOTHING]);
 
 	/* the marks (reopens the engine) */
 	snprintf(pfx, sizeof(pfx), "rbf/acme/%llu/", (unsigned long long)x4);
@@ -1202,6 +1210,7 @@ test_marks_pruned_chain(void)
 	struct fbx_console_rep rep;
 	struct fbx_command info;
 	const char *holder;
+	uint32_t pa[FBX_RB_COUNT];
 	uint64_t w, x, y, wd;
 	int rc, cancelled = 0;
 
@@ -1258,11 +1267,10 @@ test_marks_pruned_chain(void)
 		turn(&t);
 		if (i < 55)
 			continue;
-		rc = rb_cmd(&t, y, NULL, 0, &rep);
-		if (rc == FBX_OK && rep.u.rollback.per_action[FBX_RB_CANCEL] > 0)
+		rc = rb_plan(&t, y, pa);
+		if (rc == FBX_OK && pa[FBX_RB_CANCEL] > 0)
 			cancelled++;
-		fbx_console_rep_free(&rep);
-	}
+		}
 	CHECK(cancelled == 0, "Y's rollback while the prune runs: cancel in "
 	                      "%d turns", cancelled);
 	CHECK(counts(&t, "acme", x, &info) == FBX_ENOT_FOUND &&
