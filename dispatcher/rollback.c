@@ -957,6 +957,11 @@ rb_carried(struct rb_ctx *r, const struct fbx_delivery *d, int64_t need_ms)
 			struct fbx_delivery od;
 			int drc = fbx_store_dlv_get(r->e->txn, l.older, &od);
 			if (drc == FBX_ENOT_FOUND) {
+				/* selected by this run, it counts as
+				 * rolled back as it would were it all
+				 * there */
+				if (rb_selected(r, &oc) && !rb_bo_kept(r, &oc))
+					l.rolled_back = 1;
 				fbx_command_clear(&oc);
 				rc = FBX_ENOT_FOUND;
 			} else if (drc != FBX_OK && drc != FBX_ECORRUPT) {

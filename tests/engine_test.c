@@ -1293,6 +1293,97 @@ test_marks_pruned_chain(void)
 	env_close(&t);
 }
 
+/* pruned_selected - X supersedes W (waiting for its offline device);
+ * W is done and retention (shorter than the time to live) prunes it one
+ * record a turn. A rollback that selects both W and X cancels X in every
+ * turn, also while W's delivery is gone and its command and link are
+ * not: W is rolled back by that same run, so X stands in for nothing */
+static void
+test_pruned_selected(void)
+{
+	struct env t;
+	struct gw_seen *s = calloc(1, sizeof(*s));
+	struct fbx_command info;
+	const char *holder;
+	uint64_t w, x, wd, ids[2];
+	int rc, bad = 0, partial = 0, plans = 0, gone = 0;
+
+	CHECK(env_open(&t, "rbps") == 0, "open");
+	t.io.gw_keys = 1;
+	t.retention_s = 60;
+	CHECK(env_reopen(&t) == 0, "reopen with retention 60 s");
+	enroll(&t, "acme", 200);
+	hello(&t, "g1", "acme", 1000);
+	hello(&t, "g2", "acme", 1000);
+	turn(&t);
+	sent_to(&t, s, 0);
+	w = lock_devs(&t, 7, 1);
+	wd = FBX_DLV_ID(w, 0);
+	holder = out_sent(&t, s, wd);
+	results(&t, holder, 1, &wd, 1, FBX_R_OFFLINE);
+	turn(&t);
+	x = lock_devs(&t, 7, 1);
+	pass_turns(&t, 3);
+	CHECK(counts(&t, "acme", w, &info) == FBX_OK &&
+	        info.counts[FBX_D_SUPERSEDED] == 1,
+	    "W superseded by X: %u", info.counts[FBX_D_SUPERSEDED]);
+	t.prune_budget = 1;
+	CHECK(env_reopen(&t) == 0, "reopen with a prune budget of 1");
+	ids[0] = w;
+	ids[1] = x;
+	/* one turn per plan, so that every state of the prune is seen */
+	for (int i = 0; i < 100 && !gone; i++) {
+		struct fbx_console_req req;
+		struct fbx_console_rep rep;
+		int xrows = 0, xcancel = 0, wrows = 0;
+
+		advance(&t, 1000);
+		memset(&req, 0, sizeof(req));
+		req.kind = FBX_CREQ_ROLLBACK;
+		req.u.rollback.sel.command_ids = ids;
+		req.u.rollback.sel.ncommand_ids = 2;
+		req.u.rollback.sliced = 1;
+		req.u.rollback.limit = 1000;
+		console(&t, "ops", "acme", &req);
+		turn(&t);
+		rc = reply(&t, "ops", &rep);
+		if (rc == FBX_ENOT_FOUND) {
+			gone = 1; /* W pruned: the rollback names a command
+			             the organisation no longer has */
+		} else if (rc == FBX_OK) {
+			plans++;
+			for (uint32_t k = 0; k < rep.u.rollback.nrows; k++) {
+				const struct fbx_rb_row *row =
+				    &rep.u.rollback.rows[k];
+				if (row->command_id == x) {
+					xrows++;
+					xcancel += row->action == FBX_RB_CANCEL;
+				} else if (row->command_id == w) {
+					wrows++;
+				}
+			}
+			if (xrows != 1 || xcancel != 1) {
+				bad++;
+				fprintf(stderr, "turn %d: X's row: %s\n", i,
+				    rep.u.rollback.nrows > 0
+				        ? rep.u.rollback.rows[0].detail
+				        : "-");
+			}
+			if (i >= 55 && wrows == 0)
+				partial++;
+		} else {
+			bad++;
+		}
+		fbx_console_rep_free(&rep);
+	}
+	CHECK(bad == 0, "the rollback of W and X cancels X in every turn: "
+	                "%d of %d plans did not", bad, plans);
+	CHECK(partial > 0 && gone, "W seen without its delivery (%d turns), "
+	                           "then gone (%d)", partial, gone);
+	free(s);
+	env_close(&t);
+}
+
 /* chain_closed_at_creation - X superseded W, which a rollback had
  * withdrawn (the link X -> W rolled back from the start, leading no
  * further); Y superseded X, and X is rolled back: Y carries nothing, and
@@ -2078,6 +2169,7 @@ main(void)
 	test_rollback_marks_sliced();
 	test_marks_pruned_chain();
 	test_chain_closed_at_creation();
+	test_pruned_selected();
 	test_prune_markers_budget();
 	test_send_queue_full();
 	test_fairness();
