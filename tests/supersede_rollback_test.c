@@ -22,7 +22,10 @@
  * - a waiting N stands in for L1 while L1's time to live runs, also
  *   after retention pruned L1, and not after it ran out; a succeeded N
  *   stands in for an L1 that lived when N was first sent, and when its
- *   history no longer says when that was.
+ *   history no longer says when that was;
+ * - the every-organisation rollback of a global incident marks the
+ *   deliveries it leaves in a gateway's hands also in slices that hold
+ *   nothing else to do (global_marks).
  * Automatic locks settle (30 s by default) before they expand; the test
  * lets the fake clock pass each window.
  */
@@ -525,6 +528,51 @@ pass_gw(struct env *t, int64_t ms)
 	}
 }
 
+/* brk_tripped - write the breaker record of org (ORG, or "*" for the
+ * global one) for R_INC: tripped once (since reset), its onset 1 s after
+ * the fake clock's now; the engine is closed and reopened around it
+ * (gateway g1 says hello again). @return FBX_OK or the store's error */
+static int
+brk_tripped(struct env *t, const char *org)
+{
+	struct fbx_store_opts so;
+	struct fbxi_breaker b;
+	fbx_store *st = NULL;
+	fbx_txn *x = NULL;
+	int64_t now = t->io.wall;
+	int rc;
+
+	fbx_engine_close(t->e);
+	t->e = NULL;
+	memset(&so, 0, sizeof(so));
+	so.path = t->dir;
+	rc = fbx_store_open(&so, &st);
+	if (rc == FBX_OK)
+		rc = fbx_txn_begin(st, 1, &x);
+	if (rc == FBX_OK)
+		rc = fbxi_brk_load(x, org, R_INC, &b, NULL);
+	if (rc == FBX_OK) {
+		b.trips = 1;
+		b.onset_ms = now + 1000;
+		b.tripped_ms = now + 200000;
+		b.state = FBX_BS_CLOSED;
+		rc = fbxi_brk_save(x, org, R_INC, &b);
+	}
+	if (rc == FBX_OK)
+		rc = fbx_txn_commit(x);
+	else if (x != NULL)
+		fbx_txn_abort(x);
+	if (st != NULL)
+		fbx_store_close(st);
+	if (rc == FBX_OK && env_reopen(t) != 0)
+		rc = FBX_EIO;
+	if (rc == FBX_OK) {
+		hello(t, "g1", ORG, 1000);
+		turn(t);
+	}
+	return rc;
+}
+
 /* onset_one - a baseline lock of device 1 before the incident's onset
  * (succeeded), then a storm command of type for the same device, sent
  * once and not answered, and the incident's rollback executed. @return
@@ -555,40 +603,7 @@ onset_one(int type, int *action)
 	turn(&t);
 	/* the breaker's record: tripped (since reset), the onset after
 	 * the baseline lock */
-	{
-		struct fbx_store_opts so;
-		struct fbxi_breaker b;
-		fbx_store *st = NULL;
-		fbx_txn *x = NULL;
-		int64_t now = t.io.wall;
-
-		fbx_engine_close(t.e);
-		t.e = NULL;
-		memset(&so, 0, sizeof(so));
-		so.path = t.dir;
-		rc = fbx_store_open(&so, &st);
-		if (rc == FBX_OK)
-			rc = fbx_txn_begin(st, 1, &x);
-		if (rc == FBX_OK)
-			rc = fbxi_brk_load(x, ORG, R_INC, &b, NULL);
-		if (rc == FBX_OK) {
-			b.trips = 1;
-			b.onset_ms = now + 1000;
-			b.tripped_ms = now + 200000;
-			b.state = FBX_BS_CLOSED;
-			rc = fbxi_brk_save(x, ORG, R_INC, &b);
-		}
-		if (rc == FBX_OK)
-			rc = fbx_txn_commit(x);
-		else if (x != NULL)
-			fbx_txn_abort(x);
-		if (st != NULL)
-			fbx_store_close(st);
-		CHECK(rc == FBX_OK, "breaker record written: %d", rc);
-		CHECK(env_reopen(&t) == 0, "reopen");
-		hello(&t, "g1", ORG, 1000);
-		turn(&t);
-	}
+	CHECK(brk_tripped(&t, ORG) == FBX_OK, "breaker record written");
 	pass_gw(&t, 2000);
 	storm = auto_cmd(&t, type, 1);
 	sd = FBX_DLV_ID(storm, 0);
@@ -641,6 +656,125 @@ test_onset_withdrawal(void)
 	n = onset_one(FBX_CMD_WIPE, &a);
 	CHECK(a == FBX_RB_IRREVERSIBLE && n == 1,
 	    "storm wipe: row %d, withdrawn %d (want irreversible, 1)", a, n);
+}
+
+/* global_marks - the every-organisation rollback of a global incident,
+ * in slices of 4 deliveries, of a storm lock of 10 devices that all are
+ * in a gateway's hands (accepted, in flight): the slices after the first
+ * hold nothing else to do, and still execute to mark their deliveries
+ * (rbf/, 10 in all), so that a newer lock superseding one carries
+ * nothing of it: the newer lock's rollback cancels it */
+static void
+test_global_marks(void)
+{
+	struct env t;
+	struct gw_seen *s = calloc(1, sizeof(*s));
+	struct fbx_console_req req;
+	struct fbx_console_rep rep;
+	fbx_id ids[10];
+	char org_cursor[FBX_ID_MAX + 1] = "";
+	uint64_t storm = 0, d10, cursor = 0, snap = 0, rbid = 0;
+	uint64_t sent[10];
+	size_t nsent = 0;
+	uint32_t inflight = 0;
+	int rc, n = 0;
+
+	CHECK(env_open(&t, "sxgm") == 0, "open");
+	t.rollback_slice = 4;
+	CHECK(env_reopen(&t) == 0, "reopen with slices of 4");
+	/* 10 automatic locks stay under the breakers' 1 % */
+	enroll(&t, ORG, 2000);
+	hello(&t, "g1", ORG, 1000);
+	turn(&t);
+	CHECK(brk_tripped(&t, "*") == FBX_OK, "global breaker record written");
+	pass_gw(&t, 2000);
+	memset(&req, 0, sizeof(req));
+	req.kind = FBX_CREQ_SUBMIT;
+	req.u.submit.cmd.type = FBX_CMD_LOCK;
+	req.u.submit.cmd.origin = FBX_ORIGIN_AUTOMATIC;
+	req.u.submit.cmd.target_kind = FBX_TARGET_DEVICES;
+	req.u.submit.cmd.ttl_s = TTL_S;
+	snprintf(req.u.submit.cmd.reason, sizeof(req.u.submit.cmd.reason),
+	    "%s", R_INC);
+	for (unsigned i = 0; i < 10; i++)
+		snprintf(ids[i], sizeof(ids[i]), "%s-d%05u", ORG, i + 1);
+	req.u.submit.cmd.dev_ids = ids;
+	req.u.submit.cmd.ndev_ids = 10;
+	console(&t, "rule", ORG, &req);
+	turn(&t);
+	if (reply(&t, "rule", &rep) == FBX_OK)
+		storm = rep.u.submit.command_id;
+	fbx_console_rep_free(&rep);
+	CHECK(storm != 0, "storm lock of 10 devices");
+	pass_gw(&t, 31000);
+	for (int i = 0; i < 6 && nsent < 10; i++) {
+		memset(s, 0, sizeof(*s));
+		drain_gw(&t, "g1", s);
+		for (size_t j = 0; j < s->nids && nsent < 10; j++)
+			if (FBX_DLV_CMD(s->ids[j]) == storm)
+				sent[nsent++] = s->ids[j];
+		pass_gw(&t, 500);
+	}
+	CHECK(nsent == 10, "storm lock sent: %zu", nsent);
+	results(&t, "g1", 1, sent, nsent, FBX_R_ACCEPTED);
+	turn(&t);
+	do {
+		memset(&req, 0, sizeof(req));
+		req.kind = FBX_CREQ_ROLLBACK;
+		snprintf(req.u.rollback.sel.breaker,
+		    sizeof(req.u.rollback.sel.breaker), "%s", R_INC);
+		req.u.rollback.sel.every_org = 1;
+		req.u.rollback.execute = 1;
+		req.u.rollback.sliced = 1;
+		req.u.rollback.limit = 100;
+		req.u.rollback.cursor = cursor;
+		snprintf(req.u.rollback.org_cursor,
+		    sizeof(req.u.rollback.org_cursor), "%s", org_cursor);
+		req.u.rollback.last_command_id = snap;
+		req.u.rollback.rollback_id = rbid;
+		console(&t, "ops", ORG, &req);
+		turn(&t);
+		rc = reply(&t, "ops", &rep);
+		if (rc == FBX_OK) {
+			cursor = rep.u.rollback.next_cursor;
+			snprintf(org_cursor, sizeof(org_cursor), "%s",
+			    rep.u.rollback.next_org);
+			snap = rep.u.rollback.last_command_id;
+			if (rbid == 0)
+				rbid = rep.u.rollback.rollback_id;
+			inflight += rep.u.rollback.per_action[FBX_RB_IN_FLIGHT];
+		}
+		fbx_console_rep_free(&rep);
+		n++;
+	} while (rc == FBX_OK && cursor != 0 && n < 100);
+	CHECK(rc == FBX_OK && n > 2 && inflight == 10,
+	    "every-organisation rollback: %d, %d slices, %u in flight", rc, n,
+	    inflight);
+	/* device 10 (in the last slice) offline since; a newer lock
+	 * supersedes the storm's there, and carries nothing of it */
+	d10 = FBX_DLV_ID(storm, 9);
+	results(&t, "g1", 2, &d10, 1, FBX_R_OFFLINE);
+	turn(&t);
+	(void)auto_lock(&t, 10, "r_later");
+	pass_gw(&t, 31000);
+	t.rollback_slice = 0; /* the default: the plan in one slice */
+	CHECK(env_reopen(&t) == 0, "reopen");
+	hello(&t, "g1", ORG, 1000);
+	turn(&t);
+	rc = rollback(&t, "r_later", 0, &rep);
+	CHECK(rc == FBX_OK && rep.u.rollback.per_action[FBX_RB_CANCEL] == 1 &&
+	        rep.u.rollback.per_action[FBX_RB_NOTHING] == 0,
+	    "the newer lock's rollback: %d, cancel %u, nothing %u (%s)", rc,
+	    rc == FBX_OK ? rep.u.rollback.per_action[FBX_RB_CANCEL] : 0,
+	    rc == FBX_OK ? rep.u.rollback.per_action[FBX_RB_NOTHING] : 0,
+	    rc == FBX_OK && rep.u.rollback.nrows > 0
+	        ? rep.u.rollback.rows[0].detail
+	        : "");
+	fbx_console_rep_free(&rep);
+	CHECK(kv_records(&t, "rbf/", 0) == 10, "the storm lock's 10 "
+	                                        "deliveries marked (rbf/)");
+	free(s);
+	env_close(&t);
 }
 
 /* expiry - what the older command wanted counts while it lived: a
@@ -780,6 +914,7 @@ main(void)
 	chain3(0);
 	chain3(1);
 	test_onset_withdrawal();
+	test_global_marks();
 	test_expiry();
 	test_history_full();
 	printf("%d passed, %d failed\n", passed, failed);
