@@ -210,6 +210,7 @@ fbxi_cmd_cache_free(struct fbx_engine *e, struct cmdc *cc)
 	fbxi_xlist_remove(e, cc);
 	fbxi_supersede_leave(e, cc);
 	fbx_command_clear(&cc->c);
+	free(cc->parked);
 	free(cc);
 }
 

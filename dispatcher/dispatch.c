@@ -60,6 +60,10 @@ send_one(struct fbx_engine *e, struct gw *g, uint64_t id)
 
 	if (cc == NULL || cc->expired || cc->cancelling)
 		return 0;
+	/* a paused rollout sends nothing until it is resumed, also what it
+	 * had released */
+	if (fbxi_ro_park(e, cc, id))
+		return 0;
 	urgent = cmd_small(cc);
 	b = &g->b[urgent];
 	if (b->ob == NULL) {

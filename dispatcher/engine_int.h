@@ -112,6 +112,12 @@ struct cmdc {
 	uint16_t w_topcode;
 	uint32_t w_topcode_n;
 	int judge_off; /* an operator resumed this wave */
+	/* a paused rollout's deliveries taken from the queues while it is
+	 * paused (still QUEUED in the store): pushed back on resume
+	 * (memory; recovery queues them again and dispatch parks them
+	 * again) */
+	uint64_t *parked;
+	size_t nparked, parkcap;
 	/* its supersede kind (supersede.c): the open commands of the same
 	 * organisation, type, origin and payload; NULL for a command that
 	 * does not supersede. Until it is indexed it is on the kind's list
@@ -747,6 +753,7 @@ int64_t fbxi_release_wave_at(int64_t now, uint32_t i);
 int fbxi_cmp_cc_id(const void *a, const void *b);
 void fbxi_ro_tally(
     struct cmdc *cc, uint64_t id, int from, int to, uint16_t code);
+int fbxi_ro_park(struct fbx_engine *e, struct cmdc *cc, uint64_t id);
 void fbxi_rollout_step(struct fbx_engine *e);
 void fbxi_run_alert(struct fbx_engine *e, const struct fbx_event *ev);
 void fbxi_event(struct fbx_engine *e, int kind, const char *org,

@@ -121,6 +121,7 @@ fbxi_clear_memory(struct fbx_engine *e)
 	while (fbxi_idmap_next(&e->cmds, &pos, &k, &v)) {
 		struct cmdc *cc = (struct cmdc *)(uintptr_t)v;
 		fbx_command_clear(&cc->c);
+		free(cc->parked);
 		free(cc);
 	}
 	fbxi_idmap_clear(&e->cmds);

@@ -111,6 +111,49 @@ ro_next(struct fbx_engine *e, struct cmdc *cc)
 	fbxi_cmd_maybe_done(cc);
 }
 
+/* fbxi_ro_park - id, of cc, taken from a queue to be sent: kept back if
+ * cc is a paused rollout (its store state stays QUEUED).
+ * @return 1 if kept back, 0 if it may go */
+int
+fbxi_ro_park(struct fbx_engine *e, struct cmdc *cc, uint64_t id)
+{
+	if (!cc->c.rollout.enabled || cc->c.ro.state != FBX_RO_PAUSED)
+		return 0;
+	if (cc->nparked == cc->parkcap) {
+		size_t ncap = cc->parkcap ? cc->parkcap * 2 : 64;
+		uint64_t *n = realloc(cc->parked, ncap * sizeof(*n));
+		if (n == NULL) {
+			fbxi_set_err(e, FBX_ENOMEM);
+			return 1;
+		}
+		cc->parked = n;
+		cc->parkcap = ncap;
+	}
+	cc->parked[cc->nparked++] = id;
+	return 1;
+}
+
+/* ro_unpark - a resumed rollout's kept-back deliveries go back to the
+ * queue, in the order they were taken */
+static void
+ro_unpark(struct fbx_engine *e, struct cmdc *cc)
+{
+	for (size_t i = 0; i < cc->nparked; i++) {
+		if (fbxi_orgq_push(e, cc->q, FBX_PRIO_BULK, cc->parked[i]) !=
+		    FBX_OK) {
+			fbxi_set_err(e, FBX_ENOMEM);
+			return;
+		}
+	}
+	if (cc->nparked > 0)
+		FBX_LOGI("rollout %llu: %zu deliveries held while paused "
+		         "queued again",
+		    (unsigned long long)cc->c.id, cc->nparked);
+	free(cc->parked);
+	cc->parked = NULL;
+	cc->nparked = cc->parkcap = 0;
+}
+
 static void
 ro_pause(struct fbx_engine *e, struct cmdc *cc, const char *actor,
     const char *why)
@@ -272,6 +315,7 @@ fbxi_handle_rollout(
 			/* the operator has judged this wave */
 			cc->judge_off = 1;
 			ro->state = FBX_RO_RUNNING;
+			ro_unpark(e, cc);
 			fbxi_note_printf(ro->note, sizeof(ro->note), "resumed by %s: %s",
 			    req->actor, req->u.rollout.note);
 			fbxi_cmd_touch(cc);
