@@ -211,6 +211,7 @@ fbxi_cmd_cache_free(struct fbx_engine *e, struct cmdc *cc)
 	fbxi_supersede_leave(e, cc);
 	fbx_command_clear(&cc->c);
 	free(cc->parked);
+	free(cc->xgroups);
 	free(cc);
 }
 
@@ -545,6 +546,93 @@ fbxi_rbf_put(fbx_txn *txn, const char *org, uint64_t dlv, uint64_t rbseq)
 
 	marker_key(k, sizeof(k), "rbf", org, dlv);
 	return fbx_store_kv_put(txn, k, &rbseq, sizeof(rbseq));
+}
+
+void
+fbxi_xgroups_prefix(char *k, size_t cap, const char *org, uint64_t cmd)
+{
+	snprintf(k, cap, "rbx/%s/%llu/", org, (unsigned long long)cmd);
+}
+
+/* xgroup_mem - remember group for cc (once) */
+static int
+xgroup_mem(struct cmdc *cc, const char *group)
+{
+	fbx_id *n;
+
+	for (uint32_t i = 0; i < cc->nxgroups; i++)
+		if (strcmp(cc->xgroups[i], group) == 0)
+			return FBX_OK;
+	n = realloc(cc->xgroups, (cc->nxgroups + 1) * sizeof(*n));
+	if (n == NULL)
+		return FBX_ENOMEM;
+	cc->xgroups = n;
+	snprintf(cc->xgroups[cc->nxgroups++], sizeof(fbx_id), "%s", group);
+	return FBX_OK;
+}
+
+int
+fbxi_xgroup_add(struct fbx_engine *e, struct cmdc *cc, const char *group,
+    uint64_t rbseq)
+{
+	char k[FBX_KV_KEY_MAX];
+	int rc;
+
+	fbxi_xgroups_prefix(k, sizeof(k), cc->c.org, cc->c.id);
+	if (strlen(k) + strlen(group) >= sizeof(k))
+		return FBX_EINVALID;
+	strcat(k, group);
+	rc = fbx_store_kv_put(e->txn, k, &rbseq, sizeof(rbseq));
+	/* a failed turn rebuilds memory from the store */
+	return rc == FBX_OK ? xgroup_mem(cc, group) : rc;
+}
+
+struct xgroups_ctx {
+	struct cmdc *cc;
+	size_t plen;
+	int err;
+};
+
+static int
+xgroups_cb(void *arg, const char *key, const void *val, size_t len)
+{
+	struct xgroups_ctx *x = arg;
+	const char *g = key + x->plen;
+
+	(void)val;
+	(void)len;
+	if (strlen(key) <= x->plen || !fbx_id_valid(g))
+		return 0; /* not ours: skipped */
+	x->err = xgroup_mem(x->cc, g);
+	return x->err != FBX_OK;
+}
+
+int
+fbxi_xgroups_load(struct fbx_engine *e, fbx_txn *txn, struct cmdc *cc)
+{
+	char prefix[FBX_KV_KEY_MAX];
+	struct xgroups_ctx x;
+	int rc;
+
+	(void)e;
+	fbxi_xgroups_prefix(prefix, sizeof(prefix), cc->c.org, cc->c.id);
+	x.cc = cc;
+	x.plen = strlen(prefix);
+	x.err = FBX_OK;
+	rc = fbx_store_kv_scan(txn, prefix, xgroups_cb, &x);
+	if (rc == FBX_ENOT_FOUND)
+		rc = FBX_OK;
+	return rc != FBX_OK ? rc : x.err;
+}
+
+int
+fbxi_xgroup_has(const struct cmdc *cc, const struct fbx_device *dev)
+{
+	for (uint32_t i = 0; i < cc->nxgroups; i++)
+		for (unsigned g = 0; g < dev->ngroups; g++)
+			if (strcmp(dev->groups[g], cc->xgroups[i]) == 0)
+				return 1;
+	return 0;
 }
 
 int

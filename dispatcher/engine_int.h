@@ -118,6 +118,12 @@ struct cmdc {
 	 * again) */
 	uint64_t *parked;
 	size_t nparked, parkcap;
+	/* groups a rollback of one group's devices (--group) selected this
+	 * command for while it was still expanding: the expansion creates
+	 * the deliveries of their devices cancelled (kv
+	 * rbx/<org>/<command>/<group>, fbxi_xgroup_add) */
+	fbx_id *xgroups;
+	uint32_t nxgroups;
 	/* its supersede kind (supersede.c): the open commands of the same
 	 * organisation, type, origin and payload; NULL for a command that
 	 * does not supersede. Until it is indexed it is on the kind's list
@@ -812,6 +818,18 @@ int fbxi_rbf_put(fbx_txn *txn, const char *org, uint64_t dlv, uint64_t rbseq);
 int fbxi_rbf_get(fbx_txn *txn, const char *org, uint64_t dlv);
 int fbxi_rbf_del(fbx_txn *txn, const char *org, uint64_t dlv);
 void fbxi_rbf_prefix(char *k, size_t cap, const char *org, uint64_t cmd);
+/* fbxi_xgroup_add - rollback rbseq selected the devices of group in the
+ * still expanding command cc: journaled (kv rbx/<org>/<command>/<group>,
+ * pruned with the command) and remembered, so that the expansion creates
+ * the deliveries of the group's devices it reaches from now on cancelled.
+ * fbxi_xgroups_load - cc's groups from the store (rebuild).
+ * fbxi_xgroup_has - dev is in one of cc's groups.
+ * fbxi_xgroups_prefix - the kv prefix of command cmd's records */
+int fbxi_xgroup_add(struct fbx_engine *e, struct cmdc *cc, const char *group,
+    uint64_t rbseq);
+int fbxi_xgroups_load(struct fbx_engine *e, fbx_txn *txn, struct cmdc *cc);
+int fbxi_xgroup_has(const struct cmdc *cc, const struct fbx_device *dev);
+void fbxi_xgroups_prefix(char *k, size_t cap, const char *org, uint64_t cmd);
 int64_t fbxi_mono_ms(void);
 
 /* ---- issue 8 (rollback.c, breaker.c, limit.c, audit.c, audit_query.c,

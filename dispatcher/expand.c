@@ -26,9 +26,11 @@ struct expand_ctx {
 };
 
 /* make_one - the delivery of the command's next index for device `dev`
- * (len bytes), already known to be in the target. */
+ * (len bytes), already known to be in the target; created cancelled when
+ * a rollback of one group's devices took the device (cancel). */
 static int
-make_one(struct expand_ctx *x, const char *dev, size_t len, int online)
+make_one(struct expand_ctx *x, const char *dev, size_t len, int online,
+    int cancel)
 {
 	struct fbx_engine *e = x->e;
 	struct cmdc *cc = x->cc;
@@ -44,6 +46,8 @@ make_one(struct expand_ctx *x, const char *dev, size_t len, int online)
 	/* rollouts release deliveries wave by wave: all start QUEUED */
 	state = online || cc->c.rollout.enabled ? FBX_D_QUEUED
 	                                        : FBX_D_PENDING;
+	if (cancel)
+		state = FBX_D_CANCELLED;
 	memcpy(id, dev, len);
 	id[len] = '\0';
 	rc = fbx_store_dlv_create(e->txn, did, state, dev, len, e->now, 0);
@@ -56,6 +60,8 @@ make_one(struct expand_ctx *x, const char *dev, size_t len, int online)
 	cc->c.ndeliveries++;
 	cc->c.counts[state]++;
 	x->made++;
+	if (cancel)
+		return FBX_OK;
 	/* an older lock still waiting for this device is replaced */
 	fbxi_supersede_new(e, cc, did, id);
 	return fbxi_err(e);
@@ -83,7 +89,8 @@ make_delivery(struct expand_ctx *x, const struct fbx_device *dev)
 			}
 		}
 	}
-	return make_one(x, dev->id, strlen(dev->id), dev->online);
+	return make_one(x, dev->id, strlen(dev->id), dev->online,
+	    cc->nxgroups > 0 && fbxi_xgroup_has(cc, dev));
 }
 
 static int
@@ -113,7 +120,7 @@ brief_flush(struct expand_ctx *x)
 	if (!x->npend)
 		return 0;
 	x->npend = 0;
-	rc = make_one(x, x->pend_id, x->pend_len, x->pend_online);
+	rc = make_one(x, x->pend_id, x->pend_len, x->pend_online, 0);
 	if (rc != FBX_OK) {
 		fbxi_set_err(x->e, rc);
 		return 1;
@@ -203,8 +210,10 @@ expand_cmd(struct fbx_engine *e, struct cmdc *cc, uint32_t budget,
 		if (cc->c.rollout.enabled &&
 		    cc->c.cursor_idx < cc->c.rollout.ngroups)
 			grp = cc->c.rollout.groups[cc->c.cursor_idx];
-		if (cc->c.rollout.enabled && cc->c.rollout.ngroups > 0)
-			/* group stages need each device's groups */
+		if ((cc->c.rollout.enabled && cc->c.rollout.ngroups > 0) ||
+		    cc->nxgroups > 0)
+			/* group stages, and groups a rollback took, need each
+			 * device's groups */
 			rc = fbx_store_dev_scan(e->txn, cc->c.org, grp,
 			    cc->c.cursor, budget, expand_dev_cb, &x);
 		else {

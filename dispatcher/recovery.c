@@ -92,6 +92,12 @@ rebuild_cmd_cb(void *arg, const struct fbx_command *c)
 	    FBX_DLV_ID(c->id + 1, 0), 0, rebuild_dlv_cb, r);
 	if (rc != FBX_OK && rc != FBX_ENOT_FOUND)
 		r->err = rc;
+	if (r->err == FBX_OK && c->state == FBX_C_EXPANDING) {
+		/* groups a rollback took while it expands */
+		rc = fbxi_xgroups_load(r->e, r->txn, cc);
+		if (rc != FBX_OK)
+			r->err = rc;
+	}
 	/* the outcome baseline is what the deliveries say, not the record:
 	 * a difference is not an outcome of the next turn */
 	cc->ocounts[0] = cc->c.counts[FBX_D_SUCCEEDED];
@@ -122,6 +128,7 @@ fbxi_clear_memory(struct fbx_engine *e)
 		struct cmdc *cc = (struct cmdc *)(uintptr_t)v;
 		fbx_command_clear(&cc->c);
 		free(cc->parked);
+		free(cc->xgroups);
 		free(cc);
 	}
 	fbxi_idmap_clear(&e->cmds);

@@ -1380,6 +1380,19 @@ rb_visit(struct rb_ctx *r, uint64_t id, uint32_t idx)
 			rb_row(r, &c, 0, "", FBX_D_NONE, FBX_RB_CANCEL, 0,
 			    "still expanding: devices not reached yet get "
 			    "nothing");
+		else if (c.state == FBX_C_EXPANDING && !c.rollout.enabled &&
+		    !r->for_replay) {
+			/* executed, the expansion goes on for the other
+			 * devices and creates the group's cancelled
+			 * (fbxi_rb_exec, fbxi_xgroup_add) */
+			char det[FBX_ID_MAX + 96];
+			snprintf(det, sizeof(det),
+			    "still expanding: devices of group '%s' not "
+			    "reached yet get nothing",
+			    r->s->group);
+			rb_row(r, &c, 0, "", FBX_D_NONE, FBX_RB_CANCEL, 0,
+			    det);
+		}
 	}
 	to = FBX_DLV_ID(id, 0) + nd;
 	if (idx >= nd)
@@ -1839,13 +1852,28 @@ fbxi_rb_exec(struct rb_ctx *r, uint64_t rbseq)
 	}
 	/* a rollout among the rolled-back commands stops for good; any
 	 * other one still expanding (in slices, a turn at a time) stops
-	 * expanding, unless the rollback is of one group's devices (the
-	 * plan's row "still expanding"): a device it has not reached yet
-	 * never gets it. Its
+	 * expanding (the plan's row "still expanding"): a device it has not
+	 * reached yet never gets it. A rollback of one group's devices
+	 * lets it go on for the others, and the deliveries it creates for
+	 * the group's devices from now on are created cancelled. Its
 	 * created deliveries are this plan's (cancelled above, or left as
 	 * rb_dlv_cb said, which a cancel sweep would undo) */
 	for (size_t i = 0; i < r->nids; i++) {
 		struct cmdc *cc = fbxi_cmd_find(e, r->ids[i]);
+		if (cc != NULL && !cc->c.rollout.enabled &&
+		    cc->c.state == FBX_C_EXPANDING && r->s->group[0] != '\0') {
+			/* the other devices are not selected: the expansion
+			 * goes on, and creates the group's cancelled */
+			rc = fbxi_xgroup_add(e, cc, r->s->group, rbseq);
+			if (rc != FBX_OK)
+				return rc;
+			FBX_LOGI("rollback %llu: command %llu still expanding: "
+			         "the devices of group %s it reaches from "
+			         "now on are cancelled",
+			    (unsigned long long)rbseq,
+			    (unsigned long long)cc->c.id, r->s->group);
+			continue;
+		}
 		if (cc != NULL && !cc->c.rollout.enabled &&
 		    cc->c.state == FBX_C_EXPANDING && r->s->group[0] == '\0') {
 			fbxi_xlist_remove(e, cc);
