@@ -425,6 +425,85 @@ rollout_req(struct fbx_console_req *req)
 	req->u.submit.cmd.rollout.min_results = 1;
 }
 
+/* rb_cmd - a rollback of command cid of acme, for devices of group
+ * (NULL: every device), planned or executed; rep is the caller's. */
+int
+rb_cmd(struct env *t, uint64_t cid, const char *group, int execute,
+    struct fbx_console_rep *rep)
+{
+	struct fbx_console_req req;
+	uint64_t ids[1];
+
+	memset(&req, 0, sizeof(req));
+	req.kind = FBX_CREQ_ROLLBACK;
+	ids[0] = cid;
+	req.u.rollback.sel.command_ids = ids;
+	req.u.rollback.sel.ncommand_ids = 1;
+	if (group != NULL)
+		snprintf(req.u.rollback.sel.group,
+		    sizeof(req.u.rollback.sel.group), "%s", group);
+	req.u.rollback.execute = execute;
+	req.u.rollback.sliced = 1;
+	req.u.rollback.limit = 1000;
+	console(t, "ops", "acme", &req);
+	turn(t);
+	return reply(t, "ops", rep);
+}
+
+/* offline_devices - how many of org's devices (up to 1000) are marked
+ * offline */
+unsigned
+offline_devices(struct env *t, const char *org)
+{
+	struct fbx_console_req req;
+	struct fbx_console_rep rep;
+	unsigned n = 0;
+
+	memset(&req, 0, sizeof(req));
+	req.kind = FBX_CREQ_LIST_DEVICES;
+	req.u.list_devices.limit = 1000;
+	console(t, "reader", org, &req);
+	turn(t);
+	if (reply(t, "reader", &rep) == FBX_OK)
+		for (size_t i = 0; i < rep.u.devices.n; i++)
+			n += rep.u.devices.devs[i].online == 0;
+	fbx_console_rep_free(&rep);
+	return n;
+}
+
+/* checkin_range - devices from..from+n-1 of org check in through
+ * gateway peer */
+void
+checkin_range(struct env *t, const char *peer, const char *org,
+    unsigned from, unsigned n)
+{
+	static uint64_t batch = 1000;
+	struct fbx_checkin *c = calloc(n, sizeof(*c));
+	struct fbx_gw_msg m;
+
+	for (unsigned i = 0; i < n; i++) {
+		snprintf(c[i].org, sizeof(c[i].org), "%s", org);
+		snprintf(c[i].device, sizeof(c[i].device), "%s-d%05u", org,
+		    from + i);
+		c[i].at_ms = t->io.wall;
+	}
+	memset(&m, 0, sizeof(m));
+	m.kind = FBX_GW_CHECKINS;
+	m.u.checkins.batch_id = batch++;
+	m.u.checkins.c = c;
+	m.u.checkins.n = n;
+	gateway(t, peer, &m);
+	turn(t);
+	free(c);
+}
+
+/* checkin_all - devices 0..n-1 of org check in through gateway peer */
+void
+checkin_all(struct env *t, const char *peer, const char *org, unsigned n)
+{
+	checkin_range(t, peer, org, 0, n);
+}
+
 struct kv_count {
 	const char *prefix;
 	int n;

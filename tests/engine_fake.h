@@ -92,5 +92,11 @@ int kv_records(struct env *t, const char *prefix, int nput);
 int counts(
     struct env *t, const char *org, uint64_t id, struct fbx_command *info);
 void rollout_req(struct fbx_console_req *req);
+int rb_cmd(struct env *t, uint64_t cid, const char *group, int execute,
+    struct fbx_console_rep *rep);
+unsigned offline_devices(struct env *t, const char *org);
+void checkin_range(struct env *t, const char *peer, const char *org,
+    unsigned from, unsigned n);
+void checkin_all(struct env *t, const char *peer, const char *org, unsigned n);
 
 #endif
