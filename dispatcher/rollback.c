@@ -1385,10 +1385,10 @@ rb_visit(struct rb_ctx *r, uint64_t id, uint32_t idx)
 			/* executed, the expansion goes on for the other
 			 * devices and creates the group's cancelled
 			 * (fbxi_rb_exec, fbxi_xgroup_add) */
-			char det[FBX_ID_MAX + 96];
+			char det[sizeof(((struct fbx_rb_row *)0)->detail)];
 			snprintf(det, sizeof(det),
-			    "still expanding: devices of group '%s' not "
-			    "reached yet get nothing",
+			    "still expanding: devices of '%.37s' not reached "
+			    "yet get nothing",
 			    r->s->group);
 			rb_row(r, &c, 0, "", FBX_D_NONE, FBX_RB_CANCEL, 0,
 			    det);

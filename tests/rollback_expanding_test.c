@@ -167,7 +167,7 @@ main(void)
 	rc = rb_group(&t, cid, "sales", 0, &rep);
 	row = rc == FBX_OK ? expand_row(&rep) : NULL;
 	CHECK(row != NULL && row->action == FBX_RB_CANCEL &&
-	        strstr(row->detail, "group 'sales'") != NULL,
+	        strstr(row->detail, "devices of 'sales'") != NULL,
 	    "plan: the expansion's row: %s",
 	    row != NULL ? row->detail : "none");
 	fbx_console_rep_free(&rep);
