@@ -241,8 +241,10 @@ expand_cmd(struct fbx_engine *e, struct cmdc *cc, uint32_t budget,
 		cc->c.state = FBX_C_ACTIVE;
 		fbxi_cmd_touch(cc);
 		if (cc->c.rollout.enabled) {
-			/* this group is expanded: its first wave goes now */
-			cc->c.ro.state = FBX_RO_BAKING;
+			/* this group is expanded: its first wave goes now,
+			 * or at the resume of one paused meanwhile */
+			if (cc->c.ro.state != FBX_RO_PAUSED)
+				cc->c.ro.state = FBX_RO_BAKING;
 			cc->c.ro.bake_until_ms = e->now;
 			cc->c.ro.wave = 0;
 		}

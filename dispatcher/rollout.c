@@ -225,6 +225,12 @@ fbxi_rollout_step(struct fbx_engine *e)
 	 * only the staged rollouts, not every open command */
 	while (fbxi_idmap_next(&e->rollouts, &pos, &k, &v)) {
 		struct cmdc *cc = (struct cmdc *)(uintptr_t)v;
+		/* kept back while paused, no longer paused (resume pushes
+		 * them back; this is for any other way out of a pause):
+		 * they go */
+		if (cc->nparked > 0 && cc->c.ro.state != FBX_RO_PAUSED &&
+		    !cc->cancelling && !cc->expired)
+			ro_unpark(e, cc);
 		if (cc->c.state != FBX_C_ACTIVE || cc->expired || cc->cancelling)
 			continue;
 		if (n == cap) {
@@ -312,7 +318,10 @@ fbxi_handle_rollout(
 		case FBX_ROP_RESUME:
 			if (ro->state != FBX_RO_PAUSED)
 				goto bad_state;
-			/* the operator has judged this wave */
+			/* the operator has judged this wave. Paused while a
+			 * stage expanded, no wave of the stage is out: the
+			 * judge finds the last one (or none) settled, and
+			 * the stage's first wave goes after the bake */
 			cc->judge_off = 1;
 			ro->state = FBX_RO_RUNNING;
 			ro_unpark(e, cc);

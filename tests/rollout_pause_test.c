@@ -11,7 +11,12 @@
  *   an operator's pause in the middle of the wave keeps the rest back
  *   again, and the next resume sends them;
  * - at the end every device got exactly one delivery, and the command
- *   is done.
+ *   is done;
+ * - a rollout paused while it still expands stays paused when the
+ *   expansion ends, and its first wave leaves at the resume
+ *   (paused_expanding); so does a second stage paused while it expands,
+ *   with a delivery queued again at an offline device's check-in
+ *   meanwhile (paused_stage_checkin).
  * Before, pause only stopped the release of new waves: the queued rest
  * of a released wave went out after a failure-threshold pause.
  */
@@ -87,8 +92,8 @@ rollout_op(struct env *t, uint64_t cid, int op)
 	return rc;
 }
 
-int
-main(void)
+static void
+test_wave(void)
 {
 	struct env t;
 	struct fbx_console_req req;
@@ -184,6 +189,181 @@ main(void)
 	CHECK(dup == 0 && missed == 0,
 	    "every device got one delivery: %d twice, %d none", dup, missed);
 	env_close(&t);
+}
+
+/* step - a turn of 200 ms; what the gateway got is answered, each
+ * succeeded but `offline` (reported offline). @return how many */
+static size_t
+step(struct env *t, uint64_t offline)
+{
+	static struct gw_seen s;
+	size_t n;
+
+	advance(t, 200);
+	heartbeat(t, "g1");
+	turn(t);
+	memset(&s, 0, sizeof(s));
+	drain_gw(t, "g1", &s);
+	n = s.nids;
+	for (size_t i = 0; i < n; i++)
+		results(t, "g1", ++batch, &s.ids[i], 1,
+		    s.ids[i] == offline ? FBX_R_OFFLINE : FBX_R_SUCCEEDED);
+	if (n > 0)
+		turn(t);
+	return n;
+}
+
+/* submit_rollout - a rollout to ORG's devices in waves of `wave`, its
+ * stages the groups listed (NULL: none); @return its id */
+static uint64_t
+submit_rollout(struct env *t, uint32_t wave, const char *group)
+{
+	struct fbx_console_req req;
+	struct fbx_console_rep rep;
+	uint64_t cid = 0;
+	int rc;
+
+	rollout_req(&req);
+	req.u.submit.cmd.rollout.first_count = wave;
+	req.u.submit.cmd.rollout.max_wave = wave;
+	if (group != NULL) {
+		req.u.submit.cmd.rollout.ngroups = 1;
+		snprintf(req.u.submit.cmd.rollout.groups[0],
+		    sizeof(req.u.submit.cmd.rollout.groups[0]), "%s", group);
+	}
+	console(t, "ops", ORG, &req);
+	turn(t);
+	rc = reply(t, "ops", &rep);
+	if (rc == FBX_OK)
+		cid = rep.u.submit.command_id;
+	fbx_console_rep_free(&rep);
+	CHECK(rc == FBX_OK && cid != 0, "rollout submit: %d", rc);
+	return cid;
+}
+
+/* paused_expanding - a rollout of 300 devices paused while it still
+ * expands (10 devices a turn): when the expansion ends it stays paused
+ * and sends nothing; resumed, its first wave goes, and it ends done */
+static void
+test_paused_expanding(void)
+{
+	struct env t;
+	struct fbx_command info;
+	uint64_t cid;
+	size_t n = 0;
+
+	CHECK(env_open(&t, "ropx") == 0, "open");
+	t.expand_chunk = 10;
+	CHECK(env_reopen(&t) == 0, "reopen with 10 devices a turn");
+	enroll(&t, ORG, 300);
+	hello(&t, "g1", ORG, 1000);
+	turn(&t);
+	cid = submit_rollout(&t, 100, NULL);
+	CHECK(counts(&t, ORG, cid, &info) == FBX_OK &&
+	        info.state == FBX_C_EXPANDING,
+	    "expanding: state %d", info.state);
+	CHECK(rollout_op(&t, cid, FBX_ROP_PAUSE) == FBX_OK, "pause");
+	for (int i = 0; i < 60; i++)
+		n += step(&t, 0);
+	CHECK(counts(&t, ORG, cid, &info) == FBX_OK &&
+	        info.state == FBX_C_ACTIVE && info.ndeliveries == 300 &&
+	        info.ro.state == FBX_RO_PAUSED,
+	    "expanded, still paused: state %d, %u deliveries, rollout %d",
+	    info.state, info.ndeliveries, info.ro.state);
+	CHECK(n == 0, "paused while expanding: %zu sent, want 0", n);
+	CHECK(rollout_op(&t, cid, FBX_ROP_RESUME) == FBX_OK, "resume");
+	for (int i = 0; i < 100; i++) {
+		n += step(&t, 0);
+		if (counts(&t, ORG, cid, &info) == FBX_OK &&
+		    info.state == FBX_C_DONE)
+			break;
+	}
+	CHECK(n == 300 && info.state == FBX_C_DONE,
+	    "resumed: %zu sent, state %d", n, info.state);
+	env_close(&t);
+}
+
+/* paused_stage_checkin - a rollout in two stages (group "sales", then
+ * the rest); a sales device reported offline in stage 0. Paused while
+ * stage 1 expands, the device checks in (its delivery queued again):
+ * nothing is sent while paused, neither stage 1 nor the checked-in
+ * delivery; resumed, all go, each once, and the command ends done */
+static void
+test_paused_stage_checkin(void)
+{
+	struct env t;
+	struct fbx_console_req req;
+	struct fbx_console_rep rep;
+	struct fbx_device *d = calloc(300, sizeof(*d));
+	struct fbx_command info;
+	uint64_t cid, d0;
+	size_t n = 0, during = 0;
+	int i;
+
+	CHECK(env_open(&t, "rops") == 0, "open");
+	t.expand_chunk = 10;
+	CHECK(env_reopen(&t) == 0, "reopen with 10 devices a turn");
+	for (unsigned k = 0; k < 300; k++) {
+		snprintf(d[k].id, sizeof(d[k].id), "%s-d%05u", ORG, k);
+		d[k].platform = FBX_PLATFORM_ANDROID;
+		d[k].online = 1;
+		d[k].ngroups = 1;
+		snprintf(d[k].groups[0], sizeof(d[k].groups[0]), "%s",
+		    k % 2 == 0 ? "sales" : "ops");
+	}
+	memset(&req, 0, sizeof(req));
+	req.kind = FBX_CREQ_ENROLL;
+	req.u.enroll.devs = d;
+	req.u.enroll.n = 300;
+	console(&t, "ops", ORG, &req);
+	turn(&t);
+	CHECK(reply(&t, "ops", &rep) == FBX_OK, "enroll");
+	fbx_console_rep_free(&rep);
+	free(d);
+	hello(&t, "g1", ORG, 1000);
+	turn(&t);
+	cid = submit_rollout(&t, 150, "sales");
+	d0 = FBX_DLV_ID(cid, 0); /* a sales device: offline */
+	for (i = 0; i < 200; i++) {
+		n += step(&t, d0);
+		if (counts(&t, ORG, cid, &info) == FBX_OK &&
+		    info.ro.stage == 1 && info.state == FBX_C_EXPANDING)
+			break;
+	}
+	CHECK(info.ro.stage == 1 && info.state == FBX_C_EXPANDING &&
+	        info.counts[FBX_D_PENDING] == 1,
+	    "stage 1 expanding: stage %u, state %d, pending %u",
+	    info.ro.stage, info.state, info.counts[FBX_D_PENDING]);
+	CHECK(rollout_op(&t, cid, FBX_ROP_PAUSE) == FBX_OK, "pause");
+	checkin_range(&t, "g1", ORG, 0, 1); /* device 0: queued again */
+	for (i = 0; i < 100; i++)
+		during += step(&t, 0);
+	CHECK(counts(&t, ORG, cid, &info) == FBX_OK &&
+	        info.ro.state == FBX_RO_PAUSED && info.state == FBX_C_ACTIVE,
+	    "stage 1 expanded, still paused: rollout %d, state %d",
+	    info.ro.state, info.state);
+	CHECK(during == 0, "paused: %zu sent, want 0", during);
+	CHECK(rollout_op(&t, cid, FBX_ROP_RESUME) == FBX_OK, "resume");
+	for (i = 0; i < 100; i++)
+		n += step(&t, 0);
+	CHECK(counts(&t, ORG, cid, &info) == FBX_OK &&
+	        info.state == FBX_C_DONE &&
+	        info.counts[FBX_D_SUCCEEDED] == 300,
+	    "done: state %d, rollout %d, queued %u, succeeded %u", info.state,
+	    info.ro.state, info.counts[FBX_D_QUEUED],
+	    info.counts[FBX_D_SUCCEEDED]);
+	CHECK(n == 301, "sent %zu, want 301 (device 0 twice: offline, then "
+	                "at its check-in)",
+	    n);
+	env_close(&t);
+}
+
+int
+main(void)
+{
+	test_wave();
+	test_paused_expanding();
+	test_paused_stage_checkin();
 	printf("%d passed, %d failed\n", passed, failed);
 	return failed == 0 ? 0 : 1;
 }
