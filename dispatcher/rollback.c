@@ -1867,6 +1867,12 @@ fbxi_rb_exec(struct rb_ctx *r, uint64_t rbseq)
 			rc = fbxi_xgroup_add(e, cc, r->s->group, rbseq);
 			if (rc != FBX_OK)
 				return rc;
+			fbxi_note_printf(cc->c.note, sizeof(cc->c.note),
+			    "devices of group %s reached after rollback %llu "
+			    "(%s) are cancelled",
+			    r->s->group, (unsigned long long)rbseq,
+			    req->actor);
+			fbxi_cmd_touch(cc);
 			FBX_LOGI("rollback %llu: command %llu still expanding: "
 			         "the devices of group %s it reaches from "
 			         "now on are cancelled",
