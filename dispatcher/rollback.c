@@ -885,6 +885,7 @@ struct carry_link {
 	int64_t expires_ms;
 	int rolled_back;
 	int chained;
+	struct fbxi_sup_origin o;
 };
 
 struct carry_ctx {
@@ -895,7 +896,7 @@ struct carry_ctx {
 
 static int
 carry_push(void *arg, uint64_t older, int64_t expires_ms, int rolled_back,
-    int chained)
+    int chained, const struct fbxi_sup_origin *o)
 {
 	struct carry_ctx *k = arg;
 
@@ -907,6 +908,7 @@ carry_push(void *arg, uint64_t older, int64_t expires_ms, int rolled_back,
 	k->stack[k->n].expires_ms = expires_ms;
 	k->stack[k->n].rolled_back = rolled_back;
 	k->stack[k->n].chained = chained;
+	k->stack[k->n].o = *o;
 	k->n++;
 	return 0;
 }
@@ -969,6 +971,20 @@ rb_carried(struct rb_ctx *r, const struct fbx_delivery *d, int64_t need_ms)
 				rc = drc;
 				break;
 			}
+		}
+		if (rc == FBX_ENOT_FOUND && l.o.known && !l.rolled_back) {
+			/* pruned in full: its link says what the filter
+			 * selects it by */
+			struct fbx_command pc;
+			memset(&pc, 0, sizeof(pc));
+			pc.id = FBX_DLV_CMD(l.older);
+			snprintf(pc.org, sizeof(pc.org), "%s", r->cur->org);
+			pc.created_ms = l.o.created_ms;
+			pc.origin = l.o.origin;
+			pc.type = l.o.type;
+			memcpy(pc.reason, l.o.reason, sizeof(pc.reason));
+			if (rb_selected(r, &pc) && !rb_bo_kept(r, &pc))
+				l.rolled_back = 1;
 		}
 		if (rc == FBX_ENOT_FOUND) {
 			/* pruned (or being pruned), with its own links:

@@ -255,14 +255,38 @@ link_key(char *k, size_t cap, const char *org, uint64_t newer, uint64_t older)
  * own (it stood in for an older delivery) of which one was not rolled
  * back or led further, when it was superseded or since (unchain_up
  * clears it once they all are rolled back and lead no further). Links
- * written before LINK_CHAINED hold 0 or 1 */
+ * written before LINK_CHAINED hold 0 or 1. Then what a rollback's filter
+ * selects the older command by (its creation time, origin, type and
+ * reason), so that it can tell after retention pruned that command;
+ * links written before hold only the first three fields (24 bytes,
+ * LINK_V1_LEN: read as not known) */
 #define LINK_RB 1u
 #define LINK_CHAINED 2u
+#define LINK_V1_LEN 24u
 struct link_val {
 	uint64_t older;
 	int64_t expires_ms;
 	uint64_t rolled_back; /* LINK_* */
+	int64_t created_ms;
+	uint8_t origin, type, known, pad_[5];
+	char reason[FBX_ID_MAX + 1];
 };
+
+/* link_decode - a link's value of len bytes, either layout, into v */
+static int
+link_decode(const void *val, size_t len, struct link_val *v)
+{
+	memset(v, 0, sizeof(*v));
+	if (len != LINK_V1_LEN && len != sizeof(*v))
+		return FBX_ECORRUPT;
+	memcpy(v, val, len);
+	if (len == sizeof(*v) &&
+	    memchr(v->reason, '\0', sizeof(v->reason)) == NULL)
+		return FBX_ECORRUPT;
+	if (len == LINK_V1_LEN)
+		v->known = 0;
+	return FBX_OK;
+}
 
 /* back_key - "supby/<org>/<command>/<older>": which delivery superseded
  * older (the way from the older to its link) */
@@ -284,15 +308,22 @@ links_cb(void *arg, const char *key, const void *val, size_t len)
 {
 	struct links_ctx *l = arg;
 	struct link_val v;
+	struct fbxi_sup_origin o;
 
 	(void)key;
-	if (len != sizeof(v)) {
+	if (link_decode(val, len, &v) != FBX_OK) {
 		l->err = FBX_ECORRUPT;
 		return 1;
 	}
-	memcpy(&v, val, sizeof(v));
+	memset(&o, 0, sizeof(o));
+	o.known = v.known != 0;
+	o.created_ms = v.created_ms;
+	o.origin = v.origin;
+	o.type = v.type;
+	memcpy(o.reason, v.reason, sizeof(o.reason));
 	return l->fn(l->arg, v.older, v.expires_ms,
-	    (v.rolled_back & LINK_RB) != 0, (v.rolled_back & LINK_CHAINED) != 0);
+	    (v.rolled_back & LINK_RB) != 0, (v.rolled_back & LINK_CHAINED) != 0,
+	    &o);
 }
 
 int
@@ -315,12 +346,13 @@ struct still_wanted {
 
 static int
 still_wanted_cb(void *arg, uint64_t older, int64_t expires_ms, int rolled_back,
-    int chained)
+    int chained, const struct fbxi_sup_origin *o)
 {
 	struct still_wanted *w = arg;
 
 	(void)older;
 	(void)chained;
+	(void)o;
 	if (!rolled_back && expires_ms > w->now) {
 		w->yes = 1;
 		return 1;
@@ -383,21 +415,25 @@ link_up(struct fbx_engine *e, const char *org, uint64_t older, char *k,
 	if (len != sizeof(*newer))
 		return FBX_ECORRUPT;
 	link_key(k, cap, org, *newer, older);
-	len = 0;
-	rc = fbx_store_kv_get(e->txn, k, v, sizeof(*v), &len);
-	if (rc != FBX_OK)
-		return rc;
-	return len == sizeof(*v) ? FBX_OK : FBX_ECORRUPT;
+	{
+		struct link_val raw;
+		len = 0;
+		rc = fbx_store_kv_get(e->txn, k, &raw, sizeof(raw), &len);
+		if (rc != FBX_OK)
+			return rc;
+		return link_decode(&raw, len, v);
+	}
 }
 
 /* chain_open_cb - a link not rolled back, or one that leads further
  * (LINK_CHAINED): what it stood in for may still be wanted */
 static int
 chain_open_cb(void *arg, uint64_t older, int64_t expires_ms, int rolled_back,
-    int chained)
+    int chained, const struct fbxi_sup_origin *o)
 {
 	(void)older;
 	(void)expires_ms;
+	(void)o;
 	if (!rolled_back || chained) {
 		*(int *)arg = 1;
 		return 1;
@@ -547,6 +583,11 @@ replace(struct fbx_engine *e, struct cmdc *oc, uint64_t id,
 	v.older = id;
 	v.expires_ms = oc->c.expires_ms;
 	v.rolled_back = (wd ? LINK_RB : 0) | (chained ? LINK_CHAINED : 0);
+	v.created_ms = oc->c.created_ms;
+	v.origin = oc->c.origin;
+	v.type = oc->c.type;
+	v.known = 1;
+	snprintf(v.reason, sizeof(v.reason), "%s", oc->c.reason);
 	rc = fbx_store_kv_put(e->txn, k, &v, sizeof(v));
 	if (rc != FBX_OK)
 		return rc;

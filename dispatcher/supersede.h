@@ -82,11 +82,20 @@ void fbxi_supersede_prefetch(
  * left open by one: rbd/, rbf/), whether it leads further (links of its
  * own of which one was not rolled back or leads further in turn, which
  * go when retention prunes its command; cleared when a rollback flags
- * the last of them)) for each delivery that delivery `newer` of
- * organisation org superseded, until fn returns non-zero.
+ * the last of them), what a rollback's filter selects the older command
+ * by (o->known 0 for a link written before links held it)) for each
+ * delivery that delivery `newer` of organisation org superseded, until
+ * fn returns non-zero.
  * @return FBX_OK, FBX_ECORRUPT (a damaged link), or a store error. */
+struct fbxi_sup_origin {
+	int known;
+	int64_t created_ms;
+	uint8_t origin, type;
+	char reason[FBX_ID_MAX + 1];
+};
 typedef int (*fbxi_sup_link_fn)(void *arg, uint64_t older,
-    int64_t expires_ms, int rolled_back, int chained);
+    int64_t expires_ms, int rolled_back, int chained,
+    const struct fbxi_sup_origin *o);
 int fbxi_supersede_links(struct fbx_engine *e, const char *org,
     uint64_t newer, fbxi_sup_link_fn fn, void *arg);
 

@@ -905,6 +905,171 @@ test_pruned_selected(void)
 	env_close(&t);
 }
 
+/* pruned_by_filter - as pruned_selected, with a rollback that selects
+ * by type (every lock) rather than by id: X is cancelled in every turn,
+ * also once retention has pruned W in full (W's link says what a filter
+ * selects it by) */
+static void
+test_pruned_by_filter(void)
+{
+	struct env t;
+	struct gw_seen *s = calloc(1, sizeof(*s));
+	struct fbx_command info;
+	const char *holder;
+	uint64_t w, x, wd;
+	int rc, bad = 0, plans = 0;
+
+	CHECK(env_open(&t, "rbpf") == 0, "open");
+	t.io.gw_keys = 1;
+	t.retention_s = 60;
+	CHECK(env_reopen(&t) == 0, "reopen with retention 60 s");
+	enroll(&t, "acme", 200);
+	hello(&t, "g1", "acme", 1000);
+	hello(&t, "g2", "acme", 1000);
+	turn(&t);
+	sent_to(&t, s, 0);
+	w = lock_devs(&t, 7, 1);
+	wd = FBX_DLV_ID(w, 0);
+	holder = out_sent(&t, s, wd);
+	results(&t, holder, 1, &wd, 1, FBX_R_OFFLINE);
+	turn(&t);
+	x = lock_devs(&t, 7, 1);
+	pass_turns(&t, 3);
+	CHECK(counts(&t, "acme", w, &info) == FBX_OK &&
+	        info.counts[FBX_D_SUPERSEDED] == 1,
+	    "W superseded by X: %u", info.counts[FBX_D_SUPERSEDED]);
+	t.prune_budget = 1;
+	CHECK(env_reopen(&t) == 0, "reopen with a prune budget of 1");
+	for (int i = 0; i < 100; i++) {
+		struct fbx_console_req req;
+		struct fbx_console_rep rep;
+		int xrows = 0, xcancel = 0, wrows = 0;
+
+		advance(&t, 1000);
+		memset(&req, 0, sizeof(req));
+		req.kind = FBX_CREQ_ROLLBACK;
+		req.u.rollback.sel.type = FBX_CMD_LOCK;
+		req.u.rollback.sliced = 1;
+		req.u.rollback.limit = 1000;
+		console(&t, "ops", "acme", &req);
+		turn(&t);
+		rc = reply(&t, "ops", &rep);
+		if (rc == FBX_OK) {
+			plans++;
+			for (uint32_t k = 0; k < rep.u.rollback.nrows; k++) {
+				const struct fbx_rb_row *row =
+				    &rep.u.rollback.rows[k];
+				if (row->command_id == x) {
+					xrows++;
+					xcancel += row->action == FBX_RB_CANCEL;
+				} else if (row->command_id == w) {
+					wrows++;
+				}
+			}
+			if (xrows != 1 || xcancel != 1) {
+				bad++;
+				fprintf(stderr, "turn %d: X's row: %s\n", i,
+				    rep.u.rollback.nrows > 0
+				        ? rep.u.rollback.rows[0].detail
+				        : "-");
+			}
+		} else {
+			bad++;
+		}
+		fbx_console_rep_free(&rep);
+	}
+	CHECK(bad == 0, "the rollback of every lock cancels X in every turn: "
+	                "%d of %d plans did not", bad, plans);
+	CHECK(counts(&t, "acme", w, &info) == FBX_ENOT_FOUND, "W pruned");
+	free(s);
+	env_close(&t);
+}
+
+/* link_v1 - a supersede link written before links held what a filter
+ * selects the older command by (24 bytes) is still read: X stands in for
+ * W until W is rolled back, and the rollback that flags the link
+ * rewrites it; then X's rollback cancels X */
+static void
+test_link_v1(void)
+{
+	struct env t;
+	struct gw_seen *s = calloc(1, sizeof(*s));
+	const char *holder;
+	uint32_t pa[FBX_RB_COUNT];
+	uint64_t w, x, wd;
+	char key[FBX_KV_KEY_MAX];
+	uint8_t val[256];
+	size_t len = 0;
+	int rc;
+
+	CHECK(env_open(&t, "rblv1") == 0, "open");
+	t.io.gw_keys = 1;
+	CHECK(env_reopen(&t) == 0, "reopen");
+	enroll(&t, "acme", 200);
+	hello(&t, "g1", "acme", 1000);
+	hello(&t, "g2", "acme", 1000);
+	turn(&t);
+	sent_to(&t, s, 0);
+	w = lock_devs(&t, 7, 1);
+	wd = FBX_DLV_ID(w, 0);
+	holder = out_sent(&t, s, wd);
+	results(&t, holder, 1, &wd, 1, FBX_R_OFFLINE);
+	turn(&t);
+	x = lock_devs(&t, 7, 1);
+	pass_turns(&t, 3);
+	/* the link cut to its first 24 bytes, as an older binary wrote it */
+	snprintf(key, sizeof(key), "sup/acme/%llu/%llu/%llu",
+	    (unsigned long long)x, (unsigned long long)FBX_DLV_ID(x, 0),
+	    (unsigned long long)wd);
+	{
+		struct fbx_store_opts so;
+		fbx_store *st = NULL;
+		fbx_txn *tx = NULL;
+
+		fbx_engine_close(t.e);
+		t.e = NULL;
+		memset(&so, 0, sizeof(so));
+		so.path = t.dir;
+		rc = fbx_store_open(&so, &st);
+		if (rc == FBX_OK)
+			rc = fbx_txn_begin(st, 1, &tx);
+		if (rc == FBX_OK)
+			rc = fbx_store_kv_get(tx, key, val, sizeof(val), &len);
+		CHECK(rc == FBX_OK && len > 24, "the link: %d, %zu bytes", rc,
+		    len);
+		if (rc == FBX_OK)
+			rc = fbx_store_kv_put(tx, key, val, 24);
+		if (rc == FBX_OK)
+			rc = fbx_txn_commit(tx);
+		else if (tx != NULL)
+			fbx_txn_abort(tx);
+		if (st != NULL)
+			fbx_store_close(st);
+		CHECK(rc == FBX_OK, "link cut: %d", rc);
+		CHECK(env_reopen(&t) == 0, "reopen");
+		hello(&t, "g1", "acme", 1000);
+		hello(&t, "g2", "acme", 1000);
+		turn(&t);
+	}
+	rc = rb_plan(&t, x, pa);
+	CHECK(rc == FBX_OK && pa[FBX_RB_NOTHING] == 1 && pa[FBX_RB_CANCEL] == 0,
+	    "X's rollback with W not rolled back: nothing %u, cancel %u",
+	    pa[FBX_RB_NOTHING], pa[FBX_RB_CANCEL]);
+	{
+		struct fbx_console_rep rep;
+		rc = rb_cmd(&t, w, NULL, 1, &rep);
+		CHECK(rc == FBX_OK && rep.u.rollback.executed,
+		    "W rolled back: %d", rc);
+		fbx_console_rep_free(&rep);
+	}
+	rc = rb_plan(&t, x, pa);
+	CHECK(rc == FBX_OK && pa[FBX_RB_CANCEL] == 1 && pa[FBX_RB_NOTHING] == 0,
+	    "X's rollback after W's: cancel %u, nothing %u",
+	    pa[FBX_RB_CANCEL], pa[FBX_RB_NOTHING]);
+	free(s);
+	env_close(&t);
+}
+
 /* chain_closed_at_creation - X superseded W, which a rollback had
  * withdrawn (the link X -> W rolled back from the start, leading no
  * further); Y superseded X, and X is rolled back: Y carries nothing, and
@@ -1089,6 +1254,8 @@ main(void)
 	test_marks_pruned_chain();
 	test_chain_closed_at_creation();
 	test_pruned_selected();
+	test_pruned_by_filter();
+	test_link_v1();
 	test_prune_markers_budget();
 	printf("%d passed, %d failed\n", passed, failed);
 	return failed == 0 ? 0 : 1;
