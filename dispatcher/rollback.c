@@ -1884,10 +1884,10 @@ fbxi_rb_exec(struct rb_ctx *r, uint64_t rbseq)
 			if (rc != FBX_OK)
 				return rc;
 			fbxi_note_printf(cc->c.note, sizeof(cc->c.note),
-			    "devices of group %s reached after rollback %llu "
-			    "(%s) are cancelled",
-			    r->s->group, (unsigned long long)rbseq,
-			    req->actor);
+			    "rollback %llu (%.32s): devices of group %.32s "
+			    "reached from now on are cancelled (groups: %u)",
+			    (unsigned long long)rbseq, req->actor,
+			    r->s->group, cc->nxgroups);
 			fbxi_cmd_touch(cc);
 			FBX_LOGI("rollback %llu: command %llu still expanding: "
 			         "the devices of group %s it reaches from "

@@ -225,9 +225,10 @@ fbxi_rollout_step(struct fbx_engine *e)
 	 * only the staged rollouts, not every open command */
 	while (fbxi_idmap_next(&e->rollouts, &pos, &k, &v)) {
 		struct cmdc *cc = (struct cmdc *)(uintptr_t)v;
-		/* kept back while paused, no longer paused (resume pushes
-		 * them back; this is for any other way out of a pause):
-		 * they go */
+		/* kept back while paused, no longer paused: they go. Resume
+		 * pushes them back itself, and cancel, rollback and expiry
+		 * end them; this is a safety net for any way out of a pause
+		 * added later */
 		if (cc->nparked > 0 && cc->c.ro.state != FBX_RO_PAUSED &&
 		    !cc->cancelling && !cc->expired)
 			ro_unpark(e, cc);

@@ -186,7 +186,8 @@ main(void)
 	drain(&t, 1, 1);
 	CHECK(counts(&t, ORG, cid, &info) == FBX_OK &&
 	        info.state == FBX_C_EXPANDING &&
-	        strstr(info.note, "devices of group sales") != NULL,
+	        strstr(info.note, "devices of group sales reached from now on "
+	                           "are cancelled (groups: 1)") != NULL,
 	    "still expanding before the restart: state %d, note '%s'",
 	    info.state, info.note);
 	CHECK(env_reopen(&t) == 0, "restart");

@@ -905,10 +905,59 @@ test_pruned_selected(void)
 	env_close(&t);
 }
 
+/* link_key_of - the key of the link from command x's first delivery to
+ * delivery older (supersede.c link_key) */
+static void
+link_key_of(char *k, size_t cap, uint64_t x, uint64_t older)
+{
+	snprintf(k, cap, "sup/acme/%llu/%llu/%llu", (unsigned long long)x,
+	    (unsigned long long)FBX_DLV_ID(x, 0), (unsigned long long)older);
+}
+
+/* link_edit - with the engine closed: the size of the record under key
+ * in *len, then (cut > 0) the record cut to its first cut bytes; the
+ * engine is opened again and both gateways say hello. @return FBX_OK or
+ * the store's error */
+static int
+link_edit(struct env *t, const char *key, size_t cut, size_t *len)
+{
+	struct fbx_store_opts so;
+	fbx_store *st = NULL;
+	fbx_txn *tx = NULL;
+	uint8_t val[256];
+	int rc;
+
+	*len = 0;
+	fbx_engine_close(t->e);
+	t->e = NULL;
+	memset(&so, 0, sizeof(so));
+	so.path = t->dir;
+	rc = fbx_store_open(&so, &st);
+	if (rc == FBX_OK)
+		rc = fbx_txn_begin(st, 1, &tx);
+	if (rc == FBX_OK)
+		rc = fbx_store_kv_get(tx, key, val, sizeof(val), len);
+	if (rc == FBX_OK && cut > 0 && cut <= *len)
+		rc = fbx_store_kv_put(tx, key, val, cut);
+	if (rc == FBX_OK)
+		rc = fbx_txn_commit(tx);
+	else if (tx != NULL)
+		fbx_txn_abort(tx);
+	if (st != NULL)
+		fbx_store_close(st);
+	if (env_reopen(t) != 0 && rc == FBX_OK)
+		rc = FBX_EIO;
+	hello(t, "g1", "acme", 1000);
+	hello(t, "g2", "acme", 1000);
+	turn(t);
+	return rc;
+}
+
 /* pruned_by_filter - as pruned_selected, with a rollback that selects
  * by type (every lock) rather than by id: X is cancelled in every turn,
  * also once retention has pruned W in full (W's link says what a filter
- * selects it by) */
+ * selects it by); a rollback of the locks created since X leaves X for
+ * pruned W (the link's creation time) */
 static void
 test_pruned_by_filter(void)
 {
@@ -933,6 +982,7 @@ test_pruned_by_filter(void)
 	holder = out_sent(&t, s, wd);
 	results(&t, holder, 1, &wd, 1, FBX_R_OFFLINE);
 	turn(&t);
+	pass_turns(&t, 10); /* X a second younger than W */
 	x = lock_devs(&t, 7, 1);
 	pass_turns(&t, 3);
 	CHECK(counts(&t, "acme", w, &info) == FBX_OK &&
@@ -981,6 +1031,32 @@ test_pruned_by_filter(void)
 	CHECK(bad == 0, "the rollback of every lock cancels X in every turn: "
 	                "%d of %d plans did not", bad, plans);
 	CHECK(counts(&t, "acme", w, &info) == FBX_ENOT_FOUND, "W pruned");
+	/* locks created since X only: pruned W is not selected, and X
+	 * stands in for it (its time to live runs) */
+	{
+		struct fbx_console_req req;
+		struct fbx_console_rep rep;
+
+		CHECK(counts(&t, "acme", x, &info) == FBX_OK, "X there");
+		memset(&req, 0, sizeof(req));
+		req.kind = FBX_CREQ_ROLLBACK;
+		req.u.rollback.sel.type = FBX_CMD_LOCK;
+		req.u.rollback.sel.since_ms = info.created_ms;
+		req.u.rollback.sliced = 1;
+		req.u.rollback.limit = 1000;
+		console(&t, "ops", "acme", &req);
+		turn(&t);
+		rc = reply(&t, "ops", &rep);
+		CHECK(rc == FBX_OK && rep.u.rollback.nrows == 1 &&
+		        rep.u.rollback.rows[0].action == FBX_RB_NOTHING &&
+		        strstr(rep.u.rollback.rows[0].detail, "stands in") !=
+		            NULL,
+		    "the rollback of locks since X leaves X for pruned W: %s",
+		    rc == FBX_OK && rep.u.rollback.nrows > 0
+		        ? rep.u.rollback.rows[0].detail
+		        : "-");
+		fbx_console_rep_free(&rep);
+	}
 	free(s);
 	env_close(&t);
 }
@@ -998,7 +1074,6 @@ test_link_v1(void)
 	uint32_t pa[FBX_RB_COUNT];
 	uint64_t w, x, wd;
 	char key[FBX_KV_KEY_MAX];
-	uint8_t val[256];
 	size_t len = 0;
 	int rc;
 
@@ -1018,39 +1093,9 @@ test_link_v1(void)
 	x = lock_devs(&t, 7, 1);
 	pass_turns(&t, 3);
 	/* the link cut to its first 24 bytes, as an older binary wrote it */
-	snprintf(key, sizeof(key), "sup/acme/%llu/%llu/%llu",
-	    (unsigned long long)x, (unsigned long long)FBX_DLV_ID(x, 0),
-	    (unsigned long long)wd);
-	{
-		struct fbx_store_opts so;
-		fbx_store *st = NULL;
-		fbx_txn *tx = NULL;
-
-		fbx_engine_close(t.e);
-		t.e = NULL;
-		memset(&so, 0, sizeof(so));
-		so.path = t.dir;
-		rc = fbx_store_open(&so, &st);
-		if (rc == FBX_OK)
-			rc = fbx_txn_begin(st, 1, &tx);
-		if (rc == FBX_OK)
-			rc = fbx_store_kv_get(tx, key, val, sizeof(val), &len);
-		CHECK(rc == FBX_OK && len > 24, "the link: %d, %zu bytes", rc,
-		    len);
-		if (rc == FBX_OK)
-			rc = fbx_store_kv_put(tx, key, val, 24);
-		if (rc == FBX_OK)
-			rc = fbx_txn_commit(tx);
-		else if (tx != NULL)
-			fbx_txn_abort(tx);
-		if (st != NULL)
-			fbx_store_close(st);
-		CHECK(rc == FBX_OK, "link cut: %d", rc);
-		CHECK(env_reopen(&t) == 0, "reopen");
-		hello(&t, "g1", "acme", 1000);
-		hello(&t, "g2", "acme", 1000);
-		turn(&t);
-	}
+	link_key_of(key, sizeof(key), x, wd);
+	CHECK(link_edit(&t, key, 24, &len) == FBX_OK && len == 112,
+	    "the link cut to 24 bytes (was %zu)", len);
 	rc = rb_plan(&t, x, pa);
 	CHECK(rc == FBX_OK && pa[FBX_RB_NOTHING] == 1 && pa[FBX_RB_CANCEL] == 0,
 	    "X's rollback with W not rolled back: nothing %u, cancel %u",
@@ -1066,6 +1111,53 @@ test_link_v1(void)
 	CHECK(rc == FBX_OK && pa[FBX_RB_CANCEL] == 1 && pa[FBX_RB_NOTHING] == 0,
 	    "X's rollback after W's: cancel %u, nothing %u",
 	    pa[FBX_RB_CANCEL], pa[FBX_RB_NOTHING]);
+	CHECK(link_edit(&t, key, 0, &len) == FBX_OK && len == 112,
+	    "the link rewritten whole by W's rollback: %zu bytes", len);
+	free(s);
+	env_close(&t);
+}
+
+/* damaged_link - X superseded W, and X's link to W is damaged (30
+ * bytes): W's rollback still executes (the link is left, logged), and
+ * X's rollback leaves X, as for any damaged link */
+static void
+test_damaged_link(void)
+{
+	struct env t;
+	struct gw_seen *s = calloc(1, sizeof(*s));
+	struct fbx_console_rep rep;
+	const char *holder;
+	uint32_t pa[FBX_RB_COUNT];
+	uint64_t w, x, wd;
+	char key[FBX_KV_KEY_MAX];
+	size_t len = 0;
+	int rc;
+
+	CHECK(env_open(&t, "rbdl") == 0, "open");
+	t.io.gw_keys = 1;
+	CHECK(env_reopen(&t) == 0, "reopen");
+	enroll(&t, "acme", 200);
+	hello(&t, "g1", "acme", 1000);
+	hello(&t, "g2", "acme", 1000);
+	turn(&t);
+	sent_to(&t, s, 0);
+	w = lock_devs(&t, 7, 1);
+	wd = FBX_DLV_ID(w, 0);
+	holder = out_sent(&t, s, wd);
+	results(&t, holder, 1, &wd, 1, FBX_R_OFFLINE);
+	turn(&t);
+	x = lock_devs(&t, 7, 1);
+	pass_turns(&t, 3);
+	link_key_of(key, sizeof(key), x, wd);
+	CHECK(link_edit(&t, key, 30, &len) == FBX_OK, "link damaged");
+	rc = rb_cmd(&t, w, NULL, 1, &rep);
+	CHECK(rc == FBX_OK && rep.u.rollback.executed,
+	    "W's rollback executes despite X's damaged link: %d", rc);
+	fbx_console_rep_free(&rep);
+	rc = rb_plan(&t, x, pa);
+	CHECK(rc == FBX_OK && pa[FBX_RB_NOTHING] == 1 && pa[FBX_RB_CANCEL] == 0,
+	    "X's rollback leaves X: nothing %u, cancel %u",
+	    pa[FBX_RB_NOTHING], pa[FBX_RB_CANCEL]);
 	free(s);
 	env_close(&t);
 }
@@ -1256,6 +1348,7 @@ main(void)
 	test_pruned_selected();
 	test_pruned_by_filter();
 	test_link_v1();
+	test_damaged_link();
 	test_prune_markers_budget();
 	printf("%d passed, %d failed\n", passed, failed);
 	return failed == 0 ? 0 : 1;
