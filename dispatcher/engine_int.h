@@ -760,6 +760,12 @@ int fbxi_cmp_cc_id(const void *a, const void *b);
 void fbxi_ro_tally(
     struct cmdc *cc, uint64_t id, int from, int to, uint16_t code);
 int fbxi_ro_park(struct fbx_engine *e, struct cmdc *cc, uint64_t id);
+/* fbxi_ro_judged_load - cc's judge_off from the store (kv rojd/, written
+ * by a resume: the wave an operator judged); fbxi_ro_judged_prefix - its
+ * key, pruned with the command */
+int fbxi_ro_judged_load(fbx_txn *txn, struct cmdc *cc);
+void fbxi_ro_judged_prefix(char *k, size_t cap, const char *org,
+    uint64_t cmd);
 void fbxi_rollout_step(struct fbx_engine *e);
 void fbxi_run_alert(struct fbx_engine *e, const struct fbx_event *ev);
 void fbxi_event(struct fbx_engine *e, int kind, const char *org,

@@ -92,6 +92,12 @@ rebuild_cmd_cb(void *arg, const struct fbx_command *c)
 	    FBX_DLV_ID(c->id + 1, 0), 0, rebuild_dlv_cb, r);
 	if (rc != FBX_OK && rc != FBX_ENOT_FOUND)
 		r->err = rc;
+	if (r->err == FBX_OK && c->rollout.enabled) {
+		/* a wave an operator judged stays judged */
+		rc = fbxi_ro_judged_load(r->txn, cc);
+		if (rc != FBX_OK)
+			r->err = rc;
+	}
 	if (r->err == FBX_OK && c->state == FBX_C_EXPANDING) {
 		/* groups a rollback took while it expands */
 		rc = fbxi_xgroups_load(r->e, r->txn, cc);

@@ -12,7 +12,8 @@
 
 #include "engine_int.h"
 
-/* prune_markers - the rollback markers (comp/, rbf/, rbx/), supersede links
+/* prune_markers - the rollback markers (comp/, rbf/, rbx/), a rollout's
+ * judged wave (rojd/), supersede links
  * (supersede.h) and withdrawn marks (fbxi_dlv_withdraw) of a pruned command's
  * deliveries, within *budget records (a command rolled back on a million
  * devices has a million markers): the budget spent means some may be
@@ -32,6 +33,10 @@ prune_markers(struct fbx_engine *e, const struct fbx_command *c,
 	}
 	if (rc == FBX_OK) {
 		fbxi_xgroups_prefix(prefix, sizeof(prefix), c->org, c->id);
+		rc = fbxi_kv_delete_some(e, prefix, budget, NULL, NULL);
+	}
+	if (rc == FBX_OK && c->rollout.enabled) {
+		fbxi_ro_judged_prefix(prefix, sizeof(prefix), c->org, c->id);
 		rc = fbxi_kv_delete_some(e, prefix, budget, NULL, NULL);
 	}
 	if (rc == FBX_OK)

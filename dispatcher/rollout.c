@@ -133,6 +133,41 @@ fbxi_ro_park(struct fbx_engine *e, struct cmdc *cc, uint64_t id)
 	return 1;
 }
 
+/* judged_key - kv "rojd/<org>/<command>/": the stage and wave an
+ * operator judged by resuming (stage << 32 | wave), so that a rebuild of
+ * memory does not judge that wave again; pruned with the command */
+static void
+judged_key(char *k, size_t cap, const char *org, uint64_t cmd)
+{
+	snprintf(k, cap, "rojd/%s/%llu/", org, (unsigned long long)cmd);
+}
+
+void
+fbxi_ro_judged_prefix(char *k, size_t cap, const char *org, uint64_t cmd)
+{
+	judged_key(k, cap, org, cmd);
+}
+
+int
+fbxi_ro_judged_load(fbx_txn *txn, struct cmdc *cc)
+{
+	char k[FBX_KV_KEY_MAX];
+	uint64_t v = 0;
+	size_t len = 0;
+	int rc;
+
+	judged_key(k, sizeof(k), cc->c.org, cc->c.id);
+	rc = fbx_store_kv_get(txn, k, &v, sizeof(v), &len);
+	if (rc == FBX_ENOT_FOUND)
+		return FBX_OK;
+	if (rc != FBX_OK)
+		return rc;
+	/* a damaged one judges nothing: the wave is judged again */
+	cc->judge_off = len == sizeof(v) &&
+	    v == ((uint64_t)cc->c.ro.stage << 32 | cc->c.ro.wave);
+	return FBX_OK;
+}
+
 /* ro_unpark - a resumed rollout's kept-back deliveries go back to the
  * queue, in the order they were taken */
 static void
@@ -324,6 +359,18 @@ fbxi_handle_rollout(
 			 * judge finds the last one (or none) settled, and
 			 * the stage's first wave goes after the bake */
 			cc->judge_off = 1;
+			{
+				char k[FBX_KV_KEY_MAX];
+				uint64_t jv = (uint64_t)ro->stage << 32 |
+				    ro->wave;
+				judged_key(k, sizeof(k), cc->c.org, cc->c.id);
+				rc = fbx_store_kv_put(e->txn, k, &jv,
+				    sizeof(jv));
+				if (rc != FBX_OK) {
+					fbxi_set_err(e, rc);
+					goto out;
+				}
+			}
 			ro->state = FBX_RO_RUNNING;
 			ro_unpark(e, cc);
 			fbxi_note_printf(ro->note, sizeof(ro->note), "resumed by %s: %s",

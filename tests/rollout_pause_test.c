@@ -16,7 +16,9 @@
  *   expansion ends, and its first wave leaves at the resume
  *   (paused_expanding); so does a second stage paused while it expands,
  *   with a delivery queued again at an offline device's check-in
- *   meanwhile (paused_stage_checkin).
+ *   meanwhile (paused_stage_checkin);
+ * - an operator's resume of a wave paused by the failure threshold holds
+ *   across a restart: the wave is not judged again (resume_restart).
  * Before, pause only stopped the release of new waves: the queued rest
  * of a released wave went out after a failure-threshold pause.
  */
@@ -358,12 +360,55 @@ test_paused_stage_checkin(void)
 	env_close(&t);
 }
 
+/* resume_restart - a wave paused by the failure threshold, resumed by
+ * an operator (who has judged it), then the engine restarts: the wave
+ * stays judged, the rollout does not pause itself again, and it ends */
+static void
+test_resume_restart(void)
+{
+	struct env t;
+	struct fbx_command info;
+	uint64_t cid;
+	size_t n;
+
+	memset(sends, 0, sizeof(sends));
+	CHECK(env_open(&t, "ropr") == 0, "open");
+	enroll(&t, ORG, NDEV);
+	hello(&t, "g1", ORG, WIN);
+	turn(&t);
+	cid = submit_rollout(&t, WAVE, NULL);
+	pass_turns(&t, 3);
+	n = sent_now(&t, cid, FBX_R_FAILED);
+	pass_turns(&t, 2);
+	CHECK(n == WIN && counts(&t, ORG, cid, &info) == FBX_OK &&
+	        info.ro.state == FBX_RO_PAUSED,
+	    "paused by the failure threshold: %zu sent, rollout %d", n,
+	    info.ro.state);
+	CHECK(rollout_op(&t, cid, FBX_ROP_RESUME) == FBX_OK, "resume");
+	CHECK(env_reopen(&t) == 0, "restart");
+	hello(&t, "g1", ORG, WIN);
+	turn(&t);
+	for (int i = 0; i < 60; i++) {
+		pass_turns(&t, 3);
+		sent_now(&t, cid, FBX_R_SUCCEEDED);
+		if (counts(&t, ORG, cid, &info) == FBX_OK &&
+		    (info.state == FBX_C_DONE ||
+		        info.ro.state == FBX_RO_PAUSED))
+			break;
+	}
+	CHECK(info.state == FBX_C_DONE && info.ro.state == FBX_RO_DONE,
+	    "after the restart: state %d, rollout %d (%s)", info.state,
+	    info.ro.state, info.ro.note);
+	env_close(&t);
+}
+
 int
 main(void)
 {
 	test_wave();
 	test_paused_expanding();
 	test_paused_stage_checkin();
+	test_resume_restart();
 	printf("%d passed, %d failed\n", passed, failed);
 	return failed == 0 ? 0 : 1;
 }
