@@ -716,6 +716,88 @@ test_withdrawn_keys_and_supersede(void)
 	env_close(&t);
 }
 
+/* link_key_of - the key of the link from command x's first delivery to
+ * delivery older (supersede.c link_key) */
+static void
+link_key_of(char *k, size_t cap, uint64_t x, uint64_t older)
+{
+	snprintf(k, cap, "sup/acme/%llu/%llu/%llu", (unsigned long long)x,
+	    (unsigned long long)FBX_DLV_ID(x, 0), (unsigned long long)older);
+}
+
+/* link_edit - with the engine closed: the size of the record under key
+ * in *len, then (cut > 0) the record cut to its first cut bytes; the
+ * engine is opened again and both gateways say hello. @return FBX_OK or
+ * the store's error */
+static int
+link_edit(struct env *t, const char *key, size_t cut, size_t *len)
+{
+	struct fbx_store_opts so;
+	fbx_store *st = NULL;
+	fbx_txn *tx = NULL;
+	uint8_t val[256];
+	int rc;
+
+	*len = 0;
+	fbx_engine_close(t->e);
+	t->e = NULL;
+	memset(&so, 0, sizeof(so));
+	so.path = t->dir;
+	rc = fbx_store_open(&so, &st);
+	if (rc == FBX_OK)
+		rc = fbx_txn_begin(st, 1, &tx);
+	if (rc == FBX_OK)
+		rc = fbx_store_kv_get(tx, key, val, sizeof(val), len);
+	if (rc == FBX_OK && cut > 0 && cut <= *len)
+		rc = fbx_store_kv_put(tx, key, val, cut);
+	if (rc == FBX_OK)
+		rc = fbx_txn_commit(tx);
+	else if (tx != NULL)
+		fbx_txn_abort(tx);
+	if (st != NULL)
+		fbx_store_close(st);
+	if (env_reopen(t) != 0 && rc == FBX_OK)
+		rc = FBX_EIO;
+	hello(t, "g1", "acme", 1000);
+	hello(t, "g2", "acme", 1000);
+	turn(t);
+	return rc;
+}
+
+/* w_then_x - on an engine just opened (retention_s, 0: off; two
+ * gateways, each its own key): lock W of device 7 sent and reported
+ * offline (waiting for the device), then, a second later, lock X of the
+ * same device, which supersedes W's delivery. @return X's id, W's in *w */
+static uint64_t
+w_then_x(struct env *t, struct gw_seen *s, uint32_t retention_s,
+    uint64_t *w)
+{
+	struct fbx_command info;
+	const char *holder;
+	uint64_t x, wd;
+
+	t->io.gw_keys = 1;
+	t->retention_s = retention_s;
+	CHECK(env_reopen(t) == 0, "reopen, retention %u s", retention_s);
+	enroll(t, "acme", 200);
+	hello(t, "g1", "acme", 1000);
+	hello(t, "g2", "acme", 1000);
+	turn(t);
+	sent_to(t, s, 0);
+	*w = lock_devs(t, 7, 1);
+	wd = FBX_DLV_ID(*w, 0);
+	holder = out_sent(t, s, wd);
+	results(t, holder, 1, &wd, 1, FBX_R_OFFLINE);
+	turn(t);
+	pass_turns(t, 10); /* X a second younger than W */
+	x = lock_devs(t, 7, 1);
+	pass_turns(t, 3);
+	CHECK(counts(t, "acme", *w, &info) == FBX_OK &&
+	        info.counts[FBX_D_SUPERSEDED] == 1,
+	    "W superseded by X: %u", info.counts[FBX_D_SUPERSEDED]);
+	return x;
+}
+
 /* marks_pruned_chain - a newer lock Y supersedes X, which a rollback
  * left waiting because it stands in for an older lock W (not rolled
  * back, its time to live running). Y's rollback leaves Y for W through
@@ -730,30 +812,12 @@ test_marks_pruned_chain(void)
 	struct gw_seen *s = calloc(1, sizeof(*s));
 	struct fbx_console_rep rep;
 	struct fbx_command info;
-	const char *holder;
 	uint32_t pa[FBX_RB_COUNT];
-	uint64_t w, x, y, wd;
+	uint64_t w, x, y;
 	int rc, cancelled = 0;
 
 	CHECK(env_open(&t, "rbp") == 0, "open");
-	t.io.gw_keys = 1;
-	t.retention_s = 60;
-	CHECK(env_reopen(&t) == 0, "reopen with retention 60 s");
-	enroll(&t, "acme", 200);
-	hello(&t, "g1", "acme", 1000);
-	hello(&t, "g2", "acme", 1000);
-	turn(&t);
-	sent_to(&t, s, 0);
-	w = lock_devs(&t, 7, 1);
-	wd = FBX_DLV_ID(w, 0);
-	holder = out_sent(&t, s, wd);
-	results(&t, holder, 1, &wd, 1, FBX_R_OFFLINE);
-	turn(&t);
-	x = lock_devs(&t, 7, 1);
-	pass_turns(&t, 3);
-	CHECK(counts(&t, "acme", w, &info) == FBX_OK &&
-	        info.counts[FBX_D_SUPERSEDED] == 1,
-	    "W superseded by X: %u", info.counts[FBX_D_SUPERSEDED]);
+	x = w_then_x(&t, s, 60, &w);
 	rc = rb_cmd(&t, x, NULL, 1, &rep);
 	CHECK(rc == FBX_OK && rep.u.rollback.executed &&
 	        rep.u.rollback.per_action[FBX_RB_NOTHING] == 1,
@@ -814,7 +878,8 @@ test_marks_pruned_chain(void)
 	env_close(&t);
 }
 
-/* pruned_selected - X supersedes W (waiting for its offline device);
+/* pruned_selected - X supersedes W (waiting for its offline device;
+ * the link as written before links held what W is selected by);
  * W is done and retention (shorter than the time to live) prunes it one
  * record a turn. A rollback that selects both W and X cancels X in every
  * turn, also while W's delivery is gone and its command and link are
@@ -824,30 +889,20 @@ test_pruned_selected(void)
 {
 	struct env t;
 	struct gw_seen *s = calloc(1, sizeof(*s));
-	struct fbx_command info;
-	const char *holder;
-	uint64_t w, x, wd, ids[2];
+	uint64_t w, x, ids[2];
 	int rc, bad = 0, partial = 0, plans = 0, gone = 0;
 
 	CHECK(env_open(&t, "rbps") == 0, "open");
-	t.io.gw_keys = 1;
-	t.retention_s = 60;
-	CHECK(env_reopen(&t) == 0, "reopen with retention 60 s");
-	enroll(&t, "acme", 200);
-	hello(&t, "g1", "acme", 1000);
-	hello(&t, "g2", "acme", 1000);
-	turn(&t);
-	sent_to(&t, s, 0);
-	w = lock_devs(&t, 7, 1);
-	wd = FBX_DLV_ID(w, 0);
-	holder = out_sent(&t, s, wd);
-	results(&t, holder, 1, &wd, 1, FBX_R_OFFLINE);
-	turn(&t);
-	x = lock_devs(&t, 7, 1);
-	pass_turns(&t, 3);
-	CHECK(counts(&t, "acme", w, &info) == FBX_OK &&
-	        info.counts[FBX_D_SUPERSEDED] == 1,
-	    "W superseded by X: %u", info.counts[FBX_D_SUPERSEDED]);
+	x = w_then_x(&t, s, 60, &w);
+	/* the link as written before it held what W is selected by: the
+	 * rollback decides from W's command while it is there */
+	{
+		char key[FBX_KV_KEY_MAX];
+		size_t len = 0;
+		link_key_of(key, sizeof(key), x, FBX_DLV_ID(w, 0));
+		CHECK(link_edit(&t, key, 24, &len) == FBX_OK && len == 112,
+		    "the link cut to 24 bytes (was %zu)", len);
+	}
 	t.prune_budget = 1;
 	CHECK(env_reopen(&t) == 0, "reopen with a prune budget of 1");
 	ids[0] = w;
@@ -905,54 +960,6 @@ test_pruned_selected(void)
 	env_close(&t);
 }
 
-/* link_key_of - the key of the link from command x's first delivery to
- * delivery older (supersede.c link_key) */
-static void
-link_key_of(char *k, size_t cap, uint64_t x, uint64_t older)
-{
-	snprintf(k, cap, "sup/acme/%llu/%llu/%llu", (unsigned long long)x,
-	    (unsigned long long)FBX_DLV_ID(x, 0), (unsigned long long)older);
-}
-
-/* link_edit - with the engine closed: the size of the record under key
- * in *len, then (cut > 0) the record cut to its first cut bytes; the
- * engine is opened again and both gateways say hello. @return FBX_OK or
- * the store's error */
-static int
-link_edit(struct env *t, const char *key, size_t cut, size_t *len)
-{
-	struct fbx_store_opts so;
-	fbx_store *st = NULL;
-	fbx_txn *tx = NULL;
-	uint8_t val[256];
-	int rc;
-
-	*len = 0;
-	fbx_engine_close(t->e);
-	t->e = NULL;
-	memset(&so, 0, sizeof(so));
-	so.path = t->dir;
-	rc = fbx_store_open(&so, &st);
-	if (rc == FBX_OK)
-		rc = fbx_txn_begin(st, 1, &tx);
-	if (rc == FBX_OK)
-		rc = fbx_store_kv_get(tx, key, val, sizeof(val), len);
-	if (rc == FBX_OK && cut > 0 && cut <= *len)
-		rc = fbx_store_kv_put(tx, key, val, cut);
-	if (rc == FBX_OK)
-		rc = fbx_txn_commit(tx);
-	else if (tx != NULL)
-		fbx_txn_abort(tx);
-	if (st != NULL)
-		fbx_store_close(st);
-	if (env_reopen(t) != 0 && rc == FBX_OK)
-		rc = FBX_EIO;
-	hello(t, "g1", "acme", 1000);
-	hello(t, "g2", "acme", 1000);
-	turn(t);
-	return rc;
-}
-
 /* pruned_by_filter - as pruned_selected, with a rollback that selects
  * by type (every lock) rather than by id: X is cancelled in every turn,
  * also once retention has pruned W in full (W's link says what a filter
@@ -964,30 +971,11 @@ test_pruned_by_filter(void)
 	struct env t;
 	struct gw_seen *s = calloc(1, sizeof(*s));
 	struct fbx_command info;
-	const char *holder;
-	uint64_t w, x, wd;
+	uint64_t w, x;
 	int rc, bad = 0, plans = 0;
 
 	CHECK(env_open(&t, "rbpf") == 0, "open");
-	t.io.gw_keys = 1;
-	t.retention_s = 60;
-	CHECK(env_reopen(&t) == 0, "reopen with retention 60 s");
-	enroll(&t, "acme", 200);
-	hello(&t, "g1", "acme", 1000);
-	hello(&t, "g2", "acme", 1000);
-	turn(&t);
-	sent_to(&t, s, 0);
-	w = lock_devs(&t, 7, 1);
-	wd = FBX_DLV_ID(w, 0);
-	holder = out_sent(&t, s, wd);
-	results(&t, holder, 1, &wd, 1, FBX_R_OFFLINE);
-	turn(&t);
-	pass_turns(&t, 10); /* X a second younger than W */
-	x = lock_devs(&t, 7, 1);
-	pass_turns(&t, 3);
-	CHECK(counts(&t, "acme", w, &info) == FBX_OK &&
-	        info.counts[FBX_D_SUPERSEDED] == 1,
-	    "W superseded by X: %u", info.counts[FBX_D_SUPERSEDED]);
+	x = w_then_x(&t, s, 60, &w);
 	t.prune_budget = 1;
 	CHECK(env_reopen(&t) == 0, "reopen with a prune budget of 1");
 	for (int i = 0; i < 100; i++) {
@@ -1070,7 +1058,6 @@ test_link_v1(void)
 {
 	struct env t;
 	struct gw_seen *s = calloc(1, sizeof(*s));
-	const char *holder;
 	uint32_t pa[FBX_RB_COUNT];
 	uint64_t w, x, wd;
 	char key[FBX_KV_KEY_MAX];
@@ -1078,20 +1065,8 @@ test_link_v1(void)
 	int rc;
 
 	CHECK(env_open(&t, "rblv1") == 0, "open");
-	t.io.gw_keys = 1;
-	CHECK(env_reopen(&t) == 0, "reopen");
-	enroll(&t, "acme", 200);
-	hello(&t, "g1", "acme", 1000);
-	hello(&t, "g2", "acme", 1000);
-	turn(&t);
-	sent_to(&t, s, 0);
-	w = lock_devs(&t, 7, 1);
+	x = w_then_x(&t, s, 0, &w);
 	wd = FBX_DLV_ID(w, 0);
-	holder = out_sent(&t, s, wd);
-	results(&t, holder, 1, &wd, 1, FBX_R_OFFLINE);
-	turn(&t);
-	x = lock_devs(&t, 7, 1);
-	pass_turns(&t, 3);
 	/* the link cut to its first 24 bytes, as an older binary wrote it */
 	link_key_of(key, sizeof(key), x, wd);
 	CHECK(link_edit(&t, key, 24, &len) == FBX_OK && len == 112,
@@ -1126,7 +1101,6 @@ test_damaged_link(void)
 	struct env t;
 	struct gw_seen *s = calloc(1, sizeof(*s));
 	struct fbx_console_rep rep;
-	const char *holder;
 	uint32_t pa[FBX_RB_COUNT];
 	uint64_t w, x, wd;
 	char key[FBX_KV_KEY_MAX];
@@ -1134,20 +1108,8 @@ test_damaged_link(void)
 	int rc;
 
 	CHECK(env_open(&t, "rbdl") == 0, "open");
-	t.io.gw_keys = 1;
-	CHECK(env_reopen(&t) == 0, "reopen");
-	enroll(&t, "acme", 200);
-	hello(&t, "g1", "acme", 1000);
-	hello(&t, "g2", "acme", 1000);
-	turn(&t);
-	sent_to(&t, s, 0);
-	w = lock_devs(&t, 7, 1);
+	x = w_then_x(&t, s, 0, &w);
 	wd = FBX_DLV_ID(w, 0);
-	holder = out_sent(&t, s, wd);
-	results(&t, holder, 1, &wd, 1, FBX_R_OFFLINE);
-	turn(&t);
-	x = lock_devs(&t, 7, 1);
-	pass_turns(&t, 3);
 	link_key_of(key, sizeof(key), x, wd);
 	CHECK(link_edit(&t, key, 30, &len) == FBX_OK, "link damaged");
 	rc = rb_cmd(&t, w, NULL, 1, &rep);
