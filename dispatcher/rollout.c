@@ -133,19 +133,14 @@ fbxi_ro_park(struct fbx_engine *e, struct cmdc *cc, uint64_t id)
 	return 1;
 }
 
-/* judged_key - kv "rojd/<org>/<command>/": the stage and wave an
- * operator judged by resuming (stage << 32 | wave), so that a rebuild of
- * memory does not judge that wave again; pruned with the command */
-static void
-judged_key(char *k, size_t cap, const char *org, uint64_t cmd)
-{
-	snprintf(k, cap, "rojd/%s/%llu/", org, (unsigned long long)cmd);
-}
-
+/* fbxi_ro_judged_prefix - kv "rojd/<org>/<command>/": the stage and
+ * wave an operator judged by resuming (stage << 32 | wave), so that a
+ * rebuild of memory does not judge that wave again; pruned with the
+ * command */
 void
 fbxi_ro_judged_prefix(char *k, size_t cap, const char *org, uint64_t cmd)
 {
-	judged_key(k, cap, org, cmd);
+	snprintf(k, cap, "rojd/%s/%llu/", org, (unsigned long long)cmd);
 }
 
 int
@@ -156,7 +151,7 @@ fbxi_ro_judged_load(fbx_txn *txn, struct cmdc *cc)
 	size_t len = 0;
 	int rc;
 
-	judged_key(k, sizeof(k), cc->c.org, cc->c.id);
+	fbxi_ro_judged_prefix(k, sizeof(k), cc->c.org, cc->c.id);
 	rc = fbx_store_kv_get(txn, k, &v, sizeof(v), &len);
 	if (rc == FBX_ENOT_FOUND)
 		return FBX_OK;
@@ -363,7 +358,7 @@ fbxi_handle_rollout(
 				char k[FBX_KV_KEY_MAX];
 				uint64_t jv = (uint64_t)ro->stage << 32 |
 				    ro->wave;
-				judged_key(k, sizeof(k), cc->c.org, cc->c.id);
+				fbxi_ro_judged_prefix(k, sizeof(k), cc->c.org, cc->c.id);
 				rc = fbx_store_kv_put(e->txn, k, &jv,
 				    sizeof(jv));
 				if (rc != FBX_OK) {

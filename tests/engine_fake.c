@@ -521,6 +521,60 @@ kv_count_cb(void *arg, const char *key, const void *val, size_t len)
 }
 
 int
+store_write(struct env *t, int (*fn)(fbx_txn *, void *), void *arg)
+{
+	struct fbx_store_opts so;
+	fbx_store *st = NULL;
+	fbx_txn *x = NULL;
+	int rc;
+
+	fbx_engine_close(t->e);
+	t->e = NULL;
+	memset(&so, 0, sizeof(so));
+	so.path = t->dir;
+	rc = fbx_store_open(&so, &st);
+	if (rc == FBX_OK)
+		rc = fbx_txn_begin(st, 1, &x);
+	if (rc == FBX_OK)
+		rc = fn(x, arg);
+	if (rc == FBX_OK)
+		rc = fbx_txn_commit(x);
+	else if (x != NULL)
+		fbx_txn_abort(x);
+	if (st != NULL)
+		fbx_store_close(st);
+	if (env_reopen(t) != 0 && rc == FBX_OK)
+		rc = FBX_EIO;
+	return rc;
+}
+
+void
+enroll_groups(struct env *t, const char *org, unsigned n)
+{
+	struct fbx_console_req req;
+	struct fbx_console_rep rep;
+	struct fbx_device *d = calloc(n, sizeof(*d));
+
+	for (unsigned i = 0; i < n; i++) {
+		snprintf(d[i].id, sizeof(d[i].id), "%s-d%05u", org, i);
+		d[i].platform = FBX_PLATFORM_ANDROID;
+		d[i].online = 1;
+		d[i].ngroups = 1;
+		snprintf(d[i].groups[0], sizeof(d[i].groups[0]), "%s",
+		    i % 2 == 0 ? "sales" : "ops");
+	}
+	memset(&req, 0, sizeof(req));
+	req.kind = FBX_CREQ_ENROLL;
+	req.u.enroll.devs = d;
+	req.u.enroll.n = n;
+	console(t, "ops", org, &req);
+	turn(t);
+	CHECK(reply(t, "ops", &rep) == FBX_OK, "enroll %s in groups", org);
+	fbx_console_rep_free(&rep);
+	free(d);
+}
+
+int
 kv_records(struct env *t, const char *prefix, int nput)
 {
 	struct fbx_store_opts so;

@@ -89,6 +89,14 @@ uint64_t submit_org(struct env *t, const char *org);
  * records under prefix; the engine is opened again. @return the count,
  * -1 on an error. */
 int kv_records(struct env *t, const char *prefix, int nput);
+/* store_write - with the engine closed: fn(txn, arg) in a write
+ * transaction of the store, committed when it returns FBX_OK; the engine
+ * is opened again (gateways must say hello again). @return fn's or the
+ * store's error */
+int store_write(struct env *t, int (*fn)(fbx_txn *, void *), void *arg);
+/* enroll_groups - n devices of org, marked online, even ones in group
+ * "sales", odd ones in "ops" */
+void enroll_groups(struct env *t, const char *org, unsigned n);
 int counts(
     struct env *t, const char *org, uint64_t id, struct fbx_command *info);
 void rollout_req(struct fbx_console_req *req);

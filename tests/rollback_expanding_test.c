@@ -29,33 +29,6 @@
 static unsigned sent[NDEV];
 static int sent_after[NDEV]; /* sent after the rollback executed */
 
-/* enroll_groups - NDEV devices of ORG, even ones in "sales", odd ones in
- * "ops" */
-static void
-enroll_groups(struct env *t)
-{
-	struct fbx_console_req req;
-	struct fbx_console_rep rep;
-	struct fbx_device *d = calloc(NDEV, sizeof(*d));
-
-	for (unsigned i = 0; i < NDEV; i++) {
-		snprintf(d[i].id, sizeof(d[i].id), "%s-d%05u", ORG, i);
-		d[i].platform = FBX_PLATFORM_ANDROID;
-		d[i].ngroups = 1;
-		snprintf(d[i].groups[0], sizeof(d[i].groups[0]), "%s",
-		    i % 2 == 0 ? "sales" : "ops");
-	}
-	memset(&req, 0, sizeof(req));
-	req.kind = FBX_CREQ_ENROLL;
-	req.u.enroll.devs = d;
-	req.u.enroll.n = NDEV;
-	console(t, "ops", ORG, &req);
-	turn(t);
-	CHECK(reply(t, "ops", &rep) == FBX_OK, "enroll");
-	fbx_console_rep_free(&rep);
-	free(d);
-}
-
 /* drain - what the gateway got, counted by device index (after: sent
  * after the rollback executed); answered succeeded when answer, else
  * kept for the next drain that answers */
@@ -99,29 +72,6 @@ drain(struct env *t, int after, int answer)
 	}
 }
 
-/* rb_group - a rollback of command cid's devices of group, planned or
- * executed; rep is the caller's to free. @return the reply's err */
-static int
-rb_group(struct env *t, uint64_t cid, const char *group, int execute,
-    struct fbx_console_rep *rep)
-{
-	struct fbx_console_req req;
-	uint64_t ids[1] = { cid };
-
-	memset(&req, 0, sizeof(req));
-	req.kind = FBX_CREQ_ROLLBACK;
-	req.u.rollback.sel.command_ids = ids;
-	req.u.rollback.sel.ncommand_ids = 1;
-	snprintf(req.u.rollback.sel.group, sizeof(req.u.rollback.sel.group),
-	    "%s", group);
-	req.u.rollback.execute = execute;
-	req.u.rollback.sliced = 1;
-	req.u.rollback.limit = 1000;
-	console(t, "ops", ORG, &req);
-	turn(t);
-	return reply(t, "ops", rep);
-}
-
 /* expand_row - the plan's row for the expansion (no delivery) */
 static const struct fbx_rb_row *
 expand_row(const struct fbx_console_rep *rep)
@@ -147,7 +97,7 @@ main(void)
 	CHECK(env_open(&t, "rbexp") == 0, "open");
 	t.expand_chunk = CHUNK;
 	CHECK(env_reopen(&t) == 0, "reopen with %d devices a turn", CHUNK);
-	enroll_groups(&t);
+	enroll_groups(&t, ORG, NDEV);
 	hello(&t, "g1", ORG, 1000);
 	turn(&t);
 	drain(&t, 0, 1);
@@ -164,7 +114,7 @@ main(void)
 	    "still expanding when the rollback comes: %u sent", before);
 
 	/* the plan says so, and the executed rollback does it */
-	rc = rb_group(&t, cid, "sales", 0, &rep);
+	rc = rb_cmd(&t, cid, "sales", 0, &rep);
 	row = rc == FBX_OK ? expand_row(&rep) : NULL;
 	CHECK(row != NULL && row->action == FBX_RB_CANCEL &&
 	        strstr(row->detail, "devices of 'sales'") != NULL,
@@ -174,7 +124,7 @@ main(void)
 	/* what left before the rollback (not answered yet: a turn would
 	 * expand further) */
 	drain(&t, 0, 0);
-	rc = rb_group(&t, cid, "sales", 1, &rep);
+	rc = rb_cmd(&t, cid, "sales", 1, &rep);
 	CHECK(rc == FBX_OK && rep.u.rollback.executed,
 	    "rollback of the sales devices: %d", rc);
 	fbx_console_rep_free(&rep);

@@ -725,6 +725,23 @@ link_key_of(char *k, size_t cap, uint64_t x, uint64_t older)
 	    (unsigned long long)FBX_DLV_ID(x, 0), (unsigned long long)older);
 }
 
+struct link_cut {
+	const char *key;
+	size_t cut, len;
+};
+
+static int
+link_cut_fn(fbx_txn *tx, void *arg)
+{
+	struct link_cut *c = arg;
+	uint8_t val[256];
+	int rc = fbx_store_kv_get(tx, c->key, val, sizeof(val), &c->len);
+
+	if (rc == FBX_OK && c->cut > 0 && c->cut <= c->len)
+		rc = fbx_store_kv_put(tx, c->key, val, c->cut);
+	return rc;
+}
+
 /* link_edit - with the engine closed: the size of the record under key
  * in *len, then (cut > 0) the record cut to its first cut bytes; the
  * engine is opened again and both gateways say hello. @return FBX_OK or
@@ -732,32 +749,10 @@ link_key_of(char *k, size_t cap, uint64_t x, uint64_t older)
 static int
 link_edit(struct env *t, const char *key, size_t cut, size_t *len)
 {
-	struct fbx_store_opts so;
-	fbx_store *st = NULL;
-	fbx_txn *tx = NULL;
-	uint8_t val[256];
-	int rc;
+	struct link_cut c = { key, cut, 0 };
+	int rc = store_write(t, link_cut_fn, &c);
 
-	*len = 0;
-	fbx_engine_close(t->e);
-	t->e = NULL;
-	memset(&so, 0, sizeof(so));
-	so.path = t->dir;
-	rc = fbx_store_open(&so, &st);
-	if (rc == FBX_OK)
-		rc = fbx_txn_begin(st, 1, &tx);
-	if (rc == FBX_OK)
-		rc = fbx_store_kv_get(tx, key, val, sizeof(val), len);
-	if (rc == FBX_OK && cut > 0 && cut <= *len)
-		rc = fbx_store_kv_put(tx, key, val, cut);
-	if (rc == FBX_OK)
-		rc = fbx_txn_commit(tx);
-	else if (tx != NULL)
-		fbx_txn_abort(tx);
-	if (st != NULL)
-		fbx_store_close(st);
-	if (env_reopen(t) != 0 && rc == FBX_OK)
-		rc = FBX_EIO;
+	*len = c.len;
 	hello(t, "g1", "acme", 1000);
 	hello(t, "g2", "acme", 1000);
 	turn(t);

@@ -294,9 +294,6 @@ static void
 test_paused_stage_checkin(void)
 {
 	struct env t;
-	struct fbx_console_req req;
-	struct fbx_console_rep rep;
-	struct fbx_device *d = calloc(300, sizeof(*d));
 	struct fbx_command info;
 	uint64_t cid, d0;
 	size_t n = 0, during = 0;
@@ -305,23 +302,7 @@ test_paused_stage_checkin(void)
 	CHECK(env_open(&t, "rops") == 0, "open");
 	t.expand_chunk = 10;
 	CHECK(env_reopen(&t) == 0, "reopen with 10 devices a turn");
-	for (unsigned k = 0; k < 300; k++) {
-		snprintf(d[k].id, sizeof(d[k].id), "%s-d%05u", ORG, k);
-		d[k].platform = FBX_PLATFORM_ANDROID;
-		d[k].online = 1;
-		d[k].ngroups = 1;
-		snprintf(d[k].groups[0], sizeof(d[k].groups[0]), "%s",
-		    k % 2 == 0 ? "sales" : "ops");
-	}
-	memset(&req, 0, sizeof(req));
-	req.kind = FBX_CREQ_ENROLL;
-	req.u.enroll.devs = d;
-	req.u.enroll.n = 300;
-	console(&t, "ops", ORG, &req);
-	turn(&t);
-	CHECK(reply(&t, "ops", &rep) == FBX_OK, "enroll");
-	fbx_console_rep_free(&rep);
-	free(d);
+	enroll_groups(&t, ORG, 300);
 	hello(&t, "g1", ORG, 1000);
 	turn(&t);
 	cid = submit_rollout(&t, 150, "sales");

@@ -528,6 +528,27 @@ pass_gw(struct env *t, int64_t ms)
 	}
 }
 
+struct brk_trip {
+	const char *org;
+	int64_t now;
+};
+
+static int
+brk_trip_fn(fbx_txn *x, void *arg)
+{
+	const struct brk_trip *t = arg;
+	struct fbxi_breaker b;
+	int rc = fbxi_brk_load(x, t->org, R_INC, &b, NULL);
+
+	if (rc != FBX_OK)
+		return rc;
+	b.trips = 1;
+	b.onset_ms = t->now + 1000;
+	b.tripped_ms = t->now + 200000;
+	b.state = FBX_BS_CLOSED;
+	return fbxi_brk_save(x, t->org, R_INC, &b);
+}
+
 /* brk_tripped - write the breaker record of org (ORG, or "*" for the
  * global one) for R_INC: tripped once (since reset), its onset 1 s after
  * the fake clock's now; the engine is closed and reopened around it
@@ -535,37 +556,9 @@ pass_gw(struct env *t, int64_t ms)
 static int
 brk_tripped(struct env *t, const char *org)
 {
-	struct fbx_store_opts so;
-	struct fbxi_breaker b;
-	fbx_store *st = NULL;
-	fbx_txn *x = NULL;
-	int64_t now = t->io.wall;
-	int rc;
+	struct brk_trip bt = { org, t->io.wall };
+	int rc = store_write(t, brk_trip_fn, &bt);
 
-	fbx_engine_close(t->e);
-	t->e = NULL;
-	memset(&so, 0, sizeof(so));
-	so.path = t->dir;
-	rc = fbx_store_open(&so, &st);
-	if (rc == FBX_OK)
-		rc = fbx_txn_begin(st, 1, &x);
-	if (rc == FBX_OK)
-		rc = fbxi_brk_load(x, org, R_INC, &b, NULL);
-	if (rc == FBX_OK) {
-		b.trips = 1;
-		b.onset_ms = now + 1000;
-		b.tripped_ms = now + 200000;
-		b.state = FBX_BS_CLOSED;
-		rc = fbxi_brk_save(x, org, R_INC, &b);
-	}
-	if (rc == FBX_OK)
-		rc = fbx_txn_commit(x);
-	else if (x != NULL)
-		fbx_txn_abort(x);
-	if (st != NULL)
-		fbx_store_close(st);
-	if (rc == FBX_OK && env_reopen(t) != 0)
-		rc = FBX_EIO;
 	if (rc == FBX_OK) {
 		hello(t, "g1", ORG, 1000);
 		turn(t);
