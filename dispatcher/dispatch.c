@@ -154,10 +154,26 @@ org_allow(struct fbx_engine *e, struct orgq *q, uint32_t want)
 	}
 	want = fbxi_bucket_take(&q->bucket, e->now, r->rate_per_s, r->burst,
 	    want);
-	if (e->grate.rate_per_s > 0)
-		want = fbxi_bucket_take(&e->gbucket, e->now,
+	if (e->grate.rate_per_s > 0) {
+		uint32_t g = fbxi_bucket_take(&e->gbucket, e->now,
 		    e->grate.rate_per_s, e->grate.burst, want);
+		/* what the global cap did not allow stays the
+		 * organisation's */
+		fbxi_bucket_give(&q->bucket, r->rate_per_s, r->burst, want - g);
+		want = g;
+	}
 	return want;
+}
+
+/* org_unused - tokens org_allow gave for deliveries that did not leave
+ * (a paused rollout's, kept back; cancelled or ended ones) go back: an
+ * organisation pays only for what it sends. */
+static void
+org_unused(struct fbx_engine *e, struct orgq *q, uint32_t n)
+{
+	fbxi_bucket_give(&q->bucket, q->rate.rate_per_s, q->rate.burst, n);
+	fbxi_bucket_give(
+	    &e->gbucket, e->grate.rate_per_s, e->grate.burst, n);
 }
 
 /* fbxi_dispatch_step - fill every gateway's credit from the organisation
@@ -213,6 +229,8 @@ fbxi_dispatch_step(struct fbx_engine *e)
 						if (send_one(e, g, fbxi_ring_pop(r)))
 							n++;
 					}
+					if (n < allow)
+						org_unused(e, q, allow - n);
 					total += n;
 					if (n > 0)
 						progress = 1;

@@ -391,6 +391,20 @@ fbxi_bucket_take(struct fbxi_bucket *b, int64_t now_ms, uint32_t rate,
 	return want;
 }
 
+void
+fbxi_bucket_give(
+    struct fbxi_bucket *b, uint32_t rate, uint32_t burst, uint32_t n)
+{
+	double cap;
+
+	if (rate == 0 || n == 0)
+		return;
+	cap = burst > 0 ? burst : rate;
+	b->tokens += n;
+	if (b->tokens > cap)
+		b->tokens = cap;
+}
+
 /* ---- staged rollouts --------------------------------------------------- */
 
 void

@@ -177,6 +177,10 @@ struct fbxi_bucket {
  * up to burst. rate 0 = unlimited. @return tokens granted. */
 uint32_t fbxi_bucket_take(struct fbxi_bucket *b, int64_t now_ms,
     uint32_t rate, uint32_t burst, uint32_t want);
+/* fbxi_bucket_give - n tokens taken and not used go back to the bucket
+ * (never above burst). */
+void fbxi_bucket_give(
+    struct fbxi_bucket *b, uint32_t rate, uint32_t burst, uint32_t n);
 
 /* ---- staged rollouts --------------------------------------------------- */
 

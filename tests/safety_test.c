@@ -826,6 +826,21 @@ test_bucket(void)
 		total += fbxi_bucket_take(&k, T0 + i * 100, 3, 3, 1000);
 	CHECK(total <= 3 + 30 && total >= 3 + 29,
 	    "10 s at 3/s, burst 3: want 32..33, got %u", total);
+
+	/* tokens given back: usable at once, never above burst */
+	memset(&k, 0, sizeof(k));
+	g = fbxi_bucket_take(&k, T0, 10, 50, 50);
+	fbxi_bucket_give(&k, 10, 50, 20);
+	g = fbxi_bucket_take(&k, T0, 10, 50, 100);
+	CHECK(g == 20, "20 given back, 20 taken at the same instant: got %u",
+	    g);
+	fbxi_bucket_give(&k, 10, 50, 1000);
+	g = fbxi_bucket_take(&k, T0, 10, 50, 100);
+	CHECK(g == 50, "given back above burst: burst taken, got %u", g);
+	fbxi_bucket_give(&k, 0, 0, 7);
+	g = fbxi_bucket_take(&k, T0, 10, 50, 100);
+	CHECK(g == 0, "a give with rate 0 (unlimited) adds nothing: got %u",
+	    g);
 }
 
 /* ---- staged rollouts --------------------------------------------------- */
