@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "audit_int.h" /* AUDIT_PARAMS_MAX: what a record's params hold */
 #include "delivery.h"
 #include "engine_int.h"
 #include "rollback_int.h"
@@ -307,6 +308,7 @@ rb_orgs_cb(void *arg, const char *org, uint32_t devices)
  * string: parameters that are not JSON (issue 12 item 6). */
 struct rb_names {
 	char buf[240];
+	size_t cap; /* of buf, what the record has room for */
 	size_t used, listed, more, skip;
 };
 
@@ -327,7 +329,7 @@ rb_names_cb(void *arg, const char *key, const void *val, size_t len)
 	}
 	org = org ? org + 1 : key;
 	n = strlen(org);
-	if (nm->more == 0 && nm->used + n + 2 < sizeof(nm->buf)) {
+	if (nm->more == 0 && nm->used + n + 2 < nm->cap) {
 		memcpy(nm->buf + nm->used, org, n);
 		nm->used += n;
 		nm->buf[nm->used++] = ' ';
@@ -341,12 +343,13 @@ rb_names_cb(void *arg, const char *key, const void *val, size_t len)
 
 /* rb_names - one record's worth of names after skip. */
 static int
-rb_names(struct fbx_engine *e, const char *prefix, size_t skip,
+rb_names(struct fbx_engine *e, const char *prefix, size_t skip, size_t cap,
     struct rb_names *nm)
 {
 	int rc;
 
 	memset(nm, 0, sizeof(*nm));
+	nm->cap = cap < sizeof(nm->buf) ? cap : sizeof(nm->buf);
 	nm->skip = skip;
 	rc = fbx_store_kv_scan(e->txn, prefix, rb_names_cb, nm);
 	if (rc == FBX_ENOT_FOUND)
@@ -363,31 +366,44 @@ static void
 rb_run_close(struct fbx_engine *e, const struct fbx_console_req *req,
     uint64_t rbid, const struct rb_run_rec *run)
 {
+	static const char tail[] = ",\"more\":18446744073709551615,"
+	                           "\"names\":\"\"}";
 	struct rb_names nm;
-	char prefix[64];
-	size_t skip;
+	char prefix[64], head[AUDIT_PARAMS_MAX + 1];
+	size_t skip, hlen;
 	int rc;
 
+	/* the totals first: the names get the room they leave */
+	hlen = (size_t)snprintf(head, sizeof(head),
+	    "{\"rollback_id\":%llu,\"incident\":\"%s\",\"global\":true,"
+	    "\"slices\":%u,\"orgs\":%u,\"commands\":%llu,\"cancelled\":%llu,"
+	    "\"compensated\":%llu,\"compensating_commands\":%llu,"
+	    "\"irreversible\":%llu,\"in_flight\":%llu,"
+	    "\"before_onset\":%llu",
+	    (unsigned long long)rbid, req->u.rollback.sel.breaker, run->slices,
+	    run->orgs, (unsigned long long)run->commands,
+	    (unsigned long long)run->per_action[FBX_RB_CANCEL],
+	    (unsigned long long)run->per_action[FBX_RB_COMPENSATE],
+	    (unsigned long long)run->comps,
+	    (unsigned long long)run->per_action[FBX_RB_IRREVERSIBLE],
+	    (unsigned long long)run->per_action[FBX_RB_IN_FLIGHT],
+	    (unsigned long long)run->before_onset);
 	snprintf(prefix, sizeof(prefix), "rbpart/%llu/",
 	    (unsigned long long)rbid);
-	rc = rb_names(e, prefix, 0, &nm);
+	rc = rb_names(e, prefix, 0,
+	    hlen + sizeof(tail) - 1 < AUDIT_PARAMS_MAX
+	        ? AUDIT_PARAMS_MAX - hlen - (sizeof(tail) - 1)
+	        : 0,
+	    &nm);
 	if (rc != FBX_OK) {
 		fbxi_set_err(e, rc);
 		return;
 	}
 	fbxi_audit(e, "*", req->actor, "rollback", req->u.rollback.note,
-	    "{\"rollback_id\":%llu,\"incident\":\"%s\",\"global\":true,"
-	    "\"slices\":%u,\"orgs\":%u,\"commands\":%llu,\"cancelled\":%llu,"
-	    "\"compensated\":%llu,\"before_onset\":%llu,\"more\":%zu,"
-	    "\"names\":\"%s\"}",
-	    (unsigned long long)rbid, req->u.rollback.sel.breaker, run->slices,
-	    run->orgs, (unsigned long long)run->commands,
-	    (unsigned long long)run->per_action[FBX_RB_CANCEL],
-	    (unsigned long long)run->per_action[FBX_RB_COMPENSATE],
-	    (unsigned long long)run->before_onset, nm.more, nm.buf);
+	    "%s,\"more\":%zu,\"names\":\"%s\"}", head, nm.more, nm.buf);
 	skip = nm.listed;
 	while (nm.more > 0 && fbxi_err(e) == FBX_OK) {
-		rc = rb_names(e, prefix, skip, &nm);
+		rc = rb_names(e, prefix, skip, sizeof(nm.buf), &nm);
 		if (rc != FBX_OK) {
 			fbxi_set_err(e, rc);
 			return;

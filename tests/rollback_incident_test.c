@@ -242,6 +242,7 @@ rb_req(struct fbx_console_req *req, int every_org, int execute)
 struct run {
 	uint32_t commands, before_onset, bo_dlv, slices;
 	uint32_t per[FBX_RB_COUNT];
+	uint64_t comps; /* compensating commands */
 	uint64_t rbid;
 	int same_id, global, err;
 	uint32_t org_cmds[ORGS], org_bo[ORGS];
@@ -262,6 +263,7 @@ run_add(struct run *r, const struct fbx_rb_plan *p)
 	r->commands += p->commands;
 	r->before_onset += p->before_onset;
 	r->bo_dlv += p->before_onset_deliveries;
+	r->comps += p->ncomp;
 	for (int k = 0; k < FBX_RB_COUNT; k++)
 		r->per[k] += p->per_action[k];
 	if (p->rollback_id != 0) {
@@ -670,7 +672,7 @@ main(void)
 	 * alone (the engine's journal has the cursor) */
 	{
 		struct run r2;
-		uint64_t rbid;
+		uint64_t rbid, comps;
 		rb_req(&req, 1, 1);
 		/* slices until the run has done something (it has an id),
 		 * then one more */
@@ -690,6 +692,7 @@ main(void)
 				rc = run_slices(&t, ADMIN, &req, &one, 1);
 				r.per[FBX_RB_COMPENSATE] =
 				    comp + one.per[FBX_RB_COMPENSATE];
+				r.comps += one.comps;
 				r.same_id = one.rbid == id1;
 			}
 		}
@@ -716,6 +719,7 @@ main(void)
 		            storm_n[0] + storm_n[2],
 		    "global run compensated %u + %u",
 		    r.per[FBX_RB_COMPENSATE], r2.per[FBX_RB_COMPENSATE]);
+		comps = r.comps + r2.comps;
 		/* continuing a finished run does nothing */
 		rb_req(&req, 1, 1);
 		req.u.rollback.rollback_id = rbid;
@@ -730,10 +734,16 @@ main(void)
 		req.u.audit_list.limit = 1000;
 		rc = fbxt_call(&t, ADMIN, &req, &rep);
 		{
-			int closing = 0, names = 0;
-			char want[64];
+			int closing = 0, names = 0, totals = 0;
+			char want[64], comp[64], ncomp[64];
 			snprintf(want, sizeof(want), "\"rollback_id\":%llu,",
 			    (unsigned long long)rbid);
+			/* the run's totals: both parts of the killed run */
+			snprintf(comp, sizeof(comp), "\"compensated\":%u,",
+			    storm_n[0] + storm_n[2]);
+			snprintf(ncomp, sizeof(ncomp),
+			    "\"compensating_commands\":%llu,",
+			    (unsigned long long)comps);
 			for (size_t k = 0; rc == FBX_OK && k < rep.u.audit.n;
 			    k++) {
 				const struct fbx_audit_rec *a = &rep.u.audit.r[k];
@@ -746,10 +756,17 @@ main(void)
 				    strstr(a->params, "org-002") != NULL &&
 				    strstr(a->params, "org-003") != NULL &&
 				    strstr(a->params, "\"orgs\":3,") != NULL;
+				totals = strstr(a->params, comp) != NULL &&
+				    strstr(a->params, ncomp) != NULL && comps > 0 &&
+				    strstr(a->params, "\"in_flight\":") != NULL &&
+				    strstr(a->params, "\"irreversible\":") != NULL;
+				if (!totals)
+					fprintf(stderr, "closing record: %s\n",
+					    a->params);
 			}
-			FBXT_CHECK(closing == 1 && names,
-			    "closing audit record: %d, names %d", closing,
-			    names);
+			FBXT_CHECK(closing == 1 && names && totals,
+			    "closing audit record: %d, names %d, totals %d",
+			    closing, names, totals);
 		}
 		fbx_console_rep_free(&rep);
 	}

@@ -25,7 +25,10 @@
  *   history no longer says when that was;
  * - the every-organisation rollback of a global incident marks the
  *   deliveries it leaves in a gateway's hands also in slices that hold
- *   nothing else to do (global_marks).
+ *   nothing else to do (global_marks); the record that closes it holds
+ *   the run's totals and, with the "rollback.orgs" records after it,
+ *   every organisation's name once, each record whole JSON within 511
+ *   bytes (global_record).
  * Automatic locks settle (30 s by default) before they expand; the test
  * lets the fake clock pass each window.
  */
@@ -531,14 +534,16 @@ pass_gw(struct env *t, int64_t ms)
 struct brk_trip {
 	const char *org;
 	int64_t now;
+	const char *reason; /* NULL: R_INC */
 };
 
 static int
 brk_trip_fn(fbx_txn *x, void *arg)
 {
 	const struct brk_trip *t = arg;
+	const char *reason = t->reason != NULL ? t->reason : R_INC;
 	struct fbxi_breaker b;
-	int rc = fbxi_brk_load(x, t->org, R_INC, &b, NULL);
+	int rc = fbxi_brk_load(x, t->org, reason, &b, NULL);
 
 	if (rc != FBX_OK)
 		return rc;
@@ -546,7 +551,7 @@ brk_trip_fn(fbx_txn *x, void *arg)
 	b.onset_ms = t->now + 1000;
 	b.tripped_ms = t->now + 200000;
 	b.state = FBX_BS_CLOSED;
-	return fbxi_brk_save(x, t->org, R_INC, &b);
+	return fbxi_brk_save(x, t->org, reason, &b);
 }
 
 /* brk_tripped - write the breaker record of org (ORG, or "*" for the
@@ -554,9 +559,9 @@ brk_trip_fn(fbx_txn *x, void *arg)
  * the fake clock's now; the engine is closed and reopened around it
  * (gateway g1 says hello again). @return FBX_OK or the store's error */
 static int
-brk_tripped(struct env *t, const char *org)
+brk_tripped_for(struct env *t, const char *org, const char *reason)
 {
-	struct brk_trip bt = { org, t->io.wall };
+	struct brk_trip bt = { org, t->io.wall, reason };
 	int rc = store_write(t, brk_trip_fn, &bt);
 
 	if (rc == FBX_OK) {
@@ -564,6 +569,12 @@ brk_tripped(struct env *t, const char *org)
 		turn(t);
 	}
 	return rc;
+}
+
+static int
+brk_tripped(struct env *t, const char *org)
+{
+	return brk_tripped_for(t, org, NULL);
 }
 
 /* onset_one - a baseline lock of device 1 before the incident's onset
@@ -770,6 +781,177 @@ test_global_marks(void)
 	env_close(&t);
 }
 
+/* an incident reason as long as an id may be (64) */
+#define R_LONG                                                                \
+	"attestation_failed_at_the_signing_service_after_its_cert_expired"
+
+/* global_record - the record that closes an every-organisation rollback
+ * holds the run's totals and as many organisation names as the 511
+ * bytes of its params leave room for; the others follow in
+ * "rollback.orgs" records. 30 organisations with names of 43
+ * characters and an incident reason of 64, one automatic lock each (pending: no gateway serves
+ * them): every record stays whole JSON within its bytes, and the names
+ * of all the records together are the 30, each once */
+#define GR_ORGS 30
+static void
+test_global_record(void)
+{
+	struct env t;
+	struct fbx_console_req req;
+	struct fbx_console_rep rep;
+	char org[GR_ORGS][FBX_ID_MAX + 1], org_cursor[FBX_ID_MAX + 1] = "";
+	int seen[GR_ORGS];
+	uint64_t cursor = 0, snap = 0, rbid = 0;
+	unsigned closing = 0, more = 0, listed_first = 0, orgs_recs = 0,
+		 whole = 0, records = 0, comp_total = 0, dup = 0;
+	int rc, n = 0;
+
+	memset(seen, 0, sizeof(seen));
+	CHECK(env_open(&t, "sxgr") == 0, "open");
+	for (int i = 0; i < GR_ORGS; i++) {
+		snprintf(org[i], sizeof(org[i]),
+		    "organisation-number-%02d-with-a-longer-name", i);
+		enroll(&t, org[i], 100);
+	}
+	enroll(&t, ORG, 100);
+	CHECK(brk_tripped_for(&t, "*", R_LONG) == FBX_OK,
+	    "global breaker record written");
+	pass_gw(&t, 2000);
+	for (int i = 0; i < GR_ORGS; i++) {
+		fbx_id ids[1];
+		memset(&req, 0, sizeof(req));
+		req.kind = FBX_CREQ_SUBMIT;
+		req.u.submit.cmd.type = FBX_CMD_LOCK;
+		req.u.submit.cmd.origin = FBX_ORIGIN_AUTOMATIC;
+		req.u.submit.cmd.target_kind = FBX_TARGET_DEVICES;
+		req.u.submit.cmd.ttl_s = TTL_S;
+		snprintf(req.u.submit.cmd.reason,
+		    sizeof(req.u.submit.cmd.reason), "%s", R_LONG);
+		snprintf(ids[0], sizeof(ids[0]), "%.56s-d%05u", org[i], 1u);
+		req.u.submit.cmd.dev_ids = ids;
+		req.u.submit.cmd.ndev_ids = 1;
+		console(&t, "rule", org[i], &req);
+		turn(&t);
+		rc = reply(&t, "rule", &rep);
+		CHECK(rc == FBX_OK, "automatic lock in %s: %d", org[i], rc);
+		fbx_console_rep_free(&rep);
+	}
+	pass_gw(&t, 31000);
+	do {
+		memset(&req, 0, sizeof(req));
+		req.kind = FBX_CREQ_ROLLBACK;
+		snprintf(req.u.rollback.sel.breaker,
+		    sizeof(req.u.rollback.sel.breaker), "%s", R_LONG);
+		req.u.rollback.sel.every_org = 1;
+		req.u.rollback.execute = 1;
+		req.u.rollback.sliced = 1;
+		req.u.rollback.limit = 100;
+		req.u.rollback.cursor = cursor;
+		snprintf(req.u.rollback.org_cursor,
+		    sizeof(req.u.rollback.org_cursor), "%s", org_cursor);
+		req.u.rollback.last_command_id = snap;
+		req.u.rollback.rollback_id = rbid;
+		console(&t, "ops", ORG, &req);
+		turn(&t);
+		rc = reply(&t, "ops", &rep);
+		if (rc == FBX_OK) {
+			cursor = rep.u.rollback.next_cursor;
+			snprintf(org_cursor, sizeof(org_cursor), "%s",
+			    rep.u.rollback.next_org);
+			snap = rep.u.rollback.last_command_id;
+			if (rbid == 0)
+				rbid = rep.u.rollback.rollback_id;
+			comp_total +=
+			    rep.u.rollback.per_action[FBX_RB_CANCEL] +
+			    rep.u.rollback.per_action[FBX_RB_COMPENSATE];
+		}
+		fbx_console_rep_free(&rep);
+		n++;
+	} while (rc == FBX_OK && cursor != 0 && n < 200);
+	CHECK(rc == FBX_OK && rbid != 0 && cursor == 0,
+	    "every-organisation rollback: %d, %d slices, id %llu", rc, n,
+	    (unsigned long long)rbid);
+	CHECK(comp_total == GR_ORGS, "each organisation's lock undone: %u",
+	    comp_total);
+
+	memset(&req, 0, sizeof(req));
+	req.kind = FBX_CREQ_AUDIT_LIST;
+	req.u.audit_list.limit = 1000;
+	console(&t, "auditor", ORG, &req);
+	turn(&t);
+	rc = reply(&t, "auditor", &rep);
+	CHECK(rc == FBX_OK, "audit list: %d", rc);
+	for (size_t i = 0; rc == FBX_OK && i < rep.u.audit.n; i++) {
+		const struct fbx_audit_rec *a = &rep.u.audit.r[i];
+		char want[64];
+		const char *nm, *end;
+		size_t len = strlen(a->params);
+		unsigned listed = 0;
+		int is_close = strcmp(a->action, "rollback") == 0;
+
+		snprintf(want, sizeof(want), "{\"rollback_id\":%llu,",
+		    (unsigned long long)rbid);
+		if (strcmp(a->org, "*") != 0 ||
+		    (!is_close && strcmp(a->action, "rollback.orgs") != 0) ||
+		    strncmp(a->params, want, strlen(want)) != 0)
+			continue;
+		records++;
+		nm = strstr(a->params, "\"names\":\"");
+		if (len > 0 && len <= 511 && nm != NULL &&
+		    strcmp(a->params + len - 2, "\"}") == 0)
+			whole++;
+		else
+			fprintf(stderr, "not whole: %s\n", a->params);
+		if (nm == NULL)
+			continue;
+		nm += strlen("\"names\":\"");
+		end = strchr(nm, '"');
+		while (nm != NULL && end != NULL && nm < end) {
+			const char *sp = memchr(nm, ' ', (size_t)(end - nm));
+			size_t l = sp != NULL ? (size_t)(sp - nm)
+			                      : (size_t)(end - nm);
+			int k;
+			for (k = 0; k < GR_ORGS; k++)
+				if (strlen(org[k]) == l &&
+				    memcmp(org[k], nm, l) == 0)
+					break;
+			if (k < GR_ORGS) {
+				dup += seen[k]++ > 0;
+				listed++;
+			}
+			nm = sp != NULL ? sp + 1 : end;
+		}
+		if (is_close) {
+			const char *m = strstr(a->params, "\"more\":");
+			closing++;
+			listed_first = listed;
+			if (m != NULL)
+				more = (unsigned)strtoul(m + 7, NULL, 10);
+			CHECK(strstr(a->params, "\"compensating_commands\":") !=
+			            NULL &&
+			        strstr(a->params, "\"in_flight\":0,") != NULL,
+			    "closing record's totals: %s", a->params);
+		} else {
+			orgs_recs++;
+		}
+	}
+	fbx_console_rep_free(&rep);
+	{
+		unsigned all = 0;
+		for (int k = 0; k < GR_ORGS; k++)
+			all += seen[k] > 0;
+		CHECK(closing == 1 && whole == records && all == GR_ORGS &&
+		        dup == 0 && listed_first > 0 &&
+		        more == GR_ORGS - listed_first && orgs_recs > 0,
+		    "closing %u, whole %u of %u, %u of %d organisations named "
+		    "(%u twice), %u in the closing record with more %u, %u "
+		    "rollback.orgs records",
+		    closing, whole, records, all, GR_ORGS, dup, listed_first,
+		    more, orgs_recs);
+	}
+	env_close(&t);
+}
+
 /* expiry - what the older command wanted counts while it lived: a
  * waiting N stands in for L1 only while L1's time to live runs, also
  * when retention pruned L1 (its link keeps the expiry); a sent N stands
@@ -908,6 +1090,7 @@ main(void)
 	chain3(1);
 	test_onset_withdrawal();
 	test_global_marks();
+	test_global_record();
 	test_expiry();
 	test_history_full();
 	printf("%d passed, %d failed\n", passed, failed);
