@@ -1151,7 +1151,9 @@ rb_dlv_cb(void *arg, const struct fbx_delivery *d)
 			looked = 1;
 			if (r->err != 0)
 				break;
-			if (carried == 0) {
+			/* once: a rollback run again does not withdraw (nor
+			 * count) what an earlier one withdrew */
+			if (carried == 0 && !fbxi_dlv_withdrawn(r->e, d->id)) {
 				rc = rb_ids_add(&r->wd, &r->nwd, &r->wcap,
 				    d->id);
 				if (rc != FBX_OK)
