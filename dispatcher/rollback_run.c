@@ -302,10 +302,11 @@ rb_orgs_cb(void *arg, const char *org, uint32_t devices)
 }
 
 /* The names go into the closing record's parameters, which hold 511
- * bytes: 137 of the template, up to 64 of the incident's reason and its
- * nine numbers leave room for about 250. With 400 the record of a run
- * over some 50 organisations was cut at 511 bytes, inside the names
- * string: parameters that are not JSON (issue 12 item 6). */
+ * bytes: at most 240, and no more than the totals before them leave
+ * (rb_run_close; at worst about 415 bytes of totals with a 64-byte
+ * incident reason and every number at 20 digits). With 400 the record
+ * of a run over some 50 organisations was cut at 511 bytes, inside the
+ * names string: parameters that are not JSON (issue 12 item 6). */
 struct rb_names {
 	char buf[240];
 	size_t cap; /* of buf, what the record has room for */
@@ -361,7 +362,7 @@ rb_names(struct fbx_engine *e, const char *prefix, size_t skip, size_t cap,
 
 /* rb_run_close - the audit record that closes a global run: its totals
  * and the organisations it changed, by name as far as a record holds
- * them (about 25); the rest follow in "rollback.orgs" records. */
+ * them (about 25 of 8 bytes); the rest follow in "rollback.orgs" records. */
 static void
 rb_run_close(struct fbx_engine *e, const struct fbx_console_req *req,
     uint64_t rbid, const struct rb_run_rec *run)

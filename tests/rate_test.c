@@ -6,8 +6,12 @@
  * - its in-flight cap: 5 unanswered at most, answers free room for as
  *   many (org_inflight);
  * - the global rate cap shared by two organisations, each behind its own
- *   gateway: the small one is not starved by the big one's fan-out, and
- *   the sum stays within the cap (global_shared);
+ *   gateway: the sum stays within the cap, and the small one's 5 leave
+ *   within 0.5 s beside the big one's fan-out (global_shared). Only in
+ *   this order of the gateways' hellos: dispatch serves the gateways in
+ *   a fixed order (the last hello first), so with the big one's hello
+ *   last the small one would get nothing until the fan-out ends (a
+ *   known gap, not yet fixed);
  * - a global cap that binds does not spend the organisation's own
  *   allowance (global_refund);
  * - tokens are taken only for deliveries that leave: a paused rollout's
