@@ -49,6 +49,17 @@ set_rate(struct env *t, const char *org, int global, uint32_t rate,
 	return rc;
 }
 
+/* pass_turns - n turns of 100 ms, gateway peer alive */
+static void
+pass_turns(struct env *t, const char *peer, int n)
+{
+	for (int i = 0; i < n; i++) {
+		advance(t, 100);
+		heartbeat(t, peer);
+		turn(t);
+	}
+}
+
 /* take - what the gateway `peer` got since the last call, answered
  * SUCCEEDED when answer != 0; @return how many */
 static size_t
@@ -111,21 +122,13 @@ test_org_inflight(void)
 	turn(&t);
 	CHECK(set_rate(&t, "acme", 0, 0, 0, 5) == FBX_OK, "cap set");
 	(void)submit_org(&t, "acme");
-	for (int i = 0; i < 5; i++) {
-		advance(&t, 100);
-		heartbeat(&t, "g1");
-		turn(&t);
-	}
+	pass_turns(&t, "g1", 5);
 	n = take(&t, "g1", 0, &s);
 	CHECK(n == 5, "5 in flight at most: %zu sent", n);
 	/* two answered: two more leave, no more */
 	results(&t, "g1", ++batch, s.ids, 2, FBX_R_SUCCEEDED);
 	turn(&t);
-	for (int i = 0; i < 5; i++) {
-		advance(&t, 100);
-		heartbeat(&t, "g1");
-		turn(&t);
-	}
+	pass_turns(&t, "g1", 5);
 	n = take(&t, "g1", 0, &s);
 	CHECK(n == 2, "2 answered, %zu more sent, want 2", n);
 	env_close(&t);
@@ -256,19 +259,11 @@ test_paused_tokens(void)
 		rid = rep.u.submit.command_id;
 	fbx_console_rep_free(&rep);
 	CHECK(rc == FBX_OK && rid != 0, "rollout: %d", rc);
-	for (int i = 0; i < 3; i++) {
-		advance(&t, 100);
-		heartbeat(&t, "g1");
-		turn(&t);
-	}
+	pass_turns(&t, "g1", 3);
 	n = take(&t, "g1", 0, &s);
 	CHECK(n == 10, "wave 1: %zu sent, want 10 (window)", n);
 	/* 2 s with the window full: the bucket fills up again */
-	for (int i = 0; i < 20; i++) {
-		advance(&t, 100);
-		heartbeat(&t, "g1");
-		turn(&t);
-	}
+	pass_turns(&t, "g1", 20);
 	memset(&req, 0, sizeof(req));
 	req.kind = FBX_CREQ_ROLLOUT;
 	req.u.rollout.command_id = rid;

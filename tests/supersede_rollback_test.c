@@ -662,6 +662,57 @@ test_onset_withdrawal(void)
 	    "storm wipe: row %d, withdrawn %d (want irreversible, 1)", a, n);
 }
 
+/* global_rollback - the every-organisation rollback of incident reason,
+ * executed slice after slice (at most 200) until done: each slice's
+ * per-action counts added to per, the run's id in *rbid, the slices in
+ * *slices, *done once the last slice said so. @return the last reply's
+ * err */
+static int
+global_rollback(struct env *t, const char *reason,
+    uint32_t per[FBX_RB_COUNT], uint64_t *rbid, int *slices, int *done)
+{
+	struct fbx_console_req req;
+	struct fbx_console_rep rep;
+	char org_cursor[FBX_ID_MAX + 1] = "";
+	uint64_t cursor = 0, snap = 0;
+	int rc;
+
+	*rbid = 0;
+	*slices = 0;
+	do {
+		memset(&req, 0, sizeof(req));
+		req.kind = FBX_CREQ_ROLLBACK;
+		snprintf(req.u.rollback.sel.breaker,
+		    sizeof(req.u.rollback.sel.breaker), "%s", reason);
+		req.u.rollback.sel.every_org = 1;
+		req.u.rollback.execute = 1;
+		req.u.rollback.sliced = 1;
+		req.u.rollback.limit = 100;
+		req.u.rollback.cursor = cursor;
+		snprintf(req.u.rollback.org_cursor,
+		    sizeof(req.u.rollback.org_cursor), "%s", org_cursor);
+		req.u.rollback.last_command_id = snap;
+		req.u.rollback.rollback_id = *rbid;
+		console(t, "ops", ORG, &req);
+		turn(t);
+		rc = reply(t, "ops", &rep);
+		if (rc == FBX_OK) {
+			cursor = rep.u.rollback.next_cursor;
+			snprintf(org_cursor, sizeof(org_cursor), "%s",
+			    rep.u.rollback.next_org);
+			snap = rep.u.rollback.last_command_id;
+			if (*rbid == 0)
+				*rbid = rep.u.rollback.rollback_id;
+			for (int k = 0; k < FBX_RB_COUNT; k++)
+				per[k] += rep.u.rollback.per_action[k];
+		}
+		fbx_console_rep_free(&rep);
+		(*slices)++;
+	} while (rc == FBX_OK && cursor != 0 && *slices < 200);
+	*done = rc == FBX_OK && cursor == 0;
+	return rc;
+}
+
 /* global_marks - the every-organisation rollback of a global incident,
  * in slices of 4 deliveries, of a storm lock of 10 devices that all are
  * in a gateway's hands (accepted, in flight): the slices after the first
@@ -676,12 +727,12 @@ test_global_marks(void)
 	struct fbx_console_req req;
 	struct fbx_console_rep rep;
 	fbx_id ids[10];
-	char org_cursor[FBX_ID_MAX + 1] = "";
-	uint64_t storm = 0, d10, cursor = 0, snap = 0, rbid = 0;
+	uint32_t per[FBX_RB_COUNT] = { 0 };
+	uint64_t storm = 0, d10, rbid = 0;
 	uint64_t sent[10];
 	size_t nsent = 0;
 	uint32_t inflight = 0;
-	int rc, n = 0;
+	int rc, n = 0, done = 0;
 
 	CHECK(env_open(&t, "sxgm") == 0, "open");
 	t.rollback_slice = 4;
@@ -722,35 +773,8 @@ test_global_marks(void)
 	CHECK(nsent == 10, "storm lock sent: %zu", nsent);
 	results(&t, "g1", 1, sent, nsent, FBX_R_ACCEPTED);
 	turn(&t);
-	do {
-		memset(&req, 0, sizeof(req));
-		req.kind = FBX_CREQ_ROLLBACK;
-		snprintf(req.u.rollback.sel.breaker,
-		    sizeof(req.u.rollback.sel.breaker), "%s", R_INC);
-		req.u.rollback.sel.every_org = 1;
-		req.u.rollback.execute = 1;
-		req.u.rollback.sliced = 1;
-		req.u.rollback.limit = 100;
-		req.u.rollback.cursor = cursor;
-		snprintf(req.u.rollback.org_cursor,
-		    sizeof(req.u.rollback.org_cursor), "%s", org_cursor);
-		req.u.rollback.last_command_id = snap;
-		req.u.rollback.rollback_id = rbid;
-		console(&t, "ops", ORG, &req);
-		turn(&t);
-		rc = reply(&t, "ops", &rep);
-		if (rc == FBX_OK) {
-			cursor = rep.u.rollback.next_cursor;
-			snprintf(org_cursor, sizeof(org_cursor), "%s",
-			    rep.u.rollback.next_org);
-			snap = rep.u.rollback.last_command_id;
-			if (rbid == 0)
-				rbid = rep.u.rollback.rollback_id;
-			inflight += rep.u.rollback.per_action[FBX_RB_IN_FLIGHT];
-		}
-		fbx_console_rep_free(&rep);
-		n++;
-	} while (rc == FBX_OK && cursor != 0 && n < 100);
+	rc = global_rollback(&t, R_INC, per, &rbid, &n, &done);
+	inflight = per[FBX_RB_IN_FLIGHT];
 	CHECK(rc == FBX_OK && n > 2 && inflight == 10,
 	    "every-organisation rollback: %d, %d slices, %u in flight", rc, n,
 	    inflight);
@@ -799,9 +823,10 @@ test_global_record(void)
 	struct env t;
 	struct fbx_console_req req;
 	struct fbx_console_rep rep;
-	char org[GR_ORGS][FBX_ID_MAX + 1], org_cursor[FBX_ID_MAX + 1] = "";
-	int seen[GR_ORGS];
-	uint64_t cursor = 0, snap = 0, rbid = 0;
+	char org[GR_ORGS][FBX_ID_MAX + 1];
+	int seen[GR_ORGS], done = 0;
+	uint32_t per[FBX_RB_COUNT] = { 0 };
+	uint64_t rbid = 0;
 	unsigned closing = 0, more = 0, listed_first = 0, orgs_recs = 0,
 		 whole = 0, records = 0, comp_total = 0, dup = 0;
 	int rc, n = 0;
@@ -837,38 +862,9 @@ test_global_record(void)
 		fbx_console_rep_free(&rep);
 	}
 	pass_gw(&t, 31000);
-	do {
-		memset(&req, 0, sizeof(req));
-		req.kind = FBX_CREQ_ROLLBACK;
-		snprintf(req.u.rollback.sel.breaker,
-		    sizeof(req.u.rollback.sel.breaker), "%s", R_LONG);
-		req.u.rollback.sel.every_org = 1;
-		req.u.rollback.execute = 1;
-		req.u.rollback.sliced = 1;
-		req.u.rollback.limit = 100;
-		req.u.rollback.cursor = cursor;
-		snprintf(req.u.rollback.org_cursor,
-		    sizeof(req.u.rollback.org_cursor), "%s", org_cursor);
-		req.u.rollback.last_command_id = snap;
-		req.u.rollback.rollback_id = rbid;
-		console(&t, "ops", ORG, &req);
-		turn(&t);
-		rc = reply(&t, "ops", &rep);
-		if (rc == FBX_OK) {
-			cursor = rep.u.rollback.next_cursor;
-			snprintf(org_cursor, sizeof(org_cursor), "%s",
-			    rep.u.rollback.next_org);
-			snap = rep.u.rollback.last_command_id;
-			if (rbid == 0)
-				rbid = rep.u.rollback.rollback_id;
-			comp_total +=
-			    rep.u.rollback.per_action[FBX_RB_CANCEL] +
-			    rep.u.rollback.per_action[FBX_RB_COMPENSATE];
-		}
-		fbx_console_rep_free(&rep);
-		n++;
-	} while (rc == FBX_OK && cursor != 0 && n < 200);
-	CHECK(rc == FBX_OK && rbid != 0 && cursor == 0,
+	rc = global_rollback(&t, R_LONG, per, &rbid, &n, &done);
+	comp_total = per[FBX_RB_CANCEL] + per[FBX_RB_COMPENSATE];
+	CHECK(rc == FBX_OK && rbid != 0 && done,
 	    "every-organisation rollback: %d, %d slices, id %llu", rc, n,
 	    (unsigned long long)rbid);
 	CHECK(comp_total == GR_ORGS, "each organisation's lock undone: %u",
