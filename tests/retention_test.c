@@ -102,7 +102,13 @@ main(void)
 		size[c] = file_size(data);
 		fprintf(stderr, "cycle %d: data.mdb %lld bytes\n", c, size[c]);
 	}
-	FBXT_CHECK(size[CYCLES - 1] <= size[2] + size[2] / 10,
+	/* Without pruning (--retention 100000) each cycle adds about 1.1 MB
+	 * and the file more than doubles from cycle 3 to 10 (7.5 to 15.5
+	 * MB); pruned, it grows in steps of a few hundred KB while a
+	 * reader's snapshot keeps freed pages from reuse (+7 % here, +11 %
+	 * on a loaded 2-core machine). A quarter tells the two apart with
+	 * room on both sides. */
+	FBXT_CHECK(size[CYCLES - 1] <= size[2] + size[2] / 4,
 	    "the file kept growing: %lld after cycle 3, %lld after %d",
 	    size[2], size[CYCLES - 1], CYCLES);
 
@@ -137,10 +143,13 @@ main(void)
 		    lp.u.devices.n == 1)
 			snprintf(dev, sizeof(dev), "%s", lp.u.devices.devs[0].id);
 		fbx_console_rep_free(&lp);
-		for (int i = 0; i < 10100 && fbxt_failed == 0; i++) {
+		/* stops at the first failed submit (not at an earlier
+		 * check's failure, which would hide what this phase shows) */
+		for (int i = 0, bad = 0; i < 10100 && !bad; i++) {
 			rc = fbxt_submit(&t, "org-001", FBX_CMD_QUERY,
 			    FBX_ORIGIN_SCHEDULED, FBX_TARGET_DEVICES, NULL, ids,
 			    1, NULL, &id, &count);
+			bad = rc != FBX_OK;
 			FBXT_CHECK(rc == FBX_OK, "small submit %d rc %d", i, rc);
 			if (i == 10050)
 				probe = id;
