@@ -176,68 +176,100 @@ org_unused(struct fbx_engine *e, struct orgq *q, uint32_t n)
 	    &e->gbucket, e->grate.rate_per_s, e->grate.burst, n);
 }
 
-/* fbxi_dispatch_step - fill every gateway's credit from the organisation
+/* gw_open - whether g can take another delivery now */
+static int
+gw_open(const struct gw *g)
+{
+	/* nothing to a session before its WELCOME has left (a HELLO of a
+	 * failed turn) */
+	return !g->dead && g->welcomed && g->unanswered < g->window &&
+	    g->ubytes < GW_BYTES_INFLIGHT_MAX;
+}
+
+/* org_to_gw - up to a quantum of organisation q's deliveries of class
+ * prio to gateway g, within q's caps; @return how many left */
+static uint32_t
+org_to_gw(struct fbx_engine *e, struct gw *g, struct orgq *q, int prio,
+    uint32_t room)
+{
+	struct ring *r = &q->r[prio];
+	uint32_t want = QUANTUM, allow, n = 0;
+
+	fbxi_orgq_load_rate(e, q);
+	if (want > g->window - g->unanswered)
+		want = g->window - g->unanswered;
+	if (want > r->len)
+		want = (uint32_t)r->len;
+	if (want > room)
+		want = room;
+	allow = org_allow(e, q, want);
+	while (n < allow && r->len > 0 && g->ubytes < GW_BYTES_INFLIGHT_MAX &&
+	    fbxi_err(e) == FBX_OK) {
+		if (r->len > PREFETCH_AHEAD)
+			fbxi_dmap_prefetch(&g->inflight,
+			    r->v[(r->head + PREFETCH_AHEAD) % r->cap]);
+		q->len--;
+		if (send_one(e, g, fbxi_ring_pop(r)))
+			n++;
+	}
+	if (n < allow)
+		org_unused(e, q, allow - n);
+	return n;
+}
+
+/* fbxi_dispatch_step - fill the gateways' credit from the organisation
  * queues: priority classes strictly in order (recovery first, bulk
  * rollouts last), and within a class round robin over organisations in
- * quanta, so one organisation's million-device fan-out does not delay
- * another's single command. Rate caps are applied per organisation. */
+ * quanta, each organisation's quantum to every gateway that serves it,
+ * so one organisation's million-device fan-out does not delay another's
+ * single command. Rate caps are applied per organisation.
+ *
+ * The organisations, not the gateways, are the outer loop: what is
+ * shared (a gateway's window, the global rate cap) goes first to the
+ * organisation at the head of the round, and the head moves on by one
+ * after each step that sent anything, whatever gateways the
+ * organisations are behind. (With the gateways outer, a binding global
+ * cap went whole to the organisations of the first gateway in the list,
+ * every step.) Steps that send nothing do not move it, so a cap that
+ * grants a few tokens every few steps still grants them in turn. */
 void
 fbxi_dispatch_step(struct fbx_engine *e)
 {
 	uint32_t total = 0;
+	size_t pass = 0;
 
 	for (int prio = 0; prio < FBX_PRIO_COUNT; prio++) {
 		int progress = 1;
 		while (progress && total < e->dispatch_max &&
 		    fbxi_err(e) == FBX_OK) {
+			int open = 1;
 			progress = 0;
-			for (struct gw *g = e->gws; g != NULL; g = g->next) {
-				/* nothing to a session before its WELCOME
-				 * has left (a HELLO of a failed turn) */
-				if (g->dead || !g->welcomed ||
-				    g->unanswered >= g->window ||
-				    g->ubytes >= GW_BYTES_INFLIGHT_MAX)
+			for (size_t k = 0; k < e->rrlen && open &&
+			    total < e->dispatch_max && fbxi_err(e) == FBX_OK;
+			    k++) {
+				struct orgq *q =
+				    e->rr[(e->rrpos + pass + k) % e->rrlen];
+				if (q->r[prio].len == 0)
 					continue;
-				for (size_t k = 0; k < e->rrlen &&
-				    g->unanswered < g->window &&
+				open = 0;
+				for (struct gw *g = e->gws; g != NULL &&
+				    q->r[prio].len > 0 &&
 				    total < e->dispatch_max;
-				    k++) {
-					struct orgq *q =
-					    e->rr[(e->rrpos + k) % e->rrlen];
-					struct ring *r = &q->r[prio];
-					uint32_t want, allow, n = 0;
-					if (r->len == 0 ||
-					    !fbxi_gw_serves(g, q->org))
+				    g = g->next) {
+					uint32_t n;
+					if (!gw_open(g))
 						continue;
-					fbxi_orgq_load_rate(e, q);
-					want = QUANTUM;
-					if (want > g->window - g->unanswered)
-						want = g->window - g->unanswered;
-					if (want > r->len)
-						want = (uint32_t)r->len;
-					allow = org_allow(e, q, want);
-					while (n < allow && r->len > 0 &&
-					    g->ubytes < GW_BYTES_INFLIGHT_MAX &&
-					    fbxi_err(e) == FBX_OK) {
-						if (r->len > PREFETCH_AHEAD)
-							fbxi_dmap_prefetch(
-							    &g->inflight,
-							    r->v[(r->head +
-							             PREFETCH_AHEAD) %
-							        r->cap]);
-						q->len--;
-						if (send_one(e, g, fbxi_ring_pop(r)))
-							n++;
-					}
-					if (n < allow)
-						org_unused(e, q, allow - n);
+					open = 1;
+					if (!fbxi_gw_serves(g, q->org))
+						continue;
+					n = org_to_gw(e, g, q, prio,
+					    e->dispatch_max - total);
 					total += n;
 					if (n > 0)
 						progress = 1;
 				}
 			}
-			if (e->rrlen > 0)
-				e->rrpos = (e->rrpos + 1) % e->rrlen;
+			pass++;
 		}
 	}
 	for (struct gw *g = e->gws; g != NULL; g = g->next) {
@@ -246,6 +278,8 @@ fbxi_dispatch_step(struct fbx_engine *e)
 	}
 	/* queued work that rate caps held back: poll, do not spin */
 	e->stalled = total == 0 && e->rrlen > 0;
+	if (total > 0 && e->rrlen > 0)
+		e->rrpos = (e->rrpos + 1) % e->rrlen;
 	/* drop emptied organisations from the round robin */
 	for (size_t i = 0; i < e->rrlen;) {
 		if (e->rr[i]->len == 0) {
@@ -273,8 +307,7 @@ fbxi_work_pending(struct fbx_engine *e)
 	if (e->rrlen == 0 || e->stalled)
 		return 0;
 	for (struct gw *g = e->gws; g != NULL; g = g->next) {
-		if (!g->dead && g->welcomed && g->unanswered < g->window &&
-		    g->ubytes < GW_BYTES_INFLIGHT_MAX)
+		if (gw_open(g))
 			return 1;
 	}
 	return 0;

@@ -211,7 +211,6 @@ struct fbx_engine {
 	size_t rrlen, rrcap, rrpos;
 
 	struct gw *gws;
-	struct gw *gw_rr; /* next gateway to serve first */
 
 	struct inmsg *in;
 	size_t nin, incap;

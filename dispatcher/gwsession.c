@@ -143,8 +143,6 @@ fbxi_gw_reap(struct fbx_engine *e)
 		}
 		fbxi_gw_requeue(e, g);
 		*pp = g->next;
-		if (e->gw_rr == g)
-			e->gw_rr = NULL;
 		/* outputs queued this turn may still point at g */
 		for (struct outmsg *o = e->ohead; o != NULL; o = o->next) {
 			if (o->gw == g)

@@ -6,18 +6,20 @@
  * - its in-flight cap: 5 unanswered at most, answers free room for as
  *   many (org_inflight);
  * - the global rate cap shared by two organisations, each behind its own
- *   gateway: the sum stays within the cap, and the small one's 5 leave
- *   within 0.5 s beside the big one's fan-out (global_shared). Only in
- *   this order of the gateways' hellos: dispatch serves the gateways in
- *   a fixed order (the last hello first), so with the big one's hello
- *   last the small one would get nothing until the fan-out ends (a
- *   known gap, not yet fixed);
+ *   gateway, in either order of the gateways' hellos: the sum stays
+ *   within the cap, and the small one's 5 leave within 0.5 s beside the
+ *   big one's fan-out (global_shared); two big ones share it about
+ *   evenly (global_fair). Before dispatch went organisation by
+ *   organisation, the organisation behind the later gateway in its list
+ *   got nothing while the other had work;
  * - a global cap that binds does not spend the organisation's own
  *   allowance (global_refund);
  * - tokens are taken only for deliveries that leave: a paused rollout's
- *   deliveries, taken from the queue and kept back, cost its
- *   organisation none, so an operator's command right after the pause
- *   leaves at once (paused_tokens).
+ *   deliveries, taken from the queue and kept back, cost none, neither
+ *   the organisation's nor (with a global cap) the global bucket's, so
+ *   an operator's command right after the pause leaves at once
+ *   (paused_tokens); and exactly the tokens of what did not leave go
+ *   back, not all that were taken (partial_refund).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -134,8 +136,23 @@ test_org_inflight(void)
 	env_close(&t);
 }
 
+/* hellos - the two gateways' hellos, ga (serving `a`) first or last
+ * (the engine keeps the last hello at the head of its list) */
 static void
-test_global_shared(void)
+hellos(struct env *t, const char *a, const char *b, int a_first)
+{
+	if (a_first) {
+		hello(t, "ga", a, 1000);
+		hello(t, "gb", b, 1000);
+	} else {
+		hello(t, "gb", b, 1000);
+		hello(t, "ga", a, 1000);
+	}
+	turn(t);
+}
+
+static void
+test_global_shared(int big_first)
 {
 	static struct gw_seen s;
 	struct env t;
@@ -145,9 +162,7 @@ test_global_shared(void)
 	CHECK(env_open(&t, "rate_global") == 0, "open");
 	enroll(&t, "big", 200);
 	enroll(&t, "small", 5);
-	hello(&t, "ga", "big", 1000);
-	hello(&t, "gb", "small", 1000);
-	turn(&t);
+	hellos(&t, "big", "small", big_first);
 	CHECK(set_rate(&t, "big", 1, 20, 20, 0) == FBX_OK, "global rate set");
 	(void)submit_org(&t, "big");
 	(void)submit_org(&t, "small");
@@ -171,12 +186,47 @@ test_global_shared(void)
 	CHECK(over == 0, "the global cap held: %d turns above it", over);
 	CHECK(b == 5 && b_done_at >= 0 && b_done_at <= 5,
 	    "the small organisation's 5 sent within 0.5 s beside the big "
-	    "one's: %zu sent, all by turn %d",
-	    b, b_done_at);
+	    "one's (big one's gateway hello %s): %zu sent, all by turn %d",
+	    big_first ? "first" : "last", b, b_done_at);
 	CHECK(a > 0, "the big one progresses too: %zu", a);
 	env_close(&t);
 }
 
+/* global_fair - two organisations with more work than a global cap of
+ * 20/s allows, each behind its own gateway: over 8 s (180 tokens) each
+ * gets at least a third, in either order of the hellos (the first
+ * turn's burst goes to one of them; then they take turns) */
+static void
+test_global_fair(int a_first)
+{
+	static struct gw_seen s;
+	struct env t;
+	size_t a = 0, b = 0;
+
+	CHECK(env_open(&t, "rate_fair") == 0, "open");
+	enroll(&t, "one", 300);
+	enroll(&t, "two", 300);
+	hellos(&t, "one", "two", a_first);
+	CHECK(set_rate(&t, "one", 1, 20, 20, 0) == FBX_OK, "global rate set");
+	(void)submit_org(&t, "one");
+	(void)submit_org(&t, "two");
+	for (int i = 0; i <= 80; i++) {
+		if (i > 0) {
+			advance(&t, 100);
+			heartbeat(&t, "ga");
+			heartbeat(&t, "gb");
+			turn(&t);
+		}
+		a += take(&t, "ga", 1, &s);
+		b += take(&t, "gb", 1, &s);
+	}
+	CHECK(a + b <= 20 + 2 * 80 + 1 && a + b >= 20 + 2 * 80 - 2,
+	    "the global cap, all of it: %zu + %zu sent in 8 s", a, b);
+	CHECK(a * 3 >= a + b && b * 3 >= a + b,
+	    "shared (gateway of 'one' hello %s): %zu and %zu",
+	    a_first ? "first" : "last", a, b);
+	env_close(&t);
+}
 
 /* global_refund - what the global cap did not allow stays the
  * organisation's: its own allowance is not spent on deliveries the
@@ -207,71 +257,98 @@ test_global_refund(void)
 	env_close(&t);
 }
 
-/* query_dev - an operator's query of acme's device idx; @return its id */
+/* query_devs - an operator's query of acme's devices idx .. idx+n-1;
+ * @return its id */
 static uint64_t
-query_dev(struct env *t, unsigned idx)
+query_devs(struct env *t, unsigned idx, unsigned n)
 {
 	struct fbx_console_req req;
 	struct fbx_console_rep rep;
-	fbx_id ids[1];
+	fbx_id ids[16];
 	uint64_t id = 0;
 
+	if (n > 16)
+		n = 16;
 	query_req(&req);
 	req.u.submit.cmd.target_kind = FBX_TARGET_DEVICES;
-	snprintf(ids[0], sizeof(ids[0]), "acme-d%05u", idx);
+	for (unsigned i = 0; i < n; i++)
+		snprintf(ids[i], sizeof(ids[i]), "acme-d%05u", idx + i);
 	req.u.submit.cmd.dev_ids = ids;
-	req.u.submit.cmd.ndev_ids = 1;
+	req.u.submit.cmd.ndev_ids = n;
 	console(t, "ops", "acme", &req);
 	turn(t);
 	if (reply(t, "ops", &rep) == FBX_OK)
 		id = rep.u.submit.command_id;
 	fbx_console_rep_free(&rep);
-	CHECK(id != 0, "query of device %u", idx);
+	CHECK(id != 0, "query of devices %u-%u", idx, idx + n - 1);
 	return id;
 }
 
-static void
-test_paused_tokens(void)
+/* rollout_first - a rollout of a query to every device of acme whose
+ * first wave is `first` devices; @return its id */
+static uint64_t
+rollout_first(struct env *t, uint32_t first)
 {
-	static struct gw_seen s;
 	struct fbx_console_req req;
 	struct fbx_console_rep rep;
+	uint64_t id = 0;
+
+	rollout_req(&req);
+	req.u.submit.cmd.rollout.first_count = first;
+	req.u.submit.cmd.rollout.max_wave = first;
+	req.u.submit.cmd.rollout.min_results = first;
+	console(t, "ops", "acme", &req);
+	turn(t);
+	if (reply(t, "ops", &rep) == FBX_OK)
+		id = rep.u.submit.command_id;
+	fbx_console_rep_free(&rep);
+	CHECK(id != 0, "rollout with a first wave of %u", first);
+	return id;
+}
+
+/* pause - pause rollout rid of acme */
+static void
+pause(struct env *t, uint64_t rid)
+{
+	struct fbx_console_req req;
+	struct fbx_console_rep rep;
+
+	memset(&req, 0, sizeof(req));
+	req.kind = FBX_CREQ_ROLLOUT;
+	req.u.rollout.command_id = rid;
+	req.u.rollout.op = FBX_ROP_PAUSE;
+	console(t, "ops", "acme", &req);
+	turn(t);
+	CHECK(reply(t, "ops", &rep) == FBX_OK, "pause of %llu",
+	    (unsigned long long)rid);
+	fbx_console_rep_free(&rep);
+}
+
+/* paused_tokens - a paused rollout's deliveries, taken from the queue
+ * and kept back, cost no tokens: the organisation's (global = 0) or the
+ * global bucket's (global = 1) */
+static void
+test_paused_tokens(int global)
+{
+	static struct gw_seen s;
 	struct env t;
-	uint64_t rid = 0, qid;
+	uint64_t rid, qid;
 	size_t n;
-	int rc;
 
 	CHECK(env_open(&t, "rate_paused") == 0, "open");
 	enroll(&t, "acme", 41);
 	hello(&t, "g1", "acme", 10);
 	turn(&t);
-	CHECK(set_rate(&t, "acme", 0, 10, 10, 0) == FBX_OK, "rate set");
+	CHECK(set_rate(&t, "acme", global, 10, 10, 0) == FBX_OK, "rate set");
 	/* a rollout whose first wave of 30 is released: 10 leave (the
 	 * window and the burst), 20 stay queued */
-	rollout_req(&req);
-	req.u.submit.cmd.rollout.first_count = 30;
-	req.u.submit.cmd.rollout.max_wave = 30;
-	req.u.submit.cmd.rollout.min_results = 30;
-	console(&t, "ops", "acme", &req);
-	turn(&t);
-	rc = reply(&t, "ops", &rep);
-	if (rc == FBX_OK)
-		rid = rep.u.submit.command_id;
-	fbx_console_rep_free(&rep);
-	CHECK(rc == FBX_OK && rid != 0, "rollout: %d", rc);
+	rid = rollout_first(&t, 30);
 	pass_turns(&t, "g1", 3);
 	n = take(&t, "g1", 0, &s);
 	CHECK(n == 10, "wave 1: %zu sent, want 10 (window)", n);
 	/* 2 s with the window full: the bucket fills up again */
 	pass_turns(&t, "g1", 20);
-	memset(&req, 0, sizeof(req));
-	req.kind = FBX_CREQ_ROLLOUT;
-	req.u.rollout.command_id = rid;
-	req.u.rollout.op = FBX_ROP_PAUSE;
-	console(&t, "ops", "acme", &req);
-	turn(&t);
-	CHECK(reply(&t, "ops", &rep) == FBX_OK, "pause");
-	fbx_console_rep_free(&rep);
+	pause(&t, rid);
 	/* the window frees: the 20 queued are taken from the queue and
 	 * kept back; none leaves */
 	results(&t, "g1", ++batch, s.ids, s.nids, FBX_R_SUCCEEDED);
@@ -280,12 +357,63 @@ test_paused_tokens(void)
 	n = take(&t, "g1", 0, &s);
 	CHECK(n == 0, "paused: %zu sent", n);
 	/* at the same instant, an operator's query of one device: the
-	 * organisation's tokens are all there, it leaves at once */
-	qid = query_dev(&t, 40);
+	 * tokens are all there, it leaves at once */
+	qid = query_devs(&t, 40, 1);
 	turn(&t);
 	n = take(&t, "g1", 0, &s);
 	CHECK(n == 1 && FBX_DLV_CMD(s.ids[0]) == qid,
-	    "the operator's query left at once: %zu sent", n);
+	    "the operator's query left at once (%s cap): %zu sent",
+	    global ? "global" : "organisation's", n);
+	env_close(&t);
+}
+
+/* partial_refund - of the tokens taken for a queue, exactly those of
+ * the deliveries that did not leave go back: a paused rollout's 20
+ * queued ahead of another rollout's 3, 10 tokens: the 3 leave, 7
+ * tokens stay (not 10, not 0), so a query of 10 devices right after
+ * gets 7 out at once */
+static void
+test_partial_refund(void)
+{
+	static struct gw_seen s;
+	struct env t;
+	uint64_t r1, r2, qid;
+	size_t n, mine = 0;
+
+	CHECK(env_open(&t, "rate_partial") == 0, "open");
+	enroll(&t, "acme", 60);
+	hello(&t, "g1", "acme", 1000);
+	turn(&t);
+	CHECK(set_rate(&t, "acme", 0, 10, 10, 0) == FBX_OK, "rate set");
+	r1 = rollout_first(&t, 30);
+	turn(&t);
+	n = take(&t, "g1", 0, &s);
+	CHECK(n == 10, "first rollout: %zu sent, want 10 (the burst)", n);
+	/* no time passes: r1's other 20 are still queued, no tokens */
+	pause(&t, r1);
+	r2 = rollout_first(&t, 3);
+	turn(&t);
+	n = take(&t, "g1", 0, &s);
+	CHECK(n == 0, "no tokens: %zu sent", n);
+	/* 1 s: 10 tokens; dispatch takes r1's 20 off the queue (kept
+	 * back) and sends r2's 3 behind them */
+	advance(&t, 1000);
+	heartbeat(&t, "g1");
+	turn(&t);
+	turn(&t);
+	n = take(&t, "g1", 0, &s);
+	for (size_t i = 0; i < s.nids; i++)
+		mine += FBX_DLV_CMD(s.ids[i]) == r2;
+	CHECK(n == 3 && mine == 3, "the second rollout's wave: %zu sent, "
+	                           "%zu of it", n, mine);
+	qid = query_devs(&t, 40, 10);
+	turn(&t);
+	n = take(&t, "g1", 0, &s);
+	mine = 0;
+	for (size_t i = 0; i < s.nids; i++)
+		mine += FBX_DLV_CMD(s.ids[i]) == qid;
+	CHECK(n == 7 && mine == 7,
+	    "the 7 tokens the 3 left: %zu of the query's 10 sent, want 7", n);
 	env_close(&t);
 }
 
@@ -294,9 +422,14 @@ main(void)
 {
 	test_org_rate();
 	test_org_inflight();
-	test_global_shared();
+	test_global_shared(1);
+	test_global_shared(0);
+	test_global_fair(1);
+	test_global_fair(0);
 	test_global_refund();
-	test_paused_tokens();
+	test_paused_tokens(0);
+	test_paused_tokens(1);
+	test_partial_refund();
 	printf("rate_test: %d passed, %d failed\n", passed, failed);
 	return failed == 0 ? 0 : 1;
 }
