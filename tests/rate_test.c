@@ -136,48 +136,56 @@ test_org_inflight(void)
 	env_close(&t);
 }
 
-/* hellos - the two gateways' hellos, ga (serving `a`) first or last
- * (the engine keeps the last hello at the head of its list) */
+/* two_orgs - organisations a (na devices, behind gateway ga) and b (nb,
+ * behind gb), ga's hello first or last (the engine keeps the last hello
+ * at the head of its list), a global cap of 20/s burst 20, a query to
+ * every device of each, a's submitted first */
 static void
-hellos(struct env *t, const char *a, const char *b, int a_first)
+two_orgs(struct env *t, const char *name, const char *a, unsigned na,
+    const char *b, unsigned nb, int a_first)
 {
-	if (a_first) {
-		hello(t, "ga", a, 1000);
-		hello(t, "gb", b, 1000);
-	} else {
-		hello(t, "gb", b, 1000);
-		hello(t, "ga", a, 1000);
-	}
+	CHECK(env_open(t, name) == 0, "open");
+	enroll(t, a, na);
+	enroll(t, b, nb);
+	hello(t, a_first ? "ga" : "gb", a_first ? a : b, 1000);
+	hello(t, a_first ? "gb" : "ga", a_first ? b : a, 1000);
 	turn(t);
+	CHECK(set_rate(t, a, 1, 20, 20, 0) == FBX_OK, "global rate set");
+	(void)submit_org(t, a);
+	(void)submit_org(t, b);
+}
+
+/* two_take - what ga and gb got, answered; after a turn 100 ms later
+ * unless first */
+static void
+two_take(struct env *t, int first, size_t *a, size_t *b)
+{
+	static struct gw_seen s;
+
+	if (!first) {
+		advance(t, 100);
+		heartbeat(t, "ga");
+		heartbeat(t, "gb");
+		turn(t);
+	}
+	*a += take(t, "ga", 1, &s);
+	*b += take(t, "gb", 1, &s);
 }
 
 static void
 test_global_shared(int big_first)
 {
-	static struct gw_seen s;
 	struct env t;
 	size_t a = 0, b = 0;
 	int b_done_at = -1, over = 0;
 
-	CHECK(env_open(&t, "rate_global") == 0, "open");
-	enroll(&t, "big", 200);
-	enroll(&t, "small", 5);
-	hellos(&t, "big", "small", big_first);
-	CHECK(set_rate(&t, "big", 1, 20, 20, 0) == FBX_OK, "global rate set");
-	(void)submit_org(&t, "big");
-	(void)submit_org(&t, "small");
-	a += take(&t, "ga", 1, &s);
-	b += take(&t, "gb", 1, &s);
+	two_orgs(&t, "rate_global", "big", 200, "small", 5, big_first);
+	two_take(&t, 1, &a, &b);
 	CHECK(a + b <= 20, "at once: the global burst, %zu + %zu sent", a, b);
 	if (b == 5)
 		b_done_at = 0;
 	for (int i = 1; i <= 40 && a < 200; i++) {
-		advance(&t, 100);
-		heartbeat(&t, "ga");
-		heartbeat(&t, "gb");
-		turn(&t);
-		a += take(&t, "ga", 1, &s);
-		b += take(&t, "gb", 1, &s);
+		two_take(&t, 0, &a, &b);
 		if (a + b > 20 + 2 * (size_t)i + 1)
 			over++;
 		if (b == 5 && b_done_at < 0)
@@ -199,27 +207,12 @@ test_global_shared(int big_first)
 static void
 test_global_fair(int a_first)
 {
-	static struct gw_seen s;
 	struct env t;
 	size_t a = 0, b = 0;
 
-	CHECK(env_open(&t, "rate_fair") == 0, "open");
-	enroll(&t, "one", 300);
-	enroll(&t, "two", 300);
-	hellos(&t, "one", "two", a_first);
-	CHECK(set_rate(&t, "one", 1, 20, 20, 0) == FBX_OK, "global rate set");
-	(void)submit_org(&t, "one");
-	(void)submit_org(&t, "two");
-	for (int i = 0; i <= 80; i++) {
-		if (i > 0) {
-			advance(&t, 100);
-			heartbeat(&t, "ga");
-			heartbeat(&t, "gb");
-			turn(&t);
-		}
-		a += take(&t, "ga", 1, &s);
-		b += take(&t, "gb", 1, &s);
-	}
+	two_orgs(&t, "rate_fair", "one", 300, "two", 300, a_first);
+	for (int i = 0; i <= 80; i++)
+		two_take(&t, i == 0, &a, &b);
 	CHECK(a + b <= 20 + 2 * 80 + 1 && a + b >= 20 + 2 * 80 - 2,
 	    "the global cap, all of it: %zu + %zu sent in 8 s", a, b);
 	CHECK(a * 3 >= a + b && b * 3 >= a + b,
