@@ -302,13 +302,14 @@ rb_orgs_cb(void *arg, const char *org, uint32_t devices)
 }
 
 /* The names go into the closing record's parameters, which hold 511
- * bytes: at most 240, and no more than the totals before them leave
- * (rb_run_close; at worst about 415 bytes of totals with a 64-byte
- * incident reason and every number at 20 digits). With 400 the record
- * of a run over some 50 organisations was cut at 511 bytes, inside the
- * names string: parameters that are not JSON (issue 12 item 6). */
+ * bytes: as many as the totals before them leave room for (rb_run_close;
+ * at worst about 415 bytes of totals with a 64-byte incident reason and
+ * every number at 20 digits), and into "rollback.orgs" records after it,
+ * as many as each holds. A fixed room of 400 once cut the record of a run
+ * over some 50 organisations at 511 bytes, inside the names string:
+ * parameters that are not JSON (issue 12 item 6). */
 struct rb_names {
-	char buf[240];
+	char buf[AUDIT_PARAMS_MAX + 1];
 	size_t cap; /* of buf, what the record has room for */
 	size_t used, listed, more, skip;
 };
@@ -361,14 +362,18 @@ rb_names(struct fbx_engine *e, const char *prefix, size_t skip, size_t cap,
 }
 
 /* rb_run_close - the audit record that closes a global run: its totals
- * and the organisations it changed, by name as far as a record holds
- * them (about 25 of 8 bytes); the rest follow in "rollback.orgs" records. */
+ * and the organisations it changed, by name as far as the record holds
+ * them (about 30 of 8 bytes with a short incident reason); the rest
+ * follow in "rollback.orgs" records (about 50 of 8 bytes each). */
 static void
 rb_run_close(struct fbx_engine *e, const struct fbx_console_req *req,
     uint64_t rbid, const struct rb_run_rec *run)
 {
 	static const char tail[] = ",\"more\":18446744073709551615,"
 	                           "\"names\":\"\"}";
+	/* a rollback.orgs record without its names, the id at its widest */
+	static const char orgs_rec[] = "{\"rollback_id\":18446744073709551615,"
+	                               "\"names\":\"\"}";
 	struct rb_names nm;
 	char prefix[64], head[AUDIT_PARAMS_MAX + 1];
 	size_t skip, hlen;
@@ -404,7 +409,8 @@ rb_run_close(struct fbx_engine *e, const struct fbx_console_req *req,
 	    "%s,\"more\":%zu,\"names\":\"%s\"}", head, nm.more, nm.buf);
 	skip = nm.listed;
 	while (nm.more > 0 && fbxi_err(e) == FBX_OK) {
-		rc = rb_names(e, prefix, skip, sizeof(nm.buf), &nm);
+		rc = rb_names(e, prefix, skip,
+		    AUDIT_PARAMS_MAX - (sizeof(orgs_rec) - 1), &nm);
 		if (rc != FBX_OK) {
 			fbxi_set_err(e, rc);
 			return;

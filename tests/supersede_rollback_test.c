@@ -28,7 +28,8 @@
  *   nothing else to do (global_marks); the record that closes it holds
  *   the run's totals and, with the "rollback.orgs" records after it,
  *   every organisation's name once, each record whole JSON within 511
- *   bytes (global_record).
+ *   bytes, the closing record's names in all the room its totals leave,
+ *   with a long incident reason and a short one (global_record).
  * Automatic locks settle (30 s by default) before they expand; the test
  * lets the fake clock pass each window.
  */
@@ -813,12 +814,14 @@ test_global_marks(void)
  * holds the run's totals and as many organisation names as the 511
  * bytes of its params leave room for; the others follow in
  * "rollback.orgs" records. 30 organisations with names of 43
- * characters and an incident reason of 64, one automatic lock each (pending: no gateway serves
- * them): every record stays whole JSON within its bytes, and the names
- * of all the records together are the 30, each once */
+ * characters and an incident reason of 64 (then of 18: more room for
+ * names), one automatic lock each (pending: no gateway serves them):
+ * every record stays whole JSON within its bytes, the names of all the
+ * records together are the 30, each once, and the closing record's
+ * names fill the room its totals leave */
 #define GR_ORGS 30
 static void
-test_global_record(void)
+test_global_record(const char *reason)
 {
 	struct env t;
 	struct fbx_console_req req;
@@ -829,6 +832,7 @@ test_global_record(void)
 	uint64_t rbid = 0;
 	unsigned closing = 0, more = 0, listed_first = 0, orgs_recs = 0,
 		 whole = 0, records = 0, comp_total = 0, dup = 0;
+	size_t close_len = 0;
 	int rc, n = 0;
 
 	memset(seen, 0, sizeof(seen));
@@ -839,7 +843,7 @@ test_global_record(void)
 		enroll(&t, org[i], 100);
 	}
 	enroll(&t, ORG, 100);
-	CHECK(brk_tripped_for(&t, "*", R_LONG) == FBX_OK,
+	CHECK(brk_tripped_for(&t, "*", reason) == FBX_OK,
 	    "global breaker record written");
 	pass_gw(&t, 2000);
 	for (int i = 0; i < GR_ORGS; i++) {
@@ -851,7 +855,7 @@ test_global_record(void)
 		req.u.submit.cmd.target_kind = FBX_TARGET_DEVICES;
 		req.u.submit.cmd.ttl_s = TTL_S;
 		snprintf(req.u.submit.cmd.reason,
-		    sizeof(req.u.submit.cmd.reason), "%s", R_LONG);
+		    sizeof(req.u.submit.cmd.reason), "%s", reason);
 		snprintf(ids[0], sizeof(ids[0]), "%.56s-d%05u", org[i], 1u);
 		req.u.submit.cmd.dev_ids = ids;
 		req.u.submit.cmd.ndev_ids = 1;
@@ -862,7 +866,7 @@ test_global_record(void)
 		fbx_console_rep_free(&rep);
 	}
 	pass_gw(&t, 31000);
-	rc = global_rollback(&t, R_LONG, per, &rbid, &n, &done);
+	rc = global_rollback(&t, reason, per, &rbid, &n, &done);
 	comp_total = per[FBX_RB_CANCEL] + per[FBX_RB_COMPENSATE];
 	CHECK(rc == FBX_OK && rbid != 0 && done,
 	    "every-organisation rollback: %d, %d slices, id %llu", rc, n,
@@ -920,6 +924,7 @@ test_global_record(void)
 		if (is_close) {
 			const char *m = strstr(a->params, "\"more\":");
 			closing++;
+			close_len = len;
 			listed_first = listed;
 			if (m != NULL)
 				more = (unsigned)strtoul(m + 7, NULL, 10);
@@ -944,6 +949,14 @@ test_global_record(void)
 		    "rollback.orgs records",
 		    closing, whole, records, all, GR_ORGS, dup, listed_first,
 		    more, orgs_recs);
+		/* the names took the room the totals left: with names left
+		 * over, not even one more (43 + a space) would have fitted
+		 * beside the room kept for "more" at its widest (20 digits,
+		 * 2 used here) */
+		CHECK(more == 0 || close_len + 1 + 43 + 18 > 511,
+		    "the closing record is %zu bytes with %u names left "
+		    "over: names not given the room the totals leave",
+		    close_len, more);
 	}
 	env_close(&t);
 }
@@ -1086,7 +1099,8 @@ main(void)
 	chain3(1);
 	test_onset_withdrawal();
 	test_global_marks();
-	test_global_record();
+	test_global_record(R_LONG);
+	test_global_record("attestation_failed");
 	test_expiry();
 	test_history_full();
 	printf("%d passed, %d failed\n", passed, failed);
