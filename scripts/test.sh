@@ -25,11 +25,33 @@ if [ "$EXTENDED" = 1 ]; then export FBX_EXTENDED=1; else unset FBX_EXTENDED; fi
 bash scripts/deps.sh
 JOBS=$(nproc 2>/dev/null || echo 2)
 status=0
+# what failed, repeated at the very end: a long log is often read only
+# at its head and tail
+SUMMARY=$(mktemp)
+trap 'rm -f "$SUMMARY"' EXIT
+# failures PRESET: each failed test of the preset's last run with its
+# first failure lines (FAIL, sanitizer reports, timeouts)
+failures() {
+  local dir=build/$1/Testing/Temporary
+  [ -s "$dir/LastTestsFailed.log" ] || return 0
+  while IFS=: read -r _ name; do
+    echo "$1: $name"
+    awk -v t="$name" '
+      $0 ~ "^[0-9]+/[0-9]+ Testing: " t "$" { on = 1; next }
+      on && /^Test (Passed|Failed)|^"[^"]*" end time/ { on = 0 }
+      on && /FAIL|ERROR: |runtime error|Timeout|Killed|not found/ {
+        if (n++ < 15) print "    " $0 }' "$dir/LastTest.log"
+  done <"$dir/LastTestsFailed.log"
+}
 for preset in default asan; do
   echo "=== build and test: $preset ==="
   cmake --preset "$preset" >/dev/null
   cmake --build --preset "$preset" -j "$JOBS"
-  ctest --preset "$preset" -j 1 || status=1
+  rm -f "build/$preset/Testing/Temporary/LastTestsFailed.log"
+  if ! ctest --preset "$preset" -j 1; then
+    status=1
+    failures "$preset" >>"$SUMMARY"
+  fi
 done
 # Bounded fuzzing of every decoder: 6 targets x 15 s plus the clang build.
 echo "=== fuzz (bounded) ==="
@@ -43,5 +65,9 @@ if [ "$EXTENDED" = 1 ]; then
   FBX_BIN_DIR="$PWD/build/release/dispatcher" \
     build/release/bench/bench_soak --budget-s "${FBX_SOAK_BUDGET_S:-420}" ||
     status=1
+fi
+if [ -s "$SUMMARY" ]; then
+  echo "=== failed tests (repeated from above) ==="
+  cat "$SUMMARY"
 fi
 exit $status
