@@ -217,59 +217,101 @@ org_to_gw(struct fbx_engine *e, struct gw *g, struct orgq *q, int prio,
 	return n;
 }
 
+/* org_pass - organisation q's share of one pass in class prio: at most
+ * a quantum (and room) in all, over the gateways that serve it, from g0
+ * on, wrapping; *open tells whether any gateway could still take a
+ * delivery. @return how many left */
+static uint32_t
+org_pass(struct fbx_engine *e, struct orgq *q, int prio, struct gw *g0,
+    uint32_t room, int *open)
+{
+	uint32_t sent = 0, quota = room < QUANTUM ? room : QUANTUM;
+	struct gw *g = g0;
+
+	*open = 0;
+	do {
+		if (gw_open(g)) {
+			*open = 1;
+			if (fbxi_gw_serves(g, q->org))
+				sent += org_to_gw(e, g, q, prio, quota - sent);
+		}
+		g = g->next != NULL ? g->next : e->gws;
+	} while (g != g0 && sent < quota && q->r[prio].len > 0 &&
+	    fbxi_err(e) == FBX_OK);
+	return sent;
+}
+
+/* rr_drop_empty - take the organisations with nothing queued out of the
+ * round, keeping the order of the others and the head where it is */
+static void
+rr_drop_empty(struct fbx_engine *e)
+{
+	size_t j = 0, head = e->rrpos;
+
+	for (size_t i = 0; i < e->rrlen; i++) {
+		if (e->rr[i]->len == 0) {
+			e->rr[i]->active = 0;
+			if (i < e->rrpos)
+				head--;
+			continue;
+		}
+		e->rr[j++] = e->rr[i];
+	}
+	e->rrlen = j;
+	e->rrpos = j > 0 ? head % j : 0;
+}
+
 /* fbxi_dispatch_step - fill the gateways' credit from the organisation
  * queues: priority classes strictly in order (recovery first, bulk
- * rollouts last), and within a class round robin over organisations in
- * quanta, each organisation's quantum to every gateway that serves it,
- * so one organisation's million-device fan-out does not delay another's
- * single command. Rate caps are applied per organisation.
+ * rollouts last), and within a class round robin over organisations,
+ * each taking at most a quantum per pass in all, spread over the
+ * gateways that serve it, so one organisation's million-device fan-out
+ * does not delay another's single command, however many gateways serve
+ * them. Rate caps are applied per organisation.
  *
  * The organisations, not the gateways, are the outer loop: what is
- * shared (a gateway's window, the global rate cap) goes first to the
- * organisation at the head of the round, and the head moves on by one
- * after each step that sent anything, whatever gateways the
- * organisations are behind. (With the gateways outer, a binding global
- * cap went whole to the organisations of the first gateway in the list,
- * every step.) Steps that send nothing do not move it, so a cap that
- * grants a few tokens every few steps still grants them in turn. */
+ * shared (a gateway's window, the global rate cap) goes round them
+ * whatever gateways they are behind. (With the gateways outer, a binding
+ * global cap went whole to the organisations of the first gateway in
+ * the list, every step.) The head of the round moves on by one after
+ * each step that sent anything; a step that sends nothing does not move
+ * it, so a cap that grants a token every few steps grants it in turn.
+ * Within a step each class starts at the head and each further pass
+ * one organisation later; the gateway an organisation's quantum goes to
+ * first moves on by one each pass. */
 void
 fbxi_dispatch_step(struct fbx_engine *e)
 {
 	uint32_t total = 0;
-	size_t pass = 0;
+	size_t ngw = 0;
+	struct gw *g0 = e->gws;
 
-	for (int prio = 0; prio < FBX_PRIO_COUNT; prio++) {
+	for (struct gw *g = e->gws; g != NULL; g = g->next)
+		ngw++;
+	for (int prio = 0; prio < FBX_PRIO_COUNT && ngw > 0; prio++) {
 		int progress = 1;
-		while (progress && total < e->dispatch_max &&
-		    fbxi_err(e) == FBX_OK) {
+		for (size_t pass = 0; progress && total < e->dispatch_max &&
+		    fbxi_err(e) == FBX_OK;
+		    pass++) {
 			int open = 1;
+			g0 = e->gws;
+			for (size_t i = e->gwrot++ % ngw; i > 0; i--)
+				g0 = g0->next;
 			progress = 0;
 			for (size_t k = 0; k < e->rrlen && open &&
 			    total < e->dispatch_max && fbxi_err(e) == FBX_OK;
 			    k++) {
 				struct orgq *q =
 				    e->rr[(e->rrpos + pass + k) % e->rrlen];
+				uint32_t n;
 				if (q->r[prio].len == 0)
 					continue;
-				open = 0;
-				for (struct gw *g = e->gws; g != NULL &&
-				    q->r[prio].len > 0 &&
-				    total < e->dispatch_max;
-				    g = g->next) {
-					uint32_t n;
-					if (!gw_open(g))
-						continue;
-					open = 1;
-					if (!fbxi_gw_serves(g, q->org))
-						continue;
-					n = org_to_gw(e, g, q, prio,
-					    e->dispatch_max - total);
-					total += n;
-					if (n > 0)
-						progress = 1;
-				}
+				n = org_pass(e, q, prio, g0,
+				    e->dispatch_max - total, &open);
+				total += n;
+				if (n > 0)
+					progress = 1;
 			}
-			pass++;
 		}
 	}
 	for (struct gw *g = e->gws; g != NULL; g = g->next) {
@@ -280,19 +322,7 @@ fbxi_dispatch_step(struct fbx_engine *e)
 	e->stalled = total == 0 && e->rrlen > 0;
 	if (total > 0 && e->rrlen > 0)
 		e->rrpos = (e->rrpos + 1) % e->rrlen;
-	/* drop emptied organisations from the round robin */
-	for (size_t i = 0; i < e->rrlen;) {
-		if (e->rr[i]->len == 0) {
-			e->rr[i]->active = 0;
-			e->rr[i] = e->rr[--e->rrlen];
-		} else {
-			i++;
-		}
-	}
-	if (e->rrlen > 0)
-		e->rrpos %= e->rrlen;
-	else
-		e->rrpos = 0;
+	rr_drop_empty(e);
 }
 
 int

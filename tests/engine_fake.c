@@ -340,12 +340,18 @@ drain_gw(struct env *t, const char *peer, struct gw_seen *s)
 void
 enroll(struct env *t, const char *org, unsigned n)
 {
+	enroll_from(t, org, 0, n);
+}
+
+void
+enroll_from(struct env *t, const char *org, unsigned first, unsigned n)
+{
 	struct fbx_console_req req;
 	struct fbx_console_rep rep;
 	struct fbx_device *d = calloc(n, sizeof(*d));
 
 	for (unsigned i = 0; i < n; i++) {
-		snprintf(d[i].id, sizeof(d[i].id), "%s-d%05u", org, i);
+		snprintf(d[i].id, sizeof(d[i].id), "%s-d%05u", org, first + i);
 		d[i].platform = FBX_PLATFORM_ANDROID;
 	}
 	memset(&req, 0, sizeof(req));

@@ -82,6 +82,8 @@ void results(struct env *t, const char *peer, uint64_t batch,
     const uint64_t *ids, size_t n, int status);
 void drain_gw(struct env *t, const char *peer, struct gw_seen *s);
 void enroll(struct env *t, const char *org, unsigned n);
+/* enroll_from - the same, devices first .. first+n-1 */
+void enroll_from(struct env *t, const char *org, unsigned first, unsigned n);
 void query_req(struct fbx_console_req *req);
 uint64_t submit_org(struct env *t, const char *org);
 /* kv_records - with the engine closed (one process opens a store once),

@@ -7,11 +7,18 @@
  *   many (org_inflight);
  * - the global rate cap shared by two organisations, each behind its own
  *   gateway, in either order of the gateways' hellos: the sum stays
- *   within the cap, and the small one's 5 leave within 0.5 s beside the
+ *   within the cap, and the small one's 5 leave within 0.6 s beside the
  *   big one's fan-out (global_shared); two big ones share it about
- *   evenly (global_fair). Before dispatch went organisation by
- *   organisation, the organisation behind the later gateway in its list
- *   got nothing while the other had work;
+ *   evenly, also when a token comes only every other turn (global_fair).
+ *   Before dispatch went organisation by organisation, the organisation
+ *   behind the later gateway in its list got nothing while the other
+ *   had work;
+ * - one organisation takes at most a quantum per pass over all the
+ *   gateways that serve it: with 16 gateways another organisation's
+ *   single command still leaves in its submit turn beside a
+ *   100,000-device fan-out (many_gateways); an organisation whose only
+ *   gateway is full does not hold back one behind a gateway with room
+ *   (full_gateway);
  * - a global cap that binds does not spend the organisation's own
  *   allowance (global_refund);
  * - tokens are taken only for deliveries that leave: a paused rollout's
@@ -138,11 +145,11 @@ test_org_inflight(void)
 
 /* two_orgs - organisations a (na devices, behind gateway ga) and b (nb,
  * behind gb), ga's hello first or last (the engine keeps the last hello
- * at the head of its list), a global cap of 20/s burst 20, a query to
+ * at the head of its list), a global cap of rate/s burst rate, a query to
  * every device of each, a's submitted first */
 static void
 two_orgs(struct env *t, const char *name, const char *a, unsigned na,
-    const char *b, unsigned nb, int a_first)
+    const char *b, unsigned nb, int a_first, uint32_t rate)
 {
 	CHECK(env_open(t, name) == 0, "open");
 	enroll(t, a, na);
@@ -150,7 +157,7 @@ two_orgs(struct env *t, const char *name, const char *a, unsigned na,
 	hello(t, a_first ? "ga" : "gb", a_first ? a : b, 1000);
 	hello(t, a_first ? "gb" : "ga", a_first ? b : a, 1000);
 	turn(t);
-	CHECK(set_rate(t, a, 1, 20, 20, 0) == FBX_OK, "global rate set");
+	CHECK(set_rate(t, a, 1, rate, rate, 0) == FBX_OK, "global rate set");
 	(void)submit_org(t, a);
 	(void)submit_org(t, b);
 }
@@ -179,7 +186,7 @@ test_global_shared(int big_first)
 	size_t a = 0, b = 0;
 	int b_done_at = -1, over = 0;
 
-	two_orgs(&t, "rate_global", "big", 200, "small", 5, big_first);
+	two_orgs(&t, "rate_global", "big", 200, "small", 5, big_first, 20);
 	two_take(&t, 1, &a, &b);
 	CHECK(a + b <= 20, "at once: the global burst, %zu + %zu sent", a, b);
 	if (b == 5)
@@ -192,8 +199,10 @@ test_global_shared(int big_first)
 			b_done_at = i;
 	}
 	CHECK(over == 0, "the global cap held: %d turns above it", over);
-	CHECK(b == 5 && b_done_at >= 0 && b_done_at <= 5,
-	    "the small organisation's 5 sent within 0.5 s beside the big "
+	/* the two take turns at 2 tokens a turn after the burst: 2 + 2 +
+	 * 1 by the sixth */
+	CHECK(b == 5 && b_done_at >= 0 && b_done_at <= 6,
+	    "the small organisation's 5 sent within 0.6 s beside the big "
 	    "one's (big one's gateway hello %s): %zu sent, all by turn %d",
 	    big_first ? "first" : "last", b, b_done_at);
 	CHECK(a > 0, "the big one progresses too: %zu", a);
@@ -201,23 +210,114 @@ test_global_shared(int big_first)
 }
 
 /* global_fair - two organisations with more work than a global cap of
- * 20/s allows, each behind its own gateway: over 8 s (180 tokens) each
- * gets at least a third, in either order of the hellos (the first
- * turn's burst goes to one of them; then they take turns) */
+ * rate/s allows, each behind its own gateway: over 8 s (rate + 8 x rate
+ * tokens) each gets at least a third, in either order of the hellos
+ * (the first turn's burst goes to one of them; then they take turns).
+ * At 5/s a token comes every other turn of 100 ms: the head of the
+ * round must move only after a turn that sent something, else the
+ * same organisation would be at the head at each token. */
 static void
-test_global_fair(int a_first)
+test_global_fair(int a_first, uint32_t rate)
 {
 	struct env t;
-	size_t a = 0, b = 0;
+	size_t a = 0, b = 0, all = rate + 8 * rate;
 
-	two_orgs(&t, "rate_fair", "one", 300, "two", 300, a_first);
+	two_orgs(&t, "rate_fair", "one", 300, "two", 300, a_first, rate);
 	for (int i = 0; i <= 80; i++)
 		two_take(&t, i == 0, &a, &b);
-	CHECK(a + b <= 20 + 2 * 80 + 1 && a + b >= 20 + 2 * 80 - 2,
-	    "the global cap, all of it: %zu + %zu sent in 8 s", a, b);
+	CHECK(a + b <= all + 1 && a + b + 2 >= all,
+	    "the global cap, all of it: %zu + %zu sent in 8 s, want %zu", a,
+	    b, all);
 	CHECK(a * 3 >= a + b && b * 3 >= a + b,
-	    "shared (gateway of 'one' hello %s): %zu and %zu",
+	    "shared at %u/s (gateway of 'one' hello %s): %zu and %zu", rate,
 	    a_first ? "first" : "last", a, b);
+	env_close(&t);
+}
+
+/* many_gateways - an organisation's single command leaves in the turn
+ * it is submitted while another organisation fans out to 100,000 devices
+ * through 16 gateways that serve both: one organisation takes at most a
+ * quantum (256) per pass over all its gateways, not a quantum per
+ * gateway (16 x 256 fills a short turn). For the head of the round at
+ * each place the big one can be (submitted 0, 1 or 2 turns after it) */
+static void
+test_many_gateways(int after)
+{
+	static struct gw_seen s;
+	struct env t;
+	char gw[16];
+	uint64_t small = 0;
+	int left_at = -1;
+
+	CHECK(env_open(&t, "rate_gws") == 0, "open");
+	for (unsigned k = 0; k < 100000; k += 25000)
+		enroll_from(&t, "big", k, 25000);
+	enroll(&t, "small", 1);
+	for (int g = 0; g < 16; g++) {
+		snprintf(gw, sizeof(gw), "g%d", g);
+		hello(&t, gw, "*", 20000);
+	}
+	turn(&t);
+	(void)submit_org(&t, "big");
+	for (int i = 0; i <= 40 && left_at < 0; i++) {
+		if (i == after) {
+			small = submit_org(&t, "small"); /* its turn */
+		} else if (i > 0) {
+			advance(&t, 1);
+			for (int g = 0; g < 16; g++) {
+				snprintf(gw, sizeof(gw), "g%d", g);
+				heartbeat(&t, gw);
+			}
+			turn(&t);
+		}
+		for (int g = 0; g < 16; g++) {
+			snprintf(gw, sizeof(gw), "g%d", g);
+			(void)take(&t, gw, 1, &s);
+			for (size_t k = 0; k < s.nids && small != 0; k++) {
+				if (FBX_DLV_CMD(s.ids[k]) == small)
+					left_at = i - after;
+			}
+		}
+	}
+	CHECK(small != 0 && left_at == 0,
+	    "the small command (submitted %d turns after the fan-out) left "
+	    "%d turns after its submit, want 0",
+	    after, left_at);
+	env_close(&t);
+}
+
+/* full_gateway - an organisation whose only gateway is full does not
+ * hold back another behind a gateway with room, whichever is at the
+ * head of the round */
+static void
+test_full_gateway(int full_first)
+{
+	static struct gw_seen s;
+	struct env t;
+	size_t n;
+
+	CHECK(env_open(&t, "rate_full") == 0, "open");
+	enroll(&t, "stuck", 50);
+	enroll(&t, "free", 50);
+	hello(&t, "gs", "stuck", 2);
+	hello(&t, "gf", "free", 1000);
+	turn(&t);
+	(void)submit_org(&t, full_first ? "stuck" : "free");
+	(void)submit_org(&t, full_first ? "free" : "stuck");
+	turn(&t);
+	n = take(&t, "gs", 0, &s); /* never answered: gs stays full */
+	CHECK(n == 2, "the full gateway's window: %zu", n);
+	n = take(&t, "gf", 1, &s);
+	for (int i = 0; i < 5 && n < 50; i++) {
+		advance(&t, 100);
+		heartbeat(&t, "gs");
+		heartbeat(&t, "gf");
+		turn(&t);
+		n += take(&t, "gf", 1, &s);
+	}
+	CHECK(n == 50, "beside a full gateway (its organisation %s): %zu of "
+	               "50 sent",
+	    full_first ? "first" : "second", n);
 	env_close(&t);
 }
 
@@ -417,8 +517,14 @@ main(void)
 	test_org_inflight();
 	test_global_shared(1);
 	test_global_shared(0);
-	test_global_fair(1);
-	test_global_fair(0);
+	test_global_fair(1, 20);
+	test_global_fair(0, 20);
+	test_global_fair(1, 5);
+	test_global_fair(0, 5);
+	for (int after = 0; after < 3; after++)
+		test_many_gateways(after);
+	test_full_gateway(1);
+	test_full_gateway(0);
 	test_global_refund();
 	test_paused_tokens(0);
 	test_paused_tokens(1);
