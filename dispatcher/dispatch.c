@@ -278,7 +278,7 @@ rr_drop_empty(struct fbx_engine *e)
  * it, so a cap that grants a token every few steps grants it in turn.
  * Within a step each class starts at the head and each further pass
  * one organisation later; the gateway an organisation's quantum goes to
- * first moves on by one each pass. */
+ * first moves on by one after each pass that sent something. */
 void
 fbxi_dispatch_step(struct fbx_engine *e)
 {
@@ -295,7 +295,7 @@ fbxi_dispatch_step(struct fbx_engine *e)
 		    pass++) {
 			int open = 1;
 			g0 = e->gws;
-			for (size_t i = e->gwrot++ % ngw; i > 0; i--)
+			for (size_t i = e->gwrot % ngw; i > 0; i--)
 				g0 = g0->next;
 			progress = 0;
 			for (size_t k = 0; k < e->rrlen && open &&
@@ -312,6 +312,12 @@ fbxi_dispatch_step(struct fbx_engine *e)
 				if (n > 0)
 					progress = 1;
 			}
+			/* the next pass that sends starts at the next
+			 * gateway (passes that send nothing do not count, or
+			 * with as many gateways as passes in a step the same
+			 * one would always come first) */
+			if (progress)
+				e->gwrot++;
 		}
 	}
 	for (struct gw *g = e->gws; g != NULL; g = g->next) {

@@ -211,7 +211,7 @@ struct fbx_engine {
 	size_t rrlen, rrcap, rrpos;
 
 	struct gw *gws;
-	size_t gwrot; /* dispatch passes so far: the gateway served first */
+	size_t gwrot; /* dispatch passes that sent: the gateway served first */
 
 	struct inmsg *in;
 	size_t nin, incap;

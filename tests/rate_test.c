@@ -18,7 +18,10 @@
  *   single command still leaves in its submit turn beside a
  *   100,000-device fan-out (many_gateways); an organisation whose only
  *   gateway is full does not hold back one behind a gateway with room
- *   (full_gateway);
+ *   (full_gateway); one delivery a turn goes to each of 5 gateways in
+ *   turn (gw_spread); three organisations sharing one token a turn
+ *   each wait at most a round, also when one of them ends and leaves
+ *   the round (three_way);
  * - a global cap that binds does not spend the organisation's own
  *   allowance (global_refund);
  * - tokens are taken only for deliveries that leave: a paused rollout's
@@ -321,6 +324,103 @@ test_full_gateway(int full_first)
 	env_close(&t);
 }
 
+/* gw_spread - an organisation behind 5 gateways at 10/s burst 1, one
+ * delivery a turn: each gateway gets its turn (20 of 100 each, give or
+ * take 2), whatever number of empty passes a step makes */
+static void
+test_gw_spread(void)
+{
+	static struct gw_seen s;
+	struct env t;
+	char gw[16];
+	size_t per[5] = { 0 }, lo = 1000, hi = 0;
+
+	CHECK(env_open(&t, "rate_spread") == 0, "open");
+	enroll(&t, "acme", 300);
+	for (int g = 0; g < 5; g++) {
+		snprintf(gw, sizeof(gw), "g%d", g);
+		hello(&t, gw, "acme", 1000);
+	}
+	turn(&t);
+	CHECK(set_rate(&t, "acme", 0, 10, 1, 0) == FBX_OK, "rate set");
+	(void)submit_org(&t, "acme");
+	for (int i = 0; i < 100; i++) {
+		advance(&t, 100);
+		for (int g = 0; g < 5; g++) {
+			snprintf(gw, sizeof(gw), "g%d", g);
+			heartbeat(&t, gw);
+		}
+		turn(&t);
+		for (int g = 0; g < 5; g++) {
+			snprintf(gw, sizeof(gw), "g%d", g);
+			per[g] += take(&t, gw, 1, &s);
+		}
+	}
+	for (int g = 0; g < 5; g++) {
+		lo = per[g] < lo ? per[g] : lo;
+		hi = per[g] > hi ? per[g] : hi;
+	}
+	CHECK(lo + 2 >= 20 && hi <= 22,
+	    "deliveries per gateway %zu %zu %zu %zu %zu, want 20 each",
+	    per[0], per[1], per[2], per[3], per[4]);
+	env_close(&t);
+}
+
+/* three_way - three organisations on one gateway share a global cap of
+ * 10/s burst 1 (one token a turn), round robin: each waits at most as
+ * many turns as there are organisations in the round. The first one's
+ * 2 end early and it leaves the round; the other two then take turns
+ * (the head stays where it was when an organisation before it or the
+ * head itself leaves) */
+static void
+test_three_way(void)
+{
+	static struct gw_seen s;
+	struct env t;
+	uint64_t id[3];
+	char seq[64] = "";
+	int last[3] = { -1, -1, -1 }, gap = 0, n = 0, ended = -1;
+	size_t per[3] = { 0, 0, 0 };
+	const char *org[3] = { "first", "second", "third" };
+	const int order[3] = { 1, 0, 2 }; /* "first" in the middle */
+
+	CHECK(env_open(&t, "rate_three") == 0, "open");
+	enroll(&t, "first", 2);
+	enroll(&t, "second", 100);
+	enroll(&t, "third", 100);
+	hello(&t, "g", "*", 1000);
+	turn(&t);
+	CHECK(set_rate(&t, "first", 1, 10, 1, 0) == FBX_OK, "rate set");
+	for (int k = 0; k < 3; k++)
+		id[order[k]] = submit_org(&t, org[order[k]]);
+	for (int i = 0; i < 40; i++) {
+		pass_turns(&t, "g", 1);
+		(void)take(&t, "g", 1, &s);
+		for (size_t k = 0; k < s.nids; k++) {
+			for (int o = 0; o < 3; o++) {
+				if (FBX_DLV_CMD(s.ids[k]) != id[o])
+					continue;
+				per[o]++;
+				seq[n++] = (char)('1' + o);
+				/* turns since its last token, against the
+				 * organisations in the round since then */
+				if (last[o] >= 0 &&
+				    i - last[o] >
+				        (ended < 0 || last[o] <= ended ? 3 : 2))
+					gap++;
+				last[o] = i;
+				if (o == 0 && per[0] == 2)
+					ended = i;
+			}
+		}
+	}
+	CHECK(per[0] == 2 && per[1] + per[2] >= 38 && gap == 0,
+	    "tokens in turn, by organisation: %s (%d waits longer than the "
+	    "round)",
+	    seq, gap);
+	env_close(&t);
+}
+
 /* global_refund - what the global cap did not allow stays the
  * organisation's: its own allowance is not spent on deliveries the
  * global cap kept back */
@@ -525,6 +625,8 @@ main(void)
 		test_many_gateways(after);
 	test_full_gateway(1);
 	test_full_gateway(0);
+	test_gw_spread();
+	test_three_way();
 	test_global_refund();
 	test_paused_tokens(0);
 	test_paused_tokens(1);
