@@ -284,7 +284,6 @@ fbxi_dispatch_step(struct fbx_engine *e)
 {
 	uint32_t total = 0;
 	size_t ngw = 0;
-	struct gw *g0 = e->gws;
 
 	for (struct gw *g = e->gws; g != NULL; g = g->next)
 		ngw++;
@@ -294,7 +293,7 @@ fbxi_dispatch_step(struct fbx_engine *e)
 		    fbxi_err(e) == FBX_OK;
 		    pass++) {
 			int open = 1;
-			g0 = e->gws;
+			struct gw *g0 = e->gws;
 			for (size_t i = e->gwrot % ngw; i > 0; i--)
 				g0 = g0->next;
 			progress = 0;

@@ -381,16 +381,27 @@ uint64_t
 submit_org(struct env *t, const char *org)
 {
 	struct fbx_console_req req;
+	uint64_t id;
+
+	query_req(&req);
+	id = submit_req(t, org, &req);
+	CHECK(id != 0, "submit to %s", org);
+	return id;
+}
+
+/* submit_req - the submit req by "ops" in org, one turn; @return the
+ * command's id, 0 if it was refused */
+uint64_t
+submit_req(struct env *t, const char *org, struct fbx_console_req *req)
+{
 	struct fbx_console_rep rep;
 	uint64_t id = 0;
 
-	query_req(&req);
-	console(t, "ops", org, &req);
+	console(t, "ops", org, req);
 	turn(t);
 	if (reply(t, "ops", &rep) == FBX_OK)
 		id = rep.u.submit.command_id;
 	fbx_console_rep_free(&rep);
-	CHECK(id != 0, "submit to %s", org);
 	return id;
 }
 

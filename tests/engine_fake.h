@@ -86,6 +86,9 @@ void enroll(struct env *t, const char *org, unsigned n);
 void enroll_from(struct env *t, const char *org, unsigned first, unsigned n);
 void query_req(struct fbx_console_req *req);
 uint64_t submit_org(struct env *t, const char *org);
+/* submit_req - req submitted by "ops" in org; @return its id or 0 */
+uint64_t submit_req(
+    struct env *t, const char *org, struct fbx_console_req *req);
 /* kv_records - with the engine closed (one process opens a store once),
  * first write nput records "<prefix><i>" (i from 1), then count the
  * records under prefix; the engine is opened again. @return the count,

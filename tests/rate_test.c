@@ -237,6 +237,33 @@ test_global_fair(int a_first, uint32_t rate)
 	env_close(&t);
 }
 
+/* gws_hello - hellos of gateways g0 .. g(n-1), each serving org */
+static void
+gws_hello(struct env *t, int n, const char *org, uint32_t window)
+{
+	char gw[16];
+
+	for (int g = 0; g < n; g++) {
+		snprintf(gw, sizeof(gw), "g%d", g);
+		hello(t, gw, org, window);
+	}
+	turn(t);
+}
+
+/* gws_step - ms later, a heartbeat of gateways g0 .. g(n-1), a turn */
+static void
+gws_step(struct env *t, int n, int ms)
+{
+	char gw[16];
+
+	advance(t, ms);
+	for (int g = 0; g < n; g++) {
+		snprintf(gw, sizeof(gw), "g%d", g);
+		heartbeat(t, gw);
+	}
+	turn(t);
+}
+
 /* many_gateways - an organisation's single command leaves in the turn
  * it is submitted while another organisation fans out to 100,000 devices
  * through 16 gateways that serve both: one organisation takes at most a
@@ -256,22 +283,13 @@ test_many_gateways(int after)
 	for (unsigned k = 0; k < 100000; k += 25000)
 		enroll_from(&t, "big", k, 25000);
 	enroll(&t, "small", 1);
-	for (int g = 0; g < 16; g++) {
-		snprintf(gw, sizeof(gw), "g%d", g);
-		hello(&t, gw, "*", 20000);
-	}
-	turn(&t);
+	gws_hello(&t, 16, "*", 20000);
 	(void)submit_org(&t, "big");
 	for (int i = 0; i <= 40 && left_at < 0; i++) {
 		if (i == after) {
 			small = submit_org(&t, "small"); /* its turn */
 		} else if (i > 0) {
-			advance(&t, 1);
-			for (int g = 0; g < 16; g++) {
-				snprintf(gw, sizeof(gw), "g%d", g);
-				heartbeat(&t, gw);
-			}
-			turn(&t);
+			gws_step(&t, 16, 1);
 		}
 		for (int g = 0; g < 16; g++) {
 			snprintf(gw, sizeof(gw), "g%d", g);
@@ -337,20 +355,11 @@ test_gw_spread(void)
 
 	CHECK(env_open(&t, "rate_spread") == 0, "open");
 	enroll(&t, "acme", 300);
-	for (int g = 0; g < 5; g++) {
-		snprintf(gw, sizeof(gw), "g%d", g);
-		hello(&t, gw, "acme", 1000);
-	}
-	turn(&t);
+	gws_hello(&t, 5, "acme", 1000);
 	CHECK(set_rate(&t, "acme", 0, 10, 1, 0) == FBX_OK, "rate set");
 	(void)submit_org(&t, "acme");
 	for (int i = 0; i < 100; i++) {
-		advance(&t, 100);
-		for (int g = 0; g < 5; g++) {
-			snprintf(gw, sizeof(gw), "g%d", g);
-			heartbeat(&t, gw);
-		}
-		turn(&t);
+		gws_step(&t, 5, 100);
 		for (int g = 0; g < 5; g++) {
 			snprintf(gw, sizeof(gw), "g%d", g);
 			per[g] += take(&t, gw, 1, &s);
@@ -456,9 +465,8 @@ static uint64_t
 query_devs(struct env *t, unsigned idx, unsigned n)
 {
 	struct fbx_console_req req;
-	struct fbx_console_rep rep;
 	fbx_id ids[16];
-	uint64_t id = 0;
+	uint64_t id;
 
 	if (n > 16)
 		n = 16;
@@ -468,11 +476,7 @@ query_devs(struct env *t, unsigned idx, unsigned n)
 		snprintf(ids[i], sizeof(ids[i]), "acme-d%05u", idx + i);
 	req.u.submit.cmd.dev_ids = ids;
 	req.u.submit.cmd.ndev_ids = n;
-	console(t, "ops", "acme", &req);
-	turn(t);
-	if (reply(t, "ops", &rep) == FBX_OK)
-		id = rep.u.submit.command_id;
-	fbx_console_rep_free(&rep);
+	id = submit_req(t, "acme", &req);
 	CHECK(id != 0, "query of devices %u-%u", idx, idx + n - 1);
 	return id;
 }
@@ -483,18 +487,13 @@ static uint64_t
 rollout_first(struct env *t, uint32_t first)
 {
 	struct fbx_console_req req;
-	struct fbx_console_rep rep;
-	uint64_t id = 0;
+	uint64_t id;
 
 	rollout_req(&req);
 	req.u.submit.cmd.rollout.first_count = first;
 	req.u.submit.cmd.rollout.max_wave = first;
 	req.u.submit.cmd.rollout.min_results = first;
-	console(t, "ops", "acme", &req);
-	turn(t);
-	if (reply(t, "ops", &rep) == FBX_OK)
-		id = rep.u.submit.command_id;
-	fbx_console_rep_free(&rep);
+	id = submit_req(t, "acme", &req);
 	CHECK(id != 0, "rollout with a first wave of %u", first);
 	return id;
 }
