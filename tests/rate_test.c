@@ -21,7 +21,10 @@
  *   (full_gateway); one delivery a turn goes to each of 5 gateways in
  *   turn (gw_spread); three organisations sharing one token a turn
  *   each wait at most a round, also when one of them ends and leaves
- *   the round (three_way);
+ *   the round (three_way); every priority class of a step starts at
+ *   the head of the round, whatever the classes above it did
+ *   (class_head); when the head itself leaves the round, the one after
+ *   it is next (head_leaves);
  * - a global cap that binds does not spend the organisation's own
  *   allowance (global_refund);
  * - tokens are taken only for deliveries that leave: a paused rollout's
@@ -609,6 +612,117 @@ test_partial_refund(void)
 	env_close(&t);
 }
 
+/* sent_by - how many of s's deliveries belong to command id */
+static size_t
+sent_by(const struct gw_seen *s, uint64_t id)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < s->nids; i++)
+		n += FBX_DLV_CMD(s->ids[i]) == id;
+	return n;
+}
+
+/* class_head - every priority class of a step starts at the head of the
+ * round, however many passes the classes above it took. Organisations
+ * "a" and "b" each queue an automatic query to all their devices, and
+ * "a" an operator's query to its n devices (a class ahead: one pass of
+ * a quantum for n = 200, two for 300, then a pass that finds nothing),
+ * before any gateway is there; then a gateway with a window of n + 1:
+ * the operator's n leave and the one place left goes to the automatic
+ * query of the organisation that entered the round first (the head), in
+ * either order of the submits. (Were the passes counted on from one
+ * class to the next, the empty recovery class's one and the operator
+ * class's would move the start by an odd number for one of the two
+ * sizes, and the place would go to the other organisation.) */
+static void
+test_class_head(int a_first, unsigned n_op)
+{
+	static struct gw_seen s;
+	struct fbx_console_req req;
+	struct env t;
+	uint64_t op, auto_a, auto_b, head;
+	size_t n;
+
+	CHECK(env_open(&t, "rate_class") == 0, "open");
+	enroll(&t, "a", n_op);
+	enroll(&t, "b", 20);
+	query_req(&req);
+	req.u.submit.cmd.origin = FBX_ORIGIN_AUTOMATIC;
+	if (a_first) {
+		op = submit_org(&t, "a");
+		auto_a = submit_req(&t, "a", &req);
+		auto_b = submit_req(&t, "b", &req);
+	} else {
+		auto_b = submit_req(&t, "b", &req);
+		op = submit_org(&t, "a");
+		auto_a = submit_req(&t, "a", &req);
+	}
+	CHECK(auto_a != 0 && auto_b != 0, "automatic queries accepted");
+	turn(&t);
+	hello(&t, "g", "*", n_op + 1);
+	turn(&t);
+	turn(&t);
+	n = take(&t, "g", 0, &s);
+	head = a_first ? auto_a : auto_b;
+	CHECK(n == n_op + 1 && sent_by(&s, op) == n_op &&
+	        sent_by(&s, head) == 1,
+	    "the operator's %u, then the head's (%s) automatic query: %zu "
+	    "sent, %zu of the operator's, %zu of a's, %zu of b's", n_op,
+	    a_first ? "a" : "b", n, sent_by(&s, op), sent_by(&s, auto_a),
+	    sent_by(&s, auto_b));
+	env_close(&t);
+}
+
+/* head_leaves - when the organisation at the head of the round leaves
+ * it (its last delivery went in the step that moved the head to it),
+ * the head is the one after it. "x", "y", "z" at 10/s burst 1 each (a
+ * delivery a turn), behind a gateway with a window of 2; y has a single
+ * delivery. Step 1: x and y one each (the window), y is empty and was
+ * the next head. Only y's is answered: one place. Step 2: it goes to z,
+ * which has waited since the start, not to x again. */
+static void
+test_head_leaves(void)
+{
+	static struct gw_seen s;
+	struct env t;
+	uint64_t x, y, z;
+	size_t n;
+
+	CHECK(env_open(&t, "rate_head") == 0, "open");
+	enroll(&t, "x", 20);
+	enroll(&t, "y", 1);
+	enroll(&t, "z", 20);
+	CHECK(set_rate(&t, "x", 0, 10, 1, 0) == FBX_OK &&
+	        set_rate(&t, "y", 0, 10, 1, 0) == FBX_OK &&
+	        set_rate(&t, "z", 0, 10, 1, 0) == FBX_OK,
+	    "rates set");
+	x = submit_org(&t, "x");
+	y = submit_org(&t, "y");
+	z = submit_org(&t, "z");
+	hello(&t, "g", "*", 2);
+	turn(&t);
+	turn(&t);
+	n = take(&t, "g", 0, &s);
+	CHECK(n == 2 && sent_by(&s, x) == 1 && sent_by(&s, y) == 1,
+	    "step 1: x and y one each: %zu sent, x %zu, y %zu, z %zu", n,
+	    sent_by(&s, x), sent_by(&s, y), sent_by(&s, z));
+	for (size_t i = 0; i < s.nids; i++) {
+		if (FBX_DLV_CMD(s.ids[i]) == y)
+			results(&t, "g", ++batch, &s.ids[i], 1,
+			    FBX_R_SUCCEEDED);
+	}
+	advance(&t, 100);
+	heartbeat(&t, "g");
+	turn(&t);
+	n = take(&t, "g", 0, &s);
+	CHECK(n == 1 && sent_by(&s, z) == 1,
+	    "step 2: the one place to z, after y left from the head: %zu "
+	    "sent, x %zu, z %zu",
+	    n, sent_by(&s, x), sent_by(&s, z));
+	env_close(&t);
+}
+
 int
 main(void)
 {
@@ -630,6 +744,11 @@ main(void)
 	test_paused_tokens(0);
 	test_paused_tokens(1);
 	test_partial_refund();
+	for (int a_first = 0; a_first < 2; a_first++) {
+		test_class_head(a_first, 200);
+		test_class_head(a_first, 300);
+	}
+	test_head_leaves();
 	printf("rate_test: %d passed, %d failed\n", passed, failed);
 	return failed == 0 ? 0 : 1;
 }
