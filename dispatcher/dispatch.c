@@ -114,30 +114,39 @@ send_one(struct fbx_engine *e, struct gw *g, uint64_t id)
 	return 1;
 }
 
+/* org_share_cap - how many deliveries organisation q may have in flight
+ * in all under org_share: no organisation fills the gateways' windows
+ * alone, so another organisation's command does not queue behind a
+ * whole window of this one's at the gateway (head-of-line blocking).
+ * UINT64_MAX when org_share is off. Computed once per organisation and
+ * pass: the windows do not change while dispatch runs. */
+static uint64_t
+org_share_cap(struct fbx_engine *e, const struct orgq *q)
+{
+	uint64_t win = 0, cap;
+
+	if (e->o.org_share_ppm == 0 || e->o.org_share_ppm >= FBX_PPM)
+		return UINT64_MAX;
+	for (struct gw *g = e->gws; g != NULL; g = g->next) {
+		if (!g->dead && fbxi_gw_serves(g, q->org))
+			win += g->window;
+	}
+	cap = win * e->o.org_share_ppm / FBX_PPM;
+	return cap < 1024 ? 1024 : cap;
+}
+
 /* org_allow - how many of `want` deliveries organisation q may send now
- * under its in-flight cap, the global cap and its token bucket. */
+ * under its share of the windows (`share`, org_share_cap), its in-flight
+ * cap, the global cap and its token bucket. */
 static uint32_t
-org_allow(struct fbx_engine *e, struct orgq *q, uint32_t want)
+org_allow(struct fbx_engine *e, struct orgq *q, uint32_t want, uint64_t share)
 {
 	const struct fbx_rate_info *r = &q->rate;
 
-	/* no organisation fills the gateways' windows alone: another
-	 * organisation's command must not queue behind a whole window of
-	 * this one's at the gateway (head-of-line blocking) */
-	if (e->o.org_share_ppm > 0 && e->o.org_share_ppm < FBX_PPM) {
-		uint64_t win = 0, cap;
-		for (struct gw *g = e->gws; g != NULL; g = g->next) {
-			if (!g->dead && fbxi_gw_serves(g, q->org))
-				win += g->window;
-		}
-		cap = win * e->o.org_share_ppm / FBX_PPM;
-		if (cap < 1024)
-			cap = 1024;
-		if (q->inflight >= cap)
-			return 0;
-		if (want > cap - q->inflight)
-			want = (uint32_t)(cap - q->inflight);
-	}
+	if (q->inflight >= share)
+		return 0;
+	if (want > share - q->inflight)
+		want = (uint32_t)(share - q->inflight);
 
 	if (r->max_inflight > 0) {
 		if (q->inflight >= r->max_inflight)
@@ -187,10 +196,11 @@ gw_open(const struct gw *g)
 }
 
 /* org_to_gw - up to a quantum of organisation q's deliveries of class
- * prio to gateway g, within q's caps; @return how many left */
+ * prio to gateway g, within q's caps (share: org_share_cap); @return how
+ * many left */
 static uint32_t
 org_to_gw(struct fbx_engine *e, struct gw *g, struct orgq *q, int prio,
-    uint32_t room)
+    uint32_t room, uint64_t share)
 {
 	struct ring *r = &q->r[prio];
 	uint32_t want = QUANTUM, allow, n = 0;
@@ -202,7 +212,7 @@ org_to_gw(struct fbx_engine *e, struct gw *g, struct orgq *q, int prio,
 		want = (uint32_t)r->len;
 	if (want > room)
 		want = room;
-	allow = org_allow(e, q, want);
+	allow = org_allow(e, q, want, share);
 	while (n < allow && r->len > 0 && g->ubytes < GW_BYTES_INFLIGHT_MAX &&
 	    fbxi_err(e) == FBX_OK) {
 		if (r->len > PREFETCH_AHEAD)
@@ -226,14 +236,22 @@ org_pass(struct fbx_engine *e, struct orgq *q, int prio, struct gw *g0,
     uint32_t room, int *open)
 {
 	uint32_t sent = 0, quota = room < QUANTUM ? room : QUANTUM;
+	uint64_t share = UINT64_MAX;
+	int shared = 0;
 	struct gw *g = g0;
 
 	*open = 0;
 	do {
 		if (gw_open(g)) {
 			*open = 1;
-			if (fbxi_gw_serves(g, q->org))
-				sent += org_to_gw(e, g, q, prio, quota - sent);
+			if (fbxi_gw_serves(g, q->org)) {
+				if (!shared) {
+					share = org_share_cap(e, q);
+					shared = 1;
+				}
+				sent += org_to_gw(
+				    e, g, q, prio, quota - sent, share);
+			}
 		}
 		g = g->next != NULL ? g->next : e->gws;
 	} while (g != g0 && sent < quota && q->r[prio].len > 0 &&

@@ -24,7 +24,9 @@
  *   the round (three_way); every priority class of a step starts at
  *   the head of the round, whatever the classes above it did
  *   (class_head); when the head itself leaves the round, the one after
- *   it is next (head_leaves);
+ *   it is next (head_leaves); no organisation has more than a quarter
+ *   (org_share) of its own gateways' windows in flight, at least 1,024
+ *   (share_cap);
  * - a global cap that binds does not spend the organisation's own
  *   allowance (global_refund);
  * - tokens are taken only for deliveries that leave: a paused rollout's
@@ -723,6 +725,72 @@ test_head_leaves(void)
 	env_close(&t);
 }
 
+/* share_cap - no organisation fills more than a quarter (the default
+ * org_share) of the windows of the gateways that serve it, and at least
+ * 1,024, so another organisation's command does not queue behind a
+ * whole window of it: behind g0 (window 8,000) at most 2,000 of big's
+ * 5,000-device fan-out are unanswered at once; g2 (8,000 more) makes it
+ * 4,000 in all; 500 answers let 500 more leave. Beside it, other's
+ * 3,000 behind g1 alone (window 2,000: a quarter is 500, the least is
+ * 1,024) stop at 1,024 all along. Each organisation's cap counts only
+ * its own gateways and is its own (not the one worked out for the
+ * organisation before it). */
+static void
+test_share_cap(void)
+{
+	static struct gw_seen s;
+	struct env t;
+	size_t big = 0, other = 0;
+	uint64_t first[500];
+	int have = 0;
+
+	CHECK(env_open(&t, "rate_share") == 0, "open");
+	enroll(&t, "big", 5000);
+	enroll(&t, "other", 3000);
+	hello(&t, "g0", "big", 8000);
+	hello(&t, "g1", "other", 2000);
+	turn(&t);
+	(void)submit_org(&t, "big");
+	(void)submit_org(&t, "other");
+	for (int i = 0; i < 5; i++) {
+		gws_step(&t, 2, 100);
+		big += take(&t, "g0", 0, &s);
+		if (!have && s.nids >= 500) {
+			memcpy(first, s.ids, sizeof(first));
+			have = 1;
+		}
+		other += take(&t, "g1", 0, &s);
+	}
+	CHECK(big == 2000 && other == 1024,
+	    "a quarter of big's window of 8,000 and the least for other's "
+	    "2,000: %zu and %zu unanswered, want 2000 and 1024",
+	    big, other);
+	hello(&t, "g2", "big", 8000);
+	for (int i = 0; i < 5; i++) {
+		gws_step(&t, 3, 100);
+		big += take(&t, "g0", 0, &s);
+		other += take(&t, "g1", 0, &s);
+		big += take(&t, "g2", 0, &s);
+	}
+	CHECK(big == 4000 && other == 1024,
+	    "a quarter of big's two windows of 8,000: %zu unanswered (other "
+	    "%zu)",
+	    big, other);
+	CHECK(have, "500 of g0's to answer");
+	if (have)
+		results(&t, "g0", ++batch, first, 500, FBX_R_SUCCEEDED);
+	for (int i = 0; i < 3; i++) {
+		gws_step(&t, 3, 100);
+		big += take(&t, "g0", 0, &s);
+		other += take(&t, "g1", 0, &s);
+		big += take(&t, "g2", 0, &s);
+	}
+	CHECK(big == 4500 && other == 1024,
+	    "500 of big's answered, 500 more out: %zu sent (other %zu)", big,
+	    other);
+	env_close(&t);
+}
+
 int
 main(void)
 {
@@ -749,6 +817,7 @@ main(void)
 		test_class_head(a_first, 300);
 	}
 	test_head_leaves();
+	test_share_cap();
 	printf("rate_test: %d passed, %d failed\n", passed, failed);
 	return failed == 0 ? 0 : 1;
 }
