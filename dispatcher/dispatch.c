@@ -236,22 +236,16 @@ org_pass(struct fbx_engine *e, struct orgq *q, int prio, struct gw *g0,
     uint32_t room, int *open)
 {
 	uint32_t sent = 0, quota = room < QUANTUM ? room : QUANTUM;
-	uint64_t share = UINT64_MAX;
-	int shared = 0;
+	uint64_t share = org_share_cap(e, q);
 	struct gw *g = g0;
 
 	*open = 0;
 	do {
 		if (gw_open(g)) {
 			*open = 1;
-			if (fbxi_gw_serves(g, q->org)) {
-				if (!shared) {
-					share = org_share_cap(e, q);
-					shared = 1;
-				}
+			if (fbxi_gw_serves(g, q->org))
 				sent += org_to_gw(
 				    e, g, q, prio, quota - sent, share);
-			}
 		}
 		g = g->next != NULL ? g->next : e->gws;
 	} while (g != g0 && sent < quota && q->r[prio].len > 0 &&

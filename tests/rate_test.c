@@ -725,6 +725,21 @@ test_head_leaves(void)
 	env_close(&t);
 }
 
+/* share_steps - n turns of g0 .. g2, what each organisation got since:
+ * g0 and g2 serve big, g1 other (none answered) */
+static void
+share_steps(struct env *t, int n, size_t *big, size_t *other)
+{
+	static struct gw_seen s;
+
+	for (int i = 0; i < n; i++) {
+		gws_step(t, 3, 100);
+		*big += take(t, "g0", 0, &s);
+		*other += take(t, "g1", 0, &s);
+		*big += take(t, "g2", 0, &s);
+	}
+}
+
 /* share_cap - no organisation fills more than a quarter (the default
  * org_share) of the windows of the gateways that serve it, and at least
  * 1,024, so another organisation's command does not queue behind a
@@ -766,12 +781,7 @@ test_share_cap(void)
 	    "2,000: %zu and %zu unanswered, want 2000 and 1024",
 	    big, other);
 	hello(&t, "g2", "big", 8000);
-	for (int i = 0; i < 5; i++) {
-		gws_step(&t, 3, 100);
-		big += take(&t, "g0", 0, &s);
-		other += take(&t, "g1", 0, &s);
-		big += take(&t, "g2", 0, &s);
-	}
+	share_steps(&t, 5, &big, &other);
 	CHECK(big == 4000 && other == 1024,
 	    "a quarter of big's two windows of 8,000: %zu unanswered (other "
 	    "%zu)",
@@ -779,12 +789,7 @@ test_share_cap(void)
 	CHECK(have, "500 of g0's to answer");
 	if (have)
 		results(&t, "g0", ++batch, first, 500, FBX_R_SUCCEEDED);
-	for (int i = 0; i < 3; i++) {
-		gws_step(&t, 3, 100);
-		big += take(&t, "g0", 0, &s);
-		other += take(&t, "g1", 0, &s);
-		big += take(&t, "g2", 0, &s);
-	}
+	share_steps(&t, 3, &big, &other);
 	CHECK(big == 4500 && other == 1024,
 	    "500 of big's answered, 500 more out: %zu sent (other %zu)", big,
 	    other);
