@@ -727,6 +727,12 @@ cluster_route(struct fbx_engine *e, const struct inmsg *in,
 	}
 }
 
+const char fbxi_in_doubt_msg[] =
+    "outcome unknown: the store's connection went after the commit was "
+    "sent and the server could not say whether it committed; it may be "
+    "recorded: send it again with the same idempotency key (without one, "
+    "check with list first)";
+
 void
 fbxi_handle_console(struct fbx_engine *e, const struct inmsg *in)
 {
@@ -779,6 +785,13 @@ fbxi_handle_console(struct fbx_engine *e, const struct inmsg *in)
 		    "only organisation '%s' may act on global controls or "
 		    "list organisations",
 		    e->o.admin_org);
+		goto out;
+	}
+	if (e->degraded && !req_reads_only(&req) &&
+	    e->degraded_err == FBX_ETIMEOUT) {
+		/* the request's own turn: its commit is in doubt */
+		fbxi_console_error(e, in, req.request_id, req.kind,
+		    FBX_ETIMEOUT, "%s", fbxi_in_doubt_msg);
 		goto out;
 	}
 	if (e->degraded && !req_reads_only(&req)) {

@@ -152,10 +152,15 @@ fail_console_inputs(struct fbx_engine *e, int rc)
 			    rc, "storage failure: %s", fbx_strerror(rc));
 			continue;
 		}
-		fbxi_console_error(e, in, req.request_id, req.kind, rc,
-		    "not recorded: storage failure: %s; nothing accepted "
-		    "before was lost, retry later",
-		    fbx_strerror(rc));
+		if (rc == FBX_ETIMEOUT)
+			fbxi_console_error(e, in, req.request_id, req.kind, rc,
+			    "%s", fbxi_in_doubt_msg);
+		else
+			fbxi_console_error(e, in, req.request_id, req.kind,
+			    rc,
+			    "not recorded: storage failure: %s; nothing "
+			    "accepted before was lost, retry later",
+			    fbx_strerror(rc));
 		fbx_console_req_free(&req);
 	}
 }
@@ -650,6 +655,13 @@ turn(struct fbx_engine *e)
 	}
 	if (rc == FBX_EMAP_FULL)
 		rc = FBX_EDISK_FULL;
+	if (rc == FBX_ETIMEOUT)
+		FBX_LOGE("turn's commit in doubt: the store's connection went "
+		         "after COMMIT was sent and the server could not be "
+		         "asked whether it committed; the turn's requests are "
+		         "answered TIMEOUT (retry with the same idempotency "
+		         "key), nothing of it was sent, and memory is "
+		         "rebuilt from the store");
 	e->fail_streak++;
 	e->turns_failed++;
 	/* disk full, I/O error, a damaged record: tell the submitters, keep
@@ -669,6 +681,10 @@ turn(struct fbx_engine *e)
 	/* the turn's reads are answered from the store, its writes with
 	 * the error; gateways resend what was not ACKed */
 	read_only_turn(e);
+	/* only the turn in doubt had its outcome unknown: later writes,
+	 * refused until the store works, are simply not recorded */
+	if (e->degraded_err == FBX_ETIMEOUT)
+		e->degraded_err = FBX_EIO;
 	return FBX_OK;
 }
 

@@ -675,6 +675,9 @@ int fbxi_dlv_withdrawn_load(struct fbx_engine *e, fbx_txn *txn);
  * @return FBX_OK or a store error. */
 int fbxi_dlv_withdrawn_prune(struct fbx_engine *e, const char *org,
     uint64_t cmd_id, uint32_t *budget);
+/* fbxi_in_doubt_msg - the answer to a write whose turn's commit is in
+ * doubt (PostgreSQL: the connection went after COMMIT; FBX_ETIMEOUT) */
+extern const char fbxi_in_doubt_msg[];
 void fbxi_console_error(struct fbx_engine *e, const struct inmsg *in,
     uint64_t reqid, int kind, int err, const char *fmt, ...)
     __attribute__((format(printf, 6, 7)));

@@ -226,8 +226,13 @@ int fbx_txn_begin(fbx_store *st, int write, fbx_txn **out);
 /**
  * fbx_txn_commit - commit and free the transaction (also on failure).
  * @return FBX_OK, FBX_EMAP_FULL (abort happened; grow and redo),
- * FBX_EDISK_FULL (ENOSPC/EDQUOT), FBX_EIO, FBX_ESTORAGE. On any failure
- * nothing of the transaction is stored.
+ * FBX_EDISK_FULL (ENOSPC/EDQUOT), FBX_EIO, FBX_ESTORAGE. On any of
+ * these nothing of the transaction is stored. PostgreSQL also:
+ * FBX_EBUSY, FBX_EFENCED (nothing stored), and FBX_ETIMEOUT: the
+ * connection went after COMMIT was sent and the server could not be
+ * asked in time whether it committed (a lost answer that could be asked
+ * about gives FBX_OK or FBX_EIO as the server says), so the transaction
+ * may or may not be stored; read the store again before relying on it.
  */
 int fbx_txn_commit(fbx_txn *txn);
 
@@ -247,6 +252,12 @@ int fbx_txn_begin_child(fbx_txn *parent, fbx_txn **out);
  * fbx_store_test_fail_err (0 = FBX_EIO) and nothing of it is stored. */
 extern int fbx_store_test_fail_commits;
 extern int fbx_store_test_fail_err;
+/* PostgreSQL only: the next top-level write commit loses the server's
+ * answer with its connection (the backend is ended right after it
+ * answered): 1 after COMMIT, 2 after ROLLBACK sent in COMMIT's place, 3
+ * after COMMIT with the server unreachable while the store asks what
+ * became of the transaction. Reset by the commit it hits. */
+extern int fbx_store_test_pg_lose_commit;
 
 /** fbx_txn_abort - discard and free the transaction. NULL is accepted. */
 void fbx_txn_abort(fbx_txn *txn);

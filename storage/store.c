@@ -164,6 +164,8 @@ map_err(int rc)
 		return FBX_EBUSY;
 	case ESTALE:
 		return FBX_EFENCED; /* PostgreSQL cluster mode: pg_lease.c */
+	case ETIMEDOUT:
+		return FBX_ETIMEOUT; /* PostgreSQL: a commit in doubt */
 	case MDB_CORRUPTED:
 	case MDB_PAGE_NOTFOUND:
 	case MDB_INVALID:

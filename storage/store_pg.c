@@ -50,6 +50,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "fbx_store.h"
 #include "pg_lease.h"
@@ -1596,9 +1597,93 @@ fold(fbxi_kv_txn *t)
 	return 0;
 }
 
+/* Test hook (fbx_store.h): the next write commit's answer is lost. */
+int fbx_store_test_pg_lose_commit;
+
+/* xact_id - the transaction's id as text, "" if it wrote nothing (no id
+ * assigned: nothing to lose). Asked before COMMIT, so that a COMMIT whose
+ * answer never comes can be looked up afterwards (in_doubt). */
+static int
+xact_id(fbxi_kv_txn *t, char *buf, size_t len)
+{
+	PGresult *r = run(t, "SELECT pg_current_xact_id_if_assigned()::text",
+	    0, NULL, NULL, NULL, &(int){ 0 });
+	int code = 0;
+
+	buf[0] = '\0';
+	if (r == NULL)
+		return t->err != 0 ? t->err : EIO;
+	if (PQntuples(r) == 1 && !PQgetisnull(r, 0, 0)) {
+		/* binary result format: text is sent as its bytes */
+		int n = PQgetlength(r, 0, 0);
+		if (n <= 0 || (size_t)n >= len)
+			code = MDB_PANIC;
+		else {
+			memcpy(buf, PQgetvalue(r, 0, 0), (size_t)n);
+			buf[n] = '\0';
+		}
+	}
+	PQclear(r);
+	return code;
+}
+
+/* in_doubt - COMMIT was sent and the connection went before its answer
+ * came: the transaction may or may not have committed. Ask the server on
+ * a new connection (pg_xact_status) for up to IN_DOUBT_MS: 0 if it
+ * committed (the turn happened), EIO if it was rolled back (nothing of it
+ * happened), ETIMEDOUT if the server cannot tell us in time (the store's
+ * FBX_ETIMEOUT: the outcome is unknown; memory is rebuilt from the store
+ * once it can be read). blind (test hook) never reaches the server. */
+#define IN_DOUBT_MS 3000
+static int
+in_doubt(fbxi_kv_env *env, const char *xid, int blind)
+{
+	const char *vals[1] = { xid };
+	char msg[160];
+
+	snprintf(msg, sizeof(msg),
+	    "the connection was lost after COMMIT was sent; asking the "
+	    "server whether transaction %s committed",
+	    xid);
+	pg_log(env, "commit in doubt", msg);
+	for (int waited = 0; waited < IN_DOUBT_MS; waited += 100) {
+		PGconn *c = NULL;
+		const char *st = NULL;
+		PGresult *r = NULL;
+		if (!blind && pg_connect(env, &c) == 0) {
+			r = PQexecParams(c, "SELECT pg_xact_status($1::xid8)", 1,
+			    NULL, vals, NULL, NULL, 0);
+			if (PQresultStatus(r) == PGRES_TUPLES_OK &&
+			    PQntuples(r) == 1 && !PQgetisnull(r, 0, 0))
+				st = PQgetvalue(r, 0, 0);
+		}
+		if (st != NULL && strcmp(st, "in progress") != 0) {
+			int code = strcmp(st, "committed") == 0 ? 0 : EIO;
+			snprintf(msg, sizeof(msg), "transaction %s %s", xid,
+			    code == 0 ? "committed: the turn happened"
+			              : "was rolled back: nothing of the turn "
+			                "happened");
+			pg_log(env, "commit in doubt", msg);
+			PQclear(r);
+			PQfinish(c);
+			return code;
+		}
+		/* unreachable, or its old session is still committing */
+		PQclear(r);
+		PQfinish(c);
+		nanosleep(&(struct timespec){ 0, 100 * 1000 * 1000 }, NULL);
+	}
+	snprintf(msg, sizeof(msg),
+	    "whether transaction %s committed is unknown after %d ms",
+	    xid, IN_DOUBT_MS);
+	pg_log(env, "commit in doubt", msg);
+	return ETIMEDOUT;
+}
+
 int
 fbxi_kv_txn_commit(fbxi_kv_txn *t)
 {
+	char xid[32];
 	int code;
 
 	if (!IS_PG(t))
@@ -1639,13 +1724,28 @@ fbxi_kv_txn_commit(fbxi_kv_txn *t)
 	code = wb_send(t);
 	if (code == 0 && t->env->lease != NULL)
 		code = latch(t, fbxi_lease_fence(t->env->lease, t->conn));
+	if (code == 0)
+		code = latch(t, xact_id(t, xid, sizeof(xid)));
 	if (code == 0) {
-		PGresult *r = PQexec(t->conn, "COMMIT");
+		int lose = fbx_store_test_pg_lose_commit;
+		PGresult *r;
+		fbx_store_test_pg_lose_commit = 0;
+		r = PQexec(t->conn, lose == 2 ? "ROLLBACK" : "COMMIT");
+		if (lose != 0) {
+			/* test hook: the server has answered; the answer is
+			 * lost with the connection, as in a failover */
+			PQclear(r);
+			r = PQexec(t->conn,
+			    "SELECT pg_terminate_backend(pg_backend_pid())");
+		}
 		if (PQresultStatus(r) != PGRES_COMMAND_OK) {
 			code = pg_code(t->conn, r);
 			pg_log(t->env, "commit failed",
 			    r != NULL ? PQresultErrorMessage(r)
 			              : PQerrorMessage(t->conn));
+			if (code == EIO && xid[0] != '\0' &&
+			    PQstatus(t->conn) != CONNECTION_OK)
+				code = in_doubt(t->env, xid, lose == 3);
 		} else if (strcmp(PQcmdStatus(r), "COMMIT") != 0) {
 			/* the server rolled it back */
 			code = MDB_PANIC;

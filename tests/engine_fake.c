@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "engine_fake.h"
 
@@ -148,6 +149,7 @@ engine_open(struct env *t)
 	o.expand_chunk = t->expand_chunk;
 	o.rollback_slice = t->rollback_slice;
 	o.prune_budget = t->prune_budget;
+	o.store_url = t->store[0] != '\0' ? t->store : NULL;
 	return fbx_engine_open_io(&o, &mio_ops, &t->io, &t->e) == FBX_OK ? 0
 	                                                                 : -1;
 }
@@ -156,6 +158,33 @@ int
 env_open(struct env *t, const char *name)
 {
 	memset(t, 0, sizeof(*t));
+	snprintf(t->dir, sizeof(t->dir), "/tmp/fbx-eng-%s-XXXXXX", name);
+	if (mkdtemp(t->dir) == NULL)
+		return -1;
+	t->io.wall = 1700000000000;
+	t->io.mono = 1000000;
+	return engine_open(t);
+}
+
+int
+env_open_pg(struct env *t, const char *name)
+{
+	const char *url = getenv("FBX_TEST_PG_URL");
+	int len;
+
+	memset(t, 0, sizeof(*t));
+	if (url == NULL || url[0] == '\0')
+		return -1;
+	/* schema names: lower case letters, digits and '_' */
+	for (const char *p = name; *p != '\0'; p++)
+		if (!(*p >= 'a' && *p <= 'z') && !(*p >= '0' && *p <= '9') &&
+		    *p != '_')
+			return -1;
+	len = snprintf(t->store, sizeof(t->store),
+	    "%s%soptions=-csearch_path%%3Dfbxe_%s_%ld", url,
+	    strchr(url, '?') != NULL ? "&" : "?", name, (long)getpid());
+	if (len < 0 || (size_t)len >= sizeof(t->store))
+		return -1;
 	snprintf(t->dir, sizeof(t->dir), "/tmp/fbx-eng-%s-XXXXXX", name);
 	if (mkdtemp(t->dir) == NULL)
 		return -1;

@@ -51,6 +51,7 @@ struct env {
 	uint32_t expand_chunk; /* the same: deliveries a turn; 0: default */
 	uint32_t rollback_slice; /* the same: deliveries a slice; 0: default */
 	uint32_t prune_budget; /* the same: records pruned a turn; 0: default */
+	char store[512]; /* a PostgreSQL store's URL (env_open_pg); "": LMDB */
 };
 
 /* drain_gw - take every engine message to `peer`: delivery ids into
@@ -68,6 +69,9 @@ struct gw_seen {
 void q_push(struct qmsg **q, const char *peer, const void *body, size_t len);
 void q_free(struct qmsg *m);
 int env_open(struct env *t, const char *name);
+/* env_open_pg - env_open on a PostgreSQL store: FBX_TEST_PG_URL in a
+ * schema of its own (tests/pg_cluster.sh sets the URL); -1 without one */
+int env_open_pg(struct env *t, const char *name);
 void env_close(struct env *t);
 int env_reopen(struct env *t);
 void advance(struct env *t, int64_t ms);

@@ -2004,6 +2004,46 @@ test_pg_faults(const char *dir)
 	CHECK_RC(fbx_txn_commit(t), FBX_OK);
 	CHECK(kv_is(st, "f/d", "2") == 1);
 
+	/* a COMMIT whose answer is lost with its connection (a failover
+	 * right after the server answered): the store asks the server on a
+	 * new connection what became of the transaction. Committed: FBX_OK,
+	 * with the writes held back until the commit */
+	t = wtxn(st);
+	CHECK_RC(fbx_store_kv_put(t, "f/e", "1", 1), FBX_OK);
+	mk_cmd(&c, "a", 5000);
+	CHECK_RC(fbx_store_cmd_append(t, &c), FBX_OK);
+	fbx_store_test_pg_lose_commit = 1;
+	CHECK_RC(fbx_txn_commit(t), FBX_OK);
+	CHECK(fbx_store_test_pg_lose_commit == 0);
+	CHECK(kv_is(st, "f/e", "1") == 1);
+	t = rtxn(st);
+	CHECK_RC(fbx_store_cmd_get(t, c.id, &c), FBX_OK);
+	fbx_txn_abort(t);
+	/* rolled back (ROLLBACK sent in COMMIT's place, its answer lost):
+	 * FBX_EIO, nothing stored */
+	t = wtxn(st);
+	CHECK_RC(fbx_store_kv_put(t, "f/e", "2", 1), FBX_OK);
+	fbx_store_test_pg_lose_commit = 2;
+	CHECK_RC(fbx_txn_commit(t), FBX_EIO);
+	CHECK(kv_is(st, "f/e", "1") == 1);
+	/* committed, and the server cannot be asked: FBX_ETIMEOUT (the
+	 * outcome is unknown to the writer; the store has it) */
+	t = wtxn(st);
+	CHECK_RC(fbx_store_kv_put(t, "f/e", "3", 1), FBX_OK);
+	fbx_store_test_pg_lose_commit = 3;
+	CHECK_RC(fbx_txn_commit(t), FBX_ETIMEOUT);
+	CHECK(kv_is(st, "f/e", "3") == 1);
+	/* a transaction that wrote nothing has nothing in doubt: its lost
+	 * answer is a plain EIO, asked about nowhere */
+	t = wtxn(st);
+	fbx_store_test_pg_lose_commit = 3;
+	CHECK_RC(fbx_txn_commit(t), FBX_EIO);
+	/* and the writer works again on a new connection */
+	t = wtxn(st);
+	CHECK_RC(fbx_store_kv_put(t, "f/e", "4", 1), FBX_OK);
+	CHECK_RC(fbx_txn_commit(t), FBX_OK);
+	CHECK(kv_is(st, "f/e", "4") == 1);
+
 	/* a reader keeps its snapshot while the writer writes and commits */
 	r = rtxn(st);
 	{

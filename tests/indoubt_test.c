@@ -1,0 +1,184 @@
+/*
+ * indoubt_test.c - the engine on a PostgreSQL store whose writer loses
+ * the server's answer to COMMIT (a failover, a cut connection right after
+ * the server answered). The store asks the server on a new connection
+ * what became of the transaction (store_pg.c in_doubt), and the engine
+ * answers what is true:
+ *
+ * - committed: the turn happened; the submitter gets its command, the
+ *   delivery leaves once and its result is recorded once;
+ * - rolled back: IO, "not recorded" (as for any failed commit);
+ * - unknown (the server cannot be asked in time): TIMEOUT, "outcome
+ *   unknown", not "not recorded"; nothing of the turn leaves; memory is
+ *   rebuilt from the store, so the command the server did commit is
+ *   delivered once, and a retry with the same idempotency key gets that
+ *   command, not a second one. Writes refused later while the engine is
+ *   degraded are answered IO ("not recorded"), not TIMEOUT.
+ *
+ * Run by tests/pg_cluster.sh (FBX_TEST_PG_URL); fails without it.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "engine_fake.h"
+#include "fbx_store.h"
+
+/* submit_key - an operator's query to acme-d00000 with an idempotency
+ * key, one turn; @return the reply's err, *id and *dup from it */
+static int
+submit_key(struct env *t, const char *key, uint64_t *id, int *dup,
+    char *msg, size_t msgcap)
+{
+	struct fbx_console_req req;
+	struct fbx_console_rep rep;
+	fbx_id one = "acme-d00000";
+	int rc;
+
+	query_req(&req);
+	req.u.submit.cmd.target_kind = FBX_TARGET_DEVICES;
+	req.u.submit.cmd.dev_ids = &one;
+	req.u.submit.cmd.ndev_ids = 1;
+	snprintf(req.u.submit.cmd.idem_key, sizeof(req.u.submit.cmd.idem_key),
+	    "%s", key);
+	console(t, "ops", "acme", &req);
+	turn(t);
+	rc = reply(t, "ops", &rep);
+	*id = rc == FBX_OK ? rep.u.submit.command_id : 0;
+	*dup = rc == FBX_OK ? rep.u.submit.duplicate : 0;
+	if (msg != NULL)
+		snprintf(msg, msgcap, "%s", rep.errmsg);
+	fbx_console_rep_free(&rep);
+	return rc;
+}
+
+/* settle - answer every delivery seen so far as succeeded, let the
+ * engine record them */
+static void
+settle(struct env *t, struct gw_seen *s, uint64_t batch)
+{
+	results(t, "g1", batch, s->ids, s->nids, FBX_R_SUCCEEDED);
+	turn(t);
+	turn(t);
+	drain_gw(t, "g1", s);
+}
+
+static void
+test_committed(void)
+{
+	struct env t;
+	struct gw_seen s;
+	struct fbx_command info;
+	uint64_t id = 0, id2 = 0;
+	int dup = 0;
+
+	memset(&s, 0, sizeof(s));
+	CHECK(env_open_pg(&t, "indoubt_c") == 0, "open on PostgreSQL");
+	if (t.e == NULL)
+		return;
+	enroll(&t, "acme", 4);
+	hello(&t, "g1", "acme", 100);
+	turn(&t);
+	drain_gw(&t, "g1", &s);
+
+	/* the submit's turn commits; its answer is lost: the store asks,
+	 * learns it committed, and the turn goes on as committed */
+	fbx_store_test_pg_lose_commit = 1;
+	CHECK(submit_key(&t, "k-commit", &id, &dup, NULL, 0) == FBX_OK &&
+	        id != 0 && !dup,
+	    "submit whose commit answer was lost: id %llu",
+	    (unsigned long long)id);
+	CHECK(fbx_store_test_pg_lose_commit == 0, "the hook was not hit");
+	turn(&t);
+	drain_gw(&t, "g1", &s);
+	CHECK(s.nids == 1, "deliveries sent: %zu", s.nids);
+	settle(&t, &s, 1);
+	CHECK(counts(&t, "acme", id, &info) == FBX_OK &&
+	        info.counts[FBX_D_SUCCEEDED] == 1 && info.state == FBX_C_DONE,
+	    "after its result: succeeded %u state %d",
+	    info.counts[FBX_D_SUCCEEDED], info.state);
+	/* the same key again: the same command */
+	CHECK(submit_key(&t, "k-commit", &id2, &dup, NULL, 0) == FBX_OK &&
+	        id2 == id && dup,
+	    "retry: id %llu dup %d", (unsigned long long)id2, dup);
+	turn(&t);
+	drain_gw(&t, "g1", &s);
+	CHECK(s.nids == 1, "deliveries sent in all: %zu", s.nids);
+
+	/* rolled back, answer lost: IO, nothing recorded */
+	fbx_store_test_pg_lose_commit = 2;
+	{
+		char msg[256];
+		int rc = submit_key(&t, "k-rolled", &id, &dup, msg,
+		    sizeof(msg));
+		CHECK(rc == FBX_EIO && strstr(msg, "not recorded") != NULL,
+		    "rolled back: %d '%s'", rc, msg);
+	}
+	env_close(&t);
+}
+
+static void
+test_unknown(void)
+{
+	struct env t;
+	struct gw_seen s;
+	struct fbx_command info;
+	uint64_t id = 0, id2 = 0;
+	char msg[256];
+	int dup = 0, rc;
+
+	memset(&s, 0, sizeof(s));
+	CHECK(env_open_pg(&t, "indoubt_u") == 0, "open on PostgreSQL");
+	if (t.e == NULL)
+		return;
+	enroll(&t, "acme", 4);
+	hello(&t, "g1", "acme", 100);
+	turn(&t);
+	drain_gw(&t, "g1", &s);
+
+	/* committed, and the store cannot learn it: TIMEOUT, the outcome
+	 * is unknown; nothing of the turn leaves */
+	fbx_store_test_pg_lose_commit = 3;
+	rc = submit_key(&t, "k-unknown", &id, &dup, msg, sizeof(msg));
+	CHECK(rc == FBX_ETIMEOUT && strstr(msg, "outcome unknown") != NULL &&
+	        strstr(msg, "not recorded") == NULL,
+	    "in doubt: %d '%s'", rc, msg);
+	drain_gw(&t, "g1", &s);
+	CHECK(s.nids == 0, "sent from a turn in doubt: %zu", s.nids);
+
+	/* still degraded: a new write is refused as not recorded (IO) */
+	rc = submit_key(&t, "k-later", &id, &dup, msg, sizeof(msg));
+	CHECK(rc == FBX_EIO && strstr(msg, "not recorded") != NULL,
+	    "write while degraded: %d '%s'", rc, msg);
+
+	/* writes work again: memory was rebuilt from the store, which has
+	 * the command; its delivery leaves once, and a retry with its key
+	 * gets it */
+	advance(&t, 10000);
+	heartbeat(&t, "g1");
+	turn(&t);
+	turn(&t);
+	drain_gw(&t, "g1", &s);
+	CHECK(submit_key(&t, "k-unknown", &id2, &dup, NULL, 0) == FBX_OK &&
+	        id2 != 0 && dup,
+	    "retry with the key: id %llu dup %d", (unsigned long long)id2,
+	    dup);
+	turn(&t);
+	drain_gw(&t, "g1", &s);
+	CHECK(s.nids == 1, "deliveries of the command in doubt: %zu", s.nids);
+	settle(&t, &s, 1);
+	CHECK(counts(&t, "acme", id2, &info) == FBX_OK &&
+	        info.counts[FBX_D_SUCCEEDED] == 1 && info.state == FBX_C_DONE,
+	    "after its result: succeeded %u state %d",
+	    info.counts[FBX_D_SUCCEEDED], info.state);
+	CHECK(s.nids == 1, "deliveries sent in all: %zu", s.nids);
+	env_close(&t);
+}
+
+int
+main(void)
+{
+	test_committed();
+	test_unknown();
+	printf("%d passed, %d failed\n", passed, failed);
+	return failed == 0 ? 0 : 1;
+}
