@@ -256,7 +256,8 @@ extern int fbx_store_test_fail_err;
  * answer with its connection (the backend is ended right after it
  * answered): 1 after COMMIT, 2 after ROLLBACK sent in COMMIT's place, 3
  * after COMMIT with the server unreachable while the store asks what
- * became of the transaction. Reset by the commit it hits. */
+ * became of the transaction, 4 after COMMIT with the server taken for
+ * another (restarted or failed over). Reset by the commit it hits. */
 extern int fbx_store_test_pg_lose_commit;
 
 /** fbx_txn_abort - discard and free the transaction. NULL is accepted. */

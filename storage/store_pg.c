@@ -1600,28 +1600,46 @@ fold(fbxi_kv_txn *t)
 /* Test hook (fbx_store.h): the next write commit's answer is lost. */
 int fbx_store_test_pg_lose_commit;
 
-/* xact_id - the transaction's id as text, "" if it wrote nothing (no id
- * assigned: nothing to lose). Asked before COMMIT, so that a COMMIT whose
+/* A write transaction's identity for in_doubt: its id ("" if it wrote
+ * nothing: no id assigned, nothing to lose) and the start time of the
+ * server it ran on. An id names one transaction only within one server's
+ * life: after a restart or a failover the id of a transaction whose
+ * records did not reach the disk (or the standby) may be given again to
+ * another, so a status read from another server life proves nothing. */
+struct xact {
+	char id[32];
+	char server[64];
+};
+
+/* xact_id - asked before COMMIT (one round trip), so that a COMMIT whose
  * answer never comes can be looked up afterwards (in_doubt). */
 static int
-xact_id(fbxi_kv_txn *t, char *buf, size_t len)
+xact_id(fbxi_kv_txn *t, struct xact *x)
 {
-	PGresult *r = run(t, "SELECT pg_current_xact_id_if_assigned()::text",
+	PGresult *r = run(t,
+	    "SELECT pg_current_xact_id_if_assigned()::text, "
+	    "pg_postmaster_start_time()::text",
 	    0, NULL, NULL, NULL, &(int){ 0 });
 	int code = 0;
 
-	buf[0] = '\0';
+	x->id[0] = x->server[0] = '\0';
 	if (r == NULL)
 		return t->err != 0 ? t->err : EIO;
-	if (PQntuples(r) == 1 && !PQgetisnull(r, 0, 0)) {
-		/* binary result format: text is sent as its bytes */
-		int n = PQgetlength(r, 0, 0);
-		if (n <= 0 || (size_t)n >= len)
+	if (PQntuples(r) != 1 || PQnfields(r) != 2 || PQgetisnull(r, 0, 1))
+		code = MDB_PANIC;
+	for (int f = 0; f < 2 && code == 0; f++) {
+		/* binary result format: text comes as its bytes */
+		char *dst = f == 0 ? x->id : x->server;
+		size_t cap = f == 0 ? sizeof(x->id) : sizeof(x->server);
+		int n = PQgetlength(r, 0, f);
+		if (PQgetisnull(r, 0, f))
+			continue;
+		if (n <= 0 || (size_t)n >= cap) {
 			code = MDB_PANIC;
-		else {
-			memcpy(buf, PQgetvalue(r, 0, 0), (size_t)n);
-			buf[n] = '\0';
+			break;
 		}
+		memcpy(dst, PQgetvalue(r, 0, f), (size_t)n);
+		dst[n] = '\0';
 	}
 	PQclear(r);
 	return code;
@@ -1631,35 +1649,56 @@ xact_id(fbxi_kv_txn *t, char *buf, size_t len)
  * came: the transaction may or may not have committed. Ask the server on
  * a new connection (pg_xact_status) for up to IN_DOUBT_MS: 0 if it
  * committed (the turn happened), EIO if it was rolled back (nothing of it
- * happened), ETIMEDOUT if the server cannot tell us in time (the store's
- * FBX_ETIMEOUT: the outcome is unknown; memory is rebuilt from the store
- * once it can be read). blind (test hook) never reaches the server. */
+ * happened), ETIMEDOUT (the store's FBX_ETIMEOUT: the outcome is unknown;
+ * memory is rebuilt from the store once it can be read) if the server
+ * cannot tell in time, or if it is no longer the server life the
+ * transaction ran in (restarted, failed over: struct xact). blind (test
+ * hook) never reaches the server; other_life (test hook) takes the server
+ * for another one. */
 #define IN_DOUBT_MS 3000
 static int
-in_doubt(fbxi_kv_env *env, const char *xid, int blind)
+in_doubt(fbxi_kv_env *env, const struct xact *x, int blind, int other_life)
 {
-	const char *vals[1] = { xid };
-	char msg[160];
+	const char *vals[2] = { x->id, other_life ? "" : x->server };
+	char msg[200];
 
 	snprintf(msg, sizeof(msg),
 	    "the connection was lost after COMMIT was sent; asking the "
 	    "server whether transaction %s committed",
-	    xid);
+	    x->id);
 	pg_log(env, "commit in doubt", msg);
 	for (int waited = 0; waited < IN_DOUBT_MS; waited += 100) {
 		PGconn *c = NULL;
 		const char *st = NULL;
 		PGresult *r = NULL;
+		int same = 0;
 		if (!blind && pg_connect(env, &c) == 0) {
-			r = PQexecParams(c, "SELECT pg_xact_status($1::xid8)", 1,
-			    NULL, vals, NULL, NULL, 0);
+			r = PQexecParams(c,
+			    "SELECT pg_postmaster_start_time()::text = $2, "
+			    "CASE WHEN pg_postmaster_start_time()::text = $2 "
+			    "THEN pg_xact_status($1::xid8) END",
+			    2, NULL, vals, NULL, NULL, 0);
 			if (PQresultStatus(r) == PGRES_TUPLES_OK &&
-			    PQntuples(r) == 1 && !PQgetisnull(r, 0, 0))
-				st = PQgetvalue(r, 0, 0);
+			    PQntuples(r) == 1 && !PQgetisnull(r, 0, 0)) {
+				same = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+				if (same && !PQgetisnull(r, 0, 1))
+					st = PQgetvalue(r, 0, 1);
+				if (!same) {
+					PQclear(r);
+					PQfinish(c);
+					snprintf(msg, sizeof(msg),
+					    "the server is not the one transaction "
+					    "%s ran on (restarted or failed over): "
+					    "whether it committed is unknown",
+					    x->id);
+					pg_log(env, "commit in doubt", msg);
+					return ETIMEDOUT;
+				}
+			}
 		}
 		if (st != NULL && strcmp(st, "in progress") != 0) {
 			int code = strcmp(st, "committed") == 0 ? 0 : EIO;
-			snprintf(msg, sizeof(msg), "transaction %s %s", xid,
+			snprintf(msg, sizeof(msg), "transaction %s %s", x->id,
 			    code == 0 ? "committed: the turn happened"
 			              : "was rolled back: nothing of the turn "
 			                "happened");
@@ -1675,7 +1714,7 @@ in_doubt(fbxi_kv_env *env, const char *xid, int blind)
 	}
 	snprintf(msg, sizeof(msg),
 	    "whether transaction %s committed is unknown after %d ms",
-	    xid, IN_DOUBT_MS);
+	    x->id, IN_DOUBT_MS);
 	pg_log(env, "commit in doubt", msg);
 	return ETIMEDOUT;
 }
@@ -1683,7 +1722,7 @@ in_doubt(fbxi_kv_env *env, const char *xid, int blind)
 int
 fbxi_kv_txn_commit(fbxi_kv_txn *t)
 {
-	char xid[32];
+	struct xact xid;
 	int code;
 
 	if (!IS_PG(t))
@@ -1725,7 +1764,7 @@ fbxi_kv_txn_commit(fbxi_kv_txn *t)
 	if (code == 0 && t->env->lease != NULL)
 		code = latch(t, fbxi_lease_fence(t->env->lease, t->conn));
 	if (code == 0)
-		code = latch(t, xact_id(t, xid, sizeof(xid)));
+		code = latch(t, xact_id(t, &xid));
 	if (code == 0) {
 		int lose = fbx_store_test_pg_lose_commit;
 		PGresult *r;
@@ -1743,9 +1782,10 @@ fbxi_kv_txn_commit(fbxi_kv_txn *t)
 			pg_log(t->env, "commit failed",
 			    r != NULL ? PQresultErrorMessage(r)
 			              : PQerrorMessage(t->conn));
-			if (code == EIO && xid[0] != '\0' &&
+			if (code == EIO && xid.id[0] != '\0' &&
 			    PQstatus(t->conn) != CONNECTION_OK)
-				code = in_doubt(t->env, xid, lose == 3);
+				code = in_doubt(
+				    t->env, &xid, lose == 3, lose == 4);
 		} else if (strcmp(PQcmdStatus(r), "COMMIT") != 0) {
 			/* the server rolled it back */
 			code = MDB_PANIC;
