@@ -422,6 +422,19 @@ turn(struct fbx_engine *e)
 		rc = fbx_store_reserve(e->st, need);
 		if (rc == FBX_OK)
 			rc = fbx_txn_begin(e->st, 1, &e->txn);
+		if (rc == FBX_OK && e->doubt) {
+			/* the transaction in doubt has ended (it held the
+			 * writers' lock this one now has): rebuild from what
+			 * the store kept of it, then begin again */
+			fbx_txn_abort(e->txn);
+			e->txn = NULL;
+			e->doubt = 0;
+			rc = recover(e);
+			if (rc == FBX_OK)
+				rc = fbx_txn_begin(e->st, 1, &e->txn);
+			else
+				e->doubt = 1;
+		}
 		if (rc == FBX_OK && e->cluster)
 			rc = fbxi_cluster_heads(e);
 		if (rc != FBX_OK) {
@@ -655,6 +668,8 @@ turn(struct fbx_engine *e)
 	}
 	if (rc == FBX_EMAP_FULL)
 		rc = FBX_EDISK_FULL;
+	if (rc == FBX_ETIMEOUT)
+		e->doubt = 1;
 	if (rc == FBX_ETIMEOUT)
 		FBX_LOGE("turn's commit in doubt: the store's connection went "
 		         "after COMMIT was sent and the server could not be "

@@ -255,6 +255,11 @@ struct fbx_engine {
 	uint32_t fail_streak;
 	int degraded; /* the store cannot be written: answer with errors */
 	int degraded_err;
+	/* a commit in doubt (FBX_ETIMEOUT): memory is read again once the
+	 * next write transaction holds the writers' lock, which that
+	 * commit's transaction held until it ended, so the store then shows
+	 * whether it committed */
+	int doubt;
 	int need_rebuild; /* memory is empty: rebuild before writing */
 	/* cluster mode (issue 13): several nodes share a PostgreSQL store;
 	 * this one acts for the organisations it holds leases on */

@@ -257,8 +257,12 @@ extern int fbx_store_test_fail_err;
  * answered): 1 after COMMIT, 2 after ROLLBACK sent in COMMIT's place, 3
  * after COMMIT with the server unreachable while the store asks what
  * became of the transaction, 4 after COMMIT with the server taken for
- * another (restarted or failed over). Reset by the commit it hits. */
+ * another (restarted or failed over); 5: COMMIT is not sent and the
+ * commit returns FBX_ETIMEOUT, its transaction left open (still holding
+ * the writers' lock) until fbx_store_test_pg_end_held() commits it (0,
+ * or -1). Reset by the commit it hits. */
 extern int fbx_store_test_pg_lose_commit;
+int fbx_store_test_pg_end_held(void);
 
 /** fbx_txn_abort - discard and free the transaction. NULL is accepted. */
 void fbx_txn_abort(fbx_txn *txn);

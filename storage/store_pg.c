@@ -1597,8 +1597,30 @@ fold(fbxi_kv_txn *t)
 	return 0;
 }
 
-/* Test hook (fbx_store.h): the next write commit's answer is lost. */
+/* Test hooks (fbx_store.h): the next write commit's answer is lost. */
 int fbx_store_test_pg_lose_commit;
+static PGconn *test_held;
+
+int
+fbx_store_test_pg_end_held(void)
+{
+	PGresult *r;
+	int ok;
+
+	if (test_held == NULL)
+		return -1;
+	r = PQexec(test_held, "COMMIT");
+	ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+	PQclear(r);
+	/* the store's session lock, before the session's end (which the
+	 * server finishes on its own time) */
+	r = PQexec(test_held, "SELECT pg_advisory_unlock_all()");
+	ok = ok && PQresultStatus(r) == PGRES_TUPLES_OK;
+	PQclear(r);
+	PQfinish(test_held);
+	test_held = NULL;
+	return ok ? 0 : -1;
+}
 
 /* A write transaction's identity for in_doubt: its id ("" if it wrote
  * nothing: no id assigned, nothing to lose) and the start time of the
@@ -1656,10 +1678,48 @@ xact_id(fbxi_kv_txn *t, struct xact *x)
  * hook) never reaches the server; other_life (test hook) takes the server
  * for another one. */
 #define IN_DOUBT_MS 3000
+
+static int64_t
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* doubt_conn - a connection for in_doubt's question: connecting and the
+ * question each bounded (1 s), whatever the URL says. NULL if none. */
+static PGconn *
+doubt_conn(const fbxi_kv_env *env)
+{
+	const char *const kw[] = { "dbname", "connect_timeout", NULL };
+	const char *const val[] = { env->url, "1", NULL };
+	PGconn *c = PQconnectdbParams(kw, val, 1);
+	PGresult *r;
+
+	if (c == NULL)
+		return NULL;
+	if (PQstatus(c) != CONNECTION_OK) {
+		PQfinish(c);
+		return NULL;
+	}
+	PQsetNoticeProcessor(c, notice_quiet, NULL);
+	r = PQexec(c, "SET statement_timeout = 1000");
+	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+		PQclear(r);
+		PQfinish(c);
+		return NULL;
+	}
+	PQclear(r);
+	return c;
+}
+
 static int
 in_doubt(fbxi_kv_env *env, const struct xact *x, int blind, int other_life)
 {
 	const char *vals[2] = { x->id, other_life ? "" : x->server };
+	int64_t end = mono_ms() + IN_DOUBT_MS;
 	char msg[200];
 
 	snprintf(msg, sizeof(msg),
@@ -1667,12 +1727,11 @@ in_doubt(fbxi_kv_env *env, const struct xact *x, int blind, int other_life)
 	    "server whether transaction %s committed",
 	    x->id);
 	pg_log(env, "commit in doubt", msg);
-	for (int waited = 0; waited < IN_DOUBT_MS; waited += 100) {
-		PGconn *c = NULL;
+	while (mono_ms() < end) {
+		PGconn *c = blind ? NULL : doubt_conn(env);
 		const char *st = NULL;
 		PGresult *r = NULL;
-		int same = 0;
-		if (!blind && pg_connect(env, &c) == 0) {
+		if (c != NULL) {
 			r = PQexecParams(c,
 			    "SELECT pg_postmaster_start_time()::text = $2, "
 			    "CASE WHEN pg_postmaster_start_time()::text = $2 "
@@ -1680,10 +1739,7 @@ in_doubt(fbxi_kv_env *env, const struct xact *x, int blind, int other_life)
 			    2, NULL, vals, NULL, NULL, 0);
 			if (PQresultStatus(r) == PGRES_TUPLES_OK &&
 			    PQntuples(r) == 1 && !PQgetisnull(r, 0, 0)) {
-				same = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
-				if (same && !PQgetisnull(r, 0, 1))
-					st = PQgetvalue(r, 0, 1);
-				if (!same) {
+				if (strcmp(PQgetvalue(r, 0, 0), "t") != 0) {
 					PQclear(r);
 					PQfinish(c);
 					snprintf(msg, sizeof(msg),
@@ -1694,6 +1750,8 @@ in_doubt(fbxi_kv_env *env, const struct xact *x, int blind, int other_life)
 					pg_log(env, "commit in doubt", msg);
 					return ETIMEDOUT;
 				}
+				if (!PQgetisnull(r, 0, 1))
+					st = PQgetvalue(r, 0, 1);
 			}
 		}
 		if (st != NULL && strcmp(st, "in progress") != 0) {
@@ -1707,7 +1765,8 @@ in_doubt(fbxi_kv_env *env, const struct xact *x, int blind, int other_life)
 			PQfinish(c);
 			return code;
 		}
-		/* unreachable, or its old session is still committing */
+		/* unreachable, or its old session is still committing (a
+		 * synchronous standby not answering yet) */
 		PQclear(r);
 		PQfinish(c);
 		nanosleep(&(struct timespec){ 0, 100 * 1000 * 1000 }, NULL);
@@ -1716,6 +1775,29 @@ in_doubt(fbxi_kv_env *env, const struct xact *x, int blind, int other_life)
 	    "whether transaction %s committed is unknown after %d ms",
 	    x->id, IN_DOUBT_MS);
 	pg_log(env, "commit in doubt", msg);
+	return ETIMEDOUT;
+}
+
+/* doubt_committed - in_doubt said committed: the store's session lock
+ * went with the old connection, so the writer connects again and takes
+ * it before the turn counts as done; if another process has taken the
+ * store meanwhile (or the server is gone again), the outcome is handed
+ * on as unknown (ETIMEDOUT): this process must not act on it. */
+static int
+doubt_committed(fbxi_kv_txn *t)
+{
+	fbxi_kv_env *env = t->env;
+	int code;
+
+	PQfinish(env->wconn);
+	env->wconn = NULL;
+	t->conn = NULL;
+	code = writer_conn(env);
+	if (code == 0)
+		return 0;
+	pg_log(env, "commit in doubt",
+	    "committed, but the store's lock could not be taken again: "
+	    "the outcome is handed on as unknown");
 	return ETIMEDOUT;
 }
 
@@ -1765,7 +1847,15 @@ fbxi_kv_txn_commit(fbxi_kv_txn *t)
 		code = latch(t, fbxi_lease_fence(t->env->lease, t->conn));
 	if (code == 0)
 		code = latch(t, xact_id(t, &xid));
-	if (code == 0) {
+	if (code == 0 && fbx_store_test_pg_lose_commit == 5) {
+		/* test hook: no answer, and nothing decided yet: the
+		 * transaction stays open on a connection the test ends */
+		fbx_store_test_pg_lose_commit = 0;
+		test_held = t->conn;
+		t->env->wconn = NULL;
+		t->conn = NULL;
+		code = ETIMEDOUT;
+	} else if (code == 0) {
 		int lose = fbx_store_test_pg_lose_commit;
 		PGresult *r;
 		fbx_store_test_pg_lose_commit = 0;
@@ -1784,8 +1874,12 @@ fbxi_kv_txn_commit(fbxi_kv_txn *t)
 			              : PQerrorMessage(t->conn));
 			if (code == EIO && xid.id[0] != '\0' &&
 			    PQstatus(t->conn) != CONNECTION_OK)
+			{
 				code = in_doubt(
 				    t->env, &xid, lose == 3, lose == 4);
+				if (code == 0)
+					code = doubt_committed(t);
+			}
 		} else if (strcmp(PQcmdStatus(r), "COMMIT") != 0) {
 			/* the server rolled it back */
 			code = MDB_PANIC;

@@ -13,7 +13,12 @@
  *   rebuilt from the store, so the command the server did commit is
  *   delivered once, and a retry with the same idempotency key gets that
  *   command, not a second one. Writes refused later while the engine is
- *   degraded are answered IO ("not recorded"), not TIMEOUT.
+ *   degraded are answered IO ("not recorded"), not TIMEOUT;
+ * - unknown, and decided only later (the old session still committing,
+ *   e.g. waiting for a synchronous standby): the rebuild right after the
+ *   failed turn cannot see it, so memory is read again once the next
+ *   write transaction holds the writers' lock (which the old one held):
+ *   the command is then delivered once.
  *
  * Run by tests/pg_cluster.sh (FBX_TEST_PG_URL); fails without it.
  */
@@ -174,11 +179,66 @@ test_unknown(void)
 	env_close(&t);
 }
 
+static void
+test_decided_later(void)
+{
+	struct env t;
+	struct gw_seen s;
+	struct fbx_command info;
+	uint64_t id = 0, id2 = 0;
+	char msg[256];
+	int dup = 0, rc;
+
+	memset(&s, 0, sizeof(s));
+	CHECK(env_open_pg(&t, "indoubt_l") == 0, "open on PostgreSQL");
+	if (t.e == NULL)
+		return;
+	enroll(&t, "acme", 4);
+	hello(&t, "g1", "acme", 100);
+	turn(&t);
+	drain_gw(&t, "g1", &s);
+
+	fbx_store_test_pg_lose_commit = 5;
+	rc = submit_key(&t, "k-late", &id, &dup, msg, sizeof(msg));
+	CHECK(rc == FBX_ETIMEOUT && strstr(msg, "outcome unknown") != NULL,
+	    "in doubt: %d '%s'", rc, msg);
+	drain_gw(&t, "g1", &s);
+	CHECK(s.nids == 0, "sent from a turn in doubt: %zu", s.nids);
+	/* the old session's transaction commits now, after the engine's
+	 * rebuild of the failed turn */
+	CHECK(fbx_store_test_pg_end_held() == 0, "the held transaction");
+
+	advance(&t, 10000);
+	heartbeat(&t, "g1");
+	turn(&t);
+	turn(&t);
+	drain_gw(&t, "g1", &s);
+	CHECK(s.nids == 1, "deliveries of the command committed late: %zu",
+	    s.nids);
+	CHECK(submit_key(&t, "k-late", &id2, &dup, NULL, 0) == FBX_OK &&
+	        id2 != 0 && dup,
+	    "retry with the key: id %llu dup %d", (unsigned long long)id2,
+	    dup);
+	settle(&t, &s, 1);
+	CHECK(counts(&t, "acme", id2, &info) == FBX_OK &&
+	        info.counts[FBX_D_SUCCEEDED] == 1 && info.state == FBX_C_DONE,
+	    "after its result: succeeded %u state %d",
+	    info.counts[FBX_D_SUCCEEDED], info.state);
+	CHECK(s.nids == 1, "deliveries sent in all: %zu", s.nids);
+	/* and the next command gets the next id (memory's last id was
+	 * read again too) */
+	CHECK(submit_key(&t, "k-next", &id, &dup, NULL, 0) == FBX_OK &&
+	        id == id2 + 1 && !dup,
+	    "next submit: id %llu", (unsigned long long)id);
+	env_close(&t);
+}
+
 int
 main(void)
 {
 	test_committed();
 	test_unknown();
+	test_decided_later();
 	printf("%d passed, %d failed\n", passed, failed);
 	return failed == 0 ? 0 : 1;
 }
