@@ -67,6 +67,22 @@ settle(struct env *t, struct gw_seen *s, uint64_t batch)
 	drain_gw(t, "g1", s);
 }
 
+/* open_acme - the engine on PostgreSQL, acme's 4 devices, gateway g1
+ * (window 100) connected; @return 0, or -1 (checked, nothing to close) */
+static int
+open_acme(struct env *t, const char *name, struct gw_seen *s)
+{
+	memset(s, 0, sizeof(*s));
+	CHECK(env_open_pg(t, name) == 0, "open on PostgreSQL");
+	if (t->e == NULL)
+		return -1;
+	enroll(t, "acme", 4);
+	hello(t, "g1", "acme", 100);
+	turn(t);
+	drain_gw(t, "g1", s);
+	return 0;
+}
+
 static void
 test_committed(void)
 {
@@ -76,14 +92,8 @@ test_committed(void)
 	uint64_t id = 0, id2 = 0;
 	int dup = 0;
 
-	memset(&s, 0, sizeof(s));
-	CHECK(env_open_pg(&t, "indoubt_c") == 0, "open on PostgreSQL");
-	if (t.e == NULL)
+	if (open_acme(&t, "indoubt_c", &s) != 0)
 		return;
-	enroll(&t, "acme", 4);
-	hello(&t, "g1", "acme", 100);
-	turn(&t);
-	drain_gw(&t, "g1", &s);
 
 	/* the submit's turn commits; its answer is lost: the store asks,
 	 * learns it committed, and the turn goes on as committed */
@@ -131,14 +141,8 @@ test_unknown(void)
 	char msg[256];
 	int dup = 0, rc;
 
-	memset(&s, 0, sizeof(s));
-	CHECK(env_open_pg(&t, "indoubt_u") == 0, "open on PostgreSQL");
-	if (t.e == NULL)
+	if (open_acme(&t, "indoubt_u", &s) != 0)
 		return;
-	enroll(&t, "acme", 4);
-	hello(&t, "g1", "acme", 100);
-	turn(&t);
-	drain_gw(&t, "g1", &s);
 
 	/* committed, and the store cannot learn it: TIMEOUT, the outcome
 	 * is unknown; nothing of the turn leaves */
@@ -189,14 +193,8 @@ test_decided_later(void)
 	char msg[256];
 	int dup = 0, rc;
 
-	memset(&s, 0, sizeof(s));
-	CHECK(env_open_pg(&t, "indoubt_l") == 0, "open on PostgreSQL");
-	if (t.e == NULL)
+	if (open_acme(&t, "indoubt_l", &s) != 0)
 		return;
-	enroll(&t, "acme", 4);
-	hello(&t, "g1", "acme", 100);
-	turn(&t);
-	drain_gw(&t, "g1", &s);
 
 	fbx_store_test_pg_lose_commit = 5;
 	rc = submit_key(&t, "k-late", &id, &dup, msg, sizeof(msg));
