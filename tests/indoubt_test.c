@@ -231,12 +231,73 @@ test_decided_later(void)
 	env_close(&t);
 }
 
+/* results_in_doubt - a gateway's results in a turn whose commit is in
+ * doubt: looked up as committed, the ACK leaves; unknown (the store did
+ * keep them), no ACK leaves, the gateway sends the batch again and gets
+ * one ACK, the results count once and the delivery is not sent again */
+static void
+test_results_in_doubt(void)
+{
+	struct env t;
+	struct gw_seen s;
+	struct fbx_command info;
+	uint64_t id = 0, id2 = 0;
+	int dup = 0;
+
+	if (open_acme(&t, "indoubt_r", &s) != 0)
+		return;
+	CHECK(submit_key(&t, "k-r1", &id, &dup, NULL, 0) == FBX_OK, "submit");
+	CHECK(submit_key(&t, "k-r2", &id2, &dup, NULL, 0) == FBX_OK,
+	    "submit");
+	turn(&t);
+	drain_gw(&t, "g1", &s);
+	CHECK(s.nids == 2, "deliveries: %zu", s.nids);
+
+	/* committed, the answer lost and looked up: ACKed */
+	fbx_store_test_pg_lose_commit = 1;
+	results(&t, "g1", 1, &s.ids[0], 1, FBX_R_SUCCEEDED);
+	turn(&t);
+	drain_gw(&t, "g1", &s);
+	CHECK(s.nacks == 1 && s.ack_batch[0] == 1 && s.ack_count[0] == 1,
+	    "ACK of a batch committed in doubt: %zu", s.nacks);
+
+	/* committed, outcome unknown to the engine: no ACK */
+	fbx_store_test_pg_lose_commit = 3;
+	results(&t, "g1", 2, &s.ids[1], 1, FBX_R_SUCCEEDED);
+	turn(&t);
+	drain_gw(&t, "g1", &s);
+	CHECK(s.nacks == 1, "an ACK left a turn in doubt: %zu", s.nacks);
+
+	advance(&t, 10000);
+	heartbeat(&t, "g1");
+	turn(&t);
+	turn(&t);
+	results(&t, "g1", 2, &s.ids[1], 1, FBX_R_SUCCEEDED);
+	turn(&t);
+	turn(&t);
+	drain_gw(&t, "g1", &s);
+	CHECK(s.nacks == 2 && s.ack_batch[1] == 2 && s.ack_count[1] == 1,
+	    "ACK of the batch sent again: %zu acks, batch %llu count %u",
+	    s.nacks, (unsigned long long)s.ack_batch[1], s.ack_count[1]);
+	CHECK(counts(&t, "acme", id, &info) == FBX_OK &&
+	        info.counts[FBX_D_SUCCEEDED] == 1 && info.state == FBX_C_DONE,
+	    "first: succeeded %u state %d", info.counts[FBX_D_SUCCEEDED],
+	    info.state);
+	CHECK(counts(&t, "acme", id2, &info) == FBX_OK &&
+	        info.counts[FBX_D_SUCCEEDED] == 1 && info.state == FBX_C_DONE,
+	    "second: succeeded %u state %d", info.counts[FBX_D_SUCCEEDED],
+	    info.state);
+	CHECK(s.nids == 2, "deliveries sent in all: %zu", s.nids);
+	env_close(&t);
+}
+
 int
 main(void)
 {
 	test_committed();
 	test_unknown();
 	test_decided_later();
+	test_results_in_doubt();
 	printf("%d passed, %d failed\n", passed, failed);
 	return failed == 0 ? 0 : 1;
 }
