@@ -123,16 +123,15 @@ send_one(struct fbx_engine *e, struct gw *g, uint64_t id)
 static uint64_t
 org_share_cap(struct fbx_engine *e, const struct orgq *q)
 {
-	uint64_t win = 0, cap;
+	uint64_t win = 0;
 
-	if (e->o.org_share_ppm == 0 || e->o.org_share_ppm >= FBX_PPM)
-		return UINT64_MAX;
+	if (fbxi_org_share(e, 1) == UINT64_MAX)
+		return UINT64_MAX; /* off: no walk */
 	for (struct gw *g = e->gws; g != NULL; g = g->next) {
 		if (!g->dead && fbxi_gw_serves(g, q->org))
 			win += g->window;
 	}
-	cap = win * e->o.org_share_ppm / FBX_PPM;
-	return cap < 1024 ? 1024 : cap;
+	return fbxi_org_share(e, win);
 }
 
 /* org_allow - how many of `want` deliveries organisation q may send now

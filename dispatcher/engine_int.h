@@ -522,6 +522,11 @@ void fbxi_gw_undo_apply(struct fbx_engine *e);
 struct gw *fbxi_gw_holder(struct fbx_engine *e, uint64_t id, uint64_t *v);
 uint64_t fbxi_dlv_bytes(struct fbx_engine *e, uint64_t id);
 int64_t fbxi_gw_room(struct fbx_engine *e, struct orgq *q);
+/* fbxi_org_share - an organisation's cap on deliveries in flight under
+ * org_share, given the windows of the gateways serving it: that share of
+ * them, at least 1,024; UINT64_MAX when org_share is off. One formula for
+ * dispatch (org_share_cap) and the expansion's room (fbxi_gw_room). */
+uint64_t fbxi_org_share(const struct fbx_engine *e, uint64_t win);
 void fbxi_gw_answered(struct fbx_engine *e, struct gw *g, struct cmdc *cc, uint64_t id);
 
 /* ---- gwsession.c: sessions: lookup, organisations served (inline), liveness,

@@ -177,6 +177,17 @@ serves(const struct gw *g, const char *org)
 	return 0;
 }
 
+uint64_t
+fbxi_org_share(const struct fbx_engine *e, uint64_t win)
+{
+	uint64_t cap;
+
+	if (e->o.org_share_ppm == 0 || e->o.org_share_ppm >= FBX_PPM)
+		return UINT64_MAX;
+	cap = win * e->o.org_share_ppm / FBX_PPM;
+	return cap < 1024 ? 1024 : cap;
+}
+
 /* fbxi_gw_room - about how many deliveries of organisation q the
  * dispatch of this turn could hand out: the free windows of the gateways
  * that serve it, within its share of their windows and the in-flight
@@ -202,10 +213,8 @@ fbxi_gw_room(struct fbx_engine *e, struct orgq *q)
 	fbxi_orgq_load_rate(e, q);
 	if (q->rate.rate_per_s > 0 || e->grate.rate_per_s > 0)
 		return -1;
-	if (e->o.org_share_ppm > 0 && e->o.org_share_ppm < FBX_PPM) {
-		cap = win * e->o.org_share_ppm / FBX_PPM;
-		if (cap < 1024)
-			cap = 1024;
+	cap = fbxi_org_share(e, win);
+	if (cap != UINT64_MAX) {
 		cap = q->inflight >= cap ? 0 : cap - q->inflight;
 		if (room > cap)
 			room = cap;

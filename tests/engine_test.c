@@ -822,12 +822,14 @@ test_rollout_last_wave(void)
 
 /* expand_room - a target bigger than a turn's expansion is expanded only
  * as far as the gateway can take it (issue 11: a delivery created and
- * sent in one turn is written once); every device still gets exactly one
- * delivery, sent once, and the command ends DONE. */
+ * sent in one turn is written once): its free window, and within the
+ * organisation's share of the windows (org_share, a quarter, at least
+ * 1,024), `bound` in all; every device still gets exactly one delivery,
+ * sent once, and the command ends DONE. */
 static void
-test_expand_room(void)
+expand_room(unsigned WIN, uint32_t bound)
 {
-	enum { NDEV = 20000, WIN = 1000 };
+	enum { NDEV = 20000 };
 	static struct gw_seen s;
 	static uint8_t seen[NDEV];
 	struct fbx_command info;
@@ -847,14 +849,14 @@ test_expand_room(void)
 		cid = submit_org(&t, "acme");
 		turn(&t);
 		/* the submit expanded one chunk inline (16,384), the
-		 * gateway took its window; nothing is answered: the next
+		 * gateway took what it may; nothing is answered: the next
 		 * turns create nothing more */
 		turn(&t);
 		turn(&t);
 		CHECK(counts(&t, "acme", cid, &info) == FBX_OK &&
 		        info.ndeliveries == 16384 &&
 		        info.state == FBX_C_EXPANDING &&
-		        info.counts[FBX_D_SENT] == WIN,
+		        info.counts[FBX_D_SENT] == bound,
 		    "held back: %u deliveries, state %d, sent %u",
 		    info.ndeliveries, info.state, info.counts[FBX_D_SENT]);
 		while (rounds++ < 200) {
@@ -873,7 +875,7 @@ test_expand_room(void)
 				break;
 			/* past the inline chunk, what waits in the queue
 			 * is what the gateway can take */
-			if (info.ndeliveries > 16384 + WIN &&
+			if (info.ndeliveries > 16384 + bound &&
 			    info.counts[FBX_D_QUEUED] > most_queued)
 				most_queued = info.counts[FBX_D_QUEUED];
 			if (info.state == FBX_C_DONE)
@@ -886,10 +888,18 @@ test_expand_room(void)
 		    info.ndeliveries);
 		CHECK(dup == 0 && s.nids == NDEV, "%zu sent, %zu twice", s.nids,
 		    dup);
-		CHECK(most_queued <= WIN, "queued ahead of the gateway: %u",
+		CHECK(most_queued <= bound,
+		    "queued ahead of the gateway (window %u): %u", WIN,
 		    most_queued);
 		env_close(&t);
 	}
+}
+
+static void
+test_expand_room(void)
+{
+	expand_room(1000, 1000); /* the window binds (share 1,024) */
+	expand_room(8000, 2000); /* the share binds: a quarter */
 }
 
 /* urgent_first - while a big organisation fans out, a small command's
