@@ -258,7 +258,8 @@ struct fbx_engine {
 	/* a commit in doubt (FBX_ETIMEOUT): memory is read again once the
 	 * next write transaction holds the writers' lock, which that
 	 * commit's transaction held until it ended, so the store then shows
-	 * whether it committed */
+	 * whether it committed (until the server ends the old session, the
+	 * writer cannot even connect: store_pg.c owner_lock) */
 	int doubt;
 	int need_rebuild; /* memory is empty: rebuild before writing */
 	/* cluster mode (issue 13): several nodes share a PostgreSQL store;

@@ -369,6 +369,10 @@ notice_quiet(void *arg, const char *msg)
 	(void)msg;
 }
 
+#define PG_KEEPALIVES                                                      \
+	"SET tcp_keepalives_idle = 10; SET tcp_keepalives_interval = 5; "    \
+	"SET tcp_keepalives_count = 3"
+
 /* pg_connect - a session: synchronous_commit as durability says. */
 static int
 pg_connect(fbxi_kv_env *env, PGconn **out)
@@ -384,12 +388,16 @@ pg_connect(fbxi_kv_env *env, PGconn **out)
 		return EIO;
 	}
 	PQsetNoticeProcessor(c, notice_quiet, NULL);
+	/* the server's keepalives on this session's socket (TCP only): a
+	 * session whose client vanished (a cut network) is ended within
+	 * about 25 s instead of the system's two hours, and with it the
+	 * store's session lock, which the writer needs back (owner_lock) */
 	code = simple(env, c,
 	    env->durability == FBX_DURABLE_NOSYNC
 	        ? "SET synchronous_commit = off; SET client_min_messages = "
-	          "warning"
+	          "warning; " PG_KEEPALIVES
 	        : "SET synchronous_commit = on; SET client_min_messages = "
-	          "warning");
+	          "warning; " PG_KEEPALIVES);
 	if (code != 0) {
 		PQfinish(c);
 		return code;
@@ -1348,12 +1356,14 @@ owner_lock(fbxi_kv_env *env, PGconn *c)
 		code = pg_code(c, r);
 	else if (strcmp(PQgetvalue(r, 0, 0), "t") != 0) {
 		pg_log(env, "in use",
-		    node != NULL ? "another process runs this node name on "
-		                   "this store, or a fuseboxd without --node "
-		                   "holds it"
-		                 : "another process (a second fuseboxd, or "
-		                   "nodes started with --node) holds this "
-		                   "store");
+		    node != NULL ? "another session runs this node name on "
+		                   "this store: another process, a fuseboxd "
+		                   "without --node, or after a lost connection "
+		                   "this one's old session, not ended yet"
+		                 : "another session holds this store: a "
+		                   "second fuseboxd, nodes started with "
+		                   "--node, or after a lost connection this "
+		                   "process's old session, not ended yet");
 		code = EBUSY;
 	}
 	PQclear(r);
@@ -1688,13 +1698,20 @@ mono_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* doubt_conn - a connection for in_doubt's question: connecting and the
- * question each bounded (1 s), whatever the URL says. NULL if none. */
+/* doubt_conn - a connection for in_doubt's question, bounded whatever
+ * the URL says: the connect (2 s an address, libpq's least), the question
+ * (1 s at the server, and 1 s of unacknowledged data on TCP). NULL if
+ * none. */
 static PGconn *
 doubt_conn(const fbxi_kv_env *env)
 {
-	const char *const kw[] = { "dbname", "connect_timeout", NULL };
-	const char *const val[] = { env->url, "1", NULL };
+	/* TCP: an unanswered connect gives up after libpq's least (2 s
+	 * an address), unacknowledged data after 1 s */
+	const char *const kw[] = { "dbname", "connect_timeout",
+		"tcp_user_timeout", "keepalives_idle", "keepalives_interval",
+		"keepalives_count", NULL };
+	const char *const val[] = { env->url, "1", "1000", "1", "1", "1",
+		NULL };
 	PGconn *c = PQconnectdbParams(kw, val, 1);
 	PGresult *r;
 
@@ -1787,17 +1804,22 @@ static int
 doubt_committed(fbxi_kv_txn *t)
 {
 	fbxi_kv_env *env = t->env;
+	int64_t end = mono_ms() + IN_DOUBT_MS;
 	int code;
 
 	PQfinish(env->wconn);
 	env->wconn = NULL;
 	t->conn = NULL;
-	code = writer_conn(env);
+	/* the old session may still hold the lock for a moment after its
+	 * transaction (the server ends it on its own time) */
+	while ((code = writer_conn(env)) == EBUSY && mono_ms() < end)
+		nanosleep(&(struct timespec){ 0, 100 * 1000 * 1000 }, NULL);
 	if (code == 0)
 		return 0;
 	pg_log(env, "commit in doubt",
-	    "committed, but the store's lock could not be taken again: "
-	    "the outcome is handed on as unknown");
+	    "committed, but the store's lock could not be taken again "
+	    "(this process's old session may still hold it): the outcome is "
+	    "handed on as unknown");
 	return ETIMEDOUT;
 }
 

@@ -202,6 +202,15 @@ test_decided_later(void)
 	    "in doubt: %d '%s'", rc, msg);
 	drain_gw(&t, "g1", &s);
 	CHECK(s.nids == 0, "sent from a turn in doubt: %zu", s.nids);
+	/* a write while the old session still holds the store: refused
+	 * (not recorded), nothing sent, memory not yet read again */
+	advance(&t, 10000);
+	rc = submit_key(&t, "k-during", &id, &dup, msg, sizeof(msg));
+	CHECK(rc != FBX_OK && rc != FBX_ETIMEOUT &&
+	        strstr(msg, "not recorded") != NULL,
+	    "write while the old session lives: %d '%s'", rc, msg);
+	drain_gw(&t, "g1", &s);
+	CHECK(s.nids == 0, "sent while the old session lives: %zu", s.nids);
 	/* the old session's transaction commits now, after the engine's
 	 * rebuild of the failed turn */
 	CHECK(fbx_store_test_pg_end_held() == 0, "the held transaction");
