@@ -1677,16 +1677,6 @@ xact_id(fbxi_kv_txn *t, struct xact *x)
 	return code;
 }
 
-/* in_doubt - COMMIT was sent and the connection went before its answer
- * came: the transaction may or may not have committed. Ask the server on
- * a new connection (pg_xact_status) for up to IN_DOUBT_MS: 0 if it
- * committed (the turn happened), EIO if it was rolled back (nothing of it
- * happened), ETIMEDOUT (the store's FBX_ETIMEOUT: the outcome is unknown;
- * memory is rebuilt from the store once it can be read) if the server
- * cannot tell in time, or if it is no longer the server life the
- * transaction ran in (restarted, failed over: struct xact). blind (test
- * hook) never reaches the server; other_life (test hook) takes the server
- * for another one. */
 #define IN_DOUBT_MS 3000
 
 static int64_t
@@ -1732,6 +1722,16 @@ doubt_conn(const fbxi_kv_env *env)
 	return c;
 }
 
+/* in_doubt - COMMIT was sent and the connection went before its answer
+ * came: the transaction may or may not have committed. Ask the server on
+ * a new connection (pg_xact_status) for up to IN_DOUBT_MS: 0 if it
+ * committed (the turn happened), EIO if it was rolled back (nothing of it
+ * happened), ETIMEDOUT (the store's FBX_ETIMEOUT: the outcome is unknown;
+ * memory is rebuilt from the store once it can be read) if the server
+ * cannot tell in time, or if it is no longer the server life the
+ * transaction ran in (restarted, failed over: struct xact). blind (test
+ * hook) never reaches the server; other_life (test hook) takes the server
+ * for another one. */
 static int
 in_doubt(fbxi_kv_env *env, const struct xact *x, int blind, int other_life)
 {
@@ -1894,14 +1894,13 @@ fbxi_kv_txn_commit(fbxi_kv_txn *t)
 			pg_log(t->env, "commit failed",
 			    r != NULL ? PQresultErrorMessage(r)
 			              : PQerrorMessage(t->conn));
+			/* no answer, the connection gone: asked about */
 			if (code == EIO && xid.id[0] != '\0' &&
 			    PQstatus(t->conn) != CONNECTION_OK)
-			{
 				code = in_doubt(
 				    t->env, &xid, lose == 3, lose == 4);
-				if (code == 0)
-					code = doubt_committed(t);
-			}
+			if (code == 0)
+				code = doubt_committed(t);
 		} else if (strcmp(PQcmdStatus(r), "COMMIT") != 0) {
 			/* the server rolled it back */
 			code = MDB_PANIC;
