@@ -668,15 +668,15 @@ turn(struct fbx_engine *e)
 	}
 	if (rc == FBX_EMAP_FULL)
 		rc = FBX_EDISK_FULL;
-	if (rc == FBX_ETIMEOUT)
+	if (rc == FBX_ETIMEOUT) {
 		e->doubt = 1;
-	if (rc == FBX_ETIMEOUT)
 		FBX_LOGE("turn's commit in doubt: the store's connection went "
 		         "after COMMIT was sent and the server could not be "
 		         "asked whether it committed; the turn's requests are "
 		         "answered TIMEOUT (retry with the same idempotency "
 		         "key), nothing of it was sent, and memory is "
 		         "rebuilt from the store");
+	}
 	e->fail_streak++;
 	e->turns_failed++;
 	/* disk full, I/O error, a damaged record: tell the submitters, keep
