@@ -40,6 +40,7 @@ ctl_exit_status(int err)
 	case FBX_ESHUTTING_DOWN:
 	case FBX_EMOVED:
 	case FBX_EFENCED:
+	case FBX_EIO: /* not recorded; retry once the cause is fixed */
 		return EX_TEMPFAIL;
 	default:
 		return EX_SOFTWARE;
