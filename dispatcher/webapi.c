@@ -65,6 +65,7 @@ status_of(int err)
 	case FBX_ESTORAGE:
 	case FBX_EDISK_FULL:
 	case FBX_EMAP_FULL:
+	case FBX_EIO: /* not recorded; retry once the cause is fixed */
 		return 503;
 	default:
 		return 500;

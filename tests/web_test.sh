@@ -48,7 +48,13 @@ export FUSEBOX_KEY="$K/admin.key" FUSEBOX_SERVER_KEY="$K/server.pub" \
   FUSEBOX_GATEWAY_KEY="$K/gw.key" FUSEBOX_CONSOLE="ipc://$T/c.sock"
 unset FUSEBOX_ACTOR FUSEBOX_ORG
 
-"$B/fuseboxd" --data "$T/db" --console "ipc://$T/c.sock" \
+# the fault shim (tests/faultinj) is preloaded, unarmed: at the end the
+# store's fdatasync fails for good (EIO) once $T/arm exists
+[ -n "${FBX_FAULT_SHIM:-}" ] || { echo "FAIL: FBX_FAULT_SHIM is not set (CMake sets it)" >&2; exit 1; }
+LD_PRELOAD="$FBX_FAULT_SHIM" FBX_FAULT_OPS=fdatasync FBX_FAULT_ERRNO=EIO \
+  FBX_FAULT_ARM="$T/arm" FBX_FAULT_COUNT=0 \
+  ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" \
+  "$B/fuseboxd" --data "$T/db" --console "ipc://$T/c.sock" \
   --gateway "ipc://$T/g.sock" --http 127.0.0.1:0 2>"$T/daemon.log" &
 D=$!
 PORT=
@@ -317,6 +323,14 @@ call GET /api/whoami "$FIRST"
 want 401 '"error":"UNAUTHENTICATED"' "second's oldest of 17 sessions"
 call GET /api/whoami "$TOK"
 want 200 '"principal":"admin"' "the admin's session after second's 17 logins"
+
+# the store cannot be written (EIO, the disk not full): a write is
+# answered 503 IO, "not recorded"; reads are still served
+touch "$T/arm"
+call POST /api/action "$TOK" '{"action":"trip","org":"org-002","reason":"io_check","note":"disk"}'
+want 503 '"error":"IO"' "a write while the store's fdatasync fails"
+call GET /api/overview "$TOK"
+want 200 '"org":"org-002"' "a read while the store's fdatasync fails"
 
 # a clean stop, and nothing for the sanitizers to say (an ASan build)
 kill "$S" 2>/dev/null; wait "$S" 2>/dev/null; S=
