@@ -4,7 +4,8 @@
 # -V, errors that name the option as typed, one line for a bad ini,
 # --limit 0, exit statuses in --help, waiting for the socket of a daemon
 # that is starting, --retries against a frozen engine (TIMEOUT, not
-# UNREACHABLE), and `submit --wait` saying that no gateway is connected.
+# UNREACHABLE), `submit --wait` saying that no gateway is connected, and
+# exit 75 for IO when the store cannot be written.
 # Run by CTest (fbx.tests.cli_test) with FBX_BIN_DIR set.
 set -u
 B=${FBX_BIN_DIR:?set FBX_BIN_DIR to the dispatcher directory of a build}

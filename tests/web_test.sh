@@ -10,7 +10,8 @@
 # of one organisation sees only it, a second operator approves a refused
 # submit, a rollout is paused and resumed (each audited with its note),
 # a revoked principal's token and a rotated key's stop working, an
-# oversized body is 413. The page fetches nothing from
+# oversized body is 413, a write while the store cannot be written is
+# 503 IO (reads still 200). The page fetches nothing from
 # anywhere else. Skips (77) only when chromium is not installed.
 # Run by CTest (fbx.tests.web_test) with FBX_BIN_DIR set.
 set -u
