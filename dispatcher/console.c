@@ -730,8 +730,8 @@ cluster_route(struct fbx_engine *e, const struct inmsg *in,
 const char fbxi_in_doubt_msg[] =
     "outcome unknown: the store's connection went after the commit was "
     "sent and the server could not say whether it committed; it may be "
-    "recorded: send it again with the same idempotency key (without one, "
-    "check with list first)";
+    "recorded: a submit may be sent again with the same idempotency key, "
+    "other writes only after checking";
 
 void
 fbxi_handle_console(struct fbx_engine *e, const struct inmsg *in)

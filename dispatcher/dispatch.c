@@ -125,8 +125,8 @@ org_share_cap(struct fbx_engine *e, const struct orgq *q)
 {
 	uint64_t win = 0;
 
-	if (fbxi_org_share(e, 1) == UINT64_MAX)
-		return UINT64_MAX; /* off: no walk */
+	if (fbxi_org_share_off(e))
+		return UINT64_MAX; /* no walk */
 	for (struct gw *g = e->gws; g != NULL; g = g->next) {
 		if (!g->dead && fbxi_gw_serves(g, q->org))
 			win += g->window;

@@ -528,6 +528,12 @@ int64_t fbxi_gw_room(struct fbx_engine *e, struct orgq *q);
  * them, at least 1,024; UINT64_MAX when org_share is off. One formula for
  * dispatch (org_share_cap) and the expansion's room (fbxi_gw_room). */
 uint64_t fbxi_org_share(const struct fbx_engine *e, uint64_t win);
+/* fbxi_org_share_off - org_share is off (no cap, no windows to sum) */
+static inline int
+fbxi_org_share_off(const struct fbx_engine *e)
+{
+	return e->o.org_share_ppm == 0 || e->o.org_share_ppm >= FBX_PPM;
+}
 void fbxi_gw_answered(struct fbx_engine *e, struct gw *g, struct cmdc *cc, uint64_t id);
 
 /* ---- gwsession.c: sessions: lookup, organisations served (inline), liveness,

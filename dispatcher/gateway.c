@@ -182,7 +182,7 @@ fbxi_org_share(const struct fbx_engine *e, uint64_t win)
 {
 	uint64_t cap;
 
-	if (e->o.org_share_ppm == 0 || e->o.org_share_ppm >= FBX_PPM)
+	if (fbxi_org_share_off(e))
 		return UINT64_MAX;
 	cap = win * e->o.org_share_ppm / FBX_PPM;
 	return cap < 1024 ? 1024 : cap;

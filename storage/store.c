@@ -164,7 +164,7 @@ map_err(int rc)
 		return FBX_EBUSY;
 	case ESTALE:
 		return FBX_EFENCED; /* PostgreSQL cluster mode: pg_lease.c */
-	case ETIMEDOUT:
+	case FBXI_EINDOUBT:
 		return FBX_ETIMEOUT; /* PostgreSQL: a commit in doubt */
 	case MDB_CORRUPTED:
 	case MDB_PAGE_NOTFOUND:

@@ -369,9 +369,9 @@ notice_quiet(void *arg, const char *msg)
 	(void)msg;
 }
 
-#define PG_KEEPALIVES                                                      \
-	"SET tcp_keepalives_idle = 10; SET tcp_keepalives_interval = 5; "    \
-	"SET tcp_keepalives_count = 3"
+#define PG_KEEPALIVES \
+	"SET tcp_keepalives_idle = 10; SET tcp_keepalives_interval = 5; " \
+	"SET tcp_keepalives_count = 3; SET tcp_user_timeout = 25000"
 
 /* pg_connect - a session: synchronous_commit as durability says. */
 static int
@@ -388,10 +388,13 @@ pg_connect(fbxi_kv_env *env, PGconn **out)
 		return EIO;
 	}
 	PQsetNoticeProcessor(c, notice_quiet, NULL);
-	/* the server's keepalives on this session's socket (TCP only): a
-	 * session whose client vanished (a cut network) is ended within
-	 * about 25 s instead of the system's two hours, and with it the
-	 * store's session lock, which the writer needs back (owner_lock) */
+	/* the server's keepalives and user timeout on this session's socket
+	 * (TCP only): a session whose client vanished (a cut network) is
+	 * ended within about 25 s, whether the server was idle (keepalives,
+	 * else the system's two hours) or had an answer unacknowledged
+	 * (tcp_user_timeout, else about 15 minutes of retransmissions), and
+	 * with it the store's session lock, which the writer needs back
+	 * (owner_lock) */
 	code = simple(env, c,
 	    env->durability == FBX_DURABLE_NOSYNC
 	        ? "SET synchronous_commit = off; SET client_min_messages = "
@@ -1648,15 +1651,15 @@ struct xact {
 static int
 xact_id(fbxi_kv_txn *t, struct xact *x)
 {
+	int code = 0;
 	PGresult *r = run(t,
 	    "SELECT pg_current_xact_id_if_assigned()::text, "
 	    "pg_postmaster_start_time()::text",
-	    0, NULL, NULL, NULL, &(int){ 0 });
-	int code = 0;
+	    0, NULL, NULL, NULL, &code);
 
 	x->id[0] = x->server[0] = '\0';
 	if (r == NULL)
-		return t->err != 0 ? t->err : EIO;
+		return code;
 	if (PQntuples(r) != 1 || PQnfields(r) != 2 || PQgetisnull(r, 0, 1))
 		code = MDB_PANIC;
 	for (int f = 0; f < 2 && code == 0; f++) {
@@ -1726,7 +1729,7 @@ doubt_conn(const fbxi_kv_env *env)
  * came: the transaction may or may not have committed. Ask the server on
  * a new connection (pg_xact_status) for up to IN_DOUBT_MS: 0 if it
  * committed (the turn happened), EIO if it was rolled back (nothing of it
- * happened), ETIMEDOUT (the store's FBX_ETIMEOUT: the outcome is unknown;
+ * happened), FBXI_EINDOUBT (the store's FBX_ETIMEOUT: the outcome is unknown;
  * memory is rebuilt from the store once it can be read) if the server
  * cannot tell in time, or if it is no longer the server life the
  * transaction ran in (restarted, failed over: struct xact). blind (test
@@ -1735,7 +1738,8 @@ doubt_conn(const fbxi_kv_env *env)
 static int
 in_doubt(fbxi_kv_env *env, const struct xact *x, int blind, int other_life)
 {
-	const char *vals[2] = { x->id, other_life ? "" : x->server };
+	const char *vals[2] = { x->id,
+		other_life ? "2000-01-01 00:00:00+00" : x->server };
 	int64_t end = mono_ms() + IN_DOUBT_MS;
 	char msg[200];
 
@@ -1750,9 +1754,9 @@ in_doubt(fbxi_kv_env *env, const struct xact *x, int blind, int other_life)
 		PGresult *r = NULL;
 		if (c != NULL) {
 			r = PQexecParams(c,
-			    "SELECT pg_postmaster_start_time()::text = $2, "
-			    "CASE WHEN pg_postmaster_start_time()::text = $2 "
-			    "THEN pg_xact_status($1::xid8) END",
+			    "SELECT pg_postmaster_start_time() = $2::timestamptz, "
+			    "CASE WHEN pg_postmaster_start_time() = "
+			    "$2::timestamptz THEN pg_xact_status($1::xid8) END",
 			    2, NULL, vals, NULL, NULL, 0);
 			if (PQresultStatus(r) == PGRES_TUPLES_OK &&
 			    PQntuples(r) == 1 && !PQgetisnull(r, 0, 0)) {
@@ -1765,7 +1769,7 @@ in_doubt(fbxi_kv_env *env, const struct xact *x, int blind, int other_life)
 					    "whether it committed is unknown",
 					    x->id);
 					pg_log(env, "commit in doubt", msg);
-					return ETIMEDOUT;
+					return FBXI_EINDOUBT;
 				}
 				if (!PQgetisnull(r, 0, 1))
 					st = PQgetvalue(r, 0, 1);
@@ -1792,14 +1796,14 @@ in_doubt(fbxi_kv_env *env, const struct xact *x, int blind, int other_life)
 	    "whether transaction %s committed is unknown after %d ms",
 	    x->id, IN_DOUBT_MS);
 	pg_log(env, "commit in doubt", msg);
-	return ETIMEDOUT;
+	return FBXI_EINDOUBT;
 }
 
 /* doubt_committed - in_doubt said committed: the store's session lock
  * went with the old connection, so the writer connects again and takes
  * it before the turn counts as done; if another process has taken the
  * store meanwhile (or the server is gone again), the outcome is handed
- * on as unknown (ETIMEDOUT): this process must not act on it. */
+ * on as unknown (FBXI_EINDOUBT): this process must not act on it. */
 static int
 doubt_committed(fbxi_kv_txn *t)
 {
@@ -1820,7 +1824,7 @@ doubt_committed(fbxi_kv_txn *t)
 	    "committed, but the store's lock could not be taken again "
 	    "(this process's old session may still hold it): the outcome is "
 	    "handed on as unknown");
-	return ETIMEDOUT;
+	return FBXI_EINDOUBT;
 }
 
 int
@@ -1876,7 +1880,7 @@ fbxi_kv_txn_commit(fbxi_kv_txn *t)
 		test_held = t->conn;
 		t->env->wconn = NULL;
 		t->conn = NULL;
-		code = ETIMEDOUT;
+		code = FBXI_EINDOUBT;
 	} else if (code == 0) {
 		int lose = fbx_store_test_pg_lose_commit;
 		PGresult *r;

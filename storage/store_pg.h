@@ -28,6 +28,12 @@ int fbxi_pg_is_url(const char *url);
  * enum fbx_durability (NOSYNC = synchronous_commit off, else on). */
 int fbxi_kv_env_create_pg(fbxi_kv_env **env, const char *url, int durability);
 
+/* FBXI_EINDOUBT - a PostgreSQL write commit whose outcome is unknown:
+ * the connection went after COMMIT was sent and the server could not be
+ * asked in time (store_pg.c in_doubt); the store's FBX_ETIMEOUT. Outside
+ * LMDB's error range (MDB_KEYEXIST -30799 .. MDB_LAST_ERRCODE). */
+#define FBXI_EINDOUBT (-30700)
+
 /* fbxi_kv_is_pg - env runs on PostgreSQL. */
 int fbxi_kv_is_pg(const fbxi_kv_env *env);
 

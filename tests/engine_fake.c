@@ -190,7 +190,10 @@ env_open_pg(struct env *t, const char *name)
 		return -1;
 	t->io.wall = 1700000000000;
 	t->io.mono = 1000000;
-	return engine_open(t);
+	if (engine_open(t) == 0)
+		return 0;
+	(void)rmdir(t->dir); /* the engine wrote nothing there */
+	return -1;
 }
 
 /* env_reopen - close the engine and open it again on the same store (a

@@ -827,7 +827,7 @@ test_rollout_last_wave(void)
  * 1,024), `bound` in all; every device still gets exactly one delivery,
  * sent once, and the command ends DONE. */
 static void
-expand_room(unsigned WIN, uint32_t bound)
+expand_room(unsigned win, uint32_t bound)
 {
 	enum { NDEV = 20000 };
 	static struct gw_seen s;
@@ -844,7 +844,7 @@ expand_room(unsigned WIN, uint32_t bound)
 		struct env t;
 		CHECK(env_open(&t, "room") == 0, "open");
 		enroll(&t, "acme", NDEV);
-		hello(&t, "g1", "acme", WIN);
+		hello(&t, "g1", "acme", win);
 		turn(&t);
 		cid = submit_org(&t, "acme");
 		turn(&t);
@@ -889,7 +889,7 @@ expand_room(unsigned WIN, uint32_t bound)
 		CHECK(dup == 0 && s.nids == NDEV, "%zu sent, %zu twice", s.nids,
 		    dup);
 		CHECK(most_queued <= bound,
-		    "queued ahead of the gateway (window %u): %u", WIN,
+		    "queued ahead of the gateway (window %u): %u", win,
 		    most_queued);
 		env_close(&t);
 	}
