@@ -83,6 +83,38 @@ open_acme(struct env *t, const char *name, struct gw_seen *s)
 	return 0;
 }
 
+/* kept_once - after a turn in doubt whose command the store kept:
+ * once writes work again, the command's one delivery leaves once, a
+ * retry with its key gets it (duplicate), and its result ends it;
+ * @return its id */
+static uint64_t
+kept_once(struct env *t, struct gw_seen *s, const char *key)
+{
+	struct fbx_command info;
+	uint64_t id = 0;
+	int dup = 0;
+
+	advance(t, 10000);
+	heartbeat(t, "g1");
+	turn(t);
+	turn(t);
+	drain_gw(t, "g1", s);
+	CHECK(submit_key(t, key, &id, &dup, NULL, 0) == FBX_OK && id != 0 &&
+	        dup,
+	    "retry with the key: id %llu dup %d", (unsigned long long)id, dup);
+	turn(t);
+	drain_gw(t, "g1", s);
+	CHECK(s->nids == 1, "deliveries of the command in doubt: %zu",
+	    s->nids);
+	settle(t, s, 1);
+	CHECK(counts(t, "acme", id, &info) == FBX_OK &&
+	        info.counts[FBX_D_SUCCEEDED] == 1 && info.state == FBX_C_DONE,
+	    "after its result: succeeded %u state %d",
+	    info.counts[FBX_D_SUCCEEDED], info.state);
+	CHECK(s->nids == 1, "deliveries sent in all: %zu", s->nids);
+	return id;
+}
+
 static void
 test_committed(void)
 {
@@ -136,8 +168,7 @@ test_unknown(void)
 {
 	struct env t;
 	struct gw_seen s;
-	struct fbx_command info;
-	uint64_t id = 0, id2 = 0;
+	uint64_t id = 0;
 	char msg[256];
 	int dup = 0, rc;
 
@@ -160,26 +191,8 @@ test_unknown(void)
 	    "write while degraded: %d '%s'", rc, msg);
 
 	/* writes work again: memory was rebuilt from the store, which has
-	 * the command; its delivery leaves once, and a retry with its key
-	 * gets it */
-	advance(&t, 10000);
-	heartbeat(&t, "g1");
-	turn(&t);
-	turn(&t);
-	drain_gw(&t, "g1", &s);
-	CHECK(submit_key(&t, "k-unknown", &id2, &dup, NULL, 0) == FBX_OK &&
-	        id2 != 0 && dup,
-	    "retry with the key: id %llu dup %d", (unsigned long long)id2,
-	    dup);
-	turn(&t);
-	drain_gw(&t, "g1", &s);
-	CHECK(s.nids == 1, "deliveries of the command in doubt: %zu", s.nids);
-	settle(&t, &s, 1);
-	CHECK(counts(&t, "acme", id2, &info) == FBX_OK &&
-	        info.counts[FBX_D_SUCCEEDED] == 1 && info.state == FBX_C_DONE,
-	    "after its result: succeeded %u state %d",
-	    info.counts[FBX_D_SUCCEEDED], info.state);
-	CHECK(s.nids == 1, "deliveries sent in all: %zu", s.nids);
+	 * the command */
+	(void)kept_once(&t, &s, "k-unknown");
 	env_close(&t);
 }
 
@@ -188,8 +201,7 @@ test_decided_later(void)
 {
 	struct env t;
 	struct gw_seen s;
-	struct fbx_command info;
-	uint64_t id = 0, id2 = 0;
+	uint64_t id = 0, id2;
 	char msg[256];
 	int dup = 0, rc;
 
@@ -215,23 +227,7 @@ test_decided_later(void)
 	 * rebuild of the failed turn */
 	CHECK(fbx_store_test_pg_end_held() == 0, "the held transaction");
 
-	advance(&t, 10000);
-	heartbeat(&t, "g1");
-	turn(&t);
-	turn(&t);
-	drain_gw(&t, "g1", &s);
-	CHECK(s.nids == 1, "deliveries of the command committed late: %zu",
-	    s.nids);
-	CHECK(submit_key(&t, "k-late", &id2, &dup, NULL, 0) == FBX_OK &&
-	        id2 != 0 && dup,
-	    "retry with the key: id %llu dup %d", (unsigned long long)id2,
-	    dup);
-	settle(&t, &s, 1);
-	CHECK(counts(&t, "acme", id2, &info) == FBX_OK &&
-	        info.counts[FBX_D_SUCCEEDED] == 1 && info.state == FBX_C_DONE,
-	    "after its result: succeeded %u state %d",
-	    info.counts[FBX_D_SUCCEEDED], info.state);
-	CHECK(s.nids == 1, "deliveries sent in all: %zu", s.nids);
+	id2 = kept_once(&t, &s, "k-late");
 	/* and the next command gets the next id (memory's last id was
 	 * read again too) */
 	CHECK(submit_key(&t, "k-next", &id, &dup, NULL, 0) == FBX_OK &&
