@@ -257,7 +257,9 @@ extern int fbx_store_test_fail_err;
  * answered): 1 after COMMIT, 2 after ROLLBACK sent in COMMIT's place, 3
  * after COMMIT with the server unreachable while the store asks what
  * became of the transaction, 4 after COMMIT with the server taken for
- * another (restarted or failed over); 5: COMMIT is not sent and the
+ * another (restarted or failed over); 6: after COMMIT, its answer
+ * dropped as when libpq has no memory for it, the connection alive;
+ * 5: COMMIT is not sent and the
  * commit returns FBX_ETIMEOUT, its transaction left open (still holding
  * the writers' lock) until fbx_store_test_pg_end_held() commits it (0,
  * or -1). Reset by the commit it hits. */

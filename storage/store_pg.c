@@ -1744,8 +1744,9 @@ in_doubt(fbxi_kv_env *env, const struct xact *x, int blind, int other_life)
 	char msg[200];
 
 	snprintf(msg, sizeof(msg),
-	    "the connection was lost after COMMIT was sent; asking the "
-	    "server whether transaction %s committed",
+	    "COMMIT was sent and its answer lost (the connection went, or "
+	    "no memory for it); asking the server whether transaction %s "
+	    "committed",
 	    x->id);
 	pg_log(env, "commit in doubt", msg);
 	while (mono_ms() < end) {
@@ -1886,7 +1887,12 @@ fbxi_kv_txn_commit(fbxi_kv_txn *t)
 		PGresult *r;
 		fbx_store_test_pg_lose_commit = 0;
 		r = PQexec(t->conn, lose == 2 ? "ROLLBACK" : "COMMIT");
-		if (lose != 0) {
+		if (lose == 6) {
+			/* test hook: the answer came but could not be kept
+			 * (libpq out of memory); the connection lives on */
+			PQclear(r);
+			r = NULL;
+		} else if (lose != 0) {
 			/* test hook: the server has answered; the answer is
 			 * lost with the connection, as in a failover */
 			PQclear(r);
@@ -1898,9 +1904,10 @@ fbxi_kv_txn_commit(fbxi_kv_txn *t)
 			pg_log(t->env, "commit failed",
 			    r != NULL ? PQresultErrorMessage(r)
 			              : PQerrorMessage(t->conn));
-			/* no answer, the connection gone: asked about */
+			/* no answer (the connection gone, or no memory for
+			 * the answer): asked about */
 			if (code == EIO && xid.id[0] != '\0' &&
-			    PQstatus(t->conn) != CONNECTION_OK)
+			    (r == NULL || PQstatus(t->conn) != CONNECTION_OK))
 				code = in_doubt(
 				    t->env, &xid, lose == 3, lose == 4);
 			if (code == 0)

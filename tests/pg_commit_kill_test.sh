@@ -73,7 +73,7 @@ cat "$T"/rc.* > "$T/rc"
 odd=$(awk '$3 != 0 && $3 != 75 && $3 != 69' "$T/rc" | wc -l)
 [ "$odd" -eq 0 ] && ok || bad "$odd submits ended otherwise: $(awk '$3 != 0 && $3 != 75 && $3 != 69' "$T/rc" | head -3); $(tail -3 "$T/err")"
 failed=$(awk '$3 != 0' "$T/rc" | wc -l)
-doubt=$(grep -c "commit in doubt: the connection was lost" "$T/daemon.log")
+doubt=$(grep -c "commit in doubt: COMMIT was sent" "$T/daemon.log")
 echo "pg_commit_kill_test: $failed of $((4 * N)) submits answered an error; $doubt commits in doubt: $(grep "commit in doubt: transaction\|commit in doubt: whether\|commit in doubt: the server is not" "$T/daemon.log" | sed 's/.*commit in doubt: //' | sed 's/transaction [0-9]* //' | sort | uniq -c | tr '\n' ';')"
 
 # every refused submit, again with its key, until it is recorded

@@ -2041,6 +2041,13 @@ test_pg_faults(const char *dir)
 	fbx_store_test_pg_lose_commit = 4;
 	CHECK_RC(fbx_txn_commit(t), FBX_ETIMEOUT);
 	CHECK(kv_is(st, "f/e", "5") == 1);
+	/* committed, its answer lost on a live connection (no memory for
+	 * it): asked about as well, FBX_OK */
+	t = wtxn(st);
+	CHECK_RC(fbx_store_kv_put(t, "f/e", "7", 1), FBX_OK);
+	fbx_store_test_pg_lose_commit = 6;
+	CHECK_RC(fbx_txn_commit(t), FBX_OK);
+	CHECK(kv_is(st, "f/e", "7") == 1);
 	/* a transaction that wrote nothing has nothing in doubt: its lost
 	 * answer is a plain EIO, asked about nowhere */
 	t = wtxn(st);
