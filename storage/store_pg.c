@@ -39,6 +39,8 @@
  *   full ENOSPC, out of memory ENOMEM, serialization failure or deadlock
  *   MDB_READERS_FULL (the store's FBX_EBUSY), anything else MDB_PANIC
  *   (FBX_ESTORAGE). A COMMIT answered with anything but COMMIT fails.
+ *   A COMMIT whose answer is lost is looked up (pg_doubt.c): committed,
+ *   rolled back (EIO), or unknown (FBXI_EINDOUBT).
  */
 #define FBXI_KV_IMPL
 #include "store_pg.h"
@@ -53,6 +55,7 @@
 #include <time.h>
 
 #include "fbx_store.h"
+#include "pg_doubt.h"
 #include "pg_lease.h"
 
 /* rows a cursor reads ahead per statement: a seek asks for PG_SEEK (a
@@ -262,16 +265,21 @@ redact(const char *url)
 	return o;
 }
 
-static void
-pg_log(const fbxi_kv_env *env, const char *what, const char *msg)
+void
+fbxi_pg_log(const char *shown, const char *what, const char *msg)
 {
 	size_t n = msg != NULL ? strlen(msg) : 0;
 
 	while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
 		n--;
 	fprintf(stderr, "fusebox store (postgresql %s): %s: %.*s\n",
-	    env->shown != NULL ? env->shown : "?", what, (int)n,
-	    msg != NULL ? msg : "");
+	    shown != NULL ? shown : "?", what, (int)n, msg != NULL ? msg : "");
+}
+
+static void
+pg_log(const fbxi_kv_env *env, const char *what, const char *msg)
+{
+	fbxi_pg_log(env->shown, what, msg);
 }
 
 /* pg_code - the LMDB-style code for a failed statement. */
@@ -1635,181 +1643,32 @@ fbx_store_test_pg_end_held(void)
 	return ok ? 0 : -1;
 }
 
-/* A write transaction's identity for in_doubt: its id ("" if it wrote
- * nothing: no id assigned, nothing to lose) and the start time of the
- * server it ran on. An id names one transaction only within one server's
- * life: after a restart or a failover the id of a transaction whose
- * records did not reach the disk (or the standby) may be given again to
- * another, so a status read from another server life proves nothing. */
-struct xact {
-	char id[32];
-	char server[64];
-};
-
 /* xact_id - asked before COMMIT (one round trip), so that a COMMIT whose
- * answer never comes can be looked up afterwards (in_doubt). */
+ * answer never comes can be looked up afterwards (pg_doubt.c). */
 static int
-xact_id(fbxi_kv_txn *t, struct xact *x)
+xact_id(fbxi_kv_txn *t, struct fbxi_pg_xact *x)
 {
 	int code = 0;
-	PGresult *r = run(t,
-	    "SELECT pg_current_xact_id_if_assigned()::text, "
-	    "pg_postmaster_start_time()::text",
-	    0, NULL, NULL, NULL, &code);
+	PGresult *r = run(t, FBXI_PG_XACT_SQL, 0, NULL, NULL, NULL, &code);
 
 	x->id[0] = x->server[0] = '\0';
 	if (r == NULL)
 		return code;
-	if (PQntuples(r) != 1 || PQnfields(r) != 2 || PQgetisnull(r, 0, 1))
-		code = MDB_PANIC;
-	for (int f = 0; f < 2 && code == 0; f++) {
-		/* binary result format: text comes as its bytes */
-		char *dst = f == 0 ? x->id : x->server;
-		size_t cap = f == 0 ? sizeof(x->id) : sizeof(x->server);
-		int n = PQgetlength(r, 0, f);
-		if (PQgetisnull(r, 0, f))
-			continue;
-		if (n <= 0 || (size_t)n >= cap) {
-			code = MDB_PANIC;
-			break;
-		}
-		memcpy(dst, PQgetvalue(r, 0, f), (size_t)n);
-		dst[n] = '\0';
-	}
+	code = fbxi_pg_xact_read(r, x);
 	PQclear(r);
 	return code;
 }
 
-#define IN_DOUBT_MS 3000
-
-static int64_t
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* doubt_conn - a connection for in_doubt's question, bounded whatever
- * the URL says: the connect (2 s an address, libpq's least), the question
- * (1 s at the server, and 1 s of unacknowledged data on TCP). NULL if
- * none. */
-static PGconn *
-doubt_conn(const fbxi_kv_env *env)
-{
-	/* TCP: an unanswered connect gives up after libpq's least (2 s
-	 * an address), unacknowledged data after 1 s */
-	const char *const kw[] = { "dbname", "connect_timeout",
-		"tcp_user_timeout", "keepalives_idle", "keepalives_interval",
-		"keepalives_count", NULL };
-	const char *const val[] = { env->url, "1", "1000", "1", "1", "1",
-		NULL };
-	PGconn *c = PQconnectdbParams(kw, val, 1);
-	PGresult *r;
-
-	if (c == NULL)
-		return NULL;
-	if (PQstatus(c) != CONNECTION_OK) {
-		PQfinish(c);
-		return NULL;
-	}
-	PQsetNoticeProcessor(c, notice_quiet, NULL);
-	r = PQexec(c, "SET statement_timeout = 1000");
-	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-		PQclear(r);
-		PQfinish(c);
-		return NULL;
-	}
-	PQclear(r);
-	return c;
-}
-
-/* in_doubt - COMMIT was sent and the connection went before its answer
- * came: the transaction may or may not have committed. Ask the server on
- * a new connection (pg_xact_status) for up to IN_DOUBT_MS: 0 if it
- * committed (the turn happened), EIO if it was rolled back (nothing of it
- * happened), FBXI_EINDOUBT (the store's FBX_ETIMEOUT: the outcome is unknown;
- * memory is rebuilt from the store once it can be read) if the server
- * cannot tell in time, or if it is no longer the server life the
- * transaction ran in (restarted, failed over: struct xact). blind (test
- * hook) never reaches the server; other_life (test hook) takes the server
- * for another one. */
-static int
-in_doubt(fbxi_kv_env *env, const struct xact *x, int blind, int other_life)
-{
-	const char *vals[2] = { x->id,
-		other_life ? "2000-01-01 00:00:00+00" : x->server };
-	int64_t end = mono_ms() + IN_DOUBT_MS;
-	char msg[200];
-
-	snprintf(msg, sizeof(msg),
-	    "COMMIT was sent and its answer lost (the connection went, or "
-	    "no memory for it); asking the server whether transaction %s "
-	    "committed",
-	    x->id);
-	pg_log(env, "commit in doubt", msg);
-	while (mono_ms() < end) {
-		PGconn *c = blind ? NULL : doubt_conn(env);
-		const char *st = NULL;
-		PGresult *r = NULL;
-		if (c != NULL) {
-			r = PQexecParams(c,
-			    "SELECT pg_postmaster_start_time() = $2::timestamptz, "
-			    "CASE WHEN pg_postmaster_start_time() = "
-			    "$2::timestamptz THEN pg_xact_status($1::xid8) END",
-			    2, NULL, vals, NULL, NULL, 0);
-			if (PQresultStatus(r) == PGRES_TUPLES_OK &&
-			    PQntuples(r) == 1 && !PQgetisnull(r, 0, 0)) {
-				if (strcmp(PQgetvalue(r, 0, 0), "t") != 0) {
-					PQclear(r);
-					PQfinish(c);
-					snprintf(msg, sizeof(msg),
-					    "the server is not the one transaction "
-					    "%s ran on (restarted or failed over): "
-					    "whether it committed is unknown",
-					    x->id);
-					pg_log(env, "commit in doubt", msg);
-					return FBXI_EINDOUBT;
-				}
-				if (!PQgetisnull(r, 0, 1))
-					st = PQgetvalue(r, 0, 1);
-			}
-		}
-		if (st != NULL && strcmp(st, "in progress") != 0) {
-			int code = strcmp(st, "committed") == 0 ? 0 : EIO;
-			snprintf(msg, sizeof(msg), "transaction %s %s", x->id,
-			    code == 0 ? "committed: the turn happened"
-			              : "was rolled back: nothing of the turn "
-			                "happened");
-			pg_log(env, "commit in doubt", msg);
-			PQclear(r);
-			PQfinish(c);
-			return code;
-		}
-		/* unreachable, or its old session is still committing (a
-		 * synchronous standby not answering yet) */
-		PQclear(r);
-		PQfinish(c);
-		nanosleep(&(struct timespec){ 0, 100 * 1000 * 1000 }, NULL);
-	}
-	snprintf(msg, sizeof(msg),
-	    "whether transaction %s committed is unknown after %d ms",
-	    x->id, IN_DOUBT_MS);
-	pg_log(env, "commit in doubt", msg);
-	return FBXI_EINDOUBT;
-}
-
-/* doubt_committed - in_doubt said committed: the store's session lock
- * went with the old connection, so the writer connects again and takes
- * it before the turn counts as done; if another process has taken the
+/* doubt_committed - fbxi_pg_in_doubt said committed: the store's
+ * session lock went with the old connection, so the writer connects
+ * again and takes it before the turn counts as done; if another process has taken the
  * store meanwhile (or the server is gone again), the outcome is handed
  * on as unknown (FBXI_EINDOUBT): this process must not act on it. */
 static int
 doubt_committed(fbxi_kv_txn *t)
 {
 	fbxi_kv_env *env = t->env;
-	int64_t end = mono_ms() + IN_DOUBT_MS;
+	int64_t end = fbxi_pg_mono_ms() + FBXI_PG_DOUBT_MS;
 	int code;
 
 	PQfinish(env->wconn);
@@ -1817,7 +1676,7 @@ doubt_committed(fbxi_kv_txn *t)
 	t->conn = NULL;
 	/* the old session may still hold the lock for a moment after its
 	 * transaction (the server ends it on its own time) */
-	while ((code = writer_conn(env)) == EBUSY && mono_ms() < end)
+	while ((code = writer_conn(env)) == EBUSY && fbxi_pg_mono_ms() < end)
 		nanosleep(&(struct timespec){ 0, 100 * 1000 * 1000 }, NULL);
 	if (code == 0)
 		return 0;
@@ -1831,7 +1690,7 @@ doubt_committed(fbxi_kv_txn *t)
 int
 fbxi_kv_txn_commit(fbxi_kv_txn *t)
 {
-	struct xact xid;
+	struct fbxi_pg_xact xid;
 	int code;
 
 	if (!IS_PG(t))
@@ -1908,8 +1767,8 @@ fbxi_kv_txn_commit(fbxi_kv_txn *t)
 			 * the answer): asked about */
 			if (code == EIO && xid.id[0] != '\0' &&
 			    (r == NULL || PQstatus(t->conn) != CONNECTION_OK))
-				code = in_doubt(
-				    t->env, &xid, lose == 3, lose == 4);
+				code = fbxi_pg_in_doubt(t->env->url,
+				    t->env->shown, &xid, lose == 3, lose == 4);
 			if (code == 0)
 				code = doubt_committed(t);
 		} else if (strcmp(PQcmdStatus(r), "COMMIT") != 0) {
