@@ -12,7 +12,8 @@ static const char *const submit_usage =
     "usage: fuseboxctl submit --type TYPE TARGET [OPTIONS]\n"
     "\n"
     "Submit a command. Prints the command id. A generated idempotency key\n"
-    "is printed on stderr: pass it with --idempotency-key to retry safely.\n"
+    "is printed on stderr (with --json only if the submit fails): pass it\n"
+    "with --idempotency-key to retry safely.\n"
     "\n"
     "  --type TYPE             lock, unlock, wipe, os_update, install_app,\n"
     "                          remove_app, set_policy, start_lost_mode,\n"
@@ -312,6 +313,17 @@ submit_opt(void *arg, struct ctl *ctl, int c, const char *oa, int argc,
 	default:
 		return ctl_usage_err("unexpected option (see submit --help)");
 	}
+}
+
+/* show_key - the generated idempotency key, on stderr: the submit is
+ * sent again safely only with it */
+static void
+show_key(const char *key)
+{
+	fprintf(stderr,
+	    "fuseboxctl: idempotency key %s (retry with --idempotency-key "
+	    "%s)\n",
+	    key, key);
 }
 
 static void
@@ -671,13 +683,17 @@ cmd_submit(struct ctl *ctl, int argc, char **argv)
 	req.kind = FBX_CREQ_SUBMIT;
 	cmd->dev_ids = sa.ids.ids;
 	cmd->ndev_ids = (uint32_t)sa.ids.n;
+	/* a generated key is shown before the call (the answer may never
+	 * come); with --json it is in the output, so it is shown only if
+	 * the call fails: an IO or TIMEOUT answer is retried with it */
 	if (generated && !ctl->json)
-		fprintf(stderr, "fuseboxctl: idempotency key %s (retry with "
-				"--idempotency-key %s)\n",
-		    cmd->idem_key, cmd->idem_key);
+		show_key(cmd->idem_key);
 	st = ctl_call(ctl, &req, &rep);
-	if (st != EX_OK)
+	if (st != EX_OK) {
+		if (generated && ctl->json)
+			show_key(cmd->idem_key);
 		goto out;
+	}
 	id = rep.u.submit.command_id;
 	if (ctl->json) {
 		json_t *o = json_object();
