@@ -4,14 +4,14 @@
  * deliveries and their history, the offline index, the device registry,
  * map growth, persistence, corrupt records and reader slots. With
  * FBX_STORE_BIG=1 it also prints (never asserts) insert and transition
- * rates for one million deliveries.
+ * rates for one million deliveries. With FBX_TEST_PG_URL set
+ * (tests/pg_cluster.sh run) every store is a PostgreSQL schema instead:
+ * what only LMDB has (map, files, reader slots) is checked on LMDB only,
+ * one writing process a store on PostgreSQL only; the faults of a
+ * database server are store_pg_fault_test.c's.
  */
 #define _XOPEN_SOURCE 700
-#include <ctype.h>
 #include <fcntl.h>
-#include <ftw.h>
-#include <libpq-fe.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,163 +21,11 @@
 #include <unistd.h>
 
 #include "fbx_store.h"
-
-static int passed, failed;
-
-#define CHECK(c)                                                             \
-	do {                                                                 \
-		if (c) {                                                     \
-			passed++;                                            \
-		} else {                                                     \
-			failed++;                                            \
-			fprintf(stderr, "%s:%d: FAIL: %s\n", __FILE__,       \
-			    __LINE__, #c);                                   \
-		}                                                            \
-	} while (0)
-
-#define CHECK_RC(expr, want)                                                 \
-	do {                                                                 \
-		int rc_ = (expr);                                            \
-		if (rc_ == (want)) {                                         \
-			passed++;                                            \
-		} else {                                                     \
-			failed++;                                            \
-			fprintf(stderr, "%s:%d: FAIL: %s = %s, want %s\n",   \
-			    __FILE__, __LINE__, #expr, fbx_errname(rc_),     \
-			    fbx_errname(want));                              \
-		}                                                            \
-	} while (0)
-
-static char root[64];
-
-/* FBX_TEST_PG_URL set (tests/pg_cluster.sh run): every store of the
- * test is a PostgreSQL schema of that database, named after its
- * directory, instead of an LMDB environment; what only LMDB has (map,
- * files, reader slots) is checked on LMDB only, and the faults of a
- * database server are checked on PostgreSQL only. */
-static const char *pg_url;
-
-/* pg_store_url - the URL of dir's store: pg_url with search_path set
- * to a schema named after dir (lower case: unquoted, as PostgreSQL
- * folds it). */
-static void
-pg_store_url(char *buf, size_t cap, const char *dir)
-{
-	char schema[96];
-	size_t n = 0;
-
-	for (const char *p = dir; *p != '\0' && n + 1 < sizeof(schema); p++)
-		schema[n++] = isalnum((unsigned char)*p) ?
-		    (char)tolower((unsigned char)*p) : '_';
-	schema[n] = '\0';
-	snprintf(buf, cap, "%s%soptions=-csearch_path%%3Ds%s", pg_url,
-	    strchr(pg_url, '?') != NULL ? "&" : "?", schema);
-}
-
-/* pg_exec_dir - run sql on dir's schema; the number of rows it
- * touched, or -1. */
-static int
-pg_exec_dir(const char *dir, const char *sql, int n, const char *const *vals,
-    const int *lens, const int *fmts)
-{
-	char url[512];
-	PGconn *c;
-	PGresult *r;
-	int rows = -1;
-
-	pg_store_url(url, sizeof(url), dir);
-	c = PQconnectdb(url);
-	if (PQstatus(c) == CONNECTION_OK) {
-		r = PQexecParams(c, sql, n, NULL, vals, lens, fmts, 0);
-		if (PQresultStatus(r) == PGRES_COMMAND_OK ||
-		    PQresultStatus(r) == PGRES_TUPLES_OK)
-			rows = PQresultStatus(r) == PGRES_TUPLES_OK ?
-			    PQntuples(r) : atoi(PQcmdTuples(r));
-		else
-			fprintf(stderr, "pg_exec_dir: %s", PQerrorMessage(c));
-		PQclear(r);
-	} else {
-		fprintf(stderr, "pg_exec_dir: %s", PQerrorMessage(c));
-	}
-	PQfinish(c);
-	return rows;
-}
+#include "store_util.h"
 
 #define FBXS_MASK(s) (1u << (s))
 
-static int
-rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(p);
-}
-
-static void
-subdir(char *buf, size_t cap, const char *name)
-{
-	snprintf(buf, cap, "%s/%s", root, name);
-}
-
-static fbx_store *
-open_store(const char *dir, size_t map, size_t max)
-{
-	struct fbx_store_opts o = { 0 };
-	fbx_store *st = NULL;
-	int rc;
-
-	char url[512];
-
-	o.path = dir;
-	o.map_size = map;
-	o.map_size_max = max;
-	o.durability = FBX_DURABLE_NOSYNC;
-	if (pg_url != NULL) {
-		pg_store_url(url, sizeof(url), dir);
-		o.url = url;
-		o.durability = FBX_DURABLE_FULL; /* synchronous_commit on */
-	}
-	rc = fbx_store_open(&o, &st);
-	CHECK_RC(rc, FBX_OK);
-	return rc == FBX_OK ? st : NULL;
-}
-
-static fbx_txn *
-wtxn(fbx_store *st)
-{
-	fbx_txn *t = NULL;
-
-	CHECK_RC(fbx_txn_begin(st, 1, &t), FBX_OK);
-	return t;
-}
-
-static fbx_txn *
-rtxn(fbx_store *st)
-{
-	fbx_txn *t = NULL;
-
-	CHECK_RC(fbx_txn_begin(st, 0, &t), FBX_OK);
-	return t;
-}
-
 /* ---- commands --------------------------------------------------------- */
-
-static void
-mk_cmd(struct fbx_command *c, const char *org, int64_t created)
-{
-	memset(c, 0, sizeof(*c));
-	snprintf(c->org, sizeof(c->org), "%s", org);
-	snprintf(c->actor, sizeof(c->actor), "alice@example.com");
-	snprintf(c->reason, sizeof(c->reason), "INC-42");
-	c->type = FBX_CMD_LOCK;
-	c->origin = FBX_ORIGIN_OPERATOR;
-	c->target_kind = FBX_TARGET_DEVICES;
-	c->state = FBX_C_EXPANDING;
-	c->ttl_s = 3600;
-	c->created_ms = created;
-	c->expires_ms = created + 3600000;
-}
 
 struct cmd_col {
 	uint64_t ids[64];
@@ -412,39 +260,6 @@ test_commands(fbx_store *st)
 }
 
 /* ---- deliveries ------------------------------------------------------- */
-
-static void
-mk_dlv(struct fbx_delivery *d, uint64_t id, const char *dev, int64_t at)
-{
-	memset(d, 0, sizeof(*d));
-	d->id = id;
-	d->state = FBX_D_QUEUED;
-	d->updated_ms = at;
-	snprintf(d->device, sizeof(d->device), "%s", dev);
-	d->nhist = 1;
-	d->hist[0].state = FBX_D_QUEUED;
-	d->hist[0].at_ms = at;
-}
-
-struct dlv_col {
-	uint64_t first, last;
-	int n;
-	int ordered;
-};
-
-static int
-dlv_collect(void *arg, const struct fbx_delivery *d)
-{
-	struct dlv_col *col = arg;
-
-	if (col->n > 0 && d->id <= col->last)
-		col->ordered = 0;
-	if (col->n == 0)
-		col->first = d->id;
-	col->last = d->id;
-	col->n++;
-	return 0;
-}
 
 static void
 test_deliveries(fbx_store *st)
@@ -1808,104 +1623,7 @@ test_fast_paths(const char *dir)
 	fbx_store_close(st);
 }
 
-/* ---- PostgreSQL: the faults of a database server -------------------- */
-
-/* kill_backends - end every other session of the database (the store's
- * writer and pooled readers), as a failover or an operator would. */
-static int
-kill_backends(const char *dir)
-{
-	return pg_exec_dir(dir,
-	    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
-	    "datname = current_database() AND pid <> pg_backend_pid() AND "
-	    "backend_type = 'client backend'", 0, NULL, NULL, NULL);
-}
-
-static int
-kv_is(fbx_store *st, const char *key, const char *want)
-{
-	char buf[64];
-	size_t len = 0;
-	fbx_txn *t = NULL;
-	int rc;
-
-	if (fbx_txn_begin(st, 0, &t) != FBX_OK)
-		return -1;
-	rc = fbx_store_kv_get(t, key, buf, sizeof(buf), &len);
-	fbx_txn_abort(t);
-	if (want == NULL)
-		return rc == FBX_ENOT_FOUND;
-	return rc == FBX_OK && len == strlen(want) &&
-	    memcmp(buf, want, len) == 0;
-}
-
-/* readers on other threads while the writer writes (the web, fleet
- * and metrics threads of fuseboxd): each sees a whole turn or none */
-struct reader_arg {
-	fbx_store *st;
-	int bad;
-};
-
-static void *
-reader_main(void *p)
-{
-	struct reader_arg *a = p;
-
-	for (int i = 0; i < 300; i++) {
-		char x[8], y[8];
-		size_t xl = 0, yl = 0;
-		fbx_txn *t = NULL;
-		int rc = fbx_txn_begin(a->st, 0, &t);
-		if (rc != FBX_OK) {
-			a->bad++;
-			continue;
-		}
-		/* the writer sets both keys in each turn */
-		if (fbx_store_kv_get(t, "thr/x", x, sizeof(x), &xl) != FBX_OK ||
-		    fbx_store_kv_get(t, "thr/y", y, sizeof(y), &yl) != FBX_OK ||
-		    xl != yl || memcmp(x, y, xl) != 0)
-			a->bad++;
-		fbx_txn_abort(t);
-	}
-	return NULL;
-}
-
-static void
-test_pg_threads(fbx_store *st)
-{
-	struct reader_arg a[4];
-	pthread_t th[4];
-	fbx_txn *t = wtxn(st);
-	char v[8];
-	int started = 0, wbad = 0;
-
-	CHECK_RC(fbx_store_kv_put(t, "thr/x", "0", 1), FBX_OK);
-	CHECK_RC(fbx_store_kv_put(t, "thr/y", "0", 1), FBX_OK);
-	CHECK_RC(fbx_txn_commit(t), FBX_OK);
-	for (int i = 0; i < 4; i++) {
-		a[i].st = st;
-		a[i].bad = 0;
-		if (pthread_create(&th[i], NULL, reader_main, &a[i]) == 0)
-			started++;
-	}
-	for (int n = 1; n <= 200; n++) {
-		snprintf(v, sizeof(v), "%d", n);
-		if (fbx_txn_begin(st, 1, &t) != FBX_OK) {
-			wbad++;
-			continue;
-		}
-		if (fbx_store_kv_put(t, "thr/x", v, strlen(v)) != FBX_OK ||
-		    fbx_store_kv_put(t, "thr/y", v, strlen(v)) != FBX_OK)
-			wbad++;
-		if (fbx_txn_commit(t) != FBX_OK)
-			wbad++;
-	}
-	for (int i = 0; i < started; i++) {
-		pthread_join(th[i], NULL);
-		CHECK(a[i].bad == 0);
-	}
-	CHECK(started == 4 && wbad == 0);
-}
+/* ---- PostgreSQL: one writing process a store -------------------------- */
 
 /* test_pg_owner - one process writes a store at a time: a second open
  * of the same store is refused with BUSY while the first is open, and
@@ -1934,175 +1652,6 @@ test_pg_owner(const char *dir, const char *other)
 	fbx_store_close(st2);
 }
 
-static void
-test_pg_faults(const char *dir)
-{
-	struct fbx_store_opts o = { 0 };
-	struct fbx_command c;
-	struct fbx_delivery d;
-	struct fbx_store_stat ss;
-	struct dlv_col col;
-	fbx_store *st = open_store(dir, 0, 0), *st2 = NULL;
-	fbx_txn *t, *r;
-	char url[600];
-
-	if (st == NULL)
-		return;
-	test_pg_threads(st);
-	/* no map: reserve and grow always do */
-	CHECK_RC(fbx_store_reserve(st, (size_t)1 << 41), FBX_OK);
-	CHECK_RC(fbx_store_grow(st), FBX_OK);
-
-	/* a committed turn, then one whose connection is killed in the
-	 * middle: the commit fails, nothing of it is stored, and the next
-	 * transaction works on a new connection */
-	t = wtxn(st);
-	CHECK_RC(fbx_store_kv_put(t, "f/a", "1", 1), FBX_OK);
-	CHECK_RC(fbx_txn_commit(t), FBX_OK);
-	t = wtxn(st);
-	mk_cmd(&c, "a", 5000);
-	CHECK_RC(fbx_store_cmd_append(t, &c), FBX_OK);
-	CHECK_RC(fbx_store_kv_put(t, "f/a", "2", 1), FBX_OK);
-	memset(&col, 0, sizeof(col));
-	/* a range read sends the writes held so far */
-	CHECK_RC(fbx_store_dlv_scan(t, 0, UINT64_MAX, 0, dlv_collect, &col),
-	    FBX_OK);
-	CHECK(kill_backends(dir) >= 1);
-	CHECK_RC(fbx_store_kv_put(t, "f/b", "1", 1), FBX_OK); /* held */
-	CHECK_RC(fbx_txn_commit(t), FBX_EIO);
-	CHECK(kv_is(st, "f/a", "1") == 1);
-	CHECK(kv_is(st, "f/b", NULL) == 1);
-	t = rtxn(st);
-	CHECK_RC(fbx_store_cmd_get(t, c.id, &c), FBX_ENOT_FOUND);
-	fbx_txn_abort(t);
-
-	/* killed, and the transaction reads: that read fails, every call
-	 * after it gives the same error, the commit too */
-	t = wtxn(st);
-	CHECK_RC(fbx_store_kv_put(t, "f/c", "1", 1), FBX_OK);
-	CHECK(kill_backends(dir) >= 1);
-	memset(&col, 0, sizeof(col));
-	CHECK_RC(fbx_store_dlv_scan(t, 0, UINT64_MAX, 0, dlv_collect, &col),
-	    FBX_EIO);
-	mk_dlv(&d, FBX_DLV_ID(9, 1), "dev-9", 100);
-	CHECK_RC(fbx_store_dlv_put(t, &d), FBX_EIO);
-	CHECK_RC(fbx_store_dlv_get(t, FBX_DLV_ID(9, 1), &d), FBX_EIO);
-	CHECK_RC(fbx_txn_commit(t), FBX_EIO);
-	CHECK(kv_is(st, "f/c", NULL) == 1);
-
-	/* the test hook fails a commit as a lost disk would */
-	fbx_store_test_fail_commits = 1;
-	fbx_store_test_fail_err = FBX_EDISK_FULL;
-	t = wtxn(st);
-	CHECK_RC(fbx_store_kv_put(t, "f/d", "1", 1), FBX_OK);
-	CHECK_RC(fbx_txn_commit(t), FBX_EDISK_FULL);
-	fbx_store_test_fail_err = 0;
-	CHECK(fbx_store_test_fail_commits == 0);
-	CHECK(kv_is(st, "f/d", NULL) == 1);
-	t = wtxn(st);
-	CHECK_RC(fbx_store_kv_put(t, "f/d", "2", 1), FBX_OK);
-	CHECK_RC(fbx_txn_commit(t), FBX_OK);
-	CHECK(kv_is(st, "f/d", "2") == 1);
-
-	/* a COMMIT whose answer is lost with its connection (a failover
-	 * right after the server answered): the store asks the server on a
-	 * new connection what became of the transaction. Committed: FBX_OK,
-	 * with the writes held back until the commit */
-	t = wtxn(st);
-	CHECK_RC(fbx_store_kv_put(t, "f/e", "1", 1), FBX_OK);
-	mk_cmd(&c, "a", 5000);
-	CHECK_RC(fbx_store_cmd_append(t, &c), FBX_OK);
-	fbx_store_test_pg_lose_commit = 1;
-	CHECK_RC(fbx_txn_commit(t), FBX_OK);
-	CHECK(fbx_store_test_pg_lose_commit == 0);
-	CHECK(kv_is(st, "f/e", "1") == 1);
-	t = rtxn(st);
-	CHECK_RC(fbx_store_cmd_get(t, c.id, &c), FBX_OK);
-	fbx_txn_abort(t);
-	/* rolled back (ROLLBACK sent in COMMIT's place, its answer lost):
-	 * FBX_EIO, nothing stored */
-	t = wtxn(st);
-	CHECK_RC(fbx_store_kv_put(t, "f/e", "2", 1), FBX_OK);
-	fbx_store_test_pg_lose_commit = 2;
-	CHECK_RC(fbx_txn_commit(t), FBX_EIO);
-	CHECK(kv_is(st, "f/e", "1") == 1);
-	/* committed, and the server cannot be asked: FBX_ETIMEOUT (the
-	 * outcome is unknown to the writer; the store has it) */
-	t = wtxn(st);
-	CHECK_RC(fbx_store_kv_put(t, "f/e", "3", 1), FBX_OK);
-	fbx_store_test_pg_lose_commit = 3;
-	CHECK_RC(fbx_txn_commit(t), FBX_ETIMEOUT);
-	CHECK(kv_is(st, "f/e", "3") == 1);
-	/* committed, and the server asked is not the one it ran on (a
-	 * restart or a failover may give its id to another transaction):
-	 * FBX_ETIMEOUT at once, its status is not read */
-	t = wtxn(st);
-	CHECK_RC(fbx_store_kv_put(t, "f/e", "5", 1), FBX_OK);
-	fbx_store_test_pg_lose_commit = 4;
-	CHECK_RC(fbx_txn_commit(t), FBX_ETIMEOUT);
-	CHECK(kv_is(st, "f/e", "5") == 1);
-	/* committed, its answer lost on a live connection (no memory for
-	 * it): asked about as well, FBX_OK */
-	t = wtxn(st);
-	CHECK_RC(fbx_store_kv_put(t, "f/e", "7", 1), FBX_OK);
-	fbx_store_test_pg_lose_commit = 6;
-	CHECK_RC(fbx_txn_commit(t), FBX_OK);
-	CHECK(kv_is(st, "f/e", "7") == 1);
-	/* a transaction that wrote nothing has nothing in doubt: its lost
-	 * answer is a plain EIO, asked about nowhere */
-	t = wtxn(st);
-	fbx_store_test_pg_lose_commit = 3;
-	CHECK_RC(fbx_txn_commit(t), FBX_EIO);
-	/* and the writer works again on a new connection */
-	t = wtxn(st);
-	CHECK_RC(fbx_store_kv_put(t, "f/e", "6", 1), FBX_OK);
-	CHECK_RC(fbx_txn_commit(t), FBX_OK);
-	CHECK(kv_is(st, "f/e", "6") == 1);
-
-	/* a reader keeps its snapshot while the writer writes and commits */
-	r = rtxn(st);
-	{
-		char buf[8];
-		size_t len = 0;
-		/* the first read takes the snapshot */
-		CHECK_RC(fbx_store_kv_get(r, "f/d", buf, sizeof(buf), &len),
-		    FBX_OK);
-		t = wtxn(st);
-		CHECK_RC(fbx_store_kv_put(t, "f/d", "3", 1), FBX_OK);
-		CHECK_RC(fbx_txn_commit(t), FBX_OK);
-		len = 0;
-		CHECK_RC(fbx_store_kv_get(r, "f/d", buf, sizeof(buf), &len),
-		    FBX_OK);
-		CHECK(len == 1 && buf[0] == '2');
-	}
-	fbx_txn_abort(r);
-	CHECK(kv_is(st, "f/d", "3") == 1);
-	CHECK_RC(fbx_store_stat(st, &ss), FBX_OK);
-	CHECK(ss.readers_used == 0 && ss.page_size == 0);
-	fbx_store_close(st);
-
-	/* a table layout newer than this build's is refused */
-	CHECK(pg_exec_dir(dir, "UPDATE fbx_schema SET version = 99", 0, NULL,
-	    NULL, NULL) == 1);
-	pg_store_url(url, sizeof(url), dir);
-	o.url = url;
-	CHECK_RC(fbx_store_open(&o, &st2), FBX_ECORRUPT);
-	CHECK(st2 == NULL);
-	CHECK(pg_exec_dir(dir, "UPDATE fbx_schema SET version = 1", 0, NULL,
-	    NULL, NULL) == 1);
-	st = open_store(dir, 0, 0);
-	fbx_store_close(st);
-
-	/* unreachable: a clear error (the URL, password hidden), EIO */
-	o.url = "postgresql://fbx:secret@/postgres?host=/nonexistent-fbx";
-	CHECK_RC(fbx_store_open(&o, &st2), FBX_EIO);
-	CHECK(st2 == NULL);
-	/* not a URL this build knows */
-	o.url = "mysql://x/y";
-	o.path = dir;
-	CHECK_RC(fbx_store_open(&o, &st2), FBX_EINVALID);
-}
-
 int
 main(void)
 {
@@ -2110,14 +1659,8 @@ main(void)
 	const char *b = getenv("FBX_STORE_BIG");
 	fbx_store *st;
 
-	pg_url = getenv("FBX_TEST_PG_URL");
-	if (pg_url != NULL && pg_url[0] == '\0')
-		pg_url = NULL;
-	snprintf(root, sizeof(root), "/tmp/fbx_store_test.XXXXXX");
-	if (mkdtemp(root) == NULL) {
-		perror("mkdtemp");
+	if (st_begin("fbx_store_test") != 0)
 		return 2;
-	}
 	subdir(dir, sizeof(dir), "main/nested");
 	st = open_store(dir, 0, 0);
 	if (st != NULL) {
@@ -2145,8 +1688,6 @@ main(void)
 		subdir(gdir, sizeof(gdir), "grow");
 		test_growth(gdir);
 	} else {
-		subdir(gdir, sizeof(gdir), "pgfault");
-		test_pg_faults(gdir);
 		subdir(gdir, sizeof(gdir), "pgowner");
 		subdir(rdir, sizeof(rdir), "pgowner2");
 		test_pg_owner(gdir, rdir);
@@ -2158,8 +1699,5 @@ main(void)
 	if (b != NULL && strcmp(b, "1") == 0)
 		big();
 
-	nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-	printf("%d passed, %d failed%s\n", passed, failed,
-	    pg_url != NULL ? " (PostgreSQL)" : "");
-	return failed == 0 ? 0 : 1;
+	return st_end();
 }
