@@ -32,7 +32,8 @@
  *   writes first. Cursors read ahead (pages growing to PG_PAGE rows),
  *   and the transaction's own writes are folded into what a cursor has
  *   read ahead, so walking deliveries in id order costs one round trip
- *   per page, not per row; an exact seek is one point read.
+ *   per page, not per row; an exact seek is one point read
+ *   (pg_cursor.c).
  * - Errors: a statement that fails breaks the transaction (every later
  *   call returns the same code; the store latches it too): a lost
  *   connection is EIO (the writer reconnects at the next BEGIN), disk
@@ -57,123 +58,15 @@
 #include "fbx_store.h"
 #include "pg_doubt.h"
 #include "pg_lease.h"
+#include "store_pg_int.h"
 
-/* rows a cursor reads ahead per statement: a seek asks for PG_SEEK (a
- * random seek should not carry a page back), each refill of a walk four
- * times more, up to PG_PAGE */
-#define PG_PAGE 1024
-#define PG_SEEK 16
-/* point-read results kept alive per transaction (values point into
- * them: the store reads a value before its next read) */
-#define PG_RING 16
 /* version of the table layout in fbx_schema (the store's own schema
  * version is in fbx_meta "schema", as in LMDB) */
 #define PG_LAYOUT 2
 /* advisory lock class of the writer lock (and of schema creation) */
 #define PG_LOCK_CLASS 7308036
 
-/* index = MDB_dbi; 0 is the main database (LMDB's unnamed one: here it
- * only answers "is the store empty" through fbx_meta) */
-static const char *const tabs[] = { NULL, "meta", "cmd", "cmd_body", "cmd_org",
-	"cmd_active", "idem", "dlv", "pend", "dev", "grp", "org", "kv",
-	"audit", "audit_org", "audit_actor", "audit_time" };
-#define NTAB ((int)(sizeof(tabs) / sizeof(tabs[0])))
-
-struct fbxi_kv_env {
-	MDB_env *mdb;
-	int pg;
-	char *url; /* libpq connection string */
-	char *shown; /* url with any password replaced */
-	int durability;
-	unsigned max_readers;
-	PGconn *wconn; /* the writer's connection */
-	pthread_mutex_t wlock; /* held by the open write transaction */
-	pthread_mutex_t plock; /* pool */
-	PGconn **idle;
-	unsigned nidle, nbusy;
-	/* cluster mode (a node name was given): this node's leases */
-	struct fbxi_lease *lease;
-	int keep_leases; /* closed to be opened again: do not hand back */
-};
-
-/* a write held back: the last one per (dbi, key) */
-struct wr_ent {
-	uint8_t *k, *v; /* in the root transaction's arena */
-	uint32_t kl, vl;
-	uint8_t dbi, del;
-};
-
-struct wbuf {
-	struct wr_ent *e;
-	size_t n, cap;
-	uint32_t *slot; /* open addressing: index + 1, 0 = empty */
-	size_t nslot;
-};
-
-struct chunk {
-	struct chunk *next;
-	size_t used, cap;
-	uint8_t data[];
-};
-
-struct fbxi_kv_txn {
-	fbxi_kv_env *env;
-	struct fbxi_kv_txn *parent;
-	struct fbxi_kv_txn *child; /* the open child (one at a time) */
-	PGconn *conn;
-	int write;
-	int err; /* latched */
-	int sp; /* a child whose SAVEPOINT was sent */
-	struct wbuf wb;
-	struct chunk *arena; /* root only */
-	PGresult *ring[PG_RING];
-	unsigned ringpos;
-	struct fbxi_kv_cursor *curs;
-	/* largest key per table when known (MDB_APPEND checks) */
-	uint8_t last_known[NTAB];
-	uint8_t *last_key[NTAB];
-	uint32_t last_len[NTAB];
-};
-
-struct row {
-	const uint8_t *k, *v;
-	size_t kl, vl;
-};
-
-struct fbxi_kv_cursor {
-	fbxi_kv_txn *t; /* NULL once its transaction ended */
-	MDB_dbi dbi;
-	struct fbxi_kv_cursor *next;
-	int pos; /* on a row */
-	int deleted; /* that row was deleted */
-	int stale; /* its value may be out of date (a child committed) */
-	uint8_t curk[512];
-	struct row cur;
-	struct row *la; /* read ahead: rows after cur, ascending */
-	size_t lah, lan, lacap;
-	int complete; /* la reaches the end of the table */
-	unsigned page; /* rows the next read-ahead asks for */
-	PGresult *res[2];
-};
-
 /* ---- small helpers -------------------------------------------------- */
-
-/* Handles: an LMDB transaction or cursor is handed out as LMDB's own
- * pointer (the LMDB path allocates nothing more and pays one bit test
- * per call); a PostgreSQL one as its pointer with bit 0 set. */
-#define IS_PG(p) (((uintptr_t)(p)&1u) != 0)
-#define UNTAG(T, p) ((T *)((uintptr_t)(p) & ~(uintptr_t)1))
-#define TAG(T, p) ((T *)((uintptr_t)(p) | 1u))
-
-static int
-keycmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
-{
-	int c = memcmp(a, b, al < bl ? al : bl);
-
-	if (c != 0)
-		return c;
-	return al < bl ? -1 : al > bl;
-}
 
 static fbxi_kv_txn *
 root_of(fbxi_kv_txn *t)
@@ -204,8 +97,8 @@ arena_alloc(fbxi_kv_txn *t, size_t n)
 	return c->data + c->used - n;
 }
 
-static void *
-arena_copy(fbxi_kv_txn *t, const void *p, size_t n)
+void *
+fbxi_pg_arena_copy(fbxi_kv_txn *t, const void *p, size_t n)
 {
 	uint8_t *d = arena_alloc(t, n ? n : 1);
 
@@ -311,14 +204,11 @@ fbxi_pg_code(PGconn *c, const PGresult *r)
 static void ring_keep(fbxi_kv_txn *t, PGresult *r);
 static int owner_lock(fbxi_kv_env *env, PGconn *c);
 static int pool_get(fbxi_kv_env *env, PGconn **out);
-static int pg_get(fbxi_kv_txn *t, MDB_dbi dbi, MDB_val *k, MDB_val *v);
 static void pool_put(fbxi_kv_env *env, PGconn *c, int ok);
 
-/* latch - t broke with code: so does every ancestor that shared the
- * statement's fate (all of them, unless a savepoint protects them and
- * the connection still works). */
-static int
-latch(fbxi_kv_txn *t, int code)
+/* fbxi_pg_latch: store_pg_int.h */
+int
+fbxi_pg_latch(fbxi_kv_txn *t, int code)
 {
 	for (fbxi_kv_txn *x = t; x != NULL; x = x->parent) {
 		if (x->err == 0)
@@ -329,11 +219,9 @@ latch(fbxi_kv_txn *t, int code)
 	return code;
 }
 
-/* run - one statement with binary parameters and results on t's
- * connection. @return the result (caller clears), or NULL with *code
- * set and t latched. */
-static PGresult *
-run(fbxi_kv_txn *t, const char *sql, int n, const char *const *vals,
+/* fbxi_pg_run: store_pg_int.h */
+PGresult *
+fbxi_pg_run(fbxi_kv_txn *t, const char *sql, int n, const char *const *vals,
     const int *lens, const int *fmts, int *code)
 {
 	PGresult *r = PQexecParams(t->conn, sql, n, NULL, vals, lens, fmts, 1);
@@ -347,7 +235,7 @@ run(fbxi_kv_txn *t, const char *sql, int n, const char *const *vals,
 	pg_log(t->env, "statement failed",
 	    r != NULL ? PQresultErrorMessage(r) : PQerrorMessage(t->conn));
 	PQclear(r);
-	latch(t, *code);
+	fbxi_pg_latch(t, *code);
 	return NULL;
 }
 
@@ -431,8 +319,8 @@ hash_key(unsigned dbi, const uint8_t *k, size_t n)
 	return h;
 }
 
-static struct wr_ent *
-wb_find(struct wbuf *b, unsigned dbi, const uint8_t *k, size_t kl)
+struct wr_ent *
+fbxi_pg_wb_find(struct wbuf *b, unsigned dbi, const uint8_t *k, size_t kl)
 {
 	size_t mask, i;
 
@@ -475,7 +363,7 @@ static int
 wb_set(
     struct wbuf *b, unsigned dbi, uint8_t *k, size_t kl, uint8_t *v, size_t vl)
 {
-	struct wr_ent *e = wb_find(b, dbi, k, kl);
+	struct wr_ent *e = fbxi_pg_wb_find(b, dbi, k, kl);
 	size_t i;
 
 	if (e == NULL) {
@@ -626,14 +514,15 @@ wb_send(fbxi_kv_txn *t)
 				    "CONFLICT "
 				    "(k) DO UPDATE SET v = EXCLUDED.v",
 				    tabs[d]);
-			r = run(t, sql, del ? 1 : 2, vals, lens, fmts, &code);
+			r = fbxi_pg_run(
+			    t, sql, del ? 1 : 2, vals, lens, fmts, &code);
 			PQclear(r);
 		}
 	}
 	free(ka.p);
 	free(va.p);
 	if (code != 0)
-		return latch(t, code);
+		return fbxi_pg_latch(t, code);
 	wb_clear(b);
 	return 0;
 }
@@ -652,17 +541,16 @@ ensure_sp(fbxi_kv_txn *t)
 		code = simple(t->env, t->conn, "SAVEPOINT fbx_child");
 	if (code != 0) {
 		/* nothing protects the parent yet */
-		latch(t->parent, code);
-		return latch(t, code);
+		fbxi_pg_latch(t->parent, code);
+		return fbxi_pg_latch(t, code);
 	}
 	t->sp = 1;
 	return 0;
 }
 
-/* before_stmt - what every statement of t needs first: t unbroken, a
- * child's savepoint; with flush, every held-back write sent. */
-static int
-before_stmt(fbxi_kv_txn *t, int flush)
+/* fbxi_pg_before_stmt: store_pg_int.h */
+int
+fbxi_pg_before_stmt(fbxi_kv_txn *t, int flush)
 {
 	int code;
 
@@ -689,218 +577,11 @@ static struct wr_ent *
 find_held(fbxi_kv_txn *t, unsigned dbi, const uint8_t *k, size_t kl)
 {
 	for (; t != NULL; t = t->parent) {
-		struct wr_ent *e = wb_find(&t->wb, dbi, k, kl);
+		struct wr_ent *e = fbxi_pg_wb_find(&t->wb, dbi, k, kl);
 		if (e != NULL)
 			return e;
 	}
 	return NULL;
-}
-
-/* ---- cursors' read-ahead --------------------------------------------- */
-
-static int
-la_reserve(fbxi_kv_cursor *c, size_t extra)
-{
-	if (c->lah > 0 && c->lan + extra > c->lacap) {
-		memmove(
-		    c->la, c->la + c->lah, (c->lan - c->lah) * sizeof(*c->la));
-		c->lan -= c->lah;
-		c->lah = 0;
-	}
-	if (c->lan + extra > c->lacap) {
-		size_t nc = c->lacap ? c->lacap * 2 : PG_PAGE + 16;
-		struct row *nl;
-		while (nc < c->lan + extra)
-			nc *= 2;
-		nl = realloc(c->la, nc * sizeof(*nl));
-		if (nl == NULL)
-			return ENOMEM;
-		c->la = nl;
-		c->lacap = nc;
-	}
-	return 0;
-}
-
-/* la_lower - first read-ahead index whose key is >= k. */
-static size_t
-la_lower(const fbxi_kv_cursor *c, const uint8_t *k, size_t kl)
-{
-	size_t lo = c->lah, hi = c->lan;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		if (keycmp(c->la[mid].k, c->la[mid].kl, k, kl) < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
-}
-
-static void
-la_reset(fbxi_kv_cursor *c)
-{
-	c->lah = c->lan = 0;
-	c->complete = 0;
-}
-
-/* notify - t wrote (dbi, k) = v (v NULL: deleted): keep what t's
- * cursors hold in step. The key and value live in the arena. */
-static int
-notify(fbxi_kv_txn *t, unsigned dbi, const uint8_t *k, size_t kl,
-    const uint8_t *v, size_t vl)
-{
-	for (fbxi_kv_cursor *c = t->curs; c != NULL; c = c->next) {
-		int cmp;
-		size_t i;
-		if (c->dbi != dbi || !c->pos)
-			continue;
-		cmp = keycmp(k, kl, c->cur.k, c->cur.kl);
-		if (cmp == 0) {
-			c->deleted = v == NULL;
-			c->cur.v = v;
-			c->cur.vl = vl;
-			continue;
-		}
-		if (cmp < 0)
-			continue;
-		if (!c->complete
-		    && (c->lan == c->lah
-		        || keycmp(k, kl, c->la[c->lan - 1].k,
-		               c->la[c->lan - 1].kl)
-		            > 0))
-			continue; /* past what it holds: a later read sees it
-			           */
-		i = la_lower(c, k, kl);
-		if (i < c->lan
-		    && keycmp(c->la[i].k, c->la[i].kl, k, kl) == 0) {
-			if (v == NULL) {
-				memmove(c->la + i, c->la + i + 1,
-				    (c->lan - i - 1) * sizeof(*c->la));
-				c->lan--;
-			} else {
-				c->la[i].v = v;
-				c->la[i].vl = vl;
-			}
-			continue;
-		}
-		if (v == NULL)
-			continue;
-		{
-			size_t off = i - c->lah;
-			if (la_reserve(c, 1) != 0) {
-				la_reset(c); /* forget: a later read asks */
-				continue;
-			}
-			i = c->lah + off;
-		}
-		memmove(
-		    c->la + i + 1, c->la + i, (c->lan - i) * sizeof(*c->la));
-		c->la[i].k = k;
-		c->la[i].kl = kl;
-		c->la[i].v = v;
-		c->la[i].vl = vl;
-		c->lan++;
-	}
-	return 0;
-}
-
-/* fetch - read ahead from the server: the rows with key > k (>= when
- * incl; from the start when k is NULL), PG_PAGE of them. */
-static int
-fetch(fbxi_kv_cursor *c, const uint8_t *k, size_t kl, int incl)
-{
-	fbxi_kv_txn *t = c->t;
-	char sql[160], lim[16];
-	const char *vals[2];
-	int lens[2], fmts[2] = { 1, 0 };
-	PGresult *r;
-	int code, n;
-
-	code = before_stmt(t, 1);
-	if (code != 0)
-		return code;
-	if (c->page == 0)
-		c->page = PG_SEEK;
-	snprintf(lim, sizeof(lim), "%u", c->page);
-	if (k == NULL) {
-		snprintf(sql, sizeof(sql),
-		    "SELECT k, v FROM fbx_%s ORDER BY k LIMIT $1::int",
-		    tabs[c->dbi]);
-		vals[0] = lim;
-		lens[0] = 0;
-		fmts[0] = 0;
-		r = run(t, sql, 1, vals, lens, fmts, &code);
-	} else {
-		snprintf(sql, sizeof(sql),
-		    "SELECT k, v FROM fbx_%s WHERE k %s $1 ORDER BY k "
-		    "LIMIT $2::int",
-		    tabs[c->dbi], incl ? ">=" : ">");
-		vals[0] = (const char *)k;
-		lens[0] = (int)kl;
-		vals[1] = lim;
-		lens[1] = 0;
-		r = run(t, sql, 2, vals, lens, fmts, &code);
-	}
-	if (r == NULL)
-		return code;
-	n = PQntuples(r);
-	la_reset(c);
-	if (la_reserve(c, (size_t)n) != 0) {
-		PQclear(r);
-		return latch(t, ENOMEM);
-	}
-	for (int i = 0; i < n; i++) {
-		struct row *w = &c->la[c->lan++];
-		w->k = (const uint8_t *)PQgetvalue(r, i, 0);
-		w->kl = (size_t)PQgetlength(r, i, 0);
-		w->v = (const uint8_t *)PQgetvalue(r, i, 1);
-		w->vl = (size_t)PQgetlength(r, i, 1);
-	}
-	c->complete = (unsigned)n < c->page;
-	PQclear(c->res[1]);
-	c->res[1] = c->res[0];
-	c->res[0] = r;
-	return 0;
-}
-
-/* pop - move onto the first read-ahead row. */
-static int
-pop(fbxi_kv_cursor *c, MDB_val *k, MDB_val *v)
-{
-	struct row *w;
-
-	if (c->lah == c->lan)
-		return MDB_NOTFOUND;
-	w = &c->la[c->lah++];
-	if (w->kl > sizeof(c->curk))
-		return latch(c->t, MDB_BAD_VALSIZE);
-	memcpy(c->curk, w->k, w->kl);
-	c->cur.k = c->curk;
-	c->cur.kl = w->kl;
-	c->cur.v = w->v;
-	c->cur.vl = w->vl;
-	c->pos = 1;
-	c->deleted = 0;
-	c->stale = 0;
-	if (k != NULL) {
-		k->mv_data = (void *)w->k;
-		k->mv_size = w->kl;
-	}
-	if (v != NULL) {
-		v->mv_data = (void *)w->v;
-		v->mv_size = w->vl;
-	}
-	return 0;
-}
-
-static void
-invalidate_cursors(fbxi_kv_txn *t)
-{
-	for (fbxi_kv_cursor *c = t->curs; c != NULL; c = c->next) {
-		la_reset(c);
-		c->stale = 1;
-	}
 }
 
 /* ---- environment ------------------------------------------------------ */
@@ -1588,7 +1269,7 @@ pg_abort(fbxi_kv_txn *t)
 			    "SAVEPOINT "
 			    "fbx_child");
 			if (code != 0)
-				latch(t->parent, code);
+				fbxi_pg_latch(t->parent, code);
 		}
 		end_child(t);
 		return;
@@ -1649,7 +1330,8 @@ static int
 xact_id(fbxi_kv_txn *t, struct fbxi_pg_xact *x)
 {
 	int code = 0;
-	PGresult *r = run(t, FBXI_PG_XACT_SQL, 0, NULL, NULL, NULL, &code);
+	PGresult *r
+	    = fbxi_pg_run(t, FBXI_PG_XACT_SQL, 0, NULL, NULL, NULL, &code);
 
 	x->id[0] = x->server[0] = '\0';
 	if (r == NULL)
@@ -1661,9 +1343,10 @@ xact_id(fbxi_kv_txn *t, struct fbxi_pg_xact *x)
 
 /* doubt_committed - fbxi_pg_in_doubt said committed: the store's
  * session lock went with the old connection, so the writer connects
- * again and takes it before the turn counts as done; if another process has taken the
- * store meanwhile (or the server is gone again), the outcome is handed
- * on as unknown (FBXI_EINDOUBT): this process must not act on it. */
+ * again and takes it before the turn counts as done; if another process
+ * has taken the store meanwhile (or the server is gone again), the
+ * outcome is handed on as unknown (FBXI_EINDOUBT): this process must
+ * not act on it. */
 static int
 doubt_committed(fbxi_kv_txn *t)
 {
@@ -1718,7 +1401,7 @@ fbxi_kv_txn_commit(fbxi_kv_txn *t)
 			pg_abort(t);
 			return code;
 		}
-		invalidate_cursors(p);
+		fbxi_pg_invalidate_cursors(p);
 		memset(p->last_known, 0, sizeof(p->last_known));
 		end_child(t);
 		return 0;
@@ -1730,9 +1413,10 @@ fbxi_kv_txn_commit(fbxi_kv_txn *t)
 	}
 	code = wb_send(t);
 	if (code == 0 && t->env->lease != NULL)
-		code = latch(t, fbxi_lease_fence(t->env->lease, t->conn));
+		code = fbxi_pg_latch(
+		    t, fbxi_lease_fence(t->env->lease, t->conn));
 	if (code == 0)
-		code = latch(t, xact_id(t, &xid));
+		code = fbxi_pg_latch(t, xact_id(t, &xid));
 	if (code == 0 && fbx_store_test_pg_lose_commit == 5) {
 		/* test hook: no answer, and nothing decided yet: the
 		 * transaction stays open on a connection the test ends */
@@ -1873,7 +1557,7 @@ fbxi_kv_lease_owner(fbxi_kv_txn *t, const char *org, char *node,
 		return 0;
 	code = fbxi_lease_owner(
 	    t->env->lease, t->conn, org, node, ncap, endpoint, ecap);
-	return code != 0 ? latch(t, code) : 0;
+	return code != 0 ? fbxi_pg_latch(t, code) : 0;
 }
 
 int
@@ -1892,7 +1576,7 @@ fbxi_kv_lease_claim(fbxi_kv_txn *t, const char *org, int *how, char *node,
 		return 0;
 	code = fbxi_lease_claim(
 	    t->env->lease, t->conn, org, how, node, ncap, endpoint, ecap);
-	return code != 0 ? latch(t, code) : 0;
+	return code != 0 ? fbxi_pg_latch(t, code) : 0;
 }
 
 int
@@ -1926,14 +1610,14 @@ fbxi_kv_stat(fbxi_kv_txn *t, MDB_dbi dbi, MDB_stat *st)
 	t = UNTAG(fbxi_kv_txn, t);
 	if (dbi >= (MDB_dbi)NTAB)
 		return EINVAL;
-	code = before_stmt(t, 1);
+	code = fbxi_pg_before_stmt(t, 1);
 	if (code != 0)
 		return code;
 	/* the main database holds the named ones: non-empty once the
 	 * store was made (meta has its schema) */
 	snprintf(sql, sizeof(sql), "SELECT count(*) FROM fbx_%s",
 	    tabs[dbi == 0 ? 1 : dbi]);
-	r = run(t, sql, 0, NULL, NULL, NULL, &code);
+	r = fbxi_pg_run(t, sql, 0, NULL, NULL, NULL, &code);
 	if (r == NULL)
 		return code;
 	memset(st, 0, sizeof(*st));
@@ -1950,8 +1634,8 @@ fbxi_kv_stat(fbxi_kv_txn *t, MDB_dbi dbi, MDB_stat *st)
 
 /* ---- reads and writes ----------------------------------------------- */
 
-static int
-pg_get(fbxi_kv_txn *t, MDB_dbi dbi, MDB_val *k, MDB_val *v)
+int
+fbxi_pg_get(fbxi_kv_txn *t, MDB_dbi dbi, MDB_val *k, MDB_val *v)
 {
 	struct wr_ent *e;
 	char sql[80];
@@ -1972,14 +1656,14 @@ pg_get(fbxi_kv_txn *t, MDB_dbi dbi, MDB_val *k, MDB_val *v)
 		v->mv_size = e->vl;
 		return 0;
 	}
-	code = before_stmt(t, 0);
+	code = fbxi_pg_before_stmt(t, 0);
 	if (code != 0)
 		return code;
 	snprintf(
 	    sql, sizeof(sql), "SELECT v FROM fbx_%s WHERE k = $1", tabs[dbi]);
 	vals[0] = k->mv_data;
 	lens[0] = (int)k->mv_size;
-	r = run(t, sql, 1, vals, lens, fmts, &code);
+	r = fbxi_pg_run(t, sql, 1, vals, lens, fmts, &code);
 	if (r == NULL)
 		return code;
 	if (PQntuples(r) == 0) {
@@ -1997,7 +1681,7 @@ fbxi_kv_get(fbxi_kv_txn *t, MDB_dbi dbi, MDB_val *k, MDB_val *v)
 {
 	if (!IS_PG(t))
 		return mdb_get((MDB_txn *)t, dbi, k, v);
-	return pg_get(UNTAG(fbxi_kv_txn, t), dbi, k, v);
+	return fbxi_pg_get(UNTAG(fbxi_kv_txn, t), dbi, k, v);
 }
 
 /* last_key - the largest key of dbi seen from t (for MDB_APPEND). */
@@ -2010,22 +1694,23 @@ last_key(fbxi_kv_txn *t, MDB_dbi dbi)
 
 	if (t->last_known[dbi])
 		return 0;
-	code = before_stmt(t, 1);
+	code = fbxi_pg_before_stmt(t, 1);
 	if (code != 0)
 		return code;
 	snprintf(sql, sizeof(sql),
 	    "SELECT k FROM fbx_%s ORDER BY k DESC LIMIT 1", tabs[dbi]);
-	r = run(t, sql, 0, NULL, NULL, NULL, &code);
+	r = fbxi_pg_run(t, sql, 0, NULL, NULL, NULL, &code);
 	if (r == NULL)
 		return code;
 	t->last_key[dbi] = NULL;
 	t->last_len[dbi] = 0;
 	if (PQntuples(r) == 1) {
 		size_t n = (size_t)PQgetlength(r, 0, 0);
-		t->last_key[dbi] = arena_copy(t, PQgetvalue(r, 0, 0), n);
+		t->last_key[dbi]
+		    = fbxi_pg_arena_copy(t, PQgetvalue(r, 0, 0), n);
 		if (t->last_key[dbi] == NULL) {
 			PQclear(r);
-			return latch(t, ENOMEM);
+			return fbxi_pg_latch(t, ENOMEM);
 		}
 		t->last_len[dbi] = (uint32_t)n;
 	}
@@ -2034,10 +1719,10 @@ last_key(fbxi_kv_txn *t, MDB_dbi dbi)
 	return 0;
 }
 
-/* put - hold back (dbi, k) = v; with reserve, v gets room to fill. */
-static int
-put(fbxi_kv_txn *t, MDB_dbi dbi, MDB_val *k, MDB_val *v, unsigned flags,
-    uint8_t **kout)
+/* fbxi_pg_put: store_pg_int.h */
+int
+fbxi_pg_put(fbxi_kv_txn *t, MDB_dbi dbi, MDB_val *k, MDB_val *v,
+    unsigned flags, uint8_t **kout)
 {
 	uint8_t *kc, *vc;
 	int code;
@@ -2060,16 +1745,16 @@ put(fbxi_kv_txn *t, MDB_dbi dbi, MDB_val *k, MDB_val *v, unsigned flags,
 		        <= 0)
 			return MDB_KEYEXIST;
 	}
-	kc = arena_copy(t, k->mv_data, k->mv_size);
+	kc = fbxi_pg_arena_copy(t, k->mv_data, k->mv_size);
 	vc = arena_alloc(t, v->mv_size ? v->mv_size : 1);
 	if (kc == NULL || vc == NULL)
-		return latch(t, ENOMEM);
+		return fbxi_pg_latch(t, ENOMEM);
 	if (flags & MDB_RESERVE)
 		v->mv_data = vc;
 	else if (v->mv_size > 0)
 		memcpy(vc, v->mv_data, v->mv_size);
 	if (wb_set(&t->wb, dbi, kc, k->mv_size, vc, v->mv_size) != 0)
-		return latch(t, ENOMEM);
+		return fbxi_pg_latch(t, ENOMEM);
 	if (t->last_known[dbi]
 	    && (t->last_key[dbi] == NULL
 	        || keycmp(kc, k->mv_size, t->last_key[dbi], t->last_len[dbi])
@@ -2077,7 +1762,7 @@ put(fbxi_kv_txn *t, MDB_dbi dbi, MDB_val *k, MDB_val *v, unsigned flags,
 		t->last_key[dbi] = kc;
 		t->last_len[dbi] = (uint32_t)k->mv_size;
 	}
-	notify(t, dbi, kc, k->mv_size, vc, v->mv_size);
+	fbxi_pg_notify(t, dbi, kc, k->mv_size, vc, v->mv_size);
 	if (kout != NULL)
 		*kout = kc;
 	return 0;
@@ -2089,12 +1774,13 @@ fbxi_kv_put(
 {
 	if (!IS_PG(t))
 		return mdb_put((MDB_txn *)t, dbi, k, v, flags);
-	return put(UNTAG(fbxi_kv_txn, t), dbi, k, v, flags, NULL);
+	return fbxi_pg_put(UNTAG(fbxi_kv_txn, t), dbi, k, v, flags, NULL);
 }
 
-/* del - hold back the delete of (dbi, k); MDB_NOTFOUND when absent. */
-static int
-del(fbxi_kv_txn *t, MDB_dbi dbi, const uint8_t *k, size_t kl, int check)
+/* fbxi_pg_del: store_pg_int.h */
+int
+fbxi_pg_del(
+    fbxi_kv_txn *t, MDB_dbi dbi, const uint8_t *k, size_t kl, int check)
 {
 	uint8_t *kc;
 
@@ -2104,17 +1790,17 @@ del(fbxi_kv_txn *t, MDB_dbi dbi, const uint8_t *k, size_t kl, int check)
 		return EACCES;
 	if (check) {
 		MDB_val kk = { kl, (void *)k }, vv;
-		int code = pg_get(t, dbi, &kk, &vv);
+		int code = fbxi_pg_get(t, dbi, &kk, &vv);
 		if (code != 0)
 			return code;
 	}
-	kc = arena_copy(t, k, kl);
+	kc = fbxi_pg_arena_copy(t, k, kl);
 	if (kc == NULL || wb_set(&t->wb, dbi, kc, kl, NULL, 0) != 0)
-		return latch(t, ENOMEM);
+		return fbxi_pg_latch(t, ENOMEM);
 	if (t->last_known[dbi] && t->last_key[dbi] != NULL
 	    && keycmp(kc, kl, t->last_key[dbi], t->last_len[dbi]) == 0)
 		t->last_known[dbi] = 0;
-	notify(t, dbi, kc, kl, NULL, 0);
+	fbxi_pg_notify(t, dbi, kc, kl, NULL, 0);
 	return 0;
 }
 
@@ -2126,310 +1812,5 @@ fbxi_kv_del(fbxi_kv_txn *t, MDB_dbi dbi, MDB_val *k, MDB_val *v)
 	t = UNTAG(fbxi_kv_txn, t);
 	if (dbi == 0 || dbi >= (MDB_dbi)NTAB)
 		return EINVAL;
-	return del(t, dbi, k->mv_data, k->mv_size, 1);
-}
-
-/* ---- cursors ---------------------------------------------------------- */
-
-int
-fbxi_kv_cursor_open(fbxi_kv_txn *t, MDB_dbi dbi, fbxi_kv_cursor **out)
-{
-	fbxi_kv_cursor *c;
-	int code;
-
-	if (!IS_PG(t))
-		return mdb_cursor_open((MDB_txn *)t, dbi, (MDB_cursor **)out);
-	t = UNTAG(fbxi_kv_txn, t);
-	c = calloc(1, sizeof(*c));
-	if (c == NULL)
-		return ENOMEM;
-	if (t->err != 0) {
-		code = t->err;
-		free(c);
-		return code;
-	}
-	if (dbi == 0 || dbi >= (MDB_dbi)NTAB) {
-		free(c);
-		return EINVAL;
-	}
-	c->t = t;
-	c->dbi = dbi;
-	c->next = t->curs;
-	t->curs = c;
-	*out = TAG(fbxi_kv_cursor, c);
-	return 0;
-}
-
-void
-fbxi_kv_cursor_close(fbxi_kv_cursor *c)
-{
-	if (c == NULL)
-		return;
-	if (!IS_PG(c)) {
-		mdb_cursor_close((MDB_cursor *)c);
-		return;
-	}
-	c = UNTAG(fbxi_kv_cursor, c);
-	if (c->t != NULL) {
-		fbxi_kv_cursor **pp = &c->t->curs;
-		while (*pp != NULL && *pp != c)
-			pp = &(*pp)->next;
-		if (*pp == c)
-			*pp = c->next;
-	}
-	PQclear(c->res[0]);
-	PQclear(c->res[1]);
-	free(c->la);
-	free(c);
-}
-
-/* seek - position on the first key >= k (exact: == k). */
-static int
-seek(fbxi_kv_cursor *c, const uint8_t *k, size_t kl, int exact, MDB_val *ko,
-    MDB_val *vo)
-{
-	int code;
-	size_t i;
-
-	if (c->pos && !c->deleted && !c->stale
-	    && keycmp(k, kl, c->cur.k, c->cur.kl) == 0) {
-		ko->mv_data = c->curk;
-		ko->mv_size = c->cur.kl;
-		vo->mv_data = (void *)c->cur.v;
-		vo->mv_size = c->cur.vl;
-		return 0;
-	}
-	/* what it read ahead covers (cur, last read-ahead key], or to the
-	 * end of the table when complete */
-	if (c->pos && keycmp(k, kl, c->cur.k, c->cur.kl) > 0
-	    && (c->complete
-	        || (c->lan > c->lah
-	            && keycmp(k, kl, c->la[c->lan - 1].k, c->la[c->lan - 1].kl)
-	                <= 0))) {
-		i = la_lower(c, k, kl);
-		c->lah = i;
-		if (i == c->lan
-		    || (exact
-		        && keycmp(c->la[i].k, c->la[i].kl, k, kl) != 0)) {
-			c->pos = 0;
-			la_reset(c);
-			return MDB_NOTFOUND;
-		}
-		return pop(c, ko, vo);
-	}
-	if (exact) {
-		/* one key: a point read (the writes held back need not be
-		 * sent first); the next step of a walk reads ahead */
-		MDB_val kk = { kl, (void *)k }, vv;
-		la_reset(c);
-		c->pos = 0;
-		c->page = PG_SEEK;
-		code = pg_get(c->t, c->dbi, &kk, &vv);
-		if (code != 0)
-			return code;
-		if (la_reserve(c, 1) != 0)
-			return latch(c->t, ENOMEM);
-		c->la[0].k = arena_copy(c->t, k, kl);
-		if (c->la[0].k == NULL)
-			return latch(c->t, ENOMEM);
-		c->la[0].kl = kl;
-		/* a point read's result is recycled: the cursor keeps a copy
-		 */
-		c->la[0].v = arena_copy(c->t, vv.mv_data, vv.mv_size);
-		c->la[0].vl = vv.mv_size;
-		if (c->la[0].v == NULL)
-			return latch(c->t, ENOMEM);
-		c->lan = 1;
-		return pop(c, ko, vo);
-	}
-	c->page = PG_SEEK;
-	code = fetch(c, k, kl, 1);
-	if (code != 0)
-		return code;
-	if (c->lah == c->lan
-	    || (exact
-	        && keycmp(c->la[c->lah].k, c->la[c->lah].kl, k, kl) != 0)) {
-		c->pos = 0;
-		la_reset(c);
-		return MDB_NOTFOUND;
-	}
-	return pop(c, ko, vo);
-}
-
-int
-fbxi_kv_cursor_get(fbxi_kv_cursor *c, MDB_val *k, MDB_val *v, MDB_cursor_op op)
-{
-	fbxi_kv_txn *t;
-	int code;
-
-	if (!IS_PG(c))
-		return mdb_cursor_get((MDB_cursor *)c, k, v, op);
-	c = UNTAG(fbxi_kv_cursor, c);
-	t = c->t;
-	if (t == NULL)
-		return EINVAL;
-	if (t->err != 0)
-		return t->err;
-	switch (op) {
-	case MDB_FIRST:
-		c->page = PG_PAGE / 4;
-		code = fetch(c, NULL, 0, 0);
-		if (code != 0)
-			return code;
-		c->pos = 0;
-		return pop(c, k, v);
-	case MDB_LAST: {
-		char sql[96];
-		PGresult *r;
-		code = before_stmt(t, 1);
-		if (code != 0)
-			return code;
-		snprintf(sql, sizeof(sql),
-		    "SELECT k, v FROM fbx_%s ORDER BY k DESC LIMIT 1",
-		    tabs[c->dbi]);
-		r = run(t, sql, 0, NULL, NULL, NULL, &code);
-		if (r == NULL)
-			return code;
-		la_reset(c);
-		c->pos = 0;
-		if (PQntuples(r) == 0) {
-			PQclear(r);
-			return MDB_NOTFOUND;
-		}
-		if (la_reserve(c, 1) != 0) {
-			PQclear(r);
-			return latch(t, ENOMEM);
-		}
-		c->la[0].k = (const uint8_t *)PQgetvalue(r, 0, 0);
-		c->la[0].kl = (size_t)PQgetlength(r, 0, 0);
-		c->la[0].v = (const uint8_t *)PQgetvalue(r, 0, 1);
-		c->la[0].vl = (size_t)PQgetlength(r, 0, 1);
-		c->lan = 1;
-		PQclear(c->res[1]);
-		c->res[1] = c->res[0];
-		c->res[0] = r;
-		code = pop(c, k, v);
-		c->complete = 1; /* nothing after the last */
-		return code;
-	}
-	case MDB_SET:
-	case MDB_SET_KEY:
-	case MDB_SET_RANGE:
-		if (k == NULL || k->mv_data == NULL || k->mv_size == 0)
-			return EINVAL;
-		return seek(
-		    c, k->mv_data, k->mv_size, op != MDB_SET_RANGE, k, v);
-	case MDB_NEXT:
-		if (!c->pos) {
-			code = fetch(c, NULL, 0, 0);
-			if (code != 0)
-				return code;
-			return pop(c, k, v);
-		}
-		if (c->lah == c->lan && !c->complete) {
-			c->page
-			    = c->page * 4 > PG_PAGE ? PG_PAGE : c->page * 4;
-			code = fetch(c, c->cur.k, c->cur.kl, 0);
-			if (code != 0)
-				return code;
-		}
-		return pop(c, k, v);
-	case MDB_GET_CURRENT:
-		if (!c->pos)
-			return EINVAL;
-		if (c->deleted)
-			return MDB_NOTFOUND;
-		if (c->stale) {
-			MDB_val kk = { c->cur.kl, c->curk }, vv;
-			code = pg_get(t, c->dbi, &kk, &vv);
-			if (code == MDB_NOTFOUND) {
-				c->deleted = 1;
-				return code;
-			}
-			if (code != 0)
-				return code;
-			c->cur.v = vv.mv_data;
-			c->cur.vl = vv.mv_size;
-			c->stale = 0;
-		}
-		k->mv_data = c->curk;
-		k->mv_size = c->cur.kl;
-		v->mv_data = (void *)c->cur.v;
-		v->mv_size = c->cur.vl;
-		return 0;
-	default:
-		return EINVAL;
-	}
-}
-
-int
-fbxi_kv_cursor_put(fbxi_kv_cursor *c, MDB_val *k, MDB_val *v, unsigned flags)
-{
-	fbxi_kv_txn *t;
-	uint8_t *kc = NULL;
-	MDB_val kk;
-	int code;
-	size_t i;
-
-	if (!IS_PG(c))
-		return mdb_cursor_put((MDB_cursor *)c, k, v, flags);
-	c = UNTAG(fbxi_kv_cursor, c);
-	t = c->t;
-	if (t == NULL)
-		return EINVAL;
-	if (flags & MDB_CURRENT) {
-		if (!c->pos || c->deleted)
-			return EINVAL;
-		kk.mv_size = c->cur.kl;
-		kk.mv_data = c->curk;
-		return put(t, c->dbi, &kk, v, flags & ~MDB_CURRENT, NULL);
-	}
-	code = put(t, c->dbi, k, v, flags, &kc);
-	if (code != 0)
-		return code;
-	/* the cursor moves onto the new key; what it read ahead stays
-	 * valid past it */
-	if (!c->pos) {
-		la_reset(c);
-	} else {
-		int cmp = keycmp(kc, k->mv_size, c->cur.k, c->cur.kl);
-		if (cmp > 0 && c->lan > c->lah
-		    && keycmp(kc, k->mv_size, c->la[c->lan - 1].k,
-		           c->la[c->lan - 1].kl)
-		        <= 0) {
-			i = la_lower(c, kc, k->mv_size);
-			if (i < c->lan
-			    && keycmp(c->la[i].k, c->la[i].kl, kc, k->mv_size)
-			        == 0)
-				i++;
-			c->lah = i;
-		} else if (cmp > 0) {
-			c->lah = c->lan; /* complete stays as it was */
-		} else if (cmp < 0) {
-			la_reset(c);
-		}
-	}
-	memcpy(c->curk, kc, k->mv_size);
-	c->cur.k = c->curk;
-	c->cur.kl = k->mv_size;
-	{
-		struct wr_ent *e = wb_find(&t->wb, c->dbi, kc, k->mv_size);
-		c->cur.v = e != NULL ? e->v : NULL;
-		c->cur.vl = e != NULL ? e->vl : 0;
-	}
-	c->pos = 1;
-	c->deleted = 0;
-	c->stale = 0;
-	return 0;
-}
-
-int
-fbxi_kv_cursor_del(fbxi_kv_cursor *c, unsigned flags)
-{
-	if (!IS_PG(c))
-		return mdb_cursor_del((MDB_cursor *)c, flags);
-	c = UNTAG(fbxi_kv_cursor, c);
-	if (c->t == NULL || !c->pos || c->deleted)
-		return EINVAL;
-	return del(c->t, c->dbi, c->curk, c->cur.kl, 0);
+	return fbxi_pg_del(t, dbi, k->mv_data, k->mv_size, 1);
 }
