@@ -358,17 +358,6 @@ cmd_append(fbx_txn *t, struct fbx_command *cmd, uint64_t want)
 			return FBX_EINVALID;
 	}
 	on = strlen(cmd->org);
-	/* a key already used: LMDB refuses the idempotency put below
-	 * (MDB_NOOVERWRITE, before anything is written); PostgreSQL's
-	 * table is read first */
-	if (cmd->idem_key[0] != '\0' && fbxi_kv_is_pg(st->env)) {
-		uint64_t old;
-		rc = fbx_store_idem_get(t, cmd->org, cmd->idem_key, &old);
-		if (rc == FBX_OK)
-			return FBX_EIDEMPOTENCY_CONFLICT;
-		if (rc != FBX_ENOT_FOUND)
-			return rc;
-	}
 	rc = cmd_hdr_encode(cmd, cmd->payload_len, cmd->ndev_ids, hdr,
 	    sizeof(hdr), &hlen);
 	if (rc != FBX_OK)
@@ -397,8 +386,9 @@ cmd_append(fbx_txn *t, struct fbx_command *cmd, uint64_t want)
 		k.mv_data = key;
 		v.mv_size = 8;
 		v.mv_data = idle;
-		mrc = mdb_put(t->txn, st->idem, &k, &v,
-		    fbxi_kv_is_pg(st->env) ? 0 : MDB_NOOVERWRITE);
+		/* a key already used is refused before anything is written
+		 * (on PostgreSQL one point read) */
+		mrc = mdb_put(t->txn, st->idem, &k, &v, MDB_NOOVERWRITE);
 		if (mrc == MDB_KEYEXIST) {
 			rc = FBX_EIDEMPOTENCY_CONFLICT; /* nothing written */
 			goto out;

@@ -1735,6 +1735,18 @@ fbxi_pg_put(fbxi_kv_txn *t, MDB_dbi dbi, MDB_val *k, MDB_val *v,
 		return EINVAL;
 	if (k->mv_size == 0 || k->mv_size > 511)
 		return MDB_BAD_VALSIZE;
+	if (flags & MDB_NOOVERWRITE) {
+		/* as LMDB: the key there already -> MDB_KEYEXIST with its
+		 * value in *v, nothing written (one point read) */
+		MDB_val kk = *k, old;
+		code = fbxi_pg_get(t, dbi, &kk, &old);
+		if (code == 0) {
+			*v = old;
+			return MDB_KEYEXIST;
+		}
+		if (code != MDB_NOTFOUND)
+			return code;
+	}
 	if (flags & MDB_APPEND) {
 		code = last_key(t, dbi);
 		if (code != 0)
