@@ -1435,6 +1435,76 @@ full_collect(void *arg, const struct fbx_device *d)
  * deliveries held back are seen by every reader, go up with a child's
  * commit and vanish with an abort; the brief device scan sees what the
  * full scan sees. */
+/* test_step_after_gaps - fbx_store_dlv_step's cursor (kept for the
+ * transaction, stepped on when the next id is asked) after the key it
+ * sat on was deleted by fbx_store_dlv_delete_range, and after a step to
+ * an id that is not there: each later step moves exactly its own record
+ * (LMDB and PostgreSQL answer a cursor on a deleted key differently;
+ * the step checks what it finds before it writes). */
+static void
+test_step_after_gaps(const char *dir)
+{
+	struct fbx_delivery d, a;
+	struct fbx_dlv_head h;
+	fbx_store *st = open_store(dir, 0, 0);
+	fbx_txn *t;
+	uint32_t n = 0;
+	int old;
+
+	if (st == NULL)
+		return;
+	t = wtxn(st);
+	for (uint32_t i = 0; i < 10; i++) {
+		mk_dlv(&d, FBX_DLV_ID(6, i), "gap-dev", 100);
+		CHECK_RC(fbx_store_dlv_put(t, &d), FBX_OK);
+	}
+	CHECK_RC(fbx_txn_commit(t), FBX_OK);
+	t = wtxn(st);
+	/* the cursor on 3, then 3..5 deleted under it */
+	CHECK_RC(fbx_store_dlv_step(t, FBX_DLV_ID(6, 3), FBXS_MASK(FBX_D_QUEUED),
+	    FBX_D_SENT, 0, 200, 1, &old, &h), FBX_OK);
+	CHECK_RC(fbx_store_dlv_delete_range(t, FBX_DLV_ID(6, 3),
+	    FBX_DLV_ID(6, 6), 0, &n), FBX_OK);
+	CHECK(n == 3);
+	CHECK_RC(fbx_store_dlv_step(t, FBX_DLV_ID(6, 6), FBXS_MASK(FBX_D_QUEUED),
+	    FBX_D_SENT, 0, 201, 1, &old, &h), FBX_OK);
+	CHECK(h.id == FBX_DLV_ID(6, 6) && h.state == FBX_D_SENT);
+	CHECK_RC(fbx_store_dlv_step(t, FBX_DLV_ID(6, 4), ~0u, FBX_D_SENT, 0,
+	    202, 1, &old, &h), FBX_ENOT_FOUND);
+	CHECK_RC(fbx_store_dlv_step(t, FBX_DLV_ID(6, 7), FBXS_MASK(FBX_D_QUEUED),
+	    FBX_D_SENT, 0, 203, 1, &old, &h), FBX_OK);
+	/* a step to an id past the last, then one back in the table */
+	CHECK_RC(fbx_store_dlv_step(t, FBX_DLV_ID(6, 20), ~0u, FBX_D_SENT, 0,
+	    204, 1, &old, &h), FBX_ENOT_FOUND);
+	CHECK_RC(fbx_store_dlv_step(t, FBX_DLV_ID(6, 1), FBXS_MASK(FBX_D_QUEUED),
+	    FBX_D_SENT, 0, 205, 1, &old, &h), FBX_OK);
+	CHECK_RC(fbx_store_dlv_step(t, FBX_DLV_ID(6, 2), FBXS_MASK(FBX_D_QUEUED),
+	    FBX_D_SENT, 0, 206, 1, &old, &h), FBX_OK);
+	/* on 2, asked for 3 (deleted): the step lands on 6, not 3 */
+	CHECK_RC(fbx_store_dlv_step(t, FBX_DLV_ID(6, 3), ~0u, FBX_D_SENT, 0,
+	    207, 1, &old, &h), FBX_ENOT_FOUND);
+	CHECK_RC(fbx_txn_commit(t), FBX_OK);
+	/* each moved record has its own one move, the others none */
+	t = rtxn(st);
+	for (uint32_t i = 0; i < 10; i++) {
+		int64_t at = i == 6 ? 201 : i == 7 ? 203 : i == 1 ? 205
+		    : i == 2 ? 206 : 0;
+		int rc = fbx_store_dlv_get(t, FBX_DLV_ID(6, i), &a);
+		if (i >= 3 && i <= 5) {
+			CHECK_RC(rc, FBX_ENOT_FOUND);
+			continue;
+		}
+		CHECK_RC(rc, FBX_OK);
+		if (at != 0)
+			CHECK(a.state == FBX_D_SENT && a.nhist == 2 &&
+			    a.hist[1].at_ms == at && a.attempts == 1);
+		else
+			CHECK(a.state == FBX_D_QUEUED && a.nhist == 1);
+	}
+	fbx_txn_abort(t);
+	fbx_store_close(st);
+}
+
 static void
 test_fast_paths(const char *dir)
 {
@@ -1696,6 +1766,8 @@ main(void)
 	test_retention_and_logs(rdir);
 	subdir(rdir, sizeof(rdir), "fast");
 	test_fast_paths(rdir);
+	subdir(rdir, sizeof(rdir), "gaps");
+	test_step_after_gaps(rdir);
 	if (b != NULL && strcmp(b, "1") == 0)
 		big();
 
