@@ -5,7 +5,8 @@
  * gives (code, reason, entries) on hand-made variants and 20,000 damaged
  * batches; DELIVERIES written directly are byte for byte what
  * fbx_eng_msg_encode_generic writes, with the same refusals, for 5,000
- * random batches. Wire bytes are built by hand (pbraw.h).
+ * random batches. Wire bytes are built by hand (pbraw.h); CHECK and
+ * xcalloc come from proto_util.h.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -14,44 +15,7 @@
 
 #include "fbx_proto.h"
 #include "pbraw.h"
-
-static int npass, nfail;
-
-#define CHECK(c)                                                             \
-	do {                                                                 \
-		if (c) {                                                     \
-			npass++;                                             \
-		} else {                                                     \
-			nfail++;                                             \
-			fprintf(stderr, "%s:%d: FAIL: %s\n", __FILE__,       \
-			    __LINE__, #c);                                   \
-		}                                                            \
-	} while (0)
-
-#define CHECK_RV(got, want)                                                  \
-	do {                                                                 \
-		int g_ = (got), w_ = (want);                                 \
-		if (g_ == w_) {                                              \
-			npass++;                                             \
-		} else {                                                     \
-			nfail++;                                             \
-			fprintf(stderr, "%s:%d: FAIL: %s = %s, want %s\n",   \
-			    __FILE__, __LINE__, #got, fbx_errname(g_),       \
-			    fbx_errname(w_));                                \
-		}                                                            \
-	} while (0)
-
-static void *
-xcalloc(size_t n, size_t sz)
-{
-	void *p = calloc(n > 0 ? n : 1, sz);
-
-	if (p == NULL) {
-		fprintf(stderr, "out of memory\n");
-		exit(2);
-	}
-	return p;
-}
+#include "proto_util.h"
 
 /* The direct RESULTS reader gives what protobuf-c gives: the same code,
  * reason and entries, for the plain form it reads itself and for every
