@@ -442,7 +442,7 @@ fbxi_release_held(struct fbx_engine *e, struct cmdc *cc, const char *who,
 		rc = fbxi_brk_load(e->txn, c->org, fbxi_reason_of(c), &b, NULL);
 		if (rc != FBX_OK)
 			return rc;
-		if (b.state == FBX_BS_OPEN && !b.cfg.shadow) {
+		if (b.state == FBX_BS_OPEN) {
 			snprintf(c->held_by, sizeof(c->held_by), "%s/%s",
 			    c->org, fbxi_reason_of(c));
 			fbxi_cmd_touch(cc);
@@ -548,7 +548,18 @@ fbxi_handle_breaker(
 		rc = fbxi_brk_load(e->txn, scope, reason, &b, &exists);
 		if (rc != FBX_OK)
 			goto fail;
-		fbxi_breaker_trip(&b, e->now, req->actor, req->u.breaker.note, 1);
+		if (b.state == FBX_BS_OPEN) {
+			/* already open (the engine's trip, or a person's):
+			 * the incident's trip time and onset stay, where a
+			 * rollback of it starts; from now on it is held as
+			 * a person's trip is */
+			b.manual = 1;
+			snprintf(b.note, sizeof(b.note), "%s",
+			    req->u.breaker.note);
+		} else {
+			fbxi_breaker_trip(
+			    &b, e->now, req->actor, req->u.breaker.note, 1);
+		}
 		/* what of the incident is still settling is held too */
 		(void)trip_hold(e, strcmp(scope, "*") == 0 ? NULL : scope,
 		    reason, &b);

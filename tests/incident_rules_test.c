@@ -311,6 +311,47 @@ test_storm_held(void)
 	for (unsigned i = 0; i < 8; i++)
 		CHECK(cmd_state(&t, "small", ids[i], &c) == FBX_C_HELD,
 		    "storm lock %u still held", i);
+	/* the runbook's hold: an operator trips the open breaker by hand
+	 * later; the incident's trip time and onset stay (a rollback of
+	 * the incident starts there), the breaker is now the operator's */
+	{
+		int64_t tripped = 0;
+		uint64_t trips = 0;
+		CHECK(breaker(&t, "small", FBX_BRK_STATUS, 0, NULL, 0, &rep) ==
+		        FBX_OK,
+		    "status");
+		if (find_brk(&rep, "small") != NULL) {
+			tripped = find_brk(&rep, "small")->tripped_ms;
+			trips = find_brk(&rep, "small")->trips;
+		}
+		fbx_console_rep_free(&rep);
+		pass(&t, "g1", 25000);
+		CHECK(breaker(&t, "small", FBX_BRK_TRIP, 0, NULL, 0, &rep) ==
+		        FBX_OK,
+		    "trip by hand");
+		fbx_console_rep_free(&rep);
+		CHECK(breaker(&t, "small", FBX_BRK_STATUS, 0, NULL, 0, &rep) ==
+		        FBX_OK,
+		    "status");
+		{
+			const struct fbx_breaker_info *b = find_brk(&rep, "small");
+			CHECK(b != NULL && b->state == FBX_BS_OPEN && b->manual,
+			    "open, by hand");
+			CHECK(b != NULL && b->onset_ms == onset,
+			    "onset %lld after the trip by hand, want %lld",
+			    b ? (long long)b->onset_ms : 0LL, (long long)onset);
+			CHECK(b != NULL && b->tripped_ms == tripped &&
+			        b->trips == trips,
+			    "trip time %lld (trips %llu), want %lld (%llu)",
+			    b ? (long long)b->tripped_ms : 0LL,
+			    b ? (unsigned long long)b->trips : 0ULL,
+			    (long long)tripped, (unsigned long long)trips);
+		}
+		fbx_console_rep_free(&rep);
+		for (unsigned i = 0; i < 8; i++)
+			CHECK(cmd_state(&t, "small", ids[i], &c) == FBX_C_HELD,
+			    "storm lock %u held after the trip by hand", i);
+	}
 	env_close(&t);
 }
 
