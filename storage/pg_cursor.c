@@ -477,6 +477,16 @@ fbxi_kv_cursor_put(fbxi_kv_cursor *c, MDB_val *k, MDB_val *v, unsigned flags)
 		    t, c->dbi, &kk, v, flags & ~MDB_CURRENT, NULL);
 	}
 	code = fbxi_pg_put(t, c->dbi, k, v, flags, &kc);
+	if (code == MDB_KEYEXIST && (flags & MDB_NOOVERWRITE)) {
+		/* as LMDB: the cursor on the key that is there, its value in
+		 * *v */
+		MDB_val ko, vo;
+		code = seek(c, k->mv_data, k->mv_size, 1, &ko, &vo);
+		if (code != 0)
+			return code;
+		*v = vo;
+		return MDB_KEYEXIST;
+	}
 	if (code != 0)
 		return code;
 	/* the cursor moves onto the new key; what it read ahead stays

@@ -246,7 +246,7 @@ op_put(void)
 	uint8_t k[32], v[300];
 	unsigned flags = fl[pick(6)];
 	int db = (int)pick(NDB), rc[2];
-	MDB_val kk = { mk_key(k), k }, vv;
+	MDB_val kk = { mk_key(k), k }, vv, v2[2];
 
 	vv.mv_size = mk_val(v, sizeof(v));
 	vv.mv_data = v;
@@ -259,11 +259,15 @@ op_put(void)
 	logop("put %s %s flags %#x (%zu bytes)", dbnames[db],
 	    keytxt(k, kk.mv_size), flags, vv.mv_size);
 	for (int s = A; s <= B; s++) {
-		MDB_val k2 = kk, v2 = vv;
-		rc[s]
-		    = fbxi_kv_put(top(&sd[s]), sd[s].dbi[db], &k2, &v2, flags);
+		MDB_val k2 = kk;
+		v2[s] = vv;
+		rc[s] = fbxi_kv_put(
+		    top(&sd[s]), sd[s].dbi[db], &k2, &v2[s], flags);
 	}
-	same("put", rc[A], rc[B], NULL, NULL, NULL, NULL);
+	/* KEYEXIST: the value there comes back (NOOVERWRITE) */
+	if (same("put", rc[A], rc[B], NULL, NULL, NULL, NULL)
+	    && rc[A] == MDB_KEYEXIST)
+		same("put KEYEXIST value", 0, 0, NULL, NULL, &v2[A], &v2[B]);
 	wgen[db]++;
 	/* a cursor on the key now reads the new value: still readable */
 }
@@ -413,36 +417,48 @@ op_cursor(void)
 	} else if (what < 65) {
 		cur_get(l, i, MDB_SET_RANGE, "SET_RANGE");
 	} else if (what < 75) {
-		/* rewrite the current value (MDB_CURRENT) */
+		/* rewrite the current value (MDB_CURRENT; with NOOVERWRITE
+		 * beside it LMDB refuses: the key is there) */
 		uint8_t v[300];
-		MDB_val vv = { mk_val(v, sizeof(v)), v };
+		MDB_val vv = { mk_val(v, sizeof(v)), v }, v2[2];
+		unsigned fl = MDB_CURRENT | (pick(2) ? MDB_NOOVERWRITE : 0);
 		int rc[2];
-		logop("cursor %d.%d %s put CURRENT (%zu bytes)", l, i,
-		    dbnames[c->db], vv.mv_size);
+		logop("cursor %d.%d %s put flags %#x (%zu bytes)", l, i,
+		    dbnames[c->db], fl, vv.mv_size);
 		for (int s = A; s <= B; s++) {
-			MDB_val k2 = { c->kl, c->key }, v2 = vv;
+			MDB_val k2 = { c->kl, c->key };
+			v2[s] = vv;
 			rc[s] = fbxi_kv_cursor_put(
-			    sd[s].cur[l][i], &k2, &v2, MDB_CURRENT);
+			    sd[s].cur[l][i], &k2, &v2[s], fl);
 		}
-		same("cursor put CURRENT", rc[A], rc[B], NULL, NULL, NULL,
-		    NULL);
+		if (same("cursor put CURRENT", rc[A], rc[B], NULL, NULL, NULL,
+		        NULL)
+		    && rc[A] == MDB_KEYEXIST)
+			same("cursor put CURRENT KEYEXIST value", 0, 0, NULL,
+			    NULL, &v2[A], &v2[B]);
 		wgen[c->db]++;
 	} else if (what < 85) {
-		/* put a key through the cursor: it moves onto it */
+		/* put a key through the cursor: it moves onto it (with
+		 * NOOVERWRITE onto the key there, its value returned) */
 		uint8_t k[32], v[300];
 		MDB_val kk = { mk_key(k), k },
-		        vv = { mk_val(v, sizeof(v)), v };
+		        vv = { mk_val(v, sizeof(v)), v }, v2[2];
+		unsigned fl = pick(2) ? MDB_NOOVERWRITE : 0;
 		int rc[2];
-		logop("cursor %d.%d %s put %s (%zu bytes)", l, i,
-		    dbnames[c->db], keytxt(k, kk.mv_size), vv.mv_size);
+		logop("cursor %d.%d %s put %s flags %#x (%zu bytes)", l, i,
+		    dbnames[c->db], keytxt(k, kk.mv_size), fl, vv.mv_size);
 		for (int s = A; s <= B; s++) {
-			MDB_val k2 = kk, v2 = vv;
-			rc[s]
-			    = fbxi_kv_cursor_put(sd[s].cur[l][i], &k2, &v2, 0);
+			MDB_val k2 = kk;
+			v2[s] = vv;
+			rc[s] = fbxi_kv_cursor_put(
+			    sd[s].cur[l][i], &k2, &v2[s], fl);
 		}
-		same("cursor put", rc[A], rc[B], NULL, NULL, NULL, NULL);
+		if (same("cursor put", rc[A], rc[B], NULL, NULL, NULL, NULL)
+		    && rc[A] == MDB_KEYEXIST)
+			same("cursor put KEYEXIST value", 0, 0, NULL, NULL,
+			    &v2[A], &v2[B]);
 		wgen[c->db]++;
-		if (rc[A] == 0) {
+		if (rc[A] == 0 || rc[A] == MDB_KEYEXIST) {
 			c->kl = kk.mv_size;
 			memcpy(c->key, k, kk.mv_size);
 		}
