@@ -6,7 +6,7 @@
 # that is starting, --retries against a frozen engine (TIMEOUT, not
 # UNREACHABLE), `submit --wait` saying that no gateway is connected, and
 # exit 75 for IO when the store cannot be written, with the generated
-# idempotency key shown also under --json.
+# idempotency key shown on stderr also under --json.
 # Run by CTest (fbx.tests.cli_test) with FBX_BIN_DIR set.
 set -u
 B=${FBX_BIN_DIR:?set FBX_BIN_DIR to the dispatcher directory of a build}
@@ -185,8 +185,8 @@ if [ -n "${FBX_FAULT_SHIM:-}" ]; then
   expect 0 "" -- "$CTL" status
   touch "$T/arm"
   expect 75 "IO \(18\): not recorded" -- "$CTL" submit --type query --device d1 --idempotency-key cli-io
-  # a generated key is shown also with --json when the submit fails
-  # (the JSON that carries it on success is not printed)
+  # a generated key is shown on stderr also with --json (the JSON
+  # that carries it on success is not printed)
   expect 75 "idempotency key (ctl-[0-9a-f]{24}) \(retry with --idempotency-key \1\)" -- \
     "$CTL" --json submit --type query --device d1
   expect 75 "IO \(18\): not recorded" -- "$CTL" enroll --device d2 --platform ios

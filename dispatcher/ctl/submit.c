@@ -12,8 +12,8 @@ static const char *const submit_usage =
     "usage: fuseboxctl submit --type TYPE TARGET [OPTIONS]\n"
     "\n"
     "Submit a command. Prints the command id. A generated idempotency key\n"
-    "is printed on stderr (with --json only if the submit fails): pass it\n"
-    "with --idempotency-key to retry safely.\n"
+    "is printed on stderr before the submit is sent (also with --json):\n"
+    "pass it with --idempotency-key to retry safely.\n"
     "\n"
     "  --type TYPE             lock, unlock, wipe, os_update, install_app,\n"
     "                          remove_app, set_policy, start_lost_mode,\n"
@@ -683,17 +683,15 @@ cmd_submit(struct ctl *ctl, int argc, char **argv)
 	req.kind = FBX_CREQ_SUBMIT;
 	cmd->dev_ids = sa.ids.ids;
 	cmd->ndev_ids = (uint32_t)sa.ids.n;
-	/* a generated key is shown before the call (the answer may never
-	 * come); with --json it is in the output, so it is shown only if
-	 * the call fails: an IO or TIMEOUT answer is retried with it */
-	if (generated && !ctl->json)
+	/* a generated key is shown before the call, also with --json (on
+	 * stderr, apart from the JSON): the answer may never come (IO,
+	 * TIMEOUT, the process killed while it waits), and the submit is
+	 * sent again safely only with that key */
+	if (generated)
 		show_key(cmd->idem_key);
 	st = ctl_call(ctl, &req, &rep);
-	if (st != EX_OK) {
-		if (generated && ctl->json)
-			show_key(cmd->idem_key);
+	if (st != EX_OK)
 		goto out;
-	}
 	id = rep.u.submit.command_id;
 	if (ctl->json) {
 		json_t *o = json_object();
