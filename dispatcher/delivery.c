@@ -102,6 +102,11 @@ dlv_apply(struct fbx_engine *e, struct cmdc *cc, uint64_t id, unsigned mask,
 			return rc;
 	}
 	fbxi_count_move(cc, from, to);
+	/* an outcome (succeeded, failed, expired) is counted at the end of
+	 * its own turn, also while its command stays open */
+	if (to == FBX_D_SUCCEEDED || to == FBX_D_FAILED ||
+	    to == FBX_D_EXPIRED)
+		fbxi_cmd_enlist(cc);
 	fbxi_ro_tally(cc, id, from, to, code);
 	if (fbx_dstate_terminal(to))
 		fbxi_cmd_maybe_done(cc);

@@ -639,17 +639,26 @@ struct cmdc *fbxi_cmd_cache_add(
     struct fbx_engine *e, const struct fbx_command *c);
 struct cmdc *fbxi_cmd_find(struct fbx_engine *e, uint64_t id);
 void fbxi_cmd_maybe_done(struct cmdc *cc);
+/* fbxi_cmd_enlist - on the turn's dirty list without a record change:
+ * the end of the turn notes its delivery outcomes (fbxi_outq_note) and
+ * whether it ended, and writes its record only if it is stale */
+static inline void
+fbxi_cmd_enlist(struct cmdc *cc)
+{
+	if (!cc->dirty) {
+		cc->dirty = 1;
+		cc->dnext = cc->eng->dirty;
+		cc->eng->dirty = cc;
+	}
+}
+
 /* fbxi_cmd_touch - the command's record changed: journal it at the end
  * of the turn (the turn's dirty list) */
 static inline void
 fbxi_cmd_touch(struct cmdc *cc)
 {
 	cc->stale = 1;
-	if (!cc->dirty) {
-		cc->dirty = 1;
-		cc->dnext = cc->eng->dirty;
-		cc->eng->dirty = cc;
-	}
+	fbxi_cmd_enlist(cc);
 }
 /* fbxi_cmd_cancel - its unsent deliveries go to CANCELLED (swept in
  * slices) */

@@ -470,6 +470,32 @@ test_outcomes(struct env *t)
 	q = rc == FBX_OK ? outcome_of(&rep.u.fleet, FBX_CMD_QUERY) : NULL;
 	CHECK(rc == FBX_OK && q == NULL, "org-a has no query outcomes");
 	fbx_console_rep_free(&rep);
+	/* a command still open (10 of its 30 devices have not answered)
+	 * counts each outcome as it is recorded, not when it ends */
+	{
+		struct gw_seen *s = calloc(1, sizeof(*s));
+		enroll(t, "org-o", 30);
+		hello(t, "h2", "org-o", 1000);
+		turn(t);
+		(void)submit_org(t, "org-o");
+		turn(t);
+		drain_gw(t, "h2", s);
+		CHECK(s->nids == 30, "org-o: sent %zu", s->nids);
+		results(t, "h2", 601, s->ids, 20, FBX_R_SUCCEEDED);
+		turn(t);
+		results(t, "h2", 602, s->ids + 20, 2, FBX_R_FAILED);
+		turn(t);
+		rc = fleet_req(t, "org-o", FBX_FLEET_REPORT, 0, 0, &rep);
+		q = rc == FBX_OK ? outcome_of(&rep.u.fleet, FBX_CMD_QUERY)
+		                 : NULL;
+		CHECK(q != NULL && q->ok_hour == 20 && q->failed_hour == 2,
+		    "an open command's outcomes: %llu succeeded, %llu failed, "
+		    "want 20 and 2",
+		    q ? (unsigned long long)q->ok_hour : 0ULL,
+		    q ? (unsigned long long)q->failed_hour : 0ULL);
+		fbx_console_rep_free(&rep);
+		free(s);
+	}
 }
 
 /* os_update - an OS update of every device of org with payload;
