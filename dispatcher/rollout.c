@@ -230,10 +230,12 @@ ro_judge(struct fbx_engine *e, struct cmdc *cc)
 	    (results == 0 ||
 	        (uint64_t)cc->w_ok * FBX_PPM <
 	            (uint64_t)p->success_ppm * results)) {
+		char need[24];
+		fbx_pct_str(p->success_ppm, need, sizeof(need));
 		snprintf(why, sizeof(why),
-		    "wave %u: %u of %u results succeeded, below the %u ppm "
+		    "wave %u: %u of %u results succeeded, below the %s "
 		    "needed to advance",
-		    ro->wave, cc->w_ok, results, p->success_ppm);
+		    ro->wave, cc->w_ok, results, need);
 		ro_pause(e, cc, "engine", why);
 		return;
 	}

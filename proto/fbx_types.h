@@ -298,6 +298,9 @@ int fbx_id_valid(const char *s);
 
 /* Names used by the CLI, the logs and the docs ("lock", "succeeded"). */
 const char *fbx_cmd_type_name(int t);
+/* fbx_pct_str - ppm (parts per million) as a short percentage: "2%",
+ * "2.5%", "0.01%" */
+void fbx_pct_str(uint32_t ppm, char *buf, size_t len);
 const char *fbx_origin_name(int o);
 const char *fbx_dstate_name(int s);
 const char *fbx_cstate_name(int s);

@@ -2,6 +2,8 @@
  * types.c: names of the shared enums and the identifier rule. Names are the
  * words operators type on the CLI and read in logs, so they are stable.
  */
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -144,4 +146,20 @@ fbx_command_clear(struct fbx_command *c)
 	free(c->payload);
 	free(c->dev_ids);
 	memset(c, 0, sizeof(*c));
+}
+
+void
+fbx_pct_str(uint32_t ppm, char *buf, size_t len)
+{
+	char t[32];
+	size_t n;
+
+	snprintf(t, sizeof(t), "%" PRIu32 ".%04" PRIu32, ppm / 10000,
+	    ppm % 10000);
+	n = strlen(t);
+	while (n > 0 && t[n - 1] == '0')
+		t[--n] = '\0';
+	if (n > 0 && t[n - 1] == '.')
+		t[--n] = '\0';
+	snprintf(buf, len, "%s%%", t);
 }

@@ -1284,9 +1284,28 @@ test_principal(void)
 	free(buf);
 }
 
+/* test_pct - a ppm threshold as operators read it, in the CLI's tables
+ * and the engine's pause notes */
+static void
+test_pct(void)
+{
+	static const struct {
+		uint32_t ppm;
+		const char *want;
+	} v[] = { { 950000, "95%" }, { 25000, "2.5%" }, { 100, "0.01%" },
+		{ 1, "0.0001%" }, { 0, "0%" }, { 1000000, "100%" } };
+	char buf[24];
+
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+		fbx_pct_str(v[i].ppm, buf, sizeof(buf));
+		CHECK(strcmp(buf, v[i].want) == 0);
+	}
+}
+
 int
 main(void)
 {
+	test_pct();
 	test_gw_prescan();
 	test_req_submit();
 	test_req_other_kinds();

@@ -279,7 +279,7 @@ print_breakers(const struct fbx_breaker_info *v, size_t n)
 		snprintf(st, sizeof(st), "%s%s",
 		    b->state == FBX_BS_OPEN ? "OPEN" : "closed",
 		    b->cfg.shadow ? " (shadow)" : "");
-		ctl_pct_str(b->cfg.share_ppm, share, sizeof(share));
+		fbx_pct_str(b->cfg.share_ppm, share, sizeof(share));
 		if (global)
 			snprintf(win, sizeof(win),
 			    "%" PRIu64 "/%" PRIu32 " orgs per %" PRIu32 "s",
@@ -711,7 +711,7 @@ print_limits(const struct ctl *ctl, const struct fbx_console_rep *rep,
 			const struct fbx_limit_info *l = &rep->u.limit.l[i];
 			char mx[16], sh[16], wi[16], us[24];
 			snprintf(mx, sizeof(mx), "%" PRIu32, l->max_count);
-			ctl_pct_str(l->max_share_ppm, sh, sizeof(sh));
+			fbx_pct_str(l->max_share_ppm, sh, sizeof(sh));
 			snprintf(wi, sizeof(wi), "%" PRIu32 "s", l->window_s);
 			snprintf(us, sizeof(us), "%" PRIu64, l->used);
 			ctl_table_row(&t, fbx_cmd_type_name(l->type),

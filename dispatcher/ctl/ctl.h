@@ -245,7 +245,6 @@ int ctl_list_orgs(struct ctl *ctl, struct orglist *out);
 int ctl_parse_u64(const char *s, uint64_t max, uint64_t *out);
 int ctl_parse_pct(const char *s, uint32_t *ppm);
 int ctl_parse_factor(const char *s, uint32_t lo, uint32_t hi, uint32_t *x100);
-void ctl_pct_str(uint32_t ppm, char *buf, size_t len);
 int64_t ctl_mono_ms(void);
 int ctl_parse_time(const char *s, int64_t *out);
 void ctl_fmt_time(int64_t ms, char *buf, size_t len);

@@ -74,23 +74,6 @@ ctl_parse_factor(const char *s, uint32_t lo, uint32_t hi, uint32_t *x100)
 	return 0;
 }
 
-/* ctl_pct_str - ppm as a short percentage ("2%", "2.5%", "0.01%"). */
-void
-ctl_pct_str(uint32_t ppm, char *buf, size_t len)
-{
-	char t[32];
-	size_t n;
-
-	snprintf(t, sizeof(t), "%" PRIu32 ".%04" PRIu32, ppm / 10000,
-	    ppm % 10000);
-	n = strlen(t);
-	while (n > 0 && t[n - 1] == '0')
-		t[--n] = '\0';
-	if (n > 0 && t[n - 1] == '.')
-		t[--n] = '\0';
-	snprintf(buf, len, "%s%%", t);
-}
-
 static int64_t
 wall_ms(void)
 {
@@ -365,7 +348,7 @@ ctl_plan_str(const struct fbx_rollout_plan *p, char *buf, size_t len)
 	if (p->first_count != 0)
 		snprintf(first, sizeof(first), "%" PRIu32, p->first_count);
 	else if (p->first_share_ppm != 0)
-		ctl_pct_str(p->first_share_ppm, first, sizeof(first));
+		fbx_pct_str(p->first_share_ppm, first, sizeof(first));
 	else
 		snprintf(first, sizeof(first), "1%% (default)");
 	if (p->growth_x100 >= 100)
@@ -378,11 +361,11 @@ ctl_plan_str(const struct fbx_rollout_plan *p, char *buf, size_t len)
 	else
 		snprintf(maxw, sizeof(maxw), "none");
 	if (p->success_ppm != 0)
-		ctl_pct_str(p->success_ppm, succ, sizeof(succ));
+		fbx_pct_str(p->success_ppm, succ, sizeof(succ));
 	else
 		snprintf(succ, sizeof(succ), "95%%");
 	if (p->failure_ppm != 0)
-		ctl_pct_str(p->failure_ppm, fail_s, sizeof(fail_s));
+		fbx_pct_str(p->failure_ppm, fail_s, sizeof(fail_s));
 	else
 		snprintf(fail_s, sizeof(fail_s), "10%%");
 	snprintf(minr, sizeof(minr), "%" PRIu32,
