@@ -537,7 +537,13 @@ fbx_http_open(
 	 * loop's to see */
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
-	h->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h,
+	/* the port is taken from the address; passed too, so that
+	 * libmicrohttpd's own log line names it (not "port 0") */
+	h->d = MHD_start_daemon(flags,
+	    ntohs(ss.ss_family == AF_INET6
+	            ? ((struct sockaddr_in6 *)&ss)->sin6_port
+	            : ((struct sockaddr_in *)&ss)->sin_port),
+	    NULL, NULL, on_request, h,
 	    MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
 	    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
 	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)FBX_HTTP_CONNS_MAX,
