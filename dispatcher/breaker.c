@@ -442,7 +442,7 @@ fbxi_release_held(struct fbx_engine *e, struct cmdc *cc, const char *who,
 		rc = fbxi_brk_load(e->txn, c->org, fbxi_reason_of(c), &b, NULL);
 		if (rc != FBX_OK)
 			return rc;
-		if (b.state == FBX_BS_OPEN) {
+		if (b.state == FBX_BS_OPEN && !b.cfg.shadow) {
 			snprintf(c->held_by, sizeof(c->held_by), "%s/%s",
 			    c->org, fbxi_reason_of(c));
 			fbxi_cmd_touch(cc);
@@ -527,7 +527,7 @@ fbxi_handle_breaker(
 	const char *reason = req->u.breaker.reason;
 	char key[FBX_KV_KEY_MAX], hk[2 * FBX_ID_MAX + 2];
 	uint32_t fleet = 0;
-	int exists = 0, rc;
+	int exists = 0, was_open, rc;
 
 	memset(&rep, 0, sizeof(rep));
 	memset(&l, 0, sizeof(l));
@@ -548,7 +548,8 @@ fbxi_handle_breaker(
 		rc = fbxi_brk_load(e->txn, scope, reason, &b, &exists);
 		if (rc != FBX_OK)
 			goto fail;
-		if (b.state == FBX_BS_OPEN) {
+		was_open = b.state == FBX_BS_OPEN;
+		if (was_open) {
 			/* already open (the engine's trip, or a person's):
 			 * the incident's trip time and onset stay, where a
 			 * rollback of it starts; from now on it is held as
@@ -567,7 +568,10 @@ fbxi_handle_breaker(
 		if (rc != FBX_OK)
 			goto fail;
 		emit_event(e, FBX_EV_BREAKER_TRIPPED, scope, reason, req->actor,
-		    0, 0, 0, "tripped by hand: %s", req->u.breaker.note);
+		    0, 0, 0, "tripped by hand%s: %s",
+		    was_open ? " (already open: its trip time and onset kept)"
+		             : "",
+		    req->u.breaker.note);
 		fbxi_audit(e, scope, req->actor, "breaker.trip",
 		    req->u.breaker.note,
 		    "{\"breaker\":\"%s/%s\",\"requested_in\":\"%s\"}", scope,

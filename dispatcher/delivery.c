@@ -103,9 +103,12 @@ dlv_apply(struct fbx_engine *e, struct cmdc *cc, uint64_t id, unsigned mask,
 	}
 	fbxi_count_move(cc, from, to);
 	/* an outcome (succeeded, failed, expired) is counted at the end of
-	 * its own turn, also while its command stays open */
+	 * its own turn, also while its command stays open; one taken back
+	 * (a replay) is taken off the counts there too, so that the
+	 * delivery's new outcome counts once it comes */
 	if (to == FBX_D_SUCCEEDED || to == FBX_D_FAILED ||
-	    to == FBX_D_EXPIRED)
+	    to == FBX_D_EXPIRED || from == FBX_D_SUCCEEDED ||
+	    from == FBX_D_FAILED || from == FBX_D_EXPIRED)
 		fbxi_cmd_enlist(cc);
 	fbxi_ro_tally(cc, id, from, to, code);
 	if (fbx_dstate_terminal(to))

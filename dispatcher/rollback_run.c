@@ -429,22 +429,18 @@ rb_not_found(struct fbx_engine *e, const struct inmsg *in,
     const struct fbx_console_req *req, const struct fbx_rb_plan *p,
     const char *where)
 {
-	if (p->before_onset > 0 && p->global)
-		/* p is the last slice's: earlier slices' count is not here */
+	/* p is the last slice's: what earlier slices left before the
+	 * onset is not counted here, so no count is quoted */
+	(void)p;
+	if (req->u.rollback.sel.breaker[0] != '\0' &&
+	    !req->u.rollback.sel.include_before_onset)
 		fbxi_console_error(e, in, req->request_id, req->kind,
 		    FBX_ENOT_FOUND,
 		    "nothing to roll back in %s: the incident selects no "
 		    "command from its onset; earlier commands of the reason "
-		    "were left (the plan lists them; include_before_onset "
-		    "selects them)",
+		    "in the breaker window, if any, were left (the plan lists "
+		    "them; include_before_onset selects them)",
 		    where);
-	else if (p->before_onset > 0)
-		fbxi_console_error(e, in, req->request_id, req->kind,
-		    FBX_ENOT_FOUND,
-		    "nothing to roll back in %s: the incident selects no "
-		    "command from its onset; %u earlier commands of the "
-		    "reason were left (include_before_onset selects them)",
-		    where, p->before_onset);
 	else
 		fbxi_console_error(e, in, req->request_id, req->kind,
 		    FBX_ENOT_FOUND,

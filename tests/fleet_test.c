@@ -494,6 +494,44 @@ test_outcomes(struct env *t)
 		    q ? (unsigned long long)q->ok_hour : 0ULL,
 		    q ? (unsigned long long)q->failed_hour : 0ULL);
 		fbx_console_rep_free(&rep);
+		/* a forced replay of the 20 that succeeded takes them back;
+		 * the 10 of them that succeed again count as 10 more */
+		{
+			struct fbx_console_req req;
+			struct gw_seen *s2 = calloc(1, sizeof(*s2));
+			uint64_t cid = FBX_DLV_CMD(s->ids[0]);
+			memset(&req, 0, sizeof(req));
+			req.kind = FBX_CREQ_REPLAY;
+			req.u.replay.sel.command_ids = &cid;
+			req.u.replay.sel.ncommand_ids = 1;
+			req.u.replay.execute = 1;
+			req.u.replay.force = 1;
+			req.u.replay.state = FBX_D_SUCCEEDED;
+			console(t, "ops", "org-o", &req);
+			turn(t);
+			rc = reply(t, "ops", &rep);
+			CHECK(rc == FBX_OK && rep.u.replay.resent == 20,
+			    "replayed: rc %d, %u resent", rc,
+			    rc == FBX_OK ? rep.u.replay.resent : 0);
+			fbx_console_rep_free(&rep);
+			turn(t);
+			drain_gw(t, "h2", s2);
+			CHECK(s2->nids == 20, "sent again: %zu", s2->nids);
+			results(t, "h2", 603, s2->ids, 10, FBX_R_SUCCEEDED);
+			turn(t);
+			rc = fleet_req(t, "org-o", FBX_FLEET_REPORT, 0, 0, &rep);
+			q = rc == FBX_OK
+			    ? outcome_of(&rep.u.fleet, FBX_CMD_QUERY)
+			    : NULL;
+			CHECK(q != NULL && q->ok_hour == 30 &&
+			        q->failed_hour == 2,
+			    "after the replay: %llu succeeded, %llu failed, "
+			    "want 30 and 2",
+			    q ? (unsigned long long)q->ok_hour : 0ULL,
+			    q ? (unsigned long long)q->failed_hour : 0ULL);
+			fbx_console_rep_free(&rep);
+			free(s2);
+		}
 		free(s);
 	}
 }

@@ -802,6 +802,21 @@ test_manual_shadow_ttl(void)
 	fbx_console_rep_free(&rep);
 	CHECK(cmd_state(&t, "big", id, &c) == FBX_C_SETTLING,
 	    "a shadow breaker held it: %d", c.state);
+	/* the global breaker holds it; its reset with release lets it go,
+	 * the organisation's open shadow breaker does not hold it again */
+	CHECK(breaker(&t, "big", FBX_BRK_TRIP, 1, NULL, 0, &rep) == FBX_OK,
+	    "trip the global breaker");
+	fbx_console_rep_free(&rep);
+	CHECK(cmd_state(&t, "big", id, &c) == FBX_C_HELD &&
+	        strcmp(c.held_by, "*/" REASON) == 0,
+	    "held by the global breaker: %d (%s)", c.state, c.held_by);
+	CHECK(breaker(&t, "big", FBX_BRK_RESET, 1, NULL, FBX_RESET_RELEASE,
+	          &rep) == FBX_OK &&
+	        rep.u.breaker.released == 1,
+	    "global reset released %u, want 1", rep.u.breaker.released);
+	fbx_console_rep_free(&rep);
+	CHECK(cmd_state(&t, "big", id, &c) != FBX_C_HELD,
+	    "held again by %s", c.held_by);
 	CHECK(breaker(&t, "big", FBX_BRK_RESET, 0, NULL, FBX_RESET_DISCARD,
 	          &rep) == FBX_OK,
 	    "reset");
