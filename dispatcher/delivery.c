@@ -106,9 +106,7 @@ dlv_apply(struct fbx_engine *e, struct cmdc *cc, uint64_t id, unsigned mask,
 	 * its own turn, also while its command stays open; one taken back
 	 * (a replay) is taken off the counts there too, so that the
 	 * delivery's new outcome counts once it comes */
-	if (to == FBX_D_SUCCEEDED || to == FBX_D_FAILED ||
-	    to == FBX_D_EXPIRED || from == FBX_D_SUCCEEDED ||
-	    from == FBX_D_FAILED || from == FBX_D_EXPIRED)
+	if ((FBXI_DMASK(to) | FBXI_DMASK(from)) & FBXI_DOUTCOME)
 		fbxi_cmd_enlist(cc);
 	fbxi_ro_tally(cc, id, from, to, code);
 	if (fbx_dstate_terminal(to))
@@ -130,9 +128,8 @@ fbxi_dlv_move(struct fbx_engine *e, struct cmdc *cc, uint64_t id,
 int
 fbxi_dlv_replay(struct fbx_engine *e, struct cmdc *cc, uint64_t id, int *old)
 {
-	const unsigned from = FBXI_DHELD | FBXI_DMASK(FBX_D_SUCCEEDED) |
-	    FBXI_DMASK(FBX_D_FAILED) | FBXI_DMASK(FBX_D_EXPIRED) |
-	    FBXI_DMASK(FBX_D_CANCELLED);
+	const unsigned from =
+	    FBXI_DHELD | FBXI_DOUTCOME | FBXI_DMASK(FBX_D_CANCELLED);
 
 	fbxi_gw_drop(e, id);
 	if (fbxi_err(e) != FBX_OK)

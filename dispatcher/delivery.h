@@ -22,6 +22,11 @@ struct fbx_dlv_head;
 	    FBXI_DMASK(FBX_D_ACCEPTED) | FBXI_DMASK(FBX_D_PENDING))
 /* in a gateway's hands */
 #define FBXI_DHELD (FBXI_DMASK(FBX_D_SENT) | FBXI_DMASK(FBX_D_ACCEPTED))
+/* the outcomes a device gave or a delivery ran into, counted per type
+ * (fbxi_outq_note) */
+#define FBXI_DOUTCOME                                                        \
+	(FBXI_DMASK(FBX_D_SUCCEEDED) | FBXI_DMASK(FBX_D_FAILED) |            \
+	    FBXI_DMASK(FBX_D_EXPIRED))
 
 /**
  * fbxi_dlv_legal_from - the states a delivery may move to `to` from.

@@ -426,12 +426,10 @@ rb_run_close(struct fbx_engine *e, const struct fbx_console_req *req,
 
 static void
 rb_not_found(struct fbx_engine *e, const struct inmsg *in,
-    const struct fbx_console_req *req, const struct fbx_rb_plan *p,
-    const char *where)
+    const struct fbx_console_req *req, const char *where)
 {
-	/* p is the last slice's: what earlier slices left before the
-	 * onset is not counted here, so no count is quoted */
-	(void)p;
+	/* a slice's plan counts only its own commands before the onset,
+	 * not earlier slices': no count is quoted */
 	if (req->u.rollback.sel.breaker[0] != '\0' &&
 	    !req->u.rollback.sel.include_before_onset)
 		fbxi_console_error(e, in, req->request_id, req->kind,
@@ -594,7 +592,7 @@ rb_global(struct fbx_engine *e, const struct inmsg *in,
 	if (g.next_cursor == 0 && g.commands == 0 &&
 	    (req->u.rollback.execute ? rbid == 0
 	                             : cursor == 0 && g.before_onset == 0)) {
-		rb_not_found(e, in, req, &g, "any organisation");
+		rb_not_found(e, in, req, "any organisation");
 		goto out;
 	}
 	if (req->u.rollback.execute && did) {
@@ -720,7 +718,7 @@ fbxi_handle_rollback(
 	            : cursor == 0 && r.plan.before_onset == 0)) {
 		char where[FBX_ID_MAX + 32];
 		snprintf(where, sizeof(where), "organisation '%s'", req->org);
-		rb_not_found(e, in, req, &r.plan, where);
+		rb_not_found(e, in, req, where);
 		goto out;
 	}
 
