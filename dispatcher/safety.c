@@ -238,6 +238,12 @@ fbxi_breaker_admit(struct fbxi_breaker *b, int64_t now_ms, uint32_t ndev,
 	uint64_t sum;
 
 	*tripped = 0;
+	if (b->state == FBX_BS_OPEN && b->cfg.shadow) {
+		/* opened by hand in shadow mode: it holds nothing, as it
+		 * holds nothing of what settles (trip_hold), but it would */
+		b->would_hold++;
+		return FBXI_ADMIT_SHADOW;
+	}
 	if (b->state == FBX_BS_OPEN)
 		return FBXI_HOLD;
 	allow = fbxi_breaker_allowance(b, now_ms, fleet);

@@ -108,7 +108,8 @@ uint32_t fbxi_breaker_allowance(
 enum fbxi_verdict {
 	FBXI_ADMIT = 0,
 	FBXI_HOLD = 1,        /* open, or this command trips it */
-	FBXI_ADMIT_SHADOW = 2 /* shadow mode: would have held */
+	FBXI_ADMIT_SHADOW = 2 /* shadow mode: would have held (also when
+	                         it was opened by hand: it never holds) */
 };
 
 /*

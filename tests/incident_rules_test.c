@@ -802,6 +802,10 @@ test_manual_shadow_ttl(void)
 	fbx_console_rep_free(&rep);
 	CHECK(cmd_state(&t, "big", id, &c) == FBX_C_SETTLING,
 	    "a shadow breaker held it: %d", c.state);
+	/* nor what arrives while it is open */
+	CHECK(auto_lock(&t, "big", 101, &ids[0], &st) == FBX_OK &&
+	        st == FBX_C_SETTLING,
+	    "an open shadow breaker held an arrival: %d", st);
 	/* the global breaker holds it; its reset with release lets it go,
 	 * the organisation's open shadow breaker does not hold it again */
 	CHECK(breaker(&t, "big", FBX_BRK_TRIP, 1, NULL, 0, &rep) == FBX_OK,
@@ -812,8 +816,8 @@ test_manual_shadow_ttl(void)
 	    "held by the global breaker: %d (%s)", c.state, c.held_by);
 	CHECK(breaker(&t, "big", FBX_BRK_RESET, 1, NULL, FBX_RESET_RELEASE,
 	          &rep) == FBX_OK &&
-	        rep.u.breaker.released == 1,
-	    "global reset released %u, want 1", rep.u.breaker.released);
+	        rep.u.breaker.released == 2,
+	    "global reset released %u, want 2", rep.u.breaker.released);
 	fbx_console_rep_free(&rep);
 	CHECK(cmd_state(&t, "big", id, &c) != FBX_C_HELD,
 	    "held again by %s", c.held_by);
@@ -827,7 +831,7 @@ test_manual_shadow_ttl(void)
 	    "enforce");
 	fbx_console_rep_free(&rep);
 	pass(&t, "g1", 31000);
-	CHECK(delivered(&t, "g1", &batch) == 1, "the shadow lock went out");
+	CHECK(delivered(&t, "g1", &batch) == 2, "the shadow locks went out");
 
 	/* a TTL shorter than the settle delay runs from the release */
 	memset(&req, 0, sizeof(req));
