@@ -421,6 +421,7 @@ ctl_json_rb_plan(const char *org, const struct fbx_rb_plan *p, int rows)
 	for (size_t i = 0; i < p->ncomp; i++)
 		json_array_append_new(comp, json_integer((json_int_t)p->comp_ids[i]));
 	CJ_SET(o, "compensating_commands", comp);
+	CJ_STR(o, "breaker", p->breaker);
 	CJ_INT(o, "onset_ms", p->onset_ms);
 	CJ_INT(o, "since_ms", p->since_ms);
 	CJ_INT(o, "until_ms", p->until_ms);

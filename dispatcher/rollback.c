@@ -1472,9 +1472,10 @@ rb_walk_cb(void *arg, const struct fbx_command *c)
  * organisation's, unless it never tripped or its last incident was
  * reset before the global breaker last tripped: then the organisation
  * was held by the global breaker alone and its share of the global
- * incident is meant. @return FBX_OK; FBX_ENOT_FOUND (never tripped). */
+ * incident is meant. *global: 1 if the global one is used.
+ * @return FBX_OK; FBX_ENOT_FOUND (never tripped). */
 static int
-rb_breaker(struct rb_ctx *r, struct fbxi_breaker *b)
+rb_breaker(struct rb_ctx *r, struct fbxi_breaker *b, int *global)
 {
 	const struct fbx_selector *s = r->s;
 	struct fbxi_breaker g;
@@ -1490,12 +1491,15 @@ rb_breaker(struct rb_ctx *r, struct fbxi_breaker *b)
 		if (b->trips > 0 &&
 		    !(g.trips > 0 && b->state != FBX_BS_OPEN &&
 		        b->reset_ms > b->tripped_ms &&
-		        b->reset_ms < g.tripped_ms))
+		        b->reset_ms < g.tripped_ms)) {
+			*global = 0;
 			return FBX_OK;
+		}
 	}
 	if (g.trips == 0)
 		return FBX_ENOT_FOUND;
 	*b = g;
+	*global = 1;
 	return FBX_OK;
 }
 
@@ -1516,7 +1520,8 @@ rb_window(struct rb_ctx *r)
 	if (s->breaker[0] != '\0') {
 		struct fbxi_breaker b;
 		int64_t win, since, onset = 0;
-		rc = rb_breaker(r, &b);
+		int global = 0;
+		rc = rb_breaker(r, &b, &global);
 		if (rc != FBX_OK)
 			return rc;
 		win = (int64_t)b.cfg.window_s * 1000;
@@ -1539,6 +1544,8 @@ rb_window(struct rb_ctx *r)
 		    (r->until == 0 || b.reset_ms + 1 < r->until))
 			r->until = b.reset_ms + 1;
 		r->plan.onset_ms = onset;
+		snprintf(r->plan.breaker, sizeof(r->plan.breaker), "%s/%s",
+		    global ? "*" : r->org, s->breaker);
 	}
 	r->plan.since_ms = r->onset > r->since ? r->onset : r->since;
 	r->plan.until_ms = r->until;

@@ -579,6 +579,7 @@ rb_global(struct fbx_engine *e, const struct inmsg *in,
 		}
 		if (i == 0) {
 			g.onset_ms = r.plan.onset_ms;
+			memcpy(g.breaker, r.plan.breaker, sizeof(g.breaker));
 			g.since_ms = r.plan.since_ms;
 			g.until_ms = r.plan.until_ms;
 		}

@@ -122,6 +122,7 @@ struct fbx_rb_plan {
 	struct fbx_rb_row *bo_rows; /* first rows of them */
 	size_t nbo_rows;
 	int64_t onset_ms, since_ms, until_ms; /* the incident's window */
+	char breaker[2 * FBX_ID_MAX + 2]; /* its breaker: org/ or * /reason */
 	/* every organisation: where to go on, and the slice's parts */
 	int global;
 	fbx_id next_org;

@@ -424,6 +424,9 @@ rbplan_in(const pb_rbplan *p, struct fbx_rb_plan *o, struct wctx *w)
 	o->since_ms = p->since_ms;
 	o->until_ms = p->until_ms;
 	o->global = p->global ? 1 : 0;
+	rv = fbxp_held_copy(o->breaker, p->breaker, &what);
+	if (rv != FBX_OK)
+		return fbxp_fail(w, rv, "rollback.breaker: %s", what);
 	if (p->n_before_onset_rows > FBX_PAGE_MAX)
 		return fbxp_fail(w, FBX_ETOOBIG,
 		    "rollback.before_onset_rows: more than %d", FBX_PAGE_MAX);

@@ -401,7 +401,8 @@ rbplan_out(struct arena *a, const struct fbx_rb_plan *pl, pb_rbplan *o,
 		rv = rbrows_out(a, pl->bo_rows, pl->nbo_rows, &bo);
 	if (rv != FBX_OK)
 		return rv;
-	if (!fbxp_cstr_ok(pl->next_org, sizeof(pl->next_org)))
+	if (!fbxp_cstr_ok(pl->next_org, sizeof(pl->next_org)) ||
+	    !fbxp_cstr_ok(pl->breaker, sizeof(pl->breaker)))
 		return FBX_EINVALID;
 	for (size_t i = 0; i < pl->norgs; i++) {
 		const struct fbx_rb_org *x = &pl->orgs[i];
@@ -429,6 +430,7 @@ rbplan_out(struct arena *a, const struct fbx_rb_plan *pl, pb_rbplan *o,
 	o->n_before_onset_rows = pl->nbo_rows;
 	o->before_onset_rows = bo;
 	o->onset_ms = pl->onset_ms;
+	o->breaker = (char *)pl->breaker;
 	o->since_ms = pl->since_ms;
 	o->until_ms = pl->until_ms;
 	o->global = pl->global != 0;

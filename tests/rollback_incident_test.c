@@ -444,6 +444,8 @@ wire_checks(void)
 	p.u.rollback.onset_ms = 1700000000000;
 	p.u.rollback.since_ms = 1700000000000;
 	p.u.rollback.until_ms = 1700000600000;
+	snprintf(p.u.rollback.breaker, sizeof(p.u.rollback.breaker), "*/%s",
+	    REASON);
 	p.u.rollback.global = 1;
 	p.u.rollback.next_cursor = 1;
 	p.u.rollback.last_command_id = 99;
@@ -461,6 +463,7 @@ wire_checks(void)
 	        po.u.rollback.bo_rows[1].command_id == 11 &&
 	        po.u.rollback.onset_ms == 1700000000000 &&
 	        po.u.rollback.until_ms == 1700000600000 &&
+	        strcmp(po.u.rollback.breaker, "*/" REASON) == 0 &&
 	        strcmp(po.u.rollback.next_org, "org-003") == 0 &&
 	        po.u.rollback.norgs == 2 &&
 	        strcmp(po.u.rollback.orgs[1].org, "org-002") == 0 &&
@@ -476,6 +479,17 @@ wire_checks(void)
 		rc = fbx_console_rep_decode(buf, len, &po);
 	free(buf);
 	FBXT_CHECK(rc == FBX_EINVALID, "next_org without cursor: rc %d", rc);
+	if (rc == FBX_OK)
+		fbx_console_rep_free(&po);
+	/* a breaker that is not org/reason */
+	p.u.rollback.next_cursor = 1;
+	snprintf(p.u.rollback.breaker, sizeof(p.u.rollback.breaker), "%s",
+	    REASON);
+	rc = fbx_console_rep_encode(&p, &buf, &len);
+	if (rc == FBX_OK)
+		rc = fbx_console_rep_decode(buf, len, &po);
+	free(buf);
+	FBXT_CHECK(rc == FBX_EINVALID, "breaker not org/reason: rc %d", rc);
 	if (rc == FBX_OK)
 		fbx_console_rep_free(&po);
 }
@@ -575,6 +589,18 @@ main(void)
 	/* 1. org-001 plans its share (held by the global breaker only: its
 	 * own never tripped): the storm, with the baseline before onset */
 	rb_req(&req, 0, 0);
+	{
+		struct fbx_console_rep one;
+		rc = fbxt_call(&t, org[0], &req, &one);
+		FBXT_CHECK(rc == FBX_OK &&
+		        strcmp(one.u.rollback.breaker, "*/" REASON) == 0 &&
+		        one.u.rollback.onset_ms == onset,
+		    "org-001's incident is the global breaker's: rc %d '%s'",
+		    rc, rc == FBX_OK ? one.u.rollback.breaker : "");
+		if (rc == FBX_OK)
+			fbx_console_rep_free(&one);
+	}
+	rb_req(&req, 0, 0);
 	rc = run_slices(&t, org[0], &req, &r, 0);
 	FBXT_CHECK(rc == FBX_OK && r.commands == storm_n[0] &&
 	        r.per[FBX_RB_COMPENSATE] == storm_n[0] &&
@@ -623,10 +649,13 @@ main(void)
 		struct fbx_console_rep one;
 		rc = fbxt_call(&t, org[1], &req, &one);
 		FBXT_CHECK(rc == FBX_OK && one.u.rollback.onset_ms == 0 &&
-		        one.u.rollback.since_ms < onset,
-		    "org-002 without onset: rc %d onset %lld", rc,
-		    (long long)one.u.rollback.onset_ms);
-		fbx_console_rep_free(&one);
+		        one.u.rollback.since_ms < onset &&
+		        strcmp(one.u.rollback.breaker, "org-002/" REASON) == 0,
+		    "org-002 without onset: rc %d onset %lld breaker '%s'", rc,
+		    (long long)one.u.rollback.onset_ms,
+		    rc == FBX_OK ? one.u.rollback.breaker : "");
+		if (rc == FBX_OK)
+			fbx_console_rep_free(&one);
 	}
 	rb_req(&req, 0, 0);
 	rc = run_slices(&t, org[1], &req, &r, 0);

@@ -283,7 +283,8 @@ int ctl_ops_opt(
     void *arg, struct ctl *ctl, int c, const char *oa, int argc, char **argv);
 int ctl_sel_check(const char *cmd, const struct ops_args *a);
 void ctl_sel_build(const struct ops_args *a, struct fbx_selector *s);
-void ctl_sel_str(const struct ops_args *a, char *buf, size_t len);
+void ctl_sel_str(const struct ops_args *a, const char *breaker, char *buf,
+    size_t len);
 
 /* certs.c */
 int ctl_cert_fetch(struct ctl *ctl, struct fbx_console_rep *rep);

@@ -285,9 +285,12 @@ ctl_sel_build(const struct ops_args *a, struct fbx_selector *s)
 	s->until_ms = a->until;
 }
 
-/* ctl_sel_str - the selection in words, for the plan's heading. */
+/* ctl_sel_str - the selection in words, for the plan's heading; breaker:
+ * an incident's breaker as the daemon answered it (RollbackPlan.breaker),
+ * NULL or "" for several organisations' or none. */
 void
-ctl_sel_str(const struct ops_args *a, char *buf, size_t len)
+ctl_sel_str(const struct ops_args *a, const char *breaker, char *buf,
+    size_t len)
 {
 	size_t k = 0;
 
@@ -307,13 +310,21 @@ ctl_sel_str(const struct ops_args *a, char *buf, size_t len)
 		if (a->nids > 5)
 			SEL_PUT(",... (%zu)", a->nids);
 	} else if (a->incident[0] != '\0') {
+		char own[2 * FBX_ID_MAX + 40];
+		if (breaker != NULL && breaker[0] != '\0')
+			snprintf(own, sizeof(own), "breaker %s", breaker);
+		else if (a->global)
+			snprintf(own, sizeof(own), "breaker */%s", a->incident);
+		else
+			snprintf(own, sizeof(own),
+			    "each organisation's breaker (or */%s)",
+			    a->incident);
 		SEL_PUT("incident %s: %s %s commands from the onset of the "
-			"last trip of breaker %s/%s%s",
+			"last trip of %s%s",
 		    a->incident,
 		    fbx_origin_name(a->origin ? a->origin
 		                              : FBX_ORIGIN_AUTOMATIC),
-		    a->reason[0] ? a->reason : a->incident,
-		    a->global ? "*" : "ORG (or *)", a->incident,
+		    a->reason[0] ? a->reason : a->incident, own,
 		    a->include_before_onset ? ", and those before the onset"
 		                            : "");
 	} else {

@@ -206,7 +206,7 @@ rb_print_one(const struct ctl *ctl, const struct ops_args *a,
 	char sel[320], b[24];
 	uint32_t total = rb_total(p);
 
-	ctl_sel_str(a, sel, sizeof(sel));
+	ctl_sel_str(a, p->breaker, sel, sizeof(sel));
 	if (p->executed)
 		printf("rollback %" PRIu64 " executed in %s by %s\n",
 		    p->rollback_id, ctl->org, ctl_who(ctl));
@@ -279,7 +279,7 @@ rb_print_global(const struct ctl *ctl, const struct ops_args *a,
 	uint64_t tot[FBX_RB_COUNT] = { 0 }, tbo = 0, tcomp = 0, tcmd = 0;
 	size_t changed = 0;
 
-	ctl_sel_str(a, sel, sizeof(sel));
+	ctl_sel_str(a, p->breaker, sel, sizeof(sel));
 	if (p->executed && p->commands == 0 && p->norgs == 0 &&
 	    a->continue_rbid != 0) {
 		printf("rollback %" PRIu64 ": the run is finished; nothing "
@@ -496,6 +496,8 @@ rb_merge(struct fbx_rb_plan *tot, const struct fbx_rb_plan *p, size_t want)
 		tot->bo_rows = nr;
 		tot->nbo_rows += n;
 	}
+	if (p->breaker[0] != '\0')
+		memcpy(tot->breaker, p->breaker, sizeof(tot->breaker));
 	if (p->onset_ms || p->since_ms || p->until_ms) {
 		tot->onset_ms = p->onset_ms;
 		tot->since_ms = p->since_ms;
@@ -908,7 +910,7 @@ cmd_rollback(struct ctl *ctl, int argc, char **argv)
 			ctl_json_print(o);
 		} else {
 			char sel[320], n[24];
-			ctl_sel_str(&a, sel, sizeof(sel));
+			ctl_sel_str(&a, NULL, sel, sizeof(sel));
 			if (a.execute)
 				printf("rollback executed in %zu "
 				       "organisations by %s\n",
