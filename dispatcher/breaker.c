@@ -553,8 +553,11 @@ fbxi_handle_breaker(
 			/* already open (the engine's trip, or a person's):
 			 * the incident's trip time and onset stay, where a
 			 * rollback of it starts; from now on it is held as
-			 * a person's trip is */
+			 * a person's trip is, and it is theirs (BY and NOTE;
+			 * the engine's trip is in the events and audit) */
 			b.manual = 1;
+			snprintf(b.tripped_by, sizeof(b.tripped_by), "%s",
+			    req->actor);
 			snprintf(b.note, sizeof(b.note), "%s",
 			    req->u.breaker.note);
 		} else {

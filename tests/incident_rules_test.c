@@ -337,6 +337,11 @@ test_storm_held(void)
 			const struct fbx_breaker_info *b = find_brk(&rep, "small");
 			CHECK(b != NULL && b->state == FBX_BS_OPEN && b->manual,
 			    "open, by hand");
+			CHECK(b != NULL && b->tripped_by[0] != '\0' &&
+			        strcmp(b->tripped_by, "engine") != 0 &&
+			        strcmp(b->note, "settle_test") == 0,
+			    "the operator's now: by '%s', note '%s'",
+			    b ? b->tripped_by : "", b ? b->note : "");
 			CHECK(b != NULL && b->onset_ms == onset,
 			    "onset %lld after the trip by hand, want %lld",
 			    b ? (long long)b->onset_ms : 0LL, (long long)onset);
