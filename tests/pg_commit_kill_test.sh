@@ -12,6 +12,8 @@
 #     as durable, and every command's delivery succeeds once.
 # How many commits were in doubt is printed, not asserted (it depends on
 # timing). Run by CTest under tests/pg_cluster.sh (FBX_TEST_PG_URL).
+# FBX_KILL_NODE=NAME runs the daemon as a cluster node (--node NAME):
+# its turns also take and renew organisation leases and are fenced.
 set -u
 B=${FBX_BIN_DIR:?set FBX_BIN_DIR to the dispatcher directory of a build}
 URL=${FBX_TEST_PG_URL:?run under tests/pg_cluster.sh}
@@ -39,8 +41,10 @@ command -v psql >/dev/null || { echo "FAIL: psql is needed (postgresql-client)" 
 export FUSEBOX_KEY="$T/d/keys/admin.key" FUSEBOX_SERVER_KEY="$T/d/keys/server.pub" \
   FUSEBOX_GATEWAY_KEY="$T/d/keys/gw.key" FUSEBOX_CONSOLE="ipc://$T/c.sock"
 unset FUSEBOX_ACTOR FUSEBOX_ORG
+NODE=()
+[ -n "${FBX_KILL_NODE:-}" ] && NODE=(--node "$FBX_KILL_NODE" --lease-ms 3000)
 "$B/fuseboxd" --data "$T/d" --store "$URL" --console "ipc://$T/c.sock" \
-  --gateway "ipc://$T/g.sock" 2>"$T/daemon.log" &
+  --gateway "ipc://$T/g.sock" "${NODE[@]}" 2>"$T/daemon.log" &
 D=$!
 "$B/fuseboxctl" status >/dev/null || { echo "FAIL: daemon not up" >&2; cat "$T/daemon.log" >&2; exit 1; }
 SIM=("$B/fusebox-devsim" --devices 400 --orgs 4 --quiet
