@@ -571,10 +571,18 @@ fbxi_handle_breaker(
 		if (rc != FBX_OK)
 			goto fail;
 		emit_event(e, FBX_EV_BREAKER_TRIPPED, scope, reason, req->actor,
-		    0, 0, 0, "tripped by hand%s: %s",
+		    0, 0, 0, "tripped by hand%s%s: %s",
 		    was_open ? " (already open: its trip time and onset kept)"
 		             : "",
+		    b.cfg.shadow ? " (shadow mode: it holds nothing until set "
+		                   "enforcing)"
+		                 : "",
 		    req->u.breaker.note);
+		if (b.cfg.shadow)
+			FBX_LOGW("breaker %s/%s is in shadow mode: opened by %s, "
+			         "but it holds nothing until it is set "
+			         "enforcing (breaker config --enforce)",
+			    scope, reason, req->actor);
 		fbxi_audit(e, scope, req->actor, "breaker.trip",
 		    req->u.breaker.note,
 		    "{\"breaker\":\"%s/%s\",\"requested_in\":\"%s\"}", scope,
@@ -680,10 +688,35 @@ fbxi_handle_breaker(
 			goto fail;
 		{
 			uint32_t old_win = b.cfg.window_s;
+			uint8_t was_shadow = b.cfg.shadow;
 			fbxi_breaker_cfg_merge(&b.cfg, &req->u.breaker.cfg);
+			if (b.state == FBX_BS_OPEN && !was_shadow &&
+			    b.cfg.shadow) {
+				/* it would stop holding what arrives, silently,
+				 * in the middle of its incident */
+				fbxi_console_error(e, in, req->request_id,
+				    req->kind, FBX_ESTATE,
+				    "breaker %s/%s is open: reset it (--release "
+				    "or --discard) before shadow mode, which "
+				    "holds nothing",
+				    scope, reason);
+				return;
+			}
 			if (b.cfg.window_s != old_win) {
 				fbxi_window_init(&b.win, b.cfg.window_s);
 				fbxi_window_init(&b.dwin, b.cfg.window_s);
+			}
+			if (b.state == FBX_BS_OPEN && was_shadow &&
+			    !b.cfg.shadow) {
+				/* enforcing while open: it holds from now on,
+				 * what still settles too, as at a trip */
+				uint32_t n = trip_hold(e,
+				    strcmp(scope, "*") == 0 ? NULL : scope,
+				    reason, &b);
+				FBX_LOGW("breaker %s/%s set enforcing by %s while "
+				         "open: it holds from now on (%u "
+				         "settling commands held)",
+				    scope, reason, req->actor, n);
 			}
 		}
 		rc = fbxi_brk_save(e->txn, scope, reason, &b);

@@ -532,6 +532,8 @@ rb_global(struct fbx_engine *e, const struct inmsg *in,
 		goto out; /* the turn fails */
 	rbseq = rbid ? rbid : e->audit_seq + 1;
 	g.global = 1;
+	snprintf(g.breaker, sizeof(g.breaker), "*/%s",
+	    req->u.rollback.sel.breaker);
 	for (i = 0; i < ol.n; i++) {
 		struct rb_ctx r;
 		uint64_t ocur = i == 0 && cursor != 0 &&
@@ -579,7 +581,6 @@ rb_global(struct fbx_engine *e, const struct inmsg *in,
 		}
 		if (i == 0) {
 			g.onset_ms = r.plan.onset_ms;
-			memcpy(g.breaker, r.plan.breaker, sizeof(g.breaker));
 			g.since_ms = r.plan.since_ms;
 			g.until_ms = r.plan.until_ms;
 		}

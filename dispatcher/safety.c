@@ -240,7 +240,10 @@ fbxi_breaker_admit(struct fbxi_breaker *b, int64_t now_ms, uint32_t ndev,
 	*tripped = 0;
 	if (b->state == FBX_BS_OPEN && b->cfg.shadow) {
 		/* opened by hand in shadow mode: it holds nothing, as it
-		 * holds nothing of what settles (trip_hold), but it would */
+		 * holds nothing of what settles (trip_hold), but it would;
+		 * what it admits is counted in its window, not in the
+		 * baseline (an open breaker's period is not folded in) */
+		fbxi_window_add(&b->win, now_ms, ndev);
 		b->would_hold++;
 		return FBXI_ADMIT_SHADOW;
 	}
@@ -315,7 +318,8 @@ fbxi_breaker_reset(struct fbxi_breaker *b, int64_t now_ms, const char *who,
 	b->baseline_at = now_ms;
 	b->period_count = 0;
 	b->period_spiked = 0;
-	/* tripped_by/tripped_ms keep telling who opened it and when; the
+	/* tripped_by/tripped_ms keep telling who opened it (or made it
+	 * theirs by tripping it again while open) and when it tripped; the
 	 * note says who closed it */
 	snprintf(b->note, sizeof(b->note), "reset by %.64s: %.80s", who, note);
 }

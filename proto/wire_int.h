@@ -147,8 +147,10 @@ _Static_assert(sizeof(((struct fbx_cert_info *)0)->sha256) == HASH_HEX + 1 &&
     "the other hex hash buffers hold HASH_HEX digits too");
 _Static_assert(sizeof(((struct fbx_command *)0)->held_by) == HELD_BY_MAX &&
     sizeof(((struct fbx_console_rep *)0)->u.submit.held_by) ==
-        HELD_BY_MAX,
-    "held_by buffers hold HELD_BY_MAX bytes");
+        HELD_BY_MAX &&
+    sizeof(((struct fbx_rb_plan *)0)->breaker) == HELD_BY_MAX,
+    "held_by buffers (and the plan's breaker, decoded alike) hold "
+    "HELD_BY_MAX bytes");
 
 /* Where a decoder writes its human reason. */
 struct wctx {

@@ -732,6 +732,69 @@ test_rollout_stages(void)
 	env_close(&t);
 }
 
+/* Shadow mode and an open breaker: an open breaker that enforces cannot
+ * be set to shadow mode (it would stop holding, silently); an open shadow
+ * breaker set enforcing holds what still settles, and what arrives. */
+static void
+test_shadow_open_config(void)
+{
+	struct env t;
+	struct fbx_command c;
+	struct fbx_console_rep rep;
+	struct fbx_breaker_cfg cfg;
+	uint64_t id, id2, batch = 0;
+	int st;
+
+	CHECK(env_open(&t, "shcfg") == 0, "open");
+	enroll(&t, "big", 5000);
+	hello(&t, "g1", "big", 1000);
+	turn(&t);
+	(void)delivered(&t, "g1", &batch);
+	CHECK(breaker(&t, "big", FBX_BRK_TRIP, 0, NULL, 0, &rep) == FBX_OK,
+	    "trip by hand");
+	fbx_console_rep_free(&rep);
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.shadow = 1;
+	CHECK(breaker(&t, "big", FBX_BRK_CONFIGURE, 0, &cfg, 0, &rep) ==
+	        FBX_ESTATE,
+	    "shadow mode while open and enforcing: %d", rep.err);
+	fbx_console_rep_free(&rep);
+	CHECK(auto_lock(&t, "big", 1, &id, &st) == FBX_OK && st == FBX_C_HELD,
+	    "it still holds what arrives: %d", st);
+	CHECK(breaker(&t, "big", FBX_BRK_RESET, 0, NULL, FBX_RESET_DISCARD,
+	          &rep) == FBX_OK,
+	    "reset");
+	fbx_console_rep_free(&rep);
+
+	/* shadow, opened by hand: what arrives settles; set enforcing, it
+	 * is held, and so is what arrives next */
+	CHECK(breaker(&t, "big", FBX_BRK_CONFIGURE, 0, &cfg, 0, &rep) ==
+	        FBX_OK,
+	    "shadow while closed");
+	fbx_console_rep_free(&rep);
+	CHECK(breaker(&t, "big", FBX_BRK_TRIP, 0, NULL, 0, &rep) == FBX_OK,
+	    "trip the shadow breaker");
+	fbx_console_rep_free(&rep);
+	CHECK(auto_lock(&t, "big", 2, &id, &st) == FBX_OK &&
+	        st == FBX_C_SETTLING,
+	    "settles under the open shadow breaker: %d", st);
+	cfg.shadow = 2;
+	CHECK(breaker(&t, "big", FBX_BRK_CONFIGURE, 0, &cfg, 0, &rep) ==
+	        FBX_OK,
+	    "enforcing while open");
+	fbx_console_rep_free(&rep);
+	CHECK(cmd_state(&t, "big", id, &c) == FBX_C_HELD &&
+	        strcmp(c.held_by, "big/" REASON) == 0,
+	    "what settled is held once enforcing: %d (%s)", c.state,
+	    c.held_by);
+	CHECK(auto_lock(&t, "big", 3, &id2, &st) == FBX_OK &&
+	        st == FBX_C_HELD,
+	    "and what arrives: %d", st);
+	pass(&t, "g1", 60000);
+	CHECK(delivered(&t, "g1", &batch) == 0, "nothing sent");
+	env_close(&t);
+}
+
 /* From the review: a trip by hand holds what settles, whenever it was
  * submitted (also a staged release's later waves); a shadow breaker
  * holds nothing; the settle window does not eat a short TTL. */
@@ -1251,6 +1314,7 @@ main(void)
 	test_supersede();
 	test_rollout_stages();
 	test_manual_shadow_ttl();
+	test_shadow_open_config();
 	test_supersede_limits();
 	test_supersede_lazy();
 	test_supersede_reopened();

@@ -430,11 +430,30 @@ test_shadow(void)
 	    b.would_hold == 1000 - ORG_ALLOW + 1,
 	    "shadow: a huge command goes through (v %d)", v);
 
+	/* opened by hand in shadow mode: still holds nothing, counts what
+	 * it admits in its window and as would_hold */
+	{
+		uint64_t wh = b.would_hold, w0 = fbxi_window_sum(&b.win, T0);
+		fbxi_breaker_trip(&b, T0, "dave", "by hand", 1);
+		v = fbxi_breaker_admit(&b, T0, 3, ORG_FLEET, &tripped);
+		CHECK(v == FBXI_ADMIT_SHADOW && tripped == 0 &&
+		        b.would_hold == wh + 1 &&
+		        fbxi_window_sum(&b.win, T0) == w0 + 3,
+		    "open shadow: v %d, would_hold +%llu, window +%llu", v,
+		    (unsigned long long)(b.would_hold - wh),
+		    (unsigned long long)(fbxi_window_sum(&b.win, T0) - w0));
+		b.state = FBX_BS_CLOSED;
+	}
+
 	/* switched to enforcing, the same breaker holds */
 	set.shadow = 2;
 	fbxi_breaker_cfg_merge(&b.cfg, &set);
 	v = fbxi_breaker_admit(&b, T0, 1, ORG_FLEET, &tripped);
 	CHECK(v == FBXI_HOLD && tripped == 1, "enforcing again: trips");
+	/* and once open (the gate trips it), holds without tripping again */
+	fbxi_breaker_trip(&b, T0, "engine", "spike", 0);
+	v = fbxi_breaker_admit(&b, T0, 1, ORG_FLEET, &tripped);
+	CHECK(v == FBXI_HOLD && tripped == 0, "open and enforcing: holds");
 }
 
 static void

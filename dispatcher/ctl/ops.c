@@ -287,7 +287,8 @@ ctl_sel_build(const struct ops_args *a, struct fbx_selector *s)
 
 /* ctl_sel_str - the selection in words, for the plan's heading; breaker:
  * an incident's breaker as the daemon answered it (RollbackPlan.breaker),
- * NULL or "" for several organisations' or none. */
+ * NULL for a run over several organisations. buf: 512 bytes hold the
+ * longest. */
 void
 ctl_sel_str(const struct ops_args *a, const char *breaker, char *buf,
     size_t len)
@@ -316,8 +317,12 @@ ctl_sel_str(const struct ops_args *a, const char *breaker, char *buf,
 		else if (a->global)
 			snprintf(own, sizeof(own), "breaker */%s", a->incident);
 		else
+			/* NULL: a run over several organisations; "": a
+			 * daemon that does not say */
 			snprintf(own, sizeof(own),
-			    "each organisation's breaker (or */%s)",
+			    "%s breaker (or */%s)",
+			    breaker == NULL ? "each organisation's"
+			                    : "the organisation's",
 			    a->incident);
 		SEL_PUT("incident %s: %s %s commands from the onset of the "
 			"last trip of %s%s",

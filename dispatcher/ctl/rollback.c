@@ -203,7 +203,7 @@ rb_print_one(const struct ctl *ctl, const struct ops_args *a,
     const struct fbx_rb_plan *p)
 {
 	struct table t = { .ncol = 2 };
-	char sel[320], b[24];
+	char sel[512], b[24];
 	uint32_t total = rb_total(p);
 
 	ctl_sel_str(a, p->breaker, sel, sizeof(sel));
@@ -275,7 +275,7 @@ rb_print_global(const struct ctl *ctl, const struct ops_args *a,
     const struct fbx_rb_plan *p)
 {
 	struct table t = { .ncol = 11 };
-	char sel[320], v[11][24];
+	char sel[512], v[11][24];
 	uint64_t tot[FBX_RB_COUNT] = { 0 }, tbo = 0, tcomp = 0, tcmd = 0;
 	size_t changed = 0;
 
@@ -909,7 +909,7 @@ cmd_rollback(struct ctl *ctl, int argc, char **argv)
 			json_decref(ac);
 			ctl_json_print(o);
 		} else {
-			char sel[320], n[24];
+			char sel[512], n[24];
 			ctl_sel_str(&a, NULL, sel, sizeof(sel));
 			if (a.execute)
 				printf("rollback executed in %zu "

@@ -677,6 +677,7 @@ gen_rep(void)
 		r.u.rollback.next_cursor = 1;
 		r.u.rollback.last_command_id = 40;
 		strcpy(r.u.rollback.next_org, "org-003");
+		strcpy(r.u.rollback.breaker, "*/attestation_failed");
 		r.u.rollback.orgs = &part;
 		r.u.rollback.norgs = 1;
 		rep_seed("rollback_global", &r);
