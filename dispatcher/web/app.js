@@ -205,7 +205,8 @@ function render(o) {
         { action: "reset", org: b.org === "*" ? someOrg : b.org, reason: b.reason,
           global: b.org === "*", discard: true }), "danger"));
     }
-    const tr = row([name, b.state + (b.manual ? " (by hand)" : "") + (b.shadow ? " shadow" : ""),
+    const tr = row([name, b.state + (b.manual ? " (by hand)" : "") +
+      (b.shadow ? (b.state === "open" ? ", shadow: holds nothing" : " (shadow)") : ""),
       b.held, b.settling,
       b.org === "*" ? b.window_count + " orgs / " + b.global_orgs : b.window_count + " / " + b.allowance,
       b.org === "*" ? "every" : b.fleet,
