@@ -732,6 +732,73 @@ test_rollout_stages(void)
 	env_close(&t);
 }
 
+/* lock_limit - set org's lock limit to max devices (set) or read its use;
+ * @return the devices used in the window, or -1 */
+static long
+lock_limit(struct env *t, const char *org, int set, uint32_t max)
+{
+	struct fbx_console_req req;
+	struct fbx_console_rep rep;
+	long used = -1;
+
+	memset(&req, 0, sizeof(req));
+	req.kind = FBX_CREQ_LIMIT;
+	req.u.limit.set = set;
+	req.u.limit.lim.type = FBX_CMD_LOCK;
+	req.u.limit.lim.max_count = max;
+	console(t, "ops", org, &req);
+	turn(t);
+	if (reply(t, "ops", &rep) != FBX_OK)
+		return -1;
+	for (size_t i = 0; i < rep.u.limit.n; i++)
+		if (rep.u.limit.l[i].type == FBX_CMD_LOCK)
+			used = (long)rep.u.limit.l[i].used;
+	fbx_console_rep_free(&rep);
+	return used;
+}
+
+/* From an outside test: locks held while they settled were counted in
+ * the blast-radius limit when admitted, and counted again when a reset
+ * released them, so a release of 2 under a limit of 3 discarded one and
+ * a later operator lock was refused. Released, they keep their count. */
+static void
+test_release_counted_once(void)
+{
+	struct env t;
+	struct fbx_console_rep rep;
+	uint64_t id[2], op, batch = 0;
+	int st;
+
+	CHECK(env_open(&t, "limit1") == 0, "open");
+	enroll(&t, "big", 5000);
+	hello(&t, "g1", "big", 1000);
+	turn(&t);
+	(void)delivered(&t, "g1", &batch);
+	CHECK(lock_limit(&t, "big", 1, 3) >= 0, "lock limit 3");
+	for (unsigned i = 0; i < 2; i++)
+		CHECK(auto_lock(&t, "big", 1 + i, &id[i], &st) == FBX_OK &&
+		        st == FBX_C_SETTLING,
+		    "settles: %d", st);
+	CHECK(lock_limit(&t, "big", 0, 0) == 2, "2 devices counted");
+	CHECK(breaker(&t, "big", FBX_BRK_TRIP, 0, NULL, 0, &rep) == FBX_OK,
+	    "trip by hand");
+	fbx_console_rep_free(&rep);
+	CHECK(breaker(&t, "big", FBX_BRK_RESET, 0, NULL, FBX_RESET_RELEASE,
+	          &rep) == FBX_OK &&
+	        rep.u.breaker.released == 2 && rep.u.breaker.discarded == 0,
+	    "released %u, discarded %u; want 2, 0", rep.u.breaker.released,
+	    rep.u.breaker.discarded);
+	fbx_console_rep_free(&rep);
+	CHECK(lock_limit(&t, "big", 0, 0) == 2, "still 2 devices counted: %ld",
+	    lock_limit(&t, "big", 0, 0));
+	pass(&t, "g1", 1000);
+	CHECK(delivered(&t, "g1", &batch) == 2, "both sent");
+	CHECK(operator_lock(&t, "big", 100, &op, &st) == FBX_OK &&
+	        st != FBX_C_HELD,
+	    "an operator's lock within the limit: %d", st);
+	env_close(&t);
+}
+
 /* Shadow mode and an open breaker: an open breaker that enforces cannot
  * be set to shadow mode (it would stop holding, silently); an open shadow
  * breaker set enforcing holds what still settles, and what arrives. */
@@ -1315,6 +1382,7 @@ main(void)
 	test_rollout_stages();
 	test_manual_shadow_ttl();
 	test_shadow_open_config();
+	test_release_counted_once();
 	test_supersede_limits();
 	test_supersede_lazy();
 	test_supersede_reopened();
