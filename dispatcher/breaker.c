@@ -211,6 +211,22 @@ trip_global(struct fbx_engine *e, struct fbxi_breaker *g, const char *reason,
 	(void)trip_hold(e, NULL, reason, g);
 }
 
+/* global_would - a global breaker in shadow mode would have held this
+ * command (it is open, or it would trip now): counted in would_hold, and
+ * alerted at most once per window, as an organisation breaker's. */
+static void
+global_would(struct fbx_engine *e, struct fbxi_breaker *g, const char *reason,
+    uint64_t count, uint64_t limit, const char *why)
+{
+	g->would_hold++;
+	if (e->now - g->shadow_alerted_ms < (int64_t)g->cfg.window_s * 1000)
+		return;
+	g->shadow_alerted_ms = e->now;
+	emit_event(e, FBX_EV_BREAKER_WOULD_TRIP, "*", reason, "engine", 0,
+	    count, limit, "shadow mode: the global breaker would hold: %s",
+	    why);
+}
+
 /* breaker_gate - automatic lock-type commands pass the global breaker of
  * their reason, then their organisation's. Decided here, inside the
  * transaction that journals the command, one command after another: the
@@ -242,6 +258,8 @@ fbxi_breaker_gate(struct fbx_engine *e, struct fbx_command *c, uint32_t ndev,
 		*held = 1;
 		return fbxi_brk_save(e->txn, "*", reason, &g);
 	}
+	if (g.state == FBX_BS_OPEN)
+		global_would(e, &g, reason, 0, 0, "it is open");
 	/* the change points see every arrival, admitted or not */
 	if (g.state != FBX_BS_OPEN)
 		fbxi_breaker_observe(&g, e->now, ndev);
@@ -280,7 +298,14 @@ fbxi_breaker_gate(struct fbx_engine *e, struct fbx_command *c, uint32_t ndev,
 		    c->org, reason, (unsigned long long)(inwin + ndev), allow,
 		    (long long)b.onset_ms);
 		(void)trip_hold(e, c->org, reason, &b);
-		if (fbxi_breaker_note_org_trip(&g, e->now) && !g.cfg.shadow) {
+		int gt = fbxi_breaker_note_org_trip(&g, e->now);
+		if (gt && g.cfg.shadow) {
+			uint64_t n = fbxi_window_sum(&g.win, e->now);
+			global_would(e, &g, reason, n,
+			    g.cfg.global_orgs ? g.cfg.global_orgs : 3,
+			    "organisations tripped on the reason in its "
+			    "window");
+		} else if (gt) {
 			uint64_t n = fbxi_window_sum(&g.win, e->now);
 			snprintf(note, sizeof(note),
 			    "%llu organisations tripped on '%s' within %us: "
@@ -289,26 +314,32 @@ fbxi_breaker_gate(struct fbx_engine *e, struct fbx_command *c, uint32_t ndev,
 			trip_global(e, &g, reason, note, n, g.cfg.global_orgs);
 		}
 	} else if (v != FBXI_HOLD &&
-	    fbxi_breaker_global_admit(&g, e->now, ndev, e->fleet_total) &&
-	    !g.cfg.shadow) {
+	    fbxi_breaker_global_admit(&g, e->now, ndev, e->fleet_total)) {
 		/* the fleet-wide rule: the same reason over a share of every
 		 * enrolled device, however it is spread */
 		char note[FBX_NOTE_MAX];
 		uint64_t n = fbxi_window_sum(&g.dwin, e->now);
 		uint64_t cap = e->fleet_total * g.cfg.global_share_ppm / FBX_PPM;
-		snprintf(note, sizeof(note),
-		    "%llu automatic %s devices for '%s' in %us pass %u ppm of "
-		    "the %llu enrolled devices",
-		    (unsigned long long)n, fbx_cmd_type_name(c->type), reason,
-		    g.cfg.window_s, g.cfg.global_share_ppm,
-		    (unsigned long long)e->fleet_total);
-		trip_global(e, &g, reason, note, n, cap);
-		/* this command is the one that passed it */
-		snprintf(c->held_by, sizeof(c->held_by), "*/%s", reason);
-		snprintf(c->note, sizeof(c->note),
-		    "held: global breaker for '%s' is open", reason);
-		g.held++;
-		*held = 1;
+		if (g.cfg.shadow) {
+			global_would(e, &g, reason, n, cap,
+			    "devices of the reason pass its share of the "
+			    "fleet");
+		} else {
+			snprintf(note, sizeof(note),
+			    "%llu automatic %s devices for '%s' in %us pass "
+			    "%u ppm of the %llu enrolled devices",
+			    (unsigned long long)n, fbx_cmd_type_name(c->type),
+			    reason, g.cfg.window_s, g.cfg.global_share_ppm,
+			    (unsigned long long)e->fleet_total);
+			trip_global(e, &g, reason, note, n, cap);
+			/* this command is the one that passed it */
+			snprintf(c->held_by, sizeof(c->held_by), "*/%s",
+			    reason);
+			snprintf(c->note, sizeof(c->note),
+			    "held: global breaker for '%s' is open", reason);
+			g.held++;
+			*held = 1;
+		}
 	}
 	rc = fbxi_brk_save(e->txn, "*", reason, &g);
 	if (rc != FBX_OK)

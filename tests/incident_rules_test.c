@@ -859,6 +859,32 @@ test_shadow_open_config(void)
 	    "and what arrives: %d", st);
 	pass(&t, "g1", 60000);
 	CHECK(delivered(&t, "g1", &batch) == 0, "nothing sent");
+
+	/* the global breaker in shadow mode, opened by hand: it holds
+	 * nothing and counts what it would have held (it counted nothing) */
+	CHECK(breaker(&t, "big", FBX_BRK_RESET, 0, NULL, FBX_RESET_DISCARD,
+	          &rep) == FBX_OK,
+	    "reset the organisation's");
+	fbx_console_rep_free(&rep);
+	cfg.shadow = 1;
+	CHECK(breaker(&t, "big", FBX_BRK_CONFIGURE, 1, &cfg, 0, &rep) ==
+	        FBX_OK,
+	    "global shadow");
+	fbx_console_rep_free(&rep);
+	CHECK(breaker(&t, "big", FBX_BRK_TRIP, 1, NULL, 0, &rep) == FBX_OK,
+	    "trip the global shadow breaker");
+	fbx_console_rep_free(&rep);
+	CHECK(auto_lock(&t, "big", 4, &id2, &st) == FBX_OK &&
+	        st == FBX_C_SETTLING,
+	    "settles under the open global shadow breaker: %d", st);
+	CHECK(breaker(&t, "big", FBX_BRK_STATUS, 1, NULL, 0, &rep) == FBX_OK &&
+	        find_brk(&rep, "*") != NULL &&
+	        find_brk(&rep, "*")->would_hold == 1,
+	    "global would_hold %llu, want 1",
+	    find_brk(&rep, "*") ? (unsigned long long)find_brk(&rep, "*")
+	                              ->would_hold
+	                        : 0ULL);
+	fbx_console_rep_free(&rep);
 	env_close(&t);
 }
 
