@@ -643,7 +643,8 @@ fbxi_handle_breaker(
 	case FBX_BRK_RESET: {
 		size_t pos = 0, nh = 0, caph = 0;
 		uint64_t k, v;
-		uint32_t released = 0, discarded = 0, refused = 0;
+		uint32_t released = 0, discarded = 0, refused = 0, again = 0;
+		char againp[48] = "", againt[64] = "";
 		struct cmdc **hv = NULL;
 		rc = fbxi_brk_load(e->txn, scope, reason, &b, &exists);
 		if (rc != FBX_OK)
@@ -710,28 +711,38 @@ fbxi_handle_breaker(
 				refused++;
 			else if (cc->c.state == FBX_C_SETTLING)
 				released++;
+			else if (cc->c.state == FBX_C_HELD)
+				again++; /* by its organisation's breaker */
 		}
 		free(hv);
+		if (again > 0) {
+			snprintf(againp, sizeof(againp), ",\"held_again\":%u",
+			    again);
+			snprintf(againt, sizeof(againt),
+			    ", %u held again by their organisation's breaker",
+			    again);
+		}
 		rep.u.breaker.released = released;
 		rep.u.breaker.discarded = discarded + refused;
 		emit_event(e, FBX_EV_BREAKER_RESET, scope, reason, req->actor,
 		    0, released + discarded + refused, 0,
 		    "reset by hand (%s): %u released, %u discarded, %u "
-		    "refused by limits: %s",
+		    "refused by limits%s: %s",
 		    req->u.breaker.on_reset == FBX_RESET_DISCARD ? "discard"
 		                                                : "release",
-		    released, discarded, refused, req->u.breaker.note);
+		    released, discarded, refused, againt,
+		    req->u.breaker.note);
 		fbxi_audit(e, scope, req->actor, "breaker.reset",
 		    req->u.breaker.note,
 		    "{\"breaker\":\"%s\",\"action\":\"%s\",\"released\":%u,"
-		    "\"discarded\":%u,\"refused_by_limit\":%u}",
+		    "\"discarded\":%u,\"refused_by_limit\":%u%s}",
 		    hk,
 		    req->u.breaker.on_reset == FBX_RESET_DISCARD ? "discard"
 		                                                : "release",
-		    released, discarded, refused);
+		    released, discarded, refused, againp);
 		FBX_LOGI("breaker %s reset by %s: %u released, %u discarded, "
-		         "%u refused by limits",
-		    hk, req->actor, released, discarded, refused);
+		         "%u refused by limits%s",
+		    hk, req->actor, released, discarded, refused, againt);
 		break;
 	}
 	case FBX_BRK_CONFIGURE:

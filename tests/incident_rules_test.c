@@ -796,6 +796,33 @@ test_release_counted_once(void)
 	CHECK(operator_lock(&t, "big", 100, &op, &st) == FBX_OK &&
 	        st != FBX_C_HELD,
 	    "an operator's lock within the limit: %d", st);
+
+	/* held by the global breaker while the organisation's is open too:
+	 * the global release leaves it held by the organisation's, and its
+	 * note says so */
+	{
+		struct fbx_command c;
+		CHECK(breaker(&t, "big", FBX_BRK_TRIP, 0, NULL, 0, &rep) ==
+		        FBX_OK,
+		    "trip the organisation's");
+		fbx_console_rep_free(&rep);
+		CHECK(breaker(&t, "big", FBX_BRK_TRIP, 1, NULL, 0, &rep) ==
+		        FBX_OK,
+		    "trip the global");
+		fbx_console_rep_free(&rep);
+		CHECK(auto_lock(&t, "big", 50, &id[0], &st) == FBX_OK &&
+		        st == FBX_C_HELD,
+		    "held: %d", st);
+		CHECK(breaker(&t, "big", FBX_BRK_RESET, 1, NULL,
+		          FBX_RESET_RELEASE, &rep) == FBX_OK &&
+		        rep.u.breaker.released == 0,
+		    "global release: %u released", rep.u.breaker.released);
+		fbx_console_rep_free(&rep);
+		CHECK(cmd_state(&t, "big", id[0], &c) == FBX_C_HELD &&
+		        strcmp(c.held_by, "big/" REASON) == 0 &&
+		        strstr(c.note, "held: breaker big/") == c.note,
+		    "held again by big/: %s, note '%s'", c.held_by, c.note);
+	}
 	env_close(&t);
 }
 
