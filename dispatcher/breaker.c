@@ -211,20 +211,29 @@ trip_global(struct fbx_engine *e, struct fbxi_breaker *g, const char *reason,
 	(void)trip_hold(e, NULL, reason, g);
 }
 
+/* shadow_alert_due - a shadow breaker's would-trip alert is due (at most
+ * one per window): @return 1, and it is counted as raised now. */
+static int
+shadow_alert_due(struct fbx_engine *e, struct fbxi_breaker *b)
+{
+	if (e->now - b->shadow_alerted_ms < (int64_t)b->cfg.window_s * 1000)
+		return 0;
+	b->shadow_alerted_ms = e->now;
+	return 1;
+}
+
 /* global_would - a global breaker in shadow mode would have held this
  * command (it is open, or it would trip now): counted in would_hold, and
- * alerted at most once per window, as an organisation breaker's. */
+ * alerted as an organisation breaker's. */
 static void
 global_would(struct fbx_engine *e, struct fbxi_breaker *g, const char *reason,
     uint64_t count, uint64_t limit, const char *why)
 {
 	g->would_hold++;
-	if (e->now - g->shadow_alerted_ms < (int64_t)g->cfg.window_s * 1000)
-		return;
-	g->shadow_alerted_ms = e->now;
-	emit_event(e, FBX_EV_BREAKER_WOULD_TRIP, "*", reason, "engine", 0,
-	    count, limit, "shadow mode: the global breaker would hold: %s",
-	    why);
+	if (shadow_alert_due(e, g))
+		emit_event(e, FBX_EV_BREAKER_WOULD_TRIP, "*", reason, "engine",
+		    0, count, limit,
+		    "shadow mode: the global breaker would hold: %s", why);
 }
 
 /* breaker_gate - automatic lock-type commands pass the global breaker of
@@ -298,14 +307,15 @@ fbxi_breaker_gate(struct fbx_engine *e, struct fbx_command *c, uint32_t ndev,
 		    c->org, reason, (unsigned long long)(inwin + ndev), allow,
 		    (long long)b.onset_ms);
 		(void)trip_hold(e, c->org, reason, &b);
-		int gt = fbxi_breaker_note_org_trip(&g, e->now);
-		if (gt && g.cfg.shadow) {
-			uint64_t n = fbxi_window_sum(&g.win, e->now);
-			global_would(e, &g, reason, n,
-			    g.cfg.global_orgs ? g.cfg.global_orgs : 3,
+		if (!fbxi_breaker_note_org_trip(&g, e->now)) {
+			/* the global breaker stays as it is */
+		} else if (g.cfg.shadow) {
+			global_would(e, &g, reason,
+			    fbxi_window_sum(&g.win, e->now),
+			    fbxi_breaker_global_orgs(&g),
 			    "organisations tripped on the reason in its "
 			    "window");
-		} else if (gt) {
+		} else {
 			uint64_t n = fbxi_window_sum(&g.win, e->now);
 			snprintf(note, sizeof(note),
 			    "%llu organisations tripped on '%s' within %us: "
@@ -354,10 +364,7 @@ fbxi_breaker_gate(struct fbx_engine *e, struct fbx_command *c, uint32_t ndev,
 		b.held++;
 		*held = 1;
 	} else {
-		if (v == FBXI_ADMIT_SHADOW &&
-		    e->now - b.shadow_alerted_ms >=
-		        (int64_t)b.cfg.window_s * 1000) {
-			b.shadow_alerted_ms = e->now;
+		if (v == FBXI_ADMIT_SHADOW && shadow_alert_due(e, &b)) {
 			emit_event(e, FBX_EV_BREAKER_WOULD_TRIP, c->org, reason,
 			    "engine", 0, fbxi_window_sum(&b.win, e->now),
 			    fbxi_breaker_allowance(&b, e->now, fleet),

@@ -266,10 +266,16 @@ fbxi_breaker_admit(struct fbxi_breaker *b, int64_t now_ms, uint32_t ndev,
 	return FBXI_HOLD;
 }
 
+uint32_t
+fbxi_breaker_global_orgs(const struct fbxi_breaker *g)
+{
+	return g->cfg.global_orgs ? g->cfg.global_orgs : 3;
+}
+
 int
 fbxi_breaker_note_org_trip(struct fbxi_breaker *g, int64_t now_ms)
 {
-	uint32_t need = g->cfg.global_orgs ? g->cfg.global_orgs : 3;
+	uint32_t need = fbxi_breaker_global_orgs(g);
 
 	if (g->state == FBX_BS_OPEN)
 		return 0;

@@ -121,6 +121,10 @@ enum fbxi_verdict {
 int fbxi_breaker_admit(struct fbxi_breaker *b, int64_t now_ms,
     uint32_t ndev, uint32_t fleet, int *tripped);
 
+/* fbxi_breaker_global_orgs - how many organisation trips within its
+ * window trip a global breaker (global_orgs, 3 when not set) */
+uint32_t fbxi_breaker_global_orgs(const struct fbxi_breaker *g);
+
 /* fbxi_breaker_note_org_trip - a global breaker counts organisation trips;
  * @return 1 if this one makes it trip. */
 int fbxi_breaker_note_org_trip(struct fbxi_breaker *g, int64_t now_ms);
