@@ -265,8 +265,11 @@ gate(struct admission *a)
 		if (rc != FBX_OK)
 			return failed(a, rc);
 	}
+	/* the record of a count is the engine's, never a client's */
+	c->limit_at_ms = 0;
+	c->limit_n = c->limit_window_s = c->limit_gen = 0;
 	if (!held) {
-		rc = fbxi_limit_gate(e, a->in, req, c, a->k.n, a->fleet, 0);
+		rc = fbxi_limit_gate(e, a->in, req, c, a->k.n, a->fleet);
 		if (rc == FBX_ELIMIT_EXCEEDED || rc == FBX_EAPPROVAL_INVALID)
 			return ADM_ANSWERED;
 		if (rc != FBX_OK)

@@ -499,14 +499,18 @@ fbxi_release_held(struct fbx_engine *e, struct cmdc *cc, const char *who,
 	if (rc != FBX_OK)
 		return rc;
 	/* through the limit as it stands now. A command held while it
-	 * settled was counted when it was admitted and is counted again
-	 * here: the limit errs toward refusing. Skipping that second count
-	 * needs a record of when and under which window and cap it was
-	 * counted (the command has none): inferred, a limit set or its
-	 * window changed during the hold would be passed by. */
-	rc = fbxi_limit_gate(e, NULL, NULL, c, k.n, fleet, 0);
+	 * settled was counted when it was admitted: what the limit's window
+	 * still counts of it is not counted again (the command records
+	 * when, under which window and generation); a count that left the
+	 * window, or one made under a window since changed, is made again,
+	 * and so is one never made (no limit then, or held on arrival). */
+	rc = fbxi_limit_gate(e, NULL, NULL, c, k.n, fleet);
 	snprintf(c->resolved_by, sizeof(c->resolved_by), "%s", who);
 	if (rc == FBX_ELIMIT_EXCEEDED) {
+		/* discarded: what it still counted is taken back out */
+		rc = fbxi_limit_uncount(e, c);
+		if (rc != FBX_OK)
+			return rc;
 		c->state = FBX_C_DISCARDED;
 		snprintf(c->note, sizeof(c->note),
 		    "release refused by the %s blast-radius limit",
@@ -685,6 +689,11 @@ fbxi_handle_breaker(
 			struct cmdc *cc = hv[i];
 			int ref = 0;
 			if (req->u.breaker.on_reset == FBX_RESET_DISCARD) {
+				rc = fbxi_limit_uncount(e, &cc->c);
+				if (rc != FBX_OK) {
+					free(hv);
+					goto fail;
+				}
 				cc->c.state = FBX_C_DISCARDED;
 				snprintf(cc->c.resolved_by,
 				    sizeof(cc->c.resolved_by), "%s",

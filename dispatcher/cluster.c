@@ -246,6 +246,9 @@ fbxi_cluster_resets(struct fbx_engine *e)
 		o.actor[sizeof(o.actor) - 1] = '\0';
 		o.note[sizeof(o.note) - 1] = '\0';
 		if (o.discard) {
+			rc = fbxi_limit_uncount(e, &cc->c);
+			if (rc != FBX_OK)
+				break;
 			cc->c.state = FBX_C_DISCARDED;
 			snprintf(cc->c.resolved_by, sizeof(cc->c.resolved_by),
 			    "%s", o.actor);

@@ -745,7 +745,8 @@ void fbxi_inflight_release(struct fbx_engine *e, uint64_t v);
 void fbxi_gw_drop(struct fbx_engine *e, uint64_t id);
 int fbxi_limit_gate(struct fbx_engine *e, const struct inmsg *in,
     const struct fbx_console_req *req, struct fbx_command *c, uint32_t ndev,
-    uint32_t fleet, int count_only);
+    uint32_t fleet);
+int fbxi_limit_uncount(struct fbx_engine *e, struct fbx_command *c);
 int fbxi_limit_over(struct fbx_engine *e, const struct fbx_command *c,
     uint32_t ndev, uint32_t fleet, int *over);
 void fbxi_note_printf(char *dst, size_t cap, const char *fmt, ...)

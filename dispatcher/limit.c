@@ -49,14 +49,36 @@ fbxi_limit_use_load(fbx_txn *txn, const char *org, int type, uint32_t window_s,
 	size_t len = 0;
 	int rc;
 
+	uint32_t gen = 0;
+
 	snprintf(key, sizeof(key), "limuse/%s/%s", org, fbx_cmd_type_name(type));
 	rc = fbx_store_kv_get(txn, key, w, sizeof(*w), &len);
 	if (rc == FBX_OK && len == sizeof(*w) && w->window_s == window_s)
 		return FBX_OK;
 	if (rc != FBX_OK && rc != FBX_ENOT_FOUND)
 		return rc;
+	/* begun again under another window: a new generation, so that no
+	 * command takes its count for one this record still holds */
+	if (rc == FBX_OK && len == sizeof(*w))
+		gen = w->gen + 1;
 	fbxi_window_init(w, window_s);
+	w->gen = gen;
 	return FBX_OK;
+}
+
+/* limit_counted - how many of the command's devices the use record w
+ * still counts: those it recorded when it was counted, if w is the
+ * record (window and generation) it was counted in and that count has
+ * not left the window; 0 otherwise (then it is counted again). */
+static uint32_t
+limit_counted(const struct fbx_command *c, struct fbxi_window *w,
+    int64_t now_ms)
+{
+	if (c->limit_at_ms <= 0 || c->limit_window_s != w->window_s ||
+	    c->limit_gen != w->gen ||
+	    !fbxi_window_holds(w, c->limit_at_ms, now_ms))
+		return 0;
+	return c->limit_n;
 }
 
 static int
@@ -113,19 +135,24 @@ out:
 
 /* limit_gate - the blast-radius check, after admission: what the window
  * already counts plus this command must stay within the limit, unless a
- * second operator approved exactly this command. @return FBX_OK when
- * admitted (and counted); FBX_ELIMIT_EXCEEDED or FBX_EAPPROVAL_INVALID
- * after answering the submitter; or a store error. */
+ * second operator approved exactly this command. A held command being
+ * released was counted when it was admitted to settle, if it was: what
+ * the window still counts of it (limit_counted) is not counted twice.
+ * The command records when, how many, and under which window and
+ * generation it was counted. @return FBX_OK when admitted (and counted);
+ * FBX_ELIMIT_EXCEEDED or FBX_EAPPROVAL_INVALID after answering the
+ * submitter; or a store error. */
 int
 fbxi_limit_gate(struct fbx_engine *e, const struct inmsg *in,
     const struct fbx_console_req *req, struct fbx_command *c, uint32_t ndev,
-    uint32_t fleet, int count_only)
+    uint32_t fleet)
 {
 	struct fbxi_limit_cfg cfg;
 	struct fbxi_window w;
 	char token[FBX_ID_MAX + 1], key[FBX_KV_KEY_MAX];
 	uint64_t used;
-	uint32_t cap;
+	uint32_t cap, already, more;
+	int64_t at;
 	int own, rc;
 
 	rc = fbxi_limit_cfg_load(e->txn, c->org, c->type, &cfg, &own);
@@ -138,7 +165,9 @@ fbxi_limit_gate(struct fbx_engine *e, const struct inmsg *in,
 	if (rc != FBX_OK)
 		return rc;
 	used = fbxi_window_sum(&w, e->now);
-	if (!count_only && used + ndev > cap) {
+	already = limit_counted(c, &w, e->now);
+	more = ndev > already ? ndev - already : 0;
+	if (used + more > cap) {
 		struct approval_rec a;
 		size_t len = 0;
 		rc = fbxi_approval_token(c, token, sizeof(token));
@@ -186,7 +215,7 @@ fbxi_limit_gate(struct fbx_engine *e, const struct inmsg *in,
 			memset(&a, 0, sizeof(a));
 			a.version = 1;
 			a.at_ms = e->now;
-			a.count = used + ndev;
+			a.count = used + more;
 			a.cap = cap;
 			snprintf(a.submitter, sizeof(a.submitter), "%s",
 			    req->actor);
@@ -201,13 +230,13 @@ fbxi_limit_gate(struct fbx_engine *e, const struct inmsg *in,
 			snprintf(rep.approval_token, sizeof(rep.approval_token),
 			    "%s", token);
 			rep.limit_value = cap;
-			rep.limit_count = used + ndev;
+			rep.limit_count = used + more;
 			snprintf(rep.errmsg, sizeof(rep.errmsg),
 			    "%s of %u devices: %llu already affected in the "
 			    "last %us + %u > limit %u; a second operator "
 			    "may approve: fuseboxctl approve %s",
 			    fbx_cmd_type_name(c->type), ndev,
-			    (unsigned long long)used, cfg.window_s, ndev, cap,
+			    (unsigned long long)used, cfg.window_s, more, cap,
 			    token);
 			fbxi_console_reply(e, in, &rep);
 			fbxi_audit(e, c->org, req->actor, "submit.refused", NULL,
@@ -216,7 +245,7 @@ fbxi_limit_gate(struct fbx_engine *e, const struct inmsg *in,
 			    fbx_cmd_type_name(c->type), ndev,
 			    (unsigned long long)used, cap, token);
 			emit_event(e, FBX_EV_LIMIT_REJECTED, c->org,
-			    fbxi_reason_of(c), req->actor, 0, used + ndev, cap,
+			    fbxi_reason_of(c), req->actor, 0, used + more, cap,
 			    "%s refused: %u devices over the blast-radius "
 			    "limit",
 			    fbx_cmd_type_name(c->type), ndev);
@@ -225,8 +254,52 @@ fbxi_limit_gate(struct fbx_engine *e, const struct inmsg *in,
 			return FBX_ELIMIT_EXCEEDED;
 		}
 	}
-	fbxi_window_add(&w, e->now, ndev);
+	if (more == 0)
+		return FBX_OK; /* all of it still counted */
+	at = fbxi_window_add(&w, e->now, more);
+	if (already == 0) {
+		/* counted now: recorded with the command (written with it
+		 * in this turn). Devices added to a group while it was held
+		 * are counted now and not recorded: the limit errs toward
+		 * counting them again. */
+		c->limit_at_ms = at;
+		c->limit_n = more;
+		c->limit_window_s = w.window_s;
+		c->limit_gen = w.gen;
+	}
 	return limit_use_save(e->txn, c->org, c->type, &w);
+}
+
+/* fbxi_limit_uncount - a held or settling command discarded: none of its
+ * deliveries exists, it reached no device, so what the window still
+ * counts of it is taken back out (a later lock is not refused for it).
+ * Clears the command's record of its count. @return FBX_OK or a store
+ * error. */
+int
+fbxi_limit_uncount(struct fbx_engine *e, struct fbx_command *c)
+{
+	struct fbxi_window w;
+	uint32_t n;
+	int rc;
+
+	if (c->limit_at_ms <= 0 || c->limit_n == 0)
+		return FBX_OK;
+	rc = fbxi_limit_use_load(
+	    e->txn, c->org, c->type, c->limit_window_s, &w);
+	if (rc != FBX_OK)
+		return rc;
+	n = limit_counted(c, &w, e->now);
+	if (n > 0) {
+		fbxi_window_sub(&w, c->limit_at_ms, e->now, n);
+		rc = limit_use_save(e->txn, c->org, c->type, &w);
+		if (rc != FBX_OK)
+			return rc;
+	}
+	c->limit_at_ms = 0;
+	c->limit_n = 0;
+	c->limit_window_s = 0;
+	c->limit_gen = 0;
+	return FBX_OK;
 }
 
 /* limit_over - would ndev more devices pass the blast-radius limit? */

@@ -1938,6 +1938,12 @@ fbxi_rb_exec(struct rb_ctx *r, uint64_t rbseq)
 		struct cmdc *cc = fbxi_cmd_find(e, r->held[i]);
 		if (cc == NULL)
 			continue;
+		/* it reached no device: its blast-radius count goes back */
+		if (cc->c.state == FBX_C_HELD || cc->c.state == FBX_C_SETTLING) {
+			rc = fbxi_limit_uncount(e, &cc->c);
+			if (rc != FBX_OK)
+				return rc;
+		}
 		cc->c.state = FBX_C_DISCARDED;
 		snprintf(cc->c.resolved_by, sizeof(cc->c.resolved_by), "%s",
 		    req->actor);

@@ -43,7 +43,7 @@ advance(struct fbxi_window *w, int64_t now_ms)
 	w->last_idx = idx;
 }
 
-void
+int64_t
 fbxi_window_add(struct fbxi_window *w, int64_t now_ms, uint32_t n)
 {
 	uint32_t *slot;
@@ -51,6 +51,10 @@ fbxi_window_add(struct fbxi_window *w, int64_t now_ms, uint32_t n)
 	advance(w, now_ms);
 	slot = &w->b[w->last_idx % FBXI_WIN_BUCKETS];
 	*slot = UINT32_MAX - *slot < n ? UINT32_MAX : *slot + n;
+	/* the newest bucket, which is now's unless the clock went back */
+	return now_ms / bucket_ms(w) == w->last_idx
+	    ? now_ms
+	    : w->last_idx * bucket_ms(w);
 }
 
 uint64_t
@@ -62,6 +66,28 @@ fbxi_window_sum(struct fbxi_window *w, int64_t now_ms)
 	for (int i = 0; i < FBXI_WIN_BUCKETS; i++)
 		s += w->b[i];
 	return s;
+}
+
+int
+fbxi_window_holds(struct fbxi_window *w, int64_t at_ms, int64_t now_ms)
+{
+	int64_t idx = at_ms / bucket_ms(w);
+
+	advance(w, now_ms);
+	return at_ms > 0 && idx <= w->last_idx &&
+	    idx > w->last_idx - FBXI_WIN_BUCKETS;
+}
+
+void
+fbxi_window_sub(
+    struct fbxi_window *w, int64_t at_ms, int64_t now_ms, uint32_t n)
+{
+	uint32_t *slot;
+
+	if (!fbxi_window_holds(w, at_ms, now_ms))
+		return;
+	slot = &w->b[(at_ms / bucket_ms(w)) % FBXI_WIN_BUCKETS];
+	*slot = *slot < n ? 0 : *slot - n;
 }
 
 /* ---- circuit breakers -------------------------------------------------- */

@@ -23,14 +23,28 @@
 /* Counts over the last window_s seconds, in FBXI_WIN_BUCKETS buckets. */
 struct fbxi_window {
 	uint32_t window_s;
-	uint32_t pad_;
+	/* a blast-radius limit's use record: its generation, one more each
+	 * time the record is begun again under another window (so a count
+	 * a command recorded under an earlier one is known to be gone);
+	 * 0 in a breaker's windows */
+	uint32_t gen;
 	int64_t last_idx; /* absolute index of the newest bucket */
 	uint32_t b[FBXI_WIN_BUCKETS];
 };
 
 void fbxi_window_init(struct fbxi_window *w, uint32_t window_s);
-void fbxi_window_add(struct fbxi_window *w, int64_t now_ms, uint32_t n);
+/* fbxi_window_add - count n at now_ms. @return a time in the bucket it
+ * counted in (now_ms, unless the clock went back), for
+ * fbxi_window_holds and fbxi_window_sub. */
+int64_t fbxi_window_add(struct fbxi_window *w, int64_t now_ms, uint32_t n);
 uint64_t fbxi_window_sum(struct fbxi_window *w, int64_t now_ms);
+/* fbxi_window_holds - whether what was added at at_ms is still counted
+ * at now_ms (its bucket has not left the window). */
+int fbxi_window_holds(struct fbxi_window *w, int64_t at_ms, int64_t now_ms);
+/* fbxi_window_sub - take n back out of the bucket that at_ms added to,
+ * if it is still counted (never below 0). */
+void fbxi_window_sub(
+    struct fbxi_window *w, int64_t at_ms, int64_t now_ms, uint32_t n);
 
 /* ---- circuit breakers -------------------------------------------------- */
 

@@ -262,6 +262,16 @@ struct fbx_command {
 	 * (kept after the release: the verdict is in note); 0 = never
 	 * settled */
 	int64_t settle_until_ms;
+	/* blast-radius limit: when this command's devices were counted in
+	 * its type's window (0 = not counted: no limit on the type then,
+	 * or held when it arrived), how many, and the window and use-record
+	 * generation they were counted under. A release of a held command
+	 * counts only what the window no longer holds; a discard of one
+	 * that never reached a device takes its count back out. */
+	int64_t limit_at_ms;
+	uint32_t limit_n;
+	uint32_t limit_window_s;
+	uint32_t limit_gen;
 };
 
 /**

@@ -13,14 +13,14 @@
  * with bounds checks so a damaged record gives FBX_ECORRUPT, never a
  * crash. LMDB codes are translated to fbx_err in storage/, nowhere else.
  *
- * Storage schema (schema version 3): this block is its reference.
+ * Storage schema (schema version 4): this block is its reference.
  * Integers in keys are big-endian so byte order is numeric order; a signed
  * time in a key is stored as (u64)ms ^ 2^63 so negative times sort first.
  * "\0" is a NUL byte separating identifiers, which never contain one; it
  * makes prefix scans stop exactly at the organisation boundary ("a\0"
  * never matches "ab\0...").
  *
- *   meta        "schema"                        -> u32 schema version (3)
+ *   meta        "schema"                        -> u32 schema version (4)
  *               "audit_verified"                -> audit mark: the last
  *               record `audit verify` found intact (its checkpoint)
  *               "audit_anchor"                  -> audit mark: the last
@@ -71,8 +71,11 @@
  *     payload_len u32, ndev_ids u32.
  *   command header v2: v1 + the safety-control tail (priority, held_by,
  *     approved_by, resolved_by, note, rollout plan and status).
- *   command header v3: v2 + settle_until_ms i64. Written as v3; v1 and
- *     v2 records are read as they are (settle 0).
+ *   command header v3: v2 + settle_until_ms i64.
+ *   command header v4: v3 + the blast-radius limit's count: limit_at_ms
+ *     i64 (0 = not counted), limit_n u32, limit_window_s u32, limit_gen
+ *     u32. Written as v4; v1 to v3 records are read as they are (settle
+ *     0, not counted).
  *   command body v1: ver u8, payload_len u32, payload, ndev_ids u32,
  *     ndev_ids * str.
  *   delivery v1 (uv = LEB128 varint, zz = zigzag varint of a difference):
@@ -103,12 +106,15 @@
  * Upgrade 1 -> 2 (at open): the three audit indexes are built for the
  * existing records in write transactions of AUDIT_UPGRADE_BATCH records,
  * progress kept in meta "audit_ix" so a crash resumes where it stopped;
- * the schema version becomes 3 in the last of them.
+ * the schema version becomes the current one (4) in the last of them.
  * Upgrade 2 -> 3 (at open): the version only. Version 3 stores may hold
  * the deferred-index marks "ixw_cmd"/"ixw_audit", which a version 2
  * binary would not read (its listings would miss the records after a
  * mark, and the entries it wrote there would be listed twice later):
  * it refuses a version 3 store.
+ * Upgrade 3 -> 4 (at open): the version only. Version 4 stores hold v4
+ * command headers, which a version 3 binary would refuse as CORRUPT
+ * record by record: it refuses a version 4 store instead.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -128,7 +134,7 @@
 #include "store_pg.h" /* the LMDB calls below: LMDB or PostgreSQL */
 #include "store_int.h"
 
-#define SCHEMA_VERSION 3
+#define SCHEMA_VERSION 4
 /* records indexed per write transaction when upgrading a version 1 store */
 #define AUDIT_UPGRADE_BATCH 20000
 #define MAP_DEFAULT ((size_t)64 << 20)
@@ -344,9 +350,10 @@ out:
 	return rc;
 }
 
-/* schema_set - write the schema version (2 -> 3: nothing else changes;
- * a store of version 3 may hold deferred-index marks, which a binary of
- * version 2 would not read, so it refuses the store). */
+/* schema_set - write the schema version (2 -> 3 -> 4: nothing else
+ * changes; a store of version 3 may hold deferred-index marks and one of
+ * version 4 command headers v4, which older binaries would not read, so
+ * they refuse the store). */
 static int
 schema_set(fbx_store *st, uint32_t ver)
 {

@@ -19,8 +19,10 @@
 
 #define CMD_V2 2 /* command header with the safety-control tail */
 #define CMD_V3 3 /* v2 + settle_until_ms */
+#define CMD_V4 4 /* v3 + the blast-radius limit's count */
 #define CMD_SAFETY_MAX (1 + 4 * 256 + 3 + 8 * 4 + \
-    FBX_ROLLOUT_GROUPS_MAX * (1 + FBX_ID_MAX) + 2 + 5 * 4 + 2 * 8 + 256 + 8)
+    FBX_ROLLOUT_GROUPS_MAX * (1 + FBX_ID_MAX) + 2 + 5 * 4 + 2 * 8 + 256 + 8 + \
+    8 + 3 * 4)
 #define CMD_HDR_MAX (CMD_SAFETY_MAX + 6 + 4 + 8 + 8 + 4 + 1 + 4 * 255 + 6 * (1 + FBX_ID_MAX) + \
     12)
 
@@ -44,7 +46,7 @@ cmd_hdr_encode(const struct fbx_command *c, uint32_t payload_len,
 {
 	struct wr w = { buf, buf + cap, 0 };
 
-	wr_u8(&w, CMD_V3);
+	wr_u8(&w, CMD_V4);
 	wr_u8(&w, c->type);
 	wr_u8(&w, c->origin);
 	wr_u8(&w, c->target_kind);
@@ -96,6 +98,10 @@ cmd_hdr_encode(const struct fbx_command *c, uint32_t payload_len,
 	wr_le(&w, (uint64_t)c->ro.bake_until_ms, 8);
 	wr_str(&w, c->ro.note, sizeof(c->ro.note));
 	wr_le(&w, (uint64_t)c->settle_until_ms, 8); /* v3 */
+	wr_le(&w, (uint64_t)c->limit_at_ms, 8);     /* v4 */
+	wr_le(&w, c->limit_n, 4);
+	wr_le(&w, c->limit_window_s, 4);
+	wr_le(&w, c->limit_gen, 4);
 	if (w.bad)
 		return FBX_EINVALID;
 	*len = (size_t)(w.p - buf);
@@ -124,7 +130,8 @@ cmd_hdr_org(const MDB_val *v, const char **org, size_t *olen,
 	size_t n;
 
 	ver = rd_u8(&r);
-	if (ver != REC_V1 && ver != CMD_V2 && ver != CMD_V3)
+	if (ver != REC_V1 && ver != CMD_V2 && ver != CMD_V3 &&
+	    ver != CMD_V4)
 		return -1;
 	if (r.end - r.p < 5)
 		return -1;
@@ -200,7 +207,7 @@ cmd_hdr_decode(uint64_t id, const MDB_val *v, struct fbx_command *c,
 
 	memset(c, 0, sizeof(*c));
 	ver = rd_u8(&r);
-	if (ver != REC_V1 && ver != CMD_V2 && ver != CMD_V3)
+	if (ver != REC_V1 && ver != CMD_V2 && ver != CMD_V3 && ver != CMD_V4)
 		return FBX_ECORRUPT;
 	c->id = id;
 	c->type = (uint8_t)rd_u8(&r);
@@ -261,6 +268,12 @@ cmd_hdr_decode(uint64_t id, const MDB_val *v, struct fbx_command *c,
 	}
 	if (ver >= CMD_V3)
 		c->settle_until_ms = rd_i64(&r);
+	if (ver >= CMD_V4) {
+		c->limit_at_ms = rd_i64(&r);
+		c->limit_n = (uint32_t)rd_le(&r, 4);
+		c->limit_window_s = (uint32_t)rd_le(&r, 4);
+		c->limit_gen = (uint32_t)rd_le(&r, 4);
+	}
 	if (r.bad || r.p != r.end || *plen > FBX_PAYLOAD_MAX ||
 	    *ndev > FBX_DEVICES_PER_CMD_MAX)
 		return FBX_ECORRUPT;

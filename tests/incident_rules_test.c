@@ -26,6 +26,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <lmdb.h>
+
 #include "engine_fake.h"
 #include "engine_int.h"
 #include "metrics.h"
@@ -735,7 +737,8 @@ test_rollout_stages(void)
 /* lock_limit - set org's lock limit to max devices (set) or read its use;
  * @return the devices used in the window, or -1 */
 static long
-lock_limit(struct env *t, const char *org, int set, uint32_t max)
+lock_limit_w(struct env *t, const char *org, int set, uint32_t max,
+    uint32_t window_s)
 {
 	struct fbx_console_req req;
 	struct fbx_console_rep rep;
@@ -746,6 +749,7 @@ lock_limit(struct env *t, const char *org, int set, uint32_t max)
 	req.u.limit.set = set;
 	req.u.limit.lim.type = FBX_CMD_LOCK;
 	req.u.limit.lim.max_count = max;
+	req.u.limit.lim.window_s = window_s;
 	console(t, "ops", org, &req);
 	turn(t);
 	if (reply(t, "ops", &rep) != FBX_OK)
@@ -757,11 +761,19 @@ lock_limit(struct env *t, const char *org, int set, uint32_t max)
 	return used;
 }
 
-/* A release passes the blast-radius limit as it stands, and a lock held
- * while it settled (counted when admitted) is counted again: the limit
- * errs toward refusing, never lets a release pass it. Under a limit of
- * 3, of 2 such locks 1 is released and 1 discarded (use 3), and an
- * operator's lock is then refused. */
+/* lock_limit - set (or only read: set 0) org's lock limit, window 1 h;
+ * @return the devices its window counts, -1 on an error */
+static long
+lock_limit(struct env *t, const char *org, int set, uint32_t max)
+{
+	return lock_limit_w(t, org, set, max, 0);
+}
+
+/* A release passes the blast-radius limit as it stands; a lock held
+ * while it settled was counted when it was admitted, and what the
+ * limit's window still counts of it is not counted again. Under a limit
+ * of 3, 2 such locks are both released (use 2, not 4), an operator's
+ * lock of one more device passes and the next is refused. */
 static void
 test_release_limit(void)
 {
@@ -786,16 +798,20 @@ test_release_limit(void)
 	fbx_console_rep_free(&rep);
 	CHECK(breaker(&t, "big", FBX_BRK_RESET, 0, NULL, FBX_RESET_RELEASE,
 	          &rep) == FBX_OK &&
-	        rep.u.breaker.released == 1 && rep.u.breaker.discarded == 1,
-	    "released %u, discarded %u; want 1, 1", rep.u.breaker.released,
+	        rep.u.breaker.released == 2 && rep.u.breaker.discarded == 0,
+	    "released %u, discarded %u; want 2, 0", rep.u.breaker.released,
 	    rep.u.breaker.discarded);
 	fbx_console_rep_free(&rep);
-	CHECK(lock_limit(&t, "big", 0, 0) == 3, "3 devices counted: %ld",
+	CHECK(lock_limit(&t, "big", 0, 0) == 2, "2 devices counted: %ld",
 	    lock_limit(&t, "big", 0, 0));
 	pass(&t, "g1", 1000);
-	CHECK(delivered(&t, "g1", &batch) == 1, "one sent");
-	CHECK(operator_lock(&t, "big", 100, &op, &st) == FBX_ELIMIT_EXCEEDED,
-	    "an operator's lock over the limit: %d", st);
+	CHECK(delivered(&t, "g1", &batch) == 2, "both sent");
+	CHECK(operator_lock(&t, "big", 100, &op, &st) == FBX_OK,
+	    "an operator's lock within the limit: %d", st);
+	CHECK(operator_lock(&t, "big", 101, &op, &st) == FBX_ELIMIT_EXCEEDED,
+	    "the next over it");
+	CHECK(lock_limit(&t, "big", 0, 0) == 3, "3 devices counted: %ld",
+	    lock_limit(&t, "big", 0, 0));
 
 	/* held by the global breaker while the organisation's is open too:
 	 * the global release leaves it held by the organisation's, and its
@@ -823,6 +839,230 @@ test_release_limit(void)
 		        strstr(c.note, "held: breaker big/") == c.note,
 		    "held again by big/: %s, note '%s'", c.held_by, c.note);
 	}
+	env_close(&t);
+}
+
+/* held_pair - org "big" (5,000 devices, gateway g1) with its lock limit
+ * at max per window_s (max 0: none), 2 automatic locks settling, then
+ * the breaker tripped by hand: both held. */
+static void
+held_pair(struct env *t, const char *name, uint32_t max, uint32_t window_s,
+    uint64_t id[2])
+{
+	struct fbx_console_rep rep;
+	uint64_t batch = 0;
+	int st;
+
+	CHECK(env_open(t, name) == 0, "open");
+	enroll(t, "big", 5000);
+	hello(t, "g1", "big", 1000);
+	turn(t);
+	(void)delivered(t, "g1", &batch);
+	CHECK(lock_limit_w(t, "big", 1, max, window_s) >= 0, "lock limit");
+	for (unsigned i = 0; i < 2; i++)
+		CHECK(auto_lock(t, "big", 1 + i, &id[i], &st) == FBX_OK &&
+		        st == FBX_C_SETTLING,
+		    "settles: %d", st);
+	CHECK(breaker(t, "big", FBX_BRK_TRIP, 0, NULL, 0, &rep) == FBX_OK,
+	    "trip by hand");
+	fbx_console_rep_free(&rep);
+}
+
+/* reset_big - reset big's breaker: 0, with the released and discarded
+ * counts in *rel and *dis */
+static int
+reset_big(struct env *t, int on_reset, uint32_t *rel, uint32_t *dis)
+{
+	struct fbx_console_rep rep;
+	int rc = breaker(t, "big", FBX_BRK_RESET, 0, NULL, on_reset, &rep);
+
+	*rel = rep.u.breaker.released;
+	*dis = rep.u.breaker.discarded;
+	fbx_console_rep_free(&rep);
+	return rc;
+}
+
+/* stored - command id as the store holds it (what GET_COMMAND does not
+ * show: the limit's count); @return its state, -1 on an error */
+static int
+stored(struct env *t, uint64_t id, struct fbx_command *c)
+{
+	fbx_txn *tx = NULL;
+	int rc = fbx_txn_begin(t->e->st, 0, &tx);
+
+	memset(c, 0, sizeof(*c));
+	if (rc == FBX_OK)
+		rc = fbx_store_cmd_head(tx, id, c);
+	if (tx != NULL)
+		fbx_txn_abort(tx);
+	return rc == FBX_OK ? c->state : -1;
+}
+
+/* make_v3 - rewrite command id's header in the store as a version 3
+ * record (before the limit's count was recorded), engine closed */
+static int
+make_v3(const char *dir, uint64_t id)
+{
+	MDB_env *env = NULL;
+	MDB_txn *txn = NULL;
+	MDB_dbi dbi;
+	MDB_val k, v;
+	uint8_t kb[8], buf[4096];
+	int rc;
+
+	for (int i = 0; i < 8; i++)
+		kb[i] = (uint8_t)(id >> (56 - 8 * i));
+	k.mv_size = 8;
+	k.mv_data = kb;
+	if (mdb_env_create(&env) != 0)
+		return -1;
+	mdb_env_set_maxdbs(env, 32);
+	mdb_env_set_mapsize(env, 1ull << 32);
+	rc = mdb_env_open(env, dir, 0, 0640);
+	if (rc == 0)
+		rc = mdb_txn_begin(env, NULL, 0, &txn);
+	if (rc == 0)
+		rc = mdb_dbi_open(txn, "cmd", 0, &dbi);
+	if (rc == 0)
+		rc = mdb_get(txn, dbi, &k, &v);
+	if (rc == 0 && (v.mv_size > sizeof(buf) || v.mv_size < 40 ||
+	                   ((const uint8_t *)v.mv_data)[0] != 4))
+		rc = -1;
+	if (rc == 0) {
+		memcpy(buf, v.mv_data, v.mv_size);
+		buf[0] = 3;
+		v.mv_size -= 20; /* limit_at_ms, limit_n, window, generation */
+		v.mv_data = buf;
+		rc = mdb_put(txn, dbi, &k, &v, 0);
+	}
+	if (rc == 0)
+		rc = mdb_txn_commit(txn);
+	else if (txn != NULL)
+		mdb_txn_abort(txn);
+	mdb_env_close(env);
+	return rc;
+}
+
+/* What the window no longer counts of a held lock is counted again at
+ * its release, and a discarded one's count is taken back out:
+ * - no limit when they were admitted (not counted), a limit of 1 set
+ *   during the hold: 1 released, 1 discarded;
+ * - the limit's window changed and changed back during the hold (the
+ *   use record begun again: a new generation), 2 operator locks since:
+ *   1 released, 1 discarded, use 3;
+ * - the window (60 s) passed during the hold, 2 operator locks since:
+ *   the same;
+ * - discarded at the reset: use 0 again, 3 operator locks pass; the
+ *   same when a rollback discards them;
+ * - records written before the count was recorded (v3): counted again,
+ *   as before (1 released, 1 discarded). */
+static void
+test_release_limit_recount(void)
+{
+	struct env t;
+	struct fbx_command c;
+	uint64_t id[2], op;
+	uint32_t rel = 0, dis = 0;
+	int st;
+
+	held_pair(&t, "limit2", 0, 0, id);
+	CHECK(lock_limit(&t, "big", 0, 0) == 0, "not counted: no limit");
+	CHECK(stored(&t, id[0], &c) == FBX_C_HELD && c.limit_at_ms == 0,
+	    "no count recorded: %lld", (long long)c.limit_at_ms);
+	CHECK(lock_limit(&t, "big", 1, 1) >= 0, "a limit of 1 set");
+	CHECK(reset_big(&t, FBX_RESET_RELEASE, &rel, &dis) == FBX_OK &&
+	        rel == 1 && dis == 1,
+	    "no limit at admission: released %u, discarded %u", rel, dis);
+	CHECK(lock_limit(&t, "big", 0, 0) == 1, "1 counted: %ld",
+	    lock_limit(&t, "big", 0, 0));
+	env_close(&t);
+
+	held_pair(&t, "limit3", 3, 3600, id);
+	CHECK(stored(&t, id[1], &c) == FBX_C_HELD &&
+	        c.limit_at_ms > 0 && c.limit_n == 1 &&
+	        c.limit_window_s == 3600 && c.limit_gen == 0,
+	    "count recorded: %lld %u %u %u", (long long)c.limit_at_ms,
+	    c.limit_n, c.limit_window_s, c.limit_gen);
+	CHECK(lock_limit_w(&t, "big", 1, 3, 600) == 0, "window 600 s");
+	CHECK(operator_lock(&t, "big", 100, &op, &st) == FBX_OK, "lock");
+	CHECK(lock_limit_w(&t, "big", 1, 3, 3600) == 0, "window 1 h again");
+	CHECK(operator_lock(&t, "big", 101, &op, &st) == FBX_OK &&
+	        operator_lock(&t, "big", 102, &op, &st) == FBX_OK,
+	    "2 locks");
+	CHECK(reset_big(&t, FBX_RESET_RELEASE, &rel, &dis) == FBX_OK &&
+	        rel == 1 && dis == 1,
+	    "window begun again: released %u, discarded %u", rel, dis);
+	CHECK(lock_limit(&t, "big", 0, 0) == 3, "3 counted: %ld",
+	    lock_limit(&t, "big", 0, 0));
+	env_close(&t);
+
+	held_pair(&t, "limit4", 3, 60, id);
+	CHECK(lock_limit(&t, "big", 0, 0) == 2, "2 counted");
+	pass(&t, "g1", 61000);
+	CHECK(lock_limit(&t, "big", 0, 0) == 0, "the window passed");
+	CHECK(operator_lock(&t, "big", 100, &op, &st) == FBX_OK &&
+	        operator_lock(&t, "big", 101, &op, &st) == FBX_OK,
+	    "2 locks");
+	CHECK(reset_big(&t, FBX_RESET_RELEASE, &rel, &dis) == FBX_OK &&
+	        rel == 1 && dis == 1,
+	    "the window passed: released %u, discarded %u", rel, dis);
+	CHECK(lock_limit(&t, "big", 0, 0) == 3, "3 counted: %ld",
+	    lock_limit(&t, "big", 0, 0));
+	env_close(&t);
+
+	held_pair(&t, "limit5", 3, 3600, id);
+	CHECK(reset_big(&t, FBX_RESET_DISCARD, &rel, &dis) == FBX_OK &&
+	        rel == 0 && dis == 2,
+	    "discarded: released %u, discarded %u", rel, dis);
+	CHECK(lock_limit(&t, "big", 0, 0) == 0, "their count taken out: %ld",
+	    lock_limit(&t, "big", 0, 0));
+	CHECK(stored(&t, id[0], &c) == FBX_C_DISCARDED && c.limit_at_ms == 0,
+	    "no count left on the discarded command");
+	for (unsigned i = 0; i < 3; i++)
+		CHECK(operator_lock(&t, "big", 100 + i, &op, &st) == FBX_OK,
+		    "lock %u within the limit", i);
+	CHECK(operator_lock(&t, "big", 103, &op, &st) == FBX_ELIMIT_EXCEEDED,
+	    "the fourth over it");
+	env_close(&t);
+
+	/* a rollback discards them: the same */
+	held_pair(&t, "limit7", 3, 3600, id);
+	{
+		struct fbx_console_req req;
+		struct fbx_console_rep rep;
+		memset(&req, 0, sizeof(req));
+		req.kind = FBX_CREQ_ROLLBACK;
+		req.u.rollback.sel.command_ids = id;
+		req.u.rollback.sel.ncommand_ids = 2;
+		req.u.rollback.execute = 1;
+		req.u.rollback.sliced = 1;
+		req.u.rollback.limit = 1000;
+		console(&t, "ops", "big", &req);
+		turn(&t);
+		CHECK(reply(&t, "ops", &rep) == FBX_OK, "rollback: %d", rep.err);
+		fbx_console_rep_free(&rep);
+	}
+	CHECK(stored(&t, id[1], &c) == FBX_C_DISCARDED && c.limit_at_ms == 0,
+	    "rolled back: %d", c.state);
+	CHECK(lock_limit(&t, "big", 0, 0) == 0, "their count taken out: %ld",
+	    lock_limit(&t, "big", 0, 0));
+	env_close(&t);
+
+	held_pair(&t, "limit6", 3, 3600, id);
+	fbx_engine_close(t.e);
+	t.e = NULL;
+	CHECK(make_v3(t.dir, id[0]) == 0 && make_v3(t.dir, id[1]) == 0,
+	    "records as version 3");
+	CHECK(env_reopen(&t) == 0, "reopen");
+	CHECK(stored(&t, id[0], &c) == FBX_C_HELD && c.limit_at_ms == 0 &&
+	        strcmp(c.held_by, "big/" REASON) == 0 &&
+	        c.settle_until_ms > 0,
+	    "a v3 record: read whole, no count recorded");
+	CHECK(reset_big(&t, FBX_RESET_RELEASE, &rel, &dis) == FBX_OK &&
+	        rel == 1 && dis == 1,
+	    "v3 records: released %u, discarded %u", rel, dis);
+	CHECK(lock_limit(&t, "big", 0, 0) == 3, "3 counted: %ld",
+	    lock_limit(&t, "big", 0, 0));
 	env_close(&t);
 }
 
@@ -1436,6 +1676,7 @@ main(void)
 	test_manual_shadow_ttl();
 	test_shadow_open_config();
 	test_release_limit();
+	test_release_limit_recount();
 	test_supersede_limits();
 	test_supersede_lazy();
 	test_supersede_reopened();

@@ -103,6 +103,11 @@ test_commands(fbx_store *st)
 	c.counts[FBX_D_SENT] = 10;
 	c.cursor_idx = 1000;
 	snprintf(c.cursor, sizeof(c.cursor), "dev-00999");
+	c.settle_until_ms = 31000;
+	c.limit_at_ms = 1000;
+	c.limit_n = 1000;
+	c.limit_window_s = 3600;
+	c.limit_gen = 7;
 	free(c.payload);
 	free(c.dev_ids);
 	c.payload = NULL;
@@ -115,6 +120,9 @@ test_commands(fbx_store *st)
 	    g.counts[FBX_D_SENT] == 10 && g.cursor_idx == 1000 &&
 	    strcmp(g.cursor, "dev-00999") == 0);
 	CHECK(g.payload_len == 1000 && g.ndev_ids == 1000);
+	/* the v3 and v4 tails: settle, the blast-radius limit's count */
+	CHECK(g.settle_until_ms == 31000 && g.limit_at_ms == 1000 &&
+	    g.limit_n == 1000 && g.limit_window_s == 3600 && g.limit_gen == 7);
 	fbx_command_clear(&g);
 	mk_cmd(&c2, "a", 5);
 	c2.id = 12345;
@@ -955,7 +963,7 @@ test_corrupt(const char *dir)
 
 	/* A schema newer than ours is refused. The value follows its key
 	 * in the leaf node. */
-	CHECK(patch_file(dir, "schema\x03\0\0\0", "schema\x04\0\0\0", 10) >= 1);
+	CHECK(patch_file(dir, "schema\x04\0\0\0", "schema\x05\0\0\0", 10) >= 1);
 	{
 		struct fbx_store_opts o = { 0 };
 		fbx_store *st2 = NULL;
@@ -970,15 +978,18 @@ test_corrupt(const char *dir)
 		CHECK(st2 == NULL);
 		fbx_store_close(st2);
 	}
-	CHECK(patch_file(dir, "schema\x04\0\0\0", "schema\x02\0\0\0", 10) >= 1);
-	/* a schema 2 store becomes 3 at open (deferred index marks: a
-	 * version 2 binary must refuse it from then on) */
+	CHECK(patch_file(dir, "schema\x05\0\0\0", "schema\x02\0\0\0", 10) >= 1);
+	/* a schema 2 store becomes 4 at open (deferred index marks, v4
+	 * command headers: an older binary must refuse it from then on) */
 	st = open_store(dir, 0, 0);
 	CHECK(st != NULL);
 	fbx_store_close(st);
-	CHECK(patch_file(dir, "schema\x03\0\0\0", "schema\x03\0\0\0", 10) >= 1);
+	CHECK(patch_file(dir, "schema\x04\0\0\0", "schema\x03\0\0\0", 10) >= 1);
+	/* and a schema 3 store becomes 4 */
 	st = open_store(dir, 0, 0);
+	CHECK(st != NULL);
 	fbx_store_close(st);
+	CHECK(patch_file(dir, "schema\x04\0\0\0", "schema\x04\0\0\0", 10) >= 1);
 }
 
 static void

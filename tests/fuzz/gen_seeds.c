@@ -940,6 +940,11 @@ gen_store(void)
 	c.rollout.ngroups = 1;
 	strcpy(c.rollout.groups[0], "canary");
 	strcpy(c.ro.note, "wave 1");
+	c.settle_until_ms = 1700000030000;
+	c.limit_at_ms = 1700000000000;
+	c.limit_n = 2;
+	c.limit_window_s = 3600;
+	c.limit_gen = 1;
 	if (cmd_hdr_encode(&c, c.payload_len, c.ndev_ids, rec + 2,
 	    CMD_HDR_MAX, &len) != FBX_OK)
 		nbad++;
