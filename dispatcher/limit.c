@@ -66,6 +66,19 @@ fbxi_limit_use_load(fbx_txn *txn, const char *org, int type, uint32_t window_s,
 	return FBX_OK;
 }
 
+/* limit_record - the command records its count: n devices at `at`
+ * (fbxi_window_add's bucket time) in use record w; written with the
+ * command in this turn */
+static void
+limit_record(struct fbx_command *c, const struct fbxi_window *w, int64_t at,
+    uint32_t n)
+{
+	c->limit_at_ms = at;
+	c->limit_n = n;
+	c->limit_window_s = w->window_s;
+	c->limit_gen = w->gen;
+}
+
 /* limit_counted - how many of the command's devices the use record w
  * still counts: those it recorded when it was counted, if w is the
  * record (window and generation) it was counted in and that count has
@@ -151,7 +164,7 @@ fbxi_limit_gate(struct fbx_engine *e, const struct inmsg *in,
 	struct fbxi_window w;
 	char token[FBX_ID_MAX + 1], key[FBX_KV_KEY_MAX];
 	uint64_t used;
-	uint32_t cap, already, more;
+	uint32_t cap, already;
 	int64_t at;
 	int own, rc;
 
@@ -164,10 +177,13 @@ fbxi_limit_gate(struct fbx_engine *e, const struct inmsg *in,
 	rc = fbxi_limit_use_load(e->txn, c->org, c->type, cfg.window_s, &w);
 	if (rc != FBX_OK)
 		return rc;
+	/* what the window counts without this command: its own earlier
+	 * count, if the window still holds it, moves to now below (its
+	 * devices are reached from now on, so it ages from now) */
 	used = fbxi_window_sum(&w, e->now);
 	already = limit_counted(c, &w, e->now);
-	more = ndev > already ? ndev - already : 0;
-	if (used + more > cap) {
+	used = used > already ? used - already : 0;
+	if (used + ndev > cap) {
 		struct approval_rec a;
 		size_t len = 0;
 		rc = fbxi_approval_token(c, token, sizeof(token));
@@ -215,7 +231,7 @@ fbxi_limit_gate(struct fbx_engine *e, const struct inmsg *in,
 			memset(&a, 0, sizeof(a));
 			a.version = 1;
 			a.at_ms = e->now;
-			a.count = used + more;
+			a.count = used + ndev;
 			a.cap = cap;
 			snprintf(a.submitter, sizeof(a.submitter), "%s",
 			    req->actor);
@@ -230,13 +246,13 @@ fbxi_limit_gate(struct fbx_engine *e, const struct inmsg *in,
 			snprintf(rep.approval_token, sizeof(rep.approval_token),
 			    "%s", token);
 			rep.limit_value = cap;
-			rep.limit_count = used + more;
+			rep.limit_count = used + ndev;
 			snprintf(rep.errmsg, sizeof(rep.errmsg),
 			    "%s of %u devices: %llu already affected in the "
 			    "last %us + %u > limit %u; a second operator "
 			    "may approve: fuseboxctl approve %s",
 			    fbx_cmd_type_name(c->type), ndev,
-			    (unsigned long long)used, cfg.window_s, more, cap,
+			    (unsigned long long)used, cfg.window_s, ndev, cap,
 			    token);
 			fbxi_console_reply(e, in, &rep);
 			fbxi_audit(e, c->org, req->actor, "submit.refused", NULL,
@@ -245,7 +261,7 @@ fbxi_limit_gate(struct fbx_engine *e, const struct inmsg *in,
 			    fbx_cmd_type_name(c->type), ndev,
 			    (unsigned long long)used, cap, token);
 			emit_event(e, FBX_EV_LIMIT_REJECTED, c->org,
-			    fbxi_reason_of(c), req->actor, 0, used + more, cap,
+			    fbxi_reason_of(c), req->actor, 0, used + ndev, cap,
 			    "%s refused: %u devices over the blast-radius "
 			    "limit",
 			    fbx_cmd_type_name(c->type), ndev);
@@ -254,19 +270,53 @@ fbxi_limit_gate(struct fbx_engine *e, const struct inmsg *in,
 			return FBX_ELIMIT_EXCEEDED;
 		}
 	}
-	if (more == 0)
-		return FBX_OK; /* all of it still counted */
-	at = fbxi_window_add(&w, e->now, more);
-	if (already == 0) {
-		/* counted now: recorded with the command (written with it
-		 * in this turn). Devices added to a group while it was held
-		 * are counted now and not recorded: the limit errs toward
-		 * counting them again. */
-		c->limit_at_ms = at;
-		c->limit_n = more;
-		c->limit_window_s = w.window_s;
-		c->limit_gen = w.gen;
-	}
+	if (already > 0)
+		fbxi_window_sub(&w, c->limit_at_ms, e->now, already);
+	at = fbxi_window_add(&w, e->now, ndev);
+	limit_record(c, &w, at, ndev);
+	return limit_use_save(e->txn, c->org, c->type, &w);
+}
+
+/* fbxi_limit_settled - a settling command leaves for its devices now
+ * (its settle window ended, or its staged wave after a reset is due).
+ * Its count moves to now's bucket, so that it ages from when its
+ * devices are reached, not from when it was counted; the window's sum
+ * stays. A count the window no longer holds (it settled longer than the
+ * limit's window, or the window was changed since) is made again
+ * through the limit as it stands. A command never counted (no limit on
+ * its type when it was admitted) stays uncounted. @return FBX_OK;
+ * FBX_ELIMIT_EXCEEDED when counting it again would pass the limit (the
+ * caller discards it: it reached no device); or a store error. */
+int
+fbxi_limit_settled(struct fbx_engine *e, struct fbx_command *c)
+{
+	struct fbxi_limit_cfg cfg;
+	struct fbxi_window w;
+	uint32_t fleet = 0, n;
+	int64_t at;
+	int own, rc;
+
+	if (c->limit_at_ms <= 0 || c->limit_n == 0)
+		return FBX_OK;
+	rc = fbxi_limit_cfg_load(e->txn, c->org, c->type, &cfg, &own);
+	if (rc != FBX_OK)
+		return rc;
+	rc = fbx_store_org_devices(e->txn, c->org, &fleet);
+	if (rc != FBX_OK && rc != FBX_EUNKNOWN_ORG)
+		return rc;
+	if (fbxi_limit_cap(&cfg, fleet) == UINT32_MAX)
+		return FBX_OK; /* no limit on the type now */
+	rc = fbxi_limit_use_load(e->txn, c->org, c->type, cfg.window_s, &w);
+	if (rc != FBX_OK)
+		return rc;
+	n = limit_counted(c, &w, e->now);
+	if (n == 0 && fbxi_window_sum(&w, e->now) + c->limit_n >
+	        fbxi_limit_cap(&cfg, fleet))
+		return FBX_ELIMIT_EXCEEDED;
+	if (n > 0)
+		fbxi_window_sub(&w, c->limit_at_ms, e->now, n);
+	at = fbxi_window_add(&w, e->now, c->limit_n);
+	limit_record(c, &w, at, c->limit_n);
 	return limit_use_save(e->txn, c->org, c->type, &w);
 }
 

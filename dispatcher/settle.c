@@ -62,6 +62,38 @@ fbxi_settle_step(struct fbx_engine *e)
 			if (held)
 				continue;
 		}
+		/* its blast-radius count ages from now, when its devices
+		 * are reached; counted again if the window no longer holds
+		 * it, and discarded if that passes the limit */
+		rc = fbxi_limit_settled(e, &cc->c);
+		if (rc == FBX_ELIMIT_EXCEEDED) {
+			cc->c.state = FBX_C_DISCARDED;
+			snprintf(cc->c.resolved_by, sizeof(cc->c.resolved_by),
+			    "engine");
+			fbxi_note_printf(cc->c.note, sizeof(cc->c.note),
+			    "discarded when its settle window ended: its "
+			    "blast-radius count had left the %s limit's window "
+			    "and counting it again would pass the limit",
+			    fbx_cmd_type_name(cc->c.type));
+			fbxi_cmd_touch(cc);
+			FBX_LOGW("org %s: command %llu (%s) discarded at the end "
+			         "of its settle window: over the blast-radius "
+			         "limit",
+			    cc->c.org, (unsigned long long)cc->c.id,
+			    fbx_cmd_type_name(cc->c.type));
+			fbxi_event(e, FBX_EV_LIMIT_REJECTED, cc->c.org,
+			    fbxi_reason_of(&cc->c), "engine", cc->c.id,
+			    cc->c.limit_n, 0,
+			    "command %llu (%s) discarded at the end of its "
+			    "settle window: over the blast-radius limit",
+			    (unsigned long long)cc->c.id,
+			    fbx_cmd_type_name(cc->c.type));
+			continue;
+		}
+		if (rc != FBX_OK) {
+			fbxi_set_err(e, rc);
+			return;
+		}
 		cc->c.state = FBX_C_EXPANDING;
 		/* its TTL runs from here (an entry that came due while it
 		 * settled was dropped) */

@@ -954,6 +954,8 @@ make_v3(const char *dir, uint64_t id)
  *   the same;
  * - discarded at the reset: use 0 again, 3 operator locks pass; the
  *   same when a rollback discards them;
+ * - released 57 s into a 60 s window: the count moves to the release
+ *   (still counted 4 s later);
  * - records written before the count was recorded (v3): counted again,
  *   as before (1 released, 1 discarded). */
 static void
@@ -1048,6 +1050,73 @@ test_release_limit_recount(void)
 	    lock_limit(&t, "big", 0, 0));
 	env_close(&t);
 
+	/* released near the end of the window it was counted in: its count
+	 * moves to the release, so 4 s later (61 s after the admission)
+	 * the window still counts it, and a lock over the limit of 2 per
+	 * 60 s is refused */
+	held_pair(&t, "limit8", 2, 60, id);
+	pass(&t, "g1", 57000);
+	CHECK(reset_big(&t, FBX_RESET_RELEASE, &rel, &dis) == FBX_OK &&
+	        rel == 2 && dis == 0,
+	    "released at 57 s: released %u, discarded %u", rel, dis);
+	{
+		uint64_t batch = 0;
+		pass(&t, "g1", 1000);
+		CHECK(delivered(&t, "g1", &batch) == 2, "both sent");
+	}
+	pass(&t, "g1", 3000);
+	CHECK(lock_limit(&t, "big", 0, 0) == 2, "61 s after admission: %ld",
+	    lock_limit(&t, "big", 0, 0));
+	CHECK(operator_lock(&t, "big", 100, &op, &st) == FBX_ELIMIT_EXCEEDED,
+	    "a lock over the limit 4 s after the release");
+	env_close(&t);
+
+	/* a release decided at the reset stands until its wave: 12 locks
+	 * under a limit of 12 per 60 s, released at 57 s in waves of 10
+	 * (now) and 2 (10 s later); the 2's count moved to the reset, so an
+	 * operator's lock at 61 s is refused and all 12 go out (counted at
+	 * admission, they would have left the window: the lock would pass,
+	 * and the 2 be discarded at their wave) */
+	{
+		struct fbx_console_rep rep;
+		uint64_t ids[12], batch = 0;
+		size_t sent;
+		CHECK(env_open(&t, "limit9") == 0, "open");
+		enroll(&t, "big", 5000);
+		hello(&t, "g1", "big", 1000);
+		turn(&t);
+		(void)delivered(&t, "g1", &batch);
+		CHECK(lock_limit_w(&t, "big", 1, 12, 60) >= 0, "limit 12");
+		for (unsigned i = 0; i < 12; i++)
+			CHECK(auto_lock(&t, "big", 1 + i, &ids[i], &st) ==
+			            FBX_OK &&
+			        st == FBX_C_SETTLING,
+			    "settles: %d", st);
+		CHECK(breaker(&t, "big", FBX_BRK_TRIP, 0, NULL, 0, &rep) ==
+		        FBX_OK,
+		    "trip by hand");
+		fbx_console_rep_free(&rep);
+		pass(&t, "g1", 57000);
+		CHECK(reset_big(&t, FBX_RESET_RELEASE, &rel, &dis) == FBX_OK &&
+		        rel == 12 && dis == 0,
+		    "released %u, discarded %u", rel, dis);
+		pass(&t, "g1", 1000);
+		sent = delivered(&t, "g1", &batch);
+		pass(&t, "g1", 3000);
+		CHECK(operator_lock(&t, "big", 100, &op, &st) ==
+		        FBX_ELIMIT_EXCEEDED,
+		    "a lock at 61 s over the limit: %d", st);
+		pass(&t, "g1", 8000);
+		sent += delivered(&t, "g1", &batch);
+		CHECK(sent == 12, "all 12 sent: %zu", sent);
+		for (unsigned i = 0; i < 12; i++) {
+			struct fbx_command c2;
+			CHECK(stored(&t, ids[i], &c2) == FBX_C_DONE,
+			    "lock %u done: %d", i, c2.state);
+		}
+		env_close(&t);
+	}
+
 	held_pair(&t, "limit6", 3, 3600, id);
 	fbx_engine_close(t.e);
 	t.e = NULL;
@@ -1062,6 +1131,72 @@ test_release_limit_recount(void)
 	        rel == 1 && dis == 1,
 	    "v3 records: released %u, discarded %u", rel, dis);
 	CHECK(lock_limit(&t, "big", 0, 0) == 3, "3 counted: %ld",
+	    lock_limit(&t, "big", 0, 0));
+	env_close(&t);
+}
+
+/* A lock that settles is counted in the limit when it is admitted, and
+ * its count moves to the end of its settle window, when its devices are
+ * reached: with a limit of 2 per 60 s, 2 locks admitted at 0 s and sent
+ * at 30 s are still counted at 61 s. A lock that settles longer than the
+ * window (settle 90 s) is counted again when it leaves, through the
+ * limit as it stands: after 2 operator locks at 61 s, both are
+ * discarded, and nothing of theirs is sent. */
+static void
+test_settle_limit(void)
+{
+	struct env t;
+	struct fbx_command c;
+	uint64_t id[2], op, batch = 0;
+	int st;
+
+	CHECK(env_open(&t, "slimit1") == 0, "open");
+	enroll(&t, "big", 5000);
+	hello(&t, "g1", "big", 1000);
+	turn(&t);
+	(void)delivered(&t, "g1", &batch);
+	CHECK(lock_limit_w(&t, "big", 1, 2, 60) >= 0, "lock limit 2 / 60 s");
+	for (unsigned i = 0; i < 2; i++)
+		CHECK(auto_lock(&t, "big", 1 + i, &id[i], &st) == FBX_OK &&
+		        st == FBX_C_SETTLING,
+		    "settles: %d", st);
+	pass(&t, "g1", 31000);
+	CHECK(delivered(&t, "g1", &batch) == 2, "sent after 30 s");
+	pass(&t, "g1", 30000);
+	CHECK(lock_limit(&t, "big", 0, 0) == 2, "61 s after admission: %ld",
+	    lock_limit(&t, "big", 0, 0));
+	CHECK(operator_lock(&t, "big", 100, &op, &st) == FBX_ELIMIT_EXCEEDED,
+	    "a lock over the limit");
+	pass(&t, "g1", 31000);
+	CHECK(operator_lock(&t, "big", 100, &op, &st) == FBX_OK,
+	    "passes once the settled locks left the window");
+	env_close(&t);
+
+	CHECK(env_open(&t, "slimit2") == 0, "open");
+	enroll(&t, "big", 5000);
+	hello(&t, "g1", "big", 1000);
+	turn(&t);
+	(void)delivered(&t, "g1", &batch);
+	settle_set(&t, "big", 90);
+	CHECK(lock_limit_w(&t, "big", 1, 2, 60) >= 0, "lock limit 2 / 60 s");
+	for (unsigned i = 0; i < 2; i++)
+		CHECK(auto_lock(&t, "big", 1 + i, &id[i], &st) == FBX_OK &&
+		        st == FBX_C_SETTLING,
+		    "settles: %d", st);
+	pass(&t, "g1", 61000);
+	CHECK(operator_lock(&t, "big", 100, &op, &st) == FBX_OK &&
+	        operator_lock(&t, "big", 101, &op, &st) == FBX_OK,
+	    "2 operator locks once the window passed");
+	pass(&t, "g1", 1000);
+	CHECK(delivered(&t, "g1", &batch) == 2, "the operator's sent");
+	pass(&t, "g1", 30000);
+	CHECK(delivered(&t, "g1", &batch) == 0, "nothing more sent");
+	CHECK(stored(&t, id[0], &c) == FBX_C_DISCARDED &&
+	        strstr(c.note, "settle window") != NULL,
+	    "discarded at the end of its settle window: %d '%s'", c.state,
+	    c.note);
+	CHECK(stored(&t, id[1], &c) == FBX_C_DISCARDED, "both: %d", c.state);
+	CHECK(lock_limit(&t, "big", 0, 0) == 2, "use 2: %ld",
 	    lock_limit(&t, "big", 0, 0));
 	env_close(&t);
 }
@@ -1677,6 +1812,7 @@ main(void)
 	test_shadow_open_config();
 	test_release_limit();
 	test_release_limit_recount();
+	test_settle_limit();
 	test_supersede_limits();
 	test_supersede_lazy();
 	test_supersede_reopened();
