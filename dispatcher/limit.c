@@ -41,15 +41,22 @@ fbxi_limit_cfg_load(fbx_txn *txn, const char *org, int type,
 	return FBX_OK;
 }
 
+/* fbxi_limit_use_load - the use record of org's limit of type, under
+ * window_s. A record kept under another window (the limit's window was
+ * changed) is begun again as a new generation, and what it counted at
+ * now_ms is carried into now's bucket: counted for the new window's
+ * full length from now, more than the old window would have, never
+ * less (a window changed in an incident does not clear the count). */
 int
 fbxi_limit_use_load(fbx_txn *txn, const char *org, int type, uint32_t window_s,
-    struct fbxi_window *w)
+    int64_t now_ms, struct fbxi_window *w)
 {
 	char key[FBX_KV_KEY_MAX];
 	size_t len = 0;
 	int rc;
 
 	uint32_t gen = 0;
+	uint64_t carried = 0;
 
 	snprintf(key, sizeof(key), "limuse/%s/%s", org, fbx_cmd_type_name(type));
 	rc = fbx_store_kv_get(txn, key, w, sizeof(*w), &len);
@@ -59,10 +66,15 @@ fbxi_limit_use_load(fbx_txn *txn, const char *org, int type, uint32_t window_s,
 		return rc;
 	/* begun again under another window: a new generation, so that no
 	 * command takes its count for one this record still holds */
-	if (rc == FBX_OK && len == sizeof(*w))
+	if (rc == FBX_OK && len == sizeof(*w) && w->window_s > 0) {
 		gen = w->gen + 1;
+		carried = fbxi_window_sum(w, now_ms);
+	}
 	fbxi_window_init(w, window_s);
 	w->gen = gen;
+	if (carried > 0)
+		(void)fbxi_window_add(w, now_ms,
+		    carried > UINT32_MAX ? UINT32_MAX : (uint32_t)carried);
 	return FBX_OK;
 }
 
@@ -174,7 +186,8 @@ fbxi_limit_gate(struct fbx_engine *e, const struct inmsg *in,
 	cap = fbxi_limit_cap(&cfg, fleet);
 	if (cap == UINT32_MAX)
 		return FBX_OK; /* no limit on this type: nothing to count */
-	rc = fbxi_limit_use_load(e->txn, c->org, c->type, cfg.window_s, &w);
+	rc = fbxi_limit_use_load(
+	    e->txn, c->org, c->type, cfg.window_s, e->now, &w);
 	if (rc != FBX_OK)
 		return rc;
 	/* what the window counts without this command: its own earlier
@@ -306,7 +319,8 @@ fbxi_limit_settled(struct fbx_engine *e, struct fbx_command *c)
 		return rc;
 	if (fbxi_limit_cap(&cfg, fleet) == UINT32_MAX)
 		return FBX_OK; /* no limit on the type now */
-	rc = fbxi_limit_use_load(e->txn, c->org, c->type, cfg.window_s, &w);
+	rc = fbxi_limit_use_load(
+	    e->txn, c->org, c->type, cfg.window_s, e->now, &w);
 	if (rc != FBX_OK)
 		return rc;
 	n = limit_counted(c, &w, e->now);
@@ -335,7 +349,7 @@ fbxi_limit_uncount(struct fbx_engine *e, struct fbx_command *c)
 	if (c->limit_at_ms <= 0 || c->limit_n == 0)
 		return FBX_OK;
 	rc = fbxi_limit_use_load(
-	    e->txn, c->org, c->type, c->limit_window_s, &w);
+	    e->txn, c->org, c->type, c->limit_window_s, e->now, &w);
 	if (rc != FBX_OK)
 		return rc;
 	n = limit_counted(c, &w, e->now);
@@ -365,7 +379,7 @@ fbxi_limit_over(struct fbx_engine *e, const struct fbx_command *c, uint32_t ndev
 	rc = fbxi_limit_cfg_load(e->txn, c->org, c->type, &cfg, &own);
 	if (rc == FBX_OK)
 		rc = fbxi_limit_use_load(
-		    e->txn, c->org, c->type, cfg.window_s, &w);
+		    e->txn, c->org, c->type, cfg.window_s, e->now, &w);
 	if (rc != FBX_OK)
 		return rc;
 	*over = fbxi_window_sum(&w, e->now) + ndev > fbxi_limit_cap(&cfg, fleet);
@@ -422,7 +436,7 @@ fbxi_handle_limit(
 		rc = fbxi_limit_cfg_load(e->txn, scope, t, &cfg, &own);
 		if (rc == FBX_OK)
 			rc = fbxi_limit_use_load(
-			    e->txn, req->org, t, cfg.window_s, &w);
+			    e->txn, req->org, t, cfg.window_s, e->now, &w);
 		if (rc != FBX_OK)
 			goto fail;
 		memset(&rows[n], 0, sizeof(rows[n]));
