@@ -729,6 +729,7 @@ fbxi_handle_breaker(
 		}
 		rep.u.breaker.released = released;
 		rep.u.breaker.discarded = discarded + refused;
+		rep.u.breaker.held_again = again;
 		emit_event(e, FBX_EV_BREAKER_RESET, scope, reason, req->actor,
 		    0, released + discarded + refused, 0,
 		    "reset by hand (%s): %u released, %u discarded, %u "

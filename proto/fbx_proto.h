@@ -589,6 +589,8 @@ struct fbx_console_rep {
 			size_t n;
 			uint32_t released;  /* RESET: commands released */
 			uint32_t discarded; /* RESET: commands discarded */
+			uint32_t held_again; /* RESET: held again by their
+			                      * organisation's breaker */
 		} breaker;
 		struct {
 			struct fbx_limit_info *l;

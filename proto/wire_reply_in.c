@@ -287,6 +287,7 @@ breakers_in(const pb_brkrep *b, struct fbx_console_rep *r, struct wctx *w)
 		    FBX_PAGE_MAX);
 	r->u.breaker.released = b->released;
 	r->u.breaker.discarded = b->discarded;
+	r->u.breaker.held_again = b->held_again;
 	if (n == 0)
 		return FBX_OK;
 	r->u.breaker.b = calloc(n, sizeof(*r->u.breaker.b));

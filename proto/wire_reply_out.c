@@ -318,6 +318,7 @@ breakers_out(struct arena *a, const struct fbx_console_rep *rep,
 	o->n_breakers = n;
 	o->released = rep->u.breaker.released;
 	o->discarded = rep->u.breaker.discarded;
+	o->held_again = rep->u.breaker.held_again;
 	return FBX_OK;
 }
 

@@ -831,8 +831,10 @@ test_release_limit(void)
 		    "held: %d", st);
 		CHECK(breaker(&t, "big", FBX_BRK_RESET, 1, NULL,
 		          FBX_RESET_RELEASE, &rep) == FBX_OK &&
-		        rep.u.breaker.released == 0,
-		    "global release: %u released", rep.u.breaker.released);
+		        rep.u.breaker.released == 0 &&
+		        rep.u.breaker.held_again == 1,
+		    "global release: %u released, %u held again",
+		    rep.u.breaker.released, rep.u.breaker.held_again);
 		fbx_console_rep_free(&rep);
 		CHECK(cmd_state(&t, "big", id[0], &c) == FBX_C_HELD &&
 		        strcmp(c.held_by, "big/" REASON) == 0 &&

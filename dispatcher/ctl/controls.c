@@ -528,6 +528,8 @@ cmd_breaker(struct ctl *ctl, int argc, char **argv)
 				CJ_INT(o, "released", rep.u.breaker.released);
 				CJ_INT(o, "discarded",
 				    rep.u.breaker.discarded);
+				CJ_INT(o, "held_again",
+				    rep.u.breaker.held_again);
 			}
 			CJ_SET(o, "breakers", b);
 			b = NULL;
@@ -538,7 +540,17 @@ cmd_breaker(struct ctl *ctl, int argc, char **argv)
 		json_decref(b);
 		ctl_json_print(o);
 	} else {
-		if (op == FBX_BRK_RESET && a.on_reset == FBX_RESET_RELEASE)
+		if (op == FBX_BRK_RESET && a.on_reset == FBX_RESET_RELEASE &&
+		    rep.u.breaker.held_again > 0)
+			printf("breaker %s/%s reset: %" PRIu32
+			       " held commands released, %" PRIu32
+			       " discarded (refused by the blast-radius "
+			       "limits), %" PRIu32 " held again by their "
+			       "organisation's breaker\n\n",
+			    a.global ? "*" : ctl->org, a.reason,
+			    rep.u.breaker.released, rep.u.breaker.discarded,
+			    rep.u.breaker.held_again);
+		else if (op == FBX_BRK_RESET && a.on_reset == FBX_RESET_RELEASE)
 			printf("breaker %s/%s reset: %" PRIu32
 			       " held commands released, %" PRIu32
 			       " discarded (refused by the blast-radius "
