@@ -291,46 +291,64 @@ fbxi_limit_gate(struct fbx_engine *e, const struct inmsg *in,
 }
 
 /* fbxi_limit_settled - a settling command leaves for its devices now
- * (its settle window ended, or its staged wave after a reset is due).
- * Its count moves to now's bucket, so that it ages from when its
- * devices are reached, not from when it was counted; the window's sum
- * stays. A count the window no longer holds (it settled longer than the
- * limit's window, or the window was changed since) is made again
- * through the limit as it stands. A command never counted (no limit on
- * its type when it was admitted) stays uncounted. @return FBX_OK;
- * FBX_ELIMIT_EXCEEDED when counting it again would pass the limit (the
- * caller discards it: it reached no device); or a store error. */
+ * (its settle window ended, or its staged wave after a reset is due):
+ * it passes the blast-radius limit as it stands, as a release does.
+ * What the window still holds of its earlier count is not counted
+ * again and moves to now's bucket, so that it ages from when its
+ * devices are reached; a count the window no longer holds (it settled
+ * longer than the limit's window, the window was changed since), or
+ * none (no limit when it was admitted, a record older than v4), is made
+ * now in full. A command a second operator approved over the limit is
+ * not refused again. @return FBX_OK (counted, or no limit on the type
+ * now); FBX_ELIMIT_EXCEEDED with *would (the devices the window would
+ * reach) and *cap when it would pass the limit (the caller discards
+ * it: it reached no device); or a store error. */
 int
-fbxi_limit_settled(struct fbx_engine *e, struct fbx_command *c)
+fbxi_limit_settled(
+    struct fbx_engine *e, struct fbx_command *c, uint64_t *would, uint32_t *cap)
 {
 	struct fbxi_limit_cfg cfg;
 	struct fbxi_window w;
-	uint32_t fleet = 0, n;
+	uint64_t used;
+	uint32_t fleet = 0, already, ndev;
 	int64_t at;
 	int own, rc;
 
-	if (c->limit_at_ms <= 0 || c->limit_n == 0)
-		return FBX_OK;
 	rc = fbxi_limit_cfg_load(e->txn, c->org, c->type, &cfg, &own);
 	if (rc != FBX_OK)
 		return rc;
 	rc = fbx_store_org_devices(e->txn, c->org, &fleet);
 	if (rc != FBX_OK && rc != FBX_EUNKNOWN_ORG)
 		return rc;
-	if (fbxi_limit_cap(&cfg, fleet) == UINT32_MAX)
+	*cap = fbxi_limit_cap(&cfg, fleet);
+	if (*cap == UINT32_MAX)
 		return FBX_OK; /* no limit on the type now */
+	if (c->limit_at_ms > 0) {
+		ndev = c->limit_n;
+	} else {
+		/* never counted: its devices as they are now */
+		struct count_ctx k;
+		memset(&k, 0, sizeof(k));
+		rc = fbxi_target_count(e, c, fleet, &k);
+		if (rc != FBX_OK)
+			return rc;
+		ndev = k.n;
+	}
 	rc = fbxi_limit_use_load(
 	    e->txn, c->org, c->type, cfg.window_s, e->now, &w);
 	if (rc != FBX_OK)
 		return rc;
-	n = limit_counted(c, &w, e->now);
-	if (n == 0 && fbxi_window_sum(&w, e->now) + c->limit_n >
-	        fbxi_limit_cap(&cfg, fleet))
+	used = fbxi_window_sum(&w, e->now);
+	already = limit_counted(c, &w, e->now);
+	used = used > already ? used - already : 0;
+	if (c->approved_by[0] == '\0' && used + ndev > *cap) {
+		*would = used + ndev;
 		return FBX_ELIMIT_EXCEEDED;
-	if (n > 0)
-		fbxi_window_sub(&w, c->limit_at_ms, e->now, n);
-	at = fbxi_window_add(&w, e->now, c->limit_n);
-	limit_record(c, &w, at, c->limit_n);
+	}
+	if (already > 0)
+		fbxi_window_sub(&w, c->limit_at_ms, e->now, already);
+	at = fbxi_window_add(&w, e->now, ndev);
+	limit_record(c, &w, at, ndev);
 	return limit_use_save(e->txn, c->org, c->type, &w);
 }
 

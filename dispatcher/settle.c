@@ -41,14 +41,87 @@ settling(struct fbx_engine *e, const struct fbxi_theap_ent *x)
 	return cc;
 }
 
+/* Settling commands refused by the blast-radius limit in one step, per
+ * organisation and type: one log line, event and audit record each, not
+ * one per command (a storm may end thousands of settle windows at
+ * once). */
+struct refused {
+	char org[FBX_ID_MAX + 1];
+	char reason[FBX_ID_MAX + 1];
+	uint8_t type;
+	uint32_t n, cap;
+	uint64_t would, first;
+};
+
+static int
+refused_note(struct refused **v, size_t *n, size_t *capv,
+    const struct fbx_command *c, uint64_t would, uint32_t cap)
+{
+	struct refused *r = NULL;
+
+	for (size_t i = 0; i < *n && r == NULL; i++)
+		if ((*v)[i].type == c->type && strcmp((*v)[i].org, c->org) == 0)
+			r = &(*v)[i];
+	if (r == NULL) {
+		if (*n == *capv) {
+			size_t nc = *capv ? 2 * *capv : 8;
+			struct refused *nv = realloc(*v, nc * sizeof(*nv));
+			if (nv == NULL)
+				return FBX_ENOMEM;
+			*v = nv;
+			*capv = nc;
+		}
+		r = &(*v)[(*n)++];
+		memset(r, 0, sizeof(*r));
+		snprintf(r->org, sizeof(r->org), "%s", c->org);
+		snprintf(r->reason, sizeof(r->reason), "%s",
+		    fbxi_reason_of(c));
+		r->type = c->type;
+		r->first = c->id;
+	}
+	r->n++;
+	r->would = would;
+	r->cap = cap;
+	return FBX_OK;
+}
+
+static void
+refused_report(struct fbx_engine *e, const struct refused *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		const struct refused *r = &v[i];
+		const char *type = fbx_cmd_type_name(r->type);
+		FBX_LOGW("org %s: %u settling %s commands discarded at the end "
+		         "of their settle window: over the blast-radius limit "
+		         "(%llu devices in the window, limit %u; the first: "
+		         "command %llu)",
+		    r->org, r->n, type, (unsigned long long)r->would, r->cap,
+		    (unsigned long long)r->first);
+		fbxi_audit(e, r->org, "engine", "settle.refused", NULL,
+		    "{\"type\":\"%s\",\"commands\":%u,\"first\":%llu,"
+		    "\"used\":%llu,\"limit\":%u}",
+		    type, r->n, (unsigned long long)r->first,
+		    (unsigned long long)r->would, r->cap);
+		emit_event(e, FBX_EV_LIMIT_REJECTED, r->org, r->reason, "engine",
+		    0, r->would, r->cap,
+		    "%u settling %s commands discarded at the end of their "
+		    "settle window: over the blast-radius limit",
+		    r->n, type);
+	}
+}
+
 void
 fbxi_settle_step(struct fbx_engine *e)
 {
 	const struct fbxi_theap_ent *t;
+	struct refused *rf = NULL;
+	size_t nrf = 0, caprf = 0;
 
 	while ((t = fbxi_theap_top(&e->settle)) != NULL && t->at_ms <= e->now &&
 	    fbxi_err(e) == FBX_OK) {
 		struct cmdc *cc = settling(e, t);
+		uint64_t would = 0;
+		uint32_t cap = 0;
 		int held = 0, rc;
 		fbxi_theap_pop(&e->settle);
 		if (cc == NULL)
@@ -57,42 +130,40 @@ fbxi_settle_step(struct fbx_engine *e)
 			rc = fbxi_brk_global_hold(e, cc, &held);
 			if (rc != FBX_OK) {
 				fbxi_set_err(e, rc);
-				return;
+				break;
 			}
 			if (held)
 				continue;
 		}
-		/* its blast-radius count ages from now, when its devices
-		 * are reached; counted again if the window no longer holds
-		 * it, and discarded if that passes the limit */
-		rc = fbxi_limit_settled(e, &cc->c);
+		/* through the blast-radius limit as it stands: its count
+		 * ages from now, when its devices are reached */
+		rc = fbxi_limit_settled(e, &cc->c, &would, &cap);
 		if (rc == FBX_ELIMIT_EXCEEDED) {
+			/* it reached no device: what the window still
+			 * counts of it goes back out */
+			rc = fbxi_limit_uncount(e, &cc->c);
+			if (rc == FBX_OK)
+				rc = refused_note(
+				    &rf, &nrf, &caprf, &cc->c, would, cap);
+			if (rc != FBX_OK) {
+				fbxi_set_err(e, rc);
+				break;
+			}
 			cc->c.state = FBX_C_DISCARDED;
 			snprintf(cc->c.resolved_by, sizeof(cc->c.resolved_by),
 			    "engine");
 			fbxi_note_printf(cc->c.note, sizeof(cc->c.note),
-			    "discarded when its settle window ended: its "
-			    "blast-radius count had left the %s limit's window "
-			    "and counting it again would pass the limit",
-			    fbx_cmd_type_name(cc->c.type));
+			    "discarded when its settle window ended: it would "
+			    "pass the %s blast-radius limit (%llu devices in "
+			    "the window, limit %u)",
+			    fbx_cmd_type_name(cc->c.type),
+			    (unsigned long long)would, cap);
 			fbxi_cmd_touch(cc);
-			FBX_LOGW("org %s: command %llu (%s) discarded at the end "
-			         "of its settle window: over the blast-radius "
-			         "limit",
-			    cc->c.org, (unsigned long long)cc->c.id,
-			    fbx_cmd_type_name(cc->c.type));
-			fbxi_event(e, FBX_EV_LIMIT_REJECTED, cc->c.org,
-			    fbxi_reason_of(&cc->c), "engine", cc->c.id,
-			    cc->c.limit_n, 0,
-			    "command %llu (%s) discarded at the end of its "
-			    "settle window: over the blast-radius limit",
-			    (unsigned long long)cc->c.id,
-			    fbx_cmd_type_name(cc->c.type));
 			continue;
 		}
 		if (rc != FBX_OK) {
 			fbxi_set_err(e, rc);
-			return;
+			break;
 		}
 		cc->c.state = FBX_C_EXPANDING;
 		/* its TTL runs from here (an entry that came due while it
@@ -100,7 +171,7 @@ fbxi_settle_step(struct fbx_engine *e)
 		if (fbxi_theap_push(&e->expiry, cc->c.expires_ms, cc->c.id) !=
 		    0) {
 			fbxi_set_err(e, FBX_ENOMEM);
-			return;
+			break;
 		}
 		if (cc->c.resolved_by[0] != '\0')
 			fbxi_note_printf(cc->c.note, sizeof(cc->c.note),
@@ -122,6 +193,9 @@ fbxi_settle_step(struct fbx_engine *e)
 		    (unsigned long long)cc->c.id,
 		    fbx_cmd_type_name(cc->c.type));
 	}
+	if (fbxi_err(e) == FBX_OK)
+		refused_report(e, rf, nrf);
+	free(rf);
 }
 
 uint32_t

@@ -1139,12 +1139,15 @@ test_release_limit_recount(void)
 }
 
 /* A lock that settles is counted in the limit when it is admitted, and
- * its count moves to the end of its settle window, when its devices are
- * reached: with a limit of 2 per 60 s, 2 locks admitted at 0 s and sent
- * at 30 s are still counted at 61 s. A lock that settles longer than the
- * window (settle 90 s) is counted again when it leaves, through the
- * limit as it stands: after 2 operator locks at 61 s, both are
- * discarded, and nothing of theirs is sent. */
+ * passes the limit as it stands when its settle window ends: its count
+ * moves there, when its devices are reached. With a limit of 2 per 60 s,
+ * 2 locks admitted at 0 s and sent at 30 s are still counted at 61 s. A
+ * lock that settles longer than the window (settle 90 s) is counted
+ * again when it leaves: after 2 operator locks at 61 s, both are
+ * discarded (one event), and nothing of theirs is sent. A lock not
+ * counted when admitted (no limit then), one under a cap lowered while
+ * it settles, and one journaled as v3 are counted at the end in full:
+ * what passes goes out, the rest is discarded. */
 static void
 test_settle_limit(void)
 {
@@ -1198,8 +1201,85 @@ test_settle_limit(void)
 	        strstr(c.note, "settle window") != NULL,
 	    "discarded at the end of its settle window: %d '%s'", c.state,
 	    c.note);
-	CHECK(stored(&t, id[1], &c) == FBX_C_DISCARDED, "both: %d", c.state);
+	CHECK(stored(&t, id[1], &c) == FBX_C_DISCARDED &&
+	        strcmp(c.resolved_by, "engine") == 0,
+	    "both, by the engine: %d '%s'", c.state, c.resolved_by);
 	CHECK(lock_limit(&t, "big", 0, 0) == 2, "use 2: %ld",
+	    lock_limit(&t, "big", 0, 0));
+	CHECK(events_of(&t, FBX_EV_LIMIT_REJECTED) == 1,
+	    "one limit_rejected event for the two");
+	env_close(&t);
+
+	/* no limit when they were admitted (not counted), a limit of 1 set
+	 * while they settle: at the end of the window the first is counted
+	 * and goes out, the second is discarded */
+	CHECK(env_open(&t, "slimit3") == 0, "open");
+	enroll(&t, "big", 5000);
+	hello(&t, "g1", "big", 1000);
+	turn(&t);
+	(void)delivered(&t, "g1", &batch);
+	CHECK(lock_limit(&t, "big", 1, 0) >= 0, "no lock limit");
+	for (unsigned i = 0; i < 2; i++)
+		CHECK(auto_lock(&t, "big", 1 + i, &id[i], &st) == FBX_OK &&
+		        st == FBX_C_SETTLING,
+		    "settles: %d", st);
+	CHECK(lock_limit_w(&t, "big", 1, 1, 60) == 0, "limit 1 / 60 s");
+	pass(&t, "g1", 31000);
+	CHECK(delivered(&t, "g1", &batch) == 1, "one sent");
+	CHECK(stored(&t, id[0], &c) == FBX_C_DONE, "the first: %d", c.state);
+	CHECK(stored(&t, id[1], &c) == FBX_C_DISCARDED, "the second: %d",
+	    c.state);
+	CHECK(lock_limit(&t, "big", 0, 0) == 1, "use 1: %ld",
+	    lock_limit(&t, "big", 0, 0));
+	env_close(&t);
+
+	/* a cap lowered while they settle (same window): they pass it as it
+	 * stands, like a release; the discarded one's count goes back out */
+	CHECK(env_open(&t, "slimit4") == 0, "open");
+	enroll(&t, "big", 5000);
+	hello(&t, "g1", "big", 1000);
+	turn(&t);
+	(void)delivered(&t, "g1", &batch);
+	CHECK(lock_limit(&t, "big", 1, 3) >= 0, "limit 3");
+	for (unsigned i = 0; i < 2; i++)
+		CHECK(auto_lock(&t, "big", 1 + i, &id[i], &st) == FBX_OK &&
+		        st == FBX_C_SETTLING,
+		    "settles: %d", st);
+	CHECK(lock_limit(&t, "big", 1, 1) == 2, "limit lowered to 1");
+	pass(&t, "g1", 31000);
+	CHECK(delivered(&t, "g1", &batch) == 1, "one sent");
+	CHECK(lock_limit(&t, "big", 0, 0) == 1, "use 1: %ld",
+	    lock_limit(&t, "big", 0, 0));
+	env_close(&t);
+
+	/* records written before the count was recorded (v3) while they
+	 * settle: counted again in full at the end of the window (limit 3
+	 * per 60 s: the first goes out, use 3; the second is discarded), and
+	 * that count ages from then */
+	CHECK(env_open(&t, "slimit5") == 0, "open");
+	enroll(&t, "big", 5000);
+	hello(&t, "g1", "big", 1000);
+	turn(&t);
+	(void)delivered(&t, "g1", &batch);
+	CHECK(lock_limit_w(&t, "big", 1, 3, 60) >= 0, "limit 3 / 60 s");
+	for (unsigned i = 0; i < 2; i++)
+		CHECK(auto_lock(&t, "big", 1 + i, &id[i], &st) == FBX_OK &&
+		        st == FBX_C_SETTLING,
+		    "settles: %d", st);
+	fbx_engine_close(t.e);
+	t.e = NULL;
+	CHECK(make_v3(t.dir, id[0]) == 0 && make_v3(t.dir, id[1]) == 0,
+	    "records as version 3");
+	CHECK(env_reopen(&t) == 0, "reopen");
+	hello(&t, "g1", "big", 1000); /* the gateway connects again */
+	pass(&t, "g1", 31000);
+	CHECK(delivered(&t, "g1", &batch) == 1, "one sent");
+	CHECK(stored(&t, id[1], &c) == FBX_C_DISCARDED, "the second: %d",
+	    c.state);
+	CHECK(lock_limit(&t, "big", 0, 0) == 3, "use 3: %ld",
+	    lock_limit(&t, "big", 0, 0));
+	pass(&t, "g1", 30000);
+	CHECK(lock_limit(&t, "big", 0, 0) == 1, "61 s: the sent one: %ld",
 	    lock_limit(&t, "big", 0, 0));
 	env_close(&t);
 }
