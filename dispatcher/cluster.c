@@ -186,7 +186,7 @@ fbxi_cluster_resets(struct fbx_engine *e)
 	size_t pos = 0, nh = 0, caph = 0;
 	uint64_t k, v;
 	struct cmdc **hv = NULL;
-	uint32_t released = 0, discarded = 0, refused = 0;
+	uint32_t released = 0, discarded = 0, refused = 0, again = 0;
 	int rc = FBX_OK;
 
 	while (fbxi_idmap_next(&e->cmds, &pos, &k, &v)) {
@@ -266,15 +266,18 @@ fbxi_cluster_resets(struct fbx_engine *e)
 			refused++;
 		else if (rc == FBX_OK && cc->c.state == FBX_C_SETTLING)
 			released++;
+		else if (rc == FBX_OK && cc->c.state == FBX_C_HELD)
+			again++; /* by its organisation's breaker */
 	}
 	free(hv);
 	if (rc != FBX_OK) {
 		fbxi_set_err(e, rc);
 		return;
 	}
-	if (released + discarded + refused > 0)
+	if (released + discarded + refused + again > 0)
 		FBX_LOGI("cluster: global breaker reset on another node: %u "
 		         "held commands of this node's organisations released, "
-		         "%u discarded, %u refused by limits",
-		    released, discarded, refused);
+		         "%u discarded, %u refused by limits, %u held again by "
+		         "their organisation's breaker",
+		    released, discarded, refused, again);
 }
