@@ -580,6 +580,7 @@ fbxi_handle_breaker(
 	char key[FBX_KV_KEY_MAX], hk[2 * FBX_ID_MAX + 2];
 	uint32_t fleet = 0;
 	int exists = 0, was_open, rc;
+	uint32_t nheld = 0;
 
 	memset(&rep, 0, sizeof(rep));
 	memset(&l, 0, sizeof(l));
@@ -617,7 +618,7 @@ fbxi_handle_breaker(
 			    &b, e->now, req->actor, req->u.breaker.note, 1);
 		}
 		/* what of the incident is still settling is held too */
-		(void)trip_hold(e, strcmp(scope, "*") == 0 ? NULL : scope,
+		nheld = trip_hold(e, strcmp(scope, "*") == 0 ? NULL : scope,
 		    reason, &b);
 		rc = fbxi_brk_save(e->txn, scope, reason, &b);
 		if (rc != FBX_OK)
@@ -637,8 +638,10 @@ fbxi_handle_breaker(
 			    scope, reason, req->actor);
 		fbxi_audit(e, scope, req->actor, "breaker.trip",
 		    req->u.breaker.note,
-		    "{\"breaker\":\"%s/%s\",\"requested_in\":\"%s\"}", scope,
-		    reason, req->org);
+		    "{\"breaker\":\"%s/%s\",\"requested_in\":\"%s\","
+		    "\"held\":%u%s}",
+		    scope, reason, req->org, nheld,
+		    was_open ? ",\"already_open\":true" : "");
 		break;
 	case FBX_BRK_RESET: {
 		size_t pos = 0, nh = 0, caph = 0;

@@ -141,6 +141,31 @@ cmd_state(struct env *t, const char *org, uint64_t id, struct fbx_command *c)
 	return rc == FBX_OK ? c->state : -1;
 }
 
+/* last_audit - org's newest audit record of action; 0 when found */
+static int
+last_audit(struct env *t, const char *org, const char *action,
+    struct fbx_audit_rec *out)
+{
+	struct fbx_console_req req;
+	struct fbx_console_rep rep;
+	int found = -1;
+
+	memset(out, 0, sizeof(*out));
+	memset(&req, 0, sizeof(req));
+	req.kind = FBX_CREQ_AUDIT_LIST;
+	snprintf(req.u.audit_list.action, sizeof(req.u.audit_list.action),
+	    "%s", action);
+	req.u.audit_list.limit = 1000;
+	console(t, "reader", org, &req);
+	turn(t);
+	if (reply(t, "reader", &rep) == FBX_OK && rep.u.audit.n > 0) {
+		*out = rep.u.audit.r[rep.u.audit.n - 1];
+		found = 0;
+	}
+	fbx_console_rep_free(&rep);
+	return found;
+}
+
 /* delivered - delivery ids sent to peer so far, answered as succeeded */
 static size_t
 delivered(struct env *t, const char *peer, uint64_t *batch)
@@ -358,6 +383,16 @@ test_storm_held(void)
 		for (unsigned i = 0; i < 8; i++)
 			CHECK(cmd_state(&t, "small", ids[i], &c) == FBX_C_HELD,
 			    "storm lock %u held after the trip by hand", i);
+		/* the audit record says it was open already, and what the
+		 * trip held (nothing was settling any more) */
+		{
+			struct fbx_audit_rec a;
+			CHECK(last_audit(&t, "small", "breaker.trip", &a) == 0 &&
+			        strstr(a.params, "\"already_open\":true") !=
+			            NULL &&
+			        strstr(a.params, "\"held\":0") != NULL,
+			    "breaker.trip params %s", a.params);
+		}
 	}
 	env_close(&t);
 }
@@ -1208,6 +1243,13 @@ test_settle_limit(void)
 	    lock_limit(&t, "big", 0, 0));
 	CHECK(events_of(&t, FBX_EV_LIMIT_REJECTED) == 1,
 	    "one limit_rejected event for the two");
+	{
+		struct fbx_audit_rec a;
+		CHECK(last_audit(&t, "big", "settle.refused", &a) == 0 &&
+		        strcmp(a.actor, "engine") == 0 &&
+		        strstr(a.params, "\"commands\":2") != NULL,
+		    "one settle.refused record for the two: %s", a.params);
+	}
 	env_close(&t);
 
 	/* no limit when they were admitted (not counted), a limit of 1 set
