@@ -91,7 +91,7 @@ fbxi_dry_run(struct fbx_engine *e, const struct inmsg *in,
 	rc = fbxi_limit_cfg_load(e->txn, c->org, c->type, &cfg, &own);
 	if (rc == FBX_OK)
 		rc = fbxi_limit_use_load(
-		    e->txn, c->org, c->type, cfg.window_s, e->now, &w);
+		    e->txn, c->org, c->type, cfg.window_s, cfg.changed_ms, e->now, &w);
 	if (rc != FBX_OK) {
 		fbxi_set_err(e, rc);
 		goto out;

@@ -778,7 +778,8 @@ int fbxi_reset_order_save(fbx_txn *txn, const char *reason, int64_t at_ms,
 int fbxi_limit_cfg_load(fbx_txn *txn, const char *org, int type,
     struct fbxi_limit_cfg *out, int *own);
 int fbxi_limit_use_load(fbx_txn *txn, const char *org, int type,
-    uint32_t window_s, int64_t now_ms, struct fbxi_window *w);
+    uint32_t window_s, int64_t since_ms, int64_t now_ms,
+    struct fbxi_window *w);
 
 /* breaker.c (records, held commands: also cluster.c's), delivery.c (a
  * rollout's tallies), rollout.c (the loop's step), alerts.c (output.c

@@ -23,18 +23,25 @@ fbxi_limit_cfg_load(fbx_txn *txn, const char *org, int type,
 	int rc;
 
 	*own = 0;
+	memset(out, 0, sizeof(*out));
 	snprintf(key, sizeof(key), "limcfg/%s/%s", org, fbx_cmd_type_name(type));
 	rc = fbx_store_kv_get(txn, key, out, sizeof(*out), &len);
-	if (rc == FBX_OK && len == sizeof(*out)) {
+	if (rc == FBX_OK && (len == sizeof(*out) || len == FBXI_LIM_V1_SIZE)) {
+		if (len == FBXI_LIM_V1_SIZE)
+			out->changed_ms = 0; /* version 1: not recorded */
 		*own = 1;
 		return FBX_OK;
 	}
 	if (rc != FBX_OK && rc != FBX_ENOT_FOUND)
 		return rc;
+	memset(out, 0, sizeof(*out));
 	snprintf(key, sizeof(key), "limcfg/*/%s", fbx_cmd_type_name(type));
 	rc = fbx_store_kv_get(txn, key, out, sizeof(*out), &len);
-	if (rc == FBX_OK && len == sizeof(*out))
+	if (rc == FBX_OK && (len == sizeof(*out) || len == FBXI_LIM_V1_SIZE)) {
+		if (len == FBXI_LIM_V1_SIZE)
+			out->changed_ms = 0;
 		return FBX_OK;
+	}
 	if (rc != FBX_OK && rc != FBX_ENOT_FOUND)
 		return rc;
 	fbxi_limit_defaults(type, out);
@@ -43,13 +50,14 @@ fbxi_limit_cfg_load(fbx_txn *txn, const char *org, int type,
 
 /* fbxi_limit_use_load - the use record of org's limit of type, under
  * window_s. A record kept under another window (the limit's window was
- * changed) is begun again as a new generation, and what it counted at
- * now_ms is carried into now's bucket: counted for the new window's
- * full length from now, more than the old window would have, never
- * less (a window changed in an incident does not clear the count). */
+ * changed, at since_ms: its cfg's changed_ms, 0 = unknown, taken as
+ * now) is begun again as a new generation, and what it counted at the
+ * change is carried into the change's bucket: counted for the new
+ * window's full length from the change, never less (a window changed
+ * in an incident does not clear the count). */
 int
 fbxi_limit_use_load(fbx_txn *txn, const char *org, int type, uint32_t window_s,
-    int64_t now_ms, struct fbxi_window *w)
+    int64_t since_ms, int64_t now_ms, struct fbxi_window *w)
 {
 	char key[FBX_KV_KEY_MAX];
 	size_t len = 0;
@@ -57,6 +65,7 @@ fbxi_limit_use_load(fbx_txn *txn, const char *org, int type, uint32_t window_s,
 
 	uint32_t gen = 0;
 	uint64_t carried = 0;
+	int64_t at = since_ms > 0 && since_ms <= now_ms ? since_ms : now_ms;
 
 	snprintf(key, sizeof(key), "limuse/%s/%s", org, fbx_cmd_type_name(type));
 	rc = fbx_store_kv_get(txn, key, w, sizeof(*w), &len);
@@ -68,12 +77,12 @@ fbxi_limit_use_load(fbx_txn *txn, const char *org, int type, uint32_t window_s,
 	 * command takes its count for one this record still holds */
 	if (rc == FBX_OK && len == sizeof(*w) && w->window_s > 0) {
 		gen = w->gen + 1;
-		carried = fbxi_window_sum(w, now_ms);
+		carried = fbxi_window_sum(w, at);
 	}
 	fbxi_window_init(w, window_s);
 	w->gen = gen;
 	if (carried > 0)
-		(void)fbxi_window_add(w, now_ms,
+		(void)fbxi_window_add(w, at,
 		    carried > UINT32_MAX ? UINT32_MAX : (uint32_t)carried);
 	return FBX_OK;
 }
@@ -187,7 +196,7 @@ fbxi_limit_gate(struct fbx_engine *e, const struct inmsg *in,
 	if (cap == UINT32_MAX)
 		return FBX_OK; /* no limit on this type: nothing to count */
 	rc = fbxi_limit_use_load(
-	    e->txn, c->org, c->type, cfg.window_s, e->now, &w);
+	    e->txn, c->org, c->type, cfg.window_s, cfg.changed_ms, e->now, &w);
 	if (rc != FBX_OK)
 		return rc;
 	/* what the window counts without this command: its own earlier
@@ -335,7 +344,7 @@ fbxi_limit_settled(
 		ndev = k.n;
 	}
 	rc = fbxi_limit_use_load(
-	    e->txn, c->org, c->type, cfg.window_s, e->now, &w);
+	    e->txn, c->org, c->type, cfg.window_s, cfg.changed_ms, e->now, &w);
 	if (rc != FBX_OK)
 		return rc;
 	used = fbxi_window_sum(&w, e->now);
@@ -367,7 +376,7 @@ fbxi_limit_uncount(struct fbx_engine *e, struct fbx_command *c)
 	if (c->limit_at_ms <= 0 || c->limit_n == 0)
 		return FBX_OK;
 	rc = fbxi_limit_use_load(
-	    e->txn, c->org, c->type, c->limit_window_s, e->now, &w);
+	    e->txn, c->org, c->type, c->limit_window_s, 0, e->now, &w);
 	if (rc != FBX_OK)
 		return rc;
 	n = limit_counted(c, &w, e->now);
@@ -397,7 +406,7 @@ fbxi_limit_over(struct fbx_engine *e, const struct fbx_command *c, uint32_t ndev
 	rc = fbxi_limit_cfg_load(e->txn, c->org, c->type, &cfg, &own);
 	if (rc == FBX_OK)
 		rc = fbxi_limit_use_load(
-		    e->txn, c->org, c->type, cfg.window_s, e->now, &w);
+		    e->txn, c->org, c->type, cfg.window_s, cfg.changed_ms, e->now, &w);
 	if (rc != FBX_OK)
 		return rc;
 	*over = fbxi_window_sum(&w, e->now) + ndev > fbxi_limit_cap(&cfg, fleet);
@@ -425,6 +434,16 @@ fbxi_handle_limit(
 			    FBX_EINVAL, "unknown command type");
 			return;
 		}
+		struct fbxi_limit_cfg was;
+		int wown = 0;
+		/* the window's change time: kept when the window in force
+		 * for this scope stays (a use record still kept under an
+		 * older window is carried over as of its change) */
+		rc = fbxi_limit_cfg_load(e->txn,
+		    req->u.limit.global ? "*" : req->org, li->type, &was,
+		    &wown);
+		if (rc != FBX_OK)
+			goto fail;
 		memset(&cfg, 0, sizeof(cfg));
 		cfg.version = FBXI_LIM_VERSION;
 		cfg.max_count = li->max_count;
@@ -432,6 +451,8 @@ fbxi_handle_limit(
 		    ? FBX_PPM
 		    : li->max_share_ppm;
 		cfg.window_s = li->window_s ? li->window_s : 3600;
+		cfg.changed_ms =
+		    cfg.window_s == was.window_s ? was.changed_ms : e->now;
 		snprintf(key, sizeof(key), "limcfg/%s/%s",
 		    req->u.limit.global ? "*" : req->org,
 		    fbx_cmd_type_name(li->type));
@@ -454,7 +475,7 @@ fbxi_handle_limit(
 		rc = fbxi_limit_cfg_load(e->txn, scope, t, &cfg, &own);
 		if (rc == FBX_OK)
 			rc = fbxi_limit_use_load(
-			    e->txn, req->org, t, cfg.window_s, e->now, &w);
+			    e->txn, req->org, t, cfg.window_s, cfg.changed_ms, e->now, &w);
 		if (rc != FBX_OK)
 			goto fail;
 		memset(&rows[n], 0, sizeof(rows[n]));

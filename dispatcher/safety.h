@@ -168,13 +168,18 @@ void fbxi_breaker_reset(struct fbxi_breaker *b, int64_t now_ms,
 
 /* ---- blast-radius limits ----------------------------------------------- */
 
-#define FBXI_LIM_VERSION 1
+#define FBXI_LIM_VERSION 2 /* 2: changed_ms appended */
+#define FBXI_LIM_V1_SIZE 16
 
 struct fbxi_limit_cfg {
 	uint32_t version;
 	uint32_t max_count;     /* 0 = none */
 	uint32_t max_share_ppm; /* 0 = none */
 	uint32_t window_s;
+	/* when window_s took this value (0: before version 2, or the
+	 * built-in default): a use record kept under another window is
+	 * carried over as of then */
+	int64_t changed_ms;
 };
 
 /* fbxi_limit_defaults - built-in limits per command type: strict for the

@@ -1326,6 +1326,102 @@ test_settle_limit(void)
 	env_close(&t);
 }
 
+/* A limit's window changed: what the old window counted is carried over
+ * as of the change, for the new window's full length. 2 locks under a
+ * limit of 3 per 60 s, the window set to 120 s 10 s later and the use
+ * record not written again: 63 s after the locks they are still
+ * counted (they would have left the 60 s window), one more lock passes
+ * and the next is refused; they leave 120 s after the change. The same
+ * for the global setting of every organisation. */
+static void
+test_limit_window_change(void)
+{
+	struct env t;
+	uint64_t op, batch = 0;
+	int st;
+
+	for (int global = 0; global < 2; global++) {
+		CHECK(env_open(&t, global ? "lwin2" : "lwin1") == 0, "open");
+		enroll(&t, "big", 5000);
+		hello(&t, "g1", "big", 1000);
+		turn(&t);
+		(void)delivered(&t, "g1", &batch);
+		if (global) {
+			struct fbx_console_req req;
+			struct fbx_console_rep rep;
+			memset(&req, 0, sizeof(req));
+			req.kind = FBX_CREQ_LIMIT;
+			req.u.limit.set = 1;
+			req.u.limit.global = 1;
+			req.u.limit.lim.type = FBX_CMD_LOCK;
+			req.u.limit.lim.max_count = 3;
+			req.u.limit.lim.window_s = 60;
+			console(&t, "ops", "big", &req);
+			turn(&t);
+			CHECK(reply(&t, "ops", &rep) == FBX_OK, "global limit");
+			fbx_console_rep_free(&rep);
+		} else {
+			CHECK(lock_limit_w(&t, "big", 1, 3, 60) >= 0, "limit");
+		}
+		CHECK(operator_lock(&t, "big", 1, &op, &st) == FBX_OK &&
+		        operator_lock(&t, "big", 2, &op, &st) == FBX_OK,
+		    "2 locks");
+		pass(&t, "g1", 10000);
+		if (global) {
+			struct fbx_console_req req;
+			struct fbx_console_rep rep;
+			memset(&req, 0, sizeof(req));
+			req.kind = FBX_CREQ_LIMIT;
+			req.u.limit.set = 1;
+			req.u.limit.global = 1;
+			req.u.limit.lim.type = FBX_CMD_LOCK;
+			req.u.limit.lim.max_count = 3;
+			req.u.limit.lim.window_s = 120;
+			console(&t, "ops", "big", &req);
+			turn(&t);
+			CHECK(reply(&t, "ops", &rep) == FBX_OK, "global window");
+			fbx_console_rep_free(&rep);
+		} else {
+			CHECK(lock_limit_w(&t, "big", 1, 3, 120) == 2,
+			    "window 120 s: 2 carried over");
+		}
+		pass(&t, "g1", 53000);
+		CHECK(lock_limit(&t, "big", 0, 0) == 2,
+		    "63 s after the locks: %ld", lock_limit(&t, "big", 0, 0));
+		CHECK(operator_lock(&t, "big", 3, &op, &st) == FBX_OK,
+		    "one more within the limit");
+		CHECK(operator_lock(&t, "big", 4, &op, &st) ==
+		        FBX_ELIMIT_EXCEEDED,
+		    "the next over it: %d", st);
+		pass(&t, "g1", 68000);
+		CHECK(lock_limit(&t, "big", 0, 0) == 1,
+		    "131 s after the change only the last lock: %ld",
+		    lock_limit(&t, "big", 0, 0));
+		env_close(&t);
+	}
+
+	/* a setting written before changed_ms (16 bytes, version 1) is
+	 * still the organisation's */
+	CHECK(env_open(&t, "lwin3") == 0, "open");
+	enroll(&t, "big", 5000);
+	hello(&t, "g1", "big", 1000);
+	turn(&t);
+	{
+		uint32_t v1[4] = { 1, 1, 0, 60 }; /* version, max, share,
+		                                     window */
+		fbx_txn *tx = NULL;
+		CHECK(fbx_txn_begin(t.e->st, 1, &tx) == FBX_OK &&
+		        fbx_store_kv_put(tx, "limcfg/big/lock", v1,
+		            sizeof(v1)) == FBX_OK &&
+		        fbx_txn_commit(tx) == FBX_OK,
+		    "a version 1 setting");
+	}
+	CHECK(operator_lock(&t, "big", 1, &op, &st) == FBX_OK, "one lock");
+	CHECK(operator_lock(&t, "big", 2, &op, &st) == FBX_ELIMIT_EXCEEDED,
+	    "the second over its limit of 1: %d", st);
+	env_close(&t);
+}
+
 /* Shadow mode and an open breaker: an open breaker that enforces cannot
  * be set to shadow mode (it would stop holding, silently); an open shadow
  * breaker set enforcing holds what still settles, and what arrives. */
@@ -1938,6 +2034,7 @@ main(void)
 	test_release_limit();
 	test_release_limit_recount();
 	test_settle_limit();
+	test_limit_window_change();
 	test_supersede_limits();
 	test_supersede_lazy();
 	test_supersede_reopened();
