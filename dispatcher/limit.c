@@ -48,81 +48,133 @@ fbxi_limit_cfg_load(fbx_txn *txn, const char *org, int type,
 	return FBX_OK;
 }
 
-/* fbxi_limit_use_load - the use record of org's limit of type, under
+/* A blast-radius limit's use record, "limuse/<org>/<type>": the
+ * window's counts, and the carry of the record it replaced when the
+ * limit's window changed: the moment (a time in the bucket the old
+ * counts were carried into) and the old window, whose generation is
+ * w.gen - 1. A record of version 1 is the window alone (nothing
+ * carried). */
+struct limit_use {
+	struct fbxi_window w;
+	int64_t carry_at_ms; /* 0 = nothing carried */
+	uint32_t carry_window_s;
+	uint32_t pad_;
+};
+
+/* limit_use_get - the use record of org's limit of type, under
  * window_s. A record kept under another window (the limit's window was
  * changed, at since_ms: its cfg's changed_ms, 0 = unknown, taken as
  * now) is begun again as a new generation, and what it counted at the
  * change is carried into the change's bucket: counted for the new
  * window's full length from the change, never less (a window changed
  * in an incident does not clear the count). */
+static int
+limit_use_get(fbx_txn *txn, const char *org, int type, uint32_t window_s,
+    int64_t since_ms, int64_t now_ms, struct limit_use *u)
+{
+	char key[FBX_KV_KEY_MAX];
+	size_t len = 0;
+	uint32_t gen = 0, old_window = 0;
+	uint64_t carried = 0;
+	int64_t at = since_ms > 0 && since_ms <= now_ms ? since_ms : now_ms;
+	int rc;
+
+	memset(u, 0, sizeof(*u));
+	snprintf(key, sizeof(key), "limuse/%s/%s", org, fbx_cmd_type_name(type));
+	rc = fbx_store_kv_get(txn, key, u, sizeof(*u), &len);
+	if (rc != FBX_OK && rc != FBX_ENOT_FOUND)
+		return rc;
+	if (rc == FBX_OK && len == sizeof(u->w))
+		u->carry_at_ms = 0, u->carry_window_s = 0; /* version 1 */
+	else if (rc == FBX_OK && len != sizeof(*u))
+		rc = FBX_ENOT_FOUND; /* not a use record: begun again */
+	if (rc == FBX_OK && u->w.window_s == window_s)
+		return FBX_OK;
+	/* begun again under another window: a new generation, so that no
+	 * command takes its count for one this record still holds; what it
+	 * counted is carried */
+	if (rc == FBX_OK) {
+		gen = u->w.gen + 1;
+		if (u->w.window_s > 0) {
+			old_window = u->w.window_s;
+			carried = fbxi_window_sum(&u->w, at);
+		}
+	}
+	memset(u, 0, sizeof(*u));
+	fbxi_window_init(&u->w, window_s);
+	u->w.gen = gen;
+	if (carried > 0) {
+		u->carry_at_ms = fbxi_window_add(&u->w, at,
+		    carried > UINT32_MAX ? UINT32_MAX : (uint32_t)carried);
+		u->carry_window_s = old_window;
+	}
+	return FBX_OK;
+}
+
+/* fbxi_limit_use_load - limit_use_get's window, for the readers */
 int
 fbxi_limit_use_load(fbx_txn *txn, const char *org, int type, uint32_t window_s,
     int64_t since_ms, int64_t now_ms, struct fbxi_window *w)
 {
-	char key[FBX_KV_KEY_MAX];
-	size_t len = 0;
-	int rc;
+	struct limit_use u;
+	int rc = limit_use_get(txn, org, type, window_s, since_ms, now_ms, &u);
 
-	uint32_t gen = 0;
-	uint64_t carried = 0;
-	int64_t at = since_ms > 0 && since_ms <= now_ms ? since_ms : now_ms;
-
-	snprintf(key, sizeof(key), "limuse/%s/%s", org, fbx_cmd_type_name(type));
-	rc = fbx_store_kv_get(txn, key, w, sizeof(*w), &len);
-	if (rc == FBX_OK && len == sizeof(*w) && w->window_s == window_s)
-		return FBX_OK;
-	if (rc != FBX_OK && rc != FBX_ENOT_FOUND)
-		return rc;
-	/* begun again under another window: a new generation, so that no
-	 * command takes its count for one this record still holds */
-	if (rc == FBX_OK && len == sizeof(*w) && w->window_s > 0) {
-		gen = w->gen + 1;
-		carried = fbxi_window_sum(w, at);
-	}
-	fbxi_window_init(w, window_s);
-	w->gen = gen;
-	if (carried > 0)
-		(void)fbxi_window_add(w, at,
-		    carried > UINT32_MAX ? UINT32_MAX : (uint32_t)carried);
-	return FBX_OK;
+	if (rc == FBX_OK)
+		*w = u.w;
+	return rc;
 }
 
 /* limit_record - the command records its count: n devices at `at`
- * (fbxi_window_add's bucket time) in use record w; written with the
+ * (fbxi_window_add's bucket time) in use record u; written with the
  * command in this turn */
 static void
-limit_record(struct fbx_command *c, const struct fbxi_window *w, int64_t at,
+limit_record(struct fbx_command *c, const struct limit_use *u, int64_t at,
     uint32_t n)
 {
 	c->limit_at_ms = at;
 	c->limit_n = n;
-	c->limit_window_s = w->window_s;
-	c->limit_gen = w->gen;
+	c->limit_window_s = u->w.window_s;
+	c->limit_gen = u->w.gen;
 }
 
-/* limit_counted - how many of the command's devices the use record w
- * still counts: those it recorded when it was counted, if w is the
- * record (window and generation) it was counted in and that count has
- * not left the window; 0 otherwise (then it is counted again). */
+/* limit_counted - how many of the command's devices the use record u
+ * still counts, and in which bucket (*where, a time in it): those it
+ * recorded when it was counted, if u is the record (window and
+ * generation) it was counted in and that count has not left the
+ * window; or if u replaced that record at a window change and carried
+ * the count (it was still in the old window then), while the carry is
+ * in the window. 0 otherwise (then it is counted again). */
 static uint32_t
-limit_counted(const struct fbx_command *c, struct fbxi_window *w,
-    int64_t now_ms)
+limit_counted(const struct fbx_command *c, struct limit_use *u,
+    int64_t now_ms, int64_t *where)
 {
-	if (c->limit_at_ms <= 0 || c->limit_window_s != w->window_s ||
-	    c->limit_gen != w->gen ||
-	    !fbxi_window_holds(w, c->limit_at_ms, now_ms))
+	if (c->limit_at_ms <= 0 || c->limit_n == 0)
 		return 0;
-	return c->limit_n;
+	if (c->limit_gen == u->w.gen && c->limit_window_s == u->w.window_s) {
+		if (!fbxi_window_holds(&u->w, c->limit_at_ms, now_ms))
+			return 0;
+		*where = c->limit_at_ms;
+		return c->limit_n;
+	}
+	if (u->carry_at_ms > 0 && c->limit_gen + 1 == u->w.gen &&
+	    c->limit_window_s == u->carry_window_s &&
+	    fbxi_window_held_at(
+	        u->carry_window_s, c->limit_at_ms, u->carry_at_ms) &&
+	    fbxi_window_holds(&u->w, u->carry_at_ms, now_ms)) {
+		*where = u->carry_at_ms;
+		return c->limit_n;
+	}
+	return 0;
 }
 
 static int
 limit_use_save(
-    fbx_txn *txn, const char *org, int type, const struct fbxi_window *w)
+    fbx_txn *txn, const char *org, int type, const struct limit_use *u)
 {
 	char key[FBX_KV_KEY_MAX];
 
 	snprintf(key, sizeof(key), "limuse/%s/%s", org, fbx_cmd_type_name(type));
-	return fbx_store_kv_put(txn, key, w, sizeof(*w));
+	return fbx_store_kv_put(txn, key, u, sizeof(*u));
 }
 
 /* fbxi_approval_token - the approval token of a refused command: SHA-256
@@ -182,11 +234,11 @@ fbxi_limit_gate(struct fbx_engine *e, const struct inmsg *in,
     uint32_t fleet)
 {
 	struct fbxi_limit_cfg cfg;
-	struct fbxi_window w;
+	struct limit_use u;
 	char token[FBX_ID_MAX + 1], key[FBX_KV_KEY_MAX];
 	uint64_t used;
 	uint32_t cap, already;
-	int64_t at;
+	int64_t at, where = 0;
 	int own, rc;
 
 	rc = fbxi_limit_cfg_load(e->txn, c->org, c->type, &cfg, &own);
@@ -195,17 +247,20 @@ fbxi_limit_gate(struct fbx_engine *e, const struct inmsg *in,
 	cap = fbxi_limit_cap(&cfg, fleet);
 	if (cap == UINT32_MAX)
 		return FBX_OK; /* no limit on this type: nothing to count */
-	rc = fbxi_limit_use_load(
-	    e->txn, c->org, c->type, cfg.window_s, cfg.changed_ms, e->now, &w);
+	rc = limit_use_get(
+	    e->txn, c->org, c->type, cfg.window_s, cfg.changed_ms, e->now, &u);
 	if (rc != FBX_OK)
 		return rc;
 	/* what the window counts without this command: its own earlier
 	 * count, if the window still holds it, moves to now below (its
 	 * devices are reached from now on, so it ages from now) */
-	used = fbxi_window_sum(&w, e->now);
-	already = limit_counted(c, &w, e->now);
+	used = fbxi_window_sum(&u.w, e->now);
+	already = limit_counted(c, &u, e->now, &where);
 	used = used > already ? used - already : 0;
-	if (used + ndev > cap) {
+	/* a held command a second operator approved over the limit is not
+	 * refused again at its release (nor at the end of its settle
+	 * window: fbxi_limit_settled) */
+	if (used + ndev > cap && (req != NULL || c->approved_by[0] == '\0')) {
 		struct approval_rec a;
 		size_t len = 0;
 		rc = fbxi_approval_token(c, token, sizeof(token));
@@ -293,10 +348,10 @@ fbxi_limit_gate(struct fbx_engine *e, const struct inmsg *in,
 		}
 	}
 	if (already > 0)
-		fbxi_window_sub(&w, c->limit_at_ms, e->now, already);
-	at = fbxi_window_add(&w, e->now, ndev);
-	limit_record(c, &w, at, ndev);
-	return limit_use_save(e->txn, c->org, c->type, &w);
+		fbxi_window_sub(&u.w, where, e->now, already);
+	at = fbxi_window_add(&u.w, e->now, ndev);
+	limit_record(c, &u, at, ndev);
+	return limit_use_save(e->txn, c->org, c->type, &u);
 }
 
 /* fbxi_limit_settled - a settling command leaves for its devices now
@@ -317,10 +372,10 @@ fbxi_limit_settled(
     struct fbx_engine *e, struct fbx_command *c, uint64_t *would, uint32_t *cap)
 {
 	struct fbxi_limit_cfg cfg;
-	struct fbxi_window w;
+	struct limit_use u;
 	uint64_t used;
 	uint32_t fleet = 0, already, ndev;
-	int64_t at;
+	int64_t at, where = 0;
 	int own, rc;
 
 	rc = fbxi_limit_cfg_load(e->txn, c->org, c->type, &cfg, &own);
@@ -343,22 +398,22 @@ fbxi_limit_settled(
 			return rc;
 		ndev = k.n;
 	}
-	rc = fbxi_limit_use_load(
-	    e->txn, c->org, c->type, cfg.window_s, cfg.changed_ms, e->now, &w);
+	rc = limit_use_get(
+	    e->txn, c->org, c->type, cfg.window_s, cfg.changed_ms, e->now, &u);
 	if (rc != FBX_OK)
 		return rc;
-	used = fbxi_window_sum(&w, e->now);
-	already = limit_counted(c, &w, e->now);
+	used = fbxi_window_sum(&u.w, e->now);
+	already = limit_counted(c, &u, e->now, &where);
 	used = used > already ? used - already : 0;
 	if (c->approved_by[0] == '\0' && used + ndev > *cap) {
 		*would = used + ndev;
 		return FBX_ELIMIT_EXCEEDED;
 	}
 	if (already > 0)
-		fbxi_window_sub(&w, c->limit_at_ms, e->now, already);
-	at = fbxi_window_add(&w, e->now, ndev);
-	limit_record(c, &w, at, ndev);
-	return limit_use_save(e->txn, c->org, c->type, &w);
+		fbxi_window_sub(&u.w, where, e->now, already);
+	at = fbxi_window_add(&u.w, e->now, ndev);
+	limit_record(c, &u, at, ndev);
+	return limit_use_save(e->txn, c->org, c->type, &u);
 }
 
 /* fbxi_limit_uncount - a held or settling command discarded: none of its
@@ -369,20 +424,26 @@ fbxi_limit_settled(
 int
 fbxi_limit_uncount(struct fbx_engine *e, struct fbx_command *c)
 {
-	struct fbxi_window w;
+	struct fbxi_limit_cfg cfg;
+	struct limit_use u;
 	uint32_t n;
-	int rc;
+	int64_t where = 0;
+	int own, rc;
 
 	if (c->limit_at_ms <= 0 || c->limit_n == 0)
 		return FBX_OK;
-	rc = fbxi_limit_use_load(
-	    e->txn, c->org, c->type, c->limit_window_s, 0, e->now, &w);
+	/* the record under the window in force (a count carried over a
+	 * window change is found there too) */
+	rc = fbxi_limit_cfg_load(e->txn, c->org, c->type, &cfg, &own);
+	if (rc == FBX_OK)
+		rc = limit_use_get(e->txn, c->org, c->type, cfg.window_s,
+		    cfg.changed_ms, e->now, &u);
 	if (rc != FBX_OK)
 		return rc;
-	n = limit_counted(c, &w, e->now);
+	n = limit_counted(c, &u, e->now, &where);
 	if (n > 0) {
-		fbxi_window_sub(&w, c->limit_at_ms, e->now, n);
-		rc = limit_use_save(e->txn, c->org, c->type, &w);
+		fbxi_window_sub(&u.w, where, e->now, n);
+		rc = limit_use_save(e->txn, c->org, c->type, &u);
 		if (rc != FBX_OK)
 			return rc;
 	}

@@ -78,6 +78,18 @@ fbxi_window_holds(struct fbxi_window *w, int64_t at_ms, int64_t now_ms)
 	    idx > w->last_idx - FBXI_WIN_BUCKETS;
 }
 
+int
+fbxi_window_held_at(uint32_t window_s, int64_t at_ms, int64_t then_ms)
+{
+	struct fbxi_window w;
+	int64_t idx, then;
+
+	fbxi_window_init(&w, window_s);
+	idx = at_ms / bucket_ms(&w);
+	then = then_ms / bucket_ms(&w);
+	return at_ms > 0 && idx <= then && idx > then - FBXI_WIN_BUCKETS;
+}
+
 void
 fbxi_window_sub(
     struct fbxi_window *w, int64_t at_ms, int64_t now_ms, uint32_t n)

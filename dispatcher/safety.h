@@ -41,6 +41,10 @@ uint64_t fbxi_window_sum(struct fbxi_window *w, int64_t now_ms);
 /* fbxi_window_holds - whether what was added at at_ms is still counted
  * at now_ms (its bucket has not left the window). */
 int fbxi_window_holds(struct fbxi_window *w, int64_t at_ms, int64_t now_ms);
+/* fbxi_window_held_at - whether a window of window_s counting at then_ms
+ * still held what was added at at_ms (the same buckets as a record of
+ * that window) */
+int fbxi_window_held_at(uint32_t window_s, int64_t at_ms, int64_t then_ms);
 /* fbxi_window_sub - take n back out of the bucket that at_ms added to,
  * if it is still counted (never below 0). */
 void fbxi_window_sub(

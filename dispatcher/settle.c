@@ -42,9 +42,10 @@ settling(struct fbx_engine *e, const struct fbxi_theap_ent *x)
 }
 
 /* Settling commands refused by the blast-radius limit in one step, per
- * organisation and type: one log line, event and audit record each, not
- * one per command (a storm may end thousands of settle windows at
- * once). */
+ * organisation, type and reason: one log line, event and audit record
+ * each, not one per command (a storm may end thousands of settle
+ * windows at once); the devices the window would reach and the limit
+ * are the last refusal's. */
 struct refused {
 	char org[FBX_ID_MAX + 1];
 	char reason[FBX_ID_MAX + 1];
@@ -60,7 +61,8 @@ refused_note(struct refused **v, size_t *n, size_t *capv,
 	struct refused *r = NULL;
 
 	for (size_t i = 0; i < *n && r == NULL; i++)
-		if ((*v)[i].type == c->type && strcmp((*v)[i].org, c->org) == 0)
+		if ((*v)[i].type == c->type && strcmp((*v)[i].org, c->org) == 0 &&
+		    strcmp((*v)[i].reason, fbxi_reason_of(c)) == 0)
 			r = &(*v)[i];
 	if (r == NULL) {
 		if (*n == *capv) {
@@ -99,11 +101,11 @@ refused_report(struct fbx_engine *e, const struct refused *v, size_t n)
 		    (unsigned long long)r->first);
 		fbxi_audit(e, r->org, "engine", "settle.refused", NULL,
 		    "{\"type\":\"%s\",\"commands\":%u,\"first\":%llu,"
-		    "\"used\":%llu,\"limit\":%u}",
+		    "\"would_reach\":%llu,\"limit\":%u}",
 		    type, r->n, (unsigned long long)r->first,
 		    (unsigned long long)r->would, r->cap);
 		emit_event(e, FBX_EV_LIMIT_REJECTED, r->org, r->reason, "engine",
-		    0, r->would, r->cap,
+		    r->n == 1 ? r->first : 0, r->would, r->cap,
 		    "%u settling %s commands discarded at the end of their "
 		    "settle window: over the blast-radius limit",
 		    r->n, type);

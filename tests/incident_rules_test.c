@@ -1294,6 +1294,35 @@ test_settle_limit(void)
 	    lock_limit(&t, "big", 0, 0));
 	env_close(&t);
 
+	/* a lock a second operator approved over the limit is not refused
+	 * again when its settle window ends (approved_by set here in the
+	 * engine's memory, as the approval path sets it): under a cap
+	 * lowered to 1 with an operator's lock and it counted, it goes out */
+	CHECK(env_open(&t, "slimit6") == 0, "open");
+	enroll(&t, "big", 5000);
+	hello(&t, "g1", "big", 1000);
+	turn(&t);
+	(void)delivered(&t, "g1", &batch);
+	CHECK(lock_limit(&t, "big", 1, 2) >= 0, "limit 2");
+	CHECK(operator_lock(&t, "big", 100, &op, &st) == FBX_OK, "a lock");
+	pass(&t, "g1", 1000);
+	(void)delivered(&t, "g1", &batch);
+	CHECK(auto_lock(&t, "big", 1, &id[0], &st) == FBX_OK &&
+	        st == FBX_C_SETTLING,
+	    "settles: %d", st);
+	{
+		struct cmdc *cc = fbxi_cmd_find(t.e, id[0]);
+		CHECK(cc != NULL, "in memory");
+		if (cc != NULL)
+			snprintf(cc->c.approved_by, sizeof(cc->c.approved_by),
+			    "bob");
+	}
+	CHECK(lock_limit(&t, "big", 1, 1) == 2, "limit lowered to 1");
+	pass(&t, "g1", 31000);
+	CHECK(delivered(&t, "g1", &batch) == 1, "the approved lock sent");
+	CHECK(stored(&t, id[0], &c) == FBX_C_DONE, "done: %d", c.state);
+	env_close(&t);
+
 	/* records written before the count was recorded (v3) while they
 	 * settle: counted again in full at the end of the window (limit 3
 	 * per 60 s: the first goes out, use 3; the second is discarded), and
@@ -1419,6 +1448,61 @@ test_limit_window_change(void)
 	CHECK(operator_lock(&t, "big", 1, &op, &st) == FBX_OK, "one lock");
 	CHECK(operator_lock(&t, "big", 2, &op, &st) == FBX_ELIMIT_EXCEEDED,
 	    "the second over its limit of 1: %d", st);
+	env_close(&t);
+}
+
+/* A lock counted before a window change is found in the count carried
+ * over, not counted twice: settling under a limit of 1 per 600 s, the
+ * window set to 3600 s, it goes out at the end of its settle window (use
+ * 1, the next lock refused); 2 held under 3 per 600 s, window 3600 s:
+ * both released (use 2); discarded instead: use 0. A second change (two
+ * generations on) is not followed: counted again in full (see
+ * test_release_limit_recount). */
+static void
+test_limit_window_carry_own(void)
+{
+	struct env t;
+	uint64_t id[2], op, batch = 0;
+	uint32_t rel = 0, dis = 0;
+	int st;
+
+	CHECK(env_open(&t, "lcarry1") == 0, "open");
+	enroll(&t, "big", 5000);
+	hello(&t, "g1", "big", 1000);
+	turn(&t);
+	(void)delivered(&t, "g1", &batch);
+	CHECK(lock_limit_w(&t, "big", 1, 1, 600) >= 0, "limit 1 / 600 s");
+	CHECK(auto_lock(&t, "big", 1, &id[0], &st) == FBX_OK &&
+	        st == FBX_C_SETTLING,
+	    "settles: %d", st);
+	CHECK(lock_limit_w(&t, "big", 1, 1, 3600) == 1, "window 3600 s");
+	pass(&t, "g1", 31000);
+	CHECK(delivered(&t, "g1", &batch) == 1, "it goes out");
+	CHECK(lock_limit(&t, "big", 0, 0) == 1, "counted once: %ld",
+	    lock_limit(&t, "big", 0, 0));
+	CHECK(operator_lock(&t, "big", 100, &op, &st) == FBX_ELIMIT_EXCEEDED,
+	    "the next over the limit");
+	env_close(&t);
+
+	held_pair(&t, "lcarry2", 3, 600, id);
+	CHECK(lock_limit_w(&t, "big", 1, 3, 3600) == 2, "window 3600 s");
+	CHECK(operator_lock(&t, "big", 100, &op, &st) == FBX_OK,
+	    "a lock (the record written under 3600 s)");
+	CHECK(reset_big(&t, FBX_RESET_RELEASE, &rel, &dis) == FBX_OK &&
+	        rel == 2 && dis == 0,
+	    "released %u, discarded %u", rel, dis);
+	CHECK(lock_limit(&t, "big", 0, 0) == 3, "use 3: %ld",
+	    lock_limit(&t, "big", 0, 0));
+	env_close(&t);
+
+	held_pair(&t, "lcarry3", 3, 600, id);
+	CHECK(lock_limit_w(&t, "big", 1, 3, 3600) == 2, "window 3600 s");
+	CHECK(operator_lock(&t, "big", 100, &op, &st) == FBX_OK, "a lock");
+	CHECK(reset_big(&t, FBX_RESET_DISCARD, &rel, &dis) == FBX_OK &&
+	        dis == 2,
+	    "discarded %u", dis);
+	CHECK(lock_limit(&t, "big", 0, 0) == 1, "only the operator's: %ld",
+	    lock_limit(&t, "big", 0, 0));
 	env_close(&t);
 }
 
@@ -2035,6 +2119,7 @@ main(void)
 	test_release_limit_recount();
 	test_settle_limit();
 	test_limit_window_change();
+	test_limit_window_carry_own();
 	test_supersede_limits();
 	test_supersede_lazy();
 	test_supersede_reopened();

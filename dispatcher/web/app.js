@@ -129,7 +129,9 @@ async function confirmAction() {
     if (r.status === 200) {
       $("action-result").textContent = "Done: " + body.action +
         (r.body.released !== undefined ? " (released " + r.body.released +
-         ", discarded " + r.body.discarded + ")" : "") + ". Audited.";
+         ", discarded " + r.body.discarded +
+         (r.body.held_again ? ", held again by their organisation's breaker " +
+          r.body.held_again : "") + ")" : "") + ". Audited.";
       pending = null;
       setTimeout(() => { if (!pending) $("action").hidden = true; }, 1500);
       poll(true);
