@@ -96,7 +96,11 @@ limit_use_get(fbx_txn *txn, const char *org, int type, uint32_t window_s,
 	if (rc == FBX_OK) {
 		gen = u->w.gen + 1;
 		if (u->w.window_s > 0) {
-			old_window = u->w.window_s;
+			/* a record that counted after `at` (the clock went
+			 * back) is carried whole, and no command is found in
+			 * it: what left it since `at` is not told apart */
+			if (!fbxi_window_after(&u->w, at))
+				old_window = u->w.window_s;
 			carried = fbxi_window_sum(&u->w, at);
 		}
 	}
@@ -106,7 +110,7 @@ limit_use_get(fbx_txn *txn, const char *org, int type, uint32_t window_s,
 	if (carried > 0) {
 		u->carry_at_ms = fbxi_window_add(&u->w, at,
 		    carried > UINT32_MAX ? UINT32_MAX : (uint32_t)carried);
-		u->carry_window_s = old_window;
+		u->carry_window_s = old_window; /* 0: none found in it */
 	}
 	return FBX_OK;
 }
@@ -156,7 +160,8 @@ limit_counted(const struct fbx_command *c, struct limit_use *u,
 		*where = c->limit_at_ms;
 		return c->limit_n;
 	}
-	if (u->carry_at_ms > 0 && c->limit_gen + 1 == u->w.gen &&
+	if (u->carry_at_ms > 0 && u->carry_window_s > 0 &&
+	    c->limit_gen + 1 == u->w.gen &&
 	    c->limit_window_s == u->carry_window_s &&
 	    fbxi_window_held_at(
 	        u->carry_window_s, c->limit_at_ms, u->carry_at_ms) &&
@@ -175,6 +180,83 @@ limit_use_save(
 
 	snprintf(key, sizeof(key), "limuse/%s/%s", org, fbx_cmd_type_name(type));
 	return fbx_store_kv_put(txn, key, u, sizeof(*u));
+}
+
+/* The organisations with a use record of one type (limuse/<org>/<type>),
+ * for limit_carry_now */
+struct carry_scan {
+	fbx_id *orgs;
+	size_t n, cap;
+	const char *type;
+	int err;
+};
+
+static int
+carry_scan_cb(void *arg, const char *key, const void *val, size_t len)
+{
+	struct carry_scan *cs = arg;
+	const char *org = key + strlen("limuse/"), *slash = strchr(org, '/');
+
+	(void)val;
+	(void)len;
+	if (slash == NULL || strcmp(slash + 1, cs->type) != 0 ||
+	    (size_t)(slash - org) > FBX_ID_MAX || slash == org)
+		return 0;
+	if (cs->n == cs->cap) {
+		size_t nc = cs->cap ? 2 * cs->cap : 64;
+		fbx_id *nv = realloc(cs->orgs, nc * sizeof(*nv));
+		if (nv == NULL) {
+			cs->err = FBX_ENOMEM;
+			return 1;
+		}
+		cs->orgs = nv;
+		cs->cap = nc;
+	}
+	memcpy(cs->orgs[cs->n], org, (size_t)(slash - org));
+	cs->orgs[cs->n][slash - org] = '\0';
+	cs->n++;
+	return 0;
+}
+
+/* limit_carry_now - a limit's window was set to window_s: the use
+ * records it governs (the organisation's; for the global setting, every
+ * organisation's without a setting of its own) are begun again under it
+ * now, with what they counted carried as of now. Carried lazily, at the
+ * next use, a second change before that would carry from a record aged
+ * under a window no longer in force, and could drop the count.
+ * @return FBX_OK, FBX_ENOMEM or a store error. */
+static int
+limit_carry_now(
+    struct fbx_engine *e, const char *scope, int type, uint32_t window_s)
+{
+	struct carry_scan cs;
+	struct limit_use u;
+	int rc = FBX_OK;
+
+	memset(&cs, 0, sizeof(cs));
+	cs.type = fbx_cmd_type_name(type);
+	if (strcmp(scope, "*") != 0) {
+		rc = limit_use_get(
+		    e->txn, scope, type, window_s, e->now, e->now, &u);
+		return rc == FBX_OK ? limit_use_save(e->txn, scope, type, &u)
+		                    : rc;
+	}
+	rc = fbx_store_kv_scan(e->txn, "limuse/", carry_scan_cb, &cs);
+	if (rc == FBX_OK)
+		rc = cs.err;
+	for (size_t i = 0; rc == FBX_OK && i < cs.n; i++) {
+		struct fbxi_limit_cfg cfg;
+		int own = 0;
+		rc = fbxi_limit_cfg_load(e->txn, cs.orgs[i], type, &cfg, &own);
+		if (rc != FBX_OK || own || cfg.window_s != window_s)
+			continue; /* its own setting governs it */
+		rc = limit_use_get(e->txn, cs.orgs[i], type, window_s, e->now,
+		    e->now, &u);
+		if (rc == FBX_OK)
+			rc = limit_use_save(e->txn, cs.orgs[i], type, &u);
+	}
+	free(cs.orgs);
+	return rc;
 }
 
 /* fbxi_approval_token - the approval token of a refused command: SHA-256
@@ -518,6 +600,10 @@ fbxi_handle_limit(
 		    req->u.limit.global ? "*" : req->org,
 		    fbx_cmd_type_name(li->type));
 		rc = fbx_store_kv_put(e->txn, key, &cfg, sizeof(cfg));
+		if (rc == FBX_OK && cfg.window_s != was.window_s)
+			rc = limit_carry_now(e,
+			    req->u.limit.global ? "*" : req->org, li->type,
+			    cfg.window_s);
 		if (rc != FBX_OK)
 			goto fail;
 		fbxi_audit(e, req->u.limit.global ? "*" : req->org, req->actor,

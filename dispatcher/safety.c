@@ -79,6 +79,12 @@ fbxi_window_holds(struct fbxi_window *w, int64_t at_ms, int64_t now_ms)
 }
 
 int
+fbxi_window_after(const struct fbxi_window *w, int64_t at_ms)
+{
+	return w->last_idx > at_ms / bucket_ms(w);
+}
+
+int
 fbxi_window_held_at(uint32_t window_s, int64_t at_ms, int64_t then_ms)
 {
 	struct fbxi_window w;

@@ -41,6 +41,9 @@ uint64_t fbxi_window_sum(struct fbxi_window *w, int64_t now_ms);
 /* fbxi_window_holds - whether what was added at at_ms is still counted
  * at now_ms (its bucket has not left the window). */
 int fbxi_window_holds(struct fbxi_window *w, int64_t at_ms, int64_t now_ms);
+/* fbxi_window_after - whether w's newest bucket is after at_ms's (the
+ * clock went back since it counted) */
+int fbxi_window_after(const struct fbxi_window *w, int64_t at_ms);
 /* fbxi_window_held_at - whether a window of window_s counting at then_ms
  * still held what was added at at_ms (the same buckets as a record of
  * that window) */

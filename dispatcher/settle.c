@@ -93,16 +93,16 @@ refused_report(struct fbx_engine *e, const struct refused *v, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		const struct refused *r = &v[i];
 		const char *type = fbx_cmd_type_name(r->type);
-		FBX_LOGW("org %s: %u settling %s commands discarded at the end "
-		         "of their settle window: over the blast-radius limit "
-		         "(%llu devices in the window, limit %u; the first: "
-		         "command %llu)",
-		    r->org, r->n, type, (unsigned long long)r->would, r->cap,
-		    (unsigned long long)r->first);
+		FBX_LOGW("org %s: %u settling %s commands of reason %s "
+		         "discarded at the end of their settle window: over the "
+		         "blast-radius limit (%llu devices in the window, limit "
+		         "%u; the first: command %llu)",
+		    r->org, r->n, type, r->reason, (unsigned long long)r->would,
+		    r->cap, (unsigned long long)r->first);
 		fbxi_audit(e, r->org, "engine", "settle.refused", NULL,
-		    "{\"type\":\"%s\",\"commands\":%u,\"first\":%llu,"
-		    "\"would_reach\":%llu,\"limit\":%u}",
-		    type, r->n, (unsigned long long)r->first,
+		    "{\"type\":\"%s\",\"reason\":\"%s\",\"commands\":%u,"
+		    "\"first\":%llu,\"would_reach\":%llu,\"limit\":%u}",
+		    type, r->reason, r->n, (unsigned long long)r->first,
 		    (unsigned long long)r->would, r->cap);
 		emit_event(e, FBX_EV_LIMIT_REJECTED, r->org, r->reason, "engine",
 		    r->n == 1 ? r->first : 0, r->would, r->cap,

@@ -1451,6 +1451,27 @@ test_limit_window_change(void)
 	env_close(&t);
 }
 
+/* set_limit - big's lock limit (global: every organisation's) */
+static void
+set_limit(struct env *t, int global, uint32_t max, uint32_t window_s)
+{
+	struct fbx_console_req req;
+	struct fbx_console_rep rep;
+
+	memset(&req, 0, sizeof(req));
+	req.kind = FBX_CREQ_LIMIT;
+	req.u.limit.set = 1;
+	req.u.limit.global = global;
+	req.u.limit.lim.type = FBX_CMD_LOCK;
+	req.u.limit.lim.max_count = max;
+	req.u.limit.lim.window_s = window_s;
+	console(t, "ops", "big", &req);
+	turn(t);
+	CHECK(reply(t, "ops", &rep) == FBX_OK, "limit %u / %u s", max,
+	    window_s);
+	fbx_console_rep_free(&rep);
+}
+
 /* A lock counted before a window change is found in the count carried
  * over, not counted twice: settling under a limit of 1 per 600 s, the
  * window set to 3600 s, it goes out at the end of its settle window (use
@@ -1493,6 +1514,58 @@ test_limit_window_carry_own(void)
 	    "released %u, discarded %u", rel, dis);
 	CHECK(lock_limit(&t, "big", 0, 0) == 3, "use 3: %ld",
 	    lock_limit(&t, "big", 0, 0));
+	env_close(&t);
+
+	/* changed and changed back before the record is written again:
+	 * each change carries the count at once, so the second one does
+	 * not find the record aged under a window no longer in force */
+	for (int global = 0; global < 2; global++) {
+		CHECK(env_open(&t, global ? "lcarry6" : "lcarry4") == 0,
+		    "open");
+		enroll(&t, "big", 5000);
+		hello(&t, "g1", "big", 1000);
+		turn(&t);
+		(void)delivered(&t, "g1", &batch);
+		set_limit(&t, global, 3, 600);
+		CHECK(operator_lock(&t, "big", 100, &op, &st) == FBX_OK &&
+		        operator_lock(&t, "big", 101, &op, &st) == FBX_OK,
+		    "2 locks");
+		pass(&t, "g1", 10000);
+		set_limit(&t, global, 3, 3600);
+		CHECK(lock_limit(&t, "big", 0, 0) == 2, "window 3600 s");
+		pass(&t, "g1", 1000000);
+		set_limit(&t, global, 3, 600);
+		CHECK(lock_limit(&t, "big", 0, 0) == 2,
+		    "back to 600 s, 1,000 s later: still 2: %ld",
+		    lock_limit(&t, "big", 0, 0));
+		set_limit(&t, global, 3, 3600);
+		CHECK(lock_limit(&t, "big", 0, 0) == 2, "3600 s again");
+		CHECK(operator_lock(&t, "big", 102, &op, &st) == FBX_OK,
+		    "one more within the limit");
+		CHECK(operator_lock(&t, "big", 103, &op, &st) ==
+		        FBX_ELIMIT_EXCEEDED,
+		    "the next over it: %d", st);
+		env_close(&t);
+	}
+
+	/* the clock went back before a window change: the record, newer than
+	 * the change, is carried whole and no held lock is found in it (one
+	 * whose count had left it would take another's): both counted again
+	 * in full at their release */
+	held_pair(&t, "lcarry5", 3, 60, id);
+	pass(&t, "g1", 62000);
+	CHECK(operator_lock(&t, "big", 100, &op, &st) == FBX_OK, "a lock");
+	CHECK(lock_limit(&t, "big", 0, 0) == 1, "the held ones left: %ld",
+	    lock_limit(&t, "big", 0, 0));
+	advance(&t, -10000);
+	CHECK(lock_limit_w(&t, "big", 1, 3, 3600) == 1, "window 3600 s");
+	CHECK(reset_big(&t, FBX_RESET_RELEASE, &rel, &dis) == FBX_OK &&
+	        rel == 2 && dis == 0,
+	    "released %u, discarded %u", rel, dis);
+	CHECK(lock_limit(&t, "big", 0, 0) == 3, "use 3: %ld",
+	    lock_limit(&t, "big", 0, 0));
+	CHECK(operator_lock(&t, "big", 101, &op, &st) == FBX_ELIMIT_EXCEEDED,
+	    "the next over the limit: %d", st);
 	env_close(&t);
 
 	held_pair(&t, "lcarry3", 3, 600, id);

@@ -696,7 +696,8 @@ static const char *const limit_usage =
     "                the value now in force, 0 = no limit:\n"
     "    --max N       devices per window\n"
     "    --share PCT   share of the organisation's fleet per window\n"
-    "    --window S    window in seconds (default 3600)\n";
+    "    --window S    window in seconds (default: the one in force;\n"
+    "                  3600 built in)\n";
 
 static void
 print_limits(const struct ctl *ctl, const struct fbx_console_rep *rep,
