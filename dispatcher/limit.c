@@ -182,6 +182,34 @@ limit_use_save(
 	return fbx_store_kv_put(txn, key, u, sizeof(*u));
 }
 
+/* limit_used - what u counts at now without command c's own count:
+ * that (*already devices, in *where's bucket) moves to now when c is
+ * counted (limit_move), since its devices are reached from now on */
+static uint64_t
+limit_used(const struct fbx_command *c, struct limit_use *u, int64_t now_ms,
+    uint32_t *already, int64_t *where)
+{
+	uint64_t used = fbxi_window_sum(&u->w, now_ms);
+
+	*already = limit_counted(c, u, now_ms, where);
+	return used > *already ? used - *already : 0;
+}
+
+/* limit_move - count c's ndev devices at now in u, its earlier count
+ * (limit_used) taken out of its bucket; recorded with c, u saved */
+static int
+limit_move(struct fbx_engine *e, struct fbx_command *c, struct limit_use *u,
+    uint32_t already, int64_t where, uint32_t ndev)
+{
+	int64_t at;
+
+	if (already > 0)
+		fbxi_window_sub(&u->w, where, e->now, already);
+	at = fbxi_window_add(&u->w, e->now, ndev);
+	limit_record(c, u, at, ndev);
+	return limit_use_save(e->txn, c->org, c->type, u);
+}
+
 /* The organisations with a use record of one type (limuse/<org>/<type>),
  * for limit_carry_now */
 struct carry_scan {
@@ -320,7 +348,7 @@ fbxi_limit_gate(struct fbx_engine *e, const struct inmsg *in,
 	char token[FBX_ID_MAX + 1], key[FBX_KV_KEY_MAX];
 	uint64_t used;
 	uint32_t cap, already;
-	int64_t at, where = 0;
+	int64_t where = 0;
 	int own, rc;
 
 	rc = fbxi_limit_cfg_load(e->txn, c->org, c->type, &cfg, &own);
@@ -333,12 +361,9 @@ fbxi_limit_gate(struct fbx_engine *e, const struct inmsg *in,
 	    e->txn, c->org, c->type, cfg.window_s, cfg.changed_ms, e->now, &u);
 	if (rc != FBX_OK)
 		return rc;
-	/* what the window counts without this command: its own earlier
-	 * count, if the window still holds it, moves to now below (its
-	 * devices are reached from now on, so it ages from now) */
-	used = fbxi_window_sum(&u.w, e->now);
-	already = limit_counted(c, &u, e->now, &where);
-	used = used > already ? used - already : 0;
+	/* what the window counts without this command (its own earlier
+	 * count moves to now) */
+	used = limit_used(c, &u, e->now, &already, &where);
 	/* a held command a second operator approved over the limit is not
 	 * refused again at its release (nor at the end of its settle
 	 * window: fbxi_limit_settled) */
@@ -429,11 +454,7 @@ fbxi_limit_gate(struct fbx_engine *e, const struct inmsg *in,
 			return FBX_ELIMIT_EXCEEDED;
 		}
 	}
-	if (already > 0)
-		fbxi_window_sub(&u.w, where, e->now, already);
-	at = fbxi_window_add(&u.w, e->now, ndev);
-	limit_record(c, &u, at, ndev);
-	return limit_use_save(e->txn, c->org, c->type, &u);
+	return limit_move(e, c, &u, already, where, ndev);
 }
 
 /* fbxi_limit_settled - a settling command leaves for its devices now
@@ -457,7 +478,7 @@ fbxi_limit_settled(
 	struct limit_use u;
 	uint64_t used;
 	uint32_t fleet = 0, already, ndev;
-	int64_t at, where = 0;
+	int64_t where = 0;
 	int own, rc;
 
 	rc = fbxi_limit_cfg_load(e->txn, c->org, c->type, &cfg, &own);
@@ -484,18 +505,12 @@ fbxi_limit_settled(
 	    e->txn, c->org, c->type, cfg.window_s, cfg.changed_ms, e->now, &u);
 	if (rc != FBX_OK)
 		return rc;
-	used = fbxi_window_sum(&u.w, e->now);
-	already = limit_counted(c, &u, e->now, &where);
-	used = used > already ? used - already : 0;
+	used = limit_used(c, &u, e->now, &already, &where);
 	if (c->approved_by[0] == '\0' && used + ndev > *cap) {
 		*would = used + ndev;
 		return FBX_ELIMIT_EXCEEDED;
 	}
-	if (already > 0)
-		fbxi_window_sub(&u.w, where, e->now, already);
-	at = fbxi_window_add(&u.w, e->now, ndev);
-	limit_record(c, &u, at, ndev);
-	return limit_use_save(e->txn, c->org, c->type, &u);
+	return limit_move(e, c, &u, already, where, ndev);
 }
 
 /* fbxi_limit_uncount - a held or settling command discarded: none of its
