@@ -61,39 +61,56 @@ struct limit_use {
 	uint32_t pad_;
 };
 
-/* limit_use_get - the use record of org's limit of type, under
- * window_s. A record kept under another window (the limit's window was
- * changed, at since_ms: its cfg's changed_ms, 0 = unknown, taken as
- * now) is begun again as a new generation, and what it counted at the
- * change is carried into the change's bucket: counted for the new
- * window's full length from the change, never less (a window changed
- * in an incident does not clear the count). */
+/* limit_use_read - org's use record of type as stored; *found 0 when
+ * there is none (or not one: it is begun again) */
 static int
-limit_use_get(fbx_txn *txn, const char *org, int type, uint32_t window_s,
-    int64_t since_ms, int64_t now_ms, struct limit_use *u)
+limit_use_read(fbx_txn *txn, const char *org, int type, struct limit_use *u,
+    int *found)
 {
 	char key[FBX_KV_KEY_MAX];
 	size_t len = 0;
-	uint32_t gen = 0, old_window = 0;
-	uint64_t carried = 0;
-	int64_t at = since_ms > 0 && since_ms <= now_ms ? since_ms : now_ms;
 	int rc;
 
 	memset(u, 0, sizeof(*u));
+	*found = 0;
 	snprintf(key, sizeof(key), "limuse/%s/%s", org, fbx_cmd_type_name(type));
 	rc = fbx_store_kv_get(txn, key, u, sizeof(*u), &len);
-	if (rc != FBX_OK && rc != FBX_ENOT_FOUND)
-		return rc;
-	if (rc == FBX_OK && len == sizeof(u->w))
-		u->carry_at_ms = 0, u->carry_window_s = 0; /* version 1 */
-	else if (rc == FBX_OK && len != sizeof(*u))
-		rc = FBX_ENOT_FOUND; /* not a use record: begun again */
-	if (rc == FBX_OK && u->w.window_s == window_s)
+	if (rc == FBX_ENOT_FOUND)
 		return FBX_OK;
-	/* begun again under another window: a new generation, so that no
-	 * command takes its count for one this record still holds; what it
-	 * counted is carried */
-	if (rc == FBX_OK) {
+	if (rc != FBX_OK)
+		return rc;
+	if (len == sizeof(u->w)) {
+		u->carry_at_ms = 0; /* version 1: the window alone */
+		u->carry_window_s = 0;
+		*found = 1;
+	} else if (len == sizeof(*u)) {
+		*found = 1;
+	} else {
+		memset(u, 0, sizeof(*u)); /* not a use record */
+	}
+	return FBX_OK;
+}
+
+/* limit_use_rebegin - u (found or not) as a record under window_s. One
+ * kept under another window (the limit's window was changed, at
+ * since_ms: its setting's changed_ms, 0 = unknown, taken as now) is
+ * begun again as a new generation, and what it counted at the change
+ * is carried into the change's bucket: counted for the new window's
+ * full length from the change, never less (a window changed in an
+ * incident does not clear the count). */
+static void
+limit_use_rebegin(struct limit_use *u, int found, uint32_t window_s,
+    int64_t since_ms, int64_t now_ms)
+{
+	uint32_t gen = 0, old_window = 0;
+	uint64_t carried = 0;
+	int64_t at = since_ms > 0 && since_ms <= now_ms ? since_ms : now_ms;
+
+	if (found && u->w.window_s == window_s)
+		return;
+	/* a new generation, so that no command takes its count for one
+	 * this record still holds; what it counted is carried */
+	if (found) {
 		gen = u->w.gen + 1;
 		if (u->w.window_s > 0) {
 			/* a record that counted after `at` (the clock went
@@ -112,7 +129,21 @@ limit_use_get(fbx_txn *txn, const char *org, int type, uint32_t window_s,
 		    carried > UINT32_MAX ? UINT32_MAX : (uint32_t)carried);
 		u->carry_window_s = old_window; /* 0: none found in it */
 	}
-	return FBX_OK;
+}
+
+/* limit_use_get - org's use record of type under window_s (the window
+ * of its setting, changed at since_ms): limit_use_read, then
+ * limit_use_rebegin */
+static int
+limit_use_get(fbx_txn *txn, const char *org, int type, uint32_t window_s,
+    int64_t since_ms, int64_t now_ms, struct limit_use *u)
+{
+	int found = 0;
+	int rc = limit_use_read(txn, org, type, u, &found);
+
+	if (rc == FBX_OK)
+		limit_use_rebegin(u, found, window_s, since_ms, now_ms);
+	return rc;
 }
 
 /* fbxi_limit_use_load - limit_use_get's window, for the readers */
@@ -246,29 +277,46 @@ carry_scan_cb(void *arg, const char *key, const void *val, size_t len)
 	return 0;
 }
 
-/* limit_carry_now - a limit's window was set to window_s: the use
- * records it governs (the organisation's; for the global setting, every
- * organisation's without a setting of its own) are begun again under it
- * now, with what they counted carried as of now. Carried lazily, at the
- * next use, a second change before that would carry from a record aged
- * under a window no longer in force, and could drop the count.
- * @return FBX_OK, FBX_ENOMEM or a store error. */
+/* limit_carry_one - org's use record of type begun again under the new
+ * window now: first brought up to the setting it had (`was`: a record
+ * still under an older window, from before that setting's change was
+ * carried, is carried as of that change), then carried as of now.
+ * Nothing is written when it has no record. */
 static int
-limit_carry_now(
-    struct fbx_engine *e, const char *scope, int type, uint32_t window_s)
+limit_carry_one(struct fbx_engine *e, const char *org, int type,
+    const struct fbxi_limit_cfg *was, uint32_t window_s)
+{
+	struct limit_use u;
+	int found = 0;
+	int rc = limit_use_read(e->txn, org, type, &u, &found);
+
+	if (rc != FBX_OK || !found)
+		return rc;
+	limit_use_rebegin(&u, 1, was->window_s, was->changed_ms, e->now);
+	limit_use_rebegin(&u, 1, window_s, e->now, e->now);
+	return limit_use_save(e->txn, org, type, &u);
+}
+
+/* limit_carry_now - a limit's window changed from was's to window_s:
+ * the use records it governs (the organisation's; for the global
+ * setting, every organisation's without a setting of its own) are
+ * begun again under it now, with what they counted carried as of now.
+ * Carried lazily, at the next use, a second change before that would
+ * carry from a record aged under a window no longer in force, and
+ * could drop the count. The global setting's records are found by a
+ * scan of every use record, in this one turn. @return FBX_OK,
+ * FBX_ENOMEM or a store error. */
+static int
+limit_carry_now(struct fbx_engine *e, const char *scope, int type,
+    const struct fbxi_limit_cfg *was, uint32_t window_s)
 {
 	struct carry_scan cs;
-	struct limit_use u;
 	int rc = FBX_OK;
 
+	if (strcmp(scope, "*") != 0)
+		return limit_carry_one(e, scope, type, was, window_s);
 	memset(&cs, 0, sizeof(cs));
 	cs.type = fbx_cmd_type_name(type);
-	if (strcmp(scope, "*") != 0) {
-		rc = limit_use_get(
-		    e->txn, scope, type, window_s, e->now, e->now, &u);
-		return rc == FBX_OK ? limit_use_save(e->txn, scope, type, &u)
-		                    : rc;
-	}
 	rc = fbx_store_kv_scan(e->txn, "limuse/", carry_scan_cb, &cs);
 	if (rc == FBX_OK)
 		rc = cs.err;
@@ -276,12 +324,8 @@ limit_carry_now(
 		struct fbxi_limit_cfg cfg;
 		int own = 0;
 		rc = fbxi_limit_cfg_load(e->txn, cs.orgs[i], type, &cfg, &own);
-		if (rc != FBX_OK || own || cfg.window_s != window_s)
-			continue; /* its own setting governs it */
-		rc = limit_use_get(e->txn, cs.orgs[i], type, window_s, e->now,
-		    e->now, &u);
-		if (rc == FBX_OK)
-			rc = limit_use_save(e->txn, cs.orgs[i], type, &u);
+		if (rc == FBX_OK && !own) /* else its own setting governs */
+			rc = limit_carry_one(e, cs.orgs[i], type, was, window_s);
 	}
 	free(cs.orgs);
 	return rc;
@@ -618,7 +662,7 @@ fbxi_handle_limit(
 		if (rc == FBX_OK && cfg.window_s != was.window_s)
 			rc = limit_carry_now(e,
 			    req->u.limit.global ? "*" : req->org, li->type,
-			    cfg.window_s);
+			    &was, cfg.window_s);
 		if (rc != FBX_OK)
 			goto fail;
 		fbxi_audit(e, req->u.limit.global ? "*" : req->org, req->actor,
