@@ -502,18 +502,19 @@ fbxi_limit_gate(struct fbx_engine *e, const struct inmsg *in,
 }
 
 /* fbxi_limit_settled - a settling command leaves for its devices now
- * (its settle window ended, or its staged wave after a reset is due):
- * it passes the blast-radius limit as it stands, as a release does.
- * What the window still holds of its earlier count is not counted
- * again and moves to now's bucket, so that it ages from when its
- * devices are reached; a count the window no longer holds (it settled
- * longer than the limit's window, the window was changed since), or
+ * (its settle window ended, or its staged wave after a reset is due).
+ * What the window still holds of its count moves to now's bucket, so
+ * that it ages from when its devices are reached; it is not checked
+ * against the limit again (admitted within it, it was counted when the
+ * commands after it were judged, and a cap lowered since applies to
+ * those after). A count the window no longer holds (it settled longer
+ * than the limit's window, the window was changed twice since), or
  * none (no limit when it was admitted, a record older than v4), is made
- * now in full. A command a second operator approved over the limit is
- * not refused again. @return FBX_OK (counted, or no limit on the type
- * now); FBX_ELIMIT_EXCEEDED with *would (the devices the window would
- * reach) and *cap when it would pass the limit (the caller discards
- * it: it reached no device); or a store error. */
+ * now in full, through the limit as it stands (not for a command a
+ * second operator approved over it). @return FBX_OK (counted, or no
+ * limit on the type now); FBX_ELIMIT_EXCEEDED with *would (the devices
+ * the window would reach) and *cap when counting it would pass the limit
+ * (the caller discards it: it reached no device); or a store error. */
 int
 fbxi_limit_settled(
     struct fbx_engine *e, struct fbx_command *c, uint64_t *would, uint32_t *cap)
@@ -550,7 +551,12 @@ fbxi_limit_settled(
 	if (rc != FBX_OK)
 		return rc;
 	used = limit_used(c, &u, e->now, &already, &where);
-	if (c->approved_by[0] == '\0' && used + ndev > *cap) {
+	/* still counted: it was admitted within the limit, and what came
+	 * after it was judged with it counted (a refusal's "already
+	 * affected", an approval over it); it goes out. Counted again, it
+	 * passes the limit as it stands */
+	if (already == 0 && c->approved_by[0] == '\0' &&
+	    used + ndev > *cap) {
 		*would = used + ndev;
 		return FBX_ELIMIT_EXCEEDED;
 	}

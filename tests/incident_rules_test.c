@@ -1275,8 +1275,11 @@ test_settle_limit(void)
 	    lock_limit(&t, "big", 0, 0));
 	env_close(&t);
 
-	/* a cap lowered while they settle (same window): they pass it as it
-	 * stands, like a release; the discarded one's count goes back out */
+	/* a cap lowered while they settle (same window): admitted within the
+	 * limit and still counted, they go out (the cap applies to what
+	 * comes after: the next lock is refused); held instead, they pass
+	 * the limit as it stands at their release: 1 released, 1 discarded,
+	 * its count taken back out */
 	CHECK(env_open(&t, "slimit4") == 0, "open");
 	enroll(&t, "big", 5000);
 	hello(&t, "g1", "big", 1000);
@@ -1289,24 +1292,35 @@ test_settle_limit(void)
 		    "settles: %d", st);
 	CHECK(lock_limit(&t, "big", 1, 1) == 2, "limit lowered to 1");
 	pass(&t, "g1", 31000);
-	CHECK(delivered(&t, "g1", &batch) == 1, "one sent");
-	CHECK(lock_limit(&t, "big", 0, 0) == 1, "use 1: %ld",
+	CHECK(delivered(&t, "g1", &batch) == 2, "both sent");
+	CHECK(lock_limit(&t, "big", 0, 0) == 2, "use 2: %ld",
 	    lock_limit(&t, "big", 0, 0));
+	CHECK(operator_lock(&t, "big", 100, &op, &st) == FBX_ELIMIT_EXCEEDED,
+	    "the next refused");
 	env_close(&t);
+	{
+		uint32_t rel = 0, dis = 0;
+		held_pair(&t, "slimit7", 3, 3600, id);
+		CHECK(lock_limit(&t, "big", 1, 1) == 2, "limit lowered to 1");
+		CHECK(reset_big(&t, FBX_RESET_RELEASE, &rel, &dis) == FBX_OK &&
+		        rel == 1 && dis == 1,
+		    "released %u, discarded %u", rel, dis);
+		CHECK(lock_limit(&t, "big", 0, 0) == 1, "use 1: %ld",
+		    lock_limit(&t, "big", 0, 0));
+		env_close(&t);
+	}
 
 	/* a lock a second operator approved over the limit is not refused
-	 * again when its settle window ends (approved_by set here in the
-	 * engine's memory, as the approval path sets it): under a cap
-	 * lowered to 1 with an operator's lock and it counted, it goes out */
+	 * when it is counted at the end of its settle window (approved_by
+	 * set here in the engine's memory, as the approval path sets it):
+	 * not counted when admitted (no limit then), a limit of 1 filled by
+	 * an operator's lock since, it goes out */
 	CHECK(env_open(&t, "slimit6") == 0, "open");
 	enroll(&t, "big", 5000);
 	hello(&t, "g1", "big", 1000);
 	turn(&t);
 	(void)delivered(&t, "g1", &batch);
-	CHECK(lock_limit(&t, "big", 1, 2) >= 0, "limit 2");
-	CHECK(operator_lock(&t, "big", 100, &op, &st) == FBX_OK, "a lock");
-	pass(&t, "g1", 1000);
-	(void)delivered(&t, "g1", &batch);
+	CHECK(lock_limit(&t, "big", 1, 0) >= 0, "no limit");
 	CHECK(auto_lock(&t, "big", 1, &id[0], &st) == FBX_OK &&
 	        st == FBX_C_SETTLING,
 	    "settles: %d", st);
@@ -1317,9 +1331,10 @@ test_settle_limit(void)
 			snprintf(cc->c.approved_by, sizeof(cc->c.approved_by),
 			    "bob");
 	}
-	CHECK(lock_limit(&t, "big", 1, 1) == 2, "limit lowered to 1");
+	CHECK(lock_limit(&t, "big", 1, 1) == 0, "limit 1");
+	CHECK(operator_lock(&t, "big", 100, &op, &st) == FBX_OK, "a lock");
 	pass(&t, "g1", 31000);
-	CHECK(delivered(&t, "g1", &batch) == 1, "the approved lock sent");
+	CHECK(delivered(&t, "g1", &batch) == 2, "the approved lock sent too");
 	CHECK(stored(&t, id[0], &c) == FBX_C_DONE, "done: %d", c.state);
 	env_close(&t);
 
