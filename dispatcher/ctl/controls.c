@@ -62,7 +62,8 @@ ctrl_opt(void *arg, struct ctl *ctl, int c, const char *oa, int argc,
 		return EX_OK;
 	case OPT_WINDOW:
 		if (ctl_parse_u64(oa, 30u * 86400, &v) != 0 || v == 0)
-			return ctl_usage_err("bad --window '%s' (seconds > 0)", oa);
+			return ctl_usage_err(
+			    "bad --window '%s' (seconds, 1..2592000)", oa);
 		a->cfg.window_s = a->window_s = (uint32_t)v;
 		a->have_cfg = a->have_window = 1;
 		return EX_OK;
@@ -696,8 +697,8 @@ static const char *const limit_usage =
     "                the value now in force, 0 = no limit:\n"
     "    --max N       devices per window\n"
     "    --share PCT   share of the organisation's fleet per window\n"
-    "    --window S    window in seconds (default: the one in force;\n"
-    "                  3600 built in)\n";
+    "    --window S    window in seconds, 1..2592000 (default: the one in\n"
+    "                  force; 3600 built in)\n";
 
 static void
 print_limits(const struct ctl *ctl, const struct fbx_console_rep *rep,

@@ -164,7 +164,7 @@ rb_print_onset(const struct ops_args *a, const struct fbx_rb_plan *p)
 			ctl_table_row(&r, cid, w->delivery_id ? did : "-",
 			    w->device[0] ? w->device : "-",
 			    fbx_cmd_type_name(w->type),
-			    w->state ? fbx_dstate_name(w->state) : "held",
+			    w->state ? fbx_dstate_name(w->state) : "-",
 			    w->action < FBX_RB_COUNT
 			        ? rb_action_short[w->action]
 			        : "?");
@@ -239,7 +239,7 @@ rb_print_one(const struct ctl *ctl, const struct ops_args *a,
 			ctl_table_row(&r, cid, w->delivery_id ? did : "-",
 			    w->device[0] ? w->device : "-",
 			    fbx_cmd_type_name(w->type),
-			    w->state ? fbx_dstate_name(w->state) : "held",
+			    w->state ? fbx_dstate_name(w->state) : "-",
 			    w->action < FBX_RB_COUNT
 			        ? rb_action_short[w->action]
 			        : "?",
