@@ -500,10 +500,11 @@ fbxi_release_held(struct fbx_engine *e, struct cmdc *cc, const char *who,
 		return rc;
 	/* through the limit as it stands now. A command held while it
 	 * settled was counted when it was admitted: what the limit's window
-	 * still counts of it is not counted again (the command records
-	 * when, under which window and generation); a count that left the
-	 * window, or one made under a window since changed, is made again,
-	 * and so is one never made (no limit then, or held on arrival). */
+	 * still counts of it, also in what a window change carried over,
+	 * is not counted again (the command records when, under which
+	 * window and generation); a count that left the window, or one
+	 * made two window changes ago, is made again, and so is one never
+	 * made (no limit then, or held on arrival). */
 	rc = fbxi_limit_gate(e, NULL, NULL, c, k.n, fleet);
 	snprintf(c->resolved_by, sizeof(c->resolved_by), "%s", who);
 	if (rc == FBX_ELIMIT_EXCEEDED) {
