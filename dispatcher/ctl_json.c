@@ -391,7 +391,12 @@ rb_row(const struct fbx_rb_row *r, int full)
 	CJ_STR(o, "device", r->device);
 	if (full)
 		CJ_STR(o, "type", fbx_cmd_type_name(r->type));
-	CJ_STR(o, "state", r->state ? fbx_dstate_name(r->state) : "held");
+	/* a command never expanded (held or settling) has no delivery
+	 * yet: no state (the text plan prints '-', its detail says which) */
+	if (r->state)
+		CJ_STR(o, "state", fbx_dstate_name(r->state));
+	else
+		CJ_SET(o, "state", json_null());
 	CJ_STR(o, "action",
 	    r->action < FBX_RB_COUNT ? ctl_rb_action_key[r->action]
 				     : "unknown");
