@@ -748,7 +748,7 @@ int fbxi_limit_gate(struct fbx_engine *e, const struct inmsg *in,
     uint32_t fleet);
 int fbxi_limit_uncount(struct fbx_engine *e, struct fbx_command *c);
 int fbxi_limit_settled(struct fbx_engine *e, struct fbx_command *c,
-    uint64_t *would, uint32_t *cap);
+    uint64_t *would, uint32_t *cap, uint32_t *ndev);
 int fbxi_limit_over(struct fbx_engine *e, const struct fbx_command *c,
     uint32_t ndev, uint32_t fleet, int *over);
 void fbxi_note_printf(char *dst, size_t cap, const char *fmt, ...)

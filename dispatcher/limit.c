@@ -503,26 +503,33 @@ fbxi_limit_gate(struct fbx_engine *e, const struct inmsg *in,
 
 /* fbxi_limit_settled - a settling command leaves for its devices now
  * (its settle window ended, or its staged wave after a reset is due).
- * What the window still holds of its count moves to now's bucket, so
- * that it ages from when its devices are reached; it is not checked
- * against the limit again (admitted within it, it was counted when the
- * commands after it were judged, and a cap lowered since applies to
- * those after). A count the window no longer holds (it settled longer
- * than the limit's window, the window was changed twice since), or
- * none (no limit when it was admitted, a record older than v4), is made
- * now in full, through the limit as it stands (not for a command a
- * second operator approved over it). @return FBX_OK (counted, or no
- * limit on the type now); FBX_ELIMIT_EXCEEDED with *would (the devices
- * the window would reach) and *cap when counting it would pass the limit
- * (the caller discards it: it reached no device); or a store error. */
+ * Its devices are counted as they are now (*ndev), since that is what
+ * its expansion reaches. What the window still holds of its count moves
+ * to now's bucket, so that it ages from when its devices are reached; it
+ * is not checked against the limit again (admitted within it, it was
+ * counted when the commands after it were judged, and a cap lowered
+ * since applies to those after), unless its target grew while it
+ * settled (devices enrolled into its group or organisation, or moved to
+ * its platform): the devices it was not admitted for are not let
+ * past the limit uncounted, so it is checked whole as it stands then.
+ * A count the window no longer holds (it settled longer than the
+ * limit's window, the window was changed twice since), or none (no
+ * limit when it was admitted, a record older than v4), is made now in
+ * full, through the limit as it stands. Neither check applies to a
+ * command a second operator approved over the limit. @return FBX_OK
+ * (counted, or no limit on the type now); FBX_ELIMIT_EXCEEDED with
+ * *would (the devices the window would reach) and *cap when counting it
+ * would pass the limit (the caller discards it: it reached no device);
+ * or a store error. */
 int
-fbxi_limit_settled(
-    struct fbx_engine *e, struct fbx_command *c, uint64_t *would, uint32_t *cap)
+fbxi_limit_settled(struct fbx_engine *e, struct fbx_command *c,
+    uint64_t *would, uint32_t *cap, uint32_t *ndev)
 {
 	struct fbxi_limit_cfg cfg;
+	struct count_ctx k;
 	struct limit_use u;
 	uint64_t used;
-	uint32_t fleet = 0, already, ndev;
+	uint32_t fleet = 0, already;
 	int64_t where = 0;
 	int own, rc;
 
@@ -533,34 +540,31 @@ fbxi_limit_settled(
 	if (rc != FBX_OK && rc != FBX_EUNKNOWN_ORG)
 		return rc;
 	*cap = fbxi_limit_cap(&cfg, fleet);
+	*ndev = 0;
 	if (*cap == UINT32_MAX)
 		return FBX_OK; /* no limit on the type now */
-	if (c->limit_at_ms > 0) {
-		ndev = c->limit_n;
-	} else {
-		/* never counted: its devices as they are now */
-		struct count_ctx k;
-		memset(&k, 0, sizeof(k));
-		rc = fbxi_target_count(e, c, fleet, &k);
-		if (rc != FBX_OK)
-			return rc;
-		ndev = k.n;
-	}
+	/* its devices as they are now: what its expansion reaches */
+	memset(&k, 0, sizeof(k));
+	rc = fbxi_target_count(e, c, fleet, &k);
+	if (rc != FBX_OK)
+		return rc;
+	*ndev = k.n;
 	rc = limit_use_get(
 	    e->txn, c->org, c->type, cfg.window_s, cfg.changed_ms, e->now, &u);
 	if (rc != FBX_OK)
 		return rc;
 	used = limit_used(c, &u, e->now, &already, &where);
-	/* still counted: it was admitted within the limit, and what came
-	 * after it was judged with it counted (a refusal's "already
-	 * affected", an approval over it); it goes out. Counted again, it
-	 * passes the limit as it stands */
-	if (already == 0 && c->approved_by[0] == '\0' &&
-	    used + ndev > *cap) {
-		*would = used + ndev;
+	/* still counted, and no more devices than counted: it was admitted
+	 * within the limit, and what came after it was judged with it
+	 * counted (a refusal's "already affected", an approval over it); it
+	 * goes out. Counted again, or grown, it passes the limit as it
+	 * stands */
+	if ((already == 0 || k.n > already) && c->approved_by[0] == '\0' &&
+	    used + k.n > *cap) {
+		*would = used + k.n;
 		return FBX_ELIMIT_EXCEEDED;
 	}
-	return limit_move(e, c, &u, already, where, ndev);
+	return limit_move(e, c, &u, already, where, k.n);
 }
 
 /* fbxi_limit_uncount - a held or settling command discarded: none of its

@@ -123,7 +123,7 @@ fbxi_settle_step(struct fbx_engine *e)
 	    fbxi_err(e) == FBX_OK) {
 		struct cmdc *cc = settling(e, t);
 		uint64_t would = 0;
-		uint32_t cap = 0;
+		uint32_t cap = 0, ndev = 0, counted;
 		int held = 0, rc;
 		fbxi_theap_pop(&e->settle);
 		if (cc == NULL)
@@ -139,7 +139,8 @@ fbxi_settle_step(struct fbx_engine *e)
 		}
 		/* through the blast-radius limit as it stands: its count
 		 * ages from now, when its devices are reached */
-		rc = fbxi_limit_settled(e, &cc->c, &would, &cap);
+		counted = cc->c.limit_at_ms > 0 ? cc->c.limit_n : 0;
+		rc = fbxi_limit_settled(e, &cc->c, &would, &cap, &ndev);
 		if (rc == FBX_ELIMIT_EXCEEDED) {
 			/* it reached no device: what the window still
 			 * counts of it goes back out */
@@ -154,12 +155,22 @@ fbxi_settle_step(struct fbx_engine *e)
 			cc->c.state = FBX_C_DISCARDED;
 			snprintf(cc->c.resolved_by, sizeof(cc->c.resolved_by),
 			    "engine");
-			fbxi_note_printf(cc->c.note, sizeof(cc->c.note),
-			    "discarded when its settle window ended: it would "
-			    "pass the %s blast-radius limit (%llu devices in "
-			    "the window, limit %u)",
-			    fbx_cmd_type_name(cc->c.type),
-			    (unsigned long long)would, cap);
+			if (counted > 0 && ndev > counted)
+				fbxi_note_printf(cc->c.note, sizeof(cc->c.note),
+				    "discarded when its settle window ended: "
+				    "its target grew from %u to %u devices "
+				    "while it settled, and it would pass the "
+				    "%s blast-radius limit (%llu devices in the "
+				    "window, limit %u)",
+				    counted, ndev, fbx_cmd_type_name(cc->c.type),
+				    (unsigned long long)would, cap);
+			else
+				fbxi_note_printf(cc->c.note, sizeof(cc->c.note),
+				    "discarded when its settle window ended: it "
+				    "would pass the %s blast-radius limit (%llu "
+				    "devices in the window, limit %u)",
+				    fbx_cmd_type_name(cc->c.type),
+				    (unsigned long long)would, cap);
 			fbxi_cmd_touch(cc);
 			continue;
 		}

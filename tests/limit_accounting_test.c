@@ -3,7 +3,8 @@
  * rules of incident_rules_test.c (issue 9), in-process on a fake clock
  * (engine_fake.c), turn by turn: a lock counted when it is admitted,
  * what a hold or a settle window leaves of that count at its release
- * (counted again, moved, or taken back out when discarded), counts
+ * (counted again, moved, or taken back out when discarded; counted
+ * whole again when its target grew while it settled), counts
  * carried over when a limit's window changes, and records written before
  * the count was recorded (rewritten as version 3 with LMDB).
  */
@@ -895,6 +896,127 @@ test_limit_window_carry_own(void)
 	env_close(&t);
 }
 
+/* enroll_group - devices first .. first+n-1 of org (enrolled again if
+ * they are), in group g */
+static void
+enroll_group(struct env *t, const char *org, unsigned first, unsigned n,
+    const char *g)
+{
+	struct fbx_console_req req;
+	struct fbx_console_rep rep;
+	struct fbx_device *d = calloc(n, sizeof(*d));
+
+	for (unsigned i = 0; d != NULL && i < n; i++) {
+		snprintf(d[i].id, sizeof(d[i].id), "%s-d%05u", org, first + i);
+		d[i].platform = FBX_PLATFORM_ANDROID;
+		d[i].ngroups = 1;
+		snprintf(d[i].groups[0], sizeof(d[i].groups[0]), "%s", g);
+	}
+	memset(&req, 0, sizeof(req));
+	req.kind = FBX_CREQ_ENROLL;
+	req.u.enroll.devs = d;
+	req.u.enroll.n = d != NULL ? n : 0;
+	console(t, "ops", org, &req);
+	turn(t);
+	CHECK(d != NULL && reply(t, "ops", &rep) == FBX_OK, "enroll %s in %s",
+	    org, g);
+	fbx_console_rep_free(&rep);
+	free(d);
+}
+
+/* group_lock - the detector's automatic lock of group g of org; @return
+ * the reply's err, with the command's id and state */
+static int
+group_lock(struct env *t, const char *org, const char *g, uint64_t *id,
+    int *state)
+{
+	struct fbx_console_req req;
+	struct fbx_console_rep rep;
+	int rc;
+
+	memset(&req, 0, sizeof(req));
+	req.kind = FBX_CREQ_SUBMIT;
+	req.u.submit.cmd.type = FBX_CMD_LOCK;
+	req.u.submit.cmd.origin = FBX_ORIGIN_AUTOMATIC;
+	req.u.submit.cmd.target_kind = FBX_TARGET_GROUP;
+	snprintf(req.u.submit.cmd.reason, sizeof(req.u.submit.cmd.reason),
+	    "%s", REASON);
+	snprintf(req.u.submit.cmd.group, sizeof(req.u.submit.cmd.group), "%s",
+	    g);
+	console(t, "rule", org, &req);
+	turn(t);
+	rc = reply(t, "rule", &rep);
+	*id = rc == FBX_OK ? rep.u.submit.command_id : 0;
+	*state = rc == FBX_OK ? rep.u.submit.state : 0;
+	fbx_console_rep_free(&rep);
+	return rc;
+}
+
+/* A lock whose target grew while it settled reaches more devices than it
+ * was admitted and counted for: at the end of its settle window it is
+ * counted with all of them, through the limit as it stands. A group of
+ * 3 grown to 5: under a limit of 4 it is discarded (nothing sent, its
+ * count taken back out, the note says why); under a limit of 10 it goes
+ * out to the 5 and the window counts 5, not 3. */
+static void
+test_settle_grown(void)
+{
+	struct env t;
+	struct fbx_command c;
+	uint64_t id, op, batch = 0;
+	int st;
+
+	CHECK(env_open(&t, "sgrow1") == 0, "open");
+	enroll(&t, "big", 5000);
+	enroll_group(&t, "big", 1, 3, "vip");
+	hello(&t, "g1", "big", 1000);
+	turn(&t);
+	(void)delivered(&t, "g1", &batch);
+	CHECK(lock_limit(&t, "big", 1, 4) >= 0, "lock limit 4");
+	CHECK(group_lock(&t, "big", "vip", &id, &st) == FBX_OK &&
+	        st == FBX_C_SETTLING,
+	    "the group's lock settles: %d", st);
+	CHECK(lock_limit(&t, "big", 0, 0) == 3, "3 devices counted: %ld",
+	    lock_limit(&t, "big", 0, 0));
+	enroll_group(&t, "big", 4, 2, "vip");
+	pass(&t, "g1", 31000);
+	CHECK(delivered(&t, "g1", &batch) == 0, "nothing sent");
+	CHECK(stored(&t, id, &c) == FBX_C_DISCARDED &&
+	        strcmp(c.resolved_by, "engine") == 0 &&
+	        strstr(c.note, "grew from 3 to 5 devices") != NULL,
+	    "discarded, its target grew: %d '%s'", c.state, c.note);
+	CHECK(lock_limit(&t, "big", 0, 0) == 0, "its count taken out: %ld",
+	    lock_limit(&t, "big", 0, 0));
+	{
+		struct fbx_audit_rec a;
+		CHECK(last_audit(&t, "big", "settle.refused", &a) == 0 &&
+		        strstr(a.params, "\"would_reach\":5") != NULL,
+		    "settle.refused: %s", a.params);
+	}
+	CHECK(operator_lock(&t, "big", 100, &op, &st) == FBX_OK,
+	    "an operator's lock passes");
+	env_close(&t);
+
+	CHECK(env_open(&t, "sgrow2") == 0, "open");
+	enroll(&t, "big", 5000);
+	enroll_group(&t, "big", 1, 3, "vip");
+	hello(&t, "g1", "big", 1000);
+	turn(&t);
+	(void)delivered(&t, "g1", &batch);
+	CHECK(lock_limit(&t, "big", 1, 10) >= 0, "lock limit 10");
+	CHECK(group_lock(&t, "big", "vip", &id, &st) == FBX_OK &&
+	        st == FBX_C_SETTLING,
+	    "the group's lock settles: %d", st);
+	enroll_group(&t, "big", 4, 2, "vip");
+	pass(&t, "g1", 31000);
+	CHECK(delivered(&t, "g1", &batch) == 5, "sent to the 5");
+	CHECK(lock_limit(&t, "big", 0, 0) == 5, "5 devices counted: %ld",
+	    lock_limit(&t, "big", 0, 0));
+	CHECK(stored(&t, id, &c) == FBX_C_DONE || c.state == FBX_C_ACTIVE,
+	    "went out: %d", c.state);
+	env_close(&t);
+}
+
 int
 main(void)
 {
@@ -903,6 +1025,7 @@ main(void)
 	test_settle_limit();
 	test_limit_window_change();
 	test_limit_window_carry_own();
+	test_settle_grown();
 	printf("%d passed, %d failed\n", passed, failed);
 	return failed ? 1 : 0;
 }
