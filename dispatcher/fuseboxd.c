@@ -441,6 +441,27 @@ ipc_path(const char *ep)
 	return ep + 6;
 }
 
+/* ipc_served - does a live process accept connections on the socket file
+ * at path (which fits sun_path: the callers check)? 1 yes, 0 no, -1
+ * cannot tell (no socket) */
+static int
+ipc_served(const char *path)
+{
+	struct sockaddr_un sun;
+	int fd, live_peer;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	memcpy(sun.sun_path, path, strlen(path));
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	live_peer = connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0 ||
+	    errno == EAGAIN;
+	close(fd);
+	return live_peer;
+}
+
 /* ipc_claim - before binding ep: refuse when a live process serves its
  * socket file (ZeroMQ would silently take the path over and leave that
  * daemon unreachable), remove the file a dead one left behind.
@@ -451,7 +472,7 @@ ipc_claim(const char *what, const char *ep)
 	const char *path = ipc_path(ep);
 	struct sockaddr_un sun;
 	struct stat st;
-	int fd, live_peer;
+	int live_peer;
 
 	if (path == NULL)
 		return -1;
@@ -467,15 +488,9 @@ ipc_claim(const char *what, const char *ep)
 		    what, ep);
 		return EX_USAGE;
 	}
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	memcpy(sun.sun_path, path, strlen(path));
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
+	live_peer = ipc_served(path);
+	if (live_peer < 0)
 		return -1;
-	live_peer = connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0 ||
-	    errno == EAGAIN;
-	close(fd);
 	if (live_peer) {
 		fprintf(stderr, "fuseboxd: %s endpoint %s is served by another "
 		    "process (a second fuseboxd?); refusing to take it "
@@ -486,6 +501,23 @@ ipc_claim(const char *what, const char *ep)
 		FBX_LOGI("removed stale socket %s left by a stopped daemon",
 		    path);
 	return -1;
+}
+
+/* ipc_unclaim - the engine did not start (its sockets are closed): remove
+ * the socket file it bound at ep, unless a live process serves it by
+ * now (another daemon that started meanwhile), as ipc_claim would. */
+static void
+ipc_unclaim(const char *ep)
+{
+	const char *path = ep != NULL ? ipc_path(ep) : NULL;
+	struct sockaddr_un sun;
+	struct stat st;
+
+	if (path == NULL || lstat(path, &st) != 0 || !S_ISSOCK(st.st_mode) ||
+	    strlen(path) >= sizeof(sun.sun_path))
+		return;
+	if (ipc_served(path) == 0)
+		(void)unlink(path);
 }
 
 /* ipc_release - at exit, remove the socket files bound at start, but
@@ -1244,6 +1276,11 @@ main(int argc, char **argv)
 		fbx_http_close(the_http);
 		the_http = NULL;
 #endif
+		/* the sockets are bound before the store is opened and
+		 * recovered: their files go when it cannot be */
+		ipc_unclaim(o.console_ep);
+		ipc_unclaim(o.gateway_ep);
+		ipc_unclaim(o.events_ep);
 		if (rc == FBX_EBUSY && live.store[0] != '\0') {
 			fprintf(stderr, "fuseboxd: the store is in use by "
 			                "another fuseboxd\n");

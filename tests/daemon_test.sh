@@ -3,7 +3,8 @@
 # (live settings applied, fixed ones logged, a bad file keeps the running
 # configuration) and keeps serving; SIGTERM drains and exits 0 and removes
 # the socket files; a second daemon on a live socket path is refused (69);
-# the stale socket file of a killed daemon is removed; a data path that is
+# the stale socket file of a killed daemon is removed, and a daemon
+# whose store cannot be opened leaves none; a data path that is
 # a file, or not writable, is named as such (73).
 # Run by CTest (fbx.tests.daemon_test) with FBX_BIN_DIR set.
 set -u
@@ -84,6 +85,16 @@ D=$!
 check 'grep -q "removed stale socket $T/c.sock" "$T/d.log"' "stale socket logged"
 kill -INT "$D"; wait "$D"; st=$?; D=
 check '[ $st -eq 0 ]' "exit $st after SIGINT"
+
+# a store that cannot be opened (here: data.mdb is not an LMDB file) is
+# found after the sockets are bound: exit 66, and their files are gone
+"$B/fuseboxd" init --data "$T/bad" >/dev/null 2>&1
+head -c 65536 /dev/urandom > "$T/bad/data.mdb"
+out=$("$B/fuseboxd" --data "$T/bad" --console "ipc://$T/bc.sock" \
+  --gateway "ipc://$T/bg.sock" --events "ipc://$T/be.sock" 2>&1); st=$?
+check '[ $st -eq 66 ] && grep -q "cannot open store" <<<"$out"' "unreadable store: $st $out"
+check '[ ! -e "$T/bc.sock" ] && [ ! -e "$T/bg.sock" ] && [ ! -e "$T/be.sock" ]' \
+  "no socket files left by a daemon that did not start: $(ls "$T")"
 
 # data paths
 touch "$T/plain"
