@@ -30,6 +30,10 @@ sim_enroll_fleet(struct sim *s)
 		sim_logm("console %s: %s", s->o.console_ep, fbx_strerror(rc));
 		goto out;
 	}
+	/* a daemon started a moment ago may not have bound its socket yet:
+	 * wait for it quietly, as fuseboxctl does (the retries below stay
+	 * for an engine that is slow to answer) */
+	(void)fbx_client_wait_ready(s->o.console_ep, 10000);
 	devs = calloc(SIM_ENROLL_BATCH, sizeof(*devs));
 	if (devs == NULL) {
 		rc = FBX_ENOMEM;
