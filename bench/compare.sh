@@ -25,6 +25,7 @@
 # (cmake --preset release && cmake --build --preset release) or --bench.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+case "${1:-}" in -h|--help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;; esac
 [ $# -ge 2 ] || { sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 64; }
 A=$1; B=$2; shift 2
 DEVICES=1000000

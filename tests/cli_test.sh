@@ -140,6 +140,10 @@ HID=$(FUSEBOX_KEY="$T/db/keys/rules.key" "$CTL" submit --type lock --device d1 \
   --origin automatic --reason jtest 2>/dev/null | grep -oE '[0-9]+' | head -1)
 expect 0 "$HID +- +d1 +lock +- " -- "$CTL" rollback --command "$HID"
 expect 0 '"device":"d1","type":"lock","state":null,"action":"cancel"' -- "$CTL" --json rollback --command "$HID"
+# a refused certificate names the file it came from, not the request field
+echo garbage > "$T/bad.pem"
+expect 65 "BAD_CERT \(30\): $T/bad.pem: no certificate" -- \
+  "$CTL" cert add --name x --file "$T/bad.pem" --reason jtest
 for c in status list "show $ID" devices "devices --stale 1d" groups held \
     "limit list" "rate show" "breaker status" "breaker status --all-orgs" \
     orgs "summary acme" "audit list" "audit verify" "cert list" fleet \

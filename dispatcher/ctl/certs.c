@@ -264,10 +264,24 @@ cmd_cert(struct ctl *ctl, int argc, char **argv)
 	req.u.cert.nreasons = a.nreasons;
 	req.u.cert.trip_before_s = a.trip_before_s;
 	strcpy(req.u.cert.note, a.note);
-	st = ctl_call(ctl, &req, &rep);
-	free(pem);
-	if (st != EX_OK)
-		return st;
+	{
+		int err = FBX_OK;
+		st = ctl_call_ex(ctl, &req, &rep, &err);
+		free(pem);
+		if (st != EX_OK && err != FBX_OK) {
+			/* the engine names the request's field (cert.pem):
+			 * name the file it came from instead */
+			const char *m = ctl->errmsg;
+			if (err == FBX_EBAD_CERT && a.file != NULL &&
+			    strncmp(m, "cert.pem: ", 10) == 0)
+				return ctl_fail(err, "%s: %s",
+				    strcmp(a.file, "-") == 0 ? "stdin" : a.file,
+				    m + 10);
+			return ctl_fail(err, "%s", m);
+		}
+		if (st != EX_OK)
+			return st;
+	}
 	if (ctl->json) {
 		ctl_json_print(json_pack("{s:o*,s:o*}", "operation",
 		    fbx_json_str(sub), "certificates",
