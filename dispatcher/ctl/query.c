@@ -65,10 +65,15 @@ ctl_rollout_rows(struct table *t, const struct fbx_rollout_plan *p,
 		                          : "rest of the organisation");
 		ctl_table_row(t, "rollout_stage", b);
 	}
-	snprintf(b, sizeof(b), "%" PRIu32 " (deliveries %" PRIu32 "..%" PRIu32
-	                       ")",
-	    r->wave, r->wave_size ? r->wave_start + 1 : 0,
-	    r->wave_start + r->wave_size);
+	/* wave 0: none of this stage released yet (the range would still
+	 * be the previous stage's last wave) */
+	if (r->wave == 0)
+		snprintf(b, sizeof(b), "0 (none of this stage released yet)");
+	else
+		snprintf(b, sizeof(b),
+		    "%" PRIu32 " (deliveries %" PRIu32 "..%" PRIu32 ")",
+		    r->wave, r->wave_size ? r->wave_start + 1 : 0,
+		    r->wave_start + r->wave_size);
 	ctl_table_row(t, "rollout_wave", b);
 	snprintf(b, sizeof(b), "%" PRIu32, r->released);
 	ctl_table_row(t, "rollout_released", b);

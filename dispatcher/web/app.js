@@ -279,7 +279,7 @@ function render(o) {
     const fail = el("span", pct(r.failed, done) + " (pauses at " +
       (r.failure_ppm / 10000).toFixed(1) + "% after " + r.min_results + ")");
     if (r.failure_ppm && done && r.failed * 1e6 >= r.failure_ppm * done) fail.className = "bad";
-    return row([r.id, r.org, r.type, r.state, r.wave + " (" + r.wave_size + ")",
+    return row([r.id, r.org, r.type, r.state, r.wave ? r.wave + " (" + r.wave_size + ")" : "0 (none released yet)",
       r.released + " / " + r.deliveries,
       pct(r.succeeded, done) + " (advances at " + (r.success_ppm / 10000).toFixed(1) + "%)",
       fail, acts]);
