@@ -1392,6 +1392,24 @@ rb_visit(struct rb_ctx *r, uint64_t id, uint32_t idx)
 			rc = rb_held_add(r, id);
 			goto out;
 		}
+		if (c.state == FBX_C_DISCARDED && nd == 0 && !r->for_replay) {
+			/* discarded before it was expanded (a reset, the
+			 * limit, an earlier rollback): it reached no device
+			 * and there is nothing to undo; listed, so that every
+			 * command the plan selects has a row */
+			for (uint32_t k = 0; k < c.ndev_ids || k == 0; k++) {
+				rb_row(r, &c, 0, c.ndev_ids ? c.dev_ids[k] : "",
+				    FBX_D_NONE, FBX_RB_NOTHING, 0,
+				    c.ndev_ids ? "discarded before: it reached "
+				                 "no device"
+				               : "discarded before (whole "
+				                 "target): it reached no device");
+				if (c.ndev_ids == 0)
+					break;
+			}
+			r->ndlv += c.ndev_ids ? c.ndev_ids : 1;
+			goto out;
+		}
 		if (c.state == FBX_C_EXPANDING && !c.rollout.enabled &&
 		    !r->for_replay && r->s->group[0] == '\0')
 			/* executed, its expansion stops (fbxi_rb_exec) */

@@ -168,6 +168,10 @@ a = [l for l in ls if l["kind"] == "audit"]
 assert a and all(isinstance(l["params"], dict) for l in a), a[:3]
 ' <<<"$out" && ok || bad "export audit params are not objects"
 expect 0 "" -- "$CTL" breaker reset --reason jtest --discard --note done
+# discarded now: a plan selecting it lists it with nothing to do (it had
+# no row at all: "selected: 1 command" over an empty table)
+expect 0 "$HID +- +d1 +lock +- +nothing +- +discarded before: it reached no device" -- \
+  "$CTL" rollback --command "$HID"
 
 # a frozen engine: every retry waits its timeout, then TIMEOUT
 kill -STOP "$D"
