@@ -504,19 +504,22 @@ fbxi_limit_gate(struct fbx_engine *e, const struct inmsg *in,
 /* fbxi_limit_settled - a settling command leaves for its devices now
  * (its settle window ended, or its staged wave after a reset is due).
  * Its devices are counted as they are now (*ndev), since that is what
- * its expansion reaches. What the window still holds of its count moves
- * to now's bucket, so that it ages from when its devices are reached; it
- * is not checked against the limit again (admitted within it, it was
- * counted when the commands after it were judged, and a cap lowered
- * since applies to those after), unless its target grew while it
- * settled (devices enrolled into its group or organisation, or moved to
- * its platform): the devices it was not admitted for are not let
- * past the limit uncounted, so it is checked whole as it stands then.
- * A count the window no longer holds (it settled longer than the
- * limit's window, the window was changed twice since), or none (no
- * limit when it was admitted, a record older than v4), is made now in
- * full, through the limit as it stands. Neither check applies to a
- * command a second operator approved over the limit. @return FBX_OK
+ * its expansion begins with (devices enrolled while it expands are not
+ * counted). What the window still holds of its count moves to now's
+ * bucket, so that it ages from when its devices are reached; it is not
+ * checked against the limit again (admitted within it, it was counted
+ * when the commands after it were judged, and a cap lowered since
+ * applies to those after), unless its target grew while it settled
+ * (devices enrolled into its group or organisation, or moved to its
+ * platform; a list of devices without a platform filter cannot grow and
+ * is not read again): the devices it was not admitted for are not let
+ * past the limit uncounted, so it is checked whole as it stands then,
+ * also when a second operator approved it (for the devices it had). A
+ * count the window no longer holds (it settled longer than the limit's
+ * window, the window was changed twice since), or none (no limit when
+ * it was admitted, a record older than v4), is made now in full,
+ * through the limit as it stands, unless a second operator approved it
+ * over the limit. @return FBX_OK
  * (counted, or no limit on the type now); FBX_ELIMIT_EXCEEDED with
  * *would (the devices the window would reach) and *cap when counting it
  * would pass the limit (the caller discards it: it reached no device);
@@ -531,7 +534,7 @@ fbxi_limit_settled(struct fbx_engine *e, struct fbx_command *c,
 	uint64_t used;
 	uint32_t fleet = 0, already;
 	int64_t where = 0;
-	int own, rc;
+	int own, grown, rc;
 
 	rc = fbxi_limit_cfg_load(e->txn, c->org, c->type, &cfg, &own);
 	if (rc != FBX_OK)
@@ -543,12 +546,22 @@ fbxi_limit_settled(struct fbx_engine *e, struct fbx_command *c,
 	*ndev = 0;
 	if (*cap == UINT32_MAX)
 		return FBX_OK; /* no limit on the type now */
-	/* its devices as they are now: what its expansion reaches */
 	memset(&k, 0, sizeof(k));
-	rc = fbxi_target_count(e, c, fleet, &k);
-	if (rc != FBX_OK)
-		return rc;
+	if (c->limit_at_ms > 0 && c->target_kind == FBX_TARGET_DEVICES &&
+	    c->platform == FBX_PLATFORM_ANY) {
+		/* devices it names, every one enrolled when it was admitted:
+		 * it cannot grow (one removed since only makes the count
+		 * err toward refusing); not read again, as a storm of
+		 * single-device locks would do thousands of times */
+		k.n = c->limit_n;
+	} else {
+		/* its devices as they are now: what its expansion reaches */
+		rc = fbxi_target_count(e, c, fleet, &k);
+		if (rc != FBX_OK)
+			return rc;
+	}
 	*ndev = k.n;
+	grown = c->limit_at_ms > 0 && k.n > c->limit_n;
 	rc = limit_use_get(
 	    e->txn, c->org, c->type, cfg.window_s, cfg.changed_ms, e->now, &u);
 	if (rc != FBX_OK)
@@ -557,9 +570,10 @@ fbxi_limit_settled(struct fbx_engine *e, struct fbx_command *c,
 	/* still counted, and no more devices than counted: it was admitted
 	 * within the limit, and what came after it was judged with it
 	 * counted (a refusal's "already affected", an approval over it); it
-	 * goes out. Counted again, or grown, it passes the limit as it
-	 * stands */
-	if ((already == 0 || k.n > already) && c->approved_by[0] == '\0' &&
+	 * goes out. Counted again, it passes the limit as it stands (not
+	 * one a second operator approved over it); grown, it does even if
+	 * approved (the approver approved the devices it had then) */
+	if ((grown || (already == 0 && c->approved_by[0] == '\0')) &&
 	    used + k.n > *cap) {
 		*would = used + k.n;
 		return FBX_ELIMIT_EXCEEDED;

@@ -51,12 +51,13 @@ struct refused {
 	char reason[FBX_ID_MAX + 1];
 	uint8_t type;
 	uint32_t n, cap;
+	uint32_t grown; /* of the n, those whose target grew */
 	uint64_t would, first;
 };
 
 static int
 refused_note(struct refused **v, size_t *n, size_t *capv,
-    const struct fbx_command *c, uint64_t would, uint32_t cap)
+    const struct fbx_command *c, uint64_t would, uint32_t cap, int grown)
 {
 	struct refused *r = NULL;
 
@@ -82,6 +83,7 @@ refused_note(struct refused **v, size_t *n, size_t *capv,
 		r->first = c->id;
 	}
 	r->n++;
+	r->grown += grown != 0;
 	r->would = would;
 	r->cap = cap;
 	return FBX_OK;
@@ -93,17 +95,22 @@ refused_report(struct fbx_engine *e, const struct refused *v, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		const struct refused *r = &v[i];
 		const char *type = fbx_cmd_type_name(r->type);
+		char grown[64] = "";
+		if (r->grown)
+			snprintf(grown, sizeof(grown),
+			    "; %u of them: their target grew", r->grown);
 		FBX_LOGW("org %s: %u settling %s commands of reason %s "
 		         "discarded at the end of their settle window: over the "
 		         "blast-radius limit (%llu devices in the window, limit "
-		         "%u; the first: command %llu)",
+		         "%u; the first: command %llu%s)",
 		    r->org, r->n, type, r->reason, (unsigned long long)r->would,
-		    r->cap, (unsigned long long)r->first);
+		    r->cap, (unsigned long long)r->first, grown);
 		fbxi_audit(e, r->org, "engine", "settle.refused", NULL,
 		    "{\"type\":\"%s\",\"reason\":\"%s\",\"commands\":%u,"
-		    "\"first\":%llu,\"would_reach\":%llu,\"limit\":%u}",
+		    "\"first\":%llu,\"would_reach\":%llu,\"limit\":%u,"
+		    "\"grown\":%u}",
 		    type, r->reason, r->n, (unsigned long long)r->first,
-		    (unsigned long long)r->would, r->cap);
+		    (unsigned long long)r->would, r->cap, r->grown);
 		emit_event(e, FBX_EV_LIMIT_REJECTED, r->org, r->reason, "engine",
 		    r->n == 1 ? r->first : 0, r->would, r->cap,
 		    "%u settling %s commands discarded at the end of their "
@@ -124,7 +131,8 @@ fbxi_settle_step(struct fbx_engine *e)
 		struct cmdc *cc = settling(e, t);
 		uint64_t would = 0;
 		uint32_t cap = 0, ndev = 0, counted;
-		int held = 0, rc;
+		const char *when;
+		int held = 0, grown, rc;
 		fbxi_theap_pop(&e->settle);
 		if (cc == NULL)
 			continue;
@@ -144,32 +152,37 @@ fbxi_settle_step(struct fbx_engine *e)
 		if (rc == FBX_ELIMIT_EXCEEDED) {
 			/* it reached no device: what the window still
 			 * counts of it goes back out */
+			grown = counted > 0 && ndev > counted;
 			rc = fbxi_limit_uncount(e, &cc->c);
 			if (rc == FBX_OK)
-				rc = refused_note(
-				    &rf, &nrf, &caprf, &cc->c, would, cap);
+				rc = refused_note(&rf, &nrf, &caprf, &cc->c,
+				    would, cap, grown);
 			if (rc != FBX_OK) {
 				fbxi_set_err(e, rc);
 				break;
 			}
 			cc->c.state = FBX_C_DISCARDED;
+			/* released by a reset (resolved_by), it was due in a
+			 * staged wave */
+			when = cc->c.resolved_by[0] != '\0'
+			    ? "discarded at its staged wave after a reset"
+			    : "discarded when its settle window ended";
 			snprintf(cc->c.resolved_by, sizeof(cc->c.resolved_by),
 			    "engine");
-			if (counted > 0 && ndev > counted)
+			/* within the note's 159 characters */
+			if (grown)
 				fbxi_note_printf(cc->c.note, sizeof(cc->c.note),
-				    "discarded when its settle window ended: "
-				    "its target grew from %u to %u devices "
-				    "while it settled, and it would pass the "
-				    "%s blast-radius limit (%llu devices in the "
-				    "window, limit %u)",
-				    counted, ndev, fbx_cmd_type_name(cc->c.type),
+				    "%s: target grew %u -> %u devices; over the "
+				    "%s limit (%llu in the window, limit %u)",
+				    when, counted, ndev,
+				    fbx_cmd_type_name(cc->c.type),
 				    (unsigned long long)would, cap);
 			else
 				fbxi_note_printf(cc->c.note, sizeof(cc->c.note),
-				    "discarded when its settle window ended: it "
-				    "would pass the %s blast-radius limit (%llu "
-				    "devices in the window, limit %u)",
-				    fbx_cmd_type_name(cc->c.type),
+				    "%s: it would pass the %s blast-radius "
+				    "limit (%llu devices in the window, limit "
+				    "%u)",
+				    when, fbx_cmd_type_name(cc->c.type),
 				    (unsigned long long)would, cap);
 			fbxi_cmd_touch(cc);
 			continue;

@@ -957,7 +957,9 @@ group_lock(struct env *t, const char *org, const char *g, uint64_t *id,
  * counted with all of them, through the limit as it stands. A group of
  * 3 grown to 5: under a limit of 4 it is discarded (nothing sent, its
  * count taken back out, the note says why); under a limit of 10 it goes
- * out to the 5 and the window counts 5, not 3. */
+ * out to the 5 and the window counts 5, not 3. Approved by a second
+ * operator, it is checked all the same when it grew; shrunk, it counts
+ * what it reaches. */
 static void
 test_settle_grown(void)
 {
@@ -983,14 +985,17 @@ test_settle_grown(void)
 	CHECK(delivered(&t, "g1", &batch) == 0, "nothing sent");
 	CHECK(stored(&t, id, &c) == FBX_C_DISCARDED &&
 	        strcmp(c.resolved_by, "engine") == 0 &&
-	        strstr(c.note, "grew from 3 to 5 devices") != NULL,
+	        strcmp(c.note, "discarded when its settle window ended: "
+	                       "target grew 3 -> 5 devices; over the lock "
+	                       "limit (5 in the window, limit 4)") == 0,
 	    "discarded, its target grew: %d '%s'", c.state, c.note);
 	CHECK(lock_limit(&t, "big", 0, 0) == 0, "its count taken out: %ld",
 	    lock_limit(&t, "big", 0, 0));
 	{
 		struct fbx_audit_rec a;
 		CHECK(last_audit(&t, "big", "settle.refused", &a) == 0 &&
-		        strstr(a.params, "\"would_reach\":5") != NULL,
+		        strstr(a.params, "\"would_reach\":5") != NULL &&
+		        strstr(a.params, "\"grown\":1") != NULL,
 		    "settle.refused: %s", a.params);
 	}
 	CHECK(operator_lock(&t, "big", 100, &op, &st) == FBX_OK,
@@ -1014,6 +1019,54 @@ test_settle_grown(void)
 	    lock_limit(&t, "big", 0, 0));
 	CHECK(stored(&t, id, &c) == FBX_C_DONE || c.state == FBX_C_ACTIVE,
 	    "went out: %d", c.state);
+	env_close(&t);
+
+	/* approved by a second operator (approved_by set in the engine's
+	 * memory, as the approval path sets it) for the 3 it had: grown to
+	 * 5 past a limit of 4, it is checked and discarded all the same */
+	CHECK(env_open(&t, "sgrow3") == 0, "open");
+	enroll(&t, "big", 5000);
+	enroll_group(&t, "big", 1, 3, "vip");
+	hello(&t, "g1", "big", 1000);
+	turn(&t);
+	(void)delivered(&t, "g1", &batch);
+	CHECK(lock_limit(&t, "big", 1, 4) >= 0, "lock limit 4");
+	CHECK(group_lock(&t, "big", "vip", &id, &st) == FBX_OK &&
+	        st == FBX_C_SETTLING,
+	    "the group's lock settles: %d", st);
+	{
+		struct cmdc *cc = fbxi_cmd_find(t.e, id);
+		CHECK(cc != NULL, "in memory");
+		if (cc != NULL)
+			snprintf(cc->c.approved_by, sizeof(cc->c.approved_by),
+			    "bob");
+	}
+	enroll_group(&t, "big", 4, 2, "vip");
+	pass(&t, "g1", 31000);
+	CHECK(delivered(&t, "g1", &batch) == 0, "nothing sent");
+	CHECK(stored(&t, id, &c) == FBX_C_DISCARDED, "discarded: %d '%s'",
+	    c.state, c.note);
+	env_close(&t);
+
+	/* shrunk from 5 to 3 (two moved to another group): sent to the 3,
+	 * counted 3 */
+	CHECK(env_open(&t, "sgrow4") == 0, "open");
+	enroll(&t, "big", 5000);
+	enroll_group(&t, "big", 1, 5, "vip");
+	hello(&t, "g1", "big", 1000);
+	turn(&t);
+	(void)delivered(&t, "g1", &batch);
+	CHECK(lock_limit(&t, "big", 1, 10) >= 0, "lock limit 10");
+	CHECK(group_lock(&t, "big", "vip", &id, &st) == FBX_OK &&
+	        st == FBX_C_SETTLING,
+	    "the group's lock settles: %d", st);
+	CHECK(lock_limit(&t, "big", 0, 0) == 5, "5 counted: %ld",
+	    lock_limit(&t, "big", 0, 0));
+	enroll_group(&t, "big", 4, 2, "other");
+	pass(&t, "g1", 31000);
+	CHECK(delivered(&t, "g1", &batch) == 3, "sent to the 3");
+	CHECK(lock_limit(&t, "big", 0, 0) == 3, "3 devices counted: %ld",
+	    lock_limit(&t, "big", 0, 0));
 	env_close(&t);
 }
 

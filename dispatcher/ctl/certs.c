@@ -241,17 +241,18 @@ cmd_cert(struct ctl *ctl, int argc, char **argv)
 			return ctl_usage_err("cert add needs --reason: the "
 					 "automatic reason(s) that depend on "
 					 "the certificate");
+		const char *fname = strcmp(a.file, "-") == 0 ? "stdin" : a.file;
 		st = ctl_read_file_capped(a.file, FBX_CERT_PEM_MAX, &pem, &pem_len);
 		if (st == FBX_ETOOBIG)
 			return ctl_fail(st, "%s: more than %d bytes: one PEM "
 			    "certificate is expected",
-			    a.file, FBX_CERT_PEM_MAX);
+			    fname, FBX_CERT_PEM_MAX);
 		if (st != FBX_OK)
-			return ctl_fail(st, "cannot read %s: %s", a.file,
+			return ctl_fail(st, "cannot read %s: %s", fname,
 			    strerror(errno));
 		if (pem_len == 0) {
 			free(pem);
-			return ctl_fail(FBX_EBAD_CERT, "%s is empty", a.file);
+			return ctl_fail(FBX_EBAD_CERT, "%s is empty", fname);
 		}
 	}
 	req.kind = FBX_CREQ_CERT;
@@ -275,7 +276,8 @@ cmd_cert(struct ctl *ctl, int argc, char **argv)
 			if (err == FBX_EBAD_CERT && a.file != NULL &&
 			    strncmp(m, "cert.pem: ", 10) == 0)
 				return ctl_fail(err, "%s: %s",
-				    strcmp(a.file, "-") == 0 ? "stdin" : a.file,
+				    strcmp(a.file, "-") == 0 ? "stdin"
+				                             : a.file,
 				    m + 10);
 			return ctl_fail(err, "%s", m);
 		}

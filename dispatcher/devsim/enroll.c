@@ -33,7 +33,10 @@ sim_enroll_fleet(struct sim *s)
 	/* a daemon started a moment ago may not have bound its socket yet:
 	 * wait for it quietly, as fuseboxctl does (the retries below stay
 	 * for an engine that is slow to answer) */
-	(void)fbx_client_wait_ready(s->o.console_ep, 10000);
+	for (int i = 0; i < 20 && !sim_stop &&
+	     fbx_client_wait_ready(s->o.console_ep, 500) != FBX_OK;
+	     i++)
+		;
 	devs = calloc(SIM_ENROLL_BATCH, sizeof(*devs));
 	if (devs == NULL) {
 		rc = FBX_ENOMEM;
