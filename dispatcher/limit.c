@@ -410,8 +410,11 @@ fbxi_limit_gate(struct fbx_engine *e, const struct inmsg *in,
 	used = limit_used(c, &u, e->now, &already, &where);
 	/* a held command a second operator approved over the limit is not
 	 * refused again at its release (nor at the end of its settle
-	 * window: fbxi_limit_settled) */
-	if (used + ndev > cap && (req != NULL || c->approved_by[0] == '\0')) {
+	 * window: fbxi_limit_settled), unless its target grew since it was
+	 * counted: the approver approved the devices it had */
+	if (used + ndev > cap &&
+	    (req != NULL || c->approved_by[0] == '\0' ||
+	        (c->limit_at_ms > 0 && ndev > c->limit_n))) {
 		struct approval_rec a;
 		size_t len = 0;
 		rc = fbxi_approval_token(c, token, sizeof(token));

@@ -1048,6 +1048,43 @@ test_settle_grown(void)
 	    c.state, c.note);
 	env_close(&t);
 
+	/* the same approved lock held by a trip, its group grown before the
+	 * reset: the release checks it whole and discards it */
+	CHECK(env_open(&t, "sgrow5") == 0, "open");
+	enroll(&t, "big", 5000);
+	enroll_group(&t, "big", 1, 3, "vip");
+	hello(&t, "g1", "big", 1000);
+	turn(&t);
+	(void)delivered(&t, "g1", &batch);
+	CHECK(lock_limit(&t, "big", 1, 4) >= 0, "lock limit 4");
+	CHECK(group_lock(&t, "big", "vip", &id, &st) == FBX_OK &&
+	        st == FBX_C_SETTLING,
+	    "the group's lock settles: %d", st);
+	{
+		struct cmdc *cc = fbxi_cmd_find(t.e, id);
+		CHECK(cc != NULL, "in memory");
+		if (cc != NULL)
+			snprintf(cc->c.approved_by, sizeof(cc->c.approved_by),
+			    "bob");
+	}
+	{
+		struct fbx_console_rep rep;
+		uint32_t rel = 0, dis = 0;
+		CHECK(breaker(&t, "big", FBX_BRK_TRIP, 0, NULL, 0, &rep) ==
+		        FBX_OK,
+		    "trip by hand");
+		fbx_console_rep_free(&rep);
+		enroll_group(&t, "big", 4, 2, "vip");
+		CHECK(reset_big(&t, FBX_RESET_RELEASE, &rel, &dis) == FBX_OK &&
+		        rel == 0 && dis == 1,
+		    "released %u, discarded %u; want 0, 1", rel, dis);
+	}
+	pass(&t, "g1", 2000);
+	CHECK(delivered(&t, "g1", &batch) == 0, "nothing sent");
+	CHECK(lock_limit(&t, "big", 0, 0) == 0, "its count taken out: %ld",
+	    lock_limit(&t, "big", 0, 0));
+	env_close(&t);
+
 	/* shrunk from 5 to 3 (two moved to another group): sent to the 3,
 	 * counted 3 */
 	CHECK(env_open(&t, "sgrow4") == 0, "open");
