@@ -952,6 +952,39 @@ group_lock(struct env *t, const char *org, const char *g, uint64_t *id,
 	return rc;
 }
 
+/* grown_open - a fresh store (name): org "big" of 5,000 devices, nvip of
+ * them in group "vip", a gateway, a lock limit of cap, and an automatic
+ * lock of the group settling (*id) */
+static void
+grown_open(struct env *t, const char *name, unsigned nvip, uint32_t cap,
+    uint64_t *batch, uint64_t *id)
+{
+	int st;
+
+	CHECK(env_open(t, name) == 0, "open");
+	enroll(t, "big", 5000);
+	enroll_group(t, "big", 1, nvip, "vip");
+	hello(t, "g1", "big", 1000);
+	turn(t);
+	(void)delivered(t, "g1", batch);
+	CHECK(lock_limit(t, "big", 1, cap) >= 0, "lock limit %u", cap);
+	CHECK(group_lock(t, "big", "vip", id, &st) == FBX_OK &&
+	        st == FBX_C_SETTLING,
+	    "the group's lock settles: %d", st);
+}
+
+/* approve_in_memory - command id approved by a second operator, set in
+ * the engine's memory as the approval path sets it */
+static void
+approve_in_memory(struct env *t, uint64_t id)
+{
+	struct cmdc *cc = fbxi_cmd_find(t->e, id);
+
+	CHECK(cc != NULL, "in memory");
+	if (cc != NULL)
+		snprintf(cc->c.approved_by, sizeof(cc->c.approved_by), "bob");
+}
+
 /* A lock whose target grew while it settled reaches more devices than it
  * was admitted and counted for: at the end of its settle window it is
  * counted with all of them, through the limit as it stands. A group of
@@ -968,16 +1001,7 @@ test_settle_grown(void)
 	uint64_t id, op, batch = 0;
 	int st;
 
-	CHECK(env_open(&t, "sgrow1") == 0, "open");
-	enroll(&t, "big", 5000);
-	enroll_group(&t, "big", 1, 3, "vip");
-	hello(&t, "g1", "big", 1000);
-	turn(&t);
-	(void)delivered(&t, "g1", &batch);
-	CHECK(lock_limit(&t, "big", 1, 4) >= 0, "lock limit 4");
-	CHECK(group_lock(&t, "big", "vip", &id, &st) == FBX_OK &&
-	        st == FBX_C_SETTLING,
-	    "the group's lock settles: %d", st);
+	grown_open(&t, "sgrow1", 3, 4, &batch, &id);
 	CHECK(lock_limit(&t, "big", 0, 0) == 3, "3 devices counted: %ld",
 	    lock_limit(&t, "big", 0, 0));
 	enroll_group(&t, "big", 4, 2, "vip");
@@ -1002,16 +1026,7 @@ test_settle_grown(void)
 	    "an operator's lock passes");
 	env_close(&t);
 
-	CHECK(env_open(&t, "sgrow2") == 0, "open");
-	enroll(&t, "big", 5000);
-	enroll_group(&t, "big", 1, 3, "vip");
-	hello(&t, "g1", "big", 1000);
-	turn(&t);
-	(void)delivered(&t, "g1", &batch);
-	CHECK(lock_limit(&t, "big", 1, 10) >= 0, "lock limit 10");
-	CHECK(group_lock(&t, "big", "vip", &id, &st) == FBX_OK &&
-	        st == FBX_C_SETTLING,
-	    "the group's lock settles: %d", st);
+	grown_open(&t, "sgrow2", 3, 10, &batch, &id);
 	enroll_group(&t, "big", 4, 2, "vip");
 	pass(&t, "g1", 31000);
 	CHECK(delivered(&t, "g1", &batch) == 5, "sent to the 5");
@@ -1024,23 +1039,8 @@ test_settle_grown(void)
 	/* approved by a second operator (approved_by set in the engine's
 	 * memory, as the approval path sets it) for the 3 it had: grown to
 	 * 5 past a limit of 4, it is checked and discarded all the same */
-	CHECK(env_open(&t, "sgrow3") == 0, "open");
-	enroll(&t, "big", 5000);
-	enroll_group(&t, "big", 1, 3, "vip");
-	hello(&t, "g1", "big", 1000);
-	turn(&t);
-	(void)delivered(&t, "g1", &batch);
-	CHECK(lock_limit(&t, "big", 1, 4) >= 0, "lock limit 4");
-	CHECK(group_lock(&t, "big", "vip", &id, &st) == FBX_OK &&
-	        st == FBX_C_SETTLING,
-	    "the group's lock settles: %d", st);
-	{
-		struct cmdc *cc = fbxi_cmd_find(t.e, id);
-		CHECK(cc != NULL, "in memory");
-		if (cc != NULL)
-			snprintf(cc->c.approved_by, sizeof(cc->c.approved_by),
-			    "bob");
-	}
+	grown_open(&t, "sgrow3", 3, 4, &batch, &id);
+	approve_in_memory(&t, id);
 	enroll_group(&t, "big", 4, 2, "vip");
 	pass(&t, "g1", 31000);
 	CHECK(delivered(&t, "g1", &batch) == 0, "nothing sent");
@@ -1050,23 +1050,8 @@ test_settle_grown(void)
 
 	/* the same approved lock held by a trip, its group grown before the
 	 * reset: the release checks it whole and discards it */
-	CHECK(env_open(&t, "sgrow5") == 0, "open");
-	enroll(&t, "big", 5000);
-	enroll_group(&t, "big", 1, 3, "vip");
-	hello(&t, "g1", "big", 1000);
-	turn(&t);
-	(void)delivered(&t, "g1", &batch);
-	CHECK(lock_limit(&t, "big", 1, 4) >= 0, "lock limit 4");
-	CHECK(group_lock(&t, "big", "vip", &id, &st) == FBX_OK &&
-	        st == FBX_C_SETTLING,
-	    "the group's lock settles: %d", st);
-	{
-		struct cmdc *cc = fbxi_cmd_find(t.e, id);
-		CHECK(cc != NULL, "in memory");
-		if (cc != NULL)
-			snprintf(cc->c.approved_by, sizeof(cc->c.approved_by),
-			    "bob");
-	}
+	grown_open(&t, "sgrow5", 3, 4, &batch, &id);
+	approve_in_memory(&t, id);
 	{
 		struct fbx_console_rep rep;
 		uint32_t rel = 0, dis = 0;
@@ -1087,16 +1072,7 @@ test_settle_grown(void)
 
 	/* shrunk from 5 to 3 (two moved to another group): sent to the 3,
 	 * counted 3 */
-	CHECK(env_open(&t, "sgrow4") == 0, "open");
-	enroll(&t, "big", 5000);
-	enroll_group(&t, "big", 1, 5, "vip");
-	hello(&t, "g1", "big", 1000);
-	turn(&t);
-	(void)delivered(&t, "g1", &batch);
-	CHECK(lock_limit(&t, "big", 1, 10) >= 0, "lock limit 10");
-	CHECK(group_lock(&t, "big", "vip", &id, &st) == FBX_OK &&
-	        st == FBX_C_SETTLING,
-	    "the group's lock settles: %d", st);
+	grown_open(&t, "sgrow4", 5, 10, &batch, &id);
 	CHECK(lock_limit(&t, "big", 0, 0) == 5, "5 counted: %ld",
 	    lock_limit(&t, "big", 0, 0));
 	enroll_group(&t, "big", 4, 2, "other");
