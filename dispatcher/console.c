@@ -398,7 +398,11 @@ handle_ping(
 	rep.request_id = req->request_id;
 	rep.kind = req->kind;
 	(void)fbx_engine_stat(e, s); /* what is in memory */
-	if (e->st != NULL && fbx_store_stat(e->st, &ss) == FBX_OK) {
+	/* the store's sizes, unless it cannot be read (no transaction: a
+	 * degraded turn whose store did not answer; asked again it would
+	 * wait for it once more) */
+	if (e->st != NULL && e->txn != NULL &&
+	    fbx_store_stat(e->st, &ss) == FBX_OK) {
 		s->store_bytes = ss.file_bytes;
 		s->readers_used = ss.readers_used;
 	}

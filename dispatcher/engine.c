@@ -138,6 +138,11 @@ note_seen(struct fbx_engine *e)
 	}
 }
 
+/* fail_console_inputs - answer the turn's console requests with rc: the
+ * store cannot be read. A status request (ping) is still answered, from
+ * memory (handle_ping reads no store without a transaction): the first
+ * thing an operator asks in a store outage is whether the daemon lives
+ * and what it holds. */
 static void
 fail_console_inputs(struct fbx_engine *e, int rc)
 {
@@ -150,6 +155,11 @@ fail_console_inputs(struct fbx_engine *e, int rc)
 		    FBX_OK) {
 			fbxi_console_error(e, in, req.request_id, FBX_CREQ_NONE,
 			    rc, "storage failure: %s", fbx_strerror(rc));
+			continue;
+		}
+		if (req.kind == FBX_CREQ_PING && e->txn == NULL) {
+			fbx_console_req_free(&req);
+			fbxi_handle_console(e, in);
 			continue;
 		}
 		if (rc == FBX_ETIMEOUT)
@@ -181,6 +191,7 @@ store_reopen(struct fbx_engine *e)
 	so.node = e->o.node;
 	so.advertise = e->o.advertise != NULL ? e->o.advertise : e->o.console_ep;
 	so.lease_ms = e->o.lease_ms;
+	so.pg_wait_ms = e->o.pg_wait_ms;
 	so.durability = e->use_syncer ? FBX_DURABLE_NOMETASYNC
 	                              : e->o.durability;
 	/* the syncer works on the environment: it ends first */
@@ -907,6 +918,7 @@ engine_open(const struct fbx_engine_opts *opts, const struct fbx_io_ops *ops,
 	so.node = e->o.node;
 	so.advertise = e->o.advertise != NULL ? e->o.advertise : e->o.console_ep;
 	so.lease_ms = e->o.lease_ms;
+	so.pg_wait_ms = e->o.pg_wait_ms;
 	so.durability = e->o.durability;
 	/* full durability over ZeroMQ: commits sync their data pages and
 	 * the syncer their meta page, while the next turn runs */

@@ -95,6 +95,9 @@ struct fbx_engine_opts {
 	const char *advertise;    /* console endpoint handed to clients of
 	                             other nodes; NULL = console_ep */
 	uint32_t lease_ms;        /* lease time; 0 = 10000 */
+	uint32_t pg_wait_ms;      /* with store_url: a PostgreSQL answer
+	                             is waited for this long, then its
+	                             connection taken for lost; 0 = 10000 */
 	uint32_t heartbeat_ms;    /* gateways speak this often; 0 = 1000 */
 	uint32_t expand_chunk;    /* deliveries created per turn; 0 = 16384 */
 	uint32_t send_batch;      /* deliveries per gateway message; 0=8192 */

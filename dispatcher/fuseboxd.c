@@ -66,6 +66,7 @@ struct config {
 	char node[FBX_ID_MAX + 1]; /* --node NAME: cluster mode */
 	char advertise[256];       /* --advertise ENDPOINT */
 	unsigned lease_ms;         /* --lease-ms */
+	unsigned pg_wait_ms;       /* --pg-wait-ms */
 };
 
 /* the configuration the engine runs with: its strings are borrowed by
@@ -141,6 +142,10 @@ usage(FILE *f)
 	    "                           (default: --console)\n"
 	    "      --lease-ms N         organisation lease time (default\n"
 	    "                           10000, at least 1000)\n"
+	    "      --pg-wait-ms N       with --store: wait this long for an\n"
+	    "                           answer of the server, then take its\n"
+	    "                           connection for lost (default 10000,\n"
+	    "                           1000..600000)\n"
 	    "      --server-key FILE    the engine's CURVE key pair (default\n"
 	    "                           DATA/keys/server.key, from `fuseboxd "
 	    "init`)\n"
@@ -320,6 +325,11 @@ set_option(struct config *c, const char *name, const char *val)
 		if (parse_uint(val, 600000, &v) != 0 || v < 1000)
 			return -1;
 		c->lease_ms = (unsigned)v;
+	} else if (strcmp(name, "pg_wait_ms") == 0 ||
+	    strcmp(name, "pg-wait-ms") == 0) {
+		if (parse_uint(val, 600000, &v) != 0 || v < 1000)
+			return -1;
+		c->pg_wait_ms = (unsigned)v;
 	} else if (strcmp(name, "store") == 0) {
 		/* "" or a PostgreSQL URL (issue 13) */
 		if (val[0] != '\0' && strncmp(val, "postgresql://", 13) != 0 &&
@@ -664,6 +674,7 @@ reload(fbx_engine *eng)
 	FIXED(node, "node");
 	FIXED(advertise, "advertise");
 	FIXED(lease_ms, "lease_ms");
+	FIXED(pg_wait_ms, "pg_wait_ms");
 #undef FIXED
 #define LIVE(f, key)                                                        \
 	if (memcmp(&nc.f, &live.f, sizeof(nc.f)) != 0 && cl < sizeof(changed)) \
@@ -840,6 +851,7 @@ static const struct option longopts[] = {
 	{ "node", required_argument, NULL, 36 },
 	{ "advertise", required_argument, NULL, 37 },
 	{ "lease-ms", required_argument, NULL, 38 },
+	{ "pg-wait-ms", required_argument, NULL, 39 },
 	{ "log-level", required_argument, NULL, 'l' },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
@@ -899,6 +911,8 @@ flag_key(int ch)
 		return "advertise";
 	case 38:
 		return "lease_ms";
+	case 39:
+		return "pg_wait_ms";
 	case 'l':
 		return "log_level";
 	default:
@@ -1195,6 +1209,7 @@ main(int argc, char **argv)
 	o.node = live.node[0] ? live.node : NULL;
 	o.advertise = live.advertise[0] ? live.advertise : NULL;
 	o.lease_ms = live.lease_ms;
+	o.pg_wait_ms = live.pg_wait_ms;
 	o.map_size = live.map_mb << 20;
 	o.heartbeat_ms = live.heartbeat_ms;
 	o.events_ep = live.events[0] ? live.events : NULL;

@@ -62,6 +62,13 @@ struct fbx_store_opts {
 	 * per commit). 0 = $FBX_STORE_INDEX_LAG or 8,192; 1 = written
 	 * with each record; at most 65,536. PostgreSQL: always 1. */
 	unsigned index_lag;
+	/* PostgreSQL: how long any answer of the server (a statement's,
+	 * a connect's) is waited for, in ms; past it the connection is
+	 * taken for lost: the transaction fails (FBX_EIO), a COMMIT is
+	 * asked about (FBX_ETIMEOUT when that cannot be told). A server
+	 * that stops answering while its host still takes TCP would
+	 * otherwise hold the caller without end. 0 = 10,000. */
+	unsigned pg_wait_ms;
 };
 
 struct fbx_store_stat {

@@ -15,7 +15,12 @@
 #include <string.h>
 #include <time.h>
 
+#include "pg_wait.h"
 #include "store_pg.h"
+
+/* a question's wait for its answer on the client's side (pg_wait.h):
+ * the server's statement_timeout of 1 s, and a round trip */
+#define DOUBT_WAIT_MS 2000u
 
 int
 fbxi_pg_xact_read(const PGresult *r, struct fbxi_pg_xact *x)
@@ -49,10 +54,11 @@ fbxi_pg_mono_ms(void)
 
 /* doubt_conn - a connection for the question, bounded whatever the URL
  * says: the connect (2 s an address, libpq's least), the question (1 s
- * at the server, and 1 s of unacknowledged data on TCP). NULL if
+ * at the server, 1 s of unacknowledged data on TCP, and 2 s for the
+ * answer on our side: a server that stopped answering). NULL if
  * none. */
 static PGconn *
-doubt_conn(const char *url)
+doubt_conn(const char *url, const char *shown)
 {
 	const char *const kw[] = { "dbname", "connect_timeout",
 		"tcp_user_timeout", "keepalives_idle", "keepalives_interval",
@@ -67,7 +73,7 @@ doubt_conn(const char *url)
 		PQfinish(c);
 		return NULL;
 	}
-	r = PQexec(c,
+	r = fbxi_pg_exec1(c, DOUBT_WAIT_MS, shown,
 	    "SET client_min_messages = error; "
 	    "SET statement_timeout = 1000");
 	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
@@ -103,11 +109,11 @@ ask(PGconn *c, const char *shown, const struct fbxi_pg_xact *x, int other_life,
 {
 	const char *vals[2]
 	    = { x->id, other_life ? "2000-01-01 00:00:00+00" : x->server };
-	PGresult *r = PQexecParams(c,
+	PGresult *r = fbxi_pg_exec(c, DOUBT_WAIT_MS, shown,
 	    "SELECT pg_postmaster_start_time() = $2::timestamptz, "
 	    "CASE WHEN pg_postmaster_start_time() = "
 	    "$2::timestamptz THEN pg_xact_status($1::xid8) END",
-	    2, NULL, vals, NULL, NULL, 0);
+	    2, vals, NULL, NULL, 0);
 	const char *st = NULL;
 	int done = 0;
 
@@ -150,7 +156,7 @@ fbxi_pg_in_doubt(const char *url, const char *shown,
 	    "committed",
 	    x->id);
 	while (fbxi_pg_mono_ms() < end) {
-		PGconn *c = blind ? NULL : doubt_conn(url);
+		PGconn *c = blind ? NULL : doubt_conn(url, shown);
 		int done = c != NULL && ask(c, shown, x, other_life, &code);
 		PQfinish(c);
 		if (done)

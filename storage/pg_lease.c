@@ -26,6 +26,7 @@
 #include <time.h>
 
 #include "fbx_types.h"
+#include "pg_wait.h"
 
 struct lent {
 	char org[FBX_ID_MAX + 1];
@@ -37,6 +38,8 @@ struct fbxi_lease {
 	char node[FBX_ID_MAX + 1];
 	char endpoint[256];
 	unsigned ttl_ms;
+	unsigned wait_ms; /* pg_wait.h */
+	const char *shown;
 	int64_t ver;
 	int ver_known;
 	int seeded; /* every organisation of the store has a lease row */
@@ -195,7 +198,8 @@ pend_taken(struct fbxi_lease *L, const char *org, int64_t epoch)
 }
 
 struct fbxi_lease *
-fbxi_lease_new(const char *node, const char *endpoint, unsigned ttl_ms)
+fbxi_lease_new(const char *node, const char *endpoint, unsigned ttl_ms,
+    unsigned wait_ms, const char *shown)
 {
 	struct fbxi_lease *L = calloc(1, sizeof(*L));
 
@@ -205,6 +209,8 @@ fbxi_lease_new(const char *node, const char *endpoint, unsigned ttl_ms)
 	snprintf(L->endpoint, sizeof(L->endpoint), "%s",
 	    endpoint != NULL ? endpoint : "");
 	L->ttl_ms = ttl_ms;
+	L->wait_ms = wait_ms;
+	L->shown = shown;
 	return L;
 }
 
@@ -231,9 +237,9 @@ fbxi_lease_ttl(const struct fbxi_lease *L)
 }
 
 int
-fbxi_lease_layout(PGconn *c)
+fbxi_lease_layout(PGconn *c, unsigned wait_ms, const char *shown)
 {
-	PGresult *r = PQexec(c,
+	PGresult *r = fbxi_pg_exec1(c, wait_ms, shown,
 	    "CREATE TABLE IF NOT EXISTS fbx_lease (org text PRIMARY KEY, "
 	    "node text NOT NULL, epoch bigint NOT NULL, expires timestamptz "
 	    "NOT NULL); "
@@ -252,7 +258,8 @@ static PGresult *
 q(const struct fbxi_lease *L, PGconn *c, const char *sql, int n,
     const char *const *vals, int *code)
 {
-	PGresult *r = PQexecParams(c, sql, n, NULL, vals, NULL, NULL, 0);
+	PGresult *r = fbxi_pg_exec(c, L->wait_ms, L->shown, sql, n, vals, NULL,
+	    NULL, 0);
 	ExecStatusType st = r != NULL ? PQresultStatus(r) : PGRES_FATAL_ERROR;
 
 	if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
@@ -550,6 +557,11 @@ fbxi_lease_tick(struct fbxi_lease *L, PGconn *c,
 		if (code != 0)
 			goto fail;
 	}
+	/* a COMMIT without an answer (the connection lost, or no answer
+	 * within the store's bound, pg_wait.h) is taken as not done: if
+	 * the server did commit, this node holds leases it does not know
+	 * of and does not act on; they run out after ttl_ms and are
+	 * claimed again, by it or another node */
 	r = q(L, c, "COMMIT", 0, NULL, &code);
 	if (r == NULL)
 		goto fail_nocommit;
@@ -566,7 +578,7 @@ fbxi_lease_tick(struct fbxi_lease *L, PGconn *c,
 	return 0;
 fail:
 	if (PQstatus(c) == CONNECTION_OK) {
-		PGresult *rb = PQexec(c, "ROLLBACK");
+		PGresult *rb = fbxi_pg_exec1(c, L->wait_ms, L->shown, "ROLLBACK");
 		PQclear(rb);
 	}
 fail_nocommit:
@@ -805,7 +817,7 @@ fbxi_lease_release(struct fbxi_lease *L, PGconn *c)
 		int np = strstr(steps[i], "$1") != NULL;
 		r = q(L, c, steps[i], np, np ? v : NULL, &code);
 		if (r == NULL) {
-			PQclear(PQexec(c, "ROLLBACK"));
+			PQclear(fbxi_pg_exec1(c, L->wait_ms, L->shown, "ROLLBACK"));
 			return;
 		}
 		PQclear(r);

@@ -38,16 +38,20 @@ enum {
 };
 
 /* fbxi_lease_new - lease state of node (identifier), reached by
- * consoles at endpoint, leases of ttl_ms. NULL without memory. */
-struct fbxi_lease *fbxi_lease_new(
-    const char *node, const char *endpoint, unsigned ttl_ms);
+ * consoles at endpoint, leases of ttl_ms; its statements wait wait_ms
+ * at most for the server (pg_wait.h) and log with shown (the store's
+ * URL without its password, kept by the caller while L lives). NULL
+ * without memory. */
+struct fbxi_lease *fbxi_lease_new(const char *node, const char *endpoint,
+    unsigned ttl_ms, unsigned wait_ms, const char *shown);
 void fbxi_lease_free(struct fbxi_lease *L);
 const char *fbxi_lease_node(const struct fbxi_lease *L);
 unsigned fbxi_lease_ttl(const struct fbxi_lease *L);
 
 /* fbxi_lease_layout - create the two tables (a layout migration step,
- * inside its transaction). @return 0 or an errno-style code. */
-int fbxi_lease_layout(PGconn *c);
+ * inside its transaction; wait_ms and shown as fbxi_lease_new's).
+ * @return 0 or an errno-style code. */
+int fbxi_lease_layout(PGconn *c, unsigned wait_ms, const char *shown);
 
 /* fbxi_lease_tick - in one transaction of its own on c (no transaction
  * open on it): register the node as live, renew its leases, release

@@ -555,7 +555,8 @@ fbx_store_open(const struct fbx_store_opts *opts, fbx_store **out)
 	if (rc != FBX_OK)
 		goto out;
 env:
-	mrc = pg ? fbxi_kv_env_create_pg(&st->env, opts->url, opts->durability)
+	mrc = pg ? fbxi_kv_env_create_pg(
+	               &st->env, opts->url, opts->durability, opts->pg_wait_ms)
 	         : mdb_env_create(&st->env);
 	if (mrc == 0)
 		mrc = mdb_env_set_maxdbs(st->env, MAX_DBS);

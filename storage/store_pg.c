@@ -224,7 +224,8 @@ PGresult *
 fbxi_pg_run(fbxi_kv_txn *t, const char *sql, int n, const char *const *vals,
     const int *lens, const int *fmts, int *code)
 {
-	PGresult *r = PQexecParams(t->conn, sql, n, NULL, vals, lens, fmts, 1);
+	PGresult *r = fbxi_pg_exec(t->conn, t->env->wait_ms, t->env->shown, sql,
+	    n, vals, lens, fmts, 1);
 	ExecStatusType st = r != NULL ? PQresultStatus(r) : PGRES_FATAL_ERROR;
 
 	if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
@@ -239,11 +240,12 @@ fbxi_pg_run(fbxi_kv_txn *t, const char *sql, int n, const char *const *vals,
 	return NULL;
 }
 
-/* simple - a parameterless command (may be several); 0 or a code. */
+/* simple_wait - a parameterless command (may be several) whose answer
+ * is waited for wait_ms; 0 or a code. */
 static int
-simple(fbxi_kv_env *env, PGconn *c, const char *sql)
+simple_wait(fbxi_kv_env *env, PGconn *c, const char *sql, unsigned wait_ms)
 {
-	PGresult *r = PQexec(c, sql);
+	PGresult *r = fbxi_pg_exec1(c, wait_ms, env->shown, sql);
 	ExecStatusType st = r != NULL ? PQresultStatus(r) : PGRES_FATAL_ERROR;
 	int code = 0;
 
@@ -256,6 +258,13 @@ simple(fbxi_kv_env *env, PGconn *c, const char *sql)
 	}
 	PQclear(r);
 	return code;
+}
+
+/* simple - the same, waited for as long as any statement */
+static int
+simple(fbxi_kv_env *env, PGconn *c, const char *sql)
+{
+	return simple_wait(env, c, sql, env->wait_ms);
 }
 
 static void
@@ -273,7 +282,8 @@ notice_quiet(void *arg, const char *msg)
 static int
 pg_connect(fbxi_kv_env *env, PGconn **out)
 {
-	PGconn *c = PQconnectdb(env->url);
+	PGconn *c = fbxi_pg_connect(env->url, env->shown, env->wait_ms, NULL,
+	    NULL);
 	int code;
 
 	if (c == NULL)
@@ -303,6 +313,25 @@ pg_connect(fbxi_kv_env *env, PGconn **out)
 	}
 	*out = c;
 	return 0;
+}
+
+/* quiet - the server left a statement or a connect without an answer
+ * less than a bound ago (fbxi_pg_quiet): a new transaction or open
+ * fails at once, with a log line, rather than wait the bound again */
+static int
+quiet(const fbxi_kv_env *env)
+{
+	long long ago;
+	char msg[160];
+
+	if (!fbxi_pg_quiet(env->shown, env->wait_ms, &ago))
+		return 0;
+	snprintf(msg, sizeof(msg),
+	    "no answer %lld ms ago; not asked again before %u ms have "
+	    "passed",
+	    ago, env->wait_ms);
+	pg_log(env, "server not answering", msg);
+	return 1;
 }
 
 /* ---- held-back writes ------------------------------------------------ */
@@ -604,7 +633,8 @@ fbxi_kv_env_create(fbxi_kv_env **env)
 }
 
 int
-fbxi_kv_env_create_pg(fbxi_kv_env **env, const char *url, int durability)
+fbxi_kv_env_create_pg(
+    fbxi_kv_env **env, const char *url, int durability, unsigned wait_ms)
 {
 	fbxi_kv_env *e = calloc(1, sizeof(*e));
 
@@ -613,6 +643,7 @@ fbxi_kv_env_create_pg(fbxi_kv_env **env, const char *url, int durability)
 	e->pg = 1;
 	e->durability = durability;
 	e->max_readers = 126;
+	e->wait_ms = wait_ms != 0 ? wait_ms : FBXI_PG_WAIT_MS;
 	e->url = strdup(url);
 	e->shown = redact(url);
 	if (e->url == NULL || e->shown == NULL) {
@@ -700,8 +731,7 @@ layout_v1(fbxi_kv_env *env, PGconn *c)
 static int
 layout_v2(fbxi_kv_env *env, PGconn *c)
 {
-	(void)env;
-	return fbxi_lease_layout(c);
+	return fbxi_lease_layout(c, env->wait_ms, env->shown);
 }
 
 static int (*const migrations[PG_LAYOUT])(fbxi_kv_env *, PGconn *) = {
@@ -718,7 +748,7 @@ ensure_schema(fbxi_kv_env *env, PGconn *c)
 	PGresult *r;
 	int code, ver = 0;
 
-	r = PQexec(c,
+	r = fbxi_pg_exec1(c, env->wait_ms, env->shown,
 	    "SELECT current_schema() IS NULL, "
 	    "split_part(current_setting('search_path'), ',', 1)");
 	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
@@ -763,13 +793,18 @@ ensure_schema(fbxi_kv_env *env, PGconn *c)
 		}
 	}
 	PQclear(r);
-	code = simple(env, c,
+	/* the schema lock is the writers' lock too (a node's write turn
+	 * holds it while it runs), and another process's migration holds
+	 * it for as long as that takes: a minute more than any answer */
+	code = simple_wait(env, c,
 	    "BEGIN; SELECT pg_advisory_xact_lock(7308036, "
 	    "hashtext(current_schema())); CREATE TABLE IF NOT EXISTS "
-	    "fbx_schema (version integer NOT NULL)");
+	    "fbx_schema (version integer NOT NULL)",
+	    env->wait_ms + 60000u);
 	if (code != 0)
 		goto fail;
-	r = PQexec(c, "SELECT max(version) FROM fbx_schema");
+	r = fbxi_pg_exec1(
+	    c, env->wait_ms, env->shown, "SELECT max(version) FROM fbx_schema");
 	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
 		code = pg_code(c, r);
 		PQclear(r);
@@ -797,7 +832,7 @@ ensure_schema(fbxi_kv_env *env, PGconn *c)
 		code = simple(env, c, sql);
 	}
 	if (code == 0) {
-		r = PQexec(c, "COMMIT");
+		r = fbxi_pg_exec1(c, env->wait_ms, env->shown, "COMMIT");
 		if (PQresultStatus(r) != PGRES_COMMAND_OK
 		    || strcmp(PQcmdStatus(r), "COMMIT") != 0)
 			code
@@ -818,6 +853,8 @@ fbxi_kv_env_open(
 
 	if (!env->pg)
 		return mdb_env_open(env->mdb, path, flags, mode);
+	if (quiet(env))
+		return EIO;
 	code = pg_connect(env, &env->wconn);
 	if (code == 0)
 		code = ensure_schema(env, env->wconn);
@@ -846,17 +883,21 @@ fbxi_kv_env_close(fbxi_kv_env *env)
 		return;
 	}
 	if (env->wconn != NULL) {
+		/* not asked of a server that did not answer a moment ago
+		 * (quiet): closing would wait a bound for each statement */
 		if (env->lease != NULL && !env->keep_leases &&
-		    PQstatus(env->wconn) == CONNECTION_OK)
+		    PQstatus(env->wconn) == CONNECTION_OK &&
+		    !fbxi_pg_quiet(env->shown, env->wait_ms, NULL))
 			fbxi_lease_release(env->lease, env->wconn);
 		/* the owner lock (owner_lock) goes with the session, but the
 		 * server ends a session after PQfinish has returned: released
 		 * here, a process opening the store right after this close
 		 * (a restart) finds it free rather than, now and then, BUSY.
 		 * On failure the session's end still frees it. */
-		if (PQstatus(env->wconn) == CONNECTION_OK)
-			PQclear(PQexec(env->wconn,
-			    "SELECT pg_advisory_unlock_all()"));
+		if (PQstatus(env->wconn) == CONNECTION_OK &&
+		    !fbxi_pg_quiet(env->shown, env->wait_ms, NULL))
+			PQclear(fbxi_pg_exec1(env->wconn, env->wait_ms,
+			    env->shown, "SELECT pg_advisory_unlock_all()"));
 		PQfinish(env->wconn);
 	}
 	fbxi_lease_free(env->lease);
@@ -1034,14 +1075,15 @@ owner_lock(fbxi_kv_env *env, PGconn *c)
 	 * beside a sole writer), and each holds its node name's lock: one
 	 * process per node name */
 	PGresult *r = node != NULL
-	    ? PQexecParams(c,
+	    ? fbxi_pg_exec(c, env->wait_ms, env->shown,
 	          "SELECT pg_try_advisory_lock_shared(7308037, "
 	          "hashtext(current_schema())) AND "
 	          "pg_try_advisory_lock(hashtextextended(current_schema() || "
 	          "'/' || $1, 7308038))",
-	          1, NULL, v, NULL, NULL, 0)
-	    : PQexec(c, "SELECT pg_try_advisory_lock(7308037, "
-	                "hashtext(current_schema()))");
+	          1, v, NULL, NULL, 0)
+	    : fbxi_pg_exec1(c, env->wait_ms, env->shown,
+	          "SELECT pg_try_advisory_lock(7308037, "
+	          "hashtext(current_schema()))");
 	int code = 0;
 
 	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
@@ -1112,7 +1154,10 @@ begin_node(fbxi_kv_env *env)
 	    "SELECT set_config('lock_timeout', '0', true)",
 	    fbxi_lease_ttl(env->lease) / 4);
 	for (;;) {
-		PGresult *r = PQexec(env->wconn, sql);
+		/* the server's lock_timeout first, then the bound */
+		PGresult *r = fbxi_pg_exec1(env->wconn,
+		    fbxi_lease_ttl(env->lease) / 4 + env->wait_ms, env->shown,
+		    sql);
 		ExecStatusType st =
 		    r != NULL ? PQresultStatus(r) : PGRES_FATAL_ERROR;
 		const char *state =
@@ -1173,11 +1218,16 @@ fbxi_kv_txn_begin(
 		*out = TAG(fbxi_kv_txn, t);
 		return 0;
 	}
+	if (quiet(env)) {
+		free(t);
+		return EIO;
+	}
 	if (t->write) {
 		pthread_mutex_lock(&env->wlock);
 		/* nothing is done before BEGIN: a connection found dead
 		 * there (the server restarted, an idle session was ended)
-		 * is made again and BEGIN retried, once */
+		 * is made again and BEGIN retried, once; not one that got
+		 * no answer in time (quiet: the new one would wait as long) */
 		for (int tries = 0; tries < 2; tries++) {
 			code = writer_conn(env);
 			if (code == 0 && env->lease != NULL)
@@ -1191,6 +1241,8 @@ fbxi_kv_txn_begin(
 				break;
 			PQfinish(env->wconn);
 			env->wconn = NULL;
+			if (fbxi_pg_quiet(env->shown, env->wait_ms, NULL))
+				break;
 		}
 		if (code != 0) {
 			pthread_mutex_unlock(&env->wlock);
@@ -1211,6 +1263,8 @@ fbxi_kv_txn_begin(
 			if (code != EIO)
 				break;
 			pool_drain(env); /* its fellows died with it */
+			if (fbxi_pg_quiet(env->shown, env->wait_ms, NULL))
+				break;
 		}
 		if (code != 0) {
 			free(t);
@@ -1311,12 +1365,12 @@ fbx_store_test_pg_end_held(void)
 
 	if (test_held == NULL)
 		return -1;
-	r = PQexec(test_held, "COMMIT");
+	r = fbxi_pg_exec1(test_held, 0, "test", "COMMIT");
 	ok = PQresultStatus(r) == PGRES_COMMAND_OK;
 	PQclear(r);
 	/* the store's session lock, before the session's end (which the
 	 * server finishes on its own time) */
-	r = PQexec(test_held, "SELECT pg_advisory_unlock_all()");
+	r = fbxi_pg_exec1(test_held, 0, "test", "SELECT pg_advisory_unlock_all()");
 	ok = ok && PQresultStatus(r) == PGRES_TUPLES_OK;
 	PQclear(r);
 	PQfinish(test_held);
@@ -1429,7 +1483,8 @@ fbxi_kv_txn_commit(fbxi_kv_txn *t)
 		int lose = fbx_store_test_pg_lose_commit;
 		PGresult *r;
 		fbx_store_test_pg_lose_commit = 0;
-		r = PQexec(t->conn, lose == 2 ? "ROLLBACK" : "COMMIT");
+		r = fbxi_pg_exec1(t->conn, t->env->wait_ms, t->env->shown,
+		    lose == 2 ? "ROLLBACK" : "COMMIT");
 		if (lose == 6) {
 			/* test hook: the answer came but could not be kept
 			 * (libpq out of memory); the connection lives on */
@@ -1439,7 +1494,8 @@ fbxi_kv_txn_commit(fbxi_kv_txn *t)
 			/* test hook: the server has answered; the answer is
 			 * lost with the connection, as in a failover */
 			PQclear(r);
-			r = PQexec(t->conn,
+			r = fbxi_pg_exec1(t->conn, t->env->wait_ms,
+			    t->env->shown,
 			    "SELECT pg_terminate_backend(pg_backend_pid())");
 		}
 		if (PQresultStatus(r) != PGRES_COMMAND_OK) {
@@ -1482,7 +1538,8 @@ fbxi_kv_env_set_node(
 	if (!env->pg)
 		return EINVAL;
 	fbxi_lease_free(env->lease);
-	env->lease = fbxi_lease_new(node, endpoint, ttl_ms);
+	env->lease = fbxi_lease_new(
+	    node, endpoint, ttl_ms, env->wait_ms, env->shown);
 	return env->lease != NULL ? 0 : ENOMEM;
 }
 
@@ -1527,6 +1584,8 @@ fbxi_kv_lease_tick(fbxi_kv_env *env, int (*idle)(void *, const char *),
 	*changed = 0;
 	if (!fbxi_kv_cluster(env))
 		return 0;
+	if (quiet(env))
+		return EIO;
 	pthread_mutex_lock(&env->wlock);
 	code = writer_conn(env);
 	if (code == 0)

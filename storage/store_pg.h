@@ -25,8 +25,11 @@ int fbxi_pg_is_url(const char *url);
 
 /* fbxi_kv_env_create_pg - an environment that keeps the store in the
  * PostgreSQL database at url (connected by mdb_env_open). durability:
- * enum fbx_durability (NOSYNC = synchronous_commit off, else on). */
-int fbxi_kv_env_create_pg(fbxi_kv_env **env, const char *url, int durability);
+ * enum fbx_durability (NOSYNC = synchronous_commit off, else on).
+ * wait_ms: how long any answer of the server is waited for before its
+ * connection is taken for lost (pg_wait.h; 0 = FBXI_PG_WAIT_MS). */
+int fbxi_kv_env_create_pg(
+    fbxi_kv_env **env, const char *url, int durability, unsigned wait_ms);
 
 /* FBXI_EINDOUBT - a PostgreSQL write commit whose outcome is unknown:
  * the connection went after COMMIT was sent and the server could not be

@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "pg_wait.h"
 #include "store_pg.h"
 
 /* rows a cursor reads ahead per statement: a seek asks for PG_SEEK (a
@@ -39,6 +40,7 @@ struct fbxi_kv_env {
 	char *shown; /* url with any password replaced */
 	int durability;
 	unsigned max_readers;
+	unsigned wait_ms; /* bound on each answer of the server (pg_wait.h) */
 	PGconn *wconn; /* the writer's connection */
 	pthread_mutex_t wlock; /* held by the open write transaction */
 	pthread_mutex_t plock; /* pool */

@@ -606,7 +606,7 @@ env_open(struct side *s, int pg)
 	subdir(dir, sizeof(dir), pg ? "kvpg" : "kvlmdb");
 	if (pg) {
 		pg_store_url(url, sizeof(url), dir);
-		rc = fbxi_kv_env_create_pg(&s->env, url, FBX_DURABLE_NOSYNC);
+		rc = fbxi_kv_env_create_pg(&s->env, url, FBX_DURABLE_NOSYNC, 0);
 	} else {
 		rc = fbxi_kv_env_create(&s->env);
 		if (rc == 0)

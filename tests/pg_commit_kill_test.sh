@@ -34,6 +34,8 @@ cleanup() {
   if [ "$fail" -eq 0 ]; then rm -rf "$T"; else echo "kept $T" >&2; fi
 }
 trap cleanup EXIT
+# shellcheck source=tests/keyed_submits.sh
+. "$(dirname "$0")/keyed_submits.sh"
 command -v psql >/dev/null || { echo "FAIL: psql is needed (postgresql-client)" >&2; exit 1; }
 
 "$B/fuseboxd" init --data "$T/d" --store "$URL" --principal 'gw/gateway/-/*' >/dev/null ||
@@ -58,12 +60,10 @@ S=$!
 psql "$URL&application_name=fbx_killer" -qtAc "DO \$\$ DECLARE t0 timestamptz := clock_timestamp(); BEGIN WHILE clock_timestamp() < t0 + interval '10 minutes' LOOP PERFORM pg_stat_clear_snapshot(); PERFORM pg_terminate_backend(pid) FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() AND state = 'active' AND query = 'COMMIT'; END LOOP; END \$\$" >/dev/null 2>&1 &
 K=$!
 
-dev() { printf 'org-00%s-d%06d' "$1" $(($2 % 100)); }
 W=()
 for o in 1 2 3 4; do
   ( for i in $(seq "$N"); do
-      "$B/fuseboxctl" -o "org-00$o" --timeout 20000 submit --type query \
-        --device "$(dev "$o" "$i")" --idempotency-key "k$o-$i" >/dev/null 2>>"$T/err"
+      ks_sub "$o" "$i" --timeout 20000 >/dev/null 2>>"$T/err"
       echo "$o $i $?" >> "$T/rc.$o"
     done ) &
   W+=($!)
@@ -81,44 +81,11 @@ doubt=$(grep -c "commit in doubt: COMMIT was sent" "$T/daemon.log")
 echo "pg_commit_kill_test: $failed of $((4 * N)) submits answered an error; $doubt commits in doubt: $(grep "commit in doubt: transaction\|commit in doubt: whether\|commit in doubt: the server is not" "$T/daemon.log" | sed 's/.*commit in doubt: //' | sed 's/transaction [0-9]* //' | sort | uniq -c | tr '\n' ';')"
 
 # every refused submit, again with its key, until it is recorded
-while read -r o i st; do
-  [ "$st" -eq 0 ] && continue
-  done_=0
-  for _ in $(seq 40); do
-    if "$B/fuseboxctl" -o "org-00$o" submit --type query --device "$(dev "$o" "$i")" \
-         --idempotency-key "k$o-$i" >/dev/null 2>&1; then done_=1; break; fi
-    sleep 0.5
-  done
-  [ "$done_" -eq 1 ] && ok || bad "k$o-$i never recorded when sent again"
-done < "$T/rc"
-
+ks_resend "$T/rc"
 # N commands per organisation, each done with one success
-for o in 1 2 3 4; do
-  n=0
-  for _ in $(seq 60); do
-    n=$("$B/fuseboxctl" -o "org-00$o" list --limit 1000 2>/dev/null | grep -c ' done ')
-    [ "$n" -eq "$N" ] && break
-    sleep 0.5
-  done
-  [ "$n" -eq "$N" ] && ok || bad "org-00$o: $n commands done, want $N: $("$B/fuseboxctl" -o "org-00$o" list --limit 1000 2>&1 | tail -3)"
-done
+for o in 1 2 3 4; do ks_done "$o" "$N"; done
 kill "$S"; wait "$S" 2>/dev/null; S=
-python3 - "$T/dlog" "$((4 * N))" <<'PY' && ok || bad "delivery log: see above"
-import sys
-acked, dup, recv = set(), 0, 0
-for l in open(sys.argv[1]):
-    p = l.split()
-    if len(p) < 2:
-        continue
-    if p[0] == "A":
-        acked.add(p[1])
-    elif p[0] == "R":
-        recv += 1
-        dup += p[1] in acked
-print("pg_commit_kill_test: received", recv, "acked", len(acked),
-      "dup_after_durable_success", dup)
-sys.exit(0 if dup == 0 and len(acked) == int(sys.argv[2]) else 1)
-PY
+ks_dlog "$T/dlog" "$((4 * N))" pg_commit_kill_test
 kill "$D"; wait "$D"; st=$?; D=
 [ $st -eq 0 ] && ok || bad "fuseboxd exited $st after SIGTERM"
 if grep -E "ERROR: (Address|Leak)Sanitizer|runtime error:" "$T/daemon.log"; then

@@ -7,13 +7,17 @@
  * failed by the test hook; a COMMIT whose answer is lost (committed,
  * rolled back, unknown, another server life, no memory for the answer,
  * nothing written); a reader's snapshot; a newer table layout; an
- * unreachable server and an unknown URL. Run by tests/pg_cluster.sh
+ * unreachable server and an unknown URL; a statement whose answer does
+ * not come within its bound (storage/pg_wait.c: the connection ends,
+ * PQexec's results otherwise). Run by tests/pg_cluster.sh
  * (FBX_TEST_PG_URL); fails without it.
  */
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
+#include "pg_wait.h"
 #include "store_util.h"
 
 /* kill_backends - end every other session of the database (the store's
@@ -282,6 +286,126 @@ test_pg_faults(const char *dir)
 	CHECK_RC(fbx_store_open(&o, &st2), FBX_EINVALID);
 }
 
+/* the bounded statement (pg_wait.c): PQexec's results, and past the
+ * bound a connection ended, not a wait for the answer */
+static void
+test_pg_wait(void)
+{
+	const char *const v[1] = { "41" };
+	PGconn *c = fbxi_pg_connect(pg_url, "test", 5000, NULL, NULL);
+	PGresult *r;
+
+	CHECK(c != NULL && PQstatus(c) == CONNECTION_OK);
+	if (c == NULL || PQstatus(c) != CONNECTION_OK) {
+		PQfinish(c);
+		return;
+	}
+	/* several statements: the last one's result */
+	r = fbxi_pg_exec1(c, 5000, "test", "SELECT 1; SELECT 2");
+	CHECK(PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
+	    strcmp(PQgetvalue(r, 0, 0), "2") == 0);
+	PQclear(r);
+	/* an error: its result, not what follows; the connection lives */
+	r = fbxi_pg_exec1(c, 5000, "test", "SELECT 1/0; SELECT 3");
+	CHECK(PQresultStatus(r) == PGRES_FATAL_ERROR);
+	CHECK(r != NULL && PQresultErrorField(r, PG_DIAG_SQLSTATE) != NULL &&
+	    strcmp(PQresultErrorField(r, PG_DIAG_SQLSTATE), "22012") == 0);
+	PQclear(r);
+	CHECK(PQstatus(c) == CONNECTION_OK);
+	/* parameters, text results */
+	r = fbxi_pg_exec(c, 5000, "test", "SELECT $1::int + 1", 1, v, NULL,
+	    NULL, 0);
+	CHECK(PQresultStatus(r) == PGRES_TUPLES_OK &&
+	    strcmp(PQgetvalue(r, 0, 0), "42") == 0);
+	PQclear(r);
+	/* no answer within 1 s (the server sleeps 30): NULL, the
+	 * connection ended, and so the next statement fails at once */
+	r = fbxi_pg_exec1(c, 1000, "test", "SELECT pg_sleep(30)");
+	CHECK(r == NULL);
+	CHECK(PQstatus(c) == CONNECTION_BAD);
+	PQclear(r);
+	r = fbxi_pg_exec1(c, 5000, "test", "SELECT 1");
+	CHECK(r == NULL || PQresultStatus(r) == PGRES_FATAL_ERROR);
+	PQclear(r);
+	PQfinish(c);
+	/* answers that come about when the bound ends (some just before,
+	 * some just after, some while it is being given up on): either
+	 * the result on a live connection, or NULL on an ended one, never
+	 * NULL on a connection that still looks usable (its callers would
+	 * take that for no memory and use it again) */
+	for (int i = 0; i < 24; i++) {
+		char sql[64];
+		c = fbxi_pg_connect(pg_url, "test", 5000, NULL, NULL);
+		CHECK(c != NULL && PQstatus(c) == CONNECTION_OK);
+		if (c == NULL || PQstatus(c) != CONNECTION_OK) {
+			PQfinish(c);
+			break;
+		}
+		snprintf(sql, sizeof(sql), "SELECT pg_sleep(0.%03d)", 288 + i);
+		r = fbxi_pg_exec1(c, 300, "test", sql);
+		if (r != NULL)
+			CHECK(PQresultStatus(r) == PGRES_TUPLES_OK &&
+			    PQstatus(c) == CONNECTION_OK);
+		else
+			CHECK(PQstatus(c) == CONNECTION_BAD);
+		PQclear(r);
+		PQfinish(c);
+	}
+}
+
+/* a server that left a statement of this process without an answer is
+ * not asked again for one bound: the store's transactions (STORAGE, as
+ * any begin that fails) and a second open fail at once, another
+ * server's do not; after the bound
+ * they work again */
+static void
+test_pg_quiet(const char *dir)
+{
+	struct fbx_store_opts o = { 0 };
+	fbx_store *st = NULL, *st2 = NULL;
+	fbx_txn *t = NULL;
+	char url[512];
+	PGconn *c;
+	PGresult *r;
+
+	pg_store_url(url, sizeof(url), dir);
+	o.path = dir;
+	o.url = url;
+	o.durability = FBX_DURABLE_FULL;
+	o.pg_wait_ms = 1000;
+	CHECK_RC(fbx_store_open(&o, &st), FBX_OK);
+	if (st == NULL)
+		return;
+	CHECK_RC(fbx_txn_begin(st, 1, &t), FBX_OK);
+	if (t != NULL)
+		fbx_txn_abort(t);
+	CHECK(!fbxi_pg_quiet(url, 1000, NULL));
+	/* the URL has no password: the store's log name is the URL */
+	c = fbxi_pg_connect(url, url, 5000, NULL, NULL);
+	r = fbxi_pg_exec1(c, 1000, url, "SELECT pg_sleep(3)");
+	CHECK(r == NULL && PQstatus(c) == CONNECTION_BAD);
+	PQclear(r);
+	PQfinish(c);
+	CHECK(fbxi_pg_quiet(url, 1000, NULL));
+	CHECK(!fbxi_pg_quiet("postgresql:///another", 1000, NULL));
+	t = NULL;
+	CHECK_RC(fbx_txn_begin(st, 1, &t), FBX_ESTORAGE);
+	CHECK_RC(fbx_txn_begin(st, 0, &t), FBX_ESTORAGE);
+	CHECK(fbx_store_open(&o, &st2) != FBX_OK);
+	if (st2 != NULL)
+		fbx_store_close(st2);
+	/* one bound later: asked again */
+	nanosleep(&(struct timespec) { 1, 100 * 1000 * 1000 }, NULL);
+	CHECK(!fbxi_pg_quiet(url, 1000, NULL));
+	t = NULL;
+	CHECK_RC(fbx_txn_begin(st, 1, &t), FBX_OK);
+	if (t != NULL) {
+		CHECK_RC(fbx_store_kv_put(t, "q/a", "1", 1), FBX_OK);
+		CHECK_RC(fbx_txn_commit(t), FBX_OK);
+	}
+	fbx_store_close(st);
+}
+
 int
 main(void)
 {
@@ -297,5 +421,8 @@ main(void)
 	}
 	subdir(dir, sizeof(dir), "pgfault");
 	test_pg_faults(dir);
+	test_pg_wait();
+	subdir(dir, sizeof(dir), "pgquiet");
+	test_pg_quiet(dir);
 	return st_end();
 }

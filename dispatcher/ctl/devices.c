@@ -577,7 +577,9 @@ cmd_status(struct ctl *ctl, int argc, char **argv)
 		ROW_U64("turn_max_ms", s->turn_max_us / 1000);
 		ROW_U64("turns_failed", s->turns_failed);
 		ctl_table_row(&t, "degraded",
-		    s->degraded ? "yes: writes fail, reads are served" : "no");
+		    s->degraded ? "yes: writes fail and are retried; reads are "
+		                  "served while the store can be read"
+		                : "no");
 		ROW_U64("readers_used", s->readers_used);
 		ROW_U64("auth_refused", s->auth_refused);
 		ROW_U64("results_forged", s->results_forged);
