@@ -56,8 +56,12 @@ fbxi_cluster_tick(struct fbx_engine *e)
 	 * request read for the turn may be for an organisation it would
 	 * hand back */
 	int trust = !e->need_rebuild && !e->lease_gained && e->nin == 0;
-	int rc = fbx_store_lease_tick(e->st, trust ? org_idle : NULL, e,
-	    &changed);
+	/* no store (it could not be reopened after a failed turn: the
+	 * database away): no tick, no rereading; the turn's rebuild opens
+	 * it again */
+	int rc = e->st != NULL
+	    ? fbx_store_lease_tick(e->st, trust ? org_idle : NULL, e, &changed)
+	    : FBX_ESTORAGE;
 
 	/* on failure too: the store is retried at the backoff's pace */
 	e->next_lease = e->mono + ms / 4;

@@ -755,8 +755,12 @@ loop_hook(void *arg, fbx_engine *eng, int event)
 #ifdef FBX_HAVE_SYSTEMD
 		{
 			uint64_t usec = 0;
+			/* ping at a quarter: a turn that waits for a
+			 * PostgreSQL server that stopped answering
+			 * (--pg-wait-ms, then a commit in doubt looked up
+			 * for a few seconds) still ends in time */
 			if (sd_watchdog_enabled(0, &usec) > 0)
-				dog_ms = usec / 2000; /* ping at half */
+				dog_ms = usec / 4000;
 		}
 #endif
 		notify("READY=1");

@@ -226,6 +226,7 @@ int fbx_store_lease_owner(fbx_txn *txn, const char *org,
 
 /**
  * fbx_txn_begin - start a transaction. One write transaction at a time.
+ * st NULL (a store that could not be reopened) gives FBX_ESTORAGE.
  * @return FBX_OK, FBX_EBUSY (no reader slot), FBX_ESTORAGE, FBX_ENOMEM.
  */
 int fbx_txn_begin(fbx_store *st, int write, fbx_txn **out);

@@ -872,6 +872,8 @@ fbx_txn_begin(fbx_store *st, int write, fbx_txn **out)
 	fbx_txn *t;
 	int mrc;
 
+	if (st == NULL)
+		return FBX_ESTORAGE; /* a store that could not be reopened */
 	t = calloc(1, sizeof(*t));
 	if (t == NULL)
 		return FBX_ENOMEM;
