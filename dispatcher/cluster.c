@@ -69,6 +69,7 @@ fbxi_cluster_tick(struct fbx_engine *e)
 		FBX_LOGW("cluster: leases not renewed: %s", fbx_strerror(rc));
 		return rc;
 	}
+	e->leases_unknown = 0;
 	{
 		/* what other nodes may have changed, read again: the fleet
 		 * (the global breaker's denominator), the global dispatch

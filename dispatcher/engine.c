@@ -208,6 +208,7 @@ store_reopen(struct fbx_engine *e)
 	e->st = st;
 	e->cluster = fbx_store_cluster(st);
 	e->next_lease = 0; /* a new session: learn the leases first */
+	e->leases_unknown = e->cluster;
 	/* a new syncer starts with the next write turn (syncer_ensure) */
 	FBX_LOGW("store %s reopened", e->o.data_dir);
 	return FBX_OK;
@@ -234,19 +235,34 @@ syncer_ensure(struct fbx_engine *e)
 	return FBX_OK;
 }
 
+/* rebuild_owned - memory from the store. A node whose store was
+ * reopened learns its leases first: the new session owns nothing until
+ * a lease tick, and a rebuild then would keep no command of this node
+ * and drop what its gateways hold in flight (sent again later). */
+static int
+rebuild_owned(struct fbx_engine *e)
+{
+	if (e->leases_unknown) {
+		int rc = fbxi_cluster_tick(e);
+		if (rc != FBX_OK)
+			return rc;
+	}
+	return fbxi_rebuild(e);
+}
+
 /* recover - make memory match the store again after a failed turn,
  * reopening the store if it refuses to be read. */
 static int
 recover(struct fbx_engine *e)
 {
-	int rc = e->st != NULL ? fbxi_rebuild(e) : FBX_ESTORAGE;
+	int rc = e->st != NULL ? rebuild_owned(e) : FBX_ESTORAGE;
 
 	if (rc != FBX_OK) {
 		FBX_LOGW("rebuild failed (%s); reopening the store",
 		    fbx_strerror(rc));
 		rc = store_reopen(e);
 		if (rc == FBX_OK)
-			rc = fbxi_rebuild(e);
+			rc = rebuild_owned(e);
 	}
 	e->need_rebuild = rc != FBX_OK;
 	return rc;
@@ -670,7 +686,7 @@ turn(struct fbx_engine *e)
 			continue;
 		}
 		if (rc == FBX_EMAP_FULL && attempt + 1 < COMMIT_RETRIES &&
-		    fbx_store_grow(e->st) == FBX_OK) {
+		    e->st != NULL && fbx_store_grow(e->st) == FBX_OK) {
 			FBX_LOGI("store map grown; redoing the batch");
 			if (recover(e) == FBX_OK)
 				continue;

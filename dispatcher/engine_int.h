@@ -262,6 +262,9 @@ struct fbx_engine {
 	 * writer cannot even connect: store_pg.c owner_lock) */
 	int doubt;
 	int need_rebuild; /* memory is empty: rebuild before writing */
+	/* cluster mode: the store was reopened and no lease tick has
+	 * worked since, so it owns nothing yet (recover ticks first) */
+	int leases_unknown;
 	/* cluster mode (issue 13): several nodes share a PostgreSQL store;
 	 * this one acts for the organisations it holds leases on */
 	int cluster;

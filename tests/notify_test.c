@@ -2,7 +2,7 @@
  * notify_test.c: fuseboxd as a systemd Type=notify service, without
  * systemd: the test plays the service manager on a datagram socket
  * (NOTIFY_SOCKET) and checks READY=1 after recovery, STATUS= lines,
- * WATCHDOG=1 at WATCHDOG_USEC/2 while turns complete, none while the
+ * WATCHDOG=1 at WATCHDOG_USEC/4 while turns complete, none while the
  * loop is frozen (SIGSTOP), RELOADING=1/READY=1 around a SIGHUP reload,
  * STOPPING=1 on SIGTERM, exit 0, and the ipc socket files removed.
  */
@@ -111,7 +111,7 @@ main(void)
 		char pidbuf[32];
 		snprintf(pidbuf, sizeof(pidbuf), "%d", (int)getpid());
 		setenv("NOTIFY_SOCKET", sockpath, 1);
-		setenv("WATCHDOG_USEC", "400000", 1); /* ping every 200 ms */
+		setenv("WATCHDOG_USEC", "800000", 1); /* ping every 200 ms */
 		setenv("WATCHDOG_PID", pidbuf, 1);
 		execl(bin, "fuseboxd", "--data", t.db, "--console", t.console,
 		    "--gateway", t.gateway, "-c", ini, (char *)NULL);
