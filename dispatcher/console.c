@@ -493,9 +493,9 @@ console_dispatch(
 	}
 }
 
-/* req_reads_only - requests that never write (served on a full disk). */
-static int
-req_reads_only(const struct fbx_console_req *r)
+/* fbxi_req_reads_only: engine_int.h */
+int
+fbxi_req_reads_only(const struct fbx_console_req *r)
 {
 	switch (r->kind) {
 	case FBX_CREQ_GET_COMMAND:
@@ -542,7 +542,7 @@ console_isolated(
 	uint8_t audit_last[32];
 	int own_txn, rc;
 
-	own_txn = !e->degraded && (req_reads_only(r) || in < e->in ||
+	own_txn = !e->degraded && (fbxi_req_reads_only(r) || in < e->in ||
 	                              in >= e->in + e->nin);
 	/* the turn's submits not audited yet are written before a request
 	 * of another kind (its record comes after theirs; a rollback knows
@@ -600,7 +600,7 @@ console_isolated(
 		fbxi_set_err(e, rc);
 		return;
 	}
-	if (!req_reads_only(r) && !e->degraded && in >= e->in &&
+	if (!fbxi_req_reads_only(r) && !e->degraded && in >= e->in &&
 	    in < e->in + e->nin) {
 		/* memory may hold what its child undid: the turn is redone
 		 * with this request answered in advance (see turn()) */
@@ -662,7 +662,7 @@ cluster_route(struct fbx_engine *e, const struct inmsg *in,
 	}
 	if (fbx_store_owns(e->st, o))
 		return 1;
-	if (req_reads_only(r)) {
+	if (fbxi_req_reads_only(r)) {
 		/* a read answered from this node's memory (held commands):
 		 * the owner's, if there is one */
 		rc = fbx_store_lease_owner(e->txn, o, node, ep, sizeof(ep));
@@ -791,14 +791,14 @@ fbxi_handle_console(struct fbx_engine *e, const struct inmsg *in)
 		    e->o.admin_org);
 		goto out;
 	}
-	if (e->degraded && !req_reads_only(&req) &&
+	if (e->degraded && !fbxi_req_reads_only(&req) &&
 	    e->degraded_err == FBX_ETIMEOUT) {
 		/* the request's own turn: its commit is in doubt */
 		fbxi_console_error(e, in, req.request_id, req.kind,
 		    FBX_ETIMEOUT, "%s", fbxi_in_doubt_msg);
 		goto out;
 	}
-	if (e->degraded && !req_reads_only(&req)) {
+	if (e->degraded && !fbxi_req_reads_only(&req)) {
 		fbxi_console_error(e, in, req.request_id, req.kind,
 		    e->degraded_err,
 		    "not recorded: the store cannot be written (%s); reads "
@@ -808,7 +808,7 @@ fbxi_handle_console(struct fbx_engine *e, const struct inmsg *in)
 		goto out;
 	}
 	if (e->cluster &&
-	    (!req_reads_only(&req) || req.kind == FBX_CREQ_LIST_HELD) &&
+	    (!fbxi_req_reads_only(&req) || req.kind == FBX_CREQ_LIST_HELD) &&
 	    !cluster_route(e, in, &req))
 		goto out;
 	console_isolated(e, in, &req);

@@ -162,9 +162,16 @@ fail_console_inputs(struct fbx_engine *e, int rc)
 			fbxi_handle_console(e, in);
 			continue;
 		}
-		if (rc == FBX_ETIMEOUT)
+		if (rc == FBX_ETIMEOUT && !fbxi_req_reads_only(&req))
 			fbxi_console_error(e, in, req.request_id, req.kind, rc,
 			    "%s", fbxi_in_doubt_msg);
+		else if (fbxi_req_reads_only(&req))
+			fbxi_console_error(e, in, req.request_id, req.kind,
+			    rc,
+			    "the store cannot be read: %s; nothing accepted "
+			    "before was lost, retry later (status is "
+			    "served)",
+			    fbx_strerror(rc));
 		else
 			fbxi_console_error(e, in, req.request_id, req.kind,
 			    rc,

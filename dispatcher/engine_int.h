@@ -825,6 +825,9 @@ void fbxi_xlist_remove(struct fbx_engine *e, struct cmdc *cc);
 int fbxi_rebuild_dlv_cb(void *arg, const struct fbx_delivery *d);
 
 void fbxi_handle_console(struct fbx_engine *e, const struct inmsg *in);
+/* fbxi_req_reads_only - requests that never write (served on a full
+ * disk, and while the engine is degraded when the store can be read) */
+int fbxi_req_reads_only(const struct fbx_console_req *r);
 /* fbxi_handle_submit - the admission pipeline (admit.c) */
 void fbxi_handle_submit(
     struct fbx_engine *e, const struct inmsg *in, struct fbx_console_req *req);

@@ -15,7 +15,8 @@
 #     once, every delivery succeeds once, none is received again after
 #     its success was ACKed as durable;
 #   - the server shut down (pg_ctl stop -m immediate) and started again:
-#     the daemon stays up, says it is degraded, then records a submit.
+#     the daemon stays up, says it is degraded, answers a read "the
+#     store cannot be read", then records a submit.
 # Without the bound the daemon waits for the stopped server for ever
 # and the first check fails on the console's timeout. Run by CTest under
 # tests/pg_cluster.sh (FBX_TEST_PG_URL). FBX_HANG_NODE=NAME runs the
@@ -153,6 +154,10 @@ alive "while the server was down"
 st=$?
 [ "$st" -eq 0 ] && grep -q "^degraded  *yes" "$T/status.out" && ok ||
   bad "status while the server is down: exit $st: $(cat "$T/status.out" "$T/status.err")"
+"$B/fuseboxctl" -o org-001 --timeout 60000 list >/dev/null 2>"$T/list.err"
+st=$?
+[ "$st" -ne 0 ] && grep -q "the store cannot be read" "$T/list.err" && ok ||
+  bad "a read while the server is down: exit $st: $(cat "$T/list.err")"
 "${as[@]}" "$pgctl" -D "$PGD/data" -l "$PGD/postgres.log" -w -t 60 start >/dev/null 2>&1 ||
   bad "cannot start the server again"
 pm=$(head -n 1 "$PGD/data/postmaster.pid" 2>/dev/null)
