@@ -18,18 +18,23 @@ ks_sub() {
     --device "$(ks_dev "$o" "$i")" --idempotency-key "k$o-$i"
 }
 
+# ks_until O I - submit I of organisation O, sent again with its key
+# until it answers 0 (30 s at most); 0 once it did, 1 if never
+ks_until() {
+  for _ in $(seq 60); do
+    ks_sub "$1" "$2" >/dev/null 2>&1 && return 0
+    sleep 0.5
+  done
+  return 1
+}
+
 # ks_resend RC - every submit of RC (lines "O I STATUS") that did not
-# answer 0, sent again with its key until it does (30 s each at most)
+# answer 0, sent again with its key until it does (ks_until)
 ks_resend() {
-  local o i st rec
+  local o i st
   while read -r o i st; do
     [ "$st" -eq 0 ] && continue
-    rec=0
-    for _ in $(seq 60); do
-      if ks_sub "$o" "$i" >/dev/null 2>&1; then rec=1; break; fi
-      sleep 0.5
-    done
-    [ "$rec" -eq 1 ] && ok || bad "k$o-$i never recorded when sent again"
+    ks_until "$o" "$i" && ok || bad "k$o-$i never recorded when sent again"
   done < "$1"
 }
 

@@ -96,12 +96,7 @@ st=$?
   bad "status while the server is stopped: exit $st: $(cat "$T/status.out" "$T/status.err")"
 alive "while the server was stopped"
 server CONT
-rec=0
-for _ in $(seq 60); do
-  if ks_sub 1 1 >/dev/null 2>&1; then rec=1; break; fi
-  sleep 0.5
-done
-[ "$rec" -eq 1 ] && ok || bad "the refused submit is not recorded once the server runs: $(tail -5 "$T/daemon.log")"
+ks_until 1 1 && ok || bad "the refused submit is not recorded once the server runs: $(tail -5 "$T/daemon.log")"
 n=$("$B/fuseboxctl" -o org-001 list --limit 100 2>/dev/null | grep -c ' query ')
 [ "$n" -eq 2 ] && ok || bad "org-001 has $n commands, want 2"
 
@@ -161,12 +156,7 @@ st=$?
 "${as[@]}" "$pgctl" -D "$PGD/data" -l "$PGD/postgres.log" -w -t 60 start >/dev/null 2>&1 ||
   bad "cannot start the server again"
 pm=$(head -n 1 "$PGD/data/postmaster.pid" 2>/dev/null)
-rec=0
-for _ in $(seq 60); do
-  if ks_sub 2 0 >/dev/null 2>&1; then rec=1; break; fi
-  sleep 0.5
-done
-[ "$rec" -eq 1 ] && ok || bad "no submit recorded once the server is back: $(tail -5 "$T/daemon.log")"
+ks_until 2 0 && ok || bad "no submit recorded once the server is back: $(tail -5 "$T/daemon.log")"
 alive "after the server came back"
 
 kill "$D"; wait "$D"; st=$?; D=
