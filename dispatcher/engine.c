@@ -149,6 +149,7 @@ fail_console_inputs(struct fbx_engine *e, int rc)
 	for (size_t i = 0; i < e->nin; i++) {
 		struct fbx_console_req req;
 		const struct inmsg *in = &e->in[i];
+		int ro;
 		if (in->chan == FBX_IO_GATEWAY)
 			continue;
 		if (fbx_console_req_decode(in->body, in->len, &req, NULL, 0) !=
@@ -162,10 +163,11 @@ fail_console_inputs(struct fbx_engine *e, int rc)
 			fbxi_handle_console(e, in);
 			continue;
 		}
-		if (rc == FBX_ETIMEOUT && !fbxi_req_reads_only(&req))
+		ro = fbxi_req_reads_only(&req);
+		if (rc == FBX_ETIMEOUT && !ro)
 			fbxi_console_error(e, in, req.request_id, req.kind, rc,
 			    "%s", fbxi_in_doubt_msg);
-		else if (fbxi_req_reads_only(&req))
+		else if (ro)
 			fbxi_console_error(e, in, req.request_id, req.kind,
 			    rc,
 			    "the store cannot be read: %s; nothing accepted "
