@@ -2,6 +2,10 @@
 # pg_cluster.sh: a throw-away PostgreSQL cluster for the store's tests
 # (the same recipe as bench/pg.sh): a temp directory on disk, a unix
 # socket in it and no TCP listener, fsync and synchronous_commit on.
+# With PG_TLS=1 it also listens on 127.0.0.1 (a free port) with TLS on
+# (a certificate for IP 127.0.0.1 made for it by openssl) and the URL
+# it prints connects there with sslmode=verify-full against that
+# certificate: the store's statements then run over TLS.
 #
 # usage: tests/pg_cluster.sh start [DIR]   prints the cluster's URL on
 #                                         stdout (its directory is in it)
@@ -14,6 +18,9 @@
 #        PG_TMP   parent of the temp directory (default $TMPDIR or /tmp)
 #        PG_KEEP  1: `run` leaves the cluster running when CMD failed
 #                 (to read a failed test's store; `stop DIR` removes it)
+#        PG_TLS   1: TCP on 127.0.0.1 with TLS, as above
+# `run` sets FBX_TEST_PG_URL and FBX_TEST_PG_DIR (the directory: `stop`'s
+# argument; the server's data directory is DIR/data).
 # Missing PostgreSQL binaries are an error (exit 69), never a skip.
 set -euo pipefail
 
@@ -77,13 +84,67 @@ shared_buffers = 128MB
 max_connections = 300
 logging_collector = off
 EOF
-	if ! "${runas[@]}" "$pgbin/pg_ctl" -D "$tmp/data" -l "$tmp/postgres.log" \
-		-w -t 60 -o "-c synchronous_commit=on" start >/dev/null; then
-		cat "$tmp/postgres.log" >&2
-		rm -rf "$tmp"
+	local port=5432 try=0 opts=(-o "-c synchronous_commit=on")
+	if [ "${PG_TLS:-0}" = 1 ]; then
+		tls_cert "$tmp"
+		cat >>"$tmp/data/postgresql.conf" <<EOF
+ssl = on
+ssl_cert_file = 'server.crt'
+ssl_key_file = 'server.key'
+EOF
+	fi
+	while :; do
+		if [ "${PG_TLS:-0}" = 1 ]; then
+			# a port nothing listens on now; another program may
+			# take it first: then start fails and the next is tried
+			port=$(shuf -i 20000-59999 -n 1)
+			ss -ltnH "( sport = :$port )" 2>/dev/null | grep -q . &&
+				continue
+			# in the file, not on the command line: a test that
+			# stops and starts the server keeps them (the last
+			# line of a setting wins)
+			printf "listen_addresses = '127.0.0.1'\nport = %s\n" \
+				"$port" >>"$tmp/data/postgresql.conf"
+		fi
+		if "${runas[@]}" "$pgbin/pg_ctl" -D "$tmp/data" \
+			-l "$tmp/postgres.log" -w -t 60 "${opts[@]}" start \
+			>/dev/null; then
+			break
+		fi
+		try=$((try + 1))
+		if [ "${PG_TLS:-0}" != 1 ] || [ "$try" -ge 5 ]; then
+			cat "$tmp/postgres.log" >&2
+			rm -rf "$tmp"
+			exit 70
+		fi
+	done
+	if [ "${PG_TLS:-0}" = 1 ]; then
+		echo "postgresql://127.0.0.1:$port/postgres?user=fbx&sslmode=verify-full&sslrootcert=$tmp/root.crt"
+	else
+		echo "postgresql:///postgres?host=$tmp&port=5432&user=fbx"
+	fi
+}
+
+# tls_cert DIR - a self-signed certificate for IP 127.0.0.1 and its key
+# in DIR/data (the server's; the key readable by the server alone) and
+# the certificate again as DIR/root.crt (the clients' trust root)
+tls_cert() {
+	local d=$1
+	if ! openssl req -x509 -newkey rsa:2048 -nodes -days 2 \
+		-subj "/CN=127.0.0.1" -addext "subjectAltName=IP:127.0.0.1" \
+		-keyout "$d/data/server.key" -out "$d/data/server.crt" \
+		>"$d/openssl.log" 2>&1; then
+		cat "$d/openssl.log" >&2
+		rm -rf "$d"
 		exit 70
 	fi
-	echo "postgresql:///postgres?host=$tmp&port=5432&user=fbx"
+	cp "$d/data/server.crt" "$d/root.crt"
+	chmod 644 "$d/root.crt"
+	chmod 600 "$d/data/server.key"
+	if [ "$(id -u)" -eq 0 ]; then
+		chown "$(stat -c %U "$d")" "$d/data/server.key" \
+			"$d/data/server.crt"
+	fi
 }
 
 stop() {
@@ -117,9 +178,8 @@ run)
 	shift
 	[ $# -gt 0 ] || { log "run: no command"; exit 64; }
 	sweep
-	url=$(start)
-	dir=${url#*host=}
-	dir=${dir%%&*}
+	dir=$(mktemp -d "${PG_TMP:-${TMPDIR:-/tmp}}/fbx-pgt.XXXXXX")
+	url=$(start "$dir")
 	echo $$ >"$dir/runner"
 	rc=
 	finish() {

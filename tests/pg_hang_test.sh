@@ -32,8 +32,8 @@ pass=0 fail=0 D= S=
 ok() { pass=$((pass + 1)); }
 bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
 # the cluster's processes: the postmaster (its pid file, in the data
-# directory beside the socket directory the URL names) and its children
-PGD=$(printf '%s' "$URL" | sed -n 's/.*[?&]host=\([^&]*\).*/\1/p')
+# directory DIR/data) and its children
+PGD=${FBX_TEST_PG_DIR:?run under tests/pg_cluster.sh}
 pm=$(head -n 1 "$PGD/data/postmaster.pid" 2>/dev/null)
 server() { # STOP | CONT
   [ -n "$pm" ] || return 1
@@ -80,6 +80,18 @@ S=$!
 
 # 1. one submit, then the server stopped: the engine answers
 ks_sub 1 0 >/dev/null && ok || bad "first submit"
+# over TLS (PG_TLS=1, pg_cluster.sh): every session of the daemon is
+# encrypted, so the waits below run in storage/pg_wait.c's slices
+if [ "${PG_TLS:-0}" = 1 ]; then
+  tls=$(psql "$URL" -XAtc "SELECT count(*) FILTER (WHERE s.ssl), count(*)
+    FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid)
+    WHERE a.backend_type = 'client backend' AND a.pid <> pg_backend_pid()")
+  case "$tls" in
+  0\|*|"") bad "the daemon's sessions are not over TLS: '$tls'" ;;
+  *) [ "${tls%|*}" = "${tls#*|}" ] && ok ||
+       bad "not all of the daemon's sessions are over TLS (encrypted|all): $tls" ;;
+  esac
+fi
 server STOP || bad "cannot stop the server's processes"
 ks_sub 1 1 --timeout 60000 >/dev/null 2>"$T/stopped.err"
 st=$?

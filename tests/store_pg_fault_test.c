@@ -14,6 +14,7 @@
  */
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -292,6 +293,8 @@ static void
 test_pg_wait(void)
 {
 	const char *const v[1] = { "41" };
+	const char *e = getenv("PG_TLS");
+	int tls = e != NULL && strcmp(e, "1") == 0;
 	PGconn *c = fbxi_pg_connect(pg_url, "test", 5000, NULL, NULL);
 	PGresult *r;
 
@@ -300,6 +303,9 @@ test_pg_wait(void)
 		PQfinish(c);
 		return;
 	}
+	/* run over TLS (PG_TLS=1, tests/pg_cluster.sh): the waits below
+	 * take pg_wait.c's slices, which this checks they do */
+	CHECK(PQsslInUse(c) == (tls ? 1 : 0));
 	/* several statements: the last one's result */
 	r = fbxi_pg_exec1(c, 5000, "test", "SELECT 1; SELECT 2");
 	CHECK(PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
@@ -341,6 +347,7 @@ test_pg_wait(void)
 			PQfinish(c);
 			break;
 		}
+		CHECK(PQsslInUse(c) == (tls ? 1 : 0));
 		snprintf(sql, sizeof(sql), "SELECT pg_sleep(0.%03d)", 288 + i);
 		r = fbxi_pg_exec1(c, 300, "test", sql);
 		if (r != NULL)
