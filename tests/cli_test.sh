@@ -83,6 +83,23 @@ expect 0 "^gateways +0" -- "$CTL" status
 expect 0 "" -- "$CTL" enroll --device d1 --platform android
 expect 65 "NOT_FOUND" -- "$CTL" show 999 --limit 0
 expect 0 "d1" -- "$CTL" devices --limit 1
+# a page's "more:" line is the command as typed with the next --after:
+# pasted, it pages on in the same organisation, group and limit (it
+# once dropped them all and listed the default organisation's devices)
+for i in 1 2 3 4 5; do
+  "$CTL" -o acme2 enroll --device "g$i" --platform ios --group sales >/dev/null ||
+    bad "enroll g$i"
+done
+"$CTL" -o acme2 enroll --device h1 --platform ios --group office >/dev/null || bad "enroll h1"
+out=$("$CTL" -o acme2 devices --group sales --limit 2 2>&1)
+more=$(sed -n 's/^more: fuseboxctl //p' <<<"$out")
+[ "$more" = "-o acme2 devices --group sales --limit 2 --after g2" ] && ok ||
+  bad "devices page 1: more line '$more': $out"
+out=$(eval "\"\$CTL\" $more" 2>&1)
+[ "$(grep -c '^g[0-9] ' <<<"$out")" -eq 2 ] && grep -q '^g3 ' <<<"$out" &&
+  grep -q '^g4 ' <<<"$more$out" && ! grep -q '^\(d1\|h1\) ' <<<"$out" &&
+  grep -q '^more: fuseboxctl -o acme2 devices --group sales --limit 2 --after g4$' <<<"$out" &&
+  ok || bad "devices page 2 (pasted more line): $out"
 # fleet check-in health (issue 12): rules, the report, stale listings
 expect 0 "no alert rules" -- "$CTL" fleet
 expect 0 "1d +1h +0" -- "$CTL" fleet rule set --stale 24h --repeat 60m --note "incident 4"
@@ -95,6 +112,15 @@ expect 0 '"rules":\[\{"stale_minutes":1440,"repeat_minutes":60' -- "$CTL" --json
 expect 0 "^0 devices without a check-in for 1d or longer" -- "$CTL" devices --stale 1d
 expect 0 "" -- "$CTL" fleet rule remove --stale 2d
 expect 0 "fleet.rule_set" -- "$CTL" audit list
+out=$("$CTL" -o acme audit list --action fleet --limit 1 --after 0 2>&1)
+more=$(sed -n 's/^more: fuseboxctl //p' <<<"$out")
+case "$more" in
+"-o acme audit list --action fleet --limit 1 --after "[0-9]*)
+  out=$(eval "\"\$CTL\" $more" 2>&1)
+  grep -q "^1 record of acme" <<<"$out" && grep -q "fleet.rule_" <<<"$out" &&
+    ok || bad "audit list page 2 (pasted more line): $out" ;;
+*) bad "audit list page 1: more line '$more': $out" ;;
+esac
 # an OS update's applied state: d1 never reported a version
 ID=$("$CTL" submit --type os_update --device d1 --payload version=17.6 2>/dev/null)
 expect 0 "os_update to 17.6\): 1 devices; 0 report 17.6 .*1 none yet" -- "$CTL" fleet version "$ID"

@@ -64,6 +64,10 @@ struct ctl {
 	/* issue 10: key files (NULL = FUSEBOX_KEY / FUSEBOX_SERVER_KEY /
 	 * ~/.config/fusebox/{client.key,server.pub}) */
 	const char *key_file, *server_key_file;
+	/* the arguments as typed (argv[1..], before getopt reorders
+	 * them): the "more:" lines repeat them (ctl_more) */
+	int nargs;
+	char **args;
 };
 
 struct idlist {
@@ -265,6 +269,10 @@ void ctl_target_str(const struct fbx_command *c, char *buf, size_t len);
 int ctl_no_opt(
     void *arg, struct ctl *ctl, int c, const char *oa, int argc, char **argv);
 void ctl_fmt_minutes(uint32_t m, char *buf, size_t len);
+/* ctl_more - the line that pages on: "more: fuseboxctl ARGS --after
+ * AFTER", ARGS the command line as typed (its organisation, filters and
+ * limit), shell-quoted, without its own --after; lead is printed first */
+void ctl_more(const struct ctl *ctl, const char *lead, const char *after);
 int ctl_parse_dur_s(const char *s, uint64_t max, uint32_t *out);
 
 /* main.c */

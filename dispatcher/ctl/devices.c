@@ -306,7 +306,8 @@ now_ms(void)
 
 /* print_stale - the stale devices of a `devices --stale` page */
 static void
-print_stale(const struct fbx_console_rep *rep, uint32_t minutes)
+print_stale(const struct ctl *ctl, const struct fbx_console_rep *rep,
+    uint32_t minutes)
 {
 	struct table t = { .ncol = 6 };
 	int64_t now = now_ms();
@@ -343,8 +344,7 @@ print_stale(const struct fbx_console_rep *rep, uint32_t minutes)
 	       " in organisation\n",
 	    rep->u.devices.n, dur, pending, rep->u.devices.total);
 	if (rep->u.devices.next_after[0] != '\0')
-		printf("more: fuseboxctl devices --stale %s --after %s\n", dur,
-		    rep->u.devices.next_after);
+		ctl_more(ctl, "", rep->u.devices.next_after);
 }
 
 static const char *const devices_usage =
@@ -398,7 +398,7 @@ cmd_devices(struct ctl *ctl, int argc, char **argv)
 	if (st != EX_OK)
 		return st;
 	if (pa.stale_minutes > 0 && !ctl->json) {
-		print_stale(&rep, pa.stale_minutes);
+		print_stale(ctl, &rep, pa.stale_minutes);
 		fbx_console_rep_free(&rep);
 		return EX_OK;
 	}
@@ -437,8 +437,7 @@ cmd_devices(struct ctl *ctl, int argc, char **argv)
 		printf("\n%zu shown, %" PRIu32 " in organisation\n",
 		    rep.u.devices.n, rep.u.devices.total);
 		if (rep.u.devices.next_after[0] != '\0')
-			printf("more: fuseboxctl devices --after %s\n",
-			    rep.u.devices.next_after);
+			ctl_more(ctl, "", rep.u.devices.next_after);
 	}
 	fbx_console_rep_free(&rep);
 	return EX_OK;

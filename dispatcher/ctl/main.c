@@ -262,6 +262,15 @@ main(int argc, char **argv)
 	if (env != NULL && *env != '\0' && ctl_copy_id(ctl.actor, env) != 0)
 		return ctl_usage_err("bad FUSEBOX_ACTOR '%s'", env);
 
+	/* a copy of the pointers: getopt_long reorders argv */
+	ctl.nargs = argc > 1 ? argc - 1 : 0;
+	ctl.args = calloc((size_t)ctl.nargs + 1, sizeof(char *));
+	if (ctl.args == NULL) {
+		fprintf(stderr, "fuseboxctl: out of memory\n");
+		return EX_OSERR;
+	}
+	for (int i = 0; i < ctl.nargs; i++)
+		ctl.args[i] = argv[i + 1];
 	opterr = 0;
 	for (int li = -1;
 	     (c = getopt_long(argc, argv, "+" COMMON_SHORTOPTS, lo, &li)) != -1;
@@ -314,5 +323,6 @@ main(int argc, char **argv)
 out:
 	fflush(stdout);
 	fbx_client_close(ctl.cli);
+	free(ctl.args);
 	return st;
 }

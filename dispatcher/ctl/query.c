@@ -219,10 +219,12 @@ cmd_show(struct ctl *ctl, int argc, char **argv)
 			ctl_table_print(&d);
 			ctl_table_free(&d);
 		}
-		if (rep.u.command.next_after != 0)
-			printf("\nmore: fuseboxctl show %" PRIu64
-			       " --after %" PRIu64 "\n",
-			    id, rep.u.command.next_after);
+		if (rep.u.command.next_after != 0) {
+			char a[24];
+			snprintf(a, sizeof(a), "%" PRIu64,
+			    rep.u.command.next_after);
+			ctl_more(ctl, "\n", a);
+		}
 	}
 	fbx_console_rep_free(&rep);
 	return EX_OK;
@@ -316,9 +318,12 @@ cmd_list(struct ctl *ctl, int argc, char **argv)
 		}
 		ctl_table_print(&t);
 		ctl_table_free(&t);
-		if (rep.u.commands.next_after != 0)
-			printf("\nmore: fuseboxctl list --after %" PRIu64 "\n",
+		if (rep.u.commands.next_after != 0) {
+			char a[24];
+			snprintf(a, sizeof(a), "%" PRIu64,
 			    rep.u.commands.next_after);
+			ctl_more(ctl, "\n", a);
+		}
 	}
 	fbx_console_rep_free(&rep);
 	return EX_OK;

@@ -4,6 +4,8 @@
  * lists; values, command targets and rollout plans formatted; aligned
  * tables.
  */
+#include <ctype.h>
+
 #include "ctl.h"
 
 /* ------------------------------------------------------------------ */
@@ -571,4 +573,50 @@ ctl_parse_dur_s(const char *s, uint64_t max, uint32_t *out)
 		return -1;
 	*out = (uint32_t)(v * unit);
 	return 0;
+}
+
+/* shell_word - print s as one word a POSIX shell reads back as s */
+static void
+shell_word(const char *s)
+{
+	int plain = *s != '\0';
+
+	for (const char *p = s; *p != '\0' && plain; p++)
+		plain = isalnum((unsigned char)*p) ||
+		    strchr("_-./:=@%+,", *p) != NULL;
+	if (plain) {
+		fputs(s, stdout);
+		return;
+	}
+	putchar('\'');
+	for (const char *p = s; *p != '\0'; p++) {
+		if (*p == '\'')
+			fputs("'\\''", stdout);
+		else
+			putchar(*p);
+	}
+	putchar('\'');
+}
+
+void
+ctl_more(const struct ctl *ctl, const char *lead, const char *after)
+{
+	int opts = 1;
+
+	printf("%smore: fuseboxctl", lead);
+	for (int i = 0; i < ctl->nargs; i++) {
+		const char *a = ctl->args[i];
+		if (opts && strcmp(a, "--") == 0)
+			opts = 0;
+		else if (opts && strcmp(a, "--after") == 0) {
+			i++; /* and its value */
+			continue;
+		} else if (opts && strncmp(a, "--after=", 8) == 0)
+			continue;
+		putchar(' ');
+		shell_word(a);
+	}
+	printf(" --after ");
+	shell_word(after);
+	putchar('\n');
 }
