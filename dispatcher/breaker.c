@@ -756,6 +756,26 @@ fbxi_handle_breaker(
 		break;
 	}
 	case FBX_BRK_CONFIGURE:
+		/* the settle delay and the global thresholds are read from
+		 * the reason's global breaker only: on an organisation's they
+		 * would be stored and never used, and the operator would
+		 * believe the change made */
+		if (strcmp(scope, "*") != 0 &&
+		    (req->u.breaker.cfg.settle_set ||
+		        req->u.breaker.cfg.global_orgs != 0 ||
+		        req->u.breaker.cfg.global_share_ppm != 0)) {
+			fbxi_console_error(e, in, req->request_id, req->kind,
+			    FBX_EINVAL,
+			    "%s is a setting of the global breaker only (it "
+			    "applies to every organisation): breaker config "
+			    "--global --reason %s",
+			    req->u.breaker.cfg.settle_set ? "the settle delay"
+			    : req->u.breaker.cfg.global_orgs != 0
+			        ? "global_orgs"
+			        : "global_share",
+			    reason);
+			return;
+		}
 		rc = fbxi_brk_load(e->txn, scope, reason, &b, &exists);
 		if (rc != FBX_OK)
 			goto fail;

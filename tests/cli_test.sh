@@ -57,6 +57,10 @@ expect 0 "Exit status: 0 clean stop" -- "$B/fuseboxd" --help
 expect 0 "Exit status: 0 ok, 64 usage" -- "$B/fusebox-devsim" --help
 expect 64 "bad --limit '0' \(1\.\.10000\)" -- "$CTL" devices --limit 0
 expect 64 "bad --limit '0' \(1\.\.10000\)" -- "$CTL" list --limit 0
+# settings read from the global breaker only are refused on an
+# organisation's (they were stored there and never used)
+expect 64 "settings of the global breaker.*add --global" -- "$CTL" breaker config --reason r --settle 0
+expect 64 "settings of the global breaker.*add --global" -- "$CTL" breaker config --reason r --global-orgs 2
 expect 64 "unknown option '--dev'.*--devices" -- "$B/fusebox-devsim" --dev 3
 expect 64 "unknown option '--dat'.*--data" -- "$B/fuseboxd" --dat "$T/x"
 expect 64 "bad value for --heartbeat-ms: 1$" -- "$B/fuseboxd" --heartbeat-ms 1

@@ -131,7 +131,8 @@ configure(struct fbxt_env *t, const char *org, int global)
 	snprintf(req.u.breaker.reason, sizeof(req.u.breaker.reason), REASON);
 	snprintf(req.u.breaker.note, sizeof(req.u.breaker.note), "test");
 	req.u.breaker.cfg.shadow = 1;
-	req.u.breaker.cfg.settle_set = 1;
+	/* the settle delay is the global breaker's only */
+	req.u.breaker.cfg.settle_set = global ? 1 : 0;
 	req.u.breaker.cfg.settle_s = 0;
 	rc = fbxt_call(t, org, &req, &rep);
 	if (rc != FBX_OK)

@@ -229,7 +229,9 @@ main(void)
 		snprintf(org[i], sizeof(org[i]), "org-%03d", i + 1);
 		nids[i] = ids_of(&t, org[i], ids[i], 400);
 		FBXT_CHECK(nids[i] == 400, "%s has %zu devices", org[i], nids[i]);
-		FBXT_CHECK(no_settle(&t, org[i], 0) == FBX_OK, "settle off");
+		/* the settle delay is the global breaker's only */
+		FBXT_CHECK(no_settle(&t, org[i], 0) == FBX_EINVAL,
+		    "settle on an organisation's breaker refused");
 	}
 	FBXT_CHECK(no_settle(&t, org[0], 1) == FBX_OK, "global settle off");
 

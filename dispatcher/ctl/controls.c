@@ -503,6 +503,11 @@ cmd_breaker(struct ctl *ctl, int argc, char **argv)
 				 "config");
 	if (op == FBX_BRK_CONFIGURE && !a.have_cfg)
 		return ctl_usage_err("breaker config: nothing to change");
+	if (op == FBX_BRK_CONFIGURE && !a.global &&
+	    (a.cfg.settle_set || a.cfg.global_orgs || a.cfg.global_share_ppm))
+		return ctl_usage_err("--settle, --global-orgs and --global-share "
+				 "are settings of the global breaker (they "
+				 "apply to every organisation): add --global");
 	if (op == FBX_BRK_STATUS && (a.global || a.have_note))
 		return ctl_usage_err("status shows the organisation's and the "
 				 "global breakers; no --global or --note");
