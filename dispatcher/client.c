@@ -32,6 +32,11 @@ struct fbx_client {
 	void *sock;
 	void *mon; /* handshake events: a refused key is told at once */
 	int refused; /* the last handshake was refused (until one passes) */
+	/* connections the engine closed before their handshake passed,
+	 * since the socket was made: CURVE with a server key that is not
+	 * the engine's (the engine cannot open our HELLO and hangs up) */
+	int hs_passed; /* the handshake of the current connection passed */
+	unsigned hs_drops;
 	char principal[FBX_ID_MAX + 1]; /* of the key, "" = plaintext */
 	int timeout_ms;
 	uint64_t next_id;
@@ -256,7 +261,8 @@ make_socket(fbx_client *c, const char *endpoint, char *why, size_t wl)
 		if (zmq_socket_monitor(s, mon,
 		        ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
 		            ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
-		            ZMQ_EVENT_HANDSHAKE_SUCCEEDED) != 0)
+		            ZMQ_EVENT_HANDSHAKE_SUCCEEDED |
+		            ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED) != 0)
 			goto fail;
 		m = zmq_socket(c->ctx, ZMQ_PAIR);
 		if (m == NULL || zmq_connect(m, mon) != 0)
@@ -276,6 +282,8 @@ make_socket(fbx_client *c, const char *endpoint, char *why, size_t wl)
 	c->sock = s;
 	c->mon = m;
 	c->refused = 0;
+	c->hs_passed = 0;
+	c->hs_drops = 0;
 	return FBX_OK;
 fail:
 	if (m != NULL)
@@ -305,7 +313,11 @@ refused(fbx_client *c)
 			    ev == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL)
 				c->refused = 1;
 			else if (ev == ZMQ_EVENT_HANDSHAKE_SUCCEEDED)
-				c->refused = 0;
+				c->refused = 0, c->hs_passed = 1;
+			else if (ev == ZMQ_EVENT_CONNECTED)
+				c->hs_passed = 0;
+			else if (ev == ZMQ_EVENT_DISCONNECTED && !c->hs_passed)
+				c->hs_drops++;
 		}
 		more = zmq_msg_more(&m);
 		zmq_msg_close(&m);
@@ -318,6 +330,15 @@ refused(fbx_client *c)
 			zmq_msg_close(&m);
 		}
 	}
+}
+
+unsigned
+fbx_client_handshake_drops(fbx_client *c)
+{
+	if (c == NULL)
+		return 0;
+	(void)refused(c); /* reads the monitor's events */
+	return c->hs_drops;
 }
 
 const char *

@@ -59,6 +59,14 @@ int fbx_client_open2(const char *endpoint, int timeout_ms,
     const struct fbx_client_opts *opts, fbx_client **out);
 
 /**
+ * fbx_client_handshake_drops - connections the engine closed before their
+ * CURVE handshake passed, since the client's socket was made: a server
+ * key that is not the engine's (or an endpoint that is no fusebox
+ * console) looks so, where a frozen engine leaves the handshake open.
+ */
+unsigned fbx_client_handshake_drops(fbx_client *c);
+
+/**
  * fbx_client_principal - the principal named in the client's key file
  * ("" for a plaintext client). Valid until fbx_client_close().
  */

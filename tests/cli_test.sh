@@ -4,8 +4,10 @@
 # -V, errors that name the option as typed, one line for a bad ini,
 # --limit 0, exit statuses in --help, waiting for the socket of a daemon
 # that is starting, --retries against a frozen engine (TIMEOUT, not
-# UNREACHABLE), `submit --wait` saying that no gateway is connected, and
-# exit 75 for IO when the store cannot be written, with the generated
+# UNREACHABLE), a wrong server key named as such, `submit --wait`
+# saying that no gateway is connected, `principal keygen`, the paging
+# lines, breaker settings of the global breaker only, and exit 75
+# for IO when the store cannot be written, with the generated
 # idempotency key shown on stderr also under --json.
 # Run by CTest (fbx.tests.cli_test) with FBX_BIN_DIR set.
 set -u
@@ -104,6 +106,17 @@ out=$(eval "\"\$CTL\" $more" 2>&1)
   grep -q '^g4 ' <<<"$more$out" && ! grep -q '^\(d1\|h1\) ' <<<"$out" &&
   grep -q '^more: fuseboxctl -o acme2 devices --group sales --limit 2 --after g4$' <<<"$out" &&
   ok || bad "devices page 2 (pasted more line): $out"
+# a key pair its owner makes (principal keygen: no engine asked), then
+# registered by an admin with its public key: the owner's file works
+out=$("$CTL" principal keygen bob --key-out "$T/bob.key" 2>&1); st=$?
+pub=$(sed -n 's/^public key: //p' <<<"$out")
+[ "$st" -eq 0 ] && [ ${#pub} -eq 40 ] && [ "$(stat -c %a "$T/bob.key")" = 600 ] &&
+  ok || bad "principal keygen: exit $st: $out"
+expect 65 "cannot create .*bob.key: it exists" -- "$CTL" principal keygen bob --key-out "$T/bob.key"
+expect 64 "takes only NAME and --key-out" -- "$CTL" principal keygen bob --key-out "$T/b2.key" --orgs acme
+expect 0 "principal bob added" -- "$CTL" principal add bob --kind operator --roles viewer --orgs acme --public-key "$pub"
+expect 0 "^d1 " -- env FUSEBOX_KEY="$T/bob.key" "$CTL" devices --limit 1
+expect 70 "FORBIDDEN" -- env FUSEBOX_KEY="$T/bob.key" "$CTL" enroll --device d9 --platform ios
 # fleet check-in health (issue 12): rules, the report, stale listings
 expect 0 "no alert rules" -- "$CTL" fleet
 expect 0 "1d +1h +0" -- "$CTL" fleet rule set --stale 24h --repeat 60m --note "incident 4"
@@ -214,6 +227,12 @@ ms=$(( ($(date +%s%N) - t0) / 1000000 ))
 [ $ms -ge 1100 ] && [ $ms -lt 60000 ] && ok || bad "3 attempts of 400 ms took $ms ms"
 kill -CONT "$D"
 expect 0 "" -- "$CTL" status
+# a server key that is not the engine's: the engine hangs up on every
+# handshake, which the CLI names (not "does not answer"), and it does
+# not retry what cannot pass
+"$B/fuseboxd" init --data "$T/other" >/dev/null || bad "init other"
+expect 69 "TIMEOUT.*\(1 attempt\): the engine closed the connection during the handshake [0-9]+ times: the server key" -- \
+  "$CTL" --server-key "$T/other/keys/server.pub" --timeout 1000 --retries 2 status
 kill "$D"; wait "$D"; st=$?; D=
 [ $st -eq 0 ] && ok || bad "daemon exit $st after SIGTERM"
 

@@ -14,6 +14,7 @@ static const char *const principal_usage =
     "       fuseboxctl principal revoke NAME [--note TEXT]\n"
     "       fuseboxctl principal rotate NAME (--key-out FILE |\n"
     "                            --public-key Z85) [--note TEXT]\n"
+    "       fuseboxctl principal keygen NAME --key-out FILE\n"
     "\n"
     "Who may use the engine: each principal is a CURVE key pair with a\n"
     "name, a kind, roles and the organisations it may act for. The\n"
@@ -34,7 +35,11 @@ static const char *const principal_usage =
     "  revoke   refuse its key from now on: new handshakes at once, open\n"
     "           connections at their next message; a gateway's session\n"
     "           ends and its deliveries are re-queued\n"
-    "  rotate   replace its key; the old key stops working as revoke\n";
+    "  rotate   replace its key; the old key stops working as revoke\n"
+    "  keygen   make a key pair for NAME in FILE (mode 0600) on this\n"
+    "           machine, without the engine, and print its public key:\n"
+    "           the owner keeps FILE, an admin registers the public key\n"
+    "           (add or rotate with --public-key)\n";
 
 struct principal_args {
 	int kind;
@@ -117,6 +122,58 @@ principal_opt(void *arg, struct ctl *ctl, int c, const char *oa, int argc,
 	}
 }
 
+/* principal_keygen - `principal keygen NAME --key-out FILE`: a key pair
+ * made here for its owner, nothing sent; the public key printed for the
+ * admin who registers it (add or rotate with --public-key). st is the
+ * index of "keygen" in argv. */
+static int
+principal_keygen(const struct ctl *ctl, const struct principal_args *a,
+    int argc, char **argv, int st)
+{
+	char name[FBX_ID_MAX + 1];
+	struct fbx_key k;
+	int rc;
+
+	if (st + 1 >= argc)
+		return ctl_usage_err("principal keygen needs a NAME");
+	if (st + 2 < argc)
+		return ctl_usage_err("unexpected argument '%s'", argv[st + 2]);
+	if (a->key_out == NULL)
+		return ctl_usage_err("principal keygen needs --key-out FILE");
+	if (a->kind || a->roles_set || a->orgs[0] || a->public_key[0] ||
+	    a->note[0])
+		return ctl_usage_err("principal keygen takes only NAME and "
+				 "--key-out (the kind, roles and "
+				 "organisations are given when the key is "
+				 "registered)");
+	if (ctl_copy_id(name, argv[st + 1]) != 0)
+		return ctl_usage_err("bad name '%s' (1..%d of [A-Za-z0-9._:@-])",
+		    argv[st + 1], FBX_ID_MAX);
+	rc = fbx_key_generate(name, &k);
+	if (rc == FBX_OK)
+		rc = fbx_key_write(a->key_out, &k, 1);
+	if (rc != FBX_OK)
+		return ctl_fail(rc, "cannot create %s: %s", a->key_out,
+		    rc == FBX_EINVALID ? "it exists" : strerror(errno));
+	if (ctl->json) {
+		ctl_json_print(json_pack("{s:s,s:s,s:s}", "name", name,
+		    "key_file", a->key_out, "public_key", k.public_z85));
+	} else {
+		printf("key pair of %s in %s (mode 0600: keep it on this "
+		       "machine)\n"
+		       "public key: %s\n"
+		       "an admin registers it with\n"
+		       "  fuseboxctl principal add %s --kind KIND --orgs ORGS "
+		       "[--roles ROLES] --public-key %s\n"
+		       "or, for a principal that has a key, with\n"
+		       "  fuseboxctl principal rotate %s --public-key %s\n",
+		    name, a->key_out, k.public_z85, name, k.public_z85, name,
+		    k.public_z85);
+	}
+	memset(&k, 0, sizeof(k));
+	return EX_OK;
+}
+
 int
 cmd_principal(struct ctl *ctl, int argc, char **argv)
 {
@@ -142,9 +199,11 @@ cmd_principal(struct ctl *ctl, int argc, char **argv)
 	if (st < 0)
 		return -st - 1;
 	if (st >= argc)
-		return ctl_usage_err("principal needs add, list, revoke or rotate "
-				 "(see principal --help)");
+		return ctl_usage_err("principal needs add, list, revoke, rotate "
+				 "or keygen (see principal --help)");
 	sub = argv[st];
+	if (strcmp(sub, "keygen") == 0)
+		return principal_keygen(ctl, &a, argc, argv, st);
 	if (strcmp(sub, "list") == 0)
 		op = FBX_PRI_LIST;
 	else if (strcmp(sub, "add") == 0)
@@ -155,7 +214,7 @@ cmd_principal(struct ctl *ctl, int argc, char **argv)
 		op = FBX_PRI_ROTATE;
 	else
 		return ctl_usage_err("unknown principal operation '%s' (add, "
-				 "list, revoke, rotate)",
+				 "list, revoke, rotate, keygen)",
 		    sub);
 	if (op != FBX_PRI_LIST) {
 		if (st + 1 >= argc)

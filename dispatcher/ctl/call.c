@@ -102,7 +102,7 @@ int
 ctl_call_ex(struct ctl *ctl, struct fbx_console_req *req,
     struct fbx_console_rep *rep, int *eng_err)
 {
-	int rc;
+	int rc, attempts;
 
 	memset(rep, 0, sizeof(*rep));
 	if (ctl->cli == NULL) {
@@ -148,11 +148,23 @@ ctl_call_ex(struct ctl *ctl, struct fbx_console_req *req,
 	if (req->actor[0] == '\0')
 		strcpy(req->actor, ctl->actor[0] ? ctl->actor
 		                                 : fbx_client_principal(ctl->cli));
-	for (int attempt = 0;; attempt++) {
+	for (attempts = 1;; attempts++) {
 		rc = fbx_client_call(ctl->cli, req, rep);
-		if (rc != FBX_ETIMEOUT || attempt >= ctl->retries)
+		/* an engine that hangs up on every handshake will not take
+		 * the next attempt either */
+		if (rc != FBX_ETIMEOUT || attempts > ctl->retries ||
+		    fbx_client_handshake_drops(ctl->cli) >= 2)
 			break;
 	}
+	if (rc == FBX_ETIMEOUT && fbx_client_handshake_drops(ctl->cli) >= 2)
+		return ctl_fail(rc, "no reply from %s within %d ms (%d "
+		    "attempt%s): the engine closed the connection during the "
+		    "handshake %u times: the server key (--server-key, "
+		    "$FUSEBOX_SERVER_KEY) is not this engine's public key, "
+		    "or the endpoint is no fusebox console",
+		    ctl->endpoint, ctl->timeout_ms, attempts,
+		    attempts == 1 ? "" : "s",
+		    fbx_client_handshake_drops(ctl->cli));
 	if (rc == FBX_ETIMEOUT)
 		return ctl_fail(rc, "no reply from %s within %d ms (%d attempts): "
 		    "the engine accepts connections but does not answer",
