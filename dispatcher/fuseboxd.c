@@ -1076,6 +1076,7 @@ init_main(int argc, char **argv)
 	return rc == FBX_EINVALID ? EX_USAGE :
 	    rc == FBX_ESTATE      ? EX_CANTCREAT :
 	    rc == FBX_EFORBIDDEN  ? EX_NOPERM :
+	    rc == FBX_EBUSY       ? EX_TEMPFAIL : /* a daemon holds it */
 				    EX_IOERR;
 }
 
@@ -1116,6 +1117,20 @@ paths_safe(const struct config *c)
 	return -1;
 }
 
+/* store_log - the store's messages (a PostgreSQL store's connection and
+ * lease events) as lines of the daemon's log: timestamped, levelled,
+ * rate limited like every other */
+static void
+store_log(int level, const char *line)
+{
+	if (level <= 0)
+		fbxi_log(FBX_LOG_ERROR, "%s", line);
+	else if (level == 1)
+		fbxi_log(FBX_LOG_WARN, "%s", line);
+	else
+		fbxi_log(FBX_LOG_INFO, "%s", line);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1125,6 +1140,7 @@ main(int argc, char **argv)
 	const char *config_file = NULL;
 	int ch, rc;
 
+	fbx_store_set_log(store_log);
 	if (argc >= 2 && strcmp(argv[1], "init") == 0)
 		return init_main(argc - 1, argv + 1);
 	/* offline: no store, no sockets */
@@ -1306,7 +1322,12 @@ main(int argc, char **argv)
 			                "another fuseboxd\n");
 			return EX_TEMPFAIL;
 		}
-		fprintf(stderr, "fuseboxd: %s\n", fbx_strerror(rc));
+		/* UNREACHABLE here is an endpoint that could not be bound
+		 * (its own line above says which and why), not an engine
+		 * out of reach */
+		fprintf(stderr, "fuseboxd: %s\n",
+		    rc == FBX_EUNREACHABLE ? "cannot bind an endpoint"
+		                           : fbx_strerror(rc));
 		return rc == FBX_EIO || rc == FBX_ECORRUPT ? EX_NOINPUT
 		                                          : exit_code(rc);
 	}

@@ -707,4 +707,18 @@ typedef int (*fbx_org_fn)(void *arg, const char *org, uint32_t devices);
 /** fbx_store_org_list - every organisation with its device count. */
 int fbx_store_org_list(fbx_txn *txn, fbx_org_fn fn, void *arg);
 
+/**
+ * fbx_store_log_fn - where the store's own messages go (a PostgreSQL
+ * store's connection and lease events): one line each, no newline, at
+ * level 0 error, 1 warning, 2 information.
+ */
+typedef void (*fbx_store_log_fn)(int level, const char *line);
+
+/**
+ * fbx_store_set_log - send the store's messages to fn (NULL: stderr, as
+ * "fusebox store ...: ..." lines). Set it before any store is opened:
+ * it is read without a lock by every thread that uses a store.
+ */
+void fbx_store_set_log(fbx_store_log_fn fn);
+
 #endif

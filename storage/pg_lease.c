@@ -26,6 +26,7 @@
 #include <time.h>
 
 #include "fbx_types.h"
+#include "pg_doubt.h"
 #include "pg_wait.h"
 
 struct lent {
@@ -53,13 +54,22 @@ struct fbxi_lease {
 	size_t npend, pcap;
 };
 
+/* lease_log - a lease event (information; a failed statement: a
+ * warning); fmt holds two %s, a and b */
 static void
 lease_log(const struct fbxi_lease *L, const char *fmt, const char *a,
     const char *b)
 {
-	fprintf(stderr, "fusebox store (node %s): ", L->node);
-	fprintf(stderr, fmt, a != NULL ? a : "", b != NULL ? b : "");
-	fputc('\n', stderr);
+	char m[768];
+
+	/* fmt is one of this file's literals */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+	(void)snprintf(m, sizeof(m), fmt, a != NULL ? a : "",
+	    b != NULL ? b : "");
+#pragma GCC diagnostic pop
+	fbxi_store_log(strncmp(fmt, "lease statement failed", 22) == 0 ? 1 : 2,
+	    "fusebox store (node %s): %s", L->node, m);
 }
 
 static int64_t

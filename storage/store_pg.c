@@ -49,6 +49,7 @@
 #include <errno.h>
 #include <libpq-fe.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -158,15 +159,46 @@ redact(const char *url)
 	return o;
 }
 
+static fbx_store_log_fn store_log_fn;
+
+void
+fbx_store_set_log(fbx_store_log_fn fn)
+{
+	store_log_fn = fn;
+}
+
+void
+fbxi_store_log(int level, const char *fmt, ...)
+{
+	char b[1024];
+	size_t w = 0;
+	va_list ap;
+
+	va_start(ap, fmt);
+	(void)vsnprintf(b, sizeof(b), fmt, ap);
+	va_end(ap);
+	for (size_t r = 0; b[r] != '\0'; r++) {
+		if (b[r] == '\n' || b[r] == '\r' || b[r] == '\t') {
+			if (w > 0 && b[w - 1] != ' ')
+				b[w++] = ' ';
+			continue;
+		}
+		b[w++] = b[r];
+	}
+	while (w > 0 && b[w - 1] == ' ')
+		w--;
+	b[w] = '\0';
+	if (store_log_fn != NULL)
+		store_log_fn(level, b);
+	else
+		fprintf(stderr, "%s\n", b);
+}
+
 void
 fbxi_pg_log(const char *shown, const char *what, const char *msg)
 {
-	size_t n = msg != NULL ? strlen(msg) : 0;
-
-	while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
-		n--;
-	fprintf(stderr, "fusebox store (postgresql %s): %s: %.*s\n",
-	    shown != NULL ? shown : "?", what, (int)n, msg != NULL ? msg : "");
+	fbxi_store_log(1, "fusebox store (postgresql %s): %s: %s",
+	    shown != NULL ? shown : "?", what, msg != NULL ? msg : "");
 }
 
 static void
@@ -814,9 +846,9 @@ ensure_schema(fbxi_kv_env *env, PGconn *c)
 		ver = atoi(PQgetvalue(r, 0, 0));
 	PQclear(r);
 	if (ver > PG_LAYOUT || ver < 0) {
-		fprintf(stderr,
+		fbxi_store_log(0,
 		    "fusebox store (postgresql %s): table layout "
-		    "version %d is newer than this build's %d\n",
+		    "version %d is newer than this build's %d",
 		    env->shown, ver, PG_LAYOUT);
 		code = MDB_VERSION_MISMATCH;
 		goto fail;

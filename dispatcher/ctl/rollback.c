@@ -591,7 +591,12 @@ rb_run(struct ctl *ctl, const struct ops_args *a, int quiet,
 			else if (ee != FBX_OK)
 				st = ctl_fail(ee, "%s", ctl->errmsg);
 			fbx_console_rep_free(&one);
-			if (req.u.rollback.cursor != 0 && !nf)
+			if (req.u.rollback.cursor != 0 && !nf) {
+				char cont[48] = "";
+				if (tot.rollback_id && a->execute)
+					snprintf(cont, sizeof(cont),
+					    " or --continue %" PRIu64,
+					    tot.rollback_id);
 				fprintf(stderr,
 				    "fuseboxctl: %s: rollback stopped after "
 				    "%u slices; what they did stays done. "
@@ -602,10 +607,8 @@ rb_run(struct ctl *ctl, const struct ops_args *a, int quiet,
 				    req.u.rollback.last_command_id,
 				    tot.rollback_id,
 				    req.u.rollback.org_cursor[0] ? ":" : "",
-				    req.u.rollback.org_cursor,
-				    tot.rollback_id && a->execute
-				        ? " or --continue <rollback id>"
-				        : "");
+				    req.u.rollback.org_cursor, cont);
+			}
 			break;
 		}
 		slice++;
