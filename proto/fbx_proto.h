@@ -179,8 +179,8 @@ enum fbx_reset_action {
 /* Breaker settings; a field of 0 in CONFIGURE keeps the current value. */
 struct fbx_breaker_cfg {
 	uint32_t window_s;      /* sliding window, default 600 */
-	uint32_t min_count;     /* never trip below, default 20 */
-	uint32_t share_ppm;     /* of the org fleet, default 20000 (2%) */
+	uint32_t min_count;     /* never trip below, default 1 */
+	uint32_t share_ppm;     /* of the org fleet, default 10000 (1%) */
 	uint32_t baseline_mult; /* x the recent baseline, default 10 */
 	uint32_t global_orgs;   /* global: orgs spiking together, default 3 */
 	uint8_t shadow;         /* 1 = evaluate and report, never hold;
