@@ -33,8 +33,12 @@ struct fbx_client {
 	void *mon; /* handshake events: a refused key is told at once */
 	int refused; /* the last handshake was refused (until one passes) */
 	/* connections the engine closed before their handshake passed,
-	 * since the socket was made: CURVE with a server key that is not
-	 * the engine's (the engine cannot open our HELLO and hangs up) */
+	 * since the socket was made or a handshake last passed: CURVE
+	 * with a server key that is not the engine's (the engine cannot
+	 * open our HELLO and hangs up). A frozen engine leaves the
+	 * handshake open: the client sets no handshake timeout of
+	 * libzmq's (ZMQ_HANDSHAKE_IVL 0), whose expiry would look the
+	 * same; its own request timeout bounds the wait. */
 	int hs_passed; /* the handshake of the current connection passed */
 	unsigned hs_drops;
 	char principal[FBX_ID_MAX + 1]; /* of the key, "" = plaintext */
@@ -230,7 +234,7 @@ client_curve(fbx_client *c, const struct fbx_client_opts *o, char *why,
 static int
 make_socket(fbx_client *c, const char *endpoint, char *why, size_t wl)
 {
-	int linger = 0, immediate = 1, rc = FBX_EIO;
+	int linger = 0, immediate = 1, hs_ivl = 0, rc = FBX_EIO;
 	int64_t maxmsg = CLIENT_MSG_MAX;
 	char mon[80];
 	void *s = zmq_socket(c->ctx, ZMQ_DEALER), *m = NULL;
@@ -242,6 +246,7 @@ make_socket(fbx_client *c, const char *endpoint, char *why, size_t wl)
 	 * in a pipe until an engine appears. */
 	if (zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof(linger)) ||
 	    zmq_setsockopt(s, ZMQ_IMMEDIATE, &immediate, sizeof(immediate)) ||
+	    zmq_setsockopt(s, ZMQ_HANDSHAKE_IVL, &hs_ivl, sizeof(hs_ivl)) ||
 	    zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &maxmsg, sizeof(maxmsg)))
 		goto fail;
 	if (c->curve) {
@@ -313,7 +318,8 @@ refused(fbx_client *c)
 			    ev == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL)
 				c->refused = 1;
 			else if (ev == ZMQ_EVENT_HANDSHAKE_SUCCEEDED)
-				c->refused = 0, c->hs_passed = 1;
+				c->refused = 0, c->hs_passed = 1,
+				c->hs_drops = 0;
 			else if (ev == ZMQ_EVENT_CONNECTED)
 				c->hs_passed = 0;
 			else if (ev == ZMQ_EVENT_DISCONNECTED && !c->hs_passed)

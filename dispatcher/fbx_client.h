@@ -60,7 +60,8 @@ int fbx_client_open2(const char *endpoint, int timeout_ms,
 
 /**
  * fbx_client_handshake_drops - connections the engine closed before their
- * CURVE handshake passed, since the client's socket was made: a server
+ * CURVE handshake passed, since the client's socket was made or a
+ * handshake last passed: a server
  * key that is not the engine's (or an endpoint that is no fusebox
  * console) looks so, where a frozen engine leaves the handshake open.
  */

@@ -1119,16 +1119,14 @@ paths_safe(const struct config *c)
 
 /* store_log - the store's messages (a PostgreSQL store's connection and
  * lease events) as lines of the daemon's log: timestamped, levelled,
- * rate limited like every other */
+ * rate limited like every other, each kind of message apart */
 static void
-store_log(int level, const char *line)
+store_log(int level, const char *kind, const char *line)
 {
-	if (level <= 0)
-		fbxi_log(FBX_LOG_ERROR, "%s", line);
-	else if (level == 1)
-		fbxi_log(FBX_LOG_WARN, "%s", line);
-	else
-		fbxi_log(FBX_LOG_INFO, "%s", line);
+	fbxi_log_site(level <= 0 ? FBX_LOG_ERROR
+	        : level == 1     ? FBX_LOG_WARN
+	                         : FBX_LOG_INFO,
+	    kind, "%s", line);
 }
 
 int

@@ -215,14 +215,37 @@ sweep(FILE *out, int64_t now)
 	}
 }
 
+static void vlog(int level, const char *site, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+
 void
 fbxi_log(int level, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vlog(level, fmt, fmt, ap);
+	va_end(ap);
+}
+
+void
+fbxi_log_site(int level, const char *site, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vlog(level, site, fmt, ap);
+	va_end(ap);
+}
+
+/* vlog - fbxi_log with the site named apart from the format */
+static void
+vlog(int level, const char *site, const char *fmt, va_list ap)
 {
 	char msg[1024];
 	struct site *s;
 	FILE *out;
 	int64_t now;
-	va_list ap;
 
 	if (level < FBX_LOG_ERROR)
 		level = FBX_LOG_ERROR;
@@ -237,7 +260,7 @@ fbxi_log(int level, const char *fmt, ...)
 		last_sweep = now;
 		started = 1;
 	}
-	s = site_find(fmt, level, now);
+	s = site_find(site, level, now);
 	if (!bucket_take(&s->b, SITE_PERIOD, SITE_CAP, now)) {
 		s->suppressed++;
 		s->last_drop = now;
@@ -257,9 +280,7 @@ fbxi_log(int level, const char *fmt, ...)
 		emit(out, FBX_LOG_WARN, msg, 0);
 		global_suppressed = 0;
 	}
-	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
 	emit(out, level, msg, s->suppressed);
 	s->suppressed = 0;
 	sweep(out, now);

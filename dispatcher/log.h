@@ -52,6 +52,14 @@ int fbxi_log_parse_level(const char *s);
  */
 void fbxi_log(int level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/*
+ * fbxi_log_site - fbxi_log with the rate limit's site named apart from
+ * the format: site is a string literal that stands for one kind of
+ * message (its pointer is the key, its text names the site in the
+ * suppressed count), for lines whose text comes whole from elsewhere.
+ */
+void fbxi_log_site(int level, const char *site, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 #define FBX_LOGE(...) fbxi_log(FBX_LOG_ERROR, __VA_ARGS__)
 #define FBX_LOGW(...) fbxi_log(FBX_LOG_WARN, __VA_ARGS__)

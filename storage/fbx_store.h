@@ -710,9 +710,12 @@ int fbx_store_org_list(fbx_txn *txn, fbx_org_fn fn, void *arg);
 /**
  * fbx_store_log_fn - where the store's own messages go (a PostgreSQL
  * store's connection and lease events): one line each, no newline, at
- * level 0 error, 1 warning, 2 information.
+ * level 0 error, 1 warning, 2 information; kind is a string literal
+ * that names the kind of message (the same pointer for every message of
+ * that kind: a logger may rate-limit by it).
  */
-typedef void (*fbx_store_log_fn)(int level, const char *line);
+typedef void (*fbx_store_log_fn)(int level, const char *kind,
+    const char *line);
 
 /**
  * fbx_store_set_log - send the store's messages to fn (NULL: stderr, as

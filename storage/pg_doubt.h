@@ -62,10 +62,11 @@ int fbxi_pg_in_doubt(const char *url, const char *shown,
 void fbxi_pg_log(const char *shown, const char *what, const char *msg);
 
 /* fbxi_store_log - one line of the store's at level (0 error, 1 warning,
- * 2 information) to the hook of fbx_store_set_log, or to stderr: every
- * run of line breaks and tabs (libpq's messages have them) becomes one
- * space, so a message is one line of the daemon's log */
-void fbxi_store_log(int level, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+ * 2 information) and of kind (a string literal, fbx_store_log_fn) to the
+ * hook of fbx_store_set_log, or to stderr: every run of line breaks and
+ * tabs (libpq's messages have them) becomes one space, so a message is
+ * one line of the daemon's log */
+void fbxi_store_log(int level, const char *kind, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 #endif

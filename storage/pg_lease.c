@@ -54,11 +54,12 @@ struct fbxi_lease {
 	size_t npend, pcap;
 };
 
-/* lease_log - a lease event (information; a failed statement: a
- * warning); fmt holds two %s, a and b */
+/* lease_log - a lease event at level (1 warning, 2 information); fmt,
+ * one of this file's literals, holds two %s, a and b, and is the
+ * event's kind for the log's rate limit */
 static void
-lease_log(const struct fbxi_lease *L, const char *fmt, const char *a,
-    const char *b)
+lease_log(const struct fbxi_lease *L, int level, const char *fmt,
+    const char *a, const char *b)
 {
 	char m[768];
 
@@ -68,8 +69,7 @@ lease_log(const struct fbxi_lease *L, const char *fmt, const char *a,
 	(void)snprintf(m, sizeof(m), fmt, a != NULL ? a : "",
 	    b != NULL ? b : "");
 #pragma GCC diagnostic pop
-	fbxi_store_log(strncmp(fmt, "lease statement failed", 22) == 0 ? 1 : 2,
-	    "fusebox store (node %s): %s", L->node, m);
+	fbxi_store_log(level, fmt, "fusebox store (node %s): %s", L->node, m);
 }
 
 static int64_t
@@ -276,7 +276,7 @@ q(const struct fbxi_lease *L, PGconn *c, const char *sql, int n,
 		return r;
 	*code = r == NULL && PQstatus(c) == CONNECTION_OK ? ENOMEM
 	                                                  : fbxi_pg_code(c, r);
-	lease_log(L, "lease statement failed: %s%s",
+	lease_log(L, 1, "lease statement failed: %s%s",
 	    r != NULL ? PQresultErrorMessage(r) : PQerrorMessage(c), NULL);
 	PQclear(r);
 	return NULL;
@@ -325,7 +325,7 @@ take(struct fbxi_lease *L, PGconn *c, PGresult *r, int *changed, int pend)
 		code = (pend ? pend_taken : tab_put)(L, PQgetvalue(r, (int)i, 0),
 		    strtoll(PQgetvalue(r, (int)i, 1), NULL, 10));
 		*changed = 1;
-		lease_log(L, "took organisation '%s'%s", PQgetvalue(r, (int)i, 0),
+		lease_log(L, 2, "took organisation '%s'%s", PQgetvalue(r, (int)i, 0),
 		    prev[0] != '\0' ? " from a node that stopped renewing"
 		                    : "");
 		if (prev[0] != '\0' && strcmp(prev, L->node) != 0)
@@ -448,7 +448,7 @@ fbxi_lease_tick(struct fbxi_lease *L, PGconn *c,
 			struct lent *e = tab_find(L, old[i].org);
 			if (e == NULL || e->epoch != old[i].epoch) {
 				*changed = 1;
-				lease_log(L,
+				lease_log(L, 1,
 				    "lost organisation '%s': its lease was "
 				    "taken by another node%s",
 				    old[i].org, "");
@@ -523,7 +523,7 @@ fbxi_lease_tick(struct fbxi_lease *L, PGconn *c,
 					PQclear(r);
 					r = NULL;
 					for (size_t i = 0; i < nr; i++) {
-						lease_log(L,
+						lease_log(L, 2,
 						    "released idle organisation "
 						    "'%s' (above its share)%s",
 						    rel[i], NULL);
@@ -650,7 +650,7 @@ fbxi_lease_fence(struct fbxi_lease *L, PGconn *c)
 		return code;
 	if (PQntuples(r) != 1 ||
 	    strtoll(PQgetvalue(r, 0, 0), NULL, 10) != L->ver) {
-		lease_log(L,
+		lease_log(L, 1,
 		    "fenced: a lease of this node was taken by another node; "
 		    "the transaction is rolled back%s%s",
 		    NULL, NULL);
@@ -747,7 +747,7 @@ fbxi_lease_claim(struct fbxi_lease *L, PGconn *c, const char *org,
 	code = pend_add(L, org, strtoll(PQgetvalue(r, 0, 0), NULL, 10));
 	PQclear(r);
 	if (code == 0)
-		lease_log(L, "claimed new organisation '%s'%s", org, NULL);
+		lease_log(L, 2, "claimed new organisation '%s'%s", org, NULL);
 	return code;
 }
 
@@ -832,5 +832,5 @@ fbxi_lease_release(struct fbxi_lease *L, PGconn *c)
 		}
 		PQclear(r);
 	}
-	lease_log(L, "released every lease%s%s", NULL, NULL);
+	lease_log(L, 2, "released every lease%s%s", NULL, NULL);
 }

@@ -168,7 +168,7 @@ fbx_store_set_log(fbx_store_log_fn fn)
 }
 
 void
-fbxi_store_log(int level, const char *fmt, ...)
+fbxi_store_log(int level, const char *kind, const char *fmt, ...)
 {
 	char b[1024];
 	size_t w = 0;
@@ -189,7 +189,7 @@ fbxi_store_log(int level, const char *fmt, ...)
 		w--;
 	b[w] = '\0';
 	if (store_log_fn != NULL)
-		store_log_fn(level, b);
+		store_log_fn(level, kind, b);
 	else
 		fprintf(stderr, "%s\n", b);
 }
@@ -197,7 +197,8 @@ fbxi_store_log(int level, const char *fmt, ...)
 void
 fbxi_pg_log(const char *shown, const char *what, const char *msg)
 {
-	fbxi_store_log(1, "fusebox store (postgresql %s): %s: %s",
+	/* what is one of the callers' literals: one kind of message */
+	fbxi_store_log(1, what, "fusebox store (postgresql %s): %s: %s",
 	    shown != NULL ? shown : "?", what, msg != NULL ? msg : "");
 }
 
@@ -846,7 +847,7 @@ ensure_schema(fbxi_kv_env *env, PGconn *c)
 		ver = atoi(PQgetvalue(r, 0, 0));
 	PQclear(r);
 	if (ver > PG_LAYOUT || ver < 0) {
-		fbxi_store_log(0,
+		fbxi_store_log(0, "table layout",
 		    "fusebox store (postgresql %s): table layout "
 		    "version %d is newer than this build's %d",
 		    env->shown, ver, PG_LAYOUT);

@@ -129,6 +129,13 @@ expect 0 '"rules":\[\{"stale_minutes":1440,"repeat_minutes":60' -- "$CTL" --json
 expect 0 "^0 devices without a check-in for 1d or longer" -- "$CTL" devices --stale 1d
 expect 0 "" -- "$CTL" fleet rule remove --stale 2d
 expect 0 "fleet.rule_set" -- "$CTL" audit list
+# options end at "--": the next page's --after goes before it
+out=$("$CTL" -o acme2 devices --group sales --limit=2 -- 2>&1)
+more=$(sed -n 's/^more: fuseboxctl //p' <<<"$out")
+[ "$more" = "-o acme2 devices --group sales --limit=2 --after g2 --" ] && ok ||
+  bad "devices with --: more line '$more': $out"
+out=$(eval "\"\$CTL\" $more" 2>&1)
+grep -q '^g3 ' <<<"$out" && ok || bad "devices with -- (pasted more line): $out"
 out=$("$CTL" -o acme audit list --action fleet --limit 1 --after 0 2>&1)
 more=$(sed -n 's/^more: fuseboxctl //p' <<<"$out")
 case "$more" in

@@ -217,6 +217,33 @@ test_quiet_site_swept(void)
 	CHECK(o.lines == 1 && o.with_count == 0, "then: %s", o.first);
 }
 
+/* fbxi_log_site: lines of one format ("%s", text made elsewhere, as the
+ * store's) are limited by the site named, each apart, and the suppressed
+ * count names that site */
+static void
+test_named_sites(void)
+{
+	struct out o;
+
+	restart();
+	for (int i = 0; i < 50; i++)
+		fbxi_log_site(FBX_LOG_WARN, "cannot connect", "%s",
+		    "fusebox store: cannot connect: refused");
+	for (int i = 0; i < 5; i++)
+		fbxi_log_site(FBX_LOG_WARN, "commit in doubt", "%s",
+		    "fusebox store: commit in doubt: looked up");
+	grab(&o);
+	CHECK(o.lines == FBX_LOG_SITE_BURST + 5,
+	    "two named sites wrote %d lines", o.lines);
+	fake_now += S;
+	FBX_LOGI("something else %d", 3);
+	grab(&o);
+	CHECK(o.summaries == 1 && o.similar == 40 &&
+	        strstr(o.last, "(40 similar messages suppressed: "
+	                       "\"cannot connect\")") != NULL,
+	    "summary of a named site: %s", o.last);
+}
+
 static char fmts[FBX_LOG_SITES + 100][32];
 
 static void
@@ -383,6 +410,7 @@ main(void)
 	test_burst();
 	test_independent_sites();
 	test_quiet_site_swept();
+	test_named_sites();
 	test_global_cap();
 	test_table_full();
 	test_threads();

@@ -179,7 +179,11 @@ run)
 	[ $# -gt 0 ] || { log "run: no command"; exit 64; }
 	sweep
 	dir=$(mktemp -d "${PG_TMP:-${TMPDIR:-/tmp}}/fbx-pgt.XXXXXX")
-	url=$(start "$dir")
+	url=$(start "$dir") || {
+		st=$?
+		rm -rf "$dir" # start left nothing in it worth keeping
+		exit "$st"
+	}
 	echo $$ >"$dir/runner"
 	rc=
 	finish() {

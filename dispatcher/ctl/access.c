@@ -150,11 +150,16 @@ principal_keygen(const struct ctl *ctl, const struct principal_args *a,
 		return ctl_usage_err("bad name '%s' (1..%d of [A-Za-z0-9._:@-])",
 		    argv[st + 1], FBX_ID_MAX);
 	rc = fbx_key_generate(name, &k);
-	if (rc == FBX_OK)
-		rc = fbx_key_write(a->key_out, &k, 1);
 	if (rc != FBX_OK)
+		return ctl_fail(rc, "cannot make a key pair: %s",
+		    fbx_strerror(rc));
+	rc = fbx_key_write(a->key_out, &k, 1);
+	if (rc != FBX_OK) {
+		int err = errno;
+		memset(&k, 0, sizeof(k));
 		return ctl_fail(rc, "cannot create %s: %s", a->key_out,
-		    rc == FBX_EINVALID ? "it exists" : strerror(errno));
+		    rc == FBX_EINVALID ? "it exists" : strerror(err));
+	}
 	if (ctl->json) {
 		ctl_json_print(json_pack("{s:s,s:s,s:s}", "name", name,
 		    "key_file", a->key_out, "public_key", k.public_z85));

@@ -598,6 +598,14 @@ shell_word(const char *s)
 	putchar('\'');
 }
 
+/* more_after - " --after VALUE" */
+static void
+more_after(const char *after)
+{
+	printf(" --after ");
+	shell_word(after);
+}
+
 void
 ctl_more(const struct ctl *ctl, const char *lead, const char *after)
 {
@@ -606,17 +614,20 @@ ctl_more(const struct ctl *ctl, const char *lead, const char *after)
 	printf("%smore: fuseboxctl", lead);
 	for (int i = 0; i < ctl->nargs; i++) {
 		const char *a = ctl->args[i];
-		if (opts && strcmp(a, "--") == 0)
+		if (opts && strcmp(a, "--") == 0) {
+			/* options end here: the next page's goes before */
+			more_after(after);
 			opts = 0;
-		else if (opts && strcmp(a, "--after") == 0) {
+		} else if (opts && strcmp(a, "--after") == 0) {
 			i++; /* and its value */
 			continue;
-		} else if (opts && strncmp(a, "--after=", 8) == 0)
+		} else if (opts && strncmp(a, "--after=", 8) == 0) {
 			continue;
+		}
 		putchar(' ');
 		shell_word(a);
 	}
-	printf(" --after ");
-	shell_word(after);
+	if (opts)
+		more_after(after);
 	putchar('\n');
 }
