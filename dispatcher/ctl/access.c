@@ -160,6 +160,8 @@ principal_keygen(const struct ctl *ctl, const struct principal_args *a,
 		return ctl_fail(rc, "cannot create %s: %s", a->key_out,
 		    rc == FBX_EINVALID ? "it exists" : strerror(err));
 	}
+	/* Z85 has no ' : the key is quoted for a shell as it stands (it
+	 * has ! * ? & and the like) */
 	if (ctl->json) {
 		ctl_json_print(json_pack("{s:s,s:s,s:s}", "name", name,
 		    "key_file", a->key_out, "public_key", k.public_z85));
@@ -169,9 +171,9 @@ principal_keygen(const struct ctl *ctl, const struct principal_args *a,
 		       "public key: %s\n"
 		       "an admin registers it with\n"
 		       "  fuseboxctl principal add %s --kind KIND --orgs ORGS "
-		       "[--roles ROLES] --public-key %s\n"
+		       "[--roles ROLES] --public-key '%s'\n"
 		       "or, for a principal that has a key, with\n"
-		       "  fuseboxctl principal rotate %s --public-key %s\n",
+		       "  fuseboxctl principal rotate %s --public-key '%s'\n",
 		    name, a->key_out, k.public_z85, name, k.public_z85, name,
 		    k.public_z85);
 	}
