@@ -262,15 +262,6 @@ main(int argc, char **argv)
 	if (env != NULL && *env != '\0' && ctl_copy_id(ctl.actor, env) != 0)
 		return ctl_usage_err("bad FUSEBOX_ACTOR '%s'", env);
 
-	/* a copy of the pointers: getopt_long reorders argv */
-	ctl.nargs = argc > 1 ? argc - 1 : 0;
-	ctl.args = calloc((size_t)ctl.nargs + 1, sizeof(char *));
-	if (ctl.args == NULL) {
-		fprintf(stderr, "fuseboxctl: out of memory\n");
-		return EX_OSERR;
-	}
-	for (int i = 0; i < ctl.nargs; i++)
-		ctl.args[i] = argv[i + 1];
 	opterr = 0;
 	for (int li = -1;
 	     (c = getopt_long(argc, argv, "+" COMMON_SHORTOPTS, lo, &li)) != -1;
@@ -307,6 +298,18 @@ main(int argc, char **argv)
 		fputs(main_usage, stderr);
 		return ctl_usage_err("no command given");
 	}
+	/* a copy of the pointers as typed, for the "more:" lines: the
+	 * command's options are parsed with permutation, which reorders
+	 * argv (the loop above, "+", stops at the command and moves
+	 * nothing); every return from here goes through out */
+	ctl.nargs = argc - 1;
+	ctl.args = calloc((size_t)ctl.nargs + 1, sizeof(char *));
+	if (ctl.args == NULL) {
+		fprintf(stderr, "fuseboxctl: out of memory\n");
+		return EX_OSERR;
+	}
+	for (int i = 0; i < ctl.nargs; i++)
+		ctl.args[i] = argv[i + 1];
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
 		if (strcmp(argv[optind], commands[i].name) == 0) {
 			st = commands[i].fn(
