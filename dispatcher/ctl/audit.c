@@ -108,11 +108,8 @@ cmd_audit_list(struct ctl *ctl, const struct ops_args *a)
 			printf("%s%" PRIu64 " record%s of %s%s\n",
 			    shown ? "\n" : "", shown, shown == 1 ? "" : "s",
 			    ctl->org, shown == 0 ? " (none matched)" : "");
-			if (after != 0) {
-				char nx[24];
-				snprintf(nx, sizeof(nx), "%" PRIu64, after);
-				ctl_more(ctl, "", nx);
-			}
+			if (after != 0)
+				ctl_more_u64(ctl, "", after);
 		}
 	}
 	/* on an error the error line says it: no partial object */

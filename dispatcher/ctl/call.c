@@ -103,6 +103,7 @@ ctl_call_ex(struct ctl *ctl, struct fbx_console_req *req,
     struct fbx_console_rep *rep, int *eng_err)
 {
 	int rc, attempts;
+	unsigned drops = 0;
 
 	memset(rep, 0, sizeof(*rep));
 	if (ctl->cli == NULL) {
@@ -152,19 +153,20 @@ ctl_call_ex(struct ctl *ctl, struct fbx_console_req *req,
 		rc = fbx_client_call(ctl->cli, req, rep);
 		/* an engine that hangs up on every handshake will not take
 		 * the next attempt either */
-		if (rc != FBX_ETIMEOUT || attempts > ctl->retries ||
-		    fbx_client_handshake_drops(ctl->cli) >= 2)
+		if (rc != FBX_ETIMEOUT)
+			break;
+		drops = fbx_client_handshake_drops(ctl->cli);
+		if (attempts > ctl->retries || drops >= 2)
 			break;
 	}
-	if (rc == FBX_ETIMEOUT && fbx_client_handshake_drops(ctl->cli) >= 2)
+	if (rc == FBX_ETIMEOUT && drops >= 2)
 		return ctl_fail(rc, "no reply from %s within %d ms (%d "
 		    "attempt%s): the engine closed the connection during the "
 		    "handshake %u times: the server key (--server-key, "
 		    "$FUSEBOX_SERVER_KEY) is not this engine's public key, "
 		    "or the endpoint is no fusebox console",
 		    ctl->endpoint, ctl->timeout_ms, attempts,
-		    attempts == 1 ? "" : "s",
-		    fbx_client_handshake_drops(ctl->cli));
+		    attempts == 1 ? "" : "s", drops);
 	if (rc == FBX_ETIMEOUT)
 		return ctl_fail(rc, "no reply from %s within %d ms (%d attempts): "
 		    "the engine accepts connections but does not answer",

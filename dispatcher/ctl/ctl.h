@@ -273,6 +273,8 @@ void ctl_fmt_minutes(uint32_t m, char *buf, size_t len);
  * AFTER", ARGS the command line as typed (its organisation, filters and
  * limit), shell-quoted, without its own --after; lead is printed first */
 void ctl_more(const struct ctl *ctl, const char *lead, const char *after);
+/* ctl_more_u64 - ctl_more with a numeric --after */
+void ctl_more_u64(const struct ctl *ctl, const char *lead, uint64_t after);
 int ctl_parse_dur_s(const char *s, uint64_t max, uint32_t *out);
 
 /* main.c */

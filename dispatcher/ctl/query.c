@@ -219,12 +219,8 @@ cmd_show(struct ctl *ctl, int argc, char **argv)
 			ctl_table_print(&d);
 			ctl_table_free(&d);
 		}
-		if (rep.u.command.next_after != 0) {
-			char a[24];
-			snprintf(a, sizeof(a), "%" PRIu64,
-			    rep.u.command.next_after);
-			ctl_more(ctl, "\n", a);
-		}
+		if (rep.u.command.next_after != 0)
+			ctl_more_u64(ctl, "\n", rep.u.command.next_after);
 	}
 	fbx_console_rep_free(&rep);
 	return EX_OK;
@@ -318,12 +314,8 @@ cmd_list(struct ctl *ctl, int argc, char **argv)
 		}
 		ctl_table_print(&t);
 		ctl_table_free(&t);
-		if (rep.u.commands.next_after != 0) {
-			char a[24];
-			snprintf(a, sizeof(a), "%" PRIu64,
-			    rep.u.commands.next_after);
-			ctl_more(ctl, "\n", a);
-		}
+		if (rep.u.commands.next_after != 0)
+			ctl_more_u64(ctl, "\n", rep.u.commands.next_after);
 	}
 	fbx_console_rep_free(&rep);
 	return EX_OK;

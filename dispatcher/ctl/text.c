@@ -631,3 +631,12 @@ ctl_more(const struct ctl *ctl, const char *lead, const char *after)
 		more_after(after);
 	putchar('\n');
 }
+
+void
+ctl_more_u64(const struct ctl *ctl, const char *lead, uint64_t after)
+{
+	char a[24];
+
+	snprintf(a, sizeof(a), "%" PRIu64, after);
+	ctl_more(ctl, lead, a);
+}
