@@ -106,6 +106,12 @@ out=$(eval "\"\$CTL\" $more" 2>&1)
   grep -q '^g4 ' <<<"$more$out" && ! grep -q '^\(d1\|h1\) ' <<<"$out" &&
   grep -q '^more: fuseboxctl -o acme2 devices --group sales --limit 2 --after g4$' <<<"$out" &&
   ok || bad "devices page 2 (pasted more line): $out"
+# the count line of a group's page says the organisation's count is
+# the organisation's (6), not the group's (5 in sales); groups counts it
+grep -q '^2 shown of group sales, 6 in organisation (fuseboxctl groups' <<<"$out" &&
+  ok || bad "devices --group count line: $out"
+expect 0 "^sales +5" -- "$CTL" -o acme2 groups
+expect 0 "^0 devices of group sales without a check-in for 1d or longer .*, 6 in organisation" -- "$CTL" -o acme2 devices --group sales --stale 1d
 # a key pair its owner makes (principal keygen: no engine asked), then
 # registered by an admin with its public key: the owner's file works
 out=$("$CTL" principal keygen bob --key-out "$T/bob.key" 2>&1); st=$?

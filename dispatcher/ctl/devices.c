@@ -307,7 +307,7 @@ now_ms(void)
 /* print_stale - the stale devices of a `devices --stale` page */
 static void
 print_stale(const struct ctl *ctl, const struct fbx_console_rep *rep,
-    uint32_t minutes)
+    uint32_t minutes, const char *group)
 {
 	struct table t = { .ncol = 6 };
 	int64_t now = now_ms();
@@ -339,10 +339,11 @@ print_stale(const struct ctl *ctl, const struct fbx_console_rep *rep,
 	ctl_table_print(&t);
 	ctl_table_free(&t);
 	ctl_fmt_minutes(minutes, dur, sizeof(dur));
-	printf("\n%zu devices without a check-in for %s or longer on this "
-	       "page (%" PRIu64 " deliveries waiting for them), %" PRIu32
+	printf("\n%zu devices%s%s without a check-in for %s or longer on "
+	       "this page (%" PRIu64 " deliveries waiting for them), %" PRIu32
 	       " in organisation\n",
-	    rep->u.devices.n, dur, pending, rep->u.devices.total);
+	    rep->u.devices.n, group[0] ? " of group " : "", group, dur, pending,
+	    rep->u.devices.total);
 	if (rep->u.devices.next_after[0] != '\0')
 		ctl_more(ctl, "", rep->u.devices.next_after);
 }
@@ -398,7 +399,7 @@ cmd_devices(struct ctl *ctl, int argc, char **argv)
 	if (st != EX_OK)
 		return st;
 	if (pa.stale_minutes > 0 && !ctl->json) {
-		print_stale(ctl, &rep, pa.stale_minutes);
+		print_stale(ctl, &rep, pa.stale_minutes, pa.group);
 		fbx_console_rep_free(&rep);
 		return EX_OK;
 	}
@@ -434,8 +435,16 @@ cmd_devices(struct ctl *ctl, int argc, char **argv)
 		}
 		ctl_table_print(&t);
 		ctl_table_free(&t);
-		printf("\n%zu shown, %" PRIu32 " in organisation\n",
-		    rep.u.devices.n, rep.u.devices.total);
+		/* total counts the organisation: a group's size needs a
+		 * scan of the group index, which `groups` makes */
+		if (pa.group[0] != '\0')
+			printf("\n%zu shown of group %s, %" PRIu32
+			       " in organisation (fuseboxctl groups gives "
+			       "each group's size)\n",
+			    rep.u.devices.n, pa.group, rep.u.devices.total);
+		else
+			printf("\n%zu shown, %" PRIu32 " in organisation\n",
+			    rep.u.devices.n, rep.u.devices.total);
 		if (rep.u.devices.next_after[0] != '\0')
 			ctl_more(ctl, "", rep.u.devices.next_after);
 	}
