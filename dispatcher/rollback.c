@@ -494,7 +494,8 @@ rb_bo_row(struct rb_ctx *r, const struct fbx_command *c, uint64_t dlv,
 	        ? compensation_of(c->type)
 	        : 0);
 	snprintf(w->detail, sizeof(w->detail),
-	    "before onset: left (include_before_onset undoes it)");
+	    "before onset: left (include_before_onset, fuseboxctl "
+	    "--include-before-onset, undoes it)");
 }
 
 /* rb_bo_action - what the rollback would do to a delivery before the

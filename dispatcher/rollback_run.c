@@ -437,7 +437,8 @@ rb_not_found(struct fbx_engine *e, const struct inmsg *in,
 		    "nothing to roll back in %s: the incident selects no "
 		    "command from its onset; earlier commands of the reason "
 		    "in the breaker window, if any, were left (the plan lists "
-		    "them; include_before_onset selects them)",
+		    "them; include_before_onset, fuseboxctl "
+		    "--include-before-onset, selects them)",
 		    where);
 	else
 		fbxi_console_error(e, in, req->request_id, req->kind,
