@@ -471,14 +471,17 @@ rb_row(struct rb_ctx *r, const struct fbx_command *c, uint64_t dlv,
 }
 
 /* rb_bo_row - a delivery of a command before the incident's onset: it
- * is listed with the action it would get, and left. */
+ * is listed with the action it would get, and left. dlv 0: a target of
+ * a command never expanded (held or settling), listed but no delivery
+ * to count. */
 static void
 rb_bo_row(struct rb_ctx *r, const struct fbx_command *c, uint64_t dlv,
     const char *dev, int state, int action)
 {
 	struct fbx_rb_row *w;
 
-	r->plan.before_onset_deliveries++;
+	if (dlv != 0)
+		r->plan.before_onset_deliveries++;
 	if (r->plan.nbo_rows >= r->bo_cap)
 		return;
 	w = &r->plan.bo_rows[r->plan.nbo_rows++];

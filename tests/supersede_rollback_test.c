@@ -663,6 +663,51 @@ test_onset_withdrawal(void)
 	    "storm wipe: row %d, withdrawn %d (want irreversible, 1)", a, n);
 }
 
+/* onset_settling - an automatic lock created before the incident's
+ * onset and still settling (never expanded: no delivery exists) is
+ * listed in the plan's before-onset rows, but counted as a command
+ * only: before_onset_deliveries counts deliveries, and it has none (the
+ * plan once counted one per target device) */
+static void
+test_onset_settling(void)
+{
+	struct env t;
+	struct fbx_console_req req;
+	struct fbx_console_rep rep;
+	uint64_t early;
+	int rc;
+
+	CHECK(env_open(&t, "sxbos") == 0, "open");
+	enroll(&t, ORG, 300);
+	hello(&t, "g1", ORG, 1000);
+	turn(&t);
+	early = auto_cmd(&t, FBX_CMD_LOCK, 1);
+	CHECK(brk_tripped(&t, ORG) == FBX_OK, "breaker record written");
+	pass_gw(&t, 2000);
+	(void)auto_cmd(&t, FBX_CMD_LOCK, 2);
+	memset(&req, 0, sizeof(req));
+	req.kind = FBX_CREQ_ROLLBACK;
+	snprintf(req.u.rollback.sel.breaker, sizeof(req.u.rollback.sel.breaker),
+	    "%s", R_INC);
+	req.u.rollback.sliced = 1;
+	req.u.rollback.limit = 100;
+	console(&t, "ops", ORG, &req);
+	turn(&t);
+	rc = reply(&t, "ops", &rep);
+	CHECK(rc == FBX_OK && rep.u.rollback.before_onset == 1 &&
+	        rep.u.rollback.before_onset_deliveries == 0 &&
+	        rep.u.rollback.nbo_rows == 1 &&
+	        rep.u.rollback.bo_rows[0].command_id == early &&
+	        rep.u.rollback.bo_rows[0].delivery_id == 0,
+	    "settling before onset: rc %d, %u command(s), %u deliveries, "
+	    "%zu row(s) (want 1, 0, 1)",
+	    rc, rc == FBX_OK ? rep.u.rollback.before_onset : 0,
+	    rc == FBX_OK ? rep.u.rollback.before_onset_deliveries : 0,
+	    rc == FBX_OK ? rep.u.rollback.nbo_rows : (size_t)0);
+	fbx_console_rep_free(&rep);
+	env_close(&t);
+}
+
 /* global_rollback - the every-organisation rollback of incident reason,
  * executed slice after slice (at most 200) until done: each slice's
  * per-action counts added to per, the run's id in *rbid, the slices in
@@ -1098,6 +1143,7 @@ main(void)
 	chain3(0);
 	chain3(1);
 	test_onset_withdrawal();
+	test_onset_settling();
 	test_global_marks();
 	test_global_record(R_LONG);
 	test_global_record("attestation_failed");
