@@ -146,9 +146,10 @@ rb_print_onset(const struct ops_args *a, const struct fbx_rb_plan *p)
 	}
 	printf("before onset (earlier commands of the reason in the breaker "
 	       "window, left as they are; --include-before-onset undoes "
-	       "them): %" PRIu32 " command%s, %" PRIu32 " deliveries\n",
+	       "them): %" PRIu32 " command%s, %" PRIu32 " deliver%s\n",
 	    p->before_onset, p->before_onset == 1 ? "" : "s",
-	    p->before_onset_deliveries);
+	    p->before_onset_deliveries,
+	    p->before_onset_deliveries == 1 ? "y" : "ies");
 	if (a->rows > 0 && p->nbo_rows > 0) {
 		struct table r = { .ncol = 6 };
 		size_t shown = p->nbo_rows < a->rows ? p->nbo_rows
