@@ -620,11 +620,24 @@ turn(struct fbx_engine *e)
 				e->lease_gained = 0;
 				e->need_rebuild = 1;
 			}
-			if (e->fail_streak > 0)
-				FBX_LOGI("writes work again after %u failed "
-				         "turns",
-				    e->fail_streak);
-			e->fail_streak = 0;
+			if (e->fail_streak > 0 &&
+			    e->degraded_err == FBX_EDISK_FULL &&
+			    fbx_store_disk_low(e->st)) {
+				/* a small turn can commit into pages the file
+				 * already has while the disk is still full:
+				 * degraded until there is room again, writes
+				 * tried at each retry (status and /readyz say
+				 * so meanwhile) */
+				e->degraded = 1;
+				e->retry_at = fbxi_clock(e, 1) +
+				    fbxi_retry_delay(e->fail_streak);
+			} else {
+				if (e->fail_streak > 0)
+					FBX_LOGI("writes work again after %u "
+					         "failed turns",
+					    e->fail_streak);
+				e->fail_streak = 0;
+			}
 			/* before the replies: a client told its key was
 			 * added must find the handshake open */
 			fbxi_auth_committed(e);

@@ -62,7 +62,8 @@ fbx_engine_stat(fbx_engine *e, struct fbx_engine_stats *s)
 	s->commits = e->commits;
 	s->turn_max_us = e->turn_max_us;
 	s->turns_failed = e->turns_failed;
-	s->degraded = e->degraded;
+	/* within a turn after failed ones: degraded until it commits */
+	s->degraded = e->degraded || e->fail_streak > 0;
 	s->auth_refused = e->auth_refused;
 	s->results_forged = e->forged_results;
 	if (e->auth != NULL) {
@@ -171,7 +172,7 @@ fbx_engine_metrics(fbx_engine *e, struct fbx_metrics *m)
 	m->commits = e->commits;
 	m->turns_failed = e->turns_failed;
 	m->syncs_failed = e->syncs_failed;
-	m->degraded = e->degraded;
+	m->degraded = e->degraded || e->fail_streak > 0;
 	m->cluster = e->cluster;
 	m->leases = e->st != NULL ? fbx_store_owned(e->st) : 0;
 	m->lease_changes = e->lease_changes;

@@ -137,6 +137,14 @@ int fbx_store_reserve(fbx_store *st, size_t bytes);
 int fbx_store_grow(fbx_store *st);
 
 /**
+ * fbx_store_disk_low - whether the file system of an LMDB store has less
+ * room than a large commit needs (under 4 MiB available): the level
+ * below which a short write is taken as DISK_FULL. 0 on PostgreSQL, or
+ * when the file system cannot be asked.
+ */
+int fbx_store_disk_low(fbx_store *st);
+
+/**
  * fbx_store_sync - make every transaction committed so far durable
  * (fdatasync of the data file, meta page included, through a descriptor
  * of its own opened with the store: a write-back error is reported to it

@@ -864,6 +864,12 @@ fbx_store_grow(fbx_store *st)
 	return set_map(st, size);
 }
 
+int
+fbx_store_disk_low(fbx_store *st)
+{
+	return st != NULL && disk_nearly_full(st);
+}
+
 /* ---- transactions ----------------------------------------------------- */
 
 int

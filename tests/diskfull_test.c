@@ -152,6 +152,38 @@ fill_up(const char *dir)
 	return rc;
 }
 
+/* log_lines - lines of the daemon's log that contain needle */
+static int
+log_lines(const struct fbxt_env *t, const char *needle)
+{
+	char path[400], line[512];
+	FILE *f;
+	int n = 0;
+
+	snprintf(path, sizeof(path), "%s/fuseboxd.log", t->dir);
+	f = fopen(path, "r");
+	while (f != NULL && fgets(line, sizeof(line), f) != NULL)
+		n += strstr(line, needle) != NULL;
+	if (f != NULL)
+		fclose(f);
+	return n;
+}
+
+/* stats_read - stats, retried as read_ok. @return its code. */
+static int
+stats_read(struct fbxt_env *t, struct fbx_engine_stats *es)
+{
+	int rc = FBX_OK;
+
+	for (int i = 0; i < 20; i++) {
+		rc = stats(t, es);
+		if (!storage_err(rc))
+			break;
+		usleep(50000);
+	}
+	return rc;
+}
+
 /* daemon_alive - the daemon process has not exited. */
 static int
 daemon_alive(struct fbxt_env *t)
@@ -181,10 +213,10 @@ int
 main(void)
 {
 	struct fbxt_env t;
-	char mnt[300];
+	char mnt[300], mnt2[300], path[340];
 	uint64_t ids[2000];
 	size_t accepted = 0;
-	int rc, last = FBX_OK, mounted = 0;
+	int rc, last = FBX_OK, mounted = 0, mounted2 = 0;
 
 	if (geteuid() != 0) {
 		printf("skipped: mounting a tmpfs needs root\n");
@@ -397,11 +429,104 @@ main(void)
 		    "get after the refusals: command %llu missing",
 		    (unsigned long long)ids[accepted - 1]);
 	}
+	/* an idle engine on a full disk: its retry turns commit (nothing
+	 * to write, or a little into pages the file has), yet it stays
+	 * degraded while the disk has no room: status says so and the log
+	 * does not say "writes work again" (such a commit once cleared it,
+	 * and the next write failed again). Then room is made: the next
+	 * retry clears it, and a submit is accepted. A second store on its
+	 * own tmpfs, no gateway: nothing else to write. */
+	if (t.daemon > 0)
+		fbxt_daemon_kill(&t, SIGKILL);
+	snprintf(mnt2, sizeof(mnt2), "%s/small2", t.dir);
+	mkdir(mnt2, 0755);
+	if (mount("tmpfs", mnt2, "tmpfs", 0, "size=12m") != 0) {
+		FBXT_CHECK(0, "mount %s: %s", mnt2, strerror(errno));
+		goto out;
+	}
+	mounted2 = 1;
+	if (strlen(mnt2) + 4 > sizeof(t.db)) {
+		FBXT_CHECK(0, "path too long");
+		goto out;
+	}
+	memcpy(t.db, mnt2, strlen(mnt2));
+	memcpy(t.db + strlen(mnt2), "/db", 4);
+	if (fbxt_daemon_start(&t, NULL) != 0) {
+		FBXT_CHECK(0, "daemon on the second store did not start");
+		goto out;
+	}
+	rc = fbxt_sim_run(&t, "--enroll-only", "--devices", "50", "--orgs",
+	    "1", "--seed", "3", "--quiet", NULL);
+	FBXT_CHECK(rc == 0, "enroll exit %d", rc);
+	/* a first submit while there is room: the test's client key is
+	 * written into the store's keys/ on first use */
+	rc = fbxt_submit(&t, "org-001", FBX_CMD_QUERY, FBX_ORIGIN_OPERATOR,
+	    FBX_TARGET_ORG, NULL, NULL, 0, NULL, NULL, NULL);
+	FBXT_CHECK(rc == FBX_OK, "submit on the second store: %s",
+	    fbx_errname(rc));
+	FBXT_CHECK(fill_up(mnt2) == 0, "could not fill %s", mnt2);
+	{
+		struct fbx_engine_stats es;
+		uint64_t turns0;
+		int again0 = log_lines(&t, "writes work again"), w, k;
+		/* the first writes may fit into pages the file has */
+		for (k = 0; k < 200; k++) {
+			rc = fbxt_submit(&t, "org-001", FBX_CMD_QUERY,
+			    FBX_ORIGIN_OPERATOR, FBX_TARGET_ORG, NULL, NULL, 0,
+			    NULL, NULL, NULL);
+			if (rc != FBX_OK)
+				break;
+		}
+		FBXT_CHECK(rc == FBX_EDISK_FULL,
+		    "second store full: %s after %d submits", fbx_errname(rc),
+		    k);
+		memset(&es, 0, sizeof(es));
+		rc = stats_read(&t, &es);
+		turns0 = es.commits + es.turns_failed;
+		for (w = 0; w < 200 && rc == FBX_OK; w++) {
+			usleep(50000); /* hang guard: 10 s */
+			rc = stats_read(&t, &es);
+			if (es.commits + es.turns_failed >= turns0 + 3)
+				break;
+		}
+		FBXT_CHECK(rc == FBX_OK && es.commits + es.turns_failed >=
+		        turns0 + 3,
+		    "retry turns while idle: %s, commits %llu, failed %llu",
+		    fbx_errname(rc), (unsigned long long)es.commits,
+		    (unsigned long long)es.turns_failed);
+		FBXT_CHECK(es.degraded != 0,
+		    "still degraded on a full disk after idle retry turns "
+		    "(commits %llu)", (unsigned long long)es.commits);
+		FBXT_CHECK(log_lines(&t, "writes work again") == again0,
+		    "no \"writes work again\" on a full disk");
+		rc = fbxt_submit(&t, "org-001", FBX_CMD_QUERY,
+		    FBX_ORIGIN_OPERATOR, FBX_TARGET_ORG, NULL, NULL, 0, NULL,
+		    NULL, NULL);
+		FBXT_CHECK(rc == FBX_EDISK_FULL, "submit while full: %s",
+		    fbx_errname(rc));
+		snprintf(path, sizeof(path), "%s/filler", mnt2);
+		FBXT_CHECK(unlink(path) == 0, "remove %s", path);
+		for (w = 0; w < 200; w++) {
+			if (stats_read(&t, &es) == FBX_OK && !es.degraded)
+				break;
+			usleep(50000); /* hang guard: 10 s */
+		}
+		FBXT_CHECK(!es.degraded, "degraded after room was made");
+		FBXT_CHECK(log_lines(&t, "writes work again") == again0 + 1,
+		    "\"writes work again\" logged once room was made");
+		rc = fbxt_submit(&t, "org-001", FBX_CMD_QUERY,
+		    FBX_ORIGIN_OPERATOR, FBX_TARGET_ORG, NULL, NULL, 0, NULL,
+		    NULL, NULL);
+		FBXT_CHECK(rc == FBX_OK, "submit after room was made: %s",
+		    fbx_errname(rc));
+	}
 out:
 	if (t.daemon > 0)
 		fbxt_daemon_kill(&t, SIGKILL);
 	if (mounted && umount2(mnt, MNT_DETACH) != 0)
 		fprintf(stderr, "umount %s: %s\n", mnt, strerror(errno));
+	if (mounted2 && umount2(mnt2, MNT_DETACH) != 0)
+		fprintf(stderr, "umount %s: %s\n", mnt2, strerror(errno));
 	fbxt_teardown(&t);
 	return fbxt_done();
 }
