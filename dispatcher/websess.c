@@ -211,6 +211,14 @@ fbxi_handle_web_login(struct fbx_engine *e, const struct fbx_io_msg *in,
 		    "a web session is for an authenticated principal");
 		return;
 	}
+	if (e->o.web_url == NULL || e->o.web_url[0] == '\0') {
+		/* no session nobody could use (and no audit of one) */
+		fbxi_console_error(e, in, req->request_id, req->kind,
+		    FBX_ESTATE,
+		    "this fuseboxd serves no web console: start it with "
+		    "--http HOST:PORT (or http = in its configuration)");
+		return;
+	}
 	if (ttl == 0)
 		ttl = FBX_WEB_TTL_DEFAULT_S;
 	if (RAND_bytes(rnd, sizeof(rnd)) != 1) {

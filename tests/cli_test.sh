@@ -127,6 +127,12 @@ line=$(sed -n 's/^  fuseboxctl principal add //p' <<<"$out" |
 expect 0 "principal bob added" -- eval "\"\$CTL\" principal add $line"
 expect 0 "^d1 " -- env FUSEBOX_KEY="$T/bob.key" "$CTL" devices --limit 1
 expect 70 "FORBIDDEN" -- env FUSEBOX_KEY="$T/bob.key" "$CTL" enroll --device d9 --platform ios
+# a web login on a daemon without --http is refused (it once printed a
+# token nobody could use, exit 0) and makes no session
+expect 65 "STATE.*serves no web console: start it with --http" -- "$CTL" web login --note "no console"
+out=$("$CTL" -o _auth audit list --action web 2>&1); st=$?
+[ "$st" -eq 0 ] && ! grep -q "web.login" <<<"$out" && ok ||
+  bad "a refused web login was audited (exit $st): $out"
 # fleet check-in health (issue 12): rules, the report, stale listings
 expect 0 "no alert rules" -- "$CTL" fleet
 expect 0 "1d +1h +0" -- "$CTL" fleet rule set --stale 24h --repeat 60m --note "incident 4"

@@ -419,13 +419,14 @@ cmd_web(struct ctl *ctl, int argc, char **argv)
 		    "web console session for principal %s, until %s\n", who,
 		    when);
 	}
+	/* the engine refuses a login without a web console: no url here
+	 * means an engine that did not */
 	if (url[0] != '\0')
 		printf("%s#token=%s\n", url, token);
 	else
-		printf("token=%s\n(this fuseboxd serves no web console: start "
-		       "it with --http)\n",
-		    token);
+		fprintf(stderr, "fuseboxctl: this fuseboxd serves no web "
+		                "console: start it with --http HOST:PORT\n");
 	memset(token, 0, sizeof(token));
 	fbx_console_rep_free(&rep);
-	return EX_OK;
+	return url[0] != '\0' ? EX_OK : EX_SOFTWARE;
 }
