@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "certs.h"
 #include "engine_int.h"
 
 /* The breaker record as versions 1 and 2 wrote it (frozen: never edit).
@@ -648,8 +649,9 @@ fbxi_handle_breaker(
 		size_t pos = 0, nh = 0, caph = 0;
 		uint64_t k, v;
 		uint32_t released = 0, discarded = 0, refused = 0, again = 0;
-		char againp[48] = "", againt[64] = "";
+		char againp[48] = "", againt[64] = "", certp[96] = "";
 		struct cmdc **hv = NULL;
+		const struct fbxi_cert *due = NULL;
 		rc = fbxi_brk_load(e->txn, scope, reason, &b, &exists);
 		if (rc != FBX_OK)
 			goto fail;
@@ -734,6 +736,21 @@ fbxi_handle_breaker(
 		rep.u.breaker.released = released;
 		rep.u.breaker.discarded = discarded + refused;
 		rep.u.breaker.held_again = again;
+		/* a certificate still due opens it again at its next check:
+		 * the reset holds only what it released or discarded now */
+		if (strcmp(scope, "*") == 0)
+			due = fbxi_cert_due(e, reason);
+		if (due != NULL) {
+			snprintf(rep.u.breaker.cert_due,
+			    sizeof(rep.u.breaker.cert_due), "%s", due->name);
+			snprintf(certp, sizeof(certp), ",\"cert_due\":\"%s\"",
+			    due->name);
+			FBX_LOGW("breaker %s reset by %s while certificate %s "
+			         "is still due: the certificate check opens it "
+			         "again; renew or remove the certificate to "
+			         "keep it closed",
+			    hk, req->actor, due->name);
+		}
 		emit_event(e, FBX_EV_BREAKER_RESET, scope, reason, req->actor,
 		    0, released + discarded + refused, 0,
 		    "reset by hand (%s): %u released, %u discarded, %u "
@@ -745,11 +762,11 @@ fbxi_handle_breaker(
 		fbxi_audit(e, scope, req->actor, "breaker.reset",
 		    req->u.breaker.note,
 		    "{\"breaker\":\"%s\",\"action\":\"%s\",\"released\":%u,"
-		    "\"discarded\":%u,\"refused_by_limit\":%u%s}",
+		    "\"discarded\":%u,\"refused_by_limit\":%u%s%s}",
 		    hk,
 		    req->u.breaker.on_reset == FBX_RESET_DISCARD ? "discard"
 		                                                : "release",
-		    released, discarded, refused, againp);
+		    released, discarded, refused, againp, certp);
 		FBX_LOGI("breaker %s reset by %s: %u released, %u discarded, "
 		         "%u refused by limits%s",
 		    hk, req->actor, released, discarded, refused, againt);

@@ -251,6 +251,22 @@ fbxi_cert_state(const struct fbxi_cert *c, int64_t now_ms)
 	return FBX_CST_VALID;
 }
 
+const struct fbxi_cert *
+fbxi_cert_due(const struct fbx_engine *e, const char *reason)
+{
+	const struct fbxi_certs *l = e->certs;
+
+	for (size_t i = 0; l != NULL && i < l->n; i++) {
+		const struct fbxi_cert *c = &l->v[i];
+		if (fbxi_cert_state(c, e->now) < FBX_CST_TRIPPING)
+			continue;
+		for (uint32_t k = 0; k < c->nreasons; k++)
+			if (strcmp(c->reasons[k], reason) == 0)
+				return c;
+	}
+	return NULL;
+}
+
 uint32_t
 fbxi_cert_alerts_due(const struct fbxi_cert *c, int64_t now_ms)
 {

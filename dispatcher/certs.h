@@ -70,6 +70,12 @@ int fbxi_cert_state(const struct fbxi_cert *c, int64_t now_ms);
  * towards minus infinity (-1 in the first day after expiry). */
 int64_t fbxi_cert_days_left(const struct fbxi_cert *c, int64_t now_ms);
 
+/* fbxi_cert_due - a registered certificate bound to reason that is
+ * due now (expired, or within its trip_before: the certificate check
+ * opens the reason's global breaker), NULL if none. */
+const struct fbxi_cert *fbxi_cert_due(
+    const struct fbx_engine *e, const char *reason);
+
 /* fbxi_cert_alerts_due - FBX_CERT_ALERT_* stages reached at now_ms (30,
  * 7, 1 days or less left; expired), sent or not (pure). */
 uint32_t fbxi_cert_alerts_due(const struct fbxi_cert *c, int64_t now_ms);

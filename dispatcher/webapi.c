@@ -1040,11 +1040,12 @@ action(fbx_webgate *g, const struct fbx_web_who *w, const char *body,
 		json_t *a = json_array();
 		for (size_t i = 0; i < rep.u.breaker.n; i++)
 			json_array_append_new(a, breaker_json(&rep.u.breaker.b[i]));
-		res = json_pack("{s:b, s:s, s:o, s:I, s:I, s:I}", "ok", 1,
+		res = json_pack("{s:b, s:s, s:o, s:I, s:I, s:I, s:s}", "ok", 1,
 		    "action", act, "breakers", a, "released",
 		    (json_int_t)rep.u.breaker.released, "discarded",
 		    (json_int_t)rep.u.breaker.discarded, "held_again",
-		    (json_int_t)rep.u.breaker.held_again);
+		    (json_int_t)rep.u.breaker.held_again, "cert_due",
+		    rep.u.breaker.cert_due);
 	} else if (req.kind == FBX_CREQ_APPROVE) {
 		res = json_pack("{s:b, s:s, s:s, s:s, s:I}", "ok", 1, "action",
 		    act, "token", rep.u.approve.token, "submitter",

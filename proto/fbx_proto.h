@@ -591,6 +591,8 @@ struct fbx_console_rep {
 			uint32_t discarded; /* RESET: commands discarded */
 			uint32_t held_again; /* RESET: held again by their
 			                      * organisation's breaker */
+			fbx_id cert_due; /* RESET: a certificate still due
+			                  * for the reason ("" = none) */
 		} breaker;
 		struct {
 			struct fbx_limit_info *l;

@@ -288,6 +288,9 @@ breakers_in(const pb_brkrep *b, struct fbx_console_rep *r, struct wctx *w)
 	r->u.breaker.released = b->released;
 	r->u.breaker.discarded = b->discarded;
 	r->u.breaker.held_again = b->held_again;
+	rv = fbxp_id_copy(r->u.breaker.cert_due, b->cert_due, 0, &what);
+	if (rv != FBX_OK)
+		return fbxp_fail(w, rv, "breaker.cert_due: %s", what);
 	if (n == 0)
 		return FBX_OK;
 	r->u.breaker.b = calloc(n, sizeof(*r->u.breaker.b));

@@ -319,6 +319,7 @@ breakers_out(struct arena *a, const struct fbx_console_rep *rep,
 	o->released = rep->u.breaker.released;
 	o->discarded = rep->u.breaker.discarded;
 	o->held_again = rep->u.breaker.held_again;
+	o->cert_due = (char *)rep->u.breaker.cert_due;
 	return FBX_OK;
 }
 

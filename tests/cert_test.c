@@ -543,8 +543,10 @@ global_breaker(struct env *t, const char *org, const char *reason,
 	return st;
 }
 
+/* reset_global - reset reason's global breaker, releasing; the reply's
+ * cert_due in due (may be NULL). @return the reply's code */
 static int
-reset_global(struct env *t, const char *reason)
+reset_global_due(struct env *t, const char *reason, char *due, size_t dl)
 {
 	struct fbx_console_req req;
 	struct fbx_console_rep rep;
@@ -559,8 +561,17 @@ reset_global(struct env *t, const char *reason)
 	    reason);
 	snprintf(req.u.breaker.note, sizeof(req.u.breaker.note), "test");
 	rc = request(t, "admin", &req, &rep);
+	if (due != NULL)
+		snprintf(due, dl, "%s",
+		    rc == FBX_OK ? rep.u.breaker.cert_due : "?");
 	fbx_console_rep_free(&rep);
 	return rc;
+}
+
+static int
+reset_global(struct env *t, const char *reason)
+{
+	return reset_global_due(t, reason, NULL, 0);
 }
 
 /* cert_trips - audit records breaker.trip naming certificate name. */
@@ -607,7 +618,7 @@ test_engine(void)
 	struct fbx_console_rep rep;
 	struct fbx_breaker_info b;
 	struct fbx_event ev;
-	char *pem, *renewed, *old;
+	char *pem, *renewed, *old, due[80];
 	size_t len;
 	int64_t na_s = T0_MS / 1000 + 40 * 86400; /* notAfter: in 40 days */
 	int64_t na_ms = na_s * 1000;
@@ -778,8 +789,12 @@ test_engine(void)
 
 	/* a reset while the certificate is still expired: released, then
 	 * opened again at the next check (decided and documented) */
-	rc = reset_global(&t, "attestation_failed");
+	rc = reset_global_due(&t, "attestation_failed", due, sizeof(due));
 	CHECK(rc == FBX_OK, "reset: %d", rc);
+	/* the reply names the certificate that undoes it (an operator once
+	 * saw "closed" and nothing else) */
+	CHECK(strcmp(due, "attest-signing") == 0,
+	    "reset while expired names the certificate: '%s'", due);
 	advance(&t, 1100);
 	turn(&t);
 	CHECK(global_breaker(&t, "org-a", "attestation_failed", NULL) ==
@@ -805,7 +820,9 @@ test_engine(void)
 	CHECK(global_breaker(&t, "org-a", "attestation_failed", NULL) ==
 	        FBX_BS_OPEN,
 	    "open until reset");
-	CHECK(reset_global(&t, "attestation_failed") == FBX_OK, "reset");
+	CHECK(reset_global_due(&t, "attestation_failed", due, sizeof(due)) ==
+	        FBX_OK && due[0] == '\0',
+	    "reset after renewal: no certificate due ('%s')", due);
 	for (int k = 0; k < 3; k++) {
 		advance(&t, 1100);
 		turn(&t);

@@ -536,6 +536,9 @@ cmd_breaker(struct ctl *ctl, int argc, char **argv)
 				    rep.u.breaker.discarded);
 				CJ_INT(o, "held_again",
 				    rep.u.breaker.held_again);
+				if (rep.u.breaker.cert_due[0] != '\0')
+					CJ_STR(o, "cert_due",
+					    rep.u.breaker.cert_due);
 			}
 			CJ_SET(o, "breakers", b);
 			b = NULL;
@@ -569,6 +572,16 @@ cmd_breaker(struct ctl *ctl, int argc, char **argv)
 			       " discarded\n\n",
 			    a.global ? "*" : ctl->org, a.reason,
 			    rep.u.breaker.released, rep.u.breaker.discarded);
+		if (op == FBX_BRK_RESET && rep.u.breaker.cert_due[0] != '\0')
+			printf("warning: certificate %s is still due (fuseboxctl "
+			       "cert list): the engine's certificate check opens "
+			       "this breaker again within a second and holds the "
+			       "reason's automatic locks again. To keep it "
+			       "closed, renew the certificate (cert add --name "
+			       "%s --file NEW.pem --reason %s) or remove it (cert "
+			       "remove --name %s).\n\n",
+			    rep.u.breaker.cert_due, rep.u.breaker.cert_due,
+			    a.reason, rep.u.breaker.cert_due);
 		if (rep.u.breaker.n == 0)
 			printf("no breaker recorded for %s%s%s (all closed, "
 			       "default settings)\n",

@@ -131,9 +131,15 @@ async function confirmAction() {
         (r.body.released !== undefined ? " (released " + r.body.released +
          ", discarded " + r.body.discarded +
          (r.body.held_again ? ", held again by their organisation's breaker " +
-          r.body.held_again : "") + ")" : "") + ". Audited.";
+          r.body.held_again : "") + ")" : "") + ". Audited." +
+        (r.body.cert_due ? " Warning: certificate " + r.body.cert_due +
+         " is still due, so the engine opens this breaker again within a" +
+         " second. Renew or remove the certificate (fuseboxctl cert) to" +
+         " keep it closed." : "");
       pending = null;
-      setTimeout(() => { if (!pending) $("action").hidden = true; }, 1500);
+      /* a warning stays until the operator closes the dialog */
+      if (!r.body.cert_due)
+        setTimeout(() => { if (!pending) $("action").hidden = true; }, 1500);
       poll(true);
     } else {
       $("action-result").textContent = "Refused (" + r.status + " " +
