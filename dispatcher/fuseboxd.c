@@ -419,6 +419,26 @@ on_hup(int sig)
 	reload_pending = 1;
 }
 
+/* warn_every_interface - log a warning for a TCP endpoint bound on
+ * every interface (0.0.0.0, *, ::): reachable from any network the host
+ * is on, where a loopback or private management address is meant */
+static void
+warn_every_interface(const char *what, const char *ep)
+{
+	static const char *const wild[] = { "tcp://0.0.0.0:", "tcp://*:",
+		"tcp://[::]:", "tcp://::" };
+
+	for (size_t i = 0; i < sizeof(wild) / sizeof(wild[0]); i++)
+		if (strncmp(ep, wild[i], strlen(wild[i])) == 0) {
+			FBX_LOGW("--%s %s binds every interface: any host "
+			         "that reaches this one can try a handshake "
+			         "(CURVE admits only registered keys); bind a "
+			         "loopback or private management address",
+			    what, ep);
+			return;
+		}
+}
+
 /* ipc_dir - create the directory of an ipc:// endpoint if missing. */
 static void
 ipc_dir(const char *ep)
@@ -1303,6 +1323,10 @@ main(int argc, char **argv)
 	sigemptyset(&sa.sa_mask);
 	sa.sa_flags = SA_RESTART;
 	sigaction(SIGHUP, &sa, NULL);
+	warn_every_interface("console", c.console);
+	warn_every_interface("gateway", c.gateway);
+	if (c.events[0])
+		warn_every_interface("events", c.events);
 	notify("STATUS=recovering the store");
 	rc = fbx_engine_open(&o, &the_engine);
 	if (rc != FBX_OK) {

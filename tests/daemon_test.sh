@@ -53,6 +53,16 @@ check '[ $st -eq 69 ] && grep -q "served by another process" "$T/2.log"' \
 check '[ $st -eq 75 ] && grep -q "in use by another fuseboxd" "$T/3.log"' \
   "second daemon on the same store: exit $st"
 
+# an endpoint on every interface is warned about (README: bind a
+# loopback or private address). The port does not parse, so the bind
+# fails and nothing listens: the warning comes before the bind.
+"$B/fuseboxd" init --data "$T/db4" >/dev/null || bad "init db4"
+"$B/fuseboxd" --data "$T/db4" --console "ipc://$T/c4.sock" \
+  --gateway "tcp://0.0.0.0:x" 2>"$T/4.log"; st=$?
+check '[ $st -eq 69 ] && grep -q "warn  --gateway tcp://0.0.0.0:x binds every interface" "$T/4.log"' \
+  "every-interface warning: exit $st, $(cat "$T/4.log")"
+check '! grep -q "binds every interface" "$T/d.log"' "no warning for ipc endpoints"
+
 # SIGHUP: reload
 printf '[fuseboxd]\nretention = 7200\nheartbeat_ms = 500\nlog_level = debug\n' > "$T/f.ini"
 kill -HUP "$D"
