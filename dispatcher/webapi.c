@@ -621,7 +621,8 @@ overview(fbx_webgate *g, const struct fbx_web_who *w,
 	struct fbx_console_req *req = NULL;
 	struct fbx_console_rep *rep = NULL;
 	struct orgsum *sum = NULL;
-	json_t *o = NULL, *errors = json_array(), *brk = json_array(),
+	json_t *o = NULL, *errors = json_array(), *notes = json_array(),
+	       *brk = json_array(),
 	       *held = json_array(), *settling = json_array(),
 	       *rollouts = json_array(), *paused = json_array(),
 	       *appr = json_array(), *top = json_array();
@@ -688,6 +689,16 @@ overview(fbx_webgate *g, const struct fbx_web_who *w,
 		if (rep[i].err == FBX_OK)
 			continue;
 		nq++;
+		/* an organisation of the principal's scope that has no
+		 * device yet is not known to the engine: nothing to show,
+		 * nothing missing */
+		if (i >= 2 && rep[i].err == FBX_EUNKNOWN_ORG) {
+			if ((i - 2) % Q_PER_ORG == Q_BRK)
+				json_array_append_new(notes,
+				    json_sprintf("%s: no device enrolled yet",
+				        req[i].org));
+			continue;
+		}
 		nforbidden += rep[i].err == FBX_EFORBIDDEN;
 		snprintf(msg, sizeof(msg), "%s (%s): %s: %s", req[i].org,
 		    i == 0 ? "status" : i == 1 ? "audit verify" :
@@ -777,9 +788,9 @@ overview(fbx_webgate *g, const struct fbx_web_who *w,
 		        (json_int_t)sum[i].commands));
 	/* "who" is the token's (its expiry): shared_overview puts it
 	 * first */
-	o = json_pack("{s:I, s:i, s:o?}", "now_ms", (json_int_t)now,
-	    "orgs_in_view", (int)v.n, "errors", errors);
-	errors = NULL;
+	o = json_pack("{s:I, s:i, s:o?, s:o?}", "now_ms", (json_int_t)now,
+	    "orgs_in_view", (int)v.n, "errors", errors, "notes", notes);
+	errors = notes = NULL;
 	if (o == NULL) {
 		fail(500, "NOMEM", "out of memory", status, out);
 		goto out;
@@ -898,6 +909,7 @@ out:
 	free(req);
 	free(sum);
 	json_decref(errors);
+	json_decref(notes);
 	json_decref(brk);
 	json_decref(held);
 	json_decref(settling);
@@ -967,6 +979,19 @@ action(fbx_webgate *g, const struct fbx_web_who *w, const char *body,
 		fail(400, "INVALID",
 		    "every action needs a note: why, for the audit log", status,
 		    out);
+		return;
+	}
+	/* no organisation: the principal's first; an unscoped principal
+	 * names one, except for a global breaker (the engine checks the
+	 * admin organisation's rules with the placeholder) */
+	if (req.org[0] == '\0' && w->norgs == 0 &&
+	    !(global && (strcmp(act, "trip") == 0 ||
+	                 strcmp(act, "reset") == 0))) {
+		json_decref(in);
+		fail(400, "INVALID",
+		    "org: the organisation this action is for (or global: "
+		    "true for a global breaker)",
+		    status, out);
 		return;
 	}
 	if (req.org[0] == '\0')

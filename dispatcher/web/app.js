@@ -165,6 +165,8 @@ function render(o) {
   } else {
     $("errors").hidden = true;
   }
+  $("notes").hidden = !(o.notes && o.notes.length);
+  $("notes").textContent = o.notes && o.notes.length ? o.notes.join("; ") : "";
   const h = o.needs_human;
   someOrg = o.top_orgs.length ? o.top_orgs[0].org : undefined;
 
@@ -371,10 +373,17 @@ function tripForm(ev) {
   const org = $("trip-org").value.trim();
   const reason = $("trip-reason").value.trim();
   const global = $("trip-global").checked;
-  if (!reason || (!org && !global)) {
+  if (!org && !global) {
+    $("trip-msg").textContent = "Name the organisation, or tick global.";
+    $("trip-org").focus();
+    return;
+  }
+  if (!reason) {
+    $("trip-msg").textContent = "Name the reason.";
     $("trip-reason").focus();
     return;
   }
+  $("trip-msg").textContent = "";
   ask("Trip breaker " + (global ? "global" : org) + " / " + reason,
     "Open it by hand: automatic lock-type commands of this reason are held (never dropped) until a reset.",
     { action: "trip", org: org || someOrg, reason, global });
