@@ -1420,8 +1420,9 @@ fbx_webapi_serve(fbx_webgate *g, const struct fbx_metrics *snap,
 	}
 	if (fbx_webgate_who(g, tok, w) != FBX_OK) {
 		fail(401, "UNAUTHENTICATED",
-		    "the session token is unknown, expired, or its principal "
-		    "was revoked or rotated: fuseboxctl web login",
+		    "the session token is unknown (sessions end when the "
+		    "daemon restarts), expired, or its principal was revoked "
+		    "or rotated: fuseboxctl web login",
 		    status, out);
 		goto out;
 	}
