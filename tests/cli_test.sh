@@ -125,6 +125,12 @@ expect 64 "takes only NAME and --key-out" -- "$CTL" principal keygen bob --key-o
 line=$(sed -n 's/^  fuseboxctl principal add //p' <<<"$out" |
   sed 's/KIND/operator/; s/ORGS/acme/; s/\[--roles ROLES\]/--roles viewer/')
 expect 0 "principal bob added" -- eval "\"\$CTL\" principal add $line"
+# principal list is a table (it once printed the engine's JSON lines)
+out=$("$CTL" principal list 2>&1)
+row=$(awk '$1 == "bob" { print $2, $3, $4, $5, $7, $8 }' <<<"$out")
+[ "$row" = "operator viewer acme active admin $pub" ] &&
+  grep -q '^NAME  *KIND  *ROLES  *ORGS  *STATE  *UPDATED  *BY  *PUBLIC_KEY$' <<<"$out" &&
+  ok || bad "principal list table: '$row': $out"
 expect 0 "^d1 " -- env FUSEBOX_KEY="$T/bob.key" "$CTL" devices --limit 1
 expect 70 "FORBIDDEN" -- env FUSEBOX_KEY="$T/bob.key" "$CTL" enroll --device d9 --platform ios
 # a web login on a daemon without --http is refused (it once printed a

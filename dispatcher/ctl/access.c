@@ -126,6 +126,74 @@ principal_opt(void *arg, struct ctl *ctl, int c, const char *oa, int argc,
  * made here for its owner, nothing sent; the public key printed for the
  * admin who registers it (add or rotate with --public-key). st is the
  * index of "keygen" in argv. */
+/* jstr - a JSON string's text, "-" for anything else */
+static const char *
+jstr(const json_t *v)
+{
+	const char *s = json_string_value(v);
+
+	return s != NULL ? s : "-";
+}
+
+/* print_principals - the engine's principal records (one JSON object
+ * a line) as a table; a line that does not parse is printed as it is */
+static void
+print_principals(const char *jsonl)
+{
+	struct table t = { .ncol = 8 };
+	const char *p = jsonl;
+
+	if (*p == '\0')
+		return;
+	ctl_table_row(&t, "NAME", "KIND", "ROLES", "ORGS", "STATE", "UPDATED",
+	    "BY", "PUBLIC_KEY");
+	while (*p != '\0') {
+		const char *nl = strchr(p, '\n');
+		size_t len = nl != NULL ? (size_t)(nl - p) : strlen(p);
+		json_t *o = json_loadb(p, len, 0, NULL), *r, *g;
+		char roles[128] = "", orgs[512] = "", upd[40] = "-";
+		size_t k = 0;
+
+		if (o == NULL || !json_is_object(o)) {
+			printf("%.*s\n", (int)len, p);
+		} else {
+			r = json_object_get(o, "roles");
+			for (size_t i = 0; i < json_array_size(r); i++)
+				k += (size_t)snprintf(roles + k,
+				    k < sizeof(roles) ? sizeof(roles) - k : 0,
+				    "%s%s", i ? "," : "",
+				    jstr(json_array_get(r, i)));
+			g = json_object_get(o, "orgs");
+			k = 0;
+			if (json_is_string(g))
+				snprintf(orgs, sizeof(orgs), "%s",
+				    json_string_value(g));
+			for (size_t i = 0; json_is_array(g) &&
+			     i < json_array_size(g); i++)
+				k += (size_t)snprintf(orgs + k,
+				    k < sizeof(orgs) ? sizeof(orgs) - k : 0,
+				    "%s%s", i ? "," : "",
+				    jstr(json_array_get(g, i)));
+			if (json_integer_value(json_object_get(o,
+			        "updated_ms")) > 0)
+				ctl_fmt_time(json_integer_value(json_object_get(
+				                 o, "updated_ms")),
+				    upd, sizeof(upd));
+#define S(f) jstr(json_object_get(o, f))
+			ctl_table_row(&t, S("name"), S("kind"),
+			    roles[0] ? roles : "-", orgs[0] ? orgs : "-",
+			    S("state"), upd, S("changed_by"), S("public_key"));
+#undef S
+		}
+		json_decref(o);
+		p += len;
+		if (*p == '\n')
+			p++;
+	}
+	ctl_table_print(&t);
+	ctl_table_free(&t);
+}
+
 static int
 principal_keygen(const struct ctl *ctl, const struct principal_args *a,
     int argc, char **argv, int st)
@@ -284,10 +352,10 @@ cmd_principal(struct ctl *ctl, int argc, char **argv)
 			    op == FBX_PRI_REVOKE ? "revoked" : "key rotated",
 			    a.key_out != NULL ? "; key in " : "",
 			    a.key_out != NULL ? a.key_out : "");
-		fputs(rep.u.principal.len > 0 ? rep.u.principal.jsonl : "",
-		    stdout);
+		print_principals(
+		    rep.u.principal.len > 0 ? rep.u.principal.jsonl : "");
 		if (op == FBX_PRI_LIST)
-			printf("%u principals\n", rep.u.principal.count);
+			printf("\n%u principals\n", rep.u.principal.count);
 	}
 	fbx_console_rep_free(&rep);
 	return EX_OK;
