@@ -255,7 +255,8 @@ echo "devices locked now, from the simulator's report: $LOCKED_BEFORE (the $BASE
 step "ONE-COMMAND INCIDENT ROLLBACK, the plan: what the breaker of '$REASON' admitted from the incident's onset, in every organisation"
 ctl -o org-001 rollback --incident "$REASON" --global > "$D/plan.txt" 2> "$D/plan.err"
 echo "($(grep -c 'rollback slice' "$D/plan.err") slices of at most 1,000 commands, each its own short transaction)"
-sed -n '1,8p' "$D/plan.txt" | clip 150; echo "...   (40 rows)"; tail -4 "$D/plan.txt" | clip 150
+sed -n '1,8p' "$D/plan.txt" | clip 150; echo "...   (40 rows)"
+sed -n '/^TOTAL/,/^before onset/p' "$D/plan.txt" | clip 150
 
 step "ONE-COMMAND INCIDENT ROLLBACK, executed by bob: the storm's held locks are discarded, the legitimate ones left"
 RB0=$(now_ms)
@@ -300,7 +301,7 @@ step "fleet check-in health of org-002 (incident 4: devices that stop checking i
 ctl -o org-002 fleet rule set --stale 1440m --repeat 60m --note "incident 4's rules" >/dev/null
 ctl -o org-002 fleet rule set --stale 2880m --repeat 60m --note "incident 4's rules" >/dev/null
 ctl -o org-002 fleet | grep -v '^$'
-echo "--- devices without a check-in for a minute or more (the simulator stopped above), with what waits for them:"
+echo "--- devices without a check-in for a minute or more, with what waits for them (none yet: the demo enrolled them less than a minute ago and the simulator stopped seconds ago; a minute after a device's last check-in it is listed here):"
 ctl -o org-002 devices --stale 1m --limit 3 | clip 150
 
 step "in short"

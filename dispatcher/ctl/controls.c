@@ -1107,7 +1107,8 @@ static const char *const summary_usage =
     "  --origin O      only commands of origin O (e.g. automatic)\n"
     "\n"
     "Columns: COMMANDS counted, HELD commands held by a breaker now,\n"
-    "DISCARDED commands discarded, DEVICES deliveries, DELIVERED reached a\n"
+    "DISCARDED commands discarded, DELIVERIES of the commands (a device\n"
+    "reached by two commands counts twice), DELIVERED reached a\n"
     "gateway (sent + accepted + succeeded + failed), then deliveries per\n"
     "state.\n";
 
@@ -1295,7 +1296,7 @@ cmd_summary(struct ctl *ctl, int argc, char **argv)
 	memcpy(saved, ctl->org, sizeof(saved));
 	memset(&total, 0, sizeof(total));
 	strcpy(total.org, "TOTAL");
-	ctl_table_row(&t, "ORG", "COMMANDS", "HELD", "DISCARDED", "DEVICES",
+	ctl_table_row(&t, "ORG", "COMMANDS", "HELD", "DISCARDED", "DELIVERIES",
 	    "DELIVERED", "SUCCEEDED", "FAILED", "PENDING", "QUEUED", "EXPIRED",
 	    "CANCELLED");
 	st = EX_OK;
