@@ -33,8 +33,13 @@ done
 # nothing else: no static libraries, tests or headers
 extra=$(cd "$P" && find . -type f | grep -vE '^\./(s?bin|share/man|share/doc/fusebox|lib/systemd|lib/sysusers\.d)/' )
 [ -z "$extra" ] && ok || bad "unexpected files installed: $extra"
-grep -q "^ExecStart=.*/sbin/fuseboxd --config /etc/fusebox/fuseboxd.ini$" \
-  "$P/lib/systemd/system/fuseboxd.service" && ok || bad "unit ExecStart"
+# the unit names the prefix of this install (--prefix), not the one the
+# build was configured with (it once kept /usr/local)
+grep -qxF "ExecStart=$P/sbin/fuseboxd --config /etc/fusebox/fuseboxd.ini" \
+  "$P/lib/systemd/system/fuseboxd.service" && ok ||
+  bad "unit ExecStart: $(grep ExecStart "$P/lib/systemd/system/fuseboxd.service")"
+grep -qF "install -D -m 0644 $P/share/doc/fusebox/fusebox.ini.example" \
+  "$P/lib/systemd/system/fuseboxd.service" && ok || bad "unit example config path"
 "$P/sbin/fuseboxd" --version | grep -q "^fuseboxd [0-9]" && ok || bad "fuseboxd --version"
 "$P/bin/fuseboxctl" -V | grep -q "^fuseboxctl [0-9]" && ok || bad "fuseboxctl -V"
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # unit_test.sh: `systemd-analyze verify` accepts the fuseboxd unit as
-# configured for this build (ExecStart pointed at the built binary, the
+# its template fills in at install (here ExecStart pointed at the built binary, the
 # man pages of Documentation= found in the source tree). Skipped (exit 77)
 # without systemd-analyze. Run by CTest (fbx.tests.unit_test).
 set -u
@@ -15,8 +15,10 @@ trap 'rm -rf "$T"' EXIT
 mkdir -p "$T/man/man1" "$T/man/man8"
 cp "$SRC"/dispatcher/man/*.1 "$T/man/man1/"
 cp "$SRC"/dispatcher/man/*.8 "$T/man/man8/"
-sed "s|^ExecStart=[^ ]*/fuseboxd |ExecStart=$BUILD/dispatcher/fuseboxd |" \
-  "$BUILD/dispatcher/fuseboxd.service" > "$T/fuseboxd.service"
+sed -e "s|@FBX_BINDIR@|$BUILD/dispatcher|g" \
+  -e "s|@FBX_EXAMPLE_CONFIG@|$SRC/dispatcher/fusebox.ini.example|g" \
+  "$SRC/dispatcher/systemd/fuseboxd.service.in" > "$T/fuseboxd.service"
+grep -q "@FBX_" "$T/fuseboxd.service" && { echo "FAIL: a placeholder left: $(grep @FBX_ "$T/fuseboxd.service")"; exit 1; }
 grep -q "^Type=notify$" "$T/fuseboxd.service" || { echo "FAIL: not Type=notify"; exit 1; }
 for k in NoNewPrivileges=yes ProtectSystem=strict StateDirectory=fusebox \
          RuntimeDirectory=fusebox User=fusebox WatchdogSec=; do
