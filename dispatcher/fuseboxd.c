@@ -1074,7 +1074,11 @@ init_main(int argc, char **argv)
 			       "an admin principal's key in DIR/keys/.\n"
 			       "KIND: operator, automation, gateway; ROLES: "
 			       "viewer,operator,approver,breaker,admin, all "
-			       "or -;\nORGS: * or ids separated by ','.\n");
+			       "or -;\nORGS: * or ids separated by ','.\n"
+			       "Exit status: 0 done, 64 usage, 73 already "
+			       "initialised (DIR/keys/server.key exists), 75 "
+			       "a running fuseboxd holds the store, 77 no "
+			       "permission, 74 other I/O errors.\n");
 			free(specs);
 			return EX_OK;
 		} else {
