@@ -369,6 +369,30 @@ small_waits(struct fbx_engine *e)
 	return 0;
 }
 
+/* still_full - after a DISK_FULL, whether the disk has no more room
+ * than when the write failed: under 4 MiB available and not 1 MiB more
+ * than then (an operator who freed space on a small file system, or
+ * under the root reserve, is heard). Not on PostgreSQL. */
+static int
+still_full(struct fbx_engine *e)
+{
+	uint64_t avail = fbx_store_disk_avail(e->st);
+
+	if (avail == UINT64_MAX || avail >= (4u << 20))
+		return 0;
+	if (e->avail_at_fail != UINT64_MAX &&
+	    avail >= e->avail_at_fail + (1u << 20))
+		return 0;
+	FBX_LOGI("a retry turn committed, but the store's file system has %llu "
+	    "KiB available (%llu KiB when the write failed): still "
+	    "degraded until space is freed",
+	    (unsigned long long)(avail >> 10),
+	    (unsigned long long)(e->avail_at_fail == UINT64_MAX
+	            ? 0
+	            : e->avail_at_fail >> 10));
+	return 1;
+}
+
 static int
 turn(struct fbx_engine *e)
 {
@@ -622,12 +646,12 @@ turn(struct fbx_engine *e)
 			}
 			if (e->fail_streak > 0 &&
 			    e->degraded_err == FBX_EDISK_FULL &&
-			    fbx_store_disk_low(e->st)) {
-				/* a small turn can commit into pages the file
-				 * already has while the disk is still full:
-				 * degraded until there is room again, writes
-				 * tried at each retry (status and /readyz say
-				 * so meanwhile) */
+			    still_full(e)) {
+				/* an idle turn commits nothing, a small one
+				 * into pages the file already has: neither
+				 * says the disk has room. Degraded until
+				 * space was freed, writes tried at each retry
+				 * (status and /readyz say so meanwhile) */
 				e->degraded = 1;
 				e->retry_at = fbxi_clock(e, 1) +
 				    fbxi_retry_delay(e->fail_streak);
@@ -742,6 +766,8 @@ turn(struct fbx_engine *e)
 	e->degraded = 1;
 	e->degraded_err = rc;
 	e->retry_at = fbxi_clock(e, 1) + fbxi_retry_delay(e->fail_streak);
+	if (rc == FBX_EDISK_FULL)
+		e->avail_at_fail = fbx_store_disk_avail(e->st);
 	/* the turn's reads are answered from the store, its writes with
 	 * the error; gateways resend what was not ACKed */
 	read_only_turn(e);

@@ -253,6 +253,8 @@ struct fbx_engine {
 	int64_t gw_drained; /* monotonic ms the gateway input was last empty */
 	int64_t retry_at; /* after a failed turn: no write turn before */
 	uint32_t fail_streak;
+	uint64_t avail_at_fail; /* disk bytes available at the last
+	                         * DISK_FULL (fbx_store_disk_avail) */
 	int degraded; /* the store cannot be written: answer with errors */
 	int degraded_err;
 	/* a commit in doubt (FBX_ETIMEOUT): memory is read again once the

@@ -426,7 +426,7 @@ static void
 warn_every_interface(const char *what, const char *ep)
 {
 	static const char *const wild[] = { "tcp://0.0.0.0:", "tcp://*:",
-		"tcp://[::]:", "tcp://::" };
+		"tcp://[::]:" };
 
 	for (size_t i = 0; i < sizeof(wild) / sizeof(wild[0]); i++)
 		if (strncmp(ep, wild[i], strlen(wild[i])) == 0) {

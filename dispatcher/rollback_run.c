@@ -434,10 +434,10 @@ rb_not_found(struct fbx_engine *e, const struct inmsg *in,
 	    !req->u.rollback.sel.include_before_onset)
 		fbxi_console_error(e, in, req->request_id, req->kind,
 		    FBX_ENOT_FOUND,
-		    "nothing to roll back in %s: the incident selects no "
-		    "command from its onset; earlier commands of the reason "
-		    "in the breaker window, if any, were left (the plan lists "
-		    "them; include_before_onset, fuseboxctl "
+		    "nothing to roll back in %s: no command of the "
+		    "incident from its onset; earlier ones in the breaker "
+		    "window were left (the plan lists them; "
+		    "include_before_onset, fuseboxctl "
 		    "--include-before-onset, selects them)",
 		    where);
 	else

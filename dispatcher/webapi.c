@@ -695,7 +695,8 @@ overview(fbx_webgate *g, const struct fbx_web_who *w,
 		if (i >= 2 && rep[i].err == FBX_EUNKNOWN_ORG) {
 			if ((i - 2) % Q_PER_ORG == Q_BRK)
 				json_array_append_new(notes,
-				    json_sprintf("%s: no device enrolled yet",
+				    json_sprintf("%s: unknown to the engine (no "
+				                 "device enrolled yet)",
 				        req[i].org));
 			continue;
 		}

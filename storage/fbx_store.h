@@ -137,12 +137,12 @@ int fbx_store_reserve(fbx_store *st, size_t bytes);
 int fbx_store_grow(fbx_store *st);
 
 /**
- * fbx_store_disk_low - whether the file system of an LMDB store has less
- * room than a large commit needs (under 4 MiB available): the level
- * below which a short write is taken as DISK_FULL. 0 on PostgreSQL, or
- * when the file system cannot be asked.
+ * fbx_store_disk_avail - bytes the file system of an LMDB store has
+ * available to this process (f_bavail, or f_bfree for root, which may
+ * write the reserved blocks). UINT64_MAX on PostgreSQL, or when the file
+ * system cannot be asked.
  */
-int fbx_store_disk_low(fbx_store *st);
+uint64_t fbx_store_disk_avail(fbx_store *st);
 
 /**
  * fbx_store_sync - make every transaction committed so far durable

@@ -864,10 +864,16 @@ fbx_store_grow(fbx_store *st)
 	return set_map(st, size);
 }
 
-int
-fbx_store_disk_low(fbx_store *st)
+uint64_t
+fbx_store_disk_avail(fbx_store *st)
 {
-	return st != NULL && disk_nearly_full(st);
+	struct statvfs vs;
+
+	if (st == NULL || st->data_path == NULL ||
+	    statvfs(st->data_path, &vs) != 0)
+		return UINT64_MAX;
+	return (uint64_t)(geteuid() == 0 ? vs.f_bfree : vs.f_bavail) *
+	    vs.f_frsize;
 }
 
 /* ---- transactions ----------------------------------------------------- */

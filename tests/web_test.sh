@@ -170,7 +170,7 @@ want 403 "lacks the breaker role" "viewer trips"
 # (the page once said in red "Some figures are missing: ... UNKNOWN_ORG")
 FTOK=$(FUSEBOX_KEY="$K/fresh.key" "$CTL" -o org-009 web login 2>/dev/null); FTOK=${FTOK##*#token=}
 call GET /api/overview "$FTOK"
-want 200 '"errors":\[\].*"notes":\["org-009: no device enrolled yet"\]' "overview of an organisation without devices"
+want 200 '"errors":\[\].*"notes":\["org-009: unknown to the engine \(no device enrolled yet\)"\]' "overview of an organisation without devices"
 call POST /api/action "$VTOK" '{"action":"trip","org":"org-002","reason":"x","note":"no"}'
 want 403 '"error":"FORBIDDEN"' "viewer trips another organisation"
 

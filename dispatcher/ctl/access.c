@@ -122,10 +122,6 @@ principal_opt(void *arg, struct ctl *ctl, int c, const char *oa, int argc,
 	}
 }
 
-/* principal_keygen - `principal keygen NAME --key-out FILE`: a key pair
- * made here for its owner, nothing sent; the public key printed for the
- * admin who registers it (add or rotate with --public-key). st is the
- * index of "keygen" in argv. */
 /* jstr - a JSON string's text, "-" for anything else */
 static const char *
 jstr(const json_t *v)
@@ -151,17 +147,18 @@ print_principals(const char *jsonl)
 		const char *nl = strchr(p, '\n');
 		size_t len = nl != NULL ? (size_t)(nl - p) : strlen(p);
 		json_t *o = json_loadb(p, len, 0, NULL), *r, *g;
-		char roles[128] = "", orgs[512] = "", upd[40] = "-";
+		char roles[128] = "", orgs[FBX_PRINCIPAL_ORGS_LEN + 1] = "";
+		char upd[40] = "-";
 		size_t k = 0;
 
 		if (o == NULL || !json_is_object(o)) {
 			printf("%.*s\n", (int)len, p);
 		} else {
 			r = json_object_get(o, "roles");
-			for (size_t i = 0; i < json_array_size(r); i++)
+			for (size_t i = 0; i < json_array_size(r) &&
+			     k < sizeof(roles); i++)
 				k += (size_t)snprintf(roles + k,
-				    k < sizeof(roles) ? sizeof(roles) - k : 0,
-				    "%s%s", i ? "," : "",
+				    sizeof(roles) - k, "%s%s", i ? "," : "",
 				    jstr(json_array_get(r, i)));
 			g = json_object_get(o, "orgs");
 			k = 0;
@@ -169,10 +166,9 @@ print_principals(const char *jsonl)
 				snprintf(orgs, sizeof(orgs), "%s",
 				    json_string_value(g));
 			for (size_t i = 0; json_is_array(g) &&
-			     i < json_array_size(g); i++)
+			     i < json_array_size(g) && k < sizeof(orgs); i++)
 				k += (size_t)snprintf(orgs + k,
-				    k < sizeof(orgs) ? sizeof(orgs) - k : 0,
-				    "%s%s", i ? "," : "",
+				    sizeof(orgs) - k, "%s%s", i ? "," : "",
 				    jstr(json_array_get(g, i)));
 			if (json_integer_value(json_object_get(o,
 			        "updated_ms")) > 0)
@@ -194,6 +190,10 @@ print_principals(const char *jsonl)
 	ctl_table_free(&t);
 }
 
+/* principal_keygen - `principal keygen NAME --key-out FILE`: a key pair
+ * made here for its owner, nothing sent; the public key printed for the
+ * admin who registers it (add or rotate with --public-key). st is the
+ * index of "keygen" in argv. */
 static int
 principal_keygen(const struct ctl *ctl, const struct principal_args *a,
     int argc, char **argv, int st)
