@@ -152,23 +152,6 @@ fill_up(const char *dir)
 	return rc;
 }
 
-/* log_lines - lines of the daemon's log that contain needle */
-static int
-log_lines(const struct fbxt_env *t, const char *needle)
-{
-	char path[400], line[512];
-	FILE *f;
-	int n = 0;
-
-	snprintf(path, sizeof(path), "%s/fuseboxd.log", t->dir);
-	f = fopen(path, "r");
-	while (f != NULL && fgets(line, sizeof(line), f) != NULL)
-		n += strstr(line, needle) != NULL;
-	if (f != NULL)
-		fclose(f);
-	return n;
-}
-
 /* stats_read - stats, retried as read_ok. @return its code. */
 static int
 stats_read(struct fbxt_env *t, struct fbx_engine_stats *es)
@@ -468,7 +451,7 @@ main(void)
 	{
 		struct fbx_engine_stats es;
 		uint64_t turns0;
-		int again0 = log_lines(&t, "writes work again"), w, k;
+		int again0 = fbxt_log_lines(&t, "writes work again"), w, k;
 		/* the first writes may fit into pages the file has */
 		for (k = 0; k < 200; k++) {
 			rc = fbxt_submit(&t, "org-001", FBX_CMD_QUERY,
@@ -497,7 +480,7 @@ main(void)
 		FBXT_CHECK(es.degraded != 0,
 		    "still degraded on a full disk after idle retry turns "
 		    "(commits %llu)", (unsigned long long)es.commits);
-		FBXT_CHECK(log_lines(&t, "writes work again") == again0,
+		FBXT_CHECK(fbxt_log_lines(&t, "writes work again") == again0,
 		    "no \"writes work again\" on a full disk");
 		rc = fbxt_submit(&t, "org-001", FBX_CMD_QUERY,
 		    FBX_ORIGIN_OPERATOR, FBX_TARGET_ORG, NULL, NULL, 0, NULL,
@@ -512,7 +495,7 @@ main(void)
 			usleep(50000); /* hang guard: 10 s */
 		}
 		FBXT_CHECK(!es.degraded, "degraded after room was made");
-		FBXT_CHECK(log_lines(&t, "writes work again") == again0 + 1,
+		FBXT_CHECK(fbxt_log_lines(&t, "writes work again") == again0 + 1,
 		    "\"writes work again\" logged once room was made");
 		rc = fbxt_submit(&t, "org-001", FBX_CMD_QUERY,
 		    FBX_ORIGIN_OPERATOR, FBX_TARGET_ORG, NULL, NULL, 0, NULL,

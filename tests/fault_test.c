@@ -111,23 +111,6 @@ fault_count(const char *log)
 	return n;
 }
 
-/* log_lines - lines of the daemon's log that contain needle */
-static int
-log_lines(const struct fbxt_env *t, const char *needle)
-{
-	char path[400], line[512];
-	FILE *f;
-	int n = 0;
-
-	snprintf(path, sizeof(path), "%s/fuseboxd.log", t->dir);
-	f = fopen(path, "r");
-	while (f != NULL && fgets(line, sizeof(line), f) != NULL)
-		n += strstr(line, needle) != NULL;
-	if (f != NULL)
-		fclose(f);
-	return n;
-}
-
 /* daemon_exited - reap the daemon if it has exited; @return 1 then. */
 static int
 daemon_exited(struct fbxt_env *t, struct outcome *o)
@@ -483,13 +466,13 @@ run_point(const struct point *p, int pi)
 	FBXT_CHECK(rep.foreign == 0, "[%s] foreign %llu", p->name,
 	    (unsigned long long)rep.foreign);
 	if (p->expect_log != NULL)
-		FBXT_CHECK(log_lines(&t, p->expect_log) > 0,
+		FBXT_CHECK(fbxt_log_lines(&t, p->expect_log) > 0,
 		    "[%s] the daemon's log never said '%s'", p->name,
 		    p->expect_log);
 	if (p->delay_ms != NULL) {
 		/* a stall is no failure: nothing may be sent twice at all,
 		 * and no live gateway may be declared silent */
-		int reaped = log_lines(&t, " silent for ");
+		int reaped = fbxt_log_lines(&t, " silent for ");
 		FBXT_CHECK(rep.duplicates == 0,
 		    "[%s] %llu deliveries sent twice after a stall", p->name,
 		    (unsigned long long)rep.duplicates);

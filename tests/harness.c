@@ -319,6 +319,22 @@ collect(char **args, int max, va_list ap)
 }
 
 int
+fbxt_log_lines(const struct fbxt_env *t, const char *needle)
+{
+	char path[400], line[512];
+	FILE *f;
+	int n = 0;
+
+	snprintf(path, sizeof(path), "%s/fuseboxd.log", t->dir);
+	f = fopen(path, "r");
+	while (f != NULL && fgets(line, sizeof(line), f) != NULL)
+		n += strstr(line, needle) != NULL;
+	if (f != NULL)
+		fclose(f);
+	return n;
+}
+
+int
 fbxt_daemon_start(struct fbxt_env *t, ...)
 {
 	char *args[56];

@@ -96,6 +96,9 @@ void fbxt_teardown(struct fbxt_env *t);
 int fbxt_daemon_start(struct fbxt_env *t, ...);
 /* fbxt_daemon_kill - send sig and reap. @return the wait status. */
 int fbxt_daemon_kill(struct fbxt_env *t, int sig);
+/* fbxt_log_lines - lines of the daemon's log (fuseboxd.log) that contain
+ * needle. */
+int fbxt_log_lines(const struct fbxt_env *t, const char *needle);
 
 /* fbxt_sim_run - run fusebox-devsim to completion (e.g. --enroll-only).
  * @return its exit status or -1. */
