@@ -107,20 +107,26 @@ read_once(struct fbxt_env *t, int kind)
 	return rc;
 }
 
-/* stats - ping. @return its code, *es filled on success. */
+/* stats - ping, retried as read_ok. @return its code, *es filled on
+ * success. */
 static int
 stats(struct fbxt_env *t, struct fbx_engine_stats *es)
 {
 	struct fbx_console_req req;
 	struct fbx_console_rep rep;
-	int rc;
+	int rc = FBX_OK;
 
 	memset(&req, 0, sizeof(req));
 	req.kind = FBX_CREQ_PING;
-	rc = fbxt_call(t, "org-001", &req, &rep);
-	if (rc == FBX_OK)
-		*es = rep.u.pong;
-	fbx_console_rep_free(&rep);
+	for (int i = 0; i < 20; i++) {
+		rc = fbxt_call(t, "org-001", &req, &rep);
+		if (rc == FBX_OK)
+			*es = rep.u.pong;
+		fbx_console_rep_free(&rep);
+		if (!storage_err(rc))
+			break;
+		usleep(50000);
+	}
 	return rc;
 }
 
@@ -149,21 +155,6 @@ fill_up(const char *dir)
 		rc = 0;
 	}
 	close(fd);
-	return rc;
-}
-
-/* stats_read - stats, retried as read_ok. @return its code. */
-static int
-stats_read(struct fbxt_env *t, struct fbx_engine_stats *es)
-{
-	int rc = FBX_OK;
-
-	for (int i = 0; i < 20; i++) {
-		rc = stats(t, es);
-		if (!storage_err(rc))
-			break;
-		usleep(50000);
-	}
 	return rc;
 }
 
@@ -464,11 +455,11 @@ main(void)
 		    "second store full: %s after %d submits", fbx_errname(rc),
 		    k);
 		memset(&es, 0, sizeof(es));
-		rc = stats_read(&t, &es);
+		rc = stats(&t, &es);
 		turns0 = es.commits + es.turns_failed;
 		for (w = 0; w < 200 && rc == FBX_OK; w++) {
 			usleep(50000); /* hang guard: 10 s */
-			rc = stats_read(&t, &es);
+			rc = stats(&t, &es);
 			if (es.commits + es.turns_failed >= turns0 + 3)
 				break;
 		}
@@ -490,7 +481,7 @@ main(void)
 		snprintf(path, sizeof(path), "%s/filler", mnt2);
 		FBXT_CHECK(unlink(path) == 0, "remove %s", path);
 		for (w = 0; w < 200; w++) {
-			if (stats_read(&t, &es) == FBX_OK && !es.degraded)
+			if (stats(&t, &es) == FBX_OK && !es.degraded)
 				break;
 			usleep(50000); /* hang guard: 10 s */
 		}

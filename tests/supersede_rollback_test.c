@@ -578,6 +578,25 @@ brk_tripped(struct env *t, const char *org)
 	return brk_tripped_for(t, org, NULL);
 }
 
+/* incident_rollback - ops asks for the rollback of incident R_INC in
+ * ORG (planned, or executed), one slice of up to 100 rows; a turn
+ * answers it (read it with reply) */
+static void
+incident_rollback(struct env *t, int execute)
+{
+	struct fbx_console_req req;
+
+	memset(&req, 0, sizeof(req));
+	req.kind = FBX_CREQ_ROLLBACK;
+	snprintf(req.u.rollback.sel.breaker, sizeof(req.u.rollback.sel.breaker),
+	    "%s", R_INC);
+	req.u.rollback.execute = execute;
+	req.u.rollback.sliced = 1;
+	req.u.rollback.limit = 100;
+	console(t, "ops", ORG, &req);
+	turn(t);
+}
+
 /* onset_one - a baseline lock of device 1 before the incident's onset
  * (succeeded), then a storm command of type for the same device, sent
  * once and not answered, and the incident's rollback executed. @return
@@ -587,7 +606,6 @@ onset_one(int type, int *action)
 {
 	struct env t;
 	struct gw_seen *s = calloc(1, sizeof(*s));
-	struct fbx_console_req req;
 	struct fbx_console_rep rep;
 	uint64_t base, storm, bd, sd;
 	char dir[32];
@@ -621,15 +639,7 @@ onset_one(int type, int *action)
 		pass_gw(&t, 500);
 	}
 	CHECK(sent, "storm %s sent", fbx_cmd_type_name(type));
-	memset(&req, 0, sizeof(req));
-	req.kind = FBX_CREQ_ROLLBACK;
-	snprintf(req.u.rollback.sel.breaker, sizeof(req.u.rollback.sel.breaker),
-	    "%s", R_INC);
-	req.u.rollback.execute = 1;
-	req.u.rollback.sliced = 1;
-	req.u.rollback.limit = 100;
-	console(&t, "ops", ORG, &req);
-	turn(&t);
+	incident_rollback(&t, 1);
 	rc = reply(&t, "ops", &rep);
 	CHECK(rc == FBX_OK && rep.u.rollback.executed &&
 	        rep.u.rollback.before_onset == 1,
@@ -672,7 +682,6 @@ static void
 test_onset_settling(void)
 {
 	struct env t;
-	struct fbx_console_req req;
 	struct fbx_console_rep rep;
 	uint64_t early;
 	int rc;
@@ -685,14 +694,7 @@ test_onset_settling(void)
 	CHECK(brk_tripped(&t, ORG) == FBX_OK, "breaker record written");
 	pass_gw(&t, 2000);
 	(void)auto_cmd(&t, FBX_CMD_LOCK, 2);
-	memset(&req, 0, sizeof(req));
-	req.kind = FBX_CREQ_ROLLBACK;
-	snprintf(req.u.rollback.sel.breaker, sizeof(req.u.rollback.sel.breaker),
-	    "%s", R_INC);
-	req.u.rollback.sliced = 1;
-	req.u.rollback.limit = 100;
-	console(&t, "ops", ORG, &req);
-	turn(&t);
+	incident_rollback(&t, 0);
 	rc = reply(&t, "ops", &rep);
 	CHECK(rc == FBX_OK && rep.u.rollback.before_onset == 1 &&
 	        rep.u.rollback.before_onset_deliveries == 0 &&
