@@ -644,15 +644,17 @@ turn(struct fbx_engine *e)
 				e->lease_gained = 0;
 				e->need_rebuild = 1;
 			}
-			if (e->fail_streak > 0 &&
-			    e->degraded_err == FBX_EDISK_FULL &&
+			if (e->fail_streak > 0 && e->full_wait &&
 			    still_full(e)) {
 				/* an idle turn commits nothing, a small one
 				 * into pages the file already has: neither
 				 * says the disk has room. Degraded until
 				 * space was freed, writes tried at each retry
-				 * (status and /readyz say so meanwhile) */
+				 * (status and /readyz say so meanwhile), and
+				 * writes refused with DISK_FULL, also after a
+				 * failed sync set another error */
 				e->degraded = 1;
+				e->degraded_err = FBX_EDISK_FULL;
 				e->retry_at = fbxi_clock(e, 1) +
 				    fbxi_retry_delay(e->fail_streak);
 			} else {
@@ -661,6 +663,7 @@ turn(struct fbx_engine *e)
 					         "failed turns",
 					    e->fail_streak);
 				e->fail_streak = 0;
+				e->full_wait = 0;
 			}
 			/* before the replies: a client told its key was
 			 * added must find the handshake open */
@@ -766,8 +769,10 @@ turn(struct fbx_engine *e)
 	e->degraded = 1;
 	e->degraded_err = rc;
 	e->retry_at = fbxi_clock(e, 1) + fbxi_retry_delay(e->fail_streak);
-	if (rc == FBX_EDISK_FULL)
+	if (rc == FBX_EDISK_FULL) {
 		e->avail_at_fail = fbx_store_disk_avail(e->st);
+		e->full_wait = 1;
+	}
 	/* the turn's reads are answered from the store, its writes with
 	 * the error; gateways resend what was not ACKed */
 	read_only_turn(e);

@@ -255,6 +255,9 @@ struct fbx_engine {
 	uint32_t fail_streak;
 	uint64_t avail_at_fail; /* disk bytes available at the last
 	                         * DISK_FULL (fbx_store_disk_avail) */
+	int full_wait; /* a turn failed with DISK_FULL and no retry has
+	                * seen space freed since: kept apart from
+	                * degraded_err, which a failed sync overwrites */
 	int degraded; /* the store cannot be written: answer with errors */
 	int degraded_err;
 	/* a commit in doubt (FBX_ETIMEOUT): memory is read again once the

@@ -5,7 +5,10 @@
  * after a kill -9 and a restart on the still full disk it starts (recovery
  * only reads), every command that was acknowledged is there, reads of
  * every kind are served, and a submit is refused with DISK_FULL while the
- * daemon stays up.
+ * daemon stays up. Two more stores, each on its own tmpfs, fill up while
+ * idle: the engine stays degraded through retry turns that commit until
+ * space is freed, also when the syncer thread's sync fails meanwhile
+ * (the fault shim, tests/faultinj/fault_shim.c).
  * Needs root to mount the tmpfs; without it the test says so and is
  * skipped (ctest SKIP_RETURN_CODE 77).
  */
@@ -174,6 +177,157 @@ daemon_alive(struct fbxt_env *t)
 	return 1;
 }
 
+/* retry_turns - wait (hang guard 10 s) until the engine has ended at
+ * least n more turns, committed or failed, than *es says; *es is then
+ * the latest. @return 1 once it has. */
+static int
+retry_turns(struct fbxt_env *t, struct fbx_engine_stats *es, unsigned n)
+{
+	uint64_t turns0 = es->commits + es->turns_failed;
+	int rc = FBX_OK;
+
+	for (int w = 0; w < 200 && rc == FBX_OK; w++) {
+		usleep(50000); /* hang guard: 10 s */
+		rc = stats(t, es);
+		if (rc == FBX_OK && es->commits + es->turns_failed >= turns0 + n)
+			return 1;
+	}
+	return 0;
+}
+
+/* idle_full - an idle engine on a full disk: its retry turns commit
+ * (nothing to write, or a little into pages the file has), yet it stays
+ * degraded while the disk has no room: status says so, the log does not
+ * say "writes work again" (such a commit once cleared it, and the next
+ * write failed again), and a submit is refused with DISK_FULL. Then room
+ * is made: the next retry clears it, and a submit is accepted. A store
+ * on its own tmpfs at mnt, no gateway: nothing else to write.
+ * With sync_fault the daemon runs with --sync-thread and the fault shim
+ * fails the syncer's next fdatasync once the disk is full: that failure
+ * (its own error, EIO) must not end the full disk's degraded state (it
+ * once did, at the next commit). */
+static void
+idle_full(struct fbxt_env *t, const char *mnt, int sync_fault, int *mounted)
+{
+	char path[340], arm[340], e_pre[512], e_arm[400], e_asan[600];
+	const char *env[8];
+	const char *asan = getenv("ASAN_OPTIONS");
+	struct fbx_engine_stats es;
+	int rc, again0, k, w;
+
+	mkdir(mnt, 0755);
+	if (mount("tmpfs", mnt, "tmpfs", 0, "size=12m") != 0) {
+		FBXT_CHECK(0, "mount %s: %s", mnt, strerror(errno));
+		return;
+	}
+	*mounted = 1;
+	if (strlen(mnt) + 4 > sizeof(t->db)) {
+		FBXT_CHECK(0, "path too long");
+		return;
+	}
+	memcpy(t->db, mnt, strlen(mnt));
+	memcpy(t->db + strlen(mnt), "/db", 4);
+	snprintf(arm, sizeof(arm), "%s/arm", t->dir);
+	(void)unlink(arm);
+	if (sync_fault) {
+		/* the shim fails the syncer thread's first fdatasync after
+		 * arm exists, once; an ASan daemon is told not to check the
+		 * preload's order (harmless without ASan) */
+		snprintf(e_pre, sizeof(e_pre), "LD_PRELOAD=%s", FBX_FAULT_SHIM);
+		snprintf(e_arm, sizeof(e_arm), "FBX_FAULT_ARM=%s", arm);
+		snprintf(e_asan, sizeof(e_asan),
+		    "ASAN_OPTIONS=%s%sverify_asan_link_order=0",
+		    asan != NULL ? asan : "", asan != NULL && asan[0] ? ":" : "");
+		env[0] = e_pre;
+		env[1] = e_arm;
+		env[2] = "FBX_FAULT_OPS=fdatasync";
+		env[3] = "FBX_FAULT_THREAD=fbx-sync";
+		env[4] = "FBX_FAULT_COUNT=1";
+		env[5] = "FBX_FAULT_ERRNO=EIO";
+		env[6] = e_asan;
+		env[7] = NULL;
+		t->daemon_env = env;
+	}
+	rc = sync_fault ? fbxt_daemon_start(t, "--sync-thread", NULL)
+	                : fbxt_daemon_start(t, NULL);
+	t->daemon_env = NULL;
+	if (rc != 0) {
+		FBXT_CHECK(0, "daemon on %s did not start", mnt);
+		return;
+	}
+	rc = fbxt_sim_run(t, "--enroll-only", "--devices", "50", "--orgs",
+	    "1", "--seed", "3", "--quiet", NULL);
+	FBXT_CHECK(rc == 0, "enroll exit %d", rc);
+	/* a first submit while there is room: the test's client key is
+	 * written into the store's keys/ on first use */
+	rc = fbxt_submit(t, "org-001", FBX_CMD_QUERY, FBX_ORIGIN_OPERATOR,
+	    FBX_TARGET_ORG, NULL, NULL, 0, NULL, NULL, NULL);
+	FBXT_CHECK(rc == FBX_OK, "submit on %s: %s", mnt, fbx_errname(rc));
+	FBXT_CHECK(fill_up(mnt) == 0, "could not fill %s", mnt);
+	again0 = fbxt_log_lines(t, "writes work again");
+	/* the first writes may fit into pages the file has */
+	for (k = 0; k < 200; k++) {
+		rc = fbxt_submit(t, "org-001", FBX_CMD_QUERY,
+		    FBX_ORIGIN_OPERATOR, FBX_TARGET_ORG, NULL, NULL, 0, NULL,
+		    NULL, NULL);
+		if (rc != FBX_OK)
+			break;
+	}
+	FBXT_CHECK(rc == FBX_EDISK_FULL, "%s full: %s after %d submits", mnt,
+	    fbx_errname(rc), k);
+	memset(&es, 0, sizeof(es));
+	rc = stats(t, &es);
+	FBXT_CHECK(rc == FBX_OK && retry_turns(t, &es, 3),
+	    "retry turns while idle: %s, commits %llu, failed %llu",
+	    fbx_errname(rc), (unsigned long long)es.commits,
+	    (unsigned long long)es.turns_failed);
+	if (sync_fault) {
+		/* a retry turn that answers a ping commits and asks the
+		 * syncer for its sync, which fails */
+		int fd = open(arm, O_WRONLY | O_CREAT, 0644);
+		FBXT_CHECK(fd >= 0, "create %s", arm);
+		if (fd >= 0)
+			close(fd);
+		for (w = 0; w < 200; w++) {
+			if (fbxt_log_lines(t, "store sync failed") > 0)
+				break;
+			(void)stats(t, &es);
+			usleep(50000); /* hang guard: 10 s */
+		}
+		FBXT_CHECK(fbxt_log_lines(t, "store sync failed") > 0,
+		    "the syncer's sync failed while the disk was full");
+		rc = stats(t, &es);
+		FBXT_CHECK(rc == FBX_OK && retry_turns(t, &es, 3),
+		    "retry turns after the failed sync: %s", fbx_errname(rc));
+	}
+	FBXT_CHECK(es.degraded != 0,
+	    "still degraded on a full disk after idle retry turns "
+	    "(commits %llu)",
+	    (unsigned long long)es.commits);
+	FBXT_CHECK(fbxt_log_lines(t, "writes work again") == again0,
+	    "no \"writes work again\" on a full disk");
+	rc = fbxt_submit(t, "org-001", FBX_CMD_QUERY, FBX_ORIGIN_OPERATOR,
+	    FBX_TARGET_ORG, NULL, NULL, 0, NULL, NULL, NULL);
+	FBXT_CHECK(rc == FBX_EDISK_FULL, "submit while full: %s",
+	    fbx_errname(rc));
+	snprintf(path, sizeof(path), "%s/filler", mnt);
+	FBXT_CHECK(unlink(path) == 0, "remove %s", path);
+	for (w = 0; w < 200; w++) {
+		if (stats(t, &es) == FBX_OK && !es.degraded)
+			break;
+		usleep(50000); /* hang guard: 10 s */
+	}
+	FBXT_CHECK(!es.degraded, "degraded after room was made");
+	FBXT_CHECK(fbxt_log_lines(t, "writes work again") == again0 + 1,
+	    "\"writes work again\" logged once room was made");
+	rc = fbxt_submit(t, "org-001", FBX_CMD_QUERY, FBX_ORIGIN_OPERATOR,
+	    FBX_TARGET_ORG, NULL, NULL, 0, NULL, NULL, NULL);
+	FBXT_CHECK(rc == FBX_OK, "submit after room was made: %s",
+	    fbx_errname(rc));
+	if (t->daemon > 0)
+		fbxt_daemon_kill(t, SIGKILL);
+}
+
 /* cmp_u64 - qsort order for command ids. */
 static int
 cmp_u64(const void *a, const void *b)
@@ -187,10 +341,10 @@ int
 main(void)
 {
 	struct fbxt_env t;
-	char mnt[300], mnt2[300], path[340];
+	char mnt[300], mnt2[300], mnt3[300];
 	uint64_t ids[2000];
 	size_t accepted = 0;
-	int rc, last = FBX_OK, mounted = 0, mounted2 = 0;
+	int rc, last = FBX_OK, mounted = 0, mounted2 = 0, mounted3 = 0;
 
 	if (geteuid() != 0) {
 		printf("skipped: mounting a tmpfs needs root\n");
@@ -403,97 +557,13 @@ main(void)
 		    "get after the refusals: command %llu missing",
 		    (unsigned long long)ids[accepted - 1]);
 	}
-	/* an idle engine on a full disk: its retry turns commit (nothing
-	 * to write, or a little into pages the file has), yet it stays
-	 * degraded while the disk has no room: status says so and the log
-	 * does not say "writes work again" (such a commit once cleared it,
-	 * and the next write failed again). Then room is made: the next
-	 * retry clears it, and a submit is accepted. A second store on its
-	 * own tmpfs, no gateway: nothing else to write. */
 	if (t.daemon > 0)
 		fbxt_daemon_kill(&t, SIGKILL);
+	/* each on its own tmpfs */
 	snprintf(mnt2, sizeof(mnt2), "%s/small2", t.dir);
-	mkdir(mnt2, 0755);
-	if (mount("tmpfs", mnt2, "tmpfs", 0, "size=12m") != 0) {
-		FBXT_CHECK(0, "mount %s: %s", mnt2, strerror(errno));
-		goto out;
-	}
-	mounted2 = 1;
-	if (strlen(mnt2) + 4 > sizeof(t.db)) {
-		FBXT_CHECK(0, "path too long");
-		goto out;
-	}
-	memcpy(t.db, mnt2, strlen(mnt2));
-	memcpy(t.db + strlen(mnt2), "/db", 4);
-	if (fbxt_daemon_start(&t, NULL) != 0) {
-		FBXT_CHECK(0, "daemon on the second store did not start");
-		goto out;
-	}
-	rc = fbxt_sim_run(&t, "--enroll-only", "--devices", "50", "--orgs",
-	    "1", "--seed", "3", "--quiet", NULL);
-	FBXT_CHECK(rc == 0, "enroll exit %d", rc);
-	/* a first submit while there is room: the test's client key is
-	 * written into the store's keys/ on first use */
-	rc = fbxt_submit(&t, "org-001", FBX_CMD_QUERY, FBX_ORIGIN_OPERATOR,
-	    FBX_TARGET_ORG, NULL, NULL, 0, NULL, NULL, NULL);
-	FBXT_CHECK(rc == FBX_OK, "submit on the second store: %s",
-	    fbx_errname(rc));
-	FBXT_CHECK(fill_up(mnt2) == 0, "could not fill %s", mnt2);
-	{
-		struct fbx_engine_stats es;
-		uint64_t turns0;
-		int again0 = fbxt_log_lines(&t, "writes work again"), w, k;
-		/* the first writes may fit into pages the file has */
-		for (k = 0; k < 200; k++) {
-			rc = fbxt_submit(&t, "org-001", FBX_CMD_QUERY,
-			    FBX_ORIGIN_OPERATOR, FBX_TARGET_ORG, NULL, NULL, 0,
-			    NULL, NULL, NULL);
-			if (rc != FBX_OK)
-				break;
-		}
-		FBXT_CHECK(rc == FBX_EDISK_FULL,
-		    "second store full: %s after %d submits", fbx_errname(rc),
-		    k);
-		memset(&es, 0, sizeof(es));
-		rc = stats(&t, &es);
-		turns0 = es.commits + es.turns_failed;
-		for (w = 0; w < 200 && rc == FBX_OK; w++) {
-			usleep(50000); /* hang guard: 10 s */
-			rc = stats(&t, &es);
-			if (es.commits + es.turns_failed >= turns0 + 3)
-				break;
-		}
-		FBXT_CHECK(rc == FBX_OK && es.commits + es.turns_failed >=
-		        turns0 + 3,
-		    "retry turns while idle: %s, commits %llu, failed %llu",
-		    fbx_errname(rc), (unsigned long long)es.commits,
-		    (unsigned long long)es.turns_failed);
-		FBXT_CHECK(es.degraded != 0,
-		    "still degraded on a full disk after idle retry turns "
-		    "(commits %llu)", (unsigned long long)es.commits);
-		FBXT_CHECK(fbxt_log_lines(&t, "writes work again") == again0,
-		    "no \"writes work again\" on a full disk");
-		rc = fbxt_submit(&t, "org-001", FBX_CMD_QUERY,
-		    FBX_ORIGIN_OPERATOR, FBX_TARGET_ORG, NULL, NULL, 0, NULL,
-		    NULL, NULL);
-		FBXT_CHECK(rc == FBX_EDISK_FULL, "submit while full: %s",
-		    fbx_errname(rc));
-		snprintf(path, sizeof(path), "%s/filler", mnt2);
-		FBXT_CHECK(unlink(path) == 0, "remove %s", path);
-		for (w = 0; w < 200; w++) {
-			if (stats(&t, &es) == FBX_OK && !es.degraded)
-				break;
-			usleep(50000); /* hang guard: 10 s */
-		}
-		FBXT_CHECK(!es.degraded, "degraded after room was made");
-		FBXT_CHECK(fbxt_log_lines(&t, "writes work again") == again0 + 1,
-		    "\"writes work again\" logged once room was made");
-		rc = fbxt_submit(&t, "org-001", FBX_CMD_QUERY,
-		    FBX_ORIGIN_OPERATOR, FBX_TARGET_ORG, NULL, NULL, 0, NULL,
-		    NULL, NULL);
-		FBXT_CHECK(rc == FBX_OK, "submit after room was made: %s",
-		    fbx_errname(rc));
-	}
+	snprintf(mnt3, sizeof(mnt3), "%s/small3", t.dir);
+	idle_full(&t, mnt2, 0, &mounted2);
+	idle_full(&t, mnt3, 1, &mounted3);
 out:
 	if (t.daemon > 0)
 		fbxt_daemon_kill(&t, SIGKILL);
@@ -501,6 +571,8 @@ out:
 		fprintf(stderr, "umount %s: %s\n", mnt, strerror(errno));
 	if (mounted2 && umount2(mnt2, MNT_DETACH) != 0)
 		fprintf(stderr, "umount %s: %s\n", mnt2, strerror(errno));
+	if (mounted3 && umount2(mnt3, MNT_DETACH) != 0)
+		fprintf(stderr, "umount %s: %s\n", mnt3, strerror(errno));
 	fbxt_teardown(&t);
 	return fbxt_done();
 }
