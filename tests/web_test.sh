@@ -161,6 +161,25 @@ call POST /api/action "$TOK" '{"action":"trip","org":"","reason":"x","note":"no 
 want 400 '"error":"INVALID".*org: the organisation this action is for' "trip without an organisation"
 
 VTOK=$(FUSEBOX_KEY="$K/watch.key" "$CTL" -o org-001 web login 2>/dev/null); VTOK=${VTOK##*#token=}
+# the page greys out what a session may not do, and says why; the
+# admin's page (dom.html above) offers the same buttons enabled
+chrome vdom --dump-dom "$H/#token=$VTOK" >"$T/vdom.html" || bad "chromium --dump-dom (viewer) failed"
+btn() { grep -oE "<button[^>]*>$2</button>" "$1" | head -1; }
+B=$(btn "$T/vdom.html" 'Reset, release…')
+case "$B" in
+  *disabled*'title="needs the breaker role; this session has viewer"'*) ok ;;
+  *) bad "the viewer's reset button is not greyed out with its reason: '$B' (see $T/vdom.html)" ;;
+esac
+B=$(btn "$T/vdom.html" 'Trip…')
+case "$B" in *disabled*) ok ;; *) bad "the viewer's trip button is enabled: '$B'" ;; esac
+B=$(btn "$T/dom.html" 'Reset, release…')
+case "$B" in
+  "") bad "the admin's page has no reset button (see $T/dom.html)" ;;
+  *disabled*) bad "the admin's reset button is greyed out: '$B'" ;;
+  *) ok ;;
+esac
+B=$(btn "$T/dom.html" 'Trip…')
+case "$B" in "" | *disabled*) bad "the admin's trip button: '$B'" ;; *) ok ;; esac
 call GET /api/overview "$VTOK"
 want 200 '"principal":"watch"' "viewer overview"
 grep -q 'jailbreak' <<<"$BODY" && bad "a viewer of org-001 sees org-002's breaker" || ok

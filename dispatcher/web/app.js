@@ -13,6 +13,23 @@ let token = null;
 let timer = null;
 let pending = null; // the action waiting for its note
 let someOrg = undefined; // an organisation in view: a global action names one
+let roles = []; // the session principal's roles, from /api/overview
+let allOrgs = false; // its scope is every organisation
+
+// refusal - why this session may not take `act` (the roles of
+// docs/security.md, as dispatcher/auth.c checks them), or "" if it may.
+// Only to grey out a button: the engine checks every action again and
+// audits a refusal.
+const ACTION_ROLE = { trip: "breaker", reset: "breaker", approve: "approver",
+  pause: "operator", resume: "operator" };
+function refusal(act, global) {
+  if (global)
+    return roles.includes("admin") && allOrgs ? "" :
+      "a global breaker action needs the admin role for every organisation";
+  const need = ACTION_ROLE[act];
+  return roles.includes(need) ? "" :
+    "needs the " + need + " role; this session has " + (roles.join(", ") || "none");
+}
 
 function $(id) { return document.getElementById(id); }
 
@@ -101,6 +118,15 @@ function button(label, fn, cls) {
   return b;
 }
 
+// actButton - a button that asks for the note of action `body`; greyed
+// out, with the reason as its tooltip, where the session may not take it
+function actButton(label, title, what, body, cls) {
+  const b = button(label, () => ask(title, what, body), cls);
+  const why = refusal(body.action, body.global);
+  if (why) { b.disabled = true; b.title = why; }
+  return b;
+}
+
 function pct(n, d) { return d ? (100 * n / d).toFixed(1) + "%" : "–"; }
 
 // ask - show the action panel: what is about to happen, a note, confirm
@@ -155,6 +181,11 @@ async function confirmAction() {
 function render(o) {
   const now = o.now_ms;
   const who = o.who;
+  roles = who.roles;
+  allOrgs = who.orgs === "*";
+  const tripWhy = refusal("trip", false) && refusal("trip", true);
+  $("trip-go").disabled = !!tripWhy;
+  $("trip-go").title = tripWhy;
   $("who").textContent = who.principal + " (" + who.roles.join(", ") + "; " +
     (who.orgs === "*" ? "every organisation" : who.orgs.join(", ")) +
     ") until " + when(who.expires_ms);
@@ -206,14 +237,14 @@ function render(o) {
     const name = (b.org === "*" ? "global" : b.org) + " / " + (b.reason || "(no reason)");
     const acts = el("span");
     if (b.state === "open" || b.held > 0) {
-      acts.appendChild(button("Reset, release…", () => ask("Reset breaker " + name,
+      acts.appendChild(actButton("Reset, release…", "Reset breaker " + name,
         "Close it and release the " + b.held + " command(s) it holds (they go on through the limits).",
         { action: "reset", org: b.org === "*" ? someOrg : b.org, reason: b.reason,
-          global: b.org === "*", discard: false })));
-      acts.appendChild(button("Reset, discard…", () => ask("Reset breaker " + name,
+          global: b.org === "*", discard: false }));
+      acts.appendChild(actButton("Reset, discard…", "Reset breaker " + name,
         "Close it and DISCARD the " + b.held + " command(s) it holds.",
         { action: "reset", org: b.org === "*" ? someOrg : b.org, reason: b.reason,
-          global: b.org === "*", discard: true }), "danger"));
+          global: b.org === "*", discard: true }, "danger"));
     }
     const tr = row([name, b.state + (b.manual ? " (by hand)" : "") +
       (b.shadow ? (b.state === "open" ? ", shadow: holds nothing" : " (shadow)") : ""),
@@ -238,15 +269,15 @@ function render(o) {
   $("settling-more").textContent = h.settling.length > HELD_ROWS ?
     "The first " + HELD_ROWS + " of " + h.settling.length + " settling commands listed." : "";
   fill("paused", h.paused_rollouts.map(r => row([r.id, r.org, r.type, r.state, r.note,
-    button("Resume…", () => ask("Resume rollout " + r.id,
+    actButton("Resume…", "Resume rollout " + r.id,
       "Resume the staged rollout of command " + r.id + " in " + r.org + ".",
-      { action: "resume", org: r.org, command_id: r.id }))])));
+      { action: "resume", org: r.org, command_id: r.id })])));
   fill("approvals", h.approvals.map(p => row([p.token, p.org, p.submitter, p.type,
     p.devices + " / " + p.limit, ago(p.at_ms, now),
-    button("Approve…", () => ask("Approve " + p.token,
+    actButton("Approve…", "Approve " + p.token,
       p.submitter + "'s " + p.type + " of " + p.devices + " devices, over the limit of " +
       p.limit + ", may then be resubmitted once.",
-      { action: "approve", org: p.org, token: p.token }))])));
+      { action: "approve", org: p.org, token: p.token })])));
 
   $("approvals-age").textContent =
     "(submits refused over a blast-radius limit in the last 24 h whose token nobody approved)";
@@ -277,13 +308,13 @@ function render(o) {
     const done = r.succeeded + r.failed;
     const acts = el("span");
     if (r.state === "running" || r.state === "baking")
-      acts.appendChild(button("Pause…", () => ask("Pause rollout " + r.id,
+      acts.appendChild(actButton("Pause…", "Pause rollout " + r.id,
         "Pause the staged rollout of command " + r.id + " in " + r.org + ".",
-        { action: "pause", org: r.org, command_id: r.id })));
+        { action: "pause", org: r.org, command_id: r.id }));
     if (r.state === "paused")
-      acts.appendChild(button("Resume…", () => ask("Resume rollout " + r.id,
+      acts.appendChild(actButton("Resume…", "Resume rollout " + r.id,
         "Resume the staged rollout of command " + r.id + " in " + r.org + ".",
-        { action: "resume", org: r.org, command_id: r.id })));
+        { action: "resume", org: r.org, command_id: r.id }));
     const fail = el("span", pct(r.failed, done) + " (pauses at " +
       (r.failure_ppm / 10000).toFixed(1) + "% after " + r.min_results + ")");
     if (r.failure_ppm && done && r.failed * 1e6 >= r.failure_ppm * done) fail.className = "bad";
@@ -381,6 +412,11 @@ function tripForm(ev) {
   if (!reason) {
     $("trip-msg").textContent = "Name the reason.";
     $("trip-reason").focus();
+    return;
+  }
+  const why = refusal("trip", global);
+  if (why) {
+    $("trip-msg").textContent = "Not for this session: " + why + ".";
     return;
   }
   $("trip-msg").textContent = "";
