@@ -234,6 +234,19 @@ for _ in $(seq 20); do
 done
 want 200 "\"approvals\":\[\{[^]]*\"token\":\"$ATOK\"" "the pending approval in the overview"
 STOK=$(FUSEBOX_KEY="$K/second.key" "$CTL" -o org-001 web login 2>/dev/null); STOK=${STOK##*#token=}
+# the submitter's own page greys out its approval; another approver's not
+chrome adom --dump-dom "$URL" >"$T/adom.html" || bad "chromium --dump-dom (admin) failed"
+B=$(btn "$T/adom.html" 'Approve…')
+case "$B" in
+  *disabled*'you submitted it'*) ok ;;
+  *) bad "the submitter's approve button is not greyed out: '$B' (see $T/adom.html)" ;;
+esac
+chrome sdom --dump-dom "$H/#token=$STOK" >"$T/sdom.html" || bad "chromium --dump-dom (approver) failed"
+B=$(btn "$T/sdom.html" 'Approve…')
+case "$B" in
+  "" | *disabled*) bad "the approver's approve button: '$B' (see $T/sdom.html)" ;;
+  *) ok ;;
+esac
 call POST /api/action "$STOK" "{\"action\":\"approve\",\"org\":\"org-001\",\"token\":\"$ATOK\",\"note\":\"web test: checked with the owner\"}"
 want 200 "\"submitter\":\"admin\"" "approve from the web console"
 "$CTL" -o org-001 audit list --action approve >"$T/audit4.out" 2>&1

@@ -15,6 +15,7 @@ let pending = null; // the action waiting for its note
 let someOrg = undefined; // an organisation in view: a global action names one
 let roles = []; // the session principal's roles, from /api/overview
 let allOrgs = false; // its scope is every organisation
+let me = ""; // its name
 
 // refusal - why this session may not take `act` (the roles of
 // docs/security.md, as dispatcher/auth.c checks them), or "" if it may.
@@ -120,9 +121,11 @@ function button(label, fn, cls) {
 
 // actButton - a button that asks for the note of action `body`; greyed
 // out, with the reason as its tooltip, where the session may not take it
-function actButton(label, title, what, body, cls) {
+// (also `mine`: an approval of the session's own submit)
+function actButton(label, title, what, body, cls, mine) {
   const b = button(label, () => ask(title, what, body), cls);
-  const why = refusal(body.action, body.global);
+  const why = mine ? "you submitted it: a different approver must approve it" :
+    refusal(body.action, body.global);
   if (why) { b.disabled = true; b.title = why; }
   return b;
 }
@@ -182,6 +185,7 @@ function render(o) {
   const now = o.now_ms;
   const who = o.who;
   roles = who.roles;
+  me = who.principal;
   allOrgs = who.orgs === "*";
   const tripWhy = refusal("trip", false) && refusal("trip", true);
   $("trip-go").disabled = !!tripWhy;
@@ -277,7 +281,8 @@ function render(o) {
     actButton("Approve…", "Approve " + p.token,
       p.submitter + "'s " + p.type + " of " + p.devices + " devices, over the limit of " +
       p.limit + ", may then be resubmitted once.",
-      { action: "approve", org: p.org, token: p.token })])));
+      { action: "approve", org: p.org, token: p.token }, undefined,
+      p.submitter === me)])));
 
   $("approvals-age").textContent =
     "(submits refused over a blast-radius limit in the last 24 h whose token nobody approved)";
