@@ -120,6 +120,8 @@ pub=$(sed -n 's/^public key: //p' <<<"$out")
   ok || bad "principal keygen: exit $st: $out"
 expect 65 "cannot create .*bob.key: it exists" -- "$CTL" principal keygen bob --key-out "$T/bob.key"
 expect 64 "takes only NAME and --key-out" -- "$CTL" principal keygen bob --key-out "$T/b2.key" --orgs acme
+# a file that cannot be created: 73 (EX_CANTCREAT), not 75 (retry later)
+expect 73 "IO \(18\): cannot create .*nodir/b3.key: No such file or directory" -- "$CTL" principal keygen bob --key-out "$T/nodir/b3.key"
 # the line it prints for the admin, pasted (the key has shell
 # characters: ! * ? & ...), with the kind, organisations and roles
 line=$(sed -n 's/^  fuseboxctl principal add //p' <<<"$out" |
@@ -181,6 +183,7 @@ else bad "submit --wait without gateway: exit $st: $out"; fi
 # export: JSON Lines, read back by jansson for the completeness check;
 # every line is a JSON object with a kind
 expect 0 "export: [0-9]+ lines .*command=2 .*audit=[0-9]+" -- "$CTL" export --output "$T/exp.jsonl"
+expect 73 "IO \(18\): cannot create .*nodir/exp.jsonl.tmp: No such file" -- "$CTL" export --output "$T/nodir/exp.jsonl"
 n=$(grep -c '^{"kind":"\(command\|delivery\|audit\)"' "$T/exp.jsonl")
 [ "$n" -eq "$(wc -l < "$T/exp.jsonl")" ] && [ "$n" -gt 1 ] && ok \
   || bad "export lines: $n of $(wc -l < "$T/exp.jsonl")"

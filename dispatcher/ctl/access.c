@@ -225,8 +225,10 @@ principal_keygen(const struct ctl *ctl, const struct principal_args *a,
 	if (rc != FBX_OK) {
 		int err = errno;
 		memset(&k, 0, sizeof(k));
-		return ctl_fail(rc, "cannot create %s: %s", a->key_out,
-		    rc == FBX_EINVALID ? "it exists" : strerror(err));
+		if (rc != FBX_EINVALID)
+			return ctl_fail_create(a->key_out, err);
+		return ctl_fail(rc, "cannot create %s: it exists",
+		    a->key_out);
 	}
 	/* Z85 has no ' : the key is quoted for a shell as it stands (it
 	 * has ! * ? & and the like) */
@@ -320,12 +322,15 @@ cmd_principal(struct ctl *ctl, int argc, char **argv)
 		/* the secret never leaves this machine: only the public
 		 * half is sent */
 		st = fbx_key_generate(name, &k);
-		if (st == FBX_OK)
-			st = fbx_key_write(a.key_out, &k, 1);
 		if (st != FBX_OK)
-			return ctl_fail(st, "cannot create %s: %s", a.key_out,
-			    st == FBX_EINVALID ? "it exists"
-			                       : strerror(errno));
+			return ctl_fail(st, "cannot make a key pair: %s",
+			    fbx_strerror(st));
+		st = fbx_key_write(a.key_out, &k, 1);
+		if (st == FBX_EINVALID)
+			return ctl_fail(st, "cannot create %s: it exists",
+			    a.key_out);
+		if (st != FBX_OK)
+			return ctl_fail_create(a.key_out, errno);
 		strcpy(a.public_key, k.public_z85);
 		memset(&k, 0, sizeof(k));
 	}

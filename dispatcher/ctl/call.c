@@ -71,6 +71,13 @@ ctl_fail(int err, const char *fmt, ...)
 	return ctl_exit_status(err);
 }
 
+int
+ctl_fail_create(const char *path, int err)
+{
+	(void)ctl_fail(FBX_EIO, "cannot create %s: %s", path, strerror(err));
+	return EX_CANTCREAT;
+}
+
 /* ctl_usage_err - a bad flag or argument: INVALID with EX_USAGE. */
 int
 ctl_usage_err(const char *fmt, ...)

@@ -235,6 +235,10 @@ struct ops_args {
 int ctl_exit_status(int err);
 int ctl_fail(int err, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* ctl_fail_create - a local file (--key-out, --output) cannot be created:
+ * IO's line, exit status 73 (EX_CANTCREAT; not 75: retrying does not
+ * mend a missing directory or a permission). */
+int ctl_fail_create(const char *path, int err);
 int ctl_usage_err(const char *fmt, ...)
     __attribute__((format(printf, 1, 2)));
 int ctl_call_ex(struct ctl *ctl, struct fbx_console_req *req,

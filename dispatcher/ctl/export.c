@@ -249,8 +249,7 @@ cmd_export(struct ctl *ctl, int argc, char **argv)
 		}
 		f = fopen(tmp, "w");
 		if (f == NULL) {
-			st = ctl_fail(FBX_EIO, "cannot create %s: %s", tmp,
-			    strerror(errno));
+			st = ctl_fail_create(tmp, errno);
 			tmp[0] = '\0';
 			goto out;
 		}

@@ -90,8 +90,9 @@ print_version(void)
 #define CTL_EXIT_STATUS                                                      \
 	"Exit status: 0 ok, 64 usage, 65 rejected input (also a blast-radius\n" \
 	"limit, a missing approval, an open breaker or a wrong state), 69\n"    \
-	"engine unreachable (UNREACHABLE) or not answering (TIMEOUT), 75\n"     \
-	"engine busy, rate-limited or storage trouble, 70 other errors.\n"
+	"engine unreachable (UNREACHABLE) or not answering (TIMEOUT), 73 a\n"   \
+	"local file (--key-out, --output) cannot be created, 75 engine busy,\n"  \
+	"rate-limited or storage trouble, 70 other errors.\n"
 
 static const char *const main_usage =
     "usage: fuseboxctl [OPTIONS] COMMAND [ARGS]\n"
