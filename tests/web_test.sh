@@ -172,6 +172,9 @@ case "$B" in
 esac
 B=$(btn "$T/vdom.html" 'Trip…')
 case "$B" in *disabled*) ok ;; *) bad "the viewer's trip button is enabled: '$B'" ;; esac
+rm -f "$OUT/web_console_viewer.png"
+chrome vshot --window-size=1280,1600 --screenshot="$OUT/web_console_viewer.png" "$H/#token=$VTOK" >/dev/null
+[ -s "$OUT/web_console_viewer.png" ] && ok || bad "no screenshot at $OUT/web_console_viewer.png"
 B=$(btn "$T/dom.html" 'Reset, release…')
 case "$B" in
   "") bad "the admin's page has no reset button (see $T/dom.html)" ;;
