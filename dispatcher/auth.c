@@ -337,7 +337,7 @@ fbxi_auth_refuse_audit(struct fbx_engine *e, const char *org,
 
 /* need_role - the role a console request needs, and whether it is an
  * engine-wide act (then the principal must also be for every
- * organisation). 0 = any authenticated principal (ping). */
+ * organisation). 0 = any authenticated principal (ping, certificate list). */
 static uint32_t
 need_role(const struct fbx_console_req *r, int *global)
 {
@@ -397,9 +397,14 @@ need_role(const struct fbx_console_req *r, int *global)
 		    ? FBX_ROLE_VIEWER
 		    : FBX_ROLE_BREAKER;
 	case FBX_CREQ_CERT:
-		/* certificates are engine-wide */
-		*global = r->u.cert.op != FBX_CERT_LIST;
-		return *global ? FBX_ROLE_ADMIN : FBX_ROLE_VIEWER;
+		/* certificates are engine-wide: changed by an admin of every
+		 * organisation; listed, like the ping, by any principal
+		 * whatever organisation it names (`fuseboxctl status` shows
+		 * them after its ping) */
+		if (r->u.cert.op == FBX_CERT_LIST)
+			return 0;
+		*global = 1;
+		return FBX_ROLE_ADMIN;
 	case FBX_CREQ_PRINCIPAL:
 		/* a web session acts as its principal: for a viewer, in an
 		 * organisation of its scope (issue 12) */

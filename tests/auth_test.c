@@ -533,6 +533,32 @@ test_scope(fbx_client *alice, fbx_client *bob, fbx_client *carol,
 	uint64_t id = 0;
 	int rc;
 
+	/* what `fuseboxctl status` asks (ping, then the certificate list)
+	 * is any principal's, whatever organisation it names: served, and
+	 * no refusal in another tenant's audit log (the certificate list
+	 * once was one: viewer role and organisation scope) */
+	rc = simple(carol, "org-002", "", FBX_CREQ_PING);
+	FBXT_CHECK(rc == FBX_OK, "carol's ping naming org-002: rc %d", rc);
+	{
+		struct fbx_console_req req;
+		struct fbx_console_rep rep;
+		memset(&req, 0, sizeof(req));
+		req.kind = FBX_CREQ_CERT;
+		req.u.cert.op = FBX_CERT_LIST;
+		rc = call(carol, "org-002", "", &req, &rep);
+		fbx_console_rep_free(&rep);
+		FBXT_CHECK(rc == FBX_OK,
+		    "carol's certificate list naming org-002: rc %d", rc);
+		rc = call(rule, "org-001", "", &req, &rep);
+		fbx_console_rep_free(&rep);
+		FBXT_CHECK(rc == FBX_OK,
+		    "the rule engine's certificate list (no viewer role): rc %d",
+		    rc);
+	}
+	FBXT_CHECK(!audit_has("org-002", "carol", "auth.forbidden") &&
+	        !audit_has("org-001", "rule", "auth.forbidden"),
+	    "a status check was audited as a refusal");
+
 	/* another organisation: FORBIDDEN, for writes and reads */
 	rc = submit(alice, "org-002", "", FBX_CMD_WIPE, FBX_ORIGIN_OPERATOR,
 	    NULL, NULL, NULL);
