@@ -961,8 +961,25 @@ fbxi_auth_gateway(struct fbx_engine *e, const struct fbx_io_msg *in,
 		    p == NULL
 		        ? "key not authorised: unknown, revoked or rotated"
 		        : "not a gateway key");
-		FBX_LOGW("gateway: message from principal %s refused: %s",
-		    in->user[0] ? in->user : "(none)", why);
+		int64_t now = fbxi_mono_ms();
+		if (strcmp(e->gw_refused_user, in->user) != 0 ||
+		    now - e->gw_refused_ms >= 10000) {
+			char more[96] = "";
+			if (e->gw_refused_quiet > 0)
+				snprintf(more, sizeof(more),
+				    " (%llu refused gateway messages since "
+				    "the last such line not logged)",
+				    (unsigned long long)e->gw_refused_quiet);
+			FBX_LOGW("gateway: message from principal %s refused: "
+			         "%s%s",
+			    in->user[0] ? in->user : "(none)", why, more);
+			snprintf(e->gw_refused_user,
+			    sizeof(e->gw_refused_user), "%s", in->user);
+			e->gw_refused_ms = now;
+			e->gw_refused_quiet = 0;
+		} else {
+			e->gw_refused_quiet++;
+		}
 		if (session || m->kind == FBX_GW_HELLO)
 			fbxi_auth_refuse_audit(
 			    e, "_auth", in->user, "gateway", why);

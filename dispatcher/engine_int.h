@@ -367,6 +367,12 @@ struct fbx_engine {
 	int events_reset_due; /* a key stopped holding: end the events
 	                         subscriptions after the turn's output */
 	uint64_t auth_refused;   /* console and gateway refusals */
+	/* the warn line of refused gateway messages, once per key name and
+	 * 10 s: a gateway whose key was revoked or rotated keeps sending
+	 * (heartbeats, results) until its operator notices */
+	char gw_refused_user[FBX_IO_USER_MAX];
+	int64_t gw_refused_ms;
+	uint64_t gw_refused_quiet; /* refusals not logged since */
 	uint64_t forged_results; /* results for another key's deliveries */
 	/* metrics (issue 12, engine_live.c): durations of committed turns
 	 * and of their commits; the open breakers the last scan of the

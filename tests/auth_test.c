@@ -879,6 +879,26 @@ test_gateways(fbx_client *alice)
 	if (rc == 1)
 		fbx_eng_msg_free(&m);
 	{
+		/* a revoked gateway that keeps sending: every message is
+		 * refused and counted, the warn line is not repeated for
+		 * each (once per key and 10 s) */
+		const char *line = "message from principal gw1 refused";
+		int l0 = fbxt_log_lines(&t, line), nerr = 0;
+		for (int i = 0; i < 5; i++) {
+			gw_results(g1, 11 + (uint64_t)i, ids + 1, 1);
+			rc = gw_next(g1, FBX_ENG_ERROR, 5000, &m, NULL, NULL, 0);
+			if (rc == 1) {
+				nerr += m.u.error.err == FBX_EFORBIDDEN;
+				fbx_eng_msg_free(&m);
+			}
+		}
+		FBXT_CHECK(nerr == 5, "refusals of 5 more messages: %d", nerr);
+		FBXT_CHECK(l0 >= 1 && fbxt_log_lines(&t, line) - l0 < 5,
+		    "refused gateway messages logged once each: %d lines, then "
+		    "%d",
+		    l0, fbxt_log_lines(&t, line));
+	}
+	{
 		uint64_t got[64];
 		size_t ng = 0;
 		int64_t end = now_ms() + 15000;
