@@ -834,6 +834,30 @@ main(void)
 		FBXT_CHECK(rc == 0 && total == 1 && before == 1 && one == 1,
 		    "fuseboxctl global plan: rc %d total %d before %d one %d",
 		    rc, total, before, one);
+		/* a before-onset list cut at --rows says so (an operator's
+		 * command may be among the rows not shown); one that is
+		 * whole does not */
+		for (int rows = 3; rows <= 20; rows += 17) {
+			int cut = 0;
+			snprintf(cmd, sizeof(cmd),
+			    "%s/fuseboxctl -e %s -o %s rollback --incident %s "
+			    "--global --all-orgs --rows %d 2>/dev/null",
+			    bin ? bin : ".", t.console, ADMIN, REASON, rows);
+			p = popen(cmd, "r");
+			while (p != NULL &&
+			    fgets(line, sizeof(line), p) != NULL) {
+				if (strstr(line, "before-onset rows") != NULL)
+					cut++;
+				if (strstr(line, "(3 of at least 9 "
+				                 "before-onset rows; --rows N "
+				                 "lists more") != NULL)
+					cut += 10;
+			}
+			rc = p != NULL ? pclose(p) : -1;
+			FBXT_CHECK(rc == 0 && cut == (rows == 3 ? 11 : 0),
+			    "global plan --rows %d: rc %d, cut line %d", rows,
+			    rc, cut);
+		}
 	}
 
 	/* 7. the devices: the storm unlocked, the baseline and the operator

@@ -172,9 +172,23 @@ rb_print_onset(const struct ops_args *a, const struct fbx_rb_plan *p)
 		}
 		ctl_table_print(&r);
 		ctl_table_free(&r);
-		if (shown < p->before_onset_deliveries)
-			printf("(%zu of %" PRIu32 " before-onset rows)\n",
-			    shown, p->before_onset_deliveries);
+		/* a row per delivery, and one per command never expanded
+		 * (held or settling, no delivery): at least as many rows as
+		 * commands and as deliveries. A list cut at --rows may hide
+		 * an operator's command among the storm's: say so */
+		uint64_t least = p->before_onset > p->before_onset_deliveries
+		    ? p->before_onset
+		    : p->before_onset_deliveries;
+		if (shown < least)
+			printf("(%zu of at least %" PRIu64 " before-onset "
+			       "rows; --rows N lists more: read them all "
+			       "before --include-before-onset)\n",
+			    shown, least);
+		else if (shown == (size_t)a->rows)
+			printf("(%zu before-onset rows listed, the --rows "
+			       "limit: there may be more; --rows N lists "
+			       "more)\n",
+			    shown);
 	}
 }
 
