@@ -814,13 +814,22 @@ main(void)
 		char cmd[1200], line[512];
 		const char *bin = getenv("FBX_BIN_DIR");
 		FILE *p;
-		int total = 0, before = 0, one = 0;
+		int total = 0, before = 0, one = 0, every = 0, named = 0;
 		snprintf(cmd, sizeof(cmd),
 		    "%s/fuseboxctl -e %s -o %s rollback --incident %s --global "
-		    "--all-orgs 2>/dev/null",
+		    "--all-orgs 2>&1",
 		    bin ? bin : ".", t.console, ADMIN, REASON);
 		p = popen(cmd, "r");
 		while (p != NULL && fgets(line, sizeof(line), p) != NULL) {
+			/* the slices' progress lines name the run, not the
+			 * organisation the request was sent as */
+			if (strncmp(line, "fuseboxctl: every organisation: "
+			                  "rollback slice ",
+			        47) == 0)
+				every++;
+			if (strncmp(line, "fuseboxctl: " ADMIN ": rollback",
+			        strlen("fuseboxctl: " ADMIN ": rollback")) == 0)
+				named++;
 			if (strncmp(line, "TOTAL", 5) == 0)
 				total++;
 			if (strstr(line, "before onset") != NULL &&
@@ -834,6 +843,10 @@ main(void)
 		FBXT_CHECK(rc == 0 && total == 1 && before == 1 && one == 1,
 		    "fuseboxctl global plan: rc %d total %d before %d one %d",
 		    rc, total, before, one);
+		FBXT_CHECK(every >= 2 && named == 0,
+		    "global plan's slice lines: %d 'every organisation', %d "
+		    "naming " ADMIN,
+		    every, named);
 		/* a before-onset list cut at --rows says so (an operator's
 		 * command may be among the rows not shown); one that is
 		 * whole does not */

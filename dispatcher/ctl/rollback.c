@@ -572,7 +572,7 @@ rb_run(struct ctl *ctl, const struct ops_args *a, int quiet,
 	struct fbx_rb_plan tot;
 	size_t want = a->rows;
 	unsigned slice = 0;
-	int st;
+	int st, every;
 
 	memset(&tot, 0, sizeof(tot));
 	memset(&req, 0, sizeof(req));
@@ -591,11 +591,21 @@ rb_run(struct ctl *ctl, const struct ops_args *a, int quiet,
 	if (a->continue_rbid != 0)
 		req.u.rollback.rollback_id = a->continue_rbid;
 	tot.rollback_id = req.u.rollback.rollback_id;
+	every = req.u.rollback.sel.every_org;
 	if (quiet)
 		want = 0;
 	for (;;) {
 		const struct fbx_rb_plan *p = &one.u.rollback;
 		int ee = FBX_OK, nf;
+		/* a run over every organisation (the engine says so in
+		 * the plan; it narrows one for a principal of fewer) goes
+		 * through them slice by slice, from org_cursor: its lines
+		 * name the run, not ctl->org */
+		char from[FBX_ID_MAX + 16] = "";
+		const char *scope = every ? "every organisation" : ctl->org;
+		snprintf(from, sizeof(from), " (from %s)",
+		    req.u.rollback.org_cursor[0] ? req.u.rollback.org_cursor
+		                                 : "the first organisation");
 		st = ctl_call_ex(ctl, &req, &one, &ee);
 		if (st != EX_OK) {
 			/* NOT_FOUND ends a run that selected nothing: there is
@@ -618,7 +628,7 @@ rb_run(struct ctl *ctl, const struct ops_args *a, int quiet,
 				    "Resume: --resume %" PRIu64 ":%" PRIu64
 				    ":%" PRIu64 "%s%s%s (or run it again from "
 				    "the start: nothing is done twice)\n",
-				    ctl->org, slice, req.u.rollback.cursor,
+				    scope, slice, req.u.rollback.cursor,
 				    req.u.rollback.last_command_id,
 				    tot.rollback_id,
 				    req.u.rollback.org_cursor[0] ? ":" : "",
@@ -627,6 +637,10 @@ rb_run(struct ctl *ctl, const struct ops_args *a, int quiet,
 			break;
 		}
 		slice++;
+		every = p->global != 0;
+		scope = every ? "every organisation" : ctl->org;
+		if (!every)
+			from[0] = '\0';
 		if (rb_merge(&tot, p, want) != FBX_OK) {
 			fbx_console_rep_free(&one);
 			st = ctl_fail(FBX_ENOMEM, NULL);
@@ -634,12 +648,12 @@ rb_run(struct ctl *ctl, const struct ops_args *a, int quiet,
 		}
 		if (p->next_cursor != 0 || slice > 1)
 			fprintf(stderr,
-			    "fuseboxctl: %s: rollback slice %u: %" PRIu32
+			    "fuseboxctl: %s: rollback slice %u%s: %" PRIu32
 			    " commands (%" PRIu32 " so far), %" PRIu32
 			    " looked at, %" PRIu32 " later commands surveyed, "
 			    "%zu compensating; %s %" PRIu64 ":%" PRIu64
 			    ":%" PRIu64 "%s%s\n",
-			    ctl->org, slice, p->commands, tot.commands,
+			    scope, slice, from, p->commands, tot.commands,
 			    p->looked_at, p->later_commands, p->ncomp,
 			    p->next_cursor ? "next" : "done",
 			    p->next_cursor, p->last_command_id,
