@@ -616,16 +616,28 @@ rb_global(struct fbx_engine *e, const struct inmsg *in,
 		    g.ncomp);
 		if (fbxi_err(e) != FBX_OK)
 			goto out;
+		/* where the slice began and where the next one goes on:
+		 * "org/cursor", or the run's start and end */
+		char at[FBX_ID_MAX + 24], nx[FBX_ID_MAX + 24];
+		if (req->u.rollback.org_cursor[0] == '\0' && cursor == 0)
+			snprintf(at, sizeof(at), "the start");
+		else
+			snprintf(at, sizeof(at), "%s/%llu",
+			    req->u.rollback.org_cursor,
+			    (unsigned long long)cursor);
+		if (g.next_cursor == 0)
+			snprintf(nx, sizeof(nx), "none: the run is through");
+		else
+			snprintf(nx, sizeof(nx), "%s/%llu", g.next_org,
+			    (unsigned long long)g.next_cursor);
 		FBX_LOGI("rollback %llu of global incident %s by %s, slice "
-		         "from %s/%llu (next %s/%llu): %zu organisations, %u "
+		         "from %s (next %s): %zu organisations, %u "
 		         "commands, %u cancelled, %u compensated in %zu "
 		         "commands, %u in flight (run again once settled), %zu "
 		         "withdrawn (cancelled at the device's check-in if it "
 		         "never got them), %u before the onset left",
 		    (unsigned long long)rbseq, req->u.rollback.sel.breaker,
-		    req->actor, req->u.rollback.org_cursor,
-		    (unsigned long long)cursor, g.next_org,
-		    (unsigned long long)g.next_cursor, g.norgs, g.commands,
+		    req->actor, at, nx, g.norgs, g.commands,
 		    g.per_action[FBX_RB_CANCEL],
 		    g.per_action[FBX_RB_COMPENSATE], g.ncomp,
 		    g.per_action[FBX_RB_IN_FLIGHT], nwd, g.before_onset);
