@@ -316,7 +316,8 @@ breaker_status_all(struct ctl *ctl, const struct ctrl_args *a)
 	size_t n = 0, cap = 0, open = 0, orgs_shown = 0;
 	uint64_t held = 0;
 	char saved[FBX_ID_MAX + 1], last[FBX_ID_MAX + 1] = "";
-	size_t nglobal = 0;
+	size_t nglobal = 0, gopen = 0;
+	uint64_t gheld = 0;
 	int st, have_global = 0;
 
 	strcpy(saved, ctl->org);
@@ -354,9 +355,11 @@ breaker_status_all(struct ctl *ctl, const struct ctrl_args *a)
 				cap = ncap;
 			}
 			v[n++] = *b;
-			if (global)
+			if (global) {
 				nglobal++;
-			if (!global) {
+				gopen += b->state == FBX_BS_OPEN;
+				gheld += b->held;
+			} else {
 				open += b->state == FBX_BS_OPEN;
 				held += b->held;
 				if (strcmp(last, b->org) != 0) {
@@ -411,8 +414,10 @@ breaker_status_all(struct ctl *ctl, const struct ctrl_args *a)
 				print_breakers(v, n);
 			printf("%s%zu of %zu organisations have breakers that "
 			       "tripped or hold commands: %zu open, %" PRIu64
-			       " commands held (global breakers not counted)\n",
-			    n ? "\n" : "", orgs_shown, ol.n, open, held);
+			       " commands held; global breakers: %zu open, "
+			       "%" PRIu64 " commands held\n",
+			    n ? "\n" : "", orgs_shown, ol.n, open, held, gopen,
+			    gheld);
 			if (have_certs)
 				ctl_cert_lines(&crep, a->reason);
 		}
@@ -553,8 +558,8 @@ cmd_breaker(struct ctl *ctl, int argc, char **argv)
 		    rep.u.breaker.held_again > 0)
 			printf("breaker %s/%s reset: %" PRIu32
 			       " held commands released, %" PRIu32
-			       " discarded (refused by the blast-radius "
-			       "limits), %" PRIu32 " held again by their "
+			       " refused by the blast-radius limits "
+			       "(discarded), %" PRIu32 " held again by their "
 			       "organisation's breaker\n\n",
 			    a.global ? "*" : ctl->org, a.reason,
 			    rep.u.breaker.released, rep.u.breaker.discarded,
@@ -562,8 +567,8 @@ cmd_breaker(struct ctl *ctl, int argc, char **argv)
 		else if (op == FBX_BRK_RESET && a.on_reset == FBX_RESET_RELEASE)
 			printf("breaker %s/%s reset: %" PRIu32
 			       " held commands released, %" PRIu32
-			       " discarded (refused by the blast-radius "
-			       "limits)\n\n",
+			       " refused by the blast-radius limits "
+			       "(discarded)\n\n",
 			    a.global ? "*" : ctl->org, a.reason,
 			    rep.u.breaker.released, rep.u.breaker.discarded);
 		else if (op == FBX_BRK_RESET)
