@@ -119,6 +119,48 @@ refused_report(struct fbx_engine *e, const struct refused *v, size_t n)
 	}
 }
 
+/* settled_note - the note of a command released at the end of its
+ * settle window. A breaker of its reason may be open: a trip holds only
+ * what came at or after its onset, so an earlier command (a lock for
+ * cause before the storm) goes out, and the note says why rather than
+ * "no breaker tripped"; a breaker in shadow mode holds nothing. Only a
+ * note: a breaker that cannot be read leaves the plain one. */
+static void
+settled_note(struct fbx_engine *e, struct cmdc *cc)
+{
+	const char *reason = fbxi_reason_of(&cc->c);
+	long long s = (long long)((cc->c.settle_until_ms - cc->c.created_ms) /
+	    1000);
+	struct fbxi_breaker b;
+	const char *scope = NULL;
+
+	if (fbxi_brk_load(e->txn, cc->c.org, reason, &b, NULL) == FBX_OK &&
+	    b.state == FBX_BS_OPEN)
+		scope = cc->c.org;
+	else if (fbxi_brk_load(e->txn, "*", reason, &b, NULL) == FBX_OK &&
+	    b.state == FBX_BS_OPEN)
+		scope = "*";
+	if (scope == NULL)
+		fbxi_note_printf(cc->c.note, sizeof(cc->c.note),
+		    "settled: released after its settle window (%lld s); no "
+		    "breaker of reason '%.64s' is open",
+		    s, reason);
+	else if (b.cfg.shadow)
+		fbxi_note_printf(cc->c.note, sizeof(cc->c.note),
+		    "settled: released after its settle window (%lld s); "
+		    "breaker %.40s/%.40s is open in shadow mode (holds "
+		    "nothing)",
+		    s, scope, reason);
+	else
+		fbxi_note_printf(cc->c.note, sizeof(cc->c.note),
+		    "settled: released after its settle window (%lld s); "
+		    "breaker %.40s/%.40s is open, %s",
+		    s, scope, reason,
+		    b.onset_ms > cc->c.created_ms
+		        ? "but this command came before its onset"
+		        : "and did not hold it");
+}
+
 void
 fbxi_settle_step(struct fbx_engine *e)
 {
@@ -204,12 +246,7 @@ fbxi_settle_step(struct fbx_engine *e)
 			    "released in its staged wave after a breaker reset "
 			    "by %.64s", cc->c.resolved_by);
 		else
-			fbxi_note_printf(cc->c.note, sizeof(cc->c.note),
-			    "settled: released after its settle window "
-			    "(%lld s); no breaker tripped",
-			    (long long)((cc->c.settle_until_ms -
-			                    cc->c.created_ms) /
-			        1000));
+			settled_note(e, cc);
 		fbxi_cmd_touch(cc);
 		if (!cc->cancelling)
 			fbxi_xlist_add(e, cc);

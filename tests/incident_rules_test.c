@@ -89,8 +89,10 @@ test_settle_basics(void)
 	st = cmd_state(&t, "acme", id, &c);
 	CHECK(st == FBX_C_DONE || st == FBX_C_ACTIVE, "state %d after release",
 	    st);
-	CHECK(strstr(c.note, "released") != NULL, "verdict in note: %s",
-	    c.note);
+	CHECK(strstr(c.note, "released") != NULL &&
+	        strstr(c.note, "no breaker of reason '" REASON "' is open") !=
+	            NULL,
+	    "verdict in note: %s", c.note);
 	CHECK(c.settle_until_ms == c.created_ms + 30000,
 	    "settle time kept after release");
 
@@ -165,6 +167,13 @@ test_storm_held(void)
 	pass(&t, "g1", 60000);
 	CHECK(delivered(&t, "g1", &batch) == 1,
 	    "only the baseline lock reached a device");
+	/* its note says why an open breaker let it go (it said "no
+	 * breaker tripped") */
+	CHECK(cmd_state(&t, "small", base, &c) >= 0 &&
+	        strstr(c.note, "breaker small/") != NULL &&
+	        strstr(c.note, "is open, but this command came before its "
+	                       "onset") != NULL,
+	    "baseline lock's note: %s", c.note);
 	for (unsigned i = 0; i < 8; i++)
 		CHECK(cmd_state(&t, "small", ids[i], &c) == FBX_C_HELD,
 		    "storm lock %u still held", i);
