@@ -22,7 +22,8 @@
 #define HELD_LIST_MAX 5      /* held commands listed per organisation */
 #define HELD_SHOWN_MAX 50    /* and in all (the counts are the breakers') */
 #define SETTLING_SHOWN_MAX 50
-#define CMDS_LIST_MAX 100    /* recent commands looked at per organisation */
+#define CMDS_LIST_MAX 100    /* recent commands looked at per organisation
+                                (the funnel's scope text says 100) */
 #define CMDS_SINCE_MS (3600 * 1000) /* "recent": the last hour */
 #define APPROVAL_SINCE_MS (24 * 3600 * 1000)
 #define TOP_ORGS 10
@@ -540,6 +541,7 @@ out:
 struct orgsum {
 	const char *org;
 	uint64_t devices, held, window, open, settling, commands;
+	int more; /* more recent commands than the page looked at */
 };
 
 static int
@@ -627,6 +629,7 @@ overview(fbx_webgate *g, const struct fbx_web_who *w,
 	       *rollouts = json_array(), *paused = json_array(),
 	       *appr = json_array(), *top = json_array();
 	uint64_t funnel[FBX_D_COUNT] = { 0 };
+	int funnel_cut = 0; /* an organisation had more recent commands */
 	size_t n = 0, nforbidden = 0, nq = 0;
 	int64_t now = wall_ms();
 	int have_global = 0;
@@ -754,6 +757,12 @@ overview(fbx_webgate *g, const struct fbx_web_who *w,
 				json_array_append_new(held,
 				    command_json(&q[Q_HELD].u.commands.cmds[k]));
 		if (q[Q_CMDS].err == FBX_OK) {
+			/* the first CMDS_LIST_MAX of the hour: a busier
+			 * organisation says so (its count is a floor, and
+			 * the funnel of a scoped principal sums only
+			 * these) */
+			s->more = q[Q_CMDS].u.commands.next_after != 0;
+			funnel_cut |= s->more;
 			for (size_t k = 0; k < q[Q_CMDS].u.commands.n; k++) {
 				const struct fbx_command *c =
 				    &q[Q_CMDS].u.commands.cmds[k];
@@ -780,13 +789,14 @@ overview(fbx_webgate *g, const struct fbx_web_who *w,
 	qsort(sum, v.n, sizeof(*sum), cmp_orgsum);
 	for (size_t i = 0; i < v.n && i < TOP_ORGS; i++)
 		json_array_append_new(top,
-		    json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I}", "org",
+		    json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:b}", "org",
 		        sum[i].org, "devices", (json_int_t)sum[i].devices,
 		        "held", (json_int_t)sum[i].held, "window_count",
 		        (json_int_t)sum[i].window, "open_breakers",
 		        (json_int_t)sum[i].open, "settling",
 		        (json_int_t)sum[i].settling, "recent_commands",
-		        (json_int_t)sum[i].commands));
+		        (json_int_t)sum[i].commands, "recent_commands_more",
+		        sum[i].more != 0));
 	/* "who" is the token's (its expiry): shared_overview puts it
 	 * first */
 	o = json_pack("{s:I, s:i, s:o?, s:o?}", "now_ms", (json_int_t)now,
@@ -840,8 +850,11 @@ overview(fbx_webgate *g, const struct fbx_web_who *w,
 		    json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
 		        "scope",
 		        engine ? "every command in memory (not finished)" :
-		                 "commands of the last hour in your "
-		                 "organisations",
+		        funnel_cut ? "commands of the last hour in your "
+		                     "organisations (the first 100 of each: "
+		                     "fuseboxctl summary counts them all)" :
+		                     "commands of the last hour in your "
+		                     "organisations",
 		        "queued", (json_int_t)d[FBX_D_QUEUED], "in_flight",
 		        (json_int_t)(d[FBX_D_SENT] + d[FBX_D_ACCEPTED]),
 		        "pending_offline", (json_int_t)d[FBX_D_PENDING],

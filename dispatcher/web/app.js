@@ -337,7 +337,9 @@ function render(o) {
   $("gateways").hidden = !g.list || g.list.length === 0;
 
   fill("orgs", o.top_orgs.map(x => row([x.org, x.devices, x.held, x.window_count,
-    x.open_breakers, x.settling, x.recent_commands], x.open_breakers ? "open" : "")));
+    x.open_breakers, x.settling,
+    x.recent_commands + (x.recent_commands_more ? "+ (more: fuseboxctl summary)" : "")],
+    x.open_breakers ? "open" : "")));
 
   renderFleet(o.fleet_health);
 }
