@@ -1306,9 +1306,13 @@ main(int argc, char **argv)
 			fprintf(stderr, "fuseboxd: --http %s\n", why);
 			return rc == FBX_EINVAL ? EX_USAGE : EX_UNAVAILABLE;
 		}
+		/* the address it bound (PORT alone is 127.0.0.1, port 0
+		 * a free one) */
 		FBX_LOGI("http: serving /metrics and the web console on %s "
 		         "(port %u)",
-		    c.http, fbx_http_port(the_http));
+		    fbx_http_url(the_http)[0] ? fbx_http_url(the_http)
+		                              : c.http,
+		    fbx_http_port(the_http));
 		o.web_url = fbx_http_url(the_http);
 #else
 		fprintf(stderr, "fuseboxd: --http: this fuseboxd was built "
