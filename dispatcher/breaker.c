@@ -27,7 +27,7 @@ struct brk_v2 {
 	uint64_t baseline_x1000;
 	int64_t baseline_at;
 	uint64_t period_count;
-	uint32_t period_spiked, pad2_;
+	uint32_t period_spiked, pad2_; /* v3: global_resets */
 	uint64_t held, would_hold, trips;
 	int64_t tripped_ms, shadow_alerted_ms;
 	char tripped_by[FBX_ID_MAX + 1];
@@ -270,6 +270,9 @@ fbxi_breaker_gate(struct fbx_engine *e, struct fbx_command *c, uint32_t ndev,
 	}
 	if (g.state == FBX_BS_OPEN)
 		global_would(e, &g, reason, 0, 0, "it is open");
+	/* the global breaker was reset since this organisation's last
+	 * arrival: the incident's counts go (saved with b below) */
+	(void)fbxi_breaker_follow_global(&b, &g, e->now);
 	/* the change points see every arrival, admitted or not */
 	if (g.state != FBX_BS_OPEN)
 		fbxi_breaker_observe(&g, e->now, ndev);
@@ -387,6 +390,7 @@ fbxi_breaker_gate(struct fbx_engine *e, struct fbx_command *c, uint32_t ndev,
 struct brk_list_ctx {
 	struct fbx_engine *e;
 	struct fbx_breaker_info *v;
+	uint32_t *gres; /* v[i]'s record's global_resets */
 	size_t n, cap;
 	const char *reason; /* filter, "" = all */
 	uint32_t fleet;
@@ -435,8 +439,15 @@ brk_list_cb(void *arg, const char *key, const void *val, size_t len)
 			return 1;
 		}
 		l->v = nv;
+		uint32_t *ng = realloc(l->gres, ncap * sizeof(*ng));
+		if (ng == NULL) {
+			l->err = FBX_ENOMEM;
+			return 1;
+		}
+		l->gres = ng;
 		l->cap = ncap;
 	}
+	l->gres[l->n] = b.global_resets;
 	o = &l->v[l->n++];
 	memset(o, 0, sizeof(*o));
 	snprintf(o->org, sizeof(o->org), "%.*s", (int)(slash - org), org);
@@ -662,6 +673,10 @@ fbxi_handle_breaker(
 			return;
 		}
 		fbxi_breaker_reset(&b, e->now, req->actor, req->u.breaker.note);
+		/* every organisation's closed breaker of the reason starts
+		 * afresh too, at its next arrival (or status) */
+		if (strcmp(scope, "*") == 0)
+			b.global_resets++;
 		rc = fbxi_brk_save(e->txn, scope, reason, &b);
 		if (rc == FBX_OK && strcmp(scope, "*") == 0)
 			rc = fbxi_reset_order_save(e->txn, reason, e->now,
@@ -866,6 +881,21 @@ fbxi_handle_breaker(
 		rc = l.err;
 	if (rc != FBX_OK)
 		goto fail;
+	/* a closed breaker that has not yet followed a reset of its global
+	 * breaker counts nothing of the incident any more: its next
+	 * arrival starts its window afresh (fbxi_breaker_follow_global) */
+	for (size_t i = 0; i < l.n; i++) {
+		if (strcmp(l.v[i].org, "*") == 0 ||
+		    l.v[i].state == FBX_BS_OPEN)
+			continue;
+		for (size_t j = 0; j < l.n; j++)
+			if (strcmp(l.v[j].org, "*") == 0 &&
+			    strcmp(l.v[j].reason, l.v[i].reason) == 0 &&
+			    l.gres[j] != l.gres[i])
+				l.v[i].window_count = 0;
+	}
+	free(l.gres);
+	l.gres = NULL;
 	rep.u.breaker.b = l.v;
 	rep.u.breaker.n = l.n;
 	fbxi_console_reply(e, in, &rep);
@@ -873,6 +903,7 @@ fbxi_handle_breaker(
 	return;
 fail:
 	free(l.v);
+	free(l.gres);
 	fbxi_set_err(e, rc);
 }
 

@@ -75,6 +75,8 @@ fbxi_dry_run(struct fbx_engine *e, const struct inmsg *in,
 			    fbxi_reason_of(c));
 			goto reply;
 		}
+		/* as the gate sees it (not saved: a dry run) */
+		(void)fbxi_breaker_follow_global(&b, &g, e->now);
 		if (fbxi_breaker_admit(&b, e->now, k.n, fleet, &tripped) ==
 		    FBXI_HOLD) {
 			d->stop_err = FBX_EBREAKER_OPEN;

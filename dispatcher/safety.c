@@ -350,6 +350,34 @@ fbxi_breaker_trip(struct fbxi_breaker *b, int64_t now_ms, const char *who,
 	snprintf(b->note, sizeof(b->note), "%s", note);
 }
 
+/* forget_incident - a fresh window, change point and baseline period:
+ * what they counted belonged to the incident. The usual rate stays: the
+ * incident never taught it. */
+static void
+forget_incident(struct fbxi_breaker *b, int64_t now_ms)
+{
+	fbxi_window_init(&b->win, b->cfg.window_s);
+	fbxi_window_init(&b->dwin, b->cfg.window_s);
+	b->cusum = 0.0;
+	b->cusum_from_ms = 0;
+	b->cusum_at_ms = now_ms;
+	b->baseline_at = now_ms;
+	b->period_count = 0;
+	b->period_spiked = 0;
+}
+
+int
+fbxi_breaker_follow_global(struct fbxi_breaker *b,
+    const struct fbxi_breaker *g, int64_t now_ms)
+{
+	if (b->global_resets == g->global_resets)
+		return 0;
+	if (b->state != FBX_BS_OPEN)
+		forget_incident(b, now_ms);
+	b->global_resets = g->global_resets;
+	return 1;
+}
+
 void
 fbxi_breaker_reset(struct fbxi_breaker *b, int64_t now_ms, const char *who,
     const char *note)
@@ -358,16 +386,7 @@ fbxi_breaker_reset(struct fbxi_breaker *b, int64_t now_ms, const char *who,
 	b->manual = 0;
 	b->held = 0;
 	b->reset_ms = now_ms;
-	/* a fresh window: what was counted belonged to the incident */
-	fbxi_window_init(&b->win, b->cfg.window_s);
-	fbxi_window_init(&b->dwin, b->cfg.window_s);
-	/* the usual rate stays: the incident never taught it */
-	b->cusum = 0.0;
-	b->cusum_from_ms = 0;
-	b->cusum_at_ms = now_ms;
-	b->baseline_at = now_ms;
-	b->period_count = 0;
-	b->period_spiked = 0;
+	forget_incident(b, now_ms);
 	/* tripped_by/tripped_ms keep telling who opened it (or made it
 	 * theirs by tripping it again while open) and when it tripped; the
 	 * note says who closed it */

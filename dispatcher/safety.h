@@ -70,7 +70,11 @@ struct fbxi_breaker {
 	int64_t baseline_at;     /* start of the current baseline period */
 	uint64_t period_count;   /* devices admitted in this period */
 	uint32_t period_spiked;  /* the period tripped or would have */
-	uint32_t pad2_;
+	/* the global breaker: how often it was reset; an organisation's:
+	 * that count when its window last started afresh for a reset of
+	 * the global breaker (fbxi_breaker_follow_global). In what was the
+	 * record's padding: zero in records written before */
+	uint32_t global_resets;
 	uint64_t held, would_hold, trips;
 	int64_t tripped_ms;
 	int64_t shadow_alerted_ms; /* last would-trip alert (shadow mode) */
@@ -170,6 +174,14 @@ int64_t fbxi_breaker_settle_ms(const struct fbxi_breaker *b);
  * the change point's run (or now, for a manual trip with no run). */
 void fbxi_breaker_trip(struct fbxi_breaker *b, int64_t now_ms,
     const char *who, const char *note, int manual);
+/* fbxi_breaker_follow_global - an organisation's closed breaker after a
+ * reset of its reason's global breaker g that it has not seen: its
+ * window, change point and baseline period start afresh, as at its own
+ * reset (what they counted belonged to the incident the reset closed,
+ * and would trip it on the next legitimate command). An open one is
+ * left to its own reset. @return 1 if b changed. */
+int fbxi_breaker_follow_global(struct fbxi_breaker *b,
+    const struct fbxi_breaker *g, int64_t now_ms);
 void fbxi_breaker_reset(struct fbxi_breaker *b, int64_t now_ms,
     const char *who, const char *note);
 

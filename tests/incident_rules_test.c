@@ -310,6 +310,52 @@ test_global_orgs(void)
 	CHECK(cmd_state(&t, "o4", id4, &c) == FBX_C_HELD,
 	    "o4's settling lock held by the global breaker: %d", c.state);
 	CHECK(strcmp(c.held_by, "*/" REASON) == 0, "held_by %s", c.held_by);
+	/* the incident closed with a global reset: o4's own breaker, which
+	 * never tripped, no longer counts the storm's lock (it did, and a
+	 * legitimate lock later tripped it) */
+	{
+		const struct fbx_breaker_info *b;
+		CHECK(breaker(&t, "o4", FBX_BRK_STATUS, 0, NULL, 0, &rep) ==
+		            FBX_OK &&
+		        (b = find_brk(&rep, "o4")) != NULL &&
+		        b->window_count == 1,
+		    "o4 counts its storm lock while the incident is open");
+		fbx_console_rep_free(&rep);
+		CHECK(breaker(&t, "o4", FBX_BRK_RESET, 1, NULL,
+		          FBX_RESET_DISCARD, &rep) == FBX_OK,
+		    "global reset, discard");
+		fbx_console_rep_free(&rep);
+		CHECK(cmd_state(&t, "o4", id4, &c) == FBX_C_DISCARDED,
+		    "o4's storm lock discarded: %d", c.state);
+		CHECK(breaker(&t, "o4", FBX_BRK_STATUS, 0, NULL, 0, &rep) ==
+		            FBX_OK &&
+		        (b = find_brk(&rep, "o4")) != NULL &&
+		        b->window_count == 0,
+		    "o4's window after the global reset: %llu, want 0",
+		    (b = find_brk(&rep, "o4")) != NULL
+		        ? (unsigned long long)b->window_count
+		        : 99ULL);
+		fbx_console_rep_free(&rep);
+		CHECK(auto_lock(&t, "o4", 5, &id, &st) == FBX_OK &&
+		        st == FBX_C_SETTLING,
+		    "a later lock in o4 settles: %d", st);
+		CHECK(breaker(&t, "o4", FBX_BRK_STATUS, 0, NULL, 0, &rep) ==
+		            FBX_OK &&
+		        (b = find_brk(&rep, "o4")) != NULL &&
+		        b->window_count == 1,
+		    "o4's window counts only the later lock: %llu",
+		    (b = find_brk(&rep, "o4")) != NULL
+		        ? (unsigned long long)b->window_count
+		        : 99ULL);
+		fbx_console_rep_free(&rep);
+		/* o1's own breaker is open: its own reset decides */
+		CHECK(breaker(&t, "o1", FBX_BRK_STATUS, 0, NULL, 0, &rep) ==
+		            FBX_OK &&
+		        (b = find_brk(&rep, "o1")) != NULL &&
+		        b->state == FBX_BS_OPEN && b->window_count > 0,
+		    "o1's open breaker keeps its count");
+		fbx_console_rep_free(&rep);
+	}
 	env_close(&t);
 }
 
