@@ -58,6 +58,8 @@ fbx_engine_stat(fbx_engine *e, struct fbx_engine_stats *s)
 		s->commands_active++;
 		s->deliveries_queued += cc->c.counts[FBX_D_QUEUED];
 		s->deliveries_pending += cc->c.counts[FBX_D_PENDING];
+		s->commands_held += cc->c.state == FBX_C_HELD;
+		s->commands_settling += cc->c.state == FBX_C_SETTLING;
 	}
 	s->commits = e->commits;
 	s->turn_max_us = e->turn_max_us;
@@ -102,11 +104,13 @@ brk_scan_cb(void *arg, const char *key, const void *val, size_t len)
 
 /* brk_scan - the open breakers, from the store: breaker records are not
  * kept in memory, and every automatic lock-type command rewrites one,
- * so this reads them at most once a second. */
+ * so this reads them at most once a second. In a turn (the ping) with
+ * the turn's transaction in, between turns (the metrics) in a read
+ * transaction of its own. */
 static void
-brk_scan(struct fbx_engine *e)
+brk_scan(struct fbx_engine *e, fbx_txn *in)
 {
-	fbx_txn *txn = NULL;
+	fbx_txn *txn = in;
 	int64_t now = fbxi_mono_ms();
 
 	if (e->m_brk_at != 0 && now - e->m_brk_at < FBXI_METRICS_BRK_SCAN_MS)
@@ -116,11 +120,20 @@ brk_scan(struct fbx_engine *e)
 	e->m_nbrk = 0;
 	e->m_brk_trunc = 0;
 	e->m_brk_valid = 0;
-	if (e->st == NULL || fbx_txn_begin(e->st, 0, &txn) != FBX_OK)
+	if (e->st == NULL ||
+	    (txn == NULL && fbx_txn_begin(e->st, 0, &txn) != FBX_OK))
 		return;
 	if (fbx_store_kv_scan(txn, "brk/", brk_scan_cb, e) == FBX_OK)
 		e->m_brk_valid = 1;
-	fbx_txn_abort(txn);
+	if (in == NULL)
+		fbx_txn_abort(txn);
+}
+
+uint32_t
+fbxi_breakers_open(struct fbx_engine *e)
+{
+	brk_scan(e, e->txn);
+	return e->m_brk_valid ? (uint32_t)e->m_brk_open : 0;
 }
 
 /* brk_held - command cc is held by breaker key "org/reason": count it
@@ -206,7 +219,7 @@ fbx_engine_metrics(fbx_engine *e, struct fbx_metrics *m)
 		m->gw[m->ngw].bytes = g->ubytes;
 		m->ngw++;
 	}
-	brk_scan(e);
+	brk_scan(e, NULL);
 	m->brk_valid = e->m_brk_valid;
 	m->breakers_open = e->m_brk_open;
 	m->brk_truncated = e->m_brk_trunc;

@@ -560,6 +560,9 @@ struct fbx_engine_stats {
 	uint64_t auth_refused;       /* requests, gateway messages: FORBIDDEN */
 	uint64_t results_forged;     /* results for another key's deliveries */
 	uint64_t handshakes_refused; /* keys the ZAP handler refused */
+	uint64_t commands_held;      /* held by breakers */
+	uint64_t commands_settling;  /* automatic, in their settle window */
+	uint32_t breakers_open;      /* organisations' and global */
 };
 
 struct fbx_console_rep {

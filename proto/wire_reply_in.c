@@ -1037,6 +1037,9 @@ result_in(const pb_crep *pb, struct fbx_console_rep *r, struct wctx *w)
 		o->auth_refused = s->auth_refused;
 		o->results_forged = s->results_forged;
 		o->handshakes_refused = s->handshakes_refused;
+		o->commands_held = s->commands_held;
+		o->commands_settling = s->commands_settling;
+		o->breakers_open = s->breakers_open;
 		return FBX_OK;
 	}
 	case FUSEBOX__V1__CONSOLE_REPLY__RESULT_ROLLBACK:

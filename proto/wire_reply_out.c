@@ -1043,6 +1043,9 @@ rep_out(const struct fbx_console_rep *rep, uint8_t **buf, size_t *len)
 		pong.auth_refused = s->auth_refused;
 		pong.results_forged = s->results_forged;
 		pong.handshakes_refused = s->handshakes_refused;
+		pong.commands_held = s->commands_held;
+		pong.commands_settling = s->commands_settling;
+		pong.breakers_open = s->breakers_open;
 		m.result_case = FUSEBOX__V1__CONSOLE_REPLY__RESULT_PONG;
 		m.pong = &pong;
 		break;

@@ -215,6 +215,10 @@ HID=$(FUSEBOX_KEY="$T/db/keys/rules.key" "$CTL" submit --type lock --device d1 \
   --origin automatic --reason jtest 2>/dev/null | grep -oE '[0-9]+' | head -1)
 expect 0 "$HID +- +d1 +lock +- " -- "$CTL" rollback --command "$HID"
 expect 0 '"device":"d1","type":"lock","state":null,"action":"cancel"' -- "$CTL" --json rollback --command "$HID"
+# status says what needs a human first: the open breaker and its hold
+expect 0 "breakers_open +[1-9][0-9]* \(fuseboxctl breaker status --all-orgs\)" -- "$CTL" status
+expect 0 "commands_held +[1-9][0-9]* \(wait for a reset" -- "$CTL" status
+expect 0 '"breakers_open":[1-9][0-9]*,"commands_held":[1-9]' -- "$CTL" --json status
 # the summary line counts the global breakers too (it said "global
 # breakers not counted", and a storm held by one read as 0 held)
 expect 0 "tripped or hold commands: [0-9]+ open, [1-9][0-9]* commands held; global breakers: [0-9]+ open, [0-9]+ commands held" -- \

@@ -419,6 +419,9 @@ test_rep_kinds(void)
 	in.u.pong.deliveries_pending = 6;
 	in.u.pong.commits = 7;
 	in.u.pong.store_bytes = 8;
+	in.u.pong.commands_held = 9;
+	in.u.pong.commands_settling = 10;
+	in.u.pong.breakers_open = 11;
 	CHECK_RV(rep_rt(&in, &out), FBX_OK);
 	CHECK(out.kind == FBX_CREQ_PING);
 	CHECK(!memcmp(&in.u.pong, &out.u.pong, sizeof(in.u.pong)));

@@ -559,6 +559,9 @@ cmd_status(struct ctl *ctl, int argc, char **argv)
 			CJ_INT(o, "auth_refused", s->auth_refused);
 			CJ_INT(o, "results_forged", s->results_forged);
 			CJ_INT(o, "handshakes_refused", s->handshakes_refused);
+			CJ_INT(o, "breakers_open", s->breakers_open);
+			CJ_INT(o, "commands_held", s->commands_held);
+			CJ_INT(o, "commands_settling", s->commands_settling);
 			CJ_SET(o, "certificates",
 			    ctl_json_certs(have_certs ? &crep : NULL, ""));
 		}
@@ -573,6 +576,19 @@ cmd_status(struct ctl *ctl, int argc, char **argv)
 	} while (0)
 		ctl_table_row(&t, "endpoint", ctl->endpoint);
 		ctl_table_row(&t, "version", s->version);
+		/* what needs a human first: breakers and what they hold */
+		snprintf(b, sizeof(b), "%" PRIu32 "%s", s->breakers_open,
+		    s->breakers_open > 0 ? " (fuseboxctl breaker status "
+		                           "--all-orgs)"
+		                         : "");
+		ctl_table_row(&t, "breakers_open", b);
+		snprintf(b, sizeof(b), "%" PRIu64 "%s", s->commands_held,
+		    s->commands_held > 0 ? " (wait for a reset: release or "
+		                           "discard)"
+		                         : "");
+		ctl_table_row(&t, "commands_held", b);
+		snprintf(b, sizeof(b), "%" PRIu64, s->commands_settling);
+		ctl_table_row(&t, "commands_settling", b);
 		ROW_U64("rtt_ms", ctl_mono_ms() - t0);
 		ROW_U64("uptime_s", s->uptime_ms / 1000);
 		ROW_U64("gateways", s->gateways);
