@@ -1055,7 +1055,7 @@ init_main(int argc, char **argv)
 	const char **specs = calloc((size_t)argc + 1, sizeof(*specs));
 	size_t n = 0;
 	char why[1024];
-	int ch, rc;
+	int ch, rc, lfd = -1;
 
 	if (specs == NULL)
 		return EX_OSERR;
@@ -1092,8 +1092,33 @@ init_main(int argc, char **argv)
 		free(specs);
 		return EX_USAGE;
 	}
+	/* a daemon running on DIR holds DIR/fuseboxd.lock (with its keys
+	 * elsewhere, --server-key, DIR has no keys/server.key, and init
+	 * would write principals into its store under it): held while
+	 * init writes. A DIR that does not exist yet has no daemon. */
+	{
+		char lockpath[4200];
+		struct stat dst;
+		if (stat(data, &dst) == 0 && S_ISDIR(dst.st_mode)) {
+			snprintf(lockpath, sizeof(lockpath), "%s/fuseboxd.lock",
+			    data);
+			lfd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+			if (lfd >= 0 && flock(lfd, LOCK_EX | LOCK_NB) != 0 &&
+			    errno == EWOULDBLOCK) {
+				fprintf(stderr,
+				    "fuseboxd init: %s is in use by a running "
+				    "fuseboxd (locked): stop it first\n",
+				    data);
+				close(lfd);
+				free(specs);
+				return EX_TEMPFAIL;
+			}
+		}
+	}
 	rc = fbx_auth_init(data, store, specs, n, stdout, why, sizeof(why));
 	free(specs);
+	if (lfd >= 0)
+		close(lfd);
 	if (rc == FBX_OK)
 		return EX_OK;
 	fprintf(stderr, "fuseboxd init: %s\n", why);

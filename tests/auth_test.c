@@ -359,6 +359,17 @@ test_files(void)
 	    "key modes %o %o", file_mode(t.keys), file_mode(p));
 	snprintf(p, sizeof(p), "%s/console.sock", t.dir);
 	FBXT_CHECK(file_mode(p) == 0660, "socket mode %o", file_mode(p));
+	/* init on the store the test's daemon runs on: refused before it
+	 * looks at the keys (a daemon whose server key is elsewhere,
+	 * --server-key, has none in DIR/keys, and init wrote principals
+	 * into its store) */
+	snprintf(log, sizeof(log), "%s/init-busy.log", t.dir);
+	snprintf(cmd, sizeof(cmd), "'%s/fuseboxd' init --data '%s' > '%s' 2>&1",
+	    bin != NULL ? bin : "../dispatcher", t.db, log);
+	rc = system(cmd);
+	FBXT_CHECK(WIFEXITED(rc) && WEXITSTATUS(rc) == 75 &&
+	        log_has(log, "in use by a running fuseboxd"),
+	    "init on a running daemon's store: status %d", rc);
 
 	snprintf(d, sizeof(d), "%s/perm", t.dir);
 	snprintf(db, sizeof(db), "%s/db", d);
