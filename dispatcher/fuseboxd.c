@@ -183,10 +183,9 @@ usage(FILE *f)
 	    "69 cannot bind\n"
 	    "(also: another process serves an ipc:// socket path), 70 "
 	    "internal error,\n"
-	    "73 data directory missing, not a directory or not writable, "
-	    "74 storage I/O\n"
-	    "error, 75 store in use by another fuseboxd, 77 data or socket "
-	    "directory\n"
+	    "73 data directory cannot be created or written (a missing one "
+	    "is made),\n74 storage I/O error, 75 store in use by another "
+	    "fuseboxd, 77 data or socket\ndirectory "
 	    "not a directory, world-writable or another user's, 78 bad "
 	    "config or key\n"
 	    "file. `fuseboxd init --help`: make the store and keys.\n");
