@@ -256,6 +256,18 @@ expect 0 "" -- "$CTL" breaker reset --reason jtest --discard --note done
 expect 0 "$HID +- +d1 +lock +- +nothing +- +discarded before: it reached no device" -- \
   "$CTL" rollback --command "$HID"
 
+# summary counts the commands settling too (its counts did not add up
+# while an automatic lock settled): one of a reason without a breaker,
+# under a lock limit it does not reach (the default one of this
+# one-device organisation is spent by the operator's lock above)
+expect 0 "" -- "$CTL" limit set --type lock --max 100 --share 0
+FUSEBOX_KEY="$T/db/keys/rules.key" "$CTL" submit --type lock --device d1 \
+  --origin automatic --reason settle_seen >"$T/settle.out" 2>&1 ||
+  bad "automatic lock to settle: $(cat "$T/settle.out")"
+expect 0 "^ORG +COMMANDS +HELD +SETTLING +DISCARDED" -- "$CTL" summary acme
+expect 0 "^acme +[0-9]+ +[0-9]+ +1 " -- "$CTL" summary acme
+expect 0 '"held":[0-9]+,"settling":1,' -- "$CTL" --json summary acme
+
 # a frozen engine: every retry waits its timeout, then TIMEOUT
 kill -STOP "$D"
 t0=$(date +%s%N)

@@ -1119,7 +1119,7 @@ static const char *const summary_usage =
 
 struct org_sum {
 	fbx_id org;
-	uint64_t commands, held, discarded, devices, delivered;
+	uint64_t commands, held, settling, discarded, devices, delivered;
 	uint64_t succeeded, failed, pending, queued, expired, cancelled;
 	int err;
 };
@@ -1129,6 +1129,7 @@ sum_add(struct org_sum *t, const struct org_sum *o)
 {
 	t->commands += o->commands;
 	t->held += o->held;
+	t->settling += o->settling;
 	t->discarded += o->discarded;
 	t->devices += o->devices;
 	t->delivered += o->delivered;
@@ -1169,6 +1170,7 @@ sum_org(struct ctl *ctl, const struct ctrl_args *a, struct org_sum *o)
 				continue;
 			o->commands++;
 			o->held += c->state == FBX_C_HELD;
+			o->settling += c->state == FBX_C_SETTLING;
 			o->discarded += c->state == FBX_C_DISCARDED;
 			o->devices += c->ndeliveries;
 			o->delivered += (uint64_t)k[FBX_D_SENT] +
@@ -1191,15 +1193,15 @@ sum_org(struct ctl *ctl, const struct ctrl_args *a, struct org_sum *o)
 static void
 sum_row(struct table *t, const struct org_sum *o)
 {
-	char v[11][24];
-	const uint64_t x[11] = { o->commands, o->held, o->discarded,
-		o->devices, o->delivered, o->succeeded, o->failed, o->pending,
-		o->queued, o->expired, o->cancelled };
+	char v[12][24];
+	const uint64_t x[12] = { o->commands, o->held, o->settling,
+		o->discarded, o->devices, o->delivered, o->succeeded,
+		o->failed, o->pending, o->queued, o->expired, o->cancelled };
 
-	for (int i = 0; i < 11; i++)
+	for (int i = 0; i < 12; i++)
 		snprintf(v[i], sizeof(v[i]), "%" PRIu64, x[i]);
 	ctl_table_row(t, o->org, v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7],
-	    v[8], v[9], v[10]);
+	    v[8], v[9], v[10], v[11]);
 }
 
 static void
@@ -1211,6 +1213,7 @@ sum_json(const struct org_sum *o)
 		CJ_STR(j, "org", o->org);
 		CJ_INT(j, "commands", o->commands);
 		CJ_INT(j, "held", o->held);
+		CJ_INT(j, "settling", o->settling);
 		CJ_INT(j, "discarded", o->discarded);
 		CJ_INT(j, "devices", o->devices);
 		CJ_INT(j, "delivered", o->delivered);
@@ -1238,7 +1241,7 @@ cmd_summary(struct ctl *ctl, int argc, char **argv)
 	struct ctrl_args a;
 	struct idlist orgs = { .max = 100000 };
 	struct org_sum total;
-	struct table t = { .ncol = 12 };
+	struct table t = { .ncol = 13 };
 	fbx_id saved;
 	int st, have_prefix = 0;
 
@@ -1301,7 +1304,8 @@ cmd_summary(struct ctl *ctl, int argc, char **argv)
 	memcpy(saved, ctl->org, sizeof(saved));
 	memset(&total, 0, sizeof(total));
 	strcpy(total.org, "TOTAL");
-	ctl_table_row(&t, "ORG", "COMMANDS", "HELD", "DISCARDED", "DELIVERIES",
+	ctl_table_row(&t, "ORG", "COMMANDS", "HELD", "SETTLING", "DISCARDED",
+	    "DELIVERIES",
 	    "DELIVERED", "SUCCEEDED", "FAILED", "PENDING", "QUEUED", "EXPIRED",
 	    "CANCELLED");
 	st = EX_OK;
