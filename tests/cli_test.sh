@@ -59,6 +59,13 @@ expect 0 "Exit status: 0 clean stop" -- "$B/fuseboxd" --help
 expect 0 "Exit status: 0 ok, 64 usage" -- "$B/fusebox-devsim" --help
 expect 64 "bad --limit '0' \(1\.\.10000\)" -- "$CTL" devices --limit 0
 expect 64 "bad --limit '0' \(1\.\.10000\)" -- "$CTL" list --limit 0
+# a refused option is named for what it is: unknown, abbreviated, or
+# missing its value (all were "bad or incomplete option")
+expect 64 "unknown option '--origin' \(see list --help\)" -- "$CTL" list --origin operator
+expect 64 "unknown option '--typ' \(did you mean --type\?" -- "$CTL" submit --typ lock
+expect 64 "option '--type' needs a value \(see submit --help\)" -- "$CTL" submit --type
+expect 64 "option '-o' needs a value" -- "$CTL" list -o
+expect 64 "unknown option '--bogus' \(see fuseboxctl --help\)" -- "$CTL" --bogus status
 # settings read from the global breaker only are refused on an
 # organisation's (they were stored there and never used)
 expect 64 "settings of the global breaker.*add --global" -- "$CTL" breaker config --reason r --settle 0

@@ -35,6 +35,31 @@ long_exact(int argc, char **argv, const struct option *lo, int li,
 	    strncmp(tok + 2, lo[li].name, n - 2) == 0;
 }
 
+/* bad_opt - the usage error for what getopt_long refused ('?' or ':'):
+ * an option it does not know, or one that needs a value and has none
+ * (optopt: 0 for an unknown long option, the short letter, or the long
+ * option's value). where: the command, for its --help. */
+static int
+bad_opt(char **argv, const char *where)
+{
+	const char *tok = argv[optind - 1];
+	size_t n = strcspn(tok, "=");
+
+	if (optopt == 0)
+		return ctl_usage_err("unknown option '%.*s' (see %s --help)",
+		    (int)n, tok, where);
+	if (optopt > 0 && optopt < 128) {
+		if (strchr(COMMON_SHORTOPTS, optopt) != NULL)
+			return ctl_usage_err("option '-%c' needs a value (see "
+					 "%s --help)",
+			    optopt, where);
+		return ctl_usage_err("unknown option '-%c' (see %s --help)",
+		    optopt, where);
+	}
+	return ctl_usage_err("option '%.*s' needs a value (see %s --help)",
+	    (int)n, tok, where);
+}
+
 /* common_opt - handle an option shared by all commands.
  * @return 1 handled, 0 not a common option, or -(exit status + 1). */
 static int
@@ -185,17 +210,8 @@ ctl_parse_cmd_opts(struct ctl *ctl, int argc, char **argv,
 			print_version();
 			return -(EX_OK + 1);
 		}
-		if (c == '?' || c == ':') {
-			if (optopt != 0)
-				return -(ctl_usage_err("bad or incomplete option "
-						   "'-%c' (see %s --help)",
-					     optopt, argv[0]) +
-				    1);
-			return -(ctl_usage_err("bad or incomplete option '%s' "
-					   "(see %s --help)",
-				     argv[optind - 1], argv[0]) +
-			    1);
-		}
+		if (c == '?' || c == ':')
+			return -(bad_opt(argv, argv[0]) + 1);
 		r = common_opt(ctl, c, optarg);
 		if (r < 0)
 			return r;
@@ -282,15 +298,8 @@ main(int argc, char **argv)
 			print_version();
 			return EX_OK;
 		}
-		if (c == '?' || c == ':') {
-			if (optopt != 0)
-				return ctl_usage_err("bad or incomplete option "
-						 "'-%c' (see --help)",
-				    optopt);
-			return ctl_usage_err("bad or incomplete option '%s' (see "
-					 "--help)",
-			    argv[optind - 1]);
-		}
+		if (c == '?' || c == ':')
+			return bad_opt(argv, "fuseboxctl");
 		r = common_opt(&ctl, c, optarg);
 		if (r < 0)
 			return -r - 1;
