@@ -324,5 +324,6 @@ int fbx_cmd_type_parse(const char *s);
 int fbx_origin_parse(const char *s);
 int fbx_platform_parse(const char *s);
 int fbx_dstate_parse(const char *s);
+int fbx_cstate_parse(const char *s); /* 0 if unknown */
 
 #endif

@@ -138,6 +138,12 @@ fbx_dstate_parse(const char *s)
 	return parse_of(dstate_names, FBX_D_COUNT, s);
 }
 
+int
+fbx_cstate_parse(const char *s)
+{
+	return parse_of(cstate_names, FBX_C_COUNT, s);
+}
+
 void
 fbx_command_clear(struct fbx_command *c)
 {

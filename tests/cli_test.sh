@@ -61,7 +61,7 @@ expect 64 "bad --limit '0' \(1\.\.10000\)" -- "$CTL" devices --limit 0
 expect 64 "bad --limit '0' \(1\.\.10000\)" -- "$CTL" list --limit 0
 # a refused option is named for what it is: unknown, abbreviated, or
 # missing its value (all were "bad or incomplete option")
-expect 64 "unknown option '--origin' \(see list --help\)" -- "$CTL" list --origin operator
+expect 64 "unknown option '--actor-name' \(see list --help\)" -- "$CTL" list --actor-name x
 expect 64 "unknown option '--typ' \(did you mean --type\?" -- "$CTL" submit --typ lock
 expect 64 "option '--type' needs a value \(see submit --help\)" -- "$CTL" submit --type
 expect 64 "option '-o' needs a value" -- "$CTL" list -o
@@ -274,6 +274,19 @@ FUSEBOX_KEY="$T/db/keys/rules.key" "$CTL" submit --type lock --device d1 \
 expect 0 "^ORG +COMMANDS +HELD +SETTLING +DISCARDED" -- "$CTL" summary acme
 expect 0 "^acme +[0-9]+ +[0-9]+ +1 " -- "$CTL" summary acme
 expect 0 '"held":[0-9]+,"settling":1,' -- "$CTL" --json summary acme
+# list narrows by origin, type and state (an operator's locks among a
+# storm's held ones were found only by paging through all)
+out=$("$CTL" list --origin automatic 2>&1)
+if grep -qE '^[0-9]+ .* operator ' <<<"$out" || ! grep -qE '^[0-9]+ .* lock +automatic +discarded ' <<<"$out" ||
+   ! grep -qE '^[0-9]+ .* lock +automatic +settling ' <<<"$out"; then
+  bad "list --origin automatic: $out"
+else ok; fi
+expect 0 "^[0-9]+ .* automatic +discarded " -- "$CTL" list --state discarded --type lock
+out=$("$CTL" list --state discarded --origin operator 2>&1)
+grep -qE '^[0-9]+ ' <<<"$out" && bad "list --state discarded --origin operator: $out" || ok
+# a page of one: the cursor goes on after the last one shown
+expect 0 "more: .*list --origin automatic --limit 1 --after [0-9]+" -- "$CTL" list --origin automatic --limit 1
+expect 64 "unknown command state 'sleeping'" -- "$CTL" list --state sleeping
 
 # a frozen engine: every retry waits its timeout, then TIMEOUT
 kill -STOP "$D"

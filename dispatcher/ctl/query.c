@@ -231,7 +231,8 @@ cmd_show(struct ctl *ctl, int argc, char **argv)
 
 static const char *const list_usage =
     "usage: fuseboxctl list [--since TIME] [--until TIME] [--limit N]\n"
-    "                       [--after ID]\n"
+    "                       [--after ID] [--origin O] [--type T]\n"
+    "                       [--state S]\n"
     "\n"
     "List the organisation's commands, oldest first.\n"
     "\n"
@@ -239,7 +240,137 @@ static const char *const list_usage =
     "                 -90s, -30m, -1h, -7d)\n"
     "  --until TIME   created before TIME (default: open)\n"
     "  --limit N      commands per page (default 100, 1..10000)\n"
-    "  --after ID     start after command id ID (page cursor)\n";
+    "  --after ID     start after command id ID (page cursor)\n"
+    "  --origin O     only commands of this origin (operator,\n"
+    "                 automatic, rollback, replay)\n"
+    "  --type T       only commands of this type (lock, wipe, ...)\n"
+    "  --state S      only commands in this state (held, settling,\n"
+    "                 active, done, discarded, ...)\n"
+    "With a filter, pages are read until N commands match (the\n"
+    "organisation's commands are looked at here, page by page).\n";
+
+/* list filters: what the engine's listing cannot narrow by itself */
+struct list_args {
+	struct page_args pa;
+	int origin, type, cstate;
+};
+
+static int
+list_opt(void *arg, struct ctl *ctl, int c, const char *oa, int argc,
+    char **argv)
+{
+	struct list_args *la = arg;
+	char t[64];
+
+	switch (c) {
+	case OPT_ORIGIN:
+		la->origin = fbx_origin_parse(oa);
+		if (la->origin == 0)
+			return ctl_usage_err("unknown origin '%s'", oa);
+		return EX_OK;
+	case OPT_TYPE:
+		snprintf(t, sizeof(t), "%s", oa);
+		for (char *p = t; *p; p++)
+			if (*p == '-')
+				*p = '_';
+		la->type = fbx_cmd_type_parse(t);
+		if (la->type == 0)
+			return ctl_usage_err("unknown command type '%s'", oa);
+		return EX_OK;
+	case OPT_STATE:
+		la->cstate = fbx_cstate_parse(oa);
+		if (la->cstate == 0)
+			return ctl_usage_err("unknown command state '%s'", oa);
+		return EX_OK;
+	default:
+		return ctl_page_opt(&la->pa, ctl, c, oa, argc, argv);
+	}
+}
+
+static void
+list_row(struct table *t, const struct fbx_command *c)
+{
+	char id[24], cr[40], tg[128], nd[12], ok[12], ko[12], pe[12],
+	    ar[2 * FBX_ID_MAX + 4];
+
+	snprintf(id, sizeof(id), "%" PRIu64, c->id);
+	ctl_fmt_time(c->created_ms, cr, sizeof(cr));
+	ctl_target_str(c, tg, sizeof(tg));
+	snprintf(nd, sizeof(nd), "%" PRIu32, c->ndeliveries);
+	snprintf(ok, sizeof(ok), "%" PRIu32, c->counts[FBX_D_SUCCEEDED]);
+	snprintf(ko, sizeof(ko), "%" PRIu32,
+	    c->counts[FBX_D_FAILED] + c->counts[FBX_D_EXPIRED]);
+	snprintf(pe, sizeof(pe), "%" PRIu32, c->counts[FBX_D_PENDING]);
+	snprintf(ar, sizeof(ar), "%s%s%s", c->actor, c->reason[0] ? "/" : "",
+	    c->reason);
+	ctl_table_row(t, id, cr, fbx_cmd_type_name(c->type),
+	    fbx_origin_name(c->origin), fbx_cstate_name(c->state), tg, nd, ok,
+	    ko, pe, ar);
+}
+
+/* list_filtered - list with filters: the engine's pages (10,000
+ * commands each) are read until pa.limit commands match or the listing
+ * ends. The cursor for more is the last command shown: the next run
+ * looks again at what came after it. */
+static int
+list_filtered(struct ctl *ctl, struct fbx_console_req *req,
+    const struct list_args *la)
+{
+	struct table t = { .ncol = 11 };
+	json_t *a = ctl->json ? json_array() : NULL;
+	uint64_t shown = 0, last = 0, next = 0;
+	int st = EX_OK, full = 0;
+
+	if (!ctl->json)
+		ctl_table_row(&t, "ID", "CREATED", "TYPE", "ORIGIN", "STATE",
+		    "TARGET", "DEVICES", "SUCCEEDED", "FAILED", "PENDING",
+		    "ACTOR/REASON");
+	req->u.list.limit = FBX_PAGE_MAX;
+	for (;;) {
+		struct fbx_console_rep rep;
+		size_t i;
+		st = ctl_call(ctl, req, &rep);
+		if (st != EX_OK)
+			break;
+		for (i = 0; i < rep.u.commands.n && !full; i++) {
+			const struct fbx_command *c = &rep.u.commands.cmds[i];
+			if ((la->origin && c->origin != la->origin) ||
+			    (la->type && c->type != la->type) ||
+			    (la->cstate && c->state != la->cstate))
+				continue;
+			if (a != NULL)
+				json_array_append_new(a, ctl_json_command(c));
+			else if (!ctl->json)
+				list_row(&t, c);
+			last = c->id;
+			full = ++shown == la->pa.limit;
+		}
+		/* more after the last one shown: what this page had left,
+		 * or the pages after it */
+		if (full && (i < rep.u.commands.n ||
+		                rep.u.commands.next_after != 0))
+			next = last;
+		req->u.list.after = rep.u.commands.next_after;
+		fbx_console_rep_free(&rep);
+		if (full || req->u.list.after == 0)
+			break;
+	}
+	if (st != EX_OK) {
+		json_decref(a);
+		ctl_table_free(&t);
+		return st;
+	}
+	if (ctl->json) {
+		ctl_json_print(json_pack("{s:o*,s:I}", "commands", a,
+		    "next_after", (json_int_t)next));
+	} else {
+		ctl_table_print(&t);
+		ctl_table_free(&t);
+		if (next != 0)
+			ctl_more_u64(ctl, "\n", next);
+	}
+	return EX_OK;
+}
 
 int
 cmd_list(struct ctl *ctl, int argc, char **argv)
@@ -249,18 +380,23 @@ cmd_list(struct ctl *ctl, int argc, char **argv)
 		{ "until", required_argument, NULL, OPT_UNTIL },
 		{ "limit", required_argument, NULL, OPT_LIMIT },
 		{ "after", required_argument, NULL, OPT_AFTER },
+		{ "origin", required_argument, NULL, OPT_ORIGIN },
+		{ "type", required_argument, NULL, OPT_TYPE },
+		{ "state", required_argument, NULL, OPT_STATE },
 		{ NULL, 0, NULL, 0 } };
 	struct fbx_console_req req;
 	struct fbx_console_rep rep;
+	struct list_args la;
 	struct page_args pa;
 	int st;
 
 	memset(&req, 0, sizeof(req));
-	memset(&pa, 0, sizeof(pa));
-	pa.limit = 100;
-	st = ctl_parse_cmd_opts(ctl, argc, argv, lo, list_usage, ctl_page_opt, &pa);
+	memset(&la, 0, sizeof(la));
+	la.pa.limit = 100;
+	st = ctl_parse_cmd_opts(ctl, argc, argv, lo, list_usage, list_opt, &la);
 	if (st < 0)
 		return -st - 1;
+	pa = la.pa;
 	if (st < argc)
 		return ctl_usage_err("unexpected argument '%s'", argv[st]);
 	if (pa.after == UINT64_MAX)
@@ -276,6 +412,8 @@ cmd_list(struct ctl *ctl, int argc, char **argv)
 	req.u.list.until_ms = pa.until;
 	req.u.list.after = pa.after;
 	req.u.list.limit = (uint32_t)pa.limit;
+	if (la.origin || la.type || la.cstate)
+		return list_filtered(ctl, &req, &la);
 	st = ctl_call(ctl, &req, &rep);
 	if (st != EX_OK)
 		return st;
@@ -292,26 +430,8 @@ cmd_list(struct ctl *ctl, int argc, char **argv)
 		ctl_table_row(&t, "ID", "CREATED", "TYPE", "ORIGIN", "STATE",
 		    "TARGET", "DEVICES", "SUCCEEDED", "FAILED", "PENDING",
 		    "ACTOR/REASON");
-		for (size_t i = 0; i < rep.u.commands.n; i++) {
-			const struct fbx_command *c = &rep.u.commands.cmds[i];
-			char id[24], cr[40], tg[128], nd[12], ok[12], ko[12],
-			    pe[12], ar[2 * FBX_ID_MAX + 4];
-			snprintf(id, sizeof(id), "%" PRIu64, c->id);
-			ctl_fmt_time(c->created_ms, cr, sizeof(cr));
-			ctl_target_str(c, tg, sizeof(tg));
-			snprintf(nd, sizeof(nd), "%" PRIu32, c->ndeliveries);
-			snprintf(ok, sizeof(ok), "%" PRIu32,
-			    c->counts[FBX_D_SUCCEEDED]);
-			snprintf(ko, sizeof(ko), "%" PRIu32,
-			    c->counts[FBX_D_FAILED] + c->counts[FBX_D_EXPIRED]);
-			snprintf(pe, sizeof(pe), "%" PRIu32,
-			    c->counts[FBX_D_PENDING]);
-			snprintf(ar, sizeof(ar), "%s%s%s", c->actor,
-			    c->reason[0] ? "/" : "", c->reason);
-			ctl_table_row(&t, id, cr, fbx_cmd_type_name(c->type),
-			    fbx_origin_name(c->origin),
-			    fbx_cstate_name(c->state), tg, nd, ok, ko, pe, ar);
-		}
+		for (size_t i = 0; i < rep.u.commands.n; i++)
+			list_row(&t, &rep.u.commands.cmds[i]);
 		ctl_table_print(&t);
 		ctl_table_free(&t);
 		if (rep.u.commands.next_after != 0)
