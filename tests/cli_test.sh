@@ -274,6 +274,9 @@ FUSEBOX_KEY="$T/db/keys/rules.key" "$CTL" submit --type lock --device d1 \
 expect 0 "^ORG +COMMANDS +HELD +SETTLING +DISCARDED" -- "$CTL" summary acme
 expect 0 "^acme +[0-9]+ +[0-9]+ +1 " -- "$CTL" summary acme
 expect 0 '"held":[0-9]+,"settling":1,' -- "$CTL" --json summary acme
+# a change of a setting the table has no column for is shown in full
+expect 0 "settings of \*/cfgshow: window 600 s, .*; global: 3 organisations .*settle 0 s \(off\); enforcing" -- \
+  "$CTL" breaker config --global --reason cfgshow --settle 0
 # list narrows by origin, type and state (an operator's locks among a
 # storm's held ones were found only by paging through all)
 out=$("$CTL" list --origin automatic 2>&1)

@@ -594,6 +594,32 @@ cmd_breaker(struct ctl *ctl, int argc, char **argv)
 			    a.reason);
 		else
 			print_breakers(rep.u.breaker.b, rep.u.breaker.n);
+		/* the table has no column for every setting (the settle
+		 * delay among them): the configured breaker's, in full */
+		for (size_t i = 0; op == FBX_BRK_CONFIGURE &&
+		     i < rep.u.breaker.n; i++) {
+			const struct fbx_breaker_info *b = &rep.u.breaker.b[i];
+			const struct fbx_breaker_cfg *g = &b->cfg;
+			char sh[16], gs[16];
+			if (strcmp(b->org, a.global ? "*" : ctl->org) != 0 ||
+			    strcmp(b->reason, a.reason) != 0)
+				continue;
+			fbx_pct_str(g->share_ppm, sh, sizeof(sh));
+			fbx_pct_str(g->global_share_ppm, gs, sizeof(gs));
+			printf("\nsettings of %s/%s: window %" PRIu32
+			       " s, allowance max(%" PRIu32 ", %s of the "
+			       "fleet) or %" PRIu32 "x the baseline after %" PRIu32
+			       " devices",
+			    b->org, b->reason, g->window_s, g->min_count, sh,
+			    g->baseline_mult, g->min_samples);
+			if (strcmp(b->org, "*") == 0)
+				printf("; global: %" PRIu32 " organisations or "
+				       "%s of every device; settle %" PRIu32
+				       " s%s",
+				    g->global_orgs, gs, g->settle_s,
+				    g->settle_s == 0 ? " (off)" : "");
+			printf("; %s\n", g->shadow ? "shadow" : "enforcing");
+		}
 		if (have_certs)
 			ctl_cert_lines(&crep, a.reason);
 	}
