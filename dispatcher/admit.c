@@ -357,12 +357,17 @@ enqueue(struct admission *a)
 	rep.request_id = req->request_id;
 	rep.kind = req->kind;
 	rep.u.submit.command_id = cc->c.id;
+	/* a command not expanded yet (settling, held) has made no
+	 * delivery: its devices are the ones its target counted */
 	rep.u.submit.device_count =
-	    cc->c.state == FBX_C_SETTLING ? a->k.n : cc->c.ndeliveries;
+	    cc->c.state == FBX_C_SETTLING || cc->c.state == FBX_C_HELD
+	    ? a->k.n
+	    : cc->c.ndeliveries;
 	rep.u.submit.state = cc->c.state;
 	snprintf(rep.u.submit.held_by, sizeof(rep.u.submit.held_by), "%s",
 	    cc->c.held_by);
-	fbxi_audit_submit(e, req->org, req->actor, &cc->c);
+	fbxi_audit_submit(e, req->org, req->actor, &cc->c,
+	    rep.u.submit.device_count);
 	fbxi_console_reply(e, a->in, &rep);
 	FBX_LOGD("accepted command %llu for %s by %s (%s)",
 	    (unsigned long long)cc->c.id, req->org, req->actor,

@@ -379,7 +379,7 @@ cpy(char *dst, const char *s, size_t cap)
 
 void
 fbxi_audit_submit(struct fbx_engine *e, const char *org, const char *actor,
-    const struct fbx_command *c)
+    const struct fbx_command *c, uint32_t devices)
 {
 	struct fbxi_abent *a;
 
@@ -402,7 +402,7 @@ fbxi_audit_submit(struct fbx_engine *e, const char *org, const char *actor,
 	a->origin = c->origin;
 	a->target_kind = c->target_kind;
 	a->state = c->state;
-	a->devices = c->ndeliveries;
+	a->devices = devices;
 	a->rollout = c->rollout.enabled != 0;
 	a->settle_until_ms = c->settle_until_ms;
 	cpy(a->reason, c->reason, sizeof(a->reason));

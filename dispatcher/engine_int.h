@@ -638,7 +638,7 @@ void fbxi_audit_params_json(const char *action, char *params, size_t cap);
  * returned. fbxi_audit_drop forgets what is kept (the turn's transaction
  * was aborted); fbxi_audit_batch_free at close. */
 void fbxi_audit_submit(struct fbx_engine *e, const char *org,
-    const char *actor, const struct fbx_command *c);
+    const char *actor, const struct fbx_command *c, uint32_t devices);
 int fbxi_audit_flush(struct fbx_engine *e);
 void fbxi_audit_drop(struct fbx_engine *e);
 void fbxi_audit_batch_free(struct fbx_engine *e);

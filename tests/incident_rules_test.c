@@ -154,6 +154,15 @@ test_storm_held(void)
 	for (unsigned i = 0; i < 8; i++)
 		CHECK(cmd_state(&t, "small", ids[i], &c) == FBX_C_HELD,
 		    "storm lock %u: state %d (%s)", i, c.state, c.note);
+	/* the submit's record of a held lock counts the device its target
+	 * reaches (it said 0: no delivery is made while it is held) */
+	{
+		struct fbx_audit_rec ar;
+		CHECK(last_audit(&t, "small", "submit", &ar) == 0 &&
+		        strstr(ar.params, "\"devices\":1") != NULL &&
+		        strstr(ar.params, "\"state\":\"held\"") != NULL,
+		    "held lock's submit record: %s", ar.params);
+	}
 	CHECK(cmd_state(&t, "small", base, &c) == FBX_C_SETTLING,
 	    "baseline lock before the onset still settles: %d", c.state);
 	/* an operator lock still goes out while the breaker is open */
