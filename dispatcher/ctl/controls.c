@@ -126,17 +126,8 @@ ctrl_opt(void *arg, struct ctl *ctl, int c, const char *oa, int argc,
 		a->cfg.shadow = c == OPT_SHADOW ? 1 : 2;
 		a->have_cfg = 1;
 		return EX_OK;
-	case OPT_TYPE: {
-		char t[64];
-		snprintf(t, sizeof(t), "%s", oa);
-		for (char *p = t; *p; p++)
-			if (*p == '-')
-				*p = '_';
-		a->type = fbx_cmd_type_parse(t);
-		if (a->type == 0)
-			return ctl_usage_err("unknown command type '%s'", oa);
-		return EX_OK;
-	}
+	case OPT_TYPE:
+		return ctl_cmd_type(oa, &a->type);
 	case OPT_MAX:
 		if (ctl_parse_u64(oa, UINT32_MAX, &v) != 0)
 			return ctl_usage_err("bad --max '%s' (devices, 0 = none)",

@@ -231,6 +231,10 @@ struct ops_args {
 	uint64_t continue_rbid; /* rollback --continue ID */
 };
 
+/* text.c: ctl_cmd_type - a --type value (lock, os-update or os_update,
+ * ...) into *type. @return EX_OK, or the usage error's status */
+int ctl_cmd_type(const char *oa, int *type);
+
 /* call.c */
 int ctl_exit_status(int err);
 int ctl_fail(int err, const char *fmt, ...)

@@ -105,17 +105,8 @@ ctl_ops_opt(void *arg, struct ctl *ctl, int c, const char *oa, int argc,
 		if (ctl_copy_id(a->reason, oa) != 0)
 			return ctl_usage_err("bad reason '%s'", oa);
 		return EX_OK;
-	case OPT_TYPE: {
-		char t[64];
-		snprintf(t, sizeof(t), "%s", oa);
-		for (char *p = t; *p; p++)
-			if (*p == '-')
-				*p = '_';
-		a->type = fbx_cmd_type_parse(t);
-		if (a->type == 0)
-			return ctl_usage_err("unknown command type '%s'", oa);
-		return EX_OK;
-	}
+	case OPT_TYPE:
+		return ctl_cmd_type(oa, &a->type);
 	case OPT_GROUP:
 		if (ctl_copy_id(a->group, oa) != 0)
 			return ctl_usage_err("bad group '%s'", oa);

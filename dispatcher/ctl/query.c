@@ -260,7 +260,6 @@ list_opt(void *arg, struct ctl *ctl, int c, const char *oa, int argc,
     char **argv)
 {
 	struct list_args *la = arg;
-	char t[64];
 
 	switch (c) {
 	case OPT_ORIGIN:
@@ -269,14 +268,7 @@ list_opt(void *arg, struct ctl *ctl, int c, const char *oa, int argc,
 			return ctl_usage_err("unknown origin '%s'", oa);
 		return EX_OK;
 	case OPT_TYPE:
-		snprintf(t, sizeof(t), "%s", oa);
-		for (char *p = t; *p; p++)
-			if (*p == '-')
-				*p = '_';
-		la->type = fbx_cmd_type_parse(t);
-		if (la->type == 0)
-			return ctl_usage_err("unknown command type '%s'", oa);
-		return EX_OK;
+		return ctl_cmd_type(oa, &la->type);
 	case OPT_STATE:
 		la->cstate = fbx_cstate_parse(oa);
 		if (la->cstate == 0)

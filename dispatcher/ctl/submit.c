@@ -94,15 +94,10 @@ submit_opt(void *arg, struct ctl *ctl, int c, const char *oa, int argc,
 	(void)ctl;
 	switch (c) {
 	case OPT_TYPE: {
-		char t[64];
-		snprintf(t, sizeof(t), "%s", oa);
-		for (char *p = t; *p; p++)
-			if (*p == '-')
-				*p = '_';
-		cmd->type = (uint8_t)fbx_cmd_type_parse(t);
-		if (cmd->type == 0)
-			return ctl_usage_err("unknown command type '%s'", oa);
-		return EX_OK;
+		int type = 0;
+		rc = ctl_cmd_type(oa, &type);
+		cmd->type = (uint8_t)type;
+		return rc;
 	}
 	case OPT_DEVICE:
 		if (cmd->target_kind != FBX_TARGET_DEVICES)

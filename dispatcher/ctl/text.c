@@ -423,6 +423,21 @@ ctl_parse_minutes(const char *s, uint32_t max, uint32_t *out)
 	return 0;
 }
 int
+ctl_cmd_type(const char *oa, int *type)
+{
+	char t[64];
+
+	snprintf(t, sizeof(t), "%s", oa);
+	for (char *p = t; *p; p++)
+		if (*p == '-')
+			*p = '_';
+	*type = fbx_cmd_type_parse(t);
+	if (*type == 0)
+		return ctl_usage_err("unknown command type '%s'", oa);
+	return EX_OK;
+}
+
+int
 ctl_page_opt(void *arg, struct ctl *ctl, int c, const char *oa, int argc,
     char **argv)
 {
