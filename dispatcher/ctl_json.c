@@ -431,8 +431,9 @@ ctl_json_rb_plan(const char *org, const struct fbx_rb_plan *p, int rows)
 	CJ_INT(o, "since_ms", p->since_ms);
 	CJ_INT(o, "until_ms", p->until_ms);
 	CJ_SET(o, "before_onset",
-	    json_pack("{s:I,s:I}", "commands", (json_int_t)p->before_onset,
-		"deliveries", (json_int_t)p->before_onset_deliveries));
+	    json_pack("{s:I,s:I,s:I}", "commands", (json_int_t)p->before_onset,
+		"deliveries", (json_int_t)p->before_onset_deliveries, "rows",
+		(json_int_t)p->bo_rows_total));
 	if (p->global) {
 		json_t *a = json_array();
 		CJ_BOOL(o, "global", 1);

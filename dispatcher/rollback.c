@@ -482,6 +482,7 @@ rb_bo_row(struct rb_ctx *r, const struct fbx_command *c, uint64_t dlv,
 
 	if (dlv != 0)
 		r->plan.before_onset_deliveries++;
+	r->plan.bo_rows_total++;
 	if (r->plan.nbo_rows >= r->bo_cap)
 		return;
 	w = &r->plan.bo_rows[r->plan.nbo_rows++];

@@ -203,6 +203,7 @@ rb_merge_plan(struct fbx_rb_plan *g, const struct fbx_rb_plan *p,
 		g->bo_rows[g->nbo_rows++] = p->bo_rows[i];
 	g->before_onset += p->before_onset;
 	g->before_onset_deliveries += p->before_onset_deliveries;
+	g->bo_rows_total += p->bo_rows_total;
 	g->later_commands += p->later_commands;
 	if (p->ncomp > 0) {
 		uint64_t *nc = realloc(g->comp_ids,

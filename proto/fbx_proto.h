@@ -121,6 +121,7 @@ struct fbx_rb_plan {
 	uint32_t before_onset, before_onset_deliveries;
 	struct fbx_rb_row *bo_rows; /* first rows of them */
 	size_t nbo_rows;
+	uint32_t bo_rows_total; /* the rows there are (nbo_rows shown) */
 	int64_t onset_ms, since_ms, until_ms; /* the incident's window */
 	char breaker[2 * FBX_ID_MAX + 2]; /* its breaker: org/ or * /reason */
 	/* every organisation: where to go on, and the slice's parts */

@@ -424,6 +424,7 @@ rbplan_in(const pb_rbplan *p, struct fbx_rb_plan *o, struct wctx *w)
 	o->later_commands = p->later_commands;
 	o->before_onset = p->before_onset;
 	o->before_onset_deliveries = p->before_onset_deliveries;
+	o->bo_rows_total = p->before_onset_rows_total;
 	o->onset_ms = p->onset_ms;
 	o->since_ms = p->since_ms;
 	o->until_ms = p->until_ms;

@@ -431,6 +431,7 @@ rbplan_out(struct arena *a, const struct fbx_rb_plan *pl, pb_rbplan *o,
 	o->before_onset_deliveries = pl->before_onset_deliveries;
 	o->n_before_onset_rows = pl->nbo_rows;
 	o->before_onset_rows = bo;
+	o->before_onset_rows_total = pl->bo_rows_total;
 	o->onset_ms = pl->onset_ms;
 	o->breaker = (char *)pl->breaker;
 	o->since_ms = pl->since_ms;

@@ -861,9 +861,9 @@ main(void)
 			    fgets(line, sizeof(line), p) != NULL) {
 				if (strstr(line, "before-onset rows") != NULL)
 					cut++;
-				if (strstr(line, "(3 of at least 9 "
-				                 "before-onset rows; --rows N "
-				                 "lists more") != NULL)
+				if (strstr(line, "(3 of 9 before-onset "
+				                 "rows; --rows N lists more") !=
+				    NULL)
 					cut += 10;
 			}
 			rc = p != NULL ? pclose(p) : -1;

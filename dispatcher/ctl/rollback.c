@@ -173,21 +173,20 @@ rb_print_onset(const struct ops_args *a, const struct fbx_rb_plan *p)
 		ctl_table_print(&r);
 		ctl_table_free(&r);
 		/* a row per delivery, and one per command never expanded
-		 * (held or settling, no delivery): at least as many rows as
-		 * commands and as deliveries. A list cut at --rows may hide
-		 * an operator's command among the storm's: say so */
-		uint64_t least = p->before_onset > p->before_onset_deliveries
-		    ? p->before_onset
-		    : p->before_onset_deliveries;
-		if (shown < least)
-			printf("(%zu of at least %" PRIu64 " before-onset "
-			       "rows; --rows N lists more: read them all "
-			       "before --include-before-onset)\n",
-			    shown, least);
-		else if (shown == (size_t)a->rows)
-			printf("(%zu before-onset rows listed, the --rows "
-			       "limit: there may be more; --rows N lists "
-			       "more)\n",
+		 * (held or settling, no delivery). A list cut at --rows may
+		 * hide an operator's command among the storm's: say so. An
+		 * engine that does not count them (0) leaves the deliveries
+		 * as the floor, and the --rows limit as a maybe */
+		if (shown < p->bo_rows_total)
+			printf("(%zu of %" PRIu32 " before-onset rows; --rows "
+			       "N lists more: read them all before "
+			       "--include-before-onset)\n",
+			    shown, p->bo_rows_total);
+		else if (p->bo_rows_total == 0 &&
+		    (shown < p->before_onset_deliveries ||
+		        shown == (size_t)a->rows))
+			printf("(%zu before-onset rows listed: there may be "
+			       "more; --rows N lists more)\n",
 			    shown);
 	}
 }
@@ -499,6 +498,7 @@ rb_merge(struct fbx_rb_plan *tot, const struct fbx_rb_plan *p, size_t want)
 	tot->last_command_id = p->last_command_id;
 	tot->before_onset += p->before_onset;
 	tot->before_onset_deliveries += p->before_onset_deliveries;
+	tot->bo_rows_total += p->bo_rows_total;
 	if (tot->nbo_rows < want && p->nbo_rows > 0) {
 		size_t n = p->nbo_rows < want - tot->nbo_rows
 		    ? p->nbo_rows
