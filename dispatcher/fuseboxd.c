@@ -1094,14 +1094,20 @@ init_main(int argc, char **argv)
 	/* a daemon running on DIR holds DIR/fuseboxd.lock (with its keys
 	 * elsewhere, --server-key, DIR has no keys/server.key, and init
 	 * would write principals into its store under it): held while
-	 * init writes. A DIR that does not exist yet has no daemon. */
+	 * init writes. A DIR that does not exist yet has no daemon; one
+	 * that others may write is refused by fbx_auth_init before
+	 * anything is made in it, so nothing is created there first (and
+	 * a symlink in its place is not followed). With --store the
+	 * PostgreSQL store's own session lock is the guard. */
 	{
 		char lockpath[4200];
 		struct stat dst;
-		if (stat(data, &dst) == 0 && S_ISDIR(dst.st_mode)) {
+		if (stat(data, &dst) == 0 && S_ISDIR(dst.st_mode) &&
+		    fbx_auth_check_dir(data, why, sizeof(why)) == FBX_OK) {
 			snprintf(lockpath, sizeof(lockpath), "%s/fuseboxd.lock",
 			    data);
-			lfd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+			lfd = open(lockpath,
+			    O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0640);
 			if (lfd >= 0 && flock(lfd, LOCK_EX | LOCK_NB) != 0 &&
 			    errno == EWOULDBLOCK) {
 				fprintf(stderr,
