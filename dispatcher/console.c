@@ -406,8 +406,7 @@ handle_ping(
 		s->store_bytes = ss.file_bytes;
 		s->readers_used = ss.readers_used;
 	}
-	if (e->txn != NULL)
-		s->breakers_open = fbxi_breakers_open(e);
+	s->breakers_open = fbxi_breakers_open(e);
 	fbxi_console_reply(e, in, &rep);
 }
 

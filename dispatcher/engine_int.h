@@ -888,8 +888,8 @@ int fbxi_xgroup_has(const struct cmdc *cc, const struct fbx_device *dev);
 void fbxi_xgroups_prefix(char *k, size_t cap, const char *org, uint64_t cmd);
 int64_t fbxi_mono_ms(void);
 /* fbxi_breakers_open - the open breakers (organisations' and global),
- * read from the store with the turn's transaction at most once a second
- * (engine_live.c, shared with the metrics); 0 if they cannot be read */
+ * read from the store in the request's transaction (engine_live.c);
+ * UINT32_MAX if they cannot be read */
 uint32_t fbxi_breakers_open(struct fbx_engine *e);
 
 /* ---- issue 8 (rollback.c, breaker.c, limit.c, audit.c, audit_query.c,

@@ -104,13 +104,12 @@ brk_scan_cb(void *arg, const char *key, const void *val, size_t len)
 
 /* brk_scan - the open breakers, from the store: breaker records are not
  * kept in memory, and every automatic lock-type command rewrites one,
- * so this reads them at most once a second. In a turn (the ping) with
- * the turn's transaction in, between turns (the metrics) in a read
- * transaction of its own. */
+ * so this reads them at most once a second, between turns, in a read
+ * transaction of its own (what is committed). */
 static void
-brk_scan(struct fbx_engine *e, fbx_txn *in)
+brk_scan(struct fbx_engine *e)
 {
-	fbx_txn *txn = in;
+	fbx_txn *txn = NULL;
 	int64_t now = fbxi_mono_ms();
 
 	if (e->m_brk_at != 0 && now - e->m_brk_at < FBXI_METRICS_BRK_SCAN_MS)
@@ -120,20 +119,37 @@ brk_scan(struct fbx_engine *e, fbx_txn *in)
 	e->m_nbrk = 0;
 	e->m_brk_trunc = 0;
 	e->m_brk_valid = 0;
-	if (e->st == NULL ||
-	    (txn == NULL && fbx_txn_begin(e->st, 0, &txn) != FBX_OK))
+	if (e->st == NULL || fbx_txn_begin(e->st, 0, &txn) != FBX_OK)
 		return;
 	if (fbx_store_kv_scan(txn, "brk/", brk_scan_cb, e) == FBX_OK)
 		e->m_brk_valid = 1;
-	if (in == NULL)
-		fbx_txn_abort(txn);
+	fbx_txn_abort(txn);
+}
+
+static int
+brk_open_cb(void *arg, const char *key, const void *val, size_t len)
+{
+	uint32_t *n = arg;
+	struct fbxi_breaker b;
+
+	(void)key;
+	if (fbxi_brk_decode(val, len, &b) == FBX_OK && b.state == FBX_BS_OPEN)
+		(*n)++;
+	return 0;
 }
 
 uint32_t
 fbxi_breakers_open(struct fbx_engine *e)
 {
-	brk_scan(e, e->txn);
-	return e->m_brk_valid ? (uint32_t)e->m_brk_open : 0;
+	uint32_t n = 0;
+
+	/* the request's own transaction (a ping is read-only: its reply
+	 * leaves only if the turn commits); not the metrics' cache, which
+	 * holds only what is committed */
+	if (e->txn == NULL ||
+	    fbx_store_kv_scan(e->txn, "brk/", brk_open_cb, &n) != FBX_OK)
+		return UINT32_MAX;
+	return n;
 }
 
 /* brk_held - command cc is held by breaker key "org/reason": count it
@@ -219,7 +235,7 @@ fbx_engine_metrics(fbx_engine *e, struct fbx_metrics *m)
 		m->gw[m->ngw].bytes = g->ubytes;
 		m->ngw++;
 	}
-	brk_scan(e, NULL);
+	brk_scan(e);
 	m->brk_valid = e->m_brk_valid;
 	m->breakers_open = e->m_brk_open;
 	m->brk_truncated = e->m_brk_trunc;

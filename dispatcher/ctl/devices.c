@@ -559,7 +559,11 @@ cmd_status(struct ctl *ctl, int argc, char **argv)
 			CJ_INT(o, "auth_refused", s->auth_refused);
 			CJ_INT(o, "results_forged", s->results_forged);
 			CJ_INT(o, "handshakes_refused", s->handshakes_refused);
-			CJ_INT(o, "breakers_open", s->breakers_open);
+			if (s->breakers_open == UINT32_MAX)
+				json_object_set_new(o, "breakers_open",
+				    json_null());
+			else
+				CJ_INT(o, "breakers_open", s->breakers_open);
 			CJ_INT(o, "commands_held", s->commands_held);
 			CJ_INT(o, "commands_settling", s->commands_settling);
 			CJ_SET(o, "certificates",
@@ -577,10 +581,15 @@ cmd_status(struct ctl *ctl, int argc, char **argv)
 		ctl_table_row(&t, "endpoint", ctl->endpoint);
 		ctl_table_row(&t, "version", s->version);
 		/* what needs a human first: breakers and what they hold */
-		snprintf(b, sizeof(b), "%" PRIu32 "%s", s->breakers_open,
-		    s->breakers_open > 0 ? " (fuseboxctl breaker status "
-		                           "--all-orgs)"
-		                         : "");
+		if (s->breakers_open == UINT32_MAX)
+			snprintf(b, sizeof(b), "unknown (the store could not "
+			                       "be read)");
+		else
+			snprintf(b, sizeof(b), "%" PRIu32 "%s",
+			    s->breakers_open,
+			    s->breakers_open > 0 ? " (fuseboxctl breaker "
+			                           "status --all-orgs)"
+			                         : "");
 		ctl_table_row(&t, "breakers_open", b);
 		snprintf(b, sizeof(b), "%" PRIu64 "%s", s->commands_held,
 		    s->commands_held > 0 ? " (wait for a reset: release or "
