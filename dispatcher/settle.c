@@ -119,44 +119,73 @@ refused_report(struct fbx_engine *e, const struct refused *v, size_t n)
 	}
 }
 
+/* What settled_note found open for one organisation and reason, kept
+ * for the rest of a settle step: a storm's commands settle together,
+ * and on PostgreSQL each breaker read is a round trip. */
+struct brk_seen {
+	fbx_id org;
+	fbx_id reason;
+	int known;
+	char scope[FBX_ID_MAX + 1]; /* "" = none open */
+	int shadow;
+	int64_t onset_ms;
+};
+
 /* settled_note - the note of a command released at the end of its
  * settle window. A breaker of its reason may be open: a trip holds only
  * what came at or after its onset, so an earlier command (a lock for
  * cause before the storm) goes out, and the note says why rather than
- * "no breaker tripped"; a breaker in shadow mode holds nothing. Only a
- * note: a breaker that cannot be read leaves the plain one. */
+ * "no breaker tripped"; an enforcing breaker (the organisation's, then
+ * the global one) is named before one in shadow mode, which holds
+ * nothing. Only a note: a breaker that cannot be read leaves the plain
+ * one. */
 static void
-settled_note(struct fbx_engine *e, struct cmdc *cc)
+settled_note(struct fbx_engine *e, struct cmdc *cc, struct brk_seen *bs)
 {
 	const char *reason = fbxi_reason_of(&cc->c);
 	long long s = (long long)((cc->c.settle_until_ms - cc->c.created_ms) /
 	    1000);
-	struct fbxi_breaker b;
-	const char *scope = NULL;
 
-	if (fbxi_brk_load(e->txn, cc->c.org, reason, &b, NULL) == FBX_OK &&
-	    b.state == FBX_BS_OPEN)
-		scope = cc->c.org;
-	else if (fbxi_brk_load(e->txn, "*", reason, &b, NULL) == FBX_OK &&
-	    b.state == FBX_BS_OPEN)
-		scope = "*";
-	if (scope == NULL)
+	if (!bs->known || strcmp(bs->org, cc->c.org) != 0 ||
+	    strcmp(bs->reason, reason) != 0) {
+		struct fbxi_breaker v[2];
+		const char *scopes[2] = { cc->c.org, "*" };
+		int open[2];
+		memset(bs, 0, sizeof(*bs));
+		snprintf(bs->org, sizeof(bs->org), "%s", cc->c.org);
+		snprintf(bs->reason, sizeof(bs->reason), "%s", reason);
+		bs->known = 1;
+		for (int k = 0; k < 2; k++)
+			open[k] = fbxi_brk_load(e->txn, scopes[k], reason,
+			              &v[k], NULL) == FBX_OK &&
+			    v[k].state == FBX_BS_OPEN;
+		for (int pass = 0; pass < 2 && bs->scope[0] == '\0'; pass++)
+			for (int k = 0; k < 2 && bs->scope[0] == '\0'; k++) {
+				if (!open[k] || (v[k].cfg.shadow != 0) != pass)
+					continue;
+				snprintf(bs->scope, sizeof(bs->scope), "%s",
+				    scopes[k]);
+				bs->shadow = pass;
+				bs->onset_ms = v[k].onset_ms;
+			}
+	}
+	if (bs->scope[0] == '\0')
 		fbxi_note_printf(cc->c.note, sizeof(cc->c.note),
 		    "settled: released after its settle window (%lld s); no "
 		    "breaker of reason '%.64s' is open",
 		    s, reason);
-	else if (b.cfg.shadow)
+	else if (bs->shadow)
 		fbxi_note_printf(cc->c.note, sizeof(cc->c.note),
 		    "settled: released after its settle window (%lld s); "
 		    "breaker %.40s/%.40s is open in shadow mode (holds "
 		    "nothing)",
-		    s, scope, reason);
+		    s, bs->scope, reason);
 	else
 		fbxi_note_printf(cc->c.note, sizeof(cc->c.note),
 		    "settled: released after its settle window (%lld s); "
 		    "breaker %.40s/%.40s is open, %s",
-		    s, scope, reason,
-		    b.onset_ms > cc->c.created_ms
+		    s, bs->scope, reason,
+		    bs->onset_ms > cc->c.created_ms
 		        ? "but this command came before its onset"
 		        : "and did not hold it");
 }
@@ -167,6 +196,9 @@ fbxi_settle_step(struct fbx_engine *e)
 	const struct fbxi_theap_ent *t;
 	struct refused *rf = NULL;
 	size_t nrf = 0, caprf = 0;
+	struct brk_seen seen;
+
+	memset(&seen, 0, sizeof(seen));
 
 	while ((t = fbxi_theap_top(&e->settle)) != NULL && t->at_ms <= e->now &&
 	    fbxi_err(e) == FBX_OK) {
@@ -246,7 +278,7 @@ fbxi_settle_step(struct fbx_engine *e)
 			    "released in its staged wave after a breaker reset "
 			    "by %.64s", cc->c.resolved_by);
 		else
-			settled_note(e, cc);
+			settled_note(e, cc, &seen);
 		fbxi_cmd_touch(cc);
 		if (!cc->cancelling)
 			fbxi_xlist_add(e, cc);

@@ -268,6 +268,9 @@ expect 0 "$HID +- +d1 +lock +- +nothing +- +discarded before: it reached no devi
 # under a lock limit it does not reach (the default one of this
 # one-device organisation is spent by the operator's lock above)
 expect 0 "" -- "$CTL" limit set --type lock --max 100 --share 0
+# an hour's settle window: the checks below see it settling however
+# slow the machine
+expect 0 "" -- "$CTL" breaker config --global --reason settle_seen --settle 3600
 FUSEBOX_KEY="$T/db/keys/rules.key" "$CTL" submit --type lock --device d1 \
   --origin automatic --reason settle_seen >"$T/settle.out" 2>&1 ||
   bad "automatic lock to settle: $(cat "$T/settle.out")"

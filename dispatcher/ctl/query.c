@@ -242,7 +242,7 @@ static const char *const list_usage =
     "  --limit N      commands per page (default 100, 1..10000)\n"
     "  --after ID     start after command id ID (page cursor)\n"
     "  --origin O     only commands of this origin (operator,\n"
-    "                 automatic, rollback, replay)\n"
+    "                 automatic, rollback, scheduled)\n"
     "  --type T       only commands of this type (lock, wipe, ...)\n"
     "  --state S      only commands in this state (held, settling,\n"
     "                 active, done, discarded, ...)\n"
