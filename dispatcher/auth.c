@@ -962,23 +962,34 @@ fbxi_auth_gateway(struct fbx_engine *e, const struct fbx_io_msg *in,
 		        ? "key not authorised: unknown, revoked or rotated"
 		        : "not a gateway key");
 		int64_t now = fbxi_mono_ms();
-		if (strcmp(e->gw_refused_user, in->user) != 0 ||
-		    now - e->gw_refused_ms >= 10000) {
+		struct gw_refused *r = NULL, *old = &e->gw_refused[0];
+		for (size_t k = 0; k < 8 && r == NULL; k++) {
+			if (strcmp(e->gw_refused[k].user, in->user) == 0)
+				r = &e->gw_refused[k];
+			else if (e->gw_refused[k].ms < old->ms)
+				old = &e->gw_refused[k];
+		}
+		if (r == NULL) {
+			/* a key not among the last 8: its first line */
+			r = old;
+			memset(r, 0, sizeof(*r));
+			snprintf(r->user, sizeof(r->user), "%s", in->user);
+			r->ms = INT64_MIN;
+		}
+		if (r->ms == INT64_MIN || now - r->ms >= 10000) {
 			char more[96] = "";
-			if (e->gw_refused_quiet > 0)
+			if (r->quiet > 0)
 				snprintf(more, sizeof(more),
-				    " (%llu refused gateway messages since "
-				    "the last such line not logged)",
-				    (unsigned long long)e->gw_refused_quiet);
+				    " (and %llu more of this key's since its "
+				    "last such line)",
+				    (unsigned long long)r->quiet);
 			FBX_LOGW("gateway: message from principal %s refused: "
 			         "%s%s",
 			    in->user[0] ? in->user : "(none)", why, more);
-			snprintf(e->gw_refused_user,
-			    sizeof(e->gw_refused_user), "%s", in->user);
-			e->gw_refused_ms = now;
-			e->gw_refused_quiet = 0;
+			r->ms = now;
+			r->quiet = 0;
 		} else {
-			e->gw_refused_quiet++;
+			r->quiet++;
 		}
 		if (session || m->kind == FBX_GW_HELLO)
 			fbxi_auth_refuse_audit(

@@ -370,9 +370,11 @@ struct fbx_engine {
 	/* the warn line of refused gateway messages, once per key name and
 	 * 10 s: a gateway whose key was revoked or rotated keeps sending
 	 * (heartbeats, results) until its operator notices */
-	char gw_refused_user[FBX_IO_USER_MAX];
-	int64_t gw_refused_ms;
-	uint64_t gw_refused_quiet; /* refusals not logged since */
+	struct gw_refused {
+		char user[FBX_IO_USER_MAX];
+		int64_t ms;     /* its last line */
+		uint64_t quiet; /* refusals not logged since */
+	} gw_refused[8]; /* the keys seen last (the oldest line makes room) */
 	uint64_t forged_results; /* results for another key's deliveries */
 	/* metrics (issue 12, engine_live.c): durations of committed turns
 	 * and of their commits; the open breakers the last scan of the

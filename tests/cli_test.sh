@@ -65,6 +65,8 @@ expect 64 "unknown option '--actor-name' \(see list --help\)" -- "$CTL" list --a
 expect 64 "unknown option '--typ' \(did you mean --type\?" -- "$CTL" submit --typ lock
 expect 64 "option '--type' needs a value \(see submit --help\)" -- "$CTL" submit --type
 expect 64 "option '-o' needs a value" -- "$CTL" list -o
+expect 64 "option '--org' needs a value \(see list --help\)" -- "$CTL" list --org
+expect 64 "option '--json' takes no value" -- "$CTL" list --json=1
 expect 64 "unknown option '--bogus' \(see fuseboxctl --help\)" -- "$CTL" --bogus status
 # settings read from the global breaker only are refused on an
 # organisation's (they were stored there and never used)

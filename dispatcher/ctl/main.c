@@ -40,11 +40,31 @@ long_exact(int argc, char **argv, const struct option *lo, int li,
  * (optopt: 0 for an unknown long option, the short letter, or the long
  * option's value). where: the command, for its --help. */
 static int
-bad_opt(char **argv, const char *where)
+bad_opt(char **argv, const struct option *lo, const char *where)
 {
 	const char *tok = argv[optind - 1];
 	size_t n = strcspn(tok, "=");
 
+	if (strncmp(tok, "--", 2) == 0) {
+		/* by its long name: unknown, given a value it takes none
+		 * (--json=1), or missing the value it needs */
+		const struct option *o = lo;
+		while (o->name != NULL &&
+		    !(strlen(o->name) == n - 2 &&
+		        strncmp(o->name, tok + 2, n - 2) == 0))
+			o++;
+		if (o->name == NULL)
+			return ctl_usage_err("unknown option '%.*s' (see %s "
+					 "--help)",
+			    (int)n, tok, where);
+		if (o->has_arg == no_argument)
+			return ctl_usage_err("option '%.*s' takes no value "
+					 "(see %s --help)",
+			    (int)n, tok, where);
+		return ctl_usage_err("option '%.*s' needs a value (see %s "
+				 "--help)",
+		    (int)n, tok, where);
+	}
 	if (optopt == 0)
 		return ctl_usage_err("unknown option '%.*s' (see %s --help)",
 		    (int)n, tok, where);
@@ -211,7 +231,7 @@ ctl_parse_cmd_opts(struct ctl *ctl, int argc, char **argv,
 			return -(EX_OK + 1);
 		}
 		if (c == '?' || c == ':')
-			return -(bad_opt(argv, argv[0]) + 1);
+			return -(bad_opt(argv, longopts, argv[0]) + 1);
 		r = common_opt(ctl, c, optarg);
 		if (r < 0)
 			return r;
@@ -299,7 +319,7 @@ main(int argc, char **argv)
 			return EX_OK;
 		}
 		if (c == '?' || c == ':')
-			return bad_opt(argv, "fuseboxctl");
+			return bad_opt(argv, lo, "fuseboxctl");
 		r = common_opt(&ctl, c, optarg);
 		if (r < 0)
 			return -r - 1;
