@@ -678,7 +678,8 @@ overview(fbx_webgate *g, const struct fbx_web_who *w,
 		q[Q_HELD].u.list_held.limit = HELD_LIST_MAX;
 		q[Q_CMDS].kind = FBX_CREQ_LIST_COMMANDS;
 		q[Q_CMDS].u.list.since_ms = now - CMDS_SINCE_MS;
-		q[Q_CMDS].u.list.limit = CMDS_LIST_MAX;
+		/* one more than is looked at: whether there are more */
+		q[Q_CMDS].u.list.limit = CMDS_LIST_MAX + 1;
 		q[Q_FLEET].kind = FBX_CREQ_FLEET;
 		q[Q_FLEET].u.fleet.op = FBX_FLEET_REPORT;
 	}
@@ -761,9 +762,12 @@ overview(fbx_webgate *g, const struct fbx_web_who *w,
 			 * organisation says so (its count is a floor, and
 			 * the funnel of a scoped principal sums only
 			 * these) */
-			s->more = q[Q_CMDS].u.commands.next_after != 0;
+			size_t nc = q[Q_CMDS].u.commands.n;
+			s->more = nc > CMDS_LIST_MAX;
 			funnel_cut |= s->more;
-			for (size_t k = 0; k < q[Q_CMDS].u.commands.n; k++) {
+			if (nc > CMDS_LIST_MAX)
+				nc = CMDS_LIST_MAX;
+			for (size_t k = 0; k < nc; k++) {
 				const struct fbx_command *c =
 				    &q[Q_CMDS].u.commands.cmds[k];
 				s->commands++;
