@@ -211,7 +211,6 @@ idle_full(struct fbxt_env *t, const char *mnt, int sync_fault, int *mounted)
 {
 	char path[340], arm[340], e_pre[512], e_arm[400], e_asan[600];
 	const char *env[8];
-	const char *asan = getenv("ASAN_OPTIONS");
 	struct fbx_engine_stats es;
 	int rc, again0, k, w;
 
@@ -231,13 +230,10 @@ idle_full(struct fbxt_env *t, const char *mnt, int sync_fault, int *mounted)
 	(void)unlink(arm);
 	if (sync_fault) {
 		/* the shim fails the syncer thread's first fdatasync after
-		 * arm exists, once; an ASan daemon is told not to check the
-		 * preload's order (harmless without ASan) */
-		snprintf(e_pre, sizeof(e_pre), "LD_PRELOAD=%s", FBX_FAULT_SHIM);
+		 * arm exists, once */
+		fbxt_preload_env(FBX_FAULT_SHIM, e_pre, sizeof(e_pre), e_asan,
+		    sizeof(e_asan));
 		snprintf(e_arm, sizeof(e_arm), "FBX_FAULT_ARM=%s", arm);
-		snprintf(e_asan, sizeof(e_asan),
-		    "ASAN_OPTIONS=%s%sverify_asan_link_order=0",
-		    asan != NULL ? asan : "", asan != NULL && asan[0] ? ":" : "");
 		env[0] = e_pre;
 		env[1] = e_arm;
 		env[2] = "FBX_FAULT_OPS=fdatasync";

@@ -260,7 +260,6 @@ run_point(const struct point *p, int pi)
 	char e_arm[420], e_log[420], e_asan[600], e_delay[64], devs[16], name[32];
 	char e_thread[64];
 	const char *env[12];
-	const char *asan = getenv("ASAN_OPTIONS");
 	size_t nacked = 0;
 	unsigned want;
 	int rc, served = 1, armed_mid = 0;
@@ -275,18 +274,14 @@ run_point(const struct point *p, int pi)
 	snprintf(report, sizeof(report), "%s/report.txt", t.dir);
 	snprintf(arm, sizeof(arm), "%s/arm", t.dir);
 	snprintf(log, sizeof(log), "%s/faults.log", t.dir);
-	snprintf(e_pre, sizeof(e_pre), "LD_PRELOAD=%s", FBX_FAULT_SHIM);
 	snprintf(e_ops, sizeof(e_ops), "FBX_FAULT_OPS=%s", p->ops);
 	snprintf(e_err, sizeof(e_err), "FBX_FAULT_ERRNO=%s", p->err);
 	snprintf(e_after, sizeof(e_after), "FBX_FAULT_AFTER=%s", p->after);
 	snprintf(e_count, sizeof(e_count), "FBX_FAULT_COUNT=%s", p->count);
 	snprintf(e_arm, sizeof(e_arm), "FBX_FAULT_ARM=%s", arm);
 	snprintf(e_log, sizeof(e_log), "FBX_FAULT_LOG=%s", log);
-	/* an ASan daemon refuses a preload ahead of its runtime unless told
-	 * not to check; harmless without ASan */
-	snprintf(e_asan, sizeof(e_asan),
-	    "ASAN_OPTIONS=%s%sverify_asan_link_order=0",
-	    asan != NULL ? asan : "", asan != NULL && asan[0] ? ":" : "");
+	fbxt_preload_env(FBX_FAULT_SHIM, e_pre, sizeof(e_pre), e_asan,
+	    sizeof(e_asan));
 	env[0] = e_pre;
 	env[1] = e_ops;
 	env[2] = e_err;

@@ -318,6 +318,17 @@ collect(char **args, int max, va_list ap)
 	return n;
 }
 
+void
+fbxt_preload_env(const char *lib, char *pre, size_t prelen, char *asan,
+    size_t asanlen)
+{
+	const char *a = getenv("ASAN_OPTIONS");
+
+	snprintf(pre, prelen, "LD_PRELOAD=%s", lib);
+	snprintf(asan, asanlen, "ASAN_OPTIONS=%s%sverify_asan_link_order=0",
+	    a != NULL ? a : "", a != NULL && a[0] ? ":" : "");
+}
+
 int
 fbxt_log_lines(const struct fbxt_env *t, const char *needle)
 {

@@ -96,6 +96,13 @@ void fbxt_teardown(struct fbxt_env *t);
 int fbxt_daemon_start(struct fbxt_env *t, ...);
 /* fbxt_daemon_kill - send sig and reap. @return the wait status. */
 int fbxt_daemon_kill(struct fbxt_env *t, int sig);
+/* fbxt_preload_env - the daemon_env lines that preload lib (the fault
+ * shim) into fuseboxd: "LD_PRELOAD=lib" into pre, and into asan the
+ * test's ASAN_OPTIONS plus verify_asan_link_order=0 (an ASan daemon
+ * refuses a preload ahead of its runtime unless told not to check;
+ * harmless without ASan). */
+void fbxt_preload_env(const char *lib, char *pre, size_t prelen, char *asan,
+    size_t asanlen);
 /* fbxt_log_lines - lines of the daemon's log (fuseboxd.log) that contain
  * needle. */
 int fbxt_log_lines(const struct fbxt_env *t, const char *needle);

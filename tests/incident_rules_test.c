@@ -45,6 +45,27 @@ find_brk(const struct fbx_console_rep *rep, const char *org)
 	return NULL;
 }
 
+/* org_window - org's own breaker of REASON as breaker status shows it:
+ * its window count, and its state in *state (0 when not listed).
+ * @return the count, or UINT64_MAX when the status failed or does not
+ * list it. */
+static uint64_t
+org_window(struct env *t, const char *org, int *state)
+{
+	struct fbx_console_rep rep;
+	const struct fbx_breaker_info *b = NULL;
+	uint64_t n = UINT64_MAX;
+
+	*state = 0;
+	if (breaker(t, org, FBX_BRK_STATUS, 0, NULL, 0, &rep) == FBX_OK &&
+	    (b = find_brk(&rep, org)) != NULL) {
+		n = b->window_count;
+		*state = b->state;
+	}
+	fbx_console_rep_free(&rep);
+	return n;
+}
+
 /* An automatic lock settles 30 s by default, then goes out; an operator
  * lock goes out at once; settle 0 turns it off. */
 static void
@@ -323,47 +344,29 @@ test_global_orgs(void)
 	 * never tripped, no longer counts the storm's lock (it did, and a
 	 * legitimate lock later tripped it) */
 	{
-		const struct fbx_breaker_info *b;
-		CHECK(breaker(&t, "o4", FBX_BRK_STATUS, 0, NULL, 0, &rep) ==
-		            FBX_OK &&
-		        (b = find_brk(&rep, "o4")) != NULL &&
-		        b->window_count == 1,
+		uint64_t n;
+		int bs;
+		CHECK(org_window(&t, "o4", &bs) == 1,
 		    "o4 counts its storm lock while the incident is open");
-		fbx_console_rep_free(&rep);
 		CHECK(breaker(&t, "o4", FBX_BRK_RESET, 1, NULL,
 		          FBX_RESET_DISCARD, &rep) == FBX_OK,
 		    "global reset, discard");
 		fbx_console_rep_free(&rep);
 		CHECK(cmd_state(&t, "o4", id4, &c) == FBX_C_DISCARDED,
 		    "o4's storm lock discarded: %d", c.state);
-		CHECK(breaker(&t, "o4", FBX_BRK_STATUS, 0, NULL, 0, &rep) ==
-		            FBX_OK &&
-		        (b = find_brk(&rep, "o4")) != NULL &&
-		        b->window_count == 0,
-		    "o4's window after the global reset: %llu, want 0",
-		    (b = find_brk(&rep, "o4")) != NULL
-		        ? (unsigned long long)b->window_count
-		        : 99ULL);
-		fbx_console_rep_free(&rep);
+		n = org_window(&t, "o4", &bs);
+		CHECK(n == 0, "o4's window after the global reset: %llu, want 0",
+		    (unsigned long long)n);
 		CHECK(auto_lock(&t, "o4", 5, &id, &st) == FBX_OK &&
 		        st == FBX_C_SETTLING,
 		    "a later lock in o4 settles: %d", st);
-		CHECK(breaker(&t, "o4", FBX_BRK_STATUS, 0, NULL, 0, &rep) ==
-		            FBX_OK &&
-		        (b = find_brk(&rep, "o4")) != NULL &&
-		        b->window_count == 1,
-		    "o4's window counts only the later lock: %llu",
-		    (b = find_brk(&rep, "o4")) != NULL
-		        ? (unsigned long long)b->window_count
-		        : 99ULL);
-		fbx_console_rep_free(&rep);
+		n = org_window(&t, "o4", &bs);
+		CHECK(n == 1, "o4's window counts only the later lock: %llu",
+		    (unsigned long long)n);
 		/* o1's own breaker is open: its own reset decides */
-		CHECK(breaker(&t, "o1", FBX_BRK_STATUS, 0, NULL, 0, &rep) ==
-		            FBX_OK &&
-		        (b = find_brk(&rep, "o1")) != NULL &&
-		        b->state == FBX_BS_OPEN && b->window_count > 0,
+		n = org_window(&t, "o1", &bs);
+		CHECK(bs == FBX_BS_OPEN && n > 0 && n != UINT64_MAX,
 		    "o1's open breaker keeps its count");
-		fbx_console_rep_free(&rep);
 	}
 	env_close(&t);
 }
