@@ -294,6 +294,12 @@ out=$("$CTL" list --state discarded --origin operator 2>&1)
 grep -qE '^[0-9]+ ' <<<"$out" && bad "list --state discarded --origin operator: $out" || ok
 # a page of one: the cursor goes on after the last one shown
 expect 0 "more: .*list --origin automatic --limit 1 --after [0-9]+" -- "$CTL" list --origin automatic --limit 1
+# a page that holds the last match: no cursor, though commands that do
+# not match come after it (it led to an empty page)
+n=$("$CTL" list --state discarded --type lock 2>&1 | grep -cE '^[0-9]+ ')
+out=$("$CTL" list --state discarded --type lock --limit "$n" 2>&1)
+if [ "$n" -ge 1 ] && [ "$(grep -cE '^[0-9]+ ' <<<"$out")" = "$n" ] && ! grep -q "more:" <<<"$out"; then ok
+else bad "list --limit $n of $n matches: $out"; fi
 expect 64 "unknown command state 'sleeping'" -- "$CTL" list --state sleeping
 
 # a frozen engine: every retry waits its timeout, then TIMEOUT

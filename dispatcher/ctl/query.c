@@ -246,8 +246,9 @@ static const char *const list_usage =
     "  --type T       only commands of this type (lock, wipe, ...)\n"
     "  --state S      only commands in this state (held, settling,\n"
     "                 active, done, discarded, ...)\n"
-    "With a filter, pages are read until N commands match (the\n"
-    "organisation's commands are looked at here, page by page).\n";
+    "With a filter, pages are read until N commands match and one\n"
+    "more does (the organisation's commands are looked at here, page\n"
+    "by page): the 'more:' line is printed only when more match.\n";
 
 /* list filters: what the engine's listing cannot narrow by itself */
 struct list_args {
@@ -301,9 +302,10 @@ list_row(struct table *t, const struct fbx_command *c)
 }
 
 /* list_filtered - list with filters: the engine's pages (10,000
- * commands each) are read until pa.limit commands match or the listing
- * ends. The cursor for more is the last command shown: the next run
- * looks again at what came after it. */
+ * commands each) are read until pa.limit commands match and one more
+ * does, or the listing ends. The cursor for more is the last command
+ * shown, and it is given only when a command after it matches: the
+ * page it leads to is never empty. */
 static int
 list_filtered(struct ctl *ctl, struct fbx_console_req *req,
     const struct list_args *la)
@@ -311,7 +313,7 @@ list_filtered(struct ctl *ctl, struct fbx_console_req *req,
 	struct table t = { .ncol = 11 };
 	json_t *a = ctl->json ? json_array() : NULL;
 	uint64_t shown = 0, last = 0, next = 0;
-	int st = EX_OK, full = 0;
+	int st = EX_OK;
 
 	if (!ctl->json)
 		ctl_table_row(&t, "ID", "CREATED", "TYPE", "ORIGIN", "STATE",
@@ -324,27 +326,26 @@ list_filtered(struct ctl *ctl, struct fbx_console_req *req,
 		st = ctl_call(ctl, req, &rep);
 		if (st != EX_OK)
 			break;
-		for (i = 0; i < rep.u.commands.n && !full; i++) {
+		for (i = 0; i < rep.u.commands.n && next == 0; i++) {
 			const struct fbx_command *c = &rep.u.commands.cmds[i];
 			if ((la->origin && c->origin != la->origin) ||
 			    (la->type && c->type != la->type) ||
 			    (la->cstate && c->state != la->cstate))
 				continue;
+			if (shown == la->pa.limit) {
+				next = last; /* one more matches: say so */
+				break;
+			}
 			if (a != NULL)
 				json_array_append_new(a, ctl_json_command(c));
 			else if (!ctl->json)
 				list_row(&t, c);
 			last = c->id;
-			full = ++shown == la->pa.limit;
+			shown++;
 		}
-		/* more after the last one shown: what this page had left,
-		 * or the pages after it */
-		if (full && (i < rep.u.commands.n ||
-		                rep.u.commands.next_after != 0))
-			next = last;
 		req->u.list.after = rep.u.commands.next_after;
 		fbx_console_rep_free(&rep);
-		if (full || req->u.list.after == 0)
+		if (next != 0 || req->u.list.after == 0)
 			break;
 	}
 	if (st != EX_OK) {
