@@ -245,6 +245,15 @@ for c in status list "show $ID" devices "devices --stale 1d" groups held \
   jexpect "$CTL" --json $c
 done
 jexpect "$CTL" export --output -
+# the same as text: no line ends in spaces (a row whose last cells were
+# empty was padded to the table's width)
+for c in status list "show $ID" devices groups held "limit list" \
+    "rate show" "breaker status" "breaker status --all-orgs" orgs \
+    "summary acme" "audit list" "cert list" fleet "principal list"; do
+  # shellcheck disable=SC2086
+  out=$("$CTL" $c 2>&1)
+  grep -n ' $' <<<"$out" >"$T/trail" && bad "$c: lines end in spaces: $(cat "$T/trail")" || ok
+done
 out=$("$CTL" --json breaker status 2>/dev/null)
 python3 -c '
 import json,sys

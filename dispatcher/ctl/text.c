@@ -329,13 +329,14 @@ ctl_table_print(const struct table *t)
 		}
 	}
 	for (size_t r = 0; r < t->nrows; r++) {
-		for (int c = 0; c < t->ncol && c < 16; c++) {
-			const char *s = t->cells[r * (size_t)t->ncol + c];
-			if (c == t->ncol - 1)
-				printf("%s\n", s ? s : "");
-			else
-				printf("%-*s  ", (int)w[c], s ? s : "");
-		}
+		char *const *row = t->cells + r * (size_t)t->ncol;
+		int last = 0; /* the last cell with text: no padding after it */
+		for (int c = 0; c < t->ncol && c < 16; c++)
+			if (row[c] != NULL && row[c][0] != '\0')
+				last = c;
+		for (int c = 0; c < last; c++)
+			printf("%-*s  ", (int)w[c], row[c] ? row[c] : "");
+		printf("%s\n", row[last] ? row[last] : "");
 	}
 }
 
