@@ -151,16 +151,44 @@ result_state(int status)
 	}
 }
 
+/* finished_result - a result for a delivery of a command no longer in
+ * memory: taken (counted) if the stored delivery is final and of an
+ * organisation g serves; a resend. @return 1, 0 (refused) or -1 on a
+ * store error (latched). */
+static int
+finished_result(struct fbx_engine *e, struct gw *g, uint64_t id)
+{
+	struct fbx_delivery d;
+	struct fbx_command c;
+	int rc = fbx_store_dlv_get(e->txn, id, &d), served;
+
+	if (rc == FBX_OK && !fbx_dstate_terminal(d.state))
+		return 0;
+	if (rc == FBX_OK)
+		rc = fbx_store_cmd_head(e->txn, FBX_DLV_CMD(id), &c);
+	if (rc == FBX_ENOT_FOUND || rc == FBX_ECORRUPT)
+		return 0;
+	if (rc != FBX_OK) {
+		fbxi_set_err(e, rc);
+		return -1;
+	}
+	served = fbxi_gw_serves(g, c.org);
+	fbx_command_clear(&c);
+	return served;
+}
+
 /* result_apply - record one result of gateway g. A result for a delivery
  * g's session does not hold (g reconnected, or the delivery was requeued
  * after a failed turn) is still an outcome the device really had: its
  * success or failure is recorded if the delivery is still open, and it is
- * taken from whichever session holds it now. @return 1 if the outcome is
- * recorded (now or before), 0 if refused, -1 on a store error (latched). */
+ * taken from whichever session holds it now. A report with nothing left
+ * to record (progress of a delivery sent again since, or of one already
+ * final) is taken too. @return 1 if taken (recorded now or before, or
+ * nothing to record), 0 if refused (an organisation g does not serve, an
+ * unknown delivery, another key's), -1 on a store error (latched). */
 static int
 result_apply(struct fbx_engine *e, struct gw *g, const struct fbx_result_rec *r)
 {
-	struct fbx_delivery d;
 	struct fbx_dlv_head dh;
 	struct cmdc *cc;
 	struct gw *h = g;
@@ -173,18 +201,8 @@ result_apply(struct fbx_engine *e, struct gw *g, const struct fbx_result_rec *r)
 	held = fbxi_dmap_get(&g->inflight, r->delivery_id, &v);
 	cc = fbxi_cmd_find(e, FBX_DLV_CMD(r->delivery_id));
 	if (!held) {
-		if (cc == NULL) {
-			/* its command is finished (recorded before) or never
-			 * was: only a stored final outcome counts */
-			rc = fbx_store_dlv_get(e->txn, r->delivery_id, &d);
-			if (rc == FBX_OK)
-				return fbx_dstate_terminal(d.state) ? 1 : 0;
-			if (rc != FBX_ENOT_FOUND && rc != FBX_ECORRUPT) {
-				fbxi_set_err(e, rc);
-				return -1;
-			}
-			return 0;
-		}
+		if (cc == NULL) /* finished (recorded before), or never was */
+			return finished_result(e, g, r->delivery_id);
 		if (!fbxi_gw_serves(g, cc->c.org))
 			return 0;
 		/* the device got it, whatever comes of this report (it may
@@ -196,16 +214,17 @@ result_apply(struct fbx_engine *e, struct gw *g, const struct fbx_result_rec *r)
 			fbxi_set_err(e, rc);
 			return -1;
 		}
-		if (to != FBX_D_SUCCEEDED && to != FBX_D_FAILED)
-			return 0; /* progress of a delivery sent again since:
-			           * nothing recorded */
 		h = fbxi_gw_holder(e, r->delivery_id, &v);
 		if (h != NULL && strcmp(h->principal, g->principal) != 0) {
 			/* another key's delivery: an outcome only the
 			 * gateway that was sent it may report (issue 10) */
-			e->forged_results++;
+			if (to == FBX_D_SUCCEEDED || to == FBX_D_FAILED)
+				e->forged_results++;
 			return 0;
 		}
+		if (to != FBX_D_SUCCEEDED && to != FBX_D_FAILED)
+			return 1; /* progress of a delivery sent again since,
+			           * or final: nothing to record */
 	}
 	if (h != NULL && IF_STAGE(v) == IF_SENT)
 		fbxi_gw_answered(e, h, cc, r->delivery_id);

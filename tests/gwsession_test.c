@@ -121,8 +121,11 @@ gw_simple(void *s, int kind, uint32_t window)
 	return gw_send(s, &m);
 }
 
+/* gw_results_st - a Results batch: entry i reports status st[i] for
+ * ids[i] (st NULL: all succeeded) */
 static int
-gw_results(void *s, uint64_t batch, const uint64_t *ids, size_t n)
+gw_results_st(void *s, uint64_t batch, const uint64_t *ids, const int *st,
+    size_t n)
 {
 	struct fbx_gw_msg m;
 	struct fbx_result_rec *r = calloc(n ? n : 1, sizeof(*r));
@@ -132,7 +135,7 @@ gw_results(void *s, uint64_t batch, const uint64_t *ids, size_t n)
 		return FBX_ENOMEM;
 	for (size_t i = 0; i < n; i++) {
 		r[i].delivery_id = ids[i];
-		r[i].status = FBX_R_SUCCEEDED;
+		r[i].status = st != NULL ? st[i] : FBX_R_SUCCEEDED;
 	}
 	memset(&m, 0, sizeof(m));
 	m.version = FBX_PROTOCOL_VERSION;
@@ -144,6 +147,13 @@ gw_results(void *s, uint64_t batch, const uint64_t *ids, size_t n)
 	free(r);
 	return rc;
 }
+
+static int
+gw_results(void *s, uint64_t batch, const uint64_t *ids, size_t n)
+{
+	return gw_results_st(s, batch, ids, NULL, n);
+}
+
 
 /* gw_recv - one engine message within timeout_ms. The ACK of one of our
  * heartbeats (batch 0 while heartbeats are unanswered; any other ACK of
@@ -227,6 +237,23 @@ gw_sync(void *s)
 		fbx_eng_msg_free(&m);
 	}
 	return *hb_pending(s) == 0;
+}
+
+/* ack_count - send a Results batch from b and return the count of its
+ * ACK, or -1 if none came */
+static long
+ack_count(void *b, uint64_t batch, const uint64_t *ids, const int *st,
+    size_t n)
+{
+	struct fbx_eng_msg m;
+	long count = -1;
+
+	gw_results_st(b, batch, ids, st, n);
+	if (gw_expect(b, 1, &m) && m.kind == FBX_ENG_ACK &&
+	    m.u.ack.batch_id == batch)
+		count = m.u.ack.count;
+	fbx_eng_msg_free(&m);
+	return count;
 }
 
 static int
@@ -572,6 +599,73 @@ main(void)
 	FBXT_CHECK(get_cmd(&t, "org-001", cmd1, &info) == FBX_OK &&
 	        info.counts[FBX_D_SUCCEEDED] == NCMD,
 	    "command 1 changed: succeeded %u", info.counts[FBX_D_SUCCEEDED]);
+
+	/* A report the engine has no use for is taken, not refused: the
+	 * ACK counts it, whether or not its command is still open (an
+	 * ACCEPTED for a delivery that already succeeded counted 0 while
+	 * the command was open and 1 once it was done, so a resent batch
+	 * came back with a smaller count, which reads as refused). */
+	{
+		uint64_t d[2] = { 0, 0 }, x[2], cmd4 = 0;
+		int stx[2];
+		size_t nd = 0;
+		int64_t end = now_ms() + GUARD_MS, last = 0;
+
+		rc = submit_devs(&t, "org-001", devs, 2, &cmd4);
+		FBXT_CHECK(rc == FBX_OK, "2-device submit: %s",
+		    fbx_errname(rc));
+		while (nd < 2 && now_ms() < end) {
+			if (now_ms() - last >= HB_MS / 3) {
+				gw_simple(b, FBX_GW_HEARTBEAT, 0);
+				last = now_ms();
+			}
+			if (gw_recv(b, HB_MS / 5, &m) != 1)
+				continue;
+			if (m.kind == FBX_ENG_DELIVERIES)
+				for (size_t i = 0; i < m.u.deliveries.n; i++)
+					if (FBX_DLV_CMD(m.u.deliveries.d[i]
+					                    .delivery_id) == cmd4 &&
+					    nd < 2)
+						d[nd++] = m.u.deliveries.d[i]
+						              .delivery_id;
+			fbx_eng_msg_free(&m);
+		}
+		FBXT_CHECK(nd == 2, "B received %zu of 2 deliveries", nd);
+		FBXT_CHECK(gw_sync(b), "B: heartbeats not answered");
+		FBXT_CHECK(ack_count(b, 10, d, NULL, 1) == 1,
+		    "first delivery's success not counted");
+		/* the command is open (its second delivery is out) */
+		stx[0] = FBX_R_ACCEPTED;
+		FBXT_CHECK(ack_count(b, 11, d, stx, 1) == 1,
+		    "a late ACCEPTED of a succeeded delivery, command open: "
+		    "not counted");
+		stx[0] = FBX_R_OFFLINE;
+		FBXT_CHECK(ack_count(b, 12, d, stx, 1) == 1,
+		    "a late OFFLINE of a succeeded delivery: not counted");
+		FBXT_CHECK(get_cmd(&t, "org-001", cmd4, &info) == FBX_OK &&
+		        info.counts[FBX_D_SUCCEEDED] == 1 &&
+		        info.counts[FBX_D_PENDING] == 0 &&
+		        info.state != FBX_C_DONE,
+		    "late reports changed the command: succeeded %u pending "
+		    "%u state %s",
+		    info.counts[FBX_D_SUCCEEDED], info.counts[FBX_D_PENDING],
+		    fbx_cstate_name(info.state));
+		/* a batch with the second delivery's progress and outcome,
+		 * sent, then sent again after the command is done: the same
+		 * count both times */
+		x[0] = x[1] = d[1];
+		stx[0] = FBX_R_ACCEPTED;
+		stx[1] = FBX_R_SUCCEEDED;
+		FBXT_CHECK(ack_count(b, 13, x, stx, 2) == 2,
+		    "progress and outcome: not both counted");
+		FBXT_CHECK(ack_count(b, 13, x, stx, 2) == 2,
+		    "the same batch resent: a different count");
+		FBXT_CHECK(get_cmd(&t, "org-001", cmd4, &info) == FBX_OK &&
+		        info.counts[FBX_D_SUCCEEDED] == 2 &&
+		        info.state == FBX_C_DONE,
+		    "2-device command: succeeded %u state %s",
+		    info.counts[FBX_D_SUCCEEDED], fbx_cstate_name(info.state));
+	}
 
 	/* 70,000 entries: refused before unpacking, session and daemon go
 	 * on */
