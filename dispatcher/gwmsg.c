@@ -177,6 +177,23 @@ finished_result(struct fbx_engine *e, struct gw *g, uint64_t id)
 	return served;
 }
 
+/* never_sent - whether delivery id is queued and was never handed to a
+ * gateway (attempts 0). @return 1, 0, or -1 on a store error (latched). */
+static int
+never_sent(struct fbx_engine *e, uint64_t id)
+{
+	struct fbx_delivery d;
+	int rc = fbx_store_dlv_get(e->txn, id, &d);
+
+	if (rc == FBX_ENOT_FOUND || rc == FBX_ECORRUPT)
+		return 0; /* the move below refuses it */
+	if (rc != FBX_OK) {
+		fbxi_set_err(e, rc);
+		return -1;
+	}
+	return d.state == FBX_D_QUEUED && d.attempts == 0;
+}
+
 /* result_apply - record one result of gateway g. A result for a delivery
  * g's session does not hold (g reconnected, or the delivery was requeued
  * after a failed turn) is still an outcome the device really had: its
@@ -225,6 +242,14 @@ result_apply(struct fbx_engine *e, struct gw *g, const struct fbx_result_rec *r)
 		if (to != FBX_D_SUCCEEDED && to != FBX_D_FAILED)
 			return 1; /* progress of a delivery sent again since,
 			           * or final: nothing to record */
+		if (h == NULL && (rc = never_sent(e, r->delivery_id)) != 0) {
+			/* no gateway was ever handed it: no device can
+			 * have run it, whatever this key says */
+			if (rc < 0)
+				return -1;
+			e->forged_results++;
+			return 0;
+		}
 	}
 	if (h != NULL && IF_STAGE(v) == IF_SENT)
 		fbxi_gw_answered(e, h, cc, r->delivery_id);
@@ -310,12 +335,12 @@ handle_results(struct fbx_engine *e, struct gw *g, struct fbx_gw_msg *m)
 	if (e->forged_results > forged) {
 		/* issue 10: outcomes for another key's deliveries */
 		FBX_LOGW("gateway %s (principal %s): %llu results for "
-		         "deliveries sent to another key refused",
+		         "deliveries not sent to this key refused",
 		    g->id, g->principal,
 		    (unsigned long long)(e->forged_results - forged));
 		fbxi_auth_refuse_audit(e, "_auth", g->principal,
 		    "gateway.results",
-		    "results for deliveries sent to another key");
+		    "results for deliveries not sent to this key");
 	}
 	memset(&ack, 0, sizeof(ack));
 	ack.kind = FBX_ENG_ACK;

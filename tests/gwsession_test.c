@@ -518,6 +518,32 @@ main(void)
 	rc = submit_devs(&t, "org-001", devs + NCMD, NCMD, &cmd3);
 	FBXT_CHECK(rc == FBX_OK, "marker submit: %s", fbx_errname(rc));
 
+	/* outcomes for deliveries no gateway was ever handed (B's window
+	 * is 0): no device ran them, so they are refused and counted as
+	 * forged. They were recorded as succeeded, and their queued copies
+	 * never sent: a leaked gateway key could close a lock or a wipe
+	 * before any gateway had it. */
+	{
+		uint64_t never[3], forged0;
+		for (uint64_t i = 0; i < 3; i++)
+			never[i] = FBX_DLV_ID(cmd3, i);
+		memset(&st, 0, sizeof(st));
+		FBXT_CHECK(ping(&t, &st) == FBX_OK, "ping");
+		forged0 = st.results_forged;
+		FBXT_CHECK(ack_count(b, 9, never, NULL, 3) == 0,
+		    "outcomes of never-sent deliveries counted");
+		FBXT_CHECK(get_cmd(&t, "org-001", cmd3, &info) == FBX_OK &&
+		        info.counts[FBX_D_SUCCEEDED] == 0 &&
+		        info.counts[FBX_D_QUEUED] == NCMD,
+		    "never-sent deliveries closed: succeeded %u queued %u",
+		    info.counts[FBX_D_SUCCEEDED], info.counts[FBX_D_QUEUED]);
+		FBXT_CHECK(ping(&t, &st) == FBX_OK &&
+		        st.results_forged == forged0 + 3,
+		    "results_forged %llu, want %llu",
+		    (unsigned long long)st.results_forged,
+		    (unsigned long long)forged0 + 3);
+	}
+
 	/* entries the engine does not record are not counted: another
 	 * organisation's delivery (B serves org-001 only), and a delivery
 	 * index a live command does not have */
