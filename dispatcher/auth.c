@@ -413,6 +413,10 @@ need_role(const struct fbx_console_req *r, int *global)
 		*global = 1;
 		return FBX_ROLE_ADMIN;
 	case FBX_CREQ_LIST_ORGS:
+		/* the names a principal of every organisation may read
+		 * anyway, one at a time (breaker status --all-orgs) */
+		*global = 1;
+		return FBX_ROLE_VIEWER;
 	default:
 		/* what is not known to be narrower is the most privileged */
 		*global = 1;

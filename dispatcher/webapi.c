@@ -188,8 +188,8 @@ cmp_devices_desc(const void *a, const void *b)
 
 /* view_fill - the organisations one overview looks at: the principal's
  * own; for a principal of every organisation, those the loop lists as
- * abnormal (open or holding breakers), then (an admin may list them) the
- * largest, up to FBX_WEBAPI_ORGS_MAX. */
+ * abnormal (open or holding breakers), then (a viewer of every
+ * organisation may list them) the largest, up to FBX_WEBAPI_ORGS_MAX. */
 static void
 view_fill(fbx_webgate *g, const struct fbx_web_who *w,
     const struct fbx_metrics *snap, struct view *v, json_t *errors)
@@ -205,7 +205,7 @@ view_fill(fbx_webgate *g, const struct fbx_web_who *w,
 	}
 	for (size_t i = 0; snap != NULL && i < snap->nbrk; i++)
 		view_add(v, snap->brk[i].org, 0);
-	if ((w->roles & FBX_ROLE_ADMIN) == 0)
+	if ((w->roles & FBX_ROLE_VIEWER) == 0)
 		return;
 	memset(&req, 0, sizeof(req));
 	req.kind = FBX_CREQ_LIST_ORGS;

@@ -127,7 +127,10 @@ out=$("$CTL" principal keygen bob --key-out "$T/bob.key" 2>&1); st=$?
 pub=$(sed -n 's/^public key: //p' <<<"$out")
 [ "$st" -eq 0 ] && [ ${#pub} -eq 40 ] && [ "$(stat -c %a "$T/bob.key")" = 600 ] &&
   ok || bad "principal keygen: exit $st: $out"
-expect 65 "cannot create .*bob.key: it exists" -- "$CTL" principal keygen bob --key-out "$T/bob.key"
+# an existing file is not overwritten: 73 too (it was 65, which the
+# documented exit statuses give to refused data)
+expect 73 "cannot create .*bob.key: it exists" -- "$CTL" principal keygen bob --key-out "$T/bob.key"
+expect 73 "cannot create .*bob.key: it exists" -- "$CTL" principal rotate admin --key-out "$T/bob.key"
 expect 64 "takes only NAME and --key-out" -- "$CTL" principal keygen bob --key-out "$T/b2.key" --orgs acme
 # a file that cannot be created: 73 (EX_CANTCREAT), not 75 (retry later)
 expect 73 "IO \(18\): cannot create .*nodir/b3.key: No such file or directory" -- "$CTL" principal keygen bob --key-out "$T/nodir/b3.key"
@@ -144,6 +147,13 @@ row=$(awk '$1 == "bob" { print $2, $3, $4, $5, $7, $8 }' <<<"$out")
   ok || bad "principal list table: '$row': $out"
 expect 0 "^d1 " -- env FUSEBOX_KEY="$T/bob.key" "$CTL" devices --limit 1
 expect 70 "FORBIDDEN" -- env FUSEBOX_KEY="$T/bob.key" "$CTL" enroll --device d9 --platform ios
+# a viewer of every organisation lists them all (what status points
+# at when a breaker is open); it needed the admin role. A viewer of
+# one organisation does not.
+expect 0 "principal vera added" -- "$CTL" principal add vera --kind operator --orgs '*' --roles viewer --key-out "$T/vera.key"
+expect 0 "^acme " -- env FUSEBOX_KEY="$T/vera.key" "$CTL" summary --all-orgs
+expect 0 "" -- env FUSEBOX_KEY="$T/vera.key" "$CTL" breaker status --all-orgs
+expect 70 "FORBIDDEN.*needs a principal for every organisation" -- env FUSEBOX_KEY="$T/bob.key" "$CTL" summary --all-orgs
 # a web login on a daemon without --http is refused (it once printed a
 # token nobody could use, exit 0) and makes no session
 expect 65 "STATE.*serves no web console: start it with --http" -- "$CTL" web login --note "no console"

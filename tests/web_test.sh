@@ -44,7 +44,8 @@ K="$T/db/keys"
   --principal 'watch/operator/viewer/org-001' \
   --principal 'ops/operator/viewer,breaker/org-001' \
   --principal 'second/operator/viewer,approver/org-001' \
-  --principal 'fresh/operator/viewer/org-009' >/dev/null ||
+  --principal 'fresh/operator/viewer/org-009' \
+  --principal 'globe/operator/viewer/*' >/dev/null ||
   { echo "FAIL: fuseboxd init" >&2; exit 1; }
 export FUSEBOX_KEY="$K/admin.key" FUSEBOX_SERVER_KEY="$K/server.pub" \
   FUSEBOX_GATEWAY_KEY="$K/gw.key" FUSEBOX_CONSOLE="ipc://$T/c.sock"
@@ -195,6 +196,12 @@ call GET /api/overview "$FTOK"
 want 200 '"errors":\[\].*"notes":\["org-009: unknown to the engine \(no device enrolled yet\)"\]' "overview of an organisation without devices"
 call POST /api/action "$VTOK" '{"action":"trip","org":"org-002","reason":"x","note":"no"}'
 want 403 '"error":"FORBIDDEN"' "viewer trips another organisation"
+# a viewer of every organisation sees the largest ones too, not only
+# those with open breakers (it took the admin role)
+"$CTL" -o org-003 enroll --device quiet-1 --platform ios >/dev/null || bad "enroll org-003"
+GTOK=$(FUSEBOX_KEY="$K/globe.key" "$CTL" -o org-001 web login 2>/dev/null); GTOK=${GTOK##*#token=}
+call GET /api/overview "$GTOK"
+want 200 '"errors":\[\].*"org":"org-003"' "a viewer of every organisation: the quiet org-003"
 
 OTOK=$(FUSEBOX_KEY="$K/ops.key" "$CTL" -o org-001 web login 2>/dev/null); OTOK=${OTOK##*#token=}
 call POST /api/action "$OTOK" '{"action":"reset","org":"org-002","reason":"jailbreak","note":"not mine"}'

@@ -227,8 +227,9 @@ principal_keygen(const struct ctl *ctl, const struct principal_args *a,
 		memset(&k, 0, sizeof(k));
 		if (rc != FBX_EINVALID)
 			return ctl_fail_create(a->key_out, err);
-		return ctl_fail(rc, "cannot create %s: it exists",
-		    a->key_out);
+		/* not overwritten: 73 like any file that cannot be made */
+		(void)ctl_fail(rc, "cannot create %s: it exists", a->key_out);
+		return EX_CANTCREAT;
 	}
 	/* Z85 has no ' : the key is quoted for a shell as it stands (it
 	 * has ! * ? & and the like) */
@@ -326,9 +327,11 @@ cmd_principal(struct ctl *ctl, int argc, char **argv)
 			return ctl_fail(st, "cannot make a key pair: %s",
 			    fbx_strerror(st));
 		st = fbx_key_write(a.key_out, &k, 1);
-		if (st == FBX_EINVALID)
-			return ctl_fail(st, "cannot create %s: it exists",
+		if (st == FBX_EINVALID) {
+			(void)ctl_fail(st, "cannot create %s: it exists",
 			    a.key_out);
+			return EX_CANTCREAT;
+		}
 		if (st != FBX_OK)
 			return ctl_fail_create(a.key_out, errno);
 		strcpy(a.public_key, k.public_z85);
