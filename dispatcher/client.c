@@ -45,6 +45,11 @@ struct fbx_client {
 	int timeout_ms;
 	uint64_t next_id;
 	char endpoint[CLIENT_ENDPOINT_MAX];
+	/* several nodes: the endpoint given to fbx_client_open (endpoint
+	 * is the owner's after a MOVED), and the owner that last left a
+	 * call unanswered ("" = none) */
+	char home[CLIENT_ENDPOINT_MAX];
+	char silent_owner[CLIENT_ENDPOINT_MAX];
 	/* CURVE keys (Z85), kept to make the socket again (retarget) */
 	int curve;
 	char srv[FBX_Z85_KEY_LEN + 1], pub[FBX_Z85_KEY_LEN + 1];
@@ -377,6 +382,7 @@ fbx_client_open2(const char *endpoint, int timeout_ms,
 	if (c == NULL)
 		return FBX_ENOMEM;
 	strcpy(c->endpoint, endpoint);
+	strcpy(c->home, endpoint);
 	c->timeout_ms =
 	    timeout_ms > 0 ? timeout_ms : CLIENT_DEFAULT_TIMEOUT_MS;
 	c->next_id = seed_id();
@@ -428,6 +434,12 @@ const char *
 fbx_client_endpoint(const fbx_client *c)
 {
 	return c == NULL ? "" : c->endpoint;
+}
+
+const char *
+fbx_client_silent_owner(const fbx_client *c)
+{
+	return c == NULL ? "" : c->silent_owner;
 }
 
 /* send_request - send [empty][buf], waiting at most until deadline for a
@@ -623,8 +635,10 @@ int
 fbx_client_call(
     fbx_client *c, struct fbx_console_req *req, struct fbx_console_rep *rep)
 {
-	int rc = call_once(c, req, rep);
+	int rc;
 
+	c->silent_owner[0] = '\0';
+	rc = call_once(c, req, rep);
 	/* cluster mode (issue 13): a node that does not own the request's
 	 * organisation answers MOVED with the owner's endpoint, having done
 	 * nothing: ask the owner instead (twice at most: an organisation
@@ -639,6 +653,17 @@ fbx_client_call(
 			break;
 		fbx_console_rep_free(rep);
 		rc = call_once(c, req, rep);
+	}
+	if ((rc == FBX_ETIMEOUT || rc == FBX_EUNREACHABLE) &&
+	    strcmp(c->endpoint, c->home) != 0) {
+		/* the owner a MOVED named does not answer: it may have
+		 * stopped, and then the node first asked answers (BUSY,
+		 * then as the new owner) once its lease runs out. Ask that
+		 * node again next time. */
+		snprintf(c->silent_owner, sizeof(c->silent_owner), "%s",
+		    c->endpoint);
+		if (retarget(c, c->home) != FBX_OK)
+			c->silent_owner[0] = '\0';
 	}
 	return rc;
 }

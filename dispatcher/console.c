@@ -656,9 +656,10 @@ cluster_route(struct fbx_engine *e, const struct inmsg *in,
 	if ((r->kind == FBX_CREQ_ROLLBACK && r->u.rollback.sel.every_org) ||
 	    (r->kind == FBX_CREQ_REPLAY && r->u.replay.sel.every_org)) {
 		fbxi_console_error(e, in, r->request_id, r->kind, FBX_EINVALID,
-		    "a rollback over every organisation is not available "
-		    "with several nodes: roll back each organisation on "
-		    "the node that owns it");
+		    "one request over every organisation is not available "
+		    "with several nodes: leave out --global (fuseboxctl "
+		    "rollback --incident R --all-orgs sends one request per "
+		    "organisation, each to the node that owns it)");
 		return 0;
 	}
 	if (fbx_store_owns(e->st, o))

@@ -107,7 +107,10 @@ void fbx_client_set_timeout(fbx_client *c, int timeout_ms);
  *
  * Several nodes (cluster mode): a MOVED reply names the node that owns
  * the organisation; the call sends the request there (at most twice) and
- * the client talks to that node from then on (fbx_client_endpoint).
+ * the client talks to that node from then on (fbx_client_endpoint). When
+ * that node does not answer (FBX_ETIMEOUT, FBX_EUNREACHABLE), the client
+ * goes back to the endpoint it was opened with, and
+ * fbx_client_silent_owner names the node that did not answer.
  *
  * A timed-out request may still be executed by the engine. Calling again
  * with the same request is safe: a submit carries an idempotency key,
@@ -134,9 +137,19 @@ int fbx_client_call(
     fbx_client *c, struct fbx_console_req *req, struct fbx_console_rep *rep);
 
 /**
- * fbx_client_endpoint - the endpoint given to fbx_client_open().
+ * fbx_client_endpoint - the endpoint the client talks to: the one given
+ * to fbx_client_open(), or the owner a MOVED named (fbx_client_call).
  * @return a string owned by the client, valid until fbx_client_close().
  */
 const char *fbx_client_endpoint(const fbx_client *c);
+
+/**
+ * fbx_client_silent_owner - after fbx_client_call returned FBX_ETIMEOUT or
+ * FBX_EUNREACHABLE: the endpoint of the organisation's owner (named by a
+ * MOVED, now or on an earlier call) that did not answer; "" when it was
+ * the endpoint given to fbx_client_open() that did not answer. The
+ * client talks to that first endpoint again from then on.
+ */
+const char *fbx_client_silent_owner(const fbx_client *c);
 
 #endif

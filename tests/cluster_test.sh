@@ -318,6 +318,24 @@ fi
 say "killed $victim (owner of $nv leases: $(tr '\n' ' ' <<<"$vorgs" | sed 's/^ /(duties) /')) with $a of $N results durable"
 inlist=$(sed "s/.*/'&'/" <<<"$vorgs" | paste -sd, -)
 
+# (a0) at once, through a live node, a request its owner answers (the
+# breaker status) for one of the victim's organisations: until the
+# victim's lease runs out the live node answers MOVED to it. fuseboxctl
+# names the owner that does not answer and exits 75 (retry later); it
+# said the live node it asked was unreachable (69). Served (0) or BUSY
+# (75) are right too, if the lease ran out meanwhile.
+vorg=$(grep -v '^$' <<<"$vorgs" | head -n 1)
+live1=$(others "$vk" | head -n 1)
+out=$(ctl "$live1" --timeout 1000 --retries 0 -o "$vorg" breaker status 2>&1); st=$?
+case "$st" in
+  0) ok ;;
+  75) if grep -q "BUSY (13)" <<<"$out" ||
+         grep -q "no reply from .*, the node that owns organisation '$vorg' (named by the MOVED answer of ${EP[live1]}).*retry then" <<<"$out"; then ok
+      else bad "n$live1 for $vorg right after the kill: exit 75: $out"; fi ;;
+  *) bad "n$live1 for $vorg right after the kill: exit $st (want 0 or 75): $out" ;;
+esac
+say "right after the kill, n$live1 for $vorg: exit $st: $(head -c 300 <<<"$out")"
+
 # (a) failover: every lease of the victim live at another node
 fo=
 while :; do

@@ -166,6 +166,18 @@ ctl_call_ex(struct ctl *ctl, struct fbx_console_req *req,
 		if (attempts > ctl->retries || drops >= 2)
 			break;
 	}
+	if ((rc == FBX_ETIMEOUT || rc == FBX_EUNREACHABLE) &&
+	    fbx_client_silent_owner(ctl->cli)[0] != '\0') {
+		/* several nodes: the node asked is up, the owner it named
+		 * is not answering (stopped, until its lease runs out) */
+		(void)ctl_fail(rc, "no reply from %s, the node that owns "
+		    "organisation '%s' (named by the MOVED answer of %s): it "
+		    "may have stopped; another node takes its organisations "
+		    "over once its lease runs out (fuseboxd --lease-ms, 10 s "
+		    "by default): retry then",
+		    fbx_client_silent_owner(ctl->cli), req->org, ctl->endpoint);
+		return EX_TEMPFAIL;
+	}
 	if (rc == FBX_ETIMEOUT && drops >= 2)
 		return ctl_fail(rc, "no reply from %s within %d ms (%d "
 		    "attempt%s): the engine closed the connection during the "
