@@ -840,16 +840,32 @@ fbxi_handle_principal(struct fbx_engine *e, const struct fbx_io_msg *in,
 	{
 		static const char *const acts[] = { "", "", "principal.add",
 			"principal.revoke", "principal.rotate" };
-		char orgs[FBX_PRINCIPAL_ORGS_LEN];
+		char orgs[FBX_PRINCIPAL_ORGS_LEN], ended[96] = "";
 		orgs_text(&p, orgs, sizeof(orgs));
 		if (strlen(orgs) > 300)
 			snprintf(orgs, sizeof(orgs), "(%zu organisations)",
 			    p.norgs);
+		if (op != FBX_PRI_ADD && p.kind == FBX_PK_GATEWAY) {
+			/* what the commit ends (fbxi_auth_committed): this
+			 * key's sessions, their deliveries re-queued */
+			size_t ns = 0, nd = 0;
+			for (const struct gw *g = e->gws; g != NULL;
+			     g = g->next) {
+				if (!g->dead &&
+				    strcmp(g->principal, p.name) == 0) {
+					ns++;
+					nd += g->inflight.len;
+				}
+			}
+			snprintf(ended, sizeof(ended),
+			    ",\"sessions_ended\":%zu,\"requeued\":%zu", ns,
+			    nd);
+		}
 		fbxi_audit(e, "_auth", req->actor, acts[op],
 		    req->u.principal.note,
 		    "{\"principal\":\"%s\",\"kind\":%d,\"roles\":%u,"
-		    "\"orgs\":\"%s\",\"key\":\"%.8s\"}",
-		    p.name, p.kind, (unsigned)p.roles, orgs, p.key);
+		    "\"orgs\":\"%s\",\"key\":\"%.8s\"%s}",
+		    p.name, p.kind, (unsigned)p.roles, orgs, p.key, ended);
 	}
 	if (fbxi_err(e) != FBX_OK)
 		return;
