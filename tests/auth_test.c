@@ -168,8 +168,11 @@ commands(const char *org)
 
 /* audit_has - whether org's audit log holds a record of action by actor
  * (action compared in full). */
+/* audit_has_params - whether org's audit log has a record by actor of
+ * action whose params contain needle (NULL: any) */
 static int
-audit_has(const char *org, const char *actor, const char *action)
+audit_has_params(const char *org, const char *actor, const char *action,
+    const char *needle)
 {
 	struct fbx_console_req req;
 	struct fbx_console_rep rep;
@@ -187,12 +190,20 @@ audit_has(const char *org, const char *actor, const char *action)
 		}
 		for (size_t i = 0; i < rep.u.audit.n; i++)
 			if (strcmp(rep.u.audit.r[i].actor, actor) == 0 &&
-			    strcmp(rep.u.audit.r[i].action, action) == 0)
+			    strcmp(rep.u.audit.r[i].action, action) == 0 &&
+			    (needle == NULL ||
+			        strstr(rep.u.audit.r[i].params, needle) != NULL))
 				found = 1;
 		after = rep.u.audit.next_after;
 		fbx_console_rep_free(&rep);
 	} while (after != 0 && !found);
 	return found;
+}
+
+static int
+audit_has(const char *org, const char *actor, const char *action)
+{
+	return audit_has_params(org, actor, action, NULL);
 }
 
 /* ---- gateway side: a raw DEALER with a given key */
@@ -883,6 +894,14 @@ test_gateways(fbx_client *alice)
 	FBXT_CHECK(principal(FBX_PRI_REVOKE, "gw1", 0, 0, NULL, NULL) ==
 	        FBX_OK,
 	    "revoke gw1");
+	/* its record says what the revoke ended: gw-1's one session, with
+	 * the deliveries it still held (at least those it did not answer
+	 * of the ones it was seen to get) */
+	FBXT_CHECK(audit_has_params("_auth", "admin", "principal.revoke",
+	               "\"sessions_ended\":1,\"requeued\":") &&
+	        !audit_has_params("_auth", "admin", "principal.revoke",
+	            "\"requeued\":0}"),
+	    "principal.revoke of gw1: no session ended with deliveries");
 	gw_results(g1, 10, ids + 1, 1);
 	rc = gw_next(g1, FBX_ENG_ERROR, 5000, &m, NULL, NULL, 0);
 	FBXT_CHECK(rc == 1 && m.u.error.err == FBX_EFORBIDDEN,
