@@ -449,6 +449,42 @@ rb_bo_kept(const struct rb_ctx *r, const struct fbx_command *c)
 	    family(c->type) == 1 && rb_selected(r, c);
 }
 
+/* How far before the selection's window the survey looks for locks of
+ * any origin (an operator's lock of a lost phone): the longest a command
+ * lives (30 days) */
+#define RB_PRIOR_LOCK_MS (30LL * 24 * 3600 * 1000)
+
+/* lock_dir - 1 for a command that leaves a device locked (lock, lost
+ * mode, wipe), 3 for one that unlocks it, 0 for neither: the families'
+ * keys of the survey's before-onset notes */
+static int
+lock_dir(int type)
+{
+	switch (type) {
+	case FBX_CMD_LOCK:
+	case FBX_CMD_START_LOST_MODE:
+	case FBX_CMD_WIPE:
+		return 1;
+	case FBX_CMD_UNLOCK:
+	case FBX_CMD_STOP_LOST_MODE:
+		return 3;
+	default:
+		return 0;
+	}
+}
+
+/* rb_bo_prior - c locks or unlocks devices and the rollback leaves it
+ * (not selected, of any origin, or the incident's own before its
+ * onset): the survey notes where and when, so that a selected lock of
+ * a device such a command had locked before it is not undone
+ * (bo_locked). Not for runs of named commands. */
+static int
+rb_bo_prior(const struct rb_ctx *r, const struct fbx_command *c)
+{
+	return r->nnamed == 0 && c->id <= r->snapshot &&
+	    lock_dir(c->type) != 0 && (!rb_selected(r, c) || rb_bo_kept(r, c));
+}
+
 static void
 rb_row(struct rb_ctx *r, const struct fbx_command *c, uint64_t dlv,
     const char *dev, int state, int action, int comp, const char *detail)
@@ -738,10 +774,24 @@ rb_later_dlv_cb(void *arg, const struct fbx_delivery *d)
 	if (d->state == FBX_D_CANCELLED || d->state == FBX_D_EXPIRED ||
 	    d->state == FBX_D_FAILED || d->state == FBX_D_SUPERSEDED)
 		return 0; /* never reached the device */
-	r->err = fbxi_devtimes_note(r->sv_before ? r->sv->before
-	                                         : r->sv->latest,
-	    r->cur->org, d->device, family(r->cur->type), r->cur->created_ms);
+	if (r->note_before)
+		r->err = fbxi_devtimes_note(r->sv->before, r->cur->org,
+		    d->device, lock_dir(r->cur->type), r->cur->created_ms);
+	if (r->note_latest && r->err == 0)
+		r->err = fbxi_devtimes_note(r->sv->latest, r->cur->org,
+		    d->device, family(r->cur->type), r->cur->created_ms);
 	return r->err != 0;
+}
+
+/* rb_later_noted - c is an unselected command whose reaching a device
+ * changes what undoing the selection would do there (changed since):
+ * not the rollback's own, not of the selection, and within its window
+ * (the survey starts earlier for rb_bo_prior) */
+static int
+rb_later_noted(const struct rb_ctx *r, const struct fbx_command *c)
+{
+	return family(c->type) != 0 && c->origin != FBX_ORIGIN_ROLLBACK &&
+	    !rb_selected(r, c) && c->created_ms >= r->since;
 }
 
 /* rb_survey_dlvs - survey c's deliveries from index idx within the
@@ -757,7 +807,8 @@ rb_survey_dlvs(struct rb_ctx *r, const struct fbx_command *c, uint32_t idx)
 
 	if (cc != NULL && cc->c.ndeliveries > nd)
 		nd = cc->c.ndeliveries;
-	r->sv_before = rb_bo_kept(r, c);
+	r->note_before = rb_bo_prior(r, c);
+	r->note_latest = rb_later_noted(r, c);
 	to = FBX_DLV_ID(c->id, 0) + nd;
 	if (idx >= nd)
 		goto done;
@@ -804,8 +855,7 @@ rb_later_cb(void *arg, const struct fbx_command *c)
 	}
 	r->ncmd++;
 	r->nlater++;
-	if ((rb_selected(r, c) && !rb_bo_kept(r, c)) || family(c->type) == 0 ||
-	    c->origin == FBX_ORIGIN_ROLLBACK) {
+	if (!rb_bo_prior(r, c) && !rb_later_noted(r, c)) {
 		r->sv->after = c->id;
 		return 0;
 	}
@@ -1096,17 +1146,30 @@ first_sent(const struct fbx_delivery *d)
 
 /* bo_locked - d, of a lock-family command that can be undone (lock,
  * start_lost_mode; not a wipe or clear_passcode, whose rows say they
- * cannot be undone), is to a device that a command kept before the
- * onset locked (incident runs): left as it is, as if not selected
- * ("locked before the onset too") */
+ * cannot be undone), is to a device that a command the rollback leaves
+ * had locked before it (the incident's own before its onset, or any
+ * other, such as an operator's lock of a lost phone, from 30 days
+ * before the selection's window) with no unlock in between: left as
+ * it is, as if not selected ("locked before the onset too" in an
+ * incident, "locked before it too" otherwise) */
 static int
 bo_locked(const struct rb_ctx *r, const struct fbx_command *c,
     const struct fbx_delivery *d)
 {
-	return family(c->type) == 1 && !irreversible(c->type) &&
-	    compensation_of(c->type) != FBX_CMD_NONE && r->sv != NULL &&
-	    fbxi_devtimes_get(r->sv->before, c->org, d->device, 1,
-	        &(int64_t){ 0 });
+	int64_t locked, unlocked;
+
+	/* the newest such lock, if it came before c (a newer one is a
+	 * change since c: rb_changed_since) */
+	if (family(c->type) != 1 || irreversible(c->type) ||
+	    compensation_of(c->type) == FBX_CMD_NONE || r->sv == NULL ||
+	    !fbxi_devtimes_get(r->sv->before, c->org, d->device, 1,
+	        &locked) ||
+	    locked >= c->created_ms)
+		return 0;
+	/* unless an unlock came between it and c */
+	return !fbxi_devtimes_get(r->sv->before, c->org, d->device, 3,
+	           &unlocked) ||
+	    unlocked <= locked || unlocked >= c->created_ms;
 }
 
 static int
@@ -1194,7 +1257,9 @@ rb_dlv_cb(void *arg, const struct fbx_delivery *d)
 			 * the rollback leaves: this lock changed nothing, and
 			 * undoing it would unlock a device locked for cause */
 			rb_row(r, c, d->id, d->device, d->state, FBX_RB_NOTHING,
-			    0, "locked before the onset too: left locked");
+			    0, r->onset != 0
+			        ? "locked before the onset too: left locked"
+			        : "locked before it too: left locked");
 			mark = 0; /* kept as if not selected */
 			break;
 		}
@@ -1824,6 +1889,11 @@ fbxi_rb_plan_part(struct rb_ctx *r, uint64_t cursor, uint64_t snapshot)
 		/* what later commands changed, device by device, and what
 		 * was locked before the onset */
 		int64_t since = r->since;
+		/* and the locks of any origin before the window */
+		if (r->nnamed == 0)
+			since = since > RB_PRIOR_LOCK_MS
+			    ? since - RB_PRIOR_LOCK_MS
+			    : 0;
 		if (r->nnamed > 0) {
 			struct fbx_command first;
 			rc = fbx_store_cmd_get(r->e->txn, r->named[0], &first);

@@ -49,7 +49,10 @@ struct rb_ctx {
 	 * since) are listed apart and left; 0 = none such */
 	int64_t onset;
 	int before;           /* the command visited is before the onset */
-	int sv_before;        /* the survey notes a kept before-onset one */
+	/* what the survey notes of the command it visits: its locking or
+	 * unlocking before the onset (any origin), its reaching a device
+	 * later (unselected commands) */
+	int note_before, note_latest;
 	size_t bo_cap;        /* before-onset rows kept */
 	uint64_t snapshot;    /* commands journaled later are not selected */
 	struct rb_survey *sv; /* changed since; NULL when not needed */
