@@ -195,6 +195,63 @@ sessions_settle(struct fbx_engine *e)
 	}
 }
 
+/* cmp_settle - settling commands by the end of their window, then id */
+static int
+cmp_settle(const void *a, const void *b)
+{
+	const struct cmdc *x = *(const struct cmdc *const *)a;
+	const struct cmdc *y = *(const struct cmdc *const *)b;
+
+	if (x->c.settle_until_ms != y->c.settle_until_ms)
+		return x->c.settle_until_ms < y->c.settle_until_ms ? -1 : 1;
+	return x->c.id < y->c.id ? -1 : x->c.id > y->c.id;
+}
+
+/* restage_overdue - settling commands whose window ended while nothing
+ * was released (the daemon was down, or its turns failed) would all go
+ * out in the first step: the waves of a staged release, or a burst of
+ * automatic locks, at once, before an operator could trip a breaker
+ * again. They go out in staged waves from now instead, oldest first
+ * (fbxi_release_wave_at: 10 now, then 20, 40, ... every 10 s), each
+ * still checked against the breakers at its wave. In memory only: the
+ * next rebuild does the same from its own time. @return how many. */
+static size_t
+restage_overdue(struct fbx_engine *e)
+{
+	struct cmdc **v = NULL;
+	size_t n = 0, cap = 0, pos = 0;
+	uint64_t k, x;
+	int64_t now = fbxi_clock(e, 0);
+
+	while (fbxi_idmap_next(&e->cmds, &pos, &k, &x)) {
+		struct cmdc *cc = (struct cmdc *)(uintptr_t)x;
+		if (cc->c.state != FBX_C_SETTLING || cc->c.settle_until_ms >= now)
+			continue;
+		if (n == cap) {
+			size_t nc = cap ? 2 * cap : 64;
+			struct cmdc **nv = realloc(v, nc * sizeof(*nv));
+			if (nv == NULL)
+				break; /* the rest go out when due, as before */
+			v = nv;
+			cap = nc;
+		}
+		v[n++] = cc;
+	}
+	if (n > 0)
+		qsort(v, n, sizeof(*v), cmp_settle);
+	for (size_t i = 0; i < n; i++) {
+		int64_t at = fbxi_release_wave_at(now, (uint32_t)i);
+		if (at == now)
+			continue; /* the first wave: due already */
+		/* the old heap entry is stale once the time differs */
+		if (fbxi_settle_add(e, v[i]->c.id, at) != 0)
+			break;
+		v[i]->c.settle_until_ms = at;
+	}
+	free(v);
+	return n;
+}
+
 /* fbxi_rebuild - make memory match the store: load every command not DONE,
  * recount its deliveries from their records and queue the open ones.
  * Reads only, so it also works on a full disk; deliveries a lost process
@@ -264,6 +321,18 @@ fbxi_rebuild(struct fbx_engine *e)
 	         "%llu held by live gateways, %llu devices enrolled",
 	    ncmd, r.nrequeue, (unsigned long long)e->inflight_all,
 	    (unsigned long long)e->fleet_total);
+	{
+		size_t late = restage_overdue(e);
+		/* said when some wait for a later wave */
+		if (late > 0 &&
+		    fbxi_release_wave_at(0, (uint32_t)(late - 1)) > 0)
+			FBX_LOGW("%zu settling commands (staged releases, "
+			         "automatic locks) came due while nothing was "
+			         "released: they go out in staged waves from "
+			         "now, 10 at once, then 20, 40, ... every 10 s; "
+			         "trip a breaker to hold what is still settling",
+			    late);
+	}
 	return FBX_OK;
 }
 

@@ -480,6 +480,60 @@ test_staged_release(void)
 	env_close(&t);
 }
 
+/* A staged release interrupted by a stop: the waves that came due while
+ * the daemon was down go out in staged waves from its restart, not all
+ * in its first turn (they did: 35 locks at once, before an operator
+ * could trip the breaker again). */
+static void
+test_staged_release_restart(void)
+{
+	struct env t;
+	struct fbx_console_rep rep;
+	uint64_t id, batch = 0;
+	size_t got;
+	int st;
+
+	CHECK(env_open(&t, "release_restart") == 0, "open");
+	enroll(&t, "big", 5000);
+	hello(&t, "g1", "big", 1000);
+	turn(&t);
+	(void)delivered(&t, "g1", &batch);
+	CHECK(breaker(&t, "big", FBX_BRK_TRIP, 0, NULL, 0, &rep) == FBX_OK,
+	    "trip");
+	fbx_console_rep_free(&rep);
+	for (unsigned i = 0; i < 45; i++)
+		CHECK(auto_lock(&t, "big", i, &id, &st) == FBX_OK &&
+		        st == FBX_C_HELD,
+		    "held %u: %d", i, st);
+	CHECK(breaker(&t, "big", FBX_BRK_RESET, 0, NULL, FBX_RESET_RELEASE,
+	          &rep) == FBX_OK &&
+	        rep.u.breaker.released == 45,
+	    "reset: released %u", rep.u.breaker.released);
+	fbx_console_rep_free(&rep);
+	turn(&t);
+	got = delivered(&t, "g1", &batch);
+	CHECK(got == 10, "first wave %zu, want 10", got);
+	/* stopped for 40 s: the waves at +10 s (20) and +20 s (15) fell
+	 * due meanwhile */
+	advance(&t, 40000);
+	CHECK(env_reopen(&t) == 0, "restart");
+	hello(&t, "g1", "big", 1000);
+	pass(&t, "g1", 500); /* the WELCOME, then the first wave */
+	got = delivered(&t, "g1", &batch);
+	CHECK(got == 10, "after the restart %zu went out at once, want a "
+	                 "first wave of 10",
+	    got);
+	pass(&t, "g1", 9000);
+	CHECK(delivered(&t, "g1", &batch) == 0, "second wave not yet");
+	pass(&t, "g1", 1000);
+	got = delivered(&t, "g1", &batch);
+	CHECK(got == 20, "second wave %zu, want 20", got);
+	pass(&t, "g1", 10000);
+	got = delivered(&t, "g1", &batch);
+	CHECK(got == 5, "third wave %zu, want the other 5", got);
+	env_close(&t);
+}
+
 /* submit_type - an operator command of type for one device */
 static uint64_t
 submit_type(struct env *t, const char *org, unsigned dev, int type)
@@ -1271,6 +1325,7 @@ main(void)
 	test_global_share();
 	test_restart();
 	test_staged_release();
+	test_staged_release_restart();
 	test_supersede();
 	test_rollout_stages();
 	test_manual_shadow_ttl();
