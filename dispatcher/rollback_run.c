@@ -120,13 +120,37 @@ rb_continue(struct fbx_engine *e, struct fbx_console_req *req, int global,
 	return FBX_OK;
 }
 
-/* rb_run_note - journal one executed slice of run rbid: its totals and
- * where the next slice starts. *was_done says whether the run had
- * already been closed (a final slice sent again). */
+/* rb_repeat - whether the request repeats a slice of run rbid that its
+ * journal has already passed (a resume from the cursor before a slice
+ * whose reply was lost): its work is done before (done-before, nothing
+ * cancelled twice), and its counts are not added again. @return 1, 0,
+ * or a negative fbx_err. */
+static int
+rb_repeat(struct fbx_engine *e, const struct fbx_console_req *req,
+    int global, uint64_t rbid)
+{
+	struct rb_run_rec run;
+	int rc;
+
+	if (rbid == 0)
+		return 0;
+	rc = rb_run_get(e, global ? "*" : req->org, rbid, &run);
+	if (rc == FBX_ENOT_FOUND)
+		return 0;
+	if (rc != FBX_OK)
+		return -rc;
+	return req->u.rollback.cursor != run.cursor ||
+	    strcmp(req->u.rollback.org_cursor, run.org_cursor) != 0;
+}
+
+/* rb_run_note - journal one executed slice of run rbid: its totals
+ * (unless it repeats one: rb_repeat) and where the next slice starts.
+ * *was_done says whether the run had already been closed (a final
+ * slice sent again). */
 static int
 rb_run_note(struct fbx_engine *e, const struct fbx_console_req *req,
     int global, uint64_t rbid, const struct fbx_rb_plan *p,
-    uint32_t new_orgs, int *was_done, struct rb_run_rec *run)
+    uint32_t new_orgs, int repeat, int *was_done, struct rb_run_rec *run)
 {
 	char key[FBX_KV_KEY_MAX];
 	int rc;
@@ -142,6 +166,12 @@ rb_run_note(struct fbx_engine *e, const struct fbx_console_req *req,
 		return rc;
 	}
 	*was_done = run->done;
+	if (repeat) {
+		/* the journal is further on already: leave it there */
+		run->updated_ms = e->now;
+		rb_run_key(key, sizeof(key), global ? "*" : req->org, rbid);
+		return fbx_store_kv_put(e->txn, key, run, sizeof(*run));
+	}
 	run->snapshot = p->last_command_id;
 	run->cursor = p->next_cursor;
 	snprintf(run->org_cursor, sizeof(run->org_cursor), "%s",
@@ -163,7 +193,7 @@ rb_run_note(struct fbx_engine *e, const struct fbx_console_req *req,
  * record of it; *is_new when it is the organisation's first. */
 static int
 rb_part_note(struct fbx_engine *e, uint64_t rbid, const char *org,
-    const struct fbx_rb_plan *p, int *is_new)
+    const struct fbx_rb_plan *p, int repeat, int *is_new)
 {
 	char key[FBX_KV_KEY_MAX];
 	struct rb_part_rec x;
@@ -180,6 +210,8 @@ rb_part_note(struct fbx_engine *e, uint64_t rbid, const char *org,
 	} else if (rc != FBX_OK) {
 		return rc;
 	}
+	if (repeat && !*is_new)
+		return FBX_OK; /* counted when the slice first ran */
 	x.commands += p->commands;
 	x.before_onset += p->before_onset;
 	x.comps += (uint32_t)p->ncomp;
@@ -472,7 +504,7 @@ rb_global(struct fbx_engine *e, const struct inmsg *in,
 	uint32_t new_orgs = 0;
 	uint64_t cursor, snapshot, rbid, rbseq;
 	size_t cap, i, nwd = 0;
-	int did = 0, was_done = 0, rc;
+	int did = 0, was_done = 0, repeat, rc;
 
 	memset(&g, 0, sizeof(g));
 	memset(&ol, 0, sizeof(ol));
@@ -490,6 +522,11 @@ rb_global(struct fbx_engine *e, const struct inmsg *in,
 		goto out;
 	cursor = req->u.rollback.cursor;
 	rbid = req->u.rollback.rollback_id;
+	repeat = rb_repeat(e, req, 1, rbid);
+	if (repeat < 0) {
+		rc = -repeat;
+		goto fail;
+	}
 	snapshot = cursor ? req->u.rollback.last_command_id : e->last_cmd_id;
 	if (snapshot > e->last_cmd_id || FBX_DLV_CMD(cursor) > e->last_cmd_id ||
 	    rbid > e->audit_seq ||
@@ -561,7 +598,7 @@ rb_global(struct fbx_engine *e, const struct inmsg *in,
 			rc = fbxi_rb_exec(&r, rbseq);
 			if (rc == FBX_OK)
 				rc = rb_part_note(e, rbseq, r.org, &r.plan,
-				    &is_new);
+				    repeat, &is_new);
 			nwd += r.nwd;
 			new_orgs += is_new;
 			did = 1;
@@ -645,7 +682,7 @@ rb_global(struct fbx_engine *e, const struct inmsg *in,
 	}
 	if (req->u.rollback.execute && (did || rbid != 0)) {
 		g.rollback_id = rbseq;
-		rc = rb_run_note(e, req, 1, rbseq, &g, new_orgs, &was_done,
+		rc = rb_run_note(e, req, 1, rbseq, &g, new_orgs, repeat, &was_done,
 		    &run);
 		if (rc != FBX_OK)
 			goto fail;
@@ -793,7 +830,12 @@ fbxi_handle_rollback(
 	r.plan.last_command_id = r.snapshot;
 	r.plan.looked_at = r.ncmd + r.ndlv;
 	if (req->u.rollback.execute && rbseq != 0) {
-		rc = rb_run_note(e, req, 0, rbseq, &r.plan, 0, &was_done, &run);
+		rc = rb_repeat(e, req, 0, rbseq);
+		if (rc >= 0)
+			rc = rb_run_note(e, req, 0, rbseq, &r.plan, 0, rc,
+			    &was_done, &run);
+		else
+			rc = -rc;
 		if (rc != FBX_OK)
 			goto fail;
 	}

@@ -716,8 +716,10 @@ main(void)
 	 * alone (the engine's journal has the cursor) */
 	{
 		struct run r2;
+		struct fbx_console_req lost;
 		uint64_t rbid, comps;
 		rb_req(&req, 1, 1);
+		memset(&lost, 0, sizeof(lost));
 		/* slices until the run has done something (it has an id),
 		 * then one more */
 		rc = run_slices(&t, ADMIN, &req, &r, 1);
@@ -733,6 +735,10 @@ main(void)
 			uint32_t comp = r.per[FBX_RB_COMPENSATE];
 			uint64_t id1 = r.rbid;
 			if (rc == FBX_OK && req.u.rollback.cursor != 0) {
+				/* this slice's reply is "lost": the client
+				 * resumes from before it */
+				lost = req;
+				lost.u.rollback.rollback_id = id1;
 				rc = run_slices(&t, ADMIN, &req, &one, 1);
 				r.per[FBX_RB_COMPENSATE] =
 				    comp + one.per[FBX_RB_COMPENSATE];
@@ -751,6 +757,19 @@ main(void)
 		FBXT_CHECK(fbxt_daemon_start(&t, "--admin-org", ADMIN,
 		               "--rollback-slice", SLICE, NULL) == 0,
 		    "restart after kill");
+		/* the slice whose reply was lost, sent again from its cursor
+		 * (--resume): it compensates nothing again, and the run's
+		 * totals do not count it twice (they did) */
+		{
+			struct run again;
+			rc = lost.kind != 0
+			    ? run_slices(&t, ADMIN, &lost, &again, 1)
+			    : -1;
+			FBXT_CHECK(rc == FBX_OK &&
+			        again.per[FBX_RB_COMPENSATE] == 0,
+			    "the lost slice again: rc %d compensated %u", rc,
+			    rc == FBX_OK ? again.per[FBX_RB_COMPENSATE] : 0);
+		}
 		rb_req(&req, 1, 1);
 		req.u.rollback.rollback_id = rbid;
 		rc = run_slices(&t, ADMIN, &req, &r2, 0);
@@ -779,7 +798,7 @@ main(void)
 		rc = fbxt_call(&t, ADMIN, &req, &rep);
 		{
 			int closing = 0, names = 0, totals = 0;
-			char want[64], comp[64], ncomp[64];
+			char want[64], comp[64], ncomp[64], ncmd[64];
 			snprintf(want, sizeof(want), "\"rollback_id\":%llu,",
 			    (unsigned long long)rbid);
 			/* the run's totals: both parts of the killed run */
@@ -788,6 +807,8 @@ main(void)
 			snprintf(ncomp, sizeof(ncomp),
 			    "\"compensating_commands\":%llu,",
 			    (unsigned long long)comps);
+			snprintf(ncmd, sizeof(ncmd), "\"commands\":%u,",
+			    storm_n[0] + storm_n[1] + storm_n[2] + 1);
 			for (size_t k = 0; rc == FBX_OK && k < rep.u.audit.n;
 			    k++) {
 				const struct fbx_audit_rec *a = &rep.u.audit.r[k];
@@ -801,7 +822,8 @@ main(void)
 				    strstr(a->params, "org-003") != NULL &&
 				    strstr(a->params, "\"orgs\":3,") != NULL;
 				totals = strstr(a->params, comp) != NULL &&
-				    strstr(a->params, ncomp) != NULL && comps > 0 &&
+				    strstr(a->params, ncomp) != NULL &&
+				    strstr(a->params, ncmd) != NULL && comps > 0 &&
 				    strstr(a->params, "\"in_flight\":") != NULL &&
 				    strstr(a->params, "\"irreversible\":") != NULL;
 				if (!totals)
