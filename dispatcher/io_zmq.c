@@ -55,6 +55,10 @@ struct zio {
 	 * bind is tried again from zio_wait at most once a second */
 	char events_ep[256];
 	int64_t events_retry_ms;
+	/* since when the events endpoint is unbound after a reset (0 =
+	 * bound), and whether that was said at warn */
+	int64_t events_down_ms;
+	int events_down_said;
 	/* issue 12: ROUTER at WEB_EP for the web console's HTTP threads
 	 * (fbx_web.h); read and answered on the loop thread only */
 	void *web;
@@ -269,9 +273,11 @@ router(struct zio *z, const char *ep, int gateway, void **out)
 
 /* events_bind - an XPUB in manual mode, CURVE server, bound to ep:
  * the engine decides what each subscriber's subscription becomes
- * (events_subs). */
+ * (events_subs). A failure is logged as an error unless quiet (a
+ * rebind after a reset, retried every 100 ms: a tcp port is free again
+ * only once the old socket's listener has closed). */
 static int
-events_bind(struct zio *z, const char *ep, void **out)
+events_bind_(struct zio *z, const char *ep, void **out, int quiet)
 {
 	int zero = 0, one = 1;
 	void *s = zmq_socket(z->ctx, ZMQ_XPUB);
@@ -281,14 +287,24 @@ events_bind(struct zio *z, const char *ep, void **out)
 	    zmq_setsockopt(s, ZMQ_XPUB_MANUAL, &one, sizeof(one)) != 0 ||
 	    zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof(zero)) != 0 ||
 	    zmq_bind(s, ep) != 0) {
-		FBX_LOGE("cannot bind events %s: %s", ep, zmq_strerror(errno));
+		int err = errno;
+		if (!quiet)
+			FBX_LOGE("cannot bind events %s: %s", ep,
+			    zmq_strerror(err));
 		if (s != NULL)
 			zmq_close(s);
+		errno = err; /* for the caller's line */
 		return FBX_EUNREACHABLE;
 	}
 	ipc_mode(ep);
 	*out = s;
 	return FBX_OK;
+}
+
+static int
+events_bind(struct zio *z, const char *ep, void **out)
+{
+	return events_bind_(z, ep, out, 0);
 }
 
 static int64_t
@@ -320,15 +336,18 @@ zio_events_reset(void *io)
 
 	if (z->events_ep[0] == '\0')
 		return;
-	if (ipc && old != NULL && events_bind(z, z->events_ep, &s) != FBX_OK)
+	if (ipc && old != NULL &&
+	    events_bind_(z, z->events_ep, &s, 1) != FBX_OK)
 		s = NULL;
 	if (old != NULL)
 		zmq_close(old);
 	z->sock[FBX_IO_EVENTS] = NULL;
-	if (s == NULL && events_bind(z, z->events_ep, &s) != FBX_OK)
+	if (s == NULL && events_bind_(z, z->events_ep, &s, 1) != FBX_OK)
 		s = NULL;
 	z->sock[FBX_IO_EVENTS] = s;
 	z->events_retry_ms = mono_ms() + 100;
+	z->events_down_ms = s != NULL ? 0 : mono_ms();
+	z->events_down_said = 0;
 	FBX_LOGI("events: every subscription ended (a key was revoked or "
 	         "rotated); subscribers reconnect%s",
 	    s != NULL ? "" : " once the endpoint is bound again");
@@ -937,9 +956,19 @@ zio_wait(void *io, int timeout_ms, int wake_fd)
 	if (z->sock[FBX_IO_EVENTS] == NULL && z->events_ep[0] != '\0' &&
 	    mono_ms() >= z->events_retry_ms) {
 		z->events_retry_ms = mono_ms() + 100;
-		if (events_bind(z, z->events_ep, &items[2].socket) == FBX_OK) {
+		if (events_bind_(z, z->events_ep, &items[2].socket, 1) ==
+		    FBX_OK) {
 			z->sock[FBX_IO_EVENTS] = items[2].socket;
+			z->events_down_ms = 0;
 			FBX_LOGI("events: %s bound again", z->events_ep);
+		} else if (!z->events_down_said && z->events_down_ms != 0 &&
+		    mono_ms() - z->events_down_ms >= 5000) {
+			/* a tcp port is free again within a moment; one
+			 * still taken after 5 s is someone else's */
+			z->events_down_said = 1;
+			FBX_LOGE("cannot bind events %s again for 5 s: %s "
+			         "(still trying every 100 ms)",
+			    z->events_ep, zmq_strerror(errno));
 		}
 	}
 	n = z->sock[FBX_IO_EVENTS] != NULL ? 3 : 2;
