@@ -407,6 +407,11 @@ handle_ping(
 		s->readers_used = ss.readers_used;
 	}
 	s->breakers_open = fbxi_breakers_open(e);
+	if (e->o.node != NULL && e->o.node[0] != '\0' && e->st != NULL) {
+		snprintf(s->node, sizeof(s->node), "%s", e->o.node);
+		s->leases = (uint32_t)fbx_store_owned(e->st);
+		s->duties = fbx_store_owns(e->st, "");
+	}
 	fbxi_console_reply(e, in, &rep);
 }
 

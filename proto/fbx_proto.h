@@ -564,6 +564,11 @@ struct fbx_engine_stats {
 	uint64_t commands_held;      /* held by breakers */
 	uint64_t commands_settling;  /* automatic, in their settle window */
 	uint32_t breakers_open;      /* organisations' and global */
+	/* several nodes: this node's name ("" = one node), the leases it
+	 * holds (duties counted), whether it holds the duties */
+	char node[FBX_ID_MAX + 1];
+	uint32_t leases;
+	int duties;
 };
 
 struct fbx_console_rep {

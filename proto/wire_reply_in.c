@@ -1041,6 +1041,11 @@ result_in(const pb_crep *pb, struct fbx_console_rep *r, struct wctx *w)
 		o->commands_held = s->commands_held;
 		o->commands_settling = s->commands_settling;
 		o->breakers_open = s->breakers_open;
+		rv = fbxp_text_copy(o->node, sizeof(o->node), s->node, &what);
+		if (rv != FBX_OK)
+			return fbxp_fail(w, rv, "pong.node: %s", what);
+		o->leases = s->leases;
+		o->duties = s->duties;
 		return FBX_OK;
 	}
 	case FUSEBOX__V1__CONSOLE_REPLY__RESULT_ROLLBACK:

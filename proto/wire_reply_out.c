@@ -1047,6 +1047,9 @@ rep_out(const struct fbx_console_rep *rep, uint8_t **buf, size_t *len)
 		pong.commands_held = s->commands_held;
 		pong.commands_settling = s->commands_settling;
 		pong.breakers_open = s->breakers_open;
+		pong.node = (char *)s->node;
+		pong.leases = s->leases;
+		pong.duties = s->duties != 0;
 		m.result_case = FUSEBOX__V1__CONSOLE_REPLY__RESULT_PONG;
 		m.pong = &pong;
 		break;

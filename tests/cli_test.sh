@@ -330,6 +330,12 @@ ms=$(( ($(date +%s%N) - t0) / 1000000 ))
 # for the clock); no upper bound: a loaded machine is slower, and the
 # 60 s is a guard against a hang, not a speed limit
 [ $ms -ge 1100 ] && [ $ms -lt 60000 ] && ok || bad "3 attempts of 400 ms took $ms ms"
+# a change that got no answer may still be carried out: the CLI says so
+# (a reset whose daemon died looked as if nothing had happened), and
+# not for a read (above)
+expect 69 "TIMEOUT.*does not answer; it may have been carried out .*check .* before sending it again" -- \
+  "$CTL" --timeout 400 --retries 0 enroll --device frozen-1 --platform ios
+expect 69 "TIMEOUT.*does not answer$" -- "$CTL" --timeout 400 --retries 0 list
 kill -CONT "$D"
 expect 0 "" -- "$CTL" status
 # a server key that is not the engine's: the engine hangs up on every

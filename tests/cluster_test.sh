@@ -357,6 +357,18 @@ else
 fi
 say "after the failover: $(owned | tr '\n' ' ')"
 mapfile -t LIVE < <(others "$vk")
+# status names the node that answered and what it holds (an operator
+# had only SQL on fbx_lease to tell); the duties are one node's
+nd=0
+for k in "${LIVE[@]}"; do
+  n=$(q "select count(*) from fbx_lease where node = 'n$k' and expires > now()")
+  out=$(ctl "$k" status 2>&1)
+  if grep -qE "^node +n$k \(holds [0-9]+ leases?" <<<"$out"; then ok
+  else bad "status of n$k lacks its node line: $out"; fi
+  grep -q "the cluster-wide duties among them" <<<"$out" && nd=$((nd + 1))
+  say "n$k: $(grep '^node' <<<"$out") (fbx_lease: $n)"
+done
+[ "$nd" -le 1 ] && ok || bad "$nd live nodes say they hold the duties"
 
 # (b) every command acknowledged before the kill is there, through any
 # live node

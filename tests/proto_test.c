@@ -422,6 +422,9 @@ test_rep_kinds(void)
 	in.u.pong.commands_held = 9;
 	in.u.pong.commands_settling = 10;
 	in.u.pong.breakers_open = 11;
+	strcpy(in.u.pong.node, "n2");
+	in.u.pong.leases = 12;
+	in.u.pong.duties = 1;
 	CHECK_RV(rep_rt(&in, &out), FBX_OK);
 	CHECK(out.kind == FBX_CREQ_PING);
 	CHECK(!memcmp(&in.u.pong, &out.u.pong, sizeof(in.u.pong)));

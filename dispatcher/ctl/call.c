@@ -71,6 +71,44 @@ ctl_fail(int err, const char *fmt, ...)
 	return ctl_exit_status(err);
 }
 
+/* req_writes - whether req changes the engine's state and has no way of
+ * its own to be sent again safely (a submit has its idempotency key, a
+ * rollback or replay its resume line) */
+static int
+req_writes(const struct fbx_console_req *r)
+{
+	switch (r->kind) {
+	case FBX_CREQ_ENROLL:
+	case FBX_CREQ_REMOVE:
+	case FBX_CREQ_APPROVE:
+		return 1;
+	case FBX_CREQ_BREAKER:
+		return r->u.breaker.op != FBX_BRK_STATUS;
+	case FBX_CREQ_LIMIT:
+		return r->u.limit.set;
+	case FBX_CREQ_RATE:
+		return r->u.rate.set;
+	case FBX_CREQ_ROLLOUT:
+		return r->u.rollout.op != FBX_ROP_STATUS;
+	case FBX_CREQ_CERT:
+		return r->u.cert.op != FBX_CERT_LIST;
+	case FBX_CREQ_PRINCIPAL:
+		return r->u.principal.op != FBX_PRI_LIST;
+	case FBX_CREQ_FLEET:
+		return r->u.fleet.op != FBX_FLEET_REPORT &&
+		    r->u.fleet.op != FBX_FLEET_VERSION;
+	default:
+		return 0;
+	}
+}
+
+/* the end of the line for a change whose answer did not come */
+#define MAYBE_DONE(r)                                                      \
+	(req_writes(r) ? "; it may have been carried out before the engine " \
+	                 "stopped answering: check (e.g. breaker status, "   \
+	                 "limit list) before sending it again"               \
+	               : "")
+
 int
 ctl_fail_create(const char *path, int err)
 {
@@ -187,11 +225,14 @@ ctl_call_ex(struct ctl *ctl, struct fbx_console_req *req,
 		    ctl->endpoint, ctl->timeout_ms, attempts,
 		    attempts == 1 ? "" : "s", drops);
 	if (rc == FBX_ETIMEOUT)
-		return ctl_fail(rc, "no reply from %s within %d ms (%d attempts): "
-		    "the engine accepts connections but does not answer",
-		    ctl->endpoint, ctl->timeout_ms, ctl->retries + 1);
+		return ctl_fail(rc, "no reply from %s within %d ms (%d "
+		    "attempt%s): the engine accepts connections but does not "
+		    "answer%s",
+		    ctl->endpoint, ctl->timeout_ms, ctl->retries + 1,
+		    ctl->retries == 0 ? "" : "s", MAYBE_DONE(req));
 	if (rc == FBX_EUNREACHABLE)
-		return ctl_fail(rc, "engine unreachable at %s", ctl->endpoint);
+		return ctl_fail(rc, "engine unreachable at %s%s", ctl->endpoint,
+		    MAYBE_DONE(req));
 	if (rc == FBX_EFORBIDDEN)
 		return ctl_fail(rc, "the engine at %s refused the handshake: the "
 		    "key of '%s' is unknown, revoked or rotated, or the "

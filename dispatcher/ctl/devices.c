@@ -566,6 +566,9 @@ cmd_status(struct ctl *ctl, int argc, char **argv)
 				CJ_INT(o, "breakers_open", s->breakers_open);
 			CJ_INT(o, "commands_held", s->commands_held);
 			CJ_INT(o, "commands_settling", s->commands_settling);
+			CJ_STR(o, "node", s->node);
+			CJ_INT(o, "leases", s->leases);
+			CJ_BOOL(o, "duties", s->duties);
 			CJ_SET(o, "certificates",
 			    ctl_json_certs(have_certs ? &crep : NULL, ""));
 		}
@@ -579,6 +582,17 @@ cmd_status(struct ctl *ctl, int argc, char **argv)
 		ctl_table_row(&t, name, b);                                      \
 	} while (0)
 		ctl_table_row(&t, "endpoint", ctl->endpoint);
+		if (s->node[0] != '\0') {
+			/* several nodes: which one answered, what it owns */
+			char nb[160];
+			snprintf(nb, sizeof(nb),
+			    "%s (holds %" PRIu32 " lease%s%s; the counts below "
+			    "are its own)",
+			    s->node, s->leases, s->leases == 1 ? "" : "s",
+			    s->duties ? ", the cluster-wide duties among them"
+			              : "");
+			ctl_table_row(&t, "node", nb);
+		}
 		ctl_table_row(&t, "version", s->version);
 		/* what needs a human first: breakers and what they hold */
 		if (s->breakers_open == UINT32_MAX)
