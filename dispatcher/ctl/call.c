@@ -235,8 +235,7 @@ ctl_call_ex(struct ctl *ctl, struct fbx_console_req *req,
 		    MAYBE_DONE(req));
 	if (rc == FBX_EFORBIDDEN)
 		return ctl_fail(rc, "the engine at %s refused the handshake: the "
-		    "key of '%s' is unknown, revoked or rotated, or the "
-		    "server key is not this engine's",
+		    "key of '%s' is unknown to it, revoked or rotated",
 		    ctl->endpoint, fbx_client_principal(ctl->cli));
 	if (rc == FBX_EINVALID || rc == FBX_ETOOBIG)
 		return ctl_fail(rc, "request not sent: it cannot be encoded (%s)",
