@@ -12,6 +12,7 @@
 
 #include <openssl/evp.h>
 
+#include "auth.h"
 #include "engine_int.h"
 
 int
@@ -426,6 +427,7 @@ fbxi_limit_gate(struct fbx_engine *e, const struct inmsg *in,
 		}
 		if (req != NULL && req->approval[0] != '\0') {
 			const char *why = NULL;
+			int self = 0;
 			snprintf(key, sizeof(key), "appr/%s/%s", c->org, token);
 			rc = fbx_store_kv_get(e->txn, key, &a, sizeof(a), &len);
 			if (rc != FBX_OK && rc != FBX_ENOT_FOUND)
@@ -439,10 +441,15 @@ fbxi_limit_gate(struct fbx_engine *e, const struct inmsg *in,
 				why = "the approval was already used";
 			else if (a.expires_ms <= e->now)
 				why = "the approval has expired";
-			else if (strcmp(a.approver, req->actor) == 0)
+			else if ((self = strcmp(a.approver, req->actor) == 0))
 				why = "the approver submitted it: a second, "
 				      "different operator must approve";
 			if (why != NULL) {
+				if (self)
+					fbxi_auth_refuse_audit(e, c->org,
+					    req->actor, "submit",
+					    "a submit approved by its own "
+					    "submitter");
 				fbxi_console_error(e, in, req->request_id, req->kind,
 				    FBX_EAPPROVAL_INVALID, "%s", why);
 				return FBX_EAPPROVAL_INVALID;
@@ -809,6 +816,10 @@ fbxi_handle_approve(
 		return;
 	}
 	if (strcmp(a.submitter, req->actor) == 0) {
+		/* the two-person rule: a stolen key's likely try, so it is
+		 * audited and counted like a refusal of the key's rights */
+		fbxi_auth_refuse_audit(e, req->org, req->actor, "approve",
+		    "an approval of its own submit");
 		fbxi_console_error(e, in, req->request_id, req->kind,
 		    FBX_EAPPROVAL_INVALID,
 		    "%s submitted this command; a different operator must "

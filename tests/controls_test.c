@@ -139,6 +139,24 @@ test_limits(struct fbxt_env *t)
 	rc = fbxt_call(t, "org-002", &req, &rep);
 	FBXT_CHECK(rc == FBX_EAPPROVAL_INVALID, "self-approval: rc %d", rc);
 	fbx_console_rep_free(&rep);
+	/* and audited: a stolen key's likely try (it left no trace) */
+	{
+		struct fbx_console_req q;
+		int found = 0;
+		memset(&q, 0, sizeof(q));
+		q.kind = FBX_CREQ_AUDIT_LIST;
+		snprintf(q.u.audit_list.action, sizeof(q.u.audit_list.action),
+		    "auth.forbidden");
+		q.u.audit_list.limit = 1000;
+		rc = fbxt_call(t, "org-002", &q, &rep);
+		for (size_t i = 0; rc == FBX_OK && i < rep.u.audit.n; i++)
+			found += strcmp(rep.u.audit.r[i].actor, "bob") == 0 &&
+			    strstr(rep.u.audit.r[i].params,
+			        "\"what\":\"approve\"") != NULL;
+		fbx_console_rep_free(&rep);
+		FBXT_CHECK(rc == FBX_OK && found == 1,
+		    "self-approval audited: rc %d, %d records", rc, found);
+	}
 	/* a token of another organisation does not exist here */
 	snprintf(req.actor, sizeof(req.actor), "carol");
 	rc = fbxt_call(t, "org-003", &req, &rep);
