@@ -440,36 +440,46 @@ test_restart(void)
 	env_close(&t);
 }
 
+/* release_held - a store of its own with organisation "big" behind
+ * gateway g1, n automatic locks held by its open breaker, then released
+ * by a reset; the turn after it has run */
+static void
+release_held(struct env *t, const char *name, unsigned n, uint64_t *batch)
+{
+	struct fbx_console_rep rep;
+	uint64_t id;
+	int st;
+
+	CHECK(env_open(t, name) == 0, "open");
+	enroll(t, "big", 5000);
+	hello(t, "g1", "big", 1000);
+	turn(t);
+	(void)delivered(t, "g1", batch);
+	CHECK(breaker(t, "big", FBX_BRK_TRIP, 0, NULL, 0, &rep) == FBX_OK,
+	    "trip");
+	fbx_console_rep_free(&rep);
+	for (unsigned i = 0; i < n; i++)
+		CHECK(auto_lock(t, "big", i, &id, &st) == FBX_OK &&
+		        st == FBX_C_HELD,
+		    "held %u: %d", i, st);
+	CHECK(breaker(t, "big", FBX_BRK_RESET, 0, NULL, FBX_RESET_RELEASE,
+	          &rep) == FBX_OK &&
+	        rep.u.breaker.released == n,
+	    "reset: released %u of %u", rep.u.breaker.released, n);
+	fbx_console_rep_free(&rep);
+	turn(t);
+}
+
 /* Held commands released at a reset go out in waves: 10 now, 20 more
  * 10 s later. */
 static void
 test_staged_release(void)
 {
 	struct env t;
-	struct fbx_console_rep rep;
-	uint64_t id, batch = 0;
+	uint64_t batch = 0;
 	size_t got;
-	int st;
 
-	CHECK(env_open(&t, "release") == 0, "open");
-	enroll(&t, "big", 5000);
-	hello(&t, "g1", "big", 1000);
-	turn(&t);
-	(void)delivered(&t, "g1", &batch);
-	CHECK(breaker(&t, "big", FBX_BRK_TRIP, 0, NULL, 0, &rep) == FBX_OK,
-	    "trip");
-	fbx_console_rep_free(&rep);
-	for (unsigned i = 0; i < 25; i++)
-		CHECK(auto_lock(&t, "big", i, &id, &st) == FBX_OK &&
-		        st == FBX_C_HELD,
-		    "held %u: %d", i, st);
-	CHECK(breaker(&t, "big", FBX_BRK_RESET, 0, NULL, FBX_RESET_RELEASE,
-	          &rep) == FBX_OK,
-	    "reset");
-	CHECK(rep.u.breaker.released == 25, "released %u",
-	    rep.u.breaker.released);
-	fbx_console_rep_free(&rep);
-	turn(&t);
+	release_held(&t, "release", 25, &batch);
 	got = delivered(&t, "g1", &batch);
 	CHECK(got == 10, "first wave %zu, want 10", got);
 	pass(&t, "g1", 9000);
@@ -488,29 +498,10 @@ static void
 test_staged_release_restart(void)
 {
 	struct env t;
-	struct fbx_console_rep rep;
-	uint64_t id, batch = 0;
+	uint64_t batch = 0;
 	size_t got;
-	int st;
 
-	CHECK(env_open(&t, "release_restart") == 0, "open");
-	enroll(&t, "big", 5000);
-	hello(&t, "g1", "big", 1000);
-	turn(&t);
-	(void)delivered(&t, "g1", &batch);
-	CHECK(breaker(&t, "big", FBX_BRK_TRIP, 0, NULL, 0, &rep) == FBX_OK,
-	    "trip");
-	fbx_console_rep_free(&rep);
-	for (unsigned i = 0; i < 45; i++)
-		CHECK(auto_lock(&t, "big", i, &id, &st) == FBX_OK &&
-		        st == FBX_C_HELD,
-		    "held %u: %d", i, st);
-	CHECK(breaker(&t, "big", FBX_BRK_RESET, 0, NULL, FBX_RESET_RELEASE,
-	          &rep) == FBX_OK &&
-	        rep.u.breaker.released == 45,
-	    "reset: released %u", rep.u.breaker.released);
-	fbx_console_rep_free(&rep);
-	turn(&t);
+	release_held(&t, "release_restart", 45, &batch);
 	got = delivered(&t, "g1", &batch);
 	CHECK(got == 10, "first wave %zu, want 10", got);
 	/* stopped for 40 s: the waves at +10 s (20) and +20 s (15) fell
