@@ -414,9 +414,10 @@ need_role(const struct fbx_console_req *r, int *global)
 		return FBX_ROLE_ADMIN;
 	case FBX_CREQ_LIST_ORGS:
 		/* the names a principal of every organisation may read
-		 * anyway, one at a time (breaker status --all-orgs) */
+		 * anyway, one at a time (breaker status --all-orgs): a
+		 * viewer's or an admin's (any of the roles) */
 		*global = 1;
-		return FBX_ROLE_VIEWER;
+		return FBX_ROLE_VIEWER | FBX_ROLE_ADMIN;
 	default:
 		/* what is not known to be narrower is the most privileged */
 		*global = 1;
@@ -482,8 +483,9 @@ fbxi_auth_console(struct fbx_engine *e, const struct fbx_io_msg *in,
 	}
 	need = need_role(req, &global);
 	if (need != 0 && (p->roles & need) == 0) {
+		/* any of the roles in need: the first is named */
 		snprintf(why, sizeof(why), "principal '%s' lacks the %s role",
-		    p->name, role_name(need));
+		    p->name, role_name(need & (~need + 1)));
 		return forbid(e, in, req, p->name, why);
 	}
 	if (global && !p->all_orgs) {

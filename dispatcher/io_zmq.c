@@ -52,7 +52,7 @@ struct zio {
 	atomic_int web_closed; /* fbx_webgate_close: calls fail fast */
 	/* the events endpoint as bound (port 0 resolved), for
 	 * events_reset; when a rebind failed, sock[EVENTS] is NULL and the
-	 * bind is tried again from zio_wait at most once a second */
+	 * bind is tried again from zio_wait every 100 ms */
 	char events_ep[256];
 	int64_t events_retry_ms;
 	/* since when the events endpoint is unbound after a reset (0 =

@@ -455,15 +455,14 @@ rb_bo_kept(const struct rb_ctx *r, const struct fbx_command *c)
 #define RB_PRIOR_LOCK_MS (30LL * 24 * 3600 * 1000)
 
 /* lock_dir - 1 for a command that leaves a device locked (lock, lost
- * mode, wipe), 3 for one that unlocks it, 0 for neither: the families'
- * keys of the survey's before-onset notes */
+ * mode), 3 for one that unlocks it, 0 for neither (a wipe resets the
+ * device): the families' keys of the survey's before-onset notes */
 static int
 lock_dir(int type)
 {
 	switch (type) {
 	case FBX_CMD_LOCK:
 	case FBX_CMD_START_LOST_MODE:
-	case FBX_CMD_WIPE:
 		return 1;
 	case FBX_CMD_UNLOCK:
 	case FBX_CMD_STOP_LOST_MODE:
@@ -1158,9 +1157,9 @@ bo_locked(const struct rb_ctx *r, const struct fbx_command *c,
 {
 	int64_t locked, unlocked;
 
-	/* the newest such lock, if it came before c (a newer one is a
-	 * change since c: rb_changed_since) */
-	if (family(c->type) != 1 || irreversible(c->type) ||
+	/* c locks (its undoing unlocks); the newest such lock, if it came
+	 * before c (a newer one is a change since c: rb_changed_since) */
+	if (lock_dir(c->type) != 1 || irreversible(c->type) ||
 	    compensation_of(c->type) == FBX_CMD_NONE || r->sv == NULL ||
 	    !fbxi_devtimes_get(r->sv->before, c->org, d->device, 1,
 	        &locked) ||
@@ -1885,9 +1884,10 @@ fbxi_rb_plan_part(struct rb_ctx *r, uint64_t cursor, uint64_t snapshot)
 	rc = fbxi_rb_begin(r, cursor, snapshot);
 	if (rc != FBX_OK)
 		return rc;
-	if (!r->include_changed || r->onset != 0) {
+	if (!r->include_changed || r->onset != 0 || r->nnamed == 0) {
 		/* what later commands changed, device by device, and what
-		 * was locked before the onset */
+		 * was locked before the selected commands (with
+		 * include_changed too, unless the commands are named) */
 		int64_t since = r->since;
 		/* and the locks of any origin before the window */
 		if (r->nnamed == 0)

@@ -22,7 +22,7 @@
  * id alone (RollbackRequest.rollback_id with cursor 0). A global run also
  * keeps "rbpart/<rollback id>/<org>", the counts of each organisation it
  * changed, for the audit record that closes it. */
-#define RB_RUN_VERSION 1
+#define RB_RUN_VERSION 2 /* 1: without from_cursor, from_org */
 
 struct rb_run_rec {
 	uint32_t version;
@@ -36,7 +36,12 @@ struct rb_run_rec {
 	uint64_t commands, before_onset, comps;
 	uint64_t per_action[FBX_RB_COUNT];
 	int64_t started_ms, updated_ms;
+	/* version 2: where the last journaled slice began (rb_repeat) */
+	uint64_t from_cursor;
+	fbx_id from_org;
 };
+/* the size of a version 1 record: without the last two fields */
+#define RB_RUN_V1_SIZE offsetof(struct rb_run_rec, from_cursor)
 
 struct rb_part_rec {
 	uint32_t version;
@@ -83,7 +88,14 @@ rb_run_get(struct fbx_engine *e, const char *org, uint64_t rbid,
 	int rc;
 
 	rb_run_key(key, sizeof(key), org, rbid);
+	memset(run, 0, sizeof(*run));
 	rc = fbx_store_kv_get(e->txn, key, run, sizeof(*run), &len);
+	if (rc == FBX_OK && len == RB_RUN_V1_SIZE && run->version == 1) {
+		/* a run journaled before version 2: no last slice known */
+		run->version = RB_RUN_VERSION;
+		run->from_cursor = UINT64_MAX;
+		return FBX_OK;
+	}
 	if (rc == FBX_OK &&
 	    (len != sizeof(*run) || run->version != RB_RUN_VERSION))
 		return FBX_ECORRUPT;
@@ -120,11 +132,15 @@ rb_continue(struct fbx_engine *e, struct fbx_console_req *req, int global,
 	return FBX_OK;
 }
 
-/* rb_repeat - whether the request repeats a slice of run rbid that its
- * journal has already passed (a resume from the cursor before a slice
- * whose reply was lost): its work is done before (done-before, nothing
- * cancelled twice), and its counts are not added again. @return 1, 0,
- * or a negative fbx_err. */
+/* rb_repeat - whether the request repeats the last journaled slice of
+ * run rbid (a resume from the cursor before the slice whose reply was
+ * lost): what it did then is done before (done-before, nothing
+ * cancelled twice), so only what it does anew is added to the totals.
+ * The slices after it are counted as any: their bounds may differ from
+ * the first time (the survey is redone after a restart), so a client
+ * that goes on from the repeat's reply may count some commands twice;
+ * --continue goes on from the journal and does not. @return 1, 0, or a
+ * negative fbx_err. */
 static int
 rb_repeat(struct fbx_engine *e, const struct fbx_console_req *req,
     int global, uint64_t rbid)
@@ -139,8 +155,10 @@ rb_repeat(struct fbx_engine *e, const struct fbx_console_req *req,
 		return 0;
 	if (rc != FBX_OK)
 		return -rc;
-	return req->u.rollback.cursor != run.cursor ||
-	    strcmp(req->u.rollback.org_cursor, run.org_cursor) != 0;
+	return run.slices > 0 && req->u.rollback.cursor == run.from_cursor &&
+	    strcmp(req->u.rollback.org_cursor, run.from_org) == 0 &&
+	    (req->u.rollback.cursor != run.cursor ||
+	        strcmp(req->u.rollback.org_cursor, run.org_cursor) != 0);
 }
 
 /* rb_run_note - journal one executed slice of run rbid: its totals
@@ -167,16 +185,16 @@ rb_run_note(struct fbx_engine *e, const struct fbx_console_req *req,
 	}
 	*was_done = run->done;
 	if (repeat) {
-		/* the journal is further on already: leave it there */
+		/* only what it did anew; the journal stays where it is,
+		 * past this slice (--continue goes on from there) */
+		run->per_action[FBX_RB_CANCEL] += p->per_action[FBX_RB_CANCEL];
+		run->per_action[FBX_RB_COMPENSATE] +=
+		    p->per_action[FBX_RB_COMPENSATE];
+		run->comps += p->ncomp;
 		run->updated_ms = e->now;
 		rb_run_key(key, sizeof(key), global ? "*" : req->org, rbid);
 		return fbx_store_kv_put(e->txn, key, run, sizeof(*run));
 	}
-	run->snapshot = p->last_command_id;
-	run->cursor = p->next_cursor;
-	snprintf(run->org_cursor, sizeof(run->org_cursor), "%s",
-	    p->next_org);
-	run->done = p->next_cursor == 0;
 	run->slices++;
 	run->orgs += new_orgs;
 	run->commands += p->commands;
@@ -184,6 +202,14 @@ rb_run_note(struct fbx_engine *e, const struct fbx_console_req *req,
 	run->comps += p->ncomp;
 	for (int k = 0; k < FBX_RB_COUNT; k++)
 		run->per_action[k] += p->per_action[k];
+	run->from_cursor = req->u.rollback.cursor;
+	snprintf(run->from_org, sizeof(run->from_org), "%s",
+	    req->u.rollback.org_cursor);
+	run->snapshot = p->last_command_id;
+	run->cursor = p->next_cursor;
+	snprintf(run->org_cursor, sizeof(run->org_cursor), "%s",
+	    p->next_org);
+	run->done = p->next_cursor == 0;
 	run->updated_ms = e->now;
 	rb_run_key(key, sizeof(key), global ? "*" : req->org, rbid);
 	return fbx_store_kv_put(e->txn, key, run, sizeof(*run));
@@ -210,8 +236,14 @@ rb_part_note(struct fbx_engine *e, uint64_t rbid, const char *org,
 	} else if (rc != FBX_OK) {
 		return rc;
 	}
-	if (repeat && !*is_new)
-		return FBX_OK; /* counted when the slice first ran */
+	if (repeat && !*is_new) {
+		/* counted when the slice first ran: only what is new */
+		x.comps += (uint32_t)p->ncomp;
+		x.per_action[FBX_RB_CANCEL] += p->per_action[FBX_RB_CANCEL];
+		x.per_action[FBX_RB_COMPENSATE] +=
+		    p->per_action[FBX_RB_COMPENSATE];
+		return fbx_store_kv_put(e->txn, key, &x, sizeof(x));
+	}
 	x.commands += p->commands;
 	x.before_onset += p->before_onset;
 	x.comps += (uint32_t)p->ncomp;

@@ -212,8 +212,9 @@ ctl_call_ex(struct ctl *ctl, struct fbx_console_req *req,
 		    "organisation '%s' (named by the MOVED answer of %s): it "
 		    "may have stopped; another node takes its organisations "
 		    "over once its lease runs out (fuseboxd --lease-ms, 10 s "
-		    "by default): retry then",
-		    fbx_client_silent_owner(ctl->cli), req->org, ctl->endpoint);
+		    "by default): retry then%s",
+		    fbx_client_silent_owner(ctl->cli), req->org, ctl->endpoint,
+		    MAYBE_DONE(req));
 		return EX_TEMPFAIL;
 	}
 	if (rc == FBX_ETIMEOUT && drops >= 2)
