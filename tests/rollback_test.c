@@ -474,6 +474,39 @@ main(void)
 		}
 	}
 
+	/* an operator's unlock of devices the operator had locked, rolled
+	 * back by filter: each is locked again (the rule that leaves a lock
+	 * of a device locked before it must not leave an unlock: it did,
+	 * "locked before it too") */
+	{
+		struct fbx_console_req req;
+		uint64_t lk = 0, ul = 0;
+		rc = submit(&t, org[4], FBX_CMD_LOCK, FBX_ORIGIN_OPERATOR,
+		    &ids[4][397], 3, NULL, &lk, NULL);
+		FBXT_CHECK(rc == FBX_OK, "operator lock rc %d", rc);
+		wait_cmds(&t, org[4], &lk, 1);
+		rc = submit(&t, org[4], FBX_CMD_UNLOCK, FBX_ORIGIN_OPERATOR,
+		    &ids[4][397], 3, NULL, &ul, NULL);
+		FBXT_CHECK(rc == FBX_OK, "operator unlock rc %d", rc);
+		wait_cmds(&t, org[4], &ul, 1);
+		memset(&req, 0, sizeof(req));
+		req.kind = FBX_CREQ_ROLLBACK;
+		snprintf(req.actor, sizeof(req.actor), "frank");
+		req.u.rollback.sel.type = FBX_CMD_UNLOCK;
+		req.u.rollback.sel.origin = FBX_ORIGIN_OPERATOR;
+		req.u.rollback.limit = 100;
+		rc = fbxt_call(&t, org[4], &req, &rep);
+		FBXT_CHECK(rc == FBX_OK &&
+		        rep.u.rollback.per_action[FBX_RB_COMPENSATE] == 3 &&
+		        rep.u.rollback.per_action[FBX_RB_NOTHING] == 0,
+		    "rollback of an unlock: rc %d compensate %u nothing %u", rc,
+		    rc == FBX_OK ? rep.u.rollback.per_action[FBX_RB_COMPENSATE]
+		                 : 0,
+		    rc == FBX_OK ? rep.u.rollback.per_action[FBX_RB_NOTHING]
+		                 : 0);
+		fbx_console_rep_free(&rep);
+	}
+
 	/* export pages through JSON Lines */
 	{
 		struct fbx_console_req req;
