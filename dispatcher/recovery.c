@@ -225,8 +225,9 @@ restage_overdue(struct fbx_engine *e)
 
 	while (fbxi_idmap_next(&e->cmds, &pos, &k, &x)) {
 		struct cmdc *cc = (struct cmdc *)(uintptr_t)x;
-		if (cc->c.state != FBX_C_SETTLING || cc->c.settle_until_ms >= now)
-			continue;
+		if (cc->c.state != FBX_C_SETTLING ||
+		    cc->c.settle_until_ms >= now || cc->c.expires_ms <= now)
+			continue; /* not due, or expiring: no wave slot */
 		if (n == cap) {
 			size_t nc = cap ? 2 * cap : 64;
 			struct cmdc **nv = realloc(v, nc * sizeof(*nv));
