@@ -233,6 +233,23 @@ client_curve(fbx_client *c, const struct fbx_client_opts *o, char *why,
 	return FBX_OK;
 }
 
+/* close_monitored - close socket s and the PAIR m that reads its monitor
+ * (either may be NULL): the monitor is stopped first, while m is still
+ * there. An event the socket raises with no reader left is a message
+ * libzmq (4.3) never frees: it leaked when the client moved to another
+ * node's endpoint and back. */
+static void
+close_monitored(void *s, void *m)
+{
+	if (s != NULL) {
+		/* (an error when it has none: nothing to stop) */
+		(void)zmq_socket_monitor(s, NULL, 0);
+		zmq_close(s);
+	}
+	if (m != NULL)
+		zmq_close(m);
+}
+
 /* make_socket - a DEALER for endpoint with the client's options and
  * keys, and its handshake monitor; replaces the client's socket only
  * when all of it worked. why/wl: a message for a refused key. */
@@ -285,10 +302,7 @@ make_socket(fbx_client *c, const char *endpoint, char *why, size_t wl)
 		    : FBX_EIO;
 		goto fail;
 	}
-	if (c->mon != NULL)
-		zmq_close(c->mon);
-	if (c->sock != NULL)
-		zmq_close(c->sock);
+	close_monitored(c->sock, c->mon);
 	c->sock = s;
 	c->mon = m;
 	c->refused = 0;
@@ -296,9 +310,7 @@ make_socket(fbx_client *c, const char *endpoint, char *why, size_t wl)
 	c->hs_drops = 0;
 	return FBX_OK;
 fail:
-	if (m != NULL)
-		zmq_close(m);
-	zmq_close(s);
+	close_monitored(s, m);
 	return rc;
 }
 
@@ -411,10 +423,7 @@ fbx_client_close(fbx_client *c)
 {
 	if (c == NULL)
 		return;
-	if (c->mon != NULL)
-		zmq_close(c->mon);
-	if (c->sock != NULL)
-		zmq_close(c->sock);
+	close_monitored(c->sock, c->mon);
 	if (c->ctx != NULL)
 		zmq_ctx_term(c->ctx);
 	memset(c->sec, 0, sizeof(c->sec));
