@@ -88,6 +88,42 @@ struct rb_ctx {
 	int for_replay; /* selection for a replay: compensations count */
 };
 
+/* How far before the selection's window the survey looks for locks of
+ * any origin (an operator's lock of a lost phone): the longest a command
+ * lives (30 days) */
+#define RB_PRIOR_LOCK_MS (30LL * 24 * 3600 * 1000)
+
+/* what a command is to a rollback (rollback_select.c): its compensation
+ * (FBX_CMD_NONE: none), whether it cannot be undone, its family
+ * (commands that change the same thing on a device: 1 lock, 2 apps,
+ * 0 other) */
+int fbxi_rb_compensation_of(int type);
+int fbxi_rb_irreversible(int type);
+int fbxi_rb_family(int type);
+/* c is in the run's selection; c is the incident's lock-family command
+ * before its onset, which the rollback leaves (rollback_select.c); the
+ * slice's budget is spent */
+int fbxi_rb_selected(const struct rb_ctx *r, const struct fbx_command *c);
+int fbxi_rb_bo_kept(const struct rb_ctx *r, const struct fbx_command *c);
+static inline int
+fbxi_rb_spent(const struct rb_ctx *r)
+{
+	return r->ncmd >= r->cmd_budget || r->ndlv >= r->dlv_budget;
+}
+
+/* the survey (rollback_select.c): the run's survey from since (kept
+ * between slices), brought up to the newest command within the slice's
+ * budget (r->stopped: not there yet); then, per delivery of a selected
+ * command, whether a later command changed its device, and whether a
+ * command the rollback leaves had locked it before */
+int fbxi_rb_survey_get(struct rb_ctx *r, int64_t since,
+    struct rb_survey **out);
+int fbxi_rb_survey_run(struct rb_ctx *r);
+int fbxi_rb_changed_since(struct rb_ctx *r, const struct fbx_command *c,
+    const char *dev);
+int fbxi_rb_bo_locked(const struct rb_ctx *r, const struct fbx_command *c,
+    const struct fbx_delivery *d);
+
 int fbxi_rb_begin(struct rb_ctx *r, uint64_t cursor, uint64_t snapshot);
 int fbxi_rb_walk(struct rb_ctx *r, uint64_t cursor);
 void fbxi_rb_free(struct rb_ctx *r);
