@@ -129,8 +129,8 @@ pub=$(sed -n 's/^public key: //p' <<<"$out")
   ok || bad "principal keygen: exit $st: $out"
 # an existing file is not overwritten: 73 too (it was 65, which the
 # documented exit statuses give to refused data)
-expect 73 "cannot create .*bob.key: it exists" -- "$CTL" principal keygen bob --key-out "$T/bob.key"
-expect 73 "cannot create .*bob.key: it exists" -- "$CTL" principal rotate admin --key-out "$T/bob.key"
+expect 73 "IO \(18\): cannot create .*bob.key: it exists" -- "$CTL" principal keygen bob --key-out "$T/bob.key"
+expect 73 "IO \(18\): cannot create .*bob.key: it exists" -- "$CTL" principal rotate admin --key-out "$T/bob.key"
 expect 64 "takes only NAME and --key-out" -- "$CTL" principal keygen bob --key-out "$T/b2.key" --orgs acme
 # a file that cannot be created: 73 (EX_CANTCREAT), not 75 (retry later)
 expect 73 "IO \(18\): cannot create .*nodir/b3.key: No such file or directory" -- "$CTL" principal keygen bob --key-out "$T/nodir/b3.key"
@@ -198,11 +198,21 @@ expect 64 "fleet version needs one command id" -- "$CTL" fleet version
 out=$("$CTL" submit --type lock --device d1 --wait 3 2>&1); st=$?
 if [ $st -eq 69 ] && grep -q "no gateway is connected" <<<"$out"; then ok
 else bad "submit --wait without gateway: exit $st: $out"; fi
+# submit --wait with a key that may submit but not read (no viewer
+# role): the command stands, and the line says so, so that a script
+# does not take the status for a failed submit and send it again
+expect 0 "principal oscar added" -- "$CTL" principal add oscar --kind operator --orgs acme --roles operator --key-out "$T/oscar.key"
+out=$("$CTL" --key "$T/oscar.key" submit --type query --device d1 --wait 3 2>&1); st=$?
+id=$(grep -E '^[0-9]+$' <<<"$out")
+if [ $st -eq 70 ] && [ -n "$id" ] &&
+  grep -q "FORBIDDEN (28): command $id is submitted (it stands: do not send it again); --wait cannot follow it: principal 'oscar' lacks the viewer role" <<<"$out"
+then ok; else bad "submit --wait without the viewer role: exit $st: $out"; fi
+expect 0 "^type +query" -- "$CTL" show "$id"
 
 # export: JSON Lines, read back by jansson for the completeness check;
 # every line is a JSON object with a kind
-expect 0 "export: [0-9]+ lines .*command=2 .*audit=[0-9]+" -- "$CTL" export --output "$T/exp.jsonl"
-expect 73 "IO \(18\): cannot create .*nodir/exp.jsonl.tmp: No such file" -- "$CTL" export --output "$T/nodir/exp.jsonl"
+expect 0 "export: [0-9]+ lines .*command=3 .*audit=[0-9]+" -- "$CTL" export --output "$T/exp.jsonl"
+expect 73 "IO \(18\): cannot create .*nodir/exp.jsonl: No such file" -- "$CTL" export --output "$T/nodir/exp.jsonl"
 n=$(grep -c '^{"kind":"\(command\|delivery\|audit\)"' "$T/exp.jsonl")
 [ "$n" -eq "$(wc -l < "$T/exp.jsonl")" ] && [ "$n" -gt 1 ] && ok \
   || bad "export lines: $n of $(wc -l < "$T/exp.jsonl")"

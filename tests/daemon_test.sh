@@ -96,6 +96,28 @@ check 'grep -q "removed stale socket $T/c.sock" "$T/d.log"' "stale socket logged
 kill -INT "$D"; wait "$D"; st=$?; D=
 check '[ $st -eq 0 ]' "exit $st after SIGINT"
 
+# events on tcp: a revoke replaces the events socket (security.md,
+# Events); the port is taken again once the old listener has closed,
+# from the loop, without an error line
+P=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+"$B/fuseboxd" --data "$T/db" "${EPS[@]}" --events "tcp://127.0.0.1:$P" 2>"$T/d.log" &
+D=$!
+"$B/fuseboxctl" principal add ev1 --kind operator --roles viewer --orgs acme \
+  --key-out "$T/ev1.key" >/dev/null
+check '[ $? -eq 0 ]' "principal ev1 added"
+"$B/fuseboxctl" principal revoke ev1 >/dev/null; check '[ $? -eq 0 ]' "ev1 revoked"
+wait_log "events: every subscription ended"
+check '[ $? -eq 0 ]' "events socket replaced at the revoke: $(tail -3 "$T/d.log")"
+if grep -q "every subscription ended.*once the endpoint is bound again" "$T/d.log"; then
+  wait_log "events: tcp://127.0.0.1:$P bound again"
+  check '[ $? -eq 0 ]' "events endpoint bound again: $(tail -3 "$T/d.log")"
+fi
+check '(exec 3<>"/dev/tcp/127.0.0.1/$P") 2>/dev/null' "events port $P listens after the revoke"
+check '! grep -q "cannot bind events" "$T/d.log"' \
+  "no error line for the rebind: $(grep "bind events" "$T/d.log")"
+kill "$D"; wait "$D"; st=$?; D=
+check '[ $st -eq 0 ]' "exit $st after SIGTERM (events on tcp)"
+
 # a store that cannot be opened (here: data.mdb is not an LMDB file) is
 # found after the sockets are bound: exit 66, and their files are gone
 "$B/fuseboxd" init --data "$T/bad" >/dev/null 2>&1

@@ -228,7 +228,8 @@ principal_keygen(const struct ctl *ctl, const struct principal_args *a,
 		if (rc != FBX_EINVALID)
 			return ctl_fail_create(a->key_out, err);
 		/* not overwritten: 73 like any file that cannot be made */
-		(void)ctl_fail(rc, "cannot create %s: it exists", a->key_out);
+		(void)ctl_fail(FBX_EIO, "cannot create %s: it exists",
+		    a->key_out);
 		return EX_CANTCREAT;
 	}
 	/* Z85 has no ' : the key is quoted for a shell as it stands (it
@@ -328,7 +329,7 @@ cmd_principal(struct ctl *ctl, int argc, char **argv)
 			    fbx_strerror(st));
 		st = fbx_key_write(a.key_out, &k, 1);
 		if (st == FBX_EINVALID) {
-			(void)ctl_fail(st, "cannot create %s: it exists",
+			(void)ctl_fail(FBX_EIO, "cannot create %s: it exists",
 			    a.key_out);
 			return EX_CANTCREAT;
 		}

@@ -249,7 +249,10 @@ cmd_export(struct ctl *ctl, int argc, char **argv)
 		}
 		f = fopen(tmp, "w");
 		if (f == NULL) {
-			st = ctl_fail_create(tmp, errno);
+			/* named as typed: FILE.tmp is fuseboxctl's (renamed
+			 * to FILE once complete), and what stops it (a
+			 * missing directory, its permissions) stops FILE */
+			st = ctl_fail_create(a.output, errno);
 			tmp[0] = '\0';
 			goto out;
 		}

@@ -404,17 +404,29 @@ wait_command(struct ctl *ctl, uint64_t id, uint64_t wait_s)
 	int64_t next_gw = ctl_mono_ms() + 1000;
 	struct fbx_console_req req;
 	struct fbx_console_rep rep;
-	int st, said_none = 0;
+	int st, said_none = 0, first = 1;
 
 	for (;;) {
-		int done;
+		int done, eng = FBX_OK;
 
 		memset(&req, 0, sizeof(req));
 		req.kind = FBX_CREQ_GET_COMMAND;
 		req.u.get.command_id = id;
-		st = ctl_call(ctl, &req, &rep);
+		st = ctl_call_ex(ctl, &req, &rep, first ? &eng : NULL);
+		if (st != EX_OK && eng == FBX_EFORBIDDEN)
+			/* a key that may submit but not read (operator
+			 * without viewer): the command stands, and a
+			 * script must not take the status for a failed
+			 * submit and send it again */
+			return ctl_fail(eng,
+			    "command %" PRIu64 " is submitted (it stands: do "
+			    "not send it again); --wait cannot follow it: %s",
+			    id, ctl->errmsg);
+		if (st != EX_OK && eng != FBX_OK)
+			return ctl_fail(eng, "%s", ctl->errmsg);
 		if (st != EX_OK)
 			return st;
+		first = 0;
 		done = ctl_settled(&rep.u.command.info);
 		if (done || ctl_mono_ms() >= deadline) {
 			if (ctl->json) {
