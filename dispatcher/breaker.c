@@ -393,24 +393,37 @@ struct brk_list_ctx {
 	uint32_t *gres; /* v[i]'s record's global_resets */
 	size_t n, cap;
 	const char *reason; /* filter, "" = all */
+	const char *org;    /* the request's (held_in_org) */
 	uint32_t fleet;
 	int err;
 };
 
-/* held_count - commands now held by breaker key "org/reason". */
+/* held_count - commands now held by breaker key "org/reason"; of them,
+ * organisation org's in *in_org (when not NULL). */
 static uint64_t
-held_count(struct fbx_engine *e, const char *key)
+held_count_in(struct fbx_engine *e, const char *key, const char *org,
+    uint64_t *in_org)
 {
 	size_t pos = 0;
-	uint64_t k, v, n = 0;
+	uint64_t k, v, n = 0, m = 0;
 
 	while (fbxi_idmap_next(&e->cmds, &pos, &k, &v)) {
 		struct cmdc *cc = (struct cmdc *)(uintptr_t)v;
 		if (cc->c.state == FBX_C_HELD &&
-		    strcmp(cc->c.held_by, key) == 0)
+		    strcmp(cc->c.held_by, key) == 0) {
 			n++;
+			m += org != NULL && strcmp(cc->c.org, org) == 0;
+		}
 	}
+	if (in_org != NULL)
+		*in_org = m;
 	return n;
+}
+
+static uint64_t
+held_count(struct fbx_engine *e, const char *key)
+{
+	return held_count_in(e, key, NULL, NULL);
 }
 
 static int
@@ -458,7 +471,9 @@ brk_list_cb(void *arg, const char *key, const void *val, size_t len)
 	o->window_count = fbxi_window_sum(&b.win, l->e->now);
 	o->baseline = b.baseline_x1000 / 1000;
 	snprintf(hk, sizeof(hk), "%s/%s", o->org, o->reason);
-	o->held = held_count(l->e, hk);
+	o->held = held_count_in(l->e, hk, l->org, &o->held_in_org);
+	if (strcmp(o->org, "*") != 0)
+		o->held_in_org = o->held;
 	o->would_hold = b.would_hold;
 	o->trips = b.trips;
 	o->tripped_ms = b.tripped_ms;
@@ -474,9 +489,11 @@ brk_list_cb(void *arg, const char *key, const void *val, size_t len)
 	return 0;
 }
 
-/* release_held - a held command goes on after a reset: through its
- * organisation's breaker if that one is still open (a global reset does
- * not open an organisation's), and through the blast-radius limit. */
+/* release_held - a held command goes on after a reset: through the other
+ * breaker of its reason if that one is still open (its organisation's
+ * after a global reset; the global one after its organisation's: an open
+ * global breaker holds the reason in every organisation), and through
+ * the blast-radius limit. */
 int
 fbxi_release_held(struct fbx_engine *e, struct cmdc *cc, const char *who,
     const char *note, int64_t at_ms, int *refused)
@@ -499,6 +516,21 @@ fbxi_release_held(struct fbx_engine *e, struct cmdc *cc, const char *who,
 			    "held: breaker %s/%s is open (the global breaker "
 			    "was reset by %s)",
 			    c->org, fbxi_reason_of(c), who);
+			fbxi_cmd_touch(cc);
+			return FBX_OK;
+		}
+	} else {
+		struct fbxi_breaker g;
+		rc = fbxi_brk_load(e->txn, "*", fbxi_reason_of(c), &g, NULL);
+		if (rc != FBX_OK)
+			return rc;
+		if (g.state == FBX_BS_OPEN && !g.cfg.shadow) {
+			snprintf(c->held_by, sizeof(c->held_by), "*/%s",
+			    fbxi_reason_of(c));
+			fbxi_note_printf(c->note, sizeof(c->note),
+			    "held: global breaker for '%s' is open (breaker "
+			    "%s/%s was reset by %s)",
+			    fbxi_reason_of(c), c->org, fbxi_reason_of(c), who);
 			fbxi_cmd_touch(cc);
 			return FBX_OK;
 		}
@@ -600,7 +632,13 @@ fbxi_handle_breaker(
 	rep.request_id = req->request_id;
 	rep.kind = req->kind;
 	rc = fbx_store_org_devices(e->txn, req->org, &fleet);
-	if (rc == FBX_EUNKNOWN_ORG) {
+	if (rc == FBX_EUNKNOWN_ORG && req->u.breaker.global) {
+		/* a global breaker is no organisation's: the one the request
+		 * names (the admin scope's placeholder, a form's leftover)
+		 * only adds its breakers to the answer, and has none */
+		fleet = 0;
+		rc = FBX_OK;
+	} else if (rc == FBX_EUNKNOWN_ORG) {
 		fbxi_console_error(e, in, req->request_id, req->kind, rc,
 		    "unknown organisation '%s'", req->org);
 		return;
@@ -660,7 +698,7 @@ fbxi_handle_breaker(
 		size_t pos = 0, nh = 0, caph = 0;
 		uint64_t k, v;
 		uint32_t released = 0, discarded = 0, refused = 0, again = 0;
-		char againp[48] = "", againt[64] = "", certp[96] = "";
+		char againp[48] = "", againt[80] = "", certp[96] = "";
 		struct cmdc **hv = NULL;
 		const struct fbxi_cert *due = NULL;
 		rc = fbxi_brk_load(e->txn, scope, reason, &b, &exists);
@@ -738,15 +776,23 @@ fbxi_handle_breaker(
 			else if (cc->c.state == FBX_C_SETTLING)
 				released++;
 			else if (cc->c.state == FBX_C_HELD)
-				again++; /* by its organisation's breaker */
+				again++; /* by the other breaker of its
+				            reason */
 		}
 		free(hv);
 		if (again > 0) {
 			snprintf(againp, sizeof(againp), ",\"held_again\":%u",
 			    again);
-			snprintf(againt, sizeof(againt),
-			    ", %u held again by their organisation's breaker",
-			    again);
+			if (strcmp(scope, "*") == 0)
+				snprintf(againt, sizeof(againt),
+				    ", %u held again by their organisation's "
+				    "breaker, still open",
+				    again);
+			else
+				snprintf(againt, sizeof(againt),
+				    ", %u held again by the global breaker, "
+				    "still open",
+				    again);
 		}
 		rep.u.breaker.released = released;
 		rep.u.breaker.discarded = discarded + refused;
@@ -871,6 +917,7 @@ fbxi_handle_breaker(
 	}
 	/* answer with the breakers of this organisation and the global ones */
 	l.e = e;
+	l.org = req->org;
 	l.reason = req->u.breaker.op == FBX_BRK_STATUS ? reason : reason;
 	l.fleet = fleet;
 	snprintf(key, sizeof(key), "brk/%s/", req->org);
@@ -937,8 +984,20 @@ fbxi_handle_list_held(
 	}
 	while (fbxi_idmap_next(&e->cmds, &pos, &k, &val)) {
 		struct cmdc *cc = (struct cmdc *)(uintptr_t)val;
-		if (cc->c.state != FBX_C_HELD ||
-		    strcmp(cc->c.org, req->org) != 0 ||
+		int want;
+		switch (req->u.list_held.which) {
+		case FBX_LH_SETTLING:
+			want = cc->c.state == FBX_C_SETTLING;
+			break;
+		case FBX_LH_ROLLOUTS:
+			want = cc->c.rollout.enabled &&
+			    cc->c.state != FBX_C_DONE;
+			break;
+		default:
+			want = cc->c.state == FBX_C_HELD;
+			break;
+		}
+		if (!want || strcmp(cc->c.org, req->org) != 0 ||
 		    cc->c.id <= req->u.list_held.after)
 			continue;
 		if (req->u.list_held.reason[0] != '\0' &&

@@ -31,7 +31,7 @@ struct fbx_web_who {
 	int64_t expires_ms; /* the token's, wall clock */
 };
 
-#define FBX_WEB_CALL_MAX 256 /* requests in one fbx_webgate_call */
+#define FBX_WEB_CALL_MAX 320 /* requests in one fbx_webgate_call */
 
 /**
  * fbx_engine_webgate - eng's web door, or NULL when its transport is not

@@ -21,7 +21,9 @@
 
 #define HELD_LIST_MAX 5      /* held commands listed per organisation */
 #define HELD_SHOWN_MAX 50    /* and in all (the counts are the breakers') */
-#define SETTLING_SHOWN_MAX 50
+#define SETTLING_SHOWN_MAX 50 /* listed in all (the count is the
+                                 breakers'), and per organisation */
+#define ROLLOUTS_LIST_MAX 20 /* open staged rollouts per organisation */
 #define CMDS_LIST_MAX 100    /* recent commands looked at per organisation
                                 (the funnel's scope text says 100) */
 #define CMDS_SINCE_MS (3600 * 1000) /* "recent": the last hour */
@@ -234,7 +236,7 @@ view_fill(fbx_webgate *g, const struct fbx_web_who *w,
 }
 
 /* the requests made per organisation in view, in this order */
-enum { Q_BRK, Q_HELD, Q_CMDS, Q_FLEET, Q_PER_ORG };
+enum { Q_BRK, Q_HELD, Q_CMDS, Q_FLEET, Q_SETTLING, Q_ROLLOUTS, Q_PER_ORG };
 enum { Q_REFUSED, Q_APPROVED, Q_APPR_PER_ORG };
 
 static json_t *
@@ -633,6 +635,10 @@ overview(fbx_webgate *g, const struct fbx_web_who *w,
 	size_t n = 0, nforbidden = 0, nq = 0;
 	int64_t now = wall_ms();
 	int have_global = 0;
+	/* a principal of some organisations sees the global breakers'
+	 * share of them (per reason: the row, and its settling) */
+	json_t *grows = json_object(), *gsettle = json_object();
+	uint64_t held_total = 0, settling_total = 0;
 	char msg[400];
 
 	if ((w->roles & FBX_ROLE_VIEWER) == 0) {
@@ -682,6 +688,14 @@ overview(fbx_webgate *g, const struct fbx_web_who *w,
 		q[Q_CMDS].u.list.limit = CMDS_LIST_MAX + 1;
 		q[Q_FLEET].kind = FBX_CREQ_FLEET;
 		q[Q_FLEET].u.fleet.op = FBX_FLEET_REPORT;
+		/* what needs a human, whatever its age: the recent commands
+		 * above are the hour's first 100 only */
+		q[Q_SETTLING].kind = FBX_CREQ_LIST_HELD;
+		q[Q_SETTLING].u.list_held.which = FBX_LH_SETTLING;
+		q[Q_SETTLING].u.list_held.limit = SETTLING_SHOWN_MAX;
+		q[Q_ROLLOUTS].kind = FBX_CREQ_LIST_HELD;
+		q[Q_ROLLOUTS].u.list_held.which = FBX_LH_ROLLOUTS;
+		q[Q_ROLLOUTS].u.list_held.limit = ROLLOUTS_LIST_MAX;
 	}
 	if (fbx_webgate_call(g, w, req, n, rep, FBX_WEBAPI_TIMEOUT_MS) !=
 	    FBX_OK) {
@@ -710,6 +724,8 @@ overview(fbx_webgate *g, const struct fbx_web_who *w,
 		    (i - 2) % Q_PER_ORG == Q_BRK ? "breakers" :
 		    (i - 2) % Q_PER_ORG == Q_HELD ? "held commands" :
 		    (i - 2) % Q_PER_ORG == Q_FLEET ? "fleet" :
+		    (i - 2) % Q_PER_ORG == Q_SETTLING ? "settling commands" :
+		    (i - 2) % Q_PER_ORG == Q_ROLLOUTS ? "rollouts" :
 		    "commands",
 		    fbx_errname(rep[i].err), rep[i].errmsg);
 		json_array_append_new(errors, json_string(msg));
@@ -738,9 +754,43 @@ overview(fbx_webgate *g, const struct fbx_web_who *w,
 					s->window += b->window_count;
 					s->settling += b->settling;
 					s->open += b->state == FBX_BS_OPEN;
+					held_total += b->held;
+					if (!w->all_orgs) {
+						settling_total += b->settling;
+						json_object_set_new(gsettle,
+						    b->reason,
+						    json_integer((json_int_t)(
+						        json_integer_value(
+						            json_object_get(gsettle,
+						                b->reason)) +
+						        (json_int_t)b->settling)));
+					}
+				}
+				if (global && !w->all_orgs) {
+					/* its share of each organisation,
+					 * summed; listed after the loop */
+					json_t *r = json_object_get(grows,
+					    b->reason);
+					if (r == NULL) {
+						r = breaker_json(b);
+						json_object_set_new(r, "held",
+						    json_integer(0));
+						json_object_set_new(grows,
+						    b->reason, r);
+					}
+					json_object_set_new(r, "held",
+					    json_integer(json_integer_value(
+					        json_object_get(r, "held")) +
+					        (json_int_t)b->held_in_org));
+					held_total += b->held_in_org;
+					continue;
 				}
 				if (global && have_global)
 					continue;
+				if (global) {
+					held_total += b->held;
+					settling_total += b->settling;
+				}
 				if (b->state == FBX_BS_OPEN || b->held > 0 ||
 				    b->settling > 0)
 					json_array_append_new(
@@ -773,18 +823,45 @@ overview(fbx_webgate *g, const struct fbx_web_who *w,
 				s->commands++;
 				for (int d = 0; d < FBX_D_COUNT; d++)
 					funnel[d] += c->counts[d];
-				if (c->state == FBX_C_SETTLING &&
-				    json_array_size(settling) < SETTLING_SHOWN_MAX)
+				/* finished rollouts of the hour; open ones
+				 * come from Q_ROLLOUTS */
+				if (c->rollout.enabled && c->state == FBX_C_DONE)
 					json_array_append_new(
-					    settling, command_json(c));
-				if (!c->rollout.enabled)
-					continue;
+					    rollouts, rollout_json(c));
+			}
+		}
+		if (q[Q_SETTLING].err == FBX_OK)
+			for (size_t k = 0; k < q[Q_SETTLING].u.commands.n &&
+			     json_array_size(settling) < SETTLING_SHOWN_MAX;
+			     k++)
+				json_array_append_new(settling,
+				    command_json(
+				        &q[Q_SETTLING].u.commands.cmds[k]));
+		if (q[Q_ROLLOUTS].err == FBX_OK)
+			for (size_t k = 0; k < q[Q_ROLLOUTS].u.commands.n;
+			     k++) {
+				const struct fbx_command *c =
+				    &q[Q_ROLLOUTS].u.commands.cmds[k];
 				json_array_append_new(rollouts, rollout_json(c));
 				if (c->ro.state == FBX_RO_PAUSED ||
 				    c->ro.state == FBX_RO_AWAITING_APPROVAL)
 					json_array_append_new(
 					    paused, rollout_json(c));
 			}
+	}
+	{
+		const char *rs;
+		json_t *r;
+		json_object_foreach(grows, rs, r) {
+			json_int_t st = json_integer_value(
+			    json_object_get(gsettle, rs));
+			const char *state = json_string_value(
+			    json_object_get(r, "state"));
+			json_object_set_new(r, "settling", json_integer(st));
+			if ((state != NULL && strcmp(state, "open") == 0) ||
+			    json_integer_value(json_object_get(r, "held")) > 0 ||
+			    st > 0)
+				json_array_append(brk, r);
 		}
 	}
 	json_decref(appr);
@@ -838,10 +915,12 @@ overview(fbx_webgate *g, const struct fbx_web_who *w,
 		        p->u.verify.why, "complete",
 		        p->u.verify.complete != 0);
 		json_object_set_new(o, "needs_human",
-		    json_pack("{s:o, s:o, s:o, s:o, s:o, s:o}", "breakers",
-		        brk, "held", held, "settling", settling,
+		    json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:I, s:I}",
+		        "breakers", brk, "held", held, "settling", settling,
 		        "paused_rollouts", paused, "approvals",
-		        appr != NULL ? appr : json_array(), "audit", a));
+		        appr != NULL ? appr : json_array(), "audit", a,
+		        "held_total", (json_int_t)held_total, "settling_total",
+		        (json_int_t)settling_total));
 		brk = held = settling = paused = appr = NULL;
 	}
 	{
@@ -933,6 +1012,8 @@ out:
 	json_decref(settling);
 	json_decref(rollouts);
 	json_decref(paused);
+	json_decref(grows);
+	json_decref(gsettle);
 	json_decref(appr);
 	json_decref(top);
 }
@@ -957,6 +1038,24 @@ str_field(json_t *o, const char *name, char *buf, size_t cap)
 	return 0;
 }
 
+/* bool_field - a boolean member, 0 when absent or null; -1 when it is
+ * anything else ("true" or 1 is no yes: a discard or a global action
+ * taken for its opposite would release a storm or act on one
+ * organisation) */
+static int
+bool_field(json_t *o, const char *name, int *v)
+{
+	json_t *x = json_object_get(o, name);
+
+	*v = 0;
+	if (x == NULL || json_is_null(x))
+		return 0;
+	if (!json_is_boolean(x))
+		return -1;
+	*v = json_is_true(x);
+	return 0;
+}
+
 static void ov_stale(void);
 
 static void
@@ -968,7 +1067,7 @@ action(fbx_webgate *g, const struct fbx_web_who *w, const char *body,
 	json_t *in, *res = NULL;
 	json_error_t jerr;
 	char act[16], note[FBX_NOTE_MAX], what[240];
-	int global;
+	int global, discard;
 	json_int_t cmd;
 
 	in = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
@@ -980,7 +1079,13 @@ action(fbx_webgate *g, const struct fbx_web_who *w, const char *body,
 		return;
 	}
 	memset(&req, 0, sizeof(req));
-	global = json_is_true(json_object_get(in, "global"));
+	if (bool_field(in, "global", &global) != 0 ||
+	    bool_field(in, "discard", &discard) != 0) {
+		json_decref(in);
+		fail(400, "INVALID", "global and discard are true or false",
+		    status, out);
+		return;
+	}
 	cmd = json_integer_value(json_object_get(in, "command_id"));
 	if (str_field(in, "action", act, sizeof(act)) != 0 ||
 	    str_field(in, "note", note, sizeof(note)) != 0 ||
@@ -1012,6 +1117,10 @@ action(fbx_webgate *g, const struct fbx_web_who *w, const char *body,
 		    status, out);
 		return;
 	}
+	/* a global breaker is no organisation's: the one named (a form's
+	 * leftover) is not looked up */
+	if (global && (strcmp(act, "trip") == 0 || strcmp(act, "reset") == 0))
+		req.org[0] = '\0';
 	if (req.org[0] == '\0')
 		snprintf(req.org, sizeof(req.org), "%s",
 		    w->norgs > 0 ? w->orgs[0] : "_web");
@@ -1022,16 +1131,16 @@ action(fbx_webgate *g, const struct fbx_web_who *w, const char *body,
 		req.u.breaker.global = global;
 		if (act[0] == 'r')
 			req.u.breaker.on_reset =
-			    json_is_true(json_object_get(in, "discard")) ?
-			    FBX_RESET_DISCARD :
-			    FBX_RESET_RELEASE;
+			    discard ? FBX_RESET_DISCARD : FBX_RESET_RELEASE;
 		snprintf(req.u.breaker.note, sizeof(req.u.breaker.note), "%s",
 		    note);
 		if (str_field(in, "reason", req.u.breaker.reason,
 		        sizeof(req.u.breaker.reason)) != 0 ||
 		    req.u.breaker.reason[0] == '\0') {
 			json_decref(in);
-			fail(400, "INVALID", "a breaker action needs a reason",
+			fail(400, "INVALID",
+			    "a breaker action needs a reason (1 to 64 of "
+			    "A-Z a-z 0-9 . _ : @ -)",
 			    status, out);
 			return;
 		}

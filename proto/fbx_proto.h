@@ -164,6 +164,14 @@ struct fbx_audit_rec {
  * Scope: a control applies to one organisation (the request's org) or,
  * with `global` set, to every organisation ("*"). */
 
+/* ListHeld.which: what a list_held request lists (state HELD, state
+ * SETTLING, open commands with a staged rollout) */
+enum fbx_list_held_which {
+	FBX_LH_HELD = 0,
+	FBX_LH_SETTLING = 1,
+	FBX_LH_ROLLOUTS = 2,
+};
+
 enum fbx_breaker_op {
 	FBX_BRK_STATUS = 1, /* list breakers (reason "" = all reasons) */
 	FBX_BRK_TRIP = 2,   /* open by hand: needs reason and note */
@@ -216,6 +224,7 @@ struct fbx_breaker_info {
 	uint32_t allowance; /* devices admitted in a window before a trip */
 	int64_t onset_ms;   /* last incident's onset, 0 = never tripped */
 	uint64_t settling;  /* commands in their settle window */
+	uint64_t held_in_org; /* of held, the request's organisation's */
 };
 
 /* Blast-radius limit for one command type. */
@@ -408,6 +417,7 @@ struct fbx_console_req {
 			fbx_id reason; /* "" = every reason */
 			uint64_t after;
 			uint32_t limit;
+			uint32_t which; /* FBX_LH_*: held, settling, rollouts */
 		} list_held;
 		struct {
 			struct fbx_selector sel;

@@ -332,6 +332,7 @@ breakers_in(const pb_brkrep *b, struct fbx_console_rep *r, struct wctx *w)
 		o->tripped_ms = x->tripped_ms;
 		o->onset_ms = x->onset_ms;
 		o->settling = x->settling;
+		o->held_in_org = x->held_in_org;
 		o->fleet = x->fleet;
 		o->allowance = x->allowance;
 	}

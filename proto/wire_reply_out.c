@@ -308,6 +308,7 @@ breakers_out(struct arena *a, const struct fbx_console_rep *rep,
 		v[i].tripped_ms = x->tripped_ms;
 		v[i].onset_ms = x->onset_ms;
 		v[i].settling = x->settling;
+		v[i].held_in_org = x->held_in_org;
 		v[i].tripped_by = (char *)x->tripped_by;
 		v[i].note = (char *)x->note;
 		v[i].fleet = x->fleet;

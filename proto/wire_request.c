@@ -734,8 +734,14 @@ body_in(const pb_creq *pb, struct fbx_console_req *r, struct wctx *w)
 			return fbxp_fail(w, FBX_ETOOBIG,
 			    "list_held.limit: %u, at most %d",
 			    (unsigned)l->limit, FBX_PAGE_MAX);
+		if (l->which > FBX_LH_ROLLOUTS)
+			return fbxp_fail(w, FBX_EINVALID,
+			    "list_held.which: %u, 0 held, 1 settling or 2 "
+			    "rollouts",
+			    (unsigned)l->which);
 		r->u.list_held.after = l->after;
 		r->u.list_held.limit = l->limit;
+		r->u.list_held.which = l->which;
 		return FBX_OK;
 	}
 	case FUSEBOX__V1__CONSOLE_REQUEST__BODY_ROLLBACK: {
@@ -1346,6 +1352,7 @@ fbx_console_req_encode(
 		held.reason = (char *)req->u.list_held.reason;
 		held.after = req->u.list_held.after;
 		held.limit = req->u.list_held.limit;
+		held.which = req->u.list_held.which;
 		m.body_case = FUSEBOX__V1__CONSOLE_REQUEST__BODY_LIST_HELD;
 		m.list_held = &held;
 		break;

@@ -124,6 +124,47 @@ test_release_limit(void)
 		        strcmp(c.held_by, "big/" REASON) == 0 &&
 		        strstr(c.note, "held: breaker big/") == c.note,
 		    "held again by big/: %s, note '%s'", c.held_by, c.note);
+		fbx_command_clear(&c);
+
+		/* and the other way: the global breaker open again, the
+		 * organisation's release leaves it held by the global one
+		 * (which holds the reason in every organisation): nothing
+		 * reaches the device until the global one is released */
+		CHECK(breaker(&t, "big", FBX_BRK_TRIP, 1, NULL, 0, &rep) ==
+		        FBX_OK,
+		    "trip the global again");
+		fbx_console_rep_free(&rep);
+		/* room in the limit (3 of 3 used): only a breaker holds it */
+		CHECK(lock_limit(&t, "big", 1, 10) == 3, "lock limit 10");
+		CHECK(breaker(&t, "big", FBX_BRK_RESET, 0, NULL,
+		          FBX_RESET_RELEASE, &rep) == FBX_OK &&
+		        rep.u.breaker.released == 0 &&
+		        rep.u.breaker.held_again == 1,
+		    "organisation's release under an open global breaker: "
+		    "%u released, %u held again",
+		    rep.u.breaker.released, rep.u.breaker.held_again);
+		fbx_console_rep_free(&rep);
+		CHECK(cmd_state(&t, "big", id[0], &c) == FBX_C_HELD &&
+		        strcmp(c.held_by, "*/" REASON) == 0 &&
+		        strstr(c.note, "held: global breaker for") == c.note,
+		    "held again by */: %s, note '%s'", c.held_by, c.note);
+		fbx_command_clear(&c);
+		pass(&t, "g1", 1000);
+		CHECK(delivered(&t, "g1", &batch) == 1,
+		    "only the operator's lock of device 100 was sent");
+		CHECK(cmd_state(&t, "big", id[0], &c) == FBX_C_HELD,
+		    "still held after 1 s: %d", c.state);
+		fbx_command_clear(&c);
+		CHECK(breaker(&t, "big", FBX_BRK_RESET, 1, NULL,
+		          FBX_RESET_RELEASE, &rep) == FBX_OK &&
+		        rep.u.breaker.released == 1 &&
+		        rep.u.breaker.held_again == 0,
+		    "global release: %u released, %u held again",
+		    rep.u.breaker.released, rep.u.breaker.held_again);
+		fbx_console_rep_free(&rep);
+		pass(&t, "g1", 1000);
+		CHECK(delivered(&t, "g1", &batch) == 1,
+		    "sent once the global breaker is released");
 	}
 	env_close(&t);
 }

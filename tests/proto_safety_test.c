@@ -249,11 +249,13 @@ test_req_safety(void)
 	strcpy(in.u.list_held.reason, "INC-42");
 	in.u.list_held.after = 17;
 	in.u.list_held.limit = FBX_PAGE_MAX;
+	in.u.list_held.which = FBX_LH_ROLLOUTS;
 	CHECK_RV(req_rt(&in, &out, why, sizeof(why)), FBX_OK);
 	CHECK(out.kind == FBX_CREQ_LIST_HELD);
 	CHECK(!strcmp(out.u.list_held.reason, "INC-42")
 	    && out.u.list_held.after == 17
-	    && out.u.list_held.limit == FBX_PAGE_MAX);
+	    && out.u.list_held.limit == FBX_PAGE_MAX
+	    && out.u.list_held.which == FBX_LH_ROLLOUTS);
 	fbx_console_req_free(&out);
 }
 
@@ -638,6 +640,9 @@ test_safety_bad_fields(void)
 	in.u.list_held.limit = 1;
 	strcpy(in.u.list_held.reason, "a/b");
 	req_bad(&in, FBX_EINVALID, "list_held.reason");
+	in.u.list_held.reason[0] = '\0';
+	in.u.list_held.which = 3;
+	req_bad(&in, FBX_EINVALID, "list_held.which");
 
 	/* Submit: approval token, rollout plan. */
 	base_req(&in, FBX_CREQ_SUBMIT);

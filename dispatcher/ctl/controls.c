@@ -26,6 +26,7 @@ struct ctrl_args {
 	fbx_id prefix;
 	uint64_t count;
 	int all_orgs;
+	int settling; /* held --settling */
 };
 
 static int
@@ -161,6 +162,9 @@ ctrl_opt(void *arg, struct ctl *ctl, int c, const char *oa, int argc,
 		if (ctl_parse_u64(oa, FBX_PAGE_MAX, &a->limit) != 0 || a->limit == 0)
 			return ctl_usage_err("bad --limit '%s' (1..%d)", oa,
 			    FBX_PAGE_MAX);
+		return EX_OK;
+	case OPT_SETTLING:
+		a->settling = 1;
 		return EX_OK;
 	case OPT_AFTER:
 		if (ctl_parse_u64(oa, UINT64_MAX, &a->after) != 0)
@@ -550,11 +554,14 @@ cmd_breaker(struct ctl *ctl, int argc, char **argv)
 			printf("breaker %s/%s reset: %" PRIu32
 			       " held commands released, %" PRIu32
 			       " refused by the blast-radius limits "
-			       "(discarded), %" PRIu32 " held again by their "
-			       "organisation's breaker\n\n",
+			       "(discarded), %" PRIu32 " held again by %s\n\n",
 			    a.global ? "*" : ctl->org, a.reason,
 			    rep.u.breaker.released, rep.u.breaker.discarded,
-			    rep.u.breaker.held_again);
+			    rep.u.breaker.held_again,
+			    a.global ? "their organisation's breaker, still "
+			               "open"
+			             : "the global breaker of the reason, still "
+			               "open (reset it to release them)");
 		else if (op == FBX_BRK_RESET && a.on_reset == FBX_RESET_RELEASE)
 			printf("breaker %s/%s reset: %" PRIu32
 			       " held commands released, %" PRIu32
@@ -623,11 +630,15 @@ cmd_breaker(struct ctl *ctl, int argc, char **argv)
 /* ---- held ---- */
 
 static const char *const held_usage =
-    "usage: fuseboxctl held [--reason R] [--limit N] [--after ID]\n"
+    "usage: fuseboxctl held [--settling] [--reason R] [--limit N]\n"
+    "                       [--after ID]\n"
     "\n"
     "Commands of the organisation held by an open breaker, oldest first,\n"
     "with the total held. 'breaker reset' releases or discards them.\n"
     "\n"
+    "  --settling    its commands in their settle window instead\n"
+    "                (automatic locks, the waves of a release), with\n"
+    "                when each is due; 'breaker trip' holds them\n"
     "  --reason R    only commands of reason R\n"
     "  --limit N     rows to print (default 100)\n"
     "  --after ID    start after command id ID\n";
@@ -639,6 +650,7 @@ cmd_held(struct ctl *ctl, int argc, char **argv)
 		{ "reason", required_argument, NULL, OPT_REASON },
 		{ "limit", required_argument, NULL, OPT_LIMIT },
 		{ "after", required_argument, NULL, OPT_AFTER },
+		{ "settling", no_argument, NULL, OPT_SETTLING },
 		{ NULL, 0, NULL, 0 } };
 	struct ctrl_args a;
 	struct table t = { .ncol = 7 };
@@ -660,7 +672,7 @@ cmd_held(struct ctl *ctl, int argc, char **argv)
 			return ctl_fail(FBX_ENOMEM, NULL);
 	} else {
 		ctl_table_row(&t, "ID", "CREATED", "TYPE", "ORIGIN", "REASON",
-		    "HELD_BY", "NOTE");
+		    a.settling ? "DUE" : "HELD_BY", "NOTE");
 	}
 	/* Page through all of them for the total; print the first N. */
 	after = a.after;
@@ -673,6 +685,8 @@ cmd_held(struct ctl *ctl, int argc, char **argv)
 		strcpy(req.u.list_held.reason, a.reason);
 		req.u.list_held.after = after;
 		req.u.list_held.limit = 1000;
+		req.u.list_held.which = a.settling ? FBX_LH_SETTLING
+		                                   : FBX_LH_HELD;
 		st = ctl_call(ctl, &req, &rep);
 		if (st != EX_OK) {
 			ctl_table_free(&t);
@@ -690,13 +704,16 @@ cmd_held(struct ctl *ctl, int argc, char **argv)
 				json_array_append_new(held,
 				    ctl_json_command(c));
 			} else {
-				char id[24], cr[40];
+				char id[24], cr[40], due[40];
 				snprintf(id, sizeof(id), "%" PRIu64, c->id);
 				ctl_fmt_time(c->created_ms, cr, sizeof(cr));
+				ctl_fmt_time(c->settle_until_ms, due,
+				    sizeof(due));
 				ctl_table_row(&t, id, cr, fbx_cmd_type_name(c->type),
 				    fbx_origin_name(c->origin),
 				    c->reason[0] ? c->reason : "-",
-				    c->held_by[0] ? c->held_by : "-",
+				    a.settling ? due
+				               : c->held_by[0] ? c->held_by : "-",
 				    c->note[0] ? c->note : "-");
 			}
 		}
@@ -706,13 +723,15 @@ cmd_held(struct ctl *ctl, int argc, char **argv)
 			break;
 	}
 	if (ctl->json) {
-		ctl_json_print(json_pack("{s:o,s:I,s:I}", "held", held,
-		    "shown", (json_int_t)shown, "total", (json_int_t)total));
+		ctl_json_print(json_pack("{s:o,s:I,s:I}",
+		    a.settling ? "settling" : "held", held, "shown",
+		    (json_int_t)shown, "total", (json_int_t)total));
 	} else {
 		if (shown > 0)
 			ctl_table_print(&t);
-		printf("%s%" PRIu64 " shown, %" PRIu64 " held%s%s\n",
+		printf("%s%" PRIu64 " shown, %" PRIu64 " %s%s%s\n",
 		    shown > 0 ? "\n" : "", shown, total,
+		    a.settling ? "settling" : "held",
 		    a.reason[0] ? " for reason " : "", a.reason);
 	}
 	ctl_table_free(&t);

@@ -144,7 +144,9 @@ function ask(title, what, body) {
 }
 
 async function confirmAction() {
-  if (!pending) return;
+  // one request per confirmation: Enter pressed again while it is on
+  // its way sends nothing more
+  if (!pending || $("action-go").disabled) return;
   const note = $("action-note").value.trim();
   if (!note) {
     $("action-result").textContent = "A note is required: say why.";
@@ -159,8 +161,10 @@ async function confirmAction() {
       $("action-result").textContent = "Done: " + body.action +
         (r.body.released !== undefined ? " (released " + r.body.released +
          ", discarded " + r.body.discarded +
-         (r.body.held_again ? ", held again by their organisation's breaker " +
-          r.body.held_again : "") + ")" : "") + ". Audited." +
+         (r.body.held_again ? ", held again " + r.body.held_again + " by " +
+          (body.global ? "their organisation's breaker, still open"
+                       : "the global breaker of the reason, still open") :
+          "") + ")" : "") + ". Audited." +
         (r.body.cert_due ? " Warning: certificate " + r.body.cert_due +
          " is still due, so the engine opens this breaker again within a" +
          " second. Renew or remove the certificate (fuseboxctl cert) to" +
@@ -216,16 +220,17 @@ function render(o) {
   $("audit-card").classList.toggle("alert", a.state === "broken");
 
   const open = h.breakers.filter(b => b.state === "open");
-  const counts = { "n-open": open.length, "n-held": h.held.length,
-    "n-settling": h.settling.length, "n-paused": h.paused_rollouts.length,
+  // the lists hold the first ones; the totals are the breakers' counts
+  // (for a principal of some organisations, their share)
+  const heldTotal = Math.max(h.held_total || 0, h.held.length);
+  const settlingTotal = Math.max(h.settling_total || 0, h.settling.length);
+  const counts = { "n-open": open.length, "n-held": heldTotal,
+    "n-settling": settlingTotal, "n-paused": h.paused_rollouts.length,
     "n-approvals": h.approvals.length };
   for (const k in counts) {
     $(k).textContent = counts[k];
     $(k).parentElement.classList.toggle("alert", counts[k] > 0);
   }
-  // held counts per breaker are exact; the list shows the first ones
-  const heldTotal = h.breakers.reduce((s, b) => s + b.held, 0);
-  if (heldTotal > h.held.length) $("n-held").textContent = heldTotal;
 
   // open or holding first (global first); breakers that only have
   // commands in their settle window on one line below
@@ -241,8 +246,18 @@ function render(o) {
     const name = (b.org === "*" ? "global" : b.org) + " / " + (b.reason || "(no reason)");
     const acts = el("span");
     if (b.state === "open" || b.held > 0) {
+      /* a release passes the other breaker of the reason: the global
+         one holds an organisation's again while it is open, and the
+         organisation's holds the global one's */
+      const globalOpen = b.org !== "*" && h.breakers.some(g => g.org === "*" &&
+        g.reason === b.reason && g.state === "open" && !g.shadow);
       acts.appendChild(actButton("Reset, release…", "Reset breaker " + name,
-        "Close it and release the " + b.held + " command(s) it holds (they go on through the limits).",
+        "Close it and release the " + b.held + " command(s) it holds, in staged waves " +
+        "(each passes the limits, and " + (b.org === "*" ?
+          "its organisation's breaker, which holds it again while that is open)." :
+          "the global breaker of the reason, which holds it again while that is open).") +
+        (globalOpen ? " The global breaker for " + b.reason + " is OPEN now: they will " +
+          "be held again by it, and go out only when it is reset with release." : ""),
         { action: "reset", org: b.org === "*" ? someOrg : b.org, reason: b.reason,
           global: b.org === "*", discard: false }));
       acts.appendChild(actButton("Reset, discard…", "Reset breaker " + name,
@@ -270,8 +285,9 @@ function render(o) {
     " held commands; fuseboxctl -o ORG held lists them all." : "";
   fill("settling", h.settling.slice(0, HELD_ROWS).map(c => row([c.id, c.org, c.type,
     c.reason, when(c.settle_until_ms)])));
-  $("settling-more").textContent = h.settling.length > HELD_ROWS ?
-    "The first " + HELD_ROWS + " of " + h.settling.length + " settling commands listed." : "";
+  $("settling-more").textContent = settlingTotal > HELD_ROWS ?
+    "The first " + Math.min(HELD_ROWS, h.settling.length) + " of " + settlingTotal +
+    " settling commands; fuseboxctl -o ORG held --settling lists them all." : "";
   fill("paused", h.paused_rollouts.map(r => row([r.id, r.org, r.type, r.state, r.note,
     actButton("Resume…", "Resume rollout " + r.id,
       "Resume the staged rollout of command " + r.id + " in " + r.org + ".",
@@ -437,6 +453,11 @@ document.addEventListener("DOMContentLoaded", () => {
   $("action-cancel").addEventListener("click", () => { pending = null; $("action").hidden = true; });
   $("action-note").addEventListener("keydown", ev => { if (ev.key === "Enter") confirmAction(); });
   $("trip").addEventListener("submit", tripForm);
+  // a new login address pasted into this tab signs it in at once
+  window.addEventListener("hashchange", () => {
+    const t = takeToken();
+    if (t && t !== token) { token = t; poll(false); }
+  });
   token = takeToken();
   if (!token) { signedOut(""); return; }
   poll(false);
