@@ -293,6 +293,13 @@ expect 0 "" -- "$CTL" breaker reset --reason jtest --discard --note done
 # no row at all: "selected: 1 command" over an empty table)
 expect 0 "$HID +- +d1 +lock +- +nothing +- +discarded before: it reached no device" -- \
   "$CTL" rollback --command "$HID"
+# a finished run continued again says so (it printed an empty run of
+# the organisation with "incident onset not recorded")
+out=$("$CTL" rollback --incident jtest --execute --note "cli test" 2>&1); st=$?
+RB=$(sed -n 's/^rollback \([0-9]*\) executed in acme .*/\1/p' <<<"$out")
+if [ $st -eq 0 ] && [ -n "$RB" ]; then ok; else bad "incident rollback: exit $st: $out"; fi
+expect 0 "^rollback $RB: the run is finished; nothing left to do$" -- \
+  "$CTL" rollback --incident jtest --execute --note "cli test" --continue "$RB"
 
 # summary counts the commands settling too (its counts did not add up
 # while an automatic lock settled): one of a reason without a breaker,

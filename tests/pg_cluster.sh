@@ -8,7 +8,10 @@
 # certificate: the store's statements then run over TLS.
 #
 # usage: tests/pg_cluster.sh start [DIR]   prints the cluster's URL on
-#                                         stdout (its directory is in it)
+#                                         stdout (its directory is in it);
+#                                         DIR is named fbx-pgt.* (stop
+#                                         removes no other), default a
+#                                         new one under PG_TMP
 #        tests/pg_cluster.sh stop DIR     stops it and removes DIR
 #        tests/pg_cluster.sh run CMD...   start, run CMD with
 #                                         FBX_TEST_PG_URL set, stop (on
@@ -65,6 +68,14 @@ start() {
 	if [ -z "$tmp" ]; then
 		tmp=$(mktemp -d "${PG_TMP:-${TMPDIR:-/tmp}}/fbx-pgt.XXXXXX")
 	fi
+	case "$(basename "$tmp")" in
+	fbx-pgt.*) ;;
+	*)
+		# stop removes the directory, so only one so named
+		log "start: name the directory fbx-pgt.* ('$tmp' could not be stopped)"
+		exit 64
+		;;
+	esac
 	setup_user "$tmp"
 	if ! "${runas[@]}" "$pgbin/initdb" -D "$tmp/data" -U fbx -A trust \
 		-E UTF8 --no-locale >"$tmp/initdb.log" 2>&1; then

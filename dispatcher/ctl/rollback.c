@@ -221,6 +221,17 @@ rb_print_one(const struct ctl *ctl, const struct ops_args *a,
 	uint32_t total = rb_total(p);
 
 	ctl_sel_str(a, p->breaker, sel, sizeof(sel));
+	/* a continued run that was finished: the engine answers with no
+	 * slice at all (no window, nothing looked at) */
+	if (p->executed && a->continue_rbid != 0 && p->commands == 0 &&
+	    total == 0 && p->since_ms == 0 && p->until_ms == 0 &&
+	    p->onset_ms == 0 && p->later_commands == 0 &&
+	    p->before_onset == 0) {
+		printf("rollback %" PRIu64 ": the run is finished; nothing "
+		       "left to do\n",
+		    p->rollback_id);
+		return;
+	}
 	if (p->executed)
 		printf("rollback %" PRIu64 " executed in %s by %s\n",
 		    p->rollback_id, ctl->org, ctl_who(ctl));
@@ -622,17 +633,37 @@ rb_run(struct ctl *ctl, const struct ops_args *a, int quiet,
 					snprintf(cont, sizeof(cont),
 					    " or --continue %" PRIu64,
 					    tot.rollback_id);
-				fprintf(stderr,
-				    "fuseboxctl: %s: rollback stopped after "
-				    "%u slices; what they did stays done. "
-				    "Resume: --resume %" PRIu64 ":%" PRIu64
-				    ":%" PRIu64 "%s%s%s (or run it again from "
-				    "the start: nothing is done twice)\n",
-				    scope, slice, req.u.rollback.cursor,
-				    req.u.rollback.last_command_id,
-				    tot.rollback_id,
-				    req.u.rollback.org_cursor[0] ? ":" : "",
-				    req.u.rollback.org_cursor, cont);
+				if (a->all_orgs)
+					/* one organisation's run of
+					 * --all-orgs: --resume goes with
+					 * -o ORG, not --all-orgs */
+					fprintf(stderr,
+					    "fuseboxctl: %s: rollback stopped "
+					    "after %u slices; what they did "
+					    "stays done. Run the same command "
+					    "again (nothing is done twice), "
+					    "or resume this organisation's run "
+					    "with -o %s in place of --all-orgs "
+					    "and --resume %" PRIu64 ":%" PRIu64
+					    ":%" PRIu64 "%s\n",
+					    scope, slice, ctl->org,
+					    req.u.rollback.cursor,
+					    req.u.rollback.last_command_id,
+					    tot.rollback_id, cont);
+				else
+					fprintf(stderr,
+					    "fuseboxctl: %s: rollback stopped "
+					    "after %u slices; what they did "
+					    "stays done. Resume: --resume %" PRIu64
+					    ":%" PRIu64 ":%" PRIu64 "%s%s%s (or "
+					    "run it again from the start: "
+					    "nothing is done twice)\n",
+					    scope, slice, req.u.rollback.cursor,
+					    req.u.rollback.last_command_id,
+					    tot.rollback_id,
+					    req.u.rollback.org_cursor[0] ? ":"
+					                                 : "",
+					    req.u.rollback.org_cursor, cont);
 			}
 			break;
 		}

@@ -159,7 +159,8 @@ async function confirmAction() {
     if (r.status === 401) { signedOut(r.body.message); return; }
     if (r.status === 200) {
       $("action-result").textContent = "Done: " + body.action +
-        (r.body.released !== undefined ? " (released " + r.body.released +
+        (body.action === "reset" && r.body.released !== undefined ?
+         " (released " + r.body.released +
          ", discarded " + r.body.discarded +
          (r.body.held_again ? ", held again " + r.body.held_again + " by " +
           (body.global ? "their organisation's breaker, still open"
