@@ -991,7 +991,7 @@ fbxi_handle_list_held(
 			break;
 		case FBX_LH_ROLLOUTS:
 			want = cc->c.rollout.enabled &&
-			    cc->c.state != FBX_C_DONE;
+			    !fbx_cstate_terminal(cc->c.state);
 			break;
 		default:
 			want = cc->c.state == FBX_C_HELD;

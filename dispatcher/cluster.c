@@ -243,10 +243,17 @@ fbxi_cluster_resets(struct fbx_engine *e)
 		}
 		if (rc != FBX_OK)
 			break;
-		/* the last reset concerns what was submitted before it, even
-		 * if the breaker tripped again since (a later trip holds
-		 * what came after; its own reset decides for those) */
+		/* the last reset concerns what was submitted before it, and
+		 * only while the breaker has not tripped again since: a
+		 * command may have come under it after that reset (its
+		 * organisation's breaker released it while the global one
+		 * was open again), and what a tripped breaker holds waits
+		 * for its own reset. One the order would have released
+		 * before the trip stays held: never sent, never dropped. */
 		if (o.at_ms < cc->c.created_ms)
+			continue;
+		if (g.state == FBX_BS_OPEN && !g.cfg.shadow &&
+		    g.tripped_ms >= o.at_ms)
 			continue;
 		o.actor[sizeof(o.actor) - 1] = '\0';
 		o.note[sizeof(o.note) - 1] = '\0';

@@ -23,7 +23,7 @@
 #define HELD_SHOWN_MAX 50    /* and in all (the counts are the breakers') */
 #define SETTLING_SHOWN_MAX 50 /* listed in all (the count is the
                                  breakers'), and per organisation */
-#define ROLLOUTS_LIST_MAX 20 /* open staged rollouts per organisation */
+#define ROLLOUTS_LIST_MAX 50 /* open staged rollouts per organisation */
 #define CMDS_LIST_MAX 100    /* recent commands looked at per organisation
                                 (the funnel's scope text says 100) */
 #define CMDS_SINCE_MS (3600 * 1000) /* "recent": the last hour */
@@ -825,7 +825,8 @@ overview(fbx_webgate *g, const struct fbx_web_who *w,
 					funnel[d] += c->counts[d];
 				/* finished rollouts of the hour; open ones
 				 * come from Q_ROLLOUTS */
-				if (c->rollout.enabled && c->state == FBX_C_DONE)
+				if (c->rollout.enabled &&
+				    fbx_cstate_terminal(c->state))
 					json_array_append_new(
 					    rollouts, rollout_json(c));
 			}
@@ -1117,10 +1118,9 @@ action(fbx_webgate *g, const struct fbx_web_who *w, const char *body,
 		    status, out);
 		return;
 	}
-	/* a global breaker is no organisation's: the one named (a form's
-	 * leftover) is not looked up */
-	if (global && (strcmp(act, "trip") == 0 || strcmp(act, "reset") == 0))
-		req.org[0] = '\0';
+	/* a global breaker is no organisation's: the engine does not look
+	 * the one named up (a form's leftover), but with --admin-org it
+	 * must be that organisation, so it is passed on as named */
 	if (req.org[0] == '\0')
 		snprintf(req.org, sizeof(req.org), "%s",
 		    w->norgs > 0 ? w->orgs[0] : "_web");

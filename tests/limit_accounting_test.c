@@ -155,6 +155,27 @@ test_release_limit(void)
 		CHECK(cmd_state(&t, "big", id[0], &c) == FBX_C_HELD,
 		    "still held after 1 s: %d", c.state);
 		fbx_command_clear(&c);
+		/* with several nodes, each lease tick applies the last
+		 * global reset order to what the global breaker holds
+		 * (fbxi_cluster_resets): that order, older than this trip,
+		 * is not this hold's (it released the command while the
+		 * global breaker was open again). One tick, emulated. */
+		t.e->cluster = 1;
+		t.e->check_resets = 1;
+		turn(&t);
+		t.e->cluster = 0;
+		/* (the emulated tick leaves the gateway's session to a
+		 * cluster's lease: it says hello again) */
+		hello(&t, "g1", "big", 1000);
+		CHECK(cmd_state(&t, "big", id[0], &c) == FBX_C_HELD &&
+		        strcmp(c.held_by, "*/" REASON) == 0 &&
+		        strstr(c.note, "held: global breaker for") == c.note,
+		    "left held by */ at a lease tick: %d %s, note '%s'",
+		    c.state, c.held_by, c.note);
+		fbx_command_clear(&c);
+		pass(&t, "g1", 1000);
+		CHECK(delivered(&t, "g1", &batch) == 0,
+		    "nothing sent after a lease tick");
 		CHECK(breaker(&t, "big", FBX_BRK_RESET, 1, NULL,
 		          FBX_RESET_RELEASE, &rep) == FBX_OK &&
 		        rep.u.breaker.released == 1 &&

@@ -696,6 +696,19 @@ cmd_held(struct ctl *ctl, int argc, char **argv)
 		}
 		for (size_t i = 0; i < rep.u.commands.n; i++) {
 			const struct fbx_command *c = &rep.u.commands.cmds[i];
+			if (a.settling && c->state != FBX_C_SETTLING) {
+				/* an engine older than ListHeld.which
+				 * drops it and lists held commands */
+				fbx_console_rep_free(&rep);
+				ctl_table_free(&t);
+				json_decref(held);
+				return ctl_fail(FBX_ESTATE,
+				    "the engine answered --settling with "
+				    "command %" PRIu64 " in state %s: it is "
+				    "older than this fuseboxctl and cannot "
+				    "list settling commands",
+				    c->id, fbx_cstate_name(c->state));
+			}
 			total++;
 			if (shown >= a.limit)
 				continue;

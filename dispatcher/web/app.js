@@ -192,7 +192,10 @@ function render(o) {
   roles = who.roles;
   me = who.principal;
   allOrgs = who.orgs === "*";
-  const tripWhy = refusal("trip", false) && refusal("trip", true);
+  // greyed out when neither an organisation's trip nor a global one
+  // is allowed; the tooltip names the least it takes (the breaker role)
+  const orgWhy = refusal("trip", false);
+  const tripWhy = orgWhy && refusal("trip", true) ? orgWhy : "";
   $("trip-go").disabled = !!tripWhy;
   $("trip-go").title = tripWhy;
   $("who").textContent = who.principal + " (" + who.roles.join(", ") + "; " +
@@ -281,12 +284,12 @@ function render(o) {
   const HELD_ROWS = 10;
   fill("held", h.held.slice(0, HELD_ROWS).map(c => row([c.id, c.org, c.type, c.reason,
     c.actor, c.held_by, ago(c.created_ms, now)])));
-  $("held-more").textContent = heldTotal > HELD_ROWS ?
+  $("held-more").textContent = heldTotal > Math.min(HELD_ROWS, h.held.length) ?
     "The first " + Math.min(HELD_ROWS, h.held.length) + " of " + heldTotal +
     " held commands; fuseboxctl -o ORG held lists them all." : "";
   fill("settling", h.settling.slice(0, HELD_ROWS).map(c => row([c.id, c.org, c.type,
     c.reason, when(c.settle_until_ms)])));
-  $("settling-more").textContent = settlingTotal > HELD_ROWS ?
+  $("settling-more").textContent = settlingTotal > Math.min(HELD_ROWS, h.settling.length) ?
     "The first " + Math.min(HELD_ROWS, h.settling.length) + " of " + settlingTotal +
     " settling commands; fuseboxctl -o ORG held --settling lists them all." : "";
   fill("paused", h.paused_rollouts.map(r => row([r.id, r.org, r.type, r.state, r.note,
