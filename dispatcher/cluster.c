@@ -243,17 +243,17 @@ fbxi_cluster_resets(struct fbx_engine *e)
 		}
 		if (rc != FBX_OK)
 			break;
-		/* the last reset concerns what was submitted before it, and
-		 * only while the breaker has not tripped again since: a
-		 * command may have come under it after that reset (its
-		 * organisation's breaker released it while the global one
-		 * was open again), and what a tripped breaker holds waits
-		 * for its own reset. One the order would have released
-		 * before the trip stays held: never sent, never dropped. */
+		/* the last reset concerns what was submitted before it. A
+		 * release is not carried out while the breaker is open (and
+		 * enforcing) again: a reset closes it, so it tripped since,
+		 * and what it holds now waits for its next reset, also a
+		 * command that came under it after the order (released by
+		 * its organisation's breaker while the global one was open
+		 * again). A discard is carried out: it sends nothing. No
+		 * clocks are compared (the nodes' may differ). */
 		if (o.at_ms < cc->c.created_ms)
 			continue;
-		if (g.state == FBX_BS_OPEN && !g.cfg.shadow &&
-		    g.tripped_ms >= o.at_ms)
+		if (!o.discard && g.state == FBX_BS_OPEN && !g.cfg.shadow)
 			continue;
 		o.actor[sizeof(o.actor) - 1] = '\0';
 		o.note[sizeof(o.note) - 1] = '\0';

@@ -699,6 +699,8 @@ cmd_held(struct ctl *ctl, int argc, char **argv)
 			if (a.settling && c->state != FBX_C_SETTLING) {
 				/* an engine older than ListHeld.which
 				 * drops it and lists held commands */
+				uint64_t id = c->id;
+				int cs = c->state;
 				fbx_console_rep_free(&rep);
 				ctl_table_free(&t);
 				json_decref(held);
@@ -707,7 +709,7 @@ cmd_held(struct ctl *ctl, int argc, char **argv)
 				    "command %" PRIu64 " in state %s: it is "
 				    "older than this fuseboxctl and cannot "
 				    "list settling commands",
-				    c->id, fbx_cstate_name(c->state));
+				    id, fbx_cstate_name(cs));
 			}
 			total++;
 			if (shown >= a.limit)
