@@ -412,6 +412,9 @@ handle_ping(
 		s->leases = (uint32_t)fbx_store_owned(e->st);
 		s->duties = fbx_store_owns(e->st, "");
 	}
+	if (e->o.admin_org != NULL)
+		snprintf(s->admin_org, sizeof(s->admin_org), "%s",
+		    e->o.admin_org);
 	fbxi_console_reply(e, in, &rep);
 }
 

@@ -52,7 +52,7 @@ struct config {
 	unsigned audit_retention_days;
 	unsigned rollback_slice;
 	unsigned org_share_ppm;
-	char admin_org[80];
+	char admin_org[FBX_ID_MAX + 1];
 	int durability;
 	size_t map_mb;
 	unsigned heartbeat_ms;
@@ -245,6 +245,11 @@ set_option(struct config *c, const char *name, const char *val)
 		c->approval_ttl_s = (unsigned)v;
 	} else if (strcmp(name, "admin_org") == 0 ||
 	    strcmp(name, "admin-org") == 0) {
+		/* an organisation's name, or none: a name no request can
+		 * carry would lock every operator out of the global
+		 * controls without a word */
+		if (val[0] != '\0' && !fbx_id_valid(val))
+			return -1;
 		snprintf(c->admin_org, sizeof(c->admin_org), "%s", val);
 	} else if (strcmp(name, "org_share") == 0 ||
 	    strcmp(name, "org-share") == 0) {

@@ -198,6 +198,7 @@ view_fill(fbx_webgate *g, const struct fbx_web_who *w,
 {
 	struct fbx_console_req req;
 	struct fbx_console_rep rep;
+	char admin_org[FBX_ID_MAX + 1] = "";
 
 	memset(v, 0, sizeof(*v));
 	if (!w->all_orgs) {
@@ -209,9 +210,22 @@ view_fill(fbx_webgate *g, const struct fbx_web_who *w,
 		view_add(v, snap->brk[i].org, 0);
 	if ((w->roles & FBX_ROLE_VIEWER) == 0)
 		return;
+	/* with fuseboxd --admin-org only that organisation may list them
+	 * (any other was refused, and the page showed no organisation) */
+	memset(&req, 0, sizeof(req));
+	req.kind = FBX_CREQ_PING;
+	snprintf(req.org, sizeof(req.org), "%s", any_org(w, v));
+	if (fbx_webgate_call(g, w, &req, 1, &rep, FBX_WEBAPI_TIMEOUT_MS) !=
+	    FBX_OK)
+		return;
+	if (rep.err == FBX_OK)
+		snprintf(admin_org, sizeof(admin_org), "%s",
+		    rep.u.pong.admin_org);
+	fbx_console_rep_free(&rep);
 	memset(&req, 0, sizeof(req));
 	req.kind = FBX_CREQ_LIST_ORGS;
-	snprintf(req.org, sizeof(req.org), "%s", any_org(w, v));
+	snprintf(req.org, sizeof(req.org), "%s",
+	    admin_org[0] != '\0' ? admin_org : any_org(w, v));
 	if (fbx_webgate_call(g, w, &req, 1, &rep, FBX_WEBAPI_TIMEOUT_MS) !=
 	    FBX_OK)
 		return;
@@ -892,7 +906,7 @@ overview(fbx_webgate *g, const struct fbx_web_who *w,
 		const struct fbx_console_rep *p = &rep[0];
 		json_object_set_new(o, "engine",
 		    p->err != FBX_OK ? json_null() :
-		    json_pack("{s:s, s:I, s:i, s:I, s:I, s:I, s:I, s:b}",
+		    json_pack("{s:s, s:I, s:i, s:I, s:I, s:I, s:I, s:b, s:s}",
 		        "version", p->u.pong.version, "uptime_ms",
 		        (json_int_t)p->u.pong.uptime_ms, "gateways",
 		        (int)p->u.pong.gateways, "commands_active",
@@ -900,7 +914,8 @@ overview(fbx_webgate *g, const struct fbx_web_who *w,
 		        (json_int_t)p->u.pong.deliveries_queued, "inflight",
 		        (json_int_t)p->u.pong.deliveries_inflight, "pending",
 		        (json_int_t)p->u.pong.deliveries_pending, "degraded",
-		        p->u.pong.degraded != 0));
+		        p->u.pong.degraded != 0, "admin_org",
+		        p->u.pong.admin_org));
 	}
 	{
 		const struct fbx_console_rep *p = &rep[1];

@@ -579,6 +579,9 @@ struct fbx_engine_stats {
 	char node[FBX_ID_MAX + 1];
 	uint32_t leases;
 	int duties;
+	/* fuseboxd --admin-org ("" = none): who may act on global
+	 * controls and list organisations */
+	char admin_org[FBX_ID_MAX + 1];
 };
 
 struct fbx_console_rep {

@@ -1047,6 +1047,10 @@ result_in(const pb_crep *pb, struct fbx_console_rep *r, struct wctx *w)
 			return fbxp_fail(w, rv, "pong.node: %s", what);
 		o->leases = s->leases;
 		o->duties = s->duties;
+		rv = fbxp_text_copy(o->admin_org, sizeof(o->admin_org),
+		    s->admin_org, &what);
+		if (rv != FBX_OK)
+			return fbxp_fail(w, rv, "pong.admin_org: %s", what);
 		return FBX_OK;
 	}
 	case FUSEBOX__V1__CONSOLE_REPLY__RESULT_ROLLBACK:

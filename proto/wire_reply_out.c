@@ -1051,6 +1051,7 @@ rep_out(const struct fbx_console_rep *rep, uint8_t **buf, size_t *len)
 		pong.node = (char *)s->node;
 		pong.leases = s->leases;
 		pong.duties = s->duties != 0;
+		pong.admin_org = (char *)s->admin_org;
 		m.result_case = FUSEBOX__V1__CONSOLE_REPLY__RESULT_PONG;
 		m.pong = &pong;
 		break;

@@ -76,6 +76,8 @@ expect 64 "unknown option '--dev'.*--devices" -- "$B/fusebox-devsim" --dev 3
 expect 64 "unknown option '--dat'.*--data" -- "$B/fuseboxd" --dat "$T/x"
 expect 64 "bad value for --heartbeat-ms: 1$" -- "$B/fuseboxd" --heartbeat-ms 1
 expect 64 "bad value for -l: loud" -- "$B/fuseboxd" -l loud
+# no request can name it: every global control would be refused
+expect 64 "bad value for --admin-org: org 1$" -- "$B/fuseboxd" --admin-org "org 1"
 printf '[fuseboxd]\nheartbeat_ms = 1\n' > "$T/bad.ini"
 out=$("$B/fuseboxd" -c "$T/bad.ini" 2>&1); st=$?
 if [ $st -eq 78 ] && [ "$(wc -l <<<"$out")" -eq 1 ] &&

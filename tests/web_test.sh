@@ -468,5 +468,39 @@ if grep -E "ERROR: (Address|Leak)Sanitizer|runtime error:" "$T/daemon.log"; then
   bad "sanitizer report in the daemon's log ($T/daemon.log)"
 else ok; fi
 
+# --- fuseboxd --admin-org: only org-002 may list organisations and act
+# on global controls. The page asked as the first organisation in view
+# (or none): its overview showed no organisation at all, with
+# "list organisations: FORBIDDEN", and its global buttons named
+# another organisation than the admin one
+"$FBX_BIN_DIR/fuseboxd" --data "$T/db" --console "ipc://$T/c2.sock" \
+  --gateway "ipc://$T/g2.sock" --http 127.0.0.1:0 --admin-org org-002 \
+  2>"$T/daemon2.log" &
+D=$!
+PORT=
+for _ in $(seq 300); do
+  PORT=$(sed -n 's/.*http: serving .*(port \([0-9]*\)).*/\1/p' "$T/daemon2.log")
+  [ -n "$PORT" ] && break
+  sleep 0.1
+done
+H="http://127.0.0.1:$PORT"
+export FUSEBOX_CONSOLE="ipc://$T/c2.sock"
+URL=$("$CTL" -o org-001 web login --note "web test: admin org" 2>/dev/null); TOK=${URL##*#token=}
+call GET /api/overview "$TOK"
+want 200 '"orgs_in_view":3,' "the overview with --admin-org lists the 3 organisations"
+want 200 '"admin_org":"org-002"' "the overview names the admin organisation"
+grep -q 'list organisations' <<<"$BODY" &&
+  bad "the overview with --admin-org could not list organisations: $BODY" || ok
+chrome adm --dump-dom "$URL" >"$T/admdom.html" || bad "chromium --dump-dom (--admin-org) failed"
+grep -q 'global controls act as organisation org-002 (--admin-org)' "$T/admdom.html" && ok ||
+  bad "the page does not say global controls act as org-002 (see $T/admdom.html)"
+"$CTL" -o org-001 status | grep -q "^admin_org .*org-002 (.*need -o org-002)" && ok ||
+  bad "status does not name the admin organisation: $("$CTL" -o org-001 status 2>&1 | head -4)"
+kill "$D"; wait "$D"; st=$?; D=
+[ $st -eq 0 ] && ok || bad "fuseboxd --admin-org exited $st after SIGTERM"
+if grep -E "ERROR: (Address|Leak)Sanitizer|runtime error:" "$T/daemon2.log"; then
+  bad "sanitizer report in the second daemon's log ($T/daemon2.log)"
+else ok; fi
+
 echo "web_test: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -569,6 +569,7 @@ cmd_status(struct ctl *ctl, int argc, char **argv)
 			CJ_STR(o, "node", s->node);
 			CJ_INT(o, "leases", s->leases);
 			CJ_BOOL(o, "duties", s->duties);
+			CJ_STR(o, "admin_org", s->admin_org);
 			CJ_SET(o, "certificates",
 			    ctl_json_certs(have_certs ? &crep : NULL, ""));
 		}
@@ -594,6 +595,15 @@ cmd_status(struct ctl *ctl, int argc, char **argv)
 			ctl_table_row(&t, "node", nb);
 		}
 		ctl_table_row(&t, "version", s->version);
+		if (s->admin_org[0] != '\0') {
+			/* who may act on global controls (-o ORG) */
+			char ab[240];
+			snprintf(ab, sizeof(ab),
+			    "%s (global breakers, limits and caps, and "
+			    "'fuseboxctl orgs', need -o %s)",
+			    s->admin_org, s->admin_org);
+			ctl_table_row(&t, "admin_org", ab);
+		}
 		/* what needs a human first: breakers and what they hold */
 		if (s->breakers_open == UINT32_MAX)
 			snprintf(b, sizeof(b), "unknown (the store could not "

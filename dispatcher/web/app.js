@@ -13,6 +13,7 @@ let token = null;
 let timer = null;
 let pending = null; // the action waiting for its note
 let someOrg = undefined; // an organisation in view: a global action names one
+let adminOrg = ""; // fuseboxd --admin-org: the only one a global action may name
 let roles = []; // the session principal's roles, from /api/overview
 let allOrgs = false; // its scope is every organisation
 let me = ""; // its name
@@ -212,6 +213,7 @@ function render(o) {
   $("notes").textContent = o.notes && o.notes.length ? o.notes.join("; ") : "";
   const h = o.needs_human;
   someOrg = o.top_orgs.length ? o.top_orgs[0].org : undefined;
+  adminOrg = o.engine && o.engine.admin_org ? o.engine.admin_org : "";
 
   // audit chain
   const a = h.audit;
@@ -262,11 +264,11 @@ function render(o) {
           "the global breaker of the reason, which holds it again while that is open).") +
         (globalOpen ? " The global breaker for " + b.reason + " is OPEN now: they will " +
           "be held again by it, and go out only when it is reset with release." : ""),
-        { action: "reset", org: b.org === "*" ? someOrg : b.org, reason: b.reason,
+        { action: "reset", org: b.org === "*" ? adminOrg || someOrg : b.org, reason: b.reason,
           global: b.org === "*", discard: false }));
       acts.appendChild(actButton("Reset, discard…", "Reset breaker " + name,
         "Close it and DISCARD the " + b.held + " command(s) it holds.",
-        { action: "reset", org: b.org === "*" ? someOrg : b.org, reason: b.reason,
+        { action: "reset", org: b.org === "*" ? adminOrg || someOrg : b.org, reason: b.reason,
           global: b.org === "*", discard: true }, "danger"));
     }
     const tr = row([name, b.state + (b.manual ? " (by hand)" : "") +
@@ -327,7 +329,9 @@ function render(o) {
   $("engine").textContent = e ? "Engine " + e.version + ", up " +
     Math.round(e.uptime_ms / 1000) + " s: " + e.commands_active + " active commands; " +
     e.queued + " queued, " + e.inflight + " in flight, " + e.pending +
-    " pending offline (every organisation)" + (e.degraded ? "; DEGRADED: the store cannot be written" : "") : "";
+    " pending offline (every organisation)" +
+    (e.admin_org ? "; global controls act as organisation " + e.admin_org + " (--admin-org)" : "") +
+    (e.degraded ? "; DEGRADED: the store cannot be written" : "") : "";
 
   fill("rollouts", o.rollouts.map(r => {
     const done = r.succeeded + r.failed;
@@ -449,7 +453,7 @@ function tripForm(ev) {
   $("trip-msg").textContent = "";
   ask("Trip breaker " + (global ? "global" : org) + " / " + reason,
     "Open it by hand: automatic lock-type commands of this reason are held (never dropped) until a reset.",
-    { action: "trip", org: org || someOrg, reason, global });
+    { action: "trip", org: global ? adminOrg || org || someOrg : org, reason, global });
 }
 
 document.addEventListener("DOMContentLoaded", () => {
