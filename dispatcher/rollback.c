@@ -868,6 +868,13 @@ rb_visit(struct rb_ctx *r, uint64_t id, uint32_t idx)
 	if (r->before && r->for_replay)
 		goto out; /* a replay selects from the onset */
 	if (idx == 0 && r->before) {
+		/* discarded before it reached any device (an earlier
+		 * incident's storm, discarded at its reset within the
+		 * window): no baseline lock, nothing to leave or undo. It
+		 * was counted, as thousands of legitimate locks before the
+		 * onset that no list could show */
+		if (c.state == FBX_C_DISCARDED && nd == 0)
+			goto out;
 		r->plan.before_onset++;
 		if (c.state == FBX_C_HELD || c.state == FBX_C_SETTLING) {
 			/* held or settling, never expanded: listed, left as
