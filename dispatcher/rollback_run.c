@@ -489,6 +489,29 @@ rb_run_close(struct fbx_engine *e, const struct fbx_console_req *req,
 	}
 }
 
+/* rb_log_through - the line that says a run is through, with its totals.
+ * Its own log site: the slices' lines of a long run are rate-limited
+ * (10 at once, then one a second), and the last slice's was dropped. */
+static void
+rb_log_through(const struct fbx_console_req *req, uint64_t rbid,
+    const struct rb_run_rec *run)
+{
+	FBX_LOGI("rollback %llu (%s%s) by %s is through: %u slices changed "
+	         "something, %llu commands, %llu cancelled, %llu compensated "
+	         "in %llu commands, %llu irreversible, %llu in flight, %llu "
+	         "before the onset left",
+	    (unsigned long long)rbid,
+	    run->global ? "global incident " : "in ",
+	    run->global ? req->u.rollback.sel.breaker : req->org, req->actor,
+	    run->slices, (unsigned long long)run->commands,
+	    (unsigned long long)run->per_action[FBX_RB_CANCEL],
+	    (unsigned long long)run->per_action[FBX_RB_COMPENSATE],
+	    (unsigned long long)run->comps,
+	    (unsigned long long)run->per_action[FBX_RB_IRREVERSIBLE],
+	    (unsigned long long)run->per_action[FBX_RB_IN_FLIGHT],
+	    (unsigned long long)run->before_onset);
+}
+
 static void
 rb_not_found(struct fbx_engine *e, const struct inmsg *in,
     const struct fbx_console_req *req, const char *where)
@@ -718,8 +741,10 @@ rb_global(struct fbx_engine *e, const struct inmsg *in,
 		    &run);
 		if (rc != FBX_OK)
 			goto fail;
-		if (g.next_cursor == 0 && !was_done)
+		if (g.next_cursor == 0 && !was_done) {
 			rb_run_close(e, req, rbseq, &run);
+			rb_log_through(req, rbseq, &run);
+		}
 		if (fbxi_err(e) != FBX_OK)
 			goto out;
 	}
@@ -870,6 +895,8 @@ fbxi_handle_rollback(
 			rc = -rc;
 		if (rc != FBX_OK)
 			goto fail;
+		if (r.next == 0 && !was_done)
+			rb_log_through(req, rbseq, &run);
 	}
 	if (fbxi_err(e) != FBX_OK)
 		goto out;

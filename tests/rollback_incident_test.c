@@ -734,6 +734,15 @@ main(void)
 	    "%u id %llu",
 	    rc, r.global, r.commands, r.per[FBX_RB_COMPENSATE], r.before_onset,
 	    (unsigned long long)r.rbid);
+	{
+		char through[96];
+		snprintf(through, sizeof(through),
+		    "rollback %llu (in org-002) by frank is through: ",
+		    (unsigned long long)r.rbid);
+		FBXT_CHECK(fbxt_log_lines(&t, through) == 1,
+		    "'%s' in the log %d times", through,
+		    fbxt_log_lines(&t, through));
+	}
 
 	/* 3. the admin organisation: the global dry run over every
 	 * organisation, per organisation */
@@ -827,6 +836,19 @@ main(void)
 		    "global run compensated %u + %u",
 		    r.per[FBX_RB_COMPENSATE], r2.per[FBX_RB_COMPENSATE]);
 		comps = r.comps + r2.comps;
+		/* the log says the run is through, with its totals, in a
+		 * line of its own: the slices' lines are rate-limited and
+		 * the last one was dropped in a run of 21 slices */
+		{
+			char through[96];
+			snprintf(through, sizeof(through),
+			    "rollback %llu (global incident " REASON
+			    ") by frank is through: ",
+			    (unsigned long long)rbid);
+			FBXT_CHECK(fbxt_log_lines(&t, through) == 1,
+			    "'%s' in the log %d times", through,
+			    fbxt_log_lines(&t, through));
+		}
 		/* continuing a finished run does nothing */
 		rb_req(&req, 1, 1);
 		req.u.rollback.rollback_id = rbid;
