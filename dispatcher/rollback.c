@@ -770,7 +770,8 @@ rb_dlv_cb(void *arg, const struct fbx_delivery *d)
 		if (!r->include_changed &&
 		    fbxi_rb_changed_since(r, c, d->device)) {
 			rb_row(r, c, d->id, d->device, d->state, FBX_RB_CHANGED,
-			    comp, "a later command changed the device: left");
+			    comp, "a later command changed the device: left "
+			    "(--include-changed sends the compensation)");
 			break;
 		}
 		rb_row(r, c, d->id, d->device, d->state, FBX_RB_COMPENSATE,
