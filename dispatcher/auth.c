@@ -516,13 +516,21 @@ fbxi_auth_console(struct fbx_engine *e, const struct fbx_io_msg *in,
 			return forbid(e, in, req, p->name,
 			    "automatic origin is for automation principals "
 			    "only");
-		/* a rule engine that claimed operator origin would pass
-		 * by the breakers that exist against it */
-		if (origin == FBX_ORIGIN_OPERATOR &&
+		/* a rule engine that claimed another origin would pass by
+		 * the breakers that exist against it (they hold automatic
+		 * commands): operator, scheduled and rollback alike */
+		if (origin != FBX_ORIGIN_AUTOMATIC &&
 		    p->kind == FBX_PK_AUTOMATION)
 			return forbid(e, in, req, p->name,
-			    "an automation principal may not claim operator "
-			    "origin");
+			    "an automation principal submits automatic origin "
+			    "only");
+		/* rollback origin is the engine's compensating commands: it
+		 * goes first and no rollback selects it */
+		if (origin == FBX_ORIGIN_ROLLBACK)
+			return forbid(e, in, req, p->name,
+			    "rollback origin is the engine's own (its "
+			    "compensating commands); submit as operator or "
+			    "scheduled");
 	}
 	return 1;
 }

@@ -759,6 +759,14 @@ sock_recv(struct zio *z, int chan, struct fbx_io_msg *m, size_t *dropped)
 		}
 		zmq_msg_close(&part);
 	}
+	/* the web requests' mark is the engine's own: a console client
+	 * that connected under it as its routing id (ZeroMQ lets a peer
+	 * choose one beginning with a zero byte) would have its replies
+	 * sent to the web socket's peers */
+	if (!bad && chan == FBX_IO_CONSOLE && m->nenv >= 1 &&
+	    m->envlen[0] == sizeof(web_mark) &&
+	    memcmp(m->env[0], web_mark, sizeof(web_mark)) == 0)
+		bad = 1;
 	if (bad) {
 		*dropped = zmq_msg_size(body) + FBX_IO_RID_MAX;
 		zmq_msg_close(body);

@@ -209,16 +209,24 @@ audit_has(const char *org, const char *actor, const char *action)
 /* ---- gateway side: a raw DEALER with a given key */
 
 static void *
-gw_open(const char *key_path)
+gw_open_rid(const char *key_path, const void *rid, size_t rid_len)
 {
 	void *s = zmq_socket(zctx, ZMQ_DEALER);
 	int zero = 0;
 
 	zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof(zero));
+	if (rid != NULL)
+		zmq_setsockopt(s, ZMQ_ROUTING_ID, rid, rid_len);
 	if (key_path != NULL)
 		fbxt_sock_curve(s, key_path);
 	zmq_connect(s, t.gateway);
 	return s;
+}
+
+static void *
+gw_open(const char *key_path)
+{
+	return gw_open_rid(key_path, NULL, 0);
 }
 
 static int
@@ -636,6 +644,22 @@ test_scope(fbx_client *alice, fbx_client *bob, fbx_client *carol,
 	    NULL, NULL, NULL);
 	FBXT_CHECK(rc == FBX_EFORBIDDEN, "operator origin by a rule: rc %d",
 	    rc);
+	/* nor scheduled or rollback origin: a rule's lock of either went
+	 * out past open breakers, which hold automatic commands */
+	rc = submit(rule, "org-001", "", FBX_CMD_LOCK, FBX_ORIGIN_SCHEDULED,
+	    NULL, NULL, NULL);
+	FBXT_CHECK(rc == FBX_EFORBIDDEN, "scheduled origin by a rule: rc %d",
+	    rc);
+	rc = submit(rule, "org-001", "", FBX_CMD_LOCK, FBX_ORIGIN_ROLLBACK,
+	    NULL, NULL, NULL);
+	FBXT_CHECK(rc == FBX_EFORBIDDEN, "rollback origin by a rule: rc %d",
+	    rc);
+	/* rollback origin is the engine's compensating commands': an
+	 * operator's wipe under it was never selected by a rollback */
+	rc = submit(alice, "org-001", "", FBX_CMD_QUERY, FBX_ORIGIN_ROLLBACK,
+	    NULL, NULL, NULL);
+	FBXT_CHECK(rc == FBX_EFORBIDDEN,
+	    "rollback origin by an operator: rc %d", rc);
 	FBXT_CHECK(commands("org-001") == c1 && commands("org-002") == c2,
 	    "a refused request journaled a command");
 	FBXT_CHECK(audit_has("org-002", "alice", "auth.forbidden"),
@@ -777,6 +801,77 @@ succeeded(const char *org, uint64_t id)
 		n = rep.u.command.info.counts[FBX_D_SUCCEEDED];
 	fbx_console_rep_free(&rep);
 	return n;
+}
+
+/* test_gateway_rid: a gateway session is its key's, not its routing
+ * id's. A key of the same organisation that connected under the routing
+ * id of gw1's session, once gw1's peer was gone, was that session: its
+ * heartbeats were answered and kept it alive, its results and check-ins
+ * were taken, and the session's deliveries went to it. */
+static void
+test_gateway_rid(void)
+{
+	static const uint8_t rid[5] = { 0, 'v', 'i', 'c', 't' };
+	struct fbx_eng_msg m;
+	struct fbx_gw_msg hb;
+	void *v, *a;
+	int rc = 0;
+
+	/* a routing id the gateway chose: no session */
+	v = gw_open_rid(keys[GW1], "site-1", 6);
+	gw_hello(v, "gw-rid", "org-001");
+	rc = gw_next(v, FBX_ENG_ERROR, 5000, &m, NULL, NULL, 0);
+	FBXT_CHECK(rc == 1 && m.u.error.err == FBX_EPROTOCOL &&
+	        strstr(m.u.error.msg, "ZMQ_ROUTING_ID") != NULL,
+	    "HELLO under a chosen routing id: rc %d err %d", rc,
+	    rc == 1 ? m.u.error.err : 0);
+	if (rc == 1)
+		fbx_eng_msg_free(&m);
+	zmq_close(v);
+	/* one shaped as ZeroMQ makes them (a client may choose that too):
+	 * gw1's session, whose peer then goes away */
+	v = gw_open_rid(keys[GW1], rid, sizeof(rid));
+	gw_hello(v, "gw-rid", "org-001");
+	rc = gw_next(v, FBX_ENG_WELCOME, 5000, &m, NULL, NULL, 0);
+	FBXT_CHECK(rc == 1, "gw1 welcomed under its routing id");
+	if (rc == 1)
+		fbx_eng_msg_free(&m);
+	zmq_close(v);
+	/* gw2's key under the same routing id: refused, and the session
+	 * ends (once the engine's socket has let go of gw1's peer, its
+	 * messages arrive) */
+	a = gw_open_rid(keys[GW2], rid, sizeof(rid));
+	memset(&hb, 0, sizeof(hb));
+	memset(&m, 0, sizeof(m));
+	hb.version = FBX_PROTOCOL_VERSION;
+	hb.kind = FBX_GW_HEARTBEAT;
+	for (int i = 0; i < 20; i++) {
+		gw_send(a, &hb);
+		rc = gw_next(a, FBX_ENG_ERROR, 500, &m, NULL, NULL, 0);
+		if (rc == 1)
+			break;
+	}
+	FBXT_CHECK(rc == 1 && m.u.error.err == FBX_EFORBIDDEN,
+	    "gw2 under gw1's session's routing id: rc %d err %d", rc,
+	    rc == 1 ? m.u.error.err : 0);
+	if (rc == 1)
+		fbx_eng_msg_free(&m);
+	FBXT_CHECK(fbxt_log_lines(&t, "a message of principal gw2 under the "
+	                              "routing id of principal gw1's "
+	                              "session") == 1,
+	    "the takeover attempt is logged");
+	FBXT_CHECK(audit_has_params("_auth", "gw2", "auth.forbidden",
+	               "routing id of another key"),
+	    "the takeover attempt is audited");
+	/* the session ended: nothing of it answers gw2 */
+	gw_send(a, &hb);
+	rc = gw_next(a, FBX_ENG_ERROR, 5000, &m, NULL, NULL, 0);
+	FBXT_CHECK(rc == 1 && m.u.error.err == FBX_EPROTOCOL,
+	    "gw2's next heartbeat: rc %d err %d (want no session)", rc,
+	    rc == 1 ? m.u.error.err : 0);
+	if (rc == 1)
+		fbx_eng_msg_free(&m);
+	zmq_close(a);
 }
 
 /* test_gateways: scope of HELLO, forged results, revocation */
@@ -1151,6 +1246,7 @@ main(void)
 		zmq_close(sg);
 		zmq_close(sx);
 	}
+	test_gateway_rid();
 	test_gateways(alice);
 	test_revoke_rotate(alice, carol);
 	test_files();

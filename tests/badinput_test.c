@@ -105,6 +105,41 @@ main(void)
 	}
 	FBXT_CHECK(ping_ok(&t), "daemon stopped answering after big input");
 
+	/* a console client under the web requests' routing id mark (a zero
+	 * byte, "fbx-web"): its reply would go to the web socket's peers.
+	 * Dropped at the socket, logged; the daemon goes on */
+	{
+		static const uint8_t mark[8] = { 0, 'f', 'b', 'x', '-', 'w',
+			'e', 'b' };
+		void *s = zmq_socket(zctx, ZMQ_DEALER);
+		int zero = 0, tmo = 1500, n0, n1;
+		char got[64];
+		n0 = fbxt_log_lines(&t, "console: malformed envelope dropped");
+		memset(&req, 0, sizeof(req));
+		req.kind = FBX_CREQ_PING;
+		req.version = FBX_PROTOCOL_VERSION;
+		snprintf(req.org, sizeof(req.org), "org-001");
+		rc = fbx_console_req_encode(&req, &buf, &len);
+		zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof(zero));
+		zmq_setsockopt(s, ZMQ_RCVTIMEO, &tmo, sizeof(tmo));
+		zmq_setsockopt(s, ZMQ_ROUTING_ID, mark, sizeof(mark));
+		fbxt_sock_curve(s, "FUSEBOX_KEY");
+		zmq_connect(s, t.console);
+		zmq_send(s, "", 0, ZMQ_SNDMORE);
+		zmq_send(s, buf, len, 0);
+		free(buf);
+		FBXT_CHECK(rc == FBX_OK && zmq_recv(s, got, sizeof(got), 0) < 0,
+		    "a reply to the web mark's routing id");
+		zmq_close(s);
+		/* a request after it (the engine read the first before) */
+		FBXT_CHECK(ping_ok(&t), "daemon stopped answering after the "
+		                        "web mark");
+		n1 = fbxt_log_lines(&t, "console: malformed envelope dropped");
+		FBXT_CHECK(n1 == n0 + 1, "the web mark's request logged as "
+		                         "dropped: %d lines, then %d",
+		    n0, n1);
+	}
+
 	/* wrong protocol version */
 	memset(&req, 0, sizeof(req));
 	req.kind = FBX_CREQ_PING;
