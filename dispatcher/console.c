@@ -808,6 +808,15 @@ fbxi_handle_console(struct fbx_engine *e, const struct inmsg *in)
 		    FBX_ETIMEOUT, "%s", fbxi_in_doubt_msg);
 		goto out;
 	}
+	if (e->degraded && e->brake_defer &&
+	    ((req.kind == FBX_CREQ_BREAKER &&
+	         req.u.breaker.op == FBX_BRK_TRIP) ||
+	        (req.kind == FBX_CREQ_ROLLOUT &&
+	            req.u.rollout.op == FBX_ROP_PAUSE))) {
+		/* answered by the next retry turn: done, or its error */
+		e->brake_waits = 1;
+		goto out;
+	}
 	if (e->degraded && !fbxi_req_reads_only(&req)) {
 		fbxi_console_error(e, in, req.request_id, req.kind,
 		    e->degraded_err,

@@ -721,9 +721,10 @@ fbxi_kv_delete_prefix(struct fbx_engine *e, const char *prefix)
 
 /* ------------------------------------------------------------- alerts */
 
-/* fbxi_event - log an alert now; publish it on the PUB endpoint and run
- * the alert command after the turn commits (an alert about something
- * that did not happen must not leave). */
+/* fbxi_event - an alert: logged, published on the PUB endpoint and given
+ * to the alert command once the turn commits (out_send): an alert about
+ * something that did not happen must not leave, nor be logged (a trip
+ * whose turn failed on a full disk was logged as done). */
 void
 fbxi_event(struct fbx_engine *e, int kind, const char *org,
     const char *reason, const char *actor, uint64_t cmd_id, uint64_t count,
@@ -745,12 +746,6 @@ fbxi_event(struct fbx_engine *e, int kind, const char *org,
 	va_start(ap, fmt);
 	vsnprintf(ev.detail, sizeof(ev.detail), fmt, ap);
 	va_end(ap);
-	/* a command released after settling is news, not an alarm */
-	fbxi_log(kind == FBX_EV_COMMAND_SETTLED ? FBX_LOG_INFO : FBX_LOG_WARN,
-	    "%s %s org=%s reason=%s actor=%s count=%llu limit=%llu: %s",
-	    kind == FBX_EV_COMMAND_SETTLED ? "EVENT" : "ALERT",
-	    fbx_event_kind_name(kind), ev.org, ev.reason, ev.actor,
-	    (unsigned long long)count, (unsigned long long)limit, ev.detail);
 	o = fbxi_out_new(e);
 	if (o == NULL)
 		return;

@@ -344,8 +344,11 @@ fbxi_dispatch_step(struct fbx_engine *e)
 int
 fbxi_work_pending(struct fbx_engine *e)
 {
-	if (e->ndef > 0)
-		return 1; /* input a short turn left for the next one */
+	/* input a short turn left for the next one; while the store cannot
+	 * be written, the brakes a read-only turn left wait for the retry
+	 * turn (the loop looks again within 50 ms) */
+	if (e->ndef > 0 && !e->degraded)
+		return 1;
 	if (e->draining)
 		return 0;
 	if ((e->xhead != NULL && !e->xidle) || e->nrq > 0 || e->nunsent > 0)

@@ -291,15 +291,23 @@ read_only_turn(struct fbx_engine *e)
 		fail_console_inputs(e, e->degraded_err);
 	} else {
 		e->now = fbxi_clock(e, 0);
-		for (size_t i = 0; i < e->nin; i++)
-			if (e->in[i].chan == FBX_IO_CONSOLE)
-				fbxi_handle_console(e, &e->in[i]);
+		e->brake_defer = 1;
+		for (size_t i = 0; i < e->nin; i++) {
+			e->indef[i] = 0;
+			if (e->in[i].chan != FBX_IO_CONSOLE)
+				continue;
+			e->brake_waits = 0;
+			fbxi_handle_console(e, &e->in[i]);
+			/* a brake waits at the front of in[] */
+			e->indef[i] = (uint8_t)e->brake_waits;
+		}
+		e->brake_defer = e->brake_waits = 0;
 		fbx_txn_abort(e->txn);
 		e->txn = NULL;
 	}
 	e->txn_err = FBX_OK;
 	fbxi_out_leave(e);
-	close_inputs(e, e->nin, 0);
+	close_inputs(e, e->nin, 1);
 }
 
 struct defer_st {

@@ -260,6 +260,12 @@ struct fbx_engine {
 	                * degraded_err, which a failed sync overwrites */
 	int degraded; /* the store cannot be written: answer with errors */
 	int degraded_err;
+	/* a read-only turn (degraded): a brake (a breaker trip, a rollout
+	 * pause) is not refused but waits for the next retry turn, which
+	 * may commit (retry turns keep sending what is due: staged waves
+	 * went out while every trip was refused). brake_defer: the handler
+	 * may leave one waiting; brake_waits: it just did */
+	int brake_defer, brake_waits;
 	/* a commit in doubt (FBX_ETIMEOUT): memory is read again once the
 	 * next write transaction holds the writers' lock, which that
 	 * commit's transaction held until it ended, so the store then shows

@@ -60,6 +60,15 @@ out_send(struct fbx_engine *e, struct outmsg *m)
 	int rc;
 
 	if (m->to_gw == OUT_EVENT) {
+		const struct fbx_event *ev = &m->ev;
+		/* a command released after settling is news, not an alarm */
+		fbxi_log(ev->kind == FBX_EV_COMMAND_SETTLED ? FBX_LOG_INFO
+		                                            : FBX_LOG_WARN,
+		    "%s %s org=%s reason=%s actor=%s count=%llu limit=%llu: %s",
+		    ev->kind == FBX_EV_COMMAND_SETTLED ? "EVENT" : "ALERT",
+		    fbx_event_kind_name(ev->kind), ev->org, ev->reason,
+		    ev->actor, (unsigned long long)ev->count,
+		    (unsigned long long)ev->limit, ev->detail);
 		if (m->len > 0) {
 			rc = e->io_ops->send(e->io, FBX_IO_EVENTS, 1, m->envlen,
 			    (const uint8_t(*)[RID_MAX])m->env, m->buf, m->len);

@@ -317,6 +317,35 @@ idle_full(struct fbxt_env *t, const char *mnt, int sync_fault, int *mounted)
 	    FBX_TARGET_ORG, NULL, NULL, 0, NULL, NULL, NULL);
 	FBXT_CHECK(rc == FBX_EDISK_FULL, "submit while full: %s",
 	    fbx_errname(rc));
+	if (!sync_fault) {
+		/* a brake is not refused: it waits for the next retry turn,
+		 * which commits it (retry turns commit here, above; they kept
+		 * sending what was due, staged release waves too, while
+		 * every trip was refused at once). A retry turn that failed
+		 * answers it with its error ("storage failure"): asked
+		 * again */
+		struct fbx_console_req req;
+		struct fbx_console_rep rep;
+		int refused = 0;
+		for (k = 0; k < 20; k++) {
+			memset(&req, 0, sizeof(req));
+			req.kind = FBX_CREQ_BREAKER;
+			req.u.breaker.op = FBX_BRK_TRIP;
+			snprintf(req.u.breaker.reason,
+			    sizeof(req.u.breaker.reason), "full_brake");
+			snprintf(req.u.breaker.note, sizeof(req.u.breaker.note),
+			    "emergency on a full disk");
+			rc = fbxt_call(t, "org-001", &req, &rep);
+			refused = rc != FBX_OK &&
+			    strstr(rep.errmsg, "not recorded") != NULL;
+			fbx_console_rep_free(&rep);
+			if (rc == FBX_OK || refused)
+				break;
+		}
+		FBXT_CHECK(rc == FBX_OK && !refused,
+		    "a breaker trip on a full disk: %s%s", fbx_errname(rc),
+		    refused ? " (refused at once)" : "");
+	}
 	snprintf(path, sizeof(path), "%s/filler", mnt);
 	FBXT_CHECK(unlink(path) == 0, "remove %s", path);
 	for (w = 0; w < 200; w++) {
