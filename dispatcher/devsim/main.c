@@ -494,8 +494,7 @@ out:
 			st = EX_CANTCREAT;
 		fclose(s->dlog);
 	}
-	if (s->storm.sock != NULL)
-		zmq_close(s->storm.sock);
+	sim_storm_close(s);
 	if (s->sock != NULL)
 		zmq_close(s->sock);
 	if (s->ctx != NULL)

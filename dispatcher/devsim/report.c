@@ -46,9 +46,10 @@ sim_storm_report_lines(struct sim *s, FILE *f)
 	    "storm_total submitted=%" PRIu64 " admitted=%" PRIu64
 	    " held=%" PRIu64 " refused=%" PRIu64 " answered=%" PRIu32
 	    " of=%" PRIu32 " retries=%" PRIu64 " duplicates=%" PRIu64
-	    " elapsed_ms=%" PRId64 " per_s=%.0f reason=%s type=%s\n",
+	    " moved=%" PRIu64 " elapsed_ms=%" PRId64
+	    " per_s=%.0f reason=%s type=%s\n",
 	    sub, adm, held, ref, st->done, st->n, st->retries,
-	    st->duplicates, el, el > 0 ? st->done * 1000.0 / (double)el : 0.0,
+	    st->duplicates, st->moved, el, el > 0 ? st->done * 1000.0 / (double)el : 0.0,
 	    s->o.storm_reason, fbx_cmd_type_name(s->o.storm_type));
 }
 /* ------------------------------------------------------------------ */

@@ -774,7 +774,10 @@ sim_gw_loop(struct sim *s)
 		now = sim_mono_ms();
 		/* the storm starts once devices can receive what it sends */
 		if (storm_on && (s->storm.started || s->welcomed)) {
-			if (its[1].revents & ZMQ_POLLIN)
+			/* the sockets to other nodes (MOVED) are not
+			 * polled: read at each pass */
+			if ((its[1].revents & ZMQ_POLLIN) ||
+			    s->storm.nsocks > 1)
 				sim_storm_recv(s, now);
 			sim_storm_pump(s, now);
 		}

@@ -57,6 +57,7 @@
 #define SIM_STORM_TIMEOUT_MS 10000
 #define SIM_STORM_TRIES 8
 #define SIM_STORM_BUSY_MS 200    /* retry delay after BUSY */
+#define SIM_STORM_NODES 8 /* console endpoints a storm follows MOVED to */
 #define SIM_STORM_ACTOR "attestation-rule"
 
 enum { DEV_OFFLINE = 1, DEV_CHECKIN_DUE = 2 };
@@ -133,6 +134,7 @@ struct storm_slot {
 	uint64_t req_id;
 	uint32_t idx; /* command number */
 	uint32_t tries;
+	uint8_t node;   /* the socket it was sent on */
 	int64_t due_ms; /* resend at */
 };
 
@@ -148,7 +150,16 @@ struct storm {
 	int started, finished;
 	int64_t start_ms, end_ms;
 	uint64_t next_req;
-	void *sock;
+	void *sock; /* socks[0]: the console endpoint given */
+	/* several nodes: an organisation's commands go where the last
+	 * MOVED named its owner (org_node); a request unanswered in time
+	 * tries the next node (a dead owner's organisations move) */
+	void *ctx;
+	void *socks[SIM_STORM_NODES];
+	char eps[SIM_STORM_NODES][256];
+	size_t nsocks;
+	uint8_t *org_node;
+	uint64_t moved; /* MOVED answers followed */
 };
 
 struct totals {
@@ -262,6 +273,7 @@ int sim_storm_plan(struct sim *s);
 int sim_sock_curve(void *sock, const struct opts *o, const char *given,
     const char *env, const char *defname, char *name);
 int sim_storm_open(struct sim *s, void *ctx);
+void sim_storm_close(struct sim *s);
 void sim_storm_recv(struct sim *s, int64_t now);
 void sim_storm_pump(struct sim *s, int64_t now);
 long sim_storm_wait_ms(const struct sim *s);

@@ -32,8 +32,9 @@ sim_storm_plan(struct sim *s)
 	cur = calloc(m, sizeof(uint32_t));
 	st->so = calloc(m, sizeof(*st->so));
 	st->slots = calloc(s->o.storm_inflight, sizeof(*st->slots));
+	st->org_node = calloc(m, 1);
 	if (st->dev == NULL || cur == NULL || st->so == NULL ||
-	    st->slots == NULL)
+	    st->slots == NULL || st->org_node == NULL)
 		goto out;
 	n1 = m > 1 ? (uint32_t)llround(s->o.storm_skew * n) : n;
 	if (n1 > s->org_count[0])
@@ -114,31 +115,74 @@ sim_sock_curve(void *sock, const struct opts *o, const char *given,
 	return FBX_OK;
 }
 
-int
-sim_storm_open(struct sim *s, void *ctx)
+/* storm_node - the index of the storm's socket to console endpoint ep,
+ * connected on first use (a MOVED answer names the owner's advertised
+ * endpoint). @return the index, or -1 (logged) when it cannot be made
+ * or SIM_STORM_NODES are in use. */
+static int
+storm_node(struct sim *s, const char *ep)
 {
 	struct storm *st = &s->storm;
 	int linger = 0, hwm = 100000;
 	int64_t maxmsg = FBX_CONSOLE_MSG_MAX + 64 * 1024;
+	void *sock;
 
-	st->sock = zmq_socket(ctx, ZMQ_DEALER);
-	if (st->sock == NULL)
-		return FBX_EIO;
-	if (zmq_setsockopt(st->sock, ZMQ_LINGER, &linger, sizeof(linger)) ||
-	    zmq_setsockopt(st->sock, ZMQ_SNDHWM, &hwm, sizeof(hwm)) ||
-	    zmq_setsockopt(st->sock, ZMQ_RCVHWM, &hwm, sizeof(hwm)) ||
-	    zmq_setsockopt(st->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof(maxmsg)))
-		return FBX_EIO;
-	/* automatic commands: an automation principal's key */
-	if (sim_sock_curve(st->sock, &s->o, s->o.storm_key, "FUSEBOX_STORM_KEY",
-	        "storm.key", s->o.storm_actor) != FBX_OK)
-		return FBX_ECONFIG;
-	if (zmq_connect(st->sock, s->o.console_ep) != 0) {
-		sim_logm("storm: cannot connect %s: %s", s->o.console_ep,
-		    zmq_strerror(errno));
-		return FBX_EINVALID;
+	for (size_t i = 0; i < st->nsocks; i++)
+		if (strcmp(st->eps[i], ep) == 0)
+			return (int)i;
+	if (st->nsocks == SIM_STORM_NODES || strlen(ep) >= sizeof(st->eps[0])) {
+		sim_logm("storm: cannot follow MOVED to %s: %zu endpoints in use",
+		    ep, st->nsocks);
+		return -1;
 	}
+	sock = zmq_socket(st->ctx, ZMQ_DEALER);
+	if (sock == NULL)
+		return -1;
+	if (zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof(linger)) ||
+	    zmq_setsockopt(sock, ZMQ_SNDHWM, &hwm, sizeof(hwm)) ||
+	    zmq_setsockopt(sock, ZMQ_RCVHWM, &hwm, sizeof(hwm)) ||
+	    zmq_setsockopt(sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof(maxmsg)) ||
+	    /* automatic commands: an automation principal's key */
+	    sim_sock_curve(sock, &s->o, s->o.storm_key, "FUSEBOX_STORM_KEY",
+	        "storm.key", s->o.storm_actor) != FBX_OK) {
+		zmq_close(sock);
+		return -1;
+	}
+	if (zmq_connect(sock, ep) != 0) {
+		sim_logm("storm: cannot connect %s: %s", ep,
+		    zmq_strerror(errno));
+		zmq_close(sock);
+		return -1;
+	}
+	snprintf(st->eps[st->nsocks], sizeof(st->eps[0]), "%s", ep);
+	st->socks[st->nsocks] = sock;
+	return (int)st->nsocks++;
+}
+
+int
+sim_storm_open(struct sim *s, void *ctx)
+{
+	struct storm *st = &s->storm;
+
+	st->ctx = ctx;
+	if (storm_node(s, s->o.console_ep) != 0)
+		return FBX_EIO;
+	st->sock = st->socks[0];
 	return FBX_OK;
+}
+
+/* sim_storm_close - close the storm's sockets. */
+void
+sim_storm_close(struct sim *s)
+{
+	struct storm *st = &s->storm;
+
+	for (size_t i = 0; i < st->nsocks; i++)
+		zmq_close(st->socks[i]);
+	st->nsocks = 0;
+	st->sock = NULL;
+	free(st->org_node);
+	st->org_node = NULL;
 }
 
 /* storm_send - send (or resend) command idx in slot sl under a fresh
@@ -178,12 +222,14 @@ storm_send(struct sim *s, struct storm_slot *sl, int64_t now)
 		    fbx_strerror(rc));
 		return rc;
 	}
-	if (zmq_send(st->sock, "", 0, ZMQ_SNDMORE | ZMQ_DONTWAIT) != 0) {
+	sl->node = st->org_node[o];
+	if (zmq_send(st->socks[sl->node], "", 0,
+	        ZMQ_SNDMORE | ZMQ_DONTWAIT) != 0) {
 		free(buf);
 		return FBX_EBUSY;
 	}
 	/* a multipart message is atomic: the body follows the envelope */
-	if (zmq_send(st->sock, buf, len, 0) < 0) {
+	if (zmq_send(st->socks[sl->node], buf, len, 0) < 0) {
 		free(buf);
 		return FBX_EIO;
 	}
@@ -255,6 +301,24 @@ storm_on_reply(struct sim *s, const void *buf, size_t len, int64_t now)
 		st->slots[i].due_ms = now + SIM_STORM_BUSY_MS;
 		st->slots[i].req_id = 0;
 		break;
+	case FBX_EMOVED: {
+		/* another node owns the organisation: its commands go there
+		 * from now on, this one at once (same key: if a node stored
+		 * it before, the owner answers it as a duplicate) */
+		uint32_t o = dev_org(s, st->dev[st->slots[i].idx]);
+		int k = rep.owner_endpoint[0] != '\0'
+		    ? storm_node(s, rep.owner_endpoint)
+		    : -1;
+		if (k < 0 || (uint8_t)k == st->slots[i].node) {
+			storm_refuse(s, i, rep.err);
+			break;
+		}
+		st->org_node[o] = (uint8_t)k;
+		st->moved++;
+		st->slots[i].due_ms = now;
+		st->slots[i].req_id = 0;
+		break;
+	}
 	default:
 		storm_refuse(s, i, rep.err);
 	}
@@ -262,12 +326,10 @@ out:
 	fbx_console_rep_free(&rep);
 }
 
-/* sim_storm_recv - drain the replies waiting on the storm socket. */
-void
-sim_storm_recv(struct sim *s, int64_t now)
+/* storm_recv_one - drain the replies waiting on one storm socket. */
+static void
+storm_recv_one(struct sim *s, void *sock, int64_t now)
 {
-	struct storm *st = &s->storm;
-
 	for (int k = 0; k < 4096; k++) {
 		zmq_msg_t part, body;
 		int nparts = 0, more, have = 0;
@@ -275,9 +337,8 @@ sim_storm_recv(struct sim *s, int64_t now)
 		zmq_msg_init(&body);
 		do {
 			zmq_msg_init(&part);
-			if (zmq_msg_recv(&part, st->sock, nparts ? 0
-			                                        : ZMQ_DONTWAIT) <
-			    0) {
+			if (zmq_msg_recv(&part, sock, nparts ? 0
+			                                     : ZMQ_DONTWAIT) < 0) {
 				zmq_msg_close(&part);
 				zmq_msg_close(&body);
 				return;
@@ -295,6 +356,17 @@ sim_storm_recv(struct sim *s, int64_t now)
 			    zmq_msg_size(&body), now);
 		zmq_msg_close(&body);
 	}
+}
+
+/* sim_storm_recv - drain the replies waiting on the storm's sockets (the
+ * loop polls the first; the others are read at each pass). */
+void
+sim_storm_recv(struct sim *s, int64_t now)
+{
+	struct storm *st = &s->storm;
+
+	for (size_t i = 0; i < st->nsocks; i++)
+		storm_recv_one(s, st->socks[i], now);
 }
 
 /* sim_storm_pump - send what the pacing allows, resend what timed out or was
@@ -326,6 +398,13 @@ sim_storm_pump(struct sim *s, int64_t now)
 			storm_refuse(s, i, FBX_ETIMEOUT);
 			i--;
 			continue;
+		}
+		if (sl->req_id != 0 && st->nsocks > 1) {
+			/* no answer in time: the node may be dead; the next
+			 * one answers, or says who owns the organisation now */
+			uint32_t o = dev_org(s, st->dev[sl->idx]);
+			st->org_node[o] =
+			    (uint8_t)((sl->node + 1) % st->nsocks);
 		}
 		if (storm_send(s, sl, now) != FBX_OK)
 			return;
@@ -391,7 +470,7 @@ sim_storm_only_loop(struct sim *s)
 			return FBX_EIO;
 		}
 		now = sim_mono_ms();
-		if (n > 0)
+		if (n > 0 || st->nsocks > 1)
 			sim_storm_recv(s, now);
 		sim_storm_pump(s, now);
 		/* progress while it runs: what the engine answered so far */
