@@ -137,7 +137,8 @@ print_version(void)
 	"limit, a missing approval, an open breaker or a wrong state), 69\n"    \
 	"engine unreachable (UNREACHABLE) or not answering (TIMEOUT), 73 a\n"   \
 	"local file (--key-out, --output) cannot be created, 75 engine busy,\n"  \
-	"rate-limited or storage trouble, 70 other errors.\n"
+	"rate-limited or storage trouble, 70 refused for the key (FORBIDDEN:\n" \
+	"a role, scope or --admin-org) and other errors.\n"
 
 static const char *const main_usage =
     "usage: fuseboxctl [OPTIONS] COMMAND [ARGS]\n"
