@@ -412,6 +412,29 @@ fbxi_out_new(struct fbx_engine *e)
 	return m;
 }
 
+void
+fbxi_out_log(struct fbx_engine *e, const char *fmt, ...)
+{
+	struct outmsg *o;
+	char line[1024];
+	size_t len;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	len = strlen(line);
+	o = fbxi_out_new(e);
+	if (o == NULL) {
+		FBX_LOGI("%s", line); /* out of memory: now rather than never */
+		return;
+	}
+	o->to_gw = OUT_LOG; /* buf NULL (out of memory): an empty line */
+	o->buf = malloc(len + 1);
+	if (o->buf != NULL)
+		memcpy(o->buf, line, len + 1);
+}
+
 /* fbxi_out_truncate - drop the outputs queued after mark (NULL: all). */
 void
 fbxi_out_truncate(struct fbx_engine *e, struct outmsg *mark)
@@ -747,8 +770,13 @@ fbxi_event(struct fbx_engine *e, int kind, const char *org,
 	vsnprintf(ev.detail, sizeof(ev.detail), fmt, ap);
 	va_end(ap);
 	o = fbxi_out_new(e);
-	if (o == NULL)
+	if (o == NULL) {
+		/* out of memory: not published; logged now rather than never */
+		FBX_LOGW("ALERT %s org=%s reason=%s (not published: out of "
+		         "memory): %s",
+		    fbx_event_kind_name(kind), ev.org, ev.reason, ev.detail);
 		return;
+	}
 	o->to_gw = OUT_EVENT;
 	o->nenv = 1;
 	/* "fusebox.<kind>/<org>/": a subscriber is given only the

@@ -277,29 +277,37 @@ recover(struct fbx_engine *e)
 	return rc;
 }
 
+/* at most this many brakes wait for a retry turn; more are refused */
+#define BRAKES_WAITING_MAX 64
+
 /* read_only_turn - the store cannot be written (full disk, failed
  * commits): answer reads from a read transaction, refuse writes with the
- * error, leave gateway input waiting until writes work again. */
+ * error, leave gateway input waiting until writes work again. Between
+ * retry turns (defer), a brake (breaker trip, rollout pause) is left at
+ * the front of in[] for the next retry turn, which answers it; after a
+ * retry turn failed (not defer), what it carried gets that error. */
 static void
-read_only_turn(struct fbx_engine *e)
+read_only_turn(struct fbx_engine *e, int defer)
 {
 	int rc = e->st != NULL ? fbx_txn_begin(e->st, 0, &e->txn)
 	                       : FBX_ESTORAGE;
+	size_t waiting = 0;
 
+	memset(e->indef, 0, e->nin);
 	if (rc != FBX_OK) {
 		e->txn = NULL;
 		fail_console_inputs(e, e->degraded_err);
 	} else {
 		e->now = fbxi_clock(e, 0);
-		e->brake_defer = 1;
 		for (size_t i = 0; i < e->nin; i++) {
-			e->indef[i] = 0;
 			if (e->in[i].chan != FBX_IO_CONSOLE)
 				continue;
+			e->brake_defer = defer && waiting < BRAKES_WAITING_MAX;
 			e->brake_waits = 0;
 			fbxi_handle_console(e, &e->in[i]);
 			/* a brake waits at the front of in[] */
 			e->indef[i] = (uint8_t)e->brake_waits;
+			waiting += e->brake_waits != 0;
 		}
 		e->brake_defer = e->brake_waits = 0;
 		fbx_txn_abort(e->txn);
@@ -415,7 +423,7 @@ turn(struct fbx_engine *e)
 		/* gateway input stays queued at the socket meanwhile */
 		read_inputs(e, FBX_IO_CONSOLE, IN_MSGS_MAX, IN_BYTES_MAX);
 		if (e->nin > 0)
-			read_only_turn(e);
+			read_only_turn(e, 1);
 		return FBX_OK;
 	}
 	/* gateway results are taken in slices (about 16,000 results) so a
@@ -781,14 +789,37 @@ turn(struct fbx_engine *e)
 		e->avail_at_fail = fbx_store_disk_avail(e->st);
 		e->full_wait = 1;
 	}
-	/* the turn's reads are answered from the store, its writes with
-	 * the error; gateways resend what was not ACKed */
-	read_only_turn(e);
+	/* the turn's reads are answered from the store, its writes (a
+	 * brake that waited for this turn too) with the error; gateways
+	 * resend what was not ACKed */
+	read_only_turn(e, 0);
 	/* only the turn in doubt had its outcome unknown: later writes,
 	 * refused until the store works, are simply not recorded */
 	if (e->degraded_err == FBX_ETIMEOUT)
 		e->degraded_err = FBX_EIO;
 	return FBX_OK;
+}
+
+/* answer_left - the loop stops with input still waiting (a brake left
+ * for a retry turn, gateway input a short turn left): console requests
+ * are answered SHUTTING_DOWN, gateways resend what was not ACKed. */
+static void
+answer_left(struct fbx_engine *e)
+{
+	for (size_t i = 0; i < e->nin; i++) {
+		struct fbx_console_req req;
+		const struct inmsg *in = &e->in[i];
+		if (in->chan != FBX_IO_CONSOLE)
+			continue;
+		if (fbx_console_req_decode(in->body, in->len, &req, NULL, 0) !=
+		    FBX_OK)
+			continue; /* answered when it was read */
+		fbxi_console_error(e, in, req.request_id, req.kind,
+		    FBX_ESHUTTING_DOWN, "engine is shutting down; retry");
+		fbx_console_req_free(&req);
+	}
+	fbxi_out_leave(e);
+	close_inputs(e, e->nin, 0);
 }
 
 static size_t
@@ -830,8 +861,10 @@ fbx_engine_run(struct fbx_engine *e)
 		}
 		if (e->draining &&
 		    (inflight_total(e) == 0 ||
-		        fbxi_clock(e, 1) >= e->drain_deadline))
+		        fbxi_clock(e, 1) >= e->drain_deadline)) {
+			answer_left(e);
 			break;
+		}
 		/* held outputs leave as soon as their sync ends: the
 		 * syncer's descriptor wakes the poll (the 10 ms are a
 		 * backstop only; without a syncer, look every ms) */

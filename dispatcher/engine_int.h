@@ -166,7 +166,8 @@ struct gw {
 /* A message read this turn is the transport's struct fbx_io_msg. */
 #define inmsg fbx_io_msg
 
-enum { OUT_CONSOLE = 0, OUT_GW = 1, OUT_GW_RAW = 2, OUT_EVENT = 3 };
+enum { OUT_CONSOLE = 0, OUT_GW = 1, OUT_GW_RAW = 2, OUT_EVENT = 3,
+	OUT_LOG = 4 /* an info line (buf), logged once the turn committed */ };
 
 struct outmsg {
 	struct outmsg *next;
@@ -782,6 +783,11 @@ void fbxi_orgq_load_rate(struct fbx_engine *e, struct orgq *q);
 int fbxi_orgq_push(
     struct fbx_engine *e, struct orgq *q, int prio, uint64_t id);
 struct outmsg *fbxi_out_new(struct fbx_engine *e);
+/* fbxi_out_log - an info log line that says what the turn did: written
+ * when the turn's outputs leave (after its commit), never for a turn
+ * that failed or was done again. */
+void fbxi_out_log(struct fbx_engine *e, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 void fbxi_out_truncate(struct fbx_engine *e, struct outmsg *mark);
 void fbxi_policy_applied(
     struct fbx_engine *e, struct cmdc *cc, const char *device);

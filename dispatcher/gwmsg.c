@@ -27,8 +27,9 @@ handle_hello(struct fbx_engine *e, const struct inmsg *in, struct gw *g,
 		fbxi_gw_requeue(e, g);
 	} else {
 		/* a session's routing id is one ZeroMQ generated for the
-		 * connection (5 bytes, the first 0, from a random start),
-		 * which no other peer can guess. One the gateway chose
+		 * connection (5 bytes, the first 0: a counter from a start
+		 * drawn at random), which another peer would have to guess.
+		 * One the gateway chose
 		 * (ZMQ_ROUTING_ID) another key could connect under once
 		 * this peer is gone, and receive what the engine still
 		 * sends to that id before the session ends */
@@ -40,7 +41,7 @@ handle_hello(struct fbx_engine *e, const struct inmsg *in, struct gw *g,
 			fbxi_gw_send_raw_error(e, in, FBX_EPROTOCOL,
 			    "the connection's routing id was set by the "
 			    "gateway (ZMQ_ROUTING_ID): leave it unset, so "
-			    "that ZeroMQ makes one no other peer can guess");
+			    "that ZeroMQ numbers the connection");
 			return;
 		}
 		/* a gateway that reconnected under a new routing id: the
@@ -499,6 +500,26 @@ fbxi_handle_gateway(struct fbx_engine *e, const struct inmsg *in)
 		return;
 	}
 	g = fbxi_gw_by_rid(e, in->env[0], in->envlen[0]);
+	if (g != NULL && !e->o.auth_off && strcmp(g->key, in->key) != 0) {
+		/* a peer of another key under the routing id of a session:
+		 * the session's own peer is gone (ZeroMQ gives an id to one
+		 * connection at a time). It is not that session: nothing it
+		 * sends is taken (nor even decoded), and the session ends
+		 * now, its deliveries re-queued, so that nothing more is
+		 * sent to this peer */
+		FBX_LOGW("gateway %s: a message of principal %s under the "
+		         "routing id of principal %s's session: refused, the "
+		         "session ends",
+		    g->id, in->user, g->principal);
+		fbxi_auth_refuse_audit(e, "_auth", in->user, "gateway",
+		    "routing id of another key's gateway session");
+		fbxi_gw_send_raw_error(e, in, FBX_EFORBIDDEN,
+		    "this connection's routing id is another key's gateway "
+		    "session's");
+		fbxi_gw_mark_dead(e, g, "a peer of another key took its "
+		                        "routing id");
+		return;
+	}
 	rc = fbx_gw_msg_decode(in->body, in->len, &m, why, sizeof(why));
 	if (rc != FBX_OK) {
 		FBX_LOGW("gateway %s: bad message: %s: %s",
@@ -514,25 +535,6 @@ fbxi_handle_gateway(struct fbx_engine *e, const struct inmsg *in)
 		fbxi_gw_send_raw_error(e, in, FBX_EFORBIDDEN, why);
 		if (g != NULL && m.kind != FBX_GW_HELLO)
 			g->dead = 1;
-		goto out;
-	}
-	if (g != NULL && !e->o.auth_off && strcmp(g->key, in->key) != 0) {
-		/* a peer of another key under the routing id of a session:
-		 * the session's own peer is gone (ZeroMQ gives an id to one
-		 * connection at a time). It is not that session: nothing it
-		 * sends is taken, and the session ends now, its deliveries
-		 * re-queued, so that nothing more is sent to this peer */
-		FBX_LOGW("gateway %s: a message of principal %s under the "
-		         "routing id of principal %s's session: refused, the "
-		         "session ends",
-		    g->id, in->user, g->principal);
-		fbxi_auth_refuse_audit(e, "_auth", in->user, "gateway",
-		    "routing id of another key's gateway session");
-		fbxi_gw_send_raw_error(e, in, FBX_EFORBIDDEN,
-		    "this connection's routing id is another key's gateway "
-		    "session's");
-		fbxi_gw_mark_dead(e, g, "a peer of another key took its "
-		                        "routing id");
 		goto out;
 	}
 	if (g == NULL && m.kind != FBX_GW_HELLO) {

@@ -358,9 +358,10 @@ zio_events_reset(void *io)
 #define WEB_EP "inproc://fusebox.web"
 #define WEB_PER_TURN 64 /* web requests read per engine turn */
 
-/* The first envelope frame of a web request as the engine sees it. No
- * ROUTER peer has it: a generated routing id is 5 bytes, and a client
- * may not choose one that starts with a zero byte. */
+/* The first envelope frame of a web request as the engine sees it. A
+ * generated routing id is 5 bytes; a client may choose this one (ZeroMQ
+ * lets it begin with a zero byte): sock_recv drops what comes under it
+ * on the console socket. */
 static const uint8_t web_mark[8] = { 0, 'f', 'b', 'x', '-', 'w', 'e', 'b' };
 
 /* web_bind - the ROUTER the HTTP threads' DEALERs connect to. inproc:

@@ -59,6 +59,10 @@ out_send(struct fbx_engine *e, struct outmsg *m)
 {
 	int rc;
 
+	if (m->to_gw == OUT_LOG) {
+		FBX_LOGI("%s", m->buf != NULL ? (const char *)m->buf : "");
+		return;
+	}
 	if (m->to_gw == OUT_EVENT) {
 		const struct fbx_event *ev = &m->ev;
 		/* a command released after settling is news, not an alarm */

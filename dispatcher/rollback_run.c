@@ -491,15 +491,17 @@ rb_run_close(struct fbx_engine *e, const struct fbx_console_req *req,
 
 /* rb_log_through - the line that says a run is through, with its totals.
  * Its own log site: the slices' lines of a long run are rate-limited
- * (10 at once, then one a second), and the last slice's was dropped. */
+ * (10 at once, then one a second), and the last slice's was dropped.
+ * Written once the turn has committed. */
 static void
-rb_log_through(const struct fbx_console_req *req, uint64_t rbid,
-    const struct rb_run_rec *run)
+rb_log_through(struct fbx_engine *e, const struct fbx_console_req *req,
+    uint64_t rbid, const struct rb_run_rec *run)
 {
-	FBX_LOGI("rollback %llu (%s%s) by %s is through: %u slices changed "
-	         "something, %llu commands, %llu cancelled, %llu compensated "
-	         "in %llu commands, %llu irreversible, %llu in flight, %llu "
-	         "before the onset left",
+	fbxi_out_log(e,
+	    "rollback %llu (%s%s) by %s is through: %u slices changed "
+	    "something, %llu commands, %llu cancelled, %llu compensated in "
+	    "%llu commands, %llu irreversible, %llu in flight, %llu before "
+	    "the onset left",
 	    (unsigned long long)rbid,
 	    run->global ? "global incident " : "in ",
 	    run->global ? req->u.rollback.sel.breaker : req->org, req->actor,
@@ -743,7 +745,7 @@ rb_global(struct fbx_engine *e, const struct inmsg *in,
 			goto fail;
 		if (g.next_cursor == 0 && !was_done) {
 			rb_run_close(e, req, rbseq, &run);
-			rb_log_through(req, rbseq, &run);
+			rb_log_through(e, req, rbseq, &run);
 		}
 		if (fbxi_err(e) != FBX_OK)
 			goto out;
@@ -896,7 +898,7 @@ fbxi_handle_rollback(
 		if (rc != FBX_OK)
 			goto fail;
 		if (r.next == 0 && !was_done)
-			rb_log_through(req, rbseq, &run);
+			rb_log_through(e, req, rbseq, &run);
 	}
 	if (fbxi_err(e) != FBX_OK)
 		goto out;
