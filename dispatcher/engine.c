@@ -293,7 +293,8 @@ read_only_turn(struct fbx_engine *e, int defer)
 	                       : FBX_ESTORAGE;
 	size_t waiting = 0;
 
-	memset(e->indef, 0, e->nin);
+	if (e->nin > 0)
+		memset(e->indef, 0, e->nin);
 	if (rc != FBX_OK) {
 		e->txn = NULL;
 		fail_console_inputs(e, e->degraded_err);
