@@ -413,7 +413,7 @@ fbxi_out_new(struct fbx_engine *e)
 }
 
 void
-fbxi_out_log(struct fbx_engine *e, const char *fmt, ...)
+fbxi_out_log(struct fbx_engine *e, const char *site, const char *fmt, ...)
 {
 	struct outmsg *o;
 	char line[1024];
@@ -426,10 +426,12 @@ fbxi_out_log(struct fbx_engine *e, const char *fmt, ...)
 	len = strlen(line);
 	o = fbxi_out_new(e);
 	if (o == NULL) {
-		FBX_LOGI("%s", line); /* out of memory: now rather than never */
+		/* out of memory: now rather than never */
+		fbxi_log_site(FBX_LOG_INFO, site, "%s", line);
 		return;
 	}
-	o->to_gw = OUT_LOG; /* buf NULL (out of memory): an empty line */
+	o->to_gw = OUT_LOG; /* buf NULL (out of memory): says so */
+	o->log_site = site;
 	o->buf = malloc(len + 1);
 	if (o->buf != NULL)
 		memcpy(o->buf, line, len + 1);

@@ -344,11 +344,14 @@ fbxi_dispatch_step(struct fbx_engine *e)
 int
 fbxi_work_pending(struct fbx_engine *e)
 {
-	/* input a short turn left for the next one; while the store cannot
-	 * be written, the brakes a read-only turn left wait for the retry
-	 * turn (the loop looks again within 50 ms) */
-	if (e->ndef > 0 && !e->degraded)
-		return 1;
+	/* while the store cannot be written nothing can be done before the
+	 * retry turn (the loop looks again within 50 ms): no busy loop
+	 * over the brakes a read-only turn left waiting, nor over a
+	 * storm's pending dispatch */
+	if (e->degraded)
+		return 0;
+	if (e->ndef > 0)
+		return 1; /* input a short turn left for the next one */
 	if (e->draining)
 		return 0;
 	if ((e->xhead != NULL && !e->xidle) || e->nrq > 0 || e->nunsent > 0)

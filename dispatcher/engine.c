@@ -423,7 +423,8 @@ turn(struct fbx_engine *e)
 	if (e->degraded && e->mono < e->retry_at) {
 		/* gateway input stays queued at the socket meanwhile */
 		read_inputs(e, FBX_IO_CONSOLE, IN_MSGS_MAX, IN_BYTES_MAX);
-		if (e->nin > 0)
+		/* new input only: the brakes waiting were looked at */
+		if (e->nin > e->ndef)
 			read_only_turn(e, 1);
 		return FBX_OK;
 	}
@@ -814,7 +815,7 @@ answer_left(struct fbx_engine *e)
 			continue;
 		if (fbx_console_req_decode(in->body, in->len, &req, NULL, 0) !=
 		    FBX_OK)
-			continue; /* answered when it was read */
+			continue; /* undecodable: nothing to answer it by */
 		fbxi_console_error(e, in, req.request_id, req.kind,
 		    FBX_ESHUTTING_DOWN, "engine is shutting down; retry");
 		fbx_console_req_free(&req);
@@ -879,6 +880,7 @@ fbx_engine_run(struct fbx_engine *e)
 		                         : 50;
 		if (e->io_ops->wait(e->io, ms, wake) != 0) {
 			rc = FBX_EIO;
+			answer_left(e);
 			break;
 		}
 		/* reset before the turn's fbxi_held_release reads what is

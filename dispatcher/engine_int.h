@@ -183,6 +183,7 @@ struct outmsg {
 	size_t nids;
 	int welcome; /* a WELCOME: the session may receive once it left */
 	int urgent; /* DELIVERIES of small commands: sent before the rest */
+	const char *log_site; /* OUT_LOG: its rate limit's site */
 };
 
 /* The outputs of one committed turn, waiting for its sync. */
@@ -786,8 +787,8 @@ struct outmsg *fbxi_out_new(struct fbx_engine *e);
 /* fbxi_out_log - an info log line that says what the turn did: written
  * when the turn's outputs leave (after its commit), never for a turn
  * that failed or was done again. */
-void fbxi_out_log(struct fbx_engine *e, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+void fbxi_out_log(struct fbx_engine *e, const char *site, const char *fmt,
+    ...) __attribute__((format(printf, 3, 4)));
 void fbxi_out_truncate(struct fbx_engine *e, struct outmsg *mark);
 void fbxi_policy_applied(
     struct fbx_engine *e, struct cmdc *cc, const char *device);

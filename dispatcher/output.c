@@ -60,7 +60,9 @@ out_send(struct fbx_engine *e, struct outmsg *m)
 	int rc;
 
 	if (m->to_gw == OUT_LOG) {
-		FBX_LOGI("%s", m->buf != NULL ? (const char *)m->buf : "");
+		fbxi_log_site(FBX_LOG_INFO, m->log_site, "%s",
+		    m->buf != NULL ? (const char *)m->buf
+		                   : "(a line was lost: out of memory)");
 		return;
 	}
 	if (m->to_gw == OUT_EVENT) {

@@ -497,7 +497,7 @@ static void
 rb_log_through(struct fbx_engine *e, const struct fbx_console_req *req,
     uint64_t rbid, const struct rb_run_rec *run)
 {
-	fbxi_out_log(e,
+	fbxi_out_log(e, "rollback through",
 	    "rollback %llu (%s%s) by %s is through: %u slices changed "
 	    "something, %llu commands, %llu cancelled, %llu compensated in "
 	    "%llu commands, %llu irreversible, %llu in flight, %llu before "

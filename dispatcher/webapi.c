@@ -215,15 +215,21 @@ view_fill(fbx_webgate *g, const struct fbx_web_who *w,
 	memset(&req, 0, sizeof(req));
 	req.kind = FBX_CREQ_PING;
 	snprintf(req.org, sizeof(req.org), "%s", any_org(w, v));
-	/* (if the ping is not answered, the list is asked for as any
-	 * organisation: right when no --admin-org is set) */
-	if (fbx_webgate_call(g, w, &req, 1, &rep, FBX_WEBAPI_TIMEOUT_MS) ==
-	    FBX_OK) {
-		if (rep.err == FBX_OK)
-			snprintf(admin_org, sizeof(admin_org), "%s",
-			    rep.u.pong.admin_org);
+	/* not answered (the engine stalled or stopping): the list would
+	 * wait as long again, and might be asked as the wrong
+	 * organisation; the page lists the abnormal ones above */
+	if (fbx_webgate_call(g, w, &req, 1, &rep, FBX_WEBAPI_TIMEOUT_MS) !=
+	    FBX_OK)
+		return;
+	if (rep.err != FBX_OK) {
+		json_array_append_new(errors,
+		    json_sprintf("list organisations: status: %s: %s",
+		        fbx_errname(rep.err), rep.errmsg));
 		fbx_console_rep_free(&rep);
+		return;
 	}
+	snprintf(admin_org, sizeof(admin_org), "%s", rep.u.pong.admin_org);
+	fbx_console_rep_free(&rep);
 	memset(&req, 0, sizeof(req));
 	req.kind = FBX_CREQ_LIST_ORGS;
 	snprintf(req.org, sizeof(req.org), "%s",
