@@ -38,7 +38,7 @@ static const char *const rollback_usage =
     "                        id, one table (fuseboxd --admin-org: only\n"
     "                        that organisation; another one gets its own\n"
     "                        part). --all-orgs says the same with it.\n"
-    "                        Several nodes (fuseboxd --node) refuse it:\n"
+    "                        Several nodes on one store refuse it:\n"
     "                        --all-orgs without --global there, one run\n"
     "                        per organisation\n"
     "  --origin O            operator, automatic, scheduled (with\n"
