@@ -504,33 +504,29 @@ fbxi_release_held(struct fbx_engine *e, struct cmdc *cc, const char *who,
 	int rc;
 
 	*refused = 0;
-	if (c->held_by[0] == '*') {
+	{
+		/* the other breaker of the reason: the organisation's after
+		 * a global reset, the global one after the organisation's */
+		const char *reason = fbxi_reason_of(c);
+		const char *other = c->held_by[0] == '*' ? c->org : "*";
 		struct fbxi_breaker b;
-		rc = fbxi_brk_load(e->txn, c->org, fbxi_reason_of(c), &b, NULL);
+		rc = fbxi_brk_load(e->txn, other, reason, &b, NULL);
 		if (rc != FBX_OK)
 			return rc;
 		if (b.state == FBX_BS_OPEN && !b.cfg.shadow) {
-			snprintf(c->held_by, sizeof(c->held_by), "%s/%s",
-			    c->org, fbxi_reason_of(c));
-			fbxi_note_printf(c->note, sizeof(c->note),
-			    "held: breaker %s/%s is open (the global breaker "
-			    "was reset by %s)",
-			    c->org, fbxi_reason_of(c), who);
-			fbxi_cmd_touch(cc);
-			return FBX_OK;
-		}
-	} else {
-		struct fbxi_breaker g;
-		rc = fbxi_brk_load(e->txn, "*", fbxi_reason_of(c), &g, NULL);
-		if (rc != FBX_OK)
-			return rc;
-		if (g.state == FBX_BS_OPEN && !g.cfg.shadow) {
-			snprintf(c->held_by, sizeof(c->held_by), "*/%s",
-			    fbxi_reason_of(c));
-			fbxi_note_printf(c->note, sizeof(c->note),
-			    "held: global breaker for '%s' is open (breaker "
-			    "%s/%s was reset by %s)",
-			    fbxi_reason_of(c), c->org, fbxi_reason_of(c), who);
+			int global = other[0] == '*';
+			snprintf(c->held_by, sizeof(c->held_by), "%s/%s", other,
+			    reason);
+			if (global)
+				fbxi_note_printf(c->note, sizeof(c->note),
+				    "held: global breaker for '%s' is open "
+				    "(breaker %s/%s was reset by %s)",
+				    reason, c->org, reason, who);
+			else
+				fbxi_note_printf(c->note, sizeof(c->note),
+				    "held: breaker %s/%s is open (the global "
+				    "breaker was reset by %s)",
+				    c->org, reason, who);
 			fbxi_cmd_touch(cc);
 			return FBX_OK;
 		}
