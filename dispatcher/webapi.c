@@ -191,10 +191,13 @@ cmp_devices_desc(const void *a, const void *b)
 /* view_fill - the organisations one overview looks at: the principal's
  * own; for a principal of every organisation, those the loop lists as
  * abnormal (open or holding breakers), then (a viewer of every
- * organisation may list them) the largest, up to FBX_WEBAPI_ORGS_MAX. */
-static void
+ * organisation may list them) the largest, up to FBX_WEBAPI_ORGS_MAX.
+ * @return 1 when the engine's status, asked for on the way, was answered
+ * and is left in *pong (the caller frees it) for the overview; else 0 */
+static int
 view_fill(fbx_webgate *g, const struct fbx_web_who *w,
-    const struct fbx_metrics *snap, struct view *v, json_t *errors)
+    const struct fbx_metrics *snap, struct view *v, json_t *errors,
+    struct fbx_console_rep *pong)
 {
 	struct fbx_console_req req;
 	struct fbx_console_rep rep;
@@ -204,12 +207,12 @@ view_fill(fbx_webgate *g, const struct fbx_web_who *w,
 	if (!w->all_orgs) {
 		for (size_t i = 0; i < w->norgs; i++)
 			view_add(v, w->orgs[i], 0);
-		return;
+		return 0;
 	}
 	for (size_t i = 0; snap != NULL && i < snap->nbrk; i++)
 		view_add(v, snap->brk[i].org, 0);
 	if ((w->roles & FBX_ROLE_VIEWER) == 0)
-		return;
+		return 0;
 	/* with fuseboxd --admin-org only that organisation may list them
 	 * (any other was refused, and the page showed no organisation) */
 	memset(&req, 0, sizeof(req));
@@ -220,23 +223,23 @@ view_fill(fbx_webgate *g, const struct fbx_web_who *w,
 	 * organisation; the page lists the abnormal ones above */
 	if (fbx_webgate_call(g, w, &req, 1, &rep, FBX_WEBAPI_TIMEOUT_MS) !=
 	    FBX_OK)
-		return;
+		return 0;
 	if (rep.err != FBX_OK) {
 		json_array_append_new(errors,
 		    json_sprintf("list organisations: status: %s: %s",
 		        fbx_errname(rep.err), rep.errmsg));
 		fbx_console_rep_free(&rep);
-		return;
+		return 0;
 	}
 	snprintf(admin_org, sizeof(admin_org), "%s", rep.u.pong.admin_org);
-	fbx_console_rep_free(&rep);
+	*pong = rep; /* the overview's status: not asked for again */
 	memset(&req, 0, sizeof(req));
 	req.kind = FBX_CREQ_LIST_ORGS;
 	snprintf(req.org, sizeof(req.org), "%s",
 	    admin_org[0] != '\0' ? admin_org : any_org(w, v));
 	if (fbx_webgate_call(g, w, &req, 1, &rep, FBX_WEBAPI_TIMEOUT_MS) !=
 	    FBX_OK)
-		return;
+		return 1;
 	if (rep.err != FBX_OK) {
 		json_array_append_new(errors,
 		    json_sprintf("list organisations: %s: %s",
@@ -255,6 +258,7 @@ view_fill(fbx_webgate *g, const struct fbx_web_who *w,
 		free(s);
 	}
 	fbx_console_rep_free(&rep);
+	return 1;
 }
 
 /* the requests made per organisation in view, in this order */
@@ -645,8 +649,10 @@ overview(fbx_webgate *g, const struct fbx_web_who *w,
 {
 	struct view v;
 	struct fbx_console_req *req = NULL;
-	struct fbx_console_rep *rep = NULL;
+	struct fbx_console_rep *rep = NULL, pong;
 	struct orgsum *sum = NULL;
+	size_t skip = 0; /* the status, answered already */
+	int have_pong = 0;
 	json_t *o = NULL, *errors = json_array(), *notes = json_array(),
 	       *brk = json_array(),
 	       *held = json_array(), *settling = json_array(),
@@ -663,6 +669,7 @@ overview(fbx_webgate *g, const struct fbx_web_who *w,
 	uint64_t held_total = 0, settling_total = 0;
 	char msg[400];
 
+	memset(&pong, 0, sizeof(pong));
 	if ((w->roles & FBX_ROLE_VIEWER) == 0) {
 		/* the engine says why (and audits the attempt) once */
 		struct fbx_console_req r1;
@@ -682,7 +689,7 @@ overview(fbx_webgate *g, const struct fbx_web_who *w,
 		fbx_console_rep_free(&p1);
 		goto out;
 	}
-	view_fill(g, w, snap, &v, errors);
+	have_pong = view_fill(g, w, snap, &v, errors, &pong);
 	n = 2 + v.n * Q_PER_ORG;
 	req = calloc(n, sizeof(*req));
 	rep = calloc(n, sizeof(*rep));
@@ -693,6 +700,11 @@ overview(fbx_webgate *g, const struct fbx_web_who *w,
 	}
 	req[0].kind = FBX_CREQ_PING;
 	snprintf(req[0].org, sizeof(req[0].org), "%s", any_org(w, &v));
+	if (have_pong) { /* view_fill's answer, a few ms old */
+		rep[0] = pong;
+		memset(&pong, 0, sizeof(pong));
+		skip = 1;
+	}
 	req[1].kind = FBX_CREQ_AUDIT_VERIFY;
 	req[1].u.audit_verify.incremental = 1;
 	snprintf(req[1].org, sizeof(req[1].org), "%s", any_org(w, &v));
@@ -719,8 +731,8 @@ overview(fbx_webgate *g, const struct fbx_web_who *w,
 		q[Q_ROLLOUTS].u.list_held.which = FBX_LH_ROLLOUTS;
 		q[Q_ROLLOUTS].u.list_held.limit = ROLLOUTS_LIST_MAX;
 	}
-	if (fbx_webgate_call(g, w, req, n, rep, FBX_WEBAPI_TIMEOUT_MS) !=
-	    FBX_OK) {
+	if (fbx_webgate_call(g, w, req + skip, n - skip, rep + skip,
+	        FBX_WEBAPI_TIMEOUT_MS) != FBX_OK) {
 		fail(503, "UNREACHABLE", "the engine is not serving", status,
 		    out);
 		goto out;
@@ -1026,6 +1038,7 @@ overview(fbx_webgate *g, const struct fbx_web_who *w,
 out:
 	for (size_t i = 0; rep != NULL && i < n; i++)
 		fbx_console_rep_free(&rep[i]);
+	fbx_console_rep_free(&pong);
 	free(rep);
 	free(req);
 	free(sum);
