@@ -279,13 +279,16 @@ recover(struct fbx_engine *e)
 
 /* at most this many brakes wait for a retry turn; more are refused */
 #define BRAKES_WAITING_MAX 64
+/* a brake waiting brings the next retry turn this close (ms) */
+#define BRAKE_RETRY_MS 100
 
 /* read_only_turn - the store cannot be written (full disk, failed
  * commits): answer reads from a read transaction, refuse writes with the
  * error, leave gateway input waiting until writes work again. Between
  * retry turns (defer), a brake (breaker trip, rollout pause) is left at
- * the front of in[] for the next retry turn, which answers it; after a
- * retry turn failed (not defer), what it carried gets that error. */
+ * the front of in[] for the next retry turn, which answers it and comes
+ * within BRAKE_RETRY_MS; after a retry turn failed (not defer), what it
+ * carried gets that error. */
 static void
 read_only_turn(struct fbx_engine *e, int defer)
 {
@@ -313,6 +316,10 @@ read_only_turn(struct fbx_engine *e, int defer)
 		e->brake_defer = e->brake_waits = 0;
 		fbx_txn_abort(e->txn);
 		e->txn = NULL;
+		/* not after the backoff (up to 5 s): a failed retry turn
+		 * costs a probe (write_probe), and the operator is waiting */
+		if (waiting > 0 && e->retry_at > e->mono + BRAKE_RETRY_MS)
+			e->retry_at = e->mono + BRAKE_RETRY_MS;
 	}
 	e->txn_err = FBX_OK;
 	fbxi_out_leave(e);
@@ -410,6 +417,43 @@ still_full(struct fbx_engine *e)
 	return 1;
 }
 
+static void turn_failed(struct fbx_engine *e, int rc, int rebuild);
+
+/* write_probe - a retry turn after failed writes first writes one small
+ * record (engine/write_probe) in a transaction of its own. A turn with
+ * nothing to write commits without touching the disk: on a disk whose
+ * every sync failed, such a turn cleared the degraded state ("writes
+ * work again") until the next real write failed, so status and /readyz
+ * called the engine healthy between failures and the backoff never grew.
+ * The probe changes nothing in memory: when it fails, nothing is rebuilt.
+ * Not in cluster mode (every turn there writes its lease heads). */
+static int
+write_probe(struct fbx_engine *e)
+{
+	fbx_txn *txn = NULL;
+	uint8_t b[8];
+	int rc;
+
+	if (e->cluster || e->st == NULL)
+		return FBX_OK;
+	for (int i = 0; i < 8; i++)
+		b[i] = (uint8_t)((uint64_t)e->now >> (8 * i));
+	for (int attempt = 0;; attempt++) {
+		rc = fbx_txn_begin(e->st, 1, &txn);
+		if (rc != FBX_OK)
+			return rc;
+		rc = fbx_store_kv_put(txn, "engine/write_probe", b, sizeof(b));
+		if (rc == FBX_OK)
+			rc = fbx_txn_commit(txn);
+		else
+			fbx_txn_abort(txn);
+		/* the map's limit, not the disk: grown as a turn grows it */
+		if (rc != FBX_EMAP_FULL || attempt > 0 ||
+		    fbx_store_grow(e->st) != FBX_OK)
+			return rc;
+	}
+}
+
 static int
 turn(struct fbx_engine *e)
 {
@@ -464,6 +508,15 @@ turn(struct fbx_engine *e)
 	    !(e->cluster && e->mono >= e->next_lease))
 		return FBX_OK;
 	e->next_tick = e->mono + 100;
+	if (e->fail_streak > 0 && !e->doubt && !e->need_rebuild) {
+		e->now = fbxi_clock(e, 0);
+		rc = write_probe(e);
+		if (rc != FBX_OK) {
+			/* the brakes it carried get its error */
+			turn_failed(e, rc, 0);
+			return FBX_OK;
+		}
+	}
 	t0 = fbxi_mono_us();
 	res0 = e->results_in;
 	sent0 = e->dlv_sent;
@@ -760,6 +813,19 @@ turn(struct fbx_engine *e)
 		}
 		break;
 	}
+	turn_failed(e, rc, 1);
+	return FBX_OK;
+}
+
+/* turn_failed - a turn (or a retry turn's write probe) could not commit
+ * with rc: disk full, I/O error, a damaged record. Tell the submitters,
+ * keep serving reads, try writes again after a backoff. What was
+ * accepted before is untouched; gateways resend what was not ACKed and
+ * keep what they hold. Memory is rebuilt from the store when the turn
+ * changed it (rebuild). */
+static void
+turn_failed(struct fbx_engine *e, int rc, int rebuild)
+{
 	if (rc == FBX_EMAP_FULL)
 		rc = FBX_EDISK_FULL;
 	if (rc == FBX_ETIMEOUT) {
@@ -770,18 +836,15 @@ turn(struct fbx_engine *e)
 		         "answered TIMEOUT (retry with the same idempotency "
 		         "key), nothing of it was sent, and memory is "
 		         "rebuilt from the store");
+		rebuild = 1;
 	}
 	e->fail_streak++;
 	e->turns_failed++;
-	/* disk full, I/O error, a damaged record: tell the submitters, keep
-	 * serving reads, try writes again after a backoff. What was
-	 * accepted before is untouched; gateways resend what was not
-	 * ACKed and keep what they hold. */
 	FBX_LOGE("turn failed: %s; %zu messages answered with an error or "
 	         "left for their sender to retry; writes again in %lld ms",
 	    fbx_strerror(rc), e->nin,
 	    (long long)fbxi_retry_delay(e->fail_streak));
-	if (recover(e) != FBX_OK)
+	if (rebuild && recover(e) != FBX_OK)
 		FBX_LOGE("memory could not be rebuilt from the store; reads "
 		         "of the store are still served, retrying");
 	e->degraded = 1;
@@ -799,7 +862,6 @@ turn(struct fbx_engine *e)
 	 * refused until the store works, are simply not recorded */
 	if (e->degraded_err == FBX_ETIMEOUT)
 		e->degraded_err = FBX_EIO;
-	return FBX_OK;
 }
 
 /* answer_left - the loop stops with input still waiting (a brake left

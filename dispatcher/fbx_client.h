@@ -22,9 +22,9 @@ typedef struct fbx_client fbx_client;
  * "tcp://127.0.0.1:7301"); copied, the caller keeps ownership.
  * @param[in] timeout_ms how long fbx_client_call() waits for a reply;
  * values <= 0 select 5000 ms. A breaker trip or rollout pause sent while
- * the engine is degraded is answered by its next retry turn, up to 5 s
- * later: give those a longer timeout (fuseboxctl and the web console
- * wait 10 s).
+ * the engine is degraded is answered by its next retry turn, which it
+ * brings within 100 ms (fuseboxctl and the web console wait 10 s for
+ * them all the same).
  * @param[out] out the client, written only on success. Free it with
  * fbx_client_close().
  * @return FBX_OK, FBX_EINVALID (NULL or over-long endpoint, or an endpoint

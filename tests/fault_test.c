@@ -7,9 +7,11 @@
  * answered OK is still there and all its deliveries end terminal, and (c)
  * the daemon keeps serving through the fault. A daemon that exits instead
  * fails (c), and is restarted on the same store, without the fault, so
- * that (a) and (b) are still checked.
+ * that (a) and (b) are still checked. Then a dying disk: every sync
+ * fails from some point on, and the engine must say so (dying_disk).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -493,15 +495,140 @@ out:
 	fbxt_teardown(&t);
 }
 
+/* engine_stats - the engine's status. @return the call's code. */
+static int
+engine_stats(struct fbxt_env *t, struct fbx_engine_stats *es)
+{
+	struct fbx_console_req req;
+	struct fbx_console_rep rep;
+	int rc;
+
+	memset(&req, 0, sizeof(req));
+	req.kind = FBX_CREQ_PING;
+	rc = fbxt_call(t, "org-001", &req, &rep);
+	if (rc == FBX_OK)
+		*es = rep.u.pong;
+	fbx_console_rep_free(&rep);
+	return rc;
+}
+
+/* dying_disk - every fdatasync of the store fails from some point on (a
+ * dying disk), and nothing is asked of the engine but reads. Its retry
+ * turns each write a probe, so they fail too: the engine stays degraded
+ * (status says so) and never logs "writes work again" (an empty retry
+ * turn once committed without touching the disk, cleared the degraded
+ * state within 100 ms of each failed write, and no later retry turn
+ * failed); a failed probe rebuilds nothing (no "recovered" line); a
+ * breaker trip gets the disk's error, IO. */
+static void
+dying_disk(void)
+{
+	struct fbxt_env t;
+	struct fbx_engine_stats es;
+	struct fbx_console_req req;
+	struct fbx_console_rep rep;
+	char arm[400], e_pre[600], e_arm[420], e_asan[600];
+	const char *env[8];
+	uint64_t failed0;
+	int rc, fd, k, again0, recovered0;
+
+	if (fbxt_setup(&t, "fault-dying") != 0) {
+		FBXT_CHECK(0, "setup");
+		return;
+	}
+	snprintf(arm, sizeof(arm), "%s/arm", t.dir);
+	snprintf(e_arm, sizeof(e_arm), "FBX_FAULT_ARM=%s", arm);
+	fbxt_preload_env(FBX_FAULT_SHIM, e_pre, sizeof(e_pre), e_asan,
+	    sizeof(e_asan));
+	env[0] = e_pre;
+	env[1] = "FBX_FAULT_OPS=fdatasync";
+	env[2] = "FBX_FAULT_ERRNO=EIO";
+	env[3] = "FBX_FAULT_COUNT=0"; /* every one once armed */
+	env[4] = e_arm;
+	env[5] = e_asan;
+	env[6] = NULL;
+	t.daemon_env = env;
+	if (fbxt_daemon_start(&t, NULL) != 0) {
+		FBXT_CHECK(0, "[dying disk] daemon did not start");
+		goto out;
+	}
+	rc = fbxt_sim_run(&t, "--enroll-only", "--devices", "20", "--orgs",
+	    "1", "--seed", "5", "--quiet", NULL);
+	FBXT_CHECK(rc == 0, "[dying disk] enrollment exit status %d", rc);
+	rc = fbxt_submit(&t, "org-001", FBX_CMD_QUERY, FBX_ORIGIN_OPERATOR,
+	    FBX_TARGET_ORG, NULL, NULL, 0, NULL, NULL, NULL);
+	FBXT_CHECK(rc == FBX_OK, "[dying disk] submit before: %s",
+	    fbx_errname(rc));
+	fd = open(arm, O_WRONLY | O_CREAT, 0644);
+	FBXT_CHECK(fd >= 0, "create %s", arm);
+	if (fd >= 0)
+		close(fd);
+	rc = fbxt_submit(&t, "org-001", FBX_CMD_QUERY, FBX_ORIGIN_OPERATOR,
+	    FBX_TARGET_ORG, NULL, NULL, 0, NULL, NULL, NULL);
+	FBXT_CHECK(rc == FBX_EIO, "[dying disk] submit once armed: %s",
+	    fbx_errname(rc));
+	memset(&es, 0, sizeof(es));
+	rc = engine_stats(&t, &es);
+	FBXT_CHECK(rc == FBX_OK, "[dying disk] status: %s", fbx_errname(rc));
+	failed0 = es.turns_failed;
+	again0 = fbxt_log_lines(&t, "writes work again");
+	recovered0 = fbxt_log_lines(&t, "recovered ");
+	/* idle retry turns, after 100, 200, 400 ms...: three more fail */
+	for (k = 0; k < 300; k++) {
+		usleep(100000); /* hang guard: 30 s */
+		if (engine_stats(&t, &es) == FBX_OK &&
+		    es.turns_failed >= failed0 + 3)
+			break;
+	}
+	FBXT_CHECK(es.turns_failed >= failed0 + 3,
+	    "[dying disk] idle retry turns failed: %llu, then %llu (they "
+	    "committed nothing and passed)",
+	    (unsigned long long)failed0, (unsigned long long)es.turns_failed);
+	FBXT_CHECK(es.degraded != 0, "[dying disk] not degraded while every "
+	                             "sync fails");
+	FBXT_CHECK(fbxt_log_lines(&t, "writes work again") == again0,
+	    "[dying disk] \"writes work again\" logged while every sync "
+	    "fails");
+	FBXT_CHECK(fbxt_log_lines(&t, "recovered ") == recovered0,
+	    "[dying disk] memory rebuilt after a failed probe: %d "
+	    "\"recovered\" lines, then %d",
+	    recovered0, fbxt_log_lines(&t, "recovered "));
+	/* a brake waits for the next retry turn, brought close: its probe
+	 * fails, and the trip gets the error */
+	memset(&req, 0, sizeof(req));
+	req.kind = FBX_CREQ_BREAKER;
+	req.u.breaker.op = FBX_BRK_TRIP;
+	snprintf(req.u.breaker.reason, sizeof(req.u.breaker.reason), "dying");
+	snprintf(req.u.breaker.note, sizeof(req.u.breaker.note),
+	    "trip on a dying disk");
+	rc = fbxt_call(&t, "org-001", &req, &rep);
+	fbx_console_rep_free(&rep);
+	FBXT_CHECK(rc == FBX_EIO, "[dying disk] breaker trip: %s",
+	    fbx_errname(rc));
+	printf("[dying disk] failed turns %llu -> %llu, degraded %d, trip "
+	       "%s\n",
+	    (unsigned long long)failed0, (unsigned long long)es.turns_failed,
+	    es.degraded != 0, fbx_errname(rc));
+out:
+	/* its stop cannot be written either */
+	if (t.daemon > 0)
+		fbxt_daemon_kill(&t, SIGKILL);
+	t.daemon_env = NULL;
+	fbxt_teardown(&t);
+}
+
 int
 main(void)
 {
 	const char *only = getenv("FBXT_FAULT_POINT");
 
 	for (size_t i = 0; i < sizeof(points) / sizeof(points[0]); i++) {
-		if (only != NULL && (size_t)atoi(only) != i)
+		if (only != NULL && (strcmp(only, "dying") == 0 ||
+		                        (size_t)atoi(only) != i))
 			continue;
 		run_point(&points[i], (int)i);
 	}
+	if (only == NULL || strcmp(only, "dying") == 0)
+		dying_disk();
 	return fbxt_done();
 }
