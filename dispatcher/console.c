@@ -522,9 +522,22 @@ fbxi_req_reads_only(const struct fbx_console_req *r)
 	case FBX_CREQ_FLEET:
 		return r->u.fleet.op == FBX_FLEET_REPORT ||
 		    r->u.fleet.op == FBX_FLEET_VERSION;
+	case FBX_CREQ_BREAKER:
+		/* the first thing looked at in an incident, also on a
+		 * full disk (it was refused with the write error there) */
+		return r->u.breaker.op == FBX_BRK_STATUS;
 	default:
 		return 0;
 	}
+}
+
+/* reads_memory - a read whose answer comes partly from the engine's
+ * memory (what it holds): in cluster mode the owner's node answers it */
+static int
+reads_memory(const struct fbx_console_req *r)
+{
+	return r->kind == FBX_CREQ_LIST_HELD ||
+	    (r->kind == FBX_CREQ_BREAKER && r->u.breaker.op == FBX_BRK_STATUS);
 }
 
 /* storage_fault - an error of the store itself, not of one request: the
@@ -673,8 +686,8 @@ cluster_route(struct fbx_engine *e, const struct inmsg *in,
 	if (fbx_store_owns(e->st, o))
 		return 1;
 	if (fbxi_req_reads_only(r)) {
-		/* a read answered from this node's memory (held commands):
-		 * the owner's, if there is one */
+		/* a read answered from this node's memory (held commands,
+		 * breakers' held counts): the owner's, if there is one */
 		rc = fbx_store_lease_owner(e->txn, o, node, ep, sizeof(ep));
 		if (rc != FBX_OK) {
 			fbxi_set_err(e, rc);
@@ -827,7 +840,7 @@ fbxi_handle_console(struct fbx_engine *e, const struct inmsg *in)
 		goto out;
 	}
 	if (e->cluster &&
-	    (!fbxi_req_reads_only(&req) || req.kind == FBX_CREQ_LIST_HELD) &&
+	    (!fbxi_req_reads_only(&req) || reads_memory(&req)) &&
 	    !cluster_route(e, in, &req))
 		goto out;
 	console_isolated(e, in, &req);

@@ -102,6 +102,12 @@ read_once(struct fbxt_env *t, int kind)
 	case FBX_CREQ_AUDIT_LIST:
 		req.u.audit_list.limit = 10;
 		break;
+	case FBX_CREQ_BREAKER:
+		req.u.breaker.op = FBX_BRK_STATUS;
+		break;
+	case FBX_CREQ_FLEET:
+		req.u.fleet.op = FBX_FLEET_REPORT;
+		break;
 	default:
 		break;
 	}
@@ -548,7 +554,10 @@ main(void)
 		static const int kinds[] = { FBX_CREQ_PING,
 			FBX_CREQ_LIST_DEVICES, FBX_CREQ_LIST_GROUPS,
 			FBX_CREQ_LIST_HELD, FBX_CREQ_LIST_ORGS,
-			FBX_CREQ_AUDIT_LIST, FBX_CREQ_AUDIT_VERIFY };
+			FBX_CREQ_AUDIT_LIST, FBX_CREQ_AUDIT_VERIFY,
+			/* the breakers first of all, in an incident (a status
+			 * was refused with the write error) */
+			FBX_CREQ_BREAKER, FBX_CREQ_FLEET };
 		for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
 			rc = read_ok(&t, kinds[i]);
 			FBXT_CHECK(rc == FBX_OK,
