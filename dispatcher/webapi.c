@@ -653,6 +653,10 @@ overview(fbx_webgate *g, const struct fbx_web_who *w,
 	struct orgsum *sum = NULL;
 	size_t skip = 0; /* the status, answered already */
 	int have_pong = 0;
+	/* a kind of figure some organisation's request could not read: the
+	 * page shows it as unknown, not as nothing */
+	int missing[Q_PER_ORG] = { 0 };
+	json_t *jmissing = NULL;
 	json_t *o = NULL, *errors = json_array(), *notes = json_array(),
 	       *brk = json_array(),
 	       *held = json_array(), *settling = json_array(),
@@ -753,6 +757,8 @@ overview(fbx_webgate *g, const struct fbx_web_who *w,
 			continue;
 		}
 		nforbidden += rep[i].err == FBX_EFORBIDDEN;
+		if (i >= 2)
+			missing[(i - 2) % Q_PER_ORG] = 1;
 		snprintf(msg, sizeof(msg), "%s (%s): %s: %s", req[i].org,
 		    i == 0 ? "status" : i == 1 ? "audit verify" :
 		    (i - 2) % Q_PER_ORG == Q_BRK ? "breakers" :
@@ -950,13 +956,20 @@ overview(fbx_webgate *g, const struct fbx_web_who *w,
 		        "head_seq", (json_int_t)p->u.verify.head_seq, "why",
 		        p->u.verify.why, "complete",
 		        p->u.verify.complete != 0);
+		static const char *const qname[Q_PER_ORG] = { "breakers",
+			"held", "commands", "fleet", "settling", "rollouts" };
+		jmissing = json_array();
+		for (int k = 0; k < Q_PER_ORG; k++)
+			if (missing[k])
+				json_array_append_new(
+				    jmissing, json_string(qname[k]));
 		json_object_set_new(o, "needs_human",
-		    json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:I, s:I}",
+		    json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:I, s:I, s:o}",
 		        "breakers", brk, "held", held, "settling", settling,
 		        "paused_rollouts", paused, "approvals",
 		        appr != NULL ? appr : json_array(), "audit", a,
 		        "held_total", (json_int_t)held_total, "settling_total",
-		        (json_int_t)settling_total));
+		        (json_int_t)settling_total, "missing", jmissing));
 		brk = held = settling = paused = appr = NULL;
 	}
 	{
@@ -1192,10 +1205,14 @@ action(fbx_webgate *g, const struct fbx_web_who *w, const char *body,
 			    out);
 			return;
 		}
-	} else if (strcmp(act, "pause") == 0 || strcmp(act, "resume") == 0) {
+	} else if (strcmp(act, "pause") == 0 || strcmp(act, "resume") == 0 ||
+	    strcmp(act, "advance") == 0) {
+		/* advance: a rollout awaiting approval of its next group
+		 * (fuseboxctl rollout approve; the approver role) */
 		req.kind = FBX_CREQ_ROLLOUT;
-		req.u.rollout.op =
-		    act[0] == 'p' ? FBX_ROP_PAUSE : FBX_ROP_RESUME;
+		req.u.rollout.op = act[0] == 'p' ? FBX_ROP_PAUSE
+		    : act[0] == 'r'              ? FBX_ROP_RESUME
+		                                 : FBX_ROP_APPROVE;
 		req.u.rollout.command_id = cmd > 0 ? (uint64_t)cmd : 0;
 		snprintf(req.u.rollout.note, sizeof(req.u.rollout.note), "%s",
 		    note);
@@ -1208,8 +1225,9 @@ action(fbx_webgate *g, const struct fbx_web_who *w, const char *body,
 	} else {
 		json_decref(in);
 		fail(400, "INVALID",
-		    "action: one of trip, reset, approve, pause, resume", status,
-		    out);
+		    "action: one of trip, reset, approve, pause, resume, "
+		    "advance",
+		    status, out);
 		return;
 	}
 	json_decref(in);

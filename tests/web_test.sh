@@ -298,6 +298,26 @@ want 200 '"ok":true' "resume a rollout"
 grep -q 'admin .*rollout.pause .*web test: hold the update' "$T/audit5.out" &&
   grep -q 'admin .*rollout.resume .*web test: go on' "$T/audit5.out" && ok ||
   bad "pause/resume not audited: $(cat "$T/audit5.out")"
+# a rollout that waits for an approver before its next group: the page
+# offered only "Resume", which the engine refuses (STATE) in that state
+"$CTL" -o org-001 submit --type os_update --all --rollout --first 1 --bake 1 \
+  --min-results 1 --stages sales --approve-stages --json >"$T/ro3.out" 2>&1 ||
+  bad "staged rollout submit: $(cat "$T/ro3.out")"
+RID3=$(sed -n 's/.*"command_id":\([0-9]*\).*/\1/p' "$T/ro3.out" | head -1)
+for _ in $(seq 120); do  # hang guard: 60 s
+  "$CTL" -o org-001 rollout status "$RID3" 2>/dev/null | grep -q awaiting_approval && break
+  sleep 0.5
+done
+call GET /api/overview "$TOK"
+want 200 "\"paused_rollouts\":\[[^]]*\"id\":$RID3,[^}]*\"state\":\"awaiting_approval\"" \
+  "the rollout awaiting approval in the overview"
+call POST /api/action "$VTOK" "{\"action\":\"advance\",\"org\":\"org-001\",\"command_id\":$RID3,\"note\":\"web test: a viewer\"}"
+want 403 '"error":"FORBIDDEN"' "a viewer approves a rollout's next group"
+call POST /api/action "$TOK" "{\"action\":\"advance\",\"org\":\"org-001\",\"command_id\":$RID3,\"note\":\"web test: sales looks fine\"}"
+want 200 '"ok":true' "approve a rollout's next group from the web console"
+"$CTL" -o org-001 audit list --action rollout.approve >"$T/audit6.out" 2>&1
+grep -q 'admin .*rollout.approve .*web test: sales looks fine' "$T/audit6.out" && ok ||
+  bad "the rollout's approval is not audited: $(cat "$T/audit6.out")"
 
 # an organisation with more commands in the last hour than the overview
 # looks at (100): its count says it is a floor, and a scoped
@@ -454,11 +474,27 @@ want 200 '"principal":"admin"' "the admin's session after second's 17 logins"
 
 # the store cannot be written (EIO, the disk not full): a write is
 # answered 503 IO, "not recorded"; reads are still served
+"$CTL" -o org-001 breaker trip --reason before_disk --note "web test: open before the disk fails" \
+  >/dev/null || bad "breaker trip before_disk"
 touch "$T/arm"
 call POST /api/action "$TOK" '{"action":"trip","org":"org-002","reason":"io_check","note":"disk"}'
 want 503 '"error":"IO"' "a write while the store's fdatasync fails"
 call GET /api/overview "$TOK"
 want 200 '"org":"org-002"' "a read while the store's fdatasync fails"
+for _ in $(seq 40); do  # an overview is shared for 2 s; hang guard 20 s
+  grep -q '"degraded":true' <<<"$BODY" && break
+  sleep 0.5
+  call GET /api/overview "$TOK"
+done
+want 200 '"degraded":true' "the overview says the engine is degraded"
+# breaker status was refused with the write error: the page showed
+# "Open breakers 0" and "No breaker is open" with breakers open
+want 200 '"missing":\[\]' "every figure read while the store's fdatasync fails"
+want 200 '"org":"org-001","reason":"before_disk","state":"open"' \
+  "the open breaker listed while the store's fdatasync fails"
+chrome deg --dump-dom "$URL" >"$T/degdom.html" || bad "chromium --dump-dom (degraded) failed"
+grep -q '<p id="degraded" class="bad"><strong>DEGRADED' "$T/degdom.html" && ok ||
+  bad "the page does not show the degraded banner (see $T/degdom.html)"
 
 # a clean stop, and nothing for the sanitizers to say (an ASan build)
 kill "$S" 2>/dev/null; wait "$S" 2>/dev/null; S=

@@ -23,7 +23,8 @@ let me = ""; // its name
 // Only to grey out a button: the engine checks every action again and
 // audits a refusal.
 const ACTION_ROLE = { trip: "breaker", reset: "breaker", approve: "approver",
-  pause: "operator", resume: "operator" };
+  pause: "operator", resume: "operator", advance: "approver" };
+const NOTE_MAX_BYTES = 159; // the engine's limit, in UTF-8 bytes
 function refusal(act, global) {
   if (global)
     return roles.includes("admin") && allOrgs ? "" :
@@ -131,6 +132,15 @@ function actButton(label, title, what, body, cls, mine) {
   return b;
 }
 
+// advanceButton - a rollout planned with --approve-stages waits for an
+// approver before its next group (fuseboxctl rollout approve)
+function advanceButton(r) {
+  return actButton("Approve next group…", "Approve the next group of rollout " + r.id,
+    "Let the staged rollout of command " + r.id + " in " + r.org +
+    " go on to its next group (" + r.note + ").",
+    { action: "advance", org: r.org, command_id: r.id });
+}
+
 function pct(n, d) { return d ? (100 * n / d).toFixed(1) + "%" : "–"; }
 
 // ask - show the action panel: what is about to happen, a note, confirm
@@ -151,6 +161,12 @@ async function confirmAction() {
   const note = $("action-note").value.trim();
   if (!note) {
     $("action-result").textContent = "A note is required: say why.";
+    return;
+  }
+  const nb = new TextEncoder().encode(note).length;
+  if (nb > NOTE_MAX_BYTES) {
+    $("action-result").textContent = "The note is " + nb + " bytes; at most " +
+      NOTE_MAX_BYTES + " (a letter outside ASCII takes 2 to 4): shorten it.";
     return;
   }
   const body = Object.assign({}, pending, { note });
@@ -212,6 +228,10 @@ function render(o) {
   $("notes").hidden = !(o.notes && o.notes.length);
   $("notes").textContent = o.notes && o.notes.length ? o.notes.join("; ") : "";
   const h = o.needs_human;
+  // figures some organisation's request could not read: unknown, not 0
+  const missing = h.missing || [];
+  const eng = o.engine;
+  $("degraded").hidden = !(eng && eng.degraded);
   someOrg = o.top_orgs.length ? o.top_orgs[0].org : undefined;
   adminOrg = o.engine && o.engine.admin_org ? o.engine.admin_org : "";
 
@@ -233,10 +253,18 @@ function render(o) {
   const counts = { "n-open": open.length, "n-held": heldTotal,
     "n-settling": settlingTotal, "n-paused": h.paused_rollouts.length,
     "n-approvals": h.approvals.length };
+  const unknown = { "n-open": missing.includes("breakers"),
+    "n-held": missing.includes("breakers") || missing.includes("held"),
+    "n-settling": missing.includes("breakers") || missing.includes("settling"),
+    "n-paused": missing.includes("rollouts"), "n-approvals": false };
   for (const k in counts) {
-    $(k).textContent = counts[k];
-    $(k).parentElement.classList.toggle("alert", counts[k] > 0);
+    $(k).textContent = unknown[k] ? "? (" + counts[k] + " read)" : counts[k];
+    $(k).parentElement.classList.toggle("alert", counts[k] > 0 || unknown[k]);
   }
+  $("breakers-empty").textContent = missing.includes("breakers") ?
+    "Breakers could not be read for some organisation (see the red line at the top): " +
+    "open ones may be missing here; fuseboxctl -o ORG breaker status" :
+    "No breaker is open or holding.";
 
   // open or holding first (global first); breakers that only have
   // commands in their settle window on one line below
@@ -295,6 +323,7 @@ function render(o) {
     "The first " + Math.min(HELD_ROWS, h.settling.length) + " of " + settlingTotal +
     " settling commands; fuseboxctl -o ORG held --settling lists them all." : "";
   fill("paused", h.paused_rollouts.map(r => row([r.id, r.org, r.type, r.state, r.note,
+    r.state === "awaiting_approval" ? advanceButton(r) :
     actButton("Resume…", "Resume rollout " + r.id,
       "Resume the staged rollout of command " + r.id + " in " + r.org + ".",
       { action: "resume", org: r.org, command_id: r.id })])));
@@ -344,6 +373,8 @@ function render(o) {
       acts.appendChild(actButton("Resume…", "Resume rollout " + r.id,
         "Resume the staged rollout of command " + r.id + " in " + r.org + ".",
         { action: "resume", org: r.org, command_id: r.id }));
+    if (r.state === "awaiting_approval")
+      acts.appendChild(advanceButton(r));
     const fail = el("span", pct(r.failed, done) + " (pauses at " +
       (r.failure_ppm / 10000).toFixed(1) + "% after " + r.min_results + ")");
     if (r.failure_ppm && done && r.failed * 1e6 >= r.failure_ppm * done) fail.className = "bad";
