@@ -238,8 +238,14 @@ result_apply(struct fbx_engine *e, struct gw *g, const struct fbx_result_rec *r)
 	if (!held) {
 		if (cc == NULL) /* finished (recorded before), or never was */
 			return finished_result(e, g, r->delivery_id);
-		if (!fbxi_gw_serves(g, cc->c.org))
+		if (!fbxi_gw_serves(g, cc->c.org)) {
+			/* another organisation's delivery: an outcome of it
+			 * is forged as one for another key's is (counted,
+			 * logged and audited with the batch) */
+			if (to == FBX_D_SUCCEEDED || to == FBX_D_FAILED)
+				e->forged_results++;
 			return 0;
+		}
 		/* the device got it, whatever comes of this report (it may
 		 * come after the offline report it preceded): no longer
 		 * withdrawn, on the word of the key it was sent to */

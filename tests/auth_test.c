@@ -906,6 +906,22 @@ test_gateway_rid(void)
 		fbx_eng_msg_free(&m);
 }
 
+/* forged_count - the engine's count of forged results (status) */
+static uint64_t
+forged_count(void)
+{
+	struct fbx_console_req req;
+	struct fbx_console_rep rep;
+	uint64_t n = 0;
+
+	memset(&req, 0, sizeof(req));
+	req.kind = FBX_CREQ_PING;
+	if (call(t.cli, "org-001", "", &req, &rep) == FBX_OK)
+		n = rep.u.pong.results_forged;
+	fbx_console_rep_free(&rep);
+	return n;
+}
+
 /* test_gateways: scope of HELLO, forged results, revocation */
 static void
 test_gateways(fbx_client *alice)
@@ -913,7 +929,7 @@ test_gateways(fbx_client *alice)
 	struct fbx_eng_msg m;
 	uint64_t ids[64], fids[64];
 	size_t nids = 0, nf = 0;
-	uint64_t cmd1 = 0, cmd2 = 0;
+	uint64_t cmd1 = 0, cmd2 = 0, forged0;
 	void *g1, *g2, *ga, *gp;
 	int rc;
 
@@ -991,9 +1007,11 @@ test_gateways(fbx_client *alice)
 	    "forged results: rc %d count %u", rc, rc == 1 ? m.u.ack.count : 0);
 	if (rc == 1)
 		fbx_eng_msg_free(&m);
-	/* and org-002's delivery ids from gw-1: foreign, refused */
+	/* and org-002's delivery ids from gw-1: foreign, refused, and
+	 * counted as forged (they were refused without a trace) */
 	for (uint64_t i = 0; i < 5; i++)
 		fids[nf++] = (cmd2 << 24) | i;
+	forged0 = forged_count();
 	gw_results(g1, 8, fids, nf);
 	rc = gw_next(g1, FBX_ENG_ACK, 5000, &m, NULL, NULL, 0);
 	FBXT_CHECK(rc == 1 && m.u.ack.count == 0,
@@ -1001,6 +1019,11 @@ test_gateways(fbx_client *alice)
 	    rc == 1 ? m.u.ack.count : 0);
 	if (rc == 1)
 		fbx_eng_msg_free(&m);
+	FBXT_CHECK(forged_count() == forged0 + nf,
+	    "results for another organisation's deliveries counted as "
+	    "forged: %llu, then %llu",
+	    (unsigned long long)forged0,
+	    (unsigned long long)forged_count());
 	FBXT_CHECK(succeeded("org-002", cmd2) == 0,
 	    "org-002's command got forged outcomes");
 	FBXT_CHECK(nids == 0 || succeeded("org-001", ids[0] >> 24) == 0,
