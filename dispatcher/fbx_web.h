@@ -49,6 +49,20 @@ fbx_webgate *fbx_engine_webgate(fbx_engine *eng);
 int fbx_webgate_who(fbx_webgate *g, const char *token, struct fbx_web_who *out);
 
 /**
+ * fbx_webgate_claim - the page exchanges the token of the login address
+ * it was opened with (kept in the browser's history) for a fresh one
+ * (65 bytes with its NUL), once: the address's token is dead from then
+ * on. The principal's key must still hold, as for fbx_webgate_who.
+ * Any thread.
+ * @return FBX_OK, *out and fresh; FBX_ENOT_FOUND (unknown, expired,
+ * revoked or rotated, or exchanged before); FBX_ESTATE (a token that an
+ * exchange gave); FBX_ECRYPTO.
+ */
+int fbx_webgate_claim(fbx_webgate *g, const char *token, char *fresh,
+    struct fbx_web_who *out);
+#define FBX_WEB_TOKEN_HEX 64 /* a token's hex digits */
+
+/**
  * fbx_webgate_call - send n console requests as who (version, request_id
  * and actor are filled in) and wait for their replies, at most
  * timeout_ms in all. Any thread; blocks. rep[i] answers req[i]: free

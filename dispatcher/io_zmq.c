@@ -525,6 +525,19 @@ out:
 }
 
 int
+fbx_webgate_claim(fbx_webgate *g, const char *token, char *fresh,
+    struct fbx_web_who *out)
+{
+	struct zio *z = (struct zio *)g;
+	int rc = fbx_webgate_who(g, token, out);
+
+	_Static_assert(FBX_WEB_TOKEN_HEX == FBX_WEB_TOKEN_LEN, "token size");
+	if (rc != FBX_OK)
+		return rc;
+	return fbxi_websess_claim(z->auth->web, token, web_wall_ms(), fresh);
+}
+
+int
 fbx_webgate_call(fbx_webgate *g, const struct fbx_web_who *who,
     struct fbx_console_req *req, size_t n, struct fbx_console_rep *rep,
     int timeout_ms)

@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include <jansson.h>
+#include <openssl/crypto.h>
 
 #include "webapi.h"
 
@@ -1562,17 +1563,18 @@ fbx_webapi_serve(fbx_webgate *g, const struct fbx_metrics *snap,
 	struct fbx_web_who *w = NULL;
 	const char *tok;
 	int post = strcmp(method, "POST") == 0;
+	int claim = strcmp(path, "/api/session") == 0;
 
 	if (strcmp(path, "/api/whoami") != 0 &&
 	    strcmp(path, "/api/overview") != 0 &&
-	    strcmp(path, "/api/action") != 0) {
+	    strcmp(path, "/api/action") != 0 && !claim) {
 		fail(404, "NOT_FOUND",
-		    "the API has /api/whoami, /api/overview (GET) and "
-		    "/api/action (POST)",
+		    "the API has /api/whoami, /api/overview (GET), "
+		    "/api/action and /api/session (POST)",
 		    status, out);
 		return;
 	}
-	if (post != (strcmp(path, "/api/action") == 0)) {
+	if (post != (strcmp(path, "/api/action") == 0 || claim)) {
 		fail(405, "METHOD",
 		    post ? "GET this one" : "POST an action", status, out);
 		return;
@@ -1598,6 +1600,28 @@ fbx_webapi_serve(fbx_webgate *g, const struct fbx_metrics *snap,
 	if (w == NULL) {
 		fail(500, "NOMEM", "out of memory", status, out);
 		return;
+	}
+	if (claim) {
+		/* the login address's token (the browser keeps it in its
+		 * history) for a fresh one that only this tab holds */
+		char fresh[FBX_WEB_TOKEN_HEX + 1];
+		int rc = fbx_webgate_claim(g, tok, fresh, w);
+		if (rc == FBX_OK) {
+			done(json_pack("{s:s, s:I}", "token", fresh,
+			         "expires_ms", (json_int_t)w->expires_ms),
+			    200, status, out);
+			OPENSSL_cleanse(fresh, sizeof(fresh));
+		} else {
+			fail(401, "UNAUTHENTICATED",
+			    rc == FBX_ESTATE
+			        ? "this session was opened already"
+			        : "this login address was opened already (in "
+			          "another tab or browser: each opens one), has "
+			          "expired, or its principal was revoked or "
+			          "rotated: fuseboxctl web login",
+			    status, out);
+		}
+		goto out;
 	}
 	if (fbx_webgate_who(g, tok, w) != FBX_OK) {
 		fail(401, "UNAUTHENTICATED",

@@ -28,6 +28,7 @@ struct sess {
 	char key[41];
 	int64_t expires_ms; /* wall clock */
 	int64_t minted_ms;
+	int claimed; /* the page exchanged the login address's token */
 };
 
 struct fbxi_websess {
@@ -169,6 +170,44 @@ fbxi_websess_find(struct fbxi_websess *w, const char *token, int64_t now_ms,
 		break;
 	}
 	pthread_mutex_unlock(&w->mu);
+	return rc;
+}
+
+int
+fbxi_websess_claim(struct fbxi_websess *w, const char *token, int64_t now_ms,
+    char fresh[FBX_WEB_TOKEN_LEN + 1])
+{
+	uint8_t h[32], rnd[FBX_WEB_TOKEN_LEN / 2];
+	int rc = FBX_ENOT_FOUND;
+
+	if (w == NULL || token_hash(token, h) != 0)
+		return FBX_ENOT_FOUND;
+	if (RAND_bytes(rnd, sizeof(rnd)) != 1)
+		return FBX_ECRYPTO;
+	for (size_t i = 0; i < sizeof(rnd); i++)
+		snprintf(fresh + 2 * i, 3, "%02x", rnd[i]);
+	OPENSSL_cleanse(rnd, sizeof(rnd));
+	pthread_mutex_lock(&w->mu);
+	for (size_t i = 0; i < w->n; i++) {
+		if (CRYPTO_memcmp(w->v[i].hash, h, sizeof(h)) != 0)
+			continue;
+		if (w->v[i].expires_ms <= now_ms) {
+			drop_at(w, i);
+			break;
+		}
+		if (w->v[i].claimed) {
+			rc = FBX_ESTATE;
+			break;
+		}
+		/* the old token (in the browser's history) is dead */
+		(void)token_hash(fresh, w->v[i].hash);
+		w->v[i].claimed = 1;
+		rc = FBX_OK;
+		break;
+	}
+	pthread_mutex_unlock(&w->mu);
+	if (rc != FBX_OK)
+		OPENSSL_cleanse(fresh, FBX_WEB_TOKEN_LEN + 1);
 	return rc;
 }
 

@@ -44,6 +44,18 @@ void fbxi_websess_free(struct fbxi_websess *w);
 int fbxi_websess_find(struct fbxi_websess *w, const char *token,
     int64_t now_ms, char *user, size_t ul, char *key41, int64_t *expires_ms);
 
+/**
+ * fbxi_websess_claim - the page exchanges the token of a login address
+ * (which the browser keeps in its history) for a fresh one, once: the
+ * session keeps its principal, key and expiry, and answers only to
+ * `fresh` from now on. Any thread.
+ * @return FBX_OK and fresh; FBX_ENOT_FOUND (unknown, malformed, expired,
+ * or a token exchanged before: it is no longer known); FBX_ESTATE (the
+ * token an exchange gave); FBX_ECRYPTO (no random bytes).
+ */
+int fbxi_websess_claim(struct fbxi_websess *w, const char *token,
+    int64_t now_ms, char fresh[FBX_WEB_TOKEN_LEN + 1]);
+
 /** fbxi_websess_forget - drop a token (its key no longer holds). Any
  * thread. */
 void fbxi_websess_forget(struct fbxi_websess *w, const char *token);

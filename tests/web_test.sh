@@ -112,7 +112,11 @@ chrome() {
     --user-data-dir="$T/chromium.$1" --virtual-time-budget=10000 "${@:2}" \
     2>>"$T/chromium.log"
 }
-chrome dom --dump-dom "$URL" >"$T/dom.html" || bad "chromium --dump-dom failed"
+# a login address for the page: the page exchanges its token for a fresh
+# one (POST /api/session), so each page gets an address of its own
+purl() { FUSEBOX_KEY="$K/$1.key" "$CTL" -o org-001 web login --note "web test: page" 2>/dev/null; }
+PU=$(purl admin); PT=${PU##*#token=}
+chrome dom --dump-dom "$PU" >"$T/dom.html" || bad "chromium --dump-dom failed"
 if grep -q 'data-breaker="org-001/attestation_failed"' "$T/dom.html" &&
    grep -A2 'data-breaker="org-001/attestation_failed"' "$T/dom.html" | grep -q 'open (by hand)'; then
   ok
@@ -133,7 +137,7 @@ if grep -nE '(src|href)="(https?:)?//|https?://' "$SRC"/dispatcher/web/*.html \
 else ok; fi
 mkdir -p "$OUT"
 rm -f "$OUT/web_console.png"
-chrome shot --window-size=1280,1600 --screenshot="$OUT/web_console.png" "$URL" >/dev/null
+chrome shot --window-size=1280,1600 --screenshot="$OUT/web_console.png" "$(purl admin)" >/dev/null
 if [ -s "$OUT/web_console.png" ] && head -c 8 "$OUT/web_console.png" | grep -q PNG; then
   ok; echo "screenshot: $OUT/web_console.png"
 else bad "no screenshot at $OUT/web_console.png"; fi
@@ -152,6 +156,24 @@ want() { # STATUS PATTERN WHAT
 }
 call GET /api/overview ""
 want 401 '"error":"UNAUTHENTICATED"' "no token"
+# the login address's token is dead once the page opened it: the
+# browser keeps the address in its history and session files (an
+# outside check found it there, still a valid session)
+call GET /api/whoami "$PT"
+want 401 '"error":"UNAUTHENTICATED"' "a login address's token after its page exchanged it"
+# the exchange by hand: once, for a fresh token; not for that one
+CU=$(purl admin); CT=${CU##*#token=}
+call POST /api/session "$CT" ""
+want 200 '"token":"[0-9a-f]{64}"' "the exchange of a login address's token"
+NT=$(sed -n 's/.*"token":"\([0-9a-f]*\)".*/\1/p' <<<"$BODY")
+call GET /api/whoami "$NT"
+want 200 '"principal":"admin"' "the exchanged token"
+call GET /api/whoami "$CT"
+want 401 '"error":"UNAUTHENTICATED"' "a login address's token after its exchange"
+call POST /api/session "$CT" ""
+want 401 'opened already' "a login address exchanged twice"
+call POST /api/session "$NT" ""
+want 401 'this session was opened already' "an exchanged token exchanged again"
 call GET /api/overview "$(printf '0%.0s' $(seq 64))"
 want 401 '"error":"UNAUTHENTICATED"' "unknown token"
 call GET /api/overview "$TOK"
@@ -179,7 +201,7 @@ want 400 '"error":"INVALID".*needs a reason \(1 to 64 of' "a reason of 80 charac
 VTOK=$(FUSEBOX_KEY="$K/watch.key" "$CTL" -o org-001 web login 2>/dev/null); VTOK=${VTOK##*#token=}
 # the page greys out what a session may not do, and says why; the
 # admin's page (dom.html above) offers the same buttons enabled
-chrome vdom --dump-dom "$H/#token=$VTOK" >"$T/vdom.html" || bad "chromium --dump-dom (viewer) failed"
+chrome vdom --dump-dom "$(purl watch)" >"$T/vdom.html" || bad "chromium --dump-dom (viewer) failed"
 btn() { grep -oE "<button[^>]*>$2</button>" "$1" | head -1; }
 B=$(btn "$T/vdom.html" 'Reset, release…')
 case "$B" in
@@ -194,7 +216,7 @@ case "$B" in
   *) bad "the viewer's trip button is not greyed out with the breaker role: '$B'" ;;
 esac
 rm -f "$OUT/web_console_viewer.png"
-chrome vshot --window-size=1280,1600 --screenshot="$OUT/web_console_viewer.png" "$H/#token=$VTOK" >/dev/null
+chrome vshot --window-size=1280,1600 --screenshot="$OUT/web_console_viewer.png" "$(purl watch)" >/dev/null
 [ -s "$OUT/web_console_viewer.png" ] && ok || bad "no screenshot at $OUT/web_console_viewer.png"
 B=$(btn "$T/dom.html" 'Reset, release…')
 case "$B" in
@@ -265,13 +287,13 @@ done
 want 200 "\"approvals\":\[\{[^]]*\"token\":\"$ATOK\"" "the pending approval in the overview"
 STOK=$(FUSEBOX_KEY="$K/second.key" "$CTL" -o org-001 web login 2>/dev/null); STOK=${STOK##*#token=}
 # the submitter's own page greys out its approval; another approver's not
-chrome adom --dump-dom "$URL" >"$T/adom.html" || bad "chromium --dump-dom (admin) failed"
+chrome adom --dump-dom "$(purl admin)" >"$T/adom.html" || bad "chromium --dump-dom (admin) failed"
 B=$(btn "$T/adom.html" 'Approve…')
 case "$B" in
   *disabled*'you submitted it'*) ok ;;
   *) bad "the submitter's approve button is not greyed out: '$B' (see $T/adom.html)" ;;
 esac
-chrome sdom --dump-dom "$H/#token=$STOK" >"$T/sdom.html" || bad "chromium --dump-dom (approver) failed"
+chrome sdom --dump-dom "$(purl second)" >"$T/sdom.html" || bad "chromium --dump-dom (approver) failed"
 B=$(btn "$T/sdom.html" 'Approve…')
 case "$B" in
   "" | *disabled*) bad "the approver's approve button: '$B' (see $T/sdom.html)" ;;
@@ -476,6 +498,7 @@ want 200 '"principal":"admin"' "the admin's session after second's 17 logins"
 # answered 503 IO, "not recorded"; reads are still served
 "$CTL" -o org-001 breaker trip --reason before_disk --note "web test: open before the disk fails" \
   >/dev/null || bad "breaker trip before_disk"
+DU=$(purl admin)  # a login is audited: refused once writes fail
 touch "$T/arm"
 call POST /api/action "$TOK" '{"action":"trip","org":"org-002","reason":"io_check","note":"disk"}'
 want 503 '"error":"IO"' "a write while the store's fdatasync fails"
@@ -492,7 +515,7 @@ want 200 '"degraded":true' "the overview says the engine is degraded"
 want 200 '"missing":\[\]' "every figure read while the store's fdatasync fails"
 want 200 '"org":"org-001","reason":"before_disk","state":"open"' \
   "the open breaker listed while the store's fdatasync fails"
-chrome deg --dump-dom "$URL" >"$T/degdom.html" || bad "chromium --dump-dom (degraded) failed"
+chrome deg --dump-dom "$DU" >"$T/degdom.html" || bad "chromium --dump-dom (degraded) failed"
 grep -q '<p id="degraded" class="bad"><strong>DEGRADED' "$T/degdom.html" && ok ||
   bad "the page does not show the degraded banner (see $T/degdom.html)"
 
@@ -527,7 +550,7 @@ want 200 '"orgs_in_view":3,' "the overview with --admin-org lists the 3 organisa
 want 200 '"admin_org":"org-002"' "the overview names the admin organisation"
 grep -q 'list organisations' <<<"$BODY" &&
   bad "the overview with --admin-org could not list organisations: $BODY" || ok
-chrome adm --dump-dom "$URL" >"$T/admdom.html" || bad "chromium --dump-dom (--admin-org) failed"
+chrome adm --dump-dom "$(purl admin)" >"$T/admdom.html" || bad "chromium --dump-dom (--admin-org) failed"
 grep -q 'global controls act as organisation org-002 (--admin-org)' "$T/admdom.html" && ok ||
   bad "the page does not say global controls act as org-002 (see $T/admdom.html)"
 "$CTL" -o org-001 status | grep -q "^admin_org .*org-002 (.*need -o org-002)" && ok ||

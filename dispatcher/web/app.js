@@ -36,14 +36,30 @@ function refusal(act, global) {
 
 function $(id) { return document.getElementById(id); }
 
-function takeToken() {
+// takeToken - a login address's token is exchanged, once, for a fresh
+// one that only this tab holds: the browser keeps the address in its
+// history and session files, where the old token is then dead
+async function takeToken() {
   const m = /(?:^#|&)token=([0-9a-f]{64})(?:&|$)/.exec(location.hash);
   if (m) {
-    sessionStorage.setItem(KEY, m[1]);
-    // out of the address bar and the history
+    // out of the address bar and the tab's history
     history.replaceState(null, "", location.pathname);
+    let r;
+    try {
+      const f = await fetch("/api/session", { method: "POST", cache: "no-store",
+        headers: { "Authorization": "Bearer " + m[1] } });
+      r = { status: f.status, body: await f.json() };
+    } catch (e) {
+      r = { status: 0, body: { message: "not connected: " + e } };
+    }
+    if (r.status === 200 && r.body.token) {
+      sessionStorage.setItem(KEY, r.body.token);
+    } else {
+      sessionStorage.removeItem(KEY);
+      return { token: null, why: r.body && r.body.message };
+    }
   }
-  return sessionStorage.getItem(KEY);
+  return { token: sessionStorage.getItem(KEY), why: "" };
 }
 
 function signedOut(why) {
@@ -493,11 +509,15 @@ document.addEventListener("DOMContentLoaded", () => {
   $("action-note").addEventListener("keydown", ev => { if (ev.key === "Enter") confirmAction(); });
   $("trip").addEventListener("submit", tripForm);
   // a new login address pasted into this tab signs it in at once
-  window.addEventListener("hashchange", () => {
-    const t = takeToken();
-    if (t && t !== token) { token = t; poll(false); }
+  window.addEventListener("hashchange", async () => {
+    if (!/token=/.test(location.hash)) return;
+    const t = await takeToken();
+    if (!t.token) { signedOut(t.why); return; }
+    if (t.token !== token) { token = t.token; poll(false); }
   });
-  token = takeToken();
-  if (!token) { signedOut(""); return; }
-  poll(false);
+  takeToken().then(t => {
+    token = t.token;
+    if (!token) { signedOut(t.why); return; }
+    poll(false);
+  });
 });
