@@ -833,6 +833,10 @@ fbx_gw_msg_decode_generic(const void *buf, size_t len,
 	rv = gw_prescan(&w, buf, len);
 	if (rv != FBX_OK)
 		goto out;
+	rv = fbxp_prescan(&w, &fusebox__v1__gateway_message__descriptor, buf,
+	    len, &fbxp_caps_gateway);
+	if (rv != FBX_OK)
+		goto out;
 	pb = fusebox__v1__gateway_message__unpack(fbxp_pb_alloc_init(&pa), len,
 	    fbxp_in_bytes(buf));
 	if (pb == NULL) {
@@ -1103,6 +1107,10 @@ fbx_eng_msg_decode(const void *buf, size_t len, struct fbx_eng_msg *out)
 	rv = fbxp_check_len(&w, buf, len, FBX_GATEWAY_MSG_MAX);
 	if (rv != FBX_OK)
 		goto out;
+	rv = fbxp_prescan(&w, &fusebox__v1__engine_message__descriptor, buf,
+	    len, &fbxp_caps_gateway);
+	if (rv != FBX_OK)
+		goto out;
 	pb = fusebox__v1__engine_message__unpack(fbxp_pb_alloc_init(&pa), len,
 	    fbxp_in_bytes(buf));
 	if (pb == NULL) {
@@ -1367,6 +1375,10 @@ fbx_event_decode(const void *buf, size_t len, struct fbx_event *out)
 	if (out == NULL)
 		return FBX_EINVALID;
 	rv = fbxp_check_len(&w, buf, len, EVENT_MSG_MAX);
+	if (rv != FBX_OK)
+		goto out;
+	rv = fbxp_prescan(&w, &fusebox__v1__event__descriptor, buf, len,
+	    &fbxp_caps_gateway);
 	if (rv != FBX_OK)
 		goto out;
 	pb = fusebox__v1__event__unpack(fbxp_pb_alloc_init(&pa), len,

@@ -5,7 +5,8 @@
  * safety-control pieces of wire.c that the request codec (wire_request.c)
  * and the reply codec (wire_reply_in.c, wire_reply_out.c) both use; the
  * varint reader and the direct codec of wire_direct.c that wire.c's
- * public functions call.
+ * public functions call; the prescan of wire_scan.c that every decoder
+ * runs before protobuf-c.
  */
 #ifndef FBXP_WIRE_INT_H
 #define FBXP_WIRE_INT_H
@@ -271,6 +272,33 @@ fbxp_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
 	}
 	return -1;
 }
+
+/* ---- wire_scan.c: the prescan before protobuf-c */
+
+/* what fbxp_prescan allows: entries of one repeated field in one
+ * message, and repeated entries in the whole message */
+struct fbxp_scan_caps {
+	size_t field_max;
+	size_t total_max;
+};
+
+/* console requests; console replies; gateway and engine messages, events */
+extern const struct fbxp_scan_caps fbxp_caps_console;
+extern const struct fbxp_scan_caps fbxp_caps_reply;
+extern const struct fbxp_scan_caps fbxp_caps_gateway;
+
+/* fbxp_prescan - walk the message of type d in buf[0..len) on the wire,
+ * without allocating, before protobuf-c unpacks it. Refuses more than 64
+ * unknown fields (FBX_EMALFORMED), a repeated field over caps->field_max
+ * entries in one message or more than caps->total_max entries in all
+ * (FBX_ETOOBIG, naming the field), a message, string or bytes field that
+ * is not repeated given more than 8 times in one message (FBX_ETOOBIG),
+ * and bytes protobuf-c would not read ("message: not a <Type>",
+ * FBX_EMALFORMED, what the decoders say when unpack fails). len is
+ * already within the decoder's cap. @return FBX_OK or the error, with
+ * the reason in w. */
+int fbxp_prescan(struct wctx *w, const ProtobufCMessageDescriptor *d,
+    const void *buf, size_t len, const struct fbxp_scan_caps *caps);
 
 /* ---- wire_direct.c: the hot messages without protobuf-c */
 

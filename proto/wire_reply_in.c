@@ -1137,6 +1137,10 @@ fbx_console_rep_decode(
 	rv = fbxp_check_len(&w, buf, len, FBX_CONSOLE_MSG_MAX);
 	if (rv != FBX_OK)
 		goto out;
+	rv = fbxp_prescan(&w, &fusebox__v1__console_reply__descriptor, buf,
+	    len, &fbxp_caps_reply);
+	if (rv != FBX_OK)
+		goto out;
 	pb = fusebox__v1__console_reply__unpack(fbxp_pb_alloc_init(&pa), len,
 	    fbxp_in_bytes(buf));
 	if (pb == NULL) {

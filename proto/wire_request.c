@@ -901,6 +901,10 @@ fbx_console_req_decode(const void *buf, size_t len,
 	rv = fbxp_check_len(&w, buf, len, FBX_CONSOLE_MSG_MAX);
 	if (rv != FBX_OK)
 		goto out;
+	rv = fbxp_prescan(&w, &fusebox__v1__console_request__descriptor, buf,
+	    len, &fbxp_caps_console);
+	if (rv != FBX_OK)
+		goto out;
 	pb = fusebox__v1__console_request__unpack(fbxp_pb_alloc_init(&pa), len,
 	    fbxp_in_bytes(buf));
 	if (pb == NULL) {
