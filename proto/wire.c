@@ -830,11 +830,13 @@ fbx_gw_msg_decode_generic(const void *buf, size_t len,
 	rv = fbxp_check_len(&w, buf, len, FBX_GATEWAY_IN_MAX);
 	if (rv != FBX_OK)
 		goto out;
-	rv = gw_prescan(&w, buf, len);
-	if (rv != FBX_OK)
-		goto out;
+	/* the schema's walk first: it stops at a flood (of unknown fields,
+	 * say) where gw_prescan's three walks would go to the end */
 	rv = fbxp_prescan(&w, &fusebox__v1__gateway_message__descriptor, buf,
 	    len, &fbxp_caps_gateway);
+	if (rv != FBX_OK)
+		goto out;
+	rv = gw_prescan(&w, buf, len);
 	if (rv != FBX_OK)
 		goto out;
 	pb = fusebox__v1__gateway_message__unpack(fbxp_pb_alloc_init(&pa), len,

@@ -145,6 +145,29 @@ packable(ProtobufCType t)
 	    t != PROTOBUF_C_TYPE_MESSAGE;
 }
 
+/* field_over - refuse field f of the message being scanned once it was
+ * given n times (entries of a repeated field, or times a message, string
+ * or bytes field that is not repeated was given): the rest of the bytes
+ * is not walked. */
+static int
+field_over(struct scan *s, int depth, const ProtobufCFieldDescriptor *f,
+    uint32_t n)
+{
+	char what[96];
+
+	if (f->label == PROTOBUF_C_LABEL_REPEATED && n > s->caps->field_max) {
+		snprintf(what, sizeof(what),
+		    "over %zu entries on the wire", s->caps->field_max);
+		return scan_fail(s, FBX_ETOOBIG, depth, f, what);
+	}
+	if (f->label != PROTOBUF_C_LABEL_REPEATED && n > SCAN_SINGULAR_MAX) {
+		snprintf(what, sizeof(what), "given over %d times on the wire",
+		    SCAN_SINGULAR_MAX);
+		return scan_fail(s, FBX_ETOOBIG, depth, f, what);
+	}
+	return FBX_OK;
+}
+
 /* scan_msg - one message of type d in [p, end), depth messages below the
  * root. Counts of one field are per occurrence of the message: each
  * occurrence is unpacked on its own (a merge of repeats is bounded by
@@ -156,7 +179,6 @@ scan_msg(struct scan *s, const ProtobufCMessageDescriptor *d,
 	uint32_t cnt[SCAN_FIELDS_MAX];
 	unsigned nf = d->n_fields < SCAN_FIELDS_MAX ? d->n_fields
 	                                            : SCAN_FIELDS_MAX;
-	char what[96];
 	int rv;
 
 	memset(cnt, 0, nf * sizeof(cnt[0]));
@@ -192,7 +214,12 @@ scan_msg(struct scan *s, const ProtobufCMessageDescriptor *d,
 		}
 		f = protobuf_c_message_descriptor_get_field(d, num);
 		if (f == NULL) {
-			s->unknown++;
+			/* refused at once: the rest is not walked */
+			if (++s->unknown > SCAN_UNKNOWN_MAX)
+				return fbxp_fail(s->w, FBX_EMALFORMED,
+				    "message: over %d unknown fields on the "
+				    "wire",
+				    SCAN_UNKNOWN_MAX);
 			continue;
 		}
 		/* a field of these types in another wire type fails unpack */
@@ -203,11 +230,20 @@ scan_msg(struct scan *s, const ProtobufCMessageDescriptor *d,
 			if (wt == 2 && packable(f->type))
 				n = packed_count(f->type, body, len);
 			s->total += n;
+			if (s->total > s->caps->total_max)
+				return fbxp_fail(s->w, FBX_ETOOBIG,
+				    "message: over %zu repeated entries on the "
+				    "wire",
+				    s->caps->total_max);
 		} else if (packable(f->type)) {
 			n = 0; /* a scalar given again only overwrites */
 		}
-		if (idx < nf)
+		if (idx < nf) {
 			cnt[idx] += (uint32_t)n;
+			rv = field_over(s, depth, f, cnt[idx]);
+			if (rv != FBX_OK)
+				return rv;
+		}
 		if (f->type != PROTOBUF_C_TYPE_MESSAGE || len == 0)
 			continue; /* an empty message holds nothing to count */
 		if (depth + 1 >= SCAN_DEPTH_MAX)
@@ -218,23 +254,6 @@ scan_msg(struct scan *s, const ProtobufCMessageDescriptor *d,
 		rv = scan_msg(s, f->descriptor, body, body + len, depth + 1);
 		if (rv != FBX_OK)
 			return rv;
-	}
-	for (size_t i = 0; i < nf; i++) {
-		const ProtobufCFieldDescriptor *f = &d->fields[i];
-		if (f->label == PROTOBUF_C_LABEL_REPEATED &&
-		    cnt[i] > s->caps->field_max) {
-			snprintf(what, sizeof(what),
-			    "%u entries on the wire, at most %zu",
-			    (unsigned)cnt[i], s->caps->field_max);
-			return scan_fail(s, FBX_ETOOBIG, depth, f, what);
-		}
-		if (f->label != PROTOBUF_C_LABEL_REPEATED &&
-		    cnt[i] > SCAN_SINGULAR_MAX) {
-			snprintf(what, sizeof(what),
-			    "given %u times on the wire, at most %d",
-			    (unsigned)cnt[i], SCAN_SINGULAR_MAX);
-			return scan_fail(s, FBX_ETOOBIG, depth, f, what);
-		}
 	}
 	return FBX_OK;
 }
@@ -251,18 +270,10 @@ fbxp_prescan(struct wctx *w, const ProtobufCMessageDescriptor *d,
 	s.w = w;
 	s.root = d;
 	s.caps = caps;
+	/* the unknown fields and the total are refused as soon as they
+	 * pass their caps (scan_msg), the rest of the bytes not walked */
 	rv = scan_msg(&s, d, p, p + len, 0);
-	if (rv != FBX_OK)
-		return rv;
-	if (s.unknown > SCAN_UNKNOWN_MAX)
-		return fbxp_fail(w, FBX_EMALFORMED,
-		    "message: %zu unknown fields on the wire, at most %d",
-		    s.unknown, SCAN_UNKNOWN_MAX);
-	if (s.total > caps->total_max)
-		return fbxp_fail(w, FBX_ETOOBIG,
-		    "message: %zu repeated entries on the wire, at most %zu",
-		    s.total, caps->total_max);
-	return FBX_OK;
+	return rv;
 }
 
 /* The caps: a field's entries above every documented maximum (100,000

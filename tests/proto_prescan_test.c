@@ -142,7 +142,7 @@ test_enroll_bomb(void)
 	printf("enroll bomb (4,194,204 empty devices, %zu bytes): %s, "
 	       "%.1f ms, %lu allocations\n",
 	    w.n, why, ms, allocs);
-	CHECK(strncmp(why, "enroll.devices: 4194204 entries on the wire", 43)
+	CHECK(strncmp(why, "enroll.devices: over 131072 entries on the wire", 47)
 	    == 0);
 	CHECK(allocs <= FEW_ALLOCS);
 	free(w.p);
@@ -170,7 +170,7 @@ test_merge_bomb(void)
 	printf("merge bomb (enroll given 1,000,000 times): %s, %.1f ms, "
 	       "%lu allocations\n",
 	    why, ms, allocs);
-	CHECK(strncmp(why, "enroll: given 1000000 times on the wire", 39)
+	CHECK(strncmp(why, "enroll: given over 8 times on the wire", 38)
 	    == 0);
 	CHECK(allocs <= FEW_ALLOCS);
 	free(w.p);
@@ -197,7 +197,7 @@ test_unknown_bombs(void)
 	printf("heartbeat + %zu unknown fields (%zu bytes): %s, %.1f ms, "
 	       "%lu allocations\n",
 	    n, w.n, why, ms, allocs);
-	CHECK(strstr(why, "6291406 unknown fields on the wire") != NULL);
+	CHECK(strstr(why, "over 64 unknown fields on the wire") != NULL);
 	CHECK(allocs <= FEW_ALLOCS);
 	free(w.p);
 	memset(&w, 0, sizeof(w));
@@ -210,7 +210,7 @@ test_unknown_bombs(void)
 	pbw_sub(&w, 10, &sub);
 	rv = gw_decode(&w, 0, why, sizeof(why), &ms, &allocs);
 	CHECK_RV(rv, FBX_EMALFORMED);
-	CHECK(strstr(why, "1000000 unknown fields on the wire") != NULL);
+	CHECK(strstr(why, "over 64 unknown fields on the wire") != NULL);
 	CHECK(allocs <= FEW_ALLOCS);
 	free(w.p);
 	memset(&w, 0, sizeof(w));
@@ -229,7 +229,7 @@ test_unknown_bombs(void)
 	printf("result entry + 4,000,000 unknown fields: %s, %.1f ms, "
 	       "%lu allocations\n",
 	    why, ms, allocs);
-	CHECK(strstr(why, "4000000 unknown fields on the wire") != NULL);
+	CHECK(strstr(why, "over 64 unknown fields on the wire") != NULL);
 	CHECK(allocs <= FEW_ALLOCS);
 	free(w.p);
 	memset(&w, 0, sizeof(w));
@@ -281,7 +281,7 @@ test_unknown_cap(void)
 	pbw_str(&w, 200, "newer");
 	CHECK_RV(req_decode(&w, why, sizeof(why), &ms, &allocs),
 	    FBX_EMALFORMED);
-	CHECK(strcmp(why, "message: 65 unknown fields on the wire, at most 64")
+	CHECK(strcmp(why, "message: over 64 unknown fields on the wire")
 	    == 0);
 	free(w.p);
 	(void)out;
@@ -312,8 +312,8 @@ test_enroll_limits(void)
 	/* past the prescan's field cap: its reason, before unpacking */
 	enroll_req(&w, 131073, &dev);
 	CHECK_RV(req_decode(&w, why, sizeof(why), &ms, &allocs), FBX_ETOOBIG);
-	CHECK(strcmp(why, "enroll.devices: 131073 entries on the wire, at "
-	                  "most 131072") == 0);
+	CHECK(strcmp(why, "enroll.devices: over 131072 entries on the "
+	                  "wire") == 0);
 	CHECK(allocs <= FEW_ALLOCS);
 	free(w.p);
 	memset(&w, 0, sizeof(w));
@@ -364,9 +364,8 @@ test_submit_limits(void)
 		} else {
 			CHECK_RV(req_decode(&w, why, sizeof(why), &ms, &allocs),
 			    FBX_ETOOBIG);
-			CHECK(strcmp(why, "submit.target.device_ids: 131073 "
-			                  "entries on the wire, at most 131072")
-			    == 0);
+			CHECK(strcmp(why, "submit.target.device_ids: over "
+			                  "131072 entries on the wire") == 0);
 			CHECK(allocs <= FEW_ALLOCS);
 		}
 		free(w.p);
