@@ -279,8 +279,12 @@ recover(struct fbx_engine *e)
 
 /* at most this many brakes wait for a retry turn; more are refused */
 #define BRAKES_WAITING_MAX 64
-/* a brake waiting brings the next retry turn this close (ms) */
+/* a brake waiting brings the next retry turn this close (ms), but not
+ * closer than BRAKE_RETRY_GAP_MS after the last one: a retry turn whose
+ * probe passes and whose commit fails rebuilds memory, which brakes
+ * sent one after another must not make a loop of */
 #define BRAKE_RETRY_MS 100
+#define BRAKE_RETRY_GAP_MS 1000
 
 /* read_only_turn - the store cannot be written (full disk, failed
  * commits): answer reads from a read transaction, refuse writes with the
@@ -318,8 +322,13 @@ read_only_turn(struct fbx_engine *e, int defer)
 		e->txn = NULL;
 		/* not after the backoff (up to 5 s): a failed retry turn
 		 * costs a probe (write_probe), and the operator is waiting */
-		if (waiting > 0 && e->retry_at > e->mono + BRAKE_RETRY_MS)
-			e->retry_at = e->mono + BRAKE_RETRY_MS;
+		if (waiting > 0) {
+			int64_t at = e->mono + BRAKE_RETRY_MS;
+			if (at < e->retry_last + BRAKE_RETRY_GAP_MS)
+				at = e->retry_last + BRAKE_RETRY_GAP_MS;
+			if (e->retry_at > at)
+				e->retry_at = at;
+		}
 	}
 	e->txn_err = FBX_OK;
 	fbxi_out_leave(e);
@@ -472,6 +481,8 @@ turn(struct fbx_engine *e)
 			read_only_turn(e, 1);
 		return FBX_OK;
 	}
+	if (e->degraded)
+		e->retry_last = e->mono;
 	/* gateway results are taken in slices (about 16,000 results) so a
 	 * turn stays short and a console request never waits long behind a
 	 * big fan-out; console requests are small and read in full, first,
@@ -828,7 +839,12 @@ turn_failed(struct fbx_engine *e, int rc, int rebuild)
 {
 	if (rc == FBX_EMAP_FULL)
 		rc = FBX_EDISK_FULL;
-	if (rc == FBX_ETIMEOUT) {
+	if (rc == FBX_ETIMEOUT && !rebuild) {
+		/* the probe's commit in doubt: nothing of the turn was tried
+		 * (the next begin still waits for that transaction's end) */
+		e->doubt = 1;
+		rc = FBX_EIO;
+	} else if (rc == FBX_ETIMEOUT) {
 		e->doubt = 1;
 		FBX_LOGE("turn's commit in doubt: the store's connection went "
 		         "after COMMIT was sent and the server could not be "
@@ -836,7 +852,6 @@ turn_failed(struct fbx_engine *e, int rc, int rebuild)
 		         "answered TIMEOUT (retry with the same idempotency "
 		         "key), nothing of it was sent, and memory is "
 		         "rebuilt from the store");
-		rebuild = 1;
 	}
 	e->fail_streak++;
 	e->turns_failed++;

@@ -254,6 +254,7 @@ struct fbx_engine {
 	size_t nunsent, unsentcap;
 	int64_t gw_drained; /* monotonic ms the gateway input was last empty */
 	int64_t retry_at; /* after a failed turn: no write turn before */
+	int64_t retry_last; /* mono ms of the last retry turn */
 	uint32_t fail_streak;
 	uint64_t avail_at_fail; /* disk bytes available at the last
 	                         * DISK_FULL (fbx_store_disk_avail) */

@@ -23,8 +23,8 @@ typedef struct fbx_client fbx_client;
  * @param[in] timeout_ms how long fbx_client_call() waits for a reply;
  * values <= 0 select 5000 ms. A breaker trip or rollout pause sent while
  * the engine is degraded is answered by its next retry turn, which it
- * brings within 100 ms (fuseboxctl and the web console wait 10 s for
- * them all the same).
+ * brings within 100 ms, 1 s after the last one at the earliest
+ * (fuseboxctl and the web console wait 10 s for them all the same).
  * @param[out] out the client, written only on success. Free it with
  * fbx_client_close().
  * @return FBX_OK, FBX_EINVALID (NULL or over-long endpoint, or an endpoint

@@ -239,10 +239,17 @@ result_apply(struct fbx_engine *e, struct gw *g, const struct fbx_result_rec *r)
 		if (cc == NULL) /* finished (recorded before), or never was */
 			return finished_result(e, g, r->delivery_id);
 		if (!fbxi_gw_serves(g, cc->c.org)) {
-			/* another organisation's delivery: an outcome of it
-			 * is forged as one for another key's is (counted,
-			 * logged and audited with the batch) */
-			if (to == FBX_D_SUCCEEDED || to == FBX_D_FAILED)
+			/* an organisation outside the key's scope: an outcome
+			 * of its delivery is forged as one for another key's
+			 * is (counted, logged and audited with the batch). In
+			 * its scope but not this session's HELLO (a gateway
+			 * that narrowed it) it is only not taken */
+			const struct fbxi_principal *p =
+			    e->auth != NULL
+			        ? fbxi_auth_find(e->auth, g->principal)
+			        : NULL;
+			if ((to == FBX_D_SUCCEEDED || to == FBX_D_FAILED) &&
+			    p != NULL && !fbxi_principal_may_org(p, cc->c.org))
 				e->forged_results++;
 			return 0;
 		}

@@ -1576,7 +1576,10 @@ fbx_webapi_serve(fbx_webgate *g, const struct fbx_metrics *snap,
 	}
 	if (post != (strcmp(path, "/api/action") == 0 || claim)) {
 		fail(405, "METHOD",
-		    post ? "GET this one" : "POST an action", status, out);
+		    post ? "GET this one"
+		         : claim ? "POST the login address's token to exchange it"
+		                 : "POST an action",
+		    status, out);
 		return;
 	}
 	if (g == NULL) {

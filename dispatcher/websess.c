@@ -178,10 +178,14 @@ fbxi_websess_claim(struct fbxi_websess *w, const char *token, int64_t now_ms,
     char fresh[FBX_WEB_TOKEN_LEN + 1])
 {
 	uint8_t h[32], rnd[FBX_WEB_TOKEN_LEN / 2];
+	char sid[17], user[FBX_ID_MAX + 1] = "";
 	int rc = FBX_ENOT_FOUND;
 
 	if (w == NULL || token_hash(token, h) != 0)
 		return FBX_ENOT_FOUND;
+	/* the session id web.login audited: the old token's hash */
+	for (int i = 0; i < 8; i++)
+		snprintf(sid + 2 * i, 3, "%02x", h[i]);
 	if (RAND_bytes(rnd, sizeof(rnd)) != 1)
 		return FBX_ECRYPTO;
 	for (size_t i = 0; i < sizeof(rnd); i++)
@@ -202,12 +206,17 @@ fbxi_websess_claim(struct fbxi_websess *w, const char *token, int64_t now_ms,
 		/* the old token (in the browser's history) is dead */
 		(void)token_hash(fresh, w->v[i].hash);
 		w->v[i].claimed = 1;
+		snprintf(user, sizeof(user), "%s", w->v[i].user);
 		rc = FBX_OK;
 		break;
 	}
 	pthread_mutex_unlock(&w->mu);
 	if (rc != FBX_OK)
 		OPENSSL_cleanse(fresh, FBX_WEB_TOKEN_LEN + 1);
+	else /* who opened it, if its principal says it was not them */
+		FBX_LOGI("web: session %s of %s opened by a page (its login "
+		         "address's token exchanged)",
+		    sid, user);
 	return rc;
 }
 

@@ -230,20 +230,20 @@ scan_msg(struct scan *s, const ProtobufCMessageDescriptor *d,
 			if (wt == 2 && packable(f->type))
 				n = packed_count(f->type, body, len);
 			s->total += n;
-			if (s->total > s->caps->total_max)
-				return fbxp_fail(s->w, FBX_ETOOBIG,
-				    "message: over %zu repeated entries on the "
-				    "wire",
-				    s->caps->total_max);
 		} else if (packable(f->type)) {
 			n = 0; /* a scalar given again only overwrites */
 		}
+		/* the field first: its name says more than the total */
 		if (idx < nf) {
 			cnt[idx] += (uint32_t)n;
 			rv = field_over(s, depth, f, cnt[idx]);
 			if (rv != FBX_OK)
 				return rv;
 		}
+		if (s->total > s->caps->total_max)
+			return fbxp_fail(s->w, FBX_ETOOBIG,
+			    "message: over %zu repeated entries on the wire",
+			    s->caps->total_max);
 		if (f->type != PROTOBUF_C_TYPE_MESSAGE || len == 0)
 			continue; /* an empty message holds nothing to count */
 		if (depth + 1 >= SCAN_DEPTH_MAX)

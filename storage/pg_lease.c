@@ -12,8 +12,8 @@
  * A node paused in the middle of a transaction holds the writers'
  * advisory lock (store_pg.c) and maybe that row lock: the
  * server ends the transaction after idle_in_transaction_session_timeout
- * (store_pg.c sets it to half a lease), so the others are not blocked
- * for longer than that.
+ * (store_pg.c sets it to half a lease, at least 5 s), so the others are
+ * not blocked for longer than that.
  */
 #include "pg_lease.h"
 

@@ -76,6 +76,7 @@ start() {
 		exit 64
 		;;
 	esac
+	mkdir -p "$tmp" # a directory named by the caller may not exist yet
 	setup_user "$tmp"
 	if ! "${runas[@]}" "$pgbin/initdb" -D "$tmp/data" -U fbx -A trust \
 		-E UTF8 --no-locale >"$tmp/initdb.log" 2>&1; then

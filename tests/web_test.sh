@@ -333,6 +333,9 @@ done
 call GET /api/overview "$TOK"
 want 200 "\"paused_rollouts\":\[[^]]*\"id\":$RID3,[^}]*\"state\":\"awaiting_approval\"" \
   "the rollout awaiting approval in the overview"
+chrome apr --dump-dom "$(purl admin)" >"$T/aprdom.html" || bad "chromium --dump-dom (awaiting approval) failed"
+grep -q '>Approve next group…</button>' "$T/aprdom.html" && ok ||
+  bad "the page offers no 'Approve next group' for rollout $RID3 (see $T/aprdom.html)"
 call POST /api/action "$VTOK" "{\"action\":\"advance\",\"org\":\"org-001\",\"command_id\":$RID3,\"note\":\"web test: a viewer\"}"
 want 403 '"error":"FORBIDDEN"' "a viewer approves a rollout's next group"
 call POST /api/action "$TOK" "{\"action\":\"advance\",\"org\":\"org-001\",\"command_id\":$RID3,\"note\":\"web test: sales looks fine\"}"

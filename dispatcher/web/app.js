@@ -1,8 +1,9 @@
 // fusebox web console (issue 12). Plain JavaScript, no framework, no build
-// step. It polls GET /api/overview with the session token that
-// `fuseboxctl web login` printed (in the address's #fragment: kept in
-// sessionStorage, never in a cookie, so no other site can act with it),
-// and sends operator actions to POST /api/action. The engine answers both
+// step. It exchanges the token that `fuseboxctl web login` printed (in
+// the address's #fragment) once for a fresh one (POST /api/session),
+// keeps that in sessionStorage, never in a cookie, so no other site can
+// act with it, polls GET /api/overview with it, and sends operator
+// actions to POST /api/action. The engine answers both
 // as the token's principal: its roles, its organisations, its audit
 // trail. Text from the engine is always set as textContent, never HTML.
 "use strict";
@@ -10,6 +11,7 @@
 const POLL_MS = 3000;
 const KEY = "fbx_token";
 let token = null;
+let exchangeWhy = ""; // a login address this tab could not take
 let timer = null;
 let pending = null; // the action waiting for its note
 let someOrg = undefined; // an organisation in view: a global action names one
@@ -55,8 +57,10 @@ async function takeToken() {
     if (r.status === 200 && r.body.token) {
       sessionStorage.setItem(KEY, r.body.token);
     } else {
-      sessionStorage.removeItem(KEY);
-      return { token: null, why: r.body && r.body.message };
+      // a tab signed in keeps its session (an address opened again
+      // from the history, a reload that cut the exchange short)
+      const kept = sessionStorage.getItem(KEY);
+      return { token: kept, why: (r.body && r.body.message) || "" };
     }
   }
   return { token: sessionStorage.getItem(KEY), why: "" };
@@ -241,8 +245,9 @@ function render(o) {
   } else {
     $("errors").hidden = true;
   }
-  $("notes").hidden = !(o.notes && o.notes.length);
-  $("notes").textContent = o.notes && o.notes.length ? o.notes.join("; ") : "";
+  const notes = (o.notes || []).concat(exchangeWhy ? [exchangeWhy] : []);
+  $("notes").hidden = notes.length === 0;
+  $("notes").textContent = notes.join("; ");
   const h = o.needs_human;
   // figures some organisation's request could not read: unknown, not 0
   const missing = h.missing || [];
@@ -513,11 +518,16 @@ document.addEventListener("DOMContentLoaded", () => {
     if (!/token=/.test(location.hash)) return;
     const t = await takeToken();
     if (!t.token) { signedOut(t.why); return; }
+    exchangeWhy = t.why ? "The address just opened was not taken (" + t.why +
+      "); this tab stays signed in with its own session." : "";
     if (t.token !== token) { token = t.token; poll(false); }
+    else poll(true);
   });
   takeToken().then(t => {
     token = t.token;
     if (!token) { signedOut(t.why); return; }
+    exchangeWhy = t.why ? "The address just opened was not taken (" + t.why +
+      "); this tab stays signed in with its own session." : "";
     poll(false);
   });
 });
