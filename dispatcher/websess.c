@@ -146,28 +146,40 @@ out:
 	return rc;
 }
 
+/* live_locked - the session of token hash h, if it has not expired (an
+ * expired one is dropped); under mu */
+static struct sess *
+live_locked(struct fbxi_websess *w, const uint8_t h[32], int64_t now_ms)
+{
+	for (size_t i = 0; i < w->n; i++) {
+		if (CRYPTO_memcmp(w->v[i].hash, h, 32) != 0)
+			continue;
+		if (w->v[i].expires_ms <= now_ms) {
+			drop_at(w, i);
+			return NULL;
+		}
+		return &w->v[i];
+	}
+	return NULL;
+}
+
 int
 fbxi_websess_find(struct fbxi_websess *w, const char *token, int64_t now_ms,
     char *user, size_t ul, char *key41, int64_t *expires_ms)
 {
 	uint8_t h[32];
+	struct sess *s;
 	int rc = FBX_ENOT_FOUND;
 
 	if (w == NULL || token_hash(token, h) != 0)
 		return FBX_ENOT_FOUND;
 	pthread_mutex_lock(&w->mu);
-	for (size_t i = 0; i < w->n; i++) {
-		if (CRYPTO_memcmp(w->v[i].hash, h, sizeof(h)) != 0)
-			continue;
-		if (w->v[i].expires_ms <= now_ms) {
-			drop_at(w, i);
-			break;
-		}
-		snprintf(user, ul, "%s", w->v[i].user);
-		memcpy(key41, w->v[i].key, 41);
-		*expires_ms = w->v[i].expires_ms;
+	s = live_locked(w, h, now_ms);
+	if (s != NULL) {
+		snprintf(user, ul, "%s", s->user);
+		memcpy(key41, s->key, 41);
+		*expires_ms = s->expires_ms;
 		rc = FBX_OK;
-		break;
 	}
 	pthread_mutex_unlock(&w->mu);
 	return rc;
@@ -179,6 +191,7 @@ fbxi_websess_claim(struct fbxi_websess *w, const char *token, int64_t now_ms,
 {
 	uint8_t h[32], rnd[FBX_WEB_TOKEN_LEN / 2];
 	char sid[17], user[FBX_ID_MAX + 1] = "";
+	struct sess *s;
 	int rc = FBX_ENOT_FOUND;
 
 	if (w == NULL || token_hash(token, h) != 0)
@@ -192,23 +205,15 @@ fbxi_websess_claim(struct fbxi_websess *w, const char *token, int64_t now_ms,
 		snprintf(fresh + 2 * i, 3, "%02x", rnd[i]);
 	OPENSSL_cleanse(rnd, sizeof(rnd));
 	pthread_mutex_lock(&w->mu);
-	for (size_t i = 0; i < w->n; i++) {
-		if (CRYPTO_memcmp(w->v[i].hash, h, sizeof(h)) != 0)
-			continue;
-		if (w->v[i].expires_ms <= now_ms) {
-			drop_at(w, i);
-			break;
-		}
-		if (w->v[i].claimed) {
-			rc = FBX_ESTATE;
-			break;
-		}
+	s = live_locked(w, h, now_ms);
+	if (s != NULL && s->claimed) {
+		rc = FBX_ESTATE;
+	} else if (s != NULL) {
 		/* the old token (in the browser's history) is dead */
-		(void)token_hash(fresh, w->v[i].hash);
-		w->v[i].claimed = 1;
-		snprintf(user, sizeof(user), "%s", w->v[i].user);
+		(void)token_hash(fresh, s->hash);
+		s->claimed = 1;
+		snprintf(user, sizeof(user), "%s", s->user);
 		rc = FBX_OK;
-		break;
 	}
 	pthread_mutex_unlock(&w->mu);
 	if (rc != FBX_OK)
