@@ -38,6 +38,13 @@ function refusal(act, global) {
 
 function $(id) { return document.getElementById(id); }
 
+// notTaken - the note shown when an address opened in a signed-in tab
+// could not be exchanged (why: the engine's reason), or ""
+function notTaken(why) {
+  return why ? "The address just opened was not taken (" + why +
+    "); this tab stays signed in with its own session." : "";
+}
+
 // takeToken - a login address's token is exchanged, once, for a fresh
 // one that only this tab holds: the browser keeps the address in its
 // history and session files, where the old token is then dead
@@ -518,16 +525,14 @@ document.addEventListener("DOMContentLoaded", () => {
     if (!/token=/.test(location.hash)) return;
     const t = await takeToken();
     if (!t.token) { signedOut(t.why); return; }
-    exchangeWhy = t.why ? "The address just opened was not taken (" + t.why +
-      "); this tab stays signed in with its own session." : "";
+    exchangeWhy = notTaken(t.why);
     if (t.token !== token) { token = t.token; poll(false); }
     else poll(true);
   });
   takeToken().then(t => {
     token = t.token;
     if (!token) { signedOut(t.why); return; }
-    exchangeWhy = t.why ? "The address just opened was not taken (" + t.why +
-      "); this tab stays signed in with its own session." : "";
+    exchangeWhy = notTaken(t.why);
     poll(false);
   });
 });
