@@ -63,6 +63,14 @@ int fbx_webgate_claim(fbx_webgate *g, const char *token, char *fresh,
 #define FBX_WEB_TOKEN_HEX 64 /* a token's hex digits */
 
 /**
+ * fbx_webgate_end - the page signs out: the token's session ends at
+ * once (whatever its key's state; nothing is written, so it works while
+ * the engine is degraded) and the daemon logs which one. Any thread.
+ * @return FBX_OK; FBX_ENOT_FOUND (unknown, expired or ended before).
+ */
+int fbx_webgate_end(fbx_webgate *g, const char *token);
+
+/**
  * fbx_webgate_call - send n console requests as who (version, request_id
  * and actor are filled in) and wait for their replies, at most
  * timeout_ms in all. Any thread; blocks. rep[i] answers req[i]: free

@@ -538,6 +538,21 @@ fbx_webgate_claim(fbx_webgate *g, const char *token, char *fresh,
 }
 
 int
+fbx_webgate_end(fbx_webgate *g, const char *token)
+{
+	struct zio *z = (struct zio *)g;
+	char user[FBX_ID_MAX + 1], sid[17];
+
+	if (z == NULL || z->auth == NULL ||
+	    fbxi_websess_end(z->auth->web, token, web_wall_ms(), user,
+	        sizeof(user), sid) != FBX_OK)
+		return FBX_ENOT_FOUND;
+	FBX_LOGI("web: session %s of %s ended: its page signed out", sid,
+	    user);
+	return FBX_OK;
+}
+
+int
 fbx_webgate_call(fbx_webgate *g, const struct fbx_web_who *who,
     struct fbx_console_req *req, size_t n, struct fbx_console_rep *rep,
     int timeout_ms)

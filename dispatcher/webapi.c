@@ -1564,20 +1564,27 @@ fbx_webapi_serve(fbx_webgate *g, const struct fbx_metrics *snap,
 	const char *tok;
 	int post = strcmp(method, "POST") == 0;
 	int claim = strcmp(path, "/api/session") == 0;
+	int end = claim && strcmp(method, "DELETE") == 0;
 
 	if (strcmp(path, "/api/whoami") != 0 &&
 	    strcmp(path, "/api/overview") != 0 &&
 	    strcmp(path, "/api/action") != 0 && !claim) {
 		fail(404, "NOT_FOUND",
 		    "the API has /api/whoami, /api/overview (GET), "
-		    "/api/action and /api/session (POST)",
+		    "/api/action (POST) and /api/session (POST, DELETE)",
 		    status, out);
 		return;
 	}
-	if (post != (strcmp(path, "/api/action") == 0 || claim)) {
+	if (!end && strcmp(method, "DELETE") == 0) {
+		fail(405, "METHOD",
+		    "DELETE is for /api/session (sign out)", status, out);
+		return;
+	}
+	if (!end && post != (strcmp(path, "/api/action") == 0 || claim)) {
 		fail(405, "METHOD",
 		    post ? "GET this one"
-		         : claim ? "POST the login address's token to exchange it"
+		         : claim ? "POST the login address's token to exchange "
+		                   "it, DELETE to sign out"
 		                 : "POST an action",
 		    status, out);
 		return;
@@ -1599,6 +1606,18 @@ fbx_webapi_serve(fbx_webgate *g, const struct fbx_metrics *snap,
 	tok = authorization + 7;
 	while (*tok == ' ')
 		tok++;
+	if (end) {
+		/* sign out: this session ends, whoever's key it was */
+		if (fbx_webgate_end(g, tok) == FBX_OK)
+			done(json_pack("{s:b}", "ended", 1), 200, status, out);
+		else
+			fail(401, "UNAUTHENTICATED",
+			    "no such session: it ended already (signed out, "
+			    "expired, revoked or rotated, or the daemon "
+			    "restarted)",
+			    status, out);
+		return;
+	}
 	w = malloc(sizeof(*w));
 	if (w == NULL) {
 		fail(500, "NOMEM", "out of memory", status, out);
@@ -1628,9 +1647,10 @@ fbx_webapi_serve(fbx_webgate *g, const struct fbx_metrics *snap,
 	}
 	if (fbx_webgate_who(g, tok, w) != FBX_OK) {
 		fail(401, "UNAUTHENTICATED",
-		    "the session token is unknown (sessions end when the "
-		    "daemon restarts), expired, or its principal was revoked "
-		    "or rotated: fuseboxctl web login",
+		    "the session token is unknown (signed out, or the "
+		    "daemon restarted: sessions live in its memory), expired, "
+		    "or its principal was revoked or rotated: fuseboxctl web "
+		    "login",
 		    status, out);
 		goto out;
 	}

@@ -29,6 +29,7 @@ struct sess {
 	int64_t expires_ms; /* wall clock */
 	int64_t minted_ms;
 	int claimed; /* the page exchanged the login address's token */
+	char sid[17]; /* the id web.login audited: its first token's hash */
 };
 
 struct fbxi_websess {
@@ -190,15 +191,12 @@ fbxi_websess_claim(struct fbxi_websess *w, const char *token, int64_t now_ms,
     char fresh[FBX_WEB_TOKEN_LEN + 1])
 {
 	uint8_t h[32], rnd[FBX_WEB_TOKEN_LEN / 2];
-	char sid[17], user[FBX_ID_MAX + 1] = "";
+	char sid[17] = "", user[FBX_ID_MAX + 1] = "";
 	struct sess *s;
 	int rc = FBX_ENOT_FOUND;
 
 	if (w == NULL || token_hash(token, h) != 0)
 		return FBX_ENOT_FOUND;
-	/* the session id web.login audited: the old token's hash */
-	for (int i = 0; i < 8; i++)
-		snprintf(sid + 2 * i, 3, "%02x", h[i]);
 	if (RAND_bytes(rnd, sizeof(rnd)) != 1)
 		return FBX_ECRYPTO;
 	for (size_t i = 0; i < sizeof(rnd); i++)
@@ -213,6 +211,7 @@ fbxi_websess_claim(struct fbxi_websess *w, const char *token, int64_t now_ms,
 		(void)token_hash(fresh, s->hash);
 		s->claimed = 1;
 		snprintf(user, sizeof(user), "%s", s->user);
+		memcpy(sid, s->sid, sizeof(sid));
 		rc = FBX_OK;
 	}
 	pthread_mutex_unlock(&w->mu);
@@ -222,6 +221,28 @@ fbxi_websess_claim(struct fbxi_websess *w, const char *token, int64_t now_ms,
 		FBX_LOGI("web: session %s of %s opened by a page (its login "
 		         "address's token exchanged)",
 		    sid, user);
+	return rc;
+}
+
+int
+fbxi_websess_end(struct fbxi_websess *w, const char *token, int64_t now_ms,
+    char *user, size_t ul, char sid[17])
+{
+	uint8_t h[32];
+	struct sess *s;
+	int rc = FBX_ENOT_FOUND;
+
+	if (w == NULL || token_hash(token, h) != 0)
+		return FBX_ENOT_FOUND;
+	pthread_mutex_lock(&w->mu);
+	s = live_locked(w, h, now_ms);
+	if (s != NULL) {
+		snprintf(user, ul, "%s", s->user);
+		memcpy(sid, s->sid, 17);
+		drop_at(w, (size_t)(s - w->v));
+		rc = FBX_OK;
+	}
+	pthread_mutex_unlock(&w->mu);
 	return rc;
 }
 
@@ -288,6 +309,7 @@ fbxi_handle_web_login(struct fbx_engine *e, const struct fbx_io_msg *in,
 	 * to tell sessions apart, useless to log in with */
 	for (int i = 0; i < 8; i++)
 		snprintf(sid + 2 * i, 3, "%02x", s.hash[i]);
+	memcpy(s.sid, sid, sizeof(s.sid));
 	snprintf(s.user, sizeof(s.user), "%s", p->name);
 	memcpy(s.key, p->key, sizeof(s.key));
 	s.minted_ms = now;

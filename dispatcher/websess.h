@@ -56,6 +56,16 @@ int fbxi_websess_find(struct fbxi_websess *w, const char *token,
 int fbxi_websess_claim(struct fbxi_websess *w, const char *token,
     int64_t now_ms, char fresh[FBX_WEB_TOKEN_LEN + 1]);
 
+/**
+ * fbxi_websess_end - the page signs out: its session ends at once,
+ * whatever its key's state (ending one never needs the store). Any
+ * thread.
+ * @return FBX_OK with the session's principal and the id its web.login
+ * audit record gave it (sid: 16 hex digits); FBX_ENOT_FOUND.
+ */
+int fbxi_websess_end(struct fbxi_websess *w, const char *token,
+    int64_t now_ms, char *user, size_t ul, char sid[17]);
+
 /** fbxi_websess_forget - drop a token (its key no longer holds). Any
  * thread. */
 void fbxi_websess_forget(struct fbxi_websess *w, const char *token);

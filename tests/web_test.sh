@@ -126,6 +126,9 @@ fi
 grep -q '<td>attestation_failed</td>' "$T/dom.html" && grep -q '<td>org-001/attestation_failed</td>' "$T/dom.html" &&
   ok || bad "the held automatic lock is not listed"
 grep -q 'class="live on"' "$T/dom.html" && ok || bad "the page is not live"
+# a signed-in page offers Sign out (DELETE /api/session, below)
+grep -q '<button id="signout" title=[^>]*>Sign out</button>' "$T/dom.html" && ok ||
+  bad "the signed-in page has no visible Sign out button: $(grep -o '<button id="signout"[^>]*>' "$T/dom.html")"
 grep -q '<td>org-001</td><td>20</td>' "$T/dom.html" &&
   grep -q '<td>0 / 1 d</td>' "$T/dom.html" && ok ||
   bad "fleet health lacks org-001's 20 devices and its rule (see $T/dom.html)"
@@ -174,6 +177,24 @@ call POST /api/session "$CT" ""
 want 401 'opened already' "a login address exchanged twice"
 call POST /api/session "$NT" ""
 want 401 'this session was opened already' "an exchanged token exchanged again"
+# sign out: the session ends at once, logged under the id web.login
+# audited (the login address token's hash); the principal's other
+# sessions go on
+call DELETE /api/overview "$TOK"
+want 405 '"error":"METHOD"' "DELETE of the overview"
+call GET /api/whoami "$TOK"
+want 200 '"principal":"admin"' "DELETE of the overview ended nothing"
+call DELETE /api/session "$NT"
+want 200 '"ended":true' "sign out"
+call GET /api/whoami "$NT"
+want 401 '"error":"UNAUTHENTICATED"' "a signed-out session's token"
+call DELETE /api/session "$NT"
+want 401 'ended already' "sign out twice"
+call GET /api/whoami "$TOK"
+want 200 '"principal":"admin"' "another session of the principal after a sign out"
+CSID=$(printf %s "$CT" | sha256sum | cut -c1-16)
+grep -q "web: session $CSID of admin ended: its page signed out" "$T/daemon.log" && ok ||
+  bad "no sign-out line for session $CSID: $(grep 'signed out' "$T/daemon.log")"
 call GET /api/overview "$(printf '0%.0s' $(seq 64))"
 want 401 '"error":"UNAUTHENTICATED"' "unknown token"
 call GET /api/overview "$TOK"

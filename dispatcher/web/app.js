@@ -2,8 +2,9 @@
 // step. It exchanges the token that `fuseboxctl web login` printed (in
 // the address's #fragment) once for a fresh one (POST /api/session),
 // keeps that in sessionStorage, never in a cookie, so no other site can
-// act with it, polls GET /api/overview with it, and sends operator
-// actions to POST /api/action. The engine answers both
+// act with it, polls GET /api/overview with it, sends operator
+// actions to POST /api/action, and ends the session on Sign out
+// (DELETE /api/session). The engine answers both
 // as the token's principal: its roles, its organisations, its audit
 // trail. Text from the engine is always set as textContent, never HTML.
 "use strict";
@@ -77,10 +78,12 @@ function signedOut(why) {
   sessionStorage.removeItem(KEY);
   token = null;
   if (timer) clearTimeout(timer);
+  $("signout").hidden = true;
   $("main").hidden = true;
   $("login").hidden = false;
   $("login-why").textContent = why || "";
   $("who").textContent = "not signed in";
+  $("updated").textContent = "";
   live(false, "signed out");
 }
 
@@ -88,6 +91,27 @@ function live(on, text) {
   const l = $("live");
   l.className = "live " + (on ? "on" : "off");
   l.textContent = text;
+}
+
+// signOut - the session ends on the server first: a token left in
+// this tab's storage by a failed request would still be live
+async function signOut() {
+  if (!token) return;
+  const b = $("signout");
+  b.disabled = true;
+  let r;
+  try {
+    r = await api("DELETE", "/api/session");
+  } catch (e) {
+    r = { status: 0, body: { message: "not connected: " + e } };
+  }
+  b.disabled = false;
+  if (r.status === 200 || r.status === 401) {
+    signedOut("Signed out: this tab's session has ended.");
+    return;
+  }
+  live(false, "not signed out: " + (r.body.message || r.status) +
+    "; try again");
 }
 
 async function api(method, path, body) {
@@ -466,6 +490,7 @@ function renderFleet(fh) {
 async function poll(once) {
   if (timer && !once) clearTimeout(timer);
   if (!token) return;
+  $("signout").hidden = false; // a token to end, even one refused (403)
   try {
     const r = await api("GET", "/api/overview");
     if (r.status === 401) { signedOut(r.body.message); return; }
@@ -520,6 +545,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("action-cancel").addEventListener("click", () => { pending = null; $("action").hidden = true; });
   $("action-note").addEventListener("keydown", ev => { if (ev.key === "Enter") confirmAction(); });
   $("trip").addEventListener("submit", tripForm);
+  $("signout").addEventListener("click", signOut);
   // a new login address pasted into this tab signs it in at once
   window.addEventListener("hashchange", async () => {
     if (!/token=/.test(location.hash)) return;
