@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include <microhttpd.h>
+#include <openssl/crypto.h>
 
 #include "fbx_err.h"
 #include "http.h"
@@ -330,6 +331,15 @@ serve_asset(struct MHD_Connection *c, const struct fbx_web_asset *a)
 	return ret;
 }
 
+/* wipe_free - an API answer's buffer, once sent: it may hold a session
+ * token (POST /api/session), which must not linger in freed memory */
+static void
+wipe_free(void *p)
+{
+	OPENSSL_cleanse(p, strlen(p));
+	free(p);
+}
+
 /* serve_api - a web console API request: the engine answers it as the
  * session token's principal (webapi.c); this thread blocks meanwhile */
 static enum MHD_Result
@@ -360,10 +370,10 @@ serve_api(struct fbx_http *h, struct MHD_Connection *c, const char *url,
 	if (out == NULL)
 		return reply(c, MHD_HTTP_INTERNAL_SERVER_ERROR,
 		    "out of memory\n", NULL);
-	r = MHD_create_response_from_buffer(
-	    strlen(out), out, MHD_RESPMEM_MUST_FREE);
+	r = MHD_create_response_from_buffer_with_free_callback(
+	    strlen(out), out, wipe_free);
 	if (r == NULL) {
-		free(out);
+		wipe_free(out);
 		return MHD_NO;
 	}
 	(void)MHD_add_response_header(

@@ -1629,9 +1629,18 @@ fbx_webapi_serve(fbx_webgate *g, const struct fbx_metrics *snap,
 		char fresh[FBX_WEB_TOKEN_HEX + 1];
 		int rc = fbx_webgate_claim(g, tok, fresh, w);
 		if (rc == FBX_OK) {
-			done(json_pack("{s:s, s:I}", "token", fresh,
-			         "expires_ms", (json_int_t)w->expires_ms),
-			    200, status, out);
+			/* written once, here, and wiped by the HTTP thread
+			 * once sent (no copy left in jansson's buffers) */
+			size_t n = sizeof(fresh) + 48;
+			char *s = malloc(n);
+			if (s != NULL) {
+				snprintf(s, n, "{\"token\":\"%s\",\"expires_ms\":%lld}",
+				    fresh, (long long)w->expires_ms);
+				*status = 200;
+				*out = s;
+			} else {
+				fail(500, "NOMEM", "out of memory", status, out);
+			}
 			OPENSSL_cleanse(fresh, sizeof(fresh));
 		} else {
 			fail(401, "UNAUTHENTICATED",
