@@ -514,21 +514,56 @@ rb_log_through(struct fbx_engine *e, const struct fbx_console_req *req,
 	    (unsigned long long)run->before_onset);
 }
 
+/* rb_utc - ms as 2026-12-01T18:07:55.739Z ("?" if it cannot be) */
+static void
+rb_utc(int64_t ms, char out[32])
+{
+	time_t s = (time_t)(ms / 1000);
+	struct tm tm;
+
+	if (gmtime_r(&s, &tm) == NULL ||
+	    strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm) == 0)
+		snprintf(out, 32, "?");
+	else
+		snprintf(out + 19, 13, ".%03dZ", (int)(ms % 1000));
+}
+
+/* rb_not_found - a selection with nothing in it. An incident's names
+ * the trip it was taken from: the breaker's last, so a later trip of
+ * the same reason (a test, a certificate's) makes --incident select
+ * that one, and an operator must see which. */
 static void
 rb_not_found(struct fbx_engine *e, const struct inmsg *in,
-    const struct fbx_console_req *req, const char *where)
+    const struct fbx_console_req *req, const char *where,
+    const struct fbx_rb_plan *p)
 {
-	/* a slice's plan counts only its own commands before the onset,
-	 * not earlier slices': no count is quoted */
-	if (req->u.rollback.sel.breaker[0] != '\0' &&
+	char from[32], to[32] = "now";
+
+	if (req->u.rollback.sel.breaker[0] != '\0' && p != NULL &&
+	    p->breaker[0] != '\0' && p->since_ms > 0) {
+		rb_utc(p->since_ms, from);
+		if (p->until_ms > 0) /* its reset, or --until */
+			rb_utc(p->until_ms, to);
+		/* a slice's plan counts only its own commands before the
+		 * onset, not earlier slices': no count is quoted. The
+		 * reply's message holds 255 bytes: the window first */
+		fbxi_console_error(e, in, req->request_id, req->kind,
+		    FBX_ENOT_FOUND,
+		    "nothing to roll back in %s: %s's last trip selects "
+		    "from %s to %s, nothing in it (%solder trips: --reason "
+		    "R --since T --until T)",
+		    where, p->breaker, from, to,
+		    req->u.rollback.sel.include_before_onset
+		        ? ""
+		        : "earlier: --include-before-onset; ");
+	} else if (req->u.rollback.sel.breaker[0] != '\0' &&
 	    !req->u.rollback.sel.include_before_onset)
 		fbxi_console_error(e, in, req->request_id, req->kind,
 		    FBX_ENOT_FOUND,
 		    "nothing to roll back in %s: no command of the "
 		    "incident from its onset; earlier ones in the breaker "
-		    "window were left (the plan lists them; "
-		    "include_before_onset, fuseboxctl "
-		    "--include-before-onset, selects them)",
+		    "window were left (the dry run lists them; "
+		    "--include-before-onset selects them)",
 		    where);
 	else
 		fbxi_console_error(e, in, req->request_id, req->kind,
@@ -690,7 +725,9 @@ rb_global(struct fbx_engine *e, const struct inmsg *in,
 	if (g.next_cursor == 0 && g.commands == 0 &&
 	    (req->u.rollback.execute ? rbid == 0
 	                             : cursor == 0 && g.before_onset == 0)) {
-		rb_not_found(e, in, req, "any organisation");
+		snprintf(g.breaker, sizeof(g.breaker), "*/%s",
+		    req->u.rollback.sel.breaker);
+		rb_not_found(e, in, req, "any organisation", &g);
 		goto out;
 	}
 	if (req->u.rollback.execute && did) {
@@ -830,7 +867,7 @@ fbxi_handle_rollback(
 	            : cursor == 0 && r.plan.before_onset == 0)) {
 		char where[FBX_ID_MAX + 32];
 		snprintf(where, sizeof(where), "organisation '%s'", req->org);
-		rb_not_found(e, in, req, where);
+		rb_not_found(e, in, req, where, &r.plan);
 		goto out;
 	}
 

@@ -248,7 +248,7 @@ expect 0 "$HID +- +d1 +lock +- " -- "$CTL" rollback --command "$HID"
 expect 0 '"device":"d1","type":"lock","state":null,"action":"cancel"' -- "$CTL" --json rollback --command "$HID"
 # status says what needs a human first: the open breaker and its hold
 expect 0 "breakers_open +[1-9][0-9]* \(fuseboxctl breaker status --all-orgs\)" -- "$CTL" status
-expect 0 "commands_held +[1-9][0-9]* \(wait for a reset" -- "$CTL" status
+expect 0 "commands_held +[1-9][0-9]* \(fuseboxctl held; in an incident roll it back before any reset\)" -- "$CTL" status
 expect 0 '"breakers_open":[1-9][0-9]*,"commands_held":[1-9]' -- "$CTL" --json status
 # the summary line counts the global breakers too (it said "global
 # breakers not counted", and a storm held by one read as 0 held)
@@ -302,6 +302,13 @@ RB=$(sed -n 's/^rollback \([0-9]*\) executed in acme .*/\1/p' <<<"$out")
 if [ $st -eq 0 ] && [ -n "$RB" ]; then ok; else bad "incident rollback: exit $st: $out"; fi
 expect 0 "^rollback $RB: the run is finished; nothing left to do$" -- \
   "$CTL" rollback --incident jtest --execute --note "cli test" --continue "$RB"
+# a later trip of the reason starts a new incident: a rollback that
+# finds nothing in it names the trip and window it took (it said only
+# "matches no command", read as the storm's incident being empty)
+expect 0 "" -- "$CTL" breaker trip --reason jtest --note "cli test: a second trip"
+expect 65 "nothing to roll back in organisation 'acme': acme/jtest's last trip selects from 20[0-9-]+T[0-9:]+\.[0-9]{3}Z to now, nothing in it \(earlier: --include-before-onset; older trips: --reason R --since T --until T\)" -- \
+  "$CTL" rollback --incident jtest --execute --note "cli test"
+expect 0 "" -- "$CTL" breaker reset --reason jtest --discard --note "cli test: second trip over"
 
 # summary counts the commands settling too (its counts did not add up
 # while an automatic lock settled): one of a reason without a breaker,
@@ -365,6 +372,20 @@ expect 69 "TIMEOUT.*\(1 attempt\): the engine closed the connection during the h
   "$CTL" --server-key "$T/other/keys/server.pub" --timeout 1000 --retries 2 status
 kill "$D"; wait "$D"; st=$?; D=
 [ $st -eq 0 ] && ok || bad "daemon exit $st after SIGTERM"
+
+# the same over several slices (a command a slice), a dry run: the
+# message is fuseboxctl's, from the slices' totals. A one-second
+# breaker window, so no earlier command of the reason is listed
+"$B/fuseboxd" --data "$T/db" --console "ipc://$T/c.sock" \
+  --gateway "ipc://$T/g.sock" --rollback-slice 10 2>"$T/daemon3.log" &
+D=$!
+expect 0 "" -- "$CTL" breaker config --reason jtest --window 1
+sleep 1.1 # the reason's last command is now outside that window
+expect 0 "" -- "$CTL" breaker trip --reason jtest --note "cli test: a third trip"
+expect 65 "nothing to roll back in organisation 'acme': the incident is the last trip of breaker acme/jtest, from 20[0-9-]+T[0-9:]+\.[0-9]{3}Z to now, and no command of it was created then \(earlier commands of the reason are left and listed by a dry run; --include-before-onset selects them\)\. A later trip of the same reason starts a new incident" -- \
+  "$CTL" rollback --incident jtest
+expect 0 "" -- "$CTL" breaker reset --reason jtest --discard --note "cli test: third trip over"
+kill "$D"; wait "$D"; D=
 
 # storage trouble: a commit whose disk writes fail (EIO, the disk not
 # full) answers IO, "not recorded", and fuseboxctl exits 75 (retry once

@@ -252,6 +252,7 @@ struct run {
 	uint64_t rbid;
 	int same_id, global, err;
 	uint32_t org_cmds[ORGS], org_bo[ORGS];
+	char why[256]; /* the error's message */
 };
 
 static int
@@ -301,6 +302,7 @@ run_slices(struct fbxt_env *t, const char *org, struct fbx_console_req *req,
 	for (;;) {
 		rc = fbxt_call(t, org, req, &rep);
 		if (rc != FBX_OK) {
+			snprintf(r->why, sizeof(r->why), "%s", rep.errmsg);
 			fbx_console_rep_free(&rep);
 			r->err = rc;
 			return rc;
@@ -688,6 +690,24 @@ main(void)
 	rc = run_slices(&t, org[0], &req, &r, 0);
 	FBXT_CHECK(rc == FBX_ENOT_FOUND && r.per[FBX_RB_COMPENSATE] == 0,
 	    "execute before onset only: rc %d", rc);
+	/* the answer names the trip and window it took (a later trip of
+	 * the reason moves --incident to it: an operator must see that) */
+	{
+		char want[160], at[32];
+		time_t s = (time_t)(onset / 1000);
+		struct tm tm;
+		gmtime_r(&s, &tm);
+		strftime(at, sizeof(at), "%Y-%m-%dT%H:%M:%S", &tm);
+		snprintf(want, sizeof(want),
+		    "*/" REASON "'s last trip selects from %s.%03dZ to %s.%03dZ",
+		    at, (int)(onset % 1000), at, (int)(onset % 1000));
+		FBXT_CHECK(strstr(r.why, want) != NULL &&
+		        strstr(r.why, "--include-before-onset") != NULL &&
+		        strstr(r.why, "--since T --until T") != NULL,
+		    "the empty incident's answer names its trip and window "
+		    "('%s' in '%s')",
+		    want, r.why);
+	}
 	/* an executed filter that selects nothing, over several slices */
 	memset(&req, 0, sizeof(req));
 	req.kind = FBX_CREQ_ROLLBACK;

@@ -576,7 +576,7 @@ cmd_status(struct ctl *ctl, int argc, char **argv)
 		ctl_json_print(o);
 	} else {
 		struct table t = { .ncol = 2 };
-		char b[64];
+		char b[96];
 #define ROW_U64(name, v)                                                     \
 	do {                                                                 \
 		snprintf(b, sizeof(b), "%" PRIu64, (uint64_t)(v));            \
@@ -616,8 +616,9 @@ cmd_status(struct ctl *ctl, int argc, char **argv)
 			                         : "");
 		ctl_table_row(&t, "breakers_open", b);
 		snprintf(b, sizeof(b), "%" PRIu64 "%s", s->commands_held,
-		    s->commands_held > 0 ? " (wait for a reset: release or "
-		                           "discard)"
+		    s->commands_held > 0 ? " (fuseboxctl held; in an "
+		                           "incident roll it back before "
+		                           "any reset)"
 		                         : "");
 		ctl_table_row(&t, "commands_held", b);
 		snprintf(b, sizeof(b), "%" PRIu64, s->commands_settling);
