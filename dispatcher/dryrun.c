@@ -57,7 +57,7 @@ fbxi_dry_run(struct fbx_engine *e, const struct inmsg *in,
 		d->waves = waves;
 	}
 	snprintf(d->verdict, sizeof(d->verdict),
-	    "would be admitted: %u devices", k.n);
+	    "would be admitted: %u device%s", k.n, k.n == 1 ? "" : "s");
 	if (c->origin == FBX_ORIGIN_AUTOMATIC && fbx_cmd_lock_type(c->type)) {
 		struct fbxi_breaker g, b;
 		int tripped = 0;
@@ -118,9 +118,9 @@ fbxi_dry_run(struct fbx_engine *e, const struct inmsg *in,
 			fbxi_orgq_load_rate(e, q);
 			if (q->rate.rate_per_s > 0)
 				snprintf(d->verdict, sizeof(d->verdict),
-				    "would be admitted: %u devices; rate cap "
+				    "would be admitted: %u device%s; rate cap "
 				    "%u/s paces dispatch over about %u s",
-				    k.n, q->rate.rate_per_s,
+				    k.n, k.n == 1 ? "" : "s", q->rate.rate_per_s,
 				    k.n / q->rate.rate_per_s);
 		}
 	}

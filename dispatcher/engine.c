@@ -1122,7 +1122,8 @@ engine_open(const struct fbx_engine_opts *opts, const struct fbx_io_ops *ops,
 		        ? "in PostgreSQL (--store), data directory "
 		        : "",
 		    e->o.data_dir,
-		    fbx_strerror(rc));
+		    rc == FBX_EBUSY ? "in use by another fuseboxd"
+		                    : fbx_strerror(rc));
 		goto fail;
 	}
 	e->cluster = fbx_store_cluster(e->st);

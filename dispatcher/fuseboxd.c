@@ -1390,9 +1390,14 @@ main(int argc, char **argv)
 		/* UNREACHABLE here is an endpoint that could not be bound
 		 * (its own line above says which and why), not an engine
 		 * out of reach */
-		fprintf(stderr, "fuseboxd: %s\n",
-		    rc == FBX_EUNREACHABLE ? "cannot bind an endpoint"
-		                           : fbx_strerror(rc));
+		if (rc == FBX_EIO || rc == FBX_ECORRUPT)
+			fprintf(stderr, "fuseboxd: cannot open the store: %s "
+			                "(the lines above say why)\n",
+			    fbx_strerror(rc));
+		else
+			fprintf(stderr, "fuseboxd: %s\n",
+			    rc == FBX_EUNREACHABLE ? "cannot bind an endpoint"
+			                           : fbx_strerror(rc));
 		return rc == FBX_EIO || rc == FBX_ECORRUPT ? EX_NOINPUT
 		                                          : exit_code(rc);
 	}

@@ -763,13 +763,14 @@ rb_global(struct fbx_engine *e, const struct inmsg *in,
 			snprintf(nx, sizeof(nx), "%s/%llu", g.next_org,
 			    (unsigned long long)g.next_cursor);
 		FBX_LOGI("rollback %llu of global incident %s by %s, slice "
-		         "from %s (next %s): %zu organisations, %u "
+		         "from %s (next %s): %zu organisation%s, %u "
 		         "commands, %u cancelled, %u compensated in %zu "
 		         "commands, %u in flight (run again once settled), %zu "
 		         "withdrawn (cancelled at the device's check-in if it "
 		         "never got them), %u before the onset left",
 		    (unsigned long long)rbseq, req->u.rollback.sel.breaker,
-		    req->actor, at, nx, g.norgs, g.commands,
+		    req->actor, at, nx, g.norgs, g.norgs == 1 ? "" : "s",
+		    g.commands,
 		    g.per_action[FBX_RB_CANCEL],
 		    g.per_action[FBX_RB_COMPENSATE], g.ncomp,
 		    g.per_action[FBX_RB_IN_FLIGHT], nwd, g.before_onset);

@@ -172,18 +172,18 @@ settled_note(struct fbx_engine *e, struct cmdc *cc, struct brk_seen *bs)
 	if (bs->scope[0] == '\0')
 		fbxi_note_printf(cc->c.note, sizeof(cc->c.note),
 		    "settled: released after its settle window (%lld s); no "
-		    "breaker of reason '%.64s' is open",
+		    "breaker of reason '%.64s' was open",
 		    s, reason);
 	else if (bs->shadow)
 		fbxi_note_printf(cc->c.note, sizeof(cc->c.note),
 		    "settled: released after its settle window (%lld s); "
-		    "breaker %.40s/%.40s is open in shadow mode (holds "
+		    "breaker %.40s/%.40s was open in shadow mode (holds "
 		    "nothing)",
 		    s, bs->scope, reason);
 	else
 		fbxi_note_printf(cc->c.note, sizeof(cc->c.note),
 		    "settled: released after its settle window (%lld s); "
-		    "breaker %.40s/%.40s is open, %s",
+		    "breaker %.40s/%.40s was open, %s",
 		    s, bs->scope, reason,
 		    bs->onset_ms > cc->c.created_ms
 		        ? "but this command came before its onset"

@@ -211,7 +211,7 @@ for i in $(seq -f "%03g" 1 "$ORGS"); do
   [ "$i" = 002 ] && BASE_ID=$id
   echo "org-$i $dev" >> "$BASE_DEVS"
 done
-ctl -o org-002 show "$BASE_ID" --limit 0 | grep -E '^(command|type|origin|reason|state|settles_until|note) '
+ctl -o org-002 show "$BASE_ID" --limit 0 | grep -E '^(command|type|origin|reason|state|settle_until|note) '
 sleep 10 # the rule's usual pace: the storm comes later
 
 step "INCIDENT: the attestation service's certificate expires; the lock rule fires for every device: 32,000 automatic locks in 10 s"

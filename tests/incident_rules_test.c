@@ -111,7 +111,7 @@ test_settle_basics(void)
 	CHECK(st == FBX_C_DONE || st == FBX_C_ACTIVE, "state %d after release",
 	    st);
 	CHECK(strstr(c.note, "released") != NULL &&
-	        strstr(c.note, "no breaker of reason '" REASON "' is open") !=
+	        strstr(c.note, "no breaker of reason '" REASON "' was open") !=
 	            NULL,
 	    "verdict in note: %s", c.note);
 	CHECK(c.settle_until_ms == c.created_ms + 30000,
@@ -201,7 +201,7 @@ test_storm_held(void)
 	 * breaker tripped") */
 	CHECK(cmd_state(&t, "small", base, &c) >= 0 &&
 	        strstr(c.note, "breaker small/") != NULL &&
-	        strstr(c.note, "is open, but this command came before its "
+	        strstr(c.note, "was open, but this command came before its "
 	                       "onset") != NULL,
 	    "baseline lock's note: %s", c.note);
 	for (unsigned i = 0; i < 8; i++)

@@ -180,9 +180,8 @@ cmd_show(struct ctl *ctl, int argc, char **argv)
 		if (c->settle_until_ms > 0) {
 			char su[48];
 			ctl_fmt_time(c->settle_until_ms, su, sizeof(su));
-			ctl_table_row(&t, c->state == FBX_C_SETTLING ? "settles_until"
-			                                         : "settle_until",
-			    su);
+			/* one label in every state: scripts grep it */
+			ctl_table_row(&t, "settle_until", su);
 		}
 		if (c->held_by[0] != '\0')
 			ctl_table_row(&t, "held_by", c->held_by);
