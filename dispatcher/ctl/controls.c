@@ -256,7 +256,8 @@ static const char *const breaker_usage =
     "SETTLING commands in their settle window, WOULD_HOLD commands a\n"
     "shadow breaker would have held, ONSET when the last incident began\n"
     "(the reason's rate left its usual level; incident rollbacks start\n"
-    "there).\n";
+    "there), BY who tripped it last (engine: by itself), NOTE the last\n"
+    "trip's or reset's note (a reset's says who reset it).\n";
 
 static void
 print_breakers(const struct fbx_breaker_info *v, size_t n)
