@@ -389,9 +389,9 @@ serve_api(struct fbx_http *h, struct MHD_Connection *c, const char *url,
 	return ret;
 }
 
-/* on_request - one request. A body is read only for POST /api/action
- * (up to FBX_WEBAPI_BODY_MAX: 413 beyond); any other method than GET
- * or HEAD (and DELETE /api/session: sign out) is answered before its body (and the connection closed by
+/* on_request - one request. A body is read only for a POST to the API
+ * (up to FBX_WEBAPI_BODY_MAX: 413 beyond); any other request is
+ * answered before its body (and the connection closed by
  * libmicrohttpd). */
 static enum MHD_Result
 on_request(void *cls, struct MHD_Connection *c, const char *url,
@@ -457,10 +457,8 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 			    "request body too large\n", NULL);
 		return serve_api(h, c, url, method, p->body, p->len);
 	}
-	if (get && api)
-		return serve_api(h, c, url, "GET", NULL, 0);
-	if (api && strcmp(method, MHD_HTTP_METHOD_DELETE) == 0)
-		return serve_api(h, c, url, method, NULL, 0); /* sign out */
+	if (api) /* GET (HEAD), DELETE /api/session (sign out), or 405 */
+		return serve_api(h, c, url, get ? "GET" : method, NULL, 0);
 	a = find_asset(url);
 	if (a == NULL && strcmp(url, "/metrics") != 0 &&
 	    strcmp(url, "/healthz") != 0 && strcmp(url, "/readyz") != 0)

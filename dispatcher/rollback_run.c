@@ -514,48 +514,26 @@ rb_log_through(struct fbx_engine *e, const struct fbx_console_req *req,
 	    (unsigned long long)run->before_onset);
 }
 
-/* rb_utc - ms as 2026-12-01T18:07:55.739Z ("?" if it cannot be) */
-static void
-rb_utc(int64_t ms, char out[32])
-{
-	time_t s = (time_t)(ms / 1000);
-	struct tm tm;
-
-	if (gmtime_r(&s, &tm) == NULL ||
-	    strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm) == 0)
-		snprintf(out, 32, "?");
-	else
-		snprintf(out + 19, 13, ".%03dZ", (int)(ms % 1000));
-}
-
 /* rb_not_found - a selection with nothing in it. An incident's names
- * the trip it was taken from: the breaker's last, so a later trip of
- * the same reason (a test, a certificate's) makes --incident select
- * that one, and an operator must see which. */
+ * the trip it was taken from (fbx_rb_empty_incident): the breaker's
+ * last, so a later trip of the same reason (a test, a certificate's)
+ * makes --incident select that one, and an operator must see which. */
 static void
 rb_not_found(struct fbx_engine *e, const struct inmsg *in,
     const struct fbx_console_req *req, const char *where,
     const struct fbx_rb_plan *p)
 {
-	char from[32], to[32] = "now";
+	const struct fbx_selector *s = &req->u.rollback.sel;
 
-	if (req->u.rollback.sel.breaker[0] != '\0' && p != NULL &&
-	    p->breaker[0] != '\0' && p->since_ms > 0) {
-		rb_utc(p->since_ms, from);
-		if (p->until_ms > 0) /* its reset, or --until */
-			rb_utc(p->until_ms, to);
-		/* a slice's plan counts only its own commands before the
-		 * onset, not earlier slices': no count is quoted. The
-		 * reply's message holds 255 bytes: the window first */
+	if (s->breaker[0] != '\0' && p != NULL && p->breaker[0] != '\0' &&
+	    (p->onset_ms > 0 || p->since_ms > 0)) {
+		char msg[256];
+		fbx_rb_empty_incident(msg, sizeof(msg), p->breaker,
+		    p->onset_ms, p->since_ms,
+		    s->since_ms != 0 || s->until_ms != 0,
+		    req->u.rollback.execute && !s->include_before_onset);
 		fbxi_console_error(e, in, req->request_id, req->kind,
-		    FBX_ENOT_FOUND,
-		    "nothing to roll back in %s: %s's last trip selects "
-		    "from %s to %s, nothing in it (%solder trips: --reason "
-		    "R --since T --until T)",
-		    where, p->breaker, from, to,
-		    req->u.rollback.sel.include_before_onset
-		        ? ""
-		        : "earlier: --include-before-onset; ");
+		    FBX_ENOT_FOUND, "%s", msg);
 	} else if (req->u.rollback.sel.breaker[0] != '\0' &&
 	    !req->u.rollback.sel.include_before_onset)
 		fbxi_console_error(e, in, req->request_id, req->kind,

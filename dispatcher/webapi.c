@@ -1575,9 +1575,12 @@ fbx_webapi_serve(fbx_webgate *g, const struct fbx_metrics *snap,
 		    status, out);
 		return;
 	}
-	if (!end && strcmp(method, "DELETE") == 0) {
+	if (!end && !post && strcmp(method, "GET") != 0) {
 		fail(405, "METHOD",
-		    "DELETE is for /api/session (sign out)", status, out);
+		    "the API takes GET (/api/whoami, /api/overview), POST "
+		    "(/api/action, /api/session) and DELETE (/api/session: "
+		    "sign out)",
+		    status, out);
 		return;
 	}
 	if (!end && post != (strcmp(path, "/api/action") == 0 || claim)) {

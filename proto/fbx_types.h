@@ -318,6 +318,23 @@ const char *fbx_platform_name(int p);
 const char *fbx_target_kind_name(int k);
 const char *fbx_rollout_state_name(int s);
 const char *fbx_priority_name(int p);
+
+/**
+ * fbx_rb_empty_incident - the message of a rollback of an incident that
+ * selects nothing, the engine's (one slice) and fuseboxctl's (the total
+ * of several) alike: which breaker's last trip it took and when its
+ * incident began (a later trip of the reason, a test or a
+ * certificate's, moves --incident to it), then the advice. The window's
+ * start comes first: the engine's reply holds 255 bytes.
+ * @param breaker "org/reason" or "* /reason" (no space)
+ * @param onset_ms the incident's onset (0: none recorded)
+ * @param since_ms the window's start, shown when there is no onset
+ * @param narrowed the request gave --since or --until as well
+ * @param left_before earlier commands of the reason may have been left
+ * (executed without --include-before-onset)
+ */
+void fbx_rb_empty_incident(char *buf, size_t len, const char *breaker,
+    int64_t onset_ms, int64_t since_ms, int narrowed, int left_before);
 const char *fbx_result_name(int r);
 /* Reverse lookups: return the value, or 0 if the name is unknown. */
 int fbx_cmd_type_parse(const char *s);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "fbx_types.h"
 
@@ -168,4 +169,28 @@ fbx_pct_str(uint32_t ppm, char *buf, size_t len)
 	if (n > 0 && t[n - 1] == '.')
 		t[--n] = '\0';
 	snprintf(buf, len, "%s%%", t);
+}
+
+void
+fbx_rb_empty_incident(char *buf, size_t len, const char *breaker,
+    int64_t onset_ms, int64_t since_ms, int narrowed, int left_before)
+{
+	int64_t ms = onset_ms > 0 ? onset_ms : since_ms;
+	time_t s = (time_t)(ms / 1000);
+	char at[40] = "?";
+	struct tm tm;
+
+	if (ms > 0 && gmtime_r(&s, &tm) != NULL &&
+	    strftime(at, sizeof(at), "%Y-%m-%dT%H:%M:%S", &tm) != 0)
+		snprintf(at + strlen(at), sizeof(at) - strlen(at), ".%03dZ",
+		    (int)(ms % 1000));
+	snprintf(buf, len,
+	    "nothing to roll back: the incident of breaker %s's last trip "
+	    "(%s %s) has no command%s%s; older trips: --reason R --since T "
+	    "--until T",
+	    breaker, onset_ms > 0 ? "onset" : "window from", at,
+	    narrowed ? " within --since/--until" : "",
+	    left_before ? "; earlier ones (if any) left: "
+	                  "--include-before-onset"
+	                : "");
 }

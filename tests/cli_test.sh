@@ -306,7 +306,7 @@ expect 0 "^rollback $RB: the run is finished; nothing left to do$" -- \
 # finds nothing in it names the trip and window it took (it said only
 # "matches no command", read as the storm's incident being empty)
 expect 0 "" -- "$CTL" breaker trip --reason jtest --note "cli test: a second trip"
-expect 65 "nothing to roll back in organisation 'acme': acme/jtest's last trip selects from 20[0-9-]+T[0-9:]+\.[0-9]{3}Z to now, nothing in it \(earlier: --include-before-onset; older trips: --reason R --since T --until T\)" -- \
+expect 65 "nothing to roll back: the incident of breaker acme/jtest's last trip \((onset|window from) 20[0-9-]+T[0-9:]+\.[0-9]{3}Z\) has no command; earlier ones \(if any\) left: --include-before-onset; older trips: --reason R --since T --until T" -- \
   "$CTL" rollback --incident jtest --execute --note "cli test"
 expect 0 "" -- "$CTL" breaker reset --reason jtest --discard --note "cli test: second trip over"
 
@@ -382,7 +382,7 @@ D=$!
 expect 0 "" -- "$CTL" breaker config --reason jtest --window 1
 sleep 1.1 # the reason's last command is now outside that window
 expect 0 "" -- "$CTL" breaker trip --reason jtest --note "cli test: a third trip"
-expect 65 "nothing to roll back in organisation 'acme': the incident is the last trip of breaker acme/jtest, from 20[0-9-]+T[0-9:]+\.[0-9]{3}Z to now, and no command of it was created then \(earlier commands of the reason are left and listed by a dry run; --include-before-onset selects them\)\. A later trip of the same reason starts a new incident" -- \
+expect 65 "^fuseboxctl: NOT_FOUND \(9\): nothing to roll back: the incident of breaker acme/jtest's last trip \((onset|window from) 20[0-9-]+T[0-9:]+\.[0-9]{3}Z\) has no command; older trips: --reason R --since T --until T$" -- \
   "$CTL" rollback --incident jtest
 expect 0 "" -- "$CTL" breaker reset --reason jtest --discard --note "cli test: third trip over"
 kill "$D"; wait "$D"; D=

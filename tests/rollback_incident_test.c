@@ -693,17 +693,18 @@ main(void)
 	/* the answer names the trip and window it took (a later trip of
 	 * the reason moves --incident to it: an operator must see that) */
 	{
-		char want[160], at[32];
+		char want[320], at[32];
 		time_t s = (time_t)(onset / 1000);
 		struct tm tm;
 		gmtime_r(&s, &tm);
 		strftime(at, sizeof(at), "%Y-%m-%dT%H:%M:%S", &tm);
 		snprintf(want, sizeof(want),
-		    "*/" REASON "'s last trip selects from %s.%03dZ to %s.%03dZ",
-		    at, (int)(onset % 1000), at, (int)(onset % 1000));
-		FBXT_CHECK(strstr(r.why, want) != NULL &&
-		        strstr(r.why, "--include-before-onset") != NULL &&
-		        strstr(r.why, "--since T --until T") != NULL,
+		    "the incident of breaker */" REASON "'s last trip (onset "
+		    "%s.%03dZ) has no command within --since/--until; earlier "
+		    "ones (if any) left: --include-before-onset; older trips: "
+		    "--reason R --since T --until T",
+		    at, (int)(onset % 1000));
+		FBXT_CHECK(strstr(r.why, want) != NULL,
 		    "the empty incident's answer names its trip and window "
 		    "('%s' in '%s')",
 		    want, r.why);

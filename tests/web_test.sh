@@ -195,6 +195,36 @@ want 200 '"principal":"admin"' "another session of the principal after a sign ou
 CSID=$(printf %s "$CT" | sha256sum | cut -c1-16)
 grep -q "web: session $CSID of admin ended: its page signed out" "$T/daemon.log" && ok ||
   bad "no sign-out line for session $CSID: $(grep 'signed out' "$T/daemon.log")"
+call PUT /api/session "$TOK"
+want 405 '"error":"METHOD"' "PUT of the session"
+call DELETE /api/nothing "$TOK"
+want 404 '"error":"NOT_FOUND"' "DELETE of an unknown API path"
+# Sign out pressed in the page (Chromium driven over its DevTools pipe,
+# tests/web_click.py): the tab's session ends on the server, its
+# storage is empty, the sign-in panel shows. The loops are hang guards.
+SU=$(purl admin)
+SO=$(timeout 120 python3 "$SRC/tests/web_click.py" "$CHROMIUM" "$T/chromium.signout" "$SU" '(async () => {
+  const until = async (f) => { for (let i = 0; i < 600; i++) { if (f()) return true;
+    await new Promise(r => setTimeout(r, 50)); } return false; };
+  if (!await until(() => document.querySelector("#live.on"))) return { error: "never live" };
+  const tok = sessionStorage.getItem("fbx_token");
+  document.getElementById("signout").click();
+  if (!await until(() => !document.getElementById("login").hidden)) return { error: "no sign-in panel" };
+  const r = await fetch("/api/whoami", { headers: { Authorization: "Bearer " + tok } });
+  return { fresh: tok !== null && tok.length === 64, status: r.status,
+    stored: sessionStorage.getItem("fbx_token"), main: document.getElementById("main").hidden,
+    button: document.getElementById("signout").hidden,
+    why: document.getElementById("login-why").textContent };
+})()' 2>>"$T/chromium.log")
+if python3 -c '
+import json, sys
+o = json.loads(sys.argv[1])
+assert o == {"fresh": True, "status": 401, "stored": None, "main": True, "button": True,
+             "why": "Signed out: this tab'"'"'s session has ended."}, o
+' "$SO"; then ok; else bad "Sign out in the page: $SO (see $T/chromium.log)"; fi
+SSID=$(printf %s "${SU##*#token=}" | sha256sum | cut -c1-16)
+grep -q "web: session $SSID of admin ended: its page signed out" "$T/daemon.log" && ok ||
+  bad "no sign-out line for the page's session $SSID"
 call GET /api/overview "$(printf '0%.0s' $(seq 64))"
 want 401 '"error":"UNAUTHENTICATED"' "unknown token"
 call GET /api/overview "$TOK"

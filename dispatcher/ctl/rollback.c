@@ -723,27 +723,17 @@ rb_run(struct ctl *ctl, const struct ops_args *a, int quiet,
 			*eng_err = FBX_ENOT_FOUND;
 			return ctl_exit_status(FBX_ENOT_FOUND);
 		}
-		if (tot.breaker[0] != '\0' && tot.since_ms > 0) {
-			/* an incident: which trip, which window (a later
-			 * trip of the reason moves --incident to it) */
-			char from[32], to[32] = "now";
-			ctl_fmt_time(tot.since_ms, from, sizeof(from));
-			if (tot.until_ms > 0)
-				ctl_fmt_time(tot.until_ms, to, sizeof(to));
-			return ctl_fail(FBX_ENOT_FOUND,
-			    "nothing to roll back in organisation '%s': the "
-			    "incident is the last trip of breaker %s, from %s "
-			    "to %s, and no command of it was created then%s. "
-			    "A later trip of the same reason starts a new "
-			    "incident: for an earlier one select its window "
-			    "(--origin automatic --reason R --since T --until "
-			    "T) or its commands (--command)",
-			    ctl->org, tot.breaker, from, to,
-			    a->include_before_onset
-			        ? ""
-			        : " (earlier commands of the reason are left "
-			          "and listed by a dry run; "
-			          "--include-before-onset selects them)");
+		if (tot.breaker[0] != '\0' &&
+		    (tot.onset_ms > 0 || tot.since_ms > 0)) {
+			/* an incident: which trip (a later trip of the
+			 * reason moves --incident to it), as the engine
+			 * says it for one slice */
+			char msg[512];
+			fbx_rb_empty_incident(msg, sizeof(msg), tot.breaker,
+			    tot.onset_ms, tot.since_ms,
+			    a->since != 0 || a->until != 0,
+			    a->execute && !a->include_before_onset);
+			return ctl_fail(FBX_ENOT_FOUND, "%s", msg);
 		}
 		return ctl_fail(FBX_ENOT_FOUND, "nothing to roll back: the "
 					    "selection matches no command in "

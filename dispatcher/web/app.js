@@ -491,8 +491,11 @@ async function poll(once) {
   if (timer && !once) clearTimeout(timer);
   if (!token) return;
   $("signout").hidden = false; // a token to end, even one refused (403)
+  const asked = token;
   try {
     const r = await api("GET", "/api/overview");
+    // signed out (or signed in anew) meanwhile: this answer is stale
+    if (token !== asked) return;
     if (r.status === 401) { signedOut(r.body.message); return; }
     if (r.status === 200) {
       $("main").hidden = false;
@@ -509,6 +512,7 @@ async function poll(once) {
       live(false, r.status + " " + r.body.message);
     }
   } catch (e) {
+    if (token !== asked) return;
     live(false, "not connected");
   }
   if (!once) timer = setTimeout(poll, POLL_MS);
