@@ -463,6 +463,31 @@ write_probe(struct fbx_engine *e)
 	}
 }
 
+/* probe_failed - after a failed probe: once a meta page write failed,
+ * LMDB refuses every transaction (MDB_PANIC) until the environment is
+ * opened again. A turn's failure reopens it through recover(); a
+ * probe's did not, and a second failed meta write in a row (the first
+ * turn's, then its retry's probe) left the engine degraded for good on
+ * a disk that worked again. Memory did not change: nothing is rebuilt;
+ * a store that cannot be reopened is left to recover(). */
+static void
+probe_failed(struct fbx_engine *e)
+{
+	fbx_txn *t = NULL;
+	int rc = e->st != NULL ? fbx_txn_begin(e->st, 0, &t) : FBX_ESTORAGE;
+
+	if (rc == FBX_OK) {
+		fbx_txn_abort(t);
+		return;
+	}
+	if (rc != FBX_ESTORAGE)
+		return;
+	FBX_LOGW("the store refuses every transaction after a failed "
+	         "write; reopening it");
+	if (store_reopen(e) != FBX_OK)
+		e->need_rebuild = 1;
+}
+
 static int
 turn(struct fbx_engine *e)
 {
@@ -523,6 +548,7 @@ turn(struct fbx_engine *e)
 		e->now = fbxi_clock(e, 0);
 		rc = write_probe(e);
 		if (rc != FBX_OK) {
+			probe_failed(e);
 			/* the brakes it carried get its error */
 			turn_failed(e, rc, 0);
 			return FBX_OK;

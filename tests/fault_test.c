@@ -617,6 +617,94 @@ out:
 	fbxt_teardown(&t);
 }
 
+/* meta_thrice - three meta page writes fail, then the disk works: the
+ * turn's, then its retry turns' probes. LMDB refuses every transaction
+ * after a failed meta write until the store is opened again; a failed
+ * probe did not reopen it, so the engine stayed degraded for good
+ * (every write STORAGE, turns_failed growing) on a disk that worked
+ * again. Now it must recover by itself and take a submit; with
+ * --sync-thread (sync) as well, whose syncer goes with the store. */
+static void
+meta_thrice(int sync)
+{
+	struct fbxt_env t;
+	struct fbx_engine_stats es;
+	char arm[400], log[400], e_pre[600], e_arm[420], e_log[420];
+	char e_asan[600];
+	const char *env[9];
+	int rc, fd, k;
+
+	if (fbxt_setup(&t, "fault-meta3") != 0) {
+		FBXT_CHECK(0, "setup");
+		return;
+	}
+	snprintf(arm, sizeof(arm), "%s/arm", t.dir);
+	snprintf(log, sizeof(log), "%s/faults.log", t.dir);
+	snprintf(e_arm, sizeof(e_arm), "FBX_FAULT_ARM=%s", arm);
+	snprintf(e_log, sizeof(e_log), "FBX_FAULT_LOG=%s", log);
+	fbxt_preload_env(FBX_FAULT_SHIM, e_pre, sizeof(e_pre), e_asan,
+	    sizeof(e_asan));
+	env[0] = e_pre;
+	env[1] = "FBX_FAULT_OPS=meta";
+	env[2] = "FBX_FAULT_ERRNO=EIO";
+	env[3] = "FBX_FAULT_COUNT=3";
+	env[4] = e_arm;
+	env[5] = e_log;
+	env[6] = e_asan;
+	env[7] = NULL;
+	t.daemon_env = env;
+	if (fbxt_daemon_start(&t, sync ? "--sync-thread" : NULL, NULL) != 0) {
+		FBXT_CHECK(0, "[meta x3] daemon did not start");
+		goto out;
+	}
+	rc = fbxt_sim_run(&t, "--enroll-only", "--devices", "20", "--orgs",
+	    "1", "--seed", "5", "--quiet", NULL);
+	FBXT_CHECK(rc == 0, "[meta x3] enrollment exit status %d", rc);
+	/* (the harness's principal is added with the first submit) */
+	rc = fbxt_submit(&t, "org-001", FBX_CMD_QUERY, FBX_ORIGIN_OPERATOR,
+	    FBX_TARGET_ORG, NULL, NULL, 0, NULL, NULL, NULL);
+	FBXT_CHECK(rc == FBX_OK, "[meta x3] submit before: %s",
+	    fbx_errname(rc));
+	fd = open(arm, O_WRONLY | O_CREAT, 0644);
+	FBXT_CHECK(fd >= 0, "create %s", arm);
+	if (fd >= 0)
+		close(fd);
+	rc = fbxt_submit(&t, "org-001", FBX_CMD_QUERY, FBX_ORIGIN_OPERATOR,
+	    FBX_TARGET_ORG, NULL, NULL, 0, NULL, NULL, NULL);
+	FBXT_CHECK(rc == FBX_EIO, "[meta x3] submit once armed: %s",
+	    fbx_errname(rc));
+	/* the retry turns use up the other two failures (hang guard 60 s) */
+	for (k = 0; k < 600 && fault_count(log) < 3; k++)
+		usleep(100000);
+	FBXT_CHECK(fault_count(log) == 3, "[meta x3] failures injected: %u",
+	    fault_count(log));
+	/* then a retry turn finds the disk working (backoff at most 5 s;
+	 * hang guard 60 s) */
+	memset(&es, 0, sizeof(es));
+	es.degraded = 1;
+	for (k = 0; k < 600; k++) {
+		if (engine_stats(&t, &es) == FBX_OK && !es.degraded)
+			break;
+		usleep(100000);
+	}
+	FBXT_CHECK(!es.degraded, "[meta x3] still degraded on a disk that "
+	                         "works again (turns failed: %llu)",
+	    (unsigned long long)es.turns_failed);
+	rc = fbxt_submit(&t, "org-001", FBX_CMD_QUERY, FBX_ORIGIN_OPERATOR,
+	    FBX_TARGET_ORG, NULL, NULL, 0, NULL, NULL, NULL);
+	FBXT_CHECK(rc == FBX_OK, "[meta x3] submit after: %s",
+	    fbx_errname(rc));
+	printf("[meta x3%s] %u meta writes failed; degraded %d, turns failed "
+	       "%llu, submit after %s\n",
+	    sync ? ", --sync-thread" : "", fault_count(log), es.degraded != 0,
+	    (unsigned long long)es.turns_failed, fbx_errname(rc));
+out:
+	if (t.daemon > 0)
+		fbxt_daemon_kill(&t, SIGKILL);
+	t.daemon_env = NULL;
+	fbxt_teardown(&t);
+}
+
 int
 main(void)
 {
@@ -624,11 +712,16 @@ main(void)
 
 	for (size_t i = 0; i < sizeof(points) / sizeof(points[0]); i++) {
 		if (only != NULL && (strcmp(only, "dying") == 0 ||
+		                        strcmp(only, "meta3") == 0 ||
 		                        (size_t)atoi(only) != i))
 			continue;
 		run_point(&points[i], (int)i);
 	}
 	if (only == NULL || strcmp(only, "dying") == 0)
 		dying_disk();
+	if (only == NULL || strcmp(only, "meta3") == 0) {
+		meta_thrice(0);
+		meta_thrice(1);
+	}
 	return fbxt_done();
 }
