@@ -403,7 +403,7 @@ if [ -n "${FBX_FAULT_SHIM:-}" ]; then
   expect 75 "IO \(18\): not recorded" -- "$CTL" submit --type query --device d1 --idempotency-key cli-io
   # a generated key is shown on stderr also with --json (the JSON
   # that carries it on success is not printed)
-  expect 75 "idempotency key (ctl-[0-9a-f]{24}) \(retry with --idempotency-key \1\)" -- \
+  expect 75 "sending with idempotency key (ctl-[0-9a-f]{24}) \(to send this submit again safely: --idempotency-key \1\)" -- \
     "$CTL" --json submit --type query --device d1
   expect 75 "IO \(18\): not recorded" -- "$CTL" enroll --device d2 --platform ios
   expect 0 "d1" -- "$CTL" devices --limit 5

@@ -316,9 +316,10 @@ submit_opt(void *arg, struct ctl *ctl, int c, const char *oa, int argc,
 static void
 show_key(const char *key)
 {
+	/* not an error: worded as the step it is */
 	fprintf(stderr,
-	    "fuseboxctl: idempotency key %s (retry with --idempotency-key "
-	    "%s)\n",
+	    "fuseboxctl: sending with idempotency key %s (to send this "
+	    "submit again safely: --idempotency-key %s)\n",
 	    key, key);
 }
 
