@@ -164,9 +164,11 @@ live_locked(struct fbxi_websess *w, const uint8_t h[32], int64_t now_ms)
 	return NULL;
 }
 
-int
-fbxi_websess_find(struct fbxi_websess *w, const char *token, int64_t now_ms,
-    char *user, size_t ul, char *key41, int64_t *expires_ms)
+/* lookup - a copy of token's live session in *out, dropped from the
+ * table with drop (a sign out). @return FBX_OK; FBX_ENOT_FOUND. */
+static int
+lookup(struct fbxi_websess *w, const char *token, int64_t now_ms,
+    struct sess *out, int drop)
 {
 	uint8_t h[32];
 	struct sess *s;
@@ -177,12 +179,28 @@ fbxi_websess_find(struct fbxi_websess *w, const char *token, int64_t now_ms,
 	pthread_mutex_lock(&w->mu);
 	s = live_locked(w, h, now_ms);
 	if (s != NULL) {
-		snprintf(user, ul, "%s", s->user);
-		memcpy(key41, s->key, 41);
-		*expires_ms = s->expires_ms;
+		*out = *s;
+		if (drop)
+			drop_at(w, (size_t)(s - w->v));
 		rc = FBX_OK;
 	}
 	pthread_mutex_unlock(&w->mu);
+	return rc;
+}
+
+int
+fbxi_websess_find(struct fbxi_websess *w, const char *token, int64_t now_ms,
+    char *user, size_t ul, char *key41, int64_t *expires_ms)
+{
+	struct sess s;
+	int rc = lookup(w, token, now_ms, &s, 0);
+
+	if (rc == FBX_OK) {
+		snprintf(user, ul, "%s", s.user);
+		memcpy(key41, s.key, 41);
+		*expires_ms = s.expires_ms;
+	}
+	OPENSSL_cleanse(&s, sizeof(s));
 	return rc;
 }
 
@@ -228,21 +246,14 @@ int
 fbxi_websess_end(struct fbxi_websess *w, const char *token, int64_t now_ms,
     char *user, size_t ul, char sid[17])
 {
-	uint8_t h[32];
-	struct sess *s;
-	int rc = FBX_ENOT_FOUND;
+	struct sess s;
+	int rc = lookup(w, token, now_ms, &s, 1);
 
-	if (w == NULL || token_hash(token, h) != 0)
-		return FBX_ENOT_FOUND;
-	pthread_mutex_lock(&w->mu);
-	s = live_locked(w, h, now_ms);
-	if (s != NULL) {
-		snprintf(user, ul, "%s", s->user);
-		memcpy(sid, s->sid, 17);
-		drop_at(w, (size_t)(s - w->v));
-		rc = FBX_OK;
+	if (rc == FBX_OK) {
+		snprintf(user, ul, "%s", s.user);
+		memcpy(sid, s.sid, 17);
 	}
-	pthread_mutex_unlock(&w->mu);
+	OPENSSL_cleanse(&s, sizeof(s));
 	return rc;
 }
 

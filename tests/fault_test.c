@@ -512,6 +512,67 @@ engine_stats(struct fbxt_env *t, struct fbx_engine_stats *es)
 	return rc;
 }
 
+/* the daemon's environment in one scenario below: the fault shim
+ * preloaded, failing ops with EIO count times (0: every one) once
+ * DIR/arm exists, each failure a line in DIR/faults.log */
+struct shim {
+	char arm[400], log[400], e_pre[600], e_ops[64], e_count[40];
+	char e_arm[420], e_log[420], e_asan[600];
+	const char *env[9];
+};
+
+/* scenario_start - start the daemon of t under the shim (flag: one more
+ * daemon option, or NULL), enroll 20 devices and submit once before
+ * the shim is armed (the harness's principal is added with the first
+ * submit, a write). @return 0, or -1 (checked and reported). */
+static int
+scenario_start(struct fbxt_env *t, struct shim *s, const char *tag,
+    const char *ops, const char *count, const char *flag)
+{
+	int rc;
+
+	snprintf(s->arm, sizeof(s->arm), "%s/arm", t->dir);
+	snprintf(s->log, sizeof(s->log), "%s/faults.log", t->dir);
+	snprintf(s->e_ops, sizeof(s->e_ops), "FBX_FAULT_OPS=%s", ops);
+	snprintf(s->e_count, sizeof(s->e_count), "FBX_FAULT_COUNT=%s", count);
+	snprintf(s->e_arm, sizeof(s->e_arm), "FBX_FAULT_ARM=%s", s->arm);
+	snprintf(s->e_log, sizeof(s->e_log), "FBX_FAULT_LOG=%s", s->log);
+	fbxt_preload_env(FBX_FAULT_SHIM, s->e_pre, sizeof(s->e_pre),
+	    s->e_asan, sizeof(s->e_asan));
+	s->env[0] = s->e_pre;
+	s->env[1] = s->e_ops;
+	s->env[2] = "FBX_FAULT_ERRNO=EIO";
+	s->env[3] = s->e_count;
+	s->env[4] = s->e_arm;
+	s->env[5] = s->e_log;
+	s->env[6] = s->e_asan;
+	s->env[7] = NULL;
+	t->daemon_env = s->env;
+	if (fbxt_daemon_start(t, flag, NULL) != 0) {
+		FBXT_CHECK(0, "[%s] daemon did not start", tag);
+		return -1;
+	}
+	rc = fbxt_sim_run(t, "--enroll-only", "--devices", "20", "--orgs",
+	    "1", "--seed", "5", "--quiet", NULL);
+	FBXT_CHECK(rc == 0, "[%s] enrollment exit status %d", tag, rc);
+	rc = fbxt_submit(t, "org-001", FBX_CMD_QUERY, FBX_ORIGIN_OPERATOR,
+	    FBX_TARGET_ORG, NULL, NULL, 0, NULL, NULL, NULL);
+	FBXT_CHECK(rc == FBX_OK, "[%s] submit before: %s", tag,
+	    fbx_errname(rc));
+	return rc == FBX_OK ? 0 : -1;
+}
+
+/* shim_arm - from now on the shim fails its calls */
+static void
+shim_arm(const struct shim *s)
+{
+	int fd = open(s->arm, O_WRONLY | O_CREAT, 0644);
+
+	FBXT_CHECK(fd >= 0, "create %s", s->arm);
+	if (fd >= 0)
+		close(fd);
+}
+
 /* dying_disk - every fdatasync of the store fails from some point on (a
  * dying disk), and nothing is asked of the engine but reads. Its retry
  * turns each write a probe, so they fail too: the engine stays degraded
@@ -527,42 +588,18 @@ dying_disk(void)
 	struct fbx_engine_stats es;
 	struct fbx_console_req req;
 	struct fbx_console_rep rep;
-	char arm[400], e_pre[600], e_arm[420], e_asan[600];
-	const char *env[8];
+	struct shim sh;
 	uint64_t failed0;
-	int rc, fd, k, again0, recovered0;
+	int rc, k, again0, recovered0;
 
 	if (fbxt_setup(&t, "fault-dying") != 0) {
 		FBXT_CHECK(0, "setup");
 		return;
 	}
-	snprintf(arm, sizeof(arm), "%s/arm", t.dir);
-	snprintf(e_arm, sizeof(e_arm), "FBX_FAULT_ARM=%s", arm);
-	fbxt_preload_env(FBX_FAULT_SHIM, e_pre, sizeof(e_pre), e_asan,
-	    sizeof(e_asan));
-	env[0] = e_pre;
-	env[1] = "FBX_FAULT_OPS=fdatasync";
-	env[2] = "FBX_FAULT_ERRNO=EIO";
-	env[3] = "FBX_FAULT_COUNT=0"; /* every one once armed */
-	env[4] = e_arm;
-	env[5] = e_asan;
-	env[6] = NULL;
-	t.daemon_env = env;
-	if (fbxt_daemon_start(&t, NULL) != 0) {
-		FBXT_CHECK(0, "[dying disk] daemon did not start");
+	/* every fdatasync once armed */
+	if (scenario_start(&t, &sh, "dying disk", "fdatasync", "0", NULL) != 0)
 		goto out;
-	}
-	rc = fbxt_sim_run(&t, "--enroll-only", "--devices", "20", "--orgs",
-	    "1", "--seed", "5", "--quiet", NULL);
-	FBXT_CHECK(rc == 0, "[dying disk] enrollment exit status %d", rc);
-	rc = fbxt_submit(&t, "org-001", FBX_CMD_QUERY, FBX_ORIGIN_OPERATOR,
-	    FBX_TARGET_ORG, NULL, NULL, 0, NULL, NULL, NULL);
-	FBXT_CHECK(rc == FBX_OK, "[dying disk] submit before: %s",
-	    fbx_errname(rc));
-	fd = open(arm, O_WRONLY | O_CREAT, 0644);
-	FBXT_CHECK(fd >= 0, "create %s", arm);
-	if (fd >= 0)
-		close(fd);
+	shim_arm(&sh);
 	rc = fbxt_submit(&t, "org-001", FBX_CMD_QUERY, FBX_ORIGIN_OPERATOR,
 	    FBX_TARGET_ORG, NULL, NULL, 0, NULL, NULL, NULL);
 	FBXT_CHECK(rc == FBX_EIO, "[dying disk] submit once armed: %s",
@@ -629,46 +666,18 @@ meta_thrice(int sync)
 {
 	struct fbxt_env t;
 	struct fbx_engine_stats es;
-	char arm[400], log[400], e_pre[600], e_arm[420], e_log[420];
-	char e_asan[600];
-	const char *env[9];
-	int rc, fd, k;
+	struct shim sh;
+	const char *log = sh.log;
+	int rc, k;
 
 	if (fbxt_setup(&t, "fault-meta3") != 0) {
 		FBXT_CHECK(0, "setup");
 		return;
 	}
-	snprintf(arm, sizeof(arm), "%s/arm", t.dir);
-	snprintf(log, sizeof(log), "%s/faults.log", t.dir);
-	snprintf(e_arm, sizeof(e_arm), "FBX_FAULT_ARM=%s", arm);
-	snprintf(e_log, sizeof(e_log), "FBX_FAULT_LOG=%s", log);
-	fbxt_preload_env(FBX_FAULT_SHIM, e_pre, sizeof(e_pre), e_asan,
-	    sizeof(e_asan));
-	env[0] = e_pre;
-	env[1] = "FBX_FAULT_OPS=meta";
-	env[2] = "FBX_FAULT_ERRNO=EIO";
-	env[3] = "FBX_FAULT_COUNT=3";
-	env[4] = e_arm;
-	env[5] = e_log;
-	env[6] = e_asan;
-	env[7] = NULL;
-	t.daemon_env = env;
-	if (fbxt_daemon_start(&t, sync ? "--sync-thread" : NULL, NULL) != 0) {
-		FBXT_CHECK(0, "[meta x3] daemon did not start");
+	if (scenario_start(&t, &sh, "meta x3", "meta", "3",
+	        sync ? "--sync-thread" : NULL) != 0)
 		goto out;
-	}
-	rc = fbxt_sim_run(&t, "--enroll-only", "--devices", "20", "--orgs",
-	    "1", "--seed", "5", "--quiet", NULL);
-	FBXT_CHECK(rc == 0, "[meta x3] enrollment exit status %d", rc);
-	/* (the harness's principal is added with the first submit) */
-	rc = fbxt_submit(&t, "org-001", FBX_CMD_QUERY, FBX_ORIGIN_OPERATOR,
-	    FBX_TARGET_ORG, NULL, NULL, 0, NULL, NULL, NULL);
-	FBXT_CHECK(rc == FBX_OK, "[meta x3] submit before: %s",
-	    fbx_errname(rc));
-	fd = open(arm, O_WRONLY | O_CREAT, 0644);
-	FBXT_CHECK(fd >= 0, "create %s", arm);
-	if (fd >= 0)
-		close(fd);
+	shim_arm(&sh);
 	rc = fbxt_submit(&t, "org-001", FBX_CMD_QUERY, FBX_ORIGIN_OPERATOR,
 	    FBX_TARGET_ORG, NULL, NULL, 0, NULL, NULL, NULL);
 	FBXT_CHECK(rc == FBX_EIO, "[meta x3] submit once armed: %s",
