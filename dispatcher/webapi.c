@@ -1089,17 +1089,17 @@ str_field(json_t *o, const char *name, char *buf, size_t cap)
 	return 0;
 }
 
-/* bool_field - a boolean member, 0 when absent or null; -1 when it is
- * anything else ("true" or 1 is no yes: a discard or a global action
- * taken for its opposite would release a storm or act on one
- * organisation) */
+/* bool_field - a boolean member, 0 when absent; -1 when it is anything
+ * but true or false ("true", 1 or null is no answer: a discard or a
+ * global action taken for its opposite would release a storm or act on
+ * one organisation) */
 static int
 bool_field(json_t *o, const char *name, int *v)
 {
 	json_t *x = json_object_get(o, name);
 
 	*v = 0;
-	if (x == NULL || json_is_null(x))
+	if (x == NULL)
 		return 0;
 	if (!json_is_boolean(x))
 		return -1;
@@ -1155,10 +1155,12 @@ action(fbx_webgate *g, const struct fbx_web_who *w, const char *body,
 		    out);
 		return;
 	}
-	/* no organisation: the principal's first; an unscoped principal
-	 * names one, except for a global breaker (the engine checks the
-	 * admin organisation's rules with the placeholder) */
-	if (req.org[0] == '\0' && w->norgs == 0 &&
+	/* no organisation: a principal of exactly one means that one; any
+	 * other names one (a principal of several once acted on the first
+	 * of its scope, an organisation nobody named), except for a global
+	 * breaker (the engine checks the admin organisation's rules with
+	 * the placeholder) */
+	if (req.org[0] == '\0' && w->norgs != 1 &&
 	    !(global && (strcmp(act, "trip") == 0 ||
 	                 strcmp(act, "reset") == 0))) {
 		json_decref(in);

@@ -45,7 +45,8 @@ K="$T/db/keys"
   --principal 'ops/operator/viewer,breaker/org-001' \
   --principal 'second/operator/viewer,approver/org-001' \
   --principal 'fresh/operator/viewer/org-009' \
-  --principal 'globe/operator/viewer/*' >/dev/null ||
+  --principal 'globe/operator/viewer/*' \
+  --principal 'multi/operator/viewer,breaker/org-002,org-001' >/dev/null ||
   { echo "FAIL: fuseboxd init" >&2; exit 1; }
 export FUSEBOX_KEY="$K/admin.key" FUSEBOX_SERVER_KEY="$K/server.pub" \
   FUSEBOX_GATEWAY_KEY="$K/gw.key" FUSEBOX_CONSOLE="ipc://$T/c.sock"
@@ -233,6 +234,16 @@ want 200 '"org":"org-002","reason":"jailbreak"' "admin overview"
 # name (it once reached the engine as organisation '_web')
 call POST /api/action "$TOK" '{"action":"trip","org":"","reason":"x","note":"no org"}'
 want 400 '"error":"INVALID".*org: the organisation this action is for' "trip without an organisation"
+# nor a principal of several (it tripped the first of its scope,
+# org-002, logged in with -o org-001: an outside check)
+MU=$(FUSEBOX_KEY="$K/multi.key" "$CTL" -o org-001 web login --note "web test" 2>/dev/null)
+MT=${MU##*#token=}
+call POST /api/action "$MT" '{"action":"trip","reason":"multi","note":"no org"}'
+want 400 '"error":"INVALID".*org: the organisation this action is for' "a principal of two organisations' trip without an organisation"
+"$CTL" -o org-002 breaker status | grep -q ' multi ' && bad "org-002's breaker 'multi' was tripped" || ok
+# null is no answer either
+call POST /api/action "$TOK" '{"action":"trip","org":"org-001","reason":"x","note":"web test","global":null}'
+want 400 '"error":"INVALID".*global and discard are true or false' "global as null"
 # booleans are booleans: "true" or 1 is no yes (a discard taken for a
 # release sent a storm's locks)
 call POST /api/action "$TOK" '{"action":"reset","org":"org-002","reason":"jailbreak","discard":"true","note":"web test"}'
