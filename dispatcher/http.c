@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -56,14 +57,38 @@ host_ok(const struct fbx_http *h, const char *host)
 		return 1;
 	if (host == NULL)
 		return 0;
-	if (strcmp(host, h->hostport) == 0)
+	/* a host name is case-insensitive (RFC 9110 4.2.3) */
+	if (strcasecmp(host, h->hostport) == 0)
 		return 1;
 	for (size_t i = 0; i < sizeof(local) / sizeof(local[0]); i++) {
 		snprintf(want, sizeof(want), "%s:%u", local[i], h->port);
-		if (strcmp(host, want) == 0)
+		if (strcasecmp(host, want) == 0)
 			return 1;
 	}
 	return 0;
+}
+
+static enum MHD_Result
+count_host(void *cls, enum MHD_ValueKind kind, const char *key,
+    const char *value)
+{
+	(void)kind;
+	(void)value;
+	if (strcasecmp(key, "Host") == 0)
+		(*(unsigned *)cls)++;
+	return MHD_YES;
+}
+
+/* hosts - how many Host headers the request has: more than one is a
+ * bad request (RFC 9112 3.2), which no browser sends; a server that took
+ * the first would judge by one name and a proxy behind it by another */
+static unsigned
+hosts(struct MHD_Connection *c)
+{
+	unsigned n = 0;
+
+	(void)MHD_get_connection_values(c, MHD_HEADER_KIND, count_host, &n);
+	return n;
 }
 
 /* one POST to the API: its body, read up to FBX_WEBAPI_BODY_MAX */
@@ -283,8 +308,11 @@ serve_health(struct fbx_http *h, struct MHD_Connection *c, int ready)
 static void
 add_retry_after(struct MHD_Response *r, unsigned status)
 {
-	if (status == MHD_HTTP_TOO_MANY_REQUESTS ||
-	    status == MHD_HTTP_SERVICE_UNAVAILABLE)
+	/* a session's rate is counted per second (its 429 says "in a
+	 * second"); a busy or starting engine gets a little longer */
+	if (status == MHD_HTTP_TOO_MANY_REQUESTS)
+		(void)MHD_add_response_header(r, "Retry-After", "1");
+	else if (status == MHD_HTTP_SERVICE_UNAVAILABLE)
 		(void)MHD_add_response_header(r, "Retry-After", "2");
 }
 
@@ -383,6 +411,10 @@ serve_api(struct fbx_http *h, struct MHD_Connection *c, const char *url,
 		(void)MHD_add_response_header(
 		    r, "WWW-Authenticate", "Bearer realm=\"fusebox\"");
 	add_retry_after(r, status);
+	if (status == MHD_HTTP_METHOD_NOT_ALLOWED &&
+	    fbx_webapi_allow(url) != NULL)
+		(void)MHD_add_response_header(
+		    r, "Allow", fbx_webapi_allow(url));
 	add_security(r);
 	ret = MHD_queue_response(c, status, r);
 	MHD_destroy_response(r);
@@ -406,6 +438,9 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 	int api = strncmp(url, "/api/", 5) == 0;
 
 	(void)version;
+	if (p == NULL && hosts(c) > 1)
+		return reply(c, MHD_HTTP_BAD_REQUEST,
+		    "bad request: more than one Host header\n", NULL);
 	if (p == NULL &&
 	    !host_ok(h, MHD_lookup_connection_value(
 	                    c, MHD_HEADER_KIND, "Host")))
@@ -428,7 +463,7 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 			if (strtoull(cl, NULL, 10) > FBX_WEBAPI_BODY_MAX)
 				return reply(c, 413,
 				    "request body too large\n", NULL);
-			if (au == NULL || strncmp(au, "Bearer ", 7) != 0)
+			if (fbx_webapi_bearer(au) == NULL)
 				return serve_api(h, c, url, method, NULL, 0);
 			p = calloc(1, sizeof(*p));
 			if (p == NULL)

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <jansson.h>
@@ -1557,6 +1558,33 @@ ov_stale(void)
 
 /* --------------------------------------------------------------- entry */
 
+const char *
+fbx_webapi_allow(const char *path)
+{
+	if (strcmp(path, "/api/whoami") == 0 ||
+	    strcmp(path, "/api/overview") == 0)
+		return "GET, HEAD";
+	if (strcmp(path, "/api/action") == 0)
+		return "POST";
+	if (strcmp(path, "/api/session") == 0)
+		return "POST, DELETE";
+	return NULL;
+}
+
+const char *
+fbx_webapi_bearer(const char *authorization)
+{
+	const char *tok;
+
+	if (authorization == NULL ||
+	    strncasecmp(authorization, "Bearer ", 7) != 0)
+		return NULL;
+	tok = authorization + 7;
+	while (*tok == ' ')
+		tok++;
+	return tok;
+}
+
 void
 fbx_webapi_serve(fbx_webgate *g, const struct fbx_metrics *snap,
     const char *method, const char *path, const char *authorization,
@@ -1568,9 +1596,7 @@ fbx_webapi_serve(fbx_webgate *g, const struct fbx_metrics *snap,
 	int claim = strcmp(path, "/api/session") == 0;
 	int end = claim && strcmp(method, "DELETE") == 0;
 
-	if (strcmp(path, "/api/whoami") != 0 &&
-	    strcmp(path, "/api/overview") != 0 &&
-	    strcmp(path, "/api/action") != 0 && !claim) {
+	if (fbx_webapi_allow(path) == NULL) {
 		fail(404, "NOT_FOUND",
 		    "the API has /api/whoami, /api/overview (GET), "
 		    "/api/action (POST) and /api/session (POST, DELETE)",
@@ -1601,16 +1627,12 @@ fbx_webapi_serve(fbx_webgate *g, const struct fbx_metrics *snap,
 		    status, out);
 		return;
 	}
-	if (authorization == NULL ||
-	    strncmp(authorization, "Bearer ", 7) != 0) {
+	if ((tok = fbx_webapi_bearer(authorization)) == NULL) {
 		fail(401, "UNAUTHENTICATED",
 		    "send Authorization: Bearer TOKEN (fuseboxctl web login)",
 		    status, out);
 		return;
 	}
-	tok = authorization + 7;
-	while (*tok == ' ')
-		tok++;
 	if (end) {
 		/* sign out: this session ends, whoever's key it was */
 		if (fbx_webgate_end(g, tok) == FBX_OK)

@@ -33,4 +33,16 @@ void fbx_webapi_serve(fbx_webgate *g, const struct fbx_metrics *snap,
     const char *method, const char *path, const char *authorization,
     const char *body, size_t len, unsigned *status, char **out);
 
+/**
+ * fbx_webapi_allow - the methods an API path takes, as an Allow header
+ * says them (a 405's), or NULL for a path the API does not have.
+ */
+const char *fbx_webapi_allow(const char *path);
+
+/**
+ * fbx_webapi_bearer - the token of an Authorization header of the
+ * Bearer scheme (its name in any case, RFC 9110), or NULL.
+ */
+const char *fbx_webapi_bearer(const char *authorization);
+
 #endif

@@ -149,7 +149,7 @@ else bad "no screenshot at $OUT/web_console.png"; fi
 # --- the API ------------------------------------------------------------
 # call METHOD PATH TOKEN [BODY]: prints the body, then the status line
 call() {
-  local args=(-s -o "$T/resp" -w '%{http_code}' -X "$1")
+  local args=(-s -D "$T/resp.h" -o "$T/resp" -w '%{http_code}' -X "$1")
   [ -n "$3" ] && args+=(-H "Authorization: Bearer $3")
   [ $# -ge 4 ] && args+=(-H 'Content-Type: application/json' --data-binary "$4")
   CODE=$(curl "${args[@]}" "$H$2"); BODY=$(cat "$T/resp")
@@ -183,6 +183,11 @@ want 401 'this session was opened already' "an exchanged token exchanged again"
 # sessions go on
 call DELETE /api/overview "$TOK"
 want 405 '"error":"METHOD"' "DELETE of the overview"
+allow() { # WANT WHAT: a 405 names the methods the path takes
+  grep -qi "^Allow: $1"$'\r'"\?\$" "$T/resp.h" && ok ||
+    bad "$2: no 'Allow: $1' header: $(grep -i '^Allow' "$T/resp.h")"
+}
+allow "GET, HEAD" "DELETE of the overview"
 call GET /api/whoami "$TOK"
 want 200 '"principal":"admin"' "DELETE of the overview ended nothing"
 call DELETE /api/session "$NT"
@@ -198,6 +203,7 @@ grep -q "web: session $CSID of admin ended: its page signed out" "$T/daemon.log"
   bad "no sign-out line for session $CSID: $(grep 'signed out' "$T/daemon.log")"
 call PUT /api/session "$TOK"
 want 405 '"error":"METHOD"' "PUT of the session"
+allow "POST, DELETE" "PUT of the session"
 call DELETE /api/nothing "$TOK"
 want 404 '"error":"NOT_FOUND"' "DELETE of an unknown API path"
 # Sign out pressed in the page (Chromium driven over its DevTools pipe,
@@ -332,6 +338,15 @@ CODE=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOK" \
 [ "$CODE" = 413 ] && ok || bad "a 5000-byte body: HTTP $CODE, want 413"
 call GET /api/action "$TOK"
 want 405 "POST" "GET of /api/action"
+allow "POST" "GET of /api/action"
+# the scheme's name is case-insensitive (RFC 9110 11.1): a lower-case
+# bearer is a token, and its POST body is read
+CODE=$(curl -s -o "$T/resp" -w '%{http_code}' -H "Authorization: bearer $TOK" "$H/api/whoami")
+[ "$CODE" = 200 ] && ok || bad "Authorization: bearer (lower case): HTTP $CODE, want 200"
+CODE=$(curl -s -o "$T/resp" -w '%{http_code}' -H "Authorization: BEARER $TOK" \
+  -H 'Content-Type: application/json' --data-binary '{"action":"nope","note":"case"}' "$H/api/action")
+[ "$CODE" = 400 ] && grep -q '"error":"INVALID"' "$T/resp" && ok ||
+  bad "a POST with Authorization: BEARER: HTTP $CODE $(cat "$T/resp"), want 400 INVALID (its body read)"
 
 # a second operator approves a submit refused over a blast-radius limit
 "$CTL" -o org-001 limit set --type wipe --max 1 >/dev/null || bad "limit set"
@@ -512,7 +527,7 @@ curl -s -D "$T/burst.h" -o "$T/resp" -H "Authorization: Bearer $PTOK" \
   -H 'Content-Type: application/json' --data-binary '{"action":"nope","note":"x"}' \
   "$H/api/action" >/dev/null
 if grep -q '^HTTP/[0-9.]* 429' "$T/burst.h"; then
-  grep -qi '^Retry-After:' "$T/burst.h" && grep -q '"error":"RATE_LIMITED"' "$T/resp" &&
+  grep -qi '^Retry-After: 1' "$T/burst.h" && grep -q '"error":"RATE_LIMITED"' "$T/resp" &&
     ok || bad "a 429 lacks Retry-After or its JSON error: $(cat "$T/burst.h" "$T/resp")"
 fi
 # another token of the same principal is not limited by it
@@ -543,6 +558,15 @@ CODE=$(curl -s -o /dev/null -w '%{http_code}' -H "Host: evil.example" -H "Author
 [ "$CODE" = 421 ] && ok || bad "Host evil.example on the API: HTTP $CODE, want 421"
 CODE=$(curl -s -o /dev/null -w '%{http_code}' -H "Host: localhost:${PORT}" "$H/healthz")
 [ "$CODE" = 200 ] && ok || bad "Host localhost: HTTP $CODE, want 200"
+# a host name is case-insensitive
+CODE=$(curl -s -o /dev/null -w '%{http_code}' -H "Host: LocalHost:${PORT}" "$H/healthz")
+[ "$CODE" = 200 ] && ok || bad "Host LocalHost: HTTP $CODE, want 200"
+# two Host headers, ours first: a bad request (RFC 9112 3.2), not served
+exec 9<>"/dev/tcp/127.0.0.1/$PORT"
+printf 'GET /api/whoami HTTP/1.1\r\nHost: 127.0.0.1:%s\r\nHost: evil.example\r\nAuthorization: Bearer %s\r\nConnection: close\r\n\r\n' \
+  "$PORT" "$TOK" >&9
+TWO=$(timeout 10 head -1 <&9); exec 9<&-
+[[ "$TWO" == "HTTP/1.1 400"* ]] && ok || bad "two Host headers: '$TWO', want HTTP/1.1 400"
 # a body of unstated length (chunked) is not read: 411
 CODE=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOK" \
   -H "Transfer-Encoding: chunked" --data-binary '{"action":"pause"}' "$H/api/action")
