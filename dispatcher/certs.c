@@ -379,11 +379,7 @@ fbxi_certs_free(struct fbx_engine *e)
 static void
 day_text(int64_t ms, char *dst, size_t cap)
 {
-	time_t s = (time_t)(ms / 1000);
-	struct tm tm;
-
-	if (gmtime_r(&s, &tm) == NULL ||
-	    strftime(dst, cap, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+	if (fbx_fmt_utc(ms, 0, dst, cap) != 0)
 		snprintf(dst, cap, "%lld ms", (long long)ms);
 }
 

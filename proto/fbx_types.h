@@ -320,6 +320,14 @@ const char *fbx_rollout_state_name(int s);
 const char *fbx_priority_name(int p);
 
 /**
+ * fbx_fmt_utc - a wall time in UTC as RFC 3339 ("2026-12-06T03:12:02.517Z",
+ * or without ".517" when !millis), the one format of every time the
+ * engine and fuseboxctl write. @return 0, or -1 (a negative time, or a
+ * buffer too small: buf is then "").
+ */
+int fbx_fmt_utc(int64_t ms, int millis, char *buf, size_t len);
+
+/**
  * fbx_rb_empty_incident - the message of a rollback of an incident that
  * selects nothing, the engine's (one slice) and fuseboxctl's (the total
  * of several) alike: which breaker's last trip it took and when its

@@ -171,19 +171,39 @@ fbx_pct_str(uint32_t ppm, char *buf, size_t len)
 	snprintf(buf, len, "%s%%", t);
 }
 
+int
+fbx_fmt_utc(int64_t ms, int millis, char *buf, size_t len)
+{
+	time_t s = (time_t)(ms / 1000);
+	struct tm tm;
+	size_t n;
+
+	if (len == 0)
+		return -1;
+	buf[0] = '\0';
+	/* strftime: the compiler cannot bound a %04d year for snprintf */
+	if (ms < 0 || gmtime_r(&s, &tm) == NULL ||
+	    (n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm)) == 0 ||
+	    len - n < (millis ? 6u : 2u)) {
+		buf[0] = '\0';
+		return -1;
+	}
+	if (millis)
+		snprintf(buf + n, len - n, ".%03dZ", (int)(ms % 1000));
+	else
+		snprintf(buf + n, len - n, "Z");
+	return 0;
+}
+
 void
 fbx_rb_empty_incident(char *buf, size_t len, const char *breaker,
     int64_t onset_ms, int64_t since_ms, int narrowed, int left_before)
 {
 	int64_t ms = onset_ms > 0 ? onset_ms : since_ms;
-	time_t s = (time_t)(ms / 1000);
 	char at[40] = "?";
-	struct tm tm;
 
-	if (ms > 0 && gmtime_r(&s, &tm) != NULL &&
-	    strftime(at, sizeof(at), "%Y-%m-%dT%H:%M:%S", &tm) != 0)
-		snprintf(at + strlen(at), sizeof(at) - strlen(at), ".%03dZ",
-		    (int)(ms % 1000));
+	if (ms <= 0 || fbx_fmt_utc(ms, 1, at, sizeof(at)) != 0)
+		snprintf(at, sizeof(at), "?");
 	snprintf(buf, len,
 	    "nothing to roll back: the incident of breaker %s's last trip "
 	    "(%s %s) has no command%s%s; older trips: --reason R --since T "

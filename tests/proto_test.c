@@ -1308,9 +1308,35 @@ test_pct(void)
 	}
 }
 
+/* test_fmt_utc - the one time format of the engine and fuseboxctl:
+ * milliseconds kept (not rounded), whole seconds without, a buffer too
+ * small or a negative time refused with "" (never a cut time) */
+static void
+test_fmt_utc(void)
+{
+	char buf[40];
+
+	CHECK(fbx_fmt_utc(1796526722517LL, 1, buf, sizeof(buf)) == 0);
+	CHECK(strcmp(buf, "2026-12-06T03:12:02.517Z") == 0);
+	CHECK(fbx_fmt_utc(1796526722999LL, 0, buf, sizeof(buf)) == 0);
+	CHECK(strcmp(buf, "2026-12-06T03:12:02Z") == 0);
+	CHECK(fbx_fmt_utc(5, 1, buf, sizeof(buf)) == 0);
+	CHECK(strcmp(buf, "1970-01-01T00:00:00.005Z") == 0);
+	CHECK(fbx_fmt_utc(-1, 1, buf, sizeof(buf)) == -1 && buf[0] == '\0');
+	/* 24 characters and the NUL */
+	CHECK(fbx_fmt_utc(1796526722517LL, 1, buf, 25) == 0);
+	CHECK(fbx_fmt_utc(1796526722517LL, 1, buf, 24) == -1 &&
+	    buf[0] == '\0');
+	CHECK(fbx_fmt_utc(1796526722517LL, 0, buf, 21) == 0);
+	CHECK(fbx_fmt_utc(1796526722517LL, 0, buf, 20) == -1 &&
+	    buf[0] == '\0');
+	CHECK(fbx_fmt_utc(0, 1, buf, 0) == -1);
+}
+
 int
 main(void)
 {
+	test_fmt_utc();
 	test_pct();
 	test_gw_prescan();
 	test_req_submit();

@@ -139,25 +139,8 @@ ctl_parse_time(const char *s, int64_t *out)
 void
 ctl_fmt_time(int64_t ms, char *buf, size_t len)
 {
-	struct tm tm;
-	time_t t;
-
-	if (ms <= 0) {
+	if (ms <= 0 || fbx_fmt_utc(ms, 1, buf, len) != 0)
 		snprintf(buf, len, "-");
-		return;
-	}
-	t = (time_t)(ms / 1000);
-	gmtime_r(&t, &tm);
-	/* strftime: the compiler cannot bound a %04d year for snprintf */
-	if (strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm) == 0) {
-		snprintf(buf, len, "-");
-		return;
-	}
-	{
-		size_t n = strlen(buf);
-		if (len - n >= 6)
-			snprintf(buf + n, len - n, ".%03dZ", (int)(ms % 1000));
-	}
 }
 
 /* ctl_copy_id - validate and copy an identifier. */
