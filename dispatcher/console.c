@@ -854,7 +854,9 @@ fbxi_handle_console(struct fbx_engine *e, const struct inmsg *in)
 	    (!fbxi_req_reads_only(&req) || reads_memory(&req)) &&
 	    !cluster_route(e, in, &req))
 		goto out;
+	e->out_ro = fbxi_req_reads_only(&req);
 	console_isolated(e, in, &req);
+	e->out_ro = 0;
 out:
 	fbx_console_req_free(&req);
 }

@@ -404,6 +404,7 @@ fbxi_out_new(struct fbx_engine *e)
 
 	if (m == NULL)
 		return NULL;
+	m->ro = e->out_ro;
 	if (e->otail != NULL)
 		e->otail->next = m;
 	else

@@ -182,6 +182,8 @@ struct outmsg {
 	uint64_t *ids; /* a DELIVERIES message: the delivery ids it carries */
 	size_t nids;
 	int welcome; /* a WELCOME: the session may receive once it left */
+	int ro; /* the answer to a read: it acknowledges nothing, so it
+	         * leaves when its turn's sync fails (fbxi_held_release) */
 	int urgent; /* DELIVERIES of small commands: sent before the rest */
 	const char *log_site; /* OUT_LOG: its rate limit's site */
 };
@@ -225,6 +227,7 @@ struct fbx_engine {
 	 * transaction; its own errors land here, not in txn_err */
 	int in_request;
 	int req_err;
+	int out_ro; /* a read is answered: its outputs are marked ro */
 	/* a request that changes state failed on its own: the whole turn
 	 * is undone and redone with that request answered in advance
 	 * (inerr), so nothing it changed in memory survives */

@@ -246,6 +246,44 @@ fbxi_out_leave(struct fbx_engine *e)
 	fbxi_out_flush(e);
 }
 
+/* held_reads_leave - a sync failed: the answers to reads held with the
+ * commits it was to make durable leave now, in order. They acknowledge
+ * nothing (as a read answered on a degraded store, which leaves at
+ * once); held, they waited for writes to work again, and on a dying
+ * disk a status sent just before the failure was never answered. The
+ * rest waits for a later commit's sync. */
+static void
+held_reads_leave(struct fbx_engine *e)
+{
+	struct outmsg *rh = NULL, *rt = NULL;
+
+	for (size_t i = 0; i < e->nheld; i++) {
+		struct held_out *h = &e->held[i];
+		struct outmsg **pp = &h->head, *kept = NULL;
+		while (*pp != NULL) {
+			struct outmsg *m = *pp;
+			if (!m->ro) {
+				kept = m;
+				pp = &m->next;
+				continue;
+			}
+			*pp = m->next;
+			m->next = NULL;
+			if (rt != NULL)
+				rt->next = m;
+			else
+				rh = m;
+			rt = m;
+		}
+		h->tail = kept;
+	}
+	if (rh == NULL)
+		return;
+	e->ohead = rh;
+	e->otail = rt;
+	fbxi_out_flush(e);
+}
+
 /* fbxi_held_release - send the held outputs whose commit is durable now, in
  * commit order. Between turns only (the turn's own list is empty). */
 void
@@ -273,9 +311,11 @@ fbxi_held_release(struct fbx_engine *e)
 		    fbxi_clock(e, 1) + fbxi_retry_delay(e->sync_fail_streak);
 		FBX_LOGE("store sync failed: %s; the replies and deliveries "
 		         "of commits up to %llu wait for a later commit's "
-		         "sync; writes again in %lld ms",
+		         "sync (answers to reads leave now); writes again in "
+		         "%lld ms",
 		    fbx_strerror(failed), (unsigned long long)e->sync_cover,
 		    (long long)fbxi_retry_delay(e->sync_fail_streak));
+		held_reads_leave(e);
 	} else if (e->sync_fail_streak > 0 && done > e->sync_cover) {
 		FBX_LOGI("store syncs work again after %u failed",
 		    e->sync_fail_streak);

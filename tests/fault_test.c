@@ -12,6 +12,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -518,17 +519,20 @@ engine_stats(struct fbxt_env *t, struct fbx_engine_stats *es)
 struct shim {
 	char arm[400], log[400], e_pre[600], e_ops[64], e_count[40];
 	char e_arm[420], e_log[420], e_asan[600];
-	const char *env[9];
+	const char *env[12];
 };
 
 /* scenario_start - start the daemon of t under the shim (flag: one more
- * daemon option, or NULL), enroll 20 devices and submit once before
+ * daemon option, or NULL; extra: up to 4 more of the shim's variables,
+ * NULL-terminated, or NULL), enroll 20 devices and submit once before
  * the shim is armed (the harness's principal is added with the first
  * submit, a write). @return 0, or -1 (checked and reported). */
 static int
 scenario_start(struct fbxt_env *t, struct shim *s, const char *tag,
-    const char *ops, const char *count, const char *flag)
+    const char *ops, const char *count, const char *flag,
+    const char *const *extra)
 {
+	size_t n = 7;
 	int rc;
 
 	snprintf(s->arm, sizeof(s->arm), "%s/arm", t->dir);
@@ -546,7 +550,9 @@ scenario_start(struct fbxt_env *t, struct shim *s, const char *tag,
 	s->env[4] = s->e_arm;
 	s->env[5] = s->e_log;
 	s->env[6] = s->e_asan;
-	s->env[7] = NULL;
+	for (size_t i = 0; extra != NULL && extra[i] != NULL && n < 11; i++)
+		s->env[n++] = extra[i];
+	s->env[n] = NULL;
 	t->daemon_env = s->env;
 	if (fbxt_daemon_start(t, flag, NULL) != 0) {
 		FBXT_CHECK(0, "[%s] daemon did not start", tag);
@@ -597,7 +603,8 @@ dying_disk(void)
 		return;
 	}
 	/* every fdatasync once armed */
-	if (scenario_start(&t, &sh, "dying disk", "fdatasync", "0", NULL) != 0)
+	if (scenario_start(&t, &sh, "dying disk", "fdatasync", "0", NULL,
+	        NULL) != 0)
 		goto out;
 	shim_arm(&sh);
 	rc = fbxt_submit(&t, "org-001", FBX_CMD_QUERY, FBX_ORIGIN_OPERATOR,
@@ -675,7 +682,7 @@ meta_thrice(int sync)
 		return;
 	}
 	if (scenario_start(&t, &sh, "meta x3", "meta", "3",
-	        sync ? "--sync-thread" : NULL) != 0)
+	        sync ? "--sync-thread" : NULL, NULL) != 0)
 		goto out;
 	shim_arm(&sh);
 	rc = fbxt_submit(&t, "org-001", FBX_CMD_QUERY, FBX_ORIGIN_OPERATOR,
@@ -714,6 +721,87 @@ out:
 	fbxt_teardown(&t);
 }
 
+struct bg_submit {
+	struct fbxt_env *t;
+	int rc;
+};
+
+static void *
+bg_submit_run(void *arg)
+{
+	struct bg_submit *b = arg;
+
+	b->rc = fbxt_submit(b->t, "org-001", FBX_CMD_QUERY,
+	    FBX_ORIGIN_OPERATOR, FBX_TARGET_ORG, NULL, NULL, 0, NULL, NULL,
+	    NULL);
+	return NULL;
+}
+
+/* held_read - --sync-thread on a dying disk whose every sync of the
+ * syncer thread stalls 1.5 s and then fails. A status sent while a
+ * submit's sync stalls is held with its turn's commit; when that sync
+ * failed, it waited with the submit's reply for writes to work again,
+ * which on this disk is never: the client's hang guard ran out. It must
+ * be answered once the sync failed; the submit must not be answered OK
+ * (nothing it wrote was synced). */
+static void
+held_read(void)
+{
+	static const char *const extra[] = { "FBX_FAULT_THREAD=fbx-sync",
+		"FBX_FAULT_DELAY_MS=1500", "FBX_FAULT_DELAY_FAIL=1", NULL };
+	struct fbxt_env t;
+	struct fbx_console_req req;
+	struct fbx_console_rep rep;
+	struct bg_submit b;
+	struct shim sh;
+	pthread_t th;
+	fbx_client *c;
+	int rc, started = 0;
+
+	if (fbxt_setup(&t, "fault-heldread") != 0) {
+		FBXT_CHECK(0, "setup");
+		return;
+	}
+	if (scenario_start(&t, &sh, "held read", "fdatasync", "0",
+	        "--sync-thread", extra) != 0)
+		goto out;
+	/* the submit's reply never comes: its guard is shorter */
+	c = fbxt_client_for(&t, "test");
+	FBXT_CHECK(c != NULL, "[held read] client");
+	if (c == NULL)
+		goto out;
+	fbx_client_set_timeout(c, 8000);
+	shim_arm(&sh);
+	b.t = &t;
+	b.rc = FBX_OK;
+	started = pthread_create(&th, NULL, bg_submit_run, &b) == 0;
+	FBXT_CHECK(started, "[held read] thread");
+	/* while its sync stalls (ordering, not a speed limit: later, the
+	 * status finds the engine degraded and is answered at once) */
+	usleep(300000);
+	memset(&req, 0, sizeof(req));
+	req.kind = FBX_CREQ_PING;
+	snprintf(req.actor, sizeof(req.actor), "admin");
+	fbx_client_set_timeout(t.cli, 20000); /* hang guard */
+	rc = fbxt_call(&t, "org-001", &req, &rep);
+	fbx_console_rep_free(&rep);
+	fbx_client_set_timeout(t.cli, 60000);
+	FBXT_CHECK(rc == FBX_OK, "[held read] status sent while a sync "
+	                         "stalled, which then failed: %s",
+	    fbx_errname(rc));
+	if (started)
+		pthread_join(th, NULL);
+	FBXT_CHECK(b.rc != FBX_OK, "[held read] the submit whose sync failed "
+	                           "was answered OK");
+	printf("[held read] status %s, the submit %s, %u syncs failed\n",
+	    fbx_errname(rc), fbx_errname(b.rc), fault_count(sh.log));
+out:
+	if (t.daemon > 0)
+		fbxt_daemon_kill(&t, SIGKILL);
+	t.daemon_env = NULL;
+	fbxt_teardown(&t);
+}
+
 int
 main(void)
 {
@@ -722,6 +810,7 @@ main(void)
 	for (size_t i = 0; i < sizeof(points) / sizeof(points[0]); i++) {
 		if (only != NULL && (strcmp(only, "dying") == 0 ||
 		                        strcmp(only, "meta3") == 0 ||
+		                        strcmp(only, "heldread") == 0 ||
 		                        (size_t)atoi(only) != i))
 			continue;
 		run_point(&points[i], (int)i);
@@ -732,5 +821,7 @@ main(void)
 		meta_thrice(0);
 		meta_thrice(1);
 	}
+	if (only == NULL || strcmp(only, "heldread") == 0)
+		held_read();
 	return fbxt_done();
 }

@@ -32,6 +32,8 @@
  *   FBX_FAULT_DELAY_MS  if > 0, the chosen calls do not fail: they stall
  *                    this long and then go through (a slow disk, a
  *                    turn that holds the loop)
+ *   FBX_FAULT_DELAY_FAIL  1: with FBX_FAULT_DELAY_MS, the chosen calls
+ *                    stall and then fail (a dying disk's slow errors)
  * With none of them set it fails the first fdatasync of data.mdb once:
  * preload it only where a fault is wanted. Counting is under a mutex, as
  * ZeroMQ's threads write too (to other descriptors, which never count).
@@ -82,6 +84,7 @@ static struct {
 	char thread[16]; /* "" = any thread */
 	uint64_t after, count;
 	uint64_t delay_ms; /* > 0: chosen calls stall this long instead */
+	uint64_t delay_fail; /* and then fail all the same */
 	int err;
 } cfg;
 
@@ -157,6 +160,7 @@ init(void)
 	cfg.after = env_u64("FBX_FAULT_AFTER", 0);
 	cfg.count = env_u64("FBX_FAULT_COUNT", 1);
 	cfg.delay_ms = env_u64("FBX_FAULT_DELAY_MS", 0);
+	cfg.delay_fail = env_u64("FBX_FAULT_DELAY_FAIL", 0);
 	cfg.err = EIO;
 	v = getenv("FBX_FAULT_ERRNO");
 	if (v != NULL && strcmp(v, "ENOSPC") == 0)
@@ -268,7 +272,8 @@ should_fail_at(enum op op, int fd, off_t off)
 			(long)(cfg.delay_ms % 1000) * 1000000L };
 		while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
 			;
-		return 0;
+		if (!cfg.delay_fail)
+			return 0;
 	}
 	if (fail)
 		errno = cfg.err;
