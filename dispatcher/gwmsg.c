@@ -15,6 +15,49 @@
 #include "engine_int.h"
 #include "auth.h"
 
+/* id_refused - whether the gateway id a HELLO asks for is held by
+ * another session than g (NULL: the connection has none yet), which is
+ * then told why. A gateway id belongs to the key that holds it: another
+ * key never takes it over, even from a quiet session; the same key takes
+ * it from a session quiet for 2 heartbeats (it reconnected), which ends.
+ * Two live peers under one id would take each other's deliveries. A
+ * HELLO again on an open session is checked the same way: it could name
+ * another session's id, and held it beside that one (an outside check
+ * kept another organisation's gateway out so). */
+static int
+id_refused(struct fbx_engine *e, const struct inmsg *in, const struct gw *g,
+    const char *id)
+{
+	for (struct gw *o = e->gws; o != NULL; o = o->next) {
+		if (o == g || o->dead || strcmp(o->id, id) != 0)
+			continue;
+		if (strcmp(o->principal, in->user) != 0) {
+			FBX_LOGW("gateway %s: HELLO by principal %s "
+			         "refused, the id is held by %s",
+			    o->id, in->user, o->principal);
+			fbxi_auth_refuse_audit(e, "_auth", in->user,
+			    "gateway.hello",
+			    "gateway id held by another principal");
+			fbxi_gw_send_raw_error(e, in, FBX_EFORBIDDEN,
+			    "gateway id in use by another principal");
+			return 1;
+		}
+		if (e->mono - o->last_seen < 2 * (int64_t)e->o.heartbeat_ms) {
+			FBX_LOGW("gateway %s: HELLO from a second peer "
+			         "refused, the id is in use by a live session",
+			    o->id);
+			fbxi_gw_send_raw_error(e, in, FBX_EBUSY,
+			    "gateway id in use by a live session; retry "
+			    "after its heartbeat timeout");
+			return 1;
+		}
+	}
+	for (struct gw *o = e->gws; o != NULL; o = o->next)
+		if (o != g && !o->dead && strcmp(o->id, id) == 0)
+			fbxi_gw_mark_dead(e, o, "replaced by a new session");
+	return 0;
+}
+
 static void
 handle_hello(struct fbx_engine *e, const struct inmsg *in, struct gw *g,
     struct fbx_gw_msg *m)
@@ -23,7 +66,10 @@ handle_hello(struct fbx_engine *e, const struct inmsg *in, struct gw *g,
 
 	if (g != NULL) {
 		/* the same peer says hello again: it restarted and lost what
-		 * it held */
+		 * it held. Under another session's id: refused, and the
+		 * session goes on as it was */
+		if (id_refused(e, in, g, m->u.hello.gateway_id))
+			return;
 		fbxi_gw_requeue(e, g);
 	} else {
 		/* a session's routing id is one ZeroMQ generated for the
@@ -45,38 +91,9 @@ handle_hello(struct fbx_engine *e, const struct inmsg *in, struct gw *g,
 			return;
 		}
 		/* a gateway that reconnected under a new routing id: the
-		 * old session must have gone quiet first. Two live peers
-		 * under one id would take each other's deliveries. */
-		for (struct gw *o = e->gws; o != NULL; o = o->next) {
-			if (o->dead ||
-			    strcmp(o->id, m->u.hello.gateway_id) != 0)
-				continue;
-			if (strcmp(o->principal, in->user) != 0) {
-				/* a gateway id belongs to the key that holds
-				 * it: another key cannot take its session */
-				FBX_LOGW("gateway %s: HELLO by principal %s "
-				         "refused, the id is held by %s",
-				    o->id, in->user, o->principal);
-				fbxi_auth_refuse_audit(e, "_auth", in->user,
-				    "gateway.hello",
-				    "gateway id held by another principal");
-				fbxi_gw_send_raw_error(e, in, FBX_EFORBIDDEN,
-				    "gateway id in use by another principal");
-				return;
-			}
-			if (e->mono - o->last_seen <
-			    2 * (int64_t)e->o.heartbeat_ms) {
-				FBX_LOGW("gateway %s: HELLO from a second peer "
-				         "refused, the id is in use by a live "
-				         "session",
-				    o->id);
-				fbxi_gw_send_raw_error(e, in, FBX_EBUSY,
-				    "gateway id in use by a live session; "
-				    "retry after its heartbeat timeout");
-				return;
-			}
-			fbxi_gw_mark_dead(e, o, "replaced by a new session");
-		}
+		 * old session must have gone quiet first */
+		if (id_refused(e, in, NULL, m->u.hello.gateway_id))
+			return;
 		g = calloc(1, sizeof(*g));
 		if (g == NULL) {
 			fbxi_set_err(e, FBX_ENOMEM);

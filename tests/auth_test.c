@@ -1001,6 +1001,17 @@ test_gateways(fbx_client *alice)
 	FBXT_CHECK(rc == 1, "gw-2 welcomed");
 	if (rc == 1)
 		fbx_eng_msg_free(&m);
+	/* a HELLO again on its open session, naming gw-1's id: refused as
+	 * on a new connection (it was welcomed, and held gw1's id beside
+	 * gw-1's session, which then could not reconnect); its session goes
+	 * on as gw-2 */
+	gw_hello(g2, "gw-1", "org-001");
+	rc = gw_next(g2, FBX_ENG_ERROR, 5000, &m, NULL, NULL, 0);
+	FBXT_CHECK(rc == 1 && m.u.error.err == FBX_EFORBIDDEN,
+	    "gw2's second HELLO under gw1's id: %d (want ERROR FORBIDDEN)",
+	    rc);
+	if (rc == 1)
+		fbx_eng_msg_free(&m);
 	gw_results(g2, 7, ids, nids);
 	rc = gw_next(g2, FBX_ENG_ACK, 5000, &m, NULL, NULL, 0);
 	FBXT_CHECK(rc == 1 && m.u.ack.batch_id == 7 && m.u.ack.count == 0,

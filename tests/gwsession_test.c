@@ -451,6 +451,22 @@ main(void)
 	    "B's HELLO under a live id: kind %d err %s (want ERROR BUSY)",
 	    m.kind, m.kind == FBX_ENG_ERROR ? fbx_errname(m.u.error.err) : "-");
 	fbx_eng_msg_free(&m);
+	/* and from a session of its own: a HELLO again on it under A's id
+	 * is refused the same way (it was welcomed beside A) */
+	gw_hello(b, "gw-2", "org-001", 0);
+	rc = gw_expect(b, 0, &m);
+	FBXT_CHECK(rc && m.kind == FBX_ENG_WELCOME,
+	    "B's HELLO as gw-2: kind %d", m.kind);
+	fbx_eng_msg_free(&m);
+	gw_simple(a, FBX_GW_HEARTBEAT, 0);
+	FBXT_CHECK(gw_sync(a), "A: heartbeat not answered");
+	gw_hello(b, "gw-1", "org-001", 0);
+	rc = gw_expect(b, 0, &m);
+	FBXT_CHECK(rc && m.kind == FBX_ENG_ERROR && m.u.error.err == FBX_EBUSY,
+	    "B's second HELLO (on its session gw-2) under A's live id: kind "
+	    "%d err %s (want ERROR BUSY)",
+	    m.kind, m.kind == FBX_ENG_ERROR ? fbx_errname(m.u.error.err) : "-");
+	fbx_eng_msg_free(&m);
 	FBXT_CHECK(get_cmd(&t, "org-001", cmd1, &info) == FBX_OK &&
 	        info.counts[FBX_D_SENT] == NCMD,
 	    "after the refused HELLO A should still hold %d, sent %u "
