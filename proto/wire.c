@@ -670,10 +670,12 @@ gw_body_in(const pb_gwmsg *pb, struct fbx_gw_msg *m, struct wctx *w)
 	case FUSEBOX__V1__GATEWAY_MESSAGE__BODY_BYE:
 		rv = fbxp_text_copy(m->u.bye.reason, sizeof(m->u.bye.reason),
 		    pb->bye->reason, &what);
-		if (rv != FBX_OK)
+		if (rv == FBX_ETOOBIG)
 			return fbxp_fail(w, rv,
 			    "bye.reason: longer than %zu bytes",
 			    sizeof(m->u.bye.reason) - 1);
+		if (rv != FBX_OK)
+			return fbxp_fail(w, rv, "bye.reason: %s", what);
 		return FBX_OK;
 	default:
 		break;

@@ -244,6 +244,13 @@ scan_msg(struct scan *s, const ProtobufCMessageDescriptor *d,
 			return fbxp_fail(s->w, FBX_ETOOBIG,
 			    "message: over %zu repeated entries on the wire",
 			    s->caps->total_max);
+		/* protobuf-c hands a string over as a C string: one with a
+		 * NUL inside would be read cut short there ("org-001\0..."
+		 * as org-001, two idempotency keys as one) */
+		if (f->type == PROTOBUF_C_TYPE_STRING && len > 0 &&
+		    memchr(body, 0, len) != NULL)
+			return scan_fail(s, FBX_EINVALID, depth, f,
+			    "a NUL byte inside the string");
 		if (f->type != PROTOBUF_C_TYPE_MESSAGE || len == 0)
 			continue; /* an empty message holds nothing to count */
 		if (depth + 1 >= SCAN_DEPTH_MAX)

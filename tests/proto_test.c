@@ -545,6 +545,19 @@ test_gw_kinds(void)
 	CHECK(out.kind == FBX_GW_BYE
 	    && !strcmp(out.u.bye.reason, in.u.bye.reason));
 	fbx_gw_msg_free(&out);
+	/* a short reason with a control character: INVALID, and the reason
+	 * says so (it said "longer than 127 bytes") */
+	strcpy(in.u.bye.reason, "ok\nthen");
+	{
+		uint8_t *b = NULL;
+		size_t bn = 0;
+		char why[256] = "";
+		CHECK_RV(fbx_gw_msg_encode(&in, &b, &bn), FBX_OK);
+		CHECK_RV(fbx_gw_msg_decode(b, bn, &out, why, sizeof(why)),
+		    FBX_EINVALID);
+		CHECK(strstr(why, "bye.reason: not printable") != NULL);
+		free(b);
+	}
 
 	/* More results than a batch may hold. */
 	memset(&in, 0, sizeof(in));
@@ -912,6 +925,20 @@ test_bad_fields(void)
 	    FBX_ETOOBIG);
 	CHECK(strncmp(why, "org:", 4) == 0);
 	CHECK(out.request_id == 77);
+	free(w.p);
+	memset(&w, 0, sizeof(w));
+
+	/* A NUL inside a string: protobuf-c hands strings over as C
+	 * strings, so "org-001\0!!" was read as org-001 (and two
+	 * idempotency keys differing after a NUL as one). Refused. */
+	pbw_uint(&w, 1, 1);
+	pbw_uint(&w, 2, 77);
+	pbw_bytes(&w, 3, "org-001\0!!", 10);
+	pbw_str(&w, 4, "bob");
+	pbw_sub(&w, 17, &body);
+	CHECK_RV(fbx_console_req_decode(w.p, w.n, &out, why, sizeof(why)),
+	    FBX_EINVALID);
+	CHECK(strstr(why, "org: a NUL byte") != NULL);
 	free(w.p);
 	memset(&w, 0, sizeof(w));
 
