@@ -260,14 +260,35 @@ result_apply(struct fbx_engine *e, struct gw *g, const struct fbx_result_rec *r)
 			 * of its delivery is forged as one for another key's
 			 * is (counted, logged and audited with the batch). In
 			 * its scope but not this session's HELLO (a gateway
-			 * that narrowed it) it is only not taken */
+			 * that narrowed it) it is not taken, and forged only
+			 * when another key holds it or none was handed it */
 			const struct fbxi_principal *p =
 			    e->auth != NULL
 			        ? fbxi_auth_find(e->auth, g->principal)
 			        : NULL;
-			if ((to == FBX_D_SUCCEEDED || to == FBX_D_FAILED) &&
-			    p != NULL && !fbxi_principal_may_org(p, cc->c.org))
+			int final = to == FBX_D_SUCCEEDED || to == FBX_D_FAILED;
+			if (final && p != NULL &&
+			    !fbxi_principal_may_org(p, cc->c.org)) {
 				e->forged_results++;
+			} else if (final) {
+				/* another key's delivery, or one never
+				 * handed to a gateway, is forged as it is
+				 * from a session that lists the organisation
+				 * (refused without a trace before) */
+				uint64_t hv = 0;
+				struct gw *hh =
+				    fbxi_gw_holder(e, r->delivery_id, &hv);
+				if (hh != NULL) {
+					if (strcmp(hh->principal,
+					        g->principal) != 0)
+						e->forged_results++;
+				} else if ((rc = never_sent(
+				                e, r->delivery_id)) != 0) {
+					if (rc < 0)
+						return -1;
+					e->forged_results++;
+				}
+			}
 			return 0;
 		}
 		/* the device got it, whatever comes of this report (it may

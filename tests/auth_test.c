@@ -1018,6 +1018,32 @@ test_gateways(fbx_client *alice)
 	    "forged results: rc %d count %u", rc, rc == 1 ? m.u.ack.count : 0);
 	if (rc == 1)
 		fbx_eng_msg_free(&m);
+	/* the same from a session of gw2 that lists only org-003 (org-001
+	 * is in its key's scope, not in its HELLO): refused and counted as
+	 * forged too (it was refused without a trace) */
+	{
+		void *g3 = gw_open(keys[GW2]);
+		forged0 = forged_count();
+		gw_hello(g3, "gw-3", "org-003");
+		rc = gw_next(g3, FBX_ENG_WELCOME, 5000, &m, NULL, NULL, 0);
+		FBXT_CHECK(rc == 1, "gw-3 welcomed");
+		if (rc == 1)
+			fbx_eng_msg_free(&m);
+		gw_results(g3, 1, ids, nids);
+		rc = gw_next(g3, FBX_ENG_ACK, 5000, &m, NULL, NULL, 0);
+		FBXT_CHECK(rc == 1 && m.u.ack.count == 0,
+		    "gw-3's forged results: rc %d count %u", rc,
+		    rc == 1 ? m.u.ack.count : 0);
+		if (rc == 1)
+			fbx_eng_msg_free(&m);
+		FBXT_CHECK(forged_count() == forged0 + nids,
+		    "another key's deliveries reported by a session not "
+		    "listing their organisation: forged %llu, then %llu "
+		    "(want +%zu)",
+		    (unsigned long long)forged0,
+		    (unsigned long long)forged_count(), nids);
+		zmq_close(g3);
+	}
 	/* and org-002's delivery ids from gw-1: foreign, refused, and
 	 * counted as forged (they were refused without a trace) */
 	for (uint64_t i = 0; i < 5; i++)
@@ -1252,8 +1278,8 @@ main(void)
 	FBXT_CHECK(principal(FBX_PRI_ADD, "gw1", FBX_PK_GATEWAY, 0, "org-001",
 	               kk[GW1].public_z85) == FBX_OK,
 	    "add gw1");
-	FBXT_CHECK(principal(FBX_PRI_ADD, "gw2", FBX_PK_GATEWAY, 0, "org-001",
-	               kk[GW2].public_z85) == FBX_OK,
+	FBXT_CHECK(principal(FBX_PRI_ADD, "gw2", FBX_PK_GATEWAY, 0,
+	               "org-001,org-003", kk[GW2].public_z85) == FBX_OK,
 	    "add gw2");
 	FBXT_CHECK(principal(FBX_PRI_ADD, "gw3", FBX_PK_GATEWAY,
 	               FBX_ROLE_VIEWER, "org-001", kk[MALLORY].public_z85) ==
