@@ -95,10 +95,15 @@ fbxi_cluster_tick(struct fbx_engine *e)
 	if (changed) {
 		e->lease_changes++;
 		e->need_rebuild = 1;
-		FBX_LOGI("cluster: node %s owns %zu organisations now "
-		         "(the cluster-wide duties %s)",
-		    e->o.node, fbx_store_owned(e->st),
-		    fbx_store_owns(e->st, "") ? "included" : "not included");
+		size_t nown = fbx_store_owned(e->st);
+		int duties = fbx_store_owns(e->st, "");
+		/* the duties' lease is no organisation's */
+		if (duties && nown > 0)
+			nown--;
+		FBX_LOGI("cluster: node %s owns %zu organisation%s now, %s "
+		         "the cluster-wide duties",
+		    e->o.node, nown, nown == 1 ? "" : "s",
+		    duties ? "and" : "not");
 	}
 	return FBX_OK;
 }

@@ -690,6 +690,13 @@ cluster_route(struct fbx_engine *e, const struct inmsg *in,
 	}
 	if (fbx_store_owns(e->st, o))
 		return 1;
+	/* a web session lives in the memory of the node whose page it
+	 * opens: the one asked (it writes its audit record only). Sent to
+	 * the cluster-wide duties' owner, every login opened that node's
+	 * page, and another node's page could not be used */
+	if (r->kind == FBX_CREQ_PRINCIPAL &&
+	    r->u.principal.op == FBX_PRI_WEB_LOGIN)
+		return 1;
 	if (fbxi_req_reads_only(r)) {
 		/* a read answered from this node's memory (held commands,
 		 * breakers' held counts): the owner's, if there is one */

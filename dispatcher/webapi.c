@@ -572,6 +572,8 @@ struct orgsum {
 	const char *org;
 	uint64_t devices, held, window, open, settling, commands;
 	int more; /* more recent commands than the page looked at */
+	int brk_ok, cmds_ok; /* its breakers, its commands were read */
+	const char *node; /* cluster: the node that owns it (MOVED), or NULL */
 };
 
 static int
@@ -579,15 +581,91 @@ cmp_orgsum(const void *a, const void *b)
 {
 	const struct orgsum *x = a, *y = b;
 
+	/* another node's organisations last: its page shows them (the
+	 * red line says which node), this one's own go first */
+	if ((x->node != NULL) != (y->node != NULL))
+		return x->node != NULL ? 1 : -1;
 	if (x->open != y->open)
 		return x->open < y->open ? 1 : -1;
 	if (x->held != y->held)
 		return x->held < y->held ? 1 : -1;
+	/* figures that could not be read before the ones known quiet */
+	if (x->brk_ok != y->brk_ok)
+		return x->brk_ok ? 1 : -1;
 	if (x->window != y->window)
 		return x->window < y->window ? 1 : -1;
 	if (x->devices != y->devices)
 		return x->devices < y->devices ? 1 : -1;
 	return strcmp(x->org, y->org);
+}
+
+/* known - a count as JSON, or null when it could not be read */
+static json_t *
+known(int ok, uint64_t v)
+{
+	return ok ? json_integer((json_int_t)v) : json_null();
+}
+
+/* moved_add - cluster: org is owned by the node a MOVED answer names */
+static void
+moved_add(json_t *moved, const char *org, const struct fbx_console_rep *r)
+{
+	if (moved == NULL || json_object_get(moved, org) != NULL)
+		return;
+	json_object_set_new(moved, org,
+	    json_pack("[s, s]", r->owner_node, r->owner_endpoint));
+}
+
+/* moved_errors - one line per other node: the organisations in view
+ * it owns, whose figures this node cannot read (shown as ?), and how to
+ * open its page. An outside walk found about 20 lines of "send it
+ * there" for one node, each a figure of one organisation. */
+static void
+moved_errors(json_t *moved, json_t *errors)
+{
+	json_t *nodes = json_object(), *e, *lst;
+	const char *org, *node;
+	char line[1024];
+
+	if (moved == NULL || nodes == NULL || errors == NULL) {
+		json_decref(nodes);
+		return;
+	}
+	json_object_foreach(moved, org, e) {
+		node = json_string_value(json_array_get(e, 0));
+		if (node == NULL)
+			continue;
+		lst = json_object_get(nodes, node);
+		if (lst == NULL) {
+			lst = json_pack("[s]",
+			    json_string_value(json_array_get(e, 1)));
+			json_object_set_new(nodes, node, lst);
+		}
+		json_array_append_new(lst, json_string(org));
+	}
+	json_object_foreach(nodes, node, lst) {
+		size_t k, off;
+		const char *ep = json_string_value(json_array_get(lst, 0));
+		int w = snprintf(line, sizeof(line),
+		    "owned by node '%s', which serves them (their figures "
+		    "show as ?; open its page: fuseboxctl -e %s web login): ",
+		    node, ep != NULL && ep[0] != '\0' ? ep : "ENDPOINT");
+		off = w > 0 && (size_t)w < sizeof(line) ? (size_t)w
+		                                          : sizeof(line) - 1;
+		for (k = 1; k < json_array_size(lst) && off < sizeof(line) - 1;
+		     k++) {
+			w = snprintf(line + off, sizeof(line) - off, "%s%s",
+			    k > 1 ? ", " : "",
+			    json_string_value(json_array_get(lst, k)));
+			if (w < 0 || (size_t)w >= sizeof(line) - off) {
+				off = sizeof(line) - 1;
+				break;
+			}
+			off += (size_t)w;
+		}
+		json_array_append_new(errors, json_string(line));
+	}
+	json_decref(nodes);
 }
 
 /* fleet_json - one organisation's fleet report: check-in histogram,
@@ -672,6 +750,8 @@ overview(fbx_webgate *g, const struct fbx_web_who *w,
 	/* a principal of some organisations sees the global breakers'
 	 * share of them (per reason: the row, and its settling) */
 	json_t *grows = json_object(), *gsettle = json_object();
+	/* cluster: organisation -> [node, endpoint] of its owner */
+	json_t *moved = json_object();
 	uint64_t held_total = 0, settling_total = 0;
 	char msg[400];
 
@@ -761,6 +841,12 @@ overview(fbx_webgate *g, const struct fbx_web_who *w,
 		nforbidden += rep[i].err == FBX_EFORBIDDEN;
 		if (i >= 2)
 			missing[(i - 2) % Q_PER_ORG] = 1;
+		if (i >= 2 && rep[i].err == FBX_EMOVED) {
+			/* cluster: another node owns it; one line per node
+			 * below, not one per figure of each organisation */
+			moved_add(moved, req[i].org, &rep[i]);
+			continue;
+		}
 		snprintf(msg, sizeof(msg), "%s (%s): %s: %s", req[i].org,
 		    i == 0 ? "status" : i == 1 ? "audit verify" :
 		    (i - 2) % Q_PER_ORG == Q_BRK ? "breakers" :
@@ -772,6 +858,7 @@ overview(fbx_webgate *g, const struct fbx_web_who *w,
 		    fbx_errname(rep[i].err), rep[i].errmsg);
 		json_array_append_new(errors, json_string(msg));
 	}
+	moved_errors(moved, errors);
 	if (nq == n && nforbidden > 0) { /* nothing may be seen */
 		size_t f = 0;
 		while (rep[f].err != FBX_EFORBIDDEN)
@@ -784,6 +871,10 @@ overview(fbx_webgate *g, const struct fbx_web_who *w,
 		struct orgsum *s = &sum[i];
 		s->org = v.orgs[i];
 		s->devices = v.devices[i];
+		s->brk_ok = q[Q_BRK].err == FBX_OK;
+		s->cmds_ok = q[Q_CMDS].err == FBX_OK;
+		s->node = json_string_value(
+		    json_array_get(json_object_get(moved, s->org), 0));
 		if (q[Q_BRK].err == FBX_OK) {
 			for (size_t k = 0; k < q[Q_BRK].u.breaker.n; k++) {
 				const struct fbx_breaker_info *b =
@@ -911,16 +1002,22 @@ overview(fbx_webgate *g, const struct fbx_web_who *w,
 	appr = appr_fetch(g, w, &v, now,
 	    rep[1].err == FBX_OK ? rep[1].u.verify.head_seq : 0, errors);
 	qsort(sum, v.n, sizeof(*sum), cmp_orgsum);
+	/* a figure that could not be read is null (the page shows ?),
+	 * never 0; node names the owner of another node's organisation */
 	for (size_t i = 0; i < v.n && i < TOP_ORGS; i++)
 		json_array_append_new(top,
-		    json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:b}", "org",
-		        sum[i].org, "devices", (json_int_t)sum[i].devices,
-		        "held", (json_int_t)sum[i].held, "window_count",
-		        (json_int_t)sum[i].window, "open_breakers",
-		        (json_int_t)sum[i].open, "settling",
-		        (json_int_t)sum[i].settling, "recent_commands",
-		        (json_int_t)sum[i].commands, "recent_commands_more",
-		        sum[i].more != 0));
+		    json_pack("{s:s, s:I, s:o, s:o, s:o, s:o, s:o, s:b, s:o}",
+		        "org", sum[i].org, "devices",
+		        (json_int_t)sum[i].devices, "held",
+		        known(sum[i].brk_ok, sum[i].held), "window_count",
+		        known(sum[i].brk_ok, sum[i].window), "open_breakers",
+		        known(sum[i].brk_ok, sum[i].open), "settling",
+		        known(sum[i].brk_ok, sum[i].settling),
+		        "recent_commands",
+		        known(sum[i].cmds_ok, sum[i].commands),
+		        "recent_commands_more", sum[i].more != 0, "node",
+		        sum[i].node != NULL ? json_string(sum[i].node)
+		                            : json_null()));
 	/* "who" is the token's (its expiry): shared_overview puts it
 	 * first */
 	o = json_pack("{s:I, s:i, s:o?, s:o?}", "now_ms", (json_int_t)now,
@@ -1066,6 +1163,7 @@ out:
 	json_decref(paused);
 	json_decref(grows);
 	json_decref(gsettle);
+	json_decref(moved);
 	json_decref(appr);
 	json_decref(top);
 }

@@ -156,6 +156,9 @@ expect 0 "principal vera added" -- "$CTL" principal add vera --kind operator --o
 expect 0 "^acme " -- env FUSEBOX_KEY="$T/vera.key" "$CTL" summary --all-orgs
 expect 0 "" -- env FUSEBOX_KEY="$T/vera.key" "$CTL" breaker status --all-orgs
 expect 70 "FORBIDDEN.*needs a principal for every organisation" -- env FUSEBOX_KEY="$T/bob.key" "$CTL" summary --all-orgs
+# -o alone names the organisation to sum, as for every other command
+# (it was refused: "summary needs ORG[,ORG...]")
+expect 0 "^acme " -- "$CTL" -o acme summary
 # a web login on a daemon without --http is refused (it once printed a
 # token nobody could use, exit 0) and makes no session
 expect 65 "STATE.*serves no web console: start it with --http" -- "$CTL" web login --note "no console"

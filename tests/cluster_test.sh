@@ -128,7 +128,8 @@ start_node() { # start_node K: start fuseboxd nK, wait until it answers
   mkdir -p -m 700 "$T/n$k"
   "$B/fuseboxd" --data "$T/n$k" --server-key "$T/db/keys/server.key" \
     --store "$STORE" --node "n$k" --lease-ms "$LEASE" \
-    --console "${EP[k]}" --gateway "${GW[k]}" >>"$T/n$k.log" 2>&1 &
+    --console "${EP[k]}" --gateway "${GW[k]}" --http 127.0.0.1:0 \
+    >>"$T/n$k.log" 2>&1 &
   PID[k]=$!
   for i in $(seq 1 120); do
     if ctl "$k" --timeout 1000 --retries 0 status >/dev/null 2>&1; then
@@ -238,6 +239,11 @@ done
 # settles for an hour: none of its locks reaches a device in this test
 ctl 1 -o org-001 breaker config --global --reason cluster_storm --settle 3600 \
   >"$T/storm.cfg" 2>&1 || bad "breaker config for the storm: $(cat "$T/storm.cfg")"
+# tripped by hand first: the global breaker holds the storm's locks in
+# every node's organisations (its HELD is checked below)
+ctl 1 -o org-001 breaker trip --global --reason cluster_storm \
+  --note "cluster_test: held everywhere" >>"$T/storm.cfg" 2>&1 ||
+  bad "global trip before the storm: $(cat "$T/storm.cfg")"
 "$B/fusebox-devsim" "${SIMARGS[@]}" --no-enroll --storm-only --storm 200 \
   --storm-seconds 0 --storm-reason cluster_storm \
   --storm-key "$T/db/keys/rules.key" --console-endpoint "${EP[1]}" \
@@ -248,6 +254,23 @@ kv() { sed -n "s/.* $1=\([0-9]*\).*/\1/p" <<<"$line"; }
 [ "$(kv answered)" = 200 ] && [ "$(kv refused)" = 0 ] &&
   [ "$(kv moved)" -ge 1 ] && ok ||
   bad "the storm through n1 did not follow MOVED: $line $(grep refused_by "$T/storm.out" | head -3)"
+# a global breaker's HELD with --all-orgs is the sum of every
+# organisation's share, each counted by its owner (it was one node's
+# count): with the organisations' rows it adds up to the held commands
+# summary counts in the store
+ctl 2 -o org-001 breaker status --all-orgs --json >"$T/bs.json" 2>&1
+ctl 2 summary --all-orgs --origin automatic --json >"$T/sum.json" 2>&1
+if why=$(python3 - "$T/bs.json" "$T/sum.json" <<'PYEOF'
+import json, sys
+b = json.load(open(sys.argv[1]))["breakers"]
+tot = [json.loads(l) for l in open(sys.argv[2]) if l.strip()][-1]
+g = sum(x["held"] for x in b if x["org"] == "*")
+o = sum(x["held"] for x in b if x["org"] != "*")
+print("breaker status --all-orgs: %d held by global breakers, %d by organisations'; summary: %d held" % (g, o, tot["held"]))
+sys.exit(0 if tot["org"] == "TOTAL" and g + o == tot["held"] and g > 0 else 1)
+PYEOF
+); then ok; say "$why"; else bad "$why"; fi
+
 
 # --- one command per organisation, to its owner --------------------------
 # owner_ep ORG: the advertised endpoint of ORG's live owner ("" = none)
@@ -382,7 +405,7 @@ for k in "${LIVE[@]}"; do
   out=$(ctl "$k" status 2>&1)
   if grep -qE "^node +n$k \(holds [0-9]+ leases?" <<<"$out"; then ok
   else bad "status of n$k lacks its node line: $out"; fi
-  grep -q "the cluster-wide duties among them" <<<"$out" && nd=$((nd + 1))
+  grep -q "the cluster-wide duties" <<<"$out" && nd=$((nd + 1))
   say "n$k: $(grep '^node' <<<"$out") (fbx_lease: $n)"
 done
 [ "$nd" -le 1 ] && ok || bad "$nd live nodes say they hold the duties"
@@ -565,6 +588,59 @@ until plines | grep -qE 'fenced|lost'; do
   sleep 0.2
 done
 plines | grep -qE 'fenced|lost' && { ok; say "$pn: $(plines | grep -E 'fenced|lost' | head -n 1)"; }
+
+# --- each node's web console (--http 127.0.0.1:0) ------------------------
+# A login asked of a node opens that node's page (it opened the page of
+# the cluster-wide duties' owner, whatever node was asked: another
+# node's page could not be used). Its overview shows the organisations
+# other nodes own as unknown (null: the page's ?) with their owner,
+# never as 0, and says so in one line per other node.
+for k in $(seq 1 $NODES); do
+  [ "${PID[k]}" -gt 0 ] || continue
+  hp=$(sed -n 's/.*http: serving .*(port \([0-9]*\)).*/\1/p' "$T/n$k.log" | tail -n 1)
+  url=$(ctl "$k" -o org-001 web login --note "cluster_test" 2>"$T/weblogin.n$k.err")
+  up=$(sed -n 's|^http://[^:/]*:\([0-9]*\)/.*|\1|p' <<<"$url")
+  if [ -z "$hp" ] || [ "$up" != "$hp" ]; then
+    bad "n$k: web login answered '${url%%#*}', n$k serves port ${hp:-?}: $(cat "$T/weblogin.n$k.err")"
+    continue
+  fi
+  ok
+  code=$(curl -s -o "$T/ov.n$k" -w '%{http_code}' \
+    -H "Authorization: Bearer ${url##*#token=}" "http://127.0.0.1:$hp/api/overview")
+  if why=$(python3 - "$T/ov.n$k" "n$k" "$code" <<'PYEOF'
+import json, sys
+path, me, code = sys.argv[1], sys.argv[2], sys.argv[3]
+if code != "200":
+    print("HTTP " + code + " " + open(path).read()[:300]); sys.exit(1)
+o = json.load(open(path))
+top, errs = o["top_orgs"], o.get("errors") or []
+other = [x for x in top if x.get("node")]
+mine = [x for x in top if not x.get("node")]
+bad = [x["org"] for x in other
+       if x["node"] == me or x["held"] is not None or x["open_breakers"] is not None]
+if bad:
+    print("another node's organisations with figures, or as this node's: " + ", ".join(bad)); sys.exit(1)
+if [x for x in mine if x["held"] is None]:
+    print("this node's own organisations without figures: " + str(mine)[:300]); sys.exit(1)
+if any(top.index(a) < top.index(b) for a in other for b in mine):
+    print("another node's organisation above this node's own: " + str([x["org"] for x in top])); sys.exit(1)
+nodes = set(e.split("'")[1] for e in errs if e.startswith("owned by node '"))
+if not nodes or me in nodes:
+    print("no line per other node, or one for this node: " + "; ".join(errs)[:400]); sys.exit(1)
+for n in set(x["node"] for x in other):
+    if n not in nodes:
+        print("no errors line for node " + n + ": " + "; ".join(errs)[:400]); sys.exit(1)
+if any("send it there" in e for e in errs):
+    print("a MOVED line per figure left: " + "; ".join(errs)[:400]); sys.exit(1)
+print("other nodes named: %s; top %d: %d of its own, %d of others shown as ?" % (
+      ", ".join(sorted(nodes)), len(top), len(mine), len(other)))
+PYEOF
+  ); then
+    ok; say "n$k's overview: $why"
+  else
+    bad "n$k's overview: $why"
+  fi
+done
 
 # --- stop: simulators, then nodes; each exits 0 --------------------------
 for k in $(seq 1 $NODES); do

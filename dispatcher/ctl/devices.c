@@ -590,8 +590,10 @@ cmd_status(struct ctl *ctl, int argc, char **argv)
 			    "%s (holds %" PRIu32 " lease%s%s; the counts below "
 			    "are its own)",
 			    s->node, s->leases, s->leases == 1 ? "" : "s",
-			    s->duties ? ", the cluster-wide duties among them"
-			              : "");
+			    !s->duties           ? "" :
+			    s->leases == 1       ? ": the cluster-wide duties" :
+			                           ", the cluster-wide duties "
+			                           "among them");
 			ctl_table_row(&t, "node", nb);
 		}
 		ctl_table_row(&t, "version", s->version);

@@ -443,9 +443,12 @@ function render(o) {
   fill("gateways", (g.list || []).map(x => row([x.id, x.window, x.inflight, x.bytes])));
   $("gateways").hidden = !g.list || g.list.length === 0;
 
-  fill("orgs", o.top_orgs.map(x => row([x.org, x.devices, x.held, x.window_count,
-    x.open_breakers, x.settling,
-    x.recent_commands + (x.recent_commands_more ? "+ (more: fuseboxctl summary)" : "")],
+  // a figure the engine could not read is null: "?", never 0; another
+  // node's organisation names that node (its page shows the figures)
+  const q = v => v === null || v === undefined ? "?" : v;
+  fill("orgs", o.top_orgs.map(x => row([x.node ? x.org + " (node " + x.node + ")" : x.org,
+    x.devices, q(x.held), q(x.window_count), q(x.open_breakers), q(x.settling),
+    q(x.recent_commands) + (x.recent_commands_more ? "+ (more: fuseboxctl summary)" : "")],
     x.open_breakers ? "open" : "")));
 
   renderFleet(o.fleet_health);
