@@ -857,11 +857,14 @@ fbxi_handle_console(struct fbx_engine *e, const struct inmsg *in)
 		    fbx_strerror(e->degraded_err));
 		goto out;
 	}
+	/* a read's answers (MOVED included) acknowledge nothing */
+	e->out_ro = fbxi_req_reads_only(&req);
 	if (e->cluster &&
 	    (!fbxi_req_reads_only(&req) || reads_memory(&req)) &&
-	    !cluster_route(e, in, &req))
+	    !cluster_route(e, in, &req)) {
+		e->out_ro = 0;
 		goto out;
-	e->out_ro = fbxi_req_reads_only(&req);
+	}
 	console_isolated(e, in, &req);
 	e->out_ro = 0;
 out:

@@ -66,11 +66,12 @@ handle_hello(struct fbx_engine *e, const struct inmsg *in, struct gw *g,
 
 	if (g != NULL) {
 		/* the same peer says hello again: it restarted and lost what
-		 * it held. Under another session's id: refused, and the
-		 * session goes on as it was */
+		 * it held, which goes back to the queue whatever comes of
+		 * the HELLO. Under another session's id: refused, and the
+		 * session goes on under its own */
+		fbxi_gw_requeue(e, g);
 		if (id_refused(e, in, g, m->u.hello.gateway_id))
 			return;
-		fbxi_gw_requeue(e, g);
 	} else {
 		/* a session's routing id is one ZeroMQ generated for the
 		 * connection (5 bytes, the first 0: a counter from a start

@@ -315,7 +315,6 @@ fbxi_held_release(struct fbx_engine *e)
 		         "%lld ms",
 		    fbx_strerror(failed), (unsigned long long)e->sync_cover,
 		    (long long)fbxi_retry_delay(e->sync_fail_streak));
-		held_reads_leave(e);
 	} else if (e->sync_fail_streak > 0 && done > e->sync_cover) {
 		FBX_LOGI("store syncs work again after %u failed",
 		    e->sync_fail_streak);
@@ -335,6 +334,10 @@ fbxi_held_release(struct fbx_engine *e)
 		    (e->nheld - k) * sizeof(*e->held));
 		e->nheld -= k;
 	}
+	/* after what is durable: a read's answer never overtakes an
+	 * earlier write's that leaves in the same call */
+	if (failed != FBX_OK)
+		held_reads_leave(e);
 }
 
 /* fbxi_held_forget_gw - a session is freed: its held messages go nowhere

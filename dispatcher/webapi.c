@@ -644,25 +644,32 @@ moved_errors(json_t *moved, json_t *errors)
 		json_array_append_new(lst, json_string(org));
 	}
 	json_object_foreach(nodes, node, lst) {
-		size_t k, off;
+		/* room kept for " and N more" when the names do not fit */
+		const size_t cap = sizeof(line) - 24;
+		size_t k, off, n = json_array_size(lst);
 		const char *ep = json_string_value(json_array_get(lst, 0));
-		int w = snprintf(line, sizeof(line),
+		/* -o one of them: a principal of some organisations is
+		 * refused a login made as none of its own */
+		int w = snprintf(line, cap,
 		    "owned by node '%s', which serves them (their figures "
-		    "show as ?; open its page: fuseboxctl -e %s web login): ",
-		    node, ep != NULL && ep[0] != '\0' ? ep : "ENDPOINT");
-		off = w > 0 && (size_t)w < sizeof(line) ? (size_t)w
-		                                          : sizeof(line) - 1;
-		for (k = 1; k < json_array_size(lst) && off < sizeof(line) - 1;
-		     k++) {
-			w = snprintf(line + off, sizeof(line) - off, "%s%s",
+		    "show as ?; open its page: fuseboxctl -e %s -o %s web "
+		    "login): ",
+		    node, ep != NULL && ep[0] != '\0' ? ep : "ENDPOINT",
+		    json_string_value(json_array_get(lst, 1)));
+		if (w < 0 || (size_t)w >= cap)
+			continue;
+		off = (size_t)w;
+		for (k = 1; k < n; k++) {
+			w = snprintf(line + off, cap - off, "%s%s",
 			    k > 1 ? ", " : "",
 			    json_string_value(json_array_get(lst, k)));
-			if (w < 0 || (size_t)w >= sizeof(line) - off) {
-				off = sizeof(line) - 1;
+			if (w < 0 || (size_t)w >= cap - off)
 				break;
-			}
 			off += (size_t)w;
 		}
+		if (k < n)
+			snprintf(line + off, sizeof(line) - off,
+			    " and %zu more", n - k);
 		json_array_append_new(errors, json_string(line));
 	}
 	json_decref(nodes);

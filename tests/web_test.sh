@@ -527,7 +527,7 @@ curl -s -D "$T/burst.h" -o "$T/resp" -H "Authorization: Bearer $PTOK" \
   -H 'Content-Type: application/json' --data-binary '{"action":"nope","note":"x"}' \
   "$H/api/action" >/dev/null
 if grep -q '^HTTP/[0-9.]* 429' "$T/burst.h"; then
-  grep -qi '^Retry-After: 1' "$T/burst.h" && grep -q '"error":"RATE_LIMITED"' "$T/resp" &&
+  grep -qiE '^Retry-After: 1'$'\r''?$' "$T/burst.h" && grep -q '"error":"RATE_LIMITED"' "$T/resp" &&
     ok || bad "a 429 lacks Retry-After or its JSON error: $(cat "$T/burst.h" "$T/resp")"
 fi
 # another token of the same principal is not limited by it

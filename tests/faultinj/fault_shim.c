@@ -267,7 +267,8 @@ should_fail_at(enum op op, int fd, off_t off)
 	}
 	pthread_mutex_unlock(&lock);
 	if (fail && cfg.delay_ms > 0) {
-		/* a stall, not an error: the call goes through late */
+		/* a stall: the call goes through late, or fails late with
+		 * FBX_FAULT_DELAY_FAIL */
 		struct timespec ts = { (time_t)(cfg.delay_ms / 1000),
 			(long)(cfg.delay_ms % 1000) * 1000000L };
 		while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
