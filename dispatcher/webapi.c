@@ -1005,6 +1005,16 @@ overview(fbx_webgate *g, const struct fbx_web_who *w,
 				json_array_append(brk, r);
 		}
 	}
+	if (json_object_size(moved) > 0) {
+		/* cluster: a global breaker's counts here are this node's
+		 * organisations' only; the others' are on their pages */
+		size_t k;
+		json_t *b;
+		json_array_foreach(brk, k, b)
+			if (strcmp(json_string_value(json_object_get(b, "org")),
+			        "*") == 0)
+				json_object_set_new(b, "partial", json_true());
+	}
 	json_decref(appr);
 	appr = appr_fetch(g, w, &v, now,
 	    rep[1].err == FBX_OK ? rep[1].u.verify.head_seq : 0, errors);

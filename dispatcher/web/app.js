@@ -338,7 +338,9 @@ function render(o) {
       const globalOpen = b.org !== "*" && h.breakers.some(g => g.org === "*" &&
         g.reason === b.reason && g.state === "open" && !g.shadow);
       acts.appendChild(actButton("Reset, release…", "Reset breaker " + name,
-        "Close it and release the " + b.held + " command(s) it holds, in staged waves " +
+        "Close it and release the " + b.held + (b.partial ? "+" : "") +
+        " command(s) it holds" + (b.partial ? " (this node's count; every node releases its own)" : "") +
+        ", in staged waves " +
         "(each passes the limits, and " + (b.org === "*" ?
           "its organisation's breaker, which holds it again while that is open)." :
           "the global breaker of the reason, which holds it again while that is open).") +
@@ -347,13 +349,17 @@ function render(o) {
         { action: "reset", org: b.org === "*" ? adminOrg || someOrg : b.org, reason: b.reason,
           global: b.org === "*", discard: false }));
       acts.appendChild(actButton("Reset, discard…", "Reset breaker " + name,
-        "Close it and DISCARD the " + b.held + " command(s) it holds.",
+        "Close it and DISCARD the " + b.held + (b.partial ? "+" : "") + " command(s) it holds" +
+        (b.partial ? " (this node's count; every node discards its own)." : "."),
         { action: "reset", org: b.org === "*" ? adminOrg || someOrg : b.org, reason: b.reason,
           global: b.org === "*", discard: true }, "danger"));
     }
     const tr = row([name, b.state + (b.manual ? " (by hand)" : "") +
       (b.shadow ? (b.state === "open" ? ", shadow: holds nothing" : " (shadow)") : ""),
-      b.held, b.settling,
+      // a global breaker on a node of a cluster: its counts are this
+      // node's organisations' (the others' are on their nodes' pages)
+      b.partial ? b.held + "+ (this node's organisations; the other nodes' on their pages)" : b.held,
+      b.partial ? b.settling + "+" : b.settling,
       b.org === "*" ? b.window_count + " orgs / " + b.global_orgs : b.window_count + " / " + b.allowance,
       b.org === "*" ? "every" : b.fleet,
       b.tripped_ms ? ago(b.tripped_ms, now) + " by " + b.tripped_by : "",
