@@ -1798,8 +1798,9 @@ fbx_webapi_serve(fbx_webgate *g, const struct fbx_metrics *snap,
 	}
 	if (fbx_webgate_who(g, tok, w) != FBX_OK) {
 		fail(401, "UNAUTHENTICATED",
-		    "the session token is unknown (signed out, or the "
-		    "daemon restarted: sessions live in its memory), expired, "
+		    "the session token is unknown (signed out, the daemon "
+		    "restarted: sessions live in its memory, or it is another "
+		    "node's: each node of a cluster keeps its own), expired, "
 		    "or its principal was revoked or rotated: fuseboxctl web "
 		    "login",
 		    status, out);
