@@ -482,6 +482,8 @@ fbxi_console_reply(struct fbx_engine *e, const struct inmsg *in,
 		return;
 	}
 	fbxi_out_copy_env(o, in);
+	o->req_id = rep->request_id;
+	o->req_kind = rep->kind;
 	rc = fbx_console_rep_encode(rep, &o->buf, &o->len);
 	if (rc != FBX_OK) {
 		/* the result did not fit: answer with the error instead */

@@ -183,7 +183,10 @@ struct outmsg {
 	size_t nids;
 	int welcome; /* a WELCOME: the session may receive once it left */
 	int ro; /* the answer to a read: it acknowledges nothing, so it
-	         * leaves when its turn's sync fails (fbxi_held_release) */
+	         * is answered again when its turn's sync fails
+	         * (fbxi_held_release) */
+	uint64_t req_id; /* OUT_CONSOLE: the request it answers */
+	int req_kind;
 	int urgent; /* DELIVERIES of small commands: sent before the rest */
 	const char *log_site; /* OUT_LOG: its rate limit's site */
 };

@@ -246,14 +246,44 @@ fbxi_out_leave(struct fbx_engine *e)
 	fbxi_out_flush(e);
 }
 
-/* held_reads_leave - a sync failed: the answers to reads held with the
- * commits it was to make durable leave now, in order. They acknowledge
- * nothing (as a read answered on a degraded store, which leaves at
- * once); held, they waited for writes to work again, and on a dying
- * disk a status sent just before the failure was never answered. The
- * rest waits for a later commit's sync. */
+/* read_again - the answer to a read held with a sync that failed is
+ * replaced by the error: what it read may be what that commit wrote, and
+ * the state it shows (a status's "degraded no") is older than the
+ * failure. Asked again, the read is answered from the degraded store. */
 static void
-held_reads_leave(struct fbx_engine *e)
+read_again(struct outmsg *m, int failed)
+{
+	struct fbx_console_rep er;
+	uint8_t *buf = NULL;
+	size_t len = 0;
+
+	if (m->to_gw != OUT_CONSOLE)
+		return; /* a log line */
+	memset(&er, 0, sizeof(er));
+	er.request_id = m->req_id;
+	er.kind = m->req_kind;
+	er.err = failed;
+	snprintf(er.errmsg, sizeof(er.errmsg),
+	    "not answered: the store's sync failed (%s) while this read was "
+	    "answered, and what it read is older than that failure; ask "
+	    "again (reads are served while writes are retried)",
+	    fbx_strerror(failed));
+	if (fbx_console_rep_encode(&er, &buf, &len) != FBX_OK)
+		return; /* the old answer then, rather than none */
+	free(m->buf);
+	m->buf = buf;
+	m->len = len;
+}
+
+/* held_reads_leave - a sync failed: the reads held with the commits it
+ * was to make durable are answered now, in order, with the failure
+ * (read_again). They acknowledge nothing (as reads on a degraded store,
+ * which are answered at once); held, they waited for writes to work
+ * again, and on a dying disk a status sent just before the failure was
+ * never answered. Sent as they were, they said "degraded no" after the
+ * failure. The rest waits for a later commit's sync. */
+static void
+held_reads_leave(struct fbx_engine *e, int failed)
 {
 	struct outmsg *rh = NULL, *rt = NULL;
 
@@ -269,6 +299,7 @@ held_reads_leave(struct fbx_engine *e)
 			}
 			*pp = m->next;
 			m->next = NULL;
+			read_again(m, failed);
 			if (rt != NULL)
 				rt->next = m;
 			else
@@ -337,7 +368,7 @@ fbxi_held_release(struct fbx_engine *e)
 	/* after what is durable: a read's answer never overtakes an
 	 * earlier write's that leaves in the same call */
 	if (failed != FBX_OK)
-		held_reads_leave(e);
+		held_reads_leave(e, failed);
 }
 
 /* fbxi_held_forget_gw - a session is freed: its held messages go nowhere

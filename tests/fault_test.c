@@ -742,8 +742,10 @@ bg_submit_run(void *arg)
  * submit's sync stalls is held with its turn's commit; when that sync
  * failed, it waited with the submit's reply for writes to work again,
  * which on this disk is never: the client's hang guard ran out. It must
- * be answered once the sync failed; the submit must not be answered OK
- * (nothing it wrote was synced). */
+ * be answered once the sync failed, with the failure (what it read is
+ * older than the failure: sent as it was, it said "degraded no"), and
+ * asked again say degraded; the submit must not be answered OK (nothing
+ * it wrote was synced). */
 static void
 held_read(void)
 {
@@ -784,16 +786,27 @@ held_read(void)
 	snprintf(req.actor, sizeof(req.actor), "admin");
 	fbx_client_set_timeout(t.cli, 20000); /* hang guard */
 	rc = fbxt_call(&t, "org-001", &req, &rep);
+	FBXT_CHECK(rc == FBX_EIO && strstr(rep.errmsg, "ask again") != NULL,
+	    "[held read] status sent while a sync stalled, which then "
+	    "failed: %s (%s), want IO, ask again",
+	    fbx_errname(rc), rep.errmsg);
+	fbx_console_rep_free(&rep);
+	/* asked again: answered from the degraded store */
+	memset(&req, 0, sizeof(req));
+	req.kind = FBX_CREQ_PING;
+	snprintf(req.actor, sizeof(req.actor), "admin");
+	rc = fbxt_call(&t, "org-001", &req, &rep);
+	FBXT_CHECK(rc == FBX_OK && rep.u.pong.degraded != 0,
+	    "[held read] status asked again: %s, degraded %d", fbx_errname(rc),
+	    rc == FBX_OK ? (int)rep.u.pong.degraded : -1);
 	fbx_console_rep_free(&rep);
 	fbx_client_set_timeout(t.cli, 60000);
-	FBXT_CHECK(rc == FBX_OK, "[held read] status sent while a sync "
-	                         "stalled, which then failed: %s",
-	    fbx_errname(rc));
 	if (started)
 		pthread_join(th, NULL);
 	FBXT_CHECK(b.rc != FBX_OK, "[held read] the submit whose sync failed "
 	                           "was answered OK");
-	printf("[held read] status %s, the submit %s, %u syncs failed\n",
+	printf("[held read] status asked again %s, the submit %s, %u syncs "
+	       "failed\n",
 	    fbx_errname(rc), fbx_errname(b.rc), fault_count(sh.log));
 out:
 	if (t.daemon > 0)
