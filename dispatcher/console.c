@@ -861,12 +861,10 @@ fbxi_handle_console(struct fbx_engine *e, const struct inmsg *in)
 	e->out_ro = fbxi_req_reads_only(&req);
 	if (e->cluster &&
 	    (!fbxi_req_reads_only(&req) || reads_memory(&req)) &&
-	    !cluster_route(e, in, &req)) {
-		e->out_ro = 0;
+	    !cluster_route(e, in, &req))
 		goto out;
-	}
 	console_isolated(e, in, &req);
-	e->out_ro = 0;
 out:
+	e->out_ro = 0;
 	fbx_console_req_free(&req);
 }

@@ -230,6 +230,25 @@ never_sent(struct fbx_engine *e, uint64_t id)
 	return d.state == FBX_D_QUEUED && d.attempts == 0;
 }
 
+/* forged_final - a final outcome from g for delivery id, held by session
+ * h (NULL: by none) or by no one: forged when h is another key's, or
+ * when no gateway was ever handed it (no device can have run it);
+ * counted then. @return 1 forged, 0 not, -1 on a store error (latched). */
+static int
+forged_final(struct fbx_engine *e, const struct gw *g, const struct gw *h,
+    uint64_t id)
+{
+	int rc;
+
+	if (h != NULL)
+		rc = strcmp(h->principal, g->principal) != 0;
+	else
+		rc = never_sent(e, id);
+	if (rc > 0)
+		e->forged_results++;
+	return rc;
+}
+
 /* result_apply - record one result of gateway g. A result for a delivery
  * g's session does not hold (g reconnected, or the delivery was requeued
  * after a failed turn) is still an outcome the device really had: its
@@ -271,24 +290,12 @@ result_apply(struct fbx_engine *e, struct gw *g, const struct fbx_result_rec *r)
 			if (final && p != NULL &&
 			    !fbxi_principal_may_org(p, cc->c.org)) {
 				e->forged_results++;
-			} else if (final) {
-				/* another key's delivery, or one never
-				 * handed to a gateway, is forged as it is
-				 * from a session that lists the organisation
-				 * (refused without a trace before) */
-				uint64_t hv = 0;
-				struct gw *hh =
-				    fbxi_gw_holder(e, r->delivery_id, &hv);
-				if (hh != NULL) {
-					if (strcmp(hh->principal,
-					        g->principal) != 0)
-						e->forged_results++;
-				} else if ((rc = never_sent(
-				                e, r->delivery_id)) != 0) {
-					if (rc < 0)
-						return -1;
-					e->forged_results++;
-				}
+			} else if (final &&
+			    forged_final(e, g,
+			        fbxi_gw_holder(e, r->delivery_id, &v),
+			        r->delivery_id) < 0) {
+				/* as from a session that lists it */
+				return -1;
 			}
 			return 0;
 		}
@@ -312,14 +319,9 @@ result_apply(struct fbx_engine *e, struct gw *g, const struct fbx_result_rec *r)
 		if (to != FBX_D_SUCCEEDED && to != FBX_D_FAILED)
 			return 1; /* progress of a delivery sent again since,
 			           * or final: nothing to record */
-		if (h == NULL && (rc = never_sent(e, r->delivery_id)) != 0) {
-			/* no gateway was ever handed it: no device can
-			 * have run it, whatever this key says */
-			if (rc < 0)
-				return -1;
-			e->forged_results++;
-			return 0;
-		}
+		if (h == NULL &&
+		    (rc = forged_final(e, g, NULL, r->delivery_id)) != 0)
+			return rc < 0 ? -1 : 0;
 	}
 	if (h != NULL && IF_STAGE(v) == IF_SENT)
 		fbxi_gw_answered(e, h, cc, r->delivery_id);
